@@ -1,0 +1,99 @@
+"""Small shared helpers of the analysis package (argument checking, axis names, arrays)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from volrecon.errors import InputError, ParameterError
+from volrecon.phases import PHASES, REGIONS
+
+AXIS_NAMES: tuple[str, str, str] = ("z", "y", "x")
+
+
+def as_numpy(array: Any) -> np.ndarray:
+    """Return a numpy array (computing a dask array if one is given)."""
+    if hasattr(array, "compute") and not isinstance(array, np.ndarray):
+        array = array.compute()
+    return np.asarray(array)
+
+
+def check_volume(array: Any, name: str) -> np.ndarray:
+    """Return ``array`` as a 3-D numpy array or raise InputError."""
+    arr = as_numpy(array)
+    if arr.ndim != 3:
+        raise InputError(
+            f"{name} has {arr.ndim} dimension(s) {arr.shape}; pass a 3-D (z, y, x) volume"
+        )
+    if arr.size == 0:
+        raise InputError(f"{name} is empty {arr.shape}; pass a volume with at least one voxel")
+    return arr
+
+
+def axis_index(axis: int | str) -> int:
+    """Map ``0/1/2`` or ``'z'/'y'/'x'`` to an axis index."""
+    if isinstance(axis, str):
+        key = axis.strip().lower()
+        if key in AXIS_NAMES:
+            return AXIS_NAMES.index(key)
+        raise ParameterError(f"axis={axis!r} is not one of 'z', 'y', 'x' (or 0, 1, 2)")
+    if isinstance(axis, (int, np.integer)) and int(axis) in (0, 1, 2):
+        return int(axis)
+    raise ParameterError(f"axis={axis!r} is not one of 'z', 'y', 'x' (or 0, 1, 2)")
+
+
+def voxel_triplet(voxel_size_nm: Any) -> tuple[float, float, float]:
+    """Validate a voxel size: one positive number or three (z, y, x), in nm."""
+    if np.isscalar(voxel_size_nm):
+        vals = [float(voxel_size_nm)] * 3  # type: ignore[arg-type]
+    else:
+        try:
+            vals = [float(v) for v in voxel_size_nm]
+        except (TypeError, ValueError):
+            raise ParameterError(
+                f"voxel_size_nm={voxel_size_nm!r}: give three positive numbers (z, y, x) in nm"
+            ) from None
+    if len(vals) != 3 or not all(math.isfinite(v) and v > 0 for v in vals):
+        raise ParameterError(
+            f"voxel_size_nm={voxel_size_nm!r}: give three positive numbers (z, y, x) in nm"
+        )
+    return (vals[0], vals[1], vals[2])
+
+
+def name_map(names: Mapping[str, int] | None, default: Mapping[str, int], what: str) -> dict[str, int]:
+    """Validate a name -> label-value mapping (``None`` means the default vocabulary)."""
+    mapping = dict(default if names is None else names)
+    for key, value in mapping.items():
+        if not isinstance(key, str) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ParameterError(
+                f"{what}: entry {key!r}: {value!r} must map a name to a label value >= 0"
+            )
+    return {k: int(v) for k, v in mapping.items()}
+
+
+def phase_map(phase_names: Mapping[str, int] | None) -> dict[str, int]:
+    return name_map(phase_names, PHASES, "phase_names")
+
+
+def region_map(region_names: Mapping[str, int] | None) -> dict[str, int]:
+    return name_map(region_names, REGIONS, "region_names")
+
+
+def require_names(mapping: Mapping[str, int], names: Sequence[str], what: str) -> None:
+    """Raise ParameterError naming the first missing entry."""
+    for name in names:
+        if name not in mapping:
+            known = ", ".join(sorted(mapping))
+            raise ParameterError(
+                f"{what} has no {name!r} (it names {known}); pass {what}={{..., {name!r}: value}}"
+            )
+
+
+def json_float(value: float | None) -> float | None:
+    """A float for JSON: NaN and infinities become ``None``."""
+    if value is None:
+        return None
+    v = float(value)
+    return v if math.isfinite(v) else None

@@ -1,0 +1,398 @@
+"""OME-NGFF (OME-Zarr) images and label images: write streamed from dask, read lazily.
+
+Arrays are written slab by slab (a few chunks deep in z), so peak memory is bounded by the slab,
+not the stack.  The multiscale metadata is written with ome-zarr-py; NGFF 0.5 on zarr v3 is
+written, and 0.4 (zarr v2) is read as well.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import dask
+import dask.array as da
+import numpy as np
+import zarr
+from ome_zarr.format import FormatV05
+from ome_zarr.writer import write_label_metadata, write_multiscales_metadata
+from zarr.codecs import BloscCodec, BloscShuffle
+
+from volrecon.errors import InputError, ParameterError
+
+AXES = ("z", "y", "x")
+_UNIT_TO_NM = {
+    "nanometer": 1.0,
+    "micrometer": 1e3,
+    "millimeter": 1e6,
+    "meter": 1e9,
+    "angstrom": 0.1,
+    "picometer": 1e-3,
+    "nm": 1.0,
+    "um": 1e3,
+    "µm": 1e3,
+}
+
+Progress = Callable[[int, int], None]
+"""``progress(done, total)`` called after each slab is written."""
+
+
+@dataclass(frozen=True)
+class OmeZarrImage:
+    """An OME-Zarr image opened lazily.
+
+    Attributes
+    ----------
+    levels : tuple of dask.array.Array
+        Resolution levels, full resolution first, axes ``(z, y, x)``.
+    voxel_size_nm : tuple of tuples
+        ``(z, y, x)`` voxel size of each level in nm.
+    path : Path
+        The image group.
+    attrs : dict
+        The group's attributes (``ome`` block for NGFF 0.5).
+    version : str
+        NGFF version found (``"0.5"`` or ``"0.4"``).
+    """
+
+    levels: tuple[da.Array, ...]
+    voxel_size_nm: tuple[tuple[float, float, float], ...]
+    path: Path
+    attrs: dict[str, Any]
+    version: str
+
+    @property
+    def data(self) -> da.Array:
+        """Full-resolution level."""
+        return self.levels[0]
+
+
+def pyramid_factors(voxel_size_nm: Sequence[float], shape: Sequence[int], *, min_size: int = 64) -> list[tuple[int, int, int]]:
+    """Per-level downsampling factors that make voxels more isotropic at each step.
+
+    At each level an axis is halved when its current voxel is within 1.5× of the finest current
+    voxel and it still has more than ``min_size`` pixels.  Levels stop when no axis can be halved
+    or the in-plane size falls under ``min_size``.
+    """
+    vox = [float(v) for v in voxel_size_nm]
+    size = [int(s) for s in shape]
+    factors: list[tuple[int, int, int]] = []
+    while max(size[1], size[2]) > 2 * min_size and len(factors) < 8:
+        finest = min(vox)
+        f = tuple(2 if (vox[i] <= 1.5 * finest and size[i] >= 2 * min_size) or (i > 0 and size[i] >= 2 * min_size and vox[i] <= 1.5 * finest) else 1 for i in range(3))
+        if f == (1, 1, 1):
+            break
+        factors.append(f)  # type: ignore[arg-type]
+        vox = [v * fi for v, fi in zip(vox, f)]
+        size = [s // fi for s, fi in zip(size, f)]
+    return factors
+
+
+def _downsample(arr: da.Array, factor: tuple[int, int, int], *, labels: bool) -> da.Array:
+    trimmed = arr[tuple(slice(0, (s // f) * f) for s, f in zip(arr.shape, factor))]
+    if labels:
+        return trimmed[:: factor[0], :: factor[1], :: factor[2]]
+    axes = {i: f for i, f in enumerate(factor) if f > 1}
+    out = da.coarsen(np.mean, trimmed.astype(np.float32), axes, trim_excess=True)
+    if np.issubdtype(arr.dtype, np.integer):
+        info = np.iinfo(arr.dtype)
+        out = da.clip(da.round(out), info.min, info.max)
+    return out.astype(arr.dtype)
+
+
+def default_chunks(shape: Sequence[int]) -> tuple[int, int, int]:
+    """Chunking that serves slice-wise and 3D access: 8 slices deep, 256² in plane."""
+    return (min(8, int(shape[0])), min(256, int(shape[1])), min(256, int(shape[2])))
+
+
+def _write_array(
+    group: zarr.Group,
+    name: str,
+    data: da.Array | np.ndarray,
+    chunks: tuple[int, int, int],
+    *,
+    progress: Progress | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> zarr.Array:
+    compressor = BloscCodec(cname="zstd", clevel=1, shuffle=BloscShuffle.bitshuffle if np.dtype(data.dtype).itemsize > 1 else BloscShuffle.noshuffle)
+    arr = group.create_array(
+        name,
+        shape=tuple(int(s) for s in data.shape),
+        chunks=chunks,
+        dtype=data.dtype,
+        compressors=[compressor],
+        dimension_names=list(AXES),
+        fill_value=0,
+        attributes=dict(attributes or {}),
+    )
+    depth = chunks[0]
+    total = int(data.shape[0])
+    for z0 in range(0, total, depth):
+        z1 = min(total, z0 + depth)
+        block = data[z0:z1]
+        if isinstance(block, da.Array):
+            block = block.compute()
+        arr[z0:z1] = np.asarray(block)
+        if progress is not None:
+            progress(z1, total)
+    return arr
+
+
+def _axes_meta() -> list[dict[str, str]]:
+    return [{"name": a, "type": "space", "unit": "nanometer"} for a in AXES]
+
+
+def _datasets(voxel_size_nm: Sequence[float], factors: Sequence[tuple[int, int, int]]) -> list[dict[str, Any]]:
+    datasets = []
+    vox = [float(v) for v in voxel_size_nm]
+    offset = [0.0, 0.0, 0.0]
+    for level in range(len(factors) + 1):
+        transforms: list[dict[str, Any]] = [{"type": "scale", "scale": list(vox)}]
+        if any(offset):
+            transforms.append({"type": "translation", "translation": list(offset)})
+        datasets.append({"path": str(level), "coordinateTransformations": transforms})
+        if level < len(factors):
+            f = factors[level]
+            # the centre of a mean-pooled voxel sits half a (coarse-minus-fine) voxel further on
+            offset = [o + (fi - 1) * v / 2 for o, fi, v in zip(offset, f, vox)]
+            vox = [v * fi for v, fi in zip(vox, f)]
+    return datasets
+
+
+def _check_voxel(voxel_size_nm: Sequence[float]) -> tuple[float, float, float]:
+    if len(voxel_size_nm) != 3 or not all(np.isfinite(v) and v > 0 for v in voxel_size_nm):
+        raise ParameterError(f"voxel_size_nm={tuple(voxel_size_nm)!r}: give three positive sizes (z, y, x) in nm")
+    return (float(voxel_size_nm[0]), float(voxel_size_nm[1]), float(voxel_size_nm[2]))
+
+
+def write_ome_zarr(
+    image: da.Array | np.ndarray,
+    path: str | Path,
+    *,
+    voxel_size_nm: Sequence[float],
+    chunks: tuple[int, int, int] | None = None,
+    levels: int | None = None,
+    name: str = "image",
+    metadata: Mapping[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> Path:
+    """Write a ``(z, y, x)`` volume as an OME-NGFF 0.5 multiscale image (zarr v3).
+
+    Parameters
+    ----------
+    image : dask or numpy array
+        The volume; dask arrays are computed one slab (``chunks[0]`` slices) at a time.
+    path : path-like
+        The ``*.ome.zarr`` folder to create; must not exist.
+    voxel_size_nm : 3 floats
+        Physical voxel size ``(z, y, x)`` in nm, stored as the level-0 scale.
+    chunks : 3 ints, optional
+        Chunk shape; :func:`default_chunks` when omitted.
+    levels : int, optional
+        Number of extra pyramid levels; chosen from the shape when omitted.
+    name : str
+        Multiscale name.
+    metadata : mapping, optional
+        Extra JSON-safe attributes stored under ``volrecon`` in the group.
+    progress : callable, optional
+        ``progress(slices_done, slices_total)`` for level 0.
+
+    Returns
+    -------
+    Path
+        The written image group.
+    """
+    path = Path(path)
+    if path.exists():
+        raise ParameterError(f"{path}: already exists; write to a new path (the CLI's --overwrite replaces runs)")
+    vox = _check_voxel(voxel_size_nm)
+    if image.ndim != 3:
+        raise ParameterError(f"image has {image.ndim} dimensions; an OME-Zarr volume here is (z, y, x)")
+    data = image if isinstance(image, da.Array) else da.from_array(np.asarray(image), chunks=(8, -1, -1))
+    chunks = chunks or default_chunks(data.shape)
+    factors = pyramid_factors(vox, data.shape)
+    if levels is not None:
+        factors = factors[:levels]
+    group = zarr.open_group(str(path), mode="w-", zarr_format=3)
+    _write_array(group, "0", data, chunks, progress=progress)
+    previous = da.from_zarr(group["0"])
+    for level, f in enumerate(factors, start=1):
+        down = _downsample(previous, f, labels=False)
+        lchunks = tuple(min(c, s) for c, s in zip(chunks, down.shape))
+        _write_array(group, str(level), down.rechunk((lchunks[0], -1, -1)), lchunks)  # type: ignore[arg-type]
+        previous = da.from_zarr(group[str(level)])
+    write_multiscales_metadata(group, _datasets(vox, factors), fmt=FormatV05(), axes=_axes_meta(), name=name)
+    if metadata:
+        group.attrs["volrecon"] = json.loads(json.dumps(dict(metadata)))
+    return path
+
+
+def write_label_image(
+    labels: da.Array | np.ndarray,
+    image_path: str | Path,
+    name: str,
+    *,
+    names: Mapping[str, int],
+    colours: Mapping[str, str] | None = None,
+    voxel_size_nm: Sequence[float] | None = None,
+    chunks: tuple[int, int, int] | None = None,
+    progress: Progress | None = None,
+) -> Path:
+    """Write an NGFF label image ``image.ome.zarr/labels/<name>`` with names and colours.
+
+    Parameters
+    ----------
+    labels : dask or numpy array
+        Integer labels ``(z, y, x)`` on the image's grid; 0 is unassigned.
+    image_path : path-like
+        The parent OME-Zarr image.
+    name : str
+        Label image name (``"phases"``, ``"regions"``, ``"voids"``).
+    names : mapping
+        Name -> label value, stored as NGFF ``properties`` (``label-value``, ``name``).
+    colours : mapping, optional
+        Name -> ``"#rrggbb"``, stored as NGFF ``colors``.
+    voxel_size_nm : 3 floats, optional
+        Defaults to the parent image's level-0 voxel size.
+    """
+    image_path = Path(image_path)
+    parent = read_ome_zarr(image_path)
+    if tuple(labels.shape) != tuple(parent.data.shape):
+        raise ParameterError(
+            f"labels shape {tuple(labels.shape)} differs from the image {tuple(parent.data.shape)} in {image_path}"
+        )
+    if not np.issubdtype(np.dtype(labels.dtype), np.integer):
+        raise ParameterError(f"labels dtype {labels.dtype}: label images hold integers")
+    vox = _check_voxel(voxel_size_nm or parent.voxel_size_nm[0])
+    root = zarr.open_group(str(image_path), mode="a")
+    labels_group = root.require_group("labels")
+    if name in labels_group:
+        raise ParameterError(f"{image_path}/labels/{name}: already exists; remove it or choose another name")
+    group = labels_group.create_group(name)
+    data = labels if isinstance(labels, da.Array) else da.from_array(np.asarray(labels), chunks=(8, -1, -1))
+    chunks = chunks or default_chunks(data.shape)
+    factors = pyramid_factors(vox, data.shape)[: len(parent.levels) - 1]
+    _write_array(group, "0", data, chunks, progress=progress)
+    previous = da.from_zarr(group["0"])
+    for level, f in enumerate(factors, start=1):
+        down = _downsample(previous, f, labels=True)
+        lchunks = tuple(min(c, s) for c, s in zip(chunks, down.shape))
+        _write_array(group, str(level), down.rechunk((lchunks[0], -1, -1)), lchunks)  # type: ignore[arg-type]
+        previous = da.from_zarr(group[str(level)])
+    # nearest-neighbour pyramid: the coarse voxel keeps the label of its first fine voxel, no offset
+    datasets = []
+    vox_l = list(vox)
+    for level in range(len(factors) + 1):
+        datasets.append({"path": str(level), "coordinateTransformations": [{"type": "scale", "scale": list(vox_l)}]})
+        if level < len(factors):
+            vox_l = [v * fi for v, fi in zip(vox_l, factors[level])]
+    write_multiscales_metadata(group, datasets, fmt=FormatV05(), axes=_axes_meta(), name=name)
+    colour_list = []
+    for phase, value in names.items():
+        hexcode = (colours or {}).get(phase)
+        if hexcode:
+            rgb = [int(hexcode[i : i + 2], 16) for i in (1, 3, 5)]
+            colour_list.append({"label-value": int(value), "rgba": rgb + [255]})
+    properties = [{"label-value": int(v), "name": n} for n, v in names.items()]
+    write_label_metadata(
+        labels_group, name, colors=colour_list or None, properties=properties, fmt=FormatV05(), source={"image": "../../"}
+    )
+    ome = dict(labels_group.attrs.get("ome", {}))
+    ome["version"] = "0.5"
+    labels_group.attrs["ome"] = ome
+    return image_path / "labels" / name
+
+
+def _group_ome(attrs: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    if "ome" in attrs:
+        ome = dict(attrs["ome"])
+        return ome, str(ome.get("version", "0.5"))
+    if "multiscales" in attrs:
+        return dict(attrs), str(attrs["multiscales"][0].get("version", "0.4"))
+    raise InputError("not an OME-NGFF multiscale image (no 'multiscales' in the group attributes)")
+
+
+def read_ome_zarr(path: str | Path) -> OmeZarrImage:
+    """Open an OME-Zarr image (NGFF 0.4 or 0.5) lazily.
+
+    Parameters
+    ----------
+    path : path-like
+        The image group (``…/image.ome.zarr`` or a label image inside it).
+
+    Returns
+    -------
+    OmeZarrImage
+        Levels as dask arrays (``(z, y, x)``; a leading ``t``/``c`` of size 1 is dropped) with
+        their voxel sizes converted to nm.
+
+    Raises
+    ------
+    InputError
+        If the path is not an OME-Zarr multiscale image or holds no spatial 3D data.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such OME-Zarr image")
+    try:
+        group = zarr.open_group(str(path), mode="r")
+    except Exception as exc:  # noqa: BLE001 - zarr raises several kinds here
+        raise InputError(f"{path}: not a zarr group ({exc})") from None
+    try:
+        ome, version = _group_ome(group.attrs.asdict())
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+    ms = ome["multiscales"][0]
+    axes = ms.get("axes") or [{"name": a} for a in ("t", "c", "z", "y", "x")][-len(group[ms["datasets"][0]["path"]].shape):]
+    axis_names = [a["name"] if isinstance(a, dict) else str(a) for a in axes]
+    units = [(a.get("unit") if isinstance(a, dict) else None) for a in axes]
+    spatial = [i for i, a in enumerate(axes) if (a.get("type") if isinstance(a, dict) else None) == "space" or axis_names[i] in AXES]
+    if len(spatial) != 3:
+        raise InputError(f"{path}: expected 3 spatial axes (z, y, x), found {axis_names}")
+    global_scale = [1.0] * len(axes)
+    for t in ms.get("coordinateTransformations", []) or []:
+        if t.get("type") == "scale":
+            global_scale = [float(s) for s in t["scale"]]
+    levels = []
+    voxels = []
+    for ds in ms["datasets"]:
+        arr = da.from_zarr(group[ds["path"]])
+        scale = [1.0] * len(axes)
+        for t in ds.get("coordinateTransformations", []):
+            if t.get("type") == "scale":
+                scale = [float(s) for s in t["scale"]]
+        index: list[Any] = [slice(None) if i in spatial else 0 for i in range(arr.ndim)]
+        for i in range(arr.ndim):
+            if i not in spatial and arr.shape[i] != 1:
+                raise InputError(f"{path}: axis {axis_names[i]} has {arr.shape[i]} entries; volrecon reads one channel and time point")
+        levels.append(arr[tuple(index)])
+        vox = []
+        for i in spatial:
+            factor = _UNIT_TO_NM.get((units[i] or "nanometer").lower())
+            if factor is None:
+                raise InputError(f"{path}: unknown unit {units[i]!r} on axis {axis_names[i]}")
+            vox.append(scale[i] * global_scale[i] * factor)
+        voxels.append(tuple(vox))
+    return OmeZarrImage(tuple(levels), tuple(voxels), path, group.attrs.asdict(), version)
+
+
+def read_label_names(path: str | Path) -> dict[str, int]:
+    """Return name -> value from an NGFF label image's ``image-label.properties``."""
+    group = zarr.open_group(str(path), mode="r")
+    ome, _ = _group_ome(group.attrs.asdict())
+    props = (ome.get("image-label") or {}).get("properties") or []
+    return {str(p["name"]): int(p["label-value"]) for p in props if "name" in p}
+
+
+def compute_with_scheduler(fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` under the threaded scheduler unless a distributed client is active."""
+    try:
+        from distributed import get_client
+
+        get_client()
+        return fn()
+    except (ImportError, ValueError):
+        with dask.config.set(scheduler="threads"):
+            return fn()
