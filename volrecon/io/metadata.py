@@ -339,6 +339,15 @@ def _fibics_xml(xml_text: str) -> InstrumentMetadata:
 
 
 # ---------------------------------------------------------------- dispatch
+def _decoded(tags: Any, code: int) -> dict[str, Any] | None:
+    """The tag's value when tifffile decoded it into a dict (per page), else None."""
+    try:
+        value = tags[code].value
+    except Exception:  # noqa: BLE001 - a damaged tag is treated as absent
+        return None
+    return value if isinstance(value, dict) and value else None
+
+
 def read_tiff_metadata(path: str | Path, *, page: int = 0) -> InstrumentMetadata:
     """Read the instrument metadata of a TIFF file, whichever vendor wrote it.
 
@@ -364,17 +373,16 @@ def read_tiff_metadata(path: str | Path, *, page: int = 0) -> InstrumentMetadata
     with tifffile.TiffFile(path) as tif:
         tags = tif.pages[page].tags
         if TAG_FEI_INI in tags or TAG_FEI_XML in tags:
-            try:
-                fei = tif.fei_metadata
-            except Exception:  # a corrupt INI block must not stop ingest
-                fei = None
+            fei = _decoded(tags, TAG_FEI_INI)
+            if fei is None and page == 0:
+                try:
+                    fei = tif.fei_metadata
+                except Exception:  # a corrupt INI block must not stop ingest
+                    fei = None
             if fei:
                 return parse_fei(fei)
         if TAG_CZ_SEM in tags:
-            try:
-                sem = tif.sem_metadata
-            except Exception:
-                sem = None
+            sem = _decoded(tags, TAG_CZ_SEM)
             if sem:
                 return parse_cz_sem(sem)
         hdr = path.with_suffix(".hdr")

@@ -115,6 +115,7 @@ def _write_array(
     *,
     progress: Progress | None = None,
     attributes: Mapping[str, Any] | None = None,
+    on_block: Callable[[int, np.ndarray], None] | None = None,
 ) -> zarr.Array:
     compressor = BloscCodec(cname="zstd", clevel=1, shuffle=BloscShuffle.bitshuffle if np.dtype(data.dtype).itemsize > 1 else BloscShuffle.noshuffle)
     arr = group.create_array(
@@ -134,7 +135,10 @@ def _write_array(
         block = data[z0:z1]
         if isinstance(block, da.Array):
             block = block.compute()
-        arr[z0:z1] = np.asarray(block)
+        block = np.asarray(block)
+        arr[z0:z1] = block
+        if on_block is not None:
+            on_block(z0, block)
         if progress is not None:
             progress(z1, total)
     return arr
@@ -177,6 +181,7 @@ def write_ome_zarr(
     name: str = "image",
     metadata: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
+    on_block: Callable[[int, np.ndarray], None] | None = None,
 ) -> Path:
     """Write a ``(z, y, x)`` volume as an OME-NGFF 0.5 multiscale image (zarr v3).
 
@@ -198,6 +203,8 @@ def write_ome_zarr(
         Extra JSON-safe attributes stored under ``volrecon`` in the group.
     progress : callable, optional
         ``progress(slices_done, slices_total)`` for level 0.
+    on_block : callable, optional
+        ``on_block(z0, block)`` with each computed level-0 slab (for statistics in the same pass).
 
     Returns
     -------
@@ -216,7 +223,7 @@ def write_ome_zarr(
     if levels is not None:
         factors = factors[:levels]
     group = zarr.open_group(str(path), mode="w-", zarr_format=3)
-    _write_array(group, "0", data, chunks, progress=progress)
+    _write_array(group, "0", data, chunks, progress=progress, on_block=on_block)
     previous = da.from_zarr(group["0"])
     for level, f in enumerate(factors, start=1):
         down = _downsample(previous, f, labels=False)

@@ -138,20 +138,18 @@ def detect_databar(image: np.ndarray, *, max_fraction: float = 0.25) -> int:
     h = img.shape[0]
     if h < 16 or img.min() == img.max():
         return 0
-    lo, hi = img.min(), img.max()
-    extreme = np.mean((img == lo) | (img == hi), axis=1)
+    extreme = np.array([_two_level_share(row) for row in img])
     limit = int(h * (1 - max_fraction))
-    row = h
+    start = h  # first row of the bar
     misses = 0
-    while row > limit:
-        if extreme[row - 1] >= 0.85:
+    for row in range(h - 1, limit - 1, -1):
+        if extreme[row] >= 0.85:
             misses = 0
+            start = row
         else:
             misses += 1
             if misses > 2:
                 break
-        row -= 1
-    start = row + misses
     bar = h - start
     if bar < 3:
         return 0
@@ -159,6 +157,13 @@ def detect_databar(image: np.ndarray, *, max_fraction: float = 0.25) -> int:
     if above.size == 0 or np.median(above) > 0.5:
         return 0
     return bar
+
+
+def _two_level_share(row: np.ndarray) -> float:
+    """Share of a row's pixels taken by its two most common values (text on a flat bar: ~1)."""
+    _, counts = np.unique(row, return_counts=True)
+    top = np.sort(counts)[-2:]
+    return float(top.sum()) / row.size
 
 
 def _z_spacing(slices: Sequence[SliceFile]) -> float | None:
@@ -227,7 +232,7 @@ def _check_indices(slices: list[SliceFile]) -> tuple[list[SliceFile], tuple[int,
     steps = np.diff(idx)
     gaps: list[int] = []
     if steps.size:
-        step = int(np.median(steps)) or 1
+        step = int(np.min(steps)) or 1
         for a, b in zip(idx[:-1], idx[1:]):
             gaps.extend(range(int(a) + step, int(b), step))
     if gaps:

@@ -1,0 +1,243 @@
+"""The ``volrecon`` command line: thin verbs over the library.
+
+Every verb maps its options onto a library call; no logic lives here beyond formatting.
+A :class:`~volrecon.errors.VolreconError` is printed as one line and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from volrecon.errors import VolreconError
+
+app = typer.Typer(
+    name="volrecon",
+    help="FIB-SEM slice-and-view stacks to calibrated 3D volumes and electrode microstructure.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out_console = Console()
+
+# ---------------------------------------------------------------- shared options
+PixelSize = typer.Option(None, "--pixel-size", help="Image pixel size, e.g. 5nm (overrides metadata).")
+PixelSizeY = typer.Option(None, "--pixel-size-y", help="Pixel height if it differs from the width, e.g. 6nm.")
+SliceThickness = typer.Option(None, "--slice-thickness", help="Milling step, e.g. 20nm or 0.02um.")
+Tilt = typer.Option(None, "--tilt", help="FIB–SEM angle for foreshortening, e.g. 52deg.")
+TiltCorrected = typer.Option(
+    None, "--tilt-corrected/--no-tilt-correction", help="Whether the instrument already corrected y for the tilt."
+)
+Crop = typer.Option(None, "--crop", help="Keep only y0:y1,x0:x1 (raw-image pixels).")
+Databar = typer.Option("auto", "--databar", help="Data-bar rows to remove: auto, none or a number.")
+Grey = typer.Option(False, "--grey", help="Convert RGB slices to grey instead of refusing them.")
+
+
+def _open_options(
+    pixel_size: str | None,
+    pixel_size_y: str | None,
+    slice_thickness: str | None,
+    tilt: str | None,
+    tilt_corrected: bool | None,
+    crop: str | None,
+    databar: str,
+    grey: bool,
+) -> dict[str, Any]:
+    options = {
+        "pixel_size": pixel_size,
+        "pixel_size_y": pixel_size_y,
+        "slice_thickness": slice_thickness,
+        "tilt": tilt,
+        "tilt_corrected": tilt_corrected,
+        "crop": crop,
+        "databar": databar,
+        "grey": grey or None,
+    }
+    return {k: v for k, v in options.items() if v is not None}
+
+
+@contextmanager
+def progress_bar(description: str, *, unit: str = "slices") -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar as a ``progress(done, total)`` callback, with a rate in ``unit``/s.
+
+    The bar appears on the first update, so a command that fails before doing work prints
+    only its one-line error.
+    """
+    start = time.perf_counter()
+    state: dict[str, Any] = {}
+
+    def update(done: int, total: int) -> None:
+        if "bar" not in state:
+            bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=console,
+            )
+            bar.start()
+            state["bar"] = bar
+            state["task"] = bar.add_task(description, total=total, rate="")
+        elapsed = max(time.perf_counter() - start, 1e-9)
+        state["bar"].update(state["task"], completed=done, total=total, rate=f"{done / elapsed:.1f} {unit}/s")
+
+    try:
+        yield update
+    finally:
+        if "bar" in state:
+            state["bar"].stop()
+
+
+def _calibration_table(cal: dict[str, Any]) -> Table:
+    table = Table(title="calibration", show_header=True)
+    table.add_column("quantity")
+    table.add_column("value")
+    table.add_column("source")
+    for key, label, unit in (
+        ("pixel_size_x_nm", "pixel size x", "nm"),
+        ("pixel_size_y_nm", "pixel size y (image)", "nm"),
+        ("slice_thickness_nm", "slice thickness", "nm"),
+        ("tilt_deg", "FIB–SEM angle", "deg"),
+    ):
+        v = cal[key]
+        value = "missing" if v.get("value") is None else f"{v['value']:.6g} {unit}"
+        table.add_row(label, value, v.get("source", ""))
+    table.add_row(
+        "tilt correction",
+        "by instrument" if cal["tilt_corrected_by_instrument"] else f"by volrecon (y × {cal['foreshortening_factor']:.4f})",
+        cal["tilt_corrected_source"],
+    )
+    if "voxel_size_nm" in cal:
+        vs = cal["voxel_size_nm"]
+        table.add_row("voxel size (z, y, x)", f"{vs['z']:.4g}, {vs['y']:.4g}, {vs['x']:.4g} nm", "physical, after foreshortening")
+    return table
+
+
+# ---------------------------------------------------------------- verbs
+@app.command()
+def info(
+    source: str = typer.Argument(..., help="Slice folder, multipage TIFF, glob or run folder."),
+    pixel_size: Optional[str] = PixelSize,
+    pixel_size_y: Optional[str] = PixelSizeY,
+    slice_thickness: Optional[str] = SliceThickness,
+    tilt: Optional[str] = Tilt,
+    tilt_corrected: Optional[bool] = TiltCorrected,
+    crop: Optional[str] = Crop,
+    databar: str = Databar,
+    grey: bool = Grey,
+) -> None:
+    """Describe a stack: slices, shape, dtype, voxel size with sources, tilt handling, gaps, metadata."""
+    from volrecon.pipeline import load_stack
+
+    stack = load_stack(source, **_open_options(pixel_size, pixel_size_y, slice_thickness, tilt, tilt_corrected, crop, databar, grey))
+    summary = stack.to_dict()
+    table = Table(title=f"volrecon info: {source}", show_header=False)
+    table.add_column("item", style="bold")
+    table.add_column("value")
+    z, y, x = stack.shape
+    table.add_row("slices", str(z))
+    table.add_row("shape (z, y, x)", f"{z} × {y} × {x}")
+    table.add_row("dtype", str(stack.data.dtype))
+    table.add_row("files", f"{stack.slices[0].path.name} … {stack.slices[-1].path.name}")
+    table.add_row("crop (y0, y1, x0, x1)", ", ".join(str(c) for c in stack.crop))
+    table.add_row("data bar", f"{stack.databar_rows} rows removed" if stack.databar_rows else "none")
+    table.add_row("gaps", "none" if not stack.gaps else f"{len(stack.gaps)} missing: {', '.join(map(str, stack.gaps[:10]))}")
+    meta = summary["metadata"]
+    table.add_row("metadata", f"{meta['vendor']}: {meta['text'].get('instrument', '')}".strip(": "))
+    if meta["text"].get("detector"):
+        table.add_row("detector", meta["text"]["detector"])
+    for key, label in (("beam_energy_kv", "beam energy (kV)"), ("dwell_time_ns", "dwell time (ns)"), ("stage_tilt_deg", "stage tilt (deg)")):
+        if key in meta["values"]:
+            table.add_row(label, f"{meta['values'][key]['value']:.4g}")
+    if meta["text"].get("timestamp"):
+        table.add_row("acquired", meta["text"]["timestamp"])
+    out_console.print(table)
+    out_console.print(_calibration_table(summary["calibration"]))
+    for w in stack.warnings:
+        out_console.print(f"[yellow]warning:[/yellow] {w}")
+
+
+@app.command()
+def assemble(
+    source: str = typer.Argument(..., help="Slice folder, multipage TIFF or glob."),
+    out: Path = typer.Option(..., "-o", "--out", help="Run folder to write (OUT/image.ome.zarr, OUT/run.toml)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier run in OUT."),
+    pixel_size: Optional[str] = PixelSize,
+    pixel_size_y: Optional[str] = PixelSizeY,
+    slice_thickness: Optional[str] = SliceThickness,
+    tilt: Optional[str] = Tilt,
+    tilt_corrected: Optional[bool] = TiltCorrected,
+    crop: Optional[str] = Crop,
+    databar: str = Databar,
+    grey: bool = Grey,
+) -> None:
+    """Write the stack as a calibrated, chunked OME-Zarr volume (streamed, resumable)."""
+    from volrecon.pipeline import assemble as run_assemble
+
+    options = _open_options(pixel_size, pixel_size_y, slice_thickness, tilt, tilt_corrected, crop, databar, grey)
+    with progress_bar("assemble") as progress:
+        result = run_assemble(source, out, overwrite=overwrite, progress=progress, **options)
+    verb = "already complete (resumed, nothing to do)" if result.skipped else "written"
+    out_console.print(f"{result.out / 'image.ome.zarr'}: {verb}")
+    for w in result.details.get("warnings", []):
+        out_console.print(f"[yellow]warning:[/yellow] {w}")
+
+
+@app.command()
+def sample(
+    preset: str = typer.Argument(..., help="Electrolyte preset: diglyme or carbonate."),
+    out: Path = typer.Option(..., "-o", "--out", help="Folder to write the slices and truth/ into."),
+    slices: int = typer.Option(64, "--slices", help="Number of slices."),
+    shape: str = typer.Option("512x512", "--shape", help="Slice size HxW in pixels, e.g. 512x512."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same stack)."),
+    frame: bool = typer.Option(True, "--frame/--no-frame", help="Show the milled face's frame (cap and trench walls)."),
+    artefacts: str = typer.Option("all", "--artefacts", help="all, none, or a comma list such as drift,noise."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing sample folder."),
+) -> None:
+    """Generate a synthetic slice-and-view stack with ground truth."""
+    from volrecon.errors import ParameterError
+    from volrecon.sample import generate
+
+    try:
+        h, w = (int(v) for v in shape.lower().split("x"))
+    except ValueError:
+        raise ParameterError(f"--shape {shape!r}: write it as HxW in pixels, e.g. 512x512") from None
+    with progress_bar(f"sample {preset}") as progress:
+        generate(preset, out, slices=slices, shape=(h, w), seed=seed, frame=frame, artefacts=artefacts, overwrite=overwrite, progress=progress)
+    out_console.print(f"{out}: {slices} slices of {preset} written with ground truth in {out / 'truth'}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app, turning user-fixable errors into one line and exit code 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except VolreconError as exc:
+        console.print(f"[red]volrecon: error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        console.print("volrecon: aborted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()
