@@ -39,20 +39,20 @@ def test_failure_mid_stage_leaves_nothing_that_looks_complete(make_stack, tmp_pa
     out = tmp_path / "out"
     import volrecon.io.omezarr as omezarr
 
-    real = omezarr._write_array
+    real = omezarr._write_levels
     calls = {"n": 0}
 
     def failing(*args, **kwargs):
         calls["n"] += 1
         raise KeyboardInterrupt("interrupted")
 
-    monkeypatch.setattr(omezarr, "_write_array", failing)
+    monkeypatch.setattr(omezarr, "_write_levels", failing)
     with pytest.raises(KeyboardInterrupt):
         assemble(folder, out)
     assert not (out / "image.ome.zarr").exists()
     assert not list(out.glob(".tmp-*"))
     assert tomllib.loads((out / "run.toml").read_text())["stages"]["assemble"]["completed"] is False
-    monkeypatch.setattr(omezarr, "_write_array", real)
+    monkeypatch.setattr(omezarr, "_write_levels", real)
     result = assemble(folder, out)
     assert not result.skipped
     assert read_ome_zarr(out / "image.ome.zarr").data.shape == (6, 40, 50)
@@ -86,10 +86,10 @@ def test_kill_9_during_assemble_then_resume(make_stack, tmp_path: Path) -> None:
     out = tmp_path / "out"
     code = (
         "import time, volrecon.io.omezarr as o, volrecon.pipeline as p\n"
-        "real = o._write_array\n"
+        "real = o._write_levels\n"
         "def slow(*a, **k):\n"
         "    open(%r, 'w').write('started'); time.sleep(30)\n"
-        "o._write_array = slow\n"
+        "o._write_levels = slow\n"
         "p.assemble(%r, %r)\n"
     ) % (str(tmp_path / "started"), str(folder), str(out))
     proc = subprocess.Popen([sys.executable, "-c", code])
