@@ -40,6 +40,9 @@ TiltCorrected = typer.Option(
 Crop = typer.Option(None, "--crop", help="Keep only y0:y1,x0:x1 (raw-image pixels).")
 Databar = typer.Option("auto", "--databar", help="Data-bar rows to remove: auto, none or a number.")
 Grey = typer.Option(False, "--grey", help="Convert RGB slices to grey instead of refusing them.")
+Scheduler = typer.Option(
+    None, "--scheduler", help="Dask scheduler: threads (default, embedded), local (a LocalCluster) or tcp://host:port."
+)
 
 
 def _open_options(
@@ -181,12 +184,14 @@ def assemble(
     crop: Optional[str] = Crop,
     databar: str = Databar,
     grey: bool = Grey,
+    scheduler: Optional[str] = Scheduler,
 ) -> None:
     """Write the stack as a calibrated, chunked OME-Zarr volume (streamed, resumable)."""
+    from volrecon.cluster import scheduler as use_scheduler
     from volrecon.pipeline import assemble as run_assemble
 
     options = _open_options(pixel_size, pixel_size_y, slice_thickness, tilt, tilt_corrected, crop, databar, grey)
-    with progress_bar("assemble") as progress:
+    with use_scheduler(scheduler), progress_bar("assemble") as progress:
         result = run_assemble(source, out, overwrite=overwrite, progress=progress, **options)
     verb = "already complete (resumed, nothing to do)" if result.skipped else "written"
     out_console.print(f"{result.out / 'image.ome.zarr'}: {verb}")
