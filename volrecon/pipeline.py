@@ -138,6 +138,38 @@ class SliceStats:
         return notes
 
 
+def report(out: str | Path, *, title: str | None = None, render_3d: bool = True) -> StageResult:
+    """Write ``OUT/report.html`` (self-contained) from what the run folder holds.
+
+    When ``labels/phases`` exist, a 3D rendering of the phase surfaces is added as
+    ``figures/render3d.png`` (VTK offscreen).
+    """
+    from volrecon.io.omezarr import read_label_names, read_ome_zarr
+    from volrecon.report.html import render_report
+
+    run = RunFolder(out)
+    outputs = ["report.html"]
+    phases_path = run.path / IMAGE / "labels" / "phases"
+    with run.stage("report", {"title": title or "", "render_3d": render_3d}, outputs + (["figures/render3d.png"] if render_3d and phases_path.exists() else [])) as tmp:
+        if render_3d and phases_path.exists():
+            from volrecon.report.render3d import render_phases
+
+            labels = read_ome_zarr(phases_path)
+            level = labels.levels[min(1, len(labels.levels) - 1)]
+            (tmp / "figures").mkdir()
+            render_phases(level.compute(), tmp / "figures" / "render3d.png", phase_names=read_label_names(phases_path),
+                          voxel_size_nm=labels.voxel_size_nm[min(1, len(labels.levels) - 1)])
+            (run.path / "figures").mkdir(exist_ok=True)
+        page = render_report(run.path, title=title)
+        if (tmp / "figures" / "render3d.png").exists():
+            import base64
+
+            data = base64.b64encode((tmp / "figures" / "render3d.png").read_bytes()).decode("ascii")
+            page = page.replace("</body>", f'<h2>3D</h2><figure><img alt="render3d" src="data:image/png;base64,{data}"></figure></body>')
+        (tmp / "report.html").write_text(page)
+    return StageResult(run.path, "report", False, tuple(outputs), {"report": str(run.path / "report.html")})
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
