@@ -25,6 +25,9 @@ from volrecon.errors import OutputError
 STAGES: tuple[str, ...] = ("assemble", "correct", "segment", "analyze", "report", "export")
 """Stage order: re-running a stage invalidates every later stage."""
 
+SHARED_FOLDERS: tuple[str, ...] = ("figures", "tables", "corrections", "export")
+"""Folders several stages write into: a stage owns the files it puts there, not the folder."""
+
 RUN_FILE = "run.toml"
 _TMP_PREFIX = ".tmp-"
 _PACKAGES = ("volrecon", "numpy", "scipy", "dask", "distributed", "zarr", "ome-zarr", "tifffile", "scikit-image", "SimpleITK", "porespy")
@@ -169,13 +172,15 @@ class RunFolder:
         return all((self.path / o).exists() for o in record.get("outputs", []))
 
     @contextmanager
-    def stage(self, name: str, params: Mapping[str, Any], outputs: Sequence[str]) -> Iterator[Path]:
+    def stage(self, name: str, params: Mapping[str, Any], outputs: Sequence[str] | None = None) -> Iterator[Path]:
         """Run a stage atomically.
 
         Yields a temporary folder; the stage writes each of ``outputs`` (paths relative to the
         run folder) inside it.  On success they are renamed into place and the stage is recorded
         as completed in ``run.toml``; on failure the temporary folder is removed and nothing
-        that looked complete is left behind.
+        that looked complete is left behind.  With ``outputs=None`` the outputs are whatever the
+        stage wrote: each top-level entry, and each file inside the shared folders
+        (``figures/``, ``tables/``, ``corrections/``, ``export/``).
         """
         data = self.read()
         stages = data.setdefault("stages", {})
@@ -185,7 +190,7 @@ class RunFolder:
             if stage_name in stages:
                 stages[stage_name]["completed"] = False
         stages.setdefault(name, {})
-        stages[name].update({"completed": False, "started": _now(), "params": toml_safe(params), "outputs": list(outputs)})
+        stages[name].update({"completed": False, "started": _now(), "params": toml_safe(params), "outputs": list(outputs or [])})
         self.write(data)
         tmp = self.path / f"{_TMP_PREFIX}{name}-{os.getpid()}"
         if tmp.exists():
@@ -193,6 +198,8 @@ class RunFolder:
         tmp.mkdir()
         try:
             yield tmp
+            if outputs is None:
+                outputs = _discover_outputs(tmp)
             for rel in outputs:
                 if not (tmp / rel).exists():
                     raise OutputError(f"stage {name!r} did not produce {rel}; this is a bug, please report it")
@@ -207,7 +214,7 @@ class RunFolder:
                 else:
                     os.replace(tmp / rel, final)
             data = self.read()
-            data.setdefault("stages", {}).setdefault(name, {}).update({"completed": True, "finished": _now()})
+            data.setdefault("stages", {}).setdefault(name, {}).update({"completed": True, "finished": _now(), "outputs": list(outputs)})
             self.write(data)
         finally:
             if tmp.exists():
@@ -226,6 +233,16 @@ class RunFolder:
                     _remove(target)
         (self.path / RUN_FILE).unlink(missing_ok=True)
         self._clean_temporaries()
+
+
+def _discover_outputs(tmp: Path) -> list[str]:
+    found: list[str] = []
+    for entry in sorted(tmp.iterdir()):
+        if entry.is_dir() and entry.name in SHARED_FOLDERS:
+            found.extend(f"{entry.name}/{child.name}" for child in sorted(entry.iterdir()))
+        else:
+            found.append(entry.name)
+    return found
 
 
 def _remove(p: Path) -> None:

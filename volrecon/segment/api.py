@@ -1,0 +1,355 @@
+"""``segment_volume``: phases and regions of a corrected volume, chunked over dask."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal, Mapping, Sequence
+
+import dask.array as da
+import numpy as np
+
+from volrecon.errors import ParameterError
+from volrecon.phases import PHASE_COLOURS, PHASES, REGION_COLOURS, REGIONS
+from volrecon.segment._validate import check_image, check_phase_names, check_voxel
+from volrecon.segment.classifier import PixelClassifier, normalisation_range, normalise, train_classifier
+from volrecon.segment.cleanup import cleanup_reach, remove_small_pieces
+from volrecon.segment.layers import INTERFACES, Layers, detect_layers, region_block
+from volrecon.segment.thresholds import apply_thresholds, multi_otsu_thresholds
+from volrecon.segment.voids import pore_vote_reach, refine_pores
+
+Progress = Callable[[int, int], None]
+OTSU_ORDER: tuple[str, ...] = ("electrolyte", "sodium", "separator", "active", "collector")
+"""Default dark-to-bright phases of the ``otsu`` method (one multi-Otsu class each)."""
+
+
+@dataclass(frozen=True)
+class SegmentationResult:
+    """Phases and regions of a volume.
+
+    Attributes
+    ----------
+    phases : ndarray or dask array (z, y, x) uint8
+        Phase label of every voxel (values of ``phase_names``; 0 unassigned).
+    regions : ndarray or dask array (z, y, x) uint8
+        Cell layer of every voxel (values of :data:`volrecon.phases.REGIONS`; frame = 5).
+    phase_names : dict
+        Phase name -> label value.
+    region_names : dict
+        Region name -> label value.
+    interfaces : dict
+        ``through_plane`` axis, ``order``, ``absent_layers`` and, per interface
+        (``sodium|sei`` …), the height map in nm over the two other axes (``heights_nm``) with
+        summary statistics (``interfaces``).
+    method : str
+        ``"otsu"`` or ``"classifier"``.
+    voxel_size_nm : tuple of float
+        ``(z, y, x)`` voxel size.
+    parameters : dict
+        Effective parameters (thresholds, classifier summary, cleanup sizes).
+    warnings : tuple of str
+        What a user should know (absent layers, few scribbles …).
+    """
+
+    phases: Any
+    regions: Any
+    phase_names: dict[str, int]
+    region_names: dict[str, int]
+    interfaces: dict[str, Any]
+    method: str
+    voxel_size_nm: tuple[float, float, float]
+    parameters: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe summary (height maps summarised, lengths nm)."""
+        inter = {k: v for k, v in self.interfaces.items() if k != "heights_nm"}
+        return {
+            "method": self.method,
+            "voxel_size_nm": dict(zip("zyx", self.voxel_size_nm)),
+            "shape": list(self.phases.shape),
+            "phase_names": dict(self.phase_names),
+            "region_names": dict(self.region_names),
+            "layers": inter,
+            "parameters": self.parameters,
+            "warnings": list(self.warnings),
+        }
+
+
+def _as_dask(image: Any, chunks: Sequence[int] | None) -> da.Array:
+    if isinstance(image, da.Array):
+        return image.rechunk(tuple(chunks)) if chunks else image
+    arr = np.asarray(image)
+    return da.from_array(arr, chunks=tuple(chunks) if chunks else (32, 256, 256))
+
+
+def _core(block_info: dict, depth: Sequence[int], shape: Sequence[int]) -> tuple[tuple[slice, ...], list[tuple[bool, bool]]]:
+    info = block_info[0]
+    loc, num = info["chunk-location"], info["num-chunks"]
+    out_loc = block_info[None]["array-location"]
+    core, faces = [], []
+    for ax in range(3):
+        lo = depth[ax] if loc[ax] > 0 else 0
+        n = out_loc[ax][1] - out_loc[ax][0]
+        core.append(slice(lo, lo + n))
+        faces.append((loc[ax] > 0, loc[ax] < num[ax] - 1))
+    return tuple(core), faces
+
+
+def _overlap(fn: Callable[..., np.ndarray], arr: da.Array, depth: Sequence[int], dtype: Any, **kw: Any) -> da.Array:
+    """``fn(padded_block, core=..., faces=...)`` over the chunks of ``arr`` with ``depth`` context."""
+    depth = [min(int(d), int(min(c))) if len(c) > 1 else 0 for d, c in zip(depth, arr.chunks)]
+    # every chunk must be at least as deep as the overlap
+    need = {ax: max(depth[ax], arr.chunksize[ax]) for ax in range(3)}
+    arr = arr.rechunk(need)
+    depth = [min(int(d), int(min(c))) if len(c) > 1 else 0 for d, c in zip(depth, arr.chunks)]
+
+    def run(block: np.ndarray, block_info: dict | None = None) -> np.ndarray:
+        core, faces = _core(block_info, depth, block.shape)
+        return fn(block, core=core, faces=faces, **kw)
+
+    return da.map_overlap(run, arr, depth={i: d for i, d in enumerate(depth)}, boundary="none", trim=False,
+                          dtype=dtype, chunks=arr.chunks, meta=np.empty((0, 0, 0), dtype))
+
+
+def segment_volume(
+    image: Any,
+    *,
+    voxel_size_nm: Sequence[float],
+    method: Literal["otsu", "classifier"] = "otsu",
+    classifier: PixelClassifier | str | Path | None = None,
+    scribbles: Any = None,
+    phase_names: Mapping[str, int] | Sequence[str] | None = None,
+    thresholds: Sequence[float] | None = None,
+    frame_mask: Any = None,
+    layers: bool = True,
+    layer_phases: bool = True,
+    through_plane: str | None = None,
+    min_size_nm: float = 30.0,
+    pore_vote_nm: float = 20.0,
+    lateral_nm: float = 120.0,
+    chunks: Sequence[int] | None = None,
+    scratch: str | Path | None = None,
+    progress: Progress | None = None,
+) -> SegmentationResult:
+    """Segment a corrected FIB-SEM volume into named phases and the cell's layers.
+
+    Parameters
+    ----------
+    image : ndarray or dask array (z, y, x)
+        Corrected volume (registered, intensity-corrected).
+    voxel_size_nm : 3 floats
+        ``(z, y, x)`` voxel size in nm.
+    method : {"otsu", "classifier"}
+        ``otsu``: multi-Otsu (or ``thresholds``) classes mapped dark to bright onto the phases
+        listed in ``phase_names`` (default :data:`OTSU_ORDER`).  ``classifier``: a random-forest
+        pixel classifier, given as ``classifier`` or trained here from ``scribbles``.
+    classifier : PixelClassifier or path, optional
+        A trained classifier (or its ``.skops`` file).
+    scribbles : ndarray or dask array, optional
+        Painted labels on the image grid (0 = not painted) to train a classifier from.
+    phase_names : mapping or sequence of str, optional
+        For ``classifier`` with ``scribbles``: name -> value of the scribble labels (default
+        :data:`volrecon.phases.PHASES`).  For ``otsu``: phase names dark to bright.
+    thresholds : sequence of float, optional
+        User thresholds for ``otsu`` (grey values, increasing), instead of multi-Otsu.
+    frame_mask : ndarray of bool, optional
+        ``(y, x)`` or ``(z, y, x)`` mask of the face's frame (cap, trench walls), e.g. from
+        :func:`volrecon.correct.detect_frame`; labelled ``frame`` and excluded from layers.  A
+        classifier trained with ``frame`` scribbles finds the frame itself.
+    layers : bool
+        Detect the layers (regions and interfaces).
+    layer_phases : bool
+        Within the detected anode, assign ``sodium``/``sei`` from the sodium surface (the SEI is
+        the film between the sodium surface and the anode's outer surface).
+    through_plane : {"z", "y", "x"}, optional
+        Stacking axis; found from the data when omitted.
+    min_size_nm : float
+        Pieces of a phase smaller than this diameter are merged into their surroundings.
+    pore_vote_nm : float
+        Scale of the 3D void/electrolyte vote inside pores (0 disables).
+    lateral_nm : float
+        Lateral smoothing of layer detection.
+    chunks : 3 ints, optional
+        Processing chunk shape (default 32×256×256, or the dask input's chunks).
+    scratch : path, optional
+        Folder for the intermediate phase volume of a dask input (a temporary folder by default).
+    progress : callable, optional
+        ``progress(done, total)`` over the stages.
+
+    Returns
+    -------
+    SegmentationResult
+        numpy arrays for numpy input; dask arrays (backed by zarr in ``scratch``) for dask input.
+
+    Raises
+    ------
+    ParameterError, InputError
+        Bad method, missing classifier/scribbles, scribbles of another shape or naming unknown
+        phases, one phase scribbled, an empty volume.
+
+    Examples
+    --------
+    >>> from volrecon.sample import make_phantom
+    >>> ph = make_phantom("diglyme", slices=8, shape=(96, 96), artefacts="none", workers=1)
+    >>> res = segment_volume(ph.clean, voxel_size_nm=ph.voxel_size_nm)
+    >>> res.phases.shape == ph.labels.shape
+    True
+    """
+    vox = check_voxel(voxel_size_nm)
+    check_image(image)
+    if method not in ("otsu", "classifier"):
+        raise ParameterError(f"method={method!r}: use 'otsu' or 'classifier'")
+    lazy_input = isinstance(image, da.Array)
+    warnings: list[str] = []
+    params: dict[str, Any] = {"min_size_nm": min_size_nm, "pore_vote_nm": pore_vote_nm, "lateral_nm": lateral_nm}
+    steps = 4
+    report = progress or (lambda d, t: None)
+    src = _as_dask(image, chunks)
+    norm = normalisation_range(image)
+
+    if method == "classifier":
+        if classifier is None:
+            if scribbles is None:
+                raise ParameterError("method='classifier' needs classifier=... (a trained file) or scribbles=... to train one")
+            names_in = PHASES if phase_names is None else phase_names
+            if not isinstance(names_in, Mapping):
+                raise ParameterError("phase_names for scribbles: give a mapping name -> label value")
+            classifier = train_classifier(image, scribbles, voxel_size_nm=vox, phase_names=names_in)
+        elif isinstance(classifier, (str, Path)):
+            classifier = PixelClassifier.load(classifier)
+        clf: PixelClassifier = classifier
+        names = dict(clf.phase_names)
+        params["classifier"] = {"features": clf.features.to_dict(), **clf.info}
+        reach = clf.reach(vox)
+
+        def classify(block: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
+            return clf.predict_block(normalise(block, norm), voxel_size_nm=vox, core=core)
+
+        raw = _overlap(classify, src, reach, np.uint8)
+    else:
+        order = list(OTSU_ORDER) if phase_names is None else list(phase_names)
+        if isinstance(phase_names, Mapping):
+            order = sorted(phase_names, key=lambda k: phase_names[k])  # type: ignore[index]
+        unknown = [p for p in order if p not in PHASES]
+        if unknown:
+            raise ParameterError(f"phase_names for otsu: unknown phase(s) {unknown}; use names of volrecon.phases.PHASES")
+        names = {p: PHASES[p] for p in order}
+        t = np.asarray(thresholds, dtype=float) if thresholds is not None else multi_otsu_thresholds(image, len(order))
+        params["thresholds"] = [float(v) for v in t]
+        params["classes"] = order
+        values = [names[p] for p in order]
+        raw = src.map_blocks(apply_thresholds, t, values, dtype=np.uint8)
+    report(1, steps)
+
+    if frame_mask is not None:
+        fm = np.asarray(frame_mask, dtype=bool)
+        if fm.shape not in (tuple(image.shape[1:]), tuple(image.shape)):
+            raise ParameterError(f"frame_mask shape {fm.shape}: give (y, x) {tuple(image.shape[1:])} or the image shape")
+        fm3 = da.broadcast_to(da.from_array(fm), image.shape) if fm.ndim == 2 else da.from_array(fm)
+        names.setdefault("frame", PHASES["frame"])
+        raw = da.where(fm3.rechunk(raw.chunks), np.uint8(names["frame"]), raw)
+
+    # --- local cleanup: pore vote, small pieces (chunk-exact with overlap)
+    frame_value = names.get("frame")
+    void_v, elec_v = names.get("void"), names.get("electrolyte")
+    depth = [max(a, b) for a, b in zip(cleanup_reach(min_size_nm, vox), pore_vote_reach(pore_vote_nm, vox))]
+    depth = [d * 2 for d in depth]
+
+    def clean(block: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
+        out = block
+        if void_v is not None and elec_v is not None and pore_vote_nm > 0:
+            out = refine_pores(out, void=void_v, electrolyte=elec_v, sigma_nm=pore_vote_nm, voxel_size_nm=vox)
+        if min_size_nm > 0:
+            keep = (0,) if frame_value is None else (0, frame_value)
+            out = remove_small_pieces(out, min_size_nm=min_size_nm, voxel_size_nm=vox, internal_faces=faces, keep=keep)
+        return np.ascontiguousarray(out[core])
+
+    phases = _overlap(clean, raw, depth, np.uint8)
+    phases_np: np.ndarray | None = None
+    if lazy_input:
+        import zarr
+
+        folder = Path(scratch) if scratch is not None else Path(tempfile.mkdtemp(prefix="volrecon-segment-"))
+        store = zarr.open_array(str(folder / "phases.zarr"), mode="w", shape=phases.shape, chunks=phases.chunksize,
+                                dtype=np.uint8)
+        da.store(phases, store, lock=False)
+        phases = da.from_zarr(store).rechunk(src.chunks)
+    else:
+        phases_np = phases.compute()
+        phases = phases_np
+    report(2, steps)
+
+    region_names = {k: v for k, v in REGIONS.items()}
+    inter: dict[str, Any] = {"through_plane": None, "order": None, "absent_layers": [], "interfaces": {}, "heights_nm": {}}
+    if layers:
+        lay = detect_layers(phases, phase_names=names, voxel_size_nm=vox, axis=through_plane, lateral_nm=lateral_nm,
+                            frame_value=frame_value)
+        inter = lay.to_dict(vox)
+        inter["heights_nm"] = lay.heights_nm(vox)
+        for layer in lay.absent:
+            warnings.append(f"layer {layer!r} not found in the field of view")
+        report(3, steps)
+        na_v, sei_v = names.get("sodium"), names.get("sei")
+        use_anode = layer_phases and na_v is not None and lay.heights.get("sodium|sei") is not None
+
+        def regions_fn(block: np.ndarray, block_info: dict | None = None) -> np.ndarray:
+            loc = block_info[0]["array-location"]
+            sl = tuple(slice(a, b) for a, b in loc)
+            return region_block(lay, sl, block.shape, phases=block, frame_value=frame_value)
+
+        def phases_fn(block: np.ndarray, block_info: dict | None = None) -> np.ndarray:
+            if not use_anode:
+                return block
+            loc = block_info[0]["array-location"]
+            sl = tuple(slice(a, b) for a, b in loc)
+            reg = region_block(lay, sl, block.shape, phases=block, frame_value=frame_value)
+            na_only = Layers(lay.axis, lay.anode_first, {"sei|separator": lay.heights["sodium|sei"]},
+                             {"sodium": True, "separator": False, "cathode": False, "collector": True}, lay.length)
+            below = region_block(na_only, sl, block.shape) == REGIONS["anode"]
+            out = block.copy()
+            anode = reg == REGIONS["anode"]
+            out[anode & below] = na_v
+            if sei_v is not None:
+                out[anode & ~below] = sei_v
+            return out
+
+        pd = phases if isinstance(phases, da.Array) else da.from_array(phases, chunks=src.chunks)
+        regions = pd.map_blocks(regions_fn, dtype=np.uint8)
+        phases_out = pd.map_blocks(phases_fn, dtype=np.uint8)
+        if not lazy_input:
+            regions, phases_out = da.compute(regions, phases_out)
+        phases = phases_out
+    else:
+        regions = np.zeros(phases.shape, np.uint8) if not lazy_input else da.zeros(phases.shape, dtype=np.uint8, chunks=src.chunks)
+    report(4, steps)
+    params["normalisation"] = list(norm)
+    return SegmentationResult(
+        phases=phases, regions=regions, phase_names=names, region_names=region_names, interfaces=inter,
+        method=method, voxel_size_nm=vox, parameters=params, warnings=tuple(warnings),
+    )
+
+
+def write_segmentation(result: SegmentationResult, image_path: str | Path, *, progress: Progress | None = None) -> dict[str, Path]:
+    """Write ``labels/phases`` and ``labels/regions`` next to an OME-Zarr image, named and coloured.
+
+    Parameters
+    ----------
+    result : SegmentationResult
+        From :func:`segment_volume`, on the image's grid.
+    image_path : path-like
+        The ``image.ome.zarr`` group.
+
+    Returns
+    -------
+    dict
+        ``{"phases": path, "regions": path}``.
+    """
+    from volrecon.io.omezarr import write_label_image
+
+    pcol = {k: PHASE_COLOURS[k] for k in result.phase_names if k in PHASE_COLOURS}
+    rcol = {k: REGION_COLOURS[k] for k in result.region_names if k in REGION_COLOURS}
+    p = write_label_image(result.phases, image_path, "phases", names=result.phase_names, colours=pcol, progress=progress)
+    r = write_label_image(result.regions, image_path, "regions", names=result.region_names, colours=rcol)
+    return {"phases": p, "regions": r}

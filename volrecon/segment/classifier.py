@@ -1,0 +1,343 @@
+"""Trainable pixel classifier: a random forest on 3D multiscale features, trained from scribbles.
+
+Saved with :mod:`skops.io` (no pickle): loading checks every type in the file against an explicit
+allow-list and refuses anything else, so a tampered or foreign file cannot run code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from volrecon.errors import InputError, ParameterError
+from volrecon.segment.features import FeatureSettings, compute_features, feature_names, feature_reach
+
+FORMAT = "volrecon-pixel-classifier"
+FORMAT_VERSION = 1
+
+_TRUSTED = frozenset(
+    {
+        "sklearn.ensemble._forest.RandomForestClassifier",
+        "sklearn.tree._classes.DecisionTreeClassifier",
+        "sklearn.tree._tree.Tree",
+        "numpy.dtype",
+        "numpy.ndarray",
+        "numpy.float64",
+        "numpy.int64",
+        "numpy.random.mtrand.RandomState",
+        "builtins.dict",
+        "builtins.list",
+        "builtins.tuple",
+        "builtins.str",
+        "builtins.int",
+        "builtins.float",
+        "builtins.bool",
+    }
+)
+"""Types a classifier file may contain (checked before anything is constructed)."""
+
+
+@dataclass(frozen=True)
+class ForestSettings:
+    """Random-forest size (prediction time grows with ``n_trees`` × depth).
+
+    Attributes
+    ----------
+    n_trees : int
+        Number of trees.
+    max_depth : int
+        Depth limit of each tree.
+    min_samples_leaf : int
+        Smallest leaf.
+    max_samples_per_phase : int
+        Scribbled voxels used per phase (random subsample; all when fewer).
+    seed : int
+        Random seed (training is deterministic for a given seed).
+    """
+
+    n_trees: int = 12
+    max_depth: int = 14
+    min_samples_leaf: int = 3
+    max_samples_per_phase: int = 20000
+    seed: int = 0
+
+
+@dataclass
+class PixelClassifier:
+    """A trained pixel classifier with the settings needed to apply it.
+
+    Attributes
+    ----------
+    features : FeatureSettings
+        Features the forest was trained on.
+    phase_names : dict
+        Phase name -> label value the classifier outputs.
+    voxel_size_nm : tuple of float
+        Voxel size of the training image (scales are physical, so other voxel sizes work).
+    normalisation : tuple of float
+        ``(low, high)`` grey values of the training image mapped to 0 and 1 (1st/99th
+        percentile); images it is applied to are normalised by their own percentiles.
+    forest : sklearn.ensemble.RandomForestClassifier
+        The trained model; ``classes_`` are label values.
+    info : dict
+        Training summary (samples per phase, out-of-bag accuracy, feature importances).
+    """
+
+    features: FeatureSettings
+    phase_names: dict[str, int]
+    voxel_size_nm: tuple[float, float, float]
+    normalisation: tuple[float, float]
+    forest: Any
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def classes(self) -> np.ndarray:
+        """Label values, in the order of the forest's probability columns."""
+        return np.asarray(self.forest.classes_)
+
+    def reach(self, voxel_size_nm: Sequence[float]) -> tuple[int, int, int]:
+        """Overlap (voxels per side, ``(z, y, x)``) chunked application needs."""
+        return feature_reach(self.features, voxel_size_nm)
+
+    def predict_block(self, image: np.ndarray, *, voxel_size_nm: Sequence[float],
+                      core: tuple[slice, slice, slice] | None = None) -> np.ndarray:
+        """Label values of a (padded) block of the normalised image.
+
+        Parameters
+        ----------
+        image : ndarray (z, y, x)
+            Normalised grey values (see :func:`normalise`), padded by :meth:`reach`.
+        voxel_size_nm : 3 floats
+            Voxel size of ``image``.
+        core : tuple of slices, optional
+            Part of the block to classify (features use the whole block).
+
+        Returns
+        -------
+        ndarray uint8 (or uint16 for large label values), the core's shape
+        """
+        feats = compute_features(image, self.features, voxel_size_nm=voxel_size_nm)
+        if core is not None:
+            feats = feats[(slice(None), *core)]
+        shape = feats.shape[1:]
+        x = feats.reshape(feats.shape[0], -1).T
+        dtype = np.uint8 if self.classes.max() < 256 else np.uint16
+        if x.shape[0] == 0:
+            return np.zeros(shape, dtype)
+        proba = np.zeros((x.shape[0], self.classes.size), np.float32)
+        # leaf lookup per tree: avoids the float64 per-tree probability arrays of predict_proba
+        for est in self.forest.estimators_:
+            tree = est.tree_
+            leaf_values = tree.value[:, 0, :].astype(np.float32)
+            proba += leaf_values[tree.apply(x)]
+        return self.classes.astype(dtype)[np.argmax(proba, axis=1)].reshape(shape)
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | Path) -> Path:
+        """Write the classifier to ``path`` (skops format, conventionally ``*.skops``)."""
+        import skops.io as sio
+
+        path = Path(path)
+        header = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "features": self.features.to_dict(),
+            "phase_names": {k: int(v) for k, v in self.phase_names.items()},
+            "voxel_size_nm": [float(v) for v in self.voxel_size_nm],
+            "normalisation": [float(v) for v in self.normalisation],
+            "info": self.info,
+        }
+        payload = {"header": json.dumps(header), "forest": self.forest}
+        try:
+            sio.dump(payload, path)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot write the classifier ({exc.strerror or exc})") from None
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "PixelClassifier":
+        """Read a classifier written by :meth:`save`, refusing any file with untrusted content.
+
+        Raises
+        ------
+        InputError
+            Missing or unreadable file, a file that is not a volrecon classifier, or a file
+            containing types outside the allow-list (possibly tampered with).
+        """
+        import skops.io as sio
+
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"{path}: no such classifier file; train one with `volrecon train`")
+        try:
+            found = set(sio.get_untrusted_types(file=path))
+        except Exception as exc:  # noqa: BLE001 - corrupt zip, bad schema …
+            raise InputError(f"{path}: not a volrecon classifier file ({type(exc).__name__}); retrain it") from None
+        bad = sorted(found - _TRUSTED)
+        if bad:
+            raise InputError(
+                f"{path}: refused, the file contains untrusted types {', '.join(bad)}; "
+                "only load classifiers you trained with volrecon"
+            )
+        try:
+            payload = sio.load(path, trusted=sorted(found))
+            header = json.loads(payload["header"])
+            forest = payload["forest"]
+        except Exception as exc:  # noqa: BLE001
+            raise InputError(f"{path}: not a volrecon classifier file ({type(exc).__name__}); retrain it") from None
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            raise InputError(f"{path}: not a volrecon classifier file; retrain it with `volrecon train`")
+        if int(header.get("version", 0)) > FORMAT_VERSION:
+            raise InputError(f"{path}: written by a newer volrecon (format {header['version']}); upgrade volrecon")
+        from sklearn.ensemble import RandomForestClassifier
+
+        if not isinstance(forest, RandomForestClassifier):
+            raise InputError(f"{path}: the model is not a random forest; retrain it with `volrecon train`")
+        features = FeatureSettings.from_dict(header["features"])
+        n = len(feature_names(features))
+        if getattr(forest, "n_features_in_", n) != n:
+            raise InputError(f"{path}: the model expects {forest.n_features_in_} features, its settings give {n}; retrain it")
+        return cls(
+            features=features,
+            phase_names={str(k): int(v) for k, v in header["phase_names"].items()},
+            voxel_size_nm=tuple(float(v) for v in header["voxel_size_nm"]),  # type: ignore[arg-type]
+            normalisation=tuple(float(v) for v in header["normalisation"]),  # type: ignore[arg-type]
+            forest=forest,
+            info=dict(header.get("info", {})),
+        )
+
+
+def normalisation_range(image: Any, *, sample: int = 2_000_000, seed: int = 0) -> tuple[float, float]:
+    """1st and 99th percentile of the image's grey values (from a random sample of voxels)."""
+    arr = image
+    n = int(np.prod(arr.shape))
+    rng = np.random.default_rng(seed)
+    if n > sample:
+        # a few whole slices keep dask reads cheap
+        nz = arr.shape[0]
+        k = max(1, min(nz, sample // max(1, n // nz)))
+        zs = np.unique(np.linspace(0, nz - 1, k).round().astype(int))
+        vals = np.asarray(arr[zs] if not hasattr(arr, "compute") else arr[zs].compute()).ravel()
+        if vals.size > sample:
+            vals = rng.choice(vals, sample, replace=False)
+    else:
+        vals = np.asarray(arr if not hasattr(arr, "compute") else arr.compute()).ravel()
+    vals = vals[np.isfinite(vals)]
+    if vals.size == 0:
+        raise InputError("the image holds no finite grey values; check the input volume")
+    lo, hi = np.percentile(vals, [1, 99])
+    if not hi > lo:
+        raise InputError("the image is empty (one grey value everywhere); check the input volume or the crop")
+    return float(lo), float(hi)
+
+
+def normalise(block: np.ndarray, rng: tuple[float, float]) -> np.ndarray:
+    """Map grey values so ``rng`` becomes 0..1 (float32, not clipped)."""
+    lo, hi = rng
+    return ((np.asarray(block, dtype=np.float32) - np.float32(lo)) * np.float32(1.0 / (hi - lo)))
+
+
+def train_classifier(
+    image: Any,
+    scribbles: Any,
+    *,
+    voxel_size_nm: Sequence[float],
+    phase_names: Mapping[str, int],
+    features: FeatureSettings | None = None,
+    forest: ForestSettings | None = None,
+) -> PixelClassifier:
+    """Train a pixel classifier from sparse scribbles.
+
+    Parameters
+    ----------
+    image : ndarray or dask array (z, y, x)
+        The (corrected) volume.
+    scribbles : ndarray or dask array (z, y, x), integer
+        Painted strokes on the image grid: the label value of a phase where painted, 0 elsewhere.
+        A few strokes per phase on a few slices are enough; paint every phase you want out.
+    voxel_size_nm : 3 floats
+        ``(z, y, x)`` voxel size in nm.
+    phase_names : mapping
+        Phase name -> label value used in ``scribbles`` (e.g. :data:`volrecon.phases.PHASES`).
+    features : FeatureSettings, optional
+        Features to compute (default :class:`FeatureSettings`).
+    forest : ForestSettings, optional
+        Forest size and sampling.
+
+    Returns
+    -------
+    PixelClassifier
+
+    Raises
+    ------
+    ParameterError
+        Scribbles of another shape, values not named in ``phase_names``, fewer than two phases
+        painted, or an empty image.
+    """
+    from sklearn.ensemble import RandomForestClassifier
+
+    from volrecon.segment._validate import check_image, check_phase_names, check_scribbles, check_voxel
+
+    vox = check_voxel(voxel_size_nm)
+    check_image(image)
+    names = check_phase_names(phase_names)
+    scr = check_scribbles(scribbles, image.shape, names)
+    features = features or FeatureSettings()
+    forest = forest or ForestSettings()
+    norm = normalisation_range(image)
+    reach = feature_reach(features, vox)
+    rng = np.random.default_rng(forest.seed)
+    # features only around the painted slices (z range with reach), in-plane bounding box
+    zs = np.nonzero(scr.reshape(scr.shape[0], -1).any(axis=1))[0]
+    xs_list, ys_list = [], []
+    # group consecutive painted slices so each slab is filtered once
+    groups: list[list[int]] = []
+    for z in zs:
+        if groups and z - groups[-1][-1] <= 2 * reach[0]:
+            groups[-1].append(int(z))
+        else:
+            groups.append([int(z)])
+    for g in groups:
+        z0, z1 = max(0, g[0] - reach[0]), min(scr.shape[0], g[-1] + 1 + reach[0])
+        sub = scr[z0:z1]
+        painted = np.nonzero(sub)
+        y0, y1 = max(0, painted[1].min() - reach[1]), min(scr.shape[1], painted[1].max() + 1 + reach[1])
+        x0, x1 = max(0, painted[2].min() - reach[2]), min(scr.shape[2], painted[2].max() + 1 + reach[2])
+        block = image[z0:z1, y0:y1, x0:x1]
+        block = np.asarray(block.compute() if hasattr(block, "compute") else block)
+        f = compute_features(normalise(block, norm), features, voxel_size_nm=vox)
+        s = sub[:, y0:y1, x0:x1]
+        m = s > 0
+        xs_list.append(f[:, m].T)
+        ys_list.append(s[m])
+    x = np.concatenate(xs_list)
+    y = np.concatenate(ys_list)
+    keep = []
+    counts = {}
+    for v in np.unique(y):
+        idx = np.nonzero(y == v)[0]
+        counts[int(v)] = int(idx.size)
+        if idx.size > forest.max_samples_per_phase:
+            idx = rng.choice(idx, forest.max_samples_per_phase, replace=False)
+        keep.append(idx)
+    sel = np.sort(np.concatenate(keep))
+    model = RandomForestClassifier(
+        n_estimators=forest.n_trees, max_depth=forest.max_depth, min_samples_leaf=forest.min_samples_leaf,
+        class_weight="balanced", oob_score=True, n_jobs=1, random_state=forest.seed,
+    )
+    model.fit(x[sel], y[sel])
+    by_value = {v: k for k, v in names.items()}
+    fn = feature_names(features)
+    importance = sorted(zip(fn, model.feature_importances_.tolist()), key=lambda t: -t[1])
+    info = {
+        "samples_per_phase": {by_value[v]: n for v, n in counts.items()},
+        "out_of_bag_accuracy": float(model.oob_score_),
+        "forest": {"n_trees": forest.n_trees, "max_depth": forest.max_depth, "min_samples_leaf": forest.min_samples_leaf},
+        "top_features": [{"name": n, "importance": round(i, 4)} for n, i in importance[:8]],
+    }
+    used = {k: v for k, v in names.items() if v in counts}
+    return PixelClassifier(features, used, vox, norm, model, info)

@@ -1,0 +1,405 @@
+"""Layer detection: stacking axis, order and the rough interfaces of the cell as height maps.
+
+A full cell reads, along its stacking axis, sodium | SEI | separator | cathode | collector.  From
+a phase label volume this module
+
+1. finds the stacking axis (the axis along which the phase composition changes most) and the
+   order (which end holds the anode),
+2. finds each interface as a height map ``h(a, b)`` over the two other axes: per column, the cut
+   that best separates the phase(s) expected before it from those expected after it (the
+   minimum of a cumulative misclassification cost, on phase shares smoothed laterally so
+   particles, fibres and pores do not move the cut), then refined to sub-voxel precision by the
+   integral of the share across a small window;
+3. reports layers that are absent from the field of view, and produces region labels.
+
+Rough and tilted interfaces are handled because every column gets its own cut; the lateral
+smoothing scale (``lateral_nm``) bounds the finest roughness followed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from volrecon.phases import REGIONS
+
+AXES = ("z", "y", "x")
+INTERFACES: tuple[str, ...] = ("sodium|sei", "sei|separator", "separator|cathode", "cathode|collector")
+"""Interface names, in stacking order from the anode."""
+
+_GROUPS = {
+    "sodium": ("sodium",),
+    "sei": ("sei",),
+    "separator": ("separator",),
+    "cathode": ("active", "binder"),
+    "collector": ("collector",),
+}
+_MIN_SHARE = {"sodium": 0.004, "sei": 0.0005, "separator": 0.004, "cathode": 0.004, "collector": 0.004}
+
+
+@dataclass(frozen=True)
+class Layers:
+    """Result of :func:`detect_layers`.
+
+    Attributes
+    ----------
+    axis : int
+        Stacking (through-plane) axis of the volume, 0/1/2 for z/y/x.
+    anode_first : bool
+        True when the anode is at index 0 of the stacking axis.
+    heights : dict
+        Interface name -> height map over the two other axes (in their order), as the
+        *boundary coordinate* in voxels from index 0 of the stacking axis: voxel ``i`` lies
+        before the interface (anode side) when ``i + 0.5 < h`` (anode first) — or, with the
+        anode last, when ``i + 0.5 > h``.  None for an interface not present.
+    present : dict
+        Layer/phase group name -> present in the field of view.
+    length : int
+        Number of voxels along the stacking axis.
+    """
+
+    axis: int
+    anode_first: bool
+    heights: dict[str, np.ndarray | None]
+    present: dict[str, bool]
+    length: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def absent(self) -> list[str]:
+        """Layers not found in the field of view."""
+        out = []
+        if not self.present["sodium"]:
+            out.append("anode")
+        elif not self.present["sei"]:
+            out.append("sei")
+        if not self.present["separator"]:
+            out.append("separator")
+        if not self.present["cathode"]:
+            out.append("cathode")
+        if not self.present["collector"]:
+            out.append("collector")
+        return out
+
+    def to_dict(self, voxel_size_nm: Sequence[float]) -> dict[str, Any]:
+        """JSON-safe summary: interface mean/std/min/max heights in nm, absent layers."""
+        step = float(voxel_size_nm[self.axis])
+        faces: dict[str, Any] = {}
+        for name in INTERFACES:
+            h = self.heights.get(name)
+            if h is None:
+                faces[name] = None
+                continue
+            nm = h * step
+            faces[name] = {"mean_nm": float(nm.mean()), "std_nm": float(nm.std()), "min_nm": float(nm.min()),
+                           "max_nm": float(nm.max())}
+        return {
+            "through_plane": AXES[self.axis],
+            "order": "anode_first" if self.anode_first else "anode_last",
+            "absent_layers": self.absent,
+            "interfaces": faces,
+            "notes": list(self.notes),
+        }
+
+    def heights_nm(self, voxel_size_nm: Sequence[float]) -> dict[str, np.ndarray | None]:
+        """Height maps in nm from the start of the stacking axis."""
+        step = float(voxel_size_nm[self.axis])
+        return {k: (None if v is None else v * step) for k, v in self.heights.items()}
+
+
+# --------------------------------------------------------------------------- helpers
+def _indicators(block: np.ndarray, values: Mapping[str, Sequence[int]], frame: int | None) -> dict[str, np.ndarray]:
+    valid = block != 0
+    if frame is not None:
+        valid &= block != frame
+    out = {"valid": valid}
+    for group, vals in values.items():
+        m = np.zeros(block.shape, dtype=bool)
+        for v in vals:
+            m |= block == v
+        out[group] = m
+    return out
+
+
+def _lateral_sums(phases: Any, axis: int, factor: int, values: Mapping[str, Sequence[int]], frame: int | None) -> dict[str, np.ndarray]:
+    """Counts of each group in lateral blocks of ``factor``², full resolution along ``axis``.
+
+    Works on numpy or dask input; dask input is reduced block by block (bounded memory).
+    """
+    lat = [a for a in range(3) if a != axis]
+    if hasattr(phases, "map_blocks"):
+        import dask.array as da
+
+        def reduce(block: np.ndarray, group: str) -> np.ndarray:
+            ind = _indicators(block, values, frame)[group].astype(np.float32)
+            return _block_sum(ind, lat, factor)
+
+        chunks = list(phases.chunks)
+        for a in lat:
+            if any(c % factor for c in chunks[a][:-1]):
+                phases = phases.rechunk({a: max(factor, (phases.chunksize[a] // factor) * factor)})
+        chunks = list(phases.chunks)
+        out_chunks = tuple(
+            tuple(-(-c // factor) for c in chunks[a]) if a in lat else chunks[a] for a in range(3)
+        )
+        names = ["valid", *values]
+        arrays = [da.map_blocks(reduce, phases, group=g, dtype=np.float32, chunks=out_chunks) for g in names]
+        computed = da.compute(*arrays)
+        return dict(zip(names, (np.asarray(c) for c in computed)))
+    ind = _indicators(np.asarray(phases), values, frame)
+    return {k: _block_sum(v.astype(np.float32), lat, factor) for k, v in ind.items()}
+
+
+def _block_sum(arr: np.ndarray, lat: Sequence[int], factor: int) -> np.ndarray:
+    if factor == 1:
+        return arr
+    pad = [(0, 0)] * 3
+    for a in lat:
+        pad[a] = (0, (-arr.shape[a]) % factor)
+    arr = np.pad(arr, pad)
+    shape: list[int] = []
+    for a in range(3):
+        shape += [arr.shape[a] // factor, factor] if a in lat else [arr.shape[a], 1]
+    return arr.reshape(shape).sum(axis=(1, 3, 5))
+
+
+def _cut(before: np.ndarray, after: np.ndarray, lo: np.ndarray, hi: np.ndarray, window: int) -> np.ndarray:
+    """Per column (last axis = stacking), the boundary that best puts ``before`` first, ``after`` last.
+
+    ``before``/``after`` are non-negative weights (shares) per voxel; the cut ``h`` in
+    ``[lo, hi]`` minimises ``sum(after[:h]) + sum(before[h:])``, then is refined to
+    ``h0 + sum(r)`` over a ``±window`` neighbourhood, ``r = before / (before + after)``.
+    """
+    n = before.shape[-1]
+    idx = np.arange(n + 1)
+    ca = np.concatenate([np.zeros(before.shape[:-1] + (1,)), np.cumsum(after, axis=-1)], axis=-1)
+    cb = np.concatenate([np.zeros(before.shape[:-1] + (1,)), np.cumsum(before, axis=-1)], axis=-1)
+    cost = ca + (cb[..., -1:] - cb)
+    outside = (idx < lo[..., None]) | (idx > hi[..., None])
+    cost = np.where(outside, np.inf, cost)
+    first = np.argmin(cost, axis=-1)
+    last = n - np.argmin(cost[..., ::-1], axis=-1)
+    # a flat minimum (a run of neutral voxels between the two sides) is split in the middle
+    h0 = (first + last) // 2
+    # sub-voxel refinement: integral of the "before" share across the window
+    w0 = np.clip(h0 - window, lo, hi)
+    w1 = np.clip(h0 + window, lo, hi)
+    tot = before + after
+    r = np.where(tot > 1e-6, before / np.maximum(tot, 1e-6), np.nan)
+    # rows without evidence take the value the integer cut implies
+    implied = (np.arange(n) < h0[..., None]).astype(np.float64)
+    r = np.where(np.isnan(r), implied, r)
+    inside = (np.arange(n) >= w0[..., None]) & (np.arange(n) < w1[..., None])
+    return w0 + np.sum(np.where(inside, r, 0.0), axis=-1)
+
+
+def find_stacking_axis(phases: Any, *, phase_names: Mapping[str, int], frame_value: int | None = None) -> tuple[int, dict[str, float]]:
+    """Axis along which the phase composition varies most, and the score of each axis.
+
+    The score is the summed variance, along the axis, of each layer-phase group's share of the
+    slab (frame and unassigned voxels excluded).
+    """
+    values = _group_values(phase_names)
+    scores = {}
+    for axis in range(3):
+        sums = _lateral_sums_profile(phases, axis, values, frame_value)
+        valid = np.maximum(sums.pop("valid"), 1)
+        scores[AXES[axis]] = float(sum(np.var(v / valid) for v in sums.values()))
+    best = max(range(3), key=lambda a: scores[AXES[a]])
+    return best, scores
+
+
+def _lateral_sums_profile(phases: Any, axis: int, values: Mapping[str, Sequence[int]], frame: int | None) -> dict[str, np.ndarray]:
+    other = tuple(a for a in range(3) if a != axis)
+    out = {}
+    if hasattr(phases, "map_blocks"):
+        import dask.array as da
+
+        names = ["valid", *values]
+        arrays = [
+            da.map_blocks(lambda b, g=g: _indicators(b, values, frame)[g], phases, dtype=bool).sum(axis=other)
+            for g in names
+        ]
+        return dict(zip(names, (np.asarray(a, dtype=np.float64) for a in da.compute(*arrays))))
+    ind = _indicators(np.asarray(phases), values, frame)
+    for k, v in ind.items():
+        out[k] = v.sum(axis=other).astype(np.float64)
+    return out
+
+
+def _group_values(phase_names: Mapping[str, int]) -> dict[str, list[int]]:
+    return {g: [int(phase_names[p]) for p in members if p in phase_names] for g, members in _GROUPS.items()}
+
+
+def detect_layers(
+    phases: Any,
+    *,
+    phase_names: Mapping[str, int],
+    voxel_size_nm: Sequence[float],
+    axis: int | str | None = None,
+    lateral_nm: float = 120.0,
+    frame_value: int | None = None,
+) -> Layers:
+    """Find the cell's layers and their interfaces in a phase label volume.
+
+    Parameters
+    ----------
+    phases : ndarray or dask array (z, y, x)
+        Phase labels (0 = unassigned).
+    phase_names : mapping
+        Phase name -> label value; uses ``sodium``, ``sei``, ``separator``, ``active``,
+        ``binder`` and ``collector`` where present.
+    voxel_size_nm : 3 floats
+        ``(z, y, x)`` voxel size in nm.
+    axis : int or {"z", "y", "x"}, optional
+        Stacking axis; found from the data when omitted.
+    lateral_nm : float
+        Lateral smoothing scale (Gaussian sigma, nm) of the phase shares; roughness finer than
+        this is not followed.
+    frame_value : int, optional
+        Label value of frame voxels (excluded).
+
+    Returns
+    -------
+    Layers
+    """
+    vox = [float(v) for v in voxel_size_nm]
+    values = _group_values(phase_names)
+    notes: list[str] = []
+    if axis is None:
+        axis_i, scores = find_stacking_axis(phases, phase_names=phase_names, frame_value=frame_value)
+        notes.append("stacking axis found from the data: " + ", ".join(f"{k}={v:.3g}" for k, v in scores.items()))
+    else:
+        axis_i = AXES.index(axis) if isinstance(axis, str) else int(axis)
+    lat = [a for a in range(3) if a != axis_i]
+    lat_vox = min(vox[a] for a in lat)
+    factor = int(max(1, min(4, round(lateral_nm / lat_vox / 2))))
+    sums = _lateral_sums(phases, axis_i, factor, values, frame_value)
+    # move the stacking axis last: (a, b, s)
+    sums = {k: np.moveaxis(v, axis_i, -1).astype(np.float64) for k, v in sums.items()}
+    valid_total = sums["valid"].sum()
+    present = {g: bool(valid_total > 0 and sums[g].sum() / valid_total >= _MIN_SHARE[g]) for g in _GROUPS}
+    # order: centroid of each present group along the axis vs its expected rank
+    n = sums["valid"].shape[-1]
+    pos = np.arange(n) + 0.5
+    cents, ranks = [], []
+    for rank, g in enumerate(_GROUPS):
+        if present[g]:
+            prof = sums[g].sum(axis=(0, 1))
+            cents.append(float((prof * pos).sum() / prof.sum()))
+            ranks.append(rank)
+    anode_first = True
+    if len(cents) >= 2:
+        anode_first = bool(np.corrcoef(ranks, cents)[0, 1] >= 0)
+    if not anode_first:
+        sums = {k: v[..., ::-1] for k, v in sums.items()}
+    # lateral smoothing (sigma in coarse cells), shares of valid voxels
+    sig = [lateral_nm / (vox[a] * factor) for a in lat] + [0.0]
+    smooth = {k: ndi.gaussian_filter(v, sig, mode="nearest", truncate=3.0) for k, v in sums.items()}
+    valid = np.maximum(smooth.pop("valid"), 1e-6)
+    share = {k: v / valid for k, v in smooth.items()}
+    # the separator's fibres and the cathode's particles are sparse: a wider lateral window
+    wide = [3 * g for g in sig[:2]] + [0.0]
+    wvalid = np.maximum(ndi.gaussian_filter(sums["valid"], wide, mode="nearest", truncate=3.0), 1e-6)
+    share_wide = {g: ndi.gaussian_filter(sums[g], wide, mode="nearest", truncate=3.0) / wvalid for g in ("separator", "cathode")}
+    share["solid_or_pore"] = np.ones_like(valid)
+    lo = np.zeros(valid.shape[:-1], dtype=np.int64)
+    hi = np.full(valid.shape[:-1], n, dtype=np.int64)
+    window = 4
+    heights: dict[str, np.ndarray | None] = {k: None for k in INTERFACES}
+    one = np.ones_like(valid)
+    if present["collector"]:
+        c = share["collector"]
+        h_coll = _cut(one - c, c, lo, hi, window)
+        heights["cathode|collector"] = h_coll
+    else:
+        h_coll = np.full(lo.shape, float(n))
+    hi_c = np.floor(h_coll).astype(np.int64)
+    if present["sodium"]:
+        # cathode phases cannot lie between the sodium and the separator: they count as neither side
+        neutral = share["cathode"] + share["collector"]
+        na = share["sodium"]
+        h_na = _cut(na, np.clip(one - na - neutral, 0, None), lo, hi_c, window)
+        heights["sodium|sei"] = h_na
+        an = na + share["sei"]
+        lo_s = np.ceil(h_na).astype(np.int64)
+        h_sei = (_cut(an, np.clip(one - an - neutral, 0, None), np.minimum(lo_s, hi_c), hi_c, window)
+                 if present["sei"] else h_na.copy())
+        heights["sei|separator"] = h_sei
+    else:
+        h_sei = np.zeros(lo.shape)
+    lo_p = np.minimum(np.ceil(h_sei).astype(np.int64), hi_c)
+    if present["separator"] and present["cathode"]:
+        heights["separator|cathode"] = _cut(share_wide["separator"], share_wide["cathode"], lo_p, hi_c, window)
+    elif present["separator"]:
+        heights["separator|cathode"] = None
+        notes.append("no cathode found: the separator reaches the collector or the end of the field")
+    # back to original orientation: boundary coordinates measured from index 0
+    if not anode_first:
+        heights = {k: (None if v is None else n - v) for k, v in heights.items()}
+    # upsample the coarse maps to the full lateral grid (linear, cell centres)
+    full_shape = [int(np.asarray(phases.shape)[a]) for a in lat]
+    for k, v in list(heights.items()):
+        if v is not None and factor > 1:
+            coords = np.meshgrid(*[(np.arange(s) + 0.5) / factor - 0.5 for s in full_shape], indexing="ij")
+            heights[k] = ndi.map_coordinates(v, coords, order=1, mode="nearest")
+    return Layers(axis=axis_i, anode_first=anode_first, heights=heights, present=present, length=n, notes=notes)
+
+
+def region_block(layers: Layers, block_slices: tuple[slice, slice, slice], shape: tuple[int, ...],
+                 phases: np.ndarray | None = None, frame_value: int | None = None,
+                 region_values: Mapping[str, int] = REGIONS) -> np.ndarray:
+    """Region labels of one block of the volume from the layer height maps.
+
+    Parameters
+    ----------
+    layers : Layers
+        Detected layers.
+    block_slices : tuple of slices
+        Position of the block in the volume.
+    shape : tuple of int
+        The block's shape.
+    phases : ndarray, optional
+        The block's phases: frame voxels become region ``frame``, unassigned stay 0.
+    frame_value : int, optional
+        Label value of the frame phase.
+    """
+    ax = layers.axis
+    lat = [a for a in range(3) if a != ax]
+    s = np.arange(block_slices[ax].start, block_slices[ax].start + shape[ax]) + 0.5
+    sshape = [1, 1, 1]
+    sshape[ax] = shape[ax]
+    s = s.reshape(sshape)
+
+    def hmap(name: str) -> np.ndarray | None:
+        h = layers.heights.get(name)
+        if h is None:
+            return None
+        h = h[block_slices[lat[0]].start: block_slices[lat[0]].start + shape[lat[0]],
+              block_slices[lat[1]].start: block_slices[lat[1]].start + shape[lat[1]]]
+        return np.expand_dims(h, ax)
+
+    sign = 1.0 if layers.anode_first else -1.0
+    ends = [("anode", "sei|separator", "sodium"), ("separator", "separator|cathode", "separator"),
+            ("cathode", "cathode|collector", "cathode"), ("collector", None, "collector")]
+    present = [(r, i) for r, i, g in ends if layers.present[g]]
+    out = np.zeros(shape, dtype=np.uint8)
+    assigned = np.zeros(shape, dtype=bool)
+    for k, (region, _) in enumerate(present):
+        h = None
+        # a region ends at its own interface, or at the next one found when that is missing
+        for _, iface in present[k:]:
+            h = hmap(iface) if iface is not None else None
+            if h is not None:
+                break
+        mask = ~assigned if h is None else (sign * (s - h) < 0) & ~assigned
+        out[mask] = region_values[region]
+        assigned |= mask
+    if phases is not None:
+        out[phases == 0] = 0
+        if frame_value is not None:
+            out[phases == frame_value] = region_values.get("frame", 0)
+    return out

@@ -1,0 +1,88 @@
+"""Grey-value thresholds: multi-Otsu or user thresholds, and hysteresis."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from volrecon.errors import InputError, ParameterError
+
+
+def sample_values(image: Any, *, max_values: int = 4_000_000, seed: int = 0) -> np.ndarray:
+    """A random sample of grey values (whole slices read for dask input)."""
+    n = int(np.prod(image.shape))
+    nz = int(image.shape[0])
+    if n > max_values:
+        k = max(1, min(nz, max_values // max(1, n // nz)))
+        zs = np.unique(np.linspace(0, nz - 1, k).round().astype(int))
+        sub = image[zs]
+    else:
+        sub = image
+    vals = np.asarray(sub.compute() if hasattr(sub, "compute") else sub, dtype=np.float64).ravel()
+    vals = vals[np.isfinite(vals)]
+    if vals.size > max_values:
+        vals = np.random.default_rng(seed).choice(vals, max_values, replace=False)
+    return vals
+
+
+def multi_otsu_thresholds(image: Any, classes: int, *, mask: np.ndarray | None = None, bins: int = 256) -> np.ndarray:
+    """Thresholds that split the grey values into ``classes`` classes (multi-Otsu).
+
+    Parameters
+    ----------
+    image : ndarray or dask array
+        The volume (a sample of it is used).
+    classes : int
+        Number of classes (2–6).
+    mask : ndarray of bool, optional
+        Only these voxels (same shape as a numpy ``image``).
+    bins : int
+        Histogram bins.
+
+    Raises
+    ------
+    ParameterError
+        ``classes`` out of range.
+    InputError
+        The image has fewer distinct grey values than classes.
+    """
+    from skimage.filters import threshold_multiotsu
+
+    if not 2 <= int(classes) <= 6:
+        raise ParameterError(f"classes={classes}: multi-Otsu takes 2 to 6 classes; give user thresholds for more")
+    vals = np.asarray(image)[mask] if mask is not None else sample_values(image)
+    if np.unique(vals[: 1_000_000]).size < classes:
+        raise InputError(f"the image has fewer than {classes} distinct grey values; it is empty or saturated")
+    return np.asarray(threshold_multiotsu(vals, classes=int(classes), nbins=bins), dtype=np.float64)
+
+
+def apply_thresholds(block: np.ndarray, thresholds: Sequence[float], values: Sequence[int]) -> np.ndarray:
+    """Class value of each voxel: ``values[i]`` for grey values between thresholds ``i-1`` and ``i``."""
+    t = np.asarray(thresholds, dtype=np.float64)
+    if len(values) != t.size + 1:
+        raise ParameterError(f"{t.size} thresholds make {t.size + 1} classes but {len(values)} phase names were given")
+    if t.size and np.any(np.diff(t) <= 0):
+        raise ParameterError(f"thresholds {t.tolist()} must increase")
+    lut = np.asarray(values, dtype=np.uint16 if max(values) > 255 else np.uint8)
+    return lut[np.digitize(block, t)]
+
+
+def hysteresis(block: np.ndarray, low: float, high: float, *, structure: np.ndarray | None = None) -> np.ndarray:
+    """Voxels above ``low`` that are connected to a voxel above ``high`` (3D, face-connected).
+
+    Useful for a phase whose grey values overlap its neighbours' at its rim: seeds are the
+    confident voxels, the rim is grown from them.
+    """
+    if not low <= high:
+        raise ParameterError(f"hysteresis low={low} must not exceed high={high}")
+    weak = block > low
+    strong = block > high
+    lab, n = ndi.label(weak, structure=structure if structure is not None else ndi.generate_binary_structure(3, 1))
+    if n == 0:
+        return np.zeros(block.shape, dtype=bool)
+    keep = np.zeros(n + 1, dtype=bool)
+    keep[np.unique(lab[strong])] = True
+    keep[0] = False
+    return keep[lab]
