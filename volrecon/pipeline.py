@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+import json
+import shutil
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -138,6 +140,178 @@ class SliceStats:
         return notes
 
 
+def _run_and_image(out: str | Path) -> tuple[RunFolder, Path]:
+    run = RunFolder(out)
+    image = run.path / IMAGE
+    if not image.exists():
+        from volrecon.errors import InputError
+
+        raise InputError(f"{run.path}: no {IMAGE}; run `volrecon assemble SLICES -o {run.path}` first")
+    return run, image
+
+
+def _voxel(image_path: Path) -> tuple[float, float, float]:
+    from volrecon.io.omezarr import read_ome_zarr
+
+    return read_ome_zarr(image_path).voxel_size_nm[0]
+
+
+def correct(
+    out: str | Path,
+    *,
+    steps: Sequence[str] = ("drift", "shading", "brightness", "curtains"),
+    denoise: str | None = None,
+    options: dict[str, dict[str, Any]] | None = None,
+    progress: Progress | None = None,
+) -> StageResult:
+    """Estimate and apply registration and intensity corrections; rewrite ``OUT/image.ome.zarr``.
+
+    The stage reads the raw slices again (the source and ingest options recorded by
+    ``assemble``), so re-running it with other parameters never corrects an already corrected
+    volume.  Estimates go to ``corrections/``, figures to ``figures/``.
+    """
+    from volrecon.correct.stage import correct_volume, correction_figures, save_corrections
+
+    run, _ = _run_and_image(out)
+    record = run.read()
+    assemble_params = record.get("stages", {}).get("assemble", {}).get("params", {})
+    source = assemble_params.get("source") or record.get("source", {}).get("path")
+    stack = open_stack(source, **open_options_from(assemble_params))
+    voxel = stack.calibration.voxel_size_nm
+    params = {"steps": list(steps), "denoise": denoise or "none", "options": options or {}}
+    if run.stage_done("correct", params):
+        return StageResult(run.path, "correct", True, (IMAGE,), {})
+    with run.stage("correct", params) as tmp:
+        result = correct_volume(
+            stack.data, voxel_size_nm=voxel, steps=steps, denoise={"method": denoise} if denoise else None, options=options
+        )
+        save_corrections(result, tmp / "corrections")
+        (tmp / "figures").mkdir()
+        correction_figures(result, stack.data, result.image, tmp / "figures")
+        if result.drift is not None:
+            from volrecon.correct.drift import plot_drift
+
+            plot_drift(result.drift, tmp / "figures" / "drift_trajectory.png")
+        write_ome_zarr(
+            result.image, tmp / IMAGE, voxel_size_nm=voxel, name=Path(str(source)).name or "volume",
+            metadata={"stack": stack.to_dict(), "corrections": result.to_dict()}, progress=progress,
+        )
+    run.update("stages", {"correct": {**run.read()["stages"]["correct"], "warnings": list(result.warnings)}})
+    return StageResult(run.path, "correct", False, (IMAGE, "corrections"), result.to_dict())
+
+
+def _frame_mask(image: Any) -> np.ndarray | None:
+    """Frame (cap, trench walls) of a registered volume, from its middle slice; None when absent."""
+    from volrecon.correct.frame import detect_frame
+
+    middle = np.asarray(image[image.shape[0] // 2])
+    info = detect_frame(middle)
+    return info.frame_mask() if info.found else None
+
+
+def segment(
+    out: str | Path,
+    *,
+    method: str = "otsu",
+    scribbles: str | Path | None = None,
+    classifier: str | Path | None = None,
+    progress: Progress | None = None,
+) -> StageResult:
+    """Segment ``OUT/image.ome.zarr`` into phases and layers (``labels/phases``, ``labels/regions``)."""
+    from volrecon.io.omezarr import read_ome_zarr
+    from volrecon.segment import read_scribbles, segment_volume, write_segmentation
+
+    run, image_path = _run_and_image(out)
+    params = {"method": method, "scribbles": str(scribbles or ""), "classifier": str(classifier or "")}
+    labels_out = [f"{IMAGE}/labels/phases", f"{IMAGE}/labels/regions"]
+    if run.stage_done("segment", params):
+        return StageResult(run.path, "segment", True, tuple(labels_out), {})
+    image = read_ome_zarr(image_path)
+    scrib = None
+    names = None
+    if scribbles:
+        scrib, names = read_scribbles(scribbles)
+    frame = _frame_mask(image.data)
+    with run.stage("segment", params, [], in_place=labels_out) as tmp:
+        result = segment_volume(
+            image.data, voxel_size_nm=image.voxel_size_nm[0], method=method, classifier=classifier, scribbles=scrib,
+            phase_names=names, frame_mask=frame, scratch=tmp / "scratch", progress=progress,
+        )
+        write_segmentation(result, image_path)
+        summary = result.to_dict()
+        (tmp / "tables").mkdir()
+        (tmp / "tables" / "segmentation.json").write_text(json.dumps(summary, indent=2, default=str))
+        shutil.rmtree(tmp / "scratch", ignore_errors=True)
+    run.update("stages", {"segment": {**run.read()["stages"]["segment"], "warnings": list(result.warnings)}})
+    return StageResult(run.path, "segment", False, tuple(labels_out), summary)
+
+
+def analyze(out: str | Path, *, progress: Progress | None = None, **options: Any) -> StageResult:
+    """Measure the segmented volume: ``metrics.json``, ``tables/``, ``figures/`` (see volrecon.analyze)."""
+    from volrecon.analyze import analyze_volume, write_analysis
+    from volrecon.io.omezarr import read_label_names, read_ome_zarr
+
+    run, image_path = _run_and_image(out)
+    phases_path = image_path / "labels" / "phases"
+    regions_path = image_path / "labels" / "regions"
+    if not phases_path.exists() or not regions_path.exists():
+        from volrecon.errors import InputError
+
+        raise InputError(f"{run.path}: no labels/phases and labels/regions; run `volrecon segment {run.path}` first")
+    params = {k: v for k, v in options.items() if v is not None}
+    if run.stage_done("analyze", params):
+        return StageResult(run.path, "analyze", True, ("metrics.json",), {})
+    phases = read_ome_zarr(phases_path)
+    regions = read_ome_zarr(regions_path)
+    phase_names = read_label_names(phases_path)
+    warnings = []
+    for needed in ("void", "electrolyte"):
+        if needed not in phase_names:
+            # the segmentation did not separate this phase: give it an unused value so the
+            # analysis runs, and say plainly that its figures are zero by construction
+            phase_names[needed] = max(phase_names.values(), default=0) + 1
+            warnings.append(f"the segmentation has no {needed!r} phase: its fractions are 0 by construction, not measured")
+    with run.stage("analyze", params) as tmp:
+        result = analyze_volume(
+            phases.data.compute(), regions.data.compute(), voxel_size_nm=phases.voxel_size_nm[0],
+            phase_names=phase_names, region_names=read_label_names(regions_path), **params,
+        )
+        metrics = result.to_dict()
+        metrics.setdefault("calibration", {})["voxel_size_nm"] = dict(zip("zyx", phases.voxel_size_nm[0]))
+        metrics["warnings"] = list(metrics.get("warnings", [])) + warnings
+        write_analysis(result, tmp)
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False))
+    run.update("stages", {"analyze": {**run.read()["stages"]["analyze"], "warnings": warnings}})
+    return StageResult(run.path, "analyze", False, ("metrics.json",), metrics)
+
+
+def export(out: str | Path, *, vtk: bool = True, smooth: int = 10, decimate: float = 0.5, level: int = 0) -> StageResult:
+    """Write ``export/image.vti``, ``export/phases.vti`` and one ``export/<phase>.vtp`` per phase (nm)."""
+    from volrecon.io.omezarr import read_label_names, read_ome_zarr
+    from volrecon.io.vtk_export import write_phase_surfaces, write_vti
+
+    run, image_path = _run_and_image(out)
+    params = {"vtk": vtk, "smooth": smooth, "decimate": decimate, "level": level}
+    image = read_ome_zarr(image_path)
+    lvl = min(level, len(image.levels) - 1)
+    with run.stage("export", params) as tmp:
+        folder = tmp / "export"
+        folder.mkdir()
+        write_vti(image.levels[lvl].compute(), folder / "image.vti", voxel_size_nm=image.voxel_size_nm[lvl])
+        surfaces = []
+        phases_path = image_path / "labels" / "phases"
+        if phases_path.exists():
+            phases = read_ome_zarr(phases_path)
+            plvl = min(lvl, len(phases.levels) - 1)
+            labels = phases.levels[plvl].compute()
+            write_vti(labels, folder / "phases.vti", voxel_size_nm=phases.voxel_size_nm[plvl], name="phases")
+            surfaces = write_phase_surfaces(
+                labels, folder, phase_names=read_label_names(phases_path), voxel_size_nm=phases.voxel_size_nm[plvl],
+                smooth_iterations=smooth, decimate=decimate,
+            )
+    return StageResult(run.path, "export", False, ("export",), {"surfaces": [s.to_dict() for s in surfaces]})
+
+
 def report(out: str | Path, *, title: str | None = None, render_3d: bool = True) -> StageResult:
     """Write ``OUT/report.html`` (self-contained) from what the run folder holds.
 
@@ -181,3 +355,126 @@ def _plain(value: Any) -> Any:
 def load_stack(source: str | Path, **options: Any) -> Stack:
     """Open a source the way :func:`assemble` does (for ``volrecon info``)."""
     return open_stack(source, min_slices=1, **options)
+
+
+RUN_STAGES: tuple[str, ...] = ("assemble", "correct", "segment", "analyze", "report")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What :func:`run` did, stage by stage."""
+
+    out: Path
+    stages: tuple[StageResult, ...]
+
+    @property
+    def report(self) -> Path:
+        return self.out / "report.html"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"out": str(self.out), "stages": [s.to_dict() for s in self.stages]}
+
+
+def config_from_toml(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Stage parameters from a ``run.toml`` (a previous run's, or written by hand).
+
+    Returns ``{stage: params}`` for the stages of :data:`RUN_STAGES` found in ``[stages.<name>.params]``
+    (or a plain ``[<name>]`` table).
+    """
+    import tomllib
+
+    from volrecon.errors import InputError
+
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"--config {path}: cannot read it as TOML ({exc})") from None
+    out: dict[str, dict[str, Any]] = {}
+    for name in RUN_STAGES:
+        params = data.get("stages", {}).get(name, {}).get("params") or data.get(name)
+        if params:
+            out[name] = dict(params)
+    return out
+
+
+def run(
+    source: str | Path,
+    out: str | Path,
+    *,
+    config: str | Path | Mapping[str, Mapping[str, Any]] | None = None,
+    from_stage: str | None = None,
+    overwrite: bool = False,
+    progress_for: Callable[[str], Any] | None = None,
+) -> RunResult:
+    """Raw slices to answers: assemble → correct → segment → analyze → report, each resumable.
+
+    Parameters
+    ----------
+    source : path-like
+        Slice folder, multipage TIFF or glob.
+    out : path-like
+        Run folder.
+    config : path or mapping, optional
+        Stage parameters (``{stage: params}`` or a ``run.toml``); re-running with a run's own
+        ``run.toml`` reproduces its ``metrics.json``.
+    from_stage : str, optional
+        Redo this stage and every later one even if complete.
+    overwrite : bool
+        Replace an earlier run of another source in ``out``.
+    progress_for : callable, optional
+        ``progress_for(stage)`` returns a ``progress(done, total)`` callback (or a context
+        manager yielding one) for that stage.
+
+    Returns
+    -------
+    RunResult
+    """
+    from contextlib import nullcontext
+
+    from volrecon.errors import ParameterError
+
+    cfg: dict[str, dict[str, Any]] = (
+        config_from_toml(config) if isinstance(config, (str, Path)) else {k: dict(v) for k, v in (config or {}).items()}
+    )
+    if from_stage is not None and from_stage not in RUN_STAGES:
+        raise ParameterError(f"--from {from_stage!r}: choose one of {', '.join(RUN_STAGES)}")
+    assemble_params = {k: v for k, v in cfg.get("assemble", {}).items() if k not in ("source", "chunks")}
+    if from_stage is not None and Path(out).joinpath("run.toml").exists():
+        runfolder = RunFolder(out)
+        data = runfolder.read()
+        for name in RUN_STAGES[RUN_STAGES.index(from_stage):]:
+            if name in data.get("stages", {}):
+                data["stages"][name]["completed"] = False
+        runfolder.write(data)
+
+    def progress_ctx(stage: str) -> Any:
+        if progress_for is None:
+            return nullcontext(None)
+        made = progress_for(stage)
+        return made if hasattr(made, "__enter__") else nullcontext(made)
+
+    results = []
+    with progress_ctx("assemble") as p:
+        results.append(assemble(source, out, overwrite=overwrite, progress=p, **open_options_from(assemble_params)))
+    correct_cfg = cfg.get("correct", {})
+    with progress_ctx("correct") as p:
+        results.append(
+            correct(
+                out,
+                steps=correct_cfg.get("steps", ("drift", "shading", "brightness", "curtains")),
+                denoise=None if correct_cfg.get("denoise") in (None, "none", "") else correct_cfg["denoise"],
+                options=correct_cfg.get("options") or None,
+                progress=p,
+            )
+        )
+    seg_cfg = cfg.get("segment", {})
+    with progress_ctx("segment") as p:
+        results.append(
+            segment(out, method=seg_cfg.get("method", "otsu"), scribbles=seg_cfg.get("scribbles") or None,
+                    classifier=seg_cfg.get("classifier") or None, progress=p)
+        )
+    with progress_ctx("analyze") as p:
+        results.append(analyze(out, progress=p, **cfg.get("analyze", {})))
+    rep_cfg = cfg.get("report", {})
+    results.append(report(out, title=rep_cfg.get("title") or None, render_3d=rep_cfg.get("render_3d", True)))
+    return RunResult(Path(out), tuple(results))

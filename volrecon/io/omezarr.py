@@ -8,6 +8,8 @@ written, and 0.4 (zarr v2) is read as well.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -329,9 +331,11 @@ def write_label_image(
     vox = _check_voxel(voxel_size_nm or parent.voxel_size_nm[0])
     root = zarr.open_group(str(image_path), mode="a")
     labels_group = root.require_group("labels")
-    if name in labels_group:
-        raise ParameterError(f"{image_path}/labels/{name}: already exists; remove it or choose another name")
-    group = labels_group.create_group(name)
+    # written under a hidden name, then renamed: an interrupted write never looks like a label image
+    tmp_name = f".tmp-{name}-{os.getpid()}"
+    if tmp_name in labels_group:
+        shutil.rmtree(image_path / "labels" / tmp_name)
+    group = labels_group.create_group(tmp_name)
     data = labels if isinstance(labels, da.Array) else da.from_array(np.asarray(labels), chunks=(8, -1, -1))
     chunks = chunks or default_chunks(data.shape)
     factors = _fit_depth(pyramid_factors(vox, data.shape), chunks[0])[: len(parent.levels) - 1]
@@ -352,12 +356,37 @@ def write_label_image(
             colour_list.append({"label-value": int(value), "rgba": rgb + [255]})
     properties = [{"label-value": int(v), "name": n} for n, v in names.items()]
     write_label_metadata(
-        labels_group, name, colors=colour_list or None, properties=properties, fmt=FormatV05(), source={"image": "../../"}
+        labels_group, tmp_name, colors=colour_list or None, properties=properties, fmt=FormatV05(), source={"image": "../../"}
     )
-    ome = dict(labels_group.attrs.get("ome", {}))
-    ome["version"] = "0.5"
-    labels_group.attrs["ome"] = ome
-    return image_path / "labels" / name
+    final = image_path / "labels" / name
+    if final.exists():
+        old = image_path / "labels" / f".tmp-old-{name}-{os.getpid()}"
+        os.replace(final, old)
+        os.replace(image_path / "labels" / tmp_name, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(image_path / "labels" / tmp_name, final)
+    register_labels(image_path)
+    return final
+
+
+def register_labels(image_path: str | Path) -> list[str]:
+    """Rebuild the ``labels`` list of ``image.ome.zarr/labels`` from the label images present.
+
+    Hidden (``.tmp-*``) leftovers of an interrupted write are removed.
+    """
+    labels_dir = Path(image_path) / "labels"
+    if not labels_dir.is_dir():
+        return []
+    names = []
+    for child in sorted(labels_dir.iterdir()):
+        if child.name.startswith(".tmp-"):
+            shutil.rmtree(child, ignore_errors=True)
+        elif child.is_dir() and (child / "zarr.json").is_file():
+            names.append(child.name)
+    group = zarr.open_group(str(labels_dir), mode="a")
+    group.attrs["ome"] = {"version": "0.5", "labels": names}
+    return names
 
 
 def _group_ome(attrs: Mapping[str, Any]) -> tuple[dict[str, Any], str]:

@@ -172,7 +172,9 @@ class RunFolder:
         return all((self.path / o).exists() for o in record.get("outputs", []))
 
     @contextmanager
-    def stage(self, name: str, params: Mapping[str, Any], outputs: Sequence[str] | None = None) -> Iterator[Path]:
+    def stage(
+        self, name: str, params: Mapping[str, Any], outputs: Sequence[str] | None = None, *, in_place: Sequence[str] = ()
+    ) -> Iterator[Path]:
         """Run a stage atomically.
 
         Yields a temporary folder; the stage writes each of ``outputs`` (paths relative to the
@@ -180,7 +182,9 @@ class RunFolder:
         as completed in ``run.toml``; on failure the temporary folder is removed and nothing
         that looked complete is left behind.  With ``outputs=None`` the outputs are whatever the
         stage wrote: each top-level entry, and each file inside the shared folders
-        (``figures/``, ``tables/``, ``corrections/``, ``export/``).
+        (``figures/``, ``tables/``, ``corrections/``, ``export/``).  ``in_place`` lists outputs
+        the stage writes directly into the run folder by an atomic means of its own (label images
+        inside ``image.ome.zarr``); they are recorded and checked on resume, not moved.
         """
         data = self.read()
         stages = data.setdefault("stages", {})
@@ -213,8 +217,13 @@ class RunFolder:
                     _remove(old)
                 else:
                     os.replace(tmp / rel, final)
+            for rel in in_place:
+                if not (self.path / rel).exists():
+                    raise OutputError(f"stage {name!r} did not produce {rel}; this is a bug, please report it")
             data = self.read()
-            data.setdefault("stages", {}).setdefault(name, {}).update({"completed": True, "finished": _now(), "outputs": list(outputs)})
+            data.setdefault("stages", {}).setdefault(name, {}).update(
+                {"completed": True, "finished": _now(), "outputs": [*outputs, *in_place]}
+            )
             self.write(data)
         finally:
             if tmp.exists():

@@ -1,0 +1,73 @@
+"""Shading estimation against the phantom's truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from volrecon.correct import ShadingField, apply_shading, estimate_shading
+from volrecon.errors import InputError, ParameterError
+from volrecon.sample import Artefacts, make_phantom
+
+
+@pytest.fixture(scope="module")
+def ph():
+    return make_phantom("diglyme", slices=16, shape=(256, 256), seed=0, artefacts=Artefacts.only("shading", "quantise"), workers=2)
+
+
+def physical(img, ph):
+    g, o = ph.brightness[:, 0, None, None], ph.brightness[:, 1, None, None]
+    return (img.astype(np.float64) / 255 - o) / g
+
+
+def psnr(a, b):
+    return 10 * np.log10(1 / np.mean((a - b) ** 2))
+
+
+def layer_ratios(img, regions):
+    m = [img[regions == r].mean() for r in (1, 2, 3, 4)]
+    return np.array([m[i] / m[j] for i in range(4) for j in range(i + 1, 4)])
+
+
+def test_psnr_gain_and_layer_contrast_kept(ph, tmp_path):
+    est = estimate_shading(ph.acquired)
+    out = apply_shading(ph.acquired, est)
+    assert out.dtype == ph.acquired.dtype
+    gain = psnr(physical(out, ph), ph.clean) - psnr(physical(ph.acquired, ph), ph.clean)
+    assert gain >= 5.0
+    ratio_err = np.abs(layer_ratios(physical(out, ph), ph.regions) / layer_ratios(ph.clean, ph.regions) - 1)
+    assert ratio_err.max() < 0.02
+    assert np.abs(est.field - ph.shading).max() < 0.05
+    est.save(tmp_path)
+    again = ShadingField.load(tmp_path)
+    np.testing.assert_allclose(again.field, est.field, atol=1e-6)
+    assert est.plot(tmp_path / "s.png").is_file()
+
+
+def test_background_fit_erases_layers(ph):
+    naive = apply_shading(ph.acquired, estimate_shading(ph.acquired, method="polynomial"))
+    err = np.abs(layer_ratios(physical(naive, ph), ph.regions) / layer_ratios(ph.clean, ph.regions) - 1)
+    assert err.max() > 0.1  # why the within-class fit exists
+
+
+def test_dask_lazy_equals_numpy(ph):
+    import dask.array as da
+
+    est = estimate_shading(ph.acquired[:4])
+    lazy = apply_shading(da.from_array(ph.acquired[:4], chunks=(2, 128, 256)), est)
+    np.testing.assert_array_equal(lazy.compute(), apply_shading(ph.acquired[:4], est))
+
+
+def test_bad_inputs(ph):
+    with pytest.raises(InputError, match="at least 2 slices"):
+        estimate_shading(ph.acquired[:1])
+    with pytest.raises(ParameterError, match="mask"):
+        estimate_shading(ph.acquired, mask=np.zeros(ph.acquired.shape[1:], bool))
+    with pytest.raises(ParameterError):
+        estimate_shading(ph.acquired, method="magic")
+    stack = ph.acquired[:4].copy()
+    stack[1] = 0
+    est = estimate_shading(stack)
+    assert any("z=1" in w for w in est.warnings)
+    out = apply_shading(stack.astype(np.float32), est)
+    assert np.isfinite(out).all()

@@ -1,0 +1,41 @@
+"""The correct stage: estimates, lazy application, files and figures."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from volrecon.correct import correct_volume, correction_figures, save_corrections
+from volrecon.errors import ParameterError, VolreconError
+from volrecon.sample import Artefacts, make_phantom
+
+
+@pytest.fixture(scope="module")
+def ph():
+    return make_phantom("carbonate", slices=12, shape=(192, 192), seed=1, artefacts=Artefacts(), workers=2)
+
+
+def test_all_steps(ph, tmp_path):
+    arr = da.from_array(ph.acquired, chunks=(1, 192, 192))
+    res = correct_volume(arr, voxel_size_nm=ph.voxel_size_nm, options={"drift": {"anchor": "none"}})
+    out = res.image.compute()
+    assert out.dtype == np.uint8 and out.shape[0] == 12
+    assert res.drift is not None and res.shading is not None and res.brightness is not None
+    files = {p.name for p in save_corrections(res, tmp_path / "corrections")}
+    assert {"drift.csv", "brightness.csv", "shading.npz", "curtains.json", "corrections.json"} <= files
+    figs = correction_figures(res, ph.acquired, out, tmp_path / "figures")
+    assert [p.name for p in figs] == ["correct_xy.png", "correct_xz.png", "correct_yz.png"]
+
+
+def test_one_slice_warns_not_nan(ph):
+    res = correct_volume(ph.acquired[:1].astype(np.float32), voxel_size_nm=(20, 10, 10), steps=("shading", "brightness", "curtains"))
+    assert any("shading skipped" in w for w in res.warnings)
+    assert np.isfinite(res.image.compute()).all()
+
+
+def test_bad_inputs(ph):
+    with pytest.raises(ParameterError):
+        correct_volume(ph.acquired, voxel_size_nm=(1, 1, 1), steps=("sharpen",))
+    with pytest.raises(VolreconError):
+        correct_volume(ph.acquired, voxel_size_nm=(1, 1, 1), steps=("shading",), mask=np.zeros(ph.acquired.shape[1:], bool))

@@ -1,0 +1,230 @@
+"""Helpers shared by the intensity corrections (shading, brightness, curtains, denoising).
+
+Slice-wise lazy application, dtype restoration, robust weights, 1D k-means and the homogeneous
+"block" samples the estimators fit to.  Private: the public API lives in the sibling modules.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from volrecon.errors import InputError, ParameterError
+
+
+def is_dask(image: Any) -> bool:
+    """True for a dask array (without importing dask for numpy input)."""
+    return type(image).__module__.startswith("dask")
+
+
+def check_volume(image: Any, *, name: str = "image", min_slices: int = 1) -> tuple[int, int, int]:
+    """Shape ``(Z, Y, X)`` of a 3D stack, or a :class:`ParameterError`/`InputError`."""
+    shape = tuple(int(s) for s in getattr(image, "shape", ()))
+    if len(shape) != 3:
+        raise ParameterError(f"{name} has shape {shape}; give a 3D stack (z, y, x) — add a slice axis for a single image")
+    if shape[0] < min_slices:
+        raise InputError(f"{name} has {shape[0]} slice(s); this estimate needs at least {min_slices} — use a longer stack")
+    if min(shape[1:]) < 8:
+        raise InputError(f"{name} slices are {shape[1]}x{shape[2]} px; give slices of at least 8x8 px")
+    if np.dtype(image.dtype).kind not in "uif":
+        raise ParameterError(f"{name} has dtype {image.dtype}; give an integer or float image")
+    return shape  # type: ignore[return-value]
+
+
+def restore_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Cast float results to ``dtype``: NaN/inf replaced, clipped to the range of integer types."""
+    dtype = np.dtype(dtype)
+    values = np.asarray(values)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        out = np.nan_to_num(values, nan=0.0, posinf=info.max, neginf=info.min)
+        return np.clip(np.rint(out), info.min, info.max).astype(dtype)
+    finfo = np.finfo(dtype)
+    return np.nan_to_num(values, nan=0.0, posinf=finfo.max, neginf=finfo.min).astype(dtype, copy=False)
+
+
+def map_slices(image: Any, func: Callable[[np.ndarray, int], np.ndarray], *, dtype: Any | None = None) -> Any:
+    """Apply ``func(plane, z) -> plane`` to every slice; lazy (one task per slice) for dask.
+
+    The output has the input's in-plane shape and ``dtype`` (default: the input dtype).
+    """
+    out_dtype = np.dtype(image.dtype if dtype is None else dtype)
+    if is_dask(image):
+        import dask.array as da
+
+        stack = image.rechunk({0: 1, 1: -1, 2: -1})
+
+        def block(chunk: np.ndarray, block_info: dict | None = None) -> np.ndarray:
+            z = block_info[0]["array-location"][0][0]  # type: ignore[index]
+            return func(chunk[0], z)[None]
+
+        return da.map_blocks(block, stack, dtype=out_dtype)
+    arr = np.asarray(image)
+    out = np.empty(arr.shape, dtype=out_dtype)
+    for z in range(arr.shape[0]):
+        out[z] = func(arr[z], z)
+    return out
+
+
+def read_slices(image: Any, indices: Sequence[int]) -> np.ndarray:
+    """The slices ``indices`` as one float32 numpy array (computes dask input)."""
+    idx = list(int(i) for i in indices)
+    sub = image[idx]
+    if is_dask(sub):
+        sub = sub.compute()
+    return np.asarray(sub, dtype=np.float32)
+
+
+def spread_indices(n_total: int, n_wanted: int) -> np.ndarray:
+    """``n_wanted`` slice indices spread evenly over ``n_total`` (all when fewer)."""
+    if n_wanted >= n_total:
+        return np.arange(n_total)
+    return np.unique(np.round(np.linspace(0, n_total - 1, n_wanted)).astype(int))
+
+
+def plane_mask(mask: np.ndarray | None, z: int) -> np.ndarray | None:
+    """The 2D usable-pixel mask of slice ``z`` from a 2D or 3D mask (True = use)."""
+    if mask is None:
+        return None
+    return mask if mask.ndim == 2 else mask[z]
+
+
+def check_mask(mask: Any, shape: tuple[int, int, int]) -> np.ndarray | None:
+    """Validate a usable-pixel mask (True = specimen to use), 2D ``(Y, X)`` or 3D ``(Z, Y, X)``."""
+    if mask is None:
+        return None
+    arr = np.asarray(mask)
+    if arr.shape not in (tuple(shape[1:]), tuple(shape)):
+        raise ParameterError(f"mask has shape {arr.shape}; give one of a slice {tuple(shape[1:])} or of the stack {tuple(shape)}")
+    arr = arr.astype(bool)
+    if not arr.any():
+        raise ParameterError("mask excludes every pixel; True must mark the specimen pixels to use for estimation")
+    return arr
+
+
+def block_factor(shape: Sequence[int], target: int = 40) -> int:
+    """Integer block size that brings the smaller in-plane side to about ``target`` blocks."""
+    return max(1, int(min(shape)) // int(target))
+
+
+def block_stats(plane: np.ndarray, factor: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Block medians, block variances and block validity of one plane.
+
+    The median makes a block that straddles a phase boundary take the level of its majority
+    phase instead of a mixture.  A block is valid when every pixel is usable (``mask``) and finite.
+    """
+    f = int(factor)
+    ny, nx = (plane.shape[0] // f) * f, (plane.shape[1] // f) * f
+    p = np.asarray(plane[:ny, :nx], dtype=np.float32).reshape(ny // f, f, nx // f, f).transpose(0, 2, 1, 3).reshape(ny // f, nx // f, f * f)
+    med = np.median(p, axis=-1).astype(np.float64)
+    var = p.var(axis=-1, dtype=np.float64)
+    valid = np.isfinite(med) & np.isfinite(var)
+    if mask is not None:
+        m = np.asarray(mask[:ny, :nx]).reshape(ny // f, f, nx // f, f)
+        valid &= m.all(axis=(1, 3))
+    return med, var, valid
+
+
+def noise_model(mean: np.ndarray, var: np.ndarray) -> tuple[float, float]:
+    """Shot + read noise ``var = alpha * mean + beta`` fitted to the lower envelope of block variances."""
+    m, v = np.ravel(mean), np.ravel(var)
+    if m.size < 8:
+        return 0.0, float(np.median(v)) if v.size else 1.0
+    edges = np.unique(np.quantile(m, np.linspace(0, 1, 17)))
+    xs, ys = [], []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        sel = (m >= lo) & (m <= hi)
+        if sel.sum() >= 4:
+            xs.append(np.median(m[sel]))
+            ys.append(np.quantile(v[sel], 0.2))
+    if len(xs) < 2:
+        return 0.0, float(np.median(v))
+    alpha, beta = np.polyfit(np.asarray(xs), np.asarray(ys), 1)
+    alpha = max(float(alpha), 0.0)
+    beta = max(float(beta), float(np.min(ys)) * 0.1, 1e-6)
+    return alpha, beta
+
+
+def homogeneous(mean: np.ndarray, var: np.ndarray, valid: np.ndarray, *, model: tuple[float, float] | None = None, factor: float = 2.0) -> np.ndarray:
+    """Valid blocks whose variance is within ``factor`` of the noise expected at their level.
+
+    Noise grows with the signal (shot noise), so the limit follows :func:`noise_model`; blocks
+    above it hold edges or texture.
+    """
+    if not valid.any():
+        return valid
+    alpha, beta = model if model is not None else noise_model(mean[valid], var[valid])
+    return valid & (var <= factor * (alpha * np.maximum(mean, 0) + beta))
+
+
+def kmeans_1d(values: np.ndarray, k: int, *, centres: np.ndarray | None = None, iters: int = 30) -> tuple[np.ndarray, np.ndarray]:
+    """1D k-means: class centres (sorted) and the class of every value.
+
+    Starts from quantiles (or ``centres``); empty classes are dropped.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if centres is None:
+        c = np.quantile(v, (np.arange(k) + 0.5) / k)
+    else:
+        c = np.sort(np.asarray(centres, dtype=np.float64))
+    c = np.unique(c)
+    for _ in range(iters):
+        cut = (c[1:] + c[:-1]) / 2
+        cls = np.searchsorted(cut, v)
+        counts = np.bincount(cls, minlength=c.size)
+        sums = np.bincount(cls, weights=v, minlength=c.size)
+        keep = counts > 0
+        new = sums[keep] / counts[keep]
+        if new.size == c.size and np.allclose(new, c, rtol=0, atol=1e-9):
+            c = new
+            break
+        c = new
+    cut = (c[1:] + c[:-1]) / 2
+    return c, np.searchsorted(cut, v)
+
+
+def tukey_weights(residual: np.ndarray, *, c: float = 4.685) -> np.ndarray:
+    """Tukey biweight weights with a MAD scale (1 for small residuals, 0 beyond ``c`` scales)."""
+    r = np.asarray(residual, dtype=np.float64)
+    scale = 1.4826 * np.median(np.abs(r - np.median(r))) if r.size else 0.0
+    if not np.isfinite(scale) or scale <= 0:
+        return np.ones_like(r)
+    u = r / (c * scale)
+    return np.where(np.abs(u) < 1, (1 - u**2) ** 2, 0.0)
+
+
+def interp_matrix(n_out: int, n_nodes: int) -> np.ndarray:
+    """Dense linear-interpolation matrix from ``n_nodes`` evenly spread nodes to ``n_out`` pixels."""
+    pos = np.linspace(0, n_nodes - 1, n_out)
+    base = np.clip(np.floor(pos).astype(int), 0, max(n_nodes - 2, 0))
+    t = pos - base
+    mat = np.zeros((n_out, n_nodes), dtype=np.float32)
+    rows = np.arange(n_out)
+    mat[rows, base] = 1 - t
+    if n_nodes > 1:
+        mat[rows, base + 1] += t
+    return mat
+
+
+def dtype_range(dtype: Any) -> tuple[float, float]:
+    """``(min, max)`` representable by an integer dtype; ``(-inf, inf)`` for floats."""
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return float(info.min), float(info.max)
+    return -np.inf, np.inf
+
+
+def plane_problems(plane: np.ndarray, dtype: Any) -> str | None:
+    """Why a slice cannot inform an intensity estimate (constant, mostly saturated), or None."""
+    lo, hi = dtype_range(dtype)
+    p = np.asarray(plane)
+    if not np.isfinite(p).any():
+        return "no finite pixels"
+    pmin, pmax = np.nanmin(p), np.nanmax(p)
+    if pmin == pmax:
+        return "constant"
+    if np.isfinite(hi) and np.mean((p >= hi) | (p <= lo)) > 0.5:
+        return "more than half saturated"
+    return None

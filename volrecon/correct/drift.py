@@ -1,0 +1,673 @@
+"""Drift registration of slice-and-view stacks: estimate a drift table, apply it lazily.
+
+``estimate_drift`` streams the stack slice by slice once and gathers three kinds of evidence:
+
+* **frame** (default when found): the protective cap's lower edge (→ dy) and the trench walls
+  (→ dx) of the milled face, measured in every slice sub-pixel against one common reference —
+  absolute, so errors never accumulate (see "Registration physics" in DESIGN.md);
+* **roi**: a user-marked rectangle holding a fiducial, correlated absolutely with the same
+  rectangle of the first slice;
+* **structure**: sub-pixel, curtain-suppressed phase correlation of slice pairs over several
+  baselines (1, 2, 4, 8, 16 slices apart).
+
+Everything is combined by one robust weighted least-squares solve
+(:mod:`volrecon.correct._registration_solve`), each measurement weighted by its uncertainty;
+outlier pairs are rejected, consistent jumps kept, blank slices interpolated. The table records
+per slice what anchored it and the expected residual.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from volrecon.correct._registration_input import (
+    blank_reason,
+    check_box,
+    check_slice,
+    check_stack,
+    is_dask,
+    ordered_map,
+    slice_reader,
+    static_rows,
+)
+from volrecon.correct._registration_phase import PhaseCorrelator, SpectrumGeometry
+from volrecon.correct._registration_solve import Observations, Solution, screen_series, solve_trajectory
+from volrecon.correct._registration_table import DriftTable
+from volrecon.correct.frame import FrameInfo, FrameTracker, detect_frame
+from volrecon.errors import InputError, ParameterError
+
+__all__ = ["DriftTable", "estimate_drift", "apply_drift", "plot_drift"]
+
+METHODS = ("auto", "phase", "sitk", "none")
+ANCHOR_MODES = ("auto", "frame", "none")
+#: per-pair floor (px) on the structure uncertainty: features inclined to the milling direction
+#: move like drift, so no correlation is better than this however sharp its peak
+STRUCTURE_FLOOR_PX = 0.35
+
+
+@dataclass
+class _Prepared:
+    """What the streaming pass keeps of one slice (small)."""
+
+    reason: str
+    spectrum: Any = None
+    roi: Any = None
+
+
+def estimate_drift(
+    image: Any,
+    *,
+    method: str = "auto",
+    baselines: Sequence[int] = (1, 2, 4, 8, 16),
+    anchor: str | Sequence[int] = "auto",
+    mask: np.ndarray | None = None,
+    window: tuple[int, int] | None = None,
+    curtain_suppression: bool | int = True,
+    bin: int | str = "auto",
+    decimate: int = 2,
+    frame: FrameInfo | None = None,
+    reference: int | None = None,
+    search: int = 64,
+    structure_floor_px: float = STRUCTURE_FLOOR_PX,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> DriftTable:
+    """Estimate the per-slice translation that registers a slice-and-view stack.
+
+    Parameters
+    ----------
+    image : array, shape (Z, Y, X)
+        numpy or dask stack; a dask stack is read one slice at a time, never whole.
+    method : {"auto", "phase", "sitk", "none"}
+        Pairwise estimator for the structure evidence: curtain-robust phase correlation
+        (``"auto"``), SimpleITK translation with Mattes mutual information (slow; for intensity
+        changes between slices), or ``"none"`` (anchors only).
+    baselines : sequence of int
+        Slice distances of the compared pairs. Longer baselines stop pairwise errors from
+        adding up like a random walk.
+    anchor : {"auto", "frame", "none"} or (y0, y1, x0, x1)
+        ``"auto"``: detect the milled face's frame and anchor on it if found; ``"frame"``: the
+        same but an error if no frame is found; ``"none"``: structure only; a rectangle: a
+        user-marked, depth-independent feature (fiducial, trench edge) used as an absolute
+        reference. It must be larger than the drift it has to follow.
+    mask : ndarray of bool, shape (Y, X) or (Z, Y, X), optional
+        True where the image shows the cross-section; other pixels are ignored by the
+        structure estimate. Rows identical in every slice (a data bar) are excluded
+        automatically, and so is the frame when one is found.
+    window : (int, int), optional
+        Height and width of the central region used for the structure estimate
+        (default: all of the specimen region).
+    curtain_suppression : bool or int
+        Zero the spectral rows ``|k_y| <= n`` where vertical curtain stripes live (``True``: 3).
+    bin : int or "auto"
+        Block-average factor before the FFT (``"auto"``: regions up to ~1024 px stay at full
+        resolution).
+    decimate : int
+        Fourier-domain decimation of the correlation surface (speed; sub-pixel accuracy is kept
+        by the Gaussian peak fit).
+    frame : FrameInfo, optional
+        A frame detected beforehand (skips detection).
+    reference : int, optional
+        Slice to detect the frame on (default: the middle slice).
+    search : int
+        Largest displacement (px) of a frame edge from its reference position.
+    structure_floor_px : float
+        Per-pair uncertainty floor of the structure estimate (see ``STRUCTURE_FLOOR_PX``).
+    workers : int, optional
+        Threads (default: the number of CPUs, at most 4).
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each slice.
+
+    Returns
+    -------
+    DriftTable
+        ``shifts[z]`` applied with :func:`scipy.ndimage.shift` to slice ``z`` registers it.
+
+    Raises
+    ------
+    InputError
+        Fewer than 2 slices, slices smaller than 32 px, NaN pixels.
+    ParameterError
+        Unknown method/anchor, ROI outside the image, window larger than the image, no frame
+        found with ``anchor="frame"``.
+
+    Examples
+    --------
+    >>> from volrecon.correct._registration_synthetic import make_stack
+    >>> stack = make_stack(12, (128, 128), inclined=0.0)
+    >>> table = estimate_drift(stack.acquired, anchor="none")
+    >>> err = (table.shifts - table.shifts[0]) - (stack.drift - stack.drift[0])
+    >>> bool(abs(err).max() < 0.5)
+    True
+    """
+    started = time.perf_counter()
+    nz, ny, nx = check_stack(image)
+    floating = np.issubdtype(np.dtype(image.dtype), np.floating)
+    method = _check_choice("method", method, METHODS)
+    method = "phase" if method == "auto" else method
+    baselines = _check_baselines(baselines, nz)
+    workers = _check_workers(workers)
+    read = slice_reader(image)
+    mask2d, mask3d = _check_mask(mask, (nz, ny, nx))
+
+    roi: tuple[int, int, int, int] | None = None
+    if isinstance(anchor, str):
+        anchor_mode = _check_choice("anchor", anchor, ANCHOR_MODES)
+    else:
+        roi = check_box(anchor, (ny, nx), "anchor")
+        anchor_mode = "roi"
+
+    # cheap look at a few slices: blank ones, burned-in overlay rows
+    probe: list[int] = []
+    for z in range(min(nz, 12)):
+        if len(probe) < 3 and not blank_reason(read(z), np.dtype(image.dtype)):
+            probe.append(z)
+    overlay = static_rows(read, probe)
+    bottom = int(np.flatnonzero(overlay)[0]) if overlay.size and overlay[ny // 2 :].any() else None
+    if bottom is not None:
+        bottom = ny // 2 + int(np.flatnonzero(overlay[ny // 2 :])[0])
+    info = _find_frame(image, frame, anchor_mode, reference, bottom, ny, nx)
+    box = _structure_box(info, overlay, mask2d, (ny, nx), window)
+
+    solver = None
+    if method != "none":
+        geometry = SpectrumGeometry(
+            box, _auto_bin(bin, box), int(decimate), _curtain_rows(curtain_suppression), sigma=1.0
+        )
+        if method == "phase":
+            solver = PhaseCorrelator(geometry, workers=1)
+        else:
+            from volrecon.correct._registration_sitk import SitkRegistrar
+
+            solver = SitkRegistrar(geometry)
+    roi_corr = None
+    if roi is not None:
+        roi_corr = PhaseCorrelator(SpectrumGeometry(roi, 1, 1, _curtain_rows(curtain_suppression), 1.0))
+    tracker = FrameTracker(info, search=search) if info is not None and info.found else None
+    dtype = np.dtype(image.dtype)
+
+    def prepare(z: int) -> _Prepared:
+        data = read(z)
+        check_slice(z, data, floating=floating)
+        reason = blank_reason(data, dtype)
+        if reason:
+            return _Prepared(reason)
+        if tracker is not None:
+            tracker.collect(z, data)
+        spectrum = roi_spec = None
+        if solver is not None:
+            region = data[box[0] : box[1], box[2] : box[3]]
+            m = mask3d[z] if mask3d is not None else mask2d
+            if m is not None:
+                region = _fill_masked(region, m[box[0] : box[1], box[2] : box[3]])
+            spectrum = solver.prepare(region)
+        if roi_corr is not None:
+            roi_spec = roi_corr.prepare(data[roi[0] : roi[1], roi[2] : roi[3]])
+        return _Prepared("", spectrum, roi_spec)
+
+    obs = Observations(nz)
+    reasons = [""] * nz
+    recent: dict[int, Any] = {}
+    roi_ref = None
+    coherences: list[float] = []
+    keep_back = max(baselines)
+    for z, prep in ordered_map(prepare, list(range(nz)), workers):
+        reasons[z] = prep.reason
+        if not prep.reason:
+            if solver is not None:
+                for k in baselines:
+                    a = z - k
+                    if a in recent:
+                        shift, q = solver.pair_shift(recent[a], prep.spectrum)
+                        coherences.append(q)
+                        if q > 0.01:
+                            obs.add_pair(a, z, shift, _pair_sigma(q, k, structure_floor_px))
+                recent[z] = prep.spectrum
+                for old in [a for a in recent if a < z - keep_back]:
+                    del recent[old]
+            if prep.roi is not None:
+                if roi_ref is None:
+                    roi_ref = prep.roi
+                shift, q = roi_corr.pair_shift(roi_ref, prep.roi)
+                if q > 0.02:
+                    sigma = 0.02 + 0.05 / math.sqrt(q)
+                    obs.add_absolute(z, 0, shift[0], sigma, "roi")
+                    obs.add_absolute(z, 1, shift[1], sigma, "roi")
+        if progress is not None:
+            progress(z + 1, nz)
+
+    good = [z for z in range(nz) if not reasons[z]]
+    if len(good) < 2:
+        raise InputError(f"only {len(good)} of {nz} slices have usable content (the rest are blank or saturated)")
+    edges = tracker.measure(good) if tracker is not None else {}
+    if anchor_mode == "frame" and not any(edges.values()):
+        raise ParameterError("anchor='frame': the frame edges could not be measured; use anchor='auto' or 'none'")
+
+    solution = solve_trajectory(_with_edges(obs, edges, info, None))
+    if info is not None and edges:
+        solution = solve_trajectory(_with_edges(obs, edges, info, solution.shifts))
+    elapsed = time.perf_counter() - started
+    return _build_table(solution, obs, reasons, method, info, edges, box, baselines, coherences, elapsed, roi)
+
+
+# --------------------------------------------------------------------------------------------
+# helpers of estimate_drift
+
+
+def _check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ParameterError(f"{name}={value!r}: choose one of {', '.join(choices)}")
+    return value
+
+
+def _check_baselines(baselines: Sequence[int], nz: int) -> tuple[int, ...]:
+    try:
+        values = sorted({int(b) for b in baselines})
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(f"baselines={baselines!r}: give positive integers such as (1, 2, 4, 8)") from exc
+    if not values or values[0] < 1:
+        raise ParameterError(f"baselines={baselines!r}: give positive integers such as (1, 2, 4, 8)")
+    usable = tuple(b for b in values if b < nz)
+    return usable or (1,)
+
+
+def _check_workers(workers: int | None) -> int:
+    if workers is None:
+        return max(1, min(4, os.cpu_count() or 1))
+    if int(workers) < 1:
+        raise ParameterError(f"workers={workers}: give 1 or more")
+    return int(workers)
+
+
+def _check_mask(mask: Any, shape: tuple[int, int, int]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    if mask is None:
+        return None, None
+    arr = np.asarray(mask).astype(bool)
+    if arr.shape == shape[1:]:
+        if not arr.any():
+            raise ParameterError("mask excludes every pixel; True must mark the cross-section to use")
+        return arr, None
+    if arr.shape == shape:
+        return None, arr
+    raise ParameterError(f"mask shape {arr.shape} matches neither a slice {shape[1:]} nor the stack {shape}")
+
+
+def _curtain_rows(setting: bool | int) -> int:
+    if setting is True:
+        return 3
+    if setting is False or setting is None:
+        return 0
+    value = int(setting)
+    if value < 0:
+        raise ParameterError(f"curtain_suppression={setting}: give True/False or a number of rows >= 0")
+    return value
+
+
+def _auto_bin(setting: int | str, box: tuple[int, int, int, int]) -> int:
+    side = max(box[1] - box[0], box[3] - box[2])
+    if setting == "auto":
+        return max(1, math.ceil(side / 1100))
+    value = int(setting)
+    if value < 1:
+        raise ParameterError(f"bin={setting}: give an integer >= 1 or 'auto'")
+    return value
+
+
+def _pair_sigma(coherence: float, baseline: int, floor: float) -> float:
+    """Uncertainty (px) of one pairwise structure estimate."""
+    measured = 0.05 * math.sqrt((1.0 - coherence) / max(coherence, 1e-3))
+    # features inclined to the milling direction add an error that grows with the baseline
+    return math.sqrt(measured**2 + floor**2 * baseline)
+
+
+def _find_frame(
+    image: Any, frame: FrameInfo | None, mode: str, reference: int | None, bottom: int | None, ny: int, nx: int
+) -> FrameInfo | None:
+    if mode in ("none", "roi") and frame is None:
+        return None
+    if frame is None:
+        frame = detect_frame(image, reference=reference, bottom=bottom)
+    elif tuple(frame.shape) != (ny, nx):
+        raise ParameterError(f"frame was detected on {frame.shape} slices, the stack has {ny}x{nx}")
+    if mode == "frame" and not frame.found:
+        raise ParameterError("anchor='frame': no cap edge or trench wall found; use anchor='auto' or 'none'")
+    return frame
+
+
+def _structure_box(
+    info: FrameInfo | None,
+    overlay: np.ndarray,
+    mask: np.ndarray | None,
+    shape: tuple[int, int],
+    window: tuple[int, int] | None,
+) -> tuple[int, int, int, int]:
+    ny, nx = shape
+    y0, y1, x0, x1 = info.specimen if info is not None and info.found else (0, ny, 0, nx)
+    if overlay.size and overlay.any():
+        # keep the longest run of non-overlay rows inside the box
+        free = ~overlay[y0:y1]
+        best, start, run = (y0, y1), None, 0
+        best_len = 0
+        for i, ok in enumerate(np.r_[free, False]):
+            if ok and start is None:
+                start = i
+            elif not ok and start is not None:
+                if i - start > best_len:
+                    best, best_len = (y0 + start, y0 + i), i - start
+                start = None
+        y0, y1 = best
+    if mask is not None:
+        rows = np.flatnonzero(mask.any(axis=1))
+        cols = np.flatnonzero(mask.any(axis=0))
+        y0, y1 = max(y0, int(rows[0])), min(y1, int(rows[-1]) + 1)
+        x0, x1 = max(x0, int(cols[0])), min(x1, int(cols[-1]) + 1)
+    if window is not None:
+        try:
+            wh, ww = (int(v) for v in window)
+        except (TypeError, ValueError) as exc:
+            raise ParameterError(f"window={window!r}: give (height, width) in pixels") from exc
+        if wh < 32 or ww < 32:
+            raise ParameterError(f"window={window!r}: give at least 32x32 px")
+        if wh > y1 - y0 or ww > x1 - x0:
+            raise ParameterError(
+                f"window={window!r} is larger than the {y1 - y0}x{x1 - x0} px registration region; "
+                "use a smaller window"
+            )
+        cy, cx = (y0 + y1) // 2, (x0 + x1) // 2
+        y0, x0 = cy - wh // 2, cx - ww // 2
+        y1, x1 = y0 + wh, x0 + ww
+    if y1 - y0 < 32 or x1 - x0 < 32:
+        raise InputError(f"the registration region {(y0, y1, x0, x1)} is smaller than 32x32 px; check mask/frame")
+    return (y0, y1, x0, x1)
+
+
+def _fill_masked(region: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    if valid.all():
+        return region
+    out = np.array(region, dtype=np.float32, copy=True)
+    fill = float(out[valid].mean()) if valid.any() else 0.0
+    out[~valid] = fill
+    return out
+
+
+def _with_edges(
+    obs: Observations,
+    edges: dict[str, dict[int, Any]],
+    info: FrameInfo | None,
+    current: np.ndarray | None,
+) -> Observations:
+    """Pairs/ROI observations plus the frame edges as absolute observations.
+
+    Edge shift ``s`` means the slice content moved by ``+s``, so the registering shift is
+    ``-s``; a tilted edge also moves when content moves along it, corrected with the current
+    estimate of the other axis (``current``).
+    """
+    out = Observations(
+        obs.n,
+        list(obs.pair_a),
+        list(obs.pair_b),
+        list(obs.pair_d),
+        list(obs.pair_sigma),
+        list(obs.abs_z),
+        list(obs.abs_axis),
+        list(obs.abs_value),
+        list(obs.abs_sigma),
+        list(obs.abs_source),
+    )
+    for name, found in edges.items():
+        axis = 0 if name == "cap" else 1
+        slope = 0.0
+        if info is not None and current is not None:
+            slope = {"cap": info.cap_slope, "wall_left": info.left_slope, "wall_right": info.right_slope}[name]
+        zs = np.array(sorted(found))
+        if zs.size == 0:
+            continue
+        values = np.array([-found[z].shift + (slope * current[z, 1 - axis] if current is not None else 0.0) for z in zs])
+        keep = screen_series(zs, values)
+        for z, value, ok in zip(zs, values, keep):
+            if ok:
+                out.add_absolute(int(z), axis, float(value), found[z].sigma, name)
+    return out
+
+
+def _build_table(
+    solution: Solution,
+    obs: Observations,
+    reasons: list[str],
+    method: str,
+    info: FrameInfo | None,
+    edges: dict[str, dict[int, Any]],
+    box: tuple[int, int, int, int],
+    baselines: tuple[int, ...],
+    coherences: list[float],
+    elapsed: float,
+    roi: tuple[int, int, int, int] | None,
+) -> DriftTable:
+    nz = obs.n
+    good = [z for z in range(nz) if not reasons[z]]
+    shifts = solution.shifts - solution.shifts[good[0]]
+    has_y = np.zeros(nz, bool)
+    has_x = np.zeros(nz, bool)
+    for name, found in edges.items():
+        for z in found:
+            (has_y if name == "cap" else has_x)[z] = True
+    sigma = solution.sigma  # pair sigmas already carry the pairs' robust scale
+    residual = np.sqrt(np.mean(sigma**2, axis=1))
+    has_roi = np.zeros(nz, bool)
+    for z, src in zip(obs.abs_z, obs.abs_source):
+        if src == "roi":
+            has_roi[z] = True
+    rejected_per_slice = np.zeros(nz, int)
+    for a, b, bad in zip(obs.pair_a, obs.pair_b, solution.pair_rejected):
+        if bad:
+            rejected_per_slice[a] += 1
+            rejected_per_slice[b] += 1
+    anchors, flags = [], []
+    for z in range(nz):
+        if reasons[z]:
+            anchors.append("interpolated")
+        elif has_y[z] and has_x[z]:
+            anchors.append("frame")
+        elif has_y[z]:
+            anchors.append("cap")
+        elif has_x[z]:
+            anchors.append("walls")
+        elif has_roi[z]:
+            anchors.append("roi")
+        else:
+            anchors.append("structure")
+        notes = [reasons[z], "interpolated"] if reasons[z] else []
+        if rejected_per_slice[z]:
+            notes.append(f"outlier-pairs:{rejected_per_slice[z]}")
+        flags.append(";".join(notes))
+    quality = np.exp(-residual / 0.5)
+    quality[[bool(r) for r in reasons]] = 0.0
+    metadata = {
+        "parameters": {
+            "baselines": list(baselines),
+            "structure_box": list(box),
+            "roi": list(roi) if roi else None,
+        },
+        "frame": info.to_dict() if info is not None else None,
+        "pairs": len(obs.pair_a),
+        "pairs_rejected": int(solution.pair_rejected.sum()),
+        "frame_measurements": {name: len(found) for name, found in edges.items()},
+        "median_pair_coherence": float(np.median(coherences)) if coherences else None,
+        "robust_scale": solution.scale,
+        "seconds": elapsed,
+        "slices_per_second": nz / elapsed if elapsed > 0 else None,
+    }
+    return DriftTable(shifts, quality, tuple(anchors), residual, tuple(flags), method, metadata)
+
+
+# --------------------------------------------------------------------------------------------
+# application
+
+
+def output_geometry(table: DriftTable, shape: tuple[int, int], mode: str = "crop") -> dict[str, Any]:
+    """Output slice shape, where input pixel (0, 0) lands, and the box valid in every slice.
+
+    Parameters
+    ----------
+    table : DriftTable
+        The drift to apply.
+    shape : tuple of int
+        ``(rows, columns)`` of one input slice.
+    mode : {"crop", "pad", "same"}
+        ``"crop"``: keep only the box valid in every slice; ``"pad"``: grow the canvas so no
+        pixel is lost (fill 0); ``"same"``: keep the input shape.
+
+    Returns
+    -------
+    dict
+        ``shape`` (output rows, columns), ``origin`` (offset added to every shift),
+        ``valid`` (``(y0, y1, x0, x1)`` valid in every output slice).
+    """
+    mode = _check_choice("mode", mode, ("crop", "pad", "same"))
+    rows, cols = int(shape[0]), int(shape[1])
+    if mode == "crop":
+        y0, y1, x0, x1 = table.valid_region((rows, cols))
+        return {"mode": mode, "shape": (y1 - y0, x1 - x0), "origin": (-y0, -x0), "valid": (0, y1 - y0, 0, x1 - x0)}
+    if mode == "same":
+        return {"mode": mode, "shape": (rows, cols), "origin": (0, 0), "valid": table.valid_region((rows, cols))}
+    dy, dx = table.shifts[:, 0], table.shifts[:, 1]
+    oy, ox = max(0, math.ceil(-float(dy.min()) - 1e-6)), max(0, math.ceil(-float(dx.min()) - 1e-6))
+    ey, ex = max(0, math.ceil(float(dy.max()) - 1e-6)), max(0, math.ceil(float(dx.max()) - 1e-6))
+    y0, y1, x0, x1 = table.valid_region((rows, cols))
+    return {
+        "mode": mode,
+        "shape": (rows + oy + ey, cols + ox + ex),
+        "origin": (oy, ox),
+        "valid": (y0 + oy, y1 + oy, x0 + ox, x1 + ox),
+    }
+
+
+def _shift_slice(data: np.ndarray, shift: np.ndarray, geom: dict[str, Any], order: int, out_dtype) -> np.ndarray:
+    rows, cols = geom["shape"]
+    oy, ox = geom["origin"]
+    data = np.asarray(data, dtype=np.float32)
+    if geom["mode"] == "pad":
+        canvas = np.zeros((rows, cols), dtype=np.float32)
+        canvas[oy : oy + data.shape[0], ox : ox + data.shape[1]] = data
+        moved = ndimage.shift(canvas, shift, order=order, mode="constant", cval=0.0)
+    elif geom["mode"] == "crop":
+        moved = ndimage.shift(data, shift, order=order, mode="nearest")[-oy : -oy + rows, -ox : -ox + cols]
+    else:
+        moved = ndimage.shift(data, shift, order=order, mode="constant", cval=0.0)
+    if np.issubdtype(out_dtype, np.integer):
+        info = np.iinfo(out_dtype)
+        moved = np.clip(np.rint(moved), info.min, info.max)
+    return moved.astype(out_dtype, copy=False)
+
+
+def apply_drift(image: Any, table: DriftTable, *, mode: str = "crop", order: int = 1) -> Any:
+    """Shift every slice by its drift-table row (``scipy.ndimage.shift``), lazily for dask.
+
+    Parameters
+    ----------
+    image : array, shape (Z, Y, X)
+        numpy or dask stack; numpy in gives numpy out, dask in gives a lazy dask array
+        (one task per slice).
+    table : DriftTable
+        From :func:`estimate_drift` (or :meth:`DriftTable.from_csv`), one row per slice.
+    mode : {"crop", "pad", "same"}
+        ``"crop"`` keeps the box valid in every slice (``table.valid_region``); ``"pad"`` grows
+        the canvas so no data is lost (fill 0); ``"same"`` keeps the input shape (fill 0).
+        :func:`output_geometry` gives the resulting shape and valid box.
+    order : int
+        Spline interpolation order (0–5).
+
+    Returns
+    -------
+    array
+        The registered stack, same dtype as the input.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> stack = np.random.default_rng(0).random((3, 64, 64)).astype(np.float32)
+    >>> table = DriftTable(np.array([[0, 0], [1.5, -2], [3, 1]]), np.ones(3), ("structure",) * 3,
+    ...                    np.zeros(3), ("",) * 3)
+    >>> apply_drift(stack, table).shape
+    (3, 61, 62)
+    """
+    nz = check_stack(image)[0]
+    if len(table) != nz:
+        raise ParameterError(f"the drift table has {len(table)} rows, the stack {nz} slices; use the matching table")
+    if not 0 <= int(order) <= 5:
+        raise ParameterError(f"order={order}: give a spline order 0..5")
+    geom = output_geometry(table, image.shape[1:], mode)
+    out_dtype = np.dtype(image.dtype)
+    shifts = np.asarray(table.shifts)
+    if is_dask(image):
+        import dask.array as da
+
+        stack = image.rechunk({0: 1, 1: -1, 2: -1})
+
+        def block(chunk: np.ndarray, block_info=None) -> np.ndarray:
+            z = block_info[0]["array-location"][0][0]
+            return _shift_slice(chunk[0], shifts[z], geom, order, out_dtype)[None]
+
+        return da.map_blocks(
+            block, stack, dtype=out_dtype, chunks=((1,) * nz, (geom["shape"][0],), (geom["shape"][1],))
+        )
+    arr = np.asarray(image)
+    out = np.empty((nz, *geom["shape"]), dtype=out_dtype)
+    for z in range(nz):
+        out[z] = _shift_slice(arr[z], shifts[z], geom, order, out_dtype)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# figure
+
+
+def plot_drift(table: DriftTable, path: str | Path, *, truth: np.ndarray | None = None) -> Path:
+    """Save a PNG of the drift trajectory (dy, dx per slice, coloured by anchor) and its residual.
+
+    Parameters
+    ----------
+    table : DriftTable
+        The estimate.
+    path : str or Path
+        Output PNG.
+    truth : ndarray, shape (Z, 2), optional
+        Known drift (phantoms), drawn dashed after removing the mean offset.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    z = np.arange(len(table))
+    fig, axes = plt.subplots(3, 1, figsize=(8, 7), sharex=True, constrained_layout=True)
+    colours = {"frame": "C2", "cap": "C1", "walls": "C4", "roi": "C5", "structure": "C0", "interpolated": "C3"}
+    for ax, col, name in ((axes[0], 0, "dy"), (axes[1], 1, "dx")):
+        ax.plot(z, table.shifts[:, col], color="0.6", lw=0.8)
+        for label, colour in colours.items():
+            sel = np.array([a == label for a in table.anchor])
+            if sel.any():
+                ax.plot(z[sel], table.shifts[sel, col], ".", ms=3, color=colour, label=label)
+        if truth is not None:
+            t = np.asarray(truth, float)[:, col]
+            ax.plot(z, t - t.mean() + table.shifts[:, col].mean(), "k--", lw=0.8, label="truth")
+        ax.set_ylabel(f"{name} (px)")
+    axes[0].legend(loc="best", fontsize=7, ncol=3)
+    axes[2].semilogy(z, np.maximum(table.expected_residual_px, 1e-3), color="C3")
+    axes[2].set_ylabel("expected residual (px)")
+    axes[2].set_xlabel("slice")
+    fig.suptitle(f"drift ({table.method}); expected residual RMS {table.expected_residual_rms_px:.3f} px")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,532 @@
+"""The milled face's frame: protective-cap edge above the face, trench walls left and right.
+
+The frame does not change with depth, so its edges are an absolute reference for drift: each
+slice's edge positions are measured sub-pixel against one common reference profile (never
+chained). ``detect_frame`` finds the edges on one slice; ``FrameTracker`` collects a small 1D
+profile across each edge per slice during the streaming pass and measures them afterwards.
+
+Edge positions are measured by fitting the reference profile to the slice profile with an
+unknown shift, gain and offset (1D Gauss–Newton), so brightness steps and contrast changes do
+not move the estimate, and with a Cramér–Rao uncertainty from the fit residual.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+from scipy.interpolate import CubicSpline
+
+from volrecon.errors import InputError, ParameterError
+
+
+@dataclass(frozen=True)
+class FrameInfo:
+    """Where the frame of the milled face is on the reference slice.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        ``(rows, columns)`` of the slice it was detected on.
+    cap_edge : float or None
+        Row of the cap's lower edge (None: no cap found).
+    left_wall, right_wall : float or None
+        Column of each trench wall's edge facing the specimen (None: not found / cut off).
+    specimen : tuple of int
+        ``(y0, y1, x0, x1)``: the face inside the frame, with a safety margin; everything outside
+        it is frame and is excluded from registration by structure, segmentation and analysis.
+    cap_slope : float
+        Tilt of the cap edge (rows per column).
+    left_slope, right_slope : float
+        Tilt of each wall (columns per row; tapered trenches have opposite signs).
+    contrast : dict
+        Edge strength of each found edge in noise sigmas.
+    reference_slice : int
+        Slice the frame was detected on (0 for a 2D input).
+    """
+
+    shape: tuple[int, int]
+    cap_edge: float | None
+    left_wall: float | None
+    right_wall: float | None
+    specimen: tuple[int, int, int, int]
+    cap_slope: float = 0.0
+    left_slope: float = 0.0
+    right_slope: float = 0.0
+    contrast: dict[str, float] = field(default_factory=dict)
+    reference_slice: int = 0
+
+    @property
+    def found(self) -> bool:
+        """True when at least one frame edge was found."""
+        return self.cap_edge is not None or self.left_wall is not None or self.right_wall is not None
+
+    @property
+    def walls(self) -> tuple[str, ...]:
+        """Names of the walls found (``"left"``, ``"right"``)."""
+        return tuple(n for n, v in (("left", self.left_wall), ("right", self.right_wall)) if v is not None)
+
+    def frame_mask(self) -> np.ndarray:
+        """Boolean ``(rows, columns)`` mask, True on the frame (outside ``specimen``)."""
+        mask = np.ones(self.shape, dtype=bool)
+        y0, y1, x0, x1 = self.specimen
+        mask[y0:y1, x0:x1] = False
+        return mask
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dictionary (pixel units)."""
+        return {
+            "units": "px",
+            "shape": list(self.shape),
+            "cap_edge_row": self.cap_edge,
+            "left_wall_col": self.left_wall,
+            "right_wall_col": self.right_wall,
+            "specimen_box": list(self.specimen),
+            "cap_slope": self.cap_slope,
+            "left_slope": self.left_slope,
+            "right_slope": self.right_slope,
+            "contrast_sigma": dict(self.contrast),
+            "reference_slice": self.reference_slice,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FrameInfo:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            shape=tuple(data["shape"]),
+            cap_edge=data.get("cap_edge_row"),
+            left_wall=data.get("left_wall_col"),
+            right_wall=data.get("right_wall_col"),
+            specimen=tuple(data["specimen_box"]),
+            cap_slope=float(data.get("cap_slope", 0.0)),
+            left_slope=float(data.get("left_slope", 0.0)),
+            right_slope=float(data.get("right_slope", 0.0)),
+            contrast=dict(data.get("contrast_sigma", {})),
+            reference_slice=int(data.get("reference_slice", 0)),
+        )
+
+
+def _robust_sigma(values: np.ndarray) -> float:
+    med = np.median(values)
+    return float(1.4826 * np.median(np.abs(values - med))) + 1e-9
+
+
+def _pixel_noise(image: np.ndarray) -> float:
+    """Robust estimate of the pixel noise sigma (from horizontal neighbour differences)."""
+    sample = image[:: max(1, image.shape[0] // 256)]
+    return _robust_sigma(np.diff(sample, axis=1).ravel()) / np.sqrt(2.0)
+
+
+def _strongest_edge(profile: np.ndarray, lo: int, hi: int, noise: float) -> tuple[int, float, float]:
+    """Strongest step in ``profile[lo:hi]``: index, strength in noise sigmas, and the step.
+
+    Steps are found at the scale of a frame edge (difference of the means of ``w`` samples on
+    either side, ``w`` ~ 1.5 % of the profile), so a soft wall ramp beats a sharp particle
+    edge; the index is then refined to the steepest point of the ramp. ``noise`` is the noise
+    sigma of one profile sample.
+    """
+    n = profile.size
+    w = max(6, n // 64)
+    csum = np.r_[0.0, np.cumsum(profile, dtype=np.float64)]
+    idx = np.arange(max(lo, w + 1), min(hi, n - w - 1))
+    if idx.size == 0:
+        return lo, 0.0, 0.0
+    after = (csum[idx + 1 + w] - csum[idx + 1]) / w
+    before = (csum[idx - 1] - csum[idx - 1 - w]) / w
+    diff = after - before
+    k = int(np.argmax(np.abs(diff)))
+    centre, step = int(idx[k]), float(diff[k])
+    grad = np.abs(np.gradient(ndimage.gaussian_filter1d(profile, 1.5)))
+    a, b = max(0, centre - w // 2), min(n, centre + w // 2 + 1)
+    i = a + int(np.argmax(grad[a:b]))
+    strength = abs(step) / (noise * np.sqrt(2.0 / w) + 1e-9)
+    return i, float(strength), step
+
+
+def _strip_positions(image: np.ndarray, edge: int, axis: int, span: tuple[int, int], strips: int) -> np.ndarray:
+    """Edge position (argmax of the gradient near ``edge``) in several strips across ``span``."""
+    out = []
+    bounds = np.linspace(span[0], span[1], strips + 1).astype(int)
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        if b - a < 4:
+            continue
+        # axis=1: strips are column ranges, the profile runs along y; axis=0: the other way round
+        prof = image[:, a:b].mean(axis=1) if axis == 1 else image[a:b, :].mean(axis=0)
+        lo, hi = max(1, edge - 12), min(len(prof) - 1, edge + 13)
+        grad = np.abs(np.gradient(ndimage.gaussian_filter1d(prof, 1.0)))[lo:hi]
+        out.append(((a + b) / 2.0, lo + float(np.argmax(grad))))
+    return np.asarray(out).reshape(-1, 2)
+
+
+def _straight_line(pos: np.ndarray, *, tolerance: float = 3.0, inliers: float = 0.6) -> float | None:
+    """Slope of the line through most strip positions, or None when the edge is not straight."""
+    if len(pos) < 3:
+        return None
+    i, j = np.triu_indices(len(pos), 1)
+    dx = pos[j, 0] - pos[i, 0]
+    ok = dx != 0
+    slope = float(np.median((pos[j, 1] - pos[i, 1])[ok] / dx[ok]))  # Theil-Sen: robust to outlier strips
+    intercept = float(np.median(pos[:, 1] - slope * pos[:, 0]))
+    keep = np.abs(pos[:, 1] - (slope * pos[:, 0] + intercept)) <= tolerance
+    if keep.sum() < max(3, inliers * len(pos)):
+        return None
+    return float(np.polyfit(pos[keep, 0], pos[keep, 1], 1)[0])
+
+
+def detect_frame(
+    image: np.ndarray,
+    *,
+    reference: int | None = None,
+    min_contrast: float = 0.12,
+    min_sigma: float = 8.0,
+    margin: float = 0.03,
+    cap: bool = True,
+    walls: bool = True,
+    bottom: int | None = None,
+) -> FrameInfo:
+    """Find the cap edge and trench walls of the milled face on one slice.
+
+    Parameters
+    ----------
+    image : ndarray
+        One slice ``(y, x)`` or a stack ``(z, y, x)`` (numpy or dask; only one slice is read).
+    reference : int, optional
+        Slice of a stack to detect on (default: the middle slice).
+    min_contrast : float
+        Smallest accepted step across an edge, as a fraction of the slice's 1–99 % grey range.
+    min_sigma : float
+        Smallest accepted edge gradient, in robust noise sigmas of the profile.
+    margin : float
+        Safety margin (fraction of the slice size, at least 8 px) between an edge and the
+        ``specimen`` box, so drift does not carry frame into the box.
+    cap, walls : bool
+        Look for the cap / the walls.
+    bottom : int, optional
+        First row of a data bar or other overlay; rows from here on are ignored.
+
+    Returns
+    -------
+    FrameInfo
+        ``found`` is False when neither a cap nor a wall was found.
+
+    Examples
+    --------
+    >>> from volrecon.correct._registration_synthetic import make_stack
+    >>> info = detect_frame(make_stack(3, (200, 200), frame=True).acquired)
+    >>> info.cap_edge is not None, info.walls
+    (True, ('left', 'right'))
+    """
+    arr = image
+    ref = 0
+    if getattr(arr, "ndim", 0) == 3:
+        ref = arr.shape[0] // 2 if reference is None else int(reference)
+        if not 0 <= ref < arr.shape[0]:
+            raise ParameterError(f"detect_frame reference={reference}: outside 0..{arr.shape[0] - 1}")
+        arr = arr[ref]
+    arr = np.asarray(arr.compute() if hasattr(arr, "compute") else arr, dtype=np.float32)
+    if arr.ndim != 2:
+        raise InputError(f"detect_frame: need a 2D slice or a 3D stack, got {arr.ndim} dimensions")
+    if not np.isfinite(arr).all():
+        raise InputError(f"detect_frame: slice {ref} has NaN/inf pixels; fill them first")
+    rows, cols = arr.shape
+    y_bottom = rows if bottom is None else int(bottom)
+    if not 32 <= y_bottom <= rows:
+        raise ParameterError(f"detect_frame bottom={bottom}: give a row between 32 and {rows}")
+    arr_full, arr = arr, arr[:y_bottom]
+    lo_q, hi_q = np.percentile(arr, [1, 99])
+    grey = float(hi_q - lo_q) + 1e-9
+    pad = lambda n: max(8, int(round(margin * n)))  # noqa: E731
+    noise = _pixel_noise(arr)
+    contrast: dict[str, float] = {}
+
+    cap_edge, cap_slope = None, 0.0
+    if cap:
+        centre = arr[:, cols // 4 : 3 * cols // 4]
+        profile = np.median(centre, axis=1)
+        i, strength, step = _strongest_edge(profile, 3, int(0.5 * rows), 1.25 * noise / np.sqrt(centre.shape[1]))
+        if strength >= min_sigma and abs(step) >= min_contrast * grey:
+            pos = _strip_positions(arr, i, 1, (cols // 6, 5 * cols // 6), 8)
+            fit = _straight_line(pos)
+            if fit is not None:
+                cap_edge = float(i)
+                cap_slope = fit
+                contrast["cap"] = strength
+
+    y_top = int(cap_edge + pad(rows)) if cap_edge is not None else 0
+    left = right = None
+    slopes = {"left": 0.0, "right": 0.0}
+    if walls and y_bottom - y_top > 16:
+        band = arr[y_top : y_bottom - 4, :]
+        profile = np.median(band, axis=0)
+        for name, lo, hi in (("left", 3, int(0.35 * cols)), ("right", int(0.65 * cols), cols - 3)):
+            i, strength, step = _strongest_edge(profile, lo, hi, 1.25 * noise / np.sqrt(band.shape[0]))
+            if strength < min_sigma or abs(step) < min_contrast * grey:
+                continue
+            # a wall separates the face from a trench region reaching the image border; a
+            # curtain stripe or a fibre has the same grey level on both sides
+            rim, wide = 6, max(12, int(0.15 * cols))
+            if name == "left":
+                outside, inside = profile[: max(i - rim, 0)], profile[i + rim : i + rim + wide]
+            else:
+                outside, inside = profile[i + rim :], profile[max(i - rim - wide, 0) : max(i - rim, 0)]
+            if outside.size < 3 or abs(float(np.median(outside) - np.median(inside))) < min_contrast * grey:
+                continue
+            pos = _strip_positions(arr, i, 0, (y_top, y_bottom - 4), 6)
+            fit = _straight_line(pos)
+            if fit is None:
+                continue
+            slopes[name] = fit
+            contrast[name] = strength
+            if name == "left":
+                left = float(i)
+            else:
+                right = float(i)
+
+    y0 = y_top if cap_edge is not None else 0
+    x0 = int(left + pad(cols)) if left is not None else 0
+    x1 = int(right - pad(cols)) if right is not None else cols
+    del arr_full
+    if x1 - x0 < 16 or y_bottom - y0 < 16:
+        raise InputError("detect_frame: the frame leaves less than 16 px of specimen; pass anchor='none'")
+    return FrameInfo(
+        (rows, cols),
+        cap_edge,
+        left,
+        right,
+        (y0, y_bottom, x0, x1),
+        cap_slope,
+        slopes["left"],
+        slopes["right"],
+        contrast,
+        ref,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# per-slice profiles and their absolute measurement
+
+
+@dataclass(frozen=True)
+class EdgeMeasurement:
+    """Displacement of one edge in one slice relative to the reference (content moved by +s)."""
+
+    shift: float
+    sigma: float
+
+
+class FrameTracker:
+    """Collect per-slice edge profiles while streaming, measure them against a common reference.
+
+    Parameters
+    ----------
+    info : FrameInfo
+        The detected frame.
+    search : int
+        Largest displacement (px) of an edge from its reference position that can be measured.
+    half_width : int
+        Reach (px) of the fit window into the frame side of each edge.
+    inside : int
+        Reach (px) of the fit window into the specimen side.
+    """
+
+    def __init__(self, info: FrameInfo, *, search: int = 64, half_width: int = 10, inside: int = 3) -> None:
+        self.info = info
+        self.inside = int(inside)
+        self.search = int(search)
+        self.half_width = int(half_width)
+        rows, cols = info.shape
+        y0, y1, x0, x1 = info.specimen
+        self.edges: dict[str, tuple[int, float, tuple[int, int]]] = {}
+        # name -> (axis of the profile, reference position, band over the other axis)
+        if info.cap_edge is not None:
+            cx0 = x0 + (cols // 20 if info.left_wall is not None else 0)
+            cx1 = x1 - (cols // 20 if info.right_wall is not None else 0)
+            self.edges["cap"] = (0, info.cap_edge, (cx0, cx1))
+        # walls usually run on past the cap: the rows beside the cap (fixed content) help
+        ry0 = rows // 40
+        ry1 = y1 - rows // 20
+        if info.left_wall is not None:
+            self.edges["wall_left"] = (1, info.left_wall, (ry0, ry1))
+        if info.right_wall is not None:
+            self.edges["wall_right"] = (1, info.right_wall, (ry0, ry1))
+        self.profiles: dict[str, dict[int, np.ndarray]] = {name: {} for name in self.edges}
+
+    def collect(self, z: int, image: np.ndarray) -> None:
+        """Store the profiles across each edge of slice ``z`` (a full-resolution float slice)."""
+        n = self.search + self.half_width + 4
+        for name, (axis, pos, (a, b)) in self.edges.items():
+            centre = int(round(pos))
+            lo, hi = centre - n, centre + n + 1
+            size = image.shape[axis]
+            prof = np.full(hi - lo, np.nan)
+            clo, chi = max(lo, 0), min(hi, size)
+            if axis == 0:
+                prof[clo - lo : chi - lo] = image[clo:chi, a:b].mean(axis=1, dtype=np.float64)
+            else:
+                prof[clo - lo : chi - lo] = image[a:b, clo:chi].mean(axis=0, dtype=np.float64)
+            self.profiles[name][z] = prof
+
+    def measure(self, slices: list[int], *, passes: int = 2) -> dict[str, dict[int, EdgeMeasurement]]:
+        """Measure every collected profile against a common reference profile.
+
+        The first pass uses the reference slice's profile; later passes use the average of all
+        profiles aligned by the previous pass (less noise, still one common reference).
+        """
+        results: dict[str, dict[int, EdgeMeasurement]] = {}
+        for name in self.edges:
+            profs = self.profiles[name]
+            zs = [z for z in slices if z in profs]
+            if not zs:
+                results[name] = {}
+                continue
+            ref_z = self.info.reference_slice if self.info.reference_slice in profs else zs[len(zs) // 2]
+            reference = profs[ref_z]
+            found: dict[int, EdgeMeasurement] = {}
+            for _ in range(passes):
+                found = self._measure_all(reference, profs, zs, name)
+                reference = self._average(profs, found)
+                if reference is None:
+                    break
+            results[name] = found
+        return results
+
+    @staticmethod
+    def _outside(name: str) -> int:
+        """Side of the edge where the frame is: above the cap edge, left/right of the walls."""
+        return {"cap": -1, "wall_left": -1, "wall_right": 1}[name]
+
+    def _measure_all(self, reference: np.ndarray, profs: dict[int, np.ndarray], zs: list[int], name: str):
+        centre = self.search + self.half_width + 4
+        valid = np.isfinite(reference)
+        if valid.sum() < 2 * self.half_width + 4:
+            return {}
+        x = np.arange(reference.size, dtype=float)
+        spline = CubicSpline(x[valid], reference[valid])
+        ref_grad = np.gradient(reference)
+        out: dict[int, EdgeMeasurement] = {}
+        guess = 0
+        for z in zs:
+            prof = profs[z]
+            coarse = _coarse_offset(ref_grad, np.gradient(prof), centre, self.half_width, guess, self.search)
+            if coarse is None:
+                continue
+            fit = _fit_shift(spline, prof, centre, self.half_width, coarse, self._outside(name), self.inside)
+            if fit is None:
+                continue
+            out[z] = fit
+            guess = int(round(fit.shift))
+        return out
+
+    def _average(self, profs: dict[int, np.ndarray], found: dict[int, EdgeMeasurement]) -> np.ndarray | None:
+        if len(found) < 3:
+            return None
+        x = np.arange(next(iter(profs.values())).size, dtype=float)
+        stack = []
+        for z, m in found.items():
+            prof = profs[z]
+            ok = np.isfinite(prof)
+            if ok.sum() < 8:
+                continue
+            aligned = np.interp(x + m.shift, x[ok], prof[ok], left=np.nan, right=np.nan)
+            # normalise gain/offset to the first profile so a brightness step does not smear
+            stack.append(aligned)
+        if len(stack) < 3:
+            return None
+        arr = np.asarray(stack)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            base = np.nanmedian(arr, axis=0)
+        good = np.isfinite(base)
+        norm = []
+        for row in arr:
+            ok = good & np.isfinite(row)
+            if ok.sum() < 8:
+                continue
+            g, o = np.polyfit(row[ok], base[ok], 1)
+            norm.append(g * row + o)
+        if not norm:
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(np.asarray(norm), axis=0)
+
+
+def _coarse_offset(
+    ref_grad: np.ndarray, grad: np.ndarray, centre: int, half: int, guess: int, search: int
+) -> int | None:
+    """Integer displacement maximising the normalised correlation of edge-gradient profiles.
+
+    Only samples inside the image in both profiles count (an edge near the image border is
+    still measured from its visible side).
+    """
+    lo, hi = centre - 2 * half, centre + 2 * half + 1
+    template = ref_grad[lo:hi]
+    best, best_score = None, -np.inf
+    for ranges in ((guess - 8, guess + 8), (-search, search)):
+        for s in range(max(ranges[0], -search), min(ranges[1], search) + 1):
+            if lo + s < 0 or hi + s > grad.size:
+                continue
+            seg = grad[lo + s : hi + s]
+            ok = np.isfinite(seg) & np.isfinite(template)
+            if ok.sum() < 2 * half + 1:
+                continue
+            a, b = template[ok] - template[ok].mean(), seg[ok] - seg[ok].mean()
+            score = float(a @ b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12)
+            if score > best_score:
+                best, best_score = s, score
+        if best is not None and best_score > 0.6:
+            break
+    return best if best_score > 0.3 else None
+
+
+def _fit_shift(
+    spline: CubicSpline, prof: np.ndarray, centre: int, half: int, coarse: int, outside: int = 0, inside: int = 3
+) -> EdgeMeasurement | None:
+    """Gauss–Newton fit of ``prof(y) = g * ref(y - s) + o`` around the edge; returns s and sigma.
+
+    ``outside`` (-1 or +1, 0 = symmetric) is the side of the edge that belongs to the frame;
+    the window then reaches ``half`` px into the frame but only ``inside`` px into the
+    specimen, whose content changes from slice to slice.
+    """
+    if outside < 0:
+        lo, hi = -half, inside
+    elif outside > 0:
+        lo, hi = -inside, half
+    else:
+        lo, hi = -half, half
+    y = np.arange(centre + coarse + lo, centre + coarse + hi + 1, dtype=float)
+    y = y[(y >= 0) & (y < prof.size)]
+    y = y[np.isfinite(prof[y.astype(int)])]
+    if y.size < 6:
+        return None
+    data = prof[y.astype(int)]
+    s, g, o = float(coarse), 1.0, 0.0
+    ref = spline(y - s)
+    g, o = np.polyfit(ref, data, 1) if np.ptp(ref) > 0 else (1.0, 0.0)
+    for _ in range(8):
+        ref = spline(y - s)
+        dref = spline(y - s, 1)
+        resid = data - (g * ref + o)
+        jac = np.column_stack([-g * dref, ref, np.ones_like(ref)])
+        step, *_ = np.linalg.lstsq(jac, resid, rcond=None)
+        s += float(np.clip(step[0], -1.0, 1.0))
+        g += float(step[1])
+        o += float(step[2])
+        if abs(step[0]) < 1e-4:
+            break
+    ref = spline(y - s)
+    dref = spline(y - s, 1)
+    resid = data - (g * ref + o)
+    jac = np.column_stack([-g * dref, ref, np.ones_like(ref)])
+    dof = max(len(y) - 3, 1)
+    try:
+        cov = np.linalg.inv(jac.T @ jac) * float(resid @ resid) / dof
+    except np.linalg.LinAlgError:
+        return None
+    sigma = float(np.sqrt(max(cov[0, 0], 0.0)))
+    if not np.isfinite(sigma) or abs(s - coarse) > 2 or g <= 0.2 or g > 5:
+        return None
+    return EdgeMeasurement(s, max(sigma * 1.5, 0.003))
