@@ -223,6 +223,145 @@ def sample(
     out_console.print(f"{out}: {slices} slices of {preset} written with ground truth in {out / 'truth'}")
 
 
+RunDir = typer.Argument(..., help="Run folder (made by `volrecon assemble` or `volrecon run`).")
+
+
+def _done(result: Any, what: str) -> None:
+    state = "already complete (resumed, nothing to do)" if result.skipped else "done"
+    out_console.print(f"{what}: {state} in {result.out}")
+
+
+@app.command()
+def correct(
+    out: Path = RunDir,
+    steps: str = typer.Option("drift,shading,brightness,curtains", "--steps", help="Corrections to apply, in a comma list."),
+    denoise: Optional[str] = typer.Option(None, "--denoise", help="gaussian, median, bilateral or nl_means (none by default)."),
+    scheduler: Optional[str] = Scheduler,
+) -> None:
+    """Register the slices and remove shading, brightness drift and curtains; rewrite the volume."""
+    from volrecon.cluster import scheduler as use_scheduler
+    from volrecon.pipeline import correct as run_correct
+
+    with use_scheduler(scheduler), progress_bar("correct") as progress:
+        result = run_correct(out, steps=[s.strip() for s in steps.split(",") if s.strip()], denoise=denoise, progress=progress)
+    _done(result, "correct")
+
+
+@app.command()
+def segment(
+    out: Path = RunDir,
+    method: str = typer.Option("otsu", "--method", help="otsu or classifier."),
+    scribbles: Optional[Path] = typer.Option(None, "--scribbles", help="Scribble labels (NGFF labels, .npy/.tif + .json names)."),
+    classifier: Optional[Path] = typer.Option(None, "--classifier", help="A classifier file made by `volrecon train`."),
+    scheduler: Optional[str] = Scheduler,
+) -> None:
+    """Segment the volume into named phases and the cell's layers (NGFF labels)."""
+    from volrecon.cluster import scheduler as use_scheduler
+    from volrecon.pipeline import segment as run_segment
+
+    with use_scheduler(scheduler), progress_bar("segment", unit="chunks") as progress:
+        result = run_segment(out, method=method, scribbles=scribbles, classifier=classifier, progress=progress)
+    _done(result, "segment")
+
+
+@app.command()
+def train(
+    out: Path = RunDir,
+    scribbles: Path = typer.Option(..., "--scribbles", help="Scribble labels on the image grid (NGFF labels, .npy/.tif + .json)."),
+    model: Path = typer.Option(..., "-m", "--model", help="Classifier file to write."),
+) -> None:
+    """Train a pixel classifier from scribbles on the run's volume and save it."""
+    from volrecon.io.omezarr import read_ome_zarr
+    from volrecon.segment import read_scribbles, train_classifier
+
+    image = read_ome_zarr(Path(out) / "image.ome.zarr")
+    labels, names = read_scribbles(scribbles)
+    clf = train_classifier(image.data, labels, voxel_size_nm=image.voxel_size_nm[0], phase_names=names)
+    out_console.print(f"{clf.save(model)}: classifier saved")
+
+
+@app.command()
+def analyze(
+    out: Path = RunDir,
+    connectivity: int = typer.Option(6, "--connectivity", help="Void-cluster connectivity: 6, 18 or 26."),
+) -> None:
+    """Fractions, profiles, connectivity, tortuosity, pore sizes and SEI thickness → metrics.json."""
+    from volrecon.pipeline import analyze as run_analyze
+
+    result = run_analyze(out, connectivity=connectivity)
+    _done(result, "analyze")
+    out_console.print(f"metrics: {Path(out) / 'metrics.json'}")
+
+
+@app.command()
+def report(out: Path = RunDir, title: Optional[str] = typer.Option(None, "--title")) -> None:
+    """Write the self-contained report.html of a run."""
+    from volrecon.pipeline import report as run_report
+
+    result = run_report(out, title=title)
+    out_console.print(f"report: {result.details['report']}")
+
+
+@app.command()
+def export(
+    out: Path = RunDir,
+    vtk: bool = typer.Option(True, "--vtk/--no-vtk", help="Write VTK files (.vti volumes, .vtp phase surfaces)."),
+    smooth: int = typer.Option(10, "--smooth", help="Surface smoothing iterations (0 keeps voxel steps)."),
+    decimate: float = typer.Option(0.5, "--decimate", help="Fraction of surface triangles to remove (0–0.95)."),
+) -> None:
+    """Export the volume and phase surfaces for ParaView (physical units, nm)."""
+    from volrecon.pipeline import export as run_export
+
+    run_export(out, vtk=vtk, smooth=smooth, decimate=decimate)
+    out_console.print(f"exported to {Path(out) / 'export'}")
+
+
+@app.command()
+def run(
+    source: str = typer.Argument(..., help="Slice folder, multipage TIFF or glob."),
+    out: Path = typer.Option(..., "-o", "--out", help="Run folder."),
+    config: Optional[Path] = typer.Option(None, "--config", help="run.toml with stage parameters (e.g. a previous run's)."),
+    from_stage: Optional[str] = typer.Option(None, "--from", help="Redo this stage and the later ones."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier run in OUT."),
+    scheduler: Optional[str] = Scheduler,
+) -> None:
+    """Raw slices to answers: assemble, correct, segment, analyze, report (each resumable)."""
+    from volrecon.cluster import scheduler as use_scheduler
+    from volrecon.pipeline import run as run_pipeline
+
+    start = time.perf_counter()
+    with use_scheduler(scheduler):
+        result = run_pipeline(source, out, config=config, from_stage=from_stage, overwrite=overwrite,
+                              progress_for=lambda stage: progress_bar(stage, unit="chunks" if stage == "segment" else "slices"))
+    for stage in result.stages:
+        out_console.print(f"  {stage.stage:<9} {'resumed' if stage.skipped else 'done'}")
+    out_console.print(f"finished in {time.perf_counter() - start:.0f} s — report: {result.report}")
+
+
+@app.command()
+def compare(
+    group: list[str] = typer.Option(..., "--group", help="NAME=OUT1,OUT2 (repeat for each group)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Folder for the comparison table, figures and page."),
+    metric: Optional[list[str]] = typer.Option(None, "--metric", help="metrics.json key to compare (repeatable)."),
+) -> None:
+    """Compare runs across groups with bootstrap uncertainty (table, figures, compare.html)."""
+    from volrecon.errors import ParameterError
+    from volrecon.report.compare import DEFAULT_METRICS, compare_runs, write_comparison
+
+    groups: dict[str, list[str]] = {}
+    for item in group:
+        name, sep, runs = item.partition("=")
+        if not sep or not name or not runs:
+            raise ParameterError(f"--group {item!r}: write it as NAME=OUT1,OUT2")
+        groups[name] = [r for r in runs.split(",") if r]
+    result = compare_runs(groups, metrics=metric or DEFAULT_METRICS)
+    page = write_comparison(result, out)
+    for d in result.differences:
+        mark = "significant" if d.significant else "not significant"
+        out_console.print(f"{d.metric}: {d.group_b} − {d.group_a} = {d.difference:.4g} [{d.ci_low:.4g}, {d.ci_high:.4g}] ({mark})")
+    out_console.print(f"comparison: {page}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user-fixable errors into one line and exit code 2."""
     try:

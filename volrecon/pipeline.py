@@ -276,13 +276,30 @@ def analyze(out: str | Path, *, progress: Progress | None = None, **options: Any
             phases.data.compute(), regions.data.compute(), voxel_size_nm=phases.voxel_size_nm[0],
             phase_names=phase_names, region_names=read_label_names(regions_path), **params,
         )
-        metrics = result.to_dict()
+        metrics, timings = _split_timings(result.to_dict())
         metrics.setdefault("calibration", {})["voxel_size_nm"] = dict(zip("zyx", phases.voxel_size_nm[0]))
         metrics["warnings"] = list(metrics.get("warnings", [])) + warnings
         write_analysis(result, tmp)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False))
+        (tmp / "tables" / "analysis_timings.json").write_text(json.dumps(timings, indent=2))
     run.update("stages", {"analyze": {**run.read()["stages"]["analyze"], "warnings": warnings}})
     return StageResult(run.path, "analyze", False, ("metrics.json",), metrics)
+
+
+def _split_timings(data: Any) -> tuple[Any, Any]:
+    """Separate run times from results, so that ``metrics.json`` is reproducible byte for byte."""
+    if not isinstance(data, dict):
+        return data, None
+    kept, times = {}, {}
+    for key, value in data.items():
+        if key in ("timings_s", "seconds"):
+            times[key] = value
+            continue
+        sub, sub_times = _split_timings(value)
+        kept[key] = sub
+        if sub_times:
+            times[key] = sub_times
+    return kept, times
 
 
 def export(out: str | Path, *, vtk: bool = True, smooth: int = 10, decimate: float = 0.5, level: int = 0) -> StageResult:

@@ -31,8 +31,14 @@ def render_phases(
     Large volumes are subsampled (stride) to about ``max_voxels`` first: the picture is for
     looking, the numbers come from the analysis.
     """
+    import os
+
+    if not os.environ.get("DISPLAY"):
+        # no X server: ask VTK for its EGL window instead of failing over from GLX with a warning
+        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
     import vtk
 
+    vtk.vtkObject.GlobalWarningDisplayOff()
     lab = np.asarray(labels)
     vox = [float(v) for v in voxel_size_nm]
     stride = max(1, int(np.ceil((lab.size / max_voxels) ** (1 / 3))))
