@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping
 SECTIONS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("Registration", ("drift",), "Drift trajectory: the shift applied to each slice (scipy.ndimage.shift sense) and which anchor set it."),
     ("Intensity corrections", ("shading", "brightness", "curtain", "denoise"), "Estimated shading field, brightness/contrast per slice, destriping."),
-    ("Before and after", ("ortho",), "Orthoslices (xy, xz, yz) at true aspect ratio before and after correction."),
+    ("Before and after", ("ortho", "correct_"), "Orthoslices (xy, xz, yz) at true aspect ratio before and after correction."),
     ("Segmentation", ("segmentation", "overlay", "phases", "regions", "layers"), "Phases and layers overlaid on the corrected image."),
     ("Depth profiles", ("profile",), "Phase fractions against distance from the separator|cathode interface."),
     ("Void connectivity", ("cluster", "void"), "Void clusters: size distribution and percolation."),
@@ -114,7 +114,11 @@ def render_report(out: str | Path, *, title: str | None = None) -> str:
         parts.append("<h2>Warnings</h2>" + "".join(f'<div class="warn">{html.escape(w)}</div>' for w in warnings))
 
     flat = dict(_flatten(metrics))
-    key_rows = [(label, flat[key]) for key, label in KEY_METRICS if key in flat]
+    key_rows = [
+        (label, "n/a — " + str(flat.get(key + "_reason") or flat.get(key.rsplit(".", 1)[0] + ".reason") or "see All metrics") if flat[key] is None else flat[key])
+        for key, label in KEY_METRICS
+        if key in flat
+    ]
     if key_rows:
         parts.append("<h2>Key figures</h2>" + _table(key_rows, ("quantity", "value")).replace("<table>", '<table class="key">', 1))
 
