@@ -200,15 +200,6 @@ def correct(
     return StageResult(run.path, "correct", False, (IMAGE, "corrections"), result.to_dict())
 
 
-def _frame_mask(image: Any) -> np.ndarray | None:
-    """Frame (cap, trench walls) of a registered volume, from its middle slice; None when absent."""
-    from volrecon.correct.frame import detect_frame
-
-    middle = np.asarray(image[image.shape[0] // 2])
-    info = detect_frame(middle)
-    return info.frame_mask() if info.found else None
-
-
 def segment(
     out: str | Path,
     *,
@@ -231,11 +222,10 @@ def segment(
     names = None
     if scribbles:
         scrib, names = read_scribbles(scribbles)
-    frame = _frame_mask(image.data)
     with run.stage("segment", params, [], in_place=labels_out) as tmp:
         result = segment_volume(
             image.data, voxel_size_nm=image.voxel_size_nm[0], method=method, classifier=classifier, scribbles=scrib,
-            phase_names=names, frame_mask=frame, scratch=tmp / "scratch", progress=progress,
+            phase_names=names, frame="auto", scratch=tmp / "scratch", progress=progress,
         )
         write_segmentation(result, image_path)
         summary = result.to_dict()

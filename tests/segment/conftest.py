@@ -21,3 +21,10 @@ def diglyme():
     ph = make_phantom("diglyme", slices=16, shape=(160, 160), seed=3, artefacts="all", workers=2)
     return ph, corrected(ph)
 
+
+
+@pytest.fixture(scope="session")
+def framed():
+    """A small carbonate phantom showing the face's frame (cap, trench walls)."""
+    ph = make_phantom("carbonate", slices=8, shape=(128, 128), seed=5, artefacts="all", frame=True, workers=2)
+    return ph, corrected(ph)

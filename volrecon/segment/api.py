@@ -15,7 +15,8 @@ from volrecon.phases import PHASE_COLOURS, PHASES, REGION_COLOURS, REGIONS
 from volrecon.segment._validate import check_image, check_phase_names, check_voxel
 from volrecon.segment.classifier import PixelClassifier, normalisation_range, normalise, train_classifier
 from volrecon.segment.cleanup import cleanup_reach, remove_small_pieces
-from volrecon.segment.layers import INTERFACES, Layers, detect_layers, region_block
+from volrecon.segment.frame import find_frame
+from volrecon.segment.layers import INTERFACES, Layers, detect_layers, refine_interface, region_block
 from volrecon.segment.thresholds import apply_thresholds, multi_otsu_thresholds
 from volrecon.segment.voids import pore_vote_reach, refine_pores
 
@@ -123,8 +124,10 @@ def segment_volume(
     phase_names: Mapping[str, int] | Sequence[str] | None = None,
     thresholds: Sequence[float] | None = None,
     frame_mask: Any = None,
+    frame: Literal["auto", "none"] = "auto",
     layers: bool = True,
     layer_phases: bool = True,
+    refine_anode: bool = True,
     through_plane: str | None = None,
     min_size_nm: float = 30.0,
     pore_vote_nm: float = 20.0,
@@ -158,11 +161,19 @@ def segment_volume(
         ``(y, x)`` or ``(z, y, x)`` mask of the face's frame (cap, trench walls), e.g. from
         :func:`volrecon.correct.detect_frame`; labelled ``frame`` and excluded from layers.  A
         classifier trained with ``frame`` scribbles finds the frame itself.
+    frame : {"auto", "none"}
+        ``auto`` (default): when no ``frame_mask`` is given, find the cap and trench walls of the
+        (registered) stack with :func:`volrecon.segment.frame.find_frame` and label them
+        ``frame`` (region ``frame``), so they never count as a phase; what was found is in
+        ``parameters["frame"]``.  ``none``: no frame detection.
     layers : bool
         Detect the layers (regions and interfaces).
     layer_phases : bool
         Within the detected anode, assign ``sodium``/``sei`` from the sodium surface (the SEI is
         the film between the sodium surface and the anode's outer surface).
+    refine_anode : bool
+        Move the sodium surface onto the grey-value edge between sodium and SEI
+        (:func:`volrecon.segment.layers.refine_interface`) instead of the class-based cut.
     through_plane : {"z", "y", "x"}, optional
         Stacking axis; found from the data when omitted.
     min_size_nm : float
@@ -209,6 +220,13 @@ def segment_volume(
     src = _as_dask(image, chunks)
     norm = normalisation_range(image)
 
+    if frame not in ("auto", "none"):
+        raise ParameterError(f"frame={frame!r}: use 'auto' or 'none'")
+    if frame_mask is None and frame == "auto":
+        found = find_frame(image)
+        params["frame"] = found.to_dict()
+        if found.found:
+            frame_mask = found.mask
     if method == "classifier":
         if classifier is None:
             if scribbles is None:
@@ -223,9 +241,11 @@ def segment_volume(
         names = dict(clf.phase_names)
         params["classifier"] = {"features": clf.features.to_dict(), **clf.info}
         reach = clf.reach(vox)
+        # with the frame known, the classifier's own "frame" class would only add false frame
+        exclude = (names["frame"],) if frame_mask is not None and "frame" in names else ()
 
         def classify(block: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
-            return clf.predict_block(normalise(block, norm), voxel_size_nm=vox, core=core)
+            return clf.predict_block(normalise(block, norm), voxel_size_nm=vox, core=core, exclude=exclude)
 
         raw = _overlap(classify, src, reach, np.uint8)
     else:
@@ -254,8 +274,8 @@ def segment_volume(
     # --- local cleanup: pore vote, small pieces (chunk-exact with overlap)
     frame_value = names.get("frame")
     void_v, elec_v = names.get("void"), names.get("electrolyte")
-    depth = [max(a, b) for a, b in zip(cleanup_reach(min_size_nm, vox), pore_vote_reach(pore_vote_nm, vox))]
-    depth = [d * 2 for d in depth]
+    # the vote runs first, then the cleanup on its result: their reaches add up
+    depth = [a + b for a, b in zip(cleanup_reach(min_size_nm, vox), pore_vote_reach(pore_vote_nm, vox))]
 
     def clean(block: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
         out = block
@@ -286,6 +306,8 @@ def segment_volume(
     if layers:
         lay = detect_layers(phases, phase_names=names, voxel_size_nm=vox, axis=through_plane, lateral_nm=lateral_nm,
                             frame_value=frame_value)
+        if refine_anode and lay.heights.get("sodium|sei") is not None:
+            lay = refine_interface(image, lay, "sodium|sei", voxel_size_nm=vox, upper="sei|separator")
         inter = lay.to_dict(vox)
         inter["heights_nm"] = lay.heights_nm(vox)
         for layer in lay.absent:

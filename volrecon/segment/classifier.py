@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from volrecon.errors import InputError, ParameterError
-from volrecon.segment.features import FeatureSettings, compute_features, feature_names, feature_reach
+from volrecon.segment.features import FeatureSettings, compute_features, feature_names, feature_reach, feature_table
 
 FORMAT = "volrecon-pixel-classifier"
 FORMAT_VERSION = 1
@@ -104,7 +104,8 @@ class PixelClassifier:
         return feature_reach(self.features, voxel_size_nm)
 
     def predict_block(self, image: np.ndarray, *, voxel_size_nm: Sequence[float],
-                      core: tuple[slice, slice, slice] | None = None) -> np.ndarray:
+                      core: tuple[slice, slice, slice] | None = None,
+                      exclude: Sequence[int] = ()) -> np.ndarray:
         """Label values of a (padded) block of the normalised image.
 
         Parameters
@@ -115,26 +116,45 @@ class PixelClassifier:
             Voxel size of ``image``.
         core : tuple of slices, optional
             Part of the block to classify (features use the whole block).
+        exclude : sequence of int
+            Label values never output (the next most probable class is taken instead), e.g.
+            ``frame`` where the frame is known from elsewhere.
 
         Returns
         -------
         ndarray uint8 (or uint16 for large label values), the core's shape
         """
-        feats = compute_features(image, self.features, voxel_size_nm=voxel_size_nm)
-        if core is not None:
-            feats = feats[(slice(None), *core)]
-        shape = feats.shape[1:]
-        x = feats.reshape(feats.shape[0], -1).T
-        dtype = np.uint8 if self.classes.max() < 256 else np.uint16
+        x, shape = feature_table(image, self.features, voxel_size_nm=voxel_size_nm, core=core)
+        return self.predict_table(x, exclude=exclude).reshape(shape)
+
+    def predict_table(self, x: np.ndarray, *, exclude: Sequence[int] = ()) -> np.ndarray:
+        """Label value of each row of a C-ordered float32 feature table.
+
+        Soft vote: the class probabilities of the leaf each voxel reaches are summed over the
+        trees (float32, leaf tables precomputed), the most probable class wins.
+        """
+        classes = self.classes
+        dtype = np.uint8 if classes.max() < 256 else np.uint16
         if x.shape[0] == 0:
-            return np.zeros(shape, dtype)
-        proba = np.zeros((x.shape[0], self.classes.size), np.float32)
-        # leaf lookup per tree: avoids the float64 per-tree probability arrays of predict_proba
-        for est in self.forest.estimators_:
-            tree = est.tree_
-            leaf_values = tree.value[:, 0, :].astype(np.float32)
-            proba += leaf_values[tree.apply(x)]
-        return self.classes.astype(dtype)[np.argmax(proba, axis=1)].reshape(shape)
+            return np.zeros(0, dtype)
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        proba = np.zeros((x.shape[0], classes.size), np.float32)
+        for table, tree in self._leaf_tables():
+            proba += table[tree.apply(x)]
+        for v in exclude:
+            proba[:, classes == v] = -1.0
+        return classes.astype(dtype)[np.argmax(proba, axis=1)]
+
+    def _leaf_tables(self) -> list[tuple[np.ndarray, Any]]:
+        cached = getattr(self, "_tables", None)
+        if cached is None:
+            cached = []
+            for est in self.forest.estimators_:
+                value = est.tree_.value[:, 0, :].astype(np.float32)
+                value /= np.maximum(value.sum(axis=1, keepdims=True), np.float32(1e-12))
+                cached.append((value, est.tree_))
+            self._tables = cached
+        return cached
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | Path) -> Path:

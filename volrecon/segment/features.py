@@ -2,7 +2,7 @@
 
 Every feature is a local filter of the image, so a block padded by :func:`feature_reach`
 voxels on each side gives exactly the same values in its core as the whole volume does: this is
-what lets :func:`volrecon.segment.classify_volume` run chunk by chunk with ``map_overlap``.
+what lets :func:`volrecon.segment.segment_volume` classify chunk by chunk with ``map_overlap``.
 
 Scales are given in nanometres and converted per axis with the voxel size, so an anisotropic
 stack (thick slices) is filtered with the same physical kernel in every direction.
@@ -178,8 +178,105 @@ def sym3_eigvals(a11, a22, a33, a12, a13, a23) -> tuple[np.ndarray, np.ndarray, 
     return e1, e2, e3
 
 
+def _expand(core: Sequence[slice], shape: Sequence[int], margin: int) -> tuple[slice, ...]:
+    """``core`` grown by ``margin`` voxels per side, clipped to ``shape``."""
+    return tuple(slice(max(0, c.start - margin), min(n, c.stop + margin)) for c, n in zip(core, shape))
+
+
+def _inner(core: Sequence[slice], outer: Sequence[slice]) -> tuple[slice, ...]:
+    """``core`` in the coordinates of the sub-block ``outer``."""
+    return tuple(slice(c.start - o.start, c.stop - o.start) for c, o in zip(core, outer))
+
+
+def iter_features(
+    image: np.ndarray, settings: FeatureSettings, *, voxel_size_nm: Sequence[float],
+    core: Sequence[slice] | None = None,
+):
+    """Yield the feature channels of a block one by one, cropped to ``core``.
+
+    Gaussian smoothing runs on the whole (padded) block; everything derived pointwise or by
+    finite differences (gradients, Laplacians, Hessian eigenvalues, texture, depth) is computed
+    only on ``core`` plus the two voxels the differences need, so a padded block costs little
+    more than its core.  Channels come in the order of :func:`feature_names`, as float32 arrays
+    of the core's shape.
+    """
+    img = np.asarray(image, dtype=np.float32)
+    vox = tuple(float(v) for v in voxel_size_nm)
+    kinds = set(settings.kinds)
+    if core is None:
+        core = tuple(slice(0, n) for n in img.shape)
+    core = tuple(slice(*c.indices(n)[:2]) for c, n in zip(core, img.shape))
+    near = _expand(core, img.shape, 2)
+    inner = _inner(core, near)
+    smooth = {s: _gauss(img, _sigma_vox(s, vox)) for s in settings.sigmas_nm}
+    if "intensity" in kinds:
+        yield img[core]
+        for s in settings.sigmas_nm:
+            yield smooth[s][core]
+    if "gradient" in kinds:
+        for s in settings.sigmas_nm:
+            g = smooth[s][near]
+            acc = np.zeros_like(g)
+            for ax in range(3):
+                d = _diff(g, ax, vox[ax])
+                acc += d * d
+            yield np.sqrt(acc[inner]) * np.float32(s)
+    if "laplacian" in kinds:
+        for s in settings.sigmas_nm:
+            g = smooth[s][near]
+            acc = np.zeros_like(g)
+            for ax in range(3):
+                acc += _diff(_diff(g, ax, vox[ax]), ax, vox[ax])
+            yield acc[inner] * np.float32(s * s)
+    if "texture" in kinds:
+        sq = img * img
+        for s in settings.sigmas_nm:
+            m = smooth[s][core]
+            var = _gauss(sq, _sigma_vox(s, vox))[core] - m * m
+            yield np.sqrt(np.maximum(var, 0))
+        del sq
+    if "dog" in kinds:
+        s = settings.sigmas_nm
+        for a, b in zip(s[:-1], s[1:]):
+            yield smooth[a][core] - smooth[b][core]
+    if "hessian" in kinds or "structure" in kinds:
+        hs = settings.hessian_sigma_nm
+        g_full = smooth[hs] if hs in smooth else _gauss(img, _sigma_vox(hs, vox))
+        if "hessian" in kinds:
+            g = g_full[near]
+            grads = [_diff(g, ax, vox[ax]) for ax in range(3)]
+            h = {}
+            for i in range(3):
+                for j in range(i, 3):
+                    h[i, j] = (_diff(grads[i], j, vox[j]) * np.float32(hs * hs))[inner]
+            del grads
+            yield from sym3_eigvals(h[0, 0], h[1, 1], h[2, 2], h[0, 1], h[0, 2], h[1, 2])
+            del h
+        if "structure" in kinds:
+            # integration by a second Gaussian: needs the whole block
+            grads = [_diff(g_full, ax, vox[ax]) for ax in range(3)]
+            rho = _sigma_vox(2 * hs, vox)
+            t = {}
+            for i in range(3):
+                for j in range(i, 3):
+                    t[i, j] = _gauss(grads[i] * grads[j], rho)[core] * np.float32(hs * hs)
+            del grads
+            yield from sym3_eigvals(t[0, 0], t[1, 1], t[2, 2], t[0, 1], t[0, 2], t[1, 2])
+    if "depth" in kinds:
+        mid = settings.sigmas_nm[len(settings.sigmas_nm) // 2]
+        g = smooth[mid]
+        nz = g.shape[0]
+        zc = np.arange(core[0].start, core[0].stop)
+        here = g[core]
+        for d_nm in settings.depth_nm:
+            k = int(round(d_nm / vox[0]))
+            idx = np.minimum(zc + k, nz - 1)
+            yield here - g[(idx, core[1], core[2])]
+
+
 def compute_features(
-    image: np.ndarray, settings: FeatureSettings, *, voxel_size_nm: Sequence[float]
+    image: np.ndarray, settings: FeatureSettings, *, voxel_size_nm: Sequence[float],
+    core: Sequence[slice] | None = None,
 ) -> np.ndarray:
     """Feature stack of a 3D block.
 
@@ -193,11 +290,13 @@ def compute_features(
         Which features.
     voxel_size_nm : 3 floats
         ``(z, y, x)`` voxel size in nm.
+    core : tuple of slices, optional
+        Return only this part of the block (the rest is context, e.g. the overlap of a chunk).
 
     Returns
     -------
     ndarray (n_features, z, y, x) float32
-        Channels named by :func:`feature_names`.
+        Channels named by :func:`feature_names`, over ``core`` (default the whole block).
 
     Examples
     --------
@@ -206,60 +305,33 @@ def compute_features(
     >>> f.shape[0] == len(feature_names(FeatureSettings()))
     True
     """
-    img = np.asarray(image, dtype=np.float32)
-    vox = tuple(float(v) for v in voxel_size_nm)
-    kinds = set(settings.kinds)
-    out: list[np.ndarray] = []
-    smooth = {s: _gauss(img, _sigma_vox(s, vox)) for s in settings.sigmas_nm}
-    if "intensity" in kinds:
-        out.append(img)
-        out += [smooth[s] for s in settings.sigmas_nm]
-    if "gradient" in kinds:
-        for s in settings.sigmas_nm:
-            g = smooth[s]
-            acc = np.zeros_like(g)
-            for ax in range(3):
-                d = _diff(g, ax, vox[ax])
-                acc += d * d
-            out.append(np.sqrt(acc) * np.float32(s))
-    if "laplacian" in kinds:
-        for s in settings.sigmas_nm:
-            g = smooth[s]
-            acc = np.zeros_like(g)
-            for ax in range(3):
-                acc += _diff(_diff(g, ax, vox[ax]), ax, vox[ax])
-            out.append(acc * np.float32(s * s))
-    if "texture" in kinds:
-        sq = img * img
-        for s in settings.sigmas_nm:
-            var = _gauss(sq, _sigma_vox(s, vox)) - smooth[s] * smooth[s]
-            out.append(np.sqrt(np.maximum(var, 0)))
-    if "dog" in kinds:
-        s = settings.sigmas_nm
-        out += [smooth[a] - smooth[b] for a, b in zip(s[:-1], s[1:])]
-    if "hessian" in kinds or "structure" in kinds:
-        hs = settings.hessian_sigma_nm
-        g = smooth[hs] if hs in smooth else _gauss(img, _sigma_vox(hs, vox))
-        grads = [_diff(g, ax, vox[ax]) for ax in range(3)]
-        if "hessian" in kinds:
-            h = {}
-            for i in range(3):
-                for j in range(i, 3):
-                    h[i, j] = _diff(grads[i], j, vox[j]) * np.float32(hs * hs)
-            out += list(sym3_eigvals(h[0, 0], h[1, 1], h[2, 2], h[0, 1], h[0, 2], h[1, 2]))
-        if "structure" in kinds:
-            rho = _sigma_vox(2 * hs, vox)
-            t = {}
-            for i in range(3):
-                for j in range(i, 3):
-                    t[i, j] = _gauss(grads[i] * grads[j], rho) * np.float32(hs * hs)
-            out += list(sym3_eigvals(t[0, 0], t[1, 1], t[2, 2], t[0, 1], t[0, 2], t[1, 2]))
-    if "depth" in kinds:
-        mid = settings.sigmas_nm[len(settings.sigmas_nm) // 2]
-        g = smooth[mid]
-        nz = g.shape[0]
-        for d_nm in settings.depth_nm:
-            k = int(round(d_nm / vox[0]))
-            idx = np.minimum(np.arange(nz) + k, nz - 1)
-            out.append(g - g[idx])
-    return np.stack([o.astype(np.float32, copy=False) for o in out])
+    chans = iter_features(image, settings, voxel_size_nm=voxel_size_nm, core=core)
+    first = next(chans)
+    out = np.empty((len(feature_names(settings)), *first.shape), np.float32)
+    out[0] = first
+    for i, c in enumerate(chans, start=1):
+        out[i] = c
+    return out
+
+
+def feature_table(
+    image: np.ndarray, settings: FeatureSettings, *, voxel_size_nm: Sequence[float],
+    core: Sequence[slice] | None = None,
+) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Features as a C-ordered ``(n_voxels, n_features)`` float32 table (what a forest reads).
+
+    Returns
+    -------
+    table : ndarray (n_voxels, n_features) float32
+        One row per voxel of ``core`` in C order.
+    shape : tuple of int
+        The core's shape (``table`` rows reshape to it).
+    """
+    chans = iter_features(image, settings, voxel_size_nm=voxel_size_nm, core=core)
+    first = next(chans)
+    table = np.empty((first.size, len(feature_names(settings))), np.float32)
+    table[:, 0] = first.ravel()
+    shape = first.shape
+    for i, c in enumerate(chans, start=1):
+        table[:, i] = c.ravel()
+    return table, shape

@@ -1,0 +1,206 @@
+"""The milled face's frame in a registered stack: the cap above the face and the trench walls.
+
+Physics: a slice-and-view face is framed by the protective cap (a bright, uniform band along the
+top of every image, with a straight lower edge) and by the trench walls left and right (planar
+FIB-milled walls, each with a bright rim where it meets the face).  None of this is specimen; in
+a registered stack it does not move from slice to slice.  So the frame is found on the
+z-average of the stack, where the specimen's own structure is blurred out but the frame keeps
+its edges:
+
+- cap: per column, the strongest bright-to-dark step from the top; accepted when the steps of
+  all columns lie on one straight line (a specimen layer boundary is rough, the cap's edge is
+  not) and the band above is uniformly brighter than what lies below;
+- walls: per strip of rows below the cap, the brightest ridge (the rim) in the outer part of the
+  image; accepted when the strips' ridges lie on one straight line spanning the face.
+
+The result is a 2D ``(y, x)`` mask, True on the frame, applied to every slice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import ndimage as ndi
+
+
+@dataclass(frozen=True)
+class FrameMask:
+    """The frame of the face found by :func:`find_frame`.
+
+    Attributes
+    ----------
+    mask : ndarray of bool (y, x)
+        True on the frame (cap, trench walls and what lies beyond them).
+    cap : tuple of float or None
+        ``(row at column 0, rows per column)`` of the cap's lower edge (boundary coordinate:
+        rows ``r`` with ``r + 0.5 < edge`` are cap).
+    left, right : tuple of float or None
+        ``(column at row 0, columns per row)`` of each wall's edge facing the specimen.
+    notes : list of str
+        Why an edge was accepted or rejected.
+    """
+
+    mask: np.ndarray
+    cap: tuple[float, float] | None
+    left: tuple[float, float] | None
+    right: tuple[float, float] | None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def found(self) -> bool:
+        """True when any frame edge was found."""
+        return bool(self.mask.any())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe summary (pixel units)."""
+        line = lambda v: None if v is None else {"at_0": float(v[0]), "slope": float(v[1])}  # noqa: E731
+        return {"units": "px", "cap_edge_row": line(self.cap), "left_wall_col": line(self.left),
+                "right_wall_col": line(self.right), "fraction": float(self.mask.mean()), "notes": list(self.notes)}
+
+
+def _mean_image(image: Any, max_slices: int) -> np.ndarray:
+    nz = int(image.shape[0])
+    zs = np.unique(np.linspace(0, nz - 1, min(nz, max_slices)).round().astype(int))
+    sub = image[zs] if hasattr(image, "compute") else np.asarray(image)[zs]
+    sub = np.asarray(sub.compute() if hasattr(sub, "compute") else sub, dtype=np.float32)
+    return sub.mean(axis=0)
+
+
+def _line_fit(pos: np.ndarray, coord: np.ndarray, tol: float) -> tuple[float, float, float, float] | None:
+    """Robust straight line ``pos ≈ a + b·coord``; returns (a, b, inlier share, inlier RMS)."""
+    ok = np.isfinite(pos)
+    if ok.sum() < 4:
+        return None
+    c, p = coord[ok], pos[ok]
+    b, a = np.polyfit(c, p, 1)
+    for _ in range(3):
+        res = p - (a + b * c)
+        inl = np.abs(res) < max(tol, 2.5 * 1.4826 * np.median(np.abs(res)))
+        if inl.sum() < 4:
+            return None
+        b, a = np.polyfit(c[inl], p[inl], 1)
+    res = p - (a + b * c)
+    inl = np.abs(res) < tol
+    return float(a), float(b), float(inl.sum() / pos.size), float(np.sqrt(np.mean(res[inl] ** 2))) if inl.any() else np.inf
+
+
+def _subpixel_peak(v: np.ndarray, i: int) -> float:
+    if 0 < i < v.size - 1:
+        den = v[i - 1] - 2 * v[i] + v[i + 1]
+        if den != 0:
+            return i + float(np.clip(0.5 * (v[i - 1] - v[i + 1]) / den, -0.5, 0.5))
+    return float(i)
+
+
+def find_frame(
+    image: Any, *, max_cap_fraction: float = 0.4, max_wall_fraction: float = 0.3,
+    min_contrast: float = 0.15, tolerance_px: float = 1.5, min_inliers: float = 0.75, max_slices: int = 32,
+    cap_alone: bool = False,
+) -> FrameMask:
+    """Find the cap and trench walls of a registered slice-and-view stack.
+
+    Parameters
+    ----------
+    image : ndarray or dask array (z, y, x)
+        Registered (drift-corrected) stack, z = milling direction, y = image rows (cap on top).
+    max_cap_fraction : float
+        The cap's edge is looked for in this top fraction of the rows.
+    max_wall_fraction : float
+        Each wall is looked for in this fraction of the columns at its side.
+    min_contrast : float
+        Smallest accepted step (cap) or rim height (walls), as a fraction of the 1–99 % grey range.
+    tolerance_px : float
+        Largest distance of an edge sample from the fitted straight edge (px) to count as on it.
+    min_inliers : float
+        Share of samples (columns for the cap, row strips for a wall) that must lie on the line.
+    max_slices : int
+        Slices averaged (evenly spaced).
+    cap_alone : bool
+        Accept a cap without a trench wall.  Off by default: a bright, flat current collector
+        at the top of the image looks like a cap on its own, while a cap with a trench wall
+        below it is unmistakable.
+
+    Returns
+    -------
+    FrameMask
+        ``found`` is False (an all-False mask) when there is no frame.
+
+    Examples
+    --------
+    >>> from volrecon.sample import make_phantom
+    >>> ph = make_phantom("diglyme", slices=6, shape=(128, 128), frame=True, artefacts="none", workers=1)
+    >>> fm = find_frame(ph.clean)
+    >>> fm.cap is not None and fm.left is not None and fm.right is not None
+    True
+    """
+    mean = _mean_image(image, max_slices)
+    rows, cols = mean.shape
+    lo, hi = np.percentile(mean, [1, 99])
+    grey = float(hi - lo) + 1e-9
+    m = ndi.gaussian_filter(mean, 1.0)
+    notes: list[str] = []
+    mask = np.zeros((rows, cols), bool)
+    yy = np.arange(rows)[:, None] + 0.5
+    xx = np.arange(cols)[None, :] + 0.5
+
+    # --- cap: bright band on top with a straight lower edge
+    cap = None
+    top = max(8, int(max_cap_fraction * rows))
+    d = m[1:top] - m[: top - 1]  # d[i]: step between rows i and i+1
+    if d.shape[0] > 4:
+        i = np.argmin(d[2:], axis=0) + 2
+        pos = np.array([_subpixel_peak(-d[:, c], i[c]) for c in range(cols)]) + 1.0
+        step = -d[i, np.arange(cols)]
+        fit = _line_fit(pos, np.arange(cols) + 0.5, tolerance_px)
+        if fit is not None:
+            a, b, share, rms = fit
+            edge = a + b * (np.arange(cols) + 0.5)
+            above = np.array([mean[: max(1, int(e) - 2), c].mean() for c, e in enumerate(edge)])
+            below = np.array([mean[int(e) + 2: int(e) + 8, c].mean() if int(e) + 2 < rows else np.nan
+                              for c, e in enumerate(edge)])
+            contrast = float(np.nanmedian(above - below)) / grey
+            uniform = float(np.median([mean[: max(1, int(e) - 2), c].std() for c, e in enumerate(edge)])) / grey
+            if share >= min_inliers and contrast >= min_contrast and np.median(step) / grey >= 0.5 * min_contrast \
+                    and uniform < 0.5 * contrast and edge.min() >= 2:
+                cap = (a - b * 0.5, b)
+                mask |= yy < edge[None, :]
+                notes.append(f"cap edge at row {edge.mean():.1f} (contrast {contrast:.2f}, {share:.0%} columns on the line)")
+            else:
+                notes.append(f"no cap: straight-edge share {share:.0%}, contrast {contrast:.2f}")
+    y0 = int(np.ceil(mask[:, :].sum(axis=0).max())) + 3 if cap is not None else 0
+
+    # --- walls: a bright rim ridge on each side, straight across the rows below the cap
+    walls: dict[str, tuple[float, float] | None] = {"left": None, "right": None}
+    if rows - y0 >= 24:
+        ridge = m - ndi.uniform_filter1d(m, 9, axis=1, mode="nearest")
+        strips = np.array_split(np.arange(y0, rows), 8)
+        width = max(6, int(max_wall_fraction * cols))
+        for side in ("left", "right"):
+            cs = np.arange(1, width) if side == "left" else np.arange(cols - width, cols - 1)
+            pos, height = [], []
+            for s in strips:
+                prof = ridge[s][:, cs].mean(axis=0)
+                k = int(np.argmax(prof))
+                pos.append(cs[0] + _subpixel_peak(prof, k))
+                height.append(mean[s][:, cs[k]].mean() - np.median(mean[s]))
+            centre = np.array([s.mean() + 0.5 for s in strips])
+            fit = _line_fit(np.array(pos), centre, tolerance_px)
+            if fit is None:
+                continue
+            a, b, share, rms = fit
+            rim = float(np.median(height)) / grey
+            if share >= min_inliers and rim >= min_contrast and abs(b) < 0.2:
+                walls[side] = (a, b)
+                edge = a + b * yy  # column of the rim's centre per row
+                below_cap = yy >= (y0 - 3)
+                mask |= below_cap & ((xx < edge + 0.5) if side == "left" else (xx > edge - 0.5))
+                notes.append(f"{side} wall at column {a + b * rows / 2:.1f} (rim {rim:.2f}, {share:.0%} strips on the line)")
+            else:
+                notes.append(f"no {side} wall: straight-ridge share {share:.0%}, rim {rim:.2f}")
+    if cap is not None and walls["left"] is None and walls["right"] is None and not cap_alone:
+        notes.append("cap-like edge without trench walls ignored (a flat bright layer looks the same); "
+                     "pass cap_alone=True or a frame mask if it is the cap")
+        cap, mask = None, np.zeros((rows, cols), bool)
+    return FrameMask(mask=mask, cap=cap, left=walls["left"], right=walls["right"], notes=notes)
