@@ -234,7 +234,7 @@ def _done(result: Any, what: str) -> None:
 @app.command()
 def correct(
     out: Path = RunDir,
-    steps: str = typer.Option("drift,shading,brightness,curtains", "--steps", help="Corrections to apply, in a comma list."),
+    steps: str = typer.Option("drift,shading,brightness", "--steps", help="Corrections to apply, in a comma list (add curtains for striped stacks)."),
     denoise: Optional[str] = typer.Option(None, "--denoise", help="gaussian, median, bilateral or nl_means (none by default)."),
     scheduler: Optional[str] = Scheduler,
 ) -> None:

@@ -19,6 +19,9 @@ from volrecon.io.runfolder import RunFolder
 from volrecon.io.stack import Stack, open_stack
 
 IMAGE = "image.ome.zarr"
+DEFAULT_CORRECTIONS: tuple[str, ...] = ("drift", "shading", "brightness")
+"""Corrections applied by default.  Destriping (``curtains``) is opt-in: measured on stripe-free
+phantoms it removes genuine vertical structure, and it has no reliable stripe detector yet."""
 Progress = Callable[[int, int], None]
 
 
@@ -159,7 +162,7 @@ def _voxel(image_path: Path) -> tuple[float, float, float]:
 def correct(
     out: str | Path,
     *,
-    steps: Sequence[str] = ("drift", "shading", "brightness", "curtains"),
+    steps: Sequence[str] = DEFAULT_CORRECTIONS,
     denoise: str | None = None,
     options: dict[str, dict[str, Any]] | None = None,
     progress: Progress | None = None,
@@ -468,7 +471,7 @@ def run(
         results.append(
             correct(
                 out,
-                steps=correct_cfg.get("steps", ("drift", "shading", "brightness", "curtains")),
+                steps=correct_cfg.get("steps", DEFAULT_CORRECTIONS),
                 denoise=None if correct_cfg.get("denoise") in (None, "none", "") else correct_cfg["denoise"],
                 options=correct_cfg.get("options") or None,
                 progress=p,

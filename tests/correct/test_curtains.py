@@ -49,3 +49,15 @@ def test_zeiss_slices_if_present():
     stack = stack.reshape((-1,) + stack.shape[-2:])[:, :512, :512]
     out = apply_curtains(stack, estimate_curtains(stack))
     assert out.dtype == stack.dtype and out.shape == stack.shape
+
+
+def test_stripe_free_noise_is_left_alone():
+    rng = np.random.default_rng(3)
+    y = np.arange(192)[:, None]
+    clean = np.where((y // 48) % 2 == 0, 80.0, 160.0) * np.ones((4, 192, 192))  # layers, no stripes
+    noisy = clean + rng.normal(0, 6, clean.shape)
+    settings = estimate_curtains(noisy)
+    out = apply_curtains(noisy, settings)
+    rmse = lambda a: float(np.sqrt(np.mean((a - clean) ** 2)))
+    assert rmse(out) <= 1.01 * rmse(noisy)
+    assert np.isfinite(settings.significance)

@@ -71,3 +71,17 @@ def test_bad_inputs(ph):
     assert any("z=1" in w for w in est.warnings)
     out = apply_shading(stack.astype(np.float32), est)
     assert np.isfinite(out).all()
+
+
+def test_noisy_with_labels_keeps_layers_and_reaches_oracle():
+    ph = make_phantom("diglyme", slices=8, shape=(192, 192), seed=0, artefacts=Artefacts.only("shading", "noise", "quantise"), workers=2)
+    est = estimate_shading(ph.acquired, labels=ph.labels)
+    out = physical(apply_shading(ph.acquired, est), ph)
+    b = 255 * ph.brightness[:, 1, None, None]
+    oracle = physical((ph.acquired - b) / ph.shading + b, ph)
+    before = psnr(physical(ph.acquired, ph), ph.clean)
+    # noise bounds the gain: at least 80 % of what the true field gives
+    assert psnr(out, ph.clean) - before >= 0.8 * (psnr(oracle, ph.clean) - before)
+    ratio_err = np.abs(layer_ratios(out, ph.regions) / layer_ratios(ph.clean, ph.regions) - 1)
+    assert ratio_err.max() < 0.02
+    assert np.abs(est.field - ph.shading).max() < 0.05

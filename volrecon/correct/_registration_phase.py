@@ -54,15 +54,16 @@ class SpectrumGeometry:
 
     @property
     def binned_shape(self) -> tuple[int, int]:
+        """FFT-friendly (5-smooth) shape of the binned region actually used."""
         y0, y1, x0, x1 = self.box
-        return ((y1 - y0) // self.bin, (x1 - x0) // self.bin)
+        return (_smooth_below((y1 - y0) // self.bin), _smooth_below((x1 - x0) // self.bin))
 
     @property
     def grid_shape(self) -> tuple[int, int]:
-        """Shape of the (decimated) correlation surface; even along both axes."""
+        """Shape of the (decimated) correlation surface; even and 5-smooth along both axes."""
         ny, nx = self.binned_shape
-        gy = max(8, 2 * (ny // (2 * self.decimate)))
-        gx = max(8, 2 * (nx // (2 * self.decimate)))
+        gy = max(8, _smooth_below(ny // self.decimate, even=True))
+        gx = max(8, _smooth_below(nx // self.decimate, even=True))
         return (min(gy, ny - ny % 2), min(gx, nx - nx % 2))
 
     @property
@@ -71,6 +72,20 @@ class SpectrumGeometry:
         ny, nx = self.binned_shape
         gy, gx = self.grid_shape
         return (self.bin * ny / gy, self.bin * nx / gx)
+
+
+def _smooth_below(n: int, *, even: bool = False) -> int:
+    """Largest integer <= n with no prime factor above 5 (fast FFT length), even if asked."""
+    for m in range(max(n, 2), 1, -1):
+        if even and m % 2:
+            continue
+        k = m
+        for p in (2, 3, 5):
+            while k % p == 0:
+                k //= p
+        if k == 1:
+            return m
+    return 2
 
 
 def _tukey(n: int, alpha: float = 0.5) -> np.ndarray:

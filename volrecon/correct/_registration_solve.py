@@ -214,7 +214,7 @@ def _posterior_sigma(normal: sp.csc_matrix, n: int) -> np.ndarray:
     return out
 
 
-def screen_series(z: np.ndarray, values: np.ndarray, *, width: int = 5, limit_px: float = 1.0) -> np.ndarray:
+def screen_series(z: np.ndarray, values: np.ndarray, *, width: int = 5, limit_px: float = 4.0) -> np.ndarray:
     """Mask of the absolute measurements that agree with their own running median.
 
     A median over ``width`` neighbouring measurements keeps genuine jumps; a value further than

@@ -59,6 +59,13 @@ class CurtainSettings:
     stripe_index_before, stripe_index_after : float
         Measured stripe strength (RMS of the along-stripe-averaged high-pass, grey levels) on
         sample slices, before and after, to show it did something.
+    enabled : bool
+        False when the sample slices carry no significant stripes: the filter is then not
+        applied, so a stripe-free stack is never harmed.
+    significance : float
+        Energy the filter removes from the sample slices divided by the energy it removes from
+        the same slices with block rows shuffled along the stripe (no stripe survives the
+        shuffle, structure and noise do); below ``min_significance`` the filter is disabled.
     """
 
     method: str = "highpass"
@@ -71,6 +78,8 @@ class CurtainSettings:
     fft_sigma: float = 3.0
     stripe_index_before: float = float("nan")
     stripe_index_after: float = float("nan")
+    enabled: bool = True
+    significance: float = float("nan")
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -109,10 +118,21 @@ def stripe_profile(plane: np.ndarray, settings: CurtainSettings) -> np.ndarray:
     if nb == 0:
         return np.zeros_like(p)
     blocks = np.median(high[: nb * b].reshape(nb, b, p.shape[1]), axis=1)
-    run = ndi.median_filter(blocks, size=(min(int(settings.length), nb), 1), mode="nearest") if nb > 1 else blocks
-    # noise of the profile: MAD over the whole profile (stripes are few and narrow)
-    sigma = 1.4826 * float(np.median(np.abs(run - np.median(run)))) + 1e-6
-    t = settings.threshold * sigma
+    length = min(int(settings.length), nb)
+    run = ndi.median_filter(blocks, size=(length, 1), mode="nearest") if nb > 1 else blocks
+    # significance: the same estimator on block rows shuffled along the stripe keeps the values'
+    # spread (noise and structure) but destroys the along-stripe consistency only a stripe has;
+    # its robust spread is the level below which a "stripe" is indistinguishable from structure
+    if nb > 1:
+        order = np.random.default_rng(0).permutation(nb)
+        null = ndi.median_filter(blocks[order], size=(length, 1), mode="nearest")
+        # MAD alone is zero when most blocks are flat (a noise-free image): the tail counts too
+        sigma = 1.4826 * float(np.median(np.abs(null - np.median(null))))
+        if sigma <= 1e-3:
+            sigma = float(np.quantile(np.abs(null), 0.99)) / 2.58
+    else:
+        sigma = 1.4826 * float(np.median(np.abs(run - np.median(run))))
+    t = settings.threshold * sigma + 1e-6
     run = np.sign(run) * np.maximum(np.abs(run) - t, 0.0)
     centres = interp_matrix(p.shape[0], nb)
     return (centres @ run.astype(np.float32)).astype(np.float32)
@@ -136,8 +156,10 @@ def _wavelet_fft(plane: np.ndarray, settings: CurtainSettings) -> np.ndarray:
 
 
 def remove_stripes(plane: np.ndarray, settings: CurtainSettings) -> np.ndarray:
-    """One slice with stripes removed (float32, not clipped)."""
+    """One slice with stripes removed (float32, not clipped); unchanged when disabled."""
     p = plane.astype(np.float32)
+    if not settings.enabled:
+        return p
     if settings.orientation == "horizontal":
         p = p.T
     stripes = stripe_profile(p, settings) if settings.method == "highpass" else _wavelet_fft(p, settings)
@@ -164,6 +186,7 @@ def estimate_curtains(
     length: int = 5,
     threshold: float = 2.0,
     n_slices: int = 4,
+    min_significance: float = 0.0,
 ) -> CurtainSettings:
     """Choose the stripe filter and measure what it removes on a few slices.
 
@@ -179,6 +202,9 @@ def estimate_curtains(
         See :class:`CurtainSettings`.
     n_slices : int
         Slices on which the stripe index is measured.
+    min_significance : float
+        Smallest ratio of removed energy, real over shuffled (see
+        :attr:`CurtainSettings.significance`), for which the filter is kept; 0 keeps it always.
 
     Returns
     -------
@@ -188,8 +214,30 @@ def estimate_curtains(
     settings = CurtainSettings(method=method, orientation=orientation, width_px=float(width_px), block=int(block), length=int(length), threshold=float(threshold))
     data = read_slices(image, spread_indices(nz, n_slices))
     before = float(np.median([stripe_index(p, settings) for p in data]))
+    removed = real = 0.0
+    for p in data:
+        real += float(np.mean((remove_stripes(p, settings) - p) ** 2))
+        removed += _shuffled_removal(p, settings)
+    significance = real / max(removed, 1e-12) if real > 0 else 0.0
+    enabled = significance >= float(min_significance)
+    settings = CurtainSettings(**{**asdict(settings), "enabled": enabled, "significance": float(significance)})
     after = float(np.median([stripe_index(remove_stripes(p, settings), settings) for p in data]))
     return CurtainSettings(**{**asdict(settings), "stripe_index_before": before, "stripe_index_after": after})
+
+
+def _shuffled_removal(plane: np.ndarray, settings: CurtainSettings) -> float:
+    """Energy the filter removes after block rows are shuffled along the stripe direction."""
+    p = plane.astype(np.float32)
+    if settings.orientation == "horizontal":
+        p = p.T
+    b = max(1, min(int(settings.block), p.shape[0]))
+    nb = p.shape[0] // b
+    if nb < 2:
+        return 0.0
+    order = np.random.default_rng(1).permutation(nb)
+    shuffled = p[: nb * b].reshape(nb, b, -1)[order].reshape(nb * b, -1)
+    vertical = CurtainSettings(**{**asdict(settings), "orientation": "vertical", "enabled": True})
+    return float(np.mean((remove_stripes(shuffled, vertical) - shuffled) ** 2))
 
 
 def apply_curtains(image: Any, settings: CurtainSettings) -> Any:

@@ -120,13 +120,16 @@ def _pixel_noise(image: np.ndarray) -> float:
     return _robust_sigma(np.diff(sample, axis=1).ravel()) / np.sqrt(2.0)
 
 
-def _strongest_edge(profile: np.ndarray, lo: int, hi: int, noise: float) -> tuple[int, float, float]:
+def _strongest_edge(
+    profile: np.ndarray, lo: int, hi: int, noise: float, *, outermost: str | None = None, min_step: float = 0.0
+) -> tuple[int, float, float]:
     """Strongest step in ``profile[lo:hi]``: index, strength in noise sigmas, and the step.
 
     Steps are found at the scale of a frame edge (difference of the means of ``w`` samples on
     either side, ``w`` ~ 1.5 % of the profile), so a soft wall ramp beats a sharp particle
     edge; the index is then refined to the steepest point of the ramp. ``noise`` is the noise
-    sigma of one profile sample.
+    sigma of one profile sample. ``outermost="low"``/``"high"``: take the first step of at least
+    ``min_step`` seen from that end (a trench wall is the outermost edge) instead of the largest.
     """
     n = profile.size
     w = max(6, n // 64)
@@ -138,6 +141,13 @@ def _strongest_edge(profile: np.ndarray, lo: int, hi: int, noise: float) -> tupl
     before = (csum[idx - 1] - csum[idx - 1 - w]) / w
     diff = after - before
     k = int(np.argmax(np.abs(diff)))
+    if outermost is not None and min_step > 0:
+        big = np.flatnonzero(np.abs(diff) >= min_step)
+        if big.size:
+            # the run of large steps nearest to the requested end, and its largest member
+            runs = np.split(big, np.flatnonzero(np.diff(big) > 1) + 1)
+            run = runs[0] if outermost == "low" else runs[-1]
+            k = int(run[np.argmax(np.abs(diff[run]))])
     centre, step = int(idx[k]), float(diff[k])
     grad = np.abs(np.gradient(ndimage.gaussian_filter1d(profile, 1.5)))
     a, b = max(0, centre - w // 2), min(n, centre + w // 2 + 1)
@@ -262,7 +272,14 @@ def detect_frame(
         band = arr[y_top : y_bottom - 4, :]
         profile = np.median(band, axis=0)
         for name, lo, hi in (("left", 3, int(0.35 * cols)), ("right", int(0.65 * cols), cols - 3)):
-            i, strength, step = _strongest_edge(profile, lo, hi, 1.25 * noise / np.sqrt(band.shape[0]))
+            i, strength, step = _strongest_edge(
+                profile,
+                lo,
+                hi,
+                1.25 * noise / np.sqrt(band.shape[0]),
+                outermost="low" if name == "left" else "high",
+                min_step=min_contrast * grey,
+            )
             if strength < min_sigma or abs(step) < min_contrast * grey:
                 continue
             # a wall separates the face from a trench region reaching the image border; a
@@ -326,18 +343,22 @@ class FrameTracker:
         The detected frame.
     search : int
         Largest displacement (px) of an edge from its reference position that can be measured.
-    half_width : int
-        Reach (px) of the fit window into the frame side of each edge.
-    inside : int
-        Reach (px) of the fit window into the specimen side.
+    half_width : int, optional
+        Reach (px) of the fit window into the frame side of each edge (default scales with
+        the slice size: 10 px up to 512 px slices, 24 px at 1024).
+    inside : int, optional
+        Reach (px) of the fit window into the specimen side (default ``half_width // 6``).
     """
 
-    def __init__(self, info: FrameInfo, *, search: int = 64, half_width: int = 10, inside: int = 3) -> None:
+    def __init__(
+        self, info: FrameInfo, *, search: int = 64, half_width: int | None = None, inside: int | None = None
+    ) -> None:
         self.info = info
-        self.inside = int(inside)
-        self.search = int(search)
-        self.half_width = int(half_width)
         rows, cols = info.shape
+        # frame edges are soft ramps whose width in pixels grows with the image size
+        self.half_width = int(half_width) if half_width is not None else max(10, round(1.5 * max(rows, cols) / 64))
+        self.inside = int(inside) if inside is not None else max(3, self.half_width // 6)
+        self.search = int(search)
         y0, y1, x0, x1 = info.specimen
         self.edges: dict[str, tuple[int, float, tuple[int, int]]] = {}
         # name -> (axis of the profile, reference position, band over the other axis)
@@ -414,6 +435,10 @@ class FrameTracker:
             if coarse is None:
                 continue
             fit = _fit_shift(spline, prof, centre, self.half_width, coarse, self._outside(name), self.inside)
+            if fit is not None and abs(fit.shift - coarse) > 0.5:  # re-centre the window once
+                fit = _fit_shift(
+                    spline, prof, centre, self.half_width, int(round(fit.shift)), self._outside(name), self.inside
+                )
             if fit is None:
                 continue
             out[z] = fit
@@ -460,26 +485,31 @@ def _coarse_offset(
     """Integer displacement maximising the normalised correlation of edge-gradient profiles.
 
     Only samples inside the image in both profiles count (an edge near the image border is
-    still measured from its visible side).
+    still measured from its visible side). Displacements near ``guess`` (the previous slice)
+    win unless a clearly better match lies further away.
     """
     lo, hi = centre - 2 * half, centre + 2 * half + 1
+    shifts = np.arange(-search, search + 1)
+    shifts = shifts[(lo + shifts >= 0) & (hi + shifts <= grad.size)]
+    if shifts.size == 0:
+        return None
     template = ref_grad[lo:hi]
-    best, best_score = None, -np.inf
-    for ranges in ((guess - 8, guess + 8), (-search, search)):
-        for s in range(max(ranges[0], -search), min(ranges[1], search) + 1):
-            if lo + s < 0 or hi + s > grad.size:
-                continue
-            seg = grad[lo + s : hi + s]
-            ok = np.isfinite(seg) & np.isfinite(template)
-            if ok.sum() < 2 * half + 1:
-                continue
-            a, b = template[ok] - template[ok].mean(), seg[ok] - seg[ok].mean()
-            score = float(a @ b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12)
-            if score > best_score:
-                best, best_score = s, score
-        if best is not None and best_score > 0.6:
-            break
-    return best if best_score > 0.3 else None
+    windows = np.lib.stride_tricks.sliding_window_view(grad, hi - lo)[lo + shifts]
+    ok = np.isfinite(windows) & np.isfinite(template)[None, :]
+    count = ok.sum(axis=1)
+    t = np.where(ok, template[None, :], 0.0)
+    w = np.where(ok, windows, 0.0)
+    safe = np.maximum(count, 1)
+    t = np.where(ok, t - (t.sum(1) / safe)[:, None], 0.0)
+    w = np.where(ok, w - (w.sum(1) / safe)[:, None], 0.0)
+    score = (t * w).sum(1) / (np.sqrt((t * t).sum(1) * (w * w).sum(1)) + 1e-12)
+    score[count < 2 * half + 1] = -np.inf
+    near = np.abs(shifts - guess) <= 8
+    if near.any() and np.max(score[near]) > 0.6 and np.max(score[near]) >= np.max(score) - 0.1:
+        k = int(np.argmax(np.where(near, score, -np.inf)))
+    else:
+        k = int(np.argmax(score))
+    return int(shifts[k]) if score[k] > 0.3 else None
 
 
 def _fit_shift(

@@ -28,7 +28,7 @@ import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -43,7 +43,7 @@ METHODS = ("classes", "polynomial", "lowrank")
 FILE_NPZ = "shading.npz"
 FILE_JSON = "shading.json"
 _GRID = 65  # nodes per axis of the stored field
-_MAX_PAIRS = 20000
+_TILES = 24  # tiles per side of the class-wise fit
 _TUKEY_C = 2.0
 
 
@@ -174,35 +174,6 @@ def _block_centres(shape: tuple[int, int], factor: int, grid: tuple[int, int]) -
     return np.broadcast_to(yc[:, None], grid), np.broadcast_to(xc[None, :], grid)
 
 
-def _pair_differences(
-    means: np.ndarray, noise: np.ndarray, keep: np.ndarray, yc: np.ndarray, xc: np.ndarray,
-    steps: tuple[int, ...],
-) -> tuple[np.ndarray, ...]:
-    """Differences of homogeneous block pairs a few blocks apart in the same slice.
-
-    Returns the differences, their noise variances and the coordinates ``(y_p, x_p, y_q, x_q)``
-    of both blocks.
-    """
-    ok = keep & np.isfinite(means)
-    ycb, xcb = np.broadcast_to(yc, means.shape), np.broadcast_to(xc, means.shape)
-    out: list[list[np.ndarray]] = [[] for _ in range(8)]
-    for step in steps:
-        for dy, dx in ((step, 0), (0, step)):
-            a = (slice(None), slice(0, means.shape[1] - dy), slice(0, means.shape[2] - dx))
-            b = (slice(None), slice(dy, None), slice(dx, None))
-            both = ok[a] & ok[b]
-            if not both.any():
-                continue
-            values = (
-                means[a] - means[b], noise[a] + noise[b], ycb[a], xcb[a], ycb[b], xcb[b], means[a], means[b],
-            )
-            for lst, v in zip(out, values):
-                lst.append(v[both])
-    if not out[0]:
-        return tuple(np.zeros(0) for _ in range(8))
-    return tuple(np.concatenate(v) for v in out)
-
-
 def _wls(design: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Weighted least squares by the normal equations (few columns, many rows)."""
     wd = design * weights[:, None]
@@ -211,67 +182,186 @@ def _wls(design: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.ndar
     return np.linalg.solve(gram, wd.T @ target)
 
 
-def _fit_pairs(pairs: tuple[np.ndarray, ...], *, degree: int, offset: float, iters: int) -> tuple[np.ndarray, float, int]:
-    """Robust fit of ``log S(p) - log S(q)`` to the differences of neighbouring homogeneous blocks.
+def _bin_mean(plane: np.ndarray, factor: int) -> np.ndarray:
+    """Mean of ``factor x factor`` pixel blocks (edges that do not fill a block are dropped)."""
+    f = int(factor)
+    ny, nx = (plane.shape[0] // f) * f, (plane.shape[1] // f) * f
+    if f == 1:
+        return np.asarray(plane[:ny, :nx], dtype=np.float32)
+    return plane[:ny, :nx].astype(np.float32).reshape(ny // f, f, nx // f, f).mean(axis=(1, 3))
 
-    Blocks of the same phase differ only by shading; pairs across a phase boundary differ by the
-    (much larger) phase contrast and are rejected by Tukey weights.  Returns ``beta`` of
-    ``log S = monomials @ beta``, the robust residual scale and the number of pairs kept.
+
+def _interior(classes: np.ndarray, usable: np.ndarray, radius: int) -> np.ndarray:
+    """Pixels whose whole ``(2r+1)^2`` neighbourhood is usable and of their own class."""
+    size = 2 * int(radius) + 1
+    same = ndi.minimum_filter(classes, size, mode="nearest") == ndi.maximum_filter(classes, size, mode="nearest")
+    return same & ndi.binary_erosion(usable, np.ones((size, size), bool), border_value=1)
+
+
+@dataclass
+class _Samples:
+    """Per-slice binned planes, their smoothed copies and where they may be used."""
+
+    raw: list[np.ndarray]
+    smooth: list[np.ndarray]
+    usable: list[np.ndarray]
+    tile: np.ndarray  # (by, bx) tile index of every binned pixel
+    tile_yx: np.ndarray  # (T, 2) tile centres in [-1, 1]
+    n_tiles: int
+
+
+def _samples(planes: list[np.ndarray], masks: list[np.ndarray | None], shape: tuple[int, int], factor: int, smooth_px: float, tiles: int) -> _Samples:
+    """Bin (noise down by ``factor``), smooth (noise down again) and tile the slices."""
+    raw, smooth, usable = [], [], []
+    for plane, m in zip(planes, masks):
+        b = _bin_mean(plane, factor)
+        raw.append(b)
+        smooth.append(ndi.gaussian_filter(b, smooth_px, mode="nearest", truncate=3.0) if smooth_px > 0 else b)
+        ok = np.isfinite(b)
+        if m is not None:
+            mb = _bin_mean(m.astype(np.float32), factor) >= 1.0
+            ok &= mb
+        usable.append(ok)
+    by, bx = raw[0].shape
+    ty, tx = min(int(tiles), by), min(int(tiles), bx)
+    iy = (np.arange(by) * ty) // by
+    ix = (np.arange(bx) * tx) // bx
+    tile = iy[:, None] * tx + ix[None, :]
+    cy = ((np.arange(ty) + 0.5) / ty) * (by * factor) / shape[0] * 2 - 1
+    cx = ((np.arange(tx) + 0.5) / tx) * (bx * factor) / shape[1] * 2 - 1
+    tile_yx = np.stack(np.broadcast_arrays(cy[:, None], cx[None, :]), axis=-1).reshape(-1, 2)
+    return _Samples(raw, smooth, usable, tile, tile_yx, ty * tx)
+
+
+def _class_tile_means(
+    s: _Samples, field_t: np.ndarray, offset: float, *, classes: int, radius: int,
+    labels: list[np.ndarray] | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Mean raw grey of every (slice, class, tile) over class-interior pixels.
+
+    Classes are grey-level classes of the smoothed, currently corrected slice (1D k-means per
+    slice, so brightness drift between slices does not matter) or the given phase labels.
+    Only pixels deep inside a class region and near their class centre are used, so edges,
+    mixtures and noise-induced misassignments drop out.  Returns means, counts, the tile and
+    the (slice, class) group of every entry, and the number of groups.
     """
-    d, var, diff, ma, mb = pairs
-    # (m_p - m_q) = ((m_p + m_q)/2 - b) * 2 tanh((log S_p - log S_q)/2): linear in log S up to
-    # third order, and unbiased under noise (no logarithm of noisy, nearly dark values)
-    level = (ma + mb) / 2 - offset
-    design = diff * level[:, None]
-    prior = 1.0 / np.maximum(var, np.median(var) * 1e-2)
-    usable = level > 0
-    w = tukey_weights(d * np.sqrt(prior), c=2.5) * usable  # phase-contrast pairs are far out from the start
-    beta = np.zeros(design.shape[1])
-    r = d
-    for _ in range(iters):
-        beta = _wls(design, d, w * prior)
-        r = d - design @ beta
-        w = tukey_weights(r * np.sqrt(prior), c=_TUKEY_C) * usable
-    # criterion comparable between dark levels: weighted misfit in image units
-    return beta, float(np.sqrt(np.sum(w * prior * r**2) / max(np.sum(w), 1e-12))), int((w > 0).sum())
-
-
-def _fit_field(
-    means: np.ndarray, noise: np.ndarray, keep: np.ndarray, yc: np.ndarray, xc: np.ndarray, *, degree: int, iters: int, offset: float | None,
-) -> tuple[np.ndarray, float, float, int]:
-    """Fit the field for a few dark-level candidates (or the given one); keep the best."""
-    vals = means[keep]
-    low = float(np.quantile(vals, 0.01)) if vals.size else 0.0
-    cache: dict[float, tuple[np.ndarray, float, float, int]] = {}
-    pairs = _pair_differences(means, noise, keep, yc, xc, (1, 2, 4))
-    if pairs[0].size < 4 * degree * degree:
-        raise InputError("too few homogeneous areas for a shading estimate; check the mask, or lower degree")
-    if pairs[0].size > _MAX_PAIRS:  # a deterministic subsample is plenty for a few dozen coefficients
-        pick = np.random.default_rng(0).choice(pairs[0].size, _MAX_PAIRS, replace=False)
-        pairs = tuple(v[pick] for v in pairs)
-    d, var, ya, xa, yb, xb, ma, mb = pairs
-    pairs = (d, var, _monomials(ya, xa, degree) - _monomials(yb, xb, degree), ma, mb)
-
-    def fit(b: float) -> tuple[np.ndarray, float, float, int]:
-        if b not in cache:
-            beta, scale, kept = _fit_pairs(pairs, degree=degree, offset=b, iters=iters)
-            cache[b] = (beta, b, scale, kept)
-        return cache[b]
-
-    if offset is not None:
-        return fit(float(offset))
-    lo, hi = 0.0, 0.95 * max(low, 0.0)
-    grid = np.linspace(lo, hi, 5)
-    scores = [fit(float(b))[2] for b in grid]
-    i = int(np.argmin(scores))
-    a, c = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
-    for _ in range(4):  # golden-section refinement around the best grid point
-        m1, m2 = a + 0.382 * (c - a), a + 0.618 * (c - a)
-        if fit(float(m1))[2] < fit(float(m2))[2]:
-            c = m2
+    pix_field = field_t[s.tile]
+    means, counts, tiles_out, groups = [], [], [], []
+    n_groups = 0
+    for z, (raw, sm, ok) in enumerate(zip(s.raw, s.smooth, s.usable)):
+        if labels is not None:
+            cls = labels[z]
+            keep = _interior(cls, ok & (cls > 0), radius)
         else:
-            a = m1
-    return min(cache.values(), key=lambda t: t[2])
+            corr = (sm - offset) / pix_field
+            vals = corr[ok]
+            if vals.size < 16:
+                continue
+            sub = vals[:: max(1, vals.size // 20000)]
+            centres, _ = kmeans_1d(sub, int(classes))
+            cut = (centres[1:] + centres[:-1]) / 2
+            cls = np.searchsorted(cut, corr)
+            gap = np.diff(centres)
+            half = np.minimum(np.r_[np.inf, gap], np.r_[gap, np.inf]) / 2 if centres.size > 1 else np.array([np.inf])
+            near = np.abs(corr - centres[cls]) <= 0.6 * half[cls]
+            keep = _interior(cls, ok, radius) & near
+        if not keep.any():
+            continue
+        uniq, inv = np.unique(cls[keep], return_inverse=True)
+        key = inv * s.n_tiles + s.tile[keep]
+        size = uniq.size * s.n_tiles
+        cnt = np.bincount(key, minlength=size)
+        tot = np.bincount(key, weights=raw[keep], minlength=size)
+        hit = np.flatnonzero(cnt > 0)
+        means.append(tot[hit] / cnt[hit])
+        counts.append(cnt[hit].astype(np.float64))
+        tiles_out.append(hit % s.n_tiles)
+        groups.append(hit // s.n_tiles + n_groups)
+        n_groups += uniq.size
+    if not means:
+        return np.zeros(0), np.zeros(0), np.zeros(0, int), np.zeros(0, int), 0
+    return np.concatenate(means), np.concatenate(counts), np.concatenate(tiles_out), np.concatenate(groups), n_groups
+
+
+def _fit_levels(
+    m: np.ndarray, n: np.ndarray, tile: np.ndarray, group: np.ndarray, n_groups: int, design: np.ndarray,
+    offset: float, iters: int,
+) -> tuple[np.ndarray, float, int]:
+    """Fit ``m = S(tile) * a(group) + offset`` with ``log S = design @ beta``; robust, alternating.
+
+    Returns ``beta``, the weighted residual RMS (image units, comparable between offsets) and
+    the number of entries kept.
+    """
+    beta = np.zeros(design.shape[1])
+    base = np.minimum(n, np.quantile(n, 0.9))  # one huge tile must not dominate
+    w = base.copy()
+    sig = m - offset
+    usable = sig > 0
+    w *= usable
+    resid = np.zeros_like(m)
+    for _ in range(int(iters)):
+        S = np.exp(design @ beta)[tile]
+        num = np.bincount(group, weights=w * sig * S, minlength=n_groups)
+        den = np.bincount(group, weights=w * S * S, minlength=n_groups)
+        a = np.where(den > 0, num / np.maximum(den, 1e-12), 0.0)[group]
+        ok = usable & (a > 0)
+        target = np.log(np.where(ok, sig, 1.0) / np.where(ok, a, 1.0))
+        # per-tile log-ratio samples; variance of log ~ 1/(n * signal) under shot noise
+        wf = w * ok * np.maximum(sig, 1e-6)
+        rows = design[tile]
+        # remove the group means so that beta carries only the within-group variation
+        gm = np.bincount(group, weights=wf * target, minlength=n_groups) / np.maximum(np.bincount(group, weights=wf, minlength=n_groups), 1e-12)
+        gr = np.stack([np.bincount(group, weights=wf * rows[:, j], minlength=n_groups) for j in range(rows.shape[1])], axis=1)
+        gr /= np.maximum(np.bincount(group, weights=wf, minlength=n_groups), 1e-12)[:, None]
+        beta = _wls(rows - gr[group], target - gm[group], wf)
+        S = np.exp(design @ beta)[tile]
+        num = np.bincount(group, weights=w * sig * S, minlength=n_groups)
+        den = np.bincount(group, weights=w * S * S, minlength=n_groups)
+        a = np.where(den > 0, num / np.maximum(den, 1e-12), 0.0)[group]
+        resid = sig - S * a
+        w = base * usable * tukey_weights(resid * np.sqrt(base / np.maximum(m, 1.0)), c=_TUKEY_C * 2)
+    rms = float(np.sqrt(np.sum(w * resid**2) / max(np.sum(w), 1e-12)))
+    return beta, rms, int((w > 0).sum())
+
+
+def _fit_classes(
+    s: _Samples, *, degree: int, iters: int, offset: float | None, classes: int, radius: int,
+    labels: list[np.ndarray] | None, rounds: int = 4,
+) -> tuple[np.ndarray, float, float, int]:
+    """Alternate class assignment (on the corrected, smoothed slices) and the field fit."""
+    design = _monomials(s.tile_yx[:, 0], s.tile_yx[:, 1], degree)
+    beta = np.zeros(design.shape[1])
+    allv = np.concatenate([r[u] for r, u in zip(s.raw, s.usable)])
+    low = float(np.quantile(allv, 0.01)) if allv.size else 0.0
+    b_now = 0.0 if offset is None else float(offset)
+    rms, n_groups = float("nan"), 0
+    for _ in range(int(rounds)):
+        field_t = np.exp(design @ beta)
+        m, n, tile, group, n_groups = _class_tile_means(s, field_t, b_now, classes=classes, radius=radius, labels=labels)
+        if m.size < 4 * design.shape[1]:
+            raise InputError("too few homogeneous areas for a shading estimate; check the mask, or lower degree")
+        cache: dict[float, tuple[np.ndarray, float, int]] = {}
+
+        def fit(b: float) -> float:
+            if b not in cache:
+                cache[b] = _fit_levels(m, n, tile, group, n_groups, design, b, iters)
+            return cache[b][1]
+
+        if offset is not None:
+            fit(float(offset))
+        else:
+            grid = np.linspace(0.0, 0.95 * max(low, 0.0), 5)
+            i = int(np.argmin([fit(float(b)) for b in grid]))
+            a, c = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+            for _ in range(5):  # golden-section refinement around the best grid point
+                m1, m2 = a + 0.382 * (c - a), a + 0.618 * (c - a)
+                if fit(float(m1)) < fit(float(m2)):
+                    c = m2
+                else:
+                    a = m1
+        b_now = min(cache, key=lambda k: cache[k][1])
+        beta, rms, _ = cache[b_now]
+    return beta, b_now, rms, n_groups
 
 
 def _fit_background(means: np.ndarray, keep: np.ndarray, yc: np.ndarray, xc: np.ndarray, *, degree: int, iters: int) -> np.ndarray:
@@ -299,6 +389,11 @@ def estimate_shading(
     n_slices: int = 24,
     mask: Any = None,
     iters: int = 6,
+    labels: Any = None,
+    reference_phases: Sequence[int] | None = None,
+    classes: int = 8,
+    binning: int | None = None,
+    smooth_px: float = 2.0,
 ) -> ShadingField:
     """Estimate the multiplicative shading field of a stack.
 
@@ -319,6 +414,20 @@ def estimate_shading(
         True where the pixels are specimen to use (exclude frame, data bar).
     iters : int
         Alternating fit iterations.
+    labels : array (Z, Y, X) of int, optional
+        Phase labels in the detector frame (e.g. a first segmentation, or a phantom's truth):
+        ``"classes"`` then uses the phases themselves instead of grey-level classes.
+    reference_phases : sequence of int, optional
+        Label values to use with ``labels`` (default every non-zero label).
+    classes : int
+        Grey-level classes per slice for ``"classes"`` without labels.
+    binning : int, optional
+        Pixels per side averaged into one before the ``"classes"`` fit (default: brings the
+        smaller side to about 256).  The field is smooth, so binning loses nothing and divides
+        the noise by ``binning``.
+    smooth_px : float
+        Gaussian sigma (binned px) of the copy on which classes are assigned; the class means
+        themselves are taken from the unsmoothed binned slice.
 
     Returns
     -------
@@ -352,45 +461,68 @@ def estimate_shading(
             "told apart — load a longer stack or pass a saved field (ShadingField.load)"
         )
     m = check_mask(mask, (nz, ny, nx))
+    lab = None
+    if labels is not None:
+        lab = labels
+        if tuple(getattr(lab, "shape", ())) != (nz, ny, nx):
+            raise ParameterError(f"labels have shape {tuple(getattr(lab, 'shape', ()))}; give the stack's shape {(nz, ny, nx)}")
     idx = spread_indices(nz, max(2, int(n_slices)))
     data = read_slices(image, idx)
-    f = block_factor((ny, nx))
     warnings: list[str] = []
-    means, variances, valids, used = [], [], [], []
-    for plane, z in zip(data, idx):
-        problem = plane_problems(plane, image.dtype)
+    good = []
+    for i, z in enumerate(idx):
+        problem = plane_problems(data[i], image.dtype)
         if problem:
             warnings.append(f"slice z={int(z)} skipped for shading ({problem})")
-            continue
-        mean, var, valid = block_stats(plane, f, plane_mask(m, int(z)))
-        means.append(mean)
-        variances.append(var)
-        valids.append(valid)
-        used.append(int(z))
-    if not means or not any(v.any() for v in valids):
+        else:
+            good.append(i)
+    if not good:
         raise InputError("no usable slice for the shading estimate (all constant, saturated or masked); check the stack and mask")
-    allv = np.stack(valids)
-    model = noise_model(np.stack(means)[allv], np.stack(variances)[allv])
-    keep = [homogeneous(mu, va, ok, model=model) for mu, va, ok in zip(means, variances, valids)]
-    noises = [(model[0] * np.maximum(mu, 0) + model[1]) * (1.5708 / (f * f)) for mu in means]
-    stack_means = np.stack(means)
-    grid = stack_means.shape[1:]
-    yc, xc = _block_centres((ny, nx), f, grid)
+    used = [int(idx[i]) for i in good]
     ny_n, nx_n = min(_GRID, ny), min(_GRID, nx)
     gy_out = np.linspace(-1, 1, ny_n)[:, None] * np.ones((1, nx_n))
     gx_out = np.ones((ny_n, 1)) * np.linspace(-1, 1, nx_n)[None, :]
-    if method == "lowrank":
-        coarse, b, rms, ncls = _lowrank(stack_means, np.stack(keep), (ny_n, nx_n))
-        deg = 0
-    else:
-        sel = np.stack(keep)
-        if method == "polynomial":
-            beta = _fit_background(stack_means, sel, yc, xc, degree=int(degree), iters=int(iters))
-            b, rms, ncls = 0.0, float("nan"), 1
-        else:
-            beta, b, rms, ncls = _fit_field(stack_means, np.stack(noises), sel, yc, xc, degree=int(degree), iters=int(iters), offset=offset)
+    if method == "classes":
+        fb = int(binning) if binning else max(1, min(ny, nx) // 256)
+        if fb < 1 or min(ny, nx) // fb < 16:
+            raise ParameterError(f"shading binning={binning}: leaves fewer than 16 binned px per side; give a smaller value")
+        s = _samples([data[i] for i in good], [plane_mask(m, z) for z in used], (ny, nx), fb, float(smooth_px), _TILES)
+        lab_b = None
+        if lab is not None:
+            keep_ids = None if reference_phases is None else np.asarray(list(reference_phases))
+            lab_b = []
+            for z in used:
+                lz = np.asarray(lab[z])[fb // 2 :: fb, fb // 2 :: fb][: s.raw[0].shape[0], : s.raw[0].shape[1]].astype(np.int64)
+                lab_b.append(lz if keep_ids is None else np.where(np.isin(lz, keep_ids), lz, 0))
+        radius = max(1, int(np.ceil(float(smooth_px))))
+        beta, b, rms, ncls = _fit_classes(
+            s, degree=int(degree), iters=int(iters), offset=offset, classes=int(classes), radius=radius, labels=lab_b,
+        )
         coarse = np.exp(_monomials(gy_out, gx_out, int(degree)) @ beta)
         deg = int(degree)
+    else:
+        f = block_factor((ny, nx))
+        means, variances, valids = [], [], []
+        for i, z in zip(good, used):
+            mean, var, valid = block_stats(data[i], f, plane_mask(m, z))
+            means.append(mean)
+            variances.append(var)
+            valids.append(valid)
+        allv = np.stack(valids)
+        if not allv.any():
+            raise InputError("no usable block for the shading estimate (all masked); check the mask")
+        model = noise_model(np.stack(means)[allv], np.stack(variances)[allv])
+        keep = np.stack([homogeneous(mu, va, ok, model=model) for mu, va, ok in zip(means, variances, valids)])
+        stack_means = np.stack(means)
+        if method == "lowrank":
+            coarse, b, rms, ncls = _lowrank(stack_means, keep, (ny_n, nx_n))
+            deg = 0
+        else:
+            yc, xc = _block_centres((ny, nx), f, stack_means.shape[1:])
+            beta = _fit_background(stack_means, keep, yc, xc, degree=int(degree), iters=int(iters))
+            b, rms, ncls = 0.0, float("nan"), 1
+            coarse = np.exp(_monomials(gy_out, gx_out, int(degree)) @ beta)
+            deg = int(degree)
     coarse = np.clip(coarse, 0.2, 5.0)
     full_mean = float((interp_matrix(ny, coarse.shape[0]).mean(axis=0) @ coarse @ interp_matrix(nx, coarse.shape[1]).mean(axis=0)))
     coarse = (coarse / full_mean).astype(np.float32)
