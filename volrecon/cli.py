@@ -6,8 +6,11 @@ A :class:`~volrecon.errors.VolreconError` is printed as one line and exits with 
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
 import time
+import typing
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
@@ -30,42 +33,43 @@ console = Console(stderr=True)
 out_console = Console()
 
 # ---------------------------------------------------------------- shared options
-PixelSize = typer.Option(None, "--pixel-size", help="Image pixel size, e.g. 5nm (overrides metadata).")
-PixelSizeY = typer.Option(None, "--pixel-size-y", help="Pixel height if it differs from the width, e.g. 6nm.")
-SliceThickness = typer.Option(None, "--slice-thickness", help="Milling step, e.g. 20nm or 0.02um.")
-Tilt = typer.Option(None, "--tilt", help="FIB–SEM angle for foreshortening, e.g. 52deg.")
-TiltCorrected = typer.Option(
-    None, "--tilt-corrected/--no-tilt-correction", help="Whether the instrument already corrected y for the tilt."
-)
-Crop = typer.Option(None, "--crop", help="Keep only y0:y1,x0:x1 (raw-image pixels).")
-Databar = typer.Option("auto", "--databar", help="Data-bar rows to remove: auto, none or a number.")
-Grey = typer.Option(False, "--grey", help="Convert RGB slices to grey instead of refusing them.")
 Scheduler = typer.Option(
     None, "--scheduler", help="Dask scheduler: threads (default, embedded), local (a LocalCluster) or tcp://host:port."
 )
 
+# Ingest options shared by every verb that opens raw slices (info, assemble, run): declared once,
+# added to each verb's signature by ``with_ingest_options`` and handed over as one dict.
+_INGEST_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
+    ("pixel_size", Optional[str], typer.Option(None, "--pixel-size", help="Image pixel size, e.g. 5nm (overrides metadata).")),
+    ("pixel_size_y", Optional[str], typer.Option(None, "--pixel-size-y", help="Pixel height if it differs from the width, e.g. 6nm.")),
+    ("slice_thickness", Optional[str], typer.Option(None, "--slice-thickness", help="Milling step, e.g. 20nm or 0.02um.")),
+    ("tilt", Optional[str], typer.Option(None, "--tilt", help="FIB–SEM angle for foreshortening, e.g. 52deg.")),
+    ("tilt_corrected", Optional[bool], typer.Option(
+        None, "--tilt-corrected/--no-tilt-correction", help="Whether the instrument already corrected y for the tilt.")),
+    ("crop", Optional[str], typer.Option(None, "--crop", help="Keep only y0:y1,x0:x1 (raw-image pixels).")),
+    ("databar", str, typer.Option("auto", "--databar", help="Data-bar rows to remove: auto, none or a number.")),
+    ("grey", bool, typer.Option(False, "--grey", help="Convert RGB slices to grey instead of refusing them.")),
+)
 
-def _open_options(
-    pixel_size: str | None,
-    pixel_size_y: str | None,
-    slice_thickness: str | None,
-    tilt: str | None,
-    tilt_corrected: bool | None,
-    crop: str | None,
-    databar: str,
-    grey: bool,
-) -> dict[str, Any]:
-    options = {
-        "pixel_size": pixel_size,
-        "pixel_size_y": pixel_size_y,
-        "slice_thickness": slice_thickness,
-        "tilt": tilt,
-        "tilt_corrected": tilt_corrected,
-        "crop": crop,
-        "databar": databar,
-        "grey": grey or None,
-    }
-    return {k: v for k, v in options.items() if v is not None}
+
+def with_ingest_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a verb the ingest options; it receives them as ``ingest={name: value}`` (unset ones left out)."""
+    signature = inspect.signature(func)
+    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
+             for name, kind, default in _INGEST_OPTIONS]
+    params = [p for p in signature.parameters.values() if p.name != "ingest"] + extra
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ingest = {name: kwargs.pop(name) for name, _, _ in _INGEST_OPTIONS}
+        ingest = {k: v for k, v in ingest.items() if v is not None and v is not False}
+        return func(*args, ingest=ingest, **kwargs)
+
+    hints = {p.name: p.annotation for p in params}
+    wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {**typing.get_type_hints(func), **hints}
+    del wrapper.__wrapped__  # typer must read the new signature, not the wrapped one
+    return wrapper
 
 
 @contextmanager
@@ -129,21 +133,15 @@ def _calibration_table(cal: dict[str, Any]) -> Table:
 
 # ---------------------------------------------------------------- verbs
 @app.command()
+@with_ingest_options
 def info(
-    source: str = typer.Argument(..., help="Slice folder, multipage TIFF, glob or run folder."),
-    pixel_size: Optional[str] = PixelSize,
-    pixel_size_y: Optional[str] = PixelSizeY,
-    slice_thickness: Optional[str] = SliceThickness,
-    tilt: Optional[str] = Tilt,
-    tilt_corrected: Optional[bool] = TiltCorrected,
-    crop: Optional[str] = Crop,
-    databar: str = Databar,
-    grey: bool = Grey,
+    source: str = typer.Argument(..., help="Slice folder, multipage TIFF or glob."),
+    ingest: dict[str, Any] | None = None,
 ) -> None:
     """Describe a stack: slices, shape, dtype, voxel size with sources, tilt handling, gaps, metadata."""
     from volrecon.pipeline import load_stack
 
-    stack = load_stack(source, **_open_options(pixel_size, pixel_size_y, slice_thickness, tilt, tilt_corrected, crop, databar, grey))
+    stack = load_stack(source, **(ingest or {}))
     summary = stack.to_dict()
     table = Table(title=f"volrecon info: {source}", show_header=False)
     table.add_column("item", style="bold")
@@ -172,27 +170,20 @@ def info(
 
 
 @app.command()
+@with_ingest_options
 def assemble(
     source: str = typer.Argument(..., help="Slice folder, multipage TIFF or glob."),
     out: Path = typer.Option(..., "-o", "--out", help="Run folder to write (OUT/image.ome.zarr, OUT/run.toml)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier run in OUT."),
-    pixel_size: Optional[str] = PixelSize,
-    pixel_size_y: Optional[str] = PixelSizeY,
-    slice_thickness: Optional[str] = SliceThickness,
-    tilt: Optional[str] = Tilt,
-    tilt_corrected: Optional[bool] = TiltCorrected,
-    crop: Optional[str] = Crop,
-    databar: str = Databar,
-    grey: bool = Grey,
     scheduler: Optional[str] = Scheduler,
+    ingest: dict[str, Any] | None = None,
 ) -> None:
     """Write the stack as a calibrated, chunked OME-Zarr volume (streamed, resumable)."""
     from volrecon.cluster import scheduler as use_scheduler
     from volrecon.pipeline import assemble as run_assemble
 
-    options = _open_options(pixel_size, pixel_size_y, slice_thickness, tilt, tilt_corrected, crop, databar, grey)
     with use_scheduler(scheduler), progress_bar("assemble") as progress:
-        result = run_assemble(source, out, overwrite=overwrite, progress=progress, **options)
+        result = run_assemble(source, out, overwrite=overwrite, progress=progress, **(ingest or {}))
     verb = "already complete (resumed, nothing to do)" if result.skipped else "written"
     out_console.print(f"{result.out / 'image.ome.zarr'}: {verb}")
     for w in result.details.get("warnings", []):
@@ -317,6 +308,7 @@ def export(
 
 
 @app.command()
+@with_ingest_options
 def run(
     source: str = typer.Argument(..., help="Slice folder, multipage TIFF or glob."),
     out: Path = typer.Option(..., "-o", "--out", help="Run folder."),
@@ -324,6 +316,7 @@ def run(
     from_stage: Optional[str] = typer.Option(None, "--from", help="Redo this stage and the later ones."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier run in OUT."),
     scheduler: Optional[str] = Scheduler,
+    ingest: dict[str, Any] | None = None,
 ) -> None:
     """Raw slices to answers: assemble, correct, segment, analyze, report (each resumable)."""
     from volrecon.cluster import scheduler as use_scheduler
@@ -331,7 +324,7 @@ def run(
 
     start = time.perf_counter()
     with use_scheduler(scheduler):
-        result = run_pipeline(source, out, config=config, from_stage=from_stage, overwrite=overwrite,
+        result = run_pipeline(source, out, config=config, from_stage=from_stage, overwrite=overwrite, ingest=ingest,
                               progress_for=lambda stage: progress_bar(stage, unit="chunks" if stage == "segment" else "slices"))
     for stage in result.stages:
         out_console.print(f"  {stage.stage:<9} {'resumed' if stage.skipped else 'done'}")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import json
 import shutil
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -414,6 +414,7 @@ def run(
     config: str | Path | Mapping[str, Mapping[str, Any]] | None = None,
     from_stage: str | None = None,
     overwrite: bool = False,
+    ingest: Mapping[str, Any] | None = None,
     progress_for: Callable[[str], Any] | None = None,
 ) -> RunResult:
     """Raw slices to answers: assemble → correct → segment → analyze → report, each resumable.
@@ -431,6 +432,9 @@ def run(
         Redo this stage and every later one even if complete.
     overwrite : bool
         Replace an earlier run of another source in ``out``.
+    ingest : mapping, optional
+        Calibration overrides and crop of :func:`volrecon.io.open_stack` (``pixel_size="5nm"`` …);
+        they win over the same keys in ``config``.
     progress_for : callable, optional
         ``progress_for(stage)`` returns a ``progress(done, total)`` callback (or a context
         manager yielding one) for that stage.
@@ -449,6 +453,7 @@ def run(
     if from_stage is not None and from_stage not in RUN_STAGES:
         raise ParameterError(f"--from {from_stage!r}: choose one of {', '.join(RUN_STAGES)}")
     assemble_params = {k: v for k, v in cfg.get("assemble", {}).items() if k not in ("source", "chunks")}
+    assemble_params.update(ingest or {})
     if from_stage is not None and Path(out).joinpath("run.toml").exists():
         runfolder = RunFolder(out)
         data = runfolder.read()
