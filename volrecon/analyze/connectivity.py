@@ -193,6 +193,7 @@ def cluster_connectivity(
     voxel_size_nm: Any = (1.0, 1.0, 1.0),
     labels: np.ndarray | None = None,
     domain: Any | None = None,
+    face_axes: tuple[int, ...] = (),
 ) -> ConnectivityResult:
     """Cluster statistics of a phase mask.
 
@@ -207,6 +208,10 @@ def cluster_connectivity(
         The region analysed (e.g. the cathode).  A cluster touches an end along an axis when it
         holds the first / last domain voxel of some line along that axis; without ``domain``
         the ends are the volume faces.
+    face_axes : tuple of int
+        Axes whose ends are the volume faces even when ``domain`` is given (e.g. the milling
+        axis z of a slice-and-view stack, where the first and last slice bound the block and a
+        rough layer interface crossing a line along z is not an end).
 
     Returns
     -------
@@ -239,7 +244,7 @@ def cluster_connectivity(
     for axis, name in enumerate(AXIS_NAMES):
         first = np.zeros(n + 1, bool)
         last = np.zeros(n + 1, bool)
-        if domain is None:
+        if domain is None or axis in face_axes:
             first[np.unique(np.take(lab, 0, axis=axis))] = True
             last[np.unique(np.take(lab, -1, axis=axis))] = True
         else:

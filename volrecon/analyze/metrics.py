@@ -19,7 +19,7 @@ from volrecon.analyze._common import (
     AXIS_NAMES, axis_index, check_volume, json_float, phase_map, region_map, require_names,
     voxel_triplet,
 )
-from volrecon.analyze.connectivity import ConnectivityResult, cluster_connectivity
+from volrecon.analyze.connectivity import ConnectivityResult, cluster_connectivity, label_clusters_chunked
 from volrecon.analyze.fractions import count_table, region_fractions, _fractions_from_row
 from volrecon.analyze.layers import inner_box, through_plane_axis
 from volrecon.analyze.poresize import PoreSizeResult, pore_size_distribution
@@ -54,7 +54,7 @@ class AnalysisResult:
 
     def to_dict(self) -> dict[str, Any]:
         tp = self.through_plane_axis
-        regions = json.loads(json.dumps(self.regions, default=json_float))
+        regions = _json_safe(self.regions)
         cat = regions.setdefault("cathode", {})
         if self.void_clusters is not None:
             vc = self.void_clusters.to_dict()
@@ -112,6 +112,8 @@ def analyze_volume(
     profile_bin_nm: float | None = None,
     pore_size: bool = True,
     marching_cubes: bool = True,
+    chunked_above_voxels: int | None = 128 * 1024 * 1024,
+    chunks: tuple[int, int, int] = (64, 256, 256),
 ) -> AnalysisResult:
     """Measure a labelled electrode volume (fractions, profiles, clusters, tortuosity, SEI).
 
@@ -133,6 +135,12 @@ def analyze_volume(
         Depth-profile bin width.
     pore_size, marching_cubes : bool
         Switch off the slower pore-size and marching-cubes measurements.
+    chunked_above_voxels : int, optional
+        Volumes with more voxels than this label their clusters chunk by chunk
+        (:func:`~volrecon.analyze.label_clusters_chunked`, merged across chunk borders: the
+        same partition as whole-array labelling); ``None`` always labels the whole array.
+    chunks : tuple of int
+        Chunk shape of the chunked labelling.
 
     Returns
     -------
@@ -186,9 +194,21 @@ def analyze_volume(
     t1 = time.perf_counter()
     cath = reg == regs["cathode"]
     void = (lab == phases["void"]) & cath
-    void_c = cluster_connectivity(void, connectivity=connectivity, voxel_size_nm=vs, domain=cath)
     pore = ((lab == phases["void"]) | (lab == phases["electrolyte"])) & cath
-    pore_c = cluster_connectivity(pore, connectivity=connectivity, voxel_size_nm=vs, domain=cath)
+    chunked = chunked_above_voxels is not None and lab.size > chunked_above_voxels
+    clusters = []
+    for mask in (void, pore):
+        cl = None
+        if chunked:
+            cl_d, _ = label_clusters_chunked(mask, connectivity=connectivity, chunks=chunks)
+            cl = cl_d.astype(np.int32).compute()
+        # ends along z (milling) are the first and last slice; along y, x the cathode's own ends
+        clusters.append(cluster_connectivity(mask, connectivity=connectivity, voxel_size_nm=vs, labels=cl,
+                                             domain=cath, face_axes=(0,)))
+        del cl
+    void_c, pore_c = clusters
+    if chunked:
+        notes.append(f"clusters labelled chunk by chunk ({chunks}) and merged across chunk borders")
     timings["connectivity"] = time.perf_counter() - t1
     # --- tortuosity in the largest box inside the cathode --------------------------------
     t1 = time.perf_counter()
@@ -243,6 +263,21 @@ def analyze_volume(
         vs, tuple(int(n) for n in lab.shape), tp, overall.fractions, region_out, box_t,
         void_c, pore_c, tort, sei, prof, psd, surf, timings, tuple(notes),
     )
+
+
+def _json_safe(value: Any) -> Any:
+    """Copy of nested dicts/lists with numpy scalars made Python and NaN/inf made ``None``."""
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return json_float(float(value))
+    return value
 
 
 def through_plane_axis_of(regions: np.ndarray, region_names: Mapping[str, int]) -> int | None:
