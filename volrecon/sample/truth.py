@@ -69,6 +69,20 @@ class _UnionFind:
 _Z0, _Z1, _Y0, _Y1, _X0, _X1 = 1, 2, 4, 8, 16, 32
 
 
+def _line_ends(inside: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the first and of the last ``inside`` pixel of every line along ``axis``."""
+    n = inside.shape[axis]
+    has = inside.any(axis=axis)
+    first = np.argmax(inside, axis=axis)
+    last = n - 1 - np.argmax(np.flip(inside, axis=axis), axis=axis)
+    masks = []
+    for index in (first, last):
+        mask = np.zeros_like(inside)
+        np.put_along_axis(mask, np.expand_dims(index, axis), np.expand_dims(has, axis), axis=axis)
+        masks.append(mask & inside)
+    return masks[0], masks[1]
+
+
 class TruthAccumulator:
     """Streaming computation of the truth figures (feed slices in order)."""
 
@@ -107,18 +121,12 @@ class TruthAccumulator:
             flags[1:] |= _Z0
         if k == self.n - 1:
             flags[1:] |= _Z1
-        # ends of the cathode along y (per column) and x (per row)
-        above = np.zeros_like(cath)
-        above[1:] = cath[:-1]
-        below = np.zeros_like(cath)
-        below[:-1] = cath[1:]
-        left = np.zeros_like(cath)
-        left[:, 1:] = cath[:, :-1]
-        right = np.zeros_like(cath)
-        right[:, :-1] = cath[:, 1:]
-        for mask, bit in ((void & ~above, _Y0), (void & ~below, _Y1), (void & ~left, _X0), (void & ~right, _X1)):
-            ids = np.unique(lab[mask])
-            flags[ids[ids > 0]] |= bit
+        # ends of the cathode along y and x: the first and last cathode voxel of each line
+        # (a break of the cathode inside a line, at a rough interface, is not an end)
+        for axis, bits in ((0, (_Y0, _Y1)), (1, (_X0, _X1))):
+            for bit, end in zip(bits, _line_ends(cath, axis)):
+                ids = np.unique(lab[void & end])
+                flags[ids[ids > 0]] |= bit
         base = self.uf.add(sizes, flags[1:]) - 1  # global id = base + local id
         if self._prev is not None:
             both = (self._prev > 0) & (lab > 0)
