@@ -13,19 +13,30 @@ from volrecon.sample import Artefacts, make_phantom
 
 @pytest.fixture(scope="module")
 def ph():
-    return make_phantom("carbonate", slices=12, shape=(192, 192), seed=1, artefacts=Artefacts(), workers=2)
+    return make_phantom("carbonate", slices=8, shape=(128, 128), seed=1, artefacts=Artefacts(), workers=2)
 
 
 def test_all_steps(ph, tmp_path):
-    arr = da.from_array(ph.acquired, chunks=(1, 192, 192))
+    arr = da.from_array(ph.acquired, chunks=(1, 128, 128))
     res = correct_volume(arr, voxel_size_nm=ph.voxel_size_nm, options={"drift": {"anchor": "none"}})
     out = res.image.compute()
-    assert out.dtype == np.uint8 and out.shape[0] == 12
+    assert out.dtype == np.uint8 and out.shape[0] == 8
     assert res.drift is not None and res.shading is not None and res.brightness is not None
     files = {p.name for p in save_corrections(res, tmp_path / "corrections")}
     assert {"drift.csv", "brightness.csv", "shading.npz", "curtains.json", "corrections.json"} <= files
     figs = correction_figures(res, ph.acquired, out, tmp_path / "figures")
     assert [p.name for p in figs] == ["correct_xy.png", "correct_xz.png", "correct_yz.png"]
+
+
+def test_given_estimates_reapplied(ph):
+    arr = da.from_array(ph.acquired, chunks=(1, 128, 128))
+    steps = ("shading", "brightness", "curtains")
+    first = correct_volume(arr, voxel_size_nm=ph.voxel_size_nm, steps=steps)
+    est = {"shading": first.shading, "brightness": first.brightness, "curtains": first.curtains}
+    again = correct_volume(arr, voxel_size_nm=ph.voxel_size_nm, steps=steps, estimates=est)
+    np.testing.assert_array_equal(again.image.compute(), first.image.compute())
+    with pytest.raises(ParameterError):
+        correct_volume(arr, voxel_size_nm=ph.voxel_size_nm, steps=("shading",), estimates=est)
 
 
 def test_one_slice_warns_not_nan(ph):

@@ -32,14 +32,27 @@ def check_volume(image: Any, *, name: str = "image", min_slices: int = 1) -> tup
     return shape  # type: ignore[return-value]
 
 
-def restore_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Cast float results to ``dtype``: NaN/inf replaced, clipped to the range of integer types."""
+def restore_dtype(values: np.ndarray, dtype: np.dtype, *, overwrite: bool = False) -> np.ndarray:
+    """Cast float results to ``dtype``: NaN/inf replaced, clipped to the range of integer types.
+
+    NaN becomes 0 (for unsigned integers: the minimum, also 0), +/-inf the largest/smallest
+    value.  ``overwrite=True`` lets a float array be used as scratch space (no copies).
+    """
     dtype = np.dtype(dtype)
     values = np.asarray(values)
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
-        out = np.nan_to_num(values, nan=0.0, posinf=info.max, neginf=info.min)
-        return np.clip(np.rint(out), info.min, info.max).astype(dtype)
+        work = np.dtype(np.float32 if dtype.itemsize <= 2 else np.float64)  # exact for the dtype's integers
+        scratch = values if overwrite and values.dtype == work and values.flags.writeable else values.astype(work)
+        if info.min == 0:
+            # fmax/fmin return the non-NaN operand: NaN -> 0, -inf -> 0, +inf -> max, in place
+            np.fmax(scratch, 0, out=scratch)
+            np.fmin(scratch, info.max, out=scratch)
+        else:
+            np.nan_to_num(scratch, copy=False, nan=0.0, posinf=info.max, neginf=info.min)
+            np.clip(scratch, info.min, info.max, out=scratch)
+        np.rint(scratch, out=scratch)
+        return scratch.astype(dtype)
     finfo = np.finfo(dtype)
     return np.nan_to_num(values, nan=0.0, posinf=finfo.max, neginf=finfo.min).astype(dtype, copy=False)
 
@@ -106,6 +119,17 @@ def check_mask(mask: Any, shape: tuple[int, int, int]) -> np.ndarray | None:
 def block_factor(shape: Sequence[int], target: int = 40) -> int:
     """Integer block size that brings the smaller in-plane side to about ``target`` blocks."""
     return max(1, int(min(shape)) // int(target))
+
+
+def bin_mean(plane: np.ndarray, factor: int) -> np.ndarray:
+    """Float32 mean of ``factor x factor`` pixel blocks (edges that do not fill a block are dropped)."""
+    f = int(factor)
+    ny, nx = (plane.shape[0] // f) * f, (plane.shape[1] // f) * f
+    if f == 1:
+        return np.asarray(plane[:ny, :nx], dtype=np.float32)
+    out = plane[:ny, :nx].reshape(ny // f, f, nx // f, f).sum(axis=(1, 3), dtype=np.float32)
+    out *= np.float32(1.0 / (f * f))
+    return out
 
 
 def block_stats(plane: np.ndarray, factor: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

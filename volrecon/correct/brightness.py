@@ -24,7 +24,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from volrecon.correct._intensity import (
-    block_factor, block_stats, check_mask, check_volume, homogeneous, kmeans_1d, map_slices, noise_model,
+    bin_mean, block_factor, block_stats, check_mask, check_volume, homogeneous, kmeans_1d, map_slices, noise_model,
     plane_mask, plane_problems, read_slices, restore_dtype, tukey_weights,
 )
 from volrecon.errors import InputError, ParameterError
@@ -204,6 +204,7 @@ def estimate_brightness(
     smooth: int = 1,
     iters: int = 10,
     step_threshold: float = 6.0,
+    binning: int | None = None,
 ) -> BrightnessTable:
     """Estimate per-slice gain and offset of a stack.
 
@@ -227,6 +228,11 @@ def estimate_brightness(
         Class/fit iterations.
     step_threshold : float
         Step detection threshold in robust noise units.
+    binning : int, optional
+        Pixels per side averaged into one before the block statistics (default: as many as
+        leave blocks of at least 8x8 binned pixels; 1 on small slices).  Binning keeps the
+        precision of the block levels (the mean is linear) and divides the work by
+        ``binning**2``.
 
     Returns
     -------
@@ -259,11 +265,15 @@ def estimate_brightness(
         if lab.shape != (nz, ny, nx):
             raise ParameterError(f"labels have shape {lab.shape}; give the stack's shape {(nz, ny, nx)}")
     f = block_factor((ny, nx))
+    fb = max(1, f // 8) if binning is None else int(binning)
+    if fb < 1 or f // fb < 1:
+        raise ParameterError(f"brightness binning={binning}: give 1..{f} for {ny}x{nx} px slices")
+    fs = f // fb  # block size in binned pixels
     warnings: list[str] = []
     per_slice: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     flagged: list[int] = []
-    for z0 in range(0, nz, 8):
-        chunk = read_slices(image, range(z0, min(nz, z0 + 8)))
+    for z0 in range(0, nz, 4):
+        chunk = read_slices(image, range(z0, min(nz, z0 + 4)))
         for i, plane in enumerate(chunk):
             z = z0 + i
             problem = plane_problems(plane, image.dtype)
@@ -272,9 +282,11 @@ def estimate_brightness(
                 warnings.append(f"slice z={z} is {problem}: brightness interpolated from its neighbours")
                 per_slice.append((np.zeros(0), np.zeros(0), np.zeros(0, dtype=int)))
                 continue
-            mean, var, valid = block_stats(plane, f, plane_mask(m, z))
+            pm = plane_mask(m, z)
+            binned_mask = None if pm is None else bin_mean(pm.astype(np.float32), fb) > 1.0 - 0.5 / fb**2
+            mean, var, valid = block_stats(bin_mean(plane, fb), fs, binned_mask)
             if lab is not None:
-                lm, lv, _ = block_stats(lab[z].astype(np.float32), f)
+                lm, lv, _ = block_stats(lab[z].astype(np.float32), fs * fb)
                 valid &= lv == 0
                 cls = np.rint(lm).astype(int)
                 ref = set(int(v) for v in (reference_phases or np.unique(lab)) if int(v) != 0)
@@ -358,10 +370,23 @@ def apply_brightness(image: Any, table: BrightnessTable) -> Any:
     if len(table) != nz:
         raise ParameterError(f"the brightness table has {len(table)} rows, the stack {nz} slices; use the matching table")
     dtype = np.dtype(image.dtype)
-    gain = np.where(np.isfinite(table.gain) & (table.gain > 0), table.gain, 1.0).astype(np.float32)
-    offset = np.nan_to_num(table.offset).astype(np.float32)
+    scale, add = brightness_terms(table)
 
     def one(plane: np.ndarray, z: int) -> np.ndarray:
-        return restore_dtype((plane.astype(np.float32) - offset[z]) / gain[z], dtype)
+        out = plane.astype(np.float32)
+        out *= scale[z]
+        out += add[z]
+        return restore_dtype(out, dtype, overwrite=True)
 
     return map_slices(image, one)
+
+
+def brightness_terms(table: BrightnessTable) -> tuple[np.ndarray, np.ndarray]:
+    """The correction of slice ``k`` as ``corrected = image * scale[k] + add[k]`` (float32, (Z,)).
+
+    ``scale = 1 / gain`` and ``add = -offset / gain``; a non-finite or non-positive gain counts
+    as 1 and a non-finite offset as 0, so the output is never NaN.
+    """
+    gain = np.where(np.isfinite(table.gain) & (table.gain > 0), table.gain, 1.0)
+    offset = np.nan_to_num(np.asarray(table.offset, dtype=np.float64))
+    return (1.0 / gain).astype(np.float32), (-offset / gain).astype(np.float32)

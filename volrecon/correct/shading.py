@@ -34,7 +34,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from volrecon.correct._intensity import (
-    block_factor, block_stats, check_mask, noise_model, check_volume, homogeneous, interp_matrix, kmeans_1d,
+    bin_mean, block_factor, block_stats, check_mask, noise_model, check_volume, homogeneous, interp_matrix, kmeans_1d,
     map_slices, plane_mask, plane_problems, read_slices, restore_dtype, spread_indices, tukey_weights,
 )
 from volrecon.errors import InputError, ParameterError
@@ -174,21 +174,11 @@ def _block_centres(shape: tuple[int, int], factor: int, grid: tuple[int, int]) -
     return np.broadcast_to(yc[:, None], grid), np.broadcast_to(xc[None, :], grid)
 
 
-def _wls(design: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Weighted least squares by the normal equations (few columns, many rows)."""
-    wd = design * weights[:, None]
-    gram = design.T @ wd
+def _wls(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve the (slightly regularised) normal equations of a weighted least-squares fit."""
+    gram = gram.copy()
     gram[np.diag_indices_from(gram)] += 1e-9 * max(float(np.trace(gram)), 1e-12)
-    return np.linalg.solve(gram, wd.T @ target)
-
-
-def _bin_mean(plane: np.ndarray, factor: int) -> np.ndarray:
-    """Mean of ``factor x factor`` pixel blocks (edges that do not fill a block are dropped)."""
-    f = int(factor)
-    ny, nx = (plane.shape[0] // f) * f, (plane.shape[1] // f) * f
-    if f == 1:
-        return np.asarray(plane[:ny, :nx], dtype=np.float32)
-    return plane[:ny, :nx].astype(np.float32).reshape(ny // f, f, nx // f, f).mean(axis=(1, 3))
+    return np.linalg.solve(gram, rhs)
 
 
 def _interior(classes: np.ndarray, usable: np.ndarray, radius: int) -> np.ndarray:
@@ -210,16 +200,22 @@ class _Samples:
     n_tiles: int
 
 
-def _samples(planes: list[np.ndarray], masks: list[np.ndarray | None], shape: tuple[int, int], factor: int, smooth_px: float, tiles: int) -> _Samples:
-    """Bin (noise down by ``factor``), smooth (noise down again) and tile the slices."""
+def _samples(
+    planes: list[np.ndarray], masks: list[np.ndarray | None], shape: tuple[int, int], factor: int, smooth_px: float,
+    tiles: int, *, binned: bool = False,
+) -> _Samples:
+    """Bin (noise down by ``factor``), smooth (noise down again) and tile the slices.
+
+    ``binned=True``: ``planes`` are already binned by ``factor`` (masks are full resolution).
+    """
     raw, smooth, usable = [], [], []
     for plane, m in zip(planes, masks):
-        b = _bin_mean(plane, factor)
+        b = plane if binned else bin_mean(plane, factor)
         raw.append(b)
         smooth.append(ndi.gaussian_filter(b, smooth_px, mode="nearest", truncate=3.0) if smooth_px > 0 else b)
         ok = np.isfinite(b)
         if m is not None:
-            mb = _bin_mean(m.astype(np.float32), factor) >= 1.0
+            mb = bin_mean(m.astype(np.float32), factor) > 1.0 - 0.5 / factor**2  # every pixel of the bin usable
             ok &= mb
         usable.append(ok)
     by, bx = raw[0].shape
@@ -283,6 +279,29 @@ def _class_tile_means(
     return np.concatenate(means), np.concatenate(counts), np.concatenate(tiles_out), np.concatenate(groups), n_groups
 
 
+def _centred_normal_solve(
+    design: np.ndarray, tile: np.ndarray, group: np.ndarray, n_groups: int, weight: np.ndarray, target: np.ndarray,
+) -> np.ndarray:
+    """Weighted least squares of ``target`` on ``design[tile]``, both centred within each group.
+
+    Removing the group means lets ``beta`` carry only the within-group variation.  The entries
+    share few tiles and groups, so the normal equations are accumulated per (group, tile) cell
+    and per group (``sum w (x - xbar_g)(x - xbar_g)^T = sum w x x^T - sum_g W_g xbar_g xbar_g^T``)
+    instead of over every entry: small dense products, no large BLAS calls.
+    """
+    n_tiles = design.shape[0]
+    cell = group * n_tiles + tile
+    w_cell = np.bincount(cell, weights=weight, minlength=n_groups * n_tiles).reshape(n_groups, n_tiles)
+    wt_cell = np.bincount(cell, weights=weight * target, minlength=n_groups * n_tiles).reshape(n_groups, n_tiles)
+    w_group = np.maximum(w_cell.sum(axis=1), 1e-12)
+    x_mean = (w_cell @ design) / w_group[:, None]  # (groups, columns)
+    t_mean = wt_cell.sum(axis=1) / w_group
+    w_tile = w_cell.sum(axis=0)
+    gram = design.T @ (design * w_tile[:, None]) - x_mean.T @ (x_mean * w_group[:, None])
+    rhs = design.T @ wt_cell.sum(axis=0) - x_mean.T @ (w_group * t_mean)
+    return _wls(gram, rhs)
+
+
 def _fit_levels(
     m: np.ndarray, n: np.ndarray, tile: np.ndarray, group: np.ndarray, n_groups: int, design: np.ndarray,
     offset: float, iters: int,
@@ -308,12 +327,7 @@ def _fit_levels(
         target = np.log(np.where(ok, sig, 1.0) / np.where(ok, a, 1.0))
         # per-tile log-ratio samples; variance of log ~ 1/(n * signal) under shot noise
         wf = w * ok * np.maximum(sig, 1e-6)
-        rows = design[tile]
-        # remove the group means so that beta carries only the within-group variation
-        gm = np.bincount(group, weights=wf * target, minlength=n_groups) / np.maximum(np.bincount(group, weights=wf, minlength=n_groups), 1e-12)
-        gr = np.stack([np.bincount(group, weights=wf * rows[:, j], minlength=n_groups) for j in range(rows.shape[1])], axis=1)
-        gr /= np.maximum(np.bincount(group, weights=wf, minlength=n_groups), 1e-12)[:, None]
-        beta = _wls(rows - gr[group], target - gm[group], wf)
+        beta = _centred_normal_solve(design, tile, group, n_groups, wf, target)
         S = np.exp(design @ beta)[tile]
         num = np.bincount(group, weights=w * sig * S, minlength=n_groups)
         den = np.bincount(group, weights=w * S * S, minlength=n_groups)
@@ -467,26 +481,29 @@ def estimate_shading(
         if tuple(getattr(lab, "shape", ())) != (nz, ny, nx):
             raise ParameterError(f"labels have shape {tuple(getattr(lab, 'shape', ()))}; give the stack's shape {(nz, ny, nx)}")
     idx = spread_indices(nz, max(2, int(n_slices)))
-    data = read_slices(image, idx)
-    warnings: list[str] = []
-    good = []
-    for i, z in enumerate(idx):
-        problem = plane_problems(data[i], image.dtype)
-        if problem:
-            warnings.append(f"slice z={int(z)} skipped for shading ({problem})")
-        else:
-            good.append(i)
-    if not good:
-        raise InputError("no usable slice for the shading estimate (all constant, saturated or masked); check the stack and mask")
-    used = [int(idx[i]) for i in good]
-    ny_n, nx_n = min(_GRID, ny), min(_GRID, nx)
-    gy_out = np.linspace(-1, 1, ny_n)[:, None] * np.ones((1, nx_n))
-    gx_out = np.ones((ny_n, 1)) * np.linspace(-1, 1, nx_n)[None, :]
+    fb = 1
     if method == "classes":
         fb = int(binning) if binning else max(1, min(ny, nx) // 256)
         if fb < 1 or min(ny, nx) // fb < 16:
             raise ParameterError(f"shading binning={binning}: leaves fewer than 16 binned px per side; give a smaller value")
-        s = _samples([data[i] for i in good], [plane_mask(m, z) for z in used], (ny, nx), fb, float(smooth_px), _TILES)
+    warnings: list[str] = []
+    data: list[Any] = []  # binned slices ("classes") or block statistics, read one slice at a time
+    used: list[int] = []
+    for z in idx:
+        plane = read_slices(image, [int(z)])[0]
+        problem = plane_problems(plane, image.dtype)
+        if problem:
+            warnings.append(f"slice z={int(z)} skipped for shading ({problem})")
+            continue
+        used.append(int(z))
+        data.append(bin_mean(plane, fb) if method == "classes" else block_stats(plane, block_factor((ny, nx)), plane_mask(m, int(z))))
+    if not used:
+        raise InputError("no usable slice for the shading estimate (all constant, saturated or masked); check the stack and mask")
+    ny_n, nx_n = min(_GRID, ny), min(_GRID, nx)
+    gy_out = np.linspace(-1, 1, ny_n)[:, None] * np.ones((1, nx_n))
+    gx_out = np.ones((ny_n, 1)) * np.linspace(-1, 1, nx_n)[None, :]
+    if method == "classes":
+        s = _samples(data, [plane_mask(m, z) for z in used], (ny, nx), fb, float(smooth_px), _TILES, binned=True)
         lab_b = None
         if lab is not None:
             keep_ids = None if reference_phases is None else np.asarray(list(reference_phases))
@@ -502,12 +519,7 @@ def estimate_shading(
         deg = int(degree)
     else:
         f = block_factor((ny, nx))
-        means, variances, valids = [], [], []
-        for i, z in zip(good, used):
-            mean, var, valid = block_stats(data[i], f, plane_mask(m, z))
-            means.append(mean)
-            variances.append(var)
-            valids.append(valid)
+        means, variances, valids = (list(col) for col in zip(*data))
         allv = np.stack(valids)
         if not allv.any():
             raise InputError("no usable block for the shading estimate (all masked); check the mask")
@@ -570,10 +582,23 @@ def apply_shading(image: Any, shading: ShadingField) -> Any:
     if (ny, nx) != tuple(shading.shape):
         raise ParameterError(f"the shading field is {shading.shape[0]}x{shading.shape[1]} px, the slices {ny}x{nx}; estimate it on this stack")
     dtype = np.dtype(image.dtype)
-    b = np.float32(shading.offset)
-    inv = (1.0 / shading.field).astype(np.float32)
+    scale, add = shading_terms(shading)
 
     def one(plane: np.ndarray, z: int) -> np.ndarray:
-        return restore_dtype((plane.astype(np.float32) - b) * inv + b, dtype)
+        out = plane.astype(np.float32)
+        out *= scale
+        out += add
+        return restore_dtype(out, dtype, overwrite=True)
 
     return map_slices(image, one)
+
+
+def shading_terms(shading: ShadingField) -> tuple[np.ndarray, np.ndarray]:
+    """The correction as ``corrected = image * scale + add``, both ``(Y, X)`` float32.
+
+    ``scale = 1 / field`` and ``add = offset * (1 - scale)``: two vectorised operations per
+    slice, which :func:`volrecon.correct.stage.correct_volume` fuses with the other corrections.
+    """
+    scale = (1.0 / shading.field).astype(np.float32)
+    add = (np.float32(shading.offset) * (1 - scale)).astype(np.float32)
+    return scale, add

@@ -14,11 +14,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from volrecon.correct._intensity import check_volume
-from volrecon.correct.brightness import BrightnessTable, apply_brightness, estimate_brightness
-from volrecon.correct.curtains import CurtainSettings, apply_curtains, estimate_curtains
+from volrecon.correct._intensity import check_volume, map_slices, restore_dtype
+from volrecon.correct.brightness import BrightnessTable, brightness_terms, estimate_brightness
+from volrecon.correct.curtains import CurtainSettings, estimate_curtains, remove_stripes
 from volrecon.correct.denoise import denoise as _denoise
-from volrecon.correct.shading import ShadingField, apply_shading, estimate_shading
+from volrecon.correct.shading import ShadingField, estimate_shading, shading_terms
 from volrecon.errors import ParameterError, VolreconError
 
 STEPS = ("drift", "shading", "brightness", "curtains")
@@ -68,6 +68,35 @@ class CorrectionResult:
         return out
 
 
+def _chain(
+    image: Any, *, shading: ShadingField | None = None, brightness: BrightnessTable | None = None,
+    curtains: CurtainSettings | None = None, dtype: Any = np.float32,
+) -> Any:
+    """Apply the intensity corrections in one pass per slice (one ``map_blocks`` for dask).
+
+    Shading and brightness are two multiply-adds each on a float32 copy of the slice, the
+    stripes are subtracted in place, and the result is cast once to ``dtype`` (float32 keeps
+    intermediate stages unrounded; the input dtype at the end of the chain).
+    """
+    sh = shading_terms(shading) if shading is not None else None
+    bt = brightness_terms(brightness) if brightness is not None else None
+    out_dtype = np.dtype(dtype)
+
+    def one(plane: np.ndarray, z: int) -> np.ndarray:
+        out = plane.astype(np.float32)
+        if sh is not None:
+            out *= sh[0]
+            out += sh[1]
+        if bt is not None:
+            out *= bt[0][z]
+            out += bt[1][z]
+        if curtains is not None:
+            out = remove_stripes(out, curtains)
+        return restore_dtype(out, out_dtype, overwrite=True)
+
+    return map_slices(image, one, dtype=out_dtype)
+
+
 def _drift_api() -> tuple[Callable[..., Any], Callable[..., Any]] | None:
     try:
         from volrecon.correct.drift import apply_drift, estimate_drift
@@ -85,6 +114,7 @@ def correct_volume(
     mask: Any = None,
     options: dict[str, dict[str, Any]] | None = None,
     progress: Progress | None = None,
+    estimates: dict[str, Any] | None = None,
 ) -> CorrectionResult:
     """Estimate the enabled corrections of a stack and chain their lazy application.
 
@@ -105,6 +135,10 @@ def correct_volume(
         "apply_drift": {"mode": "pad"}, "curtains": {"orientation": "horizontal"}}``.
     progress : callable, optional
         ``progress(done, total)`` after each estimate.
+    estimates : dict, optional
+        Estimates to re-apply instead of estimating, by step name, e.g. ``{"shading":
+        ShadingField.load(d), "brightness": BrightnessTable.load(d)}`` (a saved run applied to
+        another channel, or a resumed run).
 
     Returns
     -------
@@ -130,6 +164,9 @@ def correct_volume(
     bad = set(opts) - set(STEPS) - {"apply_drift"}
     if bad:
         raise ParameterError(f"options for {', '.join(sorted(bad))}: give options only for {', '.join(STEPS)} or apply_drift")
+    given = dict(estimates or {})
+    if set(given) - set(steps):
+        raise ParameterError(f"estimates for {', '.join(sorted(set(given) - set(steps)))}: give estimates only for the steps run ({', '.join(steps)})")
     arr = image if isinstance(image, da.Array) else da.from_array(np.asarray(image), chunks=(1, ny, nx))
     warnings: list[str] = []
     total = len(steps)
@@ -142,25 +179,24 @@ def correct_volume(
         if progress:
             progress(done, total)
 
-    # detector frame first: shading, then brightness on the shading-corrected slices
-    detector = arr
+    # detector frame first: shading, then brightness on the shading-corrected slices; every
+    # intermediate is a lazy float32 chain of the raw slices (no rounding between corrections)
     if "shading" in steps:
         if nz < 2:
             warnings.append("shading skipped: one slice cannot separate shading from structure")
         else:
-            shading = estimate_shading(arr, mask=mask, **opts.get("shading", {}))
+            shading = given["shading"] if "shading" in given else estimate_shading(arr, mask=mask, **opts.get("shading", {}))
             warnings += [f"shading: {w}" for w in shading.warnings]
-            detector = apply_shading(detector, shading)
         tick()
     if "brightness" in steps:
         if nz < 2:
             warnings.append("brightness skipped: a single slice has no slice-to-slice drift")
         else:
-            brightness = estimate_brightness(detector, mask=mask, **opts.get("brightness", {}))
+            brightness = given["brightness"] if "brightness" in given else estimate_brightness(_chain(arr, shading=shading), mask=mask, **opts.get("brightness", {}))
             warnings += [f"brightness: {w}" for w in brightness.warnings]
-            detector = apply_brightness(detector, brightness)
         tick()
-    out = detector
+    detector = _chain(arr, shading=shading, brightness=brightness)
+    registered = None
     if "drift" in steps:
         api = _drift_api()
         if api is None:
@@ -172,13 +208,16 @@ def correct_volume(
             drift_opts = opts.get("drift", {})
             if mask is not None and "mask" not in drift_opts:
                 drift_opts["mask"] = mask
-            drift = estimate_drift(arr, **drift_opts)
-            out = apply_drift(out, drift, **opts.get("apply_drift", {}))
+            drift = given["drift"] if "drift" in given else estimate_drift(arr, **drift_opts)
+            registered = apply_drift(detector, drift, **opts.get("apply_drift", {}))
         tick()
     if "curtains" in steps:
-        curtains = estimate_curtains(out, **opts.get("curtains", {}))
-        out = apply_curtains(out, curtains)
+        curtains = given["curtains"] if "curtains" in given else estimate_curtains(detector if registered is None else registered, **opts.get("curtains", {}))
         tick()
+    if registered is None:  # one fused pass per slice
+        out = _chain(arr, shading=shading, brightness=brightness, curtains=curtains, dtype=arr.dtype)
+    else:  # detector-frame corrections, shift, curtains: blockwise layers dask fuses per slice
+        out = _chain(registered, curtains=curtains, dtype=arr.dtype)
     den = None
     if denoise:
         den = dict(denoise)
