@@ -252,3 +252,131 @@ def plane_problems(plane: np.ndarray, dtype: Any) -> str | None:
     if np.isfinite(hi) and np.mean((p >= hi) | (p <= lo)) > 0.5:
         return "more than half saturated"
     return None
+
+
+def pixel_noise(plane: np.ndarray) -> float:
+    """Robust per-pixel noise standard deviation of one plane (MAD of horizontal neighbour differences).
+
+    Neighbouring pixels share the structure but not the noise, so their difference is noise
+    (times sqrt 2) except at edges, which the median ignores.
+    """
+    p = np.asarray(plane, dtype=np.float32)
+    d = np.diff(p, axis=1).ravel()
+    d = d[np.isfinite(d)]
+    if d.size == 0:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2.0))
+
+
+def histogram_peaks(values: np.ndarray, *, sigma: float, max_peaks: int, min_mass: float = 0.02) -> np.ndarray:
+    """Locations of the main modes of ``values``: maxima of a Gaussian-smoothed histogram.
+
+    Parameters
+    ----------
+    values : ndarray
+        Samples (any shape; flattened).
+    sigma : float
+        Smoothing width in the units of ``values`` (about the noise of one sample).
+    max_peaks : int
+        Most modes returned (the most prominent ones).
+    min_mass : float
+        Smallest share of the samples within ``+-sigma`` of a mode.
+
+    Returns
+    -------
+    ndarray
+        Mode locations, sorted ascending (may be empty).
+    """
+    from scipy.ndimage import gaussian_filter1d
+    from scipy.signal import find_peaks
+
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if v.size < 8 or sigma <= 0:
+        return np.zeros(0)
+    lo, hi = float(v.min()) - 3 * sigma, float(v.max()) + 3 * sigma
+    width = sigma / 8
+    nbins = int(min(max((hi - lo) / width, 16), 20000))
+    hist, edges = np.histogram(v, bins=nbins, range=(lo, hi))
+    centres = (edges[:-1] + edges[1:]) / 2
+    smooth = gaussian_filter1d(hist.astype(np.float64), sigma / (edges[1] - edges[0]), mode="constant")
+    peaks, props = find_peaks(smooth, prominence=0.05 * smooth.max())
+    if peaks.size == 0:
+        return np.zeros(0)
+    loc = centres[peaks]
+    mass = np.array([np.mean(np.abs(v - x) <= sigma) for x in loc])
+    keep = mass >= min_mass
+    loc, prom = loc[keep], props["prominences"][keep]
+    order = np.argsort(prom)[::-1][: int(max_peaks)]
+    return np.sort(loc[order])
+
+
+def mean_shift_1d(
+    values: np.ndarray, starts: np.ndarray, bandwidth: np.ndarray | float, *, weights: np.ndarray | None = None, iters: int = 30,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian-kernel mean shift of several starting points on 1D samples.
+
+    Each start climbs to the nearest mode of the kernel density of ``values``.
+
+    Parameters
+    ----------
+    values : ndarray (N,)
+        Samples.
+    starts : ndarray (M,)
+        Starting locations.
+    bandwidth : float or ndarray (M,)
+        Kernel standard deviation (per start).
+    weights : ndarray (N,), optional
+        Weight of each sample (e.g. histogram counts at bin centres: much faster on many samples).
+    iters : int
+        Iterations (stops earlier once converged).
+
+    Returns
+    -------
+    modes : ndarray (M,)
+        Converged locations.
+    mass : ndarray (M,)
+        Kernel-weighted share of the samples at each mode (``sum K / N``; K peaks at 1).
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    c = np.ones_like(v) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+    m = np.asarray(starts, dtype=np.float64).copy()
+    h = np.broadcast_to(np.asarray(bandwidth, dtype=np.float64), m.shape)
+    w = np.zeros_like(m)
+    total = float(c.sum())
+    if v.size == 0 or total <= 0:
+        return np.full_like(m, np.nan), w
+    for _ in range(int(iters)):
+        k = np.exp(-0.5 * ((v[None, :] - m[:, None]) / h[:, None]) ** 2) * c[None, :]
+        w = k.sum(axis=1)
+        new = np.where(w > 0, (k @ v) / np.maximum(w, 1e-300), m)
+        done = np.all(np.abs(new - m) < 1e-4 * h)
+        m = new
+        if done:
+            break
+    return m, w / total
+
+
+def flat_local_means(plane: np.ndarray, *, noise: float, size: int = 3, factor: float = 3.0) -> np.ndarray:
+    """Local means of the flat parts of a plane: ``size x size`` windows whose variance is noise.
+
+    A window whose variance exceeds ``factor * noise**2`` holds an edge (a mixture of two
+    phases); it is dropped, so the grey-level histogram of what is left has sharp modes at the
+    phases' levels with ``size`` times less noise than the plane.  Non-finite pixels (masked)
+    invalidate the windows that touch them.
+
+    Returns
+    -------
+    ndarray (N,)
+        The kept local means (float64).
+    """
+    from scipy.ndimage import uniform_filter
+
+    p = np.asarray(plane, dtype=np.float64)
+    ok = np.isfinite(p)
+    q = np.where(ok, p, 0.0)
+    mean = uniform_filter(q, size, mode="reflect")
+    var = uniform_filter(q * q, size, mode="reflect") - mean * mean
+    full = uniform_filter(ok.astype(np.float64), size, mode="reflect") > 1 - 0.5 / size**2
+    keep = full & (var <= factor * noise**2)
+    return mean[keep]

@@ -1,15 +1,18 @@
-"""Brightness/contrast drift: per-slice gain and offset against stable grey-level classes.
+"""Brightness/contrast drift: per-slice gain and offset against stable grey-level modes.
 
 Slice ``k`` is modelled as ``I_k = gain_k * J + offset_k`` where ``J`` is the stack's common
-grey scale.  Homogeneous blocks of every slice are grouped into grey-level classes (1D k-means
-on the corrected levels, re-assigned each iteration); a slice's gain and offset are fitted so
-that *its* blocks of each class sit at that class's level.  A class whose share changes with
-depth (a cathode that loses electrolyte and gains voids) does not move the fit — each pixel is
-compared with its own class, never with a slice-wide statistic — so genuine depth trends stay.
-When phase labels are known (``labels=``) the classes are the reference phases themselves.
+grey scale.  The detector's gain/offset is global per slice while the specimen changes slowly,
+so without labels each slice is binned and reduced to the local means of its edge-free windows;
+the modes of that histogram (one per phase) are found on the pooled stack, each slice is locked
+onto them by matching its own histogram peaks, the modes are then located in every slice by mean
+shift and the slice's gain/offset is the robust line through them.  A mode whose level wanders
+over the stack (a void whose grey changes with its size) gets little weight; a phase's *share*
+never enters, so genuine depth trends stay.  When phase labels are known (``labels=``) the
+classes are the reference phases themselves (block medians).
 
-The per-slice estimates are smoothed by a running median inside segments separated by detected
-steps (an operator touching the detector), so steps stay steps.
+Steps (an operator touching the detector) are detected on the per-slice estimates and the
+estimates are smoothed only inside step-free segments, so steps stay steps.  A guard falls back
+to the identity (with a warning) when the correction would not tighten the tracked modes.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from volrecon.correct._intensity import (
-    bin_mean, block_factor, block_stats, check_mask, check_volume, homogeneous, kmeans_1d, map_slices, noise_model,
-    plane_mask, plane_problems, read_slices, restore_dtype, tukey_weights,
+    bin_mean, block_factor, block_stats, check_mask, check_volume, flat_local_means, histogram_peaks, homogeneous, map_slices,
+    mean_shift_1d, noise_model, pixel_noise, plane_mask, plane_problems, read_slices, restore_dtype, tukey_weights,
 )
 from volrecon.errors import InputError, ParameterError
 
@@ -153,6 +156,206 @@ def _fit_slice(values: np.ndarray, level: np.ndarray, weight: np.ndarray) -> tup
     return float(g), float(mv - g * ml)
 
 
+FLAT_WINDOW = 3
+"""Window (binned pixels) of the flat-area local means the modes are found on."""
+
+NOISE_FLOOR = 0.003
+"""Smallest noise assumed, relative to a slice's 1st-99th percentile range (quantisation, noise-free input)."""
+
+
+@dataclass
+class _Modes:
+    """What the label-free mode tracking measured (internal)."""
+
+    gain: np.ndarray  # (Z,) NaN for unusable slices
+    offset: np.ndarray
+    levels: np.ndarray  # (C,) mode levels on the common grey scale
+    located: np.ndarray  # (Z, C) mode locations in each slice's own grey (NaN: not found)
+    weight: np.ndarray  # (C,) reliability of each mode (inverse variance of its corrected level)
+
+
+def _binned_samples(image: Any, mask: np.ndarray | None, fb: int) -> tuple[list[np.ndarray], list[int], list[str], float]:
+    """Flat-area grey samples of every slice, unusable slices, warnings and the samples' noise (grey).
+
+    Each slice is binned ``fb x fb`` (the gain is global, so binning loses nothing but noise)
+    and reduced to the local means of its edge-free windows (:func:`flat_local_means`).
+    """
+    nz = image.shape[0]
+    samples: list[np.ndarray] = []
+    flagged: list[int] = []
+    warnings: list[str] = []
+    noise: list[float] = []
+    for z0 in range(0, nz, 4):
+        chunk = read_slices(image, range(z0, min(nz, z0 + 4)))
+        for i, plane in enumerate(chunk):
+            z = z0 + i
+            problem = plane_problems(plane, image.dtype)
+            if problem:
+                flagged.append(z)
+                warnings.append(f"slice z={z} is {problem}: brightness interpolated from its neighbours")
+                samples.append(np.zeros(0))
+                continue
+            binned = bin_mean(plane, fb)
+            ok = np.isfinite(binned)
+            pm = plane_mask(mask, z)
+            if pm is not None:
+                ok &= bin_mean(pm.astype(np.float32), fb) > 1.0 - 0.5 / fb**2
+            binned = np.where(ok, binned, np.nan)
+            lo, hi = np.nanpercentile(binned, (1, 99))
+            sd = max(pixel_noise(binned), NOISE_FLOOR * float(hi - lo), 1e-12)  # noise-free or quantised: a floor
+            noise.append(sd / FLAT_WINDOW)
+            samples.append(flat_local_means(binned, noise=sd, size=FLAT_WINDOW))
+    sigma = float(np.nanmedian(noise)) if noise else 0.0
+    return samples, flagged, warnings, sigma
+
+
+def _fine_histogram(values: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
+    """Bin centres and counts of a histogram with bins ``width`` wide (empty bins dropped)."""
+    lo = float(values.min())
+    idx = np.floor((values - lo) / width).astype(np.int64)
+    counts = np.bincount(idx)
+    sel = counts > 0
+    return lo + (np.flatnonzero(sel) + 0.5) * width, counts[sel].astype(np.float64)
+
+
+def _line_fit(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """Weighted least squares ``y = g * x + o``; offset only (gain 1) when ``x`` has one value."""
+    sel = (w > 0) & np.isfinite(y)
+    if not sel.any():
+        return float("nan"), float("nan")
+    x, y, w = x[sel], y[sel], w[sel]
+    if np.unique(x).size < 2:
+        return float("nan"), float("nan")
+    return _fit_slice(y, x, w)
+
+
+def _robust_line_fit(x: np.ndarray, y: np.ndarray, w: np.ndarray, scale: float, *, passes: int = 3) -> tuple[float, float]:
+    """:func:`_line_fit` with Tukey reweighting: points off the line by more than ``scale`` drop out.
+
+    A mode that climbed to a neighbour's level in one slice is many ``scale`` off; the located
+    modes are precise to a small fraction of it.
+    """
+    gk, ok = _line_fit(x, y, w)
+    for _ in range(passes):
+        if not (np.isfinite(gk) and gk > 0):
+            break
+        u = np.nan_to_num((y - (gk * x + ok)) / scale, nan=np.inf)
+        g2, o2 = _line_fit(x, y, w * np.where(np.abs(u) < 1, (1 - u**2) ** 2, 0.0))
+        if not (np.isfinite(g2) and g2 > 0):
+            break
+        gk, ok = g2, o2
+    return gk, ok
+
+
+def _match_modes(peaks: np.ndarray, levels: np.ndarray, tol: float, *, gain_range: tuple[float, float] = (0.6, 1.7)) -> tuple[float, float] | None:
+    """Gain/offset mapping a slice's own histogram peaks onto the stack's mode levels.
+
+    Every pairing of two slice peaks with two levels is a candidate ``peaks = g * levels + o``;
+    the candidate under which most peaks land within ``tol`` (in level units) of a level wins
+    (then the smallest residual).  This locks each slice onto the right modes even when a
+    percentile match would put it one mode off (a step, a changed phase share).
+    """
+    best, best_score = None, (-1, 0.0)
+    for i in range(peaks.size):
+        for j in range(i + 1, peaks.size):
+            for a in range(levels.size):
+                for b in range(a + 1, levels.size):
+                    g = (peaks[j] - peaks[i]) / (levels[b] - levels[a])
+                    if not gain_range[0] <= g <= gain_range[1]:
+                        continue
+                    o = peaks[i] - g * levels[a]
+                    d = np.abs(((peaks - o) / g)[:, None] - levels[None, :]).min(axis=1)
+                    hit = d < tol
+                    score = (int(hit.sum()), -float(np.sum(d[hit] ** 2)))
+                    if score > best_score:
+                        best, best_score = (float(g), float(o)), score
+    return best if best_score[0] >= 2 else None
+
+
+def _track_modes(samples: Sequence[np.ndarray], usable: Sequence[int], sigma: float, *, classes: int, iters: int) -> _Modes:
+    """Per-slice gain/offset from grey-level modes tracked over the stack.
+
+    The detector's gain/offset acts on the whole slice while the specimen changes slowly, so the
+    grey level of a phase (a mode of the binned histogram) moves from slice to slice only by the
+    slice's gain/offset, whatever its share of the slice.  Modes are found on the pooled
+    histogram of the corrected stack, located in each slice by mean shift from where the current
+    estimate predicts them, and each slice's gain/offset is the weighted line through its
+    located modes; modes whose corrected level wanders over the stack (a void whose grey
+    changes with its size) get little weight.
+    """
+    nz = len(samples)
+    g, o = np.full(nz, np.nan), np.full(nz, np.nan)
+    # start: match the 10th/90th percentiles to the median slice's
+    q = np.array([np.quantile(samples[k], (0.1, 0.9)) for k in usable])
+    ref = np.median(q, axis=0)
+    for k, (a, b) in zip(usable, q):
+        g[k] = (b - a) / (ref[1] - ref[0]) if ref[1] > ref[0] and b > a else 1.0
+        o[k] = a - g[k] * ref[0]
+    h = max(sigma, 1e-6 * max(abs(float(ref[1])), 1.0))
+    levels = histogram_peaks(np.concatenate([(samples[k] - o[k]) / g[k] for k in usable]), sigma=h, max_peaks=classes)
+    for k in usable:  # lock every slice onto the modes by its own peaks
+        match = _match_modes(histogram_peaks(samples[k], sigma=h * g[k], max_peaks=classes), levels, 2.0 * h)
+        if match is not None:
+            g[k], o[k] = match
+    weight = np.ones(levels.size)
+    located = np.full((nz, levels.size), np.nan)
+    hists = {k: _fine_histogram(samples[k], h / 8) for k in usable}
+    for it in range(int(iters)):
+        if levels.size == 0:
+            break
+        located = np.full((nz, levels.size), np.nan)
+        for k in usable:
+            start = g[k] * levels + o[k]
+            bw = 2.0 * h * g[k] if it == 0 else h * g[k]  # wider first: the start may be off
+            m, mass = mean_shift_1d(hists[k][0], start, bw, weights=hists[k][1])
+            found = (np.abs(m - start) < 2.0 * bw) & (mass > 0.005)
+            located[k] = np.where(found, m, np.nan)
+        for k in usable:
+            gk, ok = _robust_line_fit(levels, located[k], weight, 2.0 * h * g[k])
+            if np.isfinite(gk) and gk > 0:
+                g[k], o[k] = gk, ok
+                continue
+            sel = np.isfinite(located[k]) & (weight > 0)  # fewer than two modes left: offset only
+            if sel.any():
+                o[k] = np.average(located[k][sel] - g[k] * levels[sel], weights=weight[sel])
+        gm, om = np.nanmedian(g), np.nanmedian(o)
+        g, o = g / gm, (o - om) / gm
+        corrected = (located - o[:, None]) / g[:, None]
+        seen = np.isfinite(corrected).sum(axis=0)
+        levels = np.array([np.nanmedian(c) if n else np.nan for c, n in zip(corrected.T, seen)])
+        # reliability: spread and trend of each mode's corrected level over the stack
+        var = np.full(levels.size, np.inf)
+        zs = np.arange(nz)
+        for c in range(levels.size):
+            sel = np.isfinite(corrected[:, c])
+            if sel.sum() >= max(3, len(usable) // 2):
+                r = corrected[sel, c] - levels[c]
+                mad = 1.4826 * np.median(np.abs(r - np.median(r)))
+                trend = np.polyfit(zs[sel], r, 1)[0] * (nz - 1) if sel.sum() >= 3 else 0.0
+                var[c] = mad**2 + (trend / 2) ** 2 + (0.05 * h) ** 2
+        weight = np.where(np.isfinite(var), 1.0 / var, 0.0)
+        # merge modes that climbed to the same place; drop lost ones
+        keep = np.isfinite(levels)
+        order = np.argsort(np.where(keep, levels, np.inf))
+        for a, b in zip(order[:-1], order[1:]):
+            if keep[a] and keep[b] and abs(levels[b] - levels[a]) < h:
+                keep[a if weight[a] < weight[b] else b] = False
+        levels, weight, located = levels[keep], weight[keep], located[:, keep]
+    return _Modes(gain=g, offset=o, levels=levels, located=located, weight=weight)
+
+
+def _mode_spread(located: np.ndarray, gain: np.ndarray, offset: np.ndarray) -> float:
+    """Median over modes of the standard deviation over slices of their level after ``(I - offset) / gain``.
+
+    Every mode seen in at least half of the slices counts alike (the fit's own weights would
+    favour the correction it made).
+    """
+    lev = (located - offset[:, None]) / gain[:, None]
+    seen = np.isfinite(lev).sum(axis=0)
+    sd = np.array([np.nanstd(c) for c, n in zip(lev.T, seen) if n >= max(2, lev.shape[0] // 2)])
+    return float(np.median(sd)) if sd.size else float("nan")
+
+
 def detect_steps(series: np.ndarray, *, window: int = 4, threshold: float = 6.0, min_relative: float = 0.01) -> list[int]:
     """Slices where ``series`` jumps: difference of medians before/after beyond noise.
 
@@ -205,6 +408,7 @@ def estimate_brightness(
     iters: int = 10,
     step_threshold: float = 6.0,
     binning: int | None = None,
+    guard: bool = True,
 ) -> BrightnessTable:
     """Estimate per-slice gain and offset of a stack.
 
@@ -220,19 +424,21 @@ def estimate_brightness(
         Label values of phases that do not change with depth (e.g. collector, separator,
         active); default every non-zero label.
     classes : int
-        Grey-level classes when no labels are given.
+        Most grey-level modes tracked when no labels are given.
     smooth : int
         Running-median window in slices inside step-free segments (1: no smoothing — the
         per-slice estimates are precise to a few 0.1 %, and a window removes genuine fast wiggles).
     iters : int
-        Class/fit iterations.
+        Mode-location/fit iterations.
     step_threshold : float
         Step detection threshold in robust noise units.
     binning : int, optional
-        Pixels per side averaged into one before the block statistics (default: as many as
-        leave blocks of at least 8x8 binned pixels; 1 on small slices).  Binning keeps the
-        precision of the block levels (the mean is linear) and divides the work by
-        ``binning**2``.
+        Pixels per side averaged into one first.  Without labels the default leaves about 64
+        binned pixels on the short side (at most 16); with labels, as many as leave blocks of
+        at least 8x8 binned pixels.  The gain is global, so binning loses only noise.
+    guard : bool
+        Without labels: fall back to the identity (with a warning) when the correction would
+        not reduce the spread over slices of the tracked grey-level modes.
 
     Returns
     -------
@@ -259,16 +465,64 @@ def estimate_brightness(
     if int(smooth) < 1:
         raise ParameterError(f"smooth={smooth}: give a window of at least 1 slice")
     m = check_mask(mask, (nz, ny, nx))
-    lab = None
-    if labels is not None:
-        lab = np.asarray(labels)
-        if lab.shape != (nz, ny, nx):
-            raise ParameterError(f"labels have shape {lab.shape}; give the stack's shape {(nz, ny, nx)}")
+    if labels is None:
+        fb = min(16, max(1, min(ny, nx) // 64)) if binning is None else int(binning)
+        if fb < 1 or fb > min(ny, nx) // 4:
+            raise ParameterError(f"brightness binning={binning}: give 1..{min(ny, nx) // 4} for {ny}x{nx} px slices")
+        samples, flagged, warnings, sigma = _binned_samples(image, m, fb)
+        usable = [k for k in range(nz) if samples[k].size >= 16]
+        for k in range(nz):
+            if k not in usable and k not in flagged:
+                flagged.append(k)
+                warnings.append(f"slice z={k} has too few usable pixels: brightness interpolated")
+        if len(usable) < 2:
+            raise InputError("brightness needs at least 2 usable slices (others are constant, saturated or masked); check the stack and mask")
+        modes = _track_modes(samples, usable, sigma, classes=int(classes), iters=int(iters))
+        raw_g, raw_o, n_cls = modes.gain, modes.offset, int(modes.levels.size)
+        if n_cls < 2:
+            warnings.append(f"only {n_cls} grey-level mode(s) found: brightness fitted as an offset only")
+        mid = float(np.median(np.concatenate([samples[k] for k in usable])))
+    else:
+        raw_g, raw_o, flagged, warnings, n_cls, mid = _fit_labelled(
+            image, m, labels, reference_phases, binning=binning, iters=iters)
+        modes = None
+    zs = np.arange(nz)
+    good = np.isfinite(raw_g) & np.isfinite(raw_o)
+    g = np.interp(zs, zs[good], raw_g[good])
+    o = np.interp(zs, zs[good], raw_o[good])
+    effect = g * mid + o  # where mid grey moves: steps in gain or offset both show here
+    # a lasting jump of at least 3 % of mid grey: drift wobbles of a few per cent are not steps
+    steps = detect_steps(effect, window=max(2, (int(smooth) + 1) // 2), threshold=step_threshold, min_relative=0.03)
+    gs = _smooth_segments(g, steps, int(smooth))
+    os_ = _smooth_segments(o, steps, int(smooth))
+    if modes is not None and guard:
+        before = _mode_spread(modes.located, np.ones(nz), np.zeros(nz))
+        after = _mode_spread(modes.located, gs, os_)
+        if not after < before:
+            warnings.append(
+                f"brightness correction would not tighten the grey-level modes (spread {before:.3g} -> {after:.3g} grey):"
+                " identity used")
+            gs, os_, steps = np.ones(nz), np.zeros(nz), []
+    return BrightnessTable(
+        gain=gs, offset=os_, raw_gain=raw_g, raw_offset=raw_o, steps=tuple(steps), flagged=tuple(sorted(flagged)),
+        classes=int(n_cls), smooth=int(smooth), warnings=tuple(warnings),
+    )
+
+
+def _fit_labelled(
+    image: Any, m: np.ndarray | None, labels: Any, reference_phases: Sequence[int] | None, *, binning: int | None, iters: int,
+) -> tuple[np.ndarray, np.ndarray, list[int], list[str], int, float]:
+    """Per-slice gain/offset against the grey level of known reference phases (block medians)."""
+    nz, ny, nx = image.shape
+    lab = np.asarray(labels)
+    if lab.shape != (nz, ny, nx):
+        raise ParameterError(f"labels have shape {lab.shape}; give the stack's shape {(nz, ny, nx)}")
     f = block_factor((ny, nx))
     fb = max(1, f // 8) if binning is None else int(binning)
     if fb < 1 or f // fb < 1:
         raise ParameterError(f"brightness binning={binning}: give 1..{f} for {ny}x{nx} px slices")
     fs = f // fb  # block size in binned pixels
+    ref = sorted(set(int(v) for v in (reference_phases or np.unique(lab)) if int(v) != 0))
     warnings: list[str] = []
     per_slice: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     flagged: list[int] = []
@@ -285,14 +539,10 @@ def estimate_brightness(
             pm = plane_mask(m, z)
             binned_mask = None if pm is None else bin_mean(pm.astype(np.float32), fb) > 1.0 - 0.5 / fb**2
             mean, var, valid = block_stats(bin_mean(plane, fb), fs, binned_mask)
-            if lab is not None:
-                lm, lv, _ = block_stats(lab[z].astype(np.float32), fs * fb)
-                valid &= lv == 0
-                cls = np.rint(lm).astype(int)
-                ref = set(int(v) for v in (reference_phases or np.unique(lab)) if int(v) != 0)
-                valid &= np.isin(cls, list(ref))
-            else:
-                cls = np.zeros(mean.shape, dtype=int)
+            lm, lv, _ = block_stats(lab[z].astype(np.float32), fs * fb)
+            valid &= lv == 0
+            cls = np.rint(lm).astype(int)
+            valid &= np.isin(cls, ref)
             per_slice.append((mean[valid], var[valid], cls[valid]))
     usable = [k for k in range(nz) if per_slice[k][0].size >= 8]
     for k in range(nz):
@@ -317,25 +567,18 @@ def estimate_brightness(
         span = q[k, 1] - q[k, 0]
         g[k] = span / (ref_q[1] - ref_q[0]) if ref_q[1] > ref_q[0] and span > 0 else 1.0
         o[k] = q[k, 0] - g[k] * ref_q[0]
-    centres = None
     weights = {k: np.ones(per_slice[k][0].size) for k in usable}
-    n_cls = 0
+    codes = np.concatenate([per_slice[k][2] for k in usable])
+    uniq, cls_all = np.unique(codes, return_inverse=True)
     for _ in range(int(iters)):
         levels_all = np.concatenate([(per_slice[k][0] - o[k]) / g[k] for k in usable])
-        if lab is None:
-            centres, cls_all = kmeans_1d(levels_all, int(classes), centres=centres)
-        else:
-            codes = np.concatenate([per_slice[k][2] for k in usable])
-            uniq, cls_all = np.unique(codes, return_inverse=True)
-            w_all = np.concatenate([weights[k] for k in usable])
-            centres = np.array([np.average(levels_all[cls_all == c], weights=w_all[cls_all == c] + 1e-12) for c in range(uniq.size)])
-        n_cls = centres.size
+        w_all = np.concatenate([weights[k] for k in usable])
+        centres = np.array([np.average(levels_all[cls_all == c], weights=w_all[cls_all == c] + 1e-12) for c in range(uniq.size)])
         start = 0
         for k in usable:
             n = per_slice[k][0].size
-            cls = cls_all[start : start + n]
+            lev = centres[cls_all[start : start + n]]
             start += n
-            lev = centres[cls]
             gk, ok = _fit_slice(per_slice[k][0], lev, weights[k])
             if np.isfinite(gk) and gk > 0:
                 g[k], o[k] = gk, ok
@@ -343,22 +586,8 @@ def estimate_brightness(
         # re-anchor the common scale to the median slice so it cannot wander
         gm, om = np.nanmedian(g), np.nanmedian(o)
         g, o = g / gm, (o - om) / gm
-        if lab is not None or centres is not None:
-            centres = (centres - om) / gm if lab is None else centres
-    raw_g, raw_o = g.copy(), o.copy()
-    zs = np.arange(nz)
-    good = np.isfinite(raw_g)
-    g = np.interp(zs, zs[good], raw_g[good])
-    o = np.interp(zs, zs[good], raw_o[good])
     mid = float(np.median(np.concatenate([per_slice[k][0] for k in usable])))
-    effect = g * mid + o  # where mid grey moves: steps in gain or offset both show here
-    steps = detect_steps(effect, window=max(2, (int(smooth) + 1) // 2), threshold=step_threshold)
-    gs = _smooth_segments(g, steps, int(smooth))
-    os_ = _smooth_segments(o, steps, int(smooth))
-    return BrightnessTable(
-        gain=gs, offset=os_, raw_gain=raw_g, raw_offset=raw_o, steps=tuple(steps), flagged=tuple(sorted(flagged)),
-        classes=int(n_cls), smooth=int(smooth), warnings=tuple(warnings),
-    )
+    return g, o, flagged, warnings, int(uniq.size), mid
 
 
 def apply_brightness(image: Any, table: BrightnessTable) -> Any:
