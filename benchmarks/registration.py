@@ -1,0 +1,231 @@
+"""Drift registration benchmark: volrecon against peers on stacks with known drift.
+
+Run from the repository root::
+
+    python benchmarks/registration.py [--sizes 1024x1024,2048x1536] [--slices 200] [--quick]
+
+Writes ``benchmarks/results/registration.json`` and ``registration.md``.
+
+Residual = estimated shift minus true shift after removing the global mean offset (the
+absolute origin of a drift table is arbitrary); RMS is over slices of the 2D residual length,
+max is the largest per-axis residual. Stacks come from :func:`volrecon.sample.make_phantom`
+when it is available, otherwise from the small synthetic generator in
+``volrecon.correct._registration_synthetic`` (the report says which).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from volrecon.correct import estimate_drift
+from volrecon.correct._registration_phase import SpectrumGeometry
+from volrecon.correct._registration_synthetic import make_stack, random_walk_drift
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+# ------------------------------------------------------------------------------------ stacks
+
+
+def _phantom(kind: str, slices: int, shape: tuple[int, int], frame: bool, seed: int):
+    from volrecon.sample import make_phantom  # noqa: F401  (raises ImportError when absent)
+
+    if kind == "zero":
+        from volrecon.sample import Artefacts
+
+        art = Artefacts.all(drift=False)
+    elif kind == "linear":
+        from volrecon.sample import Artefacts
+
+        art = Artefacts.all(drift=False)
+    else:
+        art = "all"
+    ph = make_phantom("diglyme", slices=slices, shape=shape, seed=seed, frame=frame, artefacts=art)
+    acquired, drift = np.asarray(ph.acquired), np.asarray(ph.drift, dtype=float)
+    if kind == "linear":
+        drift = _linear(slices)
+        acquired = np.stack([ndimage.shift(s.astype(np.float32), -d, order=3, mode="nearest") for s, d in zip(acquired, drift)])
+        acquired = np.clip(np.rint(acquired), 0, 255).astype(np.uint8)
+    return acquired, drift, "volrecon.sample.make_phantom('diglyme')"
+
+
+def _linear(slices: int) -> np.ndarray:
+    z = np.arange(slices, dtype=float)
+    return np.c_[0.3 * z, 0.4 * z]  # 0.5 px/slice
+
+
+def _synthetic(kind: str, slices: int, shape: tuple[int, int], frame: bool, seed: int):
+    if kind == "zero":
+        drift = np.zeros((slices, 2))
+    elif kind == "linear":
+        drift = _linear(slices)
+    else:
+        drift = random_walk_drift(slices, step=0.7, trend=(0.05, -0.08), jumps=2, seed=seed)
+    st = make_stack(
+        slices, shape, drift=drift, frame=frame, inclined=0.15, curtains=12.0, brightness_step=0.25, noise=6.0, seed=seed
+    )
+    return st.acquired, st.drift, "volrecon.correct._registration_synthetic.make_stack (phantom not available)"
+
+
+def make_case(kind: str, slices: int, shape: tuple[int, int], frame: bool, seed: int = 0):
+    try:
+        return _phantom(kind, slices, shape, frame, seed)
+    except ImportError:
+        return _synthetic(kind, slices, shape, frame, seed)
+
+
+# ------------------------------------------------------------------------------------ methods
+
+
+def chained(pair: Callable[[np.ndarray, np.ndarray], np.ndarray], stack: np.ndarray) -> np.ndarray:
+    """Cumulative sum of neighbour shifts (what most tools do)."""
+    out = np.zeros((len(stack), 2))
+    prev = stack[0].astype(np.float32)
+    for z in range(1, len(stack)):
+        cur = stack[z].astype(np.float32)
+        out[z] = out[z - 1] + pair(prev, cur)
+        prev = cur
+    return out
+
+
+def skimage_chained(stack: np.ndarray) -> np.ndarray:
+    from skimage.registration import phase_cross_correlation
+
+    return chained(lambda a, b: phase_cross_correlation(a, b, upsample_factor=20)[0], stack)
+
+
+def pystackreg_translation(stack: np.ndarray) -> np.ndarray:
+    from pystackreg import StackReg
+
+    sr = StackReg(StackReg.TRANSLATION)
+    mats = sr.register_stack(stack.astype(np.float64), reference="previous")
+    # the matrix maps output to input coordinates: the slice content sits at +t, shift by -t
+    return -np.stack([mats[:, 1, 2], mats[:, 0, 2]], axis=1)
+
+
+def sitk_chained(stack: np.ndarray) -> np.ndarray:
+    from volrecon.correct._registration_sitk import SitkRegistrar
+
+    ny, nx = stack.shape[1:]
+    reg = SitkRegistrar(SpectrumGeometry((0, ny, 0, nx), max(1, nx // 512), 1, 0))
+    return chained(lambda a, b: reg.pair_shift(reg.prepare(a), reg.prepare(b))[0], stack)
+
+
+METHODS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "volrecon (default: frame if found)": lambda s: estimate_drift(s).shifts,
+    "volrecon anchor='none' (structure only)": lambda s: estimate_drift(s, anchor="none").shifts,
+    "pystackreg TRANSLATION (previous)": pystackreg_translation,
+    "skimage phase_cross_correlation chained": skimage_chained,
+    "SimpleITK Mattes MI chained": sitk_chained,
+}
+
+
+def residual_stats(est: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    err = np.asarray(est, float) - truth
+    err -= err.mean(axis=0)
+    end = (est[-1] - est[0]) - (truth[-1] - truth[0])
+    return {
+        "rms_px": float(np.sqrt(np.mean(np.sum(err**2, axis=1)))),
+        "max_px": float(np.abs(err).max()),
+        "end_to_end_error_px": float(np.hypot(*end)),
+    }
+
+
+def run_case(name: str, stack: np.ndarray, truth: np.ndarray, methods: list[str]) -> dict:
+    rows = {}
+    for method in methods:
+        start = time.perf_counter()
+        est = METHODS[method](stack)
+        seconds = time.perf_counter() - start
+        rows[method] = residual_stats(est, truth) | {"slices_per_s": len(stack) / seconds, "seconds": seconds}
+        print(f"  {name:<28} {method:<42} rms {rows[method]['rms_px']:.3f}  max {rows[method]['max_px']:.3f}  "
+              f"{rows[method]['slices_per_s']:.1f} sl/s", flush=True)
+    return rows
+
+
+def throughput(stack: np.ndarray, repeats: int) -> dict[str, float]:
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        estimate_drift(stack)
+        rates.append(len(stack) / (time.perf_counter() - start))
+    return {"median_slices_per_s": statistics.median(rates), "runs": rates}
+
+
+def to_markdown(report: dict) -> str:
+    lines = [
+        "# Drift registration benchmark",
+        "",
+        f"Stacks: {report['source']}. {report['slices']} slices. Machine: {report['machine']}; "
+        "CPU shared with other jobs while measured, so timings are noisy (throughput is the median of "
+        f"{report['throughput_repeats']} runs).",
+        "",
+        "Residual = estimate − truth after removing the global mean offset. RMS of the 2D residual length; "
+        "max of the per-axis residual; end-to-end = error of (last − first).",
+        "",
+    ]
+    for case, rows in report["cases"].items():
+        lines += [f"## {case}", "", "| method | RMS (px) | max (px) | end-to-end (px) | slices/s |", "|---|---|---|---|---|"]
+        for method, r in rows.items():
+            lines.append(
+                f"| {method} | {r['rms_px']:.3f} | {r['max_px']:.3f} | {r['end_to_end_error_px']:.3f} | {r['slices_per_s']:.1f} |"
+            )
+        lines.append("")
+    lines += ["## Throughput (volrecon default)", ""]
+    for shape, t in report["throughput"].items():
+        lines.append(f"- {shape}: median {t['median_slices_per_s']:.1f} slices/s (runs: "
+                     + ", ".join(f"{v:.1f}" for v in t["runs"]) + ")")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1024x1024,2048x1536")
+    parser.add_argument("--slices", type=int, default=200)
+    parser.add_argument("--peers", default="all", help="'all', 'none' or 'small' (peers on the first size only)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--large", default="short", help="'short': only the random-walk cases beyond the first size")
+    parser.add_argument("--out", default=str(RESULTS / "registration"))
+    args = parser.parse_args()
+    sizes = [tuple(int(v) for v in s.split("x"))[::-1] for s in args.sizes.split(",")]  # WxH -> (rows, cols)
+    report = {
+        "slices": args.slices,
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}",
+        "throughput_repeats": args.repeats,
+        "cases": {},
+        "throughput": {},
+    }
+    for i, shape in enumerate(sizes):
+        label = f"{shape[1]}x{shape[0]}"
+        peers = args.peers == "all" or (args.peers == "small" and i == 0)
+        kinds = (("randomwalk", True), ("randomwalk", False), ("zero", False), ("linear", False))
+        if i > 0 and args.large == "short":
+            kinds = kinds[:2]
+        for kind, frame in kinds:
+            stack, truth, source = make_case(kind, args.slices, shape, frame)
+            report["source"] = source
+            name = f"{label} {kind} drift, {'with' if frame else 'without'} frame"
+            methods = list(METHODS) if peers and kind == "randomwalk" else list(METHODS)[:2]
+            report["cases"][name] = run_case(name, stack, truth, methods)
+            if kind == "randomwalk" and frame:
+                report["throughput"][label] = throughput(stack, args.repeats)
+                print(f"  throughput {label}: {report['throughput'][label]['median_slices_per_s']:.1f} slices/s", flush=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2))
+    out.with_suffix(".md").write_text(to_markdown(report))
+    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
+
+
+if __name__ == "__main__":
+    main()
