@@ -199,7 +199,16 @@ def correct(
             result.image, tmp / IMAGE, voxel_size_nm=voxel, name=Path(str(source)).name or "volume",
             metadata={"stack": stack.to_dict(), "corrections": result.to_dict()}, progress=progress,
         )
-    run.update("stages", {"correct": {**run.read()["stages"]["correct"], "warnings": list(result.warnings)}})
+    record = {**run.read()["stages"]["correct"], "warnings": list(result.warnings)}
+    if result.drift is not None:
+        from collections import Counter
+
+        record["registration"] = {
+            "anchor_per_slice": dict(Counter(result.drift.anchor)),
+            "expected_residual_rms_px": float(result.drift.expected_residual_rms_px),
+            "method": result.drift.method,
+        }
+    run.update("stages", {"correct": record})
     return StageResult(run.path, "correct", False, (IMAGE, "corrections"), result.to_dict())
 
 
