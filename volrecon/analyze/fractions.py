@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from volrecon.analyze._common import as_numpy, check_volume, phase_map, region_map
+from volrecon.analyze._common import check_volume, phase_map, region_map
 
 __all__ = ["FractionsResult", "count_table", "phase_fractions", "region_fractions"]
 

@@ -6,7 +6,7 @@ Slice-wise lazy application, dtype restoration, robust weights, 1D k-means and t
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -380,3 +380,18 @@ def flat_local_means(plane: np.ndarray, *, noise: float, size: int = 3, factor: 
     full = uniform_filter(ok.astype(np.float64), size, mode="reflect") > 1 - 0.5 / size**2
     keep = full & (var <= factor * noise**2)
     return mean[keep]
+
+
+def usable_planes(image: Any, *, batch: int = 4) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
+    """Yield ``(z, plane, problem)`` for every slice, reading ``batch`` slices at a time.
+
+    ``plane`` is None and ``problem`` names why (constant, saturated …) when the slice cannot be
+    used for an intensity estimate; callers interpolate such slices from their neighbours.
+    """
+    nz = image.shape[0]
+    for z0 in range(0, nz, batch):
+        chunk = read_slices(image, range(z0, min(nz, z0 + batch)))
+        for i, plane in enumerate(chunk):
+            problem = plane_problems(plane, image.dtype)
+            yield z0 + i, (None if problem else plane), problem
+

@@ -28,7 +28,8 @@ from scipy import ndimage as ndi
 
 from volrecon.correct._intensity import (
     bin_mean, block_factor, block_stats, check_mask, check_volume, flat_local_means, histogram_peaks, homogeneous, map_slices,
-    mean_shift_1d, noise_model, pixel_noise, plane_mask, plane_problems, read_slices, restore_dtype, tukey_weights,
+    mean_shift_1d, noise_model, pixel_noise, plane_mask, restore_dtype, tukey_weights,
+    usable_planes,
 )
 from volrecon.errors import InputError, ParameterError
 
@@ -180,31 +181,26 @@ def _binned_samples(image: Any, mask: np.ndarray | None, fb: int) -> tuple[list[
     Each slice is binned ``fb x fb`` (the gain is global, so binning loses nothing but noise)
     and reduced to the local means of its edge-free windows (:func:`flat_local_means`).
     """
-    nz = image.shape[0]
     samples: list[np.ndarray] = []
     flagged: list[int] = []
     warnings: list[str] = []
     noise: list[float] = []
-    for z0 in range(0, nz, 4):
-        chunk = read_slices(image, range(z0, min(nz, z0 + 4)))
-        for i, plane in enumerate(chunk):
-            z = z0 + i
-            problem = plane_problems(plane, image.dtype)
-            if problem:
-                flagged.append(z)
-                warnings.append(f"slice z={z} is {problem}: brightness interpolated from its neighbours")
-                samples.append(np.zeros(0))
-                continue
-            binned = bin_mean(plane, fb)
-            ok = np.isfinite(binned)
-            pm = plane_mask(mask, z)
-            if pm is not None:
-                ok &= bin_mean(pm.astype(np.float32), fb) > 1.0 - 0.5 / fb**2
-            binned = np.where(ok, binned, np.nan)
-            lo, hi = np.nanpercentile(binned, (1, 99))
-            sd = max(pixel_noise(binned), NOISE_FLOOR * float(hi - lo), 1e-12)  # noise-free or quantised: a floor
-            noise.append(sd / FLAT_WINDOW)
-            samples.append(flat_local_means(binned, noise=sd, size=FLAT_WINDOW))
+    for z, plane, problem in usable_planes(image):
+        if plane is None:
+            flagged.append(z)
+            warnings.append(f"slice z={z} is {problem}: brightness interpolated from its neighbours")
+            samples.append(np.zeros(0))
+            continue
+        binned = bin_mean(plane, fb)
+        ok = np.isfinite(binned)
+        pm = plane_mask(mask, z)
+        if pm is not None:
+            ok &= bin_mean(pm.astype(np.float32), fb) > 1.0 - 0.5 / fb**2
+        binned = np.where(ok, binned, np.nan)
+        lo, hi = np.nanpercentile(binned, (1, 99))
+        sd = max(pixel_noise(binned), NOISE_FLOOR * float(hi - lo), 1e-12)  # noise-free or quantised: a floor
+        noise.append(sd / FLAT_WINDOW)
+        samples.append(flat_local_means(binned, noise=sd, size=FLAT_WINDOW))
     sigma = float(np.nanmedian(noise)) if noise else 0.0
     return samples, flagged, warnings, sigma
 
@@ -526,24 +522,20 @@ def _fit_labelled(
     warnings: list[str] = []
     per_slice: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     flagged: list[int] = []
-    for z0 in range(0, nz, 4):
-        chunk = read_slices(image, range(z0, min(nz, z0 + 4)))
-        for i, plane in enumerate(chunk):
-            z = z0 + i
-            problem = plane_problems(plane, image.dtype)
-            if problem:
-                flagged.append(z)
-                warnings.append(f"slice z={z} is {problem}: brightness interpolated from its neighbours")
-                per_slice.append((np.zeros(0), np.zeros(0), np.zeros(0, dtype=int)))
-                continue
-            pm = plane_mask(m, z)
-            binned_mask = None if pm is None else bin_mean(pm.astype(np.float32), fb) > 1.0 - 0.5 / fb**2
-            mean, var, valid = block_stats(bin_mean(plane, fb), fs, binned_mask)
-            lm, lv, _ = block_stats(lab[z].astype(np.float32), fs * fb)
-            valid &= lv == 0
-            cls = np.rint(lm).astype(int)
-            valid &= np.isin(cls, ref)
-            per_slice.append((mean[valid], var[valid], cls[valid]))
+    for z, plane, problem in usable_planes(image):
+        if plane is None:
+            flagged.append(z)
+            warnings.append(f"slice z={z} is {problem}: brightness interpolated from its neighbours")
+            per_slice.append((np.zeros(0), np.zeros(0), np.zeros(0, dtype=int)))
+            continue
+        pm = plane_mask(m, z)
+        binned_mask = None if pm is None else bin_mean(pm.astype(np.float32), fb) > 1.0 - 0.5 / fb**2
+        mean, var, valid = block_stats(bin_mean(plane, fb), fs, binned_mask)
+        lm, lv, _ = block_stats(lab[z].astype(np.float32), fs * fb)
+        valid &= lv == 0
+        cls = np.rint(lm).astype(int)
+        valid &= np.isin(cls, ref)
+        per_slice.append((mean[valid], var[valid], cls[valid]))
     usable = [k for k in range(nz) if per_slice[k][0].size >= 8]
     for k in range(nz):
         if k not in usable and k not in flagged:

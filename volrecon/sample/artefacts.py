@@ -23,7 +23,6 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from volrecon.errors import ParameterError
-from volrecon.sample.fields import keys_weights
 
 
 @dataclass(frozen=True)
