@@ -34,23 +34,28 @@ def test_classifier_dice(diglyme, result):
     ph, _ = diglyme
     p, n = result.phases, result.phase_names
     # regression floors measured on this small phantom (benchmark figures are in benchmarks/results)
-    assert dice(p == n["active"], ph.labels == PHASES["active"]) > 0.93
-    assert dice(p == n["collector"], ph.labels == PHASES["collector"]) > 0.95
-    assert dice(p == n["sodium"], ph.labels == PHASES["sodium"]) > 0.96
-    assert dice(p == n["separator"], ph.labels == PHASES["separator"]) > 0.85
+    assert dice(p == n["active"], ph.labels == PHASES["active"]) > 0.95
+    assert dice(p == n["collector"], ph.labels == PHASES["collector"]) > 0.975
+    assert dice(p == n["sodium"], ph.labels == PHASES["sodium"]) > 0.965
+    assert dice(p == n["separator"], ph.labels == PHASES["separator"]) > 0.87
     pore = lambda a, nm: (a == nm["void"]) | (a == nm["electrolyte"])
-    assert dice(pore(p, n), pore(ph.labels, PHASES)) > 0.88
+    assert dice(pore(p, n), pore(ph.labels, PHASES)) > 0.885
     assert result.interfaces["through_plane"] == "y" and result.interfaces["order"] == "anode_first"
 
 
 def test_regions_and_interfaces(diglyme, result):
     ph, _ = diglyme
     for name in ("anode", "separator", "cathode", "collector"):
-        assert dice(result.regions == REGIONS[name], ph.regions == REGIONS[name]) > 0.89
+        assert dice(result.regions == REGIONS[name], ph.regions == REGIONS[name]) > 0.93
     vy = ph.voxel_size_nm[1]
     truth = (ph.regions != REGIONS["collector"]).sum(axis=1)
     h = result.interfaces["heights_nm"]["cathode|collector"] / vy
-    assert np.abs(h - truth).mean() < 2.0
+    assert np.abs(h - truth).mean() < 1.0
+    # separator|cathode: cut on the active particles (binder mislabelled in the separator's pores
+    # no longer pulls it); still the weakest interface on this rough diglyme phantom
+    truth = ((ph.regions == REGIONS["anode"]) | (ph.regions == REGIONS["separator"])).sum(axis=1)
+    h = result.interfaces["heights_nm"]["separator|cathode"] / vy
+    assert np.abs(h - truth).mean() < 3.5
 
 
 def test_layers_on_truth_tilted_flipped(diglyme):
@@ -70,7 +75,7 @@ def test_chunked_equals_whole(diglyme, trained):
     ph, img = diglyme
     kw = dict(voxel_size_nm=ph.voxel_size_nm, method="classifier", classifier=trained, layers=False)
     whole = segment_volume(img, chunks=img.shape, **kw).phases
-    chunked = segment_volume(da.from_array(img, chunks=(8, 64, 96)), **kw)
+    chunked = segment_volume(da.from_array(img, chunks=(8, 64, 96)), chunks=(8, 64, 96), **kw)
     assert isinstance(chunked.phases, da.Array)
     np.testing.assert_array_equal(np.asarray(chunked.phases), whole)
 
@@ -204,3 +209,48 @@ def test_segment_excludes_frame(framed):
     assert "frame" not in off.phase_names
     with pytest.raises(ParameterError, match="frame"):
         segment_volume(img, voxel_size_nm=ph.voxel_size_nm, frame="yes")
+
+
+def test_optional_features_are_chunk_exact():
+    from volrecon.segment.features import FeatureSettings, compute_features, feature_names, feature_reach
+
+    fs = FeatureSettings(kinds=("intensity", "texture", "depth", "ahead", "attenuation", "hessian"),
+                         derived_sigmas_nm=(25, 60))
+    assert feature_names(fs)[-4:] == ["ahead_60nm", "ahead_120nm", "attenuation_60nm", "attenuation_120nm"]
+    assert "texture_10nm" not in feature_names(fs)
+    vox = (20.0, 12.0, 10.0)
+    img = np.random.default_rng(0).random((40, 70, 80)).astype(np.float32)
+    whole = compute_features(img, fs, voxel_size_nm=vox)
+    r = feature_reach(fs, vox)
+    core = (slice(r[0], 40 - r[0]), slice(r[1], 70 - r[1]), slice(r[2], 80 - r[2]))
+    part = compute_features(img, fs, voxel_size_nm=vox, core=core)
+    np.testing.assert_allclose(part, whole[(slice(None), *core)], rtol=1e-4, atol=1e-5)
+    # files written before derived_sigmas_nm existed: every scale; bad subsets refused
+    assert FeatureSettings.from_dict({"sigmas_nm": [10, 25]}).derived == (10.0, 25.0)
+    with pytest.raises(ParameterError, match="derived_sigmas_nm"):
+        FeatureSettings(derived_sigmas_nm=(33.0,))
+
+
+def test_packed_vote_matches_forest(diglyme, trained):
+    from volrecon.segment.classifier import normalise
+    from volrecon.segment.features import feature_table
+
+    _, img = diglyme
+    x, _ = feature_table(normalise(img[:8], trained.normalisation), trained.features, voxel_size_nm=trained.voxel_size_nm)
+    ours = trained.predict_table(x)
+    theirs = trained.classes[np.argmax(trained.forest.predict_proba(x), axis=1)]
+    assert (ours == theirs).mean() > 0.999
+    never = trained.predict_table(x, exclude=(PHASES["void"],))
+    assert PHASES["void"] not in never
+
+
+def test_small_pieces_fill_from_nearest_and_respect_cuts():
+    lab = np.ones((6, 12, 12), np.uint8)
+    lab[:, :, 6:] = 3
+    lab[3, 5, 4:6] = 2  # a 2-voxel speck on the 1 side, next to the 1|3 boundary
+    out = remove_small_pieces(lab, min_size_nm=30, voxel_size_nm=(20, 10, 10))
+    assert out[3, 5, 4] == 1 and out[3, 5, 5] in (1, 3) and (out != 2).all()
+    edge = lab.copy()
+    edge[0, 2, 2] = 2  # touches an internal cut at z = 0: may continue in the next block
+    kept = remove_small_pieces(edge, min_size_nm=30, voxel_size_nm=(20, 10, 10), internal_faces=((True, False), (False, False), (False, False)))
+    assert kept[0, 2, 2] == 2 and kept[3, 5, 4] == 1

@@ -78,11 +78,38 @@ class SegmentationResult:
         }
 
 
+DEFAULT_CHUNKS: tuple[int, int, int] = (64, 256, 256)
+"""Processing chunk shape when none is given: deep in z so that the feature overlap (about a
+dozen slices each side) costs little; ~4 M voxels, a few hundred MB of features per worker."""
+
+
 def _as_dask(image: Any, chunks: Sequence[int] | None) -> da.Array:
+    """``image`` as a dask array chunked for processing (``chunks`` or :data:`DEFAULT_CHUNKS`).
+
+    The input's own chunks (often one slice each) are not kept: thin chunks would make the
+    overlap dominate the work.
+    """
+    shape = tuple(int(n) for n in image.shape)
+    want = tuple(min(int(c), n) for c, n in zip(chunks or DEFAULT_CHUNKS, shape))
     if isinstance(image, da.Array):
-        return image.rechunk(tuple(chunks)) if chunks else image
-    arr = np.asarray(image)
-    return da.from_array(arr, chunks=tuple(chunks) if chunks else (32, 256, 256))
+        return image.rechunk(want)
+    return da.from_array(np.asarray(image), chunks=want)
+
+
+def _axis_chunks(n: int, size: int, depth: int) -> tuple[int, ...]:
+    """Chunks of ``size`` along an axis of length ``n``, none thinner than ``depth``.
+
+    A short remainder is merged into the chunk before it, so the overlap never has to shrink.
+    """
+    size = max(int(size), int(depth), 1)
+    out = [size] * (n // size)
+    rest = n - size * len(out)
+    if rest:
+        if out and rest < depth:
+            out[-1] += rest
+        else:
+            out.append(rest)
+    return tuple(out) or (n,)
 
 
 def _core(block_info: dict, depth: Sequence[int], shape: Sequence[int]) -> tuple[tuple[slice, ...], list[tuple[bool, bool]]]:
@@ -100,11 +127,10 @@ def _core(block_info: dict, depth: Sequence[int], shape: Sequence[int]) -> tuple
 
 def _overlap(fn: Callable[..., np.ndarray], arr: da.Array, depth: Sequence[int], dtype: Any, **kw: Any) -> da.Array:
     """``fn(padded_block, core=..., faces=...)`` over the chunks of ``arr`` with ``depth`` context."""
-    depth = [min(int(d), int(min(c))) if len(c) > 1 else 0 for d, c in zip(depth, arr.chunks)]
-    # every chunk must be at least as deep as the overlap
-    need = {ax: max(depth[ax], arr.chunksize[ax]) for ax in range(3)}
-    arr = arr.rechunk(need)
-    depth = [min(int(d), int(min(c))) if len(c) > 1 else 0 for d, c in zip(depth, arr.chunks)]
+    # every chunk must be at least as deep as the overlap (else the context would be cut short)
+    chunks = tuple(_axis_chunks(n, arr.chunksize[ax], int(depth[ax])) for ax, n in enumerate(arr.shape))
+    arr = arr.rechunk(chunks)
+    depth = [int(d) if len(c) > 1 else 0 for d, c in zip(depth, arr.chunks)]
 
     def run(block: np.ndarray, block_info: dict | None = None) -> np.ndarray:
         core, faces = _core(block_info, depth, block.shape)
@@ -170,7 +196,8 @@ def segment_volume(
         Detect the layers (regions and interfaces).
     layer_phases : bool
         Within the detected anode, assign ``sodium``/``sei`` from the sodium surface (the SEI is
-        the film between the sodium surface and the anode's outer surface).
+        the film between the sodium surface and the anode's outer surface); within the detected
+        collector layer, ``collector`` (a dense foil).
     refine_anode : bool
         Move the sodium surface onto the grey-value edge between sodium and SEI
         (:func:`volrecon.segment.layers.refine_interface`) instead of the class-based cut.
@@ -183,7 +210,8 @@ def segment_volume(
     lateral_nm : float
         Lateral smoothing of layer detection.
     chunks : 3 ints, optional
-        Processing chunk shape (default 32×256×256, or the dask input's chunks).
+        Processing chunk shape (default :data:`DEFAULT_CHUNKS`, 64×256×256, whatever the
+        input's chunks); results do not depend on it, and dask results come in these chunks.
     scratch : path, optional
         Folder for the intermediate phase volume of a dask input (a temporary folder by default).
     progress : callable, optional
@@ -321,12 +349,21 @@ def segment_volume(
             sl = tuple(slice(a, b) for a, b in loc)
             return region_block(lay, sl, block.shape, phases=block, frame_value=frame_value)
 
+        coll_v = names.get("collector")
+        use_coll = layer_phases and coll_v is not None and lay.heights.get("cathode|collector") is not None
+
         def phases_fn(block: np.ndarray, block_info: dict | None = None) -> np.ndarray:
-            if not use_anode:
+            if not (use_anode or use_coll):
                 return block
             loc = block_info[0]["array-location"]
             sl = tuple(slice(a, b) for a, b in loc)
             reg = region_block(lay, sl, block.shape, phases=block, frame_value=frame_value)
+            if use_coll:
+                # the collector is a dense metal foil: whatever the classifier saw inside its layer
+                # (bright specks taken for active particles, mostly) is collector
+                block = np.where((reg == REGIONS["collector"]) & (block != 0), np.uint8(coll_v), block).astype(block.dtype)
+            if not use_anode:
+                return block
             na_only = Layers(lay.axis, lay.anode_first, {"sei|separator": lay.heights["sodium|sei"]},
                              {"sodium": True, "separator": False, "cathode": False, "collector": True}, lay.length)
             below = region_block(na_only, sl, block.shape) == REGIONS["anode"]

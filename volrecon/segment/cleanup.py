@@ -35,7 +35,8 @@ def remove_small_pieces(
     A piece (face-connected component of one label value) is removed when its volume is below
     that of a ball of diameter ``min_size_nm`` and it fits in a box of ``min_size_nm`` along every
     axis (both in nm, so thick slices are accounted for).  Removed voxels take the label of the
-    nearest kept voxel (Euclidean distance in nm).
+    nearest kept voxel, found by growing the kept labels into the piece face neighbour by face
+    neighbour (the physically closest neighbour first).
 
     Parameters
     ----------
@@ -70,22 +71,63 @@ def remove_small_pieces(
         if n == 0:
             continue
         sizes = np.bincount(comp.ravel(), minlength=n + 1)
-        for i, sl in enumerate(ndi.find_objects(comp), start=1):
-            if sl is None or sizes[i] >= max_vox:
-                continue
-            ok = True
-            for ax, s in enumerate(sl):
-                if s.stop - s.start > extent[ax]:
-                    ok = False
-                    break
-                lo_cut, hi_cut = internal_faces[ax]
-                if (lo_cut and s.start == 0) or (hi_cut and s.stop == out.shape[ax]):
-                    ok = False
-                    break
-            if ok:
-                region = comp[sl] == i
-                removed[sl] |= region
+        small = sizes < max_vox
+        small[0] = False
+        if not small.any():
+            continue
+        # bounding boxes of the small pieces only, from their (few) voxel coordinates
+        where = np.nonzero(small[comp])
+        ids = comp[where]
+        order = np.argsort(ids, kind="stable")
+        ids = ids[order]
+        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+        ok = np.ones(starts.size, bool)
+        for ax in range(3):
+            c = where[ax][order]
+            lo = np.minimum.reduceat(c, starts)
+            hi = np.maximum.reduceat(c, starts) + 1
+            ok &= (hi - lo) <= extent[ax]
+            lo_cut, hi_cut = internal_faces[ax]
+            if lo_cut:
+                ok &= lo > 0
+            if hi_cut:
+                ok &= hi < out.shape[ax]
+        drop = np.zeros(n + 1, bool)
+        drop[ids[starts[ok]]] = True
+        removed |= drop[comp]
     if removed.any() and not removed.all():
-        idx = ndi.distance_transform_edt(removed, sampling=vox, return_distances=False, return_indices=True)
-        out[removed] = out[tuple(i[removed] for i in idx)]
+        _fill_from_neighbours(out, removed, vox)
     return out
+
+
+def _fill_from_neighbours(labels: np.ndarray, removed: np.ndarray, voxel_size_nm: Sequence[float]) -> None:
+    """Give each ``removed`` voxel the label of its nearest kept face neighbour, in place.
+
+    Removed pieces are a few voxels across, so a front that advances one voxel per round from
+    the kept voxels fills them in a few rounds; within a round the physically closest neighbour
+    (smallest voxel size along its axis) wins.  Only the coordinates of removed voxels are
+    touched, so the cost is independent of the block size.
+    """
+    todo = np.array(np.nonzero(removed))
+    shape = np.array(labels.shape)[:, None]
+    axes = np.argsort(np.asarray(voxel_size_nm, dtype=float), kind="stable")
+    while todo.shape[1]:
+        got = np.zeros(todo.shape[1], bool)
+        value = np.zeros(todo.shape[1], labels.dtype)
+        for ax in axes:
+            for step in (-1, 1):
+                nb = todo.copy()
+                nb[ax] += step
+                inside = (nb[ax] >= 0) & (nb[ax] < shape[ax, 0])
+                cand = inside & ~got
+                idx = tuple(nb[:, cand])
+                usable = ~removed[idx]
+                sel = np.flatnonzero(cand)[usable]
+                value[sel] = labels[idx][usable]
+                got[sel] = True
+        if not got.any():
+            break
+        done = tuple(todo[:, got])
+        labels[done] = value[got]
+        removed[done] = False
+        todo = todo[:, ~got]

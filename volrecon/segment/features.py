@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
 
 from volrecon.errors import ParameterError
 
-KINDS: tuple[str, ...] = ("intensity", "gradient", "laplacian", "texture", "dog", "hessian", "structure", "depth")
+KINDS: tuple[str, ...] = (
+    "intensity", "gradient", "laplacian", "texture", "dog", "hessian", "structure", "depth", "ahead",
+    "attenuation",
+)
 """Feature kinds :class:`FeatureSettings` can switch on."""
 
 _TRUNCATE = 3.0
@@ -47,6 +50,21 @@ class FeatureSettings:
         - ``depth``: smoothed grey value here minus the value ``depth_nm`` deeper along z
           (the milling direction).  Inside an empty pore the SEM shows, attenuated and blurred,
           the material *below* the face; this feature compares the face with what lies deeper.
+        - ``ahead``: local correlation (Gaussian window at the middle scale) between the face and
+          the slice ``depth_nm`` deeper, for each look-ahead.  Shine-through makes a void show a
+          blurred copy of what lies behind it, so its texture continues into the next slices
+          (high correlation); frozen electrolyte is flat at its own grey, its fluctuations are
+          noise that does not persist along z (correlation near zero).
+        - ``attenuation``: smoothed grey value here over the value ``depth_nm`` deeper.  What a
+          void shows is the deeper material attenuated by a roughly constant factor whatever
+          that material is, so the ratio is steadier over voids than the difference.
+
+        ``ahead`` and ``attenuation`` are opt-in: on the benchmark phantoms (sparse scribbles)
+        they did not raise the void Dice beyond run-to-run noise.
+    derived_sigmas_nm : tuple of float, optional
+        Scales (a subset of ``sigmas_nm``) of the ``gradient``, ``laplacian`` and ``texture``
+        channels; ``None`` (default): every scale.  Dropping the smallest scale saves ~15 % of
+        the feature time.
     hessian_sigma_nm : float
         Scale of the Hessian / structure-tensor features.
     depth_nm : tuple of float
@@ -54,7 +72,8 @@ class FeatureSettings:
     """
 
     sigmas_nm: tuple[float, ...] = (10.0, 25.0, 60.0)
-    kinds: tuple[str, ...] = ("intensity", "gradient", "laplacian", "texture", "dog", "hessian", "depth")
+    kinds: tuple[str, ...] = ("intensity", "gradient", "laplacian", "texture", "dog", "depth")
+    derived_sigmas_nm: tuple[float, ...] | None = None
     hessian_sigma_nm: float = 25.0
     depth_nm: tuple[float, ...] = (60.0, 120.0)
 
@@ -69,6 +88,17 @@ class FeatureSettings:
         object.__setattr__(self, "sigmas_nm", tuple(sorted(float(s) for s in self.sigmas_nm)))
         object.__setattr__(self, "kinds", tuple(k for k in KINDS if k in self.kinds))
         object.__setattr__(self, "depth_nm", tuple(float(d) for d in self.depth_nm))
+        if self.derived_sigmas_nm is not None:
+            derived = tuple(sorted(float(s) for s in self.derived_sigmas_nm))
+            if not set(derived) <= set(self.sigmas_nm):
+                raise ParameterError(
+                    f"features derived_sigmas_nm={derived}: use scales listed in sigmas_nm={self.sigmas_nm}")
+            object.__setattr__(self, "derived_sigmas_nm", derived)
+
+    @property
+    def derived(self) -> tuple[float, ...]:
+        """Scales of the gradient, Laplacian and texture channels."""
+        return self.sigmas_nm if self.derived_sigmas_nm is None else self.derived_sigmas_nm
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dictionary (lengths nm)."""
@@ -88,6 +118,8 @@ class FeatureSettings:
         if unknown:
             raise ParameterError(f"feature settings: unknown key(s) {sorted(unknown)}")
         kw = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        # files written before derived_sigmas_nm existed computed derivatives at every scale
+        kw.setdefault("derived_sigmas_nm", None)
         return cls(**kw)
 
 
@@ -102,11 +134,11 @@ def feature_names(settings: FeatureSettings) -> list[str]:
     if "intensity" in settings.kinds:
         names += ["intensity"] + [f"gauss_{v:g}nm" for v in s]
     if "gradient" in settings.kinds:
-        names += [f"gradient_{v:g}nm" for v in s]
+        names += [f"gradient_{v:g}nm" for v in settings.derived]
     if "laplacian" in settings.kinds:
-        names += [f"laplacian_{v:g}nm" for v in s]
+        names += [f"laplacian_{v:g}nm" for v in settings.derived]
     if "texture" in settings.kinds:
-        names += [f"texture_{v:g}nm" for v in s]
+        names += [f"texture_{v:g}nm" for v in settings.derived]
     if "dog" in settings.kinds:
         names += [f"dog_{a:g}-{b:g}nm" for a, b in zip(s[:-1], s[1:])]
     if "hessian" in settings.kinds:
@@ -115,6 +147,10 @@ def feature_names(settings: FeatureSettings) -> list[str]:
         names += [f"structure{i}_{settings.hessian_sigma_nm:g}nm" for i in (1, 2, 3)]
     if "depth" in settings.kinds:
         names += [f"depth_{d:g}nm" for d in settings.depth_nm]
+    if "ahead" in settings.kinds:
+        names += [f"ahead_{d:g}nm" for d in settings.depth_nm]
+    if "attenuation" in settings.kinds:
+        names += [f"attenuation_{d:g}nm" for d in settings.depth_nm]
     return names
 
 
@@ -127,7 +163,7 @@ def feature_reach(settings: FeatureSettings, voxel_size_nm: Sequence[float]) -> 
     if "hessian" in settings.kinds or "structure" in settings.kinds:
         largest = max(largest, settings.hessian_sigma_nm * (2.2 if "structure" in settings.kinds else 1.0))
     reach = [int(math.ceil(_TRUNCATE * s)) + 2 for s in _sigma_vox(largest, voxel_size_nm)]
-    if "depth" in settings.kinds and settings.depth_nm:
+    if {"depth", "ahead", "attenuation"} & set(settings.kinds) and settings.depth_nm:
         mid = settings.sigmas_nm[len(settings.sigmas_nm) // 2]
         zs = int(math.ceil(_TRUNCATE * mid / float(voxel_size_nm[0]))) + 2
         reach[0] = max(reach[0], zs + int(math.ceil(max(settings.depth_nm) / float(voxel_size_nm[0]))))
@@ -214,7 +250,7 @@ def iter_features(
         for s in settings.sigmas_nm:
             yield smooth[s][core]
     if "gradient" in kinds:
-        for s in settings.sigmas_nm:
+        for s in settings.derived:
             g = smooth[s][near]
             acc = np.zeros_like(g)
             for ax in range(3):
@@ -222,7 +258,7 @@ def iter_features(
                 acc += d * d
             yield np.sqrt(acc[inner]) * np.float32(s)
     if "laplacian" in kinds:
-        for s in settings.sigmas_nm:
+        for s in settings.derived:
             g = smooth[s][near]
             acc = np.zeros_like(g)
             for ax in range(3):
@@ -230,7 +266,7 @@ def iter_features(
             yield acc[inner] * np.float32(s * s)
     if "texture" in kinds:
         sq = img * img
-        for s in settings.sigmas_nm:
+        for s in settings.derived:
             m = smooth[s][core]
             var = _gauss(sq, _sigma_vox(s, vox))[core] - m * m
             yield np.sqrt(np.maximum(var, 0))
@@ -262,16 +298,43 @@ def iter_features(
                     t[i, j] = _gauss(grads[i] * grads[j], rho)[core] * np.float32(hs * hs)
             del grads
             yield from sym3_eigvals(t[0, 0], t[1, 1], t[2, 2], t[0, 1], t[0, 2], t[1, 2])
-    if "depth" in kinds:
+    if {"depth", "ahead", "attenuation"} & kinds:
         mid = settings.sigmas_nm[len(settings.sigmas_nm) // 2]
         g = smooth[mid]
         nz = g.shape[0]
         zc = np.arange(core[0].start, core[0].stop)
+        ahead = [np.minimum(zc + int(round(d / vox[0])), nz - 1) for d in settings.depth_nm]
         here = g[core]
-        for d_nm in settings.depth_nm:
-            k = int(round(d_nm / vox[0]))
-            idx = np.minimum(zc + k, nz - 1)
-            yield here - g[(idx, core[1], core[2])]
+        if "depth" in kinds:
+            for idx in ahead:
+                yield here - g[(idx, core[1], core[2])]
+        if "ahead" in kinds:
+            yield from _ahead_correlation(img, core, ahead, _sigma_vox(mid, vox))
+        if "attenuation" in kinds:
+            for idx in ahead:
+                # grey values are normalised to the 1st..99th percentile: 0 is the darkest phase
+                deeper = np.maximum(g[(idx, core[1], core[2])], np.float32(0.05))
+                yield np.clip(here / deeper, -4, 4).astype(np.float32)
+
+
+def _ahead_correlation(img: np.ndarray, core: tuple[slice, ...], ahead: Sequence[np.ndarray],
+                       sigma: tuple[float, float, float]) -> Iterator[np.ndarray]:
+    """Local correlation of each core slice with the slice ``ahead[i]`` deeper (one channel each).
+
+    Moments come from in-plane Gaussian windows of ``sigma`` (the z neighbourhood is what the
+    look-ahead compares): the means and variances of all slices from one filtered image and one
+    filtered square, the cross moment from one filtered product per look-ahead.
+    """
+    plane = (0.0, sigma[1], sigma[2])
+    m_plane = _gauss(img, plane)
+    var = np.maximum(_gauss(img * img, plane) - m_plane * m_plane, 0)
+    zc = np.arange(core[0].start, core[0].stop)
+    eps = np.float32(1e-6)
+    for idx in ahead:
+        cross = _gauss(img[zc] * img[idx], plane)[:, core[1], core[2]]
+        cov = cross - m_plane[(zc, core[1], core[2])] * m_plane[(idx, core[1], core[2])]
+        den = np.sqrt(var[(zc, core[1], core[2])] * var[(idx, core[1], core[2])]) + eps
+        yield (cov / den).astype(np.float32)
 
 
 def compute_features(

@@ -133,9 +133,11 @@ def _lateral_sums(phases: Any, axis: int, factor: int, values: Mapping[str, Sequ
     if hasattr(phases, "map_blocks"):
         import dask.array as da
 
-        def reduce(block: np.ndarray, group: str) -> np.ndarray:
-            ind = _indicators(block, values, frame)[group].astype(np.float32)
-            return _block_sum(ind, lat, factor)
+        names = ["valid", *values]
+
+        def reduce(block: np.ndarray) -> np.ndarray:
+            ind = _indicators(block, values, frame)
+            return np.stack([_block_sum(ind[g].astype(np.float32), lat, factor) for g in names])
 
         chunks = list(phases.chunks)
         for a in lat:
@@ -145,10 +147,10 @@ def _lateral_sums(phases: Any, axis: int, factor: int, values: Mapping[str, Sequ
         out_chunks = tuple(
             tuple(-(-c // factor) for c in chunks[a]) if a in lat else chunks[a] for a in range(3)
         )
-        names = ["valid", *values]
-        arrays = [da.map_blocks(reduce, phases, group=g, dtype=np.float32, chunks=out_chunks) for g in names]
-        computed = da.compute(*arrays)
-        return dict(zip(names, (np.asarray(c) for c in computed)))
+        # all groups from one pass over the labels
+        stacked = da.map_blocks(reduce, phases, dtype=np.float32, new_axis=0, chunks=((len(names),), *out_chunks))
+        computed = np.asarray(stacked.compute())
+        return dict(zip(names, computed))
     ind = _indicators(np.asarray(phases), values, frame)
     return {k: _block_sum(v.astype(np.float32), lat, factor) for k, v in ind.items()}
 
@@ -203,30 +205,40 @@ def find_stacking_axis(phases: Any, *, phase_names: Mapping[str, int], frame_val
     slab (frame and unassigned voxels excluded).
     """
     values = _group_values(phase_names)
+    profiles = _profiles(phases, values, frame_value)
     scores = {}
     for axis in range(3):
-        sums = _lateral_sums_profile(phases, axis, values, frame_value)
+        sums = {k: v[axis] for k, v in profiles.items()}
         valid = np.maximum(sums.pop("valid"), 1)
         scores[AXES[axis]] = float(sum(np.var(v / valid) for v in sums.values()))
     best = max(range(3), key=lambda a: scores[AXES[a]])
     return best, scores
 
 
-def _lateral_sums_profile(phases: Any, axis: int, values: Mapping[str, Sequence[int]], frame: int | None) -> dict[str, np.ndarray]:
-    other = tuple(a for a in range(3) if a != axis)
+def _block_profiles(block: np.ndarray, values: Mapping[str, Sequence[int]], frame: int | None) -> dict[str, list[np.ndarray]]:
+    """Per group, the voxel counts of a block along each of its three axes."""
     out = {}
-    if hasattr(phases, "map_blocks"):
-        import dask.array as da
+    for k, m in _indicators(np.asarray(block), values, frame).items():
+        out[k] = [m.sum(axis=(1, 2)), m.sum(axis=(0, 2)), m.sum(axis=(0, 1))]
+    return out
 
-        names = ["valid", *values]
-        arrays = [
-            da.map_blocks(lambda b, g=g: _indicators(b, values, frame)[g], phases, dtype=bool).sum(axis=other)
-            for g in names
-        ]
-        return dict(zip(names, (np.asarray(a, dtype=np.float64) for a in da.compute(*arrays))))
-    ind = _indicators(np.asarray(phases), values, frame)
-    for k, v in ind.items():
-        out[k] = v.sum(axis=other).astype(np.float64)
+
+def _profiles(phases: Any, values: Mapping[str, Sequence[int]], frame: int | None) -> dict[str, list[np.ndarray]]:
+    """Per group (and ``valid``), its voxel count in each slab along z, y and x: one pass."""
+    if not hasattr(phases, "to_delayed"):
+        return {k: [p.astype(np.float64) for p in v] for k, v in _block_profiles(phases, values, frame).items()}
+    import dask
+
+    starts = [np.r_[0, np.cumsum(c)[:-1]] for c in phases.chunks]
+    blocks = phases.to_delayed()
+    index = list(np.ndindex(blocks.shape))
+    parts = dask.compute(*[dask.delayed(_block_profiles)(blocks[i], values, frame) for i in index])
+    out = {k: [np.zeros(n, np.float64) for n in phases.shape] for k in ["valid", *values]}
+    for i, part in zip(index, parts):
+        for k, profs in part.items():
+            for ax in range(3):
+                s0 = starts[ax][i[ax]]
+                out[k][ax][s0:s0 + profs[ax].size] += profs[ax]
     return out
 
 
@@ -269,6 +281,10 @@ def detect_layers(
     vox = [float(v) for v in voxel_size_nm]
     values = _group_values(phase_names)
     notes: list[str] = []
+    # the separator|cathode cut weighs the cathode by its active particles alone: the carbon-binder
+    # domain is mid-grey and porous, and binder mislabelled in the separator's pores (a common
+    # classifier error) would pull the cut towards the anode
+    active = [int(phase_names["active"])] if "active" in phase_names else []
     if axis is None:
         axis_i, scores = find_stacking_axis(phases, phase_names=phase_names, frame_value=frame_value)
         notes.append("stacking axis found from the data: " + ", ".join(f"{k}={v:.3g}" for k, v in scores.items()))
@@ -277,7 +293,7 @@ def detect_layers(
     lat = [a for a in range(3) if a != axis_i]
     lat_vox = min(vox[a] for a in lat)
     factor = int(max(1, min(4, round(lateral_nm / lat_vox / 2))))
-    sums = _lateral_sums(phases, axis_i, factor, values, frame_value)
+    sums = _lateral_sums(phases, axis_i, factor, {**values, "active": active}, frame_value)
     # move the stacking axis last: (a, b, s)
     sums = {k: np.moveaxis(v, axis_i, -1).astype(np.float64) for k, v in sums.items()}
     valid_total = sums["valid"].sum()
@@ -304,7 +320,8 @@ def detect_layers(
     # the separator's fibres and the cathode's particles are sparse: a wider lateral window
     wide = [3 * g for g in sig[:2]] + [0.0]
     wvalid = np.maximum(ndi.gaussian_filter(sums["valid"], wide, mode="nearest", truncate=3.0), 1e-6)
-    share_wide = {g: ndi.gaussian_filter(sums[g], wide, mode="nearest", truncate=3.0) / wvalid for g in ("separator", "cathode")}
+    share_wide = {g: ndi.gaussian_filter(sums[g], wide, mode="nearest", truncate=3.0) / wvalid
+                  for g in ("separator", "active", "cathode")}
     share["solid_or_pore"] = np.ones_like(valid)
     # interfaces lie within the specimen part of each column (frame/unassigned ends excluded)
     has = sums["valid"] > 0
@@ -335,7 +352,8 @@ def detect_layers(
         h_sei = np.zeros(lo.shape)
     lo_p = np.minimum(np.ceil(h_sei).astype(np.int64), hi_c)
     if present["separator"] and present["cathode"]:
-        heights["separator|cathode"] = _cut(share_wide["separator"], share_wide["cathode"], lo_p, hi_c, window)
+        after = share_wide["active"] if sums["active"].sum() > 0 else share_wide["cathode"]
+        heights["separator|cathode"] = _cut(share_wide["separator"], after, lo_p, hi_c, window)
     elif present["separator"]:
         heights["separator|cathode"] = None
         notes.append("no cathode found: the separator reaches the collector or the end of the field")
