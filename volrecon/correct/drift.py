@@ -78,6 +78,7 @@ def estimate_drift(
     reference: int | None = None,
     search: int = 64,
     structure_floor_px: float = STRUCTURE_FLOOR_PX,
+    consistency_px: float = 25.0,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> DriftTable:
@@ -122,6 +123,14 @@ def estimate_drift(
         Largest displacement (px) of a frame edge from its reference position.
     structure_floor_px : float
         Per-pair uncertainty floor of the structure estimate (see ``STRUCTURE_FLOOR_PX``).
+    consistency_px : float
+        Rigid-frame check: a frame edge whose per-slice series departs from the structure-only
+        trajectory by more than this (95th percentile, after removing the median offset) is not
+        part of the frame (a feature of the specimen that looks like an edge) and is dropped;
+        not applied to two walls that agree with each other. Edges must also be found at the same place on probe slices at 1/4 and 3/4 of the stack,
+        be measured in at least 80 % of the slices, and the two walls must agree on dx. Dropped
+        edges and why are listed in ``metadata["frame_rejected"]``; with none left, ``"auto"``
+        falls back to structure only (``metadata["anchor_fallback"]``).
     workers : int, optional
         Threads (default: the number of CPUs, at most 4).
     progress : callable, optional
@@ -175,7 +184,7 @@ def estimate_drift(
     bottom = int(np.flatnonzero(overlay)[0]) if overlay.size and overlay[ny // 2 :].any() else None
     if bottom is not None:
         bottom = ny // 2 + int(np.flatnonzero(overlay[ny // 2 :])[0])
-    info = _find_frame(image, frame, anchor_mode, reference, bottom, ny, nx)
+    info, rejected = _find_frame(image, frame, anchor_mode, reference, bottom, ny, nx, search)
     box = _structure_box(info, overlay, mask2d, (ny, nx), window)
 
     solver = None
@@ -249,14 +258,39 @@ def estimate_drift(
     if len(good) < 2:
         raise InputError(f"only {len(good)} of {nz} slices have usable content (the rest are blank or saturated)")
     edges = tracker.measure(good) if tracker is not None else {}
+    if edges:
+        structure = solve_trajectory(obs).shifts if obs.pair_a else None
+        kept, notes = _check_edges(edges, good, structure, consistency_px)
+        dropped = [{"cap": "cap", "wall_left": "left", "wall_right": "right"}[n] for n in edges if n not in kept]
+        if dropped and anchor_mode == "auto":
+            # the rejected edges cropped the structure region: measure again without them
+            again = estimate_drift(
+                image, method=method, baselines=baselines, anchor="auto", mask=mask, window=window,
+                curtain_suppression=curtain_suppression, bin=bin, decimate=decimate,
+                frame=info.without(*dropped), search=search, structure_floor_px=structure_floor_px,
+                consistency_px=consistency_px, workers=workers, progress=progress,
+            )  # fmt: skip
+            again.metadata["frame_rejected"] = rejected + notes + again.metadata["frame_rejected"]
+            if not any(a in again.anchor for a in ("frame", "cap", "walls")):
+                again.metadata["anchor_fallback"] = "structure: no frame edge passed the rigid-frame checks"
+            return again
+        edges = kept
+        rejected.extend(notes)
     if anchor_mode == "frame" and not any(edges.values()):
-        raise ParameterError("anchor='frame': the frame edges could not be measured; use anchor='auto' or 'none'")
+        raise ParameterError(
+            "anchor='frame': the frame edges could not be measured or failed the rigid-frame checks "
+            f"({'; '.join(rejected) or 'no measurement'}); use anchor='auto' or 'none'"
+        )
 
     solution = solve_trajectory(_with_edges(obs, edges, info, None))
     if info is not None and edges:
         solution = solve_trajectory(_with_edges(obs, edges, info, solution.shifts))
     elapsed = time.perf_counter() - started
-    return _build_table(solution, obs, reasons, method, info, edges, box, baselines, coherences, elapsed, roi)
+    table = _build_table(solution, obs, reasons, method, info, edges, box, baselines, coherences, elapsed, roi)
+    table.metadata["frame_rejected"] = rejected
+    if rejected and not any(edges.values()):
+        table.metadata["anchor_fallback"] = "structure: no frame edge passed the rigid-frame checks"
+    return table
 
 
 # --------------------------------------------------------------------------------------------
@@ -330,17 +364,108 @@ def _pair_sigma(coherence: float, baseline: int, floor: float) -> float:
 
 
 def _find_frame(
-    image: Any, frame: FrameInfo | None, mode: str, reference: int | None, bottom: int | None, ny: int, nx: int
-) -> FrameInfo | None:
+    image: Any,
+    frame: FrameInfo | None,
+    mode: str,
+    reference: int | None,
+    bottom: int | None,
+    ny: int,
+    nx: int,
+    search: int,
+) -> tuple[FrameInfo | None, list[str]]:
+    """Detect (or check) the frame; returns it and the notes on edges rejected as not rigid."""
+    rejected: list[str] = []
     if mode in ("none", "roi") and frame is None:
-        return None
+        return None, rejected
     if frame is None:
         frame = detect_frame(image, reference=reference, bottom=bottom)
+        if frame.found:
+            frame, rejected = _confirm_on_probes(image, frame, bottom, search)
     elif tuple(frame.shape) != (ny, nx):
         raise ParameterError(f"frame was detected on {frame.shape} slices, the stack has {ny}x{nx}")
     if mode == "frame" and not frame.found:
-        raise ParameterError("anchor='frame': no cap edge or trench wall found; use anchor='auto' or 'none'")
-    return frame
+        why = f" ({'; '.join(rejected)})" if rejected else ""
+        raise ParameterError(f"anchor='frame': no cap edge or trench wall found{why}; use anchor='auto' or 'none'")
+    return frame, rejected
+
+
+def _confirm_on_probes(
+    image: Any, info: FrameInfo, bottom: int | None, search: int
+) -> tuple[FrameInfo, list[str]]:
+    """Keep only edges found again, at the same place, on slices a quarter of the stack away.
+
+    The frame does not change with depth: its edges sit at the same place in every slice up to
+    the drift (at most ``search`` px). An edge of the specimen (a layer boundary, a large
+    particle) that happened to pass the single-slice tests is gone or elsewhere further in.
+    """
+    nz = image.shape[0]
+    probes = sorted({nz // 4, (3 * nz) // 4} - {info.reference_slice}) if nz >= 8 else []
+    positions = {"cap": info.cap_edge, "left": info.left_wall, "right": info.right_wall}
+    drop: dict[str, str] = {}
+    missing = {name: 0 for name in positions}
+    for z in probes:
+        try:
+            other = detect_frame(image, reference=z, bottom=bottom)
+        except InputError:
+            continue  # a blank or NaN probe slice says nothing about the frame
+        seen = {"cap": other.cap_edge, "left": other.left_wall, "right": other.right_wall}
+        for name, pos in positions.items():
+            if pos is None or name in drop:
+                continue
+            if seen[name] is None:
+                missing[name] += 1  # a faint wall may be missed on one slice; an absent one on all
+            elif abs(seen[name] - pos) > search:
+                drop[name] = f"{name}: at {seen[name]:.0f} px on slice {z}, {pos:.0f} px on slice {info.reference_slice}"
+    for name, count in missing.items():
+        if probes and count == len(probes) and name not in drop:
+            drop[name] = f"{name}: not found on probe slices {probes}"
+    if not drop:
+        return info, []
+    return info.without(*drop), list(drop.values())
+
+
+def _check_edges(
+    edges: dict[str, dict[int, Any]], good: list[int], structure: np.ndarray | None, tolerance: float
+) -> tuple[dict[str, dict[int, Any]], list[str]]:
+    """Drop edges that do not move like one rigid frame (see ``consistency_px``)."""
+    notes: list[str] = []
+    kept = dict(edges)
+    for name, found in edges.items():
+        if len(found) < 0.8 * len(good):
+            notes.append(f"{name}: measured in only {len(found)} of {len(good)} slices")
+            del kept[name]
+    deviation: dict[str, float] = {}
+    walls_agree = False
+    if "wall_left" in kept and "wall_right" in kept:
+        left, right = kept["wall_left"], kept["wall_right"]
+        zs = sorted(set(left) & set(right))
+        if len(zs) >= 3:
+            d = np.array([left[z].shift - right[z].shift for z in zs])
+            spread = _robust_std(d)
+            own = float(np.median([math.hypot(left[z].sigma, right[z].sigma) for z in zs]))
+            walls_agree = spread <= 5.0 * own + 0.3
+            if not walls_agree:
+                notes.append(f"walls disagree on dx (spread {spread:.2f} px vs {own:.2f} px expected)")
+    if structure is not None:
+        for name in list(kept):
+            if walls_agree and name != "cap":
+                continue  # two independent edges moving as one: the frame, whatever the structure says
+            zs = np.array(sorted(kept[name]))
+            axis = 0 if name == "cap" else 1
+            d = np.array([-kept[name][z].shift for z in zs]) - structure[zs, axis]
+            deviation[name] = float(np.percentile(np.abs(d - np.median(d)), 95))
+            if deviation[name] > tolerance:
+                notes.append(f"{name}: departs {deviation[name]:.1f} px from the structure trajectory")
+                del kept[name]
+    if "wall_left" in kept and "wall_right" in kept and not walls_agree and deviation:
+        worse = max(("wall_left", "wall_right"), key=lambda n: deviation.get(n, 0.0))
+        notes.append(f"{worse}: dropped, the wall further from the structure trajectory")
+        del kept[worse]
+    return kept, notes
+
+
+def _robust_std(values: np.ndarray) -> float:
+    return float(1.4826 * np.median(np.abs(values - np.median(values))))
 
 
 def _structure_box(

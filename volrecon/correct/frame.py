@@ -69,6 +69,37 @@ class FrameInfo:
         """Names of the walls found (``"left"``, ``"right"``)."""
         return tuple(n for n, v in (("left", self.left_wall), ("right", self.right_wall)) if v is not None)
 
+    def without(self, *edges: str) -> FrameInfo:
+        """Copy with the named edges (``"cap"``, ``"left"``, ``"right"``) dropped.
+
+        The specimen box grows to the image border on the side of each dropped edge, so a
+        rejected edge no longer hides any of the face from registration or segmentation.
+        """
+        unknown = set(edges) - {"cap", "left", "right"}
+        if unknown:
+            raise ParameterError(f"FrameInfo.without: unknown edge(s) {sorted(unknown)}; use cap, left, right")
+        y0, y1, x0, x1 = self.specimen
+        cap, left, right = self.cap_edge, self.left_wall, self.right_wall
+        contrast = {k: v for k, v in self.contrast.items() if k not in edges}
+        if "cap" in edges:
+            cap, y0 = None, 0
+        if "left" in edges:
+            left, x0 = None, 0
+        if "right" in edges:
+            right, x1 = None, self.shape[1]
+        return FrameInfo(
+            self.shape,
+            cap,
+            left,
+            right,
+            (y0, y1, x0, x1),
+            self.cap_slope if cap is not None else 0.0,
+            self.left_slope if left is not None else 0.0,
+            self.right_slope if right is not None else 0.0,
+            contrast,
+            self.reference_slice,
+        )
+
     def frame_mask(self) -> np.ndarray:
         """Boolean ``(rows, columns)`` mask, True on the frame (outside ``specimen``)."""
         mask = np.ones(self.shape, dtype=bool)
