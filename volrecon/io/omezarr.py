@@ -105,13 +105,18 @@ def _downsample_block(block: np.ndarray, factor: tuple[int, int, int], *, labels
         return np.ascontiguousarray(block[:nz:fz, :ny:fy, :nx:fx])
     count = fz * fy * fx
     integer = np.issubdtype(block.dtype, np.integer)
-    acc_type = np.uint32 if integer and block.dtype.itemsize <= 2 and block.dtype.kind == "u" else np.float64
+    if integer and block.dtype.kind == "u" and block.dtype.itemsize == 1 and count <= 256:
+        acc_type = np.uint16  # 8-bit data: sums of up to 256 values fit, half the memory traffic of uint32
+    elif integer and block.dtype.kind == "u" and block.dtype.itemsize <= 2:
+        acc_type = np.uint32
+    else:
+        acc_type = np.float64
     acc = np.zeros((nz // fz, ny // fy, nx // fx), dtype=acc_type)
     for dz in range(fz):
         for dy in range(fy):
             for dx in range(fx):
-                acc += block[dz:nz:fz, dy:ny:fy, dx:nx:fx]
-    if acc_type == np.uint32:
+                np.add(acc, block[dz:nz:fz, dy:ny:fy, dx:nx:fx], out=acc, casting="unsafe")
+    if acc_type in (np.uint16, np.uint32):
         return ((acc + count // 2) // count).astype(block.dtype)
     mean = acc / count
     if integer:
@@ -169,26 +174,36 @@ def _write_levels(
         block = data[z0: min(total, z0 + depth)]
         return np.asarray(block.compute() if isinstance(block, da.Array) else block)
 
-    # compute the next slab while this one is compressed and written (two slabs in memory at most)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(compute, 0)
+    def write(z0: int, block: np.ndarray) -> None:
+        arrays[0][z0: z0 + block.shape[0]] = block
+        start = z0
+        for level, f in enumerate(factors, start=1):
+            block = _downsample_block(block, f, labels=labels)
+            start //= f[0]
+            stop = min(arrays[level].shape[0], start + block.shape[0])
+            if stop > start:
+                arrays[level][start:stop] = block[: stop - start]
+
+    # three stages overlap: reading slab i+1, writing (compress + pyramid) slab i in another
+    # thread; at most three slabs are in memory at once
+    with ThreadPoolExecutor(max_workers=1) as reader, ThreadPoolExecutor(max_workers=1) as writer:
+        pending = reader.submit(compute, 0)
+        written = None
         for z0 in range(0, total, depth):
             block = pending.result()
             if z0 + depth < total:
-                pending = pool.submit(compute, z0 + depth)
-            z1 = z0 + block.shape[0]
-            arrays[0][z0:z1] = block
+                pending = reader.submit(compute, z0 + depth)
             if on_block is not None:
                 on_block(z0, block)
-            start = z0
-            for level, f in enumerate(factors, start=1):
-                block = _downsample_block(block, f, labels=labels)
-                start //= f[0]
-                stop = min(arrays[level].shape[0], start + block.shape[0])
-                if stop > start:
-                    arrays[level][start:stop] = block[: stop - start]
-            if progress is not None:
-                progress(z1, total)
+            if written is not None:
+                written.result()
+                if progress is not None:
+                    progress(z0, total)
+            written = writer.submit(write, z0, block)
+        if written is not None:
+            written.result()
+        if progress is not None:
+            progress(total, total)
 
 
 def _create_array(group: zarr.Group, name: str, shape: tuple[int, ...], chunks: tuple[int, int, int], dtype: np.dtype) -> zarr.Array:
