@@ -273,10 +273,12 @@ def analyze(out: str | Path, *, progress: Progress | None = None, **options: Any
             # analysis runs, and say plainly that its figures are zero by construction
             phase_names[needed] = max(phase_names.values(), default=0) + 1
             warnings.append(f"the segmentation has no {needed!r} phase: its fractions are 0 by construction, not measured")
+    region_names = read_label_names(regions_path)
     with run.stage("analyze", params) as tmp:
+        labels, region_labels = phases.data.compute(), regions.data.compute()
         result = analyze_volume(
-            phases.data.compute(), regions.data.compute(), voxel_size_nm=phases.voxel_size_nm[0],
-            phase_names=phase_names, region_names=read_label_names(regions_path), **params,
+            labels, region_labels, voxel_size_nm=phases.voxel_size_nm[0],
+            phase_names=phase_names, region_names=region_names, **params,
         )
         metrics, timings = _split_timings(result.to_dict())
         metrics.setdefault("calibration", {})["voxel_size_nm"] = dict(zip("zyx", phases.voxel_size_nm[0]))
@@ -284,8 +286,25 @@ def analyze(out: str | Path, *, progress: Progress | None = None, **options: Any
         write_analysis(result, tmp)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False))
         (tmp / "tables" / "analysis_timings.json").write_text(json.dumps(timings, indent=2))
+        if result.through_plane_axis is not None:
+            from volrecon.analyze.subvolumes import subvolume_table
+
+            rows = subvolume_table(
+                labels, region_labels, through_plane_axis=result.through_plane_axis, phase_names=phase_names,
+                region_names=region_names, sei_map=result.sei.thickness_map if result.sei is not None else None,
+            )
+            _write_rows(tmp / "tables" / "subvolumes.csv", rows)
     run.update("stages", {"analyze": {**run.read()["stages"]["analyze"], "warnings": warnings}})
     return StageResult(run.path, "analyze", False, ("metrics.json",), metrics)
+
+
+def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    import csv
+
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else [])
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def _split_timings(data: Any) -> tuple[Any, Any]:
