@@ -241,7 +241,7 @@ def correct(
 @app.command()
 def segment(
     out: Path = RunDir,
-    method: str = typer.Option("otsu", "--method", help="otsu or classifier."),
+    method: str = typer.Option("auto", "--method", help="auto (per-layer thresholds), otsu (plain baseline) or classifier."),
     scribbles: Optional[Path] = typer.Option(None, "--scribbles", help="Scribble labels (NGFF labels, .npy/.tif + .json names)."),
     classifier: Optional[Path] = typer.Option(None, "--classifier", help="A classifier file made by `volrecon train`."),
     scheduler: Optional[str] = Scheduler,

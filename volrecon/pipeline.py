@@ -215,7 +215,7 @@ def correct(
 def segment(
     out: str | Path,
     *,
-    method: str = "otsu",
+    method: str = "auto",
     scribbles: str | Path | None = None,
     classifier: str | Path | None = None,
     progress: Progress | None = None,
@@ -266,7 +266,8 @@ def analyze(out: str | Path, *, progress: Progress | None = None, **options: Any
     phases = read_ome_zarr(phases_path)
     regions = read_ome_zarr(regions_path)
     phase_names = read_label_names(phases_path)
-    warnings = []
+    # what the segmentation could not do qualifies the numbers: carry its warnings into metrics.json
+    warnings = [f"segment: {w}" for w in run.read().get("stages", {}).get("segment", {}).get("warnings", [])]
     for needed in ("void", "electrolyte"):
         if needed not in phase_names:
             # the segmentation did not separate this phase: give it an unused value so the
@@ -513,7 +514,7 @@ def run(
     seg_cfg = cfg.get("segment", {})
     with progress_ctx("segment") as p:
         results.append(
-            segment(out, method=seg_cfg.get("method", "otsu"), scribbles=seg_cfg.get("scribbles") or None,
+            segment(out, method=seg_cfg.get("method", "auto"), scribbles=seg_cfg.get("scribbles") or None,
                     classifier=seg_cfg.get("classifier") or None, progress=p)
         )
     with progress_ctx("analyze") as p:

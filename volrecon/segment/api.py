@@ -18,6 +18,7 @@ from volrecon.segment.cleanup import cleanup_reach, remove_small_pieces
 from volrecon.segment.frame import find_frame
 from volrecon.segment.layers import INTERFACES, Layers, detect_layers, refine_interface, region_block
 from volrecon.segment.thresholds import apply_thresholds, multi_otsu_thresholds
+from volrecon.segment.regional import bimodal_split, classify_regions, sei_outer_surface, sodium_surface, smooth, smoothing_reach
 from volrecon.segment.voids import pore_vote_reach, refine_pores
 
 Progress = Callable[[int, int], None]
@@ -144,7 +145,7 @@ def segment_volume(
     image: Any,
     *,
     voxel_size_nm: Sequence[float],
-    method: Literal["otsu", "classifier"] = "otsu",
+    method: Literal["otsu", "classifier", "layers", "auto"] = "otsu",
     classifier: PixelClassifier | str | Path | None = None,
     scribbles: Any = None,
     phase_names: Mapping[str, int] | Sequence[str] | None = None,
@@ -161,6 +162,9 @@ def segment_volume(
     chunks: Sequence[int] | None = None,
     scratch: str | Path | None = None,
     progress: Progress | None = None,
+    smooth_nm: float = 10.0,
+    sei_lateral_nm: float = 60.0,
+    void_split: bool = True,
 ) -> SegmentationResult:
     """Segment a corrected FIB-SEM volume into named phases and the cell's layers.
 
@@ -170,10 +174,15 @@ def segment_volume(
         Corrected volume (registered, intensity-corrected).
     voxel_size_nm : 3 floats
         ``(z, y, x)`` voxel size in nm.
-    method : {"otsu", "classifier"}
+    method : {"otsu", "classifier", "layers", "auto"}
         ``otsu``: multi-Otsu (or ``thresholds``) classes mapped dark to bright onto the phases
-        listed in ``phase_names`` (default :data:`OTSU_ORDER`).  ``classifier``: a random-forest
-        pixel classifier, given as ``classifier`` or trained here from ``scribbles``.
+        listed in ``phase_names`` (default :data:`OTSU_ORDER`), one global grey scale (the plain
+        baseline).  ``classifier``: a random-forest pixel classifier, given as ``classifier`` or
+        trained here from ``scribbles``.  ``layers`` (unsupervised, physically informed): the
+        ``otsu`` classes serve only to find the layers; then each region is classified on its
+        own histogram (:mod:`volrecon.segment.regional`): cathode pore/binder/active (3-class
+        multi-Otsu), separator electrolyte/fibres (2-class), anode sodium/SEI from the sodium
+        surface and the SEI's outer surface, collector.  ``auto``: ``layers``.
     classifier : PixelClassifier or path, optional
         A trained classifier (or its ``.skops`` file).
     scribbles : ndarray or dask array, optional
@@ -216,6 +225,16 @@ def segment_volume(
         Folder for the intermediate phase volume of a dask input (a temporary folder by default).
     progress : callable, optional
         ``progress(done, total)`` over the stages.
+    smooth_nm : float
+        ``layers``: Gaussian denoising (nm) of the grey values the per-region thresholds are
+        estimated and applied on (0: none).
+    sei_lateral_nm : float
+        ``layers``: lateral averaging (nm) when following the SEI film from the sodium surface
+        (:func:`volrecon.segment.regional.sei_outer_surface`).
+    void_split : bool
+        ``layers``: try to split the cathode's pore into void and electrolyte by local 3D grey
+        variance (shine-through makes voids textured); accepted only when the split is clearly
+        bimodal, else the pore stays ``electrolyte`` and a warning says "void not separated".
 
     Returns
     -------
@@ -238,8 +257,15 @@ def segment_volume(
     """
     vox = check_voxel(voxel_size_nm)
     check_image(image)
-    if method not in ("otsu", "classifier"):
-        raise ParameterError(f"method={method!r}: use 'otsu' or 'classifier'")
+    if method not in ("otsu", "classifier", "layers", "auto"):
+        raise ParameterError(f"method={method!r}: use 'otsu', 'layers', 'auto' or 'classifier'")
+    if method == "auto":
+        method = "layers"
+    regional = method == "layers"
+    if regional and thresholds is not None:
+        raise ParameterError("thresholds=... is for method='otsu'; method='layers' estimates them per region")
+    if regional and not layers:
+        raise ParameterError("method='layers' needs layers=True (it classifies within the detected layers)")
     lazy_input = isinstance(image, da.Array)
     warnings: list[str] = []
     params: dict[str, Any] = {"min_size_nm": min_size_nm, "pore_vote_nm": pore_vote_nm, "lateral_nm": lateral_nm}
@@ -277,18 +303,34 @@ def segment_volume(
 
         raw = _overlap(classify, src, reach, np.uint8)
     else:
-        order = list(OTSU_ORDER) if phase_names is None else list(phase_names)
-        if isinstance(phase_names, Mapping):
+        order = list(OTSU_ORDER) if (phase_names is None or regional) else list(phase_names)
+        if isinstance(phase_names, Mapping) and not regional:
             order = sorted(phase_names, key=lambda k: phase_names[k])  # type: ignore[index]
         unknown = [p for p in order if p not in PHASES]
         if unknown:
             raise ParameterError(f"phase_names for otsu: unknown phase(s) {unknown}; use names of volrecon.phases.PHASES")
         names = {p: PHASES[p] for p in order}
-        t = np.asarray(thresholds, dtype=float) if thresholds is not None else multi_otsu_thresholds(image, len(order))
-        params["thresholds"] = [float(v) for v in t]
-        params["classes"] = order
+        if regional:
+            names = {p: v for p, v in PHASES.items() if p != "frame"}
         values = [names[p] for p in order]
-        raw = src.map_blocks(apply_thresholds, t, values, dtype=np.uint8)
+        if regional:
+            # first guess for the layers only: global classes on denoised grey values
+            first_nm = 2.0 * max(smooth_nm, 0.0)
+
+            def sm(block: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
+                return np.ascontiguousarray(smooth(block, first_nm, vox)[core])
+
+            guess = _overlap(sm, src.astype(np.float32), smoothing_reach(first_nm, vox), np.float32).rechunk(src.chunks)
+            guess_np = guess.compute() if not lazy_input else guess
+            t = multi_otsu_thresholds(guess_np, len(order))
+            params["layer_guess"] = {"thresholds": [float(v) for v in t], "classes": order, "smooth_nm": first_nm}
+            raw = da.from_array(guess_np, chunks=src.chunks) if not lazy_input else guess
+            raw = raw.map_blocks(apply_thresholds, t, values, dtype=np.uint8)
+        else:
+            t = np.asarray(thresholds, dtype=float) if thresholds is not None else multi_otsu_thresholds(image, len(order))
+            params["thresholds"] = [float(v) for v in t]
+            params["classes"] = order
+            raw = src.map_blocks(apply_thresholds, t, values, dtype=np.uint8)
     report(1, steps)
 
     if frame_mask is not None:
@@ -334,8 +376,16 @@ def segment_volume(
     if layers:
         lay = detect_layers(phases, phase_names=names, voxel_size_nm=vox, axis=through_plane, lateral_nm=lateral_nm,
                             frame_value=frame_value)
+        if regional and lay.heights.get("sodium|sei") is not None:
+            lay, na_info = sodium_surface(image, phases, lay, voxel_size_nm=vox, frame_value=frame_value,
+                                          lateral_nm=sei_lateral_nm)
+            params["sodium"] = na_info
         if refine_anode and lay.heights.get("sodium|sei") is not None:
-            lay = refine_interface(image, lay, "sodium|sei", voxel_size_nm=vox, upper="sei|separator")
+            lay = refine_interface(image, lay, "sodium|sei", voxel_size_nm=vox,
+                                   upper=None if regional else "sei|separator")
+        if regional:
+            lay, sei_info = sei_outer_surface(image, lay, voxel_size_nm=vox, lateral_nm=sei_lateral_nm)
+            params["sei"] = sei_info
         inter = lay.to_dict(vox)
         inter["heights_nm"] = lay.heights_nm(vox)
         for layer in lay.absent:
@@ -377,6 +427,10 @@ def segment_volume(
         pd = phases if isinstance(phases, da.Array) else da.from_array(phases, chunks=src.chunks)
         regions = pd.map_blocks(regions_fn, dtype=np.uint8)
         phases_out = pd.map_blocks(phases_fn, dtype=np.uint8)
+        if regional:
+            phases_out = _regional_phases(image, src, regions, phases_out, names=names, vox=vox, smooth_nm=smooth_nm,
+                                          min_size_nm=min_size_nm, frame_value=frame_value, void_split=void_split,
+                                          params=params, warnings=warnings)
         if not lazy_input:
             regions, phases_out = da.compute(regions, phases_out)
         phases = phases_out
@@ -388,6 +442,88 @@ def segment_volume(
         phases=phases, regions=regions, phase_names=names, region_names=region_names, interfaces=inter,
         method=method, voxel_size_nm=vox, parameters=params, warnings=tuple(warnings),
     )
+
+
+def _region_sample(smoothed: da.Array, regions: da.Array, value: int, *, max_slices: int = 64) -> np.ndarray:
+    """Smoothed grey values of one region, from up to ``max_slices`` evenly spread slices."""
+    nz = smoothed.shape[0]
+    zs = np.unique(np.linspace(0, nz - 1, min(nz, max_slices)).round().astype(int))
+    g, r = da.compute(smoothed[zs], regions[zs])
+    return np.asarray(g)[np.asarray(r) == value]
+
+
+def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *, names: Mapping[str, int],
+                     vox: tuple[float, float, float], smooth_nm: float, min_size_nm: float, frame_value: int | None,
+                     void_split: bool, params: dict[str, Any], warnings: list[str]) -> da.Array:
+    """Method ``layers``: classify cathode and separator on their own histograms (see regional.py)."""
+    reach = smoothing_reach(smooth_nm, vox)
+
+    def sm(block: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
+        return np.ascontiguousarray(smooth(block, smooth_nm, vox)[core])
+
+    smoothed = _overlap(sm, src.astype(np.float32), reach, np.float32).rechunk(src.chunks)
+    reg = regions if isinstance(regions, da.Array) else da.from_array(regions, chunks=src.chunks)
+    reg = reg.rechunk(src.chunks)
+    base = base.rechunk(src.chunks)
+    from skimage.filters import threshold_multiotsu
+
+    thr: dict[str, list[float]] = {}
+    for region, classes in (("cathode", 3), ("separator", 2)):
+        vals = _region_sample(smoothed, reg, REGIONS[region])
+        if vals.size >= 100 and np.unique(vals[:100_000]).size >= classes:
+            thr[region] = [float(v) for v in threshold_multiotsu(vals, classes=classes, nbins=256)]
+    params["region_thresholds"] = thr
+    params["smooth_nm"] = smooth_nm
+    for region in ("cathode", "separator"):
+        if region not in thr and region not in [w.split("'")[1] for w in warnings if w.startswith("layer '")]:
+            warnings.append(f"region {region!r}: too few voxels to estimate its thresholds")
+
+    out = da.map_blocks(lambda g, r, b: classify_regions(g, r, b, thresholds=thr, names=names),
+                        smoothed, reg, base, dtype=np.uint8)
+    # void vs electrolyte in the cathode pore: local 3D grey spread (shine-through makes a void a
+    # blurred, textured view of what lies below), accepted only when clearly bimodal
+    elec_v, void_v = names["electrolyte"], names["void"]
+    if void_split and "cathode" in thr:
+        sig_nm = 2.0 * max(vox)
+        sreach = smoothing_reach(sig_nm, vox)
+
+        def local_sd(block: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
+            b = np.asarray(block, np.float32)
+            m = smooth(b, sig_nm, vox)
+            v = smooth(b * b, sig_nm, vox) - m * m
+            return np.ascontiguousarray(np.sqrt(np.maximum(v, 0))[core])
+
+        sd = _overlap(local_sd, src.astype(np.float32), sreach, np.float32).rechunk(src.chunks)
+        nz = src.shape[0]
+        zs = np.unique(np.linspace(0, nz - 1, min(nz, 64)).round().astype(int))
+        s_z, o_z, r_z = da.compute(sd[zs], out[zs], reg[zs])
+        pore = (np.asarray(o_z) == elec_v) & (np.asarray(r_z) == REGIONS["cathode"])
+        t_void, stats = bimodal_split(np.log(np.asarray(s_z)[pore] + 1e-6))
+        params["void_split"] = {**stats, "feature": "log local 3D grey s.d.", "sigma_nm": sig_nm}
+        if t_void is None:
+            warnings.append("void not separated: the cathode pore's local texture is not bimodal "
+                            f"(Ashman D={stats.get('ashman_d', 0):.2f} <= 4); all pore labelled electrolyte")
+        else:
+            tv = float(np.exp(t_void))
+
+            def split(o: np.ndarray, s_: np.ndarray, r: np.ndarray) -> np.ndarray:
+                o = o.copy()
+                o[(o == elec_v) & (r == REGIONS["cathode"]) & (s_ > tv)] = void_v
+                return o
+
+            out = da.map_blocks(split, out, sd, reg, dtype=np.uint8)
+    elif void_split:
+        warnings.append("void not separated: no cathode pore to split")
+    if min_size_nm > 0:
+        keep = (0,) if frame_value is None else (0, frame_value)
+        depth = cleanup_reach(min_size_nm, vox)
+
+        def clean(block: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
+            return np.ascontiguousarray(remove_small_pieces(block, min_size_nm=min_size_nm, voxel_size_nm=vox,
+                                                            internal_faces=faces, keep=keep)[core])
+
+        out = _overlap(clean, out, depth, np.uint8).rechunk(src.chunks)
+    return out
 
 
 def write_segmentation(result: SegmentationResult, image_path: str | Path, *, progress: Progress | None = None) -> dict[str, Path]:

@@ -1,0 +1,43 @@
+"""method='layers' (= 'auto'): unsupervised, classified within the detected layers."""
+
+import numpy as np
+import pytest
+
+from volrecon.segment import segment_volume
+
+
+def _dice(a, b):
+    return 2 * (a & b).sum() / max(1, a.sum() + b.sum())
+
+
+@pytest.fixture(scope="module")
+def layered(framed):
+    ph, img = framed
+    return ph, segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="auto")
+
+
+def _porosity(ph, res):
+    pp = np.isin(np.asarray(res.phases), [res.phase_names["void"], res.phase_names["electrolyte"]])
+    pt = np.isin(ph.labels, [1, 2])
+    return pp[np.asarray(res.regions) == 3].mean(), pt[ph.regions == 3].mean()
+
+
+def test_layers_finds_sei_binder_and_pore(layered):
+    ph, res = layered
+    assert res.method == "layers"
+    P, T = np.asarray(res.phases), ph.labels
+    assert _dice(P == res.phase_names["sei"], T == 7) >= 0.75  # measured 0.82
+    assert _dice(P == res.phase_names["binder"], T == 4) >= 0.5
+    assert _dice(P == res.phase_names["sodium"], T == 6) >= 0.85
+    assert "sei" not in res.interfaces["absent_layers"]
+    pred, truth = _porosity(ph, res)
+    assert abs(pred - truth) < 0.13  # measured 0.25 vs 0.36: the pore threshold is still low
+    assert any("void not separated" in w for w in res.warnings) or res.parameters["void_split"]["ashman_d"] > 4
+
+
+@pytest.mark.xfail(reason="cathode porosity still underestimated by ~0.1 (bright shine-through voids taken for binder)",
+                   strict=False)
+def test_layers_porosity_within_005(layered):
+    ph, res = layered
+    pred, truth = _porosity(ph, res)
+    assert abs(pred - truth) < 0.05
