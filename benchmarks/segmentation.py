@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from volrecon.phases import PHASES, REGIONS
 from volrecon.sample import make_phantom
+from volrecon.sample.oracle import oracle_correct
 from volrecon.segment import segment_volume, train_classifier
 from volrecon.segment.api import DEFAULT_CHUNKS
 from volrecon.segment.scribbles import synthetic_scribbles
@@ -36,16 +36,6 @@ from volrecon.segment.scribbles import synthetic_scribbles
 OUT = Path(__file__).parent / "results"
 TARGETS = {"frame": 0.95, "active": 0.95, "pore": 0.95, "separator": 0.95, "sodium": 0.95, "collector": 0.95, "void": 0.90, "sei": 0.85}
 IFACES = ("sodium|sei", "sei|separator", "separator|cathode", "cathode|collector")
-
-
-def oracle_correct(ph) -> np.ndarray:
-    h = ph.labels.shape[1]
-    out = np.empty(ph.labels.shape, np.float32)
-    for z in range(out.shape[0]):
-        a = ph.acquired[z, :h].astype(np.float32) / 255
-        g, o = ph.brightness[z]
-        out[z] = ndi.shift((a - o) / (g * ph.shading), ph.drift[z], order=3, mode="nearest")
-    return out
 
 
 class Cropped:
