@@ -6,6 +6,7 @@ Slice-wise lazy application, dtype restoration, robust weights, 1D k-means and t
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -394,4 +395,16 @@ def usable_planes(image: Any, *, batch: int = 4) -> Iterator[tuple[int, np.ndarr
         for i, plane in enumerate(chunk):
             problem = plane_problems(plane, image.dtype)
             yield z0 + i, (None if problem else plane), problem
+
+
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Lay out, save (110 dpi PNG, parent folders made) and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
 

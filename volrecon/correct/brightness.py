@@ -27,6 +27,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from volrecon.correct._intensity import (
+    save_figure,
     bin_mean, block_factor, block_stats, check_mask, check_volume, flat_local_means, histogram_peaks, homogeneous, map_slices,
     mean_shift_1d, noise_model, pixel_noise, plane_mask, restore_dtype, tukey_weights,
     usable_planes,
@@ -138,12 +139,7 @@ class BrightnessTable:
             ax[0].plot(z, truth[:, 0] / np.median(truth[:, 0]), "k:", label="truth")
         ax[0].legend(fontsize=8)
         ax[1].set_xlabel("slice")
-        fig.tight_layout()
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        return p
+        return save_figure(fig, path)
 
 
 def _fit_slice(values: np.ndarray, level: np.ndarray, weight: np.ndarray) -> tuple[float, float]:

@@ -34,6 +34,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from volrecon.correct._intensity import (
+    save_figure,
     bin_mean, block_factor, block_stats, check_mask, noise_model, check_volume, homogeneous, interp_matrix, kmeans_1d,
     map_slices, plane_mask, plane_problems, read_slices, restore_dtype, spread_indices, tukey_weights,
 )
@@ -153,12 +154,7 @@ class ShadingField:
         ax[1].set_xlabel("pixel")
         ax[1].set_ylabel("factor")
         ax[1].legend(fontsize=8)
-        fig.tight_layout()
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        return p
+        return save_figure(fig, path)
 
 
 def _monomials(y: np.ndarray, x: np.ndarray, degree: int) -> np.ndarray:
