@@ -53,19 +53,25 @@ def smooth(block: np.ndarray, sigma_nm: float, voxel_size_nm: Sequence[float]) -
 
 def sei_outer_surface(
     image: Any, layers: Layers, *, voxel_size_nm: Sequence[float], lateral_nm: float = 60.0,
-    min_contrast: float = 2.0,
+    min_contrast: float = 2.0, max_ratio: float = 2.5, reg_nm: float = 100.0,
 ) -> tuple[Layers, dict[str, Any]]:
     """The SEI's outer surface (``sei|separator``) from the grey values beyond the sodium surface.
 
-    Per column (stacking axis), the grey values laterally smoothed over ``lateral_nm`` (which
-    averages the separator's fibres and pores to one porous-layer level, while the dense SEI film
-    keeps its own) are followed from the sodium surface towards the cathode; the SEI ends where
-    they first drop below the midpoint between the SEI level (just beyond the sodium surface) and
-    the separator level (the median of the separator layer), with sub-voxel interpolation.
+    The SEI is a thin dense film of one grey level hugging the sodium surface; beyond it the
+    separator is porous (pores darker than the film) with fibres brighter than it.  Per voxel,
+    "non-film" is darker than the sodium/film midpoint or brighter than the film/fibre midpoint;
+    its share, laterally averaged over ``lateral_nm``, is sampled along each column from the
+    (refined) sodium surface.  The medians over all columns give the film's and the separator's
+    levels and a reference thickness ``t0``; per column the outer surface is the first crossing of
+    their midpoint within ``max_ratio * t0 + 2`` voxels of the sodium surface (sub-voxel).  The
+    thickness map (not the height) is then regularised: columns without a crossing, or further
+    than ``max(1.5 voxels, 50 %)`` from the local median thickness (window ``reg_nm``), are
+    not measured and take that local median.  ``info["measured_share"]`` is the share of columns
+    measured; ``info["resolved"]`` is False (and a note says so) when ``t0`` is under 2 voxels.
 
-    The SEI is accepted only when its level stands above the separator level by ``min_contrast``
-    times the lateral spread of the separator level; else ``sei|separator`` stays at the sodium
-    surface (no SEI) and ``info["found"]`` is False.
+    The SEI is accepted only when it is brighter than the sodium, dense (dark share under 0.25)
+    and distinct from the layer beyond it; else ``sei|separator`` stays at the sodium surface
+    and ``info["found"]`` is False.
 
     Returns
     -------
@@ -102,8 +108,8 @@ def sei_outer_surface(
     # the separator is porous, the SEI dense: dark (pore) voxels, i.e. darker than the midpoint
     # of sodium and film, are what marks the separator; their lateral share per column
     dark_thr = 0.5 * (na_level + sei_level)
-    fine = ndi.gaussian_filter(img, [0.7, 0.7, 0.7], mode="nearest", truncate=_TRUNCATE)
-    dshare = ndi.gaussian_filter((fine < dark_thr).astype(np.float32), sig, mode="nearest", truncate=_TRUNCATE)
+    fine7 = ndi.gaussian_filter(img, [0.7, 0.7, 0.7], mode="nearest", truncate=_TRUNCATE)
+    dshare = ndi.gaussian_filter((fine7 < dark_thr).astype(np.float32), sig, mode="nearest", truncate=_TRUNCATE)
     film_dark = float(np.median(np.take_along_axis(dshare, first[..., None], axis=-1)))
     info.update({"sei_level": sei_level, "sodium_level": na_level, "dark_threshold": dark_thr,
                  "film_dark_share": film_dark})
@@ -112,29 +118,100 @@ def sei_outer_surface(
         info["reason"] = (f"no dense film beyond the sodium surface (contrast {contrast:.3g}, "
                           f"dark share {film_dark:.2f})")
         return layers, info
-    thr = 0.3
-    below = (dshare > thr) & (idx > (hn[..., None] + 0.5))
-    below |= idx >= hs[..., None]
-    k = np.argmax(below, axis=-1)
-    k = np.where(below.any(axis=-1), k, np.ceil(hs).astype(int))
-    km = np.clip(k - 1, 0, n - 1)
-    ga = np.take_along_axis(dshare, km[..., None], axis=-1)[..., 0]
-    gb = np.take_along_axis(dshare, np.clip(k, 0, n - 1)[..., None], axis=-1)[..., 0]
-    frac = np.clip(np.where(gb - ga > 1e-9, (thr - ga) / np.maximum(gb - ga, 1e-9), 0.5), 0, 1)
-    h = km + 0.5 + frac
-    h = np.clip(h, hn, hs)
-    h = ndi.median_filter(h, size=3, mode="nearest")
+    # --- the film's outer surface: a thin dense film hugging the sodium surface ------------------
+    # The separator beyond it is porous (pores darker than the film) and its fibres, touching the
+    # film, are brighter than it: what is not film is what deviates from the film's grey level.
+    # 1. global reference: the medians over all columns, aligned on the sodium surface (a fibre
+    #    lying on the film moves no column's median), give the film's grey level, the fibres' level,
+    #    the film's and the separator's non-film shares and a first film thickness t0
+    span = int(min(n - 1, max(8, np.ceil(np.nanmedian(hs - hn)))))
+    offs = np.arange(0.0, span, 0.25)
+    cols = np.isfinite(hn) & (hs - hn > 1.0)
+    pos = hn[cols][:, None] + offs  # sub-voxel samples along each column from the sodium surface
+    prof_d = np.median(_sample_columns(dshare[cols], pos), axis=0)
+    near = offs <= max(2.0, 0.25 * span)
+    i_dense = int(np.argmin(np.where(near, prof_d, np.inf)))
+    fine = ndi.gaussian_filter(img, [1.0, 1.0, 1.0], mode="nearest", truncate=_TRUNCATE)
+    film_grey = float(np.median(_sample_columns(fine[cols], pos[:, i_dense:i_dense + 1])))
+    outer = (idx > 0.5 * (hn + hs)[..., None]) & (idx < hs[..., None] - 0.5)
+    sep_grey = fine[outer]
+    fibres = sep_grey[sep_grey > film_grey]
+    bright_thr = np.inf
+    if fibres.size > 100 and float(np.median(fibres)) > film_grey:
+        bright_thr = 0.5 * (film_grey + float(np.median(fibres)))
+    other = ndi.gaussian_filter(((fine < dark_thr) | (fine > bright_thr)).astype(np.float32), sig, mode="nearest",
+                                truncate=_TRUNCATE)
+    prof = np.median(_sample_columns(other[cols], pos), axis=0)
+    i_min = int(np.argmin(np.where(near, prof, np.inf)))
+    film_level = float(prof[i_min])
+    sep_level = float(np.median(other[outer])) if outer.any() else float(prof[-1])
+    thr = 0.5 * (film_level + sep_level)
+    info.update({"film_grey": film_grey, "fibre_threshold": float(bright_thr), "film_level": film_level,
+                 "separator_level": sep_level, "threshold": float(thr)})
+    if sep_level - film_level < 0.15:
+        info["reason"] = (f"the film is not distinct from the layer beyond it (non-film share {film_level:.2f} vs "
+                          f"{sep_level:.2f})")
+        return layers, info
+    cross = np.nonzero((prof > thr) & (np.arange(offs.size) > i_min))[0]
+    t0 = float(offs[cross[0]]) if cross.size else float(offs[-1])
+    # 2. per column: the first dense -> porous crossing within a bounded window beyond the sodium
+    #    surface (a fibre or a dense patch of separator on the film does not carry the film on)
+    reach = float(max_ratio * t0 + 2.0)
+    win = np.arange(0.0, reach + 0.25, 0.25)
+    posw = hn[..., None] + win
+    sw = _sample_columns(other, posw)
+    sw = np.where(posw < hs[..., None], sw, 1.0)  # the separator|cathode bound closes every window
+    start = np.argmin(np.where(win <= max(1.0, 0.5 * t0), sw, np.inf), axis=-1)  # the film's densest point
+    over = (sw > thr) & (np.arange(win.size) > start[..., None])
+    k = np.argmax(over, axis=-1)
+    found = over.any(axis=-1) & cols
+    a_ = np.take_along_axis(sw, np.maximum(k - 1, 0)[..., None], axis=-1)[..., 0]
+    b_ = np.take_along_axis(sw, k[..., None], axis=-1)[..., 0]
+    frac = np.clip(np.where(b_ - a_ > 1e-9, (thr - a_) / np.maximum(b_ - a_, 1e-9), 0.5), 0, 1)
+    t_raw = np.where(found, win[np.maximum(k - 1, 0)] + 0.25 * frac, np.nan)
+    # 3. lateral regularisation of the thickness (not of the height): robust local median, columns
+    #    far from it rejected, unmeasured columns take the local median
+    size = [max(3, 2 * round(reg_nm / vox[a]) + 1) for a in lat]
+    t_fill = np.where(np.isfinite(t_raw), t_raw, t0)
+    t_med = ndi.median_filter(t_fill, size=size, mode="nearest")
+    tol = np.maximum(1.5, 0.5 * t_med)
+    ok = np.isfinite(t_raw) & (np.abs(t_raw - t_med) <= tol)
+    t_clean = np.where(ok, t_raw, t_med)
+    t = ndi.median_filter(t_clean, size=3, mode="nearest")
+    h = np.clip(hn + t, hn, hs)
+    resolved = t0 >= 2.0
     info["found"] = True
-    info["threshold"] = float(thr)
-    info["mean_thickness_vox"] = float(np.mean(h - hn))
+    info["reference_thickness_vox"] = t0
+    info["measured_share"] = float(ok[cols].mean()) if cols.any() else 0.0
+    info["resolved"] = bool(resolved)
+    info["mean_thickness_vox"] = float(np.mean((h - hn)[cols])) if cols.any() else 0.0
+    if not resolved:
+        info["resolution_note"] = (f"SEI about {t0 * vox[ax]:.0f} nm ({t0:.1f} voxels along the stacking axis): "
+                                   f"near the resolution limit, its thickness is uncertain by about a voxel")
     heights = dict(layers.heights)
     heights["sei|separator"] = h if layers.anode_first else n - h
     present = dict(layers.present)
     present["sei"] = True
-    notes = list(layers.notes) + [f"sei|separator from the lateral grey level beyond the sodium surface "
-                                  f"(film contrast {contrast:.3g} over the sodium, dark share {film_dark:.2f})"]
+    notes = list(layers.notes) + [(f"sei|separator: first dense -> porous transition within {reach:.1f} voxels of the "
+                                   f"sodium surface (film contrast {contrast:.3g} over the sodium, non-film share "
+                                   f"{film_level:.2f} vs {sep_level:.2f}; {info['measured_share']:.0%} of columns measured, "
+                                   f"the rest from the local median thickness)")]
+    if not resolved:
+        notes.append(info["resolution_note"])
     return Layers(axis=layers.axis, anode_first=layers.anode_first, heights=heights, present=present,
                   length=layers.length, notes=notes), info
+
+
+def _sample_columns(vol: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Linear interpolation of ``vol`` (stacking axis last, voxel centres at ``i + 0.5``) at the
+    boundary coordinates ``pos`` (shape ``(*vol.shape[:-1], m)``) of each column."""
+    n = vol.shape[-1]
+    x = np.clip(pos - 0.5, 0, n - 1)
+    i0 = np.floor(x).astype(np.int64)
+    i1 = np.minimum(i0 + 1, n - 1)
+    f = x - i0
+    v = vol
+    return (1 - f) * np.take_along_axis(v, i0, axis=-1) + f * np.take_along_axis(v, i1, axis=-1)
 
 
 def classify_regions(
