@@ -107,3 +107,15 @@ def test_sei_tilted_layer():
     assert r.std < 3.0
     rd = sei_thickness(lab, voxel_size_nm=vs, axis="y", method="distance")
     assert rd.mean == pytest.approx(t, abs=10.0)
+
+
+def test_parallel_tortuosity_equals_serial_and_no_void_shortcut():
+    lab, reg = _layered()
+    serial = analyze_volume(lab, reg, voxel_size_nm=(20, 10, 10), pore_size=False, marching_cubes=False, workers=1).to_dict()
+    parallel = analyze_volume(lab, reg, voxel_size_nm=(20, 10, 10), pore_size=False, marching_cubes=False, workers=2).to_dict()
+    for phase in ("pore", "electrolyte"):
+        assert parallel["regions"]["cathode"]["tortuosity_factor"][phase] == serial["regions"]["cathode"]["tortuosity_factor"][phase]
+    no_void = np.where(lab == 1, 2, lab)  # every void becomes electrolyte: both solves are the same problem
+    d = analyze_volume(no_void, reg, voxel_size_nm=(20, 10, 10), pore_size=False, marching_cubes=False).to_dict()
+    tf = d["regions"]["cathode"]["tortuosity_factor"]
+    assert tf["electrolyte"] == tf["pore"]

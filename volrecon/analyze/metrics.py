@@ -9,6 +9,7 @@ import os
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -108,6 +109,7 @@ def analyze_volume(
     region_names: Mapping[str, int] | None = None,
     through_plane_axis: int | str | None = None,
     tortuosity_axes: tuple[int | str, ...] | None = None,
+    workers: int | None = None,
     connectivity: int = 6,
     profile_bin_nm: float | None = None,
     pore_size: bool = True,
@@ -129,6 +131,8 @@ def analyze_volume(
         Stacking axis; found from the regions when omitted.
     tortuosity_axes : tuple, optional
         Axes to solve along (default all three).
+    workers : int, optional
+        Tortuosity solves run at once (threads; default up to 2, the cores of a laptop).
     connectivity : {6, 18, 26}
         Connectivity of the void clusters.
     profile_bin_nm : float, optional
@@ -221,9 +225,19 @@ def analyze_volume(
         box_t = tuple((s.start, s.stop) for s in box)
         sub = lab[box]
         axes = (0, 1, 2) if tortuosity_axes is None else tuple(axis_index(a) for a in tortuosity_axes)
-        for name, m in (("pore", (sub == phases["void"]) | (sub == phases["electrolyte"])),
-                        ("electrolyte", sub == phases["electrolyte"])):
-            tort[name] = {str(a): tortuosity(m, axis=a, voxel_size_nm=vs) for a in axes}
+        masks = {"pore": (sub == phases["void"]) | (sub == phases["electrolyte"]), "electrolyte": sub == phases["electrolyte"]}
+        # without voids the electrolyte is the pore: solve once.  The solves are independent and
+        # their numba kernels release the GIL, so they run side by side on the available cores.
+        solve_for = ["pore"] if not (sub == phases["void"]).any() else ["pore", "electrolyte"]
+        jobs = [(name, a) for name in solve_for for a in axes]
+        n_workers = max(1, min(len(jobs), workers or min(2, os.cpu_count() or 1)))
+        with ThreadPoolExecutor(max_workers=n_workers) as pool:
+            futures = {job: pool.submit(tortuosity, masks[job[0]], axis=job[1], voxel_size_nm=vs) for job in jobs}
+            for (name, a), fut in futures.items():
+                tort.setdefault(name, {})[str(a)] = fut.result()
+        if "electrolyte" not in tort:
+            tort["electrolyte"] = dict(tort["pore"])
+            notes.append("no void in the tortuosity box: electrolyte tortuosity equals the pore's")
     timings["tortuosity"] = time.perf_counter() - t1
     # --- SEI ------------------------------------------------------------------------------
     t1 = time.perf_counter()
