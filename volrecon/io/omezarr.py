@@ -299,8 +299,8 @@ def write_ome_zarr(
     if levels is not None:
         factors = factors[:levels]
     group = zarr.open_group(str(path), mode="w-", zarr_format=3)
-    _write_levels(group, data, chunks, _fit_depth(factors, chunks[0]), labels=False, progress=progress, on_block=on_block)
     factors = _fit_depth(factors, chunks[0])
+    _write_levels(group, data, chunks, factors, labels=False, progress=progress, on_block=on_block)
     write_multiscales_metadata(group, _datasets(vox, factors), fmt=FormatV05(), axes=_axes_meta(), name=name)
     if metadata:
         group.attrs["volrecon"] = json.loads(json.dumps(dict(metadata)))
