@@ -110,3 +110,12 @@ def test_export_vtk_bounds_and_area(finished_run: Path) -> None:
     image.SetFileName(str(finished_run / "export" / "image.vti"))
     image.Update()
     assert image.GetOutput().GetSpacing() == pytest.approx((vox[2], vox[1], vox[0]))
+
+
+def test_report_rerun_shows_the_3d_rendering_once(finished_run: Path) -> None:
+    from volrecon.pipeline import report
+
+    report(finished_run)
+    page = (finished_run / "report.html").read_text()
+    assert page.count('alt="render3d"') == 1 and "<h2>3D</h2>" in page
+    assert (finished_run / "figures" / "render3d.png").stat().st_size > 1000

@@ -363,23 +363,18 @@ def report(out: str | Path, *, title: str | None = None, render_3d: bool = True)
     run = RunFolder(out)
     outputs = ["report.html"]
     phases_path = run.path / IMAGE / "labels" / "phases"
-    with run.stage("report", {"title": title or "", "render_3d": render_3d}, outputs + (["figures/render3d.png"] if render_3d and phases_path.exists() else [])) as tmp:
-        if render_3d and phases_path.exists():
+    if render_3d and phases_path.exists():
+        outputs.append("figures/render3d.png")
+    with run.stage("report", {"title": title or "", "render_3d": render_3d}, outputs) as tmp:
+        (tmp / "figures").mkdir()
+        if "figures/render3d.png" in outputs:
             from volrecon.report.render3d import render_phases
 
             labels = read_ome_zarr(phases_path)
-            level = labels.levels[min(1, len(labels.levels) - 1)]
-            (tmp / "figures").mkdir()
-            render_phases(level.compute(), tmp / "figures" / "render3d.png", phase_names=read_label_names(phases_path),
-                          voxel_size_nm=labels.voxel_size_nm[min(1, len(labels.levels) - 1)])
-            (run.path / "figures").mkdir(exist_ok=True)
-        page = render_report(run.path, title=title)
-        if (tmp / "figures" / "render3d.png").exists():
-            import base64
-
-            data = base64.b64encode((tmp / "figures" / "render3d.png").read_bytes()).decode("ascii")
-            page = page.replace("</body>", f'<h2>3D</h2><figure><img alt="render3d" src="data:image/png;base64,{data}"></figure></body>')
-        (tmp / "report.html").write_text(page)
+            lvl = min(1, len(labels.levels) - 1)
+            render_phases(labels.levels[lvl].compute(), tmp / "figures" / "render3d.png",
+                          phase_names=read_label_names(phases_path), voxel_size_nm=labels.voxel_size_nm[lvl])
+        (tmp / "report.html").write_text(render_report(run.path, title=title, new_figures=tmp / "figures"))
     return StageResult(run.path, "report", False, tuple(outputs), {"report": str(run.path / "report.html")})
 
 

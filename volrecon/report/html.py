@@ -98,12 +98,17 @@ figcaption{font-size:.8rem;color:#666} .warn{background:#fff7e0;border-left:4px 
 """
 
 
-def render_report(out: str | Path, *, title: str | None = None) -> str:
-    """Return the report page of run folder ``out`` as one HTML string (no external resources)."""
+def render_report(out: str | Path, *, title: str | None = None, new_figures: str | Path | None = None) -> str:
+    """Return the report page of run folder ``out`` as one HTML string (no external resources).
+
+    ``new_figures`` is a folder of figures not yet moved into ``out/figures`` (a stage's temporary
+    output); a figure there replaces the one of the same name in the run folder.
+    """
     out = Path(out)
     run = tomllib.loads((out / "run.toml").read_text()) if (out / "run.toml").is_file() else {}
     metrics = json.loads((out / "metrics.json").read_text()) if (out / "metrics.json").is_file() else {}
-    figures = sorted((out / "figures").glob("*.png")) if (out / "figures").is_dir() else []
+    by_name = {p.name: p for folder in (out / "figures", new_figures) if folder and Path(folder).is_dir() for p in Path(folder).glob("*.png")}
+    figures = sorted(by_name.values(), key=lambda p: p.name)
     source = run.get("source", {}).get("path", str(out))
     parts = [f"<h1>{html.escape(title or 'volrecon report')}</h1>", f'<p class="muted">{html.escape(source)}</p>']
 
