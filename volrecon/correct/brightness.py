@@ -171,6 +171,24 @@ class _Modes:
     weight: np.ndarray  # (C,) reliability of each mode (inverse variance of its corrected level)
 
 
+def _usable_slices(sizes: Sequence[int], minimum: int, flagged: list[int], warnings: list[str], why: str) -> list[int]:
+    """Slices with at least ``minimum`` samples; the others are flagged (interpolated later) with a warning.
+
+    Raises
+    ------
+    InputError
+        When fewer than two slices are usable.
+    """
+    usable = [k for k, n in enumerate(sizes) if n >= minimum]
+    for k in range(len(sizes)):
+        if k not in usable and k not in flagged:
+            flagged.append(k)
+            warnings.append(f"slice z={k} has {why}: brightness interpolated")
+    if len(usable) < 2:
+        raise InputError("brightness needs at least 2 usable slices (others are constant, saturated or masked); check the stack and mask")
+    return usable
+
+
 def _binned_samples(image: Any, mask: np.ndarray | None, fb: int) -> tuple[list[np.ndarray], list[int], list[str], float]:
     """Flat-area grey samples of every slice, unusable slices, warnings and the samples' noise (grey).
 
@@ -462,13 +480,7 @@ def estimate_brightness(
         if fb < 1 or fb > min(ny, nx) // 4:
             raise ParameterError(f"brightness binning={binning}: give 1..{min(ny, nx) // 4} for {ny}x{nx} px slices")
         samples, flagged, warnings, sigma = _binned_samples(image, m, fb)
-        usable = [k for k in range(nz) if samples[k].size >= 16]
-        for k in range(nz):
-            if k not in usable and k not in flagged:
-                flagged.append(k)
-                warnings.append(f"slice z={k} has too few usable pixels: brightness interpolated")
-        if len(usable) < 2:
-            raise InputError("brightness needs at least 2 usable slices (others are constant, saturated or masked); check the stack and mask")
+        usable = _usable_slices([x.size for x in samples], 16, flagged, warnings, "too few usable pixels")
         modes = _track_modes(samples, usable, sigma, classes=int(classes), iters=int(iters))
         raw_g, raw_o, n_cls = modes.gain, modes.offset, int(modes.levels.size)
         if n_cls < 2:
@@ -532,13 +544,7 @@ def _fit_labelled(
         cls = np.rint(lm).astype(int)
         valid &= np.isin(cls, ref)
         per_slice.append((mean[valid], var[valid], cls[valid]))
-    usable = [k for k in range(nz) if per_slice[k][0].size >= 8]
-    for k in range(nz):
-        if k not in usable and k not in flagged:
-            flagged.append(k)
-            warnings.append(f"slice z={k} has too few homogeneous areas: brightness interpolated")
-    if len(usable) < 2:
-        raise InputError("brightness needs at least 2 usable slices (others are constant, saturated or masked); check the stack and mask")
+    usable = _usable_slices([p[0].size for p in per_slice], 8, flagged, warnings, "too few homogeneous areas")
     allm = np.concatenate([per_slice[k][0] for k in usable])
     allv = np.concatenate([per_slice[k][1] for k in usable])
     model = noise_model(allm, allv)
