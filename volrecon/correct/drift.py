@@ -201,7 +201,9 @@ def estimate_drift(
     roi_corr = None
     if roi is not None:
         roi_corr = PhaseCorrelator(SpectrumGeometry(roi, 1, 1, _curtain_rows(curtain_suppression), 1.0))
-    tracker = FrameTracker(info, search=search) if info is not None and info.found else None
+    tracker = None
+    if info is not None and info.found:
+        tracker = FrameTracker(info, search=search, reference_image=read(info.reference_slice))
     dtype = np.dtype(image.dtype)
 
     def prepare(z: int) -> _Prepared:
@@ -282,9 +284,10 @@ def estimate_drift(
             f"({'; '.join(rejected) or 'no measurement'}); use anchor='auto' or 'none'"
         )
 
-    solution = solve_trajectory(_with_edges(obs, edges, info, None))
-    if info is not None and edges:
-        solution = solve_trajectory(_with_edges(obs, edges, info, solution.shifts))
+    slopes = tracker.slopes if tracker is not None else {}
+    solution = solve_trajectory(_with_edges(obs, edges, slopes, None))
+    if edges:
+        solution = solve_trajectory(_with_edges(obs, edges, slopes, solution.shifts))
     elapsed = time.perf_counter() - started
     table = _build_table(solution, obs, reasons, method, info, edges, box, baselines, coherences, elapsed, roi)
     table.metadata["frame_rejected"] = rejected
@@ -527,7 +530,7 @@ def _fill_masked(region: np.ndarray, valid: np.ndarray) -> np.ndarray:
 def _with_edges(
     obs: Observations,
     edges: dict[str, dict[int, Any]],
-    info: FrameInfo | None,
+    slopes: dict[str, float],
     current: np.ndarray | None,
 ) -> Observations:
     """Pairs/ROI observations plus the frame edges as absolute observations.
@@ -550,9 +553,7 @@ def _with_edges(
     )
     for name, found in edges.items():
         axis = 0 if name == "cap" else 1
-        slope = 0.0
-        if info is not None and current is not None:
-            slope = {"cap": info.cap_slope, "wall_left": info.left_slope, "wall_right": info.right_slope}[name]
+        slope = slopes.get(name, 0.0) if current is not None else 0.0
         zs = np.array(sorted(found))
         if zs.size == 0:
             continue

@@ -365,6 +365,109 @@ class EdgeMeasurement:
     sigma: float
 
 
+class SlantedProfile:
+    """Profile across a straight, possibly tilted edge, averaged along the edge line.
+
+    Every pixel of a band along the edge is assigned its distance ``u`` from the edge line,
+    counted along the profile axis, and averaged into 1 px bins. The frame side of a tilted
+    edge (``u`` of one sign) is then frame in every row; a fixed-column average of a tilted wall
+    instead mixes specimen into the frame side, and the specimen changes from slice to slice.
+
+    Bins are 1 px wide on purpose: finer bins (the slanted-edge method of MTF measurement)
+    super-resolve only an edge that is smooth along its length; a wall whose rendered or milled
+    boundary steps by whole pixels puts every row of one bin phase at the same step phase,
+    and the finer profile then locks shifts to whole pixels.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(rows, columns)`` of the slices.
+    axis : int
+        Axis the profile runs along: 0 for a horizontal edge (the cap), 1 for a wall.
+    position : float
+        Coordinate of the edge along ``axis`` at ``pivot``.
+    pivot : float
+        Coordinate on the other axis where the edge is at ``position``.
+    slope : float
+        Change of the edge's coordinate per unit of the other coordinate.
+    band : tuple of int
+        Range of the other coordinate averaged.
+    reach : int
+        Half-length (px) of the profile.
+    """
+
+    def __init__(
+        self,
+        shape: tuple[int, int],
+        axis: int,
+        position: float,
+        pivot: float,
+        slope: float,
+        band: tuple[int, int],
+        reach: int,
+    ) -> None:
+        self.axis, self.position, self.pivot, self.slope = axis, float(position), float(pivot), float(slope)
+        self.band, self.reach = (int(band[0]), int(band[1])), int(reach)
+        along = np.arange(self.band[0], self.band[1], dtype=float)
+        line = self.position + self.slope * (along - self.pivot)
+        pos = np.floor(line)[:, None] + np.arange(-self.reach - 1, self.reach + 2)[None, :]
+        size = 2 * self.reach + 1
+        bins = np.rint(pos - line[:, None]).astype(np.int64) + self.reach
+        other = np.broadcast_to(along[:, None], pos.shape)
+        ok = (pos >= 0) & (pos < shape[axis]) & (bins >= 0) & (bins < size)
+        rows, cols = (pos, other) if axis == 0 else (other, pos)
+        self._flat = np.ravel_multi_index((rows[ok].astype(np.int64), cols[ok].astype(np.int64)), shape)
+        self._bins = bins[ok]
+        self._count = np.bincount(self._bins, minlength=size).astype(float)
+        #: distance (px) of each profile sample from the edge line
+        self.u = np.arange(size, dtype=float) - self.reach
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        """The profile of one slice (NaN where no pixel of the band falls into a bin)."""
+        sums = np.bincount(self._bins, weights=np.take(image, self._flat), minlength=self.u.size)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self._count > 0, sums / self._count, np.nan)
+
+
+@dataclass(frozen=True)
+class _Window:
+    """Reach of the fit window on each side of an edge, in px (``lo`` < 0 < ``hi``)."""
+
+    lo: float
+    hi: float
+    search: float
+
+
+class _Reference:
+    """A reference profile as a spline in ``u`` and its gradient for the coarse search."""
+
+    def __init__(self, u: np.ndarray, profile: np.ndarray) -> None:
+        valid = np.isfinite(profile)
+        self.ok = int(valid.sum()) >= 8
+        if self.ok:
+            self.spline = CubicSpline(u[valid], profile[valid])
+        self.u = u
+        self.profile = profile
+
+
+def _measure(ref: _Reference, u: np.ndarray, prof: np.ndarray, guess: float, win: _Window) -> EdgeMeasurement | None:
+    """Shift of ``prof`` against ``ref`` (coarse search near ``guess``, then the sub-pixel fit)."""
+    coarse = _coarse_offset(
+        np.gradient(ref.profile),
+        np.gradient(prof),
+        (u.size - 1) // 2,
+        max(3, int(round(max(-win.lo, win.hi)))),
+        int(round(guess)),
+        int(win.search),
+    )
+    if coarse is None:
+        return None
+    fit = _fit_shift(ref.spline, u, prof, float(coarse), win.lo, win.hi)
+    if fit is not None and abs(fit.shift - coarse) > 0.5:  # re-centre the window once
+        fit = _fit_shift(ref.spline, u, prof, float(round(fit.shift)), win.lo, win.hi)
+    return fit
+
+
 class FrameTracker:
     """Collect per-slice edge profiles while streaming, measure them against a common reference.
 
@@ -379,10 +482,24 @@ class FrameTracker:
         the slice size: 10 px up to 512 px slices, 24 px at 1024).
     inside : int, optional
         Reach (px) of the fit window into the specimen side (default ``half_width // 6``).
+    reference_image : ndarray, optional
+        The reference slice; when given, each edge's line (position and tilt) is refined on it
+        sub-pixel before profiles are collected, so tilted edges give sharp profiles.
+
+    Attributes
+    ----------
+    slopes : dict
+        Tilt of each edge (the cap: rows per column; a wall: columns per row).
     """
 
     def __init__(
-        self, info: FrameInfo, *, search: int = 64, half_width: int | None = None, inside: int | None = None
+        self,
+        info: FrameInfo,
+        *,
+        search: int = 64,
+        half_width: int | None = None,
+        inside: int | None = None,
+        reference_image: np.ndarray | None = None,
     ) -> None:
         self.info = info
         rows, cols = info.shape
@@ -390,36 +507,90 @@ class FrameTracker:
         self.half_width = int(half_width) if half_width is not None else max(10, round(1.5 * max(rows, cols) / 64))
         self.inside = int(inside) if inside is not None else max(3, self.half_width // 6)
         self.search = int(search)
+        self.reach = self.search + self.half_width + 4
         y0, y1, x0, x1 = info.specimen
-        self.edges: dict[str, tuple[int, float, tuple[int, int]]] = {}
-        # name -> (axis of the profile, reference position, band over the other axis)
+        lines: dict[str, tuple[int, float, float, tuple[int, int]]] = {}
+        # name -> (profile axis, position, slope, band over the other axis)
         if info.cap_edge is not None:
             cx0 = x0 + (cols // 20 if info.left_wall is not None else 0)
             cx1 = x1 - (cols // 20 if info.right_wall is not None else 0)
-            self.edges["cap"] = (0, info.cap_edge, (cx0, cx1))
-        # walls usually run on past the cap: the rows beside the cap (fixed content) help
-        ry0 = rows // 40
+            lines["cap"] = (0, info.cap_edge, info.cap_slope, (cx0, cx1))
+        # walls: only rows below the cap (with a margin for the drift), where every row shows wall
+        ry0 = y0 if info.cap_edge is not None else rows // 40
         ry1 = y1 - rows // 20
-        if info.left_wall is not None:
-            self.edges["wall_left"] = (1, info.left_wall, (ry0, ry1))
-        if info.right_wall is not None:
-            self.edges["wall_right"] = (1, info.right_wall, (ry0, ry1))
-        self.profiles: dict[str, dict[int, np.ndarray]] = {name: {} for name in self.edges}
+        if info.left_wall is not None and ry1 - ry0 >= 16:
+            lines["wall_left"] = (1, info.left_wall, info.left_slope, (ry0, ry1))
+        if info.right_wall is not None and ry1 - ry0 >= 16:
+            lines["wall_right"] = (1, info.right_wall, info.right_slope, (ry0, ry1))
+        self.profilers: dict[str, SlantedProfile] = {}
+        for name, (axis, pos, slope, band) in lines.items():
+            pivot = (band[0] + band[1]) / 2.0
+            if reference_image is not None:
+                image = np.asarray(reference_image, dtype=np.float32)
+                pos, slope = self._refine_line(image, name, axis, pos, pivot, slope, band)
+            self.profilers[name] = SlantedProfile(info.shape, axis, pos, pivot, slope, band, self.reach)
+        self.slopes = {name: p.slope for name, p in self.profilers.items()}
+        self.edges = {name: (p.axis, p.position, p.band) for name, p in self.profilers.items()}
+        self.profiles: dict[str, dict[int, np.ndarray]] = {name: {} for name in self.profilers}
+
+    def _window(self, name: str, search: float | None = None) -> _Window:
+        """Fit window: ``half_width`` px into the frame, ``inside`` px into the specimen.
+
+        The specimen's content changes from slice to slice; the frame side does not.
+        """
+        reach = float(self.search if search is None else search)
+        if {"cap": -1, "wall_left": -1, "wall_right": 1}[name] < 0:
+            return _Window(-float(self.half_width), float(self.inside), reach)
+        return _Window(-float(self.inside), float(self.half_width), reach)
+
+    def _refine_line(
+        self, image: np.ndarray, name: str, axis: int, pos: float, pivot: float, slope: float, band: tuple[int, int]
+    ) -> tuple[float, float]:
+        """Sub-pixel position and tilt of an edge on one slice.
+
+        The band is cut into blocks; each block's profile is measured against the whole
+        band's profile and a straight line fitted to the block positions (outlier blocks,
+        e.g. where a particle touches the wall, dropped). Then the window is centred on the
+        steepest point of the edge.
+        """
+        win = self._window(name, search=self.half_width)
+        bounds = np.linspace(band[0], band[1], 9).astype(int)
+        for _ in range(3):
+            whole = SlantedProfile(image.shape, axis, pos, pivot, slope, band, self.reach)
+            ref = _Reference(whole.u, whole(image))
+            if not ref.ok:
+                return pos, slope
+            centres, shifts, sigmas = [], [], []
+            for a, b in zip(bounds[:-1], bounds[1:]):
+                part = SlantedProfile(image.shape, axis, pos, pivot, slope, (a, b), self.reach)
+                m = _measure(ref, part.u, part(image), 0.0, win)
+                if m is not None:
+                    centres.append((a + b) / 2.0 - pivot)
+                    shifts.append(m.shift)
+                    sigmas.append(m.sigma)
+            if len(shifts) < 4:
+                break
+            c, s, w = np.array(centres), np.array(shifts), 1.0 / np.array(sigmas) ** 2
+            keep = np.ones(c.size, bool)
+            for _ in range(2):
+                fit = np.polyfit(c[keep], s[keep], 1, w=np.sqrt(w[keep]))
+                resid = s - np.polyval(fit, c)
+                keep = np.abs(resid) <= max(3 * _robust_sigma(resid[keep]), 0.1)
+            pos, slope = pos + float(fit[1]), slope + float(fit[0])
+            if abs(fit[0]) * (band[1] - band[0]) < 0.05 and abs(fit[1]) < 0.05:
+                break
+        # centre the window on the steepest point of the now sharp edge
+        whole = SlantedProfile(image.shape, axis, pos, pivot, slope, band, self.reach)
+        prof = whole(image)
+        near = np.abs(whole.u) <= self.half_width / 2
+        grad = np.abs(np.gradient(ndimage.gaussian_filter1d(np.nan_to_num(prof, nan=np.nanmean(prof)), 1.0)))
+        grad[~near | ~np.isfinite(prof)] = -1.0
+        return pos + float(whole.u[int(np.argmax(grad))]), slope
 
     def collect(self, z: int, image: np.ndarray) -> None:
-        """Store the profiles across each edge of slice ``z`` (a full-resolution float slice)."""
-        n = self.search + self.half_width + 4
-        for name, (axis, pos, (a, b)) in self.edges.items():
-            centre = int(round(pos))
-            lo, hi = centre - n, centre + n + 1
-            size = image.shape[axis]
-            prof = np.full(hi - lo, np.nan)
-            clo, chi = max(lo, 0), min(hi, size)
-            if axis == 0:
-                prof[clo - lo : chi - lo] = image[clo:chi, a:b].mean(axis=1, dtype=np.float64)
-            else:
-                prof[clo - lo : chi - lo] = image[a:b, clo:chi].mean(axis=0, dtype=np.float64)
-            self.profiles[name][z] = prof
+        """Store the profiles across each edge of slice ``z`` (a full-resolution slice)."""
+        for name, profiler in self.profilers.items():
+            self.profiles[name][z] = profiler(image)
 
     def measure(self, slices: list[int], *, passes: int = 2) -> dict[str, dict[int, EdgeMeasurement]]:
         """Measure every collected profile against a common reference profile.
@@ -428,7 +599,7 @@ class FrameTracker:
         profiles aligned by the previous pass (less noise, still one common reference).
         """
         results: dict[str, dict[int, EdgeMeasurement]] = {}
-        for name in self.edges:
+        for name, profiler in self.profilers.items():
             profs = self.profiles[name]
             zs = [z for z in slices if z in profs]
             if not zs:
@@ -438,76 +609,62 @@ class FrameTracker:
             reference = profs[ref_z]
             found: dict[int, EdgeMeasurement] = {}
             for _ in range(passes):
-                found = self._measure_all(reference, profs, zs, name)
-                reference = self._average(profs, found)
+                found = self._measure_all(profiler.u, reference, profs, zs, name)
+                reference = _average(profiler.u, profs, found)
                 if reference is None:
                     break
             results[name] = found
         return results
 
-    @staticmethod
-    def _outside(name: str) -> int:
-        """Side of the edge where the frame is: above the cap edge, left/right of the walls."""
-        return {"cap": -1, "wall_left": -1, "wall_right": 1}[name]
-
-    def _measure_all(self, reference: np.ndarray, profs: dict[int, np.ndarray], zs: list[int], name: str):
-        centre = self.search + self.half_width + 4
-        valid = np.isfinite(reference)
-        if valid.sum() < 2 * self.half_width + 4:
+    def _measure_all(
+        self, u: np.ndarray, reference: np.ndarray, profs: dict[int, np.ndarray], zs: list[int], name: str
+    ) -> dict[int, EdgeMeasurement]:
+        ref = _Reference(u, reference)
+        if int(np.isfinite(reference).sum()) < 2 * self.half_width + 4:
             return {}
-        x = np.arange(reference.size, dtype=float)
-        spline = CubicSpline(x[valid], reference[valid])
-        ref_grad = np.gradient(reference)
+        win = self._window(name)
         out: dict[int, EdgeMeasurement] = {}
-        guess = 0
+        guess = 0.0
         for z in zs:
-            prof = profs[z]
-            coarse = _coarse_offset(ref_grad, np.gradient(prof), centre, self.half_width, guess, self.search)
-            if coarse is None:
-                continue
-            fit = _fit_shift(spline, prof, centre, self.half_width, coarse, self._outside(name), self.inside)
-            if fit is not None and abs(fit.shift - coarse) > 0.5:  # re-centre the window once
-                fit = _fit_shift(
-                    spline, prof, centre, self.half_width, int(round(fit.shift)), self._outside(name), self.inside
-                )
+            fit = _measure(ref, u, profs[z], guess, win)
             if fit is None:
                 continue
             out[z] = fit
-            guess = int(round(fit.shift))
+            guess = fit.shift
         return out
 
-    def _average(self, profs: dict[int, np.ndarray], found: dict[int, EdgeMeasurement]) -> np.ndarray | None:
-        if len(found) < 3:
-            return None
-        x = np.arange(next(iter(profs.values())).size, dtype=float)
-        stack = []
-        for z, m in found.items():
-            prof = profs[z]
-            ok = np.isfinite(prof)
-            if ok.sum() < 8:
-                continue
-            aligned = np.interp(x + m.shift, x[ok], prof[ok], left=np.nan, right=np.nan)
-            # normalise gain/offset to the first profile so a brightness step does not smear
-            stack.append(aligned)
-        if len(stack) < 3:
-            return None
-        arr = np.asarray(stack)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            base = np.nanmedian(arr, axis=0)
-        good = np.isfinite(base)
-        norm = []
-        for row in arr:
-            ok = good & np.isfinite(row)
-            if ok.sum() < 8:
-                continue
-            g, o = np.polyfit(row[ok], base[ok], 1)
-            norm.append(g * row + o)
-        if not norm:
-            return None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanmean(np.asarray(norm), axis=0)
+
+def _average(u: np.ndarray, profs: dict[int, np.ndarray], found: dict[int, EdgeMeasurement]) -> np.ndarray | None:
+    """Mean of the profiles aligned by ``found``, each matched in gain/offset to their median."""
+    if len(found) < 3:
+        return None
+    stack = []
+    for z, m in found.items():
+        prof = profs[z]
+        ok = np.isfinite(prof)
+        if ok.sum() < 8:
+            continue
+        stack.append(np.interp(u + m.shift, u[ok], prof[ok], left=np.nan, right=np.nan))
+    if len(stack) < 3:
+        return None
+    arr = np.asarray(stack)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        base = np.nanmedian(arr, axis=0)
+    good = np.isfinite(base)
+    norm = []
+    for row in arr:
+        ok = good & np.isfinite(row)
+        if ok.sum() < 8:
+            continue
+        # normalise gain/offset so a brightness step does not smear the average
+        g, o = np.polyfit(row[ok], base[ok], 1)
+        norm.append(g * row + o)
+    if not norm:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(np.asarray(norm), axis=0)
 
 
 def _coarse_offset(
@@ -522,7 +679,7 @@ def _coarse_offset(
     lo, hi = centre - 2 * half, centre + 2 * half + 1
     shifts = np.arange(-search, search + 1)
     shifts = shifts[(lo + shifts >= 0) & (hi + shifts <= grad.size)]
-    if shifts.size == 0:
+    if shifts.size == 0 or lo < 0:
         return None
     template = ref_grad[lo:hi]
     windows = np.lib.stride_tricks.sliding_window_view(grad, hi - lo)[lo + shifts]
@@ -544,27 +701,19 @@ def _coarse_offset(
 
 
 def _fit_shift(
-    spline: CubicSpline, prof: np.ndarray, centre: int, half: int, coarse: int, outside: int = 0, inside: int = 3
+    spline: CubicSpline, u: np.ndarray, prof: np.ndarray, coarse: float, lo: float, hi: float
 ) -> EdgeMeasurement | None:
-    """Gauss–Newton fit of ``prof(y) = g * ref(y - s) + o`` around the edge; returns s and sigma.
+    """Gauss–Newton fit of ``prof(u) = g * ref(u - s) + o`` around the edge; returns s and sigma.
 
-    ``outside`` (-1 or +1, 0 = symmetric) is the side of the edge that belongs to the frame;
-    the window then reaches ``half`` px into the frame but only ``inside`` px into the
-    specimen, whose content changes from slice to slice.
+    The window ``coarse + [lo, hi]`` (px) reaches far into the frame side of the edge but only
+    a few px into the specimen, whose content changes from slice to slice.
     """
-    if outside < 0:
-        lo, hi = -half, inside
-    elif outside > 0:
-        lo, hi = -inside, half
-    else:
-        lo, hi = -half, half
-    y = np.arange(centre + coarse + lo, centre + coarse + hi + 1, dtype=float)
-    y = y[(y >= 0) & (y < prof.size)]
-    y = y[np.isfinite(prof[y.astype(int)])]
+    sel = (u >= coarse + lo) & (u <= coarse + hi) & np.isfinite(prof)
+    y = u[sel]
     if y.size < 6:
         return None
-    data = prof[y.astype(int)]
-    s, g, o = float(coarse), 1.0, 0.0
+    data = prof[sel]
+    s = float(coarse)
     ref = spline(y - s)
     g, o = np.polyfit(ref, data, 1) if np.ptp(ref) > 0 else (1.0, 0.0)
     for _ in range(8):
@@ -572,11 +721,11 @@ def _fit_shift(
         dref = spline(y - s, 1)
         resid = data - (g * ref + o)
         jac = np.column_stack([-g * dref, ref, np.ones_like(ref)])
-        step, *_ = np.linalg.lstsq(jac, resid, rcond=None)
-        s += float(np.clip(step[0], -1.0, 1.0))
-        g += float(step[1])
-        o += float(step[2])
-        if abs(step[0]) < 1e-4:
+        delta, *_ = np.linalg.lstsq(jac, resid, rcond=None)
+        s += float(np.clip(delta[0], -1.0, 1.0))
+        g += float(delta[1])
+        o += float(delta[2])
+        if abs(delta[0]) < 1e-4:
             break
     ref = spline(y - s)
     dref = spline(y - s, 1)
