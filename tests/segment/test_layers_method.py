@@ -31,16 +31,8 @@ def test_layers_finds_sei_binder_and_pore(layered):
     assert _dice(P == res.phase_names["sodium"], T == 6) >= 0.85
     assert "sei" not in res.interfaces["absent_layers"]
     pred, truth = _porosity(ph, res)
-    assert abs(pred - truth) < 0.13  # measured 0.25 vs 0.36: the pore threshold is still low
-    assert any("void not separated" in w for w in res.warnings) or res.parameters["void_split"]["ashman_d"] > 4
-
-
-@pytest.mark.xfail(reason="cathode porosity still underestimated by ~0.1 (bright shine-through voids taken for binder)",
-                   strict=False)
-def test_layers_porosity_within_005(layered):
-    ph, res = layered
-    pred, truth = _porosity(ph, res)
     assert abs(pred - truth) < 0.05
+    assert not any("void not separated" in w for w in res.warnings)
 
 
 def test_layers_sei_thickness_within_one_voxel(layered):

@@ -18,8 +18,8 @@ from volrecon.segment.cleanup import cleanup_reach, remove_small_pieces
 from volrecon.segment.frame import find_frame
 from volrecon.segment.layers import INTERFACES, Layers, detect_layers, refine_interface, region_block
 from volrecon.segment.thresholds import apply_thresholds, multi_otsu_thresholds
-from volrecon.segment.regional import bimodal_split, classify_regions, sei_outer_surface, sodium_surface, smooth, smoothing_reach
-from volrecon.segment.voids import pore_vote_reach, refine_pores
+from volrecon.segment.regional import classify_regions, sei_outer_surface, sodium_surface, smooth, smoothing_reach
+from volrecon.segment.voids import VoidCues, electrolyte_level, pore_vote_reach, refine_pores, split_reach, split_voids
 
 Progress = Callable[[int, int], None]
 OTSU_ORDER: tuple[str, ...] = ("electrolyte", "sodium", "separator", "active", "collector")
@@ -126,19 +126,24 @@ def _core(block_info: dict, depth: Sequence[int], shape: Sequence[int]) -> tuple
     return tuple(core), faces
 
 
-def _overlap(fn: Callable[..., np.ndarray], arr: da.Array, depth: Sequence[int], dtype: Any, **kw: Any) -> da.Array:
-    """``fn(padded_block, core=..., faces=...)`` over the chunks of ``arr`` with ``depth`` context."""
+def _overlap(fn: Callable[..., np.ndarray], arr: da.Array, depth: Sequence[int], dtype: Any, *,
+             extra: Sequence[da.Array] = (), **kw: Any) -> da.Array:
+    """``fn(padded_block, *padded_extra_blocks, core=..., faces=...)`` over the chunks of ``arr`` with
+    ``depth`` context (``extra``: arrays of ``arr``'s shape, cut the same way)."""
     # every chunk must be at least as deep as the overlap (else the context would be cut short)
     chunks = tuple(_axis_chunks(n, arr.chunksize[ax], int(depth[ax])) for ax, n in enumerate(arr.shape))
     arr = arr.rechunk(chunks)
     depth = [int(d) if len(c) > 1 else 0 for d, c in zip(depth, arr.chunks)]
 
-    def run(block: np.ndarray, block_info: dict | None = None) -> np.ndarray:
-        core, faces = _core(block_info, depth, block.shape)
-        return fn(block, core=core, faces=faces, **kw)
+    others = [e.rechunk(arr.chunks) for e in extra]
 
-    return da.map_overlap(run, arr, depth={i: d for i, d in enumerate(depth)}, boundary="none", trim=False,
-                          dtype=dtype, chunks=arr.chunks, meta=np.empty((0, 0, 0), dtype))
+    def run(block: np.ndarray, *blocks: np.ndarray, block_info: dict | None = None) -> np.ndarray:
+        core, faces = _core(block_info, depth, block.shape)
+        return fn(block, *blocks, core=core, faces=faces, **kw)
+
+    dep = {i: d for i, d in enumerate(depth)}
+    return da.map_overlap(run, arr, *others, depth=[dep] * (1 + len(others)), boundary="none", trim=False,
+                          dtype=dtype, chunks=arr.chunks, meta=np.empty((0, 0, 0), dtype), align_arrays=False)
 
 
 def segment_volume(
@@ -165,6 +170,7 @@ def segment_volume(
     smooth_nm: float = 10.0,
     sei_lateral_nm: float = 60.0,
     void_split: bool = True,
+    void_cues: VoidCues | None = None,
 ) -> SegmentationResult:
     """Segment a corrected FIB-SEM volume into named phases and the cell's layers.
 
@@ -232,10 +238,15 @@ def segment_volume(
         ``layers``: lateral averaging (nm) when following the SEI film from the sodium surface
         (:func:`volrecon.segment.regional.sei_outer_surface`).
     void_split : bool
-        ``layers``: try to split the cathode's pore into void and electrolyte by local 3D grey
-        variance (shine-through makes voids textured); accepted only when the split is clearly
-        bimodal, else the pore stays ``electrolyte`` and a warning says "void not separated".
-
+        ``layers``: split the cathode's pore into void and electrolyte from physical cues
+        (:func:`volrecon.segment.voids.split_voids`: darker than the electrolyte level, the
+        shine-through tail along the milling direction, 3D continuity) and return the thin bright
+        rims that edge effects leave on particle surfaces from binder to the pore.  The electrolyte
+        level is the narrow peak of the pore class (``parameters["void_split"]``).  False: the
+        cathode's pore stays ``electrolyte``.
+    void_cues : VoidCues, optional
+        Lengths of those cues (shine-through depth, lateral growth, edge width; defaults of
+        :class:`volrecon.segment.voids.VoidCues`).
     Returns
     -------
     SegmentationResult
@@ -429,7 +440,7 @@ def segment_volume(
         phases_out = pd.map_blocks(phases_fn, dtype=np.uint8)
         if regional:
             phases_out = _regional_phases(image, src, regions, phases_out, names=names, vox=vox, smooth_nm=smooth_nm,
-                                          min_size_nm=min_size_nm, frame_value=frame_value, void_split=void_split,
+                                          min_size_nm=min_size_nm, frame_value=frame_value, void_split=void_split, void_cues=void_cues,
                                           params=params, warnings=warnings)
         if not lazy_input:
             regions, phases_out = da.compute(regions, phases_out)
@@ -454,7 +465,8 @@ def _region_sample(smoothed: da.Array, regions: da.Array, value: int, *, max_sli
 
 def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *, names: Mapping[str, int],
                      vox: tuple[float, float, float], smooth_nm: float, min_size_nm: float, frame_value: int | None,
-                     void_split: bool, params: dict[str, Any], warnings: list[str]) -> da.Array:
+                     void_split: bool, void_cues: VoidCues | None, params: dict[str, Any],
+                     warnings: list[str]) -> da.Array:
     """Method ``layers``: classify cathode and separator on their own histograms (see regional.py)."""
     reach = smoothing_reach(smooth_nm, vox)
 
@@ -480,38 +492,28 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
 
     out = da.map_blocks(lambda g, r, b: classify_regions(g, r, b, thresholds=thr, names=names),
                         smoothed, reg, base, dtype=np.uint8)
-    # void vs electrolyte in the cathode pore: local 3D grey spread (shine-through makes a void a
-    # blurred, textured view of what lies below), accepted only when clearly bimodal
-    elec_v, void_v = names["electrolyte"], names["void"]
+    # void vs electrolyte in the cathode pore: dark seeds, shine-through tail along the milling
+    # direction, 3D continuity (voids.split_voids); binder rims left by edge effects return to the pore
+    elec_v, void_v, bind_v = names["electrolyte"], names["void"], names["binder"]
     if void_split and "cathode" in thr:
-        sig_nm = 2.0 * max(vox)
-        sreach = smoothing_reach(sig_nm, vox)
-
-        def local_sd(block: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
-            b = np.asarray(block, np.float32)
-            m = smooth(b, sig_nm, vox)
-            v = smooth(b * b, sig_nm, vox) - m * m
-            return np.ascontiguousarray(np.sqrt(np.maximum(v, 0))[core])
-
-        sd = _overlap(local_sd, src.astype(np.float32), sreach, np.float32).rechunk(src.chunks)
         nz = src.shape[0]
         zs = np.unique(np.linspace(0, nz - 1, min(nz, 64)).round().astype(int))
-        s_z, o_z, r_z = da.compute(sd[zs], out[zs], reg[zs])
-        pore = (np.asarray(o_z) == elec_v) & (np.asarray(r_z) == REGIONS["cathode"])
-        t_void, stats = bimodal_split(np.log(np.asarray(s_z)[pore] + 1e-6))
-        params["void_split"] = {**stats, "feature": "log local 3D grey s.d.", "sigma_nm": sig_nm}
-        if t_void is None:
-            warnings.append("void not separated: the cathode pore's local texture is not bimodal "
-                            f"(Ashman D={stats.get('ashman_d', 0):.2f} <= 4); all pore labelled electrolyte")
+        g_z, o_z, r_z = da.compute(smoothed[zs], out[zs], reg[zs])
+        pore_vals = np.asarray(g_z)[(np.asarray(o_z) == elec_v) & (np.asarray(r_z) == REGIONS["cathode"])]
+        if pore_vals.size < 100:
+            warnings.append("void not separated: too few cathode pore voxels to find the electrolyte level")
         else:
-            tv = float(np.exp(t_void))
+            level, spread = electrolyte_level(pore_vals)
+            cues = void_cues or VoidCues()
+            params["void_split"] = {"electrolyte_level": level, "electrolyte_spread": spread, **cues.to_dict()}
+            cat_v = REGIONS["cathode"]
 
-            def split(o: np.ndarray, s_: np.ndarray, r: np.ndarray) -> np.ndarray:
-                o = o.copy()
-                o[(o == elec_v) & (r == REGIONS["cathode"]) & (s_ > tv)] = void_v
-                return o
+            def split(o_: np.ndarray, g_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
+                res_ = split_voids(g_, o_, r_ == cat_v, void=void_v, electrolyte=elec_v, binder=bind_v, level=level,
+                                   spread=spread, voxel_size_nm=vox, cues=cues)
+                return np.ascontiguousarray(res_[core])
 
-            out = da.map_blocks(split, out, sd, reg, dtype=np.uint8)
+            out = _overlap(split, out, split_reach(cues, vox), np.uint8, extra=(smoothed, reg)).rechunk(src.chunks)
     elif void_split:
         warnings.append("void not separated: no cathode pore to split")
     if min_size_nm > 0:

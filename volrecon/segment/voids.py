@@ -16,6 +16,7 @@ is taken over the pore neighbourhood, never across solid.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -62,4 +63,161 @@ def refine_pores(
     share = num / np.maximum(den, 1e-6)
     out = labels.copy()
     out[pore] = np.where(share[pore] > 0.5, void, electrolyte).astype(labels.dtype)
+    return out
+
+
+# --------------------------------------------------------------------------- unsupervised split
+def _box(half: Sequence[int]) -> np.ndarray:
+    return np.ones(tuple(2 * int(h) + 1 for h in half), dtype=bool)
+
+
+def _half_widths(length_nm: float, voxel_size_nm: Sequence[float]) -> tuple[int, int, int]:
+    """Voxels per axis covering ``length_nm`` (at least one)."""
+    return tuple(max(1, int(math.floor(float(length_nm) / float(v) + 1e-9))) for v in voxel_size_nm)  # type: ignore[return-value]
+
+
+def electrolyte_level(values: np.ndarray, *, bins: int = 200) -> tuple[float, float]:
+    """Grey level and noise spread of frozen electrolyte from the grey values of the pore class.
+
+    Frozen electrolyte is one flat material: on denoised grey values it forms the narrowest, highest
+    peak of the pore class.  Voids add a broad tail on the dark side (an empty pore over empty
+    space shows almost nothing) and edge effects at particle surfaces a tail on the bright side, so
+    the level is the histogram's mode and the spread the *narrower* half width at half maximum
+    (converted to a Gaussian standard deviation).
+
+    Parameters
+    ----------
+    values : ndarray
+        Denoised grey values of the voxels of the pore class.
+
+    Returns
+    -------
+    (level, spread) : tuple of float
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if v.size < 100:
+        raise ValueError("too few pore voxels to find the electrolyte level")
+    lo, hi = np.percentile(v, [0.5, 99.5])
+    if not hi > lo:
+        return float(lo), 0.0
+    h, edges = np.histogram(v, bins=bins, range=(lo, hi))
+    h = ndi.gaussian_filter1d(h.astype(np.float64), 2.0)
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    i = int(np.argmax(h))
+    above = h > 0.5 * h[i]
+    left = i - int(np.argmin(above[i::-1])) if not above[: i + 1].all() else i
+    right_run = above[i:]
+    right = i + (int(np.argmin(right_run)) if not right_run.all() else right_run.size - 1)
+    hwhm = min(centres[i] - centres[left], centres[right] - centres[i])
+    width = max(float(hwhm), float(edges[1] - edges[0]))
+    return float(centres[i]), width / math.sqrt(2.0 * math.log(2.0))
+
+
+@dataclass(frozen=True)
+class VoidCues:
+    """Settings of :func:`split_voids` (lengths in nm).
+
+    Attributes
+    ----------
+    dark_k : float
+        A pore voxel darker than the electrolyte level by ``dark_k`` electrolyte spreads cannot be
+        filled: it seeds a void.
+    shine_depth_nm : float
+        How far along the milling direction the face of an empty pore still shows the material
+        beyond its bottom (shine-through): the last ``shine_depth_nm`` of a void column look like
+        that material (electrolyte-grey, binder-grey), not dark.
+    grow_nm : float
+        Lateral reach of the void from its seeds into pore/binder voxels that are not at the
+        electrolyte level (the void's rim, where shine-through shows the walls around it).
+    edge_nm : float
+        Width of the edge artefact at phase boundaries (edge brightening, probe blur): binder thinner
+        than this between pore and particle is the bright rim of the particle's edge, not binder.
+    """
+
+    dark_k: float = 3.0
+    shine_depth_nm: float = 100.0
+    grow_nm: float = 20.0
+    edge_nm: float = 15.0
+
+    def to_dict(self) -> dict[str, float]:
+        return {"dark_k": self.dark_k, "shine_depth_nm": self.shine_depth_nm, "grow_nm": self.grow_nm,
+                "edge_nm": self.edge_nm}
+
+
+def split_reach(cues: VoidCues, voxel_size_nm: Sequence[float]) -> tuple[int, int, int]:
+    """Voxels of context :func:`split_voids` needs per axis for chunk-exact results."""
+    edge = _half_widths(cues.edge_nm, voxel_size_nm)
+    grow = int(round(cues.grow_nm / min(float(v) for v in voxel_size_nm[1:])))
+    tail = int(round(cues.shine_depth_nm / float(voxel_size_nm[0])))
+    return tuple(2 * e + grow + (tail if ax == 0 else 0) + 1 for ax, e in enumerate(edge))  # type: ignore[return-value]
+
+
+def split_voids(
+    smoothed: np.ndarray, phases: np.ndarray, cathode: np.ndarray, *, void: int, electrolyte: int, binder: int,
+    level: float, spread: float, voxel_size_nm: Sequence[float], cues: VoidCues = VoidCues(),
+) -> np.ndarray:
+    """Void versus electrolyte (and binder) in the cathode's pore space, from physical cues.
+
+    1. *Edge rim*: binder voxels in pieces thinner than ``edge_nm`` (a morphological opening) are
+       the bright rim that edge effects paint on particle surfaces; they return to the pore.
+    2. *Dark seeds*: pore or binder voxels darker than the electrolyte ``level`` by ``dark_k``
+       ``spread`` cannot hold electrolyte (an empty pore over empty space shows almost nothing).
+    3. *Shine-through tail*: an empty pore's face shows, attenuated and blurred, what lies beyond it
+       along the milling direction; near the void's far end that is material, so the void looks
+       electrolyte- or binder-grey there.  Each seed column is continued along +z for
+       ``shine_depth_nm`` through pore/binder voxels.
+    4. *3D continuity*: the void grows ``grow_nm`` laterally into pore/binder voxels that are not at
+       the electrolyte level (within two spreads of it a voxel is taken as filled).
+
+    Parameters
+    ----------
+    smoothed : ndarray (z, y, x)
+        Denoised grey values (the ones the per-region thresholds were applied to).
+    phases : ndarray (z, y, x) uint8
+        Phases with the cathode's pore labelled ``electrolyte``.
+    cathode : ndarray of bool
+        The cathode region.
+    void, electrolyte, binder : int
+        Label values.
+    level, spread : float
+        Electrolyte grey level and spread (:func:`electrolyte_level`).
+    voxel_size_nm : 3 floats
+        ``(z, y, x)`` voxel size; z is the milling direction (deeper slices have larger z).
+    cues : VoidCues
+        Lengths and the dark-seed margin.
+
+    Returns
+    -------
+    ndarray
+        ``phases`` with cathode voxels relabelled ``void`` / ``electrolyte``.
+    """
+    cat = np.asarray(cathode, dtype=bool)
+    out = np.array(phases, copy=True)
+    pore = cat & (out == electrolyte)
+    bind = cat & (out == binder)
+    if cues.edge_nm > 0 and bind.any():
+        rim = bind & ~ndi.binary_opening(bind, _box(_half_widths(cues.edge_nm, voxel_size_nm)))
+        out[rim] = electrolyte
+        pore |= rim
+        bind &= ~rim
+    space = pore | bind
+    g = np.asarray(smoothed)
+    seeds = space & (g < level - cues.dark_k * spread)
+    if not seeds.any():
+        return out
+    grown = seeds.copy()
+    step = seeds
+    for _ in range(int(round(cues.shine_depth_nm / float(voxel_size_nm[0])))):
+        nxt = np.zeros_like(step)
+        nxt[1:] = step[:-1]
+        step = nxt & space & ~grown
+        if not step.any():
+            break
+        grown |= step
+    reach = space & (np.abs(g - level) > 2.0 * spread)
+    cross = ndi.generate_binary_structure(3, 1)
+    for _ in range(int(round(cues.grow_nm / min(float(v) for v in voxel_size_nm[1:])))):
+        grown |= ndi.binary_dilation(grown, cross) & reach
+    out[grown] = void
     return out
