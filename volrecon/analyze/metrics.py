@@ -235,7 +235,9 @@ def analyze_volume(
             futures = {job: pool.submit(tortuosity, masks[job[0]], axis=job[1], voxel_size_nm=vs) for job in jobs}
             for (name, a), fut in futures.items():
                 tort.setdefault(name, {})[str(a)] = fut.result()
-        if "electrolyte" not in tort:
+        if not axes:
+            notes.append("tortuosity not asked for (tortuosity_axes is empty)")
+        elif "electrolyte" not in tort:
             tort["electrolyte"] = dict(tort["pore"])
             notes.append("no void in the tortuosity box: electrolyte tortuosity equals the pore's")
     timings["tortuosity"] = time.perf_counter() - t1
