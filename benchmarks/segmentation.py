@@ -1,13 +1,16 @@
 """Segmentation benchmark (issue 7): Dice and interface distances vs phantom truth, and speed.
 
-    python benchmarks/segmentation.py [--slices 24 --size 192] [--speed 128x512x512] [--repeats 3]
+    PYTHONPATH=. python benchmarks/segmentation.py [--slices 24 --size 192] [--speed 128x512x512] [--repeats 3]
+        [--methods classifier,auto,otsu]
 
 Correction stage: ``volrecon.correct.correct_volume`` (drift, shading, brightness, curtains; the
 real, estimated correction).  Drift correction crops the stack to the region valid in every
 slice, so the truth is cropped the same way (``DriftTable.valid_region``) before comparing.  For
 reference, a second classifier row uses the "oracle correction" (the phantom's *known*
 gain/offset, shading and drift undone; curtains and noise left in).  Baseline: plain multi-Otsu
-on the raw (uncorrected) stack.
+on the raw (uncorrected) stack.  ``auto``: the unsupervised per-layer default of the pipeline
+(no scribbles), on both corrections; its cathode void fraction, porosity and binder fraction are
+compared with the truth in a second table (the study's void story).
 Quality phantoms show the face's frame (cap, trench walls), found automatically
 (``frame="auto"``); Dice of the specimen phases is over specimen voxels, the ``frame`` column
 is the Dice of the frame label.
@@ -21,6 +24,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -106,34 +110,57 @@ def iface_distance(res, ph) -> dict[str, float]:
     return out
 
 
+def cathode_fractions(phases, names, ph) -> dict[str, list[float]]:
+    """``[measured, truth]`` void fraction, porosity and binder fraction of the true cathode region."""
+    cat = ph.regions == REGIONS["cathode"]
+    out = {}
+    for key, ps in (("void_fraction", ("void",)), ("porosity", ("void", "electrolyte")), ("binder", ("binder",))):
+        pred = np.isin(phases, [names[p] for p in ps if p in names])
+        true = np.isin(ph.labels, [PHASES[p] for p in ps])
+        out[key] = [float(pred[cat].mean()), float(true[cat].mean())]
+    return out
+
+
+def _row(preset: str, method: str, res, tr) -> dict:
+    phases = np.asarray(res.phases)
+    return {"preset": preset, "method": method, "dice": phase_dice(phases, res.phase_names, tr),
+            "interface_mean_distance_vox": iface_distance(res, tr), "absent": res.interfaces["absent_layers"],
+            "cathode": cathode_fractions(phases, res.phase_names, tr)}
+
+
 def quality(args) -> list[dict]:
     rows = []
+    methods = args.methods.split(",")
     for preset in ("diglyme", "carbonate"):
         ph = make_phantom(preset, slices=args.slices, shape=(args.size, args.size), seed=0, artefacts="all",
                           frame=True)
         vox = ph.voxel_size_nm
         real, truth, resid = real_correct(ph)
-        for label, img, tr in (("classifier (corrected)", real, truth), ("classifier (oracle-corrected)", oracle_correct(ph), ph)):
-            scr = synthetic_scribbles(tr.labels, seed=1)
-            t0 = time.perf_counter()
-            clf = train_classifier(img, scr, voxel_size_nm=vox, phase_names=PHASES)
-            t1 = time.perf_counter()
-            res = segment_volume(img, voxel_size_nm=vox, method="classifier", classifier=clf)
-            t2 = time.perf_counter()
-            rows.append({
-                "preset": preset, "method": label, "dice": phase_dice(res.phases, res.phase_names, tr),
-                "interface_mean_distance_vox": iface_distance(res, tr), "absent": res.interfaces["absent_layers"],
-                "train_s": t1 - t0, "segment_s": t2 - t1, "scribbled_fraction": float((scr > 0).mean()),
-                "oob_accuracy": clf.info["out_of_bag_accuracy"], "shape": list(img.shape),
-            })
-            if tr is truth:
-                rows[-1]["drift_residual_rms_px"] = resid
-        raw = ph.acquired[:, : ph.labels.shape[1]]
-        base = segment_volume(raw, voxel_size_nm=vox, method="otsu")
-        rows.append({
-            "preset": preset, "method": "multi-Otsu (raw stack)", "dice": phase_dice(base.phases, base.phase_names, ph),
-            "interface_mean_distance_vox": iface_distance(base, ph), "absent": base.interfaces["absent_layers"],
-        })
+        for stage, img, tr in (("corrected", real, truth), ("oracle-corrected", oracle_correct(ph), ph)):
+            if "classifier" in methods:
+                scr = synthetic_scribbles(tr.labels, seed=1)
+                t0 = time.perf_counter()
+                clf = train_classifier(img, scr, voxel_size_nm=vox, phase_names=PHASES)
+                t1 = time.perf_counter()
+                res = segment_volume(img, voxel_size_nm=vox, method="classifier", classifier=clf)
+                t2 = time.perf_counter()
+                rows.append({**_row(preset, f"classifier ({stage})", res, tr),
+                             "train_s": t1 - t0, "segment_s": t2 - t1, "scribbled_fraction": float((scr > 0).mean()),
+                             "oob_accuracy": clf.info["out_of_bag_accuracy"], "shape": list(img.shape)})
+                if tr is truth:
+                    rows[-1]["drift_residual_rms_px"] = resid
+            if "auto" in methods:
+                t0, c0 = time.perf_counter(), time.process_time()
+                res = segment_volume(img, voxel_size_nm=vox, method="auto")
+                rows.append({**_row(preset, f"auto, unsupervised ({stage})", res, tr),
+                             "segment_s": time.perf_counter() - t0, "segment_cpu_s": time.process_time() - c0,
+                             "void_split": res.parameters.get("void_split"), "warnings": list(res.warnings)})
+                if tr is truth and "classifier" not in methods:
+                    rows[-1]["drift_residual_rms_px"] = resid
+        if "otsu" in methods:
+            raw = ph.acquired[:, : ph.labels.shape[1]]
+            base = segment_volume(raw, voxel_size_nm=vox, method="otsu")
+            rows.append(_row(preset, "multi-Otsu (raw stack)", base, ph))
     return rows
 
 
@@ -169,9 +196,9 @@ def speed(args) -> dict:
             "note": "2 cores shared with other jobs: wall times noisy; medians quoted, CPU time is the steadier figure"}
 
 
-def markdown(rows: list[dict], sp: dict | None) -> str:
+def markdown(rows: list[dict], sp: dict | None, command: str = "") -> str:
     cols = ["active", "pore", "separator", "sodium", "collector", "void", "sei", "frame"]
-    lines = ["# Segmentation benchmark", "",
+    lines = ["# Segmentation benchmark", "", f"Command: `{command}`", "",
              "Phantoms with all artefacts and the face's frame (cap + trench walls, found automatically). Classifier: random forest "
              "trained from synthetic scribbles. **classifier (corrected)**: on the output of the real correction stage "
              "(`volrecon.correct.correct_volume`: drift, shading, brightness, curtains estimated from the stack; the "
@@ -188,6 +215,13 @@ def markdown(rows: list[dict], sp: dict | None) -> str:
         f = r["interface_mean_distance_vox"]
         lines.append(f"| {r['preset']} | {r['method']} | " + " | ".join(f"{d[c]:.3f}" for c in cols) + " | "
                      + " | ".join(f"{f[k]:.2f}" for k in IFACES) + " |")
+    lines += ["", "Cathode (true cathode region): measured / truth.", "",
+              "| preset | method | void fraction | porosity (void + electrolyte) | binder |", "|---|---|---|---|---|"]
+    for r in rows:
+        c = r.get("cathode")
+        if c:
+            lines.append(f"| {r['preset']} | {r['method']} | "
+                         + " | ".join(f"{c[k][0]:.3f} / {c[k][1]:.3f}" for k in ("void_fraction", "porosity", "binder")) + " |")
     if sp:
         lines += ["", f"Speed: {sp['shape']} classifier segmentation (features + forest + cleanup + layers; dask input "
                   f"one slice per chunk, processed in chunks {sp['chunks']}), 2 dask threads: median wall "
@@ -210,13 +244,14 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=192)
     ap.add_argument("--speed", default="")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--methods", default="classifier,auto,otsu", help="comma-separated: classifier, auto, otsu")
     args = ap.parse_args()
     rows = quality(args)
     sp = speed(args) if args.speed else None
     OUT.mkdir(parents=True, exist_ok=True)
     doc = {"platform": platform.platform(), "args": vars(args), "rows": rows, "speed": sp}
     (OUT / "segmentation.json").write_text(json.dumps(doc, indent=2, default=float))
-    md = markdown(rows, sp)
+    md = markdown(rows, sp, "PYTHONPATH=. python benchmarks/segmentation.py " + " ".join(sys.argv[1:]))
     (OUT / "segmentation.md").write_text(md)
     print(md)
 

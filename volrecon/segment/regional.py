@@ -239,28 +239,6 @@ def classify_regions(
     return out
 
 
-def bimodal_split(values: np.ndarray, *, min_separation: float = 4.0) -> tuple[float | None, dict[str, float]]:
-    """2-class Otsu split of ``values`` accepted only when the classes are well separated.
-
-    Separation: distance of the two class means over the pooled within-class standard deviation
-    (Ashman's D); a bimodal mixture needs D > 2.  Returns the threshold (or None) and the
-    statistics.
-    """
-    from skimage.filters import threshold_otsu
-
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    if v.size < 100 or np.ptp(v) == 0:
-        return None, {"ashman_d": 0.0}
-    t = float(threshold_otsu(v))
-    a, b = v[v <= t], v[v > t]
-    if a.size < 10 or b.size < 10:
-        return None, {"ashman_d": 0.0}
-    d = float(math.sqrt(2) * abs(b.mean() - a.mean()) / math.sqrt(a.var() + b.var() + 1e-12))
-    stats = {"ashman_d": d, "threshold": t, "low_share": float(a.size / v.size)}
-    return (t if d > min_separation else None), stats
-
-
 def sodium_surface(
     image: Any, phases: Any, layers: Layers, *, voxel_size_nm: Sequence[float], frame_value: int | None,
     lateral_nm: float = 60.0, rise: float = 6.0,
