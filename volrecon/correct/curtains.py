@@ -6,15 +6,25 @@ start below a dense feature or the cap edge rather than running through the whol
 Methods
 -------
 ``"highpass"`` (default)
-    Column-wise high-pass with a local, robust along-stripe average: the across-stripe
-    high-pass ``r = I - G_sigma(I)`` (Gaussian across the stripe) is reduced to medians of
-    blocks of ``block`` rows, a running median over ``length`` rows of those blocks gives the
-    stripe profile, which is soft-thresholded at its noise level and interpolated back to every
-    row.  The medians ignore phase boundaries that run along the stripe for less than half the
-    window, and the local window lets a stripe start below a feature.
+    Rows are averaged in groups of 4 and reduced to block medians of ``block`` rows.  The
+    background across the stripe is the median of 11 taps spread over ``+-3 * width_px``: a stripe
+    narrower than the tap spacing touches few taps and drops out, while a step
+    edge of the structure (the majority side wins) passes unchanged, so phase boundaries are not
+    taken for stripes.  The across-stripe residual is smoothed along the stripe by a running
+    median over ``length`` blocks (it keeps the abrupt start of a stripe below a feature and
+    ignores features shorter than half the window), and shrunk by a non-negative garrote at
+    ``threshold`` times its own robust noise scale.  Columns within the median's reach of the
+    image border are left alone (a feature cut by the border looks like a stripe).
 ``"wavelet-fft"``
     The wavelet–Fourier filter of Münch et al. (2009): the across-stripe detail bands of a
     wavelet decomposition are damped at low along-stripe frequencies.  Needs PyWavelets.
+
+Gate
+----
+:func:`estimate_curtains` measures on sample slices how much the filter would remove and
+compares it with what the same shrinkage removes from pure noise of the same scale
+(``significance``); below ``min_significance`` the filter is disabled, so a stripe-free stack is
+left as it is.
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
-from volrecon.correct._intensity import check_volume, map_slices, read_slices, restore_dtype, spread_indices
+from volrecon.correct._intensity import check_volume, map_slices, pixel_noise, read_slices, restore_dtype, spread_indices
 from volrecon.errors import ParameterError
 
 METHODS = ("highpass", "wavelet-fft")
@@ -47,13 +57,15 @@ class CurtainSettings:
         ``"vertical"``: stripes run along image y (columns), the usual FIB curtain;
         ``"horizontal"``: along x.
     width_px : float
-        Gaussian sigma of the across-stripe high-pass (px); wider than the stripes.
+        Widest stripe removed (px across): the across-stripe median reaches ``+-3 * width_px``
+        (features narrower than about that and longer than half the window are taken for
+        stripes); the Gaussian width of :func:`stripe_index`.
     block : int
         Rows per block of the along-stripe median.
     length : int
         Blocks in the running median along the stripe (window = ``block * length`` rows).
     threshold : float
-        Soft threshold of the stripe profile in noise units.
+        Garrote threshold of the stripe profile in units of its noise scale.
     levels, fft_sigma : int, float
         Wavelet levels and Fourier damping width for ``"wavelet-fft"``.
     stripe_index_before, stripe_index_after : float
@@ -63,17 +75,17 @@ class CurtainSettings:
         False when the sample slices carry no significant stripes: the filter is then not
         applied, so a stripe-free stack is never harmed.
     significance : float
-        Energy the filter removes from the sample slices divided by the energy it removes from
-        the same slices with block rows shuffled along the stripe (no stripe survives the
-        shuffle, structure and noise do); below ``min_significance`` the filter is disabled.
+        Energy the filter removes from the sample slices divided by the energy the same
+        shrinkage removes from Gaussian noise of the residual's own noise scale (about 1 on a
+        stripe-free slice); below ``min_significance`` the filter is disabled.
     """
 
     method: str = "highpass"
     orientation: str = "vertical"
-    width_px: float = 4.0
+    width_px: float = 2.5
     block: int = 16
-    length: int = 5
-    threshold: float = 2.0
+    length: int = 7
+    threshold: float = 3.0
     levels: int = 4
     fft_sigma: float = 3.0
     stripe_index_before: float = float("nan")
@@ -114,25 +126,58 @@ def _row_bin(block: int) -> int:
     return next(r for r in (4, 2, 1) if block % r == 0)
 
 
+def _network_median(vals: list[np.ndarray]) -> np.ndarray:
+    """Element-wise median of equal-shape arrays (mean of the middle two for an even count).
+
+    An odd-even transposition network of element-wise min/max puts the arrays in order (a few
+    fast vectorised passes instead of a generic rank filter).
+    """
+    vals = list(vals)
+    n = len(vals)
+    for sweep in range(n):
+        for j in range(sweep % 2, n - 1, 2):
+            vals[j], vals[j + 1] = np.minimum(vals[j], vals[j + 1]), np.maximum(vals[j], vals[j + 1])
+    if n % 2:
+        return vals[n // 2]
+    return (vals[n // 2 - 1] + vals[n // 2]) * np.float32(0.5)
+
+
 def _running_median(blocks: np.ndarray, length: int) -> np.ndarray:
     """Running median of ``length`` block rows (axis 0), edges repeated.
 
-    Equal to ``ndi.median_filter(blocks, size=(length, 1), mode="nearest")``; for short windows
-    the shifted rows are put in order by an odd-even transposition network of element-wise
-    min/max (a few fast passes instead of a generic rank filter).
+    Equal to ``ndi.median_filter(blocks, size=(length, 1), mode="nearest")`` for odd ``length``.
     """
     n = blocks.shape[0]
     if length <= 1 or n <= 1:
         return blocks
     if length > 9:
         return ndi.median_filter(blocks, size=(length, 1), mode="nearest")
+    length += 1 - length % 2  # odd: one middle element
     h = length // 2
-    pad = np.concatenate([blocks[:1]] * h + [blocks] + [blocks[-1:]] * (length - 1 - h))
-    vals = [pad[i : i + n] for i in range(length)]
-    for sweep in range(length):
-        for j in range(sweep % 2, length - 1, 2):
-            vals[j], vals[j + 1] = np.minimum(vals[j], vals[j + 1]), np.maximum(vals[j], vals[j + 1])
-    return vals[h]
+    pad = np.concatenate([blocks[:1]] * h + [blocks] + [blocks[-1:]] * h)
+    return _network_median([pad[i : i + n] for i in range(length)])
+
+
+_TAPS = 5  # taps of the across-stripe median on each side of the column (plus the column)
+
+
+def _tap_offsets(width_px: float) -> np.ndarray:
+    """Column offsets of the across-stripe median: the column and 5 on each side over ``+-3 * width_px``.
+
+    An odd count with the column itself keeps a step edge exact (its own side always holds the
+    majority); a stripe covers the column and at most a tap or two on each side, a minority.
+    """
+    reach = max(_TAPS, int(round(3 * float(width_px))))
+    side = np.unique(np.round(np.linspace(reach / _TAPS, reach, _TAPS)).astype(int))
+    return np.concatenate([-side[::-1], [0], side])
+
+
+def _across_median(blocks: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Median across columns (axis 1) of the taps ``offsets`` (edge columns repeated)."""
+    reach = int(np.abs(offsets).max())
+    pad = np.pad(blocks, ((0, 0), (reach, reach)), mode="edge")
+    nx = blocks.shape[1]
+    return _network_median([pad[:, reach + o : reach + o + nx] for o in offsets])
 
 
 def _block_median(values: np.ndarray) -> np.ndarray:
@@ -177,38 +222,48 @@ def stripe_profile(plane: np.ndarray, settings: CurtainSettings) -> np.ndarray:
 
 
 def _stripe_nodes(p: np.ndarray, settings: CurtainSettings) -> np.ndarray:
-    """The stripe profile at the block rows ``(blocks, X)``, float32 (see :func:`stripe_profile`).
+    """The stripe profile at the block rows ``(blocks, X)``, float32 (see :func:`stripe_profile`)."""
+    run, sigma = _stripe_residual(p, settings)
+    return _garrote(run, settings.threshold * sigma, reach=int(np.abs(_tap_offsets(settings.width_px)).max()))
 
-    The across-stripe high-pass is linear and acts along the other axis, so rows are first
-    averaged in groups of up to 4 (:func:`_row_bin`) and the high-pass and the block median run
-    on that 4x smaller image: the block median becomes a median of 4 row means — still robust
-    to features shorter than half a block — at a quarter of the work.
+
+def _stripe_residual(p: np.ndarray, settings: CurtainSettings) -> tuple[np.ndarray, float]:
+    """Along-stripe-smoothed across-stripe residual at the block rows, and its noise scale.
+
+    Rows are averaged in groups of up to 4 (:func:`_row_bin`), reduced to medians of the row
+    means of each block (robust to features shorter than half a block), the across-stripe
+    background (:func:`_across_median`) is subtracted and a running median along the stripe
+    keeps what is consistent over ``length`` blocks.  The noise scale is the robust spread of
+    that residual over the slice (stripes cover a minority of it), floored at 1/1000 of the
+    slice's grey range so that a noise-free slice does not treat rounding as a stripe.
     """
     b = max(1, min(int(settings.block), p.shape[0]))
     nb = p.shape[0] // b
     if nb == 0:
-        return np.zeros((1, p.shape[1]), np.float32)
+        return np.zeros((1, p.shape[1]), np.float32), 1.0
     r = _row_bin(b)
     rows = p[: nb * b].reshape(nb * b // r, r, p.shape[1]).sum(axis=1, dtype=np.float32)
     rows *= np.float32(1.0 / r)
-    rows -= ndi.gaussian_filter1d(rows, settings.width_px, axis=1, mode="reflect", truncate=3.0)
     blocks = _block_median(rows.reshape(nb, b // r, p.shape[1]))
-    length = min(int(settings.length), nb)
-    run = _running_median(blocks, length)
-    # significance: the same estimator on block rows shuffled along the stripe keeps the values'
-    # spread (noise and structure) but destroys the along-stripe consistency only a stripe has;
-    # its robust spread is the level below which a "stripe" is indistinguishable from structure
-    if nb > 1:
-        order = np.random.default_rng(0).permutation(nb)
-        null = _running_median(blocks[order], length)
-        # MAD alone is zero when most blocks are flat (a noise-free image): the tail counts too
-        sigma = 1.4826 * float(np.median(np.abs(null - np.median(null))))
-        if sigma <= 1e-3:
-            sigma = float(np.quantile(np.abs(null), 0.99)) / 2.58
-    else:
-        sigma = 1.4826 * float(np.median(np.abs(run - np.median(run))))
-    t = settings.threshold * sigma + 1e-6
-    return (np.sign(run) * np.maximum(np.abs(run) - t, 0.0)).astype(np.float32)
+    blocks -= _across_median(blocks, _tap_offsets(settings.width_px))
+    run = _running_median(blocks, min(int(settings.length), nb))
+    lo, hi = np.quantile(rows[:: max(1, rows.shape[0] // 16)], (0.01, 0.99))
+    sigma = max(1.4826 * float(np.median(np.abs(run))), 1e-3 * float(hi - lo), 1e-12)
+    return run, sigma
+
+
+def _garrote(run: np.ndarray, t: float, *, reach: int) -> np.ndarray:
+    """Non-negative garrote ``x - t^2 / x`` above ``t`` (0 below), border columns zeroed.
+
+    Large values keep nearly their full amplitude (a soft threshold would take ``t`` off every
+    stripe), small ones, mostly noise, go to 0.
+    """
+    big = np.abs(run) > t
+    out = np.where(big, run - (t * t) / np.where(big, run, 1.0), 0.0).astype(np.float32)
+    if 0 < reach < out.shape[1] // 2:
+        out[:, :reach] = 0
+        out[:, -reach:] = 0
+    return out
 
 
 def _wavelet_fft(plane: np.ndarray, settings: CurtainSettings) -> np.ndarray:
@@ -255,14 +310,14 @@ def estimate_curtains(
     *,
     method: str = "highpass",
     orientation: str = "vertical",
-    width_px: float = 4.0,
+    width_px: float = 2.5,
     block: int = 16,
-    length: int = 5,
-    threshold: float = 2.0,
+    length: int = 7,
+    threshold: float = 3.0,
     n_slices: int = 4,
-    min_significance: float = 0.0,
+    min_significance: float = 3.0,
 ) -> CurtainSettings:
-    """Choose the stripe filter and measure what it removes on a few slices.
+    """Choose the stripe filter, decide whether the stack needs it and measure what it removes.
 
     Parameters
     ----------
@@ -275,43 +330,50 @@ def estimate_curtains(
     width_px, block, length, threshold
         See :class:`CurtainSettings`.
     n_slices : int
-        Slices on which the stripe index is measured.
+        Slices on which the stripe strength is measured.
     min_significance : float
-        Smallest ratio of removed energy, real over shuffled (see
-        :attr:`CurtainSettings.significance`), for which the filter is kept; 0 keeps it always.
+        Smallest :attr:`CurtainSettings.significance` (removed energy over what noise alone
+        gives) for which the filter is kept; 0 keeps it always.
 
     Returns
     -------
     CurtainSettings
+        ``enabled`` False when the sample slices carry no significant stripes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> flat = rng.normal(100, 5, (4, 128, 128))
+    >>> estimate_curtains(flat).enabled
+    False
+    >>> flat[:, 40:, 60:62] += 20
+    >>> estimate_curtains(flat).enabled
+    True
     """
     nz = check_volume(image)[0]
     settings = CurtainSettings(method=method, orientation=orientation, width_px=float(width_px), block=int(block), length=int(length), threshold=float(threshold))
     data = read_slices(image, spread_indices(nz, n_slices))
     before = float(np.median([stripe_index(p, settings) for p in data]))
-    removed = real = 0.0
+    removed = expected = 0.0
+    rng = np.random.default_rng(0)
     for p in data:
-        real += float(np.mean((remove_stripes(p, settings) - p) ** 2))
-        removed += _shuffled_removal(p, settings)
-    significance = real / max(removed, 1e-12) if real > 0 else 0.0
+        q = p.T if orientation == "horizontal" else p
+        removed += _removed_energy(q, settings)
+        # the null: what the filter takes from Gaussian noise of this slice's pixel noise
+        lo, hi = np.quantile(q[:: max(1, q.shape[0] // 64)], (0.01, 0.99))
+        noise = max(pixel_noise(q), 1e-3 * float(hi - lo), 1e-12)
+        expected += _removed_energy(rng.normal(0.0, noise, q.shape).astype(np.float32), settings)
+    significance = removed / max(expected, 1e-30)
     enabled = significance >= float(min_significance)
     settings = CurtainSettings(**{**asdict(settings), "enabled": enabled, "significance": float(significance)})
     after = float(np.median([stripe_index(remove_stripes(p, settings), settings) for p in data]))
     return CurtainSettings(**{**asdict(settings), "stripe_index_before": before, "stripe_index_after": after})
 
 
-def _shuffled_removal(plane: np.ndarray, settings: CurtainSettings) -> float:
-    """Energy the filter removes after block rows are shuffled along the stripe direction."""
-    p = plane.astype(np.float32)
-    if settings.orientation == "horizontal":
-        p = p.T
-    b = max(1, min(int(settings.block), p.shape[0]))
-    nb = p.shape[0] // b
-    if nb < 2:
-        return 0.0
-    order = np.random.default_rng(1).permutation(nb)
-    shuffled = p[: nb * b].reshape(nb, b, -1)[order].reshape(nb * b, -1)
-    vertical = CurtainSettings(**{**asdict(settings), "orientation": "vertical", "enabled": True})
-    return float(np.mean((remove_stripes(shuffled, vertical) - shuffled) ** 2))
+def _removed_energy(p: np.ndarray, settings: CurtainSettings) -> float:
+    """Mean squared stripe profile the filter finds in ``p`` (stripes along axis 0)."""
+    return float(np.mean(_stripe_nodes(p, settings).astype(np.float64) ** 2))
 
 
 def apply_curtains(image: Any, settings: CurtainSettings) -> Any:
