@@ -202,8 +202,10 @@ def _strip_positions(image: np.ndarray, edge: int, axis: int, span: tuple[int, i
     return np.asarray(out).reshape(-1, 2)
 
 
-def _straight_line(pos: np.ndarray, *, tolerance: float = 3.0, inliers: float = 0.6) -> float | None:
-    """Slope of the line through most strip positions, or None when the edge is not straight."""
+def _straight_line(
+    pos: np.ndarray, *, tolerance: float = 3.0, inliers: float = 0.6
+) -> tuple[float, float] | None:
+    """Slope and intercept of the line through most strip positions; None when not straight."""
     if len(pos) < 3:
         return None
     i, j = np.triu_indices(len(pos), 1)
@@ -214,7 +216,61 @@ def _straight_line(pos: np.ndarray, *, tolerance: float = 3.0, inliers: float = 
     keep = np.abs(pos[:, 1] - (slope * pos[:, 0] + intercept)) <= tolerance
     if keep.sum() < max(3, inliers * len(pos)):
         return None
-    return float(np.polyfit(pos[keep, 0], pos[keep, 1], 1)[0])
+    slope, intercept = np.polyfit(pos[keep, 0], pos[keep, 1], 1)
+    return float(slope), float(intercept)
+
+
+def _find_wall(
+    image: np.ndarray, side: str, rows: tuple[int, int], noise: float, min_step: float, min_sigma: float
+) -> tuple[float, float, float] | None:
+    """One trench wall: its column at the middle of ``rows``, its tilt, its strength in sigmas.
+
+    Trench walls are tapered, so they are tilted lines: a candidate from the median column
+    profile (at half the contrast, the tilt smears it) is followed down the rows in strips,
+    a straight line is fitted, and the edge is judged on the profile taken along that line.
+    """
+    cols = image.shape[1]
+    lo, hi = (3, int(0.35 * cols)) if side == "left" else (int(0.65 * cols), cols - 3)
+    end = "low" if side == "left" else "high"
+    profile = np.median(image[rows[0] : rows[1]], axis=0)
+    sigma = 1.25 * noise / np.sqrt(rows[1] - rows[0])
+    for fraction in (1.0, 0.5):  # the tilt smears a wall in the median profile: retry at half
+        i, strength, step = _strongest_edge(profile, lo, hi, sigma, outermost=end, min_step=fraction * min_step)
+        if strength >= min_sigma and abs(step) >= fraction * min_step:
+            break
+    else:
+        return None
+    line = _straight_line(_strip_positions(image, i, 0, rows, 6))
+    if line is None:
+        return None
+    slope, intercept = line
+    mid = (rows[0] + rows[1]) / 2.0
+    along = SlantedProfile(image.shape, 1, intercept + slope * mid, mid, slope, rows, int(0.35 * cols))
+    prof = along(image)
+    valid = np.isfinite(prof)
+    if valid.sum() < 16:
+        return None
+    filled = np.where(valid, prof, np.nanmean(prof))
+    centre = (prof.size - 1) // 2
+    reach = max(6, cols // 64) + 3
+    k, strength, step = _strongest_edge(filled, centre - reach, centre + reach + 1, sigma)
+    if strength < min_sigma or abs(step) < min_step:
+        return None
+    # a wall separates the face from a trench region reaching the image border; a curtain
+    # stripe or a fibre has the same grey level on both sides
+    u = along.u - along.u[k]
+    border = int(np.count_nonzero(valid & ((u < 0) if side == "left" else (u > 0))))
+    rim, wide = int(np.clip(border - 3, 2, 6)), max(12, int(0.15 * cols))  # a wall near the border
+    frame_side = u < -rim if side == "left" else u > rim
+    face_side = (u > rim) & (u <= rim + wide) if side == "left" else (u < -rim) & (u >= -rim - wide)
+    outside, inside = prof[frame_side & valid], prof[face_side & valid]
+    if outside.size < 3 or inside.size < 3:
+        return None
+    far = outside[: max(3, outside.size // 3)] if side == "left" else outside[-max(3, outside.size // 3) :]
+    level = float(np.median(inside))
+    if min(abs(float(np.median(outside)) - level), abs(float(np.median(far)) - level)) < min_step:
+        return None  # the trench reaches the border; a stripe or a fibre ends before it
+    return along.position + float(along.u[k]), slope, strength
 
 
 def detect_frame(
@@ -293,49 +349,27 @@ def detect_frame(
             fit = _straight_line(pos)
             if fit is not None:
                 cap_edge = float(i)
-                cap_slope = fit
+                cap_slope = fit[0]
                 contrast["cap"] = strength
 
     y_top = int(cap_edge + pad(rows)) if cap_edge is not None else 0
-    left = right = None
-    slopes = {"left": 0.0, "right": 0.0}
+    found: dict[str, tuple[float, float, float]] = {}
     if walls and y_bottom - y_top > 16:
-        band = arr[y_top : y_bottom - 4, :]
-        profile = np.median(band, axis=0)
-        for name, lo, hi in (("left", 3, int(0.35 * cols)), ("right", int(0.65 * cols), cols - 3)):
-            i, strength, step = _strongest_edge(
-                profile,
-                lo,
-                hi,
-                1.25 * noise / np.sqrt(band.shape[0]),
-                outermost="low" if name == "left" else "high",
-                min_step=min_contrast * grey,
-            )
-            if strength < min_sigma or abs(step) < min_contrast * grey:
-                continue
-            # a wall separates the face from a trench region reaching the image border; a
-            # curtain stripe or a fibre has the same grey level on both sides
-            rim, wide = 6, max(12, int(0.15 * cols))
-            if name == "left":
-                outside, inside = profile[: max(i - rim, 0)], profile[i + rim : i + rim + wide]
-            else:
-                outside, inside = profile[i + rim :], profile[max(i - rim - wide, 0) : max(i - rim, 0)]
-            if outside.size < 3 or abs(float(np.median(outside) - np.median(inside))) < min_contrast * grey:
-                continue
-            pos = _strip_positions(arr, i, 0, (y_top, y_bottom - 4), 6)
-            fit = _straight_line(pos)
-            if fit is None:
-                continue
-            slopes[name] = fit
-            contrast[name] = strength
-            if name == "left":
-                left = float(i)
-            else:
-                right = float(i)
-
+        for name in ("left", "right"):
+            wall = _find_wall(arr, name, (y_top, y_bottom - 4), noise, min_contrast * grey, min_sigma)
+            if wall is not None:
+                found[name] = wall
+                contrast[name] = wall[2]
+    left, left_slope, right, right_slope = None, 0.0, None, 0.0
+    x0, x1 = 0, cols
+    mid = (y_top + y_bottom - 4) / 2.0
+    if "left" in found:
+        left, left_slope = found["left"][0], found["left"][1]
+        x0 = int(left + abs(left_slope) * (mid - y_top) + pad(cols))  # its innermost point
+    if "right" in found:
+        right, right_slope = found["right"][0], found["right"][1]
+        x1 = int(right - abs(right_slope) * (mid - y_top) - pad(cols))
     y0 = y_top if cap_edge is not None else 0
-    x0 = int(left + pad(cols)) if left is not None else 0
-    x1 = int(right - pad(cols)) if right is not None else cols
     del arr_full
     if x1 - x0 < 16 or y_bottom - y0 < 16:
         raise InputError("detect_frame: the frame leaves less than 16 px of specimen; pass anchor='none'")
@@ -346,8 +380,8 @@ def detect_frame(
         right,
         (y0, y_bottom, x0, x1),
         cap_slope,
-        slopes["left"],
-        slopes["right"],
+        left_slope,
+        right_slope,
         contrast,
         ref,
     )
