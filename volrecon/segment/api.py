@@ -463,17 +463,49 @@ def _region_sample(smoothed: da.Array, regions: da.Array, value: int, *, max_sli
     return np.asarray(g)[np.asarray(r) == value]
 
 
+def _cathode_voids(smoothed: da.Array, reg: da.Array, out: da.Array, *, names: Mapping[str, int],
+                   vox: tuple[float, float, float], cues: VoidCues, params: dict[str, Any],
+                   warnings: list[str]) -> da.Array:
+    """Void vs electrolyte in the cathode pore (:func:`volrecon.segment.voids.split_voids`), chunked.
+
+    The electrolyte level comes from the cathode's ``electrolyte`` voxels on up to 64 evenly spread
+    slices.
+    """
+    elec_v, void_v, bind_v = names["electrolyte"], names["void"], names["binder"]
+    nz = smoothed.shape[0]
+    zs = np.unique(np.linspace(0, nz - 1, min(nz, 64)).round().astype(int))
+    g_z, o_z, r_z = da.compute(smoothed[zs], out[zs], reg[zs])
+    pore_vals = np.asarray(g_z)[(np.asarray(o_z) == elec_v) & (np.asarray(r_z) == REGIONS["cathode"])]
+    if pore_vals.size < 100:
+        warnings.append("void not separated: too few cathode pore voxels to find the electrolyte level")
+        return out
+    level, spread = electrolyte_level(pore_vals)
+    params["void_split"] = {"electrolyte_level": level, "electrolyte_spread": spread, **cues.to_dict()}
+    cat_v = REGIONS["cathode"]
+
+    def split(o_: np.ndarray, g_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
+        res_ = split_voids(g_, o_, r_ == cat_v, void=void_v, electrolyte=elec_v, binder=bind_v, level=level,
+                           spread=spread, voxel_size_nm=vox, cues=cues)
+        return np.ascontiguousarray(res_[core])
+
+    return _overlap(split, out, split_reach(cues, vox), np.uint8, extra=(smoothed, reg)).rechunk(out.chunks)
+
+
+def _smoothed(src: da.Array, smooth_nm: float, vox: tuple[float, float, float]) -> da.Array:
+    """The 3D Gaussian-denoised grey values (:func:`volrecon.segment.regional.smooth`), chunked."""
+
+    def sm(block: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
+        return np.ascontiguousarray(smooth(block, smooth_nm, vox)[core])
+
+    return _overlap(sm, src.astype(np.float32), smoothing_reach(smooth_nm, vox), np.float32).rechunk(src.chunks)
+
+
 def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *, names: Mapping[str, int],
                      vox: tuple[float, float, float], smooth_nm: float, min_size_nm: float, frame_value: int | None,
                      void_split: bool, void_cues: VoidCues | None, params: dict[str, Any],
                      warnings: list[str]) -> da.Array:
     """Method ``layers``: classify cathode and separator on their own histograms (see regional.py)."""
-    reach = smoothing_reach(smooth_nm, vox)
-
-    def sm(block: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
-        return np.ascontiguousarray(smooth(block, smooth_nm, vox)[core])
-
-    smoothed = _overlap(sm, src.astype(np.float32), reach, np.float32).rechunk(src.chunks)
+    smoothed = _smoothed(src, smooth_nm, vox)
     reg = regions if isinstance(regions, da.Array) else da.from_array(regions, chunks=src.chunks)
     reg = reg.rechunk(src.chunks)
     base = base.rechunk(src.chunks)
@@ -492,28 +524,9 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
 
     out = da.map_blocks(lambda g, r, b: classify_regions(g, r, b, thresholds=thr, names=names),
                         smoothed, reg, base, dtype=np.uint8)
-    # void vs electrolyte in the cathode pore: dark seeds, shine-through tail along the milling
-    # direction, 3D continuity (voids.split_voids); binder rims left by edge effects return to the pore
-    elec_v, void_v, bind_v = names["electrolyte"], names["void"], names["binder"]
     if void_split and "cathode" in thr:
-        nz = src.shape[0]
-        zs = np.unique(np.linspace(0, nz - 1, min(nz, 64)).round().astype(int))
-        g_z, o_z, r_z = da.compute(smoothed[zs], out[zs], reg[zs])
-        pore_vals = np.asarray(g_z)[(np.asarray(o_z) == elec_v) & (np.asarray(r_z) == REGIONS["cathode"])]
-        if pore_vals.size < 100:
-            warnings.append("void not separated: too few cathode pore voxels to find the electrolyte level")
-        else:
-            level, spread = electrolyte_level(pore_vals)
-            cues = void_cues or VoidCues()
-            params["void_split"] = {"electrolyte_level": level, "electrolyte_spread": spread, **cues.to_dict()}
-            cat_v = REGIONS["cathode"]
-
-            def split(o_: np.ndarray, g_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
-                res_ = split_voids(g_, o_, r_ == cat_v, void=void_v, electrolyte=elec_v, binder=bind_v, level=level,
-                                   spread=spread, voxel_size_nm=vox, cues=cues)
-                return np.ascontiguousarray(res_[core])
-
-            out = _overlap(split, out, split_reach(cues, vox), np.uint8, extra=(smoothed, reg)).rechunk(src.chunks)
+        out = _cathode_voids(smoothed, reg, out, names=names, vox=vox, cues=void_cues or VoidCues(), params=params,
+                             warnings=warnings)
     elif void_split:
         warnings.append("void not separated: no cathode pore to split")
     if min_size_nm > 0:
