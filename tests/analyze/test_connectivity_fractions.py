@@ -65,3 +65,18 @@ def test_analyze_volume_chunked_clusters_equal_whole_array():
         assert a.sizes_voxels == b.sizes_voxels
         assert a.to_dict() == b.to_dict()
     assert any("chunk by chunk" in n for n in chunked.notes)
+
+
+@pytest.mark.parametrize("sigma", [0.0, 1.2])
+def test_marching_cubes_area_equals_skimage_mesh(sigma):
+    import scipy.ndimage as ndi
+    from skimage.measure import marching_cubes, mesh_surface_area
+
+    from volrecon.analyze.surface import marching_cubes_area
+
+    a = np.random.default_rng(5).random((23, 31, 37))
+    m = (ndi.gaussian_filter(a, sigma) if sigma else a) > 0.5  # white noise: every ambiguous case
+    vs = (20.0, 10.0, 13.0)
+    verts, faces, _, _ = marching_cubes(m.astype(np.float32), 0.5, spacing=vs)
+    assert marching_cubes_area(m, voxel_size_nm=vs) == pytest.approx(mesh_surface_area(verts, faces), rel=1e-12)
+    assert specific_surface_area(np.ones((4, 4, 4), bool)).marching_cubes_per_nm == 0.0
