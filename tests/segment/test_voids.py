@@ -94,3 +94,22 @@ def test_split_voids_dark_seed_and_shine_tail():
     assert (out[1:9, 3:9, 3:9] == V).all()
     assert (out[1:9, 12:18, 12:18] == E).all()
     assert (out[phases == PHASES["active"]] == PHASES["active"]).all()
+
+
+def test_behind_feature_sees_the_dark_void_behind_and_is_chunk_exact():
+    from volrecon.segment.features import FeatureSettings, compute_features, feature_reach
+
+    vox = (20.0, 10.0, 10.0)
+    img = np.full((24, 16, 16), 0.5, np.float32)
+    img[:10, 4:12, 4:12] = 0.1  # an empty pore over empty space, milled through at slice 10
+    fs = FeatureSettings(sigmas_nm=(10.0, 25.0), kinds=("behind",), depth_nm=(60.0,))
+    f = compute_features(img, fs, voxel_size_nm=vox)[0]
+    assert f[11, 8, 8] < 0.2  # the dark void lies within 60 nm behind this slice
+    assert f[16, 8, 8] > 0.45  # 6 slices on, nothing dark behind any more
+    assert f[11, 1, 1] > 0.45  # a column that never crossed the void
+    img2 = np.random.default_rng(1).random((30, 24, 24)).astype(np.float32)
+    r = feature_reach(fs, vox)
+    core = (slice(r[0], 30 - r[0]), slice(r[1], 24 - r[1]), slice(r[2], 24 - r[2]))
+    whole = compute_features(img2, fs, voxel_size_nm=vox)
+    part = compute_features(img2, fs, voxel_size_nm=vox, core=core)
+    np.testing.assert_allclose(part, whole[(slice(None), *core)], rtol=1e-5, atol=1e-6)
