@@ -27,6 +27,49 @@ run({src!r}, {out!r})
 _res = {{'wall_s': time.perf_counter() - t}}
 """
 
+STAGES = ("assemble", "correct", "segment", "analyze", "report", "export")
+
+STAGED = """
+import os, threading
+from volrecon import pipeline
+
+_page = os.sysconf('SC_PAGE_SIZE')
+
+def _rss():
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * _page / 2**20
+
+class _Peak:
+    def __init__(self):
+        self.peak, self._stop = _rss(), threading.Event()
+        self._t = threading.Thread(target=self._poll, daemon=True)
+        self._t.start()
+    def _poll(self):
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, _rss())
+    def stop(self):
+        self._stop.set(); self._t.join()
+        return max(self.peak, _rss())
+
+calls = {{
+    'assemble': lambda: pipeline.assemble({src!r}, {out!r}),
+    'correct': lambda: pipeline.correct({out!r}),
+    'segment': lambda: pipeline.segment({out!r}),
+    'analyze': lambda: pipeline.analyze({out!r}),
+    'report': lambda: pipeline.report({out!r}),
+    'export': lambda: pipeline.export({out!r}),
+}}
+_res = {{'start_rss_mb': _rss(), 'stages': {{}}}}
+t0 = time.perf_counter()
+for name in {stages!r}:
+    rss0, peak = _rss(), _Peak()
+    w, c = time.perf_counter(), time.process_time()
+    calls[name]()
+    _res['stages'][name] = {{'wall_s': time.perf_counter() - w, 'cpu_s': time.process_time() - c,
+                            'rss_before_mb': rss0, 'peak_rss_mb': peak.stop()}}
+_res['wall_s'] = time.perf_counter() - t0
+"""
+
 KEYS = (
     "regions.cathode.porosity",
     "regions.cathode.void_fraction",
@@ -64,28 +107,60 @@ def make_phantom(preset: str, slices: int, shape: tuple[int, int], seed: int) ->
     return folder
 
 
+RUN_STAGES = STAGES[:-1]  # what ``volrecon run`` does; export is timed on its own
+
+
+def measure(src: Path, out: Path, repeats: int) -> dict[str, Any]:
+    """Run every stage in one fresh process per repeat; median wall, CPU and peak RSS per stage."""
+    runs = []
+    for _ in range(repeats):
+        shutil.rmtree(out, ignore_errors=True)
+        runs.append(run_child(STAGED.format(src=str(src), out=str(out), stages=STAGES)))
+    stages = {
+        name: {key: median_of([r["stages"][name] for r in runs], key) for key in ("wall_s", "cpu_s", "rss_before_mb", "peak_rss_mb")}
+        for name in STAGES
+    }
+    wall = median_of([{"w": sum(r["stages"][n]["wall_s"] for n in RUN_STAGES)} for r in runs], "w")
+    cpu = median_of([{"c": sum(r["stages"][n]["cpu_s"] for n in RUN_STAGES)} for r in runs], "c")
+    peak = median_of([{"p": max(r["stages"][n]["peak_rss_mb"] for n in RUN_STAGES)} for r in runs], "p")
+    return {"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": peak, "start_rss_mb": median_of(runs, "start_rss_mb"), "stages": stages}
+
+
+def _speed_lines(speed: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| slices | slice shape | wall (s) | CPU (s) | slices/s | peak RSS (MB) |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {s['slices']} | {s['shape'][0]}×{s['shape'][1]} | {s['wall_s']:.1f} | {s['cpu_s']:.1f} | {s['slices_per_s']:.2f} | {s['peak_rss_mb']:.0f} |"
+        for s in speed
+    ]
+    lines += ["", "Per stage (wall s / CPU s / peak RSS MB; RSS is the whole process, stages run in order in one process):", ""]
+    lines += ["| stage | " + " | ".join(f"{s['slices']} slices" for s in speed) + " |", "|---|" + "---:|" * len(speed)]
+    for name in STAGES:
+        cells = [f"{s['stages'][name]['wall_s']:.1f} / {s['stages'][name]['cpu_s']:.1f} / {s['stages'][name]['peak_rss_mb']:.0f}" for s in speed]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shape", default="512x512")
-    parser.add_argument("--slices", type=int, nargs="+", default=[32, 64])
-    parser.add_argument("--accuracy-slices", type=int, default=48)
+    parser.add_argument("--slices", type=int, nargs="+", default=[32, 96])
+    parser.add_argument("--accuracy-slices", type=int, default=48, help="0 skips the accuracy table")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--name", default="pipeline", help="result file name under benchmarks/results/")
     args = parser.parse_args()
     shape = tuple(int(v) for v in args.shape.lower().split("x"))
 
     speed = []
     for n in args.slices:
         src = make_phantom("diglyme", n, shape, seed=0)  # type: ignore[arg-type]
-        runs = []
-        for r in range(args.repeats):
-            out = WORK / f"pipeline_out_{n}_{r}"
-            shutil.rmtree(out, ignore_errors=True)
-            runs.append(run_child(RUN.format(src=str(src), out=str(out))))
-        wall = median_of(runs, "wall_s")
-        speed.append({"slices": n, "shape": list(shape), "wall_s": wall, "slices_per_s": n / wall, "peak_rss_mb": median_of(runs, "peak_rss_mb")})
+        m = measure(src, WORK / f"pipeline_out_{n}", args.repeats)
+        speed.append({"slices": n, "shape": list(shape), "slices_per_s": n / m["wall_s"], **m})
 
     accuracy = []
-    for preset in ("diglyme", "carbonate"):
+    for preset in ("diglyme", "carbonate") if args.accuracy_slices else ():
         src = make_phantom(preset, args.accuracy_slices, shape, seed=1)  # type: ignore[arg-type]
         out = WORK / f"pipeline_acc_{preset}"
         shutil.rmtree(out, ignore_errors=True)
@@ -95,19 +170,22 @@ def main() -> None:
         for key in KEYS:
             accuracy.append({"preset": preset, "metric": key, "measured": _get(metrics, key), "truth": _get(truth, key)})
 
+    command = "python benchmarks/pipeline.py " + " ".join(__import__("sys").argv[1:])
     lines = [
         "# End-to-end pipeline (volrecon run on phantom slices, frame on, all artefacts)",
         "",
-        f"Machine: {machine()} — shared 2-core machine, timings noisy.",
+        f"Command: `{command.strip()}`",
         "",
-        "| slices | slice shape | wall (s) | slices/s | peak RSS (MB) |",
-        "|---:|---|---:|---:|---:|",
+        f"Machine: {machine()} — shared 2-core machine, timings noisy. Wall/slices/s/peak RSS cover "
+        "`volrecon run` (assemble → report); export is timed on its own.",
+        "",
+        *_speed_lines(speed),
     ]
-    lines += [f"| {s['slices']} | {s['shape'][0]}×{s['shape'][1]} | {s['wall_s']:.1f} | {s['slices_per_s']:.2f} | {s['peak_rss_mb']:.0f} |" for s in speed]
-    lines += ["", f"## Metrics vs truth ({args.accuracy_slices} slices, {shape[0]}×{shape[1]})", "", "| preset | metric | measured | truth |", "|---|---|---:|---:|"]
-    fmt = lambda v: "—" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))  # noqa: E731
-    lines += [f"| {a['preset']} | {a['metric']} | {fmt(a['measured'])} | {fmt(a['truth'])} |" for a in accuracy]
-    save("pipeline", {"machine": machine(), "speed": speed, "accuracy": accuracy}, "\n".join(lines) + "\n")
+    if accuracy:
+        lines += ["", f"## Metrics vs truth ({args.accuracy_slices} slices, {shape[0]}×{shape[1]})", "", "| preset | metric | measured | truth |", "|---|---|---:|---:|"]
+        fmt = lambda v: "—" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))  # noqa: E731
+        lines += [f"| {a['preset']} | {a['metric']} | {fmt(a['measured'])} | {fmt(a['truth'])} |" for a in accuracy]
+    save(args.name, {"command": command.strip(), "machine": machine(), "speed": speed, "accuracy": accuracy}, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -94,3 +94,24 @@ def test_bad_inputs(tmp_path: Path, volume: np.ndarray) -> None:
         read_ome_zarr(tmp_path / "plain")
     with pytest.raises(InputError, match="no such"):
         read_ome_zarr(tmp_path / "missing.ome.zarr")
+
+
+@pytest.mark.parametrize("z_chunks", [(6, 6), (5, 7), (12,)])
+def test_deep_or_straddling_chunks_are_computed_once(tmp_path: Path, volume: np.ndarray, z_chunks: tuple[int, ...]) -> None:
+    calls: list[int] = []
+
+    def counted(block: np.ndarray, block_info: dict | None = None) -> np.ndarray:
+        calls.append(block_info[None]["chunk-location"][0] if block_info else -1)
+        return block
+
+    lazy = da.from_array(volume, chunks=(z_chunks, 150, 130)).map_blocks(counted, dtype=volume.dtype)
+    done: list[tuple[int, int]] = []
+    a = write_ome_zarr(lazy, tmp_path / "a.ome.zarr", voxel_size_nm=(10, 10, 10), chunks=(4, 128, 128),
+                       progress=lambda d, t: done.append((d, t)))
+    b = write_ome_zarr(volume, tmp_path / "b.ome.zarr", voxel_size_nm=(10, 10, 10), chunks=(4, 128, 128))
+    assert len([c for c in calls if c >= 0]) == len(z_chunks) * 2 * 2  # every dask chunk once, never per slab
+    la, lb = read_ome_zarr(a).levels, read_ome_zarr(b).levels
+    assert len(la) == len(lb) > 1
+    for x, y in zip(la, lb):
+        np.testing.assert_array_equal(x.compute(), y.compute())
+    assert done[-1] == (12, 12)

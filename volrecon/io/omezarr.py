@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,12 +171,7 @@ def _write_levels(
             level_depth = max(1, level_depth // f[0])
             level_chunks = (level_depth, min(chunks[1], shape[1]), min(chunks[2], shape[2]))
         arrays.append(_create_array(group, str(level), shape, level_chunks, np.dtype(data.dtype)))
-    def compute(z0: int) -> np.ndarray:
-        block = data[z0: min(total, z0 + depth)]
-        return np.asarray(block.compute() if isinstance(block, da.Array) else block)
-
-    def write(z0: int, block: np.ndarray) -> None:
-        arrays[0][z0: z0 + block.shape[0]] = block
+    def write_pyramid(z0: int, block: np.ndarray) -> None:
         start = z0
         for level, f in enumerate(factors, start=1):
             block = _downsample_block(block, f, labels=labels)
@@ -184,15 +180,33 @@ def _write_levels(
             if stop > start:
                 arrays[level][start:stop] = block[: stop - start]
 
+    if isinstance(data, da.Array) and not _slabs_fit_chunks(data.chunks[0], depth):
+        # slabs would cut the dask chunks (a segmentation computed 64 slices deep with overlap):
+        # each slab would recompute whole chunks and their neighbours, so let dask compute every
+        # chunk once into level 0, then build the pyramid from what was written
+        _store_level0(data, arrays[0], progress=progress)
+        data = arrays[0]
+        compute_slab = lambda z0: np.asarray(data[z0: min(total, z0 + depth)])  # noqa: E731
+        write = write_pyramid
+        progress = None
+    else:
+        def compute_slab(z0: int) -> np.ndarray:
+            block = data[z0: min(total, z0 + depth)]
+            return np.asarray(block.compute() if isinstance(block, da.Array) else block)
+
+        def write(z0: int, block: np.ndarray) -> None:
+            arrays[0][z0: z0 + block.shape[0]] = block
+            write_pyramid(z0, block)
+
     # three stages overlap: reading slab i+1, writing (compress + pyramid) slab i in another
     # thread; at most three slabs are in memory at once
     with ThreadPoolExecutor(max_workers=1) as reader, ThreadPoolExecutor(max_workers=1) as writer:
-        pending = reader.submit(compute, 0)
+        pending = reader.submit(compute_slab, 0)
         written = None
         for z0 in range(0, total, depth):
             block = pending.result()
             if z0 + depth < total:
-                pending = reader.submit(compute, z0 + depth)
+                pending = reader.submit(compute_slab, z0 + depth)
             if on_block is not None:
                 on_block(z0, block)
             if written is not None:
@@ -204,6 +218,38 @@ def _write_levels(
             written.result()
         if progress is not None:
             progress(total, total)
+
+
+def _slabs_fit_chunks(z_chunks: Sequence[int], depth: int) -> bool:
+    """True when no dask chunk straddles a slab boundary (every multiple of ``depth`` is a chunk edge)."""
+    edges = set(np.cumsum(z_chunks).tolist())
+    return all(z in edges for z in range(depth, int(sum(z_chunks)), depth))
+
+
+class _CountingTarget:
+    """A zarr array as a ``da.store`` target that reports progress in slices' worth of voxels."""
+
+    def __init__(self, array: zarr.Array, progress: Progress | None) -> None:
+        self._array = array
+        self._progress = progress
+        self._voxels = 0
+        self._lock = threading.Lock()
+        self.shape, self.dtype = array.shape, array.dtype
+
+    def __setitem__(self, key: Any, value: np.ndarray) -> None:
+        self._array[key] = value
+        if self._progress is not None:
+            with self._lock:
+                self._voxels += int(value.size)
+                self._progress(self._voxels // int(np.prod(self.shape[1:])), int(self.shape[0]))
+
+
+def _store_level0(data: da.Array, target: zarr.Array, *, progress: Progress | None) -> None:
+    """Compute ``data`` once, chunk by chunk, into ``target`` (lock only where chunks straddle)."""
+    aligned = all(
+        all(b % c == 0 for b in np.cumsum(dc)[:-1]) for dc, c in zip(data.chunks, target.chunks)
+    )
+    da.store(data, _CountingTarget(target, progress), lock=not aligned)
 
 
 def _create_array(group: zarr.Group, name: str, shape: tuple[int, ...], chunks: tuple[int, int, int], dtype: np.dtype) -> zarr.Array:
