@@ -119,3 +119,14 @@ def test_parallel_tortuosity_equals_serial_and_no_void_shortcut():
     d = analyze_volume(no_void, reg, voxel_size_nm=(20, 10, 10), pore_size=False, marching_cubes=False).to_dict()
     tf = d["regions"]["cathode"]["tortuosity_factor"]
     assert tf["electrolyte"] == tf["pore"]
+
+
+def test_pore_sizes_in_a_separate_process_equal_inline(monkeypatch):
+    import volrecon.analyze.metrics as metrics
+
+    lab, reg = _layered()
+    kw = dict(voxel_size_nm=(20, 10, 10), marching_cubes=False, tortuosity_axes=("y",))
+    inline = analyze_volume(lab, reg, **kw).to_dict()["regions"]["cathode"]["pore_size"]
+    monkeypatch.setattr(metrics, "PORE_SIZE_PROCESS_ABOVE_VOXELS", 0)
+    spawned = analyze_volume(lab, reg, **kw).to_dict()["regions"]["cathode"]["pore_size"]
+    assert spawned == inline and inline["pore"]["voxels"] > 0

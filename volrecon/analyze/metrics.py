@@ -9,10 +9,12 @@ import os
 import shutil
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -219,13 +221,17 @@ def analyze_volume(
     box = inner_box(cath & (lab != phases.get("frame", -1)))
     tort: dict[str, dict[str, TortuosityResult]] = {}
     box_t = None
+    sub = lab[box] if box is not None else None
+    pores = ({"pore": (sub == phases["void"]) | (sub == phases["electrolyte"]), "void": sub == phases["void"]}
+             if sub is not None else {})
+    # the pore sizes (GIL-bound distance transforms) run in another process meanwhile
+    psd_job = _start_pore_sizes(pores, vs) if pore_size and pores else None
     if box is None or min(s.stop - s.start for s in box) < 1:
         notes.append("no box inside the cathode region: tortuosity not computed")
     else:
         box_t = tuple((s.start, s.stop) for s in box)
-        sub = lab[box]
         axes = (0, 1, 2) if tortuosity_axes is None else tuple(axis_index(a) for a in tortuosity_axes)
-        masks = {"pore": (sub == phases["void"]) | (sub == phases["electrolyte"]), "electrolyte": sub == phases["electrolyte"]}
+        masks = {"pore": pores["pore"], "electrolyte": sub == phases["electrolyte"]}
         # without voids the electrolyte is the pore: solve once.  The solves are independent and
         # their numba kernels release the GIL, so they run side by side on the available cores.
         solve_for = ["pore"] if not (sub == phases["void"]).any() else ["pore", "electrolyte"]
@@ -254,24 +260,22 @@ def analyze_volume(
         prof = depth_profile(lab, cath, reg == regs["separator"], phase_names=phases,
                              voxel_size_nm=vs, bin_nm=profile_bin_nm)
     timings["depth_profile"] = time.perf_counter() - t1
-    # --- pore sizes, surfaces ---------------------------------------------------------------
+    # --- surfaces, pore sizes ---------------------------------------------------------------
     t1 = time.perf_counter()
-    psd: dict[str, PoreSizeResult] = {}
     surf: dict[str, SurfaceResult] = {}
-    if box is not None:
-        sub = lab[box]
-        masks = {"pore": (sub == phases["void"]) | (sub == phases["electrolyte"]), "void": sub == phases["void"]}
-        if pore_size:
-            psd = {k: pore_size_distribution(v, voxel_size_nm=vs) for k, v in masks.items()}
-        timings["pore_size"] = time.perf_counter() - t1
-        t1 = time.perf_counter()
+    if sub is not None:
         for name, value in phases.items():
             if name == "frame" or not (sub == value).any():
                 continue
             surf[name] = specific_surface_area(sub == value, voxel_size_nm=vs,
                                                marching=marching_cubes and name in ("void", "electrolyte", "active"))
-        surf["pore"] = specific_surface_area(masks["pore"], voxel_size_nm=vs, marching=marching_cubes)
+        surf["pore"] = specific_surface_area(pores["pore"], voxel_size_nm=vs, marching=marching_cubes)
         timings["surface_area"] = time.perf_counter() - t1
+    psd: dict[str, PoreSizeResult] = {}
+    if psd_job is not None:
+        t1 = time.perf_counter()
+        psd, timings["pore_size"] = psd_job()
+        timings["pore_size_wait"] = time.perf_counter() - t1
     timings["total"] = time.perf_counter() - t0
     if prof is not None:
         region_out["cathode"]["depth_profile_reference"] = prof.reference
@@ -279,6 +283,40 @@ def analyze_volume(
         vs, tuple(int(n) for n in lab.shape), tp, overall.fractions, region_out, box_t,
         void_c, pore_c, tort, sei, prof, psd, surf, timings, tuple(notes),
     )
+
+
+#: boxes with more voxels than this get their pore sizes in a separate process (tests lower it)
+PORE_SIZE_PROCESS_ABOVE_VOXELS = 4_000_000
+
+
+def _pore_sizes(masks: Mapping[str, np.ndarray], vs: tuple[float, float, float]) -> tuple[dict[str, PoreSizeResult], float]:
+    t0 = time.perf_counter()
+    return {k: pore_size_distribution(v, voxel_size_nm=vs) for k, v in masks.items()}, time.perf_counter() - t0
+
+
+def _start_pore_sizes(masks: Mapping[str, np.ndarray], vs: tuple[float, float, float]) -> Callable[[], Any]:
+    """Start the pore-size job; returns a callable that waits for ``(results, seconds)``.
+
+    On big boxes the job runs in a spawned process: its distance transforms hold the GIL, which
+    would stall the tortuosity threads, and on two cores it fills the core the solves leave idle.
+    Where no process can be started it runs here when collected.
+    """
+    if sum(m.size for m in masks.values()) > PORE_SIZE_PROCESS_ABOVE_VOXELS:
+        try:
+            pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            fut = pool.submit(_pore_sizes, dict(masks), vs)
+        except (OSError, RuntimeError):
+            pass
+        else:
+            def collect() -> Any:
+                try:
+                    return fut.result()
+                except BrokenProcessPool:
+                    return _pore_sizes(masks, vs)
+                finally:
+                    pool.shutdown()
+            return collect
+    return lambda: _pore_sizes(masks, vs)
 
 
 def _json_safe(value: Any) -> Any:
