@@ -231,3 +231,126 @@ def _fit_calibration(weight: np.ndarray, k: np.ndarray, n: int) -> tuple[np.ndar
     fitted, true = fitted[order], true[order]
     keep = np.r_[True, np.diff(fitted) > 1e-9]
     return fitted[keep], true[keep]
+
+
+class TileCorrelator:
+    """Pairwise shift as the consensus of many local tiles instead of one global correlation.
+
+    Features inclined to the milling direction move across the image from slice to slice, each
+    its own way; a global correlation settles on a weighted mean of their motions, dominated by
+    a few strong features. The drift is the motion common to everything, so each tile (a
+    quarter of the region wide, half-overlapping: about 7 x 7 tiles) is correlated on its own
+    and the shift is the *mode* of the tile shifts: the coherence-weighted mean of the tiles
+    within ``window`` px of the consensus, found from the median by a few mean-shift steps.
+
+    Parameters
+    ----------
+    geometry : SpectrumGeometry
+        Region, binning, decimation and curtain suppression of the whole region.
+    tiles : int
+        Tiles across the shorter side of the region (half-overlapping).
+    window : float
+        Half-width (full-resolution px) of the consensus window.
+    min_coherence : float
+        Tiles whose peak is weaker than this (blank, featureless) do not vote.
+    workers : int
+        Threads used by each FFT.
+    """
+
+    def __init__(
+        self,
+        geometry: SpectrumGeometry,
+        *,
+        tiles: int = 4,
+        window: float = 1.0,
+        min_coherence: float = 0.05,
+        workers: int = 1,
+    ) -> None:
+        ny, nx = geometry.binned_shape
+        side = _smooth_below(max(32, min(ny, nx) // int(tiles)), even=True)
+        if side > min(ny, nx):
+            raise ParameterError(f"registration window {geometry.box} is too small for tiles; use a larger window")
+        step = max(1, side // 2)
+        self.origins = [(y, x) for y in range(0, ny - side + 1, step) for x in range(0, nx - side + 1, step)]
+        rows = max(1, round(geometry.curtain_rows * side / ny)) if geometry.curtain_rows > 0 else 0
+        self.geometry = geometry
+        self.side = side
+        self.tile = PhaseCorrelator(SpectrumGeometry((0, side, 0, side), 1, geometry.decimate, rows, geometry.sigma))
+        self.window = float(window)
+        self.min_coherence = float(min_coherence)
+        self.workers = workers
+
+    def prepare(self, region: np.ndarray) -> np.ndarray:
+        """Whitened, band-limited spectra of every tile, shape ``(tiles, gy, gx // 2 + 1)``."""
+        g = self.geometry
+        data = bin_image(np.asarray(region, dtype=np.float32), g.bin)
+        s = self.side
+        stack = np.stack([data[y : y + s, x : x + s] for y, x in self.origins])
+        stack = (stack - stack.mean(axis=(1, 2), keepdims=True, dtype=np.float64).astype(np.float32)) * self.tile._taper
+        spec = sfft.rfft2(stack, axes=(1, 2), workers=self.workers)
+        gy, gx = self.tile.geometry.grid_shape
+        spec = spec[:, self.tile._rows, : gx // 2 + 1]
+        mag = np.abs(spec)
+        floor = 1e-6 * mag.max(axis=(1, 2), keepdims=True) + 1e-30
+        return (spec / np.maximum(mag, floor)).astype(np.complex64)
+
+    def tile_shifts(self, spec_a: np.ndarray, spec_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Shift (full-resolution px) and coherence of every tile pair."""
+        tile = self.tile
+        gy, gx = tile.geometry.grid_shape
+        surface = sfft.irfft2(spec_a * np.conj(spec_b) * tile._weight, s=(gy, gx), axes=(1, 2), workers=self.workers)
+        n = surface.shape[0]
+        flat = surface.reshape(n, -1)
+        best = np.argmax(flat, axis=1)
+        iy, ix = np.divmod(best, gx)
+        k = np.arange(n)
+        peak = flat[k, best]
+        fy = _gauss3_many(surface[k, (iy - 1) % gy, ix], peak, surface[k, (iy + 1) % gy, ix])
+        fx = _gauss3_many(surface[k, iy, (ix - 1) % gx], peak, surface[k, iy, (ix + 1) % gx])
+        fy = np.interp(fy, *tile._calib[0])
+        fx = np.interp(fx, *tile._calib[1])
+        py = np.where(iy > gy // 2, iy - gy, iy)
+        px = np.where(ix > gx // 2, ix - gx, ix)
+        sy, sx = tile.geometry.pixel
+        b = self.geometry.bin
+        shifts = np.column_stack([(py + fy) * sy * b, (px + fx) * sx * b])
+        coherence = np.clip(peak / tile._peak_norm, 0.0, 1.0) if tile._peak_norm > 0 else np.zeros(n)
+        return shifts, coherence
+
+    def pair_shift(self, spec_a: np.ndarray, spec_b: np.ndarray) -> tuple[np.ndarray, float, float]:
+        """Consensus shift registering ``b`` onto ``a``, its uncertainty (px) and the median coherence.
+
+        The uncertainty is the spread of the agreeing tiles over the square root of their
+        number; NaN when fewer than 3 tiles agree.
+        """
+        shifts, q = self.tile_shifts(spec_a, spec_b)
+        vote = q >= self.min_coherence
+        coherence = float(np.median(q))
+        if vote.sum() < 3:
+            return np.zeros(2), float("nan"), coherence
+        s, w = shifts[vote], q[vote]
+        centre = np.median(s, axis=0)
+        near = np.ones(len(s), dtype=bool)
+        for _ in range(4):
+            near = np.all(np.abs(s - centre) <= self.window, axis=1)
+            if near.sum() < 3:
+                return centre, float("nan"), coherence
+            new = np.average(s[near], axis=0, weights=w[near])
+            if np.allclose(new, centre, atol=1e-4):
+                break
+            centre = new
+        spread = float(np.sqrt(np.mean(np.sum((s[near] - centre) ** 2, axis=1)) / 2.0))
+        return centre, spread / np.sqrt(near.sum()), coherence
+
+
+def _gauss3_many(left: np.ndarray, centre: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Vectorised :func:`_gauss3` (log-parabola; plain parabola where a sample is not positive)."""
+    tiny = 1e-12 * np.abs(centre) + 1e-30
+    positive = (left > tiny) & (right > tiny) & (centre > tiny)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ll, lc, lr = (np.log(np.where(positive, v, 1.0)) for v in (left, centre, right))
+        denom_log = ll - 2 * lc + lr
+        log_fit = np.where(denom_log < 0, 0.5 * (ll - lr) / np.where(denom_log < 0, denom_log, -1.0), 0.0)
+        denom = left - 2 * centre + right
+        plain = np.where(denom != 0, 0.5 * (left - right) / np.where(denom != 0, denom, 1.0), 0.0)
+    return np.clip(np.where(positive, log_fit, plain), -0.5, 0.5)

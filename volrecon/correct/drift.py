@@ -39,7 +39,7 @@ from volrecon.correct._registration_input import (
     slice_reader,
     static_rows,
 )
-from volrecon.correct._registration_phase import PhaseCorrelator, SpectrumGeometry
+from volrecon.correct._registration_phase import PhaseCorrelator, SpectrumGeometry, TileCorrelator
 from volrecon.correct._registration_solve import Observations, Solution, screen_series, solve_trajectory
 from volrecon.correct._registration_table import DriftTable
 from volrecon.correct.frame import FrameInfo, FrameTracker, detect_frame
@@ -79,6 +79,7 @@ def estimate_drift(
     search: int = 64,
     structure_floor_px: float = STRUCTURE_FLOOR_PX,
     consistency_px: float = 25.0,
+    tiles: int = 4,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> DriftTable:
@@ -123,6 +124,11 @@ def estimate_drift(
         Largest displacement (px) of a frame edge from its reference position.
     structure_floor_px : float
         Per-pair uncertainty floor of the structure estimate (see ``STRUCTURE_FLOOR_PX``).
+    tiles : int
+        Structure estimate by phase correlation of local tiles, a ``1/tiles`` of the region's
+        shorter side wide and half-overlapping, each pair's shift being the consensus (mode) of
+        the tiles: features inclined to the milling direction move each their own way, the
+        drift is what everything shares. ``0``: one global correlation of the whole region.
     consistency_px : float
         Rigid-frame check: a frame edge whose per-slice series departs from the structure-only
         trajectory by more than this (95th percentile, after removing the median offset) is not
@@ -193,7 +199,7 @@ def estimate_drift(
             box, _auto_bin(bin, box), int(decimate), _curtain_rows(curtain_suppression), sigma=1.0
         )
         if method == "phase":
-            solver = PhaseCorrelator(geometry, workers=1)
+            solver = _phase_solver(geometry, tiles)
         else:
             from volrecon.correct._registration_sitk import SitkRegistrar
 
@@ -238,10 +244,14 @@ def estimate_drift(
                 for k in baselines:
                     a = z - k
                     if a in recent:
-                        shift, q = solver.pair_shift(recent[a], prep.spectrum)
+                        if isinstance(solver, TileCorrelator):
+                            shift, measured, q = solver.pair_shift(recent[a], prep.spectrum)
+                        else:
+                            shift, q = solver.pair_shift(recent[a], prep.spectrum)
+                            measured = _coherence_sigma(q) if q > 0.01 else math.nan
                         coherences.append(q)
-                        if q > 0.01:
-                            obs.add_pair(a, z, shift, _pair_sigma(q, k, structure_floor_px))
+                        if math.isfinite(measured):
+                            obs.add_pair(a, z, shift, _pair_sigma(measured, k, structure_floor_px))
                 recent[z] = prep.spectrum
                 for old in [a for a in recent if a < z - keep_back]:
                     del recent[old]
@@ -270,7 +280,7 @@ def estimate_drift(
                 image, method=method, baselines=baselines, anchor="auto", mask=mask, window=window,
                 curtain_suppression=curtain_suppression, bin=bin, decimate=decimate,
                 frame=info.without(*dropped), search=search, structure_floor_px=structure_floor_px,
-                consistency_px=consistency_px, workers=workers, progress=progress,
+                consistency_px=consistency_px, tiles=tiles, workers=workers, progress=progress,
             )  # fmt: skip
             again.metadata["frame_rejected"] = rejected + notes + again.metadata["frame_rejected"]
             if not any(a in again.anchor for a in ("frame", "cap", "walls")):
@@ -359,11 +369,24 @@ def _auto_bin(setting: int | str, box: tuple[int, int, int, int]) -> int:
     return value
 
 
-def _pair_sigma(coherence: float, baseline: int, floor: float) -> float:
+def _coherence_sigma(coherence: float) -> float:
+    """Uncertainty (px) of one global correlation from its peak coherence."""
+    return 0.05 * math.sqrt((1.0 - coherence) / max(coherence, 1e-3))
+
+
+def _pair_sigma(measured: float, baseline: int, floor: float) -> float:
     """Uncertainty (px) of one pairwise structure estimate."""
-    measured = 0.05 * math.sqrt((1.0 - coherence) / max(coherence, 1e-3))
     # features inclined to the milling direction add an error that grows with the baseline
     return math.sqrt(measured**2 + floor**2 * baseline)
+
+
+def _phase_solver(geometry: SpectrumGeometry, tiles: int) -> PhaseCorrelator | TileCorrelator:
+    """Tile consensus when the region holds tiles of at least 64 px, else one global correlation."""
+    if int(tiles) < 0:
+        raise ParameterError(f"tiles={tiles}: give 0 (one global correlation) or a number of tiles >= 2")
+    if int(tiles) >= 2 and min(geometry.binned_shape) // int(tiles) >= 64:
+        return TileCorrelator(geometry, tiles=int(tiles))
+    return PhaseCorrelator(geometry, workers=1)
 
 
 def _find_frame(
