@@ -78,3 +78,26 @@ def test_guard_falls_back_to_identity_without_drift():
         np.testing.assert_array_equal(table.gain, 1.0)
     else:  # a kept correction must be tiny on a stack without drift
         assert np.abs(table.gain - 1).max() < 0.01
+
+
+def test_noisy_correction_error_within_one_percent_of_oracle():
+    """The 1 % goal measured where it is reachable: per-slice phase means against the oracle's.
+
+    A slice's phase mean moves by itself (noise, shape and neighbours through blur: the oracle,
+    with the true gain/offset, is off by up to 2.5 % for thin phases), so the correction error
+    is the ratio of the corrected to the oracle's phase means, on the same pixels.
+    """
+    from volrecon.phases import PHASES
+
+    ph = make_phantom("diglyme", slices=16, shape=(192, 192), seed=2, artefacts=Artefacts.only("brightness", "noise", "quantise"), workers=2)
+    acq = ph.acquired.astype(np.float64)
+    out = apply_brightness(ph.acquired.astype(np.float32), estimate_brightness(ph.acquired))
+    g, o = ph.brightness[:, 0, None, None], ph.brightness[:, 1, None, None]
+    oracle = ((acq / 255.0 - o) / g * np.median(g) + np.median(o)) * 255
+    for name in ("active", "binder", "separator", "sodium", "sei", "collector"):
+        phase = PHASES[name]
+        means = lambda img: np.array([img[z][ph.labels[z] == phase].mean() for z in range(img.shape[0])])
+        ratio = means(out) / means(oracle)
+        assert np.abs(ratio / np.median(ratio) - 1).max() < 0.01, name
+        raw = means(acq) / means(oracle)
+        assert np.abs(raw / np.median(raw) - 1).max() > 0.05  # the drift was there to correct
