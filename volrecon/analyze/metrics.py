@@ -196,28 +196,9 @@ def analyze_volume(
     tp = axis_index(through_plane_axis) if through_plane_axis is not None else through_plane_axis_of(reg, regs)
     if tp is None:
         notes.append("stacking axis not found (fewer than two layers); through_plane values are null")
-    # --- clusters of the cathode's voids (ends per line of the cathode region) -------------
-    t1 = time.perf_counter()
     cath = reg == regs["cathode"]
-    void = (lab == phases["void"]) & cath
-    pore = ((lab == phases["void"]) | (lab == phases["electrolyte"])) & cath
-    chunked = chunked_above_voxels is not None and lab.size > chunked_above_voxels
-    clusters = []
-    for mask in (void, pore):
-        cl = None
-        if chunked:
-            cl_d, _ = label_clusters_chunked(mask, connectivity=connectivity, chunks=chunks)
-            cl = cl_d.astype(np.int32).compute()
-        # ends along z (milling) are the first and last slice; along y, x the cathode's own ends
-        clusters.append(cluster_connectivity(mask, connectivity=connectivity, voxel_size_nm=vs, labels=cl,
-                                             domain=cath, face_axes=(0,)))
-        del cl
-    void_c, pore_c = clusters
-    if chunked:
-        notes.append(f"clusters labelled chunk by chunk ({chunks}) and merged across chunk borders")
-    timings["connectivity"] = time.perf_counter() - t1
     # --- tortuosity in the largest box inside the cathode --------------------------------
-    t1 = time.perf_counter()
+    t_tort = time.perf_counter()
     box = inner_box(cath & (lab != phases.get("frame", -1)))
     tort: dict[str, dict[str, TortuosityResult]] = {}
     box_t = None
@@ -226,6 +207,8 @@ def analyze_volume(
              if sub is not None else {})
     # the pore sizes (GIL-bound distance transforms) run in another process meanwhile
     psd_job = _start_pore_sizes(pores, vs) if pore_size and pores else None
+    pool = None
+    futures = {}
     if box is None or min(s.stop - s.start for s in box) < 1:
         notes.append("no box inside the cathode region: tortuosity not computed")
     else:
@@ -233,20 +216,42 @@ def analyze_volume(
         axes = (0, 1, 2) if tortuosity_axes is None else tuple(axis_index(a) for a in tortuosity_axes)
         masks = {"pore": pores["pore"], "electrolyte": sub == phases["electrolyte"]}
         # without voids the electrolyte is the pore: solve once.  The solves are independent and
-        # their numba kernels release the GIL, so they run side by side on the available cores.
-        solve_for = ["pore"] if not (sub == phases["void"]).any() else ["pore", "electrolyte"]
+        # their numba kernels release the GIL, so they run side by side on the available cores
+        # while this thread measures the clusters and surfaces.
+        solve_for = ["pore"] if not pores["void"].any() else ["pore", "electrolyte"]
         jobs = [(name, a) for name in solve_for for a in axes]
-        n_workers = max(1, min(len(jobs), workers or min(2, os.cpu_count() or 1)))
-        with ThreadPoolExecutor(max_workers=n_workers) as pool:
-            futures = {job: pool.submit(tortuosity, masks[job[0]], axis=job[1], voxel_size_nm=vs) for job in jobs}
-            for (name, a), fut in futures.items():
-                tort.setdefault(name, {})[str(a)] = fut.result()
         if not axes:
             notes.append("tortuosity not asked for (tortuosity_axes is empty)")
-        elif "electrolyte" not in tort:
+        else:
+            n_workers = max(1, min(len(jobs), workers or min(2, os.cpu_count() or 1)))
+            pool = ThreadPoolExecutor(max_workers=n_workers)
+            futures = {job: pool.submit(tortuosity, masks[job[0]], axis=job[1], voxel_size_nm=vs) for job in jobs}
+    try:
+        # --- clusters of the cathode's voids (ends per line of the cathode region) ---------
+        t1 = time.perf_counter()
+        chunked = chunked_above_voxels is not None and lab.size > chunked_above_voxels
+        void_c, pore_c = (_clusters(mask, cath, connectivity, vs, chunks if chunked else None)
+                          for mask in ((lab == phases["void"]) & cath,
+                                       ((lab == phases["void"]) | (lab == phases["electrolyte"])) & cath))
+        if chunked:
+            notes.append(f"clusters labelled chunk by chunk ({chunks}) and merged across chunk borders")
+        timings["connectivity"] = time.perf_counter() - t1
+        # --- surfaces -------------------------------------------------------------------------
+        t1 = time.perf_counter()
+        surf = _surfaces(sub, pores, phases, vs, marching_cubes) if sub is not None else {}
+        timings["surface_area"] = time.perf_counter() - t1
+        for (name, a), fut in futures.items():
+            tort.setdefault(name, {})[str(a)] = fut.result()
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    if futures:
+        notes.append("connectivity and surface areas were measured while the tortuosity solves ran "
+                     "(their timings overlap)")
+        if "electrolyte" not in tort:
             tort["electrolyte"] = dict(tort["pore"])
             notes.append("no void in the tortuosity box: electrolyte tortuosity equals the pore's")
-    timings["tortuosity"] = time.perf_counter() - t1
+    timings["tortuosity"] = time.perf_counter() - t_tort
     # --- SEI ------------------------------------------------------------------------------
     t1 = time.perf_counter()
     sei = None
@@ -260,17 +265,6 @@ def analyze_volume(
         prof = depth_profile(lab, cath, reg == regs["separator"], phase_names=phases,
                              voxel_size_nm=vs, bin_nm=profile_bin_nm)
     timings["depth_profile"] = time.perf_counter() - t1
-    # --- surfaces, pore sizes ---------------------------------------------------------------
-    t1 = time.perf_counter()
-    surf: dict[str, SurfaceResult] = {}
-    if sub is not None:
-        for name, value in phases.items():
-            if name == "frame" or not (sub == value).any():
-                continue
-            surf[name] = specific_surface_area(sub == value, voxel_size_nm=vs,
-                                               marching=marching_cubes and name in ("void", "electrolyte", "active"))
-        surf["pore"] = specific_surface_area(pores["pore"], voxel_size_nm=vs, marching=marching_cubes)
-        timings["surface_area"] = time.perf_counter() - t1
     psd: dict[str, PoreSizeResult] = {}
     if psd_job is not None:
         t1 = time.perf_counter()
@@ -283,6 +277,32 @@ def analyze_volume(
         vs, tuple(int(n) for n in lab.shape), tp, overall.fractions, region_out, box_t,
         void_c, pore_c, tort, sei, prof, psd, surf, timings, tuple(notes),
     )
+
+
+def _clusters(mask: np.ndarray, cath: np.ndarray, connectivity: int, vs: tuple[float, float, float],
+              chunks: tuple[int, int, int] | None) -> ConnectivityResult:
+    """Cluster statistics of a cathode phase mask; labelled chunk by chunk when ``chunks``."""
+    cl = None
+    if chunks is not None:
+        cl_d, _ = label_clusters_chunked(mask, connectivity=connectivity, chunks=chunks)
+        cl = cl_d.astype(np.int32).compute()
+    # ends along z (milling) are the first and last slice; along y, x the cathode's own ends
+    return cluster_connectivity(mask, connectivity=connectivity, voxel_size_nm=vs, labels=cl,
+                                domain=cath, face_axes=(0,))
+
+
+def _surfaces(sub: np.ndarray, pores: Mapping[str, np.ndarray], phases: Mapping[str, int],
+              vs: tuple[float, float, float], marching_cubes: bool) -> dict[str, SurfaceResult]:
+    """Specific surface area of every phase present in the box, and of the pore."""
+    surf: dict[str, SurfaceResult] = {}
+    for name, value in phases.items():
+        mask = sub == value
+        if name == "frame" or not mask.any():
+            continue
+        surf[name] = specific_surface_area(mask, voxel_size_nm=vs,
+                                           marching=marching_cubes and name in ("void", "electrolyte", "active"))
+    surf["pore"] = specific_surface_area(pores["pore"], voxel_size_nm=vs, marching=marching_cubes)
+    return surf
 
 
 #: boxes with more voxels than this get their pore sizes in a separate process (tests lower it)
