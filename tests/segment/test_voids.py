@@ -60,10 +60,29 @@ def test_auto_void_story_carbonate_vs_diglyme(diglyme_auto, carbonate_auto):
 
 def test_auto_chunked_equals_whole(diglyme):
     ph, img = diglyme
-    sub = img[:, 40:, 16:144]
+    sub = img[:, 40:, 40:120]
     whole = segment_volume(sub, voxel_size_nm=ph.voxel_size_nm, method="auto", frame="none", layers=True)
-    part = segment_volume(sub, voxel_size_nm=ph.voxel_size_nm, method="auto", frame="none", chunks=(8, 72, 128))
+    part = segment_volume(sub, voxel_size_nm=ph.voxel_size_nm, method="auto", frame="none", chunks=(8, 72, 48))
     assert np.array_equal(np.asarray(whole.phases), np.asarray(part.phases))
+
+
+def test_classifier_void_from_cues(carbonate_auto):
+    """A classifier trained from strokes decides the pore; the void inside it comes from the cues,
+    so a cell that kept its electrolyte is not given the classifier's scattered false voids."""
+    from volrecon.segment.scribbles import synthetic_scribbles
+
+    ph, _ = carbonate_auto
+    img = oracle_correct(ph)
+    scr = synthetic_scribbles(ph.labels, seed=1)
+    res = segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="classifier", scribbles=scr, frame="none")
+    fv, tv, fp, tp, dice = _cathode_stats(ph, res)
+    assert res.parameters["void_split"]["edge_nm"] == 0.0
+    assert abs(fv - tv) <= max(0.015, 0.5 * tv)
+    assert dice >= 0.45
+    own = segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="classifier", scribbles=scr, frame="none",
+                         void_split=False)
+    assert "void_split" not in own.parameters
+    assert _cathode_stats(ph, own)[2] == pytest.approx(fp, abs=0.01)  # same pore, only its split differs
 
 
 def test_electrolyte_level_ignores_void_and_edge_tails():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Sequence
 
@@ -242,8 +242,12 @@ def segment_volume(
         (:func:`volrecon.segment.voids.split_voids`: darker than the electrolyte level, the
         shine-through tail along the milling direction, 3D continuity) and return the thin bright
         rims that edge effects leave on particle surfaces from binder to the pore.  The electrolyte
-        level is the narrow peak of the pore class (``parameters["void_split"]``).  False: the
-        cathode's pore stays ``electrolyte``.
+        level is the narrow peak of the pore class (``parameters["void_split"]``).  ``classifier``
+        (with ``void``, ``electrolyte`` and ``binder`` classes): the classifier decides the cathode's
+        pore (void + electrolyte) and the same cues split it (no edge-rim rule); pixel classifiers
+        trained from a few strokes scatter false voids over the pore, which inflates the void
+        fraction of a cell that has almost none.  False: the cathode's pore stays ``electrolyte``
+        (``layers``) or keeps the classifier's own void class.
     void_cues : VoidCues, optional
         Lengths of those cues (shine-through depth, lateral growth, edge width; defaults of
         :class:`volrecon.segment.voids.VoidCues`).
@@ -438,6 +442,17 @@ def segment_volume(
         pd = phases if isinstance(phases, da.Array) else da.from_array(phases, chunks=src.chunks)
         regions = pd.map_blocks(regions_fn, dtype=np.uint8)
         phases_out = pd.map_blocks(phases_fn, dtype=np.uint8)
+        if not regional and void_split and {"void", "electrolyte", "binder"} <= set(names):
+            # the classifier decides the cathode's pore (void + electrolyte); which part of it is
+            # empty comes from the physical cues, as in method 'layers' (its binder was learnt from
+            # scribbles: no edge-rim rule)
+            reg_d = regions.rechunk(src.chunks)
+            void_v, elec_v, cat_v = names["void"], names["electrolyte"], REGIONS["cathode"]
+            pore = da.map_blocks(lambda p, r: np.where((p == void_v) & (r == cat_v), np.uint8(elec_v), p),
+                                 phases_out.rechunk(src.chunks), reg_d, dtype=np.uint8)
+            phases_out = _cathode_voids(_smoothed(src, smooth_nm, vox), reg_d, pore, names=names, vox=vox,
+                                        cues=replace(void_cues or VoidCues(), edge_nm=0.0), params=params,
+                                        warnings=warnings)
         if regional:
             phases_out = _regional_phases(image, src, regions, phases_out, names=names, vox=vox, smooth_nm=smooth_nm,
                                           min_size_nm=min_size_nm, frame_value=frame_value, void_split=void_split, void_cues=void_cues,
