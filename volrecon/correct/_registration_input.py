@@ -53,17 +53,21 @@ def check_box(box: Any, shape: tuple[int, int], name: str) -> tuple[int, int, in
 
 
 def slice_reader(image: Any) -> Callable[[int], np.ndarray]:
-    """Return ``read(z) -> float32 2D array``; dask slices are computed one at a time."""
+    """Return ``read(z) -> 2D ndarray`` in the stack's dtype; dask slices are computed one at a time.
+
+    Not converted to float: consumers convert only the pixels they use (binning accumulates
+    in float32), which saves a full-slice copy per slice.
+    """
     if is_dask(image):
 
         def read(z: int) -> np.ndarray:
-            return np.asarray(image[z].compute(scheduler="synchronous"), dtype=np.float32)
+            return np.asarray(image[z].compute(scheduler="synchronous"))
 
     else:
         arr = np.asarray(image)
 
         def read(z: int) -> np.ndarray:
-            return np.asarray(arr[z], dtype=np.float32)
+            return np.asarray(arr[z])
 
     return read
 

@@ -101,9 +101,9 @@ def _tukey(n: int, alpha: float = 0.5) -> np.ndarray:
 
 
 def bin_image(image: np.ndarray, factor: int) -> np.ndarray:
-    """Block-average a 2D image by an integer factor (trailing rows/columns dropped)."""
+    """Block-average a 2D image by an integer factor (trailing rows/columns dropped), as float32."""
     if factor == 1:
-        return image
+        return np.asarray(image, dtype=np.float32)
     ny = (image.shape[0] // factor) * factor
     nx = (image.shape[1] // factor) * factor
     view = image[:ny, :nx].reshape(ny // factor, factor, nx // factor, factor)
@@ -163,7 +163,7 @@ class PhaseCorrelator:
             already filled.
         """
         g = self.geometry
-        data = bin_image(np.asarray(region, dtype=np.float32), g.bin)
+        data = bin_image(np.asarray(region), g.bin)
         ny, nx = g.binned_shape
         data = data[:ny, :nx]
         data = (data - data.mean(dtype=np.float64)) * self._taper
@@ -283,7 +283,7 @@ class TileCorrelator:
     def prepare(self, region: np.ndarray) -> np.ndarray:
         """Whitened, band-limited spectra of every tile, shape ``(tiles, gy, gx // 2 + 1)``."""
         g = self.geometry
-        data = bin_image(np.asarray(region, dtype=np.float32), g.bin)
+        data = bin_image(np.asarray(region), g.bin)
         s = self.side
         stack = np.stack([data[y : y + s, x : x + s] for y, x in self.origins])
         stack = (stack - stack.mean(axis=(1, 2), keepdims=True, dtype=np.float64).astype(np.float32)) * self.tile._taper

@@ -112,7 +112,7 @@ def estimate_drift(
         Zero the spectral rows ``|k_y| <= n`` where vertical curtain stripes live (``True``: 3).
     bin : int or "auto"
         Block-average factor before the FFT (``"auto"``: regions up to ~1024 px stay at full
-        resolution).
+        resolution; half that with the frame anchoring both axes).
     decimate : int
         Fourier-domain decimation of the correlation surface (speed; sub-pixel accuracy is kept
         by the Gaussian peak fit).
@@ -129,6 +129,8 @@ def estimate_drift(
         shorter side wide and half-overlapping, each pair's shift being the consensus (mode) of
         the tiles: features inclined to the milling direction move each their own way, the
         drift is what everything shares. ``0``: one global correlation of the whole region.
+        When the frame anchors both axes (cap and a wall found) the structure is only a weak
+        smoother and one global correlation (at twice the ``"auto"`` binning) is used.
     consistency_px : float
         Rigid-frame check: a frame edge whose per-slice series departs from the structure-only
         trajectory by more than this (95th percentile, after removing the median offset) is not
@@ -193,13 +195,16 @@ def estimate_drift(
     info, rejected = _find_frame(image, frame, anchor_mode, reference, bottom, ny, nx, search)
     box = _structure_box(info, overlay, mask2d, (ny, nx), window)
 
+    # with the frame anchoring both axes the structure is only a weak smoother: one coarser
+    # global correlation is enough there, several times cheaper than the tile consensus
+    anchored = info is not None and info.cap_edge is not None and bool(info.walls)
     solver = None
     if method != "none":
         geometry = SpectrumGeometry(
-            box, _auto_bin(bin, box), int(decimate), _curtain_rows(curtain_suppression), sigma=1.0
+            box, _auto_bin(bin, box, coarse=anchored), int(decimate), _curtain_rows(curtain_suppression), sigma=1.0
         )
         if method == "phase":
-            solver = _phase_solver(geometry, tiles)
+            solver = _phase_solver(geometry, 0 if anchored else tiles)
         else:
             from volrecon.correct._registration_sitk import SitkRegistrar
 
@@ -359,10 +364,10 @@ def _curtain_rows(setting: bool | int) -> int:
     return value
 
 
-def _auto_bin(setting: int | str, box: tuple[int, int, int, int]) -> int:
+def _auto_bin(setting: int | str, box: tuple[int, int, int, int], *, coarse: bool = False) -> int:
     side = max(box[1] - box[0], box[3] - box[2])
     if setting == "auto":
-        return max(1, math.ceil(side / 1100))
+        return max(1, math.ceil(side / (550 if coarse else 1100)))
     value = int(setting)
     if value < 1:
         raise ParameterError(f"bin={setting}: give an integer >= 1 or 'auto'")
