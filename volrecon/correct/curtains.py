@@ -7,10 +7,10 @@ Methods
 -------
 ``"highpass"`` (default)
     Rows are averaged in groups of 4 and reduced to block medians of ``block`` rows.  The
-    background across the stripe is the median of 11 taps spread over ``+-3 * width_px``: a stripe
-    narrower than the tap spacing touches few taps and drops out, while a step
-    edge of the structure (the majority side wins) passes unchanged, so phase boundaries are not
-    taken for stripes.  The across-stripe residual is smoothed along the stripe by a running
+    background across the stripe is the median of 11 taps spread over ``+-3 * width_px``: a
+    stripe narrower than the tap spacing touches few taps and drops out, while a step edge of
+    the structure (the majority side wins) passes unchanged, so phase boundaries are not taken
+    for stripes.  The across-stripe residual is smoothed along the stripe by a running
     median over ``length`` blocks (it keeps the abrupt start of a stripe below a feature and
     ignores features shorter than half the window), and shrunk by a non-negative garrote at
     ``threshold`` times its own robust noise scale.  Columns within the median's reach of the
@@ -22,9 +22,10 @@ Methods
 Gate
 ----
 :func:`estimate_curtains` measures on sample slices how much the filter would remove and
-compares it with what the same shrinkage removes from pure noise of the same scale
-(``significance``); below ``min_significance`` the filter is disabled, so a stripe-free stack is
-left as it is.
+compares it with what it removes from Gaussian noise of the slice's own pixel noise
+(``significance``, about 1-3 without stripes); below ``min_significance`` the filter is
+disabled, so a stripe-free noisy stack is left as it is.  On a noise-free stack nothing is
+noise, and thin, long, straight features of the structure (trench walls) pass the gate.
 """
 
 from __future__ import annotations
