@@ -132,7 +132,7 @@ class VoidCues:
         electrolyte level (the void's rim, where shine-through shows the walls around it).
     edge_nm : float
         Width of the edge artefact at phase boundaries (edge brightening, probe blur): binder thinner
-        than this between pore and particle is the bright rim of the particle's edge, not binder.
+        than this that touches the pore is the bright rim of a particle's edge, not binder.
     """
 
     dark_k: float = 3.0
@@ -150,7 +150,7 @@ def split_reach(cues: VoidCues, voxel_size_nm: Sequence[float]) -> tuple[int, in
     edge = _half_widths(cues.edge_nm, voxel_size_nm)
     grow = int(round(cues.grow_nm / min(float(v) for v in voxel_size_nm[1:])))
     tail = int(round(cues.shine_depth_nm / float(voxel_size_nm[0])))
-    return tuple(2 * e + grow + (tail if ax == 0 else 0) + 1 for ax, e in enumerate(edge))  # type: ignore[return-value]
+    return tuple(3 * e + grow + (tail if ax == 0 else 0) + 1 for ax, e in enumerate(edge))  # type: ignore[return-value]
 
 
 def split_voids(
@@ -159,8 +159,9 @@ def split_voids(
 ) -> np.ndarray:
     """Void versus electrolyte (and binder) in the cathode's pore space, from physical cues.
 
-    1. *Edge rim*: binder voxels in pieces thinner than ``edge_nm`` (a morphological opening) are
-       the bright rim that edge effects paint on particle surfaces; they return to the pore.
+    1. *Edge rim*: binder voxels in pieces thinner than ``edge_nm`` (a morphological opening)
+       that touch the pore are the bright rim that edge effects paint where a pore meets a
+       particle; they return to the pore.
     2. *Dark seeds*: pore or binder voxels darker than the electrolyte ``level`` by ``dark_k``
        ``spread`` cannot hold electrolyte (an empty pore over empty space shows almost nothing).
     3. *Shine-through tail*: an empty pore's face shows, attenuated and blurred, what lies beyond it
@@ -197,7 +198,8 @@ def split_voids(
     pore = cat & (out == electrolyte)
     bind = cat & (out == binder)
     if cues.edge_nm > 0 and bind.any():
-        rim = bind & ~ndi.binary_opening(bind, _box(_half_widths(cues.edge_nm, voxel_size_nm)))
+        box = _box(_half_widths(cues.edge_nm, voxel_size_nm))
+        rim = bind & ~ndi.binary_opening(bind, box) & ndi.binary_dilation(pore, box)
         out[rim] = electrolyte
         pore |= rim
         bind &= ~rim
