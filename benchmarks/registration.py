@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,23 +41,14 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def _phantom(kind: str, slices: int, shape: tuple[int, int], frame: bool, seed: int):
     from volrecon.sample import make_phantom  # noqa: F401  (raises ImportError when absent)
 
-    if kind == "zero":
-        from volrecon.sample import Artefacts
-
-        art = Artefacts.all(drift=False)
-    elif kind == "linear":
+    if kind in ("zero", "linear"):
         from volrecon.sample import Artefacts
 
         art = Artefacts.all(drift=False)
     else:
         art = "all"
     ph = make_phantom("diglyme", slices=slices, shape=shape, seed=seed, frame=frame, artefacts=art)
-    acquired, drift = np.asarray(ph.acquired), np.asarray(ph.drift, dtype=float)
-    if kind == "linear":
-        drift = _linear(slices)
-        acquired = np.stack([ndimage.shift(s.astype(np.float32), -d, order=3, mode="nearest") for s, d in zip(acquired, drift)])
-        acquired = np.clip(np.rint(acquired), 0, 255).astype(np.uint8)
-    return acquired, drift, "volrecon.sample.make_phantom('diglyme')"
+    return np.asarray(ph.acquired), np.asarray(ph.drift, dtype=float), "volrecon.sample.make_phantom('diglyme')"
 
 
 def _linear(slices: int) -> np.ndarray:
@@ -77,11 +69,28 @@ def _synthetic(kind: str, slices: int, shape: tuple[int, int], frame: bool, seed
     return st.acquired, st.drift, "volrecon.correct._registration_synthetic.make_stack (phantom not available)"
 
 
-def make_case(kind: str, slices: int, shape: tuple[int, int], frame: bool, seed: int = 0):
-    try:
-        return _phantom(kind, slices, shape, frame, seed)
-    except ImportError:
-        return _synthetic(kind, slices, shape, frame, seed)
+def make_case(kind: str, slices: int, shape: tuple[int, int], frame: bool, seed: int = 0, cache: Path | None = None):
+    """The stack, its true drift and where it came from; phantoms cached under ``cache`` if given."""
+    base = kind if kind != "linear" else "zero"  # the linear case is the zero-drift stack, shifted
+    stem = cache / f"{base}_{slices}_{shape[0]}x{shape[1]}_f{int(frame)}_s{seed}" if cache else None
+    if stem is not None and stem.with_name(stem.name + "_acq.npy").exists():
+        acquired = np.load(stem.with_name(stem.name + "_acq.npy"))
+        drift = np.load(stem.with_name(stem.name + "_drift.npy"))
+        source = "volrecon.sample.make_phantom('diglyme')"
+    else:
+        try:
+            acquired, drift, source = _phantom(base, slices, shape, frame, seed)
+        except ImportError:
+            return _synthetic(kind, slices, shape, frame, seed)
+        if stem is not None:
+            stem.parent.mkdir(parents=True, exist_ok=True)
+            np.save(stem.with_name(stem.name + "_acq.npy"), acquired)
+            np.save(stem.with_name(stem.name + "_drift.npy"), drift)
+    if kind == "linear":
+        drift = _linear(slices)
+        acquired = np.stack([ndimage.shift(s.astype(np.float32), -d, order=3, mode="nearest") for s, d in zip(acquired, drift)])
+        acquired = np.clip(np.rint(acquired), 0, 255).astype(np.uint8)
+    return acquired, drift, source
 
 
 # ------------------------------------------------------------------------------------ methods
@@ -124,6 +133,7 @@ def sitk_chained(stack: np.ndarray) -> np.ndarray:
 METHODS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "volrecon (default: frame if found)": lambda s: estimate_drift(s).shifts,
     "volrecon anchor='none' (structure only)": lambda s: estimate_drift(s, anchor="none").shifts,
+    "volrecon anchor='none', tiles=0 (one global correlation)": lambda s: estimate_drift(s, anchor="none", tiles=0).shifts,
     "pystackreg TRANSLATION (previous)": pystackreg_translation,
     "skimage phase_cross_correlation chained": skimage_chained,
     "SimpleITK Mattes MI chained": sitk_chained,
@@ -166,6 +176,8 @@ def to_markdown(report: dict) -> str:
     lines = [
         "# Drift registration benchmark",
         "",
+        f"Command: `{report.get('command', 'python benchmarks/registration.py')}`",
+        "",
         f"Stacks: {report['source']}. {report['slices']} slices. Machine: {report['machine']}; "
         "CPU shared with other jobs while measured, so timings are noisy (throughput is the median of "
         f"{report['throughput_repeats']} runs).",
@@ -195,10 +207,13 @@ def main() -> None:
     parser.add_argument("--peers", default="all", help="'all', 'none' or 'small' (peers on the first size only)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--large", default="short", help="'short': only the random-walk cases beyond the first size")
+    parser.add_argument("--peer-kinds", default="randomwalk,zero", help="drift kinds the peers are run on")
+    parser.add_argument("--cache", default="", help="folder to keep the phantom stacks in (np.save) between runs")
     parser.add_argument("--out", default=str(RESULTS / "registration"))
     args = parser.parse_args()
     sizes = [tuple(int(v) for v in s.split("x"))[::-1] for s in args.sizes.split(",")]  # WxH -> (rows, cols)
     report = {
+        "command": "python " + " ".join(["benchmarks/registration.py", *sys.argv[1:]]),
         "slices": args.slices,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}",
         "throughput_repeats": args.repeats,
@@ -208,14 +223,16 @@ def main() -> None:
     for i, shape in enumerate(sizes):
         label = f"{shape[1]}x{shape[0]}"
         peers = args.peers == "all" or (args.peers == "small" and i == 0)
-        kinds = (("randomwalk", True), ("randomwalk", False), ("zero", False), ("linear", False))
+        # the comparisons without frame first: they need the slow peers most
+        kinds = (("zero", False), ("randomwalk", False), ("randomwalk", True), ("linear", False))
         if i > 0 and args.large == "short":
-            kinds = kinds[:2]
+            kinds = tuple(k for k in kinds if k[0] == "randomwalk")
         for kind, frame in kinds:
-            stack, truth, source = make_case(kind, args.slices, shape, frame)
+            stack, truth, source = make_case(kind, args.slices, shape, frame, cache=Path(args.cache) if args.cache else None)
             report["source"] = source
             name = f"{label} {kind} drift, {'with' if frame else 'without'} frame"
-            methods = list(METHODS) if peers and kind == "randomwalk" else list(METHODS)[:2]
+            own = [m for m in METHODS if m.startswith("volrecon")]
+            methods = list(METHODS) if peers and kind in args.peer_kinds.split(",") else own
             report["cases"][name] = run_case(name, stack, truth, methods)
             if kind == "randomwalk" and frame:
                 report["throughput"][label] = throughput(stack, args.repeats)
