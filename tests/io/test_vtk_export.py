@@ -62,3 +62,21 @@ def test_sphere_area_converges_to_analytic() -> None:
     assert abs(raw - exact) / exact < 0.12
     decimated = phase_surface(ball, 1, voxel_size_nm=(1, 1, 1), smooth_iterations=20, decimate=0.8)
     assert surface_area_nm2(decimated) == pytest.approx(smooth, rel=0.03)
+
+
+def test_phases_side_by_side_give_the_same_surfaces(tmp_path: Path) -> None:
+    z, y, x = np.mgrid[:24, :32, :32]
+    labels = np.where((z - 11.5) ** 2 + (y - 15.5) ** 2 + (x - 15.5) ** 2 <= 81, 1, 2).astype(np.uint8)
+    labels[:, :, 28:] = 3
+    names = {"void": 1, "electrolyte": 2, "active": 3, "sei": 4}
+    one = write_phase_surfaces(labels, tmp_path / "a", phase_names=names, voxel_size_nm=(2, 1, 1), smooth_iterations=5, workers=1)
+    two = write_phase_surfaces(labels, tmp_path / "b", phase_names=names, voxel_size_nm=(2, 1, 1), smooth_iterations=5, workers=2)
+    assert [i.phase for i in two] == ["void", "electrolyte", "active"]  # phase_names order, absent phase skipped
+    for a, b in zip(one, two):
+        assert (a.phase, a.triangles, a.bounds_nm) == (b.phase, b.triangles, b.bounds_nm)
+        assert a.area_nm2 == pytest.approx(b.area_nm2, rel=1e-12)
+    # the ball is a prolate spheroid in nm (semi-axes 18 along z, 9, 9)
+    a, b = 18.0, 9.0
+    e = math.sqrt(1 - b * b / (a * a))
+    exact = 2 * math.pi * b * b * (1 + a / (b * e) * math.asin(e))
+    assert one[0].area_nm2 == pytest.approx(exact, rel=0.12)
