@@ -752,7 +752,7 @@ def apply_drift(image: Any, table: DriftTable, *, mode: str = "crop", order: int
     >>> table = DriftTable(np.array([[0, 0], [1.5, -2], [3, 1]]), np.ones(3), ("structure",) * 3,
     ...                    np.zeros(3), ("",) * 3)
     >>> apply_drift(stack, table).shape
-    (3, 61, 62)
+    (3, 61, 61)
     """
     nz = check_stack(image)[0]
     if len(table) != nz:

@@ -34,7 +34,8 @@ class FrameInfo:
     cap_edge : float or None
         Row of the cap's lower edge (None: no cap found).
     left_wall, right_wall : float or None
-        Column of each trench wall's edge facing the specimen (None: not found / cut off).
+        Column of each trench wall's edge facing the specimen, at the middle row of the face
+        below the cap (None: not found / cut off); tapered walls are tilted, see the slopes.
     specimen : tuple of int
         ``(y0, y1, x0, x1)``: the face inside the frame, with a safety margin; everything outside
         it is frame and is excluded from registration by structure, segmentation and analysis.
