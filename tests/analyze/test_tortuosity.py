@@ -137,3 +137,23 @@ def test_taufactor_nmc_reference(nmc):
     assert r0.tortuosity_factor == pytest.approx(2.0776, rel=5e-3)
     r1 = tortuosity(pore, axis=1, voxel_size_nm=390.625)
     assert r1.tortuosity_factor == pytest.approx(2.0766, rel=5e-3)
+
+
+def test_semi_coarsening_merges_only_short_axes():
+    from volrecon.analyze._multigrid import _merge_axes
+
+    assert _merge_axes((12, 12, 12), [1.0, 1.0, 1.0]) == (1, 1, 1)
+    assert _merge_axes((12, 12, 12), [2.0, 1.0, 1.0]) == (0, 1, 1)  # 20 x 10 x 10 nm voxels
+    assert _merge_axes((12, 12, 12), [1.3, 1.0, 1.0]) == (1, 1, 1)
+    assert _merge_axes((3, 12, 12), [1.0, 2.0, 2.0]) == (0, 1, 1)  # interior of one cell: kept
+    assert _merge_axes((3, 3, 3), [1.0, 1.0, 1.0]) is None
+
+
+def test_slabs_on_strongly_anisotropic_voxels():
+    # two slabs along z; the second one stops short along x, so along x it adds porosity but no
+    # flux: tau_x = eps / D_eff = (180 / 480) / (120 / 480) = 1.5 exactly, tau_z = 1
+    m = np.zeros((16, 24, 20), bool)
+    m[:, 3:9, :] = True
+    m[:, 14:20, 5:15] = True
+    assert tortuosity(m, axis=0, voxel_size_nm=(20, 10, 10)).tortuosity_factor == pytest.approx(1.0, abs=1e-5)
+    assert tortuosity(m, axis=2, voxel_size_nm=(20, 10, 10)).tortuosity_factor == pytest.approx(1.5, abs=1e-5)
