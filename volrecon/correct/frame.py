@@ -589,15 +589,16 @@ class FrameTracker:
         steepest point of the edge.
         """
         win = self._window(name, search=self.half_width)
+        reach = 3 * self.half_width + 4  # the coarse search of a block: template and search range
         bounds = np.linspace(band[0], band[1], 9).astype(int)
         for _ in range(3):
-            whole = SlantedProfile(image.shape, axis, pos, pivot, slope, band, self.reach)
+            whole = SlantedProfile(image.shape, axis, pos, pivot, slope, band, reach)
             ref = _Reference(whole.u, whole(image))
             if not ref.ok:
                 return pos, slope
             centres, shifts, sigmas = [], [], []
             for a, b in zip(bounds[:-1], bounds[1:]):
-                part = SlantedProfile(image.shape, axis, pos, pivot, slope, (a, b), self.reach)
+                part = SlantedProfile(image.shape, axis, pos, pivot, slope, (a, b), reach)
                 m = _measure(ref, part.u, part(image), 0.0, win)
                 if m is not None:
                     centres.append((a + b) / 2.0 - pivot)
@@ -615,7 +616,7 @@ class FrameTracker:
             if abs(fit[0]) * (band[1] - band[0]) < 0.05 and abs(fit[1]) < 0.05:
                 break
         # centre the window on the steepest point of the now sharp edge
-        whole = SlantedProfile(image.shape, axis, pos, pivot, slope, band, self.reach)
+        whole = SlantedProfile(image.shape, axis, pos, pivot, slope, band, reach)
         prof = whole(image)
         near = np.abs(whole.u) <= self.half_width / 2
         grad = np.abs(np.gradient(ndimage.gaussian_filter1d(np.nan_to_num(prof, nan=np.nanmean(prof)), 1.0)))
