@@ -2,7 +2,9 @@
 
 Run: ``python benchmarks/corrections.py`` (a few minutes on 2 cores).  Writes
 ``benchmarks/results/corrections.{json,md}``.  ``python benchmarks/corrections.py brightness``
-re-runs only the brightness-constancy part and updates it in those files (``--help``).
+re-runs only the brightness-constancy part and updates it in those files, ``throughput`` only the
+timings (``--help``).  The PyStack3D columns need ``pip install --no-deps pystack3d statsmodels
+patsy tomlkit`` (empty otherwise); the timed children should run without them on the path.
 
 * Gains: PSNR against the phantom's artefact-free image (on the acquired grey scale), with one
   artefact on at a time (plus noise, as acquired) and with all intensity artefacts on, for
@@ -62,6 +64,36 @@ def peer_flatfield(stack: np.ndarray) -> np.ndarray:
     return stack / (flat / flat.mean())
 
 
+def pystack3d_peers():
+    """PyStack3D's background removal and wavelet destriper (per slice, its defaults), or None.
+
+    ``pip install --no-deps pystack3d statsmodels patsy tomlkit``; its package imports pyvsnr
+    (GPU VSNR destriping, not used here) at module level, so a stand-in module is registered
+    when pyvsnr is absent.
+    """
+    import types
+
+    try:
+        import pyvsnr  # noqa: F401
+    except ImportError:
+        sys.modules.setdefault("pyvsnr", types.ModuleType("pyvsnr")).vsnr2d = None  # type: ignore[attr-defined]
+    try:
+        from pystack3d.bkg_removal import bkg_eval
+        from pystack3d.destriping import destriping_from_wavelets
+    except ImportError:
+        return None
+    # PyStack3D's 2D background: 1 + x + y + x^2 + xy + y^2 + x^3 ... (order 3 with cross terms), Huber M-estimator
+    powers = [[i, j] for i in range(4) for j in range(4) if i + j <= 3]
+
+    def background(stack: np.ndarray) -> np.ndarray:
+        return np.stack([bkg_eval(plane.astype(np.float64), powers)[0] for plane in stack])
+
+    def destripe(stack: np.ndarray) -> np.ndarray:
+        return np.stack([destriping_from_wavelets(plane.astype(np.float64))[: plane.shape[0], : plane.shape[1]] for plane in stack])
+
+    return background, destripe
+
+
 def gains(preset: str, seed: int, names: tuple[str, ...], *, noise: bool, **art) -> dict:
     on = names + (("noise",) if noise else ()) + ("quantise",)
     ph = make_phantom(preset, slices=16, shape=(256, 256), seed=seed, artefacts=Artefacts.only(*on, **art), workers=2)
@@ -96,6 +128,11 @@ def gains(preset: str, seed: int, names: tuple[str, ...], *, noise: bool, **art)
         row["layer_ratio_err_pct"] = layer_ratio_error(out, ref, ph.regions)
         row["peer_layer_ratio_err_pct"] = layer_ratio_error(peer, ref, ph.regions)
         row["oracle_layer_ratio_err_pct"] = layer_ratio_error(oracle, ref, ph.regions)
+        peers = pystack3d_peers()
+        if peers is not None:
+            ps = peers[0](acq)
+            row["pystack3d_gain_db"] = psnr(np.polyval(np.polyfit(ps.ravel()[::7], ref.ravel()[::7], 1), ps), ref) - row["psnr_before_db"]
+            row["pystack3d_layer_ratio_err_pct"] = layer_ratio_error(ps, ref, ph.regions)
     if names == ("curtains",):
         row.update(curtain_extras(preset, seed, acq, out, ref, ph.labels, noise=noise, **art))
     return row
@@ -117,7 +154,12 @@ def curtain_extras(preset: str, seed: int, acq: np.ndarray, out: np.ndarray, ref
     peer = apply_curtains(acq.astype(np.float32), estimate_curtains(acq, method="wavelet-fft", min_significance=0))
     before = psnr(acq, ref)
     edge0 = edge_contrast(acq, labels, ref)
-    return {
+    extra = {}
+    peers = pystack3d_peers()
+    if peers is not None:
+        ps = peers[1](acq)
+        extra = {"pystack3d_gain_db": psnr(ps, ref) - before, "pystack3d_edge_ratio": edge_contrast(ps, labels, ref) / edge0}
+    return extra | {
         "psnr_before_direct_db": before,
         "gain_direct_db": psnr(out, ref) - before,
         "oracle_gain_db": psnr(oracle, ref) - before,
@@ -300,6 +342,27 @@ def phantom_2048(slices: int = 24) -> Path:
     return path
 
 
+def throughput() -> tuple[dict, dict]:
+    """Apply throughput at 2048x1536 (48 and 144 slices) and estimate/apply timing on the 24-slice phantom."""
+    runs = {}
+    for nz in (48, 144):
+        res = [run_child(THROUGHPUT.format(nz=nz)) for _ in range(3)]
+        runs[nz] = {
+            "slices_per_s_median": statistics.median(r["slices"] / r["seconds"] for r in res),
+            "slices_per_cpu_s_median": statistics.median(r["slices"] / r["cpu_s"] for r in res),
+            "peak_rss_mb_median": statistics.median(r["peak_rss_mb"] for r in res),
+            "runs": res,
+        }
+        print(nz, runs[nz], flush=True)
+    path = phantom_2048()
+    est_runs = [run_child(ESTIMATE.format(path=str(path))) for _ in range(3)]
+    estimate = {k: statistics.median(r[k] for r in est_runs) for k in ("estimate_s", "estimate_cpu_s", "apply_s", "apply_cpu_s", "peak_rss_mb")}
+    estimate["slices"] = est_runs[0]["slices"]
+    estimate["runs"] = est_runs
+    print(estimate, flush=True)
+    return runs, estimate
+
+
 def main() -> None:
     rows = []
     for preset, seed in (("diglyme", 0), ("carbonate", 1)):
@@ -318,23 +381,14 @@ def main() -> None:
     print(free, flush=True)
     bright = brightness_constancy()
     print(bright, flush=True)
-    runs = {}
-    for nz in (48, 144):
-        res = [run_child(THROUGHPUT.format(nz=nz)) for _ in range(3)]
-        runs[nz] = {
-            "slices_per_s_median": statistics.median(r["slices"] / r["seconds"] for r in res),
-            "slices_per_cpu_s_median": statistics.median(r["slices"] / r["cpu_s"] for r in res),
-            "peak_rss_mb_median": statistics.median(r["peak_rss_mb"] for r in res),
-            "runs": res,
-        }
-        print(nz, runs[nz], flush=True)
-    path = phantom_2048()
-    est_runs = [run_child(ESTIMATE.format(path=str(path))) for _ in range(3)]
-    estimate = {k: statistics.median(r[k] for r in est_runs) for k in ("estimate_s", "estimate_cpu_s", "apply_s", "apply_cpu_s", "peak_rss_mb")}
-    estimate["slices"] = est_runs[0]["slices"]
-    estimate["runs"] = est_runs
-    print(estimate, flush=True)
-    payload = {"command": "python benchmarks/corrections.py", "machine": machine(), "gains": rows, "stripe_free": free,
+    runs, estimate = throughput()
+    try:
+        from importlib.metadata import version
+
+        peer_version = f"pystack3d {version('pystack3d')}"
+    except Exception:  # noqa: BLE001 - not installed: the PyStack3D columns stay empty
+        peer_version = "pystack3d not installed"
+    payload = {"command": "PYTHONPATH=<folder with pystack3d> python benchmarks/corrections.py", "machine": machine(), "peers": peer_version, "gains": rows, "stripe_free": free,
                "brightness_constancy": bright, "throughput_2048x1536": runs,
                "phantom_2048x1536": estimate,
                "note": "timings on 2 cores shared with other jobs: noisy, medians of 3"}
@@ -352,17 +406,20 @@ def render(payload: dict) -> str:
           "mean grey between two layers vs the truth, on the corrected grey scale (no fit). Edge = contrast across "
           "phase boundaries after/before (goal >= 0.95). Shading/brightness/all-on PSNRs use a linear fit to the "
           "reference (brightness is relative to the median slice); curtains-only PSNRs are direct.", "",
-          "| preset | artefacts | noise | PSNR before | volrecon gain | oracle gain | peer gain | layer-ratio err volrecon / oracle / peer | edge volrecon / peer |",
-          "|---|---|---|---|---|---|---|---|---|"]
+          "PyStack3D = its per-slice polynomial background removal (order 3, Huber) for shading and its wavelet "
+          "destriper (coif3, 4 levels, sigma 4) for curtains, with its defaults (pip package, run unchanged; "
+          f"{payload.get('peers', '?')}).", "",
+          "| preset | artefacts | noise | PSNR before | volrecon gain | oracle gain | peer gain | PyStack3D gain | layer-ratio err volrecon / oracle / peer / PyStack3D | edge volrecon / peer / PyStack3D |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
     nan = float("nan")
     for r in payload["gains"]:
         before, gain = r.get("psnr_before_direct_db", r["psnr_before_db"]), r.get("gain_direct_db", r["gain_db"])
-        ratio = (f"{r['layer_ratio_err_pct']:.2f} / {r.get('oracle_layer_ratio_err_pct', nan):.2f} / {r['peer_layer_ratio_err_pct']:.2f} %"
-                 if "layer_ratio_err_pct" in r else "–")
-        edge = f"{r['edge_ratio']:.3f} / {r['peer_edge_ratio']:.3f}" if "edge_ratio" in r else "–"
+        ratio = (f"{r['layer_ratio_err_pct']:.2f} / {r.get('oracle_layer_ratio_err_pct', nan):.2f} / {r['peer_layer_ratio_err_pct']:.2f} / "
+                 f"{r.get('pystack3d_layer_ratio_err_pct', nan):.2f} %" if "layer_ratio_err_pct" in r else "–")
+        edge = f"{r['edge_ratio']:.3f} / {r['peer_edge_ratio']:.3f} / {r.get('pystack3d_edge_ratio', nan):.3f}" if "edge_ratio" in r else "–"
         md.append(
             f"| {r['preset']} | {r['artefacts']} | {'yes' if r['noise'] else 'no'} | {before:.1f} dB | {gain:+.2f} dB | "
-            f"{r.get('oracle_gain_db', nan):+.2f} | {r.get('peer_gain_db', nan):+.2f} | {ratio} | {edge} |"
+            f"{r.get('oracle_gain_db', nan):+.2f} | {r.get('peer_gain_db', nan):+.2f} | {r.get('pystack3d_gain_db', nan):+.2f} | {ratio} | {edge} |"
         )
     if payload.get("stripe_free"):
         md += ["", "The destriper on stripe-free phantoms (16 slices, 256x256): the gate compares what the filter removes "
@@ -411,17 +468,23 @@ def render(payload: dict) -> str:
     return "\n".join(md) + "\n"
 
 
-def brightness_only() -> None:
-    """Re-run only :func:`brightness_constancy` and update it in the committed results."""
+def part_only(part: str) -> None:
+    """Re-run only the brightness-constancy or the throughput part and update the committed results."""
     import json
 
     from _common import RESULTS
 
     path = RESULTS / "corrections.json"
     payload = json.loads(path.read_text()) if path.is_file() else {}
-    payload["brightness_constancy"] = brightness_constancy()
-    payload["brightness_constancy_machine"] = machine()
-    print(json.dumps(payload["brightness_constancy"], indent=1), flush=True)
+    tail = f"python benchmarks/corrections.py {part}"
+    if tail not in payload.get("command", ""):
+        payload["command"] = f"{payload.get('command', 'python benchmarks/corrections.py')}; then {tail}"
+    if part == "throughput":
+        payload["throughput_2048x1536"], payload["phantom_2048x1536"] = throughput()
+        payload["throughput_machine"] = machine()
+    else:
+        payload["brightness_constancy"] = brightness_constancy()
+        payload["brightness_constancy_machine"] = machine()
     if "gains" in payload:
         save("corrections", payload, render(payload))
     else:
@@ -433,9 +496,10 @@ if __name__ == "__main__":
     import argparse
 
     parser = argparse.ArgumentParser(description="Intensity corrections on the phantom; writes benchmarks/results/corrections.{json,md}.")
-    parser.add_argument("part", nargs="?", choices=("all", "brightness"), default="all",
-                        help="all (default, several minutes) or brightness (re-run only the brightness-constancy part)")
-    if parser.parse_args().part == "brightness":
-        brightness_only()
-    else:
+    parser.add_argument("part", nargs="?", choices=("all", "brightness", "throughput"), default="all",
+                        help="all (default, several minutes), or re-run only the brightness-constancy or the throughput part")
+    part = parser.parse_args().part
+    if part == "all":
         main()
+    else:
+        part_only(part)
