@@ -11,6 +11,14 @@ is taken over the pore neighbourhood, never across solid.
 :func:`refine_pores` implements (b) as a pore-restricted vote: inside the pore space
 (void ∪ electrolyte), each voxel becomes void when the Gaussian-weighted share of void among the
 *pore* voxels around it exceeds one half.  Solid voxels neither vote nor change.
+
+:func:`split_voids` is the unsupervised split (methods ``layers``/``auto``, and the cathode void
+of ``classifier``): voids are seeded where the pore is darker than frozen electrolyte can be (the
+electrolyte level is the narrow peak of the pore class, :func:`electrolyte_level`), continued
+along the milling direction over the shine-through depth (where the void's face shows the
+material beyond it) and grown a little laterally through voxels that are not at the electrolyte
+level.  It never uses absolute grey values: only the electrolyte level and spread measured on the
+stack itself, and lengths in nm (:class:`VoidCues`).
 """
 
 from __future__ import annotations
