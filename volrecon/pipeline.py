@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from volrecon.io.omezarr import write_ome_zarr
+from volrecon.io.omezarr import read_ome_zarr, write_ome_zarr
 from volrecon.io.runfolder import RunFolder
 from volrecon.io.stack import Stack, open_stack
 
@@ -159,6 +159,14 @@ def _voxel(image_path: Path) -> tuple[float, float, float]:
     return read_ome_zarr(image_path).voxel_size_nm[0]
 
 
+def _uncorrected(image_path: Path, stack: Stack) -> Any:
+    """The assembled volume: ``image.ome.zarr`` while no correction replaced it, else the raw slices."""
+    image = read_ome_zarr(image_path)
+    if "corrections" in image.attrs.get("volrecon", {}) or tuple(image.data.shape) != tuple(stack.data.shape):
+        return stack.data
+    return image.data
+
+
 def correct(
     out: str | Path,
     *,
@@ -189,16 +197,18 @@ def correct(
             stack.data, voxel_size_nm=voxel, steps=steps, denoise={"method": denoise} if denoise else None, options=options
         )
         save_corrections(result, tmp / "corrections")
-        (tmp / "figures").mkdir()
-        correction_figures(result, stack.data, result.image, tmp / "figures")
-        if result.drift is not None:
-            from volrecon.correct.drift import plot_drift
-
-            plot_drift(result.drift, tmp / "figures" / "drift_trajectory.png")
         write_ome_zarr(
             result.image, tmp / IMAGE, voxel_size_nm=voxel, name=Path(str(source)).name or "volume",
             metadata={"stack": stack.to_dict(), "corrections": result.to_dict()}, progress=progress,
         )
+        # orthoslices from what was written: an xz/yz plane of the lazy chain would correct
+        # every slice again (twice), one of the chunked OME-Zarr reads one row of chunks
+        (tmp / "figures").mkdir()
+        correction_figures(result, _uncorrected(run.path / IMAGE, stack), read_ome_zarr(tmp / IMAGE).data, tmp / "figures")
+        if result.drift is not None:
+            from volrecon.correct.drift import plot_drift
+
+            plot_drift(result.drift, tmp / "figures" / "drift_trajectory.png")
     record = {**run.read()["stages"]["correct"], "warnings": list(result.warnings)}
     if result.drift is not None:
         from collections import Counter
@@ -372,7 +382,7 @@ def report(out: str | Path, *, title: str | None = None, render_3d: bool = True)
 
             labels = read_ome_zarr(phases_path)
             lvl = min(1, len(labels.levels) - 1)
-            render_phases(labels.levels[lvl].compute(), tmp / "figures" / "render3d.png",
+            render_phases(labels.levels[lvl], tmp / "figures" / "render3d.png",
                           phase_names=read_label_names(phases_path), voxel_size_nm=labels.voxel_size_nm[lvl])
         (tmp / "report.html").write_text(render_report(run.path, title=title, new_figures=tmp / "figures"))
     return StageResult(run.path, "report", False, tuple(outputs), {"report": str(run.path / "report.html")})

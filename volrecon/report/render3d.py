@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -15,8 +15,13 @@ def _rgb(hexcode: str) -> tuple[float, float, float]:
     return tuple(int(hexcode[i : i + 2], 16) / 255 for i in (1, 3, 5))  # type: ignore[return-value]
 
 
+def render_stride(shape: Sequence[int], max_voxels: int) -> int:
+    """The stride along every axis that brings a volume of ``shape`` under about ``max_voxels``."""
+    return max(1, int(np.ceil((float(np.prod(shape)) / max_voxels) ** (1 / 3))))
+
+
 def render_phases(
-    labels: np.ndarray,
+    labels: Any,
     path: str | Path,
     *,
     phase_names: Mapping[str, int],
@@ -28,8 +33,9 @@ def render_phases(
 ) -> Path:
     """Render the surfaces of ``phases`` (all but ``frame`` by default) to a PNG.
 
-    Large volumes are subsampled (stride) to about ``max_voxels`` first: the picture is for
-    looking, the numbers come from the analysis.
+    ``labels`` is a numpy or dask array ``(z, y, x)``.  Large volumes are subsampled (stride) to
+    about ``max_voxels`` first, before a dask array is read: the picture is for looking, the
+    numbers come from the analysis.
     """
     import os
 
@@ -39,12 +45,12 @@ def render_phases(
     import vtk
 
     vtk.vtkObject.GlobalWarningDisplayOff()
-    lab = np.asarray(labels)
     vox = [float(v) for v in voxel_size_nm]
-    stride = max(1, int(np.ceil((lab.size / max_voxels) ** (1 / 3))))
-    if stride > 1:
-        lab = lab[::stride, ::stride, ::stride]
-        vox = [v * stride for v in vox]
+    stride = render_stride(labels.shape, max_voxels)
+    lab = labels[::stride, ::stride, ::stride] if stride > 1 else labels
+    # a dask array is read here, already subsampled: memory stays at the picture's size
+    lab = np.asarray(lab.compute() if hasattr(lab, "compute") else lab)
+    vox = [v * stride for v in vox]
     colours = {**PHASE_COLOURS, **(colours or {})}
     wanted = [p for p in (phases or phase_names) if p != "frame" and p in phase_names]
     renderer = vtk.vtkRenderer()
