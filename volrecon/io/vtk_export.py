@@ -63,7 +63,8 @@ def _image_data(volume: np.ndarray, voxel_size_nm: Sequence[float], name: str): 
     image.SetDimensions(vol.shape[2], vol.shape[1], vol.shape[0])
     image.SetSpacing(vx, vy, vz)
     image.SetOrigin(0.0, 0.0, 0.0)
-    scalars = numpy_support.numpy_to_vtk(vol.ravel(order="C"), deep=True)
+    # no copy: the VTK array keeps a reference to the numpy buffer (a volume's worth less memory)
+    scalars = numpy_support.numpy_to_vtk(vol.ravel(order="C"), deep=False)
     scalars.SetName(name)
     image.GetPointData().SetScalars(scalars)
     return image
@@ -113,7 +114,9 @@ def phase_surface(
     if not 0.0 <= decimate < 0.96:
         raise ParameterError(f"decimate={decimate}: give a fraction between 0 and 0.95")
     # pad with background so the surface closes where the phase touches the volume's faces
-    mask = np.pad((np.asarray(labels) == value).astype(np.uint8), 1)
+    labels = np.asarray(labels)
+    mask = np.zeros(tuple(n + 2 for n in labels.shape), np.uint8)
+    np.equal(labels, value, out=mask[1:-1, 1:-1, 1:-1].view(np.bool_))
     image = _image_data(mask, voxel_size_nm, "mask")
     vz, vy, vx = (float(v) for v in voxel_size_nm)
     image.SetOrigin(-vx, -vy, -vz)
