@@ -21,7 +21,7 @@ import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -228,6 +228,33 @@ def _fine_histogram(values: np.ndarray, width: float) -> tuple[np.ndarray, np.nd
     return lo + (np.flatnonzero(sel) + 0.5) * width, counts[sel].astype(np.float64)
 
 
+def _density(values: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
+    """Grid and Gaussian-smoothed (``width``) density of ``values``, normalised to a peak of 1."""
+    centres, counts = _fine_histogram(values, width / 8)
+    grid = np.arange(centres[0] - 3 * width, centres[-1] + 3 * width, width / 8)
+    hist = np.bincount(np.rint((centres - grid[0]) / (width / 8)).astype(np.int64), weights=counts, minlength=grid.size)[: grid.size]
+    dens = ndi.gaussian_filter1d(hist, 8.0, mode="constant")
+    return grid, dens / max(float(dens.max()), 1e-300)
+
+
+def _agreement(values: np.ndarray, density: tuple[np.ndarray, np.ndarray]) -> Callable[[float, float], float]:
+    """Score of a slice mapping ``(g, o)``: mean stack density at the slice's samples, in the slice's grey.
+
+    The stack's specimen changes slowly, so under the right mapping the slice's grey levels
+    fall where the stack's do, wherever its phases' shares are; a mapping that fits two peaks
+    onto the wrong pair of modes puts the rest of the slice between modes.  The density is
+    carried into the slice's grey scale (divided by ``g``): a larger gain squeezes the slice's
+    spread-out modes onto the stack's and must not win for that alone.
+    """
+    centres, counts = _fine_histogram(values, float(density[0][1] - density[0][0]))
+    grid, dens = density
+
+    def score(g: float, o: float) -> float:
+        return float(np.dot(np.interp((centres - o) / g, grid, dens, left=0.0, right=0.0), counts)) / g
+
+    return score
+
+
 def _line_fit(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, float]:
     """Weighted least squares ``y = g * x + o``; offset only (gain 1) when ``x`` has one value."""
     sel = (w > 0) & np.isfinite(y)
@@ -257,15 +284,22 @@ def _robust_line_fit(x: np.ndarray, y: np.ndarray, w: np.ndarray, scale: float, 
     return gk, ok
 
 
-def _match_modes(peaks: np.ndarray, levels: np.ndarray, tol: float, *, gain_range: tuple[float, float] = (0.6, 1.7)) -> tuple[float, float] | None:
+def _match_modes(
+    peaks: np.ndarray, levels: np.ndarray, tol: float, *, gain_range: tuple[float, float] = (0.6, 1.7),
+    agreement: Callable[[float, float], float] | None = None,
+) -> tuple[float, float] | None:
     """Gain/offset mapping a slice's own histogram peaks onto the stack's mode levels.
 
     Every pairing of two slice peaks with two levels is a candidate ``peaks = g * levels + o``;
-    the candidate under which most peaks land within ``tol`` (in level units) of a level wins
-    (then the smallest residual).  This locks each slice onto the right modes even when a
-    percentile match would put it one mode off (a step, a changed phase share).
+    the candidate under which most peaks land within ``tol`` (in level units) of a level wins.
+    This locks each slice onto the right modes even when a percentile match would put it one
+    mode off (a step, a changed phase share).  Two peaks always fit two levels exactly, so a
+    slice showing only two of the modes has several equally good pairings (its two peaks on
+    modes 1-2 or on modes 2-3); ``agreement(g, o)`` — how well the *whole* slice then matches
+    the stack — decides among the candidates with the most hits (without it: the smallest
+    residual).
     """
-    best, best_score = None, (-1, 0.0)
+    cands: list[tuple[int, float, float, float]] = []
     for i in range(peaks.size):
         for j in range(i + 1, peaks.size):
             for a in range(levels.size):
@@ -276,10 +310,14 @@ def _match_modes(peaks: np.ndarray, levels: np.ndarray, tol: float, *, gain_rang
                     o = peaks[i] - g * levels[a]
                     d = np.abs(((peaks - o) / g)[:, None] - levels[None, :]).min(axis=1)
                     hit = d < tol
-                    score = (int(hit.sum()), -float(np.sum(d[hit] ** 2)))
-                    if score > best_score:
-                        best, best_score = (float(g), float(o)), score
-    return best if best_score[0] >= 2 else None
+                    cands.append((int(hit.sum()), -float(np.sum(d[hit] ** 2)), float(g), float(o)))
+    most = max((c[0] for c in cands), default=0)
+    if most < 2:
+        return None
+    top = [c for c in cands if c[0] == most]
+    score = (lambda c: agreement(c[2], c[3])) if agreement is not None else (lambda c: c[1])
+    best = max(top, key=score)
+    return best[2], best[3]
 
 
 def _track_modes(samples: Sequence[np.ndarray], usable: Sequence[int], sigma: float, *, classes: int, iters: int) -> _Modes:
@@ -302,9 +340,15 @@ def _track_modes(samples: Sequence[np.ndarray], usable: Sequence[int], sigma: fl
         g[k] = (b - a) / (ref[1] - ref[0]) if ref[1] > ref[0] and b > a else 1.0
         o[k] = a - g[k] * ref[0]
     h = max(sigma, 1e-6 * max(abs(float(ref[1])), 1.0))
-    levels = histogram_peaks(np.concatenate([(samples[k] - o[k]) / g[k] for k in usable]), sigma=h, max_peaks=classes)
+    pooled = np.concatenate([(samples[k] - o[k]) / g[k] for k in usable])
+    levels = histogram_peaks(pooled, sigma=h, max_peaks=classes)
+    # the agreement only has to tell which modes a slice's mass sits on: a quarter of the
+    # closest modes' gap resolves that and does not hinge on noise-free (quantised) samples
+    gaps = np.diff(levels)
+    density = _density(pooled, max(2.0 * h, 0.25 * float(gaps.min())) if gaps.size else 2.0 * h)
     for k in usable:  # lock every slice onto the modes by its own peaks
-        match = _match_modes(histogram_peaks(samples[k], sigma=h * g[k], max_peaks=classes), levels, 2.0 * h)
+        fit = _agreement(samples[k], density)
+        match = _match_modes(histogram_peaks(samples[k], sigma=h * g[k], max_peaks=classes), levels, 2.0 * h, agreement=fit)
         if match is not None:
             g[k], o[k] = match
     weight = np.ones(levels.size)
