@@ -229,28 +229,36 @@ def _fine_histogram(values: np.ndarray, width: float) -> tuple[np.ndarray, np.nd
 
 
 def _density(values: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
-    """Grid and Gaussian-smoothed (``width``) density of ``values``, normalised to a peak of 1."""
-    centres, counts = _fine_histogram(values, width / 8)
-    grid = np.arange(centres[0] - 3 * width, centres[-1] + 3 * width, width / 8)
-    hist = np.bincount(np.rint((centres - grid[0]) / (width / 8)).astype(np.int64), weights=counts, minlength=grid.size)[: grid.size]
+    """Grid and Gaussian-smoothed (``width``) probability density of ``values`` (integral 1)."""
+    step = width / 8
+    centres, counts = _fine_histogram(values, step)
+    grid = np.arange(centres[0] - 3 * width, centres[-1] + 3 * width, step)
+    hist = np.bincount(np.rint((centres - grid[0]) / step).astype(np.int64), weights=counts, minlength=grid.size)[: grid.size]
     dens = ndi.gaussian_filter1d(hist, 8.0, mode="constant")
-    return grid, dens / max(float(dens.max()), 1e-300)
+    return grid, dens / max(float(dens.sum()) * step, 1e-300)
+
+
+OUTLIER_SHARE = 0.01
+"""Share of a slice's samples the agreement lets fall anywhere in the reference's grey range (new phases, noise)."""
 
 
 def _agreement(values: np.ndarray, density: tuple[np.ndarray, np.ndarray]) -> Callable[[float, float], float]:
-    """Score of a slice mapping ``(g, o)``: mean stack density at the slice's samples, in the slice's grey.
+    """Log-likelihood of a slice's samples under ``density`` after a mapping ``(g, o)``.
 
-    The stack's specimen changes slowly, so under the right mapping the slice's grey levels
-    fall where the stack's do, wherever its phases' shares are; a mapping that fits two peaks
-    onto the wrong pair of modes puts the rest of the slice between modes.  The density is
-    carried into the slice's grey scale (divided by ``g``): a larger gain squeezes the slice's
-    spread-out modes onto the stack's and must not win for that alone.
+    The specimen changes slowly, so under the right mapping the slice's grey levels fall where
+    the reference's do, whatever their shares; a mapping that fits two peaks onto the wrong
+    pair of modes puts the rest of the slice where the reference has nothing.  The density is
+    carried into the slice's grey scale (divided by ``g``) so that squeezing or stretching the
+    slice is not rewarded for itself, and a small uniform share (:data:`OUTLIER_SHARE`) keeps a
+    few foreign samples from deciding alone.
     """
-    centres, counts = _fine_histogram(values, float(density[0][1] - density[0][0]))
     grid, dens = density
+    centres, counts = _fine_histogram(values, float(grid[1] - grid[0]))
+    floor = OUTLIER_SHARE / float(grid[-1] - grid[0])
 
     def score(g: float, o: float) -> float:
-        return float(np.dot(np.interp((centres - o) / g, grid, dens, left=0.0, right=0.0), counts)) / g
+        p = (1 - OUTLIER_SHARE) * np.interp((centres - o) / g, grid, dens, left=0.0, right=0.0) + floor
+        return float(np.dot(np.log(p / g), counts))
 
     return score
 
@@ -286,18 +294,19 @@ def _robust_line_fit(x: np.ndarray, y: np.ndarray, w: np.ndarray, scale: float, 
 
 def _match_modes(
     peaks: np.ndarray, levels: np.ndarray, tol: float, *, gain_range: tuple[float, float] = (0.6, 1.7),
-    agreement: Callable[[float, float], float] | None = None,
+    agreement: Callable[[float, float], float] | None = None, by_hits: bool = True,
 ) -> tuple[float, float] | None:
     """Gain/offset mapping a slice's own histogram peaks onto the stack's mode levels.
 
-    Every pairing of two slice peaks with two levels is a candidate ``peaks = g * levels + o``;
-    the candidate under which most peaks land within ``tol`` (in level units) of a level wins.
-    This locks each slice onto the right modes even when a percentile match would put it one
-    mode off (a step, a changed phase share).  Two peaks always fit two levels exactly, so a
-    slice showing only two of the modes has several equally good pairings (its two peaks on
-    modes 1-2 or on modes 2-3); ``agreement(g, o)`` — how well the *whole* slice then matches
-    the stack — decides among the candidates with the most hits (without it: the smallest
-    residual).
+    Every pairing of two slice peaks with two levels is a candidate ``peaks = g * levels + o``.
+    With ``by_hits`` the candidate under which most peaks land within ``tol`` (in level units)
+    of a level wins.  Two peaks always fit two levels exactly, so a slice showing only two of
+    the modes has several equally good pairings (its two peaks on modes 1-2 or on modes 2-3);
+    ``agreement(g, o)`` — how well the *whole* slice then matches a reference — decides among
+    those (without it: the smallest residual).  ``by_hits=False`` ranks every candidate by
+    ``agreement`` alone: against a neighbouring slice, which shows nearly the same specimen,
+    that is sharper evidence than hits on the stack's modes, whose levels blend phases whose
+    shares change with depth.
     """
     cands: list[tuple[int, float, float, float]] = []
     for i in range(peaks.size):
@@ -311,13 +320,26 @@ def _match_modes(
                     d = np.abs(((peaks - o) / g)[:, None] - levels[None, :]).min(axis=1)
                     hit = d < tol
                     cands.append((int(hit.sum()), -float(np.sum(d[hit] ** 2)), float(g), float(o)))
-    most = max((c[0] for c in cands), default=0)
-    if most < 2:
+    if not cands:
         return None
-    top = [c for c in cands if c[0] == most]
-    score = (lambda c: agreement(c[2], c[3])) if agreement is not None else (lambda c: c[1])
-    best = max(top, key=score)
+    if by_hits:
+        most = max(c[0] for c in cands)
+        cands = [c for c in cands if c[0] == most]
+    if agreement is None:
+        if not by_hits:
+            raise ValueError("by_hits=False needs an agreement score")
+        best = max(cands, key=lambda c: c[1])
+    else:
+        best = max(cands, key=lambda c: agreement(c[2], c[3]))
     return best[2], best[3]
+
+
+def _walk(usable: Sequence[int]) -> tuple[int, list[tuple[int, int]]]:
+    """The middle usable slice and ``(slice, neighbour)`` pairs walking outward from it to both ends."""
+    mid = len(usable) // 2
+    up = [(usable[i], usable[i - 1]) for i in range(mid + 1, len(usable))]
+    down = [(usable[i], usable[i + 1]) for i in range(mid - 1, -1, -1)]
+    return usable[mid], up + down
 
 
 def _track_modes(samples: Sequence[np.ndarray], usable: Sequence[int], sigma: float, *, classes: int, iters: int) -> _Modes:
@@ -345,10 +367,15 @@ def _track_modes(samples: Sequence[np.ndarray], usable: Sequence[int], sigma: fl
     # the agreement only has to tell which modes a slice's mass sits on: a quarter of the
     # closest modes' gap resolves that and does not hinge on noise-free (quantised) samples
     gaps = np.diff(levels)
-    density = _density(pooled, max(2.0 * h, 0.25 * float(gaps.min())) if gaps.size else 2.0 * h)
-    for k in usable:  # lock every slice onto the modes by its own peaks
-        fit = _agreement(samples[k], density)
-        match = _match_modes(histogram_peaks(samples[k], sigma=h * g[k], max_peaks=classes), levels, 2.0 * h, agreement=fit)
+    width = max(2.0 * h, 0.25 * float(gaps.min())) if gaps.size else 2.0 * h
+    # lock every slice onto the modes by its own peaks: the middle slice against the whole
+    # stack, then outward, each slice against its locked neighbour (a step is one of the
+    # candidates; a mode that blends phases whose shares change cannot flip the lock)
+    first, walk = _walk(usable)
+    for k, j in [(first, None), *walk]:
+        peaks = histogram_peaks(samples[k], sigma=h * g[k], max_peaks=classes)
+        ref = pooled if j is None else (samples[j] - o[j]) / g[j]
+        match = _match_modes(peaks, levels, 2.0 * h, agreement=_agreement(samples[k], _density(ref, width)), by_hits=j is None)
         if match is not None:
             g[k], o[k] = match
     weight = np.ones(levels.size)
