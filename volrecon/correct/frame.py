@@ -221,6 +221,35 @@ def _straight_line(
     return float(slope), float(intercept)
 
 
+def _follow_edge(
+    image: np.ndarray, start: int, rows: tuple[int, int], strips: int, end: str, min_step: float, reach: int = 16
+) -> np.ndarray:
+    """``(row, column)`` of a near-vertical wall edge in row strips, followed out from the middle.
+
+    Each strip looks for the step nearest to the frame side (``end``, as ``_strongest_edge``)
+    within ``reach`` px of its neighbour's position, so a tilted wall is followed over any
+    height (a fixed window around the middle loses its ends); strips without such a step are
+    skipped.
+    """
+    bounds = np.linspace(rows[0], rows[1], strips + 1).astype(int)
+    found: dict[int, tuple[float, float]] = {}
+    mid = strips // 2
+    for order in (range(mid, strips), range(mid - 1, -1, -1)):
+        centre = start
+        for k in order:
+            a, b = bounds[k], bounds[k + 1]
+            if b - a < 4:
+                continue
+            prof = image[a:b].mean(axis=0)
+            i, _, step = _strongest_edge(
+                prof, max(1, centre - reach), min(prof.size - 1, centre + reach + 1), 1.0, outermost=end, min_step=min_step
+            )
+            if abs(step) >= min_step:
+                centre = i
+                found[k] = ((a + b) / 2.0, float(i))
+    return np.asarray([found[k] for k in sorted(found)]).reshape(-1, 2)
+
+
 def _find_wall(
     image: np.ndarray, side: str, rows: tuple[int, int], noise: float, min_step: float, min_sigma: float
 ) -> tuple[float, float, float] | None:
@@ -241,7 +270,7 @@ def _find_wall(
             break
     else:
         return None
-    line = _straight_line(_strip_positions(image, i, 0, rows, 6))
+    line = _straight_line(_follow_edge(image, i, rows, 8, end, fraction * min_step))
     if line is None:
         return None
     slope, intercept = line
