@@ -145,8 +145,10 @@ def main() -> None:
                 for _ in range(repeat):
                     runs.append(_child(python, code, path, args.timeout))
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
-                print(f"{solver} on {name} failed: {str(exc)[-400:]}")
-                rows.append({"volume": name, "n": n, "solver": solver, "error": str(exc)[-400:]})
+                why = (f"timed out after {args.timeout:.0f} s wall" if isinstance(exc, subprocess.TimeoutExpired)
+                       else str(exc)[-400:])
+                print(f"{solver} on {name} failed: {why}")
+                rows.append({"volume": name, "n": n, "solver": solver, "error": why})
                 continue
             row = {
                 "volume": name, "n": n, "voxels": n ** 3, "solver": solver, "runs": len(runs),
