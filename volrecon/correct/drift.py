@@ -8,7 +8,8 @@
 * **roi**: a user-marked rectangle holding a fiducial, correlated absolutely with the same
   rectangle of the first slice;
 * **structure**: sub-pixel, curtain-suppressed phase correlation of slice pairs over several
-  baselines (1, 2, 4, 8, 16 slices apart).
+  baselines (1, 2, 4, 8, 16 slices apart), each pair's shift the consensus of ~7 x 7 local
+  tiles (inclined features move each their own way; the drift is what they share).
 
 Everything is combined by one robust weighted least-squares solve
 (:mod:`volrecon.correct._registration_solve`), each measurement weighted by its uncertainty;

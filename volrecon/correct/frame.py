@@ -594,7 +594,6 @@ class FrameTracker:
                 pos, slope = self._refine_line(image, name, axis, pos, pivot, slope, band)
             self.profilers[name] = SlantedProfile(info.shape, axis, pos, pivot, slope, band, self.reach)
         self.slopes = {name: p.slope for name, p in self.profilers.items()}
-        self.edges = {name: (p.axis, p.position, p.band) for name, p in self.profilers.items()}
         self.profiles: dict[str, dict[int, np.ndarray]] = {name: {} for name in self.profilers}
 
     def _window(self, name: str, search: float | None = None) -> _Window:
