@@ -141,6 +141,11 @@ def _speed_lines(speed: list[dict[str, Any]]) -> list[str]:
         f"| {s['slices']} | {s['shape'][0]}×{s['shape'][1]} | {s['wall_s']:.1f} | {s['cpu_s']:.1f} | {s['slices_per_s']:.2f} | {s['peak_rss_mb']:.0f} |"
         for s in speed
     ]
+    if len(speed) > 1:
+        a, b = speed[0], speed[-1]
+        voxels = (b["slices"] - a["slices"]) * b["shape"][0] * b["shape"][1]
+        slope = (b["peak_rss_mb"] - a["peak_rss_mb"]) * 2**20 / voxels
+        lines += ["", f"Peak RSS growth {a['slices']} → {b['slices']} slices: {slope:.0f} bytes per added voxel (0 = independent of the slice count)."]
     lines += ["", "Per stage (wall s / CPU s incl. child processes / peak RSS MB of the main process; stages run in order in one process, so a stage's RSS includes what earlier ones left allocated):", ""]
     lines += ["| stage | " + " | ".join(f"{s['slices']} slices" for s in speed) + " |", "|---|" + "---:|" * len(speed)]
     for name in STAGES:
