@@ -4,8 +4,10 @@ Slice ``k`` is modelled as ``I_k = gain_k * J + offset_k`` where ``J`` is the st
 grey scale.  The detector's gain/offset is global per slice while the specimen changes slowly,
 so without labels each slice is binned and reduced to the local means of its edge-free windows;
 the modes of that histogram (one per phase) are found on the pooled stack, each slice is locked
-onto them by matching its own histogram peaks, the modes are then located in every slice by mean
-shift and the slice's gain/offset is the robust line through them.  A mode whose level wanders
+onto them by matching its own histogram peaks (the middle slice against the stack, then outward,
+each slice choosing among the peak pairings the one under which its whole histogram best fits its
+locked neighbour's), the modes are then located in every slice by mean shift and the slice's
+gain/offset is the robust line through them.  A mode whose level wanders
 over the stack (a void whose grey changes with its size) gets little weight; a phase's *share*
 never enters, so genuine depth trends stay.  When phase labels are known (``labels=``) the
 classes are the reference phases themselves (block medians).
