@@ -206,9 +206,13 @@ def correct(
         (tmp / "figures").mkdir()
         correction_figures(result, _uncorrected(run.path / IMAGE, stack), read_ome_zarr(tmp / IMAGE).data, tmp / "figures")
         if result.drift is not None:
-            from volrecon.correct.drift import plot_drift
+            plotted = tmp / "corrections" / "drift.png"  # save_corrections drew the same figure
+            if plotted.is_file():
+                shutil.copyfile(plotted, tmp / "figures" / "drift_trajectory.png")
+            else:
+                from volrecon.correct.drift import plot_drift
 
-            plot_drift(result.drift, tmp / "figures" / "drift_trajectory.png")
+                plot_drift(result.drift, tmp / "figures" / "drift_trajectory.png")
     record = {**run.read()["stages"]["correct"], "warnings": list(result.warnings)}
     if result.drift is not None:
         from collections import Counter
