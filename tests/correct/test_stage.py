@@ -61,3 +61,14 @@ def test_drift_on_a_small_framed_phantom_is_anchored_to_the_frame():
     err = np.asarray(res.drift.shifts) - np.asarray(ph.drift, float)
     err -= err.mean(axis=0)
     assert np.sqrt(np.mean(np.sum(err**2, axis=1))) < 0.15
+
+
+def test_stripe_free_stack_keeps_destriping_off_and_says_so():
+    # plain noise on a smooth ramp: nothing column-wise for the destriper to find
+    rng = np.random.default_rng(4)
+    ramp = np.linspace(60, 180, 128, dtype=np.float32)[None, :, None]
+    img = (ramp + rng.normal(0, 8, (6, 128, 128))).astype(np.float32)
+    res = correct_volume(img, voxel_size_nm=(20, 10, 10), steps=("curtains",))
+    assert not res.curtains.enabled
+    assert any(w.startswith("curtains: no significant stripes") for w in res.warnings)
+    np.testing.assert_array_equal(np.asarray(res.image), img)

@@ -213,6 +213,8 @@ def correct_volume(
         tick()
     if "curtains" in steps:
         curtains = given["curtains"] if "curtains" in given else estimate_curtains(detector if registered is None else registered, **opts.get("curtains", {}))
+        if not curtains.enabled:
+            warnings.append(f"curtains: no significant stripes (significance {curtains.significance:.1f}); destriping left off")
         tick()
     if registered is None:  # one fused pass per slice
         out = _chain(arr, shading=shading, brightness=brightness, curtains=curtains, dtype=arr.dtype)
