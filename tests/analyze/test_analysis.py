@@ -113,10 +113,14 @@ def test_parallel_tortuosity_equals_serial_and_no_void_shortcut():
     lab, reg = _layered()
     serial = analyze_volume(lab, reg, voxel_size_nm=(20, 10, 10), pore_size=False, marching_cubes=False, workers=1).to_dict()
     parallel = analyze_volume(lab, reg, voxel_size_nm=(20, 10, 10), pore_size=False, marching_cubes=False, workers=2).to_dict()
-    for phase in ("pore", "electrolyte"):
-        # equal to rounding: vectorised float reductions may split differently with array alignment
-        assert parallel["regions"]["cathode"]["tortuosity_factor"][phase] == pytest.approx(
-            serial["regions"]["cathode"]["tortuosity_factor"][phase], rel=1e-9)
+    # bit for bit: a run's metrics.json must be reproducible, whatever runs beside the solves
+    def solves(d):
+        tort = d["regions"]["cathode"]["tortuosity"]
+        return {(ph, ax): {k: v for k, v in r.items() if k != "seconds"}
+                for ph, axes in tort.items() for ax, r in axes.items() if isinstance(r, dict)}
+
+    assert solves(parallel) == solves(serial)
+    assert parallel["regions"]["cathode"]["tortuosity_factor"] == serial["regions"]["cathode"]["tortuosity_factor"]
     no_void = np.where(lab == 1, 2, lab)  # every void becomes electrolyte: both solves are the same problem
     d = analyze_volume(no_void, reg, voxel_size_nm=(20, 10, 10), pore_size=False, marching_cubes=False).to_dict()
     tf = d["regions"]["cathode"]["tortuosity_factor"]

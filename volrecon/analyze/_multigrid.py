@@ -537,7 +537,7 @@ class _Hierarchy:
     ) -> None:
         self.mask = mask
         self.g = tuple(dtype(v) for v in g)
-        self.invd = np.empty(mask.shape, dtype)
+        self.invd = np.zeros(mask.shape, dtype)
         _fine_inverse_diagonal(mask, self.invd, *self.g)
         self.row = np.zeros(mask.shape[2] + 1, dtype)
         self.dtype = dtype
@@ -562,7 +562,7 @@ class _Hierarchy:
         shape = _coarse_shape(finer, shifts)
         for a in range(3):
             spacing[a] *= 1 << shifts[a]
-        arrays = [np.empty(shape, self.dtype) for _ in range(4)]
+        arrays = [np.zeros(shape, self.dtype) for _ in range(4)]
         return _Level(*arrays, x=np.zeros(shape, self.dtype), b=np.zeros(shape, self.dtype), shifts=shifts)
 
     @staticmethod
@@ -647,15 +647,15 @@ def solve_conductance(
     hier = _Hierarchy(m, tuple(conductances), dtype, alpha=alpha)
     g0, g1, g2 = hier.g
     x = np.zeros(shape, dtype)
-    r = np.empty(shape, dtype)
+    r = np.zeros(shape, dtype)
     _inlet_rhs(m, r, g0)
     bnorm = math.sqrt(_dot(r, r))
     history: list[float] = []
     if bnorm == 0.0:
         stats = SolveStats(0, 0.0, True, hier.n_levels, 0.0, 0.0, 0.0, ())
         return x[1:-1, 1:-1, 1:-1], stats
-    p = np.empty(shape, dtype)
-    q = np.empty(shape, dtype)  # holds A p, then the preconditioned residual z
+    p = np.zeros(shape, dtype)
+    q = np.zeros(shape, dtype)  # holds A p, then the preconditioned residual z
     # Start from the straight-channel field: its energy error is O(1) of the flux instead of
     # O(n) for x = 0, which saves the first two or three iterations.
     _linear_guess(m, x)
