@@ -325,7 +325,7 @@ def _start_pore_sizes(masks: Mapping[str, np.ndarray], vs: tuple[float, float, f
         try:
             pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
             fut = pool.submit(_pore_sizes, dict(masks), vs)
-        except (OSError, RuntimeError):
+        except (OSError, RuntimeError, AssertionError):  # AssertionError: a daemonic process (e.g. a dask worker) has no children
             pass
         else:
             def collect() -> Any:
