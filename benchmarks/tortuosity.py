@@ -22,7 +22,7 @@ Usage::
     python benchmarks/tortuosity.py --sizes 100 150 200 250 300 --repeat 3 \\
         --porespy-python /tmp/psenv/bin/python --taufactor-python /tmp/tfenv/bin/python
 
-Writes benchmarks/results/tortuosity.json and tortuosity.md.  The machine is shared: medians.
+Writes benchmarks/results/tortuosity.json and tortuosity.md (``--name`` for another stem).  The machine is shared: medians.
 """
 
 from __future__ import annotations
@@ -129,6 +129,7 @@ def main() -> None:
                     help="tiled sizes the peers are also run on (the NMC electrode always)")
     ap.add_argument("--peer-repeat", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=1200)
+    ap.add_argument("--name", default="tortuosity", help="results file stem under benchmarks/results/")
     args = ap.parse_args()
     rows: list[dict[str, Any]] = []
     for name, n, path in volumes(args.sizes):
@@ -169,7 +170,7 @@ def main() -> None:
         kc, c = np.polyfit(np.log([r["voxels"] for r in ours]), np.log([r["cpu_seconds"] for r in ours]), 1)
         fit = {"k": float(k), "k_cpu": float(kc), "sizes": [r["n"] for r in ours]}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "tortuosity.json").write_text(json.dumps({"machine": machine(), "rows": rows, "cost_fit": fit},
+    (RESULTS / f"{args.name}.json").write_text(json.dumps({"machine": machine(), "rows": rows, "cost_fit": fit},
                                                         indent=2))
     lines = ["# Tortuosity solvers side by side", "",
              "`" + " ".join(["python benchmarks/tortuosity.py"] + sys.argv[1:]) + "`", "",
@@ -194,7 +195,7 @@ def main() -> None:
         lines += ["", f"Cost exponent (volrecon, time ∝ voxels^k over {fit['sizes']}³): **k = {fit['k']:.2f}** "
                       f"(wall), **{fit['k_cpu']:.2f}** (CPU)"]
     text = "\n".join(lines) + "\n"
-    (RESULTS / "tortuosity.md").write_text(text)
+    (RESULTS / f"{args.name}.md").write_text(text)
     print(text)
 
 
