@@ -31,6 +31,7 @@ from scipy import ndimage
 from volrecon.correct import estimate_drift
 from volrecon.correct._registration_phase import SpectrumGeometry
 from volrecon.correct._registration_synthetic import make_stack, random_walk_drift
+from volrecon.io.stack import detect_databar
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -186,6 +187,9 @@ def to_markdown(report: dict) -> str:
         "max of the per-axis residual; end-to-end = error of (last − first).",
         "",
     ]
+    if "databar_rows_cropped" in report:
+        lines += [f"Every method got the stack without its data bar ({report['databar_rows_cropped']} bottom rows, "
+                  "found by volrecon.io.stack.detect_databar as ingest does).", ""]
     for case, rows in report["cases"].items():
         lines += [f"## {case}", "", "| method | RMS (px) | max (px) | end-to-end (px) | slices/s |", "|---|---|---|---|---|"]
         for method, r in rows.items():
@@ -210,6 +214,11 @@ def main() -> None:
     parser.add_argument("--peer-kinds", default="randomwalk,zero", help="drift kinds the peers are run on")
     parser.add_argument("--cache", default="", help="folder to keep the phantom stacks in (np.save) between runs")
     parser.add_argument("--out", default=str(RESULTS / "registration"))
+    parser.add_argument("--kinds", default="zero,randomwalk,randomwalk+frame,linear",
+                        help="cases to run (randomwalk+frame = with the face's frame)")
+    parser.add_argument("--crop-databar", action="store_true",
+                        help="give every method the stack without its data bar, as volrecon's ingest does "
+                             "(a static bar pins any whole-image correlation at zero drift)")
     args = parser.parse_args()
     sizes = [tuple(int(v) for v in s.split("x"))[::-1] for s in args.sizes.split(",")]  # WxH -> (rows, cols)
     report = {
@@ -225,10 +234,16 @@ def main() -> None:
         peers = args.peers == "all" or (args.peers == "small" and i == 0)
         # the comparisons without frame first: they need the slow peers most
         kinds = (("zero", False), ("randomwalk", False), ("randomwalk", True), ("linear", False))
+        wanted = args.kinds.split(",")
+        kinds = tuple(k for k in kinds if (k[0] + ("+frame" if k[1] else "")) in wanted)
         if i > 0 and args.large == "short":
             kinds = tuple(k for k in kinds if k[0] == "randomwalk")
         for kind, frame in kinds:
             stack, truth, source = make_case(kind, args.slices, shape, frame, cache=Path(args.cache) if args.cache else None)
+            if args.crop_databar:
+                bar = detect_databar(stack[0])
+                stack = stack[:, : stack.shape[1] - bar] if bar else stack
+                report["databar_rows_cropped"] = bar
             report["source"] = source
             name = f"{label} {kind} drift, {'with' if frame else 'without'} frame"
             own = [m for m in METHODS if m.startswith("volrecon")]
