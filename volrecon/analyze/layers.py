@@ -8,7 +8,7 @@ import numpy as np
 
 from volrecon.analyze._common import AXIS_NAMES
 
-__all__ = ["through_plane_axis", "inner_box"]
+__all__ = ["through_plane_axis", "inner_box", "porous_extent"]
 
 
 def through_plane_axis(regions: np.ndarray, region_names: Mapping[str, int]) -> int | None:
@@ -84,6 +84,39 @@ def inner_box(inside: np.ndarray) -> tuple[slice, slice, slice] | None:
     if not sub.all():
         return None
     return tuple(slice(lo[b] + a0[b], lo[b] + a1[b]) for b in range(3))  # type: ignore[return-value]
+
+
+def porous_extent(pore: np.ndarray, axis: int) -> tuple[int, int]:
+    """The planes of a layer box along ``axis`` that belong to the porous layer.
+
+    A porous electrode carries pore in every plane parallel to its faces; a run of planes at
+    an end of the box holding less than half the box's median plane pore fraction is a dense
+    layer against it (a current collector or another layer labelled as this one, or the
+    collector side of a rough interface).  Half the bulk value is where the mean interface
+    plane of a porous layer against a dense one lies for a rough interface too; the planes
+    beyond it carry (almost) no through-plane flux and a face placed among them makes the
+    tortuosity of the porous layer infinite.
+
+    Parameters
+    ----------
+    pore : ndarray of bool
+        Pore (conducting phase) mask of the box.
+    axis : int
+        Stacking axis.
+
+    Returns
+    -------
+    (int, int)
+        First and one-past-last plane index to keep; the whole axis when the median plane
+        holds no pore (nothing to compare against).
+    """
+    other = tuple(a for a in range(pore.ndim) if a != axis)
+    frac = pore.mean(axis=other)
+    half = 0.5 * float(np.median(frac))
+    keep = np.flatnonzero(frac >= half)
+    if half <= 0.0 or keep.size == 0:
+        return 0, pore.shape[axis]
+    return int(keep[0]), int(keep[-1]) + 1
 
 
 def axis_name(axis: int) -> str:

@@ -24,7 +24,7 @@ from volrecon.analyze._common import (
 )
 from volrecon.analyze.connectivity import ConnectivityResult, cluster_connectivity, label_clusters_chunked
 from volrecon.analyze.fractions import count_table, region_fractions, _fractions_from_row
-from volrecon.analyze.layers import inner_box, through_plane_axis
+from volrecon.analyze.layers import inner_box, porous_extent, through_plane_axis
 from volrecon.analyze.poresize import PoreSizeResult, pore_size_distribution
 from volrecon.analyze.profiles import DepthProfile, depth_profile
 from volrecon.analyze.surface import SurfaceResult, specific_surface_area
@@ -200,6 +200,8 @@ def analyze_volume(
     # --- tortuosity in the largest box inside the cathode --------------------------------
     t_tort = time.perf_counter()
     box = inner_box(cath & (lab != phases.get("frame", -1)))
+    if box is not None and tp is not None:
+        box = _porous_box(lab, box, tp, phases, vs, notes)
     tort: dict[str, dict[str, TortuosityResult]] = {}
     box_t = None
     sub = lab[box] if box is not None else None
@@ -277,6 +279,29 @@ def analyze_volume(
         vs, tuple(int(n) for n in lab.shape), tp, overall.fractions, region_out, box_t,
         void_c, pore_c, tort, sei, prof, psd, surf, timings, tuple(notes),
     )
+
+
+def _porous_box(lab: np.ndarray, box: tuple[slice, ...], tp: int, phases: Mapping[str, int],
+                vs: tuple[float, float, float], notes: list[str]) -> tuple[slice, ...]:
+    """The box cut along the stacking axis to the porous layer (:func:`porous_extent`).
+
+    A dense end slab (the collector labelled as cathode, say) blocks through-plane transport
+    and would make the through-plane tortuosity infinite; the cut is recorded in ``notes``.
+    """
+    sub = lab[box]
+    lo, hi = porous_extent((sub == phases["void"]) | (sub == phases["electrolyte"]), tp)
+    n = sub.shape[tp]
+    if (lo, hi) == (0, n):
+        return box
+    s = box[tp]
+    cut = [f"{AXIS_NAMES[tp]} {s.start + a}-{s.start + b} ({(b - a) * vs[tp]:.0f} nm)"
+           for a, b in ((0, lo), (hi, n)) if b > a]
+    notes.append("tortuosity box cut to the porous layer: the planes " + " and ".join(cut) + " of the "
+                 "cathode box hold less than half its median pore fraction (a dense layer: the collector "
+                 "or another layer labelled as cathode, or the dense side of a rough interface)")
+    out = list(box)
+    out[tp] = slice(s.start + lo, s.start + hi)
+    return tuple(out)
 
 
 def _clusters(mask: np.ndarray, cath: np.ndarray, connectivity: int, vs: tuple[float, float, float],
