@@ -19,7 +19,15 @@ from volrecon.segment.frame import find_frame
 from volrecon.segment.layers import INTERFACES, Layers, detect_layers, refine_interface, region_block
 from volrecon.segment.thresholds import apply_thresholds, multi_otsu_thresholds
 from volrecon.segment.regional import classify_regions, sei_outer_surface, sodium_surface, smooth, smoothing_reach
-from volrecon.segment.voids import VoidCues, electrolyte_level, pore_vote_reach, refine_pores, split_reach, split_voids
+from volrecon.segment.voids import (
+    VoidCues,
+    electrolyte_level,
+    pore_average,
+    pore_vote_reach,
+    refine_pores,
+    split_reach,
+    split_voids,
+)
 
 Progress = Callable[[int, int], None]
 OTSU_ORDER: tuple[str, ...] = ("electrolyte", "sodium", "separator", "active", "collector")
@@ -450,7 +458,7 @@ def segment_volume(
             void_v, elec_v, cat_v = names["void"], names["electrolyte"], REGIONS["cathode"]
             pore = da.map_blocks(lambda p, r: np.where((p == void_v) & (r == cat_v), np.uint8(elec_v), p),
                                  phases_out.rechunk(src.chunks), reg_d, dtype=np.uint8)
-            phases_out = _cathode_voids(_smoothed(src, smooth_nm, vox), reg_d, pore, names=names, vox=vox,
+            phases_out = _cathode_voids(src, reg_d, pore, names=names, vox=vox, smooth_nm=smooth_nm,
                                         cues=replace(void_cues or VoidCues(), edge_nm=0.0), params=params,
                                         warnings=warnings)
         if regional:
@@ -478,15 +486,27 @@ def _region_sample(smoothed: da.Array, regions: da.Array, value: int, *, max_sli
     return np.asarray(g)[np.asarray(r) == value]
 
 
-def _cathode_voids(smoothed: da.Array, reg: da.Array, out: da.Array, *, names: Mapping[str, int],
-                   vox: tuple[float, float, float], cues: VoidCues, params: dict[str, Any],
+def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mapping[str, int],
+                   vox: tuple[float, float, float], smooth_nm: float, cues: VoidCues, params: dict[str, Any],
                    warnings: list[str]) -> da.Array:
     """Void vs electrolyte in the cathode pore (:func:`volrecon.segment.voids.split_voids`), chunked.
 
-    The electrolyte level comes from the cathode's ``electrolyte`` voxels on up to 64 evenly spread
-    slices.
+    The split works on the pore average of the grey ``src`` (:func:`volrecon.segment.voids.pore_average`
+    over the cathode's pore and binder; with ``average_nm`` 0, on the ``smooth_nm`` smoothing), and
+    the electrolyte level and spread come from those values on the cathode's ``electrolyte`` voxels
+    of up to 64 evenly spread slices.
     """
     elec_v, void_v, bind_v = names["electrolyte"], names["void"], names["binder"]
+    cat_v = REGIONS["cathode"]
+    if cues.average_nm > 0:
+        def avg(g_: np.ndarray, o_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
+            space_ = (r_ == cat_v) & ((o_ == elec_v) | (o_ == bind_v))
+            return np.ascontiguousarray(pore_average(g_, space_, sigma_nm=cues.average_nm, voxel_size_nm=vox)[core])
+
+        smoothed = _overlap(avg, src.astype(np.float32), pore_vote_reach(cues.average_nm, vox), np.float32,
+                            extra=(out, reg)).rechunk(out.chunks)
+    else:
+        smoothed = _smoothed(src, smooth_nm, vox)
     nz = smoothed.shape[0]
     zs = np.unique(np.linspace(0, nz - 1, min(nz, 64)).round().astype(int))
     g_z, o_z, r_z = da.compute(smoothed[zs], out[zs], reg[zs])
@@ -496,7 +516,6 @@ def _cathode_voids(smoothed: da.Array, reg: da.Array, out: da.Array, *, names: M
         return out
     level, spread = electrolyte_level(pore_vals)
     params["void_split"] = {"electrolyte_level": level, "electrolyte_spread": spread, **cues.to_dict()}
-    cat_v = REGIONS["cathode"]
 
     def split(o_: np.ndarray, g_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
         res_ = split_voids(g_, o_, r_ == cat_v, void=void_v, electrolyte=elec_v, binder=bind_v, level=level,
@@ -540,7 +559,7 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
     out = da.map_blocks(lambda g, r, b: classify_regions(g, r, b, thresholds=thr, names=names),
                         smoothed, reg, base, dtype=np.uint8)
     if void_split and "cathode" in thr:
-        out = _cathode_voids(smoothed, reg, out, names=names, vox=vox, cues=void_cues or VoidCues(), params=params,
+        out = _cathode_voids(src, reg, out, names=names, vox=vox, smooth_nm=smooth_nm, cues=void_cues or VoidCues(), params=params,
                              warnings=warnings)
     elif void_split:
         warnings.append("void not separated: no cathode pore to split")
