@@ -350,8 +350,12 @@ def compare(
     result = compare_runs(groups, metrics=metric or DEFAULT_METRICS)
     page = write_comparison(result, out)
     for d in result.differences:
-        mark = "significant" if d.significant else "not significant"
-        out_console.print(f"{d.metric}: {d.group_b} − {d.group_a} = {d.difference:.4g} [{d.ci_low:.4g}, {d.ci_high:.4g}] ({mark})")
+        if d.testable:
+            mark = "significant" if d.significant else "not significant"
+            interval = rf"\[{d.ci_low:.4g}, {d.ci_high:.4g}] "
+        else:
+            mark, interval = "one value per group: no interval", ""
+        out_console.print(f"{d.metric}: {d.group_b} − {d.group_a} = {d.difference:.4g} {interval}({mark})")
     out_console.print(f"comparison: {page}")
 
 

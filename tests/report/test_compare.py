@@ -55,3 +55,17 @@ def test_bad_input(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="volrecon analyze"):
         compare_runs({"x": [tmp_path / "empty"]}, metrics=[KEY])
+
+
+def test_one_value_per_group_is_never_called_significant(tmp_path: Path) -> None:
+    # one run each and no sub-volume samples: resampling a single value gives a zero-width interval
+    a = [make_run(tmp_path / "a", 0.05)]
+    b = [make_run(tmp_path / "b", 0.15)]
+    result = compare_runs({"x": a, "y": b}, metrics=[KEY])
+    d = result.difference(KEY, "x", "y")
+    assert d.difference == pytest.approx(0.10)
+    assert not d.testable and not d.significant
+    page = write_comparison(result, tmp_path / "cmp")
+    saved = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
+    assert saved["differences"][0]["ci_low"] is None and saved["differences"][0]["testable"] is False
+    assert "one value per group" in page.read_text()

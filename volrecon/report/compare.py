@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import html
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -88,8 +89,13 @@ class Difference:
     p_value: float
 
     @property
+    def testable(self) -> bool:
+        """False when a group holds a single value (one run without sub-volume samples): no interval."""
+        return not (math.isnan(self.ci_low) or math.isnan(self.ci_high))
+
+    @property
     def significant(self) -> bool:
-        return self.ci_low > 0 or self.ci_high < 0
+        return self.testable and (self.ci_low > 0 or self.ci_high < 0)
 
 
 @dataclass(frozen=True)
@@ -112,7 +118,11 @@ class Comparison:
             "confidence": self.confidence,
             "groups": self.groups,
             "stats": [s.__dict__ for s in self.stats],
-            "differences": [{**d.__dict__, "significant": d.significant} for d in self.differences],
+            "differences": [
+                {**{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.__dict__.items()},
+                 "significant": d.significant, "testable": d.testable}
+                for d in self.differences
+            ],
         }
 
 
@@ -177,6 +187,10 @@ def compare_runs(
                 point = next(s.mean for s in stats if s.group == b_name and s.metric == metric) - next(
                     s.mean for s in stats if s.group == a and s.metric == metric
                 )
+                if min(s.n_samples for s in stats if s.metric == metric and s.group in (a, b_name)) < 2:
+                    # one value in a group: resampling it gives a zero-width interval, not certainty
+                    diffs.append(Difference(metric, a, b_name, point, math.nan, math.nan, math.nan))
+                    continue
                 p = float(min(1.0, 2 * min(np.mean(d <= 0), np.mean(d >= 0))))
                 diffs.append(Difference(metric, a, b_name, point, float(np.quantile(d, alpha)), float(np.quantile(d, 1 - alpha)), p))
     return Comparison({k: [str(r) for r in v] for k, v in groups.items()}, stats, diffs, confidence)
@@ -215,7 +229,7 @@ def write_comparison(result: Comparison, folder: str | Path) -> Path:
         images.append(path)
     table = "".join(
         f"<tr><td>{html.escape(d.metric)}</td><td>{html.escape(d.group_b)} − {html.escape(d.group_a)}</td><td>{d.difference:.4g}</td>"
-        f"<td>[{d.ci_low:.4g}, {d.ci_high:.4g}]</td><td>{d.p_value:.3g}</td><td>{'yes' if d.significant else 'no'}</td></tr>"
+        f"<td>[{d.ci_low:.4g}, {d.ci_high:.4g}]</td><td>{d.p_value:.3g}</td><td>{'yes' if d.significant else ('no' if d.testable else 'one value per group: no interval')}</td></tr>"
         for d in result.differences
     )
     figs = "".join(
