@@ -45,12 +45,13 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _flatten(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+def flatten_metrics(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """``metrics.json``-like nesting as ``(dotted.key, value)`` rows; lists are left out."""
     out: list[tuple[str, Any]] = []
     for key, value in data.items():
         name = f"{prefix}.{key}" if prefix else str(key)
         if isinstance(value, Mapping):
-            out.extend(_flatten(value, name))
+            out.extend(flatten_metrics(value, name))
         elif not isinstance(value, (list, tuple)):
             out.append((name, value))
     return out
@@ -118,7 +119,7 @@ def render_report(out: str | Path, *, title: str | None = None, new_figures: str
     if warnings:
         parts.append("<h2>Warnings</h2>" + "".join(f'<div class="warn">{html.escape(w)}</div>' for w in warnings))
 
-    flat = dict(_flatten(metrics))
+    flat = dict(flatten_metrics(metrics))
     key_rows = [
         (label, "n/a — " + str(flat.get(key + "_reason") or flat.get(key.rsplit(".", 1)[0] + ".reason") or "see All metrics") if flat[key] is None else flat[key])
         for key, label in KEY_METRICS

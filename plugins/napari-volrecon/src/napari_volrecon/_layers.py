@@ -47,9 +47,10 @@ def labels_layer(
     """
     from napari.utils.colormaps import DirectLabelColormap
 
-    palette = {**PHASE_COLOURS, **REGION_COLOURS} if colours is None else dict(colours)
-    if colours is None and set(names) <= set(REGIONS) and not set(names) <= set(PHASES):
-        palette = dict(REGION_COLOURS)
+    if colours is not None:
+        palette = dict(colours)
+    else:  # a region image names only regions; "separator", "collector", "frame" are in both vocabularies
+        palette = dict(REGION_COLOURS if set(names) <= set(REGIONS) else PHASE_COLOURS)
     colour_dict: dict[Any, Any] = {None: "transparent", 0: "transparent"}
     for label, value in names.items():
         colour_dict[int(value)] = palette.get(label, "magenta")
@@ -62,13 +63,19 @@ def labels_layer(
     return (data, meta, "labels")
 
 
+def names_from_features(features: Any) -> dict[str, int]:
+    """Name -> value from a labels layer's features table as :func:`labels_layer` writes it ({} if none)."""
+    if features is None or len(features) == 0 or "index" not in features:
+        return {}
+    columns = [c for c in features.columns if c != "index"]
+    if not columns:
+        return {}
+    return {str(n): int(v) for v, n in zip(features["index"], features[columns[0]]) if int(v) != 0}
+
+
 def layer_names(layer: Any) -> dict[str, int]:
     """Name -> value of a labels layer made by :func:`labels_layer` (or volrecon's phases if it has none)."""
-    feats = getattr(layer, "features", None)
-    if feats is not None and "index" in feats and len(feats.columns) >= 2:
-        column = [c for c in feats.columns if c != "index"][0]
-        return {str(n): int(v) for v, n in zip(feats["index"], feats[column]) if int(v) != 0}
-    return dict(PHASES)
+    return names_from_features(getattr(layer, "features", None)) or dict(PHASES)
 
 
 def voxel_size_of(layer: Any) -> tuple[float, float, float]:

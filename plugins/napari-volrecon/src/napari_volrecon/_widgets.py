@@ -8,7 +8,7 @@ result into layers or a table.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, LineEdit, PushButton, Table
@@ -25,18 +25,6 @@ def _layers_of(viewer: "napari.Viewer", kind: str) -> list[Any]:
 
     cls = {"image": Image, "labels": Labels}[kind]
     return [layer for layer in viewer.layers if isinstance(layer, cls)]
-
-
-def flatten_metrics(tree: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    """``metrics.json``-like nesting flattened to ``(dotted.key, value)`` rows of scalars."""
-    rows: list[tuple[str, Any]] = []
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            rows.extend(flatten_metrics(value, name + "."))
-        elif isinstance(value, (int, float, str, bool, np.integer, np.floating)) or value is None:
-            rows.append((name, value.item() if isinstance(value, np.generic) else value))
-    return rows
 
 
 class _WorkerWidget(Container):
@@ -175,6 +163,8 @@ class MetricsWidget(_WorkerWidget):
         return result
 
     def done(self, result: Any) -> None:
+        from volrecon.report.html import flatten_metrics
+
         self.result = result
         rows = flatten_metrics(result.to_dict())
         self.rows = dict(rows)

@@ -11,6 +11,8 @@ import numpy as np
 
 from volrecon.phases import PHASES
 
+from napari_volrecon._layers import names_from_features
+
 
 def write_scribbles(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     """Save a labels layer as volrecon scribbles; returns the files written.
@@ -26,7 +28,7 @@ def write_scribbles(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     arr = np.asarray(data)
     if arr.ndim != 3:
         raise ValueError(f"{out}: scribbles must be a (z, y, x) labels layer, got {arr.ndim} dimensions")
-    names = _names_from_features(meta.get("features")) or dict(PHASES)
+    names = names_from_features(meta.get("features")) or dict(PHASES)
     painted = {int(v) for v in np.unique(arr) if v != 0}
     by_value = {v: n for n, v in names.items()}
     unknown = sorted(painted - set(by_value))
@@ -42,11 +44,3 @@ def write_scribbles(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     os.replace(tmp_side, side)
     return [str(out), str(side)]
 
-
-def _names_from_features(features: Any) -> dict[str, int]:
-    if features is None or len(features) == 0 or "index" not in features:
-        return {}
-    cols = [c for c in features.columns if c != "index"]
-    if not cols:
-        return {}
-    return {str(n): int(v) for v, n in zip(features["index"], features[cols[0]]) if int(v) != 0}
