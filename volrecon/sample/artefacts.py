@@ -50,8 +50,10 @@ class Artefacts:
         ``curtain_amplitude`` (fraction of full scale), about ``curtain_density`` stripes per
         100 columns, varying from slice to slice.
     shine_through : bool
-        Voids show a blurred (``shine_blur_px``), attenuated (``shine_attenuation``) image of the
-        material ``shine_depth_nm`` below the face.
+        Voids show a blurred (Gaussian sigma ``shine_blur_nm`` in the image plane), attenuated
+        (``shine_attenuation``) image of the material ``shine_depth_nm`` below the face.
+        ``shine_blur_px``, when given, is the older pixel-based sigma and overrides
+        ``shine_blur_nm`` (the same blur at 10 nm pixels, twice the physical length at 20 nm).
     edge_brightening : bool
         Phase boundaries brighter by ``edge_gain`` times the local contrast gradient.
     noise : bool
@@ -83,7 +85,8 @@ class Artefacts:
     curtain_density: float = 3.0
     shine_through: bool = True
     shine_depth_nm: float = 80.0
-    shine_blur_px: float = 2.0
+    shine_blur_nm: float = 20.0
+    shine_blur_px: float | None = None
     shine_attenuation: float = 0.55
     edge_brightening: bool = True
     edge_gain: float = 0.5
@@ -117,6 +120,16 @@ class Artefacts:
         if unknown:
             raise ParameterError(f"unknown artefact(s) {', '.join(sorted(unknown))}; use {', '.join(cls.SWITCHES)}")
         return cls.none(**{n: True for n in names}, **kw)
+
+    def shine_sigma_px(self, pixel_nm: tuple[float, float]) -> tuple[float, float]:
+        """Shine-through blur (Gaussian sigma, px) along image rows and columns for pixels ``(y, x)`` nm.
+
+        ``pixel_nm`` is the recorded pixel size: the blur is a length in the image plane, like the
+        probe's (see :data:`volrecon.sample.render.PSF_SIGMA_NM`).
+        """
+        if self.shine_blur_px is not None:
+            return (float(self.shine_blur_px), float(self.shine_blur_px))
+        return (self.shine_blur_nm / float(pixel_nm[0]), self.shine_blur_nm / float(pixel_nm[1]))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -397,8 +410,8 @@ def databar(width: int, rows: int, pixel_nm: float, seed: int) -> np.ndarray:
     return bar
 
 
-def blur(img: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur (float32)."""
+def blur(img: np.ndarray, sigma: float | tuple[float, float]) -> np.ndarray:
+    """Gaussian blur (float32); ``sigma`` in px, one value or one per axis."""
     return ndi.gaussian_filter(img, sigma, mode="nearest", truncate=3.0)
 
 

@@ -22,8 +22,17 @@ from volrecon.sample import artefacts as A
 from volrecon.sample.geometry import Grid, Specimen
 from volrecon.sample.params import SpecimenParams
 
-PSF_SIGMA_PX = 0.8
-"""Probe blur of the ideal image (Gaussian sigma, px)."""
+PSF_SIGMA_NM = 8.0
+"""Probe blur of the ideal image (Gaussian sigma, nm in the image plane: 0.8 px at 10 nm pixels).
+
+A length of the beam, not of the pixel grid: at coarser pixels the blur covers fewer pixels.  It
+is applied in the recorded pixel grid (rows cover ``pixel / sin(tilt)`` of the face), so the face
+sees it stretched along y like every other image-plane length."""
+
+
+def psf_sigma_px(pixel_nm: tuple[float, float]) -> tuple[float, float]:
+    """Probe blur (Gaussian sigma, px) along rows and columns for recorded pixels ``(y, x)`` nm."""
+    return (PSF_SIGMA_NM / float(pixel_nm[0]), PSF_SIGMA_NM / float(pixel_nm[1]))
 
 INTENSITY: dict[str, float] = {
     "void": 0.04,
@@ -92,6 +101,8 @@ class Plan:
         self.slices, self.shape = int(slices), (int(shape[0]), int(shape[1]))
         vz, vy_rec, vx = (float(v) for v in voxel_size_nm)
         self.recorded_pixel_nm = (vy_rec, vx)
+        self.psf_sigma_px = psf_sigma_px(self.recorded_pixel_nm)
+        self.shine_sigma_px = art.shine_sigma_px(self.recorded_pixel_nm)
         vy = vy_rec / math.sin(math.radians(art.tilt_deg)) if art.foreshortening else vy_rec
         self.voxel_nm = (vz, vy, vx)
         rng = np.random.default_rng([self.seed, 202])
@@ -184,12 +195,12 @@ class Plan:
             if art.shine_through:
                 v = g.labels == void
                 if v.any():
-                    deep = A.blur(self._base(geos[k + self.shine_slices].labels), art.shine_blur_px)
+                    deep = A.blur(self._base(geos[k + self.shine_slices].labels), self.shine_sigma_px)
                     base[v] = np.float32(art.shine_attenuation) * deep[v] + np.float32(INTENSITY["void"])
             if art.edge_brightening:
                 edge = np.hypot(ndi.sobel(base, 0, mode="nearest"), ndi.sobel(base, 1, mode="nearest"))
                 base = base + np.float32(art.edge_gain / 4.0) * edge
-            clean = A.blur(base, PSF_SIGMA_PX)
+            clean = A.blur(base, self.psf_sigma_px)
             face = clean
             if self.curtains:
                 face = clean + A.curtain_field(self.curtains, self.curtain_amp[k], clean.shape)
