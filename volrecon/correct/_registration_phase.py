@@ -21,6 +21,7 @@ remaining rows (any ``k_y != 0`` row carries the ``x`` phase ramp too).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.fft as sfft
@@ -52,13 +53,13 @@ class SpectrumGeometry:
     curtain_rows: int
     sigma: float = 1.0
 
-    @property
+    @cached_property
     def binned_shape(self) -> tuple[int, int]:
         """FFT-friendly (5-smooth) shape of the binned region actually used."""
         y0, y1, x0, x1 = self.box
         return (_smooth_below((y1 - y0) // self.bin), _smooth_below((x1 - x0) // self.bin))
 
-    @property
+    @cached_property
     def grid_shape(self) -> tuple[int, int]:
         """Shape of the (decimated) correlation surface; even and 5-smooth along both axes."""
         ny, nx = self.binned_shape
@@ -66,7 +67,7 @@ class SpectrumGeometry:
         gx = max(8, _smooth_below(nx // self.decimate, even=True))
         return (min(gy, ny - ny % 2), min(gx, nx - nx % 2))
 
-    @property
+    @cached_property
     def pixel(self) -> tuple[float, float]:
         """Full-resolution pixels per correlation-grid sample along ``(y, x)``."""
         ny, nx = self.binned_shape
@@ -106,8 +107,16 @@ def bin_image(image: np.ndarray, factor: int) -> np.ndarray:
         return np.asarray(image, dtype=np.float32)
     ny = (image.shape[0] // factor) * factor
     nx = (image.shape[1] // factor) * factor
-    view = image[:ny, :nx].reshape(ny // factor, factor, nx // factor, factor)
-    return view.mean(axis=(1, 3), dtype=np.float32)
+    image = np.asarray(image)[:ny, :nx]
+    # sums of strided slices: ~10x faster than a mean over the axes of a 4D block view
+    rows = image[0::factor].astype(np.float32)
+    for i in range(1, factor):
+        rows += image[i::factor]
+    out = np.ascontiguousarray(rows[:, 0::factor])
+    for j in range(1, factor):
+        out += rows[:, j::factor]
+    out /= factor * factor
+    return out
 
 
 class PhaseCorrelator:

@@ -277,7 +277,7 @@ def estimate_drift(
         raise InputError(f"only {len(good)} of {nz} slices have usable content (the rest are blank or saturated)")
     edges = tracker.measure(good) if tracker is not None else {}
     if edges:
-        structure = solve_trajectory(obs).shifts if obs.pair_a else None
+        structure = solve_trajectory(obs, posterior=False).shifts if obs.pair_a else None
         kept, notes = _check_edges(edges, good, structure, consistency_px)
         dropped = [{"cap": "cap", "wall_left": "left", "wall_right": "right"}[n] for n in edges if n not in kept]
         if dropped and anchor_mode == "auto":
@@ -301,7 +301,7 @@ def estimate_drift(
         )
 
     slopes = tracker.slopes if tracker is not None else {}
-    solution = solve_trajectory(_with_edges(obs, edges, slopes, None))
+    solution = solve_trajectory(_with_edges(obs, edges, slopes, None), posterior=not edges)
     if edges:
         solution = solve_trajectory(_with_edges(obs, edges, slopes, solution.shifts))
     elapsed = time.perf_counter() - started

@@ -146,6 +146,11 @@ def _robust_sigma(values: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(values - med))) + 1e-9
 
 
+def _median_step(n: int, samples: int = 256) -> int:
+    """Stride that leaves about ``samples`` of ``n`` lines for a median profile (plenty for a median)."""
+    return max(1, n // samples)
+
+
 def _pixel_noise(image: np.ndarray) -> float:
     """Robust estimate of the pixel noise sigma (from horizontal neighbour differences)."""
     sample = image[:: max(1, image.shape[0] // 256)]
@@ -262,8 +267,9 @@ def _find_wall(
     cols = image.shape[1]
     lo, hi = (3, int(0.35 * cols)) if side == "left" else (int(0.65 * cols), cols - 3)
     end = "low" if side == "left" else "high"
-    profile = np.median(image[rows[0] : rows[1]], axis=0)
-    sigma = 1.25 * noise / np.sqrt(rows[1] - rows[0])
+    block = image[rows[0] : rows[1] : _median_step(rows[1] - rows[0])]
+    profile = np.median(block, axis=0)
+    sigma = 1.25 * noise / np.sqrt(block.shape[0])
     for fraction in (1.0, 0.5):  # the tilt smears a wall in the median profile: retry at half
         i, strength, step = _strongest_edge(profile, lo, hi, sigma, outermost=end, min_step=fraction * min_step)
         if strength >= min_sigma and abs(step) >= fraction * min_step:
@@ -371,7 +377,7 @@ def detect_frame(
 
     cap_edge, cap_slope = None, 0.0
     if cap:
-        centre = arr[:, cols // 4 : 3 * cols // 4]
+        centre = arr[:, cols // 4 : 3 * cols // 4 : _median_step(cols // 2)]
         profile = np.median(centre, axis=1)
         i, strength, step = _strongest_edge(profile, 3, int(0.5 * rows), 1.25 * noise / np.sqrt(centre.shape[1]))
         if strength >= min_sigma and abs(step) >= min_contrast * grey:
@@ -472,23 +478,46 @@ class SlantedProfile:
     ) -> None:
         self.axis, self.position, self.pivot, self.slope = axis, float(position), float(pivot), float(slope)
         self.band, self.reach = (int(band[0]), int(band[1])), int(reach)
-        along = np.arange(self.band[0], self.band[1], dtype=float)
-        line = self.position + self.slope * (along - self.pivot)
-        pos = np.floor(line)[:, None] + np.arange(-self.reach - 1, self.reach + 2)[None, :]
         size = 2 * self.reach + 1
-        bins = np.rint(pos - line[:, None]).astype(np.int64) + self.reach
-        other = np.broadcast_to(along[:, None], pos.shape)
-        ok = (pos >= 0) & (pos < shape[axis]) & (bins >= 0) & (bins < size)
-        rows, cols = (pos, other) if axis == 0 else (other, pos)
-        self._flat = np.ravel_multi_index((rows[ok].astype(np.int64), cols[ok].astype(np.int64)), shape)
-        self._bins = bins[ok]
-        self._count = np.bincount(self._bins, minlength=size).astype(float)
+        along = np.arange(self.band[0], self.band[1], dtype=float)
+        # sample b of the profile at along-coordinate t is pixel rint(line(t)) + b - reach
+        centre = np.rint(self.position + self.slope * (along - self.pivot)).astype(np.int64)
+        limit = shape[axis]
+        starts = np.flatnonzero(np.r_[True, np.diff(centre) != 0])
+        stops = np.r_[starts[1:], centre.size]
+        #: runs of the band sharing one centre: (first, stop) along the band, profile range, pixel range
+        self._runs: list[tuple[int, int, int, int, int, int]] = []
+        self._count = np.zeros(size)
+        for a, b in zip(starts, stops):
+            lo, hi = int(centre[a]) - self.reach, int(centre[a]) + self.reach + 1
+            p0, p1 = max(lo, 0), min(hi, limit)
+            if p1 <= p0:
+                continue
+            self._runs.append((self.band[0] + int(a), self.band[0] + int(b), p0 - lo, p1 - lo, p0, p1))
+            self._count[p0 - lo : p1 - lo] += b - a
+        self._gather = None
+        if len(self._runs) > 32:  # a steep edge: one gather of every band pixel is cheaper
+            offsets = np.arange(size) - self.reach
+            pix = centre[:, None] + offsets[None, :]
+            other = np.broadcast_to(along.astype(np.int64)[:, None], pix.shape)
+            ok = (pix >= 0) & (pix < limit)
+            rows, cols = (pix, other) if axis == 0 else (other, pix)
+            bins = np.broadcast_to(offsets[None, :] + self.reach, pix.shape)
+            self._gather = (np.ravel_multi_index((rows[ok], cols[ok]), shape), bins[ok])
         #: distance (px) of each profile sample from the edge line
         self.u = np.arange(size, dtype=float) - self.reach
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """The profile of one slice (NaN where no pixel of the band falls into a bin)."""
-        sums = np.bincount(self._bins, weights=np.take(image, self._flat), minlength=self.u.size)
+        if self._gather is not None:
+            flat, bins = self._gather
+            sums = np.bincount(bins, weights=np.take(image, flat), minlength=self.u.size)
+        else:
+            sums = np.zeros(self.u.size)
+            # one block sum per run of equal centre: a few runs for a nearly straight edge
+            for a, b, s0, s1, p0, p1 in self._runs:
+                block = image[p0:p1, a:b] if self.axis == 0 else image[a:b, p0:p1].T
+                sums[s0:s1] += block.sum(axis=1, dtype=np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(self._count > 0, sums / self._count, np.nan)
 
@@ -785,7 +814,10 @@ def _fit_shift(
         dref = spline(y - s, 1)
         resid = data - (g * ref + o)
         jac = np.column_stack([-g * dref, ref, np.ones_like(ref)])
-        delta, *_ = np.linalg.lstsq(jac, resid, rcond=None)
+        try:
+            delta = np.linalg.solve(jac.T @ jac, jac.T @ resid)
+        except np.linalg.LinAlgError:
+            return None
         s += float(np.clip(delta[0], -1.0, 1.0))
         g += float(delta[1])
         o += float(delta[2])
