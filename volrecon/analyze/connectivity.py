@@ -19,7 +19,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from volrecon.analyze._common import AXIS_NAMES, as_numpy, check_volume, json_float
-from volrecon.errors import ParameterError
+from volrecon.errors import InputError, ParameterError
 
 __all__ = [
     "ConnectivityResult",
@@ -43,6 +43,32 @@ def label_clusters(mask: Any, *, connectivity: int = 6) -> tuple[np.ndarray, int
     arr = check_volume(mask, "mask").astype(bool, copy=False)
     lab, n = ndi.label(arr, structure=structure(connectivity))
     return lab.astype(np.int32, copy=False), int(n)
+
+
+def _face_pairs(lo: np.ndarray, hi: np.ndarray, connectivity: int) -> tuple[np.ndarray, np.ndarray]:
+    """Label pairs that touch across a plane: ``lo`` the last plane before it, ``hi`` the first
+    after it (face, edge and corner neighbours as the connectivity allows)."""
+    shifts = [(a, b) for a in (-1, 0, 1) for b in (-1, 0, 1)
+              if (abs(a) + abs(b) + 1) <= {6: 1, 18: 2, 26: 3}[int(connectivity)]]
+    n1, n2 = lo.shape
+    out_a, out_b = [np.zeros(0, lo.dtype)], [np.zeros(0, hi.dtype)]
+    for d1, d2 in shifts:
+        a = lo[max(0, -d1): n1 - max(0, d1), max(0, -d2): n2 - max(0, d2)]
+        b = hi[max(0, d1): n1 + min(0, d1), max(0, d2): n2 + min(0, d2)]
+        both = (a > 0) & (b > 0)
+        out_a.append(a[both])
+        out_b.append(b[both])
+    return np.concatenate(out_a), np.concatenate(out_b)
+
+
+def _merge(pairs_a: list[np.ndarray], pairs_b: list[np.ndarray], total: int) -> np.ndarray:
+    """Component of every provisional label ``0..total`` given the pairs that touch."""
+    pa = np.concatenate(pairs_a) if pairs_a else np.zeros(0, np.int64)
+    pb = np.concatenate(pairs_b) if pairs_b else np.zeros(0, np.int64)
+    if not pa.size:
+        return np.arange(total + 1)
+    graph = coo_matrix((np.ones(pa.size, np.int8), (pa, pb)), shape=(total + 1, total + 1))
+    return np.asarray(connected_components(graph, directed=False)[1])
 
 
 def _label_block(block: np.ndarray, st: np.ndarray) -> np.ndarray:
@@ -92,28 +118,15 @@ def label_clusters_chunked(
     # equivalences across every chunk border plane
     pairs_a: list[np.ndarray] = []
     pairs_b: list[np.ndarray] = []
-    shifts = [(a, b) for a in (-1, 0, 1) for b in (-1, 0, 1)
-              if (abs(a) + abs(b) + 1) <= {6: 1, 18: 2, 26: 3}[int(connectivity)]]
     for axis in range(3):
         bounds = np.cumsum(glob.chunks[axis])[:-1]
         for bnd in bounds:
             lo = np.asarray(da.take(glob, [bnd - 1], axis=axis).compute()).squeeze(axis)
             hi = np.asarray(da.take(glob, [bnd], axis=axis).compute()).squeeze(axis)
-            n1, n2 = lo.shape
-            for d1, d2 in shifts:
-                a = lo[max(0, -d1): n1 - max(0, d1), max(0, -d2): n2 - max(0, d2)]
-                b = hi[max(0, d1): n1 + min(0, d1), max(0, d2): n2 + min(0, d2)]
-                both = (a > 0) & (b > 0)
-                if both.any():
-                    pairs_a.append(a[both])
-                    pairs_b.append(b[both])
-    if pairs_a:
-        pa = np.concatenate(pairs_a)
-        pb = np.concatenate(pairs_b)
-        graph = coo_matrix((np.ones(pa.size, np.int8), (pa, pb)), shape=(total + 1, total + 1))
-        n_comp, comp = connected_components(graph, directed=False)
-    else:
-        comp = np.arange(total + 1)
+            a, b = _face_pairs(lo, hi, connectivity)
+            pairs_a.append(a)
+            pairs_b.append(b)
+    comp = _merge(pairs_a, pairs_b, total)
     # compact: background 0, clusters 1..n in order of first appearance of their component
     comp = np.asarray(comp)
     root = comp[1:]
@@ -194,6 +207,7 @@ def cluster_connectivity(
     labels: np.ndarray | None = None,
     domain: Any | None = None,
     face_axes: tuple[int, ...] = (),
+    slab_voxels: int = 4_000_000,
 ) -> ConnectivityResult:
     """Cluster statistics of a phase mask.
 
@@ -212,6 +226,10 @@ def cluster_connectivity(
         Axes whose ends are the volume faces even when ``domain`` is given (e.g. the milling
         axis z of a slice-and-view stack, where the first and last slice bound the block and a
         rough layer interface crossing a line along z is not an end).
+    slab_voxels : int
+        Without ``labels``, ``mask`` and ``domain`` (numpy or dask) are labelled in slabs of
+        about this many voxels along z and merged across slab faces: the same clusters as
+        whole-array labelling, with memory bounded by the slab instead of the volume.
 
     Returns
     -------
@@ -221,12 +239,120 @@ def cluster_connectivity(
 
     vs = voxel_triplet(voxel_size_nm)
     vvol = float(np.prod(vs))
-    if labels is None:
-        lab, n = label_clusters(mask, connectivity=connectivity)
-    else:
+    if labels is not None:
         lab = as_numpy(labels)
         n = int(lab.max(initial=0))
-    sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]
+        sizes = np.bincount(lab.ravel(), minlength=n + 1)
+        ends = {}
+        for axis in range(3):
+            f, l_ = _ends(lab, None if (domain is None or axis in face_axes) else np.asarray(domain, bool), axis)
+            ends[axis] = (np.unique(f), np.unique(l_))
+        flags = {a: (np.zeros(n + 1, bool), np.zeros(n + 1, bool)) for a in range(3)}
+        for a, (f, l_) in ends.items():
+            flags[a][0][f] = True
+            flags[a][1][l_] = True
+        return _summarise(connectivity, vvol, sizes, flags)
+    if not hasattr(mask, "shape"):
+        mask = np.asarray(mask)
+    if len(mask.shape) != 3:
+        raise InputError(f"mask has {len(mask.shape)} dimension(s) {mask.shape}; pass a 3-D (z, y, x) volume")
+    structure(connectivity)
+    sizes, flags = _streamed_clusters(mask, connectivity, domain, face_axes, slab_voxels)
+    return _summarise(connectivity, vvol, sizes, flags)
+
+
+def _ends(lab: np.ndarray, dom: np.ndarray | None, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Labels at the first and last voxel of every line along ``axis``: the array's faces, or the
+    first / last ``dom`` voxel of each line that holds one."""
+    if dom is None:
+        return np.take(lab, 0, axis=axis).ravel(), np.take(lab, -1, axis=axis).ravel()
+    has = dom.any(axis=axis)
+    i0 = np.expand_dims(np.argmax(dom, axis=axis), axis)
+    i1 = np.expand_dims(dom.shape[axis] - 1 - np.argmax(np.flip(dom, axis=axis), axis=axis), axis)
+    return (np.take_along_axis(lab, i0, axis).squeeze(axis)[has],
+            np.take_along_axis(lab, i1, axis).squeeze(axis)[has])
+
+
+def _streamed_clusters(
+    mask: Any, connectivity: int, domain: Any | None, face_axes: tuple[int, ...], slab_voxels: int,
+) -> tuple[np.ndarray, dict[int, tuple[np.ndarray, np.ndarray]]]:
+    """Cluster sizes and end flags without a whole-volume label image.
+
+    Slabs along z are labelled on their own (int32, provisional labels unique over slabs), the
+    labels that touch across each slab face are merged afterwards (a graph's connected
+    components), and sizes and end flags are summed / or-ed per component: the same clusters as
+    whole-array labelling, with memory bounded by the slab.
+    """
+    st = structure(connectivity)
+    nz = mask.shape[0]
+    step = max(1, int(slab_voxels) // max(1, int(np.prod(mask.shape[1:]))))
+    z_dom = domain is not None and 0 not in face_axes
+    sizes: list[np.ndarray] = [np.zeros(1, np.int64)]
+    ends: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {a: ([], []) for a in range(3)}
+    pairs_a: list[np.ndarray] = []
+    pairs_b: list[np.ndarray] = []
+    z_first = z_last = None
+    prev = None
+    total = 0
+    for z0 in range(0, nz, step):
+        m = np.asarray(as_numpy(mask[z0:z0 + step]), bool)
+        lab, n = ndi.label(m, structure=st)
+        lab = lab.astype(np.int64 if total + n >= 2**31 else np.int32, copy=False)
+        del m
+        if total:
+            lab[lab > 0] += total
+        sizes.append(np.bincount(lab.ravel(), minlength=total + n + 1)[total + 1:] if n else np.zeros(0, np.int64))
+        dom = None if domain is None else np.asarray(as_numpy(domain[z0:z0 + step]), bool)
+        for axis in (1, 2):
+            f, l_ = _ends(lab, None if axis in face_axes else dom, axis)
+            ends[axis][0].append(np.unique(f))
+            ends[axis][1].append(np.unique(l_))
+        if not z_dom:
+            if z0 == 0:
+                ends[0][0].append(np.unique(lab[0]))
+            if z0 + step >= nz:
+                ends[0][1].append(np.unique(lab[-1]))
+        else:
+            has = dom.any(axis=0)  # type: ignore[union-attr]
+            f = np.take_along_axis(lab, np.argmax(dom, axis=0)[None], 0)[0]  # type: ignore[arg-type]
+            l_ = np.take_along_axis(lab, (dom.shape[0] - 1 - np.argmax(dom[::-1], axis=0))[None], 0)[0]  # type: ignore[union-attr]
+            if z_first is None:
+                z_first, z_seen, z_last = np.zeros(has.shape, np.int64), np.zeros(has.shape, bool), np.zeros(has.shape, np.int64)
+            new = has & ~z_seen
+            z_first[new] = f[new]
+            z_seen |= has
+            z_last[has] = l_[has]
+        if prev is not None:
+            a, b = _face_pairs(prev, lab[0], connectivity)
+            pairs_a.append(a)
+            pairs_b.append(b)
+        prev = lab[-1].copy()
+        total += n
+        del lab, dom
+    if z_dom and z_first is not None:
+        ends[0][0].append(np.unique(z_first[z_seen]))
+        ends[0][1].append(np.unique(z_last[z_seen]))
+    comp = _merge(pairs_a, pairs_b, total)
+    n_comp = int(comp.max(initial=0)) + 1
+    # component sizes (background, label 0, is a component of its own and counts nothing)
+    size_c = np.bincount(comp, weights=np.concatenate(sizes).astype(np.float64), minlength=n_comp)
+    size_c = np.rint(size_c).astype(np.int64)
+    size_c[comp[0]] = 0
+    flags: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for axis, (fs, ls) in ends.items():
+        first, last = np.zeros(n_comp, bool), np.zeros(n_comp, bool)
+        first[comp[np.concatenate(fs + [np.zeros(0, np.int64)]).astype(np.int64)]] = True
+        last[comp[np.concatenate(ls + [np.zeros(0, np.int64)]).astype(np.int64)]] = True
+        flags[axis] = (first, last)
+    # put the background first, as label 0 of a label image
+    order = np.concatenate([[comp[0]], np.delete(np.arange(n_comp), comp[0])])
+    return size_c[order], {a: (f[order], l_[order]) for a, (f, l_) in flags.items()}
+
+
+def _summarise(connectivity: int, vvol: float, sizes_all: np.ndarray,
+               flags: dict[int, tuple[np.ndarray, np.ndarray]]) -> ConnectivityResult:
+    """The statistics from per-cluster sizes and end flags (index 0: the background)."""
+    sizes = sizes_all[1:]
     total = int(sizes.sum())
     if total == 0:
         nan = float("nan")
@@ -242,19 +368,7 @@ def cluster_connectivity(
     dead: dict[str, float] = {}
     iso: dict[str, float] = {}
     for axis, name in enumerate(AXIS_NAMES):
-        first = np.zeros(n + 1, bool)
-        last = np.zeros(n + 1, bool)
-        if domain is None or axis in face_axes:
-            first[np.unique(np.take(lab, 0, axis=axis))] = True
-            last[np.unique(np.take(lab, -1, axis=axis))] = True
-        else:
-            dom = np.asarray(domain, bool)
-            has = dom.any(axis=axis)
-            i0 = np.expand_dims(np.argmax(dom, axis=axis), axis)
-            i1 = np.expand_dims(dom.shape[axis] - 1 - np.argmax(np.flip(dom, axis=axis), axis=axis), axis)
-            first[np.unique(np.take_along_axis(lab, i0, axis).squeeze(axis)[has])] = True
-            last[np.unique(np.take_along_axis(lab, i1, axis).squeeze(axis)[has])] = True
-        first[0] = last[0] = False
+        first, last = flags[axis]
         both = (first & last)[1:]
         one = (first ^ last)[1:]
         perc[name] = bool(both.any())

@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import dask.array as da
 import numpy as np
 
 from volrecon.analyze._common import (
     AXIS_NAMES, axis_index, check_volume, json_float, phase_map, region_map, require_names,
     voxel_triplet,
 )
-from volrecon.analyze.connectivity import ConnectivityResult, cluster_connectivity, label_clusters_chunked
+from volrecon.analyze.connectivity import ConnectivityResult, cluster_connectivity
 from volrecon.analyze.fractions import count_table, region_fractions, _fractions_from_row
 from volrecon.analyze.layers import inner_box, porous_extent, through_plane_axis
 from volrecon.analyze.poresize import PoreSizeResult, pore_size_distribution
@@ -116,7 +117,7 @@ def analyze_volume(
     profile_bin_nm: float | None = None,
     pore_size: bool = True,
     marching_cubes: bool = True,
-    chunked_above_voxels: int | None = 128 * 1024 * 1024,
+    chunked_above_voxels: int | None = 4 * 1024 * 1024,
     chunks: tuple[int, int, int] = (64, 256, 256),
 ) -> AnalysisResult:
     """Measure a labelled electrode volume (fractions, profiles, clusters, tortuosity, SEI).
@@ -142,11 +143,11 @@ def analyze_volume(
     pore_size, marching_cubes : bool
         Switch off the slower pore-size and marching-cubes measurements.
     chunked_above_voxels : int, optional
-        Volumes with more voxels than this label their clusters chunk by chunk
-        (:func:`~volrecon.analyze.label_clusters_chunked`, merged across chunk borders: the
-        same partition as whole-array labelling); ``None`` always labels the whole array.
+        Volumes with more voxels than this label their clusters slab by slab along z (slabs of
+        ``prod(chunks)`` voxels, merged across slab faces: the same clusters as whole-array
+        labelling, memory bounded by the slab); ``None`` always labels the whole array.
     chunks : tuple of int
-        Chunk shape of the chunked labelling.
+        Their product is the slab size of the slab-by-slab labelling.
 
     Returns
     -------
@@ -232,11 +233,13 @@ def analyze_volume(
         # --- clusters of the cathode's voids (ends per line of the cathode region) ---------
         t1 = time.perf_counter()
         chunked = chunked_above_voxels is not None and lab.size > chunked_above_voxels
-        void_c, pore_c = (_clusters(mask, cath, connectivity, vs, chunks if chunked else None)
-                          for mask in ((lab == phases["void"]) & cath,
-                                       ((lab == phases["void"]) | (lab == phases["electrolyte"])) & cath))
+        slab = int(np.prod(chunks)) if chunked else max(lab.size, 1)
+        lab_d = da.from_array(lab, chunks=(max(1, slab // max(1, lab.shape[1] * lab.shape[2])), -1, -1))
+        void_v, elec_v = phases["void"], phases["electrolyte"]
+        void_c, pore_c = (_clusters(mask, cath, connectivity, vs, slab)
+                          for mask in (lab_d == void_v, (lab_d == void_v) | (lab_d == elec_v)))
         if chunked:
-            notes.append(f"clusters labelled chunk by chunk ({chunks}) and merged across chunk borders")
+            notes.append(f"clusters labelled chunk by chunk (slabs of {slab} voxels along z) and merged across slab faces")
         timings["connectivity"] = time.perf_counter() - t1
         # --- surfaces -------------------------------------------------------------------------
         t1 = time.perf_counter()
@@ -304,16 +307,13 @@ def _porous_box(lab: np.ndarray, box: tuple[slice, ...], tp: int, phases: Mappin
     return tuple(out)
 
 
-def _clusters(mask: np.ndarray, cath: np.ndarray, connectivity: int, vs: tuple[float, float, float],
-              chunks: tuple[int, int, int] | None) -> ConnectivityResult:
-    """Cluster statistics of a cathode phase mask; labelled chunk by chunk when ``chunks``."""
-    cl = None
-    if chunks is not None:
-        cl_d, _ = label_clusters_chunked(mask, connectivity=connectivity, chunks=chunks)
-        cl = cl_d.astype(np.int32).compute()
+def _clusters(mask: Any, cath: np.ndarray, connectivity: int, vs: tuple[float, float, float],
+              slab_voxels: int) -> ConnectivityResult:
+    """Cluster statistics of a phase mask within the cathode, labelled slab by slab (see
+    :func:`cluster_connectivity`): no whole-volume label image is held."""
     # ends along z (milling) are the first and last slice; along y, x the cathode's own ends
-    return cluster_connectivity(mask, connectivity=connectivity, voxel_size_nm=vs, labels=cl,
-                                domain=cath, face_axes=(0,))
+    return cluster_connectivity(mask & da.from_array(cath, chunks=mask.chunks), connectivity=connectivity,
+                                voxel_size_nm=vs, domain=cath, face_axes=(0,), slab_voxels=slab_voxels)
 
 
 def _surfaces(sub: np.ndarray, pores: Mapping[str, np.ndarray], phases: Mapping[str, int],

@@ -94,24 +94,32 @@ def depth_profile(
                             reason=f"the {reference} does not touch the profiled region")
     d = edt.edt(~src, anisotropy=vs, black_border=False, parallel=1).astype(np.float32)
     w = within[sl_t]
-    dist = d[w] - 0.5 * min(vs)
-    lab = labels[sl_t][w]
+    lab_box = labels[sl_t]
+    off = np.float32(0.5 * min(vs))
+    dmax = float(np.max(d, where=w, initial=np.float32(0.0)) - off)
     if bin_nm is None:
-        bin_nm = max(max(vs), float(dist.max()) / 40.0)
-    edges = np.arange(0.0, float(dist.max()) + bin_nm, bin_nm)
+        bin_nm = max(max(vs), dmax / 40.0)
+    edges = np.arange(0.0, dmax + bin_nm, bin_nm)
     if edges.size < 2:
         edges = np.array([0.0, bin_nm])
-    which = np.clip(np.digitize(dist, edges) - 1, 0, edges.size - 2)
     nb = edges.size - 1
     frame = phase_names.get("frame")
-    keep = lab != frame if frame is not None else np.ones(lab.shape, bool)
-    voxels = np.bincount(which[keep], minlength=nb)
+    names = [name for name in phase_names if name != "frame"]
+    voxels = np.zeros(nb, np.int64)
+    counts = {name: np.zeros(nb, np.int64) for name in names}
+    # binned slab by slab: only the distance map is held whole
+    step = max(1, 1_000_000 // max(1, d.shape[1] * d.shape[2]))
+    for z0 in range(0, d.shape[0], step):
+        ws = w[z0:z0 + step]
+        which = np.clip(np.digitize(d[z0:z0 + step][ws] - off, edges) - 1, 0, nb - 1)
+        lab = lab_box[z0:z0 + step][ws]
+        keep = lab != frame if frame is not None else np.ones(lab.shape, bool)
+        voxels += np.bincount(which[keep], minlength=nb)
+        for name in names:
+            counts[name] += np.bincount(which[lab == phase_names[name]], minlength=nb)
     fr: dict[str, np.ndarray] = {}
     with np.errstate(invalid="ignore", divide="ignore"):
-        for name, value in phase_names.items():
-            if name == "frame":
-                continue
-            cnt = np.bincount(which[lab == value], minlength=nb)
-            fr[name] = np.where(voxels > 0, cnt / voxels, np.nan)
+        for name in names:
+            fr[name] = np.where(voxels > 0, counts[name] / voxels, np.nan)
     del nan
     return DepthProfile(edges, voxels, fr, reference)

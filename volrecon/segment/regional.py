@@ -20,6 +20,7 @@ the thresholds are estimated and applied on the same smoothed values.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -51,9 +52,155 @@ def smooth(block: np.ndarray, sigma_nm: float, voxel_size_nm: Sequence[float]) -
     return ndi.gaussian_filter(b, sig, mode="nearest", truncate=_TRUNCATE)
 
 
+_SLAB_VOXELS = 4_000_000
+"""Voxels of the anode band read and filtered at a time by the surface finders (bounded memory)."""
+
+_REFERENCE_VOXELS = 6_000_000
+"""Voxels of the anode band (a central block of rows) the SEI's reference levels are taken from."""
+
+
+def _radius(sigma: float) -> int:
+    """Reach in voxels of :func:`scipy.ndimage.gaussian_filter` with ``truncate=_TRUNCATE``."""
+    return int(_TRUNCATE * float(sigma) + 0.5) if sigma > 0 else 0
+
+
+@dataclass(frozen=True)
+class _Band:
+    """The anode band of a volume: stacking axis ``ax`` (length ``n``), read from the anode end.
+
+    Blocks come out with the stacking axis last and oriented anode first, cut to the band
+    ``[lo, hi)`` (anode-first coordinates) along it and to rows ``[r0, r1)`` of the first lateral
+    axis: the surfaces of the sodium and the SEI live in this band, so the cathode and the
+    collector are never read.
+    """
+
+    ax: int
+    n: int
+    anode_first: bool
+    lo: int
+    hi: int
+
+    @property
+    def lat(self) -> list[int]:
+        return [a for a in range(3) if a != self.ax]
+
+    def read(self, arr: Any, r0: int, r1: int, dtype: Any = np.float32) -> np.ndarray:
+        sl = [slice(None)] * 3
+        sl[self.lat[0]] = slice(r0, r1)
+        sl[self.ax] = slice(self.lo, self.hi) if self.anode_first else slice(self.n - self.hi, self.n - self.lo)
+        blk = arr[tuple(sl)]
+        blk = np.moveaxis(np.asarray(blk.compute() if hasattr(blk, "compute") else blk), self.ax, -1)
+        if not self.anode_first:
+            blk = blk[..., ::-1]
+        return np.ascontiguousarray(blk, dtype=dtype)
+
+
+def _slabs(rows: int, row_voxels: int, pad: int, slab_voxels: int) -> list[tuple[int, int, int, int]]:
+    """``(a0, a1, p0, p1)``: core rows ``[a0, a1)`` and the rows ``[p0, p1)`` read for them."""
+    step = max(1, int(slab_voxels) // max(1, row_voxels) - 2 * pad)
+    return [(a0, min(rows, a0 + step), max(0, a0 - pad), min(rows, a0 + step + pad)) for a0 in range(0, rows, step)]
+
+
+def _anode_first(h: Any, layers: Layers) -> np.ndarray:
+    h = np.asarray(h, dtype=np.float64)
+    return h if layers.anode_first else layers.length - h
+
+
+def _non_film(img: np.ndarray, dark: float, bright: float, sig: Sequence[float]) -> np.ndarray:
+    """Lateral share of voxels that are not film: darker than ``dark`` or brighter than ``bright``."""
+    fine = ndi.gaussian_filter(img, [1.0, 1.0, 1.0], mode="nearest", truncate=_TRUNCATE)
+    return ndi.gaussian_filter(((fine < dark) | (fine > bright)).astype(np.float32), sig, mode="nearest",
+                               truncate=_TRUNCATE)
+
+
+def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequence[float]) -> dict[str, Any]:
+    """The film's and the separator's levels, the thresholds and the reference thickness ``t0``.
+
+    Medians over all columns of ``img`` (stacking axis last, anode first, heights in its
+    coordinates): the film's grey level one voxel beyond the sodium surface, the sodium's three
+    voxels before it, the dark (pore) share and the non-film share profiles aligned on the sodium
+    surface (a fibre lying on the film moves no column's median), the separator's grey values in
+    the far half of the separator.  ``out["reason"]`` says why there is no film.
+    """
+    n = img.shape[-1]
+    idx = np.arange(n) + 0.5
+    g = ndi.gaussian_filter(img, sig, mode="nearest", truncate=_TRUNCATE)
+    first = np.clip(np.ceil(hn - 0.5).astype(int) + 1, 0, n - 1)  # one voxel into the film
+    last_na = np.clip(first - 3, 0, n - 1)  # a voxel inside the sodium
+    sei_level = float(np.median(np.take_along_axis(g, first[..., None], axis=-1)))
+    na_level = float(np.median(np.take_along_axis(g, last_na[..., None], axis=-1)))
+    del g
+    # the separator is porous, the SEI dense: dark (pore) voxels, i.e. darker than the midpoint
+    # of sodium and film, are what marks the separator; their lateral share per column
+    dark_thr = 0.5 * (na_level + sei_level)
+    fine7 = ndi.gaussian_filter(img, [0.7, 0.7, 0.7], mode="nearest", truncate=_TRUNCATE)
+    dshare = ndi.gaussian_filter((fine7 < dark_thr).astype(np.float32), sig, mode="nearest", truncate=_TRUNCATE)
+    del fine7
+    film_dark = float(np.median(np.take_along_axis(dshare, first[..., None], axis=-1)))
+    out: dict[str, Any] = {"sei_level": sei_level, "sodium_level": na_level, "dark_threshold": dark_thr,
+                           "film_dark_share": film_dark}
+    contrast = sei_level - na_level
+    out["contrast"] = contrast
+    if contrast <= 0 or film_dark > 0.25:
+        out["reason"] = (f"no dense film beyond the sodium surface (contrast {contrast:.3g}, "
+                         f"dark share {film_dark:.2f})")
+        return out
+    span = int(min(n - 1, max(8, np.ceil(np.nanmedian(hs - hn)))))
+    offs = np.arange(0.0, span, 0.25)
+    cols = np.isfinite(hn) & (hs - hn > 1.0)
+    pos = hn[cols][:, None] + offs  # sub-voxel samples along each column from the sodium surface
+    prof_d = np.median(_sample_columns(dshare[cols], pos), axis=0)
+    del dshare
+    near = offs <= max(2.0, 0.25 * span)
+    i_dense = int(np.argmin(np.where(near, prof_d, np.inf)))
+    fine = ndi.gaussian_filter(img, [1.0, 1.0, 1.0], mode="nearest", truncate=_TRUNCATE)
+    film_grey = float(np.median(_sample_columns(fine[cols], pos[:, i_dense:i_dense + 1])))
+    outer = (idx > 0.5 * (hn + hs)[..., None]) & (idx < hs[..., None] - 0.5)
+    sep_grey = fine[outer]
+    del fine
+    fibres = sep_grey[sep_grey > film_grey]
+    bright_thr = np.inf
+    if fibres.size > 100 and float(np.median(fibres)) > film_grey:
+        bright_thr = 0.5 * (film_grey + float(np.median(fibres)))
+    other = _non_film(img, dark_thr, bright_thr, sig)
+    prof = np.median(_sample_columns(other[cols], pos), axis=0)
+    i_min = int(np.argmin(np.where(near, prof, np.inf)))
+    film_level = float(prof[i_min])
+    sep_level = float(np.median(other[outer])) if outer.any() else float(prof[-1])
+    thr = 0.5 * (film_level + sep_level)
+    out.update({"film_grey": film_grey, "fibre_threshold": float(bright_thr), "film_level": film_level,
+                "separator_level": sep_level, "threshold": float(thr)})
+    if sep_level - film_level < 0.15:
+        out["reason"] = (f"the film is not distinct from the layer beyond it (non-film share {film_level:.2f} vs "
+                         f"{sep_level:.2f})")
+        return out
+    cross = np.nonzero((prof > thr) & (np.arange(offs.size) > i_min))[0]
+    out["t0"] = float(offs[cross[0]]) if cross.size else float(offs[-1])
+    return out
+
+
+def _film_crossing(other: np.ndarray, hn: np.ndarray, hs: np.ndarray, thr: float, t0: float,
+                   reach: float) -> np.ndarray:
+    """Per column, the film's thickness (voxels): the first dense -> porous crossing of ``thr`` by
+    the non-film share within ``reach`` voxels of the sodium surface ``hn`` (NaN where none)."""
+    win = np.arange(0.0, reach + 0.25, 0.25)
+    posw = hn[..., None] + win
+    sw = _sample_columns(other, posw)
+    sw = np.where(posw < hs[..., None], sw, 1.0)  # the separator|cathode bound closes every window
+    start = np.argmin(np.where(win <= max(1.0, 0.5 * t0), sw, np.inf), axis=-1)  # the film's densest point
+    over = (sw > thr) & (np.arange(win.size) > start[..., None])
+    k = np.argmax(over, axis=-1)
+    found = over.any(axis=-1) & np.isfinite(hn) & (hs - hn > 1.0)
+    a_ = np.take_along_axis(sw, np.maximum(k - 1, 0)[..., None], axis=-1)[..., 0]
+    b_ = np.take_along_axis(sw, k[..., None], axis=-1)[..., 0]
+    frac = np.clip(np.where(b_ - a_ > 1e-9, (thr - a_) / np.maximum(b_ - a_, 1e-9), 0.5), 0, 1)
+    return np.where(found, win[np.maximum(k - 1, 0)] + 0.25 * frac, np.nan)
+
+
 def sei_outer_surface(
     image: Any, layers: Layers, *, voxel_size_nm: Sequence[float], lateral_nm: float = 60.0,
     min_contrast: float = 2.0, max_ratio: float = 2.5, reg_nm: float = 100.0,
+    slab_voxels: int = _SLAB_VOXELS, reference_voxels: int = _REFERENCE_VOXELS,
 ) -> tuple[Layers, dict[str, Any]]:
     """The SEI's outer surface (``sei|separator``) from the grey values beyond the sodium surface.
 
@@ -61,17 +208,24 @@ def sei_outer_surface(
     separator is porous (pores darker than the film) with fibres brighter than it.  Per voxel,
     "non-film" is darker than the sodium/film midpoint or brighter than the film/fibre midpoint;
     its share, laterally averaged over ``lateral_nm``, is sampled along each column from the
-    (refined) sodium surface.  The medians over all columns give the film's and the separator's
-    levels and a reference thickness ``t0``; per column the outer surface is the first crossing of
-    their midpoint within ``max_ratio * t0 + 2`` voxels of the sodium surface (sub-voxel).  The
-    thickness map (not the height) is then regularised: columns without a crossing, or further
-    than ``max(1.5 voxels, 50 %)`` from the local median thickness (window ``reg_nm``), are
-    not measured and take that local median.  ``info["measured_share"]`` is the share of columns
-    measured; ``info["resolved"]`` is False (and a note says so) when ``t0`` is under 2 voxels.
+    (refined) sodium surface.  The medians over the columns of a reference block (a central block
+    of rows of the first lateral axis, ``reference_voxels`` of the anode band; the whole volume
+    when smaller) give the film's and the separator's levels and a reference thickness ``t0``;
+    per column the outer surface is the first crossing of their midpoint within
+    ``max_ratio * t0 + 2`` voxels of the sodium surface (sub-voxel).  The thickness map (not the
+    height) is then regularised: columns without a crossing, or further than
+    ``max(1.5 voxels, 50 %)`` from the local median thickness (window ``reg_nm``), are not measured
+    and take that local median.  ``info["measured_share"]`` is the share of columns measured;
+    ``info["resolved"]`` is False (and a note says so) when ``t0`` is under 2 voxels.
 
     The SEI is accepted only when it is brighter than the sodium, dense (dark share under 0.25)
     and distinct from the layer beyond it; else ``sei|separator`` stays at the sodium surface
     and ``info["found"]`` is False.
+
+    Only the anode band (from the sodium surface to ``separator|cathode``) is read, in slabs of
+    about ``slab_voxels`` along the first lateral axis with enough overlap for the filters: the
+    result does not depend on ``slab_voxels`` (bit for bit), and memory is bounded by it and by
+    ``reference_voxels``, not by the volume.
 
     Returns
     -------
@@ -84,93 +238,40 @@ def sei_outer_surface(
     if h_na is None:
         info["reason"] = "no sodium surface"
         return layers, info
-    ax = layers.axis
-    n = layers.length
+    ax, n = layers.axis, layers.length
     vox = [float(v) for v in voxel_size_nm]
+    hn = _anode_first(h_na, layers)
+    hs = np.full(hn.shape, float(n)) if h_sc is None else _anode_first(h_sc, layers)
     lat = [a for a in range(3) if a != ax]
-    img = np.asarray(image.compute() if hasattr(image, "compute") else image, dtype=np.float32)
-    img = np.moveaxis(img, ax, -1)
-    hn = np.asarray(h_na, dtype=np.float64)
-    if h_sc is None:
-        hs = np.full(hn.shape, float(n)) if layers.anode_first else np.zeros(hn.shape)
-    else:
-        hs = np.asarray(h_sc, dtype=np.float64)
-    if not layers.anode_first:
-        img = img[..., ::-1]
-        hn, hs = n - hn, n - hs
     sig = [lateral_nm / vox[a] for a in lat] + [0.5]
-    g = ndi.gaussian_filter(img, sig, mode="nearest", truncate=_TRUNCATE)
-    idx = np.arange(n) + 0.5
-    first = np.clip(np.ceil(hn - 0.5).astype(int) + 1, 0, n - 1)  # one voxel into the film
-    last_na = np.clip(first - 3, 0, n - 1)  # a voxel inside the sodium
-    sei_level = float(np.median(np.take_along_axis(g, first[..., None], axis=-1)))
-    na_level = float(np.median(np.take_along_axis(g, last_na[..., None], axis=-1)))
-    # the separator is porous, the SEI dense: dark (pore) voxels, i.e. darker than the midpoint
-    # of sodium and film, are what marks the separator; their lateral share per column
-    dark_thr = 0.5 * (na_level + sei_level)
-    fine7 = ndi.gaussian_filter(img, [0.7, 0.7, 0.7], mode="nearest", truncate=_TRUNCATE)
-    dshare = ndi.gaussian_filter((fine7 < dark_thr).astype(np.float32), sig, mode="nearest", truncate=_TRUNCATE)
-    film_dark = float(np.median(np.take_along_axis(dshare, first[..., None], axis=-1)))
-    info.update({"sei_level": sei_level, "sodium_level": na_level, "dark_threshold": dark_thr,
-                 "film_dark_share": film_dark})
-    contrast = sei_level - na_level
-    if contrast <= 0 or film_dark > 0.25:
-        info["reason"] = (f"no dense film beyond the sodium surface (contrast {contrast:.3g}, "
-                          f"dark share {film_dark:.2f})")
+    # the band: from 3 voxels before the sodium surface (and the filters' reach) to separator|cathode
+    reach_ax = _radius(1.0) + _radius(0.5) + 1
+    lo = int(max(0, np.floor(np.nanmin(hn)) - 4 - reach_ax)) if np.isfinite(hn).any() else 0
+    band = _Band(ax, n, layers.anode_first, lo, int(min(n, np.ceil(np.nanmax(hs)) + 1 + reach_ax)))
+    hn_b, hs_b = hn - lo, hs - lo
+    rows, row_vox = hn.shape[0], hn.shape[1] * (band.hi - band.lo)
+    # 1. reference levels from a central block of rows
+    k = max(1, min(rows, int(reference_voxels) // max(1, row_vox)))
+    r0 = (rows - k) // 2
+    ref = _sei_reference(band.read(image, r0, r0 + k), hn_b[r0:r0 + k], hs_b[r0:r0 + k], sig)
+    info.update({key: v for key, v in ref.items() if key not in ("reason", "contrast", "t0")})
+    info["reference_rows"] = [r0, r0 + k]
+    if "reason" in ref:
+        info["reason"] = ref["reason"]
         return layers, info
-    # --- the film's outer surface: a thin dense film hugging the sodium surface ------------------
-    # The separator beyond it is porous (pores darker than the film) and its fibres, touching the
-    # film, are brighter than it: what is not film is what deviates from the film's grey level.
-    # 1. global reference: the medians over all columns, aligned on the sodium surface (a fibre
-    #    lying on the film moves no column's median), give the film's grey level, the fibres' level,
-    #    the film's and the separator's non-film shares and a first film thickness t0
-    span = int(min(n - 1, max(8, np.ceil(np.nanmedian(hs - hn)))))
-    offs = np.arange(0.0, span, 0.25)
-    cols = np.isfinite(hn) & (hs - hn > 1.0)
-    pos = hn[cols][:, None] + offs  # sub-voxel samples along each column from the sodium surface
-    prof_d = np.median(_sample_columns(dshare[cols], pos), axis=0)
-    near = offs <= max(2.0, 0.25 * span)
-    i_dense = int(np.argmin(np.where(near, prof_d, np.inf)))
-    fine = ndi.gaussian_filter(img, [1.0, 1.0, 1.0], mode="nearest", truncate=_TRUNCATE)
-    film_grey = float(np.median(_sample_columns(fine[cols], pos[:, i_dense:i_dense + 1])))
-    outer = (idx > 0.5 * (hn + hs)[..., None]) & (idx < hs[..., None] - 0.5)
-    sep_grey = fine[outer]
-    fibres = sep_grey[sep_grey > film_grey]
-    bright_thr = np.inf
-    if fibres.size > 100 and float(np.median(fibres)) > film_grey:
-        bright_thr = 0.5 * (film_grey + float(np.median(fibres)))
-    other = ndi.gaussian_filter(((fine < dark_thr) | (fine > bright_thr)).astype(np.float32), sig, mode="nearest",
-                                truncate=_TRUNCATE)
-    prof = np.median(_sample_columns(other[cols], pos), axis=0)
-    i_min = int(np.argmin(np.where(near, prof, np.inf)))
-    film_level = float(prof[i_min])
-    sep_level = float(np.median(other[outer])) if outer.any() else float(prof[-1])
-    thr = 0.5 * (film_level + sep_level)
-    info.update({"film_grey": film_grey, "fibre_threshold": float(bright_thr), "film_level": film_level,
-                 "separator_level": sep_level, "threshold": float(thr)})
-    if sep_level - film_level < 0.15:
-        info["reason"] = (f"the film is not distinct from the layer beyond it (non-film share {film_level:.2f} vs "
-                          f"{sep_level:.2f})")
-        return layers, info
-    cross = np.nonzero((prof > thr) & (np.arange(offs.size) > i_min))[0]
-    t0 = float(offs[cross[0]]) if cross.size else float(offs[-1])
+    t0, thr = ref["t0"], ref["threshold"]
     # 2. per column: the first dense -> porous crossing within a bounded window beyond the sodium
     #    surface (a fibre or a dense patch of separator on the film does not carry the film on)
     reach = float(max_ratio * t0 + 2.0)
-    win = np.arange(0.0, reach + 0.25, 0.25)
-    posw = hn[..., None] + win
-    sw = _sample_columns(other, posw)
-    sw = np.where(posw < hs[..., None], sw, 1.0)  # the separator|cathode bound closes every window
-    start = np.argmin(np.where(win <= max(1.0, 0.5 * t0), sw, np.inf), axis=-1)  # the film's densest point
-    over = (sw > thr) & (np.arange(win.size) > start[..., None])
-    k = np.argmax(over, axis=-1)
-    found = over.any(axis=-1) & cols
-    a_ = np.take_along_axis(sw, np.maximum(k - 1, 0)[..., None], axis=-1)[..., 0]
-    b_ = np.take_along_axis(sw, k[..., None], axis=-1)[..., 0]
-    frac = np.clip(np.where(b_ - a_ > 1e-9, (thr - a_) / np.maximum(b_ - a_, 1e-9), 0.5), 0, 1)
-    t_raw = np.where(found, win[np.maximum(k - 1, 0)] + 0.25 * frac, np.nan)
+    t_raw = np.full(hn.shape, np.nan)
+    pad = _radius(1.0) + _radius(sig[0])
+    for a0, a1, p0, p1 in _slabs(rows, row_vox, pad, slab_voxels):
+        other = _non_film(band.read(image, p0, p1), ref["dark_threshold"], ref["fibre_threshold"], sig)
+        t_raw[a0:a1] = _film_crossing(other[a0 - p0:a1 - p0], hn_b[a0:a1], hs_b[a0:a1], thr, t0, reach)
+        del other
     # 3. lateral regularisation of the thickness (not of the height): robust local median, columns
     #    far from it rejected, unmeasured columns take the local median
+    cols = np.isfinite(hn) & (hs - hn > 1.0)
     size = [max(3, 2 * round(reg_nm / vox[a]) + 1) for a in lat]
     t_fill = np.where(np.isfinite(t_raw), t_raw, t0)
     t_med = ndi.median_filter(t_fill, size=size, mode="nearest")
@@ -193,9 +294,9 @@ def sei_outer_surface(
     present = dict(layers.present)
     present["sei"] = True
     notes = list(layers.notes) + [(f"sei|separator: first dense -> porous transition within {reach:.1f} voxels of the "
-                                   f"sodium surface (film contrast {contrast:.3g} over the sodium, non-film share "
-                                   f"{film_level:.2f} vs {sep_level:.2f}; {info['measured_share']:.0%} of columns measured, "
-                                   f"the rest from the local median thickness)")]
+                                   f"sodium surface (film contrast {ref['contrast']:.3g} over the sodium, non-film share "
+                                   f"{ref['film_level']:.2f} vs {ref['separator_level']:.2f}; {info['measured_share']:.0%} of "
+                                   f"columns measured, the rest from the local median thickness)")]
     if not resolved:
         notes.append(info["resolution_note"])
     return Layers(axis=layers.axis, anode_first=layers.anode_first, heights=heights, present=present,
@@ -239,18 +340,60 @@ def classify_regions(
     return out
 
 
+def _specimen_grey(img: np.ndarray, ph: np.ndarray, frame_value: int | None,
+                   sig: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Grey values smoothed over the specimen only (normalised convolution: the frame does not
+    bleed in), and the specimen mask."""
+    valid = ph != 0
+    if frame_value is not None:
+        valid &= ph != frame_value
+    w = ndi.gaussian_filter(valid.astype(np.float32), sig, mode="nearest", truncate=_TRUNCATE)
+    g = ndi.gaussian_filter(np.where(valid, img, 0).astype(np.float32), sig, mode="nearest", truncate=_TRUNCATE)
+    g /= np.maximum(w, 1e-3)
+    return g, valid
+
+
+def _first_above(g: np.ndarray, thr: float, begin: np.ndarray, hs: np.ndarray) -> np.ndarray:
+    """Per column the first index ``>= begin`` where ``g > thr``; the separator|cathode bound
+    ``hs`` closes every column (``floor(hs)`` where nothing rises)."""
+    n = g.shape[-1]
+    idx = np.arange(n)
+    above = (g > thr) & (idx >= begin[..., None])
+    above |= (idx + 0.5) >= hs[..., None]
+    return np.where(above.any(axis=-1), np.argmax(above, axis=-1), np.floor(hs).astype(int))
+
+
+def _crossing(prof: np.ndarray, k: np.ndarray, thr: float) -> np.ndarray:
+    """Sub-voxel boundary coordinate where ``prof`` (columns last) rises through ``thr`` between
+    the voxels ``k - 1`` and ``k`` (linear interpolation; voxel centres at ``i + 0.5``)."""
+    n = prof.shape[-1]
+    km = np.clip(k - 1, 0, n - 1)
+    ga = np.take_along_axis(prof, km[..., None], axis=-1)[..., 0]
+    gb = np.take_along_axis(prof, np.clip(k, 0, n - 1)[..., None], axis=-1)[..., 0]
+    frac = np.clip(np.where(gb - ga > 1e-9, (thr - ga) / np.maximum(gb - ga, 1e-9), 0.5), 0, 1)
+    return km + 0.5 + frac
+
+
 def sodium_surface(
     image: Any, phases: Any, layers: Layers, *, voxel_size_nm: Sequence[float], frame_value: int | None,
-    lateral_nm: float = 60.0, rise: float = 6.0,
+    lateral_nm: float = 60.0, rise: float = 6.0, film_voxels: int = 4, slab_voxels: int = _SLAB_VOXELS,
 ) -> tuple[Layers, dict[str, Any]]:
-    """The sodium surface (``sodium|sei``) followed from the anode end of each column.
+    """The sodium surface (``sodium|sei``): where the grey value rises half-way to the layer beyond.
 
     Sodium metal is a dense, uniform, dark layer at the anode end of the stack: its first-guess
     class is unreliable (it shares grey values with electrolyte-filled pores), but laterally
     averaged it is one flat level.  Per column, from the first specimen voxel (frame and
-    unassigned excluded) towards the cathode, the sodium ends where the laterally smoothed grey
-    value first rises above the sodium level by ``rise`` times that level's spread (the SEI and
-    the separator's fibres are brighter).  The search stops at ``separator|cathode``.
+    unassigned excluded) towards the cathode, the laterally smoothed grey value first rises above
+    the sodium level by ``rise`` times that level's spread: that finds the edge, but the foot of
+    a blurred edge, not the surface.  The probe's blur is symmetric, so the surface is where the
+    grey value is half-way between the sodium's level and the level of what lies beyond it (the
+    SEI, or the separator; the median over the columns of the brightest value within
+    ``film_voxels`` after the rise): the boundary is that half-way crossing (sub-voxel), or the
+    rise where a column never reaches it.  The search stops at ``separator|cathode``.
+
+    Only the anode band (the anode end to ``separator|cathode``) is read, in slabs of about
+    ``slab_voxels`` along the first lateral axis with the filters' overlap: the result does not
+    depend on ``slab_voxels`` and memory is bounded by it.
     """
     h_sc = layers.heights.get("separator|cathode")
     info: dict[str, Any] = {"found": False}
@@ -260,24 +403,27 @@ def sodium_surface(
     ax, n = layers.axis, layers.length
     vox = [float(v) for v in voxel_size_nm]
     lat = [a for a in range(3) if a != ax]
-    img = np.moveaxis(np.asarray(image.compute() if hasattr(image, "compute") else image, dtype=np.float32), ax, -1)
-    ph = np.moveaxis(np.asarray(phases.compute() if hasattr(phases, "compute") else phases), ax, -1)
-    hs = np.asarray(h_sc, dtype=np.float64)
-    if not layers.anode_first:
-        img, ph, hs = img[..., ::-1], ph[..., ::-1], n - hs
-    valid = ph != 0
-    if frame_value is not None:
-        valid &= ph != frame_value
-    # lateral smoothing of the specimen only (normalised convolution: the frame does not bleed in)
+    hs = _anode_first(h_sc, layers)
     sig = [lateral_nm / vox[a] for a in lat] + [0.5]
-    w = ndi.gaussian_filter(valid.astype(np.float32), sig, mode="nearest", truncate=_TRUNCATE)
-    g = ndi.gaussian_filter(np.where(valid, img, 0).astype(np.float32), sig, mode="nearest", truncate=_TRUNCATE)
-    g = g / np.maximum(w, 1e-3)
-    has = valid.any(axis=-1)
-    start = np.where(has, np.argmax(valid, axis=-1), 0)
-    # the sodium level: a few voxels into the specimen
-    probe = np.clip(start + 2, 0, n - 1)
-    lev = np.take_along_axis(g, probe[..., None], axis=-1)[..., 0]
+    band = _Band(ax, n, layers.anode_first, 0, int(min(n, np.ceil(np.nanmax(hs)) + 2 + _radius(0.5))))
+    rows, row_vox, pad = hs.shape[0], hs.shape[1] * band.hi, _radius(sig[0])
+    slabs = _slabs(rows, row_vox, pad, slab_voxels)
+
+    def grey(a0: int, a1: int, p0: int, p1: int) -> tuple[np.ndarray, np.ndarray]:
+        g, valid = _specimen_grey(band.read(image, p0, p1), band.read(phases, p0, p1, phases.dtype), frame_value, sig)
+        return g[a0 - p0:a1 - p0], valid[a0 - p0:a1 - p0]
+
+    # pass 1: the sodium level, a few voxels into the specimen
+    start = np.zeros(hs.shape, np.int64)
+    lev = np.zeros(hs.shape)
+    has = np.zeros(hs.shape, bool)
+    for a0, a1, p0, p1 in slabs:
+        g, valid = grey(a0, a1, p0, p1)
+        has[a0:a1] = valid.any(axis=-1)
+        start[a0:a1] = np.where(has[a0:a1], np.argmax(valid, axis=-1), 0)
+        probe = np.clip(start[a0:a1] + 2, 0, band.hi - 1)
+        lev[a0:a1] = np.take_along_axis(g, probe[..., None], axis=-1)[..., 0]
+    probe = np.clip(start + 2, 0, band.hi - 1)
     ok_cols = has & (probe < hs)
     if ok_cols.sum() < 10:
         info["reason"] = "too few columns start in the specimen"
@@ -285,26 +431,40 @@ def sodium_surface(
     na_level = float(np.median(lev[ok_cols]))
     spread = float(np.median(np.abs(lev[ok_cols] - na_level))) * 1.4826 + 1e-6
     thr = na_level + rise * spread
-    idx = np.arange(n)
-    above = (g > thr) & (idx >= probe[..., None])
-    above |= (idx + 0.5) >= hs[..., None]
-    k = np.where(above.any(axis=-1), np.argmax(above, axis=-1), np.floor(hs).astype(int))
-    km = np.clip(k - 1, 0, n - 1)
-    ga = np.take_along_axis(g, km[..., None], axis=-1)[..., 0]
-    gb = np.take_along_axis(g, np.clip(k, 0, n - 1)[..., None], axis=-1)[..., 0]
-    frac = np.clip(np.where(gb - ga > 1e-9, (thr - ga) / np.maximum(gb - ga, 1e-9), 0.5), 0, 1)
-    h = np.clip(km + 0.5 + frac, start, hs)
+    # pass 2: the rise per column, and the grey values from just before it to film_voxels after
+    k = np.zeros(hs.shape, np.int64)
+    m = 2
+    prof = np.zeros((*hs.shape, m + film_voxels + 1), np.float32)
+    for a0, a1, p0, p1 in slabs:
+        g, _ = grey(a0, a1, p0, p1)
+        k[a0:a1] = _first_above(g, thr, probe[a0:a1], hs[a0:a1])
+        at = np.clip(k[a0:a1, :, None] + np.arange(-m, film_voxels + 1), 0, band.hi - 1)
+        prof[a0:a1] = np.take_along_axis(g, at, axis=-1)
+    inside = (k[..., None] + np.arange(-m, film_voxels + 1) + 0.5) < hs[..., None]
+    beyond = np.where(inside[..., m:], prof[..., m:], -np.inf).max(axis=-1)
+    rose = ok_cols & np.isfinite(beyond)
+    film = float(np.median(beyond[rose])) if rose.any() else float("nan")
+    mid = 0.5 * (na_level + film) if np.isfinite(film) and film > na_level else thr
+    # the half-way crossing within the stored profile: the rise makes every earlier voxel darker
+    # than thr, so the first voxel at or above mid (>= thr) is the crossing
+    above = (prof >= mid) & inside & (np.arange(prof.shape[-1]) >= 1)
+    j = np.argmax(above, axis=-1)
+    h_rise = k - m + _crossing(prof, np.full(k.shape, m), thr)
+    h_mid = k - m + _crossing(prof, j, mid)
+    h = np.where(above.any(axis=-1), h_mid, h_rise)
+    h = np.clip(h, start, hs)
     # columns without specimen at the anode end: keep the class-based height
-    old = np.asarray(layers.heights["sodium|sei"], dtype=np.float64)
-    old = old if layers.anode_first else n - old
+    old = _anode_first(layers.heights["sodium|sei"], layers)
     h = np.where(ok_cols, h, old)
     h = ndi.median_filter(h, size=3, mode="nearest")
-    info.update({"found": True, "sodium_level": na_level, "spread": spread, "threshold": float(thr)})
+    info.update({"found": True, "sodium_level": na_level, "spread": spread, "rise_threshold": float(thr),
+                 "beyond_level": film, "threshold": float(mid)})
     heights = dict(layers.heights)
     heights["sodium|sei"] = h if layers.anode_first else n - h
     heights["sei|separator"] = np.maximum(np.asarray(heights.get("sei|separator") if heights.get("sei|separator") is not None
                                                      else heights["sodium|sei"]), heights["sodium|sei"]) \
         if layers.anode_first else np.minimum(heights["sei|separator"], heights["sodium|sei"])
-    notes = list(layers.notes) + [f"sodium|sei followed from the anode end (sodium level {na_level:.3g})"]
+    notes = list(layers.notes) + [f"sodium|sei at the half-way grey between the sodium ({na_level:.3g}) and the layer "
+                                  f"beyond it ({film:.3g}), found from the anode end"]
     return Layers(axis=layers.axis, anode_first=layers.anode_first, heights=heights, present=layers.present,
                   length=layers.length, notes=notes), info
