@@ -9,7 +9,10 @@ a phase label volume this module
    that best separates the phase(s) expected before it from those expected after it (the
    minimum of a cumulative misclassification cost, on phase shares smoothed laterally so
    particles, fibres and pores do not move the cut), then refined to sub-voxel precision by the
-   integral of the share across a small window;
+   integral of the share across a small window (``REFINE_NM``, a length: the cuts work the
+   same at any voxel size); the collector is the dense foil at the end of the stack, found from
+   the drop of the non-dense share where the first guess does not name it (coarse pixels);
+   columns the frame cuts short take their neighbours' heights;
 3. reports layers that are absent from the field of view, and produces region labels.
 
 Rough and tilted interfaces are handled because every column gets its own cut; the lateral
@@ -37,6 +40,8 @@ _GROUPS = {
     "cathode": ("active", "binder"),
     "collector": ("collector",),
 }
+REFINE_NM = 50.0
+"""Half-width (nm along the stacking axis) of the sub-voxel refinement of each interface."""
 _MIN_SHARE = {"sodium": 0.004, "sei": 0.0005, "separator": 0.004, "cathode": 0.004, "collector": 0.004}
 
 
@@ -198,6 +203,69 @@ def _cut(before: np.ndarray, after: np.ndarray, lo: np.ndarray, hi: np.ndarray, 
     return w0 + np.sum(np.where(inside, r, 0.0), axis=-1)
 
 
+def _change_point(profile: np.ndarray) -> tuple[int, float, float]:
+    """Best split ``j`` of a 1D profile into two constant levels (least squares), and the levels.
+
+    Returns ``(j, mean before, mean after)``; ``j = len(profile)`` (no split) for fewer than 2 values.
+    """
+    m = profile.size
+    if m < 2:
+        level = float(profile.mean()) if m else 0.0
+        return m, level, level
+    c1 = np.concatenate([[0.0], np.cumsum(profile)])
+    c2 = np.concatenate([[0.0], np.cumsum(profile**2)])
+    j = np.arange(1, m)
+    sse = (c2[j] - c1[j] ** 2 / j) + ((c2[m] - c2[j]) - (c1[m] - c1[j]) ** 2 / (m - j))
+    best = int(j[np.argmin(sse)])
+    return best, float(c1[best] / best), float((c1[m] - c1[best]) / (m - best))
+
+
+def _collector_cut(
+    dense: np.ndarray, foil: np.ndarray, valid: np.ndarray, lo: np.ndarray, hi: np.ndarray, start: int, window: int,
+) -> tuple[np.ndarray | None, str]:
+    """The cathode|collector surface: where the stack turns into the dense foil at its end.
+
+    The collector is a dense metal foil at the end of the stack, the cathode a porous composite:
+    the share of valid voxels that are *not* dense (``1 - dense``: pore, binder, anything but
+    active or collector) drops from the cathode's level to near zero in the foil.  The two levels
+    come from a two-segment fit of the whole field's profile beyond ``start``; no drop, no foil.
+    When the first guess labels the foil ``collector`` (``foil``, its share, is at least half
+    in the foil's rows) each column is cut on that share: it also tells a particle lying on the
+    foil from the foil.  When it does not (the foil's grey level can equal that of the
+    edge-brightened active particles, all the more at coarse pixels where their bright rims fill
+    the particles), each column is cut on its porous share scaled between the two levels.
+    Returns ``(heights or None, note)``.
+    """
+    porous = np.clip(1.0 - dense, 0.0, 1.0)
+    weight = valid.sum(axis=(0, 1))
+    prof = (porous * valid).sum(axis=(0, 1)) / np.maximum(weight, 1e-6)
+    rows = np.nonzero(weight > 0.05 * weight.max(initial=0.0))[0]
+    rows = rows[rows >= start]
+    if rows.size < 2:
+        return None, "no collector: too few rows beyond the separator|cathode interface"
+    j, cathode_level, foil_level = _change_point(prof[rows])
+    if not foil_level < 0.5 * cathode_level:
+        return None, (f"no collector: no dense foil at the end of the stack (non-dense share {foil_level:.2f} "
+                      f"vs {cathode_level:.2f} in the cathode)")
+    lo_c = np.minimum(np.maximum(lo, start), hi)
+    foil_rows = rows[j:]
+    labelled = float((foil * valid)[..., foil_rows].sum() / max(valid[..., foil_rows].sum(), 1e-6))
+    note = (f"cathode|collector: non-dense share {cathode_level:.2f} in the cathode vs {foil_level:.2f} in the foil "
+            f"(field profile split at row {int(rows[j])}), {labelled:.0%} of the foil labelled collector")
+    if labelled >= 0.5:
+        return _cut(1.0 - foil, foil, lo_c, hi, window), note + ": cut on the collector label"
+    r = np.clip((porous - foil_level) / (cathode_level - foil_level), 0.0, 1.0)
+    return _cut(r, 1.0 - r, lo_c, hi, window), note + ": cut on the non-dense share"
+
+
+def _fill_columns(h: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Columns without specimen (frame walls) take the height of the nearest column with specimen."""
+    if ok.all() or not ok.any():
+        return h
+    idx = ndi.distance_transform_edt(~ok, return_distances=False, return_indices=True)
+    return h[tuple(idx)]
+
+
 def find_stacking_axis(phases: Any, *, phase_names: Mapping[str, int], frame_value: int | None = None) -> tuple[int, dict[str, float]]:
     """Axis along which the phase composition varies most, and the score of each axis.
 
@@ -320,22 +388,34 @@ def detect_layers(
     # the separator's fibres and the cathode's particles are sparse: a wider lateral window
     wide = [3 * g for g in sig[:2]] + [0.0]
     wvalid = np.maximum(ndi.gaussian_filter(sums["valid"], wide, mode="nearest", truncate=3.0), 1e-6)
-    share_wide = {g: ndi.gaussian_filter(sums[g], wide, mode="nearest", truncate=3.0) / wvalid
-                  for g in ("separator", "active", "cathode")}
-    share["solid_or_pore"] = np.ones_like(valid)
+    smooth_wide = {g: ndi.gaussian_filter(sums[g], wide, mode="nearest", truncate=3.0)
+                   for g in ("separator", "active", "cathode", "collector", "valid")}
+    share_wide = {g: smooth_wide[g] / wvalid for g in ("separator", "active", "cathode")}
     # interfaces lie within the specimen part of each column (frame/unassigned ends excluded)
     has = sums["valid"] > 0
     lo = np.where(has.any(axis=-1), np.argmax(has, axis=-1), 0).astype(np.int64)
     hi = np.where(has.any(axis=-1), n - np.argmax(has[..., ::-1], axis=-1), n).astype(np.int64)
-    window = 4
+    # columns cut short by the frame (a trench wall slanting across them) miss the far interfaces:
+    # they take their neighbours' heights
+    span = np.where(has.any(axis=-1), hi - lo, 0)
+    cols = span >= 0.9 * np.median(span[span > 0]) if (span > 0).any() else span > 0
+    # sub-voxel refinement over a physical length, whatever the voxel size
+    window = max(1, int(round(REFINE_NM / vox[axis_i])))
     heights: dict[str, np.ndarray | None] = {k: None for k in INTERFACES}
     one = np.ones_like(valid)
-    if present["collector"]:
-        c = share["collector"]
-        h_coll = _cut(one - c, c, lo, hi, window)
-        heights["cathode|collector"] = h_coll
-    else:
-        h_coll = np.full(lo.shape, float(n))
+    sep_after = share_wide["active"] if sums["active"].sum() > 0 else share_wide["cathode"]
+    h_coll = np.full(lo.shape, float(n))
+    if present["collector"] or present["cathode"]:
+        # where the cathode starts, to take the cathode's porous level from the rows after it
+        start = 0
+        if present["separator"] and present["cathode"]:
+            start = int(np.floor(np.median(_cut(share_wide["separator"], sep_after, lo, hi, window)[cols])))
+        dense = (smooth_wide["active"] + smooth_wide["collector"]) / wvalid
+        found, note = _collector_cut(dense, share["collector"], smooth_wide["valid"], lo, hi, start, window)
+        present["collector"] = found is not None
+        notes.append(note)
+        if found is not None:
+            heights["cathode|collector"] = h_coll = found
     hi_c = np.floor(h_coll).astype(np.int64)
     if present["sodium"]:
         # cathode phases cannot lie between the sodium and the separator: they count as neither side
@@ -352,11 +432,12 @@ def detect_layers(
         h_sei = np.zeros(lo.shape)
     lo_p = np.minimum(np.ceil(h_sei).astype(np.int64), hi_c)
     if present["separator"] and present["cathode"]:
-        after = share_wide["active"] if sums["active"].sum() > 0 else share_wide["cathode"]
-        heights["separator|cathode"] = _cut(share_wide["separator"], after, lo_p, hi_c, window)
+        heights["separator|cathode"] = _cut(share_wide["separator"], sep_after, lo_p, hi_c, window)
     elif present["separator"]:
         heights["separator|cathode"] = None
         notes.append("no cathode found: the separator reaches the collector or the end of the field")
+    # columns without specimen (frame walls) follow their neighbours
+    heights = {k: (None if v is None else _fill_columns(v, cols)) for k, v in heights.items()}
     # back to original orientation: boundary coordinates measured from index 0
     if not anode_first:
         heights = {k: (None if v is None else n - v) for k, v in heights.items()}
