@@ -38,11 +38,13 @@ def test_sodium_surface_at_half_way_grey(first_guess):
     """The sodium surface is where the grey value is half-way from the sodium to the film beyond it.
 
     A threshold just above the sodium level (the edge's foot) put it 1.95 voxels too deep into the
-    sodium on this phantom (a film of about 3 voxels: a thickness error of 60 %); half-way, what is
-    left is the thin film's blurred peak, lower than its true level (measured -0.87 voxels)."""
+    sodium on this phantom (a film of about 3 voxels: a thickness error of 60 %).  Half-way it is
+    -0.52 voxels off: what is left is the phantom's edge brightening (a bright seam on both sides
+    of every boundary moves any grey-level edge locator towards the darker side; without it the
+    half-way surface is within 0.15 voxels of the truth)."""
     ph, img, phases, lay = first_guess
     truth = (ph.labels == PHASES["sodium"]).sum(axis=1)
     new, info = sodium_surface(img, phases, lay, voxel_size_nm=ph.voxel_size_nm, frame_value=None)
     bias = float((new.heights["sodium|sei"] - truth).mean())
-    assert abs(bias) < 1.2
+    assert abs(bias) < 0.9
     assert info["sodium_level"] < info["threshold"] < info["beyond_level"]

@@ -55,6 +55,10 @@ def smooth(block: np.ndarray, sigma_nm: float, voxel_size_nm: Sequence[float]) -
 _SLAB_VOXELS = 4_000_000
 """Voxels of the anode band read and filtered at a time by the surface finders (bounded memory)."""
 
+_FILM_QUANTILE = 0.9
+"""Blur lowers the peak grey value of a thin film below the film's level, least where the film is
+thickest: the level of the layer beyond the sodium is this quantile of the columns' peaks."""
+
 _REFERENCE_VOXELS = 6_000_000
 """Voxels of the anode band (a central block of rows) the SEI's reference levels are taken from."""
 
@@ -443,7 +447,7 @@ def sodium_surface(
     inside = (k[..., None] + np.arange(-m, film_voxels + 1) + 0.5) < hs[..., None]
     beyond = np.where(inside[..., m:], prof[..., m:], -np.inf).max(axis=-1)
     rose = ok_cols & np.isfinite(beyond)
-    film = float(np.median(beyond[rose])) if rose.any() else float("nan")
+    film = float(np.quantile(beyond[rose], _FILM_QUANTILE)) if rose.any() else float("nan")
     mid = 0.5 * (na_level + film) if np.isfinite(film) and film > na_level else thr
     # the half-way crossing within the stored profile: the rise makes every earlier voxel darker
     # than thr, so the first voxel at or above mid (>= thr) is the crossing
