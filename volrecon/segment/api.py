@@ -21,12 +21,14 @@ from volrecon.segment.thresholds import apply_thresholds, multi_otsu_thresholds
 from volrecon.segment.regional import classify_regions, sei_outer_surface, sodium_surface, smooth, smoothing_reach
 from volrecon.segment.voids import (
     VoidCues,
+    dark_cores,
     electrolyte_level,
     pore_average,
     pore_vote_reach,
     refine_pores,
     split_reach,
     split_voids,
+    wall_shift,
 )
 
 Progress = Callable[[int, int], None]
@@ -247,8 +249,10 @@ def segment_volume(
         (:func:`volrecon.segment.regional.sei_outer_surface`).
     void_split : bool
         ``layers``: split the cathode's pore into void and electrolyte from physical cues
-        (:func:`volrecon.segment.voids.split_voids`: darker than the electrolyte level, the
-        shine-through tail along the milling direction, 3D continuity) and return the thin bright
+        (:func:`volrecon.segment.voids.split_voids`: darker than the electrolyte level around a
+        core far below it, the shine-through tail along the milling direction, 3D continuity, and
+        the rim whose face shows the material beyond the void's far wall, as wide as half the
+        walls' sideways shift over the shine-through depth measured on the stack) and return the thin bright
         rims that edge effects leave on particle surfaces from binder to the pore.  The electrolyte
         level is the narrow peak of the pore class (``parameters["void_split"]``).  ``classifier``
         (with ``void``, ``electrolyte`` and ``binder`` classes): the classifier decides the cathode's
@@ -258,7 +262,8 @@ def segment_volume(
         (``layers``) or keeps the classifier's own void class.
     void_cues : VoidCues, optional
         Lengths of those cues (shine-through depth, lateral growth, edge width; defaults of
-        :class:`volrecon.segment.voids.VoidCues`).
+        :class:`volrecon.segment.voids.VoidCues`; its ``wall_shift_nm`` is measured on the stack
+        unless given).
     Returns
     -------
     SegmentationResult
@@ -494,7 +499,9 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
     The split works on the pore average of the grey ``src`` (:func:`volrecon.segment.voids.pore_average`
     over the cathode's pore and binder; with ``average_nm`` 0, on the ``smooth_nm`` smoothing), and
     the electrolyte level and spread come from those values on the cathode's ``electrolyte`` voxels
-    of up to 64 evenly spread slices.
+    of up to 64 evenly spread slices.  Unless ``cues.wall_shift_nm`` is given, the void walls'
+    sideways shift over the shine-through depth is measured on the dark cores of up to 32 slice
+    pairs that far apart (:func:`volrecon.segment.voids.wall_shift`).
     """
     elec_v, void_v, bind_v = names["electrolyte"], names["void"], names["binder"]
     cat_v = REGIONS["cathode"]
@@ -509,12 +516,23 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
         smoothed = _smoothed(src, smooth_nm, vox)
     nz = smoothed.shape[0]
     zs = np.unique(np.linspace(0, nz - 1, min(nz, 64)).round().astype(int))
-    g_z, o_z, r_z = da.compute(smoothed[zs], out[zs], reg[zs])
-    pore_vals = np.asarray(g_z)[(np.asarray(o_z) == elec_v) & (np.asarray(r_z) == REGIONS["cathode"])]
+    # slice pairs one shine-through depth apart, for the walls' sideways shift over that depth
+    k = max(1, int(round(cues.shine_depth_nm / vox[0])))
+    zn = np.unique(np.linspace(0, nz - 1 - k, min(max(nz - k, 0), 32)).round().astype(int)) if nz > k else zs[:0]
+    g_z, o_z, r_z, g_a, o_a, r_a, g_b, o_b, r_b = (np.asarray(a) for a in da.compute(
+        smoothed[zs], out[zs], reg[zs], smoothed[zn], out[zn], reg[zn], smoothed[zn + k], out[zn + k], reg[zn + k]))
+    pore_vals = g_z[(o_z == elec_v) & (r_z == cat_v)]
     if pore_vals.size < 100:
         warnings.append("void not separated: too few cathode pore voxels to find the electrolyte level")
         return out
     level, spread = electrolyte_level(pore_vals)
+    if cues.wall_shift_nm is None:
+        def cores(g_: np.ndarray, o_: np.ndarray, r_: np.ndarray) -> np.ndarray:
+            space_ = (r_ == cat_v) & ((o_ == elec_v) | (o_ == bind_v))
+            return dark_cores((level - g_) / max(spread, 1e-12), space_, cues=cues, voxel_size_nm=vox)
+
+        pairs = [(cores(g_a[j], o_a[j], r_a[j]), cores(g_b[j], o_b[j], r_b[j])) for j in range(len(zn))]
+        cues = replace(cues, wall_shift_nm=wall_shift(pairs, pixel_nm=vox[1:]))
     params["void_split"] = {"electrolyte_level": level, "electrolyte_spread": spread, **cues.to_dict()}
 
     def split(o_: np.ndarray, g_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
