@@ -85,3 +85,19 @@ def test_noisy_with_labels_keeps_layers_and_reaches_oracle():
     ratio_err = np.abs(layer_ratios(out, ph.regions) / layer_ratios(ph.clean, ph.regions) - 1)
     assert ratio_err.max() < 0.02
     assert np.abs(est.field - ph.shading).max() < 0.05
+
+
+@pytest.mark.parametrize("preset, seed, transpose", [("diglyme", 5, False), ("carbonate", 3, True)])
+def test_noisy_label_free_keeps_layers(preset, seed, transpose):
+    """Without labels on noisy slices: the field is found and the layers keep their contrast.
+
+    ``transpose`` turns the layers into vertical bands: nothing may assume their axis.
+    """
+    ph = make_phantom(preset, slices=12, shape=(256, 256), seed=seed, artefacts=Artefacts.only("shading", "noise", "quantise"), workers=2)
+    t = (lambda a: np.swapaxes(a, -1, -2)) if transpose else (lambda a: a)
+    acq, clean, regions, truth = t(ph.acquired), t(ph.clean), t(ph.regions), t(ph.shading)
+    est = estimate_shading(acq)
+    out = physical(apply_shading(acq, est), ph)
+    ratio_err = np.abs(layer_ratios(out, regions) / layer_ratios(clean, regions) - 1)
+    assert ratio_err.max() < 0.02
+    assert np.sqrt(np.mean((est.field / est.field.mean() - truth / truth.mean()) ** 2)) < 0.02

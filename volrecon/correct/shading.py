@@ -8,7 +8,11 @@ a dark level ``b``.  The layers genuinely differ in grey level, so a background 
 are grouped into intensity classes, each class gets its own level ``a_c``, and ``S`` (a
 low-order 2D polynomial, mean 1) explains only what varies *inside* a class across the field.
 Classes are re-assigned on the corrected intensities and the fit is iterated with Tukey
-weights, so misclassified blocks and edges drop out.
+weights, so misclassified blocks and edges drop out.  Classes are assigned on a smoothed copy
+that leaves each pixel's own value out (so noise does not select raw values towards the class
+centre), and the field goes coarse to fine: a quadratic until it stops changing, then the
+full degree (a high-degree field grown from flat can bend at the image edge and merge two
+layers into one class).
 
 Methods
 -------
@@ -184,6 +188,22 @@ def _interior(classes: np.ndarray, usable: np.ndarray, radius: int) -> np.ndarra
     return same & ndi.binary_erosion(usable, np.ones((size, size), bool), border_value=1)
 
 
+def _smooth_without_centre(plane: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing with the pixel's own weight left out (renormalised).
+
+    Classes are assigned on the smoothed copy and class means are taken from the raw pixels.
+    If the smoothed value contained the pixel's own noise, selecting pixels whose smoothed value
+    lies near a class centre would select raw values whose noise points towards that centre
+    (their covariance is twice the smoothed variance for sigma = 2 px), and a shaded tile would
+    look unshaded: the fit would see only a fraction of the field on noisy slices.
+    """
+    smooth = ndi.gaussian_filter(plane, sigma, mode="nearest", truncate=3.0)
+    impulse = np.zeros(2 * int(3.0 * sigma + 0.5) + 1)
+    impulse[impulse.size // 2] = 1.0
+    own = float(ndi.gaussian_filter1d(impulse, sigma, truncate=3.0)[impulse.size // 2]) ** 2
+    return (smooth - np.float32(own) * plane) * np.float32(1.0 / (1.0 - own))
+
+
 @dataclass
 class _Samples:
     """Per-slice binned planes, their smoothed copies and where they may be used."""
@@ -208,7 +228,7 @@ def _samples(
     for plane, m in zip(planes, masks):
         b = plane if binned else bin_mean(plane, factor)
         raw.append(b)
-        smooth.append(ndi.gaussian_filter(b, smooth_px, mode="nearest", truncate=3.0) if smooth_px > 0 else b)
+        smooth.append(_smooth_without_centre(b, smooth_px) if smooth_px > 0 else b)
         ok = np.isfinite(b)
         if m is not None:
             mb = bin_mean(m.astype(np.float32), factor) > 1.0 - 0.5 / factor**2  # every pixel of the bin usable
@@ -336,41 +356,58 @@ def _fit_levels(
 
 def _fit_classes(
     s: _Samples, *, degree: int, iters: int, offset: float | None, classes: int, radius: int,
-    labels: list[np.ndarray] | None, rounds: int = 4,
+    labels: list[np.ndarray] | None, rounds: int = 4, coarse_rounds: int = 12, tol: float = 2e-3,
 ) -> tuple[np.ndarray, float, float, int]:
-    """Alternate class assignment (on the corrected, smoothed slices) and the field fit."""
-    design = _monomials(s.tile_yx[:, 0], s.tile_yx[:, 1], degree)
-    beta = np.zeros(design.shape[1])
+    """Alternate class assignment (on the corrected, smoothed slices) and the field fit.
+
+    Coarse to fine: a quadratic field first, re-fitted until it stops changing (at most
+    ``coarse_rounds`` rounds, ``tol`` in log field), then at most ``rounds`` rounds at ``degree``.
+    Classes assigned on a slice whose shading is not yet removed see only part of it (a class
+    window cut by grey level keeps the tile mean near the class centre), so the field grows
+    round by round; a high-degree field grown that way bends near the image edges to merge
+    layers of different grey (collector and active material) into one class and stays there,
+    while a quadratic cannot make such a bend and converges to the smooth field, from which the
+    high-degree rounds only refine.
+    """
     allv = np.concatenate([r[u] for r, u in zip(s.raw, s.usable)])
     low = float(np.quantile(allv, 0.01)) if allv.size else 0.0
     b_now = 0.0 if offset is None else float(offset)
     rms, n_groups = float("nan"), 0
-    for _ in range(int(rounds)):
-        field_t = np.exp(design @ beta)
-        m, n, tile, group, n_groups = _class_tile_means(s, field_t, b_now, classes=classes, radius=radius, labels=labels)
-        if m.size < 4 * design.shape[1]:
-            raise InputError("too few homogeneous areas for a shading estimate; check the mask, or lower degree")
-        cache: dict[float, tuple[np.ndarray, float, int]] = {}
+    field_t = np.ones(s.n_tiles)
+    beta = np.zeros(0)
+    stages = ((min(2, int(degree)), int(coarse_rounds)), (int(degree), int(rounds))) if degree > 2 else ((int(degree), int(coarse_rounds) + int(rounds)),)
+    for deg, n_rounds in stages:
+        design = _monomials(s.tile_yx[:, 0], s.tile_yx[:, 1], deg)
+        for _ in range(n_rounds):
+            m, n, tile, group, n_groups = _class_tile_means(s, field_t, b_now, classes=classes, radius=radius, labels=labels)
+            if m.size < 4 * design.shape[1]:
+                raise InputError("too few homogeneous areas for a shading estimate; check the mask, or lower degree")
+            cache: dict[float, tuple[np.ndarray, float, int]] = {}
 
-        def fit(b: float) -> float:
-            if b not in cache:
-                cache[b] = _fit_levels(m, n, tile, group, n_groups, design, b, iters)
-            return cache[b][1]
+            def fit(b: float) -> float:
+                if b not in cache:
+                    cache[b] = _fit_levels(m, n, tile, group, n_groups, design, b, iters)
+                return cache[b][1]
 
-        if offset is not None:
-            fit(float(offset))
-        else:
-            grid = np.linspace(0.0, 0.95 * max(low, 0.0), 5)
-            i = int(np.argmin([fit(float(b)) for b in grid]))
-            a, c = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
-            for _ in range(5):  # golden-section refinement around the best grid point
-                m1, m2 = a + 0.382 * (c - a), a + 0.618 * (c - a)
-                if fit(float(m1)) < fit(float(m2)):
-                    c = m2
-                else:
-                    a = m1
-        b_now = min(cache, key=lambda k: cache[k][1])
-        beta, rms, _ = cache[b_now]
+            if offset is not None:
+                fit(float(offset))
+            else:
+                grid = np.linspace(0.0, 0.95 * max(low, 0.0), 5)
+                i = int(np.argmin([fit(float(b)) for b in grid]))
+                a, c = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+                for _ in range(5):  # golden-section refinement around the best grid point
+                    m1, m2 = a + 0.382 * (c - a), a + 0.618 * (c - a)
+                    if fit(float(m1)) < fit(float(m2)):
+                        c = m2
+                    else:
+                        a = m1
+            b_now = min(cache, key=lambda k: cache[k][1])
+            beta, rms, _ = cache[b_now]
+            new = np.exp(design @ beta)
+            change = float(np.abs(np.log(new / new.mean()) - np.log(field_t / field_t.mean())).max())
+            field_t = new
+            if change < tol:
+                break
     return beta, b_now, rms, n_groups
 
 
