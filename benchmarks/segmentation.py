@@ -111,13 +111,17 @@ def iface_distance(res, ph) -> dict[str, float]:
 
 
 def cathode_fractions(phases, names, ph) -> dict[str, list[float]]:
-    """``[measured, truth]`` void fraction, porosity and binder fraction of the true cathode region."""
+    """``[measured, truth]`` void fraction, porosity and binder fraction of the true cathode region,
+    and the share of it labelled void where the truth is not (``false_void``)."""
     cat = ph.regions == REGIONS["cathode"]
     out = {}
     for key, ps in (("void_fraction", ("void",)), ("porosity", ("void", "electrolyte")), ("binder", ("binder",))):
         pred = np.isin(phases, [names[p] for p in ps if p in names])
         true = np.isin(ph.labels, [PHASES[p] for p in ps])
         out[key] = [float(pred[cat].mean()), float(true[cat].mean())]
+    if "void" in names:
+        # void where the truth has none (a cell that kept its electrolyte must not gain voids)
+        out["false_void"] = float(((phases == names["void"]) & (ph.labels != PHASES["void"]))[cat].mean())
     return out
 
 
@@ -209,7 +213,9 @@ def markdown(rows: list[dict], sp: dict | None, command: str = "") -> str:
              "the layer surfaces). **auto, unsupervised**: the pipeline's default (`method='auto'`, no scribbles: "
              "layers first, then per-region thresholds). In both the classifier and auto rows the cathode's void "
              "is split from the pore by the physical cues of `volrecon.segment.voids.split_voids` (darker than the "
-             "stack's own electrolyte level, shine-through tail along the milling direction, 3D continuity).", "",
+             "stack's own electrolyte level around a core far below it, shine-through tail along the milling direction, "
+             "3D continuity, and the rim whose face shows the material beyond the void's far wall: half the walls' "
+             "sideways shift over the shine-through depth, measured on the stack's dark cores).", "",
              "| preset | method | " + " | ".join(cols) + " | " + " | ".join(IFACES) + " |",
              "|---|---|" + "---|" * (len(cols) + len(IFACES))]
     lines.append("| target | | " + " | ".join(f"≥{TARGETS[c]:.2f}" for c in cols) + " | " + " | ".join("≤2 vox" for _ in IFACES) + " |")
@@ -218,13 +224,17 @@ def markdown(rows: list[dict], sp: dict | None, command: str = "") -> str:
         f = r["interface_mean_distance_vox"]
         lines.append(f"| {r['preset']} | {r['method']} | " + " | ".join(f"{d[c]:.3f}" for c in cols) + " | "
                      + " | ".join(f"{f[k]:.2f}" for k in IFACES) + " |")
-    lines += ["", "Cathode (true cathode region): measured / truth.", "",
-              "| preset | method | void fraction | porosity (void + electrolyte) | binder |", "|---|---|---|---|---|"]
+    lines += ["", "Cathode (true cathode region): measured / truth; false void: share of the cathode labelled void "
+              "where the truth is not.", "",
+              "| preset | method | void fraction | porosity (void + electrolyte) | binder | false void |",
+              "|---|---|---|---|---|---|"]
     for r in rows:
         c = r.get("cathode")
         if c:
+            fv = c.get("false_void")
             lines.append(f"| {r['preset']} | {r['method']} | "
-                         + " | ".join(f"{c[k][0]:.3f} / {c[k][1]:.3f}" for k in ("void_fraction", "porosity", "binder")) + " |")
+                         + " | ".join(f"{c[k][0]:.3f} / {c[k][1]:.3f}" for k in ("void_fraction", "porosity", "binder"))
+                         + (f" | {fv:.4f} |" if fv is not None else " | |"))
     failed = [f"{r['preset']} {r['method']}" for r in rows
               if any(v > 10 for v in r["interface_mean_distance_vox"].values()) and "Otsu" not in r["method"]]
     if failed:
