@@ -211,6 +211,11 @@ class PhaseCorrelator:
         return shift, coherence
 
 
+def coherence_sigma(coherence: float) -> float:
+    """Uncertainty (px) of one global correlation from its peak coherence."""
+    return 0.05 * float(np.sqrt((1.0 - coherence) / max(coherence, 1e-3)))
+
+
 def _gauss3(left: float, centre: float, right: float) -> float:
     """Sub-sample offset of a sampled Gaussian's centre from three samples (log-parabola)."""
     tiny = 1e-12 * abs(centre) + 1e-30
@@ -333,8 +338,24 @@ class TileCorrelator:
         number; NaN when fewer than 3 tiles agree.
         """
         shifts, q = self.tile_shifts(spec_a, spec_b)
+        return self._consensus(shifts, q)
+
+    def halves(self) -> tuple[np.ndarray, np.ndarray]:
+        """Masks of the tiles wholly in the left and in the right half of the region."""
+        nx = self.geometry.binned_shape[1]
+        x = np.array([o[1] for o in self.origins])
+        return x + self.side <= nx // 2, x >= nx // 2
+
+    def split_pair_shift(
+        self, spec_a: np.ndarray, spec_b: np.ndarray
+    ) -> list[tuple[np.ndarray, float, float]]:
+        """:meth:`pair_shift` of all tiles, of the left-half tiles and of the right-half tiles."""
+        shifts, q = self.tile_shifts(spec_a, spec_b)
+        return [self._consensus(shifts, q)] + [self._consensus(shifts[m], q[m]) for m in self.halves()]
+
+    def _consensus(self, shifts: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, float, float]:
         vote = q >= self.min_coherence
-        coherence = float(np.median(q))
+        coherence = float(np.median(q)) if q.size else 0.0
         if vote.sum() < 3:
             return np.zeros(2), float("nan"), coherence
         s, w = shifts[vote], q[vote]

@@ -48,6 +48,15 @@ class Observations:
         self.pair_d.append((float(shift[0]), float(shift[1])))
         self.pair_sigma.append(float(sigma))
 
+    def only_baselines(self, baselines: tuple[int, ...]) -> Observations:
+        """Copy keeping the pairs whose ``b - a`` is in ``baselines`` and every absolute measurement."""
+        out = Observations(self.n, abs_z=list(self.abs_z), abs_axis=list(self.abs_axis), abs_value=list(self.abs_value),
+                           abs_sigma=list(self.abs_sigma), abs_source=list(self.abs_source))  # fmt: skip
+        for a, b, d, s in zip(self.pair_a, self.pair_b, self.pair_d, self.pair_sigma):
+            if b - a in baselines:
+                out.add_pair(a, b, np.asarray(d), s)
+        return out
+
     def add_absolute(self, z: int, axis: int, value: float, sigma: float, source: str) -> None:
         self.abs_z.append(z)
         self.abs_axis.append(axis)

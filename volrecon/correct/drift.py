@@ -40,8 +40,9 @@ from volrecon.correct._registration_input import (
     slice_reader,
     static_rows,
 )
-from volrecon.correct._registration_phase import PhaseCorrelator, SpectrumGeometry, TileCorrelator
+from volrecon.correct._registration_phase import PhaseCorrelator, SpectrumGeometry, TileCorrelator, coherence_sigma
 from volrecon.correct._registration_solve import Observations, Solution, screen_series, solve_trajectory
+from volrecon.correct._registration_split import HalfSplit, choose_baselines
 from volrecon.correct._registration_table import DriftTable
 from volrecon.correct.frame import FrameInfo, FrameTracker, detect_frame
 from volrecon.errors import InputError, ParameterError
@@ -62,6 +63,7 @@ class _Prepared:
     reason: str
     spectrum: Any = None
     roi: Any = None
+    halves: Any = None
 
 
 def estimate_drift(
@@ -200,12 +202,17 @@ def estimate_drift(
     # global correlation is enough there, several times cheaper than the tile consensus
     anchored = info is not None and info.cap_edge is not None and bool(info.walls)
     solver = None
+    split: HalfSplit | bool | None = None
     if method != "none":
         geometry = SpectrumGeometry(
             box, _auto_bin(bin, box, coarse=anchored), int(decimate), _curtain_rows(curtain_suppression), sigma=1.0
         )
         if method == "phase":
             solver = _phase_solver(geometry, 0 if anchored else tiles)
+            # the structure drives the trajectory: choose its baselines by split-half agreement
+            # (a tile consensus splits its own tiles; a global correlation gets two half ones)
+            if not anchored and len(baselines) > 1 and HalfSplit.possible(geometry):
+                split = True if isinstance(solver, TileCorrelator) else HalfSplit(geometry)
         else:
             from volrecon.correct._registration_sitk import SitkRegistrar
 
@@ -226,20 +233,22 @@ def estimate_drift(
             return _Prepared(reason)
         if tracker is not None:
             tracker.collect(z, data)
-        spectrum = roi_spec = None
+        spectrum = roi_spec = halves = None
         if solver is not None:
             region = data[box[0] : box[1], box[2] : box[3]]
             m = mask3d[z] if mask3d is not None else mask2d
             if m is not None:
                 region = _fill_masked(region, m[box[0] : box[1], box[2] : box[3]])
             spectrum = solver.prepare(region)
+            halves = split.prepare(region) if isinstance(split, HalfSplit) else None
         if roi_corr is not None:
             roi_spec = roi_corr.prepare(data[roi[0] : roi[1], roi[2] : roi[3]])
-        return _Prepared("", spectrum, roi_spec)
+        return _Prepared("", spectrum, roi_spec, halves)
 
     obs = Observations(nz)
+    half_obs = (Observations(nz), Observations(nz))
     reasons = [""] * nz
-    recent: dict[int, Any] = {}
+    recent: dict[int, _Prepared] = {}
     roi_ref = None
     coherences: list[float] = []
     keep_back = max(baselines)
@@ -250,15 +259,12 @@ def estimate_drift(
                 for k in baselines:
                     a = z - k
                     if a in recent:
-                        if isinstance(solver, TileCorrelator):
-                            shift, measured, q = solver.pair_shift(recent[a], prep.spectrum)
-                        else:
-                            shift, q = solver.pair_shift(recent[a], prep.spectrum)
-                            measured = _coherence_sigma(q) if q > 0.01 else math.nan
+                        (shift, measured, q), parts = _measure_pair(solver, split, recent[a], prep)
                         coherences.append(q)
-                        if math.isfinite(measured):
-                            obs.add_pair(a, z, shift, _pair_sigma(measured, k, structure_floor_px))
-                recent[z] = prep.spectrum
+                        for target, (s, m) in zip((obs, *half_obs), ((shift, measured), *parts)):
+                            if math.isfinite(m):
+                                target.add_pair(a, z, s, _pair_sigma(m, k, structure_floor_px))
+                recent[z] = prep
                 for old in [a for a in recent if a < z - keep_back]:
                     del recent[old]
             if prep.roi is not None:
@@ -272,6 +278,10 @@ def estimate_drift(
         if progress is not None:
             progress(z + 1, nz)
 
+    choice = None
+    if split:
+        choice = choose_baselines(half_obs, baselines)
+        obs = obs.only_baselines(choice.used)
     good = [z for z in range(nz) if not reasons[z]]
     if len(good) < 2:
         raise InputError(f"only {len(good)} of {nz} slices have usable content (the rest are blank or saturated)")
@@ -307,6 +317,7 @@ def estimate_drift(
     elapsed = time.perf_counter() - started
     table = _build_table(solution, obs, reasons, method, info, edges, box, baselines, coherences, elapsed, roi)
     table.metadata["frame_rejected"] = rejected
+    table.metadata["baseline_choice"] = choice.to_dict() if choice is not None else None
     if rejected and not any(edges.values()):
         table.metadata["anchor_fallback"] = "structure: no frame edge passed the rigid-frame checks"
     return table
@@ -375,15 +386,24 @@ def _auto_bin(setting: int | str, box: tuple[int, int, int, int], *, coarse: boo
     return value
 
 
-def _coherence_sigma(coherence: float) -> float:
-    """Uncertainty (px) of one global correlation from its peak coherence."""
-    return 0.05 * math.sqrt((1.0 - coherence) / max(coherence, 1e-3))
-
-
 def _pair_sigma(measured: float, baseline: int, floor: float) -> float:
     """Uncertainty (px) of one pairwise structure estimate."""
     # features inclined to the milling direction add an error that grows with the baseline
     return math.sqrt(measured**2 + floor**2 * baseline)
+
+
+def _measure_pair(
+    solver: Any, split: HalfSplit | bool | None, a: _Prepared, b: _Prepared
+) -> tuple[tuple[np.ndarray, float, float], list[tuple[np.ndarray, float]]]:
+    """``(shift, measured sigma, coherence)`` of a pair, and ``(shift, sigma)`` of its two halves."""
+    if isinstance(solver, TileCorrelator):
+        if split:
+            whole, *halves = solver.split_pair_shift(a.spectrum, b.spectrum)
+            return whole, [(s, m) for s, m, _ in halves]
+        return solver.pair_shift(a.spectrum, b.spectrum), []
+    shift, q = solver.pair_shift(a.spectrum, b.spectrum)
+    parts = split.pair_shifts(a.halves, b.halves) if isinstance(split, HalfSplit) else []
+    return (shift, coherence_sigma(q) if q > 0.01 else math.nan, q), parts
 
 
 def _phase_solver(geometry: SpectrumGeometry, tiles: int) -> PhaseCorrelator | TileCorrelator:
