@@ -42,6 +42,8 @@ _GROUPS = {
 }
 REFINE_NM = 50.0
 """Half-width (nm along the stacking axis) of the sub-voxel refinement of each interface."""
+OUTLIER_NM = 150.0
+"""Least distance (nm) from the robust plane through an interface at which a column's cut is re-done."""
 _MIN_SHARE = {"sodium": 0.004, "sei": 0.0005, "separator": 0.004, "cathode": 0.004, "collector": 0.004}
 
 
@@ -203,6 +205,47 @@ def _cut(before: np.ndarray, after: np.ndarray, lo: np.ndarray, hi: np.ndarray, 
     return w0 + np.sum(np.where(inside, r, 0.0), axis=-1)
 
 
+def _plane_outliers(h: np.ndarray, ok: np.ndarray, floor: float, k: float = 4.0) -> tuple[np.ndarray, np.ndarray, float]:
+    """A robust plane through a height map (tilt), and the columns far off it.
+
+    Interfaces are rough but continuous: a column whose cut lies more than ``max(k * sigma,
+    floor)`` from the plane (``sigma`` the robust spread of the residuals over the columns ``ok``)
+    was pulled off by misclassified voxels.  Returns ``(plane, far, tolerance)``.
+    """
+    a, b = np.meshgrid(np.arange(h.shape[0], dtype=float), np.arange(h.shape[1], dtype=float), indexing="ij")
+    design = np.stack([np.ones_like(a), a, b], axis=-1)
+    if not ok.any():
+        return h, np.zeros(h.shape, bool), np.inf
+    # start level, then tilt, from the columns near the median: a least-squares plane through all
+    # columns would lean towards a block of bad ones
+    plane = np.full(h.shape, float(np.median(h[ok])))
+    for _ in range(4):
+        res = h - plane
+        tol = max(k * 1.4826 * float(np.median(np.abs(res[ok] - np.median(res[ok])))), floor)
+        use = ok & (np.abs(res) <= tol)
+        if use.sum() < 3:
+            break
+        plane = design @ np.linalg.lstsq(design[use], h[use], rcond=None)[0]
+    res = h - plane
+    tol = max(k * 1.4826 * float(np.median(np.abs(res[ok] - np.median(res[ok])))), floor)
+    return plane, ok & (np.abs(res) > tol), tol
+
+
+def _regular_cut(before: np.ndarray, after: np.ndarray, lo: np.ndarray, hi: np.ndarray, window: int,
+                 ok: np.ndarray, floor: float) -> np.ndarray:
+    """:func:`_cut`, then columns far off the field's plane cut again within its tolerance band;
+    where that cut is pinned to the band's edge too (no evidence left in the column), the plane."""
+    h = _cut(before, after, lo, hi, window)
+    plane, far, tol = _plane_outliers(h, ok, floor)
+    if not far.any():
+        return h
+    lo2 = np.clip(np.floor(plane - tol).astype(np.int64), lo, hi)
+    hi2 = np.clip(np.ceil(plane + tol).astype(np.int64), lo2, hi)
+    again = _cut(before, after, lo2, hi2, window)
+    pinned = np.abs(again - plane) >= tol - 1.0
+    return np.where(far, np.where(pinned, plane, again), h)
+
+
 def _change_point(profile: np.ndarray) -> tuple[int, float, float]:
     """Best split ``j`` of a 1D profile into two constant levels (least squares), and the levels.
 
@@ -222,6 +265,7 @@ def _change_point(profile: np.ndarray) -> tuple[int, float, float]:
 
 def _collector_cut(
     dense: np.ndarray, foil: np.ndarray, valid: np.ndarray, lo: np.ndarray, hi: np.ndarray, start: int, window: int,
+    ok: np.ndarray, floor: float,
 ) -> tuple[np.ndarray | None, str]:
     """The cathode|collector surface: where the stack turns into the dense foil at its end.
 
@@ -253,9 +297,9 @@ def _collector_cut(
     note = (f"cathode|collector: non-dense share {cathode_level:.2f} in the cathode vs {foil_level:.2f} in the foil "
             f"(field profile split at row {int(rows[j])}), {labelled:.0%} of the foil labelled collector")
     if labelled >= 0.5:
-        return _cut(1.0 - foil, foil, lo_c, hi, window), note + ": cut on the collector label"
+        return _regular_cut(1.0 - foil, foil, lo_c, hi, window, ok, floor), note + ": cut on the collector label"
     r = np.clip((porous - foil_level) / (cathode_level - foil_level), 0.0, 1.0)
-    return _cut(r, 1.0 - r, lo_c, hi, window), note + ": cut on the non-dense share"
+    return _regular_cut(r, 1.0 - r, lo_c, hi, window, ok, floor), note + ": cut on the non-dense share"
 
 
 def _fill_columns(h: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -401,6 +445,9 @@ def detect_layers(
     cols = span >= 0.9 * np.median(span[span > 0]) if (span > 0).any() else span > 0
     # sub-voxel refinement over a physical length, whatever the voxel size
     window = max(1, int(round(REFINE_NM / vox[axis_i])))
+    # a column's cut further than this from the field's plane (and than 4 robust sigmas of the
+    # interface's roughness) was pulled off by misclassified voxels
+    floor = OUTLIER_NM / vox[axis_i]
     heights: dict[str, np.ndarray | None] = {k: None for k in INTERFACES}
     one = np.ones_like(valid)
     sep_after = share_wide["active"] if sums["active"].sum() > 0 else share_wide["cathode"]
@@ -411,7 +458,7 @@ def detect_layers(
         if present["separator"] and present["cathode"]:
             start = int(np.floor(np.median(_cut(share_wide["separator"], sep_after, lo, hi, window)[cols])))
         dense = (smooth_wide["active"] + smooth_wide["collector"]) / wvalid
-        found, note = _collector_cut(dense, share["collector"], smooth_wide["valid"], lo, hi, start, window)
+        found, note = _collector_cut(dense, share["collector"], smooth_wide["valid"], lo, hi, start, window, cols, floor)
         present["collector"] = found is not None
         notes.append(note)
         if found is not None:
@@ -421,18 +468,18 @@ def detect_layers(
         # cathode phases cannot lie between the sodium and the separator: they count as neither side
         neutral = share["cathode"] + share["collector"]
         na = share["sodium"]
-        h_na = _cut(na, np.clip(one - na - neutral, 0, None), lo, hi_c, window)
+        h_na = _regular_cut(na, np.clip(one - na - neutral, 0, None), lo, hi_c, window, cols, floor)
         heights["sodium|sei"] = h_na
         an = na + share["sei"]
         lo_s = np.ceil(h_na).astype(np.int64)
-        h_sei = (_cut(an, np.clip(one - an - neutral, 0, None), np.minimum(lo_s, hi_c), hi_c, window)
+        h_sei = (_regular_cut(an, np.clip(one - an - neutral, 0, None), np.minimum(lo_s, hi_c), hi_c, window, cols, floor)
                  if present["sei"] else h_na.copy())
         heights["sei|separator"] = h_sei
     else:
         h_sei = np.zeros(lo.shape)
     lo_p = np.minimum(np.ceil(h_sei).astype(np.int64), hi_c)
     if present["separator"] and present["cathode"]:
-        heights["separator|cathode"] = _cut(share_wide["separator"], sep_after, lo_p, hi_c, window)
+        heights["separator|cathode"] = _regular_cut(share_wide["separator"], sep_after, lo_p, hi_c, window, cols, floor)
     elif present["separator"]:
         heights["separator|cathode"] = None
         notes.append("no cathode found: the separator reaches the collector or the end of the field")
