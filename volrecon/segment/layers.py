@@ -12,7 +12,9 @@ a phase label volume this module
    integral of the share across a small window (``REFINE_NM``, a length: the cuts work the
    same at any voxel size); the collector is the dense foil at the end of the stack, found from
    the drop of the non-dense share where the first guess does not name it (coarse pixels);
-   columns the frame cuts short take their neighbours' heights;
+   columns the frame cuts short take their neighbours' heights, and a column whose cut lies far
+   off the field's robust plane (misclassified voxels, e.g. a badly shaded corner) is cut again
+   near it;
 3. reports layers that are absent from the field of view, and produces region labels.
 
 Rough and tilted interfaces are handled because every column gets its own cut; the lateral
