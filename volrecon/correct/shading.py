@@ -375,6 +375,7 @@ def _fit_classes(
     rms, n_groups = float("nan"), 0
     field_t = np.ones(s.n_tiles)
     beta = np.zeros(0)
+    searched = False
     stages = ((min(2, int(degree)), int(coarse_rounds)), (int(degree), int(rounds))) if degree > 2 else ((int(degree), int(coarse_rounds) + int(rounds)),)
     for deg, n_rounds in stages:
         design = _monomials(s.tile_yx[:, 0], s.tile_yx[:, 1], deg)
@@ -392,7 +393,12 @@ def _fit_classes(
             if offset is not None:
                 fit(float(offset))
             else:
-                grid = np.linspace(0.0, 0.95 * max(low, 0.0), 5)
+                top = 0.95 * max(low, 0.0)
+                if searched:  # the offset moves little between rounds: search near the last one
+                    grid = np.clip(b_now + np.array([-0.125, 0.0, 0.125]) * top, 0.0, top)
+                else:
+                    grid = np.linspace(0.0, top, 5)
+                    searched = True
                 i = int(np.argmin([fit(float(b)) for b in grid]))
                 a, c = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
                 for _ in range(5):  # golden-section refinement around the best grid point
