@@ -668,7 +668,12 @@ class FrameTracker:
             for _ in range(2):
                 fit = np.polyfit(c[keep], s[keep], 1, w=np.sqrt(w[keep]))
                 resid = s - np.polyval(fit, c)
-                keep = np.abs(resid) <= max(3 * _robust_sigma(resid[keep]), 0.1)
+                # a weighted fit can leave most residuals on one side: judge them around their median
+                centred = resid - np.median(resid[keep])
+                kept = np.abs(centred) <= max(3 * _robust_sigma(resid[keep]), 0.1)
+                if kept.sum() < 2:  # every block rejected: keep the previous fit's blocks
+                    break
+                keep = kept
             pos, slope = pos + float(fit[1]), slope + float(fit[0])
             if abs(fit[0]) * (band[1] - band[0]) < 0.05 and abs(fit[1]) < 0.05:
                 break
