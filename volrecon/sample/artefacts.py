@@ -55,7 +55,8 @@ class Artefacts:
         ``shine_blur_px``, when given, is the older pixel-based sigma and overrides
         ``shine_blur_nm`` (the same blur at 10 nm pixels, twice the physical length at 20 nm).
     edge_brightening : bool
-        Phase boundaries brighter by ``edge_gain`` times the local contrast gradient.
+        Phase boundaries brighter by ``edge_gain`` times the local contrast step, over a rim of
+        ``render.EDGE_RIM_NM`` (10 nm) on each side of the boundary whatever the pixel size.
     noise : bool
         Poisson-Gaussian noise: ``noise_photons`` detected electrons at full signal and Gaussian
         read noise ``read_noise`` (fraction of full scale).

@@ -34,6 +34,47 @@ def psf_sigma_px(pixel_nm: tuple[float, float]) -> tuple[float, float]:
     """Probe blur (Gaussian sigma, px) along rows and columns for recorded pixels ``(y, x)`` nm."""
     return (PSF_SIGMA_NM / float(pixel_nm[0]), PSF_SIGMA_NM / float(pixel_nm[1]))
 
+
+EDGE_RIM_NM = 10.0
+"""Width of the bright rim on each side of a phase boundary (nm in the image plane).
+
+Edge brightening comes from secondary electrons escaping through the nearby side wall, so the
+rim is a length of the specimen, not a pixel: at 10 nm pixels it is the one pixel on each side
+that the Sobel operator marks."""
+
+
+def edge_field(base: np.ndarray, pixel_nm: tuple[float, float]) -> np.ndarray:
+    """Rim brightness (step contrast per unit gain) of an ideal image with pixels ``(y, x)`` nm.
+
+    Parameters
+    ----------
+    base : ndarray
+        Ideal grey image (2D, float32).
+    pixel_nm : tuple of float
+        Recorded pixel size ``(y, x)`` in nm.
+
+    Returns
+    -------
+    ndarray
+        Sobel gradient magnitude / 4: the contrast of a step on the pixels beside it when the
+        pixel equals :data:`EDGE_RIM_NM`.  Coarser pixels average the rim over their width
+        (each derivative scaled by rim / pixel), finer pixels carry it over ``rim / pixel``
+        pixels on each side (grey dilation), so the rim's integral across a boundary, in nm,
+        does not depend on the pixel.
+    """
+    parts = []
+    for axis in (0, 1):
+        d = ndi.sobel(base, axis, mode="nearest")
+        ratio = EDGE_RIM_NM / float(pixel_nm[axis])
+        if ratio < 1.0:
+            d = d * np.float32(ratio)
+        parts.append(d)
+    edge = np.hypot(parts[0], parts[1])
+    reach = [max(0, int(round(EDGE_RIM_NM / float(p))) - 1) for p in pixel_nm]
+    if any(reach):
+        edge = ndi.maximum_filter(edge, size=(2 * reach[0] + 1, 2 * reach[1] + 1), mode="nearest")
+    return edge / np.float32(4.0)
+
 INTENSITY: dict[str, float] = {
     "void": 0.04,
     "electrolyte": 0.22,
@@ -198,8 +239,7 @@ class Plan:
                     deep = A.blur(self._base(geos[k + self.shine_slices].labels), self.shine_sigma_px)
                     base[v] = np.float32(art.shine_attenuation) * deep[v] + np.float32(INTENSITY["void"])
             if art.edge_brightening:
-                edge = np.hypot(ndi.sobel(base, 0, mode="nearest"), ndi.sobel(base, 1, mode="nearest"))
-                base = base + np.float32(art.edge_gain / 4.0) * edge
+                base = base + np.float32(art.edge_gain) * edge_field(base, self.recorded_pixel_nm)
             clean = A.blur(base, self.psf_sigma_px)
             face = clean
             if self.curtains:
