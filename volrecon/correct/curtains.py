@@ -14,8 +14,8 @@ Methods
     median over ``length`` blocks (it keeps the abrupt start of a stripe below a feature and
     ignores features shorter than half the window), damped where it does not persist down the
     stripe (a curtain runs on down the face below its origin; a rod particle or a pore channel
-    along the column ends: the median over the ``2 * length`` blocks below must keep half the
-    value), and shrunk by a non-negative garrote at ``threshold`` times its own robust noise
+    along the column ends: the median over every other block of the ``2 * length`` blocks
+    below must keep half the value), and shrunk by a non-negative garrote at ``threshold`` times its own robust noise
     scale.  Columns within the median's reach of the image border are left alone (a feature
     cut by the border looks like a stripe).
 ``"wavelet-fft"``
@@ -148,23 +148,25 @@ def _network_median(vals: list[np.ndarray]) -> np.ndarray:
     return (vals[n // 2 - 1] + vals[n // 2]) * np.float32(0.5)
 
 
-def _running_median(blocks: np.ndarray, length: int, *, ahead: bool = False) -> np.ndarray:
+def _running_median(blocks: np.ndarray, length: int, *, ahead: bool = False, step: int = 1) -> np.ndarray:
     """Running median of ``length`` block rows (axis 0), edges repeated.
 
     Centred (``ahead=False``): equal to ``ndi.median_filter(blocks, size=(length, 1),
     mode="nearest")`` for odd ``length``.  ``ahead=True``: the window is the block and the
-    ``length - 1`` blocks after it (down the stripe), the last block repeated past the end.
+    blocks after it (down the stripe), every ``step``-th one, the last block repeated past the
+    end.
     """
     n = blocks.shape[0]
     if length <= 1 or n <= 1:
         return blocks
     length += 1 - length % 2  # odd: one middle element
-    if length > 9:
+    if length > 9 and step == 1:
         origin = -(length // 2) if ahead else 0
         return ndi.median_filter(blocks, size=(length, 1), mode="nearest", origin=(origin, 0))
-    before, after = (0, length - 1) if ahead else (length // 2, length // 2)
+    before, after = (0, step * (length - 1)) if ahead else (length // 2, length // 2)
     pad = np.concatenate([blocks[:1]] * before + [blocks] + [blocks[-1:]] * after)
-    return _network_median([pad[i : i + n] for i in range(length)])
+    views = [pad[step * i : step * i + n] for i in range(length)]
+    return _network_median(views) if length <= 9 else np.median(np.stack(views), axis=0).astype(blocks.dtype)
 
 
 _PERSIST = 0.5  # the stripe below a block must keep at least this share of its amplitude
@@ -174,12 +176,13 @@ def _persistent(run: np.ndarray, blocks: np.ndarray, length: int) -> np.ndarray:
     """``run`` damped where the residual does not persist down the stripe.
 
     A curtain, once started below a feature, runs on down the face (fading slowly), so the
-    median of the residual over the ``2 * length`` blocks below a block (twice the centred
-    window: a feature must outlast both to pass) keeps most of the value there; a narrow elongated feature of the structure (a rod particle, a pore channel along
+    median of the residual over every other block of the ``2 * length`` blocks below a block
+    (twice the centred window: a feature must outlast both to pass) keeps most of the value
+    there; a narrow elongated feature of the structure (a rod particle, a pore channel along
     the column) ends, and the blocks below it pull that median to 0.  The weight is the ratio
     of the two medians over :data:`_PERSIST`, clipped to [0, 1] (0 where the signs differ).
     """
-    below = _running_median(blocks, 2 * length, ahead=True)
+    below = _running_median(blocks, length, ahead=True, step=2)
     safe = np.where(run == 0, np.float32(1), run)
     w = np.clip(below / safe * np.float32(1 / _PERSIST), 0, 1)
     return run * w
