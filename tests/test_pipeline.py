@@ -49,6 +49,18 @@ def test_run_produces_the_run_folder_contract(finished_run: Path) -> None:
     assert "data:image/png;base64," in page and "Calibration" in page
 
 
+def test_segment_stage_keeps_its_table_of_layers(finished_run: Path, phantom_dir: Path) -> None:
+    """The interfaces found are saved with the run (the stage once dropped its table with its temp folder)."""
+    table = json.loads((finished_run / "tables" / "segmentation.json").read_text())
+    assert table["method"] and table["phase_names"]["void"] > 0
+    found = table["layers"]["interfaces"]
+    truth = json.loads((phantom_dir / "truth" / "truth.json").read_text())["interfaces_nm"]
+    # the run's y origin is its crop, so compare the layer thicknesses the interfaces imply
+    sep_found = found["separator|cathode"]["mean_nm"] - found["sei|separator"]["mean_nm"]
+    sep_true = truth["separator_cathode"]["mean"] - truth["sei_outer_surface"]["mean"]
+    assert sep_found == pytest.approx(sep_true, abs=3 * table["voxel_size_nm"]["y"])
+
+
 def test_rerun_resumes_and_config_reproduces_metrics(finished_run: Path, phantom_dir: Path, tmp_path: Path) -> None:
     again = run(phantom_dir, finished_run)
     assert [s.skipped for s in again.stages[:4]] == [True, True, True, True]

@@ -336,6 +336,7 @@ def compare(
     group: list[str] = typer.Option(..., "--group", help="NAME=OUT1,OUT2 (repeat for each group)."),
     out: Path = typer.Option(..., "-o", "--out", help="Folder for the comparison table, figures and page."),
     metric: Optional[list[str]] = typer.Option(None, "--metric", help="metrics.json key to compare (repeatable)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier comparison in OUT."),
 ) -> None:
     """Compare runs across groups with bootstrap uncertainty (table, figures, compare.html)."""
     from volrecon.errors import ParameterError
@@ -348,7 +349,7 @@ def compare(
             raise ParameterError(f"--group {item!r}: write it as NAME=OUT1,OUT2")
         groups[name] = [r for r in runs.split(",") if r]
     result = compare_runs(groups, metrics=metric or DEFAULT_METRICS)
-    page = write_comparison(result, out)
+    page = write_comparison(result, out, overwrite=overwrite)
     for d in result.differences:
         if d.testable:
             mark = "significant" if d.significant else "not significant"
@@ -372,12 +373,23 @@ def main(argv: list[str] | None = None) -> None:
         console.print("volrecon: aborted")
         sys.exit(130)
     except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+        if isinstance(exc, _usage_error_types()):
             exc.show()
             sys.exit(exc.exit_code)
         raise
+
+
+def _usage_error_types() -> tuple[type[Exception], ...]:
+    """Click's usage-error class, and typer's vendored copy of it (typer >= 0.20 ships its own click)."""
+    import importlib
+
+    found = []
+    for module in ("click.exceptions", "typer._click.exceptions"):
+        try:
+            found.append(importlib.import_module(module).ClickException)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from volrecon.io.runfolder import RunFolder
 from volrecon.io.stack import Stack, open_stack
 
 IMAGE = "image.ome.zarr"
+SEGMENTATION_TABLE = "tables/segmentation.json"  # layers found, interfaces, thresholds, warnings
 DEFAULT_CORRECTIONS: tuple[str, ...] = ("drift", "shading", "brightness")
 """Corrections applied by default.  Destriping (``curtains``) is opt-in: measured on stripe-free
 phantoms it removes genuine vertical structure, and it has no reliable stripe detector yet."""
@@ -248,15 +249,15 @@ def segment(
     names = None
     if scribbles:
         scrib, names = read_scribbles(scribbles)
-    with run.stage("segment", params, [], in_place=labels_out) as tmp:
+    with run.stage("segment", params, [SEGMENTATION_TABLE], in_place=labels_out) as tmp:
         result = segment_volume(
             image.data, voxel_size_nm=image.voxel_size_nm[0], method=method, classifier=classifier, scribbles=scrib,
             phase_names=names, frame="auto", scratch=tmp / "scratch", progress=progress,
         )
         write_segmentation(result, image_path)
         summary = result.to_dict()
-        (tmp / "tables").mkdir()
-        (tmp / "tables" / "segmentation.json").write_text(json.dumps(summary, indent=2, default=str))
+        (tmp / SEGMENTATION_TABLE).parent.mkdir()
+        (tmp / SEGMENTATION_TABLE).write_text(json.dumps(summary, indent=2, default=str))
         shutil.rmtree(tmp / "scratch", ignore_errors=True)
     run.update("stages", {"segment": {**run.read()["stages"]["segment"], "warnings": list(result.warnings)}})
     return StageResult(run.path, "segment", False, tuple(labels_out), summary)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from volrecon.errors import InputError, ParameterError
+from volrecon.errors import InputError, OutputError, ParameterError
 from volrecon.report.compare import compare_runs, write_comparison
 
 KEY = "regions.cathode.void_fraction"
@@ -69,3 +69,25 @@ def test_one_value_per_group_is_never_called_significant(tmp_path: Path) -> None
     saved = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
     assert saved["differences"][0]["ci_low"] is None and saved["differences"][0]["testable"] is False
     assert "one value per group" in page.read_text()
+
+
+def test_an_earlier_comparison_is_kept_unless_overwrite(tmp_path: Path) -> None:
+    result = compare_runs({"x": [make_run(tmp_path / "a", 0.05)], "y": [make_run(tmp_path / "b", 0.15)]}, metrics=[KEY])
+    out = tmp_path / "cmp"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="--overwrite"):
+        write_comparison(result, out)
+    assert (out / "notes.txt").read_text() == "mine"
+    write_comparison(result, out, overwrite=True)
+    assert (out / "compare.html").exists() and not (out / "notes.txt").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary folder left
+
+
+def test_cli_usage_error_is_one_line_with_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:
+    from volrecon.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["compare", "--no-such-option"])
+    assert stop.value.code == 2
+    assert "Traceback" not in capsys.readouterr().err

@@ -13,13 +13,16 @@ import csv
 import html
 import json
 import math
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from volrecon.errors import InputError, ParameterError
+from volrecon.errors import InputError, OutputError, ParameterError
 
 DEFAULT_METRICS: tuple[str, ...] = (
     "regions.anode.sei_thickness_nm.mean",
@@ -196,8 +199,47 @@ def compare_runs(
     return Comparison({k: [str(r) for r in v] for k, v in groups.items()}, stats, diffs, confidence)
 
 
-def write_comparison(result: Comparison, folder: str | Path) -> Path:
-    """Write ``comparison.json``, ``comparison.csv``, one PNG per metric and ``compare.html``."""
+def write_comparison(result: Comparison, folder: str | Path, *, overwrite: bool = False) -> Path:
+    """Write ``comparison.json``, ``comparison.csv``, one PNG per metric and ``compare.html``.
+
+    The files are written into a temporary sibling folder that replaces ``folder`` only once
+    complete, so an interrupted comparison leaves the previous one intact.
+
+    Parameters
+    ----------
+    result : Comparison
+        What :func:`compare_runs` returned.
+    folder : str or Path
+        Destination folder.
+    overwrite : bool
+        Replace a non-empty ``folder``; without it such a folder is refused.
+
+    Returns
+    -------
+    Path
+        ``folder / "compare.html"``.
+    """
+    folder = Path(folder)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())) and not overwrite:
+        raise OutputError(f"{folder}: exists and is not empty; pass --overwrite to replace the comparison")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        _write_comparison_files(result, tmp)
+        if folder.exists():
+            old = tmp.with_name(tmp.name + "-old")
+            os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder / "compare.html"
+
+
+def _write_comparison_files(result: Comparison, folder: Path) -> None:
+    """The comparison's files, written into an existing empty ``folder``."""
     import base64
 
     import matplotlib
@@ -205,8 +247,6 @@ def write_comparison(result: Comparison, folder: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     (folder / "comparison.json").write_text(json.dumps(result.to_dict(), indent=2))
     with (folder / "comparison.csv").open("w", newline="") as f:
         w = csv.writer(f)
@@ -245,4 +285,3 @@ def write_comparison(result: Comparison, folder: str | Path) -> Path:
         f"<h2>Group means</h2>{figs}</body></html>"
     )
     (folder / "compare.html").write_text(page)
-    return folder / "compare.html"
