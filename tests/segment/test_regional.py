@@ -16,13 +16,13 @@ def first_guess(diglyme):
     res = segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="auto", refine_anode=False)
     phases = np.asarray(res.phases)
     lay = detect_layers(phases, phase_names=res.phase_names, voxel_size_nm=ph.voxel_size_nm)
-    return ph, img, phases, lay
+    return ph, img, phases, lay, res
 
 
 def test_slabs_equal_whole_volume(first_guess):
     """Slab by slab (one lateral row at a time, dask input) gives the whole-volume heights bit for bit:
     the slabs overlap by the filters' full reach and the reference block is the same."""
-    ph, img, phases, lay = first_guess
+    ph, img, phases, lay, _ = first_guess
     vox = ph.voxel_size_nm
     out = []
     for image, slab in ((img, 10**12), (da.from_array(img, chunks=(3, 64, 64)), 1)):
@@ -42,9 +42,25 @@ def test_sodium_surface_at_half_way_grey(first_guess):
     -0.52 voxels off: what is left is the phantom's edge brightening (a bright seam on both sides
     of every boundary moves any grey-level edge locator towards the darker side; without it the
     half-way surface is within 0.15 voxels of the truth)."""
-    ph, img, phases, lay = first_guess
+    ph, img, phases, lay, _ = first_guess
     truth = (ph.labels == PHASES["sodium"]).sum(axis=1)
     new, info = sodium_surface(img, phases, lay, voxel_size_nm=ph.voxel_size_nm, frame_value=None)
     bias = float((new.heights["sodium|sei"] - truth).mean())
     assert abs(bias) < 0.9
     assert info["sodium_level"] < info["threshold"] < info["beyond_level"]
+
+
+def test_thin_sei_thickness_from_the_surfaces(first_guess):
+    """The thin diglyme SEI (about 3 voxels) between the two surfaces found from the grey values
+    alone (no steepest-edge refinement) is within one stacking-axis voxel of the truth (measured
+    46.7 vs 38.4 nm; with the sodium surface at the edge's foot it was 60.6 nm).  The rest of the
+    excess is the phantom's edge brightening, which moves both film surfaces towards their darker
+    neighbours (on a phantom without it the same chain measured 29.0 vs 28.8 nm)."""
+    from volrecon.analyze import sei_thickness
+
+    ph, res = first_guess[0], first_guess[4]
+    step = float(ph.voxel_size_nm[1])
+    pred = sei_thickness(np.asarray(res.phases), phase_names=res.phase_names, voxel_size_nm=ph.voxel_size_nm)
+    true = sei_thickness(ph.labels, voxel_size_nm=ph.voxel_size_nm)
+    assert res.parameters["sei"]["found"]
+    assert abs(pred.mean - true.mean) < step

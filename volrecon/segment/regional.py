@@ -59,7 +59,7 @@ _FILM_QUANTILE = 0.9
 """Blur lowers the peak grey value of a thin film below the film's level, least where the film is
 thickest: the level of the layer beyond the sodium is this quantile of the columns' peaks."""
 
-_REFERENCE_VOXELS = 6_000_000
+_REFERENCE_VOXELS = 4_000_000
 """Voxels of the anode band (a central block of rows) the SEI's reference levels are taken from."""
 
 
@@ -121,26 +121,31 @@ def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequenc
     """The film's and the separator's levels, the thresholds and the reference thickness ``t0``.
 
     Medians over all columns of ``img`` (stacking axis last, anode first, heights in its
-    coordinates): the film's grey level one voxel beyond the sodium surface, the sodium's three
-    voxels before it, the dark (pore) share and the non-film share profiles aligned on the sodium
+    coordinates): the film's grey level at its brightest point within three voxels beyond the
+    sodium surface, the sodium's 2.5 voxels before it, the dark (pore) share and the non-film share profiles aligned on the sodium
     surface (a fibre lying on the film moves no column's median), the separator's grey values in
     the far half of the separator.  ``out["reason"]`` says why there is no film.
     """
     n = img.shape[-1]
     idx = np.arange(n) + 0.5
     g = ndi.gaussian_filter(img, sig, mode="nearest", truncate=_TRUNCATE)
-    first = np.clip(np.ceil(hn - 0.5).astype(int) + 1, 0, n - 1)  # one voxel into the film
-    last_na = np.clip(first - 3, 0, n - 1)  # a voxel inside the sodium
-    sei_level = float(np.median(np.take_along_axis(g, first[..., None], axis=-1)))
-    na_level = float(np.median(np.take_along_axis(g, last_na[..., None], axis=-1)))
+    cols = np.isfinite(hn) & (hs - hn > 1.0)
+    # the grey profile aligned on the sodium surface (median over the columns): the film's level
+    # at its brightest point within 3 voxels of the surface (its middle when thin, wherever the
+    # surface sits within a voxel), the sodium's 2.5 voxels before the surface
+    around = np.arange(-2.5, 3.25, 0.25)
+    p_g = _median_profile(g[cols], hn[cols], around)
     del g
+    i_film = int(np.argmax(np.where(around >= 0, p_g, -np.inf)))
+    sei_level, na_level = float(p_g[i_film]), float(p_g[0])
+    at_film = hn[cols][:, None] + around[i_film]
     # the separator is porous, the SEI dense: dark (pore) voxels, i.e. darker than the midpoint
     # of sodium and film, are what marks the separator; their lateral share per column
     dark_thr = 0.5 * (na_level + sei_level)
     fine7 = ndi.gaussian_filter(img, [0.7, 0.7, 0.7], mode="nearest", truncate=_TRUNCATE)
     dshare = ndi.gaussian_filter((fine7 < dark_thr).astype(np.float32), sig, mode="nearest", truncate=_TRUNCATE)
     del fine7
-    film_dark = float(np.median(np.take_along_axis(dshare, first[..., None], axis=-1)))
+    film_dark = float(np.median(_sample_columns(dshare[cols], at_film)))
     out: dict[str, Any] = {"sei_level": sei_level, "sodium_level": na_level, "dark_threshold": dark_thr,
                            "film_dark_share": film_dark}
     contrast = sei_level - na_level
@@ -151,14 +156,12 @@ def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequenc
         return out
     span = int(min(n - 1, max(8, np.ceil(np.nanmedian(hs - hn)))))
     offs = np.arange(0.0, span, 0.25)
-    cols = np.isfinite(hn) & (hs - hn > 1.0)
-    pos = hn[cols][:, None] + offs  # sub-voxel samples along each column from the sodium surface
-    prof_d = np.median(_sample_columns(dshare[cols], pos), axis=0)
+    prof_d = _median_profile(dshare[cols], hn[cols], offs)
     del dshare
     near = offs <= max(2.0, 0.25 * span)
     i_dense = int(np.argmin(np.where(near, prof_d, np.inf)))
     fine = ndi.gaussian_filter(img, [1.0, 1.0, 1.0], mode="nearest", truncate=_TRUNCATE)
-    film_grey = float(np.median(_sample_columns(fine[cols], pos[:, i_dense:i_dense + 1])))
+    film_grey = float(_median_profile(fine[cols], hn[cols], offs[i_dense:i_dense + 1])[0])
     outer = (idx > 0.5 * (hn + hs)[..., None]) & (idx < hs[..., None] - 0.5)
     sep_grey = fine[outer]
     del fine
@@ -167,7 +170,7 @@ def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequenc
     if fibres.size > 100 and float(np.median(fibres)) > film_grey:
         bright_thr = 0.5 * (film_grey + float(np.median(fibres)))
     other = _non_film(img, dark_thr, bright_thr, sig)
-    prof = np.median(_sample_columns(other[cols], pos), axis=0)
+    prof = _median_profile(other[cols], hn[cols], offs)
     i_min = int(np.argmin(np.where(near, prof, np.inf)))
     film_level = float(prof[i_min])
     sep_level = float(np.median(other[outer])) if outer.any() else float(prof[-1])
@@ -305,6 +308,13 @@ def sei_outer_surface(
         notes.append(info["resolution_note"])
     return Layers(axis=layers.axis, anode_first=layers.anode_first, heights=heights, present=present,
                   length=layers.length, notes=notes), info
+
+
+def _median_profile(vol: np.ndarray, h: np.ndarray, offs: np.ndarray, *, chunk: int = 32) -> np.ndarray:
+    """Median over the columns of ``vol`` (columns along the first axis, stacking axis last) of
+    the values at ``h + offs`` (sub-voxel), a few offsets at a time (bounded memory)."""
+    return np.concatenate([np.median(_sample_columns(vol, h[:, None] + offs[i:i + chunk]), axis=0)
+                           for i in range(0, offs.size, chunk)]) if offs.size else np.zeros(0)
 
 
 def _sample_columns(vol: np.ndarray, pos: np.ndarray) -> np.ndarray:
