@@ -141,8 +141,8 @@ def _speed_lines(speed: list[dict[str, Any]]) -> list[str]:
         f"| {s['slices']} | {s['shape'][0]}×{s['shape'][1]} | {s['wall_s']:.1f} | {s['cpu_s']:.1f} | {s['slices_per_s']:.2f} | {s['peak_rss_mb']:.0f} |"
         for s in speed
     ]
-    if len(speed) > 1:
-        a, b = speed[0], speed[-1]
+    pairs = list(zip(speed[:-1], speed[1:])) + ([(speed[0], speed[-1])] if len(speed) > 2 else [])
+    for a, b in pairs:
         voxels = (b["slices"] - a["slices"]) * b["shape"][0] * b["shape"][1]
         slope = (b["peak_rss_mb"] - a["peak_rss_mb"]) * 2**20 / voxels
         lines += ["", f"Peak RSS growth {a['slices']} → {b['slices']} slices: {slope:.0f} bytes per added voxel (0 = independent of the slice count)."]
@@ -164,13 +164,14 @@ def main() -> None:
     args = parser.parse_args()
     shape = tuple(int(v) for v in args.shape.lower().split("x"))
 
-    speed = []
+    speed: list[dict[str, Any]] = []
+    accuracy: list[dict[str, Any]] = []
     for n in args.slices:
         src = make_phantom("diglyme", n, shape, seed=0)  # type: ignore[arg-type]
         m = measure(src, WORK / f"pipeline_out_{n}", args.repeats)
         speed.append({"slices": n, "shape": list(shape), "slices_per_s": n / m["wall_s"], **m})
+        _write(args, shape, speed, accuracy)  # what is measured so far survives an interruption
 
-    accuracy = []
     for preset in ("diglyme", "carbonate") if args.accuracy_slices else ():
         src = make_phantom(preset, args.accuracy_slices, shape, seed=1)  # type: ignore[arg-type]
         out = WORK / f"pipeline_acc_{preset}"
@@ -180,7 +181,11 @@ def main() -> None:
         truth = json.loads((src / "truth" / "truth.json").read_text())
         for key in KEYS:
             accuracy.append({"preset": preset, "metric": key, "measured": _get(metrics, key), "truth": _get(truth, key)})
+    _write(args, shape, speed, accuracy)
 
+
+def _write(args: argparse.Namespace, shape: tuple[int, ...], speed: list[dict[str, Any]],
+           accuracy: list[dict[str, Any]]) -> None:
     command = "python benchmarks/pipeline.py " + " ".join(__import__("sys").argv[1:])
     lines = [
         "# End-to-end pipeline (volrecon run on phantom slices, frame on, all artefacts)",
