@@ -9,7 +9,10 @@
   rectangle of the first slice;
 * **structure**: sub-pixel, curtain-suppressed phase correlation of slice pairs over several
   baselines (1, 2, 4, 8, 16 slices apart), each pair's shift the consensus of ~7 x 7 local
-  tiles (inclined features move each their own way; the drift is what they share).
+  tiles (inclined features move each their own way; the drift is what they share). Which
+  baselines are used is decided by the data: the shortest set on whose trajectories the left
+  and right halves of the face (independent content, common drift) agree best
+  (:mod:`volrecon.correct._registration_split`).
 
 Everything is combined by one robust weighted least-squares solve
 (:mod:`volrecon.correct._registration_solve`), each measurement weighted by its uncertainty;
@@ -97,8 +100,11 @@ def estimate_drift(
         (``"auto"``), SimpleITK translation with Mattes mutual information (slow; for intensity
         changes between slices), or ``"none"`` (anchors only).
     baselines : sequence of int
-        Slice distances of the compared pairs. Longer baselines stop pairwise errors from
-        adding up like a random walk.
+        Slice distances of the compared pairs. Longer baselines stop independent pairwise
+        errors from adding up like a random walk, but add error where the content decorrelates
+        or moves; when the structure drives the trajectory (no frame anchoring both axes) and
+        the region is at least 512 px wide, the shortest 2, 3 ... of them are tried and the set
+        on which the two halves of the face agree best is used (``metadata["baseline_choice"]``).
     anchor : {"auto", "frame", "none"} or (y0, y1, x0, x1)
         ``"auto"``: detect the milled face's frame and anchor on it if found; ``"frame"``: the
         same but an error if no frame is found; ``"none"``: structure only; a rectangle: a
