@@ -354,21 +354,28 @@ def test_bad_parameters_are_user_errors():
 
 
 def test_edge_rim_is_a_length_in_nm():
-    """The edge-brightening rim is a physical width (EDGE_RIM_NM each side of a boundary): the same
-    specimen imaged at 10 and 20 nm pixels carries the same rim excess integrated over the face
-    (nm^2 of full-contrast rim), where a one-pixel rim would double it at 20 nm."""
+    """With ``edge_rim_nm`` the edge-brightening rim is a physical width: the same specimen imaged at
+    10 and 20 nm pixels carries the same rim excess integrated over the face (nm^2 of full-contrast
+    rim), where the default one-pixel rim doubles it at 20 nm; at 10 nm pixels a 10 nm rim renders
+    exactly like the default."""
     from volrecon.sample.render import EDGE_RIM_NM, edge_field
 
     excess = {}
-    for pixel in (10.0, 20.0):
-        n = int(round(1280 / pixel))
-        kw = dict(slices=3, shape=(n, n), seed=4, workers=1, voxel_size_nm=(40.0, pixel, pixel))
-        on = make_phantom("diglyme", artefacts=Artefacts.only("edge_brightening"), **kw)
-        off = make_phantom("diglyme", artefacts="none", **kw)
-        m = int(round(40 / pixel))
-        excess[pixel] = float((on.clean - off.clean)[:, m:-m, m:-m].sum()) * pixel**2
-    assert excess[10.0] > 0
-    assert excess[20.0] == pytest.approx(excess[10.0], rel=0.1)
+    for rim in (None, EDGE_RIM_NM):
+        for pixel in (10.0, 20.0):
+            n = int(round(1280 / pixel))
+            kw = dict(slices=3, shape=(n, n), seed=4, workers=1, voxel_size_nm=(40.0, pixel, pixel))
+            on = make_phantom("diglyme", artefacts=Artefacts.only("edge_brightening", edge_rim_nm=rim), **kw)
+            off = make_phantom("diglyme", artefacts="none", **kw)
+            m = int(round(40 / pixel))
+            excess[rim, pixel] = float((on.clean - off.clean)[:, m:-m, m:-m].sum()) * pixel**2
+            if pixel == 10.0:
+                clean10 = on.clean if rim is None else clean10
+                if rim is not None:
+                    assert np.array_equal(on.clean, clean10)
+    assert excess[EDGE_RIM_NM, 10.0] > 0
+    assert excess[EDGE_RIM_NM, 20.0] == pytest.approx(excess[EDGE_RIM_NM, 10.0], rel=0.1)
+    assert excess[None, 20.0] == pytest.approx(2 * excess[None, 10.0], rel=0.1)
     # a straight step: full contrast on one pixel each side at the rim's own pixel size, half at twice it
     step = np.zeros((9, 9), np.float32)
     step[:, 5:] = 1.0

@@ -55,8 +55,12 @@ class Artefacts:
         ``shine_blur_px``, when given, is the older pixel-based sigma and overrides
         ``shine_blur_nm`` (the same blur at 10 nm pixels, twice the physical length at 20 nm).
     edge_brightening : bool
-        Phase boundaries brighter by ``edge_gain`` times the local contrast step, over a rim of
-        ``render.EDGE_RIM_NM`` (10 nm) on each side of the boundary whatever the pixel size.
+        Phase boundaries brighter by ``edge_gain`` times the local contrast step, over a rim on
+        each side of the boundary.
+    edge_rim_nm : float, optional
+        The rim's width in nm (physical: ``render.EDGE_RIM_NM`` = 10 nm, the same at any pixel
+        size).  None (default, as before): one pixel, i.e. 10 nm at 10 nm pixels but 20 nm at
+        20 nm pixels; kept until the coarse-pixel SEI detection no longer leans on the wide rims.
     noise : bool
         Poisson-Gaussian noise: ``noise_photons`` detected electrons at full signal and Gaussian
         read noise ``read_noise`` (fraction of full scale).
@@ -91,6 +95,7 @@ class Artefacts:
     shine_attenuation: float = 0.55
     edge_brightening: bool = True
     edge_gain: float = 0.5
+    edge_rim_nm: float | None = None
     noise: bool = True
     noise_photons: float = 60.0
     read_noise: float = 0.015

@@ -13,7 +13,7 @@ from volrecon.errors import ParameterError
 from volrecon.io.calibration import Calibration, Value
 from volrecon.sample.artefacts import Artefacts, resolve_artefacts
 from volrecon.sample.params import REFERENCE_CYCLES, SpecimenParams, specimen_params
-from volrecon.sample.render import EDGE_RIM_NM, PSF_SIGMA_NM, Plan, SliceOut, iter_slices
+from volrecon.sample.render import PSF_SIGMA_NM, Plan, SliceOut, iter_slices
 from volrecon.sample.truth import TruthAccumulator
 
 
@@ -286,7 +286,6 @@ def truth_document(plan: Plan, acc: TruthAccumulator) -> dict[str, Any]:
             },
             "shine_through_slices": plan.shine_slices,
             "psf_sigma_nm": PSF_SIGMA_NM,
-            "edge_rim_nm": EDGE_RIM_NM,
             "psf_sigma_px": list(plan.psf_sigma_px),
             "shine_blur_px": list(plan.shine_sigma_px),
             "databar_rows": plan.databar_rows,

@@ -36,14 +36,15 @@ def psf_sigma_px(pixel_nm: tuple[float, float]) -> tuple[float, float]:
 
 
 EDGE_RIM_NM = 10.0
-"""Width of the bright rim on each side of a phase boundary (nm in the image plane).
+"""Physical width of the bright rim on each side of a phase boundary (nm in the image plane), for
+``Artefacts(edge_rim_nm=EDGE_RIM_NM)``.
 
 Edge brightening comes from secondary electrons escaping through the nearby side wall, so the
 rim is a length of the specimen, not a pixel: at 10 nm pixels it is the one pixel on each side
 that the Sobel operator marks."""
 
 
-def edge_field(base: np.ndarray, pixel_nm: tuple[float, float]) -> np.ndarray:
+def edge_field(base: np.ndarray, pixel_nm: tuple[float, float], rim_nm: float | None = EDGE_RIM_NM) -> np.ndarray:
     """Rim brightness (step contrast per unit gain) of an ideal image with pixels ``(y, x)`` nm.
 
     Parameters
@@ -52,28 +53,31 @@ def edge_field(base: np.ndarray, pixel_nm: tuple[float, float]) -> np.ndarray:
         Ideal grey image (2D, float32).
     pixel_nm : tuple of float
         Recorded pixel size ``(y, x)`` in nm.
+    rim_nm : float or None
+        Rim width on each side of a boundary (nm); None: one pixel whatever its size.
 
     Returns
     -------
     ndarray
-        Sobel gradient magnitude / 4: the contrast of a step on the pixels beside it when the
-        pixel equals :data:`EDGE_RIM_NM`.  Coarser pixels average the rim over their width
-        (each derivative scaled by rim / pixel), finer pixels carry it over ``rim / pixel``
-        pixels on each side (grey dilation), so the rim's integral across a boundary, in nm,
-        does not depend on the pixel.
+        Sobel gradient magnitude / 4: the contrast of a step on the pixel each side of it when
+        the pixel equals the rim.  Coarser pixels average the rim over their width (each
+        derivative scaled by rim / pixel), finer ones carry it over ``rim / pixel`` pixels on each
+        side (grey dilation), so the rim's integral across a boundary, in nm, does not depend on
+        the pixel.
     """
-    parts = []
+    parts, reach = [], []
     for axis in (0, 1):
         d = ndi.sobel(base, axis, mode="nearest")
-        ratio = EDGE_RIM_NM / float(pixel_nm[axis])
+        ratio = 1.0 if rim_nm is None else float(rim_nm) / float(pixel_nm[axis])
         if ratio < 1.0:
             d = d * np.float32(ratio)
         parts.append(d)
+        reach.append(max(0, int(round(ratio)) - 1))
     edge = np.hypot(parts[0], parts[1])
-    reach = [max(0, int(round(EDGE_RIM_NM / float(p))) - 1) for p in pixel_nm]
     if any(reach):
         edge = ndi.maximum_filter(edge, size=(2 * reach[0] + 1, 2 * reach[1] + 1), mode="nearest")
     return edge / np.float32(4.0)
+
 
 INTENSITY: dict[str, float] = {
     "void": 0.04,
@@ -239,7 +243,7 @@ class Plan:
                     deep = A.blur(self._base(geos[k + self.shine_slices].labels), self.shine_sigma_px)
                     base[v] = np.float32(art.shine_attenuation) * deep[v] + np.float32(INTENSITY["void"])
             if art.edge_brightening:
-                base = base + np.float32(art.edge_gain) * edge_field(base, self.recorded_pixel_nm)
+                base = base + np.float32(art.edge_gain) * edge_field(base, self.recorded_pixel_nm, art.edge_rim_nm)
             clean = A.blur(base, self.psf_sigma_px)
             face = clean
             if self.curtains:
