@@ -577,7 +577,9 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
     out = da.map_blocks(lambda g, r, b: classify_regions(g, r, b, thresholds=thr, names=names),
                         smoothed, reg, base, dtype=np.uint8)
     if void_split and "cathode" in thr:
-        out = _cathode_voids(src, reg, out, names=names, vox=vox, smooth_nm=smooth_nm, cues=void_cues or VoidCues(), params=params,
+        # the classes were decided on values denoised by smooth_nm: its reach along z is part of the edge artefact
+        cues = replace(void_cues or VoidCues(), class_smooth_nm=smooth_nm)
+        out = _cathode_voids(src, reg, out, names=names, vox=vox, smooth_nm=smooth_nm, cues=cues, params=params,
                              warnings=warnings)
     elif void_split:
         warnings.append("void not separated: no cathode pore to split")

@@ -99,6 +99,16 @@ def _half_widths(length_nm: float, voxel_size_nm: Sequence[float]) -> tuple[int,
     return tuple(max(1, int(math.floor(float(length_nm) / float(v) + 1e-9))) for v in voxel_size_nm)  # type: ignore[return-value]
 
 
+def _rim_box(cues: "VoidCues", voxel_size_nm: Sequence[float]) -> np.ndarray:
+    """Box whose opening removes the edge artefact: pieces no wider than ``edge_nm`` in the image
+    plane (``ceil(edge / pixel) + 1`` pixels: 3 at 10 nm, 2 at 20 nm) and no thicker than the
+    denoising's 2-sigma reach along z (``2 * floor(2 * class_smooth_nm / slice) + 1`` slices: 3 at
+    20 nm slices, 1 at 40 nm)."""
+    nz = 2 * int(math.floor(2.0 * float(cues.class_smooth_nm) / float(voxel_size_nm[0]) + 1e-9)) + 1
+    ny, nx = (int(math.ceil(float(cues.edge_nm) / float(v) - 1e-9)) + 1 for v in voxel_size_nm[1:])
+    return np.ones((nz, ny, nx), dtype=bool)
+
+
 def electrolyte_level(values: np.ndarray, *, bins: int = 200) -> tuple[float, float]:
     """Grey level and noise spread of frozen electrolyte from the grey values of the pore class.
 
@@ -154,8 +164,14 @@ class VoidCues:
         Lateral reach of the void from its seeds into pore/binder voxels that are not at the
         electrolyte level (the void's rim, where shine-through shows the walls around it).
     edge_nm : float
-        Width of the edge artefact at phase boundaries (edge brightening, probe blur): binder thinner
-        than this that touches the pore is the bright rim of a particle's edge, not binder.
+        Width of the edge artefact at phase boundaries in the image plane (edge brightening, probe
+        blur): binder thinner than this that touches the pore is the bright rim of a particle's
+        edge, not binder.  A length: at 20 nm pixels it is one pixel, not two.
+    class_smooth_nm : float
+        Gaussian sigma (nm) of the denoising the pore/binder/active classes were decided on.  Along
+        the milling direction there is no probe blur or edge brightening: there the edge artefact
+        is the denoising's 2-sigma reach, which spreads a particle into the pore of the adjacent
+        slice (one slice each side at 20 nm slices, none at 40 nm).
     average_nm : float
         Gaussian scale (nm) of the pore-restricted average the dark test is made on
         (:func:`pore_average`).  Voids are much larger than this, so the average keeps them while
@@ -174,6 +190,7 @@ class VoidCues:
     shine_depth_nm: float = 100.0
     grow_nm: float = 20.0
     edge_nm: float = 15.0
+    class_smooth_nm: float = 10.0
     average_nm: float = 20.0
     core_k: float = 4.0
     wall_shift_nm: float | None = None
@@ -187,7 +204,7 @@ class VoidCues:
 
     def to_dict(self) -> dict[str, float | None]:
         return {"dark_k": self.dark_k, "shine_depth_nm": self.shine_depth_nm, "grow_nm": self.grow_nm,
-                "edge_nm": self.edge_nm, "average_nm": self.average_nm, "core_k": self.core_k,
+                "edge_nm": self.edge_nm, "class_smooth_nm": self.class_smooth_nm, "average_nm": self.average_nm, "core_k": self.core_k,
                 "wall_shift_nm": self.wall_shift_nm, "rim_nm": self.rim_nm}
 
 
@@ -248,7 +265,7 @@ def _rim_disk(rim_nm: float, voxel_size_nm: Sequence[float]) -> np.ndarray:
 
 def split_reach(cues: VoidCues, voxel_size_nm: Sequence[float]) -> tuple[int, int, int]:
     """Voxels of context :func:`split_voids` needs per axis for chunk-exact results."""
-    edge = _half_widths(cues.edge_nm, voxel_size_nm)
+    edge = [max(a, n // 2) for a, n in zip(_half_widths(cues.edge_nm, voxel_size_nm), _rim_box(cues, voxel_size_nm).shape)]
     grow = int(round(cues.grow_nm / min(float(v) for v in voxel_size_nm[1:])))
     tail = int(round(cues.shine_depth_nm / float(voxel_size_nm[0])))
     core = _core_steps(cues, voxel_size_nm)
@@ -377,8 +394,11 @@ def split_voids(
     pore = cat & (out == electrolyte)
     bind = cat & (out == binder)
     if cues.edge_nm > 0 and bind.any():
-        box = _box(_half_widths(cues.edge_nm, voxel_size_nm))
-        rim = bind & ~ndi.binary_opening(bind, box) & ndi.binary_dilation(pore, box)
+        # the rim is a length (edge brightening + probe blur): a box of voxels would call binder
+        # three coarse voxels wide (60-120 nm at 20-40 nm voxels) a rim
+        box = _rim_box(cues, voxel_size_nm)
+        touch = _box([max(1, n // 2) for n in box.shape])
+        rim = bind & ~ndi.binary_opening(bind, box) & ndi.binary_dilation(pore, touch)
         out[rim] = electrolyte
         pore |= rim
         bind &= ~rim
