@@ -225,7 +225,9 @@ def _done(result: Any, what: str) -> None:
 @app.command()
 def correct(
     out: Path = RunDir,
-    steps: str = typer.Option("drift,shading,brightness", "--steps", help="Corrections to apply, in a comma list (add curtains for striped stacks)."),
+    steps: Optional[str] = typer.Option(
+        None, "--steps", help="Corrections to apply, in a comma list (default: all of drift,shading,brightness,curtains; destriping acts only where stripes are significant)."
+    ),
     denoise: Optional[str] = typer.Option(None, "--denoise", help="gaussian, median, bilateral or nl_means (none by default)."),
     scheduler: Optional[str] = Scheduler,
 ) -> None:
@@ -234,7 +236,8 @@ def correct(
     from volrecon.pipeline import correct as run_correct
 
     with use_scheduler(scheduler), progress_bar("correct") as progress:
-        result = run_correct(out, steps=[s.strip() for s in steps.split(",") if s.strip()], denoise=denoise, progress=progress)
+        chosen = {} if steps is None else {"steps": [s.strip() for s in steps.split(",") if s.strip()]}
+        result = run_correct(out, denoise=denoise, progress=progress, **chosen)
     _done(result, "correct")
 
 
