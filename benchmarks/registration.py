@@ -155,22 +155,30 @@ def residual_stats(est: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 def run_case(name: str, stack: np.ndarray, truth: np.ndarray, methods: list[str]) -> dict:
     rows = {}
     for method in methods:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         est = METHODS[method](stack)
-        seconds = time.perf_counter() - start
-        rows[method] = residual_stats(est, truth) | {"slices_per_s": len(stack) / seconds, "seconds": seconds}
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        rows[method] = residual_stats(est, truth) | {
+            "slices_per_s": len(stack) / seconds, "seconds": seconds, "slices_per_cpu_s": len(stack) / max(cpu, 1e-9)
+        }
         print(f"  {name:<28} {method:<42} rms {rows[method]['rms_px']:.3f}  max {rows[method]['max_px']:.3f}  "
-              f"{rows[method]['slices_per_s']:.1f} sl/s", flush=True)
+              f"{rows[method]['slices_per_s']:.1f} sl/s  {rows[method]['slices_per_cpu_s']:.1f} sl/CPU-s", flush=True)
     return rows
 
 
 def throughput(stack: np.ndarray, repeats: int) -> dict[str, float]:
-    rates = []
+    rates, cpu_rates = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         estimate_drift(stack)
         rates.append(len(stack) / (time.perf_counter() - start))
-    return {"median_slices_per_s": statistics.median(rates), "runs": rates}
+        cpu_rates.append(len(stack) / max(time.process_time() - cpu, 1e-9))
+    return {
+        "median_slices_per_s": statistics.median(rates),
+        "runs": rates,
+        "median_slices_per_cpu_s": statistics.median(cpu_rates),
+        "cpu_runs": cpu_rates,
+    }
 
 
 def to_markdown(report: dict) -> str:
@@ -181,7 +189,7 @@ def to_markdown(report: dict) -> str:
         "",
         f"Stacks: {report['source']}. {report['slices']} slices. Machine: {report['machine']}; "
         "CPU shared with other jobs while measured, so timings are noisy (throughput is the median of "
-        f"{report['throughput_repeats']} runs).",
+        f"{report['throughput_repeats']} runs; slices per CPU-second count the CPU time of all the process's threads).",
         "",
         "Residual = estimate − truth after removing the global mean offset. RMS of the 2D residual length; "
         "max of the per-axis residual; end-to-end = error of (last − first).",
@@ -191,16 +199,20 @@ def to_markdown(report: dict) -> str:
         lines += [f"Every method got the stack without its data bar ({report['databar_rows_cropped']} bottom rows, "
                   "found by volrecon.io.stack.detect_databar as ingest does).", ""]
     for case, rows in report["cases"].items():
-        lines += [f"## {case}", "", "| method | RMS (px) | max (px) | end-to-end (px) | slices/s |", "|---|---|---|---|---|"]
+        lines += [f"## {case}", "", "| method | RMS (px) | max (px) | end-to-end (px) | slices/s | slices/CPU-s |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
         for method, r in rows.items():
+            per_cpu = f"{r['slices_per_cpu_s']:.1f}" if "slices_per_cpu_s" in r else "–"
             lines.append(
-                f"| {method} | {r['rms_px']:.3f} | {r['max_px']:.3f} | {r['end_to_end_error_px']:.3f} | {r['slices_per_s']:.1f} |"
+                f"| {method} | {r['rms_px']:.3f} | {r['max_px']:.3f} | {r['end_to_end_error_px']:.3f} "
+                f"| {r['slices_per_s']:.1f} | {per_cpu} |"
             )
         lines.append("")
     lines += ["## Throughput (volrecon default)", ""]
     for shape, t in report["throughput"].items():
-        lines.append(f"- {shape}: median {t['median_slices_per_s']:.1f} slices/s (runs: "
-                     + ", ".join(f"{v:.1f}" for v in t["runs"]) + ")")
+        lines.append(f"- {shape}: median {t['median_slices_per_s']:.1f} slices/s wall (runs: "
+                     + ", ".join(f"{v:.1f}" for v in t["runs"]) + ")"
+                     + (f", {t['median_slices_per_cpu_s']:.1f} slices per CPU-second" if "median_slices_per_cpu_s" in t else ""))
     return "\n".join(lines) + "\n"
 
 
@@ -212,10 +224,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--large", default="short", help="'short': only the random-walk cases beyond the first size")
     parser.add_argument("--peer-kinds", default="randomwalk,zero", help="drift kinds the peers are run on")
+    parser.add_argument("--peer-names", default="", help="comma-separated name fragments: run only the peers "
+                        "matching one (e.g. 'skimage'); default every peer")
     parser.add_argument("--cache", default="", help="folder to keep the phantom stacks in (np.save) between runs")
     parser.add_argument("--out", default=str(RESULTS / "registration"))
     parser.add_argument("--kinds", default="zero,randomwalk,randomwalk+frame,linear",
-                        help="cases to run (randomwalk+frame = with the face's frame)")
+                        help="cases to run (randomwalk+frame, linear+frame = with the face's frame)")
     parser.add_argument("--crop-databar", action="store_true",
                         help="give every method the stack without its data bar, as volrecon's ingest does "
                              "(a static bar pins any whole-image correlation at zero drift)")
@@ -233,7 +247,7 @@ def main() -> None:
         label = f"{shape[1]}x{shape[0]}"
         peers = args.peers == "all" or (args.peers == "small" and i == 0)
         # the comparisons without frame first: they need the slow peers most
-        kinds = (("zero", False), ("randomwalk", False), ("randomwalk", True), ("linear", False))
+        kinds = (("zero", False), ("randomwalk", False), ("randomwalk", True), ("linear", False), ("linear", True))
         wanted = args.kinds.split(",")
         kinds = tuple(k for k in kinds if (k[0] + ("+frame" if k[1] else "")) in wanted)
         if i > 0 and args.large == "short":
@@ -247,16 +261,21 @@ def main() -> None:
             report["source"] = source
             name = f"{label} {kind} drift, {'with' if frame else 'without'} frame"
             own = [m for m in METHODS if m.startswith("volrecon")]
-            methods = list(METHODS) if peers and kind in args.peer_kinds.split(",") else own
+            wanted_peers = [m for m in METHODS if m not in own and (not args.peer_names or any(
+                n.strip().lower() in m.lower() for n in args.peer_names.split(",")))]
+            methods = own + wanted_peers if peers and kind in args.peer_kinds.split(",") else own
             report["cases"][name] = run_case(name, stack, truth, methods)
             if kind == "randomwalk" and frame:
                 report["throughput"][label] = throughput(stack, args.repeats)
                 print(f"  throughput {label}: {report['throughput'][label]['median_slices_per_s']:.1f} slices/s", flush=True)
-    out = Path(args.out)
+            _write(report, Path(args.out))  # after every case: a long run stopped early keeps what it measured
+
+
+def _write(report: dict, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(report, indent=2))
     out.with_suffix(".md").write_text(to_markdown(report))
-    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
+    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}", flush=True)
 
 
 if __name__ == "__main__":
