@@ -6,7 +6,7 @@
   (→ dx) of the milled face, measured in every slice sub-pixel against one common reference —
   absolute, so errors never accumulate (see "Registration physics" in DESIGN.md);
 * **roi**: a user-marked rectangle holding a fiducial, correlated absolutely with the same
-  rectangle of the first slice;
+  rectangle of the first slice on its edges (gradient magnitude, unwhitened, no curtain notch);
 * **structure**: sub-pixel, curtain-suppressed phase correlation of slice pairs over several
   baselines (1, 2, 4, 8, 16 slices apart), each pair's shift the consensus of ~7 x 7 local
   tiles (inclined features move each their own way; the drift is what they share). Which
@@ -43,7 +43,13 @@ from volrecon.correct._registration_input import (
     slice_reader,
     static_rows,
 )
-from volrecon.correct._registration_phase import PhaseCorrelator, SpectrumGeometry, TileCorrelator, coherence_sigma
+from volrecon.correct._registration_phase import (
+    EdgeCorrelator,
+    PhaseCorrelator,
+    SpectrumGeometry,
+    TileCorrelator,
+    coherence_sigma,
+)
 from volrecon.correct._registration_solve import Observations, Solution, screen_series, solve_trajectory
 from volrecon.correct._registration_split import HalfSplit, choose_baselines
 from volrecon.correct._registration_table import DriftTable
@@ -225,7 +231,7 @@ def estimate_drift(
             solver = SitkRegistrar(geometry)
     roi_corr = None
     if roi is not None:
-        roi_corr = PhaseCorrelator(SpectrumGeometry(roi, 1, 1, _curtain_rows(curtain_suppression), 1.0))
+        roi_corr = EdgeCorrelator((roi[1] - roi[0], roi[3] - roi[2]))
     tracker = None
     if info is not None and info.found:
         tracker = FrameTracker(info, search=search, reference_image=read(info.reference_slice))
