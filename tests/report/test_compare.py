@@ -74,14 +74,22 @@ def test_one_value_per_group_is_never_called_significant(tmp_path: Path) -> None
 def test_an_earlier_comparison_is_kept_unless_overwrite(tmp_path: Path) -> None:
     result = compare_runs({"x": [make_run(tmp_path / "a", 0.05)], "y": [make_run(tmp_path / "b", 0.15)]}, metrics=[KEY])
     out = tmp_path / "cmp"
-    out.mkdir()
-    (out / "notes.txt").write_text("mine")
+    write_comparison(result, out)
+    (out / "comparison.csv").write_text("edited")
     with pytest.raises(OutputError, match="--overwrite"):
         write_comparison(result, out)
-    assert (out / "notes.txt").read_text() == "mine"
+    assert (out / "comparison.csv").read_text() == "edited"
     write_comparison(result, out, overwrite=True)
-    assert (out / "compare.html").exists() and not (out / "notes.txt").exists()
+    assert (out / "comparison.csv").read_text().startswith("metric,")
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary folder left
+
+
+def test_a_folder_that_is_not_a_comparison_is_never_replaced(tmp_path: Path) -> None:
+    result = compare_runs({"x": [make_run(tmp_path / "a", 0.05)], "y": [make_run(tmp_path / "b", 0.15)]}, metrics=[KEY])
+    for overwrite in (False, True):
+        with pytest.raises(OutputError, match="not a volrecon comparison"):
+            write_comparison(result, tmp_path / "a", overwrite=overwrite)  # a run folder
+    assert (tmp_path / "a" / "metrics.json").exists()
 
 
 def test_cli_usage_error_is_one_line_with_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -212,7 +212,8 @@ def write_comparison(result: Comparison, folder: str | Path, *, overwrite: bool 
     folder : str or Path
         Destination folder.
     overwrite : bool
-        Replace a non-empty ``folder``; without it such a folder is refused.
+        Replace an earlier comparison in ``folder``.  A non-empty folder that holds no
+        ``comparison.json`` is refused either way (it is somebody's data, not ours).
 
     Returns
     -------
@@ -220,8 +221,11 @@ def write_comparison(result: Comparison, folder: str | Path, *, overwrite: bool 
         ``folder / "compare.html"``.
     """
     folder = Path(folder)
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())) and not overwrite:
-        raise OutputError(f"{folder}: exists and is not empty; pass --overwrite to replace the comparison")
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        if not (folder / "comparison.json").is_file():
+            raise OutputError(f"{folder}: exists and is not a volrecon comparison; choose a new or empty folder")
+        if not overwrite:
+            raise OutputError(f"{folder}: holds an earlier comparison; pass --overwrite to replace it")
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
