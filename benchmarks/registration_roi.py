@@ -43,12 +43,14 @@ def main() -> None:
         rows[name] = {**residual_stats(table.shifts, truth), "wall_s": time.perf_counter() - start,
                       "cpu_s": time.process_time() - cpu, "anchors": sorted(set(table.anchor))}
         print(name, rows[name], flush=True)
-    command = "python benchmarks/registration_roi.py" + (f" --cache {args.cache}" if args.cache else "")
+    here = Path(__file__)
+    command = f"cd {here.parent.name} && python {here.name}" + (f" --cache {args.cache}" if args.cache else "")
     lines = [
         "# Anchor-ROI registration (benchmarks/registration_roi.py)", "", f"Command: `{command}`", "",
         f"200-slice 1024x1024 diglyme phantom with the face frame, random-walk drift + trend + jumps, every artefact; "
         f"data bar ({bar} rows) cropped. Machine: {platform.machine()}, python {platform.python_version()}, shared CPU.",
-        "Goal (#5): RMS <= 0.15 px with an anchor ROI.", "",
+        "The anchor box is tracked on its edges (gradient magnitude, unwhitened correlation; "
+        "volrecon.correct._registration_phase.FiducialTracker). Goal (#5): RMS <= 0.15 px with an anchor ROI.", "",
         "| anchor | RMS (px) | max (px) | end-to-end (px) | CPU s |", "|---|---|---|---|---|",
         *(f"| {n} | {r['rms_px']:.3f} | {r['max_px']:.3f} | {r['end_to_end_error_px']:.3f} | {r['cpu_s']:.1f} |" for n, r in rows.items()),
     ]

@@ -386,96 +386,115 @@ def _gauss3_many(left: np.ndarray, centre: np.ndarray, right: np.ndarray) -> np.
     return np.clip(np.where(positive, log_fit, plain), -0.5, 0.5)
 
 
-class EdgeCorrelator:
-    """Absolute sub-pixel shift of a user-marked fiducial region, measured on its edges.
+class FiducialTracker:
+    """Absolute sub-pixel position of a user-marked fiducial, measured on its edges.
 
     A fiducial (cap edge, trench wall, marker) is defined by its edges, not by its texture: each
-    region is turned into its Gaussian gradient magnitude (insensitive to brightness offsets and
+    image is turned into its Gaussian gradient magnitude (insensitive to brightness offsets and
     steps), low-passed to the scale of the edge blur and cross-correlated *without* whitening, so
     every frequency counts by its signal energy instead of noise-dominated high frequencies
-    counting as much as the edges. No curtain notch by default: a vertical wall carries its
-    ``x`` information only in the spectral rows with ``k_y`` near 0, which the notch would remove.
-    The sub-pixel peak is the maximum of the continuous correlation (Newton steps on its
-    Fourier series), so no peak-shape model is assumed.
+    counting as much as the edges. No curtain notch: a vertical wall carries its ``x``
+    information only in the spectral rows with ``k_y`` near 0, which the notch would remove.
+
+    The reference box is a tapered template in the *reference* slice's frame; each later slice is
+    searched for it in an area ``margin`` px larger on every side around the expected position,
+    so the box follows the fiducial (a static tapered window would weight the moving edges by
+    where they happen to sit, pulling the estimate toward zero). The sub-pixel peak is the
+    maximum of the continuous correlation (Newton steps on its Fourier series).
 
     Parameters
     ----------
     shape : tuple of int
-        ``(ny, nx)`` of the region.
+        ``(ny, nx)`` of the marked box.
+    margin : int
+        Search half-range (px) around the expected position; the area measured is
+        ``(ny + 2 margin, nx + 2 margin)``.
     edge_sigma : float
         Scale (px) of the gradient filter, about the edge blur of the image.
     smooth : float
-        Extra Gaussian low-pass (px) applied to each image in the correlation.
-    curtain_rows : int
-        Spectral rows ``|k_y| <= curtain_rows`` get zero weight (0 = none).
+        Extra Gaussian low-pass (px) of the edge images.
     """
 
     def __init__(
-        self, shape: tuple[int, int], *, edge_sigma: float = 1.5, smooth: float = 0.7, curtain_rows: int = 0
+        self, shape: tuple[int, int], *, margin: int = 8, edge_sigma: float = 1.5, smooth: float = 0.5
     ) -> None:
         ny, nx = (int(n) for n in shape)
         if ny < 16 or nx < 16:
             raise ParameterError(f"anchor region {ny}x{nx} px is too small; mark at least 16x16 px")
         self.shape = (ny, nx)
+        self.margin = int(margin)
+        self.area_shape = (ny + 2 * self.margin, nx + 2 * self.margin)
         self.edge_sigma = float(edge_sigma)
-        self._taper = _tukey(ny)[:, None] * _tukey(nx)[None, :]
-        self._ky = np.fft.fftfreq(ny)[:, None]
-        self._kx = np.fft.rfftfreq(nx)[None, :]
-        weight = np.exp(-4.0 * np.pi**2 * smooth**2 * (self._ky**2 + self._kx**2))
-        if curtain_rows > 0:
-            weight[np.abs(self._ky[:, 0] * ny) <= curtain_rows, :] = 0.0
-        weight[0, 0] = 0.0
+        self.smooth = float(smooth)
+        self._taper = (_tukey(ny)[:, None] * _tukey(nx)[None, :]).astype(np.float64)
+        ay, ax = self.area_shape
+        self._ky = np.fft.fftfreq(ay)[:, None]
+        self._kx = np.fft.rfftfreq(ax)[None, :]
         # rfft half plane: every column but the first (and an even length's last) stands for two
-        count = np.full(nx // 2 + 1, 2.0)
+        count = np.full(ax // 2 + 1, 2.0)
         count[0] = 1.0
-        if nx % 2 == 0:
+        if ax % 2 == 0:
             count[-1] = 1.0
-        self._weight = weight
-        self._energy_weight = weight * count[None, :]
+        self._count = count[None, :]
 
-    def prepare(self, region: np.ndarray) -> np.ndarray:
-        """Spectrum (rfft2, complex128) of the tapered gradient magnitude of one region."""
+    def edges(self, image: np.ndarray) -> np.ndarray:
+        """Low-passed gradient magnitude of an image (float64)."""
         from scipy import ndimage
 
-        edges = ndimage.gaussian_gradient_magnitude(np.asarray(region, dtype=np.float32), self.edge_sigma)
-        edges = (edges - edges.mean(dtype=np.float64)) * self._taper
-        return sfft.rfft2(edges.astype(np.float64))
+        e = ndimage.gaussian_gradient_magnitude(np.asarray(image, dtype=np.float32), self.edge_sigma)
+        return ndimage.gaussian_filter(e, self.smooth).astype(np.float64) if self.smooth > 0 else e.astype(np.float64)
 
-    def pair_shift(self, spec_a: np.ndarray, spec_b: np.ndarray) -> tuple[np.ndarray, float]:
-        """Shift registering region ``b`` onto region ``a`` (as :meth:`PhaseCorrelator.pair_shift`).
+    def template(self, box_edges: np.ndarray) -> tuple[np.ndarray, float]:
+        """Spectrum of the zero-mean tapered template (embedded in the search area) and its norm."""
+        t = self._windowed(box_edges)
+        pad = np.zeros(self.area_shape)
+        m = self.margin
+        pad[m : m + self.shape[0], m : m + self.shape[1]] = t
+        return sfft.rfft2(pad), float(np.sqrt(np.sum(t * t)))
+
+    def locate(self, template: tuple[np.ndarray, float], area_edges: np.ndarray) -> tuple[np.ndarray, float]:
+        """Displacement of the fiducial in the area relative to the template, and the match quality.
 
         Returns
         -------
-        shift : ndarray, shape (2,)
-            ``(dy, dx)`` in pixels.
+        offset : ndarray, shape (2,)
+            ``(dy, dx)`` px the content moved from the template's position (the area's centre).
         coherence : float
-            Normalised correlation of the two filtered edge images at the shift, in ``[0, 1]``.
+            Normalised cross-correlation of template and matched window, in ``[0, 1]``.
         """
-        product = spec_a * np.conj(spec_b)
-        surface = sfft.irfft2(product * self._weight, s=self.shape)
-        iy, ix = np.unravel_index(int(np.argmax(surface)), surface.shape)
-        ny, nx = self.shape
-        start = np.array([iy - ny if iy > ny // 2 else iy, ix - nx if ix > nx // 2 else ix], dtype=float)
-        terms = product * self._energy_weight
-        shift = start.copy()
+        spec, norm = template
+        product = sfft.rfft2(area_edges) * np.conj(spec)
+        surface = sfft.irfft2(product, s=self.area_shape)
+        m = self.margin
+        inner = surface.copy()
+        ay, ax = self.area_shape
+        # only |offset| <= margin is free of wrap-around
+        inner[m + 1 : ay - m, :] = -np.inf
+        inner[:, m + 1 : ax - m] = -np.inf
+        iy, ix = np.unravel_index(int(np.argmax(inner)), inner.shape)
+        start = np.array([iy - ay if iy > ay // 2 else iy, ix - ax if ix > ax // 2 else ix], dtype=float)
+        terms = product * self._count
+        offset = start.copy()
         for _ in range(8):
-            step = self._newton_step(terms, shift)
+            step = self._newton_step(terms, offset)
             if step is None:
                 break
-            shift = start + np.clip(shift + step - start, -1.0, 1.0)
+            offset = start + np.clip(offset + step - start, -1.0, 1.0)
             if np.abs(step).max() < 1e-4:
                 break
-        peak = float(np.real(np.sum(terms * self._phase(shift))))
-        energy = float(np.sqrt(np.sum(np.abs(spec_a) ** 2 * self._energy_weight) * np.sum(np.abs(spec_b) ** 2 * self._energy_weight)))
-        coherence = float(np.clip(peak / energy, 0.0, 1.0)) if energy > 0 else 0.0
-        return shift, coherence
+        y, x = int(start[0]) + m, int(start[1]) + m
+        window = self._windowed(area_edges[y : y + self.shape[0], x : x + self.shape[1]])
+        denom = norm * float(np.sqrt(np.sum(window * window)))
+        coherence = float(np.clip(surface[iy, ix] / denom, 0.0, 1.0)) if denom > 0 else 0.0
+        return offset, coherence
 
-    def _phase(self, shift: np.ndarray) -> np.ndarray:
-        return np.exp(2j * np.pi * (self._ky * shift[0] + self._kx * shift[1]))
+    def _windowed(self, edges: np.ndarray) -> np.ndarray:
+        w = self._taper
+        return w * (edges - np.sum(w * edges) / np.sum(w))
 
     def _newton_step(self, terms: np.ndarray, shift: np.ndarray) -> np.ndarray | None:
         """Newton step towards the maximum of ``c(t) = Re sum terms e^{2 pi i k t}``; None if not concave."""
-        q = terms * self._phase(shift)
+        q = terms * np.exp(2j * np.pi * (self._ky * shift[0] + self._kx * shift[1]))
         ky, kx = self._ky, self._kx
         grad = -2 * np.pi * np.array([np.sum(np.imag(q) * ky), np.sum(np.imag(q) * kx)])
         re = np.real(q)

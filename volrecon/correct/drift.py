@@ -6,7 +6,8 @@
   (→ dx) of the milled face, measured in every slice sub-pixel against one common reference —
   absolute, so errors never accumulate (see "Registration physics" in DESIGN.md);
 * **roi**: a user-marked rectangle holding a fiducial, correlated absolutely with the same
-  rectangle of the first slice on its edges (gradient magnitude, unwhitened, no curtain notch);
+  rectangle of the first slice on its edges (gradient magnitude, unwhitened, no curtain notch),
+  followed from slice to slice within ``search`` px;
 * **structure**: sub-pixel, curtain-suppressed phase correlation of slice pairs over several
   baselines (1, 2, 4, 8, 16 slices apart), each pair's shift the consensus of ~7 x 7 local
   tiles (inclined features move each their own way; the drift is what they share). Which
@@ -44,7 +45,7 @@ from volrecon.correct._registration_input import (
     static_rows,
 )
 from volrecon.correct._registration_phase import (
-    EdgeCorrelator,
+    FiducialTracker,
     PhaseCorrelator,
     SpectrumGeometry,
     TileCorrelator,
@@ -136,7 +137,8 @@ def estimate_drift(
     reference : int, optional
         Slice to detect the frame on (default: the middle slice).
     search : int
-        Largest displacement (px) of a frame edge from its reference position.
+        Largest displacement (px) of a frame edge, or of the fiducial in an anchor box, from its
+        reference position.
     structure_floor_px : float
         Per-pair uncertainty floor of the structure estimate (see ``STRUCTURE_FLOOR_PX``).
     tiles : int
@@ -231,7 +233,9 @@ def estimate_drift(
             solver = SitkRegistrar(geometry)
     roi_corr = None
     if roi is not None:
-        roi_corr = EdgeCorrelator((roi[1] - roi[0], roi[3] - roi[2]))
+        roi_corr = FiducialTracker((roi[1] - roi[0], roi[3] - roi[2]))
+        y0, y1, x0, x1 = roi
+        roi_crop = (max(0, y0 - search), min(ny, y1 + search), max(0, x0 - search), min(nx, x1 + search))
     tracker = None
     if info is not None and info.found:
         tracker = FrameTracker(info, search=search, reference_image=read(info.reference_slice))
@@ -254,7 +258,7 @@ def estimate_drift(
             spectrum = solver.prepare(region)
             halves = split.prepare(region) if isinstance(split, HalfSplit) else None
         if roi_corr is not None:
-            roi_spec = roi_corr.prepare(data[roi[0] : roi[1], roi[2] : roi[3]])
+            roi_spec = roi_corr.edges(data[roi_crop[0] : roi_crop[1], roi_crop[2] : roi_crop[3]]).astype(np.float32)
         return _Prepared("", spectrum, roi_spec, halves)
 
     obs = Observations(nz)
@@ -262,6 +266,7 @@ def estimate_drift(
     reasons = [""] * nz
     recent: dict[int, _Prepared] = {}
     roi_ref = None
+    roi_at = np.zeros(2, dtype=int)  # whole-pixel displacement of the fiducial (previous slice)
     coherences: list[float] = []
     keep_back = max(baselines)
     for z, prep in ordered_map(prepare, list(range(nz)), workers):
@@ -280,13 +285,19 @@ def estimate_drift(
                 for old in [a for a in recent if a < z - keep_back]:
                     del recent[old]
             if prep.roi is not None:
+                origin = (roi[0] - roi_crop[0], roi[2] - roi_crop[2])
                 if roi_ref is None:
-                    roi_ref = prep.roi
-                shift, q = roi_corr.pair_shift(roi_ref, prep.roi)
+                    roi_ref = roi_corr.template(_take(prep.roi, origin, roi_corr.shape))
+                m = roi_corr.margin
+                corner = (origin[0] + roi_at[0] - m, origin[1] + roi_at[1] - m)
+                offset, q = roi_corr.locate(roi_ref, _take(prep.roi, corner, roi_corr.area_shape))
+                prep.roi = None  # the edge crop is large; only this pass needs it
                 if q > 0.02:
+                    moved = roi_at + offset
+                    roi_at = np.round(moved).astype(int)
                     sigma = 0.02 + 0.05 / math.sqrt(q)
-                    obs.add_absolute(z, 0, shift[0], sigma, "roi")
-                    obs.add_absolute(z, 1, shift[1], sigma, "roi")
+                    obs.add_absolute(z, 0, -moved[0], sigma, "roi")
+                    obs.add_absolute(z, 1, -moved[1], sigma, "roi")
         if progress is not None:
             progress(z + 1, nz)
 
@@ -337,6 +348,21 @@ def estimate_drift(
 
 # --------------------------------------------------------------------------------------------
 # helpers of estimate_drift
+
+
+def _take(array: np.ndarray, corner: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
+    """``shape`` block of ``array`` from ``corner``, edge-padded where it runs outside."""
+    y0, x0 = int(corner[0]), int(corner[1])
+    y1, x1 = y0 + shape[0], x0 + shape[1]
+    ny, nx = array.shape
+    inner = array[max(0, y0) : max(0, min(ny, y1)), max(0, x0) : max(0, min(nx, x1))]
+    if inner.shape == tuple(shape):
+        return inner
+    if inner.size == 0:
+        return np.zeros(shape, dtype=array.dtype)
+    top, left = max(0, -y0), max(0, -x0)
+    pad = ((top, shape[0] - inner.shape[0] - top), (left, shape[1] - inner.shape[1] - left))
+    return np.pad(inner, pad, mode="edge")
 
 
 def _check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
