@@ -80,3 +80,14 @@ def test_marching_cubes_area_equals_skimage_mesh(sigma):
     verts, faces, _, _ = marching_cubes(m.astype(np.float32), 0.5, spacing=vs)
     assert marching_cubes_area(m, voxel_size_nm=vs) == pytest.approx(mesh_surface_area(verts, faces), rel=1e-12)
     assert specific_surface_area(np.ones((4, 4, 4), bool)).marching_cubes_per_nm == 0.0
+
+
+def test_negative_labels_are_refused():
+    """They would wrap to 65535 in the uint16 index and land in another region's cell."""
+    from volrecon.analyze.fractions import count_table
+    from volrecon.errors import InputError
+
+    labels = np.zeros((2, 3, 3), np.int16)
+    labels[0, 0, 0] = -1
+    with pytest.raises(InputError, match="0..255"):
+        count_table(labels, np.ones_like(labels))

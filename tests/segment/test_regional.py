@@ -6,6 +6,7 @@ import pytest
 
 from volrecon.phases import PHASES
 from volrecon.segment import detect_layers, segment_volume
+from volrecon.segment import regional
 from volrecon.segment.regional import sei_outer_surface, sodium_surface
 
 
@@ -19,9 +20,10 @@ def first_guess(diglyme):
     return ph, img, phases, lay, res
 
 
-def test_slabs_equal_whole_volume(first_guess):
+def test_slabs_equal_whole_volume(first_guess, monkeypatch):
     """Slab by slab (one lateral row at a time, dask input) gives the whole-volume heights bit for bit:
     the slabs overlap by the filters' full reach and the reference block is the same."""
+    monkeypatch.setattr(regional, "_MIN_CORE_PER_PAD", 0)  # allow one-row slabs on this small volume
     ph, img, phases, lay, _ = first_guess
     vox = ph.voxel_size_nm
     out = []
@@ -64,3 +66,11 @@ def test_thin_sei_thickness_from_the_surfaces(first_guess):
     true = sei_thickness(ph.labels, voxel_size_nm=ph.voxel_size_nm)
     assert res.parameters["sei"]["found"]
     assert abs(pred.mean - true.mean) < step
+
+
+def test_slab_core_is_never_thinner_than_its_overlap():
+    """Wide bands with a small budget: one-row slabs would re-read each row ~2*pad times."""
+    slabs = regional._slabs(rows=200, row_voxels=10**6, pad=18, slab_voxels=4_000_000)
+    assert all(a1 - a0 >= min(72, 200 - a0) for a0, a1, _, _ in slabs)
+    assert len(slabs) == 3 and slabs[-1][1] == 200
+    assert [s[0] for s in slabs] == [0, 72, 144]

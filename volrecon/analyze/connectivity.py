@@ -299,9 +299,10 @@ def _streamed_clusters(
         lab, n = ndi.label(m, structure=st)
         lab = lab.astype(np.int64 if total + n >= 2**31 else np.int32, copy=False)
         del m
+        # count before the offset: a bincount over the offset labels would cost O(clusters so far)
+        sizes.append(np.bincount(lab.ravel(), minlength=n + 1)[1:] if n else np.zeros(0, np.int64))
         if total:
             lab[lab > 0] += total
-        sizes.append(np.bincount(lab.ravel(), minlength=total + n + 1)[total + 1:] if n else np.zeros(0, np.int64))
         dom = None if domain is None else np.asarray(as_numpy(domain[z0:z0 + step]), bool)
         for axis in (1, 2):
             f, l_ = _ends(lab, None if axis in face_axes else dom, axis)

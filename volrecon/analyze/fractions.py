@@ -42,10 +42,10 @@ def count_table(labels: Any, regions: Any | None = None) -> np.ndarray:
         raise InputError(
             f"regions shape {reg.shape} differs from labels shape {lab.shape}; pass matching volumes"
         )
-    if lab.max(initial=0) > 255 or (reg is not None and reg.max(initial=0) > 255):
+    if _outside_byte(lab) or (reg is not None and _outside_byte(reg)):
         from volrecon.errors import InputError
 
-        raise InputError("labels/regions hold values above 255; relabel to 0..255")
+        raise InputError("labels/regions hold values outside 0..255; relabel to 0..255")
     table = np.zeros(256 * 256, dtype=np.int64)
     step = max(1, _SLAB_VOXELS // max(1, lab.shape[1] * lab.shape[2]))
     for z0 in range(0, lab.shape[0], step):
@@ -54,6 +54,11 @@ def count_table(labels: Any, regions: Any | None = None) -> np.ndarray:
             idx |= reg[z0 : z0 + step].astype(np.uint16).ravel() << 8
         table += np.bincount(idx, minlength=256 * 256)
     return table.reshape(256, 256)
+
+
+def _outside_byte(values: np.ndarray) -> bool:
+    """True when an integer label array holds a value outside 0..255 (they index a 256-wide table)."""
+    return bool(values.size) and (int(values.max()) > 255 or int(values.min()) < 0)
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,10 @@ _REFERENCE_VOXELS = 4_000_000
 """Voxels of the anode band (a central block of rows) the SEI's reference levels are taken from."""
 
 
+_MIN_CORE_PER_PAD = 4
+"""A slab's core rows are at least this many times its overlap (else the overlap is re-read and re-filtered)."""
+
+
 def _radius(sigma: float) -> int:
     """Reach in voxels of :func:`scipy.ndimage.gaussian_filter` with ``truncate=_TRUNCATE``."""
     return int(_TRUNCATE * float(sigma) + 0.5) if sigma > 0 else 0
@@ -100,8 +104,14 @@ class _Band:
 
 
 def _slabs(rows: int, row_voxels: int, pad: int, slab_voxels: int) -> list[tuple[int, int, int, int]]:
-    """``(a0, a1, p0, p1)``: core rows ``[a0, a1)`` and the rows ``[p0, p1)`` read for them."""
-    step = max(1, int(slab_voxels) // max(1, row_voxels) - 2 * pad)
+    """``(a0, a1, p0, p1)``: core rows ``[a0, a1)`` and the rows ``[p0, p1)`` read for them.
+
+    A slab holds about ``slab_voxels`` but never fewer core rows than ``_MIN_CORE_PER_PAD * pad``: on wide bands
+    a budget smaller than the overlap would leave one core row per slab and read and filter
+    every row ~``2 * pad`` times (the slabs then hold up to 1.5x ``slab_voxels``, or more when
+    one row's overlap alone exceeds it).
+    """
+    step = max(1, _MIN_CORE_PER_PAD * pad, int(slab_voxels) // max(1, row_voxels) - 2 * pad)
     return [(a0, min(rows, a0 + step), max(0, a0 - pad), min(rows, a0 + step + pad)) for a0 in range(0, rows, step)]
 
 
