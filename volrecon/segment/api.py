@@ -510,8 +510,9 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
             space_ = (r_ == cat_v) & ((o_ == elec_v) | (o_ == bind_v))
             return np.ascontiguousarray(pore_average(g_, space_, sigma_nm=cues.average_nm, voxel_size_nm=vox)[core])
 
-        smoothed = _overlap(avg, src.astype(np.float32), pore_vote_reach(cues.average_nm, vox), np.float32,
-                            extra=(out, reg)).rechunk(out.chunks)
+        # the pore average is in-plane only (a void's dark core must not be carried along z)
+        reach = (0, *pore_vote_reach(cues.average_nm, vox)[1:])
+        smoothed = _overlap(avg, src.astype(np.float32), reach, np.float32, extra=(out, reg)).rechunk(out.chunks)
     else:
         smoothed = _smoothed(src, smooth_nm, vox)
     nz = smoothed.shape[0]
