@@ -171,7 +171,9 @@ class VoidCues:
         Gaussian sigma (nm) of the denoising the pore/binder/active classes were decided on.  Along
         the milling direction there is no probe blur or edge brightening: there the edge artefact
         is the denoising's 2-sigma reach, which spreads a particle into the pore of the adjacent
-        slice (one slice each side at 20 nm slices, none at 40 nm).
+        slice (one slice each side at 20 nm slices, none at 40 nm).  A fact about the caller's
+        classes, not a preference: :func:`volrecon.segment.segment_volume` sets it to its own
+        ``smooth_nm``.
     average_nm : float
         Gaussian scale (nm) of the pore-restricted average the dark test is made on
         (:func:`pore_average`).  Voids are much larger than this, so the average keeps them while
