@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -14,7 +15,8 @@ from typing import Any, Sequence
 import numpy as np
 import tifffile
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# VOLRECON_BENCH_RESULTS sends result files elsewhere (scratch runs that must not touch the committed ones).
+RESULTS = Path(os.environ.get("VOLRECON_BENCH_RESULTS") or Path(__file__).resolve().parent / "results")
 WORK = Path(__file__).resolve().parent / "_work"
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import volrecon
 from volrecon.sample import generate
 
-RESULTS = Path(__file__).parent / "results"
+from _common import RESULTS  # noqa: E402  (VOLRECON_BENCH_RESULTS redirects scratch runs)
 
 
 def _peak_rss_mb() -> dict[str, float]:

@@ -33,7 +33,7 @@ from volrecon.correct._registration_phase import SpectrumGeometry
 from volrecon.correct._registration_synthetic import make_stack, random_walk_drift
 from volrecon.io.stack import detect_databar
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from _common import RESULTS  # noqa: E402  (VOLRECON_BENCH_RESULTS redirects scratch runs)
 
 
 # ------------------------------------------------------------------------------------ stacks

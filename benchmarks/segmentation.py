@@ -37,7 +37,10 @@ from volrecon.segment import segment_volume, train_classifier
 from volrecon.segment.api import DEFAULT_CHUNKS
 from volrecon.segment.scribbles import synthetic_scribbles
 
-OUT = Path(__file__).parent / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS  # noqa: E402
+
+OUT = RESULTS
 TARGETS = {"frame": 0.95, "active": 0.95, "pore": 0.95, "separator": 0.95, "sodium": 0.95, "collector": 0.95, "void": 0.90, "sei": 0.85}
 IFACES = ("sodium|sei", "sei|separator", "separator|cathode", "cathode|collector")
 
