@@ -7,17 +7,24 @@ Methods
 -------
 ``"highpass"`` (default)
     Rows are averaged in groups of 4 and reduced to block medians of ``block`` rows.  The
-    background across the stripe is the median of 11 taps spread over ``+-3 * width_px``: a
-    stripe narrower than the tap spacing touches few taps and drops out, while a step edge of
-    the structure (the majority side wins) passes unchanged, so phase boundaries are not taken
-    for stripes.  The across-stripe residual is smoothed along the stripe by a running
-    median over ``length`` blocks (it keeps the abrupt start of a stripe below a feature and
-    ignores features shorter than half the window), damped where it does not persist down the
-    stripe (a curtain runs on down the face below its origin; a rod particle or a pore channel
-    along the column ends: the median over every other block of the ``2 * length`` blocks
-    below must keep half the value), and shrunk by a non-negative garrote at ``threshold`` times its own robust noise
-    scale.  Columns within the median's reach of the image border are left alone (a feature
-    cut by the border looks like a stripe).
+    background across the stripe is the median of 11 taps spread over ``+-3 * width_px``
+    (mirrored at the image border, so border columns are treated like the others): a stripe
+    narrower than the tap spacing touches few taps and drops out, while a step edge of the
+    structure (the majority side wins) passes unchanged, so phase boundaries are not taken for
+    stripes.  The across-stripe residual is smoothed along the stripe by a running median over
+    ``length`` blocks (it keeps the abrupt start of a stripe below a feature and ignores
+    features shorter than half the window), damped where it does not persist down the stripe
+    (a curtain runs on down the face below its origin; a rod particle or a pore channel along
+    the column ends: the median over every other block of the ``2 * length`` blocks below
+    must keep half the value), and shrunk by a non-negative garrote at ``threshold`` times
+    the noise of that median (measured from the residual's differences along the stripe,
+    which the stripes do not reach however many columns they cover).  Twice: the second
+    background is taken with the first stripes removed, so that wide stripes and stripes a
+    few columns apart do not lift each other's background.
+    Along z (:func:`apply_curtains`, ``z_reach`` slices each side): curtains are milled
+    topography and stay at the same x from slice to slice, so the residuals of neighbouring
+    slices are averaged before the steps above (the noise is not shared), and each slice gets
+    that profile at its own amplitude, fitted locally along the stripe.
 ``"wavelet-fft"``
     The wavelet–Fourier filter of Münch et al. (2009): the across-stripe detail bands of a
     wavelet decomposition are damped at low along-stripe frequencies.  Needs PyWavelets.
@@ -27,7 +34,7 @@ Gate
 :func:`estimate_curtains` measures on sample slices how much the filter would remove and
 compares it with what it removes from Gaussian noise of the slice's own pixel noise
 (``significance``: about 1 on pure noise; the structure of a stripe-free specimen adds to it,
-about 3-5 on the noisy phantoms from 192 to 384 px, against 30-70 with strong curtains); below
+about 2-3 on the noisy phantoms from 192 to 384 px, against 65-80 with strong curtains); below
 ``min_significance`` (default 10) the filter is disabled, so a stripe-free noisy stack is left
 as it is.  On a noise-free stack nothing is
 noise, and thin, long, straight features of the structure (trench walls) pass the gate.
@@ -43,7 +50,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
-from volrecon.correct._intensity import check_volume, map_slices, pixel_noise, read_slices, restore_dtype, spread_indices
+from volrecon.correct._intensity import check_volume, is_dask, map_slices, pixel_noise, read_slices, restore_dtype, spread_indices
 from volrecon.errors import ParameterError
 
 METHODS = ("highpass", "wavelet-fft")
@@ -72,6 +79,11 @@ class CurtainSettings:
         Blocks in the running median along the stripe (window = ``block * length`` rows).
     threshold : float
         Garrote threshold of the stripe profile in units of its noise scale.
+    z_reach : int
+        Slices on each side whose residuals are pooled with a slice's (curtains stay at the
+        same x from slice to slice; each slice keeps its own amplitude), used by
+        :func:`apply_curtains` and :func:`remove_stripes_stack`; 0: every slice on its own
+        (as :func:`remove_stripes`, which sees one slice).
     levels, fft_sigma : int, float
         Wavelet levels and Fourier damping width for ``"wavelet-fft"``.
     stripe_index_before, stripe_index_after : float
@@ -81,9 +93,10 @@ class CurtainSettings:
         False when the sample slices carry no significant stripes: the filter is then not
         applied, so a stripe-free stack is never harmed.
     significance : float
-        Energy the filter removes from the sample slices divided by the energy the same
-        shrinkage removes from Gaussian noise of the slice's pixel noise (about 1 on pure noise,
-        a few on a stripe-free specimen); below ``min_significance`` the filter is disabled.
+        Energy the filter removes from the sample slices (slice by slice) divided by the energy
+        the same shrinkage removes from Gaussian noise of the slice's pixel noise (about 1 on
+        pure noise, a few on a stripe-free specimen); below ``min_significance`` the filter is
+        disabled.
     """
 
     method: str = "highpass"
@@ -92,6 +105,7 @@ class CurtainSettings:
     block: int = 16
     length: int = 7
     threshold: float = 3.0
+    z_reach: int = 2
     levels: int = 4
     fft_sigma: float = 3.0
     stripe_index_before: float = float("nan")
@@ -106,6 +120,8 @@ class CurtainSettings:
             raise ParameterError(f"curtain orientation={self.orientation!r}; use 'vertical' (along y) or 'horizontal'")
         if not (self.width_px > 0 and self.block >= 1 and self.length >= 1):
             raise ParameterError("curtain width_px, block and length must be positive")
+        if self.z_reach < 0:
+            raise ParameterError(f"curtain z_reach={self.z_reach}: give 0 (slice by slice) or more slices on each side")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe settings."""
@@ -203,9 +219,10 @@ def _tap_offsets(width_px: float) -> np.ndarray:
 
 
 def _across_median(blocks: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Median across columns (axis 1) of the taps ``offsets`` (edge columns repeated)."""
+    """Median across columns (axis 1) of the taps ``offsets`` (mirrored at the image border)."""
     reach = int(np.abs(offsets).max())
-    pad = np.pad(blocks, ((0, 0), (reach, reach)), mode="edge")
+    # mirrored at the border: a border column's background comes from the columns inside
+    pad = np.pad(blocks, ((0, 0), (reach, reach)), mode="reflect" if blocks.shape[1] > reach else "edge")
     nx = blocks.shape[1]
     return _network_median([pad[:, reach + o : reach + o + nx] for o in offsets])
 
@@ -247,54 +264,103 @@ def stripe_profile(plane: np.ndarray, settings: CurtainSettings) -> np.ndarray:
     """The additive stripe image of one slice (stripes along axis 0), float32."""
     p = np.asarray(plane, dtype=np.float32)
     out = np.zeros_like(p)
-    _add_rows(out, _stripe_nodes(p, settings))
+    _add_rows(out, _stack_nodes(p[None], settings, pool=False)[0])
     return out
 
 
 def _stripe_nodes(p: np.ndarray, settings: CurtainSettings) -> np.ndarray:
-    """The stripe profile at the block rows ``(blocks, X)``, float32 (see :func:`stripe_profile`)."""
-    run, sigma = _stripe_residual(p, settings)
-    return _garrote(run, settings.threshold * sigma, reach=int(np.abs(_tap_offsets(settings.width_px)).max()))
+    """The stripe profile of one slice at the block rows ``(blocks, X)``, float32 (see :func:`stripe_profile`)."""
+    return _stack_nodes(p[None], settings, pool=False)[0]
 
 
-def _stripe_residual(p: np.ndarray, settings: CurtainSettings) -> tuple[np.ndarray, float]:
-    """Along-stripe-smoothed across-stripe residual at the block rows, and its noise scale.
+def _blocks(p: np.ndarray, settings: CurtainSettings) -> tuple[np.ndarray, float]:
+    """Block medians ``(blocks, X)`` of one slice and the floor of its noise scale.
 
-    Rows are averaged in groups of up to 4 (:func:`_row_bin`), reduced to medians of the row
-    means of each block (robust to features shorter than half a block), the across-stripe
-    background (:func:`_across_median`) is subtracted and a running median along the stripe
-    keeps what is consistent over ``length`` blocks.  The noise scale is the robust spread of
-    that residual over the slice (stripes cover a minority of it), floored at 1/1000 of the
-    slice's grey range so that a noise-free slice does not treat rounding as a stripe.
+    Rows are averaged in groups of up to 4 (:func:`_row_bin`) and reduced to medians of the
+    row means of each block (robust to features shorter than half a block).  The floor is
+    1/1000 of the slice's grey range, so that a noise-free slice does not treat rounding as a
+    stripe.
     """
     b = max(1, min(int(settings.block), p.shape[0]))
     nb = p.shape[0] // b
-    if nb == 0:
-        return np.zeros((1, p.shape[1]), np.float32), 1.0
     r = _row_bin(b)
     rows = p[: nb * b].reshape(nb * b // r, r, p.shape[1]).sum(axis=1, dtype=np.float32)
     rows *= np.float32(1.0 / r)
-    blocks = _block_median(rows.reshape(nb, b // r, p.shape[1]))
-    blocks -= _across_median(blocks, _tap_offsets(settings.width_px))
-    length = min(int(settings.length), nb)
-    run = _running_median(blocks, length)
     lo, hi = np.quantile(rows[:: max(1, rows.shape[0] // 16)], (0.01, 0.99))
-    sigma = max(1.4826 * float(np.median(np.abs(run))), 1e-3 * float(hi - lo), 1e-12)
-    return _persistent(run, blocks, length), sigma
+    return _block_median(rows.reshape(nb, b // r, p.shape[1])), max(1e-3 * float(hi - lo), 1e-12)
 
 
-def _garrote(run: np.ndarray, t: float, *, reach: int) -> np.ndarray:
-    """Non-negative garrote ``x - t^2 / x`` above ``t`` (0 below), border columns zeroed.
+def _pooled_stripes(resid: np.ndarray, settings: CurtainSettings, floor: float) -> np.ndarray:
+    """The stripe profile shared by the slices of ``resid`` ``(k, blocks, X)`` (their mean residual).
+
+    A running median along the stripe keeps what is consistent over ``length`` blocks; it is
+    damped where it does not persist down the stripe (:func:`_persistent`) and shrunk by a
+    garrote at ``threshold`` times the noise of that median.  The noise comes from the
+    differences of the residual along the stripe (a stripe is nearly constant along y, so
+    they hold the noise and the structure but not the stripes, however many columns they
+    cover), scaled to a median of ``length`` blocks.
+    """
+    mean = resid[0] if resid.shape[0] == 1 else resid.mean(axis=0, dtype=np.float32)
+    length = min(int(settings.length), mean.shape[0])
+    run = _running_median(mean, length)
+    step = 1.4826 * float(np.median(np.abs(np.diff(mean, axis=0)))) / np.sqrt(2) if mean.shape[0] > 1 else 0.0
+    sigma = max(1.25 * step / np.sqrt(max(length, 1)), floor)  # 1.25: a median's noise over a mean's
+    return _garrote(_persistent(run, mean, length), settings.threshold * sigma)
+
+
+_SCALE_BLOCKS = 7  # blocks over which a slice's own amplitude of a pooled stripe is fitted
+
+
+def _own_amplitude(shape: np.ndarray, resid: np.ndarray, length: int) -> np.ndarray:
+    """``shape`` rescaled to one slice's residual by a local least-squares gain along the stripe.
+
+    Curtains keep their place from slice to slice but not their strength: the pooled profile
+    gives where a stripe is and how it runs; its amplitude in this slice is the slice's own
+    along-stripe median regressed on it over :data:`_SCALE_BLOCKS` blocks (clipped to 0-2).
+    """
+    own = _running_median(resid, min(length, resid.shape[0]))
+    num = ndi.uniform_filter1d(own * shape, _SCALE_BLOCKS, axis=0, mode="nearest")
+    den = ndi.uniform_filter1d(shape * shape, _SCALE_BLOCKS, axis=0, mode="nearest")
+    gain = np.clip(num / np.where(den > 0, den, np.float32(1)), 0, 2)
+    return np.where(den > 0, gain * shape, 0).astype(np.float32)
+
+
+def _stack_nodes(stack: np.ndarray, settings: CurtainSettings, *, pool: bool = True) -> np.ndarray:
+    """Stripe profiles at the block rows ``(Z, blocks, X)`` of consecutive slices (stripes along axis 1).
+
+    Per slice, the across-stripe background of the block medians (:func:`_across_median`) is
+    subtracted.  With ``pool`` and ``settings.z_reach > 0`` the residuals of the slices within
+    ``z_reach`` are averaged (curtains are milled topography: they stay at the same x from
+    slice to slice, while the noise does not) and each slice gets the pooled profile at its
+    own amplitude (:func:`_own_amplitude`).  Twice: the second background is taken from the
+    block medians minus the first stripes, so that stripes wider than the taps' gaps or
+    neighbouring stripes do not lift the background of a stripe.
+    """
+    nz = stack.shape[0]
+    pairs = [_blocks(np.asarray(p, dtype=np.float32), settings) for p in stack]
+    blocks = np.stack([b for b, _ in pairs])
+    floor = [f for _, f in pairs]
+    offsets = _tap_offsets(settings.width_px)
+    reach = int(settings.z_reach) if pool else 0
+    length = min(int(settings.length), blocks.shape[1])
+    stripes = np.zeros_like(blocks)
+    for _ in range(2):
+        resid = np.stack([blocks[z] - _across_median(blocks[z] - stripes[z], offsets) for z in range(nz)])
+        for z in range(nz):
+            lo, hi = max(0, z - reach), min(nz, z + reach + 1)
+            shape = _pooled_stripes(resid[lo:hi], settings, floor[z])
+            stripes[z] = shape if hi - lo == 1 else _own_amplitude(shape, resid[z], length)
+    return stripes
+
+
+def _garrote(run: np.ndarray, t: float) -> np.ndarray:
+    """Non-negative garrote ``x - t^2 / x`` above ``t`` (0 below).
 
     Large values keep nearly their full amplitude (a soft threshold would take ``t`` off every
     stripe), small ones, mostly noise, go to 0.
     """
     big = np.abs(run) > t
-    out = np.where(big, run - (t * t) / np.where(big, run, 1.0), 0.0).astype(np.float32)
-    if 0 < reach < out.shape[1] // 2:
-        out[:, :reach] = 0
-        out[:, -reach:] = 0
-    return out
+    return np.where(big, run - (t * t) / np.where(big, run, 1.0), 0.0).astype(np.float32)
 
 
 def _wavelet_fft(plane: np.ndarray, settings: CurtainSettings) -> np.ndarray:
@@ -345,6 +411,7 @@ def estimate_curtains(
     block: int = 16,
     length: int = 7,
     threshold: float = 3.0,
+    z_reach: int = 2,
     n_slices: int = 4,
     min_significance: float = 10.0,
 ) -> CurtainSettings:
@@ -358,7 +425,7 @@ def estimate_curtains(
         See the module docstring.
     orientation : {"vertical", "horizontal"}
         Direction the stripes run in.
-    width_px, block, length, threshold
+    width_px, block, length, threshold, z_reach
         See :class:`CurtainSettings`.
     n_slices : int
         Slices on which the stripe strength is measured.
@@ -383,7 +450,7 @@ def estimate_curtains(
     True
     """
     nz = check_volume(image)[0]
-    settings = CurtainSettings(method=method, orientation=orientation, width_px=float(width_px), block=int(block), length=int(length), threshold=float(threshold))
+    settings = CurtainSettings(method=method, orientation=orientation, width_px=float(width_px), block=int(block), length=int(length), threshold=float(threshold), z_reach=int(z_reach))
     data = read_slices(image, spread_indices(nz, n_slices))
     before = float(np.median([stripe_index(p, settings) for p in data]))
     removed = expected = 0.0
@@ -407,12 +474,48 @@ def _removed_energy(p: np.ndarray, settings: CurtainSettings) -> float:
     return float(np.mean(_stripe_nodes(p, settings).astype(np.float64) ** 2))
 
 
+def remove_stripes_stack(stack: np.ndarray, settings: CurtainSettings) -> np.ndarray:
+    """Consecutive slices ``(Z, Y, X)`` with stripes removed, pooling ``settings.z_reach`` slices each side.
+
+    float32, not clipped; unchanged when disabled.  The first and last ``z_reach`` slices
+    pool fewer neighbours.  ``z_reach=0`` or the ``"wavelet-fft"`` method: slice by slice, as
+    :func:`remove_stripes`.
+    """
+    out = np.array(stack, dtype=np.float32)
+    if not settings.enabled:
+        return out
+    if settings.method != "highpass" or settings.z_reach == 0:
+        for z in range(out.shape[0]):
+            out[z] = remove_stripes(out[z], settings)
+        return out
+    q = out.transpose(0, 2, 1) if settings.orientation == "horizontal" else out
+    nodes = _stack_nodes(q, settings)
+    for z in range(q.shape[0]):
+        _add_rows(q[z], nodes[z], sign=-1.0)
+    return out
+
+
+_Z_CHUNK = 8  # slices per task when pooling over z (the overlap is recomputed per task)
+
+
 def apply_curtains(image: Any, settings: CurtainSettings) -> Any:
-    """Remove stripes slice by slice (lazy for dask); same kind, shape and dtype, never NaN."""
+    """Remove stripes (lazy for dask); same kind, shape and dtype, never NaN.
+
+    Slices are pooled with ``settings.z_reach`` neighbours on each side (see
+    :func:`remove_stripes_stack`); a dask stack is processed in tasks of a few slices that
+    overlap by ``2 * z_reach`` (the stripes of the neighbours enter the background of the
+    second pass), so the result equals the unchunked one.
+    """
     check_volume(image)
     dtype = np.dtype(image.dtype)
-
-    def one(plane: np.ndarray, z: int) -> np.ndarray:
-        return restore_dtype(remove_stripes(plane, settings), dtype)
-
-    return map_slices(image, one)
+    reach = int(settings.z_reach)
+    if not settings.enabled or settings.method != "highpass" or reach == 0:
+        return map_slices(image, lambda plane, z: restore_dtype(remove_stripes(plane, settings), dtype))
+    if is_dask(image):
+        depth = 2 * reach
+        stack = image.rechunk({0: max(_Z_CHUNK, depth), 1: -1, 2: -1})
+        return stack.map_overlap(
+            lambda chunk: restore_dtype(remove_stripes_stack(chunk, settings), dtype, overwrite=True),
+            depth={0: depth, 1: 0, 2: 0}, boundary="none", trim=True, dtype=dtype,
+        )
+    return restore_dtype(remove_stripes_stack(np.asarray(image), settings), dtype, overwrite=True)
