@@ -264,3 +264,28 @@ def test_wall_shift_is_the_sideways_shift_of_the_walls():
     pairs = [(r <= 25, r <= 22), (r <= 20, r <= 17)]
     assert wall_shift(pairs, pixel_nm=(10.0, 10.0)) == pytest.approx(30.0, rel=0.15)
     assert wall_shift([(r <= 2, r <= 2)], pixel_nm=(10.0, 10.0)) == 0.0  # too little wall to measure
+
+
+def test_split_voids_takes_the_outer_ring_at_the_electrolyte_grey():
+    """A void dark only inside its outer 20 nm ring (edge brightening and the shine-through blur
+    of the walls lift the ring to the electrolyte grey) is taken whole, ring included, and the
+    filled pore beyond the ring stays electrolyte.  A grey-gated growth stops at the ring."""
+    E, V, B = PHASES["electrolyte"], PHASES["void"], PHASES["binder"]
+    phases, g = _pore_block()
+    yy, xx = np.mgrid[:40, :40]
+    r = np.hypot(yy - 20, xx - 20)
+    g[2:10][:, r <= 8] = 0.05
+    true_void = np.zeros(g.shape, bool)
+    true_void[2:10][:, r <= 10] = True  # the ring 8 < r <= 10 stays at 0.22
+    cat = np.ones(g.shape, bool)
+    kw = dict(void=V, electrolyte=E, binder=B, level=0.22, spread=0.02, voxel_size_nm=(20.0, 10.0, 10.0))
+    cues = VoidCues(shine_depth_nm=0.0, grow_nm=20.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=0.0)
+    out = split_voids(g, phases, cat, cues=cues, **kw) == V
+    assert out[true_void & (r[None] <= 9.5)].all()
+    assert not out[(phases == E) & (r[None] > 10.5)].any()
+    # at 20 nm pixels the same 20 nm ring is one pixel
+    coarse = split_voids(g[:, ::2, ::2], phases[:, ::2, ::2], cat[:, ::2, ::2], cues=cues,
+                         **{**kw, "voxel_size_nm": (20.0, 20.0, 20.0)}) == V
+    rc = r[None, ::2, ::2]
+    assert coarse[true_void[:, ::2, ::2] & (rc <= 9.5)].all()
+    assert not coarse[(phases[:, ::2, ::2] == E) & (rc > 10.5)].any()
