@@ -173,5 +173,7 @@ def test_z_pooling_chunked_equals_whole_and_gains_on_noise():
     lazy = apply_curtains(da.from_array(img, chunks=(1, 256, 192)), pooled)
     np.testing.assert_allclose(lazy.compute(), whole, rtol=0, atol=1e-4)
     alone = apply_curtains(img, estimate_curtains(img, z_reach=0))
-    rmse = lambda a: float(np.sqrt(np.mean((a - base) ** 2)))
-    assert rmse(whole) < rmse(alone) < rmse(img)
+    # the stripes found vs the true ones (against the clean image, a filter that follows the
+    # noise of the column means would also score by removing some of that noise)
+    miss = lambda out: float(np.sqrt(np.mean((img - out - stripes) ** 2)))
+    assert miss(whole) < 0.9 * miss(alone) < 0.9 * 0.25 * float(np.sqrt(np.mean(stripes**2)))

@@ -20,7 +20,9 @@ Methods
     the noise of that median (measured from the residual's differences along the stripe,
     which the stripes do not reach however many columns they cover).  Twice: the second
     background is taken with the first stripes removed, so that wide stripes and stripes a
-    few columns apart do not lift each other's background.
+    few columns apart do not lift each other's background.  The profile is interpolated
+    between block centres.  (Taps three times as far apart in an extra pass find bands of
+    neighbouring curtains, but take periodic structure of that size for stripes.)
     Along z (:func:`apply_curtains`, ``z_reach`` slices each side): curtains are milled
     topography and stay at the same x from slice to slice, so the residuals of neighbouring
     slices are averaged before the steps above (the noise is not shared), and each slice gets
@@ -238,16 +240,19 @@ def _block_median(values: np.ndarray) -> np.ndarray:
     return np.median(values, axis=1).astype(np.float32)
 
 
-def _add_rows(target: np.ndarray, nodes: np.ndarray, *, sign: float = 1.0) -> None:
-    """Add ``sign *`` the linear interpolation of ``nodes`` (rows spread evenly over the rows of
-    ``target``, first and last on the edges, as :func:`interp_matrix`) to ``target`` in place,
-    one node interval at a time so that no full-size temporary is made."""
+def _add_rows(target: np.ndarray, nodes: np.ndarray, block: int, *, sign: float = 1.0) -> None:
+    """Add ``sign *`` the linear interpolation of ``nodes`` to ``target`` in place.
+
+    Node ``k`` sits at the centre of rows ``k * block ... (k + 1) * block - 1`` (the block it
+    was measured on); rows before the first or after the last centre take the nearest node.
+    One node interval at a time, so that no full-size temporary is made.
+    """
     n_rows, n = target.shape[0], nodes.shape[0]
     nodes = (np.float32(sign) * nodes).astype(np.float32)
     if n == 1:
         target += nodes[0]
         return
-    pos = np.linspace(0, n - 1, n_rows)
+    pos = np.clip((np.arange(n_rows) - (block - 1) / 2) / block, 0, n - 1)
     base = np.clip(np.floor(pos).astype(np.intp), 0, n - 2)
     frac = (pos - base).astype(np.float32)[:, None]
     step = np.diff(nodes, axis=0)
@@ -264,13 +269,18 @@ def stripe_profile(plane: np.ndarray, settings: CurtainSettings) -> np.ndarray:
     """The additive stripe image of one slice (stripes along axis 0), float32."""
     p = np.asarray(plane, dtype=np.float32)
     out = np.zeros_like(p)
-    _add_rows(out, _stack_nodes(p[None], settings, pool=False)[0])
+    _add_rows(out, _stack_nodes(p[None], settings, pool=False)[0], _block_rows(p, settings))
     return out
 
 
 def _stripe_nodes(p: np.ndarray, settings: CurtainSettings) -> np.ndarray:
     """The stripe profile of one slice at the block rows ``(blocks, X)``, float32 (see :func:`stripe_profile`)."""
     return _stack_nodes(p[None], settings, pool=False)[0]
+
+
+def _block_rows(p: np.ndarray, settings: CurtainSettings) -> int:
+    """Rows per block for slice ``p`` (at most its height)."""
+    return max(1, min(int(settings.block), p.shape[0]))
 
 
 def _blocks(p: np.ndarray, settings: CurtainSettings) -> tuple[np.ndarray, float]:
@@ -281,7 +291,7 @@ def _blocks(p: np.ndarray, settings: CurtainSettings) -> tuple[np.ndarray, float
     1/1000 of the slice's grey range, so that a noise-free slice does not treat rounding as a
     stripe.
     """
-    b = max(1, min(int(settings.block), p.shape[0]))
+    b = _block_rows(p, settings)
     nb = p.shape[0] // b
     r = _row_bin(b)
     rows = p[: nb * b].reshape(nb * b // r, r, p.shape[1]).sum(axis=1, dtype=np.float32)
@@ -308,6 +318,7 @@ def _pooled_stripes(resid: np.ndarray, settings: CurtainSettings, floor: float) 
     return _garrote(_persistent(run, mean, length), settings.threshold * sigma)
 
 
+_PASSES = 2  # the second background is taken with the first pass's stripes removed
 _SCALE_BLOCKS = 7  # blocks over which a slice's own amplitude of a pooled stripe is fitted
 
 
@@ -340,11 +351,11 @@ def _stack_nodes(stack: np.ndarray, settings: CurtainSettings, *, pool: bool = T
     pairs = [_blocks(np.asarray(p, dtype=np.float32), settings) for p in stack]
     blocks = np.stack([b for b, _ in pairs])
     floor = [f for _, f in pairs]
-    offsets = _tap_offsets(settings.width_px)
     reach = int(settings.z_reach) if pool else 0
     length = min(int(settings.length), blocks.shape[1])
     stripes = np.zeros_like(blocks)
-    for _ in range(2):
+    offsets = _tap_offsets(settings.width_px)
+    for _ in range(_PASSES):
         resid = np.stack([blocks[z] - _across_median(blocks[z] - stripes[z], offsets) for z in range(nz)])
         for z in range(nz):
             lo, hi = max(0, z - reach), min(nz, z + reach + 1)
@@ -387,7 +398,7 @@ def remove_stripes(plane: np.ndarray, settings: CurtainSettings) -> np.ndarray:
         return p
     q = p.T if settings.orientation == "horizontal" else p
     if settings.method == "highpass":
-        _add_rows(q, _stripe_nodes(q, settings), sign=-1.0)
+        _add_rows(q, _stripe_nodes(q, settings), _block_rows(q, settings), sign=-1.0)
     else:
         q -= _wavelet_fft(q, settings)
     return p
@@ -491,7 +502,7 @@ def remove_stripes_stack(stack: np.ndarray, settings: CurtainSettings) -> np.nda
     q = out.transpose(0, 2, 1) if settings.orientation == "horizontal" else out
     nodes = _stack_nodes(q, settings)
     for z in range(q.shape[0]):
-        _add_rows(q[z], nodes[z], sign=-1.0)
+        _add_rows(q[z], nodes[z], _block_rows(q[z], settings), sign=-1.0)
     return out
 
 
