@@ -292,7 +292,8 @@ def analyze(out: str | Path, *, progress: Progress | None = None, **options: Any
             warnings.append(f"the segmentation has no {needed!r} phase: its fractions are 0 by construction, not measured")
     region_names = read_label_names(regions_path)
     with run.stage("analyze", params) as tmp:
-        labels, region_labels = phases.data.compute(), regions.data.compute()
+        # the labels stay in the zarr store: the analysis reads them slab by slab and box by box
+        labels, region_labels = phases.data, regions.data
         result = analyze_volume(
             labels, region_labels, voxel_size_nm=phases.voxel_size_nm[0],
             phase_names=phase_names, region_names=region_names, **params,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
+import dask.array as da
 import numpy as np
 
 from volrecon.errors import InputError, ParameterError
@@ -30,6 +31,37 @@ def check_volume(array: Any, name: str) -> np.ndarray:
     if arr.size == 0:
         raise InputError(f"{name} is empty {arr.shape}; pass a volume with at least one voxel")
     return arr
+
+
+def lazy_volume(array: Any, name: str) -> Any:
+    """A 3-D numpy or dask volume checked like :func:`check_volume` without reading it."""
+    arr = array if isinstance(array, (np.ndarray, da.Array)) else np.asarray(array)
+    if arr.ndim != 3:
+        raise InputError(
+            f"{name} has {arr.ndim} dimension(s) {arr.shape}; pass a 3-D (z, y, x) volume"
+        )
+    if arr.size == 0:
+        raise InputError(f"{name} is empty {arr.shape}; pass a volume with at least one voxel")
+    return arr
+
+
+def read(array: Any, index: Any = Ellipsis) -> np.ndarray:
+    """``array[index]`` as numpy (only that part of a dask / zarr-backed array is read)."""
+    return as_numpy(array[index])
+
+
+def z_slabs(array: Any, slab_voxels: int) -> Iterator[tuple[int, int]]:
+    """``(z0, z1)`` ranges of slabs of about ``slab_voxels`` voxels covering ``array`` along z.
+
+    A dask array's slabs are whole multiples of its z chunk, so no chunk is read twice.
+    """
+    nz = int(array.shape[0])
+    step = max(1, int(slab_voxels) // max(1, int(np.prod(array.shape[1:]))))
+    if isinstance(array, da.Array):
+        cz = int(array.chunks[0][0])
+        step = max(cz, step // cz * cz)
+    for z0 in range(0, nz, step):
+        yield z0, min(nz, z0 + step)
 
 
 def axis_index(axis: int | str) -> int:

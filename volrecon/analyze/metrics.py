@@ -20,12 +20,13 @@ import dask.array as da
 import numpy as np
 
 from volrecon.analyze._common import (
-    AXIS_NAMES, axis_index, check_volume, json_float, phase_map, region_map, require_names,
-    voxel_triplet,
+    AXIS_NAMES, axis_index, json_float, lazy_volume, phase_map, read, region_map, require_names,
+    voxel_triplet, z_slabs,
 )
+from volrecon.analyze._survey import Survey, bounding_box, survey_volume
 from volrecon.analyze.connectivity import ConnectivityResult, cluster_connectivity
-from volrecon.analyze.fractions import count_table, region_fractions, _fractions_from_row
-from volrecon.analyze.layers import inner_box, porous_extent, through_plane_axis
+from volrecon.analyze.fractions import region_fractions, _fractions_from_row
+from volrecon.analyze.layers import axis_from_profiles, inner_box_bits, porous_extent_of, through_plane_axis
 from volrecon.analyze.poresize import PoreSizeResult, pore_size_distribution
 from volrecon.analyze.profiles import DepthProfile, depth_profile
 from volrecon.analyze.surface import SurfaceResult, specific_surface_area
@@ -119,13 +120,16 @@ def analyze_volume(
     marching_cubes: bool = True,
     chunked_above_voxels: int | None = 4 * 1024 * 1024,
     chunks: tuple[int, int, int] = (64, 256, 256),
+    tortuosity_max_voxels: int | None = 12_000_000,
 ) -> AnalysisResult:
     """Measure a labelled electrode volume (fractions, profiles, clusters, tortuosity, SEI).
 
     Parameters
     ----------
     labels, regions : array_like of int, shape (z, y, x)
-        Phase and region (cell layer) label images (numpy or dask).
+        Phase and region (cell layer) label images (numpy or dask).  A dask array (the run
+        folder's OME-Zarr labels) is read slab by slab and box by box, never whole: memory is
+        bounded by the slab, the tortuosity box and the cathode's bounding box.
     voxel_size_nm : float or (float, float, float)
         Voxel size (z, y, x) in nm.
     phase_names, region_names : mapping, optional
@@ -147,7 +151,11 @@ def analyze_volume(
         ``prod(chunks)`` voxels, merged across slab faces: the same clusters as whole-array
         labelling, memory bounded by the slab); ``None`` always labels the whole array.
     chunks : tuple of int
-        Their product is the slab size of the slab-by-slab labelling.
+        Their product is the slab size of the slab-by-slab labelling and reading.
+    tortuosity_max_voxels : int, optional
+        Boxes with more voxels are cut to their centre (the stacking axis kept whole, the
+        others to a common length in nm; recorded in ``notes`` and ``cathode_box``) before the
+        tortuosity solves, pore sizes and surface areas; ``None`` solves the whole box.
 
     Returns
     -------
@@ -167,12 +175,17 @@ def analyze_volume(
     regs = region_map(region_names)
     require_names(phases, ["void", "electrolyte"], "phase_names")
     require_names(regs, ["cathode"], "region_names")
-    lab = check_volume(labels, "labels")
-    reg = check_volume(regions, "regions")
+    lab = lazy_volume(labels, "labels")
+    reg = lazy_volume(regions, "regions")
     if lab.shape != reg.shape:
         raise InputError(f"regions shape {reg.shape} differs from labels shape {lab.shape}; pass matching volumes")
     vs = voxel_triplet(voxel_size_nm)
-    table = count_table(lab, reg)
+    slab = int(np.prod(chunks))
+    specimen = [v for n, v in regs.items() if n != "frame"]
+    survey = survey_volume(lab, reg, region_values=specimen, inside_region=regs["cathode"],
+                           frame_phase=phases.get("frame"), plane_phases=[phases["sei"]] if "sei" in phases else [],
+                           slab_voxels=slab)
+    table = survey.table
     frame_r = regs.get("frame")
     t_all = table.copy()
     if frame_r is not None:
@@ -194,24 +207,27 @@ def analyze_volume(
     cat["void_share_of_pore"] = nv / (nv + ne) if nv + ne else math.nan
     if nv + ne == 0:
         cat["void_share_of_pore_reason"] = "the cathode has no pore (void + electrolyte) voxels"
-    tp = axis_index(through_plane_axis) if through_plane_axis is not None else through_plane_axis_of(reg, regs)
+    tp = (axis_index(through_plane_axis) if through_plane_axis is not None
+          else axis_from_profiles([survey.region_profiles[v] for v in specimen]))
     if tp is None:
         notes.append("stacking axis not found (fewer than two layers); through_plane values are null")
-    cath = reg == regs["cathode"]
     # --- tortuosity in the largest box inside the cathode --------------------------------
     t_tort = time.perf_counter()
-    box = inner_box(cath & (lab != phases.get("frame", -1)))
+    box = inner_box_bits(survey.inside_bits, lab.shape)
     if box is not None and tp is not None:
-        box = _porous_box(lab, box, tp, phases, vs, notes)
+        box = _porous_box(lab, box, tp, phases, vs, notes, slab)
+    if box is not None and tortuosity_max_voxels is not None:
+        box = _capped_box(box, tp, vs, int(tortuosity_max_voxels), notes)
     tort: dict[str, dict[str, TortuosityResult]] = {}
     box_t = None
-    sub = lab[box] if box is not None else None
+    sub = read(lab, box) if box is not None else None
     pores = ({"pore": (sub == phases["void"]) | (sub == phases["electrolyte"]), "void": sub == phases["void"]}
              if sub is not None else {})
     # the pore sizes (GIL-bound distance transforms) run in another process meanwhile
     psd_job = _start_pore_sizes(pores, vs) if pore_size and pores else None
     pool = None
     futures = {}
+    masks: dict[str, np.ndarray] | None = None
     if box is None or min(s.stop - s.start for s in box) < 1:
         notes.append("no box inside the cathode region: tortuosity not computed")
     else:
@@ -233,13 +249,14 @@ def analyze_volume(
         # --- clusters of the cathode's voids (ends per line of the cathode region) ---------
         t1 = time.perf_counter()
         chunked = chunked_above_voxels is not None and lab.size > chunked_above_voxels
-        slab = int(np.prod(chunks)) if chunked else max(lab.size, 1)
-        lab_d = da.from_array(lab, chunks=(max(1, slab // max(1, lab.shape[1] * lab.shape[2])), -1, -1))
+        lab_d, reg_d = (_as_dask(v, slab if chunked else lab.size) for v in (lab, reg))
+        slab_c = (next(z_slabs(lab_d, slab))[1] * int(np.prod(lab.shape[1:]))) if chunked else max(lab.size, 1)
+        cath_d = reg_d == regs["cathode"]
         void_v, elec_v = phases["void"], phases["electrolyte"]
-        void_c, pore_c = (_clusters(mask, cath, connectivity, vs, slab)
+        void_c, pore_c = (_clusters(mask, cath_d, connectivity, vs, slab_c)
                           for mask in (lab_d == void_v, (lab_d == void_v) | (lab_d == elec_v)))
         if chunked:
-            notes.append(f"clusters labelled chunk by chunk (slabs of {slab} voxels along z) and merged across slab faces")
+            notes.append(f"clusters labelled chunk by chunk (slabs of {slab_c} voxels along z) and merged across slab faces")
         timings["connectivity"] = time.perf_counter() - t1
         # --- surfaces -------------------------------------------------------------------------
         t1 = time.perf_counter()
@@ -250,6 +267,7 @@ def analyze_volume(
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+    sub = masks = None  # the tortuosity box is no longer needed
     if futures:
         notes.append("connectivity and surface areas were measured while the tortuosity solves ran "
                      "(their timings overlap)")
@@ -261,14 +279,19 @@ def analyze_volume(
     t1 = time.perf_counter()
     sei = None
     if "sei" in phases and "sodium" in phases:
-        sei = sei_thickness(lab, phase_names=phases, voxel_size_nm=vs, axis=tp)
+        sei = _sei(lab, survey, phases, vs, tp)
     timings["sei_thickness"] = time.perf_counter() - t1
     # --- depth profile --------------------------------------------------------------------
     t1 = time.perf_counter()
     prof = None
     if "separator" in regs:
-        prof = depth_profile(lab, cath, reg == regs["separator"], phase_names=phases,
-                             voxel_size_nm=vs, bin_nm=profile_bin_nm)
+        # the cathode's bounding box grown by one voxel: the interface lies beside it
+        cbox = bounding_box([p > 0 for p in survey.region_profiles[regs["cathode"]]], grow=1)
+        lab_c, reg_c = read(lab, cbox), read(reg, cbox)
+        prof = depth_profile(lab_c, reg_c == regs["cathode"], reg_c == regs["separator"], phase_names=phases,
+                             voxel_size_nm=vs, bin_nm=profile_bin_nm,
+                             source_outside=bool(table[regs["separator"]].sum()))
+        del lab_c, reg_c
     timings["depth_profile"] = time.perf_counter() - t1
     psd: dict[str, PoreSizeResult] = {}
     if psd_job is not None:
@@ -284,16 +307,34 @@ def analyze_volume(
     )
 
 
-def _porous_box(lab: np.ndarray, box: tuple[slice, ...], tp: int, phases: Mapping[str, int],
-                vs: tuple[float, float, float], notes: list[str]) -> tuple[slice, ...]:
+def _as_dask(volume: Any, slab_voxels: int) -> da.Array:
+    """A dask view of a volume (a dask array as it is; numpy in slabs of ``slab_voxels`` along z)."""
+    if isinstance(volume, da.Array):
+        return volume
+    return da.from_array(volume, chunks=(max(1, slab_voxels // max(1, volume.shape[1] * volume.shape[2])), -1, -1))
+
+
+def _porous_box(lab: Any, box: tuple[slice, ...], tp: int, phases: Mapping[str, int],
+                vs: tuple[float, float, float], notes: list[str], slab_voxels: int) -> tuple[slice, ...]:
     """The box cut along the stacking axis to the porous layer (:func:`porous_extent`).
 
     A dense end slab (the collector labelled as cathode, say) blocks through-plane transport
     and would make the through-plane tortuosity infinite; the cut is recorded in ``notes``.
+    The pore fraction per plane is gathered slab by slab along z.
     """
-    sub = lab[box]
-    lo, hi = porous_extent((sub == phases["void"]) | (sub == phases["electrolyte"]), tp)
-    n = sub.shape[tp]
+    shape = [s.stop - s.start for s in box]
+    n = shape[tp]
+    counts = np.zeros(n, np.int64)
+    other = tuple(a for a in range(3) if a != tp)
+    step = max(1, slab_voxels // max(1, shape[1] * shape[2]))
+    for z0 in range(box[0].start, box[0].stop, step):
+        part = read(lab, (slice(z0, min(box[0].stop, z0 + step)), box[1], box[2]))
+        pore = (part == phases["void"]) | (part == phases["electrolyte"])
+        if tp == 0:
+            counts[z0 - box[0].start: z0 - box[0].start + pore.shape[0]] = pore.sum(axis=other)
+        else:
+            counts += pore.sum(axis=other)
+    lo, hi = porous_extent_of(counts / (int(np.prod(shape)) // n))
     if (lo, hi) == (0, n):
         return box
     s = box[tp]
@@ -307,12 +348,67 @@ def _porous_box(lab: np.ndarray, box: tuple[slice, ...], tp: int, phases: Mappin
     return tuple(out)
 
 
-def _clusters(mask: Any, cath: np.ndarray, connectivity: int, vs: tuple[float, float, float],
+def _capped_box(box: tuple[slice, ...], tp: int | None, vs: tuple[float, float, float], max_voxels: int,
+                notes: list[str]) -> tuple[slice, ...]:
+    """The centre of ``box`` holding at most ``max_voxels`` voxels (the box itself when it does).
+
+    The stacking axis is kept whole (transport across the whole layer); the other axes are cut
+    to a common physical length, the longer first, so the sub-box is as close to square in nm
+    as the budget allows.  The solves, pore sizes and surfaces then measure this
+    representative sub-volume, with memory bounded by ``max_voxels`` whatever the stack's size.
+    """
+    shape = [s.stop - s.start for s in box]
+    if int(np.prod(shape)) <= max_voxels:
+        return box
+    free = [a for a in range(3) if a != tp]
+    budget = max_voxels / float(np.prod([shape[a] for a in range(3) if a not in free]))
+
+    def sizes(length: float) -> list[int]:
+        return [min(shape[a], max(1, int(length / vs[a]))) for a in free]
+
+    lo, hi = 0.0, max(shape[a] * vs[a] for a in free)
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if np.prod(sizes(mid)) <= budget else (lo, mid)
+    out = list(box)
+    for a, n in zip(free, sizes(lo)):
+        start = box[a].start + (shape[a] - n) // 2
+        out[a] = slice(start, start + n)
+    new = [s.stop - s.start for s in out]
+    notes.append(f"tortuosity box {'x'.join(map(str, shape))} cut to its centre {'x'.join(map(str, new))} voxels "
+                 f"(tortuosity_max_voxels={max_voxels}): the solves, pore sizes and surface areas measure "
+                 "this sub-volume")
+    return tuple(out)
+
+
+def _sei(lab: Any, survey: Survey, phases: Mapping[str, int], vs: tuple[float, float, float],
+         tp: int | None) -> ThicknessResult:
+    """SEI thickness read from the planes around the SEI along the stacking axis only.
+
+    :func:`sei_thickness` crops to the layer with a margin of the layer's own extent; the same
+    crop is read here, so the result equals the whole-volume call.
+    """
+    if tp is None:
+        return sei_thickness(read(lab), phase_names=phases, voxel_size_nm=vs, axis=tp)
+    idx = np.flatnonzero(survey.phase_planes[phases["sei"]][tp])
+    index = [slice(None)] * 3
+    if idx.size:
+        margin = int(idx[-1] - idx[0]) + 3
+        index[tp] = slice(max(0, int(idx[0]) - margin), min(lab.shape[tp], int(idx[-1]) + 1 + margin))
+    else:
+        index[tp] = slice(0, 1)
+    part = read(lab, tuple(index))
+    if idx.size and survey.table[:, phases["sodium"]].sum() and not (part == phases["sodium"]).any():
+        part = read(lab)  # the inner material lies beyond the crop: the whole-volume call says so
+    return sei_thickness(part, phase_names=phases, voxel_size_nm=vs, axis=tp)
+
+
+def _clusters(mask: da.Array, cath: da.Array, connectivity: int, vs: tuple[float, float, float],
               slab_voxels: int) -> ConnectivityResult:
     """Cluster statistics of a phase mask within the cathode, labelled slab by slab (see
     :func:`cluster_connectivity`): no whole-volume label image is held."""
     # ends along z (milling) are the first and last slice; along y, x the cathode's own ends
-    return cluster_connectivity(mask & da.from_array(cath, chunks=mask.chunks), connectivity=connectivity,
+    return cluster_connectivity(mask & cath, connectivity=connectivity,
                                 voxel_size_nm=vs, domain=cath, face_axes=(0,), slab_voxels=slab_voxels)
 
 

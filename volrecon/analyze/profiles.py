@@ -67,16 +67,20 @@ def depth_profile(
     voxel_size_nm: Any,
     bin_nm: float | None = None,
     reference: str = "separator|cathode interface",
+    source_outside: bool = False,
 ) -> DepthProfile:
     """Phase fractions of ``within`` voxels against their distance from ``source`` voxels.
 
     The distance is the anisotropic Euclidean distance (nm) from each voxel centre to the
     nearest ``source`` voxel centre, minus half a voxel along the mean so that the first bin
     starts at the interface.  Bins default to ~40 over the depth (at least one voxel wide).
+
+    ``source_outside`` says that the arrays are a crop of a volume whose ``source`` voxels lie
+    outside it (the crop then reports that the source does not touch the profiled region).
     """
     vs = voxel_triplet(voxel_size_nm)
     nan = np.full(0, np.nan)
-    if not source.any():
+    if not source.any() and not source_outside:
         return DepthProfile(np.zeros(1), np.zeros(0, int), {}, reference,
                             reason=f"no voxels to measure from ({reference} absent)")
     if not within.any():
