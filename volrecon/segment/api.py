@@ -410,7 +410,7 @@ def segment_volume(
             params["sodium"] = na_info
         if refine_anode and lay.heights.get("sodium|sei") is not None:
             lay = refine_interface(image, lay, "sodium|sei", voxel_size_nm=vox,
-                                   upper=None if regional else "sei|separator")
+                                   upper=None if regional else "sei|separator", rim=True)
         if regional:
             lay, sei_info = sei_outer_surface(image, lay, voxel_size_nm=vox, lateral_nm=sei_lateral_nm)
             params["sei"] = sei_info

@@ -23,7 +23,7 @@ smoothing scale (``lateral_nm``) bounds the finest roughness followed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -68,6 +68,12 @@ class Layers:
         Layer/phase group name -> present in the field of view.
     length : int
         Number of voxels along the stacking axis.
+    notes : list of str
+        How each interface was found.
+    edges : dict
+        Interface name -> the edge-rim fit of :func:`refine_interface` (``rim=True``) on it:
+        ``shift_vox`` (the correction applied, towards the bright side), ``sigma_vox`` (blur),
+        ``rim_ratio``.
     """
 
     axis: int
@@ -76,6 +82,7 @@ class Layers:
     present: dict[str, bool]
     length: int
     notes: list[str] = field(default_factory=list)
+    edges: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def absent(self) -> list[str]:
@@ -555,9 +562,50 @@ def region_block(layers: Layers, block_slices: tuple[slice, slice, slice], shape
     return out
 
 
+RIM_OFFSETS = np.arange(-3.0, 3.01, 0.25)
+"""Offsets (voxels, dark side negative) of the edge profile the rim model is fitted to."""
+
+
+def edge_rim_shift(offsets: np.ndarray, profile: np.ndarray) -> tuple[float, dict[str, float]]:
+    """Where the boundary lies relative to the gradient maximum of an edge with bright rims.
+
+    Edge brightening adds a bright rim on *both* sides of a boundary (secondary electrons escape
+    through the nearby side wall).  Blurred by the probe, the rim on the dark side merges with
+    the step, so the steepest grey step lies up to about half a voxel on the dark side of the
+    boundary.  The median profile across the edge (``profile`` at ``offsets`` from the gradient
+    maxima, dark side first) is fitted by a blurred step from ``P`` to ``F`` at ``c`` plus a rim
+    of height ``r`` one voxel wide on each side of it, ``P + (F - P) Φ((x - c)/σ) + r [Φ((x - c +
+    1)/σ) - Φ((x - c - 1)/σ)]``; ``c`` is the shift from the gradient maximum to the boundary
+    (towards the bright side when positive).  Returns ``(c, fit)``; ``c = 0`` when the fit
+    finds no rim or no step.
+    """
+    from scipy.optimize import least_squares
+    from scipy.special import ndtr
+
+    x = np.asarray(offsets, float)
+    y = np.asarray(profile, float)
+    if y.size < 8 or not np.all(np.isfinite(y)):
+        return 0.0, {}
+    scale = float(np.ptp(y)) or 1.0
+    yn = (y - y[0]) / scale
+
+    def model(p: np.ndarray) -> np.ndarray:
+        lo, hi, r, s, c = p
+        return lo + (hi - lo) * ndtr((x - c) / s) + r * (ndtr((x - c + 1) / s) - ndtr((x - c - 1) / s))
+
+    p0 = np.array([0.0, float(yn[-1]), 0.1, 1.0, 0.0])
+    fit = least_squares(lambda p: model(p) - yn, p0, bounds=([-1, 0, 0, 0.3, -1.0], [1, 3, 3, 3.0, 1.5]))
+    lo, hi, r, s, c = fit.x
+    info = {"rim_ratio": float(r / max(hi - lo, 1e-9)), "sigma_vox": float(s), "shift_vox": float(c),
+            "rms": float(np.sqrt(np.mean(fit.fun ** 2)))}
+    if not (fit.success and hi - lo > 0.2 and info["rms"] < 0.1):
+        return 0.0, info
+    return float(c), info
+
+
 def refine_interface(
     image: Any, layers: Layers, name: str, *, voxel_size_nm: Sequence[float], window_nm: float = 100.0,
-    lateral_nm: float = 20.0, upper: str | None = None, slab: int = 16,
+    lateral_nm: float = 20.0, upper: str | None = None, slab: int = 16, rim: bool = False,
 ) -> Layers:
     """Move one interface onto the grey-value edge between its two layers.
 
@@ -568,7 +616,9 @@ def refine_interface(
     for that steepest step within ``±window_nm`` of the current height (and before the
     ``upper`` interface), with the step's sign taken from the data (the median over all
     columns), refines it to sub-voxel precision and keeps the old height where no clear step is
-    found.
+    found.  With ``rim``, the steepest step is then moved by the shift
+    :func:`edge_rim_shift` measures on the median edge profile (the bright rims of edge
+    brightening pull the steepest step towards the dark side).
 
     Parameters
     ----------
@@ -587,7 +637,11 @@ def refine_interface(
     upper : str, optional
         An interface the refined one must stay before (e.g. ``"sei|separator"``).
     slab : int
-        Rows of the first lateral axis read at a time (bounded memory for dask input).
+        Rows of the first lateral axis read at a time: memory is bounded by the slab, whatever
+        the number of rows (only per-column results are kept).
+    rim : bool
+        Correct the steepest step for edge-brightening rims (the shift is in the notes and in
+        ``Layers.notes``).
 
     Returns
     -------
@@ -602,21 +656,23 @@ def refine_interface(
     vox = [float(v) for v in voxel_size_nm]
     n = layers.length
     w = max(2, int(round(window_nm / vox[ax])))
-    sig = [lateral_nm / vox[a] for a in lat] + [0.7]
-    pad = int(np.ceil(3 * sig[0])) + 1
+    sig_lat = [lateral_nm / vox[a] for a in lat] + [0.0]
+    pad = int(np.ceil(3 * sig_lat[0])) + 1
     # heights in "anode first" coordinates
     h = h_old if layers.anode_first else n - h_old
     hu = layers.heights.get(upper) if upper else None
     if hu is not None and not layers.anode_first:
         hu = n - hu
-    new = np.array(h, dtype=np.float64)
-    strength = np.zeros(h.shape)
+    # per column and per step sign (+1 rising, -1 falling towards the cathode): the steepest
+    # step's sub-voxel position and strength; the sign is decided once all slabs are seen
+    pos = {s: np.array(h, dtype=np.float64) for s in (1, -1)}
+    strength = {s: np.zeros(h.shape) for s in (1, -1)}
+    prof: dict[int, list[np.ndarray]] = {1: [], -1: []}
     sign_votes: list[np.ndarray] = []
-    results = []
+    noise: list[np.ndarray] = []
     n0 = h.shape[0]
-    for a0 in range(0, n0, slab):
-        a1 = min(n0, a0 + slab)
-        p0, p1 = max(0, a0 - pad), min(n0, a1 + pad)
+    every = max(1, int(np.ceil(h.size / 20000)))  # columns sampled for the rim profile
+    for a0, a1, p0, p1 in slab_rows(n0, pad, slab):
         sl = [slice(None)] * 3
         sl[lat[0]] = slice(p0, p1)
         block = image[tuple(sl)]
@@ -624,8 +680,11 @@ def refine_interface(
         block = np.moveaxis(block, ax, -1)
         if not layers.anode_first:
             block = block[..., ::-1]
-        g = ndi.gaussian_filter(block, sig, mode="nearest", truncate=3.0)[a0 - p0: a1 - p0]
+        gl = ndi.gaussian_filter(block, sig_lat, mode="nearest", truncate=3.0)[a0 - p0: a1 - p0]
+        del block
+        g = ndi.gaussian_filter1d(gl, 0.7, axis=-1, mode="nearest", truncate=3.0)
         d = g[..., 1:] - g[..., :-1]  # d[..., i]: step across boundary coordinate i + 1
+        del g
         hc = h[a0:a1]
         lo = np.clip(np.floor(hc).astype(int) - w, 0, n - 2)
         hi = np.clip(np.ceil(hc).astype(int) + w, 1, n - 1)
@@ -633,33 +692,73 @@ def refine_interface(
             hi = np.clip(np.minimum(hi, np.ceil(hu[a0:a1]).astype(int) + 1), lo + 1, n - 1)
         idx = np.arange(n - 1)
         inside = (idx >= lo[..., None]) & (idx < hi[..., None])
-        results.append((a0, a1, d, inside))
         mid = np.clip(np.round(hc).astype(int) - 1, 0, n - 2)
         sign_votes.append(np.take_along_axis(d, mid[..., None], axis=-1)[..., 0].ravel())
-    sign = 1.0 if np.median(np.concatenate(sign_votes)) >= 0 else -1.0
-    noise = []
-    for a0, a1, d, inside in results:
-        sd = np.where(inside, sign * d, -np.inf)
-        i = np.argmax(sd, axis=-1)
-        best = np.take_along_axis(sd, i[..., None], axis=-1)[..., 0]
-        left = np.take_along_axis(sd, np.maximum(i - 1, 0)[..., None], axis=-1)[..., 0]
-        right = np.take_along_axis(sd, np.minimum(i + 1, sd.shape[-1] - 1)[..., None], axis=-1)[..., 0]
-        left = np.where(np.isfinite(left), left, best)
-        right = np.where(np.isfinite(right), right, best)
-        den = left - 2 * best + right
-        delta = np.where(den < 0, np.clip(0.5 * (left - right) / np.where(den < 0, den, -1), -0.5, 0.5), 0.0)
-        new[a0:a1] = i + 1 + delta
-        strength[a0:a1] = best
         noise.append(np.abs(d[..., :: max(1, d.shape[-1] // 16)]).ravel())
+        for s in (1, -1):
+            p_, b_ = steepest_step(np.where(inside, s * d, -np.inf))
+            pos[s][a0:a1], strength[s][a0:a1] = p_, b_
+            if rim:
+                flat = np.arange(a0 * h.shape[1], a1 * h.shape[1])
+                take = (flat % every) == 0
+                at = p_.ravel()[take][:, None] + s * RIM_OFFSETS
+                prof[s].append(sample_columns(gl.reshape(-1, n)[take], at).astype(np.float32))
+        del d, gl
+    sign = 1 if np.median(np.concatenate(sign_votes)) >= 0 else -1
     # keep the class-based height where the step is not clearly above the typical step
     typical = float(np.median(np.concatenate(noise))) + 1e-12
-    ok = strength > 3 * typical
+    ok = strength[sign] > 3 * typical
+    new = pos[sign]
+    note, shift, fit = "", 0.0, {}
+    if rim and ok.any():
+        ok_s = ok.ravel()[(np.arange(h.size) % every) == 0]
+        samples = np.concatenate(prof[sign])[ok_s]
+        shift, fit = edge_rim_shift(RIM_OFFSETS, np.median(samples, axis=0)) if samples.shape[0] >= 10 else (0.0, {})
+        new = new + sign * shift
+        note = f", moved {shift:+.2f} voxels towards the bright side for the edge rims (fit {fit})"
     new = np.where(ok, new, h)
     new = ndi.median_filter(new, size=3, mode="nearest")
     if hu is not None:
         new = np.minimum(new, hu)
     heights = dict(layers.heights)
     heights[name] = new if layers.anode_first else n - new
-    notes = list(layers.notes) + [f"{name} refined on the grey-value edge ({ok.mean():.0%} of columns)"]
-    return Layers(axis=layers.axis, anode_first=layers.anode_first, heights=heights, present=layers.present,
-                  length=layers.length, notes=notes)
+    notes = list(layers.notes) + [f"{name} refined on the grey-value edge ({ok.mean():.0%} of columns){note}"]
+    edges = {**layers.edges, name: {**fit, "shift_vox": shift}} if rim else layers.edges
+    return replace(layers, heights=heights, notes=notes, edges=edges)
+
+
+def slab_rows(rows: int, pad: int, step: int) -> list[tuple[int, int, int, int]]:
+    """``(a0, a1, p0, p1)`` per slab of ``step`` rows: core rows ``[a0, a1)`` and the rows
+    ``[p0, p1)`` read for them (``pad`` rows of context each side, cut at the ends)."""
+    step = max(1, int(step))
+    return [(a0, min(rows, a0 + step), max(0, a0 - pad), min(rows, a0 + step + pad)) for a0 in range(0, rows, step)]
+
+
+def steepest_step(sd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column (last axis), the sub-voxel boundary coordinate of the largest step of ``sd``
+    (``sd[..., i]`` across boundary ``i + 1``; -inf outside the search window) and its size."""
+    i = np.argmax(sd, axis=-1)
+    best = np.take_along_axis(sd, i[..., None], axis=-1)[..., 0]
+    left = np.take_along_axis(sd, np.maximum(i - 1, 0)[..., None], axis=-1)[..., 0]
+    right = np.take_along_axis(sd, np.minimum(i + 1, sd.shape[-1] - 1)[..., None], axis=-1)[..., 0]
+    seen = np.isfinite(best)  # a column with an empty window keeps its first boundary, size -inf
+    left = np.where(np.isfinite(left) & seen, left, 0.0)
+    right = np.where(np.isfinite(right) & seen, right, 0.0)
+    mid = np.where(seen, best, 0.0)
+    left = np.where(np.isfinite(np.take_along_axis(sd, np.maximum(i - 1, 0)[..., None], axis=-1)[..., 0]), left, mid)
+    right = np.where(np.isfinite(np.take_along_axis(sd, np.minimum(i + 1, sd.shape[-1] - 1)[..., None], axis=-1)[..., 0]),
+                     right, mid)
+    den = left - 2 * mid + right
+    delta = np.where(den < 0, np.clip(0.5 * (left - right) / np.where(den < 0, den, -1), -0.5, 0.5), 0.0)
+    return i + 1 + delta, best
+
+
+def sample_columns(vol: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Linear interpolation of ``vol`` (stacking axis last, voxel centres at ``i + 0.5``) at the
+    boundary coordinates ``pos`` (shape ``(*vol.shape[:-1], m)``) of each column."""
+    n = vol.shape[-1]
+    x = np.clip(pos - 0.5, 0, n - 1)
+    i0 = np.floor(x).astype(np.int64)
+    i1 = np.minimum(i0 + 1, n - 1)
+    f = x - i0
+    return (1 - f) * np.take_along_axis(vol, i0, axis=-1) + f * np.take_along_axis(vol, i1, axis=-1)

@@ -27,7 +27,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from volrecon.phases import REGIONS
-from volrecon.segment.layers import Layers
+from volrecon.segment.layers import Layers, sample_columns, steepest_step
 
 _TRUNCATE = 3.0
 
@@ -155,7 +155,7 @@ def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequenc
     fine7 = ndi.gaussian_filter(img, [0.7, 0.7, 0.7], mode="nearest", truncate=_TRUNCATE)
     dshare = ndi.gaussian_filter((fine7 < dark_thr).astype(np.float32), sig, mode="nearest", truncate=_TRUNCATE)
     del fine7
-    film_dark = float(np.median(_sample_columns(dshare[cols], at_film)))
+    film_dark = float(np.median(sample_columns(dshare[cols], at_film)))
     out: dict[str, Any] = {"sei_level": sei_level, "sodium_level": na_level, "dark_threshold": dark_thr,
                            "film_dark_share": film_dark}
     contrast = sei_level - na_level
@@ -202,7 +202,7 @@ def _film_crossing(other: np.ndarray, hn: np.ndarray, hs: np.ndarray, thr: float
     the non-film share within ``reach`` voxels of the sodium surface ``hn`` (NaN where none)."""
     win = np.arange(0.0, reach + 0.25, 0.25)
     posw = hn[..., None] + win
-    sw = _sample_columns(other, posw)
+    sw = sample_columns(other, posw)
     sw = np.where(posw < hs[..., None], sw, 1.0)  # the separator|cathode bound closes every window
     start = np.argmin(np.where(win <= max(1.0, 0.5 * t0), sw, np.inf), axis=-1)  # the film's densest point
     over = (sw > thr) & (np.arange(win.size) > start[..., None])
@@ -212,6 +212,65 @@ def _film_crossing(other: np.ndarray, hn: np.ndarray, hs: np.ndarray, thr: float
     b_ = np.take_along_axis(sw, k[..., None], axis=-1)[..., 0]
     frac = np.clip(np.where(b_ - a_ > 1e-9, (thr - a_) / np.maximum(b_ - a_, 1e-9), 0.5), 0, 1)
     return np.where(found, win[np.maximum(k - 1, 0)] + 0.25 * frac, np.nan)
+
+
+EDGE_LATERAL_NM = 20.0
+"""Lateral smoothing (Gaussian sigma, nm) of the grey values the film's outer edge is located on."""
+
+MIN_EDGE_SHARE = 0.1
+"""Least share of columns with a visible film -> pore edge for the thickness to be taken from those edges."""
+
+
+def _outer_edge(img: np.ndarray, c0: int, c1: int, hn: np.ndarray, t: np.ndarray, hs: np.ndarray,
+                sig: Sequence[float], dark: float, bright: float, t0: float, edge: Mapping[str, float]
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of rows ``[c0, c1)`` of ``img`` (stacking axis last, anode first), the film's
+    thickness from its outer edge: ``(falling, rising)``, NaN where that edge is not seen.
+
+    The edge is the steepest grey step within ``2 + t0 / 4`` voxels of the crossing estimate
+    ``hn + t`` (``t0`` where none): falling where the grey value 1.5 voxels beyond it is darker
+    than ``dark`` (a pore follows the film), rising where it is brighter than ``bright`` (a fibre
+    lies on the film), searched from ``edge["reach_vox"]`` beyond the sodium surface (clear of the
+    sodium edge's own step).  The steepest step lies on the dark side of the boundary by the edge
+    rims' ``edge["shift_vox"]`` (measured on the sodium surface,
+    :func:`volrecon.segment.layers.edge_rim_shift`): it is moved that far towards the bright side.
+    """
+    gl = ndi.gaussian_filter(img, sig, mode="nearest", truncate=_TRUNCATE)[c0:c1]
+    g = ndi.gaussian_filter1d(gl, 0.7, axis=-1, mode="nearest", truncate=_TRUNCATE)
+    n = g.shape[-1]
+    d = g[..., 1:] - g[..., :-1]  # step across boundary coordinate i + 1
+    del g
+    w = 2.0 + 0.25 * t0
+    guess = hn + np.where(np.isfinite(t), t, t0)
+    hi = np.minimum(guess + w, hs)
+    b = np.arange(1, n)
+    col = np.isfinite(hn) & (hs - hn > 1.0)
+    out = []
+    for sign, start, cut in ((-1, 0.5, dark), (1, edge["reach_vox"], bright)):
+        lo = np.maximum(hn + start, guess - w)
+        sd = np.where((b >= lo[..., None]) & (b <= hi[..., None]), sign * d, -np.inf)
+        pos, _ = steepest_step(sd)
+        beyond = sample_columns(gl, (pos + 1.5)[..., None])[..., 0]
+        ok = col & (hi > lo) & (sign * (beyond - cut) > 0)
+        out.append(np.where(ok, pos + sign * edge["shift_vox"] - hn, np.nan))
+    return out[0], out[1]
+
+
+def _fill_thickness(t: np.ndarray, scale: Sequence[float]) -> np.ndarray:
+    """``t`` (NaN where not measured) with every gap filled by the Gaussian-weighted mean of the
+    measured columns around it, at the smallest of ``scale`` x 1, 2, 4 … that reaches it."""
+    out = np.array(t, dtype=np.float64)
+    have = np.isfinite(t)
+    val = np.where(have, t, 0.0)
+    k = 1.0
+    while not np.isfinite(out).all() and k <= 64:
+        s = [k * v for v in scale]
+        wsum = ndi.gaussian_filter(have.astype(np.float64), s, mode="nearest", truncate=_TRUNCATE)
+        vsum = ndi.gaussian_filter(val, s, mode="nearest", truncate=_TRUNCATE)
+        fill = wsum > 1e-3
+        out = np.where(np.isfinite(out), out, np.where(fill, vsum / np.maximum(wsum, 1e-12), np.nan))
+        k *= 2
+    return out
 
 
 def sei_outer_surface(
@@ -281,14 +340,32 @@ def sei_outer_surface(
     #    surface (a fibre or a dense patch of separator on the film does not carry the film on)
     reach = float(max_ratio * t0 + 2.0)
     t_raw = np.full(hn.shape, np.nan)
-    pad = _radius(1.0) + _radius(sig[0])
+    t_fall, t_rise = np.full(hn.shape, np.nan), np.full(hn.shape, np.nan)
+    fit = layers.edges.get("sodium|sei", {})
+    # the sodium edge's step reaches 1 voxel of rim and 3 blur sigmas beyond the surface
+    edge = {"shift_vox": float(fit.get("shift_vox", 0.0)), "reach_vox": 1.0 + 3.0 * float(fit.get("sigma_vox", 1.0))}
+    sig_edge = [EDGE_LATERAL_NM / vox[a] for a in lat] + [0.0]
+    pad = max(_radius(1.0) + _radius(sig[0]), _radius(sig_edge[0]))
     for a0, a1, p0, p1 in _slabs(rows, row_vox, pad, slab_voxels):
-        other = _non_film(band.read(image, p0, p1), ref["dark_threshold"], ref["fibre_threshold"], sig)
+        img = band.read(image, p0, p1)
+        other = _non_film(img, ref["dark_threshold"], ref["fibre_threshold"], sig)
         t_raw[a0:a1] = _film_crossing(other[a0 - p0:a1 - p0], hn_b[a0:a1], hs_b[a0:a1], thr, t0, reach)
         del other
+        t_fall[a0:a1], t_rise[a0:a1] = _outer_edge(img, a0 - p0, a1 - p0, hn_b[a0:a1], t_raw[a0:a1], hs_b[a0:a1],
+                                                   sig_edge, ref["dark_threshold"], ref["fibre_threshold"], t0, edge)
+        del img
     # 3. lateral regularisation of the thickness (not of the height): robust local median, columns
     #    far from it rejected, unmeasured columns take the local median
     cols = np.isfinite(hn) & (hs - hn > 1.0)
+    edge_share = float(np.isfinite(t_fall)[cols].mean()) if cols.any() else 0.0
+    if edge_share >= MIN_EDGE_SHARE:
+        # the film's outer edge where a pore follows it; where a fibre lies on the film, its faint
+        # rising edge when the film is thick enough to keep it clear of the sodium edge, else the
+        # thickness of the columns around (a thin film and a fibre are not told apart)
+        t_edge = t_fall
+        if float(np.nanmedian(t_fall[cols])) > edge["reach_vox"] + 1.0:
+            t_edge = np.where(np.isfinite(t_fall), t_fall, t_rise)
+        t_raw = _fill_thickness(t_edge, [reg_nm / vox[a] for a in lat])
     size = [max(3, 2 * round(reg_nm / vox[a]) + 1) for a in lat]
     t_fill = np.where(np.isfinite(t_raw), t_raw, t0)
     t_med = ndi.median_filter(t_fill, size=size, mode="nearest")
@@ -299,6 +376,8 @@ def sei_outer_surface(
     h = np.clip(hn + t, hn, hs)
     resolved = t0 >= 2.0
     info["found"] = True
+    info["edge_share"] = edge_share
+    info["edge"] = edge
     info["reference_thickness_vox"] = t0
     info["measured_share"] = float(ok[cols].mean()) if cols.any() else 0.0
     info["resolved"] = bool(resolved)
@@ -323,20 +402,8 @@ def sei_outer_surface(
 def _median_profile(vol: np.ndarray, h: np.ndarray, offs: np.ndarray, *, chunk: int = 32) -> np.ndarray:
     """Median over the columns of ``vol`` (columns along the first axis, stacking axis last) of
     the values at ``h + offs`` (sub-voxel), a few offsets at a time (bounded memory)."""
-    return np.concatenate([np.median(_sample_columns(vol, h[:, None] + offs[i:i + chunk]), axis=0)
+    return np.concatenate([np.median(sample_columns(vol, h[:, None] + offs[i:i + chunk]), axis=0)
                            for i in range(0, offs.size, chunk)]) if offs.size else np.zeros(0)
-
-
-def _sample_columns(vol: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    """Linear interpolation of ``vol`` (stacking axis last, voxel centres at ``i + 0.5``) at the
-    boundary coordinates ``pos`` (shape ``(*vol.shape[:-1], m)``) of each column."""
-    n = vol.shape[-1]
-    x = np.clip(pos - 0.5, 0, n - 1)
-    i0 = np.floor(x).astype(np.int64)
-    i1 = np.minimum(i0 + 1, n - 1)
-    f = x - i0
-    v = vol
-    return (1 - f) * np.take_along_axis(v, i0, axis=-1) + f * np.take_along_axis(v, i1, axis=-1)
 
 
 def classify_regions(
