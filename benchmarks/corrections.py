@@ -454,7 +454,7 @@ def render(payload: dict) -> str:
     if payload.get("stripe_free"):
         md += ["", "The destriper on stripe-free phantoms (16 slices, 256x256): the gate compares what the filter removes "
                "with what it removes from Gaussian noise of the slice's pixel noise (significance about 1 on pure noise, "
-               "2-4 with a stripe-free specimen's structure, 65-80 with strong curtains; enabled from 10). RMS change in "
+               "2-3 with a stripe-free specimen's structure, 80-90 with strong curtains; enabled from 10). RMS change in "
                "grey levels (8-bit), with the gate and with the filter forced on:", "",
                "| preset | noise | enabled | significance | RMS change | forced on |", "|---|---|---|---|---|---|"]
         for r in payload["stripe_free"]:

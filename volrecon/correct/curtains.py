@@ -18,11 +18,11 @@ Methods
     the column ends: the median over every other block of the ``2 * length`` blocks below
     must keep half the value), and shrunk by a non-negative garrote at ``threshold`` times
     the noise of that median (measured from the residual's differences along the stripe,
-    which the stripes do not reach however many columns they cover).  Twice: the second
-    background is taken with the first stripes removed, so that wide stripes and stripes a
-    few columns apart do not lift each other's background.  The profile is interpolated
-    between block centres.  (Taps three times as far apart in an extra pass find bands of
-    neighbouring curtains, but take periodic structure of that size for stripes.)
+    which the stripes do not reach however many columns they cover).  In four passes, each
+    background taken with the previous pass's stripes removed (the second with taps twice as
+    far apart and twice the persistence along the stripe, for bands of neighbouring
+    curtains), so that wide stripes and stripes a few columns apart do not lift each other's
+    background.  The profile is interpolated between block centres.
     Along z (:func:`apply_curtains`, ``z_reach`` slices each side): curtains are milled
     topography and stay at the same x from slice to slice, so the residuals of neighbouring
     slices are averaged before the steps above (the noise is not shared), and each slice gets
@@ -36,7 +36,7 @@ Gate
 :func:`estimate_curtains` measures on sample slices how much the filter would remove and
 compares it with what it removes from Gaussian noise of the slice's own pixel noise
 (``significance``: about 1 on pure noise; the structure of a stripe-free specimen adds to it,
-about 2-3 on the noisy phantoms from 192 to 384 px, against 65-80 with strong curtains); below
+about 2-3 on the noisy phantoms from 192 to 384 px, against 80-90 with strong curtains); below
 ``min_significance`` (default 10) the filter is disabled, so a stripe-free noisy stack is left
 as it is.  On a noise-free stack nothing is
 noise, and thin, long, straight features of the structure (trench walls) pass the gate.
@@ -169,10 +169,11 @@ def _network_median(vals: list[np.ndarray]) -> np.ndarray:
 def _running_median(blocks: np.ndarray, length: int, *, ahead: bool = False, step: int = 1) -> np.ndarray:
     """Running median of ``length`` block rows (axis 0), edges repeated.
 
-    Centred (``ahead=False``): equal to ``ndi.median_filter(blocks, size=(length, 1),
-    mode="nearest")`` for odd ``length``.  ``ahead=True``: the window is the block and the
-    blocks after it (down the stripe), every ``step``-th one, the last block repeated past the
-    end.
+    Centred (``ahead=False``): the block and ``length // 2`` blocks on each side, every
+    ``step``-th one (for ``step=1`` and odd ``length`` equal to
+    ``ndi.median_filter(blocks, size=(length, 1), mode="nearest")``).  ``ahead=True``: the
+    block and the blocks after it (down the stripe), every ``step``-th one.  Edge blocks are
+    repeated past the ends.
     """
     n = blocks.shape[0]
     if length <= 1 or n <= 1:
@@ -181,7 +182,7 @@ def _running_median(blocks: np.ndarray, length: int, *, ahead: bool = False, ste
     if length > 9 and step == 1:
         origin = -(length // 2) if ahead else 0
         return ndi.median_filter(blocks, size=(length, 1), mode="nearest", origin=(origin, 0))
-    before, after = (0, step * (length - 1)) if ahead else (length // 2, length // 2)
+    before, after = (0, step * (length - 1)) if ahead else (step * (length // 2), step * (length // 2))
     pad = np.concatenate([blocks[:1]] * before + [blocks] + [blocks[-1:]] * after)
     views = [pad[step * i : step * i + n] for i in range(length)]
     return _network_median(views) if length <= 9 else np.median(np.stack(views), axis=0).astype(blocks.dtype)
@@ -190,17 +191,17 @@ def _running_median(blocks: np.ndarray, length: int, *, ahead: bool = False, ste
 _PERSIST = 0.5  # the stripe below a block must keep at least this share of its amplitude
 
 
-def _persistent(run: np.ndarray, blocks: np.ndarray, length: int) -> np.ndarray:
+def _persistent(run: np.ndarray, blocks: np.ndarray, length: int, *, step: int = 2) -> np.ndarray:
     """``run`` damped where the residual does not persist down the stripe.
 
     A curtain, once started below a feature, runs on down the face (fading slowly), so the
-    median of the residual over every other block of the ``2 * length`` blocks below a block
-    (twice the centred window: a feature must outlast both to pass) keeps most of the value
+    median of the residual over every ``step``-th block of the ``step * length`` blocks below
+    a block (twice the centred window: a feature must outlast both to pass) keeps most of the value
     there; a narrow elongated feature of the structure (a rod particle, a pore channel along
     the column) ends, and the blocks below it pull that median to 0.  The weight is the ratio
     of the two medians over :data:`_PERSIST`, clipped to [0, 1] (0 where the signs differ).
     """
-    below = _running_median(blocks, length, ahead=True, step=2)
+    below = _running_median(blocks, length, ahead=True, step=step)
     safe = np.where(run == 0, np.float32(1), run)
     w = np.clip(below / safe * np.float32(1 / _PERSIST), 0, 1)
     return run * w
@@ -300,25 +301,31 @@ def _blocks(p: np.ndarray, settings: CurtainSettings) -> tuple[np.ndarray, float
     return _block_median(rows.reshape(nb, b // r, p.shape[1])), max(1e-3 * float(hi - lo), 1e-12)
 
 
-def _pooled_stripes(resid: np.ndarray, settings: CurtainSettings, floor: float) -> np.ndarray:
+def _pooled_stripes(resid: np.ndarray, settings: CurtainSettings, floor: float, step: int = 1) -> np.ndarray:
     """The stripe profile shared by the slices of ``resid`` ``(k, blocks, X)`` (their mean residual).
 
-    A running median along the stripe keeps what is consistent over ``length`` blocks; it is
-    damped where it does not persist down the stripe (:func:`_persistent`) and shrunk by a
-    garrote at ``threshold`` times the noise of that median.  The noise comes from the
-    differences of the residual along the stripe (a stripe is nearly constant along y, so
-    they hold the noise and the structure but not the stripes, however many columns they
-    cover), scaled to a median of ``length`` blocks.
+    A running median along the stripe keeps what is consistent over ``length`` blocks (every
+    ``step``-th block over ``step`` times as many); it is damped where it does not persist
+    down the stripe (:func:`_persistent`) and shrunk by a garrote at ``threshold`` times the
+    noise of that median.  The noise comes from the differences of the residual along the
+    stripe (a stripe is nearly constant along y, so they hold the noise and the structure but
+    not the stripes, however many columns they cover), scaled to a median of ``length`` blocks.
     """
     mean = resid[0] if resid.shape[0] == 1 else resid.mean(axis=0, dtype=np.float32)
     length = min(int(settings.length), mean.shape[0])
-    run = _running_median(mean, length)
-    step = 1.4826 * float(np.median(np.abs(np.diff(mean, axis=0)))) / np.sqrt(2) if mean.shape[0] > 1 else 0.0
-    sigma = max(1.25 * step / np.sqrt(max(length, 1)), floor)  # 1.25: a median's noise over a mean's
-    return _garrote(_persistent(run, mean, length), settings.threshold * sigma)
+    run = _running_median(mean, length, step=step)
+    noise = 1.4826 * float(np.median(np.abs(np.diff(mean, axis=0)))) / np.sqrt(2) if mean.shape[0] > 1 else 0.0
+    sigma = max(1.25 * noise / np.sqrt(max(length, 1)), floor)  # 1.25: a median's noise over a mean's
+    return _garrote(_persistent(run, mean, length, step=2 * step), settings.threshold * sigma)
 
 
-_PASSES = 2  # the second background is taken with the first pass's stripes removed
+# tap spreads of the successive passes (times the narrow one): each pass takes its background
+# from the block medians minus the previous pass's stripes.  The wide pass finds bands of
+# neighbouring curtains that fill most of the narrow taps; wider taps admit wider features of
+# the structure, so it asks for twice the persistence along the stripe (every other block over
+# twice the window); the narrow passes after it give the final profile.
+_PASS_SPREADS = (1, 2, 1, 1)
+_POOLED_PASSES = 2  # the last passes pool z_reach slices each side
 _SCALE_BLOCKS = 7  # blocks over which a slice's own amplitude of a pooled stripe is fitted
 
 
@@ -341,11 +348,12 @@ def _stack_nodes(stack: np.ndarray, settings: CurtainSettings, *, pool: bool = T
 
     Per slice, the across-stripe background of the block medians (:func:`_across_median`) is
     subtracted.  With ``pool`` and ``settings.z_reach > 0`` the residuals of the slices within
-    ``z_reach`` are averaged (curtains are milled topography: they stay at the same x from
-    slice to slice, while the noise does not) and each slice gets the pooled profile at its
-    own amplitude (:func:`_own_amplitude`).  Twice: the second background is taken from the
-    block medians minus the first stripes, so that stripes wider than the taps' gaps or
-    neighbouring stripes do not lift the background of a stripe.
+    ``z_reach`` are averaged in the last :data:`_POOLED_PASSES` passes (curtains are milled
+    topography: they stay at the same x from slice to slice, while the noise does not) and
+    each slice gets the pooled profile at its own amplitude (:func:`_own_amplitude`).  In passes (:data:`_PASS_SPREADS`): each
+    background is taken from the block medians minus the previous pass's stripes, so that
+    stripes wider than the taps' gaps or bands of neighbouring stripes do not lift the
+    background of a stripe.
     """
     nz = stack.shape[0]
     pairs = [_blocks(np.asarray(p, dtype=np.float32), settings) for p in stack]
@@ -354,12 +362,15 @@ def _stack_nodes(stack: np.ndarray, settings: CurtainSettings, *, pool: bool = T
     reach = int(settings.z_reach) if pool else 0
     length = min(int(settings.length), blocks.shape[1])
     stripes = np.zeros_like(blocks)
-    offsets = _tap_offsets(settings.width_px)
-    for _ in range(_PASSES):
+    for k, spread in enumerate(_PASS_SPREADS):
+        offsets = _tap_offsets(settings.width_px * spread)
         resid = np.stack([blocks[z] - _across_median(blocks[z] - stripes[z], offsets) for z in range(nz)])
+        pooled = k >= len(_PASS_SPREADS) - _POOLED_PASSES
         for z in range(nz):
-            lo, hi = max(0, z - reach), min(nz, z + reach + 1)
-            shape = _pooled_stripes(resid[lo:hi], settings, floor[z])
+            # the first passes only set the backgrounds: slice by slice, so that a slice
+            # depends on _POOLED_PASSES * z_reach neighbours, not on z_reach per pass
+            lo, hi = (max(0, z - reach), min(nz, z + reach + 1)) if pooled else (z, z + 1)
+            shape = _pooled_stripes(resid[lo:hi], settings, floor[z], step=spread)
             stripes[z] = shape if hi - lo == 1 else _own_amplitude(shape, resid[z], length)
     return stripes
 
@@ -514,8 +525,7 @@ def apply_curtains(image: Any, settings: CurtainSettings) -> Any:
 
     Slices are pooled with ``settings.z_reach`` neighbours on each side (see
     :func:`remove_stripes_stack`); a dask stack is processed in tasks of a few slices that
-    overlap by ``2 * z_reach`` (the stripes of the neighbours enter the background of the
-    second pass), so the result equals the unchunked one.
+    overlap by ``2 * z_reach`` (the two pooled passes), so the result equals the unchunked one.
     """
     check_volume(image)
     dtype = np.dtype(image.dtype)
@@ -523,7 +533,7 @@ def apply_curtains(image: Any, settings: CurtainSettings) -> Any:
     if not settings.enabled or settings.method != "highpass" or reach == 0:
         return map_slices(image, lambda plane, z: restore_dtype(remove_stripes(plane, settings), dtype))
     if is_dask(image):
-        depth = 2 * reach
+        depth = _POOLED_PASSES * reach
         stack = image.rechunk({0: max(_Z_CHUNK, depth), 1: -1, 2: -1})
         return stack.map_overlap(
             lambda chunk: restore_dtype(remove_stripes_stack(chunk, settings), dtype, overwrite=True),
