@@ -50,3 +50,21 @@ def test_layers_sei_thickness_within_one_voxel(layered):
     assert abs(pred.median - true.median) <= 1.5 * step
     assert pred.p95 <= true.p95 + 3 * step
     assert res.parameters["sei"]["found"] and res.parameters["sei"]["measured_share"] > 0.8
+
+
+def test_thin_sei_edges_not_widened_by_rims(diglyme):
+    """The diglyme SEI (2-3 voxels) is found at its true thickness: edge-brightening rims pull each
+    film edge's steepest step about half a voxel outwards (the film looked up to a voxel thicker),
+    and a fibre lying on the film hides its edge.  On this phantom: mean thickness 44.3 vs 38.4 nm
+    before the rim correction, 41.0 after; Dice 0.796 -> 0.805."""
+    from volrecon.analyze import sei_thickness
+
+    ph, img = diglyme
+    res = segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="auto")
+    step = float(ph.voxel_size_nm[1])
+    P = np.asarray(res.phases)
+    assert _dice(P == res.phase_names["sei"], ph.labels == 7) >= 0.80
+    pred = sei_thickness(P, phase_names=res.phase_names, voxel_size_nm=ph.voxel_size_nm)
+    true = sei_thickness(ph.labels, voxel_size_nm=ph.voxel_size_nm)
+    assert abs(pred.mean - true.mean) <= 0.3 * step
+    assert 0.1 <= res.parameters["sei"]["edge"]["shift_vox"] <= 0.9  # the rims' pull, measured on the stack

@@ -29,7 +29,9 @@ def test_slabs_equal_whole_volume(first_guess, monkeypatch):
     out = []
     for image, slab in ((img, 10**12), (da.from_array(img, chunks=(3, 64, 64)), 1)):
         l1, _ = sodium_surface(image, phases, lay, voxel_size_nm=vox, frame_value=None, slab_voxels=slab)
-        l2, info = sei_outer_surface(image, l1, voxel_size_nm=vox, slab_voxels=slab, reference_voxels=200_000)
+        # a reference block of a few rows (the anode band spans well over a quarter of the face)
+        l2, info = sei_outer_surface(image, l1, voxel_size_nm=vox, slab_voxels=slab,
+                                     reference_voxels=4 * img.shape[1] * img.shape[2])
         assert info["found"] and info["reference_rows"][1] - info["reference_rows"][0] < img.shape[0]
         out.append((l1.heights["sodium|sei"], l2.heights["sei|separator"]))
     assert np.array_equal(out[0][0], out[1][0])
@@ -74,3 +76,68 @@ def test_slab_core_is_never_thinner_than_its_overlap():
     assert all(a1 - a0 >= min(72, 200 - a0) for a0, a1, _, _ in slabs)
     assert len(slabs) == 3 and slabs[-1][1] == 200
     assert [s[0] for s in slabs] == [0, 72, 144]
+
+
+def _rimmed(bright: np.ndarray, rim: float = 0.5, sigma: float = 0.9, noise: float = 0.005, seed: int = 0) -> np.ndarray:
+    """Grey image of a bright phase (0.5) on a dark one (0.3) whose boundaries carry edge-brightening
+    rims (the voxel on each side raised by ``rim`` times the step, in the image plane), blurred."""
+    from scipy import ndimage as ndi
+
+    img = np.where(bright, 0.5, 0.3).astype(np.float32)
+    edge = np.zeros(bright.shape, bool)
+    for ax in (1, 2):
+        d = np.diff(bright.astype(np.int8), axis=ax) != 0
+        lo = [slice(None)] * 3
+        hi = [slice(None)] * 3
+        lo[ax], hi[ax] = slice(0, -1), slice(1, None)
+        edge[tuple(lo)] |= d
+        edge[tuple(hi)] |= d
+    img += np.float32(rim * 0.2) * edge
+    img = ndi.gaussian_filter(img, [0, sigma, sigma])
+    return img + np.random.default_rng(seed).normal(0, noise, img.shape).astype(np.float32)
+
+
+def test_refine_interface_corrects_edge_rims():
+    """A flat dark -> bright boundary with rims on both sides: the steepest step sits about half a
+    voxel on the dark side; the rim model fitted to the edge profile puts it back within 0.15."""
+    from volrecon.segment.layers import Layers, refine_interface
+
+    n, b = 40, 20
+    bright = np.zeros((4, n, 48), bool)
+    bright[:, b:] = True
+    img = _rimmed(bright)
+    lay = Layers(axis=1, anode_first=True, heights={"sodium|sei": np.full((4, 48), b + 1.4)},
+                 present={"sodium": True, "sei": True, "separator": True, "cathode": True, "collector": True}, length=n)
+    kw = dict(voxel_size_nm=(10, 10, 10), window_nm=40.0, lateral_nm=10.0)
+    plain = refine_interface(img, lay, "sodium|sei", **kw).heights["sodium|sei"]
+    fixed = refine_interface(img, lay, "sodium|sei", rim=True, **kw)
+    assert b - plain.mean() > 0.25
+    assert abs(fixed.heights["sodium|sei"].mean() - b) < 0.15
+    assert fixed.edges["sodium|sei"]["rim_ratio"] > 0.1
+
+
+def test_rim_threshold_keeps_objects_their_size():
+    """Bright discs with rims: the half-way (Otsu) threshold grows every disc by the rim voxel; the
+    rim-aware threshold, from the rim fit on a straight edge of the same image, keeps their area."""
+    from skimage.filters import threshold_otsu
+
+    from volrecon.segment.layers import Layers, refine_interface
+    from volrecon.segment.regional import rim_threshold
+
+    yy, xx = np.mgrid[:96, :96]
+    discs = np.zeros((2, 96, 96), bool)
+    for cy, cx in ((24, 24), (24, 70), (70, 30), (66, 72)):
+        discs[:, (yy - cy) ** 2 + (xx - cx) ** 2 < 12 ** 2] = True
+    img = _rimmed(discs)
+    step = np.zeros((2, 40, 96), bool)
+    step[:, 20:] = True
+    lay = Layers(axis=1, anode_first=True, heights={"sodium|sei": np.full((2, 96), 21.0)},
+                 present={"sodium": True, "sei": True, "separator": True, "cathode": True, "collector": True}, length=40)
+    edge = refine_interface(_rimmed(step), lay, "sodium|sei", voxel_size_nm=(10, 10, 10), window_nm=40.0,
+                            lateral_nm=10.0, rim=True).edges["sodium|sei"]
+    vals = img.ravel()
+    otsu = float(threshold_otsu(vals))
+    thr = rim_threshold(vals, otsu, edge, [0.0, 0.0, 0.0])
+    true = discs.sum()
+    assert (img > otsu).sum() > 1.1 * true
+    assert abs((img > thr).sum() - true) < 0.04 * true

@@ -18,7 +18,9 @@ from volrecon.segment.cleanup import cleanup_reach, remove_small_pieces
 from volrecon.segment.frame import find_frame
 from volrecon.segment.layers import INTERFACES, Layers, detect_layers, refine_interface, region_block
 from volrecon.segment.thresholds import apply_thresholds, multi_otsu_thresholds
-from volrecon.segment.regional import classify_regions, sei_outer_surface, sodium_surface, smooth, smoothing_reach
+from volrecon.segment.regional import (
+    classify_regions, rim_threshold, sei_outer_surface, smooth, smoothing_reach, smoothing_sigma, sodium_surface,
+)
 from volrecon.segment.voids import (
     VoidCues,
     dark_cores,
@@ -469,7 +471,7 @@ def segment_volume(
         if regional:
             phases_out = _regional_phases(image, src, regions, phases_out, names=names, vox=vox, smooth_nm=smooth_nm,
                                           min_size_nm=min_size_nm, frame_value=frame_value, void_split=void_split, void_cues=void_cues,
-                                          params=params, warnings=warnings)
+                                          params=params, warnings=warnings, edge=lay.edges.get("sodium|sei"))
         if not lazy_input:
             regions, phases_out = da.compute(regions, phases_out)
         phases = phases_out
@@ -556,8 +558,12 @@ def _smoothed(src: da.Array, smooth_nm: float, vox: tuple[float, float, float]) 
 def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *, names: Mapping[str, int],
                      vox: tuple[float, float, float], smooth_nm: float, min_size_nm: float, frame_value: int | None,
                      void_split: bool, void_cues: VoidCues | None, params: dict[str, Any],
-                     warnings: list[str]) -> da.Array:
-    """Method ``layers``: classify cathode and separator on their own histograms (see regional.py)."""
+                     warnings: list[str], edge: Mapping[str, float] | None = None) -> da.Array:
+    """Method ``layers``: classify cathode and separator on their own histograms (see regional.py).
+
+    ``edge``: the edge-rim fit on the sodium surface (:attr:`Layers.edges`); when given, the
+    separator's fibre threshold is moved for the rims (:func:`volrecon.segment.regional.rim_threshold`).
+    """
     smoothed = _smoothed(src, smooth_nm, vox)
     reg = regions if isinstance(regions, da.Array) else da.from_array(regions, chunks=src.chunks)
     reg = reg.rechunk(src.chunks)
@@ -569,6 +575,10 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
         vals = _region_sample(smoothed, reg, REGIONS[region])
         if vals.size >= 100 and np.unique(vals[:100_000]).size >= classes:
             thr[region] = [float(v) for v in threshold_multiotsu(vals, classes=classes, nbins=256)]
+            if region == "separator" and edge:
+                otsu = thr[region][0]
+                thr[region] = [rim_threshold(vals, otsu, edge, smoothing_sigma(smooth_nm, vox))]
+                params["separator_otsu_threshold"] = otsu
     params["region_thresholds"] = thr
     params["smooth_nm"] = smooth_nm
     for region in ("cathode", "separator"):

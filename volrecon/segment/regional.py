@@ -20,14 +20,14 @@ the thresholds are estimated and applied on the same smoothed values.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
 
 from volrecon.phases import REGIONS
-from volrecon.segment.layers import Layers, sample_columns, steepest_step
+from volrecon.segment.layers import Layers, sample_columns, slab_rows, steepest_step
 
 _TRUNCATE = 3.0
 
@@ -112,7 +112,7 @@ def _slabs(rows: int, row_voxels: int, pad: int, slab_voxels: int) -> list[tuple
     one row's overlap alone exceeds it).
     """
     step = max(1, _MIN_CORE_PER_PAD * pad, int(slab_voxels) // max(1, row_voxels) - 2 * pad)
-    return [(a0, min(rows, a0 + step), max(0, a0 - pad), min(rows, a0 + step + pad)) for a0 in range(0, rows, step)]
+    return slab_rows(rows, pad, step)
 
 
 def _anode_first(h: Any, layers: Layers) -> np.ndarray:
@@ -127,10 +127,13 @@ def _non_film(img: np.ndarray, dark: float, bright: float, sig: Sequence[float])
                                truncate=_TRUNCATE)
 
 
-def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequence[float]) -> dict[str, Any]:
+def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequence[float],
+                   core: tuple[int, int] | None = None) -> dict[str, Any]:
     """The film's and the separator's levels, the thresholds and the reference thickness ``t0``.
 
-    Medians over all columns of ``img`` (stacking axis last, anode first, heights in its
+    Medians over the columns of the rows ``core`` of ``img`` (all rows when None; the others are
+    the filters' context, so a block of rows gives what the whole volume gives on those rows)
+    (stacking axis last, anode first, heights in its
     coordinates): the film's grey level at its brightest point within three voxels beyond the
     sodium surface, the sodium's 2.5 voxels before it, the dark (pore) share and the non-film share profiles aligned on the sodium
     surface (a fibre lying on the film moves no column's median), the separator's grey values in
@@ -139,7 +142,9 @@ def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequenc
     n = img.shape[-1]
     idx = np.arange(n) + 0.5
     g = ndi.gaussian_filter(img, sig, mode="nearest", truncate=_TRUNCATE)
-    cols = np.isfinite(hn) & (hs - hn > 1.0)
+    in_core = np.zeros(hn.shape, bool)
+    in_core[slice(*core) if core is not None else slice(None)] = True
+    cols = np.isfinite(hn) & (hs - hn > 1.0) & in_core
     # the grey profile aligned on the sodium surface (median over the columns): the film's level
     # at its brightest point within 3 voxels of the surface (its middle when thin, wherever the
     # surface sits within a voxel), the sodium's 2.5 voxels before the surface
@@ -164,7 +169,7 @@ def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequenc
         out["reason"] = (f"no dense film beyond the sodium surface (contrast {contrast:.3g}, "
                          f"dark share {film_dark:.2f})")
         return out
-    span = int(min(n - 1, max(8, np.ceil(np.nanmedian(hs - hn)))))
+    span = int(min(n - 1, max(8, np.ceil(np.nanmedian((hs - hn)[cols])))))
     offs = np.arange(0.0, span, 0.25)
     prof_d = _median_profile(dshare[cols], hn[cols], offs)
     del dshare
@@ -172,7 +177,7 @@ def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequenc
     i_dense = int(np.argmin(np.where(near, prof_d, np.inf)))
     fine = ndi.gaussian_filter(img, [1.0, 1.0, 1.0], mode="nearest", truncate=_TRUNCATE)
     film_grey = float(_median_profile(fine[cols], hn[cols], offs[i_dense:i_dense + 1])[0])
-    outer = (idx > 0.5 * (hn + hs)[..., None]) & (idx < hs[..., None] - 0.5)
+    outer = (idx > 0.5 * (hn + hs)[..., None]) & (idx < hs[..., None] - 0.5) & in_core[..., None]
     sep_grey = fine[outer]
     del fine
     fibres = sep_grey[sep_grey > film_grey]
@@ -329,7 +334,10 @@ def sei_outer_surface(
     # 1. reference levels from a central block of rows
     k = max(1, min(rows, int(reference_voxels) // max(1, row_vox)))
     r0 = (rows - k) // 2
-    ref = _sei_reference(band.read(image, r0, r0 + k), hn_b[r0:r0 + k], hs_b[r0:r0 + k], sig)
+    # with the filters' context rows on each side: the block's levels are the whole volume's there
+    ref_pad = _radius(1.0) + _radius(sig[0])
+    q0, q1 = max(0, r0 - ref_pad), min(rows, r0 + k + ref_pad)
+    ref = _sei_reference(band.read(image, q0, q1), hn_b[q0:q1], hs_b[q0:q1], sig, core=(r0 - q0, r0 + k - q0))
     info.update({key: v for key, v in ref.items() if key not in ("reason", "contrast", "t0")})
     info["reference_rows"] = [r0, r0 + k]
     if "reason" in ref:
@@ -395,8 +403,7 @@ def sei_outer_surface(
                                    f"columns measured, the rest from the local median thickness)")]
     if not resolved:
         notes.append(info["resolution_note"])
-    return Layers(axis=layers.axis, anode_first=layers.anode_first, heights=heights, present=present,
-                  length=layers.length, notes=notes), info
+    return replace(layers, heights=heights, present=present, notes=notes), info
 
 
 def _median_profile(vol: np.ndarray, h: np.ndarray, offs: np.ndarray, *, chunk: int = 32) -> np.ndarray:
@@ -404,6 +411,34 @@ def _median_profile(vol: np.ndarray, h: np.ndarray, offs: np.ndarray, *, chunk: 
     the values at ``h + offs`` (sub-voxel), a few offsets at a time (bounded memory)."""
     return np.concatenate([np.median(sample_columns(vol, h[:, None] + offs[i:i + chunk]), axis=0)
                            for i in range(0, offs.size, chunk)]) if offs.size else np.zeros(0)
+
+
+def rim_threshold(values: np.ndarray, threshold: float, edge: Mapping[str, float],
+                  smooth_sigma: Sequence[float]) -> float:
+    """A two-class grey threshold moved for edge-brightening rims.
+
+    Edge brightening raises the voxels on *both* sides of a boundary by a rim ``ρ (F - P)``
+    (``edge["rim_ratio"]``, fitted on the sodium edge by
+    :func:`volrecon.segment.layers.edge_rim_shift`), so the first dark voxel beside a bright
+    object reads about half-way between the levels and a half-way threshold (what Otsu finds for
+    two similar classes) puts it in the bright class: every bright object grows by a voxel.  With
+    the step and the rims blurred by ``s`` (the fit's sigma and the denoising ``smooth_sigma``),
+    the two voxels beside the boundary read ``F/P`` fractions ``Φ(±0.5/s) + ρ k`` with ``k =
+    Φ(1.5/s) - Φ(-0.5/s)``; the threshold is half-way between them, ``P + (0.5 + ρ k)(F - P)``,
+    with ``P`` and ``F`` the medians of ``values`` below and above ``threshold``.
+    """
+    from scipy.special import ndtr
+
+    v = np.asarray(values, float)
+    lo_v, hi_v = v[v < threshold], v[v >= threshold]
+    rho = float(edge.get("rim_ratio", 0.0))
+    if lo_v.size < 10 or hi_v.size < 10 or not rho > 0:
+        return float(threshold)
+    p_level, f_level = float(np.median(lo_v)), float(np.median(hi_v))
+    s = float(np.hypot(float(edge.get("sigma_vox", 1.0)), max(smooth_sigma)))
+    k = float(ndtr(1.5 / s) - ndtr(-0.5 / s))
+    frac = float(np.clip(0.5 + rho * k, 0.5, 0.85))
+    return p_level + frac * (f_level - p_level)
 
 
 def classify_regions(
@@ -467,7 +502,7 @@ def _crossing(prof: np.ndarray, k: np.ndarray, thr: float) -> np.ndarray:
 
 def sodium_surface(
     image: Any, phases: Any, layers: Layers, *, voxel_size_nm: Sequence[float], frame_value: int | None,
-    lateral_nm: float = 60.0, rise: float = 6.0, film_voxels: int = 4, slab_voxels: int = _SLAB_VOXELS,
+    lateral_nm: float = 60.0, rise: float = 6.0, film_nm: float = 50.0, slab_voxels: int = _SLAB_VOXELS,
 ) -> tuple[Layers, dict[str, Any]]:
     """The sodium surface (``sodium|sei``): where the grey value rises half-way to the layer beyond.
 
@@ -479,7 +514,7 @@ def sodium_surface(
     a blurred edge, not the surface.  The probe's blur is symmetric, so the surface is where the
     grey value is half-way between the sodium's level and the level of what lies beyond it (the
     SEI, or the separator; the median over the columns of the brightest value within
-    ``film_voxels`` after the rise): the boundary is that half-way crossing (sub-voxel), or the
+    ``film_nm`` along the stacking axis after the rise): the boundary is that half-way crossing (sub-voxel), or the
     rise where a column never reaches it.  The search stops at ``separator|cathode``.
 
     Only the anode band (the anode end to ``separator|cathode``) is read, in slabs of about
@@ -498,6 +533,7 @@ def sodium_surface(
     sig = [lateral_nm / vox[a] for a in lat] + [0.5]
     band = _Band(ax, n, layers.anode_first, 0, int(min(n, np.ceil(np.nanmax(hs)) + 2 + _radius(0.5))))
     rows, row_vox, pad = hs.shape[0], hs.shape[1] * band.hi, _radius(sig[0])
+    film_voxels = max(1, int(round(film_nm / vox[ax])))
     slabs = _slabs(rows, row_vox, pad, slab_voxels)
 
     def grey(a0: int, a1: int, p0: int, p1: int) -> tuple[np.ndarray, np.ndarray]:
@@ -535,7 +571,9 @@ def sodium_surface(
     beyond = np.where(inside[..., m:], prof[..., m:], -np.inf).max(axis=-1)
     rose = ok_cols & np.isfinite(beyond)
     film = float(np.quantile(beyond[rose], _FILM_QUANTILE)) if rose.any() else float("nan")
-    mid = 0.5 * (na_level + film) if np.isfinite(film) and film > na_level else thr
+    # never below the rise threshold: the crossing search below relies on every voxel before the
+    # rise being darker than it (a film barely above the sodium's noise would put mid under thr)
+    mid = max(0.5 * (na_level + film), thr) if np.isfinite(film) and film > na_level else thr
     # the half-way crossing within the stored profile: the rise makes every earlier voxel darker
     # than thr, so the first voxel at or above mid (>= thr) is the crossing
     above = (prof >= mid) & inside & (np.arange(prof.shape[-1]) >= 1)
@@ -557,5 +595,4 @@ def sodium_surface(
         if layers.anode_first else np.minimum(heights["sei|separator"], heights["sodium|sei"])
     notes = list(layers.notes) + [f"sodium|sei at the half-way grey between the sodium ({na_level:.3g}) and the layer "
                                   f"beyond it ({film:.3g}), found from the anode end"]
-    return Layers(axis=layers.axis, anode_first=layers.anode_first, heights=heights, present=layers.present,
-                  length=layers.length, notes=notes), info
+    return replace(layers, heights=heights, notes=notes), info
