@@ -287,11 +287,12 @@ def analyze_volume(
     if "separator" in regs:
         # the cathode's bounding box grown by one voxel: the interface lies beside it
         cbox = bounding_box([p > 0 for p in survey.region_profiles[regs["cathode"]]], grow=1)
-        lab_c, reg_c = read(lab, cbox), read(reg, cbox)
-        prof = depth_profile(lab_c, reg_c == regs["cathode"], reg_c == regs["separator"], phase_names=phases,
-                             voxel_size_nm=vs, bin_nm=profile_bin_nm,
-                             source_outside=bool(table[regs["separator"]].sum()))
-        del lab_c, reg_c
+        reg_c = read(reg, cbox)
+        within, source = reg_c == regs["cathode"], reg_c == regs["separator"]
+        del reg_c
+        prof = depth_profile(read(lab, cbox), within, source, phase_names=phases, voxel_size_nm=vs,
+                             bin_nm=profile_bin_nm, source_outside=bool(table[regs["separator"]].sum()))
+        del within, source
     timings["depth_profile"] = time.perf_counter() - t1
     psd: dict[str, PoreSizeResult] = {}
     if psd_job is not None:

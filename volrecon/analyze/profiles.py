@@ -96,7 +96,8 @@ def depth_profile(
     if not src.any():
         return DepthProfile(np.zeros(1), np.zeros(0, int), {}, reference,
                             reason=f"the {reference} does not touch the profiled region")
-    d = edt.edt(~src, anisotropy=vs, black_border=False, parallel=1).astype(np.float32)
+    d = edt.edt(~src, anisotropy=vs, black_border=False, parallel=1).astype(np.float32, copy=False)
+    del src
     w = within[sl_t]
     lab_box = labels[sl_t]
     off = np.float32(0.5 * min(vs))
