@@ -40,7 +40,7 @@ from scipy import ndimage as ndi
 from volrecon.correct._intensity import (
     save_figure,
     bin_mean, block_factor, block_stats, check_mask, noise_model, check_volume, homogeneous, interp_matrix, kmeans_1d,
-    map_slices, plane_mask, plane_problems, read_slices, restore_dtype, spread_indices, tukey_weights,
+    map_slices, pixel_noise, plane_mask, plane_problems, read_slices, restore_dtype, spread_indices, tukey_weights,
 )
 from volrecon.errors import InputError, ParameterError
 
@@ -50,6 +50,9 @@ FILE_JSON = "shading.json"
 _GRID = 65  # nodes per axis of the stored field
 _TILES = 24  # tiles per side of the class-wise fit
 _TUKEY_C = 2.0
+_ZONE_SIGMA = 2.5  # binned px: Gaussian scale of the edge detector of the flat zones
+_ZONE_EDGE = 2.5  # edge threshold in noise units of that detector's gradient magnitude
+_ZONE_ERODE = 2  # binned px kept clear of every edge (blur mixes phases there)
 
 
 @dataclass(frozen=True)
@@ -295,6 +298,56 @@ def _class_tile_means(
     return np.concatenate(means), np.concatenate(counts), np.concatenate(tiles_out), np.concatenate(groups), n_groups
 
 
+def _zone_tile_means(s: _Samples, *, sigma: float = _ZONE_SIGMA, edge: float = _ZONE_EDGE, erode: int = _ZONE_ERODE,
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Mean raw grey of every (flat zone, tile): zones are areas bounded by edges, not by grey level.
+
+    A phase region's grey varies across the field only by the shading, which is smooth and has
+    no edges; phase boundaries are edges.  So the connected areas where the Gaussian gradient
+    magnitude stays within noise (``edge`` times its noise level), shrunk by ``erode`` px off
+    the edges, are each one phase region, and unlike grey-level classes they are found without
+    any field estimate: a layer whose grey the shading moves across a class boundary is not
+    cut there (a cut keeps each side's tile means near its class centre, and a fit started
+    from a flat field then converges to a field that lacks much of the real gradient), and
+    distant regions of similar grey (electrolyte of two layers) are not tied to one level.
+    Zones that cover fewer than two tiles say nothing about the field and are dropped.
+    Returns the same arrays as :func:`_class_tile_means`.
+    """
+    means, counts, tiles_out, groups = [], [], [], []
+    n_groups = 0
+    box = np.ones((2 * int(erode) + 1,) * 2, bool)
+    for raw, ok in zip(s.raw, s.usable):
+        if ok.sum() < 16:
+            continue
+        noise = pixel_noise(np.where(ok, raw, np.nan))
+        filled = np.where(ok, raw, np.float32(np.median(raw[ok])))
+        grad = ndi.gaussian_gradient_magnitude(filled, sigma, mode="nearest")
+        # one component of a Gaussian derivative of white noise has sd noise / sqrt(8 pi) / sigma**2
+        flat = ok & (grad < edge * max(noise, 1e-6) / (np.sqrt(8 * np.pi) * sigma**2))
+        zone, n = ndi.label(ndi.binary_erosion(flat, box, border_value=1))
+        keep = zone > 0
+        if n == 0:
+            continue
+        key = (zone[keep] - 1) * s.n_tiles + s.tile[keep]
+        cnt = np.bincount(key, minlength=n * s.n_tiles)
+        tot = np.bincount(key, weights=raw[keep], minlength=n * s.n_tiles)
+        hit = np.flatnonzero(cnt >= 4)
+        zone_of = hit // s.n_tiles
+        spread = np.bincount(zone_of, minlength=n)[zone_of] >= 2
+        hit, zone_of = hit[spread], zone_of[spread]
+        if hit.size == 0:
+            continue
+        uniq, compact = np.unique(zone_of, return_inverse=True)
+        means.append(tot[hit] / cnt[hit])
+        counts.append(cnt[hit].astype(np.float64))
+        tiles_out.append(hit % s.n_tiles)
+        groups.append(compact + n_groups)
+        n_groups += uniq.size
+    if not means:
+        return np.zeros(0), np.zeros(0), np.zeros(0, int), np.zeros(0, int), 0
+    return np.concatenate(means), np.concatenate(counts), np.concatenate(tiles_out), np.concatenate(groups), n_groups
+
+
 def _centred_normal_solve(
     design: np.ndarray, tile: np.ndarray, group: np.ndarray, n_groups: int, weight: np.ndarray, target: np.ndarray,
 ) -> np.ndarray:
@@ -354,67 +407,95 @@ def _fit_levels(
     return beta, rms, int((w > 0).sum())
 
 
+Entries = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]
+"""Tile means, counts, tiles, groups and the number of groups of a fit (see :func:`_class_tile_means`)."""
+
+
+def _join(a: Entries, b: Entries) -> Entries:
+    """Both sets of entries in one fit, their groups kept apart."""
+    return (np.r_[a[0], b[0]], np.r_[a[1], b[1]], np.r_[a[2], b[2]], np.r_[a[3], b[3] + a[4]], a[4] + b[4])
+
+
+def _fit_offset(
+    entries: Entries, design: np.ndarray, iters: int, offset: float | None, top: float, near: float | None,
+) -> tuple[np.ndarray, float, float]:
+    """Field coefficients, dark level and residual RMS: the dark level given, or the one with the least residual.
+
+    ``near``: the dark level of the previous round (it moves little between rounds: searched
+    within an eighth of ``top`` of it); ``None`` searches ``[0, top]``.
+    """
+    cache: dict[float, tuple[np.ndarray, float, int]] = {}
+
+    def fit(b: float) -> float:
+        if b not in cache:
+            cache[b] = _fit_levels(*entries, design, b, iters)
+        return cache[b][1]
+
+    if offset is not None:
+        fit(float(offset))
+    else:
+        grid = np.linspace(0.0, top, 5) if near is None else np.clip(near + np.array([-0.125, 0.0, 0.125]) * top, 0.0, top)
+        i = int(np.argmin([fit(float(b)) for b in grid]))
+        a, c = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+        for _ in range(5):  # golden-section refinement around the best grid point
+            m1, m2 = a + 0.382 * (c - a), a + 0.618 * (c - a)
+            if fit(float(m1)) < fit(float(m2)):
+                c = m2
+            else:
+                a = m1
+    b = min(cache, key=lambda k: cache[k][1])
+    return cache[b][0], b, cache[b][1]
+
+
 def _fit_classes(
     s: _Samples, *, degree: int, iters: int, offset: float | None, classes: int, radius: int,
     labels: list[np.ndarray] | None, rounds: int = 4, coarse_rounds: int = 12, tol: float = 2e-3,
 ) -> tuple[np.ndarray, float, float, int]:
     """Alternate class assignment (on the corrected, smoothed slices) and the field fit.
 
-    Coarse to fine: a quadratic field first, re-fitted until it stops changing (at most
-    ``coarse_rounds`` rounds, ``tol`` in log field), then at most ``rounds`` rounds at ``degree``.
-    Classes assigned on a slice whose shading is not yet removed see only part of it (a class
-    window cut by grey level keeps the tile mean near the class centre), so the field grows
-    round by round; a high-degree field grown that way bends near the image edges to merge
-    layers of different grey (collector and active material) into one class and stays there,
-    while a quadratic cannot make such a bend and converges to the smooth field, from which the
-    high-degree rounds only refine.
+    Without labels the fit starts from the flat zones (:func:`_zone_tile_means`), which need
+    no field estimate, and every round fits the grey-level classes together with them.
+    Classes alone, started from a flat field, are assigned on slices whose shading is not yet
+    removed and see only part of it (a class window cut by grey level keeps the tile mean
+    near the class centre): the fit then settles on a field that lacks much of a gradient
+    running across the layers (up to 20 % on noisy phantoms with brightness drift).  Classes
+    in turn tie distant regions of one grey together, where zones leak across faint edges;
+    the joint fit weighs one against the other.  Coarse to fine: a quadratic field until it
+    stops changing (at most ``coarse_rounds`` rounds, ``tol`` in log field), then at most
+    ``rounds`` rounds at ``degree`` (a high-degree field can bend at the image edge and merge
+    two layers into one class).
     """
     allv = np.concatenate([r[u] for r, u in zip(s.raw, s.usable)])
-    low = float(np.quantile(allv, 0.01)) if allv.size else 0.0
-    b_now = 0.0 if offset is None else float(offset)
+    top = 0.95 * max(float(np.quantile(allv, 0.01)) if allv.size else 0.0, 0.0)
+    b_now: float | None = None if offset is None else float(offset)
     rms, n_groups = float("nan"), 0
     field_t = np.ones(s.n_tiles)
     beta = np.zeros(0)
-    searched = False
     stages = ((min(2, int(degree)), int(coarse_rounds)), (int(degree), int(rounds))) if degree > 2 else ((int(degree), int(coarse_rounds) + int(rounds)),)
+    zones = _zone_tile_means(s) if labels is None else None
+    if zones is not None:
+        design = _monomials(s.tile_yx[:, 0], s.tile_yx[:, 1], stages[0][0])
+        if zones[0].size >= 4 * design.shape[1]:
+            beta, b_now, rms = _fit_offset(zones, design, iters, offset, top, None)
+            field_t = np.exp(design @ beta)
+        else:
+            zones = None
     for deg, n_rounds in stages:
         design = _monomials(s.tile_yx[:, 0], s.tile_yx[:, 1], deg)
         for _ in range(n_rounds):
-            m, n, tile, group, n_groups = _class_tile_means(s, field_t, b_now, classes=classes, radius=radius, labels=labels)
-            if m.size < 4 * design.shape[1]:
+            entries = _class_tile_means(s, field_t, b_now or 0.0, classes=classes, radius=radius, labels=labels)
+            n_groups = entries[4]
+            if zones is not None:
+                entries = _join(entries, zones)
+            if entries[0].size < 4 * design.shape[1]:
                 raise InputError("too few homogeneous areas for a shading estimate; check the mask, or lower degree")
-            cache: dict[float, tuple[np.ndarray, float, int]] = {}
-
-            def fit(b: float) -> float:
-                if b not in cache:
-                    cache[b] = _fit_levels(m, n, tile, group, n_groups, design, b, iters)
-                return cache[b][1]
-
-            if offset is not None:
-                fit(float(offset))
-            else:
-                top = 0.95 * max(low, 0.0)
-                if searched:  # the offset moves little between rounds: search near the last one
-                    grid = np.clip(b_now + np.array([-0.125, 0.0, 0.125]) * top, 0.0, top)
-                else:
-                    grid = np.linspace(0.0, top, 5)
-                    searched = True
-                i = int(np.argmin([fit(float(b)) for b in grid]))
-                a, c = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
-                for _ in range(5):  # golden-section refinement around the best grid point
-                    m1, m2 = a + 0.382 * (c - a), a + 0.618 * (c - a)
-                    if fit(float(m1)) < fit(float(m2)):
-                        c = m2
-                    else:
-                        a = m1
-            b_now = min(cache, key=lambda k: cache[k][1])
-            beta, rms, _ = cache[b_now]
+            beta, b_now, rms = _fit_offset(entries, design, iters, offset, top, b_now)
             new = np.exp(design @ beta)
             change = float(np.abs(np.log(new / new.mean()) - np.log(field_t / field_t.mean())).max())
             field_t = new
             if change < tol:
                 break
-    return beta, b_now, rms, n_groups
+    return beta, float(b_now or 0.0), rms, n_groups
 
 
 def _fit_background(means: np.ndarray, keep: np.ndarray, yc: np.ndarray, xc: np.ndarray, *, degree: int, iters: int) -> np.ndarray:
