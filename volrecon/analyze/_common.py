@@ -23,18 +23,11 @@ def as_numpy(array: Any) -> np.ndarray:
 
 def check_volume(array: Any, name: str) -> np.ndarray:
     """Return ``array`` as a 3-D numpy array or raise InputError."""
-    arr = as_numpy(array)
-    if arr.ndim != 3:
-        raise InputError(
-            f"{name} has {arr.ndim} dimension(s) {arr.shape}; pass a 3-D (z, y, x) volume"
-        )
-    if arr.size == 0:
-        raise InputError(f"{name} is empty {arr.shape}; pass a volume with at least one voxel")
-    return arr
+    return as_numpy(lazy_volume(array, name))
 
 
 def lazy_volume(array: Any, name: str) -> Any:
-    """A 3-D numpy or dask volume checked like :func:`check_volume` without reading it."""
+    """A 3-D, non-empty numpy or dask volume, checked without reading it (other array-likes become numpy)."""
     arr = array if isinstance(array, (np.ndarray, da.Array)) else np.asarray(array)
     if arr.ndim != 3:
         raise InputError(
