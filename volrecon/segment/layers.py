@@ -214,13 +214,27 @@ def _block_sum(arr: np.ndarray, lat: Sequence[int], factor: int) -> np.ndarray:
     return arr.reshape(shape).sum(axis=(1, 3, 5))
 
 
+_CUT_CELLS = 1 << 20
+"""Cells of the share maps :func:`_cut` works on at a time (its temporaries are several times that)."""
+
+
 def _cut(before: np.ndarray, after: np.ndarray, lo: np.ndarray, hi: np.ndarray, window: int) -> np.ndarray:
     """Per column (last axis = stacking), the boundary that best puts ``before`` first, ``after`` last.
 
     ``before``/``after`` are non-negative weights (shares) per voxel; the cut ``h`` in
     ``[lo, hi]`` minimises ``sum(after[:h]) + sum(before[h:])``, then is refined to
     ``h0 + sum(r)`` over a ``±window`` neighbourhood, ``r = before / (before + after)``.
+    Columns are independent: the maps are cut a block of rows at a time (bounded temporaries).
     """
+    rows = max(1, _CUT_CELLS // max(1, before[0].size))
+    if before.shape[0] <= rows:
+        return _cut_block(before, after, lo, hi, window)
+    return np.concatenate([_cut_block(before[a:a + rows], after[a:a + rows], lo[a:a + rows], hi[a:a + rows], window)
+                           for a in range(0, before.shape[0], rows)])
+
+
+def _cut_block(before: np.ndarray, after: np.ndarray, lo: np.ndarray, hi: np.ndarray, window: int) -> np.ndarray:
+    """:func:`_cut` on one block of rows."""
     n = before.shape[-1]
     idx = np.arange(n + 1)
     ca = np.concatenate([np.zeros(before.shape[:-1] + (1,)), np.cumsum(after, axis=-1)], axis=-1)
@@ -446,16 +460,18 @@ def detect_layers(
     factor = int(max(1, min(4, round(lateral_nm / lat_vox / 2))))
     sums = _lateral_sums(phases, axis_i, factor, {**values, "active": active}, frame_value)
     # move the stacking axis last: (a, b, s)
-    sums = {k: np.moveaxis(v, axis_i, -1).astype(np.float64) for k, v in sums.items()}
-    valid_total = sums["valid"].sum()
-    present = {g: bool(valid_total > 0 and sums[g].sum() / valid_total >= _MIN_SHARE[g]) for g in _GROUPS}
+    # float32 throughout: counts of at most factor² voxels, and these maps are the largest arrays here
+    sums = {k: np.moveaxis(v, axis_i, -1).astype(np.float32, copy=False) for k, v in sums.items()}
+    valid_total = float(sums["valid"].sum(dtype=np.float64))
+    present = {g: bool(valid_total > 0 and float(sums[g].sum(dtype=np.float64)) / valid_total >= _MIN_SHARE[g])
+               for g in _GROUPS}
     # order: centroid of each present group along the axis vs its expected rank
     n = sums["valid"].shape[-1]
     pos = np.arange(n) + 0.5
     cents, ranks = [], []
     for rank, g in enumerate(_GROUPS):
         if present[g]:
-            prof = sums[g].sum(axis=(0, 1))
+            prof = sums[g].sum(axis=(0, 1), dtype=np.float64)
             cents.append(float((prof * pos).sum() / prof.sum()))
             ranks.append(rank)
     anode_first = True
@@ -463,17 +479,23 @@ def detect_layers(
         anode_first = bool(np.corrcoef(ranks, cents)[0, 1] >= 0)
     if not anode_first:
         sums = {k: v[..., ::-1] for k, v in sums.items()}
-    # lateral smoothing (sigma in coarse cells), shares of valid voxels
+    has_active = bool(sums["active"].any())
+
+    # lateral smoothing (sigma in coarse cells), shares of valid voxels; one group at a time
+    def smoothed(key: str, sigma: Sequence[float]) -> np.ndarray:
+        return ndi.gaussian_filter(sums[key], sigma, mode="nearest", truncate=3.0)
+
     sig = [lateral_nm / (vox[a] * factor) for a in lat] + [0.0]
-    smooth = {k: ndi.gaussian_filter(v, sig, mode="nearest", truncate=3.0) for k, v in sums.items()}
-    valid = np.maximum(smooth.pop("valid"), 1e-6)
-    share = {k: v / valid for k, v in smooth.items()}
+    valid = np.maximum(smoothed("valid", sig), 1e-6)
+    share = {k: smoothed(k, sig) / valid for k in ("sodium", "sei", "cathode", "collector")}
+    del valid
     # the separator's fibres and the cathode's particles are sparse: a wider lateral window
     wide = [3 * g for g in sig[:2]] + [0.0]
-    wvalid = np.maximum(ndi.gaussian_filter(sums["valid"], wide, mode="nearest", truncate=3.0), 1e-6)
-    smooth_wide = {g: ndi.gaussian_filter(sums[g], wide, mode="nearest", truncate=3.0)
-                   for g in ("separator", "active", "cathode", "collector", "valid")}
-    share_wide = {g: smooth_wide[g] / wvalid for g in ("separator", "active", "cathode")}
+    valid_wide = smoothed("valid", wide)
+    wvalid = np.maximum(valid_wide, 1e-6)
+    share_wide = {g: smoothed(g, wide) / wvalid for g in ("separator", "active", "cathode")}
+    dense = share_wide["active"] + smoothed("collector", wide) / wvalid
+    del wvalid
     # interfaces lie within the specimen part of each column (frame/unassigned ends excluded)
     has = sums["valid"] > 0
     lo = np.where(has.any(axis=-1), np.argmax(has, axis=-1), 0).astype(np.int64)
@@ -488,16 +510,15 @@ def detect_layers(
     # interface's roughness) was pulled off by misclassified voxels
     floor = OUTLIER_NM / vox[axis_i]
     heights: dict[str, np.ndarray | None] = {k: None for k in INTERFACES}
-    one = np.ones_like(valid)
-    sep_after = share_wide["active"] if sums["active"].sum() > 0 else share_wide["cathode"]
+    del sums
+    sep_after = share_wide["active"] if has_active else share_wide["cathode"]
     h_coll = np.full(lo.shape, float(n))
     if present["collector"] or present["cathode"]:
         # where the cathode starts, to take the cathode's porous level from the rows after it
         start = 0
         if present["separator"] and present["cathode"]:
             start = int(np.floor(np.median(_cut(share_wide["separator"], sep_after, lo, hi, window)[cols])))
-        dense = (smooth_wide["active"] + smooth_wide["collector"]) / wvalid
-        found, note = _collector_cut(dense, share["collector"], smooth_wide["valid"], lo, hi, start, window, cols, floor)
+        found, note = _collector_cut(dense, share["collector"], valid_wide, lo, hi, start, window, cols, floor)
         present["collector"] = found is not None
         notes.append(note)
         if found is not None:
@@ -507,11 +528,11 @@ def detect_layers(
         # cathode phases cannot lie between the sodium and the separator: they count as neither side
         neutral = share["cathode"] + share["collector"]
         na = share["sodium"]
-        h_na = _regular_cut(na, np.clip(one - na - neutral, 0, None), lo, hi_c, window, cols, floor)
+        h_na = _regular_cut(na, np.clip(1.0 - na - neutral, 0, None), lo, hi_c, window, cols, floor)
         heights["sodium|sei"] = h_na
         an = na + share["sei"]
         lo_s = np.ceil(h_na).astype(np.int64)
-        h_sei = (_regular_cut(an, np.clip(one - an - neutral, 0, None), np.minimum(lo_s, hi_c), hi_c, window, cols, floor)
+        h_sei = (_regular_cut(an, np.clip(1.0 - an - neutral, 0, None), np.minimum(lo_s, hi_c), hi_c, window, cols, floor)
                  if present["sei"] else h_na.copy())
         heights["sei|separator"] = h_sei
     else:
