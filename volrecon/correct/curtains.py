@@ -501,12 +501,14 @@ def estimate_curtains(
     before = float(np.median([stripe_index(p, settings) for p in data]))
     removed = expected = 0.0
     rng = np.random.default_rng(0)
+    # integer data carry at least the rounding noise of their grey steps (1/sqrt(12) of one)
+    quantum = 1 / np.sqrt(12) if np.issubdtype(np.dtype(image.dtype), np.integer) else 0.0
     for p in data:
         q = p.T if orientation == "horizontal" else p
         removed += _removed_energy(q, settings)
         # the null: what the filter takes from Gaussian noise of this slice's pixel noise
         lo, hi = np.quantile(q[:: max(1, q.shape[0] // 64)], (0.01, 0.99))
-        noise = max(pixel_noise(q), 1e-3 * float(hi - lo), 1e-12)
+        noise = max(pixel_noise(q), quantum, 1e-3 * float(hi - lo), 1e-12)
         expected += _removed_energy(rng.normal(0.0, noise, q.shape).astype(np.float32), settings)
     significance = removed / max(expected, 1e-30)
     enabled = significance >= float(min_significance)
