@@ -72,3 +72,21 @@ def test_stripe_free_stack_keeps_destriping_off_and_says_so():
     assert not res.curtains.enabled
     assert any(w.startswith("curtains: no significant stripes") for w in res.warnings)
     np.testing.assert_array_equal(np.asarray(res.image), img)
+
+
+def test_stage_removes_curtains_pooled_along_z_as_apply_curtains():
+    # the stage must apply the curtains it estimated, with their z pooling, not slice by slice
+    import dataclasses
+
+    from test_curtains import layered_with_stripes
+
+    from volrecon.correct.curtains import apply_curtains
+
+    _, stripes, img = layered_with_stripes(seed=1, nz=12, noise=12.0)
+    res = correct_volume(da.from_array(img, chunks=(1, 256, 192)), voxel_size_nm=(20, 10, 10), steps=("curtains",))
+    assert res.curtains.enabled and res.curtains.z_reach > 0
+    out = res.image.compute()
+    np.testing.assert_allclose(out, apply_curtains(img, res.curtains), rtol=0, atol=1e-4)
+    alone = apply_curtains(img, dataclasses.replace(res.curtains, z_reach=0))
+    miss = lambda o: float(np.sqrt(np.mean((img - o - stripes) ** 2)))
+    assert miss(out) < 0.9 * miss(alone)

@@ -16,7 +16,7 @@ import numpy as np
 
 from volrecon.correct._intensity import check_volume, map_slices, restore_dtype
 from volrecon.correct.brightness import BrightnessTable, brightness_terms, estimate_brightness
-from volrecon.correct.curtains import CurtainSettings, estimate_curtains, remove_stripes
+from volrecon.correct.curtains import CurtainSettings, apply_curtains, estimate_curtains
 from volrecon.correct.denoise import denoise as _denoise
 from volrecon.correct.shading import ShadingField, estimate_shading, shading_terms
 from volrecon.errors import ParameterError, VolreconError
@@ -70,13 +70,12 @@ class CorrectionResult:
 
 def _chain(
     image: Any, *, shading: ShadingField | None = None, brightness: BrightnessTable | None = None,
-    curtains: CurtainSettings | None = None, dtype: Any = np.float32,
+    dtype: Any = np.float32,
 ) -> Any:
-    """Apply the intensity corrections in one pass per slice (one ``map_blocks`` for dask).
+    """Apply shading and brightness in one pass per slice (one ``map_blocks`` for dask).
 
-    Shading and brightness are two multiply-adds each on a float32 copy of the slice, the
-    stripes are subtracted in place, and the result is cast once to ``dtype`` (float32 keeps
-    intermediate stages unrounded; the input dtype at the end of the chain).
+    Each is two multiply-adds on a float32 copy of the slice; the result is cast once to
+    ``dtype`` (float32 keeps intermediate stages unrounded; the input dtype at the end).
     """
     sh = shading_terms(shading) if shading is not None else None
     bt = brightness_terms(brightness) if brightness is not None else None
@@ -90,8 +89,6 @@ def _chain(
         if bt is not None:
             out *= bt[0][z]
             out += bt[1][z]
-        if curtains is not None:
-            out = remove_stripes(out, curtains)
         return restore_dtype(out, out_dtype, overwrite=True)
 
     return map_slices(image, one, dtype=out_dtype)
@@ -216,10 +213,14 @@ def correct_volume(
         if not curtains.enabled:
             warnings.append(f"curtains: no significant stripes (significance {curtains.significance:.1f}); destriping left off")
         tick()
-    if registered is None:  # one fused pass per slice
-        out = _chain(arr, shading=shading, brightness=brightness, curtains=curtains, dtype=arr.dtype)
-    else:  # detector-frame corrections, shift, curtains: blockwise layers dask fuses per slice
-        out = _chain(registered, curtains=curtains, dtype=arr.dtype)
+    # detector-frame corrections (fused into the shift's blocks when registered), then curtains
+    # through apply_curtains, which pools neighbouring slices (settings.z_reach) as estimated
+    src, terms = (arr, {"shading": shading, "brightness": brightness}) if registered is None else (registered, {})
+    if curtains is not None and curtains.enabled:
+        out = apply_curtains(_chain(src, **terms), curtains)
+        out = map_slices(out, lambda plane, z: restore_dtype(plane, arr.dtype))
+    else:
+        out = _chain(src, **terms, dtype=arr.dtype)
     den = None
     if denoise:
         den = dict(denoise)
