@@ -353,21 +353,24 @@ def _centred_normal_solve(
 ) -> np.ndarray:
     """Weighted least squares of ``target`` on ``design[tile]``, both centred within each group.
 
-    Removing the group means lets ``beta`` carry only the within-group variation.  The entries
-    share few tiles and groups, so the normal equations are accumulated per (group, tile) cell
-    and per group (``sum w (x - xbar_g)(x - xbar_g)^T = sum w x x^T - sum_g W_g xbar_g xbar_g^T``)
-    instead of over every entry: small dense products, no large BLAS calls.
+    Removing the group means lets ``beta`` carry only the within-group variation.  The normal
+    equations are accumulated per tile and per group
+    (``sum w (x - xbar_g)(x - xbar_g)^T = sum w x x^T - sum_g W_g xbar_g xbar_g^T``) instead of
+    over every entry: small dense products, and nothing of size groups x tiles (flat zones make
+    thousands of groups).
     """
     n_tiles = design.shape[0]
-    cell = group * n_tiles + tile
-    w_cell = np.bincount(cell, weights=weight, minlength=n_groups * n_tiles).reshape(n_groups, n_tiles)
-    wt_cell = np.bincount(cell, weights=weight * target, minlength=n_groups * n_tiles).reshape(n_groups, n_tiles)
-    w_group = np.maximum(w_cell.sum(axis=1), 1e-12)
-    x_mean = (w_cell @ design) / w_group[:, None]  # (groups, columns)
-    t_mean = wt_cell.sum(axis=1) / w_group
-    w_tile = w_cell.sum(axis=0)
+    w_group = np.maximum(np.bincount(group, weights=weight, minlength=n_groups), 1e-12)
+    t_mean = np.bincount(group, weights=weight * target, minlength=n_groups) / w_group
+    w_tile = np.bincount(tile, weights=weight, minlength=n_tiles)
+    wt_tile = np.bincount(tile, weights=weight * target, minlength=n_tiles)
+    # per group and design column: sum over the group's entries of w * design[tile]
+    cols = design.shape[1]
+    key = group[:, None] * cols + np.arange(cols)[None, :]
+    x_mean = np.bincount(key.ravel(), weights=(weight[:, None] * design[tile]).ravel(), minlength=n_groups * cols)
+    x_mean = x_mean.reshape(n_groups, cols) / w_group[:, None]
     gram = design.T @ (design * w_tile[:, None]) - x_mean.T @ (x_mean * w_group[:, None])
-    rhs = design.T @ wt_cell.sum(axis=0) - x_mean.T @ (w_group * t_mean)
+    rhs = design.T @ wt_tile - x_mean.T @ (w_group * t_mean)
     return _wls(gram, rhs)
 
 
