@@ -36,6 +36,10 @@ def test_settings_roundtrip_and_bad(tmp_path):
     s = CurtainSettings(width_px=3.0)
     s.save(tmp_path)
     assert CurtainSettings.load(tmp_path).to_dict() == s.to_dict()
+    # settings saved before z pooling existed are re-applied as they ran: slice by slice
+    old = {k: v for k, v in s.to_dict().items() if k != "z_reach"}
+    (tmp_path / "curtains.json").write_text(__import__("json").dumps(old))
+    assert CurtainSettings.load(tmp_path).z_reach == 0
     with pytest.raises(ParameterError):
         CurtainSettings(orientation="diagonal")
 

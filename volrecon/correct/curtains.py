@@ -143,6 +143,7 @@ class CurtainSettings:
         """Read what :meth:`save` wrote."""
         d = Path(directory)
         data = json.loads((d / FILE_JSON if d.is_dir() else d).read_text())
+        data.setdefault("z_reach", 0)  # written before z pooling existed: re-applied slice by slice, as it ran
         return cls(**{k: (float("nan") if v is None else v) for k, v in data.items()})
 
 
