@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -38,7 +40,7 @@ def test_settings_roundtrip_and_bad(tmp_path):
     assert CurtainSettings.load(tmp_path).to_dict() == s.to_dict()
     # settings saved before z pooling existed are re-applied as they ran: slice by slice
     old = {k: v for k, v in s.to_dict().items() if k != "z_reach"}
-    (tmp_path / "curtains.json").write_text(__import__("json").dumps(old))
+    (tmp_path / "curtains.json").write_text(json.dumps(old))
     assert CurtainSettings.load(tmp_path).z_reach == 0
     with pytest.raises(ParameterError):
         CurtainSettings(orientation="diagonal")
