@@ -485,11 +485,23 @@ def segment_volume(
     )
 
 
-def _region_sample(smoothed: da.Array, regions: da.Array, value: int, *, max_slices: int = 64) -> np.ndarray:
-    """Smoothed grey values of one region, from up to ``max_slices`` evenly spread slices."""
-    nz = smoothed.shape[0]
+SAMPLE_VOXELS = 8_000_000
+"""Most voxels read for a grey-value sample (thresholds, levels): bounded memory at any volume size."""
+
+
+def _sample_index(shape: Sequence[int], max_slices: int = 64, max_voxels: int = SAMPLE_VOXELS) -> tuple[np.ndarray, int]:
+    """Up to ``max_slices`` evenly spread slices, and the row stride that keeps them under ``max_voxels``."""
+    nz = int(shape[0])
     zs = np.unique(np.linspace(0, nz - 1, min(nz, max_slices)).round().astype(int))
-    g, r = da.compute(smoothed[zs], regions[zs])
+    per_slice = int(np.prod([int(v) for v in shape[1:]]))
+    return zs, max(1, -(-zs.size * per_slice // max_voxels))
+
+
+def _region_sample(smoothed: da.Array, regions: da.Array, value: int, *, max_slices: int = 64) -> np.ndarray:
+    """Smoothed grey values of one region, from up to ``max_slices`` evenly spread slices (every
+    few rows of them on large slices: at most :data:`SAMPLE_VOXELS`)."""
+    zs, stride = _sample_index(smoothed.shape, max_slices)
+    g, r = da.compute(smoothed[zs, ::stride], regions[zs, ::stride])
     return np.asarray(g)[np.asarray(r) == value]
 
 
@@ -518,12 +530,12 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
     else:
         smoothed = _smoothed(src, smooth_nm, vox)
     nz = smoothed.shape[0]
-    zs = np.unique(np.linspace(0, nz - 1, min(nz, 64)).round().astype(int))
+    zs, stride = _sample_index(smoothed.shape)
     # slice pairs one shine-through depth apart, for the walls' sideways shift over that depth
     k = max(1, int(round(cues.shine_depth_nm / vox[0])))
     zn = np.unique(np.linspace(0, nz - 1 - k, min(max(nz - k, 0), 32)).round().astype(int)) if nz > k else zs[:0]
     g_z, o_z, r_z, g_a, o_a, r_a, g_b, o_b, r_b = (np.asarray(a) for a in da.compute(
-        smoothed[zs], out[zs], reg[zs], smoothed[zn], out[zn], reg[zn], smoothed[zn + k], out[zn + k], reg[zn + k]))
+        smoothed[zs, ::stride], out[zs, ::stride], reg[zs, ::stride], smoothed[zn], out[zn], reg[zn], smoothed[zn + k], out[zn + k], reg[zn + k]))
     pore_vals = g_z[(o_z == elec_v) & (r_z == cat_v)]
     if pore_vals.size < 100:
         warnings.append("void not separated: too few cathode pore voxels to find the electrolyte level")
