@@ -227,7 +227,9 @@ def segment_volume(
         collector layer, ``collector`` (a dense foil).
     refine_anode : bool
         Move the sodium surface onto the grey-value edge between sodium and SEI
-        (:func:`volrecon.segment.layers.refine_interface`) instead of the class-based cut.
+        (:func:`volrecon.segment.layers.refine_interface`, corrected for the edge-brightening
+        rims; the rim fit, ``parameters["sei"]["edge"]``, also places the SEI's outer surface and
+        the separator's fibre threshold) instead of the class-based cut.
     through_plane : {"z", "y", "x"}, optional
         Stacking axis; found from the data when omitted.
     min_size_nm : float

@@ -293,8 +293,16 @@ def sei_outer_surface(
     of rows of the first lateral axis, ``reference_voxels`` of the anode band; the whole volume
     when smaller) give the film's and the separator's levels and a reference thickness ``t0``;
     per column the outer surface is the first crossing of their midpoint within
-    ``max_ratio * t0 + 2`` voxels of the sodium surface (sub-voxel).  The thickness map (not the
-    height) is then regularised: columns without a crossing, or further than
+    ``max_ratio * t0 + 2`` voxels of the sodium surface (sub-voxel).  That crossing is only a
+    guide: edge brightening and blur move it outwards.  The film's outer edge is then located on
+    the grey values themselves (:func:`_outer_edge`): the steepest falling step near the guide
+    where a pore follows the film (and, for a film thick enough to keep it clear of the sodium
+    edge, the faint rising step where a fibre lies on it), moved by the edge-rim shift measured
+    on the sodium surface (``layers.edges["sodium|sei"]``, from
+    :func:`volrecon.segment.layers.refine_interface` with ``rim=True``).  When at least
+    :data:`MIN_EDGE_SHARE` of the columns show that edge, their thickness replaces the crossings
+    and fills the other columns (Gaussian-weighted over ``reg_nm``, widened until it reaches
+    them).  The thickness map (not the height) is then regularised: columns without a value, or further than
     ``max(1.5 voxels, 50 %)`` from the local median thickness (window ``reg_nm``), are not measured
     and take that local median.  ``info["measured_share"]`` is the share of columns measured;
     ``info["resolved"]`` is False (and a note says so) when ``t0`` is under 2 voxels.
