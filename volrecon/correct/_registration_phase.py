@@ -347,18 +347,32 @@ class TileCorrelator:
         return x + self.side <= nx // 2, x >= nx // 2
 
     def split_pair_shift(
-        self, spec_a: np.ndarray, spec_b: np.ndarray
+        self, spec_a: np.ndarray, spec_b: np.ndarray, weights: np.ndarray | None = None
     ) -> list[tuple[np.ndarray, float, float]]:
         """:meth:`pair_shift` of all tiles, of the left-half tiles and of the right-half tiles."""
         shifts, q = self.tile_shifts(spec_a, spec_b)
-        return [self._consensus(shifts, q)] + [self._consensus(shifts[m], q[m]) for m in self.halves()]
+        return self.split_consensus(shifts, q, weights)
 
-    def _consensus(self, shifts: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, float, float]:
+    def split_consensus(
+        self, shifts: np.ndarray, q: np.ndarray, weights: np.ndarray | None = None
+    ) -> list[tuple[np.ndarray, float, float]]:
+        """Consensus of given tile shifts: all tiles, the left-half tiles, the right-half tiles.
+
+        ``weights`` (one per tile, optional) multiply the coherence weights of the tiles.
+        """
+        w = np.ones(len(q)) if weights is None else np.asarray(weights, float)
+        return [self._consensus(shifts, q, w)] + [self._consensus(shifts[m], q[m], w[m]) for m in self.halves()]
+
+    def _consensus(
+        self, shifts: np.ndarray, q: np.ndarray, weights: np.ndarray | None = None
+    ) -> tuple[np.ndarray, float, float]:
         vote = q >= self.min_coherence
+        if weights is not None:
+            vote &= weights > 0
         coherence = float(np.median(q)) if q.size else 0.0
         if vote.sum() < 3:
             return np.zeros(2), float("nan"), coherence
-        s, w = shifts[vote], q[vote]
+        s, w = shifts[vote], q[vote] * (1.0 if weights is None else weights[vote])
         centre = np.median(s, axis=0)
         near = np.ones(len(s), dtype=bool)
         for _ in range(4):

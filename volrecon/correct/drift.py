@@ -10,7 +10,9 @@
   followed from slice to slice within ``search`` px;
 * **structure**: sub-pixel, curtain-suppressed phase correlation of slice pairs over several
   baselines (1, 2, 4, 8, 16 slices apart), each pair's shift the consensus of ~7 x 7 local
-  tiles (inclined features move each their own way; the drift is what they share). Which
+  tiles (inclined features move each their own way; the drift is what they share), tiles
+  whose content wanders persistently from the consensus over the whole stack weighted down
+  (:mod:`volrecon.correct._registration_persist`). Which
   baselines are used is decided by the data: the shortest set on whose trajectories the left
   and right halves of the face (independent content, common drift) agree best
   (:mod:`volrecon.correct._registration_split`).
@@ -51,6 +53,7 @@ from volrecon.correct._registration_phase import (
     TileCorrelator,
     coherence_sigma,
 )
+from volrecon.correct._registration_persist import persistence_weights, tile_wander
 from volrecon.correct._registration_solve import Observations, Solution, screen_series, solve_trajectory
 from volrecon.correct._registration_split import HalfSplit, choose_baselines
 from volrecon.correct._registration_table import DriftTable
@@ -268,6 +271,7 @@ def estimate_drift(
     roi_ref = None
     roi_at = np.zeros(2, dtype=int)  # whole-pixel displacement of the fiducial (previous slice)
     coherences: list[float] = []
+    tile_pairs: list[tuple[int, int, np.ndarray, np.ndarray]] = []
     keep_back = max(baselines)
     for z, prep in ordered_map(prepare, list(range(nz)), workers):
         reasons[z] = prep.reason
@@ -275,7 +279,11 @@ def estimate_drift(
             if solver is not None:
                 for k in baselines:
                     a = z - k
-                    if a in recent:
+                    if a in recent and isinstance(solver, TileCorrelator):
+                        # tile shifts kept: their consensus is weighted once the stack is seen
+                        tile_pairs.append((a, z, *solver.tile_shifts(recent[a].spectrum, prep.spectrum)))
+                        coherences.append(float(np.median(tile_pairs[-1][3])))
+                    elif a in recent:
                         (shift, measured, q), parts = _measure_pair(solver, split, recent[a], prep)
                         coherences.append(q)
                         for target, (s, m) in zip((obs, *half_obs), ((shift, measured), *parts)):
@@ -301,6 +309,8 @@ def estimate_drift(
         if progress is not None:
             progress(z + 1, nz)
 
+    if tile_pairs:
+        _add_tile_pairs(solver, tile_pairs, (obs, *half_obs) if split else (obs,), structure_floor_px)
     choice = None
     if split:
         choice = choose_baselines(half_obs, baselines)
@@ -433,15 +443,35 @@ def _pair_sigma(measured: float, baseline: int, floor: float) -> float:
 def _measure_pair(
     solver: Any, split: HalfSplit | bool | None, a: _Prepared, b: _Prepared
 ) -> tuple[tuple[np.ndarray, float, float], list[tuple[np.ndarray, float]]]:
-    """``(shift, measured sigma, coherence)`` of a pair, and ``(shift, sigma)`` of its two halves."""
-    if isinstance(solver, TileCorrelator):
-        if split:
-            whole, *halves = solver.split_pair_shift(a.spectrum, b.spectrum)
-            return whole, [(s, m) for s, m, _ in halves]
-        return solver.pair_shift(a.spectrum, b.spectrum), []
+    """``(shift, measured sigma, coherence)`` of a pair by one global correlation (or SimpleITK),
+    and ``(shift, sigma)`` of its two halves. Tile pairs go through :func:`_add_tile_pairs`."""
     shift, q = solver.pair_shift(a.spectrum, b.spectrum)
     parts = split.pair_shifts(a.halves, b.halves) if isinstance(split, HalfSplit) else []
     return (shift, coherence_sigma(q) if q > 0.01 else math.nan, q), parts
+
+
+def _add_tile_pairs(
+    solver: TileCorrelator,
+    pairs: list[tuple[int, int, np.ndarray, np.ndarray]],
+    targets: tuple[Observations, ...],
+    floor: float,
+) -> None:
+    """Consensus of each pair's tiles, weighted by how persistently each tile's content moves.
+
+    ``targets``: the whole region's observations, then (optionally) the left and right halves'.
+    See :mod:`volrecon.correct._registration_persist`.
+    """
+    steps = sorted((p for p in pairs if p[1] - p[0] == 1), key=lambda p: p[0])
+    weights = None
+    if len(steps) >= 8:
+        shifts = np.stack([p[2] for p in steps])
+        q = np.stack([p[3] for p in steps])
+        consensus = np.array([solver.split_consensus(s, c)[0][0] for s, c in zip(shifts, q)])
+        weights = persistence_weights(tile_wander(shifts, q >= solver.min_coherence, consensus))
+    for a, b, shifts, q in pairs:
+        for target, (shift, measured, _) in zip(targets, solver.split_consensus(shifts, q, weights)):
+            if math.isfinite(measured):
+                target.add_pair(a, b, shift, _pair_sigma(measured, b - a, floor))
 
 
 def _phase_solver(geometry: SpectrumGeometry, tiles: int) -> PhaseCorrelator | TileCorrelator:
