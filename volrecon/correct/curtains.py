@@ -547,15 +547,29 @@ def remove_stripes_stack(stack: np.ndarray, settings: CurtainSettings) -> np.nda
 _Z_CHUNK = 8  # slices per task when pooling over z (the overlap is recomputed per task)
 
 
-def apply_curtains(image: Any, settings: CurtainSettings) -> Any:
-    """Remove stripes (lazy for dask); same kind, shape and dtype, never NaN.
+def apply_curtains(image: Any, settings: CurtainSettings, *, dtype: Any = None) -> Any:
+    """Remove stripes (lazy for dask); same kind and shape, never NaN.
 
     Slices are pooled with ``settings.z_reach`` neighbours on each side (see
     :func:`remove_stripes_stack`); a dask stack is processed in tasks of a few slices that
     overlap by ``2 * z_reach`` (the two pooled passes), so the result equals the unchunked one.
+
+    Parameters
+    ----------
+    image : ndarray or dask.array.Array (Z, Y, X)
+        Registered, shading-corrected slices (float32 keeps them unrounded).
+    settings : CurtainSettings
+        The filter settings from :func:`estimate_curtains`.
+    dtype : numpy dtype, optional
+        Output dtype (clipped and rounded to its range); default: the input's.
+
+    Returns
+    -------
+    ndarray or dask.array.Array
+        The destriped stack.
     """
     check_volume(image)
-    dtype = np.dtype(image.dtype)
+    dtype = np.dtype(image.dtype if dtype is None else dtype)
     reach = int(settings.z_reach)
     if not settings.enabled or settings.method != "highpass" or reach == 0:
         return map_slices(image, lambda plane, z: restore_dtype(remove_stripes(plane, settings), dtype))

@@ -217,8 +217,7 @@ def correct_volume(
     # through apply_curtains, which pools neighbouring slices (settings.z_reach) as estimated
     src, terms = (arr, {"shading": shading, "brightness": brightness}) if registered is None else (registered, {})
     if curtains is not None and curtains.enabled:
-        out = apply_curtains(_chain(src, **terms), curtains)
-        out = map_slices(out, lambda plane, z: restore_dtype(plane, arr.dtype))
+        out = apply_curtains(_chain(src, **terms), curtains, dtype=arr.dtype)
     else:
         out = _chain(src, **terms, dtype=arr.dtype)
     den = None
