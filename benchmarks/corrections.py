@@ -162,8 +162,8 @@ def curtain_extras(preset: str, seed: int, acq: np.ndarray, out: np.ndarray, ref
     return extra | {
         "psnr_before_direct_db": before,
         "gain_direct_db": psnr(out, ref) - before,
-        # slice by slice (no pooling along z): what remove_stripes gives the correct stage today
-        "gain_per_slice_db": psnr(apply_curtains(acq.astype(np.float32), estimate_curtains(acq, z_reach=0)), ref) - before,
+        # the opt-in pooling along z (2 slices each side)
+        "gain_pooled_db": psnr(apply_curtains(acq.astype(np.float32), estimate_curtains(acq, z_reach=2)), ref) - before,
         "oracle_gain_db": psnr(oracle, ref) - before,
         "peer_gain_db": psnr(peer, ref) - before,
         "edge_ratio": edge_contrast(out, labels, ref) / edge0,
@@ -461,9 +461,9 @@ def render(payload: dict) -> str:
           "PyStack3D = its per-slice polynomial background removal (order 3, Huber) for shading and its wavelet "
           "destriper (coif3, 4 levels, sigma 4) for curtains, with its defaults (pip package, run unchanged; "
           f"{payload.get('peers', '?')}).", "",
-          "Curtains: volrecon pools each slice's stripe residual with 2 slices on each side (`apply_curtains`, "
-          "z_reach=2: curtains stay at the same x from slice to slice, each slice keeps its own amplitude); "
-          "in brackets the same filter slice by slice (z_reach=0, `remove_stripes`, what the fused correct stage applies).", "",
+          "Curtains: volrecon's default removes stripes slice by slice; in brackets the opt-in pooling of each "
+          "slice's stripe residual with 2 slices on each side (`estimate_curtains(z_reach=2)`: curtains stay at "
+          "the same x from slice to slice, each slice keeps its own amplitude; about 3x the apply time).", "",
           "| preset | artefacts | noise | PSNR before | volrecon gain | oracle gain | peer gain | PyStack3D gain | layer-ratio err volrecon / oracle / peer / PyStack3D | edge volrecon / peer / PyStack3D |",
           "|---|---|---|---|---|---|---|---|---|---|"]
     nan = float("nan")
@@ -471,10 +471,10 @@ def render(payload: dict) -> str:
         before, gain = r.get("psnr_before_direct_db", r["psnr_before_db"]), r.get("gain_direct_db", r["gain_db"])
         ratio = (f"{r['layer_ratio_err_pct']:.2f} / {r.get('oracle_layer_ratio_err_pct', nan):.2f} / {r['peer_layer_ratio_err_pct']:.2f} / "
                  f"{r.get('pystack3d_layer_ratio_err_pct', nan):.2f} %" if "layer_ratio_err_pct" in r else "–")
-        per_slice = f" ({r['gain_per_slice_db']:+.2f})" if "gain_per_slice_db" in r else ""
+        pooled = f" ({r['gain_pooled_db']:+.2f} pooled)" if "gain_pooled_db" in r else ""
         edge = f"{r['edge_ratio']:.3f} / {r['peer_edge_ratio']:.3f} / {r.get('pystack3d_edge_ratio', nan):.3f}" if "edge_ratio" in r else "–"
         md.append(
-            f"| {r['preset']} | {r['artefacts']} | {'yes' if r['noise'] else 'no'} | {before:.1f} dB | {gain:+.2f} dB{per_slice} | "
+            f"| {r['preset']} | {r['artefacts']} | {'yes' if r['noise'] else 'no'} | {before:.1f} dB | {gain:+.2f} dB{pooled} | "
             f"{r.get('oracle_gain_db', nan):+.2f} | {r.get('peer_gain_db', nan):+.2f} | {r.get('pystack3d_gain_db', nan):+.2f} | {ratio} | {edge} |"
         )
     if payload.get("stripe_free"):

@@ -83,8 +83,9 @@ def test_stage_removes_curtains_pooled_along_z_as_apply_curtains():
     from volrecon.correct.curtains import apply_curtains
 
     _, stripes, img = layered_with_stripes(seed=1, nz=12, noise=12.0)
-    res = correct_volume(da.from_array(img, chunks=(1, 256, 192)), voxel_size_nm=(20, 10, 10), steps=("curtains",))
-    assert res.curtains.enabled and res.curtains.z_reach > 0
+    res = correct_volume(da.from_array(img, chunks=(1, 256, 192)), voxel_size_nm=(20, 10, 10), steps=("curtains",),
+                         options={"curtains": {"z_reach": 2}})
+    assert res.curtains.enabled and res.curtains.z_reach == 2
     out = res.image.compute()
     np.testing.assert_allclose(out, apply_curtains(img, res.curtains), rtol=0, atol=1e-4)
     alone = apply_curtains(img, dataclasses.replace(res.curtains, z_reach=0))

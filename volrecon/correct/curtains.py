@@ -86,7 +86,10 @@ class CurtainSettings:
         Slices on each side whose residuals are pooled with a slice's (curtains stay at the
         same x from slice to slice; each slice keeps its own amplitude), used by
         :func:`apply_curtains` and :func:`remove_stripes_stack`; 0: every slice on its own
-        (as :func:`remove_stripes`, which sees one slice).
+        (as :func:`remove_stripes`, which sees one slice), the default: pooling 2 slices each
+        side gained +0.06 dB on noisy stacks with strong curtains but cost 0.05-0.3 dB on
+        noise-free ones and about 3x the apply time (overlapping tasks), which broke the
+        15 slices/s goal at 2048x1536 (``benchmarks/corrections.py``).
     levels, fft_sigma : int, float
         Wavelet levels and Fourier damping width for ``"wavelet-fft"``.
     stripe_index_before, stripe_index_after : float
@@ -108,7 +111,7 @@ class CurtainSettings:
     block: int = 16
     length: int = 7
     threshold: float = 3.0
-    z_reach: int = 2
+    z_reach: int = 0
     levels: int = 4
     fft_sigma: float = 3.0
     stripe_index_before: float = float("nan")
@@ -458,7 +461,7 @@ def estimate_curtains(
     block: int = 16,
     length: int = 7,
     threshold: float = 3.0,
-    z_reach: int = 2,
+    z_reach: int = 0,
     n_slices: int = 4,
     min_significance: float = 10.0,
 ) -> CurtainSettings:
