@@ -91,3 +91,12 @@ def test_stage_removes_curtains_pooled_along_z_as_apply_curtains():
     alone = apply_curtains(img, dataclasses.replace(res.curtains, z_reach=0))
     miss = lambda o: float(np.sqrt(np.mean((img - o - stripes) ** 2)))
     assert miss(out) < 0.9 * miss(alone)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.uint8, np.int16])
+def test_restore_dtype_never_gives_nan_or_inf(dtype):
+    from volrecon.correct._intensity import restore_dtype
+
+    values = np.array([np.inf, -np.inf, np.nan, 1.5], np.float32)
+    out = restore_dtype(values, dtype)
+    assert out.dtype == np.dtype(dtype) and np.isfinite(out).all() and out[2] == 0

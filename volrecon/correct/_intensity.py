@@ -54,8 +54,9 @@ def restore_dtype(values: np.ndarray, dtype: np.dtype, *, overwrite: bool = Fals
             np.clip(scratch, info.min, info.max, out=scratch)
         np.rint(scratch, out=scratch)
         return scratch.astype(dtype)
-    finfo = np.finfo(dtype)
-    return np.nan_to_num(values, nan=0.0, posinf=finfo.max, neginf=finfo.min).astype(dtype, copy=False)
+    # the narrower of the two float types bounds +-inf (float64 max in a float32 array is inf again)
+    top = float(min(np.finfo(dtype).max, np.finfo(values.dtype).max if values.dtype.kind == "f" else np.inf))
+    return np.nan_to_num(values, nan=0.0, posinf=top, neginf=-top).astype(dtype, copy=False)
 
 
 def map_slices(image: Any, func: Callable[[np.ndarray, int], np.ndarray], *, dtype: Any | None = None) -> Any:
