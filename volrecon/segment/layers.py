@@ -73,7 +73,7 @@ class Layers:
     edges : dict
         Interface name -> the edge-rim fit of :func:`refine_interface` (``rim=True``) on it:
         ``shift_vox`` (the correction applied, towards the bright side), ``sigma_vox`` (blur),
-        ``rim_ratio``.
+        ``rim_ratio``; only where the fit was accepted (no entry otherwise).
     """
 
     axis: int
@@ -627,8 +627,9 @@ def edge_rim_shift(offsets: np.ndarray, profile: np.ndarray) -> tuple[float, dic
     maxima, dark side first) is fitted by a blurred step from ``P`` to ``F`` at ``c`` plus a rim
     of height ``r`` one voxel wide on each side of it, ``P + (F - P) Φ((x - c)/σ) + r [Φ((x - c +
     1)/σ) - Φ((x - c - 1)/σ)]``; ``c`` is the shift from the gradient maximum to the boundary
-    (towards the bright side when positive).  Returns ``(c, fit)``; ``c = 0`` when the fit
-    finds no rim or no step.
+    (towards the bright side when positive).  Returns ``(c, fit)``; ``fit["accepted"]`` is False
+    and ``c = 0`` when the fit finds no step, fits poorly or pins the shift to its bounds (the
+    other entries are then not measurements and must not be used).
     """
     from scipy.optimize import least_squares
     from scipy.special import ndtr
@@ -636,7 +637,7 @@ def edge_rim_shift(offsets: np.ndarray, profile: np.ndarray) -> tuple[float, dic
     x = np.asarray(offsets, float)
     y = np.asarray(profile, float)
     if y.size < 8 or not np.all(np.isfinite(y)):
-        return 0.0, {}
+        return 0.0, {"accepted": False}
     scale = float(np.ptp(y)) or 1.0
     yn = (y - y[0]) / scale
 
@@ -649,7 +650,9 @@ def edge_rim_shift(offsets: np.ndarray, profile: np.ndarray) -> tuple[float, dic
     lo, hi, r, s, c = fit.x
     info = {"rim_ratio": float(r / max(hi - lo, 1e-9)), "sigma_vox": float(s), "shift_vox": float(c),
             "rms": float(np.sqrt(np.mean(fit.fun ** 2)))}
-    if not (fit.success and hi - lo > 0.2 and info["rms"] < 0.1):
+    pinned = c <= -1.0 + 1e-3 or c >= 1.5 - 1e-3
+    info["accepted"] = bool(fit.success and hi - lo > 0.2 and info["rms"] < 0.1 and not pinned)
+    if not info["accepted"]:
         return 0.0, info
     return float(c), info
 
@@ -764,9 +767,11 @@ def refine_interface(
     if rim and ok.any():
         ok_s = ok.ravel()[(np.arange(h.size) % every) == 0]
         samples = np.concatenate(prof[sign])[ok_s]
-        shift, fit = edge_rim_shift(RIM_OFFSETS, np.median(samples, axis=0)) if samples.shape[0] >= 10 else (0.0, {})
+        if samples.shape[0] >= 10:
+            shift, fit = edge_rim_shift(RIM_OFFSETS, np.median(samples, axis=0))
         new = new + sign * shift
-        note = f", moved {shift:+.2f} voxels towards the bright side for the edge rims (fit {fit})"
+        note = (f", moved {shift:+.2f} voxels towards the bright side for the edge rims (fit {fit})"
+                if fit.get("accepted") else f", no edge-rim correction (rim fit rejected: {fit or 'too few columns'})")
     new = np.where(ok, new, h)
     new = ndi.median_filter(new, size=3, mode="nearest")
     if hu is not None:
@@ -774,7 +779,8 @@ def refine_interface(
     heights = dict(layers.heights)
     heights[name] = new if layers.anode_first else n - new
     notes = list(layers.notes) + [f"{name} refined on the grey-value edge ({ok.mean():.0%} of columns){note}"]
-    edges = {**layers.edges, name: {**fit, "shift_vox": shift}} if rim else layers.edges
+    # only an accepted fit is a measurement: callers read the rims and the blur from it
+    edges = {**layers.edges, name: {**fit, "shift_vox": shift}} if fit.get("accepted") else layers.edges
     return replace(layers, heights=heights, notes=notes, edges=edges)
 
 

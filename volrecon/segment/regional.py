@@ -439,7 +439,7 @@ def rim_threshold(values: np.ndarray, threshold: float, edge: Mapping[str, float
 
     v = np.asarray(values, float)
     lo_v, hi_v = v[v < threshold], v[v >= threshold]
-    rho = float(edge.get("rim_ratio", 0.0))
+    rho = float(edge.get("rim_ratio", 0.0)) if edge.get("accepted", True) else 0.0
     if lo_v.size < 10 or hi_v.size < 10 or not rho > 0:
         return float(threshold)
     p_level, f_level = float(np.median(lo_v)), float(np.median(hi_v))
