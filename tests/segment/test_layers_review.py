@@ -41,3 +41,28 @@ def test_rim_fit_pinned_to_its_bound_is_rejected():
     noisy = ndtr(RIM_OFFSETS / 0.8) + np.random.default_rng(1).normal(0, 0.15, RIM_OFFSETS.size)
     shift, fit = edge_rim_shift(RIM_OFFSETS, noisy)
     assert shift == 0.0 and not fit["accepted"]
+
+
+@pytest.mark.parametrize("shape, chunks, factor, axis", [
+    ((4, 64, 513), (4, 64, 256), 2, 0),  # a one-voxel tail chunk
+    ((9, 40, 37), (3, 5, 7), 2, 0),      # chunks thinner than the opening's context, not multiples of the factor
+    ((9, 40, 37), (3, 5, 7), 3, 1),
+    ((10, 33, 21), (4, 9, 10), 4, 2),
+])
+def test_lateral_sums_dask_equals_numpy(shape, chunks, factor, axis):
+    """The blockwise (dask) lateral sums count every group exactly as the whole array does."""
+    import dask.array as da
+
+    from volrecon.segment.layers import _lateral_sums
+
+    rng = np.random.default_rng(0)
+    # blobs a few voxels across, so the in-plane core opening matters near the block edges
+    from scipy import ndimage as ndi
+
+    labels = np.argmax(ndi.gaussian_filter(rng.random((5, *shape)), [0, 0.7, 1.5, 1.5]), axis=0).astype(np.uint8)
+    values = {"sodium": [1], "separator": [2], "active": [3], "sei": []}
+    want = _lateral_sums(labels, axis, factor, values, 4)
+    got = _lateral_sums(da.from_array(labels, chunks=chunks), axis, factor, values, 4)
+    assert set(got) == set(want)
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k], err_msg=k)

@@ -182,23 +182,40 @@ def _lateral_sums(phases: Any, axis: int, factor: int, values: Mapping[str, Sequ
             ind = _indicators(block, values, frame, halo=(r, r))
             return np.stack([_block_sum(ind[g].astype(np.float32), lat, factor) for g in names])
 
-        for a in lat:
-            if any(c % factor for c in phases.chunks[a][:-1]):
-                phases = phases.rechunk({a: max(factor, (phases.chunksize[a] // factor) * factor)})
-        for a in (1, 2):
-            if min(phases.chunks[a]) < r:
-                phases = phases.rechunk({a: max(phases.chunksize[a], r * factor)})
+        chunks = tuple(_sum_chunks(phases.chunks[a], factor if a in lat else 1, r if a in (1, 2) else 0)
+                       for a in range(3))
+        if any(r and sum(chunks[a]) < r for a in (1, 2)):
+            # thinner than the opening's context: small enough to reduce whole
+            return _lateral_sums(np.asarray(phases), axis, factor, values, frame)
+        phases = phases.rechunk(chunks)
         chunks = list(phases.chunks)
         out_chunks = tuple(
             tuple(-(-c // factor) for c in chunks[a]) if a in lat else chunks[a] for a in range(3)
         )
         # all groups from one pass over the labels; array edges replicated as in _core
+        # no silent rechunk by map_overlap: it would break the blocks' alignment on the factor
         stacked = da.map_overlap(reduce, phases, depth={0: 0, 1: r, 2: r}, boundary="nearest", trim=False,
-                                 dtype=np.float32, new_axis=0, chunks=((len(names),), *out_chunks))
+                                 dtype=np.float32, new_axis=0, chunks=((len(names),), *out_chunks),
+                                 allow_rechunk=False)
         computed = np.asarray(stacked.compute())
         return dict(zip(names, computed))
     ind = _indicators(np.asarray(phases), values, frame)
     return {k: _block_sum(v.astype(np.float32), lat, factor) for k, v in ind.items()}
+
+
+def _sum_chunks(chunks: Sequence[int], factor: int, least: int) -> tuple[int, ...]:
+    """Chunks of one axis for the blockwise lateral sums: every chunk but the last a multiple of
+    ``factor`` (the coarse cells never straddle two blocks), none thinner than ``least`` (the
+    overlap's depth) unless the axis itself is; a short tail is merged into the chunk before it."""
+    size = int(sum(chunks))
+    step = max(factor, (max(chunks) // factor) * factor, -(-least // factor) * factor)
+    out = [step] * (size // step)
+    tail = size - step * len(out)
+    if tail and out and tail < least:
+        out[-1] += tail
+    elif tail or not out:
+        out.append(tail)
+    return tuple(out)
 
 
 def _block_sum(arr: np.ndarray, lat: Sequence[int], factor: int) -> np.ndarray:
