@@ -46,6 +46,13 @@ REFINE_NM = 50.0
 """Half-width (nm along the stacking axis) of the sub-voxel refinement of each interface."""
 OUTLIER_NM = 150.0
 """Least distance (nm) from the robust plane through an interface at which a column's cut is re-done."""
+EDGE_RIM_NM = 10.0
+"""Default half-width (nm in the image plane) of the edge-brightening rim on each side of a
+boundary: the escape range of the secondary electrons through the side wall, a length of the
+specimen and beam energy (a few nm to a few tens of nm), not a pixel.  Set it for another
+instrument (``refine_interface(rim_nm=...)``), or None to fit it."""
+
+
 _MIN_SHARE = {"sodium": 0.004, "sei": 0.0005, "separator": 0.004, "cathode": 0.004, "collector": 0.004}
 
 
@@ -130,29 +137,41 @@ class Layers:
 CORE_GROUPS: tuple[str, ...] = ("separator", "active")
 """Groups counted by their cores (opened in the image plane) in the separator|cathode cut."""
 
-_CORE_REACH = 2
-"""In-plane reach (voxels) of the opening of :data:`CORE_GROUPS` (erosion then dilation by one)."""
+CORE_SHELL_NM = EDGE_RIM_NM
+"""Width (nm in the image plane) of the shell of wrong first-guess class around fibres and
+particles: the edge-brightening rim (:data:`EDGE_RIM_NM`).  The opening of :data:`CORE_GROUPS`
+has this radius (at least one voxel)."""
 
 
-def _core(mask: np.ndarray) -> np.ndarray:
-    """``mask`` opened in the image plane (y, x) by a 3x3 cross, edges replicated.
+def core_radius(voxel_size_nm: Sequence[float]) -> tuple[int, int]:
+    """In-plane (y, x) radius in voxels of the opening of :data:`CORE_GROUPS`."""
+    return (max(1, int(round(CORE_SHELL_NM / float(voxel_size_nm[1])))),
+            max(1, int(round(CORE_SHELL_NM / float(voxel_size_nm[2])))))
 
-    Edge brightening and the probe's blur give every boundary a one-voxel shell whose first-guess
-    class is wrong (the pore beside an active particle reads as fibre grey, a fibre's rim as
-    active grey): thin shells, which the opening removes while the fibres and particles, many
-    voxels across, keep their cores.
+
+def _core(mask: np.ndarray, radius: tuple[int, int] = (1, 1)) -> np.ndarray:
+    """``mask`` opened in the image plane (y, x) by an ellipse of ``radius`` voxels (a 3x3 cross
+    for one voxel), edges replicated.
+
+    Edge brightening and the probe's blur give every boundary a shell about
+    :data:`CORE_SHELL_NM` wide whose first-guess class is wrong (the pore beside an active
+    particle reads as fibre grey, a fibre's rim as active grey): thin shells, which the opening
+    removes while the fibres and particles, many times wider, keep their cores.
     """
-    r = _CORE_REACH
-    padded = np.pad(mask, [(0, 0), (r, r), (r, r)], mode="edge")
-    st = np.zeros((1, 3, 3), bool)
-    st[0] = ndi.generate_binary_structure(2, 1)
-    return ndi.binary_opening(padded, st)[:, r:-r, r:-r]
+    ry, rx = radius
+    pad = [(0, 0), (2 * ry, 2 * ry), (2 * rx, 2 * rx)]
+    padded = np.pad(mask, pad, mode="edge")
+    dy, dx = np.mgrid[-ry:ry + 1, -rx:rx + 1]
+    st = ((dy / ry) ** 2 + (dx / rx) ** 2 <= 1.0)[None]
+    return ndi.binary_opening(padded, st)[:, 2 * ry:-2 * ry, 2 * rx:-2 * rx]
 
 
 def _indicators(block: np.ndarray, values: Mapping[str, Sequence[int]], frame: int | None,
-                halo: tuple[int, int] = (0, 0), cores: bool = True) -> dict[str, np.ndarray]:
+                halo: tuple[int, int] = (0, 0), cores: bool = True,
+                radius: tuple[int, int] = (1, 1)) -> dict[str, np.ndarray]:
     """Masks of the valid voxels and of each group in ``block``; :data:`CORE_GROUPS` by their
-    cores (``cores``).  ``halo``: context voxels the block carries on each side along y and x (cut off)."""
+    cores (``cores``, opening of ``radius``).  ``halo``: context voxels the block carries on each
+    side along y and x (cut off)."""
     valid = block != 0
     if frame is not None:
         valid &= block != frame
@@ -161,12 +180,14 @@ def _indicators(block: np.ndarray, values: Mapping[str, Sequence[int]], frame: i
     out = {"valid": valid[crop]}
     for group, vals in values.items():
         m = np.isin(block, np.asarray(vals, dtype=block.dtype)) if len(vals) else np.zeros(block.shape, bool)
-        out[group] = (_core(m) if cores and group in CORE_GROUPS else m)[crop]
+        out[group] = (_core(m, radius) if cores and group in CORE_GROUPS else m)[crop]
     return out
 
 
-def _lateral_sums(phases: Any, axis: int, factor: int, values: Mapping[str, Sequence[int]], frame: int | None) -> dict[str, np.ndarray]:
-    """Counts of each group in lateral blocks of ``factor``², full resolution along ``axis``.
+def _lateral_sums(phases: Any, axis: int, factor: int, values: Mapping[str, Sequence[int]], frame: int | None,
+                  radius: tuple[int, int] = (1, 1)) -> dict[str, np.ndarray]:
+    """Counts of each group in lateral blocks of ``factor``², full resolution along ``axis``
+    (:data:`CORE_GROUPS` by their cores, opened with ``radius``).
 
     Works on numpy or dask input; dask input is reduced block by block with the in-plane context
     of the core opening (bounded memory, the same counts as the whole array).
@@ -176,17 +197,17 @@ def _lateral_sums(phases: Any, axis: int, factor: int, values: Mapping[str, Sequ
         import dask.array as da
 
         names = ["valid", *values]
-        r = _CORE_REACH
+        reach = (2 * radius[0], 2 * radius[1])  # the opening's context: erosion then dilation
 
         def reduce(block: np.ndarray, block_info: dict | None = None) -> np.ndarray:
-            ind = _indicators(block, values, frame, halo=(r, r))
+            ind = _indicators(block, values, frame, halo=reach, radius=radius)
             return np.stack([_block_sum(ind[g].astype(np.float32), lat, factor) for g in names])
 
-        chunks = tuple(_sum_chunks(phases.chunks[a], factor if a in lat else 1, r if a in (1, 2) else 0)
-                       for a in range(3))
-        if any(r and sum(chunks[a]) < r for a in (1, 2)):
+        least = (0, *reach)
+        chunks = tuple(_sum_chunks(phases.chunks[a], factor if a in lat else 1, least[a]) for a in range(3))
+        if any(sum(chunks[a]) < least[a] for a in (1, 2)):
             # thinner than the opening's context: small enough to reduce whole
-            return _lateral_sums(np.asarray(phases), axis, factor, values, frame)
+            return _lateral_sums(np.asarray(phases), axis, factor, values, frame, radius)
         phases = phases.rechunk(chunks)
         chunks = list(phases.chunks)
         out_chunks = tuple(
@@ -194,12 +215,12 @@ def _lateral_sums(phases: Any, axis: int, factor: int, values: Mapping[str, Sequ
         )
         # all groups from one pass over the labels; array edges replicated as in _core
         # no silent rechunk by map_overlap: it would break the blocks' alignment on the factor
-        stacked = da.map_overlap(reduce, phases, depth={0: 0, 1: r, 2: r}, boundary="nearest", trim=False,
+        stacked = da.map_overlap(reduce, phases, depth={0: 0, 1: reach[0], 2: reach[1]}, boundary="nearest", trim=False,
                                  dtype=np.float32, new_axis=0, chunks=((len(names),), *out_chunks),
                                  allow_rechunk=False)
         computed = np.asarray(stacked.compute())
         return dict(zip(names, computed))
-    ind = _indicators(np.asarray(phases), values, frame)
+    ind = _indicators(np.asarray(phases), values, frame, radius=radius)
     return {k: _block_sum(v.astype(np.float32), lat, factor) for k, v in ind.items()}
 
 
@@ -475,7 +496,7 @@ def detect_layers(
     lat = [a for a in range(3) if a != axis_i]
     lat_vox = min(vox[a] for a in lat)
     factor = int(max(1, min(4, round(lateral_nm / lat_vox / 2))))
-    sums = _lateral_sums(phases, axis_i, factor, {**values, "active": active}, frame_value)
+    sums = _lateral_sums(phases, axis_i, factor, {**values, "active": active}, frame_value, core_radius(vox))
     # move the stacking axis last: (a, b, s)
     # float32 throughout: counts of at most factor² voxels, and these maps are the largest arrays here
     sums = {k: np.moveaxis(v, axis_i, -1).astype(np.float32, copy=False) for k, v in sums.items()}
@@ -631,22 +652,51 @@ def region_block(layers: Layers, block_slices: tuple[slice, slice, slice], shape
 
 
 RIM_OFFSETS = np.arange(-3.0, 3.01, 0.25)
-"""Offsets (voxels, dark side negative) of the edge profile the rim model is fitted to."""
+"""Offsets (voxels, dark side negative) of the edge profile the rim model is fitted to, at least."""
+
+RIM_REACH_NM = 30.0
+"""Half-width (nm) of the edge profile the rim model is fitted to (at least :data:`RIM_OFFSETS`):
+the rims and the blur are lengths of the specimen and the probe, so at fine pixels the profile
+spans more voxels."""
+
+RIM_HALF_WIDTH_VOX = (0.3, 3.0)
+"""Bounds of the fitted rim half-width (voxels)."""
 
 
-def edge_rim_shift(offsets: np.ndarray, profile: np.ndarray) -> tuple[float, dict[str, float]]:
+RIM_MAX_RMS = 0.05
+"""Largest rms misfit (share of the step) of an accepted rim fit."""
+
+
+def rim_offsets(step_nm: float) -> np.ndarray:
+    """Offsets (voxels) of the edge profile for a voxel of ``step_nm`` along the stacking axis."""
+    reach = max(float(RIM_OFFSETS[-1]), RIM_REACH_NM / float(step_nm))
+    return np.arange(-reach, reach + 0.01, 0.25)
+
+
+def rim_half_width_vox(rim_nm: float, step_nm: float) -> float:
+    """The rim's half-width in voxels: ``rim_nm / step_nm``, but at least one voxel (a pixel
+    integrates a narrower rim into the voxel beside the boundary, at a lower height)."""
+    return max(1.0, float(rim_nm) / float(step_nm))
+
+
+def edge_rim_shift(offsets: np.ndarray, profile: np.ndarray,
+                   half_width: float | None = 1.0) -> tuple[float, dict[str, float]]:
     """Where the boundary lies relative to the gradient maximum of an edge with bright rims.
 
     Edge brightening adds a bright rim on *both* sides of a boundary (secondary electrons escape
     through the nearby side wall).  Blurred by the probe, the rim on the dark side merges with
-    the step, so the steepest grey step lies up to about half a voxel on the dark side of the
-    boundary.  The median profile across the edge (``profile`` at ``offsets`` from the gradient
-    maxima, dark side first) is fitted by a blurred step from ``P`` to ``F`` at ``c`` plus a rim
-    of height ``r`` one voxel wide on each side of it, ``P + (F - P) Φ((x - c)/σ) + r [Φ((x - c +
-    1)/σ) - Φ((x - c - 1)/σ)]``; ``c`` is the shift from the gradient maximum to the boundary
-    (towards the bright side when positive).  Returns ``(c, fit)``; ``fit["accepted"]`` is False
-    and ``c = 0`` when the fit finds no step, fits poorly or pins the shift to its bounds (the
-    other entries are then not measurements and must not be used).
+    the step, so the steepest grey step lies on the dark side of the boundary, by up to about
+    the rim's width.  The median profile across the edge (``profile`` at ``offsets`` from the
+    gradient maxima, dark side first) is fitted by a blurred step from ``P`` to ``F`` at ``c``
+    plus a rim of height ``r`` and half-width ``w`` on each side of it, ``P + (F - P) Φ((x -
+    c)/σ) + r [Φ((x - c + w)/σ) - Φ((x - c - w)/σ)]``; ``c`` is the shift from the gradient
+    maximum to the boundary (towards the bright side when positive).  ``w`` is ``half_width``
+    (voxels; :func:`rim_half_width_vox` of a length), or fitted within
+    :data:`RIM_HALF_WIDTH_VOX` when None: the rim's width and the blur trade off, and a thin
+    layer on the bright side (a film a few voxels thick) is taken for a wide rim, so a known
+    length is the safer choice.  Returns ``(c, fit)``; ``fit["accepted"]`` is False and ``c = 0``
+    when the fit finds no step, fits poorly or pins the shift (or a fitted width) to its bounds
+    (the other entries are then not measurements and must not be used).
     """
     from scipy.optimize import least_squares
     from scipy.special import ndtr
@@ -657,18 +707,29 @@ def edge_rim_shift(offsets: np.ndarray, profile: np.ndarray) -> tuple[float, dic
         return 0.0, {"accepted": False}
     scale = float(np.ptp(y)) or 1.0
     yn = (y - y[0]) / scale
+    w_hi = RIM_HALF_WIDTH_VOX[1] if half_width is None else float(half_width)
+    c_lo, c_hi = -1.0, 1.5 + w_hi / 2
 
     def model(p: np.ndarray) -> np.ndarray:
-        lo, hi, r, s, c = p
-        return lo + (hi - lo) * ndtr((x - c) / s) + r * (ndtr((x - c + 1) / s) - ndtr((x - c - 1) / s))
+        lo, hi, r, s, c = p[:5]
+        w = p[5] if half_width is None else float(half_width)
+        return lo + (hi - lo) * ndtr((x - c) / s) + r * (ndtr((x - c + w) / s) - ndtr((x - c - w) / s))
 
-    p0 = np.array([0.0, float(yn[-1]), 0.1, 1.0, 0.0])
-    fit = least_squares(lambda p: model(p) - yn, p0, bounds=([-1, 0, 0, 0.3, -1.0], [1, 3, 3, 3.0, 1.5]))
-    lo, hi, r, s, c = fit.x
-    info = {"rim_ratio": float(r / max(hi - lo, 1e-9)), "sigma_vox": float(s), "shift_vox": float(c),
-            "rms": float(np.sqrt(np.mean(fit.fun ** 2)))}
-    pinned = c <= -1.0 + 1e-3 or c >= 1.5 - 1e-3
-    info["accepted"] = bool(fit.success and hi - lo > 0.2 and info["rms"] < 0.1 and not pinned)
+    lower, upper = [-1, 0, 0, 0.3, c_lo], [1, 3, 3, 3.0, c_hi]
+    starts = [[0.0, float(yn[-1]), 0.1, 1.0, 0.5 * min(w_hi, 2.0)]]
+    if half_width is None:
+        lower, upper = lower + [RIM_HALF_WIDTH_VOX[0]], upper + [RIM_HALF_WIDTH_VOX[1]]
+        starts = [[0.0, float(yn[-1]), 0.1, 1.0, 0.5 * w0, w0] for w0 in (1.0, 2.0)]
+    best = min((least_squares(lambda p: model(p) - yn, np.array(p0), bounds=(lower, upper)) for p0 in starts),
+               key=lambda f: f.cost)
+    lo, hi, r, s, c = best.x[:5]
+    w = float(best.x[5]) if half_width is None else float(half_width)
+    info = {"rim_ratio": float(r / max(hi - lo, 1e-9)), "sigma_vox": float(s), "rim_half_width_vox": w,
+            "shift_vox": float(c), "rms": float(np.sqrt(np.mean(best.fun ** 2)))}
+    # a shift or fitted rim width at its bound is no fitted value; the median profile of many
+    # columns is smooth, so a misfit of 5 % of the step means the model does not describe the edge
+    pinned = c <= c_lo + 1e-3 or c >= c_hi - 1e-3 or (half_width is None and w >= RIM_HALF_WIDTH_VOX[1] - 1e-3)
+    info["accepted"] = bool(best.success and hi - lo > 0.2 and info["rms"] < RIM_MAX_RMS and not pinned)
     if not info["accepted"]:
         return 0.0, info
     return float(c), info
@@ -677,6 +738,7 @@ def edge_rim_shift(offsets: np.ndarray, profile: np.ndarray) -> tuple[float, dic
 def refine_interface(
     image: Any, layers: Layers, name: str, *, voxel_size_nm: Sequence[float], window_nm: float = 100.0,
     lateral_nm: float = 20.0, upper: str | None = None, slab: int = 16, rim: bool = False,
+    rim_nm: float | None = EDGE_RIM_NM,
 ) -> Layers:
     """Move one interface onto the grey-value edge between its two layers.
 
@@ -713,6 +775,8 @@ def refine_interface(
     rim : bool
         Correct the steepest step for edge-brightening rims (the shift is in the notes and in
         ``Layers.notes``).
+    rim_nm : float or None
+        The rims' half-width (nm, :data:`EDGE_RIM_NM`); None: fitted (see :func:`edge_rim_shift`).
 
     Returns
     -------
@@ -743,6 +807,7 @@ def refine_interface(
     noise: list[np.ndarray] = []
     n0 = h.shape[0]
     every = max(1, int(np.ceil(h.size / 20000)))  # columns sampled for the rim profile
+    offsets = rim_offsets(vox[ax])
     for a0, a1, p0, p1 in slab_rows(n0, pad, slab):
         sl = [slice(None)] * 3
         sl[lat[0]] = slice(p0, p1)
@@ -772,7 +837,7 @@ def refine_interface(
             if rim:
                 flat = np.arange(a0 * h.shape[1], a1 * h.shape[1])
                 take = (flat % every) == 0
-                at = p_.ravel()[take][:, None] + s * RIM_OFFSETS
+                at = p_.ravel()[take][:, None] + s * offsets
                 prof[s].append(sample_columns(gl.reshape(-1, n)[take], at).astype(np.float32))
         del d, gl
     sign = 1 if np.median(np.concatenate(sign_votes)) >= 0 else -1
@@ -785,7 +850,8 @@ def refine_interface(
         ok_s = ok.ravel()[(np.arange(h.size) % every) == 0]
         samples = np.concatenate(prof[sign])[ok_s]
         if samples.shape[0] >= 10:
-            shift, fit = edge_rim_shift(RIM_OFFSETS, np.median(samples, axis=0))
+            half = None if rim_nm is None else rim_half_width_vox(rim_nm, vox[ax])
+            shift, fit = edge_rim_shift(offsets, np.median(samples, axis=0), half)
         new = new + sign * shift
         note = (f", moved {shift:+.2f} voxels towards the bright side for the edge rims (fit {fit})"
                 if fit.get("accepted") else f", no edge-rim correction (rim fit rejected: {fit or 'too few columns'})")

@@ -358,8 +358,9 @@ def sei_outer_surface(
     t_raw = np.full(hn.shape, np.nan)
     t_fall, t_rise = np.full(hn.shape, np.nan), np.full(hn.shape, np.nan)
     fit = layers.edges.get("sodium|sei", {})
-    # the sodium edge's step reaches 1 voxel of rim and 3 blur sigmas beyond the surface
-    edge = {"shift_vox": float(fit.get("shift_vox", 0.0)), "reach_vox": 1.0 + 3.0 * float(fit.get("sigma_vox", 1.0))}
+    # the sodium edge's step reaches its rim's half-width and 3 blur sigmas beyond the surface
+    edge = {"shift_vox": float(fit.get("shift_vox", 0.0)),
+            "reach_vox": float(fit.get("rim_half_width_vox", 1.0)) + 3.0 * float(fit.get("sigma_vox", 1.0))}
     sig_edge = [EDGE_LATERAL_NM / vox[a] for a in lat] + [0.0]
     pad = max(_radius(1.0) + _radius(sig[0]), _radius(sig_edge[0]))
     for a0, a1, p0, p1 in _slabs(rows, row_vox, pad, slab_voxels):
@@ -432,7 +433,8 @@ def rim_threshold(values: np.ndarray, threshold: float, edge: Mapping[str, float
     two similar classes) puts it in the bright class: every bright object grows by a voxel.  With
     the step and the rims blurred by ``s`` (the fit's sigma and the denoising ``smooth_sigma``),
     the two voxels beside the boundary read ``F/P`` fractions ``Φ(±0.5/s) + ρ k`` with ``k =
-    Φ(1.5/s) - Φ(-0.5/s)``; the threshold is half-way between them, ``P + (0.5 + ρ k)(F - P)``,
+    Φ((0.5 + w)/s) - Φ((0.5 - w)/s)`` for rims of half-width ``w`` (``edge["rim_half_width_vox"]``,
+    one voxel when not given); the threshold is half-way between them, ``P + (0.5 + ρ k)(F - P)``,
     with ``P`` and ``F`` the medians of ``values`` below and above ``threshold``.
     """
     from scipy.special import ndtr
@@ -444,7 +446,8 @@ def rim_threshold(values: np.ndarray, threshold: float, edge: Mapping[str, float
         return float(threshold)
     p_level, f_level = float(np.median(lo_v)), float(np.median(hi_v))
     s = float(np.hypot(float(edge.get("sigma_vox", 1.0)), max(smooth_sigma)))
-    k = float(ndtr(1.5 / s) - ndtr(-0.5 / s))
+    w = float(edge.get("rim_half_width_vox", 1.0))
+    k = float(ndtr((0.5 + w) / s) - ndtr((0.5 - w) / s))
     frac = float(np.clip(0.5 + rho * k, 0.5, 0.85))
     return p_level + frac * (f_level - p_level)
 
