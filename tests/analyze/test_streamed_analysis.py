@@ -7,6 +7,7 @@ import pytest
 from volrecon.analyze import analyze_volume
 from volrecon.analyze.layers import inner_box, inner_box_bits
 from volrecon.analyze.subvolumes import subvolume_table
+from volrecon.errors import ParameterError
 
 
 def _strip(d):
@@ -77,3 +78,11 @@ def test_tortuosity_box_capped_to_its_centre(phantom):
     assert any("cut to its centre" in n for n in capped.notes)
     tau = capped.tortuosity["pore"]["1"]
     assert tau.shape == (c1 - c0, d1 - d0, e1 - e0) and np.isfinite(tau.tortuosity_factor)
+    # the cap is recorded where a reader of metrics.json looks: a flag, the full box, a warning
+    rec = capped.to_dict()["regions"]["cathode"]["tortuosity_box_capped"]
+    assert rec == {"capped": True, "max_voxels": cap, "full_box": [list(v) for v in full.cathode_box]}
+    assert any("tortuosity_max_voxels" in w for w in capped.to_dict()["warnings"])
+    assert full.to_dict()["regions"]["cathode"]["tortuosity_box_capped"]["capped"] is False
+    assert "warnings" not in full.to_dict()
+    with pytest.raises(ParameterError, match="tortuosity_max_voxels"):
+        analyze_volume(phantom.labels, phantom.regions, tortuosity_max_voxels=0, **kw)

@@ -32,7 +32,7 @@ from volrecon.analyze.profiles import DepthProfile, depth_profile
 from volrecon.analyze.surface import SurfaceResult, specific_surface_area
 from volrecon.analyze.thickness import ThicknessResult, sei_thickness
 from volrecon.analyze.tortuosity import TortuosityResult, tortuosity
-from volrecon.errors import InputError, OutputError
+from volrecon.errors import InputError, OutputError, ParameterError
 
 __all__ = ["AnalysisResult", "analyze_volume", "write_analysis"]
 
@@ -56,6 +56,8 @@ class AnalysisResult:
     surfaces: dict[str, SurfaceResult] = field(default_factory=dict)
     timings_s: dict[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    tortuosity_box_full: tuple[tuple[int, int], ...] | None = None
+    tortuosity_max_voxels: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         tp = self.through_plane_axis
@@ -77,6 +79,11 @@ class AnalysisResult:
             cat["tortuosity_factor"] = tf
             cat["tortuosity"] = details
             cat["tortuosity_box"] = [list(v) for v in self.cathode_box] if self.cathode_box else None
+            capped = self.tortuosity_box_full is not None and self.tortuosity_box_full != self.cathode_box
+            cat["tortuosity_box_capped"] = {
+                "capped": bool(capped), "max_voxels": self.tortuosity_max_voxels,
+                "full_box": [list(v) for v in self.tortuosity_box_full] if self.tortuosity_box_full else None,
+            }
             pen = {}
             for a, r in self.tortuosity.get("pore", {}).items():
                 e = self.tortuosity.get("electrolyte", {}).get(a)
@@ -101,6 +108,10 @@ class AnalysisResult:
         }
         if self.profile is not None:
             out["depth_profile"] = {k: v for k, v in self.profile.to_dict().items() if k in ("reference", "reason")}
+        if self.tortuosity and self.tortuosity_box_full is not None and self.tortuosity_box_full != self.cathode_box:
+            out["warnings"] = [f"tortuosity, pore sizes and surface areas measured in the centre of the cathode box "
+                               f"({self.tortuosity_max_voxels} voxels at most): check that this sub-volume is "
+                               "representative, or raise tortuosity_max_voxels"]
         return out
 
 
@@ -128,8 +139,11 @@ def analyze_volume(
     ----------
     labels, regions : array_like of int, shape (z, y, x)
         Phase and region (cell layer) label images (numpy or dask).  A dask array (the run
-        folder's OME-Zarr labels) is read slab by slab and box by box, never whole: memory is
-        bounded by the slab, the tortuosity box and the cathode's bounding box.
+        folder's OME-Zarr labels) is read slab by slab and box by box, never whole.  Memory
+        still grows with the volume in two places: the cathode mask packed to one bit per voxel
+        (V/8 bytes) and the depth profile, which holds the cathode's bounding box (about 7 bytes
+        per voxel of it, for its distance transform); the tortuosity box is capped by
+        ``tortuosity_max_voxels``.
     voxel_size_nm : float or (float, float, float)
         Voxel size (z, y, x) in nm.
     phase_names, region_names : mapping, optional
@@ -180,6 +194,9 @@ def analyze_volume(
     if lab.shape != reg.shape:
         raise InputError(f"regions shape {reg.shape} differs from labels shape {lab.shape}; pass matching volumes")
     vs = voxel_triplet(voxel_size_nm)
+    if tortuosity_max_voxels is not None and not int(tortuosity_max_voxels) >= 1000:
+        raise ParameterError(f"tortuosity_max_voxels={tortuosity_max_voxels}: give at least 1000 voxels (a few "
+                             "million for a representative box), or None to solve the whole box")
     slab = int(np.prod(chunks))
     specimen = [v for n, v in regs.items() if n != "frame"]
     survey = survey_volume(lab, reg, region_values=specimen, inside_region=regs["cathode"],
@@ -216,6 +233,7 @@ def analyze_volume(
     box = inner_box_bits(survey.inside_bits, lab.shape)
     if box is not None and tp is not None:
         box = _porous_box(lab, box, tp, phases, vs, notes, slab)
+    full_box = tuple((s.start, s.stop) for s in box) if box is not None else None
     if box is not None and tortuosity_max_voxels is not None:
         box = _capped_box(box, tp, vs, int(tortuosity_max_voxels), notes)
     tort: dict[str, dict[str, TortuosityResult]] = {}
@@ -305,6 +323,7 @@ def analyze_volume(
     return AnalysisResult(
         vs, tuple(int(n) for n in lab.shape), tp, overall.fractions, region_out, box_t,
         void_c, pore_c, tort, sei, prof, psd, surf, timings, tuple(notes),
+        tortuosity_box_full=full_box if box_t is not None else None, tortuosity_max_voxels=tortuosity_max_voxels,
     )
 
 
