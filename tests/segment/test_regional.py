@@ -141,3 +141,32 @@ def test_rim_threshold_keeps_objects_their_size():
     true = discs.sum()
     assert (img > otsu).sum() > 1.1 * true
     assert abs((img > thr).sum() - true) < 0.04 * true
+
+
+def test_sei_measured_share_counts_only_measured_columns(first_guess, monkeypatch):
+    """Columns with neither a crossing nor an outer edge are filled from their neighbours but are
+    not measured: with the crossing hidden in every other column and the edge kept in 3 columns
+    of 10, 70 % of the columns are measured (the filled map read 100 %).  Columns with a crossing
+    but no edge keep their own (bias-corrected) crossing."""
+    ph, img, phases, lay, _ = first_guess
+    vox = ph.voxel_size_nm
+    l1, _ = sodium_surface(img, phases, lay, voxel_size_nm=vox, frame_value=None)
+    crossing, outer = regional._film_crossing, regional._outer_edge
+
+    def some_crossings(*args, **kw):
+        t = crossing(*args, **kw).copy()
+        t[:, ::2] = np.nan
+        return t
+
+    def few_edges(*args, **kw):
+        fall, rise = outer(*args, **kw)
+        keep = (np.arange(fall.shape[1]) % 10) < 3
+        return np.where(keep, fall, np.nan), np.full(rise.shape, np.nan)
+
+    monkeypatch.setattr(regional, "_film_crossing", some_crossings)
+    monkeypatch.setattr(regional, "_outer_edge", few_edges)
+    _, info = sei_outer_surface(img, l1, voxel_size_nm=vox)
+    assert info["found"] and info["edge_share"] >= regional.MIN_EDGE_SHARE
+    assert 0.5 < info["measured_share"] < 0.75
+    assert np.isfinite(info["crossing_bias_vox"])
+

@@ -223,7 +223,10 @@ EDGE_LATERAL_NM = 20.0
 """Lateral smoothing (Gaussian sigma, nm) of the grey values the film's outer edge is located on."""
 
 MIN_EDGE_SHARE = 0.1
-"""Least share of columns with a visible film -> pore edge for the thickness to be taken from those edges."""
+"""Least share of columns with a visible film -> pore edge for the thickness to be taken from those
+edges.  A pore lies beyond the film in about the separator's porosity share of the columns (40-60 %
+for common separators), a fibre in the rest; fewer edges than a tenth of the columns means the
+"edges" are noise steps or a film too thin to show its own edge, and the crossings stand alone."""
 
 
 def _outer_edge(img: np.ndarray, c0: int, c1: int, hn: np.ndarray, t: np.ndarray, hs: np.ndarray,
@@ -282,6 +285,7 @@ def sei_outer_surface(
     image: Any, layers: Layers, *, voxel_size_nm: Sequence[float], lateral_nm: float = 60.0,
     min_contrast: float = 2.0, max_ratio: float = 2.5, reg_nm: float = 100.0,
     slab_voxels: int = _SLAB_VOXELS, reference_voxels: int = _REFERENCE_VOXELS,
+    min_edge_share: float = MIN_EDGE_SHARE,
 ) -> tuple[Layers, dict[str, Any]]:
     """The SEI's outer surface (``sei|separator``) from the grey values beyond the sodium surface.
 
@@ -300,9 +304,11 @@ def sei_outer_surface(
     edge, the faint rising step where a fibre lies on it), moved by the edge-rim shift measured
     on the sodium surface (``layers.edges["sodium|sei"]``, from
     :func:`volrecon.segment.layers.refine_interface` with ``rim=True``).  When at least
-    :data:`MIN_EDGE_SHARE` of the columns show that edge, their thickness replaces the crossings
-    and fills the other columns (Gaussian-weighted over ``reg_nm``, widened until it reaches
-    them).  The thickness map (not the height) is then regularised: columns without a value, or further than
+    ``min_edge_share`` of the columns show that edge, a column's thickness is its edge where it
+    shows one, else its own crossing less the median crossing - edge offset of the columns that
+    show both (``info["crossing_bias_vox"]``), else it is filled from the columns around
+    (Gaussian-weighted over ``reg_nm``, widened until it reaches them).  The thickness map (not
+    the height) is then regularised: columns without a value, or further than
     ``max(1.5 voxels, 50 %)`` from the local median thickness (window ``reg_nm``), are not measured
     and take that local median.  ``info["measured_share"]`` is the share of columns measured;
     ``info["resolved"]`` is False (and a note says so) when ``t0`` is under 2 voxels.
@@ -375,14 +381,25 @@ def sei_outer_surface(
     #    far from it rejected, unmeasured columns take the local median
     cols = np.isfinite(hn) & (hs - hn > 1.0)
     edge_share = float(np.isfinite(t_fall)[cols].mean()) if cols.any() else 0.0
-    if edge_share >= MIN_EDGE_SHARE:
+    cross_bias = 0.0
+    if edge_share >= min_edge_share:
         # the film's outer edge where a pore follows it; where a fibre lies on the film, its faint
-        # rising edge when the film is thick enough to keep it clear of the sodium edge, else the
-        # thickness of the columns around (a thin film and a fibre are not told apart)
+        # rising edge when the film is thick enough to keep it clear of the sodium edge
         t_edge = t_fall
         if float(np.nanmedian(t_fall[cols])) > edge["reach_vox"] + 1.0:
             t_edge = np.where(np.isfinite(t_fall), t_fall, t_rise)
-        t_raw = _fill_thickness(t_edge, [reg_nm / vox[a] for a in lat])
+        # elsewhere the column's own crossing, less the median amount by which blur and edge
+        # brightening move a crossing past the edge (measured on the columns showing both)
+        both = cols & np.isfinite(t_edge) & np.isfinite(t_raw)
+        if both.sum() >= 10:
+            cross_bias = float(np.median((t_raw - t_edge)[both]))
+        t_raw = np.where(np.isfinite(t_edge), t_edge, t_raw - cross_bias)
+    # measured before any gap is filled: a filled column is not a measurement
+    measured = np.isfinite(t_raw)
+    if edge_share >= min_edge_share:
+        # columns with neither (a fibre lying on a thin film hides both) take the thickness of
+        # the columns around
+        t_raw = _fill_thickness(t_raw, [reg_nm / vox[a] for a in lat])
     size = [max(3, 2 * round(reg_nm / vox[a]) + 1) for a in lat]
     t_fill = np.where(np.isfinite(t_raw), t_raw, t0)
     t_med = ndi.median_filter(t_fill, size=size, mode="nearest")
@@ -396,7 +413,8 @@ def sei_outer_surface(
     info["edge_share"] = edge_share
     info["edge"] = edge
     info["reference_thickness_vox"] = t0
-    info["measured_share"] = float(ok[cols].mean()) if cols.any() else 0.0
+    info["crossing_bias_vox"] = cross_bias
+    info["measured_share"] = float((ok & measured)[cols].mean()) if cols.any() else 0.0
     info["resolved"] = bool(resolved)
     info["mean_thickness_vox"] = float(np.mean((h - hn)[cols])) if cols.any() else 0.0
     if not resolved:
