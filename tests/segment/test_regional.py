@@ -170,3 +170,14 @@ def test_sei_measured_share_counts_only_measured_columns(first_guess, monkeypatc
     assert 0.5 < info["measured_share"] < 0.75
     assert np.isfinite(info["crossing_bias_vox"])
 
+
+def test_sodium_surface_film_voxels_deprecated(first_guess):
+    """The former keyword ``film_voxels`` still works (a voxel count along the stacking axis, here
+    5 voxels = 50 nm) with a DeprecationWarning, and gives what ``film_nm`` gives."""
+    ph, img, phases, lay, _ = first_guess
+    kw = dict(voxel_size_nm=ph.voxel_size_nm, frame_value=None)
+    with pytest.warns(DeprecationWarning, match="film_nm"):
+        old, _ = sodium_surface(img, phases, lay, film_voxels=5, **kw)
+    new, _ = sodium_surface(img, phases, lay, film_nm=5 * float(ph.voxel_size_nm[lay.axis]), **kw)
+    assert np.array_equal(old.heights["sodium|sei"], new.heights["sodium|sei"])
+

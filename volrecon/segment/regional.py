@@ -20,6 +20,7 @@ the thresholds are estimated and applied on the same smoothed values.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
@@ -532,6 +533,7 @@ def _crossing(prof: np.ndarray, k: np.ndarray, thr: float) -> np.ndarray:
 def sodium_surface(
     image: Any, phases: Any, layers: Layers, *, voxel_size_nm: Sequence[float], frame_value: int | None,
     lateral_nm: float = 60.0, rise: float = 6.0, film_nm: float = 50.0, slab_voxels: int = _SLAB_VOXELS,
+    film_voxels: int | None = None,
 ) -> tuple[Layers, dict[str, Any]]:
     """The sodium surface (``sodium|sei``): where the grey value rises half-way to the layer beyond.
 
@@ -549,7 +551,14 @@ def sodium_surface(
     Only the anode band (the anode end to ``separator|cathode``) is read, in slabs of about
     ``slab_voxels`` along the first lateral axis with the filters' overlap: the result does not
     depend on ``slab_voxels`` and memory is bounded by it.
+
+    ``film_voxels`` (deprecated): the former name of ``film_nm``, in voxels along the stacking
+    axis; converted with the voxel size.
     """
+    if film_voxels is not None:
+        warnings.warn("sodium_surface(film_voxels=) is deprecated: pass film_nm (a length)", DeprecationWarning,
+                      stacklevel=2)
+        film_nm = float(film_voxels) * float(voxel_size_nm[layers.axis])
     h_sc = layers.heights.get("separator|cathode")
     info: dict[str, Any] = {"found": False}
     if not layers.present.get("sodium") or h_sc is None:
