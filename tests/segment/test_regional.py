@@ -181,3 +181,11 @@ def test_sodium_surface_film_voxels_deprecated(first_guess):
     new, _ = sodium_surface(img, phases, lay, film_nm=5 * float(ph.voxel_size_nm[lay.axis]), **kw)
     assert np.array_equal(old.heights["sodium|sei"], new.heights["sodium|sei"])
 
+
+def test_sei_reference_without_columns_reports_why():
+    """No column qualifies (every sodium surface undefined): the NaN levels must not pass as a
+    film; the reference says why."""
+    img = np.random.default_rng(0).normal(0.4, 0.01, (4, 6, 20)).astype(np.float32)
+    hn = np.full((4, 6), np.nan)
+    out = regional._sei_reference(img, hn, np.full((4, 6), 20.0), [1.0, 1.0, 0.5])
+    assert "reason" in out and "no dense film" in out["reason"]

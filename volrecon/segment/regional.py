@@ -166,7 +166,8 @@ def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequenc
                            "film_dark_share": film_dark}
     contrast = sei_level - na_level
     out["contrast"] = contrast
-    if contrast <= 0 or film_dark > 0.25:
+    # NaN levels (no column qualified) fail these tests too
+    if not contrast > 0 or not film_dark <= 0.25:
         out["reason"] = (f"no dense film beyond the sodium surface (contrast {contrast:.3g}, "
                          f"dark share {film_dark:.2f})")
         return out
