@@ -275,8 +275,16 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--methods", default="classifier,auto,otsu", help="comma-separated: classifier, auto, otsu")
     ap.add_argument("--markdown-only", action="store_true", help="rewrite the .md from the committed .json")
+    ap.add_argument("--speed-only", action="store_true", help="re-measure only the speed (--speed) into the committed results")
     args = ap.parse_args()
     if args.markdown_only:
+        print(rewrite_markdown())
+        return
+    if args.speed_only:
+        doc = json.loads((OUT / "segmentation.json").read_text())
+        doc["speed"] = speed(args)
+        doc["command"] = doc.get("command", "").split("; then")[0] + "; then PYTHONPATH=. python benchmarks/segmentation.py " + " ".join(sys.argv[1:])
+        (OUT / "segmentation.json").write_text(json.dumps(doc, indent=2, default=float))
         print(rewrite_markdown())
         return
     rows = quality(args)
