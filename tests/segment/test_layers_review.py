@@ -131,3 +131,21 @@ def test_core_opening_sized_in_nm():
     assert not _core(shell, rad).any()
     assert _core(disc, rad).sum() > 0.9 * disc.sum()
     assert core_radius((10.0, 10.0, 10.0)) == (1, 1) and core_radius((20.0, 20.0, 20.0)) == (1, 1)
+
+
+def test_segment_volume_passes_the_rim_length(diglyme, monkeypatch):
+    """``segment_volume(edge_rim_nm=)`` reaches the rim fit (an instrument with other rims)."""
+    from volrecon.segment import api, segment_volume
+
+    seen = []
+    real = api.refine_interface
+
+    def spy(*args, **kw):
+        seen.append(kw.get("rim_nm"))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(api, "refine_interface", spy)
+    ph, img = diglyme
+    res = segment_volume(img[:6], voxel_size_nm=ph.voxel_size_nm, method="auto", edge_rim_nm=20.0, void_split=False)
+    assert seen == [20.0]
+    assert res.parameters["sei"]["found"]

@@ -16,7 +16,7 @@ from volrecon.segment._validate import check_image, check_phase_names, check_vox
 from volrecon.segment.classifier import PixelClassifier, normalisation_range, normalise, train_classifier
 from volrecon.segment.cleanup import cleanup_reach, remove_small_pieces
 from volrecon.segment.frame import find_frame
-from volrecon.segment.layers import INTERFACES, Layers, detect_layers, refine_interface, region_block
+from volrecon.segment.layers import EDGE_RIM_NM, INTERFACES, Layers, detect_layers, refine_interface, region_block
 from volrecon.segment.thresholds import apply_thresholds, multi_otsu_thresholds
 from volrecon.segment.regional import (
     classify_regions, rim_threshold, sei_outer_surface, smooth, smoothing_reach, smoothing_sigma, sodium_surface,
@@ -183,6 +183,7 @@ def segment_volume(
     sei_lateral_nm: float = 60.0,
     void_split: bool = True,
     void_cues: VoidCues | None = None,
+    edge_rim_nm: float | None = EDGE_RIM_NM,
 ) -> SegmentationResult:
     """Segment a corrected FIB-SEM volume into named phases and the cell's layers.
 
@@ -230,6 +231,10 @@ def segment_volume(
         (:func:`volrecon.segment.layers.refine_interface`, corrected for the edge-brightening
         rims; the rim fit, ``parameters["sei"]["edge"]``, also places the SEI's outer surface and
         the separator's fibre threshold) instead of the class-based cut.
+    edge_rim_nm : float or None
+        Half-width (nm) of the edge-brightening rims of the instrument
+        (:data:`volrecon.segment.layers.EDGE_RIM_NM`), used by the rim fit of ``refine_anode``;
+        None fits it from the stack (less stable next to a thin film).
     through_plane : {"z", "y", "x"}, optional
         Stacking axis; found from the data when omitted.
     min_size_nm : float
@@ -414,7 +419,7 @@ def segment_volume(
             params["sodium"] = na_info
         if refine_anode and lay.heights.get("sodium|sei") is not None:
             lay = refine_interface(image, lay, "sodium|sei", voxel_size_nm=vox,
-                                   upper=None if regional else "sei|separator", rim=True)
+                                   upper=None if regional else "sei|separator", rim=True, rim_nm=edge_rim_nm)
         if regional:
             lay, sei_info = sei_outer_surface(image, lay, voxel_size_nm=vox, lateral_nm=sei_lateral_nm)
             params["sei"] = sei_info
