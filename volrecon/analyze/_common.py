@@ -57,6 +57,14 @@ def z_slabs(array: Any, slab_voxels: int) -> Iterator[tuple[int, int]]:
         yield z0, min(nz, z0 + step)
 
 
+def box_slabs(box: Sequence[slice], slab_voxels: int) -> Iterator[slice]:
+    """z ranges of slabs of about ``slab_voxels`` voxels covering the box ``(z, y, x)`` slices."""
+    plane = (box[1].stop - box[1].start) * (box[2].stop - box[2].start)
+    step = max(1, int(slab_voxels) // max(1, plane))
+    for z0 in range(box[0].start, box[0].stop, step):
+        yield slice(z0, min(box[0].stop, z0 + step))
+
+
 def axis_index(axis: int | str) -> int:
     """Map ``0/1/2`` or ``'z'/'y'/'x'`` to an axis index."""
     if isinstance(axis, str):

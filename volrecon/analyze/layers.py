@@ -6,7 +6,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from volrecon.analyze._common import AXIS_NAMES
+from volrecon.analyze._common import AXIS_NAMES, box_slabs
 
 __all__ = ["axis_from_profiles", "inner_box", "inner_box_bits", "porous_extent", "porous_extent_of", "through_plane_axis"]
 
@@ -86,10 +86,9 @@ def inner_box_bits(bits: np.ndarray, shape: tuple[int, int, int],
         hi.append(int(idx[-1]) + 1)
     ys, xs = slice(lo[1], hi[1]), slice(lo[2], hi[2])
     prof = [np.zeros(hi[a] - lo[a], np.int64) for a in range(3)]
-    step = max(1, slab_voxels // max(1, (hi[1] - lo[1]) * (hi[2] - lo[2])))
-    for z0 in range(lo[0], hi[0], step):
-        bad = ~_unpacked(bits, slice(z0, min(hi[0], z0 + step)), ys, xs)
-        prof[0][z0 - lo[0]: z0 - lo[0] + bad.shape[0]] = bad.sum(axis=(1, 2))
+    for zs in box_slabs((slice(lo[0], hi[0]), ys, xs), slab_voxels):
+        bad = ~_unpacked(bits, zs, ys, xs)
+        prof[0][zs.start - lo[0]: zs.stop - lo[0]] = bad.sum(axis=(1, 2))
         prof[1] += bad.sum(axis=(0, 2))
         prof[2] += bad.sum(axis=(0, 1))
     a0 = [0, 0, 0]
@@ -126,9 +125,8 @@ def inner_box_bits(bits: np.ndarray, shape: tuple[int, int, int],
         if all(a1[b] - a0[b] <= 1 for b in range(3)):
             break
     box = tuple(slice(lo[b] + a0[b], lo[b] + a1[b]) for b in range(3))
-    step = max(1, slab_voxels // max(1, (a1[1] - a0[1]) * (a1[2] - a0[2])))
-    for z0 in range(box[0].start, box[0].stop, step):
-        if not _unpacked(bits, slice(z0, min(box[0].stop, z0 + step)), box[1], box[2]).all():
+    for zs in box_slabs(box, slab_voxels):
+        if not _unpacked(bits, zs, box[1], box[2]).all():
             return None
     return box  # type: ignore[return-value]
 

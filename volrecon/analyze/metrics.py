@@ -20,7 +20,7 @@ import dask.array as da
 import numpy as np
 
 from volrecon.analyze._common import (
-    AXIS_NAMES, axis_index, json_float, lazy_volume, phase_map, read, region_map, require_names,
+    AXIS_NAMES, axis_index, box_slabs, json_float, lazy_volume, phase_map, read, region_map, require_names,
     voxel_triplet, z_slabs,
 )
 from volrecon.analyze._survey import Survey, bounding_box, survey_volume
@@ -59,6 +59,11 @@ class AnalysisResult:
     tortuosity_box_full: tuple[tuple[int, int], ...] | None = None
     tortuosity_max_voxels: int | None = None
 
+    @property
+    def tortuosity_capped(self) -> bool:
+        """True when the tortuosity box was cut to ``tortuosity_max_voxels``."""
+        return self.tortuosity_box_full is not None and self.tortuosity_box_full != self.cathode_box
+
     def to_dict(self) -> dict[str, Any]:
         tp = self.through_plane_axis
         regions = _json_safe(self.regions)
@@ -79,9 +84,8 @@ class AnalysisResult:
             cat["tortuosity_factor"] = tf
             cat["tortuosity"] = details
             cat["tortuosity_box"] = [list(v) for v in self.cathode_box] if self.cathode_box else None
-            capped = self.tortuosity_box_full is not None and self.tortuosity_box_full != self.cathode_box
             cat["tortuosity_box_capped"] = {
-                "capped": bool(capped), "max_voxels": self.tortuosity_max_voxels,
+                "capped": self.tortuosity_capped, "max_voxels": self.tortuosity_max_voxels,
                 "full_box": [list(v) for v in self.tortuosity_box_full] if self.tortuosity_box_full else None,
             }
             pen = {}
@@ -108,7 +112,7 @@ class AnalysisResult:
         }
         if self.profile is not None:
             out["depth_profile"] = {k: v for k, v in self.profile.to_dict().items() if k in ("reference", "reason")}
-        if self.tortuosity and self.tortuosity_box_full is not None and self.tortuosity_box_full != self.cathode_box:
+        if self.tortuosity and self.tortuosity_capped:
             out["warnings"] = [f"tortuosity, pore sizes and surface areas measured in the centre of the cathode box "
                                f"({self.tortuosity_max_voxels} voxels at most): check that this sub-volume is "
                                "representative, or raise tortuosity_max_voxels"]
@@ -346,12 +350,11 @@ def _porous_box(lab: Any, box: tuple[slice, ...], tp: int, phases: Mapping[str, 
     n = shape[tp]
     counts = np.zeros(n, np.int64)
     other = tuple(a for a in range(3) if a != tp)
-    step = max(1, slab_voxels // max(1, shape[1] * shape[2]))
-    for z0 in range(box[0].start, box[0].stop, step):
-        part = read(lab, (slice(z0, min(box[0].stop, z0 + step)), box[1], box[2]))
+    for zs in box_slabs(box, slab_voxels):
+        part = read(lab, (zs, box[1], box[2]))
         pore = (part == phases["void"]) | (part == phases["electrolyte"])
         if tp == 0:
-            counts[z0 - box[0].start: z0 - box[0].start + pore.shape[0]] = pore.sum(axis=other)
+            counts[zs.start - box[0].start: zs.stop - box[0].start] = pore.sum(axis=other)
         else:
             counts += pore.sum(axis=other)
     lo, hi = porous_extent_of(counts / (int(np.prod(shape)) // n))
