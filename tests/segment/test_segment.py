@@ -231,17 +231,27 @@ def test_optional_features_are_chunk_exact():
         FeatureSettings(derived_sigmas_nm=(33.0,))
 
 
-def test_packed_vote_matches_forest(diglyme, trained):
+def test_packed_vote_matches_forest(diglyme, trained, monkeypatch):
+    from volrecon.segment import classifier
     from volrecon.segment.classifier import normalise
     from volrecon.segment.features import feature_table
 
     _, img = diglyme
-    x, _ = feature_table(normalise(img[:8], trained.normalisation), trained.features, voxel_size_nm=trained.voxel_size_nm)
+    # votes in row blocks of 997: several blocks and a short last one
+    monkeypatch.setattr(classifier, "VOTE_ROWS", 997)
+    block = normalise(img[:8], trained.normalisation)
+    x, _ = feature_table(block, trained.features, voxel_size_nm=trained.voxel_size_nm)
     ours = trained.predict_table(x)
     theirs = trained.classes[np.argmax(trained.forest.predict_proba(x), axis=1)]
     assert (ours == theirs).mean() > 0.999
     never = trained.predict_table(x, exclude=(PHASES["void"],))
     assert PHASES["void"] not in never
+    # the channel-wise vote of a block (no whole table) gives the table's labels
+    core = (slice(2, 7), slice(5, 50), slice(3, 61))
+    xc, shape = feature_table(block, trained.features, voxel_size_nm=trained.voxel_size_nm, core=core)
+    by_block = trained.predict_block(block, voxel_size_nm=trained.voxel_size_nm, core=core, exclude=(PHASES["void"],))
+    assert by_block.shape == shape
+    np.testing.assert_array_equal(by_block.ravel(), trained.predict_table(xc, exclude=(PHASES["void"],)))
 
 
 def test_small_pieces_fill_from_nearest_and_respect_cuts():

@@ -235,17 +235,71 @@ def _inner(core: Sequence[slice], outer: Sequence[slice]) -> tuple[slice, ...]:
     return tuple(slice(c.start - o.start, c.stop - o.start) for c, o in zip(core, outer))
 
 
+class _Smoothed:
+    """Gaussian smoothing of a block, computed only over the region that is read.
+
+    ``region`` (block coordinates) grown by the kernel's radius per axis, clipped to the block, is
+    filtered; every voxel of ``region`` then equals the whole block's smoothing bit for bit (its
+    kernel either fits inside or meets the block's own edge, where the reflection is the same).
+    Indexing takes block coordinates (slices or integer arrays per axis).
+    """
+
+    def __init__(self, img: np.ndarray, sigma: tuple[float, float, float], region: Sequence[slice], *,
+                 square: bool = False) -> None:
+        radius = [int(_TRUNCATE * float(s) + 0.5) for s in sigma]  # scipy's kernel radius
+        src = tuple(slice(max(0, r.start - m), min(n, r.stop + m)) for r, m, n in zip(region, radius, img.shape))
+        part = img[src]
+        self.values = _gauss(part * part if square else part, sigma)
+        self.origin = tuple(s.start for s in src)
+
+    def __getitem__(self, index: tuple[Any, ...]) -> np.ndarray:
+        local = tuple(slice(i.start - o, i.stop - o) if isinstance(i, slice) else i - o for i, o in zip(index, self.origin))
+        return self.values[local]
+
+
+def _hull(regions: Sequence[Sequence[slice]]) -> tuple[slice, ...]:
+    """Smallest box holding every region."""
+    return tuple(slice(min(r[ax].start for r in regions), max(r[ax].stop for r in regions)) for ax in range(3))
+
+
+def _smoothing_regions(settings: FeatureSettings, shape: Sequence[int], core: tuple[slice, ...],
+                       near: tuple[slice, ...], vox: Sequence[float]) -> dict[float, tuple[slice, ...]]:
+    """Per scale, the block region whose smoothed values the channels read."""
+    kinds = set(settings.kinds)
+    need: dict[float, list[tuple[slice, ...]]] = {}
+    for s in settings.sigmas_nm:
+        if {"intensity", "dog"} & kinds or ("texture" in kinds and s in settings.derived):
+            need.setdefault(s, []).append(core)
+        if {"gradient", "laplacian"} & kinds and s in settings.derived:
+            need.setdefault(s, []).append(near)
+    hs = settings.hessian_sigma_nm
+    if "structure" in kinds:
+        need.setdefault(hs, []).append(tuple(slice(0, n) for n in shape))
+    elif "hessian" in kinds:
+        need.setdefault(hs, []).append(near)
+    nz = int(shape[0])
+    if {"depth", "ahead", "attenuation"} & kinds:
+        mid = settings.sigmas_nm[len(settings.sigmas_nm) // 2]
+        far = min(nz, core[0].stop + max(int(round(d / vox[0])) for d in settings.depth_nm))
+        need.setdefault(mid, []).append((slice(core[0].start, far), core[1], core[2]))
+    if "behind" in kinds:
+        back = max(0, core[0].start - max(int(round(d / vox[0])) for d in settings.depth_nm))
+        need.setdefault(settings.sigmas_nm[0], []).append((slice(back, core[0].stop), core[1], core[2]))
+    return {s: _hull(r) for s, r in need.items()}
+
+
 def iter_features(
     image: np.ndarray, settings: FeatureSettings, *, voxel_size_nm: Sequence[float],
     core: Sequence[slice] | None = None,
 ):
     """Yield the feature channels of a block one by one, cropped to ``core``.
 
-    Gaussian smoothing runs on the whole (padded) block; everything derived pointwise or by
-    finite differences (gradients, Laplacians, Hessian eigenvalues, texture, depth) is computed
-    only on ``core`` plus the two voxels the differences need, so a padded block costs little
-    more than its core.  Channels come in the order of :func:`feature_names`, as float32 arrays
-    of the core's shape.
+    Each Gaussian smoothing runs only over the part of the (padded) block its channels read, grown
+    by its own kernel's radius (:class:`_Smoothed`): a fine scale does not pay for the context the
+    coarsest one needs.  Everything derived pointwise or by finite differences (gradients,
+    Laplacians, Hessian eigenvalues, texture, depth) is computed only on ``core`` plus the two
+    voxels the differences need.  Channels come in the order of :func:`feature_names`, as float32
+    arrays of the core's shape.
     """
     img = np.asarray(image, dtype=np.float32)
     vox = tuple(float(v) for v in voxel_size_nm)
@@ -255,7 +309,8 @@ def iter_features(
     core = tuple(slice(*c.indices(n)[:2]) for c, n in zip(core, img.shape))
     near = _expand(core, img.shape, 2)
     inner = _inner(core, near)
-    smooth = {s: _gauss(img, _sigma_vox(s, vox)) for s in settings.sigmas_nm}
+    smooth = {s: _Smoothed(img, _sigma_vox(s, vox), region)
+              for s, region in _smoothing_regions(settings, img.shape, core, near, vox).items()}
     if "intensity" in kinds:
         yield img[core]
         for s in settings.sigmas_nm:
@@ -276,21 +331,18 @@ def iter_features(
                 acc += _diff(_diff(g, ax, vox[ax]), ax, vox[ax])
             yield acc[inner] * np.float32(s * s)
     if "texture" in kinds:
-        sq = img * img
         for s in settings.derived:
             m = smooth[s][core]
-            var = _gauss(sq, _sigma_vox(s, vox))[core] - m * m
+            var = _Smoothed(img, _sigma_vox(s, vox), core, square=True)[core] - m * m
             yield np.sqrt(np.maximum(var, 0))
-        del sq
     if "dog" in kinds:
         s = settings.sigmas_nm
         for a, b in zip(s[:-1], s[1:]):
             yield smooth[a][core] - smooth[b][core]
     if "hessian" in kinds or "structure" in kinds:
         hs = settings.hessian_sigma_nm
-        g_full = smooth[hs] if hs in smooth else _gauss(img, _sigma_vox(hs, vox))
         if "hessian" in kinds:
-            g = g_full[near]
+            g = smooth[hs][near]
             grads = [_diff(g, ax, vox[ax]) for ax in range(3)]
             h = {}
             for i in range(3):
@@ -301,6 +353,7 @@ def iter_features(
             del h
         if "structure" in kinds:
             # integration by a second Gaussian: needs the whole block
+            g_full = smooth[hs].values
             grads = [_diff(g_full, ax, vox[ax]) for ax in range(3)]
             rho = _sigma_vox(2 * hs, vox)
             t = {}
@@ -312,7 +365,7 @@ def iter_features(
     if {"depth", "ahead", "attenuation"} & kinds:
         mid = settings.sigmas_nm[len(settings.sigmas_nm) // 2]
         g = smooth[mid]
-        nz = g.shape[0]
+        nz = img.shape[0]
         zc = np.arange(core[0].start, core[0].stop)
         ahead = [np.minimum(zc + int(round(d / vox[0])), nz - 1) for d in settings.depth_nm]
         here = g[core]
