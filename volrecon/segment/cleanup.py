@@ -12,9 +12,6 @@ import math
 from typing import Sequence
 
 import numpy as np
-from scipy import ndimage as ndi
-
-_FACE = ndi.generate_binary_structure(3, 1)
 
 
 def cleanup_reach(min_size_nm: float, voxel_size_nm: Sequence[float]) -> tuple[int, int, int]:
@@ -60,41 +57,39 @@ def remove_small_pieces(
     out = np.array(labels, copy=True)
     if min_size_nm <= 0 or out.size == 0:
         return out
+    from skimage.measure import label
+
     vox = [float(v) for v in voxel_size_nm]
     max_vox = (math.pi / 6) * min_size_nm**3 / (vox[0] * vox[1] * vox[2])
     extent = [min_size_nm / v for v in vox]
-    removed = np.zeros(out.shape, dtype=bool)
-    for value in np.unique(out):
-        if value in keep:
-            continue
-        comp, n = ndi.label(out == value, structure=_FACE)
-        if n == 0:
-            continue
-        sizes = np.bincount(comp.ravel(), minlength=n + 1)
-        small = sizes < max_vox
-        small[0] = False
-        if not small.any():
-            continue
-        # bounding boxes of the small pieces only, from their (few) voxel coordinates
-        where = np.nonzero(small[comp])
-        ids = comp[where]
-        order = np.argsort(ids, kind="stable")
-        ids = ids[order]
-        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-        ok = np.ones(starts.size, bool)
-        for ax in range(3):
-            c = where[ax][order]
-            lo = np.minimum.reduceat(c, starts)
-            hi = np.maximum.reduceat(c, starts) + 1
-            ok &= (hi - lo) <= extent[ax]
-            lo_cut, hi_cut = internal_faces[ax]
-            if lo_cut:
-                ok &= lo > 0
-            if hi_cut:
-                ok &= hi < out.shape[ax]
-        drop = np.zeros(n + 1, bool)
-        drop[ids[starts[ok]]] = True
-        removed |= drop[comp]
+    # one labelling of every phase at once (face-connected runs of one value), not one per phase
+    skip = [int(v) for v in keep]
+    comp = label(out, background=skip[0] if skip else -1, connectivity=1)
+    sizes = np.bincount(comp.ravel())
+    small = sizes < max_vox
+    small[0] = False
+    if not small.any():
+        return out
+    # bounding boxes of the small pieces only, from their (few) voxel coordinates
+    where = np.nonzero(small[comp])
+    ids = comp[where]
+    order = np.argsort(ids, kind="stable")
+    ids = ids[order]
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    ok = ~np.isin(out[tuple(w[order[starts]] for w in where)], skip)
+    for ax in range(3):
+        c = where[ax][order]
+        lo = np.minimum.reduceat(c, starts)
+        hi = np.maximum.reduceat(c, starts) + 1
+        ok &= (hi - lo) <= extent[ax]
+        lo_cut, hi_cut = internal_faces[ax]
+        if lo_cut:
+            ok &= lo > 0
+        if hi_cut:
+            ok &= hi < out.shape[ax]
+    drop = np.zeros(sizes.size, bool)
+    drop[ids[starts[ok]]] = True
+    removed = drop[comp]
     if removed.any() and not removed.all():
         _fill_from_neighbours(out, removed, vox)
     return out
