@@ -15,7 +15,10 @@
   (:mod:`volrecon.correct._registration_persist`). Which
   baselines are used is decided by the data: the shortest set on whose trajectories the left
   and right halves of the face (independent content, common drift) agree best
-  (:mod:`volrecon.correct._registration_split`).
+  (:mod:`volrecon.correct._registration_split`). Where the tiles show that the consensus'
+  error is persistent content motion and the content decorrelates within two slices, the
+  pairs longer than one slice only bridge gaps (``metadata["structure_errors"]``): they carry
+  the same persistent error plus a content bias of their own.
 
 Everything is combined by one robust weighted least-squares solve
 (:mod:`volrecon.correct._registration_solve`), each measurement weighted by its uncertainty;
@@ -53,7 +56,7 @@ from volrecon.correct._registration_phase import (
     TileCorrelator,
     coherence_sigma,
 )
-from volrecon.correct._registration_persist import persistence_weights, tile_wander
+from volrecon.correct._registration_persist import chain_errors, persistence_weights, tile_wander
 from volrecon.correct._registration_solve import Observations, Solution, screen_series, solve_trajectory
 from volrecon.correct._registration_split import HalfSplit, choose_baselines
 from volrecon.correct._registration_table import DriftTable
@@ -67,6 +70,15 @@ ANCHOR_MODES = ("auto", "frame", "none")
 #: per-pair floor (px) on the structure uncertainty: features inclined to the milling direction
 #: move like drift, so no correlation is better than this however sharp its peak
 STRUCTURE_FLOOR_PX = 0.35
+#: sigma factor of the pairs longer than one slice when the tile consensus' error is mostly
+#: persistent content motion (:func:`volrecon.correct._registration_persist.chain_errors`): at
+#: 1/900 of a neighbour pair's weight they only decide where no neighbour pair connects
+BRIDGE_FACTOR = 30.0
+#: ... but only where the content decorrelates: a median tile coherence of the two-slice pairs
+#: below this share of the neighbour pairs' (rod-cathode phantom 0.63; static content, noisy
+#: or with a sliding layer, 0.96-1.0). Content that stays alike lets a longer pair separate the
+#: moving features' peaks from the drift peak, and the tile consensus then rejects them.
+SAME_CONTENT = 0.8
 
 
 @dataclass
@@ -115,6 +127,10 @@ def estimate_drift(
         or moves; when the structure drives the trajectory (no frame anchoring both axes) and
         the region is at least 512 px wide, the shortest 2, 3 ... of them are tried and the set
         on which the two halves of the face agree best is used (``metadata["baseline_choice"]``).
+        With the tile consensus, pairs longer than one slice are down-weighted to bridges where
+        the error is persistent content motion (``metadata["structure_errors"]``: the expected
+        persistent and random trajectory errors in px, the coherence ratio of two-slice to
+        neighbour pairs, and whether the long pairs only bridge).
     anchor : {"auto", "frame", "none"} or (y0, y1, x0, x1)
         ``"auto"``: detect the milled face's frame and anchor on it if found; ``"frame"``: the
         same but an error if no frame is found; ``"none"``: structure only; a rectangle: a
@@ -309,8 +325,9 @@ def estimate_drift(
         if progress is not None:
             progress(z + 1, nz)
 
+    regime = None
     if tile_pairs:
-        _add_tile_pairs(solver, tile_pairs, (obs, *half_obs) if split else (obs,), structure_floor_px)
+        regime = _add_tile_pairs(solver, tile_pairs, (obs, *half_obs) if split else (obs,), structure_floor_px)
     choice = None
     if split:
         choice = choose_baselines(half_obs, baselines)
@@ -351,6 +368,7 @@ def estimate_drift(
     table = _build_table(solution, obs, reasons, method, info, edges, box, baselines, coherences, elapsed, roi)
     table.metadata["frame_rejected"] = rejected
     table.metadata["baseline_choice"] = choice.to_dict() if choice is not None else None
+    table.metadata["structure_errors"] = regime
     if rejected and not any(edges.values()):
         table.metadata["anchor_fallback"] = "structure: no frame edge passed the rigid-frame checks"
     return table
@@ -455,23 +473,46 @@ def _add_tile_pairs(
     pairs: list[tuple[int, int, np.ndarray, np.ndarray]],
     targets: tuple[Observations, ...],
     floor: float,
-) -> None:
+) -> dict[str, Any] | None:
     """Consensus of each pair's tiles, weighted by how persistently each tile's content moves.
 
     ``targets``: the whole region's observations, then (optionally) the left and right halves'.
-    See :mod:`volrecon.correct._registration_persist`.
+    Where the consensus' persistent error outweighs its random one and the content decorrelates
+    (``SAME_CONTENT``), pairs longer than one slice only bridge (sigma times ``BRIDGE_FACTOR``). Returns what was found (or None when
+    there are too few neighbour pairs to tell). See :mod:`volrecon.correct._registration_persist`.
     """
     steps = sorted((p for p in pairs if p[1] - p[0] == 1), key=lambda p: p[0])
     weights = None
+    regime = None
     if len(steps) >= 8:
         shifts = np.stack([p[2] for p in steps])
         q = np.stack([p[3] for p in steps])
+        votes = q >= solver.min_coherence
         consensus = np.array([solver.split_consensus(s, c)[0][0] for s, c in zip(shifts, q)])
-        weights = persistence_weights(tile_wander(shifts, q >= solver.min_coherence, consensus))
+        weights = persistence_weights(tile_wander(shifts, votes, consensus))
+        persistent, random = chain_errors(shifts, votes, consensus, weights)
+        alike = _coherence_ratio(pairs)
+        regime = {
+            "persistent_px": persistent,
+            "random_px": random,
+            "coherence_ratio_2_1": alike,
+            "long_pairs_bridge_only": persistent > random and alike < SAME_CONTENT,
+        }
+    bridge = BRIDGE_FACTOR if regime is not None and regime["long_pairs_bridge_only"] else 1.0
     for a, b, shifts, q in pairs:
         for target, (shift, measured, _) in zip(targets, solver.split_consensus(shifts, q, weights)):
             if math.isfinite(measured):
-                target.add_pair(a, b, shift, _pair_sigma(measured, b - a, floor))
+                sigma = _pair_sigma(measured, b - a, floor) * (bridge if b - a > 1 else 1.0)
+                target.add_pair(a, b, shift, sigma)
+    return regime
+
+
+def _coherence_ratio(pairs: list[tuple[int, int, np.ndarray, np.ndarray]]) -> float:
+    """Median tile coherence of the two-slice pairs over that of the neighbour pairs (1.0 if none)."""
+    q = {k: [float(np.median(p[3])) for p in pairs if p[1] - p[0] == k] for k in (1, 2)}
+    if not q[1] or not q[2] or np.median(q[1]) <= 0:
+        return 1.0
+    return float(np.median(q[2]) / np.median(q[1]))
 
 
 def _phase_solver(geometry: SpectrumGeometry, tiles: int) -> PhaseCorrelator | TileCorrelator:
