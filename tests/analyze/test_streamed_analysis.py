@@ -86,3 +86,69 @@ def test_tortuosity_box_capped_to_its_centre(phantom):
     assert "warnings" not in full.to_dict()
     with pytest.raises(ParameterError, match="tortuosity_max_voxels"):
         analyze_volume(phantom.labels, phantom.regions, tortuosity_max_voxels=0, **kw)
+
+
+@pytest.mark.parametrize("seed, fill, vs", [(0, 0.002, (20, 10, 10)), (1, 0.05, (7, 3, 5)), (2, 0.3, (1, 1, 1))])
+def test_edt_slabs_equals_whole_volume_transform(seed, fill, vs):
+    from scipy import ndimage
+
+    from volrecon.analyze._edt_slabs import edt_slabs
+
+    rng = np.random.default_rng(seed)
+    src = rng.random((13, 17, 11)) < fill
+    src[6, 3, 4] = True
+    ref = ndimage.distance_transform_edt(~src, sampling=vs)
+    for step in (1, 4, 13):
+        slabs = [(z, min(13, z + step)) for z in range(0, 13, step)]
+        got = np.concatenate([d for _, _, d in edt_slabs(lambda a, b: src[a:b], 13, (17, 11), slabs, vs)])
+        np.testing.assert_allclose(got, ref, rtol=1e-6)
+    none = next(edt_slabs(lambda a, b: np.zeros((b - a, 4, 5), bool), 3, (4, 5), [(0, 3)], vs))[2]
+    assert np.isinf(none).all()
+
+
+def test_depth_profile_by_slabs_equals_whole_crop(phantom):
+    from volrecon.analyze._survey import bounding_box
+    from volrecon.analyze.profiles import depth_profile, depth_profile_slabs
+    from volrecon.phases import PHASES, REGIONS
+
+    lab, reg = np.asarray(phantom.labels), np.asarray(phantom.regions)
+    cath = reg == REGIONS["cathode"]
+    box = bounding_box([cath.any(axis=(1, 2)), cath.any(axis=(0, 2)), cath.any(axis=(0, 1))], grow=1)
+    kw = dict(phase_names=PHASES, voxel_size_nm=phantom.voxel_size_nm, source_outside=True)
+    whole = depth_profile(lab[box], reg[box] == REGIONS["cathode"], reg[box] == REGIONS["separator"], **kw)
+    assert whole.reason is None and whole.voxels.sum() == (cath & (lab != PHASES["frame"])).sum()
+    for slab_voxels in (1, 30_000, 10**9):
+        lazy = depth_profile_slabs(da.from_array(lab, chunks=(3, 80, 80)), reg, box=box, within=REGIONS["cathode"],
+                                   source=REGIONS["separator"], slab_voxels=slab_voxels, **kw)
+        np.testing.assert_array_equal(lazy.bin_edges_nm, whole.bin_edges_nm)
+        np.testing.assert_array_equal(lazy.voxels, whole.voxels)
+        for name, frac in whole.fractions.items():
+            np.testing.assert_array_equal(lazy.fractions[name], frac)
+    # a profile from a region that is not in the box says so
+    absent = depth_profile_slabs(lab, reg, box=box, within=REGIONS["cathode"], source=REGIONS["anode"], **kw)
+    assert absent.reason is not None and "does not touch" in absent.reason
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+def test_sei_thickness_by_slabs_equals_whole_crop(phantom, transpose):
+    from volrecon.analyze.thickness import sei_thickness, sei_thickness_slabs
+
+    lab = np.asarray(phantom.labels)
+    axis = 1
+    if transpose:  # stacking axis along x
+        lab, axis = np.ascontiguousarray(lab.transpose(0, 2, 1)), 2
+    vs = phantom.voxel_size_nm if not transpose else tuple(phantom.voxel_size_nm[i] for i in (0, 2, 1))
+    # the crop sei_thickness makes itself: the layer's planes with a margin of its extent
+    idx = np.flatnonzero((lab == 7).any(axis=tuple(a for a in range(3) if a != axis)))
+    margin = idx[-1] - idx[0] + 3
+    planes = slice(max(0, idx[0] - margin), idx[-1] + 1 + margin)
+    crop = tuple(planes if a == axis else slice(None) for a in range(3))
+    whole = sei_thickness(lab[crop], voxel_size_nm=vs, axis=axis)
+    assert whole.samples > 100 and np.isfinite(whole.mean)
+    for slab_voxels in (1, 20_000):
+        lazy = sei_thickness_slabs(da.from_array(lab, chunks=(4, 64, 64)), planes=planes, axis=axis,
+                                   voxel_size_nm=vs, slab_voxels=slab_voxels)
+        assert lazy.to_dict() == whole.to_dict()
+        np.testing.assert_array_equal(lazy.thickness_map, whole.thickness_map)
+    with pytest.raises(ParameterError):
+        sei_thickness_slabs(lab, planes=planes, axis="z", voxel_size_nm=vs)

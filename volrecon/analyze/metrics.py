@@ -28,9 +28,9 @@ from volrecon.analyze.connectivity import ConnectivityResult, cluster_connectivi
 from volrecon.analyze.fractions import region_fractions, _fractions_from_row
 from volrecon.analyze.layers import axis_from_profiles, inner_box_bits, porous_extent_of, through_plane_axis
 from volrecon.analyze.poresize import PoreSizeResult, pore_size_distribution
-from volrecon.analyze.profiles import DepthProfile, depth_profile
+from volrecon.analyze.profiles import DepthProfile, depth_profile_slabs
 from volrecon.analyze.surface import SurfaceResult, specific_surface_area
-from volrecon.analyze.thickness import ThicknessResult, sei_thickness
+from volrecon.analyze.thickness import ThicknessResult, sei_thickness, sei_thickness_slabs
 from volrecon.analyze.tortuosity import TortuosityResult, tortuosity
 from volrecon.errors import InputError, OutputError, ParameterError
 
@@ -204,7 +204,8 @@ def analyze_volume(
     slab = int(np.prod(chunks))
     specimen = [v for n, v in regs.items() if n != "frame"]
     survey = survey_volume(lab, reg, region_values=specimen, inside_region=regs["cathode"],
-                           frame_phase=phases.get("frame"), plane_phases=[phases["sei"]] if "sei" in phases else [],
+                           frame_phase=phases.get("frame"),
+                           plane_phases=[phases[p] for p in ("sei", "sodium") if p in phases],
                            slab_voxels=slab)
     table = survey.table
     frame_r = regs.get("frame")
@@ -301,7 +302,7 @@ def analyze_volume(
     t1 = time.perf_counter()
     sei = None
     if "sei" in phases and "sodium" in phases:
-        sei = _sei(lab, survey, phases, vs, tp)
+        sei = _sei(lab, survey, phases, vs, tp, slab)
     timings["sei_thickness"] = time.perf_counter() - t1
     # --- depth profile --------------------------------------------------------------------
     t1 = time.perf_counter()
@@ -309,12 +310,9 @@ def analyze_volume(
     if "separator" in regs:
         # the cathode's bounding box grown by one voxel: the interface lies beside it
         cbox = bounding_box([p > 0 for p in survey.region_profiles[regs["cathode"]]], grow=1)
-        reg_c = read(reg, cbox)
-        within, source = reg_c == regs["cathode"], reg_c == regs["separator"]
-        del reg_c
-        prof = depth_profile(read(lab, cbox), within, source, phase_names=phases, voxel_size_nm=vs,
-                             bin_nm=profile_bin_nm, source_outside=bool(table[regs["separator"]].sum()))
-        del within, source
+        prof = depth_profile_slabs(lab, reg, box=cbox, within=regs["cathode"], source=regs["separator"],
+                                   phase_names=phases, voxel_size_nm=vs, bin_nm=profile_bin_nm,
+                                   source_outside=bool(table[regs["separator"]].sum()))
     timings["depth_profile"] = time.perf_counter() - t1
     psd: dict[str, PoreSizeResult] = {}
     if psd_job is not None:
@@ -405,25 +403,27 @@ def _capped_box(box: tuple[slice, ...], tp: int | None, vs: tuple[float, float, 
 
 
 def _sei(lab: Any, survey: Survey, phases: Mapping[str, int], vs: tuple[float, float, float],
-         tp: int | None) -> ThicknessResult:
+         tp: int | None, slab_voxels: int) -> ThicknessResult:
     """SEI thickness read from the planes around the SEI along the stacking axis only.
 
     :func:`sei_thickness` crops to the layer with a margin of the layer's own extent; the same
-    crop is read here, so the result equals the whole-volume call.
+    crop is read here (slab by slab along z when the stacking axis is y or x), so the result
+    equals the whole-volume call.
     """
     if tp is None:
         return sei_thickness(read(lab), phase_names=phases, voxel_size_nm=vs, axis=tp)
     idx = np.flatnonzero(survey.phase_planes[phases["sei"]][tp])
-    index = [slice(None)] * 3
+    planes = slice(0, 1)
     if idx.size:
         margin = int(idx[-1] - idx[0]) + 3
-        index[tp] = slice(max(0, int(idx[0]) - margin), min(lab.shape[tp], int(idx[-1]) + 1 + margin))
-    else:
-        index[tp] = slice(0, 1)
-    part = read(lab, tuple(index))
-    if idx.size and survey.table[:, phases["sodium"]].sum() and not (part == phases["sodium"]).any():
-        part = read(lab)  # the inner material lies beyond the crop: the whole-volume call says so
-    return sei_thickness(part, phase_names=phases, voxel_size_nm=vs, axis=tp)
+        planes = slice(max(0, int(idx[0]) - margin), min(lab.shape[tp], int(idx[-1]) + 1 + margin))
+        if survey.table[:, phases["sodium"]].sum() and not survey.phase_planes[phases["sodium"]][tp][planes].any():
+            # the inner material lies beyond the crop: the whole-volume call says so
+            return sei_thickness(read(lab), phase_names=phases, voxel_size_nm=vs, axis=tp)
+    if tp == 0:
+        return sei_thickness(read(lab, planes), phase_names=phases, voxel_size_nm=vs, axis=tp)
+    return sei_thickness_slabs(lab, planes=planes, axis=tp, phase_names=phases, voxel_size_nm=vs,
+                               slab_voxels=slab_voxels)
 
 
 def _clusters(mask: da.Array, cath: da.Array, connectivity: int, vs: tuple[float, float, float],

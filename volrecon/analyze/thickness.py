@@ -39,11 +39,11 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from volrecon.analyze._common import (
-    AXIS_NAMES, axis_index, check_volume, json_float, phase_map, require_names, voxel_triplet,
+    AXIS_NAMES, axis_index, box_slabs, check_volume, json_float, phase_map, read, require_names, voxel_triplet,
 )
 from volrecon.errors import ParameterError
 
-__all__ = ["ThicknessResult", "sei_thickness"]
+__all__ = ["ThicknessResult", "sei_thickness", "sei_thickness_slabs"]
 
 _METHODS = {
     "normal_chord": "run length of the layer along {axis} x cos(angle between {axis} and the inner "
@@ -138,29 +138,76 @@ def _smooth_masked(values: np.ndarray, weight: np.ndarray, sigma: tuple[float, f
         return np.where(den > 1e-3, num / den, np.nan)
 
 
+@dataclass(frozen=True)
+class _LineEnds:
+    """Where each line along the stacking axis enters and leaves the layer (maps over the lines).
+
+    ``first``/``last`` are the layer's first and last voxel on the line in index order; the
+    ``inner_*``/``beyond_*`` maps say whether the voxel just before ``first`` / just after
+    ``last`` is inner material / beyond the layer.  The moments (sums of the plane index over
+    layer and inner voxels, and their counts) decide which side the inner material lies on.
+    Maps of consecutive slabs of lines concatenate along their first axis.
+    """
+
+    n: int
+    count: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+    inner_before: np.ndarray
+    inner_after: np.ndarray
+    beyond_before: np.ndarray
+    beyond_after: np.ndarray
+    moments: np.ndarray  # [sum idx over layer, layer voxels, sum idx over inner, inner voxels] (int64)
+
+    @staticmethod
+    def of(lay: np.ndarray, inn: np.ndarray, beyond: np.ndarray, ax: int) -> "_LineEnds":
+        lay_l, inn_l, out_l = (np.moveaxis(m, ax, -1) for m in (lay, inn, beyond))
+        n = lay_l.shape[-1]
+        idx = np.arange(n)
+        count = lay_l.sum(axis=-1, dtype=np.int64)
+        first = np.argmax(lay_l, axis=-1)
+        last = n - 1 - np.argmax(lay_l[..., ::-1], axis=-1)
+
+        def at(mask: np.ndarray, where: np.ndarray, ok: np.ndarray) -> np.ndarray:
+            return np.take_along_axis(mask, np.clip(where, 0, n - 1)[..., None], -1)[..., 0] & ok
+
+        has_before, has_after = first > 0, last < n - 1
+        moments = np.array([(lay_l * idx).sum(), lay_l.sum(), (inn_l * idx).sum(), inn_l.sum()], np.int64)
+        maps = (count, first, last, at(inn_l, first - 1, has_before), at(inn_l, last + 1, has_after),
+                at(out_l, first - 1, has_before), at(out_l, last + 1, has_after))
+        # C order whatever the axis: the smoothing's rounding then does not depend on how the lines were read
+        return _LineEnds(n, *(np.ascontiguousarray(m) for m in maps), moments=moments)
+
+    @staticmethod
+    def concat(parts: list["_LineEnds"]) -> "_LineEnds":
+        fields = ("count", "first", "last", "inner_before", "inner_after", "beyond_before", "beyond_after")
+        maps = {f: np.concatenate([getattr(p, f) for p in parts]) for f in fields}
+        return _LineEnds(parts[0].n, moments=np.sum([p.moments for p in parts], axis=0), **maps)
+
+
 def _normal_chord(lay: np.ndarray, inn: np.ndarray, beyond: np.ndarray,
                   ax: int, vs: tuple[float, float, float], smooth_nm: float | None,
                   map_smooth_nm: float | None) -> tuple[np.ndarray, int]:
     """Thickness map by the normal-corrected chord (see the module documentation)."""
-    # lines along the last axis, inner material first
-    lay_l = np.moveaxis(lay, ax, -1)
-    inn_l = np.moveaxis(inn, ax, -1)
-    out_l = np.moveaxis(beyond, ax, -1)
-    n = lay_l.shape[-1]
-    idx = np.arange(n)
-    mean_lay = (lay_l * idx).sum() / max(lay_l.sum(), 1)
-    mean_inn = (inn_l * idx).sum() / max(inn_l.sum(), 1)
-    if mean_inn > mean_lay:
-        lay_l, inn_l, out_l = lay_l[..., ::-1], inn_l[..., ::-1], out_l[..., ::-1]
+    return _chord_map(_LineEnds.of(lay, inn, beyond, ax), ax, vs, smooth_nm, map_smooth_nm)
+
+
+def _chord_map(ends: _LineEnds, ax: int, vs: tuple[float, float, float], smooth_nm: float | None,
+               map_smooth_nm: float | None) -> tuple[np.ndarray, int]:
+    """Thickness map and excluded-line count from the lines' layer ends (inner material first)."""
+    n, count = ends.n, ends.count
+    mean_lay = ends.moments[0] / max(ends.moments[1], 1)
+    mean_inn = ends.moments[2] / max(ends.moments[3], 1)
+    if mean_inn > mean_lay:  # read the lines backwards: the layer's last voxel is its first
+        first, last = n - 1 - ends.last, n - 1 - ends.first
+        before, after = ends.inner_after, ends.beyond_before
+    else:
+        first, last = ends.first, ends.last
+        before, after = ends.inner_before, ends.beyond_after
     v_ax = vs[ax]
     v_map = tuple(vs[a] for a in range(3) if a != ax)
-    count = lay_l.sum(axis=-1, dtype=np.int64)
     crosses = count > 0
-    first = np.argmax(lay_l, axis=-1)
-    last = n - 1 - np.argmax(lay_l[..., ::-1], axis=-1)
     contiguous = (last - first + 1) == count
-    before = np.take_along_axis(inn_l, np.clip(first - 1, 0, n - 1)[..., None], -1)[..., 0] & (first > 0)
-    after = np.take_along_axis(out_l, np.clip(last + 1, 0, n - 1)[..., None], -1)[..., 0] & (last < n - 1)
     valid = crosses & contiguous & before & after
     # inner surface height (nm) where the inner|layer boundary is seen, smoothed on the map grid
     seen = crosses & before
@@ -271,10 +318,9 @@ def sei_thickness(
     lay = lab == phases[layer]
     inn = lab == phases[inner]
     ax = 1 if axis is None else axis_index(axis)
-    if not lay.any():
-        return _empty(ax, f"no {layer!r} voxels", method)
-    if not inn.any():
-        return _empty(ax, f"no {inner!r} voxels: the layer has no inner surface to measure from", method)
+    missing = _missing(bool(lay.any()), bool(inn.any()), True, layer, inner)
+    if missing:
+        return _empty(ax, missing, method)
     if axis is None:
         ax = _stacking_axis(lay, inn)
     # crop to the layer with a margin of its own extent along the stacking axis
@@ -286,11 +332,87 @@ def sei_thickness(
     lay_s, inn_s = lay[sl], inn[sl]
     frame = sub == phases["frame"] if "frame" in phases else np.zeros(sub.shape, bool)
     beyond = ~(lay_s | inn_s | frame)
-    if not beyond.any():
-        return _empty(ax, f"nothing lies beyond the {layer!r} layer: its outer surface is not in the volume",
-                      method)
+    missing = _missing(True, True, bool(beyond.any()), layer, inner)
+    if missing:
+        return _empty(ax, missing, method)
     if method == "normal_chord":
         tmap, excluded = _normal_chord(lay_s, inn_s, beyond, ax, vs, smooth_nm, map_smooth_nm)
     else:
         tmap, excluded = _distance_sum(lay_s, inn_s, beyond, frame, ax, vs)
     return _result(tmap, ax, method, excluded, layer)
+
+
+def _missing(has_layer: bool, has_inner: bool, has_beyond: bool, layer: str, inner: str) -> str | None:
+    """Why the layer cannot be measured (``None`` when it can)."""
+    if not has_layer:
+        return f"no {layer!r} voxels"
+    if not has_inner:
+        return f"no {inner!r} voxels: the layer has no inner surface to measure from"
+    if not has_beyond:
+        return f"nothing lies beyond the {layer!r} layer: its outer surface is not in the volume"
+    return None
+
+
+def sei_thickness_slabs(
+    labels: Any,
+    *,
+    planes: slice,
+    axis: int | str,
+    voxel_size_nm: Any,
+    phase_names: Mapping[str, int] | None = None,
+    layer: str = "sei",
+    inner: str = "sodium",
+    smooth_nm: float | None = None,
+    map_smooth_nm: float | None = None,
+    slab_voxels: int = 4_000_000,
+) -> ThicknessResult:
+    """:func:`sei_thickness` (``normal_chord``) of the ``planes`` along ``axis``, read slab by slab along z.
+
+    The stacking ``axis`` is y or x, so every line along it lies whole in a slab of planes along
+    z: only where each line enters and leaves the layer is kept (maps over the lines), and the
+    thickness map is made from them as from the whole crop.  Equal to ``sei_thickness(labels[crop],
+    axis=axis)`` (``crop`` the ``planes`` along ``axis``), which is the whole-volume result when
+    ``planes`` hold the layer with the margin :func:`sei_thickness` crops to; memory is one slab
+    plus the maps.
+
+    Parameters
+    ----------
+    labels : numpy or dask array of int, shape (z, y, x)
+        Phase labels (a dask array is read only slab by slab inside the crop).
+    planes : slice
+        The planes along ``axis`` to read.
+    axis : {1, 2, "y", "x"}
+        Stacking axis.
+    slab_voxels : int
+        Voxels read at once.
+
+    Other parameters are those of :func:`sei_thickness`.
+
+    Raises
+    ------
+    ParameterError
+        ``axis`` is z (the lines would cross the slabs), or a phase name is missing.
+    """
+    ax = axis_index(axis)
+    if ax == 0:
+        raise ParameterError("sei_thickness_slabs: axis='z' runs across the slabs; use sei_thickness")
+    phases = phase_map(phase_names)
+    require_names(phases, [layer, inner], "phase_names")
+    vs = voxel_triplet(voxel_size_nm)
+    crop = [slice(0, int(labels.shape[0])), slice(0, int(labels.shape[1])), slice(0, int(labels.shape[2]))]
+    crop[ax] = slice(*planes.indices(int(labels.shape[ax]))[:2])
+    parts: list[_LineEnds] = []
+    found = np.zeros(3, bool)  # layer, inner, beyond
+    for zs in box_slabs(crop, slab_voxels):
+        part = read(labels, (zs, crop[1], crop[2]))
+        lay, inn = part == phases[layer], part == phases[inner]
+        beyond = ~(lay | inn)
+        if "frame" in phases:
+            beyond &= part != phases["frame"]
+        found |= (lay.any(), inn.any(), beyond.any())
+        parts.append(_LineEnds.of(lay, inn, beyond, ax))
+    missing = _missing(*(bool(f) for f in found), layer, inner)
+    if missing:
+        return _empty(ax, missing, "normal_chord")
+    tmap, excluded = _chord_map(_LineEnds.concat(parts), ax, vs, smooth_nm, map_smooth_nm)
+    return _result(tmap, ax, "normal_chord", excluded, layer)
