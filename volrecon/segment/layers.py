@@ -802,6 +802,8 @@ def refine_interface(
     # step's sub-voxel position and strength; the sign is decided once all slabs are seen
     pos = {s: np.array(h, dtype=np.float64) for s in (1, -1)}
     strength = {s: np.zeros(h.shape) for s in (1, -1)}
+    cand = {s: (np.zeros(h.shape + (STEP_CANDIDATES,)), np.full(h.shape + (STEP_CANDIDATES,), -np.inf))
+            for s in (1, -1)}
     prof: dict[int, list[np.ndarray]] = {1: [], -1: []}
     sign_votes: list[np.ndarray] = []
     noise: list[np.ndarray] = []
@@ -832,8 +834,11 @@ def refine_interface(
         sign_votes.append(np.take_along_axis(d, mid[..., None], axis=-1)[..., 0].ravel())
         noise.append(np.abs(d[..., :: max(1, d.shape[-1] // 16)]).ravel())
         for s in (1, -1):
-            p_, b_ = steepest_step(np.where(inside, s * d, -np.inf))
+            sd = np.where(inside, s * d, -np.inf)
+            p_, b_ = steepest_step(sd)
             pos[s][a0:a1], strength[s][a0:a1] = p_, b_
+            cand[s][0][a0:a1], cand[s][1][a0:a1] = step_candidates(sd)
+            del sd
             if rim:
                 flat = np.arange(a0 * h.shape[1], a1 * h.shape[1])
                 take = (flat % every) == 0
@@ -855,6 +860,10 @@ def refine_interface(
         new = new + sign * shift
         note = (f", moved {shift:+.2f} voxels towards the bright side for the edge rims (fit {fit})"
                 if fit.get("accepted") else f", no edge-rim correction (rim fit rejected: {fit or 'too few columns'})")
+    edge_reach = (float(fit["rim_half_width_vox"]) + 3.0 * float(fit["sigma_vox"])) if fit.get("accepted") else 4.0
+    new, ok, far = _nearest_edge(new, ok, h, cand[sign], edge_reach, 3 * typical, sign * shift)
+    if far:
+        note += f", {far:.1%} of columns kept off a steeper edge further away"
     new = np.where(ok, new, h)
     new = ndi.median_filter(new, size=3, mode="nearest")
     if hu is not None:
@@ -863,8 +872,79 @@ def refine_interface(
     heights[name] = new if layers.anode_first else n - new
     notes = list(layers.notes) + [f"{name} refined on the grey-value edge ({ok.mean():.0%} of columns){note}"]
     # only an accepted fit is a measurement: callers read the rims and the blur from it
-    edges = {**layers.edges, name: {**fit, "shift_vox": shift}} if fit.get("accepted") else layers.edges
+    edges = ({**layers.edges, name: {**fit, "shift_vox": shift, "step_sign": float(sign)}} if fit.get("accepted")
+             else layers.edges)
     return replace(layers, heights=heights, notes=notes, edges=edges)
+
+
+REFERENCE_EDGES: tuple[str, ...] = ("cathode|collector", "separator|cathode")
+"""Interfaces whose layers are thick on both sides, in order of preference, for
+:func:`reference_rim_fit`: the collector is a dense uniform foil, so its edge is the cleanest."""
+
+
+def reference_rim_fit(image: Any, layers: Layers, *, voxel_size_nm: Sequence[float], rim_nm: float | None = EDGE_RIM_NM,
+                      names: Sequence[str] = REFERENCE_EDGES) -> tuple[str | None, dict[str, float]]:
+    """The edge-rim model measured on an edge of the stack that is thick on both sides.
+
+    The rim fit of :func:`edge_rim_shift` assumes one step within the profile's reach
+    (:func:`rim_offsets`).  The edge of a film thinner than that (a thin SEI on the sodium) also
+    holds the film's far edge, falling to a pore or rising to a fibre beyond it, and the single
+    step absorbs it: the fitted shift then follows the share of columns with a pore beyond the
+    film instead of the rims.  The rims (an escape length of the secondary electrons) and the
+    blur (the probe) are properties of the instrument, the same on every edge of the image, so
+    the shift is taken from an edge with a thick layer on each side: the first of ``names``
+    present whose fit is accepted (:func:`refine_interface` with ``rim=True``).  Returns
+    ``(name, fit)``, or ``(None, {})`` when no such edge gives an accepted fit.
+    """
+    for name in names:
+        if layers.heights.get(name) is None:
+            continue
+        fit = refine_interface(image, layers, name, voxel_size_nm=voxel_size_nm, rim=True, rim_nm=rim_nm).edges.get(name)
+        if fit and fit.get("accepted"):
+            return name, dict(fit)
+    return None, {}
+
+
+def move_interface(layers: Layers, name: str, by_vox: float, sign: float = 1.0) -> Layers:
+    """A copy of ``layers`` with interface ``name`` moved by ``by_vox`` voxels towards the side a
+    step of ``sign`` (+1 rising towards the cathode, as ``Layers.edges[name]["step_sign"]``)
+    makes bright."""
+    h = layers.heights.get(name)
+    if h is None or by_vox == 0:
+        return layers
+    d = float(sign) * float(by_vox) * (1.0 if layers.anode_first else -1.0)
+    return replace(layers, heights={**layers.heights, name: np.asarray(h, dtype=np.float64) + d})
+
+
+def _nearest_edge(new: np.ndarray, ok: np.ndarray, h: np.ndarray, cand: tuple[np.ndarray, np.ndarray],
+                  reach: float, least: float, shift: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """Columns whose steepest step is another edge: the step within the band of the others.
+
+    The steepest step of the right sign within the search window may belong to another boundary
+    (behind a thin film, a pore -> fibre rise is steeper than the sodium -> film step).  The
+    columns' offsets from their first heights ``h`` share one typical value (the first heights'
+    bias) with a spread from the first heights' noise; a column further than ``max(reach,
+    4 * spread)`` from it (``reach``: how far a blurred, rimmed edge's steepest step can lie from
+    the boundary) takes its strongest candidate step (``cand``, from :func:`step_candidates`, at
+    least ``least``) within that band, moved by ``shift`` as the rest, or is not refined.
+    Returns ``(new, ok, share of the columns moved)``.
+    """
+    if ok.sum() < 10:
+        return new, ok, 0.0
+    off = new - h
+    typ = float(np.median(off[ok]))
+    band = max(reach, 4.0 * 1.4826 * float(np.median(np.abs(off[ok] - typ))))
+    far = ok & (np.abs(off - typ) > band)
+    if not far.any():
+        return new, ok, 0.0
+    cp, cs = cand
+    cp = cp + shift
+    near = (np.abs(cp - h[..., None] - typ) <= band) & (cs > least)
+    j = np.argmax(np.where(near, cs, -np.inf), axis=-1)
+    alt = np.take_along_axis(cp, j[..., None], axis=-1)[..., 0]
+    has = near.any(axis=-1)
+    new = np.where(far & has, alt, new)
+    return new, ok & ~(far & ~has), float(far.mean())
 
 
 def slab_rows(rows: int, pad: int, step: int) -> list[tuple[int, int, int, int]]:
@@ -878,6 +958,31 @@ def steepest_step(sd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per column (last axis), the sub-voxel boundary coordinate of the largest step of ``sd``
     (``sd[..., i]`` across boundary ``i + 1``; -inf outside the search window) and its size."""
     i = np.argmax(sd, axis=-1)
+    return _step_at(sd, i)
+
+
+STEP_CANDIDATES = 3
+"""Strongest local steps per column kept by :func:`refine_interface` (the steepest may belong to
+another edge of the same sign within the search window)."""
+
+
+def step_candidates(sd: np.ndarray, k: int = STEP_CANDIDATES) -> tuple[np.ndarray, np.ndarray]:
+    """Per column (last axis), the ``k`` largest local maxima of ``sd`` (as :func:`steepest_step`):
+    sub-voxel boundary coordinates and sizes, shape ``(..., k)``, strongest first (size -inf
+    where a column has fewer)."""
+    left = np.concatenate([np.full(sd.shape[:-1] + (1,), -np.inf), sd[..., :-1]], axis=-1)
+    right = np.concatenate([sd[..., 1:], np.full(sd.shape[:-1] + (1,), -np.inf)], axis=-1)
+    peaks = np.where((sd >= left) & (sd > right) & np.isfinite(sd), sd, -np.inf)
+    k = min(k, sd.shape[-1])
+    top = np.argsort(-peaks, axis=-1, kind="stable")[..., :k]
+    pos, size = zip(*(_step_at(sd, top[..., j]) for j in range(k)))
+    size = np.stack(size, axis=-1)
+    return np.stack(pos, axis=-1), np.where(np.take_along_axis(peaks, top, axis=-1) > -np.inf, size, -np.inf)
+
+
+def _step_at(sd: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sub-voxel boundary coordinate (parabola through the neighbours) and size of the step ``i``
+    of each column of ``sd``."""
     best = np.take_along_axis(sd, i[..., None], axis=-1)[..., 0]
     left = np.take_along_axis(sd, np.maximum(i - 1, 0)[..., None], axis=-1)[..., 0]
     right = np.take_along_axis(sd, np.minimum(i + 1, sd.shape[-1] - 1)[..., None], axis=-1)[..., 0]

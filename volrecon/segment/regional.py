@@ -28,7 +28,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from volrecon.phases import REGIONS
-from volrecon.segment.layers import Layers, sample_columns, slab_rows, steepest_step
+from volrecon.segment.layers import (EDGE_RIM_NM, Layers, move_interface, reference_rim_fit, rim_half_width_vox,
+                                     rim_offsets, sample_columns, slab_rows, steepest_step)
 
 _TRUNCATE = 3.0
 
@@ -182,10 +183,13 @@ def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequenc
     outer = (idx > 0.5 * (hn + hs)[..., None]) & (idx < hs[..., None] - 0.5) & in_core[..., None]
     sep_grey = fine[outer]
     del fine
-    fibres = sep_grey[sep_grey > film_grey]
+    # fibres: the separator voxels brighter than the film's peak; the threshold half-way between
+    # the film's peak and their median (the peak, not the film's grey at one offset, which blur
+    # and the rims move with the film's thickness and the sodium surface's sub-voxel position)
+    fibres = sep_grey[sep_grey > sei_level]
     bright_thr = np.inf
-    if fibres.size > 100 and float(np.median(fibres)) > film_grey:
-        bright_thr = 0.5 * (film_grey + float(np.median(fibres)))
+    if fibres.size > 100:
+        bright_thr = 0.5 * (sei_level + float(np.median(fibres)))
     other = _non_film(img, dark_thr, bright_thr, sig)
     prof = _median_profile(other[cols], hn[cols], offs)
     i_min = int(np.argmin(np.where(near, prof, np.inf)))
@@ -283,6 +287,44 @@ def _fill_thickness(t: np.ndarray, scale: Sequence[float]) -> np.ndarray:
     return out
 
 
+
+def _thin_film_rims(image: Any, layers: Layers, fit: Mapping[str, Any], t0: float, vox: Sequence[float],
+                    info: dict[str, Any]) -> tuple[Layers, dict[str, Any], bool]:
+    """The sodium edge's rim model, taken from a thick edge of the stack when the film is thin.
+
+    The rim fit on the sodium surface (:func:`volrecon.segment.layers.edge_rim_shift`) spans
+    :func:`volrecon.segment.layers.rim_offsets` beyond the steepest step; a film of ``t0`` voxels
+    whose far edge (blurred, with its own rims) reaches into that profile puts a second step in
+    it, falling where a pore lies beyond the film and rising on a fibre, and the fitted shift then
+    follows the pore share instead of the rims.  For such a film the rims and the blur are
+    measured on an edge with thick layers on both sides
+    (:func:`volrecon.segment.layers.reference_rim_fit`) and the sodium surface is moved by the
+    difference in shift; without an accepted reference the sodium edge keeps its own fit (noted in
+    ``info["rim_source"]``).  Returns ``(layers, fit, moved)``.
+    """
+    ax = layers.axis
+    step = float(vox[ax])
+    w = float(fit.get("rim_half_width_vox", rim_half_width_vox(EDGE_RIM_NM, step)))
+    sigma = float(fit.get("sigma_vox", 1.0))
+    reach = float(rim_offsets(step)[-1]) + w + 3.0 * sigma
+    if not t0 < reach:
+        info["rim_source"] = "sodium|sei"
+        return layers, dict(fit), False
+    name, ref_fit = reference_rim_fit(image, layers, voxel_size_nm=vox, rim_nm=w * step)
+    if name is None:
+        info["rim_source"] = "sodium|sei (thin film, no thick edge to measure the rims on: uncertain)"
+        return layers, dict(fit), False
+    sign = float(fit.get("step_sign", 1.0))
+    old = float(fit.get("shift_vox", 0.0)) if fit.get("accepted") else 0.0
+    new_fit = {**ref_fit, "step_sign": sign}
+    moved = move_interface(layers, "sodium|sei", float(ref_fit["shift_vox"]) - old, sign)
+    note = (f"sodium|sei: the film ({t0:.1f} voxels) lies within the sodium edge's rim profile; rims measured on "
+            f"{name} instead (shift {old:+.2f} -> {ref_fit['shift_vox']:+.2f} voxels)")
+    info["rim_source"] = name
+    out = replace(moved, edges={**moved.edges, "sodium|sei": new_fit}, notes=list(moved.notes) + [note])
+    return out, new_fit, True
+
+
 def sei_outer_surface(
     image: Any, layers: Layers, *, voxel_size_nm: Sequence[float], lateral_nm: float = 60.0,
     min_contrast: float = 2.0, max_ratio: float = 2.5, reg_nm: float = 100.0,
@@ -353,9 +395,18 @@ def sei_outer_surface(
     # with the filters' context rows on each side: the block's levels are the whole volume's there
     ref_pad = _radius(1.0) + _radius(sig[0])
     q0, q1 = max(0, r0 - ref_pad), min(rows, r0 + k + ref_pad)
-    ref = _sei_reference(band.read(image, q0, q1), hn_b[q0:q1], hs_b[q0:q1], sig, core=(r0 - q0, r0 + k - q0))
-    info.update({key: v for key, v in ref.items() if key not in ("reason", "contrast", "t0")})
+    ref_block = band.read(image, q0, q1)
+    ref = _sei_reference(ref_block, hn_b[q0:q1], hs_b[q0:q1], sig, core=(r0 - q0, r0 + k - q0))
     info["reference_rows"] = [r0, r0 + k]
+    fit = dict(layers.edges.get("sodium|sei", {}))
+    if "reason" not in ref:
+        layers, fit, moved = _thin_film_rims(image, layers, fit, ref["t0"], vox, info)
+        if moved:
+            hn = _anode_first(layers.heights["sodium|sei"], layers)
+            hn_b = hn - lo
+            ref = _sei_reference(ref_block, hn_b[q0:q1], hs_b[q0:q1], sig, core=(r0 - q0, r0 + k - q0))
+    del ref_block
+    info.update({key: v for key, v in ref.items() if key not in ("reason", "contrast", "t0")})
     if "reason" in ref:
         info["reason"] = ref["reason"]
         return layers, info
@@ -365,7 +416,6 @@ def sei_outer_surface(
     reach = float(max_ratio * t0 + 2.0)
     t_raw = np.full(hn.shape, np.nan)
     t_fall, t_rise = np.full(hn.shape, np.nan), np.full(hn.shape, np.nan)
-    fit = layers.edges.get("sodium|sei", {})
     # the sodium edge's step reaches its rim's half-width and 3 blur sigmas beyond the surface
     edge = {"shift_vox": float(fit.get("shift_vox", 0.0)),
             "reach_vox": float(fit.get("rim_half_width_vox", 1.0)) + 3.0 * float(fit.get("sigma_vox", 1.0))}
