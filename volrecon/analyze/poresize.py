@@ -35,8 +35,13 @@ def local_thickness(mask: Any, *, voxel_size_nm: Any = (1, 1, 1), sizes: int = 1
         seeds = dt >= r
         if not seeds.any():
             continue
-        reach = edt.edt(~seeds, anisotropy=vs, black_border=False, parallel=1) <= r
-        new = reach & m & (out == 0)
+        new = m & (out == 0)
+        if not new.any():
+            break
+        if (new & ~seeds).any():
+            # unassigned voxels that are not seeds themselves need the distance to the seeds; when
+            # every unassigned voxel is a seed (the small radii) it lies within r of one already
+            new &= edt.edt(~seeds, anisotropy=vs, black_border=False, parallel=1) <= r
         out[new] = 2.0 * r
     out[m & (out == 0)] = 2.0 * float(radii[-1])
     return out
