@@ -289,3 +289,22 @@ def test_split_voids_takes_the_outer_ring_at_the_electrolyte_grey():
     rc = r[None, ::2, ::2]
     assert coarse[true_void[:, ::2, ::2] & (rc <= 9.5)].all()
     assert not coarse[(phases[:, ::2, ::2] == E) & (rc > 10.5)].any()
+
+
+def test_shift_morphology_equals_scipy():
+    """The whole-array-shift dilation/erosion/opening of split_voids give scipy's results, for the
+    in-plane disks and boxes it uses, at array edges and for structures wider than the array."""
+    from scipy import ndimage as ndi
+
+    from volrecon.segment.voids import _box, _morph, _opening, _rim_disk
+
+    rng = np.random.default_rng(3)
+    structures = [_rim_disk(20, (20, 12.7, 10)), _rim_disk(26, (20, 12.7, 10)), _box([1, 1, 1]), _box([0, 1, 1]),
+                  _box([2, 0, 3]), ndi.generate_binary_structure(3, 1), np.ones((1, 1, 1), bool)]
+    for shape in ((1, 7, 9), (5, 4, 3), (12, 40, 33), (2, 2, 2)):
+        for share in (0.1, 0.5, 0.9):
+            m = rng.random(shape) < share
+            for s in structures:
+                np.testing.assert_array_equal(_morph(m, s, erode=False), ndi.binary_dilation(m, s))
+                np.testing.assert_array_equal(_morph(m, s, erode=True), ndi.binary_erosion(m, s))
+                np.testing.assert_array_equal(_opening(m, s), ndi.binary_opening(m, s))

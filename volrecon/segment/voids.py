@@ -102,6 +102,54 @@ def _box(half: Sequence[int]) -> np.ndarray:
     return np.ones(tuple(2 * int(h) + 1 for h in half), dtype=bool)
 
 
+def _shift_slices(shape: Sequence[int], offset: Sequence[int]) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+    """Slices ``(here, there)`` pairing each voxel ``p`` with ``p + offset`` where both are inside."""
+    here, there = [], []
+    for n, o in zip(shape, offset):
+        a, c = max(0, -o), max(0, o)
+        here.append(slice(a, max(a, n - c)))
+        there.append(slice(c, max(c, n - a)))
+    return tuple(here), tuple(there)
+
+
+def _morph(mask: np.ndarray, structure: np.ndarray, *, erode: bool) -> np.ndarray:
+    """Binary dilation (or erosion) by a symmetric structure centred in its odd-sized box; outside
+    the array counts as False.  Equal to :func:`scipy.ndimage.binary_dilation` (``binary_erosion``)
+    but by whole-array shifts: for the small in-plane disks and boxes used here several times
+    faster than scipy's voxel-by-voxel loop over the structure.  A full box is applied as 1-D
+    passes along each axis in turn."""
+    mask = np.asarray(mask, dtype=bool)
+    if not structure.all():
+        return _shift_pass(mask, np.argwhere(structure) - np.array(structure.shape) // 2, erode=erode)
+    out = mask.copy()
+    for ax, n in enumerate(structure.shape):
+        if n > 1:
+            steps = np.zeros((n, mask.ndim), int)
+            steps[:, ax] = np.arange(n) - n // 2
+            out = _shift_pass(out, steps, erode=erode)
+    return out
+
+
+def _opening(mask: np.ndarray, structure: np.ndarray) -> np.ndarray:
+    """Binary opening (:func:`scipy.ndimage.binary_opening`) by :func:`_morph`."""
+    return _morph(_morph(mask, structure, erode=True), structure, erode=False)
+
+
+def _shift_pass(mask: np.ndarray, offsets: np.ndarray, *, erode: bool) -> np.ndarray:
+    """OR (dilation) or AND (erosion, False outside the array) of ``mask`` shifted by each offset."""
+    out = np.ones_like(mask) if erode else np.zeros_like(mask)
+    for off in offsets:
+        here, there = _shift_slices(mask.shape, off)
+        if not erode:
+            out[here] |= mask[there]
+            continue
+        out[here] &= mask[there]
+        for ax, o in enumerate(off):
+            if o:
+                out[(slice(None),) * ax + (slice(max(0, mask.shape[ax] - o), None) if o > 0 else slice(0, -o),)] = False
+    return out
+
+
 def _half_widths(length_nm: float, voxel_size_nm: Sequence[float]) -> tuple[int, int, int]:
     """Voxels per axis covering ``length_nm`` (at least one)."""
     return tuple(max(1, int(math.floor(float(length_nm) / float(v) + 1e-9))) for v in voxel_size_nm)  # type: ignore[return-value]
@@ -315,13 +363,9 @@ def dark_cores(dark: np.ndarray, space: np.ndarray, *, cues: VoidCues,
     grown = seeds & (dark > cues.core_k)
     if not grown.any():
         return grown
+    # bounded geodesic growth within the seeds (scipy iterates over the changed voxels only)
     cross = ndi.generate_binary_structure(seeds.ndim, 1)
-    for _ in range(_core_steps(cues, voxel_size_nm)):
-        nxt = ndi.binary_dilation(grown, cross) & seeds
-        if np.array_equal(nxt, grown):
-            break
-        grown = nxt
-    return grown
+    return ndi.binary_dilation(grown, cross, iterations=_core_steps(cues, voxel_size_nm), mask=seeds)
 
 
 def wall_shift(dark_pairs: Sequence[tuple[np.ndarray, np.ndarray]], *, pixel_nm: Sequence[float],
@@ -412,7 +456,7 @@ def split_voids(
         # three coarse voxels wide (60-120 nm at 20-40 nm voxels) a rim
         box = _rim_box(cues, voxel_size_nm)
         touch = _box([max(1, n // 2) for n in box.shape])
-        rim = bind & ~ndi.binary_opening(bind, box) & ndi.binary_dilation(pore, touch)
+        rim = bind & ~_opening(bind, box) & _morph(pore, touch, erode=False)
         out[rim] = electrolyte
         pore |= rim
         bind &= ~rim
@@ -424,7 +468,7 @@ def split_voids(
     if cues.grow_nm > 0:
         # the void's outer ring is not dark (edge brightening at its own edge, the shine-through
         # blur of the walls): a grey gate cannot find it, so the dark cores widen by a length
-        seeds = ndi.binary_dilation(seeds, _rim_disk(cues.grow_nm, voxel_size_nm)) & space
+        seeds = _morph(seeds, _rim_disk(cues.grow_nm, voxel_size_nm), erode=False) & space
     grown = seeds.copy()
     step = seeds
     for _ in range(int(round(cues.shine_depth_nm / float(voxel_size_nm[0])))):
@@ -438,6 +482,6 @@ def split_voids(
         # only voids at least a rim wide on each side: the walls' shift is a mean over the walls
         # of voids that wide; a void narrower than its rim would be mostly rim
         disk = _rim_disk(cues.rim_nm, voxel_size_nm)
-        grown |= ndi.binary_dilation(ndi.binary_opening(grown, disk), disk) & pore
+        grown |= _morph(_opening(grown, disk), disk, erode=False) & pore
     out[grown] = void
     return out
