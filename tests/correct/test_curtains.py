@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from volrecon.correct import CurtainSettings, apply_curtains, estimate_curtains
+from volrecon.correct._curtains_segments import fit_steps
 from volrecon.errors import ParameterError
 
 
@@ -39,11 +40,14 @@ def test_settings_roundtrip_and_bad(tmp_path):
     s.save(tmp_path)
     assert CurtainSettings.load(tmp_path).to_dict() == s.to_dict()
     # settings saved before z pooling existed are re-applied as they ran: slice by slice
-    old = {k: v for k, v in s.to_dict().items() if k != "z_reach"}
+    old = {k: v for k, v in s.to_dict().items() if k not in ("z_reach", "along")}
     (tmp_path / "curtains.json").write_text(json.dumps(old))
     assert CurtainSettings.load(tmp_path).z_reach == 0
+    assert CurtainSettings.load(tmp_path).along == "window"  # and with the smoother they ran with
     with pytest.raises(ParameterError):
         CurtainSettings(orientation="diagonal")
+    with pytest.raises(ParameterError):
+        CurtainSettings(along="sideways")
 
 
 def test_zeiss_slices_if_present():
@@ -182,4 +186,53 @@ def test_z_pooling_chunked_equals_whole_and_gains_on_noise():
     # the stripes found vs the true ones (against the clean image, a filter that follows the
     # noise of the column means would also score by removing some of that noise)
     miss = lambda out: float(np.sqrt(np.mean((img - out - stripes) ** 2)))
-    assert miss(whole) < 0.9 * miss(alone) < 0.9 * 0.25 * float(np.sqrt(np.mean(stripes**2)))
+    # the change-point fit along the stripe already averages each run on its own slice (miss
+    # 0.71 grey levels slice by slice, against 0.88 with the fixed window), so pooling adds less
+    assert miss(whole) < 0.97 * miss(alone) < 0.97 * 0.2 * float(np.sqrt(np.mean(stripes**2)))
+
+
+def test_fit_steps_finds_the_runs_of_a_stripe():
+    """Columns that start, change and stay: the fit puts the change points there and averages each whole run."""
+    rng = np.random.default_rng(5)
+    n = 96
+    truth = np.zeros((n, 300), np.float32)
+    truth[40:, :100] = 6.0  # a curtain starting at block 40
+    truth[25:, 100:200] = -5.0  # one starting at block 25 ...
+    truth[70:, 100:200] += 9.0  # ... and a second one adding to it at block 70
+    noisy = truth + rng.normal(0, 2.0, truth.shape).astype(np.float32)
+    fit, runs = fit_steps(noisy, 4.0 * 4.0 * np.log(n))  # 4 log(n) noise variances per change point
+    flat = fit[:, 200:]
+    assert np.all(runs[:, 200:] == n) and np.abs(flat).max() < 4 * 2.0 / np.sqrt(n)  # no change point in noise: the column mean
+    steps = np.abs(np.diff(fit, axis=0)) > 0
+    # a change point within one block of each true start, in (nearly) every column
+    assert steps[38:41, :100].any(axis=0).mean() > 0.85 and steps[23:26, 100:200].any(axis=0).mean() > 0.85
+    assert steps[68:71, 100:200].any(axis=0).mean() > 0.85
+    # each value is the mean of its whole run: half the error of a 15-block running median
+    from scipy import ndimage as ndi
+
+    rmse = lambda est: float(np.sqrt(np.mean((est - truth)[:, :200] ** 2)))
+    assert rmse(fit) < 0.5 * rmse(ndi.median_filter(noisy, size=(15, 1), mode="nearest"))
+
+
+def test_noisy_phantom_gain_from_runs_and_edges_kept():
+    """Strong curtains under noise (256^2): at least 60 % of the oracle's dB gain (the fixed window: 50 %)."""
+    from volrecon.sample import Artefacts, make_phantom
+
+    strong = dict(curtain_amplitude=0.3, curtain_density=8.0)
+    kw = dict(slices=8, shape=(256, 256), seed=0, workers=2)
+    noisy = make_phantom("diglyme", artefacts=Artefacts.only("curtains", "noise", "quantise", **strong), **kw)
+    clean = make_phantom("diglyme", artefacts=Artefacts.none(), **kw).acquired.astype(np.float64)
+    truth = make_phantom("diglyme", artefacts=Artefacts.only("curtains", **strong), **kw).acquired - clean
+    acq = noisy.acquired.astype(np.float64)
+    settings = estimate_curtains(noisy.acquired)
+    assert settings.enabled and settings.along == "steps"
+    out = apply_curtains(acq, settings)
+    mse = lambda a: float(np.mean((a - clean) ** 2))
+    gain, oracle = 10 * np.log10(mse(acq) / mse(out)), 10 * np.log10(mse(acq) / mse(acq - truth))
+    assert gain >= 0.6 * oracle
+    assert edge_contrast(out, noisy.labels, clean) >= 0.95 * edge_contrast(acq, noisy.labels, clean)
+    # stripe-free, the same specimen and noise: the gate leaves it as it is
+    free = make_phantom("diglyme", artefacts=Artefacts.only("noise", "quantise"), **kw).acquired
+    gate = estimate_curtains(free)
+    assert not gate.enabled
+    np.testing.assert_array_equal(apply_curtains(free, gate), free)

@@ -7,26 +7,33 @@ Methods
 -------
 ``"highpass"`` (default)
     Rows are averaged in groups of 4 and reduced to block medians of ``block`` rows.  The
-    background across the stripe is the median of 11 taps spread over ``+-3 * width_px``
+    background across the stripe is the median of 15 taps spread over ``+-3 * width_px``
     (mirrored at the image border, so border columns are treated like the others): a stripe
     narrower than the tap spacing touches few taps and drops out, while a step edge of the
     structure (the majority side wins) passes unchanged, so phase boundaries are not taken for
-    stripes.  The across-stripe residual is smoothed along the stripe by a running median over
-    ``length`` blocks (it keeps the abrupt start of a stripe below a feature and ignores
-    features shorter than half the window), damped where it does not persist down the stripe
-    (a curtain runs on down the face below its origin; a rod particle or a pore channel along
-    the column ends: the median over every other block of the ``2 * length`` blocks below
-    must keep half the value), and shrunk by a non-negative garrote at ``threshold`` times
-    the noise of that median (measured from the residual's differences along the stripe,
-    which the stripes do not reach however many columns they cover).  In four passes, each
-    background taken with the previous pass's stripes removed (the second with taps twice as
-    far apart and twice the persistence along the stripe, for bands of neighbouring
-    curtains), so that wide stripes and stripes a few columns apart do not lift each other's
-    background.  The profile is interpolated between block centres.
+    stripes.  Along the stripe (``along="steps"``, the default) each column of the residual is
+    fitted by a piecewise-constant profile with few change points (binary segmentation with a
+    penalty per change point, :mod:`volrecon.correct._curtains_segments`): a curtain starts
+    abruptly below a feature and runs on at a nearly constant amplitude, so each value is the
+    mean of its whole run, which under noise beats a fixed window (``along="window"``, the
+    previous default: +0.40 against +0.32 dB on the noisy phantom with strong curtains,
+    ``benchmarks/corrections.py``).  A running median over ``length`` blocks then drops
+    features shorter than half the window (and keeps the abrupt start of a stripe below a
+    feature); the result is damped where it does not persist down the stripe (a curtain runs
+    on down the face below its origin; a rod particle or a pore channel along the column
+    ends: the median over every other block of the ``2 * length`` blocks below must keep half
+    the value), and shrunk by a non-negative garrote at ``threshold`` times the noise of the
+    estimate (measured from the residual's differences along the stripe, which the stripes do
+    not reach however many columns they cover).  In four passes, each background taken with
+    the previous pass's stripes removed (the second with taps twice as far apart and twice the
+    persistence along the stripe, for bands of neighbouring curtains), so that wide stripes
+    and stripes a few columns apart do not lift each other's background.  The profile is
+    interpolated between block centres.
     Along z (:func:`apply_curtains`, ``z_reach`` slices each side): curtains are milled
     topography and stay at the same x from slice to slice, so the residuals of neighbouring
     slices are averaged before the steps above (the noise is not shared), and each slice gets
-    that profile at its own amplitude, fitted locally along the stripe.
+    that profile at its own amplitude, fitted over each run between the pooled change points
+    (``along="window"``: over a few blocks along the stripe).
 ``"wavelet-fft"``
     The wavelet–Fourier filter of Münch et al. (2009): the across-stripe detail bands of a
     wavelet decomposition are damped at low along-stripe frequencies.  Needs PyWavelets.
@@ -36,8 +43,9 @@ Gate
 :func:`estimate_curtains` measures on sample slices how much the filter would remove and
 compares it with what it removes from Gaussian noise of the slice's own pixel noise
 (``significance``: about 1 on pure noise; the structure of a stripe-free specimen adds to it,
-about 2-3 on the noisy phantoms from 192 to 384 px, against 80-90 with strong curtains); below
-``min_significance`` (default 10) the filter is disabled, so a stripe-free noisy stack is left
+about 5-8 on the noisy phantoms from 192 to 384 px, against 80-220 with strong curtains, for
+``along="steps"``; 2-3 against 30-100 for ``"window"``, whose gate was 10); below
+``min_significance`` (default 25) the filter is disabled, so a stripe-free noisy stack is left
 as it is.  On a noise-free stack nothing is
 noise, and thin, long, straight features of the structure (trench walls) pass the gate.
 """
@@ -53,10 +61,12 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
+from volrecon.correct._curtains_segments import fit_steps, run_means
 from volrecon.correct._intensity import check_volume, is_dask, map_slices, pixel_noise, read_slices, restore_dtype, spread_indices
 from volrecon.errors import ParameterError
 
 METHODS = ("highpass", "wavelet-fft")
+ALONG = ("steps", "window")
 ORIENTATIONS = ("vertical", "horizontal")
 FILE_JSON = "curtains.json"
 
@@ -81,15 +91,22 @@ class CurtainSettings:
     length : int
         Blocks in the running median along the stripe (window = ``block * length`` rows).
     threshold : float
-        Garrote threshold of the stripe profile in units of its noise scale.
+        Garrote threshold of the stripe profile in units of the noise of its estimate (of a
+        run's mean for ``along="steps"``, of a ``length``-block median for ``"window"``; the
+        tuned values on the phantoms: 1.5 and 3).
+    along : str
+        How the stripe is followed down the column (``"highpass"``): ``"steps"``, a
+        piecewise-constant fit with few change points (each value the mean of its whole run),
+        or ``"window"``, a running median of ``length`` blocks only (settings saved before
+        ``along`` existed are re-applied so).
     z_reach : int
         Slices on each side whose residuals are pooled with a slice's (curtains stay at the
         same x from slice to slice; each slice keeps its own amplitude), used by
         :func:`apply_curtains` and :func:`remove_stripes_stack`; 0: every slice on its own
         (as :func:`remove_stripes`, which sees one slice), the default: pooling 2 slices each
-        side gained +0.06 dB on noisy stacks with strong curtains but cost 0.05-0.3 dB on
-        noise-free ones and about 3x the apply time (overlapping tasks), which broke the
-        15 slices/s goal at 2048x1536 (``benchmarks/corrections.py``).
+        side gains a little on noisy stacks with strong curtains but costs about 3x the apply
+        time (overlapping tasks), which breaks the 15 slices/s goal at 2048x1536
+        (``benchmarks/corrections.py``).
     levels, fft_sigma : int, float
         Wavelet levels and Fourier damping width for ``"wavelet-fft"``.
     stripe_index_before, stripe_index_after : float
@@ -110,7 +127,8 @@ class CurtainSettings:
     width_px: float = 2.5
     block: int = 16
     length: int = 7
-    threshold: float = 3.0
+    threshold: float = 1.5
+    along: str = "steps"
     z_reach: int = 0
     levels: int = 4
     fft_sigma: float = 3.0
@@ -122,6 +140,8 @@ class CurtainSettings:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ParameterError(f"curtain method={self.method!r}; use one of {', '.join(METHODS)}")
+        if self.along not in ALONG:
+            raise ParameterError(f"curtain along={self.along!r}; use one of {', '.join(ALONG)}")
         if self.orientation not in ORIENTATIONS:
             raise ParameterError(f"curtain orientation={self.orientation!r}; use 'vertical' (along y) or 'horizontal'")
         if not (self.width_px > 0 and self.block >= 1 and self.length >= 1):
@@ -147,6 +167,7 @@ class CurtainSettings:
         d = Path(directory)
         data = json.loads((d / FILE_JSON if d.is_dir() else d).read_text())
         data.setdefault("z_reach", 0)  # written before z pooling existed: re-applied slice by slice, as it ran
+        data.setdefault("along", "window")  # written before the change-point fit: re-applied with the window it ran with
         return cls(**{k: (float("nan") if v is None else v) for k, v in data.items()})
 
 
@@ -234,11 +255,11 @@ def _persistent(run: np.ndarray, blocks: np.ndarray, length: int, *, step: int =
     return run * w
 
 
-_TAPS = 5  # taps of the across-stripe median on each side of the column (plus the column)
+_TAPS = 7  # taps of the across-stripe median on each side of the column (plus the column)
 
 
 def _tap_offsets(width_px: float) -> np.ndarray:
-    """Column offsets of the across-stripe median: the column and 5 on each side over ``+-3 * width_px``.
+    """Column offsets of the across-stripe median: the column and up to 7 on each side over ``+-3 * width_px``.
 
     An odd count with the column itself keeps a step edge exact (its own side always holds the
     majority); a stripe covers the column and at most a tap or two on each side, a minority.
@@ -328,23 +349,42 @@ def _blocks(p: np.ndarray, settings: CurtainSettings) -> tuple[np.ndarray, float
     return _block_median(rows.reshape(nb, b // r, p.shape[1])), max(1e-3 * float(hi - lo), 1e-12)
 
 
-def _pooled_stripes(resid: np.ndarray, settings: CurtainSettings, floor: float, step: int = 1) -> np.ndarray:
-    """The stripe profile shared by the slices of ``resid`` ``(k, blocks, X)`` (their mean residual).
+_STEP_PENALTY = 4.0  # cost of a change point along the stripe: block-noise variance times 4 log(blocks)
 
-    A running median along the stripe keeps what is consistent over ``length`` blocks (every
-    ``step``-th block over ``step`` times as many); it is damped where it does not persist
-    down the stripe (:func:`_persistent`) and shrunk by a garrote at ``threshold`` times the
-    noise of that median.  The noise comes from the differences of the residual along the
+
+def _pooled_stripes(resid: np.ndarray, settings: CurtainSettings, floor: float, step: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
+    """The stripe profile shared by the slices of ``resid`` ``(k, blocks, X)`` (their mean residual), and its step fit.
+
+    ``along="steps"``: each column of the mean residual is first fitted by a piecewise-constant
+    profile along the stripe (:func:`~volrecon.correct._curtains_segments.fit_steps`, penalty
+    :data:`_STEP_PENALTY`: a curtain starts abruptly and runs on at a nearly constant
+    amplitude, so each value becomes the mean over its whole run between change points, not
+    over a fixed window).  Then, for both smoothers, a running median of ``length`` blocks
+    (every ``step``-th block over ``step`` times as many) drops what is shorter than half the
+    window, the result is damped where it does not persist down the stripe
+    (:func:`_persistent`) and shrunk by a garrote at ``threshold`` times the noise of the
+    estimate: of the run's mean (``"steps"``) or of the median of ``length`` blocks
+    (``"window"``).  The block noise comes from the differences of the residual along the
     stripe (a stripe is nearly constant along y, so they hold the noise and the structure but
-    not the stripes, however many columns they cover), scaled to a median of ``length`` blocks.
+    not the stripes, however many columns they cover).  The step fit (None for ``"window"``)
+    marks the runs over which :func:`_own_amplitude` fits a slice's own amplitude.
     """
     mean = resid[0] if resid.shape[0] == 1 else resid.mean(axis=0, dtype=np.float32)
-    length = min(int(settings.length), mean.shape[0])
-    run = _running_median(mean, length, step=step)
+    n = mean.shape[0]
+    length = min(int(settings.length), n)
     # every 4th column: plenty of samples for a robust spread at a quarter of the cost
-    noise = 1.4826 * float(np.median(np.abs(np.diff(mean[:, ::4], axis=0)))) / np.sqrt(2) if mean.shape[0] > 1 else 0.0
-    sigma = max(1.25 * noise / np.sqrt(max(length, 1)), floor)  # 1.25: a median's noise over a mean's
-    return _garrote(_persistent(run, mean, length, step=2 * step), settings.threshold * sigma)
+    noise = 1.4826 * float(np.median(np.abs(np.diff(mean[:, ::4], axis=0)))) / np.sqrt(2) if n > 1 else 0.0
+    fit = None
+    if settings.along == "window":
+        source = mean
+        t: float | np.ndarray = settings.threshold * max(1.25 * noise / np.sqrt(max(length, 1)), floor)  # 1.25: a median's noise over a mean's
+    else:
+        sigma = max(noise, floor)
+        source, runs = fit_steps(mean, _STEP_PENALTY * sigma * sigma * np.log(max(n, 2)))
+        fit = source
+        t = np.float32(settings.threshold) * np.maximum(np.float32(sigma) / np.sqrt(runs), np.float32(floor))
+    run = _running_median(source, length, step=step)
+    return _garrote(_persistent(run, mean, length, step=2 * step), t), fit
 
 
 # tap spreads of the successive passes (times the narrow one): each pass takes its background
@@ -357,16 +397,21 @@ _POOLED_PASSES = 2  # the last passes pool z_reach slices each side
 _SCALE_BLOCKS = 7  # blocks over which a slice's own amplitude of a pooled stripe is fitted
 
 
-def _own_amplitude(shape: np.ndarray, resid: np.ndarray, length: int) -> np.ndarray:
-    """``shape`` rescaled to one slice's residual by a local least-squares gain along the stripe.
+def _own_amplitude(shape: np.ndarray, resid: np.ndarray, length: int, fit: np.ndarray | None = None) -> np.ndarray:
+    """``shape`` rescaled to one slice's residual by a least-squares gain along the stripe.
 
     Curtains keep their place from slice to slice but not their strength: the pooled profile
     gives where a stripe is and how it runs; its amplitude in this slice is the slice's own
-    along-stripe median regressed on it over :data:`_SCALE_BLOCKS` blocks (clipped to 0-2).
+    residual regressed on it (clipped to 0-2) over each run of the pooled step ``fit`` (a
+    curtain keeps its amplitude between two change points), or, without a fit, the slice's
+    along-stripe median over :data:`_SCALE_BLOCKS` blocks.
     """
-    own = _running_median(resid, min(length, resid.shape[0]))
-    num = ndi.uniform_filter1d(own * shape, _SCALE_BLOCKS, axis=0, mode="nearest")
-    den = ndi.uniform_filter1d(shape * shape, _SCALE_BLOCKS, axis=0, mode="nearest")
+    if fit is not None:
+        num, den = run_means(fit, resid * shape), run_means(fit, shape * shape)
+    else:
+        own = _running_median(resid, min(length, resid.shape[0]))
+        num = ndi.uniform_filter1d(own * shape, _SCALE_BLOCKS, axis=0, mode="nearest")
+        den = ndi.uniform_filter1d(shape * shape, _SCALE_BLOCKS, axis=0, mode="nearest")
     gain = np.clip(num / np.where(den > 0, den, np.float32(1)), 0, 2)
     return np.where(den > 0, gain * shape, 0).astype(np.float32)
 
@@ -398,12 +443,12 @@ def _stack_nodes(stack: np.ndarray, settings: CurtainSettings, *, pool: bool = T
             # the first passes only set the backgrounds: slice by slice, so that a slice
             # depends on _POOLED_PASSES * z_reach neighbours, not on z_reach per pass
             lo, hi = (max(0, z - reach), min(nz, z + reach + 1)) if pooled else (z, z + 1)
-            shape = _pooled_stripes(resid[lo:hi], settings, floor[z], step=spread)
-            stripes[z] = shape if hi - lo == 1 else _own_amplitude(shape, resid[z], length)
+            shape, fit = _pooled_stripes(resid[lo:hi], settings, floor[z], step=spread)
+            stripes[z] = shape if hi - lo == 1 else _own_amplitude(shape, resid[z], length, fit)
     return stripes
 
 
-def _garrote(run: np.ndarray, t: float) -> np.ndarray:
+def _garrote(run: np.ndarray, t: float | np.ndarray) -> np.ndarray:
     """Non-negative garrote ``x - t^2 / x`` above ``t`` (0 below).
 
     Large values keep nearly their full amplitude (a soft threshold would take ``t`` off every
@@ -460,10 +505,11 @@ def estimate_curtains(
     width_px: float = 2.5,
     block: int = 16,
     length: int = 7,
-    threshold: float = 3.0,
+    threshold: float = 1.5,
+    along: str = "steps",
     z_reach: int = 0,
     n_slices: int = 4,
-    min_significance: float = 10.0,
+    min_significance: float = 25.0,
 ) -> CurtainSettings:
     """Choose the stripe filter, decide whether the stack needs it and measure what it removes.
 
@@ -475,7 +521,7 @@ def estimate_curtains(
         See the module docstring.
     orientation : {"vertical", "horizontal"}
         Direction the stripes run in.
-    width_px, block, length, threshold, z_reach
+    width_px, block, length, threshold, along, z_reach
         See :class:`CurtainSettings`.
     n_slices : int
         Slices on which the stripe strength is measured.
@@ -500,7 +546,7 @@ def estimate_curtains(
     True
     """
     nz = check_volume(image)[0]
-    settings = CurtainSettings(method=method, orientation=orientation, width_px=float(width_px), block=int(block), length=int(length), threshold=float(threshold), z_reach=int(z_reach))
+    settings = CurtainSettings(method=method, orientation=orientation, width_px=float(width_px), block=int(block), length=int(length), threshold=float(threshold), along=str(along), z_reach=int(z_reach))
     data = read_slices(image, spread_indices(nz, n_slices))
     before = float(np.median([stripe_index(p, settings) for p in data]))
     removed = expected = 0.0
