@@ -7,7 +7,7 @@ Methods
 -------
 ``"highpass"`` (default)
     Rows are averaged in groups of 4 and reduced to block medians of ``block`` rows.  The
-    background across the stripe is the median of 15 taps spread over ``+-3 * width_px``
+    background across the stripe is the median of 11 taps spread over ``+-3 * width_px``
     (mirrored at the image border, so border columns are treated like the others): a stripe
     narrower than the tap spacing touches few taps and drops out, while a step edge of the
     structure (the majority side wins) passes unchanged, so phase boundaries are not taken for
@@ -32,8 +32,9 @@ Methods
     Along z (:func:`apply_curtains`, ``z_reach`` slices each side): curtains are milled
     topography and stay at the same x from slice to slice, so the residuals of neighbouring
     slices are averaged before the steps above (the noise is not shared), and each slice gets
-    that profile at its own amplitude, fitted over each run between the pooled change points
-    (``along="window"``: over a few blocks along the stripe).
+    that profile at its own amplitude: the gain of its along-stripe median over the pooled
+    one, fitted over each run between the pooled change points (``along="window"``: over a
+    few blocks along the stripe).
 ``"wavelet-fft"``
     The wavelet–Fourier filter of Münch et al. (2009): the across-stripe detail bands of a
     wavelet decomposition are damped at low along-stripe frequencies.  Needs PyWavelets.
@@ -255,11 +256,11 @@ def _persistent(run: np.ndarray, blocks: np.ndarray, length: int, *, step: int =
     return run * w
 
 
-_TAPS = 7  # taps of the across-stripe median on each side of the column (plus the column)
+_TAPS = 5  # taps of the across-stripe median on each side of the column (plus the column)
 
 
 def _tap_offsets(width_px: float) -> np.ndarray:
-    """Column offsets of the across-stripe median: the column and up to 7 on each side over ``+-3 * width_px``.
+    """Column offsets of the across-stripe median: the column and 5 on each side over ``+-3 * width_px``.
 
     An odd count with the column itself keeps a step edge exact (its own side always holds the
     majority); a stripe covers the column and at most a tap or two on each side, a minority.
@@ -352,8 +353,8 @@ def _blocks(p: np.ndarray, settings: CurtainSettings) -> tuple[np.ndarray, float
 _STEP_PENALTY = 4.0  # cost of a change point along the stripe: block-noise variance times 4 log(blocks)
 
 
-def _pooled_stripes(resid: np.ndarray, settings: CurtainSettings, floor: float, step: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
-    """The stripe profile shared by the slices of ``resid`` ``(k, blocks, X)`` (their mean residual), and its step fit.
+def _pooled_stripes(mean: np.ndarray, settings: CurtainSettings, floor: float, step: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
+    """The stripe profile in a residual ``(blocks, X)`` (one slice's, or the mean of a few slices'), and its step fit.
 
     ``along="steps"``: each column of the mean residual is first fitted by a piecewise-constant
     profile along the stripe (:func:`~volrecon.correct._curtains_segments.fit_steps`, penalty
@@ -369,7 +370,6 @@ def _pooled_stripes(resid: np.ndarray, settings: CurtainSettings, floor: float, 
     not the stripes, however many columns they cover).  The step fit (None for ``"window"``)
     marks the runs over which :func:`_own_amplitude` fits a slice's own amplitude.
     """
-    mean = resid[0] if resid.shape[0] == 1 else resid.mean(axis=0, dtype=np.float32)
     n = mean.shape[0]
     length = min(int(settings.length), n)
     # every 4th column: plenty of samples for a robust spread at a quarter of the cost
@@ -397,19 +397,22 @@ _POOLED_PASSES = 2  # the last passes pool z_reach slices each side
 _SCALE_BLOCKS = 7  # blocks over which a slice's own amplitude of a pooled stripe is fitted
 
 
-def _own_amplitude(shape: np.ndarray, resid: np.ndarray, length: int, fit: np.ndarray | None = None) -> np.ndarray:
-    """``shape`` rescaled to one slice's residual by a least-squares gain along the stripe.
+def _own_amplitude(shape: np.ndarray, resid: np.ndarray, pooled: np.ndarray, length: int, fit: np.ndarray | None = None) -> np.ndarray:
+    """``shape`` rescaled to one slice's residual ``resid`` by a least-squares gain along the stripe.
 
     Curtains keep their place from slice to slice but not their strength: the pooled profile
-    gives where a stripe is and how it runs; its amplitude in this slice is the slice's own
-    residual regressed on it (clipped to 0-2) over each run of the pooled step ``fit`` (a
-    curtain keeps its amplitude between two change points), or, without a fit, the slice's
-    along-stripe median over :data:`_SCALE_BLOCKS` blocks.
+    gives where a stripe is and how it runs; its amplitude in this slice is the gain (clipped
+    to 0-2) of the slice's along-stripe median (``length`` blocks) regressed on the median of
+    the ``pooled`` residual the profile came from, over each run of its step ``fit`` (a
+    curtain keeps its amplitude between two change points; what the slices share, structure
+    included, gives a gain of 1).  Without a fit (``along="window"``): the slice's median
+    regressed on ``shape`` over :data:`_SCALE_BLOCKS` blocks.
     """
+    own = _running_median(resid, min(length, resid.shape[0]))
     if fit is not None:
-        num, den = run_means(fit, resid * shape), run_means(fit, shape * shape)
+        ref = _running_median(pooled, min(length, pooled.shape[0]))
+        num, den = run_means(fit, own * ref), run_means(fit, ref * ref)
     else:
-        own = _running_median(resid, min(length, resid.shape[0]))
         num = ndi.uniform_filter1d(own * shape, _SCALE_BLOCKS, axis=0, mode="nearest")
         den = ndi.uniform_filter1d(shape * shape, _SCALE_BLOCKS, axis=0, mode="nearest")
     gain = np.clip(num / np.where(den > 0, den, np.float32(1)), 0, 2)
@@ -443,8 +446,9 @@ def _stack_nodes(stack: np.ndarray, settings: CurtainSettings, *, pool: bool = T
             # the first passes only set the backgrounds: slice by slice, so that a slice
             # depends on _POOLED_PASSES * z_reach neighbours, not on z_reach per pass
             lo, hi = (max(0, z - reach), min(nz, z + reach + 1)) if pooled else (z, z + 1)
-            shape, fit = _pooled_stripes(resid[lo:hi], settings, floor[z], step=spread)
-            stripes[z] = shape if hi - lo == 1 else _own_amplitude(shape, resid[z], length, fit)
+            mean = resid[z] if hi - lo == 1 else resid[lo:hi].mean(axis=0, dtype=np.float32)
+            shape, fit = _pooled_stripes(mean, settings, floor[z], step=spread)
+            stripes[z] = shape if hi - lo == 1 else _own_amplitude(shape, resid[z], mean, length, fit)
     return stripes
 
 
