@@ -373,13 +373,14 @@ def export(out: str | Path, *, vtk: bool = True, smooth: int = 10, decimate: flo
     with run.stage("export", params) as tmp:
         folder = tmp / "export"
         folder.mkdir()
-        write_vti(image.levels[lvl].compute(), folder / "image.vti", voxel_size_nm=image.voxel_size_nm[lvl])
+        # the volumes stay in the zarr store: the writers read them slab by slab
+        write_vti(image.levels[lvl], folder / "image.vti", voxel_size_nm=image.voxel_size_nm[lvl])
         surfaces = []
         phases_path = image_path / "labels" / "phases"
         if phases_path.exists():
             phases = read_ome_zarr(phases_path)
             plvl = min(lvl, len(phases.levels) - 1)
-            labels = phases.levels[plvl].compute()
+            labels = phases.levels[plvl]
             write_vti(labels, folder / "phases.vti", voxel_size_nm=phases.voxel_size_nm[plvl], name="phases")
             surfaces = write_phase_surfaces(
                 labels, folder, phase_names=read_label_names(phases_path), voxel_size_nm=phases.voxel_size_nm[plvl],

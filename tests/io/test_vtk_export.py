@@ -80,3 +80,57 @@ def test_phases_side_by_side_give_the_same_surfaces(tmp_path: Path) -> None:
     e = math.sqrt(1 - b * b / (a * a))
     exact = 2 * math.pi * b * b * (1 + a / (b * e) * math.asin(e))
     assert one[0].area_nm2 == pytest.approx(exact, rel=0.12)
+
+
+def _porous_labels() -> np.ndarray:
+    rng = np.random.default_rng(4)
+    from scipy import ndimage
+
+    field = ndimage.gaussian_filter(rng.random((40, 36, 44)), 2.5)
+    return np.digitize(field, np.quantile(field, [0.35, 0.7])).astype(np.uint8) + 1  # phases 1, 2, 3
+
+
+@pytest.mark.parametrize("smooth, decimate", [(0, 0.0), (6, 0.0), (6, 0.5)])
+def test_surface_by_slabs_equals_whole_volume(smooth: int, decimate: float) -> None:
+    from volrecon.io.vtk_export import _area, surface_pieces
+
+    labels = _porous_labels()
+    vox = (20.0, 10.0, 10.0)
+    whole_poly = phase_surface(labels, 2, voxel_size_nm=vox, smooth_iterations=smooth, decimate=decimate)
+    kw = dict(voxel_size_nm=vox, smooth_iterations=smooth, decimate=decimate)
+    pieces = list(surface_pieces(labels, 2, slab_voxels=1, **kw))
+    assert len(pieces) >= 2
+    whole = list(surface_pieces(labels, 2, slab_voxels=10**9, **kw))
+    assert len(whole) == 1
+    assert whole_poly.GetNumberOfCells() == len(whole[0][1])
+    assert _area(*whole[0]) == pytest.approx(surface_area_nm2(whole_poly), rel=1e-9)
+    # the slabs' triangles together are the whole surface's (no seam dropped or doubled)
+    assert sum(len(t) for _, t in pieces) == len(whole[0][1])
+    assert sum(_area(p, t) for p, t in pieces) == pytest.approx(_area(*whole[0]), rel=1e-6)
+
+
+def test_streamed_writers_read_back_as_the_whole_volume(tmp_path: Path) -> None:
+    import dask.array as da
+    from vtkmodules.util import numpy_support
+
+    labels = _porous_labels()
+    lazy = da.from_array(labels, chunks=(7, 36, 44))
+    path = write_vti(lazy, tmp_path / "p.vti", voxel_size_nm=(20.0, 10.0, 10.0), name="phases", slab_voxels=1)
+    reader = vtk.vtkXMLImageDataReader()
+    reader.SetFileName(str(path))
+    reader.Update()
+    back = numpy_support.vtk_to_numpy(reader.GetOutput().GetPointData().GetArray("phases")).reshape(labels.shape)
+    np.testing.assert_array_equal(back, labels)
+    names = {"void": 1, "electrolyte": 2, "active": 3}
+    infos = write_phase_surfaces(lazy, tmp_path / "s", phase_names=names, voxel_size_nm=(20, 10, 10), slab_voxels=1)
+    for info in infos:
+        poly_reader = vtk.vtkXMLPolyDataReader()
+        poly_reader.SetFileName(str(info.path))
+        poly_reader.Update()
+        poly = poly_reader.GetOutput()
+        assert poly.GetNumberOfCells() == info.triangles
+        assert surface_area_nm2(poly) == pytest.approx(info.area_nm2, rel=1e-6)
+        assert poly.GetBounds() == pytest.approx(info.bounds_nm, abs=1e-3)
+        whole = phase_surface(labels, names[info.phase], voxel_size_nm=(20, 10, 10))
+        assert info.triangles == whole.GetNumberOfCells()
+        assert info.area_nm2 == pytest.approx(surface_area_nm2(whole), rel=1e-6)
