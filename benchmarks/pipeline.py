@@ -146,10 +146,12 @@ def _speed_lines(speed: list[dict[str, Any]]) -> list[str]:
         voxels = (b["slices"] - a["slices"]) * b["shape"][0] * b["shape"][1]
         slope = (b["peak_rss_mb"] - a["peak_rss_mb"]) * 2**20 / voxels
         lines += ["", f"Peak RSS growth {a['slices']} → {b['slices']} slices: {slope:.0f} bytes per added voxel (0 = independent of the slice count)."]
-    lines += ["", "Per stage (wall s / CPU s incl. child processes / peak RSS MB of the main process; stages run in order in one process, so a stage's RSS includes what earlier ones left allocated):", ""]
+    lines += ["", "Per stage (wall s / CPU s incl. child processes / peak RSS MB of the main process (+ the stage's own growth: "
+              "peak minus RSS on entry); stages run in order in one process, so a stage's RSS includes what earlier ones left allocated):", ""]
     lines += ["| stage | " + " | ".join(f"{s['slices']} slices" for s in speed) + " |", "|---|" + "---:|" * len(speed)]
     for name in STAGES:
-        cells = [f"{s['stages'][name]['wall_s']:.1f} / {s['stages'][name]['cpu_s']:.1f} / {s['stages'][name]['peak_rss_mb']:.0f}" for s in speed]
+        cells = [f"{st['wall_s']:.1f} / {st['cpu_s']:.1f} / {st['peak_rss_mb']:.0f} (+{st['peak_rss_mb'] - st['rss_before_mb']:.0f})"
+                 for st in (s["stages"][name] for s in speed)]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
 
