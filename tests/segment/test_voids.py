@@ -293,14 +293,16 @@ def test_split_voids_takes_the_outer_ring_at_the_electrolyte_grey():
 
 def test_shift_morphology_equals_scipy():
     """The whole-array-shift dilation/erosion/opening of split_voids give scipy's results, for the
-    in-plane disks and boxes it uses, at array edges and for structures wider than the array."""
+    in-plane disks and boxes it uses (even-sized ones too: the rim box at 20 nm pixels is 2 wide),
+    at array edges and for structures wider than the array."""
     from scipy import ndimage as ndi
 
     from volrecon.segment.voids import _box, _morph, _opening, _rim_disk
 
     rng = np.random.default_rng(3)
     structures = [_rim_disk(20, (20, 12.7, 10)), _rim_disk(26, (20, 12.7, 10)), _box([1, 1, 1]), _box([0, 1, 1]),
-                  _box([2, 0, 3]), ndi.generate_binary_structure(3, 1), np.ones((1, 1, 1), bool)]
+                  _box([2, 0, 3]), ndi.generate_binary_structure(3, 1), np.ones((1, 1, 1), bool),
+                  np.ones((1, 2, 2), bool), np.ones((3, 2, 4), bool), _rim_disk(20, (20, 12.7, 10))[:, :, 1:]]
     for shape in ((1, 7, 9), (5, 4, 3), (12, 40, 33), (2, 2, 2)):
         for share in (0.1, 0.5, 0.9):
             m = rng.random(shape) < share

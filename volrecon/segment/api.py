@@ -395,14 +395,10 @@ def segment_volume(
 
     phases = _overlap(clean, raw, depth, np.uint8)
     phases_np: np.ndarray | None = None
+    folder: Path | None = None
     if lazy_input:
-        import zarr
-
         folder = Path(scratch) if scratch is not None else Path(tempfile.mkdtemp(prefix="volrecon-segment-"))
-        store = zarr.open_array(str(folder / "phases.zarr"), mode="w", shape=phases.shape, chunks=phases.chunksize,
-                                dtype=np.uint8)
-        da.store(phases, store, lock=False)
-        phases = da.from_zarr(store).rechunk(src.chunks)
+        phases = _materialise(phases, folder, "phases").rechunk(src.chunks)
     else:
         phases_np = phases.compute()
         phases = phases_np
@@ -474,11 +470,11 @@ def segment_volume(
                                  phases_out.rechunk(src.chunks), reg_d, dtype=np.uint8)
             phases_out = _cathode_voids(src, reg_d, pore, names=names, vox=vox, smooth_nm=smooth_nm,
                                         cues=replace(void_cues or VoidCues(), edge_nm=0.0), params=params,
-                                        warnings=warnings)
+                                        warnings=warnings, folder=folder)
         if regional:
             phases_out = _regional_phases(image, src, regions, phases_out, names=names, vox=vox, smooth_nm=smooth_nm,
                                           min_size_nm=min_size_nm, frame_value=frame_value, void_split=void_split, void_cues=void_cues,
-                                          params=params, warnings=warnings, edge=lay.edges.get("sodium|sei"))
+                                          params=params, warnings=warnings, edge=lay.edges.get("sodium|sei"), folder=folder)
         if not lazy_input:
             regions, phases_out = da.compute(regions, phases_out)
         phases = phases_out
@@ -514,7 +510,7 @@ def _region_sample(smoothed: da.Array, regions: da.Array, value: int, *, max_sli
 
 def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mapping[str, int],
                    vox: tuple[float, float, float], smooth_nm: float, cues: VoidCues, params: dict[str, Any],
-                   warnings: list[str]) -> da.Array:
+                   warnings: list[str], folder: Path | None = None) -> da.Array:
     """Void vs electrolyte in the cathode pore (:func:`volrecon.segment.voids.split_voids`), chunked.
 
     The split works on the pore average of the grey ``src`` (:func:`volrecon.segment.voids.pore_average`
@@ -522,7 +518,9 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
     the electrolyte level and spread come from those values on the cathode's ``electrolyte`` voxels
     of up to 64 evenly spread slices.  Unless ``cues.wall_shift_nm`` is given, the void walls'
     sideways shift over the shine-through depth is measured on the dark cores of up to 32 slice
-    pairs that far apart (:func:`volrecon.segment.voids.wall_shift`).
+    pairs that far apart (:func:`volrecon.segment.voids.wall_shift`).  The grey values the split
+    reads are computed once (:func:`_materialise` into ``folder``, or into memory when None): the
+    samples and the split both read them.
     """
     elec_v, void_v, bind_v = names["electrolyte"], names["void"], names["binder"]
     cat_v = REGIONS["cathode"]
@@ -536,6 +534,7 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
         smoothed = _overlap(avg, src.astype(np.float32), reach, np.float32, extra=(out, reg)).rechunk(out.chunks)
     else:
         smoothed = _smoothed(src, smooth_nm, vox)
+    smoothed = _materialise(smoothed, folder, "void_grey")
     nz = smoothed.shape[0]
     zs, stride = _sample_index(smoothed.shape)
     # slice pairs one shine-through depth apart, for the walls' sideways shift over that depth
@@ -565,6 +564,25 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
     return _overlap(split, out, split_reach(cues, vox), np.uint8, extra=(smoothed, reg)).rechunk(out.chunks)
 
 
+def _materialise(arr: da.Array, folder: Path | None, name: str) -> da.Array:
+    """``arr`` computed once, for arrays read by more than one later step: into the zarr array
+    ``folder/name.zarr`` (memory bounded by a chunk), or into memory when ``folder`` is None.
+
+    The zarr chunks are the first chunk along each axis; when every chunk but the last has that
+    size (as :func:`_overlap` makes them), each zarr chunk is written by one task only, so no lock
+    is needed; otherwise the writes are serialised.
+    """
+    if folder is None:
+        return da.from_array(arr.compute(), chunks=arr.chunks)
+    import zarr
+
+    grid = tuple(c[0] for c in arr.chunks)
+    aligned = all(all(n == g for n in c[:-1]) for c, g in zip(arr.chunks, grid))
+    store = zarr.open_array(str(folder / f"{name}.zarr"), mode="w", shape=arr.shape, chunks=grid, dtype=arr.dtype)
+    da.store(arr, store, lock=not aligned)
+    return da.from_zarr(store).rechunk(arr.chunks)
+
+
 def _smoothed(src: da.Array, smooth_nm: float, vox: tuple[float, float, float]) -> da.Array:
     """The 3D Gaussian-denoised grey values (:func:`volrecon.segment.regional.smooth`), chunked."""
 
@@ -577,13 +595,15 @@ def _smoothed(src: da.Array, smooth_nm: float, vox: tuple[float, float, float]) 
 def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *, names: Mapping[str, int],
                      vox: tuple[float, float, float], smooth_nm: float, min_size_nm: float, frame_value: int | None,
                      void_split: bool, void_cues: VoidCues | None, params: dict[str, Any],
-                     warnings: list[str], edge: Mapping[str, float] | None = None) -> da.Array:
+                     warnings: list[str], edge: Mapping[str, float] | None = None,
+                     folder: Path | None = None) -> da.Array:
     """Method ``layers``: classify cathode and separator on their own histograms (see regional.py).
 
     ``edge``: the edge-rim fit on the sodium surface (:attr:`Layers.edges`); when given, the
     separator's fibre threshold is moved for the rims (:func:`volrecon.segment.regional.rim_threshold`).
+    ``folder``: where the denoised grey values are kept (:func:`_materialise`; None: in memory).
     """
-    smoothed = _smoothed(src, smooth_nm, vox)
+    smoothed = _materialise(_smoothed(src, smooth_nm, vox), folder, "smoothed")
     reg = regions if isinstance(regions, da.Array) else da.from_array(regions, chunks=src.chunks)
     reg = reg.rechunk(src.chunks)
     base = base.rechunk(src.chunks)
@@ -610,7 +630,7 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
         # the classes were decided on values denoised by smooth_nm: its reach along z is part of the edge artefact
         cues = replace(void_cues or VoidCues(), class_smooth_nm=smooth_nm)
         out = _cathode_voids(src, reg, out, names=names, vox=vox, smooth_nm=smooth_nm, cues=cues, params=params,
-                             warnings=warnings)
+                             warnings=warnings, folder=folder)
     elif void_split:
         warnings.append("void not separated: no cathode pore to split")
     if min_size_nm > 0:

@@ -113,8 +113,8 @@ def _shift_slices(shape: Sequence[int], offset: Sequence[int]) -> tuple[tuple[sl
 
 
 def _morph(mask: np.ndarray, structure: np.ndarray, *, erode: bool) -> np.ndarray:
-    """Binary dilation (or erosion) by a symmetric structure centred in its odd-sized box; outside
-    the array counts as False.  Equal to :func:`scipy.ndimage.binary_dilation` (``binary_erosion``)
+    """Binary dilation (or erosion) by a structure centred at ``shape // 2`` (scipy's convention, for
+    even sizes too); outside the array counts as False.  Equal to :func:`scipy.ndimage.binary_dilation` (``binary_erosion``)
     but by whole-array shifts: for the small in-plane disks and boxes used here several times
     faster than scipy's voxel-by-voxel loop over the structure.  A full box is applied as 1-D
     passes along each axis in turn."""
@@ -139,10 +139,12 @@ def _shift_pass(mask: np.ndarray, offsets: np.ndarray, *, erode: bool) -> np.nda
     """OR (dilation) or AND (erosion, False outside the array) of ``mask`` shifted by each offset."""
     out = np.ones_like(mask) if erode else np.zeros_like(mask)
     for off in offsets:
-        here, there = _shift_slices(mask.shape, off)
         if not erode:
+            # dilation reflects the structure (matters for an even-sized one, centred at n // 2)
+            here, there = _shift_slices(mask.shape, -off)
             out[here] |= mask[there]
             continue
+        here, there = _shift_slices(mask.shape, off)
         out[here] &= mask[there]
         for ax, o in enumerate(off):
             if o:
