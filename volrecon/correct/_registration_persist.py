@@ -28,8 +28,11 @@ features' peaks separate further from the drift peak). Measured on the rod-catho
 (1024 px, 200 slices, no frame): the consensus' persistent error is ~0.8 px against ~0.2 px
 of random walk, and neighbour pairs alone beat neighbour + second-neighbour pairs (zero drift
 0.93 -> 0.87 px RMS, random walk 1.17 -> 1.17, a second random-walk seed 1.69 -> 1.18).
-So where the persistent error dominates, the longer pairs only bridge what the neighbour
-pairs miss (blank slices, rejected pairs); on static, noisy content they keep their weight.
+So where the persistent error dominates, a longer pair is the consensus of the tiles whose
+content stays alike over its baseline and wanders no more than the median tile (the face's
+frame, a fiducial: static content that a long pair locks onto), and without such tiles it only
+bridges what the neighbour pairs miss (blank slices, rejected pairs); on static, noisy content
+every pair keeps its weight (see ``estimate_drift``).
 """
 
 from __future__ import annotations

@@ -16,9 +16,10 @@
   baselines are used is decided by the data: the shortest set on whose trajectories the left
   and right halves of the face (independent content, common drift) agree best
   (:mod:`volrecon.correct._registration_split`). Where the tiles show that the consensus'
-  error is persistent content motion and the content decorrelates within two slices, the
-  pairs longer than one slice only bridge gaps (``metadata["structure_errors"]``): they carry
-  the same persistent error plus a content bias of their own.
+  error is persistent content motion, a pair longer than one slice is the consensus of the
+  tiles whose content stays alike and still over its baseline (the frame, a fiducial), or,
+  without such tiles, only bridges gaps (``metadata["structure_errors"]``): over decorrelating
+  content it carries the same persistent error plus a content bias of its own.
 
 Everything is combined by one robust weighted least-squares solve
 (:mod:`volrecon.correct._registration_solve`), each measurement weighted by its uncertainty;
@@ -70,14 +71,15 @@ ANCHOR_MODES = ("auto", "frame", "none")
 #: per-pair floor (px) on the structure uncertainty: features inclined to the milling direction
 #: move like drift, so no correlation is better than this however sharp its peak
 STRUCTURE_FLOOR_PX = 0.35
-#: sigma factor of the pairs longer than one slice when the tile consensus' error is mostly
-#: persistent content motion (:func:`volrecon.correct._registration_persist.chain_errors`): at
-#: 1/900 of a neighbour pair's weight they only decide where no neighbour pair connects
+#: sigma factor of a pair longer than one slice when the tile consensus' error is mostly
+#: persistent content motion (:func:`volrecon.correct._registration_persist.chain_errors`) and
+#: fewer than three tiles stay alike and still over its baseline: at 1/900 of a neighbour
+#: pair's weight it only decides where no neighbour pair connects
 BRIDGE_FACTOR = 30.0
-#: ... but only where the content decorrelates: a median tile coherence of the two-slice pairs
-#: below this share of the neighbour pairs' (rod-cathode phantom 0.63; static content, noisy
-#: or with a sliding layer, 0.96-1.0). Content that stays alike lets a longer pair separate the
-#: moving features' peaks from the drift peak, and the tile consensus then rejects them.
+#: a tile "stays alike" over a baseline when its median coherence there is at least this share
+#: of its neighbour pairs' (rod-cathode phantom: 0.58-0.88 at two slices; the cap of the face's
+#: frame 0.96-0.99; static noisy content 0.96); with a wander no larger than the median tile's
+#: it is still content (frame, fiducial) that a long pair can lock onto
 SAME_CONTENT = 0.8
 
 
@@ -127,10 +129,10 @@ def estimate_drift(
         or moves; when the structure drives the trajectory (no frame anchoring both axes) and
         the region is at least 512 px wide, the shortest 2, 3 ... of them are tried and the set
         on which the two halves of the face agree best is used (``metadata["baseline_choice"]``).
-        With the tile consensus, pairs longer than one slice are down-weighted to bridges where
-        the error is persistent content motion (``metadata["structure_errors"]``: the expected
-        persistent and random trajectory errors in px, the coherence ratio of two-slice to
-        neighbour pairs, and whether the long pairs only bridge).
+        With the tile consensus, where the error is persistent content motion, pairs longer
+        than one slice use only the tiles whose content stays alike and still, or are
+        down-weighted to bridges (``metadata["structure_errors"]``: the expected persistent and
+        random trajectory errors in px, and per long baseline what it used).
     anchor : {"auto", "frame", "none"} or (y0, y1, x0, x1)
         ``"auto"``: detect the milled face's frame and anchor on it if found; ``"frame"``: the
         same but an error if no frame is found; ``"none"``: structure only; a rectangle: a
@@ -477,13 +479,16 @@ def _add_tile_pairs(
     """Consensus of each pair's tiles, weighted by how persistently each tile's content moves.
 
     ``targets``: the whole region's observations, then (optionally) the left and right halves'.
-    Where the consensus' persistent error outweighs its random one and the content decorrelates
-    (``SAME_CONTENT``), pairs longer than one slice only bridge (sigma times ``BRIDGE_FACTOR``). Returns what was found (or None when
-    there are too few neighbour pairs to tell). See :mod:`volrecon.correct._registration_persist`.
+    Where the consensus' error is mostly persistent content motion, a pair ``k`` slices apart
+    is the consensus of the tiles whose content stays alike over ``k`` slices (median coherence
+    at least ``SAME_CONTENT`` of the neighbour pairs') and wanders no more than the median tile's
+    (static content such as the face's frame or a fiducial), or, with fewer than three such tiles,
+    only a bridge (sigma times ``BRIDGE_FACTOR``). Returns what was found (None with too few
+    neighbour pairs to tell). See :mod:`volrecon.correct._registration_persist`.
     """
     steps = sorted((p for p in pairs if p[1] - p[0] == 1), key=lambda p: p[0])
-    weights = None
-    regime = None
+    weights = regime = None
+    per_baseline: dict[int, tuple[np.ndarray | None, float]] = {}
     if len(steps) >= 8:
         shifts = np.stack([p[2] for p in steps])
         q = np.stack([p[3] for p in steps])
@@ -491,28 +496,30 @@ def _add_tile_pairs(
         consensus = np.array([solver.split_consensus(s, c)[0][0] for s, c in zip(shifts, q)])
         weights = persistence_weights(tile_wander(shifts, votes, consensus))
         persistent, random = chain_errors(shifts, votes, consensus, weights)
-        alike = _coherence_ratio(pairs)
-        regime = {
-            "persistent_px": persistent,
-            "random_px": random,
-            "coherence_ratio_2_1": alike,
-            "long_pairs_bridge_only": persistent > random and alike < SAME_CONTENT,
-        }
-    bridge = BRIDGE_FACTOR if regime is not None and regime["long_pairs_bridge_only"] else 1.0
+        regime = {"persistent_px": persistent, "random_px": random, "long_pairs": {}}
+        if persistent > random:
+            steady = weights >= np.median(weights)  # wander no more than the median tile
+            for k, alike in _alike_tiles(pairs).items():
+                alike = alike & steady
+                per_baseline[k] = (weights * alike, 1.0) if alike.sum() >= 3 else (weights, BRIDGE_FACTOR)
+                regime["long_pairs"][k] = f"{int(alike.sum())} alike tiles" if alike.sum() >= 3 else "bridge only"
     for a, b, shifts, q in pairs:
-        for target, (shift, measured, _) in zip(targets, solver.split_consensus(shifts, q, weights)):
+        w, factor = per_baseline.get(b - a, (weights, 1.0))
+        for target, (shift, measured, _) in zip(targets, solver.split_consensus(shifts, q, w)):
             if math.isfinite(measured):
-                sigma = _pair_sigma(measured, b - a, floor) * (bridge if b - a > 1 else 1.0)
-                target.add_pair(a, b, shift, sigma)
+                target.add_pair(a, b, shift, _pair_sigma(measured, b - a, floor) * factor)
     return regime
 
 
-def _coherence_ratio(pairs: list[tuple[int, int, np.ndarray, np.ndarray]]) -> float:
-    """Median tile coherence of the two-slice pairs over that of the neighbour pairs (1.0 if none)."""
-    q = {k: [float(np.median(p[3])) for p in pairs if p[1] - p[0] == k] for k in (1, 2)}
-    if not q[1] or not q[2] or np.median(q[1]) <= 0:
-        return 1.0
-    return float(np.median(q[2]) / np.median(q[1]))
+def _alike_tiles(pairs: list[tuple[int, int, np.ndarray, np.ndarray]]) -> dict[int, np.ndarray]:
+    """Per baseline > 1: the tiles whose median coherence is ``SAME_CONTENT`` of the neighbour pairs' or more."""
+    coherence: dict[int, list[np.ndarray]] = {}
+    for a, b, _, q in pairs:
+        coherence.setdefault(b - a, []).append(q)
+    if 1 not in coherence:
+        return {}
+    near = np.maximum(np.median(np.stack(coherence[1]), axis=0), 1e-12)
+    return {k: np.median(np.stack(qs), axis=0) >= SAME_CONTENT * near for k, qs in coherence.items() if k > 1}
 
 
 def _phase_solver(geometry: SpectrumGeometry, tiles: int) -> PhaseCorrelator | TileCorrelator:
