@@ -160,7 +160,7 @@ class _LineEnds:
     moments: np.ndarray  # [sum idx over layer, layer voxels, sum idx over inner, inner voxels] (int64)
 
     @staticmethod
-    def of(lay: np.ndarray, inn: np.ndarray, beyond: np.ndarray, ax: int) -> "_LineEnds":
+    def of(lay: np.ndarray, inn: np.ndarray, beyond: np.ndarray, ax: int) -> _LineEnds:
         lay_l, inn_l, out_l = (np.moveaxis(m, ax, -1) for m in (lay, inn, beyond))
         n = lay_l.shape[-1]
         idx = np.arange(n)
@@ -179,7 +179,7 @@ class _LineEnds:
         return _LineEnds(n, *(np.ascontiguousarray(m) for m in maps), moments=moments)
 
     @staticmethod
-    def concat(parts: list["_LineEnds"]) -> "_LineEnds":
+    def concat(parts: list[_LineEnds]) -> _LineEnds:
         fields = ("count", "first", "last", "inner_before", "inner_after", "beyond_before", "beyond_after")
         maps = {f: np.concatenate([getattr(p, f) for p in parts]) for f in fields}
         return _LineEnds(parts[0].n, moments=np.sum([p.moments for p in parts], axis=0), **maps)

@@ -90,8 +90,17 @@ class _AppendedBlocks:
     def __init__(self, folder: Path) -> None:
         import tempfile
 
-        self._file = tempfile.TemporaryFile(dir=folder, prefix=".vtk-appended-")
+        try:
+            self._file = tempfile.TemporaryFile(dir=folder, prefix=".vtk-appended-")  # noqa: SIM115 (closed by __exit__)
+        except OSError as exc:
+            raise ParameterError(f"{folder}: cannot write there ({exc.strerror}); check the folder is writable") from None
         self.size = 0
+
+    def __enter__(self) -> _AppendedBlocks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
 
     def add(self, parts: Iterator[np.ndarray], nbytes: int, block: int) -> int:
         """Append one array given as consecutive byte-chunks (``nbytes`` in all); returns its offset."""
@@ -131,7 +140,6 @@ class _AppendedBlocks:
 
         self._file.seek(0)
         shutil.copyfileobj(self._file, out, 16 * 2**20)
-        self._file.close()
 
 
 _VTK_TYPES = {np.dtype(t): n for t, n in ((np.int8, "Int8"), (np.uint8, "UInt8"), (np.int16, "Int16"), (np.uint16, "UInt16"),
@@ -157,6 +165,16 @@ def write_vti(volume: Any, path: str | Path, *, voxel_size_nm: Sequence[float], 
     vz, vy, vx = (float(v) for v in voxel_size_nm)
     step = max(1, slab_voxels // max(1, ny * nx))
     lo, hi = [np.inf], [-np.inf]
+    extent = f"0 {nx - 1} 0 {ny - 1} 0 {nz - 1}"
+
+    def head_of(vmin: float, vmax: float) -> str:
+        return (_xml_header("ImageData")
+                + f'  <ImageData WholeExtent="{extent}" Origin="0 0 0" Spacing="{vx!r} {vy!r} {vz!r}" '
+                  'Direction="1 0 0 0 1 0 0 0 1">\n'
+                + f'    <Piece Extent="{extent}">\n      <PointData Scalars="{name}">\n'
+                + f'        <DataArray type="{_VTK_TYPES[dtype]}" Name="{name}" format="appended" '
+                  f'RangeMin="{vmin!r}" RangeMax="{vmax!r}" offset="0"/>\n'
+                + "      </PointData>\n      <CellData>\n      </CellData>\n    </Piece>\n  </ImageData>\n")
 
     def slabs() -> Iterator[np.ndarray]:
         for z0 in range(0, nz, step):
@@ -165,24 +183,9 @@ def write_vti(volume: Any, path: str | Path, *, voxel_size_nm: Sequence[float], 
                 lo[0], hi[0] = min(lo[0], float(part.min())), max(hi[0], float(part.max()))
             yield part.astype(dtype.newbyteorder("<"), copy=False)
 
-    try:
-        blocks = _AppendedBlocks(path.parent)
+    with _AppendedBlocks(path.parent) as blocks:
         blocks.add(slabs(), nz * ny * nx * dtype.itemsize, max(dtype.itemsize, min(2**20, ny * nx * dtype.itemsize)))
-        extent = f"0 {nx - 1} 0 {ny - 1} 0 {nz - 1}"
-        head = (_xml_header("ImageData")
-                + f'  <ImageData WholeExtent="{extent}" Origin="0 0 0" Spacing="{vx!r} {vy!r} {vz!r}" '
-                  'Direction="1 0 0 0 1 0 0 0 1">\n'
-                + f'    <Piece Extent="{extent}">\n      <PointData Scalars="{name}">\n'
-                + f'        <DataArray type="{_VTK_TYPES[dtype]}" Name="{name}" format="appended" '
-                  f'RangeMin="{lo[0]!r}" RangeMax="{hi[0]!r}" offset="0"/>\n'
-                + "      </PointData>\n      <CellData>\n      </CellData>\n    </Piece>\n  </ImageData>\n"
-                + '  <AppendedData encoding="raw">\n   _')
-        with path.open("wb") as out:
-            out.write(head.encode())
-            blocks.copy_to(out)
-            out.write(b"\n  </AppendedData>\n</VTKFile>\n")
-    except OSError as exc:
-        raise ParameterError(f"{path}: cannot write the file ({exc.strerror}); check the folder is writable") from None
+        _write_xml(path, head_of(lo[0], hi[0]), blocks)
     return path
 
 
@@ -304,7 +307,7 @@ def surface_pieces(labels: Any, value: int, *, voxel_size_nm: Sequence[float], s
     vs = [float(v) for v in voxel_size_nm]
     cells = int(np.ceil(_cluster_spacing(voxel_size_nm, decimate)[2] / vs[0])) if decimate > 0 else 0
     margin = smooth_iterations + 2 * cells + 2
-    edge = max(2 * margin, int(round(slab_voxels ** (1 / 3))) - 2 * margin)
+    edge = max(2 * margin, round(slab_voxels ** (1 / 3)) - 2 * margin)
     starts = [range(0, n, edge) for n in shape]
     for z0 in starts[0]:
         for y0 in starts[1]:
@@ -353,37 +356,40 @@ def _area(pts: np.ndarray, tri: np.ndarray) -> float:
 def write_surface_pieces(pieces: Iterator[tuple[np.ndarray, np.ndarray]], path: str | Path) -> tuple[float, int, tuple[float, ...]]:
     """Write triangle pieces as one ``.vtp`` (one VTK piece each, compressed); area nm², triangles, bounds."""
     path = Path(path)
-    blocks = _AppendedBlocks(path.parent)
     rows, area, count = [], 0.0, 0
     lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
-    for pts, tri in pieces:
-        if not len(tri):
-            continue
-        area += _area(pts, tri)
-        count += len(tri)
-        lo, hi = np.minimum(lo, pts.min(axis=0)), np.maximum(hi, pts.max(axis=0))
-        offsets = np.arange(3, 3 * len(tri) + 1, 3, dtype=np.int64)
-        at = [blocks.add(iter([a]), a.nbytes, 2**20) for a in (pts.astype("<f4"), tri.astype("<i8").ravel(), offsets)]
-        rows.append(f'    <Piece NumberOfPoints="{len(pts)}" NumberOfVerts="0" NumberOfLines="0" NumberOfStrips="0" '
-                    f'NumberOfPolys="{len(tri)}">\n'
-                    f'      <Points>\n        <DataArray type="Float32" Name="Points" NumberOfComponents="3" '
-                    f'format="appended" offset="{at[0]}"/>\n      </Points>\n'
-                    f'      <Polys>\n        <DataArray type="Int64" Name="connectivity" format="appended" offset="{at[1]}"/>\n'
-                    f'        <DataArray type="Int64" Name="offsets" format="appended" offset="{at[2]}"/>\n      </Polys>\n'
-                    "    </Piece>\n")
-    if not rows:
-        rows.append('    <Piece NumberOfPoints="0" NumberOfVerts="0" NumberOfLines="0" NumberOfStrips="0" NumberOfPolys="0"/>\n')
-        lo = hi = np.zeros(3)
+    with _AppendedBlocks(path.parent) as blocks:
+        for pts, tri in pieces:
+            if not len(tri):
+                continue
+            area += _area(pts, tri)
+            count += len(tri)
+            lo, hi = np.minimum(lo, pts.min(axis=0)), np.maximum(hi, pts.max(axis=0))
+            offsets = np.arange(3, 3 * len(tri) + 1, 3, dtype=np.int64)
+            at = [blocks.add(iter([a]), a.nbytes, 2**20) for a in (pts.astype("<f4"), tri.astype("<i8").ravel(), offsets)]
+            rows.append(f'    <Piece NumberOfPoints="{len(pts)}" NumberOfVerts="0" NumberOfLines="0" NumberOfStrips="0" '
+                        f'NumberOfPolys="{len(tri)}">\n'
+                        f'      <Points>\n        <DataArray type="Float32" Name="Points" NumberOfComponents="3" '
+                        f'format="appended" offset="{at[0]}"/>\n      </Points>\n'
+                        f'      <Polys>\n        <DataArray type="Int64" Name="connectivity" format="appended" offset="{at[1]}"/>\n'
+                        f'        <DataArray type="Int64" Name="offsets" format="appended" offset="{at[2]}"/>\n      </Polys>\n'
+                        "    </Piece>\n")
+        if not rows:
+            rows.append('    <Piece NumberOfPoints="0" NumberOfVerts="0" NumberOfLines="0" NumberOfStrips="0" NumberOfPolys="0"/>\n')
+            lo = hi = np.zeros(3)
+        _write_xml(path, _xml_header("PolyData") + "  <PolyData>\n" + "".join(rows) + "  </PolyData>\n", blocks)
+    return area, count, tuple(float(v) for pair in zip(lo, hi) for v in pair)
+
+
+def _write_xml(path: Path, head: str, blocks: _AppendedBlocks) -> None:
+    """The XML ``head`` (up to the appended data), the appended blocks and the closing tags."""
     try:
         with path.open("wb") as out:
-            out.write((_xml_header("PolyData") + "  <PolyData>\n" + "".join(rows) + "  </PolyData>\n"
-                       + '  <AppendedData encoding="raw">\n   _').encode())
+            out.write((head + '  <AppendedData encoding="raw">\n   _').encode())
             blocks.copy_to(out)
             out.write(b"\n  </AppendedData>\n</VTKFile>\n")
     except OSError as exc:
         raise ParameterError(f"{path}: cannot write the file ({exc.strerror}); check the folder is writable") from None
-    bounds = tuple(float(v) for pair in zip(lo, hi) for v in pair)
-    return area, count, bounds
 
 
 def surface_area_nm2(surface) -> float:  # type: ignore[no-untyped-def]
