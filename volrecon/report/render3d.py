@@ -60,7 +60,9 @@ def render_phases(
         value = int(phase_names[name])
         if value not in present:
             continue
-        surface = phase_surface(lab, value, voxel_size_nm=vox, smooth_iterations=10)
+        # half the triangles (quadric clustering, cheap): the picture looks the same and the
+        # renderer, which holds every phase's surface at once, needs ~1/4 less memory
+        surface = phase_surface(lab, value, voxel_size_nm=vox, smooth_iterations=10, decimate=0.5)
         mapper = vtk.vtkPolyDataMapper()
         mapper.SetInputData(surface)
         mapper.ScalarVisibilityOff()
