@@ -227,6 +227,7 @@ def main() -> None:
     parser.add_argument("--peer-names", default="", help="comma-separated name fragments: run only the peers "
                         "matching one (e.g. 'skimage'); default every peer")
     parser.add_argument("--cache", default="", help="folder to keep the phantom stacks in (np.save) between runs")
+    parser.add_argument("--seed", type=int, default=0, help="phantom seed (cases are labelled with it when not 0)")
     parser.add_argument("--out", default=str(RESULTS / "registration"))
     parser.add_argument("--kinds", default="zero,randomwalk,randomwalk+frame,linear",
                         help="cases to run (randomwalk+frame, linear+frame = with the face's frame)")
@@ -253,13 +254,14 @@ def main() -> None:
         if i > 0 and args.large == "short":
             kinds = tuple(k for k in kinds if k[0] == "randomwalk")
         for kind, frame in kinds:
-            stack, truth, source = make_case(kind, args.slices, shape, frame, cache=Path(args.cache) if args.cache else None)
+            stack, truth, source = make_case(kind, args.slices, shape, frame, seed=args.seed,
+                                             cache=Path(args.cache) if args.cache else None)
             if args.crop_databar:
                 bar = detect_databar(stack[0])
                 stack = stack[:, : stack.shape[1] - bar] if bar else stack
                 report["databar_rows_cropped"] = bar
             report["source"] = source
-            name = f"{label} {kind} drift, {'with' if frame else 'without'} frame"
+            name = f"{label} {kind} drift, {'with' if frame else 'without'} frame" + (f", seed {args.seed}" if args.seed else "")
             own = [m for m in METHODS if m.startswith("volrecon")]
             wanted_peers = [m for m in METHODS if m not in own and (not args.peer_names or any(
                 n.strip().lower() in m.lower() for n in args.peer_names.split(",")))]
