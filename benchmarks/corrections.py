@@ -28,6 +28,7 @@ patsy tomlkit`` (empty otherwise); the timed children should run without them on
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
@@ -180,6 +181,7 @@ def curtain_extras(preset: str, seed: int, acq: np.ndarray, out: np.ndarray, ref
 
 # the previous default along the stripe, with its own tuned threshold and gate
 WINDOW = dict(along="window", threshold=3.0, min_significance=10.0)
+WINDOW_SETTINGS = 'along="window", threshold=3.0'  # the same as CurtainSettings arguments, for the timed children
 
 
 def captured(acq: np.ndarray, out: np.ndarray, truth: np.ndarray) -> float:
@@ -362,7 +364,7 @@ base = rng.integers(40, 200, (ny, nx), dtype=np.uint8)
 stack = da.map_blocks(lambda block_info=None: base[None].copy(), dtype=np.uint8, chunks=((1,) * nz, (ny,), (nx,)))
 sh = ShadingField(coarse=np.ones((65, 65), np.float32) * np.linspace(0.9, 1.1, 65, dtype=np.float32)[None], shape=(ny, nx), offset=10.0)
 bt = BrightnessTable(gain=np.linspace(0.9, 1.1, nz), offset=np.zeros(nz), raw_gain=np.ones(nz), raw_offset=np.zeros(nz))
-est = dict(shading=sh, brightness=bt, curtains=CurtainSettings())
+est = dict(shading=sh, brightness=bt, curtains=CurtainSettings({curtains}))
 res = correct_volume(stack, voxel_size_nm=(20, 10, 10), steps=("shading", "brightness", "curtains"), estimates=est)
 out = res.image
 t, c = time.perf_counter(), time.process_time()
@@ -421,15 +423,23 @@ def phantom_2048(slices: int = 24) -> Path:
 def throughput() -> tuple[dict, dict]:
     """Apply throughput at 2048x1536 (48 and 144 slices) and estimate/apply timing on the 24-slice phantom."""
     runs = {}
-    for nz in (48, 144):
-        res = [run_child(THROUGHPUT.format(nz=nz)) for _ in range(3)]
-        runs[nz] = {
+
+    def summary(res: list[dict]) -> dict:
+        return {
             "slices_per_s_median": statistics.median(r["slices"] / r["seconds"] for r in res),
             "slices_per_cpu_s_median": statistics.median(r["slices"] / r["cpu_s"] for r in res),
             "peak_rss_mb_median": statistics.median(r["peak_rss_mb"] for r in res),
             "runs": res,
         }
-        print(nz, runs[nz], flush=True)
+
+    # 48 slices with the default curtains and with the previous along-stripe window, alternating
+    # so that the load of the shared cores weighs on both alike
+    pairs = [(run_child(THROUGHPUT.format(nz=48, curtains="")), run_child(THROUGHPUT.format(nz=48, curtains=WINDOW_SETTINGS)))
+             for _ in range(3)]
+    runs[48], runs["48_curtains_window"] = summary([a for a, _ in pairs]), summary([b for _, b in pairs])
+    res = [run_child(THROUGHPUT.format(nz=144, curtains="")) for _ in range(3)]
+    runs[144] = summary(res)
+    print(runs, flush=True)
     # destriping alone through apply_curtains: slice by slice and pooled over z (the stage pools, as estimated)
     for reach in (0, 2):
         res = [run_child(POOLED.format(nz=48, reach=reach)) for _ in range(3)]
@@ -483,6 +493,7 @@ def main() -> None:
     bright = brightness_constancy()
     print(bright, flush=True)
     runs, estimate = throughput()
+    load = list(os.getloadavg())
     command = "PYTHONPATH=<folder with pystack3d> python benchmarks/corrections.py"
     try:
         from importlib.metadata import version
@@ -493,7 +504,7 @@ def main() -> None:
         command = "python benchmarks/corrections.py (PyStack3D not installed: its columns carried over from the previous run)"
     payload = {"command": command, "machine": machine(), "peers": peer_version, "gains": rows, "stripe_free": free, "curtains_along": along,
                "brightness_constancy": bright, "throughput_2048x1536": runs,
-               "phantom_2048x1536": estimate,
+               "phantom_2048x1536": estimate, "throughput_load_avg": load,
                "note": "timings on 2 cores shared with other jobs: noisy, medians of 3"}
     save("corrections", payload, render(payload))
 
@@ -590,10 +601,13 @@ def render(payload: dict) -> str:
                   f"{r['void_slope_ratio']:.2f} | {r['void_corr']:.3f} | {r['void_rmse']:.3f} |")
     md += ["", "Applying shading + brightness + curtains at 2048x1536 with given estimates (`correct_volume(..., estimates=...)`, "
            "one fused float32 pass per slice; dask threads, 2 workers, medians of 3 fresh processes). The 2 cores are shared "
-           "with other jobs, so wall figures are noisy; slices per CPU-second x 2 is what two free cores would give:", "",
+           "with other jobs, so wall figures are noisy; slices per CPU-second x 2 is what two free cores would give"
+           + (f" (load average 1/5/15 min at the end of the timings: {' / '.join(f'{x:.1f}' for x in payload['throughput_load_avg'])}: "
+              "CPU seconds are inflated too, compare rows of the same run)" if payload.get("throughput_load_avg") else "") + ":", "",
            "| slices | slices/s (wall) | slices per CPU-s x 2 | peak RSS |", "|---|---|---|---|"]
     for nz, r in payload["throughput_2048x1536"].items():
-        name = f"{nz}" if str(nz).isdigit() else f"48, {nz.replace('_', ' ')} (curtains only)"
+        name = (f"{nz}" if str(nz).isdigit() else "48, curtains along the previous window (alternating with the row 48)"
+                if nz == "48_curtains_window" else f"48, {nz.replace('_', ' ')} (curtains only)")
         md.append(f"| {name} | {r['slices_per_s_median']:.1f} | {2 * r['slices_per_cpu_s_median']:.1f} | {r['peak_rss_mb_median']:.0f} MB |")
     e = payload["phantom_2048x1536"]
     md += ["", f"Estimating and applying on a {e['slices']}-slice 2048x1536 diglyme phantom (shading, brightness, curtains; "
@@ -659,6 +673,7 @@ def part_only(part: str) -> None:
     if part == "throughput":
         payload["throughput_2048x1536"], payload["phantom_2048x1536"] = throughput()
         payload["throughput_machine"] = machine()
+        payload["throughput_load_avg"] = list(os.getloadavg())
     elif part == "curtains":
         fresh = {(r["preset"], r["artefacts"], r["noise"]): r for r in curtain_gains()}
         # the PyStack3D figures depend only on the phantom and PyStack3D: kept where it is not installed
