@@ -1,6 +1,6 @@
 """Segmentation benchmark (issue 7): Dice and interface distances vs phantom truth, and speed.
 
-    PYTHONPATH=. python benchmarks/segmentation.py [--slices 24 --size 192] [--speed 128x512x512] [--repeats 3]
+    PYTHONPATH=. python benchmarks/segmentation.py [--slices 24 --size 192] [--seed 0] [--speed 128x512x512] [--repeats 3]
         [--methods classifier,auto,otsu]
 
 Correction stage: ``volrecon.correct.correct_volume`` (drift, shading, brightness, curtains; the
@@ -139,7 +139,7 @@ def quality(args) -> list[dict]:
     rows = []
     methods = args.methods.split(",")
     for preset in ("diglyme", "carbonate"):
-        ph = make_phantom(preset, slices=args.slices, shape=(args.size, args.size), seed=0, artefacts="all",
+        ph = make_phantom(preset, slices=args.slices, shape=(args.size, args.size), seed=args.seed, artefacts="all",
                           frame=True)
         vox = ph.voxel_size_nm
         real, truth, resid = real_correct(ph)
@@ -272,6 +272,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--slices", type=int, default=24)
     ap.add_argument("--size", type=int, default=192)
+    ap.add_argument("--seed", type=int, default=0, help="phantom seed of the quality rows")
     ap.add_argument("--speed", default="")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--methods", default="classifier,auto,otsu", help="comma-separated: classifier, auto, otsu")
