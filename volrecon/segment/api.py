@@ -435,12 +435,11 @@ def segment_volume(
         coll_v = names.get("collector")
         use_coll = layer_phases and coll_v is not None and lay.heights.get("cathode|collector") is not None
 
-        def phases_fn(block: np.ndarray, block_info: dict | None = None) -> np.ndarray:
+        def phases_fn(block: np.ndarray, reg: np.ndarray, block_info: dict | None = None) -> np.ndarray:
             if not (use_anode or use_coll):
                 return block
             loc = block_info[0]["array-location"]
             sl = tuple(slice(a, b) for a, b in loc)
-            reg = region_block(lay, sl, block.shape, phases=block, frame_value=frame_value)
             if use_coll:
                 # the collector is a dense metal foil: whatever the classifier saw inside its layer
                 # (bright specks taken for active particles, mostly) is collector
@@ -459,7 +458,8 @@ def segment_volume(
 
         pd = phases if isinstance(phases, da.Array) else da.from_array(phases, chunks=src.chunks)
         regions = pd.map_blocks(regions_fn, dtype=np.uint8)
-        phases_out = pd.map_blocks(phases_fn, dtype=np.uint8)
+        # the regions of a block are computed once, for both outputs
+        phases_out = da.map_blocks(phases_fn, pd, regions, dtype=np.uint8)
         if not regional and void_split and {"void", "electrolyte", "binder"} <= set(names):
             # the classifier decides the cathode's pore (void + electrolyte); which part of it is
             # empty comes from the physical cues, as in method 'layers' (its binder was learnt from

@@ -315,16 +315,26 @@ def iter_features(
         yield img[core]
         for s in settings.sigmas_nm:
             yield smooth[s][core]
+    laplacians: dict[float, np.ndarray] = {}
     if "gradient" in kinds:
         for s in settings.derived:
             g = smooth[s][near]
             acc = np.zeros_like(g)
+            lap = np.zeros_like(g) if "laplacian" in kinds else None
             for ax in range(3):
                 d = _diff(g, ax, vox[ax])
+                if lap is not None:
+                    # the Laplacian differentiates the same first differences again: kept for later
+                    lap += _diff(d, ax, vox[ax])
                 acc += d * d
+            if lap is not None:
+                laplacians[s] = lap[inner] * np.float32(s * s)
             yield np.sqrt(acc[inner]) * np.float32(s)
     if "laplacian" in kinds:
         for s in settings.derived:
+            if s in laplacians:
+                yield laplacians.pop(s)
+                continue
             g = smooth[s][near]
             acc = np.zeros_like(g)
             for ax in range(3):
