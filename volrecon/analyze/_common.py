@@ -57,12 +57,22 @@ def z_slabs(array: Any, slab_voxels: int) -> Iterator[tuple[int, int]]:
         yield z0, min(nz, z0 + step)
 
 
-def box_slabs(box: Sequence[slice], slab_voxels: int) -> Iterator[slice]:
-    """z ranges of slabs of about ``slab_voxels`` voxels covering the box ``(z, y, x)`` slices."""
+def box_slabs(box: Sequence[slice], slab_voxels: int, array: Any = None) -> Iterator[slice]:
+    """z ranges of slabs of about ``slab_voxels`` voxels covering the box ``(z, y, x)`` slices.
+
+    With a dask ``array``, the slabs are whole multiples of its z chunk and end on chunk
+    boundaries, so that no chunk is read (and decompressed) twice.
+    """
     plane = (box[1].stop - box[1].start) * (box[2].stop - box[2].start)
     step = max(1, int(slab_voxels) // max(1, plane))
-    for z0 in range(box[0].start, box[0].stop, step):
-        yield slice(z0, min(box[0].stop, z0 + step))
+    if isinstance(array, da.Array):
+        cz = int(array.chunks[0][0])
+        step = max(cz, step // cz * cz)
+    z0 = box[0].start
+    while z0 < box[0].stop:
+        z1 = min(box[0].stop, (z0 // step + 1) * step)
+        yield slice(z0, z1)
+        z0 = z1
 
 
 def axis_index(axis: int | str) -> int:

@@ -348,7 +348,7 @@ def _porous_box(lab: Any, box: tuple[slice, ...], tp: int, phases: Mapping[str, 
     n = shape[tp]
     counts = np.zeros(n, np.int64)
     other = tuple(a for a in range(3) if a != tp)
-    for zs in box_slabs(box, slab_voxels):
+    for zs in box_slabs(box, slab_voxels, lab):
         part = read(lab, (zs, box[1], box[2]))
         pore = (part == phases["void"]) | (part == phases["electrolyte"])
         if tp == 0:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-import edt
 import numpy as np
 
 from volrecon.analyze._common import box_slabs, json_float, read, voxel_triplet
@@ -96,16 +95,11 @@ def depth_profile(
     if not src.any():
         return DepthProfile(np.zeros(1), np.zeros(0, int), {}, reference,
                             reason=f"the {reference} does not touch the profiled region")
-    d = edt.edt(~src, anisotropy=vs, black_border=False, parallel=1).astype(np.float32, copy=False)
-    del src
-    w = within[sl_t]
-    lab_box = labels[sl_t]
-    counts = _DistanceCounts(phase_names)
-    step = max(1, 1_000_000 // max(1, d.shape[1] * d.shape[2]))
-    for z0 in range(0, d.shape[0], step):
-        ws = w[z0:z0 + step]
-        counts.add(d[z0:z0 + step][ws], lab_box[z0:z0 + step][ws])
-    return counts.profile(vs, bin_nm, reference)
+    w, lab_box = within[sl_t], labels[sl_t]
+    step = max(1, 1_000_000 // max(1, src.shape[1] * src.shape[2]))
+    slabs = [(z0, min(src.shape[0], z0 + step)) for z0 in range(0, src.shape[0], step)]
+    return _binned(lambda z0, z1: (src[z0:z1], w[z0:z1], lab_box[z0:z1]), src.shape, slabs, phase_names, vs, bin_nm,
+                   reference)
 
 
 def depth_profile_slabs(
@@ -127,8 +121,8 @@ def depth_profile_slabs(
     Equal to ``depth_profile(labels[box], regions[box] == within, regions[box] == source, ...)``
     when ``box`` is the bounding box of the ``within`` voxels grown by one voxel (what
     :func:`depth_profile` crops to), but only a few slabs along z are held: the distances come
-    from an exact separable transform streamed along z (:mod:`volrecon.analyze._edt_slabs`) and
-    the voxels are counted per distinct distance before they are binned.
+    from an exact separable transform streamed along z (:mod:`volrecon.analyze._edt_slabs`),
+    once for the largest distance (which sets the bins) and once more to count the voxels.
 
     Parameters
     ----------
@@ -139,28 +133,19 @@ def depth_profile_slabs(
     within, source : int
         Region values profiled and measured from.
     slab_voxels : int
-        Voxels read at once (the transform and the counting hold about 50 bytes per slab voxel).
+        Voxels read at once (the transform holds about 20 bytes per slab voxel), rounded to
+        whole z chunks of a dask ``regions``.
 
     Other parameters are those of :func:`depth_profile`.
     """
     vs = voxel_triplet(voxel_size_nm)
     z_lo = box[0].start
-    slabs = [(s.start - z_lo, s.stop - z_lo) for s in box_slabs(box, slab_voxels)]
-    held: dict[str, np.ndarray] = {}
-
-    def source_of(z0: int, z1: int) -> np.ndarray:
-        held["regions"] = read(regions, (slice(z_lo + z0, z_lo + z1), box[1], box[2]))
-        return held["regions"] == source
-
-    counts = _DistanceCounts(phase_names)
-    plane = (box[1].stop - box[1].start, box[2].stop - box[2].start)
-    touched = seen = False
-    for z0, z1, d in edt_slabs(source_of, box[0].stop - z_lo, plane, slabs, vs):
-        touched = touched or bool(np.isfinite(d[0, 0, 0]))  # one source anywhere makes every distance finite
-        ws = held["regions"] == within
-        seen = seen or bool(ws.any())
-        if touched and ws.any():
-            counts.add(d[ws], read(labels, (slice(z_lo + z0, z_lo + z1), box[1], box[2]))[ws])
+    shape = tuple(s.stop - s.start for s in box)
+    slabs = [(s.start - z_lo, s.stop - z_lo) for s in box_slabs(box, slab_voxels, regions)]
+    seen = touched = False
+    for z0, z1 in slabs:
+        reg = read(regions, (slice(z_lo + z0, z_lo + z1), box[1], box[2]))
+        seen, touched = seen or bool((reg == within).any()), touched or bool((reg == source).any())
     if not touched and not source_outside:
         return DepthProfile(np.zeros(1), np.zeros(0, int), {}, reference,
                             reason=f"no voxels to measure from ({reference} absent)")
@@ -169,54 +154,55 @@ def depth_profile_slabs(
     if not touched:
         return DepthProfile(np.zeros(1), np.zeros(0, int), {}, reference,
                             reason=f"the {reference} does not touch the profiled region")
-    return counts.profile(vs, bin_nm, reference)
+
+    def slab(z0: int, z1: int) -> tuple[np.ndarray, np.ndarray, Any]:
+        index = (slice(z_lo + z0, z_lo + z1), box[1], box[2])
+        reg = read(regions, index)
+        return reg == source, reg == within, lambda: read(labels, index)
+
+    return _binned(slab, shape, slabs, phase_names, vs, bin_nm, reference)
 
 
-class _DistanceCounts:
-    """Voxel counts per distinct distance and phase, binned once the largest distance is known.
+def _binned(slab: Any, shape: tuple[int, ...], slabs: list[tuple[int, int]], phase_names: Mapping[str, int],
+            vs: tuple[float, float, float], bin_nm: float | None, reference: str) -> DepthProfile:
+    """The profile from ``slab(z0, z1) -> (source, within, labels)`` (labels may be a callable reading them).
 
-    Distances on a voxel grid take few distinct values (sums of squared multiples of the voxel
-    size), so the counts stay small whatever the number of voxels, and binning them at the end
-    gives exactly what binning every voxel would.
+    Two passes of the distance transform: the first finds the largest distance of a ``within``
+    voxel (it sets the bins), the second counts the voxels per bin and phase.
     """
+    held: dict[str, Any] = {}
 
-    def __init__(self, phase_names: Mapping[str, int]) -> None:
-        self._frame = phase_names.get("frame")
-        self._names = [name for name in phase_names if name != "frame"]
-        self._values = [phase_names[name] for name in self._names]
-        self.keys = np.zeros(0, np.float32)
-        self.counts = np.zeros((0, 1 + len(self._names)), np.int64)  # kept (not frame), then one per phase
+    def distances() -> Any:
+        def source(z0: int, z1: int) -> np.ndarray:
+            held["src"], held["within"], held["labels"] = slab(z0, z1)
+            return held["src"]
 
-    def add(self, d: np.ndarray, lab: np.ndarray) -> None:
-        """Count the voxels of distances ``d`` (float32) and labels ``lab`` (1-D, same length)."""
-        if d.size == 0:
-            return
-        u, inv = np.unique(d, return_inverse=True)
-        inv = inv.ravel()
-        kept = inv[lab != self._frame] if self._frame is not None else inv
-        cols = [np.bincount(kept, minlength=u.size)] + [np.bincount(inv[lab == v], minlength=u.size) for v in self._values]
-        keys = np.union1d(self.keys, u)
-        merged = np.zeros((keys.size, self.counts.shape[1]), np.int64)
-        merged[np.searchsorted(keys, self.keys)] += self.counts
-        merged[np.searchsorted(keys, u)] += np.stack(cols, axis=1)
-        self.keys, self.counts = keys, merged
+        for z0, z1, d in edt_slabs(source, shape[0], shape[1:], slabs, vs):
+            yield d, held["within"], held["labels"]
 
-    def profile(self, vs: tuple[float, float, float], bin_nm: float | None, reference: str) -> DepthProfile:
-        """Bins of ``bin_nm`` (default ~40 over the depth, at least one voxel) from the interface."""
-        off = np.float32(0.5 * min(vs))
-        dmax = float(np.max(self.keys, initial=np.float32(0.0)) - off)
-        if bin_nm is None:
-            bin_nm = max(max(vs), dmax / 40.0)
-        edges = np.arange(0.0, dmax + bin_nm, bin_nm)
-        if edges.size < 2:
-            edges = np.array([0.0, bin_nm])
-        nb = edges.size - 1
-        which = np.clip(np.digitize(self.keys - off, edges) - 1, 0, nb - 1)
-        binned = np.zeros((nb, self.counts.shape[1]), np.int64)
-        np.add.at(binned, which, self.counts)
-        voxels = binned[:, 0]
-        fr: dict[str, np.ndarray] = {}
-        with np.errstate(invalid="ignore", divide="ignore"):
-            for i, name in enumerate(self._names):
-                fr[name] = np.where(voxels > 0, binned[:, 1 + i] / voxels, np.nan)
-        return DepthProfile(edges, voxels, fr, reference)
+    off = np.float32(0.5 * min(vs))
+    top = np.float32(0.0)
+    for d, w, _ in distances():
+        top = max(top, np.max(d, where=w, initial=np.float32(0.0)))
+    dmax = float(top - off)
+    if bin_nm is None:
+        bin_nm = max(max(vs), dmax / 40.0)
+    edges = np.arange(0.0, dmax + bin_nm, bin_nm)
+    if edges.size < 2:
+        edges = np.array([0.0, bin_nm])
+    nb = edges.size - 1
+    frame = phase_names.get("frame")
+    names = [name for name in phase_names if name != "frame"]
+    voxels = np.zeros(nb, np.int64)
+    counts = {name: np.zeros(nb, np.int64) for name in names}
+    for d, w, lab in distances():
+        if not w.any():
+            continue
+        which = np.clip(np.digitize(d[w] - off, edges) - 1, 0, nb - 1)
+        lab = (lab() if callable(lab) else lab)[w]
+        voxels += np.bincount(which[lab != frame] if frame is not None else which, minlength=nb)
+        for name in names:
+            counts[name] += np.bincount(which[lab == phase_names[name]], minlength=nb)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fr = {name: np.where(voxels > 0, counts[name] / voxels, np.nan) for name in names}
+    return DepthProfile(edges, voxels, fr, reference)

@@ -403,7 +403,7 @@ def sei_thickness_slabs(
     crop[ax] = slice(*planes.indices(int(labels.shape[ax]))[:2])
     parts: list[_LineEnds] = []
     found = np.zeros(3, bool)  # layer, inner, beyond
-    for zs in box_slabs(crop, slab_voxels):
+    for zs in box_slabs(crop, slab_voxels, labels):
         part = read(labels, (zs, crop[1], crop[2]))
         lay, inn = part == phases[layer], part == phases[inner]
         beyond = ~(lay | inn)
