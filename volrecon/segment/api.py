@@ -247,7 +247,8 @@ def segment_volume(
         Processing chunk shape (default :data:`DEFAULT_CHUNKS`, 64×256×256, whatever the
         input's chunks); results do not depend on it, and dask results come in these chunks.
     scratch : path, optional
-        Folder for the intermediate phase volume of a dask input (a temporary folder by default).
+        Folder for the intermediate volumes of a dask input (phases; the grey values the void split
+        and the per-region thresholds read), as zarr arrays (a temporary folder by default).
     progress : callable, optional
         ``progress(done, total)`` over the stages.
     smooth_nm : float
