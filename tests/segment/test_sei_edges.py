@@ -13,7 +13,8 @@ N, NA, SEP, COLL = 52, 12, 30, 42
 """Stack length and the starts of the film (mean), the cathode and the collector (voxels, anode first)."""
 
 
-def _film_stack(pore_share: float, t: int = 3, seed: int = 0, shape: tuple[int, int] = (6, 192)):
+def _film_stack(pore_share: float, t: int = 3, seed: int = 0, shape: tuple[int, int] = (6, 192), sep: int = SEP,
+                pore_depth: int | None = None, patch: int = 8):
     """A sodium | thin film | separator | cathode | collector stack as an SEM image renders it.
 
     The film (``t`` voxels) lies on a gently rough sodium surface; beyond it the separator is pore
@@ -21,30 +22,33 @@ def _film_stack(pore_share: float, t: int = 3, seed: int = 0, shape: tuple[int, 
     the cathode is a uniform binder layer on a collector foil (a thick edge).  Every boundary
     carries edge-brightening rims (gain 0.5 times the step, one pixel each side), then the probe
     blur (0.8 px) and noise.  Returns the image (z, y, x), the true sodium surface per (z, x)
-    column and the pore share.
+    column and the pore share.  ``sep``: where the cathode starts; ``pore_depth``: the pores end
+    that many voxels beyond the film, a fibre beyond them (None: they reach the cathode); ``patch``:
+    their width along x (voxels).
     """
     rng = np.random.default_rng(seed)
     nz, nx = shape
     yy = np.arange(N)[None, :, None]
     b = NA + np.round(1.5 * np.sin(np.arange(nx) / 23.0))[None, None, :] + np.zeros((nz, 1, 1))
-    patch = 8
     pore = np.kron(rng.random((-(-nz // 2), -(-nx // patch))) < pore_share, np.ones((2, patch), bool))
     pore = pore[:nz, :nx][:, None, :]
-    sep = np.where(pore, INTENSITY["electrolyte"], INTENSITY["separator"])
-    base = np.select([yy < b, yy < b + t, yy < SEP, yy < COLL],
-                     [INTENSITY["sodium"], INTENSITY["sei"], sep, INTENSITY["binder"]], INTENSITY["collector"])
+    if pore_depth is not None:
+        pore = pore & (yy < b + t + pore_depth)
+    grey = np.where(pore, INTENSITY["electrolyte"], INTENSITY["separator"])
+    base = np.select([yy < b, yy < b + t, yy < sep, yy < COLL],
+                     [INTENSITY["sodium"], INTENSITY["sei"], grey, INTENSITY["binder"]], INTENSITY["collector"])
     base = np.broadcast_to(base, (nz, N, nx)).astype(np.float32)
     img = np.stack([ndi.gaussian_filter(s + np.float32(0.5) * edge_field(s, (10.0, 10.0)), 0.8, mode="nearest")
                     for s in base])
     img += rng.normal(0.0, 0.01, img.shape).astype(np.float32)
-    return img, b[:, 0, :], float(pore.mean())
+    return img, b[:, 0, :], float(pore.any(axis=1).mean())
 
 
-def _layers(na: np.ndarray, t: int) -> Layers:
+def _layers(na: np.ndarray, t: int, sep: int = SEP) -> Layers:
     """The first guess: the sodium surface 0.7 voxels off (a class-based cut), the rest where they are."""
     full = np.full(na.shape, 0.0)
     return Layers(axis=1, anode_first=True,
-                  heights={"sodium|sei": na + 0.7, "sei|separator": na + t, "separator|cathode": full + SEP,
+                  heights={"sodium|sei": na + 0.7, "sei|separator": na + t, "separator|cathode": full + sep,
                            "cathode|collector": full + COLL},
                   present={"sodium": True, "sei": True, "separator": True, "cathode": True, "collector": True},
                   length=N)
@@ -92,3 +96,53 @@ def test_move_interface_towards_the_bright_side(anode_first):
     assert np.allclose(moved - h, 0.5 if anode_first else -0.5)
     assert np.allclose(move_interface(lay, "sodium|sei", 0.5, sign=-1.0).heights["sodium|sei"] - h,
                        -0.5 if anode_first else 0.5)
+
+
+def test_film_thicker_than_half_the_band_is_found():
+    """A 20-voxel film on an 8-voxel separator: the far half of the sodium -> cathode band lies in
+    the film, whose own grey values passed for the separator's (the separator's non-film share read
+    0.61 instead of 0.80, the film 0.28 voxels too thick; on the carbonate phantom, seed 1, a
+    32-voxel SEI was not told from the separator and cut at 22).  The separator's sample starts
+    beyond the film's end: thickness within 0.15 voxels."""
+    vox = (20.0, 10.0, 10.0)
+    img, na, _ = _film_stack(0.5, t=20, sep=40)
+    lay = refine_interface(img, _layers(na, 20, sep=40), "sodium|sei", voxel_size_nm=vox, rim=True)
+    out, info = sei_outer_surface(img, lay, voxel_size_nm=vox)
+    assert info["found"], info.get("reason")
+    assert info["separator_level"] - info["film_level"] > 0.7
+    assert abs(float(np.mean(out.heights["sei|separator"] - out.heights["sodium|sei"])) - 20.0) < 0.15
+
+
+def _profiles(beyond: list[list[tuple[float, int]]], t: int = 12, na: int = 8, n: int = 40) -> np.ndarray:
+    """Columns (2 rows x one column per case, stacking axis last): sodium up to ``na``, a ``t``-voxel
+    film, then each case's ``(grey, voxels)`` runs, the rest fibre; blurred along the axis (0.8 px)."""
+    cols = []
+    for runs in beyond:
+        grey = [INTENSITY["sodium"]] * na + [INTENSITY["sei"]] * t
+        for level, k in runs:
+            grey += [level] * k
+        cols.append((grey + [INTENSITY["separator"]] * n)[:n])
+    img = np.broadcast_to(np.array(cols, np.float32)[None], (2, len(cols), n))
+    return ndi.gaussian_filter1d(img, 0.8, axis=-1, mode="nearest")
+
+
+def test_film_end_is_its_first_step_out_of_the_film_band():
+    """Beyond a thick film: a pore then a fibre; a fibre touching the film then a pore; a pore only.
+    The film ends at its first step out of its grey band: the film -> pore fall, or the film ->
+    fibre rise where a fibre touches the film.  A later pore -> fibre rise (which the rising-edge
+    search took where the pore's fall was too short to read a pore 1.5 voxels beyond it) or fibre
+    -> pore fall (which the falling-edge search took where a fibre touched the film) is never the
+    film's end."""
+    from volrecon.segment.regional import _outer_edge
+
+    pore, fibre = INTENSITY["electrolyte"], INTENSITY["separator"] + 0.1
+    img = _profiles([[(pore, 2), (fibre, 40)], [(fibre, 3), (pore, 40)], [(pore, 40)]])
+    hn, t = np.full((2, 3), 8.0), np.full((2, 3), 12.0)
+    dark = 0.5 * (INTENSITY["sodium"] + INTENSITY["sei"])
+    bright = 0.5 * (INTENSITY["sei"] + fibre)
+    fall, rise = _outer_edge(img, 0, 2, hn, t, np.full((2, 3), 36.0), [0.0, 0.0, 0.0], dark, bright, 12.0,
+                             {"shift_vox": 0.0, "reach_vox": 2.0}, film=INTENSITY["sei"])
+    assert np.isnan(rise[:, 0]).all()  # the pore -> fibre rise, 2 voxels beyond the film
+    assert np.all(np.isnan(fall[:, 0]) | (np.abs(fall[:, 0] - 12.0) < 0.5))
+    assert np.isnan(fall[:, 1]).all() and np.allclose(rise[:, 1], 12.0, atol=0.5)
+    assert np.allclose(fall[:, 2], 12.0, atol=0.5) and np.isnan(rise[:, 2]).all()

@@ -954,11 +954,14 @@ def slab_rows(rows: int, pad: int, step: int) -> list[tuple[int, int, int, int]]
     return [(a0, min(rows, a0 + step), max(0, a0 - pad), min(rows, a0 + step + pad)) for a0 in range(0, rows, step)]
 
 
-def steepest_step(sd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def steepest_step(sd: np.ndarray, steps: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per column (last axis), the sub-voxel boundary coordinate of the largest step of ``sd``
-    (``sd[..., i]`` across boundary ``i + 1``; -inf outside the search window) and its size."""
+    (``sd[..., i]`` across boundary ``i + 1``; -inf outside the search window) and its size.
+
+    ``steps``: the unwindowed steps the sub-voxel position is fitted on (a window ending at the
+    step still sees its neighbours); ``sd`` itself when None."""
     i = np.argmax(sd, axis=-1)
-    return _step_at(sd, i)
+    return _step_at(sd if steps is None else steps, i)
 
 
 STEP_CANDIDATES = 3

@@ -139,7 +139,8 @@ def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequenc
     coordinates): the film's grey level at its brightest point within three voxels beyond the
     sodium surface, the sodium's 2.5 voxels before it, the dark (pore) share and the non-film share profiles aligned on the sodium
     surface (a fibre lying on the film moves no column's median), the separator's grey values in
-    the far half of the separator.  ``out["reason"]`` says why there is no film.
+    the far half of the separator, or beyond the film where the film (the dense share of the
+    columns) reaches further.  ``out["reason"]`` says why there is no film.
     """
     n = img.shape[-1]
     idx = np.arange(n) + 0.5
@@ -180,7 +181,17 @@ def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequenc
     i_dense = int(np.argmin(np.where(near, prof_d, np.inf)))
     fine = ndi.gaussian_filter(img, [1.0, 1.0, 1.0], mode="nearest", truncate=_TRUNCATE)
     film_grey = float(_median_profile(fine[cols], hn[cols], offs[i_dense:i_dense + 1])[0])
-    outer = (idx > 0.5 * (hn + hs)[..., None]) & (idx < hs[..., None] - 0.5) & in_core[..., None]
+    # where the film ends: the dark (pore) share, median over the columns, rises half-way from
+    # the film's densest point to its highest level
+    rise = np.nonzero((prof_d > 0.5 * (prof_d[i_dense] + float(np.max(prof_d)))) & (np.arange(offs.size) > i_dense))[0]
+    # the separator's sample: the far half of the band, and never the film (a film thicker than
+    # half the band would pass its own grey values off as the separator's fibres and pores)
+    half = 0.5 * (hn + hs)
+    starts = [np.maximum(half, hn + offs[rise[0]] + 1.0)] if rise.size else []
+    for start in starts + [half]:  # the far half alone where the film leaves no separator
+        outer = (idx > start[..., None]) & (idx < hs[..., None] - 0.5) & in_core[..., None]
+        if outer.any():
+            break
     sep_grey = fine[outer]
     del fine
     # fibres: the separator voxels brighter than the film's peak; the threshold half-way between
@@ -235,17 +246,30 @@ for common separators), a fibre in the rest; fewer edges than a tenth of the col
 "edges" are noise steps or a film too thin to show its own edge, and the crossings stand alone."""
 
 
+def _first_voxel(mask: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """Per column (last axis), the first voxel index ``>= lo`` where ``mask`` holds (the column's
+    length where none)."""
+    n = mask.shape[-1]
+    hit = mask & (np.arange(n) >= np.ceil(lo - 0.5)[..., None])
+    return np.where(hit.any(axis=-1), np.argmax(hit, axis=-1), n)
+
+
 def _outer_edge(img: np.ndarray, c0: int, c1: int, hn: np.ndarray, t: np.ndarray, hs: np.ndarray,
-                sig: Sequence[float], dark: float, bright: float, t0: float, edge: Mapping[str, float]
-                ) -> tuple[np.ndarray, np.ndarray]:
+                sig: Sequence[float], dark: float, bright: float, t0: float, edge: Mapping[str, float],
+                film: float) -> tuple[np.ndarray, np.ndarray]:
     """Per column of rows ``[c0, c1)`` of ``img`` (stacking axis last, anode first), the film's
     thickness from its outer edge: ``(falling, rising)``, NaN where that edge is not seen.
 
-    The edge is the steepest grey step within ``2 + t0 / 4`` voxels of the crossing estimate
-    ``hn + t`` (``t0`` where none): falling where the grey value 1.5 voxels beyond it is darker
-    than ``dark`` (a pore follows the film), rising where it is brighter than ``bright`` (a fibre
-    lies on the film), searched from ``edge["reach_vox"]`` beyond the sodium surface (clear of the
-    sodium edge's own step).  The steepest step lies on the dark side of the boundary by the edge
+    The film ends at its first step out of its grey band, beyond the sodium surface: the band
+    reaches ``bright`` (half-way to the fibres) above the film's level ``film`` and as far below
+    it (never below ``dark``).  Falling where the grey value first leaves it downwards (a pore
+    follows the film), rising where it first leaves it upwards (a fibre lies on the film): a later
+    step (the pore -> fibre rise, the fibre -> pore fall) is never the film's end.  The edge is
+    the steepest step of that sign within ``2 + t0 / 4`` voxels of the crossing estimate
+    ``hn + t`` (``t0`` where none) and before the grey value has passed ``dark`` (falling) or
+    ``bright`` (rising), kept where the grey value 1.5 voxels beyond it is past that cut; the
+    rise is searched from ``edge["reach_vox"]`` beyond the sodium surface (clear of the sodium
+    edge's own step).  The steepest step lies on the dark side of the boundary by the edge
     rims' ``edge["shift_vox"]`` (measured on the sodium surface,
     :func:`volrecon.segment.layers.edge_rim_shift`): it is moved that far towards the bright side.
     """
@@ -253,20 +277,31 @@ def _outer_edge(img: np.ndarray, c0: int, c1: int, hn: np.ndarray, t: np.ndarray
     g = ndi.gaussian_filter1d(gl, 0.7, axis=-1, mode="nearest", truncate=_TRUNCATE)
     n = g.shape[-1]
     d = g[..., 1:] - g[..., :-1]  # step across boundary coordinate i + 1
-    del g
     w = 2.0 + 0.25 * t0
     guess = hn + np.where(np.isfinite(t), t, t0)
     hi = np.minimum(guess + w, hs)
     b = np.arange(1, n)
     col = np.isfinite(hn) & (hs - hn > 1.0)
+    # the film's grey band: as far below the film's level as the fibre threshold lies above it
+    band = (max(dark, 2.0 * film - bright), bright) if np.isfinite(bright) else (dark, bright)
     out = []
     for sign, start, cut in ((-1, 0.5, dark), (1, edge["reach_vox"], bright)):
         lo = np.maximum(hn + start, guess - w)
-        sd = np.where((b >= lo[..., None]) & (b <= hi[..., None]), sign * d, -np.inf)
-        pos, _ = steepest_step(sd)
+        # the first voxel beyond the film's band of either kind (a pore, a fibre), once past the
+        # sodium (its edge's blur may still be dark at ``lo``; a thin film's blurred peak may
+        # never reach the band)
+        entered = _first_voxel(g >= dark, lo).astype(np.float64) + 0.5
+        below, above = _first_voxel(g < band[0], entered), _first_voxel(g > band[1], entered)
+        side = below < above if sign < 0 else above < below
+        # the step ends where it has passed its cut (half-way to the fibres; for a pore, the
+        # sodium/film midpoint, well into the step out of the band)
+        end = _first_voxel(sign * (g - cut) > 0, entered)
+        sd = np.where((b >= lo[..., None]) & (b <= np.minimum(hi, end)[..., None]), sign * d, -np.inf)
+        pos, _ = steepest_step(sd, sign * d)
         beyond = sample_columns(gl, (pos + 1.5)[..., None])[..., 0]
-        ok = col & (hi > lo) & (sign * (beyond - cut) > 0)
+        ok = col & np.isfinite(sd.max(axis=-1)) & side & (end <= hi + 1.5) & (sign * (beyond - cut) > 0)
         out.append(np.where(ok, pos + sign * edge["shift_vox"] - hn, np.nan))
+    del g
     return out[0], out[1]
 
 
@@ -343,9 +378,10 @@ def sei_outer_surface(
     per column the outer surface is the first crossing of their midpoint within
     ``max_ratio * t0 + 2`` voxels of the sodium surface (sub-voxel).  That crossing is only a
     guide: edge brightening and blur move it outwards.  The film's outer edge is then located on
-    the grey values themselves (:func:`_outer_edge`): the steepest falling step near the guide
-    where a pore follows the film (and, for a film thick enough to keep it clear of the sodium
-    edge, the faint rising step where a fibre lies on it), moved by the edge-rim shift measured
+    the grey values themselves (:func:`_outer_edge`): the film's first step out of its grey band
+    near the guide, falling where a pore follows the film (and, for a film thick enough to keep it
+    clear of the sodium edge, the faint rise where a fibre lies on it; never a later pore -> fibre
+    rise or fibre -> pore fall), moved by the edge-rim shift measured
     on the sodium surface (``layers.edges["sodium|sei"]``, from
     :func:`volrecon.segment.layers.refine_interface` with ``rim=True``).  When at least
     ``min_edge_share`` of the columns show that edge, a column's thickness is its edge where it
@@ -427,7 +463,8 @@ def sei_outer_surface(
         t_raw[a0:a1] = _film_crossing(other[a0 - p0:a1 - p0], hn_b[a0:a1], hs_b[a0:a1], thr, t0, reach)
         del other
         t_fall[a0:a1], t_rise[a0:a1] = _outer_edge(img, a0 - p0, a1 - p0, hn_b[a0:a1], t_raw[a0:a1], hs_b[a0:a1],
-                                                   sig_edge, ref["dark_threshold"], ref["fibre_threshold"], t0, edge)
+                                                   sig_edge, ref["dark_threshold"], ref["fibre_threshold"], t0, edge,
+                                                   ref["sei_level"])
         del img
     # 3. lateral regularisation of the thickness (not of the height): robust local median, columns
     #    far from it rejected, unmeasured columns take the local median
