@@ -45,9 +45,9 @@ Gate
 compares it with what it removes from Gaussian noise of the slice's own pixel noise
 (``significance``: about 1 on pure noise; the structure of a stripe-free specimen adds to it,
 about 5-8 on the noisy phantoms from 192 to 384 px, against 80-220 with strong curtains, for
-``along="steps"``; 2-3 against 30-100 for ``"window"``, whose gate was 10); below
-``min_significance`` (default 25) the filter is disabled, so a stripe-free noisy stack is left
-as it is.  On a noise-free stack nothing is
+``along="steps"``; 2-3 against 30-100 for ``"window"``); below ``min_significance`` (default
+by ``along``: 25 for ``"steps"``, 10 for ``"window"``, :data:`GATES`) the filter is disabled,
+so a stripe-free noisy stack is left as it is.  On a noise-free stack nothing is
 noise, and thin, long, straight features of the structure (trench walls) pass the gate.
 """
 
@@ -70,6 +70,9 @@ METHODS = ("highpass", "wavelet-fft")
 ALONG = ("steps", "window")
 ORIENTATIONS = ("vertical", "horizontal")
 FILE_JSON = "curtains.json"
+# defaults by ``along``, tuned on the phantoms (the two smoothers' noise and null differ in scale)
+THRESHOLDS = {"steps": 1.5, "window": 3.0}
+GATES = {"steps": 25.0, "window": 10.0}
 
 
 @dataclass(frozen=True)
@@ -91,10 +94,11 @@ class CurtainSettings:
         Rows per block of the along-stripe median.
     length : int
         Blocks in the running median along the stripe (window = ``block * length`` rows).
-    threshold : float
+    threshold : float or None
         Garrote threshold of the stripe profile in units of the noise of its estimate (of a
-        run's mean for ``along="steps"``, of a ``length``-block median for ``"window"``; the
-        tuned values on the phantoms: 1.5 and 3).
+        run's mean for ``along="steps"``, of a ``length``-block median for ``"window"``);
+        None (default): the value tuned on the phantoms for ``along``, :data:`THRESHOLDS`
+        (1.5 and 3).
     along : str
         How the stripe is followed down the column (``"highpass"``): ``"steps"``, a
         piecewise-constant fit with few change points (each value the mean of its whole run),
@@ -128,7 +132,7 @@ class CurtainSettings:
     width_px: float = 2.5
     block: int = 16
     length: int = 7
-    threshold: float = 1.5
+    threshold: float | None = None
     along: str = "steps"
     z_reach: int = 0
     levels: int = 4
@@ -149,6 +153,10 @@ class CurtainSettings:
             raise ParameterError("curtain width_px, block and length must be positive")
         if self.z_reach < 0:
             raise ParameterError(f"curtain z_reach={self.z_reach}: give 0 (slice by slice) or more slices on each side")
+        if self.threshold is None:
+            object.__setattr__(self, "threshold", THRESHOLDS[self.along])
+        elif not float(self.threshold) >= 0:
+            raise ParameterError(f"curtain threshold={self.threshold}: give a non-negative number, or None for the default of along={self.along!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe settings."""
@@ -509,11 +517,11 @@ def estimate_curtains(
     width_px: float = 2.5,
     block: int = 16,
     length: int = 7,
-    threshold: float = 1.5,
+    threshold: float | None = None,
     along: str = "steps",
     z_reach: int = 0,
     n_slices: int = 4,
-    min_significance: float = 25.0,
+    min_significance: float | None = None,
 ) -> CurtainSettings:
     """Choose the stripe filter, decide whether the stack needs it and measure what it removes.
 
@@ -529,9 +537,11 @@ def estimate_curtains(
         See :class:`CurtainSettings`.
     n_slices : int
         Slices on which the stripe strength is measured.
-    min_significance : float
+    min_significance : float or None
         Smallest :attr:`CurtainSettings.significance` (removed energy over what noise alone
-        gives) for which the filter is kept; 0 keeps it always.
+        gives) for which the filter is kept; 0 keeps it always; None (default): the gate of
+        ``along`` (:data:`GATES`: 25 for ``"steps"``, 10 for ``"window"``, whose null is
+        smaller).
 
     Returns
     -------
@@ -550,7 +560,7 @@ def estimate_curtains(
     True
     """
     nz = check_volume(image)[0]
-    settings = CurtainSettings(method=method, orientation=orientation, width_px=float(width_px), block=int(block), length=int(length), threshold=float(threshold), along=str(along), z_reach=int(z_reach))
+    settings = CurtainSettings(method=method, orientation=orientation, width_px=float(width_px), block=int(block), length=int(length), threshold=None if threshold is None else float(threshold), along=str(along), z_reach=int(z_reach))
     data = read_slices(image, spread_indices(nz, n_slices))
     before = float(np.median([stripe_index(p, settings) for p in data]))
     removed = expected = 0.0
@@ -565,7 +575,8 @@ def estimate_curtains(
         noise = max(pixel_noise(q), quantum, 1e-3 * float(hi - lo), 1e-12)
         expected += _removed_energy(rng.normal(0.0, noise, q.shape).astype(np.float32), settings)
     significance = removed / max(expected, 1e-30)
-    enabled = significance >= float(min_significance)
+    gate = GATES[settings.along] if min_significance is None else float(min_significance)
+    enabled = significance >= gate
     settings = CurtainSettings(**{**asdict(settings), "enabled": enabled, "significance": float(significance)})
     after = float(np.median([stripe_index(remove_stripes(p, settings), settings) for p in data]))
     return CurtainSettings(**{**asdict(settings), "stripe_index_before": before, "stripe_index_after": after})
