@@ -259,3 +259,21 @@ def test_window_smoother_defaults_gate_on_strong_curtains_only():
     assert mse(apply_curtains(acq, settings)) < mse(acq)
     free = make_phantom("diglyme", artefacts=Artefacts.only("noise", "quantise"), **kw).acquired
     assert not estimate_curtains(free, along="window").enabled
+
+
+def test_fit_steps_labels_mark_each_segment():
+    """The segment labels change exactly at the fit's change points and are unique per segment;
+    runs by label stay apart even where two neighbouring runs share a fitted value."""
+    from volrecon.correct._curtains_segments import run_means
+
+    rng = np.random.default_rng(3)
+    col = np.repeat(np.float32([6, 0, -4, 3]), [10, 14, 9, 15])[:, None] + rng.normal(0, 1, (48, 40)).astype(np.float32)
+    fit, runs, starts = fit_steps(col, 4.0 * np.log(48), starts=True)
+    rows = np.arange(48)[:, None]
+    assert np.all(starts <= rows) and np.all(rows - starts < runs)
+    assert np.array_equal(np.diff(starts, axis=0) != 0, np.diff(fit, axis=0) != 0)
+    assert np.array_equal(run_means(starts, col), fit)
+    # two labelled runs with equal fitted values (0 and 0) keep their own means
+    labels = np.repeat([0, 4, 8], 4)[:, None]
+    values = np.repeat(np.float32([5, 1, 3]), 4)[:, None]
+    assert run_means(labels, values)[:, 0].tolist() == values[:, 0].tolist()

@@ -20,8 +20,8 @@ _JIT = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 
 
 @nb.njit(**_JIT)
-def _fit_column(y, penalty, fit, runs, cs, lo_stack, hi_stack):
-    """Fit one column ``y`` in place into ``fit`` (segment means) and ``runs`` (segment lengths).
+def _fit_column(y, penalty, fit, runs, starts, cs, lo_stack, hi_stack):
+    """Fit one column ``y`` in place into ``fit`` (segment means), ``runs`` (segment lengths) and ``starts`` (segment first rows).
 
     Binary segmentation: a segment is split where the split lowers its sum of squared
     residuals most (the between-part sum of squares, from prefix sums), if that lowers it by
@@ -61,27 +61,28 @@ def _fit_column(y, penalty, fit, runs, cs, lo_stack, hi_stack):
             for i in range(lo, hi):
                 fit[i] = m
                 runs[i] = size
+                starts[i] = lo
 
 
 @nb.njit(**_JIT)
-def _fit_rows(data, penalty, fit, runs):
+def _fit_rows(data, penalty, fit, runs, starts):
     """:func:`_fit_column` on every row of ``data`` (the columns of the image, transposed)."""
     n = data.shape[1]
     cs = np.empty(n + 1)
     lo_stack = np.empty(n + 1, np.int64)
     hi_stack = np.empty(n + 1, np.int64)
     for j in range(data.shape[0]):
-        _fit_column(data[j], penalty, fit[j], runs[j], cs, lo_stack, hi_stack)
+        _fit_column(data[j], penalty, fit[j], runs[j], starts[j], cs, lo_stack, hi_stack)
 
 
 @nb.njit(**_JIT)
-def _run_means_rows(fit, values, out):
-    for j in range(fit.shape[0]):
+def _run_means_rows(segments, values, out):
+    for j in range(segments.shape[0]):
         i = 0
-        n = fit.shape[1]
+        n = segments.shape[1]
         while i < n:
             k = i + 1
-            while k < n and fit[j, k] == fit[j, i]:
+            while k < n and segments[j, k] == segments[j, i]:
                 k += 1
             total = 0.0
             for q in range(i, k):
@@ -92,27 +93,31 @@ def _run_means_rows(fit, values, out):
             i = k
 
 
-def run_means(fit: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Mean of ``values`` over each run of a :func:`fit_steps` fit (the stretches where ``fit`` is constant).
+def run_means(segments: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Mean of ``values`` over each run of a :func:`fit_steps` fit.
 
     Parameters
     ----------
-    fit : ndarray (n, X)
-        A piecewise-constant fit along axis 0.
+    segments : ndarray (n, X)
+        Segment labels along axis 0: the ``starts`` of :func:`fit_steps` (a run is a stretch
+        of equal labels).  Pass those, not the fitted values: two neighbouring segments may
+        have equal means and would be taken for one run.
     values : ndarray (n, X)
         What to average over its runs.
 
     Returns
     -------
     ndarray (n, X) float32
+        Each element's run mean of ``values``.
 
     Examples
     --------
-    >>> fit = np.array([[1.0], [1.0], [4.0]], np.float32)
-    >>> run_means(fit, np.array([[2.0], [4.0], [9.0]], np.float32))[:, 0].tolist()
+    >>> starts = np.array([[0], [0], [2]], np.int32)
+    >>> run_means(starts, np.array([[2.0], [4.0], [9.0]], np.float32))[:, 0].tolist()
     [3.0, 3.0, 9.0]
     """
-    f = np.ascontiguousarray(np.asarray(fit, dtype=np.float32).T)
+    seg = np.asarray(segments)
+    f = np.ascontiguousarray((seg if np.issubdtype(seg.dtype, np.integer) else seg.astype(np.float32)).T)
     v = np.ascontiguousarray(np.asarray(values, dtype=np.float32).T)
     out = np.empty(f.shape, np.float32)
     if f.size:
@@ -120,7 +125,7 @@ def run_means(fit: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out.T)
 
 
-def fit_steps(data: np.ndarray, penalty: float) -> tuple[np.ndarray, np.ndarray]:
+def fit_steps(data: np.ndarray, penalty: float, *, starts: bool = False) -> tuple[np.ndarray, ...]:
     """Piecewise-constant least-squares fit of every column of ``data`` (along axis 0).
 
     Parameters
@@ -130,11 +135,16 @@ def fit_steps(data: np.ndarray, penalty: float) -> tuple[np.ndarray, np.ndarray]
     penalty : float
         Cost of one change point, in squared data units: a step is kept where it lowers the
         sum of squared residuals by more than this.
+    starts : bool
+        Also return each element's segment label (the labels for :func:`run_means`).
 
     Returns
     -------
     fit, runs : ndarray (n, X) float32
         Each element's segment mean, and the number of elements in its segment.
+    first : ndarray (n, X) int32
+        Only with ``starts``: the first row of each element's segment (unique per segment,
+        so neighbouring segments stay apart even when their means are equal).
 
     Examples
     --------
@@ -146,9 +156,11 @@ def fit_steps(data: np.ndarray, penalty: float) -> tuple[np.ndarray, np.ndarray]
     a = np.ascontiguousarray(np.asarray(data, dtype=np.float32).T)  # one column per row: contiguous runs
     fit = np.empty(a.shape, np.float32)
     runs = np.empty(a.shape, np.float32)
+    first = np.empty(a.shape, np.int32)
     if a.size:
-        _fit_rows(a, float(penalty), fit, runs)
-    return np.ascontiguousarray(fit.T), np.ascontiguousarray(runs.T)
+        _fit_rows(a, float(penalty), fit, runs, first)
+    out = (np.ascontiguousarray(fit.T), np.ascontiguousarray(runs.T))
+    return out + (np.ascontiguousarray(first.T),) if starts else out
 
 
 __all__ = ["fit_steps", "run_means"]

@@ -375,8 +375,9 @@ def _pooled_stripes(mean: np.ndarray, settings: CurtainSettings, floor: float, s
     estimate: of the run's mean (``"steps"``) or of the median of ``length`` blocks
     (``"window"``).  The block noise comes from the differences of the residual along the
     stripe (a stripe is nearly constant along y, so they hold the noise and the structure but
-    not the stripes, however many columns they cover).  The step fit (None for ``"window"``)
-    marks the runs over which :func:`_own_amplitude` fits a slice's own amplitude.
+    not the stripes, however many columns they cover).  The step fit's segment labels (None
+    for ``"window"``) mark the runs over which :func:`_own_amplitude` fits a slice's own
+    amplitude.
     """
     n = mean.shape[0]
     length = min(int(settings.length), n)
@@ -388,8 +389,7 @@ def _pooled_stripes(mean: np.ndarray, settings: CurtainSettings, floor: float, s
         t: float | np.ndarray = settings.threshold * max(1.25 * noise / np.sqrt(max(length, 1)), floor)  # 1.25: a median's noise over a mean's
     else:
         sigma = max(noise, floor)
-        source, runs = fit_steps(mean, _STEP_PENALTY * sigma * sigma * np.log(max(n, 2)))
-        fit = source
+        source, runs, fit = fit_steps(mean, _STEP_PENALTY * sigma * sigma * np.log(max(n, 2)), starts=True)
         t = np.float32(settings.threshold) * np.maximum(np.float32(sigma) / np.sqrt(runs), np.float32(floor))
     run = _running_median(source, length, step=step)
     return _garrote(_persistent(run, mean, length, step=2 * step), t), fit
@@ -411,7 +411,8 @@ def _own_amplitude(shape: np.ndarray, resid: np.ndarray, pooled: np.ndarray, len
     Curtains keep their place from slice to slice but not their strength: the pooled profile
     gives where a stripe is and how it runs; its amplitude in this slice is the gain (clipped
     to 0-2) of the slice's along-stripe median (``length`` blocks) regressed on the median of
-    the ``pooled`` residual the profile came from, over each run of its step ``fit`` (a
+    the ``pooled`` residual the profile came from, over each run of its step fit (segment
+    labels ``fit``, from :func:`~volrecon.correct._curtains_segments.fit_steps`; a
     curtain keeps its amplitude between two change points; what the slices share, structure
     included, gives a gain of 1).  Without a fit (``along="window"``): the slice's median
     regressed on ``shape`` over :data:`_SCALE_BLOCKS` blocks.
