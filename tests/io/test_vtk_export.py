@@ -134,3 +134,36 @@ def test_streamed_writers_read_back_as_the_whole_volume(tmp_path: Path) -> None:
         whole = phase_surface(labels, names[info.phase], voxel_size_nm=(20, 10, 10))
         assert info.triangles == whole.GetNumberOfCells()
         assert info.area_nm2 == pytest.approx(surface_area_nm2(whole), rel=1e-6)
+
+
+def test_vti_big_endian_volume_reads_back_equal(tmp_path: Path) -> None:
+    from vtkmodules.util import numpy_support
+
+    vol = (np.arange(3 * 4 * 5, dtype=np.uint16).reshape(3, 4, 5) * 1001).astype(">u2")  # bytes differ from native
+    path = write_vti(vol, tmp_path / "be.vti", voxel_size_nm=(10.0, 10.0, 10.0), slab_voxels=20)  # one slice per slab
+    reader = vtk.vtkXMLImageDataReader()
+    reader.SetFileName(str(path))
+    reader.Update()
+    back = numpy_support.vtk_to_numpy(reader.GetOutput().GetPointData().GetScalars()).reshape(3, 4, 5)
+    np.testing.assert_array_equal(back, vol)
+    assert back.dtype == np.uint16
+
+
+def test_unwritable_folder_is_an_output_error(tmp_path: Path) -> None:
+    import os
+
+    from volrecon.errors import OutputError
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):  # root ignores the mode: make the folder a file instead
+            locked.chmod(0o700)
+            locked.rmdir()
+            locked.write_text("")
+        with pytest.raises(OutputError):
+            write_vti(np.zeros((2, 3, 4), np.uint8), locked / "v.vti", voxel_size_nm=(1.0, 1.0, 1.0))
+    finally:
+        if locked.is_dir():
+            locked.chmod(0o700)

@@ -18,7 +18,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from volrecon.errors import ParameterError
+from volrecon.errors import OutputError, ParameterError
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class _AppendedBlocks:
         try:
             self._file = tempfile.TemporaryFile(dir=folder, prefix=".vtk-appended-")  # noqa: SIM115 (closed by __exit__)
         except OSError as exc:
-            raise ParameterError(f"{folder}: cannot write there ({exc.strerror}); check the folder is writable") from None
+            raise OutputError(f"{folder}: cannot write there ({exc.strerror}); check the folder is writable") from None
         self.size = 0
 
     def __enter__(self) -> _AppendedBlocks:
@@ -158,7 +158,7 @@ def write_vti(volume: Any, path: str | Path, *, voxel_size_nm: Sequence[float], 
     path = Path(path)
     if len(volume.shape) != 3:
         raise ParameterError(f"VTK export needs a (z, y, x) volume, got {len(volume.shape)} dimensions")
-    dtype = np.dtype(volume.dtype)
+    dtype = np.dtype(volume.dtype).newbyteorder("=")  # the slabs are written little-endian whatever the input's order
     if dtype not in _VTK_TYPES:
         raise ParameterError(f"VTK export: dtype {dtype} is not supported; convert to an integer or float type")
     nz, ny, nx = (int(n) for n in volume.shape)
@@ -265,9 +265,14 @@ def phase_surface(
     smooth_iterations : int
         Windowed-sinc smoothing iterations (0: none; the voxel staircase is kept).
     decimate : float
-        About this fraction of the triangles is removed (0–0.95), by quadric clustering on cells
-        ``1 / sqrt(1 - decimate)`` voxels wide (the triangle count goes as the inverse cell
-        area; the count written is reported, not guaranteed).
+        About this fraction of the triangles is removed (0–0.95): an approximate fraction, by
+        quadric clustering on cells ``1 / sqrt(1 - decimate)`` voxels wide (the triangle count
+        goes as the inverse cell area; the count written is reported, not guaranteed).
+
+    Returns
+    -------
+    vtkPolyData
+        The triangulated surface, points in nm (VTK's x, y, z).
     """
     _check_decimate(decimate)
     labels = np.asarray(labels)
@@ -291,7 +296,7 @@ def _triangles(surface) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-unt
 
 def surface_pieces(labels: Any, value: int, *, voxel_size_nm: Sequence[float], smooth_iterations: int = 0,
                    decimate: float = 0.0, slab_voxels: int = 8_000_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """:func:`phase_surface` made block by block: ``(points (n, 3) float32 nm, triangles (m, 3))`` per block.
+    """:func:`phase_surface` made block by block.
 
     The volume is cut into blocks of about ``slab_voxels`` voxels (z, y and x alike, so a large
     slice is cut too); each is read with a margin of voxels on every inner side (the reach of
@@ -301,6 +306,26 @@ def surface_pieces(labels: Any, value: int, *, voxel_size_nm: Sequence[float], s
     in the pieces that share them.  Memory holds one block and its surface, whatever the size of
     the volume; a block's own voxels are at least two margins wide along each cut axis, so the
     margins at most double the work per axis.
+
+    Parameters
+    ----------
+    labels : ndarray or dask array
+        Integer labels ``(z, y, x)``, read one block (and its margin) at a time.
+    value : int
+        Label value of the phase.
+    voxel_size_nm : 3 floats
+        ``(z, y, x)`` voxel size.
+    smooth_iterations, decimate
+        As in :func:`phase_surface` (``decimate`` is an approximate fraction).
+    slab_voxels : int
+        Voxels of a block's own part (before its margins).
+
+    Yields
+    ------
+    points : ndarray (n, 3) float32
+        The block's vertices, ``(x, y, z)`` in nm.
+    triangles : ndarray (m, 3) int64
+        Vertex indices into ``points``; blocks without triangles are skipped.
     """
     _check_decimate(decimate)
     shape = tuple(int(n) for n in labels.shape)
@@ -354,7 +379,33 @@ def _area(pts: np.ndarray, tri: np.ndarray) -> float:
 
 
 def write_surface_pieces(pieces: Iterator[tuple[np.ndarray, np.ndarray]], path: str | Path) -> tuple[float, int, tuple[float, ...]]:
-    """Write triangle pieces as one ``.vtp`` (one VTK piece each, compressed); area nm², triangles, bounds."""
+    """Write triangle pieces as one ``.vtp`` (one VTK piece each, zlib-compressed).
+
+    Vertices on the seams between pieces are repeated in each piece that holds them (the
+    triangles are not): ParaView's *Clean* filter merges them where one connected mesh is needed.
+
+    Parameters
+    ----------
+    pieces : iterator of (points, triangles)
+        As :func:`surface_pieces` yields them: points ``(n, 3)`` float32 (x, y, z nm) and
+        triangles ``(m, 3)`` indices into them; pieces without triangles are skipped.
+    path : path-like
+        The ``.vtp`` file (its folder must exist).
+
+    Returns
+    -------
+    area_nm2 : float
+        Total triangle area.
+    triangles : int
+        Number of triangles written.
+    bounds_nm : tuple of 6 floats
+        ``(xmin, xmax, ymin, ymax, zmin, zmax)``; zeros when nothing was written.
+
+    Raises
+    ------
+    OutputError
+        The file or its scratch space cannot be written.
+    """
     path = Path(path)
     rows, area, count = [], 0.0, 0
     lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
@@ -389,7 +440,7 @@ def _write_xml(path: Path, head: str, blocks: _AppendedBlocks) -> None:
             blocks.copy_to(out)
             out.write(b"\n  </AppendedData>\n</VTKFile>\n")
     except OSError as exc:
-        raise ParameterError(f"{path}: cannot write the file ({exc.strerror}); check the folder is writable") from None
+        raise OutputError(f"{path}: cannot write the file ({exc.strerror}); check the folder is writable") from None
 
 
 def surface_area_nm2(surface) -> float:  # type: ignore[no-untyped-def]
@@ -408,7 +459,20 @@ def surface_area_nm2(surface) -> float:  # type: ignore[no-untyped-def]
 
 
 def phases_present(labels: Any, slab_voxels: int = 16_000_000) -> set[int]:
-    """Label values present in a numpy or dask volume, read slab by slab along z."""
+    """Label values present in a numpy or dask volume, read slab by slab along z.
+
+    Parameters
+    ----------
+    labels : ndarray or dask array
+        Integer labels ``(z, y, x)``.
+    slab_voxels : int
+        Voxels read at a time (whole slices, at least one).
+
+    Returns
+    -------
+    set of int
+        The distinct label values.
+    """
     step = max(1, slab_voxels // max(1, int(np.prod(labels.shape[1:]))))
     found: set[int] = set()
     for z0 in range(0, int(labels.shape[0]), step):
@@ -441,8 +505,13 @@ def write_phase_surfaces(
         Phase name -> label value.
     voxel_size_nm : 3 floats
         ``(z, y, x)`` voxel size.
-    smooth_iterations, decimate
+    smooth_iterations : int
         As in :func:`phase_surface`.
+    decimate : float
+        About this fraction of the triangles is removed (0–0.95): approximate, by quadric
+        clustering (:func:`phase_surface`); each file's true count is in its SurfaceInfo.
+        Surfaces are written in pieces (:func:`surface_pieces`) whose seam vertices are
+        repeated; ParaView's *Clean* filter merges them.
     skip : sequence of str
         Phases not written.
     workers : int, optional
