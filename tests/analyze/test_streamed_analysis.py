@@ -104,6 +104,12 @@ def test_edt_slabs_equals_whole_volume_transform(seed, fill, vs):
         np.testing.assert_allclose(got, ref, rtol=1e-6)
     none = next(edt_slabs(lambda a, b: np.zeros((b - a, 4, 5), bool), 3, (4, 5), [(0, 3)], vs))[2]
     assert np.isinf(none).all()
+    # slabs that leave a gap, overlap or stop short are refused by name
+    from volrecon.errors import ParameterError
+
+    for bad in ([(0, 5), (6, 13)], [(0, 7), (5, 13)], [(0, 12)], []):
+        with pytest.raises(ParameterError, match="slabs="):
+            next(edt_slabs(lambda a, b: src[a:b], 13, (17, 11), bad, vs))
 
 
 def test_depth_profile_by_slabs_equals_whole_crop(phantom):

@@ -17,6 +17,8 @@ from typing import Callable, Iterator, Sequence
 import numba as nb
 import numpy as np
 
+from volrecon.errors import ParameterError
+
 NONE = np.int64(-(2 ** 40))  # "no source" in the column states (far beyond any volume)
 
 
@@ -54,6 +56,18 @@ def _envelope(f: np.ndarray, w2: float, out: np.ndarray, v: np.ndarray, z: np.nd
 
 
 @nb.njit(cache=True, nogil=True)
+def _envelope_lines(a: np.ndarray, w2: float, col: np.ndarray, res: np.ndarray, v: np.ndarray, z: np.ndarray) -> None:
+    """:func:`_envelope` along axis 1 of every line ``a[j, :]`` of a 2-D (view of a) plane, in place."""
+    n = a.shape[1]
+    for j in range(a.shape[0]):
+        for p in range(n):
+            col[p] = a[j, p]
+        _envelope(col[:n], w2, res[:n], v, z)
+        for p in range(n):
+            a[j, p] = res[p]
+
+
+@nb.njit(cache=True, nogil=True)
 def _slab_sq_distance(src: np.ndarray, z0: int, below: np.ndarray, above: np.ndarray,
                       vz2: float, vy2: float, vx2: float) -> np.ndarray:
     """Squared distances (float64) of a slab; ``below`` is updated to the last source in it."""
@@ -81,18 +95,8 @@ def _slab_sq_distance(src: np.ndarray, z0: int, below: np.ndarray, above: np.nda
     v = np.empty(m, np.int64)
     zz = np.empty(m + 1, np.float64)
     for i in range(n):
-        for x in range(nx):
-            for y in range(ny):
-                col[y] = g[i, y, x]
-            _envelope(col[:ny], vy2, res[:ny], v, zz)
-            for y in range(ny):
-                g[i, y, x] = res[y]
-        for y in range(ny):
-            for x in range(nx):
-                col[x] = g[i, y, x]
-            _envelope(col[:nx], vx2, res[:nx], v, zz)
-            for x in range(nx):
-                g[i, y, x] = res[x]
+        _envelope_lines(g[i].T, vy2, col, res, v, zz)  # along y: the plane's columns
+        _envelope_lines(g[i], vx2, col, res, v, zz)  # along x: its rows
     return g
 
 
@@ -121,11 +125,18 @@ def edt_slabs(source: Callable[[int, int], np.ndarray], nz: int, plane: Sequence
         The distances of planes ``z0:z1`` (``inf`` everywhere when there is no source at all);
         equal to ``edt.edt(~source, anisotropy=voxel_size_nm, black_border=False)`` of the whole
         volume (computed in float64 and rounded once).
+
+    Raises
+    ------
+    ParameterError
+        ``slabs`` are not consecutive ranges covering ``0:nz`` (at the first slab read).
     """
     vz, vy, vx = (float(v) for v in voxel_size_nm)
     shape = tuple(int(n) for n in plane)
-    slabs = list(slabs)
-    assert slabs and slabs[0][0] == 0 and slabs[-1][1] == nz
+    slabs = [(int(a), int(b)) for a, b in slabs]
+    ends = [0] + [b for _, b in slabs]
+    if not slabs or any(a != e or b <= a for (a, b), e in zip(slabs, ends)) or ends[-1] != nz:
+        raise ParameterError(f"slabs={slabs}: give consecutive (z0, z1) ranges covering 0:{nz} in order")
     state = np.full(shape, NONE, np.int64)
     with tempfile.TemporaryFile(prefix="volrecon-edt-") as scratch:
         # pass 1, from the top: the first source at or beyond each slab's upper end
