@@ -158,3 +158,21 @@ def test_sei_thickness_by_slabs_equals_whole_crop(phantom, transpose):
         np.testing.assert_array_equal(lazy.thickness_map, whole.thickness_map)
     with pytest.raises(ParameterError):
         sei_thickness_slabs(lab, planes=planes, axis="z", voxel_size_nm=vs)
+
+
+def test_slabs_round_to_dask_chunks_only_when_near_the_slab_size():
+    import dask.array as da
+
+    from volrecon.analyze._common import box_slabs, z_slabs
+
+    box = (slice(3, 70), slice(0, 10), slice(0, 10))
+    sizes = lambda arr: {s.stop - s.start for s in box_slabs(box, 800, arr)}  # 8 planes of 100 voxels
+    vol = lambda cz: da.zeros((70, 10, 10), np.uint8, chunks=(cz, 10, 10))
+    assert max(sizes(None)) == 8
+    assert max(sizes(vol(16))) == 16 and all(s.start % 16 == 0 for s in list(box_slabs(box, 800, vol(16)))[1:])
+    assert max(sizes(vol(3))) == 6  # whole chunks below the slab size
+    assert max(sizes(vol(64))) == 8  # a chunk 8x the slab does not override slab_voxels
+    assert [b - a for a, b in z_slabs(vol(64), 800)][:2] == [8, 8]
+    for arr in (None, vol(3), vol(16), vol(64)):  # the slabs tile the box
+        got = list(box_slabs(box, 800, arr))
+        assert got[0].start == 3 and got[-1].stop == 70 and all(a.stop == b.start for a, b in zip(got, got[1:]))

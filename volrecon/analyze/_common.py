@@ -43,16 +43,47 @@ def read(array: Any, index: Any = Ellipsis) -> np.ndarray:
     return as_numpy(array[index])
 
 
+_CHUNK_STRETCH = 4  # a slab grows to a whole dask chunk only up to this many times its size
+
+
+def slab_step(plane_voxels: int, slab_voxels: int, array: Any = None) -> int:
+    """Slices per slab of about ``slab_voxels`` voxels, planes of ``plane_voxels``.
+
+    With a dask ``array`` whose z chunk is at most :data:`_CHUNK_STRETCH` times that, the step
+    is a whole multiple of the chunk (at least one), so that no chunk is read (and
+    decompressed) twice; a larger chunk does not override ``slab_voxels`` (memory stays
+    bounded; the chunk is then read once per slab it spans).
+
+    Parameters
+    ----------
+    plane_voxels : int
+        Voxels of one z plane.
+    slab_voxels : int
+        Voxels a slab should hold.
+    array : dask array, optional
+        The volume read; its first z chunk sets the rounding.
+
+    Returns
+    -------
+    int
+        Slices per slab (at least 1).
+    """
+    step = max(1, int(slab_voxels) // max(1, int(plane_voxels)))
+    if isinstance(array, da.Array):
+        cz = int(array.chunks[0][0])
+        if cz <= _CHUNK_STRETCH * step:
+            step = max(cz, step // cz * cz)
+    return step
+
+
 def z_slabs(array: Any, slab_voxels: int) -> Iterator[tuple[int, int]]:
     """``(z0, z1)`` ranges of slabs of about ``slab_voxels`` voxels covering ``array`` along z.
 
-    A dask array's slabs are whole multiples of its z chunk, so no chunk is read twice.
+    A dask array's slabs are whole multiples of its z chunk where the chunk is not much
+    larger than a slab (:func:`slab_step`), so no chunk is read twice.
     """
     nz = int(array.shape[0])
-    step = max(1, int(slab_voxels) // max(1, int(np.prod(array.shape[1:]))))
-    if isinstance(array, da.Array):
-        cz = int(array.chunks[0][0])
-        step = max(cz, step // cz * cz)
+    step = slab_step(int(np.prod(array.shape[1:])), slab_voxels, array)
     for z0 in range(0, nz, step):
         yield z0, min(nz, z0 + step)
 
@@ -61,13 +92,11 @@ def box_slabs(box: Sequence[slice], slab_voxels: int, array: Any = None) -> Iter
     """z ranges of slabs of about ``slab_voxels`` voxels covering the box ``(z, y, x)`` slices.
 
     With a dask ``array``, the slabs are whole multiples of its z chunk and end on chunk
-    boundaries, so that no chunk is read (and decompressed) twice.
+    boundaries where the chunk is not much larger than a slab (:func:`slab_step`), so that no
+    chunk is read (and decompressed) twice.
     """
     plane = (box[1].stop - box[1].start) * (box[2].stop - box[2].start)
-    step = max(1, int(slab_voxels) // max(1, plane))
-    if isinstance(array, da.Array):
-        cz = int(array.chunks[0][0])
-        step = max(cz, step // cz * cz)
+    step = slab_step(plane, slab_voxels, array)
     z0 = box[0].start
     while z0 < box[0].stop:
         z1 = min(box[0].stop, (z0 // step + 1) * step)
