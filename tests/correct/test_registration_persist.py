@@ -52,3 +52,24 @@ def test_sliding_layer_does_not_invent_drift():
     table = estimate_drift(stack, anchor="none", baselines=(1, 2), workers=1)
     err = table.shifts - table.shifts.mean(axis=0)
     assert float(np.sqrt(np.mean(np.sum(err**2, axis=1)))) < 1.15
+
+
+def test_chain_errors_ignore_the_pairs_a_tile_did_not_vote_in():
+    from volrecon.correct._registration_persist import chain_errors
+
+    rng = np.random.default_rng(1)
+    pairs, tiles = 60, 8
+    shifts = rng.normal(0, 0.05, (pairs, tiles, 2))  # per-pair noise, 0.05 px per axis
+    shifts[:, 0, 1] += 0.3  # tile 0's content slides along x: a persistent departure
+    consensus = np.zeros((pairs, 2))
+    only = np.zeros(tiles)
+    only[0] = 1.0
+    votes = np.ones((pairs, tiles), bool)
+    votes[::2, 0] = False  # tile 0 votes in every other pair only
+    persistent, random = chain_errors(shifts, votes, consensus, only)
+    # the random part is the walk of its 30 voted steps' noise (per step 2 x 0.05^2 per axis),
+    # not the jumps between its 0.3 px departure and the pairs it did not vote in
+    expected = np.sqrt(2 * 2 * 0.05**2 * 30 / 6.0 / 2.0)
+    assert 0.7 * expected < random < 1.3 * expected
+    slide = 0.3 * 30 / np.sqrt(12)  # RMS of a mean-removed ramp of 30 steps of 0.3 px
+    assert 0.8 * slide < persistent < 1.1 * slide

@@ -78,10 +78,16 @@ def chain_errors(
     """Expected trajectory error (px RMS) of the weighted consensus chain: persistent and random parts.
 
     Each tile's departure from the consensus is split into white per-pair noise (variance from
-    its first differences, which a slowly varying content motion hardly has) and the rest; the
-    random walk the noise alone would make over the stack is taken out of the tile's wander,
-    what is left is its persistent content motion. Both parts are combined over the tiles
-    with ``weights`` as independent errors.
+    the first differences of its departures in the pairs it voted in, taken in order: a slowly
+    varying content motion hardly has them; the pairs it did not vote in add no departure, and
+    a jump between a vote and no vote is not noise) and the rest; the random walk the noise
+    alone would make over the steps it voted in is taken out of the tile's wander, what is
+    left is its persistent content motion. Both parts are combined over the tiles with ``weights`` as independent errors.
+
+    Departures are measured from the consensus, so ``persistent`` cannot see content motion
+    shared by all tiles (the mean velocity of inclined features across the whole face moves the
+    consensus itself): it is the error of the tiles' disagreement, a lower bound on the
+    consensus' persistent error.
 
     Parameters
     ----------
@@ -93,11 +99,15 @@ def chain_errors(
     Returns
     -------
     persistent, random : float
+        ``persistent_px`` and ``random_px`` of the drift estimate's regime.
     """
-    n = shifts.shape[0]
-    departure = np.where(votes[..., None], shifts - consensus[:, None, :], 0.0)
-    noise = np.mean(np.sum(np.diff(departure, axis=0) ** 2, axis=2), axis=0) / 2.0  # per step, both axes
-    walk = noise * n / 6.0  # mean square of a mean-removed random walk of n such steps
+    departure = shifts - consensus[:, None, :]
+    walk = np.zeros(shifts.shape[1])
+    for t in range(shifts.shape[1]):
+        voted = departure[votes[:, t], t]
+        if len(voted) > 1:
+            noise = np.mean(np.sum(np.diff(voted, axis=0) ** 2, axis=1)) / 2.0  # per step, both axes
+            walk[t] = noise * len(voted) / 6.0  # mean square of a mean-removed random walk over the voted steps
     persistent = np.maximum(tile_wander(shifts, votes, consensus) ** 2 - walk, 0.0)
     w = np.asarray(weights, float)
     total = float(w.sum()) or 1.0
