@@ -53,18 +53,6 @@ def test_segment_stage_keeps_its_table_of_layers(finished_run: Path, phantom_dir
     """The interfaces found are saved with the run (the stage once dropped its table with its temp folder)."""
     table = json.loads((finished_run / "tables" / "segmentation.json").read_text())
     assert table["method"] and table["phase_names"]["void"] > 0
-    assert set(table["layers"]["interfaces"]) >= {"sodium|sei", "sei|separator", "separator|cathode", "cathode|collector"}
-
-
-@pytest.mark.xfail(strict=False, reason=(
-    "known weakness (session 5): on this 12-slice phantom the separator comes out 2.5-5 voxels too thick "
-    "(truth 393 nm; 424 nm with curtains off, 431 with the previous along-stripe window, 455 with the change-point "
-    "destriper, which also removes the bright rims of the trench walls, so the segment stage's own frame detection "
-    "misses the right wall); fix: hand the correct stage's frame to the destriper (frame pixels left alone) and to "
-    "the segment stage instead of detecting it again, then find the remaining bias"))
-def test_segment_stage_interfaces_match_the_truth(finished_run: Path, phantom_dir: Path) -> None:
-    """The separator's thickness from the saved interfaces is within 3 voxels of the phantom's."""
-    table = json.loads((finished_run / "tables" / "segmentation.json").read_text())
     found = table["layers"]["interfaces"]
     truth = json.loads((phantom_dir / "truth" / "truth.json").read_text())["interfaces_nm"]
     # the run's y origin is its crop, so compare the layer thicknesses the interfaces imply

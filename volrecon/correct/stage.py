@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import dask.array as da
 import numpy as np
 
 from volrecon.correct._intensity import check_volume, map_slices, restore_dtype
@@ -94,6 +95,22 @@ def _chain(
     return map_slices(image, one, dtype=out_dtype)
 
 
+def _specimen_only(before: Any, after: Any, dtype: Any) -> Any:
+    """``after`` on the specimen, ``before`` (cast to ``dtype``) on the face's frame, if one is found.
+
+    Curtains are milled into the face; the trench walls' bright rims are thin, straight lines along
+    the stripe direction that any stripe filter removes with them, and the segment stage finds the
+    frame again by those rims.  The frame is looked for on the registered stack before destriping.
+    """
+    from volrecon.segment.frame import find_frame  # lazy: segment imports the correction stage
+
+    frame = find_frame(before)
+    if not frame.found:
+        return after
+    kept = map_slices(before, lambda plane, z: restore_dtype(plane, np.dtype(dtype)), dtype=np.dtype(dtype))
+    return da.where(frame.mask[None], kept, after)
+
+
 def _drift_api() -> tuple[Callable[..., Any], Callable[..., Any]] | None:
     try:
         from volrecon.correct.drift import apply_drift, estimate_drift
@@ -150,7 +167,6 @@ def correct_volume(
     VolreconError
         From an estimator when the input cannot be corrected (e.g. a 1-slice shading estimate).
     """
-    import dask.array as da
 
     nz, ny, nx = check_volume(image)
     steps = tuple(steps)
@@ -217,7 +233,8 @@ def correct_volume(
     # through apply_curtains, which pools neighbouring slices (settings.z_reach) as estimated
     src, terms = (arr, {"shading": shading, "brightness": brightness}) if registered is None else (registered, {})
     if curtains is not None and curtains.enabled:
-        out = apply_curtains(_chain(src, **terms), curtains, dtype=arr.dtype)
+        base = _chain(src, **terms)
+        out = _specimen_only(base, apply_curtains(base, curtains, dtype=arr.dtype), arr.dtype)
     else:
         out = _chain(src, **terms, dtype=arr.dtype)
     den = None
