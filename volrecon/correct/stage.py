@@ -104,7 +104,7 @@ def _specimen_only(before: Any, after: Any, dtype: Any) -> Any:
     """
     from volrecon.segment.frame import find_frame  # lazy: segment imports the correction stage
 
-    frame = find_frame(before)
+    frame = find_frame(before, max_slices=8)  # the frame is static once registered: a few slices suffice
     if not frame.found:
         return after
     kept = map_slices(before, lambda plane, z: restore_dtype(plane, np.dtype(dtype)), dtype=np.dtype(dtype))
