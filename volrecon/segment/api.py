@@ -601,9 +601,7 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
     """Method ``layers``: classify cathode and separator on their own histograms (see regional.py).
 
     ``edge``: the edge-rim fit on the sodium surface (:attr:`Layers.edges`); when given, the
-    separator's fibre threshold and the cathode's binder|active threshold are moved for the rims
-    (:func:`volrecon.segment.regional.rim_threshold`; the cathode's multi-Otsu pair is kept in
-    ``parameters["cathode_otsu_thresholds"]``).
+    separator's fibre threshold is moved for the rims (:func:`volrecon.segment.regional.rim_threshold`).
     ``folder``: where the denoised grey values are kept (:func:`_materialise`; None: in memory).
     """
     smoothed = _materialise(_smoothed(src, smooth_nm, vox), folder, "smoothed")
@@ -621,14 +619,6 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
                 otsu = thr[region][0]
                 thr[region] = [rim_threshold(vals, otsu, edge, smoothing_sigma(smooth_nm, vox))]
                 params["separator_otsu_threshold"] = otsu
-            if region == "cathode" and edge and len(thr[region]) == 2:
-                # the same rims make every particle grow by a voxel into the binder and pore beside
-                # it (24x192 phantoms: active Dice 0.943 -> 0.964 diglyme, 0.953 -> 0.967
-                # carbonate).  The pore|binder cut stays: that step is small against the noise and
-                # moving it turned binder interiors into pore (binder -> pore x2, pore Dice -0.02)
-                lo, hi = thr[region]
-                thr[region] = [lo, rim_threshold(vals[vals >= lo], hi, edge, smoothing_sigma(smooth_nm, vox))]
-                params["cathode_otsu_thresholds"] = [lo, hi]
     params["region_thresholds"] = thr
     params["smooth_nm"] = smooth_nm
     for region in ("cathode", "separator"):
