@@ -107,8 +107,14 @@ def _specimen_only(before: Any, after: Any, dtype: Any) -> Any:
     frame = find_frame(before, max_slices=8)  # the frame is static once registered: a few slices suffice
     if not frame.found:
         return after
-    kept = map_slices(before, lambda plane, z: restore_dtype(plane, np.dtype(dtype)), dtype=np.dtype(dtype))
-    return da.where(frame.mask[None], kept, after)
+    mask, out_dtype = frame.mask, np.dtype(dtype)
+
+    def restore(b: np.ndarray, a: np.ndarray) -> np.ndarray:
+        out = np.array(a, copy=True)
+        out[:, mask] = restore_dtype(b[:, mask], out_dtype)
+        return out
+
+    return da.map_blocks(restore, before, after.rechunk(before.chunks), dtype=out_dtype)
 
 
 def _drift_api() -> tuple[Callable[..., Any], Callable[..., Any]] | None:
