@@ -21,6 +21,7 @@ from volrecon.correct.curtains import CurtainSettings, apply_curtains, estimate_
 from volrecon.correct.denoise import denoise as _denoise
 from volrecon.correct.shading import ShadingField, estimate_shading, shading_terms
 from volrecon.errors import ParameterError, VolreconError
+from volrecon.segment.frame import find_frame
 
 STEPS = ("drift", "shading", "brightness", "curtains")
 Progress = Callable[[int, int], None]
@@ -102,8 +103,6 @@ def _specimen_only(before: Any, after: Any, dtype: Any) -> Any:
     the stripe direction that any stripe filter removes with them, and the segment stage finds the
     frame again by those rims.  The frame is looked for on the registered stack before destriping.
     """
-    from volrecon.segment.frame import find_frame  # lazy: segment imports the correction stage
-
     frame = find_frame(before, max_slices=8)  # the frame is static once registered: a few slices suffice
     if not frame.found:
         return after
@@ -173,7 +172,6 @@ def correct_volume(
     VolreconError
         From an estimator when the input cannot be corrected (e.g. a 1-slice shading estimate).
     """
-
     nz, ny, nx = check_volume(image)
     steps = tuple(steps)
     unknown = [s for s in steps if s not in STEPS]
