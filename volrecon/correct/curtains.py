@@ -28,7 +28,11 @@ Methods
     the previous pass's stripes removed (the second with taps twice as far apart and twice the
     persistence along the stripe, for bands of neighbouring curtains), so that wide stripes
     and stripes a few columns apart do not lift each other's background.  The profile is
-    interpolated between block centres.
+    interpolated between block centres, except where it jumps (``onsets=True``, default): a
+    curtain starts abruptly, so the step is placed at the row where the slice's residual
+    changes, between the two block centres around it (:mod:`volrecon.correct._curtains_onset`;
+    a linear ramp would put half the stripe over the 16 rows before its start and miss half
+    of it after).
     Along z (:func:`apply_curtains`, ``z_reach`` slices each side): curtains are milled
     topography and stay at the same x from slice to slice, so the residuals of neighbouring
     slices are averaged before the steps above (the noise is not shared), and each slice gets
@@ -62,6 +66,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
+from volrecon.correct._curtains_onset import apply_onsets, find_onsets
 from volrecon.correct._curtains_segments import fit_steps, run_means
 from volrecon.correct._intensity import check_volume, is_dask, map_slices, pixel_noise, read_slices, restore_dtype, spread_indices
 from volrecon.errors import ParameterError
@@ -112,6 +117,12 @@ class CurtainSettings:
         side gains a little on noisy stacks with strong curtains but costs about 3x the apply
         time (overlapping tasks), which breaks the 15 slices/s goal at 2048x1536
         (``benchmarks/corrections.py``).
+    onsets : bool
+        Place each jump of the stripe profile (a curtain starting below a feature, or a
+        second one joining it) at the row where it happens in the slice, found between the two
+        block centres around it (:mod:`volrecon.correct._curtains_onset`), instead of
+        interpolating linearly over a block (``"highpass"``; settings saved before it existed
+        are re-applied with the ramp).
     levels, fft_sigma : int, float
         Wavelet levels and Fourier damping width for ``"wavelet-fft"``.
     stripe_index_before, stripe_index_after : float
@@ -135,6 +146,7 @@ class CurtainSettings:
     threshold: float | None = None
     along: str = "steps"
     z_reach: int = 0
+    onsets: bool = True
     levels: int = 4
     fft_sigma: float = 3.0
     stripe_index_before: float = float("nan")
@@ -176,6 +188,7 @@ class CurtainSettings:
         d = Path(directory)
         data = json.loads((d / FILE_JSON if d.is_dir() else d).read_text())
         data.setdefault("z_reach", 0)  # written before z pooling existed: re-applied slice by slice, as it ran
+        data.setdefault("onsets", False)  # written before onsets were placed at row resolution: re-applied with the ramp
         data.setdefault("along", "window")  # written before the change-point fit: re-applied with the window it ran with
         return cls(**{k: (float("nan") if v is None else v) for k, v in data.items()})
 
@@ -327,8 +340,28 @@ def stripe_profile(plane: np.ndarray, settings: CurtainSettings) -> np.ndarray:
     """The additive stripe image of one slice (stripes along axis 0), float32."""
     p = np.asarray(plane, dtype=np.float32)
     out = np.zeros_like(p)
-    _add_rows(out, _stack_nodes(p[None], settings, pool=False)[0], _block_rows(p, settings))
+    nodes = _stack_nodes(p[None], settings, pool=False)[0]
+    _add_stripes(out, nodes, settings, _onsets(p, nodes, settings))
     return out
+
+
+def _add_stripes(target: np.ndarray, nodes: np.ndarray, settings: CurtainSettings, split: np.ndarray | None, *, sign: float = 1.0) -> None:
+    """Add ``sign *`` the stripe image of ``nodes`` to ``target`` in place.
+
+    Linear between block centres (:func:`_add_rows`); the intervals marked in ``split``
+    (:func:`_onsets`, None: none) get a step at the row where the stripe jumps.
+    """
+    block = _block_rows(target, settings)
+    _add_rows(target, nodes, block, sign=sign)
+    if split is not None:
+        apply_onsets(target, nodes, block, split, sign=sign)
+
+
+def _onsets(plane: np.ndarray, nodes: np.ndarray, settings: CurtainSettings) -> np.ndarray | None:
+    """Rows where the stripes of ``nodes`` jump in ``plane`` (:func:`~volrecon.correct._curtains_onset.find_onsets`); None without ``settings.onsets``."""
+    if not settings.onsets:
+        return None
+    return find_onsets(plane, nodes, _block_rows(plane, settings), _tap_offsets(settings.width_px))
 
 
 def _stripe_nodes(p: np.ndarray, settings: CurtainSettings) -> np.ndarray:
@@ -428,7 +461,7 @@ def _own_amplitude(shape: np.ndarray, resid: np.ndarray, pooled: np.ndarray, len
     return np.where(den > 0, gain * shape, 0).astype(np.float32)
 
 
-def _stack_nodes(stack: np.ndarray, settings: CurtainSettings, *, pool: bool = True) -> np.ndarray:
+def _stack_nodes(stack: np.ndarray, settings: CurtainSettings, *, pool: bool = True, shapes: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Stripe profiles at the block rows ``(Z, blocks, X)`` of consecutive slices (stripes along axis 1).
 
     Per slice, the across-stripe background of the block medians (:func:`_across_median`) is
@@ -438,7 +471,8 @@ def _stack_nodes(stack: np.ndarray, settings: CurtainSettings, *, pool: bool = T
     each slice gets the pooled profile at its own amplitude (:func:`_own_amplitude`).  In
     passes (:data:`_PASS_SPREADS`): each background is taken from the block medians minus the
     previous pass's stripes, so that stripes wider than the taps' gaps or bands of
-    neighbouring stripes do not lift the background of a stripe.
+    neighbouring stripes do not lift the background of a stripe.  With ``shapes``, also the
+    last pass's profiles before each slice's own amplitude (of the pooled mean residual).
     """
     nz = stack.shape[0]
     pairs = [_blocks(np.asarray(p, dtype=np.float32), settings) for p in stack]
@@ -447,6 +481,7 @@ def _stack_nodes(stack: np.ndarray, settings: CurtainSettings, *, pool: bool = T
     reach = int(settings.z_reach) if pool else 0
     length = min(int(settings.length), blocks.shape[1])
     stripes = np.zeros_like(blocks)
+    pooled_shapes = np.zeros_like(blocks) if shapes else None
     for k, spread in enumerate(_PASS_SPREADS):
         offsets = _tap_offsets(settings.width_px * spread)
         resid = np.stack([blocks[z] - _across_median(blocks[z] - stripes[z], offsets) for z in range(nz)])
@@ -458,7 +493,9 @@ def _stack_nodes(stack: np.ndarray, settings: CurtainSettings, *, pool: bool = T
             mean = resid[z] if hi - lo == 1 else resid[lo:hi].mean(axis=0, dtype=np.float32)
             shape, fit = _pooled_stripes(mean, settings, floor[z], step=spread)
             stripes[z] = shape if hi - lo == 1 else _own_amplitude(shape, resid[z], mean, length, fit)
-    return stripes
+            if pooled_shapes is not None:
+                pooled_shapes[z] = shape
+    return (stripes, pooled_shapes) if shapes else stripes
 
 
 def _garrote(run: np.ndarray, t: float | np.ndarray) -> np.ndarray:
@@ -495,7 +532,8 @@ def remove_stripes(plane: np.ndarray, settings: CurtainSettings) -> np.ndarray:
         return p
     q = p.T if settings.orientation == "horizontal" else p
     if settings.method == "highpass":
-        _add_rows(q, _stripe_nodes(q, settings), _block_rows(q, settings), sign=-1.0)
+        nodes = _stripe_nodes(q, settings)
+        _add_stripes(q, nodes, settings, _onsets(q, nodes, settings), sign=-1.0)
     else:
         q -= _wavelet_fft(q, settings)
     return p
@@ -521,6 +559,7 @@ def estimate_curtains(
     threshold: float | None = None,
     along: str = "steps",
     z_reach: int = 0,
+    onsets: bool = True,
     n_slices: int = 4,
     min_significance: float | None = None,
 ) -> CurtainSettings:
@@ -534,7 +573,7 @@ def estimate_curtains(
         See the module docstring.
     orientation : {"vertical", "horizontal"}
         Direction the stripes run in.
-    width_px, block, length, threshold, along, z_reach
+    width_px, block, length, threshold, along, z_reach, onsets
         See :class:`CurtainSettings`.
     n_slices : int
         Slices on which the stripe strength is measured.
@@ -561,7 +600,7 @@ def estimate_curtains(
     True
     """
     nz = check_volume(image)[0]
-    settings = CurtainSettings(method=method, orientation=orientation, width_px=float(width_px), block=int(block), length=int(length), threshold=None if threshold is None else float(threshold), along=str(along), z_reach=int(z_reach))
+    settings = CurtainSettings(method=method, orientation=orientation, width_px=float(width_px), block=int(block), length=int(length), threshold=None if threshold is None else float(threshold), along=str(along), z_reach=int(z_reach), onsets=bool(onsets))
     data = read_slices(image, spread_indices(nz, n_slices))
     before = float(np.median([stripe_index(p, settings) for p in data]))
     removed = expected = 0.0
@@ -603,9 +642,13 @@ def remove_stripes_stack(stack: np.ndarray, settings: CurtainSettings) -> np.nda
             out[z] = remove_stripes(out[z], settings)
         return out
     q = out.transpose(0, 2, 1) if settings.orientation == "horizontal" else out
-    nodes = _stack_nodes(q, settings)
-    for z in range(q.shape[0]):
-        _add_rows(q[z], nodes[z], _block_rows(q[z], settings), sign=-1.0)
+    nodes, shapes = _stack_nodes(q, settings, shapes=True)
+    # each slice's onsets from the mean of the slices its profile pooled, with the pooled
+    # profile (a curtain starts at the same row from slice to slice), before any is changed
+    nz, reach = q.shape[0], int(settings.z_reach)
+    splits = [_onsets(q[max(0, z - reach) : z + reach + 1].mean(axis=0, dtype=np.float32), shapes[z], settings) for z in range(nz)]
+    for z in range(nz):
+        _add_stripes(q[z], nodes[z], settings, splits[z], sign=-1.0)
     return out
 
 
