@@ -94,6 +94,36 @@ def _subpixel_peak(v: np.ndarray, i: int) -> float:
     return float(i)
 
 
+def _rim_reach(ridge: np.ndarray, y0: int, a: float, b: float, inward: int, span: int = 12) -> float:
+    """How far (px) a wall's bright rim reaches from its centre line into the face.
+
+    The rim is the wall's edge brightening widened by the probe's blur; on the face side of its
+    centre it still lifts the specimen's grey, so a mask ending at the centre would hand the
+    specimen's first columns a wall's brightness.  Measured on the rows below the cap, aligned on
+    the fitted centre line (column ``a + b * row``): the distance at which the mean high-passed
+    profile first falls to half the rim's height (linear interpolation), at most ``span`` px.
+    """
+    rows, cols = ridge.shape
+    r = np.arange(y0, rows)
+    offs = np.arange(0, span + 1)
+    c = (a + b * (r[:, None] + 0.5))[:, :1] - 0.5 + inward * offs[None, :]
+    ok = (c >= 0) & (c <= cols - 1)
+    c0 = np.clip(np.floor(c).astype(int), 0, cols - 2)
+    w = np.clip(c - c0, 0.0, 1.0)
+    v = ridge[r[:, None], c0] * (1 - w) + ridge[r[:, None], c0 + 1] * w
+    prof = np.array([v[ok[:, k], k].mean() if ok[:, k].any() else np.nan for k in range(len(offs))])
+    half = 0.5 * prof[0]
+    if not np.isfinite(half) or half <= 0:
+        return 0.0
+    below = np.flatnonzero(~(prof > half))
+    if below.size == 0:
+        return float(span)
+    k = int(below[0])
+    if k == 0:
+        return 0.0
+    return float(k - 1 + (prof[k - 1] - half) / max(prof[k - 1] - prof[k], 1e-12))
+
+
 def find_frame(
     image: Any, *, max_cap_fraction: float = 0.4, max_wall_fraction: float = 0.3,
     min_contrast: float = 0.15, tolerance_px: float = 1.5, min_inliers: float = 0.75, max_slices: int = 32,
@@ -194,9 +224,11 @@ def find_frame(
             if share >= min_inliers and rim >= min_contrast and abs(b) < 0.2:
                 walls[side] = (a, b)
                 edge = a + b * yy  # column of the rim's centre per row
+                reach = _rim_reach(ridge, y0, a, b, +1 if side == "left" else -1)
                 below_cap = yy >= (y0 - 3)
-                mask |= below_cap & ((xx < edge + 0.5) if side == "left" else (xx > edge - 0.5))
-                notes.append(f"{side} wall at column {a + b * rows / 2:.1f} (rim {rim:.2f}, {share:.0%} strips on the line)")
+                mask |= below_cap & ((xx < edge + 0.5 + reach) if side == "left" else (xx > edge - 0.5 - reach))
+                notes.append(f"{side} wall at column {a + b * rows / 2:.1f} (rim {rim:.2f}, reaching {reach:.1f} px into "
+                             f"the face, {share:.0%} strips on the line)")
             else:
                 notes.append(f"no {side} wall: straight-ridge share {share:.0%}, rim {rim:.2f}")
     if cap is not None and walls["left"] is None and walls["right"] is None and not cap_alone:
