@@ -181,7 +181,6 @@ def curtain_extras(preset: str, seed: int, acq: np.ndarray, out: np.ndarray, ref
 
 # the previous default along the stripe, with its own tuned threshold and gate
 WINDOW = dict(along="window", threshold=3.0, min_significance=10.0)
-WINDOW_SETTINGS = 'along="window", threshold=3.0'  # the same as CurtainSettings arguments, for the timed children
 
 
 def captured(acq: np.ndarray, out: np.ndarray, truth: np.ndarray) -> float:
@@ -461,6 +460,11 @@ def phantom_2048(slices: int = 24) -> Path:
     return path
 
 
+# the rows timed alternately with the row 48 (older results name the window's)
+ALTERNATE_ROWS = {"48_curtains_window": "48, curtains along the previous window (alternating with the row 48)",
+                  "48_curtains_ramp": "48, curtains with a linear ramp at the onsets (the default before; alternating with the row 48)"}
+
+
 def throughput() -> tuple[dict, dict]:
     """Apply throughput at 2048x1536 (48 and 144 slices) and estimate/apply timing on the 24-slice phantom."""
     runs = {}
@@ -473,11 +477,11 @@ def throughput() -> tuple[dict, dict]:
             "runs": res,
         }
 
-    # 48 slices with the default curtains and with the previous along-stripe window, alternating
-    # so that the load of the shared cores weighs on both alike
-    pairs = [(run_child(THROUGHPUT.format(nz=48, curtains="")), run_child(THROUGHPUT.format(nz=48, curtains=WINDOW_SETTINGS)))
+    # 48 slices with the default curtains and with the previous default (linear ramp at the onsets),
+    # alternating so that the load of the shared cores weighs on both alike
+    pairs = [(run_child(THROUGHPUT.format(nz=48, curtains="")), run_child(THROUGHPUT.format(nz=48, curtains="onsets=False")))
              for _ in range(3)]
-    runs[48], runs["48_curtains_window"] = summary([a for a, _ in pairs]), summary([b for _, b in pairs])
+    runs[48], runs["48_curtains_ramp"] = summary([a for a, _ in pairs]), summary([b for _, b in pairs])
     res = [run_child(THROUGHPUT.format(nz=144, curtains="")) for _ in range(3)]
     runs[144] = summary(res)
     print(runs, flush=True)
@@ -647,8 +651,7 @@ def render(payload: dict) -> str:
               "CPU seconds are inflated too, compare rows of the same run)" if payload.get("throughput_load_avg") else "") + ":", "",
            "| slices | slices/s (wall) | slices per CPU-s x 2 | peak RSS |", "|---|---|---|---|"]
     for nz, r in payload["throughput_2048x1536"].items():
-        name = (f"{nz}" if str(nz).isdigit() else "48, curtains along the previous window (alternating with the row 48)"
-                if nz == "48_curtains_window" else f"48, {nz.replace('_', ' ')} (curtains only)")
+        name = (f"{nz}" if str(nz).isdigit() else ALTERNATE_ROWS[nz] if nz in ALTERNATE_ROWS else f"48, {nz.replace('_', ' ')} (curtains only)")
         md.append(f"| {name} | {r['slices_per_s_median']:.1f} | {2 * r['slices_per_cpu_s_median']:.1f} | {r['peak_rss_mb_median']:.0f} MB |")
     e = payload["phantom_2048x1536"]
     md += ["", f"Estimating and applying on a {e['slices']}-slice 2048x1536 diglyme phantom (shading, brightness, curtains; "
