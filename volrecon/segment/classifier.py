@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from volrecon.errors import InputError, ParameterError
-from volrecon.segment.features import FeatureSettings, compute_features, feature_names, feature_reach, iter_features
+from volrecon.segment.features import FeatureSettings, compute_features, feature_channels, feature_names, feature_reach
 
 FORMAT = "volrecon-pixel-classifier"
 FORMAT_VERSION = 1
@@ -127,26 +127,28 @@ class PixelClassifier:
         -------
         ndarray uint8 (or uint16 for large label values), the core's shape
         """
-        channels = list(iter_features(image, self.features, voxel_size_nm=voxel_size_nm, core=core))
+        channels = feature_channels(image, self.features, voxel_size_nm=voxel_size_nm, core=core)
         return self.predict_channels(channels, exclude=exclude).reshape(channels[0].shape)
 
     def predict_channels(self, channels: Sequence[np.ndarray], *, exclude: Sequence[int] = ()) -> np.ndarray:
         """Label value of each voxel (C order) of feature channels of one shape.
 
-        The same vote as :meth:`predict_table`, on a table assembled :data:`VOTE_ROWS` rows at a
-        time: writing a whole table column by column costs more than the vote itself.
+        The same vote as :meth:`predict_table`, :data:`VOTE_ROWS` voxels at a time: their values
+        are copied channel by channel (contiguous runs) into a small ``(channels, rows)`` buffer
+        whose transposed view the trees read (their traversal takes any strides), so no row
+        table is ever written.
         """
         flat = [np.ravel(c) for c in channels]
         n = flat[0].size if flat else 0
         if len(flat) != self.forest.n_features_in_:
             raise ParameterError(f"{len(flat)} feature channels: the classifier reads {self.forest.n_features_in_}")
         out = np.empty(n, self._label_dtype())
-        buf = np.empty((min(n, VOTE_ROWS), len(flat)), np.float32)
+        buf = np.empty((len(flat), min(n, VOTE_ROWS)), np.float32)
         for r0 in range(0, n, VOTE_ROWS):
-            rows = buf[: min(n, r0 + VOTE_ROWS) - r0]
+            m = min(n, r0 + VOTE_ROWS) - r0
             for i, f in enumerate(flat):
-                rows[:, i] = f[r0: r0 + rows.shape[0]]
-            out[r0: r0 + rows.shape[0]] = self._vote(rows, exclude)
+                buf[i, :m] = f[r0: r0 + m]
+            out[r0: r0 + m] = self._vote(buf[:, :m].T, exclude)
         return out
 
     def predict_table(self, x: np.ndarray, *, exclude: Sequence[int] = ()) -> np.ndarray:
@@ -166,7 +168,7 @@ class PixelClassifier:
         return np.uint8 if self.classes.max() < 256 else np.uint16
 
     def _vote(self, x: np.ndarray, exclude: Sequence[int]) -> np.ndarray:
-        """Soft vote of the trees on the C-contiguous float32 rows ``x``."""
+        """Soft vote of the trees on the float32 rows ``x`` (any strides)."""
         classes = self.classes
         tables = self._leaf_tables()
         score = np.zeros((x.shape[0], tables[0][0].shape[1]), "<u8")
@@ -308,7 +310,10 @@ def normalisation_range(image: Any, *, sample: int = 2_000_000, seed: int = 0) -
 def normalise(block: np.ndarray, rng: tuple[float, float]) -> np.ndarray:
     """Map grey values so ``rng`` becomes 0..1 (float32, not clipped)."""
     lo, hi = rng
-    return ((np.asarray(block, dtype=np.float32) - np.float32(lo)) * np.float32(1.0 / (hi - lo)))
+    # one new array (never ``block`` itself), scaled in place
+    out = np.subtract(block, np.float32(lo), dtype=np.float32)
+    out *= np.float32(1.0 / (hi - lo))
+    return out
 
 
 def train_classifier(

@@ -14,6 +14,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Iterator, Mapping, Sequence
 
+import numba as nb
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -249,7 +250,12 @@ class _Smoothed:
         radius = [int(_TRUNCATE * float(s) + 0.5) for s in sigma]  # scipy's kernel radius
         src = tuple(slice(max(0, r.start - m), min(n, r.stop + m)) for r, m, n in zip(region, radius, img.shape))
         part = img[src]
-        self.values = _gauss(part * part if square else part, sigma)
+        if square:
+            part = part * part
+            # filtered in place: scipy reads each line into a buffer before writing it back
+            self.values = ndi.gaussian_filter(part, sigma, output=part, mode="reflect", truncate=_TRUNCATE)
+        else:
+            self.values = _gauss(part, sigma)
         self.origin = tuple(s.start for s in src)
 
     def __getitem__(self, index: tuple[Any, ...]) -> np.ndarray:
@@ -291,87 +297,83 @@ def _smoothing_regions(settings: FeatureSettings, shape: Sequence[int], core: tu
 def iter_features(
     image: np.ndarray, settings: FeatureSettings, *, voxel_size_nm: Sequence[float],
     core: Sequence[slice] | None = None,
-):
+) -> Iterator[np.ndarray]:
     """Yield the feature channels of a block one by one, cropped to ``core``.
+
+    The channels of :func:`compute_features`, in the order of :func:`feature_names`, as float32
+    arrays of the core's shape (views of one stack).
+    """
+    yield from compute_features(image, settings, voxel_size_nm=voxel_size_nm, core=core)
+
+
+def _write_features(img: np.ndarray, settings: FeatureSettings, vox: tuple[float, float, float],
+                    core: tuple[slice, ...], dest: Iterator[np.ndarray]) -> None:
+    """Compute the channels of ``img`` over ``core`` into the arrays ``dest`` yields, in order.
 
     Each Gaussian smoothing runs only over the part of the (padded) block its channels read, grown
     by its own kernel's radius (:class:`_Smoothed`): a fine scale does not pay for the context the
     coarsest one needs.  Everything derived pointwise or by finite differences (gradients,
     Laplacians, Hessian eigenvalues, texture, depth) is computed only on ``core`` plus the two
-    voxels the differences need.  Channels come in the order of :func:`feature_names`, as float32
-    arrays of the core's shape.
+    voxels the differences need, straight into its channel: no whole-block temporaries.
     """
-    img = np.asarray(image, dtype=np.float32)
-    vox = tuple(float(v) for v in voxel_size_nm)
     kinds = set(settings.kinds)
-    if core is None:
-        core = tuple(slice(0, n) for n in img.shape)
-    core = tuple(slice(*c.indices(n)[:2]) for c, n in zip(core, img.shape))
     near = _expand(core, img.shape, 2)
     inner = _inner(core, near)
     smooth = {s: _Smoothed(img, _sigma_vox(s, vox), region)
               for s, region in _smoothing_regions(settings, img.shape, core, near, vox).items()}
     if "intensity" in kinds:
-        yield img[core]
+        next(dest)[...] = img[core]
         for s in settings.sigmas_nm:
-            yield smooth[s][core]
-    laplacians: dict[float, np.ndarray] = {}
-    if "gradient" in kinds:
+            next(dest)[...] = smooth[s][core]
+    grads = {s: next(dest) for s in settings.derived} if "gradient" in kinds else {}
+    laps = {s: next(dest) for s in settings.derived} if "laplacian" in kinds else {}
+    if grads or laps:
+        # differences turn one-sided at the edges of ``near`` (the block's, where it is clipped)
+        taps = tuple(t for ax in range(3) for t in _difference_taps(near[ax].stop - near[ax].start, vox[ax]))
+        lo = np.array([i.start for i in inner], np.int64)
+        hi = np.array([i.stop for i in inner], np.int64)
+        none = np.empty((0, 0, 0), np.float32)
         for s in settings.derived:
-            g = smooth[s][near]
-            acc = np.zeros_like(g)
-            lap = np.zeros_like(g) if "laplacian" in kinds else None
-            for ax in range(3):
-                d = _diff(g, ax, vox[ax])
-                if lap is not None:
-                    # the Laplacian differentiates the same first differences again: kept for later
-                    lap += _diff(d, ax, vox[ax])
-                acc += d * d
-            if lap is not None:
-                laplacians[s] = lap[inner] * np.float32(s * s)
-            yield np.sqrt(acc[inner]) * np.float32(s)
-    if "laplacian" in kinds:
-        for s in settings.derived:
-            if s in laplacians:
-                yield laplacians.pop(s)
-                continue
-            g = smooth[s][near]
-            acc = np.zeros_like(g)
-            for ax in range(3):
-                acc += _diff(_diff(g, ax, vox[ax]), ax, vox[ax])
-            yield acc[inner] * np.float32(s * s)
+            sm = smooth[s]
+            origin = np.array([n.start - o for n, o in zip(near, sm.origin)], np.int64)
+            _gradient_laplacian(sm.values, origin, lo, hi, taps, np.float32(s), np.float32(s * s),
+                                grads.get(s, none), laps.get(s, none), s in grads, s in laps)
+
     if "texture" in kinds:
         for s in settings.derived:
-            m = smooth[s][core]
-            var = _Smoothed(img, _sigma_vox(s, vox), core, square=True)[core] - m * m
-            yield np.sqrt(np.maximum(var, 0))
+            m, out = smooth[s][core], next(dest)
+            np.multiply(m, m, out=out)
+            np.subtract(_Smoothed(img, _sigma_vox(s, vox), core, square=True)[core], out, out=out)
+            np.sqrt(np.maximum(out, 0, out=out), out=out)
     if "dog" in kinds:
         s = settings.sigmas_nm
         for a, b in zip(s[:-1], s[1:]):
-            yield smooth[a][core] - smooth[b][core]
+            np.subtract(smooth[a][core], smooth[b][core], out=next(dest))
     if "hessian" in kinds or "structure" in kinds:
         hs = settings.hessian_sigma_nm
         if "hessian" in kinds:
             g = smooth[hs][near]
-            grads = [_diff(g, ax, vox[ax]) for ax in range(3)]
+            grads3 = [_diff(g, ax, vox[ax]) for ax in range(3)]
             h = {}
             for i in range(3):
                 for j in range(i, 3):
-                    h[i, j] = (_diff(grads[i], j, vox[j]) * np.float32(hs * hs))[inner]
-            del grads
-            yield from sym3_eigvals(h[0, 0], h[1, 1], h[2, 2], h[0, 1], h[0, 2], h[1, 2])
+                    h[i, j] = (_diff(grads3[i], j, vox[j]) * np.float32(hs * hs))[inner]
+            del grads3
+            for e in sym3_eigvals(h[0, 0], h[1, 1], h[2, 2], h[0, 1], h[0, 2], h[1, 2]):
+                next(dest)[...] = e
             del h
         if "structure" in kinds:
             # integration by a second Gaussian: needs the whole block
             g_full = smooth[hs].values
-            grads = [_diff(g_full, ax, vox[ax]) for ax in range(3)]
+            grads3 = [_diff(g_full, ax, vox[ax]) for ax in range(3)]
             rho = _sigma_vox(2 * hs, vox)
             t = {}
             for i in range(3):
                 for j in range(i, 3):
-                    t[i, j] = _gauss(grads[i] * grads[j], rho)[core] * np.float32(hs * hs)
-            del grads
-            yield from sym3_eigvals(t[0, 0], t[1, 1], t[2, 2], t[0, 1], t[0, 2], t[1, 2])
+                    t[i, j] = _gauss(grads3[i] * grads3[j], rho)[core] * np.float32(hs * hs)
+            del grads3
+            for e in sym3_eigvals(t[0, 0], t[1, 1], t[2, 2], t[0, 1], t[0, 2], t[1, 2]):
+                next(dest)[...] = e
     if {"depth", "ahead", "attenuation"} & kinds:
         mid = settings.sigmas_nm[len(settings.sigmas_nm) // 2]
         g = smooth[mid]
@@ -381,14 +383,18 @@ def iter_features(
         here = g[core]
         if "depth" in kinds:
             for idx in ahead:
-                yield here - g[(idx, core[1], core[2])]
+                out = next(dest)
+                # slice by slice: no gathered copy of the deeper slices
+                for k, z in enumerate(idx):
+                    np.subtract(here[k], g[(int(z), core[1], core[2])], out=out[k])
         if "ahead" in kinds:
-            yield from _ahead_correlation(img, core, ahead, _sigma_vox(mid, vox))
+            for c in _ahead_correlation(img, core, ahead, _sigma_vox(mid, vox)):
+                next(dest)[...] = c
         if "attenuation" in kinds:
             for idx in ahead:
                 # grey values are normalised to the 1st..99th percentile: 0 is the darkest phase
                 deeper = np.maximum(g[(idx, core[1], core[2])], np.float32(0.05))
-                yield np.clip(here / deeper, -4, 4).astype(np.float32)
+                next(dest)[...] = np.clip(here / deeper, -4, 4)
     if "behind" in kinds:
         fine = smooth[settings.sigmas_nm[0]]
         zc = np.arange(core[0].start, core[0].stop)
@@ -398,7 +404,97 @@ def iter_features(
             for j in range(done + 1, int(round(d / vox[0])) + 1):
                 np.minimum(low, fine[(np.maximum(zc - j, 0), core[1], core[2])], out=low)
             done = max(done, int(round(d / vox[0])))
-            yield low.copy()
+            next(dest)[...] = low
+
+
+def _difference_taps(n: int, step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where :func:`_diff` along an axis of ``n`` voxels reads, and its weight.
+
+    The difference at ``j`` is ``(v[plus[j]] - v[minus[j]]) * scale[j]``: central inside, one-sided
+    at the ends, zero when ``n < 2``.  Differentiating the differences again uses the same taps.
+    """
+    j = np.arange(n)
+    plus, minus = np.minimum(j + 1, n - 1), np.maximum(j - 1, 0)
+    scale = np.where((j == 0) | (j == n - 1), np.float32(1 / step), np.float32(0.5 / step)).astype(np.float32)
+    if n < 2:
+        scale[:] = 0
+    return plus, minus, scale
+
+
+@nb.njit(cache=True, nogil=True)
+def _gradient_laplacian(v: np.ndarray, origin: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                        taps: tuple, grad_scale: np.float32, lap_scale: np.float32,
+                        grad: np.ndarray, lap: np.ndarray, want_grad: bool, want_lap: bool) -> None:
+    """Scale-normalised gradient magnitude and Laplacian over ``lo:hi`` of a smoothed region.
+
+    ``v[origin + p]`` is the smoothing at position ``p`` of the region (whose edges are where
+    the differences turn one-sided); ``taps`` holds :func:`_difference_taps` per axis.  The same
+    float32 arithmetic, in the same order, as :func:`_diff` on whole arrays (squared first
+    differences summed over the axes; the Laplacian differentiates the differences again), one
+    row at a time in contiguous loops.
+    """
+    pz, mz, sz, py, my, sy, px, mx, sx = taps
+    oz, oy, ox = origin[0], origin[1], origin[2]
+    nx = px.size
+    x0, x1 = lo[2], hi[2]
+    acc = np.empty(nx, np.float32)
+    sec = np.empty(nx, np.float32)
+    dx = np.empty(nx, np.float32)
+    for z in range(lo[0], hi[0]):
+        for y in range(lo[1], hi[1]):
+            zz, yy = z + oz, y + oy
+            for ax in range(2):
+                # the in-plane position along this axis picks whole rows: contiguous in x
+                if ax == 0:
+                    j, pj, mj, sj = z, pz, mz, sz
+                else:
+                    j, pj, mj, sj = y, py, my, sy
+                a, b, s = pj[j], mj[j], sj[j]
+                if ax == 0:
+                    p, m = v[pj[j] + oz, yy, ox:ox + nx], v[mj[j] + oz, yy, ox:ox + nx]
+                    pa, ma = v[pj[a] + oz, yy, ox:ox + nx], v[mj[a] + oz, yy, ox:ox + nx]
+                    pb, mb = v[pj[b] + oz, yy, ox:ox + nx], v[mj[b] + oz, yy, ox:ox + nx]
+                else:
+                    p, m = v[zz, pj[j] + oy, ox:ox + nx], v[zz, mj[j] + oy, ox:ox + nx]
+                    pa, ma = v[zz, pj[a] + oy, ox:ox + nx], v[zz, mj[a] + oy, ox:ox + nx]
+                    pb, mb = v[zz, pj[b] + oy, ox:ox + nx], v[zz, mj[b] + oy, ox:ox + nx]
+                sa, sb = sj[a], sj[b]
+                if ax == 0:
+                    for x in range(x0, x1):
+                        d = (p[x] - m[x]) * s
+                        acc[x] = np.float32(0) + d * d
+                    if want_lap:
+                        for x in range(x0, x1):
+                            sec[x] = np.float32(0) + ((pa[x] - ma[x]) * sa - (pb[x] - mb[x]) * sb) * s
+                else:
+                    for x in range(x0, x1):
+                        d = (p[x] - m[x]) * s
+                        acc[x] += d * d
+                    if want_lap:
+                        for x in range(x0, x1):
+                            sec[x] += ((pa[x] - ma[x]) * sa - (pb[x] - mb[x]) * sb) * s
+            row = v[zz, yy, ox:ox + nx]
+            for x in range(1, nx - 1):
+                dx[x] = (row[x + 1] - row[x - 1]) * sx[x]
+            ends = range(0, nx, max(nx - 1, 1))
+            for x in ends:
+                dx[x] = (row[px[x]] - row[mx[x]]) * sx[x]
+            for x in range(x0, x1):
+                acc[x] += dx[x] * dx[x]
+            if want_lap:
+                for x in range(max(x0, 1), min(x1, nx - 1)):
+                    sec[x] += (dx[x + 1] - dx[x - 1]) * sx[x]
+                for x in ends:
+                    if x0 <= x < x1:
+                        sec[x] += (dx[px[x]] - dx[mx[x]]) * sx[x]
+            if want_grad:
+                out = grad[z - lo[0], y - lo[1]]
+                for x in range(x0, x1):
+                    out[x - x0] = np.sqrt(acc[x]) * grad_scale
+            if want_lap:
+                out = lap[z - lo[0], y - lo[1]]
+                for x in range(x0, x1):
+                    out[x - x0] = sec[x] * lap_scale
 
 
 def _ahead_correlation(img: np.ndarray, core: tuple[slice, ...], ahead: Sequence[np.ndarray],
@@ -452,13 +548,36 @@ def compute_features(
     >>> f.shape[0] == len(feature_names(FeatureSettings()))
     True
     """
-    chans = iter_features(image, settings, voxel_size_nm=voxel_size_nm, core=core)
-    first = next(chans)
-    out = np.empty((len(feature_names(settings)), *first.shape), np.float32)
-    out[0] = first
-    for i, c in enumerate(chans, start=1):
-        out[i] = c
+    img, vox, core_ = _prepare(image, voxel_size_nm, core)
+    out = np.empty((len(feature_names(settings)), *(c.stop - c.start for c in core_)), np.float32)
+    _write_features(img, settings, vox, core_, iter(out))
     return out
+
+
+def feature_channels(
+    image: np.ndarray, settings: FeatureSettings, *, voxel_size_nm: Sequence[float],
+    core: Sequence[slice] | None = None,
+) -> list[np.ndarray]:
+    """The channels of :func:`compute_features`, each in an array of its own.
+
+    Blocks of a volume are classified one after another: memory freed by the previous block's
+    channels is reused for the next one's, while one stack of all channels would be a fresh
+    mapping (new pages to fault in) every time.
+    """
+    img, vox, core_ = _prepare(image, voxel_size_nm, core)
+    shape = tuple(c.stop - c.start for c in core_)
+    channels = [np.empty(shape, np.float32) for _ in feature_names(settings)]
+    _write_features(img, settings, vox, core_, iter(channels))
+    return channels
+
+
+def _prepare(image: np.ndarray, voxel_size_nm: Sequence[float], core: Sequence[slice] | None
+             ) -> tuple[np.ndarray, tuple[float, float, float], tuple[slice, ...]]:
+    """float32 image, voxel size as floats, ``core`` as slices with explicit bounds."""
+    img = np.asarray(image, dtype=np.float32)
+    full = tuple(slice(0, n) for n in img.shape) if core is None else core
+    vox = tuple(float(v) for v in voxel_size_nm)
+    return img, vox, tuple(slice(*c.indices(n)[:2]) for c, n in zip(full, img.shape))  # type: ignore[return-value]
 
 
 def feature_table(
@@ -474,11 +593,5 @@ def feature_table(
     shape : tuple of int
         The core's shape (``table`` rows reshape to it).
     """
-    chans = iter_features(image, settings, voxel_size_nm=voxel_size_nm, core=core)
-    first = next(chans)
-    table = np.empty((first.size, len(feature_names(settings))), np.float32)
-    table[:, 0] = first.ravel()
-    shape = first.shape
-    for i, c in enumerate(chans, start=1):
-        table[:, i] = c.ravel()
-    return table, shape
+    stack = compute_features(image, settings, voxel_size_nm=voxel_size_nm, core=core)
+    return np.ascontiguousarray(stack.reshape(len(stack), -1).T), stack.shape[1:]
