@@ -28,8 +28,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from volrecon.phases import REGIONS
-from volrecon.segment.layers import (EDGE_RIM_NM, Layers, move_interface, reference_rim_fit, rim_half_width_vox,
-                                     rim_offsets, sample_columns, slab_rows, steepest_step)
+from volrecon.segment.layers import (EDGE_RIM_NM, RIM_MAX_RMS, Layers, move_interface, reference_rim_fit,
+                                     rim_half_width_vox, rim_offsets, sample_columns, slab_rows, steepest_step)
 
 _TRUNCATE = 3.0
 
@@ -60,6 +60,9 @@ _SLAB_VOXELS = 4_000_000
 _FILM_QUANTILE = 0.9
 """Blur lowers the peak grey value of a thin film below the film's level, least where the film is
 thickest: the level of the layer beyond the sodium is this quantile of the columns' peaks."""
+
+_FILM_FIT_COLUMNS = 20_000
+"""Columns (at most, evenly spread) whose grey profiles a thin film's own edge fit reads."""
 
 _REFERENCE_VOXELS = 4_000_000
 """Voxels of the anode band (a central block of rows) the SEI's reference levels are taken from."""
@@ -323,6 +326,116 @@ def _fill_thickness(t: np.ndarray, scale: Sequence[float]) -> np.ndarray:
 
 
 
+RESOLVED_VOX = 2.0
+"""Least reference thickness (voxels along the stacking axis) of a resolved film: a thinner film is
+one blurred bump (its level, rims and thickness trade off), its thickness uncertain by about a voxel."""
+
+FILM_FIT_BINS = 6
+"""Most first-pass thickness bins the film's own edge fit is averaged in (:func:`_film_own_edges`)."""
+
+FILM_FIT_BIN_COLUMNS = 150
+"""Least columns per thickness bin of :func:`_film_own_edges`."""
+
+
+def _film_model(x: np.ndarray, theta: Sequence[float], a: float, b: float, s2: float, w: float) -> np.ndarray:
+    """The grey profile at ``x`` (voxels from the first sodium surface) of a film from ``a`` to
+    ``a + b``.
+
+    ``theta = (sodium, film, beyond, sigma, r1, r2)``: the three levels, the sodium edge's blur,
+    and the rim heights of the sodium edge and the outer edge relative to their steps; ``s2``: the
+    outer edge's blur.  Each boundary carries a rim of half-width ``w`` on each side (the model of
+    :func:`volrecon.segment.layers.edge_rim_shift`, for two edges)."""
+    from scipy.special import ndtr
+
+    p, f, q, s, r1, r2 = theta
+    ua, ub = (x - a) / s, (x - a - b) / s2
+    return (p + (f - p) * ndtr(ua) + (q - f) * ndtr(ub) + r1 * abs(f - p) * (ndtr(ua + w / s) - ndtr(ua - w / s))
+            + r2 * abs(f - q) * (ndtr(ub + w / s2) - ndtr(ub - w / s2)))
+
+
+def _film_rim_fit(x: np.ndarray, profiles: Sequence[np.ndarray], t_bin: Sequence[float], counts: Sequence[int],
+                  w: float, s0: float) -> dict[str, Any]:
+    """The thin film's own edges, fitted jointly on the median profiles of thickness bins.
+
+    ``profiles[k]``: the median grey profile at ``x`` (voxels from the sodium surface) of the
+    columns of bin ``k`` (a pore beyond the film, first-pass thickness about ``t_bin[k]``; NaN
+    beyond the bin's reach).  The bins share the levels, both edges' blurs and both edges' rim
+    heights relative to their steps (:func:`_film_model`); each bin has its own sodium boundary
+    ``a`` and thickness ``b``.  A median over columns of different thicknesses is a smeared bump,
+    not a film: the bins keep each profile close to a film of one thickness, and their differing
+    thicknesses separate the film's level from its rims.  Returns the fit; ``"accepted"`` is False
+    when it misfits by :data:`RIM_MAX_RMS` of the film's smaller step or more, pins a parameter to its
+    bounds or finds no film brighter than both sides.
+    """
+    from scipy.optimize import least_squares
+
+    nb = len(profiles)
+    y0 = float(np.nanmedian([pr[0] for pr in profiles]))
+    scale = float(np.nanmax([np.nanmax(pr) for pr in profiles]) - np.nanmin([np.nanmin(pr) for pr in profiles])) or 1.0
+    ys = [(np.asarray(pr, float) - y0) / scale for pr in profiles]
+    keep = [np.isfinite(yk) for yk in ys]
+    wts = np.sqrt(np.asarray(counts, float) / float(np.sum(counts)))
+    far = float(np.median([np.median(yk[kk][-4:]) for yk, kk in zip(ys, keep)]))
+
+    def resid(p: np.ndarray) -> np.ndarray:
+        return np.concatenate([wts[k] * (_film_model(x[keep[k]], p[:6], p[7 + 2 * k], p[8 + 2 * k], p[6], w)
+                                         - ys[k][keep[k]]) for k in range(nb)])
+
+    s_0 = max(0.4, min(2.5, s0))
+    lower = [-1.0, -1.0, -3.0, 0.3, 0.0, 0.0, 0.3]
+    upper = [1.0, 3.0, 3.0, 3.0, 3.0, 3.0, 4.0]
+    p0 = [0.0, 1.0, far, s_0, 0.2, 0.2, s_0]
+    for tk in t_bin:
+        lower += [-2.0, 0.2]
+        upper += [2.0, max(2.0, 3.0 * float(tk) + 2.0)]
+        p0 += [0.0, max(0.5, float(tk))]
+    best = least_squares(resid, np.array(p0), bounds=(lower, upper))
+    p = best.x
+    rms = float(np.sqrt(np.sum(best.fun ** 2) / max(1.0, float(np.mean([kk.sum() for kk in keep])))))
+    free = np.ones(p.size, bool)
+    free[4:6] = False  # rims may be 0
+    pinned = bool(np.any(np.isclose(p, lower, atol=1e-3) & free) or np.any(np.isclose(p, upper, atol=1e-3)))
+    step = min(abs(p[1] - p[0]), abs(p[1] - p[2])) or 1e-9
+    out = {"levels": [float(v * scale + y0) for v in p[:3]], "sigma_vox": float(p[3]), "outer_sigma_vox": float(p[6]),
+           "rim_ratio": float(p[4]), "outer_rim_ratio": float(p[5]), "shift_vox": [float(v) for v in p[7::2]],
+           "thickness_vox": [float(v) for v in p[8::2]], "bin_thickness_vox": [float(v) for v in t_bin],
+           "bin_columns": [int(c) for c in counts], "rms": rms / step}
+    dense = bool(p[1] > p[0] and p[1] > p[2])
+    out["accepted"] = bool(best.success and out["rms"] < RIM_MAX_RMS and not pinned and dense)
+    if not out["accepted"]:
+        out["reason"] = (f"film fit rejected (misfit {out['rms']:.3f} of the step, pinned {pinned}, film brighter "
+                         f"than both sides: {dense})")
+    return out
+
+
+def _thickness_bins(t: np.ndarray, nbins: int) -> list[np.ndarray]:
+    """Masks of ``t``'s values split into up to ``nbins`` bins of equal count (merged where the
+    quantiles coincide)."""
+    edges = np.unique(np.quantile(t, np.linspace(0.0, 1.0, nbins + 1)))
+    if edges.size < 2:
+        return [np.ones(t.shape, bool)]
+    idx = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, edges.size - 2)
+    return [idx == k for k in range(edges.size - 1) if (idx == k).any()]
+
+
+def _film_own_edges(prof: np.ndarray, x: np.ndarray, t: np.ndarray, fit: Mapping[str, Any],
+                    step_nm: float) -> dict[str, Any]:
+    """The thin film's own edge fit (:func:`_film_rim_fit`) on the profiles ``prof`` (columns x
+    offsets ``x`` from the sodium surface) of the columns with a pore beyond the film and
+    first-pass thickness ``t``, in up to :data:`FILM_FIT_BINS` bins of that thickness of at least
+    :data:`FILM_FIT_BIN_COLUMNS` columns; ``fit``: the sodium edge's rim model (the rims'
+    half-width, the start of the blur).  Each bin's median profile is cut
+    :func:`volrecon.segment.layers.rim_offsets` beyond its film."""
+    if t.size < 2 * FILM_FIT_BIN_COLUMNS:
+        return {"accepted": False, "reason": f"too few columns with a pore beyond the film ({t.size})"}
+    reach = float(rim_offsets(step_nm)[-1])
+    masks = _thickness_bins(t, int(min(FILM_FIT_BINS, t.size // FILM_FIT_BIN_COLUMNS)))
+    t_bin = [float(np.median(t[m])) for m in masks]
+    profiles = [np.where(x <= tk + reach, np.median(prof[m], axis=0), np.nan) for m, tk in zip(masks, t_bin)]
+    w = float(fit.get("rim_half_width_vox", rim_half_width_vox(EDGE_RIM_NM, step_nm)))
+    return _film_rim_fit(x, profiles, t_bin, [int(m.sum()) for m in masks], w, float(fit.get("sigma_vox", 1.0)))
+
+
 def _thin_film_rims(image: Any, layers: Layers, fit: Mapping[str, Any], t0: float, vox: Sequence[float],
                     info: dict[str, Any]) -> tuple[Layers, dict[str, Any], bool]:
     """The sodium edge's rim model, taken from a thick edge of the stack when the film is thin.
@@ -335,13 +448,16 @@ def _thin_film_rims(image: Any, layers: Layers, fit: Mapping[str, Any], t0: floa
     measured on an edge with thick layers on both sides
     (:func:`volrecon.segment.layers.reference_rim_fit`) and the sodium surface is moved by the
     difference in shift; without an accepted reference the sodium edge keeps its own fit (noted in
-    ``info["rim_source"]``).  Returns ``(layers, fit, moved)``.
+    ``info["rim_source"]``).  These rims are a first pass: edge brightening depends on the
+    materials on each side of an edge, and :func:`sei_outer_surface` then fits the film's own
+    (``info["thin_film"]`` says whether the film is thin).  Returns ``(layers, fit, moved)``.
     """
     ax = layers.axis
     step = float(vox[ax])
     w = float(fit.get("rim_half_width_vox", rim_half_width_vox(EDGE_RIM_NM, step)))
     sigma = float(fit.get("sigma_vox", 1.0))
     reach = float(rim_offsets(step)[-1]) + w + 3.0 * sigma
+    info["thin_film"] = bool(t0 < reach)
     if not t0 < reach:
         info["rim_source"] = "sodium|sei"
         return layers, dict(fit), False
@@ -390,8 +506,17 @@ def sei_outer_surface(
     (Gaussian-weighted over ``reg_nm``, widened until it reaches them).  The thickness map (not
     the height) is then regularised: columns without a value, or further than
     ``max(1.5 voxels, 50 %)`` from the local median thickness (window ``reg_nm``), are not measured
-    and take that local median.  ``info["measured_share"]`` is the share of columns measured;
-    ``info["resolved"]`` is False (and a note says so) when ``t0`` is under 2 voxels.
+    and take that local median.  A thin film (one that lies within the sodium edge's rim profile,
+    whose rims were taken from a thick edge by :func:`_thin_film_rims`) then gets its own edges:
+    edge brightening depends on the materials on each side of an edge, so the thick edge's rims
+    are only a first pass.  The grey profiles of the columns with a pore beyond a resolved film are
+    grouped by first-pass thickness and fitted with a two-edge film model sharing the levels,
+    blurs and rims (:func:`_film_own_edges`); the bins' mean offsets move the sodium surface and
+    the thickness of every column.  ``info["film_fit"]`` holds that fit and ``info["rim_source"]``
+    says whose rims were used (the thick edge's when the film's own fit is rejected, with why).
+    ``info["measured_share"]`` is the share of columns measured;
+    ``info["resolved"]`` is False (and a note says so) when ``t0`` is under :data:`RESOLVED_VOX`
+    (and a thin film's own edges are then not fitted).
 
     The SEI is accepted only when it is brighter than the sodium, dense (dark share under 0.25)
     and distinct from the layer beyond it; else ``sei|separator`` stays at the sodium surface
@@ -457,8 +582,19 @@ def sei_outer_surface(
             "reach_vox": float(fit.get("rim_half_width_vox", 1.0)) + 3.0 * float(fit.get("sigma_vox", 1.0))}
     sig_edge = [EDGE_LATERAL_NM / vox[a] for a in lat] + [0.0]
     pad = max(_radius(1.0) + _radius(sig[0]), _radius(sig_edge[0]))
+    cols = np.isfinite(hn) & (hs - hn > 1.0)
+    # a thin film's own edges are fitted on the grey profiles of a sample of its columns
+    thin = bool(info.get("thin_film"))
+    sampled = cols & ((np.arange(hn.size).reshape(hn.shape) % max(1, int(np.ceil(hn.size / _FILM_FIT_COLUMNS)))) == 0)
+    sampled &= thin
+    x_prof = np.arange(-float(rim_offsets(vox[ax])[-1]), reach + float(rim_offsets(vox[ax])[-1]) + 0.01, 0.25)
+    pieces = [np.zeros((0, x_prof.size), np.float32)]
     for a0, a1, p0, p1 in _slabs(rows, row_vox, pad, slab_voxels):
         img = band.read(image, p0, p1)
+        take = sampled[a0:a1]
+        if take.any():
+            at = hn_b[a0:a1][take][:, None] + x_prof
+            pieces.append(sample_columns(img[a0 - p0:a1 - p0][take], at).astype(np.float32))
         other = _non_film(img, ref["dark_threshold"], ref["fibre_threshold"], sig)
         t_raw[a0:a1] = _film_crossing(other[a0 - p0:a1 - p0], hn_b[a0:a1], hs_b[a0:a1], thr, t0, reach)
         del other
@@ -468,7 +604,6 @@ def sei_outer_surface(
         del img
     # 3. lateral regularisation of the thickness (not of the height): robust local median, columns
     #    far from it rejected, unmeasured columns take the local median
-    cols = np.isfinite(hn) & (hs - hn > 1.0)
     edge_share = float(np.isfinite(t_fall)[cols].mean()) if cols.any() else 0.0
     cross_bias = 0.0
     if edge_share >= min_edge_share:
@@ -496,8 +631,32 @@ def sei_outer_surface(
     ok = np.isfinite(t_raw) & (np.abs(t_raw - t_med) <= tol)
     t_clean = np.where(ok, t_raw, t_med)
     t = ndi.median_filter(t_clean, size=3, mode="nearest")
+    # 4. a thin film: its own edges, fitted on the columns with a pore beyond it, grouped by thickness
+    #    (a film under RESOLVED_VOX blurs into one bump whose level and width trade off: not fitted)
+    na_moved = False
+    resolved = t0 >= RESOLVED_VOX
+    if thin and not resolved:
+        info["rim_source"] = (f"{info['rim_source']} (the film's own fit not tried: {t0:.2f} voxels is under "
+                              f"{RESOLVED_VOX:g})")
+    elif thin:
+        pore = sampled & np.isfinite(t_fall)
+        own = _film_own_edges(np.concatenate(pieces)[pore[sampled]], x_prof, t[pore], fit, vox[ax])
+        info["film_fit"] = own
+        if own["accepted"]:
+            # one shift per surface (the bins' mean, by columns): the first pass keeps its
+            # column-to-column structure, and a bin's noise is not mapped onto its columns
+            nk = np.asarray(own["bin_columns"], float)
+            da = float(np.average(own["shift_vox"], weights=nk))
+            dt = float(np.average(np.asarray(own["thickness_vox"]) - np.asarray(own["bin_thickness_vox"]), weights=nk))
+            own.update({"sodium_shift_vox": da, "thickness_shift_vox": dt})
+            t = t + dt
+            hn = np.where(cols, hn + da, hn)
+            na_moved = True
+            info["rim_source"] = f"sodium|sei (the film's own edges, {nk.size} thickness bins)"
+        else:
+            info["rim_source"] = f"{info['rim_source']} (the film's own fit: {own['reason']})"
+    del pieces
     h = np.clip(hn + t, hn, hs)
-    resolved = t0 >= 2.0
     info["found"] = True
     info["edge_share"] = edge_share
     info["edge"] = edge
@@ -511,12 +670,19 @@ def sei_outer_surface(
                                    f"near the resolution limit, its thickness is uncertain by about a voxel")
     heights = dict(layers.heights)
     heights["sei|separator"] = h if layers.anode_first else n - h
+    if na_moved:
+        heights["sodium|sei"] = hn if layers.anode_first else n - hn
     present = dict(layers.present)
     present["sei"] = True
     notes = list(layers.notes) + [(f"sei|separator: first dense -> porous transition within {reach:.1f} voxels of the "
                                    f"sodium surface (film contrast {ref['contrast']:.3g} over the sodium, non-film share "
                                    f"{ref['film_level']:.2f} vs {ref['separator_level']:.2f}; {info['measured_share']:.0%} of "
                                    f"columns measured, the rest from the local median thickness)")]
+    if na_moved:
+        ff = info["film_fit"]
+        notes.append(f"sodium|sei and sei|separator: the thin film's own two-edge fit moved the sodium surface "
+                     f"{ff['sodium_shift_vox']:+.2f} and the thickness {ff['thickness_shift_vox']:+.2f} voxels "
+                     f"(film rims {ff['rim_ratio']:.2f} / {ff['outer_rim_ratio']:.2f} of the steps)")
     if not resolved:
         notes.append(info["resolution_note"])
     return replace(layers, heights=heights, present=present, notes=notes), info
