@@ -3,7 +3,8 @@
 Run: ``python benchmarks/corrections.py`` (a few minutes on 2 cores).  Writes
 ``benchmarks/results/corrections.{json,md}``.  ``python benchmarks/corrections.py brightness``
 re-runs only the brightness-constancy part and updates it in those files, ``throughput`` only the
-timings, ``curtains`` only the rows with curtains on (``--help``).  The PyStack3D columns need ``pip install --no-deps pystack3d statsmodels
+timings, ``curtains`` only the rows with curtains on (``--help``); ``curtains --size 256,512,1024
+--slices 16,8,4`` only the strong-curtain cases at those slice sizes (fewer slices on the larger ones).  The PyStack3D columns need ``pip install --no-deps pystack3d statsmodels
 patsy tomlkit`` (empty otherwise); the timed children should run without them on the path.
 
 * Gains: PSNR against the phantom's artefact-free image (on the acquired grey scale), with one
@@ -227,6 +228,52 @@ def utv_destripe(stack: np.ndarray, *, alpha: float = 0.7, beta: float = 0.1, it
     return out
 
 
+STRONG = dict(curtain_amplitude=0.3, curtain_density=8.0)
+
+
+def along_case(preset: str, seed: int, *, slices: int = 16, shape: tuple[int, int] = (256, 256),
+               variants: dict[str, dict] = ALONG_VARIANTS, utv: bool = True) -> tuple[list[dict], dict]:
+    """One strong-curtain phantom, noise-free and noisy: gain / captured / edge of each destriper.
+
+    Returns the two rows (oracle gain = the true stripe image subtracted) and the drawn stripe
+    geometry of the phantom (:func:`stripe_geometry`).
+    """
+    kw = dict(slices=slices, shape=shape, seed=seed, workers=2)
+    plain = make_phantom(preset, artefacts=Artefacts.none(), **kw)
+    striped = make_phantom(preset, artefacts=Artefacts.only("curtains", **STRONG), **kw)
+    truth = striped.acquired.astype(np.float64) - plain.acquired
+    ref = plain.acquired.astype(np.float64)
+    rows = []
+    for noise in (False, True):
+        on = ("curtains",) + (("noise",) if noise else ()) + ("quantise",)
+        acq = make_phantom(preset, artefacts=Artefacts.only(*on, **STRONG), **kw).acquired
+        before, edge0 = psnr(acq, ref), edge_contrast(acq, plain.labels, ref)
+        row = {"preset": preset, "seed": seed, "noise": noise, "oracle_gain_db": psnr(acq - truth, ref) - before}
+        outs = {name: apply_curtains(acq.astype(np.float32), estimate_curtains(acq, **opts)) for name, opts in variants.items()}
+        if utv:
+            outs["utv"] = utv_destripe(acq)
+        for name, out in outs.items():
+            row[name] = {"gain_db": psnr(out, ref) - before, "captured": captured(acq, out, truth),
+                         "edge_ratio": edge_contrast(out, plain.labels, ref) / edge0}
+        rows.append(row)
+        print(row, flush=True)
+    return rows, stripe_geometry(striped.curtains["stripes"], shape)
+
+
+def stripe_geometry(stripes: list[dict], shape: tuple[int, int]) -> dict:
+    """Width, count and length of the phantom's stripes in pixels.
+
+    Length = rows from the stripe's start to where its amplitude falls to 1/e or to the bottom
+    of the image, whichever comes first (stripes starting below the image are left out).
+    """
+    inside = [s for s in stripes if 0 <= s["col"] < shape[1] and s["row_start"] < shape[0]]
+    length = [min(s["decay_px"], shape[0] - max(s["row_start"], 0.0)) for s in inside]
+    return {"count": len(inside), "per_100_columns": 100 * len(inside) / shape[1],
+            "width_px": [min(s["width_px"] for s in inside), max(s["width_px"] for s in inside)],
+            "decay_px_median": float(np.median([s["decay_px"] for s in inside])),
+            "length_px_median": float(np.median(length)), "length_px_quartiles": [float(q) for q in np.percentile(length, (25, 75))]}
+
+
 def along_comparison() -> list[dict]:
     """The destripers on more strong-curtain phantoms (seeds and both presets, noisy and noise-free).
 
@@ -238,26 +285,10 @@ def along_comparison() -> list[dict]:
     """
     from volrecon.correct.curtains import CurtainSettings, remove_stripes
 
-    strong = dict(curtain_amplitude=0.3, curtain_density=8.0)
     rows = []
     for preset, seed in ALONG_CASES:
-        kw = dict(slices=16, shape=(256, 256), seed=seed, workers=2)
-        plain = make_phantom(preset, artefacts=Artefacts.none(), **kw)
-        truth = make_phantom(preset, artefacts=Artefacts.only("curtains", **strong), **kw).acquired.astype(np.float64) - plain.acquired
-        ref = plain.acquired.astype(np.float64)
-        for noise in (False, True):
-            on = ("curtains",) + (("noise",) if noise else ()) + ("quantise",)
-            acq = make_phantom(preset, artefacts=Artefacts.only(*on, **strong), **kw).acquired
-            before, edge0 = psnr(acq, ref), edge_contrast(acq, plain.labels, ref)
-            row = {"preset": preset, "seed": seed, "noise": noise, "oracle_gain_db": psnr(acq - truth, ref) - before}
-            outs = {name: apply_curtains(acq.astype(np.float32), estimate_curtains(acq, **opts)) for name, opts in ALONG_VARIANTS.items()}
-            outs["utv"] = utv_destripe(acq)
-            for name, out in outs.items():
-                row[name] = {"gain_db": psnr(out, ref) - before, "captured": captured(acq, out, truth),
-                             "edge_ratio": edge_contrast(out, plain.labels, ref) / edge0}
-            rows.append(row)
-            print(row, flush=True)
-    big = make_phantom("diglyme", slices=1, shape=(1536, 2048), seed=0, artefacts=Artefacts.only("curtains", "noise", "quantise", **strong), workers=2).acquired[0]
+        rows += along_case(preset, seed)[0]
+    big = make_phantom("diglyme", slices=1, shape=(1536, 2048), seed=0, artefacts=Artefacts.only("curtains", "noise", "quantise", **STRONG), workers=2).acquired[0]
     cpu = {}
     for name, opts in (("steps", {}), ("ramp", dict(onsets=False)), ("window", dict(along="window", threshold=WINDOW["threshold"]))):
         settings = CurtainSettings(**opts)
@@ -269,6 +300,27 @@ def along_comparison() -> list[dict]:
             times.append(time.process_time() - c0)
         cpu[name] = statistics.median(times)
     return [{"cpu_s_per_2048x1536_slice": cpu}] + rows
+
+
+SIZE_VARIANTS = {name: ALONG_VARIANTS[name] for name in ("steps", "pooled", "window")}
+
+
+def size_comparison(sizes: tuple[int, ...], slices: tuple[int, ...]) -> list[dict]:
+    """The cases of :func:`along_comparison` on larger square slices (fewer slices, to keep CPU down).
+
+    Same recipe (strong curtains, noise, seeds, oracle, metrics); the variational destriper and
+    the ramp are left out.  One entry per size with the rows and the stripes drawn.
+    """
+    out = []
+    for size, nz in zip(sizes, slices, strict=True):
+        c0 = time.process_time()
+        rows, geometry = [], []
+        for preset, seed in ALONG_CASES:
+            r, g = along_case(preset, seed, slices=nz, shape=(size, size), variants=SIZE_VARIANTS, utv=False)
+            rows += r
+            geometry.append({"preset": preset, "seed": seed} | g)
+        out.append({"size": size, "slices": nz, "rows": rows, "stripes": geometry, "cpu_s": time.process_time() - c0})
+    return out
 
 
 def stripe_free() -> list[dict]:
@@ -516,9 +568,8 @@ def all_gains(sets: tuple[tuple[str, ...], ...] = ARTEFACT_SETS) -> list[dict]:
                 rows.append(gains(preset, seed, names, noise=noise))
                 print(rows[-1], flush=True)
     # stronger curtains (the default phantom's stripes carry little energy next to its noise)
-    strong = dict(curtain_amplitude=0.3, curtain_density=8.0)
     for noise in (False, True):
-        r = gains("diglyme", 0, ("curtains",), noise=noise, **strong)
+        r = gains("diglyme", 0, ("curtains",), noise=noise, **STRONG)
         r["artefacts"] = "curtains (amplitude 0.3, density 8)"
         rows.append(r)
         print(r, flush=True)
@@ -620,6 +671,8 @@ def render(payload: dict) -> str:
                       f"{r['rms_change']:.3f} | {r['rms_change_forced']:.3f} |")
     if payload.get("curtains_along"):
         md += along_table(payload["curtains_along"])
+    if payload.get("curtains_sizes"):
+        md += size_table(payload["curtains_sizes"])
     b = payload["brightness_constancy"]
     md += ["", "Brightness on a noisy phantom (24 slices, 256x256, brightness drift + step, Poisson-Gaussian noise) "
            "whose cathode loses electrolyte with depth (void fraction of the cathode "
@@ -695,6 +748,62 @@ def along_table(rows: list[dict]) -> list[str]:
     return md + ["", *CURTAIN_NOTES]
 
 
+def size_table(entries: list[dict]) -> list[str]:
+    """Markdown of :func:`size_comparison`: the stripes drawn, then the gains per size."""
+    names = list(SIZE_VARIANTS)
+    md = ["", "Slice size (strong curtains, same recipe, seeds, oracle and metrics as the table above; fewer slices at the "
+          "larger sizes to keep CPU down: " + ", ".join(f"{e['slices']} slices of {e['size']}x{e['size']}" for e in entries)
+          + "). The phantom keeps 10 nm pixels, so a larger image is a larger field of view with the same specimen features "
+          "in pixels. Its stripes (`draw_curtains`): width a Gaussian sigma of 0.8-3 px and a count per image column that do "
+          "not change with the size; each starts below a dense feature (or the cap) and decays as exp(-rows / decay) with "
+          "decay 0.3-1.5x the canvas height, so the stripes get longer in pixels in proportion to the image height; their "
+          "amplitude over slices is an AR(1) series whose lifetime is a share of the slice count. The filter's windows are "
+          "fixed in pixels (blocks of 16 rows, persistence over 24 blocks in the wide pass), so at 256 rows a slice is "
+          "16 blocks and most stripes are shorter than the persistence window; at 1024 rows the same stripes are 4x longer. "
+          "Stripes inside the image (width as a Gaussian sigma: full width at half maximum 1.9-7 px; median over the 5 cases; length = rows from the start to 1/e or to the bottom, "
+          "median and quartiles):", "",
+          "| size | slices | stripes per 100 columns | width sigma (px) | decay (px) | length (px) | length (16-row blocks) | CPU of the 5 cases |",
+          "|---|---|---|---|---|---|---|---|"]
+    for e in entries:
+        g = e["stripes"]
+        med = {key: float(np.median([x[key] for x in g])) for key in ("per_100_columns", "decay_px_median", "length_px_median")}
+        q = np.median([x["length_px_quartiles"] for x in g], axis=0)
+        md.append(f"| {e['size']}x{e['size']} | {e['slices']} | {med['per_100_columns']:.1f} | "
+                  f"{min(x['width_px'][0] for x in g):.1f}-{max(x['width_px'][1] for x in g):.1f} | {med['decay_px_median']:.0f} | "
+                  f"{med['length_px_median']:.0f} ({q[0]:.0f}-{q[1]:.0f}) | {med['length_px_median'] / 16:.1f} | {e['cpu_s']:.0f} s |")
+    md += ["", "Each cell: gain / captured / edge (noisy and noise-free; means over the 5 cases, edge the minimum).", "",
+           "| size | slices | preset | seed | noise | oracle gain | " + " | ".join(ALONG_NAMES[n] for n in names) + " |",
+           "|---|---|---|---|---|---|" + "---|" * len(names)]
+    for e in entries:
+        for r in e["rows"]:
+            cells = [f"{r[n]['gain_db']:+.2f} / {r[n]['captured']:.3f} / {r[n]['edge_ratio']:.3f}" for n in names]
+            md.append(f"| {e['size']} | {e['slices']} | {r['preset']} | {r['seed']} | {'yes' if r['noise'] else 'no'} | "
+                      f"{r['oracle_gain_db']:+.2f} | " + " | ".join(cells) + " |")
+    for noise in (True, False):
+        for e in entries:
+            sel = [r for r in e["rows"] if r["noise"] == noise]
+            cells = [f"{np.mean([r[n]['gain_db'] for r in sel]):+.2f} / {np.mean([r[n]['captured'] for r in sel]):.3f} / "
+                     f"{min(r[n]['edge_ratio'] for r in sel):.3f} (min)" for n in names]
+            md.append(f"| **{e['size']}** | {e['slices']} | mean | | {'yes' if noise else 'no'} | "
+                      f"{np.mean([r['oracle_gain_db'] for r in sel]):+.2f} | " + " | ".join(cells) + " |")
+    return md + ["", *SIZE_NOTES]
+
+
+# what the size comparison shows (written from its results; re-check when they change)
+SIZE_NOTES = [
+    "What the sizes show: the share of the stripe energy captured grows with the image, noisy 0.700 (256, 16 slices) -> "
+    "0.789 (512) -> 0.850 (1024), noise-free 0.825 -> 0.885 -> 0.921, edges >= 0.984 throughout; the noisy gain is 0.74 / "
+    "0.81 / 0.86 of the oracle's (+0.49 of +0.66, +0.52 of +0.64, +0.67 of +0.78 dB). The fewer slices are not the cause: "
+    "256x256 with 4 slices captures 0.663 / 0.785 (its oracle is higher, +0.84, because the stripes' amplitude series is "
+    "drawn for another slice count). The shortfall at 256x256 is mostly the short stripes: there the median stripe spans "
+    "about 6 blocks of 16 rows, at 1024 about 26, longer than the wide pass's persistence (24). The >= 0.6 dB goal: met on "
+    "average at 1024 (+0.67, 4 of 5 cases; carbonate seed 1 +0.58 of +0.66), at 512 by 1 of 5 (diglyme seed 3, +0.69 of "
+    "+0.83; the oracle is +0.71 or less in the others). This is the phantom's stripe model (length proportional to the "
+    "image height, width and count per column fixed in pixels); how real curtains scale with the field of view is not "
+    "measured here. z pooling falls behind the default at 1024 (0.826 vs 0.850 noisy) with only 4 slices to pool.",
+]
+
+
 # what the comparison above rests on (one-off experiments on the strong-curtain diglyme phantom,
 # seed 0, 16 slices 256x256, noisy unless said; not re-run by this script)
 CURTAIN_NOTES = [
@@ -737,8 +846,11 @@ CURTAIN_NOTES = [
 ]
 
 
-def part_only(part: str) -> None:
-    """Re-run only the brightness-constancy or the throughput part and update the committed results."""
+def part_only(part: str, sizes: tuple[int, ...] = (), slices: tuple[int, ...] = ()) -> None:
+    """Re-run only the brightness-constancy, throughput or curtain part and update the committed results.
+
+    With ``sizes`` (curtains only), re-run only the slice-size comparison (``slices`` per size).
+    """
     import json
 
     from _common import RESULTS
@@ -746,12 +858,18 @@ def part_only(part: str) -> None:
     path = RESULTS / "corrections.json"
     payload = json.loads(path.read_text()) if path.is_file() else {}
     tail = f"python benchmarks/corrections.py {part}"
-    if tail not in payload.get("command", ""):
-        payload["command"] = f"{payload.get('command', 'python benchmarks/corrections.py')}; then {tail}"
+    if sizes:
+        tail += f" --size {','.join(map(str, sizes))} --slices {','.join(map(str, slices))}"
+    # a size comparison replaces the previous one, so its command replaces the previous one's
+    steps = [c for c in payload.get("command", "python benchmarks/corrections.py").split("; then ") if not (sizes and " --size " in c)]
+    payload["command"] = "; then ".join(steps if tail in steps else steps + [tail])
     if part == "throughput":
         payload["throughput_2048x1536"], payload["phantom_2048x1536"] = throughput()
         payload["throughput_machine"] = machine()
         payload["throughput_load_avg"] = list(os.getloadavg())
+    elif part == "curtains" and sizes:
+        payload["curtains_sizes"] = size_comparison(sizes, slices)
+        payload["curtains_sizes_machine"] = machine()
     elif part == "curtains":
         fresh = {(r["preset"], r["artefacts"], r["noise"]): r for r in curtain_gains()}
         # the PyStack3D figures depend only on the phantom and PyStack3D: kept where it is not installed
@@ -777,8 +895,15 @@ if __name__ == "__main__":
     parser.add_argument("part", nargs="?", choices=("all", "brightness", "throughput", "curtains"), default="all",
                         help="all (default, several minutes), or re-run only the brightness-constancy, the throughput or the "
                              "curtain part (every gains row with curtains on, the stripe-free rows and the steps/window comparison)")
-    part = parser.parse_args().part
-    if part == "all":
+    parser.add_argument("--size", default="", help="curtains only: comma list of square slice sizes (e.g. 256,512,1024); "
+                        "re-runs only the slice-size comparison of the strong-curtain cases")
+    parser.add_argument("--slices", default="", help="slices per size, comma list (default 16 at 256, fewer above: 4096 // size)")
+    args = parser.parse_args()
+    sizes = tuple(int(x) for x in args.size.split(",") if x)
+    slices = tuple(int(x) for x in args.slices.split(",") if x) or tuple(max(2, 4096 // n) for n in sizes)
+    if sizes and (args.part != "curtains" or len(slices) != len(sizes)):
+        parser.error("--size goes with the curtains part, and --slices needs one count per size")
+    if args.part == "all":
         main()
     else:
-        part_only(part)
+        part_only(args.part, sizes, slices)
