@@ -120,7 +120,7 @@ def measure(src: Path, out: Path, repeats: int) -> dict[str, Any]:
     runs = []
     for _ in range(repeats):
         shutil.rmtree(out, ignore_errors=True)
-        runs.append(run_child(STAGED.format(src=str(src), out=str(out), stages=STAGES)))
+        runs.append(run_child(STAGED.format(src=str(src), out=str(out), stages=STAGES), timeout=4 * 3600))
     stages = {
         name: {key: median_of([r["stages"][name] for r in runs], key) for key in ("wall_s", "cpu_s", "rss_before_mb", "peak_rss_mb")}
         for name in STAGES
@@ -148,11 +148,20 @@ def _speed_lines(speed: list[dict[str, Any]]) -> list[str]:
         lines += ["", f"Peak RSS growth {a['slices']} → {b['slices']} slices: {slope:.0f} bytes per added voxel (0 = independent of the slice count)."]
     lines += ["", "Per stage (wall s / CPU s incl. child processes / peak RSS MB of the main process (+ the stage's own growth: "
               "peak minus RSS on entry); stages run in order in one process, so a stage's RSS includes what earlier ones left allocated):", ""]
-    lines += ["| stage | " + " | ".join(f"{s['slices']} slices" for s in speed) + " |", "|---|" + "---:|" * len(speed)]
+    first, last = speed[0], speed[-1]
+    added = (last["slices"] - first["slices"]) * last["shape"][0] * last["shape"][1]
+    growth = len(speed) > 1 and added > 0
+    lines += ["| stage | " + " | ".join(f"{s['slices']} slices" for s in speed) + (" | peak growth (B/added voxel) |" if growth else " |"),
+              "|---|" + "---:|" * (len(speed) + growth)]
     for name in STAGES:
         cells = [f"{st['wall_s']:.1f} / {st['cpu_s']:.1f} / {st['peak_rss_mb']:.0f} (+{st['peak_rss_mb'] - st['rss_before_mb']:.0f})"
                  for st in (s["stages"][name] for s in speed)]
+        if growth:
+            delta = last["stages"][name]["peak_rss_mb"] - first["stages"][name]["peak_rss_mb"]
+            cells.append(f"{delta * 2**20 / added:.2f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "Peak RSS of the child processes (the analysis's pore sizes): "
+              + ", ".join(f"{s['children_peak_rss_mb']:.0f} MB ({s['slices']} slices)" for s in speed) + "."]
     return lines
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+import uuid
+import weakref
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Sequence
@@ -247,8 +250,12 @@ def segment_volume(
         Processing chunk shape (default :data:`DEFAULT_CHUNKS`, 64×256×256, whatever the
         input's chunks); results do not depend on it, and dask results come in these chunks.
     scratch : path, optional
-        Folder for the intermediate volumes of a dask input (phases; the grey values the void split
-        and the per-region thresholds read), as zarr arrays (a temporary folder by default).
+        Folder for the intermediate volumes of a dask input (phases, the coarse counts of the layer
+        detection, the classes and the grey values the per-region thresholds and the void split
+        read; one float32 copy of the volume at a time), as zarr arrays; the dask results read
+        from it, so the caller removes it once they are computed.  By default a temporary folder,
+        removed when the last dask array reading it is garbage-collected, or at once if the
+        segmentation fails (:class:`Scratch`).
     progress : callable, optional
         ``progress(done, total)`` over the stages.
     smooth_nm : float
@@ -395,98 +402,104 @@ def segment_volume(
         return np.ascontiguousarray(out[core])
 
     phases = _overlap(clean, raw, depth, np.uint8)
-    phases_np: np.ndarray | None = None
-    folder: Path | None = None
-    if lazy_input:
-        folder = Path(scratch) if scratch is not None else Path(tempfile.mkdtemp(prefix="volrecon-segment-"))
-        phases = _materialise(phases, folder, "phases").rechunk(src.chunks)
-    else:
-        phases_np = phases.compute()
-        phases = phases_np
-    report(2, steps)
+    # the intermediate volumes of a dask input go to zarr arrays in scratch; a folder made here
+    # goes with the last array that reads it, or at once when the segmentation fails
+    folder = (Scratch(Path(scratch)) if scratch is not None else Scratch.temporary()) if lazy_input else None
+    try:
+        phases_np: np.ndarray | None = None
+        if folder is not None:
+            phases = _materialise(phases, folder, "phases").rechunk(src.chunks)
+        else:
+            phases_np = phases.compute()
+            phases = phases_np
+        report(2, steps)
 
-    region_names = {k: v for k, v in REGIONS.items()}
-    inter: dict[str, Any] = {"through_plane": None, "order": None, "absent_layers": [], "interfaces": {}, "heights_nm": {}}
-    if layers:
-        lay = detect_layers(phases, phase_names=names, voxel_size_nm=vox, axis=through_plane, lateral_nm=lateral_nm,
-                            frame_value=frame_value)
-        if regional and lay.heights.get("sodium|sei") is not None:
-            lay, na_info = sodium_surface(image, phases, lay, voxel_size_nm=vox, frame_value=frame_value,
-                                          lateral_nm=sei_lateral_nm)
-            params["sodium"] = na_info
-        if refine_anode and lay.heights.get("sodium|sei") is not None:
-            lay = refine_interface(image, lay, "sodium|sei", voxel_size_nm=vox,
-                                   upper=None if regional else "sei|separator", rim=True, rim_nm=edge_rim_nm)
-        if regional:
-            lay, sei_info = sei_outer_surface(image, lay, voxel_size_nm=vox, lateral_nm=sei_lateral_nm)
-            params["sei"] = sei_info
-        inter = lay.to_dict(vox)
-        inter["heights_nm"] = lay.heights_nm(vox)
-        for layer in lay.absent:
-            warnings.append(f"layer {layer!r} not found in the field of view")
-        report(3, steps)
-        na_v, sei_v = names.get("sodium"), names.get("sei")
-        use_anode = layer_phases and na_v is not None and lay.heights.get("sodium|sei") is not None
+        region_names = {k: v for k, v in REGIONS.items()}
+        inter: dict[str, Any] = {"through_plane": None, "order": None, "absent_layers": [], "interfaces": {}, "heights_nm": {}}
+        if layers:
+            lay = detect_layers(phases, phase_names=names, voxel_size_nm=vox, axis=through_plane, lateral_nm=lateral_nm,
+                                frame_value=frame_value, scratch=None if folder is None else folder.path)
+            if regional and lay.heights.get("sodium|sei") is not None:
+                lay, na_info = sodium_surface(image, phases, lay, voxel_size_nm=vox, frame_value=frame_value,
+                                              lateral_nm=sei_lateral_nm)
+                params["sodium"] = na_info
+            if refine_anode and lay.heights.get("sodium|sei") is not None:
+                lay = refine_interface(image, lay, "sodium|sei", voxel_size_nm=vox,
+                                       upper=None if regional else "sei|separator", rim=True, rim_nm=edge_rim_nm)
+            if regional:
+                lay, sei_info = sei_outer_surface(image, lay, voxel_size_nm=vox, lateral_nm=sei_lateral_nm)
+                params["sei"] = sei_info
+            inter = lay.to_dict(vox)
+            inter["heights_nm"] = lay.heights_nm(vox)
+            for layer in lay.absent:
+                warnings.append(f"layer {layer!r} not found in the field of view")
+            report(3, steps)
+            na_v, sei_v = names.get("sodium"), names.get("sei")
+            use_anode = layer_phases and na_v is not None and lay.heights.get("sodium|sei") is not None
 
-        def regions_fn(block: np.ndarray, block_info: dict | None = None) -> np.ndarray:
-            loc = block_info[0]["array-location"]
-            sl = tuple(slice(a, b) for a, b in loc)
-            return region_block(lay, sl, block.shape, phases=block, frame_value=frame_value)
+            def regions_fn(block: np.ndarray, block_info: dict | None = None) -> np.ndarray:
+                loc = block_info[0]["array-location"]
+                sl = tuple(slice(a, b) for a, b in loc)
+                return region_block(lay, sl, block.shape, phases=block, frame_value=frame_value)
 
-        coll_v = names.get("collector")
-        use_coll = layer_phases and coll_v is not None and lay.heights.get("cathode|collector") is not None
+            coll_v = names.get("collector")
+            use_coll = layer_phases and coll_v is not None and lay.heights.get("cathode|collector") is not None
 
-        def phases_fn(block: np.ndarray, reg: np.ndarray, block_info: dict | None = None) -> np.ndarray:
-            if not (use_anode or use_coll):
-                return block
-            loc = block_info[0]["array-location"]
-            sl = tuple(slice(a, b) for a, b in loc)
-            if use_coll:
-                # the collector is a dense metal foil: whatever the classifier saw inside its layer
-                # (bright specks taken for active particles, mostly) is collector
-                block = np.where((reg == REGIONS["collector"]) & (block != 0), np.uint8(coll_v), block).astype(block.dtype)
-            if not use_anode:
-                return block
-            na_only = Layers(lay.axis, lay.anode_first, {"sei|separator": lay.heights["sodium|sei"]},
-                             {"sodium": True, "separator": False, "cathode": False, "collector": True}, lay.length)
-            below = region_block(na_only, sl, block.shape) == REGIONS["anode"]
-            out = block.copy()
-            anode = reg == REGIONS["anode"]
-            out[anode & below] = na_v
-            if sei_v is not None:
-                out[anode & ~below] = sei_v
-            return out
+            def phases_fn(block: np.ndarray, reg: np.ndarray, block_info: dict | None = None) -> np.ndarray:
+                if not (use_anode or use_coll):
+                    return block
+                loc = block_info[0]["array-location"]
+                sl = tuple(slice(a, b) for a, b in loc)
+                if use_coll:
+                    # the collector is a dense metal foil: whatever the classifier saw inside its layer
+                    # (bright specks taken for active particles, mostly) is collector
+                    block = np.where((reg == REGIONS["collector"]) & (block != 0), np.uint8(coll_v), block).astype(block.dtype)
+                if not use_anode:
+                    return block
+                na_only = Layers(lay.axis, lay.anode_first, {"sei|separator": lay.heights["sodium|sei"]},
+                                 {"sodium": True, "separator": False, "cathode": False, "collector": True}, lay.length)
+                below = region_block(na_only, sl, block.shape) == REGIONS["anode"]
+                out = block.copy()
+                anode = reg == REGIONS["anode"]
+                out[anode & below] = na_v
+                if sei_v is not None:
+                    out[anode & ~below] = sei_v
+                return out
 
-        pd = phases if isinstance(phases, da.Array) else da.from_array(phases, chunks=src.chunks)
-        regions = pd.map_blocks(regions_fn, dtype=np.uint8)
-        # the regions of a block are computed once, for both outputs
-        phases_out = da.map_blocks(phases_fn, pd, regions, dtype=np.uint8)
-        if not regional and void_split and {"void", "electrolyte", "binder"} <= set(names):
-            # the classifier decides the cathode's pore (void + electrolyte); which part of it is
-            # empty comes from the physical cues, as in method 'layers' (its binder was learnt from
-            # scribbles: no edge-rim rule)
-            reg_d = regions.rechunk(src.chunks)
-            void_v, elec_v, cat_v = names["void"], names["electrolyte"], REGIONS["cathode"]
-            pore = da.map_blocks(lambda p, r: np.where((p == void_v) & (r == cat_v), np.uint8(elec_v), p),
-                                 phases_out.rechunk(src.chunks), reg_d, dtype=np.uint8)
-            phases_out = _cathode_voids(src, reg_d, pore, names=names, vox=vox, smooth_nm=smooth_nm,
-                                        cues=replace(void_cues or VoidCues(), edge_nm=0.0), params=params,
-                                        warnings=warnings, folder=folder)
-        if regional:
-            phases_out = _regional_phases(image, src, regions, phases_out, names=names, vox=vox, smooth_nm=smooth_nm,
-                                          min_size_nm=min_size_nm, frame_value=frame_value, void_split=void_split, void_cues=void_cues,
-                                          params=params, warnings=warnings, edge=lay.edges.get("sodium|sei"), folder=folder)
-        if not lazy_input:
-            regions, phases_out = da.compute(regions, phases_out)
-        phases = phases_out
-    else:
-        regions = np.zeros(phases.shape, np.uint8) if not lazy_input else da.zeros(phases.shape, dtype=np.uint8, chunks=src.chunks)
-    report(4, steps)
-    params["normalisation"] = list(norm)
-    return SegmentationResult(
-        phases=phases, regions=regions, phase_names=names, region_names=region_names, interfaces=inter,
-        method=method, voxel_size_nm=vox, parameters=params, warnings=tuple(warnings),
-    )
+            pd = phases if isinstance(phases, da.Array) else da.from_array(phases, chunks=src.chunks)
+            regions = pd.map_blocks(regions_fn, dtype=np.uint8)
+            # the regions of a block are computed once, for both outputs
+            phases_out = da.map_blocks(phases_fn, pd, regions, dtype=np.uint8)
+            if not regional and void_split and {"void", "electrolyte", "binder"} <= set(names):
+                # the classifier decides the cathode's pore (void + electrolyte); which part of it is
+                # empty comes from the physical cues, as in method 'layers' (its binder was learnt from
+                # scribbles: no edge-rim rule)
+                reg_d = regions.rechunk(src.chunks)
+                void_v, elec_v, cat_v = names["void"], names["electrolyte"], REGIONS["cathode"]
+                pore = da.map_blocks(lambda p, r: np.where((p == void_v) & (r == cat_v), np.uint8(elec_v), p),
+                                     phases_out.rechunk(src.chunks), reg_d, dtype=np.uint8)
+                phases_out = _cathode_voids(src, reg_d, pore, names=names, vox=vox, smooth_nm=smooth_nm,
+                                            cues=replace(void_cues or VoidCues(), edge_nm=0.0), params=params,
+                                            warnings=warnings, folder=folder)
+            if regional:
+                phases_out = _regional_phases(image, src, regions, phases_out, names=names, vox=vox, smooth_nm=smooth_nm,
+                                              min_size_nm=min_size_nm, frame_value=frame_value, void_split=void_split, void_cues=void_cues,
+                                              params=params, warnings=warnings, edge=lay.edges.get("sodium|sei"), folder=folder)
+            if not lazy_input:
+                regions, phases_out = da.compute(regions, phases_out)
+            phases = phases_out
+        else:
+            regions = np.zeros(phases.shape, np.uint8) if not lazy_input else da.zeros(phases.shape, dtype=np.uint8, chunks=src.chunks)
+        report(4, steps)
+        params["normalisation"] = list(norm)
+        return SegmentationResult(
+            phases=phases, regions=regions, phase_names=names, region_names=region_names, interfaces=inter,
+            method=method, voxel_size_nm=vox, parameters=params, warnings=tuple(warnings),
+        )
+    except BaseException:
+        if folder is not None and folder.owned:
+            folder.remove()
+        raise
 
 
 SAMPLE_VOXELS = 8_000_000
@@ -511,7 +524,7 @@ def _region_sample(smoothed: da.Array, regions: da.Array, value: int, *, max_sli
 
 def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mapping[str, int],
                    vox: tuple[float, float, float], smooth_nm: float, cues: VoidCues, params: dict[str, Any],
-                   warnings: list[str], folder: Path | None = None) -> da.Array:
+                   warnings: list[str], folder: Scratch | None = None) -> da.Array:
     """Void vs electrolyte in the cathode pore (:func:`volrecon.segment.voids.split_voids`), chunked.
 
     The split works on the pore average of the grey ``src`` (:func:`volrecon.segment.voids.pore_average`
@@ -565,13 +578,60 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
     return _overlap(split, out, split_reach(cues, vox), np.uint8, extra=(smoothed, reg)).rechunk(out.chunks)
 
 
-def _materialise(arr: da.Array, folder: Path | None, name: str) -> da.Array:
-    """``arr`` computed once, for arrays read by more than one later step: into the zarr array
-    ``folder/name.zarr`` (memory bounded by a chunk), or into memory when ``folder`` is None.
+class Scratch:
+    """Folder of the intermediate zarr arrays of a segmentation.
 
-    The zarr chunks are the first chunk along each axis; when every chunk but the last has that
-    size (as :func:`_overlap` makes them), each zarr chunk is written by one task only, so no lock
-    is needed; otherwise the writes are serialised.
+    Parameters
+    ----------
+    path : Path
+        The folder (made when missing).
+    owned : bool
+        The folder was made for this segmentation (:meth:`temporary`): it is removed with
+        everything in it once no dask array reads from it any more (garbage collection, or at
+        interpreter exit), or at once by :meth:`remove`.  A folder given by the caller is left
+        to the caller; only arrays no longer read (:meth:`drop`) are removed from it.
+    """
+
+    def __init__(self, path: Path, owned: bool = False) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.owned = owned
+        self._remove = weakref.finalize(self, shutil.rmtree, self.path, True) if owned else None
+
+    @classmethod
+    def temporary(cls) -> "Scratch":
+        """A new folder in the system's temporary folder, owned."""
+        return cls(Path(tempfile.mkdtemp(prefix="volrecon-segment-")), owned=True)
+
+    def remove(self) -> None:
+        """Remove an owned folder now (nothing for a caller's folder)."""
+        if self._remove is not None:
+            self._remove()
+
+    def drop(self, name: str) -> None:
+        """Remove the array ``name`` (no dask array may read it any more)."""
+        shutil.rmtree(self.path / f"{name}.zarr", ignore_errors=True)
+
+
+class _Held:
+    """A zarr array read by dask that keeps its :class:`Scratch` folder alive while a graph holds it."""
+
+    def __init__(self, store: Any, scratch: Scratch) -> None:
+        self.store, self.scratch = store, scratch
+        self.shape, self.dtype, self.ndim = store.shape, store.dtype, store.ndim
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return self.store[key]
+
+
+def _materialise(arr: da.Array, folder: Scratch | None, name: str) -> da.Array:
+    """``arr`` computed once, for arrays read by more than one later step: into the zarr array
+    ``name.zarr`` of ``folder`` (memory bounded by a few chunks), or into memory when ``folder``
+    is None.
+
+    The zarr chunks are the first chunk along each axis; every zarr chunk is written by one task
+    (``arr`` is rechunked onto that grid when its chunk edges are off it), so no lock is needed,
+    in threads or processes.
     """
     if folder is None:
         return da.from_array(arr.compute(), chunks=arr.chunks)
@@ -579,9 +639,13 @@ def _materialise(arr: da.Array, folder: Path | None, name: str) -> da.Array:
 
     grid = tuple(c[0] for c in arr.chunks)
     aligned = all(all(n == g for n in c[:-1]) for c, g in zip(arr.chunks, grid))
-    store = zarr.open_array(str(folder / f"{name}.zarr"), mode="w", shape=arr.shape, chunks=grid, dtype=arr.dtype)
-    da.store(arr, store, lock=not aligned)
-    return da.from_zarr(store).rechunk(arr.chunks)
+    store = zarr.open_array(str(folder.path / f"{name}.zarr"), mode="w", shape=arr.shape, chunks=grid, dtype=arr.dtype)
+    da.store(arr if aligned else arr.rechunk(grid), store, lock=False)
+    if not folder.owned:
+        return da.from_zarr(store).rechunk(arr.chunks)
+    held = da.from_array(_Held(store, folder), chunks=grid, name=f"materialised-{name}-{uuid.uuid4().hex}",
+                         meta=np.empty((0,) * arr.ndim, arr.dtype))
+    return held.rechunk(arr.chunks)
 
 
 def _smoothed(src: da.Array, smooth_nm: float, vox: tuple[float, float, float]) -> da.Array:
@@ -597,7 +661,7 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
                      vox: tuple[float, float, float], smooth_nm: float, min_size_nm: float, frame_value: int | None,
                      void_split: bool, void_cues: VoidCues | None, params: dict[str, Any],
                      warnings: list[str], edge: Mapping[str, float] | None = None,
-                     folder: Path | None = None) -> da.Array:
+                     folder: Scratch | None = None) -> da.Array:
     """Method ``layers``: classify cathode and separator on their own histograms (see regional.py).
 
     ``edge``: the edge-rim fit on the sodium surface (:attr:`Layers.edges`); when given, the
@@ -627,6 +691,13 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
 
     out = da.map_blocks(lambda g, r, b: classify_regions(g, r, b, thresholds=thr, names=names),
                         smoothed, reg, base, dtype=np.uint8)
+    if void_split and "cathode" in thr:
+        # the classes, kept, free the denoised copy before the void split keeps its own grey values:
+        # one float copy of the volume at a time in scratch
+        out = _materialise(out, folder, "classes")
+        del smoothed
+        if folder is not None:
+            folder.drop("smoothed")
     if void_split and "cathode" in thr:
         # the classes were decided on values denoised by smooth_nm: its reach along z is part of the edge artefact
         cues = replace(void_cues or VoidCues(), class_smooth_nm=smooth_nm)

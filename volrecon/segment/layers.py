@@ -23,8 +23,11 @@ smoothing scale (``lateral_nm``) bounds the finest roughness followed.
 
 from __future__ import annotations
 
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -185,12 +188,14 @@ def _indicators(block: np.ndarray, values: Mapping[str, Sequence[int]], frame: i
 
 
 def _lateral_sums(phases: Any, axis: int, factor: int, values: Mapping[str, Sequence[int]], frame: int | None,
-                  radius: tuple[int, int] = (1, 1)) -> dict[str, np.ndarray]:
+                  radius: tuple[int, int] = (1, 1), folder: Path | None = None) -> dict[str, Any]:
     """Counts of each group in lateral blocks of ``factor``², full resolution along ``axis``
     (:data:`CORE_GROUPS` by their cores, opened with ``radius``).
 
     Works on numpy or dask input; dask input is reduced block by block with the in-plane context
-    of the core opening (bounded memory, the same counts as the whole array).
+    of the core opening (bounded memory, the same counts as the whole array).  With ``folder``,
+    the counts of a dask input are written there as zarr arrays (one per group, returned open)
+    instead of being gathered in memory.
     """
     lat = [a for a in range(3) if a != axis]
     if hasattr(phases, "map_blocks"):
@@ -218,8 +223,17 @@ def _lateral_sums(phases: Any, axis: int, factor: int, values: Mapping[str, Sequ
         stacked = da.map_overlap(reduce, phases, depth={0: 0, 1: reach[0], 2: reach[1]}, boundary="nearest", trim=False,
                                  dtype=np.float32, new_axis=0, chunks=((len(names),), *out_chunks),
                                  allow_rechunk=False)
-        computed = np.asarray(stacked.compute())
-        return dict(zip(names, computed))
+        if folder is None:
+            computed = np.asarray(stacked.compute())
+            return dict(zip(names, computed))
+        import zarr
+
+        # zarr chunks on the blocks' grid (all blocks but the last of one size): each is written by one task
+        grid = tuple(c[0] for c in stacked.chunks[1:])
+        stores = [zarr.open_array(str(folder / f"{name}.zarr"), mode="w", shape=stacked.shape[1:], chunks=grid,
+                                  dtype=np.float32) for name in names]
+        da.store([stacked[i] for i in range(len(names))], stores, lock=False)
+        return dict(zip(names, stores))
     ind = _indicators(np.asarray(phases), values, frame, radius=radius)
     return {k: _block_sum(v.astype(np.float32), lat, factor) for k, v in ind.items()}
 
@@ -250,6 +264,101 @@ def _block_sum(arr: np.ndarray, lat: Sequence[int], factor: int) -> np.ndarray:
     for a in range(3):
         shape += [arr.shape[a] // factor, factor] if a in lat else [arr.shape[a], 1]
     return arr.reshape(shape).sum(axis=(1, 3, 5))
+
+
+BLOCK_CELLS = 1 << 21
+"""Cells (columns × stacking length) of the share maps :func:`detect_layers` derives at a time,
+plus the lateral smoothing's context: the maps of a long stack are worked through in blocks of
+rows, so their memory does not grow with the number of slices."""
+SPILL_BYTES = 64 << 20
+"""Coarse counts of a dask input larger than this (all groups together) are kept in a scratch
+folder on disk, not in memory."""
+_NARROW = ("sodium", "sei", "cathode", "collector")
+_WIDE = ("separator", "active", "cathode")
+
+
+def _radius(sigma: float) -> int:
+    """Reach in cells of a Gaussian filter of ``sigma`` truncated at 3 sigma (as scipy cuts it)."""
+    return int(3.0 * sigma + 0.5)
+
+
+class _CoarseMaps:
+    """The coarse counts of :func:`detect_layers` and the share maps derived from them, a block of
+    rows at a time.
+
+    Every map is in ``(a, b, stacking)`` order, reversed along the stacking axis once :attr:`flip`
+    is set (anode first).  :attr:`blocks` splits the first lateral axis ``a``; a block's shares are
+    smoothed with the rows of lateral context they need, so they equal those of the whole map.
+
+    Parameters
+    ----------
+    sums : mapping
+        Group name -> counts from :func:`_lateral_sums` (numpy or zarr arrays, the volume's axis order).
+    axis : int
+        Stacking axis of the volume.
+    sigma : 2 floats
+        Lateral smoothing (Gaussian sigma, coarse cells) of the shares along ``a`` and ``b``; the
+        wide shares (sparse fibres and particles) use three times this.
+    """
+
+    def __init__(self, sums: Mapping[str, Any], axis: int, sigma: Sequence[float]) -> None:
+        self._sums = sums
+        self._axis = axis
+        self._row_axis = 1 if axis == 0 else 0  # axis a in the volume's order
+        full = tuple(int(v) for v in next(iter(sums.values())).shape)
+        lat = [ax for ax in range(3) if ax != axis]
+        self.shape = (full[lat[0]], full[lat[1]], full[axis])
+        self.flip = False
+        self.sigma = [float(sigma[0]), float(sigma[1]), 0.0]
+        self.wide = [3.0 * float(sigma[0]), 3.0 * float(sigma[1]), 0.0]
+        # blocks at least as deep as the wide smoothing's context: smoothing a block along a reads at most 3x its rows
+        rows = max(1, BLOCK_CELLS // max(1, self.shape[1] * self.shape[2]), _radius(self.wide[0]))
+        self.blocks = [(a, min(a + rows, self.shape[0])) for a in range(0, self.shape[0], rows)]
+
+    def counts(self, keys: Sequence[str], a0: int, a1: int) -> dict[str, np.ndarray]:
+        """Counts of the groups ``keys`` in rows ``a0:a1`` (float32)."""
+        index = [slice(None)] * 3
+        index[self._row_axis] = slice(a0, a1)
+        out = {}
+        for k in keys:
+            v = np.moveaxis(np.asarray(self._sums[k][tuple(index)]), self._axis, -1).astype(np.float32, copy=False)
+            out[k] = v[..., ::-1] if self.flip else v
+        return out
+
+    def shares(self, keys: Sequence[str], a0: int, a1: int) -> dict[str, np.ndarray]:
+        """Share maps of rows ``a0:a1``: ``sodium``, ``sei``, ``cathode``, ``collector`` (shares of
+        the valid voxels, smoothed by ``sigma``); ``wide_separator``, ``wide_active``,
+        ``wide_cathode``, ``valid_wide`` (the smoothed valid count) and ``dense`` (active plus
+        collector), smoothed by the wide sigma."""
+        narrow = [k for k in keys if k in _NARROW]
+        wide = [k for k in keys if k not in _NARROW]
+        halo = _radius(max(self.sigma[0] if narrow else 0.0, self.wide[0] if wide else 0.0))
+        b0, b1 = max(0, a0 - halo), min(self.shape[0], a1 + halo)
+        core = slice(a0 - b0, a1 - b0)
+
+        def smoothed(key: str, sigma: Sequence[float]) -> np.ndarray:
+            # ndi.gaussian_filter's passes, axis a first: only that one needs the rows of context
+            out = self.counts([key], b0, b1)[key]
+            for ax in (0, 1):
+                if sigma[ax] > 1e-15:
+                    out = ndi.gaussian_filter1d(out, sigma[ax], axis=ax, mode="nearest", truncate=3.0)
+                if ax == 0:
+                    out = out[core]
+            return out
+
+        out: dict[str, np.ndarray] = {}
+        if narrow:
+            valid = np.maximum(smoothed("valid", self.sigma), 1e-6)
+            out.update({k: smoothed(k, self.sigma) / valid for k in narrow})
+        if wide:
+            out["valid_wide"] = smoothed("valid", self.wide)
+            wvalid = np.maximum(out["valid_wide"], 1e-6)
+            for g in _WIDE:
+                if f"wide_{g}" in wide or (g == "active" and "dense" in wide):
+                    out[f"wide_{g}"] = smoothed(g, self.wide) / wvalid
+            if "dense" in wide:
+                out["dense"] = out["wide_active"] + smoothed("collector", self.wide) / wvalid
+        return {k: out[k] for k in keys}
 
 
 _CUT_CELLS = 1 << 20
@@ -322,17 +431,28 @@ def _plane_outliers(h: np.ndarray, ok: np.ndarray, floor: float, k: float = 4.0)
     return plane, ok & (np.abs(res) > tol), tol
 
 
-def _regular_cut(before: np.ndarray, after: np.ndarray, lo: np.ndarray, hi: np.ndarray, window: int,
+Pair = Callable[[int, int], tuple[np.ndarray, np.ndarray]]
+"""``pair(a0, a1)``: the ``(before, after)`` share maps of rows ``a0:a1`` (first lateral axis)."""
+
+
+def _regular_cut(pair: Pair, blocks: Sequence[tuple[int, int]], lo: np.ndarray, hi: np.ndarray, window: int,
                  ok: np.ndarray, floor: float) -> np.ndarray:
     """:func:`_cut`, then columns far off the field's plane cut again within its tolerance band;
-    where that cut is pinned to the band's edge too (no evidence left in the column), the plane."""
-    h = _cut(before, after, lo, hi, window)
+    where that cut is pinned to the band's edge too (no evidence left in the column), the plane.
+
+    The maps come from ``pair`` a block of rows (``blocks``) at a time: columns are cut on their
+    own, only the plane needs every column, and only blocks holding a far column are cut again.
+    """
+    h = np.concatenate([_cut(*pair(a0, a1), lo[a0:a1], hi[a0:a1], window) for a0, a1 in blocks])
     plane, far, tol = _plane_outliers(h, ok, floor)
     if not far.any():
         return h
     lo2 = np.clip(np.floor(plane - tol).astype(np.int64), lo, hi)
     hi2 = np.clip(np.ceil(plane + tol).astype(np.int64), lo2, hi)
-    again = _cut(before, after, lo2, hi2, window)
+    again = h.copy()
+    for a0, a1 in blocks:
+        if far[a0:a1].any():
+            again[a0:a1] = _cut(*pair(a0, a1), lo2[a0:a1], hi2[a0:a1], window)
     pinned = np.abs(again - plane) >= tol - 1.0
     return np.where(far, np.where(pinned, plane, again), h)
 
@@ -355,7 +475,7 @@ def _change_point(profile: np.ndarray) -> tuple[int, float, float]:
 
 
 def _collector_cut(
-    dense: np.ndarray, foil: np.ndarray, valid: np.ndarray, lo: np.ndarray, hi: np.ndarray, start: int, window: int,
+    maps: _CoarseMaps, profiles: Mapping[str, np.ndarray], lo: np.ndarray, hi: np.ndarray, start: int, window: int,
     ok: np.ndarray, floor: float,
 ) -> tuple[np.ndarray | None, str]:
     """The cathode|collector surface: where the stack turns into the dense foil at its end.
@@ -364,16 +484,17 @@ def _collector_cut(
     the share of valid voxels that are *not* dense (``1 - dense``: pore, binder, anything but
     active or collector) drops from the cathode's level to near zero in the foil.  The two levels
     come from a two-segment fit of the whole field's profile beyond ``start``; no drop, no foil.
-    When the first guess labels the foil ``collector`` (``foil``, its share, is at least half
-    in the foil's rows) each column is cut on that share: it also tells a particle lying on the
-    foil from the foil.  When it does not (the foil's grey level can equal that of the
-    edge-brightened active particles, all the more at coarse pixels where their bright rims fill
-    the particles), each column is cut on its porous share scaled between the two levels.
-    Returns ``(heights or None, note)``.
+    When the first guess labels the foil ``collector`` (its share, weighed by the valid voxels,
+    is at least half in the foil's rows) each column is cut on that share: it also tells a
+    particle lying on the foil from the foil.  When it does not (the foil's grey level can equal
+    that of the edge-brightened active particles, all the more at coarse pixels where their
+    bright rims fill the particles), each column is cut on its porous share scaled between the
+    two levels.  ``profiles``: per row along the stacking axis, summed over the columns, the
+    wide valid share (``weight``) and its products with the porous share (``porous``) and with
+    the collector share (``foil``), see :func:`_collector_profiles`.  Returns ``(heights or None, note)``.
     """
-    porous = np.clip(1.0 - dense, 0.0, 1.0)
-    weight = valid.sum(axis=(0, 1))
-    prof = (porous * valid).sum(axis=(0, 1)) / np.maximum(weight, 1e-6)
+    weight = profiles["weight"]
+    prof = profiles["porous"] / np.maximum(weight, 1e-6)
     rows = np.nonzero(weight > 0.05 * weight.max(initial=0.0))[0]
     rows = rows[rows >= start]
     if rows.size < 2:
@@ -384,13 +505,36 @@ def _collector_cut(
                       f"vs {cathode_level:.2f} in the cathode)")
     lo_c = np.minimum(np.maximum(lo, start), hi)
     foil_rows = rows[j:]
-    labelled = float((foil * valid)[..., foil_rows].sum() / max(valid[..., foil_rows].sum(), 1e-6))
+    labelled = float(profiles["foil"][foil_rows].sum() / max(weight[foil_rows].sum(), 1e-6))
     note = (f"cathode|collector: non-dense share {cathode_level:.2f} in the cathode vs {foil_level:.2f} in the foil "
             f"(field profile split at row {int(rows[j])}), {labelled:.0%} of the foil labelled collector")
+
+    def on_label(a0: int, a1: int) -> tuple[np.ndarray, np.ndarray]:
+        foil = maps.shares(["collector"], a0, a1)["collector"]
+        return 1.0 - foil, foil
+
+    def on_porous(a0: int, a1: int) -> tuple[np.ndarray, np.ndarray]:
+        porous = np.clip(1.0 - maps.shares(["dense"], a0, a1)["dense"], 0.0, 1.0)
+        r = np.clip((porous - foil_level) / (cathode_level - foil_level), 0.0, 1.0)
+        return r, 1.0 - r
+
     if labelled >= 0.5:
-        return _regular_cut(1.0 - foil, foil, lo_c, hi, window, ok, floor), note + ": cut on the collector label"
-    r = np.clip((porous - foil_level) / (cathode_level - foil_level), 0.0, 1.0)
-    return _regular_cut(r, 1.0 - r, lo_c, hi, window, ok, floor), note + ": cut on the non-dense share"
+        return _regular_cut(on_label, maps.blocks, lo_c, hi, window, ok, floor), note + ": cut on the collector label"
+    return _regular_cut(on_porous, maps.blocks, lo_c, hi, window, ok, floor), note + ": cut on the non-dense share"
+
+
+def _collector_profiles(maps: _CoarseMaps) -> dict[str, np.ndarray]:
+    """Per row along the stacking axis, summed over all columns: the wide valid share
+    (``weight``) and its products with the porous share ``clip(1 - dense)`` (``porous``) and with
+    the collector share (``foil``), as :func:`_collector_cut` reads them."""
+    out = {k: np.zeros(maps.shape[2]) for k in ("weight", "porous", "foil")}
+    for a0, a1 in maps.blocks:
+        m = maps.shares(["valid_wide", "dense", "collector"], a0, a1)
+        valid = m["valid_wide"]
+        out["weight"] += valid.sum(axis=(0, 1), dtype=np.float64)
+        out["porous"] += (np.clip(1.0 - m["dense"], 0.0, 1.0) * valid).sum(axis=(0, 1), dtype=np.float64)
+        out["foil"] += (m["collector"] * valid).sum(axis=(0, 1), dtype=np.float64)
+    return out
 
 
 def _fill_columns(h: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -457,6 +601,7 @@ def detect_layers(
     axis: int | str | None = None,
     lateral_nm: float = 120.0,
     frame_value: int | None = None,
+    scratch: str | Path | None = None,
 ) -> Layers:
     """Find the cell's layers and their interfaces in a phase label volume.
 
@@ -476,6 +621,9 @@ def detect_layers(
         this is not followed.
     frame_value : int, optional
         Label value of frame voxels (excluded).
+    scratch : path, optional
+        Folder under which the coarse counts of a large dask input are kept while the interfaces
+        are found (:data:`SPILL_BYTES`; a temporary folder by default); removed when done.
 
     Returns
     -------
@@ -496,88 +644,114 @@ def detect_layers(
     lat = [a for a in range(3) if a != axis_i]
     lat_vox = min(vox[a] for a in lat)
     factor = int(max(1, min(4, round(lateral_nm / lat_vox / 2))))
-    sums = _lateral_sums(phases, axis_i, factor, {**values, "active": active}, frame_value, core_radius(vox))
-    # move the stacking axis last: (a, b, s)
-    # float32 throughout: counts of at most factor² voxels, and these maps are the largest arrays here
-    sums = {k: np.moveaxis(v, axis_i, -1).astype(np.float32, copy=False) for k, v in sums.items()}
-    valid_total = float(sums["valid"].sum(dtype=np.float64))
-    present = {g: bool(valid_total > 0 and float(sums[g].sum(dtype=np.float64)) / valid_total >= _MIN_SHARE[g])
-               for g in _GROUPS}
+    groups = {**values, "active": active}
+    # the coarse counts of a long dask stack wait on disk: memory holds one block of rows at a time
+    coarse = [-(-int(phases.shape[a]) // factor) for a in lat]
+    spill = hasattr(phases, "map_blocks") and 4 * (len(groups) + 1) * coarse[0] * coarse[1] * int(phases.shape[axis_i]) > SPILL_BYTES
+    with tempfile.TemporaryDirectory(prefix="volrecon-layers-", dir=scratch) if spill else _no_folder() as folder:
+        sums = _lateral_sums(phases, axis_i, factor, groups, frame_value, core_radius(vox),
+                             folder=Path(folder) if folder else None)
+        maps = _CoarseMaps(sums, axis_i, [lateral_nm / (vox[a] * factor) for a in lat])
+        heights, present, anode_first, n = _interfaces(maps, vox[axis_i], notes)
+    # upsample the coarse maps to the full lateral grid (linear, cell centres)
+    full_shape = [int(np.asarray(phases.shape)[a]) for a in lat]
+    for k, v in list(heights.items()):
+        if v is not None and factor > 1:
+            coords = np.meshgrid(*[(np.arange(s) + 0.5) / factor - 0.5 for s in full_shape], indexing="ij")
+            heights[k] = ndi.map_coordinates(v, coords, order=1, mode="nearest")
+    return Layers(axis=axis_i, anode_first=anode_first, heights=heights, present=present, length=n, notes=notes)
+
+
+@contextmanager
+def _no_folder() -> Iterator[None]:
+    yield None
+
+
+def _interfaces(maps: _CoarseMaps, step: float, notes: list[str]) -> tuple[dict[str, np.ndarray | None], dict[str, bool], bool, int]:
+    """Order and interfaces of :func:`detect_layers` on its coarse maps (``step``: voxel size along
+    the stacking axis, nm); notes appended to ``notes``.
+
+    Returns ``(heights on the coarse grid, present, anode_first, length)``.
+    """
+    n = maps.shape[2]
+    totals = {k: 0.0 for k in ("valid", *_GROUPS, "active")}
+    profiles = {k: np.zeros(n) for k in totals}
+    for a0, a1 in maps.blocks:  # counts are whole numbers: the block sums add up exactly
+        for k, v in maps.counts(list(totals), a0, a1).items():
+            totals[k] += float(v.sum(dtype=np.float64))
+            profiles[k] += v.sum(axis=(0, 1), dtype=np.float64)
+    present = {g: bool(totals["valid"] > 0 and totals[g] / totals["valid"] >= _MIN_SHARE[g]) for g in _GROUPS}
     # order: centroid of each present group along the axis vs its expected rank
-    n = sums["valid"].shape[-1]
     pos = np.arange(n) + 0.5
     cents, ranks = [], []
     for rank, g in enumerate(_GROUPS):
         if present[g]:
-            prof = sums[g].sum(axis=(0, 1), dtype=np.float64)
-            cents.append(float((prof * pos).sum() / prof.sum()))
+            cents.append(float((profiles[g] * pos).sum() / profiles[g].sum()))
             ranks.append(rank)
     anode_first = True
     if len(cents) >= 2:
         anode_first = bool(np.corrcoef(ranks, cents)[0, 1] >= 0)
-    if not anode_first:
-        sums = {k: v[..., ::-1] for k, v in sums.items()}
-    has_active = bool(sums["active"].any())
+    maps.flip = not anode_first
+    has_active = totals["active"] > 0
 
-    # lateral smoothing (sigma in coarse cells), shares of valid voxels; one group at a time
-    def smoothed(key: str, sigma: Sequence[float]) -> np.ndarray:
-        return ndi.gaussian_filter(sums[key], sigma, mode="nearest", truncate=3.0)
-
-    sig = [lateral_nm / (vox[a] * factor) for a in lat] + [0.0]
-    valid = np.maximum(smoothed("valid", sig), 1e-6)
-    share = {k: smoothed(k, sig) / valid for k in ("sodium", "sei", "cathode", "collector")}
-    del valid
-    # the separator's fibres and the cathode's particles are sparse: a wider lateral window
-    wide = [3 * g for g in sig[:2]] + [0.0]
-    valid_wide = smoothed("valid", wide)
-    wvalid = np.maximum(valid_wide, 1e-6)
-    share_wide = {g: smoothed(g, wide) / wvalid for g in ("separator", "active", "cathode")}
-    dense = share_wide["active"] + smoothed("collector", wide) / wvalid
-    del wvalid
     # interfaces lie within the specimen part of each column (frame/unassigned ends excluded)
-    has = sums["valid"] > 0
-    lo = np.where(has.any(axis=-1), np.argmax(has, axis=-1), 0).astype(np.int64)
-    hi = np.where(has.any(axis=-1), n - np.argmax(has[..., ::-1], axis=-1), n).astype(np.int64)
+    ends = []
+    for a0, a1 in maps.blocks:
+        has = maps.counts(["valid"], a0, a1)["valid"] > 0
+        some = has.any(axis=-1)
+        ends.append((some, np.where(some, np.argmax(has, axis=-1), 0), np.where(some, n - np.argmax(has[..., ::-1], axis=-1), n)))
+    some, lo, hi = (np.concatenate([e[i] for e in ends]) for i in range(3))
+    lo, hi = lo.astype(np.int64), hi.astype(np.int64)
     # columns cut short by the frame (a trench wall slanting across them) miss the far interfaces:
     # they take their neighbours' heights
-    span = np.where(has.any(axis=-1), hi - lo, 0)
+    span = np.where(some, hi - lo, 0)
     cols = span >= 0.9 * np.median(span[span > 0]) if (span > 0).any() else span > 0
     # sub-voxel refinement over a physical length, whatever the voxel size
-    window = max(1, int(round(REFINE_NM / vox[axis_i])))
+    window = max(1, int(round(REFINE_NM / step)))
     # a column's cut further than this from the field's plane (and than 4 robust sigmas of the
     # interface's roughness) was pulled off by misclassified voxels
-    floor = OUTLIER_NM / vox[axis_i]
+    floor = OUTLIER_NM / step
     heights: dict[str, np.ndarray | None] = {k: None for k in INTERFACES}
-    del sums
-    sep_after = share_wide["active"] if has_active else share_wide["cathode"]
+    after = "wide_active" if has_active else "wide_cathode"
+
+    def separator_pair(a0: int, a1: int) -> tuple[np.ndarray, np.ndarray]:
+        m = maps.shares(["wide_separator", after], a0, a1)
+        return m["wide_separator"], m[after]
+
     h_coll = np.full(lo.shape, float(n))
     if present["collector"] or present["cathode"]:
         # where the cathode starts, to take the cathode's porous level from the rows after it
         start = 0
         if present["separator"] and present["cathode"]:
-            start = int(np.floor(np.median(_cut(share_wide["separator"], sep_after, lo, hi, window)[cols])))
-        found, note = _collector_cut(dense, share["collector"], valid_wide, lo, hi, start, window, cols, floor)
+            first = np.concatenate([_cut(*separator_pair(a0, a1), lo[a0:a1], hi[a0:a1], window) for a0, a1 in maps.blocks])
+            start = int(np.floor(np.median(first[cols])))
+        found, note = _collector_cut(maps, _collector_profiles(maps), lo, hi, start, window, cols, floor)
         present["collector"] = found is not None
         notes.append(note)
         if found is not None:
             heights["cathode|collector"] = h_coll = found
     hi_c = np.floor(h_coll).astype(np.int64)
     if present["sodium"]:
-        # cathode phases cannot lie between the sodium and the separator: they count as neither side
-        neutral = share["cathode"] + share["collector"]
-        na = share["sodium"]
-        h_na = _regular_cut(na, np.clip(1.0 - na - neutral, 0, None), lo, hi_c, window, cols, floor)
+        def anode_pair(with_sei: bool) -> Pair:
+            # cathode phases cannot lie between the sodium and the separator: they count as neither side
+            def pair(a0: int, a1: int) -> tuple[np.ndarray, np.ndarray]:
+                m = maps.shares(["sodium", "sei", "cathode", "collector"] if with_sei else ["sodium", "cathode", "collector"], a0, a1)
+                neutral = m["cathode"] + m["collector"]
+                side = m["sodium"] + m["sei"] if with_sei else m["sodium"]
+                return side, np.clip(1.0 - side - neutral, 0, None)
+            return pair
+
+        h_na = _regular_cut(anode_pair(False), maps.blocks, lo, hi_c, window, cols, floor)
         heights["sodium|sei"] = h_na
-        an = na + share["sei"]
         lo_s = np.ceil(h_na).astype(np.int64)
-        h_sei = (_regular_cut(an, np.clip(1.0 - an - neutral, 0, None), np.minimum(lo_s, hi_c), hi_c, window, cols, floor)
+        h_sei = (_regular_cut(anode_pair(True), maps.blocks, np.minimum(lo_s, hi_c), hi_c, window, cols, floor)
                  if present["sei"] else h_na.copy())
         heights["sei|separator"] = h_sei
     else:
         h_sei = np.zeros(lo.shape)
     lo_p = np.minimum(np.ceil(h_sei).astype(np.int64), hi_c)
     if present["separator"] and present["cathode"]:
-        heights["separator|cathode"] = _regular_cut(share_wide["separator"], sep_after, lo_p, hi_c, window, cols, floor)
+        heights["separator|cathode"] = _regular_cut(separator_pair, maps.blocks, lo_p, hi_c, window, cols, floor)
     elif present["separator"]:
         heights["separator|cathode"] = None
         notes.append("no cathode found: the separator reaches the collector or the end of the field")
@@ -586,13 +760,7 @@ def detect_layers(
     # back to original orientation: boundary coordinates measured from index 0
     if not anode_first:
         heights = {k: (None if v is None else n - v) for k, v in heights.items()}
-    # upsample the coarse maps to the full lateral grid (linear, cell centres)
-    full_shape = [int(np.asarray(phases.shape)[a]) for a in lat]
-    for k, v in list(heights.items()):
-        if v is not None and factor > 1:
-            coords = np.meshgrid(*[(np.arange(s) + 0.5) / factor - 0.5 for s in full_shape], indexing="ij")
-            heights[k] = ndi.map_coordinates(v, coords, order=1, mode="nearest")
-    return Layers(axis=axis_i, anode_first=anode_first, heights=heights, present=present, length=n, notes=notes)
+    return heights, present, anode_first, n
 
 
 def region_block(layers: Layers, block_slices: tuple[slice, slice, slice], shape: tuple[int, ...],

@@ -1,0 +1,75 @@
+"""Intermediate volumes of a dask segmentation: kept once in zarr, written without locks, cleaned up."""
+
+import gc
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from volrecon.sample import make_phantom
+from volrecon.segment import api, segment_volume
+from volrecon.segment.api import Scratch, _materialise
+
+
+@pytest.mark.parametrize("chunks", [((4, 4, 3), (6, 6), (5,)), ((3, 5, 3), (7, 5), (2, 3))])
+def test_materialise_equals_the_array_on_any_chunks(tmp_path, chunks):
+    """Chunks off the zarr grid (second case) are rechunked onto it: the values read back equal
+    the array's, in the array's own chunks."""
+    arr = da.from_array(np.arange(11 * 12 * 5, dtype=np.float32).reshape(11, 12, 5), chunks=chunks) * 1.5
+    got = _materialise(arr, Scratch(tmp_path), "x")
+    assert got.chunks == arr.chunks
+    np.testing.assert_array_equal(got.compute(), arr.compute())
+    zarr_chunks = __import__("zarr").open_array(str(tmp_path / "x.zarr"), mode="r").chunks
+    assert zarr_chunks == tuple(c[0] for c in chunks)
+
+
+@pytest.fixture(scope="module")
+def small():
+    ph = make_phantom("diglyme", slices=10, shape=(96, 112), seed=3, workers=2, frame=True)
+    return ph, np.asarray(ph.clean)
+
+
+def _names(tmp_path):
+    return sorted(p.name for p in tmp_path.iterdir())
+
+
+def test_temporary_scratch_goes_with_the_result(small, tmp_path, monkeypatch):
+    """Without ``scratch``, the zarr arrays live in a folder of their own that stays while the dask
+    result is read and goes when it is garbage-collected; results equal the in-memory ones."""
+    ph, img = small
+    monkeypatch.setattr(api.tempfile, "tempdir", str(tmp_path))
+    want = segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="auto")
+    res = segment_volume(da.from_array(img, chunks=(4, 48, 56)), voxel_size_nm=ph.voxel_size_nm, method="auto",
+                         chunks=(4, 48, 56))
+    assert len(_names(tmp_path)) == 1
+    gc.collect()
+    phases, regions = da.compute(res.phases, res.regions)
+    np.testing.assert_array_equal(phases, want.phases)
+    np.testing.assert_array_equal(regions, want.regions)
+    del res
+    gc.collect()
+    assert _names(tmp_path) == []
+
+
+def test_scratch_removed_when_segmentation_fails(small, tmp_path, monkeypatch):
+    ph, img = small
+    monkeypatch.setattr(api.tempfile, "tempdir", str(tmp_path))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("layer detection failed")
+
+    monkeypatch.setattr(api, "detect_layers", broken)
+    with pytest.raises(RuntimeError, match="layer detection failed"):
+        segment_volume(da.from_array(img, chunks=(4, 48, 56)), voxel_size_nm=ph.voxel_size_nm, method="auto")
+    assert _names(tmp_path) == []
+
+
+def test_callers_scratch_holds_one_float_copy(small, tmp_path):
+    """A caller's folder is the caller's to remove; of the two denoised float copies, only the one
+    the void split reads is left in it."""
+    ph, img = small
+    res = segment_volume(da.from_array(img, chunks=(4, 48, 56)), voxel_size_nm=ph.voxel_size_nm, method="auto",
+                         scratch=tmp_path / "s")
+    res.phases.compute()
+    names = _names(tmp_path / "s")
+    assert "void_grey.zarr" in names and "smoothed.zarr" not in names and "phases.zarr" in names
