@@ -17,10 +17,16 @@ def sample_values(image: Any, *, max_values: int = 4_000_000, seed: int = 0) -> 
     if n > max_values:
         k = max(1, min(nz, max_values // max(1, n // nz)))
         zs = np.unique(np.linspace(0, nz - 1, k).round().astype(int))
-        sub = image[zs]
     else:
-        sub = image
-    vals = np.asarray(sub.compute() if hasattr(sub, "compute") else sub, dtype=np.float64).ravel()
+        zs = np.arange(nz)
+    if hasattr(image, "chunks"):
+        # one chunk along z at a time: a lazy chain (a smoothing with overlap) evaluated for all the
+        # sampled slices at once holds every chunk it touches until the sample is assembled
+        bounds = np.cumsum(image.chunks[0])
+        groups = np.split(zs, np.searchsorted(zs, bounds[:-1]))
+        vals = np.concatenate([np.asarray(image[g].compute(), dtype=np.float64).ravel() for g in groups if g.size])
+    else:
+        vals = np.asarray(image[zs] if n > max_values else image, dtype=np.float64).ravel()
     vals = vals[np.isfinite(vals)]
     if vals.size > max_values:
         vals = np.random.default_rng(seed).choice(vals, max_values, replace=False)
