@@ -269,10 +269,12 @@ def _outer_edge(img: np.ndarray, c0: int, c1: int, hn: np.ndarray, t: np.ndarray
     follows the film), rising where it first leaves it upwards (a fibre lies on the film): a later
     step (the pore -> fibre rise, the fibre -> pore fall) is never the film's end.  The edge is
     the steepest step of that sign within ``2 + t0 / 4`` voxels of the crossing estimate
-    ``hn + t`` (``t0`` where none) and before the grey value has passed ``dark`` (falling) or
-    ``bright`` (rising), kept where the grey value 1.5 voxels beyond it is past that cut; the
-    rise is searched from ``edge["reach_vox"]`` beyond the sodium surface (clear of the sodium
-    edge's own step).  The steepest step lies on the dark side of the boundary by the edge
+    ``hn + t`` (``t0`` where none) and, falling, before the grey value has passed ``dark``;
+    rising (a small step that noise moves), within the step's own reach (``edge["rim_half_width_vox"]``
+    plus its blur, ``edge["sigma_vox"]`` and the smoothing here) of where the grey value first
+    passes ``bright`` and stays past it for the next voxel.  It is kept where the grey value 1.5
+    voxels beyond it is past that cut; the rise is searched from ``edge["reach_vox"]`` beyond the
+    sodium surface (clear of the sodium edge's own step).  The steepest step lies on the dark side of the boundary by the edge
     rims' ``edge["shift_vox"]`` (measured on the sodium surface,
     :func:`volrecon.segment.layers.edge_rim_shift`): it is moved that far towards the bright side.
     """
@@ -285,6 +287,8 @@ def _outer_edge(img: np.ndarray, c0: int, c1: int, hn: np.ndarray, t: np.ndarray
     hi = np.minimum(guess + w, hs)
     b = np.arange(1, n)
     col = np.isfinite(hn) & (hs - hn > 1.0)
+    # a step's own reach: its rims' half-width and its blur (the edge fit's and the 0.7 above)
+    reach_rise = float(edge.get("rim_half_width_vox", 1.0)) + float(np.hypot(edge.get("sigma_vox", 1.0), 0.7))
     # the film's grey band: as far below the film's level as the fibre threshold lies above it
     band = (max(dark, 2.0 * film - bright), bright) if np.isfinite(bright) else (dark, bright)
     out = []
@@ -298,8 +302,17 @@ def _outer_edge(img: np.ndarray, c0: int, c1: int, hn: np.ndarray, t: np.ndarray
         side = below < above if sign < 0 else above < below
         # the step ends where it has passed its cut (half-way to the fibres; for a pore, the
         # sodium/film midpoint, well into the step out of the band)
-        end = _first_voxel(sign * (g - cut) > 0, entered)
-        sd = np.where((b >= lo[..., None]) & (b <= np.minimum(hi, end)[..., None]), sign * d, -np.inf)
+        past = sign * (g - cut) > 0
+        if sign > 0:
+            # the fibre's small step: its first lasting crossing (a noise spike is one voxel), and
+            # the steepest step within the step's own reach of it on both sides (a window reaching
+            # far onto the film lets the film's noise steps win; one ending at the crossing, which
+            # the rims pull towards the film, cuts the step off: both drew the edge onto the film)
+            past[..., :-1] &= past[..., 1:]
+        end = _first_voxel(past, entered)
+        win = (lo, np.minimum(hi, end)) if sign < 0 else (np.maximum(lo, end - reach_rise),
+                                                          np.minimum(hi, end + reach_rise))
+        sd = np.where((b >= win[0][..., None]) & (b <= win[1][..., None]), sign * d, -np.inf)
         pos, _ = steepest_step(sd, sign * d)
         beyond = sample_columns(gl, (pos + 1.5)[..., None])[..., 0]
         ok = col & np.isfinite(sd.max(axis=-1)) & side & (end <= hi + 1.5) & (sign * (beyond - cut) > 0)
@@ -579,7 +592,8 @@ def sei_outer_surface(
     t_fall, t_rise = np.full(hn.shape, np.nan), np.full(hn.shape, np.nan)
     # the sodium edge's step reaches its rim's half-width and 3 blur sigmas beyond the surface
     edge = {"shift_vox": float(fit.get("shift_vox", 0.0)),
-            "reach_vox": float(fit.get("rim_half_width_vox", 1.0)) + 3.0 * float(fit.get("sigma_vox", 1.0))}
+            "reach_vox": float(fit.get("rim_half_width_vox", 1.0)) + 3.0 * float(fit.get("sigma_vox", 1.0)),
+            "rim_half_width_vox": float(fit.get("rim_half_width_vox", 1.0)), "sigma_vox": float(fit.get("sigma_vox", 1.0))}
     sig_edge = [EDGE_LATERAL_NM / vox[a] for a in lat] + [0.0]
     pad = max(_radius(1.0) + _radius(sig[0]), _radius(sig_edge[0]))
     cols = np.isfinite(hn) & (hs - hn > 1.0)
