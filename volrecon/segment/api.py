@@ -12,12 +12,16 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 
 import dask.array as da
 import numpy as np
+from scipy import ndimage as ndi
 
 from volrecon.errors import ParameterError
 from volrecon.phases import PHASE_COLOURS, PHASES, REGION_COLOURS, REGIONS
 from volrecon.segment._validate import check_image, check_phase_names, check_voxel
 from volrecon.segment.classifier import PixelClassifier, normalisation_range, normalise, train_classifier
 from volrecon.segment.cleanup import cleanup_reach, remove_small_pieces
+from volrecon.segment.cathode_rims import (
+    RIM_GRADIENT_NM, fit_rim_length, gradient_magnitude, gradient_reach, rim_corrected,
+)
 from volrecon.segment.frame import find_frame
 from volrecon.segment.layers import EDGE_RIM_NM, INTERFACES, Layers, detect_layers, refine_interface, region_block
 from volrecon.segment.thresholds import apply_thresholds, multi_otsu_thresholds
@@ -530,7 +534,8 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
     The split works on the pore average of the grey ``src`` (:func:`volrecon.segment.voids.pore_average`
     over the cathode's pore and binder; with ``average_nm`` 0, on the ``smooth_nm`` smoothing), and
     the electrolyte level and spread come from those values on the cathode's ``electrolyte`` voxels
-    of up to 64 evenly spread slices.  Unless ``cues.wall_shift_nm`` is given, the void walls'
+    (those whose in-plane neighbours are electrolyte too, where there are enough) of up to 64
+    evenly spread slices.  Unless ``cues.wall_shift_nm`` is given, the void walls'
     sideways shift over the shine-through depth is measured on the dark cores of up to 32 slice
     pairs that far apart (:func:`volrecon.segment.voids.wall_shift`).  The grey values the split
     reads are computed once (:func:`_materialise` into ``folder``, or into memory when None): the
@@ -556,7 +561,11 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
     zn = np.unique(np.linspace(0, nz - 1 - k, min(max(nz - k, 0), 32)).round().astype(int)) if nz > k else zs[:0]
     g_z, o_z, r_z, g_a, o_a, r_a, g_b, o_b, r_b = (np.asarray(a) for a in da.compute(
         smoothed[zs, ::stride], out[zs, ::stride], reg[zs, ::stride], smoothed[zn], out[zn], reg[zn], smoothed[zn + k], out[zn + k], reg[zn + k]))
-    pore_vals = g_z[(o_z == elec_v) & (r_z == cat_v)]
+    pore_z = (o_z == elec_v) & (r_z == cat_v)
+    # the electrolyte's own level and noise: pore voxels whose in-plane neighbours are pore too (the
+    # voxels beside a boundary carry the edge's blur and rims, and a void's outer ring)
+    inner = ndi.binary_erosion(pore_z, np.ones((1, 3, 3), bool))
+    pore_vals = g_z[inner] if inner.sum() >= 100 else g_z[pore_z]
     if pore_vals.size < 100:
         warnings.append("void not separated: too few cathode pore voxels to find the electrolyte level")
         return out
@@ -666,6 +675,7 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
 
     ``edge``: the edge-rim fit on the sodium surface (:attr:`Layers.edges`); when given, the
     separator's fibre threshold is moved for the rims (:func:`volrecon.segment.regional.rim_threshold`).
+    The cathode is cut on its own rim-corrected grey (:func:`_cathode_rim_grey`).
     ``folder``: where the denoised grey values are kept (:func:`_materialise`; None: in memory).
     """
     smoothed = _materialise(_smoothed(src, smooth_nm, vox), folder, "smoothed")
@@ -675,10 +685,13 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
     from skimage.filters import threshold_multiotsu
 
     thr: dict[str, list[float]] = {}
+    cat_grey = None
     for region, classes in (("cathode", 3), ("separator", 2)):
         vals = _region_sample(smoothed, reg, REGIONS[region])
         if vals.size >= 100 and np.unique(vals[:100_000]).size >= classes:
             thr[region] = [float(v) for v in threshold_multiotsu(vals, classes=classes, nbins=256)]
+            if region == "cathode":
+                cat_grey, thr[region] = _cathode_rim_grey(smoothed, reg, vals, thr[region], vox=vox, params=params)
             if region == "separator" and edge:
                 otsu = thr[region][0]
                 thr[region] = [rim_threshold(vals, otsu, edge, smoothing_sigma(smooth_nm, vox))]
@@ -689,8 +702,12 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
         if region not in thr and region not in [w.split("'")[1] for w in warnings if w.startswith("layer '")]:
             warnings.append(f"region {region!r}: too few voxels to estimate its thresholds")
 
-    out = da.map_blocks(lambda g, r, b: classify_regions(g, r, b, thresholds=thr, names=names),
-                        smoothed, reg, base, dtype=np.uint8)
+    if cat_grey is None:
+        out = da.map_blocks(lambda g, r, b: classify_regions(g, r, b, thresholds=thr, names=names),
+                            smoothed, reg, base, dtype=np.uint8)
+    else:
+        out = da.map_blocks(lambda g, r, b, c: classify_regions(g, r, b, thresholds=thr, names=names, cathode_grey=c),
+                            smoothed, reg, base, cat_grey, dtype=np.uint8)
     if void_split and "cathode" in thr:
         # the classes, kept, free the denoised copy before the void split keeps its own grey values:
         # one float copy of the volume at a time in scratch
@@ -715,6 +732,29 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
 
         out = _overlap(clean, out, depth, np.uint8).rechunk(src.chunks)
     return out
+
+
+def _cathode_rim_grey(smoothed: da.Array, reg: da.Array, vals: np.ndarray, otsu: list[float], *,
+                      vox: tuple[float, float, float], params: dict[str, Any]) -> tuple[da.Array | None, list[float]]:
+    """The cathode's rim-corrected grey and its thresholds (:mod:`volrecon.segment.cathode_rims`).
+
+    ``vals``: the cathode sample of ``smoothed`` (:func:`_region_sample`), ``otsu`` its plain
+    multi-Otsu thresholds.  The rim length is fitted on the same sample of the in-plane gradient.
+    Returned: the corrected grey and ``[otsu[0], corrected binder|active cut]``: active is decided
+    on the corrected grey, pore | binder on the plain grey (whose rims beside the pore the void
+    split's edge-rim rule returns to the pore, :func:`volrecon.segment.voids.split_voids`; cut on
+    the corrected grey as well, the two corrections overlap and the cathode's porosity is
+    overestimated).  A length of 0 returns ``(None, otsu)``.
+    """
+    grad = _overlap(lambda b, core, faces: np.ascontiguousarray(gradient_magnitude(b, vox)[core]), smoothed,
+                    gradient_reach(vox), np.float32).rechunk(smoothed.chunks)
+    dvals = _region_sample(grad, reg, REGIONS["cathode"])
+    length, t, eta = fit_rim_length(vals, dvals)
+    params["cathode_rims"] = {"length_nm": length, "gradient_sigma_nm": RIM_GRADIENT_NM, "separability": eta,
+                              "plain_thresholds": list(otsu)}
+    if length <= 0:
+        return None, otsu
+    return da.map_blocks(rim_corrected, smoothed, grad, length, dtype=np.float32), [otsu[0], t[1]]
 
 
 def write_segmentation(result: SegmentationResult, image_path: str | Path, *, progress: Progress | None = None) -> dict[str, Path]:

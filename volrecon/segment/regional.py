@@ -741,12 +741,14 @@ def rim_threshold(values: np.ndarray, threshold: float, edge: Mapping[str, float
 
 def classify_regions(
     smoothed: np.ndarray, regions: np.ndarray, base: np.ndarray, *, thresholds: Mapping[str, Sequence[float]],
-    names: Mapping[str, int], region_values: Mapping[str, int] = REGIONS,
+    names: Mapping[str, int], region_values: Mapping[str, int] = REGIONS, cathode_grey: np.ndarray | None = None,
 ) -> np.ndarray:
     """Phases of one block from its regions and the per-region thresholds.
 
     ``base`` holds the phases the caller already decided (frame, sodium/SEI, collector, 0); only
-    cathode and separator voxels are re-decided here.
+    cathode and separator voxels are re-decided here.  ``cathode_grey``: the grey values the
+    cathode's binder | active threshold applies to (its rim-corrected grey,
+    :mod:`volrecon.segment.cathode_rims`; default ``smoothed``); pore | binder is cut on ``smoothed``.
     """
     out = np.array(base, copy=True)
     cat = regions == region_values["cathode"]
@@ -755,7 +757,10 @@ def classify_regions(
         lut = np.array([names["electrolyte"], names["binder"], names["active"]], np.uint8)
         if t.size == 1:
             lut = np.array([names["electrolyte"], names["active"]], np.uint8)
-        out[cat] = lut[np.digitize(smoothed[cat], t)]
+        cls = np.digitize(smoothed[cat], t)
+        if cathode_grey is not None and t.size == 2:
+            cls = np.where(cathode_grey[cat] >= t[1], 2, np.minimum(cls, 1))
+        out[cat] = lut[cls]
     sep = regions == region_values["separator"]
     if "separator" in thresholds and sep.any():
         t = np.asarray(thresholds["separator"])

@@ -1,0 +1,136 @@
+"""Edge-rim correction of the cathode's grey values before its pore / binder / active cuts.
+
+Edge brightening adds a bright rim on *both* sides of every phase boundary, in proportion to the
+boundary's contrast (secondary electrons escaping through the nearby side wall), and the probe
+blur spreads it.  Beside an active particle the rim lifts electrolyte to the binder's grey and
+binder to the particle's, so one global cut between them cannot be right near a particle (the
+first voxel outside reads within a few grey levels of the particle's own edge); far from
+particles it is.
+
+A rim proportional to the step and confined to the boundary's neighbourhood is, to first order,
+proportional to the in-plane grey gradient there: the rim-corrected grey is
+``g - L |∇g|``, with ``|∇g|`` the in-plane gradient magnitude (grey per nm, Gaussian derivative
+of sigma :data:`RIM_GRADIENT_NM`) and ``L`` a length, the rims' area across a boundary per unit
+of its contrast (rim height share times its width on both sides).  ``L`` is a property of the
+instrument and the pixel size (a rim narrower than a pixel is spread over the pixel), so it is
+fitted on the cathode itself (:func:`fit_rim_length`): the length that makes the cathode's grey
+histogram best explained by its three classes (Otsu's separability, between-class over total
+variance).  Too short a length leaves rim voxels between the classes, too long one digs dark
+halos into them; measured on phantoms the fitted length is within the range of best Dice
+(10-20 nm at 10 and 20 nm pixels).  The gradient is taken in the image plane only: rims and blur
+are effects of the beam on the face, not of the milling direction.
+
+:func:`volrecon.segment.segment_volume` (method ``layers``/``auto``) cuts the particles
+(binder | active) on the corrected grey and pore | binder on the plain one: the void split's
+edge-rim rule already returns the thin binder-grey rims beside the pore to the pore
+(:func:`volrecon.segment.voids.split_voids`), and both corrections together overestimate the
+porosity (measured on the benchmark phantoms: carbonate 0.387 against 0.350; 0.356 with the
+particles' cut alone).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from scipy import ndimage as ndi
+
+RIM_GRADIENT_NM = 10.0
+"""Gaussian sigma (nm, in the image plane) of the derivative the rim correction is scaled by: the
+probe blur's scale (8 nm), so the gradient spans the rims beside a boundary."""
+
+RIM_LENGTH_STEP_NM = 2.5
+"""Step (nm) of the rim lengths tried by :func:`fit_rim_length`."""
+
+RIM_LENGTH_MAX_NM = 60.0
+"""Longest rim length (nm) tried: well past a rim of a few pixels at the coarsest pixels used."""
+
+FIT_VOXELS = 1_000_000
+"""Most sample values :func:`fit_rim_length` evaluates (an evenly strided subset of larger samples)."""
+
+_TRUNCATE = 3.0
+
+
+def gradient_reach(voxel_size_nm: Sequence[float], sigma_nm: float = RIM_GRADIENT_NM) -> tuple[int, int, int]:
+    """Context voxels per axis :func:`gradient_magnitude` needs for chunk-exact results."""
+    return (0, *(int(np.ceil(_TRUNCATE * float(sigma_nm) / float(v))) + 1 for v in voxel_size_nm[1:]))  # type: ignore[return-value]
+
+
+def gradient_magnitude(grey: np.ndarray, voxel_size_nm: Sequence[float], sigma_nm: float = RIM_GRADIENT_NM) -> np.ndarray:
+    """In-plane grey gradient magnitude (grey per nm) by Gaussian derivatives of ``sigma_nm``.
+
+    Parameters
+    ----------
+    grey : ndarray (z, y, x)
+        Grey values.
+    voxel_size_nm : 3 floats
+        ``(z, y, x)`` voxel size.
+    sigma_nm : float
+        Gaussian sigma (nm) in the image plane; none along z.
+
+    Returns
+    -------
+    ndarray (float32)
+    """
+    g = np.asarray(grey, np.float32)
+    sig = [0.0, float(sigma_nm) / float(voxel_size_nm[1]), float(sigma_nm) / float(voxel_size_nm[2])]
+    dy = ndi.gaussian_filter(g, sig, order=(0, 1, 0), mode="nearest", truncate=_TRUNCATE) / np.float32(voxel_size_nm[1])
+    dx = ndi.gaussian_filter(g, sig, order=(0, 0, 1), mode="nearest", truncate=_TRUNCATE) / np.float32(voxel_size_nm[2])
+    return np.hypot(dy, dx)
+
+
+def separability(values: np.ndarray, thresholds: Sequence[float]) -> float:
+    """Otsu's separability of ``values`` cut at ``thresholds``: between-class over total variance."""
+    v = np.asarray(values, np.float64)
+    total = float(v.var())
+    if not total > 0:
+        return 0.0
+    cls = np.digitize(v, thresholds)
+    mean = float(v.mean())
+    between = sum((cls == i).mean() * (float(v[cls == i].mean()) - mean) ** 2 for i in np.unique(cls))
+    return float(between / total)
+
+
+def fit_rim_length(grey: np.ndarray, gradient: np.ndarray, *, classes: int = 3,
+                   lengths_nm: Sequence[float] | None = None) -> tuple[float, list[float], float]:
+    """The rim length ``L`` (nm) whose corrected grey ``grey - L * gradient`` best separates into
+    ``classes`` multi-Otsu classes.
+
+    Parameters
+    ----------
+    grey, gradient : ndarray
+        Samples of the denoised grey values and of :func:`gradient_magnitude` at the same voxels
+        (the cathode's); at most :data:`FIT_VOXELS` of them are used.
+    classes : int
+        Number of classes (3 for pore / binder / active).
+    lengths_nm : sequence of float, optional
+        Lengths tried (default ``0, RIM_LENGTH_STEP_NM, ... RIM_LENGTH_MAX_NM``); ties keep the
+        shortest.
+
+    Returns
+    -------
+    (length_nm, thresholds, separability)
+        The fitted length, the multi-Otsu thresholds of the corrected grey and their separability.
+    """
+    from skimage.filters import threshold_multiotsu
+
+    g = np.asarray(grey, np.float64).ravel()
+    d = np.asarray(gradient, np.float64).ravel()
+    step = -(-g.size // FIT_VOXELS)  # every step-th voxel: a 256-bin histogram needs no more
+    g, d = g[::step], d[::step]
+    if lengths_nm is None:
+        lengths_nm = np.arange(0.0, RIM_LENGTH_MAX_NM + 1e-9, RIM_LENGTH_STEP_NM)
+    best: tuple[float, list[float], float] | None = None
+    for length in lengths_nm:
+        v = g - float(length) * d
+        t = [float(x) for x in threshold_multiotsu(v, classes=classes, nbins=256)]
+        eta = separability(v, t)
+        if best is None or eta > best[2]:
+            best = (float(length), t, eta)
+    assert best is not None
+    return best
+
+
+def rim_corrected(grey: np.ndarray, gradient: np.ndarray, length_nm: float) -> np.ndarray:
+    """``grey - length_nm * gradient`` (float32)."""
+    return (np.asarray(grey, np.float32) - np.float32(length_nm) * np.asarray(gradient, np.float32)).astype(np.float32)
