@@ -45,3 +45,24 @@ def test_anode_heights_beside_the_walls(framed):
         cols = ~frame_cols[:, side] & ~found_frame[:, side]
         err = np.abs(heights[:, side] - true[:, side])[cols]
         assert err.mean() < 1.5, f"sodium surface beside the wall off by {err.mean():.1f} voxels"
+
+
+@pytest.mark.parametrize("decay_px", [1.5, 6.0])
+def test_reach_follows_the_rim_width(decay_px):
+    # trench walls whose rims fade into the face with an exponential of `decay_px` pixels: the
+    # mask reaches to the rim's half height (decay * ln 2 from its crest), the same on both sides
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[:128, :192].astype(float)
+    xl, xr = 14.0, 177.0
+    img = 0.3 + 0.6 * np.exp(-(x - xl) / decay_px) * (x >= xl) + 0.6 * np.exp(-(xr - x) / decay_px) * (x <= xr)
+    img[x < xl] = 0.5
+    img[x > xr] = 0.5
+    img[:12] = 0.95
+    stack = np.repeat(img[None], 4, 0) + rng.normal(0, 0.01, (4, 128, 192))
+    fm = find_frame(stack)
+    row = fm.mask[80]
+    left = int(row[:96].sum()) - int(xl) - 1  # frame columns beyond the left crest
+    right = int(row[96:].sum()) - (191 - int(xr) + 1)  # frame columns beyond the right crest
+    half = decay_px * np.log(2)
+    assert left == right
+    assert half - 1.0 <= left <= half + 2.0

@@ -94,30 +94,32 @@ def _subpixel_peak(v: np.ndarray, i: int) -> float:
     return float(i)
 
 
-def _rim_reach(ridge: np.ndarray, y0: int, a: float, b: float, inward: int, span: int = 12) -> float:
+def _rim_reach(m: np.ndarray, y0: int, a: float, b: float, inward: int, span: int) -> float:
     """How far (px) a wall's bright rim reaches from its centre line into the face.
 
     The rim is the wall's edge brightening widened by the probe's blur; on the face side of its
     centre it still lifts the specimen's grey, so a mask ending at the centre would hand the
-    specimen's first columns a wall's brightness.  Measured on the rows below the cap, aligned on
-    the fitted centre line (column ``a + b * row``): the distance at which the mean high-passed
-    profile first falls to half the rim's height (linear interpolation), at most ``span`` px.
+    specimen's first columns a wall's brightness.  Measured on the (lightly smoothed) mean image
+    of the rows below the cap, aligned on the fitted centre line (column ``a + b * row``): the
+    distance at which the rim's lift above the specimen's grey (the median of the profile over
+    the outer half of ``span`` px) first falls to half (linear interpolation).
     """
-    rows, cols = ridge.shape
+    rows, cols = m.shape
     r = np.arange(y0, rows)
     offs = np.arange(0, span + 1)
-    c = (a + b * (r[:, None] + 0.5))[:, :1] - 0.5 + inward * offs[None, :]
+    c = (a + b * (r[:, None] + 0.5)) + inward * offs[None, :]
     ok = (c >= 0) & (c <= cols - 1)
     c0 = np.clip(np.floor(c).astype(int), 0, cols - 2)
     w = np.clip(c - c0, 0.0, 1.0)
-    v = ridge[r[:, None], c0] * (1 - w) + ridge[r[:, None], c0 + 1] * w
+    v = m[r[:, None], c0] * (1 - w) + m[r[:, None], c0 + 1] * w
     prof = np.array([v[ok[:, k], k].mean() if ok[:, k].any() else np.nan for k in range(len(offs))])
-    half = 0.5 * prof[0]
-    if not np.isfinite(half) or half <= 0:
+    base = float(np.nanmedian(prof[span // 2:]))
+    half = base + 0.5 * (prof[0] - base)
+    if not np.isfinite(half) or prof[0] <= base:
         return 0.0
     below = np.flatnonzero(~(prof > half))
     if below.size == 0:
-        return float(span)
+        return float(span // 2)
     k = int(below[0])
     if k == 0:
         return 0.0
@@ -224,9 +226,12 @@ def find_frame(
             if share >= min_inliers and rim >= min_contrast and abs(b) < 0.2:
                 walls[side] = (a, b)
                 edge = a + b * yy  # column of the rim's centre per row
-                reach = _rim_reach(ridge, y0, a, b, +1 if side == "left" else -1)
+                reach = _rim_reach(m, y0, a, b, +1 if side == "left" else -1, span=max(8, min(48, width)))
                 below_cap = yy >= (y0 - 3)
-                mask |= below_cap & ((xx < edge + 0.5 + reach) if side == "left" else (xx > edge - 0.5 - reach))
+                # a column is frame when its centre (index + 0.5 - 0.5) lies on the wall's side of
+                # the rim's centre or within the rim's reach into the face
+                col = xx - 0.5
+                mask |= below_cap & ((col <= edge + reach) if side == "left" else (col >= edge - reach))
                 notes.append(f"{side} wall at column {a + b * rows / 2:.1f} (rim {rim:.2f}, reaching {reach:.1f} px into "
                              f"the face, {share:.0%} strips on the line)")
             else:
