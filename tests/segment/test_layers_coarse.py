@@ -120,8 +120,20 @@ def test_blocked_maps_equal_the_whole(coarse, monkeypatch, tmp_path, stack_axis)
     kw = dict(phase_names=PHASES, voxel_size_nm=vox, frame_value=PHASES["frame"])
     whole = detect_layers(guess, **kw)
     monkeypatch.setattr(layers, "SPILL_BYTES", 0)
-    monkeypatch.setattr(layers, "BLOCK_CELLS", 1)  # one coarse row per block
+    monkeypatch.setattr(layers, "BLOCK_CELLS", 1)
+    seen: list[int] = []
+    init = layers._CoarseMaps.__init__
+
+    def one_row_blocks(self, *a, **k):
+        # one coarse row per block (the default keeps blocks as deep as the smoothing's context,
+        # which on this small map would be a single block): every block needs its halo rows
+        init(self, *a, **k)
+        self.blocks = [(r, r + 1) for r in range(self.shape[0])]
+        seen.append(len(self.blocks))
+
+    monkeypatch.setattr(layers._CoarseMaps, "__init__", one_row_blocks)
     blocked = detect_layers(da.from_array(guess, chunks=(4, 64, 64)), scratch=tmp_path, **kw)
+    assert seen and min(seen) > 1
     assert blocked.axis == whole.axis == stack_axis
     assert blocked.notes == whole.notes and blocked.present == whole.present and not whole.absent
     for name, h in whole.heights.items():
