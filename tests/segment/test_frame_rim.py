@@ -18,16 +18,18 @@ def framed():
     return ph, oracle_correct(ph)
 
 
-def test_mask_reaches_past_the_rim(framed):
+def test_mask_ends_at_the_wall_and_the_shell_covers_the_rim(framed):
     ph, img = framed
     fm = find_frame(img)
     truth = (ph.regions == REGIONS["frame"]).all(axis=0)
     rows = slice(int(np.ceil(fm.cap[0])) + 4, None)
-    # the mask ends beyond the true wall (the rim's face-side half), by no more than a few pixels
+    # the mask follows the true walls within about a pixel per side; the rim shell lies beyond it
     missed = truth[rows] & ~fm.mask[rows]
     extra = fm.mask[rows] & ~truth[rows]
-    assert missed.sum(axis=1).mean() < 0.5
-    assert 0.5 <= extra.sum(axis=1).mean() <= 6.0
+    assert missed.sum(axis=1).mean() < 1.0 and extra.sum(axis=1).mean() < 1.0
+    assert not (fm.shell & fm.mask).any()
+    assert (fm.shell & truth)[rows].sum(axis=1).mean() < 1.0
+    assert 1.0 <= fm.shell[rows].sum(axis=1).mean() <= 8.0
     assert any("reaching" in n for n in fm.notes)
 
 
@@ -50,7 +52,8 @@ def test_anode_heights_beside_the_walls(framed):
 @pytest.mark.parametrize("decay_px", [1.5, 6.0])
 def test_reach_follows_the_rim_width(decay_px):
     # trench walls whose rims fade into the face with an exponential of `decay_px` pixels: the
-    # mask reaches to the rim's half height (decay * ln 2 from its crest), the same on both sides
+    # frame and its rim shell reach to the rim's half height (decay * ln 2 from its crest), the
+    # same on both sides
     rng = np.random.default_rng(0)
     y, x = np.mgrid[:128, :192].astype(float)
     xl, xr = 14.0, 177.0
@@ -60,7 +63,7 @@ def test_reach_follows_the_rim_width(decay_px):
     img[:12] = 0.95
     stack = np.repeat(img[None], 4, 0) + rng.normal(0, 0.01, (4, 128, 192))
     fm = find_frame(stack)
-    row = fm.mask[80]
+    row = fm.mask[80] | fm.shell[80]
     left = int(row[:96].sum()) - int(xl) - 1  # frame columns beyond the left crest
     right = int(row[96:].sum()) - (191 - int(xr) + 1)  # frame columns beyond the right crest
     half = decay_px * np.log(2)

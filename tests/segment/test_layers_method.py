@@ -74,4 +74,4 @@ def test_thin_sei_edges_not_widened_by_rims(diglyme):
     true = sei_thickness(ph.labels, voxel_size_nm=ph.voxel_size_nm)
     assert abs(pred.mean - true.mean) <= 0.6 * step
     assert 0.1 <= res.parameters["sei"]["edge"]["shift_vox"] <= 0.9  # the rims' pull, measured on the stack
-    assert "film_fit" in res.parameters["sei"]  # a thin film: its own edges were fitted (and judged)
+    assert "own fit off" in res.parameters["sei"]["rim_source"]  # a thin film: its own edge fit is opt-in

@@ -91,7 +91,7 @@ def test_thin_film_rims_are_the_film_own(collector_rim):
     vox = (20.0, 10.0, 10.0)
     img, na, _ = _film_stack(0.5, collector_rim=collector_rim)
     lay = refine_interface(img, _layers(na, 3), "sodium|sei", voxel_size_nm=vox, rim=True)
-    out, info = sei_outer_surface(img, lay, voxel_size_nm=vox)
+    out, info = sei_outer_surface(img, lay, voxel_size_nm=vox, own_edges=True)
     assert info["film_fit"]["accepted"], info["film_fit"]
     h_na = out.heights["sodium|sei"]
     assert abs(float(np.mean(out.heights["sei|separator"] - h_na)) - 3.0) < 0.15
@@ -105,7 +105,7 @@ def test_unresolved_film_keeps_the_thick_edge_rims():
     vox = (20.0, 10.0, 10.0)
     img, na, _ = _film_stack(0.5, t=1)
     lay = refine_interface(img, _layers(na, 1), "sodium|sei", voxel_size_nm=vox, rim=True)
-    _, info = sei_outer_surface(img, lay, voxel_size_nm=vox)
+    _, info = sei_outer_surface(img, lay, voxel_size_nm=vox, own_edges=True)
     assert not info["resolved"] and "film_fit" not in info
     assert info["rim_source"].startswith("cathode|collector (the film's own fit not tried")
 

@@ -325,11 +325,13 @@ def segment_volume(
 
     if frame not in ("auto", "none"):
         raise ParameterError(f"frame={frame!r}: use 'auto' or 'none'")
+    rim_shell: np.ndarray | None = None
     if frame_mask is None and frame == "auto":
         found = find_frame(image)
         params["frame"] = found.to_dict()
         if found.found:
             frame_mask = found.mask
+            rim_shell = found.shell if found.shell is not None and found.shell.any() else None
     if method == "classifier":
         if classifier is None:
             if scribbles is None:
@@ -424,8 +426,8 @@ def segment_volume(
             lay = detect_layers(phases, phase_names=names, voxel_size_nm=vox, axis=through_plane, lateral_nm=lateral_nm,
                                 frame_value=frame_value, scratch=None if folder is None else folder.path)
             if regional and lay.heights.get("sodium|sei") is not None:
-                lay, na_info = sodium_surface(image, phases, lay, voxel_size_nm=vox, frame_value=frame_value,
-                                              lateral_nm=sei_lateral_nm)
+                lay, na_info = sodium_surface(image, _unassigned(phases, rim_shell), lay, voxel_size_nm=vox,
+                                              frame_value=frame_value, lateral_nm=sei_lateral_nm)
                 params["sodium"] = na_info
             if refine_anode and lay.heights.get("sodium|sei") is not None:
                 lay = refine_interface(image, lay, "sodium|sei", voxel_size_nm=vox,
@@ -631,6 +633,18 @@ class _Held:
 
     def __getitem__(self, key: Any) -> np.ndarray:
         return self.store[key]
+
+
+def _unassigned(phases: Any, shell: np.ndarray | None) -> Any:
+    """``phases`` with the trench walls' rim shell (``(y, x)``, every slice) set to 0, for the
+    measurements that average grey values over the specimen: the rim lifts those pixels' grey
+    (:attr:`volrecon.segment.frame.FrameMask.shell`).  Lazy for a dask array."""
+    if shell is None:
+        return phases
+    if isinstance(phases, da.Array):
+        sh = da.from_array(shell, chunks=phases.chunks[1:])[None]
+        return da.where(sh, np.uint8(0), phases).astype(phases.dtype)
+    return np.where(shell[None], np.uint8(0), phases).astype(phases.dtype)
 
 
 def _materialise(arr: da.Array, folder: Scratch | None, name: str) -> da.Array:

@@ -40,6 +40,10 @@ class FrameMask:
         ``(column at row 0, columns per row)`` of each wall's edge facing the specimen.
     notes : list of str
         Why an edge was accepted or rejected.
+    shell : ndarray of bool (y, x) or None
+        Specimen pixels beside a trench wall that its bright rim still lifts (from the wall's
+        edge to the rim's half height): specimen, but their grey values are the wall's as much
+        as the specimen's, so measurements that average grey values laterally leave them out.
     """
 
     mask: np.ndarray
@@ -47,6 +51,7 @@ class FrameMask:
     left: tuple[float, float] | None
     right: tuple[float, float] | None
     notes: list[str] = field(default_factory=list)
+    shell: np.ndarray | None = None
 
     @property
     def found(self) -> bool:
@@ -57,7 +62,9 @@ class FrameMask:
         """JSON-safe summary (pixel units)."""
         line = lambda v: None if v is None else {"at_0": float(v[0]), "slope": float(v[1])}  # noqa: E731
         return {"units": "px", "cap_edge_row": line(self.cap), "left_wall_col": line(self.left),
-                "right_wall_col": line(self.right), "fraction": float(self.mask.mean()), "notes": list(self.notes)}
+                "right_wall_col": line(self.right), "fraction": float(self.mask.mean()),
+                "rim_shell_fraction": float(self.shell.mean()) if self.shell is not None else 0.0,
+                "notes": list(self.notes)}
 
 
 def _mean_image(image: Any, max_slices: int) -> np.ndarray:
@@ -174,6 +181,7 @@ def find_frame(
     m = ndi.gaussian_filter(mean, 1.0)
     notes: list[str] = []
     mask = np.zeros((rows, cols), bool)
+    shell = np.zeros((rows, cols), bool)
     yy = np.arange(rows)[:, None] + 0.5
     xx = np.arange(cols)[None, :] + 0.5
 
@@ -228,10 +236,13 @@ def find_frame(
                 edge = a + b * yy  # column of the rim's centre per row
                 reach = _rim_reach(m, y0, a, b, +1 if side == "left" else -1, span=max(8, min(48, width)))
                 below_cap = yy >= (y0 - 3)
-                # a column is frame when its centre (index + 0.5 - 0.5) lies on the wall's side of
-                # the rim's centre or within the rim's reach into the face
+                # a column is frame up to half a pixel beyond the rim's crest (the wall's edge, the
+                # same on both sides); the rim shell is the specimen beyond it within the rim's reach
                 col = xx - 0.5
-                mask |= below_cap & ((col <= edge + reach) if side == "left" else (col >= edge - reach))
+                sgn = 1.0 if side == "left" else -1.0
+                wall = sgn * (col - edge) <= 0.5
+                mask |= below_cap & wall
+                shell |= below_cap & ~wall & (sgn * (col - edge) <= max(reach, 0.5))
                 notes.append(f"{side} wall at column {a + b * rows / 2:.1f} (rim {rim:.2f}, reaching {reach:.1f} px into "
                              f"the face, {share:.0%} strips on the line)")
             else:
@@ -240,4 +251,7 @@ def find_frame(
         notes.append("cap-like edge without trench walls ignored (a flat bright layer looks the same); "
                      "pass cap_alone=True or a frame mask if it is the cap")
         cap, mask = None, np.zeros((rows, cols), bool)
-    return FrameMask(mask=mask, cap=cap, left=walls["left"], right=walls["right"], notes=notes)
+    shell &= ~mask
+    if not mask.any():
+        shell[:] = False
+    return FrameMask(mask=mask, cap=cap, left=walls["left"], right=walls["right"], notes=notes, shell=shell)
