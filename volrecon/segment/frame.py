@@ -242,7 +242,7 @@ def find_frame(
                 sgn = 1.0 if side == "left" else -1.0
                 wall = sgn * (col - edge) <= 0.5
                 mask |= below_cap & wall
-                shell |= below_cap & ~wall & (sgn * (col - edge) <= max(reach, 0.5))
+                shell |= below_cap & ~wall & (sgn * (col - edge) <= reach)
                 notes.append(f"{side} wall at column {a + b * rows / 2:.1f} (rim {rim:.2f}, reaching {reach:.1f} px into "
                              f"the face, {share:.0%} strips on the line)")
             else:
