@@ -294,18 +294,6 @@ def _smoothing_regions(settings: FeatureSettings, shape: Sequence[int], core: tu
     return {s: _hull(r) for s, r in need.items()}
 
 
-def iter_features(
-    image: np.ndarray, settings: FeatureSettings, *, voxel_size_nm: Sequence[float],
-    core: Sequence[slice] | None = None,
-) -> Iterator[np.ndarray]:
-    """Yield the feature channels of a block one by one, cropped to ``core``.
-
-    The channels of :func:`compute_features`, in the order of :func:`feature_names`, as float32
-    arrays of the core's shape (views of one stack).
-    """
-    yield from compute_features(image, settings, voxel_size_nm=voxel_size_nm, core=core)
-
-
 def _write_features(img: np.ndarray, settings: FeatureSettings, vox: tuple[float, float, float],
                     core: tuple[slice, ...], dest: Iterator[np.ndarray]) -> None:
     """Compute the channels of ``img`` over ``core`` into the arrays ``dest`` yields, in order.
