@@ -157,6 +157,20 @@ def apply_onsets(target: np.ndarray, nodes: np.ndarray, block: int, split: np.nd
     ``target`` already holds ``sign *`` the linearly interpolated ``nodes`` (as
     ``_add_rows`` adds them); rows before the step take node ``k - 1``, from it on node ``k``.
 
+    Parameters
+    ----------
+    target : ndarray (rows, columns)
+        The stripe image being built, changed in place.
+    nodes : ndarray (blocks, columns)
+        The stripe profile at the block centres (rows ``block * k + (block - 1) / 2``).
+    block : int
+        Rows per block.
+    split : ndarray of int (blocks, columns)
+        From :func:`find_onsets`: for interval ``k`` (between node ``k - 1`` and ``k``) the first
+        row that takes node ``k``'s value, or -1 where the interval keeps its ramp.
+    sign : float
+        The sign with which ``nodes`` were added to ``target``.
+
     Examples
     --------
     >>> nodes = np.array([[0.0], [8.0]], np.float32)  # centres at rows 1.5 and 5.5 (block 4)

@@ -137,6 +137,18 @@ class PixelClassifier:
         are copied channel by channel (contiguous runs) into a small ``(channels, rows)`` buffer
         whose transposed view the trees read (their traversal takes any strides), so no row
         table is ever written.
+
+        Parameters
+        ----------
+        channels : sequence of ndarray
+            One array per feature, all of one shape, in the order the forest was trained on.
+        exclude : sequence of int
+            Label values never output (the next most probable class is taken instead).
+
+        Returns
+        -------
+        ndarray (1D)
+            The label value of each voxel, in C order of the channels' shape.
         """
         flat = [np.ravel(c) for c in channels]
         n = flat[0].size if flat else 0

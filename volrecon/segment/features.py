@@ -551,6 +551,22 @@ def feature_channels(
     Blocks of a volume are classified one after another: memory freed by the previous block's
     channels is reused for the next one's, while one stack of all channels would be a fresh
     mapping (new pages to fault in) every time.
+
+    Parameters
+    ----------
+    image : ndarray (z, y, x)
+        The block, with the context the filters need around ``core``.
+    settings : FeatureSettings
+        Which channels, at which scales.
+    voxel_size_nm : 3 floats
+        Voxel size (z, y, x) in nm; the scales are lengths.
+    core : tuple of slices, optional
+        The part of ``image`` whose channels are returned (all of it by default).
+
+    Returns
+    -------
+    list of ndarray
+        float32 arrays of the core's shape, in the order of :func:`feature_names`.
     """
     img, vox, core_ = _prepare(image, voxel_size_nm, core)
     shape = tuple(c.stop - c.start for c in core_)

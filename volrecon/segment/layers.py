@@ -1058,11 +1058,31 @@ def reference_rim_fit(image: Any, layers: Layers, *, voxel_size_nm: Sequence[flo
     (:func:`rim_offsets`).  The edge of a film thinner than that (a thin SEI on the sodium) also
     holds the film's far edge, falling to a pore or rising to a fibre beyond it, and the single
     step absorbs it: the fitted shift then follows the share of columns with a pore beyond the
-    film instead of the rims.  The rims (an escape length of the secondary electrons) and the
-    blur (the probe) are properties of the instrument, the same on every edge of the image, so
-    the shift is taken from an edge with a thick layer on each side: the first of ``names``
-    present whose fit is accepted (:func:`refine_interface` with ``rim=True``).  Returns
-    ``(name, fit)``, or ``(None, {})`` when no such edge gives an accepted fit.
+    film instead of the rims.  The blur (the probe) is the instrument's, the same on every edge;
+    the rims (an escape length of the secondary electrons) depend on the materials on each side as
+    well, so a thick edge's rims are only a first pass for a thin film (see
+    :func:`volrecon.segment.regional.sei_outer_surface`, ``own_edges``).  The shift is taken from an
+    edge with a thick layer on each side: the first of ``names`` present whose fit is accepted
+    (:func:`refine_interface` with ``rim=True``).
+
+    Parameters
+    ----------
+    image : ndarray or dask array (z, y, x)
+        The corrected grey values.
+    layers : Layers
+        The layers found so far (their heights locate the edges).
+    voxel_size_nm : 3 floats
+        Voxel size (z, y, x) in nm.
+    rim_nm : float or None
+        Half-width of the edge-brightening rim (:data:`EDGE_RIM_NM`); None: no rim model.
+    names : sequence of str
+        Candidate edges, in order of preference.
+
+    Returns
+    -------
+    (str or None, dict)
+        The edge whose fit was used and its fit (``shift_vox``, ``sigma_vox``, ...), or
+        ``(None, {})`` when no such edge gives an accepted fit.
     """
     for name in names:
         if layers.heights.get(name) is None:
@@ -1076,7 +1096,23 @@ def reference_rim_fit(image: Any, layers: Layers, *, voxel_size_nm: Sequence[flo
 def move_interface(layers: Layers, name: str, by_vox: float, sign: float = 1.0) -> Layers:
     """A copy of ``layers`` with interface ``name`` moved by ``by_vox`` voxels towards the side a
     step of ``sign`` (+1 rising towards the cathode, as ``Layers.edges[name]["step_sign"]``)
-    makes bright."""
+    makes bright.
+
+    Parameters
+    ----------
+    layers : Layers
+        The layers (unchanged).
+    name : str
+        Interface, e.g. ``"sodium|sei"``; an absent interface or ``by_vox == 0`` returns ``layers``.
+    by_vox : float
+        Distance in voxels along the stacking axis.
+    sign : float
+        Sign of the step across the interface.
+
+    Returns
+    -------
+    Layers
+    """
     h = layers.heights.get(name)
     if h is None or by_vox == 0:
         return layers
@@ -1138,9 +1174,21 @@ another edge of the same sign within the search window)."""
 
 
 def step_candidates(sd: np.ndarray, k: int = STEP_CANDIDATES) -> tuple[np.ndarray, np.ndarray]:
-    """Per column (last axis), the ``k`` largest local maxima of ``sd`` (as :func:`steepest_step`):
-    sub-voxel boundary coordinates and sizes, shape ``(..., k)``, strongest first (size -inf
-    where a column has fewer)."""
+    """Per column (last axis), the ``k`` largest local maxima of ``sd`` (as :func:`steepest_step`).
+
+    Parameters
+    ----------
+    sd : ndarray (..., n)
+        Signed step sizes along each column (larger = steeper in the wanted direction).
+    k : int
+        How many candidates per column.
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        Sub-voxel boundary coordinates and step sizes, shape ``(..., k)``, strongest first (size
+        -inf where a column has fewer maxima).
+    """
     left = np.concatenate([np.full(sd.shape[:-1] + (1,), -np.inf), sd[..., :-1]], axis=-1)
     right = np.concatenate([sd[..., 1:], np.full(sd.shape[:-1] + (1,), -np.inf)], axis=-1)
     peaks = np.where((sd >= left) & (sd > right) & np.isfinite(sd), sd, -np.inf)
