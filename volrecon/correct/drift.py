@@ -648,7 +648,7 @@ def _structure_box(
     if overlay.size and overlay.any():
         # keep the longest run of non-overlay rows inside the box
         free = ~overlay[y0:y1]
-        best, start, run = (y0, y1), None, 0
+        best, start = (y0, y1), None
         best_len = 0
         for i, ok in enumerate(np.r_[free, False]):
             if ok and start is None:

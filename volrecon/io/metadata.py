@@ -126,7 +126,7 @@ def parse_fei(meta: Mapping[str, Mapping[str, Any]]) -> InstrumentMetadata:
         _put(values, "dwell_time_ns", None if dwell is None else dwell * 1e9, f"metadata:[{section}] Dwelltime", positive=True)
     beam = meta.get(beam_section) or {}
     hv = to_float((meta.get("Beam") or {}).get("HV")) or to_float(beam.get("HV"))
-    _put(values, "beam_energy_kv", None if hv is None else hv / 1e3, f"metadata:[Beam] HV", positive=True)
+    _put(values, "beam_energy_kv", None if hv is None else hv / 1e3, "metadata:[Beam] HV", positive=True)
     corrected = to_bool(beam.get("TiltCorrectionIsOn"))
     if corrected is not None:
         values["tilt_corrected"] = Value(float(corrected), f"metadata:[{beam_section}] TiltCorrectionIsOn")

@@ -16,14 +16,14 @@ from scipy import ndimage as ndi
 
 from volrecon.errors import ParameterError
 from volrecon.phases import PHASE_COLOURS, PHASES, REGION_COLOURS, REGIONS
-from volrecon.segment._validate import check_image, check_phase_names, check_voxel
+from volrecon.segment._validate import check_image, check_voxel
 from volrecon.segment.classifier import PixelClassifier, normalisation_range, normalise, train_classifier
 from volrecon.segment.cleanup import cleanup_reach, remove_small_pieces
 from volrecon.segment.cathode_rims import (
     RIM_GRADIENT_NM, fit_rim_length, gradient_magnitude, gradient_reach, rim_corrected,
 )
 from volrecon.segment.frame import find_frame
-from volrecon.segment.layers import EDGE_RIM_NM, INTERFACES, Layers, detect_layers, refine_interface, region_block
+from volrecon.segment.layers import EDGE_RIM_NM, Layers, detect_layers, refine_interface, region_block
 from volrecon.segment.thresholds import apply_thresholds, multi_otsu_thresholds
 from volrecon.segment.regional import (
     classify_regions, rim_threshold, sei_outer_surface, smooth, smoothing_reach, smoothing_sigma, sodium_surface,
