@@ -729,7 +729,6 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
         del smoothed
         if folder is not None:
             folder.drop("smoothed")
-    if void_split and "cathode" in thr:
         # the classes were decided on values denoised by smooth_nm: its reach along z is part of the edge artefact
         cues = replace(void_cues or VoidCues(), class_smooth_nm=smooth_nm)
         out = _cathode_voids(src, reg, out, names=names, vox=vox, smooth_nm=smooth_nm, cues=cues, params=params,

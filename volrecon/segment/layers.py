@@ -277,9 +277,11 @@ _NARROW = ("sodium", "sei", "cathode", "collector")
 _WIDE = ("separator", "active", "cathode")
 
 
-def _radius(sigma: float) -> int:
-    """Reach in cells of a Gaussian filter of ``sigma`` truncated at 3 sigma (as scipy cuts it)."""
-    return int(3.0 * sigma + 0.5)
+def gaussian_reach(sigma: float) -> int:
+    """Reach in cells (voxels) of :func:`scipy.ndimage.gaussian_filter` of ``sigma`` with
+    ``truncate=3`` (scipy's kernel radius), as every smoothing of the layer detection and the
+    regional classification is cut."""
+    return int(3.0 * float(sigma) + 0.5) if sigma > 0 else 0
 
 
 class _CoarseMaps:
@@ -312,7 +314,7 @@ class _CoarseMaps:
         self.sigma = [float(sigma[0]), float(sigma[1]), 0.0]
         self.wide = [3.0 * float(sigma[0]), 3.0 * float(sigma[1]), 0.0]
         # blocks at least as deep as the wide smoothing's context: smoothing a block along a reads at most 3x its rows
-        rows = max(1, BLOCK_CELLS // max(1, self.shape[1] * self.shape[2]), _radius(self.wide[0]))
+        rows = max(1, BLOCK_CELLS // max(1, self.shape[1] * self.shape[2]), gaussian_reach(self.wide[0]))
         self.blocks = [(a, min(a + rows, self.shape[0])) for a in range(0, self.shape[0], rows)]
 
     def counts(self, keys: Sequence[str], a0: int, a1: int) -> dict[str, np.ndarray]:
@@ -332,7 +334,7 @@ class _CoarseMaps:
         collector), smoothed by the wide sigma."""
         narrow = [k for k in keys if k in _NARROW]
         wide = [k for k in keys if k not in _NARROW]
-        halo = _radius(max(self.sigma[0] if narrow else 0.0, self.wide[0] if wide else 0.0))
+        halo = gaussian_reach(max(self.sigma[0] if narrow else 0.0, self.wide[0] if wide else 0.0))
         b0, b1 = max(0, a0 - halo), min(self.shape[0], a1 + halo)
         core = slice(a0 - b0, a1 - b0)
 

@@ -28,7 +28,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from volrecon.phases import REGIONS
-from volrecon.segment.layers import (EDGE_RIM_NM, RIM_MAX_RMS, Layers, move_interface, reference_rim_fit,
+from volrecon.segment.layers import (EDGE_RIM_NM, RIM_MAX_RMS, Layers, gaussian_reach, move_interface, reference_rim_fit,
                                      rim_half_width_vox, rim_offsets, sample_columns, slab_rows, steepest_step)
 
 _TRUNCATE = 3.0
@@ -70,11 +70,6 @@ _REFERENCE_VOXELS = 4_000_000
 
 _MIN_CORE_PER_PAD = 4
 """A slab's core rows are at least this many times its overlap (else the overlap is re-read and re-filtered)."""
-
-
-def _radius(sigma: float) -> int:
-    """Reach in voxels of :func:`scipy.ndimage.gaussian_filter` with ``truncate=_TRUNCATE``."""
-    return int(_TRUNCATE * float(sigma) + 0.5) if sigma > 0 else 0
 
 
 @dataclass(frozen=True)
@@ -564,7 +559,7 @@ def sei_outer_surface(
     lat = [a for a in range(3) if a != ax]
     sig = [lateral_nm / vox[a] for a in lat] + [0.5]
     # the band: from 3 voxels before the sodium surface (and the filters' reach) to separator|cathode
-    reach_ax = _radius(1.0) + _radius(0.5) + 1
+    reach_ax = gaussian_reach(1.0) + gaussian_reach(0.5) + 1
     lo = int(max(0, np.floor(np.nanmin(hn)) - 4 - reach_ax)) if np.isfinite(hn).any() else 0
     band = _Band(ax, n, layers.anode_first, lo, int(min(n, np.ceil(np.nanmax(hs)) + 1 + reach_ax)))
     hn_b, hs_b = hn - lo, hs - lo
@@ -573,7 +568,7 @@ def sei_outer_surface(
     k = max(1, min(rows, int(reference_voxels) // max(1, row_vox)))
     r0 = (rows - k) // 2
     # with the filters' context rows on each side: the block's levels are the whole volume's there
-    ref_pad = _radius(1.0) + _radius(sig[0])
+    ref_pad = gaussian_reach(1.0) + gaussian_reach(sig[0])
     q0, q1 = max(0, r0 - ref_pad), min(rows, r0 + k + ref_pad)
     ref_block = band.read(image, q0, q1)
     ref = _sei_reference(ref_block, hn_b[q0:q1], hs_b[q0:q1], sig, core=(r0 - q0, r0 + k - q0))
@@ -601,7 +596,7 @@ def sei_outer_surface(
             "reach_vox": float(fit.get("rim_half_width_vox", 1.0)) + 3.0 * float(fit.get("sigma_vox", 1.0)),
             "rim_half_width_vox": float(fit.get("rim_half_width_vox", 1.0)), "sigma_vox": float(fit.get("sigma_vox", 1.0))}
     sig_edge = [EDGE_LATERAL_NM / vox[a] for a in lat] + [0.0]
-    pad = max(_radius(1.0) + _radius(sig[0]), _radius(sig_edge[0]))
+    pad = max(gaussian_reach(1.0) + gaussian_reach(sig[0]), gaussian_reach(sig_edge[0]))
     cols = np.isfinite(hn) & (hs - hn > 1.0)
     # a thin film's own edges are fitted on the grey profiles of a sample of its columns
     thin = bool(info.get("thin_film"))
@@ -850,8 +845,8 @@ def sodium_surface(
     lat = [a for a in range(3) if a != ax]
     hs = _anode_first(h_sc, layers)
     sig = [lateral_nm / vox[a] for a in lat] + [0.5]
-    band = _Band(ax, n, layers.anode_first, 0, int(min(n, np.ceil(np.nanmax(hs)) + 2 + _radius(0.5))))
-    rows, row_vox, pad = hs.shape[0], hs.shape[1] * band.hi, _radius(sig[0])
+    band = _Band(ax, n, layers.anode_first, 0, int(min(n, np.ceil(np.nanmax(hs)) + 2 + gaussian_reach(0.5))))
+    rows, row_vox, pad = hs.shape[0], hs.shape[1] * band.hi, gaussian_reach(sig[0])
     film_voxels = max(1, int(round(film_nm / vox[ax])))
     slabs = _slabs(rows, row_vox, pad, slab_voxels)
 
