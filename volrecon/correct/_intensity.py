@@ -9,9 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+import numba as nb
 import numpy as np
 
 from volrecon.errors import InputError, ParameterError
+
+_JIT = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 
 
 def is_dask(image: Any) -> bool:
@@ -57,6 +60,105 @@ def restore_dtype(values: np.ndarray, dtype: np.dtype, *, overwrite: bool = Fals
     # the narrower of the two float types bounds +-inf (float64 max in a float32 array is inf again)
     top = float(min(np.finfo(dtype).max, np.finfo(values.dtype).max if values.dtype.kind == "f" else np.inf))
     return np.nan_to_num(values, nan=0.0, posinf=top, neginf=-top).astype(dtype, copy=False)
+
+
+@nb.njit(**_JIT)
+def restore_value(v, kind, lo, hi):  # type: ignore[no-untyped-def]
+    """One float32 value as :func:`restore_dtype` casts it, before the final cast.
+
+    ``kind`` 0: float (NaN -> 0, +-inf -> +-``hi``); 1: unsigned integer (NaN and below 0 -> 0,
+    above ``hi`` -> ``hi``, rounded half to even); 2: signed integer (NaN -> 0, clipped to
+    ``lo .. hi``, rounded).
+    """
+    if kind == 0:
+        if np.isnan(v):
+            return np.float32(0.0)
+        if v > hi:
+            return np.float32(hi)
+        if v < -hi:
+            return np.float32(-hi)
+        return v
+    if kind == 1:
+        if not v > 0:
+            v = np.float32(0.0)
+        elif v > hi:
+            v = np.float32(hi)
+        return np.rint(v)
+    if np.isnan(v):
+        v = np.float32(0.0)
+    elif v > hi:
+        v = np.float32(hi)
+    elif v < lo:
+        v = np.float32(lo)
+    return np.rint(v)
+
+
+@nb.njit(**_JIT)
+def _affine(plane, scale, add, field, gain, offset, flat, kind, lo, hi, out):  # type: ignore[no-untyped-def]
+    ny, nx = plane.shape
+    g = np.float32(gain)
+    o = np.float32(offset)
+    for y in range(ny):
+        for x in range(nx):
+            v = np.float32(plane[y, x])
+            if field:
+                v = v * scale[y, x]
+                v = v + add[y, x]
+            if flat:
+                v = v * g
+                v = v + o
+            out[y, x] = restore_value(v, kind, lo, hi)
+
+
+def restore_kind(dtype: Any) -> tuple[int, float, float] | None:
+    """How :func:`restore_value` casts float32 values to ``dtype``: ``(kind, lo, hi)``.
+
+    None where float32 is not the working type of :func:`restore_dtype` (integers wider than
+    16 bits, which it rounds in float64).
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return 0, 0.0, float(np.finfo(np.float32).max)
+    if dtype.kind in "ui" and dtype.itemsize <= 2:
+        info = np.iinfo(dtype)
+        return (1 if info.min == 0 else 2), float(info.min), float(info.max)
+    return None
+
+
+def affine_slice(
+    plane: np.ndarray, dtype: Any, *, field: tuple[np.ndarray, np.ndarray] | None = None,
+    gain: float | None = None, offset: float = 0.0,
+) -> np.ndarray:
+    """``plane * scale + add`` (a per-pixel field), then ``* gain + offset``, cast to ``dtype``.
+
+    One pass in float32, in that order and rounding (as the in-place numpy operations on a
+    float32 copy followed by :func:`restore_dtype`, to the bit), without temporaries: the
+    shading and brightness corrections and their fused chain.
+
+    Parameters
+    ----------
+    plane : ndarray (Y, X)
+        Any real dtype (cast to float32 first).
+    dtype : numpy dtype
+        Output dtype (integer: rounded and clipped to its range; never NaN).
+    field : (scale, add), optional
+        float32 arrays of the plane's shape.
+    gain, offset : float, optional
+        One multiply-add for the whole plane (after the field); none when ``gain`` is None.
+
+    Returns
+    -------
+    ndarray (Y, X) of ``dtype``
+    """
+    dtype = np.dtype(dtype)
+    p = np.asarray(plane)
+    kind = restore_kind(dtype)
+    out = np.empty(p.shape, dtype=dtype if kind is not None else np.float32)
+    dummy = np.zeros((1, 1), np.float32)
+    scale, add = field if field is not None else (dummy, dummy)
+    _affine(p, scale, add, field is not None, 1.0 if gain is None else float(gain), float(offset), gain is not None,
+            *(kind if kind is not None else restore_kind(np.float32)), out)
+    return out if kind is not None else restore_dtype(out, dtype, overwrite=True)
 
 
 def map_slices(image: Any, func: Callable[[np.ndarray, int], np.ndarray], *, dtype: Any | None = None) -> Any:

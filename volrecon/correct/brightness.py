@@ -29,9 +29,9 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from volrecon.correct._intensity import (
-    save_figure,
+    affine_slice, save_figure,
     bin_mean, block_factor, block_stats, check_mask, check_volume, flat_local_means, histogram_peaks, homogeneous, map_slices,
-    mean_shift_1d, noise_model, pixel_noise, plane_mask, restore_dtype, tukey_weights,
+    mean_shift_1d, noise_model, pixel_noise, plane_mask, tukey_weights,
     usable_planes,
 )
 from volrecon.errors import InputError, ParameterError
@@ -669,10 +669,7 @@ def apply_brightness(image: Any, table: BrightnessTable) -> Any:
     scale, add = brightness_terms(table)
 
     def one(plane: np.ndarray, z: int) -> np.ndarray:
-        out = plane.astype(np.float32)
-        out *= scale[z]
-        out += add[z]
-        return restore_dtype(out, dtype, overwrite=True)
+        return affine_slice(plane, dtype, gain=scale[z], offset=add[z])
 
     return map_slices(image, one)
 

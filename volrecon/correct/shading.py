@@ -38,9 +38,9 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from volrecon.correct._intensity import (
-    save_figure,
+    affine_slice, save_figure,
     bin_mean, block_factor, block_stats, check_mask, noise_model, check_volume, homogeneous, interp_matrix, kmeans_1d,
-    map_slices, pixel_noise, plane_mask, plane_problems, read_slices, restore_dtype, spread_indices, tukey_weights,
+    map_slices, pixel_noise, plane_mask, plane_problems, read_slices, spread_indices, tukey_weights,
 )
 from volrecon.errors import InputError, ParameterError
 
@@ -708,10 +708,7 @@ def apply_shading(image: Any, shading: ShadingField) -> Any:
     scale, add = shading_terms(shading)
 
     def one(plane: np.ndarray, z: int) -> np.ndarray:
-        out = plane.astype(np.float32)
-        out *= scale
-        out += add
-        return restore_dtype(out, dtype, overwrite=True)
+        return affine_slice(plane, dtype, field=(scale, add))
 
     return map_slices(image, one)
 

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 import dask.array as da
 import numpy as np
 
-from volrecon.correct._intensity import check_volume, map_slices, restore_dtype
+from volrecon.correct._intensity import affine_slice, check_volume, map_slices, restore_dtype
 from volrecon.correct.brightness import BrightnessTable, brightness_terms, estimate_brightness
 from volrecon.correct.curtains import CurtainSettings, apply_curtains, estimate_curtains
 from volrecon.correct.denoise import denoise as _denoise
@@ -76,22 +76,18 @@ def _chain(
 ) -> Any:
     """Apply shading and brightness in one pass per slice (one ``map_blocks`` for dask).
 
-    Each is two multiply-adds on a float32 copy of the slice; the result is cast once to
-    ``dtype`` (float32 keeps intermediate stages unrounded; the input dtype at the end).
+    Each is a multiply-add in float32, all in one pass per pixel (:func:`affine_slice`); the
+    result is cast once to ``dtype`` (float32 keeps intermediate stages unrounded; the input
+    dtype at the end).
     """
     sh = shading_terms(shading) if shading is not None else None
     bt = brightness_terms(brightness) if brightness is not None else None
     out_dtype = np.dtype(dtype)
 
     def one(plane: np.ndarray, z: int) -> np.ndarray:
-        out = plane.astype(np.float32)
-        if sh is not None:
-            out *= sh[0]
-            out += sh[1]
-        if bt is not None:
-            out *= bt[0][z]
-            out += bt[1][z]
-        return restore_dtype(out, out_dtype, overwrite=True)
+        if bt is None:
+            return affine_slice(plane, out_dtype, field=sh)
+        return affine_slice(plane, out_dtype, field=sh, gain=bt[0][z], offset=bt[1][z])
 
     return map_slices(image, one, dtype=out_dtype)
 
