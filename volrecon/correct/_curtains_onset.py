@@ -9,15 +9,19 @@ places such a step at the row where it is: between the two block centres, the re
 original slice (its value minus the median of the same across-stripe taps as the block
 filter, on the slice less the interpolated stripes, in bins of a few rows) is split into the
 part nearer the upper node and the part nearer the lower one by least squares.
-:func:`apply_onsets` then replaces the ramp by that step.  Only intervals whose nodes jump
+:func:`with_stripes` then puts that step in place of the ramp.  Only intervals whose nodes jump
 (by more than a share of the larger one) are refined, so a slowly fading stripe keeps its
 interpolation.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba as nb
 import numpy as np
+
+from volrecon.correct._intensity import restore_dtype, restore_kind, restore_value
 
 _JIT = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 
@@ -90,20 +94,46 @@ def _find(plane, nodes, block, offsets, rows_per_bin, jump, min_jump, split):
 
 
 @nb.njit(**_JIT)
-def _apply(target, nodes, block, split, sign):
-    n_rows = target.shape[0]
-    nn, nx = nodes.shape
+def _onset_rows(centres, block, k, n_rows):
+    """Rows ``r0 .. r1 - 1`` between the centres of node ``k - 1`` and node ``k``."""
+    return int(np.ceil(centres[k - 1])), min(int(np.floor(centres[k])) + 1, n_rows)
+
+
+@nb.njit(**_JIT)
+def _with_stripes(plane, nodes, block, split, sign, kind, lo, hi, out):
+    n_rows, nx = plane.shape
+    nn = nodes.shape[0]
     centres = (np.arange(nn) + 0.5) * block - 0.5
-    for k in range(1, nn):
-        r0 = int(np.ceil(centres[k - 1]))
-        r1 = min(int(np.floor(centres[k])) + 1, n_rows)
+    s32 = np.float32(sign)
+    onset = np.empty(2, np.int64)
+    for r in range(n_rows):
+        # the linear interpolation between the block centres (the nearest node past the ends)
+        pos = min(max((r - (block - 1) / 2) / block, 0.0), nn - 1.0)
+        base = min(max(int(np.floor(pos)), 0), max(nn - 2, 0))
+        frac = np.float32(pos - base)
+        # the (at most two) node intervals whose onset rows hold r
+        n_on = 0
+        if split.shape[0] > 0:
+            for k in range(max(base, 1), min(base + 3, nn)):
+                r0, r1 = _onset_rows(centres, block, k, n_rows)
+                if r0 <= r < r1:
+                    onset[n_on] = k
+                    n_on += 1
         for x in range(nx):
-            s = split[k, x]
-            if s < 0:
-                continue
-            for r in range(r0, r1):
-                step = nodes[k - 1, x] if r < s else nodes[k, x]
-                target[r, x] += sign * (step - _node(nodes, k, x, r, centres, block))
+            v = np.float32(plane[r, x])
+            a = s32 * nodes[base, x]
+            if nn == 1:
+                v = v + a
+            else:
+                v = v + a
+                v = v + frac * (s32 * nodes[base + 1, x] - a)
+            for i in range(n_on):
+                k = onset[i]
+                at = split[k, x]
+                if at >= 0:
+                    step = nodes[k - 1, x] if r < at else nodes[k, x]
+                    v = np.float32(v + sign * (step - _node(nodes, k, x, r, centres, block)))
+            out[r, x] = restore_value(v, kind, lo, hi)
 
 
 def find_onsets(plane: np.ndarray, nodes: np.ndarray, block: int, offsets: np.ndarray, *, rows_per_bin: int = 4) -> np.ndarray:
@@ -151,38 +181,51 @@ def _row_noise(plane: np.ndarray, samples: int = 32) -> float:
     return 1.4826 * float(np.median(np.abs(diff))) / np.sqrt(2.0)
 
 
-def apply_onsets(target: np.ndarray, nodes: np.ndarray, block: int, split: np.ndarray, *, sign: float = 1.0) -> None:
-    """Turn the linear ramps of the intervals :func:`find_onsets` marked into steps, in place.
+def with_stripes(plane: np.ndarray, nodes: np.ndarray, block: int, split: np.ndarray | None, *, sign: float = 1.0, dtype: Any = np.float32) -> np.ndarray:
+    """``plane + sign *`` the stripe image of ``nodes``, cast to ``dtype`` (one pass, no temporaries).
 
-    ``target`` already holds ``sign *`` the linearly interpolated ``nodes`` (as
-    ``_add_rows`` adds them); rows before the step take node ``k - 1``, from it on node ``k``.
+    The stripe image is linear between block centres (the nearest node before the first and
+    after the last one), except in the intervals :func:`find_onsets` marked: there rows before
+    the step take node ``k - 1`` and from it on node ``k``.  Cast as
+    :func:`~volrecon.correct._intensity.restore_dtype` casts (integers rounded and clipped,
+    never NaN).
 
     Parameters
     ----------
-    target : ndarray (rows, columns)
-        The stripe image being built, changed in place.
+    plane : ndarray (rows, columns)
+        The slice (stripes along axis 0; any real dtype, taken as float32).
     nodes : ndarray (blocks, columns)
         The stripe profile at the block centres (rows ``block * k + (block - 1) / 2``).
     block : int
         Rows per block.
-    split : ndarray of int (blocks, columns)
+    split : ndarray of int (blocks, columns) or None
         From :func:`find_onsets`: for interval ``k`` (between node ``k - 1`` and ``k``) the first
-        row that takes node ``k``'s value, or -1 where the interval keeps its ramp.
+        row that takes node ``k``'s value, or -1 where the interval keeps its ramp; None: ramps only.
     sign : float
-        The sign with which ``nodes`` were added to ``target``.
+        +1 adds the stripes, -1 removes them.
+    dtype : numpy dtype
+        Output dtype.
+
+    Returns
+    -------
+    ndarray (rows, columns) of ``dtype``
 
     Examples
     --------
     >>> nodes = np.array([[0.0], [8.0]], np.float32)  # centres at rows 1.5 and 5.5 (block 4)
-    >>> img = np.zeros((8, 1), np.float32)
-    >>> img[2:6, 0] = [1, 3, 5, 7]; img[6:, 0] = 8  # the linear ramp between the centres
-    >>> apply_onsets(img, nodes, 4, np.array([[-1], [4]]))
-    >>> img[:, 0].tolist()
+    >>> zero = np.zeros((8, 1), np.float32)
+    >>> with_stripes(zero, nodes, 4, None)[:, 0].tolist()
+    [0.0, 0.0, 1.0, 3.0, 5.0, 7.0, 8.0, 8.0]
+    >>> with_stripes(zero, nodes, 4, np.array([[-1], [4]]))[:, 0].tolist()
     [0.0, 0.0, 0.0, 0.0, 8.0, 8.0, 8.0, 8.0]
     """
+    dtype = np.dtype(dtype)
+    cast = restore_kind(dtype)
     nd = np.ascontiguousarray(nodes, dtype=np.float32)
-    if nd.shape[0] > 1:
-        _apply(target, nd, int(block), np.asarray(split, np.int64), float(sign))
+    out = np.empty(plane.shape, dtype=dtype if cast is not None else np.float32)
+    on = np.zeros((0, nd.shape[1]), np.int64) if split is None or nd.shape[0] < 2 else np.asarray(split, np.int64)
+    _with_stripes(plane, nd, int(block), on, float(sign), *(cast or restore_kind(np.float32)), out)
+    return out if cast is not None else restore_dtype(out, dtype, overwrite=True)
 
 
-__all__ = ["find_onsets", "apply_onsets"]
+__all__ = ["find_onsets", "with_stripes"]

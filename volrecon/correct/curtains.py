@@ -66,9 +66,9 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
-from volrecon.correct._curtains_onset import apply_onsets, find_onsets
+from volrecon.correct._curtains_onset import find_onsets, with_stripes
 from volrecon.correct._curtains_segments import fit_steps, run_means
-from volrecon.correct._intensity import check_volume, is_dask, map_slices, pixel_noise, read_slices, restore_dtype, spread_indices
+from volrecon.correct._intensity import affine_slice, check_volume, is_dask, map_slices, pixel_noise, read_slices, restore_dtype, spread_indices
 from volrecon.errors import ParameterError
 
 METHODS = ("highpass", "wavelet-fft")
@@ -311,50 +311,21 @@ def _block_median(values: np.ndarray) -> np.ndarray:
     return np.median(values, axis=1).astype(np.float32)
 
 
-def _add_rows(target: np.ndarray, nodes: np.ndarray, block: int, *, sign: float = 1.0) -> None:
-    """Add ``sign *`` the linear interpolation of ``nodes`` to ``target`` in place.
-
-    Node ``k`` sits at the centre of rows ``k * block ... (k + 1) * block - 1`` (the block it
-    was measured on); rows before the first or after the last centre take the nearest node.
-    One node interval at a time, so that no full-size temporary is made.
-    """
-    n_rows, n = target.shape[0], nodes.shape[0]
-    nodes = (np.float32(sign) * nodes).astype(np.float32)
-    if n == 1:
-        target += nodes[0]
-        return
-    pos = np.clip((np.arange(n_rows) - (block - 1) / 2) / block, 0, n - 1)
-    base = np.clip(np.floor(pos).astype(np.intp), 0, n - 2)
-    frac = (pos - base).astype(np.float32)[:, None]
-    step = np.diff(nodes, axis=0)
-    edges = np.searchsorted(base, np.arange(n), side="left")
-    for k in range(n - 1):
-        r0, r1 = edges[k], edges[k + 1]
-        if r1 > r0:
-            seg = target[r0:r1]
-            seg += nodes[k]
-            seg += frac[r0:r1] * step[k]
-
-
 def stripe_profile(plane: np.ndarray, settings: CurtainSettings) -> np.ndarray:
     """The additive stripe image of one slice (stripes along axis 0), float32."""
     p = np.asarray(plane, dtype=np.float32)
-    out = np.zeros_like(p)
     nodes = _stack_nodes(p[None], settings, pool=False)[0]
-    _add_stripes(out, nodes, settings, _onsets(p, nodes, settings))
-    return out
+    return _with_stripes(np.zeros_like(p), nodes, settings, _onsets(p, nodes, settings))
 
 
-def _add_stripes(target: np.ndarray, nodes: np.ndarray, settings: CurtainSettings, split: np.ndarray | None, *, sign: float = 1.0) -> None:
-    """Add ``sign *`` the stripe image of ``nodes`` to ``target`` in place.
+def _with_stripes(plane: np.ndarray, nodes: np.ndarray, settings: CurtainSettings, split: np.ndarray | None, *, sign: float = 1.0, dtype: Any = np.float32) -> np.ndarray:
+    """``plane + sign *`` the stripe image of ``nodes``, cast to ``dtype``.
 
-    Linear between block centres (:func:`_add_rows`); the intervals marked in ``split``
-    (:func:`_onsets`, None: none) get a step at the row where the stripe jumps.
+    Linear between block centres; the intervals marked in ``split`` (:func:`_onsets`, None:
+    none) get a step at the row where the stripe jumps
+    (:func:`~volrecon.correct._curtains_onset.with_stripes`).
     """
-    block = _block_rows(target, settings)
-    _add_rows(target, nodes, block, sign=sign)
-    if split is not None:
-        apply_onsets(target, nodes, block, split, sign=sign)
+    return with_stripes(plane, nodes, _block_rows(plane, settings), split, sign=sign, dtype=dtype)
 
 
 def _onsets(plane: np.ndarray, nodes: np.ndarray, settings: CurtainSettings) -> np.ndarray | None:
@@ -527,16 +498,23 @@ def _wavelet_fft(plane: np.ndarray, settings: CurtainSettings) -> np.ndarray:
 
 def remove_stripes(plane: np.ndarray, settings: CurtainSettings) -> np.ndarray:
     """One slice with stripes removed (float32, not clipped); unchanged when disabled."""
-    p = np.array(plane, dtype=np.float32)  # a fresh copy: the stripes are removed in place
+    return _destripe(plane, settings, np.float32)
+
+
+def _destripe(plane: np.ndarray, settings: CurtainSettings, dtype: Any) -> np.ndarray:
+    """One slice with stripes removed, cast to ``dtype`` as :func:`restore_dtype` casts (one pass for ``"highpass"``)."""
     if not settings.enabled:
-        return p
-    q = p.T if settings.orientation == "horizontal" else p
-    if settings.method == "highpass":
-        nodes = _stripe_nodes(q, settings)
-        _add_stripes(q, nodes, settings, _onsets(q, nodes, settings), sign=-1.0)
-    else:
+        return affine_slice(plane, dtype)
+    if settings.method != "highpass":
+        p = np.array(plane, dtype=np.float32)
+        q = p.T if settings.orientation == "horizontal" else p
         q -= _wavelet_fft(q, settings)
-    return p
+        return restore_dtype(p, dtype, overwrite=True)
+    p = np.asarray(plane, dtype=np.float32)
+    q = p.T if settings.orientation == "horizontal" else p
+    nodes = _stripe_nodes(q, settings)
+    out = _with_stripes(q, nodes, settings, _onsets(q, nodes, settings), sign=-1.0, dtype=dtype)
+    return out.T if settings.orientation == "horizontal" else out
 
 
 def stripe_index(plane: np.ndarray, settings: CurtainSettings) -> float:
@@ -648,7 +626,7 @@ def remove_stripes_stack(stack: np.ndarray, settings: CurtainSettings) -> np.nda
     nz, reach = q.shape[0], int(settings.z_reach)
     splits = [_onsets(q[max(0, z - reach) : z + reach + 1].mean(axis=0, dtype=np.float32), shapes[z], settings) for z in range(nz)]
     for z in range(nz):
-        _add_stripes(q[z], nodes[z], settings, splits[z], sign=-1.0)
+        q[z] = _with_stripes(q[z], nodes[z], settings, splits[z], sign=-1.0)
     return out
 
 
@@ -680,7 +658,7 @@ def apply_curtains(image: Any, settings: CurtainSettings, *, dtype: Any = None) 
     dtype = np.dtype(image.dtype if dtype is None else dtype)
     reach = int(settings.z_reach)
     if not settings.enabled or settings.method != "highpass" or reach == 0:
-        return map_slices(image, lambda plane, z: restore_dtype(remove_stripes(plane, settings), dtype))
+        return map_slices(image, lambda plane, z: _destripe(plane, settings, dtype), dtype=dtype)
     if is_dask(image):
         depth = _POOLED_PASSES * reach
         stack = image.rechunk({0: max(_Z_CHUNK, depth), 1: -1, 2: -1})
