@@ -59,13 +59,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
 
+from volrecon.correct._curtains_median import shift_median
 from volrecon.correct._curtains_onset import find_onsets, with_stripes
 from volrecon.correct._curtains_segments import fit_steps, run_means
 from volrecon.correct._intensity import affine_slice, check_volume, is_dask, map_slices, pixel_noise, read_slices, restore_dtype, spread_indices
@@ -198,44 +198,6 @@ def _row_bin(block: int) -> int:
     return next(r for r in (4, 2, 1) if block % r == 0)
 
 
-@lru_cache(maxsize=None)
-def _median_network(n: int) -> tuple[tuple[int, int, bool, bool], ...]:
-    """Compare-exchanges of an odd-even transposition sort of ``n`` that the middle output(s) need.
-
-    Each entry ``(a, b, lo, hi)``: put ``min`` into ``a`` if ``lo``, ``max`` into ``b`` if
-    ``hi``.  Walking the full network backwards from the middle wire(s) drops the exchanges
-    whose results the median never reads (45 of 55 for 11 inputs).
-    """
-    comps = [(j, j + 1) for sweep in range(n) for j in range(sweep % 2, n - 1, 2)]
-    needed = {n // 2} if n % 2 else {n // 2 - 1, n // 2}
-    kept = []
-    for a, b in reversed(comps):
-        lo, hi = a in needed, b in needed
-        if lo or hi:
-            kept.append((a, b, lo, hi))
-            needed |= {a, b}
-    return tuple(reversed(kept))
-
-
-def _network_median(vals: list[np.ndarray]) -> np.ndarray:
-    """Element-wise median of equal-shape arrays (mean of the middle two for an even count).
-
-    A pruned sorting network of element-wise min/max (:func:`_median_network`): a few fast
-    vectorised passes instead of a generic rank filter.
-    """
-    vals = list(vals)
-    n = len(vals)
-    for a, b, lo, hi in _median_network(n):
-        x, y = vals[a], vals[b]
-        if lo:
-            vals[a] = np.minimum(x, y)
-        if hi:
-            vals[b] = np.maximum(x, y)
-    if n % 2:
-        return vals[n // 2]
-    return (vals[n // 2 - 1] + vals[n // 2]) * np.float32(0.5)
-
-
 def _running_median(blocks: np.ndarray, length: int, *, ahead: bool = False, step: int = 1) -> np.ndarray:
     """Running median of ``length`` block rows (axis 0), edges repeated.
 
@@ -254,8 +216,9 @@ def _running_median(blocks: np.ndarray, length: int, *, ahead: bool = False, ste
         return ndi.median_filter(blocks, size=(length, 1), mode="nearest", origin=(origin, 0))
     before, after = (0, step * (length - 1)) if ahead else (step * (length // 2), step * (length // 2))
     pad = np.concatenate([blocks[:1]] * before + [blocks] + [blocks[-1:]] * after)
-    views = [pad[step * i : step * i + n] for i in range(length)]
-    return _network_median(views) if length <= 9 else np.median(np.stack(views), axis=0).astype(blocks.dtype)
+    if length <= 9:
+        return shift_median(pad, step * np.arange(length), np.zeros(length, np.intp), blocks.shape)
+    return np.median(np.stack([pad[step * i : step * i + n] for i in range(length)]), axis=0).astype(blocks.dtype)
 
 
 _PERSIST = 0.5  # the stripe below a block must keep at least this share of its amplitude
@@ -296,8 +259,7 @@ def _across_median(blocks: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     reach = int(np.abs(offsets).max())
     # mirrored at the border: a border column's background comes from the columns inside
     pad = np.pad(blocks, ((0, 0), (reach, reach)), mode="reflect" if blocks.shape[1] > reach else "edge")
-    nx = blocks.shape[1]
-    return _network_median([pad[:, reach + o : reach + o + nx] for o in offsets])
+    return shift_median(pad, np.zeros(offsets.size, np.intp), reach + offsets, blocks.shape)
 
 
 def _block_median(values: np.ndarray) -> np.ndarray:
