@@ -21,7 +21,7 @@ from typing import Any
 import numba as nb
 import numpy as np
 
-from volrecon.correct._intensity import restore_dtype, restore_kind, restore_value
+from volrecon.correct._intensity import restore_dtype, restore_kind, restore_row
 
 _JIT = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 
@@ -105,35 +105,29 @@ def _with_stripes(plane, nodes, block, split, sign, kind, lo, hi, out):
     nn = nodes.shape[0]
     centres = (np.arange(nn) + 0.5) * block - 0.5
     s32 = np.float32(sign)
-    onset = np.empty(2, np.int64)
+    row = np.empty(nx, np.float32)
     for r in range(n_rows):
         # the linear interpolation between the block centres (the nearest node past the ends)
         pos = min(max((r - (block - 1) / 2) / block, 0.0), nn - 1.0)
         base = min(max(int(np.floor(pos)), 0), max(nn - 2, 0))
         frac = np.float32(pos - base)
-        # the (at most two) node intervals whose onset rows hold r
-        n_on = 0
-        if split.shape[0] > 0:
-            for k in range(max(base, 1), min(base + 3, nn)):
-                r0, r1 = _onset_rows(centres, block, k, n_rows)
-                if r0 <= r < r1:
-                    onset[n_on] = k
-                    n_on += 1
-        for x in range(nx):
-            v = np.float32(plane[r, x])
-            a = s32 * nodes[base, x]
-            if nn == 1:
-                v = v + a
-            else:
-                v = v + a
-                v = v + frac * (s32 * nodes[base + 1, x] - a)
-            for i in range(n_on):
-                k = onset[i]
-                at = split[k, x]
-                if at >= 0:
-                    step = nodes[k - 1, x] if r < at else nodes[k, x]
-                    v = np.float32(v + sign * (step - _node(nodes, k, x, r, centres, block)))
-            out[r, x] = restore_value(v, kind, lo, hi)
+        if nn == 1:
+            for x in range(nx):
+                row[x] = np.float32(plane[r, x]) + s32 * nodes[0, x]
+        else:
+            for x in range(nx):
+                a = s32 * nodes[base, x]
+                row[x] = (np.float32(plane[r, x]) + a) + frac * (s32 * nodes[base + 1, x] - a)
+        # the steps of the (at most two) node intervals whose onset rows hold r, in order
+        for k in range(max(base, 1), min(base + 3, split.shape[0])):
+            r0, r1 = _onset_rows(centres, block, k, n_rows)
+            if r0 <= r < r1:
+                for x in range(nx):
+                    at = split[k, x]
+                    if at >= 0:
+                        step = nodes[k - 1, x] if r < at else nodes[k, x]
+                        row[x] = np.float32(row[x] + sign * (step - _node(nodes, k, x, r, centres, block)))
+        restore_row(row, kind, lo, hi, out[r])
 
 
 def find_onsets(plane: np.ndarray, nodes: np.ndarray, block: int, offsets: np.ndarray, *, rows_per_bin: int = 4) -> np.ndarray:

@@ -63,34 +63,33 @@ def restore_dtype(values: np.ndarray, dtype: np.dtype, *, overwrite: bool = Fals
 
 
 @nb.njit(**_JIT)
-def restore_value(v, kind, lo, hi):  # type: ignore[no-untyped-def]
-    """One float32 value as :func:`restore_dtype` casts it, before the final cast.
+def restore_row(values, kind, lo, hi, out):  # type: ignore[no-untyped-def]
+    """Cast float32 ``values`` into ``out`` as :func:`restore_dtype` casts them (one row).
 
     ``kind`` 0: float (NaN -> 0, +-inf -> +-``hi``); 1: unsigned integer (NaN and below 0 -> 0,
     above ``hi`` -> ``hi``, rounded half to even); 2: signed integer (NaN -> 0, clipped to
-    ``lo .. hi``, rounded).
+    ``lo .. hi``, rounded).  ``lo`` and ``hi`` are exact in float32.
     """
+    h = np.float32(hi)
+    m = np.float32(lo)
+    zero = np.float32(0.0)
     if kind == 0:
-        if np.isnan(v):
-            return np.float32(0.0)
-        if v > hi:
-            return np.float32(hi)
-        if v < -hi:
-            return np.float32(-hi)
-        return v
-    if kind == 1:
-        if not v > 0:
-            v = np.float32(0.0)
-        elif v > hi:
-            v = np.float32(hi)
-        return np.rint(v)
-    if np.isnan(v):
-        v = np.float32(0.0)
-    elif v > hi:
-        v = np.float32(hi)
-    elif v < lo:
-        v = np.float32(lo)
-    return np.rint(v)
+        for x in range(values.shape[0]):
+            v = values[x]
+            v = zero if np.isnan(v) else v
+            v = h if v > h else v
+            out[x] = -h if v < -h else v
+    elif kind == 1:
+        for x in range(values.shape[0]):
+            v = values[x]
+            v = v if v > zero else zero  # NaN too
+            out[x] = np.rint(h if v > h else v)
+    else:
+        for x in range(values.shape[0]):
+            v = values[x]
+            v = zero if np.isnan(v) else v
+            v = h if v > h else v
+            out[x] = np.rint(m if v < m else v)
 
 
 @nb.njit(**_JIT)
@@ -98,20 +97,21 @@ def _affine(plane, scale, add, field, gain, offset, flat, kind, lo, hi, out):  #
     ny, nx = plane.shape
     g = np.float32(gain)
     o = np.float32(offset)
+    row = np.empty(nx, np.float32)
     for y in range(ny):
         for x in range(nx):
-            v = np.float32(plane[y, x])
-            if field:
-                v = v * scale[y, x]
-                v = v + add[y, x]
-            if flat:
-                v = v * g
-                v = v + o
-            out[y, x] = restore_value(v, kind, lo, hi)
+            row[x] = np.float32(plane[y, x])
+        if field:
+            for x in range(nx):
+                row[x] = row[x] * scale[y, x] + add[y, x]
+        if flat:
+            for x in range(nx):
+                row[x] = row[x] * g + o
+        restore_row(row, kind, lo, hi, out[y])
 
 
 def restore_kind(dtype: Any) -> tuple[int, float, float] | None:
-    """How :func:`restore_value` casts float32 values to ``dtype``: ``(kind, lo, hi)``.
+    """How :func:`restore_row` casts float32 values to ``dtype``: ``(kind, lo, hi)``.
 
     None where float32 is not the working type of :func:`restore_dtype` (integers wider than
     16 bits, which it rounds in float64).
