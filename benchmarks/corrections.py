@@ -22,9 +22,11 @@ patsy tomlkit`` (empty otherwise); the timed children should run without them on
 * Brightness constancy on a noisy phantom whose cathode loses electrolyte with depth: per-phase
   mean grey over slices (goal: within 1 %) and the void-fraction depth trend kept.
 * Throughput: applying shading + brightness + curtains to 2048x1536 slices (slices/s and slices
-  per CPU-second, medians of 3 fresh processes) and peak RSS for 48 and 144 slices (lazy, slice
-  by slice: it must not grow with the slice count); estimation and application timed separately
-  on a 24-slice 2048x1536 phantom.
+  per CPU-second, medians of 3 fresh processes) and peak RSS for 48, 144 and 288 slices (lazy,
+  slice by slice: it must not grow with the slice count); estimation and application timed
+  separately on a 24-slice 2048x1536 phantom.  ``throughput --baseline COMMIT`` also times the
+  volrecon of an earlier commit (``git archive`` into ``benchmarks/_work``) on the 48-slice
+  stack, alternating with the current one, so that both see the same load.
 """
 
 from __future__ import annotations
@@ -514,38 +516,77 @@ def phantom_2048(slices: int = 24) -> Path:
 
 # the rows timed alternately with the row 48 (older results name the window's)
 ALTERNATE_ROWS = {"48_curtains_window": "48, curtains along the previous window (alternating with the row 48)",
-                  "48_curtains_ramp": "48, curtains with a linear ramp at the onsets (the default before; alternating with the row 48)"}
+                  "48_curtains_ramp": "48, curtains with a linear ramp at the onsets (the default before; alternating with the row 48)",
+                  "48_baseline": "48, volrecon at {commit} (before the compiled apply path; alternating with the row 48)"}
+THROUGHPUT_SLICES = (48, 144, 288)
 
 
-def throughput() -> tuple[dict, dict]:
-    """Apply throughput at 2048x1536 (48 and 144 slices) and estimate/apply timing on the 24-slice phantom."""
-    runs = {}
+def baseline_tree(commit: str) -> Path:
+    """The ``volrecon`` package of ``commit`` (``git archive``), unpacked under benchmarks/_work."""
+    import subprocess
+    import tarfile
+    from io import BytesIO
 
-    def summary(res: list[dict]) -> dict:
-        return {
-            "slices_per_s_median": statistics.median(r["slices"] / r["seconds"] for r in res),
-            "slices_per_cpu_s_median": statistics.median(r["slices"] / r["cpu_s"] for r in res),
-            "peak_rss_mb_median": statistics.median(r["peak_rss_mb"] for r in res),
-            "runs": res,
-        }
+    from _common import WORK
 
-    # 48 slices with the default curtains and with the previous default (linear ramp at the onsets),
-    # alternating so that the load of the shared cores weighs on both alike
-    pairs = [(run_child(THROUGHPUT.format(nz=48, curtains="")), run_child(THROUGHPUT.format(nz=48, curtains="onsets=False")))
-             for _ in range(3)]
-    runs[48], runs["48_curtains_ramp"] = summary([a for a, _ in pairs]), summary([b for _, b in pairs])
-    res = [run_child(THROUGHPUT.format(nz=144, curtains="")) for _ in range(3)]
-    runs[144] = summary(res)
+    root = Path(__file__).resolve().parent.parent
+    sha = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", commit], capture_output=True, text=True, check=True).stdout.strip()
+    dest = WORK / f"volrecon_{sha}"
+    if not (dest / "volrecon" / "__init__.py").is_file():
+        tar = subprocess.run(["git", "-C", str(root), "archive", sha, "volrecon"], capture_output=True, check=True).stdout
+        dest.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(fileobj=BytesIO(tar)) as tf:
+            tf.extractall(dest, filter="data")
+    return dest
+
+
+def run_with_path(code: str, path: Path | None) -> dict:
+    """:func:`run_child` with ``path`` first on the child's ``PYTHONPATH`` (None: the installed volrecon)."""
+    if path is None:
+        return run_child(code)
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(path)
+    try:
+        return run_child(code)
+    finally:
+        if old is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = old
+
+
+def _summary(res: list[dict]) -> dict:
+    return {
+        "slices_per_s_median": statistics.median(r["slices"] / r["seconds"] for r in res),
+        "slices_per_cpu_s_median": statistics.median(r["slices"] / r["cpu_s"] for r in res),
+        "peak_rss_mb_median": statistics.median(r["peak_rss_mb"] for r in res),
+        "runs": res,
+    }
+
+
+def throughput(baseline: str | None = None) -> tuple[dict, dict]:
+    """Apply throughput at 2048x1536 (:data:`THROUGHPUT_SLICES`) and estimate/apply timing on the 24-slice phantom.
+
+    With ``baseline`` (a git commit), its volrecon is timed on the 48-slice stack too, alternating.
+    """
+    runs: dict = {}
+    base = baseline_tree(baseline) if baseline else None
+    # 48 slices with the default curtains, with the previous default (linear ramp at the onsets)
+    # and with the baseline commit, alternating so that the load of the shared cores weighs on all alike
+    rows: dict[str, list[dict]] = {"48": [], "48_curtains_ramp": []} | ({"48_baseline": []} if base else {})
+    for _ in range(3):
+        rows["48"].append(run_child(THROUGHPUT.format(nz=48, curtains="")))
+        rows["48_curtains_ramp"].append(run_child(THROUGHPUT.format(nz=48, curtains="onsets=False")))
+        if base:
+            rows["48_baseline"].append(run_with_path(THROUGHPUT.format(nz=48, curtains=""), base))
+    runs[48] = _summary(rows.pop("48"))
+    runs.update({k: _summary(v) for k, v in rows.items()})
+    for nz in THROUGHPUT_SLICES[1:]:
+        runs[nz] = _summary([run_child(THROUGHPUT.format(nz=nz, curtains="")) for _ in range(3)])
     print(runs, flush=True)
     # destriping alone through apply_curtains: slice by slice and pooled over z (the stage pools, as estimated)
     for reach in (0, 2):
-        res = [run_child(POOLED.format(nz=48, reach=reach)) for _ in range(3)]
-        runs[f"apply_curtains_z_reach_{reach}"] = {
-            "slices_per_s_median": statistics.median(r["slices"] / r["seconds"] for r in res),
-            "slices_per_cpu_s_median": statistics.median(r["slices"] / r["cpu_s"] for r in res),
-            "peak_rss_mb_median": statistics.median(r["peak_rss_mb"] for r in res),
-            "runs": res,
-        }
+        runs[f"apply_curtains_z_reach_{reach}"] = _summary([run_child(POOLED.format(nz=48, reach=reach)) for _ in range(3)])
         print(reach, runs[f"apply_curtains_z_reach_{reach}"], flush=True)
     path = phantom_2048()
     est_runs = [run_child(ESTIMATE.format(path=str(path))) for _ in range(3)]
@@ -698,13 +739,17 @@ def render(payload: dict) -> str:
         md.append(f"| {name} | {r['max_phase_deviation_pct']:.2f} % | {per} | {r.get('max_deviation_vs_oracle_pct', nan):.2f} % | "
                   f"{r['void_slope_ratio']:.2f} | {r['void_corr']:.3f} | {r['void_rmse']:.3f} |")
     md += ["", "Applying shading + brightness + curtains at 2048x1536 with given estimates (`correct_volume(..., estimates=...)`, "
-           "one fused float32 pass per slice; dask threads, 2 workers, medians of 3 fresh processes). The 2 cores are shared "
+           "shading and brightness in one compiled float32 pass per slice, the destriper's medians and the stripe image "
+           "(subtracted and cast in one pass) compiled too, bit-identical to the numpy code before; dask threads, 2 workers, "
+           "computed in slabs of 8 slices as the OME-Zarr writer does, medians of 3 fresh processes; random uint8 slices, so "
+           "the stripe filter runs in full but finds little). The 2 cores are shared "
            "with other jobs, so wall figures are noisy; slices per CPU-second x 2 is what two free cores would give"
            + (f" (load average 1/5/15 min at the end of the timings: {' / '.join(f'{x:.1f}' for x in payload['throughput_load_avg'])}: "
               "CPU seconds are inflated too, compare rows of the same run)" if payload.get("throughput_load_avg") else "") + ":", "",
            "| slices | slices/s (wall) | slices per CPU-s x 2 | peak RSS |", "|---|---|---|---|"]
     for nz, r in payload["throughput_2048x1536"].items():
-        name = (f"{nz}" if str(nz).isdigit() else ALTERNATE_ROWS[nz] if nz in ALTERNATE_ROWS else f"48, {nz.replace('_', ' ')} (curtains only)")
+        name = (f"{nz}" if str(nz).isdigit() else ALTERNATE_ROWS[nz].format(commit=payload.get("throughput_baseline", "?"))
+                if nz in ALTERNATE_ROWS else f"48, {nz.replace('_', ' ')} (curtains only)")
         md.append(f"| {name} | {r['slices_per_s_median']:.1f} | {2 * r['slices_per_cpu_s_median']:.1f} | {r['peak_rss_mb_median']:.0f} MB |")
     e = payload["phantom_2048x1536"]
     md += ["", f"Estimating and applying on a {e['slices']}-slice 2048x1536 diglyme phantom (shading, brightness, curtains; "
@@ -846,7 +891,7 @@ CURTAIN_NOTES = [
 ]
 
 
-def part_only(part: str, sizes: tuple[int, ...] = (), slices: tuple[int, ...] = ()) -> None:
+def part_only(part: str, sizes: tuple[int, ...] = (), slices: tuple[int, ...] = (), baseline: str | None = None) -> None:
     """Re-run only the brightness-constancy, throughput or curtain part and update the committed results.
 
     With ``sizes`` (curtains only), re-run only the slice-size comparison (``slices`` per size).
@@ -860,12 +905,18 @@ def part_only(part: str, sizes: tuple[int, ...] = (), slices: tuple[int, ...] = 
     tail = f"python benchmarks/corrections.py {part}"
     if sizes:
         tail += f" --size {','.join(map(str, sizes))} --slices {','.join(map(str, slices))}"
+    if baseline:
+        tail += f" --baseline {baseline}"
     # a size comparison replaces the previous one, so its command replaces the previous one's
-    steps = [c for c in payload.get("command", "python benchmarks/corrections.py").split("; then ") if not (sizes and " --size " in c)]
+    steps = [c for c in payload.get("command", "python benchmarks/corrections.py").split("; then ")
+             if not (sizes and " --size " in c) and not (part == "throughput" and c.startswith("python benchmarks/corrections.py throughput"))]
     payload["command"] = "; then ".join(steps if tail in steps else steps + [tail])
     if part == "throughput":
-        payload["throughput_2048x1536"], payload["phantom_2048x1536"] = throughput()
+        payload["throughput_2048x1536"], payload["phantom_2048x1536"] = throughput(baseline)
         payload["throughput_machine"] = machine()
+        payload.pop("throughput_baseline", None)
+        if baseline:
+            payload["throughput_baseline"] = baseline
         payload["throughput_load_avg"] = list(os.getloadavg())
     elif part == "curtains" and sizes:
         payload["curtains_sizes"] = size_comparison(sizes, slices)
@@ -898,6 +949,8 @@ if __name__ == "__main__":
     parser.add_argument("--size", default="", help="curtains only: comma list of square slice sizes (e.g. 256,512,1024); "
                         "re-runs only the slice-size comparison of the strong-curtain cases")
     parser.add_argument("--slices", default="", help="slices per size, comma list (default 16 at 256, fewer above: 4096 // size)")
+    parser.add_argument("--baseline", default="", help="throughput only: also time the volrecon of this git commit on the "
+                        "48-slice stack (alternating with the current one)")
     args = parser.parse_args()
     sizes = tuple(int(x) for x in args.size.split(",") if x)
     slices = tuple(int(x) for x in args.slices.split(",") if x) or tuple(max(2, 4096 // n) for n in sizes)
@@ -906,4 +959,6 @@ if __name__ == "__main__":
     if args.part == "all":
         main()
     else:
-        part_only(args.part, sizes, slices)
+        if args.baseline and args.part != "throughput":
+            parser.error("--baseline goes with the throughput part")
+        part_only(args.part, sizes, slices, args.baseline or None)
