@@ -541,18 +541,17 @@ def baseline_tree(commit: str) -> Path:
 
 
 def run_with_path(code: str, path: Path | None) -> dict:
-    """:func:`run_child` with ``path`` first on the child's ``PYTHONPATH`` (None: the installed volrecon)."""
+    """:func:`run_child` with ``path`` first on the child's ``sys.path`` (None: the installed volrecon).
+
+    Put in the child's code, not in ``PYTHONPATH``: the child's working folder comes before
+    ``PYTHONPATH``, and from the repository root that is the current volrecon.
+    """
     if path is None:
         return run_child(code)
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = str(path)
-    try:
-        return run_child(code)
-    finally:
-        if old is None:
-            del os.environ["PYTHONPATH"]
-        else:
-            os.environ["PYTHONPATH"] = old
+    where = str(path)
+    head = (f"import sys\nsys.path.insert(0, {where!r})\nimport volrecon\n"
+            f"assert volrecon.__file__.startswith({where!r}), volrecon.__file__\n")
+    return run_child(head + code)
 
 
 def _summary(res: list[dict]) -> dict:
@@ -574,7 +573,7 @@ def throughput(baseline: str | None = None) -> tuple[dict, dict]:
     # 48 slices with the default curtains, with the previous default (linear ramp at the onsets)
     # and with the baseline commit, alternating so that the load of the shared cores weighs on all alike
     rows: dict[str, list[dict]] = {"48": [], "48_curtains_ramp": []} | ({"48_baseline": []} if base else {})
-    for _ in range(3):
+    for _ in range(5 if base else 3):  # more pairs with a baseline: its numpy passes are sensitive to the other jobs' memory traffic
         rows["48"].append(run_child(THROUGHPUT.format(nz=48, curtains="")))
         rows["48_curtains_ramp"].append(run_child(THROUGHPUT.format(nz=48, curtains="onsets=False")))
         if base:
@@ -741,8 +740,8 @@ def render(payload: dict) -> str:
     md += ["", "Applying shading + brightness + curtains at 2048x1536 with given estimates (`correct_volume(..., estimates=...)`, "
            "shading and brightness in one compiled float32 pass per slice, the destriper's medians and the stripe image "
            "(subtracted and cast in one pass) compiled too, bit-identical to the numpy code before; dask threads, 2 workers, "
-           "computed in slabs of 8 slices as the OME-Zarr writer does, medians of 3 fresh processes; random uint8 slices, so "
-           "the stripe filter runs in full but finds little). The 2 cores are shared "
+           "computed in slabs of 8 slices as the OME-Zarr writer does, medians of 3 fresh processes, of 5 for the alternating "
+           "rows of 48; random uint8 slices, so the stripe filter runs in full but finds little). The 2 cores are shared "
            "with other jobs, so wall figures are noisy; slices per CPU-second x 2 is what two free cores would give"
            + (f" (load average 1/5/15 min at the end of the timings: {' / '.join(f'{x:.1f}' for x in payload['throughput_load_avg'])}: "
               "CPU seconds are inflated too, compare rows of the same run)" if payload.get("throughput_load_avg") else "") + ":", "",
