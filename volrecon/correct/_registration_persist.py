@@ -72,6 +72,36 @@ def persistence_weights(wander: np.ndarray) -> np.ndarray:
     return w / w.max()
 
 
+def wander_information(shifts: np.ndarray, votes: np.ndarray, consensus: np.ndarray) -> np.ndarray:
+    """Per-tile 2 x 2 weight: the inverse of its wander covariance plus the median tile's variance.
+
+    Content that crosses the slice plane at an angle moves along one in-plane direction (an
+    inclined rod or fibre is cut in an ellipse drawn out along its own motion), so a tile's
+    departure from the consensus is mostly along that direction: across it the tile still
+    measures the drift. Weighting each tile by the inverse of its 2 x 2 wander covariance keeps
+    what it says across its content's motion and drops what it says along it; the median tile's
+    variance (per axis) as a floor keeps a still tile at about twice an ordinary one's weight.
+    Scaled so that the largest trace is 2 (a still tile of a scalar weighting).
+
+    Parameters
+    ----------
+    shifts, votes, consensus
+        As for :func:`tile_wander` (neighbour pairs in slice order).
+
+    Returns
+    -------
+    ndarray, shape (T, 2, 2)
+        Symmetric positive definite weights.
+    """
+    departure = np.where(votes[..., None], shifts - consensus[:, None, :], 0.0)
+    path = np.cumsum(departure, axis=0)
+    path -= path.mean(axis=0)
+    cov = np.einsum("pti,ptj->tij", path, path) / max(len(path), 1)
+    floor = float(np.median(np.trace(cov, axis1=1, axis2=2))) / 2.0 + 1e-12
+    info = np.linalg.inv(cov + floor * np.eye(2)[None])
+    return 2.0 * info / float(np.trace(info, axis1=1, axis2=2).max())
+
+
 def chain_errors(
     shifts: np.ndarray, votes: np.ndarray, consensus: np.ndarray, weights: np.ndarray
 ) -> tuple[float, float]:

@@ -358,7 +358,9 @@ class TileCorrelator:
     ) -> list[tuple[np.ndarray, float, float]]:
         """Consensus of given tile shifts: all tiles, the left-half tiles, the right-half tiles.
 
-        ``weights`` (one per tile, optional) multiply the coherence weights of the tiles.
+        ``weights`` (optional) multiply the coherence weights of the tiles: one number per tile,
+        or one symmetric 2 x 2 matrix per tile, shape ``(T, 2, 2)`` (information along each
+        direction, see :func:`volrecon.correct._registration_persist.wander_information`).
         """
         w = np.ones(len(q)) if weights is None else np.asarray(weights, float)
         return [self._consensus(shifts, q, w)] + [self._consensus(shifts[m], q[m], w[m]) for m in self.halves()]
@@ -367,19 +369,25 @@ class TileCorrelator:
         self, shifts: np.ndarray, q: np.ndarray, weights: np.ndarray | None = None
     ) -> tuple[np.ndarray, float, float]:
         vote = q >= self.min_coherence
-        if weights is not None:
-            vote &= weights > 0
+        if weights is None:
+            weights = np.ones(len(q))
+        matrix = weights.ndim == 3
+        vote &= (np.trace(weights, axis1=1, axis2=2) if matrix else weights) > 0
         coherence = float(np.median(q)) if q.size else 0.0
         if vote.sum() < 3:
             return np.zeros(2), float("nan"), coherence
-        s, w = shifts[vote], q[vote] * (1.0 if weights is None else weights[vote])
+        s, q, w = shifts[vote], q[vote], weights[vote]
         centre = np.median(s, axis=0)
         near = np.ones(len(s), dtype=bool)
         for _ in range(4):
             near = np.all(np.abs(s - centre) <= self.window, axis=1)
             if near.sum() < 3:
                 return centre, float("nan"), coherence
-            new = np.average(s[near], axis=0, weights=w[near])
+            if matrix:
+                total = np.einsum("t,tij->ij", q[near], w[near])
+                new = np.linalg.solve(total, np.einsum("t,tij,tj->i", q[near], w[near], s[near]))
+            else:
+                new = np.average(s[near], axis=0, weights=q[near] * w[near])
             if np.allclose(new, centre, atol=1e-4):
                 break
             centre = new
