@@ -26,7 +26,7 @@ def numpy_affine(plane, dtype, field=None, gain=None, offset=0.0):
     return restore_dtype(out, dtype, overwrite=True)
 
 
-@pytest.mark.parametrize("in_dtype", [np.uint8, np.uint16, np.int16, np.float32, np.float64])
+@pytest.mark.parametrize("in_dtype", [np.uint8, np.uint16, np.int16, np.float16, np.float32, np.float64])
 def test_affine_slice_is_the_numpy_chain_to_the_bit(in_dtype):
     rng = np.random.default_rng(1)
     shape = (37, 53)
@@ -37,7 +37,7 @@ def test_affine_slice_is_the_numpy_chain_to_the_bit(in_dtype):
     if np.dtype(in_dtype).kind == "f":
         plane[0, :4] = [np.nan, np.inf, -np.inf, 3e38]
     field = (rng.uniform(0.5, 2, shape).astype(np.float32), rng.normal(0, 30, shape).astype(np.float32))
-    for out_dtype in (np.float32, np.float64, np.uint8, np.uint16, np.int16, np.int32):
+    for out_dtype in (np.float16, np.float32, np.float64, np.uint8, np.uint16, np.int16, np.int32):
         for f in (None, field):
             for gain, offset in ((None, 0.0), (np.float32(1.37), np.float32(-3.3))):
                 got = affine_slice(plane, out_dtype, field=f, gain=gain, offset=offset)
@@ -112,6 +112,10 @@ def test_with_stripes_is_the_interpolated_image_with_steps(block):
         assert got.dtype == np.float32
         np.testing.assert_allclose(got, want, rtol=0, atol=2e-4)
         np.testing.assert_array_equal(with_stripes(plane, nodes, b, s, sign=-1.0, dtype=np.uint8), restore_dtype(got, np.uint8))
+        # float16 (no numba arrays of it) in and out: widened exactly, cast as restore_dtype does
+        half = with_stripes(plane.astype(np.float16), nodes, b, s, sign=-1.0, dtype=np.float16)
+        np.testing.assert_array_equal(half, restore_dtype(with_stripes(plane.astype(np.float16).astype(np.float32), nodes, b, s,
+                                                                       sign=-1.0), np.float16))
     # one block: the one node everywhere
     one = with_stripes(np.zeros((7, 96), np.float32), nodes[:1], 16, None)
     np.testing.assert_array_equal(one, np.broadcast_to(nodes[:1], (7, 96)))

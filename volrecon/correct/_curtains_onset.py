@@ -21,7 +21,7 @@ from typing import Any
 import numba as nb
 import numpy as np
 
-from volrecon.correct._intensity import restore_dtype, restore_kind, restore_row
+from volrecon.correct._intensity import UNCAST, kernel_input, restore_dtype, restore_kind, restore_row
 
 _JIT = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 
@@ -218,7 +218,7 @@ def with_stripes(plane: np.ndarray, nodes: np.ndarray, block: int, split: np.nda
     nd = np.ascontiguousarray(nodes, dtype=np.float32)
     out = np.empty(plane.shape, dtype=dtype if cast is not None else np.float32)
     on = np.zeros((0, nd.shape[1]), np.int64) if split is None or nd.shape[0] < 2 else np.asarray(split, np.int64)
-    _with_stripes(plane, nd, int(block), on, float(sign), *(cast or restore_kind(np.float32)), out)
+    _with_stripes(kernel_input(plane), nd, int(block), on, float(sign), *(cast or UNCAST), out)
     return out if cast is not None else restore_dtype(out, dtype, overwrite=True)
 
 

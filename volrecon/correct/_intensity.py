@@ -114,15 +114,27 @@ def restore_kind(dtype: Any) -> tuple[int, float, float] | None:
     """How :func:`restore_row` casts float32 values to ``dtype``: ``(kind, lo, hi)``.
 
     None where float32 is not the working type of :func:`restore_dtype` (integers wider than
-    16 bits, which it rounds in float64).
+    16 bits, which it rounds in float64) or the compiled kernels cannot write ``dtype`` (float16).
     """
     dtype = np.dtype(dtype)
-    if dtype.kind == "f":
+    if dtype.kind == "f" and dtype.itemsize >= 4:
         return 0, 0.0, float(np.finfo(np.float32).max)
     if dtype.kind in "ui" and dtype.itemsize <= 2:
         info = np.iinfo(dtype)
         return (1 if info.min == 0 else 2), float(info.min), float(info.max)
     return None
+
+
+UNCAST = (0, 0.0, float("inf"))
+"""A :func:`restore_row` cast that keeps float32 as it is (NaN -> 0 only), for the dtypes whose
+cast :func:`restore_dtype` makes afterwards (``restore_kind`` None)."""
+
+
+def kernel_input(plane: np.ndarray) -> np.ndarray:
+    """``plane`` as the compiled kernels can read it: float16 (which numba has no arrays of)
+    widened to float32, exactly; every other dtype unchanged."""
+    p = np.asarray(plane)
+    return p.astype(np.float32) if p.dtype == np.float16 else p
 
 
 def affine_slice(
@@ -151,13 +163,13 @@ def affine_slice(
     ndarray (Y, X) of ``dtype``
     """
     dtype = np.dtype(dtype)
-    p = np.asarray(plane)
+    p = kernel_input(plane)
     kind = restore_kind(dtype)
     out = np.empty(p.shape, dtype=dtype if kind is not None else np.float32)
     dummy = np.zeros((1, 1), np.float32)
     scale, add = field if field is not None else (dummy, dummy)
     _affine(p, scale, add, field is not None, 1.0 if gain is None else float(gain), float(offset), gain is not None,
-            *(kind if kind is not None else restore_kind(np.float32)), out)
+            *(kind if kind is not None else UNCAST), out)
     return out if kind is not None else restore_dtype(out, dtype, overwrite=True)
 
 
