@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -10,8 +10,13 @@ from scipy import ndimage as ndi
 from volrecon.errors import InputError, ParameterError
 
 
-def sample_values(image: Any, *, max_values: int = 4_000_000, seed: int = 0) -> np.ndarray:
-    """A random sample of grey values (whole slices read for dask input)."""
+def sample_values(image: Any, *, max_values: int = 4_000_000, seed: int = 0,
+                  read: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """A random sample of grey values (whole slices read for dask input).
+
+    ``read(zs)``, when given, returns the slices ``zs`` of ``image`` (e.g. computed for those
+    slices alone, where the slices of a lazy chain cost the chunks they lie in).
+    """
     n = int(np.prod(image.shape))
     nz = int(image.shape[0])
     if n > max_values:
@@ -19,7 +24,9 @@ def sample_values(image: Any, *, max_values: int = 4_000_000, seed: int = 0) -> 
         zs = np.unique(np.linspace(0, nz - 1, k).round().astype(int))
     else:
         zs = np.arange(nz)
-    if hasattr(image, "chunks"):
+    if read is not None:
+        vals = np.asarray(read(zs), dtype=np.float64).ravel()
+    elif hasattr(image, "chunks"):
         # one chunk along z at a time: a lazy chain (a smoothing with overlap) evaluated for all the
         # sampled slices at once holds every chunk it touches until the sample is assembled
         bounds = np.cumsum(image.chunks[0])
@@ -33,7 +40,8 @@ def sample_values(image: Any, *, max_values: int = 4_000_000, seed: int = 0) -> 
     return vals
 
 
-def multi_otsu_thresholds(image: Any, classes: int, *, mask: np.ndarray | None = None, bins: int = 256) -> np.ndarray:
+def multi_otsu_thresholds(image: Any, classes: int, *, mask: np.ndarray | None = None, bins: int = 256,
+                          read: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """Thresholds that split the grey values into ``classes`` classes (multi-Otsu).
 
     Parameters
@@ -46,6 +54,8 @@ def multi_otsu_thresholds(image: Any, classes: int, *, mask: np.ndarray | None =
         Only these voxels (same shape as a numpy ``image``).
     bins : int
         Histogram bins.
+    read : callable, optional
+        How the sampled slices are read (:func:`sample_values`).
 
     Raises
     ------
@@ -56,7 +66,7 @@ def multi_otsu_thresholds(image: Any, classes: int, *, mask: np.ndarray | None =
     """
     if not 2 <= int(classes) <= 6:
         raise ParameterError(f"classes={classes}: multi-Otsu takes 2 to 6 classes; give user thresholds for more")
-    vals = np.asarray(image)[mask] if mask is not None else sample_values(image)
+    vals = np.asarray(image)[mask] if mask is not None else sample_values(image, read=read)
     if np.unique(vals[: 1_000_000]).size < classes:
         raise InputError(f"the image has fewer than {classes} distinct grey values; it is empty or saturated")
     return multi_otsu(vals, int(classes), bins=bins)
