@@ -375,7 +375,7 @@ def segment_volume(
             guess_np = guess.compute() if not lazy_input else guess
             # a lazy guess is sampled on its own slices, not on the whole chunks they lie in (the
             # classes compute every chunk again)
-            read = (lambda zs: _smoothed_slices(src, zs, first_nm, vox)) if lazy_input else None
+            read = (lambda zs: _smoothed_slices(image, zs, first_nm, vox)) if lazy_input else None
             t = multi_otsu_thresholds(guess_np, len(order), read=read)
             params["layer_guess"] = {"thresholds": [float(v) for v in t], "classes": order, "smooth_nm": first_nm}
             raw = da.from_array(guess_np, chunks=src.chunks) if not lazy_input else guess
@@ -674,15 +674,17 @@ def _materialise(arr: da.Array, folder: Scratch | None, name: str) -> da.Array:
     return held.rechunk(arr.chunks)
 
 
-def _smoothed_slices(src: da.Array, zs: np.ndarray, smooth_nm: float, vox: tuple[float, float, float]) -> np.ndarray:
-    """The slices ``zs`` of :func:`volrecon.segment.regional.smooth` of ``src``: each from the
-    slices within the smoothing's reach around it (what the chunked smoothing gives there)."""
+def _smoothed_slices(image: da.Array, zs: np.ndarray, smooth_nm: float, vox: tuple[float, float, float]) -> np.ndarray:
+    """The slices ``zs`` of :func:`volrecon.segment.regional.smooth` of ``image``: each from the
+    slices within the smoothing's reach around it (what the chunked smoothing gives there), read
+    in one pass over the input's own chunks."""
     reach = smoothing_reach(smooth_nm, vox)[0] if smooth_nm > 0 else 0
-    nz = int(src.shape[0])
-    out = np.empty((len(zs), *src.shape[1:]), np.float32)
-    for i, z in enumerate(int(v) for v in zs):
-        z0, z1 = max(0, z - reach), min(nz, z + reach + 1)
-        out[i] = smooth(np.asarray(src[z0:z1].compute(), dtype=np.float32), smooth_nm, vox)[z - z0]
+    nz = int(image.shape[0])
+    spans = [(max(0, z - reach), int(z), min(nz, z + reach + 1)) for z in (int(v) for v in zs)]
+    slabs = da.compute(*[image[z0:z1] for z0, _, z1 in spans])
+    out = np.empty((len(spans), *image.shape[1:]), np.float32)
+    for i, ((z0, z, _), slab) in enumerate(zip(spans, slabs)):
+        out[i] = smooth(np.asarray(slab, dtype=np.float32), smooth_nm, vox)[z - z0]
     return out
 
 
@@ -780,28 +782,26 @@ def _cathode_rim_grey(smoothed: da.Array, reg: da.Array, vals: np.ndarray, otsu:
                               "plain_thresholds": list(otsu)}
     if length <= 0:
         return None, otsu
-    grad = _overlap(lambda b, core, faces: np.ascontiguousarray(gradient_magnitude(b, vox)[core]), smoothed,
-                    gradient_reach(vox), np.float32).rechunk(smoothed.chunks)
-    return da.map_blocks(rim_corrected, smoothed, grad, length, dtype=np.float32), [otsu[0], t[1]]
+    return da.map_blocks(rim_corrected, smoothed, _gradient(smoothed, vox), length, dtype=np.float32), [otsu[0], t[1]]
 
 
 def _gradient_sample(smoothed: da.Array, regions: da.Array, value: int, vox: tuple[float, float, float]) -> np.ndarray:
     """:func:`volrecon.segment.cathode_rims.gradient_magnitude` of ``smoothed`` at the voxels of
     :func:`_region_sample` (same voxels, same order).
 
-    The gradient is in-plane, so it is taken on the sampled slices alone, a few whole slices at a
-    time (what the chunked gradient gives there): the volume's gradient is computed once, for the
-    correction itself, not a second time for the sample's chunks.
+    The gradient is in-plane, so it is taken on the sampled slices alone (chunked, with in-plane
+    context): the volume's gradient is computed once, for the correction itself, not a second
+    time for the chunks the sampled slices lie in.
     """
     zs, stride = _sample_index(smoothed.shape)
-    per_slice = int(np.prod([int(v) for v in smoothed.shape[1:]]))
-    group = max(1, SAMPLE_VOXELS // max(1, per_slice))
-    out = []
-    for i in range(0, zs.size, group):
-        z = zs[i:i + group]
-        g, r = da.compute(smoothed[z], regions[z, ::stride])
-        out.append(gradient_magnitude(np.asarray(g), vox)[:, ::stride][np.asarray(r) == value])
-    return np.concatenate(out) if out else np.zeros(0, np.float32)
+    g, r = da.compute(_gradient(smoothed[zs], vox)[:, ::stride], regions[zs, ::stride])
+    return np.asarray(g)[np.asarray(r) == value]
+
+
+def _gradient(grey: da.Array, vox: tuple[float, float, float]) -> da.Array:
+    """:func:`volrecon.segment.cathode_rims.gradient_magnitude` of ``grey``, chunked (chunk-exact)."""
+    return _overlap(lambda b, core, faces: np.ascontiguousarray(gradient_magnitude(b, vox)[core]), grey,
+                    gradient_reach(vox), np.float32).rechunk(grey.chunks)
 
 
 def write_segmentation(result: SegmentationResult, image_path: str | Path, *, progress: Progress | None = None) -> dict[str, Path]:
