@@ -1,7 +1,7 @@
 """Segmentation benchmark (issue 7): Dice and interface distances vs phantom truth, and speed.
 
     PYTHONPATH=. python benchmarks/segmentation.py [--slices 24 --size 192] [--seed 0] [--speed 128x512x512] [--repeats 3]
-        [--methods classifier,auto,otsu]
+        [--methods classifier,auto,otsu] [--speed-methods classifier,auto]
 
 Correction stage: ``volrecon.correct.correct_volume`` (drift, shading, brightness, curtains; the
 real, estimated correction).  Drift correction crops the stack to the region valid in every
@@ -14,6 +14,8 @@ compared with the truth in a second table (the study's void story).
 Quality phantoms show the face's frame (cap, trench walls), found automatically
 (``frame="auto"``); Dice of the specimen phases is over specimen voxels, the ``frame`` column
 is the Dice of the frame label.
+Speed (``--speed``): each of ``--speed-methods`` on a stack tiled from a phantom, 2 dask threads,
+with glibc's allocator set up as the command line sets it (``volrecon.cli.tune_allocator``).
 Writes benchmarks/results/segmentation.json and .md.
 """
 
@@ -30,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from volrecon.cli import tune_allocator
 from volrecon.phases import PHASES, REGIONS
 from volrecon.sample import make_phantom
 from volrecon.sample.oracle import oracle_correct
@@ -171,7 +174,11 @@ def quality(args) -> list[dict]:
     return rows
 
 
+SPEED_NOTE = "2 cores shared with other jobs: wall times noisy; medians quoted, CPU time is the steadier figure"
+
+
 def speed(args) -> dict:
+    """Speed of ``--speed-methods`` on a ``--speed`` stack tiled from a phantom, 2 dask threads."""
     import dask
     import dask.array as da
 
@@ -183,25 +190,52 @@ def speed(args) -> dict:
     tile = da.from_array(img, chunks=img.shape)
     # one slice per chunk, as ingest delivers a stack; segment_volume picks its processing chunks
     big = da.tile(tile, reps)[:z, :y, :x].rechunk((1, y, x))
-    times, cpu = [], []
-    for _ in range(args.repeats):
-        with dask.config.set(scheduler="threads", num_workers=2):
-            t, c = time.perf_counter(), time.process_time()
-            res = segment_volume(big, voxel_size_nm=ph.voxel_size_nm, method="classifier", classifier=clf)
-            # phases and regions both (one graph: what they share runs once), as a run writes both
-            da.compute(res.phases.sum(), res.regions.sum())
-            times.append(time.perf_counter() - t)
-            cpu.append(time.process_time() - c)
-    voxels = z * y * x
-    med = statistics.median(times)
-    med_cpu = statistics.median(cpu)
-    full = 200 * 1024 * 1024
-    return {"shape": [z, y, x], "chunks": list(DEFAULT_CHUNKS), "workers": 2, "times_s": times, "median_s": med,
-            "cpu_s": cpu, "median_cpu_s": med_cpu,
-            "voxels_per_s": voxels / med, "extrapolated_200x1024x1024_s": med * full / voxels,
-            "extrapolated_200x1024x1024_cpu_s": med_cpu * full / voxels,
-            "cpus_visible": os.cpu_count(), "load_average": os.getloadavg(),
-            "note": "2 cores shared with other jobs: wall times noisy; medians quoted, CPU time is the steadier figure"}
+    voxels, full = z * y * x, 200 * 1024 * 1024
+    out: dict = {"shape": [z, y, x], "chunks": list(DEFAULT_CHUNKS), "workers": 2, "allocator_tuned": args.allocator_tuned,
+                 "methods": {}}
+    for method in args.speed_methods.split(","):
+        kw = {"method": "classifier", "classifier": clf} if method == "classifier" else {"method": method}
+        times, cpu = [], []
+        for _ in range(args.repeats):
+            with dask.config.set(scheduler="threads", num_workers=2):
+                t, c = time.perf_counter(), time.process_time()
+                res = segment_volume(big, voxel_size_nm=ph.voxel_size_nm, **kw)
+                # phases and regions both (one graph: what they share runs once), as a run writes both
+                da.compute(res.phases.sum(), res.regions.sum())
+                times.append(time.perf_counter() - t)
+                cpu.append(time.process_time() - c)
+        med, med_cpu = statistics.median(times), statistics.median(cpu)
+        out["methods"][method] = {
+            "times_s": times, "median_s": med, "cpu_s": cpu, "median_cpu_s": med_cpu, "voxels_per_s": voxels / med,
+            "extrapolated_200x1024x1024_s": med * full / voxels, "extrapolated_200x1024x1024_cpu_s": med_cpu * full / voxels}
+    out.update({"cpus_visible": os.cpu_count(), "load_average": os.getloadavg(), "note": SPEED_NOTE})
+    return out
+
+
+_SPEED_WHAT = {
+    "classifier": "classifier segmentation: features + forest + cleanup + layers + the cathode's void split",
+    "auto": "unsupervised default segmentation, `method='auto'`: layer guess + layers + per-region thresholds + "
+            "the cathode's rim correction and void split",
+}
+
+
+def speed_markdown(sp: dict) -> list[str]:
+    """The speed paragraph(s) of the markdown (results of :func:`speed`, or the older one-method form)."""
+    methods = sp.get("methods") or {"classifier": sp}
+    lines = []
+    for method, m in methods.items():
+        lines += ["", f"Speed: {sp['shape']} {_SPEED_WHAT.get(method, method)} (phases and regions computed; dask input "
+                  f"one slice per chunk, processed in chunks {sp['chunks']}), 2 dask threads: median wall "
+                  f"{m['median_s']:.1f} s over {len(m['times_s'])} runs ({m['voxels_per_s'] / 1e6:.2f} Mvox/s) → "
+                  f"200×1024×1024 ≈ {m['extrapolated_200x1024x1024_s']:.0f} s wall (tiles of the oracle-corrected "
+                  f"diglyme phantom; speed does not depend on the correction); median process CPU time "
+                  f"{m['median_cpu_s']:.1f} s → 200×1024×1024 ≈ {m['extrapolated_200x1024x1024_cpu_s']:.0f} CPU-s, i.e. "
+                  f"≈ {m['extrapolated_200x1024x1024_cpu_s'] / 2:.0f} s on 2 free cores."]
+    tuned = sp.get("allocator_tuned")
+    lines[-1] += (f" Load average during the run {sp['load_average'][0]:.1f} on {sp['cpus_visible']} CPUs. {sp['note']}."
+                  + ("" if tuned is None else " glibc allocator tuned as the CLI does (`volrecon.cli.tune_allocator`): "
+                     + ("yes." if tuned else "no.")))
+    return lines
 
 
 def markdown(rows: list[dict], sp: dict | None, command: str = "") -> str:
@@ -245,14 +279,7 @@ def markdown(rows: list[dict], sp: dict | None, command: str = "") -> str:
         lines += ["", "Layer detection failed (an interface more than 10 voxels off) for: " + "; ".join(failed)
                   + ". Its phase and cathode figures are those of wrong regions."]
     if sp:
-        lines += ["", f"Speed: {sp['shape']} classifier segmentation (features + forest + cleanup + layers + the cathode's void split; phases and regions computed; dask input "
-                  f"one slice per chunk, processed in chunks {sp['chunks']}), 2 dask threads: median wall "
-                  f"{sp['median_s']:.1f} s over {len(sp['times_s'])} runs ({sp['voxels_per_s'] / 1e6:.2f} Mvox/s) → "
-                  f"200×1024×1024 ≈ {sp['extrapolated_200x1024x1024_s']:.0f} s wall (tiles of the oracle-corrected "
-                  f"diglyme phantom; speed does not depend on the correction); median process CPU time "
-                  f"{sp['median_cpu_s']:.1f} s → 200×1024×1024 ≈ {sp['extrapolated_200x1024x1024_cpu_s']:.0f} CPU-s, i.e. "
-                  f"≈ {sp['extrapolated_200x1024x1024_cpu_s'] / 2:.0f} s on 2 free cores. Load average during the run "
-                  f"{sp['load_average'][0]:.1f} on {sp['cpus_visible']} CPUs. {sp['note']}."]
+        lines += speed_markdown(sp)
         if any("drift_residual_rms_px" in r for r in rows):
             lines += ["", "Residual drift of the real correction vs the phantom truth (RMS, common offset removed): "
                       + ", ".join(f"{r['preset']} {r['drift_residual_rms_px']:.2f} px" for r in rows if "drift_residual_rms_px" in r)
@@ -275,10 +302,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="phantom seed of the quality rows")
     ap.add_argument("--speed", default="")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--speed-methods", default="classifier,auto", help="comma-separated methods timed by --speed")
     ap.add_argument("--methods", default="classifier,auto,otsu", help="comma-separated: classifier, auto, otsu")
     ap.add_argument("--markdown-only", action="store_true", help="rewrite the .md from the committed .json")
     ap.add_argument("--speed-only", action="store_true", help="re-measure only the speed (--speed) into the committed results")
     args = ap.parse_args()
+    # the allocator as the command line sets it up (volrecon.cli.main)
+    args.allocator_tuned = tune_allocator()
     if args.markdown_only:
         print(rewrite_markdown())
         return

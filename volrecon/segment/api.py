@@ -373,7 +373,10 @@ def segment_volume(
 
             guess = _overlap(sm, src.astype(np.float32), smoothing_reach(first_nm, vox), np.float32).rechunk(src.chunks)
             guess_np = guess.compute() if not lazy_input else guess
-            t = multi_otsu_thresholds(guess_np, len(order))
+            # a lazy guess is sampled on its own slices, not on the whole chunks they lie in (the
+            # classes compute every chunk again)
+            read = (lambda zs: _smoothed_slices(image, zs, first_nm, vox)) if lazy_input else None
+            t = multi_otsu_thresholds(guess_np, len(order), read=read)
             params["layer_guess"] = {"thresholds": [float(v) for v in t], "classes": order, "smooth_nm": first_nm}
             raw = da.from_array(guess_np, chunks=src.chunks) if not lazy_input else guess
             raw = raw.map_blocks(apply_thresholds, t, values, dtype=np.uint8)
@@ -671,6 +674,20 @@ def _materialise(arr: da.Array, folder: Scratch | None, name: str) -> da.Array:
     return held.rechunk(arr.chunks)
 
 
+def _smoothed_slices(image: da.Array, zs: np.ndarray, smooth_nm: float, vox: tuple[float, float, float]) -> np.ndarray:
+    """The slices ``zs`` of :func:`volrecon.segment.regional.smooth` of ``image``: each from the
+    slices within the smoothing's reach around it (what the chunked smoothing gives there), read
+    in one pass over the input's own chunks."""
+    reach = smoothing_reach(smooth_nm, vox)[0] if smooth_nm > 0 else 0
+    nz = int(image.shape[0])
+    spans = [(max(0, z - reach), int(z), min(nz, z + reach + 1)) for z in (int(v) for v in zs)]
+    slabs = da.compute(*[image[z0:z1] for z0, _, z1 in spans])
+    out = np.empty((len(spans), *image.shape[1:]), np.float32)
+    for i, ((z0, z, _), slab) in enumerate(zip(spans, slabs)):
+        out[i] = smooth(np.asarray(slab, dtype=np.float32), smooth_nm, vox)[z - z0]
+    return out
+
+
 def _smoothed(src: da.Array, smooth_nm: float, vox: tuple[float, float, float]) -> da.Array:
     """The 3D Gaussian-denoised grey values (:func:`volrecon.segment.regional.smooth`), chunked."""
 
@@ -759,15 +776,32 @@ def _cathode_rim_grey(smoothed: da.Array, reg: da.Array, vals: np.ndarray, otsu:
     the corrected grey as well, the two corrections overlap and the cathode's porosity is
     overestimated).  A length of 0 returns ``(None, otsu)``.
     """
-    grad = _overlap(lambda b, core, faces: np.ascontiguousarray(gradient_magnitude(b, vox)[core]), smoothed,
-                    gradient_reach(vox), np.float32).rechunk(smoothed.chunks)
-    dvals = _region_sample(grad, reg, REGIONS["cathode"])
+    dvals = _gradient_sample(smoothed, reg, REGIONS["cathode"], vox)
     length, t, eta = fit_rim_length(vals, dvals)
     params["cathode_rims"] = {"length_nm": length, "gradient_sigma_nm": RIM_GRADIENT_NM, "separability": eta,
                               "plain_thresholds": list(otsu)}
     if length <= 0:
         return None, otsu
-    return da.map_blocks(rim_corrected, smoothed, grad, length, dtype=np.float32), [otsu[0], t[1]]
+    return da.map_blocks(rim_corrected, smoothed, _gradient(smoothed, vox), length, dtype=np.float32), [otsu[0], t[1]]
+
+
+def _gradient_sample(smoothed: da.Array, regions: da.Array, value: int, vox: tuple[float, float, float]) -> np.ndarray:
+    """:func:`volrecon.segment.cathode_rims.gradient_magnitude` of ``smoothed`` at the voxels of
+    :func:`_region_sample` (same voxels, same order).
+
+    The gradient is in-plane, so it is taken on the sampled slices alone (chunked, with in-plane
+    context): the volume's gradient is computed once, for the correction itself, not a second
+    time for the chunks the sampled slices lie in.
+    """
+    zs, stride = _sample_index(smoothed.shape)
+    g, r = da.compute(_gradient(smoothed[zs], vox)[:, ::stride], regions[zs, ::stride])
+    return np.asarray(g)[np.asarray(r) == value]
+
+
+def _gradient(grey: da.Array, vox: tuple[float, float, float]) -> da.Array:
+    """:func:`volrecon.segment.cathode_rims.gradient_magnitude` of ``grey``, chunked (chunk-exact)."""
+    return _overlap(lambda b, core, faces: np.ascontiguousarray(gradient_magnitude(b, vox)[core]), grey,
+                    gradient_reach(vox), np.float32).rechunk(grey.chunks)
 
 
 def write_segmentation(result: SegmentationResult, image_path: str | Path, *, progress: Progress | None = None) -> dict[str, Path]:

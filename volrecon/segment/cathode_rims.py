@@ -35,6 +35,8 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from volrecon.segment.thresholds import multi_otsu
+
 RIM_GRADIENT_NM = 10.0
 """Gaussian sigma (nm, in the image plane) of the derivative the rim correction is scaled by: the
 probe blur's scale (8 nm), so the gradient spans the rims beside a boundary."""
@@ -112,8 +114,6 @@ def fit_rim_length(grey: np.ndarray, gradient: np.ndarray, *, classes: int = 3,
     (length_nm, thresholds, separability)
         The fitted length, the multi-Otsu thresholds of the corrected grey and their separability.
     """
-    from skimage.filters import threshold_multiotsu
-
     g = np.asarray(grey, np.float64).ravel()
     d = np.asarray(gradient, np.float64).ravel()
     step = -(-g.size // FIT_VOXELS)  # every step-th voxel: a 256-bin histogram needs no more
@@ -123,7 +123,7 @@ def fit_rim_length(grey: np.ndarray, gradient: np.ndarray, *, classes: int = 3,
     best: tuple[float, list[float], float] | None = None
     for length in lengths_nm:
         v = g - float(length) * d
-        t = [float(x) for x in threshold_multiotsu(v, classes=classes, nbins=256)]
+        t = [float(x) for x in multi_otsu(v, classes, bins=256)]
         eta = separability(v, t)
         if best is None or eta > best[2]:
             best = (float(length), t, eta)

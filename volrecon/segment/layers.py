@@ -165,8 +165,39 @@ def _core(mask: np.ndarray, radius: tuple[int, int] = (1, 1)) -> np.ndarray:
     pad = [(0, 0), (2 * ry, 2 * ry), (2 * rx, 2 * rx)]
     padded = np.pad(mask, pad, mode="edge")
     dy, dx = np.mgrid[-ry:ry + 1, -rx:rx + 1]
-    st = ((dy / ry) ** 2 + (dx / rx) ** 2 <= 1.0)[None]
-    return ndi.binary_opening(padded, st)[:, 2 * ry:-2 * ry, 2 * rx:-2 * rx]
+    offsets = list(zip(*np.nonzero((dy / ry) ** 2 + (dx / rx) ** 2 <= 1.0)))
+    offsets = [(int(oy) - ry, int(ox) - rx) for oy, ox in offsets]
+    return _dilate(_erode(padded, offsets), offsets)[:, 2 * ry:-2 * ry, 2 * rx:-2 * rx]
+
+
+def _erode(mask: np.ndarray, offsets: Sequence[tuple[int, int]]) -> np.ndarray:
+    """In-plane binary erosion by the (y, x) ``offsets`` of a symmetric structure, outside the
+    array False (:func:`scipy.ndimage.binary_erosion`'s result, by shifted ANDs: far fewer
+    operations for the few offsets of a small disc)."""
+    ny, nx = mask.shape[1:]
+    ry = max(abs(o[0]) for o in offsets)
+    rx = max(abs(o[1]) for o in offsets)
+    out = np.zeros_like(mask)
+    if ny <= 2 * ry or nx <= 2 * rx:
+        return out
+    inner = out[:, ry:ny - ry, rx:nx - rx]
+    inner[...] = True
+    for oy, ox in offsets:
+        inner &= mask[:, ry + oy:ny - ry + oy, rx + ox:nx - rx + ox]
+    return out
+
+
+def _dilate(mask: np.ndarray, offsets: Sequence[tuple[int, int]]) -> np.ndarray:
+    """In-plane binary dilation by the (y, x) ``offsets`` of a symmetric structure, outside the
+    array False (:func:`scipy.ndimage.binary_dilation`'s result, by shifted ORs)."""
+    ny, nx = mask.shape[1:]
+    out = np.zeros_like(mask)
+    for oy, ox in offsets:
+        if abs(oy) >= ny or abs(ox) >= nx:
+            continue
+        out[:, max(0, oy):ny + min(0, oy), max(0, ox):nx + min(0, ox)] |= \
+            mask[:, max(0, -oy):ny - max(0, oy), max(0, -ox):nx - max(0, ox)]
+    return out
 
 
 def _indicators(block: np.ndarray, values: Mapping[str, Sequence[int]], frame: int | None,
@@ -206,7 +237,7 @@ def _lateral_sums(phases: Any, axis: int, factor: int, values: Mapping[str, Sequ
 
         def reduce(block: np.ndarray, block_info: dict | None = None) -> np.ndarray:
             ind = _indicators(block, values, frame, halo=reach, radius=radius)
-            return np.stack([_block_sum(ind[g].astype(np.float32), lat, factor) for g in names])
+            return np.stack([_block_sum(ind[g], lat, factor) for g in names])
 
         least = (0, *reach)
         chunks = tuple(_sum_chunks(phases.chunks[a], factor if a in lat else 1, least[a]) for a in range(3))
@@ -235,7 +266,7 @@ def _lateral_sums(phases: Any, axis: int, factor: int, values: Mapping[str, Sequ
         da.store([stacked[i] for i in range(len(names))], stores, lock=False)
         return dict(zip(names, stores))
     ind = _indicators(np.asarray(phases), values, frame, radius=radius)
-    return {k: _block_sum(v.astype(np.float32), lat, factor) for k, v in ind.items()}
+    return {k: _block_sum(v, lat, factor) for k, v in ind.items()}
 
 
 def _sum_chunks(chunks: Sequence[int], factor: int, least: int) -> tuple[int, ...]:
@@ -253,17 +284,27 @@ def _sum_chunks(chunks: Sequence[int], factor: int, least: int) -> tuple[int, ..
     return tuple(out)
 
 
-def _block_sum(arr: np.ndarray, lat: Sequence[int], factor: int) -> np.ndarray:
+def _block_sum(mask: np.ndarray, lat: Sequence[int], factor: int) -> np.ndarray:
+    """Counts (float32) of ``mask`` in blocks of ``factor`` along the axes ``lat`` (zero-padded
+    at the end), by adding the ``factor`` strided views per axis in small integers (exact)."""
     if factor == 1:
-        return arr
+        return mask.astype(np.float32)
     pad = [(0, 0)] * 3
     for a in lat:
-        pad[a] = (0, (-arr.shape[a]) % factor)
-    arr = np.pad(arr, pad)
-    shape: list[int] = []
-    for a in range(3):
-        shape += [arr.shape[a] // factor, factor] if a in lat else [arr.shape[a], 1]
-    return arr.reshape(shape).sum(axis=(1, 3, 5))
+        pad[a] = (0, (-mask.shape[a]) % factor)
+    acc = np.pad(mask, pad).view(np.uint8) if any(p[1] for p in pad) else mask.view(np.uint8)
+    kind = np.uint8 if factor * factor <= np.iinfo(np.uint8).max else np.int32
+    for a in lat:
+        part = [slice(None)] * 3
+        total = None
+        for j in range(factor):
+            part[a] = slice(j, None, factor)
+            if total is None:
+                total = acc[tuple(part)].astype(kind)
+            else:
+                total += acc[tuple(part)]
+        acc = total
+    return acc.astype(np.float32)
 
 
 BLOCK_CELLS = 1 << 21
@@ -273,6 +314,9 @@ rows, so their memory does not grow with the number of slices."""
 SPILL_BYTES = 64 << 20
 """Coarse counts of a dask input larger than this (all groups together) are kept in a scratch
 folder on disk, not in memory."""
+SHARE_CACHE_BYTES = 128 << 20
+"""Most memory :class:`_CoarseMaps` keeps its smoothed counts in, for the next interface that
+reads them (smoothed once instead of once per interface; beyond it, smoothed again)."""
 _NARROW = ("sodium", "sei", "cathode", "collector")
 _WIDE = ("separator", "active", "cathode")
 
@@ -316,6 +360,9 @@ class _CoarseMaps:
         # blocks at least as deep as the wide smoothing's context: smoothing a block along a reads at most 3x its rows
         rows = max(1, BLOCK_CELLS // max(1, self.shape[1] * self.shape[2]), gaussian_reach(self.wide[0]))
         self.blocks = [(a, min(a + rows, self.shape[0])) for a in range(0, self.shape[0], rows)]
+        # smoothed counts already computed: every interface reads some of the same groups
+        self._smoothed: dict[tuple[Any, ...], np.ndarray] = {}
+        self._kept = 0
 
     def counts(self, keys: Sequence[str], a0: int, a1: int) -> dict[str, np.ndarray]:
         """Counts of the groups ``keys`` in rows ``a0:a1`` (float32)."""
@@ -339,6 +386,9 @@ class _CoarseMaps:
         core = slice(a0 - b0, a1 - b0)
 
         def smoothed(key: str, sigma: Sequence[float]) -> np.ndarray:
+            memo = (key, tuple(sigma), a0, a1, self.flip)
+            if memo in self._smoothed:
+                return self._smoothed[memo]
             # ndi.gaussian_filter's passes, axis a first: only that one needs the rows of context
             out = self.counts([key], b0, b1)[key]
             for ax in (0, 1):
@@ -346,6 +396,10 @@ class _CoarseMaps:
                     out = ndi.gaussian_filter1d(out, sigma[ax], axis=ax, mode="nearest", truncate=3.0)
                 if ax == 0:
                     out = out[core]
+            if self._kept + out.nbytes <= SHARE_CACHE_BYTES:
+                out.setflags(write=False)
+                self._smoothed[memo] = out
+                self._kept += out.nbytes
             return out
 
         out: dict[str, np.ndarray] = {}
@@ -785,39 +839,47 @@ def region_block(layers: Layers, block_slices: tuple[slice, slice, slice], shape
     """
     ax = layers.axis
     lat = [a for a in range(3) if a != ax]
+    # voxel i of the block lies before an interface at h when its centre s = i + 0.5 is below h
+    # (anode first) or above it: per column, how many of the block's centres do
     s = np.arange(block_slices[ax].start, block_slices[ax].start + shape[ax]) + 0.5
-    sshape = [1, 1, 1]
-    sshape[ax] = shape[ax]
-    s = s.reshape(sshape)
+    m = shape[ax]
 
     def hmap(name: str) -> np.ndarray | None:
         h = layers.heights.get(name)
         if h is None:
             return None
-        h = h[block_slices[lat[0]].start: block_slices[lat[0]].start + shape[lat[0]],
-              block_slices[lat[1]].start: block_slices[lat[1]].start + shape[lat[1]]]
-        return np.expand_dims(h, ax)
+        return h[block_slices[lat[0]].start: block_slices[lat[0]].start + shape[lat[0]],
+                 block_slices[lat[1]].start: block_slices[lat[1]].start + shape[lat[1]]]
 
-    sign = 1.0 if layers.anode_first else -1.0
     ends = [("anode", "sei|separator", "sodium"), ("separator", "separator|cathode", "separator"),
             ("cathode", "cathode|collector", "cathode"), ("collector", None, "collector")]
     present = [(r, i) for r, i, g in ends if layers.present[g]]
-    out = np.zeros(shape, dtype=np.uint8)
-    assigned = np.zeros(shape, dtype=bool)
-    for k, (region, _) in enumerate(present):
-        h = None
-        # a region ends at its own interface, or at the next one found when that is missing
-        for _, iface in present[k:]:
-            h = hmap(iface) if iface is not None else None
-            if h is not None:
-                break
-        mask = ~assigned if h is None else (sign * (s - h) < 0) & ~assigned
-        out[mask] = region_values[region]
-        assigned |= mask
+    # a region ends at its own interface, or at the next one found when that is missing (None:
+    # it takes the rest); a voxel's region is the first whose end it lies before, so the
+    # regions' voxels are those past the ends before theirs: count them per voxel
+    index = np.arange(m).reshape([m if a == ax else 1 for a in range(3)])
+    passed = np.zeros(shape, dtype=np.uint8)
+    bound = None
+    for k in range(len(present)):
+        h = next((hm for hm in (hmap(i) if i is not None else None for _, i in present[k:]) if hm is not None), None)
+        if h is None:
+            break
+        if layers.anode_first:
+            # voxels from this index on are past h (a NaN height: none before it)
+            at = np.where(np.isnan(h), 0, np.searchsorted(s, h, side="left"))
+            bound = at if bound is None else np.maximum(bound, at)
+            passed += index >= np.expand_dims(bound, ax)
+        else:
+            at = np.searchsorted(s, h, side="right")
+            bound = at if bound is None else np.minimum(bound, at)
+            passed += index < np.expand_dims(bound, ax)
+    lut = np.zeros(len(present) + 1, dtype=np.uint8)
+    lut[:len(present)] = [region_values[r] for r, _ in present]
+    out = lut[passed]
     if phases is not None:
-        out[phases == 0] = 0
+        np.copyto(out, 0, where=phases == 0)
         if frame_value is not None:
-            out[phases == frame_value] = region_values.get("frame", 0)
+            np.copyto(out, region_values.get("frame", 0), where=phases == frame_value)
     return out
 
 
@@ -980,40 +1042,59 @@ def refine_interface(
     n0 = h.shape[0]
     every = max(1, int(np.ceil(h.size / 20000)))  # columns sampled for the rim profile
     offsets = rim_offsets(vox[ax])
+    radius = gaussian_reach(STEP_SMOOTH_VOX)
+    # the steps sampled along whole columns for the typical (noise) step, and the grey values
+    # their smoothing reads (index clipping = the filter's "nearest" edges)
+    noise_at = np.arange(0, n - 1, max(1, (n - 1) // 16))
+    noise_seg = np.clip(noise_at[:, None] + np.arange(-radius, radius + 2), 0, n - 1)
+    # grey values read beyond the searched steps: the smoothing's reach, the rim profile's
+    ext = max(radius, int(np.ceil(np.abs(offsets).max())) + 1) if rim else radius
     for a0, a1, p0, p1 in slab_rows(n0, pad, slab):
-        sl = [slice(None)] * 3
-        sl[lat[0]] = slice(p0, p1)
-        block = image[tuple(sl)]
-        block = np.asarray(block.compute() if hasattr(block, "compute") else block, dtype=np.float32)
-        block = np.moveaxis(block, ax, -1)
-        if not layers.anode_first:
-            block = block[..., ::-1]
-        gl = ndi.gaussian_filter(block, sig_lat, mode="nearest", truncate=3.0)[a0 - p0: a1 - p0]
-        del block
-        g = ndi.gaussian_filter1d(gl, 0.7, axis=-1, mode="nearest", truncate=3.0)
-        d = g[..., 1:] - g[..., :-1]  # d[..., i]: step across boundary coordinate i + 1
-        del g
         hc = h[a0:a1]
         lo = np.clip(np.floor(hc).astype(int) - w, 0, n - 2)
         hi = np.clip(np.ceil(hc).astype(int) + w, 1, n - 1)
         if hu is not None:
             hi = np.clip(np.minimum(hi, np.ceil(hu[a0:a1]).astype(int) + 1), lo + 1, n - 1)
-        idx = np.arange(n - 1)
-        inside = (idx >= lo[..., None]) & (idx < hi[..., None])
         mid = np.clip(np.round(hc).astype(int) - 1, 0, n - 2)
-        sign_votes.append(np.take_along_axis(d, mid[..., None], axis=-1)[..., 0].ravel())
-        noise.append(np.abs(d[..., :: max(1, d.shape[-1] // 16)]).ravel())
+        # only the steps k0..k1 of the slab's windows are searched (a step beyond on each side,
+        # outside every window): the grey values c0..c1 around them are all that is smoothed
+        k0 = max(0, int(min(lo.min(), mid.min())) - 1)
+        k1 = min(n - 1, int(max(hi.max(), mid.max() + 1)) + 1)
+        c0, c1 = max(0, k0 - ext), min(n, k1 + 1 + ext)
+        need = np.union1d(np.arange(c0, c1), noise_seg)
+        sl = [slice(None)] * 3
+        sl[lat[0]] = slice(p0, p1)
+        block = image[tuple(sl)]
+        block = np.asarray(block.compute() if hasattr(block, "compute") else block, dtype=np.float32)
+        block = np.moveaxis(block, ax, -1)
+        # the smoothing is lateral only: each position along the stacking axis on its own
+        block = block[..., need if layers.anode_first else n - 1 - need]
+        gl_all = ndi.gaussian_filter(block, sig_lat, mode="nearest", truncate=3.0)[a0 - p0: a1 - p0]
+        del block
+        at_c = np.searchsorted(need, c0)
+        gl = gl_all[..., at_c: at_c + c1 - c0]
+        g = ndi.gaussian_filter1d(gl, STEP_SMOOTH_VOX, axis=-1, mode="nearest", truncate=3.0)
+        d = g[..., k0 - c0 + 1: k1 - c0 + 1] - g[..., k0 - c0: k1 - c0]  # d[..., i]: step across boundary k0 + i + 1
+        del g
+        seg = ndi.gaussian_filter1d(gl_all[..., np.searchsorted(need, noise_seg)], STEP_SMOOTH_VOX, axis=-1,
+                                    mode="nearest", truncate=3.0)
+        del gl_all
+        idx = np.arange(k0, k1)
+        inside = (idx >= lo[..., None]) & (idx < hi[..., None])
+        sign_votes.append(np.take_along_axis(d, (mid - k0)[..., None], axis=-1)[..., 0].ravel())
+        noise.append(np.abs(seg[..., radius + 1] - seg[..., radius]).ravel())
+        del seg
         for s in (1, -1):
             sd = np.where(inside, s * d, -np.inf)
-            p_, b_ = steepest_step(sd)
+            p_, b_ = steepest_step(sd, origin=k0)
             pos[s][a0:a1], strength[s][a0:a1] = p_, b_
-            cand[s][0][a0:a1], cand[s][1][a0:a1] = step_candidates(sd)
+            cand[s][0][a0:a1], cand[s][1][a0:a1] = step_candidates(sd, origin=k0)
             del sd
             if rim:
                 flat = np.arange(a0 * h.shape[1], a1 * h.shape[1])
                 take = (flat % every) == 0
                 at = p_.ravel()[take][:, None] + s * offsets
-                prof[s].append(sample_columns(gl.reshape(-1, n)[take], at).astype(np.float32))
+                prof[s].append(sample_columns(gl.reshape(-1, c1 - c0)[take], at - c0).astype(np.float32))
         del d, gl
     sign = 1 if np.median(np.concatenate(sign_votes)) >= 0 else -1
     # keep the class-based height where the step is not clearly above the typical step
@@ -1160,22 +1241,26 @@ def slab_rows(rows: int, pad: int, step: int) -> list[tuple[int, int, int, int]]
     return [(a0, min(rows, a0 + step), max(0, a0 - pad), min(rows, a0 + step + pad)) for a0 in range(0, rows, step)]
 
 
-def steepest_step(sd: np.ndarray, steps: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def steepest_step(sd: np.ndarray, steps: np.ndarray | None = None, *, origin: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Per column (last axis), the sub-voxel boundary coordinate of the largest step of ``sd``
-    (``sd[..., i]`` across boundary ``i + 1``; -inf outside the search window) and its size.
+    (``sd[..., i]`` across boundary ``origin + i + 1``; -inf outside the search window) and its size.
 
     ``steps``: the unwindowed steps the sub-voxel position is fitted on (a window ending at the
-    step still sees its neighbours); ``sd`` itself when None."""
+    step still sees its neighbours); ``sd`` itself when None.  ``origin``: where ``sd`` starts
+    along the column (a cut-out of the steps)."""
     i = np.argmax(sd, axis=-1)
-    return _step_at(sd if steps is None else steps, i)
+    return _step_at(sd if steps is None else steps, i, origin)
 
+
+STEP_SMOOTH_VOX = 0.7
+"""Gaussian sigma (voxels) of the smoothing along the stacking axis before the steps are taken."""
 
 STEP_CANDIDATES = 3
 """Strongest local steps per column kept by :func:`refine_interface` (the steepest may belong to
 another edge of the same sign within the search window)."""
 
 
-def step_candidates(sd: np.ndarray, k: int = STEP_CANDIDATES) -> tuple[np.ndarray, np.ndarray]:
+def step_candidates(sd: np.ndarray, k: int = STEP_CANDIDATES, *, origin: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Per column (last axis), the ``k`` largest local maxima of ``sd`` (as :func:`steepest_step`).
 
     Parameters
@@ -1184,6 +1269,8 @@ def step_candidates(sd: np.ndarray, k: int = STEP_CANDIDATES) -> tuple[np.ndarra
         Signed step sizes along each column (larger = steeper in the wanted direction).
     k : int
         How many candidates per column.
+    origin : int
+        Where ``sd`` starts along the column (a cut-out of the steps, as :func:`steepest_step`).
 
     Returns
     -------
@@ -1196,14 +1283,14 @@ def step_candidates(sd: np.ndarray, k: int = STEP_CANDIDATES) -> tuple[np.ndarra
     peaks = np.where((sd >= left) & (sd > right) & np.isfinite(sd), sd, -np.inf)
     k = min(k, sd.shape[-1])
     top = np.argsort(-peaks, axis=-1, kind="stable")[..., :k]
-    pos, size = zip(*(_step_at(sd, top[..., j]) for j in range(k)))
+    pos, size = zip(*(_step_at(sd, top[..., j], origin) for j in range(k)))
     size = np.stack(size, axis=-1)
     return np.stack(pos, axis=-1), np.where(np.take_along_axis(peaks, top, axis=-1) > -np.inf, size, -np.inf)
 
 
-def _step_at(sd: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _step_at(sd: np.ndarray, i: np.ndarray, origin: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Sub-voxel boundary coordinate (parabola through the neighbours) and size of the step ``i``
-    of each column of ``sd``."""
+    of each column of ``sd`` (which starts at step ``origin`` of the column)."""
     best = np.take_along_axis(sd, i[..., None], axis=-1)[..., 0]
     left = np.take_along_axis(sd, np.maximum(i - 1, 0)[..., None], axis=-1)[..., 0]
     right = np.take_along_axis(sd, np.minimum(i + 1, sd.shape[-1] - 1)[..., None], axis=-1)[..., 0]
@@ -1216,7 +1303,7 @@ def _step_at(sd: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                      right, mid)
     den = left - 2 * mid + right
     delta = np.where(den < 0, np.clip(0.5 * (left - right) / np.where(den < 0, den, -1), -0.5, 0.5), 0.0)
-    return i + 1 + delta, best
+    return (i + (origin + 1)) + delta, best
 
 
 def sample_columns(vol: np.ndarray, pos: np.ndarray) -> np.ndarray:
