@@ -14,8 +14,7 @@ compared with the truth in a second table (the study's void story).
 Quality phantoms show the face's frame (cap, trench walls), found automatically
 (``frame="auto"``); Dice of the specimen phases is over specimen voxels, the ``frame`` column
 is the Dice of the frame label.
-Speed (``--speed``): each of ``--speed-methods`` on a stack tiled from a phantom, 2 dask threads,
-with glibc's allocator set up as the command line sets it (``volrecon.cli.tune_allocator``).
+Speed (``--speed``): each of ``--speed-methods`` on a stack tiled from a phantom, 2 dask threads.
 Writes benchmarks/results/segmentation.json and .md.
 """
 
@@ -32,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 
-from volrecon.cli import tune_allocator
 from volrecon.phases import PHASES, REGIONS
 from volrecon.sample import make_phantom
 from volrecon.sample.oracle import oracle_correct
@@ -191,7 +189,7 @@ def speed(args) -> dict:
     # one slice per chunk, as ingest delivers a stack; segment_volume picks its processing chunks
     big = da.tile(tile, reps)[:z, :y, :x].rechunk((1, y, x))
     voxels, full = z * y * x, 200 * 1024 * 1024
-    out: dict = {"shape": [z, y, x], "chunks": list(DEFAULT_CHUNKS), "workers": 2, "allocator_tuned": args.allocator_tuned,
+    out: dict = {"shape": [z, y, x], "chunks": list(DEFAULT_CHUNKS), "workers": 2,
                  "methods": {}}
     for method in args.speed_methods.split(","):
         kw = {"method": "classifier", "classifier": clf} if method == "classifier" else {"method": method}
@@ -231,10 +229,7 @@ def speed_markdown(sp: dict) -> list[str]:
                   f"diglyme phantom; speed does not depend on the correction); median process CPU time "
                   f"{m['median_cpu_s']:.1f} s → 200×1024×1024 ≈ {m['extrapolated_200x1024x1024_cpu_s']:.0f} CPU-s, i.e. "
                   f"≈ {m['extrapolated_200x1024x1024_cpu_s'] / 2:.0f} s on 2 free cores."]
-    tuned = sp.get("allocator_tuned")
-    lines[-1] += (f" Load average during the run {sp['load_average'][0]:.1f} on {sp['cpus_visible']} CPUs. {sp['note']}."
-                  + ("" if tuned is None else " glibc allocator tuned as the CLI does (`volrecon.cli.tune_allocator`): "
-                     + ("yes." if tuned else "no.")))
+    lines[-1] += f" Load average during the run {sp['load_average'][0]:.1f} on {sp['cpus_visible']} CPUs. {sp['note']}."
     return lines
 
 
@@ -307,8 +302,6 @@ def main() -> None:
     ap.add_argument("--markdown-only", action="store_true", help="rewrite the .md from the committed .json")
     ap.add_argument("--speed-only", action="store_true", help="re-measure only the speed (--speed) into the committed results")
     args = ap.parse_args()
-    # the allocator as the command line sets it up (volrecon.cli.main)
-    args.allocator_tuned = tune_allocator()
     if args.markdown_only:
         print(rewrite_markdown())
         return

@@ -363,45 +363,8 @@ def compare(
     out_console.print(f"comparison: {page}")
 
 
-_MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "VOLRECON_DEFAULT_MALLOC")
-
-
-def tune_allocator() -> bool:
-    """Let glibc's ``malloc`` keep large freed blocks for reuse; a no-op off Linux/glibc.
-
-    A segmentation allocates and frees temporaries of a few MB to tens of MB per chunk, over and
-    over.  By default glibc serves such blocks from fresh ``mmap`` pages and unmaps them when
-    freed, so every chunk pays again for faulting in and zeroing its pages (about a tenth of the
-    CPU time of a segmentation, measured with ``benchmarks/segmentation.py --speed``).  Raising
-    the mmap threshold to glibc's largest (32 MB) and the trim threshold to 2 GB keeps freed
-    blocks in the heap for the next chunk.  Peak memory stays bounded by the chunks in flight;
-    memory freed at the end of a step is returned to the system later (or at exit).  Left as it
-    is when the user set ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_`` (glibc's own
-    settings) or ``VOLRECON_DEFAULT_MALLOC``.
-
-    Returns
-    -------
-    bool
-        Whether the settings were applied.
-    """
-    import ctypes
-    import os
-
-    if not sys.platform.startswith("linux") or any(k in os.environ for k in _MALLOC_ENV):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.gnu_get_libc_version  # glibc only: musl and others have no mallopt of these
-    except (OSError, AttributeError):
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's <malloc.h>
-    return bool(libc.mallopt(m_mmap_threshold, 32 << 20)) and bool(libc.mallopt(m_trim_threshold, (1 << 31) - 1))
-
-
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app, turning user-fixable errors into one line and exit code 2
-    (the allocator tuned first, :func:`tune_allocator`)."""
-    tune_allocator()
+    """Entry point: run the app, turning user-fixable errors into one line and exit code 2."""
     try:
         app(args=argv, standalone_mode=False)
     except VolreconError as exc:
