@@ -35,6 +35,7 @@ from volrecon.segment.voids import (
     pore_average,
     pore_vote_reach,
     refine_pores,
+    slice_levels,
     split_reach,
     split_voids,
     wall_shift,
@@ -572,6 +573,16 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
         warnings.append("void not separated: too few cathode pore voxels to find the electrolyte level")
         return out
     level, spread = electrolyte_level(pore_vals)
+    # each slice's electrolyte is brought to one level: the correction's residual brightness errors
+    # would shift a whole slice's dark test (see slice_levels)
+    per, sp = slice_levels([g_z[i][inner[i]] for i in range(len(zs))])
+    found = np.isfinite(per)
+    offset = np.zeros(nz, np.float32)
+    if found.any() and np.isfinite(sp):
+        offset = (np.interp(np.arange(nz), zs[found], per[found]) - level).astype(np.float32)
+        spread = sp
+        smoothed = smoothed - da.from_array(offset[:, None, None], chunks=(smoothed.chunks[0], 1, 1))
+        g_a, g_b = g_a - offset[zn, None, None], g_b - offset[zn + k, None, None]
     if cues.wall_shift_nm is None:
         def cores(g_: np.ndarray, o_: np.ndarray, r_: np.ndarray) -> np.ndarray:
             space_ = (r_ == cat_v) & ((o_ == elec_v) | (o_ == bind_v))
@@ -579,7 +590,8 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
 
         pairs = [(cores(g_a[j], o_a[j], r_a[j]), cores(g_b[j], o_b[j], r_b[j])) for j in range(len(zn))]
         cues = replace(cues, wall_shift_nm=wall_shift(pairs, pixel_nm=vox[1:]))
-    params["void_split"] = {"electrolyte_level": level, "electrolyte_spread": spread, **cues.to_dict()}
+    params["void_split"] = {"electrolyte_level": level, "electrolyte_spread": spread,
+                            "slice_level_offset": [float(offset.min()), float(offset.max())], **cues.to_dict()}
 
     def split(o_: np.ndarray, g_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
         res_ = split_voids(g_, o_, r_ == cat_v, void=void_v, electrolyte=elec_v, binder=bind_v, level=level,
