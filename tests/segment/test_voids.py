@@ -7,7 +7,9 @@ from volrecon.phases import PHASES, REGIONS
 from volrecon.sample import make_phantom
 from volrecon.sample.oracle import oracle_correct
 from volrecon.segment import segment_volume
-from volrecon.segment.voids import VoidCues, electrolyte_level, pore_average, slice_levels, split_voids, wall_shift
+from volrecon.segment.voids import (
+    VoidCues, electrolyte_level, filled_pore_cut, pore_average, slice_levels, split_voids, wall_shift,
+)
 
 
 def _cathode_stats(ph, res):
@@ -338,3 +340,20 @@ def test_slice_levels_per_slice_mode():
     assert np.allclose(levels[:3], (60.0, 72.0, 81.0), atol=1.5)
     assert np.isnan(levels[3])  # too few values for a mode
     assert 2.0 < spread < 4.0
+
+
+def test_filled_pore_cut_does_not_follow_the_voids():
+    """The electrolyte | binder cut stays put when a cell gains voids; multi-Otsu's first cut does not."""
+    from skimage.filters import threshold_multiotsu
+
+    rng = np.random.default_rng(2)
+    solid = [rng.normal(70.0, 3.0, 6000), rng.normal(105.0, 5.0, 3000), rng.normal(170.0, 5.0, 4000)]
+    cuts, otsu = [], []
+    for n_void in (0, 8000):
+        v = np.concatenate(solid + [rng.uniform(20.0, 60.0, n_void)])
+        t = threshold_multiotsu(v, classes=3, nbins=256)
+        otsu.append(t[0])
+        cuts.append(filled_pore_cut(v, t))
+    assert otsu[0] - otsu[1] > 3.0  # the voids drag multi-Otsu's cut into the electrolyte
+    assert abs(cuts[0] - cuts[1]) < 1.0
+    assert all(80.0 < c < 95.0 for c in cuts)  # between the electrolyte and binder levels

@@ -32,6 +32,7 @@ from volrecon.segment.voids import (
     VoidCues,
     dark_cores,
     electrolyte_level,
+    filled_pore_cut,
     pore_average,
     pore_vote_reach,
     refine_pores,
@@ -718,6 +719,11 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
             thr[region] = [float(v) for v in threshold_multiotsu(vals, classes=classes, nbins=256)]
             if region == "cathode":
                 cat_grey, thr[region] = _cathode_rim_grey(smoothed, reg, vals, thr[region], vox=vox, params=params)
+                # electrolyte | binder between those two materials only, whatever the cell's voids; plain
+                # grey above the (rim-corrected) binder | active cut is particle or particle-edge rim
+                cut = filled_pore_cut(vals, thr[region], dark_k=(void_cues or VoidCues()).dark_k)
+                params["cathode_pore_cut"] = {"multi_otsu": thr[region][0], "filled_pore": cut}
+                thr[region] = [cut, thr[region][1]]
             if region == "separator" and edge:
                 otsu = thr[region][0]
                 thr[region] = [rim_threshold(vals, otsu, edge, smoothing_sigma(smooth_nm, vox))]
