@@ -277,7 +277,7 @@ def segment_volume(
         the rim whose face shows the material beyond the void's far wall, as wide as half the
         walls' sideways shift over the shine-through depth measured on the stack) and return the thin bright
         rims that edge effects leave on particle surfaces from binder to the pore.  The electrolyte
-        level is the narrow peak of the pore class (``parameters["void_split"]``).  ``classifier``
+        level is the narrow peak of the pore class, measured per slice (``parameters["void_split"]``).  ``classifier``
         (with ``void``, ``electrolyte`` and ``binder`` classes): the classifier decides the cathode's
         pore (void + electrolyte) and the same cues split it (no edge-rim rule); pixel classifiers
         trained from a few strokes scatter false voids over the pore, which inflates the void
@@ -539,7 +539,10 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
     over the cathode's pore and binder; with ``average_nm`` 0, on the ``smooth_nm`` smoothing), and
     the electrolyte level and spread come from those values on the cathode's ``electrolyte`` voxels
     (those whose in-plane neighbours are electrolyte too, where there are enough) of up to 64
-    evenly spread slices.  Unless ``cues.wall_shift_nm`` is given, the void walls'
+    evenly spread slices; each of those slices also gets its own level
+    (:func:`volrecon.segment.voids.slice_levels`, interpolated between them), and the grey the split
+    reads is offset per slice so that every slice's electrolyte sits at the one level (the offsets'
+    range is ``parameters["void_split"]["slice_level_offset"]``).  Unless ``cues.wall_shift_nm`` is given, the void walls'
     sideways shift over the shine-through depth is measured on the dark cores of up to 32 slice
     pairs that far apart (:func:`volrecon.segment.voids.wall_shift`).  The grey values the split
     reads are computed once (:func:`_materialise` into ``folder``, or into memory when None): the
@@ -702,7 +705,9 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
 
     ``edge``: the edge-rim fit on the sodium surface (:attr:`Layers.edges`); when given, the
     separator's fibre threshold is moved for the rims (:func:`volrecon.segment.regional.rim_threshold`).
-    The cathode is cut on its own rim-corrected grey (:func:`_cathode_rim_grey`).
+    The cathode is cut on its own rim-corrected grey (:func:`_cathode_rim_grey`), its electrolyte |
+    binder cut placed between those two materials only (:func:`volrecon.segment.voids.filled_pore_cut`,
+    ``parameters["cathode_pore_cut"]``).
     ``folder``: where the denoised grey values are kept (:func:`_materialise`; None: in memory).
     """
     smoothed = _materialise(_smoothed(src, smooth_nm, vox), folder, "smoothed")
