@@ -36,6 +36,8 @@ from volrecon.segment.voids import (
     pore_average,
     pore_vote_reach,
     refine_pores,
+    slice_histograms,
+    slice_level_edges,
     slice_levels,
     split_reach,
     split_voids,
@@ -530,6 +532,24 @@ def _region_sample(smoothed: da.Array, regions: da.Array, value: int, *, max_sli
     return np.asarray(g)[np.asarray(r) == value]
 
 
+def _slice_histograms(smoothed: da.Array, out: da.Array, reg: da.Array, edges: np.ndarray, *,
+                      electrolyte: int, region: int) -> np.ndarray:
+    """Each slice's histogram (:func:`volrecon.segment.voids.slice_histograms`) of the grey of its
+    ``electrolyte`` voxels in ``region`` whose in-plane neighbours are electrolyte too (beside a
+    boundary the grey carries the edge's blur and rims, and a void's outer ring).  Chunked: one
+    histogram per slice and in-plane chunk, summed; memory bounded by a chunk."""
+
+    def inner(g_: np.ndarray, o_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
+        keep = ndi.binary_erosion((o_ == electrolyte) & (r_ == region), np.ones((1, 3, 3), bool))
+        return np.ascontiguousarray(np.where(keep, g_, np.float32(np.nan))[core])
+
+    vals = _overlap(inner, smoothed.astype(np.float32), (0, 1, 1), np.float32, extra=(out, reg))
+    nb = len(edges) - 1
+    hist = vals.map_blocks(lambda b: slice_histograms(b, edges)[:, None, None], new_axis=3, dtype=np.int64,
+                           chunks=(vals.chunks[0], (1,) * len(vals.chunks[1]), (1,) * len(vals.chunks[2]), (nb,)))
+    return np.asarray(hist.sum(axis=(1, 2)).compute())
+
+
 def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mapping[str, int],
                    vox: tuple[float, float, float], smooth_nm: float, cues: VoidCues, params: dict[str, Any],
                    warnings: list[str], folder: Scratch | None = None) -> da.Array:
@@ -538,11 +558,13 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
     The split works on the pore average of the grey ``src`` (:func:`volrecon.segment.voids.pore_average`
     over the cathode's pore and binder; with ``average_nm`` 0, on the ``smooth_nm`` smoothing), and
     the electrolyte level and spread come from those values on the cathode's ``electrolyte`` voxels
-    (those whose in-plane neighbours are electrolyte too, where there are enough) of up to 64
-    evenly spread slices; each of those slices also gets its own level
-    (:func:`volrecon.segment.voids.slice_levels`, interpolated between them), and the grey the split
-    reads is offset per slice so that every slice's electrolyte sits at the one level (the offsets'
-    range is ``parameters["void_split"]["slice_level_offset"]``).  Unless ``cues.wall_shift_nm`` is given, the void walls'
+    (those whose in-plane neighbours are electrolyte too): every slice gets its own level
+    (:func:`volrecon.segment.voids.slice_levels` on each slice's histogram, summed over its
+    in-plane chunks: :func:`_slice_histograms`), the stack's level is the median slice's, and the
+    grey the split reads is offset per slice so that every slice's electrolyte sits at that level
+    (a slice with too few electrolyte voxels for a level is not offset; the offsets' range is
+    ``parameters["void_split"]["slice_level_offset"]``).  The histograms' window comes from the
+    pooled values of up to 64 evenly spread slices.  Unless ``cues.wall_shift_nm`` is given, the void walls'
     sideways shift over the shine-through depth is measured on the dark cores of up to 32 slice
     pairs that far apart (:func:`volrecon.segment.voids.wall_shift`).  The grey values the split
     reads are computed once (:func:`_materialise` into ``folder``, or into memory when None): the
@@ -579,12 +601,15 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
     level, spread = electrolyte_level(pore_vals)
     # each slice's electrolyte is brought to one level: the correction's residual brightness errors
     # would shift a whole slice's dark test (see slice_levels)
-    per, sp = slice_levels([g_z[i][inner[i]] for i in range(len(zs))])
+    edges = slice_level_edges(level, spread)
+    per, sp = slice_levels(_slice_histograms(smoothed, out, reg, edges, electrolyte=elec_v, region=cat_v), edges)
     found = np.isfinite(per)
     offset = np.zeros(nz, np.float32)
     if found.any() and np.isfinite(sp):
-        offset = (np.interp(np.arange(nz), zs[found], per[found]) - level).astype(np.float32)
-        spread = sp
+        # a slice with too few electrolyte voxels keeps the median slice's level: its own error is
+        # unknown, and the errors wander from slice to slice with no trend to interpolate
+        level, spread = float(np.median(per[found])), sp
+        offset = np.where(found, per - level, 0.0).astype(np.float32)
         smoothed = smoothed - da.from_array(offset[:, None, None], chunks=(smoothed.chunks[0], 1, 1))
         g_a, g_b = g_a - offset[zn, None, None], g_b - offset[zn + k, None, None]
     if cues.wall_shift_nm is None:
