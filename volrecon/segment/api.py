@@ -32,9 +32,13 @@ from volrecon.segment.voids import (
     VoidCues,
     dark_cores,
     electrolyte_level,
+    filled_pore_cut,
     pore_average,
     pore_vote_reach,
     refine_pores,
+    slice_histograms,
+    slice_level_edges,
+    slice_levels,
     split_reach,
     split_voids,
     wall_shift,
@@ -275,7 +279,7 @@ def segment_volume(
         the rim whose face shows the material beyond the void's far wall, as wide as half the
         walls' sideways shift over the shine-through depth measured on the stack) and return the thin bright
         rims that edge effects leave on particle surfaces from binder to the pore.  The electrolyte
-        level is the narrow peak of the pore class (``parameters["void_split"]``).  ``classifier``
+        level is the narrow peak of the pore class, measured per slice (``parameters["void_split"]``).  ``classifier``
         (with ``void``, ``electrolyte`` and ``binder`` classes): the classifier decides the cathode's
         pore (void + electrolyte) and the same cues split it (no edge-rim rule); pixel classifiers
         trained from a few strokes scatter false voids over the pore, which inflates the void
@@ -531,6 +535,24 @@ def _region_sample(smoothed: da.Array, regions: da.Array, value: int, *, max_sli
     return np.asarray(g)[np.asarray(r) == value]
 
 
+def _slice_histograms(smoothed: da.Array, out: da.Array, reg: da.Array, edges: np.ndarray, *,
+                      electrolyte: int, region: int) -> np.ndarray:
+    """Each slice's histogram (:func:`volrecon.segment.voids.slice_histograms`) of the grey of its
+    ``electrolyte`` voxels in ``region`` whose in-plane neighbours are electrolyte too (beside a
+    boundary the grey carries the edge's blur and rims, and a void's outer ring).  Chunked: one
+    histogram per slice and in-plane chunk, summed; memory bounded by a chunk."""
+
+    def inner(g_: np.ndarray, o_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
+        keep = ndi.binary_erosion((o_ == electrolyte) & (r_ == region), np.ones((1, 3, 3), bool))
+        return np.ascontiguousarray(np.where(keep, g_, np.float32(np.nan))[core])
+
+    vals = _overlap(inner, smoothed.astype(np.float32), (0, 1, 1), np.float32, extra=(out, reg))
+    nb = len(edges) - 1
+    hist = vals.map_blocks(lambda b: slice_histograms(b, edges)[:, None, None], new_axis=3, dtype=np.int64,
+                           chunks=(vals.chunks[0], (1,) * len(vals.chunks[1]), (1,) * len(vals.chunks[2]), (nb,)))
+    return np.asarray(hist.sum(axis=(1, 2)).compute())
+
+
 def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mapping[str, int],
                    vox: tuple[float, float, float], smooth_nm: float, cues: VoidCues, params: dict[str, Any],
                    warnings: list[str], folder: Scratch | None = None) -> da.Array:
@@ -539,8 +561,13 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
     The split works on the pore average of the grey ``src`` (:func:`volrecon.segment.voids.pore_average`
     over the cathode's pore and binder; with ``average_nm`` 0, on the ``smooth_nm`` smoothing), and
     the electrolyte level and spread come from those values on the cathode's ``electrolyte`` voxels
-    (those whose in-plane neighbours are electrolyte too, where there are enough) of up to 64
-    evenly spread slices.  Unless ``cues.wall_shift_nm`` is given, the void walls'
+    (those whose in-plane neighbours are electrolyte too): every slice gets its own level
+    (:func:`volrecon.segment.voids.slice_levels` on each slice's histogram, summed over its
+    in-plane chunks: :func:`_slice_histograms`), the stack's level is the median slice's, and the
+    grey the split reads is offset per slice so that every slice's electrolyte sits at that level
+    (a slice with too few electrolyte voxels for a level is not offset; the offsets' range is
+    ``parameters["void_split"]["slice_level_offset"]``).  The histograms' window comes from the
+    pooled values of up to 64 evenly spread slices.  Unless ``cues.wall_shift_nm`` is given, the void walls'
     sideways shift over the shine-through depth is measured on the dark cores of up to 32 slice
     pairs that far apart (:func:`volrecon.segment.voids.wall_shift`).  The grey values the split
     reads are computed once (:func:`_materialise` into ``folder``, or into memory when None): the
@@ -575,6 +602,19 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
         warnings.append("void not separated: too few cathode pore voxels to find the electrolyte level")
         return out
     level, spread = electrolyte_level(pore_vals)
+    # each slice's electrolyte is brought to one level: the correction's residual brightness errors
+    # would shift a whole slice's dark test (see slice_levels)
+    edges = slice_level_edges(level, spread)
+    per, sp = slice_levels(_slice_histograms(smoothed, out, reg, edges, electrolyte=elec_v, region=cat_v), edges)
+    found = np.isfinite(per)
+    offset = np.zeros(nz, np.float32)
+    if found.any() and np.isfinite(sp):
+        # a slice with too few electrolyte voxels keeps the median slice's level: its own error is
+        # unknown, and the errors wander from slice to slice with no trend to interpolate
+        level, spread = float(np.median(per[found])), sp
+        offset = np.where(found, per - level, 0.0).astype(np.float32)
+        smoothed = smoothed - da.from_array(offset[:, None, None], chunks=(smoothed.chunks[0], 1, 1))
+        g_a, g_b = g_a - offset[zn, None, None], g_b - offset[zn + k, None, None]
     if cues.wall_shift_nm is None:
         def cores(g_: np.ndarray, o_: np.ndarray, r_: np.ndarray) -> np.ndarray:
             space_ = (r_ == cat_v) & ((o_ == elec_v) | (o_ == bind_v))
@@ -582,7 +622,8 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
 
         pairs = [(cores(g_a[j], o_a[j], r_a[j]), cores(g_b[j], o_b[j], r_b[j])) for j in range(len(zn))]
         cues = replace(cues, wall_shift_nm=wall_shift(pairs, pixel_nm=vox[1:]))
-    params["void_split"] = {"electrolyte_level": level, "electrolyte_spread": spread, **cues.to_dict()}
+    params["void_split"] = {"electrolyte_level": level, "electrolyte_spread": spread,
+                            "slice_level_offset": [float(offset.min()), float(offset.max())], **cues.to_dict()}
 
     def split(o_: np.ndarray, g_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
         res_ = split_voids(g_, o_, r_ == cat_v, void=void_v, electrolyte=elec_v, binder=bind_v, level=level,
@@ -706,7 +747,9 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
 
     ``edge``: the edge-rim fit on the sodium surface (:attr:`Layers.edges`); when given, the
     separator's fibre threshold is moved for the rims (:func:`volrecon.segment.regional.rim_threshold`).
-    The cathode is cut on its own rim-corrected grey (:func:`_cathode_rim_grey`).
+    The cathode is cut on its own rim-corrected grey (:func:`_cathode_rim_grey`), its electrolyte |
+    binder cut placed between those two materials only (:func:`volrecon.segment.voids.filled_pore_cut`,
+    ``parameters["cathode_pore_cut"]``).
     ``folder``: where the denoised grey values are kept (:func:`_materialise`; None: in memory).
     """
     smoothed = _materialise(_smoothed(src, smooth_nm, vox), folder, "smoothed")
@@ -723,6 +766,11 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
             thr[region] = [float(v) for v in threshold_multiotsu(vals, classes=classes, nbins=256)]
             if region == "cathode":
                 cat_grey, thr[region] = _cathode_rim_grey(smoothed, reg, vals, thr[region], vox=vox, params=params)
+                # electrolyte | binder between those two materials only, whatever the cell's voids; plain
+                # grey above the (rim-corrected) binder | active cut is particle or particle-edge rim
+                cut = filled_pore_cut(vals, thr[region], dark_k=(void_cues or VoidCues()).dark_k)
+                params["cathode_pore_cut"] = {"multi_otsu": thr[region][0], "filled_pore": cut}
+                thr[region] = [cut, thr[region][1]]
             if region == "separator" and edge:
                 otsu = thr[region][0]
                 thr[region] = [rim_threshold(vals, otsu, edge, smoothing_sigma(smooth_nm, vox))]

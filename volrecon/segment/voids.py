@@ -18,8 +18,8 @@ electrolyte level is the narrow peak of the pore class, :func:`electrolyte_level
 in-plane by ``grow_nm`` (the void's outer ring is not dark, see below) and continued along the
 milling direction over the shine-through depth (where the void's face shows the material beyond
 it).  It never uses absolute grey values: only the electrolyte level and spread measured on the
-stack itself, and lengths in nm (:class:`VoidCues`).  The dark test is made on the pore's own
-average over a fixed length (:func:`pore_average`), so its noise, and the seed threshold, do not
+stack itself (the level slice by slice, :func:`slice_levels`), and lengths in nm
+(:class:`VoidCues`).  The dark test is made on the pore's own average over a fixed length (:func:`pore_average`), so its noise, and the seed threshold, do not
 grow with the voxel size.
 
 Where a void looks dark.  Its face shows what lies ``shine_depth_nm`` behind it, so at slice z only
@@ -193,16 +193,180 @@ def electrolyte_level(values: np.ndarray, *, bins: int = 200) -> tuple[float, fl
     if not hi > lo:
         return float(lo), 0.0
     h, edges = np.histogram(v, bins=bins, range=(lo, hi))
-    h = ndi.gaussian_filter1d(h.astype(np.float64), 2.0)
-    centres = 0.5 * (edges[:-1] + edges[1:])
-    i = int(np.argmax(h))
-    above = h > 0.5 * h[i]
-    left = i - int(np.argmin(above[i::-1])) if not above[: i + 1].all() else i
-    right_run = above[i:]
-    right = i + (int(np.argmin(right_run)) if not right_run.all() else right_run.size - 1)
-    hwhm = min(centres[i] - centres[left], centres[right] - centres[i])
-    width = max(float(hwhm), float(edges[1] - edges[0]))
-    return float(centres[i]), width / math.sqrt(2.0 * math.log(2.0))
+    i, hwhm = _peaks(h[None], 2.0)
+    width = float(edges[1] - edges[0])
+    return float(0.5 * (edges[i[0]] + edges[i[0] + 1])), max(float(hwhm[0]), 1.0) * width / _HWHM_PER_SIGMA
+
+
+_HWHM_PER_SIGMA = math.sqrt(2.0 * math.log(2.0))
+
+
+def _peaks(hist: np.ndarray, smooth_bins: float) -> tuple[np.ndarray, np.ndarray]:
+    """Mode bin of each row of ``hist`` (smoothed by ``smooth_bins``) and the narrower half width at
+    half maximum about it, in bins."""
+    h = ndi.gaussian_filter1d(np.asarray(hist, dtype=np.float64), float(smooth_bins), axis=-1)
+    i = np.argmax(h, axis=-1)
+    above = h > 0.5 * np.take_along_axis(h, i[:, None], axis=-1)
+    n = h.shape[-1]
+    idx = np.arange(n)[None]
+    # distance to the first bin below half maximum on each side of the mode (none on the left: 0,
+    # none on the right: to the last bin)
+    left = np.where(~above & (idx <= i[:, None]), idx, -1).max(axis=-1)
+    right = np.where(~above & (idx >= i[:, None]), idx, n).min(axis=-1)
+    dl = np.where(left >= 0, i - left, 0)
+    dr = np.where(right < n, right, n - 1) - i
+    return i, np.minimum(dl, dr).astype(np.float64)
+
+
+SLICE_LEVEL_VOXELS = 2000
+"""Fewest electrolyte voxels (in the window of :func:`slice_level_edges`) a slice needs for its own
+electrolyte level (:func:`slice_levels`)."""
+
+SLICE_LEVEL_BINS = 512
+"""Bins of the per-slice histograms (:func:`slice_level_edges`): 1/16 of the stack's spread each."""
+
+
+def slice_level_edges(level: float, spread: float, *, bins: int = SLICE_LEVEL_BINS) -> np.ndarray:
+    """Bin edges of the per-slice electrolyte histograms (:func:`slice_histograms`).
+
+    A window of ``bins / 32`` spreads either side of the stack's level (16 with the default), in
+    bins of 1/16 spread: ``spread`` is measured on values pooled over slices, so it includes their
+    wandering and is at least the electrolyte's own spread; the window holds any slice's
+    electrolyte peak, and the void tail far below it stays out.
+    """
+    s = max(float(spread), 1e-6 * max(abs(float(level)), 1.0))
+    half = bins / 32.0 * s
+    return np.linspace(float(level) - half, float(level) + half, int(bins) + 1)
+
+
+def slice_histograms(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Histogram of each slice of ``values`` ``(z, y, x)`` on ``edges`` (NaN voxels are left out).
+
+    Counts add up over the in-plane blocks of a slice, so a chunked volume gives each slice's
+    histogram exactly, in memory bounded by one block.
+    """
+    v = np.asarray(values)
+    nz, nb = v.shape[0], len(edges) - 1
+    b = np.searchsorted(edges, v.reshape(nz, -1), side="right") - 1
+    keep = (b >= 0) & (b < nb) & np.isfinite(v.reshape(nz, -1))
+    z = np.broadcast_to(np.arange(nz)[:, None], b.shape)
+    return np.bincount((z[keep] * nb + b[keep]).ravel(), minlength=nz * nb).reshape(nz, nb)
+
+
+def slice_levels(hist: np.ndarray, edges: np.ndarray, *, min_voxels: int = SLICE_LEVEL_VOXELS) -> tuple[np.ndarray, float]:
+    """Electrolyte level of each slice, and the electrolyte's noise spread about those levels.
+
+    Frozen electrolyte is one material: its grey is the same in every slice of a well-corrected
+    stack.  What the brightness correction leaves (measured on the phantoms after the correction
+    stage: the electrolyte's grey wanders by 5-12 grey levels, 1-3 of its noise spreads, from slice
+    to slice, with no smooth trend) shifts a slice's whole pore against one global level, and the
+    dark test of :func:`split_voids` then seeds false voids over a whole darker slice, or misses the
+    voids of a brighter one.  Each slice's electrolyte level is therefore measured on that slice,
+    every slice of the stack (a slice's error is its own: one interpolated between measured
+    slices is unrelated to it and adds a second error).
+
+    The level is the mode of the slice's histogram smoothed by half the electrolyte's spread (a
+    kernel well inside the peak, so the void tail does not pull it).  That spread is measured
+    about the slices' own levels: the slices' histograms shifted onto one mode and summed (the
+    wandering does not widen it); the modes it is measured about are found first with a kernel of
+    the pooled width of all slices (``edges``' spread, see :func:`slice_level_edges`).
+
+    Parameters
+    ----------
+    hist : ndarray (z, bins)
+        Each slice's histogram of its electrolyte voxels' grey (:func:`slice_histograms`).
+    edges : ndarray (bins + 1,)
+        Their bin edges (equal bins, :func:`slice_level_edges`).
+    min_voxels : int
+        Slices with fewer counts get NaN (too few for a mode).  Their error is not measurable and
+        the caller gives them none (the stack's level), rather than inventing one.
+
+    Returns
+    -------
+    (levels, spread) : (ndarray of float, float)
+        Per-slice levels (NaN where not measurable, or where the mode is at the window's edge)
+        and the spread (NaN when no slice could be measured).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> e = slice_level_edges(73.0, 4.0)
+    >>> lv, sp = slice_levels(np.stack([np.histogram(rng.normal(m, 2.0, 5000), e)[0] for m in (70.0, 76.0)]), e)
+    >>> bool(abs(lv[0] - 70) < 0.5 and abs(lv[1] - 76) < 0.5 and abs(sp - 2) < 0.5)
+    True
+    """
+    h = np.asarray(hist, dtype=np.float64)
+    nb = h.shape[1]
+    width = float(edges[1] - edges[0])
+    levels = np.full(h.shape[0], np.nan)
+    ok = np.flatnonzero(h.sum(axis=1) >= min_voxels)
+    if ok.size == 0:
+        return levels, float("nan")
+    h = h[ok]
+
+    def aligned(modes: np.ndarray) -> float:
+        rel = np.zeros((1, 2 * nb))
+        for row, m in zip(h, modes):
+            rel[0, nb - m:2 * nb - m] += row
+        return max(float(_peaks(rel, 2.0)[1][0]), 1.0) / _HWHM_PER_SIGMA
+
+    pooled = _peaks(h.sum(axis=0)[None], 2.0)[1][0] / _HWHM_PER_SIGMA
+    modes = _peaks(h, max(pooled, 1.0))[0]
+    modes = _peaks(h, max(0.5 * aligned(modes), 1.0))[0]
+    inside = (modes > 0) & (modes < nb - 1)
+    levels[ok[inside]] = edges[0] + (modes[inside] + 0.5) * width
+    return levels, aligned(modes[inside]) * width if inside.any() else float("nan")
+
+
+_CUT_ROUNDS = 4
+
+
+def filled_pore_cut(values: np.ndarray, thresholds: Sequence[float], *, dark_k: float = 3.0) -> float:
+    """Grey cut between frozen electrolyte and binder in the cathode, whatever its voids.
+
+    A 3-class multi-Otsu of the cathode's grey (pore / binder / active) puts its first cut where
+    it best splits the pore *class*, and voids (an empty pore over empty space shows almost
+    nothing) stretch that class far to the dark side: the more voids a cell has, the lower the cut
+    and the more electrolyte next to binder is called binder (measured on the benchmark phantoms:
+    90 grey levels in the void-rich diglyme cell against 95 in the carbonate one, on the same
+    electrolyte and binder levels).  Whether a voxel holds electrolyte or binder is a question
+    about those two materials only, so the cut is Otsu's between them: on the values from
+    ``dark_k`` electrolyte spreads below the electrolyte level (darker ones are void candidates of
+    :func:`split_voids`, not part of this decision) up to the binder | active cut.
+
+    Parameters
+    ----------
+    values : ndarray
+        Denoised grey values of the cathode (a sample).
+    thresholds : 2 floats
+        Its pore | binder and binder | active cuts on the same grey (multi-Otsu).
+    dark_k : float
+        Void margin in electrolyte spreads (:attr:`VoidCues.dark_k`).
+
+    Returns
+    -------
+    float
+        The electrolyte | binder cut; ``thresholds[0]`` when the values cannot give one.
+    """
+    from skimage.filters import threshold_otsu
+
+    v = np.asarray(values, dtype=np.float64).ravel()
+    cut, hi = float(thresholds[0]), float(thresholds[1])
+    # in a cell with more void than electrolyte the first cut can fall below the electrolyte's
+    # peak: the level is then taken again below the new cut (a few rounds settle it)
+    for _ in range(_CUT_ROUNDS):
+        pore = v[v < cut]
+        if pore.size < 100:
+            break
+        level, spread = electrolyte_level(pore)
+        sel = v[(v > level - dark_k * spread) & (v < hi)]
+        if sel.size < 100 or np.ptp(sel) <= 0:
+            break
+        new = float(threshold_otsu(sel, nbins=256))
+        if abs(new - cut) <= 1e-3 * max(abs(hi - level), 1e-12):
+            return new
+        cut = new
+    return cut
 
 
 @dataclass(frozen=True)
