@@ -433,7 +433,8 @@ def segment_volume(
                 lay = refine_interface(image, lay, "sodium|sei", voxel_size_nm=vox,
                                        upper=None if regional else "sei|separator", rim=True, rim_nm=edge_rim_nm)
             if regional:
-                lay, sei_info = sei_outer_surface(image, lay, voxel_size_nm=vox, lateral_nm=sei_lateral_nm)
+                lay, sei_info = sei_outer_surface(image, lay, voxel_size_nm=vox, lateral_nm=sei_lateral_nm,
+                                                  phases=_unassigned(phases, rim_shell), frame_value=frame_value)
                 params["sei"] = sei_info
             inter = lay.to_dict(vox)
             inter["heights_nm"] = lay.heights_nm(vox)
@@ -490,7 +491,8 @@ def segment_volume(
             if regional:
                 phases_out = _regional_phases(image, src, regions, phases_out, names=names, vox=vox, smooth_nm=smooth_nm,
                                               min_size_nm=min_size_nm, frame_value=frame_value, void_split=void_split, void_cues=void_cues,
-                                              params=params, warnings=warnings, edge=lay.edges.get("sodium|sei"), folder=folder)
+                                              params=params, warnings=warnings, edge=lay.edges.get("sodium|sei"), folder=folder,
+                                              shell=rim_shell)
             if not lazy_input:
                 regions, phases_out = da.compute(regions, phases_out)
             phases = phases_out
@@ -671,30 +673,46 @@ def _materialise(arr: da.Array, folder: Scratch | None, name: str) -> da.Array:
     return held.rechunk(arr.chunks)
 
 
-def _smoothed(src: da.Array, smooth_nm: float, vox: tuple[float, float, float]) -> da.Array:
-    """The 3D Gaussian-denoised grey values (:func:`volrecon.segment.regional.smooth`), chunked."""
+def _smoothed(src: da.Array, smooth_nm: float, vox: tuple[float, float, float],
+              valid: da.Array | None = None) -> da.Array:
+    """The 3D Gaussian-denoised grey values (:func:`volrecon.segment.regional.smooth`), chunked;
+    ``valid`` (bool, ``src``'s shape): averaged over those voxels only."""
+    if valid is None:
+        def sm(block: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
+            return np.ascontiguousarray(smooth(block, smooth_nm, vox)[core])
 
-    def sm(block: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
-        return np.ascontiguousarray(smooth(block, smooth_nm, vox)[core])
+        return _overlap(sm, src.astype(np.float32), smoothing_reach(smooth_nm, vox), np.float32).rechunk(src.chunks)
 
-    return _overlap(sm, src.astype(np.float32), smoothing_reach(smooth_nm, vox), np.float32).rechunk(src.chunks)
+    def smv(block: np.ndarray, v: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
+        return np.ascontiguousarray(smooth(block, smooth_nm, vox, valid=v)[core])
+
+    return _overlap(smv, src.astype(np.float32), smoothing_reach(smooth_nm, vox), np.float32,
+                    extra=(valid.rechunk(src.chunks),)).rechunk(src.chunks)
 
 
 def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *, names: Mapping[str, int],
                      vox: tuple[float, float, float], smooth_nm: float, min_size_nm: float, frame_value: int | None,
                      void_split: bool, void_cues: VoidCues | None, params: dict[str, Any],
                      warnings: list[str], edge: Mapping[str, float] | None = None,
-                     folder: Scratch | None = None) -> da.Array:
+                     folder: Scratch | None = None, shell: np.ndarray | None = None) -> da.Array:
     """Method ``layers``: classify cathode and separator on their own histograms (see regional.py).
 
     ``edge``: the edge-rim fit on the sodium surface (:attr:`Layers.edges`); when given, the
     separator's fibre threshold is moved for the rims (:func:`volrecon.segment.regional.rim_threshold`).
     The cathode is cut on its own rim-corrected grey (:func:`_cathode_rim_grey`).
     ``folder``: where the denoised grey values are kept (:func:`_materialise`; None: in memory).
+    ``shell``: the trench walls' rim shell (``(y, x)``, :attr:`volrecon.segment.frame.FrameMask.shell`);
+    the grey values are denoised over the specimen outside the frame and the shell, so the voxels
+    beside a wall (the shell's among them) are classified on the specimen's grey, not the wall's.
     """
-    smoothed = _materialise(_smoothed(src, smooth_nm, vox), folder, "smoothed")
     reg = regions if isinstance(regions, da.Array) else da.from_array(regions, chunks=src.chunks)
     reg = reg.rechunk(src.chunks)
+    valid = None
+    if frame_value is not None:
+        valid = reg != REGIONS["frame"]
+        if shell is not None:
+            valid &= ~da.from_array(shell, chunks=src.chunks[1:])[None]
+    smoothed = _materialise(_smoothed(src, smooth_nm, vox, valid), folder, "smoothed")
     base = base.rechunk(src.chunks)
     from skimage.filters import threshold_multiotsu
 

@@ -45,13 +45,29 @@ def smoothing_reach(sigma_nm: float, voxel_size_nm: Sequence[float]) -> tuple[in
     return tuple(int(math.ceil(_TRUNCATE * s)) + 1 for s in smoothing_sigma(sigma_nm, voxel_size_nm))  # type: ignore[return-value]
 
 
-def smooth(block: np.ndarray, sigma_nm: float, voxel_size_nm: Sequence[float]) -> np.ndarray:
-    """3D Gaussian denoising with the physical voxel size respected."""
+def smooth(block: np.ndarray, sigma_nm: float, voxel_size_nm: Sequence[float],
+           valid: np.ndarray | None = None) -> np.ndarray:
+    """3D Gaussian denoising with the physical voxel size respected.
+
+    ``valid`` (optional, the block's shape): average over these voxels only
+    (:func:`specimen_filter`), so the frame and the trench walls' rim shell lend the specimen
+    beside them none of their grey; a voxel with hardly any valid voxel within reach (a wide
+    shell's far side, the frame itself) keeps its plain average.
+    """
     sig = smoothing_sigma(sigma_nm, voxel_size_nm)
     b = np.asarray(block, dtype=np.float32)
     if not any(sig):
         return b
-    return ndi.gaussian_filter(b, sig, mode="nearest", truncate=_TRUNCATE)
+    plain = ndi.gaussian_filter(b, sig, mode="nearest", truncate=_TRUNCATE)
+    if valid is None or valid.all():
+        return plain
+    w = ndi.gaussian_filter(valid.astype(np.float32), sig, mode="nearest", truncate=_TRUNCATE)
+    g = ndi.gaussian_filter(np.where(valid, b, np.float32(0)), sig, mode="nearest", truncate=_TRUNCATE)
+    return np.where(w >= _MIN_WEIGHT, g / np.maximum(w, _MIN_WEIGHT), plain)
+
+
+_MIN_WEIGHT = np.float32(0.01)
+"""Least Gaussian weight of valid voxels for a frame-aware average (:func:`smooth`)."""
 
 
 _SLAB_VOXELS = 4_000_000
@@ -120,15 +136,54 @@ def _anode_first(h: Any, layers: Layers) -> np.ndarray:
     return h if layers.anode_first else layers.length - h
 
 
-def _non_film(img: np.ndarray, dark: float, bright: float, sig: Sequence[float]) -> np.ndarray:
-    """Lateral share of voxels that are not film: darker than ``dark`` or brighter than ``bright``."""
-    fine = ndi.gaussian_filter(img, [1.0, 1.0, 1.0], mode="nearest", truncate=_TRUNCATE)
-    return ndi.gaussian_filter(((fine < dark) | (fine > bright)).astype(np.float32), sig, mode="nearest",
-                               truncate=_TRUNCATE)
+def specimen_filter(values: np.ndarray, valid: np.ndarray | None, sigma: Sequence[float] | float) -> np.ndarray:
+    """Gaussian average of ``values`` over the ``valid`` voxels only (normalised convolution).
+
+    The face's frame (cap, trench walls) and the walls' rim shell
+    (:attr:`volrecon.segment.frame.FrameMask.shell`) are not specimen: a plain lateral average
+    beside a wall carries the wall's bright grey into the specimen's first ``3 sigma`` voxels.
+    Averaged over the valid voxels alone, every voxel (an invalid one too, from the valid voxels
+    around it) reads the specimen's own level.  ``valid`` None: a plain Gaussian.
+    """
+    v = np.asarray(values, dtype=np.float32)
+    if valid is None:
+        return ndi.gaussian_filter(v, sigma, mode="nearest", truncate=_TRUNCATE)
+    w = ndi.gaussian_filter(valid.astype(np.float32), sigma, mode="nearest", truncate=_TRUNCATE)
+    g = ndi.gaussian_filter(np.where(valid, v, np.float32(0)), sigma, mode="nearest", truncate=_TRUNCATE)
+    return g / np.maximum(w, np.float32(1e-3))
+
+
+def _valid_block(phases: Any, band: "_Band", r0: int, r1: int, frame_value: int | None) -> np.ndarray | None:
+    """Specimen voxels of rows ``[r0, r1)`` of the band (``phases`` neither 0 nor the frame), or None
+    when there is no ``phases`` or every voxel is specimen."""
+    if phases is None:
+        return None
+    ph = band.read(phases, r0, r1, np.asarray(phases[:1, :1, :1]).dtype)
+    valid = ph != 0
+    if frame_value is not None:
+        valid &= ph != frame_value
+    return None if valid.all() else valid
+
+
+def _specimen_columns(valid: np.ndarray | None, hn: np.ndarray, hs: np.ndarray) -> np.ndarray:
+    """Columns (stacking axis last) that are specimen from a voxel before ``hn`` to a voxel past ``hs``."""
+    if valid is None:
+        return np.ones(hn.shape, bool)
+    idx = np.arange(valid.shape[-1]) + 0.5
+    span = (idx >= np.nan_to_num(hn, nan=np.inf)[..., None] - 1.0) & (idx <= np.nan_to_num(hs, nan=-np.inf)[..., None] + 1.0)
+    return ~(span & ~valid).any(axis=-1)
+
+
+def _non_film(img: np.ndarray, dark: float, bright: float, sig: Sequence[float],
+              valid: np.ndarray | None = None) -> np.ndarray:
+    """Lateral share of voxels that are not film: darker than ``dark`` or brighter than ``bright``
+    (over the specimen ``valid`` alone, :func:`specimen_filter`)."""
+    fine = specimen_filter(img, valid, 1.0)
+    return specimen_filter(((fine < dark) | (fine > bright)).astype(np.float32), valid, sig)
 
 
 def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequence[float],
-                   core: tuple[int, int] | None = None) -> dict[str, Any]:
+                   core: tuple[int, int] | None = None, valid: np.ndarray | None = None) -> dict[str, Any]:
     """The film's and the separator's levels, the thresholds and the reference thickness ``t0``.
 
     Medians over the columns of the rows ``core`` of ``img`` (all rows when None; the others are
@@ -158,8 +213,8 @@ def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequenc
     # the separator is porous, the SEI dense: dark (pore) voxels, i.e. darker than the midpoint
     # of sodium and film, are what marks the separator; their lateral share per column
     dark_thr = 0.5 * (na_level + sei_level)
-    fine7 = ndi.gaussian_filter(img, [0.7, 0.7, 0.7], mode="nearest", truncate=_TRUNCATE)
-    dshare = ndi.gaussian_filter((fine7 < dark_thr).astype(np.float32), sig, mode="nearest", truncate=_TRUNCATE)
+    fine7 = specimen_filter(img, valid, 0.7)
+    dshare = specimen_filter((fine7 < dark_thr).astype(np.float32), valid, sig)
     del fine7
     film_dark = float(np.median(sample_columns(dshare[cols], at_film)))
     out: dict[str, Any] = {"sei_level": sei_level, "sodium_level": na_level, "dark_threshold": dark_thr,
@@ -177,7 +232,7 @@ def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequenc
     del dshare
     near = offs <= max(2.0, 0.25 * span)
     i_dense = int(np.argmin(np.where(near, prof_d, np.inf)))
-    fine = ndi.gaussian_filter(img, [1.0, 1.0, 1.0], mode="nearest", truncate=_TRUNCATE)
+    fine = specimen_filter(img, valid, 1.0)
     film_grey = float(_median_profile(fine[cols], hn[cols], offs[i_dense:i_dense + 1])[0])
     # where the film ends: the dark (pore) share, median over the columns, rises half-way from
     # the film's densest point to its highest level
@@ -187,7 +242,7 @@ def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequenc
     half = 0.5 * (hn + hs)
     starts = [np.maximum(half, hn + offs[rise[0]] + 1.0)] if rise.size else []
     for start in starts + [half]:  # the far half alone where the film leaves no separator
-        outer = (idx > start[..., None]) & (idx < hs[..., None] - 0.5) & in_core[..., None]
+        outer = (idx > start[..., None]) & (idx < hs[..., None] - 0.5) & cols[..., None]
         if outer.any():
             break
     sep_grey = fine[outer]
@@ -199,7 +254,7 @@ def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequenc
     bright_thr = np.inf
     if fibres.size > 100:
         bright_thr = 0.5 * (sei_level + float(np.median(fibres)))
-    other = _non_film(img, dark_thr, bright_thr, sig)
+    other = _non_film(img, dark_thr, bright_thr, sig, valid)
     prof = _median_profile(other[cols], hn[cols], offs)
     i_min = int(np.argmin(np.where(near, prof, np.inf)))
     film_level = float(prof[i_min])
@@ -254,7 +309,7 @@ def _first_voxel(mask: np.ndarray, lo: np.ndarray) -> np.ndarray:
 
 def _outer_edge(img: np.ndarray, c0: int, c1: int, hn: np.ndarray, t: np.ndarray, hs: np.ndarray,
                 sig: Sequence[float], dark: float, bright: float, t0: float, edge: Mapping[str, float],
-                film: float) -> tuple[np.ndarray, np.ndarray]:
+                film: float, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per column of rows ``[c0, c1)`` of ``img`` (stacking axis last, anode first), the film's
     thickness from its outer edge: ``(falling, rising)``, NaN where that edge is not seen.
 
@@ -270,10 +325,10 @@ def _outer_edge(img: np.ndarray, c0: int, c1: int, hn: np.ndarray, t: np.ndarray
     passes ``bright`` and stays past it for the next voxel.  It is kept where the grey value 1.5
     voxels beyond it is past that cut; the rise is searched from ``edge["reach_vox"]`` beyond the
     sodium surface (clear of the sodium edge's own step).  The steepest step lies on the dark side of the boundary by the edge
-    rims' ``edge["shift_vox"]`` (measured on the sodium surface,
+    rims' ``edge["shift_vox"]`` (``valid``: the specimen voxels the lateral smoothing averages over; measured on the sodium surface,
     :func:`volrecon.segment.layers.edge_rim_shift`): it is moved that far towards the bright side.
     """
-    gl = ndi.gaussian_filter(img, sig, mode="nearest", truncate=_TRUNCATE)[c0:c1]
+    gl = specimen_filter(img, valid, sig)[c0:c1]
     g = ndi.gaussian_filter1d(gl, 0.7, axis=-1, mode="nearest", truncate=_TRUNCATE)
     n = g.shape[-1]
     d = g[..., 1:] - g[..., :-1]  # step across boundary coordinate i + 1
@@ -488,7 +543,8 @@ def sei_outer_surface(
     image: Any, layers: Layers, *, voxel_size_nm: Sequence[float], lateral_nm: float = 60.0,
     min_contrast: float = 2.0, max_ratio: float = 2.5, reg_nm: float = 100.0,
     slab_voxels: int = _SLAB_VOXELS, reference_voxels: int = _REFERENCE_VOXELS,
-    min_edge_share: float = MIN_EDGE_SHARE, own_edges: bool = False,
+    min_edge_share: float = MIN_EDGE_SHARE, own_edges: bool = False, phases: Any = None,
+    frame_value: int | None = None,
 ) -> tuple[Layers, dict[str, Any]]:
     """The SEI's outer surface (``sei|separator``) from the grey values beyond the sodium surface.
 
@@ -571,7 +627,8 @@ def sei_outer_surface(
     ref_pad = gaussian_reach(1.0) + gaussian_reach(sig[0])
     q0, q1 = max(0, r0 - ref_pad), min(rows, r0 + k + ref_pad)
     ref_block = band.read(image, q0, q1)
-    ref = _sei_reference(ref_block, hn_b[q0:q1], hs_b[q0:q1], sig, core=(r0 - q0, r0 + k - q0))
+    ref_valid = _valid_block(phases, band, q0, q1, frame_value)
+    ref = _sei_reference(ref_block, hn_b[q0:q1], hs_b[q0:q1], sig, core=(r0 - q0, r0 + k - q0), valid=ref_valid)
     info["reference_rows"] = [r0, r0 + k]
     fit = dict(layers.edges.get("sodium|sei", {}))
     if "reason" not in ref:
@@ -579,8 +636,9 @@ def sei_outer_surface(
         if moved:
             hn = _anode_first(layers.heights["sodium|sei"], layers)
             hn_b = hn - lo
-            ref = _sei_reference(ref_block, hn_b[q0:q1], hs_b[q0:q1], sig, core=(r0 - q0, r0 + k - q0))
-    del ref_block
+            ref = _sei_reference(ref_block, hn_b[q0:q1], hs_b[q0:q1], sig, core=(r0 - q0, r0 + k - q0),
+                                 valid=ref_valid)
+    del ref_block, ref_valid
     info.update({key: v for key, v in ref.items() if key not in ("reason", "contrast", "t0")})
     if "reason" in ref:
         info["reason"] = ref["reason"]
@@ -604,19 +662,25 @@ def sei_outer_surface(
     sampled &= thin and own_edges
     x_prof = np.arange(-float(rim_offsets(vox[ax])[-1]), reach + float(rim_offsets(vox[ax])[-1]) + 0.01, 0.25)
     pieces = [np.zeros((0, x_prof.size), np.float32)]
+    specimen = np.ones(hn.shape, bool)
     for a0, a1, p0, p1 in _slabs(rows, row_vox, pad, slab_voxels):
         img = band.read(image, p0, p1)
+        valid = _valid_block(phases, band, p0, p1, frame_value)
+        specimen[a0:a1] = _specimen_columns(None if valid is None else valid[a0 - p0:a1 - p0], hn_b[a0:a1], hs_b[a0:a1])
         take = sampled[a0:a1]
         if take.any():
             at = hn_b[a0:a1][take][:, None] + x_prof
             pieces.append(sample_columns(img[a0 - p0:a1 - p0][take], at).astype(np.float32))
-        other = _non_film(img, ref["dark_threshold"], ref["fibre_threshold"], sig)
+        other = _non_film(img, ref["dark_threshold"], ref["fibre_threshold"], sig, valid)
         t_raw[a0:a1] = _film_crossing(other[a0 - p0:a1 - p0], hn_b[a0:a1], hs_b[a0:a1], thr, t0, reach)
         del other
         t_fall[a0:a1], t_rise[a0:a1] = _outer_edge(img, a0 - p0, a1 - p0, hn_b[a0:a1], t_raw[a0:a1], hs_b[a0:a1],
                                                    sig_edge, ref["dark_threshold"], ref["fibre_threshold"], t0, edge,
-                                                   ref["sei_level"])
-        del img
+                                                   ref["sei_level"], valid)
+        del img, valid
+    # the frame's and its rim shell's columns measure nothing (their values are the specimen's around)
+    cols &= specimen
+    t_raw, t_fall, t_rise = (np.where(specimen, a, np.nan) for a in (t_raw, t_fall, t_rise))
     # 3. lateral regularisation of the thickness (not of the height): robust local median, columns
     #    far from it rejected, unmeasured columns take the local median
     edge_share = float(np.isfinite(t_fall)[cols].mean()) if cols.any() else 0.0
@@ -641,6 +705,9 @@ def sei_outer_surface(
         t_raw = _fill_thickness(t_raw, [reg_nm / vox[a] for a in lat])
     size = [max(3, 2 * round(reg_nm / vox[a]) + 1) for a in lat]
     t_fill = np.where(np.isfinite(t_raw), t_raw, t0)
+    if not specimen.all():
+        # the frame's columns enter the local median with the thickness of the specimen around them
+        t_fill = np.where(specimen, t_fill, _fill_thickness(np.where(specimen, t_fill, np.nan), [reg_nm / vox[a] for a in lat]))
     t_med = ndi.median_filter(t_fill, size=size, mode="nearest")
     tol = np.maximum(1.5, 0.5 * t_med)
     ok = np.isfinite(t_raw) & (np.abs(t_raw - t_med) <= tol)
