@@ -26,7 +26,8 @@ from volrecon.segment.frame import find_frame
 from volrecon.segment.layers import EDGE_RIM_NM, Layers, detect_layers, refine_interface, region_block
 from volrecon.segment.thresholds import apply_thresholds, multi_otsu_thresholds
 from volrecon.segment.regional import (
-    classify_regions, rim_threshold, sei_outer_surface, smooth, smoothing_reach, smoothing_sigma, sodium_surface,
+    classify_regions, contact_cuts, rim_threshold, sei_outer_surface, separator_contacts, smooth, smoothing_reach,
+    smoothing_sigma, sodium_surface,
 )
 from volrecon.segment.voids import (
     VoidCues,
@@ -492,7 +493,7 @@ def segment_volume(
                 phases_out = _regional_phases(image, src, regions, phases_out, names=names, vox=vox, smooth_nm=smooth_nm,
                                               min_size_nm=min_size_nm, frame_value=frame_value, void_split=void_split, void_cues=void_cues,
                                               params=params, warnings=warnings, edge=lay.edges.get("sodium|sei"), folder=folder,
-                                              shell=rim_shell)
+                                              shell=rim_shell, stack=(lay.axis, lay.anode_first))
             if not lazy_input:
                 regions, phases_out = da.compute(regions, phases_out)
             phases = phases_out
@@ -690,11 +691,17 @@ def _smoothed(src: da.Array, smooth_nm: float, vox: tuple[float, float, float],
                     extra=(valid.rechunk(src.chunks),)).rechunk(src.chunks)
 
 
+_CONTACT_REACH = 2
+"""Voxels a cathode particle may reach into the separator region (the layers' interface is good to
+about a voxel; :func:`volrecon.segment.regional.separator_contacts`)."""
+
+
 def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *, names: Mapping[str, int],
                      vox: tuple[float, float, float], smooth_nm: float, min_size_nm: float, frame_value: int | None,
                      void_split: bool, void_cues: VoidCues | None, params: dict[str, Any],
                      warnings: list[str], edge: Mapping[str, float] | None = None,
-                     folder: Scratch | None = None, shell: np.ndarray | None = None) -> da.Array:
+                     folder: Scratch | None = None, shell: np.ndarray | None = None,
+                     stack: tuple[int, bool] | None = None) -> da.Array:
     """Method ``layers``: classify cathode and separator on their own histograms (see regional.py).
 
     ``edge``: the edge-rim fit on the sodium surface (:attr:`Layers.edges`); when given, the
@@ -704,6 +711,8 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
     ``shell``: the trench walls' rim shell (``(y, x)``, :attr:`volrecon.segment.frame.FrameMask.shell`);
     the grey values are denoised over the specimen outside the frame and the shell, so the voxels
     beside a wall (the shell's among them) are classified on the specimen's grey, not the wall's.
+    ``stack``: the stacking axis and whether the anode comes first; with it, the separator's voxels
+    on the cathode's active particles are re-decided (:func:`volrecon.segment.regional.separator_contacts`).
     """
     reg = regions if isinstance(regions, da.Array) else da.from_array(regions, chunks=src.chunks)
     reg = reg.rechunk(src.chunks)
@@ -718,8 +727,9 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
 
     thr: dict[str, list[float]] = {}
     cat_grey = None
+    samples: dict[str, np.ndarray] = {}
     for region, classes in (("cathode", 3), ("separator", 2)):
-        vals = _region_sample(smoothed, reg, REGIONS[region])
+        vals = samples[region] = _region_sample(smoothed, reg, REGIONS[region])
         if vals.size >= 100 and np.unique(vals[:100_000]).size >= classes:
             thr[region] = [float(v) for v in threshold_multiotsu(vals, classes=classes, nbins=256)]
             if region == "cathode":
@@ -740,6 +750,21 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
     else:
         out = da.map_blocks(lambda g, r, b, c: classify_regions(g, r, b, thresholds=thr, names=names, cathode_grey=c),
                             smoothed, reg, base, cat_grey, dtype=np.uint8)
+    cuts = None
+    if stack is not None and len(thr.get("cathode", ())) == 2 and "separator" in thr:
+        cuts = contact_cuts(samples["separator"], thr["separator"][0], samples["cathode"], thr["cathode"][1], edge or {},
+                            smoothing_sigma(smooth_nm, vox))
+    if cuts is not None:
+        params["separator_contacts"] = cuts
+        ax_, toward = stack[0], 1 if stack[1] else -1
+        depth_ = [0, 0, 0]
+        depth_[ax_] = _CONTACT_REACH + 1
+
+        def contacts(o_: np.ndarray, g_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
+            return np.ascontiguousarray(separator_contacts(g_, r_, o_, axis=ax_, towards_cathode=toward, cuts=cuts,
+                                                           names=names, reach=_CONTACT_REACH)[core])
+
+        out = _overlap(contacts, out, depth_, np.uint8, extra=(smoothed, reg)).rechunk(src.chunks)
     if void_split and "cathode" in thr:
         # the classes, kept, free the denoised copy before the void split keeps its own grey values:
         # one float copy of the volume at a time in scratch

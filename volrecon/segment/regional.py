@@ -229,7 +229,6 @@ def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequenc
     span = int(min(n - 1, max(8, np.ceil(np.nanmedian((hs - hn)[cols])))))
     offs = np.arange(0.0, span, 0.25)
     prof_d = _median_profile(dshare[cols], hn[cols], offs)
-    del dshare
     near = offs <= max(2.0, 0.25 * span)
     i_dense = int(np.argmin(np.where(near, prof_d, np.inf)))
     fine = specimen_filter(img, valid, 1.0)
@@ -240,7 +239,13 @@ def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequenc
     # the separator's sample: the far half of the band, and never the film (a film thicker than
     # half the band would pass its own grey values off as the separator's fibres and pores)
     half = 0.5 * (hn + hs)
-    starts = [np.maximum(half, hn + offs[rise[0]] + 1.0)] if rise.size else []
+    if rise.size:
+        starts = [np.maximum(half, hn + offs[rise[0]] + 1.0)]
+    else:
+        # no rise in the median profile: the film fills most of the band in most columns (a thick
+        # SEI grown into the separator); each column's own rise of the pore share, where it has one
+        starts = [_pore_rise(dshare, np.where(cols, hn + offs[i_dense], np.nan), hs, film_dark) + 1.0]
+    del dshare
     for start in starts + [half]:  # the far half alone where the film leaves no separator
         outer = (idx > start[..., None]) & (idx < hs[..., None] - 0.5) & cols[..., None]
         if outer.any():
@@ -269,6 +274,20 @@ def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequenc
     cross = np.nonzero((prof > thr) & (np.arange(offs.size) > i_min))[0]
     out["t0"] = float(offs[cross[0]]) if cross.size else float(offs[-1])
     return out
+
+
+def _pore_rise(dshare: np.ndarray, begin: np.ndarray, hs: np.ndarray, film_dark: float,
+               min_rise: float = 0.15) -> np.ndarray:
+    """Per column (stacking axis last), the first voxel centre past ``begin`` and before the
+    separator's end ``hs`` where the pore share ``dshare`` rises half-way from the film's
+    ``film_dark`` to the column's highest share there; NaN where that highest share is less than
+    ``min_rise`` above the film's (no porous layer beyond the film in that column)."""
+    idx = np.arange(dshare.shape[-1]) + 0.5
+    inside = (idx > np.nan_to_num(begin, nan=np.inf)[..., None]) & (idx < hs[..., None] - 0.5)
+    top = np.where(inside, dshare, -np.inf).max(axis=-1)
+    over = inside & (dshare > 0.5 * (film_dark + top)[..., None])
+    k = np.argmax(over, axis=-1)
+    return np.where(over.any(axis=-1) & (top >= film_dark + min_rise), idx[k], np.nan)
 
 
 def _film_crossing(other: np.ndarray, hn: np.ndarray, hs: np.ndarray, thr: float, t0: float,
@@ -794,19 +813,105 @@ def rim_threshold(values: np.ndarray, threshold: float, edge: Mapping[str, float
     one voxel when not given); the threshold is half-way between them, ``P + (0.5 + ρ k)(F - P)``,
     with ``P`` and ``F`` the medians of ``values`` below and above ``threshold``.
     """
-    from scipy.special import ndtr
-
     v = np.asarray(values, float)
     lo_v, hi_v = v[v < threshold], v[v >= threshold]
     rho = float(edge.get("rim_ratio", 0.0)) if edge.get("accepted", True) else 0.0
     if lo_v.size < 10 or hi_v.size < 10 or not rho > 0:
         return float(threshold)
     p_level, f_level = float(np.median(lo_v)), float(np.median(hi_v))
+    frac = float(np.clip(0.5 + _rim_lift(edge, smooth_sigma), 0.5, 0.85))
+    return p_level + frac * (f_level - p_level)
+
+
+def _rim_lift(edge: Mapping[str, float], smooth_sigma: Sequence[float]) -> float:
+    """``ρ k``: the share of a step's height that the rims add to each voxel beside the boundary
+    (the rim model of :func:`rim_threshold`; 0 without an accepted rim fit)."""
+    from scipy.special import ndtr
+
+    rho = float(edge.get("rim_ratio", 0.0)) if edge.get("accepted", True) else 0.0
     s = float(np.hypot(float(edge.get("sigma_vox", 1.0)), max(smooth_sigma)))
     w = float(edge.get("rim_half_width_vox", 1.0))
-    k = float(ndtr((0.5 + w) / s) - ndtr((0.5 - w) / s))
-    frac = float(np.clip(0.5 + rho * k, 0.5, 0.85))
-    return p_level + frac * (f_level - p_level)
+    return max(rho, 0.0) * float(ndtr((0.5 + w) / s) - ndtr((0.5 - w) / s))
+
+
+def contact_cuts(separator: np.ndarray, separator_cut: float, cathode: np.ndarray, active_cut: float,
+                 edge: Mapping[str, float], smooth_sigma: Sequence[float]) -> dict[str, float] | None:
+    """Grey cuts for the separator's voxels that lie on the cathode's active particles.
+
+    Where a separator fibre or pore sits on an active particle, the layers' interface (a smooth
+    surface, good to about a voxel) leaves a particle's first voxels in the separator, where the
+    two-class fibre threshold calls them fibre; and the pore voxel lying on a particle reads far
+    above the pore's level (blur and the edge rims carry a share ``c`` of the pore -> active step
+    onto it), so it reads as a fibre too.  With the levels ``P`` (the separator's pore), ``F``
+    (its fibres: the separator's ``values`` below / above ``separator_cut``) and ``A`` (the
+    cathode's active: its ``values`` above ``active_cut``), and the rim model of
+    :func:`rim_threshold` (``edge``, ``smooth_sigma``; ``c = Φ(-0.5 / s) + ρ k``, the read of the
+    dark voxel beside a step):
+
+    - ``active``: fibre | active, ``F + (0.5 + ρ k)(A - F)`` (the half-way read of the two voxels
+      beside that boundary);
+    - ``pore_on_active``: half-way between what a pore voxel and a fibre voxel lying on a particle
+      read, ``P + c (A - P)`` and ``F + c (A - F)``.
+
+    None when a level is missing or the active particles are not brighter than the fibres.
+    """
+    from scipy.special import ndtr
+
+    sep, cat = np.asarray(separator, float), np.asarray(cathode, float)
+    pores, fibres, active = sep[sep < separator_cut], sep[sep >= separator_cut], cat[cat >= active_cut]
+    if min(pores.size, fibres.size, active.size) < 100:
+        return None
+    p, f, a = (float(np.median(v)) for v in (pores, fibres, active))
+    if not a > f > p:
+        return None
+    lift = _rim_lift(edge, smooth_sigma)
+    s = float(np.hypot(float(edge.get("sigma_vox", 1.0)), max(smooth_sigma)))
+    c = float(ndtr(-0.5 / s)) + lift
+    return {"pore_level": p, "fibre_level": f, "active_level": a,
+            "active": f + float(np.clip(0.5 + lift, 0.5, 0.85)) * (a - f),
+            "pore_on_active": 0.5 * (p + c * (a - p) + f + c * (a - f))}
+
+
+def _next_along(mask: np.ndarray, axis: int, step: int) -> np.ndarray:
+    """``out[i] = mask[i + step]`` along ``axis`` (False beyond the ends)."""
+    out = np.zeros_like(mask)
+    n = mask.shape[axis]
+    src = [slice(None)] * mask.ndim
+    dst = [slice(None)] * mask.ndim
+    if step > 0:
+        src[axis], dst[axis] = slice(step, n), slice(0, n - step)
+    else:
+        src[axis], dst[axis] = slice(0, n + step), slice(-step, n)
+    out[tuple(dst)] = mask[tuple(src)]
+    return out
+
+
+def separator_contacts(smoothed: np.ndarray, regions: np.ndarray, phases: np.ndarray, *, axis: int,
+                       towards_cathode: int, cuts: Mapping[str, float], names: Mapping[str, int],
+                       reach: int = 2, region_values: Mapping[str, int] = REGIONS) -> np.ndarray:
+    """The separator's voxels on the cathode's active particles re-decided (:func:`contact_cuts`).
+
+    Along the stacking axis ``axis`` (``towards_cathode`` = +1 or -1), a separator voxel at least
+    as bright as ``cuts["active"]`` whose neighbour towards the cathode is active becomes active,
+    up to ``reach`` voxels into the separator (the layers' interface is good to about a voxel);
+    then a fibre voxel lying on active that reads under ``cuts["pore_on_active"]`` is the pore
+    beside the particle, lit by its blur and rims: ``electrolyte``.  Local (a block with
+    ``reach + 1`` voxels of context along ``axis`` gives the whole volume's answer).
+    """
+    out = np.array(phases, copy=True)
+    sep = regions == region_values["separator"]
+    act_v, fib_v, pore_v = names["active"], names["separator"], names["electrolyte"]
+    act = out == act_v
+    bright = sep & (smoothed >= cuts["active"])
+    for _ in range(int(reach)):
+        grow = bright & ~act & _next_along(act, axis, towards_cathode)
+        if not grow.any():
+            break
+        act |= grow
+    out[act & sep] = act_v
+    lit = sep & (out == fib_v) & _next_along(act, axis, towards_cathode) & (smoothed < cuts["pore_on_active"])
+    out[lit] = pore_v
+    return out
 
 
 def classify_regions(
