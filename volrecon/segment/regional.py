@@ -563,7 +563,7 @@ def sei_outer_surface(
     min_contrast: float = 2.0, max_ratio: float = 2.5, reg_nm: float = 100.0,
     slab_voxels: int = _SLAB_VOXELS, reference_voxels: int = _REFERENCE_VOXELS,
     min_edge_share: float = MIN_EDGE_SHARE, own_edges: bool = False, phases: Any = None,
-    frame_value: int | None = None,
+    frame_value: int | None = None, thickness_nm: float = 25.0,
 ) -> tuple[Layers, dict[str, Any]]:
     """The SEI's outer surface (``sei|separator``) from the grey values beyond the sodium surface.
 
@@ -589,7 +589,10 @@ def sei_outer_surface(
     (Gaussian-weighted over ``reg_nm``, widened until it reaches them).  The thickness map (not
     the height) is then regularised: columns without a value, or further than
     ``max(1.5 voxels, 50 %)`` from the local median thickness (window ``reg_nm``), are not measured
-    and take that local median.  A thin film (one that lies within the sodium edge's rim profile,
+    and take that local median; the map is then median-filtered (3 x 3), and the columns not
+    measured on a falling edge take its lateral average (Gaussian, ``thickness_nm``; 0: none): a
+    rise onto a fibre or a crossing is a small step in noise, while a film's thickness varies over
+    hundreds of nm (a falling edge is sharp, and measured against the column's own sodium surface).  A thin film (one that lies within the sodium edge's rim profile,
     whose rims were taken from a thick edge by :func:`_thin_film_rims`) then gets its own edges:
     edge brightening depends on the materials on each side of an edge, so the thick edge's rims
     are only a first pass.  The grey profiles of the columns with a pore beyond a resolved film are
@@ -604,6 +607,12 @@ def sei_outer_surface(
     The SEI is accepted only when it is brighter than the sodium, dense (dark share under 0.25)
     and distinct from the layer beyond it; else ``sei|separator`` stays at the sodium surface
     and ``info["found"]`` is False.
+
+    ``phases`` and ``frame_value`` (optional, the volume's first-guess phases with the frame
+    labelled ``frame_value`` and the walls' rim shell 0, as :func:`sodium_surface` takes them): every
+    lateral average is taken over the specimen alone (:func:`specimen_filter`), the reference
+    statistics use columns of specimen only, and the columns of the frame and of the shell take the
+    thickness of the specimen columns around them.
 
     Only the anode band (from the sodium surface to ``separator|cathode``) is read, in slabs of
     about ``slab_voxels`` along the first lateral axis with enough overlap for the filters: the
@@ -732,6 +741,14 @@ def sei_outer_surface(
     ok = np.isfinite(t_raw) & (np.abs(t_raw - t_med) <= tol)
     t_clean = np.where(ok, t_raw, t_med)
     t = ndi.median_filter(t_clean, size=3, mode="nearest")
+    if thickness_nm > 0:
+        # a film -> fibre rise or a crossing is a small step in noise, while the film's thickness
+        # varies over hundreds of nm: those columns take the thickness averaged over thickness_nm; a
+        # falling edge (a pore beyond the film) is sharp and measured against the column's own
+        # sodium surface, whose roughness an average would carry into the outer surface
+        sharp = ok & np.isfinite(t_fall) & (edge_share >= min_edge_share)
+        t = np.where(sharp, t, ndi.gaussian_filter(t, [thickness_nm / vox[a] for a in lat], mode="nearest",
+                                                   truncate=_TRUNCATE))
     # 4. a thin film: its own edges, fitted on the columns with a pore beyond it, grouped by thickness
     #    (a film under RESOLVED_VOX blurs into one bump whose level and width trade off: not fitted)
     na_moved = False
