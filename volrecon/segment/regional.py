@@ -867,6 +867,8 @@ def contact_cuts(separator: np.ndarray, separator_cut: float, cathode: np.ndarra
 
     - ``active``: fibre | active, ``F + (0.5 + ρ k)(A - F)`` (the half-way read of the two voxels
       beside that boundary);
+    - ``pore_active``: pore | active, ``P + (0.5 + ρ k)(A - P)``, for a particle's first voxel
+      under a pore (the lit pore voxel beyond it reads under this cut, a fibre does not);
     - ``pore_on_active``: half-way between what a pore voxel and a fibre voxel lying on a particle
       read, ``P + c (A - P)`` and ``F + c (A - F)``.
 
@@ -886,6 +888,7 @@ def contact_cuts(separator: np.ndarray, separator_cut: float, cathode: np.ndarra
     c = float(ndtr(-0.5 / s)) + lift
     return {"pore_level": p, "fibre_level": f, "active_level": a,
             "active": f + float(np.clip(0.5 + lift, 0.5, 0.85)) * (a - f),
+            "pore_active": p + float(np.clip(0.5 + lift, 0.5, 0.85)) * (a - p),
             "pore_on_active": 0.5 * (p + c * (a - p) + f + c * (a - f))}
 
 
@@ -908,9 +911,11 @@ def separator_contacts(smoothed: np.ndarray, regions: np.ndarray, phases: np.nda
                        reach: int = 2, region_values: Mapping[str, int] = REGIONS) -> np.ndarray:
     """The separator's voxels on the cathode's active particles re-decided (:func:`contact_cuts`).
 
-    Along the stacking axis ``axis`` (``towards_cathode`` = +1 or -1), a separator voxel at least
-    as bright as ``cuts["active"]`` whose neighbour towards the cathode is active becomes active,
-    up to ``reach`` voxels into the separator (the layers' interface is good to about a voxel);
+    Along the stacking axis ``axis`` (``towards_cathode`` = +1 or -1), a separator voxel whose
+    neighbour towards the cathode is active becomes active when it reads at least ``cuts["active"]``
+    (brighter than a fibre lying on the particle), or at least ``cuts["pore_active"]`` with the
+    voxel beyond it (away from the cathode) under that cut (the particle's first voxel under a
+    pore), up to ``reach`` voxels into the separator (the layers' interface is good to about a voxel);
     then a fibre voxel lying on active that reads under ``cuts["pore_on_active"]`` is the pore
     beside the particle, lit by its blur and rims: ``electrolyte``.  Local (a block with
     ``reach + 1`` voxels of context along ``axis`` gives the whole volume's answer).
@@ -920,6 +925,9 @@ def separator_contacts(smoothed: np.ndarray, regions: np.ndarray, phases: np.nda
     act_v, fib_v, pore_v = names["active"], names["separator"], names["electrolyte"]
     act = out == act_v
     bright = sep & (smoothed >= cuts["active"])
+    if "pore_active" in cuts:
+        above = _next_along(smoothed, axis, -towards_cathode)
+        bright |= sep & (smoothed >= cuts["pore_active"]) & (above < cuts["pore_active"])
     for _ in range(int(reach)):
         grow = bright & ~act & _next_along(act, axis, towards_cathode)
         if not grow.any():
