@@ -239,12 +239,11 @@ def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequenc
     # the separator's sample: the far half of the band, and never the film (a film thicker than
     # half the band would pass its own grey values off as the separator's fibres and pores)
     half = 0.5 * (hn + hs)
-    if rise.size:
-        starts = [np.maximum(half, hn + offs[rise[0]] + 1.0)]
-    else:
-        # no rise in the median profile: the film fills most of the band in most columns (a thick
-        # SEI grown into the separator); each column's own rise of the pore share, where it has one
-        starts = [_pore_rise(dshare, np.where(cols, hn + offs[i_dense], np.nan), hs, film_dark) + 1.0]
+    starts = [np.maximum(half, hn + offs[rise[0]] + 1.0)] if rise.size else []
+    # no rise in the median profile, or none before the separator ends: the film fills most of the
+    # band in most columns (a thick SEI grown into the separator); each column's own rise of the
+    # pore share, where it has one
+    starts.append(_pore_rise(dshare, np.where(cols, hn + offs[i_dense], np.nan), hs, film_dark) + 1.0)
     del dshare
     for start in starts + [half]:  # the far half alone where the film leaves no separator
         outer = (idx > start[..., None]) & (idx < hs[..., None] - 0.5) & cols[..., None]
