@@ -975,10 +975,7 @@ def _specimen_grey(img: np.ndarray, ph: np.ndarray, frame_value: int | None,
     valid = ph != 0
     if frame_value is not None:
         valid &= ph != frame_value
-    w = ndi.gaussian_filter(valid.astype(np.float32), sig, mode="nearest", truncate=_TRUNCATE)
-    g = ndi.gaussian_filter(np.where(valid, img, 0).astype(np.float32), sig, mode="nearest", truncate=_TRUNCATE)
-    g /= np.maximum(w, 1e-3)
-    return g, valid
+    return specimen_filter(img, valid, sig), valid
 
 
 def _first_above(g: np.ndarray, thr: float, begin: np.ndarray, hs: np.ndarray) -> np.ndarray:
