@@ -158,7 +158,7 @@ def _valid_block(phases: Any, band: "_Band", r0: int, r1: int, frame_value: int 
     when there is no ``phases`` or every voxel is specimen."""
     if phases is None:
         return None
-    ph = band.read(phases, r0, r1, np.asarray(phases[:1, :1, :1]).dtype)
+    ph = band.read(phases, r0, r1, phases.dtype)
     valid = ph != 0
     if frame_value is not None:
         valid &= ph != frame_value
