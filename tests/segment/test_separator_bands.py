@@ -11,7 +11,8 @@ from tests.segment.test_sei_edges import _film_stack, _layers
 from volrecon.phases import PHASES, REGIONS
 from volrecon.sample.render import INTENSITY
 from volrecon.segment.layers import refine_interface
-from volrecon.segment.regional import contact_cuts, sei_outer_surface, separator_contacts, smooth
+from volrecon.segment.regional import (EDGE_LATERAL_NM, contact_cuts, rise_averaging_nm, sei_outer_surface, separator_contacts,
+                                       smooth, specimen_filter)
 
 FRAME = 9
 WALL, SHELL = 12, 2
@@ -107,3 +108,40 @@ def test_contact_cuts_need_particles_brighter_than_fibres():
     sep_vals = np.concatenate([rng.normal(0.2, 0.01, 500), rng.normal(0.6, 0.01, 500)])
     assert contact_cuts(sep_vals, 0.4, rng.normal(0.5, 0.01, 500), 0.45, {}, [1.0]) is None
     assert contact_cuts(sep_vals, 0.4, rng.normal(0.8, 0.01, 50), 0.7, {}, [1.0]) is None
+
+
+def test_specimen_filter_keeps_the_frame_plain_deep_inside():
+    """One normalised convolution for the 3D denoising and the lateral band averages: a voxel deep
+    in the frame (under 1 % valid weight) keeps its plain average, one near the specimen reads the
+    specimen's level."""
+    vals = np.full((1, 1, 40), 0.3, np.float32)
+    vals[..., :20] = 0.8
+    valid = np.zeros(vals.shape, bool)
+    valid[..., 20:] = True
+    out = specimen_filter(vals, valid, [0.0, 0.0, 3.0])
+    assert np.allclose(out[..., :5], 0.8, atol=1e-4)
+    assert np.allclose(out[..., 17:], 0.3, atol=1e-5)
+    assert np.array_equal(smooth(vals, 30.0, (10.0, 10.0, 10.0), valid=valid), out)
+
+
+def test_rise_averaging_follows_the_steps_contrast():
+    """A rise as tall as the fall needs no more averaging than the fall's edge; a smaller rise needs
+    more (sqrt(r^2 - 1) times EDGE_LATERAL_NM), kept within reg_nm / 3; missing levels: the cap."""
+    ref = {"sei_level": 0.47, "pore_level": 0.22, "fibre_level": 0.72}
+    assert rise_averaging_nm(ref, 100.0) == pytest.approx(0.0)
+    ref["fibre_level"] = 0.47 + 0.25 / 1.25
+    assert rise_averaging_nm(ref, 100.0) == pytest.approx(EDGE_LATERAL_NM * 0.75)
+    ref["fibre_level"] = 0.54
+    assert rise_averaging_nm(ref, 100.0) == pytest.approx(100.0 / 3)
+    assert rise_averaging_nm({"sei_level": 0.47}, 60.0) == pytest.approx(20.0)
+
+
+def test_contact_reach_is_physical():
+    """The particle's reach into the separator region is one voxel plus the smoothing sigma: in nm
+    it stays about the same whatever the voxel, in voxels it grows as the voxel shrinks."""
+    from volrecon.segment.api import _contact_reach
+
+    assert _contact_reach(10.0, (20.0, 12.7, 10.0), 1) == 2
+    assert _contact_reach(10.0, (20.0, 5.0, 5.0), 1) == 3
+    assert _contact_reach(10.0, (40.0, 40.0, 40.0), 1) == 1
+    assert _contact_reach(0.0, (20.0, 5.0, 5.0), 1) == 1

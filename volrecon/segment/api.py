@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 import uuid
@@ -691,9 +692,16 @@ def _smoothed(src: da.Array, smooth_nm: float, vox: tuple[float, float, float],
                     extra=(valid.rechunk(src.chunks),)).rechunk(src.chunks)
 
 
-_CONTACT_REACH = 2
-"""Voxels a cathode particle may reach into the separator region (the layers' interface is good to
-about a voxel; :func:`volrecon.segment.regional.separator_contacts`)."""
+def _contact_reach(smooth_nm: float, vox: tuple[float, float, float], axis: int) -> int:
+    """Voxels along the stacking ``axis`` a cathode particle may reach into the separator region
+    (:func:`volrecon.segment.regional.separator_contacts`).
+
+    The layers' interface is a smooth surface placed to about a voxel along the axis, and the
+    particle's top is classified on grey values denoised by a Gaussian of ``smooth_nm``, which
+    spreads it by about a sigma: the reach is one voxel plus that sigma, in whole voxels
+    (``ceil(1 + sigma)``; at 10-13 nm voxels and ``smooth_nm`` 10, 2 voxels).
+    """
+    return int(math.ceil(1.0 + smoothing_sigma(smooth_nm, vox)[axis]))
 
 
 def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *, names: Mapping[str, int],
@@ -755,14 +763,15 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
         cuts = contact_cuts(samples["separator"], thr["separator"][0], samples["cathode"], thr["cathode"][1], edge or {},
                             smoothing_sigma(smooth_nm, vox))
     if cuts is not None:
-        params["separator_contacts"] = cuts
         ax_, toward = stack[0], 1 if stack[1] else -1
+        reach_ = _contact_reach(smooth_nm, vox, ax_)
+        params["separator_contacts"] = {**cuts, "reach_vox": reach_}
         depth_ = [0, 0, 0]
-        depth_[ax_] = _CONTACT_REACH + 1
+        depth_[ax_] = reach_ + 1
 
         def contacts(o_: np.ndarray, g_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
             return np.ascontiguousarray(separator_contacts(g_, r_, o_, axis=ax_, towards_cathode=toward, cuts=cuts,
-                                                           names=names, reach=_CONTACT_REACH)[core])
+                                                           names=names, reach=reach_)[core])
 
         out = _overlap(contacts, out, depth_, np.uint8, extra=(smoothed, reg)).rechunk(src.chunks)
     if void_split and "cathode" in thr:

@@ -51,23 +51,23 @@ def smooth(block: np.ndarray, sigma_nm: float, voxel_size_nm: Sequence[float],
 
     ``valid`` (optional, the block's shape): average over these voxels only
     (:func:`specimen_filter`), so the frame and the trench walls' rim shell lend the specimen
-    beside them none of their grey; a voxel with hardly any valid voxel within reach (a wide
-    shell's far side, the frame itself) keeps its plain average.
+    beside them none of their grey.
     """
     sig = smoothing_sigma(sigma_nm, voxel_size_nm)
     b = np.asarray(block, dtype=np.float32)
     if not any(sig):
         return b
-    plain = ndi.gaussian_filter(b, sig, mode="nearest", truncate=_TRUNCATE)
-    if valid is None or valid.all():
-        return plain
-    w = ndi.gaussian_filter(valid.astype(np.float32), sig, mode="nearest", truncate=_TRUNCATE)
-    g = ndi.gaussian_filter(np.where(valid, b, np.float32(0)), sig, mode="nearest", truncate=_TRUNCATE)
-    return np.where(w >= _MIN_WEIGHT, g / np.maximum(w, _MIN_WEIGHT), plain)
+    return specimen_filter(b, None if valid is None or valid.all() else valid, sig)
 
 
 _MIN_WEIGHT = np.float32(0.01)
-"""Least Gaussian weight of valid voxels for a frame-aware average (:func:`smooth`)."""
+"""Least Gaussian weight of the valid voxels for a normalised average (:func:`specimen_filter`).
+
+The average over the valid voxels is their weighted sum divided by their weight ``w``: its noise
+grows as ``1 / sqrt(w)``.  Under 1 % (noise magnified more than tenfold; a voxel about 2.3 sigma
+inside the frame or a wide shell, whose kernel reaches the specimen with its last tail only) the
+voxel keeps its plain average: it is not specimen, and what it reads matters only to the voxels
+around it, which have valid voxels of their own."""
 
 
 _SLAB_VOXELS = 4_000_000
@@ -143,14 +143,19 @@ def specimen_filter(values: np.ndarray, valid: np.ndarray | None, sigma: Sequenc
     (:attr:`volrecon.segment.frame.FrameMask.shell`) are not specimen: a plain lateral average
     beside a wall carries the wall's bright grey into the specimen's first ``3 sigma`` voxels.
     Averaged over the valid voxels alone, every voxel (an invalid one too, from the valid voxels
-    around it) reads the specimen's own level.  ``valid`` None: a plain Gaussian.
+    around it) reads the specimen's own level; a voxel with under :data:`_MIN_WEIGHT` of valid
+    weight within reach (deep in the frame) keeps its plain average.  ``valid`` None: a plain Gaussian.
     """
     v = np.asarray(values, dtype=np.float32)
     if valid is None:
         return ndi.gaussian_filter(v, sigma, mode="nearest", truncate=_TRUNCATE)
     w = ndi.gaussian_filter(valid.astype(np.float32), sigma, mode="nearest", truncate=_TRUNCATE)
     g = ndi.gaussian_filter(np.where(valid, v, np.float32(0)), sigma, mode="nearest", truncate=_TRUNCATE)
-    return g / np.maximum(w, np.float32(1e-3))
+    out = g / np.maximum(w, _MIN_WEIGHT)
+    thin = w < _MIN_WEIGHT
+    if thin.any():
+        out[thin] = ndi.gaussian_filter(v, sigma, mode="nearest", truncate=_TRUNCATE)[thin]
+    return out
 
 
 def _valid_block(phases: Any, band: "_Band", r0: int, r1: int, frame_value: int | None) -> np.ndarray | None:
@@ -180,6 +185,21 @@ def _non_film(img: np.ndarray, dark: float, bright: float, sig: Sequence[float],
     (over the specimen ``valid`` alone, :func:`specimen_filter`)."""
     fine = specimen_filter(img, valid, 1.0)
     return specimen_filter(((fine < dark) | (fine > bright)).astype(np.float32), valid, sig)
+
+
+DENSE_SHARE = 0.25
+"""Most dark (pore) share of a film taken as the dense SEI: a film darker than this in a quarter of
+its voxels is porous, no SEI."""
+
+MIN_POROUS_SHARE = 0.40
+"""Least dark (pore) share of the porous separator: common separators' porosity is 40-60 % and
+a pore darker than the sodium/film midpoint is counted in the share."""
+
+MIN_SHARE_RISE = MIN_POROUS_SHARE - DENSE_SHARE
+"""Least rise of a column's dark (or non-film) share from the film to the layer beyond it that
+marks a porous layer there: from the densest film accepted (:data:`DENSE_SHARE`) to the least
+porous separator (:data:`MIN_POROUS_SHARE`).  A smaller rise is within what the film's own
+variation (up to its accepted share) and a dense patch of separator can give."""
 
 
 def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequence[float],
@@ -222,7 +242,7 @@ def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequenc
     contrast = sei_level - na_level
     out["contrast"] = contrast
     # NaN levels (no column qualified) fail these tests too
-    if not contrast > 0 or not film_dark <= 0.25:
+    if not contrast > 0 or not film_dark <= DENSE_SHARE:
         out["reason"] = (f"no dense film beyond the sodium surface (contrast {contrast:.3g}, "
                          f"dark share {film_dark:.2f})")
         return out
@@ -254,10 +274,13 @@ def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequenc
     # fibres: the separator voxels brighter than the film's peak; the threshold half-way between
     # the film's peak and their median (the peak, not the film's grey at one offset, which blur
     # and the rims move with the film's thickness and the sodium surface's sub-voxel position)
-    fibres = sep_grey[sep_grey > sei_level]
+    fibres, pores = sep_grey[sep_grey > sei_level], sep_grey[sep_grey < dark_thr]
     bright_thr = np.inf
     if fibres.size > 100:
-        bright_thr = 0.5 * (sei_level + float(np.median(fibres)))
+        out["fibre_level"] = float(np.median(fibres))
+        bright_thr = 0.5 * (sei_level + out["fibre_level"])
+    if pores.size > 100:
+        out["pore_level"] = float(np.median(pores))
     other = _non_film(img, dark_thr, bright_thr, sig, valid)
     prof = _median_profile(other[cols], hn[cols], offs)
     i_min = int(np.argmin(np.where(near, prof, np.inf)))
@@ -266,7 +289,7 @@ def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequenc
     thr = 0.5 * (film_level + sep_level)
     out.update({"film_grey": film_grey, "fibre_threshold": float(bright_thr), "film_level": film_level,
                 "separator_level": sep_level, "threshold": float(thr)})
-    if sep_level - film_level < 0.15:
+    if sep_level - film_level < MIN_SHARE_RISE:
         out["reason"] = (f"the film is not distinct from the layer beyond it (non-film share {film_level:.2f} vs "
                          f"{sep_level:.2f})")
         return out
@@ -276,11 +299,12 @@ def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequenc
 
 
 def _pore_rise(dshare: np.ndarray, begin: np.ndarray, hs: np.ndarray, film_dark: float,
-               min_rise: float = 0.15) -> np.ndarray:
+               min_rise: float = MIN_SHARE_RISE) -> np.ndarray:
     """Per column (stacking axis last), the first voxel centre past ``begin`` and before the
     separator's end ``hs`` where the pore share ``dshare`` rises half-way from the film's
     ``film_dark`` to the column's highest share there; NaN where that highest share is less than
-    ``min_rise`` above the film's (no porous layer beyond the film in that column)."""
+    ``min_rise`` above the film's (no porous layer beyond the film in that column,
+    :data:`MIN_SHARE_RISE`)."""
     idx = np.arange(dshare.shape[-1]) + 0.5
     inside = (idx > np.nan_to_num(begin, nan=np.inf)[..., None]) & (idx < hs[..., None] - 0.5)
     top = np.where(inside, dshare, -np.inf).max(axis=-1)
@@ -557,12 +581,34 @@ def _thin_film_rims(image: Any, layers: Layers, fit: Mapping[str, Any], t0: floa
     return out, new_fit, True
 
 
+def rise_averaging_nm(ref: Mapping[str, float], reg_nm: float) -> float:
+    """Lateral Gaussian sigma (nm) over which the thickness of a column measured on a film -> fibre
+    rise is averaged (:func:`sei_outer_surface`).
+
+    A step's located position has an error of about the noise over the step's height, and the
+    noise of a lateral average falls as its sigma: the falling edge (film -> pore, height
+    ``F - P``) is located on grey values averaged over :data:`EDGE_LATERAL_NM`, so a rise (film ->
+    fibre, height ``B - F``, levels ``ref["sei_level"]``, ``ref["pore_level"]``,
+    ``ref["fibre_level"]``) needs ``r = (F - P) / (B - F)`` times that sigma for the same
+    precision: a further ``EDGE_LATERAL_NM * sqrt(r^2 - 1)``.  The film's own thickness varies
+    laterally, and the thickness map is taken as one neighbourhood over ``reg_nm`` (the local
+    median's half-width): the average is kept within it (at most ``reg_nm / 3``, the Gaussian
+    truncated at 3 sigma), which also holds when a level is missing.
+    """
+    cap = float(reg_nm) / _TRUNCATE
+    f, p, b = (float(ref.get(k, np.nan)) for k in ("sei_level", "pore_level", "fibre_level"))
+    if not (b > f > p):
+        return cap
+    r = (f - p) / (b - f)
+    return float(min(cap, EDGE_LATERAL_NM * math.sqrt(max(r * r - 1.0, 0.0))))
+
+
 def sei_outer_surface(
     image: Any, layers: Layers, *, voxel_size_nm: Sequence[float], lateral_nm: float = 60.0,
     min_contrast: float = 2.0, max_ratio: float = 2.5, reg_nm: float = 100.0,
     slab_voxels: int = _SLAB_VOXELS, reference_voxels: int = _REFERENCE_VOXELS,
     min_edge_share: float = MIN_EDGE_SHARE, own_edges: bool = False, phases: Any = None,
-    frame_value: int | None = None, thickness_nm: float = 25.0,
+    frame_value: int | None = None, thickness_nm: float | None = None,
 ) -> tuple[Layers, dict[str, Any]]:
     """The SEI's outer surface (``sei|separator``) from the grey values beyond the sodium surface.
 
@@ -589,9 +635,9 @@ def sei_outer_surface(
     the height) is then regularised: columns without a value, or further than
     ``max(1.5 voxels, 50 %)`` from the local median thickness (window ``reg_nm``), are not measured
     and take that local median; the map is then median-filtered (3 x 3), and the columns not
-    measured on a falling edge take its lateral average (Gaussian, ``thickness_nm``; 0: none): a
-    rise onto a fibre or a crossing is a small step in noise, while a film's thickness varies over
-    hundreds of nm (a falling edge is sharp, and measured against the column's own sodium surface).  A thin film (one that lies within the sodium edge's rim profile,
+    measured on a falling edge take its lateral average (Gaussian, ``thickness_nm``; 0: none; None:
+    :func:`rise_averaging_nm`): a rise onto a fibre or a crossing is a small step in noise (a
+    falling edge is sharp, and measured against the column's own sodium surface).  A thin film (one that lies within the sodium edge's rim profile,
     whose rims were taken from a thick edge by :func:`_thin_film_rims`) then gets its own edges:
     edge brightening depends on the materials on each side of an edge, so the thick edge's rims
     are only a first pass.  The grey profiles of the columns with a pore beyond a resolved film are
@@ -603,8 +649,9 @@ def sei_outer_surface(
     ``info["resolved"]`` is False (and a note says so) when ``t0`` is under :data:`RESOLVED_VOX`
     (and a thin film's own edges are then not fitted).
 
-    The SEI is accepted only when it is brighter than the sodium, dense (dark share under 0.25)
-    and distinct from the layer beyond it; else ``sei|separator`` stays at the sodium surface
+    The SEI is accepted only when it is brighter than the sodium, dense (dark share at most
+    :data:`DENSE_SHARE`) and distinct from the layer beyond it (its non-film share at least
+    :data:`MIN_SHARE_RISE` lower); else ``sei|separator`` stays at the sodium surface
     and ``info["found"]`` is False.
 
     ``phases`` and ``frame_value`` (optional, the volume's first-guess phases with the frame
@@ -740,11 +787,14 @@ def sei_outer_surface(
     ok = np.isfinite(t_raw) & (np.abs(t_raw - t_med) <= tol)
     t_clean = np.where(ok, t_raw, t_med)
     t = ndi.median_filter(t_clean, size=3, mode="nearest")
+    if thickness_nm is None:
+        thickness_nm = rise_averaging_nm(ref, reg_nm)
+    info["thickness_nm"] = float(thickness_nm)
     if thickness_nm > 0:
-        # a film -> fibre rise or a crossing is a small step in noise, while the film's thickness
-        # varies over hundreds of nm: those columns take the thickness averaged over thickness_nm; a
-        # falling edge (a pore beyond the film) is sharp and measured against the column's own
-        # sodium surface, whose roughness an average would carry into the outer surface
+        # a film -> fibre rise or a crossing is a small step in noise: those columns take the
+        # thickness averaged over thickness_nm; a falling edge (a pore beyond the film) is sharp and
+        # measured against the column's own sodium surface, whose roughness an average would carry
+        # into the outer surface
         sharp = ok & np.isfinite(t_fall) & (edge_share >= min_edge_share)
         t = np.where(sharp, t, ndi.gaussian_filter(t, [thickness_nm / vox[a] for a in lat], mode="nearest",
                                                    truncate=_TRUNCATE))
