@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 import uuid
@@ -24,9 +25,10 @@ from volrecon.segment.cathode_rims import (
 )
 from volrecon.segment.frame import find_frame
 from volrecon.segment.layers import EDGE_RIM_NM, Layers, detect_layers, refine_interface, region_block
-from volrecon.segment.thresholds import apply_thresholds, multi_otsu_thresholds
+from volrecon.segment.thresholds import apply_thresholds, multi_otsu, multi_otsu_thresholds
 from volrecon.segment.regional import (
-    classify_regions, rim_threshold, sei_outer_surface, smooth, smoothing_reach, smoothing_sigma, sodium_surface,
+    classify_regions, contact_cuts, rim_threshold, sei_outer_surface, separator_contacts, smooth, smoothing_reach,
+    smoothing_sigma, sodium_surface,
 )
 from volrecon.segment.voids import (
     VoidCues,
@@ -440,7 +442,8 @@ def segment_volume(
                 lay = refine_interface(image, lay, "sodium|sei", voxel_size_nm=vox,
                                        upper=None if regional else "sei|separator", rim=True, rim_nm=edge_rim_nm)
             if regional:
-                lay, sei_info = sei_outer_surface(image, lay, voxel_size_nm=vox, lateral_nm=sei_lateral_nm)
+                lay, sei_info = sei_outer_surface(image, lay, voxel_size_nm=vox, lateral_nm=sei_lateral_nm,
+                                                  phases=_unassigned(phases, rim_shell), frame_value=frame_value)
                 params["sei"] = sei_info
             inter = lay.to_dict(vox)
             inter["heights_nm"] = lay.heights_nm(vox)
@@ -497,7 +500,8 @@ def segment_volume(
             if regional:
                 phases_out = _regional_phases(image, src, regions, phases_out, names=names, vox=vox, smooth_nm=smooth_nm,
                                               min_size_nm=min_size_nm, frame_value=frame_value, void_split=void_split, void_cues=void_cues,
-                                              params=params, warnings=warnings, edge=lay.edges.get("sodium|sei"), folder=folder)
+                                              params=params, warnings=warnings, edge=lay.edges.get("sodium|sei"), folder=folder,
+                                              shell=rim_shell, stack=(lay.axis, lay.anode_first))
             if not lazy_input:
                 regions, phases_out = da.compute(regions, phases_out)
             phases = phases_out
@@ -729,20 +733,41 @@ def _smoothed_slices(image: da.Array, zs: np.ndarray, smooth_nm: float, vox: tup
     return out
 
 
-def _smoothed(src: da.Array, smooth_nm: float, vox: tuple[float, float, float]) -> da.Array:
-    """The 3D Gaussian-denoised grey values (:func:`volrecon.segment.regional.smooth`), chunked."""
+def _smoothed(src: da.Array, smooth_nm: float, vox: tuple[float, float, float],
+              valid: da.Array | None = None) -> da.Array:
+    """The 3D Gaussian-denoised grey values (:func:`volrecon.segment.regional.smooth`), chunked;
+    ``valid`` (bool, ``src``'s shape): averaged over those voxels only."""
+    if valid is None:
+        def sm(block: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
+            return np.ascontiguousarray(smooth(block, smooth_nm, vox)[core])
 
-    def sm(block: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
-        return np.ascontiguousarray(smooth(block, smooth_nm, vox)[core])
+        return _overlap(sm, src.astype(np.float32), smoothing_reach(smooth_nm, vox), np.float32).rechunk(src.chunks)
 
-    return _overlap(sm, src.astype(np.float32), smoothing_reach(smooth_nm, vox), np.float32).rechunk(src.chunks)
+    def smv(block: np.ndarray, v: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
+        return np.ascontiguousarray(smooth(block, smooth_nm, vox, valid=v)[core])
+
+    return _overlap(smv, src.astype(np.float32), smoothing_reach(smooth_nm, vox), np.float32,
+                    extra=(valid.rechunk(src.chunks),)).rechunk(src.chunks)
+
+
+def _contact_reach(smooth_nm: float, vox: tuple[float, float, float], axis: int) -> int:
+    """Voxels along the stacking ``axis`` a cathode particle may reach into the separator region
+    (:func:`volrecon.segment.regional.separator_contacts`).
+
+    The layers' interface is a smooth surface placed to about a voxel along the axis, and the
+    particle's top is classified on grey values denoised by a Gaussian of ``smooth_nm``, which
+    spreads it by about a sigma: the reach is one voxel plus that sigma, in whole voxels
+    (``ceil(1 + sigma)``; at 10-13 nm voxels and ``smooth_nm`` 10, 2 voxels).
+    """
+    return int(math.ceil(1.0 + smoothing_sigma(smooth_nm, vox)[axis]))
 
 
 def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *, names: Mapping[str, int],
                      vox: tuple[float, float, float], smooth_nm: float, min_size_nm: float, frame_value: int | None,
                      void_split: bool, void_cues: VoidCues | None, params: dict[str, Any],
                      warnings: list[str], edge: Mapping[str, float] | None = None,
-                     folder: Scratch | None = None) -> da.Array:
+                     folder: Scratch | None = None, shell: np.ndarray | None = None,
+                     stack: tuple[int, bool] | None = None) -> da.Array:
     """Method ``layers``: classify cathode and separator on their own histograms (see regional.py).
 
     ``edge``: the edge-rim fit on the sodium surface (:attr:`Layers.edges`); when given, the
@@ -751,19 +776,28 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
     binder cut placed between those two materials only (:func:`volrecon.segment.voids.filled_pore_cut`,
     ``parameters["cathode_pore_cut"]``).
     ``folder``: where the denoised grey values are kept (:func:`_materialise`; None: in memory).
+    ``shell``: the trench walls' rim shell (``(y, x)``, :attr:`volrecon.segment.frame.FrameMask.shell`);
+    the grey values are denoised over the specimen outside the frame and the shell, so the voxels
+    beside a wall (the shell's among them) are classified on the specimen's grey, not the wall's.
+    ``stack``: the stacking axis and whether the anode comes first; with it, the separator's voxels
+    on the cathode's active particles are re-decided (:func:`volrecon.segment.regional.separator_contacts`).
     """
-    smoothed = _materialise(_smoothed(src, smooth_nm, vox), folder, "smoothed")
     reg = regions if isinstance(regions, da.Array) else da.from_array(regions, chunks=src.chunks)
     reg = reg.rechunk(src.chunks)
+    valid = None
+    if frame_value is not None:
+        valid = reg != REGIONS["frame"]
+        if shell is not None:
+            valid &= ~da.from_array(shell, chunks=src.chunks[1:])[None]
+    smoothed = _materialise(_smoothed(src, smooth_nm, vox, valid), folder, "smoothed")
     base = base.rechunk(src.chunks)
-    from skimage.filters import threshold_multiotsu
-
     thr: dict[str, list[float]] = {}
     cat_grey = None
+    samples: dict[str, np.ndarray] = {}
     for region, classes in (("cathode", 3), ("separator", 2)):
-        vals = _region_sample(smoothed, reg, REGIONS[region])
+        vals = samples[region] = _region_sample(smoothed, reg, REGIONS[region])
         if vals.size >= 100 and np.unique(vals[:100_000]).size >= classes:
-            thr[region] = [float(v) for v in threshold_multiotsu(vals, classes=classes, nbins=256)]
+            thr[region] = [float(v) for v in multi_otsu(vals, classes, bins=256)]
             if region == "cathode":
                 cat_grey, thr[region] = _cathode_rim_grey(smoothed, reg, vals, thr[region], vox=vox, params=params)
                 # electrolyte | binder between those two materials only, whatever the cell's voids; plain
@@ -787,6 +821,22 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
     else:
         out = da.map_blocks(lambda g, r, b, c: classify_regions(g, r, b, thresholds=thr, names=names, cathode_grey=c),
                             smoothed, reg, base, cat_grey, dtype=np.uint8)
+    cuts = None
+    if stack is not None and len(thr.get("cathode", ())) == 2 and "separator" in thr:
+        cuts = contact_cuts(samples["separator"], thr["separator"][0], samples["cathode"], thr["cathode"][1], edge or {},
+                            smoothing_sigma(smooth_nm, vox))
+    if cuts is not None:
+        ax_, toward = stack[0], 1 if stack[1] else -1
+        reach_ = _contact_reach(smooth_nm, vox, ax_)
+        params["separator_contacts"] = {**cuts, "reach_vox": reach_}
+        depth_ = [0, 0, 0]
+        depth_[ax_] = reach_ + 1
+
+        def contacts(o_: np.ndarray, g_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
+            return np.ascontiguousarray(separator_contacts(g_, r_, o_, axis=ax_, towards_cathode=toward, cuts=cuts,
+                                                           names=names, reach=reach_)[core])
+
+        out = _overlap(contacts, out, depth_, np.uint8, extra=(smoothed, reg)).rechunk(src.chunks)
     if void_split and "cathode" in thr:
         # the classes, kept, free the denoised copy before the void split keeps its own grey values:
         # one float copy of the volume at a time in scratch

@@ -45,13 +45,29 @@ def smoothing_reach(sigma_nm: float, voxel_size_nm: Sequence[float]) -> tuple[in
     return tuple(int(math.ceil(_TRUNCATE * s)) + 1 for s in smoothing_sigma(sigma_nm, voxel_size_nm))  # type: ignore[return-value]
 
 
-def smooth(block: np.ndarray, sigma_nm: float, voxel_size_nm: Sequence[float]) -> np.ndarray:
-    """3D Gaussian denoising with the physical voxel size respected."""
+def smooth(block: np.ndarray, sigma_nm: float, voxel_size_nm: Sequence[float],
+           valid: np.ndarray | None = None) -> np.ndarray:
+    """3D Gaussian denoising with the physical voxel size respected.
+
+    ``valid`` (optional, the block's shape): average over these voxels only
+    (:func:`specimen_filter`), so the frame and the trench walls' rim shell lend the specimen
+    beside them none of their grey.
+    """
     sig = smoothing_sigma(sigma_nm, voxel_size_nm)
     b = np.asarray(block, dtype=np.float32)
     if not any(sig):
         return b
-    return ndi.gaussian_filter(b, sig, mode="nearest", truncate=_TRUNCATE)
+    return specimen_filter(b, None if valid is None or valid.all() else valid, sig)
+
+
+_MIN_WEIGHT = np.float32(0.01)
+"""Least Gaussian weight of the valid voxels for a normalised average (:func:`specimen_filter`).
+
+The average over the valid voxels is their weighted sum divided by their weight ``w``: its noise
+grows as ``1 / sqrt(w)``.  Under 1 % (noise magnified more than tenfold; a voxel about 2.3 sigma
+inside the frame or a wide shell, whose kernel reaches the specimen with its last tail only) the
+voxel keeps its plain average: it is not specimen, and what it reads matters only to the voxels
+around it, which have valid voxels of their own."""
 
 
 _SLAB_VOXELS = 4_000_000
@@ -120,15 +136,74 @@ def _anode_first(h: Any, layers: Layers) -> np.ndarray:
     return h if layers.anode_first else layers.length - h
 
 
-def _non_film(img: np.ndarray, dark: float, bright: float, sig: Sequence[float]) -> np.ndarray:
-    """Lateral share of voxels that are not film: darker than ``dark`` or brighter than ``bright``."""
-    fine = ndi.gaussian_filter(img, [1.0, 1.0, 1.0], mode="nearest", truncate=_TRUNCATE)
-    return ndi.gaussian_filter(((fine < dark) | (fine > bright)).astype(np.float32), sig, mode="nearest",
-                               truncate=_TRUNCATE)
+def specimen_filter(values: np.ndarray, valid: np.ndarray | None, sigma: Sequence[float] | float) -> np.ndarray:
+    """Gaussian average of ``values`` over the ``valid`` voxels only (normalised convolution).
+
+    The face's frame (cap, trench walls) and the walls' rim shell
+    (:attr:`volrecon.segment.frame.FrameMask.shell`) are not specimen: a plain lateral average
+    beside a wall carries the wall's bright grey into the specimen's first ``3 sigma`` voxels.
+    Averaged over the valid voxels alone, every voxel (an invalid one too, from the valid voxels
+    around it) reads the specimen's own level; a voxel with under :data:`_MIN_WEIGHT` of valid
+    weight within reach (deep in the frame) keeps its plain average.  ``valid`` None: a plain Gaussian.
+    """
+    v = np.asarray(values, dtype=np.float32)
+    if valid is None:
+        return ndi.gaussian_filter(v, sigma, mode="nearest", truncate=_TRUNCATE)
+    w = ndi.gaussian_filter(valid.astype(np.float32), sigma, mode="nearest", truncate=_TRUNCATE)
+    g = ndi.gaussian_filter(np.where(valid, v, np.float32(0)), sigma, mode="nearest", truncate=_TRUNCATE)
+    out = g / np.maximum(w, _MIN_WEIGHT)
+    thin = w < _MIN_WEIGHT
+    if thin.any():
+        out[thin] = ndi.gaussian_filter(v, sigma, mode="nearest", truncate=_TRUNCATE)[thin]
+    return out
+
+
+def _valid_block(phases: Any, band: "_Band", r0: int, r1: int, frame_value: int | None) -> np.ndarray | None:
+    """Specimen voxels of rows ``[r0, r1)`` of the band (``phases`` neither 0 nor the frame), or None
+    when there is no ``phases`` or every voxel is specimen."""
+    if phases is None:
+        return None
+    ph = band.read(phases, r0, r1, phases.dtype)
+    valid = ph != 0
+    if frame_value is not None:
+        valid &= ph != frame_value
+    return None if valid.all() else valid
+
+
+def _specimen_columns(valid: np.ndarray | None, hn: np.ndarray, hs: np.ndarray) -> np.ndarray:
+    """Columns (stacking axis last) that are specimen from a voxel before ``hn`` to a voxel past ``hs``."""
+    if valid is None:
+        return np.ones(hn.shape, bool)
+    idx = np.arange(valid.shape[-1]) + 0.5
+    span = (idx >= np.nan_to_num(hn, nan=np.inf)[..., None] - 1.0) & (idx <= np.nan_to_num(hs, nan=-np.inf)[..., None] + 1.0)
+    return ~(span & ~valid).any(axis=-1)
+
+
+def _non_film(img: np.ndarray, dark: float, bright: float, sig: Sequence[float],
+              valid: np.ndarray | None = None) -> np.ndarray:
+    """Lateral share of voxels that are not film: darker than ``dark`` or brighter than ``bright``
+    (over the specimen ``valid`` alone, :func:`specimen_filter`)."""
+    fine = specimen_filter(img, valid, 1.0)
+    return specimen_filter(((fine < dark) | (fine > bright)).astype(np.float32), valid, sig)
+
+
+DENSE_SHARE = 0.25
+"""Most dark (pore) share of a film taken as the dense SEI: a film darker than this in a quarter of
+its voxels is porous, no SEI."""
+
+MIN_POROUS_SHARE = 0.40
+"""Least dark (pore) share of the porous separator: common separators' porosity is 40-60 % and
+a pore darker than the sodium/film midpoint is counted in the share."""
+
+MIN_SHARE_RISE = MIN_POROUS_SHARE - DENSE_SHARE
+"""Least rise of a column's dark (or non-film) share from the film to the layer beyond it that
+marks a porous layer there: from the densest film accepted (:data:`DENSE_SHARE`) to the least
+porous separator (:data:`MIN_POROUS_SHARE`).  A smaller rise is within what the film's own
+variation (up to its accepted share) and a dense patch of separator can give."""
 
 
 def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequence[float],
-                   core: tuple[int, int] | None = None) -> dict[str, Any]:
+                   core: tuple[int, int] | None = None, valid: np.ndarray | None = None) -> dict[str, Any]:
     """The film's and the separator's levels, the thresholds and the reference thickness ``t0``.
 
     Medians over the columns of the rows ``core`` of ``img`` (all rows when None; the others are
@@ -158,8 +233,8 @@ def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequenc
     # the separator is porous, the SEI dense: dark (pore) voxels, i.e. darker than the midpoint
     # of sodium and film, are what marks the separator; their lateral share per column
     dark_thr = 0.5 * (na_level + sei_level)
-    fine7 = ndi.gaussian_filter(img, [0.7, 0.7, 0.7], mode="nearest", truncate=_TRUNCATE)
-    dshare = ndi.gaussian_filter((fine7 < dark_thr).astype(np.float32), sig, mode="nearest", truncate=_TRUNCATE)
+    fine7 = specimen_filter(img, valid, 0.7)
+    dshare = specimen_filter((fine7 < dark_thr).astype(np.float32), valid, sig)
     del fine7
     film_dark = float(np.median(sample_columns(dshare[cols], at_film)))
     out: dict[str, Any] = {"sei_level": sei_level, "sodium_level": na_level, "dark_threshold": dark_thr,
@@ -167,17 +242,16 @@ def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequenc
     contrast = sei_level - na_level
     out["contrast"] = contrast
     # NaN levels (no column qualified) fail these tests too
-    if not contrast > 0 or not film_dark <= 0.25:
+    if not contrast > 0 or not film_dark <= DENSE_SHARE:
         out["reason"] = (f"no dense film beyond the sodium surface (contrast {contrast:.3g}, "
                          f"dark share {film_dark:.2f})")
         return out
     span = int(min(n - 1, max(8, np.ceil(np.nanmedian((hs - hn)[cols])))))
     offs = np.arange(0.0, span, 0.25)
     prof_d = _median_profile(dshare[cols], hn[cols], offs)
-    del dshare
     near = offs <= max(2.0, 0.25 * span)
     i_dense = int(np.argmin(np.where(near, prof_d, np.inf)))
-    fine = ndi.gaussian_filter(img, [1.0, 1.0, 1.0], mode="nearest", truncate=_TRUNCATE)
+    fine = specimen_filter(img, valid, 1.0)
     film_grey = float(_median_profile(fine[cols], hn[cols], offs[i_dense:i_dense + 1])[0])
     # where the film ends: the dark (pore) share, median over the columns, rises half-way from
     # the film's densest point to its highest level
@@ -186,8 +260,13 @@ def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequenc
     # half the band would pass its own grey values off as the separator's fibres and pores)
     half = 0.5 * (hn + hs)
     starts = [np.maximum(half, hn + offs[rise[0]] + 1.0)] if rise.size else []
+    # no rise in the median profile, or none before the separator ends: the film fills most of the
+    # band in most columns (a thick SEI grown into the separator); each column's own rise of the
+    # pore share, where it has one
+    starts.append(_pore_rise(dshare, np.where(cols, hn + offs[i_dense], np.nan), hs, film_dark) + 1.0)
+    del dshare
     for start in starts + [half]:  # the far half alone where the film leaves no separator
-        outer = (idx > start[..., None]) & (idx < hs[..., None] - 0.5) & in_core[..., None]
+        outer = (idx > start[..., None]) & (idx < hs[..., None] - 0.5) & cols[..., None]
         if outer.any():
             break
     sep_grey = fine[outer]
@@ -195,11 +274,14 @@ def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequenc
     # fibres: the separator voxels brighter than the film's peak; the threshold half-way between
     # the film's peak and their median (the peak, not the film's grey at one offset, which blur
     # and the rims move with the film's thickness and the sodium surface's sub-voxel position)
-    fibres = sep_grey[sep_grey > sei_level]
+    fibres, pores = sep_grey[sep_grey > sei_level], sep_grey[sep_grey < dark_thr]
     bright_thr = np.inf
     if fibres.size > 100:
-        bright_thr = 0.5 * (sei_level + float(np.median(fibres)))
-    other = _non_film(img, dark_thr, bright_thr, sig)
+        out["fibre_level"] = float(np.median(fibres))
+        bright_thr = 0.5 * (sei_level + out["fibre_level"])
+    if pores.size > 100:
+        out["pore_level"] = float(np.median(pores))
+    other = _non_film(img, dark_thr, bright_thr, sig, valid)
     prof = _median_profile(other[cols], hn[cols], offs)
     i_min = int(np.argmin(np.where(near, prof, np.inf)))
     film_level = float(prof[i_min])
@@ -207,13 +289,28 @@ def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequenc
     thr = 0.5 * (film_level + sep_level)
     out.update({"film_grey": film_grey, "fibre_threshold": float(bright_thr), "film_level": film_level,
                 "separator_level": sep_level, "threshold": float(thr)})
-    if sep_level - film_level < 0.15:
+    if sep_level - film_level < MIN_SHARE_RISE:
         out["reason"] = (f"the film is not distinct from the layer beyond it (non-film share {film_level:.2f} vs "
                          f"{sep_level:.2f})")
         return out
     cross = np.nonzero((prof > thr) & (np.arange(offs.size) > i_min))[0]
     out["t0"] = float(offs[cross[0]]) if cross.size else float(offs[-1])
     return out
+
+
+def _pore_rise(dshare: np.ndarray, begin: np.ndarray, hs: np.ndarray, film_dark: float,
+               min_rise: float = MIN_SHARE_RISE) -> np.ndarray:
+    """Per column (stacking axis last), the first voxel centre past ``begin`` and before the
+    separator's end ``hs`` where the pore share ``dshare`` rises half-way from the film's
+    ``film_dark`` to the column's highest share there; NaN where that highest share is less than
+    ``min_rise`` above the film's (no porous layer beyond the film in that column,
+    :data:`MIN_SHARE_RISE`)."""
+    idx = np.arange(dshare.shape[-1]) + 0.5
+    inside = (idx > np.nan_to_num(begin, nan=np.inf)[..., None]) & (idx < hs[..., None] - 0.5)
+    top = np.where(inside, dshare, -np.inf).max(axis=-1)
+    over = inside & (dshare > 0.5 * (film_dark + top)[..., None])
+    k = np.argmax(over, axis=-1)
+    return np.where(over.any(axis=-1) & (top >= film_dark + min_rise), idx[k], np.nan)
 
 
 def _film_crossing(other: np.ndarray, hn: np.ndarray, hs: np.ndarray, thr: float, t0: float,
@@ -254,7 +351,7 @@ def _first_voxel(mask: np.ndarray, lo: np.ndarray) -> np.ndarray:
 
 def _outer_edge(img: np.ndarray, c0: int, c1: int, hn: np.ndarray, t: np.ndarray, hs: np.ndarray,
                 sig: Sequence[float], dark: float, bright: float, t0: float, edge: Mapping[str, float],
-                film: float) -> tuple[np.ndarray, np.ndarray]:
+                film: float, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per column of rows ``[c0, c1)`` of ``img`` (stacking axis last, anode first), the film's
     thickness from its outer edge: ``(falling, rising)``, NaN where that edge is not seen.
 
@@ -270,10 +367,10 @@ def _outer_edge(img: np.ndarray, c0: int, c1: int, hn: np.ndarray, t: np.ndarray
     passes ``bright`` and stays past it for the next voxel.  It is kept where the grey value 1.5
     voxels beyond it is past that cut; the rise is searched from ``edge["reach_vox"]`` beyond the
     sodium surface (clear of the sodium edge's own step).  The steepest step lies on the dark side of the boundary by the edge
-    rims' ``edge["shift_vox"]`` (measured on the sodium surface,
+    rims' ``edge["shift_vox"]`` (``valid``: the specimen voxels the lateral smoothing averages over; measured on the sodium surface,
     :func:`volrecon.segment.layers.edge_rim_shift`): it is moved that far towards the bright side.
     """
-    gl = ndi.gaussian_filter(img, sig, mode="nearest", truncate=_TRUNCATE)[c0:c1]
+    gl = specimen_filter(img, valid, sig)[c0:c1]
     g = ndi.gaussian_filter1d(gl, 0.7, axis=-1, mode="nearest", truncate=_TRUNCATE)
     n = g.shape[-1]
     d = g[..., 1:] - g[..., :-1]  # step across boundary coordinate i + 1
@@ -484,11 +581,34 @@ def _thin_film_rims(image: Any, layers: Layers, fit: Mapping[str, Any], t0: floa
     return out, new_fit, True
 
 
+def rise_averaging_nm(ref: Mapping[str, float], reg_nm: float) -> float:
+    """Lateral Gaussian sigma (nm) over which the thickness of a column measured on a film -> fibre
+    rise is averaged (:func:`sei_outer_surface`).
+
+    A step's located position has an error of about the noise over the step's height, and the
+    noise of a lateral average falls as its sigma: the falling edge (film -> pore, height
+    ``F - P``) is located on grey values averaged over :data:`EDGE_LATERAL_NM`, so a rise (film ->
+    fibre, height ``B - F``, levels ``ref["sei_level"]``, ``ref["pore_level"]``,
+    ``ref["fibre_level"]``) needs ``r = (F - P) / (B - F)`` times that sigma for the same
+    precision: a further ``EDGE_LATERAL_NM * sqrt(r^2 - 1)``.  The film's own thickness varies
+    laterally, and the thickness map is taken as one neighbourhood over ``reg_nm`` (the local
+    median's half-width): the average is kept within it (at most ``reg_nm / 3``, the Gaussian
+    truncated at 3 sigma), which also holds when a level is missing.
+    """
+    cap = float(reg_nm) / _TRUNCATE
+    f, p, b = (float(ref.get(k, np.nan)) for k in ("sei_level", "pore_level", "fibre_level"))
+    if not (b > f > p):
+        return cap
+    r = (f - p) / (b - f)
+    return float(min(cap, EDGE_LATERAL_NM * math.sqrt(max(r * r - 1.0, 0.0))))
+
+
 def sei_outer_surface(
     image: Any, layers: Layers, *, voxel_size_nm: Sequence[float], lateral_nm: float = 60.0,
     min_contrast: float = 2.0, max_ratio: float = 2.5, reg_nm: float = 100.0,
     slab_voxels: int = _SLAB_VOXELS, reference_voxels: int = _REFERENCE_VOXELS,
-    min_edge_share: float = MIN_EDGE_SHARE, own_edges: bool = False,
+    min_edge_share: float = MIN_EDGE_SHARE, own_edges: bool = False, phases: Any = None,
+    frame_value: int | None = None, thickness_nm: float | None = None,
 ) -> tuple[Layers, dict[str, Any]]:
     """The SEI's outer surface (``sei|separator``) from the grey values beyond the sodium surface.
 
@@ -514,7 +634,10 @@ def sei_outer_surface(
     (Gaussian-weighted over ``reg_nm``, widened until it reaches them).  The thickness map (not
     the height) is then regularised: columns without a value, or further than
     ``max(1.5 voxels, 50 %)`` from the local median thickness (window ``reg_nm``), are not measured
-    and take that local median.  A thin film (one that lies within the sodium edge's rim profile,
+    and take that local median; the map is then median-filtered (3 x 3), and the columns not
+    measured on a falling edge take its lateral average (Gaussian, ``thickness_nm``; 0: none; None:
+    :func:`rise_averaging_nm`): a rise onto a fibre or a crossing is a small step in noise (a
+    falling edge is sharp, and measured against the column's own sodium surface).  A thin film (one that lies within the sodium edge's rim profile,
     whose rims were taken from a thick edge by :func:`_thin_film_rims`) then gets its own edges:
     edge brightening depends on the materials on each side of an edge, so the thick edge's rims
     are only a first pass.  The grey profiles of the columns with a pore beyond a resolved film are
@@ -526,9 +649,16 @@ def sei_outer_surface(
     ``info["resolved"]`` is False (and a note says so) when ``t0`` is under :data:`RESOLVED_VOX`
     (and a thin film's own edges are then not fitted).
 
-    The SEI is accepted only when it is brighter than the sodium, dense (dark share under 0.25)
-    and distinct from the layer beyond it; else ``sei|separator`` stays at the sodium surface
+    The SEI is accepted only when it is brighter than the sodium, dense (dark share at most
+    :data:`DENSE_SHARE`) and distinct from the layer beyond it (its non-film share at least
+    :data:`MIN_SHARE_RISE` lower); else ``sei|separator`` stays at the sodium surface
     and ``info["found"]`` is False.
+
+    ``phases`` and ``frame_value`` (optional, the volume's first-guess phases with the frame
+    labelled ``frame_value`` and the walls' rim shell 0, as :func:`sodium_surface` takes them): every
+    lateral average is taken over the specimen alone (:func:`specimen_filter`), the reference
+    statistics use columns of specimen only, and the columns of the frame and of the shell take the
+    thickness of the specimen columns around them.
 
     Only the anode band (from the sodium surface to ``separator|cathode``) is read, in slabs of
     about ``slab_voxels`` along the first lateral axis with enough overlap for the filters: the
@@ -571,7 +701,8 @@ def sei_outer_surface(
     ref_pad = gaussian_reach(1.0) + gaussian_reach(sig[0])
     q0, q1 = max(0, r0 - ref_pad), min(rows, r0 + k + ref_pad)
     ref_block = band.read(image, q0, q1)
-    ref = _sei_reference(ref_block, hn_b[q0:q1], hs_b[q0:q1], sig, core=(r0 - q0, r0 + k - q0))
+    ref_valid = _valid_block(phases, band, q0, q1, frame_value)
+    ref = _sei_reference(ref_block, hn_b[q0:q1], hs_b[q0:q1], sig, core=(r0 - q0, r0 + k - q0), valid=ref_valid)
     info["reference_rows"] = [r0, r0 + k]
     fit = dict(layers.edges.get("sodium|sei", {}))
     if "reason" not in ref:
@@ -579,8 +710,9 @@ def sei_outer_surface(
         if moved:
             hn = _anode_first(layers.heights["sodium|sei"], layers)
             hn_b = hn - lo
-            ref = _sei_reference(ref_block, hn_b[q0:q1], hs_b[q0:q1], sig, core=(r0 - q0, r0 + k - q0))
-    del ref_block
+            ref = _sei_reference(ref_block, hn_b[q0:q1], hs_b[q0:q1], sig, core=(r0 - q0, r0 + k - q0),
+                                 valid=ref_valid)
+    del ref_block, ref_valid
     info.update({key: v for key, v in ref.items() if key not in ("reason", "contrast", "t0")})
     if "reason" in ref:
         info["reason"] = ref["reason"]
@@ -604,19 +736,25 @@ def sei_outer_surface(
     sampled &= thin and own_edges
     x_prof = np.arange(-float(rim_offsets(vox[ax])[-1]), reach + float(rim_offsets(vox[ax])[-1]) + 0.01, 0.25)
     pieces = [np.zeros((0, x_prof.size), np.float32)]
+    specimen = np.ones(hn.shape, bool)
     for a0, a1, p0, p1 in _slabs(rows, row_vox, pad, slab_voxels):
         img = band.read(image, p0, p1)
+        valid = _valid_block(phases, band, p0, p1, frame_value)
+        specimen[a0:a1] = _specimen_columns(None if valid is None else valid[a0 - p0:a1 - p0], hn_b[a0:a1], hs_b[a0:a1])
         take = sampled[a0:a1]
         if take.any():
             at = hn_b[a0:a1][take][:, None] + x_prof
             pieces.append(sample_columns(img[a0 - p0:a1 - p0][take], at).astype(np.float32))
-        other = _non_film(img, ref["dark_threshold"], ref["fibre_threshold"], sig)
+        other = _non_film(img, ref["dark_threshold"], ref["fibre_threshold"], sig, valid)
         t_raw[a0:a1] = _film_crossing(other[a0 - p0:a1 - p0], hn_b[a0:a1], hs_b[a0:a1], thr, t0, reach)
         del other
         t_fall[a0:a1], t_rise[a0:a1] = _outer_edge(img, a0 - p0, a1 - p0, hn_b[a0:a1], t_raw[a0:a1], hs_b[a0:a1],
                                                    sig_edge, ref["dark_threshold"], ref["fibre_threshold"], t0, edge,
-                                                   ref["sei_level"])
-        del img
+                                                   ref["sei_level"], valid)
+        del img, valid
+    # the frame's and its rim shell's columns measure nothing (their values are the specimen's around)
+    cols &= specimen
+    t_raw, t_fall, t_rise = (np.where(specimen, a, np.nan) for a in (t_raw, t_fall, t_rise))
     # 3. lateral regularisation of the thickness (not of the height): robust local median, columns
     #    far from it rejected, unmeasured columns take the local median
     edge_share = float(np.isfinite(t_fall)[cols].mean()) if cols.any() else 0.0
@@ -641,11 +779,25 @@ def sei_outer_surface(
         t_raw = _fill_thickness(t_raw, [reg_nm / vox[a] for a in lat])
     size = [max(3, 2 * round(reg_nm / vox[a]) + 1) for a in lat]
     t_fill = np.where(np.isfinite(t_raw), t_raw, t0)
+    if not specimen.all():
+        # the frame's columns enter the local median with the thickness of the specimen around them
+        t_fill = np.where(specimen, t_fill, _fill_thickness(np.where(specimen, t_fill, np.nan), [reg_nm / vox[a] for a in lat]))
     t_med = ndi.median_filter(t_fill, size=size, mode="nearest")
     tol = np.maximum(1.5, 0.5 * t_med)
     ok = np.isfinite(t_raw) & (np.abs(t_raw - t_med) <= tol)
     t_clean = np.where(ok, t_raw, t_med)
     t = ndi.median_filter(t_clean, size=3, mode="nearest")
+    if thickness_nm is None:
+        thickness_nm = rise_averaging_nm(ref, reg_nm)
+    info["thickness_nm"] = float(thickness_nm)
+    if thickness_nm > 0:
+        # a film -> fibre rise or a crossing is a small step in noise: those columns take the
+        # thickness averaged over thickness_nm; a falling edge (a pore beyond the film) is sharp and
+        # measured against the column's own sodium surface, whose roughness an average would carry
+        # into the outer surface
+        sharp = ok & np.isfinite(t_fall) & (edge_share >= min_edge_share)
+        t = np.where(sharp, t, ndi.gaussian_filter(t, [thickness_nm / vox[a] for a in lat], mode="nearest",
+                                                   truncate=_TRUNCATE))
     # 4. a thin film: its own edges, fitted on the columns with a pore beyond it, grouped by thickness
     #    (a film under RESOLVED_VOX blurs into one bump whose level and width trade off: not fitted)
     na_moved = False
@@ -727,19 +879,113 @@ def rim_threshold(values: np.ndarray, threshold: float, edge: Mapping[str, float
     one voxel when not given); the threshold is half-way between them, ``P + (0.5 + ρ k)(F - P)``,
     with ``P`` and ``F`` the medians of ``values`` below and above ``threshold``.
     """
-    from scipy.special import ndtr
-
     v = np.asarray(values, float)
     lo_v, hi_v = v[v < threshold], v[v >= threshold]
     rho = float(edge.get("rim_ratio", 0.0)) if edge.get("accepted", True) else 0.0
     if lo_v.size < 10 or hi_v.size < 10 or not rho > 0:
         return float(threshold)
     p_level, f_level = float(np.median(lo_v)), float(np.median(hi_v))
+    frac = float(np.clip(0.5 + _rim_lift(edge, smooth_sigma), 0.5, 0.85))
+    return p_level + frac * (f_level - p_level)
+
+
+def _rim_lift(edge: Mapping[str, float], smooth_sigma: Sequence[float]) -> float:
+    """``ρ k``: the share of a step's height that the rims add to each voxel beside the boundary
+    (the rim model of :func:`rim_threshold`; 0 without an accepted rim fit)."""
+    from scipy.special import ndtr
+
+    rho = float(edge.get("rim_ratio", 0.0)) if edge.get("accepted", True) else 0.0
     s = float(np.hypot(float(edge.get("sigma_vox", 1.0)), max(smooth_sigma)))
     w = float(edge.get("rim_half_width_vox", 1.0))
-    k = float(ndtr((0.5 + w) / s) - ndtr((0.5 - w) / s))
-    frac = float(np.clip(0.5 + rho * k, 0.5, 0.85))
-    return p_level + frac * (f_level - p_level)
+    return max(rho, 0.0) * float(ndtr((0.5 + w) / s) - ndtr((0.5 - w) / s))
+
+
+def contact_cuts(separator: np.ndarray, separator_cut: float, cathode: np.ndarray, active_cut: float,
+                 edge: Mapping[str, float], smooth_sigma: Sequence[float]) -> dict[str, float] | None:
+    """Grey cuts for the separator's voxels that lie on the cathode's active particles.
+
+    Where a separator fibre or pore sits on an active particle, the layers' interface (a smooth
+    surface, good to about a voxel) leaves a particle's first voxels in the separator, where the
+    two-class fibre threshold calls them fibre; and the pore voxel lying on a particle reads far
+    above the pore's level (blur and the edge rims carry a share ``c`` of the pore -> active step
+    onto it), so it reads as a fibre too.  With the levels ``P`` (the separator's pore), ``F``
+    (its fibres: the separator's ``values`` below / above ``separator_cut``) and ``A`` (the
+    cathode's active: its ``values`` above ``active_cut``), and the rim model of
+    :func:`rim_threshold` (``edge``, ``smooth_sigma``; ``c = Φ(-0.5 / s) + ρ k``, the read of the
+    dark voxel beside a step):
+
+    - ``active``: fibre | active, ``F + (0.5 + ρ k)(A - F)`` (the half-way read of the two voxels
+      beside that boundary);
+    - ``pore_active``: pore | active, ``P + (0.5 + ρ k)(A - P)``, for a particle's first voxel
+      under a pore (the lit pore voxel beyond it reads under this cut, a fibre does not);
+    - ``pore_on_active``: half-way between what a pore voxel and a fibre voxel lying on a particle
+      read, ``P + c (A - P)`` and ``F + c (A - F)``.
+
+    None when a level is missing or the active particles are not brighter than the fibres.
+    """
+    from scipy.special import ndtr
+
+    sep, cat = np.asarray(separator, float), np.asarray(cathode, float)
+    pores, fibres, active = sep[sep < separator_cut], sep[sep >= separator_cut], cat[cat >= active_cut]
+    if min(pores.size, fibres.size, active.size) < 100:
+        return None
+    p, f, a = (float(np.median(v)) for v in (pores, fibres, active))
+    if not a > f > p:
+        return None
+    lift = _rim_lift(edge, smooth_sigma)
+    s = float(np.hypot(float(edge.get("sigma_vox", 1.0)), max(smooth_sigma)))
+    c = float(ndtr(-0.5 / s)) + lift
+    return {"pore_level": p, "fibre_level": f, "active_level": a,
+            "active": f + float(np.clip(0.5 + lift, 0.5, 0.85)) * (a - f),
+            "pore_active": p + float(np.clip(0.5 + lift, 0.5, 0.85)) * (a - p),
+            "pore_on_active": 0.5 * (p + c * (a - p) + f + c * (a - f))}
+
+
+def _next_along(mask: np.ndarray, axis: int, step: int) -> np.ndarray:
+    """``out[i] = mask[i + step]`` along ``axis`` (False beyond the ends)."""
+    out = np.zeros_like(mask)
+    n = mask.shape[axis]
+    src = [slice(None)] * mask.ndim
+    dst = [slice(None)] * mask.ndim
+    if step > 0:
+        src[axis], dst[axis] = slice(step, n), slice(0, n - step)
+    else:
+        src[axis], dst[axis] = slice(0, n + step), slice(-step, n)
+    out[tuple(dst)] = mask[tuple(src)]
+    return out
+
+
+def separator_contacts(smoothed: np.ndarray, regions: np.ndarray, phases: np.ndarray, *, axis: int,
+                       towards_cathode: int, cuts: Mapping[str, float], names: Mapping[str, int],
+                       reach: int = 2, region_values: Mapping[str, int] = REGIONS) -> np.ndarray:
+    """The separator's voxels on the cathode's active particles re-decided (:func:`contact_cuts`).
+
+    Along the stacking axis ``axis`` (``towards_cathode`` = +1 or -1), a separator voxel whose
+    neighbour towards the cathode is active becomes active when it reads at least ``cuts["active"]``
+    (brighter than a fibre lying on the particle), or at least ``cuts["pore_active"]`` with the
+    voxel beyond it (away from the cathode) under that cut (the particle's first voxel under a
+    pore), up to ``reach`` voxels into the separator (the layers' interface is good to about a voxel);
+    then a fibre voxel lying on active that reads under ``cuts["pore_on_active"]`` is the pore
+    beside the particle, lit by its blur and rims: ``electrolyte``.  Local (a block with
+    ``reach + 1`` voxels of context along ``axis`` gives the whole volume's answer).
+    """
+    out = np.array(phases, copy=True)
+    sep = regions == region_values["separator"]
+    act_v, fib_v, pore_v = names["active"], names["separator"], names["electrolyte"]
+    act = out == act_v
+    bright = sep & (smoothed >= cuts["active"])
+    if "pore_active" in cuts:
+        above = _next_along(smoothed, axis, -towards_cathode)
+        bright |= sep & (smoothed >= cuts["pore_active"]) & (above < cuts["pore_active"])
+    for _ in range(int(reach)):
+        grow = bright & ~act & _next_along(act, axis, towards_cathode)
+        if not grow.any():
+            break
+        act |= grow
+    out[act & sep] = act_v
+    lit = sep & (out == fib_v) & _next_along(act, axis, towards_cathode) & (smoothed < cuts["pore_on_active"])
+    out[lit] = pore_v
+    return out
 
 
 def classify_regions(
@@ -779,10 +1025,7 @@ def _specimen_grey(img: np.ndarray, ph: np.ndarray, frame_value: int | None,
     valid = ph != 0
     if frame_value is not None:
         valid &= ph != frame_value
-    w = ndi.gaussian_filter(valid.astype(np.float32), sig, mode="nearest", truncate=_TRUNCATE)
-    g = ndi.gaussian_filter(np.where(valid, img, 0).astype(np.float32), sig, mode="nearest", truncate=_TRUNCATE)
-    g /= np.maximum(w, 1e-3)
-    return g, valid
+    return specimen_filter(img, valid, sig), valid
 
 
 def _first_above(g: np.ndarray, thr: float, begin: np.ndarray, hs: np.ndarray) -> np.ndarray:
