@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy import ndimage
 
 from volrecon.correct import estimate_drift
@@ -100,3 +101,26 @@ def test_wander_information_drops_what_a_tile_says_along_its_own_motion():
     assert np.median(np.abs(np.sum(vectors[:, :, 0] * along, axis=1))) > 0.95
     assert np.median(values[:, 0] / values[:, 1]) < 0.5
 
+
+
+def test_expected_residual_follows_what_the_halves_disagree_on():
+    # no drift; the left half holds content sliding 0.4 px/slice along y (aligned fibres), the
+    # right half a slowly evolving texture: whatever the left half's tiles invent, the halves
+    # disagree by it, and the structure rows' expected residual must not be below that
+    rng = np.random.default_rng(3)
+    slices, ny, nx = 40, 256, 512
+    static = ndimage.gaussian_filter(rng.normal(size=(ny, nx)), 3.0)
+    moving = ndimage.gaussian_filter(rng.normal(size=(ny + 64, nx // 2)), 3.0)
+    stack = np.empty((slices, ny, nx), np.float32)
+    for z in range(slices):
+        img = static + 0.3 * ndimage.gaussian_filter(rng.normal(size=(ny, nx)), 3.0)
+        img[:, : nx // 2] = ndimage.shift(moving, (0.4 * z, 0), order=3, mode="wrap")[32 : 32 + ny]
+        stack[z] = 120 + 400 * img + rng.normal(0, 4, (ny, nx))
+    table = estimate_drift(stack, anchor="none", workers=1)
+    content = table.metadata["structure_errors"]["expected_px"]
+    split = table.metadata["baseline_choice"]["split_half_disagreement_px"]
+    used = ",".join(map(str, table.metadata["baseline_choice"]["used"]))
+    assert content == pytest.approx(split[used] / 2.0)
+    assert content > 0.5  # the sliding half moves ~16 px over the stack
+    structure = np.array([a == "structure" for a in table.anchor])
+    assert structure.any() and np.all(table.expected_residual_px[structure] >= content - 1e-9)
