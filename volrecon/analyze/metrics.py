@@ -119,6 +119,14 @@ class AnalysisResult:
         return out
 
 
+TORTUOSITY_MAX_VOXELS = 8_000_000
+"""Default cap of the tortuosity box.  The box is the analysis's largest memory: ~70 bytes per
+voxel while the solves run side by side with the surface areas (~0.55 GB at the cap).  Most
+stacks reach it (a 512x512-pixel cathode 2 um thick does at ~90 slices), so the stage's memory is
+the same for any longer stack; 8 M voxels is still a box of several um on a side at 10-20 nm
+voxels (e.g. 2.2 um through the layer x 2.7 um x 2.7 um)."""
+
+
 def analyze_volume(
     labels: Any,
     regions: Any,
@@ -135,7 +143,7 @@ def analyze_volume(
     marching_cubes: bool = True,
     chunked_above_voxels: int | None = 4 * 1024 * 1024,
     chunks: tuple[int, int, int] = (64, 256, 256),
-    tortuosity_max_voxels: int | None = 12_000_000,
+    tortuosity_max_voxels: int | None = TORTUOSITY_MAX_VOXELS,
 ) -> AnalysisResult:
     """Measure a labelled electrode volume (fractions, profiles, clusters, tortuosity, SEI).
 
@@ -173,7 +181,8 @@ def analyze_volume(
     tortuosity_max_voxels : int, optional
         Boxes with more voxels are cut to their centre (the stacking axis kept whole, the
         others to a common length in nm; recorded in ``notes`` and ``cathode_box``) before the
-        tortuosity solves, pore sizes and surface areas; ``None`` solves the whole box.
+        tortuosity solves, pore sizes and surface areas; ``None`` solves the whole box.  The
+        default (:data:`TORTUOSITY_MAX_VOXELS`) bounds the stage's memory.
 
     Returns
     -------
