@@ -1,4 +1,4 @@
-"""The 3D view's subsample: about the same number of voxels for any large volume, read in slabs."""
+"""The 3D view's subsample: about the same number of voxels for any large volume, read one plane at a time."""
 
 import dask.array as da
 import numpy as np
@@ -32,3 +32,23 @@ def test_subsample_reads_the_grid_points(lazy):
     grid = render_grid(vol.shape, 2_000)
     src = da.from_array(vol, chunks=(4, 33, 29)) if lazy else vol
     np.testing.assert_array_equal(_subsample(src, grid), vol[np.ix_(*grid)])
+
+
+class _PlaneReads:
+    """A volume that records how many planes each read asks for."""
+
+    def __init__(self, vol: np.ndarray) -> None:
+        self.vol, self.shape, self.dtype, self.planes = vol, vol.shape, vol.dtype, []
+
+    def __getitem__(self, key):
+        part = self.vol[key]
+        self.planes.append(part.size // (self.shape[1] * self.shape[2]))
+        return part
+
+
+def test_subsample_reads_one_plane_at_a_time():
+    vol = np.random.default_rng(2).integers(0, 7, (120, 40, 30), dtype=np.uint8)
+    grid = render_grid(vol.shape, 3_000)
+    src = _PlaneReads(vol)
+    np.testing.assert_array_equal(_subsample(src, grid), vol[np.ix_(*grid)])
+    assert src.planes == [1] * grid[0].size  # only the grid's planes, each read once

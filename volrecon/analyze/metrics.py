@@ -119,12 +119,12 @@ class AnalysisResult:
         return out
 
 
-TORTUOSITY_MAX_VOXELS = 8_000_000
+TORTUOSITY_MAX_VOXELS = 12_000_000
 """Default cap of the tortuosity box.  The box is the analysis's largest memory: ~70 bytes per
-voxel while the solves run side by side with the surface areas (~0.55 GB at the cap).  Most
-stacks reach it (a 512x512-pixel cathode 2 um thick does at ~90 slices), so the stage's memory is
-the same for any longer stack; 8 M voxels is still a box of several um on a side at 10-20 nm
-voxels (e.g. 2.2 um through the layer x 2.7 um x 2.7 um)."""
+voxel while the solves run side by side with the surface areas (~0.8 GB at the cap).  Longer
+stacks reach it (a 512x512-pixel cathode 2 um thick does at ~135 slices), so the stage's memory
+is the same for any longer stack; 12 M voxels is a box of a few um on a side at 10 nm voxels
+(e.g. 2.2 um through the layer x 2.3 um x 2.3 um) and more at coarser ones."""
 
 
 def analyze_volume(

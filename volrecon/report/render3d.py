@@ -31,14 +31,13 @@ def render_grid(shape: Sequence[int], max_voxels: int) -> tuple[np.ndarray, ...]
 
 
 def _subsample(labels: Any, grid: tuple[np.ndarray, ...]) -> np.ndarray:
-    """``labels`` at the grid points, read a few planes at a time (a dask or zarr volume never whole)."""
+    """``labels`` at the grid points, read one grid plane at a time (a dask or zarr volume never whole)."""
     zs, ys, xs = grid
     out = np.empty((zs.size, ys.size, xs.size), dtype=labels.dtype)
-    step = 16
-    for i in range(0, zs.size, step):
-        block = labels[int(zs[i]): int(zs[min(i + step, zs.size) - 1]) + 1]
-        block = np.asarray(block.compute() if hasattr(block, "compute") else block)
-        out[i: i + step] = block[np.ix_(zs[i: i + step] - zs[i], ys, xs)]
+    for i, z in enumerate(zs):
+        plane = labels[int(z)]
+        plane = np.asarray(plane.compute() if hasattr(plane, "compute") else plane)
+        out[i] = plane[np.ix_(ys, xs)]
     return out
 
 
