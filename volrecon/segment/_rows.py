@@ -19,7 +19,8 @@ from typing import Any, Callable, Hashable
 
 import dask
 import dask.array as da
-from dask._task_spec import DataNode, Task, TaskRef, convert_legacy_graph
+from dask.core import get_deps
+from dask.task_spec import DataNode, Task, TaskRef
 
 Key = Hashable
 
@@ -68,8 +69,8 @@ def store_by_rows(arr: da.Array, store: Any) -> None:
         return
     (arr,) = dask.optimize(arr)
     rows = _rows(arr)
-    graph = convert_legacy_graph(dict(arr.__dask_graph__()))
-    deps = {k: set(t.dependencies) for k, t in graph.items()}
+    graph = dict(arr.__dask_graph__())
+    deps, _ = get_deps(graph)
     # first row whose outputs need each task
     row_of: dict[Key, int] = {}
     for r, row in enumerate(rows):
@@ -79,7 +80,9 @@ def store_by_rows(arr: da.Array, store: Any) -> None:
             if k not in row_of:
                 row_of[k] = r
                 stack.extend(deps[k])
-    # run a task as soon as all it reads is there (the context a chunk lends the next row)
+    # run a task as soon as all it reads is there (the context a chunk lends the next row).  Tasks
+    # that read nothing (the handle of a zarr source, a constant) do not count: every row can have
+    # them, and counting them would pull all that reads them into their first row.
     run_at: dict[Key, int] = {}
 
     def when(k: Key) -> int:
@@ -89,16 +92,25 @@ def store_by_rows(arr: da.Array, store: Any) -> None:
             if key in run_at:
                 todo.pop()
                 continue
-            missing = [d for d in deps[key] if d not in run_at]
+            inner = [d for d in deps[key] if deps[d]]
+            missing = [d for d in inner if d not in run_at]
             if missing:
                 todo.extend(missing)
                 continue
-            run_at[key] = max((run_at[d] for d in deps[key]), default=row_of[key])
+            run_at[key] = max((run_at[d] for d in inner), default=row_of[key])
             todo.pop()
         return run_at[k]
 
+    roots = {k: r for k, r in row_of.items() if not deps[k]}
     for k in row_of:
-        when(k)
+        if k not in roots:
+            when(k)
+    # a task that reads nothing runs in the first row that uses it (or writes it)
+    for k, ds in deps.items():
+        if k in run_at:
+            for d in ds & roots.keys():
+                roots[d] = min(roots[d], run_at[k])
+    run_at.update(roots)
     last_use: dict[Key, int] = defaultdict(lambda: -1)
     for k, ds in deps.items():
         if k in run_at:
