@@ -35,9 +35,31 @@ from volrecon import pipeline
 
 _page = os.sysconf('SC_PAGE_SIZE')
 
-def _rss():
-    with open('/proc/self/statm') as f:
-        return int(f.read().split()[1]) * _page / 2**20
+def _rss(pid='self'):
+    try:
+        with open(f'/proc/{{pid}}/statm') as f:
+            return int(f.read().split()[1]) * _page / 2**20
+    except OSError:  # gone meanwhile
+        return 0.0
+
+def _descendants(pid):
+    out = []
+    try:
+        tasks = os.listdir(f'/proc/{{pid}}/task')
+    except OSError:
+        return out
+    for tid in tasks:
+        try:
+            with open(f'/proc/{{pid}}/task/{{tid}}/children') as f:
+                kids = [int(k) for k in f.read().split()]
+        except OSError:
+            continue
+        for k in kids:
+            out += [k] + _descendants(k)
+    return out
+
+def _tree_rss():  # this process and its children (the pore sizes' spawned process) together
+    return _rss() + sum(_rss(k) for k in _descendants(os.getpid()))
 
 def _child_cpu():  # the analysis runs its pore sizes in a spawned process
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -45,15 +67,19 @@ def _child_cpu():  # the analysis runs its pore sizes in a spawned process
 
 class _Peak:
     def __init__(self):
-        self.peak, self._stop = _rss(), threading.Event()
+        self.peak, self.tree, self._stop = _rss(), _tree_rss(), threading.Event()
         self._t = threading.Thread(target=self._poll, daemon=True)
         self._t.start()
     def _poll(self):
+        n = 0
         while not self._stop.wait(0.02):
             self.peak = max(self.peak, _rss())
+            n += 1
+            if n % 5 == 0:  # the process tree every 0.1 s (reading /proc of every thread costs)
+                self.tree = max(self.tree, _tree_rss())
     def stop(self):
         self._stop.set(); self._t.join()
-        return max(self.peak, _rss())
+        return max(self.peak, _rss()), max(self.tree, self.peak)
 
 calls = {{
     'assemble': lambda: pipeline.assemble({src!r}, {out!r}),
@@ -69,10 +95,10 @@ for name in {stages!r}:
     rss0, peak = _rss(), _Peak()
     w, c = time.perf_counter(), time.process_time() + _child_cpu()
     calls[name]()
-    _res['stages'][name] = {{'wall_s': time.perf_counter() - w, 'cpu_s': time.process_time() + _child_cpu() - c,
-                            'rss_before_mb': rss0, 'peak_rss_mb': peak.stop()}}
+    wall, cpu = time.perf_counter() - w, time.process_time() + _child_cpu() - c
+    top, tree = peak.stop()
+    _res['stages'][name] = {{'wall_s': wall, 'cpu_s': cpu, 'rss_before_mb': rss0, 'peak_rss_mb': top, 'tree_peak_rss_mb': tree}}
 _res['wall_s'] = time.perf_counter() - t0
-_res['children_peak_rss_mb'] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 """
 
 KEYS = (
@@ -115,37 +141,42 @@ def make_phantom(preset: str, slices: int, shape: tuple[int, int], seed: int) ->
 RUN_STAGES = STAGES[:-1]  # what ``volrecon run`` does; export is timed on its own
 
 
-def measure(src: Path, out: Path, repeats: int) -> dict[str, Any]:
-    """Run every stage in one fresh process per repeat; median wall, CPU and peak RSS per stage."""
+def measure(src: Path, out: Path, repeats: int, stages: tuple[str, ...] = STAGES) -> dict[str, Any]:
+    """Run ``stages`` in one fresh process per repeat; median wall, CPU and peak RSS per stage."""
     runs = []
     for _ in range(repeats):
         shutil.rmtree(out, ignore_errors=True)
-        runs.append(run_child(STAGED.format(src=str(src), out=str(out), stages=STAGES), timeout=4 * 3600))
+        runs.append(run_child(STAGED.format(src=str(src), out=str(out), stages=stages), timeout=4 * 3600))
     stages = {
-        name: {key: median_of([r["stages"][name] for r in runs], key) for key in ("wall_s", "cpu_s", "rss_before_mb", "peak_rss_mb")}
-        for name in STAGES
+        name: {key: median_of([r["stages"][name] for r in runs], key)
+               for key in ("wall_s", "cpu_s", "rss_before_mb", "peak_rss_mb", "tree_peak_rss_mb")}
+        for name in stages
     }
     wall = median_of([{"w": sum(r["stages"][n]["wall_s"] for n in RUN_STAGES)} for r in runs], "w")
     cpu = median_of([{"c": sum(r["stages"][n]["cpu_s"] for n in RUN_STAGES)} for r in runs], "c")
     peak = median_of([{"p": max(r["stages"][n]["peak_rss_mb"] for n in RUN_STAGES)} for r in runs], "p")
-    return {"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": peak, "start_rss_mb": median_of(runs, "start_rss_mb"),
-            "children_peak_rss_mb": median_of(runs, "children_peak_rss_mb"), "stages": stages}
+    tree = median_of([{"p": max(r["stages"][n]["tree_peak_rss_mb"] for n in RUN_STAGES)} for r in runs], "p")
+    return {"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": peak, "tree_peak_rss_mb": tree, "start_rss_mb": median_of(runs, "start_rss_mb"),
+            "stages": stages}
 
 
 def _speed_lines(speed: list[dict[str, Any]]) -> list[str]:
     lines = [
-        "| slices | slice shape | wall (s) | CPU (s) | slices/s | peak RSS (MB) |",
-        "|---:|---|---:|---:|---:|---:|",
+        "| slices | slice shape | wall (s) | CPU (s) | slices/s | slices per CPU-s | peak RSS (MB) | with child processes (MB) |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     lines += [
-        f"| {s['slices']} | {s['shape'][0]}×{s['shape'][1]} | {s['wall_s']:.1f} | {s['cpu_s']:.1f} | {s['slices_per_s']:.2f} | {s['peak_rss_mb']:.0f} |"
+        f"| {s['slices']} | {s['shape'][0]}×{s['shape'][1]} | {s['wall_s']:.1f} | {s['cpu_s']:.1f} | {s['slices_per_s']:.2f} "
+        f"| {s['slices'] / s['cpu_s']:.2f} | {s['peak_rss_mb']:.0f} | {s['tree_peak_rss_mb']:.0f} |"
         for s in speed
     ]
     pairs = list(zip(speed[:-1], speed[1:])) + ([(speed[0], speed[-1])] if len(speed) > 2 else [])
     for a, b in pairs:
         voxels = (b["slices"] - a["slices"]) * b["shape"][0] * b["shape"][1]
         slope = (b["peak_rss_mb"] - a["peak_rss_mb"]) * 2**20 / voxels
-        lines += ["", f"Peak RSS growth {a['slices']} → {b['slices']} slices: {slope:.0f} bytes per added voxel (0 = independent of the slice count)."]
+        ratio = b["peak_rss_mb"] / a["peak_rss_mb"] - 1
+        lines += ["", f"Peak RSS growth {a['slices']} → {b['slices']} slices: {100 * ratio:+.1f} %, {slope:.2f} bytes per added voxel "
+                  "(0 = independent of the slice count)."]
     lines += ["", "Per stage (wall s / CPU s incl. child processes / peak RSS MB of the main process (+ the stage's own growth: "
               "peak minus RSS on entry); stages run in order in one process, so a stage's RSS includes what earlier ones left allocated):", ""]
     first, last = speed[0], speed[-1]
@@ -153,15 +184,17 @@ def _speed_lines(speed: list[dict[str, Any]]) -> list[str]:
     growth = len(speed) > 1 and added > 0
     lines += ["| stage | " + " | ".join(f"{s['slices']} slices" for s in speed) + (" | peak growth (B/added voxel) |" if growth else " |"),
               "|---|" + "---:|" * (len(speed) + growth)]
-    for name in STAGES:
+    for name in [n for n in STAGES if n in last["stages"]]:
         cells = [f"{st['wall_s']:.1f} / {st['cpu_s']:.1f} / {st['peak_rss_mb']:.0f} (+{st['peak_rss_mb'] - st['rss_before_mb']:.0f})"
                  for st in (s["stages"][name] for s in speed)]
         if growth:
             delta = last["stages"][name]["peak_rss_mb"] - first["stages"][name]["peak_rss_mb"]
             cells.append(f"{delta * 2**20 / added:.2f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "Peak RSS of the child processes (the analysis's pore sizes): "
-              + ", ".join(f"{s['children_peak_rss_mb']:.0f} MB ({s['slices']} slices)" for s in speed) + "."]
+    lines += ["", "Peak RSS of the main process with its children (the analysis's pore sizes run in a spawned process; "
+              "sampled every 0.1 s, summed), per stage: "
+              + "; ".join(f"{s['slices']} slices " + ", ".join(f"{n} {st['tree_peak_rss_mb']:.0f}" for n, st in s["stages"].items())
+                          for s in speed) + " MB."]
     return lines
 
 
@@ -171,6 +204,7 @@ def main() -> None:
     parser.add_argument("--slices", type=int, nargs="+", default=[32, 96])
     parser.add_argument("--accuracy-slices", type=int, default=48, help="0 skips the accuracy table")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--no-export", dest="export", action="store_false", help="skip the export stage (not part of volrecon run)")
     parser.add_argument("--name", default="pipeline", help="result file name under benchmarks/results/")
     args = parser.parse_args()
     shape = tuple(int(v) for v in args.shape.lower().split("x"))
@@ -179,7 +213,7 @@ def main() -> None:
     accuracy: list[dict[str, Any]] = []
     for n in args.slices:
         src = make_phantom("diglyme", n, shape, seed=0)  # type: ignore[arg-type]
-        m = measure(src, WORK / f"pipeline_out_{n}", args.repeats)
+        m = measure(src, WORK / f"{args.name}_out_{n}", args.repeats, STAGES if args.export else RUN_STAGES)
         speed.append({"slices": n, "shape": list(shape), "slices_per_s": n / m["wall_s"], **m})
         _write(args, shape, speed, accuracy)  # what is measured so far survives an interruption
 

@@ -119,6 +119,14 @@ class AnalysisResult:
         return out
 
 
+TORTUOSITY_MAX_VOXELS = 12_000_000
+"""Default cap of the tortuosity box.  The box is the analysis's largest memory: ~70 bytes per
+voxel while the solves run side by side with the surface areas (~0.8 GB at the cap).  Longer
+stacks reach it (a 512x512-pixel cathode 2 um thick does at ~135 slices), so the stage's memory
+is the same for any longer stack; 12 M voxels is a box of a few um on a side at 10 nm voxels
+(e.g. 2.2 um through the layer x 2.3 um x 2.3 um) and more at coarser ones."""
+
+
 def analyze_volume(
     labels: Any,
     regions: Any,
@@ -135,7 +143,7 @@ def analyze_volume(
     marching_cubes: bool = True,
     chunked_above_voxels: int | None = 4 * 1024 * 1024,
     chunks: tuple[int, int, int] = (64, 256, 256),
-    tortuosity_max_voxels: int | None = 12_000_000,
+    tortuosity_max_voxels: int | None = TORTUOSITY_MAX_VOXELS,
 ) -> AnalysisResult:
     """Measure a labelled electrode volume (fractions, profiles, clusters, tortuosity, SEI).
 
@@ -173,7 +181,8 @@ def analyze_volume(
     tortuosity_max_voxels : int, optional
         Boxes with more voxels are cut to their centre (the stacking axis kept whole, the
         others to a common length in nm; recorded in ``notes`` and ``cathode_box``) before the
-        tortuosity solves, pore sizes and surface areas; ``None`` solves the whole box.
+        tortuosity solves, pore sizes and surface areas; ``None`` solves the whole box.  The
+        default (:data:`TORTUOSITY_MAX_VOXELS`) bounds the stage's memory.
 
     Returns
     -------
