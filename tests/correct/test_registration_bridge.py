@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from volrecon.correct import estimate_drift
-from volrecon.correct._registration_persist import chain_errors, persistence_weights, tile_wander
+from volrecon.correct._registration_persist import chain_errors, wander_information
 from volrecon.correct._registration_synthetic import make_stack
 
 
@@ -20,7 +20,8 @@ def _rms(shifts: np.ndarray, truth: np.ndarray) -> float:
 def _errors(shifts: np.ndarray) -> tuple[float, float]:
     votes = np.ones(shifts.shape[:2], bool)
     consensus = np.median(shifts, axis=1)
-    return chain_errors(shifts, votes, consensus, persistence_weights(tile_wander(shifts, votes, consensus)))
+    # scalar tile weights as estimate_drift takes them from the 2 x 2 wander information
+    return chain_errors(shifts, votes, consensus, np.trace(wander_information(shifts, votes, consensus), axis1=1, axis2=2) / 2.0)
 
 
 def test_chain_errors_tell_persistent_motion_from_noise():

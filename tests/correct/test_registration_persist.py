@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 from volrecon.correct import estimate_drift
-from volrecon.correct._registration_persist import persistence_weights, tile_wander
+from volrecon.correct._registration_persist import tile_wander, wander_information
 
 
 def test_a_persistently_moving_tile_loses_its_weight():
@@ -17,17 +17,23 @@ def test_a_persistently_moving_tile_loses_its_weight():
     shifts[:, 4, 1] += 0.3  # one tile's content slides along x, slice after slice
     votes = np.ones((pairs, tiles), bool)
     wander = tile_wander(shifts, votes, np.median(shifts, axis=1))
-    w = persistence_weights(wander)
+    info = wander_information(shifts, votes, np.median(shifts, axis=1))
     assert np.argmax(wander) == 4
-    assert w[4] < 0.05 * np.median(w)
+    # it loses its weight along x, the direction it slides in, and keeps it across (y)
+    assert info[4, 1, 1] < 0.05 * np.median(info[:, 1, 1])
+    assert info[4, 0, 0] > 0.5 * np.median(info[:, 0, 0])
     # a tile that did not vote adds no departure
     votes[:, 4] = False
     assert tile_wander(shifts, votes, np.median(shifts, axis=1))[4] == 0.0
 
 
 def test_tiles_wandering_alike_are_weighted_evenly():
-    w = persistence_weights(np.full(12, 3.0))
-    np.testing.assert_allclose(w, 1.0)
+    # every tile's content slides the same way: equal wander, equal weights
+    pairs, tiles = 30, 12
+    shifts = np.zeros((pairs, tiles, 2))
+    shifts[:, :, 0] = np.where(np.arange(pairs) % 2, 0.2, -0.2)[:, None] * np.where(np.arange(tiles) % 2, 1, -1)[None]
+    w = np.trace(wander_information(shifts, np.ones((pairs, tiles), bool), np.zeros((pairs, 2))), axis1=1, axis2=2)
+    np.testing.assert_allclose(w, w[0])
 
 
 def _band_stack(slices: int = 40, shape: tuple[int, int] = (256, 256), band: int = 80, speed: float = 0.4,
