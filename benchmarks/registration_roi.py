@@ -15,7 +15,6 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
 
 from registration import make_case, residual_stats
 from volrecon.correct import estimate_drift

@@ -1,7 +1,6 @@
 """Through-plane tortuosity box: a dense slab labelled as cathode must not block it."""
 
 import numpy as np
-import pytest
 
 from volrecon.analyze import analyze_volume
 from volrecon.analyze.layers import porous_extent
