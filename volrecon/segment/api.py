@@ -741,17 +741,12 @@ def _smoothed(src: da.Array, smooth_nm: float, vox: tuple[float, float, float],
               valid: da.Array | None = None) -> da.Array:
     """The 3D Gaussian-denoised grey values (:func:`volrecon.segment.regional.smooth`), chunked;
     ``valid`` (bool, ``src``'s shape): averaged over those voxels only."""
-    if valid is None:
-        def sm(block: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
-            return np.ascontiguousarray(smooth(block, smooth_nm, vox)[core])
+    def sm(block: np.ndarray, *v: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
+        return np.ascontiguousarray(smooth(block, smooth_nm, vox, valid=v[0] if v else None)[core])
 
-        return _overlap(sm, src.astype(np.float32), smoothing_reach(smooth_nm, vox), np.float32).rechunk(src.chunks)
-
-    def smv(block: np.ndarray, v: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
-        return np.ascontiguousarray(smooth(block, smooth_nm, vox, valid=v)[core])
-
-    return _overlap(smv, src.astype(np.float32), smoothing_reach(smooth_nm, vox), np.float32,
-                    extra=(valid.rechunk(src.chunks),)).rechunk(src.chunks)
+    extra = () if valid is None else (valid.rechunk(src.chunks),)
+    return _overlap(sm, src.astype(np.float32), smoothing_reach(smooth_nm, vox), np.float32,
+                    extra=extra).rechunk(src.chunks)
 
 
 def _contact_reach(smooth_nm: float, vox: tuple[float, float, float], axis: int) -> int:

@@ -19,8 +19,8 @@ in-plane by ``grow_nm`` (the void's outer ring is not dark, see below) and conti
 milling direction over the shine-through depth (where the void's face shows the material beyond
 it).  It never uses absolute grey values: only the electrolyte level and spread measured on the
 stack itself (the level slice by slice, :func:`slice_levels`), and lengths in nm
-(:class:`VoidCues`).  The dark test is made on the pore's own average over a fixed length (:func:`pore_average`), so its noise, and the seed threshold, do not
-grow with the voxel size.
+(:class:`VoidCues`).  The dark test is made on the pore's own average over a fixed length
+(:func:`pore_average`), so its noise, and the seed threshold, do not grow with the voxel size.
 
 Where a void looks dark.  Its face shows what lies ``shine_depth_nm`` behind it, so at slice z only
 the part of the void that is still void that far behind is dark: the dark core is
