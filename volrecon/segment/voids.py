@@ -491,10 +491,24 @@ def _rim_disk(rim_nm: float, voxel_size_nm: Sequence[float]) -> np.ndarray:
     return ((yy * vy) ** 2 + (xx * vx) ** 2 <= rim_nm ** 2)[None]
 
 
+def _ring_disk(grow_nm: float, voxel_size_nm: Sequence[float]) -> np.ndarray:
+    """In-plane ellipse reaching ``grow_nm``, but at least one pixel, along each image axis, as a
+    (1, ny, nx) structure: the void's outer ring (:attr:`VoidCues.grow_nm`).
+
+    The ring is the reach of the edge artefact and the blur, and on a grid coarser than that it
+    is still the pixel that straddles the void's edge (its grey mixes the void with its wall): a
+    disk of ``grow_nm`` alone would not reach across a pixel longer than it (25 nm rows of a
+    foreshortened 20 nm face)."""
+    ry, rx = (max(float(grow_nm) / float(v), 1.0) for v in voxel_size_nm[1:])
+    hy, hx = int(ry + 1e-9), int(rx + 1e-9)
+    yy, xx = np.ogrid[-hy:hy + 1, -hx:hx + 1]
+    return ((yy / ry) ** 2 + (xx / rx) ** 2 <= 1.0 + 1e-9)[None]
+
+
 def split_reach(cues: VoidCues, voxel_size_nm: Sequence[float]) -> tuple[int, int, int]:
     """Voxels of context :func:`split_voids` needs per axis for chunk-exact results."""
     edge = [max(a, n // 2) for a, n in zip(_half_widths(cues.edge_nm, voxel_size_nm), _rim_box(cues, voxel_size_nm).shape)]
-    grow = [0] + [int(cues.grow_nm // float(v)) for v in voxel_size_nm[1:]]  # in-plane disk
+    grow = [n // 2 for n in _ring_disk(cues.grow_nm, voxel_size_nm).shape] if cues.grow_nm > 0 else [0, 0, 0]
     tail = int(round(cues.shine_depth_nm / float(voxel_size_nm[0])))
     core = _core_steps(cues, voxel_size_nm)
     rim = [0] + [3 * int(cues.rim_nm // float(v)) for v in voxel_size_nm[1:]]  # opening, then dilation
@@ -634,7 +648,7 @@ def split_voids(
     if cues.grow_nm > 0:
         # the void's outer ring is not dark (edge brightening at its own edge, the shine-through
         # blur of the walls): a grey gate cannot find it, so the dark cores widen by a length
-        seeds = _morph(seeds, _rim_disk(cues.grow_nm, voxel_size_nm), erode=False) & space
+        seeds = _morph(seeds, _ring_disk(cues.grow_nm, voxel_size_nm), erode=False) & space
     grown = seeds.copy()
     step = seeds
     for _ in range(int(round(cues.shine_depth_nm / float(voxel_size_nm[0])))):
