@@ -294,6 +294,28 @@ def test_split_voids_takes_the_outer_ring_at_the_electrolyte_grey():
     assert not coarse[(phases[:, ::2, ::2] == E) & (rc > 10.5)].any()
 
 
+def test_split_voids_ring_reaches_across_pixels_longer_than_it():
+    """On a foreshortened coarse face (25.4 nm rows, 20 nm columns) the 20 nm ring is still the
+    pixel that straddles the void's edge, along the rows too: a dark core with a one-pixel ring at
+    the electrolyte grey is taken whole, and the filled pore beyond the ring stays electrolyte."""
+    E, V, B = PHASES["electrolyte"], PHASES["void"], PHASES["binder"]
+    phases, g = _pore_block((6, 24, 24))
+    phases[1:5, 2:22, 2:22] = E
+    g[1:5, 2:22, 2:22] = 0.22
+    g[1:5, 9:15, 9:15] = 0.05
+    true_void = np.zeros(g.shape, bool)
+    true_void[1:5, 8:16, 8:16] = True  # one pixel of ring each side, at the electrolyte grey
+    cues = VoidCues(shine_depth_nm=0.0, grow_nm=20.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=0.0)
+    out = split_voids(g, phases, np.ones(g.shape, bool), void=V, electrolyte=E, binder=B, level=0.22, spread=0.02,
+                      voxel_size_nm=(40.0, 25.4, 20.0), cues=cues) == V
+    ring = true_void & ~((g < 0.1) & (phases == E))
+    assert out[true_void & ~ring].all()
+    # the ring's four sides (its corners are diagonal to the core, farther than one pixel)
+    assert out[1:5, 8, 9:15].all() and out[1:5, 15, 9:15].all()
+    assert out[1:5, 9:15, 8].all() and out[1:5, 9:15, 15].all()
+    assert not out[(phases == E) & ~true_void].any()
+
+
 def test_shift_morphology_equals_scipy():
     """The whole-array-shift dilation/erosion/opening of split_voids give scipy's results, for the
     in-plane disks and boxes it uses (even-sized ones too: the rim box at 20 nm pixels is 2 wide),
