@@ -137,9 +137,11 @@ def test_behind_feature_sees_the_dark_void_behind_and_is_chunk_exact():
     np.testing.assert_allclose(part, whole[(slice(None), *core)], rtol=1e-5, atol=1e-6)
 
 
-def test_split_voids_is_exact_on_padded_blocks():
+@pytest.mark.parametrize("vox", [(20.0, 12.0, 10.0), (40.0, 25.4, 20.0)])
+def test_split_voids_is_exact_on_padded_blocks(vox):
     """A block padded by split_reach gives the whole volume's result in its core (z included:
-    the shine-through tail runs along z)."""
+    the shine-through tail runs along z), also where the ring and the rim are shorter than a
+    pixel (the foreshortened coarse face: they still reach one pixel)."""
     from scipy import ndimage as ndi
 
     from volrecon.segment.voids import split_reach
@@ -150,7 +152,7 @@ def test_split_voids_is_exact_on_padded_blocks():
     g = (g - g.mean()) / g.std() * 0.1 + 0.3
     phases = np.select([g < 0.3, g < 0.4], [E, B], A).astype(np.uint8)
     cat = np.ones(g.shape, bool)
-    vox, cues = (20.0, 12.0, 10.0), VoidCues(wall_shift_nm=50.0)  # the far-wall rim included
+    cues = VoidCues(wall_shift_nm=50.0)  # the far-wall rim included
     kw = dict(void=V, electrolyte=E, binder=B, level=0.25, spread=0.02, voxel_size_nm=vox, cues=cues)
     whole = split_voids(g, phases, cat, **kw)
     assert (whole == V).any() and (whole == E).any()
@@ -292,6 +294,40 @@ def test_split_voids_takes_the_outer_ring_at_the_electrolyte_grey():
     rc = r[None, ::2, ::2]
     assert coarse[true_void[:, ::2, ::2] & (rc <= 9.5)].all()
     assert not coarse[(phases[:, ::2, ::2] == E) & (rc > 10.5)].any()
+
+
+def test_split_voids_ring_reaches_across_pixels_longer_than_it():
+    """On a foreshortened coarse face (25.4 nm rows, 20 nm columns) the 20 nm ring is still the
+    pixel that straddles the void's edge, along the rows too: a dark core with a one-pixel ring at
+    the electrolyte grey is taken whole, and the filled pore beyond the ring stays electrolyte."""
+    E, V, B = PHASES["electrolyte"], PHASES["void"], PHASES["binder"]
+    phases, g = _pore_block((6, 24, 24))
+    phases[1:5, 2:22, 2:22] = E
+    g[1:5, 2:22, 2:22] = 0.22
+    g[1:5, 9:15, 9:15] = 0.05
+    true_void = np.zeros(g.shape, bool)
+    true_void[1:5, 8:16, 8:16] = True  # one pixel of ring each side, at the electrolyte grey
+    cues = VoidCues(shine_depth_nm=0.0, grow_nm=20.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=0.0)
+    out = split_voids(g, phases, np.ones(g.shape, bool), void=V, electrolyte=E, binder=B, level=0.22, spread=0.02,
+                      voxel_size_nm=(40.0, 25.4, 20.0), cues=cues) == V
+    ring = true_void & ~((g < 0.1) & (phases == E))
+    assert out[true_void & ~ring].all()
+    # the ring's four sides (its corners are diagonal to the core, farther than one pixel)
+    assert out[1:5, 8, 9:15].all() and out[1:5, 15, 9:15].all()
+    assert out[1:5, 9:15, 8].all() and out[1:5, 9:15, 15].all()
+    assert not out[(phases == E) & ~true_void].any()
+
+
+def test_rim_disk_reaches_the_nearest_whole_pixel():
+    """A length is a disk in nm on a grid finer than it; along an axis with longer pixels it reaches
+    the nearest whole pixel (the far-wall rim) or at least one (the outer ring, ``min_share=0``)."""
+    from volrecon.segment.voids import _rim_disk
+
+    yy, xx = np.mgrid[-2:3, -2:3]
+    np.testing.assert_array_equal(_rim_disk(20.0, (20, 10, 10))[0], (yy * 10) ** 2 + (xx * 10) ** 2 <= 400)
+    assert _rim_disk(24.9, (40, 25.4, 20)).shape == (1, 3, 3)  # 0.98 row, 1.2 columns: one each
+    assert _rim_disk(10.0, (40, 25.4, 20)).shape == (1, 1, 3)  # 0.39 row, 0.5 column: none, one
+    assert _rim_disk(10.0, (40, 25.4, 20), min_share=0.0).shape == (1, 3, 3)
 
 
 def test_shift_morphology_equals_scipy():
