@@ -96,6 +96,32 @@ def make_case(kind: str, slices: int, shape: tuple[int, int], frame: bool, seed:
     return acquired, drift, source
 
 
+def content_control(slices: int, shape: tuple[int, int], seed: int, cache: Path | None = None) -> np.ndarray:
+    """The phantom's noise-free, undrifted rendering (``Phantom.clean``, 0-255) of the same specimen.
+
+    Registered with volrecon's estimator it shows what the content alone invents (the truth is
+    zero drift): no noise, curtains, shading or brightness steps, no drift to follow. A dither of
+    0.01 grey levels keeps its flat rows from being taken for a burned-in overlay (static rows
+    are excluded from the registration region), so the region is the acquired stack's.
+    """
+    from volrecon.sample import Artefacts, make_phantom
+
+    path = cache / f"content_{slices}_{shape[0]}x{shape[1]}_s{seed}_clean.npy" if cache else None
+    if path is not None and path.exists():
+        clean = np.load(path)
+    else:
+        ph = make_phantom("diglyme", slices=slices, shape=shape, seed=seed, artefacts=Artefacts.all(drift=False))
+        clean = np.asarray(ph.clean, dtype=np.float32)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(path, clean)
+    dither = np.random.default_rng(seed).normal(0.0, 0.01, clean.shape).astype(np.float32)
+    return clean * np.float32(255.0) + dither
+
+
+CONTENT_ROW = "volrecon anchor='none' on the noise-free, undrifted rendering (content alone)"
+
+
 # ------------------------------------------------------------------------------------ methods
 
 
@@ -157,6 +183,7 @@ METHODS: dict[str, Callable[[np.ndarray], Any]] = {
     "skimage phase_cross_correlation chained, Tukey-tapered": lambda s: skimage_chained(s, taper=True),
     "SimpleITK Mattes MI chained": sitk_chained,
 }
+METHODS[CONTENT_ROW] = METHODS["volrecon anchor='none' (structure only)"]
 
 
 def residual_stats(est: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -256,6 +283,9 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS / "registration"))
     parser.add_argument("--kinds", default="zero,randomwalk,randomwalk+frame,linear",
                         help="cases to run (randomwalk+frame, linear+frame = with the face's frame)")
+    parser.add_argument("--content-control", action="store_true",
+                        help="also register the phantom's noise-free, undrifted rendering of each stack "
+                             "without frame (what the content alone invents; rendered once per size and seed)")
     parser.add_argument("--crop-databar", action="store_true",
                         help="give every method the stack without its data bar, as volrecon's ingest does "
                              "(a static bar pins any whole-image correlation at zero drift)")
@@ -269,6 +299,7 @@ def main() -> None:
         "cases": {},
         "throughput": {},
     }
+    controls: dict[tuple[str, int], dict] = {}  # content-control row per (size, seed)
     for i, shape in enumerate(sizes):
         label = f"{shape[1]}x{shape[0]}"
         peers = args.peers == "all" or (args.peers == "small" and i == 0)
@@ -287,11 +318,18 @@ def main() -> None:
                 report["databar_rows_cropped"] = bar
             report["source"] = source
             name = f"{label} {kind} drift, {'with' if frame else 'without'} frame" + (f", seed {args.seed}" if args.seed else "")
-            own = [m for m in METHODS if m.startswith("volrecon")]
+            own = [m for m in METHODS if m.startswith("volrecon") and m != CONTENT_ROW]
             wanted_peers = [m for m in METHODS if m not in own and (not args.peer_names or any(
                 n.strip().lower() in m.lower() for n in args.peer_names.split(",")))]
             methods = own + wanted_peers if peers and kind in args.peer_kinds.split(",") else own
             report["cases"][name] = run_case(name, stack, truth, methods)
+            if args.content_control and not frame and kind != "linear":
+                key = (label, args.seed)
+                if key not in controls:
+                    clean = content_control(args.slices, shape, args.seed, Path(args.cache) if args.cache else None)
+                    controls[key] = run_case(name, clean, np.zeros((len(clean), 2)), [CONTENT_ROW])[CONTENT_ROW]
+                    del clean
+                report["cases"][name][CONTENT_ROW] = controls[key]
             if kind == "randomwalk" and frame:
                 report["throughput"][label] = throughput(stack, args.repeats)
                 print(f"  throughput {label}: {report['throughput'][label]['median_slices_per_s']:.1f} slices/s", flush=True)
