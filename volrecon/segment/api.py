@@ -432,7 +432,7 @@ def segment_volume(
         region_names = {k: v for k, v in REGIONS.items()}
         inter: dict[str, Any] = {"through_plane": None, "order": None, "absent_layers": [], "interfaces": {}, "heights_nm": {}}
         if layers:
-            lay = detect_layers(phases, phase_names=names, voxel_size_nm=vox, axis=through_plane, lateral_nm=lateral_nm,
+            lay = detect_layers(_unassigned(phases, rim_shell), phase_names=names, voxel_size_nm=vox, axis=through_plane, lateral_nm=lateral_nm,
                                 frame_value=frame_value, scratch=None if folder is None else folder.path)
             if regional and lay.heights.get("sodium|sei") is not None:
                 lay, na_info = sodium_surface(image, _unassigned(phases, rim_shell), lay, voxel_size_nm=vox,

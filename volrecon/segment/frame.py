@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
+from scipy.optimize import least_squares
+from scipy.special import ndtr
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,78 @@ def _rim_reach(m: np.ndarray, y0: int, a: float, b: float, inward: int, span: in
     return float(k - 1 + (prof[k - 1] - half) / max(prof[k - 1] - prof[k], 1e-12))
 
 
+def _step_with_rim(t: np.ndarray, e: float, sigma: float, w: float) -> tuple[np.ndarray, np.ndarray]:
+    """Unit bright-to-dark step at ``e`` and a unit rim ``[e - w, e + w]`` astride it, both blurred
+    by a Gaussian of ``sigma`` (px), at positions ``t``."""
+    step = ndtr((e - t) / sigma)
+    rim = ndtr((t - e + w) / sigma) - ndtr((t - e - w) / sigma)
+    return step, rim
+
+
+def _fit_step_with_rim(t: np.ndarray, p: np.ndarray) -> tuple[float, float, float, np.ndarray]:
+    """Least-squares ``p ≈ c0 + c1·step + c2·rim`` (:func:`_step_with_rim`, ``c2 >= 0``): a coarse
+    grid over the edge, blur and rim width, refined.  Returns ``(e, sigma, w, (c0, c1, c2))``."""
+    best: tuple[float, tuple[float, ...]] = (np.inf, ())
+    es = np.arange(-2.0, 1.0 + 1e-9, 0.05)[:, None]
+    for sigma in np.arange(0.3, 2.61, 0.1):
+        for w in np.arange(0.2, 3.01, 0.2):
+            step, rim = _step_with_rim(t[None, :], es, sigma, w)
+            a = np.stack([np.ones_like(step), step, rim], axis=-1)
+            coef = np.linalg.solve(np.einsum("enk,enl->ekl", a, a) + 1e-9 * np.eye(3),
+                                   np.einsum("enk,n->ek", a, p)[..., None])[..., 0]
+            coef[:, 2] = np.maximum(coef[:, 2], 0.0)  # a dark rim is no edge brightening
+            cost = ((np.einsum("enk,ek->en", a, coef) - p) ** 2).sum(axis=1)
+            k = int(np.argmin(cost))
+            if cost[k] < best[0]:
+                best = (float(cost[k]), (float(es[k, 0]), float(sigma), float(w), *coef[k]))
+
+    def resid(x: np.ndarray) -> np.ndarray:
+        step, rim = _step_with_rim(t, x[0], x[1], x[2])
+        return x[3] + x[4] * step + x[5] * rim - p
+
+    x0 = np.array(best[1])
+    x0[5] = max(x0[5], 1e-4)
+    lo, hi = [-2.5, 0.2, 0.05, -np.inf, 0.0, 0.0], [1.5, 4.0, 4.0, np.inf, np.inf, np.inf]
+    x = least_squares(resid, np.clip(x0, np.array(lo) + 1e-9, np.array(hi) - 1e-9), bounds=(lo, hi)).x
+    return float(x[0]), float(x[1]), float(x[2]), x[3:]
+
+
+def _cap_rim(mean: np.ndarray, pos: np.ndarray, cols: np.ndarray, window: float = 5.0) -> tuple[float, float] | None:
+    """Where the cap's edge lies from its steepest step, and how far its bright rim reaches below.
+
+    Edge brightening lights up both sides of the cap's edge alike (the cap's last rows and the
+    specimen's first), the probe blurs it with the step, and the steepest descent of the sum lies
+    below the edge: a symmetric bump's slope adds to the step's on the dark side.  So the profile
+    across the edge, per column aligned on its steepest step ``pos`` and pooled (the columns' sub-
+    pixel offsets sample it finely), is fitted with a blurred step plus a blurred rim symmetric
+    about the same edge (:func:`_fit_step_with_rim`); without a rim the fit's edge is the steepest
+    step.  Returns ``(offset of the edge from the steepest step, px; reach of the rim below the
+    edge, px: where its lift above the specimen's grey falls to half the lift at the edge)``, or
+    None when the profile does not cover the edge (the cap cut off by the image's top).
+    """
+    rows = mean.shape[0]
+    t = (np.arange(rows) + 0.5)[None, :] - pos[cols, None]
+    v = mean[:, cols].T
+    sel = np.abs(t) <= window
+    if not sel.any() or t[sel].min() > -2.5 or t[sel].max() < 3.0:
+        return None
+    bins = np.round(t[sel] / 0.1).astype(int)
+    uniq, inv = np.unique(bins, return_inverse=True)
+    tb = np.bincount(inv, t[sel]) / np.bincount(inv)
+    # the median per bin: a column of wall or of a bright specimen speck does not move it
+    order = np.argsort(inv, kind="stable")
+    groups = np.split(v[sel][order], np.cumsum(np.bincount(inv))[:-1])
+    pb = np.array([np.median(g) for g in groups])
+    scale = float(np.ptp(pb)) or 1.0
+    e, sigma, w, c = _fit_step_with_rim(tb, pb / scale)
+    fine = np.linspace(e, e + window, 501)
+    step, rim = _step_with_rim(fine, e, sigma, w)
+    lift = c[1] * step + c[2] * rim  # above the specimen's level c[0]
+    below = np.flatnonzero(lift <= 0.5 * lift[0])
+    reach = float(fine[below[0]] - e) if below.size else window
+    return e, reach
+
+
 def find_frame(
     image: Any, *, max_cap_fraction: float = 0.4, max_wall_fraction: float = 0.3,
     min_contrast: float = 0.15, tolerance_px: float = 1.5, min_inliers: float = 0.75, max_slices: int = 32,
@@ -204,9 +278,18 @@ def find_frame(
             uniform = float(np.median([mean[: max(1, int(e) - 2), c].std() for c, e in enumerate(edge)])) / grey
             if share >= min_inliers and contrast >= min_contrast and np.median(step) / grey >= 0.5 * min_contrast \
                     and uniform < 0.5 * contrast and edge.min() >= 2:
-                cap = (a - b * 0.5, b)
-                mask |= yy < edge[None, :]
-                notes.append(f"cap edge at row {edge.mean():.1f} (contrast {contrast:.2f}, {share:.0%} columns on the line)")
+                # each column's own edge where it lies on the line (the cap sits on the specimen's
+                # rough top), moved from the steepest step to the edge the cap's rim is centred on
+                on = np.isfinite(pos) & (np.abs(pos - edge) < tolerance_px)
+                rim = _cap_rim(mean, pos, np.flatnonzero(on))
+                shift, reach = rim if rim is not None else (0.0, 0.0)
+                own = np.where(on, pos, edge) + shift
+                cap = (a + shift - b * 0.5, b)
+                mask |= yy < own[None, :]
+                shell |= (yy >= own[None, :]) & (yy - own[None, :] <= reach)
+                notes.append(f"cap edge at row {edge.mean() + shift:.1f} (contrast {contrast:.2f}, {share:.0%} columns on "
+                             f"the line; " + (f"{-shift:.2f} px above the steepest step, its rim reaching {reach:.1f} px "
+                             "into the face)" if rim is not None else "edge not covered: steepest step)"))
             else:
                 notes.append(f"no cap: straight-edge share {share:.0%}, contrast {contrast:.2f}")
     y0 = int(np.ceil(mask[:, :].sum(axis=0).max())) + 3 if cap is not None else 0
@@ -218,19 +301,25 @@ def find_frame(
         strips = np.array_split(np.arange(y0, rows), 8)
         width = max(6, int(max_wall_fraction * cols))
         for side in ("left", "right"):
-            cs = np.arange(1, width) if side == "left" else np.arange(cols - width, cols - 1)
+            cs = np.arange(0, width) if side == "left" else np.arange(cols - width, cols)
+            border = 0 if side == "left" else cols - 1
             pos, height = [], []
             for s in strips:
                 prof = ridge[s][:, cs].mean(axis=0)
                 k = int(np.argmax(prof))
-                pos.append(cs[0] + _subpixel_peak(prof, k))
-                height.append(mean[s][:, cs[k]].mean() - np.median(mean[s]))
+                # a crest on the image's outermost column is at or beyond it (a wall cut off by
+                # the field of view or by the drift crop): its position is unknown, not there
+                pos.append(np.nan if cs[k] == border else cs[0] + _subpixel_peak(prof, k))
+                height.append(np.nan if cs[k] == border else mean[s][:, cs[k]].mean() - np.median(mean[s]))
             centre = np.array([s.mean() + 0.5 for s in strips])
             fit = _line_fit(np.array(pos), centre, tolerance_px)
             if fit is None:
                 continue
             a, b, share, rms = fit
-            rim = float(np.median(height)) / grey
+            # cut-off strips count as on the line when the line leaves the image there
+            out = np.isnan(pos) & ((a + b * centre - border) * (1 if side == "left" else -1) <= tolerance_px)
+            share += float(out.sum()) / len(strips)
+            rim = float(np.nanmedian(height)) / grey
             if share >= min_inliers and rim >= min_contrast and abs(b) < 0.2:
                 walls[side] = (a, b)
                 edge = a + b * yy  # column of the rim's centre per row
@@ -243,6 +332,12 @@ def find_frame(
                 wall = sgn * (col - edge) <= 0.5
                 mask |= below_cap & wall
                 shell |= below_cap & ~wall & (sgn * (col - edge) <= reach)
+                # where the crest lay on the outermost column, that column is lit by the rim
+                # whatever the line says: the rim's reach from there is shell
+                cut = np.zeros((rows, 1), bool)
+                for strip, p in zip(strips, pos):
+                    cut[strip] = bool(np.isnan(p))
+                shell |= cut & ~wall & (sgn * (col - border) <= reach)
                 notes.append(f"{side} wall at column {a + b * rows / 2:.1f} (rim {rim:.2f}, reaching {reach:.1f} px into "
                              f"the face, {share:.0%} strips on the line)")
             else:
