@@ -9,9 +9,15 @@ its edges:
 
 - cap: per column, the strongest bright-to-dark step from the top; accepted when the steps of
   all columns lie on one straight line (a specimen layer boundary is rough, the cap's edge is
-  not) and the band above is uniformly brighter than what lies below;
+  not) and the band above is uniformly brighter than what lies below.  Edge brightening lights
+  the rows on both sides of the edge, which puts the steepest step below it: the edge is where
+  the rim is centred (a fit of the pooled profile across the edge), each column's own where it
+  lies on the line (the cap follows the specimen's rough top), and the rim's lit specimen rows
+  are the shell;
 - walls: per strip of rows below the cap, the brightest ridge (the rim) in the outer part of the
-  image; accepted when the strips' ridges lie on one straight line spanning the face.
+  image; accepted when the strips' ridges lie on one straight line spanning the face (a strip
+  whose ridge is on the image's outermost column is cut off: it counts as on the line when the
+  line leaves the image there).
 
 The result is a 2D ``(y, x)`` mask, True on the frame, applied to every slice.
 """
@@ -43,9 +49,10 @@ class FrameMask:
     notes : list of str
         Why an edge was accepted or rejected.
     shell : ndarray of bool (y, x) or None
-        Specimen pixels beside a trench wall that its bright rim still lifts (from the wall's
-        edge to the rim's half height): specimen, but their grey values are the wall's as much
-        as the specimen's, so measurements that average grey values laterally leave them out.
+        Specimen pixels beside a trench wall or below the cap that its bright rim still lifts
+        (from the edge to the rim's half height): specimen, but their grey values are the
+        frame's as much as the specimen's, so measurements that average grey values leave them
+        out.
     """
 
     mask: np.ndarray
@@ -135,23 +142,27 @@ def _rim_reach(m: np.ndarray, y0: int, a: float, b: float, inward: int, span: in
     return float(k - 1 + (prof[k - 1] - half) / max(prof[k - 1] - prof[k], 1e-12))
 
 
-def _step_with_rim(t: np.ndarray, e: float, sigma: float, w: float) -> tuple[np.ndarray, np.ndarray]:
-    """Unit bright-to-dark step at ``e`` and a unit rim ``[e - w, e + w]`` astride it, both blurred
-    by a Gaussian of ``sigma`` (px), at positions ``t``."""
-    step = ndtr((e - t) / sigma)
-    rim = ndtr((t - e + w) / sigma) - ndtr((t - e - w) / sigma)
-    return step, rim
+def _edge_basis(t: np.ndarray, e: Any, sigma: float, w: float) -> np.ndarray:
+    """The parts of a frame edge's profile at positions ``t`` (px, the frame on the side ``t < e``),
+    each blurred by a Gaussian of ``sigma``: the frame's level (a unit step at ``e``) and a unit rim
+    ``[e - w, e + w]`` astride the edge (edge brightening lights both sides alike).  Shape
+    ``t.shape + (2,)`` broadcast with ``e``."""
+    u = t - e
+    step = ndtr(-u / sigma)
+    rim = ndtr((u + w) / sigma) - ndtr((u - w) / sigma)
+    return np.stack(np.broadcast_arrays(step, rim), axis=-1)
 
 
-def _fit_step_with_rim(t: np.ndarray, p: np.ndarray) -> tuple[float, float, float, np.ndarray]:
-    """Least-squares ``p ≈ c0 + c1·step + c2·rim`` (:func:`_step_with_rim`, ``c2 >= 0``): a coarse
-    grid over the edge, blur and rim width, refined.  Returns ``(e, sigma, w, (c0, c1, c2))``."""
+def _fit_edge(t: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares ``p ≈ c0 + c·basis`` (:func:`_edge_basis`, the rim not negative): a coarse
+    grid over the edge ``e``, the blur and the rim's width, refined.  Returns
+    ``((e, sigma, w), (c0, c_step, c_rim))``."""
     best: tuple[float, tuple[float, ...]] = (np.inf, ())
     es = np.arange(-2.0, 1.0 + 1e-9, 0.05)[:, None]
+    ones = np.ones((es.shape[0], t.size, 1))
     for sigma in np.arange(0.3, 2.61, 0.1):
         for w in np.arange(0.2, 3.01, 0.2):
-            step, rim = _step_with_rim(t[None, :], es, sigma, w)
-            a = np.stack([np.ones_like(step), step, rim], axis=-1)
+            a = np.concatenate([ones, _edge_basis(t[None, :], es, sigma, w)], axis=-1)
             coef = np.linalg.solve(np.einsum("enk,enl->ekl", a, a) + 1e-9 * np.eye(3),
                                    np.einsum("enk,n->ek", a, p)[..., None])[..., 0]
             coef[:, 2] = np.maximum(coef[:, 2], 0.0)  # a dark rim is no edge brightening
@@ -161,50 +172,45 @@ def _fit_step_with_rim(t: np.ndarray, p: np.ndarray) -> tuple[float, float, floa
                 best = (float(cost[k]), (float(es[k, 0]), float(sigma), float(w), *coef[k]))
 
     def resid(x: np.ndarray) -> np.ndarray:
-        step, rim = _step_with_rim(t, x[0], x[1], x[2])
-        return x[3] + x[4] * step + x[5] * rim - p
+        return x[3] + _edge_basis(t, x[0], x[1], x[2]) @ x[4:] - p
 
-    x0 = np.array(best[1])
-    x0[5] = max(x0[5], 1e-4)
-    lo, hi = [-2.5, 0.2, 0.05, -np.inf, 0.0, 0.0], [1.5, 4.0, 4.0, np.inf, np.inf, np.inf]
-    x = least_squares(resid, np.clip(x0, np.array(lo) + 1e-9, np.array(hi) - 1e-9), bounds=(lo, hi)).x
-    return float(x[0]), float(x[1]), float(x[2]), x[3:]
+    lo = np.array([-2.5, 0.2, 0.05, -np.inf, 0.0, 0.0])
+    hi = np.array([1.5, 4.0, 4.0, np.inf, np.inf, np.inf])
+    x0 = np.clip(np.array(best[1]), lo + 1e-6, hi - 1e-6)
+    x = least_squares(resid, x0, bounds=(lo, hi)).x
+    return x[:3], x[3:]
 
 
-def _cap_rim(mean: np.ndarray, pos: np.ndarray, cols: np.ndarray, window: float = 5.0) -> tuple[float, float] | None:
-    """Where the cap's edge lies from its steepest step, and how far its bright rim reaches below.
+def _edge_offset(t: np.ndarray, v: np.ndarray, window: float = 5.0) -> tuple[float, float] | None:
+    """Where a frame edge lies on a profile pooled from many lines across it, and how far its
+    bright rim reaches beyond it.
 
-    Edge brightening lights up both sides of the cap's edge alike (the cap's last rows and the
-    specimen's first), the probe blurs it with the step, and the steepest descent of the sum lies
-    below the edge: a symmetric bump's slope adds to the step's on the dark side.  So the profile
-    across the edge, per column aligned on its steepest step ``pos`` and pooled (the columns' sub-
-    pixel offsets sample it finely), is fitted with a blurred step plus a blurred rim symmetric
-    about the same edge (:func:`_fit_step_with_rim`); without a rim the fit's edge is the steepest
-    step.  Returns ``(offset of the edge from the steepest step, px; reach of the rim below the
-    edge, px: where its lift above the specimen's grey falls to half the lift at the edge)``, or
-    None when the profile does not cover the edge (the cap cut off by the image's top).
+    ``t``: position of each sample from the steepest step each line's edge was found at (px, the
+    frame on the side ``t < 0``); ``v``: the grey values.  Edge brightening lights both sides of an
+    edge alike and the probe blurs it with the step, so the steepest descent lies beyond the edge
+    (a symmetric rim's slope adds to the step's on the dark side).  The samples, binned at 0.1 px
+    (median per bin: a line of some other material does not move it; the lines' sub-pixel offsets
+    sample the profile finely), are fitted with a blurred step and a rim symmetric about the same
+    edge (:func:`_fit_edge`); without a rim the fit's edge is the steepest step.  Returns
+    ``(edge, reach)``: the edge (px from ``t = 0``) and where the lift above the specimen's level
+    beyond it falls to half the lift at the edge (px from the edge); None when the samples do not
+    cover the edge (the frame cut off by the image's border).
     """
-    rows = mean.shape[0]
-    t = (np.arange(rows) + 0.5)[None, :] - pos[cols, None]
-    v = mean[:, cols].T
-    sel = np.abs(t) <= window
+    sel = np.isfinite(v) & (np.abs(t) <= window)
     if not sel.any() or t[sel].min() > -2.5 or t[sel].max() < 3.0:
         return None
     bins = np.round(t[sel] / 0.1).astype(int)
-    uniq, inv = np.unique(bins, return_inverse=True)
+    _, inv = np.unique(bins, return_inverse=True)
     tb = np.bincount(inv, t[sel]) / np.bincount(inv)
-    # the median per bin: a column of wall or of a bright specimen speck does not move it
     order = np.argsort(inv, kind="stable")
     groups = np.split(v[sel][order], np.cumsum(np.bincount(inv))[:-1])
     pb = np.array([np.median(g) for g in groups])
     scale = float(np.ptp(pb)) or 1.0
-    e, sigma, w, c = _fit_step_with_rim(tb, pb / scale)
+    (e, sigma, w), c = _fit_edge(tb, pb / scale)
     fine = np.linspace(e, e + window, 501)
-    step, rim = _step_with_rim(fine, e, sigma, w)
-    lift = c[1] * step + c[2] * rim  # above the specimen's level c[0]
+    lift = _edge_basis(fine, e, sigma, w) @ c[1:]  # above the specimen's level c[0]
     below = np.flatnonzero(lift <= 0.5 * lift[0])
-    reach = float(fine[below[0]] - e) if below.size else window
-    return e, reach
+    return float(e), float(fine[below[0]] - e) if below.size else window
 
 
 def find_frame(
@@ -281,7 +287,8 @@ def find_frame(
                 # each column's own edge where it lies on the line (the cap sits on the specimen's
                 # rough top), moved from the steepest step to the edge the cap's rim is centred on
                 on = np.isfinite(pos) & (np.abs(pos - edge) < tolerance_px)
-                rim = _cap_rim(mean, pos, np.flatnonzero(on))
+                on_cols = np.flatnonzero(on)
+                rim = _edge_offset((np.arange(rows) + 0.5)[None, :] - pos[on_cols, None], mean[:, on_cols].T)
                 shift, reach = rim if rim is not None else (0.0, 0.0)
                 own = np.where(on, pos, edge) + shift
                 cap = (a + shift - b * 0.5, b)
