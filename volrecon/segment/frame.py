@@ -249,7 +249,7 @@ def find_frame(
     Examples
     --------
     >>> from volrecon.sample import make_phantom
-    >>> ph = make_phantom("diglyme", slices=6, shape=(128, 128), frame=True, artefacts="none", workers=1)
+    >>> ph = make_phantom("diglyme", slices=6, shape=(160, 160), frame=True, artefacts="none", workers=1)
     >>> fm = find_frame(ph.clean)
     >>> fm.cap is not None and fm.left is not None and fm.right is not None
     True
