@@ -432,10 +432,13 @@ def segment_volume(
         region_names = {k: v for k, v in REGIONS.items()}
         inter: dict[str, Any] = {"through_plane": None, "order": None, "absent_layers": [], "interfaces": {}, "heights_nm": {}}
         if layers:
-            lay = detect_layers(phases, phase_names=names, voxel_size_nm=vox, axis=through_plane, lateral_nm=lateral_nm,
+            # the frame's rim shell reads the frame's grey as much as the specimen's: its first-guess
+            # classes decide no layer and no surface
+            specimen = _unassigned(phases, rim_shell)
+            lay = detect_layers(specimen, phase_names=names, voxel_size_nm=vox, axis=through_plane, lateral_nm=lateral_nm,
                                 frame_value=frame_value, scratch=None if folder is None else folder.path)
             if regional and lay.heights.get("sodium|sei") is not None:
-                lay, na_info = sodium_surface(image, _unassigned(phases, rim_shell), lay, voxel_size_nm=vox,
+                lay, na_info = sodium_surface(image, specimen, lay, voxel_size_nm=vox,
                                               frame_value=frame_value, lateral_nm=sei_lateral_nm)
                 params["sodium"] = na_info
             if refine_anode and lay.heights.get("sodium|sei") is not None:
@@ -443,7 +446,7 @@ def segment_volume(
                                        upper=None if regional else "sei|separator", rim=True, rim_nm=edge_rim_nm)
             if regional:
                 lay, sei_info = sei_outer_surface(image, lay, voxel_size_nm=vox, lateral_nm=sei_lateral_nm,
-                                                  phases=_unassigned(phases, rim_shell), frame_value=frame_value)
+                                                  phases=specimen, frame_value=frame_value)
                 params["sei"] = sei_info
             inter = lay.to_dict(vox)
             inter["heights_nm"] = lay.heights_nm(vox)
@@ -684,8 +687,9 @@ class _Held:
 
 
 def _unassigned(phases: Any, shell: np.ndarray | None) -> Any:
-    """``phases`` with the trench walls' rim shell (``(y, x)``, every slice) set to 0, for the
-    measurements that average grey values over the specimen: the rim lifts those pixels' grey
+    """``phases`` with the frame's rim shell (beside the trench walls and below the cap; ``(y, x)``,
+    every slice) set to 0, for the layers and the measurements that average grey values over the
+    specimen: the rim lifts those pixels' grey
     (:attr:`volrecon.segment.frame.FrameMask.shell`).  Lazy for a dask array."""
     if shell is None:
         return phases

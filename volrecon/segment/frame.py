@@ -9,9 +9,15 @@ its edges:
 
 - cap: per column, the strongest bright-to-dark step from the top; accepted when the steps of
   all columns lie on one straight line (a specimen layer boundary is rough, the cap's edge is
-  not) and the band above is uniformly brighter than what lies below;
+  not) and the band above is uniformly brighter than what lies below.  Edge brightening lights
+  the rows on both sides of the edge, which puts the steepest step below it: the edge is where
+  the rim is centred (a fit of the pooled profile across the edge), each column's own where it
+  lies on the line (the cap follows the specimen's rough top), and the rim's lit specimen rows
+  are the shell;
 - walls: per strip of rows below the cap, the brightest ridge (the rim) in the outer part of the
-  image; accepted when the strips' ridges lie on one straight line spanning the face.
+  image; accepted when the strips' ridges lie on one straight line spanning the face (a strip
+  whose ridge is on the image's outermost column is cut off: it counts as on the line when the
+  line leaves the image there).
 
 The result is a 2D ``(y, x)`` mask, True on the frame, applied to every slice.
 """
@@ -23,6 +29,8 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
+from scipy.optimize import least_squares
+from scipy.special import ndtr
 
 
 @dataclass(frozen=True)
@@ -41,9 +49,10 @@ class FrameMask:
     notes : list of str
         Why an edge was accepted or rejected.
     shell : ndarray of bool (y, x) or None
-        Specimen pixels beside a trench wall that its bright rim still lifts (from the wall's
-        edge to the rim's half height): specimen, but their grey values are the wall's as much
-        as the specimen's, so measurements that average grey values laterally leave them out.
+        Specimen pixels beside a trench wall or below the cap that its bright rim still lifts
+        (from the edge to the rim's half height): specimen, but their grey values are the
+        frame's as much as the specimen's, so measurements that average grey values leave them
+        out.
     """
 
     mask: np.ndarray
@@ -133,6 +142,77 @@ def _rim_reach(m: np.ndarray, y0: int, a: float, b: float, inward: int, span: in
     return float(k - 1 + (prof[k - 1] - half) / max(prof[k - 1] - prof[k], 1e-12))
 
 
+def _edge_basis(t: np.ndarray, e: Any, sigma: float, w: float) -> np.ndarray:
+    """The parts of a frame edge's profile at positions ``t`` (px, the frame on the side ``t < e``),
+    each blurred by a Gaussian of ``sigma``: the frame's level (a unit step at ``e``) and a unit rim
+    ``[e - w, e + w]`` astride the edge (edge brightening lights both sides alike).  Shape
+    ``t.shape + (2,)`` broadcast with ``e``."""
+    u = t - e
+    step = ndtr(-u / sigma)
+    rim = ndtr((u + w) / sigma) - ndtr((u - w) / sigma)
+    return np.stack(np.broadcast_arrays(step, rim), axis=-1)
+
+
+def _fit_edge(t: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares ``p ≈ c0 + c·basis`` (:func:`_edge_basis`, the rim not negative): a coarse
+    grid over the edge ``e``, the blur and the rim's width, refined.  Returns
+    ``((e, sigma, w), (c0, c_step, c_rim))``."""
+    best: tuple[float, tuple[float, ...]] = (np.inf, ())
+    es = np.arange(-2.0, 1.0 + 1e-9, 0.05)[:, None]
+    ones = np.ones((es.shape[0], t.size, 1))
+    for sigma in np.arange(0.3, 2.61, 0.1):
+        for w in np.arange(0.2, 3.01, 0.2):
+            a = np.concatenate([ones, _edge_basis(t[None, :], es, sigma, w)], axis=-1)
+            coef = np.linalg.solve(np.einsum("enk,enl->ekl", a, a) + 1e-9 * np.eye(3),
+                                   np.einsum("enk,n->ek", a, p)[..., None])[..., 0]
+            coef[:, 2] = np.maximum(coef[:, 2], 0.0)  # a dark rim is no edge brightening
+            cost = ((np.einsum("enk,ek->en", a, coef) - p) ** 2).sum(axis=1)
+            k = int(np.argmin(cost))
+            if cost[k] < best[0]:
+                best = (float(cost[k]), (float(es[k, 0]), float(sigma), float(w), *coef[k]))
+
+    def resid(x: np.ndarray) -> np.ndarray:
+        return x[3] + _edge_basis(t, x[0], x[1], x[2]) @ x[4:] - p
+
+    lo = np.array([-2.5, 0.2, 0.05, -np.inf, 0.0, 0.0])
+    hi = np.array([1.5, 4.0, 4.0, np.inf, np.inf, np.inf])
+    x0 = np.clip(np.array(best[1]), lo + 1e-6, hi - 1e-6)
+    x = least_squares(resid, x0, bounds=(lo, hi)).x
+    return x[:3], x[3:]
+
+
+def _edge_offset(t: np.ndarray, v: np.ndarray, window: float = 5.0) -> tuple[float, float] | None:
+    """Where a frame edge lies on a profile pooled from many lines across it, and how far its
+    bright rim reaches beyond it.
+
+    ``t``: position of each sample from the steepest step each line's edge was found at (px, the
+    frame on the side ``t < 0``); ``v``: the grey values.  Edge brightening lights both sides of an
+    edge alike and the probe blurs it with the step, so the steepest descent lies beyond the edge
+    (a symmetric rim's slope adds to the step's on the dark side).  The samples, binned at 0.1 px
+    (median per bin: a line of some other material does not move it; the lines' sub-pixel offsets
+    sample the profile finely), are fitted with a blurred step and a rim symmetric about the same
+    edge (:func:`_fit_edge`); without a rim the fit's edge is the steepest step.  Returns
+    ``(edge, reach)``: the edge (px from ``t = 0``) and where the lift above the specimen's level
+    beyond it falls to half the lift at the edge (px from the edge); None when the samples do not
+    cover the edge (the frame cut off by the image's border).
+    """
+    sel = np.isfinite(v) & (np.abs(t) <= window)
+    if not sel.any() or t[sel].min() > -2.5 or t[sel].max() < 3.0:
+        return None
+    bins = np.round(t[sel] / 0.1).astype(int)
+    _, inv = np.unique(bins, return_inverse=True)
+    tb = np.bincount(inv, t[sel]) / np.bincount(inv)
+    order = np.argsort(inv, kind="stable")
+    groups = np.split(v[sel][order], np.cumsum(np.bincount(inv))[:-1])
+    pb = np.array([np.median(g) for g in groups])
+    scale = float(np.ptp(pb)) or 1.0
+    (e, sigma, w), c = _fit_edge(tb, pb / scale)
+    fine = np.linspace(e, e + window, 501)
+    lift = _edge_basis(fine, e, sigma, w) @ c[1:]  # above the specimen's level c[0]
+    below = np.flatnonzero(lift <= 0.5 * lift[0])
+    return float(e), float(fine[below[0]] - e) if below.size else window
+
+
 def find_frame(
     image: Any, *, max_cap_fraction: float = 0.4, max_wall_fraction: float = 0.3,
     min_contrast: float = 0.15, tolerance_px: float = 1.5, min_inliers: float = 0.75, max_slices: int = 32,
@@ -169,7 +249,7 @@ def find_frame(
     Examples
     --------
     >>> from volrecon.sample import make_phantom
-    >>> ph = make_phantom("diglyme", slices=6, shape=(128, 128), frame=True, artefacts="none", workers=1)
+    >>> ph = make_phantom("diglyme", slices=6, shape=(160, 160), frame=True, artefacts="none", workers=1)
     >>> fm = find_frame(ph.clean)
     >>> fm.cap is not None and fm.left is not None and fm.right is not None
     True
@@ -204,9 +284,19 @@ def find_frame(
             uniform = float(np.median([mean[: max(1, int(e) - 2), c].std() for c, e in enumerate(edge)])) / grey
             if share >= min_inliers and contrast >= min_contrast and np.median(step) / grey >= 0.5 * min_contrast \
                     and uniform < 0.5 * contrast and edge.min() >= 2:
-                cap = (a - b * 0.5, b)
-                mask |= yy < edge[None, :]
-                notes.append(f"cap edge at row {edge.mean():.1f} (contrast {contrast:.2f}, {share:.0%} columns on the line)")
+                # each column's own edge where it lies on the line (the cap sits on the specimen's
+                # rough top), moved from the steepest step to the edge the cap's rim is centred on
+                on = np.isfinite(pos) & (np.abs(pos - edge) < tolerance_px)
+                on_cols = np.flatnonzero(on)
+                rim = _edge_offset((np.arange(rows) + 0.5)[None, :] - pos[on_cols, None], mean[:, on_cols].T)
+                shift, reach = rim if rim is not None else (0.0, 0.0)
+                own = np.where(on, pos, edge) + shift
+                cap = (a + shift - b * 0.5, b)
+                mask |= yy < own[None, :]
+                shell |= (yy >= own[None, :]) & (yy - own[None, :] <= reach)
+                notes.append(f"cap edge at row {edge.mean() + shift:.1f} (contrast {contrast:.2f}, {share:.0%} columns on "
+                             f"the line; " + (f"{-shift:.2f} px above the steepest step, its rim reaching {reach:.1f} px "
+                             "into the face)" if rim is not None else "edge not covered: steepest step)"))
             else:
                 notes.append(f"no cap: straight-edge share {share:.0%}, contrast {contrast:.2f}")
     y0 = int(np.ceil(mask[:, :].sum(axis=0).max())) + 3 if cap is not None else 0
@@ -218,19 +308,25 @@ def find_frame(
         strips = np.array_split(np.arange(y0, rows), 8)
         width = max(6, int(max_wall_fraction * cols))
         for side in ("left", "right"):
-            cs = np.arange(1, width) if side == "left" else np.arange(cols - width, cols - 1)
+            cs = np.arange(0, width) if side == "left" else np.arange(cols - width, cols)
+            border = 0 if side == "left" else cols - 1
             pos, height = [], []
             for s in strips:
                 prof = ridge[s][:, cs].mean(axis=0)
                 k = int(np.argmax(prof))
-                pos.append(cs[0] + _subpixel_peak(prof, k))
-                height.append(mean[s][:, cs[k]].mean() - np.median(mean[s]))
+                # a crest on the image's outermost column is at or beyond it (a wall cut off by
+                # the field of view or by the drift crop): its position is unknown, not there
+                pos.append(np.nan if cs[k] == border else cs[0] + _subpixel_peak(prof, k))
+                height.append(np.nan if cs[k] == border else mean[s][:, cs[k]].mean() - np.median(mean[s]))
             centre = np.array([s.mean() + 0.5 for s in strips])
             fit = _line_fit(np.array(pos), centre, tolerance_px)
             if fit is None:
                 continue
             a, b, share, rms = fit
-            rim = float(np.median(height)) / grey
+            # cut-off strips count as on the line when the line leaves the image there
+            out = np.isnan(pos) & ((a + b * centre - border) * (1 if side == "left" else -1) <= tolerance_px)
+            share += float(out.sum()) / len(strips)
+            rim = float(np.nanmedian(height)) / grey
             if share >= min_inliers and rim >= min_contrast and abs(b) < 0.2:
                 walls[side] = (a, b)
                 edge = a + b * yy  # column of the rim's centre per row
@@ -243,6 +339,12 @@ def find_frame(
                 wall = sgn * (col - edge) <= 0.5
                 mask |= below_cap & wall
                 shell |= below_cap & ~wall & (sgn * (col - edge) <= reach)
+                # where the crest lay on the outermost column, that column is lit by the rim
+                # whatever the line says: the rim's reach from there is shell
+                cut = np.zeros((rows, 1), bool)
+                for strip, p in zip(strips, pos):
+                    cut[strip] = bool(np.isnan(p))
+                shell |= cut & ~wall & (sgn * (col - border) <= reach)
                 notes.append(f"{side} wall at column {a + b * rows / 2:.1f} (rim {rim:.2f}, reaching {reach:.1f} px into "
                              f"the face, {share:.0%} strips on the line)")
             else:

@@ -1138,6 +1138,21 @@ def sodium_surface(
     h_rise = k - m + _crossing(prof, np.full(k.shape, m), thr)
     h_mid = k - m + _crossing(prof, j, mid)
     h = np.where(above.any(axis=-1), h_mid, h_rise)
+    # a rise that stays nearer the rise threshold than the half-way grey within film_nm is no
+    # film's edge (a trench wall's rim lifting the sodium beside it, a speck; a thin film blurred
+    # to less than half its contrast still gets most of the way): those columns' half-way
+    # crossing is looked for from the probe on
+    peak = np.where(inside, prof, -np.inf).max(axis=-1)
+    redo = ok_cols & ~above.any(axis=-1) & (mid > thr) & (peak < 0.5 * (thr + mid))
+    if redo.any():
+        for a0, a1, p0, p1 in slabs:
+            sel = redo[a0:a1]
+            if not sel.any():
+                continue
+            g, _ = grey(a0, a1, p0, p1)
+            k2 = _first_above(g[sel], mid, probe[a0:a1][sel], hs[a0:a1][sel])
+            h2 = _crossing(g[sel], k2, mid)
+            h[a0:a1][sel] = np.where(k2 + 0.5 < hs[a0:a1][sel], h2, h[a0:a1][sel])
     h = np.clip(h, start, hs)
     # columns without specimen at the anode end: keep the class-based height
     old = _anode_first(layers.heights["sodium|sei"], layers)
