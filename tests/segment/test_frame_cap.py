@@ -88,3 +88,18 @@ def test_wall_cut_off_by_the_border():
     for r in (90, 110, 127):
         first = int(np.argmax(fm.mask[r, 100:])) + 100
         assert abs(first - np.ceil(right[r, 0])) <= 1
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("slope", [0.0, 0.04])
+def test_shell_only_where_the_cap_has_a_rim(slope, seed):
+    # the shell is the specimen the rim lights: the blurred step alone (half its height at the
+    # edge) lights none, while a weak rim (a tenth of the step) still lights the specimen's first row
+    cols = np.arange(160)
+    stack, boundary = _capped(0.0, slope, seed)
+    fm = find_frame(stack, cap_alone=True)
+    assert fm.shell.sum() / stack.shape[2] < 0.1
+    stack, boundary = _capped(0.1, slope, seed)
+    fm = find_frame(stack, cap_alone=True)
+    assert np.mean(fm.shell[boundary, cols]) > 0.9
+    assert np.mean(fm.mask.sum(axis=0) == boundary) > 0.9

@@ -193,7 +193,10 @@ def _edge_offset(t: np.ndarray, v: np.ndarray, window: float = 5.0) -> tuple[flo
     sample the profile finely), are fitted with a blurred step and a rim symmetric about the same
     edge (:func:`_fit_edge`); without a rim the fit's edge is the steepest step.  Returns
     ``(edge, reach)``: the edge (px from ``t = 0``) and where the lift above the specimen's level
-    beyond it falls to half the lift at the edge (px from the edge); None when the samples do not
+    beyond it falls to half the lift at the edge (px from the edge); the reach is 0 when the rim
+    term's lift at the edge is within the spread of the lines' specimen grey about the fitted
+    profile (no rim told from the specimen: the blurred step alone reaches half a pixel, which
+    would put the first specimen row of every column in the shell).  None when the samples do not
     cover the edge (the frame cut off by the image's border).
     """
     sel = np.isfinite(v) & (np.abs(t) <= window)
@@ -207,6 +210,12 @@ def _edge_offset(t: np.ndarray, v: np.ndarray, window: float = 5.0) -> tuple[flo
     pb = np.array([np.median(g) for g in groups])
     scale = float(np.ptp(pb)) or 1.0
     (e, sigma, w), c = _fit_edge(tb, pb / scale)
+    ts, vs = t[sel], v[sel] / scale
+    beyond = ts > e + 1.0
+    resid = vs[beyond] - (c[0] + _edge_basis(ts[beyond], e, sigma, w) @ c[1:])
+    spread = 1.4826 * float(np.median(np.abs(resid - np.median(resid)))) if resid.size else 0.0
+    if c[2] * _edge_basis(np.array([e]), e, sigma, w)[0, 1] <= spread:
+        return float(e), 0.0
     fine = np.linspace(e, e + window, 501)
     lift = _edge_basis(fine, e, sigma, w) @ c[1:]  # above the specimen's level c[0]
     below = np.flatnonzero(lift <= 0.5 * lift[0])
