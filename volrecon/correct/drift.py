@@ -59,6 +59,7 @@ from volrecon.correct._registration_phase import (
     coherence_sigma,
 )
 from volrecon.correct._registration_persist import chain_errors, wander_information
+from volrecon.correct._registration_shared import shared_motion_error
 from volrecon.correct._registration_solve import Observations, Solution, screen_series, solve_trajectory
 from volrecon.correct._registration_split import HalfSplit, choose_baselines
 from volrecon.correct._registration_table import DriftTable
@@ -191,11 +192,15 @@ def estimate_drift(
     DriftTable
         ``shifts[z]`` applied with :func:`scipy.ndimage.shift` to slice ``z`` registers it.
         ``expected_residual_px`` (per axis): on anchored slices the posterior of the solve; on
-        structure-only slices the error of one half of the face, measured by how far the left
-        and right halves' trajectories disagree (``metadata["structure_errors"]["expected_px"]``;
-        1024 px phantoms: 0.8-1.0 px per axis against 0.4-0.7 measured). Content motion shared by
-        the whole face (features all leaning one way) moves the estimate like drift and no image
-        measure sees it; there the figure understates.
+        structure-only slices the larger of two measured errors
+        (``metadata["structure_errors"]["expected_px"]``): one half of the face's, from how far
+        the left and right halves' trajectories disagree (``halves_px``; 1024 px phantoms:
+        0.8-1.0 px per axis against 0.4-0.7 measured), and the content motion shared by the
+        whole face (features all leaning one way), from the long pairs' misclosure against the
+        chained neighbour pairs where it is the same in both halves (``shared_motion``, see
+        :mod:`volrecon.correct._registration_shared`; inclined ``make_stack``: 0.3-4.6 px
+        against 0.6-3.0 measured). Both can understate: 512 px electrode phantoms up to 2.7x,
+        shared motion at one velocity (a sheared volume) is not seen at all.
 
     Raises
     ------
@@ -340,9 +345,10 @@ def estimate_drift(
     regime = None
     if tile_pairs:
         regime = _add_tile_pairs(solver, tile_pairs, (obs, *half_obs) if split else (obs,), structure_floor_px)
-    choice = None
+    choice = shared = None
     if split:
         choice = choose_baselines(half_obs, baselines)
+        shared = shared_motion_error(half_obs)
         obs = obs.only_baselines(choice.used)
     good = [z for z in range(nz) if not reasons[z]]
     if len(good) < 2:
@@ -377,12 +383,13 @@ def estimate_drift(
     if edges:
         solution = solve_trajectory(_with_edges(obs, edges, slopes, solution.shifts))
     elapsed = time.perf_counter() - started
-    content = _content_error(choice)
+    halves_px = _content_error(choice)
+    content = max(halves_px, shared["shared_px"]) if halves_px is not None and shared else halves_px
     table = _build_table(solution, obs, reasons, method, info, edges, box, baselines, coherences, elapsed, roi, content)
     table.metadata["frame_rejected"] = rejected
     table.metadata["baseline_choice"] = choice.to_dict() if choice is not None else None
     if content is not None:
-        regime = dict(regime or {}, expected_px=content)
+        regime = dict(regime or {}, expected_px=content, halves_px=halves_px, shared_motion=shared)
     table.metadata["structure_errors"] = regime
     if rejected and not any(edges.values()):
         table.metadata["anchor_fallback"] = "structure: no frame edge passed the rigid-frame checks"
@@ -767,10 +774,11 @@ def _content_error(choice: Any) -> float | None:
     the halves' errors, e.g. a rough layer interface spanning the face); the larger is returned.
     None without a split.
 
-    Content motion shared by *both* halves alike (features all inclined the same way: a sheared
-    volume) moves the drift estimate and is invisible to any image-only measure, this one
-    included: registering the phantoms' noise-free rendering gives the same residual as their
-    noisy acquisition (``benchmarks/results/registration.md``).
+    Content motion shared by *both* halves alike (features all inclined the same way) moves the
+    drift estimate and this measure does not see it (registering the phantoms' noise-free
+    rendering gives the same residual as their noisy acquisition,
+    ``benchmarks/results/registration.md``); :mod:`volrecon.correct._registration_shared`
+    measures it where the content moves at more than one velocity.
     """
     if choice is None or tuple(choice.used) not in choice.disagreement:
         return None
