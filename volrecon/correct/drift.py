@@ -199,8 +199,10 @@ def estimate_drift(
         whole face (features all leaning one way), from the long pairs' misclosure against the
         chained neighbour pairs where it is the same in both halves (``shared_motion``, see
         :mod:`volrecon.correct._registration_shared`; inclined ``make_stack``: 0.3-4.6 px
-        against 0.6-3.0 measured). Both can understate: 512 px electrode phantoms up to 2.7x,
-        shared motion at one velocity (a sheared volume) is not seen at all.
+        against 0.6-3.0 measured). Both can understate: the halves' figure on 512 px electrode
+        phantoms by up to 2.7x, the shared one where the long pairs blend the moving content
+        too (64 x 512 x 512, inclined 0.15-0.35: 2.2-3.4x); motion shared at one velocity
+        everywhere (a sheared volume, a smooth warp) is not seen at all.
 
     Raises
     ------
