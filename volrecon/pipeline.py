@@ -6,7 +6,7 @@ folder and writes its own outputs atomically through :class:`volrecon.io.runfold
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 import json
 import shutil
@@ -92,6 +92,7 @@ def assemble(
     StageResult
         ``details`` holds the stack summary (shape, calibration with sources, warnings).
     """
+    bound_heap()
     source_text = str(source)
     stack = open_stack(source, **open_options)
     voxel = stack.calibration.voxel_size_nm  # raises a clear error when incomplete
@@ -145,6 +146,43 @@ class SliceStats:
         return notes
 
 
+HEAP_MMAP_THRESHOLD = 128 << 10
+"""Bytes from which an allocation gets a memory mapping of its own (:func:`bound_heap`): glibc's
+own starting value, kept fixed, so that the chunks, slices and boxes of the stages and the
+overlap edges cut from them (hundreds of KB and up) go back to the system when freed."""
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+
+
+def _libc() -> Any:
+    import ctypes
+    import ctypes.util
+
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+
+
+def bound_heap(mmap_threshold: int = HEAP_MMAP_THRESHOLD) -> None:
+    """Make the process's resident memory follow the arrays it holds, not those it has held.
+
+    glibc serves an allocation above its mmap threshold by a mapping of its own, returned to the
+    operating system when freed; but each such free raises the threshold to the freed size (up
+    to 32 MB), so from then on the stages' chunk arrays (4-16 MB each) come from the heap arenas
+    of the threads that allocate them (dask's workers, the solver's).  Freed there, they leave
+    holes that later allocations of other sizes only partly fill and that ``malloc_trim`` cannot
+    return while a live block sits above them: the resident memory grows with the number of chunks
+    a stage has processed (with the slice count), not with the chunks it holds at once.  A fixed
+    threshold (setting it also fixes the trim threshold) keeps every array of ``mmap_threshold``
+    bytes or more in its own mapping.  Process-wide; called by every stage; where there is no
+    glibc this does nothing.
+    """
+    try:
+        libc = _libc()
+        libc.mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold))
+        libc.mallopt(_M_TRIM_THRESHOLD, 2 * int(mmap_threshold))
+    except (OSError, AttributeError):
+        pass
+
+
 def release_memory() -> None:
     """Hand the heap memory freed by a stage back to the operating system.
 
@@ -153,11 +191,8 @@ def release_memory() -> None:
     stage's peak as resident memory and the next stage starts from there.  Trimming releases it;
     where there is no glibc this does nothing.
     """
-    import ctypes
-    import ctypes.util
-
     try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+        _libc().malloc_trim(0)
     except (OSError, AttributeError):
         pass
 
@@ -202,6 +237,7 @@ def correct(
     """
     from volrecon.correct.stage import correct_volume, correction_figures, save_corrections
 
+    bound_heap()
     run, _ = _run_and_image(out)
     record = run.read()
     assemble_params = record.get("stages", {}).get("assemble", {}).get("params", {})
@@ -258,6 +294,7 @@ def segment(
     from volrecon.io.omezarr import read_ome_zarr
     from volrecon.segment import read_scribbles, segment_volume, write_segmentation
 
+    bound_heap()
     run, image_path = _run_and_image(out)
     params = {"method": method, "scribbles": str(scribbles or ""), "classifier": str(classifier or "")}
     labels_out = [f"{IMAGE}/labels/phases", f"{IMAGE}/labels/regions"]
@@ -273,7 +310,7 @@ def segment(
             image.data, voxel_size_nm=image.voxel_size_nm[0], method=method, classifier=classifier, scribbles=scrib,
             phase_names=names, frame="auto", scratch=tmp / "scratch", progress=progress,
         )
-        write_segmentation(result, image_path)
+        write_segmentation(_phases_stored(result, tmp / "scratch"), image_path)
         summary = result.to_dict()
         (tmp / SEGMENTATION_TABLE).parent.mkdir()
         (tmp / SEGMENTATION_TABLE).write_text(json.dumps(summary, indent=2, default=str))
@@ -283,11 +320,26 @@ def segment(
     return StageResult(run.path, "segment", False, tuple(labels_out), summary)
 
 
+def _phases_stored(result: Any, scratch: Path) -> Any:
+    """``result`` with its lazy phases computed into ``scratch`` one row of chunks along z at a
+    time (:func:`volrecon.segment.api._materialise`): the label writer hands its input to
+    ``da.store`` whole, and on the end of the segmentation's chain of overlapping steps (the void
+    split, the cleanup) the scheduler then holds chunks of many rows at once."""
+    import dask.array as da
+
+    from volrecon.segment.api import Scratch, _materialise
+
+    if not isinstance(result.phases, da.Array):
+        return result
+    return replace(result, phases=_materialise(result.phases, Scratch(scratch), "phases_final"))
+
+
 def analyze(out: str | Path, *, progress: Progress | None = None, **options: Any) -> StageResult:
     """Measure the segmented volume: ``metrics.json``, ``tables/``, ``figures/`` (see volrecon.analyze)."""
     from volrecon.analyze import analyze_volume, write_analysis
     from volrecon.io.omezarr import read_label_names, read_ome_zarr
 
+    bound_heap()
     run, image_path = _run_and_image(out)
     phases_path = image_path / "labels" / "phases"
     regions_path = image_path / "labels" / "regions"
@@ -366,6 +418,7 @@ def export(out: str | Path, *, vtk: bool = True, smooth: int = 10, decimate: flo
     from volrecon.io.omezarr import read_label_names, read_ome_zarr
     from volrecon.io.vtk_export import write_phase_surfaces, write_vti
 
+    bound_heap()
     run, image_path = _run_and_image(out)
     params = {"vtk": vtk, "smooth": smooth, "decimate": decimate, "level": level}
     image = read_ome_zarr(image_path)
@@ -398,6 +451,7 @@ def report(out: str | Path, *, title: str | None = None, render_3d: bool = True)
     from volrecon.io.omezarr import read_label_names, read_ome_zarr
     from volrecon.report.html import render_report
 
+    bound_heap()
     run = RunFolder(out)
     outputs = ["report.html"]
     phases_path = run.path / IMAGE / "labels" / "phases"
