@@ -40,15 +40,25 @@ def test_chords_of_planes_along_the_stacking_axis():
 
 
 def test_box_spans_the_chords_and_keeps_the_stacking_axis():
-    count = ChordCounter(30, 1)
+    vs = (10.0, 10.0, 10.0)
     pore = _lamellae(2, 2, 40, (100, 30))  # x chords 2 voxels (20 nm) both phases
+    pore[1::2] = ~pore[1::2]  # z chords 1 voxel (10 nm)
+    count = ChordCounter(30, 1)
     count.add(pore)
     box = (slice(0, 100), slice(0, 30), slice(0, 160))
-    out, rep = representative_box(box, 1, (10.0, 10.0, 10.0), count.chords((10.0, 10.0, 10.0)), rev_chords=10)
-    assert out[1] == box[1]
-    assert out[2].stop - out[2].start == 20 and out[2].start == 70  # 10 chords of 20 nm, centred
-    assert out[0] == box[0] and not rep.reached  # no boundary along z: kept whole, not representative
-    assert rep.to_dict()["target_side_nm"] == {"z": None, "x": 200.0}
+    out, rep = representative_box(box, 1, vs, count.chords(vs), rev_chords=10)
+    assert rep.reached and out[1] == box[1]
+    assert (out[2].start, out[2].stop) == (70, 90)  # 10 chords of 20 nm, centred
+    assert rep.target_nm["x"] == pytest.approx(200.0)
+    # along z the lines end inside plates (99 boundaries per 100 planes): 10 chords of 10.1 nm
+    assert rep.target_nm["z"] == pytest.approx(10 * 2 * 50 * 10.0 / 99)
+    assert (out[0].start, out[0].stop) == (44, 55)
+    # short of 10 chords along z (8 planes), or no boundary crossed along z: not representative, kept whole
+    for part, slab in (((slice(0, 8), *box[1:]), pore[:8]), (box, np.broadcast_to(pore[:1], pore.shape))):
+        count = ChordCounter(30, 1)
+        count.add(slab)
+        out, rep = representative_box(part, 1, vs, count.chords(vs), rev_chords=10)
+        assert out == part and not rep.reached
 
 
 def _random_cathode(seed: int, shape=(100, 24, 100), sigma=0.8, porosity=0.4) -> tuple[np.ndarray, np.ndarray]:

@@ -126,7 +126,7 @@ class RepresentativeBox:
         Axis name -> wanted side (nm) for every axis but the stacking axis.
     reached : bool
         Every such axis of the box spans its wanted side (False: the volume is smaller than a
-        representative one along some axis, and the box takes what there is).
+        representative one along some axis, and the box is kept whole).
     """
 
     chords: ChordLengths
@@ -142,7 +142,8 @@ class RepresentativeBox:
 
 def representative_box(box: tuple[slice, ...], tp: int, vs: tuple[float, float, float], chords: ChordLengths,
                        rev_chords: float = REV_CHORDS) -> tuple[tuple[slice, ...], RepresentativeBox]:
-    """The centre of ``box`` spanning ``rev_chords`` chord lengths along each axis but ``tp``.
+    """The centre of ``box`` spanning ``rev_chords`` chord lengths along each axis but ``tp``
+    (where the box spans that much along all of them).
 
     Parameters
     ----------
@@ -160,22 +161,20 @@ def representative_box(box: tuple[slice, ...], tp: int, vs: tuple[float, float, 
     Returns
     -------
     (box, RepresentativeBox)
-        An axis shorter than its wanted side (or whose chord is not finite: no boundary crossed)
-        is kept whole.
+        A box shorter than its wanted side along some axis (or whose chord there is not finite: no
+        boundary crossed) is not representative and is kept whole along every axis: the error of a
+        box average falls with the box's volume, so what it lacks along one axis is partly made up
+        along the others.
     """
+    free = [a for a in range(3) if a != tp]
+    want = {a: rev_chords * chords.scale_nm(a) for a in free}
+    target = {AXIS_NAMES[a]: w for a, w in want.items()}
+    reached = all(math.isfinite(w) and w <= (box[a].stop - box[a].start) * vs[a] for a, w in want.items())
+    if not reached:
+        return box, RepresentativeBox(chords, float(rev_chords), target, False)
     out = list(box)
-    target: dict[str, float] = {}
-    reached = True
-    for a in range(3):
-        if a == tp:
-            continue
-        n = box[a].stop - box[a].start
-        want = rev_chords * chords.scale_nm(a)
-        target[AXIS_NAMES[a]] = want
-        if not math.isfinite(want) or want > n * vs[a]:
-            reached = False
-            continue
-        m = max(1, math.ceil(want / vs[a]))
+    for a, w in want.items():
+        n, m = box[a].stop - box[a].start, max(1, math.ceil(w / vs[a]))
         start = box[a].start + (n - m) // 2
         out[a] = slice(start, start + m)
-    return tuple(out), RepresentativeBox(chords, float(rev_chords), target, reached)
+    return tuple(out), RepresentativeBox(chords, float(rev_chords), target, True)
