@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from volrecon._memory import release_memory
 from volrecon.io.omezarr import read_ome_zarr, write_ome_zarr
 from volrecon.io.runfolder import RunFolder
 from volrecon.io.stack import Stack, open_stack
@@ -92,7 +93,6 @@ def assemble(
     StageResult
         ``details`` holds the stack summary (shape, calibration with sources, warnings).
     """
-    bound_heap()
     source_text = str(source)
     stack = open_stack(source, **open_options)
     voxel = stack.calibration.voxel_size_nm  # raises a clear error when incomplete
@@ -146,57 +146,6 @@ class SliceStats:
         return notes
 
 
-HEAP_MMAP_THRESHOLD = 128 << 10
-"""Bytes from which an allocation gets a memory mapping of its own (:func:`bound_heap`): glibc's
-own starting value, kept fixed, so that the chunks, slices and boxes of the stages and the
-overlap edges cut from them (hundreds of KB and up) go back to the system when freed."""
-
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
-
-
-def _libc() -> Any:
-    import ctypes
-    import ctypes.util
-
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-
-
-def bound_heap(mmap_threshold: int = HEAP_MMAP_THRESHOLD) -> None:
-    """Make the process's resident memory follow the arrays it holds, not those it has held.
-
-    glibc serves an allocation above its mmap threshold by a mapping of its own, returned to the
-    operating system when freed; but each such free raises the threshold to the freed size (up
-    to 32 MB), so from then on the stages' chunk arrays (4-16 MB each) come from the heap arenas
-    of the threads that allocate them (dask's workers, the solver's).  Freed there, they leave
-    holes that later allocations of other sizes only partly fill and that ``malloc_trim`` cannot
-    return while a live block sits above them: the resident memory grows with the number of chunks
-    a stage has processed (with the slice count), not with the chunks it holds at once.  A fixed
-    threshold (setting it also fixes the trim threshold) keeps every array of ``mmap_threshold``
-    bytes or more in its own mapping.  Process-wide; called by every stage; where there is no
-    glibc this does nothing.
-    """
-    try:
-        libc = _libc()
-        libc.mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold))
-        libc.mallopt(_M_TRIM_THRESHOLD, 2 * int(mmap_threshold))
-    except (OSError, AttributeError):
-        pass
-
-
-def release_memory() -> None:
-    """Hand the heap memory freed by a stage back to the operating system.
-
-    glibc keeps freed blocks of its arenas (one per thread that allocated; the analysis and the
-    dask workers allocate from several) for reuse, so after a stage the process keeps the
-    stage's peak as resident memory and the next stage starts from there.  Trimming releases it;
-    where there is no glibc this does nothing.
-    """
-    try:
-        _libc().malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 def _run_and_image(out: str | Path) -> tuple[RunFolder, Path]:
     run = RunFolder(out)
     image = run.path / IMAGE
@@ -237,7 +186,6 @@ def correct(
     """
     from volrecon.correct.stage import correct_volume, correction_figures, save_corrections
 
-    bound_heap()
     run, _ = _run_and_image(out)
     record = run.read()
     assemble_params = record.get("stages", {}).get("assemble", {}).get("params", {})
@@ -294,7 +242,6 @@ def segment(
     from volrecon.io.omezarr import read_ome_zarr
     from volrecon.segment import read_scribbles, segment_volume, write_segmentation
 
-    bound_heap()
     run, image_path = _run_and_image(out)
     params = {"method": method, "scribbles": str(scribbles or ""), "classifier": str(classifier or "")}
     labels_out = [f"{IMAGE}/labels/phases", f"{IMAGE}/labels/regions"]
@@ -339,7 +286,6 @@ def analyze(out: str | Path, *, progress: Progress | None = None, **options: Any
     from volrecon.analyze import analyze_volume, write_analysis
     from volrecon.io.omezarr import read_label_names, read_ome_zarr
 
-    bound_heap()
     run, image_path = _run_and_image(out)
     phases_path = image_path / "labels" / "phases"
     regions_path = image_path / "labels" / "regions"
@@ -418,7 +364,6 @@ def export(out: str | Path, *, vtk: bool = True, smooth: int = 10, decimate: flo
     from volrecon.io.omezarr import read_label_names, read_ome_zarr
     from volrecon.io.vtk_export import write_phase_surfaces, write_vti
 
-    bound_heap()
     run, image_path = _run_and_image(out)
     params = {"vtk": vtk, "smooth": smooth, "decimate": decimate, "level": level}
     image = read_ome_zarr(image_path)
@@ -451,7 +396,6 @@ def report(out: str | Path, *, title: str | None = None, render_3d: bool = True)
     from volrecon.io.omezarr import read_label_names, read_ome_zarr
     from volrecon.report.html import render_report
 
-    bound_heap()
     run = RunFolder(out)
     outputs = ["report.html"]
     phases_path = run.path / IMAGE / "labels" / "phases"

@@ -4,6 +4,8 @@ import math
 
 import numpy as np
 import pytest
+
+from volrecon.errors import ParameterError
 from scipy import ndimage as ndi
 
 from volrecon.analyze import analyze_volume
@@ -77,8 +79,9 @@ def test_representative_box_measures_what_the_whole_volume_does(seed):
     labels, regions = _random_cathode(seed)
     kw = dict(voxel_size_nm=10.0, through_plane_axis="y", tortuosity_axes=("y",), pore_size=False,
               marching_cubes=False, tortuosity_max_voxels=None)
-    whole = analyze_volume(labels, regions, rev_chords=None, **kw)
-    rev = analyze_volume(labels, regions, **kw)
+    whole = analyze_volume(labels, regions, **kw)  # the cut is opt-in
+    rev = analyze_volume(labels, regions, rev_cut=True, **kw)
+    assert whole.cathode_box == tuple((0, n) for n in labels.shape)
     (z0, z1), (y0, y1), (x0, x1) = rev.cathode_box
     assert (y0, y1) == (0, labels.shape[1])
     assert (z1 - z0) < labels.shape[0] and (x1 - x0) < labels.shape[2]  # the cut happened
@@ -101,3 +104,10 @@ def test_small_volume_keeps_its_box_and_says_it_is_not_representative():
     assert ca["tortuosity_factor"] == cb["tortuosity_factor"]
     assert any("smaller than a representative volume" in w for w in a["warnings"])
     assert "warnings" not in b
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf")])
+def test_rev_chords_must_be_a_positive_number(bad):
+    labels, regions = _random_cathode(1, shape=(12, 24, 20))
+    with pytest.raises(ParameterError, match="rev_chords"):
+        analyze_volume(labels, regions, voxel_size_nm=10.0, rev_chords=bad, pore_size=False, marching_cubes=False)

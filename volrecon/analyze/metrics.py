@@ -162,6 +162,7 @@ def analyze_volume(
     chunks: tuple[int, int, int] = (64, 256, 256),
     tortuosity_max_voxels: int | None = TORTUOSITY_MAX_VOXELS,
     rev_chords: float | None = REV_CHORDS,
+    rev_cut: bool = False,
 ) -> AnalysisResult:
     """Measure a labelled electrode volume (fractions, profiles, clusters, tortuosity, SEI).
 
@@ -202,10 +203,14 @@ def analyze_volume(
         tortuosity solves, pore sizes and surface areas; ``None`` solves the whole box.  The
         default (:data:`TORTUOSITY_MAX_VOXELS`) bounds the stage's memory.
     rev_chords : float, optional
-        Before that cap, the box is cut to its centre where it spans more than this many mean
-        chord lengths of the structure along an axis other than the stacking axis (a
-        representative volume, :mod:`volrecon.analyze.rev`; chords measured on the labels,
-        recorded in ``tortuosity_box_capped.representative``); ``None``: no such cut.
+        Size of a representative volume in mean chord lengths of the structure along each axis
+        but the stacking axis (:mod:`volrecon.analyze.rev`; chords measured on the labels): the
+        box is checked against it (``tortuosity_box_capped.representative``, a warning when the
+        box is smaller); ``None``: no check.
+    rev_cut : bool
+        Also cut the box to its centre at ``rev_chords`` before the ``tortuosity_max_voxels`` cap
+        (less memory and time on large volumes, at the cost of the statistics a larger box gives:
+        off by default, so the box is cut only by the memory budget).
 
     Returns
     -------
@@ -230,6 +235,9 @@ def analyze_volume(
     if lab.shape != reg.shape:
         raise InputError(f"regions shape {reg.shape} differs from labels shape {lab.shape}; pass matching volumes")
     vs = voxel_triplet(voxel_size_nm)
+    if rev_chords is not None and not (math.isfinite(float(rev_chords)) and float(rev_chords) > 0):
+        raise ParameterError(f"rev_chords={rev_chords}: give a positive number of chord lengths (10 is the "
+                             "default) or None to skip the representative-volume check")
     if tortuosity_max_voxels is not None and not int(tortuosity_max_voxels) >= 1000:
         raise ParameterError(f"tortuosity_max_voxels={tortuosity_max_voxels}: give at least 1000 voxels (a few "
                              "million for a representative box), or None to solve the whole box")
@@ -273,7 +281,8 @@ def analyze_volume(
         box, chords = _porous_box(lab, box, tp, phases, vs, notes, slab)
     full_box = tuple((s.start, s.stop) for s in box) if box is not None else None
     if box is not None and tp is not None and rev_chords is not None:
-        box, rep = representative_box(box, tp, vs, chords, float(rev_chords))
+        cut, rep = representative_box(box, tp, vs, chords, float(rev_chords))
+        box = cut if rev_cut else box
         if full_box != tuple((s.start, s.stop) for s in box):
             notes.append(f"tortuosity box {_shape(full_box)} cut to its centre {_shape(box)} voxels: "
                          f"{rep.rev_chords:g} mean chord lengths along each axis but the stacking axis")
