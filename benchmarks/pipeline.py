@@ -191,6 +191,10 @@ def _speed_lines(speed: list[dict[str, Any]]) -> list[str]:
             delta = last["stages"][name]["peak_rss_mb"] - first["stages"][name]["peak_rss_mb"]
             cells.append(f"{delta * 2**20 / added:.2f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "Slices per second per stage, wall (per CPU-s): "
+              + "; ".join(f"{s['slices']} slices " + ", ".join(f"{n} {s['slices'] / st['wall_s']:.2f} ({s['slices'] / max(st['cpu_s'], 1e-9):.2f})"
+                                                            for n, st in s["stages"].items())
+                          for s in speed) + "."]
     lines += ["", "Peak RSS of the main process with its children (the analysis's pore sizes run in a spawned process; "
               "sampled every 0.1 s, summed), per stage: "
               + "; ".join(f"{s['slices']} slices " + ", ".join(f"{n} {st['tree_peak_rss_mb']:.0f}" for n, st in s["stages"].items())

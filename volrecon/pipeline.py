@@ -6,7 +6,7 @@ folder and writes its own outputs atomically through :class:`volrecon.io.runfold
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 import json
 import shutil
@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from volrecon._memory import release_memory
 from volrecon.io.omezarr import read_ome_zarr, write_ome_zarr
 from volrecon.io.runfolder import RunFolder
 from volrecon.io.stack import Stack, open_stack
@@ -145,23 +146,6 @@ class SliceStats:
         return notes
 
 
-def release_memory() -> None:
-    """Hand the heap memory freed by a stage back to the operating system.
-
-    glibc keeps freed blocks of its arenas (one per thread that allocated; the analysis and the
-    dask workers allocate from several) for reuse, so after a stage the process keeps the
-    stage's peak as resident memory and the next stage starts from there.  Trimming releases it;
-    where there is no glibc this does nothing.
-    """
-    import ctypes
-    import ctypes.util
-
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 def _run_and_image(out: str | Path) -> tuple[RunFolder, Path]:
     run = RunFolder(out)
     image = run.path / IMAGE
@@ -273,7 +257,7 @@ def segment(
             image.data, voxel_size_nm=image.voxel_size_nm[0], method=method, classifier=classifier, scribbles=scrib,
             phase_names=names, frame="auto", scratch=tmp / "scratch", progress=progress,
         )
-        write_segmentation(result, image_path)
+        write_segmentation(_phases_stored(result, tmp / "scratch"), image_path)
         summary = result.to_dict()
         (tmp / SEGMENTATION_TABLE).parent.mkdir()
         (tmp / SEGMENTATION_TABLE).write_text(json.dumps(summary, indent=2, default=str))
@@ -281,6 +265,20 @@ def segment(
     run.update("stages", {"segment": {**run.read()["stages"]["segment"], "warnings": list(result.warnings)}})
     release_memory()
     return StageResult(run.path, "segment", False, tuple(labels_out), summary)
+
+
+def _phases_stored(result: Any, scratch: Path) -> Any:
+    """``result`` with its lazy phases computed into ``scratch`` one row of chunks along z at a
+    time (:func:`volrecon.segment.api._materialise`): the label writer hands its input to
+    ``da.store`` whole, and on the end of the segmentation's chain of overlapping steps (the void
+    split, the cleanup) the scheduler then holds chunks of many rows at once."""
+    import dask.array as da
+
+    from volrecon.segment.api import Scratch, _materialise
+
+    if not isinstance(result.phases, da.Array):
+        return result
+    return replace(result, phases=_materialise(result.phases, Scratch(scratch), "phases_final"))
 
 
 def analyze(out: str | Path, *, progress: Progress | None = None, **options: Any) -> StageResult:

@@ -80,10 +80,13 @@ def test_tortuosity_box_capped_to_its_centre(phantom):
     assert tau.shape == (c1 - c0, d1 - d0, e1 - e0) and np.isfinite(tau.tortuosity_factor)
     # the cap is recorded where a reader of metrics.json looks: a flag, the full box, a warning
     rec = capped.to_dict()["regions"]["cathode"]["tortuosity_box_capped"]
-    assert rec == {"capped": True, "max_voxels": cap, "full_box": [list(v) for v in full.cathode_box]}
+    assert {k: rec[k] for k in ("capped", "max_voxels", "full_box", "by_max_voxels")} == {
+        "capped": True, "max_voxels": cap, "full_box": [list(v) for v in full.cathode_box], "by_max_voxels": True}
     assert any("tortuosity_max_voxels" in w for w in capped.to_dict()["warnings"])
     assert full.to_dict()["regions"]["cathode"]["tortuosity_box_capped"]["capped"] is False
-    assert "warnings" not in full.to_dict()
+    # 10 slices: smaller than a representative volume, said so, but not cut to the budget
+    assert not any("tortuosity_max_voxels" in w for w in full.to_dict()["warnings"])
+    assert any("representative volume" in w for w in full.to_dict()["warnings"])
     with pytest.raises(ParameterError, match="tortuosity_max_voxels"):
         analyze_volume(phantom.labels, phantom.regions, tortuosity_max_voxels=0, **kw)
 

@@ -29,6 +29,7 @@ from volrecon.analyze.fractions import region_fractions, _fractions_from_row
 from volrecon.analyze.layers import axis_from_profiles, inner_box_bits, porous_extent_of, through_plane_axis
 from volrecon.analyze.poresize import PoreSizeResult, pore_size_distribution
 from volrecon.analyze.profiles import DepthProfile, depth_profile_slabs
+from volrecon.analyze.rev import REV_CHORDS, ChordCounter, ChordLengths, RepresentativeBox, representative_box
 from volrecon.analyze.surface import SurfaceResult, specific_surface_area
 from volrecon.analyze.thickness import ThicknessResult, sei_thickness, sei_thickness_slabs
 from volrecon.analyze.tortuosity import TortuosityResult, tortuosity
@@ -58,10 +59,13 @@ class AnalysisResult:
     notes: tuple[str, ...] = ()
     tortuosity_box_full: tuple[tuple[int, int], ...] | None = None
     tortuosity_max_voxels: int | None = None
+    representative: RepresentativeBox | None = None
+    budget_capped: bool = False
 
     @property
     def tortuosity_capped(self) -> bool:
-        """True when the tortuosity box was cut to ``tortuosity_max_voxels``."""
+        """True when the tortuosity box is smaller than the porous box (cut to a representative
+        size or to ``tortuosity_max_voxels``)."""
         return self.tortuosity_box_full is not None and self.tortuosity_box_full != self.cathode_box
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,6 +91,8 @@ class AnalysisResult:
             cat["tortuosity_box_capped"] = {
                 "capped": self.tortuosity_capped, "max_voxels": self.tortuosity_max_voxels,
                 "full_box": [list(v) for v in self.tortuosity_box_full] if self.tortuosity_box_full else None,
+                "by_max_voxels": self.budget_capped,
+                "representative": self.representative.to_dict() if self.representative is not None else None,
             }
             pen = {}
             for a, r in self.tortuosity.get("pore", {}).items():
@@ -112,15 +118,26 @@ class AnalysisResult:
         }
         if self.profile is not None:
             out["depth_profile"] = {k: v for k, v in self.profile.to_dict().items() if k in ("reference", "reason")}
-        if self.tortuosity and self.tortuosity_capped:
-            out["warnings"] = [f"tortuosity, pore sizes and surface areas measured in the centre of the cathode box "
-                               f"({self.tortuosity_max_voxels} voxels at most): check that this sub-volume is "
-                               "representative, or raise tortuosity_max_voxels"]
+        warnings = []
+        if self.tortuosity and self.budget_capped:
+            warnings.append(f"tortuosity, pore sizes and surface areas measured in the centre of the cathode box "
+                            f"({self.tortuosity_max_voxels} voxels at most), smaller than a representative box: "
+                            "raise tortuosity_max_voxels where memory allows")
+        rep = self.representative
+        if self.tortuosity and rep is not None and not rep.reached:
+            sides = ", ".join(f"{a} {v:.0f} nm" if math.isfinite(v) else f"{a} unbounded (no boundary crossed)"
+                              for a, v in rep.target_nm.items())
+            warnings.append(f"the cathode is smaller than a representative volume ({rep.rev_chords:g} chord lengths: "
+                            f"{sides}): its tortuosity, pore sizes and surface areas may differ from the electrode's")
+        if warnings:
+            out["warnings"] = warnings
         return out
 
 
 TORTUOSITY_MAX_VOXELS = 12_000_000
-"""Default cap of the tortuosity box.  The box is the analysis's largest memory: ~70 bytes per
+"""Default cap of the tortuosity box, the memory budget applied after its cut to a representative
+size (:data:`volrecon.analyze.rev.REV_CHORDS` chord lengths; a box cut further by this cap is
+flagged ``by_max_voxels`` with a warning).  The box is the analysis's largest memory: ~70 bytes per
 voxel while the solves run side by side with the surface areas (~0.8 GB at the cap).  Longer
 stacks reach it (a 512x512-pixel cathode 2 um thick does at ~135 slices), so the stage's memory
 is the same for any longer stack; 12 M voxels is a box of a few um on a side at 10 nm voxels
@@ -144,6 +161,8 @@ def analyze_volume(
     chunked_above_voxels: int | None = 4 * 1024 * 1024,
     chunks: tuple[int, int, int] = (64, 256, 256),
     tortuosity_max_voxels: int | None = TORTUOSITY_MAX_VOXELS,
+    rev_chords: float | None = REV_CHORDS,
+    rev_cut: bool = False,
 ) -> AnalysisResult:
     """Measure a labelled electrode volume (fractions, profiles, clusters, tortuosity, SEI).
 
@@ -183,6 +202,15 @@ def analyze_volume(
         others to a common length in nm; recorded in ``notes`` and ``cathode_box``) before the
         tortuosity solves, pore sizes and surface areas; ``None`` solves the whole box.  The
         default (:data:`TORTUOSITY_MAX_VOXELS`) bounds the stage's memory.
+    rev_chords : float, optional
+        Size of a representative volume in mean chord lengths of the structure along each axis
+        but the stacking axis (:mod:`volrecon.analyze.rev`; chords measured on the labels): the
+        box is checked against it (``tortuosity_box_capped.representative``, a warning when the
+        box is smaller); ``None``: no check.
+    rev_cut : bool
+        Also cut the box to its centre at ``rev_chords`` before the ``tortuosity_max_voxels`` cap
+        (less memory and time on large volumes, at the cost of the statistics a larger box gives:
+        off by default, so the box is cut only by the memory budget).
 
     Returns
     -------
@@ -207,6 +235,9 @@ def analyze_volume(
     if lab.shape != reg.shape:
         raise InputError(f"regions shape {reg.shape} differs from labels shape {lab.shape}; pass matching volumes")
     vs = voxel_triplet(voxel_size_nm)
+    if rev_chords is not None and not (math.isfinite(float(rev_chords)) and float(rev_chords) > 0):
+        raise ParameterError(f"rev_chords={rev_chords}: give a positive number of chord lengths (10 is the "
+                             "default) or None to skip the representative-volume check")
     if tortuosity_max_voxels is not None and not int(tortuosity_max_voxels) >= 1000:
         raise ParameterError(f"tortuosity_max_voxels={tortuosity_max_voxels}: give at least 1000 voxels (a few "
                              "million for a representative box), or None to solve the whole box")
@@ -245,11 +276,20 @@ def analyze_volume(
     # --- tortuosity in the largest box inside the cathode --------------------------------
     t_tort = time.perf_counter()
     box = inner_box_bits(survey.inside_bits, lab.shape)
+    rep = None
     if box is not None and tp is not None:
-        box = _porous_box(lab, box, tp, phases, vs, notes, slab)
+        box, chords = _porous_box(lab, box, tp, phases, vs, notes, slab)
     full_box = tuple((s.start, s.stop) for s in box) if box is not None else None
+    if box is not None and tp is not None and rev_chords is not None:
+        cut, rep = representative_box(box, tp, vs, chords, float(rev_chords))
+        box = cut if rev_cut else box
+        if full_box != tuple((s.start, s.stop) for s in box):
+            notes.append(f"tortuosity box {_shape(full_box)} cut to its centre {_shape(box)} voxels: "
+                         f"{rep.rev_chords:g} mean chord lengths along each axis but the stacking axis")
+    budget_capped = False
     if box is not None and tortuosity_max_voxels is not None:
-        box = _capped_box(box, tp, vs, int(tortuosity_max_voxels), notes)
+        capped = _capped_box(box, tp, vs, int(tortuosity_max_voxels), notes)
+        budget_capped, box = capped != box, capped
     tort: dict[str, dict[str, TortuosityResult]] = {}
     box_t = None
     sub = read(lab, box) if box is not None else None
@@ -335,7 +375,13 @@ def analyze_volume(
         vs, tuple(int(n) for n in lab.shape), tp, overall.fractions, region_out, box_t,
         void_c, pore_c, tort, sei, prof, psd, surf, timings, tuple(notes),
         tortuosity_box_full=full_box if box_t is not None else None, tortuosity_max_voxels=tortuosity_max_voxels,
+        representative=rep if box_t is not None else None, budget_capped=budget_capped,
     )
+
+
+def _shape(box: Any) -> str:
+    """``'nz x ny x nx'`` of a box given as slices or (start, stop) pairs."""
+    return "x".join(str(b.stop - b.start if isinstance(b, slice) else b[1] - b[0]) for b in box)
 
 
 def _as_dask(volume: Any, slab_voxels: int) -> da.Array:
@@ -346,8 +392,10 @@ def _as_dask(volume: Any, slab_voxels: int) -> da.Array:
 
 
 def _porous_box(lab: Any, box: tuple[slice, ...], tp: int, phases: Mapping[str, int],
-                vs: tuple[float, float, float], notes: list[str], slab_voxels: int) -> tuple[slice, ...]:
-    """The box cut along the stacking axis to the porous layer (:func:`porous_extent`).
+                vs: tuple[float, float, float], notes: list[str],
+                slab_voxels: int) -> tuple[tuple[slice, ...], ChordLengths]:
+    """The box cut along the stacking axis to the porous layer (:func:`porous_extent`), and the
+    mean chord lengths of its structure (:class:`volrecon.analyze.rev.ChordCounter`).
 
     A dense end slab (the collector labelled as cathode, say) blocks through-plane transport
     and would make the through-plane tortuosity infinite; the cut is recorded in ``notes``.
@@ -355,18 +403,14 @@ def _porous_box(lab: Any, box: tuple[slice, ...], tp: int, phases: Mapping[str, 
     """
     shape = [s.stop - s.start for s in box]
     n = shape[tp]
-    counts = np.zeros(n, np.int64)
-    other = tuple(a for a in range(3) if a != tp)
+    count = ChordCounter(n, tp)
     for zs in box_slabs(box, slab_voxels, lab):
         part = read(lab, (zs, box[1], box[2]))
-        pore = (part == phases["void"]) | (part == phases["electrolyte"])
-        if tp == 0:
-            counts[zs.start - box[0].start: zs.stop - box[0].start] = pore.sum(axis=other)
-        else:
-            counts += pore.sum(axis=other)
-    lo, hi = porous_extent_of(counts / (int(np.prod(shape)) // n))
+        count.add((part == phases["void"]) | (part == phases["electrolyte"]))
+    lo, hi = porous_extent_of(count.pore / (int(np.prod(shape)) // n))
+    chords = count.chords(vs, slice(lo, hi))
     if (lo, hi) == (0, n):
-        return box
+        return box, chords
     s = box[tp]
     cut = [f"{AXIS_NAMES[tp]} {s.start + a}-{s.start + b} ({(b - a) * vs[tp]:.0f} nm)"
            for a, b in ((0, lo), (hi, n)) if b > a]
@@ -375,7 +419,7 @@ def _porous_box(lab: Any, box: tuple[slice, ...], tp: int, phases: Mapping[str, 
                  "or another layer labelled as cathode, or the dense side of a rough interface)")
     out = list(box)
     out[tp] = slice(s.start + lo, s.start + hi)
-    return tuple(out)
+    return tuple(out), chords
 
 
 def _capped_box(box: tuple[slice, ...], tp: int | None, vs: tuple[float, float, float], max_voxels: int,

@@ -1,0 +1,34 @@
+"""Hand freed heap memory back to the operating system (glibc's ``malloc_trim``).
+
+glibc keeps the blocks a thread frees in that thread's arena for reuse; the dask workers and the
+solvers allocate from several threads, so after a row of chunks (or a whole stage) the process
+keeps resident what it held at its peak, and the next row starts from there: resident memory
+then grows with the number of chunks processed rather than with the chunks held at once.
+Trimming is a one-off request (no allocator setting is changed, nothing stays different for the
+rest of the process: it is what dask.distributed's workers do to shed memory); it costs a few
+milliseconds per call.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+from functools import lru_cache
+from typing import Any
+
+
+@lru_cache(maxsize=1)
+def _libc() -> Any:
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+
+
+def release_memory() -> None:
+    """Return the heap memory freed so far to the operating system; where there is no glibc
+    (other C libraries, other systems) this does nothing."""
+    try:
+        _libc().malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+__all__ = ["release_memory"]
