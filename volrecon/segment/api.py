@@ -18,7 +18,9 @@ from scipy import ndimage as ndi
 from volrecon.errors import ParameterError
 from volrecon.phases import PHASE_COLOURS, PHASES, REGION_COLOURS, REGIONS
 from volrecon.segment._validate import check_image, check_voxel
-from volrecon.segment.classifier import PixelClassifier, normalisation_range, normalise, train_classifier
+from volrecon.segment.classifier import (
+    PixelClassifier, decide_in_regions, normalisation_range, normalise, region_choices, train_classifier, unpack_choice,
+)
 from volrecon.segment.cleanup import cleanup_reach, remove_small_pieces
 from volrecon.segment.cathode_rims import (
     RIM_GRADIENT_NM, fit_rim_length, gradient_magnitude, gradient_reach, rim_corrected,
@@ -354,11 +356,14 @@ def segment_volume(
         reach = clf.reach(vox)
         # with the frame known, the classifier's own "frame" class would only add false frame
         exclude = (names["frame"],) if frame_mask is not None and "frame" in names else ()
+        # each layer's most probable phase is kept beside the overall one, for the layers' decision
+        choices = region_choices(names) if layers else ()
+        groups = [v for _, v in choices]
 
         def classify(block: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
-            return clf.predict_block(normalise(block, norm), voxel_size_nm=vox, core=core, exclude=exclude)
+            return clf.predict_block(normalise(block, norm), voxel_size_nm=vox, core=core, exclude=exclude, groups=groups)
 
-        raw = _overlap(classify, src, reach, np.uint8)
+        raw = _overlap(classify, src, reach, np.uint32 if groups else np.uint8)
     else:
         order = list(OTSU_ORDER) if (phase_names is None or regional) else list(phase_names)
         if isinstance(phase_names, Mapping) and not regional:
@@ -408,15 +413,18 @@ def segment_volume(
     depth = [a + b for a, b in zip(cleanup_reach(min_size_nm, vox), pore_vote_reach(pore_vote_nm, vox))]
 
     def clean(block: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
-        out = block
+        # packed classifier choices: the overall choice is cleaned, the layers' choices pass through
+        out = block if block.dtype == np.uint8 else unpack_choice(block, 0)
         if void_v is not None and elec_v is not None and pore_vote_nm > 0:
             out = refine_pores(out, void=void_v, electrolyte=elec_v, sigma_nm=pore_vote_nm, voxel_size_nm=vox)
         if min_size_nm > 0:
             keep = (0,) if frame_value is None else (0, frame_value)
             out = remove_small_pieces(out, min_size_nm=min_size_nm, voxel_size_nm=vox, internal_faces=faces, keep=keep)
+        if block.dtype != np.uint8:
+            return np.ascontiguousarray((block[core] & ~np.uint32(0xFF)) | out[core])
         return np.ascontiguousarray(out[core])
 
-    phases = _overlap(clean, raw, depth, np.uint8)
+    phases = _overlap(clean, raw, depth, raw.dtype)
     # the intermediate volumes of a dask input go to zarr arrays in scratch; a folder made here
     # goes with the last array that reads it, or at once when the segmentation fails
     folder = (Scratch(Path(scratch)) if scratch is not None else Scratch.temporary()) if lazy_input else None
@@ -427,6 +435,10 @@ def segment_volume(
         else:
             phases_np = phases.compute()
             phases = phases_np
+        packed = None
+        if phases.dtype == np.uint32:
+            packed = phases
+            phases = unpack_choice(phases, 0) if folder is None else phases.map_blocks(unpack_choice, 0, dtype=np.uint8)
         report(2, steps)
 
         region_names = {k: v for k, v in REGIONS.items()}
@@ -461,7 +473,9 @@ def segment_volume(
             coll_v = names.get("collector")
             use_coll = layer_phases and coll_v is not None and lay.heights.get("cathode|collector") is not None
 
-            def phases_fn(block: np.ndarray, reg: np.ndarray, block_info: dict | None = None) -> np.ndarray:
+            def phases_fn(block: np.ndarray, reg: np.ndarray, *choice: np.ndarray, block_info: dict | None = None) -> np.ndarray:
+                if choice:
+                    block = decide_in_regions(block, choice[0], reg, choices)
                 if not (use_anode or use_coll):
                     return block
                 loc = block_info[0]["array-location"]
@@ -485,7 +499,9 @@ def segment_volume(
             pd = phases if isinstance(phases, da.Array) else da.from_array(phases, chunks=src.chunks)
             regions = pd.map_blocks(regions_fn, dtype=np.uint8)
             # the regions of a block are computed once, for both outputs
-            phases_out = da.map_blocks(phases_fn, pd, regions, dtype=np.uint8)
+            extra = () if packed is None else (packed if isinstance(packed, da.Array)
+                                               else da.from_array(packed, chunks=src.chunks),)
+            phases_out = da.map_blocks(phases_fn, pd, regions, *extra, dtype=np.uint8)
             if not regional and void_split and {"void", "electrolyte", "binder"} <= set(names):
                 # the classifier decides the cathode's pore (void + electrolyte); which part of it is
                 # empty comes from the physical cues, as in method 'layers' (its binder was learnt from

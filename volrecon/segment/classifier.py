@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from volrecon.errors import InputError, ParameterError
+from volrecon.phases import REGIONS
 from volrecon.segment.features import FeatureSettings, compute_features, feature_channels, feature_names, feature_reach
 
 FORMAT = "volrecon-pixel-classifier"
@@ -42,6 +43,18 @@ _TRUSTED = frozenset(
 
 VOTE_ROWS = 16384
 """Voxels voted at a time: their feature rows and packed scores (~1.5 MB) stay in a core's cache."""
+
+REGION_PHASES: Mapping[str, tuple[str, ...]] = {
+    "cathode": ("void", "electrolyte", "active", "binder"),
+    "separator": ("void", "electrolyte", "separator"),
+}
+"""Phases that can exist in a cell layer (the anode's and the collector's phases follow from the
+layer surfaces).  A pixel classifier sees grey values and texture only: frozen electrolyte in the
+cathode looks like sodium metal, separator fibres like the SEI or a binder domain; within a
+detected layer the most probable phase *of that layer* is the physical answer."""
+
+CHOICE_BITS = 8
+"""Bits of one label in a packed choice (:func:`region_choices`)."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +121,7 @@ class PixelClassifier:
 
     def predict_block(self, image: np.ndarray, *, voxel_size_nm: Sequence[float],
                       core: tuple[slice, slice, slice] | None = None,
-                      exclude: Sequence[int] = ()) -> np.ndarray:
+                      exclude: Sequence[int] = (), groups: Sequence[Sequence[int]] = ()) -> np.ndarray:
         """Label values of a (padded) block of the normalised image.
 
         Parameters
@@ -122,15 +135,20 @@ class PixelClassifier:
         exclude : sequence of int
             Label values never output (the next most probable class is taken instead), e.g.
             ``frame`` where the frame is known from elsewhere.
+        groups : sequence of sequences of int
+            Label sets (e.g. from :func:`region_choices`): with them, each voxel's most probable
+            label of each set is returned too, packed with the overall choice (:func:`pack_choices`).
 
         Returns
         -------
-        ndarray uint8 (or uint16 for large label values), the core's shape
+        ndarray uint8 (or uint16 for large label values), the core's shape; uint32 packed choices
+        with ``groups``
         """
         channels = feature_channels(image, self.features, voxel_size_nm=voxel_size_nm, core=core)
-        return self.predict_channels(channels, exclude=exclude).reshape(channels[0].shape)
+        return self.predict_channels(channels, exclude=exclude, groups=groups).reshape(channels[0].shape)
 
-    def predict_channels(self, channels: Sequence[np.ndarray], *, exclude: Sequence[int] = ()) -> np.ndarray:
+    def predict_channels(self, channels: Sequence[np.ndarray], *, exclude: Sequence[int] = (),
+                         groups: Sequence[Sequence[int]] = ()) -> np.ndarray:
         """Label value of each voxel (C order) of feature channels of one shape.
 
         The same vote as :meth:`predict_table`, :data:`VOTE_ROWS` voxels at a time: their values
@@ -144,43 +162,55 @@ class PixelClassifier:
             One array per feature, all of one shape, in the order the forest was trained on.
         exclude : sequence of int
             Label values never output (the next most probable class is taken instead).
+        groups : sequence of sequences of int
+            Label sets whose most probable member is returned too (see :meth:`predict_block`).
 
         Returns
         -------
         ndarray (1D)
-            The label value of each voxel, in C order of the channels' shape.
+            The label value of each voxel, in C order of the channels' shape (packed choices,
+            uint32, with ``groups``).
         """
         flat = [np.ravel(c) for c in channels]
         n = flat[0].size if flat else 0
         if len(flat) != self.forest.n_features_in_:
             raise ParameterError(f"{len(flat)} feature channels: the classifier reads {self.forest.n_features_in_}")
-        out = np.empty(n, self._label_dtype())
+        self._check_groups(groups)
+        out = np.empty(n, np.uint32 if groups else self._label_dtype())
         buf = np.empty((len(flat), min(n, VOTE_ROWS)), np.float32)
         for r0 in range(0, n, VOTE_ROWS):
             m = min(n, r0 + VOTE_ROWS) - r0
             for i, f in enumerate(flat):
                 buf[i, :m] = f[r0: r0 + m]
-            out[r0: r0 + m] = self._vote(buf[:, :m].T, exclude)
+            out[r0: r0 + m] = self._vote(buf[:, :m].T, exclude, groups)
         return out
 
-    def predict_table(self, x: np.ndarray, *, exclude: Sequence[int] = ()) -> np.ndarray:
+    def predict_table(self, x: np.ndarray, *, exclude: Sequence[int] = (),
+                      groups: Sequence[Sequence[int]] = ()) -> np.ndarray:
         """Label value of each row of a C-ordered float32 feature table.
 
         Soft vote: the class probabilities of the leaf each voxel reaches (quantised to 1/255)
         are summed over the trees, the most probable class wins (the lowest label on a tie).
-        Rows are voted :data:`VOTE_ROWS` at a time, so that the scores stay in cache.
+        Rows are voted :data:`VOTE_ROWS` at a time, so that the scores stay in cache.  With
+        ``groups``, packed choices (see :meth:`predict_block`).
         """
         x = np.ascontiguousarray(x, dtype=np.float32)
-        out = np.empty(x.shape[0], self._label_dtype())
+        self._check_groups(groups)
+        out = np.empty(x.shape[0], np.uint32 if groups else self._label_dtype())
         for r0 in range(0, x.shape[0], VOTE_ROWS):
-            out[r0: r0 + VOTE_ROWS] = self._vote(x[r0: r0 + VOTE_ROWS], exclude)
+            out[r0: r0 + VOTE_ROWS] = self._vote(x[r0: r0 + VOTE_ROWS], exclude, groups)
         return out
 
     def _label_dtype(self) -> type:
         return np.uint8 if self.classes.max() < 256 else np.uint16
 
-    def _vote(self, x: np.ndarray, exclude: Sequence[int]) -> np.ndarray:
-        """Soft vote of the trees on the float32 rows ``x`` (any strides)."""
+    def _check_groups(self, groups: Sequence[Sequence[int]]) -> None:
+        if groups and (len(groups) >= 32 // CHOICE_BITS or self.classes.max() >= 1 << CHOICE_BITS):
+            raise ParameterError(f"{len(groups)} label groups with labels up to {self.classes.max()}: at most "
+                                 f"{32 // CHOICE_BITS - 1} groups of labels below {1 << CHOICE_BITS} can be packed")
+
+    def _vote(self, x: np.ndarray, exclude: Sequence[int], groups: Sequence[Sequence[int]] = ()) -> np.ndarray:
+        """Soft vote of the trees on the float32 rows ``x`` (any strides); packed choices with ``groups``."""
         classes = self.classes
         tables = self._leaf_tables()
         score = np.zeros((x.shape[0], tables[0][0].shape[1]), "<u8")
@@ -190,11 +220,19 @@ class PixelClassifier:
             np.take(table, tree.apply(x), axis=0, out=leaf_score)
             score += leaf_score
         votes = score.view("<u2")[:, : classes.size]
-        if exclude:
-            votes = votes.astype(np.int32)
-            for v in exclude:
-                votes[:, classes == v] = -1
-        return classes.astype(self._label_dtype())[np.argmax(votes, axis=1)]
+        best = self._best(votes, np.isin(classes, list(exclude), invert=True))
+        if not groups:
+            return best
+        choices = [best] + [self._best(votes, np.isin(classes, list(g))) for g in groups]
+        return pack_choices(choices)
+
+    def _best(self, votes: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+        """Most voted class among the ``allowed`` columns (all of them when none is allowed)."""
+        classes = self.classes.astype(self._label_dtype())
+        if allowed.all() or not allowed.any():
+            return classes[np.argmax(votes, axis=1)]
+        cols = np.nonzero(allowed)[0]
+        return classes[cols][np.argmax(votes[:, cols], axis=1)]
 
     def _leaf_tables(self) -> list[tuple[np.ndarray, Any]]:
         """Per tree: the class probabilities of every node, packed for summing, and the tree.
@@ -293,6 +331,65 @@ class PixelClassifier:
             forest=forest,
             info=dict(header.get("info", {})),
         )
+
+
+def region_choices(phase_names: Mapping[str, int]) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """The layers of :data:`REGION_PHASES` and the label values of their phases in ``phase_names``.
+
+    Layers none of whose phases is named are left out (nothing to choose from there).
+    """
+    out = []
+    for region, phases in REGION_PHASES.items():
+        values = tuple(int(phase_names[p]) for p in phases if p in phase_names)
+        if values:
+            out.append((region, values))
+    return tuple(out)
+
+
+def pack_choices(choices: Sequence[np.ndarray]) -> np.ndarray:
+    """Labels (below ``2**CHOICE_BITS``) packed into one uint32: ``choices[i]`` in bits ``8i..8i+7``."""
+    out = np.asarray(choices[0], np.uint32).copy()
+    for i, c in enumerate(choices[1:], 1):
+        out |= np.asarray(c, np.uint32) << np.uint32(CHOICE_BITS * i)
+    return out
+
+
+def unpack_choice(packed: np.ndarray, index: int) -> np.ndarray:
+    """Choice ``index`` of :func:`pack_choices` (0: the overall most probable label), uint8."""
+    return ((np.asarray(packed, np.uint32) >> np.uint32(CHOICE_BITS * index)) & np.uint32(0xFF)).astype(np.uint8)
+
+
+def decide_in_regions(phases: np.ndarray, packed: np.ndarray, regions: np.ndarray,
+                      choices: Sequence[tuple[str, Sequence[int]]],
+                      region_values: Mapping[str, int] = REGIONS) -> np.ndarray:
+    """Phases that cannot exist in their detected layer replaced by the layer's most probable phase.
+
+    Parameters
+    ----------
+    phases : ndarray (z, y, x) uint8
+        The classifier's phases (after cleanup).
+    packed : ndarray uint32, ``phases``' shape
+        The classifier's choices (:meth:`PixelClassifier.predict_block` with the label sets of
+        ``choices``): choice ``i + 1`` is the most probable phase of ``choices[i]``.
+    regions : ndarray, ``phases``' shape
+        Detected layers.
+    choices : sequence of (region name, label values)
+        From :func:`region_choices`.
+
+    Returns
+    -------
+    ndarray uint8
+        ``phases``, where a voxel of one of those layers holds a label outside its set (and not
+        0): the layer's most probable label instead.
+    """
+    out = np.array(phases, dtype=np.uint8, copy=True)
+    for i, (region, values) in enumerate(choices, 1):
+        wrong = (regions == region_values[region]) & (out != 0) & ~np.isin(out, values)
+        if wrong.any():
+            pick = unpack_choice(packed[wrong], i)
+            # 0: no choice recorded there (a label set on top of the classifier's, e.g. a known frame)
+            out[wrong] = np.where(pick != 0, pick, out[wrong])
+    return out
 
 
 def normalisation_range(image: Any, *, sample: int = 2_000_000, seed: int = 0) -> tuple[float, float]:
