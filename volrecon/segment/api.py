@@ -453,7 +453,9 @@ def segment_volume(
             if refine_anode and lay.heights.get("sodium|sei") is not None:
                 lay = refine_interface(image, lay, "sodium|sei", voxel_size_nm=vox,
                                        upper=None if regional else "sei|separator", rim=True, rim_nm=edge_rim_nm)
-            if regional:
+            # the film's outer surface from the grey values beyond the sodium surface: a classifier's few
+            # SEI strokes know less about a film a few voxels thick than its grey profile does
+            if regional or (refine_anode and lay.heights.get("sodium|sei") is not None):
                 lay, sei_info = sei_outer_surface(image, lay, voxel_size_nm=vox, lateral_nm=sei_lateral_nm,
                                                   phases=_unassigned(phases, rim_shell), frame_value=frame_value)
                 params["sei"] = sei_info
