@@ -212,7 +212,10 @@ def segment_volume(
         ``otsu``: multi-Otsu (or ``thresholds``) classes mapped dark to bright onto the phases
         listed in ``phase_names`` (default :data:`OTSU_ORDER`), one global grey scale (the plain
         baseline).  ``classifier``: a random-forest pixel classifier, given as ``classifier`` or
-        trained here from ``scribbles``.  ``layers`` (unsupervised, physically informed): the
+        trained here from ``scribbles``; within the detected cathode and separator a phase that
+        cannot exist there takes the layer's most probable phase
+        (:func:`volrecon.segment.classifier.decide_in_regions`), and the SEI's outer surface is
+        followed on the grey values as in ``layers``.  ``layers`` (unsupervised, physically informed): the
         ``otsu`` classes serve only to find the layers; then each region is classified on its
         own histogram (:mod:`volrecon.segment.regional`): cathode pore/binder/active (3-class
         multi-Otsu), separator electrolyte/fibres (2-class), anode sodium/SEI from the sodium
@@ -455,7 +458,7 @@ def segment_volume(
                                        upper=None if regional else "sei|separator", rim=True, rim_nm=edge_rim_nm)
             # the film's outer surface from the grey values beyond the sodium surface: a classifier's few
             # SEI strokes know less about a film a few voxels thick than its grey profile does
-            if regional or (refine_anode and lay.heights.get("sodium|sei") is not None):
+            if regional or (method == "classifier" and refine_anode and lay.heights.get("sodium|sei") is not None):
                 lay, sei_info = sei_outer_surface(image, lay, voxel_size_nm=vox, lateral_nm=sei_lateral_nm,
                                                   phases=_unassigned(phases, rim_shell), frame_value=frame_value)
                 params["sei"] = sei_info

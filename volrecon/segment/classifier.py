@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numba as nb
 import numpy as np
 
 from volrecon.errors import InputError, ParameterError
@@ -220,19 +221,26 @@ class PixelClassifier:
             np.take(table, tree.apply(x), axis=0, out=leaf_score)
             score += leaf_score
         votes = score.view("<u2")[:, : classes.size]
-        best = self._best(votes, np.isin(classes, list(exclude), invert=True))
+        member = self._members(tuple(int(v) for v in exclude), tuple(tuple(int(v) for v in g) for g in groups))
+        picks = np.empty((member.shape[0], votes.shape[0]), np.intp)
+        _most_voted(votes, member, picks)
+        labels = classes.astype(self._label_dtype())
         if not groups:
-            return best
-        choices = [best] + [self._best(votes, np.isin(classes, list(g))) for g in groups]
-        return pack_choices(choices)
+            return labels[picks[0]]
+        return pack_choices([labels[p] for p in picks])
 
-    def _best(self, votes: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-        """Most voted class among the ``allowed`` columns (all of them when none is allowed)."""
-        classes = self.classes.astype(self._label_dtype())
-        if allowed.all() or not allowed.any():
-            return classes[np.argmax(votes, axis=1)]
-        cols = np.nonzero(allowed)[0]
-        return classes[cols][np.argmax(votes[:, cols], axis=1)]
+    def _members(self, exclude: tuple[int, ...], groups: tuple[tuple[int, ...], ...]) -> np.ndarray:
+        """``(1 + len(groups), classes)`` bool: the columns each choice is taken among (cached).
+
+        Row 0: every class but ``exclude``; then each group's classes.  A row with no class
+        allows them all.
+        """
+        cache = self.__dict__.setdefault("_member_cache", {})
+        key = (exclude, groups)
+        if key not in cache:
+            rows = [~np.isin(self.classes, exclude)] + [np.isin(self.classes, g) for g in groups]
+            cache[key] = np.array([r if r.any() else np.ones_like(r) for r in rows], dtype=np.bool_)
+        return cache[key]
 
     def _leaf_tables(self) -> list[tuple[np.ndarray, Any]]:
         """Per tree: the class probabilities of every node, packed for summing, and the tree.
@@ -333,6 +341,20 @@ class PixelClassifier:
         )
 
 
+@nb.njit(cache=True, nogil=True)
+def _most_voted(votes: np.ndarray, member: np.ndarray, out: np.ndarray) -> None:
+    """``out[s, r]``: the column of the highest vote of row ``r`` among the columns ``member[s]``
+    (the first on a tie, as ``argmax``), for every set ``s`` in one pass over the rows."""
+    n, k = votes.shape
+    for r in range(n):
+        for s in range(member.shape[0]):
+            best, top = -1, -1
+            for c in range(k):
+                if member[s, c] and np.int64(votes[r, c]) > top:
+                    best, top = c, np.int64(votes[r, c])
+            out[s, r] = best
+
+
 def region_choices(phase_names: Mapping[str, int]) -> tuple[tuple[str, tuple[int, ...]], ...]:
     """The layers of :data:`REGION_PHASES` and the label values of their phases in ``phase_names``.
 
@@ -384,7 +406,9 @@ def decide_in_regions(phases: np.ndarray, packed: np.ndarray, regions: np.ndarra
     """
     out = np.array(phases, dtype=np.uint8, copy=True)
     for i, (region, values) in enumerate(choices, 1):
-        wrong = (regions == region_values[region]) & (out != 0) & ~np.isin(out, values)
+        foreign = np.ones(256, bool)
+        foreign[[0, *values]] = False
+        wrong = (regions == region_values[region]) & foreign[out]
         if wrong.any():
             pick = unpack_choice(packed[wrong], i)
             # 0: no choice recorded there (a label set on top of the classifier's, e.g. a known frame)
