@@ -77,9 +77,10 @@ def test_layers_decide_the_classifier_phases(diglyme):
     def dice(a, b):
         return 2 * (a & b).sum() / (a.sum() + b.sum())
 
-    # separator fibres taken for SEI/binder/active, electrolyte for sodium: 0.884 and 0.62 before
+    # separator fibres taken for SEI/binder/active, electrolyte for sodium: 0.884 before; the SEI
+    # 0.62 before (0.77 with the layers' decision alone, its outer surface from the classifier's phases)
     assert dice(p == n["separator"], ph.labels == PHASES["separator"]) > 0.93
-    assert dice(p == n["sei"], ph.labels == PHASES["sei"]) > 0.72
+    assert dice(p == n["sei"], ph.labels == PHASES["sei"]) > 0.84
     pore = lambda a, nm: (a == nm["void"]) | (a == nm["electrolyte"])  # noqa: E731
     assert dice(pore(p, n), pore(ph.labels, PHASES)) > 0.915
     # chunked dask input (the choices go through the scratch arrays): the same result
