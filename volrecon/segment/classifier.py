@@ -404,16 +404,27 @@ def decide_in_regions(phases: np.ndarray, packed: np.ndarray, regions: np.ndarra
         ``phases``, where a voxel of one of those layers holds a label outside its set (and not
         0): the layer's most probable label instead.
     """
-    out = np.array(phases, dtype=np.uint8, copy=True)
+    table = np.zeros((256, 256), np.uint8)
     for i, (region, values) in enumerate(choices, 1):
-        foreign = np.ones(256, bool)
-        foreign[[0, *values]] = False
-        wrong = (regions == region_values[region]) & foreign[out]
-        if wrong.any():
-            pick = unpack_choice(packed[wrong], i)
-            # 0: no choice recorded there (a label set on top of the classifier's, e.g. a known frame)
-            out[wrong] = np.where(pick != 0, pick, out[wrong])
+        row = np.full(256, i, np.uint8)
+        row[[0, *values]] = 0
+        table[region_values[region]] = row
+    out = np.array(phases, dtype=np.uint8, copy=True)
+    _decide(out.reshape(-1), np.ascontiguousarray(packed, np.uint32).reshape(-1),
+            np.ascontiguousarray(regions, np.uint8).reshape(-1), table)
     return out
+
+
+@nb.njit(cache=True, nogil=True)
+def _decide(out: np.ndarray, packed: np.ndarray, regions: np.ndarray, table: np.ndarray) -> None:
+    """In place: ``out[i]`` becomes choice ``table[regions[i], out[i]]`` of ``packed[i]`` (none for 0,
+    nor where that choice is 0)."""
+    for i in range(out.size):
+        c = table[regions[i], out[i]]
+        if c:
+            pick = (packed[i] >> (CHOICE_BITS * c)) & 0xFF
+            if pick:
+                out[i] = pick
 
 
 def normalisation_range(image: Any, *, sample: int = 2_000_000, seed: int = 0) -> tuple[float, float]:
