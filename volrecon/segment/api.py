@@ -19,7 +19,8 @@ from volrecon.errors import ParameterError
 from volrecon.phases import PHASE_COLOURS, PHASES, REGION_COLOURS, REGIONS
 from volrecon.segment._validate import check_image, check_voxel
 from volrecon.segment.classifier import (
-    PixelClassifier, decide_in_regions, normalisation_range, normalise, region_choices, train_classifier, unpack_choice,
+    LayerRule, PixelClassifier, choice_bits, choice_dtype, choice_groups, decide_in_regions, layer_rules, normalisation_range,
+    normalise, train_classifier, unpack_choice,
 )
 from volrecon.segment.cleanup import cleanup_reach, remove_small_pieces
 from volrecon.segment.cathode_rims import (
@@ -343,6 +344,9 @@ def segment_volume(
         if found.found:
             frame_mask = found.mask
             rim_shell = found.shell if found.shell is not None and found.shell.any() else None
+    # the classifier's layers' choices, packed beside its overall choice (see decide_in_regions)
+    rules: tuple[LayerRule, ...] = ()
+    bits = 0
     if method == "classifier":
         if classifier is None:
             if scribbles is None:
@@ -359,14 +363,17 @@ def segment_volume(
         reach = clf.reach(vox)
         # with the frame known, the classifier's own "frame" class would only add false frame
         exclude = (names["frame"],) if frame_mask is not None and "frame" in names else ()
-        # each layer's most probable phase is kept beside the overall one, for the layers' decision
-        choices = region_choices(names) if layers else ()
-        groups = [v for _, v in choices]
+        # each voxel's most probable phase among those its layer allows is kept beside the overall
+        # one, for the layers' decision (one per distinct set of allowed phases)
+        rules = layer_rules(names) if layers else ()
+        groups = choice_groups(rules)
+        # the frame's label is written into the overall choice when the frame is known
+        bits = choice_bits(max([*names.values(), PHASES["frame"], int(clf.classes.max())]))
 
         def classify(block: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
-            return clf.predict_block(normalise(block, norm), voxel_size_nm=vox, core=core, exclude=exclude, groups=groups)
+            return clf.predict_block(normalise(block, norm), voxel_size_nm=vox, core=core, exclude=exclude, groups=groups, bits=bits)
 
-        raw = _overlap(classify, src, reach, np.uint32 if groups else np.uint8)
+        raw = _overlap(classify, src, reach, choice_dtype(len(groups), bits) if groups else np.uint8)
     else:
         order = list(OTSU_ORDER) if (phase_names is None or regional) else list(phase_names)
         if isinstance(phase_names, Mapping) and not regional:
@@ -417,14 +424,14 @@ def segment_volume(
 
     def clean(block: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
         # packed classifier choices: the overall choice is cleaned, the layers' choices pass through
-        out = block if block.dtype == np.uint8 else unpack_choice(block, 0)
+        out = unpack_choice(block, 0, bits) if rules else block
         if void_v is not None and elec_v is not None and pore_vote_nm > 0:
             out = refine_pores(out, void=void_v, electrolyte=elec_v, sigma_nm=pore_vote_nm, voxel_size_nm=vox)
         if min_size_nm > 0:
             keep = (0,) if frame_value is None else (0, frame_value)
             out = remove_small_pieces(out, min_size_nm=min_size_nm, voxel_size_nm=vox, internal_faces=faces, keep=keep)
-        if block.dtype != np.uint8:
-            return np.ascontiguousarray((block[core] & ~np.uint32(0xFF)) | out[core])
+        if rules:
+            return np.ascontiguousarray((block[core] & ~block.dtype.type((1 << bits) - 1)) | out[core])
         return np.ascontiguousarray(out[core])
 
     phases = _overlap(clean, raw, depth, raw.dtype)
@@ -439,9 +446,9 @@ def segment_volume(
             phases_np = phases.compute()
             phases = phases_np
         packed = None
-        if phases.dtype == np.uint32:
+        if rules:
             packed = phases
-            phases = unpack_choice(phases, 0) if folder is None else phases.map_blocks(unpack_choice, 0, dtype=np.uint8)
+            phases = unpack_choice(phases, 0, bits) if folder is None else phases.map_blocks(unpack_choice, 0, bits, dtype=np.uint8)
         report(2, steps)
 
         region_names = {k: v for k, v in REGIONS.items()}
@@ -476,11 +483,14 @@ def segment_volume(
                 return region_block(lay, sl, block.shape, phases=block, frame_value=frame_value)
 
             coll_v = names.get("collector")
+            # which part of the pore is empty is not the classifier's call (shine-through): a replaced
+            # label becomes pore, and the void split (cathode) or the classifier's own void stand
+            pore_relabel = {void_v: elec_v} if void_v is not None and elec_v is not None else None
             use_coll = layer_phases and coll_v is not None and lay.heights.get("cathode|collector") is not None
 
             def phases_fn(block: np.ndarray, reg: np.ndarray, *choice: np.ndarray, block_info: dict | None = None) -> np.ndarray:
                 if choice:
-                    block = decide_in_regions(block, choice[0], reg, choices)
+                    block = decide_in_regions(block, choice[0], reg, rules, relabel=pore_relabel, bits=bits)
                 if not (use_anode or use_coll):
                     return block
                 loc = block_info[0]["array-location"]

@@ -45,17 +45,22 @@ _TRUSTED = frozenset(
 VOTE_ROWS = 16384
 """Voxels voted at a time: their feature rows and packed scores (~1.5 MB) stay in a core's cache."""
 
-REGION_PHASES: Mapping[str, tuple[str, ...]] = {
-    "cathode": ("void", "electrolyte", "active", "binder"),
-    "separator": ("void", "electrolyte", "separator"),
+IMPOSSIBLE_PHASES: Mapping[str, tuple[str, ...]] = {
+    "cathode": ("separator", "sodium", "sei", "collector"),
+    "separator": ("sodium", "sei", "collector"),
 }
-"""Phases that can exist in a cell layer (the anode's and the collector's phases follow from the
-layer surfaces).  A pixel classifier sees grey values and texture only: frozen electrolyte in the
-cathode looks like sodium metal, separator fibres like the SEI or a binder domain; within a
-detected layer the most probable phase *of that layer* is the physical answer."""
+"""Phases (by their default names, see :data:`volrecon.phases.PHASES`) that cannot exist in a
+cell layer: sodium metal and its SEI lie beyond the separator, the collector foil beneath the
+cathode, the separator membrane between the two electrodes.  A pixel classifier sees grey values
+and texture only: frozen electrolyte in the cathode looks like sodium metal, separator fibres like
+the SEI; within a detected layer such a label takes the layer's most probable other phase.  Active
+material and binder are not ruled out in the separator: the detected separator|cathode surface
+follows the interface only to a voxel or two, so a particle's cap may lie beyond it.  Labels
+outside these names (renamed or added phases) are never replaced."""
 
 CHOICE_BITS = 8
-"""Bits of one label in a packed choice (:func:`region_choices`)."""
+"""Bits of one label in packed choices (:func:`pack_choices`) by default; 4 where every label is
+below 16 (:func:`choice_bits`)."""
 
 
 @dataclass(frozen=True)
@@ -122,7 +127,8 @@ class PixelClassifier:
 
     def predict_block(self, image: np.ndarray, *, voxel_size_nm: Sequence[float],
                       core: tuple[slice, slice, slice] | None = None,
-                      exclude: Sequence[int] = (), groups: Sequence[Sequence[int]] = ()) -> np.ndarray:
+                      exclude: Sequence[int] = (), groups: Sequence[Sequence[int]] = (),
+                      bits: int = CHOICE_BITS) -> np.ndarray:
         """Label values of a (padded) block of the normalised image.
 
         Parameters
@@ -137,19 +143,21 @@ class PixelClassifier:
             Label values never output (the next most probable class is taken instead), e.g.
             ``frame`` where the frame is known from elsewhere.
         groups : sequence of sequences of int
-            Label sets (e.g. from :func:`region_choices`): with them, each voxel's most probable
+            Label sets (e.g. from :func:`choice_groups`): with them, each voxel's most probable
             label of each set is returned too, packed with the overall choice (:func:`pack_choices`).
+        bits : int
+            Bits of one label in the packed choices (:func:`choice_bits`).
 
         Returns
         -------
-        ndarray uint8 (or uint16 for large label values), the core's shape; uint32 packed choices
-        with ``groups``
+        ndarray uint8 (or uint16 for large label values), the core's shape; packed choices
+        (:func:`choice_dtype`) with ``groups``
         """
         channels = feature_channels(image, self.features, voxel_size_nm=voxel_size_nm, core=core)
-        return self.predict_channels(channels, exclude=exclude, groups=groups).reshape(channels[0].shape)
+        return self.predict_channels(channels, exclude=exclude, groups=groups, bits=bits).reshape(channels[0].shape)
 
     def predict_channels(self, channels: Sequence[np.ndarray], *, exclude: Sequence[int] = (),
-                         groups: Sequence[Sequence[int]] = ()) -> np.ndarray:
+                         groups: Sequence[Sequence[int]] = (), bits: int = CHOICE_BITS) -> np.ndarray:
         """Label value of each voxel (C order) of feature channels of one shape.
 
         The same vote as :meth:`predict_table`, :data:`VOTE_ROWS` voxels at a time: their values
@@ -165,29 +173,31 @@ class PixelClassifier:
             Label values never output (the next most probable class is taken instead).
         groups : sequence of sequences of int
             Label sets whose most probable member is returned too (see :meth:`predict_block`).
+        bits : int
+            Bits of one label in the packed choices.
 
         Returns
         -------
         ndarray (1D)
             The label value of each voxel, in C order of the channels' shape (packed choices,
-            uint32, with ``groups``).
+            :func:`choice_dtype`, with ``groups``).
         """
         flat = [np.ravel(c) for c in channels]
         n = flat[0].size if flat else 0
         if len(flat) != self.forest.n_features_in_:
             raise ParameterError(f"{len(flat)} feature channels: the classifier reads {self.forest.n_features_in_}")
-        self._check_groups(groups)
-        out = np.empty(n, np.uint32 if groups else self._label_dtype())
+        self._check_groups(groups, bits)
+        out = np.empty(n, choice_dtype(len(groups), bits) if groups else self._label_dtype())
         buf = np.empty((len(flat), min(n, VOTE_ROWS)), np.float32)
         for r0 in range(0, n, VOTE_ROWS):
             m = min(n, r0 + VOTE_ROWS) - r0
             for i, f in enumerate(flat):
                 buf[i, :m] = f[r0: r0 + m]
-            out[r0: r0 + m] = self._vote(buf[:, :m].T, exclude, groups)
+            out[r0: r0 + m] = self._vote(buf[:, :m].T, exclude, groups, bits)
         return out
 
     def predict_table(self, x: np.ndarray, *, exclude: Sequence[int] = (),
-                      groups: Sequence[Sequence[int]] = ()) -> np.ndarray:
+                      groups: Sequence[Sequence[int]] = (), bits: int = CHOICE_BITS) -> np.ndarray:
         """Label value of each row of a C-ordered float32 feature table.
 
         Soft vote: the class probabilities of the leaf each voxel reaches (quantised to 1/255)
@@ -196,21 +206,23 @@ class PixelClassifier:
         ``groups``, packed choices (see :meth:`predict_block`).
         """
         x = np.ascontiguousarray(x, dtype=np.float32)
-        self._check_groups(groups)
-        out = np.empty(x.shape[0], np.uint32 if groups else self._label_dtype())
+        self._check_groups(groups, bits)
+        out = np.empty(x.shape[0], choice_dtype(len(groups), bits) if groups else self._label_dtype())
         for r0 in range(0, x.shape[0], VOTE_ROWS):
-            out[r0: r0 + VOTE_ROWS] = self._vote(x[r0: r0 + VOTE_ROWS], exclude, groups)
+            out[r0: r0 + VOTE_ROWS] = self._vote(x[r0: r0 + VOTE_ROWS], exclude, groups, bits)
         return out
 
     def _label_dtype(self) -> type:
         return np.uint8 if self.classes.max() < 256 else np.uint16
 
-    def _check_groups(self, groups: Sequence[Sequence[int]]) -> None:
-        if groups and (len(groups) >= 32 // CHOICE_BITS or self.classes.max() >= 1 << CHOICE_BITS):
-            raise ParameterError(f"{len(groups)} label groups with labels up to {self.classes.max()}: at most "
-                                 f"{32 // CHOICE_BITS - 1} groups of labels below {1 << CHOICE_BITS} can be packed")
+    def _check_groups(self, groups: Sequence[Sequence[int]], bits: int) -> None:
+        if groups and self.classes.max() >= 1 << bits:
+            raise ParameterError(f"label groups with labels up to {self.classes.max()}: only labels below "
+                                 f"{1 << bits} can be packed in {bits} bits")
+        choice_dtype(len(groups), bits)
 
-    def _vote(self, x: np.ndarray, exclude: Sequence[int], groups: Sequence[Sequence[int]] = ()) -> np.ndarray:
+    def _vote(self, x: np.ndarray, exclude: Sequence[int], groups: Sequence[Sequence[int]] = (),
+              bits: int = CHOICE_BITS) -> np.ndarray:
         """Soft vote of the trees on the float32 rows ``x`` (any strides); packed choices with ``groups``."""
         classes = self.classes
         tables = self._leaf_tables()
@@ -227,7 +239,7 @@ class PixelClassifier:
         labels = classes.astype(self._label_dtype())
         if not groups:
             return labels[picks[0]]
-        return pack_choices([labels[p] for p in picks])
+        return pack_choices([labels[p] for p in picks], bits)
 
     def _members(self, exclude: tuple[int, ...], groups: tuple[tuple[int, ...], ...]) -> np.ndarray:
         """``(1 + len(groups), classes)`` bool: the columns each choice is taken among (cached).
@@ -355,76 +367,127 @@ def _most_voted(votes: np.ndarray, member: np.ndarray, out: np.ndarray) -> None:
             out[s, r] = best
 
 
-def region_choices(phase_names: Mapping[str, int]) -> tuple[tuple[str, tuple[int, ...]], ...]:
-    """The layers of :data:`REGION_PHASES` and the label values of their phases in ``phase_names``.
+@dataclass(frozen=True)
+class LayerRule:
+    """Which labels a detected layer replaces (:func:`layer_rules`), and by what.
 
-    Layers none of whose phases is named are left out (nothing to choose from there).
+    Attributes
+    ----------
+    region : str
+        Region name (:data:`volrecon.phases.REGIONS`).
+    impossible : tuple of int
+        Label values that cannot exist in the layer.
+    allowed : tuple of int
+        Label values a replacement is chosen among: every named phase but ``impossible`` and
+        ``frame``.
+    """
+
+    region: str
+    impossible: tuple[int, ...]
+    allowed: tuple[int, ...]
+
+
+def layer_rules(phase_names: Mapping[str, int]) -> tuple[LayerRule, ...]:
+    """The rules of :data:`IMPOSSIBLE_PHASES` in the label values of ``phase_names``.
+
+    A layer none of whose impossible phases is named is left out (nothing to replace there).
     """
     out = []
-    for region, phases in REGION_PHASES.items():
-        values = tuple(int(phase_names[p]) for p in phases if p in phase_names)
-        if values:
-            out.append((region, values))
+    for region, phases in IMPOSSIBLE_PHASES.items():
+        bad = tuple(sorted({int(phase_names[p]) for p in phases if p in phase_names}))
+        skip = set(bad) | ({int(phase_names["frame"])} if "frame" in phase_names else set())
+        allowed = tuple(sorted({int(v) for v in phase_names.values()} - skip - {0}))
+        if bad and allowed:
+            out.append(LayerRule(region, bad, allowed))
     return tuple(out)
 
 
-def pack_choices(choices: Sequence[np.ndarray]) -> np.ndarray:
-    """Labels (below ``2**CHOICE_BITS``) packed into one uint32: ``choices[i]`` in bits ``8i..8i+7``."""
-    out = np.asarray(choices[0], np.uint32).copy()
+def choice_groups(rules: Sequence[LayerRule]) -> list[tuple[int, ...]]:
+    """The distinct ``allowed`` sets of ``rules``, in order: the label groups the classifier
+    chooses among (:meth:`PixelClassifier.predict_block`); layers that allow the same labels share one."""
+    return list(dict.fromkeys(r.allowed for r in rules))
+
+
+def choice_bits(max_label: int) -> int:
+    """Bits of one label in packed choices: 4 where every label value is below 16, else 8."""
+    return 4 if max_label < 16 else CHOICE_BITS
+
+
+def choice_dtype(n_groups: int, bits: int = CHOICE_BITS) -> type:
+    """Unsigned dtype holding the overall choice and ``n_groups`` group choices of ``bits`` bits."""
+    total = bits * (1 + n_groups)
+    if total > 32:
+        raise ParameterError(f"{n_groups} label groups of {bits} bits: at most {32 // bits - 1} can be packed")
+    return np.uint8 if total <= 8 else np.uint16 if total <= 16 else np.uint32
+
+
+def pack_choices(choices: Sequence[np.ndarray], bits: int = CHOICE_BITS) -> np.ndarray:
+    """Labels (below ``2**bits``) packed into one integer of :func:`choice_dtype`: ``choices[i]``
+    in bits ``bits*i`` to ``bits*(i+1)-1``."""
+    dt = choice_dtype(len(choices) - 1, bits)
+    out = np.asarray(choices[0]).astype(dt)
     for i, c in enumerate(choices[1:], 1):
-        out |= np.asarray(c, np.uint32) << np.uint32(CHOICE_BITS * i)
+        out |= np.asarray(c).astype(dt) << dt(bits * i)
     return out
 
 
-def unpack_choice(packed: np.ndarray, index: int) -> np.ndarray:
+def unpack_choice(packed: np.ndarray, index: int, bits: int = CHOICE_BITS) -> np.ndarray:
     """Choice ``index`` of :func:`pack_choices` (0: the overall most probable label), uint8."""
-    return ((np.asarray(packed, np.uint32) >> np.uint32(CHOICE_BITS * index)) & np.uint32(0xFF)).astype(np.uint8)
+    packed = np.asarray(packed)
+    dt = packed.dtype.type
+    return ((packed >> dt(bits * index)) & dt((1 << bits) - 1)).astype(np.uint8)
 
 
 def decide_in_regions(phases: np.ndarray, packed: np.ndarray, regions: np.ndarray,
-                      choices: Sequence[tuple[str, Sequence[int]]],
-                      region_values: Mapping[str, int] = REGIONS) -> np.ndarray:
-    """Phases that cannot exist in their detected layer replaced by the layer's most probable phase.
+                      rules: Sequence[LayerRule], region_values: Mapping[str, int] = REGIONS,
+                      relabel: Mapping[int, int] | None = None, bits: int = CHOICE_BITS) -> np.ndarray:
+    """Labels that cannot exist in their detected layer replaced by the layer's most probable other phase.
 
     Parameters
     ----------
     phases : ndarray (z, y, x) uint8
         The classifier's phases (after cleanup).
-    packed : ndarray uint32, ``phases``' shape
-        The classifier's choices (:meth:`PixelClassifier.predict_block` with the label sets of
-        ``choices``): choice ``i + 1`` is the most probable phase of ``choices[i]``.
+    packed : ndarray, ``phases``' shape
+        The classifier's choices (:meth:`PixelClassifier.predict_block` with the groups of
+        :func:`choice_groups` of ``rules``), ``bits`` bits each.
     regions : ndarray, ``phases``' shape
         Detected layers.
-    choices : sequence of (region name, label values)
-        From :func:`region_choices`.
+    rules : sequence of LayerRule
+        From :func:`layer_rules`.
+    relabel : mapping int -> int, optional
+        A replacement ``a`` is written as ``relabel[a]``: e.g. void -> electrolyte, where which
+        part of the pore is empty is decided by other cues than the classifier's vote.
 
     Returns
     -------
     ndarray uint8
-        ``phases``, where a voxel of one of those layers holds a label outside its set (and not
-        0): the layer's most probable label instead.
+        ``phases`` where a voxel of a rule's layer holds one of its ``impossible`` labels: the
+        group choice instead (unchanged where that choice is 0).  Every other voxel is unchanged.
     """
+    groups = choice_groups(rules)
     table = np.zeros((256, 256), np.uint8)
-    for i, (region, values) in enumerate(choices, 1):
-        row = np.full(256, i, np.uint8)
-        row[[0, *values]] = 0
-        table[region_values[region]] = row
+    for rule in rules:
+        table[region_values[rule.region], list(rule.impossible)] = 1 + groups.index(rule.allowed)
+    lut = np.arange(256, dtype=np.uint8)
+    for a, b in (relabel or {}).items():
+        lut[a] = b
     out = np.array(phases, dtype=np.uint8, copy=True)
-    _decide(out.reshape(-1), np.ascontiguousarray(packed, np.uint32).reshape(-1),
-            np.ascontiguousarray(regions, np.uint8).reshape(-1), table)
+    _decide(out.reshape(-1), np.ascontiguousarray(packed).reshape(-1),
+            np.ascontiguousarray(regions, np.uint8).reshape(-1), table, lut, bits)
     return out
 
 
 @nb.njit(cache=True, nogil=True)
-def _decide(out: np.ndarray, packed: np.ndarray, regions: np.ndarray, table: np.ndarray) -> None:
-    """In place: ``out[i]`` becomes choice ``table[regions[i], out[i]]`` of ``packed[i]`` (none for 0,
-    nor where that choice is 0)."""
+def _decide(out: np.ndarray, packed: np.ndarray, regions: np.ndarray, table: np.ndarray, lut: np.ndarray,
+            bits: int) -> None:
+    """In place: ``out[i]`` becomes ``lut`` of choice ``table[regions[i], out[i]]`` of ``packed[i]``
+    (none for 0, nor where that choice is 0)."""
     for i in range(out.size):
         c = table[regions[i], out[i]]
         if c:
-            pick = (packed[i] >> (CHOICE_BITS * c)) & 0xFF
+            pick = (np.uint32(packed[i]) >> (bits * c)) & ((1 << bits) - 1)
             if pick:
-                out[i] = pick
+                out[i] = lut[pick]
 
 
 def normalisation_range(image: Any, *, sample: int = 2_000_000, seed: int = 0) -> tuple[float, float]:
