@@ -125,7 +125,8 @@ def test_layers_decide_the_classifier_phases(diglyme, monkeypatch):
     pore = lambda a, nm: (a == nm["void"]) | (a == nm["electrolyte"])
     assert dice(pore(p, n), pore(ph.labels, PHASES)) > 0.9
     # the layers' decision does not move voids: which part of the pore is empty stays the void
-    # split's call (0.707 with the decision off; 0.679 when a replaced label could become void)
+    # split's call (0.707 with the decision off; 0.679 when a replaced label could become void
+    # before the split)
     with monkeypatch.context() as m:
         m.setattr(api, "decide_in_regions", lambda phases, *a, **k: phases)
         off = segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="classifier", classifier=clf).phases

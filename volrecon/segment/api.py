@@ -214,7 +214,8 @@ def segment_volume(
         listed in ``phase_names`` (default :data:`OTSU_ORDER`), one global grey scale (the plain
         baseline).  ``classifier``: a random-forest pixel classifier, given as ``classifier`` or
         trained here from ``scribbles``; within the detected cathode and separator a phase that
-        cannot exist there takes the layer's most probable phase
+        cannot exist there (:data:`volrecon.segment.classifier.IMPOSSIBLE_PHASES`) takes the
+        layer's most probable other phase, after the void split and never void
         (:func:`volrecon.segment.classifier.decide_in_regions`), and the SEI's outer surface is
         followed on the grey values as in ``layers``.  ``layers`` (unsupervised, physically informed): the
         ``otsu`` classes serve only to find the layers; then each region is classified on its
@@ -483,14 +484,9 @@ def segment_volume(
                 return region_block(lay, sl, block.shape, phases=block, frame_value=frame_value)
 
             coll_v = names.get("collector")
-            # which part of the pore is empty is not the classifier's call (shine-through): a replaced
-            # label becomes pore, and the void split (cathode) or the classifier's own void stand
-            pore_relabel = {void_v: elec_v} if void_v is not None and elec_v is not None else None
             use_coll = layer_phases and coll_v is not None and lay.heights.get("cathode|collector") is not None
 
-            def phases_fn(block: np.ndarray, reg: np.ndarray, *choice: np.ndarray, block_info: dict | None = None) -> np.ndarray:
-                if choice:
-                    block = decide_in_regions(block, choice[0], reg, rules, relabel=pore_relabel, bits=bits)
+            def phases_fn(block: np.ndarray, reg: np.ndarray, block_info: dict | None = None) -> np.ndarray:
                 if not (use_anode or use_coll):
                     return block
                 loc = block_info[0]["array-location"]
@@ -514,9 +510,7 @@ def segment_volume(
             pd = phases if isinstance(phases, da.Array) else da.from_array(phases, chunks=src.chunks)
             regions = pd.map_blocks(regions_fn, dtype=np.uint8)
             # the regions of a block are computed once, for both outputs
-            extra = () if packed is None else (packed if isinstance(packed, da.Array)
-                                               else da.from_array(packed, chunks=src.chunks),)
-            phases_out = da.map_blocks(phases_fn, pd, regions, *extra, dtype=np.uint8)
+            phases_out = da.map_blocks(phases_fn, pd, regions, dtype=np.uint8)
             if not regional and void_split and {"void", "electrolyte", "binder"} <= set(names):
                 # the classifier decides the cathode's pore (void + electrolyte); which part of it is
                 # empty comes from the physical cues, as in method 'layers' (its binder was learnt from
@@ -528,6 +522,8 @@ def segment_volume(
                 phases_out = _cathode_voids(src, reg_d, pore, names=names, vox=vox, smooth_nm=smooth_nm,
                                             cues=replace(void_cues or VoidCues(), edge_nm=0.0), params=params,
                                             warnings=warnings, folder=folder)
+            if packed is not None:
+                phases_out = _layers_decide(phases_out, regions, packed, rules, names=names, bits=bits, chunks=src.chunks)
             if regional:
                 phases_out = _regional_phases(image, src, regions, phases_out, names=names, vox=vox, smooth_nm=smooth_nm,
                                               min_size_nm=min_size_nm, frame_value=frame_value, void_split=void_split, void_cues=void_cues,
@@ -548,6 +544,22 @@ def segment_volume(
         if folder is not None and folder.owned:
             folder.remove()
         raise
+
+
+def _layers_decide(phases: da.Array, regions: da.Array, packed: Any, rules: Sequence[LayerRule], *,
+                   names: Mapping[str, int], bits: int, chunks: Any) -> da.Array:
+    """The classifier's labels that cannot exist in their detected layer replaced
+    (:func:`volrecon.segment.classifier.decide_in_regions`), chunked.
+
+    Runs after the cathode's void split, and a replacement never makes void (a void pick becomes
+    electrolyte): which part of the pore is empty is not the classifier's call (shine-through), and
+    the split's cues and electrolyte level read the voxels the classifier itself took for pore.
+    """
+    void_v, elec_v = names.get("void"), names.get("electrolyte")
+    relabel = {void_v: elec_v} if void_v is not None and elec_v is not None else None
+    pk = packed if isinstance(packed, da.Array) else da.from_array(packed, chunks=chunks)
+    return da.map_blocks(lambda p, r, c: decide_in_regions(p, c, r, rules, relabel=relabel, bits=bits),
+                         phases.rechunk(chunks), regions.rechunk(chunks), pk.rechunk(chunks), dtype=np.uint8)
 
 
 SAMPLE_VOXELS = 8_000_000
