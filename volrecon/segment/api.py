@@ -18,7 +18,10 @@ from scipy import ndimage as ndi
 from volrecon.errors import ParameterError
 from volrecon.phases import PHASE_COLOURS, PHASES, REGION_COLOURS, REGIONS
 from volrecon.segment._validate import check_image, check_voxel
-from volrecon.segment.classifier import PixelClassifier, normalisation_range, normalise, train_classifier
+from volrecon.segment.classifier import (
+    LayerRule, PixelClassifier, choice_bits, choice_dtype, choice_groups, decide_in_regions, layer_rules, normalisation_range,
+    normalise, train_classifier, unpack_choice,
+)
 from volrecon.segment.cleanup import cleanup_reach, remove_small_pieces
 from volrecon.segment.cathode_rims import (
     RIM_GRADIENT_NM, fit_rim_length, gradient_magnitude, gradient_reach, rim_corrected,
@@ -217,7 +220,11 @@ def segment_volume(
         ``otsu``: multi-Otsu (or ``thresholds``) classes mapped dark to bright onto the phases
         listed in ``phase_names`` (default :data:`OTSU_ORDER`), one global grey scale (the plain
         baseline).  ``classifier``: a random-forest pixel classifier, given as ``classifier`` or
-        trained here from ``scribbles``.  ``layers`` (unsupervised, physically informed): the
+        trained here from ``scribbles``; within the detected cathode and separator a phase that
+        cannot exist there (:data:`volrecon.segment.classifier.IMPOSSIBLE_PHASES`) takes the
+        layer's most probable other phase, after the void split and never void
+        (:func:`volrecon.segment.classifier.decide_in_regions`), and the SEI's outer surface is
+        followed on the grey values as in ``layers``.  ``layers`` (unsupervised, physically informed): the
         ``otsu`` classes serve only to find the layers; then each region is classified on its
         own histogram (:mod:`volrecon.segment.regional`): cathode pore/binder/active (3-class
         multi-Otsu), separator electrolyte/fibres (2-class), anode sodium/SEI from the sodium
@@ -345,6 +352,9 @@ def segment_volume(
         if found.found:
             frame_mask = found.mask
             rim_shell = found.shell if found.shell is not None and found.shell.any() else None
+    # the classifier's layers' choices, packed beside its overall choice (see decide_in_regions)
+    rules: tuple[LayerRule, ...] = ()
+    bits = 0
     if method == "classifier":
         if classifier is None:
             if scribbles is None:
@@ -361,11 +371,17 @@ def segment_volume(
         reach = clf.reach(vox)
         # with the frame known, the classifier's own "frame" class would only add false frame
         exclude = (names["frame"],) if frame_mask is not None and "frame" in names else ()
+        # each voxel's most probable phase among those its layer allows is kept beside the overall
+        # one, for the layers' decision (one per distinct set of allowed phases)
+        rules = layer_rules(names) if layers else ()
+        groups = choice_groups(rules)
+        # the frame's label is written into the overall choice when the frame is known
+        bits = choice_bits(max([*names.values(), PHASES["frame"], int(clf.classes.max())]))
 
         def classify(block: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
-            return clf.predict_block(normalise(block, norm), voxel_size_nm=vox, core=core, exclude=exclude)
+            return clf.predict_block(normalise(block, norm), voxel_size_nm=vox, core=core, exclude=exclude, groups=groups, bits=bits)
 
-        raw = _overlap(classify, src, reach, np.uint8)
+        raw = _overlap(classify, src, reach, choice_dtype(len(groups), bits) if groups else np.uint8)
     else:
         order = list(OTSU_ORDER) if (phase_names is None or regional) else list(phase_names)
         if isinstance(phase_names, Mapping) and not regional:
@@ -415,15 +431,18 @@ def segment_volume(
     depth = [a + b for a, b in zip(cleanup_reach(min_size_nm, vox), pore_vote_reach(pore_vote_nm, vox))]
 
     def clean(block: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
-        out = block
+        # packed classifier choices: the overall choice is cleaned, the layers' choices pass through
+        out = unpack_choice(block, 0, bits) if rules else block
         if void_v is not None and elec_v is not None and pore_vote_nm > 0:
             out = refine_pores(out, void=void_v, electrolyte=elec_v, sigma_nm=pore_vote_nm, voxel_size_nm=vox)
         if min_size_nm > 0:
             keep = (0,) if frame_value is None else (0, frame_value)
             out = remove_small_pieces(out, min_size_nm=min_size_nm, voxel_size_nm=vox, internal_faces=faces, keep=keep)
+        if rules:
+            return np.ascontiguousarray((block[core] & ~block.dtype.type((1 << bits) - 1)) | out[core])
         return np.ascontiguousarray(out[core])
 
-    phases = _overlap(clean, raw, depth, np.uint8)
+    phases = _overlap(clean, raw, depth, raw.dtype)
     # the intermediate volumes of a dask input go to zarr arrays in scratch; a folder made here
     # goes with the last array that reads it, or at once when the segmentation fails
     folder = (Scratch(Path(scratch)) if scratch is not None else Scratch.temporary()) if lazy_input else None
@@ -434,6 +453,10 @@ def segment_volume(
         else:
             phases_np = phases.compute()
             phases = phases_np
+        packed = None
+        if rules:
+            packed = phases
+            phases = unpack_choice(phases, 0, bits) if folder is None else phases.map_blocks(unpack_choice, 0, bits, dtype=np.uint8)
         report(2, steps)
 
         region_names = {k: v for k, v in REGIONS.items()}
@@ -451,7 +474,9 @@ def segment_volume(
             if refine_anode and lay.heights.get("sodium|sei") is not None:
                 lay = refine_interface(image, lay, "sodium|sei", voxel_size_nm=vox,
                                        upper=None if regional else "sei|separator", rim=True, rim_nm=edge_rim_nm)
-            if regional:
+            # the film's outer surface from the grey values beyond the sodium surface: a classifier's few
+            # SEI strokes know less about a film a few voxels thick than its grey profile does
+            if regional or (method == "classifier" and refine_anode and lay.heights.get("sodium|sei") is not None):
                 lay, sei_info = sei_outer_surface(image, lay, voxel_size_nm=vox, lateral_nm=sei_lateral_nm,
                                                   phases=specimen, frame_value=frame_value)
                 params["sei"] = sei_info
@@ -507,6 +532,8 @@ def segment_volume(
                 phases_out = _cathode_voids(src, reg_d, pore, names=names, vox=vox, smooth_nm=smooth_nm,
                                             cues=replace(void_cues or VoidCues(), edge_nm=0.0), params=params,
                                             warnings=warnings, folder=folder)
+            if packed is not None:
+                phases_out = _layers_decide(phases_out, regions, packed, rules, names=names, bits=bits, chunks=src.chunks)
             if regional:
                 phases_out = _regional_phases(image, src, regions, phases_out, names=names, vox=vox, smooth_nm=smooth_nm,
                                               min_size_nm=min_size_nm, frame_value=frame_value, void_split=void_split, void_cues=void_cues,
@@ -527,6 +554,22 @@ def segment_volume(
         if folder is not None and folder.owned:
             folder.remove()
         raise
+
+
+def _layers_decide(phases: da.Array, regions: da.Array, packed: Any, rules: Sequence[LayerRule], *,
+                   names: Mapping[str, int], bits: int, chunks: Any) -> da.Array:
+    """The classifier's labels that cannot exist in their detected layer replaced
+    (:func:`volrecon.segment.classifier.decide_in_regions`), chunked.
+
+    Runs after the cathode's void split, and a replacement never makes void (a void pick becomes
+    electrolyte): which part of the pore is empty is not the classifier's call (shine-through), and
+    the split's cues and electrolyte level read the voxels the classifier itself took for pore.
+    """
+    void_v, elec_v = names.get("void"), names.get("electrolyte")
+    relabel = {void_v: elec_v} if void_v is not None and elec_v is not None else None
+    pk = packed if isinstance(packed, da.Array) else da.from_array(packed, chunks=chunks)
+    return da.map_blocks(lambda p, r, c: decide_in_regions(p, c, r, rules, relabel=relabel, bits=bits),
+                         phases.rechunk(chunks), regions.rechunk(chunks), pk.rechunk(chunks), dtype=np.uint8)
 
 
 SAMPLE_VOXELS = 8_000_000

@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numba as nb
 import numpy as np
 
 from volrecon.errors import InputError, ParameterError
+from volrecon.phases import REGIONS
 from volrecon.segment.features import FeatureSettings, compute_features, feature_channels, feature_names, feature_reach
 
 FORMAT = "volrecon-pixel-classifier"
@@ -42,6 +44,23 @@ _TRUSTED = frozenset(
 
 VOTE_ROWS = 16384
 """Voxels voted at a time: their feature rows and packed scores (~1.5 MB) stay in a core's cache."""
+
+IMPOSSIBLE_PHASES: Mapping[str, tuple[str, ...]] = {
+    "cathode": ("separator", "sodium", "sei", "collector"),
+    "separator": ("sodium", "sei", "collector"),
+}
+"""Phases (by their default names, see :data:`volrecon.phases.PHASES`) that cannot exist in a
+cell layer: sodium metal and its SEI lie beyond the separator, the collector foil beneath the
+cathode, the separator membrane between the two electrodes.  A pixel classifier sees grey values
+and texture only: frozen electrolyte in the cathode looks like sodium metal, separator fibres like
+the SEI; within a detected layer such a label takes the layer's most probable other phase.  Active
+material and binder are not ruled out in the separator: the detected separator|cathode surface
+follows the interface only to a voxel or two, so a particle's cap may lie beyond it.  Labels
+outside these names (renamed or added phases) are never replaced."""
+
+CHOICE_BITS = 8
+"""Bits of one label in packed choices (:func:`pack_choices`) by default; 4 where every label is
+below 16 (:func:`choice_bits`)."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +127,8 @@ class PixelClassifier:
 
     def predict_block(self, image: np.ndarray, *, voxel_size_nm: Sequence[float],
                       core: tuple[slice, slice, slice] | None = None,
-                      exclude: Sequence[int] = ()) -> np.ndarray:
+                      exclude: Sequence[int] = (), groups: Sequence[Sequence[int]] = (),
+                      bits: int = CHOICE_BITS) -> np.ndarray:
         """Label values of a (padded) block of the normalised image.
 
         Parameters
@@ -122,15 +142,22 @@ class PixelClassifier:
         exclude : sequence of int
             Label values never output (the next most probable class is taken instead), e.g.
             ``frame`` where the frame is known from elsewhere.
+        groups : sequence of sequences of int
+            Label sets (e.g. from :func:`choice_groups`): with them, each voxel's most probable
+            label of each set is returned too, packed with the overall choice (:func:`pack_choices`).
+        bits : int
+            Bits of one label in the packed choices (:func:`choice_bits`).
 
         Returns
         -------
-        ndarray uint8 (or uint16 for large label values), the core's shape
+        ndarray uint8 (or uint16 for large label values), the core's shape; packed choices
+        (:func:`choice_dtype`) with ``groups``
         """
         channels = feature_channels(image, self.features, voxel_size_nm=voxel_size_nm, core=core)
-        return self.predict_channels(channels, exclude=exclude).reshape(channels[0].shape)
+        return self.predict_channels(channels, exclude=exclude, groups=groups, bits=bits).reshape(channels[0].shape)
 
-    def predict_channels(self, channels: Sequence[np.ndarray], *, exclude: Sequence[int] = ()) -> np.ndarray:
+    def predict_channels(self, channels: Sequence[np.ndarray], *, exclude: Sequence[int] = (),
+                         groups: Sequence[Sequence[int]] = (), bits: int = CHOICE_BITS) -> np.ndarray:
         """Label value of each voxel (C order) of feature channels of one shape.
 
         The same vote as :meth:`predict_table`, :data:`VOTE_ROWS` voxels at a time: their values
@@ -144,43 +171,59 @@ class PixelClassifier:
             One array per feature, all of one shape, in the order the forest was trained on.
         exclude : sequence of int
             Label values never output (the next most probable class is taken instead).
+        groups : sequence of sequences of int
+            Label sets whose most probable member is returned too (see :meth:`predict_block`).
+        bits : int
+            Bits of one label in the packed choices.
 
         Returns
         -------
         ndarray (1D)
-            The label value of each voxel, in C order of the channels' shape.
+            The label value of each voxel, in C order of the channels' shape (packed choices,
+            :func:`choice_dtype`, with ``groups``).
         """
         flat = [np.ravel(c) for c in channels]
         n = flat[0].size if flat else 0
         if len(flat) != self.forest.n_features_in_:
             raise ParameterError(f"{len(flat)} feature channels: the classifier reads {self.forest.n_features_in_}")
-        out = np.empty(n, self._label_dtype())
+        self._check_groups(groups, bits)
+        out = np.empty(n, choice_dtype(len(groups), bits) if groups else self._label_dtype())
         buf = np.empty((len(flat), min(n, VOTE_ROWS)), np.float32)
         for r0 in range(0, n, VOTE_ROWS):
             m = min(n, r0 + VOTE_ROWS) - r0
             for i, f in enumerate(flat):
                 buf[i, :m] = f[r0: r0 + m]
-            out[r0: r0 + m] = self._vote(buf[:, :m].T, exclude)
+            out[r0: r0 + m] = self._vote(buf[:, :m].T, exclude, groups, bits)
         return out
 
-    def predict_table(self, x: np.ndarray, *, exclude: Sequence[int] = ()) -> np.ndarray:
+    def predict_table(self, x: np.ndarray, *, exclude: Sequence[int] = (),
+                      groups: Sequence[Sequence[int]] = (), bits: int = CHOICE_BITS) -> np.ndarray:
         """Label value of each row of a C-ordered float32 feature table.
 
         Soft vote: the class probabilities of the leaf each voxel reaches (quantised to 1/255)
         are summed over the trees, the most probable class wins (the lowest label on a tie).
-        Rows are voted :data:`VOTE_ROWS` at a time, so that the scores stay in cache.
+        Rows are voted :data:`VOTE_ROWS` at a time, so that the scores stay in cache.  With
+        ``groups``, packed choices (see :meth:`predict_block`).
         """
         x = np.ascontiguousarray(x, dtype=np.float32)
-        out = np.empty(x.shape[0], self._label_dtype())
+        self._check_groups(groups, bits)
+        out = np.empty(x.shape[0], choice_dtype(len(groups), bits) if groups else self._label_dtype())
         for r0 in range(0, x.shape[0], VOTE_ROWS):
-            out[r0: r0 + VOTE_ROWS] = self._vote(x[r0: r0 + VOTE_ROWS], exclude)
+            out[r0: r0 + VOTE_ROWS] = self._vote(x[r0: r0 + VOTE_ROWS], exclude, groups, bits)
         return out
 
     def _label_dtype(self) -> type:
         return np.uint8 if self.classes.max() < 256 else np.uint16
 
-    def _vote(self, x: np.ndarray, exclude: Sequence[int]) -> np.ndarray:
-        """Soft vote of the trees on the float32 rows ``x`` (any strides)."""
+    def _check_groups(self, groups: Sequence[Sequence[int]], bits: int) -> None:
+        if groups and self.classes.max() >= 1 << bits:
+            raise ParameterError(f"label groups with labels up to {self.classes.max()}: only labels below "
+                                 f"{1 << bits} can be packed in {bits} bits")
+        choice_dtype(len(groups), bits)
+
+    def _vote(self, x: np.ndarray, exclude: Sequence[int], groups: Sequence[Sequence[int]] = (),
+              bits: int = CHOICE_BITS) -> np.ndarray:
+        """Soft vote of the trees on the float32 rows ``x`` (any strides); packed choices with ``groups``."""
         classes = self.classes
         tables = self._leaf_tables()
         score = np.zeros((x.shape[0], tables[0][0].shape[1]), "<u8")
@@ -190,11 +233,26 @@ class PixelClassifier:
             np.take(table, tree.apply(x), axis=0, out=leaf_score)
             score += leaf_score
         votes = score.view("<u2")[:, : classes.size]
-        if exclude:
-            votes = votes.astype(np.int32)
-            for v in exclude:
-                votes[:, classes == v] = -1
-        return classes.astype(self._label_dtype())[np.argmax(votes, axis=1)]
+        member = self._members(tuple(int(v) for v in exclude), tuple(tuple(int(v) for v in g) for g in groups))
+        picks = np.empty((member.shape[0], votes.shape[0]), np.intp)
+        _most_voted(votes, member, picks)
+        labels = classes.astype(self._label_dtype())
+        if not groups:
+            return labels[picks[0]]
+        return pack_choices([labels[p] for p in picks], bits)
+
+    def _members(self, exclude: tuple[int, ...], groups: tuple[tuple[int, ...], ...]) -> np.ndarray:
+        """``(1 + len(groups), classes)`` bool: the columns each choice is taken among (cached).
+
+        Row 0: every class but ``exclude``; then each group's classes.  A row with no class
+        allows them all.
+        """
+        cache = self.__dict__.setdefault("_member_cache", {})
+        key = (exclude, groups)
+        if key not in cache:
+            rows = [~np.isin(self.classes, exclude)] + [np.isin(self.classes, g) for g in groups]
+            cache[key] = np.array([r if r.any() else np.ones_like(r) for r in rows], dtype=np.bool_)
+        return cache[key]
 
     def _leaf_tables(self) -> list[tuple[np.ndarray, Any]]:
         """Per tree: the class probabilities of every node, packed for summing, and the tree.
@@ -293,6 +351,143 @@ class PixelClassifier:
             forest=forest,
             info=dict(header.get("info", {})),
         )
+
+
+@nb.njit(cache=True, nogil=True)
+def _most_voted(votes: np.ndarray, member: np.ndarray, out: np.ndarray) -> None:
+    """``out[s, r]``: the column of the highest vote of row ``r`` among the columns ``member[s]``
+    (the first on a tie, as ``argmax``), for every set ``s`` in one pass over the rows."""
+    n, k = votes.shape
+    for r in range(n):
+        for s in range(member.shape[0]):
+            best, top = -1, -1
+            for c in range(k):
+                if member[s, c] and np.int64(votes[r, c]) > top:
+                    best, top = c, np.int64(votes[r, c])
+            out[s, r] = best
+
+
+@dataclass(frozen=True)
+class LayerRule:
+    """Which labels a detected layer replaces (:func:`layer_rules`), and by what.
+
+    Attributes
+    ----------
+    region : str
+        Region name (:data:`volrecon.phases.REGIONS`).
+    impossible : tuple of int
+        Label values that cannot exist in the layer.
+    allowed : tuple of int
+        Label values a replacement is chosen among: every named phase but ``impossible`` and
+        ``frame``.
+    """
+
+    region: str
+    impossible: tuple[int, ...]
+    allowed: tuple[int, ...]
+
+
+def layer_rules(phase_names: Mapping[str, int]) -> tuple[LayerRule, ...]:
+    """The rules of :data:`IMPOSSIBLE_PHASES` in the label values of ``phase_names``.
+
+    A layer none of whose impossible phases is named is left out (nothing to replace there).
+    """
+    out = []
+    for region, phases in IMPOSSIBLE_PHASES.items():
+        bad = tuple(sorted({int(phase_names[p]) for p in phases if p in phase_names}))
+        skip = set(bad) | ({int(phase_names["frame"])} if "frame" in phase_names else set())
+        allowed = tuple(sorted({int(v) for v in phase_names.values()} - skip - {0}))
+        if bad and allowed:
+            out.append(LayerRule(region, bad, allowed))
+    return tuple(out)
+
+
+def choice_groups(rules: Sequence[LayerRule]) -> list[tuple[int, ...]]:
+    """The distinct ``allowed`` sets of ``rules``, in order: the label groups the classifier
+    chooses among (:meth:`PixelClassifier.predict_block`); layers that allow the same labels share one."""
+    return list(dict.fromkeys(r.allowed for r in rules))
+
+
+def choice_bits(max_label: int) -> int:
+    """Bits of one label in packed choices: 4 where every label value is below 16, else 8."""
+    return 4 if max_label < 16 else CHOICE_BITS
+
+
+def choice_dtype(n_groups: int, bits: int = CHOICE_BITS) -> type:
+    """Unsigned dtype holding the overall choice and ``n_groups`` group choices of ``bits`` bits."""
+    total = bits * (1 + n_groups)
+    if total > 32:
+        raise ParameterError(f"{n_groups} label groups of {bits} bits: at most {32 // bits - 1} can be packed")
+    return np.uint8 if total <= 8 else np.uint16 if total <= 16 else np.uint32
+
+
+def pack_choices(choices: Sequence[np.ndarray], bits: int = CHOICE_BITS) -> np.ndarray:
+    """Labels (below ``2**bits``) packed into one integer of :func:`choice_dtype`: ``choices[i]``
+    in bits ``bits*i`` to ``bits*(i+1)-1``."""
+    dt = choice_dtype(len(choices) - 1, bits)
+    out = np.asarray(choices[0]).astype(dt)
+    for i, c in enumerate(choices[1:], 1):
+        out |= np.asarray(c).astype(dt) << dt(bits * i)
+    return out
+
+
+def unpack_choice(packed: np.ndarray, index: int, bits: int = CHOICE_BITS) -> np.ndarray:
+    """Choice ``index`` of :func:`pack_choices` (0: the overall most probable label), uint8."""
+    packed = np.asarray(packed)
+    dt = packed.dtype.type
+    return ((packed >> dt(bits * index)) & dt((1 << bits) - 1)).astype(np.uint8)
+
+
+def decide_in_regions(phases: np.ndarray, packed: np.ndarray, regions: np.ndarray,
+                      rules: Sequence[LayerRule], region_values: Mapping[str, int] = REGIONS,
+                      relabel: Mapping[int, int] | None = None, bits: int = CHOICE_BITS) -> np.ndarray:
+    """Labels that cannot exist in their detected layer replaced by the layer's most probable other phase.
+
+    Parameters
+    ----------
+    phases : ndarray (z, y, x) uint8
+        The classifier's phases (after cleanup).
+    packed : ndarray, ``phases``' shape
+        The classifier's choices (:meth:`PixelClassifier.predict_block` with the groups of
+        :func:`choice_groups` of ``rules``), ``bits`` bits each.
+    regions : ndarray, ``phases``' shape
+        Detected layers.
+    rules : sequence of LayerRule
+        From :func:`layer_rules`.
+    relabel : mapping int -> int, optional
+        A replacement ``a`` is written as ``relabel[a]``: e.g. void -> electrolyte, where which
+        part of the pore is empty is decided by other cues than the classifier's vote.
+
+    Returns
+    -------
+    ndarray uint8
+        ``phases`` where a voxel of a rule's layer holds one of its ``impossible`` labels: the
+        group choice instead (unchanged where that choice is 0).  Every other voxel is unchanged.
+    """
+    groups = choice_groups(rules)
+    table = np.zeros((256, 256), np.uint8)
+    for rule in rules:
+        table[region_values[rule.region], list(rule.impossible)] = 1 + groups.index(rule.allowed)
+    lut = np.arange(256, dtype=np.uint8)
+    for a, b in (relabel or {}).items():
+        lut[a] = b
+    out = np.array(phases, dtype=np.uint8, copy=True)
+    _decide(out.reshape(-1), np.ascontiguousarray(packed).reshape(-1),
+            np.ascontiguousarray(regions, np.uint8).reshape(-1), table, lut, bits)
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def _decide(out: np.ndarray, packed: np.ndarray, regions: np.ndarray, table: np.ndarray, lut: np.ndarray,
+            bits: int) -> None:
+    """In place: ``out[i]`` becomes ``lut`` of choice ``table[regions[i], out[i]]`` of ``packed[i]``
+    (none for 0, nor where that choice is 0)."""
+    for i in range(out.size):
+        c = table[regions[i], out[i]]
+        if c:
+            pick = (np.uint32(packed[i]) >> (bits * c)) & ((1 << bits) - 1)
+            if pick:
+                out[i] = lut[pick]
 
 
 def normalisation_range(image: Any, *, sample: int = 2_000_000, seed: int = 0) -> tuple[float, float]:
