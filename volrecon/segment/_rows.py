@@ -22,7 +22,6 @@ import dask.array as da
 from dask.core import get_deps
 from dask.task_spec import DataNode, Task, TaskRef
 
-from volrecon._memory import release_memory
 
 Key = Hashable
 
@@ -144,5 +143,3 @@ def store_by_rows(arr: da.Array, store: Any) -> None:
         carried.update(zip(keep, values[len(writes):]))
         for k in [k for k in carried if last_use[k] <= r]:
             del carried[k]
-        del values, sub
-        release_memory()  # the row's freed chunks leave the threads' arenas

@@ -107,16 +107,16 @@ class SegmentationResult:
         }
 
 
-DEFAULT_CHUNKS: tuple[int, int, int] = (32, 256, 256)
+DEFAULT_CHUNKS: tuple[int, int, int] = (64, 256, 256)
 """Processing chunk shape when none is given; ~2 M voxels, a hundred MB or so of working arrays
 per worker.  The depth in z sets the memory of a lazy chain evaluated row by row
 (:func:`volrecon.segment._rows.store_by_rows`): with overlapping steps chained, each row computes
-the next row of the earlier steps whole for the context it lends, and carries it, so a row holds
-about two chunk rows per step whatever the slice count; 64 slices made that window as deep as a
-100-slice stack, and the peak grew with the stack up to ~250 slices.  32 is still deeper than
-every overlap (the void split's, 15 slices at 20 nm, is the deepest), so the overlap's extra
-work stays modest (segment_volume on a 48-slice 512x512 phantom: 28.3 -> 30.5 CPU-s, identical
-labels); results do not depend on the chunks."""
+the next row of the earlier steps whole for the context it lends and carries it, so a row holds
+about two chunk rows per step; with 64 slices that window is a whole 100-slice stack and the
+stage's peak grows with the stack up to ~250 slices.  32 slices (plus a heap trim per row) made
+the stage flat from 100 to 400 slices but cost ~30 % CPU on 200x1024x1024 (auto 155 -> 200
+CPU-s), breaking the segmentation speed goal, so the default stays 64; pass ``chunks`` with a
+shallower depth to trade speed for memory.  Results do not depend on the chunks."""
 
 
 def _as_dask(image: Any, chunks: Sequence[int] | None) -> da.Array:
@@ -271,7 +271,7 @@ def segment_volume(
     lateral_nm : float
         Lateral smoothing of layer detection.
     chunks : 3 ints, optional
-        Processing chunk shape (default :data:`DEFAULT_CHUNKS`, 32×256×256, whatever the
+        Processing chunk shape (default :data:`DEFAULT_CHUNKS`, 64×256×256, whatever the
         input's chunks); results do not depend on it, and dask results come in these chunks.
     scratch : path, optional
         Folder for the intermediate volumes of a dask input (phases, the coarse counts of the layer
