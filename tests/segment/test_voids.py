@@ -445,3 +445,26 @@ def test_void_split_levels_every_slice_of_a_long_stack():
     assert found[filled].mean() < 0.02
     assert found[void].mean() > 0.9
     assert np.array_equal(split((24, 40, 24))[0], found)
+
+
+def test_split_voids_continues_the_ring_half_as_deep_as_the_core():
+    """A void's dark core is void a shine-through depth deeper (its face shows the empty space
+    there), so the core's columns continue that deep; the outer ring beside it (at the
+    electrolyte grey, its columns' depth unseen) continues by half of it, and the filled pore
+    beyond the ring stays electrolyte."""
+    E, V, B = PHASES["electrolyte"], PHASES["void"], PHASES["binder"]
+    phases, g = _pore_block((14, 40, 40))
+    phases[1:13, 4:36, 4:36] = E
+    g[1:13, 4:36, 4:36] = 0.22
+    yy, xx = np.mgrid[:40, :40]
+    r = np.hypot(yy - 20, xx - 20)
+    core, ring = r <= 8, (r > 8) & (r <= 10)
+    g[2:6][:, core] = 0.05  # dark: the void continues 80 nm (4 slices) behind these faces
+    cues = VoidCues(shine_depth_nm=80.0, grow_nm=20.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=0.0)
+    out = split_voids(g, phases, np.ones(g.shape, bool), void=V, electrolyte=E, binder=B, level=0.22, spread=0.02,
+                      voxel_size_nm=(20.0, 10.0, 10.0), cues=cues) == V
+    assert out[2:10][:, core].all()  # the dark slices and the 4 lit ones behind them
+    assert not out[10:][:, core].any() and not out[:2].any()
+    assert out[2:8][:, ring & (r <= 9.5)].all()  # the ring: its 4 slices and half the depth below
+    assert not out[8:][:, ring].any()
+    assert not out[:, r > 10.5].any()
