@@ -468,3 +468,12 @@ def test_split_voids_continues_the_ring_half_as_deep_as_the_core():
     assert out[2:8][:, ring & (r <= 9.5)].all()  # the ring: its 4 slices and half the depth below
     assert not out[8:][:, ring].any()
     assert not out[:, r > 10.5].any()
+    # 40 nm slices, 100 nm of shine-through: the core's tail is 2 slices, and so is the ring's
+    # (half the depth, 1.25 slices, rounded up to the slices it reaches into)
+    cues40 = VoidCues(shine_depth_nm=100.0, grow_nm=20.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=0.0)
+    g40 = g.copy()
+    g40[4:6][:, core] = 0.22  # dark in slices 2-3 only
+    out40 = split_voids(g40, phases, np.ones(g.shape, bool), void=V, electrolyte=E, binder=B, level=0.22,
+                        spread=0.02, voxel_size_nm=(40.0, 10.0, 10.0), cues=cues40) == V
+    assert out40[2:6][:, core].all() and not out40[6:][:, core].any()
+    assert out40[2:6][:, ring & (r <= 9.5)].all() and not out40[6:][:, ring].any()
