@@ -317,6 +317,11 @@ folder on disk, not in memory."""
 SHARE_CACHE_BYTES = 128 << 20
 """Most memory :class:`_CoarseMaps` keeps its smoothed counts in, for the next interface that
 reads them (smoothed once instead of once per interface; beyond it, smoothed again)."""
+SPARSE_SMOOTHING = 3.0
+"""Lateral sigma of the sparse groups' shares (fibres, particles: the separator|cathode cut) in
+units of the other shares' sigma (``lateral_nm``).  Wide enough to bridge the pore between sparse
+fibres and particles; the wider, the less of the interface's curvature the cut follows."""
+
 _NARROW = ("sodium", "sei", "cathode", "collector")
 _WIDE = ("separator", "active", "cathode")
 
@@ -344,7 +349,7 @@ class _CoarseMaps:
         Stacking axis of the volume.
     sigma : 2 floats
         Lateral smoothing (Gaussian sigma, coarse cells) of the shares along ``a`` and ``b``; the
-        wide shares (sparse fibres and particles) use three times this.
+        wide shares (sparse fibres and particles) use :data:`SPARSE_SMOOTHING` times this.
     """
 
     def __init__(self, sums: Mapping[str, Any], axis: int, sigma: Sequence[float]) -> None:
@@ -356,7 +361,7 @@ class _CoarseMaps:
         self.shape = (full[lat[0]], full[lat[1]], full[axis])
         self.flip = False
         self.sigma = [float(sigma[0]), float(sigma[1]), 0.0]
-        self.wide = [3.0 * float(sigma[0]), 3.0 * float(sigma[1]), 0.0]
+        self.wide = [SPARSE_SMOOTHING * float(sigma[0]), SPARSE_SMOOTHING * float(sigma[1]), 0.0]
         # blocks at least as deep as the wide smoothing's context: smoothing a block along a reads at most 3x its rows
         rows = max(1, BLOCK_CELLS // max(1, self.shape[1] * self.shape[2]), gaussian_reach(self.wide[0]))
         self.blocks = [(a, min(a + rows, self.shape[0])) for a in range(0, self.shape[0], rows)]
