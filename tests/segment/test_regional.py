@@ -146,8 +146,10 @@ def test_rim_threshold_keeps_objects_their_size():
 def test_sei_measured_share_counts_only_measured_columns(first_guess, monkeypatch):
     """Columns with neither a crossing nor an outer edge are filled from their neighbours but are
     not measured: with the crossing hidden in every other column and the edge kept in 3 columns
-    of 10, 70 % of the columns are measured (the filled map read 100 %).  Columns with a crossing
-    but no edge keep their own (bias-corrected) crossing."""
+    of 10, at most those 30 % are measured (the filled map read 100 %).  This film is thin but
+    resolved, so the columns with a crossing but no edge take the falling edges' thickness (a
+    crossing there may be a fibre's, not the film's) and the edges on such a column's flank are
+    left out too: they are filled, not measured."""
     ph, img, phases, lay, _ = first_guess
     vox = ph.voxel_size_nm
     l1, _ = sodium_surface(img, phases, lay, voxel_size_nm=vox, frame_value=None)
@@ -167,7 +169,7 @@ def test_sei_measured_share_counts_only_measured_columns(first_guess, monkeypatc
     monkeypatch.setattr(regional, "_outer_edge", few_edges)
     _, info = sei_outer_surface(img, l1, voxel_size_nm=vox)
     assert info["found"] and info["edge_share"] >= regional.MIN_EDGE_SHARE
-    assert 0.5 < info["measured_share"] < 0.75
+    assert 0.05 < info["measured_share"] <= 0.3
     assert np.isfinite(info["crossing_bias_vox"])
 
 

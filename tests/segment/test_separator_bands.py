@@ -24,7 +24,10 @@ def test_sei_outer_surface_leaves_out_the_wall(t):
     """A bright trench wall (and its rim, lifting the next two columns) beside a t-voxel film: the
     lateral averages carried the wall's grey into the specimen's first columns, so the film read
     0.66 (t = 4) / 0.77 (t = 10) voxels off there.  Given the frame (and the shell as 0), the
-    film's thickness beside the wall is within 0.25 voxels, as far from it."""
+    film's thickness beside the wall is within 0.25 voxels, as far from it.  (Without the frame,
+    the 4-voxel film's columns beside the wall now read 0.04 voxels off too: a film that thin shows
+    no rise under a fibre, so the columns without a sharp pore edge, the wall's among them, take the
+    thickness of the pore columns around.)"""
     vox = (20.0, 10.0, 10.0)
     img, na, _ = _film_stack(0.5, t=t)
     img = img.copy()
@@ -46,7 +49,8 @@ def test_sei_outer_surface_leaves_out_the_wall(t):
     near = slice(k, k + 16)
     assert float(errs[True][:, near].mean()) < 0.25
     assert float(errs[True][:, 60:].mean()) < 0.25
-    assert float(errs[False][:, near].mean()) > 0.4  # the wall does matter here
+    if t == 10:
+        assert float(errs[False][:, near].mean()) > 0.4  # the wall does matter here
 
 
 def test_smooth_over_the_specimen_only():
