@@ -664,7 +664,8 @@ def sei_outer_surface(
     falling edges around them, their crossings' scatter left the map's mean error as it was and
     raised the mean absolute error by a third).  The columns without a falling edge, and those on
     a fibre's flank (:func:`_off_fibre_flanks`), are filled from the falling edges around; they
-    are not measured (``info["measured_share"]``).
+    are not measured (``info["measured_share"]``), and ``info["crossing_bias_vox"]`` is NaN (no
+    crossing is used; 0 where the crossings stand alone, fewer than ``min_edge_share`` edges).
     The thickness map (not the height) is then regularised: columns without a value, or further than
     ``max(1.5 voxels, 50 %)`` from the local median thickness (window ``reg_nm``), are not measured
     and take that local median; the map is then median-filtered (3 x 3), and the columns not
@@ -801,20 +802,22 @@ def sei_outer_surface(
         rises = t_med_fall > edge["reach_vox"] + 1.0
         if rises:
             t_edge = np.where(np.isfinite(t_fall), t_fall, t_rise)
-        # elsewhere the column's own crossing, less the median amount by which blur and edge
-        # brightening move a crossing past the edge (measured on the columns showing both)
-        both = cols & np.isfinite(t_edge) & np.isfinite(t_raw)
-        if both.sum() >= 10:
-            cross_bias = float(np.median((t_raw - t_edge)[both]))
         if not rises and t_med_fall >= RESOLVED_VOX:
-            # that amount is the pore's: where a fibre lies on a film too thin to show the rise, the
-            # crossing is of the film's small step onto the fibre, whose blur and rims move it by
-            # another amount that no column measures; those columns take the thickness of the falling
-            # edges around them (below).  Under RESOLVED_VOX the falls are no firmer: the sodium
-            # edge's blur reaches through the film and moves them too
-            t_edge = t_sharp = _off_fibre_flanks(t_edge, cols, [vox[a] for a in lat])
-            t_raw = np.full(t_raw.shape, np.nan)
-        t_raw = np.where(np.isfinite(t_edge), t_edge, t_raw - cross_bias)
+            # the crossing - edge offset is the pore's: where a fibre lies on a film too thin to
+            # show the rise, the crossing is of the film's small step onto the fibre, whose blur and
+            # rims move it by another amount that no column measures; no crossing is used (no offset
+            # either: NaN), those columns take the thickness of the falling edges around them
+            # (below).  Under RESOLVED_VOX the falls are no firmer: the sodium edge's blur reaches
+            # through the film and moves them too
+            t_raw = t_sharp = _off_fibre_flanks(t_edge, cols, [vox[a] for a in lat])
+            cross_bias = float("nan")
+        else:
+            # elsewhere the column's own crossing, less the median amount by which blur and edge
+            # brightening move a crossing past the edge (measured on the columns showing both)
+            both = cols & np.isfinite(t_edge) & np.isfinite(t_raw)
+            if both.sum() >= 10:
+                cross_bias = float(np.median((t_raw - t_edge)[both]))
+            t_raw = np.where(np.isfinite(t_edge), t_edge, t_raw - cross_bias)
     # measured before any gap is filled: a filled column is not a measurement
     measured = np.isfinite(t_raw)
     if edge_share >= min_edge_share:
