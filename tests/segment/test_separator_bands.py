@@ -19,17 +19,23 @@ WALL, SHELL = 12, 2
 """Columns of the trench wall at the left of the film stack, and of its rim shell beyond it."""
 
 
-@pytest.mark.parametrize("t", [4, 10])
-def test_sei_outer_surface_leaves_out_the_wall(t):
-    """A bright trench wall (and its rim, lifting the next two columns) beside a t-voxel film: the
-    lateral averages carried the wall's grey into the specimen's first columns, so the film read
-    0.66 (t = 4) / 0.77 (t = 10) voxels off there.  Given the frame (and the shell as 0), the
-    film's thickness beside the wall is within 0.25 voxels, as far from it.  (Without the frame,
-    the 4-voxel film's columns beside the wall now read 0.04 voxels off too: a film that thin shows
-    no rise under a fibre, so the columns without a sharp pore edge, the wall's among them, take the
-    thickness of the pore columns around.)"""
+@pytest.mark.parametrize("t, pore_share, wall_matters", [(10, 0.5, True), (4, 0.0, True), (4, 0.5, False)])
+def test_sei_outer_surface_leaves_out_the_wall(t, pore_share, wall_matters):
+    """A bright trench wall (and its rim, lifting the next two columns) beside a t-voxel film, with a
+    pore beyond the film in ``pore_share`` of the columns.  Given the frame (and the shell as 0),
+    the film's thickness beside the wall is within 0.25 voxels, as far from it.
+
+    Without the frame the lateral averages carry the wall's grey into the specimen's first columns
+    and move what is read there by a threshold: the 10-voxel film's rises and crossings, and the
+    crossings that a 4-voxel film under fibres everywhere (no pore beyond it, no falling edge: its
+    crossings stand alone) is read on, so those columns read over 0.4 voxels off.  A 4-voxel film
+    with pores beyond it is read on its falling edges alone (thin but resolved: no crossing is used,
+    ``crossing_bias_vox`` is NaN), and a falling edge is the steepest step of the column's own
+    profile, which an added lateral share of a wall uniform along the stacking axis scales and
+    lifts but does not move: there the film reads within 0.25 voxels beside the wall without the
+    frame too (0.66 voxels off before, with crossings)."""
     vox = (20.0, 10.0, 10.0)
-    img, na, _ = _film_stack(0.5, t=t)
+    img, na, _ = _film_stack(pore_share, t=t)
     img = img.copy()
     img[:, :, :WALL] = 0.8
     img[:, :, WALL:WALL + SHELL] += 0.25
@@ -45,12 +51,15 @@ def test_sei_outer_surface_leaves_out_the_wall(t):
         out, info = sei_outer_surface(img, lay, voxel_size_nm=vox, phases=phases if given else None,
                                       frame_value=FRAME if given else None)
         assert info["found"], info.get("reason")
+        assert np.isnan(info["crossing_bias_vox"]) == (t == 4 and pore_share > 0)
         errs[given] = np.abs(out.heights["sei|separator"] - na - t)
     near = slice(k, k + 16)
     assert float(errs[True][:, near].mean()) < 0.25
     assert float(errs[True][:, 60:].mean()) < 0.25
-    if t == 10:
-        assert float(errs[False][:, near].mean()) > 0.4  # the wall does matter here
+    if wall_matters:
+        assert float(errs[False][:, near].mean()) > 0.4
+    else:
+        assert float(errs[False][:, near].mean()) < 0.25
 
 
 def test_smooth_over_the_specimen_only():
