@@ -34,6 +34,7 @@ from volrecon.correct import estimate_drift
 from volrecon.correct._registration_phase import SpectrumGeometry
 from volrecon.correct._registration_synthetic import make_stack, random_walk_drift
 from volrecon.io.stack import detect_databar
+from volrecon.phases import PHASES
 
 from _common import RESULTS  # noqa: E402  (VOLRECON_BENCH_RESULTS redirects scratch runs)
 
@@ -121,6 +122,62 @@ def content_control(slices: int, shape: tuple[int, int], seed: int, cache: Path 
 
 CONTENT_ROW = "volrecon anchor='none' on the noise-free, undrifted rendering (content alone)"
 
+#: codes of :func:`layer_codes`: sodium, then the regions anode (its SEI), separator, cathode, collector
+LAYER_CODE = 20
+
+#: renderings of one class of the truth labels (grey level per phase value; the rest 0): which
+#: content the structure-only estimator follows. Phase values as in volrecon.phases.PHASES.
+CONTENT_CLASSES: dict[str, dict[int, float]] = {
+    "cathode rods (active)": {3: 200.0},
+    "separator fibres": {5: 200.0},
+    "binder": {4: 200.0},
+    "voids": {1: 200.0},
+    # the layers as flat greys (codes of layer_codes): only the interfaces sodium | SEI | separator | cathode | collector
+    "layer interfaces only": {LAYER_CODE + 0: 40.0, LAYER_CODE + 1: 80.0, LAYER_CODE + 2: 120.0,
+                              LAYER_CODE + 3: 160.0, LAYER_CODE + 4: 200.0},
+    "everything but the layer interfaces": {5: 200.0, 3: 200.0, 4: 120.0, 1: 40.0},
+}
+
+
+def class_row(name: str) -> str:
+    return f"volrecon anchor='none' on the truth's {name} alone"
+
+
+def truth_labels(slices: int, shape: tuple[int, int], seed: int, cache: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The phantom's phase labels and regions (uint8, specimen frame) of the zero-drift stack of this size and seed."""
+    from volrecon.sample import Artefacts, make_phantom
+
+    paths = [cache / f"{k}_{slices}_{shape[0]}x{shape[1]}_s{seed}.npy" for k in ("labels", "regions")] if cache else []
+    if paths and all(p.exists() for p in paths):
+        return np.load(paths[0]), np.load(paths[1])
+    ph = make_phantom("diglyme", slices=slices, shape=shape, seed=seed, artefacts=Artefacts.all(drift=False))
+    labels, regions = np.asarray(ph.labels), np.asarray(ph.regions)
+    for path, array in zip(paths, (labels, regions)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, array)
+    return labels, regions
+
+
+def layer_codes(labels: np.ndarray, regions: np.ndarray) -> np.ndarray:
+    """``LAYER_CODE`` for sodium, ``LAYER_CODE + region`` (anode = its SEI, separator, cathode, collector) elsewhere."""
+    return np.where(labels == PHASES["sodium"], LAYER_CODE, LAYER_CODE + regions.astype(np.int16)).astype(np.uint8)
+
+
+def class_rendering(labels: np.ndarray, grey: dict[int, float], seed: int) -> np.ndarray:
+    """One class of the truth as an image: ``grey[phase]`` per voxel (0 elsewhere), blurred by 1 px.
+
+    The blur stands in for the probe (sub-pixel motion stays visible); a 0.01 dither keeps flat
+    rows from being taken for a burned-in overlay, as in :func:`content_control`.
+    """
+    lut = np.zeros(256, np.float32)
+    for value, level in grey.items():
+        lut[value] = level
+    rng = np.random.default_rng(seed)
+    out = np.empty(labels.shape, np.float32)
+    for z, plane in enumerate(labels):
+        out[z] = ndimage.gaussian_filter(lut[plane], 1.0) + rng.normal(0.0, 0.01, plane.shape).astype(np.float32)
+    return out
+
 
 # ------------------------------------------------------------------------------------ methods
 
@@ -184,14 +241,21 @@ METHODS: dict[str, Callable[[np.ndarray], Any]] = {
     "SimpleITK Mattes MI chained": sitk_chained,
 }
 METHODS[CONTENT_ROW] = METHODS["volrecon anchor='none' (structure only)"]
+for _name in CONTENT_CLASSES:
+    METHODS[class_row(_name)] = METHODS["volrecon anchor='none' (structure only)"]
+CONTROL_ROWS = (CONTENT_ROW, *(class_row(n) for n in CONTENT_CLASSES))
 
 
 def residual_stats(est: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     err = np.asarray(est, float) - truth
     err -= err.mean(axis=0)
     end = (est[-1] - est[0]) - (truth[-1] - truth[0])
+    slope = np.polyfit(np.arange(len(err)), err, 1)[0] if len(err) > 1 else np.zeros(2)
     return {
         "rms_px": float(np.sqrt(np.mean(np.sum(err**2, axis=1)))),
+        "rms_dy_px": float(np.sqrt(np.mean(err[:, 0] ** 2))),
+        "rms_dx_px": float(np.sqrt(np.mean(err[:, 1] ** 2))),
+        "ramp_px_per_slice": [float(v) for v in slope],
         "max_px": float(np.abs(err).max()),
         "end_to_end_error_px": float(np.hypot(*end)),
     }
@@ -286,6 +350,10 @@ def main() -> None:
     parser.add_argument("--content-control", action="store_true",
                         help="also register the phantom's noise-free, undrifted rendering of each stack "
                              "without frame (what the content alone invents; rendered once per size and seed)")
+    parser.add_argument("--class-control", action="store_true",
+                        help="also register renderings of single classes of the truth labels (rods, fibres, "
+                             "binder, voids, the layer interfaces, all but the interfaces) of the zero-drift "
+                             "stack: which content the structure-only estimate follows")
     parser.add_argument("--crop-databar", action="store_true",
                         help="give every method the stack without its data bar, as volrecon's ingest does "
                              "(a static bar pins any whole-image correlation at zero drift)")
@@ -318,7 +386,7 @@ def main() -> None:
                 report["databar_rows_cropped"] = bar
             report["source"] = source
             name = f"{label} {kind} drift, {'with' if frame else 'without'} frame" + (f", seed {args.seed}" if args.seed else "")
-            own = [m for m in METHODS if m.startswith("volrecon") and m != CONTENT_ROW]
+            own = [m for m in METHODS if m.startswith("volrecon") and m not in CONTROL_ROWS]
             wanted_peers = [m for m in METHODS if m not in own and (not args.peer_names or any(
                 n.strip().lower() in m.lower() for n in args.peer_names.split(",")))]
             methods = own + wanted_peers if peers and kind in args.peer_kinds.split(",") else own
@@ -330,6 +398,15 @@ def main() -> None:
                     controls[key] = run_case(name, clean, np.zeros((len(clean), 2)), [CONTENT_ROW])[CONTENT_ROW]
                     del clean
                 report["cases"][name][CONTENT_ROW] = controls[key]
+            if args.class_control and kind == "zero" and not frame:
+                labels, regions = truth_labels(args.slices, shape, args.seed, Path(args.cache) if args.cache else None)
+                for cname, grey in CONTENT_CLASSES.items():
+                    codes = layer_codes(labels, regions) if min(grey) >= LAYER_CODE else labels
+                    image = class_rendering(codes, grey, args.seed)
+                    row = class_row(cname)
+                    report["cases"][name][row] = run_case(name, image, np.zeros((len(image), 2)), [row])[row]
+                    del image
+                del labels, regions
             if kind == "randomwalk" and frame:
                 report["throughput"][label] = throughput(stack, args.repeats)
                 print(f"  throughput {label}: {report['throughput'][label]['median_slices_per_s']:.1f} slices/s", flush=True)
