@@ -49,3 +49,20 @@ def test_slice_levels_weigh_a_thin_slice_in_part():
     assert abs((lv[-1] - ref) - 0.5 * (means[-1] - ref)) < 0.4
     h2, _, _ = _hists(counts[:-1] + [SLICE_LEVEL_VOXELS // 3], seed=1)
     assert np.isnan(slice_levels(h2, edges)[0][-1])
+
+
+def test_spread_does_not_follow_the_window():
+    """The stack's pooled spread sets the bins (1/16 of it each); a pooled spread a few per cent
+    off (a few voxels more or fewer in the pooled sample) must not move the spread by more than
+    a few per cent (slices of 2200 electrolyte voxels, spread 3, void and edge tails)."""
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        means = 72.0 + rng.uniform(-4.0, 4.0, 24)
+        values = [np.concatenate([rng.normal(m, 3.0, 2200), rng.uniform(20.0, 65.0, 220), rng.uniform(76.0, 100.0, 146)])
+                  for m in means]
+        spreads = []
+        for f in np.linspace(0.96, 1.04, 17):
+            edges = slice_level_edges(72.0, 4.0 * f)
+            spreads.append(slice_levels(np.stack([np.histogram(v, edges)[0] for v in values]), edges)[1])
+        assert max(spreads) - min(spreads) < 0.03 * 3.0
+        assert abs(np.mean(spreads) - 3.0) < 0.1

@@ -215,9 +215,9 @@ def electrolyte_level(values: np.ndarray, *, bins: int = 200) -> tuple[float, fl
 _HWHM_PER_SIGMA = math.sqrt(2.0 * math.log(2.0))
 
 
-def _peaks(hist: np.ndarray, smooth_bins: float) -> tuple[np.ndarray, np.ndarray]:
+def _peaks(hist: np.ndarray, smooth_bins: float, centre: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Mode bin of each row of ``hist`` (smoothed by ``smooth_bins``) and the narrower half width at
-    half maximum about it, in bins.
+    half maximum about it, in bins (``centre``: the peak's bin where it is known, for every row).
 
     Each half width runs to where the smoothed histogram crosses half its maximum, interpolated
     linearly between the bins either side of the crossing: counted in whole bins, the width (and
@@ -225,7 +225,7 @@ def _peaks(hist: np.ndarray, smooth_bins: float) -> tuple[np.ndarray, np.ndarray
     sample, about 5 % of the spread with the per-slice bins.
     """
     h = ndi.gaussian_filter1d(np.asarray(hist, dtype=np.float64), float(smooth_bins), axis=-1)
-    i = np.argmax(h, axis=-1)
+    i = np.argmax(h, axis=-1) if centre is None else np.full(h.shape[0], int(centre))
     half = 0.5 * np.take_along_axis(h, i[:, None], axis=-1)
     above = h > half
     n = h.shape[-1]
@@ -355,7 +355,11 @@ def slice_levels(hist: np.ndarray, edges: np.ndarray, *, min_voxels: int = SLICE
         rel = np.zeros((1, 2 * nb))
         for row, m, wt in zip(h[rows], modes, w[rows]):
             rel[0, nb - m:2 * nb - m] += wt * row
-        return max(float(_peaks(rel, 2.0)[1][0]), 1.0) / _HWHM_PER_SIGMA
+        # the half widths are taken about the peak of the sum smoothed over half the window's spread (8 bins),
+        # not about the lightly smoothed sum's own argmax, which wanders over its flat, noisy top
+        # by a few bins (4 % of the spread)
+        top = int(_peaks(rel, 8.0)[0][0])
+        return max(float(_peaks(rel, 2.0, centre=top)[1][0]), 1.0) / _HWHM_PER_SIGMA
 
     every = np.arange(ok.size)
     pooled = _peaks((w[:, None] * h).sum(axis=0)[None], 2.0)[1][0] / _HWHM_PER_SIGMA
