@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
+from volrecon.errors import ParameterError
 from volrecon.phases import PHASES
 from volrecon.segment.layers import detect_layers
 
@@ -54,3 +55,11 @@ def test_levelled_cut_follows_a_tilted_interface_to_the_wall(seed):
     assert near0 > 1.0, err  # the bias is there without levelling
     assert near2 < 0.6 * near0, err
     assert all2 < 0.75 * all0, err
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "2", True])
+def test_level_passes_must_be_a_whole_number(bad):
+    """Nonsense passes are refused with the parameter's name, before any work."""
+    ph = np.zeros((4, 8, 8), np.uint8)
+    with pytest.raises(ParameterError, match="level_passes"):
+        detect_layers(ph, phase_names=PHASES, voxel_size_nm=(10.0, 10.0, 10.0), axis=1, level_passes=bad)
