@@ -477,3 +477,21 @@ def test_split_voids_continues_the_ring_half_as_deep_as_the_core():
                         spread=0.02, voxel_size_nm=(40.0, 10.0, 10.0), cues=cues40) == V
     assert out40[2:6][:, core].all() and not out40[6:][:, core].any()
     assert out40[2:6][:, ring & (r <= 9.5)].all() and not out40[6:][:, ring].any()
+
+
+def test_split_voids_ring_never_continues_deeper_than_the_core():
+    """Slices thicker than twice the shine-through depth (100 nm on 250 nm slices): the core's
+    columns get no tail (0.4 slice rounds to none), and the ring beside it none either (half the
+    depth rounded up would be a whole slice of electrolyte labelled void)."""
+    E, V, B = PHASES["electrolyte"], PHASES["void"], PHASES["binder"]
+    phases, g = _pore_block((14, 40, 40))
+    phases[1:13, 4:36, 4:36] = E
+    g[1:13, 4:36, 4:36] = 0.22
+    yy, xx = np.mgrid[:40, :40]
+    r = np.hypot(yy - 20, xx - 20)
+    core, ring = r <= 8, (r > 8) & (r <= 10)
+    g[2:4][:, core] = 0.05
+    cues = VoidCues(shine_depth_nm=100.0, grow_nm=20.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=0.0)
+    out = split_voids(g, phases, np.ones(g.shape, bool), void=V, electrolyte=E, binder=B, level=0.22, spread=0.02,
+                      voxel_size_nm=(250.0, 10.0, 10.0), cues=cues) == V
+    assert out[2:4][:, core].all() and not out[4:].any()

@@ -753,7 +753,8 @@ def split_voids(
     if not seeds.any():
         return out
     # a dark core is void at least the shine-through depth deeper: its columns continue that far
-    grown = continue_down(seeds, space, _depth_slices(cues.shine_depth_nm, voxel_size_nm))
+    core = _depth_slices(cues.shine_depth_nm, voxel_size_nm)
+    grown = continue_down(seeds, space, core)
     if cues.grow_nm > 0:
         # the void's outer ring is not dark (edge brightening at its own edge, the shine-through
         # blur of the walls): a grey gate cannot find it, so the dark cores widen by a length.
@@ -762,8 +763,9 @@ def split_voids(
         # shine-through depth (rounded up: on 40 nm slices the ring is a whole pixel that
         # straddles the edge, mostly void, and continues as deep as the core)
         ring = _morph(seeds, _rim_disk(cues.grow_nm, voxel_size_nm, min_share=0.0), erode=False) & space
+        # (never deeper than the core: on slices thicker than twice the depth the core gets none)
         half = int(math.ceil(0.5 * float(cues.shine_depth_nm) / float(voxel_size_nm[0]) - 1e-9))
-        grown |= continue_down(ring, space, half)
+        grown |= continue_down(ring, space, min(half, core))
     if cues.rim_nm > 0:
         # only voids at least a rim wide on each side: the walls' shift is a mean over the walls
         # of voids that wide; a void narrower than its rim would be mostly rim
