@@ -34,7 +34,7 @@ from volrecon.correct import estimate_drift
 from volrecon.correct._registration_phase import SpectrumGeometry
 from volrecon.correct._registration_synthetic import make_stack, random_walk_drift
 from volrecon.io.stack import detect_databar
-from volrecon.phases import PHASES
+from volrecon.phases import PHASES, REGIONS
 
 from _common import RESULTS  # noqa: E402  (VOLRECON_BENCH_RESULTS redirects scratch runs)
 
@@ -122,20 +122,24 @@ def content_control(slices: int, shape: tuple[int, int], seed: int, cache: Path 
 
 CONTENT_ROW = "volrecon anchor='none' on the noise-free, undrifted rendering (content alone)"
 
-#: codes of :func:`layer_codes`: sodium, then the regions anode (its SEI), separator, cathode, collector
+#: codes of :func:`layer_codes`: ``LAYER_CODE + region`` (anode = its SEI, separator, cathode,
+#: collector; unassigned = LAYER_CODE, left black), sodium apart
 LAYER_CODE = 20
+SODIUM_CODE = LAYER_CODE + 10
 
 #: renderings of one class of the truth labels (grey level per phase value; the rest 0): which
-#: content the structure-only estimator follows. Phase values as in volrecon.phases.PHASES.
+#: content the structure-only estimator follows.
 CONTENT_CLASSES: dict[str, dict[int, float]] = {
-    "cathode rods (active)": {3: 200.0},
-    "separator fibres": {5: 200.0},
-    "binder": {4: 200.0},
-    "voids": {1: 200.0},
+    "cathode rods (active)": {PHASES["active"]: 200.0},
+    "separator fibres": {PHASES["separator"]: 200.0},
+    "binder": {PHASES["binder"]: 200.0},
+    "voids": {PHASES["void"]: 200.0},
     # the layers as flat greys (codes of layer_codes): only the interfaces sodium | SEI | separator | cathode | collector
-    "layer interfaces only": {LAYER_CODE + 0: 40.0, LAYER_CODE + 1: 80.0, LAYER_CODE + 2: 120.0,
-                              LAYER_CODE + 3: 160.0, LAYER_CODE + 4: 200.0},
-    "everything but the layer interfaces": {5: 200.0, 3: 200.0, 4: 120.0, 1: 40.0},
+    "layer interfaces only": {SODIUM_CODE: 40.0, LAYER_CODE + REGIONS["anode"]: 80.0,
+                              LAYER_CODE + REGIONS["separator"]: 120.0, LAYER_CODE + REGIONS["cathode"]: 160.0,
+                              LAYER_CODE + REGIONS["collector"]: 200.0},
+    "everything but the layer interfaces": {PHASES["separator"]: 200.0, PHASES["active"]: 200.0,
+                                            PHASES["binder"]: 120.0, PHASES["void"]: 40.0},
 }
 
 
@@ -159,8 +163,8 @@ def truth_labels(slices: int, shape: tuple[int, int], seed: int, cache: Path | N
 
 
 def layer_codes(labels: np.ndarray, regions: np.ndarray) -> np.ndarray:
-    """``LAYER_CODE`` for sodium, ``LAYER_CODE + region`` (anode = its SEI, separator, cathode, collector) elsewhere."""
-    return np.where(labels == PHASES["sodium"], LAYER_CODE, LAYER_CODE + regions.astype(np.int16)).astype(np.uint8)
+    """``SODIUM_CODE`` for sodium, ``LAYER_CODE + region`` (unassigned = ``LAYER_CODE``) elsewhere."""
+    return np.where(labels == PHASES["sodium"], SODIUM_CODE, LAYER_CODE + regions.astype(np.int16)).astype(np.uint8)
 
 
 def class_rendering(labels: np.ndarray, grey: dict[int, float], seed: int) -> np.ndarray:
