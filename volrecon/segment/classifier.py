@@ -161,9 +161,8 @@ class PixelClassifier:
         """Label value of each voxel (C order) of feature channels of one shape.
 
         The same vote as :meth:`predict_table`, :data:`VOTE_ROWS` voxels at a time: their values
-        are copied channel by channel (contiguous runs) into a small ``(channels, rows)`` buffer
-        whose transposed view the trees read (their traversal takes any strides), so no row
-        table is ever written.
+        are copied channel by channel (contiguous runs) into a small ``(channels, rows)`` buffer,
+        the layout the vote reads (:class:`FlatForest`), so no row table is ever written.
 
         Parameters
         ----------
@@ -193,7 +192,7 @@ class PixelClassifier:
             m = min(n, r0 + VOTE_ROWS) - r0
             for i, f in enumerate(flat):
                 buf[i, :m] = f[r0: r0 + m]
-            out[r0: r0 + m] = self._vote(buf[:, :m].T, exclude, groups, bits)
+            out[r0: r0 + m] = self._vote(buf[:, :m], exclude, groups, bits)
         return out
 
     def predict_table(self, x: np.ndarray, *, exclude: Sequence[int] = (),
@@ -209,7 +208,7 @@ class PixelClassifier:
         self._check_groups(groups, bits)
         out = np.empty(x.shape[0], choice_dtype(len(groups), bits) if groups else self._label_dtype())
         for r0 in range(0, x.shape[0], VOTE_ROWS):
-            out[r0: r0 + VOTE_ROWS] = self._vote(x[r0: r0 + VOTE_ROWS], exclude, groups, bits)
+            out[r0: r0 + VOTE_ROWS] = self._vote(x[r0: r0 + VOTE_ROWS].T, exclude, groups, bits)
         return out
 
     def _label_dtype(self) -> type:
@@ -221,25 +220,14 @@ class PixelClassifier:
                                  f"{1 << bits} can be packed in {bits} bits")
         choice_dtype(len(groups), bits)
 
-    def _vote(self, x: np.ndarray, exclude: Sequence[int], groups: Sequence[Sequence[int]] = (),
+    def _vote(self, xt: np.ndarray, exclude: Sequence[int], groups: Sequence[Sequence[int]] = (),
               bits: int = CHOICE_BITS) -> np.ndarray:
-        """Soft vote of the trees on the float32 rows ``x`` (any strides); packed choices with ``groups``."""
-        classes = self.classes
-        tables = self._leaf_tables()
-        score = np.zeros((x.shape[0], tables[0][0].shape[1]), "<u8")
-        leaf_score = np.empty_like(score)
-        for table, tree in tables:
-            # gather into a reused buffer: far cheaper than ``score += table[leaves]``
-            np.take(table, tree.apply(x), axis=0, out=leaf_score)
-            score += leaf_score
-        votes = score.view("<u2")[:, : classes.size]
+        """Soft vote of the trees (:meth:`FlatForest.vote`) on the float32 ``(features, voxels)``
+        values ``xt``; packed choices with ``groups``."""
         member = self._members(tuple(int(v) for v in exclude), tuple(tuple(int(v) for v in g) for g in groups))
-        picks = np.empty((member.shape[0], votes.shape[0]), np.intp)
-        _most_voted(votes, member, picks)
-        labels = classes.astype(self._label_dtype())
-        if not groups:
-            return labels[picks[0]]
-        return pack_choices([labels[p] for p in picks], bits)
+        out = np.empty(xt.shape[1], choice_dtype(len(groups), bits) if groups else self._label_dtype())
+        _pick(self._flat_forest().vote(xt), member, self.classes.astype(np.int64), bits, out)
+        return out
 
     def _members(self, exclude: tuple[int, ...], groups: tuple[tuple[int, ...], ...]) -> np.ndarray:
         """``(1 + len(groups), classes)`` bool: the columns each choice is taken among (cached).
@@ -254,28 +242,11 @@ class PixelClassifier:
             cache[key] = np.array([r if r.any() else np.ones_like(r) for r in rows], dtype=np.bool_)
         return cache[key]
 
-    def _leaf_tables(self) -> list[tuple[np.ndarray, Any]]:
-        """Per tree: the class probabilities of every node, packed for summing, and the tree.
-
-        Each probability is quantised to 0..255 and stored in a 16-bit lane, four lanes to a
-        64-bit word: adding the words of up to 257 trees adds the lanes without carries, so the
-        soft vote is a handful of integer additions per voxel.
-        """
-        cached = getattr(self, "_tables", None)
+    def _flat_forest(self) -> "FlatForest":
+        """The forest laid out for the vote (cached; see :class:`FlatForest`)."""
+        cached = self.__dict__.get("_flat")
         if cached is None:
-            estimators = self.forest.estimators_
-            if len(estimators) > 257:
-                raise ParameterError(f"{len(estimators)} trees: at most 257 are supported")
-            n_classes = len(self.forest.classes_)
-            lanes = 4 * (-(-n_classes // 4))
-            cached = []
-            for est in estimators:
-                value = est.tree_.value[:, 0, :].astype(np.float64)
-                value /= np.maximum(value.sum(axis=1, keepdims=True), 1e-12)
-                q = np.zeros((value.shape[0], lanes), "<u2")
-                q[:, :n_classes] = np.rint(value * 255)
-                cached.append((np.ascontiguousarray(q).view("<u8"), est.tree_))
-            self._tables = cached
+            cached = self.__dict__["_flat"] = FlatForest.of(self.forest)
         return cached
 
     # ------------------------------------------------------------------ files
@@ -353,18 +324,198 @@ class PixelClassifier:
         )
 
 
+_LEAF_BITS = 64
+"""Leaves of a tree voted by bit masks (:func:`_small_trees`); trees with more take scikit-learn's own
+traversal."""
+
+
+@dataclass(frozen=True)
+class FlatForest:
+    """A fitted random forest laid out for the soft vote of :meth:`PixelClassifier.predict_table`.
+
+    Every tree's class probabilities are quantised to 0..255 and stored in 16-bit lanes, four
+    lanes to a 64-bit word (``leaf``, one row per node of every tree): adding the words of up to
+    257 trees adds the lanes without carries, so the soft vote is a handful of integer additions
+    per voxel.
+
+    Trees of at most :data:`_LEAF_BITS` leaves are voted without walking them (the bit-vector
+    scheme of QuickScorer, Lucchese et al., SIGIR 2015): number a tree's leaves left to right;
+    each split whose test fails (the value goes right) rules out the leaves of its left subtree,
+    and the leaf a voxel reaches is the leftmost one no failed split ruled out.  Every split is
+    tested on every voxel, branch-free and in runs of voxels the core vectorises, where a walk
+    down the tree pays a mispredicted branch at most levels.  The tests are scikit-learn's: a
+    value goes left when at most the float64 threshold (compared in float32 against the largest
+    float32 not above it: the same outcome for every float32 value), a NaN by the split's
+    ``missing_go_to_left``; so the leaves, and the votes, are the same as the forest's own.
+
+    Attributes
+    ----------
+    feature, threshold, mask, nan_right : ndarray
+        The splits of the bit-voted trees, tree after tree: feature read, float32 threshold, the
+        leaves that survive a failed test (bit ``k``: leaf ``k`` from the left), NaN goes right.
+    starts : ndarray of int64
+        Tree ``t``'s splits are ``starts[t]:starts[t + 1]``.
+    leaf_row : ndarray (trees, 64) int64
+        Row of ``leaf`` of each bit-voted tree's ``k``-th leaf.
+    leaf : ndarray (nodes, words) uint64
+        Packed class probabilities of every node of every tree (bit-voted trees first).
+    walked : list of (tree, int)
+        The trees with more leaves (``sklearn.tree._tree.Tree``) and their first row in ``leaf``.
+    """
+
+    feature: np.ndarray
+    threshold: np.ndarray
+    mask: np.ndarray
+    nan_right: np.ndarray
+    starts: np.ndarray
+    leaf_row: np.ndarray
+    leaf: np.ndarray
+    walked: list[tuple[Any, int]]
+
+    @classmethod
+    def of(cls, forest: Any) -> "FlatForest":
+        """The layout of a fitted ``RandomForestClassifier``.
+
+        Raises
+        ------
+        ParameterError
+            More than 257 trees (the packed lanes would carry).
+        """
+        estimators = forest.estimators_
+        if len(estimators) > 257:
+            raise ParameterError(f"{len(estimators)} trees: at most 257 are supported")
+        n_classes = len(forest.classes_)
+        lanes = 4 * (-(-n_classes // 4))
+        small = [e.tree_ for e in estimators if e.tree_.n_leaves <= _LEAF_BITS]
+        big = [e.tree_ for e in estimators if e.tree_.n_leaves > _LEAF_BITS]
+        leaf, splits, leaf_rows, walked, starts, row = [], [], [], [], [0], 0
+        for tree in small + big:
+            value = tree.value[:, 0, :].astype(np.float64)
+            value /= np.maximum(value.sum(axis=1, keepdims=True), 1e-12)
+            q = np.zeros((value.shape[0], lanes), "<u2")
+            q[:, :n_classes] = np.rint(value * 255)
+            leaf.append(np.ascontiguousarray(q).view("<u8"))
+            if tree.n_leaves <= _LEAF_BITS:
+                nodes, leaves = _leaf_masks(tree)
+                splits += nodes
+                starts.append(len(splits))
+                leaf_rows.append(np.pad(np.asarray(leaves, np.int64) + row, (0, _LEAF_BITS - len(leaves))))
+            else:
+                walked.append((tree, row))
+            row += value.shape[0]
+        f, t, m, nr = (np.asarray(v) for v in zip(*splits)) if splits else (np.zeros(0),) * 4
+        return cls(f.astype(np.int64), _float32_at_most(t.astype(np.float64)), m.astype(np.uint64),
+                   nr.astype(np.bool_), np.asarray(starts, np.int64),
+                   np.asarray(leaf_rows, np.int64).reshape(-1, _LEAF_BITS), np.ascontiguousarray(np.concatenate(leaf)),
+                   walked)
+
+    def vote(self, xt: np.ndarray) -> np.ndarray:
+        """Summed packed probabilities ``(voxels, words)`` uint64 of the float32 ``(features, voxels)`` values."""
+        score = np.zeros((xt.shape[1], self.leaf.shape[1]), np.uint64)
+        # contiguous rows of voxels: the split tests vectorise
+        _small_trees(np.ascontiguousarray(xt), self.feature, self.threshold, self.mask, self.nan_right, self.starts, self.leaf_row,
+                     self.leaf, score)
+        if self.walked:
+            part = np.empty_like(score)
+            for tree, row in self.walked:
+                # gather into a reused buffer: far cheaper than ``score += table[leaves]``
+                np.take(self.leaf, tree.apply(xt.T) + row, axis=0, out=part)
+                score += part
+        return score
+
+
+def _leaf_masks(tree: Any) -> tuple[list[tuple[int, float, int, bool]], list[int]]:
+    """A tree's splits as ``(feature, threshold, mask, nan_right)`` (``mask``: every leaf but those
+    of the split's left subtree, leaves numbered left to right) and its leaves' node ids in that order."""
+    left, right = tree.children_left, tree.children_right
+    nan_left = getattr(tree, "missing_go_to_left", np.zeros(tree.node_count, np.uint8))
+    leaves: list[int] = []
+    first: dict[int, int] = {}
+    # depth first, left before right: each subtree's leaves get consecutive numbers
+    order, stack = [], [0]
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        first[node] = len(leaves)
+        if left[node] < 0:
+            leaves.append(int(node))
+        else:
+            stack += [int(right[node]), int(left[node])]
+    full = (1 << _LEAF_BITS) - 1
+    splits = []
+    for node in order:
+        if left[node] >= 0:
+            lo, hi = first[int(left[node])], first[int(right[node])]
+            ruled_out = ((1 << hi) - 1) ^ ((1 << lo) - 1)
+            splits.append((int(tree.feature[node]), float(tree.threshold[node]), full ^ ruled_out, not nan_left[node]))
+    return splits, leaves
+
+
+def _float32_at_most(t: np.ndarray) -> np.ndarray:
+    """The largest float32 not above each float64 value: ``x <= t`` iff ``x <= result`` for every float32 ``x``."""
+    f = t.astype(np.float32)
+    above = f.astype(np.float64) > t
+    f[above] = np.nextafter(f[above], np.float32(-np.inf))
+    return f
+
+
+_RUN = 1024
+"""Voxels a split is tested on at a time (their masks stay in the first-level cache)."""
+
+_DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)
+_DEBRUIJN_INDEX = np.zeros(64, np.int64)
+_DEBRUIJN_INDEX[((np.uint64(1) << np.arange(64, dtype=np.uint64)) * _DEBRUIJN) >> np.uint64(58)] = np.arange(64)
+"""Lowest set bit ``b`` of a word: ``_DEBRUIJN_INDEX[(b * _DEBRUIJN) >> 58]`` is its position."""
+
+
 @nb.njit(cache=True, nogil=True)
-def _most_voted(votes: np.ndarray, member: np.ndarray, out: np.ndarray) -> None:
-    """``out[s, r]``: the column of the highest vote of row ``r`` among the columns ``member[s]``
-    (the first on a tie, as ``argmax``), for every set ``s`` in one pass over the rows."""
-    n, k = votes.shape
-    for r in range(n):
+def _small_trees(x: np.ndarray, feature: np.ndarray, threshold: np.ndarray, mask: np.ndarray,
+                 nan_right: np.ndarray, starts: np.ndarray, leaf_row: np.ndarray, leaf: np.ndarray,
+                 score: np.ndarray) -> None:
+    """Add to ``score`` (voxels, words) the packed probabilities of the leaf each voxel of the
+    ``(features, voxels)`` values ``x`` reaches in every bit-voted tree (see :class:`FlatForest`)."""
+    n = x.shape[1]
+    words = leaf.shape[1]
+    alive = np.empty(_RUN, np.uint64)
+    everything = np.uint64(0xFFFFFFFFFFFFFFFF)
+    for r0 in range(0, n, _RUN):
+        m = min(_RUN, n - r0)
+        for t in range(starts.size - 1):
+            alive[:m] = everything
+            for k in range(starts[t], starts[t + 1]):
+                row = x[feature[k], r0:r0 + m]
+                th, mk = threshold[k], mask[k]
+                # one comparison either way (NaN fails ``<=`` and ``>`` alike), no test for NaN
+                if nan_right[k]:
+                    for j in range(m):
+                        alive[j] &= everything if row[j] <= th else mk
+                else:
+                    for j in range(m):
+                        alive[j] &= mk if row[j] > th else everything
+            for j in range(m):
+                b = alive[j]
+                low = b & (~b + np.uint64(1))
+                r = leaf_row[t, _DEBRUIJN_INDEX[(low * _DEBRUIJN) >> np.uint64(58)]]
+                for w in range(words):
+                    score[r0 + j, w] += leaf[r, w]
+
+
+@nb.njit(cache=True, nogil=True)
+def _pick(score: np.ndarray, member: np.ndarray, labels: np.ndarray, bits: int, out: np.ndarray) -> None:
+    """``out[r]``: for each set ``s`` of ``member``, the label of the most voted class of row ``r``
+    of ``score`` (packed 16-bit lanes; the first on a tie, as ``argmax``) in bits ``bits * s`` onwards."""
+    k = member.shape[1]
+    for r in range(score.shape[0]):
+        packed = 0
         for s in range(member.shape[0]):
-            best, top = -1, -1
+            best, top = 0, np.int64(-1)
             for c in range(k):
-                if member[s, c] and np.int64(votes[r, c]) > top:
-                    best, top = c, np.int64(votes[r, c])
-            out[s, r] = best
+                if member[s, c]:
+                    vote = np.int64((score[r, c >> 2] >> np.uint64(16 * (c & 3))) & np.uint64(0xFFFF))
+                    if vote > top:
+                        best, top = c, vote
+            packed |= labels[best] << (bits * s)
+        out[r] = packed
 
 
 @dataclass(frozen=True)
