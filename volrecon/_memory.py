@@ -4,9 +4,10 @@ glibc keeps the blocks a thread frees in that thread's arena for reuse; the dask
 solvers allocate from several threads, so after a stage the process keeps resident what it held
 at its peak and the next stage starts from there.  Trimming is a one-off request (no allocator
 setting is changed, nothing stays different for the rest of the process: it is what
-dask.distributed's workers do to shed memory).  Called between the pipeline's stages only: trimmed
-after every row of chunks, the memory handed back is faulted in again by the next row's arrays
-(~30 % more CPU in the segmentation of 200x1024x1024).
+dask.distributed's workers do to shed memory).  Called between the pipeline's stages and once per
+intermediate volume the segmentation stores (its rows free blocks of many sizes from every worker
+thread, and without a trim each step of the chain adds its fragments to the resident memory of
+the next); not after every row of chunks, whose memory handed back the next row faults in again.
 """
 
 from __future__ import annotations

@@ -109,13 +109,11 @@ class SegmentationResult:
 
 DEFAULT_CHUNKS: tuple[int, int, int] = (64, 256, 256)
 """Processing chunk shape when none is given; ~2 M voxels, a hundred MB or so of working arrays
-per worker.  The depth in z sets the memory of a lazy chain evaluated row by row
-(:func:`volrecon.segment._rows.store_by_rows`): with overlapping steps chained, each row computes
-the next row of the earlier steps whole for the context it lends and carries it, so a row holds
-about two chunk rows per step; with 64 slices that window is a whole 100-slice stack and the
-stage's peak grows with the stack up to ~250 slices.  32 slices (plus a heap trim per row) made
-the stage flat from 100 to 400 slices but cost ~30 % CPU on 200x1024x1024 (auto 155 -> 200
-CPU-s), breaking the segmentation speed goal, so the default stays 64; pass ``chunks`` with a
+per worker.  A lazy chain is evaluated row by row (:func:`volrecon.segment._rows.store_by_rows`):
+a row holds its own chunks, one chunk row a step ahead per overlapping step of the chain (the
+context it lends) and thin context slices, whatever the number of slices; a stack shorter than
+about three rows (~200 slices) holds less.  Shallower chunks shrink the row but add overlap work
+(32 slices: ~30 % more CPU on 200x1024x1024), so the default stays 64; pass ``chunks`` with a
 shallower depth to trade speed for memory.  Results do not depend on the chunks."""
 
 
@@ -758,18 +756,23 @@ def _materialise(arr: da.Array, folder: Scratch | None, name: str) -> da.Array:
     (``arr`` is rechunked onto that grid when its chunk edges are off it), so no lock is needed,
     in threads or processes.  The chain is evaluated one row of chunks along z at a time
     (:func:`volrecon.segment._rows.store_by_rows`): memory bounded by a row, whatever the number
-    of slices.
+    of slices; the heap the rows freed is handed back once the array is stored
+    (:func:`volrecon._memory.release_memory`).
     """
     if folder is None:
         return da.from_array(arr.compute(), chunks=arr.chunks)
     import zarr
 
+    from volrecon._memory import release_memory
     from volrecon.segment._rows import store_by_rows
 
     grid = tuple(c[0] for c in arr.chunks)
     aligned = all(all(n == g for n in c[:-1]) for c, g in zip(arr.chunks, grid))
     store = zarr.open_array(str(folder.path / f"{name}.zarr"), mode="w", shape=arr.shape, chunks=grid, dtype=arr.dtype)
     store_by_rows(arr if aligned else arr.rechunk(grid), store)
+    # the rows' freed blocks lie all over the heap of each worker thread: hand them back once per
+    # array, or every step of the chain adds its fragments to the process's resident memory
+    release_memory()
     if not folder.owned:
         return da.from_zarr(store).rechunk(arr.chunks)
     held = da.from_array(_Held(store, folder), chunks=grid, name=f"materialised-{name}-{uuid.uuid4().hex}",
