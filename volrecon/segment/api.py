@@ -756,23 +756,18 @@ def _materialise(arr: da.Array, folder: Scratch | None, name: str) -> da.Array:
     (``arr`` is rechunked onto that grid when its chunk edges are off it), so no lock is needed,
     in threads or processes.  The chain is evaluated one row of chunks along z at a time
     (:func:`volrecon.segment._rows.store_by_rows`): memory bounded by a row, whatever the number
-    of slices; the heap the rows freed is handed back once the array is stored
-    (:func:`volrecon._memory.release_memory`).
+    of slices.
     """
     if folder is None:
         return da.from_array(arr.compute(), chunks=arr.chunks)
     import zarr
 
-    from volrecon._memory import release_memory
     from volrecon.segment._rows import store_by_rows
 
     grid = tuple(c[0] for c in arr.chunks)
     aligned = all(all(n == g for n in c[:-1]) for c, g in zip(arr.chunks, grid))
     store = zarr.open_array(str(folder.path / f"{name}.zarr"), mode="w", shape=arr.shape, chunks=grid, dtype=arr.dtype)
     store_by_rows(arr if aligned else arr.rechunk(grid), store)
-    # the rows' freed blocks lie all over the heap of each worker thread: hand them back once per
-    # array, or every step of the chain adds its fragments to the process's resident memory
-    release_memory()
     if not folder.owned:
         return da.from_zarr(store).rechunk(arr.chunks)
     held = da.from_array(_Held(store, folder), chunks=grid, name=f"materialised-{name}-{uuid.uuid4().hex}",
