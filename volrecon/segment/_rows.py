@@ -3,27 +3,44 @@
 ``da.store`` hands the whole task graph to the scheduler, which is free to start many rows at
 once and to keep every chunk it has computed until all its dependents are done: a chain of
 overlapping filters over a long stack then holds a number of chunks that grows with the slice
-count.  Here each task is given to the first row of output chunks that needs it, moved earlier
-when everything it reads is already computed (the thin context slices that a chunk lends its
-neighbours along z, :func:`dask.array.map_overlap`), and the rows run one after the other; what
-a later row still reads (those context slices) is carried over, nothing else.  Every task runs
-exactly once, so the result is the one ``da.store`` writes, with memory bounded by one row of
-chunks whatever the number of rows.
+count.  Here the rows of output chunks run one after the other, each task in the first row that
+needs it, and what a row hands on to later rows is as little as the graph allows:
+
+- a *computing* task (a filter, a classifier, any function of the user's) runs exactly once; its
+  block is kept for the later rows that read it (the chunk a filter computed a row ahead for the
+  context it lends, :func:`dask.array.map_overlap`).  When those rows read only slices of it,
+  only the slices are kept (the thin context a chunk lends its neighbours along z);
+- a *moving* task (reading a chunk from the store, slicing, concatenating, rechunking, a type
+  cast or an elementwise operator) is run again in every row that needs it rather than kept:
+  keeping the chunk a row read ahead for its first few slices would keep a whole chunk row.
+
+Nothing is run ahead of the row that needs it, so a row holds its own chunks, the chunks of the
+computing steps a row ahead (one per overlapping step of the chain) and thin context slices,
+whatever the number of rows.  The values are those ``da.store`` writes.
 """
 
 from __future__ import annotations
 
+import operator
 from collections import defaultdict
-from itertools import product
-from typing import Any, Callable, Hashable
+from itertools import chain, product
+from typing import Any, Callable, Hashable, Iterable
 
 import dask
 import dask.array as da
+import numpy as np
+from dask.array import chunk as da_chunk
+from dask.array import core as da_core
 from dask.core import get_deps
-from dask.task_spec import DataNode, Task, TaskRef
-
+from dask.task_spec import Alias, DataNode, GraphNode, Task, TaskRef
 
 Key = Hashable
+
+_MOVES: frozenset[Callable[..., Any]] = frozenset({
+    operator.getitem, da_chunk.getitem, da_chunk.astype, da_core.getter, da_core.getter_nofancy, da_core.getter_inline,
+    da_core.concatenate_shaped, da_core.concatenate3, np.concatenate, np.broadcast_to,
+})
+"""Functions that move or cast values without computing on them (cheaper to run again than to keep)."""
 
 
 def _local_get() -> Callable[..., Any] | None:
@@ -56,6 +73,100 @@ def _rows(arr: da.Array) -> list[list[tuple[Key, tuple[slice, ...]]]]:
     return rows
 
 
+def _moving(node: Any) -> bool:
+    """True for a task that only moves, slices, casts or combines elementwise (see :data:`_MOVES`),
+    fused tasks included; False for anything that computes (kept, never run twice)."""
+    if isinstance(node, (DataNode, Alias, TaskRef)):
+        return True
+    if not isinstance(node, Task):
+        return not isinstance(node, GraphNode)  # a literal argument
+    func = node.func
+    if func is _subgraph_runner():
+        inner: dict = node.args[0]
+        return all(_moving(t) for t in inner.values())
+    simple = (func in _MOVES or isinstance(func, np.ufunc) or getattr(func, "__module__", None) in ("_operator", "operator")
+              or func is getattr(node, "to_container", None))
+    return simple and all(_moving(a) for a in chain(node.args, node.kwargs.values()))
+
+
+def _subgraph_runner() -> Callable[..., Any]:
+    from dask._task_spec import _execute_subgraph
+
+    return _execute_subgraph
+
+
+def _slices(node: Any, source: Key) -> bool:
+    """True for a task that takes a slice of ``source`` and nothing else."""
+    return (isinstance(node, Task) and node.func in (operator.getitem, da_chunk.getitem)
+            and node.dependencies == frozenset({source}))
+
+
+class _Plan:
+    """What each row computes and what it keeps for later rows (see the module's docstring).
+
+    Attributes
+    ----------
+    computes : list of set
+        Per row, the keys run in it.
+    keep : dict
+        Row -> keys run in it whose values later rows read.
+    last_use : dict
+        Kept key -> last row that reads it.
+    """
+
+    def __init__(self, graph: dict[Key, Any], deps: dict[Key, set], rows: list[list[tuple[Key, Any]]]) -> None:
+        moving = {k: _moving(v) for k, v in graph.items()}
+        made_at: dict[Key, int] = {}  # a computing task -> the row that runs it
+        # a computing task run in an earlier row -> row -> what reads it there (None: the write)
+        readers: dict[Key, dict[int, set]] = defaultdict(lambda: defaultdict(set))
+        self.computes: list[set] = []
+        for r, row in enumerate(rows):
+            run: set = set()
+            todo = []
+            for key, _ in row:
+                if made_at.get(key, r) < r:
+                    readers[key][r].add(None)
+                else:
+                    todo.append(key)
+            while todo:
+                k = todo.pop()
+                if k in run:
+                    continue
+                run.add(k)
+                if not moving[k]:
+                    made_at[k] = r
+                for d in deps[k]:
+                    if made_at.get(d, r) < r:
+                        readers[d][r].add(k)
+                    elif d not in run:
+                        todo.append(d)
+            self.computes.append(run)
+        self.keep: dict[int, list[Key]] = defaultdict(list)
+        self.last_use: dict[Key, int] = {}
+        for x, by_row in readers.items():
+            at = made_at[x]
+            read = set().union(*by_row.values())
+            if None in read or not all(_slices(graph[u], x) for u in read):
+                self.keep[at].append(x)
+                self.last_use[x] = max(by_row)
+                continue
+            # later rows read slices of it only (the context it lends): those are kept instead
+            for u in read:
+                used = [r for r, us in by_row.items() if u in us]
+                for r in used:
+                    self.computes[r].discard(u)
+                self.computes[at].add(u)
+                self.keep[at].append(u)
+                self.last_use[u] = max(used)
+
+
+def _owned(value: Any) -> Any:
+    """``value``, copied when it is a view of a larger array (a kept slice must not keep its chunk)."""
+    if isinstance(value, np.ndarray) and value.base is not None and value.nbytes < getattr(value.base, "nbytes", 0):
+        return value.copy()
+    return value
+
+
 def store_by_rows(arr: da.Array, store: Any) -> None:
     """Compute ``arr`` into ``store`` (``store[region] = block``, one call per chunk of ``arr``),
     one row of chunks along axis 0 after the other.
@@ -72,74 +183,28 @@ def store_by_rows(arr: da.Array, store: Any) -> None:
     rows = _rows(arr)
     graph = dict(arr.__dask_graph__())
     deps, _ = get_deps(graph)
-    # first row whose outputs need each task
-    row_of: dict[Key, int] = {}
-    for r, row in enumerate(rows):
-        stack = [k for k, _ in row]
-        while stack:
-            k = stack.pop()
-            if k not in row_of:
-                row_of[k] = r
-                stack.extend(deps[k])
-    # run a task as soon as all it reads is there (the context a chunk lends the next row).  Tasks
-    # that read nothing (the handle of a zarr source, a constant) do not count: every row can have
-    # them, and counting them would pull all that reads them into their first row.
-    run_at: dict[Key, int] = {}
-
-    def when(k: Key) -> int:
-        todo = [k]
-        while todo:
-            key = todo[-1]
-            if key in run_at:
-                todo.pop()
-                continue
-            inner = [d for d in deps[key] if deps[d]]
-            missing = [d for d in inner if d not in run_at]
-            if missing:
-                todo.extend(missing)
-                continue
-            run_at[key] = max((run_at[d] for d in inner), default=row_of[key])
-            todo.pop()
-        return run_at[k]
-
-    roots = {k: r for k, r in row_of.items() if not deps[k]}
-    for k in row_of:
-        if k not in roots:
-            when(k)
-    # a task that reads nothing runs in the first row that uses it (or writes it)
-    for k, ds in deps.items():
-        if k in run_at:
-            for d in ds & roots.keys():
-                roots[d] = min(roots[d], run_at[k])
-    run_at.update(roots)
-    last_use: dict[Key, int] = defaultdict(lambda: -1)
-    for k, ds in deps.items():
-        if k in run_at:
-            for d in ds:
-                last_use[d] = max(last_use[d], run_at[k])
-    by_row: dict[int, list[Key]] = defaultdict(list)
-    for k, r in run_at.items():
-        by_row[r].append(k)
-    writes_at: dict[int, list[tuple[Key, tuple[slice, ...]]]] = defaultdict(list)
-    for row in rows:
-        for key, region in row:
-            writes_at[run_at[key]].append((key, region))
+    plan = _Plan(graph, deps, rows)
+    del deps
     carried: dict[Key, Any] = {}
-    for r in range(len(rows)):
-        sub: dict[Key, Any] = {k: graph[k] for k in by_row[r]}
-        for k in by_row[r]:
-            for d in deps[k]:
-                if d not in sub:
-                    sub[d] = DataNode(d, carried[d])
+    for r, row in enumerate(rows):
+        sub: dict[Key, Any] = {k: graph[k] for k in plan.computes[r]}
+        for k in _inputs(sub, graph, carried):
+            sub[k] = DataNode(k, carried[k])
         writes = []
-        for key, region in writes_at[r]:
+        for key, region in row:
+            if key not in sub:
+                sub[key] = DataNode(key, carried[key])
             wkey = ("store-row", *key[1:])
             sub[wkey] = Task(wkey, _write, TaskRef(key), store, region)
             writes.append(wkey)
-        keep = [k for k in by_row[r] if last_use[k] > r]
-        if not writes and not keep:
-            continue
+        keep = plan.keep.get(r, [])
         values = get(sub, writes + keep)
-        carried.update(zip(keep, values[len(writes):]))
-        for k in [k for k in carried if last_use[k] <= r]:
+        carried.update((k, _owned(v)) for k, v in zip(keep, values[len(writes):]))
+        del values, sub
+        for k in [k for k in carried if plan.last_use[k] <= r]:
             del carried[k]
+
+
+def _inputs(sub: dict[Key, Any], graph: dict[Key, Any], carried: dict[Key, Any]) -> Iterable[Key]:
+    """Keys that the tasks of ``sub`` read and that earlier rows kept."""
+    return {d for k in list(sub) for d in graph[k].dependencies if d not in sub and d in carried}

@@ -109,13 +109,11 @@ class SegmentationResult:
 
 DEFAULT_CHUNKS: tuple[int, int, int] = (64, 256, 256)
 """Processing chunk shape when none is given; ~2 M voxels, a hundred MB or so of working arrays
-per worker.  The depth in z sets the memory of a lazy chain evaluated row by row
-(:func:`volrecon.segment._rows.store_by_rows`): with overlapping steps chained, each row computes
-the next row of the earlier steps whole for the context it lends and carries it, so a row holds
-about two chunk rows per step; with 64 slices that window is a whole 100-slice stack and the
-stage's peak grows with the stack up to ~250 slices.  32 slices (plus a heap trim per row) made
-the stage flat from 100 to 400 slices but cost ~30 % CPU on 200x1024x1024 (auto 155 -> 200
-CPU-s), breaking the segmentation speed goal, so the default stays 64; pass ``chunks`` with a
+per worker.  A lazy chain is evaluated row by row (:func:`volrecon.segment._rows.store_by_rows`):
+a row holds its own chunks, one chunk row a step ahead per overlapping step of the chain (the
+context it lends) and thin context slices, whatever the number of slices; a stack shorter than
+about three rows (~200 slices) holds less.  Shallower chunks shrink the row but add overlap work
+(32 slices: ~30 % more CPU on 200x1024x1024), so the default stays 64; pass ``chunks`` with a
 shallower depth to trade speed for memory.  Results do not depend on the chunks."""
 
 
