@@ -81,7 +81,8 @@ def _moving(node: Any) -> bool:
     if not isinstance(node, Task):
         return not isinstance(node, GraphNode)  # a literal argument
     func = node.func
-    if func is _subgraph_runner():
+    runner = _subgraph_runner()
+    if runner is not None and func is runner:
         inner: dict = node.args[0]
         return all(_moving(t) for t in inner.values())
     simple = (func in _MOVES or isinstance(func, np.ufunc) or getattr(func, "__module__", None) in ("_operator", "operator")
@@ -89,9 +90,13 @@ def _moving(node: Any) -> bool:
     return simple and all(_moving(a) for a in chain(node.args, node.kwargs.values()))
 
 
-def _subgraph_runner() -> Callable[..., Any]:
-    from dask._task_spec import _execute_subgraph
-
+def _subgraph_runner() -> Callable[..., Any] | None:
+    """dask's runner of fused tasks (a private name): None where a dask version lacks it, and a
+    fused task then counts as computing (kept, never run twice: safe, only less memory saved)."""
+    try:
+        from dask._task_spec import _execute_subgraph
+    except ImportError:
+        return None
     return _execute_subgraph
 
 

@@ -111,8 +111,10 @@ DEFAULT_CHUNKS: tuple[int, int, int] = (64, 256, 256)
 """Processing chunk shape when none is given; ~2 M voxels, a hundred MB or so of working arrays
 per worker.  A lazy chain is evaluated row by row (:func:`volrecon.segment._rows.store_by_rows`):
 a row holds its own chunks, one chunk row a step ahead per overlapping step of the chain (the
-context it lends) and thin context slices, whatever the number of slices; a stack shorter than
-about three rows (~200 slices) holds less.  Shallower chunks shrink the row but add overlap work
+context it lends) and thin context slices, so what it holds does not grow with the number of
+rows (tests/segment/test_rows.py: 128 vs 32 slices within 15 %); a stack shorter than about three
+rows (~200 slices) holds less.  The whole stage's measured peaks (allocator included) are in
+benchmarks/results/pipeline.md.  Shallower chunks shrink the row but add overlap work
 (32 slices: ~30 % more CPU on 200x1024x1024), so the default stays 64; pass ``chunks`` with a
 shallower depth to trade speed for memory.  Results do not depend on the chunks."""
 
