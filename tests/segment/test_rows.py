@@ -133,3 +133,18 @@ def test_rows_memory_with_a_broadcast_mask_does_not_grow_with_the_number_of_rows
     context it lends is read again, not kept whole."""
     short, long = _peak_mb(32, tmp_path, frame=True), _peak_mb(128, tmp_path, frame=True)
     assert long < 1.15 * short, (short, long)
+
+
+def test_rows_without_dask_fused_task_runner_store_the_same_values(tmp_path, monkeypatch):
+    """A dask version without the private fused-task runner: fused tasks count as computing
+    (kept, not run again), and the stored values and the one run per filter are unchanged."""
+    monkeypatch.setattr(_rows, "_subgraph_runner", lambda: None)
+    calls: list = []
+    arr = _chain(45, calls, frame=True)
+    want = arr.compute()
+    n_blocks = len(calls)
+    calls.clear()
+    store = _store(arr, tmp_path / "nf.zarr")
+    store_by_rows(arr, store)
+    np.testing.assert_array_equal(store[:], want)
+    assert len(calls) == n_blocks
