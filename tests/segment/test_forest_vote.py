@@ -62,8 +62,9 @@ def _edge_test_data(forest: RandomForestClassifier) -> np.ndarray:
     ([40], False, None),             # one word
     ([64], True, None),              # exactly one full word
     ([128], True, None),             # exactly two full words
-    ([20, 65, 128, None], True, None),  # one to many words in one forest, all bit-voted
+    ([20, 65, 128, None], True, _MASK_LEAVES),  # one to many words in one forest, all bit-voted
     ([20, 65, 128, None], False, 100),  # trees above the limit walked by scikit-learn
+    ([20, 65, 128, None], True, None),  # the default limit
 ])
 def test_vote_sums_the_leaves_scikit_learn_reaches(sizes, nan, limit):
     """Trees of one or several mask words, exactly full words, mixed sizes and trees routed to
@@ -74,7 +75,8 @@ def test_vote_sums_the_leaves_scikit_learn_reaches(sizes, nan, limit):
     n_leaves = np.array([e.tree_.n_leaves for e in forest.estimators_])
     bound = _BIT_VOTE_LEAVES if limit is None else limit
     assert len(flat.walked) == np.sum(n_leaves > bound) and flat.starts.size - 1 == np.sum(n_leaves <= bound)
-    assert (len(flat.walked) > 0) == (limit is not None)
+    if limit == _MASK_LEAVES:
+        assert not flat.walked and np.diff(flat.leaf_start).max() > 4 * 64
     for size in sizes:
         if size is not None:
             assert size in n_leaves  # the tree sizes the case is about were really grown
