@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.ensemble import RandomForestClassifier
 
-from volrecon.segment.classifier import _LEAF_BITS, FlatForest, _float32_at_most
+from volrecon.segment.classifier import _BIT_VOTE_LEAVES, _MASK_LEAVES, FlatForest, _float32_at_most
 
 
 def _reference_score(forest: RandomForestClassifier, x: np.ndarray) -> np.ndarray:
@@ -23,42 +23,81 @@ def _lanes(score: np.ndarray, k: int) -> np.ndarray:
     return np.ascontiguousarray(score).view("<u2")[:, :k].astype(np.int64)
 
 
-def _forest(n: int, leaves: int | None, seed: int, nan: bool = False) -> tuple[RandomForestClassifier, np.ndarray]:
+def _forest(n: int, leaves: int | None, seed: int, nan: bool = False,
+            min_leaf: int = 2) -> tuple[RandomForestClassifier, np.ndarray]:
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, 5)).astype(np.float32)
     y = (x[:, 0] + 0.5 * x[:, 1] ** 2 + rng.normal(scale=0.7, size=n) > 0.3).astype(int) + (x[:, 2] > 1.0)
     if nan:
         x[rng.random(x.shape) < 0.05] = np.nan
-    forest = RandomForestClassifier(n_estimators=7, max_leaf_nodes=leaves, min_samples_leaf=2, random_state=seed)
+    forest = RandomForestClassifier(n_estimators=7, max_leaf_nodes=leaves, min_samples_leaf=min_leaf, random_state=seed)
     return forest.fit(x, y), x
 
 
-@pytest.mark.parametrize("leaves,nan", [(40, False), (64, True), (None, True)])
-def test_vote_sums_the_leaves_scikit_learn_reaches(leaves, nan):
-    """Small trees (bit masks), trees of exactly 64 leaves, and big trees (walked) mixed with small
-    ones, with NaN going each split's own way: the summed leaf probabilities equal those of
-    ``tree.apply``, on the training data and on values exactly at and beside the thresholds."""
-    forest, x = _forest(3000, leaves, seed=1, nan=nan)
-    if leaves is None:
-        small, _ = _forest(3000, 20, seed=1, nan=nan)
-        forest.estimators_ = small.estimators_[:3] + forest.estimators_
-    flat = FlatForest.of(forest)
-    n_leaves = [e.tree_.n_leaves for e in forest.estimators_]
-    assert len(flat.walked) == sum(n > _LEAF_BITS for n in n_leaves)
-    assert (len(flat.walked) > 0) == (leaves is None) and flat.starts.size - 1 >= 3
+def _mixed(sizes: list[int | None], nan: bool, n: int = 3000, min_leaf: int = 2) -> tuple[RandomForestClassifier, np.ndarray]:
+    """A forest of the trees of forests grown to each leaf limit in ``sizes`` (two trees each, one
+    limit: seven trees), fitted on the same data."""
+    forests = [_forest(n, leaves, seed=1, nan=nan, min_leaf=min_leaf) for leaves in sizes]
+    forest, x = forests[0]
+    if len(forests) > 1:
+        forest.estimators_ = [e for f, _ in forests for e in f.estimators_[:2]]
+    return forest, x
+
+
+def _edge_test_data(forest: RandomForestClassifier) -> np.ndarray:
+    """Random rows with NaN, and values exactly at the thresholds and the float32 values either side."""
     rng = np.random.default_rng(2)
     test = rng.normal(size=(2500, 5)).astype(np.float32)
     test[rng.random(test.shape) < 0.05] = np.nan
-    # values exactly at the thresholds, and the float32 values either side of them
     t = np.concatenate([e.tree_.threshold[e.tree_.children_left >= 0] for e in forest.estimators_])
-    t = t[np.isfinite(t)][:500]  # a split learnt on NaN alone sends every number left (threshold inf)
+    t = t[np.isfinite(t)][:800]  # a split learnt on NaN alone sends every number left (threshold inf)
     on = _float32_at_most(t)
-    edge = np.concatenate([on, np.nextafter(on, np.float32(np.inf)), t.astype(np.float32)])
+    edge = np.concatenate([on, np.nextafter(on, np.float32(np.inf)), t.astype(np.float32)])[:2500]
     test[:edge.size, 0] = edge
     test[:edge.size, 1] = edge[::-1]
-    for data in (x, test):
+    return test
+
+
+@pytest.mark.parametrize("sizes,nan,limit", [
+    ([40], False, None),             # one word
+    ([64], True, None),              # exactly one full word
+    ([128], True, None),             # exactly two full words
+    ([20, 65, 128, None], True, _MASK_LEAVES),  # one to many words in one forest, all bit-voted
+    ([20, 65, 128, None], False, 100),  # trees above the limit walked by scikit-learn
+    ([20, 65, 128, None], True, None),  # the default limit
+])
+def test_vote_sums_the_leaves_scikit_learn_reaches(sizes, nan, limit):
+    """Trees of one or several mask words, exactly full words, mixed sizes and trees routed to
+    ``tree.apply``, with NaN going each split's own way: the summed leaf probabilities equal those
+    of ``tree.apply``, on the training data and on values exactly at and beside the thresholds."""
+    forest, x = _mixed(sizes, nan)
+    flat = FlatForest.of(forest, limit)
+    n_leaves = np.array([e.tree_.n_leaves for e in forest.estimators_])
+    bound = _BIT_VOTE_LEAVES if limit is None else limit
+    assert len(flat.walked) == np.sum(n_leaves > bound) and flat.starts.size - 1 == np.sum(n_leaves <= bound)
+    if limit == _MASK_LEAVES:
+        assert not flat.walked and np.diff(flat.leaf_start).max() > 4 * 64
+    for size in sizes:
+        if size is not None:
+            assert size in n_leaves  # the tree sizes the case is about were really grown
+    if None in sizes:
+        assert n_leaves.max() > 4 * 64
+    np.testing.assert_array_equal(np.diff(flat.leaf_start), 64 * -(-n_leaves[n_leaves <= bound] // 64))
+    for data in (x, _edge_test_data(forest)):
         ours = _lanes(flat.vote(np.ascontiguousarray(data.T)), len(forest.classes_))
         np.testing.assert_array_equal(ours, _reference_score(forest, data))
+
+
+def test_trees_beyond_the_masks_are_walked():
+    """Trees of more than :data:`_MASK_LEAVES` leaves take ``tree.apply`` whatever the limit asked."""
+    forest, x = _mixed([30, None], nan=True, n=10000, min_leaf=1)
+    n_leaves = np.array([e.tree_.n_leaves for e in forest.estimators_])
+    assert n_leaves.max() > _MASK_LEAVES
+    flat = FlatForest.of(forest, 10 * _MASK_LEAVES)
+    assert len(flat.walked) == np.sum(n_leaves > _MASK_LEAVES) > 0
+    data = _edge_test_data(forest)
+    np.testing.assert_array_equal(_lanes(flat.vote(np.ascontiguousarray(data.T)), len(forest.classes_)),
+                                  _reference_score(forest, data))
 
 
 def test_float32_at_most_keeps_every_comparison():

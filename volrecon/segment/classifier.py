@@ -324,9 +324,22 @@ class PixelClassifier:
         )
 
 
-_LEAF_BITS = 64
-"""Leaves of a tree voted by bit masks (:func:`_small_trees`); trees with more take scikit-learn's own
-traversal."""
+_WORD = 64
+"""Leaves per mask word."""
+
+_MASK_LEAVES = 1024
+"""Most leaves of a tree the bit masks can take (``_MASK_LEAVES // _WORD`` words per voxel)."""
+
+_BIT_VOTE_LEAVES = 128
+"""Trees of at most this many leaves (two mask words) are voted by bit masks (:func:`_small_trees`);
+bigger ones take scikit-learn's own traversal (``tree.apply``).
+
+Measured (one thread, CPU-s per tree over 524 288 voxels of the 64x256x256 speed chunk, medians of 3
+interleaved runs, trees of classifiers trained on the diglyme phantom, max depth 14): 34-57 leaves,
+masks 0.007-0.010 vs ``apply`` 0.010-0.015; 62-110 leaves, 0.010-0.015 vs 0.012-0.016; 218-333
+leaves, 0.023-0.035 vs 0.014-0.021; 419-837 leaves, 0.059-0.113 vs 0.024-0.030.  Every split is
+tested on every voxel, so the masks cost grows with the leaves (about 0.09 ns per leaf and voxel)
+while a walk grows with the depth: past about two words the walk wins."""
 
 
 @dataclass(frozen=True)
@@ -338,24 +351,33 @@ class FlatForest:
     257 trees adds the lanes without carries, so the soft vote is a handful of integer additions
     per voxel.
 
-    Trees of at most :data:`_LEAF_BITS` leaves are voted without walking them (the bit-vector
+    Trees of at most :data:`_BIT_VOTE_LEAVES` leaves are voted without walking them (the bit-vector
     scheme of QuickScorer, Lucchese et al., SIGIR 2015): number a tree's leaves left to right;
     each split whose test fails (the value goes right) rules out the leaves of its left subtree,
     and the leaf a voxel reaches is the leftmost one no failed split ruled out.  Every split is
     tested on every voxel, branch-free and in runs of voxels the core vectorises, where a walk
-    down the tree pays a mispredicted branch at most levels.  The tests are scikit-learn's: a
-    value goes left when at most the float64 threshold (compared in float32 against the largest
-    float32 not above it: the same outcome for every float32 value), a NaN by the split's
-    ``missing_go_to_left``; so the leaves, and the votes, are the same as the forest's own.
+    down the tree pays a mispredicted branch at most levels.  A tree's leaves take one bit each
+    in ``ceil(leaves / 64)`` 64-bit words; a split's left subtree is a run of consecutive leaves,
+    so a failed test clears part of its first and last words and the whole words between.  The
+    tests are scikit-learn's: a value goes left when at most the float64 threshold (compared in
+    float32 against the largest float32 not above it: the same outcome for every float32 value),
+    a NaN by the split's ``missing_go_to_left``; so the leaves, and the votes, are the same as
+    the forest's own.
 
     Attributes
     ----------
-    feature, threshold, mask, nan_right : ndarray
-        The splits of the bit-voted trees, tree after tree: feature read, float32 threshold, the
-        leaves that survive a failed test (bit ``k``: leaf ``k`` from the left), NaN goes right.
+    feature, threshold, nan_right : ndarray
+        The splits of the bit-voted trees, tree after tree: feature read, float32 threshold, NaN
+        goes right.
+    word_lo, word_hi, mask_lo, mask_hi : ndarray
+        The words a failed test of each split touches (``word_lo..word_hi`` of its tree's words):
+        the leaves that survive in its first (``mask_lo``) and last (``mask_hi``) word (bit ``k``
+        of word ``w``: leaf ``64 w + k`` from the left); the words between are cleared.
     starts : ndarray of int64
         Tree ``t``'s splits are ``starts[t]:starts[t + 1]``.
-    leaf_row : ndarray (trees, 64) int64
+    leaf_start : ndarray of int64
+        Tree ``t``'s leaves are ``leaf_row[leaf_start[t]:leaf_start[t + 1]]`` (padded to whole words).
+    leaf_row : ndarray of int64
         Row of ``leaf`` of each bit-voted tree's ``k``-th leaf.
     leaf : ndarray (nodes, words) uint64
         Packed class probabilities of every node of every tree (bit-voted trees first).
@@ -365,16 +387,21 @@ class FlatForest:
 
     feature: np.ndarray
     threshold: np.ndarray
-    mask: np.ndarray
     nan_right: np.ndarray
+    word_lo: np.ndarray
+    word_hi: np.ndarray
+    mask_lo: np.ndarray
+    mask_hi: np.ndarray
     starts: np.ndarray
+    leaf_start: np.ndarray
     leaf_row: np.ndarray
     leaf: np.ndarray
     walked: list[tuple[Any, int]]
 
     @classmethod
-    def of(cls, forest: Any) -> "FlatForest":
-        """The layout of a fitted ``RandomForestClassifier``.
+    def of(cls, forest: Any, bit_vote_leaves: int | None = None) -> "FlatForest":
+        """The layout of a fitted ``RandomForestClassifier``; trees of at most ``bit_vote_leaves``
+        (default :data:`_BIT_VOTE_LEAVES`, at most :data:`_MASK_LEAVES`) leaves are bit-voted.
 
         Raises
         ------
@@ -384,36 +411,42 @@ class FlatForest:
         estimators = forest.estimators_
         if len(estimators) > 257:
             raise ParameterError(f"{len(estimators)} trees: at most 257 are supported")
+        limit = min(_BIT_VOTE_LEAVES if bit_vote_leaves is None else bit_vote_leaves, _MASK_LEAVES)
         n_classes = len(forest.classes_)
         lanes = 4 * (-(-n_classes // 4))
-        small = [e.tree_ for e in estimators if e.tree_.n_leaves <= _LEAF_BITS]
-        big = [e.tree_ for e in estimators if e.tree_.n_leaves > _LEAF_BITS]
-        leaf, splits, leaf_rows, walked, starts, row = [], [], [], [], [0], 0
+        small = [e.tree_ for e in estimators if e.tree_.n_leaves <= limit]
+        big = [e.tree_ for e in estimators if e.tree_.n_leaves > limit]
+        leaf, splits, leaf_rows, walked, starts, leaf_start, row = [], [], [], [], [0], [0], 0
         for tree in small + big:
             value = tree.value[:, 0, :].astype(np.float64)
             value /= np.maximum(value.sum(axis=1, keepdims=True), 1e-12)
             q = np.zeros((value.shape[0], lanes), "<u2")
             q[:, :n_classes] = np.rint(value * 255)
             leaf.append(np.ascontiguousarray(q).view("<u8"))
-            if tree.n_leaves <= _LEAF_BITS:
+            if tree.n_leaves <= limit:
                 nodes, leaves = _leaf_masks(tree)
                 splits += nodes
                 starts.append(len(splits))
-                leaf_rows.append(np.pad(np.asarray(leaves, np.int64) + row, (0, _LEAF_BITS - len(leaves))))
+                padded = _WORD * -(-len(leaves) // _WORD)
+                leaf_rows.append(np.pad(np.asarray(leaves, np.int64) + row, (0, padded - len(leaves))))
+                leaf_start.append(leaf_start[-1] + padded)
             else:
                 walked.append((tree, row))
             row += value.shape[0]
-        f, t, m, nr = (np.asarray(v) for v in zip(*splits)) if splits else (np.zeros(0),) * 4
-        return cls(f.astype(np.int64), _float32_at_most(t.astype(np.float64)), m.astype(np.uint64),
-                   nr.astype(np.bool_), np.asarray(starts, np.int64),
-                   np.asarray(leaf_rows, np.int64).reshape(-1, _LEAF_BITS), np.ascontiguousarray(np.concatenate(leaf)),
-                   walked)
+        columns = list(zip(*splits)) if splits else [()] * 7
+        # explicit types: masks above 2**63 next to small ones would otherwise become float64
+        f, t, nr, wl, wh, ml, mh = (np.array(c, dtype=d) for c, d in zip(columns, (
+            np.int64, np.float64, np.bool_, np.int64, np.int64, np.uint64, np.uint64)))
+        return cls(f, _float32_at_most(t), nr, wl, wh, ml, mh, np.asarray(starts, np.int64), np.asarray(leaf_start, np.int64),
+                   np.concatenate(leaf_rows) if leaf_rows else np.zeros(0, np.int64),
+                   np.ascontiguousarray(np.concatenate(leaf)), walked)
 
     def vote(self, xt: np.ndarray) -> np.ndarray:
         """Summed packed probabilities ``(voxels, words)`` uint64 of the float32 ``(features, voxels)`` values."""
         score = np.zeros((xt.shape[1], self.leaf.shape[1]), np.uint64)
         # contiguous rows of voxels: the split tests vectorise
-        _small_trees(np.ascontiguousarray(xt), self.feature, self.threshold, self.mask, self.nan_right, self.starts, self.leaf_row,
+        _small_trees(np.ascontiguousarray(xt), self.feature, self.threshold, self.nan_right, self.word_lo,
+                     self.word_hi, self.mask_lo, self.mask_hi, self.starts, self.leaf_start, self.leaf_row,
                      self.leaf, score)
         if self.walked:
             part = np.empty_like(score)
@@ -424,9 +457,10 @@ class FlatForest:
         return score
 
 
-def _leaf_masks(tree: Any) -> tuple[list[tuple[int, float, int, bool]], list[int]]:
-    """A tree's splits as ``(feature, threshold, mask, nan_right)`` (``mask``: every leaf but those
-    of the split's left subtree, leaves numbered left to right) and its leaves' node ids in that order."""
+def _leaf_masks(tree: Any) -> tuple[list[tuple[int, float, bool, int, int, int, int]], list[int]]:
+    """A tree's splits as ``(feature, threshold, nan_right, word_lo, word_hi, mask_lo, mask_hi)``
+    (see :class:`FlatForest`: a failed test rules out the leaves of the split's left subtree,
+    leaves numbered left to right) and its leaves' node ids in that order."""
     left, right = tree.children_left, tree.children_right
     nan_left = getattr(tree, "missing_go_to_left", np.zeros(tree.node_count, np.uint8))
     leaves: list[int] = []
@@ -441,13 +475,17 @@ def _leaf_masks(tree: Any) -> tuple[list[tuple[int, float, int, bool]], list[int
             leaves.append(int(node))
         else:
             stack += [int(right[node]), int(left[node])]
-    full = (1 << _LEAF_BITS) - 1
+    full = (1 << _WORD) - 1
     splits = []
     for node in order:
         if left[node] >= 0:
-            lo, hi = first[int(left[node])], first[int(right[node])]
+            lo, hi = first[int(left[node])], first[int(right[node])]  # ruled out: leaves lo..hi-1
+            w_lo, w_hi = lo // _WORD, (hi - 1) // _WORD
             ruled_out = ((1 << hi) - 1) ^ ((1 << lo) - 1)
-            splits.append((int(tree.feature[node]), float(tree.threshold[node]), full ^ ruled_out, not nan_left[node]))
+            mask_lo = full ^ ((ruled_out >> (_WORD * w_lo)) & full)
+            mask_hi = full ^ ((ruled_out >> (_WORD * w_hi)) & full)
+            splits.append((int(tree.feature[node]), float(tree.threshold[node]), not nan_left[node],
+                           w_lo, w_hi, mask_lo, mask_hi))
     return splits, leaves
 
 
@@ -469,35 +507,47 @@ _DEBRUIJN_INDEX[((np.uint64(1) << np.arange(64, dtype=np.uint64)) * _DEBRUIJN) >
 
 
 @nb.njit(cache=True, nogil=True)
-def _small_trees(x: np.ndarray, feature: np.ndarray, threshold: np.ndarray, mask: np.ndarray,
-                 nan_right: np.ndarray, starts: np.ndarray, leaf_row: np.ndarray, leaf: np.ndarray,
+def _small_trees(x: np.ndarray, feature: np.ndarray, threshold: np.ndarray, nan_right: np.ndarray,
+                 word_lo: np.ndarray, word_hi: np.ndarray, mask_lo: np.ndarray, mask_hi: np.ndarray,
+                 starts: np.ndarray, leaf_start: np.ndarray, leaf_row: np.ndarray, leaf: np.ndarray,
                  score: np.ndarray) -> None:
     """Add to ``score`` (voxels, words) the packed probabilities of the leaf each voxel of the
     ``(features, voxels)`` values ``x`` reaches in every bit-voted tree (see :class:`FlatForest`)."""
     n = x.shape[1]
     words = leaf.shape[1]
-    alive = np.empty(_RUN, np.uint64)
+    most = 1
+    for t in range(starts.size - 1):
+        most = max(most, (leaf_start[t + 1] - leaf_start[t]) // 64)
+    alive = np.empty((most, _RUN), np.uint64)
     everything = np.uint64(0xFFFFFFFFFFFFFFFF)
     for r0 in range(0, n, _RUN):
         m = min(_RUN, n - r0)
         for t in range(starts.size - 1):
-            alive[:m] = everything
+            alive[:(leaf_start[t + 1] - leaf_start[t]) // 64, :m] = everything
             for k in range(starts[t], starts[t + 1]):
                 row = x[feature[k], r0:r0 + m]
-                th, mk = threshold[k], mask[k]
-                # one comparison either way (NaN fails ``<=`` and ``>`` alike), no test for NaN
-                if nan_right[k]:
-                    for j in range(m):
-                        alive[j] &= everything if row[j] <= th else mk
-                else:
-                    for j in range(m):
-                        alive[j] &= mk if row[j] > th else everything
+                th = threshold[k]
+                w0, w1 = word_lo[k], word_hi[k]
+                for w in range(w0, w1 + 1):
+                    mk = mask_lo[k] if w == w0 else (mask_hi[k] if w == w1 else np.uint64(0))
+                    # one comparison either way (NaN fails ``<=`` and ``>`` alike), no test for NaN
+                    if nan_right[k]:
+                        for j in range(m):
+                            alive[w, j] &= everything if row[j] <= th else mk
+                    else:
+                        for j in range(m):
+                            alive[w, j] &= mk if row[j] > th else everything
+            base = leaf_start[t]
             for j in range(m):
-                b = alive[j]
+                w = 0
+                b = alive[0, j]
+                while b == 0:  # the leaf reached is never ruled out: some word is not empty
+                    w += 1
+                    b = alive[w, j]
                 low = b & (~b + np.uint64(1))
-                r = leaf_row[t, _DEBRUIJN_INDEX[(low * _DEBRUIJN) >> np.uint64(58)]]
-                for w in range(words):
-                    score[r0 + j, w] += leaf[r, w]
+                r = leaf_row[base + 64 * w + _DEBRUIJN_INDEX[(low * _DEBRUIJN) >> np.uint64(58)]]
+                for v in range(words):
+                    score[r0 + j, v] += leaf[r, v]
 
 
 @nb.njit(cache=True, nogil=True)
