@@ -685,7 +685,7 @@ def detect_layers(
     lateral_nm: float = 120.0,
     frame_value: int | None = None,
     scratch: str | Path | None = None,
-    level_passes: int = 2,
+    level_passes: int = 0,
 ) -> Layers:
     """Find the cell's layers and their interfaces in a phase label volume.
 
@@ -714,12 +714,13 @@ def detect_layers(
         voxels), not across it: smoothing a tilted or curved interface's shares over
         :data:`SPARSE_SMOOTHING` x ``lateral_nm`` pulls the cut towards the field's mean height
         where the window is one-sided (frame walls, the field's ends) and flattens its bumps.
-        0: not done; 2 (default).  On the benchmark's real-corrected 24x192 phantoms (seeds 0-2)
-        2 passes brought the interface from 1.65/3.57/1.56 (diglyme) and 0.85/1.69/2.92
-        (carbonate) voxels to 1.48/2.27/1.00 and 0.90/1.35/2.79, the separator's mean Dice over
-        the six stacks up by 0.006 (down 0.003 on three); with the void split's levels made
-        continuous in the sample (:func:`volrecon.segment.voids.slice_levels`) the cathode's void
-        Dice moves by -0.005...+0.017 with it.
+        0 (default): not done.  On the benchmark's real-corrected 24x192 phantoms (seeds 0-2) 2
+        passes brought the unsupervised method's interface from 1.65/3.57/1.56 (diglyme) and
+        0.85/1.69/2.92 (carbonate) voxels to 1.48/2.27/1.00 and 0.90/1.35/2.79, the separator's
+        mean Dice over the six stacks up by 0.006 (down 0.003 on three), the cathode's void Dice
+        by -0.005...+0.017; but the classifier's interface on seed 0 went 2.35 -> 2.41 (diglyme)
+        and 2.00 -> 2.11 (carbonate), and on 200x1024x1024 the two passes cost ~16 CPU-s of a
+        ~185 CPU-s unsupervised segmentation (+8 %, one run each), so they are not the default.
 
     Returns
     -------
