@@ -51,7 +51,10 @@ def test_run_produces_the_run_folder_contract(finished_run: Path) -> None:
 
 def test_segment_stage_keeps_its_table_of_layers(finished_run: Path, phantom_dir: Path) -> None:
     """The interfaces found are saved with the run (the stage once dropped its table with its temp folder)."""
-    table = json.loads((finished_run / "tables" / "segmentation.json").read_text())
+    def strict(token: str) -> None:
+        raise AssertionError(f"segmentation.json holds {token}: not strict JSON")
+
+    table = json.loads((finished_run / "tables" / "segmentation.json").read_text(), parse_constant=strict)
     assert table["method"] and table["phase_names"]["void"] > 0
     found = table["layers"]["interfaces"]
     truth = json.loads((phantom_dir / "truth" / "truth.json").read_text())["interfaces_nm"]

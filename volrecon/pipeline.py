@@ -240,6 +240,7 @@ def segment(
 ) -> StageResult:
     """Segment ``OUT/image.ome.zarr`` into phases and layers (``labels/phases``, ``labels/regions``)."""
     from volrecon.io.omezarr import read_ome_zarr
+    from volrecon.analyze._common import json_safe
     from volrecon.segment import read_scribbles, segment_volume, write_segmentation
 
     run, image_path = _run_and_image(out)
@@ -260,7 +261,8 @@ def segment(
         write_segmentation(_phases_stored(result, tmp / "scratch"), image_path)
         summary = result.to_dict()
         (tmp / SEGMENTATION_TABLE).parent.mkdir()
-        (tmp / SEGMENTATION_TABLE).write_text(json.dumps(summary, indent=2, default=str))
+        # strict JSON for other readers: a measurement that was not made (NaN) is null
+        (tmp / SEGMENTATION_TABLE).write_text(json.dumps(json_safe(summary), indent=2, default=str, allow_nan=False))
         shutil.rmtree(tmp / "scratch", ignore_errors=True)
     run.update("stages", {"segment": {**run.read()["stages"]["segment"], "warnings": list(result.warnings)}})
     release_memory()

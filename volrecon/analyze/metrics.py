@@ -20,7 +20,7 @@ import dask.array as da
 import numpy as np
 
 from volrecon.analyze._common import (
-    AXIS_NAMES, axis_index, box_slabs, json_float, lazy_volume, phase_map, read, region_map, require_names,
+    AXIS_NAMES, axis_index, box_slabs, json_float, json_safe, lazy_volume, phase_map, read, region_map, require_names,
     voxel_triplet, z_slabs,
 )
 from volrecon.analyze._survey import Survey, bounding_box, survey_volume
@@ -70,7 +70,7 @@ class AnalysisResult:
 
     def to_dict(self) -> dict[str, Any]:
         tp = self.through_plane_axis
-        regions = _json_safe(self.regions)
+        regions = json_safe(self.regions)
         cat = regions.setdefault("cathode", {})
         if self.void_clusters is not None:
             vc = self.void_clusters.to_dict()
@@ -534,21 +534,6 @@ def _start_pore_sizes(masks: Mapping[str, np.ndarray], vs: tuple[float, float, f
                     pool.shutdown()
             return collect
     return lambda: _pore_sizes(masks, vs)
-
-
-def _json_safe(value: Any) -> Any:
-    """Copy of nested dicts/lists with numpy scalars made Python and NaN/inf made ``None``."""
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return json_float(float(value))
-    return value
 
 
 def through_plane_axis_of(regions: np.ndarray, region_names: Mapping[str, int]) -> int | None:
