@@ -71,16 +71,20 @@ def test_rows_store_the_values_of_the_whole_graph_running_each_task_once(tmp_pat
     _check_stored_once(nz, tmp_path)
 
 
-def test_rows_with_a_broadcast_mask_store_the_values_running_each_filter_once(tmp_path):
+def _check_broadcast_stored_once(path) -> None:
     calls: list = []
     arr = _chain(45, calls, frame=True)
     want = arr.compute()
     n_blocks = len(calls)
     calls.clear()
-    store = _store(arr, tmp_path / "f.zarr")
+    store = _store(arr, path)
     store_by_rows(arr, store)
     np.testing.assert_array_equal(store[:], want)
     assert len(calls) == n_blocks
+
+
+def test_rows_with_a_broadcast_mask_store_the_values_running_each_filter_once(tmp_path):
+    _check_broadcast_stored_once(tmp_path / "f.zarr")
 
 
 def _peak_mb(nz: int, tmp_path, *, zarr_dir=None, frame: bool = False) -> float:
@@ -139,12 +143,4 @@ def test_rows_without_dask_fused_task_runner_store_the_same_values(tmp_path, mon
     """A dask version without the private fused-task runner: fused tasks count as computing
     (kept, not run again), and the stored values and the one run per filter are unchanged."""
     monkeypatch.setattr(_rows, "_subgraph_runner", lambda: None)
-    calls: list = []
-    arr = _chain(45, calls, frame=True)
-    want = arr.compute()
-    n_blocks = len(calls)
-    calls.clear()
-    store = _store(arr, tmp_path / "nf.zarr")
-    store_by_rows(arr, store)
-    np.testing.assert_array_equal(store[:], want)
-    assert len(calls) == n_blocks
+    _check_broadcast_stored_once(tmp_path / "nf.zarr")

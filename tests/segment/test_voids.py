@@ -447,18 +447,23 @@ def test_void_split_levels_every_slice_of_a_long_stack():
     assert np.array_equal(split((24, 40, 24))[0], found)
 
 
+def _ring_block(electrolyte: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A filled pore (grey 0.22) with a disk of radius 8 (the core) and a ring to radius 10 in it."""
+    phases, g = _pore_block((14, 40, 40))
+    phases[1:13, 4:36, 4:36] = electrolyte
+    g[1:13, 4:36, 4:36] = 0.22
+    yy, xx = np.mgrid[:40, :40]
+    r = np.hypot(yy - 20, xx - 20)
+    return phases, g, r, r <= 8, (r > 8) & (r <= 10)
+
+
 def test_split_voids_continues_the_ring_half_as_deep_as_the_core():
     """A void's dark core is void a shine-through depth deeper (its face shows the empty space
     there), so the core's columns continue that deep; the outer ring beside it (at the
     electrolyte grey, its columns' depth unseen) continues by half of it, and the filled pore
     beyond the ring stays electrolyte."""
     E, V, B = PHASES["electrolyte"], PHASES["void"], PHASES["binder"]
-    phases, g = _pore_block((14, 40, 40))
-    phases[1:13, 4:36, 4:36] = E
-    g[1:13, 4:36, 4:36] = 0.22
-    yy, xx = np.mgrid[:40, :40]
-    r = np.hypot(yy - 20, xx - 20)
-    core, ring = r <= 8, (r > 8) & (r <= 10)
+    phases, g, r, core, ring = _ring_block(E)
     g[2:6][:, core] = 0.05  # dark: the void continues 80 nm (4 slices) behind these faces
     cues = VoidCues(shine_depth_nm=80.0, grow_nm=20.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=0.0)
     out = split_voids(g, phases, np.ones(g.shape, bool), void=V, electrolyte=E, binder=B, level=0.22, spread=0.02,
@@ -484,12 +489,7 @@ def test_split_voids_ring_never_continues_deeper_than_the_core():
     columns get no tail (0.4 slice rounds to none), and the ring beside it none either (half the
     depth rounded up would be a whole slice of electrolyte labelled void)."""
     E, V, B = PHASES["electrolyte"], PHASES["void"], PHASES["binder"]
-    phases, g = _pore_block((14, 40, 40))
-    phases[1:13, 4:36, 4:36] = E
-    g[1:13, 4:36, 4:36] = 0.22
-    yy, xx = np.mgrid[:40, :40]
-    r = np.hypot(yy - 20, xx - 20)
-    core, ring = r <= 8, (r > 8) & (r <= 10)
+    phases, g, r, core, ring = _ring_block(E)
     g[2:4][:, core] = 0.05
     cues = VoidCues(shine_depth_nm=100.0, grow_nm=20.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=0.0)
     out = split_voids(g, phases, np.ones(g.shape, bool), void=V, electrolyte=E, binder=B, level=0.22, spread=0.02,
