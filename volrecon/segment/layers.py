@@ -727,8 +727,8 @@ def detect_layers(
     Layers
     """
     if isinstance(level_passes, bool) or not isinstance(level_passes, (int, np.integer)) or level_passes < 0:
-        raise ParameterError(f"level_passes={level_passes!r}: give a whole number of passes >= 0 (2 by default, "
-                             "0 for none)")
+        raise ParameterError(f"level_passes={level_passes!r}: give a whole number of passes >= 0 (0, none, by default;"
+                             " 2 re-cut the separator|cathode interface twice)")
     vox = [float(v) for v in voxel_size_nm]
     values = _group_values(phase_names)
     notes: list[str] = []
