@@ -69,3 +69,27 @@ def test_reach_follows_the_rim_width(decay_px):
     half = decay_px * np.log(2)
     assert left == right
     assert half - 1.0 <= left <= half + 2.0
+
+
+def test_reach_from_the_specimen_beside_the_rim():
+    # the specimen is darker 20-60 px from the left wall and brighter 20-60 px from the right one
+    # (large structures a column average keeps): the rim's half height is still read against the
+    # specimen's grey beside it, so both shells reach the same half height
+    rng = np.random.default_rng(1)
+    y, x = np.mgrid[:128, :192].astype(float)
+    xl, xr, decay = 14.0, 177.0, 3.0
+    img = np.full(x.shape, 0.3)
+    img[(x > xl + 20) & (x < xl + 60)] = 0.18
+    img[(x < xr - 20) & (x > xr - 60)] = 0.42
+    img += 0.6 * np.exp(-(x - xl) / decay) * (x >= xl) + 0.6 * np.exp(-(xr - x) / decay) * (x <= xr)
+    img[x < xl] = 0.5
+    img[x > xr] = 0.5
+    img[:12] = 0.95
+    stack = np.repeat(img[None], 4, 0) + rng.normal(0, 0.01, (4, 128, 192))
+    fm = find_frame(stack)
+    row = fm.mask[80] | fm.shell[80]
+    left = int(row[:96].sum()) - int(xl) - 1
+    right = int(row[96:].sum()) - (191 - int(xr) + 1)
+    half = decay * np.log(2)
+    assert left == right
+    assert half - 1.0 <= left <= half + 1.0

@@ -117,8 +117,13 @@ def _rim_reach(m: np.ndarray, y0: int, a: float, b: float, inward: int, span: in
     centre it still lifts the specimen's grey, so a mask ending at the centre would hand the
     specimen's first columns a wall's brightness.  Measured on the (lightly smoothed) mean image
     of the rows below the cap, aligned on the fitted centre line (column ``a + b * row``): the
-    distance at which the rim's lift above the specimen's grey (the median of the profile over
-    the outer half of ``span`` px) first falls to half (linear interpolation).
+    distance at which the rim's lift above the specimen's grey first falls to half (linear
+    interpolation).  The specimen's grey is its level beside the rim, not far across the face: a
+    column average over a few tens of slices still carries the specimen's large structures (a
+    particle, a layer darker near the wall), which move a level read 24-48 px away by a fifth of
+    the rim's lift or more and the reach with it.  So a first reach, measured from the median of
+    the profile's outer half (``span`` px), places a band just beyond the rim (from twice that
+    reach, at least 4 px wide), whose median is the level the reach is measured from.
     """
     rows, cols = m.shape
     r = np.arange(y0, rows)
@@ -129,7 +134,17 @@ def _rim_reach(m: np.ndarray, y0: int, a: float, b: float, inward: int, span: in
     w = np.clip(c - c0, 0.0, 1.0)
     v = m[r[:, None], c0] * (1 - w) + m[r[:, None], c0 + 1] * w
     prof = np.array([v[ok[:, k], k].mean() if ok[:, k].any() else np.nan for k in range(len(offs))])
-    base = float(np.nanmedian(prof[span // 2:]))
+    reach = _half_reach(prof, float(np.nanmedian(prof[span // 2:])), span)
+    k0 = int(np.ceil(2 * reach)) + 1
+    band = prof[k0: k0 + max(4, k0)]
+    if np.isfinite(band).sum() >= 3:
+        reach = _half_reach(prof, float(np.nanmedian(band)), span)
+    return reach
+
+
+def _half_reach(prof: np.ndarray, base: float, span: int) -> float:
+    """Where the rim's profile ``prof`` (from its crest, 1 px steps) first falls to half its lift
+    above ``base`` (px, linear interpolation; ``span // 2`` when it never does)."""
     half = base + 0.5 * (prof[0] - base)
     if not np.isfinite(half) or prof[0] <= base:
         return 0.0
