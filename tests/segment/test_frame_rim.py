@@ -9,7 +9,7 @@ from volrecon.phases import PHASES, REGIONS
 from volrecon.sample import make_phantom
 from volrecon.sample.oracle import oracle_correct
 from volrecon.segment import segment_volume
-from volrecon.segment.frame import find_frame
+from volrecon.segment.frame import _rim_reach, find_frame
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +93,25 @@ def test_reach_from_the_specimen_beside_the_rim():
     half = decay * np.log(2)
     assert left == right
     assert half - 1.0 <= left <= half + 1.0
+
+
+@pytest.mark.parametrize("specimen", ["flat", "darker", "brighter"])
+@pytest.mark.parametrize("shape, width", [("exp", 1.5), ("exp", 2.5), ("exp", 5.0), ("exp", 8.0),
+                                          ("gauss", 1.5), ("gauss", 4.0)])
+def test_rim_reach_is_the_half_lift(shape, width, specimen):
+    # a rim fading exponentially (an edge's electrons lost through the wall) or as a Gaussian (the
+    # probe) into a specimen of grey 0.3, flat or with a structure 0.12 darker or brighter from six
+    # half-lift distances on: the reach is where the rim's lift above 0.3 halves, on both walls
+    rng = np.random.default_rng(2)
+    true = width * np.log(2) if shape == "exp" else width * np.sqrt(2 * np.log(2))
+    k = np.arange(160, dtype=float)  # distance from the crest
+    lift = np.exp(-k / width) if shape == "exp" else np.exp(-0.5 * (k / width) ** 2)
+    grey = np.full(k.shape, 0.3)
+    grey[k >= 6 * true] += {"flat": 0.0, "darker": -0.12, "brighter": 0.12}[specimen]
+    face = grey + 0.6 * lift
+    xl = 20
+    row = np.concatenate([np.full(xl, 0.5), face])  # wall, crest at column xl, face
+    img = np.repeat(row[None], 64, 0) + rng.normal(0, 0.01, (64, row.size))
+    left = _rim_reach(img, 0, float(xl), 0.0, +1, span=48)
+    right = _rim_reach(img[:, ::-1], 0, float(row.size - 1 - xl), 0.0, -1, span=48)
+    assert abs(left - true) < 0.15 and abs(right - true) < 0.15, (left, right, true)

@@ -121,9 +121,15 @@ def _rim_reach(m: np.ndarray, y0: int, a: float, b: float, inward: int, span: in
     interpolation).  The specimen's grey is its level beside the rim, not far across the face: a
     column average over a few tens of slices still carries the specimen's large structures (a
     particle, a layer darker near the wall), which move a level read 24-48 px away by a fifth of
-    the rim's lift or more and the reach with it.  So a first reach, measured from the median of
-    the profile's outer half (``span`` px), places a band just beyond the rim (from twice that
-    reach, at least 4 px wide), whose median is the level the reach is measured from.
+    the rim's lift or more and the reach with it.  Nor is it the profile's median just beyond
+    the rim: an edge's brightening fades slowly (the lift a wall's edge adds is what the beam's
+    electrons, scattered sideways, lose through the wall, which falls off exponentially with
+    the beam's distance from it), so at twice the reach an exponential rim still holds a
+    quarter of its lift and a level read there shortens the reach by a tenth or more.  So the
+    level is the free base of a fit of the rim's shape (:func:`_rim_base`) over the profile's
+    first five reaches, and the reach is read on the profile against it; the first reach comes
+    from a band just beyond the rim (from twice a reach measured from the median of the
+    profile's outer half, ``span`` px), and the fit is repeated once from the reach it gives.
     """
     rows, cols = m.shape
     r = np.arange(y0, rows)
@@ -139,7 +145,43 @@ def _rim_reach(m: np.ndarray, y0: int, a: float, b: float, inward: int, span: in
     band = prof[k0: k0 + max(4, k0)]
     if np.isfinite(band).sum() >= 3:
         reach = _half_reach(prof, float(np.nanmedian(band)), span)
+    for _ in range(2):
+        base = _rim_base(prof[: max(6, int(np.ceil(5 * reach)) + 1)])
+        if base is None:
+            break
+        reach = _half_reach(prof, base, span)
     return reach
+
+
+def _rim_base(prof: np.ndarray) -> float | None:
+    """The specimen's grey under a rim's profile ``prof`` (from its crest, 1 px steps): the base
+    ``c`` of a least-squares fit ``c + A exp(-(k / s) ** q)``, ``1 <= q <= 2``.
+
+    A wall's edge brightening fades with distance from the edge as an exponential (the electrons
+    lost through the wall) blurred by the probe's Gaussian: between the two shapes, which the
+    exponent ``q`` spans, so neither an exponential's long tail nor a Gaussian's short one is
+    taken for the specimen's level.  Soft-L1 loss at a few times the profile's noise keeps a
+    specimen structure within the window from pulling the base.  None when fewer than five
+    samples are finite or the fit fails.
+    """
+    k = np.flatnonzero(np.isfinite(prof)).astype(float)
+    if k.size < 5:
+        return None
+    p = prof[k.astype(int)]
+    noise = 1.4826 * float(np.median(np.abs(np.diff(p, 2)))) / np.sqrt(6.0)
+    noise = max(noise, 1e-6 * (float(np.ptp(p)) or 1.0))
+
+    def resid(x: np.ndarray) -> np.ndarray:
+        return x[0] + x[1] * np.exp(-((k / x[2]) ** x[3])) - p
+
+    n = float(k[-1] + 1)
+    x0 = np.array([p[-1], max(p[0] - p[-1], 1e-6), max(n / 6, 0.5), 1.5])
+    try:
+        fit = least_squares(resid, x0, bounds=([-np.inf, 0.0, 0.2, 1.0], [np.inf, np.inf, 4 * n, 2.0]),
+                            loss="soft_l1", f_scale=3 * noise)
+    except ValueError:
+        return None
+    return float(fit.x[0]) if fit.success else None
 
 
 def _half_reach(prof: np.ndarray, base: float, span: int) -> float:
