@@ -142,7 +142,7 @@ TORTUOSITY_MAX_VOXELS = 12_000_000
 """Default cap of the tortuosity box, the memory budget applied after its cut to a representative
 size (:data:`volrecon.analyze.rev.REV_CHORDS` chord lengths; a box cut further by this cap is
 flagged ``by_max_voxels`` with a warning).  The box is the analysis's largest memory: ~70 bytes per
-voxel while the solves run side by side with the surface areas (~0.8 GB at the cap).  Longer
+voxel while the solves run (~0.8 GB at the cap; the surface areas follow them).  Longer
 stacks reach it (a 512x512-pixel cathode 2 um thick does at ~135 slices), so the stage's memory
 is the same for any longer stack; 12 M voxels is a box of a few um on a side at 10 nm voxels
 (e.g. 2.2 um through the layer x 2.3 um x 2.3 um) and more at coarser ones."""
@@ -333,19 +333,18 @@ def analyze_volume(
         if chunked:
             notes.append(f"clusters labelled chunk by chunk (slabs of {slab_c} voxels along z) and merged across slab faces")
         timings["connectivity"] = time.perf_counter() - t1
-        # --- surfaces -------------------------------------------------------------------------
-        t1 = time.perf_counter()
-        surf = _surfaces(sub, pores, phases, vs, marching_cubes) if sub is not None else {}
-        timings["surface_area"] = time.perf_counter() - t1
         for (name, a), fut in futures.items():
             tort.setdefault(name, {})[str(a)] = fut.result()
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+    # --- surfaces, once the solves have released their memory ---------------------------------
+    t1 = time.perf_counter()
+    surf = _surfaces(sub, pores, phases, vs, marching_cubes) if sub is not None else {}
+    timings["surface_area"] = time.perf_counter() - t1
     sub = masks = None  # the tortuosity box is no longer needed
     if futures:
-        notes.append("connectivity and surface areas were measured while the tortuosity solves ran "
-                     "(their timings overlap)")
+        notes.append("connectivity was measured while the tortuosity solves ran (their timings overlap)")
         if "electrolyte" not in tort:
             tort["electrolyte"] = dict(tort["pore"])
             notes.append("no void in the tortuosity box: electrolyte tortuosity equals the pore's")
