@@ -86,9 +86,21 @@ class ChunkRows:
         key = (r, *yx)
         if key != self._key:
             self._row = None  # release the previous row before reading the next
-            self._row = as_numpy(self.array[r0:r1, slice(*yx[0]), slice(*yx[1])])
+            self._row = self._read_row(r0, r1, yx)
             self._key = key
         return self._row[z0 - r0:z1 - r0].copy()  # type: ignore[index]
+
+
+    def _read_row(self, r0: int, r1: int, yx: list[tuple[int, int]]) -> np.ndarray:
+        """Planes ``r0:r1`` within ``yx``, read one column of chunks along x at a time (no
+        second copy of the row while dask joins its chunks)."""
+        (y0, y1), (x0, x1) = yx
+        row = np.empty((r1 - r0, y1 - y0, x1 - x0), self.dtype)
+        edges = np.cumsum((0,) + tuple(self.chunks[2]))
+        cuts = [x0] + [int(e) for e in edges if x0 < e < x1] + [x1]
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            row[:, :, a - x0:b - x0] = as_numpy(self.array[r0:r1, y0:y1, a:b])
+        return row
 
 
 def _plain_box(index: Any, shape: tuple[int, ...]) -> list[tuple[int, int]] | None:
