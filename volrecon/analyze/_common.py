@@ -43,6 +43,87 @@ def read(array: Any, index: Any = Ellipsis) -> np.ndarray:
     return as_numpy(array[index])
 
 
+class ChunkRows:
+    """A dask volume read one row of chunks along z at a time (a z slab reader's cache).
+
+    The analysis reads its volumes in slabs along z sized by a voxel budget; on large slices a
+    slab is fewer planes than a chunk is deep, and through dask every such read decompresses
+    the whole chunks it touches (a chunk 8 planes deep, read plane by plane, 8 times).  This
+    view reads the row of chunks holding a request once, within the request's y and x extent,
+    and serves the requests that fall inside it from memory: the same values, each chunk
+    decompressed once per pass.  Memory: one row of chunks of the requested extent, read only
+    while it holds at most ``max_voxels`` voxels (larger requests go to the array directly).
+
+    Parameters
+    ----------
+    array : dask.array.Array, shape (z, y, x)
+        The volume (e.g. OME-Zarr labels).
+    max_voxels : int
+        Largest row of chunks held.
+    """
+
+    def __init__(self, array: da.Array, max_voxels: int) -> None:
+        self.array = array
+        self.shape = tuple(int(n) for n in array.shape)
+        self.dtype = array.dtype
+        self.ndim = 3
+        self.size = int(np.prod(self.shape))
+        self.chunks = array.chunks
+        self._bounds = np.cumsum((0,) + tuple(array.chunks[0]))
+        self._max = int(max_voxels)
+        self._key: tuple[Any, ...] | None = None
+        self._row: np.ndarray | None = None
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        sl = _plain_box(index, self.shape)
+        if sl is None:
+            return as_numpy(self.array[index])
+        (z0, z1), yx = sl[0], sl[1:]
+        r = int(np.searchsorted(self._bounds, z0, side="right")) - 1
+        r0, r1 = int(self._bounds[r]), int(self._bounds[min(r + 1, len(self._bounds) - 1)])
+        if z1 > r1 or z1 <= z0 or (r1 - r0) * (yx[0][1] - yx[0][0]) * (yx[1][1] - yx[1][0]) > self._max:
+            return as_numpy(self.array[index])
+        key = (r, *yx)
+        if key != self._key:
+            self._row = None  # release the previous row before reading the next
+            self._row = self._read_row(r0, r1, yx)
+            self._key = key
+        return self._row[z0 - r0:z1 - r0].copy()  # type: ignore[index]
+
+
+    def _read_row(self, r0: int, r1: int, yx: list[tuple[int, int]]) -> np.ndarray:
+        """Planes ``r0:r1`` within ``yx``, read one column of chunks along x at a time (no
+        second copy of the row while dask joins its chunks)."""
+        (y0, y1), (x0, x1) = yx
+        row = np.empty((r1 - r0, y1 - y0, x1 - x0), self.dtype)
+        edges = np.cumsum((0,) + tuple(self.chunks[2]))
+        cuts = [x0] + [int(e) for e in edges if x0 < e < x1] + [x1]
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            row[:, :, a - x0:b - x0] = as_numpy(self.array[r0:r1, y0:y1, a:b])
+        return row
+
+
+def _plain_box(index: Any, shape: tuple[int, ...]) -> list[tuple[int, int]] | None:
+    """``index`` as (start, stop) per axis when it is up to three step-1 slices, else None."""
+    parts = index if isinstance(index, tuple) else (index,)
+    if len(parts) > 3 or not all(isinstance(p, slice) for p in parts):
+        return None
+    out = []
+    for n, p in zip(shape, tuple(parts) + (slice(None),) * (3 - len(parts))):
+        start, stop, step = p.indices(n)
+        if step != 1:
+            return None
+        out.append((start, max(start, stop)))
+    return out
+
+
+def chunk_rows(array: Any, max_voxels: int) -> Any:
+    """:class:`ChunkRows` of a dask ``array`` chunked along z; any other array as it is."""
+    if isinstance(array, da.Array) and array.ndim == 3 and len(array.chunks[0]) > 1:
+        return ChunkRows(array, max_voxels)
+    return array
+
+
 _CHUNK_STRETCH = 4  # a slab grows to a whole dask chunk only up to this many times its size
 
 
@@ -69,7 +150,7 @@ def slab_step(plane_voxels: int, slab_voxels: int, array: Any = None) -> int:
         Slices per slab (at least 1).
     """
     step = max(1, int(slab_voxels) // max(1, int(plane_voxels)))
-    if isinstance(array, da.Array):
+    if isinstance(array, (da.Array, ChunkRows)):
         cz = int(array.chunks[0][0])
         if cz <= _CHUNK_STRETCH * step:
             step = max(cz, step // cz * cz)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 import os
@@ -16,12 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import dask.array as da
 import numpy as np
 
 from volrecon.analyze._common import (
-    AXIS_NAMES, axis_index, box_slabs, json_float, json_safe, lazy_volume, phase_map, read, region_map, require_names,
-    voxel_triplet, z_slabs,
+    AXIS_NAMES, axis_index, box_slabs, chunk_rows, json_float, json_safe, lazy_volume, phase_map, read, region_map,
+    require_names, voxel_triplet, z_slabs,
 )
 from volrecon.analyze._survey import Survey, bounding_box, survey_volume
 from volrecon.analyze.connectivity import ConnectivityResult, cluster_connectivity
@@ -134,11 +134,15 @@ class AnalysisResult:
         return out
 
 
+ROW_CACHE_SLABS = 8
+"""A row of z chunks is held for the slab passes (:class:`volrecon.analyze._common.ChunkRows`)
+while it holds at most this many slabs' voxels (``prod(chunks)`` each)."""
+
 TORTUOSITY_MAX_VOXELS = 12_000_000
 """Default cap of the tortuosity box, the memory budget applied after its cut to a representative
 size (:data:`volrecon.analyze.rev.REV_CHORDS` chord lengths; a box cut further by this cap is
 flagged ``by_max_voxels`` with a warning).  The box is the analysis's largest memory: ~70 bytes per
-voxel while the solves run side by side with the surface areas (~0.8 GB at the cap).  Longer
+voxel while the solves run (~0.8 GB at the cap; the surface areas follow them).  Longer
 stacks reach it (a 512x512-pixel cathode 2 um thick does at ~135 slices), so the stage's memory
 is the same for any longer stack; 12 M voxels is a box of a few um on a side at 10 nm voxels
 (e.g. 2.2 um through the layer x 2.3 um x 2.3 um) and more at coarser ones."""
@@ -242,6 +246,8 @@ def analyze_volume(
         raise ParameterError(f"tortuosity_max_voxels={tortuosity_max_voxels}: give at least 1000 voxels (a few "
                              "million for a representative box), or None to solve the whole box")
     slab = int(np.prod(chunks))
+    # every pass below reads z slabs: through these views each chunk is decompressed once per pass
+    lab, reg = (chunk_rows(v, ROW_CACHE_SLABS * slab) for v in (lab, reg))
     specimen = [v for n, v in regs.items() if n != "frame"]
     survey = survey_volume(lab, reg, region_values=specimen, inside_region=regs["cathode"],
                            frame_phase=phases.get("frame"),
@@ -321,28 +327,24 @@ def analyze_volume(
         # --- clusters of the cathode's voids (ends per line of the cathode region) ---------
         t1 = time.perf_counter()
         chunked = chunked_above_voxels is not None and lab.size > chunked_above_voxels
-        lab_d, reg_d = (_as_dask(v, slab if chunked else lab.size) for v in (lab, reg))
-        slab_c = (next(z_slabs(lab_d, slab))[1] * int(np.prod(lab.shape[1:]))) if chunked else max(lab.size, 1)
-        cath_d = reg_d == regs["cathode"]
-        void_v, elec_v = phases["void"], phases["electrolyte"]
-        void_c, pore_c = (_clusters(mask, cath_d, connectivity, vs, slab_c)
-                          for mask in (lab_d == void_v, (lab_d == void_v) | (lab_d == elec_v)))
+        slab_c = (next(z_slabs(lab, slab))[1] * int(np.prod(lab.shape[1:]))) if chunked else max(lab.size, 1)
+        void_c, pore_c = (_clusters(lab, reg, values, regs["cathode"], connectivity, vs, slab_c)
+                          for values in ((phases["void"],), (phases["void"], phases["electrolyte"])))
         if chunked:
             notes.append(f"clusters labelled chunk by chunk (slabs of {slab_c} voxels along z) and merged across slab faces")
         timings["connectivity"] = time.perf_counter() - t1
-        # --- surfaces -------------------------------------------------------------------------
-        t1 = time.perf_counter()
-        surf = _surfaces(sub, pores, phases, vs, marching_cubes) if sub is not None else {}
-        timings["surface_area"] = time.perf_counter() - t1
         for (name, a), fut in futures.items():
             tort.setdefault(name, {})[str(a)] = fut.result()
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+    # --- surfaces, once the solves have released their memory ---------------------------------
+    t1 = time.perf_counter()
+    surf = _surfaces(sub, pores, phases, vs, marching_cubes) if sub is not None else {}
+    timings["surface_area"] = time.perf_counter() - t1
     sub = masks = None  # the tortuosity box is no longer needed
     if futures:
-        notes.append("connectivity and surface areas were measured while the tortuosity solves ran "
-                     "(their timings overlap)")
+        notes.append("connectivity was measured while the tortuosity solves ran (their timings overlap)")
         if "electrolyte" not in tort:
             tort["electrolyte"] = dict(tort["pore"])
             notes.append("no void in the tortuosity box: electrolyte tortuosity equals the pore's")
@@ -382,13 +384,6 @@ def analyze_volume(
 def _shape(box: Any) -> str:
     """``'nz x ny x nx'`` of a box given as slices or (start, stop) pairs."""
     return "x".join(str(b.stop - b.start if isinstance(b, slice) else b[1] - b[0]) for b in box)
-
-
-def _as_dask(volume: Any, slab_voxels: int) -> da.Array:
-    """A dask view of a volume (a dask array as it is; numpy in slabs of ``slab_voxels`` along z)."""
-    if isinstance(volume, da.Array):
-        return volume
-    return da.from_array(volume, chunks=(max(1, slab_voxels // max(1, volume.shape[1] * volume.shape[2])), -1, -1))
 
 
 def _porous_box(lab: Any, box: tuple[slice, ...], tp: int, phases: Mapping[str, int],
@@ -479,12 +474,32 @@ def _sei(lab: Any, survey: Survey, phases: Mapping[str, int], vs: tuple[float, f
                                slab_voxels=slab_voxels)
 
 
-def _clusters(mask: da.Array, cath: da.Array, connectivity: int, vs: tuple[float, float, float],
-              slab_voxels: int) -> ConnectivityResult:
-    """Cluster statistics of a phase mask within the cathode, labelled slab by slab (see
+class _Slabs:
+    """``make(index)`` as an array of ``shape`` that :func:`cluster_connectivity` reads slab by slab."""
+
+    def __init__(self, shape: tuple[int, ...], make: Callable[[Any], np.ndarray]) -> None:
+        self.shape = shape
+        self._make = make
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        return self._make(index)
+
+
+def _clusters(lab: Any, reg: Any, values: tuple[int, ...], cathode: int, connectivity: int,
+              vs: tuple[float, float, float], slab_voxels: int) -> ConnectivityResult:
+    """Cluster statistics of the phases ``values`` within the cathode, labelled slab by slab (see
     :func:`cluster_connectivity`): no whole-volume label image is held."""
+    shape = tuple(int(n) for n in lab.shape)
+    cath = _Slabs(shape, lambda index: read(reg, index) == cathode)
+
+    def mask(index: Any) -> np.ndarray:
+        part = read(lab, index)
+        out = cath[index]
+        out &= functools.reduce(np.logical_or, (part == v for v in values))
+        return out
+
     # ends along z (milling) are the first and last slice; along y, x the cathode's own ends
-    return cluster_connectivity(mask & cath, connectivity=connectivity,
+    return cluster_connectivity(_Slabs(shape, mask), connectivity=connectivity,
                                 voxel_size_nm=vs, domain=cath, face_axes=(0,), slab_voxels=slab_voxels)
 
 

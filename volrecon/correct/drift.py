@@ -63,6 +63,7 @@ from volrecon.correct._registration_shared import shared_motion_error
 from volrecon.correct._registration_solve import Observations, Solution, screen_series, solve_trajectory
 from volrecon.correct._registration_split import HalfSplit, choose_baselines
 from volrecon.correct._registration_table import DriftTable
+from volrecon.correct._shift_linear import shift_linear_nearest
 from volrecon.correct.frame import FrameInfo, FrameTracker, detect_frame
 from volrecon.errors import InputError, ParameterError
 
@@ -927,6 +928,8 @@ def _shift_slice(data: np.ndarray, shift: np.ndarray, geom: dict[str, Any], orde
         canvas = np.zeros((rows, cols), dtype=np.float32)
         canvas[oy : oy + data.shape[0], ox : ox + data.shape[1]] = data
         moved = ndimage.shift(canvas, shift, order=order, mode="constant", cval=0.0)
+    elif geom["mode"] == "crop" and order == 1:
+        moved = shift_linear_nearest(data, shift, window=(slice(-oy, -oy + rows), slice(-ox, -ox + cols)))
     elif geom["mode"] == "crop":
         moved = ndimage.shift(data, shift, order=order, mode="nearest")[-oy : -oy + rows, -ox : -ox + cols]
     else:

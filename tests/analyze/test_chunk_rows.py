@@ -1,0 +1,82 @@
+"""Slab passes read each z chunk of a dask volume once (ChunkRows), with the values of direct reads."""
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from volrecon.analyze import analyze_volume
+from volrecon.analyze._common import ChunkRows, chunk_rows, read, z_slabs
+from volrecon.analyze.subvolumes import subvolume_table
+
+
+class _Counting:
+    """An array-like that counts the voxels read from it (what dask's chunk reads cost)."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        self.data, self.shape, self.dtype, self.ndim = data, data.shape, data.dtype, data.ndim
+        self.voxels = 0
+
+    def __getitem__(self, index):
+        out = self.data[index]
+        self.voxels += out.size
+        return out
+
+
+def test_plane_by_plane_reads_each_chunk_once_with_the_same_values():
+    data = np.random.default_rng(0).integers(0, 9, (21, 30, 40), dtype=np.uint8)
+    src = _Counting(data)
+    rows = ChunkRows(da.from_array(src, chunks=(8, 16, 16)), max_voxels=10**6)
+    for z in range(21):
+        np.testing.assert_array_equal(read(rows, np.s_[z:z + 1]), data[z:z + 1])
+    assert src.voxels == data.size  # plane by plane through dask alone: 8 times as much
+    src.voxels = 0
+    box = (slice(3, 19), slice(5, 22), slice(1, 39))
+    for z in range(3, 19):
+        np.testing.assert_array_equal(read(rows, (slice(z, z + 1), box[1], box[2])), data[z:z + 1, box[1], box[2]])
+    assert src.voxels == 16 * 17 * 38 + 5 * 17 * 38  # rows 0-7 (from z 3), 8-15, 16-20 of the box's y, x extent
+    # requests across rows, with steps or integers, and rows above the budget read directly
+    for index in (np.s_[5:12], np.s_[::2], np.s_[4], Ellipsis, (slice(0, 3), 7)):
+        np.testing.assert_array_equal(read(rows, index), data[index])
+    small = ChunkRows(da.from_array(data, chunks=(8, 16, 16)), max_voxels=100)
+    np.testing.assert_array_equal(read(small, np.s_[2:3]), data[2:3])
+    # served slabs are copies: a caller writing into one does not change the next read
+    part = read(rows, np.s_[0:1])
+    part[:] = 99
+    np.testing.assert_array_equal(read(rows, np.s_[0:1]), data[0:1])
+
+
+def test_chunk_rows_wraps_only_z_chunked_dask_volumes():
+    data = np.zeros((10, 8, 8), np.uint8)
+    assert chunk_rows(data, 100) is data
+    one = da.from_array(data, chunks=(10, 4, 4))
+    assert chunk_rows(one, 100) is one
+    rows = chunk_rows(da.from_array(data, chunks=(5, 8, 8)), 1000)
+    assert isinstance(rows, ChunkRows)
+    # slabs round to the chunks as they do for the dask array itself
+    assert list(z_slabs(rows, 64)) == list(z_slabs(da.from_array(data, chunks=(5, 8, 8)), 64))
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    sample = pytest.importorskip("volrecon.sample")
+    return sample.make_phantom("diglyme", slices=12, shape=(160, 176), seed=3, frame=True,
+                               artefacts="none", voxel_size_nm=(20, 10, 10), workers=1)
+
+
+def test_analysis_of_deep_chunks_read_by_rows_equals_numpy(phantom):
+    """Slabs of one plane in chunks 6 planes deep: the cached rows serve every pass."""
+    kw = dict(voxel_size_nm=phantom.voxel_size_nm, pore_size=False, tortuosity_axes=("y",))
+    whole = analyze_volume(phantom.labels, phantom.regions, chunked_above_voxels=None, **kw).to_dict()
+    lab = da.from_array(phantom.labels, chunks=(6, 64, 64))
+    reg = da.from_array(phantom.regions, chunks=(6, 64, 64))
+    plane = 160 * 176
+    rows = analyze_volume(lab, reg, chunked_above_voxels=0, chunks=(1, 1, plane), **kw).to_dict()
+    for d in (whole, rows):
+        d.pop("timings_s"), d.pop("notes")
+        for per_axis in d["regions"]["cathode"]["tortuosity"].values():
+            for r in per_axis.values():
+                r.pop("seconds")
+    assert rows == whole
+    assert whole["regions"]["cathode"]["void_clusters"]["count"] > 0
+    kw2 = dict(through_plane_axis=1, sei_map=None)
+    assert subvolume_table(lab, reg, slab_voxels=plane, **kw2) == subvolume_table(phantom.labels, phantom.regions, **kw2)
