@@ -52,17 +52,18 @@ class ChunkRows:
     view reads the row of chunks holding a request once, within the request's y and x extent,
     and serves the requests that fall inside it from memory: the same values, each chunk
     decompressed once per pass.  Memory: one row of chunks of the requested extent, read only
-    while it holds at most ``max_voxels`` voxels (larger requests go to the array directly).
+    while it holds at most ``max_bytes`` bytes (larger requests go to the array directly), kept
+    until the next row is read or :meth:`release`.  Not thread-safe: one reader per view.
 
     Parameters
     ----------
     array : dask.array.Array, shape (z, y, x)
         The volume (e.g. OME-Zarr labels).
-    max_voxels : int
-        Largest row of chunks held.
+    max_bytes : int
+        Largest row of chunks held, in bytes.
     """
 
-    def __init__(self, array: da.Array, max_voxels: int) -> None:
+    def __init__(self, array: da.Array, max_bytes: int) -> None:
         self.array = array
         self.shape = tuple(int(n) for n in array.shape)
         self.dtype = array.dtype
@@ -70,7 +71,7 @@ class ChunkRows:
         self.size = int(np.prod(self.shape))
         self.chunks = array.chunks
         self._bounds = np.cumsum((0,) + tuple(array.chunks[0]))
-        self._max = int(max_voxels)
+        self._max = int(max_bytes) // max(1, self.dtype.itemsize)
         self._key: tuple[Any, ...] | None = None
         self._row: np.ndarray | None = None
 
@@ -85,11 +86,14 @@ class ChunkRows:
             return as_numpy(self.array[index])
         key = (r, *yx)
         if key != self._key:
-            self._row = None  # release the previous row before reading the next
+            self.release()  # the previous row goes before the next is read (and stays gone if it fails)
             self._row = self._read_row(r0, r1, yx)
             self._key = key
         return self._row[z0 - r0:z1 - r0].copy()  # type: ignore[index]
 
+    def release(self) -> None:
+        """Drop the row held (the next read reads again)."""
+        self._key, self._row = None, None
 
     def _read_row(self, r0: int, r1: int, yx: list[tuple[int, int]]) -> np.ndarray:
         """Planes ``r0:r1`` within ``yx``, read one column of chunks along x at a time (no
@@ -117,11 +121,24 @@ def _plain_box(index: Any, shape: tuple[int, ...]) -> list[tuple[int, int]] | No
     return out
 
 
-def chunk_rows(array: Any, max_voxels: int) -> Any:
-    """:class:`ChunkRows` of a dask ``array`` chunked along z; any other array as it is."""
+ROW_CACHE_SLABS = 8
+"""A row of z chunks is held for the slab passes (:class:`ChunkRows`) while it takes at most this
+many slab budgets' bytes (a slab budget of ``n`` voxels: ``n`` bytes, one uint8 label each)."""
+
+
+def chunk_rows(array: Any, slab_voxels: int) -> Any:
+    """:class:`ChunkRows` of a dask ``array`` chunked along z, holding at most
+    :data:`ROW_CACHE_SLABS` x ``slab_voxels`` bytes; any other array as it is."""
     if isinstance(array, da.Array) and array.ndim == 3 and len(array.chunks[0]) > 1:
-        return ChunkRows(array, max_voxels)
+        return ChunkRows(array, ROW_CACHE_SLABS * int(slab_voxels))
     return array
+
+
+def release_rows(*arrays: Any) -> None:
+    """:meth:`ChunkRows.release` of those ``arrays`` that are :class:`ChunkRows` views."""
+    for a in arrays:
+        if isinstance(a, ChunkRows):
+            a.release()
 
 
 _CHUNK_STRETCH = 4  # a slab grows to a whole dask chunk only up to this many times its size

@@ -21,7 +21,7 @@ import numpy as np
 
 from volrecon.analyze._common import (
     AXIS_NAMES, axis_index, box_slabs, chunk_rows, json_float, json_safe, lazy_volume, phase_map, read, region_map,
-    require_names, voxel_triplet, z_slabs,
+    release_rows, require_names, voxel_triplet, z_slabs,
 )
 from volrecon.analyze._survey import Survey, bounding_box, survey_volume
 from volrecon.analyze.connectivity import ConnectivityResult, cluster_connectivity
@@ -134,10 +134,6 @@ class AnalysisResult:
         return out
 
 
-ROW_CACHE_SLABS = 8
-"""A row of z chunks is held for the slab passes (:class:`volrecon.analyze._common.ChunkRows`)
-while it holds at most this many slabs' voxels (``prod(chunks)`` each)."""
-
 TORTUOSITY_MAX_VOXELS = 12_000_000
 """Default cap of the tortuosity box, the memory budget applied after its cut to a representative
 size (:data:`volrecon.analyze.rev.REV_CHORDS` chord lengths; a box cut further by this cap is
@@ -247,7 +243,7 @@ def analyze_volume(
                              "million for a representative box), or None to solve the whole box")
     slab = int(np.prod(chunks))
     # every pass below reads z slabs: through these views each chunk is decompressed once per pass
-    lab, reg = (chunk_rows(v, ROW_CACHE_SLABS * slab) for v in (lab, reg))
+    lab, reg = (chunk_rows(v, slab) for v in (lab, reg))
     specimen = [v for n, v in regs.items() if n != "frame"]
     survey = survey_volume(lab, reg, region_values=specimen, inside_region=regs["cathode"],
                            frame_phase=phases.get("frame"),
@@ -365,6 +361,7 @@ def analyze_volume(
                                    phase_names=phases, voxel_size_nm=vs, bin_nm=profile_bin_nm,
                                    source_outside=bool(table[regs["separator"]].sum()))
     timings["depth_profile"] = time.perf_counter() - t1
+    release_rows(lab, reg)  # the last slab pass is done: no chunk row waits idle on the pore sizes
     psd: dict[str, PoreSizeResult] = {}
     if psd_job is not None:
         t1 = time.perf_counter()

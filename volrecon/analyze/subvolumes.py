@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from volrecon.analyze._common import chunk_rows, lazy_volume, phase_map, read, region_map, z_slabs
+from volrecon.analyze._common import chunk_rows, lazy_volume, phase_map, read, region_map, release_rows, z_slabs
 
 
 def _ratio(num: int, den: int) -> float:
@@ -56,7 +56,7 @@ def subvolume_table(
     regs = region_map(region_names)
     lab = lazy_volume(labels, "labels")
     reg = lazy_volume(regions, "regions")
-    lab, reg = (chunk_rows(v, 8 * slab_voxels) for v in (lab, reg))  # each z chunk read once
+    lab, reg = (chunk_rows(v, slab_voxels) for v in (lab, reg))  # each z chunk read once
     inplane = [a for a in range(3) if a != through_plane_axis]
     edges = [np.linspace(0, lab.shape[a], n + 1).astype(int) for a, n in zip(inplane, splits)]
     # voxel counts (cathode, void in it, electrolyte in it) per block, summed slab by slab along z
@@ -73,6 +73,7 @@ def subvolume_table(
                 index[inplane[0]] = _local(edges[0][i], edges[0][i + 1], inplane[0], z0, z1)
                 index[inplane[1]] = _local(edges[1][j], edges[1][j + 1], inplane[1], z0, z1)
                 counts[i, j] += [int(np.count_nonzero(m[tuple(index)])) for m in masks]
+    release_rows(lab, reg)
     rows = []
     for i in range(splits[0]):
         for j in range(splits[1]):
