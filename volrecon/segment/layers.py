@@ -719,13 +719,18 @@ def detect_layers(
         voxels), not across it: smoothing a tilted or curved interface's shares over
         :data:`SPARSE_SMOOTHING` x ``lateral_nm`` pulls the cut towards the field's mean height
         where the window is one-sided (frame walls, the field's ends) and flattens its bumps.
-        0 (default): not done.  On the benchmark's real-corrected 24x192 phantoms (seeds 0-2) 2
-        passes brought the unsupervised method's interface from 1.65/3.57/1.56 (diglyme) and
-        0.85/1.69/2.92 (carbonate) voxels to 1.48/2.27/1.00 and 0.90/1.35/2.79, the separator's
-        mean Dice over the six stacks up by 0.006 (down 0.003 on three), the cathode's void Dice
-        by -0.005...+0.017; but the classifier's interface on seed 0 went 2.35 -> 2.41 (diglyme)
-        and 2.00 -> 2.11 (carbonate), and on 200x1024x1024 the two passes cost ~16 CPU-s of a
-        ~185 CPU-s unsupervised segmentation (+8 %, one run each), so they are not the default.
+        Each pass reads, smooths and cuts only a band of rows around the levelled interface (its
+        median height +- :data:`OUTLIER_NM` + 2 :data:`REFINE_NM`), not whole columns.
+        0 (default): not done.  On the benchmark's real-corrected 24x192 phantoms (seeds 0-2 of
+        both presets, six stacks per method) 2 passes bring the mean separator|cathode distance of
+        the unsupervised method from 2.04 to 1.63 voxels and of the classifier from 2.98 to 2.46
+        (no stack worse by more than 0.11: classifier, carbonate seed 0, 2.00 -> 2.11; 1 pass: 1.70
+        and 2.62), at no measurable cost on a 200x1024x1024 dask label volume (detect_layers alone,
+        22.1/22.7 CPU-s with 2 passes vs 22.7/22.3 without; whole columns read: ~+12 CPU-s);
+        but the cathode's void Dice follows the cathode region through the void split's levels,
+        -0.019...+0.024 per stack, down by more than 0.003 on three of the twelve (classifier:
+        carbonate seed 2 -0.019, diglyme seed 2 -0.012; auto diglyme seed 2 -0.005), so they are
+        not the default.
 
     Returns
     -------
