@@ -370,8 +370,9 @@ class _CoarseMaps:
         self._smoothed: dict[tuple[Any, ...], np.ndarray] = {}
         self._kept = 0
         # per column, the whole voxels each profile is moved by along the stacking axis before it is
-        # smoothed (:meth:`levelled`); None: as measured
+        # smoothed, and the rows of the moved profiles read (:meth:`levelled`); None: as measured
         self.level: np.ndarray | None = None
+        self.band = (0, self.shape[2])
         self._level_id = 0
 
     def counts(self, keys: Sequence[str], a0: int, a1: int) -> dict[str, np.ndarray]:
@@ -383,22 +384,26 @@ class _CoarseMaps:
             v = np.moveaxis(np.asarray(self._sums[k][tuple(index)]), self._axis, -1).astype(np.float32, copy=False)
             v = v[..., ::-1] if self.flip else v
             if self.level is not None:
-                at = np.arange(v.shape[-1]) + self.level[a0:a1, :, None]
+                at = np.arange(*self.band) + self.level[a0:a1, :, None]
                 inside = (at >= 0) & (at < v.shape[-1])
                 v = np.where(inside, np.take_along_axis(v, np.clip(at, 0, v.shape[-1] - 1), axis=-1), np.float32(0))
             out[k] = v
         return out
 
     @contextmanager
-    def levelled(self, shift: np.ndarray) -> Iterator[None]:
+    def levelled(self, shift: np.ndarray, band: tuple[int, int] | None = None) -> Iterator[None]:
         """Within the block, column ``(a, b)``'s counts read ``shift[a, b]`` voxels further along
-        the stacking axis (beyond the ends: no voxels), so an interface at ``h`` reads at ``h - shift``."""
+        the stacking axis (beyond the ends: no voxels), so an interface at ``h`` reads at ``h - shift``;
+        only the rows ``band`` (start, stop) of the moved columns are read (all by default), so the
+        maps hold ``stop - start`` rows and a row ``i`` of them is row ``start + i`` of the moved column."""
         self.level = np.asarray(shift, np.int64)
+        self.band = (0, self.shape[2]) if band is None else (int(band[0]), int(band[1]))
         self._level_id += 1
         try:
             yield
         finally:
             self.level = None
+            self.band = (0, self.shape[2])
             self._level_id += 1
 
     def shares(self, keys: Sequence[str], a0: int, a1: int) -> dict[str, np.ndarray]:
@@ -714,13 +719,18 @@ def detect_layers(
         voxels), not across it: smoothing a tilted or curved interface's shares over
         :data:`SPARSE_SMOOTHING` x ``lateral_nm`` pulls the cut towards the field's mean height
         where the window is one-sided (frame walls, the field's ends) and flattens its bumps.
-        0 (default): not done.  On the benchmark's real-corrected 24x192 phantoms (seeds 0-2) 2
-        passes brought the unsupervised method's interface from 1.65/3.57/1.56 (diglyme) and
-        0.85/1.69/2.92 (carbonate) voxels to 1.48/2.27/1.00 and 0.90/1.35/2.79, the separator's
-        mean Dice over the six stacks up by 0.006 (down 0.003 on three), the cathode's void Dice
-        by -0.005...+0.017; but the classifier's interface on seed 0 went 2.35 -> 2.41 (diglyme)
-        and 2.00 -> 2.11 (carbonate), and on 200x1024x1024 the two passes cost ~16 CPU-s of a
-        ~185 CPU-s unsupervised segmentation (+8 %, one run each), so they are not the default.
+        Each pass reads, smooths and cuts only a band of rows around the levelled interface (its
+        median height +- :data:`OUTLIER_NM` + 2 :data:`REFINE_NM`), not whole columns.
+        0 (default): not done.  On the benchmark's real-corrected 24x192 phantoms (seeds 0-2 of
+        both presets, six stacks per method) 2 passes bring the mean separator|cathode distance of
+        the unsupervised method from 2.04 to 1.63 voxels and of the classifier from 2.98 to 2.46
+        (no stack worse by more than 0.11: classifier, carbonate seed 0, 2.00 -> 2.11; 1 pass: 1.70
+        and 2.62), at no measurable cost on a 200x1024x1024 dask label volume (detect_layers alone,
+        22.1/22.7 CPU-s with 2 passes vs 22.7/22.3 without; whole columns read: ~+12 CPU-s);
+        but the cathode's void Dice follows the cathode region through the void split's levels,
+        -0.019...+0.024 per stack, down by more than 0.003 on three of the twelve (classifier:
+        carbonate seed 2 -0.019, diglyme seed 2 -0.012; auto diglyme seed 2 -0.005), so they are
+        not the default.
 
     Returns
     -------
@@ -856,14 +866,19 @@ def _interfaces(maps: _CoarseMaps, step: float, notes: list[str],
         # the wide smoothing of a tilted or curved interface's shares pulls the cut towards the
         # field's mean height where the window is one-sided (frame walls, the field's ends) and
         # flattens its bumps: cut again on shares smoothed along the interface found
+        # (levelled, the interface lies near the median height in every column: only a band of
+        # rows around it is read, smoothed and cut)
+        reach = int(np.ceil(floor)) + 2 * window
         for _ in range(level_passes if cols.any() else 0):
-            shift = np.round(_fill_columns(h_sc, cols) - float(np.median(h_sc[cols]))).astype(np.int64)
+            mid = float(np.median(h_sc[cols]))
+            shift = np.round(_fill_columns(h_sc, cols) - mid).astype(np.int64)
             if np.abs(shift).max() < 1:
                 break
-            lo2 = np.clip(lo_p - shift, 0, n)
-            with maps.levelled(shift):
-                h_sc = _regular_cut(separator_pair, maps.blocks, lo2, np.clip(hi_c - shift, lo2, n), window, cols,
-                                    floor) + shift
+            r0, r1 = max(0, int(mid) - reach), min(n, int(mid) + reach + 1)
+            lo2 = np.clip(lo_p - shift, r0, r1) - r0
+            hi2 = np.clip(hi_c - shift, lo2 + r0, r1) - r0
+            with maps.levelled(shift, (r0, r1)):
+                h_sc = _regular_cut(separator_pair, maps.blocks, lo2, hi2, window, cols, floor) + shift + r0
         heights["separator|cathode"] = h_sc
     elif present["separator"]:
         heights["separator|cathode"] = None
