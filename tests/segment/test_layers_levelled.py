@@ -82,3 +82,26 @@ def test_levelled_cut_reads_a_band_narrower_than_the_tilt():
         err[passes] = float(np.abs(lay.heights["separator|cathode"] - h)[:, 12:].mean())
     assert err[2] < 0.6 * err[0], err
     assert err[2] < 1.2, err
+
+
+def test_segment_volume_passes_and_records_level_passes():
+    """``segment_volume(level_passes=N)`` reaches the layer detection (the separator|cathode cut
+    moves as detect_layers' does) and is recorded with the run's parameters; nonsense is refused."""
+    from volrecon.segment import segment_volume
+
+    ph, _ = _tilted_cell(0, nz=6, ny=140, nx=160)
+    grey = {PHASES["electrolyte"]: 60, PHASES["sodium"]: 110, PHASES["sei"]: 140, PHASES["separator"]: 170,
+            PHASES["active"]: 200, PHASES["collector"]: 235, FRAME: 250}
+    img = np.zeros(ph.shape, np.float32)
+    for value, g in grey.items():
+        img[ph == value] = g
+    img += np.random.default_rng(3).normal(0, 3, img.shape).astype(np.float32)
+    vox = (20.0, 10.0, 10.0)
+    cut = {}
+    for passes in (0, 1):
+        res = segment_volume(img, voxel_size_nm=vox, method="auto", through_plane="y", level_passes=passes)
+        assert res.parameters["level_passes"] == passes
+        cut[passes] = np.asarray(res.interfaces["heights_nm"]["separator|cathode"], float)
+    assert not np.allclose(cut[0], cut[1], equal_nan=True)
+    with pytest.raises(ParameterError, match="level_passes"):
+        segment_volume(img, voxel_size_nm=vox, method="auto", through_plane="y", level_passes=-1)

@@ -199,6 +199,7 @@ def segment_volume(
     min_size_nm: float = 30.0,
     pore_vote_nm: float = 20.0,
     lateral_nm: float = 120.0,
+    level_passes: int = 0,
     chunks: Sequence[int] | None = None,
     scratch: str | Path | None = None,
     progress: Progress | None = None,
@@ -270,6 +271,9 @@ def segment_volume(
         Scale of the 3D void/electrolyte vote inside pores (0 disables).
     lateral_nm : float
         Lateral smoothing of layer detection.
+    level_passes : int
+        Passes re-cutting ``separator|cathode`` along the interface found
+        (:func:`volrecon.segment.layers.detect_layers`; 0, the default: none).
     chunks : 3 ints, optional
         Processing chunk shape (default :data:`DEFAULT_CHUNKS`, 64×256×256, whatever the
         input's chunks); results do not depend on it, and dask results come in these chunks.
@@ -337,7 +341,8 @@ def segment_volume(
         raise ParameterError("method='layers' needs layers=True (it classifies within the detected layers)")
     lazy_input = isinstance(image, da.Array)
     warnings: list[str] = []
-    params: dict[str, Any] = {"min_size_nm": min_size_nm, "pore_vote_nm": pore_vote_nm, "lateral_nm": lateral_nm}
+    params: dict[str, Any] = {"min_size_nm": min_size_nm, "pore_vote_nm": pore_vote_nm, "lateral_nm": lateral_nm,
+                              "level_passes": level_passes}
     steps = 4
     report = progress or (lambda d, t: None)
     src = _as_dask(image, chunks)
@@ -466,7 +471,7 @@ def segment_volume(
             # classes decide no layer and no surface
             specimen = _unassigned(phases, rim_shell)
             lay = detect_layers(specimen, phase_names=names, voxel_size_nm=vox, axis=through_plane, lateral_nm=lateral_nm,
-                                frame_value=frame_value, scratch=None if folder is None else folder.path)
+                                frame_value=frame_value, level_passes=level_passes, scratch=None if folder is None else folder.path)
             if regional and lay.heights.get("sodium|sei") is not None:
                 lay, na_info = sodium_surface(image, specimen, lay, voxel_size_nm=vox,
                                               frame_value=frame_value, lateral_nm=sei_lateral_nm)
