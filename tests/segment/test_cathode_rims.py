@@ -76,8 +76,9 @@ def test_rim_length_fitted_and_classes_recovered():
         for c in (0, 1):  # rim-lifted pore read as binder, rim-lifted binder as active
             assert _dice(fixed == c, cls == c) > _dice(plain == c, cls == c) + 0.03, (pixel, c)
         # at 10 nm pixels the particles grow by their rim pixel; at 20 nm the blur is under half a pixel
-        assert _dice(fixed == 2, cls == 2) >= _dice(plain == 2, cls == 2) + (0.01 if pixel == 10.0 else 0.0)
-        assert abs((fixed == 2).sum() - (cls == 2).sum()) <= abs((plain == 2).sum() - (cls == 2).sum())
+        # (plain Otsu is right there to a pixel or two of the 2 x 48 x 48: no gain, no loss beyond that)
+        assert _dice(fixed == 2, cls == 2) >= _dice(plain == 2, cls == 2) + (0.01 if pixel == 10.0 else -0.001)
+        assert abs((fixed == 2).sum() - (cls == 2).sum()) <= abs((plain == 2).sum() - (cls == 2).sum()) + (0 if pixel == 10.0 else 2)
 
         grey0, _ = _cathode(rim=0.0, pixel_nm=pixel)
         grad0 = gradient_magnitude(grey0, (2 * pixel, pixel, pixel))
@@ -87,3 +88,24 @@ def test_rim_length_fitted_and_classes_recovered():
         assert length0 < length
         for c in (0, 1, 2):
             assert _dice(fixed0 == c, cls == c) > _dice(plain0 == c, cls == c) - 0.01, (pixel, c)
+
+
+def test_rim_length_does_not_hang_on_the_grid():
+    """The fitted length is read from the separability's peak, not picked among the lengths tried:
+    two interleaved grids (2.5 nm steps, offset by half a step) give lengths and binder | active
+    cuts that agree far better than a step; and 1 % of the sample dropped at random moves the cut
+    by a small share of the binder-active contrast (the grid's argmax jumps by a step, 1.25 nm
+    apart between the two grids at best)."""
+    rng = np.random.default_rng(5)
+    for pixel in (10.0, 20.0):
+        grey, _ = _cathode(rim=0.5, pixel_nm=pixel)
+        grad = gradient_magnitude(grey, (2 * pixel, pixel, pixel))
+        fits = [fit_rim_length(grey, grad, lengths_nm=np.arange(off, 40.0, 2.5)) for off in (0.0, 1.25)]
+        assert abs(fits[0][0] - fits[1][0]) < 0.5, (pixel, fits[0][0], fits[1][0])
+        contrast = LEVELS[2] - LEVELS[1]
+        assert abs(fits[0][1][1] - fits[1][1][1]) < 0.02 * contrast
+        cuts = []
+        for _ in range(5):
+            keep = rng.random(grey.size) > 0.01
+            cuts.append(fit_rim_length(grey.ravel()[keep], grad.ravel()[keep])[1][1])
+        assert np.ptp(cuts) < 0.02 * contrast, (pixel, cuts)

@@ -98,6 +98,10 @@ def fit_rim_length(grey: np.ndarray, gradient: np.ndarray, *, classes: int = 3,
     """The rim length ``L`` (nm) whose corrected grey ``grey - L * gradient`` best separates into
     ``classes`` multi-Otsu classes.
 
+    The separability is evaluated on a grid of lengths and ``L`` read from its main peak
+    (:func:`peak_length`); the thresholds at ``L`` are then cut on a fine histogram of the
+    values' robust range (:func:`robust_cuts`).
+
     Parameters
     ----------
     grey, gradient : ndarray
@@ -106,8 +110,7 @@ def fit_rim_length(grey: np.ndarray, gradient: np.ndarray, *, classes: int = 3,
     classes : int
         Number of classes (3 for pore / binder / active).
     lengths_nm : sequence of float, optional
-        Lengths tried (default ``0, RIM_LENGTH_STEP_NM, ... RIM_LENGTH_MAX_NM``); ties keep the
-        shortest.
+        Increasing lengths tried (default ``0, RIM_LENGTH_STEP_NM, ... RIM_LENGTH_MAX_NM``).
 
     Returns
     -------
@@ -118,17 +121,59 @@ def fit_rim_length(grey: np.ndarray, gradient: np.ndarray, *, classes: int = 3,
     d = np.asarray(gradient, np.float64).ravel()
     step = -(-g.size // FIT_VOXELS)  # every step-th voxel: a 256-bin histogram needs no more
     g, d = g[::step], d[::step]
-    if lengths_nm is None:
-        lengths_nm = np.arange(0.0, RIM_LENGTH_MAX_NM + 1e-9, RIM_LENGTH_STEP_NM)
-    best: tuple[float, list[float], float] | None = None
-    for length in lengths_nm:
-        v = g - float(length) * d
-        t = [float(x) for x in multi_otsu(v, classes, bins=256)]
-        eta = separability(v, t)
-        if best is None or eta > best[2]:
-            best = (float(length), t, eta)
-    assert best is not None
-    return best
+    grid = np.asarray(np.arange(0.0, RIM_LENGTH_MAX_NM + 1e-9, RIM_LENGTH_STEP_NM) if lengths_nm is None else lengths_nm,
+                      np.float64)
+    eta = np.array([separability(v, multi_otsu(v, classes, bins=256)) for v in (g - float(x) * d for x in grid)])
+    length = peak_length(grid, eta)
+    v = g - length * d
+    t = robust_cuts(v, classes)
+    return length, t, separability(v, t)
+
+
+PEAK_SHARE = 0.005
+"""Depth of the separability peak :func:`peak_length` reads ``L`` from, as a share of its height."""
+
+
+def peak_length(lengths: np.ndarray, eta: np.ndarray, share: float = PEAK_SHARE) -> float:
+    """The vertex of the separability's main peak over the lengths tried.
+
+    The separability varies by parts per thousand around its peak, and wiggles of a few parts in
+    ten thousand (a second, boundary maximum at ``L = 0``, say) make the grid's argmax jump
+    between distant lengths when a few voxels change.  Instead, a parabola is fitted by least
+    squares to the lengths whose separability lies within ``share`` of the maximum, each weighted
+    by its height above that level (so a point entering or leaving the peak weighs nothing): the
+    vertex moves continuously with the data.  Clipped to the lengths tried; the grid's argmax
+    where the peak is not concave.
+    """
+    lengths, eta = np.asarray(lengths, np.float64), np.asarray(eta, np.float64)
+    best = int(np.argmax(eta))
+    w = np.maximum(0.0, eta - eta[best] * (1.0 - share))
+    use = w > 0
+    if use.sum() < 3:
+        return float(lengths[best])
+    a, b, _ = np.polyfit(lengths[use], eta[use], 2, w=np.sqrt(w[use]))
+    if not a < 0:
+        return float(lengths[best])
+    return float(np.clip(-b / (2.0 * a), lengths[0], lengths[-1]))
+
+
+ROBUST_TAIL = 0.005
+"""Share of the values clipped at either end by :func:`robust_cuts`."""
+
+
+def robust_cuts(values: np.ndarray, classes: int) -> list[float]:
+    """Multi-Otsu thresholds on a fine histogram of ``values`` clipped to their central
+    ``1 - 2 ROBUST_TAIL`` range: a bin per 256 values on average, 256 to 1024 bins.
+
+    The histogram's range is otherwise the extreme values' (the corrected grey's darkest halo
+    voxels, which move with a few voxels), and a threshold is a bin centre: the bins, and with them
+    the cut, jump by a bin width when an extreme changes.  The clipped tails stay in the end
+    classes, so the criterion is unchanged but for them.
+    """
+    v = np.asarray(values, np.float64).ravel()
+    bins = int(np.clip(v.size // 256, 256, 1024))
+    lo, hi = np.quantile(v, [ROBUST_TAIL, 1.0 - ROBUST_TAIL])
+    return [float(x) for x in multi_otsu(np.clip(v, lo, hi) if hi > lo else v, classes, bins=bins)]
 
 
 def rim_corrected(grey: np.ndarray, gradient: np.ndarray, length_nm: float) -> np.ndarray:
