@@ -230,7 +230,9 @@ def test_split_voids_widens_voids_by_the_far_wall_rim():
     base = VoidCues(shine_depth_nm=0.0, grow_nm=0.0, edge_nm=0.0, average_nm=0.0)
     core = split_voids(g, phases, cat, cues=base, **kw) == V
     assert not core[true_void & (r[None] > 9)].any()
-    with_rim = VoidCues(shine_depth_nm=100.0, grow_nm=0.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=60.0)
+    # the block draws the rim's face and its column behind at the electrolyte grey (a real far-wall rim's
+    # column turns solid-grey behind it): the electrolyte-column test (flat_k) would rightly clear it
+    with_rim = VoidCues(shine_depth_nm=100.0, grow_nm=0.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=60.0, flat_k=0.0)
     assert with_rim.rim_nm == 30.0
     rimmed = split_voids(g, phases, cat, cues=with_rim, **kw) == V
     inside = true_void & (r[None] <= 10.5)
@@ -465,7 +467,9 @@ def test_split_voids_continues_the_ring_half_as_deep_as_the_core():
     E, V, B = PHASES["electrolyte"], PHASES["void"], PHASES["binder"]
     phases, g, r, core, ring = _ring_block(E)
     g[2:6][:, core] = 0.05  # dark: the void continues 80 nm (4 slices) behind these faces
-    cues = VoidCues(shine_depth_nm=80.0, grow_nm=20.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=0.0)
+    # the block draws the lit tail, the ring and the columns behind them all at the electrolyte grey
+    # (geometry only): the electrolyte-column test (flat_k, test_voids_columns.py) is off here
+    cues = VoidCues(shine_depth_nm=80.0, grow_nm=20.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=0.0, flat_k=0.0)
     out = split_voids(g, phases, np.ones(g.shape, bool), void=V, electrolyte=E, binder=B, level=0.22, spread=0.02,
                       voxel_size_nm=(20.0, 10.0, 10.0), cues=cues) == V
     assert out[2:10][:, core].all()  # the dark slices and the 4 lit ones behind them
@@ -475,7 +479,7 @@ def test_split_voids_continues_the_ring_half_as_deep_as_the_core():
     assert not out[:, r > 10.5].any()
     # 40 nm slices, 100 nm of shine-through: the core's tail is 2 slices, and so is the ring's
     # (half the depth, 1.25 slices, rounded up to the slices it reaches into)
-    cues40 = VoidCues(shine_depth_nm=100.0, grow_nm=20.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=0.0)
+    cues40 = VoidCues(shine_depth_nm=100.0, grow_nm=20.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=0.0, flat_k=0.0)
     g40 = g.copy()
     g40[4:6][:, core] = 0.22  # dark in slices 2-3 only
     out40 = split_voids(g40, phases, np.ones(g.shape, bool), void=V, electrolyte=E, binder=B, level=0.22,

