@@ -4,9 +4,7 @@ import dask.array as da
 import numpy as np
 import pytest
 
-from volrecon.analyze import analyze_volume
 from volrecon.analyze._common import ChunkRows, chunk_rows, read, z_slabs
-from volrecon.analyze.subvolumes import subvolume_table
 
 
 class _Counting:
@@ -79,29 +77,3 @@ def test_chunk_rows_wraps_only_z_chunked_dask_volumes():
     assert isinstance(rows, ChunkRows)
     # slabs round to the chunks as they do for the dask array itself
     assert list(z_slabs(rows, 64)) == list(z_slabs(da.from_array(data, chunks=(5, 8, 8)), 64))
-
-
-@pytest.fixture(scope="module")
-def phantom():
-    sample = pytest.importorskip("volrecon.sample")
-    return sample.make_phantom("diglyme", slices=12, shape=(160, 176), seed=3, frame=True,
-                               artefacts="none", voxel_size_nm=(20, 10, 10), workers=1)
-
-
-def test_analysis_of_deep_chunks_read_by_rows_equals_numpy(phantom):
-    """Slabs of one plane in chunks 6 planes deep: the cached rows serve every pass."""
-    kw = dict(voxel_size_nm=phantom.voxel_size_nm, pore_size=False, tortuosity_axes=("y",))
-    whole = analyze_volume(phantom.labels, phantom.regions, chunked_above_voxels=None, **kw).to_dict()
-    lab = da.from_array(phantom.labels, chunks=(6, 64, 64))
-    reg = da.from_array(phantom.regions, chunks=(6, 64, 64))
-    plane = 160 * 176
-    rows = analyze_volume(lab, reg, chunked_above_voxels=0, chunks=(1, 1, plane), **kw).to_dict()
-    for d in (whole, rows):
-        d.pop("timings_s"), d.pop("notes")
-        for per_axis in d["regions"]["cathode"]["tortuosity"].values():
-            for r in per_axis.values():
-                r.pop("seconds")
-    assert rows == whole
-    assert whole["regions"]["cathode"]["void_clusters"]["count"] > 0
-    kw2 = dict(through_plane_axis=1, sei_map=None)
-    assert subvolume_table(lab, reg, slab_voxels=plane, **kw2) == subvolume_table(phantom.labels, phantom.regions, **kw2)

@@ -179,3 +179,17 @@ def test_slabs_round_to_dask_chunks_only_when_near_the_slab_size():
     for arr in (None, vol(3), vol(16), vol(64)):  # the slabs tile the box
         got = list(box_slabs(box, 800, arr))
         assert got[0].start == 3 and got[-1].stop == 70 and all(a.stop == b.start for a, b in zip(got, got[1:]))
+
+
+def test_analysis_of_deep_chunks_read_by_rows_equals_numpy(phantom):
+    """Slabs of one plane in chunks 6 planes deep: the cached rows serve every pass."""
+    kw = dict(voxel_size_nm=phantom.voxel_size_nm, pore_size=False, tortuosity_axes=("y",))
+    whole = analyze_volume(phantom.labels, phantom.regions, chunked_above_voxels=None, **kw).to_dict()
+    lab = da.from_array(phantom.labels, chunks=(6, 64, 64))
+    reg = da.from_array(phantom.regions, chunks=(6, 64, 64))
+    plane = 160 * 176
+    rows = analyze_volume(lab, reg, chunked_above_voxels=0, chunks=(1, 1, plane), **kw).to_dict()
+    assert _strip(rows) == _strip(whole)
+    assert whole["regions"]["cathode"]["void_clusters"]["count"] > 0
+    kw2 = dict(through_plane_axis=1, sei_map=None)
+    assert subvolume_table(lab, reg, slab_voxels=plane, **kw2) == subvolume_table(phantom.labels, phantom.regions, **kw2)

@@ -49,6 +49,20 @@ def test_anode_heights_beside_the_walls(framed):
         assert err.mean() < 1.5, f"sodium surface beside the wall off by {err.mean():.1f} voxels"
 
 
+def _frame_beyond_crests(img: np.ndarray, xl: float, xr: float, rng: np.random.Generator) -> tuple[int, int]:
+    """Walls (grey 0.5) left of ``xl`` and right of ``xr`` and a cap (0.95) over ``img``'s first 12
+    rows, 4 noisy slices: the frame columns (mask and rim shell) beyond each wall's crest on row 80."""
+    img = img.copy()
+    x = np.arange(img.shape[1])[None, :]
+    img[np.broadcast_to(x < xl, img.shape)] = 0.5
+    img[np.broadcast_to(x > xr, img.shape)] = 0.5
+    img[:12] = 0.95
+    fm = find_frame(np.repeat(img[None], 4, 0) + rng.normal(0, 0.01, (4,) + img.shape))
+    row = fm.mask[80] | fm.shell[80]
+    half = img.shape[1] // 2
+    return int(row[:half].sum()) - int(xl) - 1, int(row[half:].sum()) - (img.shape[1] - 1 - int(xr) + 1)
+
+
 @pytest.mark.parametrize("decay_px", [1.5, 6.0])
 def test_reach_follows_the_rim_width(decay_px):
     # trench walls whose rims fade into the face with an exponential of `decay_px` pixels: the
@@ -58,14 +72,7 @@ def test_reach_follows_the_rim_width(decay_px):
     y, x = np.mgrid[:128, :192].astype(float)
     xl, xr = 14.0, 177.0
     img = 0.3 + 0.6 * np.exp(-(x - xl) / decay_px) * (x >= xl) + 0.6 * np.exp(-(xr - x) / decay_px) * (x <= xr)
-    img[x < xl] = 0.5
-    img[x > xr] = 0.5
-    img[:12] = 0.95
-    stack = np.repeat(img[None], 4, 0) + rng.normal(0, 0.01, (4, 128, 192))
-    fm = find_frame(stack)
-    row = fm.mask[80] | fm.shell[80]
-    left = int(row[:96].sum()) - int(xl) - 1  # frame columns beyond the left crest
-    right = int(row[96:].sum()) - (191 - int(xr) + 1)  # frame columns beyond the right crest
+    left, right = _frame_beyond_crests(img, xl, xr, rng)
     half = decay_px * np.log(2)
     assert left == right
     assert half - 1.0 <= left <= half + 2.0
@@ -82,14 +89,7 @@ def test_reach_from_the_specimen_beside_the_rim():
     img[(x > xl + 20) & (x < xl + 60)] = 0.18
     img[(x < xr - 20) & (x > xr - 60)] = 0.42
     img += 0.6 * np.exp(-(x - xl) / decay) * (x >= xl) + 0.6 * np.exp(-(xr - x) / decay) * (x <= xr)
-    img[x < xl] = 0.5
-    img[x > xr] = 0.5
-    img[:12] = 0.95
-    stack = np.repeat(img[None], 4, 0) + rng.normal(0, 0.01, (4, 128, 192))
-    fm = find_frame(stack)
-    row = fm.mask[80] | fm.shell[80]
-    left = int(row[:96].sum()) - int(xl) - 1
-    right = int(row[96:].sum()) - (191 - int(xr) + 1)
+    left, right = _frame_beyond_crests(img, xl, xr, rng)
     half = decay * np.log(2)
     assert left == right
     assert half - 1.0 <= left <= half + 1.0
