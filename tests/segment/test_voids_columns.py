@@ -54,3 +54,20 @@ def test_split_keeps_the_lit_void_and_clears_the_flat_ring():
     assert ring[2:5].sum() > 0
     assert not (on & ~void)[:5].any()
     assert on.sum() < off.sum()
+
+
+def test_no_column_test_when_the_shine_through_spans_under_three_slices():
+    """With slices as thick as half the shine-through depth (100 nm over 40 nm slices: 2 slices
+    behind) the column behind a face is not resolved: the split is the one without the test."""
+    E, V, B = PHASES["electrolyte"], PHASES["void"], PHASES["binder"]
+    phases, g, void, disk = _void_over_binder()
+    cat = np.ones(g.shape, bool)
+    kw = dict(void=V, electrolyte=E, binder=B, level=LEVEL, spread=SPREAD, voxel_size_nm=(40.0, 10.0, 10.0))
+    base = dict(shine_depth_nm=100.0, grow_nm=20.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=0.0)
+    off = split_voids(g, phases, cat, cues=VoidCues(flat_k=0.0, **base), **kw)
+    on = split_voids(g, phases, cat, cues=VoidCues(flat_k=1.0, **base), **kw)
+    np.testing.assert_array_equal(on, off)
+    # at 20 nm slices (5 behind) the same grey values are tested and the split differs
+    kw["voxel_size_nm"] = (20.0, 10.0, 10.0)
+    assert (split_voids(g, phases, cat, cues=VoidCues(flat_k=1.0, **base), **kw)
+            != split_voids(g, phases, cat, cues=VoidCues(flat_k=0.0, **base), **kw)).any()

@@ -651,6 +651,17 @@ def dark_cores(dark: np.ndarray, space: np.ndarray, *, cues: VoidCues,
     return ndi.binary_dilation(grown, cross, iterations=_core_steps(cues, voxel_size_nm), mask=seeds)
 
 
+FLAT_MIN_SLICES = 3
+"""Fewest slices the shine-through depth must span for :func:`electrolyte_columns` to be used: the
+test compares a face with the mean of its column behind it, which says whether the column stays
+at the electrolyte grey only when it samples the depth profile; with slices as thick as half the
+shine-through depth (one or two slices behind) a void a slice or two deep over electrolyte and
+electrolyte over electrolyte read alike.  Measured: on 10 and 20 nm slices (10 and 5 slices
+behind) the test raised void Dice on all 8 phantom stacks; on the shipped 40 nm-slice samples (2
+slices behind) it lowered the cathode void fraction 0.096 -> 0.090 (diglyme, truth 0.149) and
+0.0057 -> 0.0051 (carbonate, truth 0.016)."""
+
+
 def electrolyte_columns(grey: np.ndarray, *, level: float, spread: float, depth: int, flat_k: float,
                         within: np.ndarray | None = None) -> np.ndarray:
     """Voxels that are frozen electrolyte in front of frozen electrolyte, from their column's grey.
@@ -838,7 +849,7 @@ def split_voids(
         # of voids that wide; a void narrower than its rim would be mostly rim
         disk = _rim_disk(cues.rim_nm, voxel_size_nm)
         grown |= _morph(_opening(grown, disk), disk, erode=False) & pore
-    if cues.flat_k > 0:
+    if cues.flat_k > 0 and core >= FLAT_MIN_SLICES:
         grown &= ~electrolyte_columns(g, level=level, spread=spread, depth=core, flat_k=cues.flat_k, within=grown)
     out[grown] = void
     return out
