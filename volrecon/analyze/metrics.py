@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import functools
 import json
 import math
 import os
@@ -492,7 +491,7 @@ def _clusters(lab: Any, reg: Any, values: tuple[int, ...], cathode: int, connect
     def mask(index: Any) -> np.ndarray:
         part = read(lab, index)
         out = cath[index]
-        out &= functools.reduce(np.logical_or, (part == v for v in values))
+        out &= np.isin(part, values)
         return out
 
     # ends along z (milling) are the first and last slice; along y, x the cathode's own ends

@@ -19,8 +19,9 @@ variance).  Too short a length leaves rim voxels between the classes, too long o
 halos into them; measured on phantoms the fitted length is within the range of best Dice
 (10-20 nm at 10 and 20 nm pixels; 9-15 nm on the benchmark's real-corrected 24x192 stacks since
 :func:`peak_length`, where the diglyme cathodes' separability has a second, near-equal maximum
-at ``L = 0`` that the soft peak averages in: stable under a changed sample, not a sharper estimate).  The gradient is taken in the image plane only: rims and blur
-are effects of the beam on the face, not of the milling direction.
+at ``L = 0`` that the soft peak averages in: stable under a changed sample, not a sharper
+estimate).  The gradient is taken in the image plane only: rims and blur are effects of the
+beam on the face, not of the milling direction.
 
 :func:`volrecon.segment.segment_volume` (method ``layers``/``auto``) cuts the particles
 (binder | active) on the corrected grey and pore | binder on the plain one: the void split's
