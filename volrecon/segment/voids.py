@@ -476,7 +476,8 @@ class VoidCues:
     flat_k : float
         Electrolyte columns (:func:`electrolyte_columns`): a voxel within ``flat_k`` spreads of
         the electrolyte level whose column stays, on average, within ``flat_k`` spreads of it
-        over the ``shine_depth_nm`` behind it is never void; 0 switches the test off.
+        over the ``shine_depth_nm`` behind it is never void; 0 switches the test off, and it is not
+        made where the shine-through spans fewer than :data:`FLAT_MIN_SLICES` slices.
     """
 
     dark_k: float = 3.0
