@@ -199,7 +199,7 @@ def segment_volume(
     min_size_nm: float = 30.0,
     pore_vote_nm: float = 20.0,
     lateral_nm: float = 120.0,
-    level_passes: int = 0,
+    level_passes: int = 2,
     chunks: Sequence[int] | None = None,
     scratch: str | Path | None = None,
     progress: Progress | None = None,
@@ -273,7 +273,7 @@ def segment_volume(
         Lateral smoothing of layer detection.
     level_passes : int
         Passes re-cutting ``separator|cathode`` along the interface found
-        (:func:`volrecon.segment.layers.detect_layers`; 0, the default: none).
+        (:func:`volrecon.segment.layers.detect_layers`; 2 by default, 0: none).
     chunks : 3 ints, optional
         Processing chunk shape (default :data:`DEFAULT_CHUNKS`, 64×256×256, whatever the
         input's chunks); results do not depend on it, and dask results come in these chunks.
