@@ -19,6 +19,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from volrecon.errors import ParameterError
+from volrecon.segment._smooth import smooth_region
 
 KINDS: tuple[str, ...] = (
     "intensity", "gradient", "laplacian", "texture", "dog", "hessian", "structure", "depth", "ahead",
@@ -240,23 +241,18 @@ class _Smoothed:
     """Gaussian smoothing of a block, computed only over the region that is read.
 
     ``region`` (block coordinates) grown by the kernel's radius per axis, clipped to the block, is
-    filtered; every voxel of ``region`` then equals the whole block's smoothing bit for bit (its
-    kernel either fits inside or meets the block's own edge, where the reflection is the same).
-    Indexing takes block coordinates (slices or integer arrays per axis).
+    the part filtered; every voxel of ``region`` then equals the whole block's smoothing bit for
+    bit (its kernel either fits inside or meets the block's own edge, where the reflection is the
+    same).  Each pass computes only what the next one reads (:func:`smooth_region`), and only
+    ``region`` is kept.  Indexing takes block coordinates (slices or integer arrays per axis).
     """
 
     def __init__(self, img: np.ndarray, sigma: tuple[float, float, float], region: Sequence[slice], *,
                  square: bool = False) -> None:
         radius = [int(_TRUNCATE * float(s) + 0.5) for s in sigma]  # scipy's kernel radius
-        src = tuple(slice(max(0, r.start - m), min(n, r.stop + m)) for r, m, n in zip(region, radius, img.shape))
-        part = img[src]
-        if square:
-            part = part * part
-            # filtered in place: scipy reads each line into a buffer before writing it back
-            self.values = ndi.gaussian_filter(part, sigma, output=part, mode="reflect", truncate=_TRUNCATE)
-        else:
-            self.values = _gauss(part, sigma)
-        self.origin = tuple(s.start for s in src)
+        part = tuple(slice(max(0, r.start - m), min(n, r.stop + m)) for r, m, n in zip(region, radius, img.shape))
+        self.values = smooth_region(img, sigma, part, region, truncate=_TRUNCATE, square=square)
+        self.origin = tuple(r.start for r in region)
 
     def __getitem__(self, index: tuple[Any, ...]) -> np.ndarray:
         local = tuple(slice(i.start - o, i.stop - o) if isinstance(i, slice) else i - o for i, o in zip(index, self.origin))
