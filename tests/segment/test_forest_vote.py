@@ -128,3 +128,22 @@ def test_predict_table_matches_argmax_of_the_reference(monkeypatch):
     np.testing.assert_array_equal(no_a, np.array([5, 7])[np.argmax(ref[:, 1:], axis=1)])
     packed = clf.predict_table(x, groups=[(2, 7)], bits=4)
     np.testing.assert_array_equal(unpack_choice(packed, 1, 4), np.array([2, 7])[np.argmax(ref[:, [0, 2]], axis=1)])
+
+
+@pytest.mark.parametrize("sizes,limit", [([40], None), ([20, 65, 128, None], None), ([20, 65, None], 10)])
+def test_choose_picks_the_argmax_of_the_summed_leaves(sizes, limit):
+    """The fused vote and pick (bit-voted trees, walked trees, both, over several runs of voxels):
+    each voxel's most voted class among each row of ``member`` (the first on a tie), packed."""
+    from volrecon.segment.classifier import _RUN, unpack_choice
+
+    forest, x = _mixed(sizes, nan=True, n=2 * _RUN + 77)
+    flat = FlatForest.of(forest, limit)
+    ref = _reference_score(forest, x)
+    k = len(forest.classes_)
+    labels = np.arange(1, k + 1, dtype=np.int64)
+    member = np.ones((2, k), np.bool_)
+    member[1, 0] = False
+    out = np.empty(x.shape[0], np.uint8)
+    flat.choose(np.ascontiguousarray(x.T), member, labels, 4, out)
+    np.testing.assert_array_equal(unpack_choice(out, 0, 4), labels[np.argmax(ref, axis=1)])
+    np.testing.assert_array_equal(unpack_choice(out, 1, 4), labels[1:][np.argmax(ref[:, 1:], axis=1)])
