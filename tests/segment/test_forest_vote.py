@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.ensemble import RandomForestClassifier
 
-from volrecon.segment.classifier import _BIT_VOTE_LEAVES, _MASK_LEAVES, FlatForest, _float32_at_most
+from volrecon.segment.classifier import _BIT_VOTE_LEAVES, _MASK_LEAVES, _WORD, FlatForest, _float32_at_most
 
 
 def _reference_score(forest: RandomForestClassifier, x: np.ndarray) -> np.ndarray:
@@ -59,9 +59,11 @@ def _edge_test_data(forest: RandomForestClassifier) -> np.ndarray:
 
 
 @pytest.mark.parametrize("sizes,nan,limit", [
-    ([40], False, None),             # one word
-    ([64], True, None),              # exactly one full word
-    ([128], True, None),             # exactly two full words
+    ([30], False, None),             # one word
+    ([32], True, None),              # exactly one full word
+    ([40], False, None),             # two words
+    ([64], True, None),              # exactly two full words
+    ([128], True, None),             # exactly four full words
     ([20, 65, 128, None], True, _MASK_LEAVES),  # one to many words in one forest, all bit-voted
     ([20, 65, 128, None], False, 100),  # trees above the limit walked by scikit-learn
     ([20, 65, 128, None], True, None),  # the default limit
@@ -76,13 +78,13 @@ def test_vote_sums_the_leaves_scikit_learn_reaches(sizes, nan, limit):
     bound = _BIT_VOTE_LEAVES if limit is None else limit
     assert len(flat.walked) == np.sum(n_leaves > bound) and flat.starts.size - 1 == np.sum(n_leaves <= bound)
     if limit == _MASK_LEAVES:
-        assert not flat.walked and np.diff(flat.leaf_start).max() > 4 * 64
+        assert not flat.walked and np.diff(flat.leaf_start).max() > 8 * _WORD
     for size in sizes:
         if size is not None:
             assert size in n_leaves  # the tree sizes the case is about were really grown
     if None in sizes:
         assert n_leaves.max() > 4 * 64
-    np.testing.assert_array_equal(np.diff(flat.leaf_start), 64 * -(-n_leaves[n_leaves <= bound] // 64))
+    np.testing.assert_array_equal(np.diff(flat.leaf_start), _WORD * -(-n_leaves[n_leaves <= bound] // _WORD))
     for data in (x, _edge_test_data(forest)):
         ours = _lanes(flat.vote(np.ascontiguousarray(data.T)), len(forest.classes_))
         np.testing.assert_array_equal(ours, _reference_score(forest, data))
