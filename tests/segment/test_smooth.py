@@ -72,3 +72,18 @@ def test_features_equal_whole_block_scipy_smoothing():
         np.testing.assert_array_equal(f[1 + i], m)
         sq = ndi.gaussian_filter(img * img, sig, mode="reflect", truncate=3.0)
         np.testing.assert_array_equal(f[3 + i], np.sqrt(np.maximum(sq - m * m, 0)))
+
+
+def test_opt_in_channels_equal_scipy_smoothing(monkeypatch):
+    """The structure-tensor and look-ahead channels (whole-block smoothings, one of them in-plane
+    only) are the same as with scipy's gaussian_filter."""
+    from volrecon.segment import features
+
+    vox = (20.0, 12.69, 10.0)
+    img = np.random.default_rng(10).random((16, 36, 40)).astype(np.float32)
+    fs = FeatureSettings(sigmas_nm=(10.0, 25.0, 60.0), kinds=("structure", "ahead"), depth_nm=(40.0,))
+    ours = compute_features(img, fs, voxel_size_nm=vox)
+    scipy_gauss = lambda a, sigma: ndi.gaussian_filter(a, sigma, mode="reflect", truncate=3.0)  # noqa: E731
+    monkeypatch.setattr(features, "_gauss", scipy_gauss)
+    ref = compute_features(img, fs, voxel_size_nm=vox)
+    np.testing.assert_array_equal(ours, ref)

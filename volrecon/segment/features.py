@@ -16,7 +16,6 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numba as nb
 import numpy as np
-from scipy import ndimage as ndi
 
 from volrecon.errors import ParameterError
 from volrecon.segment._smooth import smooth_region
@@ -184,8 +183,10 @@ def feature_reach(settings: FeatureSettings, voxel_size_nm: Sequence[float]) -> 
 
 
 def _gauss(img: np.ndarray, sigma: tuple[float, float, float]) -> np.ndarray:
+    """Gaussian smoothing of the whole float32 ``img`` (scipy's ``gaussian_filter``, bit for bit)."""
     # mode="reflect" at the volume's own edges; inside a padded block the pad supplies context
-    return ndi.gaussian_filter(img, sigma, mode="reflect", truncate=_TRUNCATE)
+    whole = tuple(slice(0, n) for n in img.shape)
+    return smooth_region(img, sigma, whole, whole, truncate=_TRUNCATE)
 
 
 def _diff(a: np.ndarray, axis: int, step: float) -> np.ndarray:
