@@ -40,12 +40,16 @@ def half_kernel(sigma: float, truncate: float) -> np.ndarray:
     exactly the weights it applies (``1 * w + 0``); ``[1.0]`` where scipy does not smooth.
     """
     if not sigma > _NO_SMOOTHING:
-        return np.ones(1, np.float64)
+        weights = np.ones(1, np.float64)
+        weights.flags.writeable = False
+        return weights
     radius = int(truncate * float(sigma) + 0.5)
     impulse = np.zeros(2 * radius + 1, np.float64)
     impulse[radius] = 1.0
     response = ndi.gaussian_filter1d(impulse, float(sigma), mode="constant", truncate=truncate)
-    return np.ascontiguousarray(response[radius:])
+    weights = np.ascontiguousarray(response[radius:])
+    weights.flags.writeable = False  # cached: shared by every caller
+    return weights
 
 
 def smooth_region(img: np.ndarray, sigma: Sequence[float], part: Sequence[slice], region: Sequence[slice], *,

@@ -584,7 +584,8 @@ def feature_channels(
 def _prepare(image: np.ndarray, voxel_size_nm: Sequence[float], core: Sequence[slice] | None
              ) -> tuple[np.ndarray, tuple[float, float, float], tuple[slice, ...]]:
     """float32 image, voxel size as floats, ``core`` as slices with explicit bounds."""
-    img = np.asarray(image, dtype=np.float32)
+    # one contiguous copy at most, here: every smoothing reads whole rows of it
+    img = np.ascontiguousarray(image, dtype=np.float32)
     full = tuple(slice(0, n) for n in img.shape) if core is None else core
     vox = tuple(float(v) for v in voxel_size_nm)
     return img, vox, tuple(slice(*c.indices(n)[:2]) for c, n in zip(full, img.shape))  # type: ignore[return-value]
