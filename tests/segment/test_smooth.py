@@ -8,10 +8,10 @@ from volrecon.segment._smooth import half_kernel, smooth_region
 from volrecon.segment.features import FeatureSettings, compute_features
 
 
-def _scipy(img, sigma, part, region, square):
+def _scipy(img, sigma, part, region, square, mode="reflect"):
     p = img[part]
     p = p * p if square else p
-    ref = ndi.gaussian_filter(p, sigma, mode="reflect", truncate=3.0)
+    ref = ndi.gaussian_filter(p, sigma, mode=mode, truncate=3.0)
     return ref[tuple(slice(r.start - q.start, r.stop - q.start) for r, q in zip(region, part))]
 
 
@@ -19,6 +19,7 @@ def _whole(shape):
     return tuple(slice(0, n) for n in shape)
 
 
+@pytest.mark.parametrize("mode", ["reflect", "nearest"])
 @pytest.mark.parametrize("square", [False, True])
 @pytest.mark.parametrize("shape,sigma", [
     ((20, 30, 40), (1.25, 1.97, 2.5)),
@@ -27,22 +28,23 @@ def _whole(shape):
     ((5, 7, 1), (0.5, 0.79, 1.0)),       # a one-voxel axis
     ((12, 9, 16), (0.0, 2.0, 0.2)),      # an axis scipy skips, a kernel of radius 1
 ])
-def test_whole_block_equals_scipy(shape, sigma, square):
+def test_whole_block_equals_scipy(shape, sigma, square, mode):
     img = np.random.default_rng(7).normal(size=shape).astype(np.float32)
-    got = smooth_region(img, sigma, _whole(shape), _whole(shape), truncate=3.0, square=square)
-    np.testing.assert_array_equal(got, _scipy(img, sigma, _whole(shape), _whole(shape), square))
+    got = smooth_region(img, sigma, _whole(shape), _whole(shape), truncate=3.0, square=square, mode=mode)
+    np.testing.assert_array_equal(got, _scipy(img, sigma, _whole(shape), _whole(shape), square, mode))
 
 
+@pytest.mark.parametrize("mode", ["reflect", "nearest"])
 @pytest.mark.parametrize("square", [False, True])
-def test_region_of_a_part_equals_scipy_on_the_part(square):
+def test_region_of_a_part_equals_scipy_on_the_part(square, mode):
     """A part of the block is filtered (reflected at its own faces, some of them the block's),
     and only a region inside it is returned: the same values as scipy on the part."""
     img = (np.random.default_rng(8).random((30, 40, 50)) * 1000).astype(np.float32)
     part = (slice(0, 28), slice(5, 40), slice(3, 45))
     region = (slice(0, 20), slice(10, 40), slice(3, 40))
-    got = smooth_region(img, (3.0, 4.73, 6.0), part, region, truncate=3.0, square=square)
+    got = smooth_region(img, (3.0, 4.73, 6.0), part, region, truncate=3.0, square=square, mode=mode)
     assert got.shape == (20, 30, 37)
-    np.testing.assert_array_equal(got, _scipy(img, (3.0, 4.73, 6.0), part, region, square))
+    np.testing.assert_array_equal(got, _scipy(img, (3.0, 4.73, 6.0), part, region, square, mode))
 
 
 def test_half_kernel_is_a_normalised_gaussian():
@@ -54,10 +56,12 @@ def test_half_kernel_is_a_normalised_gaussian():
     np.testing.assert_array_equal(half_kernel(0.0, 3.0), [1.0])
 
 
-def test_region_outside_the_part_is_refused():
+def test_region_outside_the_part_and_unknown_modes_are_refused():
     img = np.zeros((4, 5, 6), np.float32)
     with pytest.raises(ValueError):
         smooth_region(img, (1, 1, 1), _whole(img.shape), (slice(0, 5), slice(0, 5), slice(0, 6)), truncate=3.0)
+    with pytest.raises(ValueError):
+        smooth_region(img, (1, 1, 1), _whole(img.shape), _whole(img.shape), truncate=3.0, mode="wrap")
 
 
 def test_features_equal_whole_block_scipy_smoothing():

@@ -14,7 +14,8 @@ scipy's arithmetic (``NI_Correlate1D`` with a symmetric kernel): the input line 
 float64; each output is ``centre * w[0]``, then, from the outermost pair inwards,
 ``+= (left + right) * w[k]``; the float64 sum is rounded to float32 between passes, and the
 passes run along z, then y, then x.  Outside the smoothed part, lines are continued by
-reflection (scipy's ``mode="reflect"``: ``d c b a | a b c d | d c b a``).  The weights are read
+reflection (scipy's ``mode="reflect"``: ``d c b a | a b c d | d c b a``) or by the edge value
+(``mode="nearest"``: ``a a a a | a b c d | d d d d``).  The weights are read
 from scipy itself (the response to a unit impulse is exactly the weights it applies), so the
 results are the same bit for bit, which ``tests/segment/test_smooth.py`` checks.
 """
@@ -53,8 +54,8 @@ def half_kernel(sigma: float, truncate: float) -> np.ndarray:
 
 
 def smooth_region(img: np.ndarray, sigma: Sequence[float], part: Sequence[slice], region: Sequence[slice], *,
-                  truncate: float, square: bool = False) -> np.ndarray:
-    """``gaussian_filter(img[part] (squared), sigma, mode="reflect", truncate)`` over ``region``.
+                  truncate: float, square: bool = False, mode: str = "reflect") -> np.ndarray:
+    """``gaussian_filter(img[part] (squared), sigma, mode=mode, truncate=truncate)`` over ``region``.
 
     Parameters
     ----------
@@ -70,6 +71,8 @@ def smooth_region(img: np.ndarray, sigma: Sequence[float], part: Sequence[slice]
         Kernel radius in standard deviations (scipy's ``truncate``).
     square : bool
         Smooth the squared grey values (squared in float32, as ``img * img``).
+    mode : {"reflect", "nearest"}
+        How lines are continued beyond the part's faces (scipy's modes of those names).
 
     Returns
     -------
@@ -83,15 +86,20 @@ def smooth_region(img: np.ndarray, sigma: Sequence[float], part: Sequence[slice]
     r1 = np.array([r.stop for r in region], np.int64)
     if np.any(r0 < lo) or np.any(r1 > hi) or np.any(r1 <= r0):
         raise ValueError(f"region {tuple(region)} is not a non-empty part of {tuple(part)}")
+    if mode not in ("reflect", "nearest"):
+        raise ValueError(f"mode={mode!r}: use 'reflect' or 'nearest'")
     wz, wy, wx = (half_kernel(float(s), float(truncate)) for s in sigma)
     out = np.empty(tuple(r1 - r0), np.float32)
-    _smooth(a, lo, hi, r0, r1, wz, wy, wx, square, out)
+    _smooth(a, lo, hi, r0, r1, wz, wy, wx, square, mode == "nearest", out)
     return out
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _reflect(i: int, lo: int, hi: int) -> int:
-    """Index ``i`` reflected into ``lo:hi`` (scipy's ``reflect``: the edge voxel repeated)."""
+def _inside(i: int, lo: int, hi: int, nearest: bool) -> int:
+    """Index ``i`` brought into ``lo:hi``: reflected (scipy's ``reflect``: the edge voxel repeated),
+    or the nearest edge voxel (``nearest``)."""
+    if nearest:
+        return min(max(i, lo), hi - 1)
     n = hi - lo
     j = (i - lo) % (2 * n)
     if j >= n:
@@ -101,7 +109,7 @@ def _reflect(i: int, lo: int, hi: int) -> int:
 
 @nb.njit(cache=True, nogil=True)
 def _smooth(img: np.ndarray, lo: np.ndarray, hi: np.ndarray, r0: np.ndarray, r1: np.ndarray,
-            wz: np.ndarray, wy: np.ndarray, wx: np.ndarray, square: bool, out: np.ndarray) -> None:
+            wz: np.ndarray, wy: np.ndarray, wx: np.ndarray, square: bool, nearest: bool, out: np.ndarray) -> None:
     """The three passes of :func:`smooth_region` (z over ``img``, y, then x) into ``out``."""
     nx = hi[2] - lo[2]
     x0 = lo[2]
@@ -116,8 +124,8 @@ def _smooth(img: np.ndarray, lo: np.ndarray, hi: np.ndarray, r0: np.ndarray, r1:
                 v = c[x] * c[x] if square else c[x]
                 acc[x] = np.float64(v) * wz[0]
             for k in range(rz, 0, -1):
-                a = img[_reflect(z - k, lo[0], hi[0]), y, x0:x0 + nx]
-                b = img[_reflect(z + k, lo[0], hi[0]), y, x0:x0 + nx]
+                a = img[_inside(z - k, lo[0], hi[0], nearest), y, x0:x0 + nx]
+                b = img[_inside(z + k, lo[0], hi[0], nearest), y, x0:x0 + nx]
                 w = wz[k]
                 if square:
                     for x in range(nx):
@@ -138,8 +146,8 @@ def _smooth(img: np.ndarray, lo: np.ndarray, hi: np.ndarray, r0: np.ndarray, r1:
             for x in range(nx):
                 acc[x] = np.float64(c[x]) * wy[0]
             for k in range(ry, 0, -1):
-                a = plane[_reflect(y - k, lo[1], hi[1]) - lo[1]]
-                b = plane[_reflect(y + k, lo[1], hi[1]) - lo[1]]
+                a = plane[_inside(y - k, lo[1], hi[1], nearest) - lo[1]]
+                b = plane[_inside(y + k, lo[1], hi[1], nearest) - lo[1]]
                 w = wy[k]
                 for x in range(nx):
                     acc[x] += (np.float64(a[x]) + np.float64(b[x])) * w
@@ -158,8 +166,8 @@ def _smooth(img: np.ndarray, lo: np.ndarray, hi: np.ndarray, r0: np.ndarray, r1:
             for x in range(nx):
                 line[rx + x] = np.float64(c[x])
             for k in range(1, rx + 1):
-                line[rx - k] = line[rx + _reflect(x0 - k, lo[2], hi[2]) - x0]
-                line[rx + nx - 1 + k] = line[rx + _reflect(x0 + nx - 1 + k, lo[2], hi[2]) - x0]
+                line[rx - k] = line[rx + _inside(x0 - k, lo[2], hi[2], nearest) - x0]
+                line[rx + nx - 1 + k] = line[rx + _inside(x0 + nx - 1 + k, lo[2], hi[2], nearest) - x0]
             c = line[s + rx:s + rx + m]
             for x in range(m):
                 res[x] = c[x] * wx[0]
