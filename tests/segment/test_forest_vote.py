@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.ensemble import RandomForestClassifier
 
-from volrecon.segment.classifier import _BIT_VOTE_LEAVES, _MASK_LEAVES, FlatForest, _float32_at_most
+from volrecon.segment.classifier import _BIT_VOTE_LEAVES, _MASK_LEAVES, _WORD, FlatForest, _float32_at_most
 
 
 def _reference_score(forest: RandomForestClassifier, x: np.ndarray) -> np.ndarray:
@@ -59,9 +59,11 @@ def _edge_test_data(forest: RandomForestClassifier) -> np.ndarray:
 
 
 @pytest.mark.parametrize("sizes,nan,limit", [
-    ([40], False, None),             # one word
-    ([64], True, None),              # exactly one full word
-    ([128], True, None),             # exactly two full words
+    ([30], False, None),             # one word
+    ([32], True, None),              # exactly one full word
+    ([40], False, None),             # two words
+    ([64], True, None),              # exactly two full words
+    ([128], True, None),             # exactly four full words
     ([20, 65, 128, None], True, _MASK_LEAVES),  # one to many words in one forest, all bit-voted
     ([20, 65, 128, None], False, 100),  # trees above the limit walked by scikit-learn
     ([20, 65, 128, None], True, None),  # the default limit
@@ -76,13 +78,13 @@ def test_vote_sums_the_leaves_scikit_learn_reaches(sizes, nan, limit):
     bound = _BIT_VOTE_LEAVES if limit is None else limit
     assert len(flat.walked) == np.sum(n_leaves > bound) and flat.starts.size - 1 == np.sum(n_leaves <= bound)
     if limit == _MASK_LEAVES:
-        assert not flat.walked and np.diff(flat.leaf_start).max() > 4 * 64
+        assert not flat.walked and np.diff(flat.leaf_start).max() > 8 * _WORD
     for size in sizes:
         if size is not None:
             assert size in n_leaves  # the tree sizes the case is about were really grown
     if None in sizes:
         assert n_leaves.max() > 4 * 64
-    np.testing.assert_array_equal(np.diff(flat.leaf_start), 64 * -(-n_leaves[n_leaves <= bound] // 64))
+    np.testing.assert_array_equal(np.diff(flat.leaf_start), _WORD * -(-n_leaves[n_leaves <= bound] // _WORD))
     for data in (x, _edge_test_data(forest)):
         ours = _lanes(flat.vote(np.ascontiguousarray(data.T)), len(forest.classes_))
         np.testing.assert_array_equal(ours, _reference_score(forest, data))
@@ -128,3 +130,22 @@ def test_predict_table_matches_argmax_of_the_reference(monkeypatch):
     np.testing.assert_array_equal(no_a, np.array([5, 7])[np.argmax(ref[:, 1:], axis=1)])
     packed = clf.predict_table(x, groups=[(2, 7)], bits=4)
     np.testing.assert_array_equal(unpack_choice(packed, 1, 4), np.array([2, 7])[np.argmax(ref[:, [0, 2]], axis=1)])
+
+
+@pytest.mark.parametrize("sizes,limit", [([40], None), ([20, 65, 128, None], None), ([20, 65, None], 10)])
+def test_choose_picks_the_argmax_of_the_summed_leaves(sizes, limit):
+    """The fused vote and pick (bit-voted trees, walked trees, both, over several runs of voxels):
+    each voxel's most voted class among each row of ``member`` (the first on a tie), packed."""
+    from volrecon.segment.classifier import _RUN, unpack_choice
+
+    forest, x = _mixed(sizes, nan=True, n=2 * _RUN + 77)
+    flat = FlatForest.of(forest, limit)
+    ref = _reference_score(forest, x)
+    k = len(forest.classes_)
+    labels = np.arange(1, k + 1, dtype=np.int64)
+    member = np.ones((2, k), np.bool_)
+    member[1, 0] = False
+    out = np.empty(x.shape[0], np.uint8)
+    flat.choose(np.ascontiguousarray(x.T), member, labels, 4, out)
+    np.testing.assert_array_equal(unpack_choice(out, 0, 4), labels[np.argmax(ref, axis=1)])
+    np.testing.assert_array_equal(unpack_choice(out, 1, 4), labels[1:][np.argmax(ref[:, 1:], axis=1)])

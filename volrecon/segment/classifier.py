@@ -13,6 +13,8 @@ from typing import Any, Mapping, Sequence
 
 import numba as nb
 import numpy as np
+from llvmlite import ir
+from numba.extending import intrinsic
 
 from volrecon.errors import InputError, ParameterError
 from volrecon.phases import REGIONS
@@ -222,11 +224,11 @@ class PixelClassifier:
 
     def _vote(self, xt: np.ndarray, exclude: Sequence[int], groups: Sequence[Sequence[int]] = (),
               bits: int = CHOICE_BITS) -> np.ndarray:
-        """Soft vote of the trees (:meth:`FlatForest.vote`) on the float32 ``(features, voxels)``
+        """Soft vote of the trees (:meth:`FlatForest.choose`) on the float32 ``(features, voxels)``
         values ``xt``; packed choices with ``groups``."""
         member = self._members(tuple(int(v) for v in exclude), tuple(tuple(int(v) for v in g) for g in groups))
         out = np.empty(xt.shape[1], choice_dtype(len(groups), bits) if groups else self._label_dtype())
-        _pick(self._flat_forest().vote(xt), member, self.classes.astype(np.int64), bits, out)
+        self._flat_forest().choose(xt, member, self.classes.astype(np.int64), bits, out)
         return out
 
     def _members(self, exclude: tuple[int, ...], groups: tuple[tuple[int, ...], ...]) -> np.ndarray:
@@ -324,14 +326,18 @@ class PixelClassifier:
         )
 
 
-_WORD = 64
-"""Leaves per mask word."""
+_WORD = 32
+"""Leaves per mask word: 32, so that a split is tested on eight voxels at a time (the float32
+comparison and the 32-bit masks fill the same 256-bit registers; 64-bit words took four)."""
+
+_MASK_TYPE = np.uint32
+"""Type of a mask word (:data:`_WORD` bits)."""
 
 _MASK_LEAVES = 1024
 """Most leaves of a tree the bit masks can take (``_MASK_LEAVES // _WORD`` words per voxel)."""
 
 _BIT_VOTE_LEAVES = 128
-"""Trees of at most this many leaves (two mask words) are voted by bit masks (:func:`_small_trees`);
+"""Trees of at most this many leaves (four 32-bit mask words) are voted by bit masks (:func:`_small_trees`);
 bigger ones take scikit-learn's own traversal (``tree.apply``).
 
 Measured (one thread, CPU-s per tree over 524 288 voxels of the 64x256x256 speed chunk, medians of 3
@@ -339,7 +345,8 @@ interleaved runs, trees of classifiers trained on the diglyme phantom, max depth
 masks 0.007-0.010 vs ``apply`` 0.010-0.015; 62-110 leaves, 0.010-0.015 vs 0.012-0.016; 218-333
 leaves, 0.023-0.035 vs 0.014-0.021; 419-837 leaves, 0.059-0.113 vs 0.024-0.030.  Every split is
 tested on every voxel, so the masks cost grows with the leaves (about 0.09 ns per leaf and voxel)
-while a walk grows with the depth: past about two words the walk wins."""
+while a walk grows with the depth: past about 128 leaves the walk wins.  (Measured with 64-bit
+words, before the 32-bit ones, which made the masks' tests ~15 % cheaper: not re-measured.)"""
 
 
 @dataclass(frozen=True)
@@ -357,7 +364,7 @@ class FlatForest:
     and the leaf a voxel reaches is the leftmost one no failed split ruled out.  Every split is
     tested on every voxel, branch-free and in runs of voxels the core vectorises, where a walk
     down the tree pays a mispredicted branch at most levels.  A tree's leaves take one bit each
-    in ``ceil(leaves / 64)`` 64-bit words; a split's left subtree is a run of consecutive leaves,
+    in ``ceil(leaves / 32)`` 32-bit words (:data:`_WORD`); a split's left subtree is a run of consecutive leaves,
     so a failed test clears part of its first and last words and the whole words between.  The
     tests are scikit-learn's: a value goes left when at most the float64 threshold (compared in
     float32 against the largest float32 not above it: the same outcome for every float32 value),
@@ -372,7 +379,7 @@ class FlatForest:
     word_lo, word_hi, mask_lo, mask_hi : ndarray
         The words a failed test of each split touches (``word_lo..word_hi`` of its tree's words):
         the leaves that survive in its first (``mask_lo``) and last (``mask_hi``) word (bit ``k``
-        of word ``w``: leaf ``64 w + k`` from the left); the words between are cleared.
+        of word ``w``: leaf ``32 w + k`` from the left); the words between are cleared.
     starts : ndarray of int64
         Tree ``t``'s splits are ``starts[t]:starts[t + 1]``.
     leaf_start : ndarray of int64
@@ -434,27 +441,39 @@ class FlatForest:
                 walked.append((tree, row))
             row += value.shape[0]
         columns = list(zip(*splits)) if splits else [()] * 7
-        # explicit types: masks above 2**63 next to small ones would otherwise become float64
+        # explicit types: the masks are unsigned words
         f, t, nr, wl, wh, ml, mh = (np.array(c, dtype=d) for c, d in zip(columns, (
-            np.int64, np.float64, np.bool_, np.int64, np.int64, np.uint64, np.uint64)))
+            np.int64, np.float64, np.bool_, np.int64, np.int64, _MASK_TYPE, _MASK_TYPE)))
         return cls(f, _float32_at_most(t), nr, wl, wh, ml, mh, np.asarray(starts, np.int64), np.asarray(leaf_start, np.int64),
                    np.concatenate(leaf_rows) if leaf_rows else np.zeros(0, np.int64),
                    np.ascontiguousarray(np.concatenate(leaf)), walked)
 
     def vote(self, xt: np.ndarray) -> np.ndarray:
         """Summed packed probabilities ``(voxels, words)`` uint64 of the float32 ``(features, voxels)`` values."""
-        score = np.zeros((xt.shape[1], self.leaf.shape[1]), np.uint64)
+        score = np.empty((xt.shape[1], self.leaf.shape[1]), np.uint64)
+        self._run(xt, np.zeros((0, 0), np.bool_), np.zeros(0, np.int64), 0, score, np.zeros(0, np.uint8))
+        return score
+
+    def choose(self, xt: np.ndarray, member: np.ndarray, labels: np.ndarray, bits: int, out: np.ndarray) -> None:
+        """``out[i]``: voxel ``i``'s most voted label of each row of ``member`` (packed, as :func:`_pick`
+        writes them) from the float32 ``(features, voxels)`` values ``xt``, without the whole score table."""
+        self._run(xt, member, labels, bits, np.zeros((0, self.leaf.shape[1]), np.uint64), out)
+
+    def _run(self, xt: np.ndarray, member: np.ndarray, labels: np.ndarray, bits: int, score: np.ndarray,
+             out: np.ndarray) -> None:
+        """The vote (:func:`_small_trees`), the walked trees' sum passed in first."""
+        extra = np.zeros((0, self.leaf.shape[1]), np.uint64)
+        if self.walked:
+            extra = np.zeros((xt.shape[1], self.leaf.shape[1]), np.uint64)
+            part = np.empty_like(extra)
+            for tree, row in self.walked:
+                # gather into a reused buffer: far cheaper than ``extra += table[leaves]``
+                np.take(self.leaf, tree.apply(xt.T) + row, axis=0, out=part)
+                extra += part
         # contiguous rows of voxels: the split tests vectorise
         _small_trees(np.ascontiguousarray(xt), self.feature, self.threshold, self.nan_right, self.word_lo,
                      self.word_hi, self.mask_lo, self.mask_hi, self.starts, self.leaf_start, self.leaf_row,
-                     self.leaf, score)
-        if self.walked:
-            part = np.empty_like(score)
-            for tree, row in self.walked:
-                # gather into a reused buffer: far cheaper than ``score += table[leaves]``
-                np.take(self.leaf, tree.apply(xt.T) + row, axis=0, out=part)
-                score += part
-        return score
+                     self.leaf, extra, member, labels, bits, score, out)
 
 
 def _leaf_masks(tree: Any) -> tuple[list[tuple[int, float, bool, int, int, int, int]], list[int]]:
@@ -500,36 +519,54 @@ def _float32_at_most(t: np.ndarray) -> np.ndarray:
 _RUN = 1024
 """Voxels a split is tested on at a time (their masks stay in the first-level cache)."""
 
-_DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)
-_DEBRUIJN_INDEX = np.zeros(64, np.int64)
-_DEBRUIJN_INDEX[((np.uint64(1) << np.arange(64, dtype=np.uint64)) * _DEBRUIJN) >> np.uint64(58)] = np.arange(64)
-"""Lowest set bit ``b`` of a word: ``_DEBRUIJN_INDEX[(b * _DEBRUIJN) >> 58]`` is its position."""
+@intrinsic
+def _trailing_zeros(typingctx: Any, word: Any) -> Any:
+    """Position of the lowest set bit of a nonzero unsigned integer (the processor's count of trailing zeros)."""
+    sig = word(word)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 0))
+
+    return sig, codegen
 
 
 @nb.njit(cache=True, nogil=True)
 def _small_trees(x: np.ndarray, feature: np.ndarray, threshold: np.ndarray, nan_right: np.ndarray,
                  word_lo: np.ndarray, word_hi: np.ndarray, mask_lo: np.ndarray, mask_hi: np.ndarray,
                  starts: np.ndarray, leaf_start: np.ndarray, leaf_row: np.ndarray, leaf: np.ndarray,
-                 score: np.ndarray) -> None:
-    """Add to ``score`` (voxels, words) the packed probabilities of the leaf each voxel of the
-    ``(features, voxels)`` values ``x`` reaches in every bit-voted tree (see :class:`FlatForest`)."""
+                 extra: np.ndarray, member: np.ndarray, labels: np.ndarray, bits: int,
+                 score: np.ndarray, out: np.ndarray) -> None:
+    """The soft vote of every bit-voted tree (see :class:`FlatForest`) on the ``(features, voxels)``
+    values ``x``, :data:`_RUN` voxels at a time.
+
+    A run's packed probabilities (``extra``'s rows where it has any: the walked trees' sum) plus
+    those of the leaf each voxel reaches in each tree are summed in a run-sized buffer that stays
+    in the first-level cache; then written to ``score`` (voxels, words) when ``member`` has no
+    rows, else picked straight into ``out`` (:func:`_pick`).
+    """
     n = x.shape[1]
     words = leaf.shape[1]
     most = 1
     for t in range(starts.size - 1):
-        most = max(most, (leaf_start[t + 1] - leaf_start[t]) // 64)
-    alive = np.empty((most, _RUN), np.uint64)
-    everything = np.uint64(0xFFFFFFFFFFFFFFFF)
+        most = max(most, (leaf_start[t + 1] - leaf_start[t]) // _WORD)
+    alive = np.empty((most, _RUN), _MASK_TYPE)
+    run = np.empty((_RUN, words), np.uint64)
+    everything = _MASK_TYPE((1 << _WORD) - 1)
+    none = _MASK_TYPE(0)
     for r0 in range(0, n, _RUN):
         m = min(_RUN, n - r0)
+        if extra.shape[0]:
+            run[:m] = extra[r0:r0 + m]
+        else:
+            run[:m] = 0
         for t in range(starts.size - 1):
-            alive[:(leaf_start[t + 1] - leaf_start[t]) // 64, :m] = everything
+            alive[:(leaf_start[t + 1] - leaf_start[t]) // _WORD, :m] = everything
             for k in range(starts[t], starts[t + 1]):
                 row = x[feature[k], r0:r0 + m]
                 th = threshold[k]
                 w0, w1 = word_lo[k], word_hi[k]
                 for w in range(w0, w1 + 1):
-                    mk = mask_lo[k] if w == w0 else (mask_hi[k] if w == w1 else np.uint64(0))
+                    mk = mask_lo[k] if w == w0 else (mask_hi[k] if w == w1 else none)
                     # one comparison either way (NaN fails ``<=`` and ``>`` alike), no test for NaN
                     if nan_right[k]:
                         for j in range(m):
@@ -544,10 +581,13 @@ def _small_trees(x: np.ndarray, feature: np.ndarray, threshold: np.ndarray, nan_
                 while b == 0:  # the leaf reached is never ruled out: some word is not empty
                     w += 1
                     b = alive[w, j]
-                low = b & (~b + np.uint64(1))
-                r = leaf_row[base + 64 * w + _DEBRUIJN_INDEX[(low * _DEBRUIJN) >> np.uint64(58)]]
+                r = leaf_row[base + _WORD * w + _trailing_zeros(b)]
                 for v in range(words):
-                    score[r0 + j, v] += leaf[r, v]
+                    run[j, v] += leaf[r, v]
+        if member.shape[0]:
+            _pick(run[:m], member, labels, bits, out[r0:r0 + m])
+        else:
+            score[r0:r0 + m] = run[:m]
 
 
 @nb.njit(cache=True, nogil=True)

@@ -16,9 +16,9 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numba as nb
 import numpy as np
-from scipy import ndimage as ndi
 
 from volrecon.errors import ParameterError
+from volrecon.segment._smooth import smooth_region
 
 KINDS: tuple[str, ...] = (
     "intensity", "gradient", "laplacian", "texture", "dog", "hessian", "structure", "depth", "ahead",
@@ -183,8 +183,10 @@ def feature_reach(settings: FeatureSettings, voxel_size_nm: Sequence[float]) -> 
 
 
 def _gauss(img: np.ndarray, sigma: tuple[float, float, float]) -> np.ndarray:
+    """Gaussian smoothing of the whole float32 ``img`` (scipy's ``gaussian_filter``, bit for bit)."""
     # mode="reflect" at the volume's own edges; inside a padded block the pad supplies context
-    return ndi.gaussian_filter(img, sigma, mode="reflect", truncate=_TRUNCATE)
+    whole = tuple(slice(0, n) for n in img.shape)
+    return smooth_region(img, sigma, whole, whole, truncate=_TRUNCATE)
 
 
 def _diff(a: np.ndarray, axis: int, step: float) -> np.ndarray:
@@ -240,23 +242,18 @@ class _Smoothed:
     """Gaussian smoothing of a block, computed only over the region that is read.
 
     ``region`` (block coordinates) grown by the kernel's radius per axis, clipped to the block, is
-    filtered; every voxel of ``region`` then equals the whole block's smoothing bit for bit (its
-    kernel either fits inside or meets the block's own edge, where the reflection is the same).
-    Indexing takes block coordinates (slices or integer arrays per axis).
+    the part filtered; every voxel of ``region`` then equals the whole block's smoothing bit for
+    bit (its kernel either fits inside or meets the block's own edge, where the reflection is the
+    same).  Each pass computes only what the next one reads (:func:`smooth_region`), and only
+    ``region`` is kept.  Indexing takes block coordinates (slices or integer arrays per axis).
     """
 
     def __init__(self, img: np.ndarray, sigma: tuple[float, float, float], region: Sequence[slice], *,
                  square: bool = False) -> None:
         radius = [int(_TRUNCATE * float(s) + 0.5) for s in sigma]  # scipy's kernel radius
-        src = tuple(slice(max(0, r.start - m), min(n, r.stop + m)) for r, m, n in zip(region, radius, img.shape))
-        part = img[src]
-        if square:
-            part = part * part
-            # filtered in place: scipy reads each line into a buffer before writing it back
-            self.values = ndi.gaussian_filter(part, sigma, output=part, mode="reflect", truncate=_TRUNCATE)
-        else:
-            self.values = _gauss(part, sigma)
-        self.origin = tuple(s.start for s in src)
+        part = tuple(slice(max(0, r.start - m), min(n, r.stop + m)) for r, m, n in zip(region, radius, img.shape))
+        self.values = smooth_region(img, sigma, part, region, truncate=_TRUNCATE, square=square)
+        self.origin = tuple(r.start for r in region)
 
     def __getitem__(self, index: tuple[Any, ...]) -> np.ndarray:
         local = tuple(slice(i.start - o, i.stop - o) if isinstance(i, slice) else i - o for i, o in zip(index, self.origin))
@@ -425,9 +422,13 @@ def _gradient_laplacian(v: np.ndarray, origin: np.ndarray, lo: np.ndarray, hi: n
     oz, oy, ox = origin[0], origin[1], origin[2]
     nx = px.size
     x0, x1 = lo[2], hi[2]
-    acc = np.empty(nx, np.float32)
-    sec = np.empty(nx, np.float32)
+    n = x1 - x0
+    acc = np.empty(n, np.float32)
+    sec = np.empty(n, np.float32)
     dx = np.empty(nx, np.float32)
+    # every loop below runs over views that start at its first voxel: indices from 0 (no
+    # wrap-around test, so the loops vectorise)
+    ins, ine = max(x0, 1), min(x1, nx - 1)  # where the x difference of the x differences is central
     for z in range(lo[0], hi[0]):
         for y in range(lo[1], hi[1]):
             zz, yy = z + oz, y + oy
@@ -439,50 +440,55 @@ def _gradient_laplacian(v: np.ndarray, origin: np.ndarray, lo: np.ndarray, hi: n
                     j, pj, mj, sj = y, py, my, sy
                 a, b, s = pj[j], mj[j], sj[j]
                 if ax == 0:
-                    p, m = v[pj[j] + oz, yy, ox:ox + nx], v[mj[j] + oz, yy, ox:ox + nx]
-                    pa, ma = v[pj[a] + oz, yy, ox:ox + nx], v[mj[a] + oz, yy, ox:ox + nx]
-                    pb, mb = v[pj[b] + oz, yy, ox:ox + nx], v[mj[b] + oz, yy, ox:ox + nx]
+                    p, m = v[pj[j] + oz, yy, ox + x0:ox + x1], v[mj[j] + oz, yy, ox + x0:ox + x1]
+                    pa, ma = v[pj[a] + oz, yy, ox + x0:ox + x1], v[mj[a] + oz, yy, ox + x0:ox + x1]
+                    pb, mb = v[pj[b] + oz, yy, ox + x0:ox + x1], v[mj[b] + oz, yy, ox + x0:ox + x1]
                 else:
-                    p, m = v[zz, pj[j] + oy, ox:ox + nx], v[zz, mj[j] + oy, ox:ox + nx]
-                    pa, ma = v[zz, pj[a] + oy, ox:ox + nx], v[zz, mj[a] + oy, ox:ox + nx]
-                    pb, mb = v[zz, pj[b] + oy, ox:ox + nx], v[zz, mj[b] + oy, ox:ox + nx]
+                    p, m = v[zz, pj[j] + oy, ox + x0:ox + x1], v[zz, mj[j] + oy, ox + x0:ox + x1]
+                    pa, ma = v[zz, pj[a] + oy, ox + x0:ox + x1], v[zz, mj[a] + oy, ox + x0:ox + x1]
+                    pb, mb = v[zz, pj[b] + oy, ox + x0:ox + x1], v[zz, mj[b] + oy, ox + x0:ox + x1]
                 sa, sb = sj[a], sj[b]
                 if ax == 0:
-                    for x in range(x0, x1):
+                    for x in range(n):
                         d = (p[x] - m[x]) * s
                         acc[x] = np.float32(0) + d * d
                     if want_lap:
-                        for x in range(x0, x1):
+                        for x in range(n):
                             sec[x] = np.float32(0) + ((pa[x] - ma[x]) * sa - (pb[x] - mb[x]) * sb) * s
                 else:
-                    for x in range(x0, x1):
+                    for x in range(n):
                         d = (p[x] - m[x]) * s
                         acc[x] += d * d
                     if want_lap:
-                        for x in range(x0, x1):
+                        for x in range(n):
                             sec[x] += ((pa[x] - ma[x]) * sa - (pb[x] - mb[x]) * sb) * s
             row = v[zz, yy, ox:ox + nx]
-            for x in range(1, nx - 1):
-                dx[x] = (row[x + 1] - row[x - 1]) * sx[x]
+            if nx > 2:
+                right, left, scale, inner = row[2:], row[:nx - 2], sx[1:nx - 1], dx[1:nx - 1]
+                for x in range(nx - 2):
+                    inner[x] = (right[x] - left[x]) * scale[x]
             ends = range(0, nx, max(nx - 1, 1))
             for x in ends:
                 dx[x] = (row[px[x]] - row[mx[x]]) * sx[x]
-            for x in range(x0, x1):
-                acc[x] += dx[x] * dx[x]
+            dxv = dx[x0:x1]
+            for x in range(n):
+                acc[x] += dxv[x] * dxv[x]
             if want_lap:
-                for x in range(max(x0, 1), min(x1, nx - 1)):
-                    sec[x] += (dx[x + 1] - dx[x - 1]) * sx[x]
+                if ine > ins:
+                    right, left, scale, part = dx[ins + 1:ine + 1], dx[ins - 1:ine - 1], sx[ins:ine], sec[ins - x0:ine - x0]
+                    for x in range(ine - ins):
+                        part[x] += (right[x] - left[x]) * scale[x]
                 for x in ends:
                     if x0 <= x < x1:
-                        sec[x] += (dx[px[x]] - dx[mx[x]]) * sx[x]
+                        sec[x - x0] += (dx[px[x]] - dx[mx[x]]) * sx[x]
             if want_grad:
                 out = grad[z - lo[0], y - lo[1]]
-                for x in range(x0, x1):
-                    out[x - x0] = np.sqrt(acc[x]) * grad_scale
+                for x in range(n):
+                    out[x] = np.sqrt(acc[x]) * grad_scale
             if want_lap:
                 out = lap[z - lo[0], y - lo[1]]
-                for x in range(x0, x1):
-                    out[x - x0] = sec[x] * lap_scale
+                for x in range(n):
+                    out[x] = sec[x] * lap_scale
 
 
 def _ahead_correlation(img: np.ndarray, core: tuple[slice, ...], ahead: Sequence[np.ndarray],
@@ -578,7 +584,8 @@ def feature_channels(
 def _prepare(image: np.ndarray, voxel_size_nm: Sequence[float], core: Sequence[slice] | None
              ) -> tuple[np.ndarray, tuple[float, float, float], tuple[slice, ...]]:
     """float32 image, voxel size as floats, ``core`` as slices with explicit bounds."""
-    img = np.asarray(image, dtype=np.float32)
+    # one contiguous copy at most, here: every smoothing reads whole rows of it
+    img = np.ascontiguousarray(image, dtype=np.float32)
     full = tuple(slice(0, n) for n in img.shape) if core is None else core
     vox = tuple(float(v) for v in voxel_size_nm)
     return img, vox, tuple(slice(*c.indices(n)[:2]) for c, n in zip(full, img.shape))  # type: ignore[return-value]
