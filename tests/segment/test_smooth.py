@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from volrecon.segment._smooth import half_kernel, smooth_region
+from volrecon.segment._smooth import gaussian, half_kernel, smooth_region
 from volrecon.segment.features import FeatureSettings, compute_features
 
 
@@ -45,6 +45,23 @@ def test_region_of_a_part_equals_scipy_on_the_part(square, mode):
     got = smooth_region(img, (3.0, 4.73, 6.0), part, region, truncate=3.0, square=square, mode=mode)
     assert got.shape == (20, 30, 37)
     np.testing.assert_array_equal(got, _scipy(img, (3.0, 4.73, 6.0), part, region, square, mode))
+
+
+@pytest.mark.parametrize("mode", ["reflect", "nearest"])
+@pytest.mark.parametrize("sigma", [1.7, (0.0, 2.2, 3.1)])
+def test_gaussian_equals_scipy_for_every_input(sigma, mode):
+    """The whole-array entry point: float32 3D through the kernel, anything else through scipy,
+    the same values either way (a scalar sigma is every axis's)."""
+    rng = np.random.default_rng(9)
+    img = (rng.random((9, 21, 33)) * 200).astype(np.float32)
+    np.testing.assert_array_equal(gaussian(img, sigma, truncate=3.0, mode=mode),
+                                  ndi.gaussian_filter(img, sigma, mode=mode, truncate=3.0))
+    for other in (img.astype(np.float64), img[0], img[::2, ::3]):
+        got = gaussian(other, sigma if np.ndim(sigma) == 0 or other.ndim == 3 else sigma[1:], truncate=3.0, mode=mode)
+        ref = ndi.gaussian_filter(other, sigma if np.ndim(sigma) == 0 or other.ndim == 3 else sigma[1:], mode=mode,
+                                  truncate=3.0)
+        assert got.dtype == ref.dtype
+        np.testing.assert_array_equal(got, ref)
 
 
 def test_half_kernel_is_a_normalised_gaussian():

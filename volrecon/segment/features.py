@@ -18,7 +18,7 @@ import numba as nb
 import numpy as np
 
 from volrecon.errors import ParameterError
-from volrecon.segment._smooth import smooth_region
+from volrecon.segment._smooth import gaussian, smooth_region
 
 KINDS: tuple[str, ...] = (
     "intensity", "gradient", "laplacian", "texture", "dog", "hessian", "structure", "depth", "ahead",
@@ -185,8 +185,7 @@ def feature_reach(settings: FeatureSettings, voxel_size_nm: Sequence[float]) -> 
 def _gauss(img: np.ndarray, sigma: tuple[float, float, float]) -> np.ndarray:
     """Gaussian smoothing of the whole float32 ``img`` (scipy's ``gaussian_filter``, bit for bit)."""
     # mode="reflect" at the volume's own edges; inside a padded block the pad supplies context
-    whole = tuple(slice(0, n) for n in img.shape)
-    return smooth_region(img, sigma, whole, whole, truncate=_TRUNCATE)
+    return gaussian(img, sigma, truncate=_TRUNCATE)
 
 
 def _diff(a: np.ndarray, axis: int, step: float) -> np.ndarray:

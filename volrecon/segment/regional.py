@@ -28,6 +28,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from volrecon.phases import REGIONS
+from volrecon.segment._smooth import gaussian
 from volrecon.segment.layers import (EDGE_RIM_NM, RIM_MAX_RMS, Layers, gaussian_reach, move_interface, reference_rim_fit,
                                      rim_half_width_vox, rim_offsets, sample_columns, slab_rows, steepest_step)
 
@@ -148,13 +149,13 @@ def specimen_filter(values: np.ndarray, valid: np.ndarray | None, sigma: Sequenc
     """
     v = np.asarray(values, dtype=np.float32)
     if valid is None:
-        return ndi.gaussian_filter(v, sigma, mode="nearest", truncate=_TRUNCATE)
-    w = ndi.gaussian_filter(valid.astype(np.float32), sigma, mode="nearest", truncate=_TRUNCATE)
-    g = ndi.gaussian_filter(np.where(valid, v, np.float32(0)), sigma, mode="nearest", truncate=_TRUNCATE)
+        return gaussian(v, sigma, mode="nearest", truncate=_TRUNCATE)
+    w = gaussian(valid.astype(np.float32), sigma, mode="nearest", truncate=_TRUNCATE)
+    g = gaussian(np.where(valid, v, np.float32(0)), sigma, mode="nearest", truncate=_TRUNCATE)
     out = g / np.maximum(w, _MIN_WEIGHT)
     thin = w < _MIN_WEIGHT
     if thin.any():
-        out[thin] = ndi.gaussian_filter(v, sigma, mode="nearest", truncate=_TRUNCATE)[thin]
+        out[thin] = gaussian(v, sigma, mode="nearest", truncate=_TRUNCATE)[thin]
     return out
 
 
@@ -217,7 +218,7 @@ def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequenc
     """
     n = img.shape[-1]
     idx = np.arange(n) + 0.5
-    g = ndi.gaussian_filter(img, sig, mode="nearest", truncate=_TRUNCATE)
+    g = gaussian(img, sig, mode="nearest", truncate=_TRUNCATE)
     in_core = np.zeros(hn.shape, bool)
     in_core[slice(*core) if core is not None else slice(None)] = True
     cols = np.isfinite(hn) & (hs - hn > 1.0) & in_core

@@ -67,6 +67,8 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from volrecon.segment._smooth import gaussian
+
 _TRUNCATE = 3.0
 
 
@@ -103,8 +105,8 @@ def refine_pores(
     if not pore.any():
         return labels
     sigma = [sigma_nm / float(v) for v in voxel_size_nm]
-    num = ndi.gaussian_filter(is_void.astype(np.float32), sigma, mode="reflect", truncate=_TRUNCATE)
-    den = ndi.gaussian_filter(pore.astype(np.float32), sigma, mode="reflect", truncate=_TRUNCATE)
+    num = gaussian(is_void.astype(np.float32), sigma, mode="reflect", truncate=_TRUNCATE)
+    den = gaussian(pore.astype(np.float32), sigma, mode="reflect", truncate=_TRUNCATE)
     share = num / np.maximum(den, 1e-6)
     out = labels.copy()
     out[pore] = np.where(share[pore] > 0.5, void, electrolyte).astype(labels.dtype)
@@ -540,8 +542,8 @@ def pore_average(grey: np.ndarray, space: np.ndarray, *, sigma_nm: float,
         return g
     sigma = [0.0] + [sigma_nm / float(v) for v in voxel_size_nm[1:]]
     m = space.astype(np.float32)
-    num = ndi.gaussian_filter(g * m, sigma, mode="reflect", truncate=_TRUNCATE)
-    den = ndi.gaussian_filter(m, sigma, mode="reflect", truncate=_TRUNCATE)
+    num = gaussian(g * m, sigma, mode="reflect", truncate=_TRUNCATE)
+    den = gaussian(m, sigma, mode="reflect", truncate=_TRUNCATE)
     return np.where(space, num / np.maximum(den, 1e-6), g).astype(np.float32)
 
 
