@@ -21,10 +21,11 @@ but a steady rate of ``D`` is fixed by their straight-line motion, and the rate 
 0`` across each rod's axis; the consensus enters as a prior on the steps of ``D``, so that
 where no rod is tracked the correction stays flat (:func:`solve_correction`).
 
-Measured (benchmarks/results/registration.md, round reg7): better than the consensus on
-1024 px seed 0 and on the 512 px phantoms, worse on 1024 px seed 1 with zero drift; the
-centroids of the few isolated rods (about 120 over 200 slices at 1024 px) are too noisy for
-the rate the consensus errs by (0.02-0.05 px per slice). Hence opt-in.
+Measured (benchmarks/results/registration.md, round reg7): better than the consensus on 9 of
+13 electrode phantoms (1024 px seed 0: 0.866 -> 0.670 px zero drift), worse on 3 (1024 px
+seed 1 zero drift 0.593 -> 0.697); dy improves everywhere, dx not (curtains move outlines
+along x). The centroids of the few isolated rods (about 120 over 200 slices at 1024 px) are
+too noisy for the rate the consensus errs by (0.02-0.05 px per slice). Hence opt-in.
 """
 
 from __future__ import annotations
