@@ -30,6 +30,7 @@ per slice what anchored it and the expected residual.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -58,6 +59,7 @@ from volrecon.correct._registration_phase import (
     TileCorrelator,
     coherence_sigma,
 )
+from volrecon.correct._registration_objects import Sections, find_sections, refine_shifts
 from volrecon.correct._registration_persist import chain_errors, wander_information
 from volrecon.correct._registration_shared import shared_motion_error
 from volrecon.correct._registration_solve import Observations, Solution, screen_series, solve_trajectory
@@ -97,6 +99,7 @@ class _Prepared:
     spectrum: Any = None
     roi: Any = None
     halves: Any = None
+    sections: Sections | None = None
 
 
 def estimate_drift(
@@ -118,6 +121,7 @@ def estimate_drift(
     tiles: int = 4,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    objects: bool = False,
 ) -> DriftTable:
     """Estimate the per-slice translation that registers a slice-and-view stack.
 
@@ -187,6 +191,11 @@ def estimate_drift(
         Threads (default: the number of CPUs, at most 4).
     progress : callable, optional
         Called as ``progress(done, total)`` after each slice.
+    objects : bool
+        Structure only (no frame edge, no ROI): refine the trajectory by the straight-line
+        motion of compact objects tracked from slice to slice, rods' sections standing still
+        across their own axis (:mod:`volrecon.correct._registration_objects`,
+        ``metadata["objects"]``). Opt-in: measured in benchmarks/results/registration.md.
 
     Returns
     -------
@@ -288,7 +297,7 @@ def estimate_drift(
             return _Prepared(reason)
         if tracker is not None:
             tracker.collect(z, data)
-        spectrum = roi_spec = halves = None
+        spectrum = roi_spec = halves = found = None
         if solver is not None:
             region = data[box[0] : box[1], box[2] : box[3]]
             m = mask3d[z] if mask3d is not None else mask2d
@@ -296,13 +305,15 @@ def estimate_drift(
                 region = _fill_masked(region, m[box[0] : box[1], box[2] : box[3]])
             spectrum = solver.prepare(region)
             halves = split.prepare(region) if isinstance(split, HalfSplit) else None
+            found = find_sections(region) if objects and roi is None and tracker is None else None
         if roi_corr is not None:
             roi_spec = roi_corr.edges(data[roi_crop[0] : roi_crop[1], roi_crop[2] : roi_crop[3]]).astype(np.float32)
-        return _Prepared("", spectrum, roi_spec, halves)
+        return _Prepared("", spectrum, roi_spec, halves, found)
 
     obs = Observations(nz)
     half_obs = (Observations(nz), Observations(nz))
     reasons = [""] * nz
+    sections: list[Sections | None] = [None] * nz
     recent: dict[int, _Prepared] = {}
     roi_ref = None
     roi_at = np.zeros(2, dtype=int)  # whole-pixel displacement of the fiducial (previous slice)
@@ -311,6 +322,7 @@ def estimate_drift(
     keep_back = max(baselines)
     for z, prep in ordered_map(prepare, list(range(nz)), workers):
         reasons[z] = prep.reason
+        sections[z], prep.sections = prep.sections, None
         if not prep.reason:
             if solver is not None:
                 for k in baselines:
@@ -368,6 +380,7 @@ def estimate_drift(
                 curtain_suppression=curtain_suppression, bin=bin, decimate=decimate,
                 frame=info.without(*dropped), search=search, structure_floor_px=structure_floor_px,
                 consistency_px=consistency_px, tiles=tiles, workers=workers, progress=progress,
+                objects=objects,
             )  # fmt: skip
             again.metadata["frame_rejected"] = rejected + notes + again.metadata["frame_rejected"]
             if not any(a in again.anchor for a in ("frame", "cap", "walls")):
@@ -385,11 +398,16 @@ def estimate_drift(
     solution = solve_trajectory(_with_edges(obs, edges, slopes, None), posterior=not edges)
     if edges:
         solution = solve_trajectory(_with_edges(obs, edges, slopes, solution.shifts))
+    refined = None
+    if any(s is not None for s in sections) and not any(edges.values()):
+        shifts, refined = refine_shifts(solution.shifts, sections)
+        solution = dataclasses.replace(solution, shifts=shifts)
     elapsed = time.perf_counter() - started
     halves_px = _content_error(choice)
     content = max(halves_px, shared["shared_px"]) if halves_px is not None and shared else halves_px
     table = _build_table(solution, obs, reasons, method, info, edges, box, baselines, coherences, elapsed, roi, content)
     table.metadata["frame_rejected"] = rejected
+    table.metadata["objects"] = refined
     table.metadata["baseline_choice"] = choice.to_dict() if choice is not None else None
     if content is not None:
         regime = dict(regime or {}, expected_px=content, halves_px=halves_px, shared_motion=shared)

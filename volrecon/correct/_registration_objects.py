@@ -1,0 +1,460 @@
+"""Drift refinement from the kinematics of compact objects (issue #10, opt-in).
+
+Without a frame the tile consensus follows the specimen's own motion: features crossing the
+slice plane at an angle move from slice to slice, and the finite sample's mean motion (about
+``1 / sqrt(number of features)``) is indistinguishable from drift for a correlation. Objects
+tracked one by one tell their own motion apart:
+
+* a straight rod (cathode needles, fibres) has a section of constant area and shape whose
+  centroid moves at a constant velocity, ``q + v z``, along the major axis of the section (in
+  physical space), at ``kappa sqrt((a/b)^2 - 1)`` px per slice (``kappa`` = slice thickness over
+  pixel size, ``a/b`` the section's axis ratio): across its axis the section stands still;
+* a blob (binder, void) or an ellipsoid's cap changes area and moves its centre its own way:
+  not used.
+
+Compact bright and dark objects are segmented in every slice (:func:`find_sections`), linked
+from slice to slice in the consensus' registered frame (:func:`link_tracks`), and kept when they
+keep their area and move like one rod (:func:`rod_normals`, which calibrates the pixel aspect
+and ``kappa`` on the data). The consensus' drift error ``D(z)`` is common to all of them:
+``p_j(z) = q_j + v_j z + D(z)``. Over tracks that begin and end at different slices everything
+but a steady rate of ``D`` is fixed by their straight-line motion, and the rate by ``n_j . v_j =
+0`` across each rod's axis; the consensus enters as a prior on the steps of ``D``, so that
+where no rod is tracked the correction stays flat (:func:`solve_correction`).
+
+Measured (benchmarks/results/registration.md, round reg7): better than the consensus on 9 of
+13 electrode phantoms (1024 px seed 0: 0.866 -> 0.670 px zero drift), worse on 3 (1024 px
+seed 1 zero drift 0.593 -> 0.697); dy improves everywhere, dx not (curtains move outlines
+along x). The centroids of the few isolated rods (about 120 over 200 slices at 1024 px) are
+too noisy for the rate the consensus errs by (0.02-0.05 px per slice). Hence opt-in.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+__all__ = ["Sections", "Track", "find_sections", "link_tracks", "refine_shifts", "solve_correction"]
+
+#: smoothing (px) of a slice before segmentation: noise, not structure
+SMOOTH_PX = 2.0
+#: the local background is a Gaussian of this many px (several object sizes): objects are what
+#: stands out of it
+BACKGROUND_PX = 40.0
+#: threshold on the local contrast, in robust standard deviations of the contrast
+THRESHOLD = 0.0
+#: smallest and largest section (px) kept: below, the centroid is noise; above, not compact
+AREA_PX = (30.0, 4000.0)
+#: a section is matched with the next slice's within this share of its major semi-axis
+#: (a rod section moves ``2 sin(tilt) * slice / radius`` of its semi-axis per slice: < 0.5)
+SEARCH_SHARE = 0.6
+#: neighbour sections are the same object when their areas differ by less than this factor
+AREA_STEP = 1.2
+#: a section is compact (filled, not a ring or a branching network) when its area is at least this
+#: share of the area of the ellipse with its second moments (``4 pi sqrt(det)``)
+COMPACT = 0.6
+#: pixel aspects (row height over column width) tried when calibrating the rods' geometry: from
+#: tilt-corrected images (1) to a face imaged at 36 deg without correction (1.7), and the reverse
+ASPECTS = np.round(np.arange(0.6, 1.81, 0.025), 3)
+#: a track moves like one rod when its speed along its axis is within this share of the speed its
+#: section's elongation predicts (``kappa sqrt((a/b)^2 - 1)``, kappa = slice / pixel, calibrated)
+KAPPA_TOL = 0.25
+#: ... and its velocity is within this angle (sine) of the section's major axis
+MISMATCH = 0.3
+#: angle error (rad) of a rod's axis from its section's moments: its across velocity is uncertain
+#: by this times its speed
+ANGLE_SIGMA = 0.05
+#: shortest track (slices) whose straight-line motion says something
+MIN_TRACK = 5
+#: a section keeps its area (prism) when every area of the track is within this factor of the median
+PRISM_AREA = 1.12
+#: a section is elongated enough to have an axis when its moments' axis ratio is at least this
+ELONGATED = 1.15
+
+
+@dataclass(frozen=True)
+class Sections:
+    """The compact objects of one slice.
+
+    Attributes
+    ----------
+    centroid : ndarray, shape (N, 2)
+        Contrast-weighted centroid ``(y, x)`` in px of the slice region.
+    area : ndarray, shape (N,)
+        Pixels above the threshold.
+    moments : ndarray, shape (N, 3)
+        Second central moments ``(yy, xx, xy)`` in px².
+    polarity : ndarray, shape (N,)
+        ``+1`` brighter than its surroundings, ``-1`` darker.
+    """
+
+    centroid: np.ndarray
+    area: np.ndarray
+    moments: np.ndarray
+    polarity: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.area.size)
+
+
+@dataclass(frozen=True)
+class Track:
+    """One object followed over consecutive slices (registered by the consensus).
+
+    Attributes
+    ----------
+    z : ndarray of int, shape (L,)
+        Slices.
+    position : ndarray, shape (L, 2)
+        Centroid ``(y, x)`` in the consensus' registered frame.
+    area : ndarray, shape (L,)
+    moments : ndarray, shape (L, 3)
+    """
+
+    z: np.ndarray
+    position: np.ndarray
+    area: np.ndarray
+    moments: np.ndarray
+
+    def prism_axis(self, aspect: float = 1.0) -> np.ndarray | None:
+        """Normal ``(ny, nx)`` (in image px) across the section's major axis, or None when the
+        section changes area (not a prism) or is too round to have an axis.
+
+        ``aspect``: the physical height of a row over the width of a column (a face imaged at
+        52 deg without tilt correction: 1 / sin 52 deg); the axis is taken in physical space,
+        where a rod's section moves along it.
+        """
+        med = float(np.median(self.area))
+        if np.any(self.area > PRISM_AREA * med) or np.any(self.area * PRISM_AREA < med):
+            return None
+        yy, xx, xy = np.median(self.moments, axis=0)
+        cov = np.array([[yy * aspect**2, xy * aspect], [xy * aspect, xx]])
+        values, vectors = np.linalg.eigh(cov)
+        if values[0] <= 0 or math.sqrt(values[1] / values[0]) < ELONGATED:
+            return None
+        normal = vectors[:, 0] * np.array([aspect, 1.0])  # across the major axis, per image px
+        return normal / np.hypot(*normal)
+
+
+def find_sections(region: np.ndarray, *, background_px: float | None = None,
+                  threshold: float | None = None, area_px: tuple[float, float] | None = None) -> Sections:
+    """Segment the compact bright and dark objects of one slice.
+
+    Parameters
+    ----------
+    region : ndarray, shape (Y, X)
+        The slice (or its structure region).
+    background_px : float, optional
+        Sigma of the Gaussian local background (default ``BACKGROUND_PX``).
+    threshold : float, optional
+        Contrast threshold in robust standard deviations of the local contrast (``THRESHOLD``).
+    area_px : (float, float), optional
+        Smallest and largest section kept (``AREA_PX``).
+
+    Returns
+    -------
+    Sections
+        Objects not touching the region's border, each with its centroid, area and moments.
+    """
+    background_px = BACKGROUND_PX if background_px is None else background_px
+    threshold = THRESHOLD if threshold is None else threshold
+    area_px = AREA_PX if area_px is None else area_px
+    img = np.asarray(region, dtype=np.float32)
+    contrast = ndimage.gaussian_filter(img, SMOOTH_PX) - ndimage.gaussian_filter(img, background_px)
+    spread = 1.4826 * float(np.median(np.abs(contrast - np.median(contrast)))) or 1.0
+    parts = [_objects((polarity * contrast - threshold * spread) / spread, polarity, area_px) for polarity in (1, -1)]
+    return Sections(*(np.concatenate([p[i] for p in parts]) for i in range(4)))
+
+
+def _objects(excess: np.ndarray, polarity: int, area_px: tuple[float, float]) -> tuple[np.ndarray, ...]:
+    """Centroid, area, moments and polarity of the connected regions where ``excess > 0``."""
+    labels, n = ndimage.label(excess > 0)
+    if n == 0:
+        return np.zeros((0, 2)), np.zeros(0), np.zeros((0, 3)), np.zeros(0, dtype=np.int8)
+    flat = labels.ravel()
+    yy, xx = np.indices(labels.shape, dtype=np.float64)
+    # soft membership: 1 inside, a ramp over the edge (sub-pixel outline, interior noise ignored)
+    w = np.where(flat > 0, np.clip(excess.ravel(), 0.0, 1.0), 0.0).astype(np.float64)
+    count = np.bincount(flat, minlength=n + 1)
+    sums = [np.bincount(flat, weights=v, minlength=n + 1) for v in
+            (w, w * yy.ravel(), w * xx.ravel(), w * yy.ravel() ** 2, w * xx.ravel() ** 2, w * yy.ravel() * xx.ravel())]
+    sw = np.maximum(sums[0], 1e-12)
+    cy, cx = sums[1] / sw, sums[2] / sw
+    moments = np.stack([sums[3] / sw - cy**2, sums[4] / sw - cx**2, sums[5] / sw - cy * cx], axis=1)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    det = np.maximum(moments[:, 0] * moments[:, 1] - moments[:, 2] ** 2, 0.0)
+    keep = (count >= area_px[0]) & (count <= area_px[1]) & (count >= COMPACT * 4 * np.pi * np.sqrt(det))
+    keep[border] = False
+    # a ring (the halo around another object) or a crescent does not hold its own centroid
+    iy = np.clip(np.rint(cy).astype(int), 0, labels.shape[0] - 1)
+    ix = np.clip(np.rint(cx).astype(int), 0, labels.shape[1] - 1)
+    keep &= labels[iy, ix] == np.arange(n + 1)
+    keep[0] = False
+    return (np.stack([cy, cx], axis=1)[keep], count[keep].astype(float), moments[keep],
+            np.full(int(keep.sum()), polarity, dtype=np.int8))
+
+
+def link_tracks(sections: list[Sections | None], shifts: np.ndarray) -> list[Track]:
+    """Follow each object from slice to slice (one-to-one, nearest in position and area).
+
+    Parameters
+    ----------
+    sections : list of Sections or None
+        Per slice (None: blank slice, breaks every track).
+    shifts : ndarray, shape (Z, 2)
+        The consensus' drift table: ``position + shifts[z]`` is the registered position.
+
+    Returns
+    -------
+    list of Track
+        Tracks of at least ``MIN_TRACK`` slices, split where the area jumps by more than
+        ``AREA_STEP``.
+    """
+    open_tracks: dict[int, list[tuple[int, int]]] = {}  # index in slice z -> [(z, index), ...]
+    done: list[list[tuple[int, int]]] = []
+    for z in range(len(sections) - 1):
+        a, b = sections[z], sections[z + 1]
+        following: dict[int, list[tuple[int, int]]] = {}
+        if a is not None and b is not None and len(a) and len(b):
+            for i, j in _match(a, b, shifts[z], shifts[z + 1]):
+                chain = open_tracks.pop(i, [(z, i)])
+                chain.append((z + 1, j))
+                following[j] = chain
+        done.extend(open_tracks.values())
+        open_tracks = following
+    done.extend(open_tracks.values())
+    return [t for chain in done if len(chain) >= MIN_TRACK for t in _build(chain, sections, shifts)]
+
+
+def _match(a: Sections, b: Sections, sa: np.ndarray, sb: np.ndarray) -> list[tuple[int, int]]:
+    """Mutually best pairs of sections of two neighbour slices."""
+    pa, pb = a.centroid + sa, b.centroid + sb
+    reach = SEARCH_SHARE * 2.0 * np.sqrt(np.maximum(_major(a.moments), 1.0))
+    tree = cKDTree(pb)
+    pairs: list[tuple[float, int, int]] = []
+    for i, near in enumerate(tree.query_ball_point(pa, reach)):
+        for j in near:
+            ratio = b.area[j] / a.area[i]
+            if b.polarity[j] != a.polarity[i] or not 1.0 / AREA_STEP <= ratio <= AREA_STEP:
+                continue
+            cost = float(np.sum((pb[j] - pa[i]) ** 2)) / reach[i] ** 2 + math.log(ratio) ** 2 / math.log(AREA_STEP) ** 2
+            pairs.append((cost, i, j))
+    pairs.sort()
+    used_a, used_b, out = set(), set(), []
+    for _, i, j in pairs:
+        if i not in used_a and j not in used_b:
+            used_a.add(i)
+            used_b.add(j)
+            out.append((i, j))
+    return out
+
+
+def _major(moments: np.ndarray) -> np.ndarray:
+    """Larger eigenvalue of each ``(yy, xx, xy)`` moment triple."""
+    mean = 0.5 * (moments[:, 0] + moments[:, 1])
+    half = np.hypot(0.5 * (moments[:, 0] - moments[:, 1]), moments[:, 2])
+    return mean + half
+
+
+def _build(chain: list[tuple[int, int]], sections: list[Sections | None], shifts: np.ndarray) -> list[Track]:
+    z = np.array([c[0] for c in chain])
+    pos = np.array([sections[zz].centroid[i] + shifts[zz] for zz, i in chain])
+    area = np.array([sections[zz].area[i] for zz, i in chain])
+    mom = np.array([sections[zz].moments[i] for zz, i in chain])
+    return [Track(z, pos, area, mom)]
+
+
+def _fit_lines(tracks: list[Track]) -> np.ndarray:
+    """Straight-line velocity ``(vy, vx)`` in px per slice of each track (least squares)."""
+    out = np.zeros((len(tracks), 2))
+    for j, t in enumerate(tracks):
+        dz = t.z - t.z.mean()
+        out[j] = (dz @ (t.position - t.position.mean(axis=0))) / float(dz @ dz)
+    return out
+
+
+def _rod_geometry(moments: np.ndarray, velocity: np.ndarray, aspect: float) -> tuple[np.ndarray, ...]:
+    """Per track, in physical px (rows scaled by ``aspect``): major-axis unit vector, axis ratio
+    ``a / b``, speed, and the sine of the angle between velocity and major axis."""
+    yy, xx, xy = moments[:, 0] * aspect**2, moments[:, 1], moments[:, 2] * aspect
+    mean, half = 0.5 * (yy + xx), np.hypot(0.5 * (yy - xx), xy)
+    ratio = np.sqrt((mean + half) / np.maximum(mean - half, 1e-9))
+    angle = 0.5 * np.arctan2(2 * xy, yy - xx)  # major axis angle from the y axis
+    major = np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    v = velocity * np.array([aspect, 1.0])
+    speed = np.hypot(v[:, 0], v[:, 1])
+    sine = np.abs(major[:, 0] * v[:, 1] - major[:, 1] * v[:, 0]) / np.maximum(speed, 1e-9)
+    return major, ratio, speed, sine
+
+
+def rod_normals(tracks: list[Track]) -> tuple[list[np.ndarray | None], dict]:
+    """Across-axis normals (image px) of the tracks that move like one straight rod, else None.
+
+    A rod of radius ``r`` tilted ``theta`` from the slice normal has an elliptical section with
+    ``a / b = 1 / cos(theta)`` that moves ``kappa tan(theta) = kappa sqrt((a/b)^2 - 1)`` px per
+    slice along its major axis (``kappa`` = slice thickness over pixel size), in physical space.
+    The pixel aspect (rows may be foreshortened) and ``kappa`` are calibrated on the data: the
+    aspect that best aligns velocities with major axes, the median ``kappa``. Sections that
+    change area, are round, move off their axis or at another speed (two rods fused, a blob)
+    are not rods. Calibration and counts are returned.
+    """
+    prism = np.array([t.prism_axis() is not None for t in tracks], dtype=bool)
+    if prism.sum() < 3:
+        return [None] * len(tracks), {"rods": 0}
+    moments = np.array([np.median(t.moments, axis=0) for t in tracks])
+    velocity = _fit_lines(tracks)
+    scores = [float(np.median(_rod_geometry(moments[prism], velocity[prism], a)[3])) for a in ASPECTS]
+    aspect = float(ASPECTS[int(np.argmin(scores))])
+    major, ratio, speed, sine = _rod_geometry(moments, velocity, aspect)
+    kappa_j = speed / np.sqrt(np.maximum(ratio**2 - 1.0, 1e-9))
+    kappa = float(np.median(kappa_j[prism]))
+    rod = prism & (sine < MISMATCH) & (np.abs(kappa_j / kappa - 1.0) < KAPPA_TOL)
+    normals: list[np.ndarray | None] = []
+    for j in range(len(tracks)):
+        if not rod[j]:
+            normals.append(None)
+            continue
+        nrm = np.array([-major[j, 1] * aspect, major[j, 0]])  # across the axis, per image px
+        normals.append(nrm / np.hypot(*nrm))
+    return normals, {"rods": int(rod.sum()), "prisms": int(prism.sum()), "aspect": aspect, "kappa": kappa}
+
+
+def solve_correction(
+    tracks: list[Track],
+    n: int,
+    *,
+    step_sigma: float,
+    point_sigma: float = 0.15,
+    across_sigma: float = 0.03,
+    iterations: int = 6,
+) -> tuple[np.ndarray, dict]:
+    """The consensus' drift error ``D(z)`` from straight-line object motion.
+
+    Unknowns: ``D(z)`` (both axes) and per track an offset and a velocity. Rows: every tracked
+    centroid, ``q_j + v_j (z - z_j) + D(z) = p_j(z)`` (sigma ``point_sigma``); per rod-like
+    track ``n_j . v_j = 0`` (sigma ``across_sigma`` px per slice, plus ``ANGLE_SIGMA`` times its
+    speed); per step ``D(z + 1) - D(z) = 0`` (sigma ``step_sigma``: the consensus' own step
+    error), and the gauge ``sum D = 0``. Cauchy re-weighting per track (how straight it moves)
+    and per across row, at twice their robust scales.
+
+    Returns
+    -------
+    correction : ndarray, shape (n, 2)
+        ``D``: subtract it from the consensus' shifts.
+    info : dict
+        Numbers of tracks and rods used, calibration, robust scales.
+    """
+    if not tracks:
+        return np.zeros((n, 2)), {"tracks": 0, "rods": 0}
+    normals, calibration = rod_normals(tracks)
+    rods = [i for i, nrm in enumerate(normals) if nrm is not None]
+    matrix, b, point_track = _rows(tracks, normals, n)
+    n_points = point_track.size
+    # a fast rod's across velocity carries its axis' angle error times its speed
+    speed = np.hypot(*_fit_lines([tracks[j] for j in rods]).T) if rods else np.zeros(0)
+    sigma = np.r_[np.full(n_points, point_sigma), np.hypot(across_sigma, ANGLE_SIGMA * speed)]
+    prior = _prior(n, matrix.shape[1], step_sigma)
+    robust = np.ones(matrix.shape[0])
+    scales = (1.0, 1.0)
+    for _ in range(iterations + 1):
+        w = robust / sigma**2
+        x = spla.spsolve((matrix.T @ sp.diags(w) @ matrix + prior).tocsc(), matrix.T @ (w * b))
+        res = (matrix @ x - b) / sigma
+        # per track: the RMS of its points' normalised residuals; per rod row: its own
+        track_rms = np.sqrt(np.bincount(point_track, weights=res[:n_points] ** 2, minlength=len(tracks))
+                            / np.maximum(np.bincount(point_track, minlength=len(tracks)), 1))
+        across = np.abs(res[n_points:])
+        scales = (max(1.4826 * float(np.median(track_rms)), 1e-6),
+                  max(1.4826 * float(np.median(across)), 1e-6) if across.size else 1.0)
+        robust = np.r_[_cauchy(track_rms[point_track], scales[0]), _cauchy(across, scales[1])]
+    correction = np.stack([x[:n], x[n : 2 * n]], axis=1)
+    correction -= correction.mean(axis=0)
+    return correction, {**calibration, "tracks": len(tracks), "points": n_points // 2,
+                        "point_scale": scales[0] * point_sigma, "across_scale": scales[1] * across_sigma}
+
+
+def _cauchy(normalised: np.ndarray, scale: float) -> np.ndarray:
+    return 1.0 / (1.0 + (normalised / (2.0 * scale)) ** 2)
+
+
+def _rows(
+    tracks: list[Track], normals: list[np.ndarray | None], n: int
+) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    """Design matrix and right-hand side: the point rows (per track, axis y then x), then one
+    across row per rod; and the track of each point row. Unknowns: ``D_y``, ``D_x`` (``n``
+    each), then per track ``(qy, qx, vy, vx)``."""
+    rows, cols, vals, rhs, owner = [], [], [], [], []
+    r = 0
+    for j, t in enumerate(tracks):
+        dz = t.z - t.z.mean()
+        base, m = 2 * n + 4 * j, t.z.size
+        for axis in (0, 1):
+            idx = np.arange(r, r + m)
+            rows += [idx, idx, idx]
+            cols += [axis * n + t.z, np.full(m, base + axis), np.full(m, base + 2 + axis)]
+            vals += [np.ones(m), np.ones(m), dz]
+            rhs.append(t.position[:, axis])
+            owner.append(np.full(m, j))
+            r += m
+    for j, nrm in enumerate(normals):
+        if nrm is not None:
+            rows.append(np.array([r, r]))
+            cols.append(np.array([2 * n + 4 * j + 2, 2 * n + 4 * j + 3]))
+            vals.append(np.asarray(nrm, dtype=float))
+            rhs.append(np.zeros(1))
+            r += 1
+    shape = (r, 2 * n + 4 * len(tracks))
+    matrix = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=shape)
+    return matrix, np.concatenate(rhs), np.concatenate(owner)
+
+
+def _prior(n: int, n_unknown: int, step_sigma: float) -> sp.csr_matrix:
+    """Normal-matrix terms of the consensus' step prior and the gauge ``sum D = 0`` per axis."""
+    diff = sp.diags([np.ones(n - 1), -np.ones(n - 1)], [0, 1], shape=(n - 1, n))
+    block = (diff.T @ diff) / step_sigma**2 + sp.csr_matrix(np.ones((n, n)))
+    out = sp.lil_matrix((n_unknown, n_unknown))
+    out[:n, :n] = block
+    out[n : 2 * n, n : 2 * n] = block
+    return out.tocsr() + sp.identity(n_unknown, format="csr") * 1e-9
+
+
+def refine_shifts(shifts: np.ndarray, sections: list[Sections | None], *,
+                  step_sigma: float | None = None) -> tuple[np.ndarray, dict]:
+    """The consensus' drift table corrected by the straight-line motion of tracked objects.
+
+    Parameters
+    ----------
+    shifts : ndarray, shape (Z, 2)
+        The consensus' drift table (``scipy.ndimage.shift`` sense).
+    sections : list of Sections or None
+        :func:`find_sections` of each slice's structure region (None: blank slice).
+    step_sigma : float, optional
+        Sigma (px) of one step of the consensus' error: small trusts the consensus more.
+        Default: the finite-sample mean motion the consensus follows, the spread of the tracked
+        objects' velocities (per axis) over the square root of the sections per slice.
+
+    Returns
+    -------
+    shifts : ndarray, shape (Z, 2)
+        Refined table; the input unchanged where no object keeps its area over ``MIN_TRACK``
+        slices.
+    info : dict
+        Tracks, rods and the calibration used (JSON-safe).
+    """
+    tracks = [t for t in link_tracks(sections, shifts) if t.prism_axis() is not None]
+    # only what moves like one straight rod: a blob may keep its area for a few slices while
+    # its centre wanders (binder, voids), which the straight-line rows would take for drift
+    tracks = [t for t, nrm in zip(tracks, rod_normals(tracks)[0]) if nrm is not None]
+    if step_sigma is None and len(tracks) >= 3:
+        per_slice = np.mean([len(s) for s in sections if s is not None])
+        step_sigma = float(np.mean(np.std(_fit_lines(tracks), axis=0))) / math.sqrt(max(per_slice, 1.0))
+    correction, info = solve_correction(tracks, len(sections), step_sigma=step_sigma or 1.0)
+    info["step_sigma"] = step_sigma
+    info = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in info.items()}
+    info["correction_rms_px"] = round(float(np.sqrt(np.mean(np.sum(correction**2, axis=1)))), 4)
+    return np.asarray(shifts, dtype=float) - correction, info
