@@ -6,6 +6,7 @@ from scipy import ndimage as ndi
 
 from volrecon.segment.classifier import normalise
 from volrecon.segment.features import (
+    KINDS,
     FeatureSettings,
     compute_features,
     feature_channels,
@@ -80,3 +81,25 @@ def test_normalise_leaves_its_input_alone():
     assert out.dtype == np.float32
     np.testing.assert_allclose(normalise(block.astype(np.uint16), (10.0, 20.0)),
                                (before.astype(np.uint16) - 10) / 10, atol=1e-6)
+
+
+@pytest.mark.parametrize("core", [
+    (slice(0, 7), slice(3, 20), slice(2, 25)),     # an inner core, x from 2
+    (slice(2, 9), slice(0, 21), slice(5, 31)),     # touching the x and y ends
+    (slice(1, 5), slice(4, 9), slice(0, 3)),       # touching the x start, narrow
+])
+def test_core_is_exactly_that_part_of_the_whole_block(core):
+    """Every channel of a core is bit for bit the same part of the whole block's channels, for
+    cores anywhere in x (a chunk of a wide volume starts at x > 0: the kernels' own offsets)."""
+    img = (np.random.default_rng(11).random((9, 21, 31)) * 255).astype(np.float32)
+    fs = FeatureSettings(kinds=KINDS)
+    whole = compute_features(img, fs, voxel_size_nm=(20.0, 10.0, 10.0))
+    part = compute_features(img, fs, voxel_size_nm=(20.0, 10.0, 10.0), core=core)
+    np.testing.assert_array_equal(part, whole[(slice(None), *core)])
+
+
+def test_empty_core_gives_empty_channels():
+    img = np.zeros((4, 10, 12), np.float32)
+    got = compute_features(img, FeatureSettings(), voxel_size_nm=(20.0, 10.0, 10.0),
+                           core=(slice(0, 0), slice(0, 10), slice(0, 12)))
+    assert got.shape == (len(feature_names(FeatureSettings())), 0, 10, 12)

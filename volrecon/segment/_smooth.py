@@ -17,7 +17,9 @@ passes run along z, then y, then x.  Outside the smoothed part, lines are contin
 reflection (scipy's ``mode="reflect"``: ``d c b a | a b c d | d c b a``) or by the edge value
 (``mode="nearest"``: ``a a a a | a b c d | d d d d``).  The weights are read
 from scipy itself (the response to a unit impulse is exactly the weights it applies), so the
-results are the same bit for bit, which ``tests/segment/test_smooth.py`` checks.
+results are the same bit for bit, which ``tests/segment/test_smooth.py`` checks.  (That holds where
+scipy's C code is compiled without fused multiply-adds, as its x86-64 Linux wheels are; numba never
+fuses.  A build that contracts ``a * w + b`` would differ in the last bit, not in value.)
 """
 
 from __future__ import annotations

@@ -543,7 +543,8 @@ def compute_features(
     """
     img, vox, core_ = _prepare(image, voxel_size_nm, core)
     out = np.empty((len(feature_names(settings)), *(c.stop - c.start for c in core_)), np.float32)
-    _write_features(img, settings, vox, core_, iter(out))
+    if out.size:  # an empty core has no channels to compute
+        _write_features(img, settings, vox, core_, iter(out))
     return out
 
 
@@ -576,7 +577,8 @@ def feature_channels(
     img, vox, core_ = _prepare(image, voxel_size_nm, core)
     shape = tuple(c.stop - c.start for c in core_)
     channels = [np.empty(shape, np.float32) for _ in feature_names(settings)]
-    _write_features(img, settings, vox, core_, iter(channels))
+    if channels and channels[0].size:  # an empty core has no channels to compute
+        _write_features(img, settings, vox, core_, iter(channels))
     return channels
 
 
