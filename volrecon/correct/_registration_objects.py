@@ -339,7 +339,7 @@ def solve_correction(
     centroid, ``q_j + v_j (z - z_j) + D(z) = p_j(z)`` (sigma ``point_sigma``); per rod-like
     track ``n_j . v_j = 0`` (sigma ``across_sigma`` px per slice, plus ``ANGLE_SIGMA`` times its
     speed); per step ``D(z + 1) - D(z) = 0`` (sigma ``step_sigma``: the consensus' own step
-    error), and the gauge ``sum D = 0``. Cauchy re-weighting per track (how straight it moves)
+    error), and a gauge (``D`` returned with zero mean). Cauchy re-weighting per track (how straight it moves)
     and per across row, at twice their robust scales.
 
     Returns
@@ -414,9 +414,14 @@ def _rows(
 
 
 def _prior(n: int, n_unknown: int, step_sigma: float) -> sp.csr_matrix:
-    """Normal-matrix terms of the consensus' step prior and the gauge ``sum D = 0`` per axis."""
+    """Normal-matrix terms of the consensus' step prior and a gauge per axis.
+
+    The rows fix ``D`` only up to a constant (the tracks' offsets take it up): ``D(0)`` is held
+    at 0 (one sparse term, not the dense ``(sum D)^2`` block, whose n x n entries would grow with
+    the stack), and :func:`solve_correction` removes the mean afterwards.
+    """
     diff = sp.diags([np.ones(n - 1), -np.ones(n - 1)], [0, 1], shape=(n - 1, n))
-    block = (diff.T @ diff) / step_sigma**2 + sp.csr_matrix(np.ones((n, n)))
+    block = (diff.T @ diff) / step_sigma**2 + sp.csr_matrix(([1.0], ([0], [0])), shape=(n, n))
     out = sp.lil_matrix((n_unknown, n_unknown))
     out[:n, :n] = block
     out[n : 2 * n, n : 2 * n] = block

@@ -195,7 +195,10 @@ def estimate_drift(
         Structure only (no frame edge, no ROI): refine the trajectory by the straight-line
         motion of compact objects tracked from slice to slice, rods' sections standing still
         across their own axis (:mod:`volrecon.correct._registration_objects`,
-        ``metadata["objects"]``). Opt-in: measured in benchmarks/results/registration.md.
+        ``metadata["objects"]``). Opt-in: measured in benchmarks/results/registration.md
+        (better on 1024² seed 0, worse on seed 1's zero-drift stack). It costs ~10x the consensus
+        per slice; a steady drift along a lean shared by most rods (rods all leaning one way)
+        is not observable by it; the table's per-slice uncertainties stay the consensus'.
 
     Returns
     -------
@@ -407,6 +410,8 @@ def estimate_drift(
     content = max(halves_px, shared["shared_px"]) if halves_px is not None and shared else halves_px
     table = _build_table(solution, obs, reasons, method, info, edges, box, baselines, coherences, elapsed, roi, content)
     table.metadata["frame_rejected"] = rejected
+    if refined is not None:
+        refined["uncertainties"] = "consensus"  # sigma / expected residual are not re-derived
     table.metadata["objects"] = refined
     table.metadata["baseline_choice"] = choice.to_dict() if choice is not None else None
     if content is not None:
