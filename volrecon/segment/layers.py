@@ -721,24 +721,15 @@ def detect_layers(
         where the window is one-sided (frame walls, the field's ends) and flattens its bumps.
         Each pass reads, smooths and cuts only a band of rows around the levelled interface (its
         median height +- :data:`OUTLIER_NM` + 2 :data:`REFINE_NM`), not whole columns.
-        2 (default); 0: not done.  On the benchmark's real-corrected 24x192 phantoms (seeds 0-2
-        of both presets, six stacks per method) 2 passes bring the mean separator|cathode distance
-        of the unsupervised method from 2.04 to 1.63 voxels and of the classifier from 2.98 to 2.46
-        (no stack worse by more than 0.11: classifier, carbonate seed 0, 2.00 -> 2.11; 1 pass: 1.70
-        and 2.62); on the 48x256 phantoms (seeds 0-2 of both presets, real and oracle correction,
-        twelve stacks per method) from 2.21 to 1.91 and from 2.25 to 1.86, every stack better; at
-        no measurable cost on a 200x1024x1024 dask label volume (detect_layers alone, 22.1/22.7
-        CPU-s with 2 passes vs 22.7/22.3 without; whole columns read: ~+12 CPU-s).  The other three
-        interfaces are not cut again.  On those 48x256 stacks and the 24x192 seed-0 ones (both
-        corrections, both methods: 32 runs) void Dice moves by -0.003...+0.025 and pore Dice by
-        -0.0002...+0.001.  The void split's electrolyte level and spread hardly move with the passes
-        (at most 0.03 of a spread, the spread by at most 3 %, on the 24x192 seeds 0-2 and 48x256
-        seeds 0-2): the voids change with the voxels that change region.  The largest losses (24x192
-        seed 2) are separator voxels the unlevelled cut had put in the cathode: there the void split
-        had called the classifier's false voids in the separator's electrolyte electrolyte, in the
-        separator they stay void (classifier: carbonate -0.019, diglyme -0.012; the voids in the
-        cathode region as before), and, unsupervised, the cut going deeper under voids at the
-        cathode's top (diglyme -0.007).
+        2 (default); 0: not done.  Measured (benchmarks/segmentation.py phantoms, both presets):
+        the mean separator|cathode distance over twelve 48x256 stacks per method 2.21 -> 1.91 voxels
+        (unsupervised) and 2.25 -> 1.86 (classifier), every stack better; on 24x192 seeds 0-2
+        2.04 -> 1.63 and 2.98 -> 2.46, the worst stack 2.00 -> 2.11 (classifier, carbonate seed 0).
+        Void Dice moves by -0.019...+0.025: the losses are separator voxels the unlevelled cut had
+        put in the cathode, where the void split had overruled the classifier's false voids in the
+        separator's electrolyte (void is split from electrolyte in the cathode only), and the
+        unsupervised cut going deeper under voids at the cathode's top.  The passes cost ~2 CPU-s at
+        200x1024x1024 (a band of rows is read, not whole columns).
 
     Returns
     -------
