@@ -244,6 +244,8 @@ METHODS: dict[str, Callable[[np.ndarray], Any]] = {
     "skimage phase_cross_correlation chained, Tukey-tapered": lambda s: skimage_chained(s, taper=True),
     "SimpleITK Mattes MI chained": sitk_chained,
 }
+OBJECTS_ROW = "volrecon anchor='none', objects=True (per-object kinematics, opt-in)"
+METHODS[OBJECTS_ROW] = lambda s: estimate_drift(s, anchor="none", objects=True)
 METHODS[CONTENT_ROW] = METHODS["volrecon anchor='none' (structure only)"]
 for _name in CONTENT_CLASSES:
     METHODS[class_row(_name)] = METHODS["volrecon anchor='none' (structure only)"]
@@ -358,6 +360,8 @@ def main() -> None:
                         help="also register renderings of single classes of the truth labels (rods, fibres, "
                              "binder, voids, the layer interfaces, all but the interfaces) of the zero-drift "
                              "stack: which content the structure-only estimate follows")
+    parser.add_argument("--objects", action="store_true",
+                        help="add the opt-in per-object kinematics row (estimate_drift(objects=True); ~10x the consensus' cost)")
     parser.add_argument("--crop-databar", action="store_true",
                         help="give every method the stack without its data bar, as volrecon's ingest does "
                              "(a static bar pins any whole-image correlation at zero drift)")
@@ -390,7 +394,8 @@ def main() -> None:
                 report["databar_rows_cropped"] = bar
             report["source"] = source
             name = f"{label} {kind} drift, {'with' if frame else 'without'} frame" + (f", seed {args.seed}" if args.seed else "")
-            own = [m for m in METHODS if m.startswith("volrecon") and m not in CONTROL_ROWS]
+            own = [m for m in METHODS if m.startswith("volrecon") and m not in CONTROL_ROWS
+                   and (args.objects or m != OBJECTS_ROW)]
             wanted_peers = [m for m in METHODS if m not in own and (not args.peer_names or any(
                 n.strip().lower() in m.lower() for n in args.peer_names.split(",")))]
             methods = own + wanted_peers if peers and kind in args.peer_kinds.split(",") else own
