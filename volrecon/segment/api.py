@@ -15,6 +15,7 @@ import dask.array as da
 import numpy as np
 from scipy import ndimage as ndi
 
+from volrecon._memory import release_memory
 from volrecon.errors import ParameterError
 from volrecon.phases import PHASE_COLOURS, PHASES, REGION_COLOURS, REGIONS
 from volrecon.segment._validate import check_image, check_voxel
@@ -472,6 +473,10 @@ def segment_volume(
             specimen = _unassigned(phases, rim_shell)
             lay = detect_layers(specimen, phase_names=names, voxel_size_nm=vox, axis=through_plane, lateral_nm=lateral_nm,
                                 frame_value=frame_value, level_passes=level_passes, scratch=None if folder is None else folder.path)
+            # the surface finders below work in the calling thread, in slabs, and do not reuse the heap
+            # the dask workers freed in their own arenas (the rows of the phases, the layer counts), which
+            # glibc keeps resident and which grows with the number of rows: handed back here, once
+            release_memory()
             if regional and lay.heights.get("sodium|sei") is not None:
                 lay, na_info = sodium_surface(image, specimen, lay, voxel_size_nm=vox,
                                               frame_value=frame_value, lateral_nm=sei_lateral_nm)
@@ -902,6 +907,9 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
         del smoothed
         if folder is not None:
             folder.drop("smoothed")
+        # the samples and the histograms of the void split come on top of what the classes' rows left
+        # resident (grows with the number of rows, as above): handed back once more
+        release_memory()
         # the classes were decided on values denoised by smooth_nm: its reach along z is part of the edge artefact
         cues = replace(void_cues or VoidCues(), class_smooth_nm=smooth_nm)
         out = _cathode_voids(src, reg, out, names=names, vox=vox, smooth_nm=smooth_nm, cues=cues, params=params,
