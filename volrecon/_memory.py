@@ -4,7 +4,9 @@ glibc keeps the blocks a thread frees in that thread's arena for reuse; the dask
 solvers allocate from several threads, so after a stage the process keeps resident what it held
 at its peak and the next stage starts from there.  Trimming is a one-off request (no allocator
 setting is changed, nothing stays different for the rest of the process: it is what
-dask.distributed's workers do to shed memory).  Called between the pipeline's stages only: the
+dask.distributed's workers do to shed memory).  Called between the pipeline's stages, and twice
+inside ``segment_volume`` (before the surface finders and before the void split, which run in the
+calling thread and cannot reuse what the workers' arenas hold); not per chunk: the
 memory handed back is faulted in again by the next arrays, in system CPU time (once per stored
 intermediate of the segmentation: ~8 more system CPU-s, ~4 %, in the segmentation of
 200x1024x1024; after every row of chunks, with 32-slice chunks, ~30 %).
