@@ -1352,11 +1352,17 @@ def step_candidates(sd: np.ndarray, k: int = STEP_CANDIDATES, *, origin: int = 0
     left = np.concatenate([np.full(sd.shape[:-1] + (1,), -np.inf), sd[..., :-1]], axis=-1)
     right = np.concatenate([sd[..., 1:], np.full(sd.shape[:-1] + (1,), -np.inf)], axis=-1)
     peaks = np.where((sd >= left) & (sd > right) & np.isfinite(sd), sd, -np.inf)
-    k = min(k, sd.shape[-1])
     top = np.argsort(-peaks, axis=-1, kind="stable")[..., :k]
-    pos, size = zip(*(_step_at(sd, top[..., j], origin) for j in range(k)))
-    size = np.stack(size, axis=-1)
-    return np.stack(pos, axis=-1), np.where(np.take_along_axis(peaks, top, axis=-1) > -np.inf, size, -np.inf)
+    pos, size = zip(*(_step_at(sd, top[..., j], origin) for j in range(top.shape[-1])))
+    pos = np.stack(pos, axis=-1)
+    size = np.where(np.take_along_axis(peaks, top, axis=-1) > -np.inf, np.stack(size, axis=-1), -np.inf)
+    if top.shape[-1] < k:
+        # a window of fewer steps than candidates (an interface near the field's edge): the missing
+        # candidates have no size, at the strongest one's place
+        pad = k - top.shape[-1]
+        pos = np.concatenate([pos, np.repeat(pos[..., :1], pad, axis=-1)], axis=-1)
+        size = np.concatenate([size, np.full(size.shape[:-1] + (pad,), -np.inf)], axis=-1)
+    return pos, size
 
 
 def _step_at(sd: np.ndarray, i: np.ndarray, origin: int = 0) -> tuple[np.ndarray, np.ndarray]:
