@@ -18,7 +18,7 @@ import numba as nb
 import numpy as np
 
 from volrecon.errors import ParameterError
-from volrecon.segment._smooth import gaussian, smooth_region
+from volrecon.segment._smooth import gaussian, half_kernel, smooth_region
 
 KINDS: tuple[str, ...] = (
     "intensity", "gradient", "laplacian", "texture", "dog", "hessian", "structure", "depth", "ahead",
@@ -249,7 +249,7 @@ class _Smoothed:
 
     def __init__(self, img: np.ndarray, sigma: tuple[float, float, float], region: Sequence[slice], *,
                  square: bool = False) -> None:
-        radius = [int(_TRUNCATE * float(s) + 0.5) for s in sigma]  # scipy's kernel radius
+        radius = [half_kernel(float(s), _TRUNCATE).size - 1 for s in sigma]  # the kernel's radius
         part = tuple(slice(max(0, r.start - m), min(n, r.stop + m)) for r, m, n in zip(region, radius, img.shape))
         self.values = smooth_region(img, sigma, part, region, truncate=_TRUNCATE, square=square)
         self.origin = tuple(r.start for r in region)
