@@ -87,6 +87,17 @@ def test_otsu_runs(diglyme):
     assert res.to_dict()["method"] == "otsu"
 
 
+def test_default_method_is_the_layered_one(diglyme):
+    """Called without ``method`` (a library user's first call), the segmentation is the layered one the
+    CLI defaults to, not the one-grey-scale baseline (which puts most of this cell into one class)."""
+    ph, img = diglyme
+    res = segment_volume(img, voxel_size_nm=ph.voxel_size_nm)
+    assert res.to_dict()["method"] == "layers"
+    for name in ("sodium", "separator", "collector"):
+        share = float(np.mean(np.asarray(res.phases) == res.phase_names[name]))
+        assert abs(share - float(np.mean(ph.labels == PHASES[name]))) < 0.03, name
+
+
 def test_save_load_roundtrip_and_tamper(tmp_path, diglyme, trained):
     ph, img = diglyme
     path = trained.save(tmp_path / "c.skops")

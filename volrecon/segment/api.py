@@ -74,7 +74,7 @@ class SegmentationResult:
         (``sodium|sei`` …), the height map in nm over the two other axes (``heights_nm``) with
         summary statistics (``interfaces``).
     method : str
-        ``"otsu"`` or ``"classifier"``.
+        ``"layers"`` (what ``"auto"`` runs), ``"otsu"`` or ``"classifier"``.
     voxel_size_nm : tuple of float
         ``(z, y, x)`` voxel size.
     parameters : dict
@@ -186,7 +186,7 @@ def segment_volume(
     image: Any,
     *,
     voxel_size_nm: Sequence[float],
-    method: Literal["otsu", "classifier", "layers", "auto"] = "otsu",
+    method: Literal["otsu", "classifier", "layers", "auto"] = "auto",
     classifier: PixelClassifier | str | Path | None = None,
     scribbles: Any = None,
     phase_names: Mapping[str, int] | Sequence[str] | None = None,
@@ -230,7 +230,9 @@ def segment_volume(
         ``otsu`` classes serve only to find the layers; then each region is classified on its
         own histogram (:mod:`volrecon.segment.regional`): cathode pore/binder/active (3-class
         multi-Otsu), separator electrolyte/fibres (2-class), anode sodium/SEI from the sodium
-        surface and the SEI's outer surface, collector.  ``auto``: ``layers``.
+        surface and the SEI's outer surface, collector.  ``auto`` (default, as in ``volrecon
+        segment``): ``layers``.  ``otsu`` is only a baseline: one grey scale for the whole cell
+        puts phases of equal grey in different layers into one class.
     classifier : PixelClassifier or path, optional
         A trained classifier (or its ``.skops`` file).
     scribbles : ndarray or dask array, optional
