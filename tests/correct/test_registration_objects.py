@@ -156,3 +156,53 @@ def test_rods_leaning_one_way_do_not_make_it_worse():
     consensus = drift + 0.05 * np.arange(slices)[:, None] * np.array([1.0, 1.0])
     refined, _ = refine_shifts(consensus, sections)
     assert _rms(refined - drift) <= _rms(consensus - drift) + 0.05
+
+
+def _rod_tracks(rng: np.random.Generator, slices: int, count: int, noise: tuple[float, float]) -> list[Track]:
+    """Analytic rod tracks (no images): sections of semi-axes (7 / cos tilt, 7) px moving along
+    their major axis at 2 tan(tilt) px per slice, centroids off by ``noise`` (across, along) px."""
+    tracks = []
+    for _ in range(count):
+        tilt, phi = rng.uniform(0.4, 1.1), rng.uniform(0, 2 * np.pi)
+        axis = np.array([np.sin(phi), np.cos(phi)])
+        normal = np.array([-axis[1], axis[0]])
+        start = int(rng.integers(0, slices - 12))
+        z = np.arange(start, start + int(rng.integers(8, 13)))
+        a, b = 7.0 / np.cos(tilt), 7.0
+        cov = (a**2 / 4) * np.outer(axis, axis) + (b**2 / 4) * np.outer(normal, normal)
+        moments = np.tile([cov[0, 0], cov[1, 1], cov[0, 1]], (z.size, 1))
+        true = rng.uniform(20, 500, 2) + np.outer(z - z.mean(), 2.0 * np.tan(tilt) * axis)
+        off = np.outer(rng.normal(0, noise[0], z.size), normal) + np.outer(rng.normal(0, noise[1], z.size), axis)
+        tracks.append(Track(z, true + off, np.full(z.size, np.pi * a * b), moments))
+    return tracks
+
+
+def test_variance_components_recover_the_noise_and_the_consensus_error():
+    """Rod centroids noisier along the axis than across it, a consensus erring by a random walk:
+    the groups' sigmas are found from the data, and the correction follows the walk."""
+    rng = np.random.default_rng(3)
+    slices = 120
+    tracks = _rod_tracks(rng, slices, 150, (0.05, 0.15))
+    walk = np.cumsum(rng.normal(0, 0.08, (slices, 2)), axis=0)
+    shifted = [Track(t.z, t.position + walk[t.z], t.area, t.moments) for t in tracks]
+    correction, info = solve_correction(shifted, slices, step_sigma=0.3)  # a poor start
+    assert info["rods"] >= 100  # the walk bends a few tracks off the rod test
+    assert abs(info["sigma_across_px"] / 0.05 - 1) < 0.25
+    assert abs(info["sigma_along_px"] / 0.15 - 1) < 0.25
+    assert abs(info["sigma_step_px"] / 0.08 - 1) < 0.5
+    assert _rms(correction - walk) < 0.3 * _rms(walk)
+
+
+def test_leverages_solved_in_chunks_match_the_dense_inverse(monkeypatch):
+    """Beyond DENSE_UNKNOWNS the rows' leverages come from columns solved a chunk at a time:
+    the same variance components and correction."""
+    from volrecon.correct import _registration_objects as ro
+
+    rng = np.random.default_rng(4)
+    tracks = _rod_tracks(rng, 60, 40, (0.05, 0.15))
+    dense, info_dense = solve_correction(tracks, 60, step_sigma=0.1)
+    monkeypatch.setattr(ro, "DENSE_UNKNOWNS", 10)
+    monkeypatch.setattr(ro, "CHUNK", 32)
+    chunked, info_chunked = solve_correction(tracks, 60, step_sigma=0.1)
+    assert np.allclose(chunked, dense, atol=1e-8)
+    assert abs(info_chunked["sigma_step_px"] - info_dense["sigma_step_px"]) < 1e-8

@@ -21,11 +21,18 @@ but a steady rate of ``D`` is fixed by their straight-line motion, and the rate 
 0`` across each rod's axis; the consensus enters as a prior on the steps of ``D``, so that
 where no rod is tracked the correction stays flat (:func:`solve_correction`).
 
-Measured (benchmarks/results/registration.md, round reg7): better than the consensus on 9 of
-13 electrode phantoms (1024 px seed 0: 0.866 -> 0.670 px zero drift), worse on 3 (1024 px
-seed 1 zero drift 0.593 -> 0.697); dy improves everywhere, dx not (curtains move outlines
-along x). The centroids of the few isolated rods (about 120 over 200 slices at 1024 px) are
-too noisy for the rate the consensus errs by (0.02-0.05 px per slice). Hence opt-in.
+How much to trust each is taken from the data: the centroids' noise across and along the rods'
+axes, the rods' across-axis velocities and the consensus' steps are four groups whose sigmas are
+re-estimated from their residuals over their redundancy (variance components), so no weight is
+set by hand (round reg8; before, fixed sigmas and the step sigma of the velocity spread decided
+which stack won).
+
+Measured (benchmarks/results/registration.md, rounds reg7 and reg8): better than the consensus
+on all four 1024 px electrode phantoms and at 2048x1536 (seed 1 zero drift 0.593 -> 0.517 px,
+seed 0 0.866 -> 0.699), on 7 of 8 at 512 px x 96 slices (seed 5 zero drift 0.607 -> 0.655,
+worse). The centroids of the few isolated rods (about 120 over 200 slices at 1024 px, 6-14 at
+512 px) stay the limit: along their axis about twice as noisy as across (0.22-0.25 against
+0.12-0.13 px). Opt-in: it costs about 10x the consensus (segmentation).
 """
 
 from __future__ import annotations
@@ -75,6 +82,10 @@ MIN_TRACK = 5
 PRISM_AREA = 1.12
 #: a section is elongated enough to have an axis when its moments' axis ratio is at least this
 ELONGATED = 1.15
+#: the rows' leverages use the dense inverse normal matrix up to this many unknowns (8 * this^2
+#: bytes), beyond it columns solved CHUNK at a time
+DENSE_UNKNOWNS = 4096
+CHUNK = 256
 
 
 @dataclass(frozen=True)
@@ -331,75 +342,150 @@ def solve_correction(
     step_sigma: float,
     point_sigma: float = 0.15,
     across_sigma: float = 0.03,
-    iterations: int = 6,
+    iterations: int = 8,
+    components: bool = True,
 ) -> tuple[np.ndarray, dict]:
     """The consensus' drift error ``D(z)`` from straight-line object motion.
 
-    Unknowns: ``D(z)`` (both axes) and per track an offset and a velocity. Rows: every tracked
-    centroid, ``q_j + v_j (z - z_j) + D(z) = p_j(z)`` (sigma ``point_sigma``); per rod-like
-    track ``n_j . v_j = 0`` (sigma ``across_sigma`` px per slice, plus ``ANGLE_SIGMA`` times its
-    speed); per step ``D(z + 1) - D(z) = 0`` (sigma ``step_sigma``: the consensus' own step
-    error), and a gauge (``D`` returned with zero mean). Cauchy re-weighting per track (how straight it moves)
-    and per across row, at twice their robust scales.
+    Unknowns: ``D(z)`` (both axes) and per track an offset and a velocity. Rows (groups):
+
+    0. every tracked centroid across its rod's axis, ``u_j . (q_j + v_j (z - z_j) + D(z)) = u_j .
+       p_j(z)`` (``u_j`` the rod's across-axis normal), sigma ``point_sigma``;
+    1. the same along the axis (a section's ends, where neighbours touch, move its centroid
+       along the axis about twice as much as across it); tracks without an axis give their y and
+       x rows here;
+    2. per rod ``u_j . v_j = 0`` (sigma ``across_sigma`` px per slice plus ``ANGLE_SIGMA``
+       times its speed);
+    3. per step ``D(z + 1) - D(z) = 0`` (sigma ``step_sigma``: the consensus' own step error).
+
+    With ``components`` the sigma of each group is re-estimated from the data at every
+    iteration (variance components: the group's weighted residual sum of squares over its
+    redundancy, the rows minus their leverages, :func:`_components`), so the
+    consensus and the objects are weighed by the uncertainty they show on this stack; the given
+    sigmas only start the iteration. Cauchy re-weighting per track (how straight it moves) and
+    per across row, at twice their robust scales. ``D`` is returned with zero mean.
 
     Returns
     -------
     correction : ndarray, shape (n, 2)
         ``D``: subtract it from the consensus' shifts.
     info : dict
-        Numbers of tracks and rods used, calibration, robust scales.
+        Numbers of tracks and rods used, calibration, robust scales and the group sigmas.
     """
     if not tracks:
         return np.zeros((n, 2)), {"tracks": 0, "rods": 0}
     normals, calibration = rod_normals(tracks)
     rods = [i for i, nrm in enumerate(normals) if nrm is not None]
-    matrix, b, point_track = _rows(tracks, normals, n)
+    matrix, b, point_track, group = _rows(tracks, normals, n)
     n_points = point_track.size
     # a fast rod's across velocity carries its axis' angle error times its speed
     speed = np.hypot(*_fit_lines([tracks[j] for j in rods]).T) if rods else np.zeros(0)
-    sigma = np.r_[np.full(n_points, point_sigma), np.hypot(across_sigma, ANGLE_SIGMA * speed)]
-    prior = _prior(n, matrix.shape[1], step_sigma)
+    shape = np.r_[np.ones(n_points), np.hypot(across_sigma, ANGLE_SIGMA * speed), np.ones(2 * (n - 1))]
+    group = np.r_[group, np.full(len(rods), 2), np.full(2 * (n - 1), 3)]
+    matrix = sp.vstack([matrix, _step_rows(n, matrix.shape[1])]).tocsr()
+    b = np.r_[b, np.zeros(2 * (n - 1))]
+    gauge = _gauge(n, matrix.shape[1])
+    sigmas = np.array([point_sigma, point_sigma, 1.0, step_sigma])  # group 2: a factor on ``shape``
     robust = np.ones(matrix.shape[0])
     scales = (1.0, 1.0)
     for _ in range(iterations + 1):
-        w = robust / sigma**2
-        x = spla.spsolve((matrix.T @ sp.diags(w) @ matrix + prior).tocsc(), matrix.T @ (w * b))
-        res = (matrix @ x - b) / sigma
+        sigma = shape * sigmas[group]
+        normal = (matrix.T @ sp.diags(robust / sigma**2) @ matrix + gauge).tocsc()
+        factor = spla.splu(normal)
+        x = factor.solve(matrix.T @ (robust * b / sigma**2))
+        raw = matrix @ x - b
+        if components:
+            leverage = _leverage(matrix, normal, factor) * robust / sigma**2
+            sigmas = _components(raw, robust / sigma**2, leverage, group, sigmas)
+        res = raw / (shape * sigmas[group])
         # per track: the RMS of its points' normalised residuals; per rod row: its own
         track_rms = np.sqrt(np.bincount(point_track, weights=res[:n_points] ** 2, minlength=len(tracks))
                             / np.maximum(np.bincount(point_track, minlength=len(tracks)), 1))
-        across = np.abs(res[n_points:])
+        across = np.abs(res[n_points : n_points + len(rods)])
         scales = (max(1.4826 * float(np.median(track_rms)), 1e-6),
                   max(1.4826 * float(np.median(across)), 1e-6) if across.size else 1.0)
-        robust = np.r_[_cauchy(track_rms[point_track], scales[0]), _cauchy(across, scales[1])]
+        robust[:n_points] = _cauchy(track_rms[point_track], scales[0])
+        robust[n_points : n_points + len(rods)] = _cauchy(across, scales[1])
     correction = np.stack([x[:n], x[n : 2 * n]], axis=1)
     correction -= correction.mean(axis=0)
     return correction, {**calibration, "tracks": len(tracks), "points": n_points // 2,
-                        "point_scale": scales[0] * point_sigma, "across_scale": scales[1] * across_sigma}
+                        "point_scale": scales[0] * float(sigmas[0]),
+                        "across_scale": scales[1] * across_sigma * float(sigmas[2]), "sigma_across_px": float(sigmas[0]), "sigma_along_px": float(sigmas[1]),
+                        "across_factor": float(sigmas[2]), "sigma_step_px": float(sigmas[3])}
 
 
 def _cauchy(normalised: np.ndarray, scale: float) -> np.ndarray:
     return 1.0 / (1.0 + (normalised / (2.0 * scale)) ** 2)
 
 
+def _components(residual: np.ndarray, weight: np.ndarray, leverage: np.ndarray, group: np.ndarray,
+                sigmas: np.ndarray) -> np.ndarray:
+    """Each group's sigma from its residuals: ``sigma_g^2 sum_g(weight r^2) / redundancy_g``.
+
+    ``weight``: the rows' current weights (robust / sigma^2, sigma = the row's fixed shape times
+    its group's sigma); ``leverage``: each row's share of the fit (``w_i a_i N^-1 a_i^T``), so a
+    group's redundancy is its rows minus their leverages. A group without redundancy keeps its
+    sigma.
+    """
+    out = sigmas.copy()
+    for g in range(len(sigmas)):
+        sel = group == g
+        redundancy = float(np.sum(1.0 - leverage[sel]))
+        if redundancy > 1.0:
+            out[g] = sigmas[g] * math.sqrt(float(np.sum(weight[sel] * residual[sel] ** 2)) / redundancy)
+    return out
+
+
+def _leverage(matrix: sp.csr_matrix, normal: sp.csc_matrix, factor: spla.SuperLU) -> np.ndarray:
+    """``a_i N^-1 a_i^T`` of every row ``a_i`` (times its weight: the row's share of the fit).
+
+    A row touches a few unknowns and needs the entries of ``N^-1`` among them: from the dense
+    inverse while it fits in ``DENSE_UNKNOWNS`` unknowns, else solved ``CHUNK`` columns at a
+    time (unknowns grow with the tracks, and the whole inverse is never held).
+    """
+    m = matrix.shape[1]
+    dense = np.linalg.inv(normal.toarray()) if m <= DENSE_UNKNOWNS else None
+    step = m if dense is not None else CHUNK
+    csc = matrix.tocsc()
+    out = np.zeros(matrix.shape[0])
+    for start in range(0, m, step):
+        cols = np.arange(start, min(start + step, m))
+        out += np.asarray(csc[:, cols].multiply(matrix @ _inverse_columns(dense, factor, cols)).sum(axis=1)).ravel()
+    return out
+
+
+def _inverse_columns(dense: np.ndarray | None, factor: spla.SuperLU, cols: np.ndarray) -> np.ndarray:
+    """Columns ``cols`` of ``N^-1``: from the dense inverse when there is one, else solved."""
+    if dense is not None:
+        return dense[:, cols]
+    unit = np.zeros((factor.shape[0], cols.size))
+    unit[cols, np.arange(cols.size)] = 1.0
+    return factor.solve(unit)
+
+
 def _rows(
     tracks: list[Track], normals: list[np.ndarray | None], n: int
-) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
-    """Design matrix and right-hand side: the point rows (per track, axis y then x), then one
-    across row per rod; and the track of each point row. Unknowns: ``D_y``, ``D_x`` (``n``
-    each), then per track ``(qy, qx, vy, vx)``."""
-    rows, cols, vals, rhs, owner = [], [], [], [], []
+) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray, np.ndarray]:
+    """Design matrix and right-hand side: per track its point rows (across then along its rod's
+    axis; y then x when it has none), then one across-velocity row per rod; the track of each
+    point row and the group of each point row (0 across, 1 along). Unknowns: ``D_y``, ``D_x``
+    (``n`` each), then per track ``(qy, qx, vy, vx)``."""
+    rows, cols, vals, rhs, owner, group = [], [], [], [], [], []
     r = 0
-    for j, t in enumerate(tracks):
+    for j, (t, nrm) in enumerate(zip(tracks, normals)):
         dz = t.z - t.z.mean()
         base, m = 2 * n + 4 * j, t.z.size
-        for axis in (0, 1):
+        frame = [(0, np.asarray(nrm, float)), (1, np.array([-nrm[1], nrm[0]]))] if nrm is not None else \
+            [(1, np.array([1.0, 0.0])), (1, np.array([0.0, 1.0]))]
+        for g, e in frame:
             idx = np.arange(r, r + m)
-            rows += [idx, idx, idx]
-            cols += [axis * n + t.z, np.full(m, base + axis), np.full(m, base + 2 + axis)]
-            vals += [np.ones(m), np.ones(m), dz]
-            rhs.append(t.position[:, axis])
+            for axis in (0, 1):
+                rows += [idx, idx, idx]
+                cols += [axis * n + t.z, np.full(m, base + axis), np.full(m, base + 2 + axis)]
+                vals += [np.full(m, e[axis]), np.full(m, e[axis]), e[axis] * dz]
+            rhs.append(t.position @ e)
             owner.append(np.full(m, j))
+            group.append(np.full(m, g))
             r += m
     for j, nrm in enumerate(normals):
         if nrm is not None:
@@ -410,22 +496,26 @@ def _rows(
             r += 1
     shape = (r, 2 * n + 4 * len(tracks))
     matrix = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=shape)
-    return matrix, np.concatenate(rhs), np.concatenate(owner)
+    return matrix, np.concatenate(rhs), np.concatenate(owner), np.concatenate(group)
 
 
-def _prior(n: int, n_unknown: int, step_sigma: float) -> sp.csr_matrix:
-    """Normal-matrix terms of the consensus' step prior and a gauge per axis.
+def _step_rows(n: int, n_unknown: int) -> sp.csr_matrix:
+    """The consensus' steps as observations: ``D(z + 1) - D(z) = 0`` for ``D_y`` then ``D_x``."""
+    diff = sp.diags([-np.ones(n - 1), np.ones(n - 1)], [0, 1], shape=(n - 1, n))
+    zero = sp.csr_matrix((n - 1, n))
+    rest = sp.csr_matrix((n - 1, n_unknown - 2 * n))
+    return sp.bmat([[diff, zero, rest], [zero, diff, rest]]).tocsr()
 
-    The rows fix ``D`` only up to a constant (the tracks' offsets take it up): ``D(0)`` is held
-    at 0 (one sparse term, not the dense ``(sum D)^2`` block, whose n x n entries would grow with
-    the stack), and :func:`solve_correction` removes the mean afterwards.
+
+def _gauge(n: int, n_unknown: int) -> sp.csr_matrix:
+    """Normal-matrix terms holding ``D_y(0)`` and ``D_x(0)`` at 0, plus a tiny ridge.
+
+    The rows fix ``D`` only up to a constant (the tracks' offsets take it up); one sparse term
+    per axis, not the dense ``(sum D)^2`` block, whose n x n entries would grow with the stack;
+    :func:`solve_correction` removes the mean afterwards.
     """
-    diff = sp.diags([np.ones(n - 1), -np.ones(n - 1)], [0, 1], shape=(n - 1, n))
-    block = (diff.T @ diff) / step_sigma**2 + sp.csr_matrix(([1.0], ([0], [0])), shape=(n, n))
-    out = sp.lil_matrix((n_unknown, n_unknown))
-    out[:n, :n] = block
-    out[n : 2 * n, n : 2 * n] = block
-    return out.tocsr() + sp.identity(n_unknown, format="csr") * 1e-9
+    hold = sp.csr_matrix(([1.0, 1.0], ([0, n], [0, n])), shape=(n_unknown, n_unknown))
+    return hold + sp.identity(n_unknown, format="csr") * 1e-9
 
 
 def refine_shifts(shifts: np.ndarray, sections: list[Sections | None], *,
@@ -439,9 +529,10 @@ def refine_shifts(shifts: np.ndarray, sections: list[Sections | None], *,
     sections : list of Sections or None
         :func:`find_sections` of each slice's structure region (None: blank slice).
     step_sigma : float, optional
-        Sigma (px) of one step of the consensus' error: small trusts the consensus more.
-        Default: the finite-sample mean motion the consensus follows, the spread of the tracked
-        objects' velocities (per axis) over the square root of the sections per slice.
+        Sigma (px) of one step of the consensus' error, where the estimate of it from the data
+        (:func:`solve_correction`'s variance components) starts. Default: the finite-sample
+        mean motion the consensus follows, the spread of the tracked objects' velocities (per
+        axis) over the square root of the sections per slice.
 
     Returns
     -------

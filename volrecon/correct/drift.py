@@ -196,7 +196,8 @@ def estimate_drift(
         motion of compact objects tracked from slice to slice, rods' sections standing still
         across their own axis (:mod:`volrecon.correct._registration_objects`,
         ``metadata["objects"]``). Opt-in: measured in benchmarks/results/registration.md
-        (better on 1024² seed 0, worse on seed 1's zero-drift stack). It costs ~10x the consensus
+        (better than the consensus on the 1024² rows and at 2048x1536, worse on one of eight
+        512² rows; dx weaker than dy). It costs ~10x the consensus
         per slice; a steady drift along a lean shared by most rods (rods all leaning one way)
         is not observable by it; the table's per-slice uncertainties stay the consensus'.
 
