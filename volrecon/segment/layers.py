@@ -1019,10 +1019,13 @@ def edge_rim_shift(offsets: np.ndarray, profile: np.ndarray,
         return lo + (hi - lo) * ndtr((x - c) / s) + r * (ndtr((x - c + w) / s) - ndtr((x - c - w) / s))
 
     lower, upper = [-1, 0, 0, 0.3, c_lo], [1, 3, 3, 3.0, c_hi]
-    starts = [[0.0, float(yn[-1]), 0.1, 1.0, 0.5 * min(w_hi, 2.0)]]
+    # the far level starts at the profile's end, within its bounds (a profile that ends below its
+    # start, no step up, would put the start outside them: least_squares refuses such a start)
+    far = float(np.clip(yn[-1], lower[1], upper[1]))
+    starts = [[0.0, far, 0.1, 1.0, 0.5 * min(w_hi, 2.0)]]
     if half_width is None:
         lower, upper = lower + [RIM_HALF_WIDTH_VOX[0]], upper + [RIM_HALF_WIDTH_VOX[1]]
-        starts = [[0.0, float(yn[-1]), 0.1, 1.0, 0.5 * w0, w0] for w0 in (1.0, 2.0)]
+        starts = [[0.0, far, 0.1, 1.0, 0.5 * w0, w0] for w0 in (1.0, 2.0)]
     best = min((least_squares(lambda p: model(p) - yn, np.array(p0), bounds=(lower, upper)) for p0 in starts),
                key=lambda f: f.cost)
     lo, hi, r, s, c = best.x[:5]
