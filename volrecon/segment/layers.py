@@ -34,6 +34,8 @@ from scipy import ndimage as ndi
 
 from volrecon.errors import ParameterError
 from volrecon.phases import REGIONS
+from volrecon.segment._label_counts import axis_value_counts, group_counts
+from volrecon.segment._smooth import smooth_region
 
 AXES = ("z", "y", "x")
 INTERFACES: tuple[str, ...] = ("sodium|sei", "sei|separator", "separator|cathode", "cathode|collector")
@@ -201,6 +203,16 @@ def _dilate(mask: np.ndarray, offsets: Sequence[tuple[int, int]]) -> np.ndarray:
     return out
 
 
+def _member(block: np.ndarray, vals: Sequence[int]) -> np.ndarray:
+    """Voxels of ``block`` whose value is one of ``vals`` (:func:`numpy.isin`'s result, by an
+    equality per value: a group holds one or two phases, and ``isin`` sorts its way through the
+    whole block)."""
+    out = np.zeros(block.shape, bool)
+    for v in np.unique(np.asarray(vals, dtype=block.dtype)):
+        np.logical_or(out, block == v, out=out)
+    return out
+
+
 def _indicators(block: np.ndarray, values: Mapping[str, Sequence[int]], frame: int | None,
                 halo: tuple[int, int] = (0, 0), cores: bool = True,
                 radius: tuple[int, int] = (1, 1)) -> dict[str, np.ndarray]:
@@ -214,7 +226,7 @@ def _indicators(block: np.ndarray, values: Mapping[str, Sequence[int]], frame: i
     crop = (slice(None), slice(hy, block.shape[1] - hy), slice(hx, block.shape[2] - hx))
     out = {"valid": valid[crop]}
     for group, vals in values.items():
-        m = np.isin(block, np.asarray(vals, dtype=block.dtype)) if len(vals) else np.zeros(block.shape, bool)
+        m = _member(block, vals)
         out[group] = (_core(m, radius) if cores and group in CORE_GROUPS else m)[crop]
     return out
 
@@ -421,13 +433,12 @@ class _CoarseMaps:
             memo = (key, tuple(sigma), a0, a1, self.flip, self._level_id if self.level is not None else 0)
             if memo in self._smoothed:
                 return self._smoothed[memo]
-            # ndi.gaussian_filter's passes, axis a first: only that one needs the rows of context
-            out = self.counts([key], b0, b1)[key]
-            for ax in (0, 1):
-                if sigma[ax] > 1e-15:
-                    out = ndi.gaussian_filter1d(out, sigma[ax], axis=ax, mode="nearest", truncate=3.0)
-                if ax == 0:
-                    out = out[core]
+            # ndi.gaussian_filter's passes along a, then b (bit for bit, smooth_region), computed for
+            # the block's own rows only: the rows of context are read, not smoothed
+            cnt = self.counts([key], b0, b1)[key]
+            whole = tuple(slice(0, n) for n in cnt.shape)
+            out = smooth_region(cnt, [sigma[0], sigma[1], 0.0], whole, (core, whole[1], whole[2]), truncate=3.0,
+                                mode="nearest")
             if self._kept + out.nbytes <= SHARE_CACHE_BYTES:
                 out.setflags(write=False)
                 self._smoothed[memo] = out
@@ -652,6 +663,11 @@ def find_stacking_axis(phases: Any, *, phase_names: Mapping[str, int], frame_val
 
 def _block_profiles(block: np.ndarray, values: Mapping[str, Sequence[int]], frame: int | None) -> dict[str, list[np.ndarray]]:
     """Per group, the voxel counts of a block along each of its three axes."""
+    counts = axis_value_counts(block)
+    if counts is not None:
+        # one pass over the block; a group's counts are its values' columns summed
+        valid = [v for v in range(counts[0].shape[1]) if v != 0 and v != frame]
+        return {k: [group_counts(c, vals) for c in counts] for k, vals in [("valid", valid), *values.items()]}
     out = {}
     for k, m in _indicators(np.asarray(block), values, frame, cores=False).items():
         out[k] = [m.sum(axis=(1, 2)), m.sum(axis=(0, 2)), m.sum(axis=(0, 1))]
