@@ -35,6 +35,7 @@ from scipy import ndimage as ndi
 from volrecon.errors import ParameterError
 from volrecon.phases import REGIONS
 from volrecon.segment._label_counts import axis_value_counts, group_counts
+from volrecon.segment._regions import label_block
 from volrecon.segment._smooth import smooth_region
 
 AXES = ("z", "y", "x")
@@ -929,7 +930,6 @@ def region_block(layers: Layers, block_slices: tuple[slice, slice, slice], shape
     # voxel i of the block lies before an interface at h when its centre s = i + 0.5 is below h
     # (anode first) or above it: per column, how many of the block's centres do
     s = np.arange(block_slices[ax].start, block_slices[ax].start + shape[ax]) + 0.5
-    m = shape[ax]
 
     def hmap(name: str) -> np.ndarray | None:
         h = layers.heights.get(name)
@@ -944,9 +944,7 @@ def region_block(layers: Layers, block_slices: tuple[slice, slice, slice], shape
     # a region ends at its own interface, or at the next one found when that is missing (None:
     # it takes the rest); a voxel's region is the first whose end it lies before, so the
     # regions' voxels are those past the ends before theirs: count them per voxel
-    index = np.arange(m).reshape([m if a == ax else 1 for a in range(3)])
-    passed = np.zeros(shape, dtype=np.uint8)
-    bound = None
+    bounds: list[np.ndarray] = []
     for k in range(len(present)):
         h = next((hm for hm in (hmap(i) if i is not None else None for _, i in present[k:]) if hm is not None), None)
         if h is None:
@@ -954,20 +952,15 @@ def region_block(layers: Layers, block_slices: tuple[slice, slice, slice], shape
         if layers.anode_first:
             # voxels from this index on are past h (a NaN height: none before it)
             at = np.where(np.isnan(h), 0, np.searchsorted(s, h, side="left"))
-            bound = at if bound is None else np.maximum(bound, at)
-            passed += index >= np.expand_dims(bound, ax)
+            bounds.append(at if not bounds else np.maximum(bounds[-1], at))
         else:
             at = np.searchsorted(s, h, side="right")
-            bound = at if bound is None else np.minimum(bound, at)
-            passed += index < np.expand_dims(bound, ax)
+            bounds.append(at if not bounds else np.minimum(bounds[-1], at))
     lut = np.zeros(len(present) + 1, dtype=np.uint8)
     lut[:len(present)] = [region_values[r] for r, _ in present]
-    out = lut[passed]
-    if phases is not None:
-        np.copyto(out, 0, where=phases == 0)
-        if frame_value is not None:
-            np.copyto(out, region_values.get("frame", 0), where=phases == frame_value)
-    return out
+    # one compiled pass over the block: the lookup of the bounds passed, then the phases' masks
+    return label_block(bounds, tuple(int(v) for v in shape), ax, layers.anode_first, lut, phases=phases,
+                       frame_value=frame_value, frame_region=region_values.get("frame", 0))
 
 
 RIM_OFFSETS = np.arange(-3.0, 3.01, 0.25)
