@@ -7,7 +7,9 @@ from scipy import ndimage as ndi
 from volrecon.phases import PHASES, REGIONS
 from volrecon.segment._geodesic import bounded_growth
 from volrecon.segment._label_counts import axis_value_counts, group_counts
-from volrecon.segment.layers import INTERFACES, Layers, _block_profiles, _group_values, _indicators, _member, region_block
+from volrecon.segment.layers import (
+    INTERFACES, Layers, _block_profiles, _group_values, _indicators, _member, region_block, sample_columns,
+)
 from volrecon.segment.voids import (
     VoidCues, continue_down, dark_cores, electrolyte_columns, slice_histograms, slice_level_edges,
 )
@@ -234,3 +236,27 @@ def test_continue_down_equals_the_slice_by_slice_growth(steps):
         mask = rng.random((25, 16, 18)) < dm
         space = rng.random(mask.shape) < ds
         assert np.array_equal(continue_down(mask, space, steps), _reference_continue_down(mask, space, steps))
+
+
+def _reference_sample_columns(vol, pos):
+    """sample_columns' former form (take_along_axis of the two neighbours)."""
+    n = vol.shape[-1]
+    x = np.clip(pos - 0.5, 0, n - 1)
+    i0 = np.floor(x).astype(np.int64)
+    i1 = np.minimum(i0 + 1, n - 1)
+    f = x - i0
+    return (1 - f) * np.take_along_axis(vol, i0, axis=-1) + f * np.take_along_axis(vol, i1, axis=-1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sample_columns_equal_take_along_axis(dtype):
+    rng = np.random.default_rng(6)
+    vol = rng.random((4, 50, 37)).astype(dtype)
+    cases = [rng.uniform(-3, 45, (4, 50, 9)), rng.uniform(2, 30, (4, 50, 1)),
+             np.broadcast_to(np.array([0.5, 36.5, 37.0, -1e300, 1e300, np.inf, -np.inf, 12.25]), (4, 50, 8)).copy()]
+    for pos in cases:
+        ref, got = _reference_sample_columns(vol, pos), sample_columns(vol, pos)
+        assert got.dtype == ref.dtype and got.shape == ref.shape and np.array_equal(got, ref)
+    # what the kernel does not take (float32 positions) goes the NumPy way, unchanged
+    pos32 = cases[0].astype(np.float32)
+    assert np.array_equal(sample_columns(vol, pos32), _reference_sample_columns(vol, pos32))

@@ -34,6 +34,7 @@ from scipy import ndimage as ndi
 
 from volrecon.errors import ParameterError
 from volrecon.phases import REGIONS
+from volrecon.segment._columns import interpolate_columns
 from volrecon.segment._label_counts import axis_value_counts, group_counts
 from volrecon.segment._regions import label_block
 from volrecon.segment._smooth import smooth_region
@@ -1398,6 +1399,9 @@ def _step_at(sd: np.ndarray, i: np.ndarray, origin: int = 0) -> tuple[np.ndarray
 def sample_columns(vol: np.ndarray, pos: np.ndarray) -> np.ndarray:
     """Linear interpolation of ``vol`` (stacking axis last, voxel centres at ``i + 0.5``) at the
     boundary coordinates ``pos`` (shape ``(*vol.shape[:-1], m)``) of each column."""
+    fast = interpolate_columns(vol, pos)  # compiled, the same float64 steps
+    if fast is not None:
+        return fast
     n = vol.shape[-1]
     x = np.clip(pos - 0.5, 0, n - 1)
     i0 = np.floor(x).astype(np.int64)
