@@ -34,6 +34,10 @@ from scipy import ndimage as ndi
 
 from volrecon.errors import ParameterError
 from volrecon.phases import REGIONS
+from volrecon.segment._columns import interpolate_columns
+from volrecon.segment._label_counts import axis_value_counts, group_counts
+from volrecon.segment._regions import label_block
+from volrecon.segment._smooth import smooth_region
 
 AXES = ("z", "y", "x")
 INTERFACES: tuple[str, ...] = ("sodium|sei", "sei|separator", "separator|cathode", "cathode|collector")
@@ -201,6 +205,16 @@ def _dilate(mask: np.ndarray, offsets: Sequence[tuple[int, int]]) -> np.ndarray:
     return out
 
 
+def _member(block: np.ndarray, vals: Sequence[int]) -> np.ndarray:
+    """Voxels of ``block`` whose value is one of ``vals`` (:func:`numpy.isin`'s result, by an
+    equality per value: a group holds one or two phases, and ``isin`` sorts its way through the
+    whole block)."""
+    out = np.zeros(block.shape, bool)
+    for v in np.unique(np.asarray(vals, dtype=block.dtype)):
+        np.logical_or(out, block == v, out=out)
+    return out
+
+
 def _indicators(block: np.ndarray, values: Mapping[str, Sequence[int]], frame: int | None,
                 halo: tuple[int, int] = (0, 0), cores: bool = True,
                 radius: tuple[int, int] = (1, 1)) -> dict[str, np.ndarray]:
@@ -214,7 +228,7 @@ def _indicators(block: np.ndarray, values: Mapping[str, Sequence[int]], frame: i
     crop = (slice(None), slice(hy, block.shape[1] - hy), slice(hx, block.shape[2] - hx))
     out = {"valid": valid[crop]}
     for group, vals in values.items():
-        m = np.isin(block, np.asarray(vals, dtype=block.dtype)) if len(vals) else np.zeros(block.shape, bool)
+        m = _member(block, vals)
         out[group] = (_core(m, radius) if cores and group in CORE_GROUPS else m)[crop]
     return out
 
@@ -421,13 +435,12 @@ class _CoarseMaps:
             memo = (key, tuple(sigma), a0, a1, self.flip, self._level_id if self.level is not None else 0)
             if memo in self._smoothed:
                 return self._smoothed[memo]
-            # ndi.gaussian_filter's passes, axis a first: only that one needs the rows of context
-            out = self.counts([key], b0, b1)[key]
-            for ax in (0, 1):
-                if sigma[ax] > 1e-15:
-                    out = ndi.gaussian_filter1d(out, sigma[ax], axis=ax, mode="nearest", truncate=3.0)
-                if ax == 0:
-                    out = out[core]
+            # ndi.gaussian_filter's passes along a, then b (bit for bit, smooth_region), computed for
+            # the block's own rows only: the rows of context are read, not smoothed
+            cnt = self.counts([key], b0, b1)[key]
+            whole = tuple(slice(0, n) for n in cnt.shape)
+            out = smooth_region(cnt, [sigma[0], sigma[1], 0.0], whole, (core, whole[1], whole[2]), truncate=3.0,
+                                mode="nearest")
             if self._kept + out.nbytes <= SHARE_CACHE_BYTES:
                 out.setflags(write=False)
                 self._smoothed[memo] = out
@@ -652,6 +665,11 @@ def find_stacking_axis(phases: Any, *, phase_names: Mapping[str, int], frame_val
 
 def _block_profiles(block: np.ndarray, values: Mapping[str, Sequence[int]], frame: int | None) -> dict[str, list[np.ndarray]]:
     """Per group, the voxel counts of a block along each of its three axes."""
+    counts = axis_value_counts(block)
+    if counts is not None:
+        # one pass over the block; a group's counts are its values' columns summed
+        valid = [v for v in range(counts[0].shape[1]) if v != 0 and v != frame]
+        return {k: [group_counts(c, vals) for c in counts] for k, vals in [("valid", valid), *values.items()]}
     out = {}
     for k, m in _indicators(np.asarray(block), values, frame, cores=False).items():
         out[k] = [m.sum(axis=(1, 2)), m.sum(axis=(0, 2)), m.sum(axis=(0, 1))]
@@ -913,7 +931,6 @@ def region_block(layers: Layers, block_slices: tuple[slice, slice, slice], shape
     # voxel i of the block lies before an interface at h when its centre s = i + 0.5 is below h
     # (anode first) or above it: per column, how many of the block's centres do
     s = np.arange(block_slices[ax].start, block_slices[ax].start + shape[ax]) + 0.5
-    m = shape[ax]
 
     def hmap(name: str) -> np.ndarray | None:
         h = layers.heights.get(name)
@@ -928,9 +945,7 @@ def region_block(layers: Layers, block_slices: tuple[slice, slice, slice], shape
     # a region ends at its own interface, or at the next one found when that is missing (None:
     # it takes the rest); a voxel's region is the first whose end it lies before, so the
     # regions' voxels are those past the ends before theirs: count them per voxel
-    index = np.arange(m).reshape([m if a == ax else 1 for a in range(3)])
-    passed = np.zeros(shape, dtype=np.uint8)
-    bound = None
+    bounds: list[np.ndarray] = []
     for k in range(len(present)):
         h = next((hm for hm in (hmap(i) if i is not None else None for _, i in present[k:]) if hm is not None), None)
         if h is None:
@@ -938,20 +953,15 @@ def region_block(layers: Layers, block_slices: tuple[slice, slice, slice], shape
         if layers.anode_first:
             # voxels from this index on are past h (a NaN height: none before it)
             at = np.where(np.isnan(h), 0, np.searchsorted(s, h, side="left"))
-            bound = at if bound is None else np.maximum(bound, at)
-            passed += index >= np.expand_dims(bound, ax)
+            bounds.append(at if not bounds else np.maximum(bounds[-1], at))
         else:
             at = np.searchsorted(s, h, side="right")
-            bound = at if bound is None else np.minimum(bound, at)
-            passed += index < np.expand_dims(bound, ax)
+            bounds.append(at if not bounds else np.minimum(bounds[-1], at))
     lut = np.zeros(len(present) + 1, dtype=np.uint8)
     lut[:len(present)] = [region_values[r] for r, _ in present]
-    out = lut[passed]
-    if phases is not None:
-        np.copyto(out, 0, where=phases == 0)
-        if frame_value is not None:
-            np.copyto(out, region_values.get("frame", 0), where=phases == frame_value)
-    return out
+    # one compiled pass over the block: the lookup of the bounds passed, then the phases' masks
+    return label_block(bounds, tuple(int(v) for v in shape), ax, layers.anode_first, lut, phases=phases,
+                       frame_value=frame_value, frame_region=region_values.get("frame", 0))
 
 
 RIM_OFFSETS = np.arange(-3.0, 3.01, 0.25)
@@ -1019,10 +1029,13 @@ def edge_rim_shift(offsets: np.ndarray, profile: np.ndarray,
         return lo + (hi - lo) * ndtr((x - c) / s) + r * (ndtr((x - c + w) / s) - ndtr((x - c - w) / s))
 
     lower, upper = [-1, 0, 0, 0.3, c_lo], [1, 3, 3, 3.0, c_hi]
-    starts = [[0.0, float(yn[-1]), 0.1, 1.0, 0.5 * min(w_hi, 2.0)]]
+    # the far level starts at the profile's end, within its bounds (a profile that ends below its
+    # start, no step up, would put the start outside them: least_squares refuses such a start)
+    far = float(np.clip(yn[-1], lower[1], upper[1]))
+    starts = [[0.0, far, 0.1, 1.0, 0.5 * min(w_hi, 2.0)]]
     if half_width is None:
         lower, upper = lower + [RIM_HALF_WIDTH_VOX[0]], upper + [RIM_HALF_WIDTH_VOX[1]]
-        starts = [[0.0, float(yn[-1]), 0.1, 1.0, 0.5 * w0, w0] for w0 in (1.0, 2.0)]
+        starts = [[0.0, far, 0.1, 1.0, 0.5 * w0, w0] for w0 in (1.0, 2.0)]
     best = min((least_squares(lambda p: model(p) - yn, np.array(p0), bounds=(lower, upper)) for p0 in starts),
                key=lambda f: f.cost)
     lo, hi, r, s, c = best.x[:5]
@@ -1386,6 +1399,9 @@ def _step_at(sd: np.ndarray, i: np.ndarray, origin: int = 0) -> tuple[np.ndarray
 def sample_columns(vol: np.ndarray, pos: np.ndarray) -> np.ndarray:
     """Linear interpolation of ``vol`` (stacking axis last, voxel centres at ``i + 0.5``) at the
     boundary coordinates ``pos`` (shape ``(*vol.shape[:-1], m)``) of each column."""
+    fast = interpolate_columns(vol, pos)  # compiled, the same float64 steps
+    if fast is not None:
+        return fast
     n = vol.shape[-1]
     x = np.clip(pos - 0.5, 0, n - 1)
     i0 = np.floor(x).astype(np.int64)

@@ -1,0 +1,89 @@
+"""Compiled passes of the void split (:func:`volrecon.segment.voids.split_voids`).
+
+Each kernel does, voxel by voxel and in the same float32 order, what the NumPy form in
+:mod:`volrecon.segment.voids` does in whole-array passes (one pass per slice of depth there), so
+the results are the same bit for bit (tests/segment/test_speed_kernels.py).
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+
+@nb.njit(cache=True, nogil=True)
+def _flat_columns(g: np.ndarray, level: np.float32, tol: np.float32, depth: int, where: np.ndarray,
+                  use_where: bool, out: np.ndarray) -> None:
+    """``out[z, y, x]``: ``|g - level| < tol`` at the voxel and, on average, over the up to ``depth``
+    voxels behind it along z (their float32 sum in order, divided by their count); never on the last
+    slice; only where ``where`` holds when ``use_where``."""
+    nz, ny, nx = g.shape
+    for z in range(nz - 1):
+        cnt = np.float32(min(depth, nz - 1 - z))
+        for y in range(ny):
+            for x in range(nx):
+                if use_where and not where[z, y, x]:
+                    continue
+                if not abs(g[z, y, x] - level) < tol:
+                    continue
+                acc = np.float32(0.0)
+                for j in range(1, min(depth, nz - 1 - z) + 1):
+                    acc += abs(g[z + j, y, x] - level)
+                if acc / cnt < tol:
+                    out[z, y, x] = True
+
+
+def flat_columns(grey: np.ndarray, level: float, tol: float, depth: int, where: np.ndarray | None = None) -> np.ndarray:
+    """Voxels whose face and the ``depth`` slices behind it stay within ``tol`` of ``level`` (the test
+    of :func:`volrecon.segment.voids.electrolyte_columns`, in float32); with ``where``, only there.
+
+    Parameters
+    ----------
+    grey : ndarray (z, y, x) float32
+        Grey values.
+    level, tol : float
+        Level and largest deviation (compared in float32, as NumPy compares a float32 array with
+        a Python float).
+    depth : int
+        Slices behind the face (at least 1).
+    where : ndarray of bool, optional
+        Voxels tested (the rest are False).
+
+    Returns
+    -------
+    ndarray of bool
+    """
+    g = np.ascontiguousarray(grey, dtype=np.float32)
+    out = np.zeros(g.shape, dtype=bool)
+    w = np.zeros((1, 1, 1), bool) if where is None else np.ascontiguousarray(where, dtype=bool)
+    _flat_columns(g, np.float32(level), np.float32(tol), int(depth), w, where is not None, out)
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def _continue_down(mask: np.ndarray, space: np.ndarray, steps: int, out: np.ndarray) -> None:
+    """``out``: ``mask`` and, column by column along +z, the ``space`` voxels at most ``steps``
+    slices below a ``mask`` voxel through an unbroken run of ``space`` (or ``mask``) voxels."""
+    nz, ny, nx = mask.shape
+    far = steps + 1
+    run = np.full((ny, nx), far, np.int64)  # slices from the nearest mask voxel above, through the run
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                if mask[z, y, x]:
+                    d = 0
+                elif space[z, y, x] and run[y, x] < steps:
+                    d = run[y, x] + 1
+                else:
+                    d = far
+                run[y, x] = d
+                out[z, y, x] = d <= steps
+
+
+def continue_columns(mask: np.ndarray, space: np.ndarray, steps: int) -> np.ndarray:
+    """:func:`volrecon.segment.voids.continue_down` in one pass: ``mask`` continued along +z by up to
+    ``steps`` slices through ``space`` (3D boolean arrays)."""
+    m = np.ascontiguousarray(mask, dtype=bool)
+    out = np.empty(m.shape, dtype=bool)
+    _continue_down(m, np.ascontiguousarray(space, dtype=bool), int(steps), out)
+    return out
