@@ -1,5 +1,5 @@
-"""The allocator setting of :mod:`volrecon._memory`: what glibc does with a large block freed
-after a larger one, with and without :func:`volrecon._memory.bound_heap`; nothing elsewhere."""
+"""The allocator setting of :mod:`volrecon._memory`: how many arenas glibc's threads allocate
+from, with and without :func:`volrecon._memory.bound_heap`; nothing elsewhere."""
 
 from __future__ import annotations
 
@@ -11,27 +11,35 @@ import pytest
 
 from volrecon import _memory
 
-# In a fresh interpreter: free a 16 MiB array (glibc's dynamic threshold rises to its size), then
-# allocate an 8 MiB one and report whether it got its own mapping (mallinfo2's hblkhd: bytes in
-# mmapped blocks) or came from the heap, where its memory stays resident once it is freed.
+# In a fresh interpreter (the arena limit only acts before threads have made their own arenas):
+# threads allocate and free arrays, then glibc's malloc_info lists the arenas ("<heap nr=...>").
 PROBE = """
-import ctypes, json, sys
+import ctypes, json, os, sys, tempfile, threading
 import numpy as np
 from volrecon import _memory
 
-class Info(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in
-                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
-
-lib = _memory._glibc()
-lib.mallinfo2.restype = Info
 applied = _memory.bound_heap() if sys.argv[1] == "bound" else False
-big = np.ones(16 << 20, np.uint8)
-del big
-before = lib.mallinfo2().hblkhd
-block = np.ones(8 << 20, np.uint8)
-mapped = lib.mallinfo2().hblkhd - before >= block.nbytes
-print(json.dumps({"applied": applied, "mapped": bool(mapped)}))
+
+def work():
+    for _ in range(20):
+        del [np.ones(100_000, np.uint8) for _ in range(20)][:]
+
+threads = [threading.Thread(target=work) for _ in range(4)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+lib = _memory._glibc()
+lib.fdopen.restype = ctypes.c_void_p
+lib.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+lib.fclose.argtypes = [ctypes.c_void_p]
+with tempfile.TemporaryFile() as f:
+    stream = lib.fdopen(os.dup(f.fileno()), b"w")
+    lib.malloc_info(0, stream)
+    lib.fclose(stream)
+    f.seek(0)
+    heaps = f.read().decode().count("<heap nr=")
+print(json.dumps({"applied": applied, "arenas": heaps}))
 """
 
 
@@ -40,13 +48,13 @@ def _probe(mode: str) -> dict:
     return json.loads(out.stdout)
 
 
-@pytest.mark.skipif(_memory._glibc() is None or not hasattr(_memory._glibc(), "mallinfo2"),
-                    reason="glibc >= 2.33 only (mallinfo2)")
-def test_bound_heap_keeps_large_blocks_mapped():
-    """Without the setting glibc's threshold has crept up to 16 MiB and the 8 MiB block comes from
-    the heap; with it the block is mapped on its own (and unmapped when freed)."""
-    assert _probe("plain") == {"applied": False, "mapped": False}
-    assert _probe("bound") == {"applied": True, "mapped": True}
+@pytest.mark.skipif(_memory._glibc() is None, reason="glibc only")
+def test_bound_heap_shares_one_arena():
+    """Without the setting the threads allocate from arenas of their own (the memory one frees is
+    kept for it alone); with it every thread allocates from the one arena."""
+    plain = _probe("plain")
+    assert plain["applied"] is False and plain["arenas"] > 1, plain
+    assert _probe("bound") == {"applied": True, "arenas": _memory.ARENA_MAX}
 
 
 def test_no_glibc_is_a_no_op(monkeypatch):
