@@ -11,10 +11,15 @@ The memory a process keeps resident then grows with the work done, not with what
 
 :func:`bound_heap` limits the arenas (``mallopt(M_ARENA_MAX)``, :data:`ARENA_MAX`): the
 threads share them, and a block one thread frees is reused by the next that needs one.
-Measured on the segment stage of 128x1024x1024 (two rows of 64-slice chunks, 2 cores): peak RSS
-1708 -> 1477 MB at no CPU cost (207 -> 197 CPU-s).  Fixing the mmap threshold at 1 MiB instead
-(``M_MMAP_THRESHOLD``) brought the peak to 1307 MB but cost 30 % more CPU (269 CPU-s: 121 s of
-page faults, every chunk-sized array mapped and faulted afresh): not done.
+Measured on the segmentation of the diglyme phantom at 1024x1024 (2 shared cores, one pair each,
+labels bit for bit the same): 128 slices (two rows of 64-slice chunks) peak RSS 1708 -> 1477 MB,
+207 -> 197 CPU-s; 256 slices (four rows) 2019 -> 1892 MB, 420 -> 442 CPU-s (+5 %, within the
+noise of a loaded machine).  It lowers the level, it does not stop the growth from two rows to
+four (+311 MB without, +415 with): that comes from the row plan's carried chunks and the
+middle rows' working set (:mod:`volrecon.segment._rows`), bounded from about three rows on.
+Fixing the mmap threshold at 1 MiB instead (``M_MMAP_THRESHOLD``) brought the 128-slice peak to
+1307 MB but cost 30 % more CPU (269 CPU-s: 121 s of page faults, every chunk-sized array mapped
+and faulted afresh; 338 CPU-s without numpy's huge pages): not done.
 
 glibc fixes the arena limit when a thread first needs a new arena beyond its eight "test"
 arenas, and a thread keeps the arena it has: the setting must come before the worker threads
