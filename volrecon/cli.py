@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from volrecon._memory import bound_heap
 from volrecon.errors import VolreconError
 
 app = typer.Typer(
@@ -364,7 +365,12 @@ def compare(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app, turning user-fixable errors into one line and exit code 2."""
+    """Entry point: run the app, turning user-fixable errors into one line and exit code 2.
+
+    glibc's malloc arenas are limited first (:func:`volrecon._memory.bound_heap`), before any
+    thread (the progress bars', dask's workers) allocates: what a worker frees is then reused by
+    the other threads instead of staying in an arena of its own."""
+    bound_heap()
     try:
         app(args=argv, standalone_mode=False)
     except VolreconError as exc:

@@ -1,0 +1,64 @@
+"""The allocator setting of :mod:`volrecon._memory`: how many arenas glibc's threads allocate
+from, with and without :func:`volrecon._memory.bound_heap`; nothing elsewhere."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from volrecon import _memory
+
+# In a fresh interpreter (the arena limit only acts before threads have made their own arenas):
+# threads allocate and free arrays, then glibc's malloc_info lists the arenas ("<heap nr=...>").
+PROBE = """
+import ctypes, json, os, sys, tempfile, threading
+import numpy as np
+from volrecon import _memory
+
+applied = _memory.bound_heap() if sys.argv[1] == "bound" else False
+
+def work():
+    for _ in range(20):
+        del [np.ones(100_000, np.uint8) for _ in range(20)][:]
+
+threads = [threading.Thread(target=work) for _ in range(4)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+lib = _memory._glibc()
+lib.fdopen.restype = ctypes.c_void_p
+lib.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+lib.fclose.argtypes = [ctypes.c_void_p]
+with tempfile.TemporaryFile() as f:
+    stream = lib.fdopen(os.dup(f.fileno()), b"w")
+    lib.malloc_info(0, stream)
+    lib.fclose(stream)
+    f.seek(0)
+    heaps = f.read().decode().count("<heap nr=")
+print(json.dumps({"applied": applied, "arenas": heaps}))
+"""
+
+
+def _probe(mode: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+@pytest.mark.skipif(_memory._glibc() is None, reason="glibc only")
+def test_bound_heap_shares_one_arena():
+    """Without the setting the threads allocate from arenas of their own (the memory one frees is
+    kept for it alone); with it every thread allocates from the one arena."""
+    plain = _probe("plain")
+    assert plain["applied"] is False and plain["arenas"] > 1, plain
+    assert _probe("bound") == {"applied": True, "arenas": _memory.ARENA_MAX}
+
+
+def test_no_glibc_is_a_no_op(monkeypatch):
+    """Elsewhere (no glibc) neither call changes anything or fails."""
+    monkeypatch.setattr(_memory, "_glibc", lambda: None)
+    assert _memory.bound_heap() is False
+    _memory.release_memory()
