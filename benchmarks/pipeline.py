@@ -32,6 +32,9 @@ STAGES = ("assemble", "correct", "segment", "analyze", "report", "export")
 STAGED = """
 import os, threading
 from volrecon import pipeline
+from volrecon._memory import bound_heap
+
+bound_heap()  # as `volrecon run` does first thing (volrecon.cli.main)
 
 _page = os.sysconf('SC_PAGE_SIZE')
 

@@ -4,6 +4,7 @@ from, with and without :func:`volrecon._memory.bound_heap`; nothing elsewhere.""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -49,6 +50,7 @@ def _probe(mode: str) -> dict:
 
 
 @pytest.mark.skipif(_memory._glibc() is None, reason="glibc only")
+@pytest.mark.skipif(_memory._user_set_arenas(os.environ), reason="the environment sets the arena limit itself")
 def test_bound_heap_shares_one_arena():
     """Without the setting the threads allocate from arenas of their own (the memory one frees is
     kept for it alone); with it every thread allocates from the one arena."""
@@ -62,3 +64,27 @@ def test_no_glibc_is_a_no_op(monkeypatch):
     monkeypatch.setattr(_memory, "_glibc", lambda: None)
     assert _memory.bound_heap() is False
     _memory.release_memory()
+
+
+def test_user_setting_is_left_alone(monkeypatch):
+    """A limit the user set in the environment wins: nothing is changed."""
+    for env in ({"MALLOC_ARENA_MAX": "4"}, {"GLIBC_TUNABLES": "glibc.malloc.arena_max=4"}):
+        assert _memory._user_set_arenas(env)
+        monkeypatch.setattr(os, "environ", env)
+        assert _memory.bound_heap() is False
+    assert not _memory._user_set_arenas({"GLIBC_TUNABLES": "glibc.malloc.tcache_count=0"})
+
+
+def test_only_the_command_line_sets_the_allocator(monkeypatch, tmp_path):
+    """``volrecon``'s entry point limits the arenas before it runs a command; the library's stage
+    functions (run inside napari's process by the plugin) never do."""
+    from volrecon import cli, pipeline
+
+    calls = []
+    monkeypatch.setattr(cli, "bound_heap", lambda: calls.append("bound") or True)
+    try:
+        cli.main(["--help"])
+    except SystemExit as exc:
+        assert not exc.code
+    assert calls == ["bound"]
+    assert "bound_heap" not in vars(pipeline)

@@ -23,12 +23,14 @@ and faulted afresh; 338 CPU-s without numpy's huge pages): not done.
 
 glibc fixes the arena limit when a thread first needs a new arena beyond its eight "test"
 arenas, and a thread keeps the arena it has: the setting must come before the worker threads
-first allocate, i.e. at the start of the process's work.  It changes the allocator for the whole
-process, for the rest of its life, so the library's functions do not call it: the pipeline's
-stage functions (:mod:`volrecon.pipeline`, what ``volrecon run`` and the per-stage commands run)
-do, at their start, as an application sets up its allocator.  A program calling
-:func:`volrecon.segment.segment_volume` itself on a long stack can call it once at its start
-(or set ``MALLOC_ARENA_MAX`` in the environment).
+first allocate, i.e. at the start of the process.  It changes the allocator for the whole
+process, for the rest of its life, so no library function calls it (not the pipeline's stages,
+which the napari plugin runs inside the viewer's process): the command line does, first thing
+(``volrecon.cli.main``), as an application sets up its allocator, and so does
+``benchmarks/pipeline.py``, which measures what ``volrecon run`` does.  A program running the
+stages or :func:`volrecon.segment.segment_volume` itself on a long stack can call it once at its
+start.  A limit the user set (``MALLOC_ARENA_MAX``, or ``arena_max`` in ``GLIBC_TUNABLES``) is
+left as it is.
 
 :func:`release_memory` is a one-off request (``malloc_trim``: no setting changes): it hands
 back what the arenas hold free at that moment, as dask.distributed's workers do to shed memory.
@@ -45,8 +47,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 from functools import lru_cache
-from typing import Any
+from typing import Any, Mapping
 
 M_ARENA_MAX = -8
 """``mallopt``'s parameter number for the arena limit (glibc's ``malloc.h``)."""
@@ -54,7 +57,8 @@ M_ARENA_MAX = -8
 ARENA_MAX = 1
 """Arenas :func:`bound_heap` lets glibc keep: one, shared by all threads.  The workers'
 allocations are chunk-sized arrays, few per task, so the lock they share is rarely waited for
-(measured: no more CPU on 2 cores)."""
+(measured on 2 shared cores, one pair each: -5 % and +5 % CPU, within that machine's noise; not
+measured on many cores, where the compiled kernels allocate outside the GIL)."""
 
 
 @lru_cache(maxsize=1)
@@ -73,10 +77,16 @@ def _glibc() -> Any | None:
     return lib
 
 
+def _user_set_arenas(environ: Mapping[str, str]) -> bool:
+    """True when the environment already sets glibc's arena limit."""
+    return "MALLOC_ARENA_MAX" in environ or "arena_max" in environ.get("GLIBC_TUNABLES", "")
+
+
 def bound_heap(arena_max: int = ARENA_MAX) -> bool:
     """Limit glibc's arenas to ``arena_max`` for the rest of the process (see the module's notes).
 
-    Call it before the worker threads first allocate; idempotent.
+    Call it before the worker threads first allocate; idempotent.  Does nothing when the
+    environment sets the limit itself (``MALLOC_ARENA_MAX``, ``GLIBC_TUNABLES``).
 
     Parameters
     ----------
@@ -86,10 +96,11 @@ def bound_heap(arena_max: int = ARENA_MAX) -> bool:
     Returns
     -------
     bool
-        True when glibc took the setting; False elsewhere (nothing is changed).
+        True when glibc took the setting; False elsewhere or when the user set the limit
+        (nothing is changed).
     """
     lib = _glibc()
-    if lib is None:
+    if lib is None or _user_set_arenas(os.environ):
         return False
     return bool(lib.mallopt(ctypes.c_int(M_ARENA_MAX), ctypes.c_int(int(arena_max))))
 

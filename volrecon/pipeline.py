@@ -3,10 +3,9 @@
 Each stage is a function ``stage(out, ...)`` that reads what earlier stages left in the run
 folder and writes its own outputs atomically through :class:`volrecon.io.runfolder.RunFolder`.
 
-Every stage function starts by limiting glibc's malloc arenas (:func:`volrecon._memory.bound_heap`,
-a process-wide setting, as an application makes it): any stage may be the first of its process,
-and the limit only acts on threads that have not allocated yet.  Without it the dask workers'
-arenas keep what they freed, where the threads that run next cannot reuse it.
+The stage functions change no process-wide setting: ``volrecon``'s command line limits glibc's
+malloc arenas when it starts (:func:`volrecon._memory.bound_heap`); a program that runs the stages
+itself on long stacks can do the same at its start.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from volrecon._memory import bound_heap, release_memory
+from volrecon._memory import release_memory
 from volrecon.io.omezarr import read_ome_zarr, write_ome_zarr
 from volrecon.io.runfolder import RunFolder
 from volrecon.io.stack import Stack, open_stack
@@ -98,7 +97,6 @@ def assemble(
     StageResult
         ``details`` holds the stack summary (shape, calibration with sources, warnings).
     """
-    bound_heap()
     source_text = str(source)
     stack = open_stack(source, **open_options)
     voxel = stack.calibration.voxel_size_nm  # raises a clear error when incomplete
@@ -190,7 +188,6 @@ def correct(
     ``assemble``), so re-running it with other parameters never corrects an already corrected
     volume.  Estimates go to ``corrections/``, figures to ``figures/``.
     """
-    bound_heap()
     from volrecon.correct.stage import correct_volume, correction_figures, save_corrections
 
     run, _ = _run_and_image(out)
@@ -246,7 +243,6 @@ def segment(
     progress: Progress | None = None,
 ) -> StageResult:
     """Segment ``OUT/image.ome.zarr`` into phases and layers (``labels/phases``, ``labels/regions``)."""
-    bound_heap()
     from volrecon.io.omezarr import read_ome_zarr
     from volrecon.analyze._common import json_safe
     from volrecon.segment import read_scribbles, segment_volume, write_segmentation
@@ -293,7 +289,6 @@ def _phases_stored(result: Any, scratch: Path) -> Any:
 
 def analyze(out: str | Path, *, progress: Progress | None = None, **options: Any) -> StageResult:
     """Measure the segmented volume: ``metrics.json``, ``tables/``, ``figures/`` (see volrecon.analyze)."""
-    bound_heap()
     from volrecon.analyze import analyze_volume, write_analysis
     from volrecon.io.omezarr import read_label_names, read_ome_zarr
 
@@ -372,7 +367,6 @@ def _split_timings(data: Any) -> tuple[Any, Any]:
 
 def export(out: str | Path, *, vtk: bool = True, smooth: int = 10, decimate: float = 0.5, level: int = 0) -> StageResult:
     """Write ``export/image.vti``, ``export/phases.vti`` and one ``export/<phase>.vtp`` per phase (nm)."""
-    bound_heap()
     from volrecon.io.omezarr import read_label_names, read_ome_zarr
     from volrecon.io.vtk_export import write_phase_surfaces, write_vti
 
@@ -405,7 +399,6 @@ def report(out: str | Path, *, title: str | None = None, render_3d: bool = True)
     When ``labels/phases`` exist, a 3D rendering of the phase surfaces is added as
     ``figures/render3d.png`` (VTK offscreen).
     """
-    bound_heap()
     from volrecon.io.omezarr import read_label_names, read_ome_zarr
     from volrecon.report.html import render_report
 
