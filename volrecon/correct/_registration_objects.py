@@ -25,11 +25,12 @@ How much to trust each is taken from the data: the centroids' noise across and a
 axes, the rods' across-axis velocities and the consensus' steps are four groups whose sigmas are
 re-estimated from their residuals over their redundancy (variance components), so no weight is
 set by hand (round reg8; before, fixed sigmas and the step sigma of the velocity spread decided
-which stack won).
+which stack won); the updates are damped and floored, and iterated to convergence (regfix:
+undamped and unfloored, a group could collapse and turn its rows into hard constraints).
 
 Measured (benchmarks/results/registration.md, rounds reg7 and reg8): better than the consensus
-on all four 1024 px electrode phantoms and at 2048x1536 (seed 1 zero drift 0.593 -> 0.517 px,
-seed 0 0.866 -> 0.699), on 7 of 8 at 512 px x 96 slices (seed 5 zero drift 0.607 -> 0.655,
+on all four 1024 px electrode phantoms and at 2048x1536 (seed 1 zero drift 0.593 -> 0.504 px,
+seed 0 0.866 -> 0.698), on 7 of 8 at 512 px x 96 slices (seed 5 zero drift 0.607 -> 0.649,
 worse). The centroids of the few isolated rods (about 120 over 200 slices at 1024 px, 6-14 at
 512 px) stay the limit: along their axis about twice as noisy as across (0.22-0.25 against
 0.12-0.13 px). Opt-in: it costs about 10x the consensus (segmentation).
@@ -82,10 +83,18 @@ MIN_TRACK = 5
 PRISM_AREA = 1.12
 #: a section is elongated enough to have an axis when its moments' axis ratio is at least this
 ELONGATED = 1.15
-#: the rows' leverages use the dense inverse normal matrix up to this many unknowns (8 * this^2
-#: bytes), beyond it columns solved CHUNK at a time
-DENSE_UNKNOWNS = 4096
-CHUNK = 256
+#: no group's sigma falls below this share of its start. The starting sigmas are the physical
+#: orders (a centroid of a 30+ px section with a ~1 px soft edge; an axis angle from a section's
+#: moments times the speed; the finite-sample mean motion the consensus follows); a group whose
+#: estimate drops a decade below is one whose residuals its own unknowns absorb (a fit with few
+#: rods, a rod exactly along its axis in a synthetic stack, a consensus without error), not a
+#: measured precision: followed, its rows become hard constraints and the solve singular
+FLOOR_SHARE = 0.1
+#: the variance components stop when no group's sigma changes by more than this share
+TOLERANCE = 1e-3
+#: the rows' leverages go through the drift block's Schur complement this many rows at a time
+#: (each row holds a dense row of ``2 Z`` values while it is summed)
+ROW_CHUNK = 4096
 
 
 @dataclass(frozen=True)
@@ -342,8 +351,9 @@ def solve_correction(
     step_sigma: float,
     point_sigma: float = 0.15,
     across_sigma: float = 0.03,
-    iterations: int = 8,
+    iterations: int = 100,
     components: bool = True,
+    tolerance: float = TOLERANCE,
 ) -> tuple[np.ndarray, dict]:
     """The consensus' drift error ``D(z)`` from straight-line object motion.
 
@@ -352,25 +362,31 @@ def solve_correction(
     0. every tracked centroid across its rod's axis, ``u_j . (q_j + v_j (z - z_j) + D(z)) = u_j .
        p_j(z)`` (``u_j`` the rod's across-axis normal), sigma ``point_sigma``;
     1. the same along the axis (a section's ends, where neighbours touch, move its centroid
-       along the axis about twice as much as across it); tracks without an axis give their y and
-       x rows here;
+       along the axis about twice as much as across it);
     2. per rod ``u_j . v_j = 0`` (sigma ``across_sigma`` px per slice plus ``ANGLE_SIGMA``
        times its speed);
-    3. per step ``D(z + 1) - D(z) = 0`` (sigma ``step_sigma``: the consensus' own step error).
+    3. per step ``D(z + 1) - D(z) = 0`` (sigma ``step_sigma``: the consensus' own step error);
+    4. the y and x rows of tracks without an axis (sigma ``point_sigma``), apart from the along
+       rows, whose estimate they would mix.
 
-    With ``components`` the sigma of each group is re-estimated from the data at every
-    iteration (variance components: the group's weighted residual sum of squares over its
-    redundancy, the rows minus their leverages, :func:`_components`), so the
-    consensus and the objects are weighed by the uncertainty they show on this stack; the given
-    sigmas only start the iteration. Cauchy re-weighting per track (how straight it moves) and
-    per across row, at twice their robust scales. ``D`` is returned with zero mean.
+    With ``components`` the sigma of each group is re-estimated from the data (variance
+    components: the group's weighted residual sum of squares over its redundancy, the rows
+    minus their leverages, :func:`_components`), so the consensus and the objects are weighed
+    by the uncertainty they show on this stack; the given sigmas start the iteration. Each
+    update is damped (the geometric mean of the old sigma and the estimate) and floored at
+    ``FLOOR_SHARE`` of the start (see there: a group whose estimate collapses would turn its
+    rows into hard constraints); the iteration stops when no sigma changes by more than
+    ``tolerance`` (relative), at most ``iterations`` updates. Cauchy re-weighting per track
+    (how straight it moves) and per across row, at twice their robust scales. ``D`` is
+    returned with zero mean.
 
     Returns
     -------
     correction : ndarray, shape (n, 2)
         ``D``: subtract it from the consensus' shifts.
     info : dict
-        Numbers of tracks and rods used, calibration, robust scales and the group sigmas.
+        Numbers of tracks and rods used, calibration, robust scales, the group sigmas, the
+        updates made and whether they converged.
     """
     if not tracks:
         return np.zeros((n, 2)), {"tracks": 0, "rods": 0}
@@ -385,18 +401,24 @@ def solve_correction(
     matrix = sp.vstack([matrix, _step_rows(n, matrix.shape[1])]).tocsr()
     b = np.r_[b, np.zeros(2 * (n - 1))]
     gauge = _gauge(n, matrix.shape[1])
-    sigmas = np.array([point_sigma, point_sigma, 1.0, step_sigma])  # group 2: a factor on ``shape``
+    # group 2 is a factor on ``shape``; group 4, tracks without an axis, starts as a centroid
+    start = np.array([point_sigma, point_sigma, 1.0, step_sigma, point_sigma])
+    sigmas = start.copy()
     robust = np.ones(matrix.shape[0])
     scales = (1.0, 1.0)
+    updates, converged = 0, False
     for _ in range(iterations + 1):
         sigma = shape * sigmas[group]
         normal = (matrix.T @ sp.diags(robust / sigma**2) @ matrix + gauge).tocsc()
         factor = spla.splu(normal)
         x = factor.solve(matrix.T @ (robust * b / sigma**2))
         raw = matrix @ x - b
-        if components:
-            leverage = _leverage(matrix, normal, factor) * robust / sigma**2
-            sigmas = _components(raw, robust / sigma**2, leverage, group, sigmas)
+        if components and not converged and updates < iterations:
+            leverage = _leverage(matrix, normal, 2 * n) * robust / sigma**2
+            estimate = _components(raw, robust / sigma**2, leverage, group, sigmas)
+            updated = np.maximum(np.sqrt(sigmas * estimate), FLOOR_SHARE * start)
+            converged = float(np.max(np.abs(updated / sigmas - 1.0))) < tolerance
+            sigmas, updates = updated, updates + 1
         res = raw / (shape * sigmas[group])
         # per track: the RMS of its points' normalised residuals; per rod row: its own
         track_rms = np.sqrt(np.bincount(point_track, weights=res[:n_points] ** 2, minlength=len(tracks))
@@ -406,12 +428,16 @@ def solve_correction(
                   max(1.4826 * float(np.median(across)), 1e-6) if across.size else 1.0)
         robust[:n_points] = _cauchy(track_rms[point_track], scales[0])
         robust[n_points : n_points + len(rods)] = _cauchy(across, scales[1])
+        if converged:
+            break
     correction = np.stack([x[:n], x[n : 2 * n]], axis=1)
     correction -= correction.mean(axis=0)
     return correction, {**calibration, "tracks": len(tracks), "points": n_points // 2,
                         "point_scale": scales[0] * float(sigmas[0]),
-                        "across_scale": scales[1] * across_sigma * float(sigmas[2]), "sigma_across_px": float(sigmas[0]), "sigma_along_px": float(sigmas[1]),
-                        "across_factor": float(sigmas[2]), "sigma_step_px": float(sigmas[3])}
+                        "across_scale": scales[1] * across_sigma * float(sigmas[2]),
+                        "sigma_across_px": float(sigmas[0]), "sigma_along_px": float(sigmas[1]),
+                        "sigma_free_px": float(sigmas[4]), "across_factor": float(sigmas[2]),
+                        "sigma_step_px": float(sigmas[3]), "updates": updates, "converged": bool(converged)}
 
 
 def _cauchy(normalised: np.ndarray, scale: float) -> np.ndarray:
@@ -436,31 +462,35 @@ def _components(residual: np.ndarray, weight: np.ndarray, leverage: np.ndarray, 
     return out
 
 
-def _leverage(matrix: sp.csr_matrix, normal: sp.csc_matrix, factor: spla.SuperLU) -> np.ndarray:
+def _leverage(matrix: sp.csr_matrix, normal: sp.csc_matrix, n_drift: int) -> np.ndarray:
     """``a_i N^-1 a_i^T`` of every row ``a_i`` (times its weight: the row's share of the fit).
 
-    A row touches a few unknowns and needs the entries of ``N^-1`` among them: from the dense
-    inverse while it fits in ``DENSE_UNKNOWNS`` unknowns, else solved ``CHUNK`` columns at a
-    time (unknowns grow with the tracks, and the whole inverse is never held).
+    ``N`` is ``[[A, B], [B^T, C]]``: ``A`` the drift's ``n_drift`` unknowns, ``C`` block-diagonal
+    (each track's four unknowns meet only the drift). With ``S = A - B C^-1 B^T`` and a row split
+    into its drift and track parts, ``a N^-1 a^T = a_t C^-1 a_t^T + g S^-1 g^T``, ``g = a_d - a_t
+    C^-1 B^T``: one dense inverse of the drift's size and 4 x 4 blocks, whatever the tracks.
     """
-    m = matrix.shape[1]
-    dense = np.linalg.inv(normal.toarray()) if m <= DENSE_UNKNOWNS else None
-    step = m if dense is not None else CHUNK
-    csc = matrix.tocsc()
-    out = np.zeros(matrix.shape[0])
-    for start in range(0, m, step):
-        cols = np.arange(start, min(start + step, m))
-        out += np.asarray(csc[:, cols].multiply(matrix @ _inverse_columns(dense, factor, cols)).sum(axis=1)).ravel()
+    tail = normal[n_drift:, n_drift:]
+    c_inv = _block_inverse(tail.tocoo(), 4)
+    b = normal[:n_drift, n_drift:].tocsr()
+    schur_inv = np.linalg.inv(normal[:n_drift, :n_drift].toarray() - (b @ c_inv @ b.T).toarray())
+    m_t = matrix[:, n_drift:].tocsr()
+    g = (matrix[:, :n_drift] - m_t @ (c_inv @ b.T)).tocsr()
+    out = np.asarray(m_t.multiply(m_t @ c_inv).sum(axis=1)).ravel()
+    for start in range(0, g.shape[0], ROW_CHUNK):
+        part = g[start : start + ROW_CHUNK]
+        out[start : start + ROW_CHUNK] += np.asarray(part.multiply(part @ schur_inv).sum(axis=1)).ravel()
     return out
 
 
-def _inverse_columns(dense: np.ndarray | None, factor: spla.SuperLU, cols: np.ndarray) -> np.ndarray:
-    """Columns ``cols`` of ``N^-1``: from the dense inverse when there is one, else solved."""
-    if dense is not None:
-        return dense[:, cols]
-    unit = np.zeros((factor.shape[0], cols.size))
-    unit[cols, np.arange(cols.size)] = 1.0
-    return factor.solve(unit)
+def _block_inverse(blocks: sp.coo_matrix, size: int) -> sp.csr_matrix:
+    """Inverse of a block-diagonal sparse matrix of ``size`` x ``size`` blocks."""
+    count = blocks.shape[0] // size
+    dense = np.zeros((count, size, size))
+    np.add.at(dense, (blocks.row // size, blocks.row % size, blocks.col % size), blocks.data)
+    inverse = np.linalg.inv(dense)
+    block, i, j = np.indices((count, size, size)).reshape(3, -1)
+    return sp.csr_matrix((inverse.ravel(), (block * size + i, block * size + j)), shape=blocks.shape)
 
 
 def _rows(
@@ -468,15 +498,15 @@ def _rows(
 ) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray, np.ndarray]:
     """Design matrix and right-hand side: per track its point rows (across then along its rod's
     axis; y then x when it has none), then one across-velocity row per rod; the track of each
-    point row and the group of each point row (0 across, 1 along). Unknowns: ``D_y``, ``D_x``
-    (``n`` each), then per track ``(qy, qx, vy, vx)``."""
+    point row and the group of each point row (0 across, 1 along, 4 y and x without an axis).
+    Unknowns: ``D_y``, ``D_x`` (``n`` each), then per track ``(qy, qx, vy, vx)``."""
     rows, cols, vals, rhs, owner, group = [], [], [], [], [], []
     r = 0
     for j, (t, nrm) in enumerate(zip(tracks, normals)):
         dz = t.z - t.z.mean()
         base, m = 2 * n + 4 * j, t.z.size
         frame = [(0, np.asarray(nrm, float)), (1, np.array([-nrm[1], nrm[0]]))] if nrm is not None else \
-            [(1, np.array([1.0, 0.0])), (1, np.array([0.0, 1.0]))]
+            [(4, np.array([1.0, 0.0])), (4, np.array([0.0, 1.0]))]
         for g, e in frame:
             idx = np.arange(r, r + m)
             for axis in (0, 1):
