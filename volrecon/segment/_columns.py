@@ -33,9 +33,23 @@ def _interpolate(vol: np.ndarray, pos: np.ndarray, out: np.ndarray) -> None:
 
 
 def interpolate_columns(vol: np.ndarray, pos: np.ndarray) -> np.ndarray | None:
-    """``vol`` (stacking axis last) interpolated at the boundary coordinates ``pos`` (shape
-    ``(*vol.shape[:-1], m)``, float64, finite), float64; None where the kernel does not apply
-    (another shape, dtype or a NaN position: the caller interpolates with NumPy)."""
+    """``vol`` (stacking axis last) interpolated at the boundary coordinates ``pos``.
+
+    Parameters
+    ----------
+    vol : ndarray float32 or float64 (..., n)
+        Columns along the last axis, voxel centres at ``i + 0.5``.
+    pos : ndarray float64 (..., m)
+        Coordinates along the columns (``vol.shape[:-1]`` leading), clamped to the first and
+        last centres; no NaN.
+
+    Returns
+    -------
+    ndarray float64 (..., m), or None
+        The samples (the float64 steps of :func:`volrecon.segment.layers.sample_columns`'
+        NumPy form); None where the kernel does not apply (another shape, dtype or a NaN
+        position: the caller interpolates with NumPy).
+    """
     v, p = np.asarray(vol), np.asarray(pos)
     if (p.dtype != np.float64 or v.dtype not in (np.float32, np.float64) or v.ndim < 1 or p.ndim != v.ndim
             or p.shape[:-1] != v.shape[:-1] or v.shape[-1] == 0 or np.isnan(p).any()):

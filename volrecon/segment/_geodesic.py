@@ -5,7 +5,7 @@ grows a start set by ``k`` face-neighbour steps within ``mask``; scipy re-visits
 voxels' neighbourhoods through a generic structure loop every step.  The search here visits each
 reached voxel once, with the same result (the voxels of ``mask`` at most ``k`` face-neighbour
 steps from the start set through ``mask``, outside the array counting as not in ``mask``):
-tests/segment/test_geodesic.py compares them bit for bit.
+tests/segment/test_speed_kernels.py compares them bit for bit.
 """
 
 from __future__ import annotations
@@ -85,9 +85,9 @@ def bounded_growth(start: np.ndarray, mask: np.ndarray, steps: int) -> np.ndarra
 
     Parameters
     ----------
-    start : ndarray of bool (2D or 3D)
+    start : ndarray of bool (up to 3D)
         The start set (within ``mask``).
-    mask : ndarray of bool
+    mask : ndarray of bool, ``start``'s shape
         Where the growth may go.
     steps : int
         Most face-neighbour steps (at least 1).
@@ -96,9 +96,20 @@ def bounded_growth(start: np.ndarray, mask: np.ndarray, steps: int) -> np.ndarra
     -------
     ndarray of bool
         ``start`` and the ``mask`` voxels reached.
+
+    Raises
+    ------
+    ValueError
+        ``start`` over 3D, ``mask`` of another shape, or ``steps`` below 1 (the kernel does not
+        check its bounds; scipy iterates to convergence for ``iterations < 1``).
     """
     s = np.asarray(start, dtype=bool)
+    m = np.asarray(mask, dtype=bool)
+    if s.ndim > 3 or m.shape != s.shape:
+        raise ValueError(f"bounded_growth: start and mask must be of one shape, up to 3D; got {s.shape} and {m.shape}")
+    if int(steps) < 1:
+        raise ValueError(f"bounded_growth: steps must be at least 1, got {steps}")
     shape3 = (1,) * (3 - s.ndim) + s.shape
     out = np.ascontiguousarray(s).reshape(-1).copy()
-    _grow(out, np.ascontiguousarray(mask, dtype=bool).reshape(-1), np.asarray(shape3, np.int64), int(steps))
+    _grow(out, np.ascontiguousarray(m).reshape(-1), np.asarray(shape3, np.int64), int(steps))
     return out.reshape(s.shape)

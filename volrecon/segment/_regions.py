@@ -3,7 +3,7 @@
 A block's region labels are a lookup of how many interfaces each voxel lies past along the
 stacking axis.  Counted with whole-block NumPy comparisons (one uint8 pass per interface, then the
 lookup and the phases' masks) that is about ten passes over the block; this kernel makes one,
-with the same integer logic, so its labels are identical (tests/segment/test_regions_kernel.py).
+with the same integer logic, so its labels are identical (tests/segment/test_speed_kernels.py).
 """
 
 from __future__ import annotations
@@ -78,13 +78,30 @@ def label_block(bounds: list[np.ndarray], shape: tuple[int, ...], axis: int, ano
     -------
     ndarray of uint8
         The block's region labels.
+
+    Raises
+    ------
+    ValueError
+        ``shape`` not 3D, ``axis`` outside it, ``phases`` of another shape, a bound map that does
+        not broadcast to the lateral shape, ``lut`` shorter than ``len(bounds) + 1`` or
+        ``frame_value`` negative (the kernel does not check its bounds).
     """
-    out = np.empty(shape, dtype=np.uint8)
+    shape = tuple(int(n) for n in shape)
+    if len(shape) != 3 or axis not in (0, 1, 2):
+        raise ValueError(f"label_block: needs a 3D shape and an axis within it, got {shape} and {axis}")
     lat = [a for a in range(3) if a != axis]
     b = np.zeros((len(bounds), shape[lat[0]], shape[lat[1]]), dtype=np.int64)
     for k, v in enumerate(bounds):
-        b[k] = v
+        b[k] = v  # NumPy raises for a map that does not broadcast to the lateral shape
+    lut8 = np.ascontiguousarray(lut, dtype=np.uint8)
+    if lut8.ndim != 1 or lut8.size < len(bounds) + 1:
+        raise ValueError(f"label_block: lut needs {len(bounds) + 1} entries, got shape {lut8.shape}")
+    if phases is not None and np.shape(phases) != shape:
+        raise ValueError(f"label_block: phases has shape {np.shape(phases)}, the block {shape}")
+    if frame_value is not None and int(frame_value) < 0:
+        raise ValueError(f"label_block: frame_value must be >= 0, got {frame_value}")
+    out = np.empty(shape, dtype=np.uint8)
     ph = np.zeros((1, 1, 1), np.uint8) if phases is None else np.moveaxis(np.asarray(phases), axis, 1)
-    _label_columns(b, bool(anode_first), np.ascontiguousarray(lut, dtype=np.uint8), ph, phases is not None,
+    _label_columns(b, bool(anode_first), lut8, ph, phases is not None,
                    -1 if frame_value is None else int(frame_value), int(frame_region), np.moveaxis(out, axis, 1))
     return out

@@ -52,10 +52,22 @@ def flat_columns(grey: np.ndarray, level: float, tol: float, depth: int, where: 
     Returns
     -------
     ndarray of bool
+
+    Raises
+    ------
+    ValueError
+        ``grey`` not 3D, ``where`` of another shape, or ``depth`` below 1 (the kernel does not
+        check its bounds).
     """
     g = np.ascontiguousarray(grey, dtype=np.float32)
+    if g.ndim != 3:
+        raise ValueError(f"flat_columns: grey must be 3D, got shape {g.shape}")
+    if int(depth) < 1:
+        raise ValueError(f"flat_columns: depth must be at least 1, got {depth}")
     out = np.zeros(g.shape, dtype=bool)
     w = np.zeros((1, 1, 1), bool) if where is None else np.ascontiguousarray(where, dtype=bool)
+    if where is not None and w.shape != g.shape:
+        raise ValueError(f"flat_columns: where has shape {w.shape}, grey {g.shape}")
     _flat_columns(g, np.float32(level), np.float32(tol), int(depth), w, where is not None, out)
     return out
 
@@ -82,8 +94,34 @@ def _continue_down(mask: np.ndarray, space: np.ndarray, steps: int, out: np.ndar
 
 def continue_columns(mask: np.ndarray, space: np.ndarray, steps: int) -> np.ndarray:
     """:func:`volrecon.segment.voids.continue_down` in one pass: ``mask`` continued along +z by up to
-    ``steps`` slices through ``space`` (3D boolean arrays)."""
+    ``steps`` slices through ``space``.
+
+    Parameters
+    ----------
+    mask : ndarray of bool (z, y, x)
+        Start voxels.
+    space : ndarray of bool, ``mask``'s shape
+        Voxels the continuation may enter.
+    steps : int
+        Most slices added below each voxel of ``mask`` (0: ``mask`` itself).
+
+    Returns
+    -------
+    ndarray of bool
+        ``mask`` and its continuation.
+
+    Raises
+    ------
+    ValueError
+        ``mask`` not 3D, ``space`` of another shape or ``steps`` negative (the kernel does not
+        check its bounds).
+    """
     m = np.ascontiguousarray(mask, dtype=bool)
+    sp = np.ascontiguousarray(space, dtype=bool)
+    if m.ndim != 3 or sp.shape != m.shape:
+        raise ValueError(f"continue_columns: mask and space must be 3D of one shape, got {m.shape} and {sp.shape}")
+    if int(steps) < 0:
+        raise ValueError(f"continue_columns: steps must be >= 0, got {steps}")
     out = np.empty(m.shape, dtype=bool)
-    _continue_down(m, np.ascontiguousarray(space, dtype=bool), int(steps), out)
+    _continue_down(m, sp, int(steps), out)
     return out

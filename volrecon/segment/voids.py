@@ -596,7 +596,11 @@ def continue_down(mask: np.ndarray, space: np.ndarray, steps: int) -> np.ndarray
 
     Parameters
     ----------
-    mask, space : ndarray of bool (z, y, x)
+    mask : ndarray of bool (z, ...)
+        Start voxels; the columns run along the first axis, whatever the dimension (a 2D slice
+        ``(z, x)`` grows along ``z``).
+    space : ndarray of bool
+        Voxels the continuation may enter (broadcast to ``mask``'s shape).
     steps : int
         Most slices added below each voxel of ``mask``.
 
@@ -604,11 +608,22 @@ def continue_down(mask: np.ndarray, space: np.ndarray, steps: int) -> np.ndarray
     -------
     ndarray of bool
         ``mask`` and its continuation.
+
+    Raises
+    ------
+    ValueError
+        ``mask`` 0-dimensional, or ``space`` not broadcastable to its shape.
     """
-    if np.ndim(mask) != 3 or int(steps) < 1:
-        return np.array(mask, dtype=bool, copy=True)
-    # one compiled pass down the columns (the slice-by-slice growth, each voxel visited once)
-    return continue_columns(mask, space, steps)
+    m = np.asarray(mask, dtype=bool)
+    if m.ndim == 0:
+        raise ValueError("continue_down: mask needs an axis to grow along")
+    sp = np.broadcast_to(np.asarray(space, dtype=bool), m.shape)
+    if int(steps) < 1:
+        return m.copy()
+    # one compiled pass down the columns (the slice-by-slice growth, each voxel visited once); the
+    # axes after the first are only columns side by side, so another dimension is a (z, columns, 1) block
+    cols = m.shape if m.ndim == 3 else (m.shape[0], int(np.prod(m.shape[1:], dtype=np.int64)), 1)
+    return continue_columns(m.reshape(cols), sp.reshape(cols), int(steps)).reshape(m.shape)
 
 
 def split_reach(cues: VoidCues, voxel_size_nm: Sequence[float]) -> tuple[int, int, int]:
