@@ -216,7 +216,7 @@ def test_electrolyte_columns_equal_the_float32_passes(depth):
 
 
 def _reference_continue_down(mask, space, steps):
-    """continue_down's former slice-by-slice form."""
+    """continue_down's former slice-by-slice form (any dimension, along the first axis)."""
     grown = np.array(mask, dtype=bool, copy=True)
     step = grown
     for _ in range(int(steps)):

@@ -17,6 +17,8 @@ from volrecon.segment._void_kernels import continue_columns, flat_columns
 from volrecon.segment.layers import _block_profiles, _group_values, _indicators, edge_rim_shift, gaussian_reach
 from volrecon.segment.voids import continue_down, electrolyte_columns
 
+from tests.segment.test_speed_kernels import _reference_continue_down  # the former form works on any dimension
+
 # --- shape checks: each wrapper raises where the kernel would read outside its arrays -----------
 
 
@@ -92,20 +94,6 @@ def test_interpolate_columns_declines_other_shapes():
 
 
 # --- continue_down on any dimension (dark_cores takes 2D slices) -------------------------------
-
-
-def _reference_continue_down(mask, space, steps):
-    """continue_down's former slice-by-slice form (any dimension, along the first axis)."""
-    grown = np.array(mask, dtype=bool, copy=True)
-    step = grown
-    for _ in range(int(steps)):
-        nxt = np.zeros_like(step)
-        nxt[1:] = step[:-1]
-        step = nxt & space & ~grown
-        if not step.any():
-            break
-        grown |= step
-    return grown
 
 
 @pytest.mark.parametrize("shape", [(30,), (25, 18), (12, 5, 6, 4), (0, 7), (9, 0, 3)])
