@@ -155,7 +155,19 @@ class _Plan:
 
     def _split(self, x: Key, at: int, by_row: dict[int, set], graph: dict[Key, Any]) -> None:
         """Keep ``x`` (run in row ``at``) whole up to the last row that reads it whole, and only
-        the slices that the rows after that read (the context it lends further on)."""
+        the slices that the rows after that read (the context it lends further on).
+
+        Parameters
+        ----------
+        x : hashable
+            A computing task that later rows read.
+        at : int
+            The row that runs it.
+        by_row : dict
+            Later row -> the tasks that read ``x`` there (None: the write of ``x`` itself).
+        graph : dict
+            The whole graph (what each reader does).
+        """
         whole = [r for r, us in by_row.items() if None in us or not all(_slices(graph[u], x) for u in us)]
         upto = max(whole, default=at)
         if whole:
