@@ -144,3 +144,26 @@ def test_rows_without_dask_fused_task_runner_store_the_same_values(tmp_path, mon
     (kept, not run again), and the stored values and the one run per filter are unchanged."""
     monkeypatch.setattr(_rows, "_subgraph_runner", lambda: None)
     _check_broadcast_stored_once(tmp_path / "nf.zarr")
+
+
+@pytest.mark.parametrize("frame", [False, True])
+def test_rows_carry_no_more_into_a_middle_row_than_into_the_second(tmp_path, monkeypatch, frame):
+    """The second row reads whole the chunk the first computed a row ahead; the row after reads only the
+    context slices of that chunk, so it must be handed those slices, not the whole chunk again (which made
+    every middle row carry one chunk per overlapping step more than the second)."""
+    carried: list[int] = []
+    inputs = _rows._inputs
+
+    def counting_inputs(sub, graph, held):
+        carried.append(sum(getattr(v, "nbytes", 0) for v in held.values()))
+        return inputs(sub, graph, held)
+
+    monkeypatch.setattr(_rows, "_inputs", counting_inputs)
+    arr = _chain(64, chunk=8, side=64, frame=frame)
+    want = arr.compute()
+    store = _store(arr, tmp_path / "c.zarr")
+    with dask.config.set(scheduler="sync"):
+        store_by_rows(arr, store)
+    np.testing.assert_array_equal(store[:], want)
+    assert len(carried) == len(arr.chunks[0]) and carried[1] > 0, carried
+    assert max(carried[2:]) <= carried[1], carried

@@ -8,8 +8,10 @@ needs it, and what a row hands on to later rows is as little as the graph allows
 
 - a *computing* task (a filter, a classifier, any function of the user's) runs exactly once; its
   block is kept for the later rows that read it (the chunk a filter computed a row ahead for the
-  context it lends, :func:`dask.array.map_overlap`).  When those rows read only slices of it,
-  only the slices are kept (the thin context a chunk lends its neighbours along z);
+  context it lends, :func:`dask.array.map_overlap`), whole up to the last row that reads it
+  whole; for the rows after that, which read only slices of it, only the slices are kept (the
+  thin context a chunk lends its neighbours along z: the chunk a row ahead is read whole by the
+  next row, then a slice of it by the row after, and must not be kept whole for that one);
 - a *moving* task (reading a chunk from the store, slicing, concatenating, rechunking, a type
   cast or an elementwise operator) is run again in every row that needs it rather than kept:
   keeping the chunk a row read ahead for its first few slices would keep a whole chunk row.
@@ -149,20 +151,37 @@ class _Plan:
         self.keep: dict[int, list[Key]] = defaultdict(list)
         self.last_use: dict[Key, int] = {}
         for x, by_row in readers.items():
-            at = made_at[x]
-            read = set().union(*by_row.values())
-            if None in read or not all(_slices(graph[u], x) for u in read):
-                self.keep[at].append(x)
-                self.last_use[x] = max(by_row)
+            self._split(x, made_at[x], by_row, graph)
+
+    def _split(self, x: Key, at: int, by_row: dict[int, set], graph: dict[Key, Any]) -> None:
+        """Keep ``x`` (run in row ``at``) whole up to the last row that reads it whole, and only
+        the slices that the rows after that read (the context it lends further on).
+
+        Parameters
+        ----------
+        x : hashable
+            A computing task that later rows read.
+        at : int
+            The row that runs it.
+        by_row : dict
+            Later row -> the tasks that read ``x`` there (None: the write of ``x`` itself).
+        graph : dict
+            The whole graph (what each reader does).
+        """
+        whole = [r for r, us in by_row.items() if None in us or not all(_slices(graph[u], x) for u in us)]
+        upto = max(whole, default=at)
+        if whole:
+            self.keep[at].append(x)
+            self.last_use[x] = upto
+        for u in set().union(*by_row.values()) - {None}:
+            used = [r for r, us in by_row.items() if u in us]
+            if max(used) <= upto or not _slices(graph[u], x):
                 continue
-            # later rows read slices of it only (the context it lends): those are kept instead
-            for u in read:
-                used = [r for r, us in by_row.items() if u in us]
-                for r in used:
-                    self.computes[r].discard(u)
-                self.computes[at].add(u)
-                self.keep[at].append(u)
-                self.last_use[u] = max(used)
+            for r in used:
+                self.computes[r].discard(u)
+            self.computes[at].add(u)
+            self.keep[at].append(u)
+            self.last_use[u] = max(used)
 
 
 def _owned(value: Any) -> Any:
