@@ -56,8 +56,8 @@ OTSU_ORDER: tuple[str, ...] = ("electrolyte", "sodium", "separator", "active", "
 classes of the layers' grey-value first guess (:func:`_layer_guess`)."""
 LAYER_PHASES: tuple[str, ...] = ("sodium", "separator", "active", "collector")
 """The phases of :data:`OTSU_ORDER` that name a cell layer (anode, separator, cathode, collector):
-a classifier whose phases include them all is a classifier of that cell design, and its layers
-are found on the grey-value first guess by default (``segment_volume(layers_from="auto")``)."""
+only a classifier whose phases include them all (a classifier of that cell design) can find its
+layers on the grey-value first guess (``segment_volume(layers_from="grey")``)."""
 LayersFrom = Literal["auto", "grey", "phases"]
 
 
@@ -229,8 +229,8 @@ def segment_volume(
         ``otsu``: multi-Otsu (or ``thresholds``) classes mapped dark to bright onto the phases
         listed in ``phase_names`` (default :data:`OTSU_ORDER`), one global grey scale (the plain
         baseline).  ``classifier``: a random-forest pixel classifier, given as ``classifier`` or
-        trained here from ``scribbles``; its layers are found on the grey-value guess of ``layers``
-        (or on its own phases, ``layers_from``); within the detected cathode and separator a phase that
+        trained here from ``scribbles``; its layers are found on its own phases (or on the
+        grey-value guess of ``layers``: ``layers_from``); within the detected cathode and separator a phase that
         cannot exist there (:data:`volrecon.segment.classifier.IMPOSSIBLE_PHASES`) takes the
         layer's most probable other phase, after the void split and never void
         (:func:`volrecon.segment.classifier.decide_in_regions`), and the SEI's outer surface is
@@ -264,15 +264,28 @@ def segment_volume(
     layers_from : {"auto", "grey", "phases"}
         What the layers are found on.  ``grey``: the first guess of ``layers`` (global multi-Otsu
         classes of the grey values denoised by ``2 * smooth_nm``, over :data:`OTSU_ORDER`,
-        cleaned).  ``phases``: the method's own phases.  ``auto`` (default): ``grey`` for
-        ``layers`` (its only choice) and for a ``classifier`` whose phases include
-        :data:`LAYER_PHASES`; ``phases`` for ``otsu`` and for a classifier without them (one of
-        another cell design or vocabulary: the guess's classes would not name its layers).  The
-        layers are the cell's large-scale geometry, which the denoised grey values' levels show;
-        a pixel classifier trained from sparse strokes is least reliable right at a layer boundary,
-        where its multiscale features carry the next layer's context (on the phantoms, binder and
-        active in the separator's last rows moved the classifier's separator|cathode cut about 2
-        voxels towards the anode).  The choice and its reason are in ``parameters["layers_from"]``.
+        cleaned): the same layers as ``layers``.  ``phases``: the method's own phases.  ``auto``
+        (default): ``grey`` for ``layers`` (its only choice), ``phases`` for ``otsu`` and
+        ``classifier``.  A classifier whose phases lack one of :data:`LAYER_PHASES` (another cell
+        design or vocabulary: the guess's classes would not name its layers) always uses its own
+        phases, also when ``grey`` is asked for (with a warning).  The choice and its reason are
+        in ``parameters["layers_from"]``.  The layers are large-scale geometry, and a pixel
+        classifier trained from sparse strokes is least reliable at a layer boundary (its
+        multiscale features carry the next layer's context: on the real-corrected 24x192 diglyme
+        phantom, binder, active and void in the separator's last rows move its separator|cathode
+        cut 2.3 voxels towards the anode), so ``grey`` is worth trying where the classifier's cut
+        is off; but the grey guess has its own bias (it goes deep under the voids at the cathode's
+        top), and it is not the classifier's default because it is not better everywhere.
+        Measured (``benchmarks/segmentation.py --methods classifier``, both presets, corrected
+        and oracle-corrected, 24x192 seeds 0-2 and 48x256 seed 0: 16 rows): separator|cathode mean
+        distance 2.07 -> 1.83 voxels, better on 10 rows (24x192 seed 0 corrected: diglyme
+        2.40 -> 1.47, carbonate 2.11 -> 0.90) and worse on 6 (every 48x256 row, +0.4 to +0.9:
+        diglyme corrected 1.46 -> 2.17, bias -0.45 -> +1.42; carbonate seed 1 0.95 -> 1.35 and
+        0.94 -> 1.40, with the separator's Dice 0.761 -> 0.722 and 0.743 -> 0.677);
+        cathode|collector 0.66 -> 0.56; the other Dice move by -0.02 to +0.04 (void), at most
+        -0.011 for sodium, -0.016 for the SEI.  CPU: 64x512x512, three
+        base/head pairs, 21.0/21.0/22.5 -> 21.1/22.6/22.8 CPU-s (the guess and its cleanup, kept
+        in ``scratch`` for a dask input while the layers are found).
     layer_phases : bool
         Within the detected anode, assign ``sodium``/``sei`` from the sodium surface (the SEI is
         the film between the sodium surface and the anode's outer surface); within the detected
@@ -468,6 +481,8 @@ def segment_volume(
         if layers:
             params["layers_from"] = source = _layers_source(method, layers_from, names)
             grey_layers = source["source"] == "grey"
+            if source["source"] != layers_from and layers_from != "auto":
+                warnings.append(source["reason"])
             lay_phases, lay_names, lay_frame = phases, names, frame_value
             if grey_layers and not regional:
                 lay_phases, lay_names = _grey_layer_phases(image, src, phases, frame_value=frame_value, smooth_nm=smooth_nm,
@@ -854,17 +869,14 @@ def _layers_source(method: str, layers_from: str, names: Mapping[str, int]) -> d
     (``reason``); see ``segment_volume(layers_from=...)``."""
     if method == "layers":
         return {"source": "grey", "reason": "method 'layers' decides its phases within the layers found on the grey guess"}
-    if layers_from != "auto":
-        return {"source": layers_from, "reason": f"requested (layers_from={layers_from!r})"}
-    if method != "classifier":
-        return {"source": "phases", "reason": f"method {method!r}: its classes are grey-value classes already"}
+    if layers_from == "auto":
+        return {"source": "phases", "reason": f"default for method {method!r}: its own phases"}
     missing = [p for p in LAYER_PHASES if p not in names]
-    if missing:
-        return {"source": "phases", "reason": f"the classifier has no {', '.join(missing)} phase: the grey guess's "
-                f"classes ({', '.join(OTSU_ORDER)}) would not name its layers, so its own phases find them"}
-    return {"source": "grey", "reason": "the classifier's phases include the layer phases "
-            f"({', '.join(LAYER_PHASES)}): the layers (large-scale geometry) come from the denoised grey values, "
-            "not from its pixel decisions, least reliable at a layer boundary"}
+    if layers_from == "grey" and method == "classifier" and missing:
+        return {"source": "phases", "reason": f"layers_from='grey' asked for, but the classifier has no "
+                f"{', '.join(missing)} phase: the grey guess's classes ({', '.join(OTSU_ORDER)}) would not name its "
+                "layers, so its own phases find them"}
+    return {"source": layers_from, "reason": f"requested (layers_from={layers_from!r})"}
 
 
 def _grey_layer_phases(image: Any, src: da.Array, phases: Any, *, frame_value: int | None, smooth_nm: float,
