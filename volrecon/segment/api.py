@@ -52,7 +52,13 @@ from volrecon.segment.voids import (
 
 Progress = Callable[[int, int], None]
 OTSU_ORDER: tuple[str, ...] = ("electrolyte", "sodium", "separator", "active", "collector")
-"""Default dark-to-bright phases of the ``otsu`` method (one multi-Otsu class each)."""
+"""Default dark-to-bright phases of the ``otsu`` method (one multi-Otsu class each), and the
+classes of the layers' grey-value first guess (:func:`_layer_guess`)."""
+LAYER_PHASES: tuple[str, ...] = ("sodium", "separator", "active", "collector")
+"""The phases of :data:`OTSU_ORDER` that name a cell layer (anode, separator, cathode, collector):
+only a classifier whose phases include them all (a classifier of that cell design) can find its
+layers on the grey-value first guess (``segment_volume(layers_from="grey")``)."""
+LayersFrom = Literal["auto", "grey", "phases"]
 
 
 @dataclass(frozen=True)
@@ -194,6 +200,7 @@ def segment_volume(
     frame_mask: Any = None,
     frame: Literal["auto", "none"] = "auto",
     layers: bool = True,
+    layers_from: LayersFrom = "auto",
     layer_phases: bool = True,
     refine_anode: bool = True,
     through_plane: str | None = None,
@@ -222,7 +229,8 @@ def segment_volume(
         ``otsu``: multi-Otsu (or ``thresholds``) classes mapped dark to bright onto the phases
         listed in ``phase_names`` (default :data:`OTSU_ORDER`), one global grey scale (the plain
         baseline).  ``classifier``: a random-forest pixel classifier, given as ``classifier`` or
-        trained here from ``scribbles``; within the detected cathode and separator a phase that
+        trained here from ``scribbles``; its layers are found on its own phases (or on the
+        grey-value guess of ``layers``: ``layers_from``); within the detected cathode and separator a phase that
         cannot exist there (:data:`volrecon.segment.classifier.IMPOSSIBLE_PHASES`) takes the
         layer's most probable other phase, after the void split and never void
         (:func:`volrecon.segment.classifier.decide_in_regions`), and the SEI's outer surface is
@@ -253,6 +261,31 @@ def segment_volume(
         ``parameters["frame"]``.  ``none``: no frame detection.
     layers : bool
         Detect the layers (regions and interfaces).
+    layers_from : {"auto", "grey", "phases"}
+        What the layers are found on.  ``grey``: the first guess of ``layers`` (global multi-Otsu
+        classes of the grey values denoised by ``2 * smooth_nm``, over :data:`OTSU_ORDER`,
+        cleaned): the same layers as ``layers``.  ``phases``: the method's own phases.  ``auto``
+        (default): ``grey`` for ``layers`` (its only choice), ``phases`` for ``otsu`` and
+        ``classifier``.  A classifier whose phases lack one of :data:`LAYER_PHASES` (another cell
+        design or vocabulary: the guess's classes would not name its layers) always uses its own
+        phases, also when ``grey`` is asked for (with a warning).  The choice and its reason are
+        in ``parameters["layers_from"]``.  The layers are large-scale geometry, and a pixel
+        classifier trained from sparse strokes is least reliable at a layer boundary (its
+        multiscale features carry the next layer's context: on the real-corrected 24x192 diglyme
+        phantom, binder, active and void in the separator's last rows move its separator|cathode
+        cut 2.3 voxels towards the anode), so ``grey`` is worth trying where the classifier's cut
+        is off; but the grey guess has its own bias (it goes deep under the voids at the cathode's
+        top), and it is not the classifier's default because it is not better everywhere.
+        Measured (``benchmarks/segmentation.py --methods classifier``, both presets, corrected
+        and oracle-corrected, 24x192 seeds 0-2 and 48x256 seed 0: 16 rows): separator|cathode mean
+        distance 2.07 -> 1.83 voxels, better on 10 rows (24x192 seed 0 corrected: diglyme
+        2.40 -> 1.47, carbonate 2.11 -> 0.90) and worse on 6 (every 48x256 row, +0.4 to +0.9:
+        diglyme corrected 1.46 -> 2.17, bias -0.45 -> +1.42; carbonate seed 1 0.95 -> 1.35 and
+        0.94 -> 1.40, with the separator's Dice 0.761 -> 0.722 and 0.743 -> 0.677);
+        cathode|collector 0.66 -> 0.56; the other Dice move by -0.02 to +0.04 (void), at most
+        -0.011 for sodium, -0.016 for the SEI.  CPU: 64x512x512, three
+        base/head pairs, 21.0/21.0/22.5 -> 21.1/22.6/22.8 CPU-s (the guess and its cleanup, kept
+        in ``scratch`` for a dask input while the layers are found).
     layer_phases : bool
         Within the detected anode, assign ``sodium``/``sei`` from the sodium surface (the SEI is
         the film between the sodium surface and the anode's outer surface); within the detected
@@ -338,6 +371,11 @@ def segment_volume(
     if method == "auto":
         method = "layers"
     regional = method == "layers"
+    if layers_from not in ("auto", "grey", "phases"):
+        raise ParameterError(f"layers_from={layers_from!r}: use 'auto', 'grey' or 'phases'")
+    if regional and layers_from == "phases":
+        raise ParameterError("layers_from='phases' is not for method='layers': its phases are decided within the layers "
+                             "found on the grey-value guess (use 'auto' or 'grey')")
     if regional and thresholds is not None:
         raise ParameterError("thresholds=... is for method='otsu'; method='layers' estimates them per region")
     if regional and not layers:
@@ -399,24 +437,10 @@ def segment_volume(
             raise ParameterError(f"phase_names for otsu: unknown phase(s) {unknown}; use names of volrecon.phases.PHASES")
         names = {p: PHASES[p] for p in order}
         if regional:
-            names = {p: v for p, v in PHASES.items() if p != "frame"}
+            names = _guess_names()
         values = [names[p] for p in order]
         if regional:
-            # first guess for the layers only: global classes on denoised grey values
-            first_nm = 2.0 * max(smooth_nm, 0.0)
-
-            def sm(block: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
-                return np.ascontiguousarray(smooth(block, first_nm, vox)[core])
-
-            guess = _overlap(sm, src.astype(np.float32), smoothing_reach(first_nm, vox), np.float32).rechunk(src.chunks)
-            guess_np = guess.compute() if not lazy_input else guess
-            # a lazy guess is sampled on its own slices, not on the whole chunks they lie in (the
-            # classes compute every chunk again)
-            read = (lambda zs: _smoothed_slices(image, zs, first_nm, vox)) if lazy_input else None
-            t = multi_otsu_thresholds(guess_np, len(order), read=read)
-            params["layer_guess"] = {"thresholds": [float(v) for v in t], "classes": order, "smooth_nm": first_nm}
-            raw = da.from_array(guess_np, chunks=src.chunks) if not lazy_input else guess
-            raw = raw.map_blocks(apply_thresholds, t, values, dtype=np.uint8)
+            raw, params["layer_guess"] = _layer_guess(image, src, order=order, values=values, smooth_nm=smooth_nm, vox=vox)
         else:
             t = np.asarray(thresholds, dtype=float) if thresholds is not None else multi_otsu_thresholds(image, len(order))
             params["thresholds"] = [float(v) for v in t]
@@ -434,23 +458,8 @@ def segment_volume(
 
     # --- local cleanup: pore vote, small pieces (chunk-exact with overlap)
     frame_value = names.get("frame")
-    void_v, elec_v = names.get("void"), names.get("electrolyte")
-    # the vote runs first, then the cleanup on its result: their reaches add up
-    depth = [a + b for a, b in zip(cleanup_reach(min_size_nm, vox), pore_vote_reach(pore_vote_nm, vox))]
-
-    def clean(block: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
-        # packed classifier choices: the overall choice is cleaned, the layers' choices pass through
-        out = unpack_choice(block, 0, bits) if rules else block
-        if void_v is not None and elec_v is not None and pore_vote_nm > 0:
-            out = refine_pores(out, void=void_v, electrolyte=elec_v, sigma_nm=pore_vote_nm, voxel_size_nm=vox)
-        if min_size_nm > 0:
-            keep = (0,) if frame_value is None else (0, frame_value)
-            out = remove_small_pieces(out, min_size_nm=min_size_nm, voxel_size_nm=vox, internal_faces=faces, keep=keep)
-        if rules:
-            return np.ascontiguousarray((block[core] & ~block.dtype.type((1 << bits) - 1)) | out[core])
-        return np.ascontiguousarray(out[core])
-
-    phases = _overlap(clean, raw, depth, raw.dtype)
+    phases = _cleaned(raw, names=names, vox=vox, min_size_nm=min_size_nm, pore_vote_nm=pore_vote_nm,
+                      bits=bits if rules else 0)
     # the intermediate volumes of a dask input go to zarr arrays in scratch; a folder made here
     # goes with the last array that reads it, or at once when the segmentation fails
     folder = (Scratch(Path(scratch)) if scratch is not None else Scratch.temporary()) if lazy_input else None
@@ -470,28 +479,40 @@ def segment_volume(
         region_names = {k: v for k, v in REGIONS.items()}
         inter: dict[str, Any] = {"through_plane": None, "order": None, "absent_layers": [], "interfaces": {}, "heights_nm": {}}
         if layers:
+            params["layers_from"] = source = _layers_source(method, layers_from, names)
+            grey_layers = source["source"] == "grey"
+            if source["source"] != layers_from and layers_from != "auto":
+                warnings.append(source["reason"])
+            lay_phases, lay_names, lay_frame = phases, names, frame_value
+            if grey_layers and not regional:
+                lay_phases, lay_names = _grey_layer_phases(image, src, phases, frame_value=frame_value, smooth_nm=smooth_nm,
+                                                           vox=vox, min_size_nm=min_size_nm, folder=folder, params=params)
+                lay_frame = lay_names.get("frame")
             # the frame's rim shell reads the frame's grey as much as the specimen's: its first-guess
             # classes decide no layer and no surface
-            specimen = _unassigned(phases, rim_shell)
-            lay = detect_layers(specimen, phase_names=names, voxel_size_nm=vox, axis=through_plane, lateral_nm=lateral_nm,
-                                frame_value=frame_value, level_passes=level_passes, scratch=None if folder is None else folder.path)
+            specimen = _unassigned(lay_phases, rim_shell)
+            lay = detect_layers(specimen, phase_names=lay_names, voxel_size_nm=vox, axis=through_plane, lateral_nm=lateral_nm,
+                                frame_value=lay_frame, level_passes=level_passes, scratch=None if folder is None else folder.path)
             # the surface finders below work in the calling thread, in slabs, and do not reuse the heap
             # the dask workers freed in their own arenas (the rows of the phases, the layer counts), which
             # glibc keeps resident and which grows with the number of rows: handed back here, once
             release_memory()
-            if regional and lay.heights.get("sodium|sei") is not None:
+            if grey_layers and lay.heights.get("sodium|sei") is not None:
                 lay, na_info = sodium_surface(image, specimen, lay, voxel_size_nm=vox,
-                                              frame_value=frame_value, lateral_nm=sei_lateral_nm)
+                                              frame_value=lay_frame, lateral_nm=sei_lateral_nm)
                 params["sodium"] = na_info
             if refine_anode and lay.heights.get("sodium|sei") is not None:
                 lay = refine_interface(image, lay, "sodium|sei", voxel_size_nm=vox,
-                                       upper=None if regional else "sei|separator", rim=True, rim_nm=edge_rim_nm)
+                                       upper=None if grey_layers else "sei|separator", rim=True, rim_nm=edge_rim_nm)
             # the film's outer surface from the grey values beyond the sodium surface: a classifier's few
             # SEI strokes know less about a film a few voxels thick than its grey profile does
             if regional or (method == "classifier" and refine_anode and lay.heights.get("sodium|sei") is not None):
                 lay, sei_info = sei_outer_surface(image, lay, voxel_size_nm=vox, lateral_nm=sei_lateral_nm,
-                                                  phases=specimen, frame_value=frame_value)
+                                                  phases=specimen, frame_value=lay_frame)
                 params["sei"] = sei_info
+            if lay_phases is not phases and folder is not None:
+                del specimen, lay_phases
+                folder.drop("layer_guess")
             inter = lay.to_dict(vox)
             inter["heights_nm"] = lay.heights_nm(vox)
             for layer in lay.absent:
@@ -801,6 +822,114 @@ def _smoothed_slices(image: da.Array, zs: np.ndarray, smooth_nm: float, vox: tup
     for i, ((z0, z, _), slab) in enumerate(zip(spans, slabs)):
         out[i] = smooth(np.asarray(slab, dtype=np.float32), smooth_nm, vox)[z - z0]
     return out
+
+
+def _layer_guess(image: Any, src: da.Array, *, order: Sequence[str], values: Sequence[int], smooth_nm: float,
+                 vox: tuple[float, float, float]) -> tuple[da.Array, dict[str, Any]]:
+    """The first guess the layers are found on: global multi-Otsu classes of the grey values
+    denoised by ``2 * smooth_nm`` (:func:`volrecon.segment.regional.smooth`), mapped dark to bright
+    onto ``values`` (the phases ``order``).
+
+    The layers are the cell's large-scale geometry: on grey values denoised at twice the regional
+    scale the layers' mean levels decide, not a voxel's texture.  For a dask ``image`` the guess is
+    lazy (its thresholds are sampled on its own slices, :func:`_smoothed_slices`); for a numpy
+    ``image`` the denoised values are computed once, in memory.
+
+    Returns
+    -------
+    (dask array uint8, dict)
+        The classes (``src``'s chunks) and what was used (``parameters["layer_guess"]``).
+    """
+    lazy = isinstance(image, da.Array)
+    first_nm = 2.0 * max(smooth_nm, 0.0)
+
+    def sm(block: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
+        return np.ascontiguousarray(smooth(block, first_nm, vox)[core])
+
+    guess = _overlap(sm, src.astype(np.float32), smoothing_reach(first_nm, vox), np.float32).rechunk(src.chunks)
+    if lazy:
+        # a lazy guess is sampled on its own slices, not on the whole chunks they lie in (the
+        # classes compute every chunk again)
+        t = multi_otsu_thresholds(guess, len(order), read=lambda zs: _smoothed_slices(image, zs, first_nm, vox))
+    else:
+        guess_np = guess.compute()
+        t = multi_otsu_thresholds(guess_np, len(order))
+        guess = da.from_array(guess_np, chunks=src.chunks)
+    info = {"thresholds": [float(v) for v in t], "classes": list(order), "smooth_nm": first_nm}
+    return guess.map_blocks(apply_thresholds, t, list(values), dtype=np.uint8), info
+
+
+def _guess_names() -> dict[str, int]:
+    """Phase name -> value of the layer guess's classes (:data:`volrecon.phases.PHASES`, frame aside)."""
+    return {p: v for p, v in PHASES.items() if p != "frame"}
+
+
+def _layers_source(method: str, layers_from: str, names: Mapping[str, int]) -> dict[str, str]:
+    """What the layers of ``method`` are found on (``source``: ``grey`` or ``phases``) and why
+    (``reason``); see ``segment_volume(layers_from=...)``."""
+    if method == "layers":
+        return {"source": "grey", "reason": "method 'layers' decides its phases within the layers found on the grey guess"}
+    if layers_from == "auto":
+        return {"source": "phases", "reason": f"default for method {method!r}: its own phases"}
+    missing = [p for p in LAYER_PHASES if p not in names]
+    if layers_from == "grey" and method == "classifier" and missing:
+        return {"source": "phases", "reason": f"layers_from='grey' asked for, but the classifier has no "
+                f"{', '.join(missing)} phase: the grey guess's classes ({', '.join(OTSU_ORDER)}) would not name its "
+                "layers, so its own phases find them"}
+    return {"source": layers_from, "reason": f"requested (layers_from={layers_from!r})"}
+
+
+def _grey_layer_phases(image: Any, src: da.Array, phases: Any, *, frame_value: int | None, smooth_nm: float,
+                       vox: tuple[float, float, float], min_size_nm: float, folder: Scratch | None,
+                       params: dict[str, Any]) -> tuple[Any, dict[str, int]]:
+    """The layer guess of method ``layers`` (:func:`_layer_guess`, cleaned as its phases are) for
+    another method's layers, with that method's frame (``phases == frame_value``) labelled frame.
+
+    ``folder``: where a dask input's guess is kept while the layers are found (``layer_guess``,
+    :func:`_materialise`; the caller drops it); None: computed in memory.  ``params["layer_guess"]``
+    is set.  Returns the guess and its phase names.
+    """
+    names = _guess_names()
+    raw, params["layer_guess"] = _layer_guess(image, src, order=OTSU_ORDER, values=[names[p] for p in OTSU_ORDER],
+                                              smooth_nm=smooth_nm, vox=vox)
+    if frame_value is not None:
+        names["frame"] = PHASES["frame"]
+        ph = phases if isinstance(phases, da.Array) else da.from_array(phases, chunks=src.chunks)
+        raw = da.where(ph.rechunk(raw.chunks) == frame_value, np.uint8(PHASES["frame"]), raw)
+    # no pore vote: the guess has no void class
+    guess = _cleaned(raw, names=names, vox=vox, min_size_nm=min_size_nm, pore_vote_nm=0.0)
+    if folder is None:
+        return guess.compute(), names
+    return _materialise(guess, folder, "layer_guess").rechunk(src.chunks), names
+
+
+def _cleaned(raw: da.Array, *, names: Mapping[str, int], vox: tuple[float, float, float], min_size_nm: float,
+             pore_vote_nm: float, bits: int = 0) -> da.Array:
+    """Local cleanup of phase labels, chunk-exact with overlap: the 3D void/electrolyte vote in pores
+    (:func:`volrecon.segment.voids.refine_pores`, where ``names`` has both) and then pieces smaller
+    than ``min_size_nm`` merged into their surroundings (:func:`volrecon.segment.cleanup.remove_small_pieces`;
+    0 and ``frame`` kept).
+
+    ``bits`` > 0: ``raw`` holds packed classifier choices (:func:`volrecon.segment.classifier.unpack_choice`):
+    the overall choice (the low ``bits``) is cleaned, the layers' choices pass through.
+    """
+    frame_value = names.get("frame")
+    void_v, elec_v = names.get("void"), names.get("electrolyte")
+    # the vote runs first, then the cleanup on its result: their reaches add up
+    depth = [a + b for a, b in zip(cleanup_reach(min_size_nm, vox), pore_vote_reach(pore_vote_nm, vox))]
+
+    def clean(block: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
+        out = unpack_choice(block, 0, bits) if bits else block
+        if void_v is not None and elec_v is not None and pore_vote_nm > 0:
+            out = refine_pores(out, void=void_v, electrolyte=elec_v, sigma_nm=pore_vote_nm, voxel_size_nm=vox)
+        if min_size_nm > 0:
+            keep = (0,) if frame_value is None else (0, frame_value)
+            out = remove_small_pieces(out, min_size_nm=min_size_nm, voxel_size_nm=vox, internal_faces=faces, keep=keep)
+        if bits:
+            return np.ascontiguousarray((block[core] & ~block.dtype.type((1 << bits) - 1)) | out[core])
+        return np.ascontiguousarray(out[core])
+
+    return _overlap(clean, raw, depth, raw.dtype)
 
 
 def _smoothed(src: da.Array, smooth_nm: float, vox: tuple[float, float, float],
