@@ -15,8 +15,8 @@ CUES = VoidCues(shine_depth_nm=60.0, grow_nm=20.0, edge_nm=0.0, average_nm=0.0, 
 
 
 def _lit_block():
-    """A dark void beside three binder patches of one grey (0.36): one lit by a particle 3 slices
-    behind it in its slices 5-7, one over binder, and one over a particle but far from the void.
+    """A dark void beside three binder patches of one grey (0.36): one lit in its slices 5-7 by a
+    particle within 3 slices behind, one over binder, and one over a particle but far from the void.
 
     Returns phases, grey, in-plane radius from the void's centre and the patches' in-plane masks.
     """
@@ -32,7 +32,7 @@ def _lit_block():
     for patch in (lit, over_binder, far):
         phases[2:8][:, patch] = B
         g[2:8][:, patch] = 0.36
-    # a particle 3 slices behind the lit and far patches' slices 5-7, binder behind the other's
+    # a particle behind the lit and far patches (slices 8-11: within 3 slices of their slices 5-7), binder behind the other
     for patch in (lit, far):
         phases[8:12][:, patch] = A
         g[8:12][:, patch] = 0.7
@@ -48,15 +48,16 @@ def _split(phases, g, cues=CUES):
 
 def test_split_voids_takes_the_binder_grey_face_lit_by_a_particle_behind():
     """Of three binder patches of the same grey, only the slices of the one beside the void whose
-    column shows a particle one shine-through depth behind become void; the same patch in slices
-    with binder behind, the patch over binder and the patch far from the void stay binder."""
+    column meets a particle within the shine-through depth become void; the same patch in slices
+    with only binder within that depth, the patch over binder and the patch far from the void
+    stay binder."""
     phases, g, r, patch = _lit_block()
     out = _split(phases, g)
     core = np.zeros(g.shape, bool)
     core[2:8][:, r <= 5] = True
     assert (out[core] == V).all()
     assert (out[5:8][:, patch["lit"]] == V).all()
-    assert (out[2:5][:, patch["lit"]] == B).all()  # 3 slices behind them: the patch's own binder
+    assert (out[2:5][:, patch["lit"]] == B).all()  # within 3 slices behind them: the patch's own binder
     assert (out[2:12][:, patch["over_binder"]] == B).all()
     assert (out[2:8][:, patch["far"]] == B).all()
     assert (out[phases == A] == A).all()
@@ -67,18 +68,21 @@ def test_split_voids_takes_the_binder_grey_face_lit_by_a_particle_behind():
 
 
 def test_lit_ring_needs_the_particle_behind_within_the_array():
-    """The last ``depth`` slices see no depth: nothing is lit there, nor with no depth at all."""
-    void = np.zeros((6, 9, 9), bool)
+    """A particle lights the binder-grey faces within ``depth`` slices in front of it, beside the
+    void only; the last slice sees nothing behind it, and with no depth nothing is lit."""
+    void = np.zeros((8, 9, 9), bool)
     void[:, 4, 4] = True
     binder = np.ones(void.shape, bool) & ~void
-    particle = np.ones(void.shape, bool)
+    particle = np.zeros(void.shape, bool)
+    particle[5] = True  # a particle's slice
     ring = _rim_disk(10.0, VOX, min_share=0.0)
     lit = lit_ring(void, binder, particle, depth=2, ring=ring)
-    assert lit[:4, 4, 3].all() and lit[:4, 3, 4].all()
-    assert not lit[4:].any()
+    assert lit[3:5, 4, 3].all() and lit[3:5, 3, 4].all()  # 1-2 slices in front of it
+    assert not lit[:3].any() and not lit[5:].any()
     assert not lit[:, 0, 0].any()  # beyond the ring
     assert not lit_ring(void, binder, particle, depth=0, ring=ring).any()
-    assert not lit_ring(void, binder, particle, depth=6, ring=ring).any()
+    everywhere = lit_ring(void, binder, np.ones(void.shape, bool), depth=20, ring=ring)
+    assert everywhere[:-1, 4, 3].all() and not everywhere[-1].any()
 
 
 def test_split_voids_lit_ring_is_exact_on_padded_blocks():
