@@ -63,14 +63,15 @@ is binder-grey only where a particle (the brightest material of the cathode) lie
 shine-through depth behind it.  Within the void's outer ring of a void found, binder-labelled
 voxels over a particle are mostly void, those over anything else mostly binder (:func:`lit_ring`,
 figures there); the voids are widened into them by the ring's width.  Measured on the
-benchmark's corrected 24x192x192 phantoms: diglyme pore Dice 0.942 -> 0.943 and void Dice 0.746 ->
-0.751 (seed 0), the cathode's void fraction, porosity and binder fraction each nearer the truth;
-carbonate (hardly any void) unchanged.  Texture does not separate them on the phantoms (the
-binder is drawn flat there, as is the blurred shine-through: 1-2 px local variance AUC 0.51-0.53
-between binder-labelled void and binder), nor the face's grey against the grey one shine-through
-depth behind alone (AUC 0.67-0.75).  The lit voids far from any void found (most of those left),
-and those in the last shine-through depth of the stack (nothing behind them is imaged), are not
-found.
+benchmark's corrected 24x192x192 phantoms (method ``auto``): diglyme pore Dice 0.942 -> 0.944 and
+void Dice 0.746 -> 0.752 (seed 0), 0.941 -> 0.943 and 0.736 -> 0.748 (seed 1), the cathode's void
+fraction and porosity nearer the truth, its false void up by 0.002 (of the cathode); carbonate
+(hardly any void) unchanged on seed 0, void Dice 0.497 -> 0.510 on seed 1.  Texture does not
+separate them on the phantoms (the binder is drawn flat there, as is the blurred shine-through:
+1-2 px local variance AUC 0.51-0.53 between binder-labelled void and binder), nor the face's grey
+against the grey one shine-through depth behind alone (AUC 0.67-0.75).  The lit voids far from
+any void found (most of those left) are not found, nor those in the last slices of the stack whose
+particle lies beyond its last slice.
 """
 
 from __future__ import annotations
