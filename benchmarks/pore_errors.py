@@ -16,7 +16,8 @@ and each class of error is sized by the pore Dice the stack would have were that
 (the truth put in its place): which cause is worth fixing first.  A pore boundary placed off by a
 constant fraction of a voxel shows up as missed and false pore of the same partner at distance 1
 in very unequal numbers; wrongly labelled whole regions (voids read as binder, say) as errors
-beyond distance 2.
+beyond distance 2.  ``void labelled binder`` is the part of ``void labelled solid`` read as
+binder: mostly voids whose face shows a particle behind them through shine-through (lit voids).
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ def pore_errors(phases: np.ndarray, names: Mapping[str, int], labels: np.ndarray
     none = np.zeros_like(tp)
     classes = {
         "cathode: void labelled solid": (missed & cat & lab["void"], none),
+        "cathode: void labelled binder": (missed & cat & lab["void"] & got.get("binder", none), none),
         "cathode: electrolyte labelled binder": (missed & cat & lab["electrolyte"] & got.get("binder", none), none),
         "cathode: binder labelled pore": (none, false & cat & lab["binder"]),
         "cathode: pore | active (both ways)": (missed & cat & got.get("active", none), false & cat & lab["active"]),
