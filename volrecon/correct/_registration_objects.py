@@ -1,4 +1,4 @@
-"""Drift refinement from the kinematics of compact objects (issue #10, opt-in).
+"""Drift refinement from the kinematics of compact objects (issue #10; the default without frame).
 
 Without a frame the tile consensus follows the specimen's own motion: features crossing the
 slice plane at an angle move from slice to slice, and the finite sample's mean motion (about
@@ -33,7 +33,10 @@ on all four 1024 px electrode phantoms and at 2048x1536 (seed 1 zero drift 0.593
 seed 0 0.866 -> 0.698), on 7 of 8 at 512 px x 96 slices (seed 5 zero drift 0.607 -> 0.649,
 worse). The centroids of the few isolated rods (about 120 over 200 slices at 1024 px, 6-14 at
 512 px) stay the limit: along their axis about twice as noisy as across (0.22-0.25 against
-0.12-0.13 px). Opt-in: it costs about 10x the consensus (segmentation).
+0.12-0.13 px). The default of :func:`volrecon.correct.drift.estimate_drift` where no frame edge
+or fiducial anchors the drift (round reg9; ``objects=False`` keeps the consensus): it costs about
+10x the consensus' CPU (the segmentation of every slice), and with fewer than ``MIN_RODS`` rods
+(small or featureless stacks) :func:`refine_shifts` returns the consensus unchanged and says why.
 """
 
 from __future__ import annotations
