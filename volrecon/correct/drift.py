@@ -22,6 +22,11 @@
   without such tiles, only bridges gaps (``metadata["structure_errors"]``): over decorrelating
   content it carries the same persistent error plus a content bias of its own.
 
+Where neither a frame edge nor a fiducial anchors the drift, the structure's trajectory is then
+refined by the straight-line motion of compact objects tracked from slice to slice (rods'
+sections stand still across their own axis; :mod:`volrecon.correct._registration_objects`), by
+default; with too few rods it keeps the consensus and ``metadata["objects"]`` says why.
+
 Everything is combined by one robust weighted least-squares solve
 (:mod:`volrecon.correct._registration_solve`), each measurement weighted by its uncertainty;
 outlier pairs are rejected, consistent jumps kept, blank slices interpolated. The table records
