@@ -128,13 +128,42 @@ def test_ellipsoids_alone_are_not_used():
     assert _rms(refined - drift) < 0.05
 
 
-def test_estimate_drift_objects_beats_the_consensus(rods_stack):
+def test_estimate_drift_objects_by_default_beats_the_consensus(rods_stack):
     stack, drift, _ = rods_stack
-    plain = estimate_drift(stack, anchor="none")
-    table = estimate_drift(stack, anchor="none", objects=True)
+    plain = estimate_drift(stack, anchor="none", objects=False)
+    table = estimate_drift(stack, anchor="none")  # no frame: the object refinement by default
+    assert table.metadata["objects"]["ran"] and table.metadata["objects"]["reason"] is None
     assert table.metadata["objects"]["rods"] >= 10
     assert _rms(table.shifts - drift) < 0.6 * _rms(plain.shifts - drift)
-    assert plain.metadata["objects"] is None
+    assert plain.metadata["objects"] == {"ran": False, "reason": "off (objects=False)"}
+
+
+def test_too_few_rods_fall_back_to_the_consensus_and_say_why():
+    """Three rods over 24 slices (and featureless noise): the consensus is returned as it is,
+    with the reason in the table's metadata."""
+    from volrecon.correct._registration_objects import MIN_RODS
+
+    slices = 24
+    drift = _drift(slices, 4)
+    stack = _stack(slices, drift, seed=4, rods=3, azimuth=(0.0, 2 * np.pi))
+    plain = estimate_drift(stack, anchor="none", objects=False)
+    table = estimate_drift(stack, anchor="none")
+    info = table.metadata["objects"]
+    assert not info["ran"] and info["rods"] < MIN_RODS and "consensus stands" in info["reason"]
+    assert np.array_equal(table.shifts, plain.shifts)
+    flat = np.random.default_rng(0).normal(100, 3, (slices, 64, 64)).astype(np.float32)
+    noise = estimate_drift(flat, anchor="none").metadata["objects"]
+    assert not noise["ran"] and noise["rods"] == 0
+
+
+def test_short_stacks_and_anchored_stacks_skip_the_segmentation():
+    from volrecon.correct._registration_objects import MIN_TRACK
+
+    stack = _stack(MIN_TRACK - 1, np.zeros((MIN_TRACK - 1, 2)), seed=5, rods=30)
+    short = estimate_drift(stack, anchor="none").metadata["objects"]
+    assert short == {"ran": False, "reason": f"{MIN_TRACK - 1} slices: fewer than the {MIN_TRACK} a rod track needs"}
+    boxed = estimate_drift(stack, anchor=(20, 120, 20, 120)).metadata["objects"]
+    assert not boxed["ran"] and "anchor box" in boxed["reason"]
 
 
 def test_no_objects_leaves_the_consensus():

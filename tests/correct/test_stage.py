@@ -28,6 +28,22 @@ def test_all_steps(ph, tmp_path):
     assert [p.name for p in figs] == ["correct_xy.png", "correct_xz.png", "correct_yz.png"]
 
 
+def test_drift_objects_switch_reaches_the_estimate_and_is_recorded(ph, tmp_path):
+    """run.toml ``[correct.options.drift] objects = false`` arrives as this option; without it the
+    frameless stack gets the object refinement, which on 8 small slices falls back and says why."""
+    import json
+
+    off = correct_volume(ph.acquired, voxel_size_nm=ph.voxel_size_nm, steps=("drift",),
+                         options={"drift": {"anchor": "none", "objects": False}})
+    assert off.drift.metadata["objects"] == {"ran": False, "reason": "off (objects=False)"}
+    on = correct_volume(ph.acquired, voxel_size_nm=ph.voxel_size_nm, steps=("drift",), options={"drift": {"anchor": "none"}})
+    recorded = on.drift.metadata["objects"]
+    assert not recorded["ran"] and recorded["rods"] < 5 and "consensus stands" in recorded["reason"]
+    assert np.array_equal(on.drift.shifts, off.drift.shifts)  # the consensus, unchanged
+    save_corrections(on, tmp_path)
+    assert json.loads((tmp_path / "corrections.json").read_text())["drift"]["metadata"]["objects"] == recorded
+
+
 def test_given_estimates_reapplied(ph):
     arr = da.from_array(ph.acquired, chunks=(1, 128, 128))
     steps = ("shading", "brightness", "curtains")

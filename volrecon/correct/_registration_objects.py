@@ -1,4 +1,4 @@
-"""Drift refinement from the kinematics of compact objects (issue #10, opt-in).
+"""Drift refinement from the kinematics of compact objects (issue #10; the default without frame).
 
 Without a frame the tile consensus follows the specimen's own motion: features crossing the
 slice plane at an angle move from slice to slice, and the finite sample's mean motion (about
@@ -33,7 +33,10 @@ on all four 1024 px electrode phantoms and at 2048x1536 (seed 1 zero drift 0.593
 seed 0 0.866 -> 0.698), on 7 of 8 at 512 px x 96 slices (seed 5 zero drift 0.607 -> 0.649,
 worse). The centroids of the few isolated rods (about 120 over 200 slices at 1024 px, 6-14 at
 512 px) stay the limit: along their axis about twice as noisy as across (0.22-0.25 against
-0.12-0.13 px). Opt-in: it costs about 10x the consensus (segmentation).
+0.12-0.13 px). The default of :func:`volrecon.correct.drift.estimate_drift` where no frame edge
+or fiducial anchors the drift (round reg9; ``objects=False`` keeps the consensus): it costs about
+10x the consensus' CPU (the segmentation of every slice), and with fewer than ``MIN_RODS`` rods
+(small or featureless stacks) :func:`refine_shifts` returns the consensus unchanged and says why.
 """
 
 from __future__ import annotations
@@ -47,7 +50,8 @@ import scipy.sparse.linalg as spla
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-__all__ = ["Sections", "Track", "find_sections", "link_tracks", "refine_shifts", "solve_correction"]
+__all__ = ["MIN_RODS", "MIN_TRACK", "Sections", "Track", "find_sections", "link_tracks", "refine_shifts",
+           "solve_correction"]
 
 #: smoothing (px) of a slice before segmentation: noise, not structure
 SMOOTH_PX = 2.0
@@ -79,6 +83,11 @@ MISMATCH = 0.3
 ANGLE_SIGMA = 0.05
 #: shortest track (slices) whose straight-line motion says something
 MIN_TRACK = 5
+#: fewest rods the refinement runs on. Their across-axis rows fix the steady rate of ``D`` (two
+#: unknowns) and their group's sigma is estimated from what is left over (the rows minus the
+#: rate and their share of the tracks' velocities): below five the rate rests on one or two rods
+#: and the sigma on nothing, and the consensus is returned unchanged (``info["reason"]``)
+MIN_RODS = 5
 #: a section keeps its area (prism) when every area of the track is within this factor of the median
 PRISM_AREA = 1.12
 #: a section is elongated enough to have an axis when its moments' axis ratio is at least this
@@ -567,20 +576,24 @@ def refine_shifts(shifts: np.ndarray, sections: list[Sections | None], *,
     Returns
     -------
     shifts : ndarray, shape (Z, 2)
-        Refined table; the input unchanged where no object keeps its area over ``MIN_TRACK``
-        slices.
+        Refined table; the input unchanged (``info["ran"]`` False, ``info["reason"]`` why) with
+        fewer than ``MIN_RODS`` rods tracked over ``MIN_TRACK`` slices or more.
     info : dict
-        Tracks, rods and the calibration used (JSON-safe).
+        ``ran``, ``reason`` (None when it ran), tracks, rods and the calibration used (JSON-safe).
     """
+    shifts = np.asarray(shifts, dtype=float)
     tracks = [t for t in link_tracks(sections, shifts) if t.prism_axis() is not None]
     # only what moves like one straight rod: a blob may keep its area for a few slices while
     # its centre wanders (binder, voids), which the straight-line rows would take for drift
     tracks = [t for t, nrm in zip(tracks, rod_normals(tracks)[0]) if nrm is not None]
-    if step_sigma is None and len(tracks) >= 3:
+    if len(tracks) < MIN_RODS:
+        reason = f"{len(tracks)} rod(s) tracked over {MIN_TRACK}+ slices, fewer than {MIN_RODS}: the consensus stands"
+        return shifts.copy(), {"ran": False, "reason": reason, "rods": len(tracks)}
+    if step_sigma is None:
         per_slice = np.mean([len(s) for s in sections if s is not None])
         step_sigma = float(np.mean(np.std(_fit_lines(tracks), axis=0))) / math.sqrt(max(per_slice, 1.0))
-    correction, info = solve_correction(tracks, len(sections), step_sigma=step_sigma or 1.0)
+    correction, info = solve_correction(tracks, len(sections), step_sigma=step_sigma)
     info["step_sigma"] = step_sigma
-    info = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in info.items()}
+    info = {"ran": True, "reason": None, **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in info.items()}}
     info["correction_rms_px"] = round(float(np.sqrt(np.mean(np.sum(correction**2, axis=1)))), 4)
-    return np.asarray(shifts, dtype=float) - correction, info
+    return shifts - correction, info

@@ -22,6 +22,11 @@
   without such tiles, only bridges gaps (``metadata["structure_errors"]``): over decorrelating
   content it carries the same persistent error plus a content bias of its own.
 
+Where neither a frame edge nor a fiducial anchors the drift, the structure's trajectory is then
+refined by the straight-line motion of compact objects tracked from slice to slice (rods'
+sections stand still across their own axis; :mod:`volrecon.correct._registration_objects`), by
+default; with too few rods it keeps the consensus and ``metadata["objects"]`` says why.
+
 Everything is combined by one robust weighted least-squares solve
 (:mod:`volrecon.correct._registration_solve`), each measurement weighted by its uncertainty;
 outlier pairs are rejected, consistent jumps kept, blank slices interpolated. The table records
@@ -59,7 +64,7 @@ from volrecon.correct._registration_phase import (
     TileCorrelator,
     coherence_sigma,
 )
-from volrecon.correct._registration_objects import Sections, find_sections, refine_shifts
+from volrecon.correct._registration_objects import MIN_TRACK, Sections, find_sections, refine_shifts
 from volrecon.correct._registration_persist import chain_errors, wander_information
 from volrecon.correct._registration_shared import shared_motion_error
 from volrecon.correct._registration_solve import Observations, Solution, screen_series, solve_trajectory
@@ -121,7 +126,7 @@ def estimate_drift(
     tiles: int = 4,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
-    objects: bool = False,
+    objects: bool = True,
 ) -> DriftTable:
     """Estimate the per-slice translation that registers a slice-and-view stack.
 
@@ -192,14 +197,17 @@ def estimate_drift(
     progress : callable, optional
         Called as ``progress(done, total)`` after each slice.
     objects : bool
-        Structure only (no frame edge, no ROI): refine the trajectory by the straight-line
-        motion of compact objects tracked from slice to slice, rods' sections standing still
-        across their own axis (:mod:`volrecon.correct._registration_objects`,
-        ``metadata["objects"]``). Opt-in: measured in benchmarks/results/registration.md
-        (better than the consensus on the 1024² rows and at 2048x1536, worse on one of eight
-        512² rows; dx weaker than dy). It costs ~10x the consensus
-        per slice; a steady drift along a lean shared by most rods (rods all leaning one way)
-        is not observable by it; the table's per-slice uncertainties stay the consensus'.
+        Where the structure alone drives the trajectory (no frame found, no ROI): refine it by
+        the straight-line motion of compact objects tracked from slice to slice, rods' sections
+        standing still across their own axis (:mod:`volrecon.correct._registration_objects`).
+        On by default; ``False`` keeps the tile consensus. ``metadata["objects"]`` says whether
+        it ran (``"ran"``) and, when not, why (``"reason"``: off, anchored by a frame or a ROI,
+        too few slices, or fewer than ``MIN_RODS`` rods tracked, in which case the consensus
+        stands). Measured in benchmarks/results/registration.md: better than the consensus on
+        the 1024² electrode phantoms and at 2048x1536, worse on one of eight 512² rows. It
+        segments every slice (~10x the consensus' CPU per slice); a steady drift along a lean
+        shared by most rods (rods all leaning one way) is not observable by it; the table's
+        per-slice uncertainties stay the consensus'.
 
     Returns
     -------
@@ -292,6 +300,7 @@ def estimate_drift(
     if info is not None and info.found:
         tracker = FrameTracker(info, search=search, reference_image=read(info.reference_slice))
     dtype = np.dtype(image.dtype)
+    objects_skipped = _objects_skipped(objects, solver, roi, tracker, nz)
 
     def prepare(z: int) -> _Prepared:
         data = read(z)
@@ -309,7 +318,7 @@ def estimate_drift(
                 region = _fill_masked(region, m[box[0] : box[1], box[2] : box[3]])
             spectrum = solver.prepare(region)
             halves = split.prepare(region) if isinstance(split, HalfSplit) else None
-            found = find_sections(region) if objects and roi is None and tracker is None else None
+            found = find_sections(region) if objects_skipped is None else None
         if roi_corr is not None:
             roi_spec = roi_corr.edges(data[roi_crop[0] : roi_crop[1], roi_crop[2] : roi_crop[3]]).astype(np.float32)
         return _Prepared("", spectrum, roi_spec, halves, found)
@@ -402,17 +411,19 @@ def estimate_drift(
     solution = solve_trajectory(_with_edges(obs, edges, slopes, None), posterior=not edges)
     if edges:
         solution = solve_trajectory(_with_edges(obs, edges, slopes, solution.shifts))
-    refined = None
-    if any(s is not None for s in sections) and not any(edges.values()):
+    if objects_skipped is None:
         shifts, refined = refine_shifts(solution.shifts, sections)
         solution = dataclasses.replace(solution, shifts=shifts)
+        if refined["ran"]:
+            refined["uncertainties"] = "consensus"  # sigma / expected residual are not re-derived
+    else:
+        unmeasured = tracker is not None and not any(edges.values())
+        refined = {"ran": False, "reason": objects_skipped + ("; none was measured" if unmeasured else "")}
     elapsed = time.perf_counter() - started
     halves_px = _content_error(choice)
     content = max(halves_px, shared["shared_px"]) if halves_px is not None and shared else halves_px
     table = _build_table(solution, obs, reasons, method, info, edges, box, baselines, coherences, elapsed, roi, content)
     table.metadata["frame_rejected"] = rejected
-    if refined is not None:
-        refined["uncertainties"] = "consensus"  # sigma / expected residual are not re-derived
     table.metadata["objects"] = refined
     table.metadata["baseline_choice"] = choice.to_dict() if choice is not None else None
     if content is not None:
@@ -425,6 +436,22 @@ def estimate_drift(
 
 # --------------------------------------------------------------------------------------------
 # helpers of estimate_drift
+
+
+def _objects_skipped(objects: bool, solver: Any, roi: Any, tracker: Any, nz: int) -> str | None:
+    """Why the object refinement does not run on this stack (None: it runs, and every slice's
+    compact objects are segmented in the streaming pass)."""
+    if not objects:
+        return "off (objects=False)"
+    if solver is None:
+        return "no structure estimate (method='none')"
+    if roi is not None:
+        return "a fiducial (anchor box) anchors the drift"
+    if tracker is not None:
+        return "the milled face's frame was found: its edges anchor the drift"
+    if nz < MIN_TRACK:
+        return f"{nz} slices: fewer than the {MIN_TRACK} a rod track needs"
+    return None
 
 
 def _take(array: np.ndarray, corner: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
