@@ -6,7 +6,7 @@ import pytest
 
 from volrecon.phases import PHASES
 from volrecon.segment import detect_layers, segment_volume
-from volrecon.segment import regional
+from volrecon.segment import layers, regional
 from volrecon.segment.regional import sei_outer_surface, sodium_surface
 
 
@@ -211,3 +211,31 @@ def test_sodium_surface_beside_a_lit_edge(first_guess):
     new, _ = sodium_surface(lit, phases, lay, voxel_size_nm=vox, frame_value=None)
     err = np.abs(new.heights["sodium|sei"] - truth)[:, 2:14]
     assert err.mean() < 1.0, f"sodium surface beside the lit edge off by {err.mean():.1f} voxels"
+
+
+
+def test_surface_finders_hand_the_heap_back_after_every_slab(first_guess, monkeypatch):
+    """The surface finders hand the heap back to the system after every slab of every pass
+    (:func:`volrecon.segment.layers.released_slabs`)
+    (glibc keeps what a slab freed resident, and the holes that slabs left in different places
+    added up: on 1024x1024 phantom slices the sodium surface rose 1219 MB over its entry on 256
+    slices and 906 MB on 96, with slabs of the same size, and the SEI's outer surface came on top
+    of what it left), with the same heights as in one slab."""
+    monkeypatch.setattr(regional, "_MIN_CORE_PER_PAD", 0)
+    ph, img, phases, lay, _ = first_guess
+    vox = ph.voxel_size_nm
+    calls: list[int] = []
+    monkeypatch.setattr(layers, "release_memory", lambda: calls.append(1), raising=False)
+    whole, _ = sodium_surface(img, phases, lay, voxel_size_nm=vox, frame_value=None)
+    one_sei, _ = sei_outer_surface(img, whole, voxel_size_nm=vox)
+    n_whole = len(calls)
+    slab = 2 * img.shape[1] * img.shape[2]  # two slices' worth of voxels: a slab per slice here
+    image = da.from_array(img, chunks=(4, 80, 80))
+    l1, _ = sodium_surface(image, phases, lay, voxel_size_nm=vox, frame_value=None, slab_voxels=slab)
+    n_sodium = len(calls) - n_whole
+    l2, info = sei_outer_surface(image, l1, voxel_size_nm=vox, slab_voxels=slab)
+    assert info["found"]
+    assert np.array_equal(l1.heights["sodium|sei"], whole.heights["sodium|sei"])
+    assert np.array_equal(l2.heights["sei|separator"], one_sei.heights["sei|separator"])
+    assert n_whole >= 3  # one slab: after each of the passes (sodium: 2 or 3, SEI: 1)
+    assert n_sodium >= 2 * img.shape[0] and len(calls) - n_whole - n_sodium >= img.shape[0]

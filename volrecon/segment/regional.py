@@ -30,7 +30,8 @@ from scipy import ndimage as ndi
 from volrecon.phases import REGIONS
 from volrecon.segment._smooth import gaussian
 from volrecon.segment.layers import (EDGE_RIM_NM, RIM_MAX_RMS, Layers, gaussian_reach, move_interface, reference_rim_fit,
-                                     rim_half_width_vox, rim_offsets, sample_columns, slab_rows, steepest_step)
+                                     released_slabs, rim_half_width_vox, rim_offsets, sample_columns, slab_rows,
+                                     steepest_step)
 
 _TRUNCATE = 3.0
 
@@ -152,8 +153,10 @@ def specimen_filter(values: np.ndarray, valid: np.ndarray | None, sigma: Sequenc
         return gaussian(v, sigma, mode="nearest", truncate=_TRUNCATE)
     w = gaussian(valid.astype(np.float32), sigma, mode="nearest", truncate=_TRUNCATE)
     g = gaussian(np.where(valid, v, np.float32(0)), sigma, mode="nearest", truncate=_TRUNCATE)
-    out = g / np.maximum(w, _MIN_WEIGHT)
     thin = w < _MIN_WEIGHT
+    # in place (the same float32 arithmetic): the surface finders' slabs are hundreds of MB
+    out = np.divide(g, np.maximum(w, _MIN_WEIGHT, out=w), out=g)
+    del w
     if thin.any():
         out[thin] = gaussian(v, sigma, mode="nearest", truncate=_TRUNCATE)[thin]
     return out
@@ -772,7 +775,7 @@ def sei_outer_surface(
     x_prof = np.arange(-float(rim_offsets(vox[ax])[-1]), reach + float(rim_offsets(vox[ax])[-1]) + 0.01, 0.25)
     pieces = [np.zeros((0, x_prof.size), np.float32)]
     specimen = np.ones(hn.shape, bool)
-    for a0, a1, p0, p1 in _slabs(rows, row_vox, pad, slab_voxels):
+    for a0, a1, p0, p1 in released_slabs(_slabs(rows, row_vox, pad, slab_voxels)):
         img = band.read(image, p0, p1)
         valid = _valid_block(phases, band, p0, p1, frame_value)
         specimen[a0:a1] = _specimen_columns(None if valid is None else valid[a0 - p0:a1 - p0], hn_b[a0:a1], hs_b[a0:a1])
@@ -1149,12 +1152,13 @@ def sodium_surface(
     start = np.zeros(hs.shape, np.int64)
     lev = np.zeros(hs.shape)
     has = np.zeros(hs.shape, bool)
-    for a0, a1, p0, p1 in slabs:
+    for a0, a1, p0, p1 in released_slabs(slabs):
         g, valid = grey(a0, a1, p0, p1)
         has[a0:a1] = valid.any(axis=-1)
         start[a0:a1] = np.where(has[a0:a1], np.argmax(valid, axis=-1), 0)
         probe = np.clip(start[a0:a1] + 2, 0, band.hi - 1)
         lev[a0:a1] = np.take_along_axis(g, probe[..., None], axis=-1)[..., 0]
+        del g, valid  # (views of the whole slab: not kept while the next one is read)
     probe = np.clip(start + 2, 0, band.hi - 1)
     ok_cols = has & (probe < hs)
     if ok_cols.sum() < 10:
@@ -1167,11 +1171,12 @@ def sodium_surface(
     k = np.zeros(hs.shape, np.int64)
     m = 2
     prof = np.zeros((*hs.shape, m + film_voxels + 1), np.float32)
-    for a0, a1, p0, p1 in slabs:
+    for a0, a1, p0, p1 in released_slabs(slabs):
         g, _ = grey(a0, a1, p0, p1)
         k[a0:a1] = _first_above(g, thr, probe[a0:a1], hs[a0:a1])
         at = np.clip(k[a0:a1, :, None] + np.arange(-m, film_voxels + 1), 0, band.hi - 1)
         prof[a0:a1] = np.take_along_axis(g, at, axis=-1)
+        del g, _, at
     inside = (k[..., None] + np.arange(-m, film_voxels + 1) + 0.5) < hs[..., None]
     beyond = np.where(inside[..., m:], prof[..., m:], -np.inf).max(axis=-1)
     rose = ok_cols & np.isfinite(beyond)
@@ -1193,7 +1198,7 @@ def sodium_surface(
     peak = np.where(inside, prof, -np.inf).max(axis=-1)
     redo = ok_cols & ~above.any(axis=-1) & (mid > thr) & (peak < 0.5 * (thr + mid))
     if redo.any():
-        for a0, a1, p0, p1 in slabs:
+        for a0, a1, p0, p1 in released_slabs(slabs):
             sel = redo[a0:a1]
             if not sel.any():
                 continue
@@ -1201,6 +1206,7 @@ def sodium_surface(
             k2 = _first_above(g[sel], mid, probe[a0:a1][sel], hs[a0:a1][sel])
             h2 = _crossing(g[sel], k2, mid)
             h[a0:a1][sel] = np.where(k2 + 0.5 < hs[a0:a1][sel], h2, h[a0:a1][sel])
+            del g, _
     h = np.clip(h, start, hs)
     # columns without specimen at the anode end: keep the class-based height
     old = _anode_first(layers.heights["sodium|sei"], layers)
