@@ -144,8 +144,6 @@ def test_split_voids_is_exact_on_padded_blocks(vox):
     pixel (the foreshortened coarse face: they still reach one pixel)."""
     from scipy import ndimage as ndi
 
-    from volrecon.segment.voids import split_reach
-
     rng = np.random.default_rng(2)
     E, V, B, A = PHASES["electrolyte"], PHASES["void"], PHASES["binder"], PHASES["active"]
     g = ndi.gaussian_filter(rng.random((60, 64, 64)).astype(np.float32), 1.5)
@@ -156,8 +154,14 @@ def test_split_voids_is_exact_on_padded_blocks(vox):
     kw = dict(void=V, electrolyte=E, binder=B, level=0.25, spread=0.02, voxel_size_nm=vox, cues=cues)
     whole = split_voids(g, phases, cat, **kw)
     assert (whole == V).any() and (whole == E).any()
-    r = split_reach(cues, vox)
-    lo, hi = (22, 24, 24), (40, 40, 40)
+    assert_block_exact(whole, g, phases, cat, kw, (22, 24, 24), (40, 40, 40))
+
+
+def assert_block_exact(whole, g, phases, cat, kw, lo, hi):
+    """The block ``lo:hi`` split on its own, padded by :func:`split_reach`, equals ``whole`` there."""
+    from volrecon.segment.voids import split_reach
+
+    r = split_reach(kw["cues"], kw["voxel_size_nm"])
     pad = tuple(slice(a - d, b + d) for a, b, d in zip(lo, hi, r))
     core = tuple(slice(d, d + b - a) for a, b, d in zip(lo, hi, r))
     part = split_voids(g[pad], phases[pad], cat[pad], **kw)

@@ -5,7 +5,8 @@ from dataclasses import replace
 import numpy as np
 
 from volrecon.phases import PHASES
-from volrecon.segment.voids import VoidCues, _rim_disk, lit_ring, split_reach, split_voids
+from tests.segment.test_voids import assert_block_exact
+from volrecon.segment.voids import VoidCues, _rim_disk, lit_ring, split_voids
 
 E, V, B, A = PHASES["electrolyte"], PHASES["void"], PHASES["binder"], PHASES["active"]
 VOX = (20.0, 10.0, 10.0)
@@ -99,9 +100,4 @@ def test_split_voids_lit_ring_is_exact_on_padded_blocks():
     whole = split_voids(g, phases, cat, **kw)
     without = split_voids(g, phases, cat, **{**kw, "cues": replace(cues, lit_ring=False)})
     assert ((whole == V) & (without == B)).any()  # the lit ring took binder here
-    r = split_reach(cues, VOX)
-    lo, hi = (18, 20, 20), (32, 36, 36)
-    pad = tuple(slice(a - d, b + d) for a, b, d in zip(lo, hi, r))
-    core = tuple(slice(d, d + b - a) for a, b, d in zip(lo, hi, r))
-    part = split_voids(g[pad], phases[pad], cat[pad], **kw)
-    np.testing.assert_array_equal(part[core], whole[tuple(slice(a, b) for a, b in zip(lo, hi))])
+    assert_block_exact(whole, g, phases, cat, kw, (18, 20, 20), (32, 36, 36))
