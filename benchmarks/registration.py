@@ -364,7 +364,7 @@ def main() -> None:
                              "stack: which content the structure-only estimate follows")
     parser.add_argument("--objects", action="store_true",
                         help="add the per-object kinematics row (estimate_drift(objects=True), the default without frame; the "
-                             "structure-only rows are the tile consensus, objects=False; ~10x its cost)")
+                             "structure-only rows are the tile consensus, objects=False; ~2x its cost)")
     parser.add_argument("--crop-databar", action="store_true",
                         help="give every method the stack without its data bar, as volrecon's ingest does "
                              "(a static bar pins any whole-image correlation at zero drift)")

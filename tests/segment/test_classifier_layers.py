@@ -103,3 +103,13 @@ def test_layers_from_checked(diglyme):
         segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="classifier", layers_from="truth")
     with pytest.raises(ParameterError, match="layers_from='phases'"):
         segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="layers", layers_from="phases")
+
+
+def test_otsu_on_grey_layers_keeps_the_film_between_its_surfaces(diglyme):
+    """Grey layers move the sodium surface without an upper bound; the SEI's outer surface must then
+    follow for every method, or the film's two surfaces cross (review rev13: otsu, 133 of 768 columns)."""
+    ph, img = diglyme
+    res = segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="otsu", layers_from="grey", refine_anode=True)
+    h = res.interfaces["heights_nm"]
+    assert "sei" in res.parameters
+    assert (np.asarray(h["sei|separator"]) - np.asarray(h["sodium|sei"]) >= 0).all()

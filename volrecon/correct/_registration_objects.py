@@ -55,6 +55,8 @@ import scipy.sparse.linalg as spla
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from volrecon.errors import ParameterError
+
 __all__ = ["MIN_RODS", "MIN_TRACK", "Sections", "Track", "find_sections", "link_tracks", "refine_shifts",
            "solve_correction"]
 
@@ -207,7 +209,8 @@ def find_sections(region: np.ndarray, *, background_px: float | None = None,
     threshold = THRESHOLD if threshold is None else threshold
     area_px = AREA_PX if area_px is None else area_px
     if threshold < 0:
-        raise ValueError(f"threshold must not be negative, got {threshold}")
+        raise ParameterError(f"threshold={threshold!r}: give a threshold >= 0 (in noise sigmas; a pixel cannot be "
+                             "both bright and dark)")
     img = np.asarray(region, dtype=np.float32)
     contrast = ndimage.gaussian_filter(img, SMOOTH_PX) - local_mean(img, background_px)
     spread = 1.4826 * float(np.median(np.abs(contrast - np.median(contrast)))) or 1.0
@@ -224,7 +227,8 @@ def local_mean(img: np.ndarray, sigma: float) -> np.ndarray:
     order ``BACKGROUND_STEP ** 3`` of the field's variation; ``tests/correct``). Per axis the
     two steps are one small sparse matrix each, so the whole is four matrix products through
     ``Y / (BACKGROUND_STEP * sigma)`` nodes: about 0.015 CPU-s at 1024 px and ``sigma`` 40,
-    against about 0.36 for the direct filter. Below ``COARSE_SIGMA`` the filter is direct.
+    against about 0.36 for the direct filter. Below ``COARSE_SIGMA``, or on a slice less than four
+    node spacings across, the filter is direct.
 
     Parameters
     ----------
@@ -237,7 +241,8 @@ def local_mean(img: np.ndarray, sigma: float) -> np.ndarray:
     ndarray, shape (Y, X), float32
     """
     img = np.asarray(img, dtype=np.float32)
-    if sigma < COARSE_SIGMA:
+    # a slice only a few node spacings across: the direct filter is cheap there (and one pixel has no grid)
+    if sigma < COARSE_SIGMA or min(img.shape) < 4 * BACKGROUND_STEP * sigma:
         return ndimage.gaussian_filter(img, sigma)
     rows, cols = (_coarse_operator(n, float(sigma)) for n in img.shape)
     coarse = (cols[0] @ (rows[0] @ img).T).T  # the exact local mean at the nodes
@@ -697,6 +702,10 @@ def refine_shifts(shifts: np.ndarray, sections: list[Sections | None], *,
     if step_sigma is None:
         per_slice = np.mean([len(s) for s in sections if s is not None])
         step_sigma = float(np.mean(np.std(_fit_lines(tracks), axis=0))) / math.sqrt(max(per_slice, 1.0))
+    elif not step_sigma > 0:
+        raise ParameterError(f"step_sigma={step_sigma!r}: give a positive sigma (px) or None to estimate it")
+    # a spread of exactly 0 (identical rod velocities: noise-free input) would weigh the steps infinitely
+    step_sigma = step_sigma or 1.0
     correction, info = solve_correction(tracks, len(sections), step_sigma=step_sigma)
     info["step_sigma"] = step_sigma
     info = {"ran": True, "reason": None, **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in info.items()}}

@@ -22,10 +22,12 @@
   without such tiles, only bridges gaps (``metadata["structure_errors"]``): over decorrelating
   content it carries the same persistent error plus a content bias of its own.
 
-Where neither a frame edge nor a fiducial anchors the drift, the structure's trajectory is then
+Where no frame is found and no fiducial box is given, the structure's trajectory is then
 refined by the straight-line motion of compact objects tracked from slice to slice (rods'
 sections stand still across their own axis; :mod:`volrecon.correct._registration_objects`), by
-default; with too few rods it keeps the consensus and ``metadata["objects"]`` says why.
+default; with too few rods it keeps the consensus and ``metadata["objects"]`` says why.  The choice
+is made before the slices are read: a frame found whose edges then all fail their checks, or a
+fiducial never locked, leaves the consensus unrefined (the reason says so).
 
 Everything is combined by one robust weighted least-squares solve
 (:mod:`volrecon.correct._registration_solve`), each measurement weighted by its uncertainty;
@@ -205,7 +207,7 @@ def estimate_drift(
         too few slices, or fewer than ``MIN_RODS`` rods tracked, in which case the consensus
         stands). Measured in benchmarks/results/registration.md: better than the consensus on
         the 1024² electrode phantoms and at 2048x1536, worse on one of eight 512² rows. It
-        segments every slice (~10x the consensus' CPU per slice); a steady drift along a lean
+        segments every slice (~2x the consensus' CPU per slice); a steady drift along a lean
         shared by most rods (rods all leaning one way) is not observable by it; the table's
         per-slice uncertainties stay the consensus'.
 
@@ -418,7 +420,8 @@ def estimate_drift(
             refined["uncertainties"] = "consensus"  # sigma / expected residual are not re-derived
     else:
         unmeasured = tracker is not None and not any(edges.values())
-        refined = {"ran": False, "reason": objects_skipped + ("; none was measured" if unmeasured else "")}
+        unrefined = "; but none of its edges was measured, so the tile consensus stands unrefined"
+        refined = {"ran": False, "reason": objects_skipped + (unrefined if unmeasured else "")}
     elapsed = time.perf_counter() - started
     halves_px = _content_error(choice)
     content = max(halves_px, shared["shared_px"]) if halves_px is not None and shared else halves_px

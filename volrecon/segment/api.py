@@ -506,13 +506,16 @@ def segment_volume(
                                        upper=None if grey_layers else "sei|separator", rim=True, rim_nm=edge_rim_nm)
             # the film's outer surface from the grey values beyond the sodium surface: a classifier's few
             # SEI strokes know less about a film a few voxels thick than its grey profile does
-            if regional or (method == "classifier" and refine_anode and lay.heights.get("sodium|sei") is not None):
+            # (after an unbounded sodium surface, i.e. grey layers, it must follow: it resets sei|separator)
+            has_na = lay.heights.get("sodium|sei") is not None
+            if regional or (has_na and (grey_layers or (method == "classifier" and refine_anode))):
                 lay, sei_info = sei_outer_surface(image, lay, voxel_size_nm=vox, lateral_nm=sei_lateral_nm,
                                                   phases=specimen, frame_value=lay_frame)
                 params["sei"] = sei_info
-            if lay_phases is not phases and folder is not None:
+            if lay_phases is not phases:
                 del specimen, lay_phases
-                folder.drop("layer_guess")
+                if folder is not None:
+                    folder.drop("layer_guess")
             inter = lay.to_dict(vox)
             inter["heights_nm"] = lay.heights_nm(vox)
             for layer in lay.absent:

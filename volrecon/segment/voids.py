@@ -525,7 +525,7 @@ class VoidCues:
         shift = max(float(self.wall_shift_nm or 0.0), 0.0)
         return float(0.5 * min(shift, self.shine_depth_nm))
 
-    def to_dict(self) -> dict[str, float | None]:
+    def to_dict(self) -> dict[str, float | bool | None]:
         return {"dark_k": self.dark_k, "shine_depth_nm": self.shine_depth_nm, "grow_nm": self.grow_nm,
                 "edge_nm": self.edge_nm, "class_smooth_nm": self.class_smooth_nm, "average_nm": self.average_nm, "core_k": self.core_k,
                 "wall_shift_nm": self.wall_shift_nm, "rim_nm": self.rim_nm, "flat_k": self.flat_k,
