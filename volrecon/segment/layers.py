@@ -24,7 +24,6 @@ smoothing scale (``lateral_nm``) bounds the finest roughness followed.
 from __future__ import annotations
 
 import tempfile
-import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -499,8 +498,7 @@ def _cut_block(before: np.ndarray, after: np.ndarray, lo: np.ndarray, hi: np.nda
     # sub-voxel refinement: integral of the "before" share across the window
     w0 = np.clip(h0 - window, lo, hi)
     w1 = np.clip(h0 + window, lo, hi)
-    tot = before + after
-    r = np.where(tot > 1e-6, before / np.maximum(tot, 1e-6), np.nan)
+    r = _share_ratio(before, after)
     # rows without evidence take the value the integer cut implies
     implied = (np.arange(n) < h0[..., None]).astype(np.float64)
     r = np.where(np.isnan(r), implied, r)
@@ -560,11 +558,15 @@ def _regular_cut(pair: Pair, blocks: Sequence[tuple[int, int]], lo: np.ndarray, 
     return np.where(far, np.where(pinned, plane, again), h)
 
 
-def _ratio(pair: Pair, a0: int, a1: int) -> np.ndarray:
-    """``before / (before + after)`` of ``pair``'s maps of rows ``a0:a1``; NaN where neither has a share."""
-    before, after = pair(a0, a1)
+def _share_ratio(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """``before / (before + after)``; NaN where neither has a share."""
     tot = before + after
     return np.where(tot > 1e-6, before / np.maximum(tot, 1e-6), np.nan)
+
+
+def _ratio(pair: Pair, a0: int, a1: int) -> np.ndarray:
+    """:func:`_share_ratio` of ``pair``'s maps of rows ``a0:a1``."""
+    return _share_ratio(*pair(a0, a1))
 
 
 def _ratio_levels(pair: Pair, blocks: Sequence[tuple[int, int]], cols: np.ndarray, at: float,
@@ -582,9 +584,14 @@ def _ratio_levels(pair: Pair, blocks: Sequence[tuple[int, int]], cols: np.ndarra
         rows = np.arange(r.shape[-1])
         for side, inside in zip(sides, (rows < at - margin, rows > at + margin)):
             if inside.any():
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)  # columns without shares there: NaN
-                    side.append(np.nanmean(r[..., inside], axis=-1)[cols[a0:a1]])
+                # a column's mean over its rows with shares (NaN where it has none), without a
+                # warnings filter: that state is process-wide and dask threads may be running
+                part = r[..., inside]
+                has = np.isfinite(part)
+                count = has.sum(axis=-1)
+                total = np.where(has, part, 0.0).sum(axis=-1)
+                mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+                side.append(mean[cols[a0:a1]])
     out = []
     for side in sides:
         v = np.concatenate(side) if side else np.empty(0)
