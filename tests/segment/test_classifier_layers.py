@@ -103,6 +103,8 @@ def test_layers_from_checked(diglyme):
         segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="classifier", layers_from="truth")
     with pytest.raises(ParameterError, match="layers_from='phases'"):
         segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="layers", layers_from="phases")
+    with pytest.raises(ParameterError, match="needs layers=True"):
+        segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="otsu", layers=False, layers_from="grey")
 
 
 def test_otsu_on_grey_layers_keeps_the_film_between_its_surfaces(diglyme):

@@ -373,6 +373,9 @@ def segment_volume(
     regional = method == "layers"
     if layers_from not in ("auto", "grey", "phases"):
         raise ParameterError(f"layers_from={layers_from!r}: use 'auto', 'grey' or 'phases'")
+    if not layers and layers_from != "auto":
+        raise ParameterError(f"layers_from={layers_from!r} needs layers=True (no layers are found without it); "
+                             "leave layers_from='auto'")
     if regional and layers_from == "phases":
         raise ParameterError("layers_from='phases' is not for method='layers': its phases are decided within the layers "
                              "found on the grey-value guess (use 'auto' or 'grey')")
