@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -244,9 +245,14 @@ def local_mean(img: np.ndarray, sigma: float) -> np.ndarray:
     # a slice only a few node spacings across: the direct filter is cheap there (and one pixel has no grid)
     if sigma < COARSE_SIGMA or min(img.shape) < 4 * BACKGROUND_STEP * sigma:
         return ndimage.gaussian_filter(img, sigma)
-    rows, cols = (_coarse_operator(n, float(sigma)) for n in img.shape)
+    # one build per slice size: the drift's worker threads all ask for it on their first slice
+    with _OPERATOR_LOCK:
+        rows, cols = (_coarse_operator(n, float(sigma)) for n in img.shape)
     coarse = (cols[0] @ (rows[0] @ img).T).T  # the exact local mean at the nodes
     return rows[1] @ (cols[1] @ coarse.T).T
+
+
+_OPERATOR_LOCK = threading.Lock()
 
 
 @functools.lru_cache(maxsize=8)
