@@ -23,3 +23,19 @@ def test_slabs_equal_whole_array(connectivity):
                 got = cluster_connectivity(arr, connectivity=connectivity, domain=domain, face_axes=faces,
                                            slab_voxels=slab)
                 assert got == whole
+
+
+@pytest.mark.parametrize("connectivity", [6, 26])
+def test_face_pairs_hold_one_pair_per_touching_cluster_pair(connectivity):
+    # two clusters across a 40x40 face: thousands of touching voxels, two distinct pairs
+    from volrecon.analyze.connectivity import _face_pairs
+
+    lo = np.zeros((40, 40), np.int64)
+    hi = np.zeros((40, 40), np.int64)
+    lo[:, :20], lo[:, 22:] = 3, 5
+    hi[:, :25], hi[:, 27:] = 7, 9
+    a, b = _face_pairs(lo.astype(np.int32), hi.astype(np.int32), connectivity)
+    assert a.dtype == np.int32 and sorted(zip(a.tolist(), b.tolist())) == [(3, 7), (5, 7), (5, 9)]
+    big = 2**40  # labels whose pair key would overflow int64 take the row-wise path
+    a, b = _face_pairs(np.where(lo == 5, big, lo), np.where(hi == 9, big, hi), connectivity)
+    assert sorted(zip(a.tolist(), b.tolist())) == [(3, 7), (big, 7), (big, big)]

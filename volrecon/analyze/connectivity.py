@@ -58,7 +58,24 @@ def _face_pairs(lo: np.ndarray, hi: np.ndarray, connectivity: int) -> tuple[np.n
         both = (a > 0) & (b > 0)
         out_a.append(a[both])
         out_b.append(b[both])
-    return np.concatenate(out_a), np.concatenate(out_b)
+    return _unique_pairs(np.concatenate(out_a), np.concatenate(out_b))
+
+
+def _unique_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct ``(a[i], b[i])`` pairs.
+
+    A face holds one pair per touching voxel but only as many distinct pairs as clusters cross
+    it: keeping the distinct ones bounds the merge's memory by the clusters, not by the face area
+    times the number of slabs.
+    """
+    if a.size < 2:
+        return a, b
+    top = int(b.max()) + 1
+    if int(a.max()) < np.iinfo(np.int64).max // top:
+        key = np.unique(a.astype(np.int64) * top + b)
+        return (key // top).astype(a.dtype), (key % top).astype(b.dtype)
+    pairs = np.unique(np.stack([a, b], axis=1), axis=0)
+    return pairs[:, 0].copy(), pairs[:, 1].copy()
 
 
 def _merge(pairs_a: list[np.ndarray], pairs_b: list[np.ndarray], total: int) -> np.ndarray:

@@ -170,10 +170,10 @@ def analyze_volume(
     labels, regions : array_like of int, shape (z, y, x)
         Phase and region (cell layer) label images (numpy or dask).  A dask array (the run
         folder's OME-Zarr labels) is read slab by slab and box by box, never whole.  Memory
-        still grows with the volume in two places: the cathode mask packed to one bit per voxel
-        (V/8 bytes) and the depth profile, which holds the cathode's bounding box (about 7 bytes
-        per voxel of it, for its distance transform); the tortuosity box is capped by
-        ``tortuosity_max_voxels``.
+        still grows with the volume in one place, the cathode mask packed to one bit per voxel
+        (V/8 bytes); the clusters keep per slab face only the distinct pairs of labels that
+        touch across it, the depth profile's distance transform streams along z, and the
+        tortuosity box is capped by ``tortuosity_max_voxels``.
     voxel_size_nm : float or (float, float, float)
         Voxel size (z, y, x) in nm.
     phase_names, region_names : mapping, optional
