@@ -83,6 +83,7 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from volrecon.phases import PHASES
 from volrecon.segment._geodesic import bounded_growth
 from volrecon.segment._smooth import gaussian
 from volrecon.segment._void_kernels import continue_columns, flat_columns
@@ -834,6 +835,7 @@ def lit_ring(void: np.ndarray, binder: np.ndarray, particle: np.ndarray, *, dept
 def split_voids(
     smoothed: np.ndarray, phases: np.ndarray, cathode: np.ndarray, *, void: int, electrolyte: int, binder: int,
     level: float, spread: float, voxel_size_nm: Sequence[float], cues: VoidCues = VoidCues(),
+    active: int = PHASES["active"],
 ) -> np.ndarray:
     """Void versus electrolyte (and binder) in the cathode's pore space, from physical cues.
 
@@ -865,8 +867,9 @@ def split_voids(
        whose face and column behind it stay at the electrolyte grey (``cues.flat_k``,
        :func:`electrolyte_columns`) are electrolyte in front of electrolyte, not void.
     7. *Lit ring*: the voids widen by ``cues.grow_nm`` into binder-labelled voxels whose column
-       meets a particle within ``shine_depth_nm`` behind (:func:`lit_ring`; ``cues.lit_ring``):
-       the void's face lit by the particle beyond it, binder-grey.
+       meets a particle (an ``active`` voxel of the cathode) within ``shine_depth_nm`` behind
+       (:func:`lit_ring`; ``cues.lit_ring``): the void's face lit by the particle beyond it,
+       binder-grey.
 
     Parameters
     ----------
@@ -884,6 +887,11 @@ def split_voids(
         ``(z, y, x)`` voxel size; z is the milling direction (deeper slices have larger z).
     cues : VoidCues
         Lengths and the dark-seed margin.
+    active : int
+        Label value of the particles (the active material), the only label that lights a void's
+        face in the lit ring (step 7); default: the value of :data:`volrecon.phases.PHASES`.  Any
+        other label in the cathode (a classifier's separator, SEI, sodium or collector voxels
+        there, which the cathode cannot hold) lights nothing.
 
     Returns
     -------
@@ -932,8 +940,7 @@ def split_voids(
     if cues.lit_ring and cues.grow_nm > 0:
         # binder-grey beside a void over a particle within the shine-through depth behind: the void's
         # face lit by the particle (its attenuated grey is the binder's), taken by the outer ring's width
-        particle = cat & (out != 0) & ~np.isin(out, (void, electrolyte, binder))
-        grown |= lit_ring(grown, bind, particle, depth=core,
+        grown |= lit_ring(grown, bind, cat & (out == active), depth=core,
                           ring=_rim_disk(cues.grow_nm, voxel_size_nm, min_share=0.0))
     out[grown] = void
     return out
