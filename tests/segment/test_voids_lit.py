@@ -101,3 +101,23 @@ def test_split_voids_lit_ring_is_exact_on_padded_blocks():
     without = split_voids(g, phases, cat, **{**kw, "cues": replace(cues, lit_ring=False)})
     assert ((whole == V) & (without == B)).any()  # the lit ring took binder here
     assert_block_exact(whole, g, phases, cat, kw, (18, 20, 20), (32, 36, 36))
+
+
+def test_lit_ring_is_lit_by_active_only():
+    """Only the active label lights a void's face: a label the cathode cannot hold (a classifier's
+    separator, SEI, sodium or collector voxels there) behind the binder patch leaves it binder, and
+    the particles' label value is the one given."""
+    phases, g, r, patch = _lit_block()
+    for impossible in ("separator", "sei", "sodium", "collector"):
+        p = phases.copy()
+        p[8:12][:, patch["lit"]] = PHASES[impossible]
+        out = _split(p, g)
+        assert (out[2:8][:, patch["lit"]] == B).all(), impossible
+    # the particles under another label value: lit when that value is given, not otherwise
+    p = phases.copy()
+    p[phases == A] = 12
+    assert (_split(p, g)[5:8][:, patch["lit"]] == B).all()
+    out = split_voids(g, p, np.ones(g.shape, bool), void=V, electrolyte=E, binder=B, level=0.22, spread=0.02,
+                      voxel_size_nm=VOX, cues=CUES, active=12)
+    assert (out[5:8][:, patch["lit"]] == V).all()
+    assert (out[2:5][:, patch["lit"]] == B).all()
