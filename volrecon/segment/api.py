@@ -670,6 +670,7 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
     samples and the split both read them.
     """
     elec_v, void_v, bind_v = names["electrolyte"], names["void"], names["binder"]
+    act_v = names.get("active", PHASES["active"])
     cat_v = REGIONS["cathode"]
     if cues.average_nm > 0:
         def avg(g_: np.ndarray, o_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
@@ -722,8 +723,8 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
                             "slice_level_offset": [float(offset.min()), float(offset.max())], **cues.to_dict()}
 
     def split(o_: np.ndarray, g_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
-        res_ = split_voids(g_, o_, r_ == cat_v, void=void_v, electrolyte=elec_v, binder=bind_v, level=level,
-                           spread=spread, voxel_size_nm=vox, cues=cues)
+        res_ = split_voids(g_, o_, r_ == cat_v, void=void_v, electrolyte=elec_v, binder=bind_v, active=act_v,
+                           level=level, spread=spread, voxel_size_nm=vox, cues=cues)
         return np.ascontiguousarray(res_[core])
 
     return _overlap(split, out, split_reach(cues, vox), np.uint8, extra=(smoothed, reg)).rechunk(out.chunks)
