@@ -286,9 +286,9 @@ def segment_volume(
         -0.011 for sodium, -0.016 for the SEI.  CPU: 64x512x512, three
         base/head pairs, 21.0/21.0/22.5 -> 21.1/22.6/22.8 CPU-s (the guess and its cleanup, kept
         in ``scratch`` for a dask input while the layers are found).  These figures predate the
-        level passes' per-column solids cut (:func:`volrecon.segment.layers._solids_pair`), which took the classifier's own
-        separator|cathode rows to 1.34 voxels on average over the same kind of rows; ``grey``
-        was not re-measured against it.
+        level passes' per-column solids cut (:func:`volrecon.segment.layers._solids_pair`),
+        which took the classifier's own separator|cathode rows to 1.34 voxels on average over
+        the same kind of rows; ``grey`` was not re-measured against it.
     layer_phases : bool
         Within the detected anode, assign ``sodium``/``sei`` from the sodium surface (the SEI is
         the film between the sodium surface and the anode's outer surface); within the detected
