@@ -71,8 +71,8 @@ def _unique_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     if a.size < 2:
         return a, b
     top = int(b.max()) + 1
-    if int(a.max()) < np.iinfo(np.int64).max // top:
-        key = np.unique(a.astype(np.int64) * top + b)
+    if int(a.max()) < np.iinfo(np.int64).max // top:  # labels are >= 0: the key fits int64
+        key = np.unique(a.astype(np.int64) * top + b.astype(np.int64))
         return (key // top).astype(a.dtype), (key % top).astype(b.dtype)
     pairs = np.unique(np.stack([a, b], axis=1), axis=0)
     return pairs[:, 0].copy(), pairs[:, 1].copy()

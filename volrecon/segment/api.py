@@ -673,7 +673,10 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
     samples and the split both read them.
     """
     elec_v, void_v, bind_v = names["electrolyte"], names["void"], names["binder"]
-    act_v = names.get("active", PHASES["active"])
+    act_v = names.get("active")  # asked by name: a vocabulary without particles has no lit ring
+    if act_v is None and cues.lit_ring:
+        warnings.append("void split: no 'active' phase in the vocabulary, so no particle lights a void's face "
+                        "(the lit ring is off)")
     cat_v = REGIONS["cathode"]
     if cues.average_nm > 0:
         def avg(g_: np.ndarray, o_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:

@@ -853,7 +853,7 @@ def lit_ring(void: np.ndarray, binder: np.ndarray, particle: np.ndarray, *, dept
 def split_voids(
     smoothed: np.ndarray, phases: np.ndarray, cathode: np.ndarray, *, void: int, electrolyte: int, binder: int,
     level: float, spread: float, voxel_size_nm: Sequence[float], cues: VoidCues = VoidCues(),
-    active: int = PHASES["active"],
+    active: int | None = PHASES["active"],
 ) -> np.ndarray:
     """Void versus electrolyte (and binder) in the cathode's pore space, from physical cues.
 
@@ -905,11 +905,12 @@ def split_voids(
         ``(z, y, x)`` voxel size; z is the milling direction (deeper slices have larger z).
     cues : VoidCues
         Lengths and the dark-seed margin.
-    active : int
+    active : int or None
         Label value of the particles (the active material), the only label that lights a void's
         face in the lit ring (step 7); default: the value of :data:`volrecon.phases.PHASES`.  Any
         other label in the cathode (a classifier's separator, SEI, sodium or collector voxels
-        there, which the cathode cannot hold) lights nothing.
+        there, which the cathode cannot hold) lights nothing; None (a vocabulary without
+        particles) skips the lit ring.
 
     Returns
     -------
@@ -955,7 +956,7 @@ def split_voids(
         grown |= _morph(_opening(grown, disk), disk, erode=False) & pore
     if cues.flat_k > 0 and core >= FLAT_MIN_SLICES:
         grown &= ~electrolyte_columns(g, level=level, spread=spread, depth=core, flat_k=cues.flat_k, where=grown)
-    if cues.lit_ring and cues.grow_nm > 0:
+    if cues.lit_ring and cues.grow_nm > 0 and active is not None:
         # binder-grey beside a void over a particle within the shine-through depth behind: the void's
         # face lit by the particle (its attenuated grey is the binder's), taken by the outer ring's width
         grown |= lit_ring(grown, bind, cat & (out == active), depth=core,
