@@ -121,3 +121,14 @@ def test_lit_ring_is_lit_by_active_only():
                       voxel_size_nm=VOX, cues=CUES, active=12)
     assert (out[5:8][:, patch["lit"]] == V).all()
     assert (out[2:5][:, patch["lit"]] == B).all()
+
+
+def test_no_particle_label_means_no_lit_ring():
+    """A vocabulary without particles (``active=None``) lights nothing: the lit patch stays binder."""
+    phases, g, r, patch = _lit_block()
+    lit = split_voids(g, phases, np.ones(g.shape, bool), void=V, electrolyte=E, binder=B, level=0.22, spread=0.02,
+                      voxel_size_nm=VOX, cues=CUES)
+    assert (lit[5:8][:, patch["lit"]] == V).all()
+    out = split_voids(g, phases, np.ones(g.shape, bool), void=V, electrolyte=E, binder=B, level=0.22, spread=0.02,
+                      voxel_size_nm=VOX, cues=CUES, active=None)
+    assert (out[2:8][:, patch["lit"]] == B).all()
