@@ -64,15 +64,17 @@ def test_scratch_removed_when_segmentation_fails(small, tmp_path, monkeypatch):
     assert _names(tmp_path) == []
 
 
-def test_callers_scratch_holds_one_float_copy(small, tmp_path):
-    """A caller's folder is the caller's to remove; of the two denoised float copies, only the one
-    the void split reads is left in it."""
+def test_callers_scratch_holds_no_float_copy_once_the_voids_are_kept(small, tmp_path):
+    """A caller's folder is the caller's to remove; the void split's labels are kept in it (the cleanup
+    reads its context there), and neither denoised float copy nor the classes the split read is left."""
     ph, img = small
     res = segment_volume(da.from_array(img, chunks=(4, 48, 56)), voxel_size_nm=ph.voxel_size_nm, method="auto",
                          scratch=tmp_path / "s")
+    assert "void_split" in res.parameters
     res.phases.compute()
     names = _names(tmp_path / "s")
-    assert "void_grey.zarr" in names and "smoothed.zarr" not in names and "phases.zarr" in names
+    assert "voids.zarr" in names and "phases.zarr" in names, names
+    assert not {"void_grey.zarr", "smoothed.zarr", "classes.zarr"} & set(names), names
 
 
 def test_heap_handed_back_before_the_calling_thread_steps(small, monkeypatch):

@@ -14,7 +14,12 @@ needs it, and what a row hands on to later rows is as little as the graph allows
   next row, then a slice of it by the row after, and must not be kept whole for that one);
 - a *moving* task (reading a chunk from the store, slicing, concatenating, rechunking, a type
   cast or an elementwise operator) is run again in every row that needs it rather than kept:
-  keeping the chunk a row read ahead for its first few slices would keep a whole chunk row.
+  keeping the chunk a row read ahead for its first few slices would keep a whole chunk row;
+- a slice a row takes of a block (the context a chunk lends its neighbours) is copied when it is a
+  view: a view keeps its whole block for as long as the slice waits to be assembled into a
+  neighbour's padded block, and the scheduler runs a row's tasks in an order of its own (the float
+  chunks of the rows ahead, read for their thin context slices, were held at once: 2.5 rows of
+  them in ``test_rows_context_slices_do_not_keep_their_whole_chunks``, 1.3 copied).
 
 Nothing is run ahead of the row that needs it, so a row holds its own chunks, the chunks of the
 computing steps a row ahead (one per overlapping step of the chain) and thin context slices,
@@ -191,6 +196,25 @@ def _owned(value: Any) -> Any:
     return value
 
 
+def _sliced(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``func(*args, **kwargs)`` (a slice of a block), copied when it is a view of a larger array."""
+    return _owned(func(*args, **kwargs))
+
+
+def _copying(node: Any) -> Any:
+    """``node``, made to copy its value when it slices a block (see :func:`_owned`), else ``node``.
+
+    The thin context slices a chunk lends its neighbours (:func:`dask.array.map_overlap`) are views
+    of the whole chunk: held until the neighbour's padded block is assembled, each would keep its
+    whole chunk (the chunks of the rows ahead, whose slices the row's own blocks wait for, were
+    held at once).  Copied, the chunk is freed once it has been sliced and read whole; the copies
+    are the thin context, which the padded blocks copy again (little work beside the filters).
+    """
+    if isinstance(node, Task) and node.func in (operator.getitem, da_chunk.getitem):
+        return Task(node.key, _sliced, node.func, *node.args, **node.kwargs)
+    return node
+
+
 def store_by_rows(arr: da.Array, store: Any) -> None:
     """Compute ``arr`` into ``store`` (``store[region] = block``, one call per chunk of ``arr``),
     one row of chunks along axis 0 after the other.
@@ -211,7 +235,7 @@ def store_by_rows(arr: da.Array, store: Any) -> None:
     del deps
     carried: dict[Key, Any] = {}
     for r, row in enumerate(rows):
-        sub: dict[Key, Any] = {k: graph[k] for k in plan.computes[r]}
+        sub: dict[Key, Any] = {k: _copying(graph[k]) for k in plan.computes[r]}
         for k in _inputs(sub, graph, carried):
             sub[k] = DataNode(k, carried[k])
         writes = []

@@ -982,7 +982,10 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
     The cathode is cut on its own rim-corrected grey (:func:`_cathode_rim_grey`), its electrolyte |
     binder cut placed between those two materials only (:func:`volrecon.segment.voids.filled_pore_cut`,
     ``parameters["cathode_pore_cut"]``).
-    ``folder``: where the denoised grey values are kept (:func:`_materialise`; None: in memory).
+    ``folder``: where the denoised grey values are kept (:func:`_materialise`; None: in memory), and
+    the void split's labels before the cleanup (with a folder only: the cleanup then reads the context
+    it needs from there rather than splitting the row ahead, whose padded float grey values the rows
+    of the last chain held beside their own).
     ``shell``: the trench walls' rim shell (``(y, x)``, :attr:`volrecon.segment.frame.FrameMask.shell`);
     the grey values are denoised over the specimen outside the frame and the shell, so the voxels
     beside a wall (the shell's among them) are classified on the specimen's grey, not the wall's.
@@ -1056,8 +1059,16 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
         release_memory()
         # the classes were decided on values denoised by smooth_nm: its reach along z is part of the edge artefact
         cues = replace(void_cues or VoidCues(), class_smooth_nm=smooth_nm)
+        classes = out
         out = _cathode_voids(src, reg, out, names=names, vox=vox, smooth_nm=smooth_nm, cues=cues, params=params,
                              warnings=warnings, folder=folder)
+        if folder is not None and min_size_nm > 0 and out is not classes:
+            # the split kept: the cleanup's context is then read from scratch, not split a row ahead (the
+            # split of the row ahead held its padded grey values, float, beside the row's own)
+            out = _materialise(out, folder, "voids")
+            del classes
+            folder.drop("classes")
+            folder.drop("void_grey")
     elif void_split:
         warnings.append("void not separated: no cathode pore to split")
     if min_size_nm > 0:
