@@ -575,7 +575,7 @@ film (or a pore-topped cathode), where that ratio says nothing."""
 LEVEL_SNAP = 0.25
 """Part of the way between its two levels within which :func:`_solids_pair`'s scaled share counts
 as the level itself: the layers' own gradients (the cathode's top more porous than its bulk, a
-fibre mat thinning towards its edge) are not the step."""
+fibre mat thinning towards its edge) are not the step.  Must lie in [0, 0.5)."""
 
 
 def _side_levels(share: np.ndarray, at: float, margin: int, depth: int) -> tuple[np.ndarray, np.ndarray]:
@@ -873,8 +873,8 @@ def detect_layers(
     Layers
     """
     if isinstance(level_passes, bool) or not isinstance(level_passes, (int, np.integer)) or level_passes < 0:
-        raise ParameterError(f"level_passes={level_passes!r}: give a whole number of passes >= 0 (0, none, by default;"
-                             " 2 re-cut the separator|cathode interface twice)")
+        raise ParameterError(f"level_passes={level_passes!r}: give a whole number of passes >= 0 (2, the default, "
+                             "re-cuts the separator|cathode interface twice; 0 keeps the first cut)")
     vox = [float(v) for v in voxel_size_nm]
     values = _group_values(phase_names)
     notes: list[str] = []
