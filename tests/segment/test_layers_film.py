@@ -7,6 +7,7 @@ from scipy import ndimage as ndi
 
 from volrecon.phases import PHASES
 from volrecon.segment.layers import detect_layers
+from tests.segment.test_layers_levelled import cell_phases
 
 FRAME = PHASES["frame"]
 VOX = (20.0, 10.0, 10.0)
@@ -20,7 +21,6 @@ def _film_cell(seed: int, film: int, nz: int = 8, ny: int = 140, nx: int = 240, 
     Returns the phases and the true interface per (z, x) column as a boundary coordinate (voxel
     ``y`` is before it when ``y + 0.5 < b``: ``b = ceil(h)`` for voxels ``y < h`` in the separator)."""
     rng = np.random.default_rng(seed)
-    y = np.arange(ny)[None, :, None]
     x = np.arange(nx)
     h = 72.0 + amp * np.cos(2 * np.pi * (x - 12) / (nx - 12))
 
@@ -30,14 +30,7 @@ def _film_cell(seed: int, film: int, nz: int = 8, ny: int = 140, nx: int = 240, 
 
     fibre, particle = blobs(0.33), blobs(0.5)
     stop = np.where(x >= nx // 2, h - film, h)
-    ph = np.full((nz, ny, nx), PHASES["electrolyte"], np.uint8)
-    ph[np.broadcast_to(y < 15, ph.shape)] = PHASES["sodium"]
-    ph[np.broadcast_to((y >= 15) & (y < 18), ph.shape)] = PHASES["sei"]
-    ph[np.broadcast_to((y >= 18) & (y < stop[None, None, :]), ph.shape) & fibre] = PHASES["separator"]
-    ph[np.broadcast_to((y >= h[None, None, :]) & (y < 125), ph.shape) & particle] = PHASES["active"]
-    ph[np.broadcast_to(y >= 125, ph.shape)] = PHASES["collector"]
-    ph[:, :, :12] = FRAME
-    return ph, np.broadcast_to(np.ceil(h), (nz, nx))
+    return cell_phases(h, stop, fibre, particle), np.broadcast_to(np.ceil(h), (nz, nx))
 
 
 def _errors(ph: np.ndarray, b: np.ndarray, passes: int) -> tuple[np.ndarray, np.ndarray]:

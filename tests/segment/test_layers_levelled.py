@@ -20,22 +20,27 @@ def _tilted_cell(seed: int = 0, slope: float = 0.12, nz: int = 8, ny: int = 140,
     it when ``y + 0.5 < b``; the voxels ``y < h`` are the separator's, so ``b = ceil(h)``, on
     average ``h + 0.5``)."""
     rng = np.random.default_rng(seed)
-    y = np.arange(ny)[None, :, None]
-    x = np.arange(nx)[None, None, :]
     h = 70.0 + slope * (np.arange(nx) - nx / 2)
     blobs = lambda share, size: ndi.gaussian_filter(rng.random((nz, ny, nx)), (1.0, size, size)) > np.quantile(  # noqa: E731
         ndi.gaussian_filter(rng.random((nz, ny, nx)), (1.0, size, size)), 1.0 - share)
     fibre, particle = blobs(0.33, 4.0), blobs(0.5, 4.0)
+    return cell_phases(h, h, fibre, particle), np.broadcast_to(np.ceil(h), (nz, nx))
+
+
+def cell_phases(h: np.ndarray, stop: np.ndarray, fibre: np.ndarray, particle: np.ndarray) -> np.ndarray:
+    """Phases (z, y, x) of a cell: sodium rows 0-14, SEI 15-17, the separator's ``fibre`` voxels from
+    row 18 to ``stop`` (per column; electrolyte up to ``h``), the cathode's ``particle`` voxels from
+    ``h`` to row 124, collector beyond, and a trench wall (frame) over the first 12 columns."""
+    nz, ny, nx = fibre.shape
+    y = np.arange(ny)[None, :, None]
     ph = np.full((nz, ny, nx), PHASES["electrolyte"], np.uint8)
     ph[np.broadcast_to(y < 15, ph.shape)] = PHASES["sodium"]
     ph[np.broadcast_to((y >= 15) & (y < 18), ph.shape)] = PHASES["sei"]
-    sep = (y >= 18) & (y < h[None, None, :])
-    cat = (y >= h[None, None, :]) & (y < 125)
-    ph[np.broadcast_to(sep, ph.shape) & fibre] = PHASES["separator"]
-    ph[np.broadcast_to(cat, ph.shape) & particle] = PHASES["active"]
+    ph[np.broadcast_to((y >= 18) & (y < stop[None, None, :]), ph.shape) & fibre] = PHASES["separator"]
+    ph[np.broadcast_to((y >= h[None, None, :]) & (y < 125), ph.shape) & particle] = PHASES["active"]
     ph[np.broadcast_to(y >= 125, ph.shape)] = PHASES["collector"]
-    ph[np.broadcast_to(x < 12, ph.shape)] = FRAME
-    return ph, np.broadcast_to(np.ceil(h), (nz, nx))
+    ph[:, :, :12] = FRAME
+    return ph
 
 
 @pytest.mark.parametrize("seed", [0, 1])
