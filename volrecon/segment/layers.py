@@ -219,19 +219,39 @@ def _member(block: np.ndarray, vals: Sequence[int]) -> np.ndarray:
 def _indicators(block: np.ndarray, values: Mapping[str, Sequence[int]], frame: int | None,
                 halo: tuple[int, int] = (0, 0), cores: bool = True,
                 radius: tuple[int, int] = (1, 1)) -> dict[str, np.ndarray]:
-    """Masks of the valid voxels and of each group in ``block``; :data:`CORE_GROUPS` by their
-    cores (``cores``, opening of ``radius``).  ``halo``: context voxels the block carries on each
-    side along y and x (cut off)."""
+    """Masks of the valid voxels and of each group in ``block``; with ``cores``, the valid voxels
+    are the specimen's core (:func:`_specimen_core`: none beside the frame or unassigned voxels)
+    and :data:`CORE_GROUPS` are counted by their cores within it (opening of ``radius``).  ``halo``:
+    context voxels the block carries on each side along y and x (cut off)."""
     valid = block != 0
     if frame is not None:
         valid &= block != frame
+    if cores and not valid.all():
+        valid = _specimen_core(valid, radius)
     hy, hx = halo
     crop = (slice(None), slice(hy, block.shape[1] - hy), slice(hx, block.shape[2] - hx))
     out = {"valid": valid[crop]}
     for group, vals in values.items():
-        m = _member(block, vals)
+        m = _member(block, vals) & valid
         out[group] = (_core(m, radius) if cores and group in CORE_GROUPS else m)[crop]
     return out
+
+
+def _specimen_core(valid: np.ndarray, radius: tuple[int, int] = (1, 1)) -> np.ndarray:
+    """``valid`` eroded in the image plane (y, x) by an ellipse of ``radius`` voxels, the array's
+    edges replicated: the specimen's voxels beside the frame or unassigned voxels left out.
+
+    The frame's wall is placed to about a voxel, and the edge-brightening rim it lights reaches
+    :data:`CORE_SHELL_NM` beyond it: the first specimen voxel beside it reads the wall's grey, which
+    a pixel classifier takes for the bright phases (a line of ``active`` along a trench wall,
+    through the electrolyte film between the fibre mat and the cathode, pulled the
+    separator|cathode cut 10 voxels towards the anode beside it, carbonate 24x192 seed 0).
+    """
+    ry, rx = radius
+    padded = np.pad(valid, [(0, 0), (ry, ry), (rx, rx)], mode="edge")
+    dy, dx = np.mgrid[-ry:ry + 1, -rx:rx + 1]
+    offsets = [(int(oy), int(ox)) for oy, ox in zip(dy.ravel(), dx.ravel()) if (oy / ry) ** 2 + (ox / rx) ** 2 <= 1.0]
+    return _erode(padded, offsets)[:, ry:-ry, rx:-rx]
 
 
 def _lateral_sums(phases: Any, axis: int, factor: int, values: Mapping[str, Sequence[int]], frame: int | None,
@@ -245,11 +265,12 @@ def _lateral_sums(phases: Any, axis: int, factor: int, values: Mapping[str, Sequ
     instead of being gathered in memory.
     """
     lat = [a for a in range(3) if a != axis]
+    # the context of the specimen's erosion, then of the opening (erosion then dilation)
+    reach = (3 * radius[0], 3 * radius[1])
     if hasattr(phases, "map_blocks"):
         import dask.array as da
 
         names = ["valid", *values]
-        reach = (2 * radius[0], 2 * radius[1])  # the opening's context: erosion then dilation
 
         def reduce(block: np.ndarray, block_info: dict | None = None) -> np.ndarray:
             ind = _indicators(block, values, frame, halo=reach, radius=radius)
@@ -281,7 +302,10 @@ def _lateral_sums(phases: Any, axis: int, factor: int, values: Mapping[str, Sequ
                                   dtype=np.float32) for name in names]
         da.store([stacked[i] for i in range(len(names))], stores, lock=False)
         return dict(zip(names, stores))
-    ind = _indicators(np.asarray(phases), values, frame, radius=radius)
+    # the array's edges replicated as deep as the blockwise reduction's context (its boundary
+    # "nearest"): the same counts either way
+    padded = np.pad(np.asarray(phases), [(0, 0), (reach[0], reach[0]), (reach[1], reach[1])], mode="edge")
+    ind = _indicators(padded, values, frame, halo=reach, radius=radius)
     return {k: _block_sum(v, lat, factor) for k, v in ind.items()}
 
 
@@ -581,11 +605,12 @@ fibre mat thinning towards its edge) are not the step.  Must lie in [0, 0.5)."""
 def _side_levels(share: np.ndarray, at: float, margin: int, depth: int) -> tuple[np.ndarray, np.ndarray]:
     """Per column (last axis = stacking), the mean of ``share`` over the ``depth`` rows that end
     ``margin`` rows before row ``at`` and over the ``depth`` rows that start ``margin`` rows after
-    it (shape ``(..., 1)``; a side without rows: 0)."""
+    it (shape ``(..., 1)``; a side without rows: NaN, no level, so that :func:`_solids_pair` finds
+    no contrast there and falls back on the share ratio, rather than a full contrast against 0)."""
     rows = np.arange(share.shape[-1])
     before = (rows < at - margin) & (rows >= at - margin - depth)
     after = (rows > at + margin) & (rows <= at + margin + depth)
-    return tuple(share[..., m].mean(axis=-1, keepdims=True) if m.any() else np.zeros(share.shape[:-1] + (1,))
+    return tuple(share[..., m].mean(axis=-1, keepdims=True) if m.any() else np.full(share.shape[:-1] + (1,), np.nan)
                  for m in (before, after))
 
 
