@@ -497,8 +497,10 @@ def segment_volume(
             # the frame's rim shell reads the frame's grey as much as the specimen's: its first-guess
             # classes decide no layer and no surface
             specimen = _unassigned(lay_phases, rim_shell)
+            # the classifier's labels beside the frame's wall read its rim as a bright phase: not layer evidence
             lay = detect_layers(specimen, phase_names=lay_names, voxel_size_nm=vox, axis=through_plane, lateral_nm=lateral_nm,
-                                frame_value=lay_frame, level_passes=level_passes, scratch=None if folder is None else folder.path)
+                                frame_value=lay_frame, level_passes=level_passes, scratch=None if folder is None else folder.path,
+                                specimen_core=method == "classifier" and not grey_layers)
             # the surface finders below work in the calling thread, in slabs, and do not reuse the heap
             # the dask workers freed in their own arenas (the rows of the phases, the layer counts), which
             # glibc keeps resident and which grows with the number of rows: handed back here, once
