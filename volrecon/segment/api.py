@@ -229,9 +229,12 @@ def segment_volume(
         ``otsu``: multi-Otsu (or ``thresholds``) classes mapped dark to bright onto the phases
         listed in ``phase_names`` (default :data:`OTSU_ORDER`), one global grey scale (the plain
         baseline).  ``classifier``: a random-forest pixel classifier, given as ``classifier`` or
-        trained here from ``scribbles``; its layers are found on its own phases (or on the
-        grey-value guess of ``layers``: ``layers_from``); within the detected cathode and separator a phase that
-        cannot exist there (:data:`volrecon.segment.classifier.IMPOSSIBLE_PHASES`) takes the
+        trained here from ``scribbles``; its layers are found on its own phases, the specimen's
+        voxels beside the frame left out (``detect_layers(specimen_core=True)``: its rim reads as a
+        bright phase), or on the grey-value guess of ``layers`` (``layers_from``); within the
+        detected cathode and separator a phase that cannot exist there
+        (:data:`volrecon.segment.classifier.IMPOSSIBLE_PHASES`: in the separator farther than
+        :func:`volrecon.segment.classifier.contact_reach` from the cathode, its solids too) takes the
         layer's most probable other phase, after the void split and never void
         (:func:`volrecon.segment.classifier.decide_in_regions`), and the SEI's outer surface is
         followed on the grey values as in ``layers``.  ``layers`` (unsupervised, physically informed): the

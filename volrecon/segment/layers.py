@@ -170,10 +170,15 @@ def _core(mask: np.ndarray, radius: tuple[int, int] = (1, 1)) -> np.ndarray:
     ry, rx = radius
     pad = [(0, 0), (2 * ry, 2 * ry), (2 * rx, 2 * rx)]
     padded = np.pad(mask, pad, mode="edge")
-    dy, dx = np.mgrid[-ry:ry + 1, -rx:rx + 1]
-    offsets = list(zip(*np.nonzero((dy / ry) ** 2 + (dx / rx) ** 2 <= 1.0)))
-    offsets = [(int(oy) - ry, int(ox) - rx) for oy, ox in offsets]
+    offsets = _disc(radius)
     return _dilate(_erode(padded, offsets), offsets)[:, 2 * ry:-2 * ry, 2 * rx:-2 * rx]
+
+
+def _disc(radius: tuple[int, int]) -> list[tuple[int, int]]:
+    """The (y, x) offsets of an ellipse of ``radius`` voxels (a 3x3 cross for one voxel)."""
+    ry, rx = radius
+    dy, dx = np.mgrid[-ry:ry + 1, -rx:rx + 1]
+    return [(int(oy), int(ox)) for oy, ox in zip(dy.ravel(), dx.ravel()) if (oy / ry) ** 2 + (ox / rx) ** 2 <= 1.0]
 
 
 def _erode(mask: np.ndarray, offsets: Sequence[tuple[int, int]]) -> np.ndarray:
@@ -249,9 +254,7 @@ def _specimen_core(valid: np.ndarray, radius: tuple[int, int] = (1, 1)) -> np.nd
     """
     ry, rx = radius
     padded = np.pad(valid, [(0, 0), (ry, ry), (rx, rx)], mode="edge")
-    dy, dx = np.mgrid[-ry:ry + 1, -rx:rx + 1]
-    offsets = [(int(oy), int(ox)) for oy, ox in zip(dy.ravel(), dx.ravel()) if (oy / ry) ** 2 + (ox / rx) ** 2 <= 1.0]
-    return _erode(padded, offsets)[:, ry:-ry, rx:-rx]
+    return _erode(padded, _disc(radius))[:, ry:-ry, rx:-rx]
 
 
 def _lateral_sums(phases: Any, axis: int, factor: int, values: Mapping[str, Sequence[int]], frame: int | None,
