@@ -6,10 +6,13 @@ import pytest
 from volrecon.errors import ParameterError
 from volrecon.phases import PHASES, REGIONS
 from volrecon.segment.classifier import (
+    DECISION_REGIONS,
     IMPOSSIBLE_PHASES,
+    SEPARATOR_BULK,
     choice_bits,
     choice_dtype,
     choice_groups,
+    contact_reach,
     decide_in_regions,
     layer_rules,
     normalise,
@@ -41,9 +44,13 @@ def test_layer_rules_follow_the_names():
     # every named phase but the impossible ones and the frame may replace one
     assert rules["cathode"].allowed == (1, 2, 3, 4)
     assert rules["separator"].allowed == (1, 2, 3, 4, 5)
-    assert len(choice_groups(layer_rules(PHASES))) == 2
+    # beyond the cathode's contact reach the separator holds fibres and pore only
+    assert rules[SEPARATOR_BULK].allowed == (1, 2, 5)
+    assert len(choice_groups(layer_rules(PHASES))) == 3
     # a layer none of whose impossible phases is named is left out
-    assert {r.region for r in layer_rules({"sodium": 6, "separator": 5, "void": 1})} == {"cathode", "separator"}
+    assert {r.region for r in layer_rules({"sodium": 6, "separator": 5, "void": 1})} == {"cathode", "separator",
+                                                                                         SEPARATOR_BULK}
+    assert {r.region for r in layer_rules({"active": 3, "separator": 5, "void": 1})} == {"cathode", SEPARATOR_BULK}
     assert layer_rules({"void": 1, "electrolyte": 2}) == ()
 
 
@@ -60,23 +67,29 @@ def test_renamed_and_added_phases_keep_their_voxels():
 
 
 def test_decide_in_regions_replaces_only_impossible_phases():
-    P, R = PHASES, REGIONS
+    P, R, bulk = PHASES, REGIONS, DECISION_REGIONS[SEPARATOR_BULK]
     ph = np.array([P["sodium"], P["active"], P["binder"], P["sei"], 0, P["sodium"], P["separator"], P["frame"],
-                   P["sei"], P["separator"], P["void"]], np.uint8)
+                   P["sei"], P["separator"], P["void"], P["binder"], P["active"], P["sei"], P["separator"]], np.uint8)
     reg = np.array([R["cathode"], R["cathode"], R["separator"], R["separator"], R["cathode"], R["anode"],
-                    R["cathode"], R["cathode"], R["cathode"], R["separator"], R["separator"]], np.uint8)
+                    R["cathode"], R["cathode"], R["cathode"], R["separator"], R["separator"], bulk, bulk, bulk,
+                    bulk], np.uint8)
     rules = layer_rules(P)
+    assert [r.region for r in rules] == ["cathode", "separator", SEPARATOR_BULK]
     cathode_pick = np.full(ph.shape, P["void"], np.uint8)
     cathode_pick[6] = P["binder"]
     separator_pick = np.full(ph.shape, P["separator"], np.uint8)
     separator_pick[3] = 0  # no choice recorded: the voxel keeps its label
-    # active/binder stay in the separator (the detected interface is a voxel or two off); the
-    # frame, unassigned voxels and other layers are never touched; a void pick becomes pore
+    bulk_pick = np.full(ph.shape, P["electrolyte"], np.uint8)
+    bulk_pick[12:14] = P["separator"]
+    # active/binder stay in the separator within the cathode's contact reach (the detected
+    # interface is a voxel or two off), not in its bulk; the frame, unassigned voxels and other
+    # layers are never touched; a void pick becomes pore
     for bits in (4, 8):
-        packed = pack_choices([ph, cathode_pick, separator_pick], bits)
+        packed = pack_choices([ph, cathode_pick, separator_pick, bulk_pick], bits)
         out = decide_in_regions(ph, packed, reg, rules, relabel={P["void"]: P["electrolyte"]}, bits=bits)
         assert out.tolist() == [P["electrolyte"], P["active"], P["binder"], P["sei"], 0, P["sodium"], P["binder"],
-                                P["frame"], P["electrolyte"], P["separator"], P["void"]]
+                                P["frame"], P["electrolyte"], P["separator"], P["void"], P["electrolyte"],
+                                P["separator"], P["separator"], P["separator"]]
 
 
 def test_group_choices_are_the_forests_most_probable_member(diglyme):
@@ -111,9 +124,17 @@ def test_layers_decide_the_classifier_phases(diglyme, monkeypatch):
                            phase_names=PHASES)
     res = segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="classifier", classifier=clf)
     p, n = res.phases, res.phase_names
+    # the separator's bulk: farther than the cathode's contact reach from separator|cathode (the
+    # phantom stacks along y, anode first)
+    reach = contact_reach(clf.features, ph.voxel_size_nm, 1)
+    assert reach == 2
+    h = res.interfaces["heights_nm"]["separator|cathode"] / ph.voxel_size_nm[1]
+    rows = np.arange(p.shape[1])[None, :, None] + 0.5
+    within = {**{r: res.regions == REGIONS[r] for r in REGIONS},
+              SEPARATOR_BULK: (res.regions == REGIONS["separator"]) & (rows < h[:, None, :] - reach)}
     for region, phases in IMPOSSIBLE_PHASES.items():
-        inside = p[res.regions == REGIONS[region]]
-        assert not np.isin(inside, [n[q] for q in phases]).any(), region
+        inside = p[within[region]]
+        assert inside.size and not np.isin(inside, [n[q] for q in phases]).any(), region
 
     def dice(a, b):
         return 2 * (a & b).sum() / (a.sum() + b.sum())

@@ -20,15 +20,15 @@ from volrecon.errors import ParameterError
 from volrecon.phases import PHASE_COLOURS, PHASES, REGION_COLOURS, REGIONS
 from volrecon.segment._validate import check_image, check_voxel
 from volrecon.segment.classifier import (
-    LayerRule, PixelClassifier, choice_bits, choice_dtype, choice_groups, decide_in_regions, layer_rules, normalisation_range,
-    normalise, train_classifier, unpack_choice,
+    DECISION_REGIONS, SEPARATOR_BULK, LayerRule, PixelClassifier, choice_bits, choice_dtype, choice_groups, contact_reach,
+    decide_in_regions, layer_rules, normalisation_range, normalise, train_classifier, unpack_choice,
 )
 from volrecon.segment.cleanup import cleanup_reach, remove_small_pieces
 from volrecon.segment.cathode_rims import (
     RIM_GRADIENT_NM, fit_rim_length, gradient_magnitude, gradient_reach, rim_corrected,
 )
 from volrecon.segment.frame import find_frame
-from volrecon.segment.layers import EDGE_RIM_NM, Layers, detect_layers, refine_interface, region_block
+from volrecon.segment.layers import EDGE_RIM_NM, Layers, detect_layers, move_interface, refine_interface, region_block
 from volrecon.segment.thresholds import apply_thresholds, multi_otsu, multi_otsu_thresholds
 from volrecon.segment.regional import (
     classify_regions, contact_cuts, rim_threshold, sei_outer_surface, separator_contacts, smooth, smoothing_reach,
@@ -229,9 +229,12 @@ def segment_volume(
         ``otsu``: multi-Otsu (or ``thresholds``) classes mapped dark to bright onto the phases
         listed in ``phase_names`` (default :data:`OTSU_ORDER`), one global grey scale (the plain
         baseline).  ``classifier``: a random-forest pixel classifier, given as ``classifier`` or
-        trained here from ``scribbles``; its layers are found on its own phases (or on the
-        grey-value guess of ``layers``: ``layers_from``); within the detected cathode and separator a phase that
-        cannot exist there (:data:`volrecon.segment.classifier.IMPOSSIBLE_PHASES`) takes the
+        trained here from ``scribbles``; its layers are found on its own phases, the specimen's
+        voxels beside the frame left out (``detect_layers(specimen_core=True)``: its rim reads as a
+        bright phase), or on the grey-value guess of ``layers`` (``layers_from``); within the
+        detected cathode and separator a phase that cannot exist there
+        (:data:`volrecon.segment.classifier.IMPOSSIBLE_PHASES`: in the separator farther than
+        :func:`volrecon.segment.classifier.contact_reach` from the cathode, its solids too) takes the
         layer's most probable other phase, after the void split and never void
         (:func:`volrecon.segment.classifier.decide_in_regions`), and the SEI's outer surface is
         followed on the grey values as in ``layers``.  ``layers`` (unsupervised, physically informed): the
@@ -497,8 +500,10 @@ def segment_volume(
             # the frame's rim shell reads the frame's grey as much as the specimen's: its first-guess
             # classes decide no layer and no surface
             specimen = _unassigned(lay_phases, rim_shell)
+            # the classifier's labels beside the frame's wall read its rim as a bright phase: not layer evidence
             lay = detect_layers(specimen, phase_names=lay_names, voxel_size_nm=vox, axis=through_plane, lateral_nm=lateral_nm,
-                                frame_value=lay_frame, level_passes=level_passes, scratch=None if folder is None else folder.path)
+                                frame_value=lay_frame, level_passes=level_passes, scratch=None if folder is None else folder.path,
+                                specimen_core=method == "classifier" and not grey_layers)
             # the surface finders below work in the calling thread, in slabs, and do not reuse the heap
             # the dask workers freed in their own arenas (the rows of the phases, the layer counts), which
             # glibc keeps resident and which grows with the number of rows: handed back here, once
@@ -575,7 +580,9 @@ def segment_volume(
                                             cues=replace(void_cues or VoidCues(), edge_nm=0.0), params=params,
                                             warnings=warnings, folder=folder)
             if packed is not None:
-                phases_out = _layers_decide(phases_out, regions, packed, rules, names=names, bits=bits, chunks=src.chunks)
+                bulk = move_interface(lay, "separator|cathode", contact_reach(clf.features, vox, lay.axis), -1.0)
+                phases_out = _layers_decide(phases_out, regions, packed, rules, names=names, bits=bits, chunks=src.chunks,
+                                            bulk=bulk)
             if regional:
                 phases_out = _regional_phases(image, src, regions, phases_out, names=names, vox=vox, smooth_nm=smooth_nm,
                                               min_size_nm=min_size_nm, frame_value=frame_value, void_split=void_split, void_cues=void_cues,
@@ -599,9 +606,14 @@ def segment_volume(
 
 
 def _layers_decide(phases: da.Array, regions: da.Array, packed: Any, rules: Sequence[LayerRule], *,
-                   names: Mapping[str, int], bits: int, chunks: Any) -> da.Array:
+                   names: Mapping[str, int], bits: int, chunks: Any, bulk: Layers | None = None) -> da.Array:
     """The classifier's labels that cannot exist in their detected layer replaced
     (:func:`volrecon.segment.classifier.decide_in_regions`), chunked.
+
+    ``bulk``: the layers with the separator|cathode surface moved towards the anode by the
+    cathode's contact reach (:func:`volrecon.segment.classifier.contact_reach`); the separator's
+    voxels before it are its bulk (:data:`volrecon.segment.classifier.SEPARATOR_BULK`), where the
+    cathode's solids cannot lie either.
 
     Runs after the cathode's void split, and a replacement never makes void (a void pick becomes
     electrolyte): which part of the pore is empty is not the classifier's call (shine-through), and
@@ -610,8 +622,15 @@ def _layers_decide(phases: da.Array, regions: da.Array, packed: Any, rules: Sequ
     void_v, elec_v = names.get("void"), names.get("electrolyte")
     relabel = {void_v: elec_v} if void_v is not None and elec_v is not None else None
     pk = packed if isinstance(packed, da.Array) else da.from_array(packed, chunks=chunks)
-    return da.map_blocks(lambda p, r, c: decide_in_regions(p, c, r, rules, relabel=relabel, bits=bits),
-                         phases.rechunk(chunks), regions.rechunk(chunks), pk.rechunk(chunks), dtype=np.uint8)
+    sep, deep = REGIONS["separator"], DECISION_REGIONS[SEPARATOR_BULK]
+
+    def decide(p: np.ndarray, r: np.ndarray, c: np.ndarray, block_info: dict | None = None) -> np.ndarray:
+        if bulk is not None and bulk.heights.get("separator|cathode") is not None:
+            sl = tuple(slice(a, b) for a, b in block_info[0]["array-location"])
+            r = np.where((r == sep) & (region_block(bulk, sl, r.shape) == sep), np.uint8(deep), r)
+        return decide_in_regions(p, c, r, rules, relabel=relabel, bits=bits)
+
+    return da.map_blocks(decide, phases.rechunk(chunks), regions.rechunk(chunks), pk.rechunk(chunks), dtype=np.uint8)
 
 
 SAMPLE_VOXELS = 8_000_000
