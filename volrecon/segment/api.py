@@ -7,9 +7,10 @@ import shutil
 import tempfile
 import uuid
 import weakref
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
 
 import dask.array as da
 import numpy as np
@@ -671,6 +672,97 @@ def _slice_histograms(smoothed: da.Array, out: da.Array, reg: da.Array, edges: n
     return np.asarray(hist.sum(axis=(1, 2)).compute())
 
 
+def _reduced_chunks(arrays: Sequence[da.Array], reduce: Callable[..., Any], rows: Sequence[int]) -> list[tuple[tuple[slice, ...], Any]]:
+    """``reduce(region, *blocks)`` of each chunk of the chunk rows ``rows`` (along z) of ``arrays``
+    (one shape; cut as the first), with the chunk's ``region``: one pass, every chunk computed once
+    (the arrays' chunks shared) and dropped once reduced, so what is held is the reductions and the
+    chunks in flight, not the slices they came from."""
+    import dask
+
+    first = arrays[0]
+    blocks = [a.rechunk(first.chunks).to_delayed(optimize_graph=False) for a in arrays]
+    starts = [np.concatenate([[0], np.cumsum(c)]).astype(int) for c in first.chunks]
+    wanted = {int(r) for r in rows}
+    regions, tasks = [], []
+    for idx in np.ndindex(*blocks[0].shape):
+        if idx[0] in wanted:
+            regions.append(tuple(slice(int(s[i]), int(s[i + 1])) for s, i in zip(starts, idx)))
+            tasks.append(dask.delayed(reduce)(regions[-1], *(b[idx] for b in blocks)))
+    return list(zip(regions, dask.compute(*tasks)))
+
+
+def _void_samples(grey: da.Array, labels: da.Array, regions: da.Array, zs: np.ndarray, stride: int,
+                  planes: np.ndarray, space: Callable[[np.ndarray, np.ndarray], np.ndarray]
+                  ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], dict[int, list]]:
+    """What the void split's statistics read, in one pass over the chunks (:func:`_reduced_chunks`).
+
+    Returned: ``grey[zs, ::stride]``, ``labels[zs, ::stride]`` and ``regions[zs, ::stride]`` (the
+    sample of :func:`_sample_index`), and, per slice of ``planes``, its ``space(labels, regions)``
+    voxels and their grey (pieces per in-plane chunk, :func:`_pore_plane`): the walls' dark cores
+    read no other voxel, so the whole slices are never held (up to 64 of them, 6 bytes a voxel).
+    """
+    ny, nx = (int(v) for v in grey.shape[1:])
+    g_z = np.empty((zs.size, len(range(0, ny, stride)), nx), grey.dtype)
+    o_z = np.empty(g_z.shape, labels.dtype)
+    r_z = np.empty(g_z.shape, regions.dtype)
+
+    def reduce(region: tuple[slice, ...], g: np.ndarray, o: np.ndarray, r: np.ndarray) -> tuple[Any, list]:
+        z0, y0 = region[0].start, region[1].start
+        at = (zs >= z0) & (zs < region[0].stop)
+        ly = (-y0) % stride
+        picked = None
+        if at.any():
+            zl, rows_ = zs[at] - z0, slice(ly, None, stride)
+            picked = (np.nonzero(at)[0], (y0 + ly) // stride, g[zl, rows_], o[zl, rows_], r[zl, rows_])
+        kept = []
+        for z in planes[(planes >= z0) & (planes < region[0].stop)]:
+            m = space(o[z - z0], r[z - z0])
+            kept.append((int(z), np.packbits(m), g[z - z0][m]))
+        return picked, kept
+
+    rows = np.searchsorted(np.cumsum(grey.chunks[0]), np.concatenate([zs, planes]), side="right")
+    pieces: dict[int, list] = {int(z): [] for z in planes}
+    for region, (picked, kept) in _reduced_chunks([grey, labels, regions], reduce, np.unique(rows)):
+        if picked is not None:
+            iz, y_at, g, o, r = picked
+            at = (iz, slice(y_at, y_at + g.shape[1]), region[2])
+            g_z[at], o_z[at], r_z[at] = g, o, r
+        for z, bits, vals in kept:
+            pieces[z].append((region[1:], bits, vals))
+    return (g_z, o_z, r_z), pieces
+
+
+def _pore_plane(pieces: Sequence[tuple[tuple[slice, slice], np.ndarray, np.ndarray]],
+                shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """A slice's grey (NaN outside the kept voxels) and the kept voxels, from the pieces of
+    :func:`_void_samples`."""
+    grey = np.full(tuple(shape), np.nan, np.float32)
+    kept = np.zeros(tuple(shape), bool)
+    for (ys, xs), bits, vals in pieces:
+        h, w = ys.stop - ys.start, xs.stop - xs.start
+        m = np.unpackbits(bits, count=h * w).reshape(h, w).view(bool)
+        kept[ys, xs] = m
+        grey[ys, xs][m] = vals
+    return grey, kept
+
+
+def _plane_pairs(zn: np.ndarray, k: int, of: Callable[[int], np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(of(z), of(z + k))`` for each ``z`` of ``zn`` (increasing), each slice's ``of`` computed once
+    and dropped after its last pair."""
+    uses = Counter([int(z) for z in zn] + [int(z) + k for z in zn])
+    done: dict[int, np.ndarray] = {}
+
+    def take(z: int) -> np.ndarray:
+        if z not in done:
+            done[z] = of(z)
+        uses[z] -= 1
+        return done[z] if uses[z] else done.pop(z)
+
+    for z in zn:
+        a = take(int(z))
+        yield a, take(int(z) + k)
+
+
 def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mapping[str, int],
                    vox: tuple[float, float, float], smooth_nm: float, cues: VoidCues, params: dict[str, Any],
                    warnings: list[str], folder: Scratch | None = None) -> da.Array:
@@ -689,7 +781,11 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
     sideways shift over the shine-through depth is measured on the dark cores of up to 32 slice
     pairs that far apart (:func:`volrecon.segment.voids.wall_shift`).  The grey values the split
     reads are computed once (:func:`_materialise` into ``folder``, or into memory when None): the
-    samples and the split both read them.
+    samples and the split both read them.  The samples are taken in one pass over the chunks
+    (:func:`_void_samples`): of the pairs' slices only the pore's voxels and their grey are kept, and
+    each pair's cores are found and dropped in turn (the whole slices, up to 64 of grey, classes
+    and regions held at once beside the histograms' pass, were 384 MB at 1024x1024, 1.2 GB at
+    2048x1536).
     """
     elec_v, void_v, bind_v = names["electrolyte"], names["void"], names["binder"]
     act_v = names.get("active")  # asked by name: a vocabulary without particles has no lit ring
@@ -697,10 +793,15 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
         warnings.append("void split: no 'active' phase in the vocabulary, so no particle lights a void's face "
                         "(the lit ring is off)")
     cat_v = REGIONS["cathode"]
+
+    def space_of(o_: np.ndarray, r_: np.ndarray) -> np.ndarray:
+        """The cathode's pore and binder: where voids may be."""
+        return (r_ == cat_v) & ((o_ == elec_v) | (o_ == bind_v))
+
     if cues.average_nm > 0:
         def avg(g_: np.ndarray, o_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
-            space_ = (r_ == cat_v) & ((o_ == elec_v) | (o_ == bind_v))
-            return np.ascontiguousarray(pore_average(g_, space_, sigma_nm=cues.average_nm, voxel_size_nm=vox)[core])
+            return np.ascontiguousarray(pore_average(g_, space_of(o_, r_), sigma_nm=cues.average_nm,
+                                                     voxel_size_nm=vox)[core])
 
         # the pore average is in-plane only (a void's dark core must not be carried along z)
         reach = (0, *pore_vote_reach(cues.average_nm, vox)[1:])
@@ -713,37 +814,45 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
     # slice pairs one shine-through depth apart, for the walls' sideways shift over that depth
     k = max(1, int(round(cues.shine_depth_nm / vox[0])))
     zn = np.unique(np.linspace(0, nz - 1 - k, min(max(nz - k, 0), 32)).round().astype(int)) if nz > k else zs[:0]
-    g_z, o_z, r_z, g_a, o_a, r_a, g_b, o_b, r_b = (np.asarray(a) for a in da.compute(
-        smoothed[zs, ::stride], out[zs, ::stride], reg[zs, ::stride], smoothed[zn], out[zn], reg[zn], smoothed[zn + k], out[zn + k], reg[zn + k]))
+
+    # one pass over the chunks: each is reduced to the sample and to the pairs' pore grey before the next
+    sample, planes = _void_samples(smoothed, out, reg, zs, stride,
+                                   np.unique(np.concatenate([zn, zn + k])) if cues.wall_shift_nm is None else zs[:0],
+                                   space_of)
+    g_z, o_z, r_z = sample
     pore_z = (o_z == elec_v) & (r_z == cat_v)
     # the electrolyte's own level and noise: pore voxels whose in-plane neighbours are pore too (the
     # voxels beside a boundary carry the edge's blur and rims, and a void's outer ring)
     inner = ndi.binary_erosion(pore_z, np.ones((1, 3, 3), bool))
     pore_vals = g_z[inner] if inner.sum() >= 100 else g_z[pore_z]
+    del sample, g_z, o_z, r_z, pore_z, inner
     if pore_vals.size < 100:
         warnings.append("void not separated: too few cathode pore voxels to find the electrolyte level")
         return out
     level, spread = electrolyte_level(pore_vals)
+    del pore_vals
     # each slice's electrolyte is brought to one level: the correction's residual brightness errors
     # would shift a whole slice's dark test (see slice_levels)
     edges = slice_level_edges(level, spread)
     per, sp = slice_levels(_slice_histograms(smoothed, out, reg, edges, electrolyte=elec_v, region=cat_v), edges)
     found = np.isfinite(per)
     offset = np.zeros(nz, np.float32)
+    shifted = False
     if found.any() and np.isfinite(sp):
         # a slice with too few electrolyte voxels keeps the median slice's level: its own error is
         # unknown, and the errors wander from slice to slice with no trend to interpolate
         level, spread = float(np.median(per[found])), sp
         offset = np.where(found, per - level, 0.0).astype(np.float32)
         smoothed = smoothed - da.from_array(offset[:, None, None], chunks=(smoothed.chunks[0], 1, 1))
-        g_a, g_b = g_a - offset[zn, None, None], g_b - offset[zn + k, None, None]
+        shifted = True
     if cues.wall_shift_nm is None:
-        def cores(g_: np.ndarray, o_: np.ndarray, r_: np.ndarray) -> np.ndarray:
-            space_ = (r_ == cat_v) & ((o_ == elec_v) | (o_ == bind_v))
+        def cores(z: int) -> np.ndarray:
+            g_, space_ = _pore_plane(planes.pop(z), smoothed.shape[1:])
+            if shifted:
+                g_ = g_ - offset[z]
             return dark_cores((level - g_) / max(spread, 1e-12), space_, cues=cues, voxel_size_nm=vox)
 
-        pairs = [(cores(g_a[j], o_a[j], r_a[j]), cores(g_b[j], o_b[j], r_b[j])) for j in range(len(zn))]
-        cues = replace(cues, wall_shift_nm=wall_shift(pairs, pixel_nm=vox[1:]))
+        cues = replace(cues, wall_shift_nm=wall_shift(_plane_pairs(zn, k, cores), pixel_nm=vox[1:]))
     params["void_split"] = {"electrolyte_level": level, "electrolyte_spread": spread,
                             "slice_level_offset": [float(offset.min()), float(offset.max())], **cues.to_dict()}
 

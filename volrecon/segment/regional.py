@@ -701,7 +701,11 @@ def sei_outer_surface(
     Only the anode band (from the sodium surface to ``separator|cathode``) is read, in slabs of
     about ``slab_voxels`` along the first lateral axis with enough overlap for the filters: the
     result does not depend on ``slab_voxels`` (bit for bit), and memory is bounded by it and by
-    ``reference_voxels``, not by the volume.
+    ``reference_voxels``, not by the volume.  The reference block reads the whole band (the
+    separator's levels come from its far half); the slabs read their grey values only as far
+    beyond their columns' sodium surface as the crossing and the edges look (``max_ratio * t0 + 2``
+    voxels, the windows' and the filters' reach beyond), not through the separator (their specimen
+    mask, one byte a voxel, still spans the band: a column is specimen up to ``separator|cathode``).
 
     ``own_edges`` (off by default) turns on the thin film's own edge fit described above: exact
     on synthetic films whatever the thick edge's rims, but on the real-corrected diglyme phantom
@@ -775,10 +779,19 @@ def sei_outer_surface(
     x_prof = np.arange(-float(rim_offsets(vox[ax])[-1]), reach + float(rim_offsets(vox[ax])[-1]) + 0.01, 0.25)
     pieces = [np.zeros((0, x_prof.size), np.float32)]
     specimen = np.ones(hn.shape, bool)
+    # what the film's crossing and edges read lies within `past` voxels beyond the sodium surface (the
+    # windows above, the profiles of a thin film's fit, the filters' reach along the axis): a slab's grey
+    # values are read that far beyond its specimen columns' sodium surface, not through the whole
+    # separator (the other columns' values are dropped below)
+    past = reach + 0.25 * t0 + float(rim_offsets(vox[ax])[-1]) + 2.0 * reach_ax + 4.0
     for a0, a1, p0, p1 in released_slabs(_slabs(rows, row_vox, pad, slab_voxels)):
-        img = band.read(image, p0, p1)
         valid = _valid_block(phases, band, p0, p1, frame_value)
         specimen[a0:a1] = _specimen_columns(None if valid is None else valid[a0 - p0:a1 - p0], hn_b[a0:a1], hs_b[a0:a1])
+        h_top = hn_b[a0:a1][specimen[a0:a1] & np.isfinite(hn_b[a0:a1])]
+        depth = band.hi - band.lo if h_top.size == 0 else min(band.hi - band.lo, int(np.ceil(h_top.max() + past)))
+        img = replace(band, hi=band.lo + depth).read(image, p0, p1)
+        if valid is not None:
+            valid = np.ascontiguousarray(valid[..., :depth])
         take = sampled[a0:a1]
         if take.any():
             at = hn_b[a0:a1][take][:, None] + x_prof

@@ -96,7 +96,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -764,7 +764,7 @@ def electrolyte_columns(grey: np.ndarray, *, level: float, spread: float, depth:
     return flat_columns(g, level, tol, depth, where)
 
 
-def wall_shift(dark_pairs: Sequence[tuple[np.ndarray, np.ndarray]], *, pixel_nm: Sequence[float],
+def wall_shift(dark_pairs: Iterable[tuple[np.ndarray, np.ndarray]], *, pixel_nm: Sequence[float],
                min_boundary: int = 200) -> float:
     """Mean sideways shift (nm) of the void walls between slices a given depth apart.
 
@@ -774,8 +774,9 @@ def wall_shift(dark_pairs: Sequence[tuple[np.ndarray, np.ndarray]], *, pixel_nm:
 
     Parameters
     ----------
-    dark_pairs : sequence of (ndarray of bool, ndarray of bool)
-        Dark cores (:func:`dark_cores`) of slice pairs the wanted depth apart.
+    dark_pairs : iterable of (ndarray of bool, ndarray of bool)
+        Dark cores (:func:`dark_cores`) of slice pairs the wanted depth apart (read once, in turn:
+        a generator need not hold them all).
     pixel_nm : 2 floats
         ``(y, x)`` pixel size (nm).
     min_boundary : int
