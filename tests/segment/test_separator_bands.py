@@ -152,9 +152,9 @@ def test_rise_averaging_follows_the_steps_contrast():
 def test_contact_reach_is_physical():
     """The particle's reach into the separator region is one voxel plus the smoothing sigma: in nm
     it stays about the same whatever the voxel, in voxels it grows as the voxel shrinks."""
-    from volrecon.segment.api import _contact_reach
+    from volrecon.segment.regional import contact_reach
 
-    assert _contact_reach(10.0, (20.0, 12.7, 10.0), 1) == 2
-    assert _contact_reach(10.0, (20.0, 5.0, 5.0), 1) == 3
-    assert _contact_reach(10.0, (40.0, 40.0, 40.0), 1) == 1
-    assert _contact_reach(0.0, (20.0, 5.0, 5.0), 1) == 1
+    assert contact_reach(10.0, (20.0, 12.7, 10.0), 1) == 2
+    assert contact_reach(10.0, (20.0, 5.0, 5.0), 1) == 3
+    assert contact_reach(10.0, (40.0, 40.0, 40.0), 1) == 1
+    assert contact_reach(0.0, (20.0, 5.0, 5.0), 1) == 1

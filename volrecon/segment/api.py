@@ -31,6 +31,7 @@ from volrecon.segment.cathode_rims import (
 from volrecon.segment.frame import find_frame
 from volrecon.segment.layers import EDGE_RIM_NM, Layers, detect_layers, move_interface, refine_interface, region_block
 from volrecon.segment.thresholds import apply_thresholds, multi_otsu, multi_otsu_thresholds
+from volrecon.segment.regional import contact_reach as regional_contact_reach
 from volrecon.segment.regional import (
     classify_regions, contact_cuts, rim_threshold, sei_outer_surface, separator_contacts, smooth, smoothing_reach,
     smoothing_sigma, sodium_surface,
@@ -581,7 +582,9 @@ def segment_volume(
                                             cues=replace(void_cues or VoidCues(), edge_nm=0.0), params=params,
                                             warnings=warnings, folder=folder)
             if packed is not None:
-                bulk = move_interface(lay, "separator|cathode", contact_reach(clf.features, vox, lay.axis), -1.0)
+                reach = contact_reach(clf.features, vox, lay.axis)
+                params["separator_bulk_reach_voxels"] = reach  # the cathode's solids ruled out beyond it
+                bulk = move_interface(lay, "separator|cathode", reach, -1.0)
                 phases_out = _layers_decide(phases_out, regions, packed, rules, names=names, bits=bits, chunks=src.chunks,
                                             bulk=bulk)
             if regional:
@@ -1085,18 +1088,6 @@ def _smoothed(src: da.Array, smooth_nm: float, vox: tuple[float, float, float],
                     extra=extra).rechunk(src.chunks)
 
 
-def _contact_reach(smooth_nm: float, vox: tuple[float, float, float], axis: int) -> int:
-    """Voxels along the stacking ``axis`` a cathode particle may reach into the separator region
-    (:func:`volrecon.segment.regional.separator_contacts`).
-
-    The layers' interface is a smooth surface placed to about a voxel along the axis, and the
-    particle's top is classified on grey values denoised by a Gaussian of ``smooth_nm``, which
-    spreads it by about a sigma: the reach is one voxel plus that sigma, in whole voxels
-    (``ceil(1 + sigma)``; at 10-13 nm voxels and ``smooth_nm`` 10, 2 voxels).
-    """
-    return int(math.ceil(1.0 + smoothing_sigma(smooth_nm, vox)[axis]))
-
-
 def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *, names: Mapping[str, int],
                      vox: tuple[float, float, float], smooth_nm: float, min_size_nm: float, frame_value: int | None,
                      void_split: bool, void_cues: VoidCues | None, params: dict[str, Any],
@@ -1165,7 +1156,7 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
                             smoothing_sigma(smooth_nm, vox))
     if cuts is not None:
         ax_, toward = stack[0], 1 if stack[1] else -1
-        reach_ = _contact_reach(smooth_nm, vox, ax_)
+        reach_ = regional_contact_reach(smooth_nm, vox, ax_)
         params["separator_contacts"] = {**cuts, "reach_vox": reach_}
         depth_ = [0, 0, 0]
         depth_[ax_] = reach_ + 1

@@ -7,7 +7,6 @@ allow-list and refuses anything else, so a tampered or foreign file cannot run c
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -20,6 +19,7 @@ from numba.extending import intrinsic
 
 from volrecon.errors import InputError, ParameterError
 from volrecon.phases import REGIONS
+from volrecon.segment import regional
 from volrecon.segment.features import FeatureSettings, compute_features, feature_channels, feature_names, feature_reach
 
 FORMAT = "volrecon-pixel-classifier"
@@ -80,11 +80,25 @@ def contact_reach(features: FeatureSettings, voxel_size_nm: Sequence[float], axi
     """Voxels along the stacking ``axis`` into the separator within which the cathode's solids
     may lie (beyond them, :data:`SEPARATOR_BULK`).
 
-    The layers' interface is placed to about a voxel, and the classifier's labels spread a
-    particle's top by its finest feature scale (``features.sigmas_nm``): one voxel plus that
-    scale, in whole voxels (2 at 10 nm scale and 12.7 nm voxels).
+    The classifier's labels spread a particle's top by its finest feature scale
+    (``features.sigmas_nm``): :func:`volrecon.segment.regional.contact_reach` at that scale.
+
+    Parameters
+    ----------
+    features : FeatureSettings
+        The classifier's feature settings.
+    voxel_size_nm : sequence of float
+        Voxel size (nm) per axis.
+    axis : int
+        The stacking axis.
+
+    Returns
+    -------
+    int
+        Voxels (2 at 10 nm scale and 12.7 nm voxels).
     """
-    return int(math.ceil(1.0 + min(features.sigmas_nm) / float(voxel_size_nm[axis])))
+    return regional.contact_reach(min(features.sigmas_nm), voxel_size_nm, axis)
+
 
 CHOICE_BITS = 8
 """Bits of one label in packed choices (:func:`pack_choices`) by default; 4 where every label is

@@ -42,6 +42,30 @@ def smoothing_sigma(sigma_nm: float, voxel_size_nm: Sequence[float]) -> list[flo
             for v in voxel_size_nm]
 
 
+def contact_reach(scale_nm: float, voxel_size_nm: Sequence[float], axis: int) -> int:
+    """Voxels along the stacking ``axis`` a cathode particle may reach into the separator region.
+
+    The layers' interface is a smooth surface placed to about a voxel along the axis, and a
+    particle's top is classified on grey values (or features) smoothed at ``scale_nm``, which
+    spreads it by about a sigma (:func:`smoothing_sigma`: none below 0.3 voxel).
+
+    Parameters
+    ----------
+    scale_nm : float
+        Finest smoothing scale the particle's labels were decided at (nm).
+    voxel_size_nm : sequence of float
+        Voxel size (nm) per axis.
+    axis : int
+        The stacking axis.
+
+    Returns
+    -------
+    int
+        ``ceil(1 + sigma)`` in voxels along ``axis`` (2 at 10 nm and 12.7 nm voxels).
+    """
+    return int(math.ceil(1.0 + smoothing_sigma(scale_nm, voxel_size_nm)[axis]))
+
+
 def smoothing_reach(sigma_nm: float, voxel_size_nm: Sequence[float]) -> tuple[int, int, int]:
     """Context voxels per axis needed by :func:`smooth`."""
     return tuple(int(math.ceil(_TRUNCATE * s)) + 1 for s in smoothing_sigma(sigma_nm, voxel_size_nm))  # type: ignore[return-value]
