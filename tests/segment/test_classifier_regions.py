@@ -12,7 +12,6 @@ from volrecon.segment.classifier import (
     choice_bits,
     choice_dtype,
     choice_groups,
-    contact_reach,
     decide_in_regions,
     layer_rules,
     normalise,
@@ -20,6 +19,7 @@ from volrecon.segment.classifier import (
     unpack_choice,
 )
 from volrecon.segment.features import feature_table
+from volrecon.segment.regional import contact_reach
 
 
 @pytest.mark.parametrize("n, bits, dtype", [(2, 8, np.uint16), (3, 8, np.uint32), (4, 8, np.uint32),
@@ -126,7 +126,7 @@ def test_layers_decide_the_classifier_phases(diglyme, monkeypatch):
     p, n = res.phases, res.phase_names
     # the separator's bulk: farther than the cathode's contact reach from separator|cathode (the
     # phantom stacks along y, anode first)
-    reach = contact_reach(clf.features, ph.voxel_size_nm, 1)
+    reach = contact_reach(min(clf.features.sigmas_nm), ph.voxel_size_nm, 1)
     assert reach == 2
     h = res.interfaces["heights_nm"]["separator|cathode"] / ph.voxel_size_nm[1]
     rows = np.arange(p.shape[1])[None, :, None] + 0.5

@@ -21,7 +21,7 @@ from volrecon.errors import ParameterError
 from volrecon.phases import PHASE_COLOURS, PHASES, REGION_COLOURS, REGIONS
 from volrecon.segment._validate import check_image, check_voxel
 from volrecon.segment.classifier import (
-    DECISION_REGIONS, SEPARATOR_BULK, LayerRule, PixelClassifier, choice_bits, choice_dtype, choice_groups, contact_reach,
+    DECISION_REGIONS, SEPARATOR_BULK, LayerRule, PixelClassifier, choice_bits, choice_dtype, choice_groups,
     decide_in_regions, layer_rules, normalisation_range, normalise, train_classifier, unpack_choice,
 )
 from volrecon.segment.cleanup import cleanup_reach, remove_small_pieces
@@ -31,10 +31,9 @@ from volrecon.segment.cathode_rims import (
 from volrecon.segment.frame import find_frame
 from volrecon.segment.layers import EDGE_RIM_NM, Layers, detect_layers, move_interface, refine_interface, region_block
 from volrecon.segment.thresholds import apply_thresholds, multi_otsu, multi_otsu_thresholds
-from volrecon.segment.regional import contact_reach as regional_contact_reach
 from volrecon.segment.regional import (
-    classify_regions, contact_cuts, rim_threshold, sei_outer_surface, separator_contacts, smooth, smoothing_reach,
-    smoothing_sigma, sodium_surface,
+    classify_regions, contact_cuts, contact_reach, rim_threshold, sei_outer_surface, separator_contacts, smooth,
+    smoothing_reach, smoothing_sigma, sodium_surface,
 )
 from volrecon.segment.voids import (
     VoidCues,
@@ -236,7 +235,7 @@ def segment_volume(
         bright phase), or on the grey-value guess of ``layers`` (``layers_from``); within the
         detected cathode and separator a phase that cannot exist there
         (:data:`volrecon.segment.classifier.IMPOSSIBLE_PHASES`: in the separator farther than
-        :func:`volrecon.segment.classifier.contact_reach` from the cathode, its solids too) takes the
+        :func:`volrecon.segment.regional.contact_reach` from the cathode, its solids too) takes the
         layer's most probable other phase, after the void split and never void
         (:func:`volrecon.segment.classifier.decide_in_regions`), and the SEI's outer surface is
         followed on the grey values as in ``layers``.  ``layers`` (unsupervised, physically informed): the
@@ -582,7 +581,7 @@ def segment_volume(
                                             cues=replace(void_cues or VoidCues(), edge_nm=0.0), params=params,
                                             warnings=warnings, folder=folder)
             if packed is not None:
-                reach = contact_reach(clf.features, vox, lay.axis)
+                reach = contact_reach(min(clf.features.sigmas_nm), vox, lay.axis)
                 params["separator_bulk_reach_voxels"] = reach  # the cathode's solids ruled out beyond it
                 bulk = move_interface(lay, "separator|cathode", reach, -1.0)
                 phases_out = _layers_decide(phases_out, regions, packed, rules, names=names, bits=bits, chunks=src.chunks,
@@ -615,7 +614,7 @@ def _layers_decide(phases: da.Array, regions: da.Array, packed: Any, rules: Sequ
     (:func:`volrecon.segment.classifier.decide_in_regions`), chunked.
 
     ``bulk``: the layers with the separator|cathode surface moved towards the anode by the
-    cathode's contact reach (:func:`volrecon.segment.classifier.contact_reach`); the separator's
+    cathode's contact reach (:func:`volrecon.segment.regional.contact_reach`); the separator's
     voxels before it are its bulk (:data:`volrecon.segment.classifier.SEPARATOR_BULK`), where the
     cathode's solids cannot lie either.
 
@@ -1156,7 +1155,7 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
                             smoothing_sigma(smooth_nm, vox))
     if cuts is not None:
         ax_, toward = stack[0], 1 if stack[1] else -1
-        reach_ = regional_contact_reach(smooth_nm, vox, ax_)
+        reach_ = contact_reach(smooth_nm, vox, ax_)
         params["separator_contacts"] = {**cuts, "reach_vox": reach_}
         depth_ = [0, 0, 0]
         depth_[ax_] = reach_ + 1

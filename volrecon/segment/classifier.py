@@ -19,7 +19,6 @@ from numba.extending import intrinsic
 
 from volrecon.errors import InputError, ParameterError
 from volrecon.phases import REGIONS
-from volrecon.segment import regional
 from volrecon.segment.features import FeatureSettings, compute_features, feature_channels, feature_names, feature_reach
 
 FORMAT = "volrecon-pixel-classifier"
@@ -51,7 +50,8 @@ VOTE_ROWS = 16384
 
 SEPARATOR_BULK = "separator_bulk"
 """Decision region of :func:`decide_in_regions`: the separator farther from the separator|cathode
-surface than the cathode's contact reach (:func:`contact_reach`)."""
+surface than the cathode's contact reach (:func:`volrecon.segment.regional.contact_reach` at the
+classifier's finest feature scale)."""
 
 DECISION_REGIONS: Mapping[str, int] = MappingProxyType({**REGIONS, SEPARATOR_BULK: 255})
 """Region name -> value of the regions :func:`decide_in_regions` reads: the layers
@@ -69,35 +69,12 @@ and texture only: frozen electrolyte in the cathode looks like sodium metal, sep
 the SEI; within a detected layer such a label takes the layer's most probable other phase.  The
 cathode's solids (active material, carbon-binder domain) lie in the separator only where the
 cathode meets it: the detected separator|cathode surface follows the interface to a voxel or two,
-so a particle's cap may lie beyond it, within :func:`contact_reach`; farther into the separator
-(:data:`SEPARATOR_BULK`) they are the classifier's errors (the partial-volume grey where the fibre
+so a particle's cap may lie beyond it, within the contact reach
+(:func:`volrecon.segment.regional.contact_reach` at the classifier's finest feature scale); farther
+into the separator (:data:`SEPARATOR_BULK`) they are the classifier's errors (the partial-volume grey where the fibre
 mat meets the electrolyte, and the SEI's edge, read as binder: 8 % of the separator's voxels of
 the real-corrected carbonate 24x192 seed 0 phantom, binder or active).  Labels outside these
 names (renamed or added phases) are never replaced."""
-
-
-def contact_reach(features: FeatureSettings, voxel_size_nm: Sequence[float], axis: int) -> int:
-    """Voxels along the stacking ``axis`` into the separator within which the cathode's solids
-    may lie (beyond them, :data:`SEPARATOR_BULK`).
-
-    The classifier's labels spread a particle's top by its finest feature scale
-    (``features.sigmas_nm``): :func:`volrecon.segment.regional.contact_reach` at that scale.
-
-    Parameters
-    ----------
-    features : FeatureSettings
-        The classifier's feature settings.
-    voxel_size_nm : sequence of float
-        Voxel size (nm) per axis.
-    axis : int
-        The stacking axis.
-
-    Returns
-    -------
-    int
-        Voxels (2 at 10 nm scale and 12.7 nm voxels).
-    """
-    return regional.contact_reach(min(features.sigmas_nm), voxel_size_nm, axis)
 
 
 CHOICE_BITS = 8
