@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
 
+import dask
 import dask.array as da
 import numpy as np
 from scipy import ndimage as ndi
@@ -679,8 +680,6 @@ def _reduced_chunks(arrays: Sequence[da.Array], reduce: Callable[..., Any], rows
     (one shape; cut as the first), with the chunk's ``region``: one pass, every chunk computed once
     (the arrays' chunks shared) and dropped once reduced, so what is held is the reductions and the
     chunks in flight, not the slices they came from."""
-    import dask
-
     first = arrays[0]
     blocks = [a.rechunk(first.chunks).to_delayed(optimize_graph=False) for a in arrays]
     starts = [np.concatenate([[0], np.cumsum(c)]).astype(int) for c in first.chunks]
@@ -693,9 +692,14 @@ def _reduced_chunks(arrays: Sequence[da.Array], reduce: Callable[..., Any], rows
     return list(zip(regions, dask.compute(*tasks)))
 
 
+_PlanePiece = tuple[tuple[slice, slice], np.ndarray, np.ndarray]
+"""One in-plane chunk of a pair slice in :func:`_void_samples`: its (y, x) region, its kept voxels
+(``np.packbits``) and their grey."""
+
+
 def _void_samples(grey: da.Array, labels: da.Array, regions: da.Array, zs: np.ndarray, stride: int,
                   planes: np.ndarray, space: Callable[[np.ndarray, np.ndarray], np.ndarray]
-                  ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], dict[int, list]]:
+                  ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], dict[int, list[_PlanePiece]]]:
     """What the void split's statistics read, in one pass over the chunks (:func:`_reduced_chunks`).
 
     Returned: ``grey[zs, ::stride]``, ``labels[zs, ::stride]`` and ``regions[zs, ::stride]`` (the
@@ -723,7 +727,7 @@ def _void_samples(grey: da.Array, labels: da.Array, regions: da.Array, zs: np.nd
         return picked, kept
 
     rows = np.searchsorted(np.cumsum(grey.chunks[0]), np.concatenate([zs, planes]), side="right")
-    pieces: dict[int, list] = {int(z): [] for z in planes}
+    pieces: dict[int, list[_PlanePiece]] = {int(z): [] for z in planes}
     for region, (picked, kept) in _reduced_chunks([grey, labels, regions], reduce, np.unique(rows)):
         if picked is not None:
             iz, y_at, g, o, r = picked
@@ -734,7 +738,7 @@ def _void_samples(grey: da.Array, labels: da.Array, regions: da.Array, zs: np.nd
     return (g_z, o_z, r_z), pieces
 
 
-def _pore_plane(pieces: Sequence[tuple[tuple[slice, slice], np.ndarray, np.ndarray]],
+def _pore_plane(pieces: Sequence[_PlanePiece],
                 shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """A slice's grey (NaN outside the kept voxels) and the kept voxels, from the pieces of
     :func:`_void_samples`."""
