@@ -71,9 +71,9 @@ cathode's solids (active material, carbon-binder domain) lie in the separator on
 cathode meets it: the detected separator|cathode surface follows the interface to a voxel or two,
 so a particle's cap may lie beyond it, within the contact reach
 (:func:`volrecon.segment.regional.contact_reach` at the classifier's finest feature scale); farther
-into the separator (:data:`SEPARATOR_BULK`) they are the classifier's errors (the partial-volume grey where the fibre
-mat meets the electrolyte, and the SEI's edge, read as binder: 8 % of the separator's voxels of
-the real-corrected carbonate 24x192 seed 0 phantom, binder or active).  Labels outside these
+into the separator (:data:`SEPARATOR_BULK`) they are the classifier's errors (the partial-volume
+grey where the fibre mat meets the electrolyte, and the SEI's edge, read as binder: 8 % of the
+separator's voxels of the real-corrected carbonate 24x192 seed 0 phantom, binder or active).  Labels outside these
 names (renamed or added phases) are never replaced."""
 
 
