@@ -232,7 +232,7 @@ def truth_box(out: Path, true_drift: np.ndarray, truth_shape: tuple[int, ...]) -
         options = record["stages"]["correct"]["params"].get("options", {}).get("apply_drift", {})
         geom = output_geometry(table, (y1 - y0, x1 - x0), options.get("mode", "crop"))
         error = table.shifts - true_drift
-        c = np.round(np.median(error, axis=0))
+        c = np.round(np.median(error, axis=0)) + 0.0  # + 0.0: no -0.0 in the record
         start += -np.asarray(geom["origin"], dtype=float) - c
         note.update(drift_mode=geom["mode"], offset_px=[float(v) for v in c],
                     registration_residual_rms_px=float(np.sqrt(np.mean((error - np.median(error, axis=0)) ** 2))))
