@@ -107,15 +107,16 @@ for name in {stages!r}:
 _res['wall_s'] = time.perf_counter() - t0
 """
 
-# Leaves of metrics.json that are not measurements: units, definitions, the geometry and
-# voxel sizes of what was measured, solver diagnostics, parameters of the analysis and counts
-# of samples taken.  A key with any of these parts is not compared.
 NOT_MEASURED = frozenset({
     "units", "definition", "definitions", "calibration", "voxel_size_nm", "shape", "axis", "connectivity",
     "iterations", "relative_residual", "converged", "levels", "flux_imbalance", "reason", "timings_s", "seconds",
     "samples", "excluded_lines", "sei_thickness_samples", "target_side_nm", "rev_chords", "max_voxels", "capped",
     "by_max_voxels", "reached", "fraction_of_specimen",
 })
+"""Parts of metrics.json keys that are not measurements (units, definitions, the geometry and voxel
+sizes of what was measured, solver diagnostics, parameters of the analysis, counts of samples
+taken): a key with any of them is not compared."""
+
 
 def _repeats(parts: tuple[str, ...]) -> bool:
     """Whether the leaf at ``parts`` repeats another leaf: the 1/nm twins of the 1/m surface
@@ -217,8 +218,7 @@ def truth_box(out: Path, true_drift: np.ndarray, truth_shape: tuple[int, ...]) -
     """
     import tomllib
 
-    from volrecon.correct._registration_table import DriftTable
-    from volrecon.correct.drift import output_geometry
+    from volrecon.correct.drift import DriftTable, output_geometry
     from volrecon.io.omezarr import read_ome_zarr
 
     record = tomllib.loads((out / "run.toml").read_text())
