@@ -3,8 +3,9 @@
 Two measurements:
 - throughput and memory: ``volrecon run`` on phantom stacks of several slice counts at one
   slice size, each in a fresh process (slices/s over the whole run, peak RSS);
-- accuracy: every metric of ``metrics.json`` that the phantom's ``truth.json`` also holds, for
-  both presets, in one table.
+- accuracy: every number of ``metrics.json`` for both presets against the same analysis of the
+  phantom's true labels (cut to the box the drift-corrected run shows) and, where
+  ``truth.json`` has the key, the generator's own figure; grouped by family with relative errors.
 
 Run: ``python benchmarks/pipeline.py --shape 1536x2048 --slices 100 400`` (heavy) or the defaults
 (small, minutes).  Results: ``benchmarks/results/pipeline.{json,md}``.
@@ -17,6 +18,8 @@ import json
 import shutil
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from _common import WORK, machine, median_of, run_child, save
 
@@ -104,31 +107,170 @@ for name in {stages!r}:
 _res['wall_s'] = time.perf_counter() - t0
 """
 
-KEYS = (
-    "regions.cathode.porosity",
-    "regions.cathode.void_fraction",
-    "regions.cathode.void_share_of_pore",
-    "regions.cathode.void_clusters.count",
-    "regions.cathode.void_clusters.largest_fraction",
-    "regions.cathode.phase_fractions.active",
-    "regions.cathode.phase_fractions.binder",
-    "regions.separator.phase_fractions.separator",
-    "regions.anode.phase_fractions.sodium",
-    "regions.anode.sei_thickness_nm.mean",
-    "regions.anode.sei_thickness_nm.median",
-    "regions.anode.sei_thickness_nm.p05",
-    "regions.anode.sei_thickness_nm.p95",
-    "phase_fractions.active",
-    "phase_fractions.collector",
+NOT_MEASURED = frozenset({
+    "units", "definition", "definitions", "calibration", "voxel_size_nm", "shape", "axis", "connectivity",
+    "iterations", "relative_residual", "converged", "levels", "flux_imbalance", "reason", "timings_s", "seconds",
+    "samples", "excluded_lines", "sei_thickness_samples", "target_side_nm", "rev_chords", "max_voxels", "capped",
+    "by_max_voxels", "reached", "fraction_of_specimen",
+})
+"""Parts of metrics.json keys that are not measurements (units, definitions, the geometry and voxel
+sizes of what was measured, solver diagnostics, parameters of the analysis, counts of samples
+taken): a key with any of them is not compared."""
+
+
+def _repeats(parts: tuple[str, ...]) -> bool:
+    """Whether the leaf at ``parts`` repeats another leaf: the 1/nm twins of the 1/m surface
+    areas, the areas and box volumes behind them, the tortuosity factors that
+    ``tortuosity_factor.<phase>.<axis>`` already holds."""
+    last = parts[-1]
+    return (last.endswith("_per_nm") or last.startswith("area_") or last == "volume_nm3"
+            or (last == "tortuosity_factor" and "tortuosity" in parts[:-1]))
+
+
+FAMILIES = (
+    ("fractions", ()),
+    ("pore network", ("void_clusters", "pore_connectivity")),
+    ("transport", ("tortuosity", "tortuosity_factor", "degradation_penalty_macmullin_ratio")),
+    ("sizes and surfaces", ("pore_size", "specific_surface_area", "chord_length_nm")),
+    ("SEI", ("sei_thickness_nm",)),
 )
+"""Families of the metrics, in the page's order, with the key parts that mark each."""
 
 
-def _get(data: dict[str, Any], key: str) -> Any:
-    for part in key.split("."):
-        if not isinstance(data, dict) or part not in data:
-            return None
-        data = data[part]
-    return data
+def family(key: str) -> str:
+    """Family of the flattened metrics.json ``key``: the last of :data:`FAMILIES` whose marks
+    are among its parts (SEI before sizes before transport ...), fractions when none is."""
+    parts = set(key.split("."))
+    return next((name for name, marks in reversed(FAMILIES) if parts & set(marks)), FAMILIES[0][0])
+
+
+def flatten(data: Any, prefix: tuple[str, ...] = ()) -> dict[str, float | bool | None]:
+    """The measured numbers of a metrics.json tree, keyed by their dotted path.
+
+    Numbers, booleans and nulls (a measurement that gave no number: a tortuosity factor of a
+    phase that does not percolate) are kept, strings and lists are not, nor leaves under a
+    :data:`NOT_MEASURED` part or leaves that repeat another (:func:`_repeats`).
+    """
+    if isinstance(data, dict):
+        out: dict[str, float | bool | None] = {}
+        for key, value in data.items():
+            if key not in NOT_MEASURED:
+                out.update(flatten(value, (*prefix, str(key))))
+        return out
+    if (data is None or isinstance(data, (bool, int, float))) and prefix and not _repeats(prefix):
+        return {".".join(prefix): data}
+    return {}
+
+
+def relative_error(measured: float | bool | None, truth: float | bool | None) -> float | None:
+    """``(measured - truth) / |truth|``; None for booleans, nulls and a truth of 0."""
+    if measured is None or truth is None or isinstance(measured, bool) or isinstance(truth, bool) or truth == 0:
+        return None
+    return (measured - truth) / abs(truth)
+
+
+def compare(preset: str, measured: dict[str, Any], truth: dict[str, Any], generator: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per metric that the run's and the truth's metrics.json both hold, a number on at
+    least one side (a null on the other: e.g. a phase that percolates in one only).
+
+    Parameters
+    ----------
+    preset : str
+        Phantom preset (recorded in the rows).
+    measured, truth : dict
+        metrics.json of the run and the analysis of the true labels.
+    generator : dict
+        The phantom's truth.json (the generator's own figures; ``truth_generator`` where it has
+        the key, else None).
+    """
+    m, t, g = flatten(measured), flatten(truth), flatten(generator)
+    return [
+        {"preset": preset, "family": family(key), "metric": key, "measured": m[key], "truth_analysis": t[key],
+         "truth_generator": g.get(key), "rel_error": relative_error(m[key], t[key])}
+        for key in m if key in t and (m[key] is not None or t[key] is not None)
+    ]
+
+
+def truth_box(out: Path, true_drift: np.ndarray, truth_shape: tuple[int, ...]) -> tuple[tuple[slice, ...], dict[str, Any]]:
+    """The box of the phantom's true labels that the run's corrected volume shows.
+
+    The ingest crop (``run.toml`` ``stack.crop``) and the drift correction's output geometry
+    (:func:`volrecon.correct.drift.output_geometry` of ``corrections/drift.csv``) place output
+    pixel ``i`` at input pixel ``i - origin - shift[z]``, and the phantom's acquired slice at
+    ``true - true_drift[z]``: the box starts at ``-origin - c`` with ``c`` the median over the
+    slices of ``shift - true_drift`` (rounded; constant where the registration is exact, its
+    spread is the registration error).
+
+    Parameters
+    ----------
+    out : Path
+        The run folder.
+    true_drift : ndarray, shape (Z, 2)
+        The phantom's drift (``truth/drift.csv``: the shift that registers each acquired slice).
+    truth_shape : tuple of int
+        Shape (Z, Y, X) of the true labels.
+
+    Returns
+    -------
+    tuple
+        The slices (z, y, x) into the true labels and a record (offset, registration residual,
+        whether the box had to be clipped to the phantom).
+    """
+    import tomllib
+
+    from volrecon.correct.drift import DriftTable, output_geometry
+    from volrecon.io.omezarr import read_ome_zarr
+
+    record = tomllib.loads((out / "run.toml").read_text())
+    y0, y1, x0, x1 = record["stack"]["crop"]
+    shape = tuple(read_ome_zarr(out / "image.ome.zarr").data.shape)
+    drift_csv = out / "corrections" / "drift.csv"
+    note: dict[str, Any] = {"ingest_crop": [y0, y1, x0, x1], "run_shape": list(shape)}
+    start = np.array([y0, x0], dtype=float)
+    if drift_csv.is_file():
+        table = DriftTable.from_csv(drift_csv)
+        options = record["stages"]["correct"]["params"].get("options", {}).get("apply_drift", {})
+        geom = output_geometry(table, (y1 - y0, x1 - x0), options.get("mode", "crop"))
+        error = table.shifts - true_drift
+        c = np.round(np.median(error, axis=0)) + 0.0  # + 0.0: no -0.0 in the record
+        start += -np.asarray(geom["origin"], dtype=float) - c
+        note.update(drift_mode=geom["mode"], offset_px=[float(v) for v in c],
+                    registration_residual_rms_px=float(np.sqrt(np.mean((error - np.median(error, axis=0)) ** 2))))
+    lo = [int(v) for v in start]
+    box = [(0, shape[0])] + [(max(0, a), min(n, a + s)) for a, s, n in zip(lo, shape[1:], truth_shape[1:])]
+    note["truth_box"] = [list(b) for b in box]
+    note["clipped"] = [b[1] - b[0] for b in box] != list(shape)
+    return tuple(slice(a, b) for a, b in box), note
+
+
+def analyse_truth(src: Path, out: Path, measured: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """metrics.json of the phantom's true labels in the run's box, as the run's analyze stage measures.
+
+    Same voxel size as the run reports, same analyze options (``run.toml``), the default
+    vocabulary (the true labels mark the frame as the run's do: phase and region ``frame``,
+    excluded from every metric).  Also returns the box record of :func:`truth_box` with the share
+    of voxels whose phase the run got right in that box, the specimen voxels the box leaves out
+    and the tortuosity box each analysis chose.
+    """
+    import tomllib
+
+    from volrecon.analyze import analyze_volume
+    from volrecon.io.omezarr import read_ome_zarr
+    from volrecon.sample import load_truth
+
+    true = load_truth(src, lazy=True)
+    box, note = truth_box(out, true["drift"], tuple(true["labels"].shape))
+    labels, regions = (np.asarray(true[k][box]) for k in ("labels", "regions"))
+    run_labels = np.asarray(read_ome_zarr(out / "image.ome.zarr" / "labels" / "phases").data)
+    if run_labels.shape == labels.shape:
+        note["voxels_same_phase"] = float(np.mean(run_labels == labels))
+    params = tomllib.loads((out / "run.toml").read_text())["stages"]["analyze"].get("params", {})
+    voxel = measured["calibration"]["voxel_size_nm"]
+    truth = analyze_volume(labels, regions, voxel_size_nm=tuple(voxel[a] for a in "zyx"), **params).to_dict()
+    kept = sum(r.get("voxels", 0) for r in truth["regions"].values())
+    note["specimen_voxels_cut"] = int(true["truth"]["voxels"]["specimen"] - kept)
+    note["tortuosity_box"] = {k: m["regions"]["cathode"].get("tortuosity_box") for k, m in (("run", measured), ("truth", truth))}
+    return truth, note
 
 
 def make_phantom(preset: str, slices: int, shape: tuple[int, int], seed: int) -> Path:
@@ -218,11 +360,12 @@ def main() -> None:
 
     speed: list[dict[str, Any]] = []
     accuracy: list[dict[str, Any]] = []
+    boxes: dict[str, dict[str, Any]] = {}
     for n in args.slices:
         src = make_phantom("diglyme", n, shape, seed=0)  # type: ignore[arg-type]
         m = measure(src, WORK / f"{args.name}_out_{n}", args.repeats, STAGES if args.export else RUN_STAGES)
         speed.append({"slices": n, "shape": list(shape), "slices_per_s": n / m["wall_s"], **m})
-        _write(args, shape, speed, accuracy)  # what is measured so far survives an interruption
+        _write(args, shape, speed, accuracy, boxes)  # what is measured so far survives an interruption
 
     for preset in ("diglyme", "carbonate") if args.accuracy_slices else ():
         src = make_phantom(preset, args.accuracy_slices, shape, seed=1)  # type: ignore[arg-type]
@@ -230,14 +373,122 @@ def main() -> None:
         shutil.rmtree(out, ignore_errors=True)
         run_child(RUN.format(src=str(src), out=str(out)))
         metrics = json.loads((out / "metrics.json").read_text())
-        truth = json.loads((src / "truth" / "truth.json").read_text())
-        for key in KEYS:
-            accuracy.append({"preset": preset, "metric": key, "measured": _get(metrics, key), "truth": _get(truth, key)})
-    _write(args, shape, speed, accuracy)
+        truth, boxes[preset] = analyse_truth(src, out, metrics)
+        accuracy += compare(preset, metrics, truth, json.loads((src / "truth" / "truth.json").read_text()))
+    _write(args, shape, speed, accuracy, boxes)
+
+
+def _fmt(value: float | bool | None) -> str:
+    """A table cell: 4 significant digits, — for null."""
+    if value is None:
+        return "—"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _error_cell(row: dict[str, Any]) -> str:
+    """Relative error in %, the absolute difference where the truth is 0, = / ≠ for booleans,
+    or a flag where one side is null."""
+    m, t = row["measured"], row["truth_analysis"]
+    if m is None or t is None:
+        return "**null on one side**"
+    if isinstance(m, bool) or isinstance(t, bool):
+        return "=" if m == t else "**≠**"
+    if row["rel_error"] is None:
+        return "=" if m == t else f"abs {m - t:+.3g}"
+    err = 100 * row["rel_error"]
+    return f"**{err:+.1f} %**" if abs(err) > 20 else f"{err:+.1f} %"
+
+
+BANDS = (0.05, 0.20)
+"""Bounds of the headline's bands of |relative error| (within 5 %, 5-20 %, beyond 20 %)."""
+
+
+def _headline_lines(accuracy: list[dict[str, Any]], presets: list[str]) -> list[str]:
+    """Per family and preset: metrics compared, median |error|, and how many fall in each band of :data:`BANDS`."""
+    lines = ["| family | " + " | ".join(f"{p}: n / median error / ≤{BANDS[0]:.0%} / ≤{BANDS[1]:.0%} / >{BANDS[1]:.0%}"
+                                          for p in presets) + " |",
+             "|---|" + "---:|" * len(presets)]
+    for name, _ in FAMILIES:
+        cells = []
+        for preset in presets:
+            errs = np.abs([r["rel_error"] for r in accuracy
+                           if r["preset"] == preset and r["family"] == name and r["rel_error"] is not None])
+            cells.append(f"{errs.size} / {100 * np.median(errs):.1f} % / {np.sum(errs <= BANDS[0])} / "
+                         f"{np.sum((errs > BANDS[0]) & (errs <= BANDS[1]))} / {np.sum(errs > BANDS[1])}" if errs.size else "—")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+INTRO = (
+    "Every number of the run's `metrics.json` (units, definitions, voxel sizes, shapes, solver diagnostics, sample "
+    "counts and 1/nm or area twins of other numbers left out) against **truth (analysis)**: the same analysis "
+    "(`analyze_volume`, the run's voxel size and analyze options) of the phantom's true labels and regions, cut to "
+    "the box the run's volume shows (the drift correction crops each slice to the part valid in every slice; the "
+    "box is placed by the run's drift table against the phantom's true drift, rounded to whole pixels).  The "
+    "analysis chooses its tortuosity box (where the tortuosity, pore sizes and surface areas are measured) on each "
+    "volume's own regions: the two boxes are listed below.  **generator** is the phantom's own figure "
+    "(`truth.json`) where it has the key: it covers the whole uncropped phantom and measures in its own way (e.g. "
+    "SEI thickness along the surface normal, on the continuous surface).  Error = (measured − truth) / truth of "
+    "the analysis; bold beyond 20 %."
+)
+
+
+def _box_lines(boxes: dict[str, dict[str, Any]], presets: list[str]) -> list[str]:
+    """One line per preset: where the run's volume lies in the true labels, how well it is registered."""
+    lines = []
+    for preset in presets:
+        b = boxes.get(preset, {})
+        same = f"; the run's phase is the true one in {100 * b['voxels_same_phase']:.1f} % of the voxels" if "voxels_same_phase" in b else ""
+        lines.append(
+            f"- {preset}: run volume {b.get('run_shape')} = true labels [z, y, x] {b.get('truth_box')}"
+            + (" (**clipped to the phantom**)" if b.get("clipped") else "")
+            + f"; the crop leaves out {b.get('specimen_voxels_cut')} specimen voxels (the rest it leaves out is frame); drift "
+            f"offset {b.get('offset_px')} px, registration error rms {b.get('registration_residual_rms_px', float('nan')):.2f} px{same}; "
+            f"tortuosity box run {b.get('tortuosity_box', {}).get('run')}, truth {b.get('tortuosity_box', {}).get('truth')}."
+        )
+    return lines
+
+
+def _both_zero(row: dict[str, Any] | None) -> bool:
+    """Whether ``row`` is missing or measures 0 where the truth is 0 (a phase absent from a region)."""
+    return row is None or all(type(row[k]) in (int, float) and row[k] == 0 for k in ("measured", "truth_analysis"))
+
+
+def _accuracy_lines(accuracy: list[dict[str, Any]], boxes: dict[str, dict[str, Any]], title: str) -> list[str]:
+    """The accuracy section: how the truth was made, the headline, one table per family."""
+    presets = list(dict.fromkeys(r["preset"] for r in accuracy))
+    rows = {(r["preset"], r["metric"]): r for r in accuracy}
+    metrics = list(dict.fromkeys(r["metric"] for r in accuracy))
+    zero = [m for m in metrics if all(_both_zero(rows.get((p, m))) for p in presets)]
+    lines = ["", f"## Metrics vs truth ({title})", "", INTRO, "", *_box_lines(boxes, presets)]
+    differ = [f"{r['preset']} {r['metric']} ({_fmt(r['measured'])} vs {_fmt(r['truth_analysis'])})" for r in accuracy
+              if r["rel_error"] is None and r["measured"] != r["truth_analysis"]
+              and (isinstance(r["measured"], bool) or r["measured"] is None or r["truth_analysis"] is None)]
+    lines += ["", "Headline: metrics per family with |error| within 5 %, 5-20 % and beyond 20 % (booleans, nulls and "
+              "truths of 0 not counted).", "", *_headline_lines(accuracy, presets), "",
+              "Flags and nulls that differ (measured vs truth; null = no number, e.g. a phase that does not percolate): "
+              + ("; ".join(differ) if differ else "none") + "."]
+    head = "| metric | " + " | ".join(f"{p} measured | truth (analysis) | error | generator" for p in presets) + " |"
+    for name, _ in FAMILIES:
+        keys = [m for m in metrics if m not in zero and any(rows.get((p, m), {}).get("family") == name for p in presets)]
+        if not keys:
+            continue
+        lines += ["", f"### {name}", "", head, "|---|" + "---:|---:|---:|---:|" * len(presets)]
+        for m in keys:
+            cells = []
+            for p in presets:
+                r = rows.get((p, m))
+                cells += ([_fmt(r["measured"]), _fmt(r["truth_analysis"]), _error_cell(r), _fmt(r["truth_generator"])]
+                          if r else ["—"] * 4)
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    if zero:
+        lines += ["", f"{len(zero)} metrics are 0 in the run and the truth of every preset (phases absent from a "
+                  "region): left out of this page, kept in the json."]
+    return lines
 
 
 def _write(args: argparse.Namespace, shape: tuple[int, ...], speed: list[dict[str, Any]],
-           accuracy: list[dict[str, Any]]) -> None:
+           accuracy: list[dict[str, Any]], boxes: dict[str, dict[str, Any]]) -> None:
     command = "python benchmarks/pipeline.py " + " ".join(__import__("sys").argv[1:])
     lines = [
         "# End-to-end pipeline (volrecon run on phantom slices, frame on, all artefacts)",
@@ -250,10 +501,9 @@ def _write(args: argparse.Namespace, shape: tuple[int, ...], speed: list[dict[st
         *_speed_lines(speed),
     ]
     if accuracy:
-        lines += ["", f"## Metrics vs truth ({args.accuracy_slices} slices, {shape[0]}×{shape[1]})", "", "| preset | metric | measured | truth |", "|---|---|---:|---:|"]
-        fmt = lambda v: "—" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))  # noqa: E731
-        lines += [f"| {a['preset']} | {a['metric']} | {fmt(a['measured'])} | {fmt(a['truth'])} |" for a in accuracy]
-    save(args.name, {"command": command.strip(), "machine": machine(), "speed": speed, "accuracy": accuracy}, "\n".join(lines) + "\n")
+        lines += _accuracy_lines(accuracy, boxes, f"{args.accuracy_slices} slices, {shape[0]}×{shape[1]}")
+    save(args.name, {"command": command.strip(), "machine": machine(), "speed": speed, "accuracy": accuracy,
+                     "accuracy_boxes": boxes}, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
