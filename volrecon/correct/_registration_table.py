@@ -16,7 +16,7 @@ import numpy as np
 
 from volrecon.errors import InputError, ParameterError
 
-ANCHORS = ("frame", "cap", "walls", "roi", "structure", "interpolated")
+ANCHORS = ("frame", "cap", "walls", "roi", "structure", "structure+curtains", "interpolated")
 CSV_COLUMNS = ("slice", "dy", "dx", "quality", "anchor", "expected_residual_px", "flags")
 
 
@@ -36,7 +36,9 @@ class DriftTable:
     anchor : tuple of str, length Z
         What fixed each slice: ``"frame"`` (cap edge and trench walls), ``"cap"`` (cap edge for
         dy only), ``"walls"`` (trench walls for dx only), ``"roi"`` (user-marked region),
-        ``"structure"`` (image correlation only) or ``"interpolated"`` (blank slice).
+        ``"structure"`` (image correlation only), ``"structure+curtains"`` (image correlation,
+        dx's slow part from the curtain stripes, which are fixed in the specimen) or
+        ``"interpolated"`` (blank slice).
     expected_residual_px : ndarray, shape (Z,)
         One-sigma expected error per axis of each row, in pixels, from the uncertainties of the
         measurements that fixed it (structure-only rows include the ~1 px floor that inclined

@@ -1,0 +1,514 @@
+"""Curtain stripes as a depth-invariant x reference for frameless drift registration.
+
+Curtaining stripes are milled into the face by the ion beam below top-surface and dense
+features: vertical, fixed in the *specimen* frame, and persisting over tens to hundreds of
+slices while the content between them changes from slice to slice. Their column position is
+therefore a reference for dx much like a trench wall, one that an image-only estimator on the
+content does not have: the content's own mean motion (rods all leaning one way) is a steady
+rate the tile consensus cannot tell from drift, whereas two slices far apart share their
+curtains but not their content.
+
+Three steps, all measured on the data:
+
+1. :func:`stripe_profile` -- per slice, in the streaming pass: the structure region divided by
+   its mean (brightness steps), band-passed along x at the stripes' scale (a difference of
+   Gaussians, ``STRIPE_SMOOTH_PX`` to ``STRIPE_BACKGROUND_PX``; shading and the content's large
+   features go), winsorised at ``WINSOR`` robust sigmas (bright edges of the content do not
+   dominate) and averaged along y (the stripes add up, the content averages out). ``W`` floats
+   per slice.
+2. :func:`profile_correlation` / :func:`choose_baselines` -- the peak correlation of two
+   slices' profiles near the current trajectory's difference, against the off-peak maxima of the
+   same correlation (its null). Its median over pairs decays with the slice distance while the
+   content decorrelates and then levels off where only the curtains are shared; the baselines
+   start at three e-folding lengths of that decay. The anchor is skipped where nothing decays
+   (static content, whose long pairs the structure estimate already uses), or where the long pairs'
+   mean peak is not ``SIGNIFICANCE`` standard errors above the mean of their nulls (no
+   persistent stripes), counting one independent pair per decorrelation length.
+3. :func:`solve_correction` -- a correction ``c`` of the trajectory's dx: its steps are a random
+   walk (the current trajectory's short-range shape is kept up to that), the long pairs
+   measure ``c[b] - c[a]``, each with a variance from its peak's correlation. The step variance
+   and the pairs' scale are the restricted maximum-likelihood ones (a grid over their ratio,
+   each pair counted as one over the decorrelation length of an independent one); Huber
+   reweighting, pairs beyond ``REJECT`` robust sigmas rejected. Where the pairs carry nothing
+   the step variance goes to ~0 and the trajectory stays as it was.
+
+Stripes fixed in the *detector* frame (not curtains) would pull dx toward no drift; the peak is
+searched only within a few expected errors of the current trajectory's difference
+(:func:`search_half_width`), which keeps them out only where the drift over a baseline is larger.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+from scipy import ndimage
+
+#: Gaussian sigma (px) of the background removed along x: curtain stripes are 0.8-3 px wide
+#: (Gaussian sigma), so a background of twice the widest keeps them and drops shading and most
+#: of the content's area
+STRIPE_BACKGROUND_PX = 6.0
+#: Gaussian sigma (px) of the smoothing along x: pixel noise above the narrowest stripes' scale
+STRIPE_SMOOTH_PX = 0.7
+#: band-passed pixels are clipped at this many robust sigmas before the row average
+WINSOR = 3.0
+#: correlation upsampling factor before the parabolic sub-pixel peak fit
+UPSAMPLE = 4
+#: the first baseline is this many e-folding lengths of the content's decorrelation
+DECORRELATION_LENGTHS = 3.0
+#: ratio between successive baselines, and the longest as a share of the stack
+BASELINE_RATIO = 1.6
+LONGEST_SHARE = 0.6
+#: at most this many baselines (the shortest ones): a bound on the pairs' cost on long stacks;
+#: the 200-slice phantoms use 4-5
+MOST_BASELINES = 5
+#: Huber constant and rejection limit, in robust sigmas of the pairs' normalised residuals
+HUBER = 1.5
+REJECT = 4.0
+#: fewest long pairs a solve needs
+MIN_PAIRS = 20
+
+
+def stripe_profile(region: np.ndarray) -> np.ndarray:
+    """Column profile of the vertical stripes of one slice's structure region.
+
+    Parameters
+    ----------
+    region : ndarray, shape (Y, X)
+        The slice's structure region (data bar, static rows and frame already excluded).
+
+    Returns
+    -------
+    ndarray, shape (X,), float32
+        Band-passed, winsorised row mean; zeros for a flat region.
+    """
+    data = np.asarray(region, dtype=np.float32)
+    level = float(np.mean(data))
+    if not math.isfinite(level) or level == 0.0:
+        return np.zeros(data.shape[1], dtype=np.float32)
+    data = data / level
+    band = ndimage.gaussian_filter1d(data, STRIPE_SMOOTH_PX, axis=1) - ndimage.gaussian_filter1d(
+        data, STRIPE_BACKGROUND_PX, axis=1
+    )
+    sample = band[:: max(1, band.shape[0] // 64)]
+    spread = 1.4826 * float(np.median(np.abs(sample - np.median(sample))))
+    if spread > 0:
+        np.clip(band, -WINSOR * spread, WINSOR * spread, out=band)
+    return band.mean(axis=0).astype(np.float32)
+
+
+class ProfileSpectra:
+    """Windowed, zero-padded spectra of the profiles, for pair correlations.
+
+    Parameters
+    ----------
+    profiles : sequence of ndarray or None
+        One profile per slice (None: blank slice).
+    """
+
+    def __init__(self, profiles: Sequence[np.ndarray | None]) -> None:
+        widths = {p.size for p in profiles if p is not None}
+        if len(widths) != 1:
+            raise ValueError("profiles need one common width")
+        self.width = widths.pop()
+        window = np.hanning(self.width)
+        self.spectra: list[np.ndarray | None] = []
+        self.norms = np.zeros(len(profiles))
+        for z, p in enumerate(profiles):
+            if p is None:
+                self.spectra.append(None)
+                continue
+            w = (p - p.mean()) * window
+            self.norms[z] = float(np.sqrt(np.sum(w * w)))
+            self.spectra.append(np.fft.rfft(w, 2 * self.width))
+
+    def valid(self, z: int) -> bool:
+        """True where slice ``z`` has a non-flat profile."""
+        return self.spectra[z] is not None and self.norms[z] > 0
+
+    def correlation(self, a: int, b: int, reach: int) -> tuple[np.ndarray, np.ndarray]:
+        """Normalised cross-correlation of profiles ``a`` and ``b`` on lags ``-reach..reach`` px.
+
+        Returns the lags (step ``1 / UPSAMPLE`` px) and the correlation; a peak at lag ``m``
+        means the stripes of ``b`` lie ``m`` px right of those of ``a``.
+        """
+        size = 2 * self.width * UPSAMPLE
+        full = np.fft.irfft(self.spectra[b] * np.conj(self.spectra[a]), n=size) * UPSAMPLE
+        full /= self.norms[a] * self.norms[b]
+        k = int(reach) * UPSAMPLE
+        index = np.arange(-k, k + 1)
+        return index / UPSAMPLE, full[index % size]
+
+
+@dataclass(frozen=True)
+class PairShift:
+    """One pair's curtain shift in the drift table's convention, with its evidence."""
+
+    a: int
+    b: int
+    shift: float  # table dx[b] - dx[a]
+    rho: float  # peak correlation
+    null: np.ndarray  # off-peak maxima of the same correlation (windows of the same width)
+
+
+def pair_shift(spectra: ProfileSpectra, a: int, b: int, expected: float, half: float) -> PairShift:
+    """The curtains' shift between slices ``a`` and ``b`` near the expected table difference.
+
+    Parameters
+    ----------
+    spectra : ProfileSpectra
+        The slices' profile spectra.
+    a, b : int
+        The slices.
+    expected : float
+        The current trajectory's ``dx[b] - dx[a]`` (table convention).
+    half : float
+        Half-width (px) of the searched window around it.
+
+    Returns
+    -------
+    PairShift
+        Sub-pixel peak (parabola on the upsampled correlation), its correlation and the maxima
+        of the other windows of the same width within a quarter of the profile (the null).
+    """
+    width = 2 * half + 1.0 / UPSAMPLE
+    reach = int(math.ceil(abs(expected) + max(spectra.width // 4, 4 * width)))
+    lags, corr = spectra.correlation(a, b, reach)
+    centre = -expected  # content moved by m -> registering shift -m
+    inside = np.abs(lags - centre) <= half
+    i = int(np.flatnonzero(inside)[np.argmax(corr[inside])])
+    offset = 0.0
+    if 0 < i < corr.size - 1:
+        den = corr[i - 1] - 2 * corr[i] + corr[i + 1]
+        if den < 0:
+            offset = float(np.clip(0.5 * (corr[i - 1] - corr[i + 1]) / den, -0.5, 0.5))
+    lag = float(lags[i] + offset / UPSAMPLE)
+    step = int(round(width * UPSAMPLE))
+    far = np.abs(lags - centre) > half + width
+    null = [w.max() for w in _runs(corr, far, step)]
+    return PairShift(a, b, -lag, float(corr[i]), np.asarray(null, dtype=float))
+
+
+def _runs(values: np.ndarray, keep: np.ndarray, step: int) -> list[np.ndarray]:
+    """Consecutive non-overlapping windows of ``step`` samples where ``keep`` holds."""
+    out = []
+    for part in np.split(np.arange(values.size), np.flatnonzero(np.diff(keep.astype(int))) + 1):
+        if part.size and keep[part[0]]:
+            out += [values[part[s : s + step]] for s in range(0, part.size - step + 1, step)]
+    return out
+
+
+def profile_correlation(
+    spectra: ProfileSpectra, dx: np.ndarray, lags: Sequence[int], half: float, per_lag: int = 64
+) -> dict[int, dict[str, float]]:
+    """Median peak correlation of profile pairs against their slice distance.
+
+    Parameters
+    ----------
+    spectra : ProfileSpectra
+        The profiles.
+    dx : ndarray, shape (Z,)
+        Current trajectory (table convention), centring each pair's search window.
+    lags : sequence of int
+        Slice distances to measure.
+    half : float
+        Search half-width (px).
+    per_lag : int
+        At most this many pairs per distance (evenly spread over the stack).
+
+    Returns
+    -------
+    dict
+        Per distance: ``rho`` (median peak) and ``pairs``.
+    """
+    out = {}
+    n = dx.size
+    for lag in lags:
+        starts = [a for a in range(n - lag) if spectra.valid(a) and spectra.valid(a + lag)]
+        if not starts:
+            continue
+        starts = [starts[i] for i in np.unique(np.linspace(0, len(starts) - 1, min(per_lag, len(starts))).astype(int))]
+        found = [pair_shift(spectra, a, a + lag, float(dx[a + lag] - dx[a]), half) for a in starts]
+        out[int(lag)] = {"rho": float(np.median([f.rho for f in found])), "pairs": len(found)}
+    return out
+
+
+def lag_grid(n: int) -> list[int]:
+    """Slice distances 1, 2, 3, 4, 6, 8, 12, ... up to half the stack."""
+    out, v = [], 1
+    while v <= n // 2:
+        out.append(v)
+        v = v + 1 if v < 4 else int(round(v * 1.5))
+    return out
+
+
+def choose_baselines(curve: dict[int, dict[str, float]], n: int) -> tuple[list[int], dict[str, Any]]:
+    """Baselines beyond the content's decorrelation, where only the curtains correlate.
+
+    ``rho(L)`` decays from its neighbour value to the plateau (median over the distances in the
+    upper half of the measured range, the curtains) with the content; the e-folding length ``l``
+    is the first distance where the excess over the plateau has fallen below ``1/e`` of the
+    neighbours'. Baselines run from ``DECORRELATION_LENGTHS * l`` by ``BASELINE_RATIO`` up to
+    ``LONGEST_SHARE`` of the stack, at most ``MOST_BASELINES`` of them.
+
+    Returns
+    -------
+    tuple
+        The baselines (empty: the stack is too short) and what was measured.
+    """
+    lags = sorted(curve)
+    rho = np.array([curve[k]["rho"] for k in lags])
+    upper = [i for i, k in enumerate(lags) if k >= lags[-1] / 2]
+    plateau = float(np.median(rho[upper]))
+    excess = rho - plateau
+    below = [k for k, e in zip(lags, excess) if e <= excess[0] / math.e]
+    length = float(below[0]) if below else float(lags[-1])
+    first = max(2, int(math.ceil(DECORRELATION_LENGTHS * length)))
+    chosen, v = [], float(first)
+    while v <= LONGEST_SHARE * n and len(chosen) < MOST_BASELINES:
+        chosen.append(int(round(v)))
+        v *= BASELINE_RATIO
+    info = {"decorrelation_slices": length, "plateau_rho": plateau, "neighbour_rho": float(rho[0])}
+    return chosen, info
+
+
+def measure_pairs(
+    spectra: ProfileSpectra, dx: np.ndarray, baselines: Sequence[int], half: float
+) -> list[PairShift]:
+    """Every pair ``(a, a + L)`` of valid slices for each baseline ``L``."""
+    out = []
+    for lag in baselines:
+        for a in range(dx.size - lag):
+            if spectra.valid(a) and spectra.valid(a + lag):
+                out.append(pair_shift(spectra, a, a + lag, float(dx[a + lag] - dx[a]), half))
+    return out
+
+
+@dataclass(frozen=True)
+class Correction:
+    """The solve's correction of dx and what it measured."""
+
+    correction: np.ndarray  # (Z,) added to dx
+    remaining: np.ndarray  # (Z,) posterior / prior sd of the correction: the share of dx's error left
+    rejected: np.ndarray  # (P,) bool
+    step_sigma_px: float
+    pair_sigma_px: float  # median pair sigma
+
+
+def solve_correction(
+    pairs: Sequence[PairShift], dx: np.ndarray, correlated: float = 1.0, iterations: int = 6
+) -> Correction:
+    """Correction ``c`` of ``dx`` from the long curtain pairs, the steps of ``dx`` kept as a prior.
+
+    Model: ``c[z + 1] - c[z] ~ N(0, q)`` (the current steps' error) and, per pair,
+    ``c[b] - c[a] = shift - (dx[b] - dx[a]) + e``, ``e ~ N(0, s2 v_i)`` with
+    ``v_i = (1 - rho_i^2) / rho_i^2`` (a weaker peak locates worse). ``q / s2`` is chosen by
+    restricted maximum likelihood on a grid, ``s2`` follows in closed form; Huber weights on
+    the normalised residuals, pairs beyond ``REJECT`` robust sigmas dropped.
+
+    Parameters
+    ----------
+    pairs : sequence of PairShift
+        Long-baseline pairs.
+    dx : ndarray, shape (Z,)
+        Current trajectory's dx.
+    correlated : float
+        Consecutive pairs of one baseline share content whose profiles are alike over this
+        many slices (the content's decorrelation length), so their errors are alike too: each
+        pair counts as ``1 / correlated`` of an independent one in the likelihood (otherwise
+        the solve reads their common error as a wander of the drift).
+    iterations : int
+        Reweighting rounds.
+
+    Returns
+    -------
+    Correction
+    """
+    n = dx.size
+    a = np.array([p.a for p in pairs])
+    b = np.array([p.b for p in pairs])
+    y = np.array([p.shift for p in pairs]) - (dx[b] - dx[a])
+    rho = np.clip(np.array([p.rho for p in pairs]), 0.05, 0.99)
+    v = (1 - rho**2) / rho**2
+    m = y.size
+    rows = np.r_[np.arange(m), np.arange(m)]
+    design = sp.csr_matrix((np.r_[np.ones(m), -np.ones(m)], (rows, np.r_[b, a])), shape=(m, n))
+    diff = sp.diags([-np.ones(n - 1), np.ones(n - 1)], [0, 1], shape=(n - 1, n)).tocsr()
+    gauge = sp.csr_matrix(np.ones((1, n)))
+    weights = np.ones(m)
+    keep = np.ones(m, dtype=bool)
+    ratio = 1.0
+    for _ in range(iterations + 1):
+        w = keep * weights / (v * correlated)
+        ratio, s2, c, normal = _reml(design, diff, gauge, y, w, correlated)
+        r = (design @ c - y) / np.sqrt(s2 * v)
+        scale = max(1.4826 * float(np.median(np.abs(r[keep]))), 1e-9)
+        u = np.abs(r) / scale
+        weights = np.minimum(1.0, HUBER / np.maximum(u, 1e-12))
+        keep = u <= REJECT
+    prior = (diff.T @ diff) / ratio + gauge.T @ gauge
+    remaining = np.clip(_posterior_sd(normal) / np.maximum(_posterior_sd(prior.tocsc()), 1e-12), 0.0, 1.0)
+    step = math.sqrt(ratio * s2)
+    return Correction(c - c.mean(), remaining, ~keep, step, float(np.sqrt(s2 * np.median(v[keep]))))
+
+
+def _reml(
+    design: sp.csr_matrix,
+    diff: sp.csr_matrix,
+    gauge: sp.csr_matrix,
+    y: np.ndarray,
+    w: np.ndarray,
+    correlated: float,
+) -> tuple[float, float, np.ndarray, sp.csc_matrix]:
+    """Best step-to-pair variance ratio (grid), its pair scale, solution and normal matrix."""
+    m = float(np.count_nonzero(w)) / correlated
+    wd = design.T @ sp.diags(w)
+    data = wd @ design
+    rhs = wd @ y
+    best = None
+    for ratio in np.logspace(-7, 1, 33):
+        normal = (data + (diff.T @ diff) / ratio + gauge.T @ gauge).tocsc()
+        lu = spla.splu(normal)
+        c = lu.solve(rhs)
+        fit = float(np.sum(w * (design @ c - y) ** 2) + np.sum((diff @ c) ** 2) / ratio)
+        s2 = fit / max(m, 1.0)
+        logdet = float(np.sum(np.log(np.abs(lu.U.diagonal()))) + np.sum(np.log(np.abs(lu.L.diagonal()))))
+        # -2 log L up to constants: data fit, the random walk's n - 1 steps, the information
+        nll = m * math.log(s2) + (diff.shape[0]) * math.log(ratio) + logdet
+        if best is None or nll < best[0]:
+            best = (nll, ratio, s2, c, normal)
+    return best[1], best[2], best[3], best[4]
+
+
+def _posterior_sd(normal: sp.csc_matrix) -> np.ndarray:
+    """Square root of the diagonal of the inverse normal matrix (sd in units of the pairs' scale)."""
+    n = normal.shape[0]
+    inverse = spla.splu(normal).solve(np.eye(n))
+    return np.sqrt(np.clip(np.diag(inverse), 0, None))
+
+
+#: the long pairs' mean peak must exceed the mean of their off-peak maxima (windows of the same
+#: width, the null) by this many standard errors, counting one independent pair per content
+#: decorrelation length (one-sided ~2 % false alarms; the solve is self-limiting besides: where
+#: the pairs are noise its step sigma goes to ~0 and the trajectory stays, measured on 512 px
+#: phantoms whose curtains the window misses)
+SIGNIFICANCE = 2.0
+
+
+#: a correction smaller than this (px RMS) is not applied, and the rows keep their labels
+NEGLIGIBLE_PX = 0.01
+
+
+def significance(pairs: Sequence[PairShift], correlated: float) -> tuple[float, float, float]:
+    """How far the pairs' mean peak stands above their null, in standard errors.
+
+    Parameters
+    ----------
+    pairs : sequence of PairShift
+        Long-baseline pairs.
+    correlated : float
+        Content decorrelation length (slices): consecutive pairs count as one independent.
+
+    Returns
+    -------
+    tuple of float
+        Standard errors (NaN without a null), mean peak, mean off-peak maximum.
+    """
+    peaks = np.array([p.rho for p in pairs])
+    null = np.concatenate([p.null for p in pairs]) if pairs else np.zeros(0)
+    if null.size < 2 or not np.std(null) > 0:
+        return math.nan, float(np.mean(peaks)) if peaks.size else math.nan, math.nan
+    effective = len(pairs) / max(correlated, 1.0)
+    z = (float(np.mean(peaks)) - float(np.mean(null))) / float(np.std(null)) * math.sqrt(effective)
+    return z, float(np.mean(peaks)), float(np.mean(null))
+
+
+def search_half_width(expected_px: float, width: int) -> float:
+    """Half-width (px) of each pair's peak search around the current trajectory's difference.
+
+    Three sigmas of the difference of two slices' errors (``2**0.5`` times the measured
+    per-slice expected error of the trajectory), at least 2 px, at most an eighth of the profile.
+    """
+    return float(np.clip(3.0 * math.sqrt(2.0) * expected_px, 2.0, width / 8.0))
+
+
+def anchor_dx(
+    profiles: Sequence[np.ndarray | None], dx: np.ndarray, expected_px: float
+) -> tuple[Correction | None, dict[str, Any]]:
+    """Measure the curtains' correction of a frameless trajectory's dx, or say why not.
+
+    Parameters
+    ----------
+    profiles : sequence of ndarray or None
+        :func:`stripe_profile` of every slice (None: blank slice).
+    dx : ndarray, shape (Z,)
+        The current trajectory's dx (table convention).
+    expected_px : float
+        Its measured per-slice expected error (px), which sets the peak search window.
+
+    Returns
+    -------
+    tuple
+        The :class:`Correction` (None when skipped) and ``metadata["curtains"]``: ``ran``,
+        ``reason`` when not, the decorrelation measured, ``baselines``, ``pairs``,
+        ``pairs_rejected``, ``significance`` (standard errors, :func:`significance`),
+        ``step_sigma_px``, ``pair_sigma_px``, ``correction_rms_px`` and ``error_left`` (RMS
+        share of the dx error the solve leaves, posterior over prior).
+    """
+    n = dx.size
+    usable = [p for p in profiles if p is not None and np.any(p)]
+    if len(usable) < 3:
+        return None, {"ran": False, "reason": f"{len(usable)} slices with a stripe profile: too few"}
+    spectra = ProfileSpectra(profiles)
+    half = search_half_width(expected_px, spectra.width)
+    curve = profile_correlation(spectra, dx, lag_grid(n), half)
+    if not curve:
+        return None, {"ran": False, "reason": "no two neighbouring slices with a stripe profile"}
+    baselines, decay = choose_baselines(curve, n)
+    meta: dict[str, Any] = {"ran": False, "search_half_px": half, **decay, "baselines": baselines}
+    if decay["decorrelation_slices"] <= 1:
+        meta["reason"] = (
+            f"the profiles do not decorrelate (neighbours {decay['neighbour_rho']:.2f}, long baselines "
+            f"{decay['plateau_rho']:.2f}): what persists is the content itself, which the structure estimate "
+            "already uses, not stripes to tell from it"
+        )
+        return None, meta
+    pairs = measure_pairs(spectra, dx, baselines, half)
+    if len(pairs) < MIN_PAIRS:
+        meta["reason"] = (
+            f"{n} slices: {len(pairs)} pairs beyond the content's decorrelation "
+            f"({decay['decorrelation_slices']:.0f} slices), fewer than {MIN_PAIRS}"
+        )
+        return None, meta
+    z, peak, null = significance(pairs, decay["decorrelation_slices"])
+    meta.update(pairs=len(pairs), peak_rho=peak, null_rho=null, significance=z)
+    if not z >= SIGNIFICANCE:
+        meta["reason"] = (
+            f"no persistent stripes: the long pairs' mean peak {peak:.3f} against {null:.3f} off the peak "
+            f"({z:.1f} standard errors, {SIGNIFICANCE:.0f} needed)"
+        )
+        return None, meta
+    result = solve_correction(pairs, dx, decay["decorrelation_slices"])
+    moved = float(np.sqrt(np.mean(result.correction**2)))
+    if moved < NEGLIGIBLE_PX:
+        meta.update(step_sigma_px=result.step_sigma_px, pair_sigma_px=result.pair_sigma_px)
+        meta["reason"] = (
+            f"the long pairs add nothing (most likely step sigma {result.step_sigma_px:.3f} px, correction "
+            f"{moved:.4f} px RMS): the trajectory stands"
+        )
+        return None, meta
+    meta.update(
+        ran=True,
+        reason=None,
+        pairs_rejected=int(result.rejected.sum()),
+        step_sigma_px=result.step_sigma_px,
+        pair_sigma_px=result.pair_sigma_px,
+        correction_rms_px=moved,
+        error_left=float(np.sqrt(np.mean(result.remaining**2))),
+    )
+    return result, meta
