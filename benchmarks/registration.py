@@ -237,17 +237,19 @@ def sitk_chained(stack: np.ndarray) -> np.ndarray:
 # volrecon's methods return the DriftTable: its expected residual is reported next to the measured one
 METHODS: dict[str, Callable[[np.ndarray], Any]] = {
     "volrecon (default: frame if found)": lambda s: estimate_drift(s),
-    # the tile consensus as measured before the object refinement became the default (round reg9)
-    "volrecon anchor='none' (structure only)": lambda s: estimate_drift(s, anchor="none", objects=False),
+    # the tile consensus as measured before the object refinement (round reg9) and the curtain
+    # anchor (round curtanchor) became the default
+    "volrecon anchor='none' (structure only)": lambda s: estimate_drift(s, anchor="none", objects=False,
+                                                                        curtains=False),
     "volrecon anchor='none', tiles=0 (one global correlation)": lambda s: estimate_drift(s, anchor="none", tiles=0,
-                                                                                        objects=False),
+                                                                                        objects=False, curtains=False),
     "pystackreg TRANSLATION (previous)": pystackreg_translation,
     "skimage phase_cross_correlation chained": skimage_chained,
     "skimage phase_cross_correlation chained, Tukey-tapered": lambda s: skimage_chained(s, taper=True),
     "SimpleITK Mattes MI chained": sitk_chained,
 }
-OBJECTS_ROW = "volrecon anchor='none', objects=True (per-object kinematics, the default without frame)"
-METHODS[OBJECTS_ROW] = lambda s: estimate_drift(s, anchor="none", objects=True)
+OBJECTS_ROW = "volrecon anchor='none', objects=True, curtains=False (per-object kinematics, no curtain anchor)"
+METHODS[OBJECTS_ROW] = lambda s: estimate_drift(s, anchor="none", objects=True, curtains=False)
 METHODS[CONTENT_ROW] = METHODS["volrecon anchor='none' (structure only)"]
 for _name in CONTENT_CLASSES:
     METHODS[class_row(_name)] = METHODS["volrecon anchor='none' (structure only)"]
@@ -363,7 +365,7 @@ def main() -> None:
                              "binder, voids, the layer interfaces, all but the interfaces) of the zero-drift "
                              "stack: which content the structure-only estimate follows")
     parser.add_argument("--objects", action="store_true",
-                        help="add the per-object kinematics row (estimate_drift(objects=True), the default without frame; the "
+                        help="add the per-object kinematics row without the curtain anchor (estimate_drift(objects=True, curtains=False)); the "
                              "structure-only rows are the tile consensus, objects=False; ~2x its cost)")
     parser.add_argument("--crop-databar", action="store_true",
                         help="give every method the stack without its data bar, as volrecon's ingest does "
