@@ -405,7 +405,7 @@ BANDS = (0.05, 0.20)
 
 def _headline_lines(accuracy: list[dict[str, Any]], presets: list[str]) -> list[str]:
     """Per family and preset: metrics compared, median |error|, and how many fall in each band of :data:`BANDS`."""
-    lines = ["| family | " + " | ".join(f"{p}: n / median error / ≤{BANDS[0]:.0%} / ≤{BANDS[1]:.0%} / >{BANDS[1]:.0%}"
+    lines = ["| family | " + " | ".join(f"{p}: n / median error / ≤{BANDS[0]:.0%} / {BANDS[0]:.0%}-{BANDS[1]:.0%} / >{BANDS[1]:.0%}"
                                           for p in presets) + " |",
              "|---|" + "---:|" * len(presets)]
     for name, _ in FAMILIES:

@@ -181,8 +181,6 @@ def test_separator_bulk_on_a_cathode_first_stack(diglyme):
     bulk = separator & (rows > h[:, None, :] + reach)
     assert bulk.sum() > 0.5 * separator.sum()
     assert not (solids & bulk).any()
-    # within the contact reach the classifier's solids stay (the replacement is one-sided)
-    assert (solids & separator & ~bulk).any()
     dice = 2 * ((p == n["separator"]) & (labels == PHASES["separator"])).sum() / (
         (p == n["separator"]).sum() + (labels == PHASES["separator"]).sum())
     assert dice > 0.93  # 0.953 measured (anode first: 0.964)
