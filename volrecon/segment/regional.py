@@ -771,9 +771,13 @@ def sei_outer_surface(
     thickness of the specimen columns around them.
 
     Only the anode band (from the sodium surface to ``separator|cathode``) is read, in slabs of
-    about ``slab_voxels`` along the first lateral axis with enough overlap for the filters: the
-    result does not depend on ``slab_voxels`` (bit for bit), and memory is bounded by it and by
-    ``reference_voxels``, not by the volume.  The reference block reads the whole band (the
+    about ``slab_voxels`` along the first lateral axis with enough overlap for the filters, each
+    filtered a block of columns at a time (about ``slab_voxels`` again with the filters' context
+    columns): the result does not depend on ``slab_voxels`` (bit for bit), and memory is bounded
+    by it and by ``reference_voxels``, not by the volume (a slab holds at least
+    ``_MIN_CORE_PER_PAD`` overlaps of rows whatever ``slab_voxels``: its grey values and specimen
+    mask, as read, span that many rows of all the columns; the filters' float working arrays span
+    a block).  The reference block reads the whole band (the
     separator's levels come from its far half); the slabs read their grey values only as far
     beyond their columns' sodium surface as the crossing and the edges look (``max_ratio * t0 + 2``
     voxels, the windows' and the filters' reach beyond), not through the separator (their specimen
@@ -1223,8 +1227,9 @@ def sodium_surface(
     rise where a column never reaches it.  The search stops at ``separator|cathode``.
 
     Only the anode band (the anode end to ``separator|cathode``) is read, in slabs of about
-    ``slab_voxels`` along the first lateral axis with the filters' overlap: the result does not
-    depend on ``slab_voxels`` and memory is bounded by it.
+    ``slab_voxels`` along the first lateral axis with the filters' overlap, filtered a block of
+    columns at a time (:func:`_specimen_grey`): the result does not depend on ``slab_voxels`` and
+    memory is bounded by it.
 
     ``film_voxels`` (deprecated): the former name of ``film_nm``, in voxels along the stacking
     axis; converted with the voxel size.
