@@ -1180,7 +1180,7 @@ def _specimen_grey(img: np.ndarray, ph: np.ndarray, frame_value: int | None, sig
     valid = ph != 0
     if frame_value is not None:
         valid &= ph != frame_value
-    out = np.empty((len(range(*rows.indices(img.shape[0]))), *img.shape[1:]), np.float32)
+    out = np.empty(img[rows].shape, np.float32)
     for b0, b1, q0, q1 in _slabs(img.shape[1], img.shape[0] * img.shape[2], gaussian_reach(sig[1]), tile_voxels):
         blk = (slice(None), slice(q0, q1))
         out[:, b0:b1] = specimen_filter(img[blk], valid[blk], sig, region=(rows, slice(b0 - q0, b1 - q0), slice(None)))
