@@ -28,7 +28,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from volrecon.phases import REGIONS
-from volrecon.segment._smooth import gaussian
+from volrecon.segment._smooth import gaussian, smooth_region
 from volrecon.segment.layers import (EDGE_RIM_NM, RIM_MAX_RMS, Layers, gaussian_reach, move_interface, reference_rim_fit,
                                      released_slabs, rim_half_width_vox, rim_offsets, sample_columns, slab_rows,
                                      steepest_step)
@@ -162,7 +162,20 @@ def _anode_first(h: Any, layers: Layers) -> np.ndarray:
     return h if layers.anode_first else layers.length - h
 
 
-def specimen_filter(values: np.ndarray, valid: np.ndarray | None, sigma: Sequence[float] | float) -> np.ndarray:
+def _filtered(a: np.ndarray, sigma: Sequence[float] | float, region: tuple[slice, ...] | None) -> np.ndarray:
+    """:func:`volrecon.segment._smooth.gaussian` of ``a`` (``mode="nearest"``) over ``region`` alone
+    (the whole array when None): bit for bit the whole array's filter there, in less time and memory."""
+    if region is None or a.dtype != np.float32 or a.ndim != 3:
+        out = gaussian(a, sigma, mode="nearest", truncate=_TRUNCATE)
+        return out if region is None else out[region]
+    sig = [float(sigma)] * 3 if np.ndim(sigma) == 0 else [float(s) for s in sigma]  # type: ignore[arg-type]
+    whole = tuple(slice(0, n) for n in a.shape)
+    cut = tuple(slice(*r.indices(n)[:2]) for r, n in zip(region, a.shape))
+    return smooth_region(a, sig, whole, cut, truncate=_TRUNCATE, mode="nearest")
+
+
+def specimen_filter(values: np.ndarray, valid: np.ndarray | None, sigma: Sequence[float] | float,
+                    region: tuple[slice, ...] | None = None) -> np.ndarray:
     """Gaussian average of ``values`` over the ``valid`` voxels only (normalised convolution).
 
     The face's frame (cap, trench walls) and the walls' rim shell
@@ -171,18 +184,20 @@ def specimen_filter(values: np.ndarray, valid: np.ndarray | None, sigma: Sequenc
     Averaged over the valid voxels alone, every voxel (an invalid one too, from the valid voxels
     around it) reads the specimen's own level; a voxel with under :data:`_MIN_WEIGHT` of valid
     weight within reach (deep in the frame) keeps its plain average.  ``valid`` None: a plain Gaussian.
+    ``region`` (3 slices, within the array; None: the whole array): only those voxels are
+    computed and returned, bit for bit what the whole array's filter holds there.
     """
     v = np.asarray(values, dtype=np.float32)
     if valid is None:
-        return gaussian(v, sigma, mode="nearest", truncate=_TRUNCATE)
-    w = gaussian(valid.astype(np.float32), sigma, mode="nearest", truncate=_TRUNCATE)
-    g = gaussian(np.where(valid, v, np.float32(0)), sigma, mode="nearest", truncate=_TRUNCATE)
+        return _filtered(v, sigma, region)
+    w = _filtered(valid.astype(np.float32), sigma, region)
+    g = _filtered(np.where(valid, v, np.float32(0)), sigma, region)
     thin = w < _MIN_WEIGHT
     # in place (the same float32 arithmetic): the surface finders' slabs are hundreds of MB
     out = np.divide(g, np.maximum(w, _MIN_WEIGHT, out=w), out=g)
     del w
     if thin.any():
-        out[thin] = gaussian(v, sigma, mode="nearest", truncate=_TRUNCATE)[thin]
+        out[thin] = _filtered(v, sigma, region)[thin]
     return out
 
 
@@ -207,12 +222,36 @@ def _specimen_columns(valid: np.ndarray | None, hn: np.ndarray, hs: np.ndarray) 
     return ~(span & ~valid).any(axis=-1)
 
 
+def _around(core: tuple[slice, slice], reach: Sequence[int], shape: Sequence[int]) -> tuple[slice, slice, slice]:
+    """The lateral ``core`` (rows, columns; None ends: the array's) widened by ``reach`` voxels per
+    lateral axis, within ``shape``, over the whole stacking axis (last)."""
+    return tuple(slice(max(0, (c.start or 0) - r), min(n, (n if c.stop is None else c.stop) + r))
+                 for c, r, n in zip(core, reach, shape[:2])) + (slice(None),)  # type: ignore[return-value]
+
+
+def _shifted(core: tuple[slice, slice], by: tuple[slice, ...]) -> tuple[slice, slice, slice]:
+    """``core`` in the coordinates of the block ``by`` cuts out (both within one array)."""
+    return tuple(slice((c.start or 0) - b.start, (b.stop if c.stop is None else c.stop) - b.start)
+                 for c, b in zip(core, by)) + (slice(None),)  # type: ignore[return-value]
+
+
 def _non_film(img: np.ndarray, dark: float, bright: float, sig: Sequence[float],
-              valid: np.ndarray | None = None) -> np.ndarray:
+              valid: np.ndarray | None = None, core: tuple[slice, slice] | None = None) -> np.ndarray:
     """Lateral share of voxels that are not film: darker than ``dark`` or brighter than ``bright``
-    (over the specimen ``valid`` alone, :func:`specimen_filter`)."""
-    fine = specimen_filter(img, valid, 1.0)
-    return specimen_filter(((fine < dark) | (fine > bright)).astype(np.float32), valid, sig)
+    (over the specimen ``valid`` alone, :func:`specimen_filter`).
+
+    ``core`` (rows, columns of ``img``; None: all): only those columns are computed and returned
+    (the grey values are classified over the lateral average's reach around them), bit for bit
+    what the whole block gives there.
+    """
+    if core is None:
+        core = (slice(None), slice(None))
+    near = _around(core, [gaussian_reach(s) for s in sig[:2]], img.shape)
+    fine = specimen_filter(img, valid, 1.0, region=near)
+    # the grey values classified in place of their smoothing (one float copy fewer)
+    fine[...] = (fine < dark) | (fine > bright)
+    sub = None if valid is None else valid[near]
+    return specimen_filter(fine, sub, sig, region=_shifted(core, near))
 
 
 DENSE_SHARE = 0.25
@@ -379,9 +418,11 @@ def _first_voxel(mask: np.ndarray, lo: np.ndarray) -> np.ndarray:
 
 def _outer_edge(img: np.ndarray, c0: int, c1: int, hn: np.ndarray, t: np.ndarray, hs: np.ndarray,
                 sig: Sequence[float], dark: float, bright: float, t0: float, edge: Mapping[str, float],
-                film: float, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Per column of rows ``[c0, c1)`` of ``img`` (stacking axis last, anode first), the film's
-    thickness from its outer edge: ``(falling, rising)``, NaN where that edge is not seen.
+                film: float, valid: np.ndarray | None = None,
+                cols: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of rows ``[c0, c1)`` and columns ``cols`` of ``img`` (stacking axis last, anode
+    first; the other voxels are the lateral smoothing's context), the film's thickness from its
+    outer edge: ``(falling, rising)``, NaN where that edge is not seen.
 
     The film ends at its first step out of its grey band, beyond the sodium surface: the band
     reaches ``bright`` (half-way to the fibres) above the film's level ``film`` and as far below
@@ -398,7 +439,7 @@ def _outer_edge(img: np.ndarray, c0: int, c1: int, hn: np.ndarray, t: np.ndarray
     rims' ``edge["shift_vox"]`` (``valid``: the specimen voxels the lateral smoothing averages over; measured on the sodium surface,
     :func:`volrecon.segment.layers.edge_rim_shift`): it is moved that far towards the bright side.
     """
-    gl = specimen_filter(img, valid, sig)[c0:c1]
+    gl = specimen_filter(img, valid, sig, region=(slice(c0, c1), cols, slice(None)))
     g = ndi.gaussian_filter1d(gl, 0.7, axis=-1, mode="nearest", truncate=_TRUNCATE)
     n = g.shape[-1]
     d = g[..., 1:] - g[..., :-1]  # step across boundary coordinate i + 1
@@ -634,6 +675,13 @@ def _thin_film_rims(image: Any, layers: Layers, fit: Mapping[str, Any], t0: floa
     return out, new_fit, True
 
 
+def _read_depth(h_top: np.ndarray, past: float, full: int) -> int:
+    """Voxels of the anode band (of ``full``) a slab's grey values are read to: ``past`` beyond the
+    deepest sodium surface ``h_top`` of its specimen columns (band coordinates), the whole band
+    where it has none (:func:`sei_outer_surface`)."""
+    return full if h_top.size == 0 else min(full, int(np.ceil(h_top.max() + past)))
+
+
 def rise_averaging_nm(ref: Mapping[str, float], reg_nm: float) -> float:
     """Lateral Gaussian sigma (nm) over which the thickness of a column measured on a film -> fibre
     rise is averaged (:func:`sei_outer_surface`).
@@ -723,9 +771,13 @@ def sei_outer_surface(
     thickness of the specimen columns around them.
 
     Only the anode band (from the sodium surface to ``separator|cathode``) is read, in slabs of
-    about ``slab_voxels`` along the first lateral axis with enough overlap for the filters: the
-    result does not depend on ``slab_voxels`` (bit for bit), and memory is bounded by it and by
-    ``reference_voxels``, not by the volume.  The reference block reads the whole band (the
+    about ``slab_voxels`` along the first lateral axis with enough overlap for the filters, each
+    filtered a block of columns at a time (about ``slab_voxels`` again with the filters' context
+    columns): the result does not depend on ``slab_voxels`` (bit for bit), and memory is bounded
+    by it and by ``reference_voxels``, not by the volume (a slab holds at least
+    ``_MIN_CORE_PER_PAD`` overlaps of rows whatever ``slab_voxels``: its grey values and specimen
+    mask, as read, span that many rows of all the columns; the filters' float working arrays span
+    a block).  The reference block reads the whole band (the
     separator's levels come from its far half); the slabs read their grey values only as far
     beyond their columns' sodium surface as the crossing and the edges look (``max_ratio * t0 + 2``
     voxels, the windows' and the filters' reach beyond), not through the separator (their specimen
@@ -795,6 +847,7 @@ def sei_outer_surface(
             "rim_half_width_vox": float(fit.get("rim_half_width_vox", 1.0)), "sigma_vox": float(fit.get("sigma_vox", 1.0))}
     sig_edge = [EDGE_LATERAL_NM / vox[a] for a in lat] + [0.0]
     pad = max(gaussian_reach(1.0) + gaussian_reach(sig[0]), gaussian_reach(sig_edge[0]))
+    pad_c = max(gaussian_reach(1.0) + gaussian_reach(sig[1]), gaussian_reach(sig_edge[1]))
     cols = np.isfinite(hn) & (hs - hn > 1.0)
     # a thin film's own edges are fitted on the grey profiles of a sample of its columns
     thin = bool(info.get("thin_film"))
@@ -811,8 +864,7 @@ def sei_outer_surface(
     for a0, a1, p0, p1 in released_slabs(_slabs(rows, row_vox, pad, slab_voxels)):
         valid = _valid_block(phases, band, p0, p1, frame_value)
         specimen[a0:a1] = _specimen_columns(None if valid is None else valid[a0 - p0:a1 - p0], hn_b[a0:a1], hs_b[a0:a1])
-        h_top = hn_b[a0:a1][specimen[a0:a1] & np.isfinite(hn_b[a0:a1])]
-        depth = band.hi - band.lo if h_top.size == 0 else min(band.hi - band.lo, int(np.ceil(h_top.max() + past)))
+        depth = _read_depth(hn_b[a0:a1][specimen[a0:a1] & np.isfinite(hn_b[a0:a1])], past, band.hi - band.lo)
         img = replace(band, hi=band.lo + depth).read(image, p0, p1)
         if valid is not None:
             valid = np.ascontiguousarray(valid[..., :depth])
@@ -820,12 +872,22 @@ def sei_outer_surface(
         if take.any():
             at = hn_b[a0:a1][take][:, None] + x_prof
             pieces.append(sample_columns(img[a0 - p0:a1 - p0][take], at).astype(np.float32))
-        other = _non_film(img, ref["dark_threshold"], ref["fibre_threshold"], sig, valid)
-        t_raw[a0:a1] = _film_crossing(other[a0 - p0:a1 - p0], hn_b[a0:a1], hs_b[a0:a1], thr, t0, reach)
-        del other
-        t_fall[a0:a1], t_rise[a0:a1] = _outer_edge(img, a0 - p0, a1 - p0, hn_b[a0:a1], t_raw[a0:a1], hs_b[a0:a1],
-                                                   sig_edge, ref["dark_threshold"], ref["fibre_threshold"], t0, edge,
-                                                   ref["sei_level"], valid)
+        # a block of columns at a time, with the filters' context columns: the slab holds at least
+        # _MIN_CORE_PER_PAD pads of rows whatever slab_voxels, and its float working arrays, several
+        # at once over all its columns, rose with the slab's rows (1.8 GB over a 64-row slab of
+        # 2025 x 606 columns); each filter computes its core alone (its context is only read)
+        for b0, b1, q0, q1 in _slabs(img.shape[1], img.shape[0] * img.shape[2], pad_c, slab_voxels):
+            blk = (slice(None), slice(q0, q1))
+            rs, cs = slice(a0, a1), slice(b0, b1)
+            core = (slice(a0 - p0, a1 - p0), slice(b0 - q0, b1 - q0))
+            va = None if valid is None else valid[blk]
+            other = _non_film(img[blk], ref["dark_threshold"], ref["fibre_threshold"], sig, va, core)
+            t_raw[rs, cs] = _film_crossing(other, hn_b[rs, cs], hs_b[rs, cs], thr, t0, reach)
+            del other
+            t_fall[rs, cs], t_rise[rs, cs] = _outer_edge(img[blk], core[0].start, core[0].stop, hn_b[rs, cs],
+                                                         t_raw[rs, cs], hs_b[rs, cs], sig_edge, ref["dark_threshold"],
+                                                         ref["fibre_threshold"], t0, edge, ref["sei_level"], va,
+                                                         cols=core[1])
         del img, valid
     # the frame's and its rim shell's columns measure nothing (their values are the specimen's around)
     cols &= specimen
@@ -1106,14 +1168,23 @@ def classify_regions(
     return out
 
 
-def _specimen_grey(img: np.ndarray, ph: np.ndarray, frame_value: int | None,
-                   sig: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """Grey values smoothed over the specimen only (normalised convolution: the frame does not
-    bleed in), and the specimen mask."""
+def _specimen_grey(img: np.ndarray, ph: np.ndarray, frame_value: int | None, sig: Sequence[float],
+                   rows: slice, tile_voxels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Grey values of the core ``rows`` smoothed over the specimen only (normalised convolution:
+    the frame does not bleed in), and the specimen mask there.
+
+    A block of columns at a time (about ``tile_voxels`` with their context, never fewer core
+    columns than ``_MIN_CORE_PER_PAD`` times it, :func:`_slabs`): the filter's float working arrays
+    span one block, not the slab.
+    """
     valid = ph != 0
     if frame_value is not None:
         valid &= ph != frame_value
-    return specimen_filter(img, valid, sig), valid
+    out = np.empty(img[rows].shape, np.float32)
+    for b0, b1, q0, q1 in _slabs(img.shape[1], img.shape[0] * img.shape[2], gaussian_reach(sig[1]), tile_voxels):
+        blk = (slice(None), slice(q0, q1))
+        out[:, b0:b1] = specimen_filter(img[blk], valid[blk], sig, region=(rows, slice(b0 - q0, b1 - q0), slice(None)))
+    return out, np.ascontiguousarray(valid[rows])
 
 
 def _first_above(g: np.ndarray, thr: float, begin: np.ndarray, hs: np.ndarray) -> np.ndarray:
@@ -1156,8 +1227,9 @@ def sodium_surface(
     rise where a column never reaches it.  The search stops at ``separator|cathode``.
 
     Only the anode band (the anode end to ``separator|cathode``) is read, in slabs of about
-    ``slab_voxels`` along the first lateral axis with the filters' overlap: the result does not
-    depend on ``slab_voxels`` and memory is bounded by it.
+    ``slab_voxels`` along the first lateral axis with the filters' overlap, filtered a block of
+    columns at a time (:func:`_specimen_grey`): the result does not depend on ``slab_voxels`` and
+    memory is bounded by it.
 
     ``film_voxels`` (deprecated): the former name of ``film_nm``, in voxels along the stacking
     axis; converted with the voxel size.
@@ -1182,8 +1254,8 @@ def sodium_surface(
     slabs = _slabs(rows, row_vox, pad, slab_voxels)
 
     def grey(a0: int, a1: int, p0: int, p1: int) -> tuple[np.ndarray, np.ndarray]:
-        g, valid = _specimen_grey(band.read(image, p0, p1), band.read(phases, p0, p1, phases.dtype), frame_value, sig)
-        return g[a0 - p0:a1 - p0], valid[a0 - p0:a1 - p0]
+        return _specimen_grey(band.read(image, p0, p1), band.read(phases, p0, p1, phases.dtype), frame_value, sig,
+                              slice(a0 - p0, a1 - p0), slab_voxels)
 
     # pass 1: the sodium level, a few voxels into the specimen
     start = np.zeros(hs.shape, np.int64)
@@ -1195,7 +1267,7 @@ def sodium_surface(
         start[a0:a1] = np.where(has[a0:a1], np.argmax(valid, axis=-1), 0)
         probe = np.clip(start[a0:a1] + 2, 0, band.hi - 1)
         lev[a0:a1] = np.take_along_axis(g, probe[..., None], axis=-1)[..., 0]
-        del g, valid  # (views of the whole slab: not kept while the next one is read)
+        del g, valid  # (not kept while the next slab is read)
     probe = np.clip(start + 2, 0, band.hi - 1)
     ok_cols = has & (probe < hs)
     if ok_cols.sum() < 10:
