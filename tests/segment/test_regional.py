@@ -5,19 +5,8 @@ import numpy as np
 import pytest
 
 from volrecon.phases import PHASES
-from volrecon.segment import detect_layers, segment_volume
 from volrecon.segment import layers, regional
 from volrecon.segment.regional import sei_outer_surface, sodium_surface
-
-
-@pytest.fixture(scope="module")
-def first_guess(diglyme):
-    """Phases and layers before the anode surfaces are placed (no grey-edge refinement)."""
-    ph, img = diglyme
-    res = segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="auto", refine_anode=False)
-    phases = np.asarray(res.phases)
-    lay = detect_layers(phases, phase_names=res.phase_names, voxel_size_nm=ph.voxel_size_nm)
-    return ph, img, phases, lay, res
 
 
 def test_slabs_equal_whole_volume(first_guess, monkeypatch):

@@ -5,17 +5,14 @@ surfaces bit for bit as the whole band."""
 import numpy as np
 import pytest
 
-from volrecon.segment import detect_layers, regional, segment_volume
+from volrecon.segment import regional
 from volrecon.segment.regional import _non_film, sei_outer_surface, sodium_surface, specimen_filter
 
 
 @pytest.fixture(scope="module")
-def sodium_placed(diglyme):
+def sodium_placed(first_guess):
     """The diglyme phantom's first-guess phases and its layers with the sodium surface placed."""
-    ph, img = diglyme
-    res = segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="auto", refine_anode=False)
-    phases = np.asarray(res.phases)
-    lay = detect_layers(phases, phase_names=res.phase_names, voxel_size_nm=ph.voxel_size_nm)
+    ph, img, phases, lay, _ = first_guess
     placed, _ = sodium_surface(img, phases, lay, voxel_size_nm=ph.voxel_size_nm, frame_value=None)
     return ph, img, phases, lay, placed
 
