@@ -111,17 +111,44 @@ def test_solve_of_a_long_stack_is_banded_and_recovers_the_drift(monkeypatch):
     assert np.all((result.remaining >= 0) & (result.remaining <= 1)) and np.mean(result.remaining) < 0.5
 
 
-def _content_profiles(n: int, width: int, seed: int, stripes: np.ndarray | None = None) -> list[np.ndarray]:
+def _content_profiles(
+    n: int, width: int, seed: int, stripes: np.ndarray | None = None, moved: np.ndarray | None = None
+) -> list[np.ndarray]:
     """Profiles of slices whose content decorrelates over ~5 slices; ``stripes`` (optional) is
-    added to every slice at one fixed column position."""
+    added to every slice, moved ``moved[z]`` px right in slice ``z`` (None: fixed columns)."""
     rng = np.random.default_rng(seed)
     content = rng.normal(size=(48, width))
     out = []
-    for _ in range(n):
+    for z in range(n):
         content = 0.8 * content + 0.6 * rng.normal(size=content.shape)
         face = 100 + 30 * ndimage.gaussian_filter(content, (3, 1.5))
-        out.append(stripe_profile(face if stripes is None else face + stripes[None, :]))
+        if stripes is not None:
+            face = face + 6 * ndimage.shift(stripes, 0.0 if moved is None else moved[z], order=3, mode="wrap")[None, :]
+        out.append(stripe_profile(face))
     return out
+
+
+@pytest.mark.parametrize("fixed_in_detector", [True, False])
+def test_stripes_fixed_in_the_detector_are_told_from_curtains(fixed_in_detector):
+    """A random walk drift (0.6 px per slice, a steady 0.015 px/slice error in the trajectory):
+    stripes at fixed columns correlate at lag 0, not at the trajectory's difference, and would
+    pull dx toward no drift (measured 0.87 -> 1.90 px without the test; detector significance
+    27.5): the anchor is skipped. The same stripes moving with the specimen (curtains) run and
+    correct (measured 0.87 -> 0.12 px, detector significance -16.4)."""
+    rng = np.random.default_rng(0)
+    n = 200
+    truth = np.cumsum(rng.normal(0, 0.6, n))
+    stripes = _stripes(1024, rng)
+    profiles = _content_profiles(n, 1024, seed=1, stripes=stripes, moved=None if fixed_in_detector else -truth)
+    current = truth + 0.015 * np.arange(n)
+    correction, info = anchor_dx(profiles, current, 1.0)
+    if fixed_in_detector:
+        assert correction is None and info["detector_significance"] >= 2.0, info
+        assert "fixed in the detector" in info["reason"]
+    else:
+        assert info["ran"] and info["detector_significance"] < -2.0, info
+        error = current + correction.correction - truth
+        assert np.std(error) < 0.3 * np.std(current - truth)
 
 
 @pytest.mark.parametrize("expected_px", [1.0, 2.2])

@@ -36,9 +36,13 @@ Three steps, all measured on the data:
    reweighting, pairs beyond ``REJECT`` robust sigmas rejected. Where the pairs carry nothing
    the step variance goes to ~0 and the trajectory stays as it was.
 
-Stripes fixed in the *detector* frame (not curtains) would pull dx toward no drift; the peak is
+Stripes fixed in the *detector* frame (not curtains) would pull dx toward no drift: the peak is
 searched only within a few expected errors of the current trajectory's difference
-(:func:`search_half_width`), which keeps them out only where the drift over a baseline is larger.
+(:func:`search_half_width`), and where the trajectory moved more than ``DETECTOR_MARGIN_PX``
+over a pair's baseline the pairs must correlate better at its difference than at lag 0
+(:func:`detector_stripes`), or the anchor is skipped. Where the drift never moves that far over
+the baselines the test cannot tell them apart (``detector_significance`` NaN) and such stripes
+still pull dx.
 """
 
 from __future__ import annotations
@@ -77,6 +81,9 @@ HUBER = 1.5
 REJECT = 4.0
 #: fewest long pairs a solve needs
 MIN_PAIRS = 20
+#: lag 0 and the trajectory's difference must lie this far (px) apart for the detector-stripe
+#: test: the correlation peak of stripes 0.8-3 px wide (Gaussian sigma) has fallen off there
+DETECTOR_MARGIN_PX = 3.0
 
 
 def stripe_profile(region: np.ndarray) -> np.ndarray:
@@ -177,6 +184,11 @@ class PairShift:
     rho: float  # peak correlation
     null: float  # the same window's maximum against b mirrored (no common stripes, same spectra)
     edge: bool = False  # the maximum lies on the window's edge: not a peak, no shift measured
+    #: correlation at lag 0 (stripes fixed in the detector) and the searched window's maximum
+    #: more than ``DETECTOR_MARGIN_PX`` from lag 0 (curtains), where the trajectory's difference
+    #: lies that far from 0; NaN otherwise
+    at_zero: float = math.nan
+    at_trajectory: float = math.nan
 
 
 def pair_shift(spectra: ProfileSpectra, a: int, b: int, expected: float, half: float) -> PairShift:
@@ -206,15 +218,20 @@ def pair_shift(spectra: ProfileSpectra, a: int, b: int, expected: float, half: f
     lags, corr = spectra.correlation(a, b, reach)
     inside = np.flatnonzero(np.abs(lags - centre) <= half)
     i = int(inside[np.argmax(corr[inside])])
-    null = float(np.max(spectra.correlation(a, b, reach, mirrored=True)[1][inside]))
+    mirrored = spectra.correlation(a, b, reach, mirrored=True)[1]
+    null = float(np.max(mirrored[inside]))
+    zero = int(np.argmin(np.abs(lags)))
+    away = inside[np.abs(lags[inside]) > DETECTOR_MARGIN_PX]
+    apart = abs(centre) > DETECTOR_MARGIN_PX and away.size > 0
+    detector = (float(corr[zero]), float(np.max(corr[away]))) if apart else (math.nan, math.nan)
     if i in (inside[0], inside[-1]):
-        return PairShift(a, b, math.nan, float(corr[i]), null, edge=True)
+        return PairShift(a, b, math.nan, float(corr[i]), null, True, *detector)
     offset = 0.0
     den = corr[i - 1] - 2 * corr[i] + corr[i + 1]
     if den < 0:
         offset = float(np.clip(0.5 * (corr[i - 1] - corr[i + 1]) / den, -0.5, 0.5))
     lag = float(lags[i] + offset / UPSAMPLE)
-    return PairShift(a, b, -lag, float(corr[i]), null)
+    return PairShift(a, b, -lag, float(corr[i]), null, False, *detector)
 
 
 def profile_correlation(
@@ -545,6 +562,39 @@ def significance(pairs: Sequence[PairShift], correlated: float, slices: int) -> 
     return z, float(np.mean(peaks)), float(np.mean(null))
 
 
+def detector_stripes(pairs: Sequence[PairShift], correlated: float, slices: int) -> tuple[float, int]:
+    """How far the pairs correlate better at lag 0 than at the trajectory's difference.
+
+    Curtains move with the specimen; stripes of the scan or the detector stay at their columns
+    and would pull dx toward no drift. Where the trajectory moved more than
+    ``DETECTOR_MARGIN_PX`` over a pair's baseline, curtains correlate near the trajectory's
+    difference (the searched window, less the margin around lag 0: the trajectory may be wrong
+    by a few px) and not at lag 0, detector stripes the other way round: the paired differences
+    (lag 0 minus the window) in standard errors, counted like :func:`significance`. Positive:
+    the stripes stay with the detector.
+
+    Parameters
+    ----------
+    pairs : sequence of PairShift
+        Long-baseline pairs.
+    correlated : float
+        Content decorrelation length (slices).
+    slices : int
+        Slices with a profile.
+
+    Returns
+    -------
+    tuple
+        Standard errors (NaN: fewer than ``MIN_PAIRS`` pairs moved enough, not testable) and
+        the pairs that did.
+    """
+    diff = np.array([p.at_zero - p.at_trajectory for p in pairs if math.isfinite(p.at_zero)])
+    if diff.size < MIN_PAIRS or not np.std(diff) > 0:
+        return math.nan, int(diff.size)
+    effective = min(diff.size, slices) / max(correlated, 1.0)
+    return float(np.mean(diff)) / float(np.std(diff)) * math.sqrt(effective), int(diff.size)
+
+
 def search_half_width(expected_px: float, width: int) -> float:
     """Half-width (px) of each pair's peak search around the current trajectory's difference.
 
@@ -572,9 +622,10 @@ def anchor_dx(
     -------
     tuple
         The :class:`Correction` (None when skipped) and ``metadata["curtains"]``: ``ran``,
-        ``reason`` when not, the decorrelation measured, ``baselines``, ``pairs``,
-        ``pairs_rejected``, ``significance`` (standard errors, :func:`significance`),
-        ``step_sigma_px``, ``pair_sigma_px``, ``correction_rms_px`` and ``error_left`` (RMS
+        ``reason`` when not, the decorrelation measured, ``baselines``, ``pairs`` (with a
+        peak), ``pairs_on_edge`` (maximum on the window's edge), ``pairs_rejected``,
+        ``significance`` (standard errors, :func:`significance`), ``detector_significance`` and
+        ``detector_pairs`` (:func:`detector_stripes`), ``step_sigma_px``, ``pair_sigma_px``, ``correction_rms_px`` and ``error_left`` (RMS
         share of the dx error the solve leaves, posterior over prior).
     """
     n = dx.size
@@ -611,6 +662,15 @@ def anchor_dx(
         meta["reason"] = (
             f"no persistent stripes: the long pairs' mean peak {peak:.3f} against {null:.3f} off the peak "
             f"({z:.1f} standard errors, {SIGNIFICANCE:.0f} needed)"
+        )
+        return None, meta
+    fixed, apart = detector_stripes(measured, decay["decorrelation_slices"], usable_slices)
+    meta.update(detector_significance=fixed, detector_pairs=apart)
+    if fixed >= SIGNIFICANCE:
+        meta["reason"] = (
+            f"stripes fixed in the detector: the {apart} pairs over which the trajectory moved more than "
+            f"{DETECTOR_MARGIN_PX:.0f} px correlate better at lag 0 than near its difference ({fixed:.1f} "
+            "standard errors); they would pull dx toward no drift"
         )
         return None, meta
     result = solve_correction(pairs, dx, decay["decorrelation_slices"])
