@@ -58,6 +58,8 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from scipy import ndimage
 
+from volrecon.correct.frame import _robust_sigma
+
 #: Gaussian sigma (px) of the background removed along x: curtain stripes are 0.8-3 px wide
 #: (Gaussian sigma), so a background of twice the widest keeps them and drops shading and most
 #: of the content's area
@@ -107,10 +109,8 @@ def stripe_profile(region: np.ndarray) -> np.ndarray:
     band = ndimage.gaussian_filter1d(data, STRIPE_SMOOTH_PX, axis=1) - ndimage.gaussian_filter1d(
         data, STRIPE_BACKGROUND_PX, axis=1
     )
-    sample = band[:: max(1, band.shape[0] // 64)]
-    spread = 1.4826 * float(np.median(np.abs(sample - np.median(sample))))
-    if spread > 0:
-        np.clip(band, -WINSOR * spread, WINSOR * spread, out=band)
+    spread = _robust_sigma(band[:: max(1, band.shape[0] // 64)])
+    np.clip(band, -WINSOR * spread, WINSOR * spread, out=band)
     return band.mean(axis=0).astype(np.float32)
 
 
