@@ -50,7 +50,7 @@ def test_pair_shift_recovers_subpixel_stripe_motion_under_new_content():
             profiles = [stripe_profile(_face(0.0, stripes, rng)), stripe_profile(_face(moved, stripes, rng))]
             found = pair_shift(ProfileSpectra(profiles), 0, 1, expected=-moved + 0.8, half=3.0)
             noisy.append(found.shift + moved)
-            assert found.rho > np.quantile(found.null, 0.95)
+            assert not found.edge and found.rho > 2 * found.null
     assert np.max(np.abs(clean)) < 0.03, clean  # the sub-pixel peak itself (measured <= 0.02)
     assert np.sqrt(np.mean(np.square(noisy))) < 0.12, noisy  # new content each slice (measured ~0.09)
 
@@ -64,7 +64,7 @@ def test_solve_takes_the_steady_rate_from_long_pairs_and_keeps_the_steps():
     for lag in (20, 32, 51):
         for a in range(n - lag):
             measured = truth[a + lag] - truth[a] + rng.normal(0, 0.3)
-            pairs.append(PairShift(a, a + lag, measured, 0.4, np.zeros(0)))
+            pairs.append(PairShift(a, a + lag, measured, 0.4, 0.0))
     result = solve_correction(pairs, current, correlated=1.0)
     before = current - truth - np.mean(current - truth)
     corrected = current + result.correction
@@ -73,12 +73,103 @@ def test_solve_takes_the_steady_rate_from_long_pairs_and_keeps_the_steps():
     assert np.all(result.remaining <= 1.0) and np.mean(result.remaining) < 0.8
 
 
+def test_solve_of_a_long_stack_is_banded_and_recovers_the_drift(monkeypatch):
+    """2000 slices: every factorisation is of a sparse or banded matrix (the longest baseline
+    wide), no dense n x n one; the steady rate the current dx carries goes (measured 11.5 -> 0.12 px)."""
+    import scipy.linalg
+    import scipy.sparse
+    import scipy.sparse.linalg
+
+    rng = np.random.default_rng(1)
+    n, lags = 2000, (15, 24, 38, 61, 98)
+    truth = np.cumsum(rng.normal(0, 0.3, n))
+    current = truth + 0.02 * np.arange(n)
+    pairs = [
+        PairShift(a, a + lag, truth[a + lag] - truth[a] + rng.normal(0, 0.3), 0.4, 0.0)
+        for lag in lags
+        for a in range(n - lag)
+    ]
+    banded, sparse = [], []
+    factor, lu = scipy.linalg.cholesky_banded, scipy.sparse.linalg.splu
+
+    def spy_banded(band: np.ndarray, **kwargs: object) -> np.ndarray:
+        banded.append(band.shape)
+        return factor(band, **kwargs)
+
+    def spy_sparse(matrix: object, **kwargs: object) -> object:
+        sparse.append((scipy.sparse.issparse(matrix), matrix.shape, matrix.nnz))
+        return lu(matrix, **kwargs)
+
+    monkeypatch.setattr(scipy.linalg, "cholesky_banded", spy_banded)
+    monkeypatch.setattr(scipy.sparse.linalg, "splu", spy_sparse)
+    result = solve_correction(pairs, current, correlated=5.0)
+    width = max(lags)
+    assert banded and all(rows <= width + 1 and cols == n - 1 for rows, cols in banded), set(banded)
+    assert sparse and all(is_sparse and nnz <= (2 * width + 1) * n for is_sparse, _, nnz in sparse)
+    before, after = current - truth, current + result.correction - truth
+    assert np.std(after) < 0.02 * np.std(before)
+    assert np.all((result.remaining >= 0) & (result.remaining <= 1)) and np.mean(result.remaining) < 0.5
+
+
+def _content_profiles(
+    n: int, width: int, seed: int, stripes: np.ndarray | None = None, moved: np.ndarray | None = None
+) -> list[np.ndarray]:
+    """Profiles of slices whose content decorrelates over ~5 slices; ``stripes`` (optional) is
+    added to every slice, moved ``moved[z]`` px right in slice ``z`` (None: fixed columns)."""
+    rng = np.random.default_rng(seed)
+    content = rng.normal(size=(48, width))
+    out = []
+    for z in range(n):
+        content = 0.8 * content + 0.6 * rng.normal(size=content.shape)
+        face = 100 + 30 * ndimage.gaussian_filter(content, (3, 1.5))
+        if stripes is not None:
+            face = face + 6 * ndimage.shift(stripes, 0.0 if moved is None else moved[z], order=3, mode="wrap")[None, :]
+        out.append(stripe_profile(face))
+    return out
+
+
+@pytest.mark.parametrize("fixed_in_detector", [True, False])
+def test_stripes_fixed_in_the_detector_are_told_from_curtains(fixed_in_detector):
+    """A random walk drift (0.6 px per slice, a steady 0.015 px/slice error in the trajectory):
+    stripes at fixed columns correlate at lag 0, not at the trajectory's difference, and would
+    pull dx toward no drift (measured 0.87 -> 1.90 px without the test; detector significance
+    27.5): the anchor is skipped. The same stripes moving with the specimen (curtains) run and
+    correct (measured 0.87 -> 0.12 px, detector significance -16.4)."""
+    rng = np.random.default_rng(0)
+    n = 200
+    truth = np.cumsum(rng.normal(0, 0.6, n))
+    stripes = _stripes(1024, rng)
+    profiles = _content_profiles(n, 1024, seed=1, stripes=stripes, moved=None if fixed_in_detector else -truth)
+    current = truth + 0.015 * np.arange(n)
+    correction, info = anchor_dx(profiles, current, 1.0)
+    if fixed_in_detector:
+        assert correction is None and info["detector_significance"] >= 2.0, info
+        assert "fixed in the detector" in info["reason"]
+    else:
+        assert info["ran"] and info["detector_significance"] < -2.0, info
+        error = current + correction.correction - truth
+        assert np.std(error) < 0.3 * np.std(current - truth)
+
+
+@pytest.mark.parametrize("expected_px", [1.0, 2.2])
+def test_content_without_stripes_is_not_significant(expected_px):
+    """W = 1024, 200 slices, no stripes, an exact trajectory: the mirrored null sits in the same
+    lag window, so the gate stays below 2 (the far-lag null gave 2.1-4.6 and a 0.31 px error;
+    measured now -0.5..0.7 over seeds 0-2)."""
+    profiles = _content_profiles(200, 1024, seed=0)
+    correction, info = anchor_dx(profiles, np.zeros(200), expected_px)
+    assert correction is None and not info["ran"], info
+    assert info["significance"] < 2.0 and "no persistent stripes" in info["reason"], info
+
+
 @pytest.fixture(scope="module")
 def phantoms():
     sample = pytest.importorskip("volrecon.sample")
     if not hasattr(sample, "make_phantom"):
         pytest.skip("phantom generator not available")
-    kwargs = {"slices": 80, "shape": (320, 384), "seed": 0, "workers": 1}
+    # 120 slices x 512 px: ~13 independent units of the content's decorrelation (9 slices at 80 x
+    # 384 px gave 9, whose mean peak stands only 1.3 standard errors above the mirrored null)
+    kwargs = {"slices": 120, "shape": (320, 512), "seed": 0, "workers": 1}
     # strong curtains (Zeiss-like), random-walk drift with a trend and jumps, inclined rods, no frame
     with_curtains = sample.make_phantom("diglyme", artefacts=sample.Artefacts(curtain_amplitude=0.2), **kwargs)
     without = sample.make_phantom("diglyme", artefacts=sample.Artefacts(curtains=False), **kwargs)
@@ -99,7 +190,7 @@ def test_curtains_reduce_the_frameless_dx_error(phantoms):
     assert info["ran"], info
     assert info["significance"] >= 2.0 and info["pairs"] >= 20 and min(info["baselines"]) > 1
     assert plain.metadata["curtains"] == {"ran": False, "reason": "off (curtains=False)"}
-    # measured 1.19 -> 0.57 px (seed 0); a real margin, not a tie
+    # measured 5.82 -> 1.45 px (seed 0, significance 4.4); a real margin, not a tie
     assert _dx_rms(anchored, truth) < 0.7 * _dx_rms(plain, truth)
     np.testing.assert_array_equal(anchored.shifts[:, 0], plain.shifts[:, 0])  # dy untouched
     assert set(anchored.anchor) <= {"structure+curtains", "interpolated"}
@@ -146,6 +237,6 @@ def test_real_zeiss_curtains_agree_with_the_anchored_dx():
     y1 = min(y1, stack.shape[1] - detect_databar(stack[0]))
     profiles = [stripe_profile(s[y0:y1, x0:x1]) for s in stack]
     found = pair_shift(ProfileSpectra(profiles), 0, 1, expected=0.0, half=6.0)
-    assert found.rho > 0.6 and found.rho > 3 * np.quantile(found.null, 0.95)
+    assert found.rho > 0.6 and not found.edge and found.rho > 2 * found.null
     assert abs(found.shift - (table.shifts[1, 1] - table.shifts[0, 1])) < 1.0
     assert not table.metadata["curtains"]["ran"]  # two slices: too short for long baselines

@@ -459,7 +459,10 @@ def estimate_drift(
         expected = content if content is not None else float(np.sqrt(np.mean(solution.sigma[good, 1] ** 2)))
         correction, curtain_info = anchor_dx(profiles, solution.shifts[:, 1], expected)
     else:
-        curtain_info = {"ran": False, "reason": curtains_skipped}
+        walls_unmeasured = tracker is not None and not any(edges.get(k) for k in ("wall_left", "wall_right"))
+        unanchored = "; but none of them was measured, so dx stands on the structure estimate unanchored"
+        walls_found = curtains_skipped == _WALLS_FOUND
+        curtain_info = {"ran": False, "reason": curtains_skipped + (unanchored if walls_found and walls_unmeasured else "")}
     if correction is not None:
         shifts = solution.shifts.copy()
         shifts[:, 1] += correction.correction
@@ -511,8 +514,11 @@ def _curtains_skipped(curtains: bool, solver: Any, roi: Any, info: FrameInfo | N
     if roi is not None:
         return "a fiducial (anchor box) anchors the drift"
     if info is not None and (info.left_wall is not None or info.right_wall is not None):
-        return "the milled face's walls were found: they anchor dx"
+        return _WALLS_FOUND
     return None
+
+
+_WALLS_FOUND = "the milled face's walls were found: they anchor dx"
 
 
 def _with_curtains(table: DriftTable, remaining: np.ndarray) -> DriftTable:
