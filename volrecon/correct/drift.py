@@ -226,16 +226,17 @@ def estimate_drift(
         profile against slices beyond the content's decorrelation length
         (:mod:`volrecon.correct._registration_curtains`). On by default; ``False`` keeps the
         structure's dx. ``metadata["curtains"]``: ``ran``, the ``reason`` when not (off, walls
-        or ROI, too few long pairs, no significant stripes), the decorrelation, ``baselines``,
-        ``pairs``, ``pairs_rejected``, ``significance``, the measured step and pair sigmas.
-        Rows it anchored read ``"structure+curtains"``; their dx share of the expected residual
-        is scaled by the share of the error the solve leaves. One profile (``X`` floats) per
-        slice, kept from the single streaming pass (~0.035 CPU-s per 1024² slice, ~2 s for the
-        solve). Measured on the frameless phantoms of issue #10 (2D RMS px, ``curtains=False``
-        -> default): 1024² x 200 seeds 0/1 zero drift 0.698 -> 0.669, 0.504 -> 0.297, random
-        walk 0.901 -> 0.518, 0.865 -> 0.305; 2048x1536 random walk 0.891 -> 0.684; 512² x 96
-        better on six of eight (dx 1.4-2.3 px lower on four), unchanged on two (skipped: no
-        significant stripes, or long pairs that add nothing), worse on none.
+        or ROI, too few long pairs, no significant stripes, stripes fixed in the detector), the
+        decorrelation, ``baselines``, ``pairs``, ``pairs_rejected``, ``significance``, the
+        measured step and pair sigmas. Rows it anchored read ``"structure+curtains"``; their dx
+        share of the expected residual is scaled by the share of the error the solve leaves.
+        One profile (``X`` floats) per slice, kept from the single streaming pass (~0.035 CPU-s
+        per 1024² slice; the banded solve ~1 s per 500 slices). Measured on the frameless
+        phantoms of issue #10 (2D RMS px, ``curtains=False`` -> default): 1024² x 200 seeds 0/1
+        zero drift 0.698 -> 0.669, 0.504 -> 0.291, random walk 0.901 -> 0.518, 0.865 -> 0.306;
+        2048x1536 random walk 0.891 -> 0.684; 512² x 96 better on five of eight (dx 1.4-2.3 px
+        lower on three), unchanged on three (no significant stripes, or long pairs that add
+        nothing), worse on none (``benchmarks/results/registration.md``).
 
     Returns
     -------
