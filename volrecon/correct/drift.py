@@ -234,9 +234,9 @@ def estimate_drift(
         per 1024² slice; the banded solve ~1 s per 500 slices). Measured on the frameless
         phantoms of issue #10 (2D RMS px, ``curtains=False`` -> default): 1024² x 200 seeds 0/1
         zero drift 0.698 -> 0.669, 0.504 -> 0.291, random walk 0.901 -> 0.518, 0.865 -> 0.306;
-        2048x1536 random walk 0.891 -> 0.684; 512² x 96 better on five of eight (dx 1.4-2.3 px
-        lower on three), unchanged on three (no significant stripes, or long pairs that add
-        nothing), worse on none (``benchmarks/results/registration.md``).
+        2048x1536 random walk 0.891 -> 0.684; 512² x 96: seed 3 random walk 2.731 -> 0.928,
+        seed 5 zero drift 0.649 -> 0.586, the other six unchanged (stripes not significant over
+        their ~10-16 independent units), worse on none (``benchmarks/results/registration.md``).
 
     Returns
     -------
