@@ -557,9 +557,14 @@ def significance(pairs: Sequence[PairShift], correlated: float, slices: int) -> 
     null = np.array([p.null for p in pairs])
     if peaks.size < 2 or not np.std(peaks - null) > 0:
         return math.nan, float(np.mean(peaks)) if peaks.size else math.nan, math.nan
-    effective = min(len(pairs), slices) / max(correlated, 1.0)
-    z = float(np.mean(peaks - null)) / float(np.std(peaks - null)) * math.sqrt(effective)
-    return z, float(np.mean(peaks)), float(np.mean(null))
+    return _paired_z(peaks - null, correlated, slices), float(np.mean(peaks)), float(np.mean(null))
+
+
+def _paired_z(diff: np.ndarray, correlated: float, slices: int) -> float:
+    """Mean of paired differences in standard errors, with ``min(pairs, slices) / correlated``
+    independent units (pairs of several baselines share slices)."""
+    effective = min(diff.size, slices) / max(correlated, 1.0)
+    return float(np.mean(diff)) / float(np.std(diff)) * math.sqrt(effective)
 
 
 def detector_stripes(pairs: Sequence[PairShift], correlated: float, slices: int) -> tuple[float, int]:
@@ -575,12 +580,8 @@ def detector_stripes(pairs: Sequence[PairShift], correlated: float, slices: int)
 
     Parameters
     ----------
-    pairs : sequence of PairShift
-        Long-baseline pairs.
-    correlated : float
-        Content decorrelation length (slices).
-    slices : int
-        Slices with a profile.
+    pairs, correlated, slices
+        As :func:`significance`.
 
     Returns
     -------
@@ -591,8 +592,7 @@ def detector_stripes(pairs: Sequence[PairShift], correlated: float, slices: int)
     diff = np.array([p.at_zero - p.at_trajectory for p in pairs if math.isfinite(p.at_zero)])
     if diff.size < MIN_PAIRS or not np.std(diff) > 0:
         return math.nan, int(diff.size)
-    effective = min(diff.size, slices) / max(correlated, 1.0)
-    return float(np.mean(diff)) / float(np.std(diff)) * math.sqrt(effective), int(diff.size)
+    return _paired_z(diff, correlated, slices), int(diff.size)
 
 
 def search_half_width(expected_px: float, width: int) -> float:
