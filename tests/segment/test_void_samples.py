@@ -56,7 +56,7 @@ def test_void_split_statistics_hold_no_whole_slices(tmp_path, monkeypatch, pore_
     and regions: 6 bytes a voxel) were held at once, beside the histograms' pass.  Only their pore's
     voxels are kept (their grey, 4 bytes, and a packed mask, 1/8 byte a voxel): what the statistics
     hold grows with the pore share as ``(4 share + 1/8) / 6`` of the whole slices, plus the
-    histograms' and the sample's own (measured ~6.5 MB here, a quarter of the slices; the whole
+    histograms' and the sample's own (measured 7.1-7.5 MB here, 0.3 of the slices; the whole
     slices held: ~33 MB, 1.3 of them)."""
     nz, side = 48, 256
     grey, classes, regions = _cell(nz, side, pore_share)
@@ -89,5 +89,8 @@ def test_void_split_statistics_hold_no_whole_slices(tmp_path, monkeypatch, pore_
     finally:
         tracemalloc.stop()
     assert "void_split" in params and params["void_split"]["wall_shift_nm"] is not None
-    bound = whole * ((4 * pore_share + 1 / 8) / 6 + 0.3)
+    # the fixed part (histograms, the sample, dask's own) measures 7.1-7.5 MB, 0.30-0.31 of the
+    # whole slices, varying from run to run: 0.35 keeps the test from failing on that noise and
+    # still far under the whole slices (24 MB) and the former code (33.7 MB)
+    bound = whole * ((4 * pore_share + 1 / 8) / 6 + 0.35)
     assert held < bound, f"{held / 2**20:.1f} MB held (bound {bound / 2**20:.1f} MB), whole slices {whole / 2**20:.1f} MB"
