@@ -522,6 +522,15 @@ def _curtains_skipped(curtains: bool, solver: Any, roi: Any, info: FrameInfo | N
 _WALLS_FOUND = "the milled face's walls were found: they anchor dx"
 
 
+#: expected residual (px) at which a row's quality has fallen to 1/e
+QUALITY_SCALE_PX = 0.5
+
+
+def _quality(residual: np.ndarray) -> np.ndarray:
+    """Per-row quality in (0, 1] from the expected residual (px)."""
+    return np.exp(-np.asarray(residual) / QUALITY_SCALE_PX)
+
+
 def _with_curtains(table: DriftTable, remaining: np.ndarray) -> DriftTable:
     """Structure rows relabelled ``"structure+curtains"``, their dx share of the expected
     residual scaled by the share of the error the curtain solve leaves (its posterior over its
@@ -531,7 +540,7 @@ def _with_curtains(table: DriftTable, remaining: np.ndarray) -> DriftTable:
     rows = np.array([a == "structure+curtains" for a in anchors])
     new = old * np.sqrt((1.0 + remaining**2) / 2.0)
     residual = np.where(rows, new, old)
-    quality = np.where(rows, np.exp(-residual / 0.5), table.quality)
+    quality = np.where(rows, _quality(residual), table.quality)
     return dataclasses.replace(table, anchor=anchors, expected_residual_px=residual, quality=quality)
 
 
@@ -973,7 +982,7 @@ def _build_table(
         flags.append(";".join(notes))
     if content_px is not None:
         residual = _scaled_to_content(residual, anchors, content_px)
-    quality = np.exp(-residual / 0.5)
+    quality = _quality(residual)
     quality[[bool(r) for r in reasons]] = 0.0
     metadata = {
         "parameters": {
