@@ -144,22 +144,23 @@ def family(key: str) -> str:
     return next((name for name, marks in reversed(FAMILIES) if parts & set(marks)), FAMILIES[0][0])
 
 
-def flatten(data: Any, prefix: tuple[str, ...] = ()) -> dict[str, float | bool | None]:
-    """The measured numbers of a metrics.json tree, keyed by their dotted path.
+def flatten(data: Any) -> dict[str, float | bool | None]:
+    """The measured numbers of a metrics.json tree, keyed by their dotted path
+    (:func:`volrecon.report.html.flatten_metrics`, as the report lists them).
 
     Numbers, booleans and nulls (a measurement that gave no number: a tortuosity factor of a
     phase that does not percolate) are kept, strings and lists are not, nor leaves under a
     :data:`NOT_MEASURED` part or leaves that repeat another (:func:`_repeats`).
     """
-    if isinstance(data, dict):
-        out: dict[str, float | bool | None] = {}
-        for key, value in data.items():
-            if key not in NOT_MEASURED:
-                out.update(flatten(value, (*prefix, str(key))))
-        return out
-    if (data is None or isinstance(data, (bool, int, float))) and prefix and not _repeats(prefix):
-        return {".".join(prefix): data}
-    return {}
+    from volrecon.report.html import flatten_metrics
+
+    out: dict[str, float | bool | None] = {}
+    for key, value in flatten_metrics(data):
+        parts = tuple(key.split("."))
+        if (value is None or isinstance(value, (bool, int, float))) and not NOT_MEASURED.intersection(parts) \
+                and not _repeats(parts):
+            out[key] = value
+    return out
 
 
 def relative_error(measured: float | bool | None, truth: float | bool | None) -> float | None:
