@@ -236,7 +236,7 @@ def pair_shift(spectra: ProfileSpectra, a: int, b: int, expected: float, half: f
 
 def profile_correlation(
     spectra: ProfileSpectra, dx: np.ndarray, lags: Sequence[int], half: float, per_lag: int = 64
-) -> dict[int, dict[str, float]]:
+) -> dict[int, dict[str, float | int]]:
     """Median peak correlation of profile pairs against their slice distance.
 
     Parameters
@@ -255,7 +255,7 @@ def profile_correlation(
     Returns
     -------
     dict
-        Per distance: ``rho`` (median peak) and ``pairs``.
+        Per distance: ``rho`` (median peak, float) and ``pairs`` (how many were measured, int).
     """
     out = {}
     n = dx.size
@@ -278,7 +278,7 @@ def lag_grid(n: int) -> list[int]:
     return out
 
 
-def choose_baselines(curve: dict[int, dict[str, float]], n: int) -> tuple[list[int], dict[str, Any]]:
+def choose_baselines(curve: dict[int, dict[str, float | int]], n: int) -> tuple[list[int], dict[str, Any]]:
     """Baselines beyond the content's decorrelation, where only the curtains correlate.
 
     ``rho(L)`` decays from its neighbour value to the plateau (median over the distances in the
@@ -286,6 +286,13 @@ def choose_baselines(curve: dict[int, dict[str, float]], n: int) -> tuple[list[i
     is the first distance where the excess over the plateau has fallen below ``1/e`` of the
     neighbours'. Baselines run from ``DECORRELATION_LENGTHS * l`` by ``BASELINE_RATIO`` up to
     ``LONGEST_SHARE`` of the stack, at most ``MOST_BASELINES`` of them.
+
+    Parameters
+    ----------
+    curve : dict
+        :func:`profile_correlation`'s result: per slice distance, ``rho`` and ``pairs``.
+    n : int
+        Slices in the stack.
 
     Returns
     -------
@@ -311,7 +318,24 @@ def choose_baselines(curve: dict[int, dict[str, float]], n: int) -> tuple[list[i
 def measure_pairs(
     spectra: ProfileSpectra, dx: np.ndarray, baselines: Sequence[int], half: float
 ) -> list[PairShift]:
-    """Every pair ``(a, a + L)`` of valid slices for each baseline ``L``."""
+    """Every pair ``(a, a + L)`` of valid slices for each baseline ``L``.
+
+    Parameters
+    ----------
+    spectra : ProfileSpectra
+        The profiles.
+    dx : ndarray, shape (Z,)
+        Current trajectory (table convention), centring each pair's search window.
+    baselines : sequence of int
+        Slice distances ``L``.
+    half : float
+        Search half-width (px).
+
+    Returns
+    -------
+    list of PairShift
+        One per pair, in baseline then slice order.
+    """
     out = []
     for lag in baselines:
         for a in range(dx.size - lag):
