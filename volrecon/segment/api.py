@@ -157,6 +157,22 @@ def _axis_chunks(n: int, size: int, depth: int) -> tuple[int, ...]:
     return tuple(out) or (n,)
 
 
+def _frame_chunks(mask: np.ndarray, chunks: tuple[tuple[int, ...], ...]) -> da.Array:
+    """The frame ``mask`` (bool, ``(y, x)`` for every slice, or the whole volume) as a dask array on
+    ``chunks`` (the volume's).
+
+    A ``(y, x)`` mask is cut on the in-plane chunks first and then broadcast along z, so each
+    chunk is a view of its ``(y, x)`` tile, with no memory of its own.  (Broadcast whole and then
+    rechunked, each chunk was merged into a bool array of its own; a row of
+    :func:`volrecon.segment._rows.store_by_rows` held a row's worth of them while it ran: 230 MB of
+    the first row's 1.3 GB at 200x1482x1999.)
+    """
+    if mask.ndim == 2:
+        shape = (sum(chunks[0]), *mask.shape)
+        return da.broadcast_to(da.from_array(mask, chunks=chunks[1:]), shape, chunks=chunks)
+    return da.from_array(mask, chunks=chunks)
+
+
 def _core(block_info: dict, depth: Sequence[int], shape: Sequence[int]) -> tuple[tuple[slice, ...], list[tuple[bool, bool]]]:
     info = block_info[0]
     loc, num = info["chunk-location"], info["num-chunks"]
@@ -173,7 +189,13 @@ def _core(block_info: dict, depth: Sequence[int], shape: Sequence[int]) -> tuple
 def _overlap(fn: Callable[..., np.ndarray], arr: da.Array, depth: Sequence[int], dtype: Any, *,
              extra: Sequence[da.Array] = (), **kw: Any) -> da.Array:
     """``fn(padded_block, *padded_extra_blocks, core=..., faces=...)`` over the chunks of ``arr`` with
-    ``depth`` context (``extra``: arrays of ``arr``'s shape, cut the same way)."""
+    ``depth`` context (``extra``: arrays of ``arr``'s shape, cut the same way).
+
+    The blocks reach ``fn`` in ``arr``'s own type: a filter of grey values casts its padded block
+    itself (:func:`volrecon.segment.regional.smooth`, :func:`volrecon.segment.voids.pore_average`),
+    so the chunks and context slices a row of :func:`volrecon.segment._rows.store_by_rows` holds
+    while the padded blocks are assembled are the input's bytes (uint8: a quarter of float32;
+    float32 copies of a row's chunks held 670 MB at 2048x1536)."""
     # every chunk must be at least as deep as the overlap (else the context would be cut short)
     chunks = tuple(_axis_chunks(n, arr.chunksize[ax], int(depth[ax])) for ax, n in enumerate(arr.shape))
     arr = arr.rechunk(chunks)
@@ -463,9 +485,8 @@ def segment_volume(
         fm = np.asarray(frame_mask, dtype=bool)
         if fm.shape not in (tuple(image.shape[1:]), tuple(image.shape)):
             raise ParameterError(f"frame_mask shape {fm.shape}: give (y, x) {tuple(image.shape[1:])} or the image shape")
-        fm3 = da.broadcast_to(da.from_array(fm), image.shape) if fm.ndim == 2 else da.from_array(fm)
         names.setdefault("frame", PHASES["frame"])
-        raw = da.where(fm3.rechunk(raw.chunks), np.uint8(names["frame"]), raw)
+        raw = da.where(_frame_chunks(fm, raw.chunks), np.uint8(names["frame"]), raw)
 
     # --- local cleanup: pore vote, small pieces (chunk-exact with overlap)
     frame_value = names.get("frame")
@@ -811,7 +832,7 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
 
         # the pore average is in-plane only (a void's dark core must not be carried along z)
         reach = (0, *pore_vote_reach(cues.average_nm, vox)[1:])
-        smoothed = _overlap(avg, src.astype(np.float32), reach, np.float32, extra=(out, reg)).rechunk(out.chunks)
+        smoothed = _overlap(avg, src, reach, np.float32, extra=(out, reg)).rechunk(out.chunks)
     else:
         smoothed = _smoothed(src, smooth_nm, vox)
     smoothed = _materialise(smoothed, folder, "void_grey")
@@ -993,7 +1014,7 @@ def _layer_guess(image: Any, src: da.Array, *, order: Sequence[str], values: Seq
     def sm(block: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
         return np.ascontiguousarray(smooth(block, first_nm, vox)[core])
 
-    guess = _overlap(sm, src.astype(np.float32), smoothing_reach(first_nm, vox), np.float32).rechunk(src.chunks)
+    guess = _overlap(sm, src, smoothing_reach(first_nm, vox), np.float32).rechunk(src.chunks)
     if lazy:
         # a lazy guess is sampled on its own slices, not on the whole chunks they lie in (the
         # classes compute every chunk again)
@@ -1087,7 +1108,7 @@ def _smoothed(src: da.Array, smooth_nm: float, vox: tuple[float, float, float],
         return np.ascontiguousarray(smooth(block, smooth_nm, vox, valid=v[0] if v else None)[core])
 
     extra = () if valid is None else (valid.rechunk(src.chunks),)
-    return _overlap(sm, src.astype(np.float32), smoothing_reach(smooth_nm, vox), np.float32,
+    return _overlap(sm, src, smoothing_reach(smooth_nm, vox), np.float32,
                     extra=extra).rechunk(src.chunks)
 
 
