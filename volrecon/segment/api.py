@@ -523,6 +523,11 @@ def segment_volume(
             # the frame's rim shell reads the frame's grey as much as the specimen's: its first-guess
             # classes decide no layer and no surface
             specimen = _unassigned(lay_phases, rim_shell)
+            # the rows of the phases (and of the layer guess) leave their chunks' heap resident, and the
+            # layer detection's share maps (a block of rows of the coarse counts, ~100 MB each at
+            # 2048x1536) are beyond glibc's mmap threshold: mapped on top of it, not in it.  Handed back
+            # first (at 200x1482x1999 the detection peaked at 1582 MB on 900 MB left by the rows)
+            release_memory()
             # the classifier's labels beside the frame's wall read its rim as a bright phase: not layer evidence
             lay = detect_layers(specimen, phase_names=lay_names, voxel_size_nm=vox, axis=through_plane, lateral_nm=lateral_nm,
                                 frame_value=lay_frame, level_passes=level_passes, scratch=None if folder is None else folder.path,
