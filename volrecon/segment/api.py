@@ -540,7 +540,11 @@ def segment_volume(
                 lay, na_info = sodium_surface(image, specimen, lay, voxel_size_nm=vox,
                                               frame_value=lay_frame, lateral_nm=sei_lateral_nm)
                 params["sodium"] = na_info
+            # each surface finder's slabs (a band of the volume, ~100 MB each at 2048x1536) are mapped beyond
+            # the heap the one before left resident, which grows with the slice count (its column profiles):
+            # handed back before each (at 400 of 1482x1999 the SEI's reference peaked at 1583 MB on 820 entering)
             if refine_anode and lay.heights.get("sodium|sei") is not None:
+                release_memory()
                 lay = refine_interface(image, lay, "sodium|sei", voxel_size_nm=vox,
                                        upper=None if grey_layers else "sei|separator", rim=True, rim_nm=edge_rim_nm)
             # the film's outer surface from the grey values beyond the sodium surface: a classifier's few
@@ -548,6 +552,7 @@ def segment_volume(
             # (after an unbounded sodium surface, i.e. grey layers, it must follow: it resets sei|separator)
             has_na = lay.heights.get("sodium|sei") is not None
             if regional or (has_na and (grey_layers or (method == "classifier" and refine_anode))):
+                release_memory()
                 lay, sei_info = sei_outer_surface(image, lay, voxel_size_nm=vox, lateral_nm=sei_lateral_nm,
                                                   phases=specimen, frame_value=lay_frame)
                 params["sei"] = sei_info
@@ -594,6 +599,12 @@ def segment_volume(
 
             pd = phases if isinstance(phases, da.Array) else da.from_array(phases, chunks=src.chunks)
             regions = pd.map_blocks(regions_fn, dtype=np.uint8)
+            if folder is not None:
+                # kept once in scratch, read from there by every later step: computed in the chains, the
+                # regions of the row ahead (a computing task, for the context of the void split) were
+                # kept whole for the next row beside the row's own (the split's middle rows: +750 MB at
+                # 2048x1536)
+                regions = _materialise(regions, folder, "regions")
             # the regions of a block are computed once, for both outputs
             phases_out = da.map_blocks(phases_fn, pd, regions, dtype=np.uint8)
             if not regional and void_split and {"void", "electrolyte", "binder"} <= set(names):
