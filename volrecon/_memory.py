@@ -34,8 +34,9 @@ left as it is.
 
 :func:`release_memory` is a one-off request (``malloc_trim``: no setting changes): it hands
 back what the arenas hold free at that moment, as dask.distributed's workers do to shed memory.
-It is called between the pipeline's stages, twice inside ``segment_volume`` (before the
-surface finders and before the void split) and after each slab of the surface finders
+It is called between the pipeline's stages, inside ``segment_volume`` before the layer
+detection (whose share maps are mapped beyond the heap the phases' rows left), before each
+surface finder and before the void split, and after each slab of the surface finders
 (:func:`volrecon.segment.layers.released_slabs`: tens to hundreds of MB each); not per chunk: the memory handed back is faulted in
 again by the next arrays, in system CPU time (once per stored intermediate of the segmentation:
 ~8 more system CPU-s, ~4 %, in the segmentation of 200x1024x1024; after every row of chunks,

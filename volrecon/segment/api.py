@@ -157,6 +157,22 @@ def _axis_chunks(n: int, size: int, depth: int) -> tuple[int, ...]:
     return tuple(out) or (n,)
 
 
+def _frame_chunks(mask: np.ndarray, chunks: tuple[tuple[int, ...], ...]) -> da.Array:
+    """The frame ``mask`` (bool, ``(y, x)`` for every slice, or the whole volume) as a dask array on
+    ``chunks`` (the volume's).
+
+    A ``(y, x)`` mask is cut on the in-plane chunks first and then broadcast along z, so each
+    chunk is a view of its ``(y, x)`` tile, with no memory of its own.  (Broadcast whole and then
+    rechunked, each chunk was merged into a bool array of its own; a row of
+    :func:`volrecon.segment._rows.store_by_rows` held a row's worth of them while it ran: 230 MB of
+    the first row's 1.3 GB at 200x1482x1999.)
+    """
+    if mask.ndim == 2:
+        shape = (sum(chunks[0]), *mask.shape)
+        return da.broadcast_to(da.from_array(mask, chunks=chunks[1:]), shape, chunks=chunks)
+    return da.from_array(mask, chunks=chunks)
+
+
 def _core(block_info: dict, depth: Sequence[int], shape: Sequence[int]) -> tuple[tuple[slice, ...], list[tuple[bool, bool]]]:
     info = block_info[0]
     loc, num = info["chunk-location"], info["num-chunks"]
@@ -173,7 +189,13 @@ def _core(block_info: dict, depth: Sequence[int], shape: Sequence[int]) -> tuple
 def _overlap(fn: Callable[..., np.ndarray], arr: da.Array, depth: Sequence[int], dtype: Any, *,
              extra: Sequence[da.Array] = (), **kw: Any) -> da.Array:
     """``fn(padded_block, *padded_extra_blocks, core=..., faces=...)`` over the chunks of ``arr`` with
-    ``depth`` context (``extra``: arrays of ``arr``'s shape, cut the same way)."""
+    ``depth`` context (``extra``: arrays of ``arr``'s shape, cut the same way).
+
+    The blocks reach ``fn`` in ``arr``'s own type: a filter of grey values casts its padded block
+    itself (:func:`volrecon.segment.regional.smooth`, :func:`volrecon.segment.voids.pore_average`),
+    so the chunks and context slices a row of :func:`volrecon.segment._rows.store_by_rows` holds
+    while the padded blocks are assembled are the input's bytes (uint8: a quarter of float32;
+    float32 copies of a row's chunks held 670 MB at 2048x1536)."""
     # every chunk must be at least as deep as the overlap (else the context would be cut short)
     chunks = tuple(_axis_chunks(n, arr.chunksize[ax], int(depth[ax])) for ax, n in enumerate(arr.shape))
     arr = arr.rechunk(chunks)
@@ -463,9 +485,8 @@ def segment_volume(
         fm = np.asarray(frame_mask, dtype=bool)
         if fm.shape not in (tuple(image.shape[1:]), tuple(image.shape)):
             raise ParameterError(f"frame_mask shape {fm.shape}: give (y, x) {tuple(image.shape[1:])} or the image shape")
-        fm3 = da.broadcast_to(da.from_array(fm), image.shape) if fm.ndim == 2 else da.from_array(fm)
         names.setdefault("frame", PHASES["frame"])
-        raw = da.where(fm3.rechunk(raw.chunks), np.uint8(names["frame"]), raw)
+        raw = da.where(_frame_chunks(fm, raw.chunks), np.uint8(names["frame"]), raw)
 
     # --- local cleanup: pore vote, small pieces (chunk-exact with overlap)
     frame_value = names.get("frame")
@@ -502,6 +523,11 @@ def segment_volume(
             # the frame's rim shell reads the frame's grey as much as the specimen's: its first-guess
             # classes decide no layer and no surface
             specimen = _unassigned(lay_phases, rim_shell)
+            # the rows of the phases (and of the layer guess) leave their chunks' heap resident, and the
+            # layer detection's share maps (a block of rows of the coarse counts, ~100 MB each at
+            # 2048x1536) are beyond glibc's mmap threshold: mapped on top of it, not in it.  Handed back
+            # first (at 200x1482x1999 the detection peaked at 1582 MB on 900 MB left by the rows)
+            release_memory()
             # the classifier's labels beside the frame's wall read its rim as a bright phase: not layer evidence
             lay = detect_layers(specimen, phase_names=lay_names, voxel_size_nm=vox, axis=through_plane, lateral_nm=lateral_nm,
                                 frame_value=lay_frame, level_passes=level_passes, scratch=None if folder is None else folder.path,
@@ -514,7 +540,11 @@ def segment_volume(
                 lay, na_info = sodium_surface(image, specimen, lay, voxel_size_nm=vox,
                                               frame_value=lay_frame, lateral_nm=sei_lateral_nm)
                 params["sodium"] = na_info
+            # each surface finder's slabs (a band of the volume, ~100 MB each at 2048x1536) are mapped beyond
+            # the heap the one before left resident, which grows with the slice count (its column profiles):
+            # handed back before each (at 400 of 1482x1999 the SEI's reference peaked at 1583 MB on 820 entering)
             if refine_anode and lay.heights.get("sodium|sei") is not None:
+                release_memory()
                 lay = refine_interface(image, lay, "sodium|sei", voxel_size_nm=vox,
                                        upper=None if grey_layers else "sei|separator", rim=True, rim_nm=edge_rim_nm)
             # the film's outer surface from the grey values beyond the sodium surface: a classifier's few
@@ -522,6 +552,7 @@ def segment_volume(
             # (after an unbounded sodium surface, i.e. grey layers, it must follow: it resets sei|separator)
             has_na = lay.heights.get("sodium|sei") is not None
             if regional or (has_na and (grey_layers or (method == "classifier" and refine_anode))):
+                release_memory()
                 lay, sei_info = sei_outer_surface(image, lay, voxel_size_nm=vox, lateral_nm=sei_lateral_nm,
                                                   phases=specimen, frame_value=lay_frame)
                 params["sei"] = sei_info
@@ -568,6 +599,12 @@ def segment_volume(
 
             pd = phases if isinstance(phases, da.Array) else da.from_array(phases, chunks=src.chunks)
             regions = pd.map_blocks(regions_fn, dtype=np.uint8)
+            if folder is not None:
+                # kept once in scratch, read from there by every later step: computed in the chains, the
+                # regions of the row ahead (a computing task, for the context of the void split) were
+                # kept whole for the next row beside the row's own (the split's middle rows: +750 MB at
+                # 2048x1536)
+                regions = _materialise(regions, folder, "regions")
             # the regions of a block are computed once, for both outputs
             phases_out = da.map_blocks(phases_fn, pd, regions, dtype=np.uint8)
             if not regional and void_split and {"void", "electrolyte", "binder"} <= set(names):
@@ -662,17 +699,30 @@ def _slice_histograms(smoothed: da.Array, out: da.Array, reg: da.Array, edges: n
     """Each slice's histogram (:func:`volrecon.segment.voids.slice_histograms`) of the grey of its
     ``electrolyte`` voxels in ``region`` whose in-plane neighbours are electrolyte too (beside a
     boundary the grey carries the edge's blur and rims, and a void's outer ring).  Chunked: one
-    histogram per slice and in-plane chunk, summed; memory bounded by a chunk."""
+    histogram per slice and in-plane chunk, summed.
 
-    def inner(g_: np.ndarray, o_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
+    Only the labels need the in-plane context (the erosion); the grey is read by its own chunk's
+    task alone.  The chunks run one row after the other, their context slices copied
+    (:func:`volrecon.segment._rows.store_by_rows`).  Computed as one graph with the grey in the
+    context, the float chunks were held whole behind the thin context views they lend their
+    neighbours: +530 MB at 200x1482x1999, the segmentation's peak.
+    """
+    from volrecon.segment._rows import store_by_rows
+
+    def inner(o_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
         keep = ndi.binary_erosion((o_ == electrolyte) & (r_ == region), np.ones((1, 3, 3), bool))
-        return np.ascontiguousarray(np.where(keep, g_, np.float32(np.nan))[core])
+        return np.ascontiguousarray(keep[core])
 
-    vals = _overlap(inner, smoothed.astype(np.float32), (0, 1, 1), np.float32, extra=(out, reg))
+    def hist_of(g_: np.ndarray, keep: np.ndarray) -> np.ndarray:
+        return slice_histograms(np.where(keep, g_, np.float32(np.nan)), edges)[:, None, None]
+
+    kept = _overlap(inner, out, (0, 1, 1), bool, extra=(reg,))
     nb = len(edges) - 1
-    hist = vals.map_blocks(lambda b: slice_histograms(b, edges)[:, None, None], new_axis=3, dtype=np.int64,
-                           chunks=(vals.chunks[0], (1,) * len(vals.chunks[1]), (1,) * len(vals.chunks[2]), (nb,)))
-    return np.asarray(hist.sum(axis=(1, 2)).compute())
+    hist = da.map_blocks(hist_of, smoothed.astype(np.float32).rechunk(kept.chunks), kept, new_axis=3, dtype=np.int64,
+                         chunks=(kept.chunks[0], (1,) * len(kept.chunks[1]), (1,) * len(kept.chunks[2]), (nb,)))
+    per_chunk = np.zeros(hist.shape, np.int64)
+    store_by_rows(hist, per_chunk)
+    return per_chunk.sum(axis=(1, 2))
 
 
 def _reduced_chunks(arrays: Sequence[da.Array], reduce: Callable[..., Any], rows: Sequence[int]) -> list[tuple[tuple[slice, ...], Any]]:
@@ -811,7 +861,7 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
 
         # the pore average is in-plane only (a void's dark core must not be carried along z)
         reach = (0, *pore_vote_reach(cues.average_nm, vox)[1:])
-        smoothed = _overlap(avg, src.astype(np.float32), reach, np.float32, extra=(out, reg)).rechunk(out.chunks)
+        smoothed = _overlap(avg, src, reach, np.float32, extra=(out, reg)).rechunk(out.chunks)
     else:
         smoothed = _smoothed(src, smooth_nm, vox)
     smoothed = _materialise(smoothed, folder, "void_grey")
@@ -993,7 +1043,7 @@ def _layer_guess(image: Any, src: da.Array, *, order: Sequence[str], values: Seq
     def sm(block: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
         return np.ascontiguousarray(smooth(block, first_nm, vox)[core])
 
-    guess = _overlap(sm, src.astype(np.float32), smoothing_reach(first_nm, vox), np.float32).rechunk(src.chunks)
+    guess = _overlap(sm, src, smoothing_reach(first_nm, vox), np.float32).rechunk(src.chunks)
     if lazy:
         # a lazy guess is sampled on its own slices, not on the whole chunks they lie in (the
         # classes compute every chunk again)
@@ -1087,7 +1137,7 @@ def _smoothed(src: da.Array, smooth_nm: float, vox: tuple[float, float, float],
         return np.ascontiguousarray(smooth(block, smooth_nm, vox, valid=v[0] if v else None)[core])
 
     extra = () if valid is None else (valid.rechunk(src.chunks),)
-    return _overlap(sm, src.astype(np.float32), smoothing_reach(smooth_nm, vox), np.float32,
+    return _overlap(sm, src, smoothing_reach(smooth_nm, vox), np.float32,
                     extra=extra).rechunk(src.chunks)
 
 
