@@ -215,3 +215,25 @@ def test_rows_context_slices_do_not_keep_their_whole_chunks(tmp_path):
     rows = _float_rows_held(arr, store, chunk[0] * side * side * 4)
     np.testing.assert_array_equal(store[:], want)
     assert rows < 2.0, rows
+
+
+@pytest.mark.parametrize("scheduler", ["processes", "cluster"])
+def test_numpy_store_filled_whatever_the_scheduler(scheduler):
+    """A numpy store is this process's memory: tasks run in worker processes (dask's ``processes``
+    scheduler, a distributed cluster's workers) must not fill a copy of it there (review rev17: the
+    void split's slice histograms came back all zeros on a cluster and changed the labels)."""
+    grey = np.random.default_rng(3).random((24, 16, 16), dtype=np.float32)
+    # an overlapping filter over several rows of chunks, of functions a worker process can unpickle
+    arr = da.from_array(grey, chunks=(4, 16, 8)).map_overlap(ndi.uniform_filter, depth=1, boundary="reflect", size=3)
+    want = np.asarray(arr.compute(scheduler="sync"))
+    got = np.zeros(arr.shape, arr.dtype)
+    if scheduler == "processes":
+        with dask.config.set(scheduler="processes", num_workers=2):
+            store_by_rows(arr, got)
+    else:
+        from distributed import Client, LocalCluster
+
+        with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+                Client(cluster):
+            store_by_rows(arr, got)
+    np.testing.assert_array_equal(got, want)

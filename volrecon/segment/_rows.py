@@ -34,6 +34,8 @@ from itertools import chain, product
 from typing import Any, Callable, Hashable, Iterable
 
 import dask
+import dask.local
+import dask.threaded
 import dask.array as da
 import numpy as np
 from dask.array import chunk as da_chunk
@@ -221,11 +223,18 @@ def store_by_rows(arr: da.Array, store: Any) -> None:
 
     The chunks of ``arr`` must not straddle the store's own chunks when the writes run in
     parallel (the caller aligns them).  Under a scheduler other than dask's local ones (a
-    distributed cluster), the whole graph goes to ``da.store`` instead.
+    distributed cluster), the whole graph goes to ``da.store`` instead.  A numpy ``store`` lives
+    in this process's memory: where the tasks run in other processes (dask's ``processes``
+    scheduler, a cluster's workers) its blocks come back and are written here, since a write
+    task would fill a copy of it in the worker and leave this one untouched.
     """
     get = _local_get()
+    here = isinstance(store, np.ndarray) and get not in (dask.threaded.get, dask.local.get_sync)
     if get is None or len(arr.chunks[0]) < 2:
-        da.store(arr, store, lock=False)
+        if here:
+            store[...] = np.asarray(arr.compute())
+        else:
+            da.store(arr, store, lock=False)
         return
     (arr,) = dask.optimize(arr)
     rows = _rows(arr)
@@ -242,11 +251,17 @@ def store_by_rows(arr: da.Array, store: Any) -> None:
         for key, region in row:
             if key not in sub:
                 sub[key] = DataNode(key, carried[key])
+            if here:
+                writes.append(key)
+                continue
             wkey = ("store-row", *key[1:])
             sub[wkey] = Task(wkey, _write, TaskRef(key), store, region)
             writes.append(wkey)
         keep = plan.keep.get(r, [])
         values = get(sub, writes + keep)
+        if here:
+            for (_, region), block in zip(row, values):
+                store[region] = block
         carried.update((k, _owned(v)) for k, v in zip(keep, values[len(writes):]))
         del values, sub
         for k in [k for k in carried if plan.last_use[k] <= r]:

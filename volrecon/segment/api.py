@@ -186,6 +186,14 @@ def _core(block_info: dict, depth: Sequence[int], shape: Sequence[int]) -> tuple
     return tuple(core), faces
 
 
+def _compact(grey: da.Array) -> da.Array:
+    """Grey values as they cross :func:`_overlap`: in their own type up to 4 bytes a value (the
+    filters cast their padded blocks to float32 themselves), else as float32, the type the
+    filters compute in (the same values: a float64 or 64-bit integer stack would otherwise carry
+    twice the bytes of float32 through the overlap)."""
+    return grey if grey.dtype.itemsize <= 4 else grey.astype(np.float32)
+
+
 def _overlap(fn: Callable[..., np.ndarray], arr: da.Array, depth: Sequence[int], dtype: Any, *,
              extra: Sequence[da.Array] = (), **kw: Any) -> da.Array:
     """``fn(padded_block, *padded_extra_blocks, core=..., faces=...)`` over the chunks of ``arr`` with
@@ -861,7 +869,7 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
 
         # the pore average is in-plane only (a void's dark core must not be carried along z)
         reach = (0, *pore_vote_reach(cues.average_nm, vox)[1:])
-        smoothed = _overlap(avg, src, reach, np.float32, extra=(out, reg)).rechunk(out.chunks)
+        smoothed = _overlap(avg, _compact(src), reach, np.float32, extra=(out, reg)).rechunk(out.chunks)
     else:
         smoothed = _smoothed(src, smooth_nm, vox)
     smoothed = _materialise(smoothed, folder, "void_grey")
@@ -1043,7 +1051,7 @@ def _layer_guess(image: Any, src: da.Array, *, order: Sequence[str], values: Seq
     def sm(block: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
         return np.ascontiguousarray(smooth(block, first_nm, vox)[core])
 
-    guess = _overlap(sm, src, smoothing_reach(first_nm, vox), np.float32).rechunk(src.chunks)
+    guess = _overlap(sm, _compact(src), smoothing_reach(first_nm, vox), np.float32).rechunk(src.chunks)
     if lazy:
         # a lazy guess is sampled on its own slices, not on the whole chunks they lie in (the
         # classes compute every chunk again)
@@ -1137,7 +1145,7 @@ def _smoothed(src: da.Array, smooth_nm: float, vox: tuple[float, float, float],
         return np.ascontiguousarray(smooth(block, smooth_nm, vox, valid=v[0] if v else None)[core])
 
     extra = () if valid is None else (valid.rechunk(src.chunks),)
-    return _overlap(sm, src, smoothing_reach(smooth_nm, vox), np.float32,
+    return _overlap(sm, _compact(src), smoothing_reach(smooth_nm, vox), np.float32,
                     extra=extra).rechunk(src.chunks)
 
 
