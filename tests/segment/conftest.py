@@ -1,5 +1,9 @@
+from typing import Any, Callable
+
+import dask
 import numpy as np
 import pytest
+from dask.callbacks import Callback
 
 from volrecon.sample import make_phantom
 from volrecon.sample.oracle import oracle_correct
@@ -35,3 +39,28 @@ def first_guess(diglyme):
     phases = np.asarray(res.phases)
     lay = detect_layers(phases, phase_names=res.phase_names, voxel_size_nm=ph.voxel_size_nm)
     return ph, img, phases, lay, res
+
+
+def _held_mb(run: Callable[[], Any], dtype: Any = None) -> float:
+    """The most array memory (MB) the local scheduler held at once while ``run()`` ran (sync scheduler; a
+    view counts as its whole base; ``dtype``: only arrays of that type)."""
+    most = [0]
+
+    def held(key, result, dsk, state, worker_id):
+        bases = {}
+        for value in state["cache"].values():
+            while isinstance(getattr(value, "base", None), np.ndarray):
+                value = value.base
+            if isinstance(value, np.ndarray) and (dtype is None or value.dtype == dtype):
+                bases[id(value)] = value.nbytes
+        most[0] = max(most[0], sum(bases.values()))
+
+    with dask.config.set(scheduler="sync"), Callback(posttask=held):
+        run()
+    return most[0] / 2**20
+
+
+@pytest.fixture
+def held_mb() -> Callable[..., float]:
+    """:func:`_held_mb`: the most array memory (MB) the sync scheduler held while a call ran."""
+    return _held_mb

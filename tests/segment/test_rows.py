@@ -178,28 +178,7 @@ def test_rows_carry_no_more_into_a_middle_row_than_into_the_second(tmp_path, mon
     assert max(carried[2:]) <= carried[1], carried
 
 
-def _float_rows_held(arr: da.Array, store: zarr.Array, row_bytes: int) -> float:
-    """The most float32 held at once while ``arr`` is stored by rows, in rows of ``row_bytes`` (each value
-    counted as the whole array it is a view of: a slice keeps its chunk)."""
-    from dask.callbacks import Callback
-
-    most = [0]
-
-    def held(key, result, dsk, state, worker_id):
-        bases = {}
-        for value in state["cache"].values():
-            while isinstance(getattr(value, "base", None), np.ndarray):
-                value = value.base
-            if isinstance(value, np.ndarray) and value.dtype == np.float32:
-                bases[id(value)] = value.nbytes
-        most[0] = max(most[0], sum(bases.values()))
-
-    with dask.config.set(scheduler="sync"), Callback(posttask=held):
-        store_by_rows(arr, store)
-    return most[0] / row_bytes
-
-
-def test_rows_context_slices_do_not_keep_their_whole_chunks(tmp_path):
+def test_rows_context_slices_do_not_keep_their_whole_chunks(tmp_path, held_mb):
     """A filter computed a row ahead (for the context the next filter reads) reads the float chunks of two
     rows ahead for its own context: their thin slices, taken as views, kept every such chunk whole until the
     padded blocks were assembled (2.5 float rows held here); copied, the chunk goes once it has been read."""
@@ -212,7 +191,8 @@ def test_rows_context_slices_do_not_keep_their_whole_chunks(tmp_path):
     arr = _overlap(lambda b, core, faces: np.ascontiguousarray(ndi.median_filter(b, 3)[core]), first, (1, 1, 1), np.uint8)
     want = arr.compute()
     store = _store(arr, tmp_path / "o.zarr")
-    rows = _float_rows_held(arr, store, chunk[0] * side * side * 4)
+    # float32 held at once, in rows of chunks (a view counts as its whole base: a slice keeps its chunk)
+    rows = held_mb(lambda: store_by_rows(arr, store), np.float32) * 2**20 / (chunk[0] * side * side * 4)
     np.testing.assert_array_equal(store[:], want)
     assert rows < 2.0, rows
 

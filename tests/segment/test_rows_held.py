@@ -51,7 +51,7 @@ def test_layer_counts_spilled_equal_the_in_memory_counts(tmp_path):
         np.testing.assert_array_equal(np.asarray(got[name][:]), counts, err_msg=name)
 
 
-def test_layer_counts_spilled_hold_no_more_with_more_rows(tmp_path):
+def test_layer_counts_spilled_hold_no_more_with_more_rows(tmp_path, held_mb):
     """Four times the rows (32 -> 128 slices of 8-slice chunks, 6 x 6 blocks a row), no more held.
 
     Stored one group after the other over the whole graph, the thin context slices each block lends
@@ -59,32 +59,13 @@ def test_layer_counts_spilled_hold_no_more_with_more_rows(tmp_path):
     held (4.1 -> 16.1 MB here, as the labels' 4.7 -> 18.9 MB).  One row of blocks at a time (the
     slices copied, each block's counts written whole by the task that stores it): 0.36 MB at both.
     """
-    short = _held_mb(lambda: _lateral_sums(_zarr_labels(32, tmp_path), 1, 4, GROUPS, 7, folder=tmp_path / "s32"))
-    long = _held_mb(lambda: _lateral_sums(_zarr_labels(128, tmp_path), 1, 4, GROUPS, 7, folder=tmp_path / "s128"))
+    short = held_mb(lambda: _lateral_sums(_zarr_labels(32, tmp_path), 1, 4, GROUPS, 7, folder=tmp_path / "s32"))
+    long = held_mb(lambda: _lateral_sums(_zarr_labels(128, tmp_path), 1, 4, GROUPS, 7, folder=tmp_path / "s128"))
     chunk_mb = 8 * 64 * 64 / 2**20
     assert long < short + chunk_mb, (short, long)
 
 
-def _held_mb(run: Callable[[], Any], dtype: Any = None) -> float:
-    """The most array memory (MB) the local scheduler held at once while ``run()`` ran (sync scheduler; a
-    view counts as its whole base; ``dtype``: only arrays of that type)."""
-    most = [0]
-
-    def held(key, result, dsk, state, worker_id):
-        bases = {}
-        for value in state["cache"].values():
-            while isinstance(getattr(value, "base", None), np.ndarray):
-                value = value.base
-            if isinstance(value, np.ndarray) and (dtype is None or value.dtype == dtype):
-                bases[id(value)] = value.nbytes
-        most[0] = max(most[0], sum(bases.values()))
-
-    with dask.config.set(scheduler="sync"), Callback(posttask=held):
-        run()
-    return most[0] / 2**20
-
-
-def test_smoothed_grey_is_assembled_in_its_own_type(tmp_path):
+def test_smoothed_grey_is_assembled_in_its_own_type(tmp_path, held_mb):
     """The padded blocks of a uint8 volume are assembled from uint8 chunks and cast in the filter: the
     float32 a row holds is the filter's output, not float32 copies of the input's chunks waiting for
     their neighbours (held as the padded blocks' centres: 10 of the 16 chunks of a row here, 2.5 MB,
@@ -94,13 +75,13 @@ def test_smoothed_grey_is_assembled_in_its_own_type(tmp_path):
     arr = _smoothed(src, 10.0, (20.0, 10.0, 10.0))
     want = _smoothed(src.astype(np.float32), 10.0, (20.0, 10.0, 10.0)).compute()
     store = zarr.open_array(str(tmp_path / "s.zarr"), mode="w", shape=arr.shape, chunks=(8, 32, 32), dtype=np.float32)
-    held = _held_mb(lambda: store_by_rows(arr, store), np.float32)
+    held = held_mb(lambda: store_by_rows(arr, store), np.float32)
     np.testing.assert_array_equal(store[:], want)
     chunk_mb = 8 * 32 * 32 * 4 / 2**20
     assert held <= 4 * chunk_mb, held
 
 
-def test_slice_histograms_read_the_grey_without_context(tmp_path):
+def test_slice_histograms_read_the_grey_without_context(tmp_path, held_mb):
     """The electrolyte's in-plane erosion reads the labels' context, the grey only its own chunk: the float
     chunks are not held behind context views (computed as one graph with the grey in the context: 4.9 MB
     held here, over a row of float chunks, 4.5 MB).  The histograms are those of the whole volume."""
@@ -114,7 +95,7 @@ def test_slice_histograms_read_the_grey_without_context(tmp_path):
     want = slice_histograms(np.where(keep, grey, np.float32(np.nan)), edges)
     args = [_zarr(n, v, tmp_path) for n, v in (("g", grey), ("o", labels), ("r", regions))]
     got = []
-    held = _held_mb(lambda: got.append(_slice_histograms(*args, edges, electrolyte=3, region=4)))
+    held = held_mb(lambda: got.append(_slice_histograms(*args, edges, electrolyte=3, region=4)))
     np.testing.assert_array_equal(got[0], want)
     row_mb = 8 * 384 * 384 * 4 / 2**20
     assert held < row_mb / 4, held

@@ -322,14 +322,10 @@ def measure_pairs(
 
     Parameters
     ----------
-    spectra : ProfileSpectra
-        The profiles.
-    dx : ndarray, shape (Z,)
-        Current trajectory (table convention), centring each pair's search window.
+    spectra, dx, half
+        As for :func:`profile_correlation`.
     baselines : sequence of int
         Slice distances ``L``.
-    half : float
-        Search half-width (px).
 
     Returns
     -------
