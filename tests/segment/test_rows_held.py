@@ -68,7 +68,7 @@ def test_layer_counts_spilled_hold_no_more_with_more_rows(tmp_path, held_mb):
 def test_smoothed_grey_is_assembled_in_its_own_type(tmp_path, held_mb):
     """The padded blocks of a uint8 volume are assembled from uint8 chunks and cast in the filter: the
     float32 a row holds is the filter's output, not float32 copies of the input's chunks waiting for
-    their neighbours (held as the padded blocks' centres: 10 of the 16 chunks of a row here, 2.5 MB,
+    their neighbours (held as the padded blocks' centres: 0.51 MB here against a bound of 0.125,
     when the volume was cast before its context was cut)."""
     grey = (np.random.default_rng(5).random((48, 128, 128)) * 255).astype(np.uint8)
     src = da.from_array(grey, chunks=(8, 32, 32))
