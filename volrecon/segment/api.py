@@ -20,6 +20,7 @@ from scipy import ndimage as ndi
 from volrecon._memory import release_memory
 from volrecon.errors import ParameterError
 from volrecon.phases import PHASE_COLOURS, PHASES, REGION_COLOURS, REGIONS
+from volrecon.segment._rows import store_by_rows
 from volrecon.segment._validate import check_image, check_voxel
 from volrecon.segment.classifier import (
     DECISION_REGIONS, SEPARATOR_BULK, LayerRule, PixelClassifier, choice_bits, choice_dtype, choice_groups,
@@ -166,6 +167,18 @@ def _frame_chunks(mask: np.ndarray, chunks: tuple[tuple[int, ...], ...]) -> da.A
     rechunked, each chunk was merged into a bool array of its own; a row of
     :func:`volrecon.segment._rows.store_by_rows` held a row's worth of them while it ran: 230 MB of
     the first row's 1.3 GB at 200x1482x1999.)
+
+    Parameters
+    ----------
+    mask : ndarray of bool, ``(y, x)`` or ``(z, y, x)``
+        The frame's pixels.
+    chunks : tuple of tuple of int
+        The volume's chunks.
+
+    Returns
+    -------
+    dask.array.Array
+        The mask over the whole volume, on ``chunks``.
     """
     if mask.ndim == 2:
         shape = (sum(chunks[0]), *mask.shape)
@@ -714,9 +727,23 @@ def _slice_histograms(smoothed: da.Array, out: da.Array, reg: da.Array, edges: n
     (:func:`volrecon.segment._rows.store_by_rows`).  Computed as one graph with the grey in the
     context, the float chunks were held whole behind the thin context views they lend their
     neighbours: +530 MB at 200x1482x1999, the segmentation's peak.
-    """
-    from volrecon.segment._rows import store_by_rows
 
+    Parameters
+    ----------
+    smoothed : dask.array.Array
+        Denoised grey values.
+    out, reg : dask.array.Array
+        Phase and region labels (the shape of ``smoothed``).
+    edges : ndarray
+        Bin edges (:func:`volrecon.segment.voids.slice_level_edges`).
+    electrolyte, region : int
+        Label values of the electrolyte phase and of the region sampled.
+
+    Returns
+    -------
+    ndarray, shape (Z, bins)
+        Each slice's histogram.
+    """
     def inner(o_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
         keep = ndi.binary_erosion((o_ == electrolyte) & (r_ == region), np.ones((1, 3, 3), bool))
         return np.ascontiguousarray(keep[core])
@@ -1001,8 +1028,6 @@ def _materialise(arr: da.Array, folder: Scratch | None, name: str) -> da.Array:
     if folder is None:
         return da.from_array(arr.compute(), chunks=arr.chunks)
     import zarr
-
-    from volrecon.segment._rows import store_by_rows
 
     grid = tuple(c[0] for c in arr.chunks)
     aligned = all(all(n == g for n in c[:-1]) for c, g in zip(arr.chunks, grid))

@@ -38,6 +38,7 @@ from volrecon.phases import REGIONS
 from volrecon.segment._columns import interpolate_columns
 from volrecon.segment._label_counts import axis_value_counts, group_counts
 from volrecon.segment._regions import label_block
+from volrecon.segment._rows import store_by_rows
 from volrecon.segment._smooth import smooth_region
 
 AXES = ("z", "y", "x")
@@ -303,8 +304,6 @@ def _lateral_sums(phases: Any, axis: int, factor: int, values: Mapping[str, Sequ
             return {g: np.ascontiguousarray(computed[:, i]) for i, g in enumerate(names)}
         import zarr
 
-        from volrecon.segment._rows import store_by_rows
-
         # zarr chunks on the blocks' grid (all blocks but the last of one size): each is written by one task
         grid = tuple(c[0] for a, c in enumerate(stacked.chunks) if a != 1)
         shape = tuple(n for a, n in enumerate(stacked.shape) if a != 1)
@@ -341,6 +340,7 @@ class _GroupStores:
         self.stores = list(stores)
 
     def __setitem__(self, region: tuple[slice, ...], block: np.ndarray) -> None:
+        """Write ``block[:, i]`` into store ``i`` at ``region`` less its group axis (axis 1)."""
         at = (region[0], *region[2:])
         for i, store in enumerate(self.stores):
             store[at] = block[:, i]
