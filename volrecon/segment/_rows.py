@@ -34,12 +34,14 @@ from itertools import chain, product
 from typing import Any, Callable, Hashable, Iterable
 
 import dask
-import dask.local
-import dask.threaded
 import dask.array as da
+import dask.local
+import dask.multiprocessing
+import dask.threaded
 import numpy as np
 from dask.array import chunk as da_chunk
 from dask.array import core as da_core
+from dask.base import get_scheduler
 from dask.core import get_deps
 from dask.task_spec import Alias, DataNode, GraphNode, Task, TaskRef
 
@@ -54,11 +56,6 @@ _MOVES: frozenset[Callable[..., Any]] = frozenset({
 
 def _local_get() -> Callable[..., Any] | None:
     """The configured scheduler's ``get`` when it is one of dask's local schedulers, else None."""
-    import dask.local
-    import dask.multiprocessing
-    import dask.threaded
-    from dask.base import get_scheduler
-
     get = get_scheduler()
     if get is None:
         return dask.threaded.get
