@@ -49,7 +49,7 @@ from volrecon.segment.features import FeatureSettings, compute_features, feature
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, save  # noqa: E402
-from segmentation import real_correct  # noqa: E402
+from segmentation import dice, real_correct  # noqa: E402
 
 CLASSES = ("void", "electrolyte", "binder", "active")
 """Cathode phases scored; any other label is one class ``other``."""
@@ -118,11 +118,6 @@ def out_of_fold(x: np.ndarray, y: np.ndarray, folds: list[np.ndarray], train_vox
     return pred, void
 
 
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    s = int(a.sum() + b.sum())
-    return float(2 * (a & b).sum() / s) if s else float("nan")
-
-
 def scores(pred: np.ndarray, truth: np.ndarray, void_prob: np.ndarray | None = None) -> dict[str, float]:
     """Dice of each cathode phase and of the pore (void + electrolyte); with ``void_prob``, also
     the void's Dice at the probability threshold best on the truth (``void_best``)."""
@@ -139,15 +134,14 @@ def run_one(preset: str, seed: int, slices: int, size: int, train_voxels: int) -
     img, truth, _ = real_correct(ph)
     vox = tuple(float(v) for v in ph.voxel_size_nm)
     seg = segment_volume(img, voxel_size_nm=vox, method="auto", frame="auto")
+    guard = max(feature_reach(s, vox)[2] for s in FEATURE_SETS.values())
+    xs, mid = np.arange(img.shape[2]), img.shape[2] // 2
     keep = truth.regions == REGIONS["cathode"]
     keep[:FRONT] = False
     keep[max(FRONT, img.shape[0] - BEHIND):] = False
+    keep[..., np.abs(xs - mid + 0.5) < guard] = False
     idx = np.flatnonzero(keep.ravel())
-    guard = max(feature_reach(s, vox)[2] for s in FEATURE_SETS.values())
-    x_of = np.broadcast_to(np.arange(img.shape[2]), img.shape).ravel()[idx]
-    mid = img.shape[2] // 2
-    idx = idx[np.abs(x_of - mid + 0.5) >= guard]
-    x_of = np.broadcast_to(np.arange(img.shape[2]), img.shape).ravel()[idx]
+    x_of = np.broadcast_to(xs, img.shape).ravel()[idx]
     folds = [np.flatnonzero(x_of < mid), np.flatnonzero(x_of >= mid)]
     y = class_map(truth.labels, PHASES).ravel()[idx]
     rows = [{"preset": preset, "seed": seed, "method": "auto (unsupervised)", "voxels": int(idx.size),
