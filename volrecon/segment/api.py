@@ -165,8 +165,7 @@ def _frame_chunks(mask: np.ndarray, chunks: tuple[tuple[int, ...], ...]) -> da.A
     A ``(y, x)`` mask is cut on the in-plane chunks first and then broadcast along z, so each
     chunk is a view of its ``(y, x)`` tile, with no memory of its own.  (Broadcast whole and then
     rechunked, each chunk was merged into a bool array of its own; a row of
-    :func:`volrecon.segment._rows.store_by_rows` held a row's worth of them while it ran: 230 MB of
-    the first row's 1.3 GB at 200x1482x1999.)
+    :func:`volrecon.segment._rows.store_by_rows` held a row's worth of them while it ran.)
 
     Parameters
     ----------
@@ -216,7 +215,8 @@ def _overlap(fn: Callable[..., np.ndarray], arr: da.Array, depth: Sequence[int],
     itself (:func:`volrecon.segment.regional.smooth`, :func:`volrecon.segment.voids.pore_average`),
     so the chunks and context slices a row of :func:`volrecon.segment._rows.store_by_rows` holds
     while the padded blocks are assembled are the input's bytes (uint8: a quarter of float32;
-    float32 copies of a row's chunks held 670 MB at 2048x1536)."""
+    float32 copies of a row's chunks were a large share of the stage's peak at 2048x1536:
+    ``benchmarks/results/pipeline_2048x1536.md``, session 17)."""
     # every chunk must be at least as deep as the overlap (else the context would be cut short)
     chunks = tuple(_axis_chunks(n, arr.chunksize[ax], int(depth[ax])) for ax, n in enumerate(arr.shape))
     arr = arr.rechunk(chunks)
@@ -547,7 +547,7 @@ def segment_volume(
             # the rows of the phases (and of the layer guess) leave their chunks' heap resident, and the
             # layer detection's share maps (a block of rows of the coarse counts, ~100 MB each at
             # 2048x1536) are beyond glibc's mmap threshold: mapped on top of it, not in it.  Handed back
-            # first (at 200x1482x1999 the detection peaked at 1582 MB on 900 MB left by the rows)
+            # first (the per-step peaks before and after: benchmarks/results/pipeline_2048x1536.md)
             release_memory()
             # the classifier's labels beside the frame's wall read its rim as a bright phase: not layer evidence
             lay = detect_layers(specimen, phase_names=lay_names, voxel_size_nm=vox, axis=through_plane, lateral_nm=lateral_nm,
@@ -726,7 +726,7 @@ def _slice_histograms(smoothed: da.Array, out: da.Array, reg: da.Array, edges: n
     task alone.  The chunks run one row after the other, their context slices copied
     (:func:`volrecon.segment._rows.store_by_rows`).  Computed as one graph with the grey in the
     context, the float chunks were held whole behind the thin context views they lend their
-    neighbours: +530 MB at 200x1482x1999, the segmentation's peak.
+    neighbours, which then set the segmentation's peak.
 
     Parameters
     ----------

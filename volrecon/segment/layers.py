@@ -311,8 +311,8 @@ def _lateral_sums(phases: Any, axis: int, factor: int, values: Mapping[str, Sequ
                   for name in names]
         # one row of blocks along z at a time, the context slices copied, each block's sums written to
         # every group's store by the task that stores it: a whole-graph store held the label chunks
-        # whole behind the thin context views they lend their neighbours (at 200x1482x1999 +611 MB,
-        # 1.7 MB a slice; by rows +151 MB)
+        # whole behind the thin context views they lend their neighbours, a growth in proportion to the
+        # slice count (benchmarks/results/pipeline_2048x1536.md, session 17)
         store_by_rows(stacked, _GroupStores(stores))
         return dict(zip(names, stores))
     arr = np.asarray(phases)
