@@ -247,7 +247,9 @@ def truth_box(out: Path, true_drift: np.ndarray, truth_shape: tuple[int, ...]) -
 def analyse_truth(src: Path, out: Path, measured: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """metrics.json of the phantom's true labels in the run's box, as the run's analyze stage measures.
 
-    Same voxel size as the run reports, same analyze options (``run.toml``), the default
+    The phantom's true voxel size (``truth.json``), so an error of the run's calibration shows in
+    the metrics it scales (the run's own is recorded beside it in the note), the same analyze
+    options (``run.toml``), the default
     vocabulary (the true labels mark the frame as the run's do: phase and region ``frame``,
     excluded from every metric).  Also returns the box record of :func:`truth_box` with the share
     of voxels whose phase the run got right in that box, the specimen voxels the box leaves out
@@ -266,7 +268,8 @@ def analyse_truth(src: Path, out: Path, measured: dict[str, Any]) -> tuple[dict[
     if run_labels.shape == labels.shape:
         note["voxels_same_phase"] = float(np.mean(run_labels == labels))
     params = tomllib.loads((out / "run.toml").read_text())["stages"]["analyze"].get("params", {})
-    voxel = measured["calibration"]["voxel_size_nm"]
+    voxel = true["truth"]["calibration"]["voxel_size_nm"]
+    note["voxel_size_nm"] = {"truth": voxel, "run": measured["calibration"]["voxel_size_nm"]}
     truth = analyze_volume(labels, regions, voxel_size_nm=tuple(voxel[a] for a in "zyx"), **params).to_dict()
     kept = sum(r.get("voxels", 0) for r in truth["regions"].values())
     note["specimen_voxels_cut"] = int(true["truth"]["voxels"]["specimen"] - kept)
@@ -423,7 +426,7 @@ def _headline_lines(accuracy: list[dict[str, Any]], presets: list[str]) -> list[
 INTRO = (
     "Every number of the run's `metrics.json` (units, definitions, voxel sizes, shapes, solver diagnostics, sample "
     "counts and 1/nm or area twins of other numbers left out) against **truth (analysis)**: the same analysis "
-    "(`analyze_volume`, the run's voxel size and analyze options) of the phantom's true labels and regions, cut to "
+    "(`analyze_volume`, the phantom's true voxel size (an error of the run's calibration shows) and the run's analyze options) of the phantom's true labels and regions, cut to "
     "the box the run's volume shows (the drift correction crops each slice to the part valid in every slice; the "
     "box is placed by the run's drift table against the phantom's true drift, rounded to whole pixels).  The "
     "analysis chooses its tortuosity box (where the tortuosity, pore sizes and surface areas are measured) on each "
