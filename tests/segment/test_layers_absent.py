@@ -9,7 +9,7 @@ import pytest
 
 from volrecon.phases import PHASES, REGIONS
 from volrecon.segment import segment_volume
-from volrecon.segment.layers import ANODE_SLAB_SHARE, _end_slab
+from volrecon.segment.layers import ANODE_SLAB_SHARE, _end_slab, _one_material
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -57,28 +57,41 @@ def test_whole_field_keeps_its_anode(diglyme):
     assert _dice(r == REGIONS["anode"], np.asarray(ph.regions) == REGIONS["anode"]) > 0.97
 
 
-def test_end_slab_needs_a_dense_run_at_an_end():
+def test_end_slab_needs_rows_of_one_material_at_an_end():
     valid = np.full(40, 100.0)
-    porous = np.full(40, 45.0)  # a porous layer: ~half of every row fibres or particles
+    porous = np.full(40, 0.6)  # a porous layer: no material fills a row
+    metal = lambda rows: np.where(np.isin(np.arange(40), np.arange(40)[rows]), 0.98, porous)  # noqa: E731
     assert _end_slab(porous, valid, 4) is None
-    metal = porous.copy()
-    metal[:6] = 2.0  # six rows of metal at the start
-    assert _end_slab(metal, valid, 4) == (0, 6)
-    assert _end_slab(metal[::-1].copy(), valid, 4) == (34, 6)  # or at the far end
-    thin = porous.copy()
-    thin[:3] = 0.0  # thinner than the least slab
-    assert _end_slab(thin, valid, 4) is None
-    inner = porous.copy()
-    inner[10:20] = 0.0  # a dense band away from the ends is no anode
-    assert _end_slab(inner, valid, 4) is None
-    edge = metal.copy()
-    edge[:2] = (1.0 - ANODE_SLAB_SHARE + 0.05) * 100  # first rows the cap's rim lights: the slab starts after them
-    assert _end_slab(edge, valid, 4) == (2, 4)
-    late = porous.copy()
-    late[8:20] = 0.0  # dense, but too far from the end
-    assert _end_slab(late, valid, 4) is None
-    empty = valid.copy()
-    empty[:5] = 0.0  # rows without specimen (frame) before the metal
-    metal2 = porous.copy()
-    metal2[5:12] = 0.0
-    assert _end_slab(metal2, empty, 4) == (5, 7)
+    assert _end_slab(metal(slice(0, 6)), valid, 4) == (0, 6)
+    assert _end_slab(metal(slice(34, 40)), valid, 4) == (34, 6)  # or at the far end
+    assert _end_slab(metal(slice(0, 3)), valid, 4) is None  # thinner than the least slab
+    assert _end_slab(metal(slice(10, 20)), valid, 4) is None  # a band away from the ends
+    assert _end_slab(metal(slice(8, 20)), valid, 4) is None  # too far from the end
+    lit = metal(slice(0, 6))
+    lit[:2] = ANODE_SLAB_SHARE - 0.05  # first rows the cap's rim lights
+    assert _end_slab(lit, valid, 4) == (2, 4)
+    stray = metal(slice(2, 8))
+    stray[0] = 0.98  # a first row of one material (the cap's shadow), then the slab
+    assert _end_slab(stray, valid, 4) == (2, 6)
+    framed = valid.copy()
+    framed[:5] = 0.0  # rows without specimen (frame) before the metal
+    assert _end_slab(metal(slice(5, 12)), framed, 4) == (5, 7)
+
+
+def _profiles(**shares: float) -> dict:
+    """One row's group counts (of 100 specimen voxels) as detect_layers' profiles hold them."""
+    keys = ("sodium", "sei", "separator", "cathode", "active", "collector")
+    return {"valid": np.array([100.0]), **{k: np.array([100.0 * shares.get(k, 0.0)]) for k in keys}}
+
+
+@pytest.mark.parametrize("shares, metal", [
+    ({"sodium": 0.98}, True),  # the metal in its own class
+    ({"sodium": 0.72}, True),  # split with the electrolyte's class by the noise (coarse pixels)
+    ({"separator": 0.97}, True),  # in the fibres' class (a field without the foil)
+    ({"sodium": 0.08, "separator": 0.70}, False),  # the separator's mat and its pores
+    ({"sodium": 0.12, "separator": 0.84}, False),  # its densest rows, next to the anode
+    ({"sodium": 0.25, "separator": 0.22, "cathode": 0.16 + 0.1, "active": 0.16}, False),  # the cathode's top
+    ({"collector": 1.0}, False),  # the foil is the other end's dense layer
+])
+def test_one_material(shares, metal):
+    assert (_one_material(_profiles(**shares))[0] >= ANODE_SLAB_SHARE) == metal

@@ -65,10 +65,10 @@ instrument (``refine_interface(rim_nm=...)``), or None to fit it."""
 
 _MIN_SHARE = {"sodium": 0.004, "sei": 0.0005, "separator": 0.004, "cathode": 0.004, "collector": 0.004}
 ANODE_SLAB_SHARE = 0.9
-"""Least share of each row of the anode's end slab (:func:`_end_slab`) outside the porous layers'
-solids (fibres, particles and binder, foil) and the SEI.  Measured on the layers' first guess of
-the phantoms: 0.97-1.0 in the sodium's rows (0.83 in the row the cap's rim lights), 0.2-0.8 in the
-cathode's (0.8 only deep in diglyme's, among its voids), at most 0.6 in the separator's."""
+"""Least share of each row of the anode's end slab (:func:`_end_slab`) that is one material
+(:func:`_one_material`).  Measured on the layers' first guess of the phantoms: 0.97-1.0 in the
+sodium's rows (0.83 in the row the cap's rim lights), at most 0.63 in the cathode's first rows and
+0.84 in the separator's."""
 
 
 @dataclass(frozen=True)
@@ -997,19 +997,35 @@ def _no_folder() -> Iterator[None]:
     yield None
 
 
-def _end_slab(dense: np.ndarray, valid: np.ndarray, min_rows: int) -> tuple[int, int] | None:
-    """The anode's slab at an end of the field, from the count of the porous layers' solids and
-    the SEI (``dense``) and of the specimen (``valid``) per row along the stacking axis.
+def _one_material(profiles: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Per row along the stacking axis, the share of the specimen (``profiles["valid"]``) that is
+    one material as the anode's metal would be: the larger of the share of its largest class and
+    the share outside the porous layers' solids, the SEI and the foil.
+
+    The first guess's classes run dark to bright over the materials the field shows, so the metal
+    falls in the electrolyte's class, the next one (which also takes the cathode's binder and
+    blurred fibre edges: a field that begins in the separator or the cathode has several percent
+    of "sodium" spread through it) or, in a field without the bright foil, the fibres'; at coarse
+    pixels its noise splits it between the first two.  What a porous layer's rows cannot be is
+    either: a third or more of them is fibres or particles, or pore.  The foil (the other dense end
+    layer, the brightest class) is not counted.
+    """
+    valid = np.maximum(profiles["valid"], 1e-12)
+    named = sum(profiles[g] for g in ("sodium", "sei", "separator", "cathode", "collector"))
+    pore = np.clip(profiles["valid"] - named, 0, None)
+    binder = np.clip(profiles["cathode"] - profiles["active"], 0, None)
+    largest = np.max(np.stack([profiles["sodium"], profiles["sei"], profiles["separator"], profiles["active"],
+                               binder, pore]), axis=0)
+    return np.maximum(largest, profiles["sodium"] + pore) / valid
+
+
+def _end_slab(share: np.ndarray, valid: np.ndarray, min_rows: int) -> tuple[int, int] | None:
+    """The anode's slab at an end of the field.
 
     The anode is the cell's end layer, a slab of dense metal: where it is in the field, the rows at
-    that end of the specimen are all one material, with almost none of the solids of the porous
-    layers (:data:`ANODE_SLAB_SHARE`), for at least ``min_rows``, from within ``2 * min_rows`` of
-    the specimen's end.  Its label does not show it: the
-    first guess's classes run dark to bright, and the metal falls in the electrolyte's class or in
-    the next one, which also takes the cathode's binder and blurred fibre edges (a field that
-    begins in the separator or the cathode has several percent of "sodium" spread through it).
-    What a porous layer cannot be is a row of nothing but that: a third or more of it is fibres or
-    particles.
+    that end of the specimen are one material (``share``, :func:`_one_material`, at least
+    :data:`ANODE_SLAB_SHARE`) for at least ``min_rows``, from within ``2 * min_rows`` of the
+    specimen's end (rows with ``valid`` > 0).
 
     Returns
     -------
@@ -1018,20 +1034,14 @@ def _end_slab(dense: np.ndarray, valid: np.ndarray, min_rows: int) -> tuple[int,
         None when neither end is one.
     """
     rows = np.flatnonzero(valid > 0)
-    if rows.size == 0:
-        return None
-    frac = np.where(valid > 0, 1.0 - dense / np.maximum(valid, 1e-12), 0.0)
     for end in (rows[: 4 * min_rows], rows[::-1][: 4 * min_rows]):
-        run = np.flatnonzero(frac[end] >= ANODE_SLAB_SHARE)
-        # the slab begins at the specimen's end, give or take the rows a cap's or a wall's rim
-        # lights (a row or two at coarse pixels)
-        if run.size == 0 or run[0] >= 2 * min_rows:
-            continue
-        k = int(run[0])
-        while k < end.size and frac[end[k]] >= ANODE_SLAB_SHARE:
-            k += 1
-        if k - int(run[0]) >= min_rows:
-            return int(min(end[run[0]], end[k - 1])), k - int(run[0])
+        full = np.concatenate([[False], share[end] >= ANODE_SLAB_SHARE, [False]])
+        edges = np.flatnonzero(np.diff(full.astype(np.int8)))
+        # runs of full rows (start, stop); the slab begins at the specimen's end, give or take the
+        # rows a cap's or a wall's rim lights (a row or two at coarse pixels)
+        for a, b in zip(edges[::2], edges[1::2]):
+            if a < 2 * min_rows and b - a >= min_rows:
+                return int(min(end[a], end[b - 1])), int(b - a)
     return None
 
 
@@ -1053,11 +1063,10 @@ def _interfaces(maps: _CoarseMaps, step: float, notes: list[str],
     # the thinnest end layer told from a film: the interfaces' refinement half-width
     min_rows = max(2, int(np.ceil(REFINE_NM / step)))
     if present["sodium"]:
-        dense = sum(profiles[g] for g in ("sei", "separator", "cathode", "collector"))
-        if _end_slab(dense, profiles["valid"], min_rows) is None:
+        if _end_slab(_one_material(profiles), profiles["valid"], min_rows) is None:
             present["sodium"] = False
             notes.append(f"no anode: {totals['sodium'] / totals['valid']:.1%} of the specimen is labelled sodium, but "
-                         "neither end of the field is a dense slab (mid-grey voxels of the porous layers)")
+                         "neither end of the field is a slab of one material (mid-grey voxels of the porous layers)")
     # order: centroid of each present group along the axis vs its expected rank
     pos = np.arange(n) + 0.5
     cents, ranks = [], []
