@@ -9,7 +9,6 @@ import pytest
 
 from volrecon.phases import PHASES, REGIONS
 from volrecon.segment import segment_volume
-from volrecon.segment.layers import ANODE_SLAB_SHARE, _end_slab, _one_material
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -58,6 +57,8 @@ def test_whole_field_keeps_its_anode(diglyme):
 
 
 def test_end_slab_needs_rows_of_one_material_at_an_end():
+    from volrecon.segment.layers import ANODE_SLAB_SHARE, _end_slab
+
     valid = np.full(40, 100.0)
     porous = np.full(40, 0.6)  # a porous layer: no material fills a row
     metal = lambda rows: np.where(np.isin(np.arange(40), np.arange(40)[rows]), 0.98, porous)  # noqa: E731
@@ -76,6 +77,10 @@ def test_end_slab_needs_rows_of_one_material_at_an_end():
     framed = valid.copy()
     framed[:5] = 0.0  # rows without specimen (frame) before the metal
     assert _end_slab(metal(slice(5, 12)), framed, 4) == (5, 7)
+    framed[5:7] = 20.0  # rows the cap's rough edge cuts short: no evidence either way
+    short = metal(slice(7, 12))
+    short[5:7] = 0.2
+    assert _end_slab(short, framed, 4) == (7, 5)
 
 
 def _profiles(**shares: float) -> dict:
@@ -92,6 +97,9 @@ def _profiles(**shares: float) -> dict:
     ({"sodium": 0.12, "separator": 0.84}, False),  # its densest rows, next to the anode
     ({"sodium": 0.25, "separator": 0.22, "cathode": 0.16 + 0.1, "active": 0.16}, False),  # the cathode's top
     ({"collector": 1.0}, False),  # the foil is the other end's dense layer
+    ({}, True),  # a row of nothing but the electrolyte's class (a pool passes: see _end_slab)
 ])
 def test_one_material(shares, metal):
+    from volrecon.segment.layers import ANODE_SLAB_SHARE, _one_material
+
     assert (_one_material(_profiles(**shares))[0] >= ANODE_SLAB_SHARE) == metal

@@ -563,7 +563,7 @@ def segment_volume(
                 params["sodium"] = na_info
             # each surface finder's slabs (a band of the volume, ~100 MB each at 2048x1536) are mapped beyond
             # the heap the one before left resident, which grows with the slice count (its column profiles):
-            # handed back before each (at 400 of 1482x1999 the SEI's reference peaked at 1583 MB on 820 entering)
+            # handed back before each
             if refine_anode and lay.heights.get("sodium|sei") is not None:
                 release_memory()
                 lay = refine_interface(image, lay, "sodium|sei", voxel_size_nm=vox,

@@ -1008,7 +1008,7 @@ def _one_material(profiles: Mapping[str, np.ndarray]) -> np.ndarray:
     of "sodium" spread through it) or, in a field without the bright foil, the fibres'; at coarse
     pixels its noise splits it between the first two.  What a porous layer's rows cannot be is
     either: a third or more of them is fibres or particles, or pore.  The foil (the other dense end
-    layer, the brightest class) is not counted.
+    layer, the brightest class) is not counted; a thick SEI, one class, counts as the anode's (it is).
     """
     valid = np.maximum(profiles["valid"], 1e-12)
     named = sum(profiles[g] for g in ("sodium", "sei", "separator", "cathode", "collector"))
@@ -1025,15 +1025,21 @@ def _end_slab(share: np.ndarray, valid: np.ndarray, min_rows: int) -> tuple[int,
     The anode is the cell's end layer, a slab of dense metal: where it is in the field, the rows at
     that end of the specimen are one material (``share``, :func:`_one_material`, at least
     :data:`ANODE_SLAB_SHARE`) for at least ``min_rows``, from within ``2 * min_rows`` of the
-    specimen's end (rows with ``valid`` > 0).
+    specimen's end (rows with at least half the median row's specimen: rows the frame cuts short
+    are left out).  Decided on the field's rows, not column by column: per column the separator's
+    first rows or an electrolyte film are often one material for a few rows, summed over the field
+    they are not.  The price: the metal must fill its rows, so an anode thinner in the field than
+    its surface's roughness and tilt plus ``min_rows`` (a sliver of metal at the field's edge, a
+    field end cut obliquely through it) is not found (``benchmarks/results/segmentation_fields.md``).
 
     Returns
     -------
     (int, int) or None
-        ``(first row, rows)`` of the slab (``first row`` counted from index 0 of the axis), or
-        None when neither end is one.
+        ``(first row, rows)`` of the slab (``first row`` counted from index 0 of the axis; ``rows``
+        counted within the ``4 * min_rows`` rows searched), or None when neither end is one.
     """
-    rows = np.flatnonzero(valid > 0)
+    # rows cut short by the frame (the cap's rough edge, its rim) are no evidence either way
+    rows = np.flatnonzero(valid >= 0.5 * np.median(valid[valid > 0])) if (valid > 0).any() else np.zeros(0, int)
     for end in (rows[: 4 * min_rows], rows[::-1][: 4 * min_rows]):
         full = np.concatenate([[False], share[end] >= ANODE_SLAB_SHARE, [False]])
         edges = np.flatnonzero(np.diff(full.astype(np.int8)))
@@ -1063,10 +1069,14 @@ def _interfaces(maps: _CoarseMaps, step: float, notes: list[str],
     # the thinnest end layer told from a film: the interfaces' refinement half-width
     min_rows = max(2, int(np.ceil(REFINE_NM / step)))
     if present["sodium"]:
-        if _end_slab(_one_material(profiles), profiles["valid"], min_rows) is None:
+        one = _one_material(profiles)
+        if _end_slab(one, profiles["valid"], min_rows) is None:
             present["sodium"] = False
+            rows = np.flatnonzero(profiles["valid"] > 0)
+            ends = (float(one[rows[:min_rows]].mean()), float(one[rows[::-1][:min_rows]].mean()))
             notes.append(f"no anode: {totals['sodium'] / totals['valid']:.1%} of the specimen is labelled sodium, but "
-                         "neither end of the field is a slab of one material (mid-grey voxels of the porous layers)")
+                         f"neither end of the field is {min_rows} rows of one material (its first rows: "
+                         f"{ends[0]:.2f} / {ends[1]:.2f} one material, {ANODE_SLAB_SHARE} needed)")
     # order: centroid of each present group along the axis vs its expected rank
     pos = np.arange(n) + 0.5
     cents, ranks = [], []
@@ -1601,9 +1611,8 @@ def released_slabs(slabs: Iterable[tuple[int, int, int, int]]) -> Iterator[tuple
     A slab's arrays under glibc's mmap threshold (its masks and label slices, the chunks dask
     reads it from) come from the heap, and the heap keeps its high-water mark resident: the holes
     that slabs left, in other places than the next slab's, added up over the slabs and stayed
-    resident for the steps after the surface finders (on 1024x1024 phantom slices the sodium
-    surface rose 1219 MB over its entry on 256 slices, 906 MB on 96, with slabs of the same size,
-    and left 981 MB resident).  Once per slab: its arrays are tens to hundreds of MB, and the
+    resident for the steps after the surface finders, growing with the slice count although the
+    slabs are the same size.  Once per slab: its arrays are tens to hundreds of MB, and the
     pages handed back are faulted in again by the next slab (well under a second in all).
     """
     for slab in slabs:
