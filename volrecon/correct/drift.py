@@ -48,7 +48,7 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,7 +73,7 @@ from volrecon.correct._registration_phase import (
     TileCorrelator,
     coherence_sigma,
 )
-from volrecon.correct._registration_curtains import anchor_dx, stripe_profile
+from volrecon.correct._registration_curtains import anchor_dx, stripe_band, stripe_profile
 from volrecon.correct._registration_objects import MIN_TRACK, Sections, find_sections, refine_shifts
 from volrecon.correct._registration_persist import chain_errors, wander_information
 from volrecon.correct._registration_shared import shared_motion_error
@@ -81,6 +81,7 @@ from volrecon.correct._registration_solve import Observations, Solution, screen_
 from volrecon.correct._registration_split import HalfSplit, choose_baselines
 from volrecon.correct._registration_table import DriftTable
 from volrecon.correct._shift_linear import shift_linear_nearest
+from volrecon.correct._stripe_width import StripeWidth, spread_slices, stripe_width
 from volrecon.correct.frame import FrameInfo, FrameTracker, detect_frame
 from volrecon.errors import InputError, ParameterError
 
@@ -224,7 +225,10 @@ def estimate_drift(
         Where neither the frame's walls nor a ROI anchor dx: take the slow part of dx from the
         curtain stripes (fixed in the specimen), the shift of each slice's band-passed column
         profile against slices beyond the content's decorrelation length
-        (:mod:`volrecon.correct._registration_curtains`). On by default; ``False`` keeps the
+        (:mod:`volrecon.correct._registration_curtains`); the profiles' band (``band_px``) is
+        the one where the stripes measured on a few slices before the pass stand out most
+        from the content (``stripe_width``, :mod:`volrecon.correct._stripe_width`; the
+        reference band where none are found). On by default; ``False`` keeps the
         structure's dx. ``metadata["curtains"]``: ``ran``, the ``reason`` when not (off, walls
         or ROI, too few long pairs, no significant stripes, stripes fixed in the detector), the
         decorrelation, ``baselines``, ``pairs``, ``pairs_rejected``, ``significance``, the
@@ -332,6 +336,17 @@ def estimate_drift(
     objects_skipped = _objects_skipped(objects, solver, roi, tracker, nz)
     curtains_skipped = _curtains_skipped(curtains, solver, roi, info)
 
+    def region_of(data: np.ndarray, z: int) -> np.ndarray:
+        region = data[box[0] : box[1], box[2] : box[3]]
+        m = mask3d[z] if mask3d is not None else mask2d
+        if m is not None:
+            region = _fill_masked(region, m[box[0] : box[1], box[2] : box[3]])
+        return region
+
+    # the stripes, measured on a few slices before the pass, choose the profiles' band
+    stripes = _stripe_width(read, region_of, nz, dtype) if curtains_skipped is None else None
+    band = stripe_band(stripes)
+
     def prepare(z: int) -> _Prepared:
         data = read(z)
         check_slice(z, data, floating=floating)
@@ -342,14 +357,11 @@ def estimate_drift(
             tracker.collect(z, data)
         spectrum = roi_spec = halves = found = profile = None
         if solver is not None:
-            region = data[box[0] : box[1], box[2] : box[3]]
-            m = mask3d[z] if mask3d is not None else mask2d
-            if m is not None:
-                region = _fill_masked(region, m[box[0] : box[1], box[2] : box[3]])
+            region = region_of(data, z)
             spectrum = solver.prepare(region)
             halves = split.prepare(region) if isinstance(split, HalfSplit) else None
             found = find_sections(region) if objects_skipped is None else None
-            profile = stripe_profile(region) if curtains_skipped is None else None
+            profile = stripe_profile(region, band) if curtains_skipped is None else None
         if roi_corr is not None:
             roi_spec = roi_corr.edges(data[roi_crop[0] : roi_crop[1], roi_crop[2] : roi_crop[3]]).astype(np.float32)
         return _Prepared("", spectrum, roi_spec, halves, found, profile)
@@ -459,6 +471,8 @@ def estimate_drift(
     if curtains_skipped is None:
         expected = content if content is not None else float(np.sqrt(np.mean(solution.sigma[good, 1] ** 2)))
         correction, curtain_info = anchor_dx(profiles, solution.shifts[:, 1], expected)
+        curtain_info["stripe_width"] = stripes.to_dict()
+        curtain_info["band_px"] = list(band)
     else:
         walls_unmeasured = tracker is not None and not any(edges.get(k) for k in ("wall_left", "wall_right"))
         unanchored = "; but none of them was measured, so dx stands on the structure estimate unanchored"
@@ -520,6 +534,21 @@ def _curtains_skipped(curtains: bool, solver: Any, roi: Any, info: FrameInfo | N
 
 
 _WALLS_FOUND = "the milled face's walls were found: they anchor dx"
+
+
+def _stripe_width(
+    read: Callable[[int], np.ndarray], region_of: Callable[[np.ndarray, int], np.ndarray], nz: int, dtype: np.dtype
+) -> StripeWidth:
+    """The curtain stripes' width (:func:`volrecon.correct._stripe_width.stripe_width`) on the
+    structure regions of a few non-blank slices spread through the stack."""
+
+    def regions() -> Iterator[np.ndarray]:
+        for z in spread_slices(nz):
+            data = read(z)
+            if not blank_reason(data, dtype):
+                yield region_of(data, z)
+
+    return stripe_width(regions())
 
 
 #: expected residual (px) at which a row's quality has fallen to 1/e

@@ -48,7 +48,10 @@ class Artefacts:
     curtains : bool
         Vertical stripes starting below the cap edge or below dense features, amplitude
         ``curtain_amplitude`` (fraction of full scale), about ``curtain_density`` stripes per
-        100 columns, varying from slice to slice.
+        100 columns, varying from slice to slice, each of a Gaussian cross-section whose sigma
+        is drawn uniformly from ``curtain_width_px`` (px). The stripes' physical width (tens
+        to a few hundred nm) is set by the features above them, so in pixels it depends on the
+        pixel size: the default 0.8-3 px suits 10-20 nm pixels, a 3-5 nm pixel sees 10+ px.
     shine_through : bool
         Voids show a blurred (Gaussian sigma ``shine_blur_nm`` in the image plane), attenuated
         (``shine_attenuation``) image of the material ``shine_depth_nm`` below the face.
@@ -88,6 +91,7 @@ class Artefacts:
     curtains: bool = True
     curtain_amplitude: float = 0.09
     curtain_density: float = 3.0
+    curtain_width_px: tuple[float, float] = (0.8, 3.0)
     shine_through: bool = True
     shine_depth_nm: float = 80.0
     shine_blur_nm: float = 20.0
@@ -282,7 +286,7 @@ def draw_curtains(
             row = float(start + first + (after[0] if after.size else 0))
         out.append(
             Curtain(
-                col=col, row_start=row, width=float(rng.uniform(0.8, 3.0)),
+                col=col, row_start=row, width=float(rng.uniform(*art.curtain_width_px)),
                 decay=float(rng.uniform(0.3, 1.5) * hc), sign=float(rng.choice([-1.0, 1.0]) * rng.uniform(0.4, 1.0)),
             )
         )
