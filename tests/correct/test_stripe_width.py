@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from volrecon.correct._stripe_width import block_spectra, estimate_stripe_width, peak_width, spread_slices, stripe_width
+from volrecon.correct._intensity import spread_indices
+from volrecon.correct._stripe_width import block_spectra, estimate_stripe_width, peak_width, stripe_width
 
 ZEISS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "zeiss_auriga_fibsem_2slices"
 RANGES = [(0.8, 3.0), (3.0, 8.0), (6.0, 15.0)]
@@ -57,7 +58,7 @@ def test_content_without_stripes_has_no_width():
 def test_too_few_slices_or_rows_say_why():
     assert "fewer than" in stripe_width([np.ones((256, 128))] * 2).reason
     assert "fewer than" in stripe_width([np.ones((100, 128))] * 8).reason  # one 64-row block each
-    assert spread_slices(100, 5) == [0, 25, 50, 74, 99] and spread_slices(3) == [0, 1, 2]
+    assert spread_indices(100, 5).tolist() == [0, 25, 50, 74, 99] and spread_indices(3, 16).tolist() == [0, 1, 2]
 
 
 def _centre(stripes: list[dict], amplitude: np.ndarray, rows: tuple[int, int]) -> float:

@@ -48,6 +48,8 @@ from typing import Any
 
 import numpy as np
 
+from volrecon.correct._intensity import spread_indices
+
 #: rows per block whose mean is one column profile, taller than the content's features, and
 #: the fewest blocks between two compared (2: a block of content between them; adjacent blocks
 #: share the features across their boundary, which read as stripes on content of 8 px blobs)
@@ -267,11 +269,6 @@ def peak_width(cross: np.ndarray, size: int) -> float:
     return float(np.interp(measured, model[good][order], WIDTH_GRID[good][order]))
 
 
-def spread_slices(depth: int, count: int = DEFAULT_SLICES) -> list[int]:
-    """``count`` slice indices evenly spread over ``depth`` slices (all of them when fewer)."""
-    return sorted({int(round(v)) for v in np.linspace(0, depth - 1, min(count, depth))})
-
-
 def estimate_stripe_width(
     image: Any, *, slices: int = DEFAULT_SLICES, box: tuple[int, int, int, int] | None = None
 ) -> StripeWidth:
@@ -304,5 +301,5 @@ def estimate_stripe_width(
     """
     depth = int(image.shape[0])
     y0, y1, x0, x1 = box if box is not None else (0, int(image.shape[1]), 0, int(image.shape[2]))
-    regions = (np.asarray(image[z, y0:y1, x0:x1]) for z in spread_slices(depth, slices))
+    regions = (np.asarray(image[int(z), y0:y1, x0:x1]) for z in spread_indices(depth, slices))
     return stripe_width(regions)

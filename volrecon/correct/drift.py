@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from volrecon.correct._intensity import spread_indices
 from volrecon.correct._registration_input import (
     blank_reason,
     check_box,
@@ -81,7 +82,7 @@ from volrecon.correct._registration_solve import Observations, Solution, screen_
 from volrecon.correct._registration_split import HalfSplit, choose_baselines
 from volrecon.correct._registration_table import DriftTable
 from volrecon.correct._shift_linear import shift_linear_nearest
-from volrecon.correct._stripe_width import StripeWidth, spread_slices, stripe_width
+from volrecon.correct._stripe_width import DEFAULT_SLICES, StripeWidth, stripe_width
 from volrecon.correct.frame import FrameInfo, FrameTracker, detect_frame
 from volrecon.errors import InputError, ParameterError
 
@@ -543,7 +544,7 @@ def _stripe_width(
     structure regions of a few non-blank slices spread through the stack."""
 
     def regions() -> Iterator[np.ndarray]:
-        for z in spread_slices(nz):
+        for z in spread_indices(nz, DEFAULT_SLICES):
             data = read(z)
             if not blank_reason(data, dtype):
                 yield region_of(data, z)
