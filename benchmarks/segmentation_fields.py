@@ -133,31 +133,26 @@ def main() -> None:
             ph = make_phantom(preset, slices=args.slices, shape=(args.size, args.size), seed=seed, artefacts="all",
                               frame=False, workers=2)
             full, labels, regions = oracle_correct(ph), np.asarray(ph.labels), np.asarray(ph.regions)
+
+            def record(crop: Any, rows_: slice, flip: bool = False, method: str = "auto") -> None:
+                """Segment and score the field ``rows_`` of the phantom (flipped along y)."""
+                img, lab, reg = (np.ascontiguousarray(a[:, rows_][:, ::-1] if flip else a[:, rows_])
+                                 for a in (full, labels, regions))
+                row = {"preset": preset, "seed": seed, "crop": crop, "order": "anode_last" if flip else "anode_first",
+                       "method": method, **field_row(img, lab, reg, tuple(ph.voxel_size_nm), method)}
+                rows.append(row)
+                print(row, flush=True)
+
             for share in CROPS:
                 r0 = crop_rows(regions, share)
                 for flip in (False, True):
-                    cut = [a[:, r0:][:, ::-1] if flip else a[:, r0:] for a in (full, labels, regions)]
-                    img, lab, reg = (np.ascontiguousarray(a) for a in cut)
                     for method in ["auto"] + (["classifier"] if share == CROPS[0] and not flip else []):
-                        row = {"preset": preset, "seed": seed, "crop": share, "order": "anode_last" if flip else "anode_first",
-                               "method": method, **field_row(img, lab, reg, tuple(ph.voxel_size_nm), method)}
-                        rows.append(row)
-                        print(row, flush=True)
+                        record(share, slice(r0, None), flip, method)
             sodium_last = int(np.flatnonzero((labels == PHASES["sodium"]).mean(axis=(0, 2)) > 0.5)[-1])
             for k in ANODE_ROWS:
-                r0 = max(0, sodium_last + 1 - k)
-                row = {"preset": preset, "seed": seed, "crop": f"anode {k} rows", "order": "anode_first", "method": "auto",
-                       **field_row(full[:, r0:].copy(), labels[:, r0:].copy(), regions[:, r0:].copy(),
-                                   tuple(ph.voxel_size_nm), "auto")}
-                rows.append(row)
-                print(row, flush=True)
+                record(f"anode {k} rows", slice(max(0, sodium_last + 1 - k), None))
             for layer in ENDS:
-                r1 = end_rows(regions, layer)
-                row = {"preset": preset, "seed": seed, "crop": f"ends in {layer}", "order": "anode_first", "method": "auto",
-                       **field_row(full[:, :r1].copy(), labels[:, :r1].copy(), regions[:, :r1].copy(),
-                                   tuple(ph.voxel_size_nm), "auto")}
-                rows.append(row)
-                print(row, flush=True)
+                record(f"ends in {layer}", slice(0, end_rows(regions, layer)))
     head = ("| preset | seed | field begins | order | method | absent (truth) | anode, separator rows in the field | "
             "separator region | cathode region | separator | active | pore |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
     where = {0.3: "separator, 30 %", 0.7: "separator, 70 %", 1.1: "cathode, 10 %",
