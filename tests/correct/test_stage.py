@@ -138,3 +138,66 @@ def test_destriping_leaves_the_face_frame_alone():
     assert np.abs(out[:, ~frame.mask] - img[:, ~frame.mask]).mean() > 0.5  # the face itself was destriped
     again = find_frame(out)
     assert again.right is not None and again.left is not None
+
+
+def _walls_and_cap(nz: int = 4, ny: int = 192, nx: int = 192, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy stripe-free face inside a bright cap and two trench walls with bright rims (no curtains)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:ny, 0:nx].astype(np.float32)
+    frame = (yy < 12) | (xx < 10 + 0.02 * yy) | (xx > nx - 11 - 0.02 * yy)
+    img = np.where(frame, 200.0, 90.0).astype(np.float32)
+    rim = np.exp(-np.abs(xx - (10 + 0.02 * yy)) / 1.5) + np.exp(-np.abs(xx - (nx - 11 - 0.02 * yy)) / 1.5)
+    img = img + 80 * rim * (yy >= 12)
+    stack = img[None] + rng.normal(0, 6, (nz, ny, nx)).astype(np.float32)
+    return stack.astype(np.float32), frame
+
+
+def test_gate_is_measured_on_the_specimen_not_on_the_trench_walls():
+    # the walls' rims are long bright lines along the stripe direction: measured on the whole slice they open
+    # the gate on a stripe-free face (and the filter then takes structure and noise out of the specimen)
+    from volrecon.correct.curtains import estimate_curtains, specimen_block, CurtainSettings
+
+    stack, frame = _walls_and_cap()
+    assert estimate_curtains(stack).enabled  # what happened before: the rims alone pass the gate
+    gated = estimate_curtains(stack, mask=~frame)
+    assert not gated.enabled and gated.significance < 5
+    r0, r1, c0, c1 = gated.measured_region
+    rows, cols = specimen_block(~frame, CurtainSettings())
+    assert (rows.start, rows.stop, cols.start, cols.stop) == (r0, r1, c0, c1)
+    assert not frame[r0:r1, c0:c1].any() and c0 >= 10 + 0.02 * r1 + 7 and r0 >= 12 + 16
+    # the stage finds the frame itself and measures its gate on the specimen too
+    res = correct_volume(stack, voxel_size_nm=(20, 10, 10), steps=("curtains",))
+    assert not res.curtains.enabled and res.curtains.measured_region is not None
+    # real stripes on the face still open it
+    striped = stack.copy()
+    striped[:, 60:, 80:82] += 25
+    striped[:, 100:, 130:133] -= 20
+    assert estimate_curtains(striped, mask=~frame).enabled
+
+
+def test_specimen_block_is_none_when_the_face_is_too_small():
+    from volrecon.correct.curtains import CurtainSettings, specimen_block
+
+    m = np.zeros((50, 200), bool)
+    m[10:, 20:180] = True
+    assert specimen_block(m, CurtainSettings()) is None  # 40 rows below a cap: 24 once a block is cut beside it
+    m = np.ones((200, 200), bool)
+    assert specimen_block(m, CurtainSettings()) == (slice(0, 200), slice(0, 200))  # no frame: the whole slice
+
+
+def test_gate_does_not_depend_on_where_the_block_grid_starts():
+    # a stripe-free framed phantom (carbonate, 24 x 192 px): measured on one block grid, a block straddling the
+    # rough layer interfaces opened the gate (significance 83 / 59 / 12 for grids started 0 / 16 / 12 rows lower);
+    # the median over grid offsets keeps it shut
+    import dataclasses
+
+    from volrecon.correct.curtains import estimate_curtains
+
+    arte = dataclasses.replace(Artefacts(), curtains=False, drift=False)
+    ph = make_phantom("carbonate", slices=8, shape=(192, 192), seed=0, frame=True, artefacts=arte, workers=2)
+    img = np.asarray(ph.acquired[:, : ph.labels.shape[1]], np.float32)
+    res = correct_volume(img, voxel_size_nm=ph.voxel_size_nm, steps=("curtains",))
+    assert not res.curtains.enabled, res.curtains.significance
+    r0, r1, c0, c1 = res.curtains.measured_region
+    sig = [estimate_curtains(img[:, r0 + d: r1, c0:c1]).significance for d in (0, 4, 8)]
+    assert max(sig) < 2 * min(sig) + 5, sig

@@ -52,7 +52,13 @@ about 5-8 on the noisy phantoms from 192 to 384 px, against 80-220 with strong c
 ``along="steps"``; 2-3 against 30-100 for ``"window"``); below ``min_significance`` (default
 by ``along``: 25 for ``"steps"``, 10 for ``"window"``, :data:`GATES`) the filter is disabled,
 so a stripe-free noisy stack is left as it is.  On a noise-free stack nothing is
-noise, and thin, long, straight features of the structure (trench walls) pass the gate.
+noise, and thin, long, straight features of the structure pass the gate.  Given the specimen
+(``mask``; the correct stage passes the face's frame it finds), the gate is measured on the
+block of whole specimen columns (:func:`specimen_block`): the trench walls' bright rims are
+long lines along the stripes and opened the gate of every framed phantom, curtains or not.
+The ratio is the median over four starts of the block grid along the stripe (cycle spinning):
+a block straddling a rough layer interface can read as stripe onsets, and on one grid the same
+stripe-free framed phantom gave 12 to 83 depending on where the grid started.
 """
 
 from __future__ import annotations
@@ -68,7 +74,7 @@ from scipy import ndimage as ndi
 from volrecon.correct._curtains_median import shift_median
 from volrecon.correct._curtains_onset import find_onsets, with_stripes
 from volrecon.correct._curtains_segments import fit_steps, run_means
-from volrecon.correct._intensity import affine_slice, check_volume, is_dask, map_slices, pixel_noise, read_slices, restore_dtype, spread_indices
+from volrecon.correct._intensity import affine_slice, check_mask, check_volume, is_dask, map_slices, pixel_noise, read_slices, restore_dtype, spread_indices
 from volrecon.errors import ParameterError
 
 METHODS = ("highpass", "wavelet-fft")
@@ -136,6 +142,10 @@ class CurtainSettings:
         the same shrinkage removes from Gaussian noise of the slice's pixel noise (about 1 on
         pure noise, a few on a stripe-free specimen); below ``min_significance`` the filter is
         disabled.
+    measured_region : list of int or None
+        ``[row0, row1, col0, col1]`` (end exclusive) of the block of whole specimen columns the
+        significance and stripe indices were measured on (:func:`specimen_block`); None: the
+        whole slice.
     """
 
     method: str = "highpass"
@@ -153,6 +163,7 @@ class CurtainSettings:
     stripe_index_after: float = float("nan")
     enabled: bool = True
     significance: float = float("nan")
+    measured_region: list[int] | None = None
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -502,6 +513,7 @@ def estimate_curtains(
     onsets: bool = True,
     n_slices: int = 4,
     min_significance: float | None = None,
+    mask: Any = None,
 ) -> CurtainSettings:
     """Choose the stripe filter, decide whether the stack needs it and measure what it removes.
 
@@ -522,6 +534,11 @@ def estimate_curtains(
         gives) for which the filter is kept; 0 keeps it always; None (default): the gate of
         ``along`` (:data:`GATES`: 25 for ``"steps"``, 10 for ``"window"``, whose null is
         smaller).
+    mask : ndarray of bool (Y, X) or (Z, Y, X), optional
+        True on specimen pixels (a 3D mask: pixels that are specimen in every slice count).
+        The gate and the stripe indices are measured on the largest block of whole specimen
+        columns (:func:`specimen_block`), so that the trench walls' rims, bright lines along the
+        stripe direction that are not milled into the face, cannot open the gate.
 
     Returns
     -------
@@ -539,27 +556,124 @@ def estimate_curtains(
     >>> estimate_curtains(flat).enabled
     True
     """
-    nz = check_volume(image)[0]
+    shape = check_volume(image)
+    nz = shape[0]
     settings = CurtainSettings(method=method, orientation=orientation, width_px=float(width_px), block=int(block), length=int(length), threshold=None if threshold is None else float(threshold), along=str(along), z_reach=int(z_reach), onsets=bool(onsets))
     data = read_slices(image, spread_indices(nz, n_slices))
+    region = None
+    spec = check_mask(mask, shape)
+    if spec is not None:
+        cut = specimen_block(spec if spec.ndim == 2 else spec.all(axis=0), settings)
+        if cut is not None:
+            data = [p[cut] for p in data]
+            region = [cut[0].start, cut[0].stop, cut[1].start, cut[1].stop]
     before = float(np.median([stripe_index(p, settings) for p in data]))
-    removed = expected = 0.0
-    rng = np.random.default_rng(0)
-    # integer data carry at least the rounding noise of their grey steps (1/sqrt(12) of one)
-    quantum = 1 / np.sqrt(12) if np.issubdtype(np.dtype(image.dtype), np.integer) else 0.0
-    for p in data:
-        q = p.T if orientation == "horizontal" else p
-        removed += _removed_energy(q, settings)
-        # the null: what the filter takes from Gaussian noise of this slice's pixel noise
-        lo, hi = np.quantile(q[:: max(1, q.shape[0] // 64)], (0.01, 0.99))
-        noise = max(pixel_noise(q), quantum, 1e-3 * float(hi - lo), 1e-12)
-        expected += _removed_energy(rng.normal(0.0, noise, q.shape).astype(np.float32), settings)
-    significance = removed / max(expected, 1e-30)
+    significance = _significance(data, settings, quantum=1 / np.sqrt(12) if np.issubdtype(np.dtype(image.dtype), np.integer) else 0.0)
     gate = GATES[settings.along] if min_significance is None else float(min_significance)
     enabled = significance >= gate
-    settings = CurtainSettings(**{**asdict(settings), "enabled": enabled, "significance": float(significance)})
+    settings = CurtainSettings(**{**asdict(settings), "enabled": enabled, "significance": float(significance), "measured_region": region})
     after = float(np.median([stripe_index(remove_stripes(p, settings), settings) for p in data]))
     return CurtainSettings(**{**asdict(settings), "stripe_index_before": before, "stripe_index_after": after})
+
+
+def _longest_run(ok: np.ndarray) -> tuple[int, int]:
+    """``(start, stop)`` of the longest run of True in a 1D bool array (``(0, 0)`` if none)."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], ok.astype(np.int8), [0]))))
+    if edges.size == 0:
+        return 0, 0
+    starts, stops = edges[::2], edges[1::2]
+    k = int(np.argmax(stops - starts))
+    return int(starts[k]), int(stops[k])
+
+
+def _inside(start: int, stop: int, size: int, reach: int) -> tuple[int, int]:
+    """``start:stop`` less ``reach`` at each end that is not the image's border."""
+    return start + (reach if start > 0 else 0), stop - (reach if stop < size else 0)
+
+
+def specimen_block(specimen: np.ndarray, settings: CurtainSettings) -> tuple[slice, slice] | None:
+    """The block of whole specimen columns of a slice where stripes are measured.
+
+    Rows: the longest run of rows at least half specimen (below a cap, above a data bar);
+    columns: the longest run of those that are specimen in nine in ten of these rows (between
+    the trench walls); then the rows are cut to the longest run in which every one of these
+    columns is specimen (a rough cap edge or its lit rim dips into the face in some columns).
+    Beside the frame the filter's reach is left out as well: ``3 * width_px`` columns across the
+    stripe (its background taps) and one ``block`` of rows along it (its first block median),
+    which would otherwise see the frame's bright rim and the cap's rough edge.  Stripes run along
+    the columns (``orientation="vertical"``) or along the rows.
+
+    Parameters
+    ----------
+    specimen : ndarray of bool (Y, X)
+        True on specimen pixels.
+    settings : CurtainSettings
+        Its ``orientation``, ``block`` and ``width_px`` set the smallest usable block.
+
+    Returns
+    -------
+    (slice, slice) or None
+        Rows and columns of the block; None when it would be too small to measure stripes in
+        (fewer than two blocks along the stripe or 16 stripe widths across it): the whole slice
+        is used then.
+    """
+    m = np.asarray(specimen, dtype=bool)
+    if settings.orientation == "horizontal":
+        m = m.T
+    r0, r1 = _longest_run(m.mean(axis=1) >= 0.5)
+    c0, c1 = _longest_run(m[r0:r1].mean(axis=0) >= 0.9) if r1 > r0 else (0, 0)
+    if c1 > c0:
+        a, b = _longest_run(m[r0:r1, c0:c1].all(axis=1))
+        r0, r1 = r0 + a, r0 + b
+    r0, r1 = _inside(r0, r1, m.shape[0], settings.block)
+    c0, c1 = _inside(c0, c1, m.shape[1], int(np.ceil(3 * settings.width_px)))
+    if r1 - r0 < 2 * settings.block or c1 - c0 < 16 * settings.width_px:
+        return None
+    rows, cols = slice(r0, r1), slice(c0, c1)
+    return (cols, rows) if settings.orientation == "horizontal" else (rows, cols)
+
+
+GRID_PHASES = 4
+"""Offsets of the block grid along the stripe (in quarters of a block) the gate's significance is the median of."""
+
+
+def _significance(data: list[np.ndarray], settings: CurtainSettings, *, quantum: float) -> float:
+    """Energy the filter removes from sample slices over what it removes from their pixel noise.
+
+    The block medians along the stripe sit on a grid of ``block`` rows, and a block that
+    straddles a rough interface of the specimen's layers gives its columns different medians,
+    which the filter can take for stripe onsets; curtains do not depend on where the grid
+    starts.  So the ratio is taken with the grid started at :data:`GRID_PHASES` offsets within a
+    block (the slices' first rows dropped) and the median is returned (cycle spinning).
+
+    Parameters
+    ----------
+    data : list of ndarray
+        Sample slices, stripes along axis 0 for ``orientation="vertical"``.
+    settings : CurtainSettings
+        The filter.
+    quantum : float
+        Smallest pixel noise of the data (the rounding noise of integer grey steps).
+
+    Returns
+    -------
+    float
+        About 1 on pure noise; see :attr:`CurtainSettings.significance`.
+    """
+    rng = np.random.default_rng(0)
+    ratios = []
+    for k in range(GRID_PHASES):
+        removed = expected = 0.0
+        for p in data:
+            q = p.T if settings.orientation == "horizontal" else p
+            q = q[k * settings.block // GRID_PHASES:]
+            removed += _removed_energy(q, settings)
+            # the null: what the filter takes from Gaussian noise of this slice's pixel noise
+            lo, hi = np.quantile(q[:: max(1, q.shape[0] // 64)], (0.01, 0.99))
+            noise = max(pixel_noise(q), quantum, 1e-3 * float(hi - lo), 1e-12)
+            expected += _removed_energy(rng.normal(0.0, noise, q.shape).astype(np.float32), settings)
+        ratios.append(removed / max(expected, 1e-30))
+    return float(np.median(ratios))
 
 
 def _removed_energy(p: np.ndarray, settings: CurtainSettings) -> float:

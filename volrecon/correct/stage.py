@@ -15,13 +15,13 @@ from typing import Any, Callable, Sequence
 import dask.array as da
 import numpy as np
 
-from volrecon.correct._intensity import affine_slice, check_volume, map_slices, restore_dtype
+from volrecon.correct._intensity import affine_slice, check_mask, check_volume, map_slices, restore_dtype
 from volrecon.correct.brightness import BrightnessTable, brightness_terms, estimate_brightness
 from volrecon.correct.curtains import CurtainSettings, apply_curtains, estimate_curtains
 from volrecon.correct.denoise import denoise as _denoise
 from volrecon.correct.shading import ShadingField, estimate_shading, shading_terms
 from volrecon.errors import ParameterError, VolreconError
-from volrecon.segment.frame import find_frame
+from volrecon.segment.frame import FrameMask, find_frame
 
 STEPS = ("drift", "shading", "brightness", "curtains")
 Progress = Callable[[int, int], None]
@@ -92,14 +92,13 @@ def _chain(
     return map_slices(image, one, dtype=out_dtype)
 
 
-def _specimen_only(before: Any, after: Any, dtype: Any) -> Any:
-    """``after`` on the specimen, ``before`` (cast to ``dtype``) on the face's frame, if one is found.
+def _specimen_only(before: Any, after: Any, dtype: Any, frame: FrameMask) -> Any:
+    """``after`` on the specimen, ``before`` (cast to ``dtype``) on the face's ``frame``, if one was found.
 
     Curtains are milled into the face; the trench walls' bright rims are thin, straight lines along
     the stripe direction that any stripe filter removes with them, and the segment stage finds the
-    frame again by those rims.  The frame is looked for on the registered stack before destriping.
+    frame again by those rims.
     """
-    frame = find_frame(before, max_slices=8)  # the frame is static once registered: a few slices suffice
     if not frame.found:
         return after
     mask, out_dtype = frame.mask, np.dtype(dtype)
@@ -110,6 +109,17 @@ def _specimen_only(before: Any, after: Any, dtype: Any) -> Any:
         return out
 
     return da.map_blocks(restore, before, after.rechunk(before.chunks), dtype=out_dtype)
+
+
+def _stripe_mask(frame: FrameMask, mask: Any, shape: tuple[int, int, int]) -> np.ndarray | None:
+    """Specimen pixels to measure stripes on: not the frame nor its rims' lit shell, and in the user's ``mask``."""
+    user = check_mask(mask, shape)
+    if user is not None and user.ndim == 3:
+        user = user.all(axis=0)
+    if not frame.found:
+        return user
+    spec = ~frame.mask if frame.shell is None else ~(frame.mask | frame.shell)
+    return spec if user is None else spec & user
 
 
 def _drift_api() -> tuple[Callable[..., Any], Callable[..., Any]] | None:
@@ -224,17 +234,21 @@ def correct_volume(
             drift = given["drift"] if "drift" in given else estimate_drift(arr, **drift_opts)
             registered = apply_drift(detector, drift, **opts.get("apply_drift", {}))
         tick()
-    if "curtains" in steps:
-        curtains = given["curtains"] if "curtains" in given else estimate_curtains(detector if registered is None else registered, **opts.get("curtains", {}))
-        if not curtains.enabled:
-            warnings.append(f"curtains: no significant stripes (significance {curtains.significance:.1f}); destriping left off")
-        tick()
     # detector-frame corrections (fused into the shift's blocks when registered), then curtains
     # through apply_curtains, which pools neighbouring slices (settings.z_reach) as estimated
     src, terms = (arr, {"shading": shading, "brightness": brightness}) if registered is None else (registered, {})
-    if curtains is not None and curtains.enabled:
+    frame = None
+    if "curtains" in steps:
         base = _chain(src, **terms)
-        out = _specimen_only(base, apply_curtains(base, curtains, dtype=arr.dtype), arr.dtype)
+        frame = find_frame(base, max_slices=8)  # static once registered: a few slices suffice
+        curtain_opts = dict(opts.get("curtains", {}))
+        curtain_opts.setdefault("mask", _stripe_mask(frame, mask, (nz, ny, nx)))
+        curtains = given["curtains"] if "curtains" in given else estimate_curtains(base, **curtain_opts)
+        if not curtains.enabled:
+            warnings.append(f"curtains: no significant stripes (significance {curtains.significance:.1f}); destriping left off")
+        tick()
+    if curtains is not None and curtains.enabled and frame is not None:
+        out = _specimen_only(base, apply_curtains(base, curtains, dtype=arr.dtype), arr.dtype, frame)
     else:
         out = _chain(src, **terms, dtype=arr.dtype)
     den = None
