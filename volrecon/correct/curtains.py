@@ -586,6 +586,10 @@ def _longest_run(ok: np.ndarray) -> tuple[int, int]:
     return int(starts[k]), int(stops[k])
 
 
+COLUMN_SHARES = (1.0, 0.98, 0.95, 0.9)
+"""Shares of the specimen rows a column must be specimen in, tried by :func:`specimen_block`."""
+
+
 def _inside(start: int, stop: int, size: int, reach: int) -> tuple[int, int]:
     """``start:stop`` less ``reach`` at each end that is not the image's border."""
     return start + (reach if start > 0 else 0), stop - (reach if stop < size else 0)
@@ -595,9 +599,11 @@ def specimen_block(specimen: np.ndarray, settings: CurtainSettings) -> tuple[sli
     """The block of whole specimen columns of a slice where stripes are measured.
 
     Rows: the longest run of rows at least half specimen (below a cap, above a data bar);
-    columns: the longest run of those that are specimen in nine in ten of these rows (between
-    the trench walls); then the rows are cut to the longest run in which every one of these
-    columns is specimen (a rough cap edge or its lit rim dips into the face in some columns).
+    columns: the longest run of those that are specimen in a share (:data:`COLUMN_SHARES`) of
+    these rows (between the trench walls); then the rows are cut to the longest run in which
+    every one of these columns is specimen (a rough cap edge or its lit rim dips into the face in
+    some columns, sloping walls narrow it towards the bottom); the share giving the largest
+    block is kept.
     Beside the frame the filter's reach is left out as well: ``3 * width_px`` columns across the
     stripe (its background taps) and one ``block`` of rows along it (its first block median),
     which would otherwise see the frame's bright rim and the cap's rough edge.  Stripes run along
@@ -620,11 +626,13 @@ def specimen_block(specimen: np.ndarray, settings: CurtainSettings) -> tuple[sli
     m = np.asarray(specimen, dtype=bool)
     if settings.orientation == "horizontal":
         m = m.T
-    r0, r1 = _longest_run(m.mean(axis=1) >= 0.5)
-    c0, c1 = _longest_run(m[r0:r1].mean(axis=0) >= 0.9) if r1 > r0 else (0, 0)
-    if c1 > c0:
-        a, b = _longest_run(m[r0:r1, c0:c1].all(axis=1))
-        r0, r1 = r0 + a, r0 + b
+    top, bottom = _longest_run(m.mean(axis=1) >= 0.5)
+    r0 = r1 = c0 = c1 = 0
+    for share in COLUMN_SHARES:
+        a, b = _longest_run(m[top:bottom].mean(axis=0) >= share) if bottom > top else (0, 0)
+        u, v = _longest_run(m[top:bottom, a:b].all(axis=1)) if b > a else (0, 0)
+        if (v - u) * (b - a) > (r1 - r0) * (c1 - c0):
+            r0, r1, c0, c1 = top + u, top + v, a, b
     r0, r1 = _inside(r0, r1, m.shape[0], settings.block)
     c0, c1 = _inside(c0, c1, m.shape[1], int(np.ceil(3 * settings.width_px)))
     if r1 - r0 < 2 * settings.block or c1 - c0 < 16 * settings.width_px:
