@@ -1069,7 +1069,13 @@ def contact_cuts(separator: np.ndarray, separator_cut: float, cathode: np.ndarra
     - ``pore_active``: pore | active, ``P + (0.5 + ρ k)(A - P)``, for a particle's first voxel
       under a pore (the lit pore voxel beyond it reads under this cut, a fibre does not);
     - ``pore_on_active``: half-way between what a pore voxel and a fibre voxel lying on a particle
-      read, ``P + c (A - P)`` and ``F + c (A - F)``.
+      read, ``P + c (A - P)`` and ``F + c (A - F)``;
+    - ``pore_beyond``: half-way between that lit pore and a fibre, ``(P + c (A - P) + F) / 2`` (at
+      most ``pore_active``): the pore beyond a particle's first voxel reads under it, a fibre does
+      not.  ``pore_active`` lies under the fibres' level once the rims lift it (``F`` within
+      ``(0.5 + ρ k)(A - P)`` of ``P``): a fibre read a little dim over a fibre lying on a particle
+      passed for that pore, and the mat of a thin separator on the cathode (the carbonate cell's)
+      was given to the particles.
 
     None when a level is missing or the active particles are not brighter than the fibres.
     """
@@ -1088,7 +1094,8 @@ def contact_cuts(separator: np.ndarray, separator_cut: float, cathode: np.ndarra
     return {"pore_level": p, "fibre_level": f, "active_level": a,
             "active": f + float(np.clip(0.5 + lift, 0.5, 0.85)) * (a - f),
             "pore_active": p + float(np.clip(0.5 + lift, 0.5, 0.85)) * (a - p),
-            "pore_on_active": 0.5 * (p + c * (a - p) + f + c * (a - f))}
+            "pore_on_active": 0.5 * (p + c * (a - p) + f + c * (a - f)),
+            "pore_beyond": min(p + float(np.clip(0.5 + lift, 0.5, 0.85)) * (a - p), 0.5 * (p + c * (a - p) + f))}
 
 
 def _next_along(mask: np.ndarray, axis: int, step: int) -> np.ndarray:
@@ -1113,8 +1120,9 @@ def separator_contacts(smoothed: np.ndarray, regions: np.ndarray, phases: np.nda
     Along the stacking axis ``axis`` (``towards_cathode`` = +1 or -1), a separator voxel whose
     neighbour towards the cathode is active becomes active when it reads at least ``cuts["active"]``
     (brighter than a fibre lying on the particle), or at least ``cuts["pore_active"]`` with the
-    voxel beyond it (away from the cathode) under that cut (the particle's first voxel under a
-    pore), up to ``reach`` voxels into the separator (the layers' interface is good to about a voxel);
+    voxel beyond it (away from the cathode) a separator voxel under ``cuts["pore_beyond"]`` (the
+    particle's first voxel under a pore: the SEI beyond a thin separator, darker than the cut once
+    the rims lift it, is no pore), up to ``reach`` voxels into the separator (the layers' interface is good to about a voxel);
     then a fibre voxel lying on active that reads under ``cuts["pore_on_active"]`` is the pore
     beside the particle, lit by its blur and rims: ``electrolyte``.  Local (a block with
     ``reach + 1`` voxels of context along ``axis`` gives the whole volume's answer).
@@ -1126,7 +1134,9 @@ def separator_contacts(smoothed: np.ndarray, regions: np.ndarray, phases: np.nda
     bright = sep & (smoothed >= cuts["active"])
     if "pore_active" in cuts:
         above = _next_along(smoothed, axis, -towards_cathode)
-        bright |= sep & (smoothed >= cuts["pore_active"]) & (above < cuts["pore_active"])
+        # the voxel beyond is the separator's pore: the SEI and a dim fibre read under pore_active too
+        beyond = cuts.get("pore_beyond", cuts["pore_active"])
+        bright |= sep & (smoothed >= cuts["pore_active"]) & (above < beyond) & _next_along(sep, axis, -towards_cathode)
     for _ in range(int(reach)):
         grow = bright & ~act & _next_along(act, axis, towards_cathode)
         if not grow.any():
