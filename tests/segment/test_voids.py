@@ -77,13 +77,16 @@ def test_classifier_void_from_cues(carbonate_auto):
     ph, _ = carbonate_auto
     img = oracle_correct(ph)
     scr = synthetic_scribbles(ph.labels, seed=1)
-    res = segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="classifier", scribbles=scr, frame="none")
+    # the forward refinement moves the pore | binder boundary around the voids it is given: off here, so
+    # that the two runs differ by the void split alone
+    res = segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="classifier", scribbles=scr, frame="none",
+                         forward_refine=False)
     fv, tv, fp, tp, dice = _cathode_stats(ph, res)
     assert res.parameters["void_split"]["edge_nm"] == 0.0
     assert abs(fv - tv) <= max(0.015, 0.5 * tv)
     assert dice >= 0.45
     own = segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="classifier", scribbles=scr, frame="none",
-                         void_split=False)
+                         void_split=False, forward_refine=False)
     assert "void_split" not in own.parameters
     assert _cathode_stats(ph, own)[2] == pytest.approx(fp, abs=0.01)  # same pore, only its split differs
 

@@ -30,6 +30,7 @@ from volrecon.segment.cleanup import cleanup_reach, remove_small_pieces
 from volrecon.segment.cathode_rims import (
     RIM_GRADIENT_NM, fit_rim_length, gradient_magnitude, gradient_reach, rim_corrected,
 )
+from volrecon.segment import forward_refine as fr
 from volrecon.segment.frame import find_frame
 from volrecon.segment.layers import EDGE_RIM_NM, Layers, detect_layers, move_interface, refine_interface, region_block
 from volrecon.segment.thresholds import apply_thresholds, multi_otsu, multi_otsu_thresholds
@@ -261,6 +262,7 @@ def segment_volume(
     void_split: bool = True,
     void_cues: VoidCues | None = None,
     edge_rim_nm: float | None = EDGE_RIM_NM,
+    forward_refine: bool = True,
 ) -> SegmentationResult:
     """Segment a corrected FIB-SEM volume into named phases and the cell's layers.
 
@@ -396,6 +398,14 @@ def segment_volume(
         Lengths of those cues (shine-through depth, lateral growth, edge width; defaults of
         :class:`volrecon.segment.voids.VoidCues`; its ``wall_shift_nm`` is measured on the stack
         unless given).
+    forward_refine : bool
+        ``layers``, and ``classifier`` (with ``electrolyte``, ``binder`` and ``active`` classes):
+        move the cathode's electrolyte | binder boundaries onto a forward model of the image fitted
+        on the stack (phase levels, probe blur, edge brightening, voids' shine-through, noise;
+        :mod:`volrecon.segment.forward_refine`), after the void split; the fitted model is in
+        ``parameters["forward_refine"]``.  What it gains and loses is measured in that module's
+        docstring.
+
     Returns
     -------
     SegmentationResult
@@ -639,6 +649,11 @@ def segment_volume(
                 phases_out = _cathode_voids(src, reg_d, pore, names=names, vox=vox, smooth_nm=smooth_nm,
                                             cues=replace(void_cues or VoidCues(), edge_nm=0.0), params=params,
                                             warnings=warnings, folder=folder)
+            if not regional and forward_refine and {"electrolyte", "binder", "active"} <= set(names):
+                # the classifier's pore | binder boundary (beside its particles, mostly) is moved as in 'layers'
+                phases_out = _forward_refined(src, regions.rechunk(src.chunks),
+                                              _materialise(phases_out.rechunk(src.chunks), folder, "refine_input"),
+                                              names=names, vox=vox, params=params, warnings=warnings)
             if packed is not None:
                 reach = contact_reach(min(clf.features.sigmas_nm), vox, lay.axis)
                 params["separator_bulk_reach_voxels"] = reach  # the cathode's solids ruled out beyond it
@@ -649,7 +664,8 @@ def segment_volume(
                 phases_out = _regional_phases(image, src, regions, phases_out, names=names, vox=vox, smooth_nm=smooth_nm,
                                               min_size_nm=min_size_nm, frame_value=frame_value, void_split=void_split, void_cues=void_cues,
                                               params=params, warnings=warnings, edge=lay.edges.get("sodium|sei"), folder=folder,
-                                              shell=rim_shell, stack=(lay.axis, lay.anode_first))
+                                              shell=rim_shell, stack=(lay.axis, lay.anode_first),
+                                              forward_refine=forward_refine)
             if not lazy_input:
                 regions, phases_out = da.compute(regions, phases_out)
             phases = phases_out
@@ -1179,7 +1195,7 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
                      void_split: bool, void_cues: VoidCues | None, params: dict[str, Any],
                      warnings: list[str], edge: Mapping[str, float] | None = None,
                      folder: Scratch | None = None, shell: np.ndarray | None = None,
-                     stack: tuple[int, bool] | None = None) -> da.Array:
+                     stack: tuple[int, bool] | None = None, forward_refine: bool = True) -> da.Array:
     """Method ``layers``: classify cathode and separator on their own histograms (see regional.py).
 
     ``edge``: the edge-rim fit on the sodium surface (:attr:`Layers.edges`); when given, the
@@ -1196,6 +1212,8 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
     beside a wall (the shell's among them) are classified on the specimen's grey, not the wall's.
     ``stack``: the stacking axis and whether the anode comes first; with it, the separator's voxels
     on the cathode's active particles are re-decided (:func:`volrecon.segment.regional.separator_contacts`).
+    ``forward_refine``: the cathode's electrolyte | binder boundaries are then moved onto a forward
+    model of the image (:func:`_forward_refined`), before the cleanup.
     """
     reg = regions if isinstance(regions, da.Array) else da.from_array(regions, chunks=src.chunks)
     reg = reg.rechunk(src.chunks)
@@ -1252,6 +1270,7 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
                                                            names=names, reach=reach_)[core])
 
         out = _overlap(contacts, out, depth_, np.uint8, extra=(smoothed, reg)).rechunk(src.chunks)
+    kept = False
     if void_split and "cathode" in thr:
         # the classes, kept, free the denoised copy before the void split keeps its own grey values:
         # one float copy of the volume at a time in scratch
@@ -1267,15 +1286,23 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
         classes = out
         out = _cathode_voids(src, reg, out, names=names, vox=vox, smooth_nm=smooth_nm, cues=cues, params=params,
                              warnings=warnings, folder=folder)
-        if folder is not None and min_size_nm > 0 and out is not classes:
+        if folder is not None and (min_size_nm > 0 or forward_refine) and out is not classes:
             # the split kept: the cleanup's context is then read from scratch, not split a row ahead (the
             # split of the row ahead held its padded grey values, float, beside the row's own)
             out = _materialise(out, folder, "voids")
+            kept = True
             del classes
             folder.drop("classes")
             folder.drop("void_grey")
     elif void_split:
         warnings.append("void not separated: no cathode pore to split")
+    if forward_refine and "cathode" in thr:
+        # read twice (the fit's sample slices, then every chunk): computed once
+        out = _forward_refined(src, reg, out if kept else _materialise(out, folder, "labels"), names=names, vox=vox,
+                               params=params, warnings=warnings)
+        if folder is not None and min_size_nm > 0:
+            # kept, for the cleanup's context (as the split's labels above)
+            out = _materialise(out, folder, "refined")
     if min_size_nm > 0:
         keep = (0,) if frame_value is None else (0, frame_value)
         depth = cleanup_reach(min_size_nm, vox)
@@ -1286,6 +1313,51 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
 
         out = _overlap(clean, out, depth, np.uint8).rechunk(src.chunks)
     return out
+
+
+def _forward_refined(src: da.Array, reg: da.Array, out: da.Array, *, names: Mapping[str, int],
+                     vox: tuple[float, float, float], params: dict[str, Any], warnings: list[str]) -> da.Array:
+    """The cathode's electrolyte | binder boundaries moved onto a fitted forward model of the image
+    (:mod:`volrecon.segment.forward_refine`), chunked.
+
+    The model (levels, probe blur, edge gain, shine-through, noise) is fitted on up to six evenly
+    spread slices (with the labels of the slices behind them, for the shine-through) of the whole
+    stack, and the Potts weights and the pooling window follow from it, so every chunk uses the same; the refinement of a voxel reads
+    only its :func:`~volrecon.segment.forward_refine.refine_reach`, given as overlap.  What was fitted
+    is in ``parameters["forward_refine"]``.
+    """
+    elec_v, bind_v, void_v = names["electrolyte"], names["binder"], names.get("void")
+    cat_v = REGIONS["cathode"]
+    depth = max(1, int(round(max(fr.SHINE_DEPTHS_NM) / vox[0])))
+    nz = out.shape[0]
+    zs = fr.sample_slices(nz, depth)
+    if zs.size == 0:
+        zs, depth = fr.sample_slices(nz, 0), 0
+    need = np.unique(np.concatenate([zs + d for d in range(depth + 1)]))
+    g_, l_, r_ = da.compute(src[need], out[need], reg[need])
+    pos = {int(z): i for i, z in enumerate(need)}
+    at = np.array([pos[int(z)] for z in zs])
+    cat = np.asarray(r_) == cat_v
+    values = (elec_v, bind_v)
+    l_ = np.asarray(l_)
+    if min(int(((l_[at] == v) & cat[at]).sum()) for v in values) < 100:
+        warnings.append("forward refinement skipped: too few cathode electrolyte or binder voxels to fit the image model")
+        return out
+    deep = np.stack([l_[[pos[int(z) + d] for d in range(1, depth + 1)]] for z in zs]) if depth else None
+    model = fr.fit_image_model(np.asarray(g_, np.float32)[at], l_[at], cat[at], deep, values=(*values, names["active"]),
+                               pixel_nm=vox[1:], slice_nm=vox[0], void=void_v)
+    contrast = abs(model.levels[bind_v] - model.levels[elec_v])
+    betas = fr.potts_weights(model, contrast, vox)
+    window = fr.front_window(model, contrast)
+    reach = fr.refine_reach(model, window)
+    params["forward_refine"] = {"model": model.to_dict(), "potts_weights": list(betas), "window_vox": list(window),
+                                "reach_vox": list(reach), "sweeps": fr.SWEEPS}
+
+    def refine(o_: np.ndarray, g_: np.ndarray, r2_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
+        res_ = fr.refine_labels(g_, o_, r2_ == cat_v, model, values=values, betas=betas, window=window, void=void_v)
+        return np.ascontiguousarray(res_[core])
+
+    return _overlap(refine, out, reach, np.uint8, extra=(_compact(src), reg)).rechunk(out.chunks)
 
 
 def _cathode_rim_grey(smoothed: da.Array, reg: da.Array, vals: np.ndarray, otsu: list[float], *,
