@@ -1325,7 +1325,8 @@ def _forward_refined(src: da.Array, reg: da.Array, out: da.Array, *, names: Mapp
 
     The model (levels, probe blur, edge gain, shine-through, noise) is fitted on up to six evenly
     spread slices (with the labels of the slices behind them, for the shine-through) of the whole
-    stack, and the Potts weights and the pooling window follow from it, so every chunk uses the same; the refinement of a voxel reads
+    stack, in the window of at most :data:`~volrecon.segment.forward_refine.FIT_WINDOW_PX` pixels a
+    side that holds the most cathode (:func:`~volrecon.segment.forward_refine.fit_window`), and the Potts weights and the pooling window follow from it, so every chunk uses the same; the refinement of a voxel reads
     only its :func:`~volrecon.segment.forward_refine.refine_reach`, given as overlap.  What was fitted
     is in ``parameters["forward_refine"]``.
     """
@@ -1337,7 +1338,10 @@ def _forward_refined(src: da.Array, reg: da.Array, out: da.Array, *, names: Mapp
     if zs.size == 0:
         zs, depth = fr.sample_slices(nz, 0), 0
     need = np.unique(np.concatenate([zs + d for d in range(depth + 1)]))
-    g_, l_, r_ = da.compute(src[need], out[need], reg[need])
+    # the fit reads one window of the slices, the one holding most cathode: a few full 2048x1536 slices and the
+    # dozens behind them for the shine-through would take gigabytes
+    win = fr.fit_window(np.asarray(reg[zs].compute()) == cat_v, fr.FIT_WINDOW_PX)
+    g_, l_, r_ = da.compute(src[(need, *win)], out[(need, *win)], reg[(need, *win)])
     pos = {int(z): i for i, z in enumerate(need)}
     at = np.array([pos[int(z)] for z in zs])
     cat = np.asarray(r_) == cat_v

@@ -532,6 +532,36 @@ def _editable_box(editable: np.ndarray, margin: Sequence[int]) -> tuple[slice, .
             slice(max(0, cols[0] - margin[1]), min(nx, cols[-1] + 1 + margin[1])))
 
 
+FIT_WINDOW_PX = 384
+"""Largest in-plane side (pixels) of the window the image model is fitted in (:func:`fit_window`)."""
+
+
+def fit_window(cathode: np.ndarray, size: int) -> tuple[slice, slice]:
+    """The in-plane window of at most ``size`` pixels a side holding the most cathode voxels.
+
+    Parameters
+    ----------
+    cathode : ndarray of bool (z, y, x)
+        The cathode region of the sample slices.
+    size : int
+        Largest side of the window (pixels); a shorter image side is taken whole.
+
+    Returns
+    -------
+    (slice, slice)
+        Rows and columns of the window.
+    """
+    counts = cathode.sum(axis=0, dtype=np.int64)
+    window = []
+    for axis in (0, 1):
+        n = counts.shape[axis]
+        w = min(int(size), n)
+        line = np.concatenate(([0], np.cumsum(counts.sum(axis=1 - axis))))
+        start = int(np.argmax(line[w:] - line[: n - w + 1]))
+        window.append(slice(start, start + w))
+    return window[0], window[1]
+
+
 def sample_slices(nz: int, depth: int, count: int = 6) -> np.ndarray:
     """Up to ``count`` evenly spread slices with ``depth`` slices behind each (none when the stack
     is shorter)."""
