@@ -213,7 +213,7 @@ def speed(args) -> dict:
 _SPEED_WHAT = {
     "classifier": "classifier segmentation: features + forest + cleanup + layers + the cathode's void split",
     "auto": "unsupervised default segmentation, `method='auto'`: layer guess + layers + per-region thresholds + "
-            "the cathode's rim correction and void split",
+            "the cathode's rim correction, void split and forward-model refinement of its electrolyte | binder boundaries",
 }
 
 
