@@ -201,3 +201,16 @@ def test_gate_does_not_depend_on_where_the_block_grid_starts():
     r0, r1, c0, c1 = res.curtains.measured_region
     sig = [estimate_curtains(img[:, r0 + d: r1, c0:c1]).significance for d in (0, 4, 8)]
     assert max(sig) < 2 * min(sig) + 5, sig
+
+
+def test_a_detector_mask_with_drift_still_corrects_and_gates_on_the_found_frame():
+    # the user's mask marks raw (detector) pixels; registered slices are shifted and cropped, so only the frame
+    # found on them says where the specimen is
+    ph = make_phantom("carbonate", slices=8, shape=(128, 128), seed=1, artefacts="all", frame=True, workers=2)
+    h = ph.labels.shape[1]
+    m = np.ones((h, 128), bool)
+    m[-10:] = False
+    res = correct_volume(ph.acquired[:, :h], voxel_size_nm=ph.voxel_size_nm, mask=m)
+    assert res.drift is not None and res.curtains.measured_region is not None
+    r0, r1, c0, c1 = res.curtains.measured_region
+    assert 0 < r0 < r1 <= res.image.shape[1] and 0 < c0 < c1 <= res.image.shape[2]
