@@ -214,3 +214,12 @@ def test_a_detector_mask_with_drift_still_corrects_and_gates_on_the_found_frame(
     assert res.drift is not None and res.curtains.measured_region is not None
     r0, r1, c0, c1 = res.curtains.measured_region
     assert 0 < r0 < r1 <= res.image.shape[1] and 0 < c0 < c1 <= res.image.shape[2]
+
+
+def test_curtain_settings_round_trip_keeps_the_measured_region(tmp_path):
+    from volrecon.correct.curtains import CurtainSettings
+
+    for region in (None, [24, 183, 22, 170]):
+        s = CurtainSettings(significance=12.5, measured_region=region)
+        back = CurtainSettings.load(s.save(tmp_path))
+        assert back.measured_region == region and back.significance == 12.5

@@ -201,7 +201,8 @@ class CurtainSettings:
         data.setdefault("z_reach", 0)  # written before z pooling existed: re-applied slice by slice, as it ran
         data.setdefault("onsets", False)  # written before onsets were placed at row resolution: re-applied with the ramp
         data.setdefault("along", "window")  # written before the change-point fit: re-applied with the window it ran with
-        return cls(**{k: (float("nan") if v is None else v) for k, v in data.items()})
+        # None stands for NaN in the JSON of the float fields; the measured region is None itself
+        return cls(**{k: (float("nan") if v is None and k != "measured_region" else v) for k, v in data.items()})
 
 
 def _row_bin(block: int) -> int:

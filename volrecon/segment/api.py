@@ -1353,11 +1353,17 @@ def _forward_refined(src: da.Array, reg: da.Array, out: da.Array, *, names: Mapp
     deep = np.stack([l_[[pos[int(z) + d] for d in range(1, depth + 1)]] for z in zs]) if depth else None
     model = fr.fit_image_model(np.asarray(g_, np.float32)[at], l_[at], cat[at], deep, values=(*values, names["active"]),
                                pixel_nm=vox[1:], slice_nm=vox[0], void=void_v)
-    contrast = abs(model.levels[bind_v] - model.levels[elec_v])
-    betas = fr.potts_weights(model, contrast, vox)
-    window = fr.front_window(model, contrast)
+    contrast, var = fr.boundary_step(model, elec_v, bind_v)
+    snr = contrast / math.sqrt(var) if var > 0 and math.isfinite(contrast) else 0.0
+    if not snr >= fr.MIN_STEP_SNR:
+        warnings.append(f"forward refinement skipped: the electrolyte | binder step is {snr:.2f} noise sd, under "
+                        f"{fr.MIN_STEP_SNR} (moving fronts at that noise adds errors)")
+        params["forward_refine"] = {"model": model.to_dict(), "skipped": "step under the noise", "step_snr": snr}
+        return out
+    betas = fr.potts_weights(model, contrast, var, vox)
+    window = fr.front_window(model, contrast, var)
     reach = fr.refine_reach(model, window)
-    params["forward_refine"] = {"model": model.to_dict(), "potts_weights": list(betas), "window_vox": list(window),
+    params["forward_refine"] = {"model": model.to_dict(), "step_snr": snr, "potts_weights": list(betas), "window_vox": list(window),
                                 "reach_vox": list(reach), "sweeps": fr.SWEEPS}
 
     def refine(o_: np.ndarray, g_: np.ndarray, r2_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
