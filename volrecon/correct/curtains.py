@@ -48,9 +48,9 @@ Gate
 :func:`estimate_curtains` measures on sample slices how much the filter would remove and
 compares it with what it removes from Gaussian noise of the slice's own pixel noise
 (``significance``: about 1 on pure noise; the structure of a stripe-free specimen adds to it,
-about 5-8 on the noisy phantoms from 192 to 384 px on one block grid, 10-23 with the median over
+about 5-8 on the noisy phantoms from 192 to 384 px on one block grid, 9-23 with the median over
 grid starts below on 24x192 phantoms framed or not (``benchmarks/results/curtain_gate.md``: a
-margin of 1.1-2.5x under the gate), against 31-276 with strong curtains, for ``along="steps"``;
+margin of 1.1-2.7x under the gate), against 31-276 with strong curtains, for ``along="steps"``;
 2-3 against 30-100 for ``"window"``, measured before the median); below ``min_significance`` (default
 by ``along``: 25 for ``"steps"``, 10 for ``"window"``, :data:`GATES`) the filter is disabled,
 so a stripe-free noisy stack is left as it is.  On a noise-free stack nothing is
