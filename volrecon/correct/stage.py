@@ -241,10 +241,13 @@ def correct_volume(
     if "curtains" in steps:
         base = _chain(src, **terms)
         frame = find_frame(base, max_slices=8)  # static once registered: a few slices suffice
-        curtain_opts = dict(opts.get("curtains", {}))
-        # the user's mask is in the detector frame: it marks the registered slices' pixels only without a shift
-        curtain_opts.setdefault("mask", _stripe_mask(frame, mask if registered is None else None, (nz, ny, nx)))
-        curtains = given["curtains"] if "curtains" in given else estimate_curtains(base, **curtain_opts)
+        if "curtains" in given:
+            curtains = given["curtains"]
+        else:
+            curtain_opts = dict(opts.get("curtains", {}))
+            # the user's mask is in the detector frame: it marks the registered slices' pixels only without a shift
+            curtain_opts.setdefault("mask", _stripe_mask(frame, mask if registered is None else None, (nz, ny, nx)))
+            curtains = estimate_curtains(base, **curtain_opts)
         if not curtains.enabled:
             warnings.append(f"curtains: no significant stripes (significance {curtains.significance:.1f}); destriping left off")
         tick()
