@@ -1,7 +1,10 @@
 """The destriper's gate on framed and frameless phantoms, with and without curtains (issue 5's curtains, issue 7).
 
     PYTHONPATH=. python benchmarks/curtain_gate.py [--slices 24 --size 192 --seeds 0,1] [--name curtain_gate]
-        [--before FILE.json]
+        [--voxel-nm Z,Y,X] [--force] [--before FILE.json]
+
+``--force``: the destriper runs whatever the gate says (``min_significance=0``), to see where it helps and where
+it harms, the gate's significance still reported.
 
 ``--before``: the json of an earlier run (e.g. of an older commit, ``VOLRECON_BENCH_RESULTS`` sending it
 elsewhere), shown as ``before -> now`` in the significance, enabled and left columns.
@@ -43,14 +46,17 @@ def _corrected(stack: np.ndarray, vox, **kw) -> tuple[np.ndarray, object]:
     return np.asarray(res.image, np.float32), res
 
 
-def one_case(preset: str, seed: int, curtains: str, frame: bool, slices: int, size: int) -> dict:
+def one_case(preset: str, seed: int, curtains: str, frame: bool, slices: int, size: int,
+             voxel_nm: tuple[float, float, float] | None = None, force: bool = False) -> dict:
     """Gate and curtains left of one phantom (see the module docstring)."""
     art = resolve_artefacts("all")
     draw = dict(slices=slices, shape=(size, size), seed=seed, frame=frame, workers=2)
+    if voxel_nm is not None:
+        draw["voxel_size_nm"] = voxel_nm
     ph = make_phantom(preset, artefacts=dataclasses.replace(art, **CURTAINS[curtains]), **draw)
     ref = make_phantom(preset, artefacts=dataclasses.replace(art, curtains=False), **draw)
     h, vox = ph.labels.shape[1], ph.voxel_size_nm
-    out, res = _corrected(ph.acquired[:, :h], vox)
+    out, res = _corrected(ph.acquired[:, :h], vox, options={"curtains": {"min_significance": 0.0}} if force else None)
     given = {"drift": res.drift, "shading": res.shading, "brightness": res.brightness}
     steps = ("drift", "shading", "brightness")
     kept, _ = _corrected(ph.acquired[:, :h], vox, steps=steps, estimates=given)
@@ -90,16 +96,19 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--presets", default="diglyme,carbonate")
     ap.add_argument("--name", default="curtain_gate")
+    ap.add_argument("--voxel-nm", default="", help="z,y,x voxel size of the phantoms in nm (default: the presets')")
+    ap.add_argument("--force", action="store_true", help="run the destriper whatever the gate says")
     ap.add_argument("--before", default="", help="json of an earlier run of the same cases, shown as before -> now")
     args = ap.parse_args()
+    voxel = tuple(float(v) for v in args.voxel_nm.split(",")) if args.voxel_nm else None
     rows = []
     for preset in args.presets.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
             for curtains in CURTAINS:
                 for frame in (True, False):
-                    rows.append(one_case(preset, seed, curtains, frame, args.slices, args.size))
+                    rows.append(one_case(preset, seed, curtains, frame, args.slices, args.size, voxel, args.force))
                     print(table(rows[-1:]).splitlines()[-1], flush=True)
-    cmd = f"PYTHONPATH=. python benchmarks/curtain_gate.py --slices {args.slices} --size {args.size} --seeds {args.seeds} --presets {args.presets} --name {args.name}"
+    cmd = f"PYTHONPATH=. python benchmarks/curtain_gate.py --slices {args.slices} --size {args.size} --seeds {args.seeds} --presets {args.presets} --name {args.name}" + (f" --voxel-nm {args.voxel_nm}" if args.voxel_nm else "") + (" --force" if args.force else "")
     before = None
     if args.before:
         before = json.loads(Path(args.before).read_text())["rows"]

@@ -277,3 +277,55 @@ def test_fit_steps_labels_mark_each_segment():
     labels = np.repeat([0, 4, 8], 4)[:, None]
     values = np.repeat(np.float32([5, 1, 3]), 4)[:, None]
     assert run_means(labels, values)[:, 0].tolist() == values[:, 0].tolist()
+
+
+def test_fill_hidden_carries_no_stripe_and_the_face_noise():
+    """Hidden pixels continue the face along each row (no step across the stripes) with its noise."""
+    from volrecon.correct.curtains import fill_hidden
+
+    rng = np.random.default_rng(3)
+    y, x = np.mgrid[:128, :160]
+    plane = 50.0 + 0.5 * y + 0.2 * x + rng.normal(0, 3, (128, 160))
+    hidden = (y < 20) | (x < 16) | (x >= 144)
+    hidden[20:30, 60:70] = True  # a dip of the cap's edge into the face: a gap inside rows
+    plane[hidden] = 240.0  # the bright frame
+    out = fill_hidden(plane, hidden, seed=0)
+    assert np.array_equal(out[~hidden], plane[~hidden].astype(np.float32))
+    # beyond the walls: the row's nearest face values (~ 50 + 0.5 y + 0.2 * 16 or 143), noise 3
+    left = out[40:, :16] - (50 + 0.5 * y[40:, :16] + 0.2 * 16)
+    assert abs(float(left.mean())) < 1.5 and 2.0 < float(left.std()) < 4.5
+    # rows of cap only: one level per row (no variation across the columns but the noise)
+    assert float(out[:20].std(axis=1).max()) < 4.5 and float(np.abs(out[:20] - 240).min()) > 100
+    same = fill_hidden(plane, hidden, seed=0)
+    assert np.array_equal(out, same)  # the same slice is filled the same way in every chunk
+
+
+@pytest.mark.parametrize("preset", ["diglyme", "carbonate"])
+def test_frame_hidden_from_the_stripe_filter(preset):
+    """Curtains estimated with the frame filled (apply_curtains(hidden=...)) leave less of them on the face.
+
+    Framed phantom with curtains of amplitude 0.15, oracle-corrected, against the same phantom drawn
+    without curtains. Measured (12 x 192, seed 0): curtains left after the filter without ``hidden``
+    0.880 / 0.881 of those there (diglyme / carbonate; the cap's rough edge and the walls' rims were
+    taken for stripes and spread into the face below), with it 0.707 / 0.743."""
+    import dataclasses
+
+    from volrecon.phases import PHASES
+    from volrecon.sample import make_phantom
+    from volrecon.sample.artefacts import resolve_artefacts
+    from volrecon.sample.oracle import oracle_correct
+    from volrecon.segment.frame import find_frame
+
+    art = resolve_artefacts("all")
+    draw = dict(slices=12, shape=(192, 192), seed=0, frame=True)
+    ph = make_phantom(preset, artefacts=dataclasses.replace(art, curtain_amplitude=0.15, curtain_density=8), **draw)
+    ref = make_phantom(preset, artefacts=dataclasses.replace(art, curtains=False), **draw)
+    base, clean = oracle_correct(ph).astype(np.float32), oracle_correct(ref).astype(np.float32)
+    frame = find_frame(base)
+    hidden = frame.mask | frame.shell
+    settings = estimate_curtains(base, mask=~hidden)
+    assert settings.enabled
+    face = ph.labels != PHASES["frame"]
+    left = lambda a: float(np.sqrt(np.mean((np.asarray(a, np.float32) - clean)[face] ** 2)))  # noqa: E731
+    there, plain, masked = left(base), left(apply_curtains(base, settings)), left(apply_curtains(base, settings, hidden=hidden))
+    assert masked < 0.8 * there and masked < 0.92 * plain, (there, plain, masked)

@@ -252,7 +252,8 @@ def correct_volume(
             warnings.append(f"curtains: no significant stripes (significance {curtains.significance:.1f}); destriping left off")
         tick()
     if curtains is not None and curtains.enabled and frame is not None:
-        out = _specimen_only(base, apply_curtains(base, curtains, dtype=arr.dtype), arr.dtype, frame)
+        hidden = frame.mask if frame.shell is None else frame.mask | frame.shell
+        out = _specimen_only(base, apply_curtains(base, curtains, dtype=arr.dtype, hidden=hidden), arr.dtype, frame)
     else:
         out = _chain(src, **terms, dtype=arr.dtype)
     den = None
