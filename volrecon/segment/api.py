@@ -24,7 +24,8 @@ from volrecon.segment._rows import store_by_rows
 from volrecon.segment._validate import check_image, check_voxel
 from volrecon.segment.classifier import (
     DECISION_REGIONS, SEPARATOR_BULK, LayerRule, PixelClassifier, choice_bits, choice_dtype, choice_groups,
-    decide_in_regions, layer_rules, normalisation_range, normalise, train_classifier, unpack_choice,
+    decide_in_regions, interior_levels, layer_rules, normalisation_range, normalise, redecide_boundaries,
+    train_classifier, unpack_choice,
 )
 from volrecon.segment.cleanup import cleanup_reach, remove_small_pieces
 from volrecon.segment.cathode_rims import (
@@ -663,6 +664,9 @@ def segment_volume(
                 bulk = move_interface(lay, "separator|cathode", reach, -1.0)
                 phases_out = _layers_decide(phases_out, regions, packed, rules, names=names, bits=bits, chunks=src.chunks,
                                             bulk=bulk)
+            if method == "classifier" and {"electrolyte", "binder", "active"} <= set(names) and "cathode" not in lay.absent:
+                phases_out = _boundaries_redecided(src, regions.rechunk(src.chunks), phases_out.rechunk(src.chunks),
+                                                   names=names, vox=vox, smooth_nm=smooth_nm, params=params)
             if regional:
                 phases_out = _regional_phases(image, src, regions, phases_out, names=names, vox=vox, smooth_nm=smooth_nm,
                                               min_size_nm=min_size_nm, frame_value=frame_value, void_split=void_split, void_cues=void_cues,
@@ -684,6 +688,49 @@ def segment_volume(
         if folder is not None and folder.owned:
             folder.remove()
         raise
+
+
+CLASSIFIER_BOUNDARY_PHASES: tuple[str, ...] = ("electrolyte", "binder", "active")
+"""The cathode's phases whose shared boundaries :func:`_boundaries_redecided` re-decides."""
+
+
+def _boundaries_redecided(src: da.Array, reg: da.Array, out: da.Array, *, names: Mapping[str, int],
+                          vox: tuple[float, float, float], smooth_nm: float, params: dict[str, Any]) -> da.Array:
+    """The classifier's cathode boundary voxels re-decided on the rim-corrected grey, chunked.
+
+    The forest was trained on scribbles inside the phases and extrapolates at their boundaries,
+    where the blur and edge rim of a brighter neighbour lift the darker phase (the pore beside a
+    particle reads as binder).  There, each voxel of :data:`CLASSIFIER_BOUNDARY_PHASES` takes the
+    phase whose level is nearest its grey denoised by ``smooth_nm``
+    (:func:`volrecon.segment.regional.smooth`) and rim-corrected
+    (:func:`volrecon.segment.cathode_rims.rim_corrected`, the length fitted as in ``layers``,
+    :func:`volrecon.segment.cathode_rims.fit_rim_length`); the levels are the classifier's own, the medians of that grey over
+    its interior voxels (:func:`volrecon.segment.classifier.interior_levels`); the length and the
+    levels are measured on the classifier's voxels of those phases in up to 64 evenly spread slices.  Voids and every voxel away from a boundary keep the classifier's label.
+    What was used is in ``parameters["classifier_boundaries"]``.
+    """
+    cat_v = REGIONS["cathode"]
+    values = [names[p] for p in CLASSIFIER_BOUNDARY_PHASES]
+    smoothed = _smoothed(src, smooth_nm, vox)
+    zs, stride = _sample_index(smoothed.shape)
+    g, d, o, r = (np.asarray(a) for a in da.compute(smoothed[zs, ::stride], _gradient(smoothed[zs], vox)[:, ::stride],
+                                                    out[zs, ::stride], reg[zs, ::stride]))
+    # the rims to undo are those between these phases: the length is fitted on their voxels alone
+    cls = (r == cat_v) & np.isin(o, values)
+    if cls.sum() < 100:
+        return out
+    length, _, eta = fit_rim_length(g[cls], d[cls])
+    levels = interior_levels(rim_corrected(g, d, length), o, r == cat_v, values)
+    params["classifier_boundaries"] = {"rim_length_nm": length, "separability": eta, "smooth_nm": smooth_nm,
+                                       "levels": {k: levels[v] for k, v in names.items() if v in levels}}
+    if len(levels) < 2:
+        return out
+    grey = da.map_blocks(rim_corrected, smoothed, _gradient(smoothed, vox), length, dtype=np.float32)
+
+    def decide(o_: np.ndarray, g_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
+        return np.ascontiguousarray(redecide_boundaries(o_, g_, r_ == cat_v, levels)[core])
+
+    return _overlap(decide, out, (1, 1, 1), np.uint8, extra=(grey, reg)).rechunk(out.chunks)
 
 
 def _layers_decide(phases: da.Array, regions: da.Array, packed: Any, rules: Sequence[LayerRule], *,
