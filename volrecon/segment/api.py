@@ -664,7 +664,7 @@ def segment_volume(
                 bulk = move_interface(lay, "separator|cathode", reach, -1.0)
                 phases_out = _layers_decide(phases_out, regions, packed, rules, names=names, bits=bits, chunks=src.chunks,
                                             bulk=bulk)
-            if method == "classifier" and {"electrolyte", "binder", "active"} <= set(names) and "cathode" not in lay.absent:
+            if method == "classifier":
                 phases_out = _boundaries_redecided(src, regions.rechunk(src.chunks), phases_out.rechunk(src.chunks),
                                                    names=names, vox=vox, smooth_nm=smooth_nm, params=params)
             if regional:
@@ -690,47 +690,71 @@ def segment_volume(
         raise
 
 
-CLASSIFIER_BOUNDARY_PHASES: tuple[str, ...] = ("electrolyte", "binder", "active")
-"""The cathode's phases whose shared boundaries :func:`_boundaries_redecided` re-decides."""
+CLASSIFIER_BOUNDARY_PHASES: Mapping[str, tuple[str, ...]] = {
+    "cathode": ("electrolyte", "binder", "active"),
+    "separator": ("electrolyte", "separator"),
+}
+"""Region -> the phases whose shared boundaries :func:`_boundaries_redecided` re-decides there."""
+
+CLASSIFIER_BOUNDARY_PASSES = 2
+"""Passes of :func:`_boundaries_redecided`: a boundary moves by up to this many voxels.  The
+forest's binder reaches two voxels into the pore beside particles (24x192 benchmark phantoms, seed
+0, corrected: of the pore read as binder, 58 % one voxel from the true pore's edge, 33 % two);
+a second pass raised the carbonate pore Dice 0.923 -> 0.928, a third by under 0.001."""
 
 
 def _boundaries_redecided(src: da.Array, reg: da.Array, out: da.Array, *, names: Mapping[str, int],
                           vox: tuple[float, float, float], smooth_nm: float, params: dict[str, Any]) -> da.Array:
-    """The classifier's cathode boundary voxels re-decided on the rim-corrected grey, chunked.
+    """The classifier's boundary voxels in the cathode and the separator re-decided on the
+    rim-corrected grey, chunked.
 
     The forest was trained on scribbles inside the phases and extrapolates at their boundaries,
     where the blur and edge rim of a brighter neighbour lift the darker phase (the pore beside a
-    particle reads as binder).  There, each voxel of :data:`CLASSIFIER_BOUNDARY_PHASES` takes the
-    phase whose level is nearest its grey denoised by ``smooth_nm``
-    (:func:`volrecon.segment.regional.smooth`) and rim-corrected
-    (:func:`volrecon.segment.cathode_rims.rim_corrected`, the length fitted as in ``layers``,
-    :func:`volrecon.segment.cathode_rims.fit_rim_length`); the levels are the classifier's own, the medians of that grey over
-    its interior voxels (:func:`volrecon.segment.classifier.interior_levels`); the length and the
-    levels are measured on the classifier's voxels of those phases in up to 64 evenly spread slices.  Voids and every voxel away from a boundary keep the classifier's label.
-    What was used is in ``parameters["classifier_boundaries"]``.
+    particle reads as binder, the electrolyte beside a fibre as separator).  There, in each region
+    of :data:`CLASSIFIER_BOUNDARY_PHASES`, a voxel of those phases takes the one whose level is
+    nearest its grey denoised by ``smooth_nm`` (:func:`volrecon.segment.regional.smooth`) and
+    rim-corrected (:func:`volrecon.segment.cathode_rims.rim_corrected`, the length fitted as in
+    ``layers``, :func:`volrecon.segment.cathode_rims.fit_rim_length`, one class per phase); the
+    levels are the classifier's own, the medians of that grey over its interior voxels
+    (:func:`volrecon.segment.classifier.interior_levels`).  The length and the levels are measured
+    per region, on the classifier's voxels of those phases in up to 64 evenly spread slices.  Voids,
+    other phases and every voxel farther than :data:`CLASSIFIER_BOUNDARY_PASSES` from a boundary
+    keep the classifier's label.  What was used is in ``parameters["classifier_boundaries"]``.
     """
-    cat_v = REGIONS["cathode"]
-    values = [names[p] for p in CLASSIFIER_BOUNDARY_PHASES]
     smoothed = _smoothed(src, smooth_nm, vox)
     zs, stride = _sample_index(smoothed.shape)
     g, d, o, r = (np.asarray(a) for a in da.compute(smoothed[zs, ::stride], _gradient(smoothed[zs], vox)[:, ::stride],
                                                     out[zs, ::stride], reg[zs, ::stride]))
-    # the rims to undo are those between these phases: the length is fitted on their voxels alone
-    cls = (r == cat_v) & np.isin(o, values)
-    if cls.sum() < 100:
+    rules: list[tuple[int, float, dict[int, float]]] = []
+    params["classifier_boundaries"] = info = {"smooth_nm": smooth_nm}
+    for region, phases in CLASSIFIER_BOUNDARY_PHASES.items():
+        if not set(phases) <= set(names):
+            continue
+        values = [names[p] for p in phases]
+        where = r == REGIONS[region]
+        # the rims to undo are those between these phases: the length is fitted on their voxels alone
+        cls = where & np.isin(o, values)
+        if cls.sum() < 100:
+            continue
+        length, _, eta = fit_rim_length(g[cls], d[cls], classes=len(values))
+        levels = interior_levels(rim_corrected(g, d, length), o, where, values)
+        info[region] = {"rim_length_nm": length, "separability": eta,
+                        "levels": {k: levels[v] for k, v in names.items() if v in levels}}
+        if len(levels) >= 2:
+            rules.append((REGIONS[region], length, levels))
+    if not rules:
         return out
-    length, _, eta = fit_rim_length(g[cls], d[cls])
-    levels = interior_levels(rim_corrected(g, d, length), o, r == cat_v, values)
-    params["classifier_boundaries"] = {"rim_length_nm": length, "separability": eta, "smooth_nm": smooth_nm,
-                                       "levels": {k: levels[v] for k, v in names.items() if v in levels}}
-    if len(levels) < 2:
-        return out
-    grey = da.map_blocks(rim_corrected, smoothed, _gradient(smoothed, vox), length, dtype=np.float32)
 
-    def decide(o_: np.ndarray, g_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
-        return np.ascontiguousarray(redecide_boundaries(o_, g_, r_ == cat_v, levels)[core])
+    def decide(o_: np.ndarray, g_: np.ndarray, d_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...],
+               faces: Any) -> np.ndarray:
+        res_ = o_
+        for value, length_, levels_ in rules:
+            res_ = redecide_boundaries(res_, rim_corrected(g_, d_, length_), r_ == value, levels_,
+                                       passes=CLASSIFIER_BOUNDARY_PASSES)
+        return np.ascontiguousarray(res_[core])
 
-    return _overlap(decide, out, (1, 1, 1), np.uint8, extra=(grey, reg)).rechunk(out.chunks)
+    return _overlap(decide, out, (CLASSIFIER_BOUNDARY_PASSES,) * 3, np.uint8,
+                    extra=(smoothed, _gradient(smoothed, vox), reg)).rechunk(out.chunks)
 
 
 def _layers_decide(phases: da.Array, regions: da.Array, packed: Any, rules: Sequence[LayerRule], *,

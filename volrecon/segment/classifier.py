@@ -936,7 +936,7 @@ def interior_levels(grey: np.ndarray, labels: np.ndarray, where: np.ndarray, val
 
 
 def redecide_boundaries(labels: np.ndarray, grey: np.ndarray, editable: np.ndarray,
-                        levels: Mapping[int, float]) -> np.ndarray:
+                        levels: Mapping[int, float], *, passes: int = 1) -> np.ndarray:
     """The voxels on a boundary between labels of ``levels`` re-decided by their grey: the label
     whose level is nearest (cuts halfway between consecutive levels).
 
@@ -957,6 +957,10 @@ def redecide_boundaries(labels: np.ndarray, grey: np.ndarray, editable: np.ndarr
     levels : mapping int -> float
         Label value -> grey level (e.g. :func:`interior_levels`); only voxels holding one of these
         labels, with a face neighbour of another label (any), change, and only to one of them.
+    passes : int
+        Each pass re-decides the boundary voxels of the labels the pass before left, so a boundary
+        moves by up to ``passes`` voxels (a voxel only ever takes the label its grey picks, so the
+        passes converge).
 
     Returns
     -------
@@ -969,6 +973,11 @@ def redecide_boundaries(labels: np.ndarray, grey: np.ndarray, editable: np.ndarr
     order = sorted(levels, key=lambda v: levels[v])
     lv = np.array([levels[v] for v in order], np.float32)
     cuts = 0.5 * (lv[1:] + lv[:-1])
-    m = np.asarray(editable, bool) & np.isin(out, order) & boundary_voxels(out)
-    out[m] = np.array(order, np.uint8)[np.digitize(np.asarray(grey)[m], cuts)]
+    edit = np.asarray(editable, bool)
+    pick = np.array(order, np.uint8)[np.digitize(np.asarray(grey), cuts)]
+    for _ in range(passes):
+        m = edit & np.isin(out, order) & boundary_voxels(out) & (out != pick)
+        if not m.any():
+            break
+        out[m] = pick[m]
     return out
