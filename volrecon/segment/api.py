@@ -285,7 +285,12 @@ def segment_volume(
         :func:`volrecon.segment.regional.contact_reach` from the cathode, its solids too) takes the
         layer's most probable other phase, after the void split and never void
         (:func:`volrecon.segment.classifier.decide_in_regions`), and the SEI's outer surface is
-        followed on the grey values as in ``layers``.  ``layers`` (unsupervised, physically informed): the
+        followed on the grey values as in ``layers``.  Last, the voxels on a boundary between the
+        cathode's electrolyte, binder and active, or the separator's electrolyte and fibres, take
+        the phase whose level (the classifier's own, over its interior voxels) is nearest their
+        denoised, rim-corrected grey (:func:`_boundaries_redecided`): the forest, trained on strokes
+        inside the phases, reads the blur and edge rim of a bright neighbour as the next brighter
+        phase.  ``layers`` (unsupervised, physically informed): the
         ``otsu`` classes serve only to find the layers; then each region is classified on its
         own histogram (:mod:`volrecon.segment.regional`): cathode pore/binder/active (3-class
         multi-Otsu), separator electrolyte/fibres (2-class), anode sodium/SEI from the sodium
@@ -378,7 +383,8 @@ def segment_volume(
         ``progress(done, total)`` over the stages.
     smooth_nm : float
         ``layers``: Gaussian denoising (nm) of the grey values the per-region thresholds are
-        estimated and applied on (0: none).
+        estimated and applied on (0: none); ``classifier``: of the grey values its boundary voxels
+        are re-decided on.
     sei_lateral_nm : float
         ``layers``: lateral averaging (nm) when following the SEI film from the sodium surface
         (:func:`volrecon.segment.regional.sei_outer_surface`).
@@ -665,7 +671,9 @@ def segment_volume(
                 phases_out = _layers_decide(phases_out, regions, packed, rules, names=names, bits=bits, chunks=src.chunks,
                                             bulk=bulk)
             if method == "classifier":
-                phases_out = _boundaries_redecided(src, regions.rechunk(src.chunks), phases_out.rechunk(src.chunks),
+                # computed once: the levels' sample and the decision both read it
+                phases_out = _boundaries_redecided(src, regions.rechunk(src.chunks),
+                                                   _materialise(phases_out.rechunk(src.chunks), folder, "boundaries_input"),
                                                    names=names, vox=vox, smooth_nm=smooth_nm, params=params)
             if regional:
                 phases_out = _regional_phases(image, src, regions, phases_out, names=names, vox=vox, smooth_nm=smooth_nm,
