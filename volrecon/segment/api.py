@@ -411,9 +411,12 @@ def segment_volume(
         on the stack (phase levels, probe blur, edge brightening, voids' shine-through, noise;
         :mod:`volrecon.segment.forward_refine`), after the void split; the fitted model is in
         ``parameters["forward_refine"]``.  What it gains and loses is measured in that module's
-        docstring.  None (default): on for ``auto``/``layers``, off for ``classifier``, where it
-        gains more pore Dice (+0.007 to +0.027 on the 24x192 phantoms) but its 0.5-0.7 CPU-s per
-        Mvoxel would take the 200x1024x1024 classifier run past 2 minutes on 2 cores.
+        docstring.  None (default): on for ``auto``/``layers``, off for ``classifier``: its 0.5-0.7
+        CPU-s per Mvoxel would take the 200x1024x1024 classifier run past 2 minutes on 2 cores, and
+        the classifier's boundary re-decision (:func:`_boundaries_redecided`), which runs after it,
+        takes nearly all it gave (pore Dice +0.007 to +0.027 on the 24x192 phantoms without the
+        re-decision; with it, on the real-corrected seed 0: diglyme 0.9332 -> 0.9333, carbonate
+        0.9308 -> 0.9320).
 
     Returns
     -------
