@@ -882,3 +882,102 @@ def train_classifier(
     }
     used = {k: v for k, v in names.items() if v in counts}
     return PixelClassifier(features, used, vox, norm, model, info)
+
+
+def boundary_voxels(labels: np.ndarray) -> np.ndarray:
+    """Voxels with a face neighbour (6-connectivity) of another label."""
+    labels = np.asarray(labels)
+    out = np.zeros(labels.shape, bool)
+    for ax in range(labels.ndim):
+        step = np.diff(labels, axis=ax) != 0
+        lo = [slice(None)] * labels.ndim
+        hi = [slice(None)] * labels.ndim
+        lo[ax], hi[ax] = slice(None, -1), slice(1, None)
+        out[tuple(lo)] |= step
+        out[tuple(hi)] |= step
+    return out
+
+
+def interior_levels(grey: np.ndarray, labels: np.ndarray, where: np.ndarray, values: Sequence[int],
+                    *, min_voxels: int = 50) -> dict[int, float]:
+    """Median grey of each label's voxels in ``where`` that have no in-plane neighbour of another label.
+
+    Those are the voxels the classifier decided from the phases' interiors, where its scribbles
+    lie; the voxels beside a boundary carry the blur and edge rims of the other phase.  In-plane
+    (:func:`boundary_voxels` of each slice), so that ``labels`` may be a sample of slices far
+    apart.  A label with fewer than ``min_voxels`` such voxels is left out.
+
+    Parameters
+    ----------
+    grey : ndarray (z, y, x)
+        Grey values (the ones the levels are wanted on).
+    labels : ndarray (z, y, x)
+        Phases.
+    where : ndarray of bool
+        Voxels read (e.g. the cathode).
+    values : sequence of int
+        Labels whose level is wanted.
+    min_voxels : int
+        Fewest interior voxels a level is measured on.
+
+    Returns
+    -------
+    dict
+        Label value -> median grey.
+    """
+    labels = np.asarray(labels)
+    inner = np.asarray(where, bool) & ~np.array([boundary_voxels(s) for s in labels], dtype=bool).reshape(labels.shape)
+    out = {}
+    for v in values:
+        m = inner & (labels == v)
+        if int(m.sum()) >= min_voxels:
+            out[int(v)] = float(np.median(np.asarray(grey)[m]))
+    return out
+
+
+def redecide_boundaries(labels: np.ndarray, grey: np.ndarray, editable: np.ndarray,
+                        levels: Mapping[int, float], *, passes: int = 1) -> np.ndarray:
+    """The voxels on a boundary between labels of ``levels`` re-decided by their grey: the label
+    whose level is nearest (cuts halfway between consecutive levels).
+
+    A forest trained from scribbles, which lie inside the phases, never saw a boundary voxel: there
+    it extrapolates, and its multiscale features carry the brighter neighbour's blur and edge rim
+    into the darker phase (the pore beside a particle reads as binder).  ``grey`` is meant to be
+    denoised and rim-corrected (:func:`volrecon.segment.cathode_rims.rim_corrected`): on it a
+    boundary voxel is the phase its own grey says, on the classifier's own scale of levels.
+
+    Parameters
+    ----------
+    labels : ndarray (z, y, x) uint8
+        Phases.
+    grey : ndarray, ``labels``' shape
+        Denoised, rim-corrected grey values.
+    editable : ndarray of bool
+        Voxels that may change (e.g. the cathode).
+    levels : mapping int -> float
+        Label value -> grey level (e.g. :func:`interior_levels`); only voxels holding one of these
+        labels, with a face neighbour of another label (any), change, and only to one of them.
+    passes : int
+        Each pass re-decides the boundary voxels of the labels the pass before left, so a boundary
+        moves by up to ``passes`` voxels (a voxel only ever takes the label its grey picks, so the
+        passes converge).
+
+    Returns
+    -------
+    ndarray uint8
+        ``labels`` with those voxels re-decided.
+    """
+    out = np.array(labels, dtype=np.uint8, copy=True)
+    if len(levels) < 2:
+        return out
+    order = sorted(levels, key=lambda v: levels[v])
+    lv = np.array([levels[v] for v in order], np.float32)
+    cuts = 0.5 * (lv[1:] + lv[:-1])
+    edit = np.asarray(editable, bool)
+    pick = np.array(order, np.uint8)[np.digitize(np.asarray(grey), cuts)]
+    for _ in range(passes):
+        m = edit & np.isin(out, order) & boundary_voxels(out) & (out != pick)
+        if not m.any():
+            break
+        out[m] = pick[m]
+    return out
