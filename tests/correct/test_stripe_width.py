@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from volrecon.correct._intensity import spread_indices
+from volrecon._spread import spread_indices
 from volrecon.correct._stripe_width import block_spectra, estimate_stripe_width, peak_width, stripe_width
 
 ZEISS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "zeiss_auriga_fibsem_2slices"

@@ -205,13 +205,6 @@ def read_slices(image: Any, indices: Sequence[int]) -> np.ndarray:
     return np.asarray(sub, dtype=np.float32)
 
 
-def spread_indices(n_total: int, n_wanted: int) -> np.ndarray:
-    """``n_wanted`` slice indices spread evenly over ``n_total`` (all when fewer)."""
-    if n_wanted >= n_total:
-        return np.arange(n_total)
-    return np.unique(np.round(np.linspace(0, n_total - 1, n_wanted)).astype(int))
-
-
 def plane_mask(mask: np.ndarray | None, z: int) -> np.ndarray | None:
     """The 2D usable-pixel mask of slice ``z`` from a 2D or 3D mask (True = use)."""
     if mask is None:

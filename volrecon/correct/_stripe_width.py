@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from volrecon.correct._intensity import spread_indices
+from volrecon._spread import spread_indices
 
 #: rows per block whose mean is one column profile, taller than the content's features, and
 #: the fewest blocks between two compared (2: a block of content between them; adjacent blocks

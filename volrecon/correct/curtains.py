@@ -79,7 +79,8 @@ from scipy import ndimage as ndi
 from volrecon.correct._curtains_median import shift_median
 from volrecon.correct._curtains_onset import find_onsets, with_stripes
 from volrecon.correct._curtains_segments import fit_steps, run_means
-from volrecon.correct._intensity import affine_slice, check_mask, check_volume, is_dask, map_slices, pixel_noise, read_slices, restore_dtype, spread_indices
+from volrecon._spread import spread_indices
+from volrecon.correct._intensity import affine_slice, check_mask, check_volume, is_dask, map_slices, pixel_noise, read_slices, restore_dtype
 from volrecon.errors import ParameterError
 
 METHODS = ("highpass", "wavelet-fft")

@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from volrecon.correct._intensity import spread_indices
+from volrecon._spread import spread_indices
 from volrecon.correct._registration_input import (
     blank_reason,
     check_box,

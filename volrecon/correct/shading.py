@@ -37,10 +37,11 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from volrecon._spread import spread_indices
 from volrecon.correct._intensity import (
     affine_slice, save_figure,
     bin_mean, block_factor, block_stats, check_mask, noise_model, check_volume, homogeneous, interp_matrix, kmeans_1d,
-    map_slices, pixel_noise, plane_mask, plane_problems, read_slices, spread_indices, tukey_weights,
+    map_slices, pixel_noise, plane_mask, plane_problems, read_slices, tukey_weights,
 )
 from volrecon.errors import InputError, ParameterError
 

@@ -73,6 +73,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy import optimize
 
+from volrecon._spread import spread_indices
+
 TRUNCATE = 3.0
 """Gaussian kernels are cut at this many sigma."""
 
@@ -584,7 +586,4 @@ def fit_window(cathode: np.ndarray, size: int) -> tuple[slice, slice]:
 def sample_slices(nz: int, depth: int, count: int = 6) -> np.ndarray:
     """Up to ``count`` evenly spread slices with ``depth`` slices behind each (none when the stack
     is shorter)."""
-    last = nz - 1 - depth
-    if last < 0:
-        return np.zeros(0, int)
-    return np.unique(np.linspace(0, last, min(count, last + 1)).round().astype(int))
+    return spread_indices(nz - depth, count)
