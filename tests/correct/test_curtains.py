@@ -329,3 +329,26 @@ def test_frame_hidden_from_the_stripe_filter(preset):
     left = lambda a: float(np.sqrt(np.mean((np.asarray(a, np.float32) - clean)[face] ** 2)))  # noqa: E731
     there, plain, masked = left(base), left(apply_curtains(base, settings)), left(apply_curtains(base, settings, hidden=hidden))
     assert masked < 0.8 * there and masked < 0.92 * plain, (there, plain, masked)
+
+
+def test_gate_on_a_face_too_narrow_for_a_block_fills_the_frame():
+    """Where the face between the walls is too small for a block of whole columns, the gate reads the
+    slices with the walls filled from the face: the walls' rims no longer count as stripes.
+
+    Measured: 65 with the mask (the face alone reads 101: its blobs on three blocks of rows), 3.5e6 on the
+    slices as they are (what the old fallback to the whole slice measured)."""
+    from scipy import ndimage as ndi
+
+    from volrecon.correct.curtains import CurtainSettings, specimen_block
+
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[:56, :160]
+    face = 100 + 25 * (ndi.gaussian_filter(rng.normal(0, 1, (56, 160)), 4) > 0.05) + rng.normal(0, 4, (4, 56, 160))
+    walls = (x < 50) | (x >= 110)
+    rims = ((x >= 46) & (x < 50)) | ((x >= 110) & (x < 114))
+    img = (np.where(walls, 150.0, face) + np.where(rims, 80.0, 0.0)).astype(np.float32)
+    assert specimen_block(~walls, CurtainSettings()) is None
+    alone = estimate_curtains(face.astype(np.float32)).significance
+    masked = estimate_curtains(img, mask=~walls)
+    assert masked.measured_region is None and masked.significance < 1.5 * alone
+    assert estimate_curtains(img).significance > 1000 * alone

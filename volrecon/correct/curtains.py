@@ -545,7 +545,9 @@ def estimate_curtains(
         True on specimen pixels (a 3D mask: pixels that are specimen in every slice count).
         The gate and the stripe indices are measured on the largest block of whole specimen
         columns (:func:`specimen_block`), so that the trench walls' rims, bright lines along the
-        stripe direction that are not milled into the face, cannot open the gate.
+        stripe direction that are not milled into the face, cannot open the gate; where that
+        block is too small, on the whole slices with the pixels outside the mask filled from the
+        face (:func:`fill_hidden`).
 
     Returns
     -------
@@ -570,10 +572,13 @@ def estimate_curtains(
     region = None
     spec = check_mask(mask, shape)
     if spec is not None:
-        cut = specimen_block(spec if spec.ndim == 2 else spec.all(axis=0), settings)
+        face = spec if spec.ndim == 2 else spec.all(axis=0)
+        cut = specimen_block(face, settings)
         if cut is not None:
             data = [p[cut] for p in data]
             region = [cut[0].start, cut[0].stop, cut[1].start, cut[1].stop]
+        else:  # too small a block of whole columns: the whole slice, the rest of it filled from the face
+            data = [fill_hidden(p, ~face, settings.orientation, seed=i) for i, p in enumerate(data)]
     before = float(np.median([stripe_index(p, settings) for p in data]))
     significance = _significance(data, settings, quantum=1 / np.sqrt(12) if np.issubdtype(np.dtype(image.dtype), np.integer) else 0.0)
     gate = GATES[settings.along] if min_significance is None else float(min_significance)
@@ -628,7 +633,7 @@ def specimen_block(specimen: np.ndarray, settings: CurtainSettings) -> tuple[sli
     (slice, slice) or None
         Rows and columns of the block; None when it would be too small to measure stripes in
         (fewer than two blocks along the stripe or 16 stripe widths across it): the whole slice
-        is used then.
+        is used then, with what is not specimen filled from it (:func:`fill_hidden`).
     """
     m = np.asarray(specimen, dtype=bool)
     if settings.orientation == "horizontal":
