@@ -524,6 +524,14 @@ class VoidCues:
     lit_ring : bool
         Widen the voids by ``grow_nm`` into the binder-labelled voxels lit by a particle within
         ``shine_depth_nm`` behind them (:func:`lit_ring`); False switches it off.
+    vote_nm : float
+        Scale (Gaussian sigma, nm) of the 3D void/electrolyte vote among the cathode's pore voxels
+        that ends the split (:func:`refine_pores`); 0 switches it off.  The steps before it decide
+        voxel by voxel with cues of different reach, each rounded to whole voxels, so their border
+        between void and electrolyte flickers on the scale of a voxel, finer than the image
+        resolves (the shine-through blur and the void's outer ring are 20 nm).  The vote decides it
+        at the scale of a void's continuity instead.  :func:`volrecon.segment.segment_volume` sets
+        it to its own ``pore_vote_nm``, the scale its classifier's pore is voted on.
     """
 
     dark_k: float = 3.0
@@ -536,6 +544,7 @@ class VoidCues:
     wall_shift_nm: float | None = None
     flat_k: float = 1.0
     lit_ring: bool = True
+    vote_nm: float = 20.0
 
     @property
     def rim_nm(self) -> float:
@@ -548,7 +557,7 @@ class VoidCues:
         return {"dark_k": self.dark_k, "shine_depth_nm": self.shine_depth_nm, "grow_nm": self.grow_nm,
                 "edge_nm": self.edge_nm, "class_smooth_nm": self.class_smooth_nm, "average_nm": self.average_nm, "core_k": self.core_k,
                 "wall_shift_nm": self.wall_shift_nm, "rim_nm": self.rim_nm, "flat_k": self.flat_k,
-                "lit_ring": self.lit_ring}
+                "lit_ring": self.lit_ring, "vote_nm": self.vote_nm}
 
 
 def pore_average(grey: np.ndarray, space: np.ndarray, *, sigma_nm: float,
@@ -674,7 +683,9 @@ def split_reach(cues: VoidCues, voxel_size_nm: Sequence[float]) -> tuple[int, in
     core = _core_steps(cues, voxel_size_nm)
     rim = [3 * (n // 2) for n in _rim_disk(cues.rim_nm, voxel_size_nm).shape] if cues.rim_nm > 0 else [0, 0, 0]  # opening, then dilation
     lit = grow if cues.lit_ring else [0, 0, 0]  # the lit ring: one more widening of the finished voids
-    return tuple(3 * e + grow[ax] + lit[ax] + core + rim[ax] + (tail if ax == 0 else 0) + 1  # type: ignore[return-value]
+    # the closing vote reads the finished voids around each voxel: its reach adds to theirs
+    vote = pore_vote_reach(cues.vote_nm, voxel_size_nm) if cues.vote_nm > 0 else (0, 0, 0)
+    return tuple(3 * e + grow[ax] + lit[ax] + core + rim[ax] + vote[ax] + (tail if ax == 0 else 0) + 1  # type: ignore[return-value]
                  for ax, e in enumerate(edge))
 
 
@@ -889,6 +900,10 @@ def split_voids(
        meets a particle (an ``active`` voxel of the cathode) within ``shine_depth_nm`` behind
        (:func:`lit_ring`; ``cues.lit_ring``): the void's face lit by the particle beyond it,
        binder-grey.
+    8. *Vote*: among the cathode's pore voxels (void and electrolyte; binder and particles neither
+       vote nor change) each becomes void where the Gaussian-weighted share of void around it, over
+       ``cues.vote_nm``, exceeds one half (:func:`refine_pores`): the void's border with the
+       electrolyte decided at the scale of its continuity, not voxel by voxel.
 
     Parameters
     ----------
@@ -963,4 +978,18 @@ def split_voids(
         grown |= lit_ring(grown, bind, cat & (out == active), depth=core,
                           ring=_rim_disk(cues.grow_nm, voxel_size_nm, min_share=0.0))
     out[grown] = void
+    if cues.vote_nm > 0:
+        out = _cathode_vote(out, cat, bind, void=void, electrolyte=electrolyte, binder=binder, sigma_nm=cues.vote_nm,
+                            voxel_size_nm=voxel_size_nm)
     return out
+
+
+def _cathode_vote(labels: np.ndarray, cathode: np.ndarray, was_binder: np.ndarray, *, void: int, electrolyte: int,
+                  binder: int, sigma_nm: float, voxel_size_nm: Sequence[float]) -> np.ndarray:
+    """:func:`refine_pores` over the cathode's pore voxels only: the pore of another region (the
+    separator's electrolyte beside the cathode) neither votes nor changes, and a voxel the split took
+    from binder (``was_binder``) that the vote does not keep void returns to binder, not to the pore."""
+    inside = np.where(cathode, labels, np.zeros((), labels.dtype))
+    voted = refine_pores(inside, void=void, electrolyte=electrolyte, sigma_nm=sigma_nm, voxel_size_nm=voxel_size_nm)
+    voted[was_binder & (voted == electrolyte)] = binder
+    return np.where(cathode, voted, labels)
