@@ -114,8 +114,9 @@ void found, within 10-24 nm of the core's edge, median 8 spreads brighter than t
 ever overstepping the truth 0.896 / 0.901 and 0.465 / 0.738.  So in diglyme 0.90 is the ceiling
 of a split that sees every resolvable core and widens it perfectly (the split: 0.761 / 0.737); in
 carbonate the image resolves at most about 0.5-0.75 (the split: 0.250 / 0.457), and on seed 0
-two of its five false void pieces (1900 of its 2300 false voxels) lie on dark curtain stripes of
-0.8-1 electrolyte spread that the correction leaves (its gate stays shut on these faces).
+(oracle-corrected, before the vote) two of the five void pieces found hold 1950 of its 2300 false
+void voxels, on dark curtain stripes of 1-1.25 electrolyte spreads (the phantom's own curtain
+field there) that the correction leaves (its gate stays shut on these faces).
 """
 
 from __future__ import annotations
