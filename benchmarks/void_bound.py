@@ -134,6 +134,8 @@ def geometry_ceilings(plan: Plan, void: np.ndarray) -> dict[str, Any]:
     lab, n = ndi.label(void)
     out["pieces"] = int(n)
     out["surface_share"] = float(surface(void).sum() / max(void.sum(), 1))
+    if not np.array_equal(render_void(plan, zs, (0.0, 0.0, 0.0)), void):
+        raise RuntimeError("the specimen rendered again on the phantom's own grid is not its truth")
     shifts = {"z": (0.5 * vz, 0, 0), "y": (0, 0.5 * vy, 0), "x": (0, 0, 0.5 * vx), "zyx": (0.5 * vz, 0.5 * vy, 0.5 * vx)}
     out["half_voxel_shift"] = {k: dice(void, render_void(plan, zs, off)) for k, off in shifts.items()}
     out["erode_1"] = dice(void, ndi.binary_erosion(void))
