@@ -149,7 +149,7 @@ def test_split_voids_is_exact_on_padded_blocks(vox):
 
     rng = np.random.default_rng(2)
     E, V, B, A = PHASES["electrolyte"], PHASES["void"], PHASES["binder"], PHASES["active"]
-    g = ndi.gaussian_filter(rng.random((60, 64, 64)).astype(np.float32), 1.5)
+    g = ndi.gaussian_filter(rng.random((60, 80, 80)).astype(np.float32), 1.5)
     g = (g - g.mean()) / g.std() * 0.1 + 0.3
     phases = np.select([g < 0.3, g < 0.4], [E, B], A).astype(np.uint8)
     cat = np.ones(g.shape, bool)
@@ -157,7 +157,7 @@ def test_split_voids_is_exact_on_padded_blocks(vox):
     kw = dict(void=V, electrolyte=E, binder=B, level=0.25, spread=0.02, voxel_size_nm=vox, cues=cues)
     whole = split_voids(g, phases, cat, **kw)
     assert (whole == V).any() and (whole == E).any()
-    assert_block_exact(whole, g, phases, cat, kw, (22, 24, 24), (40, 40, 40))
+    assert_block_exact(whole, g, phases, cat, kw, (22, 28, 28), (40, 48, 48))
 
 
 def assert_block_exact(whole, g, phases, cat, kw, lo, hi):
@@ -234,12 +234,12 @@ def test_split_voids_widens_voids_by_the_far_wall_rim():
     true_void[2:10][:, r <= 11] = True  # the rim (8 < r <= 11) stays at the electrolyte grey
     cat = np.ones(g.shape, bool)
     kw = dict(void=V, electrolyte=E, binder=B, level=0.22, spread=0.02, voxel_size_nm=(20.0, 10.0, 10.0))
-    base = VoidCues(shine_depth_nm=0.0, grow_nm=0.0, edge_nm=0.0, average_nm=0.0)
+    base = VoidCues(shine_depth_nm=0.0, grow_nm=0.0, edge_nm=0.0, average_nm=0.0, vote_nm=0.0)
     core = split_voids(g, phases, cat, cues=base, **kw) == V
     assert not core[true_void & (r[None] > 9)].any()
     # the block draws the rim's face and its column behind at the electrolyte grey (a real far-wall rim's
     # column turns solid-grey behind it): the electrolyte-column test (flat_k) would rightly clear it
-    with_rim = VoidCues(shine_depth_nm=100.0, grow_nm=0.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=60.0, flat_k=0.0)
+    with_rim = VoidCues(shine_depth_nm=100.0, grow_nm=0.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=60.0, flat_k=0.0, vote_nm=0.0)
     assert with_rim.rim_nm == 30.0
     rimmed = split_voids(g, phases, cat, cues=with_rim, **kw) == V
     inside = true_void & (r[None] <= 10.5)
@@ -293,7 +293,7 @@ def test_split_voids_takes_the_outer_ring_at_the_electrolyte_grey():
     true_void[2:10][:, r <= 10] = True  # the ring 8 < r <= 10 stays at 0.22
     cat = np.ones(g.shape, bool)
     kw = dict(void=V, electrolyte=E, binder=B, level=0.22, spread=0.02, voxel_size_nm=(20.0, 10.0, 10.0))
-    cues = VoidCues(shine_depth_nm=0.0, grow_nm=20.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=0.0)
+    cues = VoidCues(shine_depth_nm=0.0, grow_nm=20.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=0.0, vote_nm=0.0)
     out = split_voids(g, phases, cat, cues=cues, **kw) == V
     assert out[true_void & (r[None] <= 9.5)].all()
     assert not out[(phases == E) & (r[None] > 10.5)].any()
@@ -476,7 +476,7 @@ def test_split_voids_continues_the_ring_half_as_deep_as_the_core():
     g[2:6][:, core] = 0.05  # dark: the void continues 80 nm (4 slices) behind these faces
     # the block draws the lit tail, the ring and the columns behind them all at the electrolyte grey
     # (geometry only): the electrolyte-column test (flat_k, test_voids_columns.py) is off here
-    cues = VoidCues(shine_depth_nm=80.0, grow_nm=20.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=0.0, flat_k=0.0)
+    cues = VoidCues(shine_depth_nm=80.0, grow_nm=20.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=0.0, flat_k=0.0, vote_nm=0.0)
     out = split_voids(g, phases, np.ones(g.shape, bool), void=V, electrolyte=E, binder=B, level=0.22, spread=0.02,
                       voxel_size_nm=(20.0, 10.0, 10.0), cues=cues) == V
     assert out[2:10][:, core].all()  # the dark slices and the 4 lit ones behind them
@@ -486,7 +486,7 @@ def test_split_voids_continues_the_ring_half_as_deep_as_the_core():
     assert not out[:, r > 10.5].any()
     # 40 nm slices, 100 nm of shine-through: the core's tail is 2 slices, and so is the ring's
     # (half the depth, 1.25 slices, rounded up to the slices it reaches into)
-    cues40 = VoidCues(shine_depth_nm=100.0, grow_nm=20.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=0.0, flat_k=0.0)
+    cues40 = VoidCues(shine_depth_nm=100.0, grow_nm=20.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=0.0, flat_k=0.0, vote_nm=0.0)
     g40 = g.copy()
     g40[4:6][:, core] = 0.22  # dark in slices 2-3 only
     out40 = split_voids(g40, phases, np.ones(g.shape, bool), void=V, electrolyte=E, binder=B, level=0.22,
@@ -506,3 +506,72 @@ def test_split_voids_ring_never_continues_deeper_than_the_core():
     out = split_voids(g, phases, np.ones(g.shape, bool), void=V, electrolyte=E, binder=B, level=0.22, spread=0.02,
                       voxel_size_nm=(250.0, 10.0, 10.0), cues=cues) == V
     assert out[2:4][:, core].all() and not out[4:].any()
+
+
+def test_split_voids_ends_with_a_pore_vote():
+    """A void whose dark test flickers voxel by voxel (grey noise of 2.5 electrolyte spreads, each
+    voxel tested alone) comes out whole, and the electrolyte around it clean, after the closing
+    vote: without it one void voxel in nine is missed and one electrolyte voxel in nine is taken
+    (void Dice about 0.5)."""
+    E, V, B = PHASES["electrolyte"], PHASES["void"], PHASES["binder"]
+    vox = (20.0, 10.0, 10.0)
+    z, y, x = np.ogrid[:16, :40, :40]
+    truth = ((z - 8) / 4.0) ** 2 + ((y - 20) / 10.0) ** 2 + ((x - 20) / 10.0) ** 2 <= 1.0
+    level, spread = 0.22, 0.02
+    rng = np.random.default_rng(4)
+    g = (np.where(truth, level - 6 * spread, level) + rng.normal(0, 2.5 * spread, truth.shape)).astype(np.float32)
+    phases = np.full(truth.shape, E, np.uint8)
+    cat = np.ones(truth.shape, bool)
+    # only the dark test, voxel by voxel: no average, growth, tail, rim, column test or lit ring
+    cues = VoidCues(dark_k=3.0, core_k=3.0, shine_depth_nm=0.0, grow_nm=0.0, edge_nm=0.0, average_nm=0.0,
+                    wall_shift_nm=0.0, flat_k=0.0, lit_ring=False)
+    kw = dict(void=V, electrolyte=E, binder=B, level=level, spread=spread, voxel_size_nm=vox)
+
+    def dice(out):
+        found = out == V
+        return 2 * (found & truth).sum() / (found.sum() + truth.sum())
+
+    assert dice(split_voids(g, phases, cat, cues=cues, **kw)) >= 0.9
+    from dataclasses import replace
+    assert dice(split_voids(g, phases, cat, cues=replace(cues, vote_nm=0.0), **kw)) < 0.6
+
+
+def test_split_vote_leaves_other_regions_and_solids():
+    """The vote counts and changes only the cathode's pore: the separator's electrolyte beside a
+    cathode void neither votes nor turns void, binder stays binder, and a lone dark binder voxel
+    the dark test took, voted out among filled pore, returns to binder (not to the pore)."""
+    E, V, B = PHASES["electrolyte"], PHASES["void"], PHASES["binder"]
+    phases = np.full((8, 24, 40), E, np.uint8)
+    phases[:, :, 20:] = B
+    g = np.full(phases.shape, 0.22, np.float32)
+    g[:, :, 6:20] = 0.02  # dark: void up to the binder and into the separator's side
+    phases[4, 3, 16] = B  # deep in the dark void: taken and kept
+    phases[4, 20, 3] = B  # alone in the separator's filled pore: outside the cathode, untouched
+    phases[2:7, 3:6, 33:36] = E  # filled pore in the cathode's binder, far from the void, around a lone dark binder voxel
+    phases[4, 4, 34] = B
+    g[4, 4, 34] = 0.02
+    cat = np.zeros(phases.shape, bool)
+    cat[:, :, 10:] = True
+    cues = VoidCues(shine_depth_nm=0.0, grow_nm=0.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=0.0,
+                    flat_k=0.0, lit_ring=False, vote_nm=40.0)
+    out = split_voids(g, phases, cat, void=V, electrolyte=E, binder=B, level=0.22, spread=0.02,
+                      voxel_size_nm=(20.0, 10.0, 10.0), cues=cues)
+    keep = np.ones(phases.shape, bool)
+    keep[4, 20, 3] = False
+    assert (out[:, :, :10][keep[:, :, :10]] == E).all() and out[4, 20, 3] == B
+    assert (out[:, :, 10:20] == V).all()
+    pocket = out[2:7, 3:6, 33:36]
+    assert out[4, 4, 34] == B and (pocket[phases[2:7, 3:6, 33:36] == E] == E).all()
+    assert (out[:, :, 20:33] == B).all()
+
+
+def test_auto_void_vote_raises_void_dice(diglyme):
+    """On the corrected diglyme phantom the closing vote (segment_volume's pore_vote_nm) raises the
+    cathode's void Dice against the truth (measured 0.746 -> 0.759 on this 16x160x160 stack; on the
+    24x192x192 benchmark phantoms +0.008 to +0.013)."""
+    ph, img = diglyme
+    without = segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="auto", frame="none", pore_vote_nm=0.0)
+    voted = segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="auto", frame="none")
+    assert voted.parameters["void_split"]["vote_nm"] == 20.0
+    assert without.parameters["void_split"]["vote_nm"] == 0.0
+    assert _cathode_stats(ph, voted)[-1] >= _cathode_stats(ph, without)[-1] + 0.005

@@ -44,7 +44,7 @@ def test_split_keeps_the_lit_void_and_clears_the_flat_ring():
     phases, g, void, disk = _void_over_binder()
     cat = np.ones(g.shape, bool)
     kw = dict(void=V, electrolyte=E, binder=B, level=LEVEL, spread=SPREAD, voxel_size_nm=(20.0, 10.0, 10.0))
-    base = dict(shine_depth_nm=100.0, grow_nm=20.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=0.0)
+    base = dict(shine_depth_nm=100.0, grow_nm=20.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=0.0, vote_nm=0.0)
     off = split_voids(g, phases, cat, cues=VoidCues(flat_k=0.0, **base), **kw) == V
     on = split_voids(g, phases, cat, cues=VoidCues(flat_k=1.0, **base), **kw) == V
     # the void's lit lower half (binder seen behind its floor) stays void: its column is not flat
@@ -63,7 +63,7 @@ def test_no_column_test_when_the_shine_through_spans_under_three_slices():
     phases, g, void, disk = _void_over_binder()
     cat = np.ones(g.shape, bool)
     kw = dict(void=V, electrolyte=E, binder=B, level=LEVEL, spread=SPREAD, voxel_size_nm=(40.0, 10.0, 10.0))
-    base = dict(shine_depth_nm=100.0, grow_nm=20.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=0.0)
+    base = dict(shine_depth_nm=100.0, grow_nm=20.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=0.0, vote_nm=0.0)
     off = split_voids(g, phases, cat, cues=VoidCues(flat_k=0.0, **base), **kw)
     on = split_voids(g, phases, cat, cues=VoidCues(flat_k=1.0, **base), **kw)
     np.testing.assert_array_equal(on, off)

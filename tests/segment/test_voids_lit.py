@@ -11,8 +11,9 @@ from volrecon.segment.voids import VoidCues, _rim_disk, lit_ring, split_voids
 E, V, B, A = PHASES["electrolyte"], PHASES["void"], PHASES["binder"], PHASES["active"]
 VOX = (20.0, 10.0, 10.0)
 # shine-through 3 slices deep, the void's outer ring 2 pixels; no edge rim, averaging, far-wall rim
-# or electrolyte-column test, so that only the dark core, its ring and the lit ring act
-CUES = VoidCues(shine_depth_nm=60.0, grow_nm=20.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=0.0, flat_k=0.0)
+# electrolyte-column test or closing vote, so that only the dark core, its ring and the lit ring act
+CUES = VoidCues(shine_depth_nm=60.0, grow_nm=20.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=0.0, flat_k=0.0,
+                vote_nm=0.0)
 
 
 def _lit_block():
@@ -95,7 +96,7 @@ def test_split_voids_lit_ring_is_exact_on_padded_blocks():
     g = (g - g.mean()) / g.std() * 0.1 + 0.3
     phases = np.select([g < 0.3, g < 0.4], [E, B], A).astype(np.uint8)
     cat = np.ones(g.shape, bool)
-    cues = VoidCues(wall_shift_nm=50.0)
+    cues = VoidCues(wall_shift_nm=50.0, vote_nm=0.0)  # the vote's reach: test_voids.py
     kw = dict(void=V, electrolyte=E, binder=B, level=0.25, spread=0.02, voxel_size_nm=VOX, cues=cues)
     whole = split_voids(g, phases, cat, **kw)
     without = split_voids(g, phases, cat, **{**kw, "cues": replace(cues, lit_ring=False)})

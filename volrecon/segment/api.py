@@ -363,7 +363,8 @@ def segment_volume(
     min_size_nm : float
         Pieces of a phase smaller than this diameter are merged into their surroundings.
     pore_vote_nm : float
-        Scale of the 3D void/electrolyte vote inside pores (0 disables).
+        Scale of the 3D void/electrolyte vote inside pores (0 disables): on the classifier's labels,
+        and at the end of the cathode's void split (:attr:`volrecon.segment.voids.VoidCues.vote_nm`).
     lateral_nm : float
         Lateral smoothing of layer detection.
     level_passes : int
@@ -404,7 +405,7 @@ def segment_volume(
     void_cues : VoidCues, optional
         Lengths of those cues (shine-through depth, lateral growth, edge width; defaults of
         :class:`volrecon.segment.voids.VoidCues`; its ``wall_shift_nm`` is measured on the stack
-        unless given).
+        unless given; its ``vote_nm`` is set to ``pore_vote_nm``).
     forward_refine : bool or None
         ``layers``, and ``classifier`` (with ``electrolyte``, ``binder`` and ``active`` classes):
         move the cathode's electrolyte | binder boundaries onto a forward model of the image fitted
@@ -458,6 +459,8 @@ def segment_volume(
     if regional and not layers:
         raise ParameterError("method='layers' needs layers=True (it classifies within the detected layers)")
     lazy_input = isinstance(image, da.Array)
+    # the void split ends with the pore vote, on the same scale as the classifier's pore vote
+    void_cues = replace(void_cues or VoidCues(), vote_nm=float(pore_vote_nm))
     warnings: list[str] = []
     params: dict[str, Any] = {"min_size_nm": min_size_nm, "pore_vote_nm": pore_vote_nm, "lateral_nm": lateral_nm,
                               "level_passes": level_passes}
