@@ -422,6 +422,28 @@ def _first_voxel(mask: np.ndarray, lo: np.ndarray) -> np.ndarray:
     return np.where(hit.any(axis=-1), np.argmax(hit, axis=-1), n)
 
 
+def _runs(mask: np.ndarray, length: int) -> np.ndarray:
+    """``mask`` where it holds for ``length`` voxels from there on along the last axis (the column's
+    end cuts a run short without ending it)."""
+    out = mask.copy()
+    for k in range(1, int(length)):
+        out[..., :-k] &= mask[..., k:]
+    return out
+
+
+def _descent_start(g: np.ndarray, lo: np.ndarray, floor: float, dark: float) -> np.ndarray:
+    """Per column (last axis), the first voxel ``>= lo`` of the run of voxels under ``floor`` that
+    reaches under ``dark`` (the column's length where ``g`` never passes ``dark`` past ``lo``): a
+    descent to a pore, not a dip under ``floor`` that comes back."""
+    n = g.shape[-1]
+    idx = np.arange(n)
+    start = np.ceil(lo - 0.5)
+    k = _first_voxel(g < dark, lo)
+    held = (g >= floor) & (idx < k[..., None]) & (idx >= start[..., None])
+    last = np.where(held.any(axis=-1), n - 1 - np.argmax(held[..., ::-1], axis=-1), start - 1)
+    return np.where(k < n, np.maximum(last + 1, start), n).astype(np.int64)
+
+
 def _outer_edge(img: np.ndarray, c0: int, c1: int, hn: np.ndarray, t: np.ndarray, hs: np.ndarray,
                 sig: Sequence[float], dark: float, bright: float, t0: float, edge: Mapping[str, float],
                 film: float, valid: np.ndarray | None = None,
@@ -439,8 +461,13 @@ def _outer_edge(img: np.ndarray, c0: int, c1: int, hn: np.ndarray, t: np.ndarray
     ``hn + t`` (``t0`` where none) and, falling, before the grey value has passed ``dark``;
     rising (a small step that noise moves), within the step's own reach (``edge["rim_half_width_vox"]``
     plus its blur, ``edge["sigma_vox"]`` and the smoothing here) of where the grey value first
-    passes ``bright`` and stays past it for the next voxel.  It is kept where the grey value 1.5
-    voxels beyond it is past that cut; the rise is searched from ``edge["reach_vox"]`` beyond the
+    passes ``bright`` and stays past it for the next voxel.  The side is the one the grey value
+    leaves the band on first: down where it descends to ``dark`` without coming back into the band,
+    up where it stays over ``bright`` for two voxels (the film's own noise leaves the band's narrow
+    lower half and comes back).  It is kept where the grey value 1.5
+    voxels beyond it is past that cut and, where the film is clear of the sodium edge's reach, 1.5
+    voxels before it is within the band (a fibre -> pore fall, a rise out of a dim layer are not
+    the film's); the rise is searched from ``edge["reach_vox"]`` beyond the
     sodium surface (clear of the sodium edge's own step).  The steepest step lies on the dark side of the boundary by the edge
     rims' ``edge["shift_vox"]`` (``valid``: the specimen voxels the lateral smoothing averages over; measured on the sodium surface,
     :func:`volrecon.segment.layers.edge_rim_shift`): it is moved that far towards the bright side.
@@ -465,7 +492,12 @@ def _outer_edge(img: np.ndarray, c0: int, c1: int, hn: np.ndarray, t: np.ndarray
         # sodium (its edge's blur may still be dark at ``lo``; a thin film's blurred peak may
         # never reach the band)
         entered = _first_voxel(g >= dark, lo).astype(np.float64) + 0.5
-        below, above = _first_voxel(g < band[0], entered), _first_voxel(g > band[1], entered)
+        # which side the film leaves its band on first.  Down: a descent that reaches ``dark`` (a
+        # pore); up: a lasting rise (a fibre).  A thick film's own noise dips out of the band's
+        # narrow lower half for a voxel or two and back, and spikes over it for one (on the
+        # carbonate phantom those decided the side in a fifth of the fibre columns, whose fibre ->
+        # pore fall beyond the mat then passed for the film's end)
+        below, above = _descent_start(g, entered, band[0], dark), _first_voxel(_runs(g > band[1], 2), entered)
         side = below < above if sign < 0 else above < below
         # the step ends where it has passed its cut (half-way to the fibres; for a pore, the
         # sodium/film midpoint, well into the step out of the band)
@@ -475,14 +507,20 @@ def _outer_edge(img: np.ndarray, c0: int, c1: int, hn: np.ndarray, t: np.ndarray
             # the steepest step within the step's own reach of it on both sides (a window reaching
             # far onto the film lets the film's noise steps win; one ending at the crossing, which
             # the rims pull towards the film, cuts the step off: both drew the edge onto the film)
-            past[..., :-1] &= past[..., 1:]
+            past = _runs(past, 2)
         end = _first_voxel(past, entered)
         win = (lo, np.minimum(hi, end)) if sign < 0 else (np.maximum(lo, end - reach_rise),
                                                           np.minimum(hi, end + reach_rise))
         sd = np.where((b >= win[0][..., None]) & (b <= win[1][..., None]), sign * d, -np.inf)
         pos, _ = steepest_step(sd, sign * d)
         beyond = sample_columns(gl, (pos + 1.5)[..., None])[..., 0]
-        ok = col & np.isfinite(sd.max(axis=-1)) & side & (end <= hi + 1.5) & (sign * (beyond - cut) > 0)
+        # and the step starts from the film: a fibre -> pore fall, a rise out of a dim mixed layer
+        # (pore and fibre averaged laterally) onto the cathode are another layer's edges.  Read
+        # where the film is clear of the sodium edge's own step (a thin film's blurred peak is
+        # never in its band)
+        before = sample_columns(g, (pos - 1.5)[..., None])[..., 0]
+        on_film = ((before >= band[0]) & (before <= band[1])) | (pos - 1.5 < hn + edge["reach_vox"])
+        ok = col & np.isfinite(sd.max(axis=-1)) & side & (end <= hi + 1.5) & (sign * (beyond - cut) > 0) & on_film
         out.append(np.where(ok, pos + sign * edge["shift_vox"] - hn, np.nan))
     del g
     return out[0], out[1]
