@@ -278,3 +278,38 @@ def test_thin_film_under_fibres_takes_the_falling_edges_thickness():
         open_pore = ndi.distance_transform_edt(~fibre, sampling=(2, 1)) > 5
         assert abs(float(thick[fibre].mean() - thick[open_pore].mean())) < 0.1
         assert abs(float(np.mean(thick)) - 3.0) < 0.25
+
+
+def test_film_grown_into_the_cathode_is_not_cut_at_the_layers_cut():
+    """A 20-voxel film on an 8-voxel separator (pore and fibre patches) over particles; in a band
+    of columns the film has grown 11 voxels thicker, through the separator and 3 voxels into the
+    cathode.  The layers' separator|cathode cut is a smooth coarse surface (here flat where the
+    cathode starts elsewhere): it bounded the film's search and its surface, and the film read 3
+    voxels thin there (on the carbonate phantom, seed 1, the SEI touching the cathode 2.6 voxels
+    thin).  The film's end is found on its own edge beyond that cut, and the cathode starts there."""
+    vox = (20.0, 10.0, 10.0)
+    rng = np.random.default_rng(0)
+    nz, nx, n, na, t, cut, coll = 6, 192, 60, 10, 20, 38, 52
+    yy, xx = np.arange(n)[None, :, None], np.arange(nx)[None, None, :]
+    bump = (xx >= 70) & (xx < 130)
+    end = np.where(bump, cut + 3, na + t)
+    sep = np.where((xx // 8) % 2 == 0, INTENSITY["electrolyte"], INTENSITY["separator"])
+    base = np.select([yy < na, yy < end, yy < cut, yy < coll],
+                     [INTENSITY["sodium"], INTENSITY["sei"], sep, INTENSITY["active"]], INTENSITY["collector"])
+    base = np.broadcast_to(base, (nz, n, nx)).astype(np.float32)
+    img = np.stack([ndi.gaussian_filter(s + 0.5 * edge_field(s, (10.0, 10.0)), 0.8, mode="nearest") for s in base])
+    img += rng.normal(0.0, 0.01, img.shape).astype(np.float32)
+    h_na = np.full((nz, nx), float(na))
+    full = np.zeros((nz, nx))
+    lay = Layers(axis=1, anode_first=True,
+                 heights={"sodium|sei": h_na + 0.7, "sei|separator": h_na + t, "separator|cathode": full + cut,
+                          "cathode|collector": full + coll},
+                 present={"sodium": True, "sei": True, "separator": True, "cathode": True, "collector": True}, length=n)
+    lay = refine_interface(img, lay, "sodium|sei", voxel_size_nm=vox, rim=True)
+    out, info = sei_outer_surface(img, lay, voxel_size_nm=vox)
+    assert info["found"], info.get("reason")
+    inside = slice(85, 115)
+    h_s, h_c = out.heights["sei|separator"], out.heights["separator|cathode"]
+    assert abs(float(np.mean(h_s[:, inside])) - (cut + 3)) < 0.5
+    assert np.allclose(h_c[:, inside], h_s[:, inside])  # no separator left between film and cathode
+    assert abs(float(np.mean(h_s[:, :50])) - (na + t)) < 0.3 and np.allclose(h_c[:, :50], cut)
