@@ -199,6 +199,35 @@ def test_film_end_is_its_first_step_out_of_the_film_band():
     assert np.allclose(fall[:, 2], 12.0, atol=0.5) and np.isnan(rise[:, 2]).all()
 
 
+def test_film_end_side_is_not_decided_by_the_films_own_noise():
+    """Which way a thick film leaves its grey band (a pore: down, a fibre: up) decided where its
+    end was looked for.  A dip of the film's own grey under the band's narrow lower half (half-way
+    from the film to the fibre threshold below the film, above the sodium/film midpoint) and a
+    one-voxel spike over the fibre threshold decided it before the film's end: beyond a 3-voxel
+    fibre mat the fibre -> pore fall 3 voxels deep passed for the film's end and the rise was lost
+    (on the carbonate phantom, seed 1, a fifth of the fibre columns), and after a spike a pore's
+    fall was dropped.  A pore is a descent that reaches the midpoint, a fibre a lasting rise."""
+    from volrecon.segment.regional import _outer_edge
+
+    film, pore, fibre = INTENSITY["sei"], INTENSITY["electrolyte"], INTENSITY["separator"]
+    dark, bright = 0.5 * (INTENSITY["sodium"] + film), 0.5 * (film + fibre)
+    dip, spike = 0.5 * (dark + 2.0 * film - bright), film + 1.1 * (fibre - film)
+    na, t, n = 8, 12, 40
+    cols = []
+    for inside, runs in (((dip, dip), [(fibre, 3), (pore, 40)]), ((dip, dip), [(pore, 40)]), ((spike,), [(pore, 40)])):
+        grey = [INTENSITY["sodium"]] * na + [film] * 7 + list(inside) + [film] * (t - 7 - len(inside))
+        for level, k in runs:
+            grey += [level] * k
+        cols.append(grey[:n])
+    img = ndi.gaussian_filter1d(np.broadcast_to(np.array(cols, np.float32)[None], (2, 3, n)), 0.8, axis=-1)
+    hn, guess = np.full((2, 3), float(na)), np.full((2, 3), float(t))
+    fall, rise = _outer_edge(img, 0, 2, hn, guess, np.full((2, 3), 36.0), [0.0, 0.0, 0.0], dark, bright, float(t),
+                             {"shift_vox": 0.0, "reach_vox": 2.0}, film=film)
+    assert np.isnan(fall[:, 0]).all() and np.allclose(rise[:, 0], t, atol=0.5)
+    assert np.allclose(fall[:, 1], t, atol=0.5) and np.isnan(rise[:, 1]).all()
+    assert np.allclose(fall[:, 2], t, atol=0.5)
+
+
 def test_film_to_fibre_rise_is_not_drawn_towards_the_film():
     """A thick film under fibres at the phantom's noise (0.09 per voxel): the film -> fibre rise is a
     small step (0.07) whose steepest point noise moves.  Searched from far on the film's side up to
@@ -233,7 +262,10 @@ def test_thin_film_under_fibres_takes_the_falling_edges_thickness():
     edge for its rise to be read: it took the pore columns' crossing - edge offset (another step's
     blur and rims) and the fibre -> pore fall beside it passed for the film's edge, and the film read
     0.27-0.36 voxels too thick.  The fibre columns now take the thickness of the falling edges around
-    them, clear of the fibres' flanks: within 0.15 voxels."""
+    them, clear of the fibres' flanks: within 0.1 voxels of the pore columns away from the fibres.
+    Those read the film 0.2 voxels thin here (its rims are the collector edge's: the film's own fit
+    is off); the fibre -> pore falls kept beside the fibres until the film's end had to start from
+    the film hid that (the mean was within 0.15 of 3 voxels): within 0.25 voxels."""
     vox = (20.0, 10.0, 10.0)
     for seed in (0, 1):
         img, na, _ = _film_stack(0.5, t=3, seed=seed, fibre_depth=3, noise=0.03)
@@ -241,4 +273,43 @@ def test_thin_film_under_fibres_takes_the_falling_edges_thickness():
         out, info = sei_outer_surface(img, lay, voxel_size_nm=vox)
         assert info["found"] and info["thin_film"]
         thick = out.heights["sei|separator"] - out.heights["sodium|sei"]
-        assert abs(float(np.mean(thick)) - 3.0) < 0.15
+        zz, xx = np.indices(na.shape)
+        fibre = img[zz, na.astype(int) + 4, xx] > 0.5 * (INTENSITY["electrolyte"] + INTENSITY["separator"])
+        open_pore = ndi.distance_transform_edt(~fibre, sampling=(2, 1)) > 5
+        assert abs(float(thick[fibre].mean() - thick[open_pore].mean())) < 0.1
+        assert abs(float(np.mean(thick)) - 3.0) < 0.25
+
+
+def test_film_grown_into_the_cathode_is_not_cut_at_the_layers_cut():
+    """A 20-voxel film on an 8-voxel separator (pore and fibre patches) over particles; in a band
+    of columns the film has grown 11 voxels thicker, through the separator and 3 voxels into the
+    cathode.  The layers' separator|cathode cut is a smooth coarse surface (here flat where the
+    cathode starts elsewhere): it bounded the film's search and its surface, and the film read 3
+    voxels thin there (on the carbonate phantom, seed 1, the SEI touching the cathode 2.6 voxels
+    thin).  The film's end is found on its own edge beyond that cut, and the cathode starts there."""
+    vox = (20.0, 10.0, 10.0)
+    rng = np.random.default_rng(0)
+    nz, nx, n, na, t, cut, coll = 6, 192, 60, 10, 20, 38, 52
+    yy, xx = np.arange(n)[None, :, None], np.arange(nx)[None, None, :]
+    bump = (xx >= 70) & (xx < 130)
+    end = np.where(bump, cut + 3, na + t)
+    sep = np.where((xx // 8) % 2 == 0, INTENSITY["electrolyte"], INTENSITY["separator"])
+    base = np.select([yy < na, yy < end, yy < cut, yy < coll],
+                     [INTENSITY["sodium"], INTENSITY["sei"], sep, INTENSITY["active"]], INTENSITY["collector"])
+    base = np.broadcast_to(base, (nz, n, nx)).astype(np.float32)
+    img = np.stack([ndi.gaussian_filter(s + 0.5 * edge_field(s, (10.0, 10.0)), 0.8, mode="nearest") for s in base])
+    img += rng.normal(0.0, 0.01, img.shape).astype(np.float32)
+    h_na = np.full((nz, nx), float(na))
+    full = np.zeros((nz, nx))
+    lay = Layers(axis=1, anode_first=True,
+                 heights={"sodium|sei": h_na + 0.7, "sei|separator": h_na + t, "separator|cathode": full + cut,
+                          "cathode|collector": full + coll},
+                 present={"sodium": True, "sei": True, "separator": True, "cathode": True, "collector": True}, length=n)
+    lay = refine_interface(img, lay, "sodium|sei", voxel_size_nm=vox, rim=True)
+    out, info = sei_outer_surface(img, lay, voxel_size_nm=vox)
+    assert info["found"], info.get("reason")
+    inside = slice(85, 115)
+    h_s, h_c = out.heights["sei|separator"], out.heights["separator|cathode"]
+    assert abs(float(np.mean(h_s[:, inside])) - (cut + 3)) < 0.5
+    assert np.allclose(h_c[:, inside], h_s[:, inside])  # no separator left between film and cathode
+    assert abs(float(np.mean(h_s[:, :50])) - (na + t)) < 0.3 and np.allclose(h_c[:, :50], cut)

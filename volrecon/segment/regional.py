@@ -422,10 +422,32 @@ def _first_voxel(mask: np.ndarray, lo: np.ndarray) -> np.ndarray:
     return np.where(hit.any(axis=-1), np.argmax(hit, axis=-1), n)
 
 
+def _runs(mask: np.ndarray, length: int) -> np.ndarray:
+    """``mask`` where it holds for ``length`` voxels from there on along the last axis (the column's
+    end cuts a run short without ending it)."""
+    out = mask.copy()
+    for k in range(1, int(length)):
+        out[..., :-k] &= mask[..., k:]
+    return out
+
+
+def _descent_start(g: np.ndarray, lo: np.ndarray, floor: float, dark: float) -> np.ndarray:
+    """Per column (last axis), the first voxel ``>= lo`` of the run of voxels under ``floor`` that
+    reaches under ``dark`` (the column's length where ``g`` never passes ``dark`` past ``lo``): a
+    descent to a pore, not a dip under ``floor`` that comes back."""
+    n = g.shape[-1]
+    idx = np.arange(n)
+    start = np.ceil(lo - 0.5)
+    k = _first_voxel(g < dark, lo)
+    held = (g >= floor) & (idx < k[..., None]) & (idx >= start[..., None])
+    last = np.where(held.any(axis=-1), n - 1 - np.argmax(held[..., ::-1], axis=-1), start - 1)
+    return np.where(k < n, np.maximum(last + 1, start), n).astype(np.int64)
+
+
 def _outer_edge(img: np.ndarray, c0: int, c1: int, hn: np.ndarray, t: np.ndarray, hs: np.ndarray,
                 sig: Sequence[float], dark: float, bright: float, t0: float, edge: Mapping[str, float],
                 film: float, valid: np.ndarray | None = None,
-                cols: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
+                cols: slice = slice(None), hs_rise: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per column of rows ``[c0, c1)`` and columns ``cols`` of ``img`` (stacking axis last, anode
     first; the other voxels are the lateral smoothing's context), the film's thickness from its
     outer edge: ``(falling, rising)``, NaN where that edge is not seen.
@@ -437,10 +459,15 @@ def _outer_edge(img: np.ndarray, c0: int, c1: int, hn: np.ndarray, t: np.ndarray
     step (the pore -> fibre rise, the fibre -> pore fall) is never the film's end.  The edge is
     the steepest step of that sign within ``2 + t0 / 4`` voxels of the crossing estimate
     ``hn + t`` (``t0`` where none) and, falling, before the grey value has passed ``dark``;
-    rising (a small step that noise moves), within the step's own reach (``edge["rim_half_width_vox"]``
+    rising (a small step that noise moves; up to ``hs_rise`` where given, else ``hs``), within the step's own reach (``edge["rim_half_width_vox"]``
     plus its blur, ``edge["sigma_vox"]`` and the smoothing here) of where the grey value first
-    passes ``bright`` and stays past it for the next voxel.  It is kept where the grey value 1.5
-    voxels beyond it is past that cut; the rise is searched from ``edge["reach_vox"]`` beyond the
+    passes ``bright`` and stays past it for the next voxel.  The side is the one the grey value
+    leaves the band on first: down where it descends to ``dark`` without coming back into the band,
+    up where it stays over ``bright`` for two voxels (the film's own noise leaves the band's narrow
+    lower half and comes back).  It is kept where the grey value 1.5
+    voxels beyond it is past that cut and, where the film is clear of the sodium edge's reach, 1.5
+    voxels before it is within the band (a fibre -> pore fall, a rise out of a dim layer are not
+    the film's); the rise is searched from ``edge["reach_vox"]`` beyond the
     sodium surface (clear of the sodium edge's own step).  The steepest step lies on the dark side of the boundary by the edge
     rims' ``edge["shift_vox"]`` (``valid``: the specimen voxels the lateral smoothing averages over; measured on the sodium surface,
     :func:`volrecon.segment.layers.edge_rim_shift`): it is moved that far towards the bright side.
@@ -451,7 +478,7 @@ def _outer_edge(img: np.ndarray, c0: int, c1: int, hn: np.ndarray, t: np.ndarray
     d = g[..., 1:] - g[..., :-1]  # step across boundary coordinate i + 1
     w = 2.0 + 0.25 * t0
     guess = hn + np.where(np.isfinite(t), t, t0)
-    hi = np.minimum(guess + w, hs)
+    his = (np.minimum(guess + w, hs), np.minimum(guess + w, hs if hs_rise is None else hs_rise))
     b = np.arange(1, n)
     col = np.isfinite(hn) & (hs - hn > 1.0)
     # a step's own reach: its rims' half-width and its blur (the edge fit's and the 0.7 above)
@@ -459,13 +486,18 @@ def _outer_edge(img: np.ndarray, c0: int, c1: int, hn: np.ndarray, t: np.ndarray
     # the film's grey band: as far below the film's level as the fibre threshold lies above it
     band = (max(dark, 2.0 * film - bright), bright) if np.isfinite(bright) else (dark, bright)
     out = []
-    for sign, start, cut in ((-1, 0.5, dark), (1, edge["reach_vox"], bright)):
+    for sign, start, cut, hi in ((-1, 0.5, dark, his[0]), (1, edge["reach_vox"], bright, his[1])):
         lo = np.maximum(hn + start, guess - w)
         # the first voxel beyond the film's band of either kind (a pore, a fibre), once past the
         # sodium (its edge's blur may still be dark at ``lo``; a thin film's blurred peak may
         # never reach the band)
         entered = _first_voxel(g >= dark, lo).astype(np.float64) + 0.5
-        below, above = _first_voxel(g < band[0], entered), _first_voxel(g > band[1], entered)
+        # which side the film leaves its band on first.  Down: a descent that reaches ``dark`` (a
+        # pore); up: a lasting rise (a fibre).  A thick film's own noise dips out of the band's
+        # narrow lower half for a voxel or two and back, and spikes over it for one (on the
+        # carbonate phantom those decided the side in a fifth of the fibre columns, whose fibre ->
+        # pore fall beyond the mat then passed for the film's end)
+        below, above = _descent_start(g, entered, band[0], dark), _first_voxel(_runs(g > band[1], 2), entered)
         side = below < above if sign < 0 else above < below
         # the step ends where it has passed its cut (half-way to the fibres; for a pore, the
         # sodium/film midpoint, well into the step out of the band)
@@ -475,14 +507,20 @@ def _outer_edge(img: np.ndarray, c0: int, c1: int, hn: np.ndarray, t: np.ndarray
             # the steepest step within the step's own reach of it on both sides (a window reaching
             # far onto the film lets the film's noise steps win; one ending at the crossing, which
             # the rims pull towards the film, cuts the step off: both drew the edge onto the film)
-            past[..., :-1] &= past[..., 1:]
+            past = _runs(past, 2)
         end = _first_voxel(past, entered)
         win = (lo, np.minimum(hi, end)) if sign < 0 else (np.maximum(lo, end - reach_rise),
                                                           np.minimum(hi, end + reach_rise))
         sd = np.where((b >= win[0][..., None]) & (b <= win[1][..., None]), sign * d, -np.inf)
         pos, _ = steepest_step(sd, sign * d)
         beyond = sample_columns(gl, (pos + 1.5)[..., None])[..., 0]
-        ok = col & np.isfinite(sd.max(axis=-1)) & side & (end <= hi + 1.5) & (sign * (beyond - cut) > 0)
+        # and the step starts from the film: a fibre -> pore fall, a rise out of a dim mixed layer
+        # (pore and fibre averaged laterally) onto the cathode are another layer's edges.  Read
+        # where the film is clear of the sodium edge's own step (a thin film's blurred peak is
+        # never in its band)
+        before = sample_columns(g, (pos - 1.5)[..., None])[..., 0]
+        on_film = ((before >= band[0]) & (before <= band[1])) | (pos - 1.5 < hn + edge["reach_vox"])
+        ok = col & np.isfinite(sd.max(axis=-1)) & side & (end <= hi + 1.5) & (sign * (beyond - cut) > 0) & on_film
         out.append(np.where(ok, pos + sign * edge["shift_vox"] - hn, np.nan))
     del g
     return out[0], out[1]
@@ -765,6 +803,12 @@ def sei_outer_surface(
     ``info["resolved"]`` is False (and a note says so) when ``t0`` is under :data:`RESOLVED_VOX`
     (and a thin film's own edges are then not fitted).
 
+    The layers' ``separator|cathode`` cut (a smooth coarse surface) bounds the film's rise onto a
+    particle only loosely: it is looked for up to the edge window (``2 + t0 / 4`` voxels) beyond
+    it, and where the film ends beyond the cut (a film grown through a thin separator into the
+    cathode) ``separator|cathode`` is moved to the film's end (``info["into_cathode_share"]``: the
+    share of columns).
+
     The SEI is accepted only when it is brighter than the sodium, dense (dark share at most
     :data:`DENSE_SHARE`) and distinct from the layer beyond it (its non-film share at least
     :data:`MIN_SHARE_RISE` lower); else ``sei|separator`` stays at the sodium surface
@@ -798,7 +842,8 @@ def sei_outer_surface(
     Returns
     -------
     (Layers, dict)
-        Layers with ``sei|separator`` set and ``present["sei"]`` updated, and what was measured.
+        Layers with ``sei|separator`` set (and ``separator|cathode`` where the film reaches past
+        it) and ``present["sei"]`` updated, and what was measured.
     """
     h_na = layers.heights.get("sodium|sei")
     h_sc = layers.heights.get("separator|cathode")
@@ -867,6 +912,15 @@ def sei_outer_surface(
     # values are read that far beyond its specimen columns' sodium surface, not through the whole
     # separator (the other columns' values are dropped below)
     past = reach + 0.25 * t0 + float(rim_offsets(vox[ax])[-1]) + 2.0 * reach_ax + 4.0
+    # the layers' separator|cathode cut is a smooth coarse surface: where the film grows into the
+    # cathode (no separator left between) it lies inside the film.  The film's rise onto a particle
+    # is looked for up to its edge window (2 + t0 / 4 voxels, :func:`_outer_edge`) beyond that cut,
+    # and the cathode then starts where the film ends.  Not a fall: beyond the cut a dark voxel is
+    # as likely the cathode's own pore or binder under a dim fibre mat read as film (a thick film on
+    # a 4-voxel separator over binder: 7 % of the columns moved the cathode)
+    beyond_cut = 2.0 + 0.25 * t0
+    band = replace(band, hi=int(min(n, band.hi + np.ceil(beyond_cut))))
+    hs_f = np.minimum(hs_b + beyond_cut, band.hi - band.lo - 1 - reach_ax)
     for a0, a1, p0, p1 in released_slabs(_slabs(rows, row_vox, pad, slab_voxels)):
         valid = _valid_block(phases, band, p0, p1, frame_value)
         specimen[a0:a1] = _specimen_columns(None if valid is None else valid[a0 - p0:a1 - p0], hn_b[a0:a1], hs_b[a0:a1])
@@ -893,7 +947,7 @@ def sei_outer_surface(
             t_fall[rs, cs], t_rise[rs, cs] = _outer_edge(img[blk], core[0].start, core[0].stop, hn_b[rs, cs],
                                                          t_raw[rs, cs], hs_b[rs, cs], sig_edge, ref["dark_threshold"],
                                                          ref["fibre_threshold"], t0, edge, ref["sei_level"], va,
-                                                         cols=core[1])
+                                                         cols=core[1], hs_rise=hs_f[rs, cs])
         del img, valid
     # the frame's and its rim shell's columns measure nothing (their values are the specimen's around)
     cols &= specimen
@@ -981,7 +1035,8 @@ def sei_outer_surface(
         else:
             info["rim_source"] = f"{info['rim_source']} (the film's own fit: {own['reason']})"
     del pieces
-    h = np.clip(hn + t, hn, hs)
+    h = np.clip(hn + t, hn, hs_f + lo)
+    into = cols & (h > hs)
     info["found"] = True
     info["edge_share"] = edge_share
     info["edge"] = edge
@@ -995,6 +1050,10 @@ def sei_outer_surface(
                                    f"near the resolution limit, its thickness is uncertain by about a voxel")
     heights = dict(layers.heights)
     heights["sei|separator"] = h if layers.anode_first else n - h
+    if into.any():
+        h_c = np.where(into, h, hs)
+        heights["separator|cathode"] = h_c if layers.anode_first else n - h_c
+        info["into_cathode_share"] = float(into[cols].mean())
     if na_moved:
         heights["sodium|sei"] = hn if layers.anode_first else n - hn
     present = dict(layers.present)
