@@ -60,7 +60,7 @@ Below ``min_significance`` (default by ``along``: 24 for ``"steps"``, 10 for ``"
 forced on to see where it helps): stripe-free faces read 4-10 at 192-512 px, 12-17 at 256 px
 of 20 nm, 13-20 at 768-1024 px, and the filter only adds error there; the default curtains read
 5-10 at 192 px and 13-20 at 256 px of 20 nm, where it adds error too, and 28-113 from 512 px
-up, where it removes 9-26 % of them; strong curtains read 31-2200 and it removes 39-64 % (but
+up, where it removes 9-29 % of them; strong curtains read 31-2200 and it removes 34-64 % (but
 adds 19 % on one frameless 192 px field, in its last rows).  The gate of 24 lies between, with
 a margin of only 1.2 on each side; on a noise-free stack nothing is noise, and thin, long,
 straight features of the structure pass it.
