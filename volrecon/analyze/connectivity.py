@@ -9,6 +9,7 @@ whole-array labelling.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,6 +180,12 @@ class ConnectivityResult:
         Axis name -> share of the phase's voxels in clusters touching both faces / one face /
         neither face normal to that axis.
     reason : str or None
+    resolvable_volume_nm3 : float
+        Smallest cluster volume counted as resolved (0: every cluster).  ``count`` and the mean
+        volume cover every cluster, down to single voxels; pieces smaller than what the imaging
+        and the segmentation can keep dominate them (a phase thresholded at voxel scale holds
+        many one-voxel pieces that no measurement recovers), so :meth:`to_dict` also gives the
+        figures of the clusters at or above this volume under ``resolved``.
     """
 
     connectivity: int
@@ -192,6 +199,25 @@ class ConnectivityResult:
     dead_end_fraction: dict[str, float] = field(default_factory=dict)
     isolated_fraction: dict[str, float] = field(default_factory=dict)
     reason: str | None = None
+    resolvable_volume_nm3: float = 0.0
+
+    def resolved(self) -> dict[str, Any]:
+        """Figures of the clusters of at least :attr:`resolvable_volume_nm3` (JSON-safe).
+
+        ``count`` and ``mean_volume_nm3`` of those clusters; ``below_count`` and
+        ``below_fraction``: the clusters under that volume and their share of the phase's voxels.
+        """
+        sizes = np.asarray(self.sizes_voxels, dtype=np.float64) * self.voxel_volume_nm3
+        # a relative tolerance: a cluster of exactly the stated volume counts as resolved
+        big = sizes >= self.resolvable_volume_nm3 * (1 - 1e-9)
+        total = float(sizes.sum())
+        return {
+            "min_volume_nm3": json_float(self.resolvable_volume_nm3),
+            "count": int(big.sum()),
+            "mean_volume_nm3": json_float(sizes[big].mean()) if big.any() else None,
+            "below_count": int((~big).sum()),
+            "below_fraction": json_float(sizes[~big].sum() / total) if total else None,
+        }
 
     def to_dict(self, *, max_sizes: int = 0) -> dict[str, Any]:
         sizes = np.asarray(self.sizes_voxels, dtype=np.float64)
@@ -206,8 +232,11 @@ class ConnectivityResult:
             "through_fraction": {k: json_float(v) for k, v in self.through_fraction.items()},
             "dead_end_fraction": {k: json_float(v) for k, v in self.dead_end_fraction.items()},
             "isolated_fraction": {k: json_float(v) for k, v in self.isolated_fraction.items()},
+            "resolved": self.resolved(),
             "units": {"largest_volume_nm3": "nm^3", "mean_volume_nm3": "nm^3",
-                      "fractions": "1 (share of the phase's voxels)"},
+                      "fractions": "1 (share of the phase's voxels)",
+                      "resolved": "clusters of at least min_volume_nm3 (nm^3); count and mean_volume_nm3 "
+                                  "above it cover every cluster"},
         }
         if max_sizes:
             out["sizes_voxels"] = [int(s) for s in self.sizes_voxels[:max_sizes]]
@@ -225,6 +254,7 @@ def cluster_connectivity(
     domain: Any | None = None,
     face_axes: tuple[int, ...] = (),
     slab_voxels: int = 4_000_000,
+    resolvable_volume_nm3: float = 0.0,
 ) -> ConnectivityResult:
     """Cluster statistics of a phase mask.
 
@@ -247,11 +277,27 @@ def cluster_connectivity(
         Without ``labels``, ``mask`` and ``domain`` (numpy or dask) are labelled in slabs of
         about this many voxels along z and merged across slab faces: the same clusters as
         whole-array labelling, with memory bounded by the slab instead of the volume.
+    resolvable_volume_nm3 : float
+        Smallest cluster volume counted under ``resolved`` (see :class:`ConnectivityResult`);
+        0 counts every cluster there too.
 
     Returns
     -------
     ConnectivityResult
+
+    Examples
+    --------
+    One 27-voxel cluster and two single voxels: three clusters, one of them resolved at 8 voxels.
+
+    >>> m = np.zeros((9, 9, 9), bool)
+    >>> m[1:4, 1:4, 1:4] = True
+    >>> m[6, 6, 6] = m[6, 1, 6] = True
+    >>> r = cluster_connectivity(m, resolvable_volume_nm3=8.0)
+    >>> r.count, r.resolved()["count"], r.resolved()["mean_volume_nm3"]
+    (3, 1, 27.0)
     """
+    if not (math.isfinite(float(resolvable_volume_nm3)) and float(resolvable_volume_nm3) >= 0):
+        raise ParameterError(f"resolvable_volume_nm3={resolvable_volume_nm3!r}: give a volume >= 0 (nm^3)")
     from volrecon.analyze._common import voxel_triplet
 
     vs = voxel_triplet(voxel_size_nm)
@@ -268,14 +314,14 @@ def cluster_connectivity(
         for a, (f, l_) in ends.items():
             flags[a][0][f] = True
             flags[a][1][l_] = True
-        return _summarise(connectivity, vvol, sizes, flags)
+        return _summarise(connectivity, vvol, sizes, flags, float(resolvable_volume_nm3))
     if not hasattr(mask, "shape"):
         mask = np.asarray(mask)
     if len(mask.shape) != 3:
         raise InputError(f"mask has {len(mask.shape)} dimension(s) {mask.shape}; pass a 3-D (z, y, x) volume")
     structure(connectivity)
     sizes, flags = _streamed_clusters(mask, connectivity, domain, face_axes, slab_voxels)
-    return _summarise(connectivity, vvol, sizes, flags)
+    return _summarise(connectivity, vvol, sizes, flags, float(resolvable_volume_nm3))
 
 
 def _ends(lab: np.ndarray, dom: np.ndarray | None, axis: int) -> tuple[np.ndarray, np.ndarray]:
@@ -368,7 +414,7 @@ def _streamed_clusters(
 
 
 def _summarise(connectivity: int, vvol: float, sizes_all: np.ndarray,
-               flags: dict[int, tuple[np.ndarray, np.ndarray]]) -> ConnectivityResult:
+               flags: dict[int, tuple[np.ndarray, np.ndarray]], resolvable_nm3: float = 0.0) -> ConnectivityResult:
     """The statistics from per-cluster sizes and end flags (index 0: the background)."""
     sizes = sizes_all[1:]
     total = int(sizes.sum())
@@ -378,7 +424,7 @@ def _summarise(connectivity: int, vvol: float, sizes_all: np.ndarray,
             connectivity, 0, 0, nan, (), vvol,
             {a: False for a in AXIS_NAMES}, {a: nan for a in AXIS_NAMES},
             {a: nan for a in AXIS_NAMES}, {a: nan for a in AXIS_NAMES},
-            reason="the phase is absent",
+            reason="the phase is absent", resolvable_volume_nm3=resolvable_nm3,
         )
     order = np.sort(sizes[sizes > 0])[::-1]
     perc: dict[str, bool] = {}
@@ -395,5 +441,5 @@ def _summarise(connectivity: int, vvol: float, sizes_all: np.ndarray,
         iso[name] = float(sizes[~(both | one)].sum() / total)
     return ConnectivityResult(
         connectivity, total, int(order.size), float(order[0] / total),
-        tuple(int(s) for s in order), vvol, perc, through, dead, iso,
+        tuple(int(s) for s in order), vvol, perc, through, dead, iso, resolvable_volume_nm3=resolvable_nm3,
     )
