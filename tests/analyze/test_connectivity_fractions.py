@@ -142,3 +142,58 @@ def test_resolvable_size_is_the_segmentations_smallest_piece():
 
     assert inspect.signature(segment_volume).parameters["min_size_nm"].default == RESOLVABLE_NM
     assert inspect.signature(analyze_volume).parameters["resolvable_nm"].default == RESOLVABLE_NM
+
+
+def _layered_cathode_with_wall():
+    """Separator (y < 5), cathode, collector (y >= 15) along y; a trench wall (frame) at x >= 17
+    below y = 10; the cathode|separator interface at y = 5 steps up to y = 6 at x >= 10.  Void:
+    A runs from the separator to the wall at x = 18, B lies against the interface's step (the
+    last cathode voxel of its rows along x, with the separator beyond), C runs from the
+    separator to the collector, D touches the volume face x = 0."""
+    from volrecon.phases import PHASES, REGIONS
+
+    regions = np.full((4, 20, 20), REGIONS["cathode"], np.uint8)
+    regions[:, :5] = REGIONS["separator"]
+    regions[:, 5, 10:] = REGIONS["separator"]
+    regions[:, 15:] = REGIONS["collector"]
+    regions[:, 10:, 17:] = REGIONS["frame"]
+    labels = np.full(regions.shape, PHASES["active"], np.uint8)
+    labels[regions == REGIONS["separator"]] = PHASES["separator"]
+    labels[regions == REGIONS["collector"]] = PHASES["collector"]
+    labels[regions == REGIONS["frame"]] = PHASES["frame"]
+    void = np.zeros(regions.shape, bool)
+    void[:, 6:10, 18] = True  # A
+    void[:, 5, 7:10] = True  # B
+    void[:, 5:15, 2] = True  # C
+    void[:, 12, 0] = True  # D
+    labels[void] = PHASES["void"]
+    return labels, regions, void, {"A": 4 * 4, "B": 4 * 3, "C": 4 * 10, "D": 4}
+
+
+def test_ends_are_the_layer_interfaces_along_the_stack_and_the_block_sides_across_it():
+    """A void that runs from the separator into a trench wall does not reach the collector, and a
+    void against a step of the cathode|separator interface does not reach a side of the block:
+    with the ends taken where every line's domain stops, both count (A through along y, B a
+    dead end along x)."""
+    from volrecon.analyze import analyze_volume
+    from volrecon.phases import REGIONS
+
+    labels, regions, void, n = _layered_cathode_with_wall()
+    total = sum(n.values())
+    cath = regions == REGIONS["cathode"]
+    layer = np.isin(regions, [REGIONS["separator"], REGIONS["collector"]])
+    r = cluster_connectivity(void, domain=cath, face_axes=(0,), end_beyond={1: layer, 2: ~layer})
+    assert r.count == 4
+    assert r.through_fraction["y"] == pytest.approx(n["C"] / total)
+    assert r.dead_end_fraction["y"] == pytest.approx((n["A"] + n["B"]) / total)
+    assert r.dead_end_fraction["x"] == pytest.approx(n["D"] / total)
+    assert r.isolated_fraction["x"] == pytest.approx((n["A"] + n["B"] + n["C"]) / total)
+    old = cluster_connectivity(void, domain=cath, face_axes=(0,))  # every domain end
+    assert old.through_fraction["y"] == pytest.approx((n["A"] + n["C"]) / total)
+    assert old.dead_end_fraction["x"] == pytest.approx((n["B"] + n["D"]) / total)
+    # analyze_volume takes its ends so, the stacking axis found from the layers
+    got = analyze_volume(labels, regions, voxel_size_nm=10.0, pore_size=False, marching_cubes=False,
+                         tortuosity_axes=()).void_clusters
+    assert got.through_fraction == r.through_fraction and got.dead_end_fraction == r.dead_end_fraction
+    with pytest.raises(VolreconError, match="end_beyond"):
+        cluster_connectivity(void, domain=cath, end_beyond={0: layer})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 import dask.array as da
@@ -255,6 +256,7 @@ def cluster_connectivity(
     face_axes: tuple[int, ...] = (),
     slab_voxels: int = 4_000_000,
     resolvable_volume_nm3: float = 0.0,
+    end_beyond: Mapping[int, Any] | None = None,
 ) -> ConnectivityResult:
     """Cluster statistics of a phase mask.
 
@@ -280,6 +282,14 @@ def cluster_connectivity(
     resolvable_volume_nm3 : float
         Smallest cluster volume counted under ``resolved`` (see :class:`ConnectivityResult`);
         0 counts every cluster there too.
+    end_beyond : mapping of int to array_like of bool, optional
+        Image-plane axis (1 or 2) -> what an end along it leads to (same shape as ``mask``): a
+        line's first / last ``domain`` voxel is an end only where the voxel just before / after
+        it lies in this mask or the line meets the volume face.  A domain is bounded by several
+        things at once: a cathode along the stacking axis by the separator and the collector,
+        where the electrode's ends are, but also, on the lines that run into a trench wall, by
+        the frame; across the layer, by the trench walls (its sides), but also by the rough
+        layer interfaces a line crosses.  Axes left out: every domain end counts.
 
     Returns
     -------
@@ -298,6 +308,10 @@ def cluster_connectivity(
     """
     if not (math.isfinite(float(resolvable_volume_nm3)) and float(resolvable_volume_nm3) >= 0):
         raise ParameterError(f"resolvable_volume_nm3={resolvable_volume_nm3!r}: give a volume >= 0 (nm^3)")
+    beyond = {int(a): b for a, b in (end_beyond or {}).items() if int(a) not in face_axes}
+    if domain is None and beyond or not set(beyond) <= {1, 2}:
+        raise ParameterError(f"end_beyond axes {sorted(beyond)}: give image-plane axes (1, 2) with a domain "
+                             "(the milling axis's ends are the first and last slice: put 0 in face_axes)")
     from volrecon.analyze._common import voxel_triplet
 
     vs = voxel_triplet(voxel_size_nm)
@@ -308,7 +322,9 @@ def cluster_connectivity(
         sizes = np.bincount(lab.ravel(), minlength=n + 1)
         ends = {}
         for axis in range(3):
-            f, l_ = _ends(lab, None if (domain is None or axis in face_axes) else np.asarray(domain, bool), axis)
+            dom = None if (domain is None or axis in face_axes) else np.asarray(as_numpy(domain), bool)
+            out = None if axis not in beyond else np.asarray(as_numpy(beyond[axis]), bool)
+            f, l_ = _ends(lab, dom, axis, out)
             ends[axis] = (np.unique(f), np.unique(l_))
         flags = {a: (np.zeros(n + 1, bool), np.zeros(n + 1, bool)) for a in range(3)}
         for a, (f, l_) in ends.items():
@@ -320,24 +336,36 @@ def cluster_connectivity(
     if len(mask.shape) != 3:
         raise InputError(f"mask has {len(mask.shape)} dimension(s) {mask.shape}; pass a 3-D (z, y, x) volume")
     structure(connectivity)
-    sizes, flags = _streamed_clusters(mask, connectivity, domain, face_axes, slab_voxels)
+    sizes, flags = _streamed_clusters(mask, connectivity, domain, face_axes, slab_voxels, beyond)
     return _summarise(connectivity, vvol, sizes, flags, float(resolvable_volume_nm3))
 
 
-def _ends(lab: np.ndarray, dom: np.ndarray | None, axis: int) -> tuple[np.ndarray, np.ndarray]:
+def _ends(lab: np.ndarray, dom: np.ndarray | None, axis: int,
+          beyond: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Labels at the first and last voxel of every line along ``axis``: the array's faces, or the
-    first / last ``dom`` voxel of each line that holds one."""
+    first / last ``dom`` voxel of each line that holds one (with ``beyond``: only where the voxel
+    before / after it is in ``beyond`` or the line meets the array's face)."""
     if dom is None:
         return np.take(lab, 0, axis=axis).ravel(), np.take(lab, -1, axis=axis).ravel()
+    n = dom.shape[axis]
     has = dom.any(axis=axis)
-    i0 = np.expand_dims(np.argmax(dom, axis=axis), axis)
-    i1 = np.expand_dims(dom.shape[axis] - 1 - np.argmax(np.flip(dom, axis=axis), axis=axis), axis)
-    return (np.take_along_axis(lab, i0, axis).squeeze(axis)[has],
-            np.take_along_axis(lab, i1, axis).squeeze(axis)[has])
+    i0 = np.argmax(dom, axis=axis)
+    i1 = n - 1 - np.argmax(np.flip(dom, axis=axis), axis=axis)
+    out = []
+    for idx, step in ((i0, -1), (i1, 1)):
+        keep = has
+        if beyond is not None:
+            nxt = idx + step
+            inside = (nxt >= 0) & (nxt < n)
+            leads = np.take_along_axis(beyond, np.expand_dims(np.clip(nxt, 0, n - 1), axis), axis).squeeze(axis)
+            keep = has & (~inside | leads)
+        out.append(np.take_along_axis(lab, np.expand_dims(idx, axis), axis).squeeze(axis)[keep])
+    return out[0], out[1]
 
 
 def _streamed_clusters(
     mask: Any, connectivity: int, domain: Any | None, face_axes: tuple[int, ...], slab_voxels: int,
+    beyond: Mapping[int, Any],
 ) -> tuple[np.ndarray, dict[int, tuple[np.ndarray, np.ndarray]]]:
     """Cluster sizes and end flags without a whole-volume label image.
 
@@ -368,7 +396,8 @@ def _streamed_clusters(
             lab[lab > 0] += total
         dom = None if domain is None else np.asarray(as_numpy(domain[z0:z0 + step]), bool)
         for axis in (1, 2):
-            f, l_ = _ends(lab, None if axis in face_axes else dom, axis)
+            out = None if axis not in beyond else np.asarray(as_numpy(beyond[axis][z0:z0 + step]), bool)
+            f, l_ = _ends(lab, None if axis in face_axes else dom, axis, out)
             ends[axis][0].append(np.unique(f))
             ends[axis][1].append(np.unique(l_))
         if not z_dom:

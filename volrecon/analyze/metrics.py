@@ -338,7 +338,7 @@ def analyze_volume(
         t1 = time.perf_counter()
         chunked = chunked_above_voxels is not None and lab.size > chunked_above_voxels
         slab_c = (next(z_slabs(lab, slab))[1] * int(np.prod(lab.shape[1:]))) if chunked else max(lab.size, 1)
-        void_c, pore_c = (_clusters(lab, reg, values, regs["cathode"], connectivity, vs, slab_c, resolvable_nm)
+        void_c, pore_c = (_clusters(lab, reg, values, regs, tp, connectivity, vs, slab_c, resolvable_nm)
                           for values in ((phases["void"],), (phases["void"], phases["electrolyte"])))
         if chunked:
             notes.append(f"clusters labelled chunk by chunk (slabs of {slab_c} voxels along z) and merged across slab faces")
@@ -496,12 +496,30 @@ class _Slabs:
         return self._make(index)
 
 
-def _clusters(lab: Any, reg: Any, values: tuple[int, ...], cathode: int, connectivity: int,
-              vs: tuple[float, float, float], slab_voxels: int, resolvable_nm: float) -> ConnectivityResult:
+def _clusters(lab: Any, reg: Any, values: tuple[int, ...], regs: Mapping[str, int], tp: int | None,
+              connectivity: int, vs: tuple[float, float, float], slab_voxels: int,
+              resolvable_nm: float) -> ConnectivityResult:
     """Cluster statistics of the phases ``values`` within the cathode, labelled slab by slab (see
-    :func:`cluster_connectivity`): no whole-volume label image is held."""
+    :func:`cluster_connectivity`): no whole-volume label image is held.
+
+    Ends: along z (milling) the first and last slice; along the stacking axis ``tp`` the
+    cathode's interfaces with the other layers (not the frame, which bounds the lines that run
+    into a trench wall); along the other image axis the block's sides, the frame or the volume
+    face (not a rough layer interface a line crosses).  Without a stacking axis (or with it
+    along z) every end of the cathode along y and x counts.
+    """
     shape = tuple(int(n) for n in lab.shape)
+    cathode = regs["cathode"]
     cath = _Slabs(shape, lambda index: read(reg, index) == cathode)
+    layers = [v for k, v in regs.items() if k not in ("cathode", "frame")]
+
+    def layer(index: Any) -> np.ndarray:
+        return np.isin(read(reg, index), layers)
+
+    beyond: dict[int, Any] = {}
+    if tp in (1, 2):
+        beyond[tp] = _Slabs(shape, layer)
+        beyond[3 - tp] = _Slabs(shape, lambda index: ~layer(index))
 
     def mask(index: Any) -> np.ndarray:
         part = read(lab, index)
@@ -512,7 +530,7 @@ def _clusters(lab: Any, reg: Any, values: tuple[int, ...], cathode: int, connect
     # ends along z (milling) are the first and last slice; along y, x the cathode's own ends
     return cluster_connectivity(_Slabs(shape, mask), connectivity=connectivity,
                                 voxel_size_nm=vs, domain=cath, face_axes=(0,), slab_voxels=slab_voxels,
-                                resolvable_volume_nm3=math.pi / 6 * float(resolvable_nm) ** 3)
+                                resolvable_volume_nm3=math.pi / 6 * float(resolvable_nm) ** 3, end_beyond=beyond)
 
 
 def _surfaces(sub: np.ndarray, pores: Mapping[str, np.ndarray], phases: Mapping[str, int],
