@@ -10,8 +10,8 @@ whole-array labelling.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import dask.array as da
@@ -309,7 +309,7 @@ def cluster_connectivity(
     if not (math.isfinite(float(resolvable_volume_nm3)) and float(resolvable_volume_nm3) >= 0):
         raise ParameterError(f"resolvable_volume_nm3={resolvable_volume_nm3!r}: give a volume >= 0 (nm^3)")
     beyond = {int(a): b for a, b in (end_beyond or {}).items() if int(a) not in face_axes}
-    if domain is None and beyond or not set(beyond) <= {1, 2}:
+    if (domain is None and beyond) or not set(beyond) <= {1, 2}:
         raise ParameterError(f"end_beyond axes {sorted(beyond)}: give image-plane axes (1, 2) with a domain "
                              "(the milling axis's ends are the first and last slice: put 0 in face_axes)")
     from volrecon.analyze._common import voxel_triplet

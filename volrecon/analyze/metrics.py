@@ -510,11 +510,19 @@ def _clusters(lab: Any, reg: Any, values: tuple[int, ...], regs: Mapping[str, in
     """
     shape = tuple(int(n) for n in lab.shape)
     cathode = regs["cathode"]
-    cath = _Slabs(shape, lambda index: read(reg, index) == cathode)
+    last: dict[str, Any] = {}
+
+    def region(index: Any) -> np.ndarray:  # the domain and the ends read the same slab: once
+        key = repr(index)
+        if last.get("key") != key:
+            last.update(key=key, value=read(reg, index))
+        return last["value"]
+
+    cath = _Slabs(shape, lambda index: region(index) == cathode)
     layers = [v for k, v in regs.items() if k not in ("cathode", "frame")]
 
     def layer(index: Any) -> np.ndarray:
-        return np.isin(read(reg, index), layers)
+        return np.isin(region(index), layers)
 
     beyond: dict[int, Any] = {}
     if tp in (1, 2):
@@ -527,7 +535,6 @@ def _clusters(lab: Any, reg: Any, values: tuple[int, ...], regs: Mapping[str, in
         out &= np.isin(part, values)
         return out
 
-    # ends along z (milling) are the first and last slice; along y, x the cathode's own ends
     return cluster_connectivity(_Slabs(shape, mask), connectivity=connectivity,
                                 voxel_size_nm=vs, domain=cath, face_axes=(0,), slab_voxels=slab_voxels,
                                 resolvable_volume_nm3=math.pi / 6 * float(resolvable_nm) ** 3, end_beyond=beyond)
