@@ -111,7 +111,7 @@ NOT_MEASURED = frozenset({
     "units", "definition", "definitions", "calibration", "voxel_size_nm", "shape", "axis", "connectivity",
     "iterations", "relative_residual", "converged", "levels", "flux_imbalance", "reason", "timings_s", "seconds",
     "samples", "excluded_lines", "sei_thickness_samples", "target_side_nm", "rev_chords", "max_voxels", "capped",
-    "by_max_voxels", "reached", "fraction_of_specimen",
+    "by_max_voxels", "reached", "fraction_of_specimen", "min_volume_nm3",
 })
 """Parts of metrics.json keys that are not measurements (units, definitions, the geometry and voxel
 sizes of what was measured, solver diagnostics, parameters of the analysis, counts of samples

@@ -16,12 +16,14 @@ def test_slabs_equal_whole_array(connectivity):
     for p in (0.1, 0.3, 0.5):  # many small clusters to one spanning cluster
         mask = (rng.random(dom.shape) < p) & dom
         lab, _ = label_clusters(mask, connectivity=connectivity)
-        for domain, faces in ((None, ()), (dom, (0,)), (dom, ())):
-            whole = cluster_connectivity(mask, connectivity=connectivity, labels=lab, domain=domain, face_axes=faces)
+        beyond = {1: rng.random(dom.shape) < 0.5, 2: rng.random(dom.shape) < 0.5}
+        for domain, faces, ends in ((None, (), None), (dom, (0,), None), (dom, (), None), (dom, (0,), beyond)):
+            whole = cluster_connectivity(mask, connectivity=connectivity, labels=lab, domain=domain, face_axes=faces,
+                                         end_beyond=ends)
             assert whole.count >= 1
             for arr, slab in ((mask, 1), (da.from_array(mask, chunks=5), 4 * 31 * 29), (mask, 10**9)):
                 got = cluster_connectivity(arr, connectivity=connectivity, domain=domain, face_axes=faces,
-                                           slab_voxels=slab)
+                                           slab_voxels=slab, end_beyond=ends)
                 assert got == whole
 
 

@@ -9,6 +9,8 @@ whole-array labelling.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,6 +181,12 @@ class ConnectivityResult:
         Axis name -> share of the phase's voxels in clusters touching both faces / one face /
         neither face normal to that axis.
     reason : str or None
+    resolvable_volume_nm3 : float
+        Smallest cluster volume counted as resolved (0: every cluster).  ``count`` and the mean
+        volume cover every cluster, down to single voxels; pieces smaller than what the imaging
+        and the segmentation can keep dominate them (a phase thresholded at voxel scale holds
+        many one-voxel pieces that no measurement recovers), so :meth:`to_dict` also gives the
+        figures of the clusters at or above this volume under ``resolved``.
     """
 
     connectivity: int
@@ -192,6 +200,25 @@ class ConnectivityResult:
     dead_end_fraction: dict[str, float] = field(default_factory=dict)
     isolated_fraction: dict[str, float] = field(default_factory=dict)
     reason: str | None = None
+    resolvable_volume_nm3: float = 0.0
+
+    def resolved(self) -> dict[str, Any]:
+        """Figures of the clusters of at least :attr:`resolvable_volume_nm3` (JSON-safe).
+
+        ``count`` and ``mean_volume_nm3`` of those clusters; ``below_count`` and
+        ``below_fraction``: the clusters under that volume and their share of the phase's voxels.
+        """
+        sizes = np.asarray(self.sizes_voxels, dtype=np.float64) * self.voxel_volume_nm3
+        # a relative tolerance: a cluster of exactly the stated volume counts as resolved
+        big = sizes >= self.resolvable_volume_nm3 * (1 - 1e-9)
+        total = float(sizes.sum())
+        return {
+            "min_volume_nm3": json_float(self.resolvable_volume_nm3),
+            "count": int(big.sum()),
+            "mean_volume_nm3": json_float(sizes[big].mean()) if big.any() else None,
+            "below_count": int((~big).sum()),
+            "below_fraction": json_float(sizes[~big].sum() / total) if total else None,
+        }
 
     def to_dict(self, *, max_sizes: int = 0) -> dict[str, Any]:
         sizes = np.asarray(self.sizes_voxels, dtype=np.float64)
@@ -206,8 +233,11 @@ class ConnectivityResult:
             "through_fraction": {k: json_float(v) for k, v in self.through_fraction.items()},
             "dead_end_fraction": {k: json_float(v) for k, v in self.dead_end_fraction.items()},
             "isolated_fraction": {k: json_float(v) for k, v in self.isolated_fraction.items()},
+            "resolved": self.resolved(),
             "units": {"largest_volume_nm3": "nm^3", "mean_volume_nm3": "nm^3",
-                      "fractions": "1 (share of the phase's voxels)"},
+                      "fractions": "1 (share of the phase's voxels)",
+                      "resolved": "clusters of at least min_volume_nm3 (nm^3); count and mean_volume_nm3 "
+                                  "above it cover every cluster"},
         }
         if max_sizes:
             out["sizes_voxels"] = [int(s) for s in self.sizes_voxels[:max_sizes]]
@@ -225,6 +255,8 @@ def cluster_connectivity(
     domain: Any | None = None,
     face_axes: tuple[int, ...] = (),
     slab_voxels: int = 4_000_000,
+    resolvable_volume_nm3: float = 0.0,
+    end_beyond: Mapping[int, Any] | None = None,
 ) -> ConnectivityResult:
     """Cluster statistics of a phase mask.
 
@@ -247,11 +279,39 @@ def cluster_connectivity(
         Without ``labels``, ``mask`` and ``domain`` (numpy or dask) are labelled in slabs of
         about this many voxels along z and merged across slab faces: the same clusters as
         whole-array labelling, with memory bounded by the slab instead of the volume.
+    resolvable_volume_nm3 : float
+        Smallest cluster volume counted under ``resolved`` (see :class:`ConnectivityResult`);
+        0 counts every cluster there too.
+    end_beyond : mapping of int to array_like of bool, optional
+        Image-plane axis (1 or 2) -> what an end along it leads to (same shape as ``mask``): a
+        line's first / last ``domain`` voxel is an end only where the voxel just before / after
+        it lies in this mask or the line meets the volume face.  A domain is bounded by several
+        things at once: a cathode along the stacking axis by the separator and the collector,
+        where the electrode's ends are, but also, on the lines that run into a trench wall, by
+        the frame; across the layer, by the trench walls (its sides), but also by the rough
+        layer interfaces a line crosses.  Axes left out: every domain end counts.
 
     Returns
     -------
     ConnectivityResult
+
+    Examples
+    --------
+    One 27-voxel cluster and two single voxels: three clusters, one of them resolved at 8 voxels.
+
+    >>> m = np.zeros((9, 9, 9), bool)
+    >>> m[1:4, 1:4, 1:4] = True
+    >>> m[6, 6, 6] = m[6, 1, 6] = True
+    >>> r = cluster_connectivity(m, resolvable_volume_nm3=8.0)
+    >>> r.count, r.resolved()["count"], r.resolved()["mean_volume_nm3"]
+    (3, 1, 27.0)
     """
+    if not (math.isfinite(float(resolvable_volume_nm3)) and float(resolvable_volume_nm3) >= 0):
+        raise ParameterError(f"resolvable_volume_nm3={resolvable_volume_nm3!r}: give a volume >= 0 (nm^3)")
+    beyond = {int(a): b for a, b in (end_beyond or {}).items() if int(a) not in face_axes}
+    if (domain is None and beyond) or not set(beyond) <= {1, 2}:
+        raise ParameterError(f"end_beyond axes {sorted(beyond)}: give image-plane axes (1, 2) with a domain "
+                             "(the milling axis's ends are the first and last slice: put 0 in face_axes)")
     from volrecon.analyze._common import voxel_triplet
 
     vs = voxel_triplet(voxel_size_nm)
@@ -262,36 +322,50 @@ def cluster_connectivity(
         sizes = np.bincount(lab.ravel(), minlength=n + 1)
         ends = {}
         for axis in range(3):
-            f, l_ = _ends(lab, None if (domain is None or axis in face_axes) else np.asarray(domain, bool), axis)
+            dom = None if (domain is None or axis in face_axes) else np.asarray(as_numpy(domain), bool)
+            out = None if axis not in beyond else np.asarray(as_numpy(beyond[axis]), bool)
+            f, l_ = _ends(lab, dom, axis, out)
             ends[axis] = (np.unique(f), np.unique(l_))
         flags = {a: (np.zeros(n + 1, bool), np.zeros(n + 1, bool)) for a in range(3)}
         for a, (f, l_) in ends.items():
             flags[a][0][f] = True
             flags[a][1][l_] = True
-        return _summarise(connectivity, vvol, sizes, flags)
+        return _summarise(connectivity, vvol, sizes, flags, float(resolvable_volume_nm3))
     if not hasattr(mask, "shape"):
         mask = np.asarray(mask)
     if len(mask.shape) != 3:
         raise InputError(f"mask has {len(mask.shape)} dimension(s) {mask.shape}; pass a 3-D (z, y, x) volume")
     structure(connectivity)
-    sizes, flags = _streamed_clusters(mask, connectivity, domain, face_axes, slab_voxels)
-    return _summarise(connectivity, vvol, sizes, flags)
+    sizes, flags = _streamed_clusters(mask, connectivity, domain, face_axes, slab_voxels, beyond)
+    return _summarise(connectivity, vvol, sizes, flags, float(resolvable_volume_nm3))
 
 
-def _ends(lab: np.ndarray, dom: np.ndarray | None, axis: int) -> tuple[np.ndarray, np.ndarray]:
+def _ends(lab: np.ndarray, dom: np.ndarray | None, axis: int,
+          beyond: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Labels at the first and last voxel of every line along ``axis``: the array's faces, or the
-    first / last ``dom`` voxel of each line that holds one."""
+    first / last ``dom`` voxel of each line that holds one (with ``beyond``: only where the voxel
+    before / after it is in ``beyond`` or the line meets the array's face)."""
     if dom is None:
         return np.take(lab, 0, axis=axis).ravel(), np.take(lab, -1, axis=axis).ravel()
+    n = dom.shape[axis]
     has = dom.any(axis=axis)
-    i0 = np.expand_dims(np.argmax(dom, axis=axis), axis)
-    i1 = np.expand_dims(dom.shape[axis] - 1 - np.argmax(np.flip(dom, axis=axis), axis=axis), axis)
-    return (np.take_along_axis(lab, i0, axis).squeeze(axis)[has],
-            np.take_along_axis(lab, i1, axis).squeeze(axis)[has])
+    i0 = np.argmax(dom, axis=axis)
+    i1 = n - 1 - np.argmax(np.flip(dom, axis=axis), axis=axis)
+    out = []
+    for idx, step in ((i0, -1), (i1, 1)):
+        keep = has
+        if beyond is not None:
+            nxt = idx + step
+            inside = (nxt >= 0) & (nxt < n)
+            leads = np.take_along_axis(beyond, np.expand_dims(np.clip(nxt, 0, n - 1), axis), axis).squeeze(axis)
+            keep = has & (~inside | leads)
+        out.append(np.take_along_axis(lab, np.expand_dims(idx, axis), axis).squeeze(axis)[keep])
+    return out[0], out[1]
 
 
 def _streamed_clusters(
     mask: Any, connectivity: int, domain: Any | None, face_axes: tuple[int, ...], slab_voxels: int,
+    beyond: Mapping[int, Any],
 ) -> tuple[np.ndarray, dict[int, tuple[np.ndarray, np.ndarray]]]:
     """Cluster sizes and end flags without a whole-volume label image.
 
@@ -322,7 +396,8 @@ def _streamed_clusters(
             lab[lab > 0] += total
         dom = None if domain is None else np.asarray(as_numpy(domain[z0:z0 + step]), bool)
         for axis in (1, 2):
-            f, l_ = _ends(lab, None if axis in face_axes else dom, axis)
+            out = None if axis not in beyond else np.asarray(as_numpy(beyond[axis][z0:z0 + step]), bool)
+            f, l_ = _ends(lab, None if axis in face_axes else dom, axis, out)
             ends[axis][0].append(np.unique(f))
             ends[axis][1].append(np.unique(l_))
         if not z_dom:
@@ -368,7 +443,7 @@ def _streamed_clusters(
 
 
 def _summarise(connectivity: int, vvol: float, sizes_all: np.ndarray,
-               flags: dict[int, tuple[np.ndarray, np.ndarray]]) -> ConnectivityResult:
+               flags: dict[int, tuple[np.ndarray, np.ndarray]], resolvable_nm3: float = 0.0) -> ConnectivityResult:
     """The statistics from per-cluster sizes and end flags (index 0: the background)."""
     sizes = sizes_all[1:]
     total = int(sizes.sum())
@@ -378,7 +453,7 @@ def _summarise(connectivity: int, vvol: float, sizes_all: np.ndarray,
             connectivity, 0, 0, nan, (), vvol,
             {a: False for a in AXIS_NAMES}, {a: nan for a in AXIS_NAMES},
             {a: nan for a in AXIS_NAMES}, {a: nan for a in AXIS_NAMES},
-            reason="the phase is absent",
+            reason="the phase is absent", resolvable_volume_nm3=resolvable_nm3,
         )
     order = np.sort(sizes[sizes > 0])[::-1]
     perc: dict[str, bool] = {}
@@ -395,5 +470,5 @@ def _summarise(connectivity: int, vvol: float, sizes_all: np.ndarray,
         iso[name] = float(sizes[~(both | one)].sum() / total)
     return ConnectivityResult(
         connectivity, total, int(order.size), float(order[0] / total),
-        tuple(int(s) for s in order), vvol, perc, through, dead, iso,
+        tuple(int(s) for s in order), vvol, perc, through, dead, iso, resolvable_volume_nm3=resolvable_nm3,
     )

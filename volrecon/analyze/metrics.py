@@ -133,6 +133,15 @@ class AnalysisResult:
         return out
 
 
+RESOLVABLE_NM = 30.0
+"""Default diameter (nm) of the smallest resolved cluster, the segmentation's smallest kept piece
+(``volrecon.segment.segment_volume``'s ``min_size_nm``).  A phase drawn at voxel scale holds many
+pieces of one to a few voxels (where a threshold grazes a neighbour, where a rough surface cuts a
+thin neck); the probe blur and the slice thickness hide them, the segmentation merges what is
+smaller than this into the surroundings, so counts over every piece measure them, not the
+microstructure.  Counted above this volume, the same rule applied to a measured and a true volume
+compares what the imaging can show."""
+
 TORTUOSITY_MAX_VOXELS = 12_000_000
 """Default cap of the tortuosity box, the memory budget applied after its cut to a representative
 size (:data:`volrecon.analyze.rev.REV_CHORDS` chord lengths; a box cut further by this cap is
@@ -154,6 +163,7 @@ def analyze_volume(
     tortuosity_axes: tuple[int | str, ...] | None = None,
     workers: int | None = None,
     connectivity: int = 6,
+    resolvable_nm: float = RESOLVABLE_NM,
     profile_bin_nm: float | None = None,
     pore_size: bool = True,
     marching_cubes: bool = True,
@@ -186,6 +196,11 @@ def analyze_volume(
         Tortuosity solves run at once (threads; default up to 2, the cores of a laptop).
     connectivity : {6, 18, 26}
         Connectivity of the void clusters.
+    resolvable_nm : float
+        Diameter (nm) of the smallest cluster counted as resolved: the void and pore clusters'
+        ``resolved`` figures count the clusters of at least the volume of a ball of this
+        diameter (:data:`RESOLVABLE_NM`, the segmentation's smallest kept piece by default);
+        ``count`` and ``mean_volume_nm3`` still cover every cluster.  0 counts every cluster.
     profile_bin_nm : float, optional
         Depth-profile bin width.
     pore_size, marching_cubes : bool
@@ -323,7 +338,7 @@ def analyze_volume(
         t1 = time.perf_counter()
         chunked = chunked_above_voxels is not None and lab.size > chunked_above_voxels
         slab_c = (next(z_slabs(lab, slab))[1] * int(np.prod(lab.shape[1:]))) if chunked else max(lab.size, 1)
-        void_c, pore_c = (_clusters(lab, reg, values, regs["cathode"], connectivity, vs, slab_c)
+        void_c, pore_c = (_clusters(lab, reg, values, regs, tp, connectivity, vs, slab_c, resolvable_nm)
                           for values in ((phases["void"],), (phases["void"], phases["electrolyte"])))
         if chunked:
             notes.append(f"clusters labelled chunk by chunk (slabs of {slab_c} voxels along z) and merged across slab faces")
@@ -481,12 +496,38 @@ class _Slabs:
         return self._make(index)
 
 
-def _clusters(lab: Any, reg: Any, values: tuple[int, ...], cathode: int, connectivity: int,
-              vs: tuple[float, float, float], slab_voxels: int) -> ConnectivityResult:
+def _clusters(lab: Any, reg: Any, values: tuple[int, ...], regs: Mapping[str, int], tp: int | None,
+              connectivity: int, vs: tuple[float, float, float], slab_voxels: int,
+              resolvable_nm: float) -> ConnectivityResult:
     """Cluster statistics of the phases ``values`` within the cathode, labelled slab by slab (see
-    :func:`cluster_connectivity`): no whole-volume label image is held."""
+    :func:`cluster_connectivity`): no whole-volume label image is held.
+
+    Ends: along z (milling) the first and last slice; along the stacking axis ``tp`` the
+    cathode's interfaces with the other layers (not the frame, which bounds the lines that run
+    into a trench wall); along the other image axis the block's sides, the frame or the volume
+    face (not a rough layer interface a line crosses).  Without a stacking axis (or with it
+    along z) every end of the cathode along y and x counts.
+    """
     shape = tuple(int(n) for n in lab.shape)
-    cath = _Slabs(shape, lambda index: read(reg, index) == cathode)
+    cathode = regs["cathode"]
+    last: dict[str, Any] = {}
+
+    def region(index: Any) -> np.ndarray:  # the domain and the ends read the same slab: once
+        key = repr(index)
+        if last.get("key") != key:
+            last.update(key=key, value=read(reg, index))
+        return last["value"]
+
+    cath = _Slabs(shape, lambda index: region(index) == cathode)
+    layers = [v for k, v in regs.items() if k not in ("cathode", "frame")]
+
+    def layer(index: Any) -> np.ndarray:
+        return np.isin(region(index), layers)
+
+    beyond: dict[int, Any] = {}
+    if tp in (1, 2):
+        beyond[tp] = _Slabs(shape, layer)
+        beyond[3 - tp] = _Slabs(shape, lambda index: ~layer(index))
 
     def mask(index: Any) -> np.ndarray:
         part = read(lab, index)
@@ -494,9 +535,9 @@ def _clusters(lab: Any, reg: Any, values: tuple[int, ...], cathode: int, connect
         out &= np.isin(part, values)
         return out
 
-    # ends along z (milling) are the first and last slice; along y, x the cathode's own ends
     return cluster_connectivity(_Slabs(shape, mask), connectivity=connectivity,
-                                voxel_size_nm=vs, domain=cath, face_axes=(0,), slab_voxels=slab_voxels)
+                                voxel_size_nm=vs, domain=cath, face_axes=(0,), slab_voxels=slab_voxels,
+                                resolvable_volume_nm3=math.pi / 6 * float(resolvable_nm) ** 3, end_beyond=beyond)
 
 
 def _surfaces(sub: np.ndarray, pores: Mapping[str, np.ndarray], phases: Mapping[str, int],

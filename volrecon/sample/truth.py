@@ -14,8 +14,10 @@ Definitions
 - ``regions.cathode.void_clusters``: connected components of the cathode's void voxels with
   **6-connectivity** (face neighbours); ``largest_fraction`` = voxels of the largest cluster / all
   void voxels; ``percolating.<axis>``: some cluster touches both ends of the cathode along the axis
-  (z: first and last slice; y: the first and last cathode voxel of an image column; x: the first
-  and last cathode column of an image row).
+  (z: first and last slice; y: the first and last cathode voxel of an image column where the
+  separator or the collector (or the image edge) lies beyond it, not a trench wall; x: the first
+  and last cathode voxel of an image row where a trench wall or the image edge lies beyond it, not
+  another layer at a rough interface) -- as ``volrecon.analyze`` measures them.
 - ``regions.anode.sei_thickness_nm``: statistics of the normal SEI thickness ``t(z, x)`` sampled
   once per (slice, image column) where the sodium surface lies in the imaged face (not under the
   frame, inside the image).
@@ -69,16 +71,20 @@ class _UnionFind:
 _Z0, _Z1, _Y0, _Y1, _X0, _X1 = 1, 2, 4, 8, 16, 32
 
 
-def _line_ends(inside: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """Masks of the first and of the last ``inside`` pixel of every line along ``axis``."""
+def _line_ends(inside: np.ndarray, axis: int, beyond: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the first and of the last ``inside`` pixel of every line along ``axis`` where the
+    pixel before / after it is in ``beyond`` or the line meets the image edge."""
     n = inside.shape[axis]
     has = inside.any(axis=axis)
     first = np.argmax(inside, axis=axis)
     last = n - 1 - np.argmax(np.flip(inside, axis=axis), axis=axis)
     masks = []
-    for index in (first, last):
+    for index, step in ((first, -1), (last, 1)):
+        nxt = index + step
+        leads = np.take_along_axis(beyond, np.expand_dims(np.clip(nxt, 0, n - 1), axis), axis).squeeze(axis)
+        keep = has & ((nxt < 0) | (nxt >= n) | leads)
         mask = np.zeros_like(inside)
-        np.put_along_axis(mask, np.expand_dims(index, axis), np.expand_dims(has, axis), axis=axis)
+        np.put_along_axis(mask, np.expand_dims(index, axis), np.expand_dims(keep, axis), axis=axis)
         masks.append(mask & inside)
     return masks[0], masks[1]
 
@@ -121,10 +127,12 @@ class TruthAccumulator:
             flags[1:] |= _Z0
         if k == self.n - 1:
             flags[1:] |= _Z1
-        # ends of the cathode along y and x: the first and last cathode voxel of each line
-        # (a break of the cathode inside a line, at a rough interface, is not an end)
-        for axis, bits in ((0, (_Y0, _Y1)), (1, (_X0, _X1))):
-            for bit, end in zip(bits, _line_ends(cath, axis)):
+        # ends of the cathode along y and x: the first and last cathode voxel of each line (a break
+        # of the cathode inside a line, at a rough interface, is not an end), along y where another
+        # layer lies beyond (not a trench wall), along x where the frame does (not a layer)
+        layer = np.isin(regions, [v for k, v in REGIONS.items() if k not in ("cathode", "frame")])
+        for axis, bits, beyond in ((0, (_Y0, _Y1), layer), (1, (_X0, _X1), ~layer)):
+            for bit, end in zip(bits, _line_ends(cath, axis, beyond)):
                 ids = np.unique(lab[void & end])
                 flags[ids[ids > 0]] |= bit
         base = self.uf.add(sizes, flags[1:]) - 1  # global id = base + local id
