@@ -24,7 +24,7 @@ from volrecon.segment._rows import store_by_rows
 from volrecon.segment._validate import check_image, check_voxel
 from volrecon.segment.classifier import (
     DECISION_REGIONS, SEPARATOR_BULK, LayerRule, PixelClassifier, choice_bits, choice_dtype, choice_groups,
-    decide_in_regions, interior_levels, layer_rules, normalisation_range, normalise, redecide_boundaries,
+    decide_in_regions, fibre_evidence, fibre_evidence_levels, interior_levels, layer_rules, normalisation_range, normalise, redecide_boundaries,
     train_classifier, unpack_choice,
 )
 from volrecon.segment.cleanup import cleanup_reach, remove_small_pieces
@@ -564,6 +564,9 @@ def segment_volume(
                 lay_phases, lay_names = _grey_layer_phases(image, src, phases, frame_value=frame_value, smooth_nm=smooth_nm,
                                                            vox=vox, min_size_nm=min_size_nm, folder=folder, params=params)
                 lay_frame = lay_names.get("frame")
+            elif method == "classifier":
+                lay_phases = _fibre_layer_phases(src, phases, names=names, frame_value=frame_value, vox=vox,
+                                                 smooth_nm=smooth_nm, params=params)
             # the frame's rim shell reads the frame's grey as much as the specimen's: its first-guess
             # classes decide no layer and no surface
             specimen = _unassigned(lay_phases, rim_shell)
@@ -1208,6 +1211,36 @@ def _layers_source(method: str, layers_from: str, names: Mapping[str, int]) -> d
                 f"{', '.join(missing)} phase: the grey guess's classes ({', '.join(OTSU_ORDER)}) would not name its "
                 "layers, so its own phases find them"}
     return {"source": layers_from, "reason": f"requested (layers_from={layers_from!r})"}
+
+
+def _fibre_layer_phases(src: da.Array, phases: Any, *, names: Mapping[str, int], frame_value: int | None,
+                        vox: tuple[float, float, float], smooth_nm: float, params: dict[str, Any]) -> Any:
+    """The classifier's phases for its own layers: its cathode solids whose grey is the separator
+    fibres' counted as fibres (:func:`volrecon.segment.classifier.fibre_evidence`), lazily for a
+    dask input.
+
+    The levels are the classifier's interior levels of the grey denoised by ``smooth_nm``, measured
+    on the specimen's voxels of up to 64 evenly spread slices
+    (:func:`volrecon.segment.classifier.fibre_evidence_levels`); where they do not tell the fibres
+    from the cathode's solids, ``phases`` as they are.  What was used is in
+    ``parameters["layer_fibre_evidence"]``.
+    """
+    params["layer_fibre_evidence"] = info = {"smooth_nm": smooth_nm, "used": False}
+    if "separator" not in names:
+        return phases
+    smoothed = _smoothed(src, smooth_nm, vox)
+    zs, stride = _sample_index(smoothed.shape)
+    ph = phases if isinstance(phases, da.Array) else da.from_array(phases, chunks=src.chunks)
+    g, o = (np.asarray(a) for a in da.compute(smoothed[zs, ::stride], ph[zs, ::stride]))
+    where = (o != 0) if frame_value is None else (o != 0) & (o != frame_value)
+    levels, agreement = fibre_evidence_levels(g, o, where, names)
+    info.update(used=levels is not None, fibre_agreement=agreement,
+                levels={} if levels is None else {k: levels[v] for k, v in names.items() if v in levels})
+    if levels is None:
+        return phases
+    if isinstance(phases, da.Array):
+        return da.map_blocks(fibre_evidence, phases, smoothed.rechunk(phases.chunks), levels, names, dtype=np.uint8)
+    return fibre_evidence(phases, np.asarray(smoothed.compute()), levels, names)
 
 
 def _grey_layer_phases(image: Any, src: da.Array, phases: Any, *, frame_value: int | None, smooth_nm: float,
