@@ -564,9 +564,6 @@ def segment_volume(
                 lay_phases, lay_names = _grey_layer_phases(image, src, phases, frame_value=frame_value, smooth_nm=smooth_nm,
                                                            vox=vox, min_size_nm=min_size_nm, folder=folder, params=params)
                 lay_frame = lay_names.get("frame")
-            elif method == "classifier":
-                lay_phases = _fibre_layer_phases(src, phases, names=names, frame_value=frame_value, vox=vox,
-                                                 smooth_nm=smooth_nm, params=params)
             # the frame's rim shell reads the frame's grey as much as the specimen's: its first-guess
             # classes decide no layer and no surface
             specimen = _unassigned(lay_phases, rim_shell)
@@ -575,13 +572,19 @@ def segment_volume(
             # 2048x1536) are beyond glibc's mmap threshold: mapped on top of it, not in it.  Handed back
             # first (the per-step peaks before and after: benchmarks/results/pipeline_2048x1536.md)
             release_memory()
+            evidence = specimen
+            if method == "classifier" and not grey_layers:
+                # for the layers' cut only: the anode's surfaces below read the forest's own labels
+                evidence = _fibre_layer_phases(src, specimen, names=names, frame_value=frame_value, vox=vox,
+                                               smooth_nm=smooth_nm, params=params)
             # the classifier's labels beside the frame's wall read its rim as a bright phase: not layer evidence
-            lay = detect_layers(specimen, phase_names=lay_names, voxel_size_nm=vox, axis=through_plane, lateral_nm=lateral_nm,
+            lay = detect_layers(evidence, phase_names=lay_names, voxel_size_nm=vox, axis=through_plane, lateral_nm=lateral_nm,
                                 frame_value=lay_frame, level_passes=level_passes, scratch=None if folder is None else folder.path,
                                 specimen_core=method == "classifier" and not grey_layers)
             # the surface finders below work in the calling thread, in slabs, and do not reuse the heap
             # the dask workers freed in their own arenas (the rows of the phases, the layer counts), which
             # glibc keeps resident and which grows with the number of rows: handed back here, once
+            del evidence
             release_memory()
             if grey_layers and lay.heights.get("sodium|sei") is not None:
                 lay, na_info = sodium_surface(image, specimen, lay, voxel_size_nm=vox,
