@@ -279,7 +279,10 @@ def segment_volume(
         baseline).  ``classifier``: a random-forest pixel classifier, given as ``classifier`` or
         trained here from ``scribbles``; its layers are found on its own phases, the specimen's
         voxels beside the frame left out (``detect_layers(specimen_core=True)``: its rim reads as a
-        bright phase), or on the grey-value guess of ``layers`` (``layers_from``); within the
+        bright phase) and its binder and active voxels whose denoised grey is nearest its fibre
+        level read as fibres (:func:`_fibre_layer_phases`: the mat's last fibres, beside the
+        cathode's bright particles, are labelled binder), or on the grey-value guess of ``layers``
+        (``layers_from``); within the
         detected cathode and separator a phase that cannot exist there
         (:data:`volrecon.segment.classifier.IMPOSSIBLE_PHASES`: in the separator farther than
         :func:`volrecon.segment.regional.contact_reach` from the cathode, its solids too) takes the
@@ -572,10 +575,13 @@ def segment_volume(
             # 2048x1536) are beyond glibc's mmap threshold: mapped on top of it, not in it.  Handed back
             # first (the per-step peaks before and after: benchmarks/results/pipeline_2048x1536.md)
             release_memory()
-            evidence = specimen
+            evidence, clf_grey = specimen, None
+            if method == "classifier":
+                # denoised once, for the fibre evidence and the boundary re-decision
+                clf_grey = _materialise(_smoothed(src, smooth_nm, vox), folder, "denoised").rechunk(src.chunks)
             if method == "classifier" and not grey_layers:
                 # for the layers' cut only: the anode's surfaces below read the forest's own labels
-                evidence = _fibre_layer_phases(src, specimen, names=names, frame_value=frame_value, vox=vox,
+                evidence = _fibre_layer_phases(clf_grey, specimen, names=names, frame_value=frame_value,
                                                smooth_nm=smooth_nm, params=params)
             # the classifier's labels beside the frame's wall read its rim as a bright phase: not layer evidence
             lay = detect_layers(evidence, phase_names=lay_names, voxel_size_nm=vox, axis=through_plane, lateral_nm=lateral_nm,
@@ -681,7 +687,7 @@ def segment_volume(
                                             bulk=bulk)
             if method == "classifier":
                 # computed once: the levels' sample and the decision both read it
-                phases_out = _boundaries_redecided(src, regions.rechunk(src.chunks),
+                phases_out = _boundaries_redecided(clf_grey, regions.rechunk(src.chunks),
                                                    _materialise(phases_out.rechunk(src.chunks), folder, "boundaries_input"),
                                                    names=names, vox=vox, smooth_nm=smooth_nm, params=params)
             if regional:
@@ -720,7 +726,7 @@ forest's binder reaches two voxels into the pore beside particles (24x192 benchm
 a second pass raised the carbonate pore Dice 0.923 -> 0.928, a third by under 0.001."""
 
 
-def _boundaries_redecided(src: da.Array, reg: da.Array, out: da.Array, *, names: Mapping[str, int],
+def _boundaries_redecided(smoothed: da.Array, reg: da.Array, out: da.Array, *, names: Mapping[str, int],
                           vox: tuple[float, float, float], smooth_nm: float, params: dict[str, Any]) -> da.Array:
     """The classifier's boundary voxels in the cathode and the separator re-decided on the
     rim-corrected grey, chunked.
@@ -737,8 +743,8 @@ def _boundaries_redecided(src: da.Array, reg: da.Array, out: da.Array, *, names:
     per region, on the classifier's voxels of those phases in up to 64 evenly spread slices.  Voids,
     other phases and every voxel farther than :data:`CLASSIFIER_BOUNDARY_PASSES` from a boundary
     keep the classifier's label.  What was used is in ``parameters["classifier_boundaries"]``.
+    ``smoothed``: the grey values denoised by ``smooth_nm`` (:func:`_smoothed`), chunked.
     """
-    smoothed = _smoothed(src, smooth_nm, vox)
     zs, stride = _sample_index(smoothed.shape)
     g, d, o, r = (np.asarray(a) for a in da.compute(smoothed[zs, ::stride], _gradient(smoothed[zs], vox)[:, ::stride],
                                                     out[zs, ::stride], reg[zs, ::stride]))
@@ -1216,14 +1222,14 @@ def _layers_source(method: str, layers_from: str, names: Mapping[str, int]) -> d
     return {"source": layers_from, "reason": f"requested (layers_from={layers_from!r})"}
 
 
-def _fibre_layer_phases(src: da.Array, phases: Any, *, names: Mapping[str, int], frame_value: int | None,
-                        vox: tuple[float, float, float], smooth_nm: float, params: dict[str, Any]) -> Any:
+def _fibre_layer_phases(smoothed: da.Array, phases: Any, *, names: Mapping[str, int], frame_value: int | None,
+                        smooth_nm: float, params: dict[str, Any]) -> Any:
     """The classifier's phases for its own layers: its cathode solids whose grey is the separator
     fibres' counted as fibres (:func:`volrecon.segment.classifier.fibre_evidence`), lazily for a
     dask input.
 
-    The levels are the classifier's interior levels of the grey denoised by ``smooth_nm``, measured
-    on the specimen's voxels of up to 64 evenly spread slices
+    The levels are the classifier's interior levels of ``smoothed`` (the grey values denoised by
+    ``smooth_nm``, :func:`_smoothed`), measured on the specimen's voxels of up to 64 evenly spread slices
     (:func:`volrecon.segment.classifier.fibre_evidence_levels`); where they do not tell the fibres
     from the cathode's solids, ``phases`` as they are.  What was used is in
     ``parameters["layer_fibre_evidence"]``.
@@ -1231,9 +1237,8 @@ def _fibre_layer_phases(src: da.Array, phases: Any, *, names: Mapping[str, int],
     params["layer_fibre_evidence"] = info = {"smooth_nm": smooth_nm, "used": False}
     if "separator" not in names:
         return phases
-    smoothed = _smoothed(src, smooth_nm, vox)
     zs, stride = _sample_index(smoothed.shape)
-    ph = phases if isinstance(phases, da.Array) else da.from_array(phases, chunks=src.chunks)
+    ph = phases if isinstance(phases, da.Array) else da.from_array(phases, chunks=smoothed.chunks)
     g, o = (np.asarray(a) for a in da.compute(smoothed[zs, ::stride], ph[zs, ::stride]))
     where = (o != 0) if frame_value is None else (o != 0) & (o != frame_value)
     levels, agreement = fibre_evidence_levels(g, o, where, names)

@@ -1068,7 +1068,15 @@ def fibre_evidence(labels: np.ndarray, grey: np.ndarray, levels: Mapping[int, fl
         ``labels`` with those voxels set to the separator's value.
     """
     out = np.array(labels, dtype=np.uint8, copy=True)
-    sources = [phase_names[p] for p in FIBRE_EVIDENCE_SOURCES if p in phase_names]
     sep = phase_names["separator"]
-    out[np.isin(out, sources) & (nearest_level(grey, levels) == sep)] = sep
+    # the grey values nearest the fibre level: halfway to the levels on either side of it
+    lv = np.sort(np.array(list(levels.values()), np.float64))
+    at = float(levels[sep])
+    lo = 0.5 * (at + lv[lv < at].max()) if (lv < at).any() else -np.inf
+    hi = 0.5 * (at + lv[lv > at].min()) if (lv > at).any() else np.inf
+    grey = np.asarray(grey)
+    fibre_grey = (grey >= lo) & (grey < hi)
+    for p in FIBRE_EVIDENCE_SOURCES:
+        if p in phase_names:
+            out[(out == phase_names[p]) & fibre_grey] = sep
     return out
