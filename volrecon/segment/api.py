@@ -332,7 +332,8 @@ def segment_volume(
         classifier trained from sparse strokes is least reliable at a layer boundary (its
         multiscale features carry the next layer's context: on the real-corrected 24x192 diglyme
         phantom, binder, active and void in the separator's last rows move its separator|cathode
-        cut 2.3 voxels towards the anode), so ``grey`` is worth trying where the classifier's cut
+        cut 2.3 voxels towards the anode; its mean distance 2.28 -> 1.45 voxels once its solids of
+        fibre grey count as fibres, :func:`_fibre_layer_phases`), so ``grey`` is worth trying where the classifier's cut
         is off; but the grey guess has its own bias (it goes deep under the voids at the cathode's
         top), and it is not the classifier's default because it is not better everywhere.
         Measured (``benchmarks/segmentation.py --methods classifier``, both presets, corrected
