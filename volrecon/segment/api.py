@@ -24,7 +24,8 @@ from volrecon.segment._rows import store_by_rows
 from volrecon.segment._validate import check_image, check_voxel
 from volrecon.segment.classifier import (
     DECISION_REGIONS, SEPARATOR_BULK, LayerRule, PixelClassifier, choice_bits, choice_dtype, choice_groups,
-    decide_in_regions, fibre_evidence, fibre_evidence_levels, interior_levels, layer_rules, normalisation_range, normalise, redecide_boundaries,
+    decide_in_regions, fibre_evidence, fibre_evidence_levels, interior_levels, layer_rules, normalisation_range,
+    normalise, redecide_boundaries,
     train_classifier, unpack_choice,
 )
 from volrecon.segment.cleanup import cleanup_reach, remove_small_pieces
@@ -333,8 +334,8 @@ def segment_volume(
         multiscale features carry the next layer's context: on the real-corrected 24x192 diglyme
         phantom, binder, active and void in the separator's last rows move its separator|cathode
         cut 2.3 voxels towards the anode; its mean distance 2.28 -> 1.45 voxels once its solids of
-        fibre grey count as fibres, :func:`_fibre_layer_phases`), so ``grey`` is worth trying where the classifier's cut
-        is off; but the grey guess has its own bias (it goes deep under the voids at the cathode's
+        fibre grey count as fibres, :func:`_fibre_layer_phases`), so ``grey`` is worth trying where
+        the classifier's cut is off; but the grey guess has its own bias (it goes deep under the voids at the cathode's
         top), and it is not the classifier's default because it is not better everywhere.
         Measured (``benchmarks/segmentation.py --methods classifier``, both presets, corrected
         and oracle-corrected, 24x192 seeds 0-2 and 48x256 seed 0: 16 rows): separator|cathode mean
@@ -1230,8 +1231,8 @@ def _fibre_layer_phases(smoothed: da.Array, phases: Any, *, names: Mapping[str, 
     dask input.
 
     The levels are the classifier's interior levels of ``smoothed`` (the grey values denoised by
-    ``smooth_nm``, :func:`_smoothed`), measured on the specimen's voxels of up to 64 evenly spread slices
-    (:func:`volrecon.segment.classifier.fibre_evidence_levels`); where they do not tell the fibres
+    ``smooth_nm``, :func:`_smoothed`), measured on the specimen's voxels of up to 64 evenly spread
+    slices (:func:`volrecon.segment.classifier.fibre_evidence_levels`); where they do not tell the fibres
     from the cathode's solids, ``phases`` as they are.  What was used is in
     ``parameters["layer_fibre_evidence"]``.
     """
