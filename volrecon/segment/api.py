@@ -24,7 +24,8 @@ from volrecon.segment._rows import store_by_rows
 from volrecon.segment._validate import check_image, check_voxel
 from volrecon.segment.classifier import (
     DECISION_REGIONS, SEPARATOR_BULK, LayerRule, PixelClassifier, choice_bits, choice_dtype, choice_groups,
-    decide_in_regions, interior_levels, layer_rules, normalisation_range, normalise, redecide_boundaries,
+    decide_in_regions, fibre_evidence, fibre_evidence_levels, interior_levels, layer_rules, normalisation_range,
+    normalise, redecide_boundaries,
     train_classifier, unpack_choice,
 )
 from volrecon.segment.cleanup import cleanup_reach, remove_small_pieces
@@ -279,7 +280,10 @@ def segment_volume(
         baseline).  ``classifier``: a random-forest pixel classifier, given as ``classifier`` or
         trained here from ``scribbles``; its layers are found on its own phases, the specimen's
         voxels beside the frame left out (``detect_layers(specimen_core=True)``: its rim reads as a
-        bright phase), or on the grey-value guess of ``layers`` (``layers_from``); within the
+        bright phase) and its binder and active voxels whose denoised grey is nearest its fibre
+        level read as fibres (:func:`_fibre_layer_phases`: the mat's last fibres, beside the
+        cathode's bright particles, are labelled binder), or on the grey-value guess of ``layers``
+        (``layers_from``); within the
         detected cathode and separator a phase that cannot exist there
         (:data:`volrecon.segment.classifier.IMPOSSIBLE_PHASES`: in the separator farther than
         :func:`volrecon.segment.regional.contact_reach` from the cathode, its solids too) takes the
@@ -329,8 +333,9 @@ def segment_volume(
         classifier trained from sparse strokes is least reliable at a layer boundary (its
         multiscale features carry the next layer's context: on the real-corrected 24x192 diglyme
         phantom, binder, active and void in the separator's last rows move its separator|cathode
-        cut 2.3 voxels towards the anode), so ``grey`` is worth trying where the classifier's cut
-        is off; but the grey guess has its own bias (it goes deep under the voids at the cathode's
+        cut 2.3 voxels towards the anode; its mean distance 2.28 -> 1.45 voxels once its solids of
+        fibre grey count as fibres, :func:`_fibre_layer_phases`), so ``grey`` is worth trying where
+        the classifier's cut is off; but the grey guess has its own bias (it goes deep under the voids at the cathode's
         top), and it is not the classifier's default because it is not better everywhere.
         Measured (``benchmarks/segmentation.py --methods classifier``, both presets, corrected
         and oracle-corrected, 24x192 seeds 0-2 and 48x256 seed 0: 16 rows): separator|cathode mean
@@ -575,13 +580,22 @@ def segment_volume(
             # 2048x1536) are beyond glibc's mmap threshold: mapped on top of it, not in it.  Handed back
             # first (the per-step peaks before and after: benchmarks/results/pipeline_2048x1536.md)
             release_memory()
+            evidence, clf_grey = specimen, None
+            if method == "classifier":
+                # denoised once, for the fibre evidence and the boundary re-decision
+                clf_grey = _materialise(_smoothed(src, smooth_nm, vox), folder, "denoised").rechunk(src.chunks)
+            if method == "classifier" and not grey_layers:
+                # for the layers' cut only: the anode's surfaces below read the forest's own labels
+                evidence = _fibre_layer_phases(clf_grey, specimen, names=names, frame_value=frame_value,
+                                               smooth_nm=smooth_nm, params=params)
             # the classifier's labels beside the frame's wall read its rim as a bright phase: not layer evidence
-            lay = detect_layers(specimen, phase_names=lay_names, voxel_size_nm=vox, axis=through_plane, lateral_nm=lateral_nm,
+            lay = detect_layers(evidence, phase_names=lay_names, voxel_size_nm=vox, axis=through_plane, lateral_nm=lateral_nm,
                                 frame_value=lay_frame, level_passes=level_passes, scratch=None if folder is None else folder.path,
                                 specimen_core=method == "classifier" and not grey_layers)
             # the surface finders below work in the calling thread, in slabs, and do not reuse the heap
             # the dask workers freed in their own arenas (the rows of the phases, the layer counts), which
             # glibc keeps resident and which grows with the number of rows: handed back here, once
+            del evidence
             release_memory()
             if grey_layers and lay.heights.get("sodium|sei") is not None:
                 lay, na_info = sodium_surface(image, specimen, lay, voxel_size_nm=vox,
@@ -678,7 +692,7 @@ def segment_volume(
                                             bulk=bulk)
             if method == "classifier":
                 # computed once: the levels' sample and the decision both read it
-                phases_out = _boundaries_redecided(src, regions.rechunk(src.chunks),
+                phases_out = _boundaries_redecided(clf_grey, regions.rechunk(src.chunks),
                                                    _materialise(phases_out.rechunk(src.chunks), folder, "boundaries_input"),
                                                    names=names, vox=vox, smooth_nm=smooth_nm, params=params)
             if regional:
@@ -717,7 +731,7 @@ forest's binder reaches two voxels into the pore beside particles (24x192 benchm
 a second pass raised the carbonate pore Dice 0.923 -> 0.928, a third by under 0.001."""
 
 
-def _boundaries_redecided(src: da.Array, reg: da.Array, out: da.Array, *, names: Mapping[str, int],
+def _boundaries_redecided(smoothed: da.Array, reg: da.Array, out: da.Array, *, names: Mapping[str, int],
                           vox: tuple[float, float, float], smooth_nm: float, params: dict[str, Any]) -> da.Array:
     """The classifier's boundary voxels in the cathode and the separator re-decided on the
     rim-corrected grey, chunked.
@@ -734,8 +748,8 @@ def _boundaries_redecided(src: da.Array, reg: da.Array, out: da.Array, *, names:
     per region, on the classifier's voxels of those phases in up to 64 evenly spread slices.  Voids,
     other phases and every voxel farther than :data:`CLASSIFIER_BOUNDARY_PASSES` from a boundary
     keep the classifier's label.  What was used is in ``parameters["classifier_boundaries"]``.
+    ``smoothed``: the grey values denoised by ``smooth_nm`` (:func:`_smoothed`), chunked.
     """
-    smoothed = _smoothed(src, smooth_nm, vox)
     zs, stride = _sample_index(smoothed.shape)
     g, d, o, r = (np.asarray(a) for a in da.compute(smoothed[zs, ::stride], _gradient(smoothed[zs], vox)[:, ::stride],
                                                     out[zs, ::stride], reg[zs, ::stride]))
@@ -1211,6 +1225,35 @@ def _layers_source(method: str, layers_from: str, names: Mapping[str, int]) -> d
                 f"{', '.join(missing)} phase: the grey guess's classes ({', '.join(OTSU_ORDER)}) would not name its "
                 "layers, so its own phases find them"}
     return {"source": layers_from, "reason": f"requested (layers_from={layers_from!r})"}
+
+
+def _fibre_layer_phases(smoothed: da.Array, phases: Any, *, names: Mapping[str, int], frame_value: int | None,
+                        smooth_nm: float, params: dict[str, Any]) -> Any:
+    """The classifier's phases for its own layers: its cathode solids whose grey is the separator
+    fibres' counted as fibres (:func:`volrecon.segment.classifier.fibre_evidence`), lazily for a
+    dask input.
+
+    The levels are the classifier's interior levels of ``smoothed`` (the grey values denoised by
+    ``smooth_nm``, :func:`_smoothed`), measured on the specimen's voxels of up to 64 evenly spread
+    slices (:func:`volrecon.segment.classifier.fibre_evidence_levels`); where they do not tell the fibres
+    from the cathode's solids, ``phases`` as they are.  What was used is in
+    ``parameters["layer_fibre_evidence"]``.
+    """
+    params["layer_fibre_evidence"] = info = {"smooth_nm": smooth_nm, "used": False}
+    if "separator" not in names:
+        return phases
+    zs, stride = _sample_index(smoothed.shape)
+    ph = phases if isinstance(phases, da.Array) else da.from_array(phases, chunks=smoothed.chunks)
+    g, o = (np.asarray(a) for a in da.compute(smoothed[zs, ::stride], ph[zs, ::stride]))
+    where = (o != 0) if frame_value is None else (o != 0) & (o != frame_value)
+    levels, agreement = fibre_evidence_levels(g, o, where, names)
+    info.update(used=levels is not None, fibre_agreement=agreement,
+                levels={} if levels is None else {k: levels[v] for k, v in names.items() if v in levels})
+    if levels is None:
+        return phases
+    if isinstance(phases, da.Array):
+        return da.map_blocks(fibre_evidence, phases, smoothed.rechunk(phases.chunks), levels, names, dtype=np.uint8)
+    return fibre_evidence(phases, np.asarray(smoothed.compute()), levels, names)
 
 
 def _grey_layer_phases(image: Any, src: da.Array, phases: Any, *, frame_value: int | None, smooth_nm: float,
