@@ -15,13 +15,14 @@ PIXEL = (12.5, 10.0)  # recorded pixel (y, x), nm: y foreshortened
 SIGMA_NM = 8.0
 
 
-def _scene(*, gain: float, noise: float, seed: int = 0, shape: tuple[int, int, int] = (5, 128, 128)):
+def _scene(*, gain: float, noise: float, seed: int = 0, shape: tuple[int, int, int] = (5, 128, 128),
+           pixel: tuple[float, float] = PIXEL, sigma_nm: float = SIGMA_NM):
     """Labels and image of rods (active) wrapped in binder blobs in electrolyte, rendered as the
     phantom does (levels, Sobel rims of ``gain``, Gaussian probe blur in nm) with Gaussian noise."""
     rng = np.random.default_rng(seed)
     nz, ny, nx = shape
-    y = np.arange(ny)[:, None] * PIXEL[0]
-    x = np.arange(nx)[None, :] * PIXEL[1]
+    y = np.arange(ny)[:, None] * pixel[0]
+    x = np.arange(nx)[None, :] * pixel[1]
     labels = np.full(shape, E, np.uint8)
     field = ndi.gaussian_filter(rng.normal(size=(nz, ny, nx)), (1.0, 6.0, 7.0), mode="wrap")
     field /= field.std()
@@ -40,14 +41,14 @@ def _scene(*, gain: float, noise: float, seed: int = 0, shape: tuple[int, int, i
     for z in range(nz):
         base = lut[labels[z]]
         base = base + np.float32(gain) * fr.edge_map(base)
-        image[z] = ndi.gaussian_filter(base, (SIGMA_NM / PIXEL[0], SIGMA_NM / PIXEL[1]), mode="nearest")
+        image[z] = ndi.gaussian_filter(base, (sigma_nm / pixel[0], sigma_nm / pixel[1]), mode="nearest", truncate=fr.TRUNCATE)
     image += rng.normal(scale=noise, size=shape).astype(np.float32)
     return labels, image
 
 
-def _fit(labels, image, slices=(1, 2, 3)):
+def _fit(labels, image, slices=(1, 2, 3), pixel=PIXEL):
     zs = list(slices)
-    return fr.fit_image_model(image[zs], labels[zs], np.ones_like(labels[zs], bool), None, pixel_nm=PIXEL,
+    return fr.fit_image_model(image[zs], labels[zs], np.ones_like(labels[zs], bool), None, pixel_nm=pixel,
                               slice_nm=20.0, values=(E, B, A))
 
 
@@ -62,6 +63,44 @@ def test_fit_recovers_levels_blur_and_edge_gain(gain):
     # the noise model finds the added noise (variance 4e-4) at mid grey
     var = m.noise[0] + m.noise[1] * 0.3
     assert np.sqrt(var) == pytest.approx(0.02, rel=0.25)
+
+
+@pytest.mark.parametrize("sigma_nm", [8.0, 12.0])
+def test_fit_recovers_a_blur_under_half_a_pixel(sigma_nm):
+    """At 20 nm pixels an 8 nm probe is 0.4 px (0.32 px along y): the fit must reach it
+    (the old lower bound, 0.5 px, read 10.6 nm for 8)."""
+    pixel = (25.0, 20.0)
+    labels, image = _scene(gain=0.5, noise=0.01, pixel=pixel, sigma_nm=sigma_nm, shape=(5, 96, 96))
+    m = _fit(labels, image, pixel=pixel)
+    assert m.psf_sigma_nm == pytest.approx(sigma_nm, rel=0.12)
+    assert m.edge_gain == pytest.approx(0.5, abs=0.06)
+
+
+@pytest.mark.parametrize("sigma_nm", [4.0, 6.0, 20.0])
+def test_front_evidence_is_that_of_the_blur_the_model_applies(sigma_nm):
+    """The squared image change of moving a straight front by one pixel, per front pixel and unit
+    contrast, is what :func:`front_window` and :func:`potts_weights` assume: the sampled kernel's
+    sums (the continuous formula is 14-30 % off below a pixel)."""
+    m = fr.ImageModel(levels={E: 0.0, B: 1.0}, psf_sigma_nm=sigma_nm, edge_gain=0.0, noise=(1.0, 0.0),
+                      shine_depth_slices=0, shine_sigma_nm=20.0, shine=(0.0, 0.0), pixel_nm=PIXEL)
+    per_axis = []
+    for axis in (0, 1):
+        lab = np.full((64, 64), E, np.uint8)
+        moved = lab.copy()
+        if axis == 0:  # a front along x: the change is across y
+            lab[32:], moved[33:] = B, B
+        else:
+            lab[:, 32:], moved[:, 33:] = B, B
+        diff = fr.predict(lab, None, m, None) - fr.predict(moved, None, m, None)
+        per_axis.append(float((diff[8:-8, 8:-8] ** 2).sum()) / 48)
+    var = 0.05
+    bx = fr.potts_weights(m, 1.0, var, (20.0, *PIXEL))[2]  # x: the axis of the largest voxel face
+    assert bx == pytest.approx(0.5 * per_axis[0] * per_axis[1] / (2 * var), rel=0.02)
+    assert m.psf_square_sums() == pytest.approx(tuple(per_axis), rel=0.01)
+    n_half = fr.front_window(m, 1.0, var, slices=1, z_score=1.0)
+    expected_n = 4.0 * var / np.sqrt(per_axis[0] * per_axis[1])
+    expected_half = max(1, int(np.ceil((expected_n * np.sqrt(PIXEL[0] * PIXEL[1]) / PIXEL[1] - 1) / 2)))
+    assert n_half[2] == min(fr.MAX_HALF_WINDOW_PX, expected_half)
 
 
 def test_fit_finds_no_edge_gain_where_there_is_none():
