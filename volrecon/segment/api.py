@@ -1445,15 +1445,13 @@ def _forward_refined(src: da.Array, reg: da.Array, out: da.Array, *, names: Mapp
                         f"{fr.MIN_STEP_SNR} (moving fronts at that noise adds errors)")
         params["forward_refine"] = {"model": model.to_dict(), "skipped": "step under the noise", "step_snr": snr}
         return out
-    # the per-pixel step gates the refinement; the evidence pooled along a front is as noisy as the noise is correlated
-    kappa = fr.evidence_inflation(np.asarray(g_, np.float32)[at], l_[at], cat[at], deep, model,
-                                  fr.front_window(model, contrast, var), void=void_v)
-    model = replace(model, evidence_inflation=kappa)
-    betas = fr.potts_weights(model, contrast, var * kappa, vox)
-    window = fr.front_window(model, contrast, var * kappa)
+    betas = fr.potts_weights(model, contrast, var, vox)
+    window = fr.front_window(model, contrast, var)
     reach = fr.refine_reach(model, window)
+    # recorded, not applied (see evidence_inflation): how correlated the noise the fronts are pooled over is
+    kappa = fr.evidence_inflation(np.asarray(g_, np.float32)[at], l_[at], cat[at], deep, model, window, void=void_v)
     params["forward_refine"] = {"model": model.to_dict(), "step_snr": snr, "potts_weights": list(betas), "window_vox": list(window),
-                                "reach_vox": list(reach), "sweeps": fr.SWEEPS}
+                                "reach_vox": list(reach), "sweeps": fr.SWEEPS, "evidence_inflation": kappa}
 
     def refine(o_: np.ndarray, g_: np.ndarray, r2_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
         res_ = fr.refine_labels(g_, o_, r2_ == cat_v, model, values=values, betas=betas, window=window, void=void_v)
