@@ -243,7 +243,7 @@ def test_potts_weights_from_the_noise_keep_a_film_the_data_holds():
                       shine_depth_slices=0, shine_sigma_nm=20.0, shine=(0.0, 0.0), pixel_nm=PIXEL)
     vox = (20.0, *PIXEL)
     bz, by, bx = fr.potts_weights(m, 0.14, 0.03 ** 2, vox)
-    a = 1.0 / (4 * np.pi * (SIGMA_NM / PIXEL[0]) * (SIGMA_NM / PIXEL[1]))
+    a = float(np.prod(m.psf_square_sums()))  # the sampled kernel: test_front_evidence_is_that_of_the_blur_the_model_applies
     assert bx == pytest.approx(0.5 * 0.14 ** 2 * a / (2 * 0.03 ** 2))
     assert (by, bz) == pytest.approx((bx * 20 * 10 / (20 * 12.5), bx * 12.5 * 10 / (20 * 12.5)))
     assert fr.potts_weights(m, 0.07, 0.03 ** 2, vox)[2] == pytest.approx(bx / 4)
