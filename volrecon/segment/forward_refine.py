@@ -381,7 +381,7 @@ read 1.42 / 1.47 (diglyme / carbonate), they raised pore Dice 0.947 -> 0.949 / 0
 Open (session 20): the step is read per pixel, so it depends on what smoothed the noise before
 (a registration's sub-pixel interpolation: the benchmark phantoms read 1.57 / 1.44 with drift,
 1.34 / 1.27 without).  Refined anyway (gate off), the phantoms without drift gained pore Dice at
-0.79-1.34 (10 nm pixels, seeds 0-1, 25-60 photons: +0.003 to +0.008) and the 20 nm pixel
+0.79-1.34 (10 nm pixels, seeds 0-1, 25-60 photons: +0.0025 to +0.008) and the 20 nm pixel
 phantoms at 1.09 / 1.16 (+0.009 / +0.011, binder +0.05 / +0.075); on synthetic scenes the
 moves added 0.5-5 % errors only where the first labels were speckled (thresholded after a 1 px
 blur, no edge rims, true step 0.9-1.1 sd read as 1.0-1.2).  Kept until the gate is derived."""
