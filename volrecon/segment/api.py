@@ -1491,8 +1491,10 @@ def _forward_refined(src: da.Array, reg: da.Array, out: da.Array, *, names: Mapp
     betas = fr.potts_weights(model, contrast, var, vox)
     window = fr.front_window(model, contrast, var)
     reach = fr.refine_reach(model, window)
+    # recorded, not applied (see evidence_inflation): how correlated the noise the fronts are pooled over is
+    kappa = fr.evidence_inflation(np.asarray(g_, np.float32)[at], l_[at], cat[at], deep, model, window, void=void_v)
     params["forward_refine"] = {"model": model.to_dict(), "step_snr": snr, "potts_weights": list(betas), "window_vox": list(window),
-                                "reach_vox": list(reach), "sweeps": fr.SWEEPS}
+                                "reach_vox": list(reach), "sweeps": fr.SWEEPS, "evidence_inflation": kappa}
 
     def refine(o_: np.ndarray, g_: np.ndarray, r2_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
         res_ = fr.refine_labels(g_, o_, r2_ == cat_v, model, values=values, betas=betas, window=window, void=void_v)
