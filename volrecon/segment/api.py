@@ -46,6 +46,7 @@ from volrecon.segment.voids import (
     filled_pore_cut,
     pore_average,
     pore_vote_reach,
+    spread_floor,
     refine_pores,
     slice_histograms,
     slice_level_edges,
@@ -1020,7 +1021,10 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
     # voxels beside a boundary carry the edge's blur and rims, and a void's outer ring)
     inner = ndi.binary_erosion(pore_z, np.ones((1, 3, 3), bool))
     pore_vals = g_z[inner] if inner.sum() >= 100 else g_z[pore_z]
-    del sample, g_z, o_z, r_z, pore_z, inner
+    # the space's grey and slices, for the dark cores' contrast (spread_floor)
+    space_z = space_of(o_z, r_z)
+    space_vals, space_slice = g_z[space_z], np.broadcast_to(zs[:, None, None], g_z.shape)[space_z]
+    del sample, g_z, o_z, r_z, pore_z, inner, space_z
     if pore_vals.size < 100:
         warnings.append("void not separated: too few cathode pore voxels to find the electrolyte level")
         return out
@@ -1040,6 +1044,10 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
         offset = np.where(found, per - level, 0.0).astype(np.float32)
         smoothed = smoothed - da.from_array(offset[:, None, None], chunks=(smoothed.chunks[0], 1, 1))
         shifted = True
+    # less noise must not make the dark test more permissive than the average's spill allows
+    floor, contrast = spread_floor(space_vals - offset[space_slice], level, cues)
+    del space_vals, space_slice
+    noise_spread, spread = spread, max(spread, floor)
     if cues.wall_shift_nm is None:
         def cores(z: int) -> np.ndarray:
             g_, space_ = _pore_plane(planes.pop(z), smoothed.shape[1:])
@@ -1048,7 +1056,8 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
             return dark_cores((level - g_) / max(spread, 1e-12), space_, cues=cues, voxel_size_nm=vox)
 
         cues = replace(cues, wall_shift_nm=wall_shift(_plane_pairs(zn, k, cores), pixel_nm=vox[1:]))
-    params["void_split"] = {"electrolyte_level": level, "electrolyte_spread": spread,
+    params["void_split"] = {"electrolyte_level": level, "electrolyte_spread": spread, "noise_spread": noise_spread,
+                            "spread_floor": floor, "dark_contrast": contrast,
                             "slice_level_offset": [float(offset.min()), float(offset.max())], **cues.to_dict()}
 
     def split(o_: np.ndarray, g_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
