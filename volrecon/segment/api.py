@@ -1102,7 +1102,8 @@ def _measured_shine_depth(smoothed: da.Array, src: da.Array, out: da.Array, reg:
     A dark core's column counts where the dark test holds over the in-plane box of ``average_nm``
     around it (the pore average's reach: nearer a core's edge the blur moves where it stops).  The
     box needs whole rows around its centre, so the columns are read in bands of ``2 * ry + 1`` rows,
-    evenly spread, all slices, at most :data:`SAMPLE_VOXELS` voxels; the steps are read on the grey
+    evenly spread, all slices, as many voxels as the statistics' grey sample (:func:`_sample_index`);
+    the steps are read on the grey
     ``src`` (brought to each slice's level by ``offset``), not on the in-plane average.
     """
     nz, ny, nx = (int(v) for v in smoothed.shape)
@@ -1111,13 +1112,16 @@ def _measured_shine_depth(smoothed: da.Array, src: da.Array, out: da.Array, reg:
     empty = ShineDepth(0, np.zeros(0), np.zeros(0), np.zeros(0, np.int64))
     if ny < band or nz < 3:
         return empty
-    n = max(1, min(ny - 2 * ry, SAMPLE_VOXELS // max(nz * nx * band, 1)))
+    # as many voxels as the grey sample of the split's statistics (_sample_index) holds
+    zs, stride = _sample_index(smoothed.shape)
+    n = max(1, min(ny - 2 * ry, zs.size * len(range(0, ny, stride)) * nx // max(nz * nx * band, 1)))
     centres = np.unique(np.linspace(ry, ny - 1 - ry, n).round().astype(int))
     rows = (centres[:, None] + np.arange(-ry, ry + 1)[None]).ravel()
     g, s, o, r = (np.asarray(a) for a in da.compute(smoothed[:, rows], src[:, rows], out[:, rows], reg[:, rows]))
     dark = (space_of(o, r) & ((level - g) / max(spread, 1e-12) > cues.dark_k)).reshape(nz, centres.size, band, nx)
-    inner = ndi.minimum_filter1d(dark.all(axis=2).view(np.uint8), 2 * rx + 1, axis=-1, mode="constant", cval=0) > 0
     grey = s.reshape(nz, centres.size, band, nx)[:, :, ry].astype(np.float32) - offset[:, None, None]
+    del g, s, o, r
+    inner = ndi.minimum_filter1d(dark.all(axis=2).view(np.uint8), 2 * rx + 1, axis=-1, mode="constant", cval=0) > 0
     return measure_shine_depth(grey, dark_core_ends(dark[:, :, ry], inner),
                                max_slices=int(math.ceil(SHINE_SEARCH * cues.shine_depth_nm / float(vox[0]))))
 
