@@ -1112,15 +1112,19 @@ def _measured_shine_depth(smoothed: da.Array, src: da.Array, out: da.Array, reg:
     empty = ShineDepth(0, np.zeros(0), np.zeros(0), np.zeros(0, np.int64))
     if ny < band or nz < 3:
         return empty
-    # as many voxels as the grey sample of the split's statistics (_sample_index) holds
+    # as many voxels as the grey sample of the split's statistics (_sample_index) holds, in whole rows
     zs, stride = _sample_index(smoothed.shape)
-    n = max(1, min(ny - 2 * ry, zs.size * len(range(0, ny, stride)) * nx // max(nz * nx * band, 1)))
+    budget = zs.size * len(range(0, ny, stride)) // max(nz, 1)
+    n = ny - 2 * ry if budget >= ny else max(1, budget // band)
     centres = np.unique(np.linspace(ry, ny - 1 - ry, n).round().astype(int))
-    rows = (centres[:, None] + np.arange(-ry, ry + 1)[None]).ravel()
+    rows = np.unique((centres[:, None] + np.arange(-ry, ry + 1)[None]).ravel())
     g, s, o, r = (np.asarray(a) for a in da.compute(smoothed[:, rows], src[:, rows], out[:, rows], reg[:, rows]))
-    dark = (space_of(o, r) & ((level - g) / max(spread, 1e-12) > cues.dark_k)).reshape(nz, centres.size, band, nx)
-    grey = s.reshape(nz, centres.size, band, nx)[:, :, ry].astype(np.float32) - offset[:, None, None]
+    dark_rows = space_of(o, r) & ((level - g) / max(spread, 1e-12) > cues.dark_k)
+    at = np.searchsorted(rows, centres)
+    grey = s[:, at].astype(np.float32) - offset[:, None, None]
     del g, s, o, r
+    # each centre row's band of rows (bands overlap where every row is a centre)
+    dark = dark_rows[:, at[:, None] + np.arange(-ry, ry + 1)[None]]
     inner = ndi.minimum_filter1d(dark.all(axis=2).view(np.uint8), 2 * rx + 1, axis=-1, mode="constant", cval=0) > 0
     return measure_shine_depth(grey, dark_core_ends(dark[:, :, ry], inner),
                                max_slices=int(math.ceil(SHINE_SEARCH * cues.shine_depth_nm / float(vox[0]))))

@@ -96,16 +96,18 @@ noise-free or denoised stack had a tiny spread and a dark test that took the ele
 average darkens around every void (24x192 benchmark phantoms, seed 0, noise-free face: void Dice
 diglyme 0.720, carbonate 0.285, against 0.770 and 0.347 with the detector's noise).  The spread is
 floored by that spill, one outer ring beyond a dark core (:func:`spread_floor`): 0.769 and 0.344,
-the noisy stacks unchanged.  A denoiser that blurs along the milling direction (a 3D Gaussian) is
-another matter: it carries the dark cores into the slices beyond and thins the small voids (void
-Dice 0.735 / 0.178 on the oracle-corrected stack smoothed by one voxel, against 0.770 / 0.249), not
-a threshold's fault.  The shine-through depth is measured on the stack where it can be
+the noisy stacks unchanged.  A denoised stack is not mended by it: its noise spread stays above
+the floor, and it loses void Dice for another reason, not found (the oracle-corrected stack through
+``volrecon.correct.denoise``, a 3D Gaussian of one voxel: 0.735 / 0.178 against 0.770 / 0.249;
+non-local means: 0.763 / 0.201).  The shine-through depth is measured on the stack where it can be
 (:func:`measure_shine_depth`: the grey steps up where a dark core's column meets the material
-beyond the void's floor): on diglyme phantoms rendered at 40, 80 and 120 nm the split used 40 (on
-the noise-free and noisy faces; the oracle-corrected 40 nm stack of the benchmark kept the assumed
-100), 80 and 120 nm (the 120 nm one on the noisy face; elsewhere too few of its dark cores end early
-enough in 24 slices), and the void Dice rose where it did (``benchmarks/results/void_depth.md``).
-Carbonate's voids are too few and too small for a measurement: it keeps the assumed depth.
+beyond the void's floor).  On diglyme phantoms (seed 0, 24x192x192) rendered at 40, 80 and 120 nm
+the split measured 40, 80 and 120 nm on the noisy clean face and 40, 80 and none (too few of its
+dark cores end early enough in 24 slices: the assumed 100 nm kept) on the oracle-corrected one;
+void Dice 0.756 -> 0.803, 0.770 -> 0.778, 0.718 -> 0.724 and 0.765 -> 0.800, 0.770 -> 0.773
+(``benchmarks/results/void_depth.md``).  On diglyme seed 1 (127 interior ends) the step at 80 nm
+stands out by less than three standard errors: the assumed depth is kept.  Carbonate's voids are
+too few and too small for a measurement: it keeps the assumed depth.
 
 The closing vote.  Each step above decides voxel by voxel with a cue of its own reach, rounded to
 whole voxels, so the border they draw between void and electrolyte flickers on the scale of a
