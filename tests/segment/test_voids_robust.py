@@ -86,3 +86,14 @@ def test_segment_volume_measures_the_shine_through_depth(shallow_shine):
     assert vs["shine_depth_source"] == "measured" and vs["shine_depth_nm"] == pytest.approx(40.0)
     assert assumed.parameters["void_split"]["shine_depth_nm"] == 100.0
     assert _void_dice(ph, measured) >= _void_dice(ph, assumed) + 0.03
+
+
+def test_shine_depth_profile_is_strict_json():
+    """Depths too few ends reach are reported as null, not NaN (``metrics.json`` and the image's
+    metadata are written as strict JSON)."""
+    import json
+
+    g = np.zeros((6, 1, 10), np.float32)
+    prof = measure_shine_depth(g, dark_core_ends(g < 0, g < 0), max_slices=3)
+    assert prof.slices == 0
+    json.dumps(prof.to_dict(), allow_nan=False)

@@ -1079,7 +1079,7 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
     params["void_split"] = {"electrolyte_level": level, "electrolyte_spread": spread, "noise_spread": noise_spread,
                             "spread_floor": floor, "dark_contrast": contrast,
                             "shine_depth_source": "measured" if depth is not None and depth.slices else "assumed",
-                            "shine_depth_profile": depth.to_dict() if depth is not None else None,
+                            **({"shine_depth_profile": depth.to_dict()} if depth is not None else {}),
                             "slice_level_offset": [float(offset.min()), float(offset.max())], **cues.to_dict()}
 
     def split(o_: np.ndarray, g_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:

@@ -1131,7 +1131,11 @@ class ShineDepth:
     columns: np.ndarray
 
     def to_dict(self) -> dict[str, object]:
-        return {"slices": self.slices, "step": [float(v) for v in self.step], "error": [float(v) for v in self.error],
+        """JSON-safe (a depth too few ends reach: ``None``)."""
+        def listed(a: np.ndarray) -> list[float | None]:
+            return [float(v) if np.isfinite(v) else None for v in a]
+
+        return {"slices": self.slices, "step": listed(self.step), "error": listed(self.error),
                 "columns": [int(v) for v in self.columns]}
 
 
