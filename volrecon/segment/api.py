@@ -40,22 +40,22 @@ from volrecon.segment.regional import (
     smoothing_reach, smoothing_sigma, sodium_surface,
 )
 from volrecon.segment.voids import (
+    ShineDepth,
     VoidCues,
+    dark_core_ends,
     dark_cores,
     electrolyte_level,
     filled_pore_cut,
-    pore_average,
-    ShineDepth,
-    dark_core_ends,
     measure_shine_depth,
+    pore_average,
     pore_vote_reach,
-    spread_floor,
     refine_pores,
     slice_histograms,
     slice_level_edges,
     slice_levels,
     split_reach,
     split_voids,
+    spread_floor,
     wall_shift,
 )
 
@@ -1061,9 +1061,9 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
     if cues.shine_from_stack:
         depth = _measured_shine_depth(smoothed, src, out, reg, offset, level=level, spread=spread, cues=cues, vox=vox,
                                       space_of=space_of)
-        if depth.slices and depth.slices != k:
+        if depth.slices:
             cues = replace(cues, shine_depth_nm=depth.slices * float(vox[0]))
-            if cues.wall_shift_nm is None:
+            if depth.slices != k and cues.wall_shift_nm is None:
                 # the walls' pairs one measured depth apart (the first pass read them the assumed depth apart)
                 k = depth.slices
                 zn = np.unique(np.linspace(0, nz - 1 - k, min(max(nz - k, 0), 32)).round().astype(int)) if nz > k else zs[:0]
@@ -1103,15 +1103,14 @@ def _measured_shine_depth(smoothed: da.Array, src: da.Array, out: da.Array, reg:
     around it (the pore average's reach: nearer a core's edge the blur moves where it stops).  The
     box needs whole rows around its centre, so the columns are read in bands of ``2 * ry + 1`` rows,
     evenly spread, all slices, as many voxels as the statistics' grey sample (:func:`_sample_index`);
-    the steps are read on the grey
-    ``src`` (brought to each slice's level by ``offset``), not on the in-plane average.
+    the steps are read on the grey ``src`` (brought to each slice's level by ``offset``), not on the
+    in-plane average.
     """
     nz, ny, nx = (int(v) for v in smoothed.shape)
     ry, rx = (max(1, int(math.ceil(cues.average_nm / float(v) - 1e-9))) for v in vox[1:])
     band = 2 * ry + 1
-    empty = ShineDepth(0, np.zeros(0), np.zeros(0), np.zeros(0, np.int64))
     if ny < band or nz < 3:
-        return empty
+        return ShineDepth(0, np.zeros(0), np.zeros(0), np.zeros(0, np.int64))
     # as many voxels as the grey sample of the split's statistics (_sample_index) holds, in whole rows
     zs, stride = _sample_index(smoothed.shape)
     budget = zs.size * len(range(0, ny, stride)) // max(nz, 1)

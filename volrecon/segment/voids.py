@@ -97,9 +97,10 @@ average darkens around every void (24x192 benchmark phantoms, seed 0, noise-free
 diglyme 0.720, carbonate 0.285, against 0.770 and 0.347 with the detector's noise).  The spread is
 floored by that spill, one outer ring beyond a dark core (:func:`spread_floor`): 0.769 and 0.344,
 the noisy stacks unchanged.  A denoised stack is not mended by it: its noise spread stays above
-the floor, and it loses void Dice for another reason, not found (the oracle-corrected stack through
-``volrecon.correct.denoise``, a 3D Gaussian of one voxel: 0.735 / 0.178 against 0.770 / 0.249;
-non-local means: 0.763 / 0.201).  The shine-through depth is measured on the stack where it can be
+the floor, and it loses void Dice to the denoiser's own blur (the oracle-corrected stack through
+``volrecon.correct.denoise``, void Dice against 0.770 / 0.249 for diglyme / carbonate: a 3D
+Gaussian of one voxel 0.735 / 0.178, the same in-plane only 0.753 / 0.207, non-local means 0.763 /
+0.201; all before the depth measurement below).  The shine-through depth is measured on the stack where it can be
 (:func:`measure_shine_depth`: the grey steps up where a dark core's column meets the material
 beyond the void's floor).  On diglyme phantoms (seed 0, 24x192x192) rendered at 40, 80 and 120 nm
 the split measured 40, 80 and 120 nm on the noisy clean face and 40, 80 and none (too few of its
@@ -107,8 +108,8 @@ dark cores end early enough in 24 slices: the assumed 100 nm kept) on the oracle
 void Dice 0.756 -> 0.803, 0.770 -> 0.778, 0.718 -> 0.724 and 0.765 -> 0.800, 0.770 -> 0.773
 (``benchmarks/results/void_depth.md``).  On diglyme seed 1 it measured 40 nm (oracle-corrected
 0.759 -> 0.777) but neither 80 nor 120 (127 interior ends at 80 nm: the step stands out by less
-than three standard errors; the assumed 100 nm kept).  It never measured a wrong depth there.  Carbonate's voids are
-too few and too small for a measurement: it keeps the assumed depth.
+than three standard errors; the assumed 100 nm kept).  It never measured a wrong depth there.
+Carbonate's voids are too few and too small for a measurement: it keeps the assumed depth.
 
 The closing vote.  Each step above decides voxel by voxel with a cue of its own reach, rounded to
 whole voxels, so the border they draw between void and electrolyte flickers on the scale of a
@@ -482,8 +483,8 @@ def spread_floor(space_grey: np.ndarray, level: float, cues: "VoidCues") -> tupl
     by more than its ring; its threshold (``dark_k`` spreads) must therefore be at least
     ``C * Phi(-grow_nm / average_nm)`` (with a ring narrower than the average, ``C * Phi(-1)``: the
     average places a core's edge no finer than its own scale, and half the contrast, the edge
-    itself, would drop the voids' edge voxels).  On a noisy stack the noise sets a higher threshold; on a
-    clean or denoised one the noise spread alone let the dark region spread into the electrolyte
+    itself, would drop the voids' edge voxels).  On a noisy stack the noise sets a higher
+    threshold; on a clean one the noise spread alone let the dark region spread into the electrolyte
     around every void (benchmark phantoms, noise-free image: void Dice diglyme 0.720, carbonate
     0.285 against 0.770 and 0.347 with the detector's noise).
 
