@@ -30,7 +30,8 @@ artefacts, the face's frame, 24x192x192 by default):
 clean image with shine-through and probe blur only; the clean image with edge brightening too (the
 full phantom's ideal face); that image with the detector's Poisson-Gaussian noise and 8-bit
 quantisation (no other artefact); the oracle-corrected acquisition (all artefacts; curtains and
-noise left); the real correction stage's output.  Each rung's void Dice, and its errors split by
+noise left); that acquisition denoised (``volrecon.correct.denoise``, non-local means, as
+``volrecon correct --denoise nl_means``); the real correction stage's output.  Each rung's void Dice, and its errors split by
 class, each sized by the void Dice the stack would have were that class right (the truth put in
 its place):
 
@@ -58,6 +59,7 @@ from typing import Any, Callable
 import numpy as np
 from scipy import ndimage as ndi
 
+from volrecon.correct.denoise import denoise
 from volrecon.phases import PHASES, REGIONS
 from volrecon.sample import make_phantom
 from volrecon.sample import artefacts as A
@@ -231,6 +233,8 @@ def rungs(preset: str, ph: Any, args: argparse.Namespace) -> list[tuple[str, Cal
         ("clean, + edge brightening", lambda: (np.asarray(ph.clean, np.float32), full)),
         ("clean + noise (8-bit)", lambda: (_noisy(np.asarray(ph.clean, np.float32), ph.artefacts, args.seed), full)),
         ("oracle-corrected (all artefacts)", lambda: (oracle_correct(ph), full)),
+        ("oracle-corrected, denoised (non-local means)", lambda: (np.asarray(denoise(oracle_correct(ph), method="nl_means"),
+                                                                             np.float32), full)),
         ("corrected (all artefacts)", corrected),
     ]
 

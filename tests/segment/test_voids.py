@@ -445,7 +445,7 @@ def test_void_split_levels_every_slice_of_a_long_stack():
 
     found, info = split(shape)
     lo, hi = info["slice_level_offset"]
-    assert hi - lo > 5 * info["electrolyte_spread"]  # the slices' errors are many spreads
+    assert hi - lo > 5 * info["noise_spread"]  # the slices' errors are many noise spreads
     filled, void = truth == E, truth == V
     # the pore average darkens a ring of about a pixel around each void (1.1-1.3 % of the filled
     # pore here, with or without the slices' errors); a darker slice taken as void would be ~100 %

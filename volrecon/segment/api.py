@@ -41,10 +41,13 @@ from volrecon.segment.regional import (
     smoothing_reach, smoothing_sigma, sodium_surface,
 )
 from volrecon.segment.voids import (
+    ShineDepth,
     VoidCues,
+    dark_core_ends,
     dark_cores,
     electrolyte_level,
     filled_pore_cut,
+    measure_shine_depth,
     pore_average,
     pore_vote_reach,
     refine_pores,
@@ -53,6 +56,7 @@ from volrecon.segment.voids import (
     slice_levels,
     split_reach,
     split_voids,
+    spread_floor,
     wall_shift,
 )
 
@@ -988,7 +992,13 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
     ``parameters["void_split"]["slice_level_offset"]``).  The histograms' window comes from the
     pooled values of up to 64 evenly spread slices.  Unless ``cues.wall_shift_nm`` is given, the void walls'
     sideways shift over the shine-through depth is measured on the dark cores of up to 32 slice
-    pairs that far apart (:func:`volrecon.segment.voids.wall_shift`).  The grey values the split
+    pairs that far apart (:func:`volrecon.segment.voids.wall_shift`).  The spread the split counts in
+    is floored by the dark cores' spill through the pore average
+    (:func:`volrecon.segment.voids.spread_floor`: a noise-free or denoised stack must not get a
+    more permissive dark test), and, with ``cues.shine_from_stack``, the shine-through depth is
+    measured on the stack (:func:`_measured_shine_depth`) and replaces ``cues.shine_depth_nm`` where
+    the measurement is clear (``parameters["void_split"]``: ``noise_spread``, ``spread_floor``,
+    ``dark_contrast``, ``shine_depth_source`` and the measured profile).  The grey values the split
     reads are computed once (:func:`_materialise` into ``folder``, or into memory when None): the
     samples and the split both read them.  The samples are taken in one pass over the chunks
     (:func:`_void_samples`): of the pairs' slices only the pore's voxels and their grey are kept, and
@@ -1017,7 +1027,7 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
         smoothed = _overlap(avg, _compact(src), reach, np.float32, extra=(out, reg)).rechunk(out.chunks)
     else:
         smoothed = _smoothed(src, smooth_nm, vox)
-    smoothed = _materialise(smoothed, folder, "void_grey")
+    smoothed = grey0 = _materialise(smoothed, folder, "void_grey")
     nz = smoothed.shape[0]
     zs, stride = _sample_index(smoothed.shape)
     # slice pairs one shine-through depth apart, for the walls' sideways shift over that depth
@@ -1034,7 +1044,10 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
     # voxels beside a boundary carry the edge's blur and rims, and a void's outer ring)
     inner = ndi.binary_erosion(pore_z, np.ones((1, 3, 3), bool))
     pore_vals = g_z[inner] if inner.sum() >= 100 else g_z[pore_z]
-    del sample, g_z, o_z, r_z, pore_z, inner
+    # the space's grey and slices, for the dark cores' contrast (spread_floor)
+    space_z = space_of(o_z, r_z)
+    space_vals, space_slice = g_z[space_z], np.broadcast_to(zs[:, None, None], g_z.shape)[space_z]
+    del sample, g_z, o_z, r_z, pore_z, inner, space_z
     if pore_vals.size < 100:
         warnings.append("void not separated: too few cathode pore voxels to find the electrolyte level")
         return out
@@ -1054,6 +1067,21 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
         offset = np.where(found, per - level, 0.0).astype(np.float32)
         smoothed = smoothed - da.from_array(offset[:, None, None], chunks=(smoothed.chunks[0], 1, 1))
         shifted = True
+    # less noise must not make the dark test more permissive than the average's spill allows
+    floor, contrast = spread_floor(space_vals - offset[space_slice], level, cues)
+    del space_vals, space_slice
+    noise_spread, spread = spread, max(spread, floor)
+    depth: ShineDepth | None = None
+    if cues.shine_from_stack:
+        depth = _measured_shine_depth(smoothed, src, out, reg, offset, level=level, spread=spread, cues=cues, vox=vox,
+                                      space_of=space_of)
+        if depth.slices:
+            cues = replace(cues, shine_depth_nm=depth.slices * float(vox[0]))
+            if depth.slices != k and cues.wall_shift_nm is None:
+                # the walls' pairs one measured depth apart (the first pass read them the assumed depth apart)
+                k = depth.slices
+                zn = np.unique(np.linspace(0, nz - 1 - k, min(max(nz - k, 0), 32)).round().astype(int)) if nz > k else zs[:0]
+                planes = _void_samples(grey0, out, reg, zs[:0], stride, np.unique(np.concatenate([zn, zn + k])), space_of)[1]
     if cues.wall_shift_nm is None:
         def cores(z: int) -> np.ndarray:
             g_, space_ = _pore_plane(planes.pop(z), smoothed.shape[1:])
@@ -1062,7 +1090,10 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
             return dark_cores((level - g_) / max(spread, 1e-12), space_, cues=cues, voxel_size_nm=vox)
 
         cues = replace(cues, wall_shift_nm=wall_shift(_plane_pairs(zn, k, cores), pixel_nm=vox[1:]))
-    params["void_split"] = {"electrolyte_level": level, "electrolyte_spread": spread,
+    params["void_split"] = {"electrolyte_level": level, "electrolyte_spread": spread, "noise_spread": noise_spread,
+                            "spread_floor": floor, "dark_contrast": contrast,
+                            "shine_depth_source": "measured" if depth is not None and depth.slices else "assumed",
+                            **({"shine_depth_profile": depth.to_dict()} if depth is not None else {}),
                             "slice_level_offset": [float(offset.min()), float(offset.max())], **cues.to_dict()}
 
     def split(o_: np.ndarray, g_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
@@ -1071,6 +1102,45 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
         return np.ascontiguousarray(res_[core])
 
     return _overlap(split, out, split_reach(cues, vox), np.uint8, extra=(smoothed, reg)).rechunk(out.chunks)
+
+
+SHINE_SEARCH = 3.0
+"""The shine-through depth is looked for up to this many times the assumed depth (:attr:`VoidCues.shine_depth_nm`)."""
+
+
+def _measured_shine_depth(smoothed: da.Array, src: da.Array, out: da.Array, reg: da.Array, offset: np.ndarray, *,
+                          level: float, spread: float, cues: VoidCues, vox: tuple[float, float, float],
+                          space_of: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> ShineDepth:
+    """The shine-through depth (:func:`volrecon.segment.voids.measure_shine_depth`) on bands of rows.
+
+    A dark core's column counts where the dark test holds over the in-plane box of ``average_nm``
+    around it (the pore average's reach: nearer a core's edge the blur moves where it stops).  The
+    box needs whole rows around its centre, so the columns are read in bands of ``2 * ry + 1`` rows,
+    evenly spread, all slices, as many voxels as the statistics' grey sample (:func:`_sample_index`);
+    the steps are read on the grey ``src`` (brought to each slice's level by ``offset``), not on the
+    in-plane average.
+    """
+    nz, ny, nx = (int(v) for v in smoothed.shape)
+    ry, rx = (max(1, int(math.ceil(cues.average_nm / float(v) - 1e-9))) for v in vox[1:])
+    band = 2 * ry + 1
+    if ny < band or nz < 3:
+        return ShineDepth(0, np.zeros(0), np.zeros(0), np.zeros(0, np.int64))
+    # as many voxels as the grey sample of the split's statistics (_sample_index) holds, in whole rows
+    zs, stride = _sample_index(smoothed.shape)
+    budget = zs.size * len(range(0, ny, stride)) // max(nz, 1)
+    n = ny - 2 * ry if budget >= ny else max(1, budget // band)
+    centres = np.unique(np.linspace(ry, ny - 1 - ry, n).round().astype(int))
+    rows = np.unique((centres[:, None] + np.arange(-ry, ry + 1)[None]).ravel())
+    g, s, o, r = (np.asarray(a) for a in da.compute(smoothed[:, rows], src[:, rows], out[:, rows], reg[:, rows]))
+    dark_rows = space_of(o, r) & ((level - g) / max(spread, 1e-12) > cues.dark_k)
+    at = np.searchsorted(rows, centres)
+    grey = s[:, at].astype(np.float32) - offset[:, None, None]
+    del g, s, o, r
+    # each centre row's band of rows (bands overlap where every row is a centre)
+    dark = dark_rows[:, at[:, None] + np.arange(-ry, ry + 1)[None]]
+    inner = ndi.minimum_filter1d(dark.all(axis=2).view(np.uint8), 2 * rx + 1, axis=-1, mode="constant", cval=0) > 0
+    return measure_shine_depth(grey, dark_core_ends(dark[:, :, ry], inner),
+                               max_slices=int(math.ceil(SHINE_SEARCH * cues.shine_depth_nm / float(vox[0]))))
 
 
 class Scratch:
