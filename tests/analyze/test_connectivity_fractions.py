@@ -197,3 +197,29 @@ def test_ends_are_the_layer_interfaces_along_the_stack_and_the_block_sides_acros
     assert got.through_fraction == r.through_fraction and got.dead_end_fraction == r.dead_end_fraction
     with pytest.raises(VolreconError, match="end_beyond"):
         cluster_connectivity(void, domain=cath, end_beyond={0: layer})
+
+
+def test_the_frames_cap_is_an_end_along_the_stack_a_wall_is_not():
+    """An electrode-only field: the protective cap lies on the cathode (no separator), the collector
+    below, a trench wall at one side. A void from under the cap to the collector runs through the
+    cathode along the stack; one from under the cap into the wall does not reach the collector."""
+    from volrecon.analyze import analyze_volume
+    from volrecon.phases import PHASES, REGIONS
+
+    regions = np.full((6, 20, 24), REGIONS["cathode"], np.uint8)
+    regions[:, :4] = REGIONS["frame"]  # the cap, across the whole width
+    regions[:, 4:, 20:] = REGIONS["frame"]  # a trench wall
+    regions[:, 16:, :20] = REGIONS["collector"]
+    labels = np.full(regions.shape, PHASES["active"], np.uint8)
+    labels[regions == REGIONS["frame"]] = PHASES["frame"]
+    labels[regions == REGIONS["collector"]] = PHASES["collector"]
+    labels[:, 4:16, 5] = PHASES["void"]  # cap -> collector: through along y
+    labels[:, 4:12, 12] = PHASES["void"]  # from the cap, ending inside the cathode: a dead end along y
+    labels[:, 10, 16:20] = PHASES["void"]  # into the wall, across the stack
+    got = analyze_volume(labels, regions, voxel_size_nm=10.0, pore_size=False, marching_cubes=False,
+                         tortuosity_axes=(), through_plane_axis="y").void_clusters
+    n_through, n_dead, n_wall = 6 * 12, 6 * 8, 6 * 4
+    total = n_through + n_dead + n_wall
+    assert got.percolating["y"] and got.through_fraction["y"] == pytest.approx(n_through / total)
+    assert got.dead_end_fraction["y"] == pytest.approx(n_dead / total)
+    assert got.isolated_fraction["y"] == pytest.approx(n_wall / total)  # the wall is no end along the stack

@@ -176,10 +176,15 @@ class ConnectivityResult:
     voxel_volume_nm3 : float
         Volume of one voxel.
     percolating : dict
-        Axis name -> whether one cluster joins the two faces normal to it.
+        Axis name -> whether one cluster joins the two ends of the domain along it.
     through_fraction, dead_end_fraction, isolated_fraction : dict
-        Axis name -> share of the phase's voxels in clusters touching both faces / one face /
-        neither face normal to that axis.
+        Axis name -> share of the phase's voxels in clusters touching both ends / one end /
+        neither end along that axis.  The ends are where each line of the domain stops, unless
+        ``end_beyond`` (:func:`cluster_connectivity`) says what must lie beyond: the cathode's
+        analysis (:func:`volrecon.analyze.analyze_volume`) counts, along the stacking axis, the
+        other layers and the frame's cap but not a trench wall, and across it the frame or the
+        volume's face but not a rough layer interface (since session 20; before, every stop of a
+        line counted, and a void reaching a trench wall read as through the cell).
     reason : str or None
     resolvable_volume_nm3 : float
         Smallest cluster volume counted as resolved (0: every cluster).  ``count`` and the mean
@@ -237,7 +242,10 @@ class ConnectivityResult:
             "units": {"largest_volume_nm3": "nm^3", "mean_volume_nm3": "nm^3",
                       "fractions": "1 (share of the phase's voxels)",
                       "resolved": "clusters of at least min_volume_nm3 (nm^3); count and mean_volume_nm3 "
-                                  "above it cover every cluster"},
+                                  "above it cover every cluster",
+                      "ends": "percolating and the through/dead-end/isolated shares: the ends along the stacking "
+                              "axis are the other layers and the frame's cap (not a trench wall), across it the "
+                              "frame or the volume face (not a layer interface); along z the first and last slice"},
         }
         if max_sizes:
             out["sizes_voxels"] = [int(s) for s in self.sizes_voxels[:max_sizes]]

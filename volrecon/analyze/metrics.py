@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from volrecon._layer_ends import side_ends, stack_ends
 from volrecon.analyze._common import (
     AXIS_NAMES, axis_index, box_slabs, chunk_rows, json_float, json_safe, lazy_volume, phase_map, read, region_map,
     release_rows, require_names, voxel_triplet, z_slabs,
@@ -503,10 +504,10 @@ def _clusters(lab: Any, reg: Any, values: tuple[int, ...], regs: Mapping[str, in
     :func:`cluster_connectivity`): no whole-volume label image is held.
 
     Ends: along z (milling) the first and last slice; along the stacking axis ``tp`` the
-    cathode's interfaces with the other layers (not the frame, which bounds the lines that run
-    into a trench wall); along the other image axis the block's sides, the frame or the volume
-    face (not a rough layer interface a line crosses).  Without a stacking axis (or with it
-    along z) every end of the cathode along y and x counts.
+    cathode's interfaces with the other layers and the frame's cap (not a trench wall a line runs
+    into: :func:`volrecon._layer_ends.stack_ends`); along the other image axis the block's sides,
+    the frame or the volume face (not a rough layer interface a line crosses).  Without a
+    stacking axis (or with it along z) every end of the cathode along y and x counts.
     """
     shape = tuple(int(n) for n in lab.shape)
     cathode = regs["cathode"]
@@ -519,15 +520,10 @@ def _clusters(lab: Any, reg: Any, values: tuple[int, ...], regs: Mapping[str, in
         return last["value"]
 
     cath = _Slabs(shape, lambda index: region(index) == cathode)
-    layers = [v for k, v in regs.items() if k not in ("cathode", "frame")]
-
-    def layer(index: Any) -> np.ndarray:
-        return np.isin(region(index), layers)
-
     beyond: dict[int, Any] = {}
     if tp in (1, 2):
-        beyond[tp] = _Slabs(shape, layer)
-        beyond[3 - tp] = _Slabs(shape, lambda index: ~layer(index))
+        beyond[tp] = _Slabs(shape, lambda index: stack_ends(region(index), across=3 - tp, names=regs))
+        beyond[3 - tp] = _Slabs(shape, lambda index: side_ends(region(index), names=regs))
 
     def mask(index: Any) -> np.ndarray:
         part = read(lab, index)

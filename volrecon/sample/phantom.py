@@ -294,7 +294,9 @@ def truth_document(plan: Plan, acc: TruthAccumulator) -> dict[str, Any]:
         "definitions": {
             "sei_thickness_nm": "normal distance t from the sodium surface defining the SEI; statistics of t "
             "sampled at each (slice, image column) where the sodium surface is in the imaged face",
-            "void_clusters": "6-connected components of cathode void voxels; largest_fraction = largest / all void voxels",
+            "void_clusters": "6-connected components of cathode void voxels; largest_fraction = largest / all void voxels; "
+            "percolating: a cluster reaches both ends, along y the other layers or the frame's cap (not a trench wall), "
+            "along x the frame or the field's side (not a layer interface), along z the first and last slice",
             "porosity": "(void + electrolyte) / cathode voxels",
             "fractions": "frame voxels excluded from every denominator",
         },

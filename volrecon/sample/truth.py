@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
+from volrecon._layer_ends import side_ends, stack_ends
 from volrecon.phases import PHASES, REGIONS
 
 _S4 = ndi.generate_binary_structure(2, 1)
@@ -129,9 +130,9 @@ class TruthAccumulator:
             flags[1:] |= _Z1
         # ends of the cathode along y and x: the first and last cathode voxel of each line (a break
         # of the cathode inside a line, at a rough interface, is not an end), along y where another
-        # layer lies beyond (not a trench wall), along x where the frame does (not a layer)
-        layer = np.isin(regions, [v for k, v in REGIONS.items() if k not in ("cathode", "frame")])
-        for axis, bits, beyond in ((0, (_Y0, _Y1), layer), (1, (_X0, _X1), ~layer)):
+        # layer or the frame's cap lies beyond (not a trench wall), along x where the frame does (not
+        # a layer): as the analysis counts them
+        for axis, bits, beyond in ((0, (_Y0, _Y1), stack_ends(regions, across=1)), (1, (_X0, _X1), side_ends(regions))):
             for bit, end in zip(bits, _line_ends(cath, axis, beyond)):
                 ids = np.unique(lab[void & end])
                 flags[ids[ids > 0]] |= bit
