@@ -352,3 +352,20 @@ def test_gate_on_a_face_too_narrow_for_a_block_fills_the_frame():
     masked = estimate_curtains(img, mask=~walls)
     assert masked.measured_region is None and masked.significance < 1.5 * alone
     assert estimate_curtains(img).significance > 1000 * alone
+
+
+def test_hidden_of_the_stack_or_a_slice_and_a_wrong_shape():
+    """``apply_curtains(hidden=)`` takes a slice's or the stack's mask (3D: hidden in any slice) and
+    names the parameter when the shape fits neither."""
+    from volrecon.errors import ParameterError
+
+    clean, noisy = striped()
+    settings = estimate_curtains(noisy)
+    hidden = np.zeros(noisy.shape[1:], bool)
+    hidden[:, :12] = True
+    flat = apply_curtains(noisy, settings, hidden=hidden)
+    stack = np.zeros(noisy.shape, bool)
+    stack[1, :, :12] = True
+    assert np.array_equal(apply_curtains(noisy, settings, hidden=stack), flat)
+    with pytest.raises(ParameterError, match="hidden has shape"):
+        apply_curtains(noisy, settings, hidden=np.zeros((5, 5), bool))

@@ -188,7 +188,7 @@ def test_specimen_block_is_none_when_the_face_is_too_small():
 def test_gate_does_not_depend_on_where_the_block_grid_starts():
     # a stripe-free framed phantom (carbonate, 24 x 192 px): measured on one block grid, a block straddling the
     # rough layer interfaces opened the gate (significance 83 / 59 / 12 for grids started 0 / 16 / 12 rows lower);
-    # the median over grid offsets keeps it shut
+    # the smallest over grid offsets keeps it shut
     import dataclasses
 
     from volrecon.correct.curtains import estimate_curtains

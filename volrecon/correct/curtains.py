@@ -805,9 +805,9 @@ def apply_curtains(image: Any, settings: CurtainSettings, *, dtype: Any = None, 
         The filter settings from :func:`estimate_curtains`.
     dtype : numpy dtype, optional
         Output dtype (clipped and rounded to its range); default: the input's.
-    hidden : ndarray of bool (Y, X), optional
+    hidden : ndarray of bool (Y, X) or (Z, Y, X), optional
         Pixels that are not the milled face (the frame found by
-        :func:`volrecon.segment.frame.find_frame` and its rims' lit shell).  The stripes are
+        :func:`volrecon.segment.frame.find_frame` and its rims' lit shell; 3D: hidden in any slice).  The stripes are
         estimated on the slices with these pixels filled (:func:`fill_hidden`) and subtracted
         from the slices as they are: the cap's rough edge and the walls' rims, bright and long
         along the stripes, are not taken for curtains and spread into the face beside them.
@@ -821,8 +821,12 @@ def apply_curtains(image: Any, settings: CurtainSettings, *, dtype: Any = None, 
     """
     check_volume(image)
     dtype = np.dtype(image.dtype if dtype is None else dtype)
-    if hidden is not None and settings.enabled and np.any(hidden):
-        hide = np.asarray(hidden, dtype=bool)
+    hide = None if hidden is None else np.asarray(hidden, dtype=bool)
+    if hide is not None and hide.shape not in (tuple(image.shape[1:]), tuple(image.shape)):
+        raise ParameterError(f"hidden has shape {hide.shape}; give one of a slice {tuple(image.shape[1:])} or of the stack {tuple(image.shape)}")
+    if hide is not None and hide.ndim == 3:
+        hide = hide.any(axis=0)  # hidden in any slice: the fill is one mask for the stack
+    if hide is not None and settings.enabled and hide.any():
         filled = map_slices(image, lambda plane, z: fill_hidden(plane, hide, settings.orientation, seed=z), dtype=np.float32)
         stripes = filled - apply_curtains(filled, settings, dtype=np.float32)
         raw = image.astype(np.float32) if is_dask(image) else np.asarray(image, dtype=np.float32)
