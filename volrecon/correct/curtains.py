@@ -57,13 +57,15 @@ curtains read the same on all), and the noise's is averaged over enough draws to
 Below ``min_significance`` (default by ``along``: 24 for ``"steps"``, 10 for ``"window"``,
 :data:`GATES`) the filter is disabled, so a stripe-free noisy stack is left as it is.
 ``benchmarks/results/curtain_gate.md`` (phantoms with and without curtains, the destriper
-forced on to see where it helps): stripe-free faces read 4-10 at 192-512 px, 12-17 at 256 px
-of 20 nm, 13-20 at 768-1024 px, and the filter only adds error there; the default curtains read
-5-10 at 192 px and 13-20 at 256 px of 20 nm, where it adds error too, and 28-113 from 512 px
-up, where it removes 9-29 % of them; strong curtains read 31-2200 and it removes 34-64 % (but
-adds 19 % on one frameless 192 px field, in its last rows).  The gate of 24 lies between, with
-a margin of only 1.2 on each side; on a noise-free stack nothing is noise, and thin, long,
-straight features of the structure pass it.
+forced on to see where it helps): stripe-free faces read 4-11 at 192-2048 px and 12-17 at 256 px
+of 20 nm, and the filter only adds error there; the default curtains read 5-10 at 192 px and
+13-20 at 256 px of 20 nm, where it adds error too, and 26-59 from 512 px up, where it removes
+9-29 % of them; strong curtains read 31-1300 and it removes 34-64 % (but adds 19 % on one
+frameless 192 px field, in its last rows).  The gate of 24 lies between, with a margin of 1.4
+above the stripe-free faces and only 1.08 under the weakest curtains it helps with; the noise
+null is drawn on at most 512 x 512 px (:func:`_noise_null`), so that the reading does not grow
+with the field.  On a noise-free stack nothing is noise, and thin, long, straight features of
+the structure pass the gate.
 """
 
 from __future__ import annotations
