@@ -7,7 +7,7 @@ void's face from the material 80 nm behind it; on a real stack that depth depend
 and the material.  For phantoms rendered at each depth of ``--depths``, the void Dice of
 ``segment_volume(method="auto")`` on the clean image with the detector's noise (``void_bound.py``'s
 rung) and on the oracle-corrected acquisition, with the depth the split measures on the stack
-(:func:`volrecon.segment.voids.measure_shine_depth`, the default), with the assumed 100 nm
+(:func:`volrecon.segment.voids.measure_shine_depth`, ``VoidCues(shine_from_stack=True)``), with the assumed 100 nm (the default)
 (``VoidCues(shine_from_stack=False)``) and with the true depth given; and the depth it measured.
 
 Writes ``results/void_depth.json`` and ``results/void_depth.md`` (``VOLRECON_BENCH_RESULTS`` moves them).
@@ -44,7 +44,7 @@ def measure(preset: str, seed: int, depth_nm: float, args: argparse.Namespace) -
     truth = (ph.labels == PHASES["void"]) & (ph.regions != REGIONS["frame"])
     images = {"clean + noise (8-bit)": _noisy(np.asarray(ph.clean, np.float32), ph.artefacts, seed),
               "oracle-corrected": oracle_correct(ph)}
-    settings = {"measured": None, "assumed 100 nm": VoidCues(shine_from_stack=False),
+    settings = {"measured": VoidCues(shine_from_stack=True), "assumed 100 nm": VoidCues(shine_from_stack=False),
                 "true depth given": VoidCues(shine_depth_nm=float(depth_nm), shine_from_stack=False)}
     row: dict[str, Any] = {"preset": preset, "seed": seed, "depth_nm": float(depth_nm), "images": {}}
     for name, img in images.items():

@@ -79,9 +79,9 @@ def test_segment_volume_measures_the_shine_through_depth(shallow_shine):
     """The split measures the phantom's 40 nm and uses it: the void Dice is higher than with the
     assumed 100 nm (measured on this stack: 0.836 against 0.777)."""
     ph, img = shallow_shine
-    measured = segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="auto", frame="none")
-    assumed = segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="auto", frame="none",
-                             void_cues=VoidCues(shine_from_stack=False))
+    measured = segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="auto", frame="none",
+                              void_cues=VoidCues(shine_from_stack=True))
+    assumed = segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="auto", frame="none")  # the default
     vs = measured.parameters["void_split"]
     assert vs["shine_depth_source"] == "measured" and vs["shine_depth_nm"] == pytest.approx(40.0)
     assert assumed.parameters["void_split"]["shine_depth_nm"] == 100.0

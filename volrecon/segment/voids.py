@@ -590,10 +590,9 @@ class VoidCues:
         beyond its bottom (shine-through): the last ``shine_depth_nm`` of a void column look like
         that material (electrolyte-grey, binder-grey), not dark.  The dark cores are continued
         along the milling direction by this depth, their outer ring (``grow_nm``) by half of it
-        (rounded up to whole slices).  It depends on the beam energy and the material:
-        :func:`volrecon.segment.segment_volume` measures it on the stack
-        (:attr:`shine_from_stack`, :func:`measure_shine_depth`) and keeps this value only where the
-        measurement is not clear.
+        (rounded up to whole slices).  It depends on the beam energy and the material: with
+        :attr:`shine_from_stack`, :func:`volrecon.segment.segment_volume` measures it on the stack
+        (:func:`measure_shine_depth`) and keeps this value only where the measurement is not clear.
     grow_nm : float
         In-plane width of the void's outer ring that its dark cores miss (edge brightening and the
         shine-through blur of the walls lift it to the electrolyte grey): the cores widen by it
@@ -636,8 +635,13 @@ class VoidCues:
     shine_from_stack : bool
         :func:`volrecon.segment.segment_volume` measures the shine-through depth on the stack
         (:func:`measure_shine_depth`) and uses it instead of ``shine_depth_nm`` where the
-        measurement is clear (``shine_depth_nm`` is then the assumed fallback); False keeps
-        ``shine_depth_nm``.  :func:`split_voids` itself always takes ``shine_depth_nm``.
+        measurement is clear (``shine_depth_nm`` is then the assumed fallback); False (default)
+        keeps ``shine_depth_nm``.  Off by default: the split's other cues were set at the assumed
+        100 nm, and with the phantoms' true 80 nm measured and used, the end-to-end diglyme void
+        fraction fell from -2.5 % to -13 % of its truth (``benchmarks/results/pipeline_accuracy.md``,
+        48 x 512 px) for +0.001-0.003 void Dice; where the depth differs more (a 40 nm phantom) it
+        gains 0.06 void Dice (``benchmarks/results/void_depth.md``).  :func:`split_voids` itself
+        always takes ``shine_depth_nm``.
     vote_nm : float
         Scale (Gaussian sigma, nm) of the 3D void/electrolyte vote among the cathode's pore voxels
         that ends the split (:func:`refine_pores`); 0 switches it off.  The steps before it decide
@@ -659,7 +663,7 @@ class VoidCues:
     flat_k: float = 1.0
     lit_ring: bool = True
     vote_nm: float = 20.0
-    shine_from_stack: bool = True
+    shine_from_stack: bool = False
 
     @property
     def rim_nm(self) -> float:
