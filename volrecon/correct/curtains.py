@@ -786,9 +786,7 @@ def fill_hidden(plane: np.ndarray, hidden: np.ndarray, orientation: str = "verti
     seen = (~h).sum(axis=1)
     if not h.any() or not seen.any():
         return out
-    both = ~(h[:, 1:] | h[:, :-1])
-    d = np.diff(q, axis=1)[both]
-    noise = 1.4826 * float(np.median(np.abs(d - np.median(d)))) / np.sqrt(2.0) if d.size else 0.0
+    noise = pixel_noise(np.where(h, np.float32(np.nan), q))  # the face's own: pairs with a hidden pixel drop out
     fill = np.empty_like(q)
     cols = np.arange(q.shape[1])
     rows = np.flatnonzero(seen)
