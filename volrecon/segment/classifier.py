@@ -884,6 +884,10 @@ def train_classifier(
     return PixelClassifier(features, used, vox, norm, model, info)
 
 
+MIN_LEVEL_VOXELS = 50
+"""Fewest interior voxels a phase's level is measured on (:func:`interior_levels`)."""
+
+
 def boundary_voxels(labels: np.ndarray) -> np.ndarray:
     """Voxels with a face neighbour (6-connectivity) of another label."""
     labels = np.asarray(labels)
@@ -899,7 +903,7 @@ def boundary_voxels(labels: np.ndarray) -> np.ndarray:
 
 
 def interior_levels(grey: np.ndarray, labels: np.ndarray, where: np.ndarray, values: Sequence[int],
-                    *, min_voxels: int = 50) -> dict[int, float]:
+                    *, min_voxels: int = MIN_LEVEL_VOXELS) -> dict[int, float]:
     """Median grey of each label's voxels in ``where`` that have no in-plane neighbour of another label.
 
     Those are the voxels the classifier decided from the phases' interiors, where its scribbles
@@ -925,8 +929,19 @@ def interior_levels(grey: np.ndarray, labels: np.ndarray, where: np.ndarray, val
     dict
         Label value -> median grey.
     """
+    return _levels_of(grey, labels, _interior(labels, where), values, min_voxels=min_voxels)
+
+
+def _interior(labels: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """``where`` less the voxels with an in-plane neighbour of another label (slice by slice)."""
     labels = np.asarray(labels)
-    inner = np.asarray(where, bool) & ~np.array([boundary_voxels(s) for s in labels], dtype=bool).reshape(labels.shape)
+    return np.asarray(where, bool) & ~np.array([boundary_voxels(s) for s in labels], dtype=bool).reshape(labels.shape)
+
+
+def _levels_of(grey: np.ndarray, labels: np.ndarray, inner: np.ndarray, values: Sequence[int], *,
+               min_voxels: int) -> dict[int, float]:
+    """Median grey of each label's voxels in ``inner`` (labels with fewer than ``min_voxels`` left out)."""
+    labels = np.asarray(labels)
     out = {}
     for v in values:
         m = inner & (labels == v)
@@ -1019,13 +1034,12 @@ def fibre_evidence_levels(grey: np.ndarray, labels: np.ndarray, where: np.ndarra
     """
     sep = phase_names.get("separator")
     values = [phase_names[p] for p in FIBRE_EVIDENCE_LEVELS if p in phase_names]
-    levels = interior_levels(grey, labels, where, values)
+    labels = np.asarray(labels)
+    inner = _interior(labels, where)  # once, for the levels and the fibres' agreement
+    levels = _levels_of(grey, labels, inner, values, min_voxels=MIN_LEVEL_VOXELS)
     if sep not in levels or len(levels) < 2:
         return None, float("nan")
-    labels = np.asarray(labels)
-    inner = np.asarray(where, bool) & (labels == sep)
-    inner &= ~np.array([boundary_voxels(s) for s in labels], dtype=bool).reshape(labels.shape)
-    agreement = float((nearest_level(np.asarray(grey)[inner], levels) == sep).mean())
+    agreement = float((nearest_level(np.asarray(grey)[inner & (labels == sep)], levels) == sep).mean())
     return (levels if agreement >= FIBRE_LEVEL_AGREEMENT else None), agreement
 
 
