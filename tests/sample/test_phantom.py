@@ -116,6 +116,15 @@ def test_cycles_scale_degradation():
     assert many.truth["regions"]["anode"]["sei_thickness_nm"]["mean"] > few.truth["regions"]["anode"]["sei_thickness_nm"]["mean"]
 
 
+def test_a_preset_field_can_be_overridden():
+    """A specimen override naming a field the preset sets wins (it raised a duplicate-keyword TypeError)."""
+    from volrecon.sample.params import specimen_params
+
+    assert specimen_params("diglyme", sei_mean_nm=120.0).sei_mean_nm == 120.0
+    assert specimen_params("diglyme", cycles=10, sei_mean_nm=120.0).sei_mean_nm == 120.0
+    assert specimen_params("diglyme").sei_mean_nm != 120.0
+
+
 # ----------------------------------------------------------------------------- acquisition
 def test_no_artefacts_is_the_clean_image_through_the_detector(diglyme):
     assert diglyme.acquired.dtype == np.float32  # quantisation is an artefact too

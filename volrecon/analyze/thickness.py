@@ -6,7 +6,10 @@ that starts next to the inner material (sodium) and ends next to what lies beyon
 (separator, electrolyte, void, ...); a run that touches the frame (cap, trench walls), the volume
 edge, or is broken, is not measurable and left out of the map.  The run length ``h`` (voxels x
 voxel size along the axis) is the chord of the layer along the axis: each of its two ends is
-quantised to the voxel grid independently, so ``h`` is an unbiased estimate of the true chord.
+quantised to the voxel grid independently, so ``h`` is an unbiased estimate of the true chord --
+with its zeros: where a film thinner than a voxel falls between two voxel centres, the inner
+material meets what lies beyond the layer on the line with no layer voxel between, and that line
+is a measured chord of length 0 (left out, such a film would read one voxel wherever it is seen).
 The chord crosses the layer obliquely wherever the inner surface is tilted: with the inner
 surface height ``s(p, q)`` (nm) over the map, its unit normal makes the angle ``cos θ =
 1 / sqrt(1 + |∇s|²)`` with the axis and the thickness along the normal is ``t = h cos θ`` (exact
@@ -144,9 +147,12 @@ class _LineEnds:
 
     ``first``/``last`` are the layer's first and last voxel on the line in index order; the
     ``inner_*``/``beyond_*`` maps say whether the voxel just before ``first`` / just after
-    ``last`` is inner material / beyond the layer.  The moments (sums of the plane index over
-    layer and inner voxels, and their counts) decide which side the inner material lies on.
-    Maps of consecutive slabs of lines concatenate along their first axis.
+    ``last`` is inner material / beyond the layer.  ``inner_first``/``inner_last`` are the inner
+    material's first and last voxel, ``bare_before``/``bare_after`` whether the voxel just before
+    / after them lies beyond the layer (the inner material meets it with no layer voxel between:
+    a film thinner than the voxel there, see :func:`_chord_map`).  The moments (sums of the plane
+    index over layer and inner voxels, and their counts) decide which side the inner material
+    lies on.  Maps of consecutive slabs of lines concatenate along their first axis.
     """
 
     n: int
@@ -157,6 +163,10 @@ class _LineEnds:
     inner_after: np.ndarray
     beyond_before: np.ndarray
     beyond_after: np.ndarray
+    inner_first: np.ndarray
+    inner_last: np.ndarray
+    bare_before: np.ndarray
+    bare_after: np.ndarray
     moments: np.ndarray  # [sum idx over layer, layer voxels, sum idx over inner, inner voxels] (int64)
 
     @staticmethod
@@ -172,15 +182,20 @@ class _LineEnds:
             return np.take_along_axis(mask, np.clip(where, 0, n - 1)[..., None], -1)[..., 0] & ok
 
         has_before, has_after = first > 0, last < n - 1
+        has_inner = inn_l.any(axis=-1)
+        i_first = np.argmax(inn_l, axis=-1)
+        i_last = n - 1 - np.argmax(inn_l[..., ::-1], axis=-1)
         moments = np.array([(lay_l * idx).sum(), lay_l.sum(), (inn_l * idx).sum(), inn_l.sum()], np.int64)
         maps = (count, first, last, at(inn_l, first - 1, has_before), at(inn_l, last + 1, has_after),
-                at(out_l, first - 1, has_before), at(out_l, last + 1, has_after))
+                at(out_l, first - 1, has_before), at(out_l, last + 1, has_after), i_first, i_last,
+                at(out_l, i_first - 1, has_inner & (i_first > 0)), at(out_l, i_last + 1, has_inner & (i_last < n - 1)))
         # C order whatever the axis: the smoothing's rounding then does not depend on how the lines were read
         return _LineEnds(n, *(np.ascontiguousarray(m) for m in maps), moments=moments)
 
     @staticmethod
     def concat(parts: list[_LineEnds]) -> _LineEnds:
-        fields = ("count", "first", "last", "inner_before", "inner_after", "beyond_before", "beyond_after")
+        fields = ("count", "first", "last", "inner_before", "inner_after", "beyond_before", "beyond_after",
+                  "inner_first", "inner_last", "bare_before", "bare_after")
         maps = {f: np.concatenate([getattr(p, f) for p in parts]) for f in fields}
         return _LineEnds(parts[0].n, moments=np.sum([p.moments for p in parts], axis=0), **maps)
 
@@ -201,16 +216,25 @@ def _chord_map(ends: _LineEnds, ax: int, vs: tuple[float, float, float], smooth_
     if mean_inn > mean_lay:  # read the lines backwards: the layer's last voxel is its first
         first, last = n - 1 - ends.last, n - 1 - ends.first
         before, after = ends.inner_after, ends.beyond_before
+        # where the layer would begin on a line without it: next to the inner material's end
+        bare_at, bare = n - ends.inner_first, ends.bare_before
     else:
         first, last = ends.first, ends.last
         before, after = ends.inner_before, ends.beyond_after
+        bare_at, bare = ends.inner_last + 1, ends.bare_after
     v_ax = vs[ax]
     v_map = tuple(vs[a] for a in range(3) if a != ax)
     crosses = count > 0
     contiguous = (last - first + 1) == count
-    valid = crosses & contiguous & before & after
+    # a line where the inner material meets what lies beyond with no layer voxel between is a
+    # chord of zero voxels, not a gap: each end of a chord is quantised independently, and the
+    # run length is unbiased only with its zeros (left out, a film thinner than a voxel reads
+    # one voxel wherever it is seen)
+    bare = bare & ~crosses
+    first = np.where(bare, bare_at, first)
+    valid = (crosses & contiguous & before & after) | bare
     # inner surface height (nm) where the inner|layer boundary is seen, smoothed on the map grid
-    seen = crosses & before
+    seen = (crosses & before) | bare
     if not seen.any():
         return np.full(count.shape, np.nan), int(crosses.sum())
     height = (first - 0.5) * v_ax

@@ -146,7 +146,7 @@ def specimen_params(preset: str, *, cycles: float | None = None, **overrides: An
     unknown = set(overrides) - set(SpecimenParams.__dataclass_fields__)
     if unknown:
         raise ParameterError(f"unknown specimen parameter(s) {', '.join(sorted(unknown))}")
-    params = replace(SpecimenParams(), **values, **overrides)
+    params = replace(SpecimenParams(), **{**values, **overrides})  # an override may name a preset's field
     _validate(params)
     return params
 
