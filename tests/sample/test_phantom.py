@@ -10,6 +10,7 @@ from scipy import ndimage as ndi
 from skimage.registration import phase_cross_correlation
 
 from volrecon.errors import OutputError, ParameterError
+from volrecon.io.metadata import read_tiff_metadata
 from volrecon.phases import PHASES, REGIONS
 from volrecon.sample import Artefacts, generate, load_truth, make_phantom, write_phantom
 from volrecon.sample.artefacts import BASE_GAIN, BASE_OFFSET
@@ -329,6 +330,8 @@ def test_written_metadata_decodes(tmp_path, vendor):
             assert md["ap_image_pixel_size"][1:] == (12, "nm")
             assert md["ap_fib_slice_height"][1:] == (30, "nm")
             assert md["dp_tilt_correction"][1] is False
+    # the reader's FIB-SEM angle is the one the phantom's face was foreshortened by (Zeiss wrote 54 for 52)
+    assert read_tiff_metadata(files[1]).get("tilt_deg") == pytest.approx(ph.truth["calibration"]["tilt_deg"])
     d = load_truth(out)
     assert np.array_equal(d["labels"], ph.labels) and np.array_equal(d["acquired"], ph.acquired)
     assert np.allclose(d["drift"], ph.drift, atol=1e-6)

@@ -126,7 +126,8 @@ def zeiss_cz_sem(info: SliceInfo) -> str:
         ("AP_HEIGHT", f"Height = {h_um:.4g} µm"),
         ("AP_TILT_ANGLE", f"Tilt Angle = {info.tilt_deg - 90.0:.1f} °"),
         ("AP_STAGE_AT_T", f"Stage at T = {info.tilt_deg:.1f} °"),
-        ("AP_FIB_SEM_ANGLE", f"FIB SEM Angle = {info.tilt_deg + 2.0:.1f} °"),
+        # the angle between the beams: the face is imaged at it, so it is the one the render foreshortened by
+        ("AP_FIB_SEM_ANGLE", f"FIB SEM Angle = {info.tilt_deg:.1f} °"),
         ("AP_FIB_SLICE_HEIGHT", f"Slice Height = {info.slice_nm:.4g} nm"),
         ("AP_FIB_SLICE_INDEX", f"Slice Index = {info.index}"),
         ("AP_FRAME_TIME", f"Cycle Time = {info.frame_seconds:.1f} Secs"),
