@@ -18,6 +18,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from volrecon._memory import release_memory
+from volrecon._spread import spread_indices
 from volrecon.errors import ParameterError
 from volrecon.phases import PHASE_COLOURS, PHASES, REGION_COLOURS, REGIONS
 from volrecon.segment._rows import store_by_rows
@@ -33,6 +34,7 @@ from volrecon.segment.cathode_rims import (
     RIM_GRADIENT_NM, fit_rim_length, gradient_magnitude, gradient_reach, rim_corrected,
 )
 from volrecon.segment import forward_refine as fr
+from volrecon.segment.foil_spill import fit_spill, foil_distance, unspill
 from volrecon.segment.frame import find_frame
 from volrecon.segment.layers import EDGE_RIM_NM, Layers, detect_layers, move_interface, refine_interface, region_block
 from volrecon.segment.thresholds import apply_thresholds, multi_otsu, multi_otsu_thresholds
@@ -1428,6 +1430,8 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
         if shell is not None:
             valid &= ~da.from_array(shell, chunks=src.chunks[1:])[None]
     smoothed = _materialise(_smoothed(src, smooth_nm, vox, valid), folder, "smoothed")
+    if stack is not None:
+        smoothed = _foil_unspilled(smoothed, reg, axis=stack[0], params=params)
     base = base.rechunk(src.chunks)
     thr: dict[str, list[float]] = {}
     cat_grey = None
@@ -1518,6 +1522,46 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
 
         out = _overlap(clean, out, depth, np.uint8).rechunk(src.chunks)
     return out
+
+
+FOIL_SAMPLE_SLICES = 8
+
+
+def _foil_unspilled(smoothed: da.Array, reg: da.Array, *, axis: int, params: dict[str, Any]) -> da.Array:
+    """``smoothed`` with the collector foil's spill into the cathode's first rows undone (:mod:`volrecon.segment.foil_spill`).
+
+    Fitted on :data:`FOIL_SAMPLE_SLICES` evenly spread slices, read whole one at a time (the
+    distances run along the stacking axis, in the slice); the fit is in ``parameters["foil_spill"]``.
+    Unchanged when nothing is fitted, or when the layers are stacked along z (the face parallel to
+    them: no slice holds the distances).
+    """
+    cat, col = REGIONS["cathode"], REGIONS["collector"]
+    if axis == 0:
+        params["foil_spill"] = {"reach": 0, "reason": "layers stacked along z"}
+        return smoothed
+    greys, dists, foil = [], [], []
+    for z in spread_indices(smoothed.shape[0], FOIL_SAMPLE_SLICES):
+        g, r = (np.asarray(a) for a in da.compute(smoothed[int(z)], reg[int(z)]))
+        keep = r == cat
+        greys.append(g[keep])
+        dists.append(foil_distance(r, axis=axis - 1, cathode=cat, collector=col)[keep])
+        foil.append(g[r == col])
+    foil_grey = np.concatenate(foil)
+    if foil_grey.size == 0:
+        params["foil_spill"] = {"reach": 0, "reason": "no collector"}
+        return smoothed
+    spill = fit_spill(np.concatenate(greys), np.concatenate(dists), float(np.median(foil_grey)))
+    params["foil_spill"] = spill.to_dict()
+    if spill.reach == 0:
+        return smoothed
+    depth = [0, 0, 0]
+    depth[axis] = spill.reach
+
+    def fix(g_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
+        d_ = foil_distance(r_, axis=axis, cathode=cat, collector=col, reach=spill.reach)
+        return np.ascontiguousarray(unspill(g_, d_, spill)[core])
+
+    return _overlap(fix, smoothed, depth, np.float32, extra=(reg,)).rechunk(smoothed.chunks)
 
 
 def _forward_refined(src: da.Array, reg: da.Array, out: da.Array, *, names: Mapping[str, int],
