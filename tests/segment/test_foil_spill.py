@@ -42,8 +42,10 @@ def test_fit_and_undo_a_known_mix():
 def test_collector_cut_and_the_pore_beside_the_foil(diglyme):
     """The cathode's last row before the foil is not cut into the foil, and its pore is found.
 
-    Measured on this fixture (oracle-corrected, seed 3): the collector's first row along y minus the
-    truth's, mean over columns, and the pore share of the true last cathode row, labelled vs true."""
+    Measured on this fixture (corrected, seed 3): the collector's first row along y minus the
+    truth's, mean over columns, and the pore share of the true last cathode row: 0.594 labelled
+    against 0.575 true (0.345 before the spill was undone, where the foil's blur lifted it to the
+    binder's grey)."""
     ph, img = diglyme
     res = segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="auto")
     col = REGIONS["collector"]
@@ -56,5 +58,20 @@ def test_collector_cut_and_the_pore_beside_the_foil(diglyme):
     y = first[z, x] - 1
     pore = lambda a: np.isin(a, (PHASES["void"], PHASES["electrolyte"]))  # noqa: E731
     labelled, truth = pore(np.asarray(res.phases)[z, y, x]).mean(), pore(ph.labels[z, y, x]).mean()
-    assert labelled > 0.6 * truth, (labelled, truth)
+    assert 0.8 * truth < labelled < 1.15 * truth, (labelled, truth)
     assert res.parameters["foil_spill"]["reach"] >= 1
+
+
+def test_spill_rows_leave_the_cathode_binder_fraction(diglyme):
+    """Undoing the spill must not move the binder | active cut of the whole cathode.
+
+    Measured on this fixture (corrected, seed 3), the true cathode's binder fraction, truth 0.1264:
+    0.1270 with the spill undone only in the grey the voxels are classified on (0.1291 without the
+    correction); 0.1155 when the thresholds and the rim length were also fitted on the unmixed grey
+    (the unmixed rows' amplified noise and the steps at the foil moved the rim length 12.5 -> 6.1 nm)."""
+    ph, img = diglyme
+    res = segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="auto")
+    cat = ph.regions == REGIONS["cathode"]
+    found = (np.asarray(res.phases) == PHASES["binder"])[cat].mean()
+    true = (ph.labels == PHASES["binder"])[cat].mean()
+    assert abs(found - true) < 0.006, (found, true)
