@@ -75,3 +75,24 @@ def test_spill_rows_leave_the_cathode_binder_fraction(diglyme):
     found = (np.asarray(res.phases) == PHASES["binder"])[cat].mean()
     true = (ph.labels == PHASES["binder"])[cat].mean()
     assert abs(found - true) < 0.006, (found, true)
+
+
+@pytest.mark.parametrize("gain", [0.4, 0.8])
+def test_steadied_rows_get_the_bulk_noise_back(gain):
+    """Noise smoothed as the thresholds' grey is, divided by ``gain`` in the rows beside the foil as
+    the unmixing does: averaged along the foil by :func:`steadying_sigma`, its sd is the bulk's again."""
+    from scipy import ndimage as ndi
+
+    from volrecon.segment.foil_spill import steadied
+
+    sigma_px = (0.5, 0.79, 1.0)
+    noise = ndi.gaussian_filter(np.random.default_rng(1).normal(size=(48, 40, 256)), sigma_px).astype(np.float32)
+    dist = np.zeros(noise.shape, np.uint8)
+    dist[:, 20] = 1  # one row at distance 1 along y
+    spill = FoilSpill(offset=(0.0,), gain=(gain,), samples=(1,))
+    grey = np.where(dist == 1, noise / np.float32(gain), noise)
+    bulk = float(noise[:, 5:15].std())
+    out = steadied(grey, dist, spill, sigma_px=sigma_px, axis=1)
+    assert float(grey[:, 20].std()) == pytest.approx(bulk / gain, rel=0.05)
+    assert float(out[:, 20].std()) == pytest.approx(bulk, rel=0.15)
+    assert np.array_equal(out[dist == 0], grey[dist == 0])

@@ -34,7 +34,7 @@ from volrecon.segment.cathode_rims import (
     RIM_GRADIENT_NM, fit_rim_length, gradient_magnitude, gradient_reach, rim_corrected,
 )
 from volrecon.segment import forward_refine as fr
-from volrecon.segment.foil_spill import FoilSpill, fit_spill, foil_distance, unspill
+from volrecon.segment.foil_spill import FoilSpill, fit_spill, foil_distance, steadied, steadying_reach, unspill
 from volrecon.segment.frame import find_frame
 from volrecon.segment.layers import EDGE_RIM_NM, Layers, detect_layers, move_interface, refine_interface, region_block
 from volrecon.segment.thresholds import apply_thresholds, multi_otsu, multi_otsu_thresholds
@@ -1434,7 +1434,8 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
     # thresholds and the rim length are fitted on: the unmixed rows' amplified noise and their steps at the
     # foil moved the rim length (8.4 -> 1.3 nm on the diglyme phantom), and with it every binder | active voxel
     spill = FoilSpill() if stack is None else _fit_foil_spill(smoothed, reg, axis=stack[0], params=params)
-    cls_grey = smoothed if stack is None else _foil_unspilled(smoothed, reg, spill, axis=stack[0])
+    cls_grey = smoothed if stack is None else _foil_unspilled(smoothed, reg, spill, axis=stack[0],
+                                                                sigma_px=smoothing_sigma(smooth_nm, vox))
     base = base.rechunk(src.chunks)
     thr: dict[str, list[float]] = {}
     cat_grey = None
@@ -1559,18 +1560,21 @@ def _fit_foil_spill(smoothed: da.Array, reg: da.Array, *, axis: int, params: dic
     return spill
 
 
-def _foil_unspilled(smoothed: da.Array, reg: da.Array, spill: FoilSpill, *, axis: int) -> da.Array:
+def _foil_unspilled(smoothed: da.Array, reg: da.Array, spill: FoilSpill, *, axis: int,
+                    sigma_px: Sequence[float]) -> da.Array:
     """``smoothed`` with the fitted foil spill undone in the cathode's rows beside the collector
-    (:func:`volrecon.segment.foil_spill.unspill`); ``smoothed`` itself when nothing is fitted."""
+    (:func:`volrecon.segment.foil_spill.unspill`) and their noise brought back to the bulk's
+    (:func:`volrecon.segment.foil_spill.steadied`; ``sigma_px``: the smoothing ``smoothed`` had);
+    ``smoothed`` itself when nothing is fitted."""
     if spill.reach == 0:
         return smoothed
     cat, col = REGIONS["cathode"], REGIONS["collector"]
-    depth = [0, 0, 0]
+    depth = steadying_reach(spill, sigma_px, axis)
     depth[axis] = spill.reach
 
     def fix(g_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
         d_ = foil_distance(r_, axis=axis, cathode=cat, collector=col, reach=spill.reach)
-        return np.ascontiguousarray(unspill(g_, d_, spill)[core])
+        return np.ascontiguousarray(steadied(unspill(g_, d_, spill), d_, spill, sigma_px=sigma_px, axis=axis)[core])
 
     return _overlap(fix, smoothed, depth, np.float32, extra=(reg,)).rechunk(smoothed.chunks)
 
