@@ -281,11 +281,18 @@ def _cathode_dice(ph, res, phases):
 
 def test_phantom_cathode_pore_and_binder(refined):
     """The 16x160 diglyme phantom (oracle-corrected): cathode pore and binder Dice up; the model
-    fitted on it finds the phantom's physics."""
+    fitted on it finds the phantom's physics.
+
+    Measured: pore 0.9223 -> 0.9261, binder 0.761 -> 0.774.  Before the collector foil's spill was
+    undone (``volrecon.segment.foil_spill``) the refinement also took the first two cathode rows
+    beside the foil from 1455 to 802 pore errors (pore 0.9143 -> 0.9231, binder 0.744 -> 0.768);
+    those rows are now decided on their unmixed grey (428 errors) and left out of the refinement,
+    whose gain elsewhere in the cathode is as it was (10733 -> 10186 pore errors, 10751 -> 10204
+    before)."""
     ph, _, on, off = refined
-    assert _cathode_dice(ph, on, ("void", "electrolyte")) > 0.918  # measured 0.9144 -> 0.9218
-    assert _cathode_dice(ph, on, ("void", "electrolyte")) > _cathode_dice(ph, off, ("void", "electrolyte")) + 0.005
-    assert _cathode_dice(ph, on, ("binder",)) > _cathode_dice(ph, off, ("binder",)) + 0.015  # 0.744 -> 0.765
+    assert _cathode_dice(ph, on, ("void", "electrolyte")) > 0.922
+    assert _cathode_dice(ph, on, ("void", "electrolyte")) > _cathode_dice(ph, off, ("void", "electrolyte")) + 0.003
+    assert _cathode_dice(ph, on, ("binder",)) > _cathode_dice(ph, off, ("binder",)) + 0.010
     model = on.parameters["forward_refine"]["model"]
     assert model["psf_sigma_nm"] == pytest.approx(8.0, rel=0.25)
     assert model["edge_gain"] == pytest.approx(0.5, abs=0.15)
@@ -327,3 +334,30 @@ def test_segmentation_skips_the_refinement_when_the_step_is_under_the_noise():
     assert any(w.startswith("forward refinement skipped: the electrolyte | binder step") for w in on.warnings)
     assert on.parameters["forward_refine"]["step_snr"] < fr.MIN_STEP_SNR
     assert np.array_equal(np.asarray(on.phases), np.asarray(off.phases))
+
+
+def test_grey_the_model_does_not_hold_is_not_evidence():
+    """A bright foil the model has no level for, its spill lifting the two rows beside it: with the
+    foil and those rows as evidence, the fronts beside them move to binder; left out (``observed``),
+    fewer electrolyte | binder errors in the next rows (measured on seeds 0-3: 112-271 -> 85-235)."""
+    C, F, n = PHASES["collector"], 0.8, 12
+    labels, image = _scene(gain=0.5, noise=0.07, seed=2)
+    image[:, :n] = F + 0.07 * np.random.default_rng(5).normal(size=image[:, :n].shape)
+    for d, w in ((0, 0.6), (1, 0.2)):
+        image[:, n + d] += np.float32(w) * (F - image[:, n + d])
+    smooth = ndi.gaussian_filter(image, (0.0, 1.0, 1.0))
+    first = np.where(smooth > (LEVELS[B] + LEVELS[A]) / 2, A, np.where(smooth > (LEVELS[E] + LEVELS[B]) / 2, B, E))
+    first = ndi.median_filter(first.astype(np.uint8), size=(1, 3, 3))
+    first[:, :n] = C
+    first[:, n:n + 2] = labels[:, n:n + 2]  # the spill rows decided elsewhere, right
+    zs = [1, 2, 3]
+    m = fr.fit_image_model(image[zs][:, n + 2:], first[zs][:, n + 2:], np.ones_like(first[zs][:, n + 2:], bool), None,
+                           pixel_nm=PIXEL, slice_nm=20.0, values=(E, B, A))
+    step = fr.boundary_step(m, E, B)
+    kw = dict(values=(E, B), betas=fr.potts_weights(m, *step, (20.0, *PIXEL)), window=fr.front_window(m, *step))
+    modelled = np.ones(first.shape, bool)
+    modelled[:, :n + 2] = False
+    rows = slice(n + 2, n + 8)
+    every = _eb_errors(fr.refine_labels(image, first, modelled, m, **kw)[:, rows], labels[:, rows])
+    left_out = _eb_errors(fr.refine_labels(image, first, modelled, m, observed=modelled, **kw)[:, rows], labels[:, rows])
+    assert left_out < 0.9 * every, (left_out, every)

@@ -561,9 +561,10 @@ def _front_prior(labels: np.ndarray, front: np.ndarray, c: int, t: int, betas: n
 
 def _proposal_costs(grey: np.ndarray, labels: np.ndarray, faces: Sequence[np.ndarray | None],
                     fronts: Sequence[np.ndarray], pairs: Sequence[tuple[int, int]], model: ImageModel,
-                    void: int | None) -> list[np.ndarray]:
+                    void: int | None, observed: np.ndarray | None = None) -> list[np.ndarray]:
     """Per pair, the data energy change map (noise-weighted squared residual) of turning all its
-    fronts, slice by slice (``faces``: each slice's :func:`void_face` or None)."""
+    fronts, slice by slice (``faces``: each slice's :func:`void_face` or None; ``observed``: the
+    pixels whose residual counts, None: all)."""
     cost = [np.zeros(labels.shape, np.float32) for _ in pairs]
     for z in range(labels.shape[0]):
         if not any(f[z].any() for f in fronts):
@@ -576,12 +577,14 @@ def _proposal_costs(grey: np.ndarray, labels: np.ndarray, faces: Sequence[np.nda
             if fronts[j][z].any():
                 prop = np.where(fronts[j][z], np.uint8(t), labels[z])
                 cost[j][z] = ((grey[z] - predict(prop, deep, model, void)) ** 2 - e0) / (2 * var)
+                if observed is not None:
+                    cost[j][z][~observed[z]] = 0
     return cost
 
 
 def refine_labels(grey: np.ndarray, labels: np.ndarray, editable: np.ndarray, model: ImageModel, *,
                   values: Sequence[int], betas: Sequence[float], window: Sequence[int], void: int | None = None,
-                  sweeps: int = SWEEPS) -> np.ndarray:
+                  sweeps: int = SWEEPS, observed: np.ndarray | None = None) -> np.ndarray:
     """MAP refinement of the labels ``values`` on the voxels ``editable`` by moving boundary fronts.
 
     Each sweep, for every ordered pair ``(c, t)`` of ``values``, every front (the ``c`` voxels
@@ -616,6 +619,9 @@ def refine_labels(grey: np.ndarray, labels: np.ndarray, editable: np.ndarray, mo
     sweeps : int
         Sweeps; every sweep decides all voxels from the labels of the sweep before, so a voxel's
         result depends only on its :func:`refine_reach`.
+    observed : ndarray of bool, optional
+        Voxels whose residual is evidence (default all): a voxel whose grey holds what the model
+        does not (e.g. the collector foil's spill) is left out of the data energy.
 
     Returns
     -------
@@ -627,6 +633,7 @@ def refine_labels(grey: np.ndarray, labels: np.ndarray, editable: np.ndarray, mo
     if box is None:
         return out
     labels, editable = labels[box], editable[box]
+    observed = None if observed is None else np.asarray(observed, bool)[box]
     grey = np.asarray(grey[box], np.float32)
     betas = np.asarray(betas, np.float64)
     k, nz = model.shine_depth_slices, labels.shape[0]
@@ -638,7 +645,7 @@ def refine_labels(grey: np.ndarray, labels: np.ndarray, editable: np.ndarray, mo
         fronts = [np.stack([_front(labels[z], c, t, editable[z]) for z in range(labels.shape[0])]) for c, t in pairs]
         if not any(f.any() for f in fronts):
             break
-        cost = _proposal_costs(grey, labels, faces, fronts, pairs, model, void)
+        cost = _proposal_costs(grey, labels, faces, fronts, pairs, model, void, observed)
         best = np.zeros(labels.shape, np.float32)
         pick = np.full(labels.shape, -1, np.int8)
         for j, (c, t) in enumerate(pairs):

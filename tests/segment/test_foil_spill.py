@@ -1,0 +1,98 @@
+"""The collector foil beside the cathode: its cut on the grey step, and its spill into the cathode's first rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from volrecon.phases import PHASES, REGIONS
+from volrecon.segment import segment_volume
+from volrecon.segment.foil_spill import FoilSpill, fit_spill, foil_distance, unspill
+
+
+def test_foil_distance_both_sides_and_reach():
+    reg = np.full((2, 10, 3), REGIONS["cathode"], np.uint8)
+    reg[:, :2] = REGIONS["collector"]  # the foil before the cathode
+    reg[:, 8:, 0] = REGIONS["collector"]  # and after it in one column
+    d = foil_distance(reg, axis=1, cathode=REGIONS["cathode"], collector=REGIONS["collector"], reach=3)
+    assert d[0, :5, 1].tolist() == [0, 0, 1, 2, 3] and d[0, 5:, 1].tolist() == [0, 0, 0, 0, 0]
+    assert d[0, 2:8, 0].tolist() == [1, 2, 3, 3, 2, 1]  # the nearer foil counts
+
+
+def test_fit_and_undo_a_known_mix():
+    """Rows mixing the bulk's grey with the foil's (share w = 0.5, 0.2) are fitted and unmixed."""
+    rng = np.random.default_rng(0)
+    foil = 0.9
+    bulk = rng.choice([0.2, 0.37, 0.65], size=20000, p=[0.5, 0.15, 0.35]) + rng.normal(0, 0.02, 20000)
+    near1 = 0.5 * rng.choice([0.2, 0.37, 0.65], size=3000, p=[0.5, 0.15, 0.35]) + 0.5 * foil + rng.normal(0, 0.01, 3000)
+    near2 = 0.8 * rng.choice([0.2, 0.37, 0.65], size=3000, p=[0.5, 0.15, 0.35]) + 0.2 * foil + rng.normal(0, 0.016, 3000)
+    far3 = rng.choice([0.2, 0.37, 0.65], size=3000, p=[0.5, 0.15, 0.35]) + rng.normal(0, 0.02, 3000)
+    grey = np.concatenate([bulk, near1, near2, far3])
+    dist = np.concatenate([np.zeros(bulk.size), np.full(3000, 1), np.full(3000, 2), np.full(3000, 3)]).astype(np.uint8)
+    spill = fit_spill(grey, dist, foil)
+    assert spill.reach == 2  # the third row carries no foil: the reach ends there
+    assert spill.gain == pytest.approx((0.5, 0.8), abs=0.03)
+    assert spill.offset == pytest.approx((0.45, 0.18), abs=0.02)
+    fixed = unspill(grey, dist, spill)
+    for d in (1, 2):
+        assert fixed[dist == d].mean() == pytest.approx(bulk.mean(), abs=0.02)
+    assert fit_spill(grey, dist, foil_level=0.1) == FoilSpill()  # a foil darker than the cathode: nothing
+
+
+def test_collector_cut_and_the_pore_beside_the_foil(diglyme):
+    """The cathode's last row before the foil is not cut into the foil, and its pore is found.
+
+    Measured on this fixture (corrected, seed 3): the collector's first row along y minus the
+    truth's, mean over columns, and the pore share of the true last cathode row: 0.563 labelled
+    against 0.575 true (0.345 before the spill was undone, where the foil's blur lifted it to the
+    binder's grey; 0.594 unmixed but not steadied, :func:`steadied`)."""
+    ph, img = diglyme
+    res = segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="auto")
+    col = REGIONS["collector"]
+    found, true = np.asarray(res.regions) == col, ph.regions == col
+    ok = found.any(axis=1) & true.any(axis=1)
+    bias = (found.argmax(axis=1) - true.argmax(axis=1))[ok].mean()
+    assert abs(bias) < 0.25, bias
+    first = true.argmax(axis=1)
+    z, x = np.nonzero(ok & (first >= 1))
+    y = first[z, x] - 1
+    pore = lambda a: np.isin(a, (PHASES["void"], PHASES["electrolyte"]))  # noqa: E731
+    labelled, truth = pore(np.asarray(res.phases)[z, y, x]).mean(), pore(ph.labels[z, y, x]).mean()
+    assert 0.8 * truth < labelled < 1.15 * truth, (labelled, truth)
+    assert res.parameters["foil_spill"]["reach"] >= 1
+
+
+def test_spill_rows_leave_the_cathode_binder_fraction(diglyme):
+    """Undoing the spill must not move the binder | active cut of the whole cathode.
+
+    Measured on this fixture (corrected, seed 3), the true cathode's binder fraction, truth 0.1264:
+    0.1277 with the spill undone only in the grey the voxels are classified on (0.1291 without the
+    correction); 0.1155 when the thresholds and the rim length were also fitted on the unmixed grey
+    (the unmixed rows' amplified noise and the steps at the foil moved the rim length 12.5 -> 6.1 nm)."""
+    ph, img = diglyme
+    res = segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="auto")
+    cat = ph.regions == REGIONS["cathode"]
+    found = (np.asarray(res.phases) == PHASES["binder"])[cat].mean()
+    true = (ph.labels == PHASES["binder"])[cat].mean()
+    assert abs(found - true) < 0.006, (found, true)
+
+
+@pytest.mark.parametrize("gain", [0.4, 0.8])
+def test_steadied_rows_get_the_bulk_noise_back(gain):
+    """Noise smoothed as the thresholds' grey is, divided by ``gain`` in the rows beside the foil as
+    the unmixing does: averaged along the foil by :func:`steadying_sigma`, its sd is the bulk's again."""
+    from scipy import ndimage as ndi
+
+    from volrecon.segment.foil_spill import steadied
+
+    sigma_px = (0.5, 0.79, 1.0)
+    noise = ndi.gaussian_filter(np.random.default_rng(1).normal(size=(48, 40, 256)), sigma_px).astype(np.float32)
+    dist = np.zeros(noise.shape, np.uint8)
+    dist[:, 20] = 1  # one row at distance 1 along y
+    spill = FoilSpill(offset=(0.0,), gain=(gain,), samples=(1,))
+    grey = np.where(dist == 1, noise / np.float32(gain), noise)
+    bulk = float(noise[:, 5:15].std())
+    out = steadied(grey, dist, spill, sigma_px=sigma_px, axis=1)
+    assert float(grey[:, 20].std()) == pytest.approx(bulk / gain, rel=0.05)
+    assert float(out[:, 20].std()) == pytest.approx(bulk, rel=0.15)
+    assert np.array_equal(out[dist == 0], grey[dist == 0])
