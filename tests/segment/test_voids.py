@@ -353,12 +353,11 @@ def test_split_voids_ring_takes_the_pixel_the_pore_average_lifts():
     corners[:, [5, 5, 14, 14], [5, 24, 5, 24]] = True
     assert out[true_void & ~corners].all()
     assert not out[~true_void].any()
-    # on the benchmark's 10 nm pixels the 20 nm ring is the length itself, the rows' too (2 pixels
-    # each way: edge pixel and the one the average lifts), and without a pore average the edge pixel
-    from volrecon.segment.voids import _ring_disk
+    # on the benchmark's 10 nm pixels (12.7 nm rows) the ring is the 20 nm length, as before (two
+    # columns, one row: measured there), and without a pore average the edge pixel
+    from volrecon.segment.voids import _rim_disk, _ring_disk
 
-    yy, xx = np.mgrid[-2:3, -2:3]
-    np.testing.assert_array_equal(_ring_disk(VoidCues(), (20, 12.7, 10))[0], yy ** 2 + xx ** 2 <= 4)
+    np.testing.assert_array_equal(_ring_disk(VoidCues(), (20, 12.7, 10)), _rim_disk(20.0, (20, 12.7, 10), min_share=0.0))
     assert _ring_disk(VoidCues(), (40, 25.4, 20)).shape == (1, 3, 5)
     np.testing.assert_array_equal(_ring_disk(VoidCues(average_nm=0.0), (40, 25.4, 20))[0],
                                   [[0, 1, 0], [1, 1, 1], [0, 1, 0]])

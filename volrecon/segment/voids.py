@@ -47,7 +47,8 @@ so it reaches at least one pixel along each image axis; the far-wall rim, a mean
 the nearest whole pixel (:func:`_rim_disk`).  Both had reached no row at all on those stacks:
 diglyme sample void Dice 0.58 -> 0.65 in the cathode.  On such pixels the ring is two pixels along
 an axis whose pixel is no longer than the pore average's scale: the edge pixel, and the next one,
-into which the pore average carries the edge pixel's lift (:func:`_ring_disk`).  What lost the
+into which the pore average carries the edge pixel's lift (:func:`_ring_disk`; on 10 nm pixels
+``grow_nm`` already holds it).  What lost the
 shipped stacks' void fraction was the pixel, not the 40 nm slices: on one diglyme specimen
 rendered on 10 and 20 nm pixels, 20 and 40 nm slices (``benchmarks/void_voxel.py``), the split read
 -18 % and +6 % of the true void fraction on 10 nm pixels and -34 % and -33 % on 20 nm ones.
@@ -764,27 +765,32 @@ def _ellipse(ry: float, rx: float) -> np.ndarray:
 def _ring_disk(cues: "VoidCues", voxel_size_nm: Sequence[float]) -> np.ndarray:
     """In-plane structure of the void's outer ring (:attr:`VoidCues.grow_nm`) on the given pixels.
 
-    The ring is what the dark test misses beside a dark core.  On a grid finer than the ring it is
-    the length ``grow_nm``.  On coarser pixels it is counted in pixels: the pixel that straddles
-    the void's edge carries the edge artefact whatever its size (a rim narrower than a pixel is
+    The ring is what the dark test misses beside a dark core.  On pixels shorter than the ring it
+    is the length ``grow_nm`` (measured on 10 nm pixels, where it holds the void's edge pixel and
+    the pixels the pore average lifts).  On a pixel ``p`` as long as the ring, the edge pixel is
+    the whole ring (it carries the edge artefact whatever its size: a rim narrower than a pixel is
     spread over the pixel), and the dark test reads the pore average (:func:`pore_average`,
-    Gaussian ``average_nm``), which carries that pixel's lift into its inner neighbour, one pixel
-    ``p`` away, with the weight ``exp(-p^2 / 2 average^2)``: at least ``exp(-1/2)`` of the centre's
+    Gaussian ``average_nm``), which carries that pixel's lift into its inner neighbour, ``p``
+    away, with the weight ``exp(-p^2 / 2 average^2)``: at least ``exp(-1/2)`` of the centre's
     while the pixel is no longer than the average.  So along each image axis the ring reaches
-    ``max(grow_nm, p + min(average_nm, p))``: the edge pixel and the average's reach beyond it,
-    at most its next pixel (without an average, the edge pixel: at least one pixel, as before).
+    ``max(grow_nm, p + min(average_nm, p) * min(1, p / grow_nm))``: the edge pixel and the
+    average's reach beyond it, at most one more pixel, taken in the share of the ring the edge
+    pixel is (on pixels shorter than the ring, ``grow_nm`` holds it; without an average, the edge
+    pixel: at least one pixel).
+
     Measured with the phantoms' truth (diglyme, seed 0, oracle-corrected, method ``auto``): on 20 nm
     pixels (25.4 nm rows) the true dark cores' edge pixel along the columns lies 2.9 electrolyte
-    spreads *above* the level in the pore average, the next (40 nm in) 1.9 spreads below it, short
-    of the 3-spread dark test, where its own grey is 0.10 below the level (80 % of the core's
-    contrast); along the rows the second pixel (51 nm in) passes it.  On 10 nm pixels the
-    second pixel is 1.1 spreads below, the third (25-35 nm) 3.3, and 20 nm is that ring already.
+    spreads *above* the level in the pore average, the next (40 nm in) 1.9 below it, short of the
+    3-spread dark test, where its own grey is 0.10 below the level (80 % of the core's contrast);
+    along the rows the second pixel (51 nm in) passes it (3.7).  On 10 nm pixels the second column
+    is 1.1 spreads below and the third (25-35 nm in, with the second row) 3.3: two columns and
+    one row, the 20 nm ring.
     """
-    avg = max(float(cues.average_nm), 0.0)
     g = float(cues.grow_nm)
     if g <= 0:
         return _ellipse(0.0, 0.0)
-    ry, rx = (max(g, float(v) + min(avg, float(v))) / float(v) for v in voxel_size_nm[1:])
+    avg = max(float(cues.average_nm), 0.0)
+    ry, rx = (max(g, float(p) + min(avg, float(p)) * min(1.0, float(p) / g)) / float(p) for p in voxel_size_nm[1:])
     return _ellipse(ry, rx)
 
 
