@@ -698,7 +698,7 @@ def segment_volume(
                 # computed once: the levels' sample and the decision both read it
                 phases_out = _boundaries_redecided(clf_grey, regions.rechunk(src.chunks),
                                                    _materialise(phases_out.rechunk(src.chunks), folder, "boundaries_input"),
-                                                   src=src, names=names, vox=vox, smooth_nm=smooth_nm, params=params)
+                                                   image=src, names=names, vox=vox, smooth_nm=smooth_nm, params=params)
             if regional:
                 phases_out = _regional_phases(image, src, regions, phases_out, names=names, vox=vox, smooth_nm=smooth_nm,
                                               min_size_nm=min_size_nm, frame_value=frame_value, void_split=void_split, void_cues=void_cues,
@@ -743,7 +743,7 @@ forest's binder reaches two voxels into the pore beside particles (24x192 benchm
 a second pass raised the carbonate pore Dice 0.923 -> 0.928, a third by under 0.001."""
 
 
-def _boundaries_redecided(smoothed: da.Array, reg: da.Array, out: da.Array, *, src: da.Array, names: Mapping[str, int],
+def _boundaries_redecided(smoothed: da.Array, reg: da.Array, out: da.Array, *, image: da.Array, names: Mapping[str, int],
                           vox: tuple[float, float, float], smooth_nm: float, params: dict[str, Any]) -> da.Array:
     """The classifier's boundary voxels in the cathode and the separator re-decided on the
     rim-corrected grey, chunked.
@@ -761,14 +761,14 @@ def _boundaries_redecided(smoothed: da.Array, reg: da.Array, out: da.Array, *, s
 
     Among the darker phases of :data:`CLASSIFIER_DARK_PHASES` (the cathode's pore and binder) the
     cut is read on the grey corrected by the length that returns a boundary's dark side to its
-    level (:func:`_dark_rim_length`, from the image model fitted on ``src``): the separability's
+    level (:func:`_dark_rim_length`, from the image model fitted on ``image``): the separability's
     length, a compromise with the bright sides, left the pore's edge voxels beside the particles
     brighter than the pore | binder cut (24x192 phantoms, seed 0, corrected: of the true pore
     labelled binder, 14 200 of 17 900 voxels at the pore's edge; cathode binder fraction 0.192 /
     0.193 for 0.150 / 0.143).  Voids, other phases and every voxel farther than
     :data:`CLASSIFIER_BOUNDARY_PASSES` from a boundary keep the classifier's label.  What was used
     is in ``parameters["classifier_boundaries"]``.  ``smoothed``: the grey values denoised by
-    ``smooth_nm`` (:func:`_smoothed`), chunked; ``src``: the grey values, chunked.
+    ``smooth_nm`` (:func:`_smoothed`), chunked; ``image``: the grey values, chunked.
     """
     zs, stride = _sample_index(smoothed.shape)
     g, d, o, r = (np.asarray(a) for a in da.compute(smoothed[zs, ::stride], _gradient(smoothed[zs], vox)[:, ::stride],
@@ -793,7 +793,7 @@ def _boundaries_redecided(smoothed: da.Array, reg: da.Array, out: da.Array, *, s
         dark = None
         dark_values = [names[p] for p in CLASSIFIER_DARK_PHASES.get(region, ())]
         if dark_values and all(v in levels for v in dark_values):
-            dark_length = _dark_rim_length(src, smoothed, reg, out, region=REGIONS[region], values=values,
+            dark_length = _dark_rim_length(image, smoothed, reg, out, region=REGIONS[region], values=values,
                                            rule=(length, levels), vox=vox, smooth_nm=smooth_nm, info=info[region])
             dark_levels = {} if dark_length is None else interior_levels(rim_corrected(g, d, dark_length), o, where, dark_values)
             if len(dark_levels) == len(dark_values):
