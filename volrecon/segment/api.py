@@ -298,7 +298,10 @@ def segment_volume(
         the phase whose level (the classifier's own, over its interior voxels) is nearest their
         denoised, rim-corrected grey (:func:`_boundaries_redecided`): the forest, trained on strokes
         inside the phases, reads the blur and edge rim of a bright neighbour as the next brighter
-        phase.  ``layers`` (unsupervised, physically informed): the
+        phase.  The cathode's pore | binder cut there is read on the grey corrected for the dark
+        side of a boundary, by a length taken from the image model (probe blur, edge rims) fitted
+        on the stack (:func:`volrecon.segment.cathode_rims.dark_side_rim_length`).  ``layers``
+        (unsupervised, physically informed): the
         ``otsu`` classes serve only to find the layers; then each region is classified on its
         own histogram (:mod:`volrecon.segment.regional`): cathode pore/binder/active (3-class
         multi-Otsu), separator electrolyte/fibres (2-class), anode sodium/SEI from the sodium
@@ -425,8 +428,8 @@ def segment_volume(
         CPU-s per Mvoxel would take the 200x1024x1024 classifier run past 2 minutes on 2 cores, and
         the classifier's boundary re-decision (:func:`_boundaries_redecided`), which runs after it,
         takes nearly all it gave (pore Dice +0.007 to +0.027 on the 24x192 phantoms without the
-        re-decision; with it, on the real-corrected seed 0: diglyme 0.9332 -> 0.9333, carbonate
-        0.9308 -> 0.9320).
+        re-decision; with it and its dark-side pore | binder cut, on the real-corrected seed 0:
+        diglyme 0.9409 -> 0.9410, carbonate 0.9421 -> 0.9432, active -0.0003 / -0.0005).
 
     Returns
     -------
@@ -819,6 +822,15 @@ def _boundaries_redecided(smoothed: da.Array, reg: da.Array, out: da.Array, *, i
 MIN_MODEL_VOXELS = 100
 """Fewest voxels of each phase the image model of :func:`_dark_rim_length` is fitted on."""
 
+DARK_FIT_WINDOW_PX = 192
+"""Largest in-plane side (pixels) of the window :func:`_dark_rim_length` fits its image model in.
+
+The length depends on two of the model's parameters (probe blur, edge gain), which six slices of
+this window fix: on the oracle-corrected 24x256x256 diglyme phantom (seed 0) windows of 128, 192
+and 256 pixels read a blur of 7.80 nm (truth 8), an edge gain of 0.504-0.512 (truth 0.5) and a
+length of 21.80-21.91 nm, for 0.16 / 0.23 / 0.88 CPU-s (the forward refinement's 384 pixels would
+take 2.5 CPU-s on a 512 px stack)."""
+
 
 def _dark_rim_length(src: da.Array, smoothed: da.Array, reg: da.Array, out: da.Array, *, region: int,
                      values: Sequence[int], rule: tuple[float, Mapping[int, float]], vox: tuple[float, float, float],
@@ -838,7 +850,7 @@ def _dark_rim_length(src: da.Array, smoothed: da.Array, reg: da.Array, out: da.A
     there; the model is recorded in ``info``.
     """
     zs = fr.sample_slices(int(out.shape[0]), 0)
-    win = fr.fit_window(np.asarray(reg[zs].compute()) == region, fr.FIT_WINDOW_PX)
+    win = fr.fit_window(np.asarray(reg[zs].compute()) == region, DARK_FIT_WINDOW_PX)
     grey, sm, grad, lab, where = (np.asarray(a) for a in da.compute(
         src[(zs, *win)], smoothed[(zs, *win)], _gradient(smoothed[zs], vox)[(slice(None), *win)], out[(zs, *win)],
         reg[(zs, *win)] == region))
