@@ -30,7 +30,7 @@ from volrecon.segment.classifier import (
 )
 from volrecon.segment.cleanup import cleanup_reach, remove_small_pieces
 from volrecon.segment.cathode_rims import (
-    RIM_GRADIENT_NM, dark_side_rim_length, fit_rim_length, gradient_magnitude, gradient_reach, rim_corrected,
+    RIM_GRADIENT_NM, RIM_LENGTH_MAX_NM, dark_side_rim_length, fit_rim_length, gradient_magnitude, gradient_reach, rim_corrected,
 )
 from volrecon.segment import forward_refine as fr
 from volrecon.segment.frame import find_frame
@@ -841,13 +841,14 @@ def _dark_rim_length(src: da.Array, smoothed: da.Array, reg: da.Array, out: da.A
     on ``src`` and the classifier's labels ``values`` in ``region``.
 
     The model is fitted as :func:`_forward_refined` fits it (up to six evenly spread slices, in the
-    window of at most :data:`~volrecon.segment.forward_refine.FIT_WINDOW_PX` pixels a side that holds
-    the most of the region), without the voids' shine-through (voids and their surroundings are left
-    out).  The labels it reads have their boundaries re-decided by ``rule`` (``(length, levels)``,
-    slice by slice): the forest's own boundaries, off by a voxel, read the rims as a weaker edge
-    gain (diglyme 24x192, seed 0, corrected: 0.35 on the forest's labels, 0.51 on the re-decided
-    ones, 0.50 on the truth).  None where a phase has fewer than :data:`MIN_MODEL_VOXELS` voxels
-    there; the model is recorded in ``info``.
+    window that holds the most of the region, here of at most :data:`DARK_FIT_WINDOW_PX` pixels a
+    side), without the voids' shine-through (voids and their surroundings are left out).  The labels
+    it reads have their boundaries re-decided by ``rule`` (``(length, levels)``, slice by slice): the
+    forest's own boundaries, off by a voxel, read the rims as a weaker edge gain (diglyme 24x192,
+    seed 0, corrected: 0.35 on the forest's labels, 0.50-0.51 on the re-decided ones, 0.50 on the
+    truth).  None where a phase has fewer than :data:`MIN_MODEL_VOXELS` voxels
+    there, or the length is not positive or beyond
+    :data:`~volrecon.segment.cathode_rims.RIM_LENGTH_MAX_NM`; the model is recorded in ``info``.
     """
     zs = fr.sample_slices(int(out.shape[0]), 0)
     win = fr.fit_window(np.asarray(reg[zs].compute()) == region, DARK_FIT_WINDOW_PX)
@@ -866,7 +867,8 @@ def _dark_rim_length(src: da.Array, smoothed: da.Array, reg: da.Array, out: da.A
     info["dark_rim_length_nm"] = dark
     info["image_model"] = {"psf_sigma_nm": model.psf_sigma_nm, "edge_gain": model.edge_gain,
                            "residual_rms": model.residual_rms}
-    return dark
+    # a model whose rims come out negative (labels that fit no edge) gives no length to trust
+    return dark if 0.0 < dark <= RIM_LENGTH_MAX_NM else None
 
 
 def _layers_decide(phases: da.Array, regions: da.Array, packed: Any, rules: Sequence[LayerRule], *,
