@@ -741,8 +741,8 @@ binder, the pore being the dark side of all its boundaries with the solids.
 
 Measured (``benchmarks/segmentation.py --slices 24 --size 192 --methods classifier``, seeds 0 and 1,
 both presets, corrected and oracle-corrected): pore Dice +0.007 to +0.017 on all eight rows, binder
-Dice +0.008 to +0.023, the cathode's binder fraction 0.018-0.024 nearer the truth and its porosity
-0.017-0.023 nearer; active, separator, void and the interfaces unchanged.  At 20 nm voxels (24x160,
+Dice +0.008 to +0.023, the cathode's binder fraction and porosity each 0.017-0.024 nearer the truth
+(the voxels move between the two); active, separator, void and the interfaces unchanged.  At 20 nm voxels (24x160,
 seed 0, corrected): pore +0.007 / +0.007 (diglyme / carbonate), binder fraction 0.194 -> 0.180 /
 0.215 -> 0.201 (truth 0.141 / 0.160), active and separator unchanged."""
 
