@@ -951,7 +951,8 @@ def _levels_of(grey: np.ndarray, labels: np.ndarray, inner: np.ndarray, values: 
 
 
 def redecide_boundaries(labels: np.ndarray, grey: np.ndarray, editable: np.ndarray,
-                        levels: Mapping[int, float], *, passes: int = 1) -> np.ndarray:
+                        levels: Mapping[int, float], *, passes: int = 1,
+                        dark: tuple[np.ndarray, Mapping[int, float]] | None = None) -> np.ndarray:
     """The voxels on a boundary between labels of ``levels`` re-decided by their grey: the label
     whose level is nearest (cuts halfway between consecutive levels).
 
@@ -976,6 +977,11 @@ def redecide_boundaries(labels: np.ndarray, grey: np.ndarray, editable: np.ndarr
         Each pass re-decides the boundary voxels of the labels the pass before left, so a boundary
         moves by up to ``passes`` voxels (a voxel only ever takes the label its grey picks, so the
         passes converge).
+    dark : (ndarray, mapping), optional
+        ``(grey, levels)`` of the darker phases' own cut: a voxel whose nearest level on ``grey``
+        is one of these labels takes the one of them nearest on this grey instead (the pore |
+        binder cut read on a grey whose rim correction is set for the dark side of a boundary,
+        :func:`volrecon.segment.cathode_rims.dark_side_rim_length`).
 
     Returns
     -------
@@ -988,6 +994,9 @@ def redecide_boundaries(labels: np.ndarray, grey: np.ndarray, editable: np.ndarr
     order = list(levels)
     edit = np.asarray(editable, bool)
     pick = nearest_level(grey, levels)
+    if dark is not None and len(dark[1]) >= 2:
+        among = np.isin(pick, list(dark[1]))
+        pick[among] = nearest_level(np.asarray(dark[0])[among], dark[1])
     for _ in range(passes):
         m = edit & np.isin(out, order) & boundary_voxels(out) & (out != pick)
         if not m.any():
