@@ -14,6 +14,11 @@ brightness estimate misses).  Each part is given in units of the separator's fib
 (peak to peak of the profile, over the specimen), and is taken out of the corrected stack (the
 other parts and the noise left in) before ``segment_volume(method="auto")`` runs again: the Dice
 gained says what that part of the residual costs.
+
+Then the layers' first guess (a global multi-Otsu of the grey over the cell's phase order,
+``parameters["layer_guess"]``): its thresholds on each stack, mapped onto the oracle's grey scale
+by the same linear map, and each stack segmented again with the other's thresholds put in place
+(mapped back): how much of the difference comes through the first guess.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from scipy import ndimage as ndi
 from volrecon.phases import PHASES, REGIONS
 from volrecon.sample import make_phantom
 from volrecon.sample.oracle import oracle_correct
-from volrecon.segment import segment_volume
+from volrecon.segment import api, segment_volume
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import save  # noqa: E402
@@ -71,11 +76,20 @@ def _contrast(oracle: np.ndarray, labels: np.ndarray, regions: np.ndarray) -> fl
     return float(np.median(oracle[sep & (labels == PHASES["separator"])]) - np.median(oracle[sep & (labels == PHASES["electrolyte"])]))
 
 
-def _scores(img: np.ndarray, truth, vox) -> dict[str, Any]:
-    seg = segment_volume(img, voxel_size_nm=vox, method="auto")
+def _scores(img: np.ndarray, truth, vox, guess: np.ndarray | None = None) -> dict[str, Any]:
+    """Dice and interface distances of ``segment_volume(img, method="auto")``; ``guess``: the layer
+    guess's thresholds put in place of its own multi-Otsu."""
+    own = api.multi_otsu_thresholds
+    if guess is not None:
+        api.multi_otsu_thresholds = lambda *a, **k: np.asarray(guess, float)
+    try:
+        seg = segment_volume(img, voxel_size_nm=vox, method="auto")
+    finally:
+        api.multi_otsu_thresholds = own
     d = phase_dice(np.asarray(seg.phases), seg.phase_names, truth)
     dist = iface_distance(seg, truth)
-    return {"dice": {k: d[k] for k in PHASES_SHOWN}, "interfaces": {k: dist[k] for k in IFACES_SHOWN}}
+    return {"dice": {k: d[k] for k in PHASES_SHOWN}, "interfaces": {k: dist[k] for k in IFACES_SHOWN},
+            "guess": [float(v) for v in seg.parameters["layer_guess"]["thresholds"]]}
 
 
 def one_stack(ph) -> dict[str, Any]:
@@ -97,6 +111,12 @@ def one_stack(ph) -> dict[str, Any]:
     for tag, make in runs.items():
         out["runs"][tag] = _scores(make(), truth, ph.voxel_size_nm)
     out["runs"]["oracle-corrected"] = _scores(orac_full, ph, ph.voxel_size_nm)
+    # the first guess's thresholds on the oracle's grey scale (image = gain * oracle + offset on the specimen)
+    a, b = np.polyfit(orac[spec].astype(np.float64), img[spec].astype(np.float64), 1)
+    t_corr, t_orac = np.asarray(out["runs"]["corrected"]["guess"]), np.asarray(out["runs"]["oracle-corrected"]["guess"])
+    out["guess_oracle_units"] = {"corrected": [float(v) for v in (t_corr - b) / a], "oracle-corrected": [float(v) for v in t_orac]}
+    out["runs"]["corrected, the oracle's layer guess"] = _scores(img, truth, ph.voxel_size_nm, guess=a * t_orac + b)
+    out["runs"]["oracle-corrected, the corrected stack's layer guess"] = _scores(orac_full, ph, ph.voxel_size_nm, guess=(t_corr - b) / a)
     return out
 
 
@@ -107,10 +127,13 @@ def markdown(results: Mapping[str, Mapping[str, Any]], command: str) -> str:
              f"slowly varying parts: the smooth field (Gaussian sigma {FIELD_SIGMA} slices, rows, columns), its profile "
              f"along the rows (the stacking axis; sigma {PROFILE_SIGMA:g}), along the columns, and per slice. Size: peak to "
              "peak over the specimen, in units of the separator's fibre | pore contrast. Each part is taken out of the "
-             "corrected stack and `segment_volume(method='auto')` run again (Dice; interfaces: mean distance in voxels).", ""]
+             "corrected stack and `segment_volume(method='auto')` run again (Dice; interfaces: mean distance in voxels). Last two rows: "
+             "each stack with the other's layer-guess thresholds (mapped by the same linear grey map) in place of its own.", ""]
     for tag, r in results.items():
         lines += [f"## {tag}", "", "Residual parts (peak to peak / fibre-pore contrast): " +
                   ", ".join(f"{k} {v:.3f}" for k, v in r["size"].items()), "",
+                  "Layer guess thresholds (oracle grey scale): " +
+                  "; ".join(f"{k} {', '.join(f'{v:.3f}' for v in t)}" for k, t in r["guess_oracle_units"].items()), "",
                   "| stack | " + " | ".join(PHASES_SHOWN) + " | " + " | ".join(k.replace("|", "\\|") for k in IFACES_SHOWN) + " |",
                   "|---|" + "---|" * (len(PHASES_SHOWN) + len(IFACES_SHOWN))]
         for run, s in r["runs"].items():
