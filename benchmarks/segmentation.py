@@ -51,6 +51,7 @@ class Cropped:
 
     def __init__(self, ph, box: tuple[int, int, int, int]) -> None:
         y0, y1, x0, x1 = box
+        self.box = box
         self.labels = ph.labels[:, y0:y1, x0:x1]
         self.regions = ph.regions[:, y0:y1, x0:x1]
         self.voxel_size_nm = ph.voxel_size_nm
