@@ -313,22 +313,3 @@ def test_film_grown_into_the_cathode_is_not_cut_at_the_layers_cut():
     assert abs(float(np.mean(h_s[:, inside])) - (cut + 3)) < 0.5
     assert np.allclose(h_c[:, inside], h_s[:, inside])  # no separator left between film and cathode
     assert abs(float(np.mean(h_s[:, :50])) - (na + t)) < 0.3 and np.allclose(h_c[:, :50], cut)
-
-
-def test_thin_film_with_a_pore_beyond_keeps_its_sodium_surface():
-    """A film of one row (25 nm rows) with a pore gap beyond it and a fibre past the gap: where
-    the laterally averaged film's blurred peak stays under the half-way grey, the sodium surface
-    is not looked for again from the sodium on when the grey value falls below the sodium's level
-    after the rise (a pore: sodium is followed by nothing darker but through a film).  The old
-    search took the pore -> fibre rise 10 voxels out for the sodium surface in 2.9 % of the
-    columns (the phantom at the shipped samples' voxel: 2.6 %, its sodium surface +0.37 voxel
-    on average instead of -0.03)."""
-    from volrecon.segment.regional import sodium_surface
-
-    img, na, _ = _film_stack(0.5, t=1, pore_depth=10, patch=16, shape=(12, 192), noise=0.1)
-    lay, info = sodium_surface(img, np.ones(img.shape, np.uint8), _layers(na, 1), voxel_size_nm=(40.0, 25.0, 20.0),
-                               frame_value=None)
-    err = lay.heights["sodium|sei"] - na
-    assert info["found"]
-    assert float((np.abs(err) > 2.0).mean()) < 0.005
-    assert abs(float(err.mean())) < 0.5

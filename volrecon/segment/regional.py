@@ -1284,19 +1284,6 @@ def _crossing(prof: np.ndarray, k: np.ndarray, thr: float) -> np.ndarray:
     return km + 0.5 + frac
 
 
-def _pore_between(g: np.ndarray, k: np.ndarray, k2: np.ndarray, level: float, thr: float) -> np.ndarray:
-    """Per column (last axis), whether ``g`` falls below the sodium's ``level`` by half the rise
-    threshold's margin ``thr - level`` between the voxels ``k`` (the first rise) and ``k2``.
-
-    Sodium metal is followed by nothing darker than itself but through a film: a rise that falls
-    back under the sodium's level is a film with a pore (electrolyte) beyond it, thin enough for
-    the blur to keep its peak under the half-way grey, not a rim lifting the sodium (which comes
-    back to the sodium's level, not below it)."""
-    idx = np.arange(g.shape[-1])
-    between = (idx > k[..., None]) & (idx < k2[..., None])
-    return np.where(between, g, np.inf).min(axis=-1) < level - 0.5 * (thr - level)
-
-
 def sodium_surface(
     image: Any, phases: Any, layers: Layers, *, voxel_size_nm: Sequence[float], frame_value: int | None,
     lateral_nm: float = 60.0, rise: float = 6.0, film_nm: float = 50.0, slab_voxels: int = _SLAB_VOXELS,
@@ -1392,7 +1379,7 @@ def sodium_surface(
     # a rise that stays nearer the rise threshold than the half-way grey within film_nm is no
     # film's edge (a trench wall's rim lifting the sodium beside it, a speck; a thin film blurred
     # to less than half its contrast still gets most of the way): those columns' half-way
-    # crossing is looked for from the probe on, unless a pore lies between (_pore_between)
+    # crossing is looked for from the probe on
     peak = np.where(inside, prof, -np.inf).max(axis=-1)
     redo = ok_cols & ~above.any(axis=-1) & (mid > thr) & (peak < 0.5 * (thr + mid))
     if redo.any():
@@ -1403,8 +1390,7 @@ def sodium_surface(
             g, _ = grey(a0, a1, p0, p1)
             k2 = _first_above(g[sel], mid, probe[a0:a1][sel], hs[a0:a1][sel])
             h2 = _crossing(g[sel], k2, mid)
-            pore = _pore_between(g[sel], k[a0:a1][sel], k2, na_level, thr)
-            h[a0:a1][sel] = np.where((k2 + 0.5 < hs[a0:a1][sel]) & ~pore, h2, h[a0:a1][sel])
+            h[a0:a1][sel] = np.where(k2 + 0.5 < hs[a0:a1][sel], h2, h[a0:a1][sel])
             del g, _
     h = np.clip(h, start, hs)
     # columns without specimen at the anode end: keep the class-based height
