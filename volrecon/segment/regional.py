@@ -895,7 +895,8 @@ def sei_outer_surface(
     # the sodium edge's step reaches its rim's half-width and 3 blur sigmas beyond the surface
     edge = {"shift_vox": float(fit.get("shift_vox", 0.0)),
             "reach_vox": float(fit.get("rim_half_width_vox", 1.0)) + 3.0 * float(fit.get("sigma_vox", 1.0)),
-            "rim_half_width_vox": float(fit.get("rim_half_width_vox", 1.0)), "sigma_vox": float(fit.get("sigma_vox", 1.0))}
+            "rim_half_width_vox": float(fit.get("rim_half_width_vox", 1.0)), "sigma_vox": float(fit.get("sigma_vox", 1.0)),
+            "rim_ratio": float(fit.get("rim_ratio", 0.0))}
     sig_edge = [EDGE_LATERAL_NM / vox[a] for a in lat] + [0.0]
     pad = max(gaussian_reach(1.0) + gaussian_reach(sig[0]), gaussian_reach(sig_edge[0]))
     pad_c = max(gaussian_reach(1.0) + gaussian_reach(sig[1]), gaussian_reach(sig_edge[1]))
