@@ -136,6 +136,17 @@ def test_sei_thickness_unbiased_from_sub_voxel_to_thick_films(vs, t0):
     assert r.samples == 12 * 200  # every line crosses the sodium surface in the specimen
 
 
+def test_thin_sei_is_flagged_as_resolution_limited():
+    """A film of one voxel along the stacking axis is reported with a warning; one of three is not."""
+    lab, reg = _layered()
+    thick = analyze_volume(lab, reg, voxel_size_nm=(20, 10, 10), pore_size=False, marching_cubes=False).to_dict()
+    assert not any("SEI" in w for w in thick.get("warnings", []))
+    lab[:, 5:7] = 6  # the film is the last anode row only: 10 nm at 10 nm rows
+    thin = analyze_volume(lab, reg, voxel_size_nm=(20, 10, 10), pore_size=False, marching_cubes=False).to_dict()
+    assert thin["regions"]["anode"]["sei_thickness_nm"]["median"] == pytest.approx(10.0, abs=0.5)
+    assert [w for w in thin["warnings"] if "SEI" in w and "10.0 nm" in w and "along y" in w]
+
+
 def test_parallel_tortuosity_equals_serial_and_no_void_shortcut():
     lab, reg = _layered()
     serial = analyze_volume(lab, reg, voxel_size_nm=(20, 10, 10), pore_size=False, marching_cubes=False, workers=1).to_dict()
