@@ -141,11 +141,12 @@ def test_segment_volume_passes_the_rim_length(diglyme, monkeypatch):
     real = api.refine_interface
 
     def spy(*args, **kw):
-        seen.append(kw.get("rim_nm"))
+        seen.append((args[2], kw.get("rim_nm")))
         return real(*args, **kw)
 
     monkeypatch.setattr(api, "refine_interface", spy)
     ph, img = diglyme
     res = segment_volume(img[:6], voxel_size_nm=ph.voxel_size_nm, method="auto", edge_rim_nm=20.0, void_split=False)
-    assert seen == [20.0]
+    # both surfaces moved onto a grey step with rims corrected: the foil's and the sodium's
+    assert sorted(seen) == [("cathode|collector", 20.0), ("sodium|sei", 20.0)]
     assert res.parameters["sei"]["found"]
