@@ -312,7 +312,10 @@ def segment_volume(
         inside the phases, reads the blur and edge rim of a bright neighbour as the next brighter
         phase.  The cathode's pore | binder cut there is read on the grey corrected for the dark
         side of a boundary, by a length taken from the image model (probe blur, edge rims) fitted
-        on the stack (:func:`volrecon.segment.cathode_rims.dark_side_rim_length`).  ``layers``
+        on the stack (:func:`volrecon.segment.cathode_rims.dark_side_rim_length`).  The grey is
+        denoised over the specimen alone (the frame's walls lend it none of their glow), and the
+        cathode's rows within the collector foil's spill are read unmixed
+        (:mod:`volrecon.segment.foil_spill`).  ``layers``
         (unsupervised, physically informed): the
         ``otsu`` classes serve only to find the layers; then each region is classified on its
         own histogram (:mod:`volrecon.segment.regional`): cathode pore/binder/active (3-class
@@ -879,9 +882,17 @@ def _foil_spill_grey(grey: np.ndarray, regions: np.ndarray, spill: FoilSpill, *,
     """
     cat, col = REGIONS["cathode"], REGIONS["collector"]
     dist = foil_distance(regions, axis=axis, cathode=cat, collector=col, reach=spill.reach)
+    rows = np.flatnonzero(dist.any(axis=tuple(ax for ax in range(dist.ndim) if ax != axis)))
     unmixed = unspill(grey, dist, spill)
-    reach = gradient_reach(vox)[axis]
-    return dist > 0, unmixed, gradient_magnitude(_foil_filled(unmixed, regions == col, axis, reach), vox)
+    grad = np.zeros(unmixed.shape, np.float32)
+    if rows.size:
+        # the gradient where it is read: the rows of the spill, with its reach on either side
+        reach = gradient_reach(vox)[axis]
+        band = [slice(None)] * dist.ndim
+        band[axis] = slice(max(int(rows[0]) - reach, 0), int(rows[-1]) + reach + 1)
+        band_ = tuple(band)
+        grad[band_] = gradient_magnitude(_foil_filled(unmixed[band_], regions[band_] == col, axis, reach), vox)
+    return dist > 0, unmixed, grad
 
 
 def _foil_filled(grey: np.ndarray, foil: np.ndarray, axis: int, reach: int) -> np.ndarray:
