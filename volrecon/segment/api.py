@@ -805,9 +805,13 @@ def _boundaries_redecided(smoothed: da.Array, reg: da.Array, out: da.Array, *, i
     cathode's first rows is fitted (:func:`_fit_foil_spill`, ``parameters["foil_spill"]``) and those
     rows are read on their unmixed grey (:func:`_foil_spill_grey`): the foil's blur and rim lifted
     their pore to the binder's level, and every voxel of the first row, beside the collector's
-    label, is a boundary voxel (24x192 carbonate seed 0, corrected: of its true pore, 10 % labelled
-    pore, 35 % unmixed; diglyme 22 % and 39 %; the second row, true 48 % / 53 %, 48 % / 52 % ->
-    42 % / 48 %: its unmixed pore reads a few grey levels above the bulk's).
+    label, is a boundary voxel.  The spill's share is matched on the pore's level
+    (``fit_spill(match="mode")``): the rows at the foil hold more pore than the bulk (0.48-0.52
+    against 0.29-0.40), and the lower quartile's match came out short (carbonate seed 1,
+    corrected: the first two rows' electrolyte read 15-22 grey levels above the bulk's, and their
+    share labelled pore fell, 0.21 / 0.49 -> 0.15 / 0.23).  24x192, corrected, the first / second row labelled pore: carbonate seed 0
+    0.09 / 0.48 -> 0.50 / 0.54 (true 0.48 / 0.48), seed 1 0.21 / 0.49 -> 0.45 / 0.52 (true 0.52 /
+    0.51).
     """
     zs, stride = _sample_index(smoothed.shape)
     g, d, o, r = (np.asarray(a) for a in da.compute(smoothed[zs, ::stride], _gradient(smoothed[zs], vox)[:, ::stride],
@@ -875,8 +879,8 @@ def _foil_spill_grey(grey: np.ndarray, regions: np.ndarray, spill: FoilSpill, *,
     corrected: the first row's electrolyte read 110 on the rim-corrected grey, the bulk's 70).  The
     unmixed rows are not averaged along the foil (:func:`volrecon.segment.foil_spill.steadied`): each
     voxel's own grey is decided here, and the averaging carried the particles' rims into the pore
-    beside them (the first row's electrolyte, rim-corrected for the dark side, 79 steadied, 72
-    not, the bulk's 66).
+    beside them (there, with the quartile's fit: the first row's electrolyte, rim-corrected for the
+    dark side, 79 steadied, 72 not, the bulk's 66).
     """
     cat, col = REGIONS["cathode"], REGIONS["collector"]
     dist = foil_distance(regions, axis=axis, cathode=cat, collector=col, reach=spill.reach)
