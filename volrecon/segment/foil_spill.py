@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
+from volrecon.errors import ParameterError
+
 QUARTILE = 0.25
 """Quantile of the cathode's grey matched between the rows beside the foil and its bulk."""
 
@@ -95,7 +97,27 @@ def foil_distance(regions: np.ndarray, *, axis: int, cathode: int, collector: in
     return out
 
 
-def fit_spill(grey: np.ndarray, distance: np.ndarray, foil_level: float) -> FoilSpill:
+MODE_BINS = 64
+"""Histogram bins of :func:`pore_mode`, between the sample's 1 % quantile and its median."""
+
+MODE_SMOOTH_BINS = 5
+"""Width (bins) of the box :func:`pore_mode` smooths the histogram with."""
+
+
+def pore_mode(values: np.ndarray) -> float:
+    """The peak of the darker half of ``values`` (a cathode's grey): the pore's level, whatever the
+    pore's share, as long as the pore is the darker half's most frequent phase."""
+    v = np.asarray(values, np.float64)
+    lo, hi = float(np.quantile(v, 0.01)), float(np.median(v))
+    if not hi > lo:
+        return hi
+    h, edges = np.histogram(v, bins=MODE_BINS, range=(lo, hi))
+    h = np.convolve(h, np.ones(MODE_SMOOTH_BINS) / MODE_SMOOTH_BINS, mode="same")
+    i = int(h.argmax())
+    return float(0.5 * (edges[i] + edges[i + 1]))
+
+
+def fit_spill(grey: np.ndarray, distance: np.ndarray, foil_level: float, *, match: str = "quartile") -> FoilSpill:
     """Fit the foil's spill on a sample of the cathode: grey values and their distances (:func:`foil_distance`).
 
     Parameters
@@ -106,6 +128,13 @@ def fit_spill(grey: np.ndarray, distance: np.ndarray, foil_level: float) -> Foil
         Distance to the foil of each value (0: not within the reach: the bulk).
     foil_level : float
         The collector's grey level ``F``.
+    match : {"quartile", "mode"}
+        The statistic matched between each distance's values and the bulk's: their
+        :data:`QUARTILE` quantile, or the pore's level (:func:`pore_mode`), which does not move
+        with the pore's share.  The rows at the foil hold more pore than the bulk (particles pack
+        against a flat wall: 0.48-0.52 against 0.29-0.40 on the 24x192 phantoms), which takes the
+        quartile deeper into the pore there than in the bulk and the fitted share short (carbonate
+        seed 1: 0.49 / 0.06 at the first two rows, 0.59 / 0.23 true; the mode 0.59 / 0.26).
 
     Returns
     -------
@@ -113,11 +142,14 @@ def fit_spill(grey: np.ndarray, distance: np.ndarray, foil_level: float) -> Foil
         The distances, from the foil on, while the foil's share is at least :data:`MIN_SHARE`,
         each with enough samples; ``offset = w F`` and ``gain = 1 - w``.
     """
+    if match not in ("quartile", "mode"):
+        raise ParameterError(f"match={match!r}: use 'quartile' or 'mode'")
+    level = pore_mode if match == "mode" else (lambda v: float(np.quantile(v, QUARTILE)))
     g, dist = np.asarray(grey, np.float64), np.asarray(distance)
     bulk = g[dist == 0]
     if bulk.size < MIN_SAMPLES:
         return FoilSpill()
-    qb = float(np.quantile(bulk, QUARTILE))
+    qb = level(bulk)
     if not foil_level > qb:
         return FoilSpill()
     offset, gain, samples = [], [], []
@@ -125,7 +157,7 @@ def fit_spill(grey: np.ndarray, distance: np.ndarray, foil_level: float) -> Foil
         near = g[dist == d]
         if near.size < MIN_SAMPLES:
             break
-        w = (float(np.quantile(near, QUARTILE)) - qb) / (float(foil_level) - qb)
+        w = (level(near) - qb) / (float(foil_level) - qb)
         if not MIN_SHARE <= w < 0.95:
             break
         offset.append(w * float(foil_level))
