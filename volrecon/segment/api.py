@@ -31,7 +31,8 @@ from volrecon.segment.classifier import (
 )
 from volrecon.segment.cleanup import cleanup_reach, remove_small_pieces
 from volrecon.segment.cathode_rims import (
-    RIM_GRADIENT_NM, fit_rim_length, gradient_magnitude, gradient_reach, rim_corrected,
+    RIM_GRADIENT_NM, edge_rim_length, fit_rim_length, gradient_magnitude, gradient_reach, particle_edges, rim_corrected,
+    rim_share, robust_cuts, separability,
 )
 from volrecon.segment import forward_refine as fr
 from volrecon.segment.foil_spill import FoilSpill, fit_spill, foil_distance, steadied, steadying_reach, unspill
@@ -1446,7 +1447,7 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
             thr[region] = [float(v) for v in multi_otsu(vals, classes, bins=256)]
             if region == "cathode":
                 cat_grey, thr[region] = _cathode_rim_grey(smoothed, reg, vals, thr[region], vox=vox, params=params,
-                                                          corrected=cls_grey)
+                                                          corrected=cls_grey, rim=_edge_rim(edge, stack, smooth_nm, vox))
                 # electrolyte | binder between those two materials only, whatever the cell's voids; plain
                 # grey above the (rim-corrected) binder | active cut is particle or particle-edge rim
                 cut = filled_pore_cut(vals, thr[region], dark_k=(void_cues or VoidCues()).dark_k)
@@ -1468,6 +1469,10 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
     else:
         out = da.map_blocks(lambda g, r, b, c: classify_regions(g, r, b, thresholds=thr, names=names, cathode_grey=c),
                             cls_grey, reg, base, cat_grey, dtype=np.uint8)
+    edge_cut = (params.get("cathode_rims") or {}).get("particle_edge_cut")
+    if cat_grey is not None and edge_cut is not None:
+        out = _particle_edges(out, cat_grey, reg, names=names, cut=float(edge_cut), vox=vox,
+                              edge_nm=(void_cues or VoidCues()).edge_nm)
     cuts = None
     if stack is not None and len(thr.get("cathode", ())) == 2 and "separator" in thr:
         cuts = contact_cuts(samples["separator"], thr["separator"][0], samples["cathode"], thr["cathode"][1], edge or {},
@@ -1661,9 +1666,36 @@ def _beside_foil(regions: np.ndarray, foil: tuple[FoilSpill, int]) -> np.ndarray
     return col | (dist > 0)
 
 
+def _edge_rim(edge: Mapping[str, float] | None, stack: tuple[int, bool] | None, smooth_nm: float,
+              vox: tuple[float, float, float]) -> float | None:
+    """The cathode's rim length (nm) from the rims measured on the sodium surface
+    (:func:`volrecon.segment.cathode_rims.edge_rim_length`); None without an accepted rim fit or a
+    known stacking axis (the fit's voxels lie along it)."""
+    if not edge or not edge.get("accepted", True) or "rim_ratio" not in edge or stack is None:
+        return None
+    ax = stack[0]
+    blur = float(np.hypot(float(edge["sigma_vox"]), smoothing_sigma(smooth_nm, vox)[ax]))
+    share = rim_share(float(edge["rim_ratio"]), float(edge.get("rim_half_width_vox", 1.0)), blur)
+    return edge_rim_length(share, blur, float(vox[ax]))
+
+
+def _particle_edges(out: da.Array, cat_grey: da.Array, reg: da.Array, *, names: Mapping[str, int], cut: float,
+                    vox: tuple[float, float, float], edge_nm: float) -> da.Array:
+    """:func:`volrecon.segment.cathode_rims.particle_edges`, chunked (in-plane context of its reach)."""
+    reach = [max(1, int(np.ceil(float(edge_nm) / float(v)))) for v in vox[1:]]
+    cat_v = REGIONS["cathode"]
+
+    def fix(o_: np.ndarray, g_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
+        return np.ascontiguousarray(particle_edges(o_, g_, r_ == cat_v, electrolyte=names["electrolyte"],
+                                                   binder=names["binder"], active=names["active"], cut=cut,
+                                                   reach_px=reach)[core])
+
+    return _overlap(fix, out, (0, reach[0] + 1, reach[1] + 1), np.uint8, extra=(cat_grey, reg)).rechunk(out.chunks)
+
+
 def _cathode_rim_grey(smoothed: da.Array, reg: da.Array, vals: np.ndarray, otsu: list[float], *,
                       vox: tuple[float, float, float], params: dict[str, Any],
-                      corrected: da.Array | None = None) -> tuple[da.Array | None, list[float]]:
+                      corrected: da.Array | None = None, rim: float | None = None) -> tuple[da.Array | None, list[float]]:
     """The cathode's rim-corrected grey and its thresholds (:mod:`volrecon.segment.cathode_rims`).
 
     ``vals``: the cathode sample of ``smoothed`` (:func:`_region_sample`), ``otsu`` its plain
@@ -1673,14 +1705,25 @@ def _cathode_rim_grey(smoothed: da.Array, reg: da.Array, vals: np.ndarray, otsu:
     split's edge-rim rule returns to the pore, :func:`volrecon.segment.voids.split_voids`; cut on
     the corrected grey as well, the two corrections overlap and the cathode's porosity is
     overestimated).  A length of 0 returns ``(None, otsu)``.  ``corrected``: the grey the fitted
-    correction is applied to (default ``smoothed``, which the length is fitted on).
+    correction is applied to (default ``smoothed``, which the length is fitted on).  ``rim``: the
+    length measured on the sodium surface's rims (:func:`_edge_rim`), taken instead of the fit when
+    given.  ``params["cathode_rims"]["particle_edge_cut"]``: the half-way level between the
+    electrolyte and the particles on the corrected grey (:func:`_particle_edges`).
     """
     dvals = _gradient_sample(smoothed, reg, REGIONS["cathode"], vox)
-    length, t, eta = fit_rim_length(vals, dvals)
-    params["cathode_rims"] = {"length_nm": length, "gradient_sigma_nm": RIM_GRADIENT_NM, "separability": eta,
-                              "plain_thresholds": list(otsu)}
+    if rim is None:
+        length, t, eta = fit_rim_length(vals, dvals)
+    else:
+        length = float(rim)
+        t = robust_cuts(vals - length * dvals, 3)
+        eta = separability(vals - length * dvals, t)
+    params["cathode_rims"] = {"length_nm": length, "from": "fit" if rim is None else "sodium edge rims",
+                              "gradient_sigma_nm": RIM_GRADIENT_NM, "separability": eta, "plain_thresholds": list(otsu)}
     if length <= 0:
         return None, otsu
+    v = vals - length * dvals
+    level, _ = electrolyte_level(v[v < t[0]])
+    params["cathode_rims"]["particle_edge_cut"] = 0.5 * (level + float(np.median(v[v >= t[1]])))
     grey = smoothed if corrected is None else corrected
     return da.map_blocks(rim_corrected, grey, _gradient(grey, vox), length, dtype=np.float32), [otsu[0], t[1]]
 
