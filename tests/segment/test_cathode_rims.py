@@ -179,23 +179,26 @@ def test_particle_edges_take_back_the_particles_edge_voxels():
                 assert _dice(new == c, cls == c) >= _dice(labels == c, cls == c) - 0.01, (pixel, seed, c)
 
 
-def test_both_cells_get_one_rim_length(diglyme):
-    """The rims are the instrument's, not the cell's: on the diglyme and carbonate phantoms (same
-    rendering, 16x160, seed 3, oracle-corrected) ``method="auto"`` measures the cathode's rim
-    length three ways (the fit, the sodium surface's and the collector's rims) and takes their
-    median: the two cells' lengths agree within 1.5 nm and lie in the range where the rendered rims
-    are taken off (:func:`test_rim_length_from_the_measured_rims_takes_the_lift_off`: 12.2 nm at
-    10 nm pixels).  The sodium surface's rims alone read 13.7 and 5.3 nm here."""
+def test_both_cells_get_one_rim_length():
+    """The rims are the instrument's, not the cell's: on the segmentation benchmark's diglyme and
+    carbonate phantoms (one rendering; 24x192 with the frame, seeds 0 and 1, oracle-corrected)
+    ``method="auto"`` takes the median of three measurements of the cathode's rim length (the
+    separability fit, the sodium surface's and the collector's rims): the two cells' lengths agree
+    within 1.5 nm and lie in the range where the rendered rims are taken off
+    (:func:`test_rim_length_from_the_measured_rims_takes_the_lift_off`: 12.2 nm at 10 nm pixels).
+    Measured: 11.6 / 11.1 nm (seed 0), 10.9 / 11.9 (seed 1); the fit alone read 6.6 / 13.4 and
+    7.2 / 14.3, the sodium rims alone 10.9 / 8.7 on seed 1."""
     from volrecon.sample import make_phantom
     from volrecon.sample.oracle import oracle_correct
     from volrecon.segment import segment_volume
 
-    carb = make_phantom("carbonate", slices=16, shape=(160, 160), seed=3, artefacts="all", workers=2)
-    lengths = []
-    for ph, img in (diglyme, (carb, oracle_correct(carb))):
-        rims = segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="auto", frame="none", void_split=False,
-                              forward_refine=False).parameters["cathode_rims"]
-        assert len(rims["edges_nm"]) == 2
-        lengths.append(rims["length_nm"])
-    assert abs(lengths[0] - lengths[1]) < 1.5, lengths
-    assert all(9.0 < x < 14.0 for x in lengths), lengths
+    for seed in (0, 1):
+        lengths = []
+        for preset in ("diglyme", "carbonate"):
+            ph = make_phantom(preset, slices=24, shape=(192, 192), seed=seed, artefacts="all", frame=True, workers=2)
+            rims = segment_volume(oracle_correct(ph), voxel_size_nm=ph.voxel_size_nm, method="auto", void_split=False,
+                                  forward_refine=False).parameters["cathode_rims"]
+            assert len(rims["edges_nm"]) == 2
+            lengths.append(rims["length_nm"])
+        assert abs(lengths[0] - lengths[1]) < 1.5, (seed, lengths)
+        assert all(9.0 < x < 14.0 for x in lengths), (seed, lengths)
