@@ -29,6 +29,7 @@ from scipy import ndimage as ndi
 
 from volrecon.phases import REGIONS
 from volrecon.segment._smooth import gaussian, smooth_region
+from volrecon.segment.cathode_rims import rim_share
 from volrecon.segment.layers import (EDGE_RIM_NM, RIM_MAX_RMS, Layers, gaussian_reach, move_interface, reference_rim_fit,
                                      released_slabs, rim_half_width_vox, rim_offsets, sample_columns, slab_rows,
                                      steepest_step)
@@ -1108,12 +1109,9 @@ def rim_threshold(values: np.ndarray, threshold: float, edge: Mapping[str, float
 def _rim_lift(edge: Mapping[str, float], smooth_sigma: Sequence[float]) -> float:
     """``ρ k``: the share of a step's height that the rims add to each voxel beside the boundary
     (the rim model of :func:`rim_threshold`; 0 without an accepted rim fit)."""
-    from scipy.special import ndtr
-
     rho = float(edge.get("rim_ratio", 0.0)) if edge.get("accepted", True) else 0.0
     s = float(np.hypot(float(edge.get("sigma_vox", 1.0)), max(smooth_sigma)))
-    w = float(edge.get("rim_half_width_vox", 1.0))
-    return max(rho, 0.0) * float(ndtr((0.5 + w) / s) - ndtr((0.5 - w) / s))
+    return rim_share(rho, float(edge.get("rim_half_width_vox", 1.0)), s)
 
 
 def contact_cuts(separator: np.ndarray, separator_cut: float, cathode: np.ndarray, active_cut: float,
