@@ -277,7 +277,22 @@ def test_wall_shift_is_the_sideways_shift_of_the_walls():
     r = np.hypot(yy - 40, xx - 40)
     pairs = [(r <= 25, r <= 22), (r <= 20, r <= 17)]
     assert wall_shift(pairs, pixel_nm=(10.0, 10.0)) == pytest.approx(30.0, rel=0.15)
-    assert wall_shift([(r <= 2, r <= 2)], pixel_nm=(10.0, 10.0)) == 0.0  # too little wall to measure
+    assert wall_shift([(r <= 2, r <= 2)], pixel_nm=(10.0, 10.0)) == 0.0  # no wall moved
+
+
+def test_wall_shift_has_no_cliff_at_its_minimum_boundary():
+    """Just under the boundary count it trusts whole, the shift is nearly the measured one (it was 0)."""
+    from scipy import ndimage as ndi
+
+    yy, xx = np.mgrid[:80, :80]
+    r = np.hypot(yy - 40, xx - 40)
+    pairs = [(r <= 25, r <= 22), (r <= 20, r <= 17)]
+    whole = wall_shift(pairs, pixel_nm=(10.0, 10.0), min_boundary=1)
+    boundary = sum(int((m & ~ndi.binary_erosion(m, border_value=1)).sum()) for p in pairs for m in p)
+    assert wall_shift(pairs, pixel_nm=(10.0, 10.0), min_boundary=boundary) == pytest.approx(whole)
+    just_short = wall_shift(pairs, pixel_nm=(10.0, 10.0), min_boundary=boundary + 10)
+    assert just_short == pytest.approx(whole * boundary / (boundary + 10))
+    assert just_short > 0.9 * whole
 
 
 def test_split_voids_takes_the_outer_ring_at_the_electrolyte_grey():
