@@ -20,6 +20,19 @@ RESULTS = Path(os.environ.get("VOLRECON_BENCH_RESULTS") or Path(__file__).resolv
 WORK = Path(__file__).resolve().parent / "_work"
 
 
+def phantom_args(description: str | None = None, *, seeds: str = "0,1") -> "argparse.ArgumentParser":
+    """An argument parser with the phantom grid the segmentation diagnostics share: ``--slices``,
+    ``--size`` (24 x 192 x 192, the benchmark's), ``--seeds`` and ``--presets`` (comma-separated)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--slices", type=int, default=24)
+    ap.add_argument("--size", type=int, default=192)
+    ap.add_argument("--seeds", default=seeds, help="comma-separated phantom seeds")
+    ap.add_argument("--presets", default="diglyme,carbonate")
+    return ap
+
+
 def run_child(code: str, *, timeout: float = 1800) -> dict[str, Any]:
     """Run Python ``code`` in a fresh interpreter; it must print one JSON line last.
 

@@ -23,7 +23,6 @@ by the same linear map, and each stack segmented again with the other's threshol
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -37,7 +36,7 @@ from volrecon.sample.oracle import oracle_correct
 from volrecon.segment import api, segment_volume
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import save  # noqa: E402
+from _common import phantom_args, save  # noqa: E402
 from segmentation import iface_distance, phase_dice, real_correct  # noqa: E402
 
 FIELD_SIGMA = (2.0, 6.0, 6.0)
@@ -144,11 +143,7 @@ def markdown(results: Mapping[str, Mapping[str, Any]], command: str) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--slices", type=int, default=24)
-    ap.add_argument("--size", type=int, default=192)
-    ap.add_argument("--seeds", default="0,1", help="comma-separated phantom seeds")
-    ap.add_argument("--presets", default="diglyme,carbonate")
+    ap = phantom_args()
     args = ap.parse_args()
     results = {}
     for seed in (int(s) for s in args.seeds.split(",")):

@@ -24,7 +24,6 @@ denoised level to the fibres' (negative: below the SEI's level), the others the 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -37,7 +36,7 @@ from volrecon.sample.oracle import oracle_correct
 from volrecon.segment import api, segment_volume
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import save  # noqa: E402
+from _common import phantom_args, save  # noqa: E402
 from segmentation import phase_dice, real_correct, truth_heights  # noqa: E402
 
 CUT = "separator|cathode"
@@ -114,11 +113,7 @@ def markdown(results: dict[str, Any], command: str) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--slices", type=int, default=24)
-    ap.add_argument("--size", type=int, default=192)
-    ap.add_argument("--seeds", default="0,1", help="comma-separated phantom seeds")
-    ap.add_argument("--presets", default="diglyme,carbonate")
+    ap = phantom_args()
     ap.add_argument("--shares", default="0.1,0.2,0.3,0.45", help="shares of the fibre -> particle way (upper threshold)")
     ap.add_argument("--lower-shares", default="-0.5,0,0.3,0.6", help="shares of the SEI -> fibre way (lower threshold)")
     args = ap.parse_args()

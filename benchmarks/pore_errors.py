@@ -30,7 +30,6 @@ on.  ``void labelled binder`` is split the same way in ``dice_if_fixed``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -44,6 +43,7 @@ from volrecon.sample import make_phantom
 from volrecon.segment import segment_volume
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import phantom_args  # noqa: E402
 from segmentation import real_correct  # noqa: E402
 
 DISTANCE_BINS = (1.5, 2.5, 3.5)
@@ -209,11 +209,7 @@ def report(tag: str, res: Mapping[str, Any]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--slices", type=int, default=24)
-    ap.add_argument("--size", type=int, default=192)
-    ap.add_argument("--seeds", default="0", help="comma-separated phantom seeds")
-    ap.add_argument("--presets", default="diglyme,carbonate")
+    ap = phantom_args(seeds="0")
     ap.add_argument("--out", default="", help="write the full results as JSON here")
     args = ap.parse_args()
     results = {}

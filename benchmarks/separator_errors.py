@@ -23,7 +23,6 @@ The stacking axis is the image rows (the phantom's, anode on top).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -38,7 +37,7 @@ from volrecon.sample.oracle import oracle_correct
 from volrecon.segment import api, segment_volume
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import save  # noqa: E402
+from _common import phantom_args, save  # noqa: E402
 from segmentation import real_correct, truth_heights  # noqa: E402
 
 THICKNESS_CLASSES = ((0, 3), (3, 5), (5, 8), (8, 10_000))
@@ -178,11 +177,7 @@ def markdown(results: Mapping[str, Mapping[str, Any]], command: str) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--slices", type=int, default=24)
-    ap.add_argument("--size", type=int, default=192)
-    ap.add_argument("--seeds", default="0,1", help="comma-separated phantom seeds")
-    ap.add_argument("--presets", default="diglyme,carbonate")
+    ap = phantom_args()
     ap.add_argument("--stages", default="corrected,oracle-corrected")
     ap.add_argument("--no-true-surfaces", action="store_true", help="skip the runs with the true surfaces put in place")
     args = ap.parse_args()
