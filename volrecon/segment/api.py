@@ -320,7 +320,10 @@ def segment_volume(
         oracle-corrected: pore Dice +0.0009 to +0.0055, binder fraction 0.003-0.015 nearer the
         truth).  ``layers``
         (unsupervised, physically informed): the
-        ``otsu`` classes serve only to find the layers; then each region is classified on its
+        ``otsu`` classes serve only to find the layers (cut again with the sodium | separator
+        threshold at the SEI film's measured level where the multi-Otsu put it above that level,
+        ``parameters["layer_guess"]["below_sei"]``; carbonate 24x192 seed 0 corrected: separator
+        0.946 -> 0.952); then each region is classified on its
         own histogram (:mod:`volrecon.segment.regional`): cathode pore/binder/active (3-class
         multi-Otsu), separator electrolyte/fibres (2-class), anode sodium/SEI from the sodium
         surface and the SEI's outer surface, collector.  ``auto`` (default, as in ``volrecon
@@ -349,7 +352,8 @@ def segment_volume(
     layers_from : {"auto", "grey", "phases"}
         What the layers are found on.  ``grey``: the first guess of ``layers`` (global multi-Otsu
         classes of the grey values denoised by ``2 * smooth_nm``, over :data:`OTSU_ORDER`,
-        cleaned): the same layers as ``layers``.  ``phases``: the method's own phases.  ``auto``
+        cleaned): the same layers as ``layers`` where that guess is not cut again below the SEI's
+        level (the other methods' grey layers are not).  ``phases``: the method's own phases.  ``auto``
         (default): ``grey`` for ``layers`` (its only choice), ``phases`` for ``otsu`` and
         ``classifier``.  A classifier whose phases lack one of :data:`LAYER_PHASES` (another cell
         design or vocabulary: the guess's classes would not name its layers) always uses its own
@@ -603,7 +607,7 @@ def segment_volume(
                 lay_frame = lay_names.get("frame")
             # a first guess cut above the SEI's own level is cut again there and the layers found again
             # (:func:`_guess_below_sei`; method 'layers' only: its phases are the guess)
-            for guess_pass in range(2 if regional else 1):
+            for guess_pass in range(1 if guess_grey is None else 2):
                 # the frame's rim shell reads the frame's grey as much as the specimen's: its first-guess
                 # classes decide no layer and no surface
                 specimen = _unassigned(lay_phases, rim_shell)
@@ -655,8 +659,8 @@ def segment_volume(
                     lay, sei_info = sei_outer_surface(image, lay, voxel_size_nm=vox, lateral_nm=sei_lateral_nm,
                                                       phases=specimen, frame_value=lay_frame)
                     params["sei"] = sei_info
-                recut = _guess_below_sei(guess_grey, lay, specimen, params["layer_guess"], frame_value=lay_frame) \
-                    if regional and not guess_pass else None
+                recut = None if guess_pass or guess_grey is None else \
+                    _guess_below_sei(guess_grey, lay, specimen, params["layer_guess"], frame_value=lay_frame)
                 if recut is None:
                     break
                 phases = lay_phases = settled(guess_grey.map_blocks(apply_thresholds, recut, values, dtype=np.uint8),
