@@ -320,7 +320,10 @@ def segment_volume(
         oracle-corrected: pore Dice +0.0009 to +0.0055, binder fraction 0.003-0.015 nearer the
         truth).  ``layers``
         (unsupervised, physically informed): the
-        ``otsu`` classes serve only to find the layers; then each region is classified on its
+        ``otsu`` classes serve only to find the layers (cut again with the sodium | separator
+        threshold at the SEI film's measured level where the multi-Otsu put it above that level,
+        ``parameters["layer_guess"]["below_sei"]``; carbonate 24x192 seed 0 corrected: separator
+        0.946 -> 0.952); then each region is classified on its
         own histogram (:mod:`volrecon.segment.regional`): cathode pore/binder/active (3-class
         multi-Otsu), separator electrolyte/fibres (2-class), anode sodium/SEI from the sodium
         surface and the SEI's outer surface, collector.  ``auto`` (default, as in ``volrecon
@@ -349,7 +352,8 @@ def segment_volume(
     layers_from : {"auto", "grey", "phases"}
         What the layers are found on.  ``grey``: the first guess of ``layers`` (global multi-Otsu
         classes of the grey values denoised by ``2 * smooth_nm``, over :data:`OTSU_ORDER`,
-        cleaned): the same layers as ``layers``.  ``phases``: the method's own phases.  ``auto``
+        cleaned): the same layers as ``layers`` where that guess is not cut again below the SEI's
+        level (the other methods' grey layers are not).  ``phases``: the method's own phases.  ``auto``
         (default): ``grey`` for ``layers`` (its only choice), ``phases`` for ``otsu`` and
         ``classifier``.  A classifier whose phases lack one of :data:`LAYER_PHASES` (another cell
         design or vocabulary: the guess's classes would not name its layers) always uses its own
@@ -512,6 +516,7 @@ def segment_volume(
     # the classifier's layers' choices, packed beside its overall choice (see decide_in_regions)
     rules: tuple[LayerRule, ...] = ()
     bits = 0
+    guess_grey: da.Array | None = None  # the grey values method 'layers' cut its first guess on
     if method == "classifier":
         if classifier is None:
             if scribbles is None:
@@ -551,7 +556,8 @@ def segment_volume(
             names = _guess_names()
         values = [names[p] for p in order]
         if regional:
-            raw, params["layer_guess"] = _layer_guess(image, src, order=order, values=values, smooth_nm=smooth_nm, vox=vox)
+            raw, params["layer_guess"], guess_grey = _layer_guess(image, src, order=order, values=values,
+                                                                  smooth_nm=smooth_nm, vox=vox)
         else:
             t = np.asarray(thresholds, dtype=float) if thresholds is not None else multi_otsu_thresholds(image, len(order))
             params["thresholds"] = [float(v) for v in t]
@@ -559,27 +565,28 @@ def segment_volume(
             raw = src.map_blocks(apply_thresholds, t, values, dtype=np.uint8)
     report(1, steps)
 
+    fm: np.ndarray | None = None
     if frame_mask is not None:
         fm = np.asarray(frame_mask, dtype=bool)
         if fm.shape not in (tuple(image.shape[1:]), tuple(image.shape)):
             raise ParameterError(f"frame_mask shape {fm.shape}: give (y, x) {tuple(image.shape[1:])} or the image shape")
         names.setdefault("frame", PHASES["frame"])
-        raw = da.where(_frame_chunks(fm, raw.chunks), np.uint8(names["frame"]), raw)
-
-    # --- local cleanup: pore vote, small pieces (chunk-exact with overlap)
     frame_value = names.get("frame")
-    phases = _cleaned(raw, names=names, vox=vox, min_size_nm=min_size_nm, pore_vote_nm=pore_vote_nm,
-                      bits=bits if rules else 0)
     # the intermediate volumes of a dask input go to zarr arrays in scratch; a folder made here
     # goes with the last array that reads it, or at once when the segmentation fails
     folder = (Scratch(Path(scratch)) if scratch is not None else Scratch.temporary()) if lazy_input else None
+
+    def settled(classes: da.Array, name: str) -> Any:
+        """``classes`` with the frame, cleaned locally (pore vote, small pieces; chunk-exact with
+        overlap): computed for a numpy input, kept in scratch as ``name`` for a dask one."""
+        if fm is not None:
+            classes = da.where(_frame_chunks(fm, classes.chunks), np.uint8(names["frame"]), classes)
+        out = _cleaned(classes, names=names, vox=vox, min_size_nm=min_size_nm, pore_vote_nm=pore_vote_nm,
+                       bits=bits if rules else 0)
+        return out.compute() if folder is None else _materialise(out, folder, name).rechunk(src.chunks)
+
     try:
-        phases_np: np.ndarray | None = None
-        if folder is not None:
-            phases = _materialise(phases, folder, "phases").rechunk(src.chunks)
-        else:
-            phases_np = phases.compute()
-            phases = phases_np
+        phases = settled(raw, "phases")
         packed = None
         if rules:
             packed = phases
@@ -598,57 +605,66 @@ def segment_volume(
                 lay_phases, lay_names = _grey_layer_phases(image, src, phases, frame_value=frame_value, smooth_nm=smooth_nm,
                                                            vox=vox, min_size_nm=min_size_nm, folder=folder, params=params)
                 lay_frame = lay_names.get("frame")
-            # the frame's rim shell reads the frame's grey as much as the specimen's: its first-guess
-            # classes decide no layer and no surface
-            specimen = _unassigned(lay_phases, rim_shell)
-            # the rows of the phases (and of the layer guess) leave their chunks' heap resident, and the
-            # layer detection's share maps (a block of rows of the coarse counts, ~100 MB each at
-            # 2048x1536) are beyond glibc's mmap threshold: mapped on top of it, not in it.  Handed back
-            # first (the per-step peaks before and after: benchmarks/results/pipeline_2048x1536.md)
-            release_memory()
-            evidence, clf_grey = specimen, None
-            if method == "classifier":
-                # denoised once, for the fibre evidence and the boundary re-decision; over the specimen alone,
-                # as the regional grey (the walls' glow read the pore beside them as binder)
-                clf_grey = _materialise(_smoothed(src, smooth_nm, vox, _specimen_voxels(frame_mask, rim_shell, src.chunks)),
-                                        folder, "denoised").rechunk(src.chunks)
-            if method == "classifier" and not grey_layers:
-                # for the layers' cut only: the anode's surfaces below read the forest's own labels
-                evidence = _fibre_layer_phases(clf_grey, specimen, names=names, frame_value=frame_value,
-                                               smooth_nm=smooth_nm, params=params)
-            # the classifier's labels beside the frame's wall read its rim as a bright phase: not layer evidence
-            lay = detect_layers(evidence, phase_names=lay_names, voxel_size_nm=vox, axis=through_plane, lateral_nm=lateral_nm,
-                                frame_value=lay_frame, level_passes=level_passes, scratch=None if folder is None else folder.path,
-                                specimen_core=method == "classifier" and not grey_layers)
-            # the surface finders below work in the calling thread, in slabs, and do not reuse the heap
-            # the dask workers freed in their own arenas (the rows of the phases, the layer counts), which
-            # glibc keeps resident and which grows with the number of rows: handed back here, once
-            del evidence
-            release_memory()
-            if lay.heights.get("cathode|collector") is not None:
-                # the foil's cut from the layer shares sat 0.4 voxels late on the phantoms (43 % of the columns
-                # one row into the foil): its grey step, corrected for the rims, is where the foil begins
-                lay = refine_interface(image, lay, "cathode|collector", voxel_size_nm=vox, rim=True, rim_nm=edge_rim_nm)
-            if grey_layers and lay.heights.get("sodium|sei") is not None:
-                lay, na_info = sodium_surface(image, specimen, lay, voxel_size_nm=vox,
-                                              frame_value=lay_frame, lateral_nm=sei_lateral_nm)
-                params["sodium"] = na_info
-            # each surface finder's slabs (a band of the volume, ~100 MB each at 2048x1536) are mapped beyond
-            # the heap the one before left resident, which grows with the slice count (its column profiles):
-            # handed back before each
-            if refine_anode and lay.heights.get("sodium|sei") is not None:
+            # a first guess cut above the SEI's own level is cut again there and the layers found again
+            # (:func:`_guess_below_sei`; method 'layers' only: its phases are the guess)
+            for guess_pass in range(1 if guess_grey is None else 2):
+                # the frame's rim shell reads the frame's grey as much as the specimen's: its first-guess
+                # classes decide no layer and no surface
+                specimen = _unassigned(lay_phases, rim_shell)
+                # the rows of the phases (and of the layer guess) leave their chunks' heap resident, and the
+                # layer detection's share maps (a block of rows of the coarse counts, ~100 MB each at
+                # 2048x1536) are beyond glibc's mmap threshold: mapped on top of it, not in it.  Handed back
+                # first (the per-step peaks before and after: benchmarks/results/pipeline_2048x1536.md)
                 release_memory()
-                lay = refine_interface(image, lay, "sodium|sei", voxel_size_nm=vox,
-                                       upper=None if grey_layers else "sei|separator", rim=True, rim_nm=edge_rim_nm)
-            # the film's outer surface from the grey values beyond the sodium surface: a classifier's few
-            # SEI strokes know less about a film a few voxels thick than its grey profile does
-            # (after an unbounded sodium surface, i.e. grey layers, it must follow: it resets sei|separator)
-            has_na = lay.heights.get("sodium|sei") is not None
-            if regional or (has_na and (grey_layers or (method == "classifier" and refine_anode))):
+                evidence, clf_grey = specimen, None
+                if method == "classifier":
+                    # denoised once, for the fibre evidence and the boundary re-decision; over the specimen alone,
+                    # as the regional grey (the walls' glow read the pore beside them as binder)
+                    clf_grey = _materialise(_smoothed(src, smooth_nm, vox, _specimen_voxels(frame_mask, rim_shell, src.chunks)),
+                                            folder, "denoised").rechunk(src.chunks)
+                if method == "classifier" and not grey_layers:
+                    # for the layers' cut only: the anode's surfaces below read the forest's own labels
+                    evidence = _fibre_layer_phases(clf_grey, specimen, names=names, frame_value=frame_value,
+                                                   smooth_nm=smooth_nm, params=params)
+                # the classifier's labels beside the frame's wall read its rim as a bright phase: not layer evidence
+                lay = detect_layers(evidence, phase_names=lay_names, voxel_size_nm=vox, axis=through_plane, lateral_nm=lateral_nm,
+                                    frame_value=lay_frame, level_passes=level_passes, scratch=None if folder is None else folder.path,
+                                    specimen_core=method == "classifier" and not grey_layers)
+                # the surface finders below work in the calling thread, in slabs, and do not reuse the heap
+                # the dask workers freed in their own arenas (the rows of the phases, the layer counts), which
+                # glibc keeps resident and which grows with the number of rows: handed back here, once
+                del evidence
                 release_memory()
-                lay, sei_info = sei_outer_surface(image, lay, voxel_size_nm=vox, lateral_nm=sei_lateral_nm,
-                                                  phases=specimen, frame_value=lay_frame)
-                params["sei"] = sei_info
+                if lay.heights.get("cathode|collector") is not None:
+                    # the foil's cut from the layer shares sat 0.4 voxels late on the phantoms (43 % of the columns
+                    # one row into the foil): its grey step, corrected for the rims, is where the foil begins
+                    lay = refine_interface(image, lay, "cathode|collector", voxel_size_nm=vox, rim=True, rim_nm=edge_rim_nm)
+                if grey_layers and lay.heights.get("sodium|sei") is not None:
+                    lay, na_info = sodium_surface(image, specimen, lay, voxel_size_nm=vox,
+                                                  frame_value=lay_frame, lateral_nm=sei_lateral_nm)
+                    params["sodium"] = na_info
+                # each surface finder's slabs (a band of the volume, ~100 MB each at 2048x1536) are mapped beyond
+                # the heap the one before left resident, which grows with the slice count (its column profiles):
+                # handed back before each
+                if refine_anode and lay.heights.get("sodium|sei") is not None:
+                    release_memory()
+                    lay = refine_interface(image, lay, "sodium|sei", voxel_size_nm=vox,
+                                           upper=None if grey_layers else "sei|separator", rim=True, rim_nm=edge_rim_nm)
+                # the film's outer surface from the grey values beyond the sodium surface: a classifier's few
+                # SEI strokes know less about a film a few voxels thick than its grey profile does
+                # (after an unbounded sodium surface, i.e. grey layers, it must follow: it resets sei|separator)
+                has_na = lay.heights.get("sodium|sei") is not None
+                if regional or (has_na and (grey_layers or (method == "classifier" and refine_anode))):
+                    release_memory()
+                    lay, sei_info = sei_outer_surface(image, lay, voxel_size_nm=vox, lateral_nm=sei_lateral_nm,
+                                                      phases=specimen, frame_value=lay_frame)
+                    params["sei"] = sei_info
+                recut = None if guess_pass or guess_grey is None else \
+                    _guess_below_sei(guess_grey, lay, specimen, params["layer_guess"], frame_value=lay_frame)
+                if recut is None:
+                    break
+                phases = lay_phases = settled(guess_grey.map_blocks(apply_thresholds, recut, values, dtype=np.uint8),
+                                              "phases_below_sei")
             if lay_phases is not phases:
                 del specimen, lay_phases
                 if folder is not None:
@@ -680,9 +696,7 @@ def segment_volume(
                     block = np.where((reg == REGIONS["collector"]) & (block != 0), np.uint8(coll_v), block).astype(block.dtype)
                 if not use_anode:
                     return block
-                na_only = Layers(lay.axis, lay.anode_first, {"sei|separator": lay.heights["sodium|sei"]},
-                                 {"sodium": True, "separator": False, "cathode": False, "collector": True}, lay.length)
-                below = region_block(na_only, sl, block.shape) == REGIONS["anode"]
+                below = region_block(_sodium_only(lay), sl, block.shape) == REGIONS["anode"]
                 out = block.copy()
                 anode = reg == REGIONS["anode"]
                 out[anode & below] = na_v
@@ -1438,7 +1452,7 @@ def _smoothed_slices(image: da.Array, zs: np.ndarray, smooth_nm: float, vox: tup
 
 
 def _layer_guess(image: Any, src: da.Array, *, order: Sequence[str], values: Sequence[int], smooth_nm: float,
-                 vox: tuple[float, float, float]) -> tuple[da.Array, dict[str, Any]]:
+                 vox: tuple[float, float, float]) -> tuple[da.Array, dict[str, Any], da.Array]:
     """The first guess the layers are found on: global multi-Otsu classes of the grey values
     denoised by ``2 * smooth_nm`` (:func:`volrecon.segment.regional.smooth`), mapped dark to bright
     onto ``values`` (the phases ``order``).
@@ -1450,8 +1464,9 @@ def _layer_guess(image: Any, src: da.Array, *, order: Sequence[str], values: Seq
 
     Returns
     -------
-    (dask array uint8, dict)
-        The classes (``src``'s chunks) and what was used (``parameters["layer_guess"]``).
+    (dask array uint8, dict, dask array float32)
+        The classes (``src``'s chunks), what was used (``parameters["layer_guess"]``) and the denoised
+        grey values they were cut on (for a re-cut, :func:`_guess_below_sei`).
     """
     lazy = isinstance(image, da.Array)
     first_nm = 2.0 * max(smooth_nm, 0.0)
@@ -1469,7 +1484,58 @@ def _layer_guess(image: Any, src: da.Array, *, order: Sequence[str], values: Seq
         t = multi_otsu_thresholds(guess_np, len(order))
         guess = da.from_array(guess_np, chunks=src.chunks)
     info = {"thresholds": [float(v) for v in t], "classes": list(order), "smooth_nm": first_nm}
-    return guess.map_blocks(apply_thresholds, t, list(values), dtype=np.uint8), info
+    return guess.map_blocks(apply_thresholds, t, list(values), dtype=np.uint8), info, guess
+
+
+def _sodium_only(lay: Layers) -> Layers:
+    """``lay``'s sodium alone as its anode (``sodium|sei`` as the anode's end), for the voxels below the
+    sodium surface (:func:`volrecon.segment.layers.region_block`)."""
+    return Layers(lay.axis, lay.anode_first, {"sei|separator": lay.heights["sodium|sei"]},
+                  {"sodium": True, "separator": False, "cathode": False, "collector": True}, lay.length)
+
+
+def _sei_level(grey: da.Array, lay: Layers, specimen: Any, *, frame_value: int | None) -> float | None:
+    """Median of ``grey`` over the SEI film (the anode's voxels beyond the sodium surface, ``specimen``'s
+    assigned voxels) on up to 64 evenly spread slices; None where the film holds no voxel."""
+    zs, stride = _sample_index(grey.shape)
+    g, ph = (np.asarray(a) for a in da.compute(grey[zs], specimen[zs]))
+    shape = (1, *grey.shape[1:])
+    na = _sodium_only(lay)
+    film = []
+    for i, z in enumerate(zs):
+        sl = (slice(int(z), int(z) + 1), *(slice(0, n) for n in grey.shape[1:]))
+        anode = region_block(lay, sl, shape, phases=ph[i:i + 1], frame_value=frame_value) == REGIONS["anode"]
+        below = region_block(na, sl, shape) == REGIONS["anode"]
+        film.append(g[i:i + 1][anode & ~below][::stride])
+    vals = np.concatenate(film)
+    return float(np.median(vals)) if vals.size else None
+
+
+def _guess_below_sei(grey: da.Array, lay: Layers, specimen: Any, info: dict[str, Any], *,
+                     frame_value: int | None) -> np.ndarray | None:
+    """The layer guess's thresholds with its sodium | separator one (the second) lowered to the SEI
+    film's measured level (:func:`_sei_level` of the layers found on the guess), or None where it
+    already lies at or below it (or the film, or the sodium surface, is not found).
+
+    The multi-Otsu of a cell's seven grey levels in five classes has near-equal optima; one of them
+    puts the second threshold between the SEI's level and the fibres'.  The sparse separator mat,
+    denoised at twice the regional scale, mixes with the electrolyte in its pores and its grey spreads
+    down to the film's: such a threshold puts the mat's thinner stretches into the anode's class and
+    the layers' separator|cathode cut reads a mat cut short.  Cut at the film's own level, the film
+    and the mat share the separator's class, and the sodium and film surfaces are found from the grey
+    values as before.  ``info`` (``parameters["layer_guess"]``) gets ``sei_level`` and, when cut
+    again, ``below_sei`` (the new thresholds).
+    """
+    if lay.heights.get("sodium|sei") is None or lay.heights.get("sei|separator") is None:
+        return None
+    level = _sei_level(grey, lay, specimen, frame_value=frame_value)
+    info["sei_level"] = level
+    t = np.asarray(info["thresholds"], dtype=float)
+    if level is None or t.size < 2 or not t[0] < level < t[1]:
+        return None
+    t[1] = level
+    info["below_sei"] = [float(v) for v in t]
+    return t
 
 
 def _guess_names() -> dict[str, int]:
@@ -1532,7 +1598,7 @@ def _grey_layer_phases(image: Any, src: da.Array, phases: Any, *, frame_value: i
     is set.  Returns the guess and its phase names.
     """
     names = _guess_names()
-    raw, params["layer_guess"] = _layer_guess(image, src, order=OTSU_ORDER, values=[names[p] for p in OTSU_ORDER],
+    raw, params["layer_guess"], _ = _layer_guess(image, src, order=OTSU_ORDER, values=[names[p] for p in OTSU_ORDER],
                                               smooth_nm=smooth_nm, vox=vox)
     if frame_value is not None:
         names["frame"] = PHASES["frame"]
