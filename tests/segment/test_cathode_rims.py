@@ -179,7 +179,7 @@ def test_particle_edges_take_back_the_particles_edge_voxels():
                 assert _dice(new == c, cls == c) >= _dice(labels == c, cls == c) - 0.01, (pixel, seed, c)
 
 
-def test_both_cells_get_one_rim_length():
+def test_both_cells_get_one_rim_length(monkeypatch):
     """The rims are the instrument's, not the cell's: on the segmentation benchmark's diglyme and
     carbonate phantoms (one rendering; 24x192 with the frame, seeds 0 and 1, oracle-corrected)
     ``method="auto"`` takes the median of three measurements of the cathode's rim length (the
@@ -190,8 +190,10 @@ def test_both_cells_get_one_rim_length():
     7.2 / 14.3, the sodium rims alone 10.9 / 8.7 on seed 1."""
     from volrecon.sample import make_phantom
     from volrecon.sample.oracle import oracle_correct
-    from volrecon.segment import segment_volume
+    from volrecon.segment import api, segment_volume
 
+    # the measured edge rims are off by default (api.RIM_EDGES: their fits are not yet steady)
+    monkeypatch.setattr(api, "RIM_EDGES", ("sodium|sei", "cathode|collector"))
     for seed in (0, 1):
         lengths = []
         for preset in ("diglyme", "carbonate"):

@@ -1925,10 +1925,17 @@ def _beside_foil(regions: np.ndarray, foil: tuple[FoilSpill, int]) -> np.ndarray
     return col | (dist > 0)
 
 
-RIM_EDGES = ("sodium|sei", "cathode|collector")
+RIM_EDGES: tuple[str, ...] = ()
 """The flat edges whose rim fits (:func:`volrecon.segment.layers.edge_rim_shift`) measure the
-cathode's rim length: one material on either side over the whole face (the collector's foil
-against the cathode's mean grey)."""
+cathode's rim length with its separability fit (the median of the three), e.g. ``("sodium|sei",
+"cathode|collector")``: one material on either side over the whole face (the collector's foil
+against the cathode's mean grey).  Off (empty) by default: those fits are not yet steady.  On a
+16 x 192 diglyme phantom the sodium|sei rim ratio read 0.50 or 0.24 (nominal 0.5) depending only on
+whether the separator|cathode cut was re-levelled, which halved the cathode's rim length (13.3 ->
+6.5 nm) and moved the void split's electrolyte level by 0.21 of its spread
+(``tests/segment/test_layers_levelled.py``); the collector's read 0.24.  With them on, the 24 x 192
+benchmark's auto pore was 0.952 / 0.953 (corrected), without 0.950 / 0.952, and the 512 px
+phantoms' cathode binder fraction -3 / -7 % of the truth against -7.5 / -4 %."""
 
 
 def _edge_rims(edges: Sequence[Mapping[str, float]], stack: tuple[int, bool] | None, smooth_nm: float,
@@ -1975,8 +1982,8 @@ def _cathode_rim_grey(smoothed: da.Array, reg: da.Array, vals: np.ndarray, otsu:
     the corrected grey as well, the two corrections overlap and the cathode's porosity is
     overestimated).  A length of 0 returns ``(None, otsu)``.  ``corrected``: the grey the fitted
     correction is applied to (default ``smoothed``, which the length is fitted on).  ``rims``: the
-    lengths the flat edges' rims give (:func:`_edge_rims`); the length used is the median of them
-    and the fit's.  One rim length is the instrument's, measured three ways that fail apart: the
+    lengths the flat edges' rims give (:func:`_edge_rims`; none by default, :data:`RIM_EDGES`); the length
+    used is the median of them and the fit's.  One rim length is the instrument's, measured three ways that fail apart: the
     fit's separability peak is flat to parts per thousand (it read 6.6 and 13.4 nm on the diglyme
     and carbonate benchmark phantoms of one rendering), and an edge's fit can misread the rim (a
     film or a rough surface beside it: the sodium surface read 5.3 nm on a carbonate phantom whose
