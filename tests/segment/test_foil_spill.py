@@ -39,6 +39,22 @@ def test_fit_and_undo_a_known_mix():
     assert fit_spill(grey, dist, foil_level=0.1) == FoilSpill()  # a foil darker than the cathode: nothing
 
 
+def test_the_spill_ends_where_the_share_stops_falling():
+    """A row farther from the foil that reads brighter than the one before it (fewer pores there, not
+    more foil: a blur's spill only falls with distance) ends the spill's reach instead of being unmixed."""
+    rng = np.random.default_rng(1)
+    foil, phases = 0.9, [0.2, 0.37, 0.65]
+    bulk = rng.choice(phases, size=20000, p=[0.5, 0.15, 0.35]) + rng.normal(0, 0.02, 20000)
+    near1 = 0.6 * rng.choice(phases, size=3000, p=[0.5, 0.15, 0.35]) + 0.4 * foil + rng.normal(0, 0.01, 3000)
+    near2 = 0.85 * rng.choice(phases, size=3000, p=[0.5, 0.15, 0.35]) + 0.15 * foil + rng.normal(0, 0.016, 3000)
+    poor3 = rng.choice(phases, size=3000, p=[0.2, 0.2, 0.6]) + rng.normal(0, 0.02, 3000)  # pore-poor, no foil
+    grey = np.concatenate([bulk, near1, near2, poor3])
+    dist = np.concatenate([np.zeros(bulk.size), np.full(3000, 1), np.full(3000, 2), np.full(3000, 3)]).astype(np.uint8)
+    spill = fit_spill(grey, dist, foil)
+    assert spill.reach == 2
+    assert spill.gain == pytest.approx((0.6, 0.85), abs=0.03)
+
+
 def test_collector_cut_and_the_pore_beside_the_foil(diglyme):
     """The cathode's last row before the foil is not cut into the foil, and its pore is found.
 

@@ -139,8 +139,10 @@ def fit_spill(grey: np.ndarray, distance: np.ndarray, foil_level: float, *, matc
     Returns
     -------
     FoilSpill
-        The distances, from the foil on, while the foil's share is at least :data:`MIN_SHARE`,
-        each with enough samples; ``offset = w F`` and ``gain = 1 - w``.
+        The distances, from the foil on, while the foil's share is at least :data:`MIN_SHARE` and
+        falls from one distance to the next (a blur's spill does; a share that stops falling is the
+        cathode's make-up changing, not the foil), each with enough samples; ``offset = w F`` and
+        ``gain = 1 - w``.
     """
     if match not in ("quartile", "mode"):
         raise ParameterError(f"match={match!r}: use 'quartile' or 'mode'")
@@ -158,7 +160,7 @@ def fit_spill(grey: np.ndarray, distance: np.ndarray, foil_level: float, *, matc
         if near.size < MIN_SAMPLES:
             break
         w = (level(near) - qb) / (float(foil_level) - qb)
-        if not MIN_SHARE <= w < 0.95:
+        if not MIN_SHARE <= w < (1.0 - gain[-1] if gain else 0.95):
             break
         offset.append(w * float(foil_level))
         gain.append(1.0 - w)
