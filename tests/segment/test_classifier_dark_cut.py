@@ -110,3 +110,15 @@ def test_classifier_pore_and_binder_fraction(diglyme, monkeypatch):
     assert pore >= pore0 + 0.008
     assert binder >= binder0 - 0.002
     assert abs(fraction - truth_binder) <= abs(fraction0 - truth_binder) - 0.01
+
+
+def test_dark_levels_out_of_order_are_not_used():
+    """The dark-side levels are used only when they keep the plain levels' order with at least half
+    their gap: inverted levels (a small crop's, measured by review) would swap pore and binder."""
+    from volrecon.segment.api import levels_keep_order
+
+    plain = {2: 0.210, 4: 0.227, 3: 0.60}
+    assert not levels_keep_order(plain, {2: 0.203, 4: 0.190})  # inverted
+    assert not levels_keep_order(plain, {2: 0.203, 4: 0.206})  # a third of the gap left
+    assert levels_keep_order(plain, {2: 0.180, 4: 0.215})  # wider than the plain gap
+    assert levels_keep_order(plain, {2: 0.200, 4: 0.209, 3: 0.55})
