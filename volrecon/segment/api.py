@@ -387,8 +387,9 @@ def segment_volume(
         Move the sodium surface onto the grey-value edge between sodium and SEI
         (:func:`volrecon.segment.layers.refine_interface`, corrected for the edge-brightening
         rims; the rim fit, ``parameters["sei"]["edge"]``, also places the SEI's outer surface and
-        the separator's fibre threshold, and with the collector's measures the cathode's rim
-        length, ``parameters["cathode_rims"]``) instead of the class-based cut.
+        the separator's fibre threshold, and, where :data:`RIM_EDGES` names it (not by default),
+        with the collector's votes in the cathode's rim length, ``parameters["cathode_rims"]``)
+        instead of the class-based cut.
     edge_rim_nm : float or None
         Half-width (nm) of the edge-brightening rims of the instrument
         (:data:`volrecon.segment.layers.EDGE_RIM_NM`), used by the rim fit of ``refine_anode``;

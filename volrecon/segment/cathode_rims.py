@@ -24,8 +24,9 @@ estimate).  That peak is flat to parts per thousand, and it moved between 0 and 
 sample (6.6 nm on the diglyme benchmark phantom, 13.4 on the carbonate one, same rendering).
 The rims of a flat edge between two levels (the sodium surface, the collector foil;
 :func:`volrecon.segment.layers.edge_rim_shift`) give the length too (:func:`edge_rim_length`),
-and fail otherwise (a film or a rough surface beside the edge): ``segment_volume`` takes the
-median of the three.  The gradient is taken in the image plane only: rims and blur are effects
+and fail otherwise (a film or a rough surface beside the edge): ``segment_volume`` can take the
+median of the three (``volrecon.segment.api.RIM_EDGES``; off by default: the edges' rim fits are not
+yet steady).  The gradient is taken in the image plane only: rims and blur are effects
 of the beam on the face, not of the milling direction.
 
 With the rims taken off, the two voxels beside a pore | particle boundary read the blurred step,
