@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 from scipy import ndimage as ndi
 from skimage.filters import threshold_multiotsu
 
@@ -204,3 +205,16 @@ def test_both_cells_get_one_rim_length(monkeypatch):
             lengths.append(rims["length_nm"])
         assert abs(lengths[0] - lengths[1]) < 1.5, (seed, lengths)
         assert all(9.0 < x < 14.0 for x in lengths), (seed, lengths)
+
+
+def test_particle_edge_cut_stays_above_the_binder():
+    """The particle-edge cut is the pore | particle half-way level, raised to one spread above the
+    binder's level, and off where the binder's level is not under the half-way level."""
+    from volrecon.segment.api import _particle_edge_cut
+
+    rng = np.random.default_rng(0)
+    particles = rng.normal(0.80, 0.02, 5000)
+    assert _particle_edge_cut(0.20, rng.normal(0.35, 0.02, 5000), particles) == pytest.approx(0.50, abs=0.005)
+    raised = _particle_edge_cut(0.20, rng.normal(0.45, 0.10, 5000), particles)  # a wide binder band
+    assert raised == pytest.approx(0.55, abs=0.01)
+    assert _particle_edge_cut(0.20, rng.normal(0.52, 0.02, 5000), particles) is None

@@ -2020,9 +2020,25 @@ def _cathode_rim_grey(smoothed: da.Array, reg: da.Array, vals: np.ndarray, otsu:
         return None, otsu
     v = vals - length * dvals
     level, _ = electrolyte_level(v[v < t[0]])
-    params["cathode_rims"]["particle_edge_cut"] = 0.5 * (level + float(np.median(v[v >= t[1]])))
+    params["cathode_rims"]["particle_edge_cut"] = _particle_edge_cut(level, v[(v >= t[0]) & (v < t[1])], v[v >= t[1]])
     grey = smoothed if corrected is None else corrected
     return da.map_blocks(rim_corrected, grey, _gradient(grey, vox), length, dtype=np.float32), [otsu[0], t[1]]
+
+
+def _particle_edge_cut(pore_level: float, binder: np.ndarray, particles: np.ndarray) -> float | None:
+    """The grey from which a binder voxel on a particle's edge beside the pore is the particle's
+    (:func:`volrecon.segment.cathode_rims.particle_edges`): the half-way level of pore and particles,
+    raised to one spread above the binder's own level (its coat on a particle must not pass: the half-way
+    cut alone took 479 true binder and 852 true pore voxels for 848 particle edge voxels on a diglyme
+    phantom, review rev21); None (the rule off) when the binder's level is not under the half-way level."""
+    if binder.size < 100 or particles.size < 100:
+        return None
+    half = 0.5 * (pore_level + float(np.median(particles)))
+    b_level = float(np.median(binder))
+    if b_level >= half:
+        return None
+    spread = 1.4826 * float(np.median(np.abs(binder - b_level)))
+    return max(half, b_level + spread)
 
 
 def _gradient_sample(smoothed: da.Array, regions: da.Array, value: int, vox: tuple[float, float, float]) -> np.ndarray:
