@@ -33,6 +33,12 @@ def phantom_args(description: str | None = None, *, seeds: str = "0,1") -> "argp
     return ap
 
 
+def results_header(title: str, command: str, doc: str) -> list[str]:
+    """The first lines of a results page: ``title``, the command, and the script's module docstring
+    from its third paragraph up to the one starting "Writes" (what the figures are and how to read them)."""
+    return [f"# {title}", "", f"Command: `{command}`", "", doc.split("\n\n", 2)[2].split("\n\nWrites")[0], ""]
+
+
 def run_child(code: str, *, timeout: float = 1800) -> dict[str, Any]:
     """Run Python ``code`` in a fresh interpreter; it must print one JSON line last.
 

@@ -70,7 +70,7 @@ from volrecon.segment import segment_volume
 from volrecon.segment.voids import VoidCues, continue_down
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import save  # noqa: E402
+from _common import results_header, save  # noqa: E402
 from segmentation import real_correct  # noqa: E402
 
 PIECE_SIZES = (2, 10, 100, 1000)
@@ -308,8 +308,8 @@ def summary(rows: list[dict[str, Any]]) -> list[str]:
 
 def markdown(rows: list[dict[str, Any]], command: str) -> str:
     """The results table."""
-    lines = ["# Void Dice: what the phantoms' physics allows, and where the split loses (issue 7)", "",
-             f"Command: `{command}`", "", __doc__.split("\n\n", 2)[2].split("\n\nWrites")[0], "",
+    lines = results_header("Void Dice: what the phantoms' physics allows, and where the split loses (issue 7)",
+                           command, __doc__) + [
              "## Geometry ceilings (truth only)", "",
              "| preset | seed | void voxels | pieces | surface share | ½-voxel shift z / y / x / zyx | erode-1 | dilate-1 | "
              + " | ".join(f"no pieces < {n}" for n in PIECE_SIZES)

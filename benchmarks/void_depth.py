@@ -33,7 +33,7 @@ from volrecon.segment import segment_volume
 from volrecon.segment.voids import VoidCues
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import save  # noqa: E402
+from _common import results_header, save  # noqa: E402
 from void_bound import _noisy, dice  # noqa: E402
 
 
@@ -63,8 +63,7 @@ def measure(preset: str, seed: int, depth_nm: float, args: argparse.Namespace) -
 
 def markdown(rows: list[dict[str, Any]], command: str) -> str:
     """The results table."""
-    lines = ["# The void split at other shine-through depths (issue 7)", "", f"Command: `{command}`", "",
-             __doc__.split("\n\n", 2)[2].split("\n\nWrites")[0], "",
+    lines = results_header("The void split at other shine-through depths (issue 7)", command, __doc__) + [
              "| preset | seed | rendered depth (nm) | image | depth used (nm) | void Dice, measured | assumed 100 nm | true depth given |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:

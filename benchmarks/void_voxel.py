@@ -33,7 +33,7 @@ from volrecon.sample.oracle import oracle_correct
 from volrecon.segment import segment_volume
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import save  # noqa: E402
+from _common import results_header, save  # noqa: E402
 
 
 def parse_grid(text: str) -> tuple[float, float]:
@@ -67,8 +67,7 @@ def measure(preset: str, seed: int, grid: tuple[float, float], args: argparse.Na
 
 def markdown(rows: list[dict[str, Any]], command: str) -> str:
     """The results table."""
-    lines = ["# The cathode void fraction across voxel sizes (issue 7)", "", f"Command: `{command}`", "",
-             __doc__.split("\n\n", 2)[2].split("\n\nWrites")[0], "",
+    lines = results_header("The cathode void fraction across voxel sizes (issue 7)", command, __doc__) + [
              "| preset | seed | slice (nm) | pixel (nm) | voxel (z, y, x) nm | shape | void fraction / truth | error | void Dice | false void |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
