@@ -1,0 +1,225 @@
+"""Where the unsupervised pore (void + electrolyte) errors lie, seed against seed (issue 7).
+
+    PYTHONPATH=. python benchmarks/pore_seeds.py [--slices 24 --size 192] [--seeds 0,1,2,3]
+        [--presets diglyme,carbonate] [--stages corrected,oracle] [--cache DIR]
+
+The benchmark's phantoms are one specimen recipe (:func:`volrecon.sample.specimen_params`) drawn
+with another seed: the same phase levels and artefact strengths, another arrangement of rods,
+binder, voids and curtains.  A pore Dice that falls from one seed to the next is then either more
+pore boundary per pore voxel (the same boundary error, more boundary) or a boundary read worse.
+
+For each seed, preset and correction (``corrected``: :func:`segmentation.real_correct`; ``oracle``:
+:func:`volrecon.sample.oracle.oracle_correct`) ``segment_volume(..., method="auto")`` is run and the
+specimen's wrong pore voxels (true region anode, separator, cathode) are counted
+
+- by kind: pore read as binder, binder read as pore, pore read as active and active read as pore,
+  void read as any solid (the void split's misses), the separator's and the anode's pore;
+- by place in the cathode along the stacking axis: the first :data:`EDGE_ROWS` rows beside the
+  separator, the row touching the collector foil and the next ones up to :data:`EDGE_ROWS`, the
+  bulk between;
+- by what lies beside a wrong cathode voxel: an active particle within :data:`BESIDE_PX` in-plane
+  pixels (a particle's binder coat or edge) or not (binder and pore alone);
+- by distance to the true pore boundary (1, 2, 3+ in-plane pixels).
+
+The phantom's own figures sit beside them: the true cathode phase fractions, the pore share of
+the foil's first row against the bulk's (the foil spill's fit, :mod:`volrecon.segment.foil_spill`,
+takes the rows' make-up to be the bulk's), and the pore's boundary voxels per pore voxel by partner
+(binder, active): the share of the pore a one-voxel boundary error touches.  ``per boundary`` figures divide a kind's errors by the true pore boundary
+voxels with that partner: how well the boundary is read, whatever its amount.
+
+Writes ``pore_seeds.json`` and ``pore_seeds.md`` to the results folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from volrecon.phases import PHASES, REGIONS
+from volrecon.sample import make_phantom
+from volrecon.sample.oracle import oracle_correct
+from volrecon.segment import segment_volume
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import phantom_args, save  # noqa: E402
+from segmentation import real_correct  # noqa: E402
+
+EDGE_ROWS = 4
+"""Rows of the cathode, along the stacking axis, counted as beside the separator or the foil."""
+
+BESIDE_PX = 2
+"""In-plane pixels within which a wrong voxel counts as beside an active particle."""
+
+_PORE = ("void", "electrolyte")
+
+
+def _in(labels: np.ndarray, names: Mapping[str, int], phases: tuple[str, ...]) -> np.ndarray:
+    return np.isin(labels, [names[p] for p in phases if p in names])
+
+
+def cathode_rows(regions: np.ndarray) -> dict[str, np.ndarray]:
+    """The true cathode split along y (the phantoms stack their layers along image rows): its first
+    :data:`EDGE_ROWS` rows from the separator, the row touching the collector foil, the next
+    ``EDGE_ROWS - 1`` rows towards the bulk, and the bulk between."""
+    cat = regions == REGIONS["cathode"]
+    first = np.cumsum(cat, axis=1)
+    last = np.cumsum(cat[:, ::-1], axis=1)[:, ::-1]
+    sep_side = cat & (first <= EDGE_ROWS)
+    foil_1 = cat & (last == 1) & ~sep_side
+    foil_n = cat & (last > 1) & (last <= EDGE_ROWS) & ~sep_side
+    return {"separator rows": sep_side, "foil row 1": foil_1, "foil rows 2+": foil_n,
+            "bulk": cat & ~sep_side & ~foil_1 & ~foil_n}
+
+
+def _boundary(pore: np.ndarray, partner: np.ndarray) -> np.ndarray:
+    """Pore voxels with an in-plane 4-neighbour in ``partner``."""
+    grown = ndi.binary_dilation(partner, structure=np.array([[[0, 1, 0], [1, 1, 1], [0, 1, 0]]], bool))
+    return pore & grown
+
+
+def phantom_figures(labels: np.ndarray, regions: np.ndarray) -> dict[str, float]:
+    """True cathode fractions, the pore share of each place of :func:`cathode_rows`, and the pore's
+    in-plane boundary voxels per pore voxel, by partner."""
+    cat = regions == REGIONS["cathode"]
+    n = int(cat.sum())
+    out = {f"{p} fraction": float((cat & (labels == PHASES[p])).sum() / n) for p in ("active", "binder", "electrolyte", "void")}
+    pore = cat & _in(labels, PHASES, _PORE)
+    out.update({f"pore share, {place}": float(pore[r].mean()) if r.any() else float("nan")
+                for place, r in cathode_rows(regions).items()})
+    npore = int(pore.sum())
+    for partner in ("binder", "active"):
+        out[f"pore|{partner} boundary per pore voxel"] = float(_boundary(pore, labels == PHASES[partner]).sum() / npore)
+    return out
+
+
+def error_kinds(phases: np.ndarray, names: Mapping[str, int], labels: np.ndarray, regions: np.ndarray) -> dict[str, np.ndarray]:
+    """The specimen's wrong pore voxels by kind (masks)."""
+    spec = np.isin(regions, [REGIONS[r] for r in ("anode", "separator", "cathode")])
+    cat = regions == REGIONS["cathode"]
+    tp, pp = spec & _in(labels, PHASES, _PORE), spec & _in(phases, names, _PORE)
+    missed, false = tp & ~pp, pp & ~tp
+    got = {k: phases == names[k] for k in ("active", "binder")}
+    true = {k: labels == PHASES[k] for k in ("active", "binder", "void", "electrolyte")}
+    return {
+        "electrolyte -> binder": cat & missed & true["electrolyte"] & got["binder"],
+        "binder -> pore": cat & false & true["binder"],
+        "electrolyte -> active": cat & missed & true["electrolyte"] & got["active"],
+        "active -> pore": cat & false & true["active"],
+        "void -> solid": cat & missed & true["void"],
+        "cathode other": cat & (missed | false) & ~true["void"] & ~(true["electrolyte"] & (got["binder"] | got["active"]))
+        & ~(false & (true["binder"] | true["active"])),
+        "separator region": (regions == REGIONS["separator"]) & (missed | false),
+        "anode region": (regions == REGIONS["anode"]) & (missed | false),
+    }
+
+
+def dice_if_right(kinds: Mapping[str, np.ndarray], tp: np.ndarray, pp: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """The pore Dice with each kind of error right (the truth put in its place)."""
+    n_t, n_p, n_tp = int(tp.sum()), int(pp.sum()), int((tp & pp).sum())
+    out = {}
+    for key, m in kinds.items():
+        a = int((m & tp).sum())  # missed pore put right
+        b = int((m & ~tp).sum())  # false pore put right
+        out[key] = 2 * (n_tp + a) / (n_t + n_p + a - b)
+    return out
+
+
+def seed_errors(phases: np.ndarray, names: Mapping[str, int], labels: np.ndarray, regions: np.ndarray) -> dict[str, Any]:
+    """:func:`error_kinds` counted by place, neighbour and distance, with :func:`phantom_figures`."""
+    spec = np.isin(regions, [REGIONS[r] for r in ("anode", "separator", "cathode")])
+    tp, pp = spec & _in(labels, PHASES, _PORE), spec & _in(phases, names, _PORE)
+    kinds = error_kinds(phases, names, labels, regions)
+    rows = cathode_rows(regions)
+    beside = ndi.binary_dilation(labels == PHASES["active"], iterations=BESIDE_PX,
+                                 structure=np.array([[[0, 1, 0], [1, 1, 1], [0, 1, 0]]], bool))
+    d = np.where(tp, ndi.distance_transform_edt(tp, sampling=(1e3, 1, 1)), ndi.distance_transform_edt(~tp, sampling=(1e3, 1, 1)))
+    dist_cls = np.digitize(d, (1.5, 2.5))
+    cat_pore = tp & (regions == REGIONS["cathode"])
+    bounds = {p: _boundary(cat_pore, labels == PHASES[p]) for p in ("binder", "active")}
+    out: dict[str, Any] = {"dice": float(2 * (tp & pp).sum() / (tp.sum() + pp.sum())), "true_pore": int(tp.sum()),
+                           "phantom": phantom_figures(labels, regions), "dice_if_right": dice_if_right(kinds, tp, pp, labels),
+                           "kinds": {}}
+    for key, m in kinds.items():
+        e: dict[str, Any] = {"voxels": int(m.sum())}
+        e.update({place: int((m & r).sum()) for place, r in rows.items()})
+        e["beside particle"] = int((m & beside).sum())
+        e["distance 1/2/3+"] = np.bincount(dist_cls[m], minlength=3).tolist()
+        partner = "binder" if "binder" in key else "active" if "active" in key else None
+        if partner:
+            e["per boundary"] = float(m.sum() / max(int(bounds[partner].sum()), 1))
+        out["kinds"][key] = e
+    return out
+
+
+def run_case(preset: str, seed: int, stage: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Segment one phantom (``stage``: ``corrected`` or ``oracle``) and count its errors; the phases
+    are cached in ``args.cache`` (when given) so that the counting can be re-run alone."""
+    cache = Path(args.cache) / f"{preset}_s{seed}_{stage}_{args.slices}x{args.size}.npz" if args.cache else None
+    if cache is not None and cache.exists():
+        z = np.load(cache, allow_pickle=False)
+        phases, labels, regions = z["phases"], z["labels"], z["regions"]
+        names = json.loads(str(z["names"]))
+    else:
+        ph = make_phantom(preset, slices=args.slices, shape=(args.size, args.size), seed=seed, artefacts="all", frame=True)
+        if stage == "corrected":
+            img, truth, _ = real_correct(ph)
+        else:
+            img, truth = oracle_correct(ph), ph
+        seg = segment_volume(img, voxel_size_nm=truth.voxel_size_nm, method="auto")
+        phases, labels, regions, names = np.asarray(seg.phases), truth.labels, truth.regions, dict(seg.phase_names)
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(cache, phases=phases, labels=labels, regions=regions, names=json.dumps(names),
+                                parameters=json.dumps(seg.parameters, default=str))
+    return seed_errors(phases, names, labels, regions)
+
+
+def markdown(results: Mapping[str, Mapping[str, Any]], command: str) -> str:
+    """The results page: one row per case and kind."""
+    lines = ["# Pore errors by seed (auto)", "", f"Command: `{command}`", "", __doc__.split("\n\n", 2)[2].split("\n\nWrites")[0], ""]
+    lines += ["| case | pore Dice | wrong / true pore | true pore | active | binder | electrolyte | void | "
+              "pore share foil row 1 / bulk | pore|binder bnd / pore | pore|active bnd / pore |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for tag, r in results.items():
+        p = r["phantom"]
+        wrong = sum(e["voxels"] for e in r["kinds"].values())
+        lines.append(f"| {tag} | {r['dice']:.4f} | {wrong / r['true_pore']:.4f} | {r['true_pore']} | {p['active fraction']:.3f} | "
+                     f"{p['binder fraction']:.3f} | {p['electrolyte fraction']:.3f} | {p['void fraction']:.3f} | "
+                     f"{p['pore share, foil row 1']:.3f} / {p['pore share, bulk']:.3f} | "
+                     f"{p['pore|binder boundary per pore voxel']:.3f} | {p['pore|active boundary per pore voxel']:.3f} |")
+    lines += ["", "Errors per kind: voxels; Dice with that kind right; per true pore boundary voxel of its partner; "
+              "in the separator rows / bulk / foil rows 2+ / foil row 1; beside a particle; at distance 1/2/3+.", "",
+              "| case | kind | voxels | Dice if right | per boundary | sep rows | bulk | foil rows 2+ | foil row 1 | beside particle | dist 1/2/3+ |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for tag, r in results.items():
+        for key, e in r["kinds"].items():
+            pb = f"{e['per boundary']:.3f}" if "per boundary" in e else ""
+            lines.append(f"| {tag} | {key} | {e['voxels']} | {r['dice_if_right'][key]:.4f} | {pb} | {e['separator rows']} | "
+                         f"{e['bulk']} | {e['foil rows 2+']} | {e['foil row 1']} | {e['beside particle']} | {'/'.join(map(str, e['distance 1/2/3+']))} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = phantom_args(seeds="0,1,2,3")
+    ap.add_argument("--stages", default="corrected,oracle")
+    ap.add_argument("--cache", default="", help="keep each case's phases here (npz) and reuse them")
+    args = ap.parse_args()
+    results = {}
+    for seed in (int(s) for s in args.seeds.split(",")):
+        for preset in args.presets.split(","):
+            for stage in args.stages.split(","):
+                tag = f"{preset} s{seed} {stage}"
+                results[tag] = run_case(preset, seed, stage, args)
+                print(tag, f"{results[tag]['dice']:.4f}", flush=True)
+    command = "PYTHONPATH=. python benchmarks/pore_seeds.py " + " ".join(sys.argv[1:])
+    save("pore_seeds", results, markdown(results, command))
+
+
+if __name__ == "__main__":
+    main()
