@@ -13,7 +13,9 @@ For each seed, preset and correction (``corrected``: :func:`segmentation.real_co
 specimen's wrong pore voxels (true region anode, separator, cathode) are counted
 
 - by kind: pore read as binder, binder read as pore, pore read as active and active read as pore,
-  void read as any solid (the void split's misses), the separator's and the anode's pore;
+  void read as any solid (the void split's misses; apart, those within the shine-through depth of
+  the void's bottom along the milling direction, whose face shows the material beyond it), the
+  separator's and the anode's pore;
 - by place in the cathode along the stacking axis: the first :data:`EDGE_ROWS` rows beside the
   separator, the row touching the collector foil and the next ones up to :data:`EDGE_ROWS`, the
   bulk between;
@@ -21,7 +23,9 @@ specimen's wrong pore voxels (true region anode, separator, cathode) are counted
   pixels (a particle's binder coat or edge) or not (binder and pore alone);
 - by distance to the true pore boundary (1, 2, 3+ in-plane pixels).
 
-The phantom's own figures sit beside them: the true cathode phase fractions, the pore share of
+The phantom's own figures sit beside them: the true cathode phase fractions, the void's lit share
+(within the shine-through depth of its bottom: :class:`volrecon.segment.voids.VoidCues`' default
+depth), the pore share of
 the foil's first row against the bulk's (the foil spill's fit, :mod:`volrecon.segment.foil_spill`,
 takes the rows' make-up to be the bulk's), and the pore's boundary voxels per pore voxel by partner
 (binder, active): the share of the pore a one-voxel boundary error touches.  ``per boundary`` figures divide a kind's errors by the true pore boundary
@@ -46,7 +50,9 @@ from scipy import ndimage as ndi
 from volrecon.phases import PHASES, REGIONS
 from volrecon.sample import make_phantom
 from volrecon.sample.oracle import oracle_correct
+from volrecon.sample.phantom import plan_phantom
 from volrecon.segment import segment_volume
+from volrecon.segment.voids import VoidCues
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import phantom_args, results_header, save  # noqa: E402
@@ -85,35 +91,54 @@ def _boundary(pore: np.ndarray, partner: np.ndarray) -> np.ndarray:
     return pore & grown
 
 
-def phantom_figures(labels: np.ndarray, regions: np.ndarray) -> dict[str, float]:
-    """True cathode fractions, the pore share of each place of :func:`cathode_rows`, and the pore's
-    in-plane boundary voxels per pore voxel, by partner."""
+def phantom_figures(labels: np.ndarray, regions: np.ndarray, shine_slices: int) -> dict[str, float]:
+    """True cathode fractions, the pore share of each place of :func:`cathode_rows`, the void's share
+    within ``shine_slices`` of its bottom (:func:`lit_voids`), and the pore's in-plane boundary voxels
+    per pore voxel, by partner."""
     cat = regions == REGIONS["cathode"]
     n = int(cat.sum())
     out = {f"{p} fraction": float((cat & (labels == PHASES[p])).sum() / n) for p in ("active", "binder", "electrolyte", "void")}
     pore = cat & _in(labels, PHASES, _PORE)
     out.update({f"pore share, {place}": float(pore[r].mean()) if r.any() else float("nan")
                 for place, r in cathode_rows(regions).items()})
+    void = cat & (labels == PHASES["void"])
+    out["lit share of the void"] = float(lit_voids(void, shine_slices).sum() / max(int(void.sum()), 1))
     npore = int(pore.sum())
     for partner in ("binder", "active"):
         out[f"pore|{partner} boundary per pore voxel"] = float(_boundary(pore, labels == PHASES[partner]).sum() / npore)
     return out
 
 
-def error_kinds(phases: np.ndarray, names: Mapping[str, int], labels: np.ndarray, regions: np.ndarray) -> dict[str, np.ndarray]:
-    """The specimen's wrong pore voxels by kind (masks)."""
+def lit_voids(void: np.ndarray, shine_slices: int) -> np.ndarray:
+    """Void voxels whose column of void behind them (along +z, themselves included) is at most
+    ``shine_slices`` long: their face shows the material beyond the void's bottom (shine-through),
+    not the dark of an empty pore."""
+    run = np.zeros(void.shape[1:], np.int32)
+    out = np.zeros_like(void)
+    for k in range(void.shape[0] - 1, -1, -1):
+        run = np.where(void[k], run + 1, 0)
+        out[k] = void[k] & (run <= shine_slices)
+    return out
+
+
+def error_kinds(phases: np.ndarray, names: Mapping[str, int], labels: np.ndarray, regions: np.ndarray,
+                shine_slices: int) -> dict[str, np.ndarray]:
+    """The specimen's wrong pore voxels by kind (masks); ``shine_slices``: the shine-through depth in
+    slices (:func:`lit_voids`)."""
     spec = np.isin(regions, [REGIONS[r] for r in ("anode", "separator", "cathode")])
     cat = regions == REGIONS["cathode"]
     tp, pp = spec & _in(labels, PHASES, _PORE), spec & _in(phases, names, _PORE)
     missed, false = tp & ~pp, pp & ~tp
     got = {k: phases == names[k] for k in ("active", "binder")}
     true = {k: labels == PHASES[k] for k in ("active", "binder", "void", "electrolyte")}
+    lit_void = lit_voids(cat & true["void"], shine_slices)
     return {
         "electrolyte -> binder": cat & missed & true["electrolyte"] & got["binder"],
         "binder -> pore": cat & false & true["binder"],
         "electrolyte -> active": cat & missed & true["electrolyte"] & got["active"],
         "active -> pore": cat & false & true["active"],
         "void -> solid": cat & missed & true["void"],
+        "  of it lit (bottom within the shine depth)": cat & missed & lit_void,
         "cathode other": cat & (missed | false) & ~true["void"] & ~(true["electrolyte"] & (got["binder"] | got["active"]))
         & ~(false & (true["binder"] | true["active"])),
         "separator region": (regions == REGIONS["separator"]) & (missed | false),
@@ -146,11 +171,13 @@ def boundary_rate(phases: np.ndarray, names: Mapping[str, int], labels: np.ndarr
             "without foil row 1": float((wrong & ~foil_row).sum() / (bound & ~foil_row).sum())}
 
 
-def seed_errors(phases: np.ndarray, names: Mapping[str, int], labels: np.ndarray, regions: np.ndarray) -> dict[str, Any]:
-    """:func:`error_kinds` counted by place, neighbour and distance, with :func:`phantom_figures`."""
+def seed_errors(phases: np.ndarray, names: Mapping[str, int], labels: np.ndarray, regions: np.ndarray,
+                shine_slices: int) -> dict[str, Any]:
+    """:func:`error_kinds` counted by place, neighbour and distance, with :func:`phantom_figures`
+    (``shine_slices``: the shine-through depth in slices)."""
     spec = np.isin(regions, [REGIONS[r] for r in ("anode", "separator", "cathode")])
     tp, pp = spec & _in(labels, PHASES, _PORE), spec & _in(phases, names, _PORE)
-    kinds = error_kinds(phases, names, labels, regions)
+    kinds = error_kinds(phases, names, labels, regions, shine_slices)
     rows = cathode_rows(regions)
     beside = ndi.binary_dilation(labels == PHASES["active"], iterations=BESIDE_PX,
                                  structure=np.array([[[0, 1, 0], [1, 1, 1], [0, 1, 0]]], bool))
@@ -159,7 +186,7 @@ def seed_errors(phases: np.ndarray, names: Mapping[str, int], labels: np.ndarray
     cat_pore = tp & (regions == REGIONS["cathode"])
     bounds = {p: _boundary(cat_pore, labels == PHASES[p]) for p in ("binder", "active")}
     out: dict[str, Any] = {"dice": float(2 * (tp & pp).sum() / (tp.sum() + pp.sum())), "true_pore": int(tp.sum()),
-                           "phantom": phantom_figures(labels, regions), "dice_if_right": dice_if_right(kinds, tp, pp, labels),
+                           "phantom": phantom_figures(labels, regions, shine_slices), "dice_if_right": dice_if_right(kinds, tp, pp, labels),
                            "kinds": {}}
     out["cathode"] = boundary_rate(phases, names, labels, regions, rows["foil row 1"])
     for key, m in kinds.items():
@@ -194,22 +221,25 @@ def run_case(preset: str, seed: int, stage: str, args: argparse.Namespace) -> di
             cache.parent.mkdir(parents=True, exist_ok=True)
             np.savez_compressed(cache, phases=phases, labels=labels, regions=regions, names=json.dumps(names),
                                 parameters=json.dumps(seg.parameters, default=str))
-    return seed_errors(phases, names, labels, regions)
+    vz = plan_phantom(preset, slices=args.slices, shape=(args.size, args.size), seed=seed).voxel_nm[0]
+    shine = max(1, int(round(VoidCues().shine_depth_nm / float(vz))))
+    return seed_errors(phases, names, labels, regions, shine)
 
 
 def markdown(results: Mapping[str, Mapping[str, Any]], command: str) -> str:
     """The results page: one row per case and kind."""
     lines = results_header("Pore errors by seed (auto)", command, __doc__)
     lines += ["| case | pore Dice | wrong / true pore | true pore | cathode pore Dice | cathode wrong / boundary (w/o foil row 1) | "
-              "active | binder | electrolyte | void | pore share foil row 1 / bulk | pore|binder bnd / pore | pore|active bnd / pore |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "active | binder | electrolyte | void | lit share of the void | pore share foil row 1 / bulk | pore|binder bnd / pore | "
+              "pore|active bnd / pore |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for tag, r in results.items():
         p = r["phantom"]
-        wrong = sum(e["voxels"] for e in r["kinds"].values())
+        wrong = sum(e["voxels"] for k, e in r["kinds"].items() if not k.startswith(" "))  # "  of it": a part of the kind above
         c = r["cathode"]
         lines.append(f"| {tag} | {r['dice']:.4f} | {wrong / r['true_pore']:.4f} | {r['true_pore']} | {c['dice']:.4f} | "
                      f"{c['wrong per boundary voxel']:.3f} ({c['without foil row 1']:.3f}) | {p['active fraction']:.3f} | "
-                     f"{p['binder fraction']:.3f} | {p['electrolyte fraction']:.3f} | {p['void fraction']:.3f} | "
+                     f"{p['binder fraction']:.3f} | {p['electrolyte fraction']:.3f} | {p['void fraction']:.3f} | {p['lit share of the void']:.3f} | "
                      f"{p['pore share, foil row 1']:.3f} / {p['pore share, bulk']:.3f} | "
                      f"{p['pore|binder boundary per pore voxel']:.3f} | {p['pore|active boundary per pore voxel']:.3f} |")
     lines += ["", "Errors per kind: voxels; Dice with that kind right; per true pore boundary voxel of its partner; "
