@@ -25,10 +25,10 @@ specimen's wrong pore voxels (true region anode, separator, cathode) are counted
 
 The phantom's own figures sit beside them: the true cathode phase fractions, the void's lit share
 (within the shine-through depth of its bottom: :class:`volrecon.segment.voids.VoidCues`' default
-depth), the pore share of
-the foil's first row against the bulk's (the foil spill's fit, :mod:`volrecon.segment.foil_spill`,
-takes the rows' make-up to be the bulk's), and the pore's boundary voxels per pore voxel by partner
-(binder, active): the share of the pore a one-voxel boundary error touches.  ``per boundary`` figures divide a kind's errors by the true pore boundary
+depth), the pore share of the foil's first row against the bulk's (the foil spill's fit,
+:mod:`volrecon.segment.foil_spill`, takes the rows' make-up to be the bulk's), and the pore's
+boundary voxels per pore voxel by partner (binder, active): the share of the pore a one-voxel
+boundary error touches.  ``per boundary`` figures divide a kind's errors by the true pore boundary
 voxels with that partner, and the cathode's wrong pore voxels are divided by all its true pore
 boundary voxels (with and without the foil's first row): how well the boundary is read, whatever
 its amount.
@@ -66,6 +66,9 @@ BESIDE_PX = 2
 
 _PORE = ("void", "electrolyte")
 
+_IN_PLANE = np.array([[[0, 1, 0], [1, 1, 1], [0, 1, 0]]], bool)
+"""In-plane 4-neighbourhood (no neighbour along z)."""
+
 
 def _in(labels: np.ndarray, names: Mapping[str, int], phases: tuple[str, ...]) -> np.ndarray:
     return np.isin(labels, [names[p] for p in phases if p in names])
@@ -87,7 +90,7 @@ def cathode_rows(regions: np.ndarray) -> dict[str, np.ndarray]:
 
 def _boundary(pore: np.ndarray, partner: np.ndarray) -> np.ndarray:
     """Pore voxels with an in-plane 4-neighbour in ``partner``."""
-    grown = ndi.binary_dilation(partner, structure=np.array([[[0, 1, 0], [1, 1, 1], [0, 1, 0]]], bool))
+    grown = ndi.binary_dilation(partner, structure=_IN_PLANE)
     return pore & grown
 
 
@@ -146,7 +149,7 @@ def error_kinds(phases: np.ndarray, names: Mapping[str, int], labels: np.ndarray
     }
 
 
-def dice_if_right(kinds: Mapping[str, np.ndarray], tp: np.ndarray, pp: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+def dice_if_right(kinds: Mapping[str, np.ndarray], tp: np.ndarray, pp: np.ndarray) -> dict[str, float]:
     """The pore Dice with each kind of error right (the truth put in its place)."""
     n_t, n_p, n_tp = int(tp.sum()), int(pp.sum()), int((tp & pp).sum())
     out = {}
@@ -171,6 +174,14 @@ def boundary_rate(phases: np.ndarray, names: Mapping[str, int], labels: np.ndarr
             "without foil row 1": float((wrong & ~foil_row).sum() / (bound & ~foil_row).sum())}
 
 
+def _in_plane_distance(mask: np.ndarray) -> np.ndarray:
+    """Pixels (in the slice) from each voxel to the boundary of ``mask``: inside to the nearest voxel
+    outside, outside to the nearest voxel inside."""
+    inside = np.stack([ndi.distance_transform_edt(m) for m in mask])
+    outside = np.stack([ndi.distance_transform_edt(~m) for m in mask])
+    return np.where(mask, inside, outside)
+
+
 def seed_errors(phases: np.ndarray, names: Mapping[str, int], labels: np.ndarray, regions: np.ndarray,
                 shine_slices: int) -> dict[str, Any]:
     """:func:`error_kinds` counted by place, neighbour and distance, with :func:`phantom_figures`
@@ -179,14 +190,12 @@ def seed_errors(phases: np.ndarray, names: Mapping[str, int], labels: np.ndarray
     tp, pp = spec & _in(labels, PHASES, _PORE), spec & _in(phases, names, _PORE)
     kinds = error_kinds(phases, names, labels, regions, shine_slices)
     rows = cathode_rows(regions)
-    beside = ndi.binary_dilation(labels == PHASES["active"], iterations=BESIDE_PX,
-                                 structure=np.array([[[0, 1, 0], [1, 1, 1], [0, 1, 0]]], bool))
-    d = np.where(tp, ndi.distance_transform_edt(tp, sampling=(1e3, 1, 1)), ndi.distance_transform_edt(~tp, sampling=(1e3, 1, 1)))
-    dist_cls = np.digitize(d, (1.5, 2.5))
+    beside = ndi.binary_dilation(labels == PHASES["active"], iterations=BESIDE_PX, structure=_IN_PLANE)
+    dist_cls = np.digitize(_in_plane_distance(tp), (1.5, 2.5))
     cat_pore = tp & (regions == REGIONS["cathode"])
     bounds = {p: _boundary(cat_pore, labels == PHASES[p]) for p in ("binder", "active")}
     out: dict[str, Any] = {"dice": float(2 * (tp & pp).sum() / (tp.sum() + pp.sum())), "true_pore": int(tp.sum()),
-                           "phantom": phantom_figures(labels, regions, shine_slices), "dice_if_right": dice_if_right(kinds, tp, pp, labels),
+                           "phantom": phantom_figures(labels, regions, shine_slices), "dice_if_right": dice_if_right(kinds, tp, pp),
                            "kinds": {}}
     out["cathode"] = boundary_rate(phases, names, labels, regions, rows["foil row 1"])
     for key, m in kinds.items():
