@@ -16,7 +16,18 @@ and on the oracle-corrected one:
   there, and the separator voxels missed and false in those columns;
 - the separator Dice each class would give were it right (the truth put in its place), and with
   the true ``sei|separator`` / ``separator|cathode`` surfaces put in place of the found ones (the
-  segmentation run again with those heights): which cause is worth fixing first.
+  segmentation run again with those heights): which cause is worth fixing first;
+- the missed and false voxels by the region the layers put them in (a true fibre outside the found
+  separator region is a layer-cut error, one inside it labelled otherwise a phase error within the
+  right region);
+- the true fibres by depth in the mat: rows after the true ``sei|separator`` and rows before the
+  true ``separator|cathode``, and the share missed at each;
+- the layer guess at the cut: the shares of the first guess's classes (its grey, denoised as
+  ``parameters["layer_guess"]`` says, cut at its final thresholds) and of the true fibres and
+  particles on the rows around the true ``separator|cathode``, with the guess's thresholds on a
+  common grey scale (the separator's pore and the cathode's particles of ``separator_contacts``
+  mapped to 0.22 and 0.66, the phantom's levels): whether a stack's cut differs from another's
+  through a different guess.
 
 The stacking axis is the image rows (the phantom's, anode on top).
 """
@@ -35,6 +46,7 @@ from volrecon.phases import PHASES, REGIONS
 from volrecon.sample import make_phantom
 from volrecon.sample.oracle import oracle_correct
 from volrecon.segment import api, segment_volume
+from volrecon.segment.regional import smooth
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import phantom_args, save  # noqa: E402
@@ -45,6 +57,19 @@ THICKNESS_CLASSES = ((0, 3), (3, 5), (5, 8), (8, 10_000))
 
 NEAR = 2.0
 """Rows from the true anode / cathode region within which an error counts as beside it."""
+
+DEPTH_ROWS = 8
+"""Rows of the mat's depth table counted from each of its true surfaces (the last one gathers the rest)."""
+
+GUESS_OFFSETS = tuple(range(-4, 3))
+"""Rows from the true ``separator|cathode`` (negative: the separator's side) of the layer-guess table."""
+
+GUESS_CLASSES = ("electrolyte", "sodium", "separator", "active", "collector")
+"""The layer guess's classes, dark to bright (``api.OTSU_ORDER``)."""
+
+COMMON_SCALE = (0.22, 0.66)
+"""The phantom's electrolyte and active levels, onto which a stack's separator pore and particle levels
+(``parameters["separator_contacts"]``) map its grey for the guess's thresholds."""
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -89,6 +114,60 @@ def with_true_surfaces(truth, names: tuple[str, ...]) -> Callable[[], Any]:
     return undo
 
 
+def _by_region(mask: np.ndarray, labels: np.ndarray, regions: np.ndarray, names: Mapping[int, str]) -> dict[str, int]:
+    """Voxels of ``mask`` per ``label in region`` pair (``names``: label value -> phase name)."""
+    rinv = {v: k for k, v in REGIONS.items()}
+    pairs = labels[mask].astype(np.int64) * 256 + regions[mask]
+    vals, counts = np.unique(pairs, return_counts=True)
+    return {f"{names.get(int(v) // 256, str(int(v) // 256))} in {rinv.get(int(v) % 256, str(int(v) % 256))}": int(c)
+            for v, c in sorted(zip(vals, counts), key=lambda vc: -vc[1])}
+
+
+def mat_depth(fibres: np.ndarray, found: np.ndarray, top: np.ndarray, bottom: np.ndarray) -> dict[str, list[list[int]]]:
+    """True fibre voxels (``fibres``, stacking axis 1) and those missed (not in ``found``) by row after
+    the true ``top`` surface and by row before the true ``bottom`` one (``(z, x)`` heights), the
+    last of :data:`DEPTH_ROWS` rows gathering the rest: ``{"from the SEI": [[n, missed], ...],
+    "from the cathode": ...}``."""
+    zz, yy, xx = np.nonzero(fibres)
+    ok = found[zz, yy, xx]
+    out = {}
+    for key, d in (("from the SEI", yy - top[zz, xx]), ("from the cathode", bottom[zz, xx] - 1 - yy)):
+        d = np.clip(d, 0, DEPTH_ROWS - 1)
+        out[key] = [[int((d == k).sum()), int(((d == k) & ~ok).sum())] for k in range(DEPTH_ROWS)]
+    return out
+
+
+def guess_at_cut(image: np.ndarray, truth, seg, voxel_size_nm) -> dict[str, Any]:
+    """The layer guess on the rows around the true ``separator|cathode`` (:data:`GUESS_OFFSETS`) over the
+    columns that are specimen from the cap down: its class shares, the true fibre and particle shares,
+    and its thresholds on the common grey scale (:data:`COMMON_SCALE`).  The guess's grey is the stack
+    denoised as ``parameters["layer_guess"]["smooth_nm"]`` says, in one piece (the pipeline's is chunked
+    with overlap: the same values up to rounding), cut at the thresholds it was last cut at."""
+    lg = seg.parameters["layer_guess"]
+    t = np.asarray(lg.get("below_sei", lg["thresholds"]), float)
+    grey = smooth(np.asarray(image, np.float32), float(lg["smooth_nm"]), voxel_size_nm)
+    heights, valid = truth_heights(truth)
+    h = heights["separator|cathode"]
+    zz, xx = np.nonzero(valid)
+    rows = {}
+    for off in GUESS_OFFSETS:
+        yy = np.clip(h[zz, xx] + off, 0, grey.shape[1] - 1)
+        cls = np.digitize(grey[zz, yy, xx], t)
+        lab = truth.labels[zz, yy, xx]
+        rows[f"{off:+d}"] = {**{c: float((cls == i).mean()) for i, c in enumerate(GUESS_CLASSES)},
+                             "true fibres": float((lab == PHASES["separator"]).mean()),
+                             "true particles": float((lab == PHASES["active"]).mean())}
+    out: dict[str, Any] = {"rows": rows, "thresholds": [float(v) for v in t]}
+    c = seg.parameters.get("separator_contacts")
+    if c:
+        lo, hi = COMMON_SCALE
+        out["thresholds_common"] = [lo + (v - c["pore_level"]) / (c["active_level"] - c["pore_level"]) * (hi - lo) for v in t]
+    vy = float(voxel_size_nm[1])
+    e = (np.asarray(seg.interfaces["heights_nm"]["separator|cathode"]) / vy - h)[valid]
+    out["cut_error"] = [float(e.mean()), float(np.abs(e).mean())]
+    return out
+
+
 def separator_errors(image: np.ndarray, truth, voxel_size_nm) -> dict[str, Any]:
     """The separator errors of the unsupervised segmentation of ``image`` against ``truth``
     (``labels``, ``regions`` of the phantom, cut as the image); see the module docstring."""
@@ -131,6 +210,11 @@ def separator_errors(image: np.ndarray, truth, voxel_size_nm) -> dict[str, Any]:
                 row[k] = [float(e.mean()), float(np.abs(e).mean())]
             rows.append(row)
     out["columns"] = rows
+    reg_found = np.asarray(seg.regions)
+    out["missed_by_region"] = _by_region(missed, ph, reg_found, inv)
+    out["false_by_region"] = _by_region(false, lab, reg_found, tinv)
+    out["depth"] = mat_depth(ts & valid[:, None, :], ps, th["sei|separator"], th["separator|cathode"])
+    out["guess"] = guess_at_cut(image, truth, seg, voxel_size_nm)
     return out
 
 
@@ -169,6 +253,27 @@ def markdown(results: Mapping[str, Mapping[str, Any]], command: str) -> str:
             rng = f"{lo}-{hi}" if hi < 10_000 else f"{lo}+"
             lines.append(f"| {c['beyond the SEI']} | {rng} | {c['columns']} | {c['true separator']} | {c['missed']} | {c['false']} | "
                          f"{c['sei|separator'][0]:+.2f}, {c['sei|separator'][1]:.2f} | {c['separator|cathode'][0]:+.2f}, {c['separator|cathode'][1]:.2f} |")
+        if "missed_by_region" in r:
+            lines += ["", "By the region the layers put them in (a fibre outside the found separator region: the layer cut; "
+                      "inside it: the phase decision):", "",
+                      "- missed (given label in found region): " + "; ".join(f"{k} {v}" for k, v in r["missed_by_region"].items()),
+                      "- false (true phase in found region): " + "; ".join(f"{k} {v}" for k, v in r["false_by_region"].items())]
+        if "depth" in r:
+            lines += ["", "| true fibres by row of the mat | " + " | ".join(str(k) if k < DEPTH_ROWS - 1 else f"{k}+"
+                                                                        for k in range(DEPTH_ROWS)) + " |",
+                      "|---|" + "---|" * DEPTH_ROWS]
+            for key, cells in r["depth"].items():
+                lines.append(f"| {key}: fibres / missed | " + " | ".join(f"{n} / {m}" for n, m in cells) + " |")
+        if "guess" in r:
+            g = r["guess"]
+            common = g.get("thresholds_common")
+            lines += ["", f"Layer guess at the true separator|cathode (thresholds {', '.join(f'{v:.4g}' for v in g['thresholds'])}"
+                      + (f"; common scale {', '.join(f'{v:.3f}' for v in common)}" if common else "")
+                      + f"; found cut error mean {g['cut_error'][0]:+.2f}, mean abs {g['cut_error'][1]:.2f} rows):", "",
+                      "| row from the cut | " + " | ".join(GUESS_CLASSES) + " | true fibres | true particles |",
+                      "|---|" + "---|" * (len(GUESS_CLASSES) + 2)]
+            for off, v in g["rows"].items():
+                lines.append(f"| {off} | " + " | ".join(f"{v[c]:.2f}" for c in (*GUESS_CLASSES, "true fibres", "true particles")) + " |")
         if "true_surfaces" in r:
             lines += ["", "Separator Dice with the true surfaces put in place: " +
                       "; ".join(f"{k} {v:.4f}" for k, v in r["true_surfaces"].items())]
