@@ -10,6 +10,13 @@ quantised to the voxel grid independently, so ``h`` is an unbiased estimate of t
 with its zeros: where a film thinner than a voxel falls between two voxel centres, the inner
 material meets what lies beyond the layer on the line with no layer voxel between, and that line
 is a measured chord of length 0 (left out, such a film would read one voxel wherever it is seen).
+Such a line may also be a gap in the layer: a crack through it, a pit in the inner material the
+layer does not cover, a patch the segmentation missed.  The two are told apart by the film around
+them (see :data:`GAP_RIM_VOXELS`): each connected patch of such lines on the map is a film under a
+voxel where the lines measured around it read under two voxels, and a gap where they read more --
+a continuous film does not thin from two voxels to under one from one line to the next.  Gaps are
+left out of the thickness statistics (the thickness is the film's where it exists) and reported
+as the layer's ``coverage``: the share of the decided lines (measured or gap) that carry the film.
 The chord crosses the layer obliquely wherever the inner surface is tilted: with the inner
 surface height ``s(p, q)`` (nm) over the map, its unit normal makes the angle ``cos θ =
 1 / sqrt(1 + |∇s|²)`` with the axis and the thickness along the normal is ``t = h cos θ`` (exact
@@ -46,7 +53,15 @@ from volrecon.analyze._common import (
 )
 from volrecon.errors import ParameterError
 
-__all__ = ["ThicknessResult", "sei_thickness", "sei_thickness_slabs"]
+__all__ = ["GAP_RIM_VOXELS", "ThicknessResult", "sei_thickness", "sei_thickness_slabs"]
+
+GAP_RIM_VOXELS = 2.0
+"""Mean chord (voxels along the stacking axis) of the measured lines around a patch of lines
+where the inner material meets what lies beyond the layer, from which on the patch is a gap in
+the layer (crack, uncovered pit, missed patch) rather than a film thinner than a voxel.  Such a
+line holds a chord under one voxel; the lines of a continuous film around it read one voxel, or
+two where its chord grows past one; a mean of two voxels or more around it asks the chord to grow
+by over a voxel within one line, which is the layer's edge, not its thinning."""
 
 _METHODS = {
     "normal_chord": "run length of the layer along {axis} x cos(angle between {axis} and the inner "
@@ -75,6 +90,10 @@ class ThicknessResult:
         ``"normal_chord"`` or ``"distance"`` (see the module documentation).
     excluded : int
         Lines that cross the layer but were left out (frame, volume edge, broken run).
+    gaps : int
+        Lines where the inner material meets what lies beyond the layer with no layer between
+        and the film measured around them is thick (:data:`GAP_RIM_VOXELS`): cracks, uncovered
+        pits, missed patches.  Left out of the statistics; see ``coverage``.
     """
 
     mean: float
@@ -90,12 +109,31 @@ class ThicknessResult:
     reason: str | None = None
     method: str = "normal_chord"
     excluded: int = 0
+    gaps: int = 0
+
+    @property
+    def coverage(self) -> float:
+        """Share of the decided lines (measured or gap) that carry the layer.
+
+        nan when no line is decided, and for ``method="distance"``, which does not tell gaps.
+        """
+        decided = self.samples + self.gaps
+        return self.samples / decided if decided and self.method == "normal_chord" else float("nan")
+
+    def coverage_dict(self) -> dict[str, Any]:
+        """JSON-safe coverage of the inner surface by the layer, with its definition."""
+        return {"fraction": json_float(self.coverage), "film_lines": int(self.samples), "gap_lines": int(self.gaps),
+                "units": "1 (0-1)",
+                "definition": f"share of the lines along {AXIS_NAMES[self.axis]} where the inner surface is seen "
+                              "that carry the layer; gaps (cracks, uncovered pits, missed patches: no layer "
+                              "between the inner material and what lies beyond, thick film around) are left "
+                              "out of the thickness statistics"}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe statistics (nm) with the method and the number of lines measured."""
         out: dict[str, Any] = {k: json_float(getattr(self, k))
                                for k in ("mean", "median", "std", "p05", "p95", "min", "max")}
-        out.update(samples=int(self.samples), excluded_lines=int(self.excluded),
+        out.update(samples=int(self.samples), excluded_lines=int(self.excluded), gap_lines=int(self.gaps),
                    map_axes=[AXIS_NAMES[a] for a in range(3) if a != self.axis], units="nm",
                    method=_METHODS[self.method].format(axis=AXIS_NAMES[self.axis]))
         if self.reason:
@@ -108,7 +146,7 @@ def _empty(axis: int, reason: str, method: str) -> ThicknessResult:
     return ThicknessResult(nan, nan, nan, nan, nan, nan, nan, 0, axis, reason=reason, method=method)
 
 
-def _result(tmap: np.ndarray, axis: int, method: str, excluded: int, layer: str) -> ThicknessResult:
+def _result(tmap: np.ndarray, axis: int, method: str, excluded: int, layer: str, gaps: int = 0) -> ThicknessResult:
     vals = tmap[np.isfinite(tmap)]
     if vals.size == 0:
         return _empty(axis, f"no line crosses the whole {layer!r} layer clear of the frame and the "
@@ -117,7 +155,7 @@ def _result(tmap: np.ndarray, axis: int, method: str, excluded: int, layer: str)
         float(vals.mean()), float(np.median(vals)), float(vals.std()),
         float(np.percentile(vals, 5)), float(np.percentile(vals, 95)),
         float(vals.min()), float(vals.max()), int(vals.size), axis, tmap,
-        method=method, excluded=int(excluded),
+        method=method, excluded=int(excluded), gaps=int(gaps),
     )
 
 
@@ -202,14 +240,55 @@ class _LineEnds:
 
 def _normal_chord(lay: np.ndarray, inn: np.ndarray, beyond: np.ndarray,
                   ax: int, vs: tuple[float, float, float], smooth_nm: float | None,
-                  map_smooth_nm: float | None) -> tuple[np.ndarray, int]:
+                  map_smooth_nm: float | None) -> tuple[np.ndarray, int, int]:
     """Thickness map by the normal-corrected chord (see the module documentation)."""
     return _chord_map(_LineEnds.of(lay, inn, beyond, ax), ax, vs, smooth_nm, map_smooth_nm)
 
 
+_NEIGHBOURS = tuple((dp, dq) for dp in (-1, 0, 1) for dq in (-1, 0, 1) if dp or dq)
+
+
+def _rim_mean(patches: np.ndarray, n: int, measured: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Mean ``count`` over the ``measured`` lines next to (8-neighbours of) each labelled patch.
+
+    Returns an array of ``n + 1`` values indexed by patch label (nan where no measured line
+    touches the patch; index 0 unused).
+    """
+    padded = np.pad(patches, 1)
+    pq = patches.shape
+    pairs = []
+    for dp, dq in _NEIGHBOURS:
+        nb = padded[1 + dp:1 + dp + pq[0], 1 + dq:1 + dq + pq[1]]
+        hit = measured & (nb > 0)
+        pairs.append(np.stack([nb[hit], np.flatnonzero(hit)], axis=1))
+    rim = np.unique(np.concatenate(pairs), axis=0)  # a line next to a patch on several sides counts once
+    total = np.bincount(rim[:, 0], weights=count.ravel()[rim[:, 1]], minlength=n + 1)
+    lines = np.bincount(rim[:, 0], minlength=n + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / lines
+
+
+def _sub_voxel_film(bare: np.ndarray, measured: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """The ``bare`` lines that are a film thinner than a voxel, not a gap in it.
+
+    ``bare``: the inner material meets what lies beyond the layer with no layer voxel between;
+    ``measured``: lines whose layer run of ``count`` voxels is measured.  Each 8-connected patch
+    of bare lines is a film whose chord is under one voxel unless the measured lines around it
+    read :data:`GAP_RIM_VOXELS` or more on average; a patch with no measured line around it
+    stays a film (nothing says the film around it is thick).
+    """
+    patches, n = ndi.label(bare, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return bare
+    rim = _rim_mean(patches, n, measured, count)
+    film = ~(rim >= GAP_RIM_VOXELS)  # nan: no measured line around the patch
+    film[0] = False
+    return film[patches]
+
+
 def _chord_map(ends: _LineEnds, ax: int, vs: tuple[float, float, float], smooth_nm: float | None,
-               map_smooth_nm: float | None) -> tuple[np.ndarray, int]:
-    """Thickness map and excluded-line count from the lines' layer ends (inner material first)."""
+               map_smooth_nm: float | None) -> tuple[np.ndarray, int, int]:
+    """Thickness map, excluded-line and gap-line counts from the lines' layer ends (inner material first)."""
     n, count = ends.n, ends.count
     mean_lay = ends.moments[0] / max(ends.moments[1], 1)
     mean_inn = ends.moments[2] / max(ends.moments[3], 1)
@@ -230,13 +309,18 @@ def _chord_map(ends: _LineEnds, ax: int, vs: tuple[float, float, float], smooth_
     # chord of zero voxels, not a gap: each end of a chord is quantised independently, and the
     # run length is unbiased only with its zeros (left out, a film thinner than a voxel reads
     # one voxel wherever it is seen)
+    # -- unless the film around it is thick: then it is a gap (crack, uncovered pit, missed patch),
+    # left out of the map and of the surface heights (a pit's floor would tilt its rim's normals)
     bare = bare & ~crosses
-    first = np.where(bare, bare_at, first)
-    valid = (crosses & contiguous & before & after) | bare
+    measured = crosses & contiguous & before & after
+    film0 = _sub_voxel_film(bare, measured, count)
+    gaps = int((bare & ~film0).sum())
+    first = np.where(film0, bare_at, first)
+    valid = measured | film0
     # inner surface height (nm) where the inner|layer boundary is seen, smoothed on the map grid
-    seen = (crosses & before) | bare
+    seen = (crosses & before) | film0
     if not seen.any():
-        return np.full(count.shape, np.nan), int(crosses.sum())
+        return np.full(count.shape, np.nan), int(crosses.sum()), gaps
     height = (first - 0.5) * v_ax
     s_nm = max(v_map) if smooth_nm is None else float(smooth_nm)
     sigma = (s_nm / v_map[0], s_nm / v_map[1])
@@ -249,7 +333,7 @@ def _chord_map(ends: _LineEnds, ax: int, vs: tuple[float, float, float], smooth_
     m_nm = s_nm if map_smooth_nm is None else float(map_smooth_nm)
     if m_nm > 0 and ok.any():
         tmap = np.where(ok, _smooth_masked(np.nan_to_num(tmap), ok, (m_nm / v_map[0], m_nm / v_map[1])), np.nan)
-    return tmap, int((crosses & ~ok).sum())
+    return tmap, int((crosses & ~ok).sum()), gaps
 
 
 def _distance_sum(lay: np.ndarray, inn: np.ndarray, beyond: np.ndarray, frame: np.ndarray,
@@ -359,11 +443,12 @@ def sei_thickness(
     missing = _missing(True, True, bool(beyond.any()), layer, inner)
     if missing:
         return _empty(ax, missing, method)
+    gaps = 0
     if method == "normal_chord":
-        tmap, excluded = _normal_chord(lay_s, inn_s, beyond, ax, vs, smooth_nm, map_smooth_nm)
+        tmap, excluded, gaps = _normal_chord(lay_s, inn_s, beyond, ax, vs, smooth_nm, map_smooth_nm)
     else:
         tmap, excluded = _distance_sum(lay_s, inn_s, beyond, frame, ax, vs)
-    return _result(tmap, ax, method, excluded, layer)
+    return _result(tmap, ax, method, excluded, layer, gaps)
 
 
 def _missing(has_layer: bool, has_inner: bool, has_beyond: bool, layer: str, inner: str) -> str | None:
@@ -438,5 +523,5 @@ def sei_thickness_slabs(
     missing = _missing(*(bool(f) for f in found), layer, inner)
     if missing:
         return _empty(ax, missing, "normal_chord")
-    tmap, excluded = _chord_map(_LineEnds.concat(parts), ax, vs, smooth_nm, map_smooth_nm)
-    return _result(tmap, ax, "normal_chord", excluded, layer)
+    tmap, excluded, gaps = _chord_map(_LineEnds.concat(parts), ax, vs, smooth_nm, map_smooth_nm)
+    return _result(tmap, ax, "normal_chord", excluded, layer, gaps)
