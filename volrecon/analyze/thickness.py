@@ -251,19 +251,19 @@ _NEIGHBOURS = tuple((dp, dq) for dp in (-1, 0, 1) for dq in (-1, 0, 1) if dp or 
 def _rim_mean(patches: np.ndarray, n: int, measured: np.ndarray, count: np.ndarray) -> np.ndarray:
     """Mean ``count`` over the ``measured`` lines next to (8-neighbours of) each labelled patch.
 
-    Returns an array of ``n + 1`` values indexed by patch label (nan where no measured line
-    touches the patch; index 0 unused).
+    Each measured line weighs by the number of its neighbours in the patch.  Returns an array of
+    ``n + 1`` values indexed by patch label (nan where no measured line touches the patch; index
+    0 unused).
     """
     padded = np.pad(patches, 1)
     pq = patches.shape
-    pairs = []
+    total = np.zeros(n + 1)
+    lines = np.zeros(n + 1)
     for dp, dq in _NEIGHBOURS:
         nb = padded[1 + dp:1 + dp + pq[0], 1 + dq:1 + dq + pq[1]]
         hit = measured & (nb > 0)
-        pairs.append(np.stack([nb[hit], np.flatnonzero(hit)], axis=1))
-    rim = np.unique(np.concatenate(pairs), axis=0)  # a line next to a patch on several sides counts once
-    total = np.bincount(rim[:, 0], weights=count.ravel()[rim[:, 1]], minlength=n + 1)
-    lines = np.bincount(rim[:, 0], minlength=n + 1)
+        total += np.bincount(nb[hit], weights=count[hit], minlength=n + 1)
+        lines += np.bincount(nb[hit], minlength=n + 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return total / lines
 
