@@ -17,6 +17,7 @@ voxel where the lines measured around it read under two voxels, and a gap where 
 a continuous film does not thin from two voxels to under one from one line to the next.  Gaps are
 left out of the thickness statistics (the thickness is the film's where it exists) and reported
 as the layer's ``coverage``: the share of the decided lines (measured or gap) that carry the film.
+
 The chord crosses the layer obliquely wherever the inner surface is tilted: with the inner
 surface height ``s(p, q)`` (nm) over the map, its unit normal makes the angle ``cos θ =
 1 / sqrt(1 + |∇s|²)`` with the axis and the thickness along the normal is ``t = h cos θ`` (exact
@@ -56,12 +57,14 @@ from volrecon.errors import ParameterError
 __all__ = ["GAP_RIM_VOXELS", "ThicknessResult", "sei_thickness", "sei_thickness_slabs"]
 
 GAP_RIM_VOXELS = 2.0
-"""Mean chord (voxels along the stacking axis) of the measured lines around a patch of lines
-where the inner material meets what lies beyond the layer, from which on the patch is a gap in
-the layer (crack, uncovered pit, missed patch) rather than a film thinner than a voxel.  Such a
-line holds a chord under one voxel; the lines of a continuous film around it read one voxel, or
-two where its chord grows past one; a mean of two voxels or more around it asks the chord to grow
-by over a voxel within one line, which is the layer's edge, not its thinning."""
+"""A patch of lines where the inner material meets what lies beyond the layer (no layer voxel
+between) is a gap in the layer -- a crack, an uncovered pit, a missed patch -- when the measured
+lines around it read this many voxels along the stacking axis or more on average, and a film
+thinner than a voxel otherwise.  On such a line the film's chord is under one voxel; next to it
+a continuous film reads one voxel, or two where its chord has grown past one; a mean of two or
+more asks the chord to grow by over a voxel from one line to the next, which is the layer's edge,
+not its thinning.  Between one and two voxels the two cannot be told apart and the patch counts
+as film (a gap in a film that thin reads as its thinning)."""
 
 _METHODS = {
     "normal_chord": "run length of the layer along {axis} x cos(angle between {axis} and the inner "
@@ -124,10 +127,10 @@ class ThicknessResult:
         """JSON-safe coverage of the inner surface by the layer, with its definition."""
         return {"fraction": json_float(self.coverage), "film_lines": int(self.samples), "gap_lines": int(self.gaps),
                 "units": "1 (0-1)",
-                "definition": f"share of the lines along {AXIS_NAMES[self.axis]} where the inner surface is seen "
-                              "that carry the layer; gaps (cracks, uncovered pits, missed patches: no layer "
-                              "between the inner material and what lies beyond, thick film around) are left "
-                              "out of the thickness statistics"}
+                "definition": f"share of the lines along {AXIS_NAMES[self.axis]} measured or found bare that carry "
+                              "the layer; bare: no layer between the inner material and what lies beyond, with "
+                              f"the film around reading {GAP_RIM_VOXELS:g} voxels or more (cracks, uncovered "
+                              "pits, missed patches), left out of the thickness statistics"}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe statistics (nm) with the method and the number of lines measured."""
@@ -188,7 +191,7 @@ class _LineEnds:
     ``last`` is inner material / beyond the layer.  ``inner_first``/``inner_last`` are the inner
     material's first and last voxel, ``bare_before``/``bare_after`` whether the voxel just before
     / after them lies beyond the layer (the inner material meets it with no layer voxel between:
-    a film thinner than the voxel there, see :func:`_chord_map`).  The moments (sums of the plane
+    a film thinner than the voxel there, or a gap in the layer, see :func:`_chord_map`).  The moments (sums of the plane
     index over layer and inner voxels, and their counts) decide which side the inner material
     lies on.  Maps of consecutive slabs of lines concatenate along their first axis.
     """
@@ -306,11 +309,11 @@ def _chord_map(ends: _LineEnds, ax: int, vs: tuple[float, float, float], smooth_
     crosses = count > 0
     contiguous = (last - first + 1) == count
     # a line where the inner material meets what lies beyond with no layer voxel between is a
-    # chord of zero voxels, not a gap: each end of a chord is quantised independently, and the
-    # run length is unbiased only with its zeros (left out, a film thinner than a voxel reads
-    # one voxel wherever it is seen)
-    # -- unless the film around it is thick: then it is a gap (crack, uncovered pit, missed patch),
-    # left out of the map and of the surface heights (a pit's floor would tilt its rim's normals)
+    # chord of zero voxels: each end of a chord is quantised independently, and the run length
+    # is unbiased only with its zeros (left out, a film thinner than a voxel reads one voxel
+    # wherever it is seen) -- unless the film around it is thick: then it is a gap (crack,
+    # uncovered pit, missed patch), left out of the map and of the surface heights (an open
+    # pit's floor would tilt the normals of the film around it)
     bare = bare & ~crosses
     measured = crosses & contiguous & before & after
     film0 = _sub_voxel_film(bare, measured, count)
@@ -399,7 +402,9 @@ def sei_thickness(
     Returns
     -------
     ThicknessResult
-        Statistics in nm, with the per-line map (nan where not measured).
+        Statistics in nm, with the per-line map (nan where not measured), and the share of
+        the inner surface the layer covers (``coverage``; gaps in it are left out of the
+        statistics, see the module documentation).
 
     Raises
     ------
