@@ -419,8 +419,13 @@ def sei_thickness(
     >>> lab = np.full((4, 20, 6), 2, np.uint8)      # electrolyte
     >>> lab[:, :5] = 6                              # sodium, rows 0-4
     >>> lab[:, 5:8] = 7                             # SEI, 3 rows of 10 nm
-    >>> sei_thickness(lab, voxel_size_nm=(20, 10, 10), axis="y").mean
-    30.0
+    >>> r = sei_thickness(lab, voxel_size_nm=(20, 10, 10), axis="y")
+    >>> round(r.mean, 6), r.coverage
+    (30.0, 1.0)
+    >>> lab[:, 5:8, :2] = 2                         # a crack through the film, 2 of 6 columns
+    >>> r = sei_thickness(lab, voxel_size_nm=(20, 10, 10), axis="y")
+    >>> round(r.mean, 6), round(r.coverage, 3), r.gaps
+    (30.0, 0.667, 8)
     """
     if method not in _METHODS:
         raise ParameterError(f"method={method!r} is not one of {', '.join(sorted(_METHODS))}")
