@@ -183,6 +183,20 @@ def test_sei_gaps_in_a_thick_film_are_coverage_not_thin_film(vs, t0, kind):
     assert r.to_dict()["gap_lines"] == r.gaps and r.coverage_dict()["fraction"] == pytest.approx(r.coverage)
 
 
+def test_sei_gaps_read_by_slabs_equal_the_whole_volume():
+    """A missed patch across several slabs of z-planes: gaps are decided on the whole map."""
+    from volrecon.analyze.thickness import sei_thickness_slabs
+
+    vs = (40.0, 25.38, 20.0)
+    lab, t, y, s = _film(120.0, vs, bump_nm=40.0)
+    _defect(lab, y, s, "missed patch", vs)
+    whole = sei_thickness(lab, voxel_size_nm=vs, axis="y")
+    slabs = sei_thickness_slabs(lab, planes=slice(None), axis="y", voxel_size_nm=vs,
+                                slab_voxels=2 * lab.shape[1] * lab.shape[2])
+    assert (slabs.gaps, slabs.samples) == (whole.gaps, whole.samples) == (240, 2160)
+    assert slabs.mean == pytest.approx(whole.mean, rel=1e-12)
+
+
 def test_sei_gap_is_told_by_the_film_around_it():
     """The same patch of bare sodium is the film's own sub-voxel thinness where the film around it
     reads one voxel, and a gap where it reads three."""
