@@ -199,7 +199,8 @@ def test_sei_gaps_read_by_slabs_equal_the_whole_volume():
 
 def test_sei_gap_is_told_by_the_film_around_it():
     """The same patch of bare sodium is the film's own sub-voxel thinness where the film around it
-    reads one voxel, and a gap where it reads three."""
+    reads one voxel (also with a few long runs beside it: 3 of its 20 neighbours read 10 voxels,
+    a rim mean of 2.35), and a gap where it reads three."""
     vs = (20.0, 10.0, 10.0)
     lab = np.full((10, 30, 40), 2, np.uint8)
     lab[:, :10] = 6
@@ -208,6 +209,10 @@ def test_sei_gap_is_told_by_the_film_around_it():
     thin = sei_thickness(lab, voxel_size_nm=vs, axis="y", map_smooth_nm=0)
     assert (thin.gaps, thin.samples) == (0, 400)
     assert thin.mean == pytest.approx(10.0 * 385 / 400)
+    speck = lab.copy()
+    speck[2, 10:20, 14:17] = 7  # a few long runs (something else taken for the film) beside the patch
+    specked = sei_thickness(speck, voxel_size_nm=vs, axis="y", map_smooth_nm=0)
+    assert (specked.gaps, specked.samples) == (0, 400)  # most lines around the patch still read one voxel
     lab[:, 11:13] = 7  # a film of three voxels around the same patch
     lab[3:6, 10:13, 15:20] = 2
     thick = sei_thickness(lab, voxel_size_nm=vs, axis="y", map_smooth_nm=0)

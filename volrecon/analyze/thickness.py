@@ -12,9 +12,10 @@ material meets what lies beyond the layer on the line with no layer voxel betwee
 is a measured chord of length 0 (left out, such a film would read one voxel wherever it is seen).
 Such a line may also be a gap in the layer: a crack through it, a pit in the inner material the
 layer does not cover, a patch the segmentation missed.  The two are told apart by the film around
-them (see :data:`GAP_RIM_VOXELS`): each connected patch of such lines on the map is a film under a
-voxel where the lines measured around it read under two voxels, and a gap where they read more --
-a continuous film does not thin from two voxels to under one from one line to the next.  Gaps are
+them (see :data:`GAP_RIM_VOXELS`): each connected patch of such lines on the map is a gap where
+most of the lines measured around it read two voxels or more, and a film under a voxel otherwise
+-- a continuous film does not thin from over one and a half voxels to under one from one line to
+the next.  Gaps are
 left out of the thickness statistics (the thickness is the film's where it exists) and reported
 as the layer's ``coverage``: the share of the decided lines (measured or gap) that carry the film.
 
@@ -56,15 +57,17 @@ from volrecon.errors import ParameterError
 
 __all__ = ["GAP_RIM_VOXELS", "ThicknessResult", "sei_thickness", "sei_thickness_slabs"]
 
-GAP_RIM_VOXELS = 2.0
+GAP_RIM_VOXELS = 2
 """A patch of lines where the inner material meets what lies beyond the layer (no layer voxel
-between) is a gap in the layer -- a crack, an uncovered pit, a missed patch -- when the measured
-lines around it read this many voxels along the stacking axis or more on average, and a film
+between) is a gap in the layer -- a crack, an uncovered pit, a missed patch -- when most of the
+measured lines around it read this many voxels along the stacking axis or more, and a film
 thinner than a voxel otherwise.  On such a line the film's chord is under one voxel; next to it
-a continuous film reads one voxel, or two where its chord has grown past one; a mean of two or
-more asks the chord to grow by over a voxel from one line to the next, which is the layer's edge,
-not its thinning.  Between one and two voxels the two cannot be told apart and the patch counts
-as film (a gap in a film that thin reads as its thinning)."""
+a continuous film reads mostly one voxel (a chord ``h`` between one and two voxels reads two on
+a share ``h - 1`` of the lines), so most lines around it reading two or more ask the chord to
+grow from under one voxel to over one and a half from one line to the next: the layer's edge,
+not its thinning.  The majority, not the mean, so that a few long runs (a speck taken for the
+layer) do not turn a thin film's own zeros into gaps.  A gap in a film thinner than about 1.5
+voxels cannot be told from its thinning and reads as a chord of zero."""
 
 _METHODS = {
     "normal_chord": "run length of the layer along {axis} x cos(angle between {axis} and the inner "
@@ -129,7 +132,7 @@ class ThicknessResult:
                 "units": "1 (0-1)",
                 "definition": f"share of the lines along {AXIS_NAMES[self.axis]} measured or found bare that carry "
                               "the layer; bare: no layer between the inner material and what lies beyond, with "
-                              f"the film around reading {GAP_RIM_VOXELS:g} voxels or more (cracks, uncovered "
+                              f"most lines around reading {GAP_RIM_VOXELS} voxels or more (cracks, uncovered "
                               "pits, missed patches), left out of the thickness statistics"}
 
     def to_dict(self) -> dict[str, Any]:
@@ -251,8 +254,8 @@ def _normal_chord(lay: np.ndarray, inn: np.ndarray, beyond: np.ndarray,
 _NEIGHBOURS = tuple((dp, dq) for dp in (-1, 0, 1) for dq in (-1, 0, 1) if dp or dq)
 
 
-def _rim_mean(patches: np.ndarray, n: int, measured: np.ndarray, count: np.ndarray) -> np.ndarray:
-    """Mean ``count`` over the ``measured`` lines next to (8-neighbours of) each labelled patch.
+def _rim_share(patches: np.ndarray, n: int, measured: np.ndarray, thick: np.ndarray) -> np.ndarray:
+    """Share of the ``measured`` lines next to (8-neighbours of) each labelled patch that are ``thick``.
 
     Each measured line weighs by the number of its neighbours in the patch.  Returns an array of
     ``n + 1`` values indexed by patch label (nan where no measured line touches the patch; index
@@ -260,15 +263,15 @@ def _rim_mean(patches: np.ndarray, n: int, measured: np.ndarray, count: np.ndarr
     """
     padded = np.pad(patches, 1)
     pq = patches.shape
-    total = np.zeros(n + 1)
+    hits = np.zeros(n + 1)
     lines = np.zeros(n + 1)
     for dp, dq in _NEIGHBOURS:
         nb = padded[1 + dp:1 + dp + pq[0], 1 + dq:1 + dq + pq[1]]
-        hit = measured & (nb > 0)
-        total += np.bincount(nb[hit], weights=count[hit], minlength=n + 1)
-        lines += np.bincount(nb[hit], minlength=n + 1)
+        rim = measured & (nb > 0)
+        hits += np.bincount(nb[rim & thick], minlength=n + 1)
+        lines += np.bincount(nb[rim], minlength=n + 1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return total / lines
+        return hits / lines
 
 
 def _sub_voxel_film(bare: np.ndarray, measured: np.ndarray, count: np.ndarray) -> np.ndarray:
@@ -276,15 +279,15 @@ def _sub_voxel_film(bare: np.ndarray, measured: np.ndarray, count: np.ndarray) -
 
     ``bare``: the inner material meets what lies beyond the layer with no layer voxel between;
     ``measured``: lines whose layer run of ``count`` voxels is measured.  Each 8-connected patch
-    of bare lines is a film whose chord is under one voxel unless the measured lines around it
-    read :data:`GAP_RIM_VOXELS` or more on average; a patch with no measured line around it
+    of bare lines is a film whose chord is under one voxel unless more than half of the measured
+    lines around it read :data:`GAP_RIM_VOXELS` or more; a patch with no measured line around it
     stays a film (nothing says the film around it is thick).
     """
     patches, n = ndi.label(bare, structure=np.ones((3, 3), bool))
     if n == 0:
         return bare
-    rim = _rim_mean(patches, n, measured, count)
-    film = ~(rim >= GAP_RIM_VOXELS)  # nan: no measured line around the patch
+    share = _rim_share(patches, n, measured, count >= GAP_RIM_VOXELS)
+    film = ~(share > 0.5)  # nan: no measured line around the patch
     film[0] = False
     return film[patches]
 
