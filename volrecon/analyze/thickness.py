@@ -130,10 +130,10 @@ class ThicknessResult:
         """JSON-safe coverage of the inner surface by the layer, with its definition."""
         return {"fraction": json_float(self.coverage), "film_lines": int(self.samples), "gap_lines": int(self.gaps),
                 "units": "1 (0-1)",
-                "definition": f"share of the lines along {AXIS_NAMES[self.axis]} measured or found bare that carry "
-                              "the layer; bare: no layer between the inner material and what lies beyond, with "
-                              f"most lines around reading {GAP_RIM_VOXELS} voxels or more (cracks, uncovered "
-                              "pits, missed patches), left out of the thickness statistics"}
+                "definition": f"share of the decided lines along {AXIS_NAMES[self.axis]} (measured, or gaps) that "
+                              "carry the layer; a gap: no layer voxel between the inner material and what lies "
+                              f"beyond while most lines around read {GAP_RIM_VOXELS} voxels or more (a crack, an "
+                              "uncovered pit, a missed patch), left out of the thickness statistics"}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe statistics (nm) with the method and the number of lines measured."""
