@@ -15,9 +15,9 @@ layer does not cover, a patch the segmentation missed.  The two are told apart b
 them (see :data:`GAP_RIM_VOXELS`): each connected patch of such lines on the map is a gap where
 most of the lines measured around it read two voxels or more, and a film under a voxel otherwise
 -- a continuous film does not thin from over one and a half voxels to under one from one line to
-the next.  Gaps are
-left out of the thickness statistics (the thickness is the film's where it exists) and reported
-as the layer's ``coverage``: the share of the decided lines (measured or gap) that carry the film.
+the next.  Gaps are left out of the thickness statistics and of the surface heights (the
+thickness is the film's where it exists) and reported as the layer's ``coverage``: the share of
+the decided lines (measured or gap) that carry the film.
 
 The chord crosses the layer obliquely wherever the inner surface is tilted: with the inner
 surface height ``s(p, q)`` (nm) over the map, its unit normal makes the angle ``cos θ =
