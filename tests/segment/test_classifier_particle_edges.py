@@ -68,13 +68,15 @@ def test_classifier_particles_and_binder_fraction(diglyme, monkeypatch):
 
     res = segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="classifier", classifier=clf, frame="none")
     info = res.parameters["classifier_boundaries"]["cathode"]
-    assert info["levels"]["electrolyte"] < info["particle_edge_cut"] < info["levels"]["active"]
+    edges = info["particle_edges"]
+    assert 5.0 < edges["rim_length_nm"] < 25.0 and edges["edges_nm"]
+    assert info["levels"]["electrolyte"] < edges["cut"] < info["levels"]["active"]
     pore, active, binder, fraction = figures(res)
     monkeypatch.setattr(api, "_classifier_particle_edges", lambda *a, **k: None)
     pore0, active0, binder0, fraction0 = figures(segment_volume(img, voxel_size_nm=ph.voxel_size_nm,
                                                                 method="classifier", classifier=clf, frame="none"))
-    # measured: active 0.9760 -> 0.9783, binder 0.745 -> 0.756, binder fraction 0.149 -> 0.135 (truth 0.126)
+    # measured: active 0.9760 -> 0.9780, binder 0.745 -> 0.756, binder fraction 0.149 -> 0.134 (truth 0.126)
     assert pore >= pore0 - 0.001
-    assert active >= active0 + 0.0015
+    assert active >= active0 + 0.001
     assert binder >= binder0 + 0.006
     assert abs(fraction - truth_binder) <= abs(fraction0 - truth_binder) - 0.008
