@@ -32,7 +32,7 @@ from volrecon.segment.classifier import (
 from volrecon.segment.cleanup import cleanup_reach, remove_small_pieces
 from volrecon.segment.cathode_rims import (
     RIM_GRADIENT_NM, RIM_LENGTH_MAX_NM, dark_side_rim_length, edge_rim_length, fit_rim_length, gradient_magnitude,
-    gradient_reach, particle_edges, rim_corrected, rim_share, robust_cuts, separability,
+    gradient_reach, particle_edge_rim_length, particle_edges, rim_corrected, rim_share, robust_cuts, separability,
 )
 from volrecon.segment import forward_refine as fr
 from volrecon.segment.foil_spill import FoilSpill, fit_spill, foil_distance, steadied, steadying_reach, unspill
@@ -746,9 +746,7 @@ def segment_volume(
                 phases_out = _boundaries_redecided(clf_grey, regions.rechunk(src.chunks),
                                                    _materialise(phases_out.rechunk(src.chunks), folder, "boundaries_input"),
                                                    image=src, names=names, vox=vox, smooth_nm=smooth_nm, params=params,
-                                                   stack_axis=lay.axis, edge_nm=(void_cues or VoidCues()).edge_nm,
-                                                   rims=_edge_rims([lay.edges[k] for k in RIM_EDGES if k in lay.edges],
-                                                                   (lay.axis, lay.anode_first), smooth_nm, vox))
+                                                   stack_axis=lay.axis, edge_nm=(void_cues or VoidCues()).edge_nm)
             if regional:
                 phases_out = _regional_phases(image, src, regions, phases_out, names=names, vox=vox, smooth_nm=smooth_nm,
                                               min_size_nm=min_size_nm, frame_value=frame_value, void_split=void_split, void_cues=void_cues,
@@ -803,8 +801,7 @@ a second pass raised the carbonate pore Dice 0.923 -> 0.928, a third by under 0.
 
 def _boundaries_redecided(smoothed: da.Array, reg: da.Array, out: da.Array, *, image: da.Array, names: Mapping[str, int],
                           vox: tuple[float, float, float], smooth_nm: float, params: dict[str, Any],
-                          stack_axis: int | None = None, edge_nm: float = 0.0,
-                          rims: Sequence[float] = ()) -> da.Array:
+                          stack_axis: int | None = None, edge_nm: float = 0.0) -> da.Array:
     """The classifier's boundary voxels in the cathode and the separator re-decided on the
     rim-corrected grey, chunked.
 
@@ -901,8 +898,7 @@ def _boundaries_redecided(smoothed: da.Array, reg: da.Array, out: da.Array, *, i
     edges = None
     if "cathode" in info:
         where = r == REGIONS["cathode"]
-        edges = _classifier_particle_edges(info["cathode"], g, d, o, where, names=names, vox=vox, edge_nm=edge_nm,
-                                           rims=rims)
+        edges = _classifier_particle_edges(info["cathode"], g, d, o, where, names=names, vox=vox, edge_nm=edge_nm)
 
     foil = None if stack_axis is None else _fit_foil_spill(smoothed, reg, axis=stack_axis, params=params, match="mode")
     spill_reach = 0 if foil is None else foil.reach
@@ -918,12 +914,13 @@ def _boundaries_redecided(smoothed: da.Array, reg: da.Array, out: da.Array, *, i
         if edges is not None:
             res_ = particle_edges(res_, _spill_read(g_, d_, edges[0], spill_), r_ == REGIONS["cathode"],
                                   electrolyte=names["electrolyte"], binder=names["binder"], active=names["active"],
-                                  cut=edges[1], reach_px=edges[2])
+                                  cut=edges[1], reach_px=edges[2], void=names.get("void"), pore_side=True)
         return np.ascontiguousarray(res_[core])
 
     depth = [CLASSIFIER_BOUNDARY_PASSES] * 3
     if edges is not None:
-        depth = [depth[0], *(p + r + 1 for p, r in zip(depth[1:], edges[2]))]
+        # the particle side reads the pore within the reach, the pore side one voxel beyond its result
+        depth = [depth[0], *(p + r + 2 for p, r in zip(depth[1:], edges[2]))]
     if spill_reach:
         # the unmixed grey's gradient, and the foil's distance along the stacking axis
         depth = [p + g for p, g in zip(depth, gradient_reach(vox))]
@@ -934,35 +931,33 @@ def _boundaries_redecided(smoothed: da.Array, reg: da.Array, out: da.Array, *, i
 
 def _classifier_particle_edges(cathode: dict[str, Any], grey: np.ndarray, gradient: np.ndarray, labels: np.ndarray,
                                where: np.ndarray, *, names: Mapping[str, int], vox: tuple[float, float, float],
-                               edge_nm: float, rims: Sequence[float]) -> tuple[float, float, tuple[int, int]] | None:
+                               edge_nm: float) -> tuple[float, float, tuple[int, int]] | None:
     """The rim length, cut and in-plane reach of :func:`volrecon.segment.cathode_rims.particle_edges`
     for the classifier's cathode.
 
-    The rule reads a boundary voxel against the half-way level of the pore and the particles, which
-    holds on a grey whose rims are taken off as the instrument made them: the length is the median of
-    the re-decision's fitted one (``cathode["rim_length_nm"]``) and those the flat edges' rims give
-    (``rims``, :func:`_edge_rims`), as ``layers`` measures it (:func:`_cathode_rim_grey`).  On the
-    separability's length alone, short where its peak is flat, the pore's edge voxels beside a
-    particle stayed above the half-way level and went to the particle (24x192 diglyme seed 1,
-    corrected: length 7.3 nm, pore read as active 1 100 -> 3 700 voxels, active Dice -0.011).  The
-    cut is half-way between the medians of the classifier's interior pore and particle voxels on
-    that grey (:func:`volrecon.segment.classifier.interior_levels`); the reach is ``edge_nm``, the
-    edge artefact's, in pixels.  ``grey``, ``gradient``, ``labels``, ``where``: the sampled denoised
-    grey, its gradient, the classifier's labels and the cathode's voxels.  None without a reach, a
-    measured edge rim, a positive length or the two levels; what was used is recorded in ``cathode``.
+    The rule reads the two voxels of a pore | particle step against the half-way level of the pore
+    and the particles, on the grey corrected by the length the image model fitted for the dark side
+    (:func:`_dark_rim_length`) gives it (:func:`volrecon.segment.cathode_rims.particle_edge_rim_length`,
+    ``cathode["particle_edge_length_nm"]``): a property of the probe, the rims and the denoising, not
+    of the cathode's histogram.  On the separability's length (``cathode["rim_length_nm"]``), whose
+    peak is flat, the rule followed the fit: 24x192 diglyme seed 1, corrected, fitted 7.3 nm, pore
+    read as active 900 -> 3 700 voxels, active Dice -0.010.  The cut is half-way between the medians
+    of the classifier's interior pore and particle voxels on that grey
+    (:func:`volrecon.segment.classifier.interior_levels`); the reach is ``edge_nm``, the edge
+    artefact's, in pixels.  ``grey``, ``gradient``, ``labels``, ``where``: the sampled denoised grey,
+    its gradient, the classifier's labels and the cathode's voxels.  None without a reach, the
+    model's length or the two levels; what was used is recorded in ``cathode["particle_edges"]``.
     """
     pore, particle = names.get("electrolyte"), names.get("active")
-    if edge_nm <= 0 or not rims or pore is None or particle is None or "binder" not in names:
+    length = cathode.get("particle_edge_length_nm")
+    if edge_nm <= 0 or length is None or pore is None or particle is None or "binder" not in names:
         return None
-    length = float(np.median([float(cathode["rim_length_nm"]), *rims]))
-    if length <= 0:
-        return None
-    levels = interior_levels(rim_corrected(grey, gradient, length), labels, where, [pore, particle])
+    levels = interior_levels(rim_corrected(grey, gradient, float(length)), labels, where, [pore, particle])
     if len(levels) < 2:
         return None
     cut = 0.5 * (levels[pore] + levels[particle])
-    cathode["particle_edges"] = {"rim_length_nm": length, "edges_nm": [float(x) for x in rims], "cut": cut}
-    return length, cut, tuple(max(1, int(np.ceil(float(edge_nm) / float(v)))) for v in vox[1:])
+    cathode["particle_edges"] = {"rim_length_nm": float(length), "cut": cut}
+    return float(length), cut, tuple(max(1, int(np.ceil(float(edge_nm) / float(v)))) for v in vox[1:])
 
 
 def _foil_spill_grey(grey: np.ndarray, regions: np.ndarray, spill: FoilSpill, *, axis: int,
@@ -1082,6 +1077,9 @@ def _dark_rim_length(src: da.Array, smoothed: da.Array, reg: da.Array, out: da.A
                                values=values)
     dark = dark_side_rim_length(model, vox, smooth_sigma_vox=smoothing_sigma(smooth_nm, vox))
     info["dark_rim_length_nm"] = dark
+    edge = particle_edge_rim_length(model, vox, smooth_sigma_vox=smoothing_sigma(smooth_nm, vox))
+    if 0.0 < edge <= RIM_LENGTH_MAX_NM:
+        info["particle_edge_length_nm"] = edge
     info["image_model"] = {"psf_sigma_nm": model.psf_sigma_nm, "edge_gain": model.edge_gain,
                            "residual_rms": model.residual_rms}
     # a model whose rims come out negative (labels that fit no edge) gives no length to trust
