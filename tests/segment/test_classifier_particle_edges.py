@@ -11,6 +11,7 @@ from volrecon.phases import PHASES, REGIONS
 from volrecon.segment import api, segment_volume, train_classifier
 from volrecon.segment.cathode_rims import (
     STEP_HALF_PX, dark_side_rim_length, gradient_magnitude, particle_edge_rim_length, particle_edges, rim_corrected,
+    step_reads,
 )
 from volrecon.segment.forward_refine import ImageModel, predict
 from volrecon.segment.regional import smoothing_sigma
@@ -20,9 +21,9 @@ E, B, A, V = PHASES["electrolyte"], PHASES["binder"], PHASES["active"], PHASES["
 VOX = (20.0, 10.0, 10.0)
 
 
-def _model(gain: float) -> ImageModel:
+def _model(gain: float, pixel_nm: float = 10.0) -> ImageModel:
     return ImageModel(levels={0: 0.0, 1: 1.0}, psf_sigma_nm=8.0, edge_gain=gain, noise=(1.0, 0.0),
-                      shine_depth_slices=0, shine_sigma_nm=0.0, shine=(0.0, 0.0), pixel_nm=VOX[1:])
+                      shine_depth_slices=0, shine_sigma_nm=0.0, shine=(0.0, 0.0), pixel_nm=(pixel_nm, pixel_nm))
 
 
 def _imaged(labels: np.ndarray, model: ImageModel, levels: dict[int, float]) -> np.ndarray:
@@ -52,6 +53,53 @@ def test_length_puts_a_straight_steps_voxels_either_side_of_half_way():
     on = rim_corrected(grey, grad, length)
     assert on[pore_px] < 0.5 - 0.2 and on[particle_px] > 0.5 + 0.05
     assert rim_corrected(grey, grad, dark)[particle_px] < 0.5
+
+
+def test_step_reads_and_the_particle_side_with_the_pixel():
+    """:func:`step_reads` is the straight step imaged with the levels given (the model's image is
+    linear in them), and it tells where the re-decision takes a particle's edge voxel from the
+    particle: at 10 nm pixels (probe 8 nm) the step's bright voxel, on a grey corrected by a
+    separability-like length, reads under the binder | active midpoint, at 20 nm above it."""
+    pore, binder, particle = 70.0, 100.0, 170.0
+    for pixel, under in ((10.0, True), (20.0, False)):
+        vox = (20.0, pixel, pixel)
+        sigma = smoothing_sigma(10.0, vox)
+        model = _model(0.5, pixel)
+        lab = np.zeros((1, 2 * STEP_HALF_PX, 2 * STEP_HALF_PX), np.uint8)
+        lab[..., STEP_HALF_PX:] = 1
+        m = replace(model, levels={0: pore, 1: particle})
+        img = ndi.gaussian_filter(predict(lab[0], None, m, None), sigma[1:], mode="nearest", truncate=3.0)[None]
+        direct = rim_corrected(img, gradient_magnitude(img, vox), 15.0)[0, STEP_HALF_PX]
+        reads = step_reads(model, vox, length_nm=15.0, levels=(pore, particle), smooth_sigma_vox=sigma)
+        assert len(reads) == 2 and reads[0] == pytest.approx(reads[1], abs=0.01)  # square pixels
+        dark, bright = reads[1]
+        assert dark == pytest.approx(float(direct[STEP_HALF_PX - 1]), abs=0.01)
+        assert bright == pytest.approx(float(direct[STEP_HALF_PX]), abs=0.01)
+        assert (bright < 0.5 * (binder + particle)) is under
+    # a tilted face's longer rows: the step across them is sharper in pixels, its bright voxel reads higher
+    vox = (20.0, 12.7, 10.0)
+    (_, across_rows), (_, across_columns) = step_reads(replace(_model(0.5), pixel_nm=(12.7, 10.0)), vox, length_nm=15.0,
+                                                       levels=(pore, particle),
+                                                       smooth_sigma_vox=smoothing_sigma(10.0, vox))
+    assert across_rows > across_columns + 5.0
+
+
+def test_particle_side_off():
+    """``particle_side=False``: the particle's side of the step keeps its label, the pore's side is
+    still given back."""
+    labels = np.full((1, 5, 8), E, np.uint8)
+    labels[:, :, 5:] = A
+    labels[:, :, 3:5] = B
+    grey = np.zeros(labels.shape, np.float32)
+    grey[:, :, 3], grey[:, :, 4] = 90.0, 140.0
+    kw = {"electrolyte": E, "binder": B, "active": A, "cut": 120.0, "reach_px": (2, 2)}
+    both = particle_edges(labels, grey, np.ones(labels.shape, bool), pore_side=True, **kw)
+    assert (both[:, :, 4] == A).all() and (both[:, :, 3] == E).all()
+    off = particle_edges(labels, grey, np.ones(labels.shape, bool), pore_side=True, particle_side=False, **kw)
+    assert (off[:, :, 4] == B).all()
+    labels[:, :, 4] = A  # a one-voxel shell: its pore side goes whatever the particle's side does
+    assert (particle_edges(labels, grey, np.ones(labels.shape, bool), pore_side=True, particle_side=False,
+                           **kw)[:, :, 3] == E).all()
 
 
 def test_shell_on_both_sides_of_the_step_given_back():
@@ -120,6 +168,7 @@ def test_classifier_pore_and_binder_fraction(diglyme, monkeypatch):
     info = res.parameters["classifier_boundaries"]["cathode"]
     edges = info["particle_edges"]
     assert 5.0 < edges["rim_length_nm"] < info["dark_rim_length_nm"]
+    assert edges["particle_side"]  # 10 nm pixels: the blurred step's bright voxel reads under binder | active
     assert info["levels"]["electrolyte"] < edges["cut"] < info["levels"]["active"]
     pore, active, binder, fraction, porosity = figures(res)
     monkeypatch.setattr(api, "_classifier_particle_edges", lambda *a, **k: None)

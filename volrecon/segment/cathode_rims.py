@@ -237,7 +237,7 @@ def edge_rim_length(share: float, blur_vox: float, pixel_nm: float, sigma_nm: fl
 
 def particle_edges(labels: np.ndarray, corrected: np.ndarray, cathode: np.ndarray, *, electrolyte: int, binder: int,
                    active: int, cut: float, reach_px: Sequence[int], void: int | None = None,
-                   pore_side: bool = False) -> np.ndarray:
+                   particle_side: bool = True, pore_side: bool = False) -> np.ndarray:
     """Binder-labelled voxels between the pore and a particle that are the particle's own edge.
 
     Where a particle meets the pore, the rim-corrected grey of the two voxels beside the boundary
@@ -266,6 +266,8 @@ def particle_edges(labels: np.ndarray, corrected: np.ndarray, cathode: np.ndarra
         In-plane reach ``(y, x)`` in pixels.
     void : int, optional
         Label value of the empty pore, read as pore beside ``electrolyte`` (labels after a void split).
+    particle_side : bool
+        The particle's side of the step, as above (off: only ``pore_side``'s voxels change).
     pore_side : bool
         Also the step's other voxel: binder voxels touching both the pore and a particle in the
         image plane (the particles as this rule leaves them) that read under ``cut`` are the
@@ -288,7 +290,8 @@ def particle_edges(labels: np.ndarray, corrected: np.ndarray, cathode: np.ndarra
     cross[0, 1, :] = cross[0, :, 1] = True
     on_particle = ndi.binary_dilation(cat & (labels == active), cross)
     out = np.array(labels, copy=True)
-    out[cat & (labels == binder) & near_pore & on_particle & (grey >= cut)] = active
+    if particle_side:
+        out[cat & (labels == binder) & near_pore & on_particle & (grey >= cut)] = active
     if pore_side:
         on_particle = ndi.binary_dilation(cat & (out == active), cross)
         out[cat & (out == binder) & on_particle & ndi.binary_dilation(pore, cross) & (grey < cut)] = electrolyte
@@ -344,9 +347,18 @@ def dark_side_rim_length(model: ImageModel, voxel_size_nm: Sequence[float], *,
     float
         The length in nm (0 where the model's step leaves no gradient).
     """
+    lengths = [float(img[dark]) / float(grad[dark]) if grad[dark] > 0 else 0.0
+               for img, grad, dark, _ in _unit_steps(model, voxel_size_nm, smooth_sigma_vox)]
+    return float(np.mean(lengths))
+
+
+def _unit_steps(model: ImageModel, voxel_size_nm: Sequence[float],
+                smooth_sigma_vox: Sequence[float]) -> list[tuple[np.ndarray, np.ndarray, tuple[int, int], tuple[int, int]]]:
+    """The image of a straight step from 0 to 1 along each in-plane axis under ``model``, denoised
+    by ``smooth_sigma_vox``: ``(image, its gradient, the dark side's voxel, the bright side's)``."""
     unit = replace(model, levels={0: 0.0, 1: 1.0})
     n = 2 * STEP_HALF_PX
-    lengths = []
+    out = []
     for axis in (0, 1):
         lab = np.zeros((n, n), np.uint8)
         if axis == 0:
@@ -356,9 +368,25 @@ def dark_side_rim_length(model: ImageModel, voxel_size_nm: Sequence[float], *,
         img = ndi.gaussian_filter(predict(lab, None, unit, None), [float(s) for s in smooth_sigma_vox[1:]],
                                   mode="nearest", truncate=_TRUNCATE)
         grad = gradient_magnitude(img[None], voxel_size_nm)[0]
-        at = (STEP_HALF_PX - 1, STEP_HALF_PX) if axis == 0 else (STEP_HALF_PX, STEP_HALF_PX - 1)
-        lengths.append(float(img[at]) / float(grad[at]) if grad[at] > 0 else 0.0)
-    return float(np.mean(lengths))
+        dark = (STEP_HALF_PX - 1, STEP_HALF_PX) if axis == 0 else (STEP_HALF_PX, STEP_HALF_PX - 1)
+        out.append((img, grad, dark, (STEP_HALF_PX, STEP_HALF_PX)))
+    return out
+
+
+def step_reads(model: ImageModel, voxel_size_nm: Sequence[float], *, length_nm: float, levels: tuple[float, float],
+               smooth_sigma_vox: Sequence[float] = (0.0, 0.0, 0.0)) -> list[tuple[float, float]]:
+    """What the two voxels beside a straight step between ``levels`` (dark, bright) read on the grey
+    :func:`rim_corrected` by ``length_nm``, on the image ``model`` gives, denoised as the grey values
+    were (``smooth_sigma_vox``): ``(dark side, bright side)`` for a step across each in-plane axis
+    (y, x; the pixels may differ: a tilted face's rows are longer).
+
+    The image of a step between two levels is linear in them (the rims are the step's contrast
+    times the edge gain), so a unit step, scaled, gives it.
+    """
+    lo, hi = (float(v) for v in levels)
+    return [(lo + (hi - lo) * float(img[dark] - float(length_nm) * grad[dark]),
+             lo + (hi - lo) * float(img[bright] - float(length_nm) * grad[bright]))
+            for img, grad, dark, bright in _unit_steps(model, voxel_size_nm, smooth_sigma_vox)]
 
 
 def particle_edge_rim_length(model: ImageModel, voxel_size_nm: Sequence[float], *,
