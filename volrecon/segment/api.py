@@ -832,13 +832,14 @@ def _boundaries_redecided(smoothed: da.Array, reg: da.Array, out: da.Array, *, i
     is in ``parameters["classifier_boundaries"]``.  ``smoothed``: the grey values denoised by
     ``smooth_nm`` (:func:`_smoothed`), chunked; ``image``: the grey values, chunked.
 
-    ``edge_nm``: the edge artefact's reach.  With it and the image model's length
-    (``cathode["particle_edge_length_nm"]``, :func:`_dark_rim_length`), the binder shell the
-    re-decision leaves where a particle meets the pore is given back on both sides of the step
-    (:func:`volrecon.segment.cathode_rims.particle_edges` with ``pore_side``, on the grey and at the
-    cut of :func:`_classifier_particle_edges`): a binder voxel touching a particle within that reach
-    of the pore that reads at least half-way between the classifier's pore and particle levels is
-    the particle's own edge, one touching the pore and a particle that reads under it the pore's.
+    ``edge_nm``: the edge artefact's reach.  With it and the cathode's image model (fitted for the
+    dark side, :func:`_dark_rim_length`), the binder shell the re-decision leaves where a particle
+    meets the pore is given back on both sides of the step
+    (:func:`volrecon.segment.cathode_rims.particle_edges` with ``pore_side``, on the grey, at the cut
+    and with the sides of :func:`_classifier_particle_edges`): a binder voxel touching a particle
+    within that reach of the pore that reads at least half-way between the classifier's pore and
+    particle levels is the particle's own edge (where the model says the blur made it binder), one
+    touching the pore and a particle that reads under it the pore's.
     The blurred step puts the particle's edge voxel under the binder | active midpoint and the
     pore's beside it above the pore | binder one, so the re-decision left the particles a binder
     shell two voxels thick where they meet the pore (24x192 diglyme seed 0, corrected: of the true
@@ -956,7 +957,7 @@ def _classifier_particle_edges(cathode: dict[str, Any], model: fr.ImageModel, gr
     (:func:`volrecon.segment.cathode_rims.particle_edge_rim_length`): a property of the probe, the
     rims and the denoising, not of the cathode's histogram.  On the separability's length
     (``cathode["rim_length_nm"]``), whose peak is flat, the rule followed the fit: 24x192 diglyme
-    seed 1, corrected, fitted 7.3 nm, pore read as active 900 -> 3 700 voxels, active Dice -0.010.
+    seed 1, corrected, fitted 7.3 nm, pore read as active 1 100 -> 3 600 voxels, active Dice -0.010.
     The cut is half-way between the medians of the classifier's interior pore and particle voxels on
     that grey (:func:`volrecon.segment.classifier.interior_levels`); the reach is ``edge_nm``, the
     edge artefact's, in pixels.
