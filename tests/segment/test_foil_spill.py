@@ -133,3 +133,37 @@ def test_mode_match_follows_a_pore_richer_foil_row():
     assert quartile[0] < 0.5 - 0.025 and quartile[1] < 0.2 - 0.025
     with pytest.raises(ValueError):
         fit_spill(grey, dist, foil, match="median")
+
+
+def test_auto_rows_beside_the_foil_read_no_rim_from_its_step():
+    """The auto path's rim correction of the rows beside the foil (``api._gradient`` with the foil, on
+    the unmixed grey): a particle (0.65) against the foil (0.9) and the pore (0.2) beside it, the two
+    rows of the spill already unmixed.  Inside either material the cathode has no step, so the rim
+    correction must leave its grey at its level (the truth); the plain gradient (the code before) read
+    the foil's step as a rim of the rows' own and took the particle's first row down by 0.14 at a rim
+    length of 16 nm, to the half-way grey of the binder (0.37) and the particle.  Beyond the spill's rows the gradient is the plain one; chunked, it is the whole array's."""
+    import dask.array as da
+
+    from volrecon.segment import api
+    from volrecon.segment.cathode_rims import gradient_magnitude, rim_corrected
+
+    vox = (20.0, 12.7, 10.0)
+    reg = np.full((2, 16, 48), REGIONS["cathode"], np.uint8)
+    reg[:, 12:] = REGIONS["collector"]
+    grey = np.full(reg.shape, 0.2, np.float32)
+    grey[:, 6:12, 16:32] = 0.65
+    grey[:, 12:] = 0.9
+    spill = FoilSpill(offset=(0.45, 0.18), gain=(0.5, 0.8), samples=(1, 1))
+    foil = (da.from_array(reg, chunks=(1, 8, 24)), spill, 1)
+    new = np.asarray(api._gradient(da.from_array(grey, chunks=(1, 8, 24)), vox, foil=foil))
+    whole = np.asarray(api._gradient(da.from_array(grey, chunks=grey.shape), vox, foil=(da.from_array(reg), spill, 1)))
+    np.testing.assert_allclose(new, whole, atol=1e-6)
+    old = gradient_magnitude(grey, vox)
+    np.testing.assert_array_equal(new[:, :10], old[:, :10])
+    inside = np.zeros(reg.shape, bool)
+    inside[:, 10:12, 21:27] = True  # the particle, four voxels from its sides
+    inside[:, 10:12, 2:10] = inside[:, 10:12, 38:46] = True  # the pore
+    for length in (8.0, 16.0):
+        np.testing.assert_allclose(rim_corrected(grey, new, length)[inside], grey[inside], atol=1e-3)
+    particle_row = rim_corrected(grey, old, 16.0)[:, 11, 21:27]
+    assert particle_row.max() < 0.65 - 0.1, particle_row.max()
