@@ -231,3 +231,14 @@ def test_auto_spill_share_on_a_pore_poor_foil(pore_poor_foil):
     for d in (1, 2):
         labelled, true = pore(np.asarray(res.phases)[dist == d]).mean(), pore(ph.labels[dist == d]).mean()
         assert abs(labelled - true) < 0.05, (d, labelled, true)
+
+
+def test_pore_level_of_a_flat_sample_is_its_mode():
+    """No spread (a sample with nothing under its pore's level): the level is the darker half's peak,
+    not a walk down the sample."""
+    from volrecon.segment.foil_spill import pore_level, pore_mode, pore_spread
+
+    v = np.random.default_rng(2).normal(0.3, 0.02, 5000)
+    assert pore_level(v, 0.0) == pore_mode(v)
+    assert pore_level(v, pore_spread(v, pore_mode(v))) == pytest.approx(0.3, abs=0.01)
+    assert pore_spread(np.full(10, 0.3), 0.3) == 0.0

@@ -14,8 +14,10 @@ largest lever ``F - level``, and its mode does not move with the row's pore shar
 foil's own voxels where the found cathode | collector surface is off by one.  The mix is undone there
 (:func:`unspill`) in the grey the cathode's voxels are classified on (both the unsupervised method
 and the classifier's boundary rule); distances where ``w`` is under :data:`MIN_SHARE` are left alone.
-A row whose pore is too scarce to be the darker half's most frequent phase reads its binder's lifted
-level as the pore's, and the share comes out high (:func:`fit_spill` gives the bound).
+A row whose pore is too scarce to be the darker half's most frequent phase (its make-up differs from
+the bulk's) has its pore's level read below that half's peak (:func:`pore_level`); under
+:data:`DARKER_SHARE` of the row it is missed, and the share comes out high (:func:`fit_spill` gives
+the bound).
 
 Undoing the mix divides the row's noise by ``1 - w`` (2.5 times at the first row on the phantoms),
 so the unmixed rows are used for their own decision only (``segment.api``): the cathode's
@@ -143,6 +145,8 @@ def pore_level(values: np.ndarray, spread: float) -> float:
     v = np.asarray(values, np.float64)
     least = DARKER_SHARE * v.size
     level = pore_mode(v)
+    if not spread > 0:
+        return level
     while True:
         below = v[v < level - 2.0 * spread]
         if below.size < max(least, 2):
@@ -163,7 +167,7 @@ def fit_spill(grey: np.ndarray, distance: np.ndarray, foil_level: float, *, matc
         The collector's grey level ``F``.
     match : {"mode", "quartile"}
         The statistic matched between each distance's values and the bulk's: the pore's level
-        (:func:`pore_mode`), or their :data:`QUARTILE` quantile (for comparison).  The quartile moves
+        (:func:`pore_level`), or their :data:`QUARTILE` quantile (for comparison).  The quartile moves
         with the pore's share: the rows at the foil hold more pore than the bulk (particles pack
         against a flat wall: 0.48-0.57 against 0.29-0.43 on the 24x192 phantoms), which takes the
         quartile deeper into the pore there and the fitted share short.  Against the truth's share
