@@ -12,7 +12,9 @@ stacking axis:
   the foil's level lifts every phase by the same share, so the three agree where the model holds;
 - the row's true pore share (void + electrolyte) against the bulk's;
 - the fitted share (``1 - gain`` of ``parameters["foil_spill"]``, on the found layers), and the fit
-  redone on the same denoised grey and found layers with each statistic of
+  redone on the grey denoised as above (over the whole face: the segmentation's own leaves the
+  frame and the walls' rims out, so the refits differ from the fitted share by up to 0.02) and the
+  found layers with each statistic of
   ``volrecon.segment.foil_spill.fit_spill`` (``--matches``), and with ``levels``: the bulk's three
   phase levels lifted by one share, the row's weights free (:func:`lifted_share`, this script's);
 - active recall and pore Dice of the labels at that distance.
