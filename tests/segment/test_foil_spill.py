@@ -6,8 +6,6 @@ import numpy as np
 import pytest
 
 from volrecon.phases import PHASES, REGIONS
-from volrecon.sample import make_phantom
-from volrecon.sample.oracle import oracle_correct
 from volrecon.segment import segment_volume
 from volrecon.segment.foil_spill import FoilSpill, fit_spill, foil_distance, unspill
 
@@ -199,16 +197,7 @@ def test_a_pore_poor_row_is_read_on_its_pore():
     assert share(fit_spill(*rows([0.1, 0.3, 0.6]), foil))[0] > 0.55
 
 
-@pytest.fixture(scope="module")
-def pore_poor_foil():
-    """A carbonate phantom whose cathode is pore-poor beside the foil (the true rows' pore share
-    0.23 / 0.20 against the bulk's 0.41), oracle-corrected, and its unsupervised segmentation."""
-    ph = make_phantom("carbonate", slices=16, shape=(160, 160), seed=1, artefacts="all", workers=2)
-    img = oracle_correct(ph)
-    return ph, img, segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="auto")
-
-
-def test_auto_spill_share_on_a_pore_poor_foil(pore_poor_foil):
+def test_auto_spill_share_on_a_pore_poor_foil(pore_poor_foil_phantom):
     """The unsupervised method's fitted share against the truth's (the true electrolyte's median lift
     beside the foil, on the grey denoised as the method denoises it), and the rows' pore.
 
@@ -217,7 +206,8 @@ def test_auto_spill_share_on_a_pore_poor_foil(pore_poor_foil):
     with the darker half's peak alone 0.868 / 0.765 / 0.730."""
     from volrecon.segment.regional import smooth
 
-    ph, img, res = pore_poor_foil
+    ph, img = pore_poor_foil_phantom
+    res = segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="auto")
     grey = smooth(img, float(res.parameters["smooth_nm"]), ph.voxel_size_nm)
     cat = ph.regions == REGIONS["cathode"]
     dist = foil_distance(ph.regions, axis=1, cathode=REGIONS["cathode"], collector=REGIONS["collector"])
