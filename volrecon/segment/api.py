@@ -926,10 +926,16 @@ def _boundaries_redecided(smoothed: da.Array, reg: da.Array, out: da.Array, *, i
             res_ = redecide_boundaries(res_, _spill_read(g_, d_, length_, spill_), r_ == value, levels_,
                                        passes=CLASSIFIER_BOUNDARY_PASSES, dark=cut)
         if edges is not None:
+            before = res_
             res_ = particle_edges(res_, _spill_read(g_, d_, edges[0], spill_), r_ == REGIONS["cathode"],
                                   electrolyte=names["electrolyte"], binder=names["binder"], active=names["active"],
                                   cut=edges[1], reach_px=edges[2], void=names.get("void"), particle_side=edges[3],
                                   pore_side=True)
+            if spill_ is not None and spill_[0].any():
+                # the unmixed rows' noise is the bulk's over (1 - w): their binder falls under the
+                # half-way cut by noise alone, so the pore side's rule stays out of them
+                kept = spill_[0] & (before == names["binder"]) & (res_ == names["electrolyte"])
+                res_ = np.where(kept, before, res_)
         return np.ascontiguousarray(res_[core])
 
     depth = [CLASSIFIER_BOUNDARY_PASSES] * 3
