@@ -110,7 +110,7 @@ _res['wall_s'] = time.perf_counter() - t0
 NOT_MEASURED = frozenset({
     "units", "definition", "definitions", "calibration", "voxel_size_nm", "shape", "axis", "connectivity",
     "iterations", "relative_residual", "converged", "levels", "flux_imbalance", "reason", "timings_s", "seconds",
-    "samples", "excluded_lines", "sei_thickness_samples", "target_side_nm", "rev_chords", "max_voxels", "capped",
+    "samples", "excluded_lines", "gap_lines", "film_lines", "sei_thickness_samples", "target_side_nm", "rev_chords", "max_voxels", "capped",
     "by_max_voxels", "reached", "fraction_of_specimen", "min_volume_nm3",
 })
 """Parts of metrics.json keys that are not measurements (units, definitions, the geometry and voxel
@@ -132,7 +132,7 @@ FAMILIES = (
     ("pore network", ("void_clusters", "pore_connectivity")),
     ("transport", ("tortuosity", "tortuosity_factor", "degradation_penalty_macmullin_ratio")),
     ("sizes and surfaces", ("pore_size", "specific_surface_area", "chord_length_nm")),
-    ("SEI", ("sei_thickness_nm",)),
+    ("SEI", ("sei_thickness_nm", "sei_coverage")),
 )
 """Families of the metrics, in the page's order, with the key parts that mark each."""
 

@@ -109,18 +109,28 @@ def test_sei_tilted_layer():
     assert rd.mean == pytest.approx(t, abs=10.0)
 
 
-def _tilted_film(t0: float, vs: tuple[float, float, float]) -> tuple[np.ndarray, float]:
-    """A film of mean normal thickness about ``t0`` (nm) on a plane tilted in z and x, labelled at
-    voxel centres; returns the labels and the film's true mean normal thickness over the columns."""
+def _film(t0: float, vs: tuple[float, float, float], bump_nm: float = 0.0
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A film of mean normal thickness about ``t0`` (nm) on a plane tilted in z and x, with bumps of
+    ``bump_nm`` along x, labelled at voxel centres; returns the labels, the film's true normal
+    thickness per (z, x) line, the y voxel centres (nm) and the sodium surface height per line."""
     gz, gx = 0.07, 0.13  # incommensurate with the grid: the film's ends fall at every sub-voxel offset
     zz, xx = np.meshgrid((np.arange(12) + 0.5) * vs[0], (np.arange(200) + 0.5) * vs[2], indexing="ij")
-    s = 200.0 + gx * xx + gz * zz
+    k = 2 * np.pi / 1100.0
+    s = 200.0 + bump_nm + gx * xx + gz * zz + bump_nm * np.sin(k * xx)
+    slope_x = gx + bump_nm * k * np.cos(k * xx)
     t = t0 * (1.0 + 0.3 * np.sin(2 * np.pi * xx / 1700.0))
-    top = s + t * np.sqrt(1.0 + gx * gx + gz * gz)
-    y = ((np.arange(int(np.ceil((top.max() + 200.0) / vs[1]))) + 0.5) * vs[1])[None, :, None]
+    top = s + t * np.sqrt(1.0 + slope_x**2 + gz * gz)
+    y = (np.arange(int(np.ceil((top.max() + 200.0) / vs[1]))) + 0.5) * vs[1]
     lab = np.full((12, y.size, 200), 2, np.uint8)
-    lab[y < top[:, None, :]] = 7
-    lab[y < s[:, None, :]] = 6
+    lab[y[None, :, None] < top[:, None, :]] = 7
+    lab[y[None, :, None] < s[:, None, :]] = 6
+    return lab, t, y, s
+
+
+def _tilted_film(t0: float, vs: tuple[float, float, float]) -> tuple[np.ndarray, float]:
+    """:func:`_film` without bumps: the labels and the film's true mean normal thickness over the lines."""
+    lab, t, _, _ = _film(t0, vs)
     return lab, float(t.mean())
 
 
@@ -134,6 +144,97 @@ def test_sei_thickness_unbiased_from_sub_voxel_to_thick_films(vs, t0):
     r = sei_thickness(lab, voxel_size_nm=vs, axis="y")
     assert r.mean == pytest.approx(t_true, abs=max(1.0, 0.01 * t_true))
     assert r.samples == 12 * 200  # every line crosses the sodium surface in the specimen
+    assert r.gaps == 0 and r.coverage == 1.0  # the zero chords of a sub-voxel film are not gaps in it
+
+
+def _defect(lab: np.ndarray, y: np.ndarray, s: np.ndarray, kind: str, vs: tuple[float, float, float]
+            ) -> tuple[np.ndarray, bool]:
+    """Put a defect into the film of :func:`_film` (in place); returns its lines (z, x) and whether
+    they are gaps in the film (the inner surface seen bare) rather than lines left unmeasured."""
+    where = np.zeros(s.shape, bool)
+    where[{"hairline crack": np.s_[:, 90:91], "crack": np.s_[:, 90:96], "missed patch": np.s_[3:9, 40:80],
+           "open pit": np.s_[4:8, 120:136], "covered pit": np.s_[4:8, 120:136]}[kind]] = True
+    zs, xs = np.nonzero(where)
+    line = lab[zs, :, xs]  # (lines, y)
+    if kind != "covered pit":
+        line[line == 7] = 2  # the film is missing: what lies beyond it meets the sodium
+    if kind.endswith("pit"):  # electrolyte fills a pit 3 voxels deep in the sodium
+        line[(y[None, :] >= s[zs, xs][:, None] - 3 * vs[1]) & (line == 6)] = 2
+    lab[zs, :, xs] = line
+    return where, kind != "covered pit"
+
+
+@pytest.mark.parametrize("vs", [(40.0, 25.38, 20.0), (20.0, 12.69, 10.0)], ids=["sample-voxel", "benchmark-voxel"])
+@pytest.mark.parametrize("t0", [120.0, 250.0])
+@pytest.mark.parametrize("kind", ["hairline crack", "crack", "missed patch", "open pit", "covered pit"])
+def test_sei_gaps_in_a_thick_film_are_coverage_not_thin_film(vs, t0, kind):
+    """A crack through a thick film, a patch of it missing, an open pit in the sodium: the sodium
+    meets what lies beyond with no film between, under lines that read several voxels around.  The
+    thickness is the film's where it exists (within 1 %; read as chords of 0, the gaps took 3-10 %
+    off it) and the gaps are the uncovered share.  A pit under the film (electrolyte between the
+    sodium and the film) is left out of the map, not a gap.  Tilted, bumpy sodium surface."""
+    lab, t, y, s = _film(t0, vs, bump_nm=40.0)
+    where, is_gap = _defect(lab, y, s, kind, vs)
+    r = sei_thickness(lab, voxel_size_nm=vs, axis="y")
+    assert r.mean == pytest.approx(t[~where].mean(), rel=0.01)
+    assert r.samples == (~where).sum()
+    assert r.gaps == (where.sum() if is_gap else 0)
+    assert r.coverage == pytest.approx(1.0 - where.mean() if is_gap else 1.0)
+    assert r.to_dict()["gap_lines"] == r.gaps and r.coverage_dict()["fraction"] == pytest.approx(r.coverage)
+
+
+def test_sei_gaps_read_by_slabs_equal_the_whole_volume():
+    """A missed patch across several slabs of z-planes: gaps are decided on the whole map."""
+    from volrecon.analyze.thickness import sei_thickness_slabs
+
+    vs = (40.0, 25.38, 20.0)
+    lab, t, y, s = _film(120.0, vs, bump_nm=40.0)
+    _defect(lab, y, s, "missed patch", vs)
+    whole = sei_thickness(lab, voxel_size_nm=vs, axis="y")
+    slabs = sei_thickness_slabs(lab, planes=slice(None), axis="y", voxel_size_nm=vs,
+                                slab_voxels=2 * lab.shape[1] * lab.shape[2])
+    assert (slabs.gaps, slabs.samples) == (whole.gaps, whole.samples) == (240, 2160)
+    assert slabs.mean == pytest.approx(whole.mean, rel=1e-12)
+
+
+def test_sei_gap_is_told_by_the_film_around_it():
+    """The same patch of bare sodium is the film's own sub-voxel thinness where the film around it
+    reads one voxel (also with a few long runs beside it: 3 of its 20 neighbours read 10 voxels,
+    a rim mean of 2.35), and a gap where it reads three."""
+    vs = (20.0, 10.0, 10.0)
+    lab = np.full((10, 30, 40), 2, np.uint8)
+    lab[:, :10] = 6
+    lab[:, 10] = 7  # a film of one voxel
+    lab[3:6, 10, 15:20] = 2
+    thin = sei_thickness(lab, voxel_size_nm=vs, axis="y", map_smooth_nm=0)
+    assert (thin.gaps, thin.samples) == (0, 400)
+    assert thin.mean == pytest.approx(10.0 * 385 / 400)
+    speck = lab.copy()
+    speck[2, 10:20, 14:17] = 7  # a few long runs (something else taken for the film) beside the patch
+    specked = sei_thickness(speck, voxel_size_nm=vs, axis="y", map_smooth_nm=0)
+    assert (specked.gaps, specked.samples) == (0, 400)  # most lines around the patch still read one voxel
+    lab[:, 11:13] = 7  # a film of three voxels around the same patch
+    lab[3:6, 10:13, 15:20] = 2
+    thick = sei_thickness(lab, voxel_size_nm=vs, axis="y", map_smooth_nm=0)
+    assert (thick.gaps, thick.samples, thick.mean) == (15, 385, pytest.approx(30.0))
+    assert thick.coverage == pytest.approx(385 / 400)
+
+
+def test_sei_coverage_in_metrics_and_report(tmp_path):
+    """A crack through the SEI is the uncovered share in metrics.json and the report's key figures,
+    and does not thin the film's mean."""
+    from volrecon.report.html import render_report
+
+    lab, reg = _layered()
+    lab[:, 5:8, 9:12] = 2  # a crack through the 3-row film: 3 of 30 columns
+    r = analyze_volume(lab, reg, voxel_size_nm=(20, 10, 10), pore_size=False, marching_cubes=False)
+    anode = r.to_dict()["regions"]["anode"]
+    assert anode["sei_thickness_nm"]["mean"] == pytest.approx(30.0, abs=0.5)
+    assert anode["sei_coverage"]["fraction"] == pytest.approx(0.9)
+    assert anode["sei_coverage"]["units"] == "1 (0-1)"
+    write_analysis(r, tmp_path)
+    page = render_report(tmp_path)
+    assert "SEI coverage (share 0–1 of the sodium surface under film" in page and "0.9" in page
 
 
 def test_thin_sei_is_flagged_as_resolution_limited():

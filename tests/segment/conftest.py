@@ -64,3 +64,11 @@ def _held_mb(run: Callable[[], Any], dtype: Any = None) -> float:
 def held_mb() -> Callable[..., float]:
     """:func:`_held_mb`: the most array memory (MB) the sync scheduler held while a call ran."""
     return _held_mb
+
+
+@pytest.fixture(scope="session")
+def pore_poor_foil_phantom():
+    """A carbonate phantom whose cathode is pore-poor beside the collector foil (the true rows' pore
+    share 0.23 / 0.20 against the bulk's 0.41), and its oracle-corrected image."""
+    ph = make_phantom("carbonate", slices=16, shape=(160, 160), seed=1, artefacts="all", workers=2)
+    return ph, corrected(ph)

@@ -54,10 +54,12 @@ def write_figures(result: "AnalysisResult", folder: Path) -> list[Path]:
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
         im = a1.imshow(sei.thickness_map, aspect="auto", cmap="magma")
         fig.colorbar(im, ax=a1, label="SEI thickness (nm)")
-        a1.set_title("SEI thickness map")
+        a1.set_title("SEI thickness map (blank: gaps and lines not measured)")
         vals = sei.thickness_map[np.isfinite(sei.thickness_map)]
-        a2.hist(vals, bins=40)
-        a2.set(xlabel="SEI thickness (nm)", ylabel="positions", title=f"mean {sei.mean:.1f} nm")
+        # a film of one thickness (up to rounding) has no 40 distinct bins
+        a2.hist(vals, bins=40 if np.ptp(vals) > 1e-6 * max(1.0, float(np.abs(vals).max())) else 1)
+        cover = f", coverage {sei.coverage:.1%}" if np.isfinite(sei.coverage) else ""
+        a2.set(xlabel="SEI thickness (nm)", ylabel="positions", title=f"mean {sei.mean:.1f} nm{cover}")
         paths.append(_save(fig, folder / "sei_thickness.png"))
     return paths
 

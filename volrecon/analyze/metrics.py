@@ -105,7 +105,9 @@ class AnalysisResult:
         if self.surfaces:
             cat["specific_surface_area"] = {k: v.to_dict() for k, v in self.surfaces.items()}
         if self.sei is not None:
-            regions.setdefault("anode", {})["sei_thickness_nm"] = self.sei.to_dict()
+            anode = regions.setdefault("anode", {})
+            anode["sei_thickness_nm"] = self.sei.to_dict()
+            anode["sei_coverage"] = self.sei.coverage_dict()
         out = {
             "calibration": {"voxel_size_nm": dict(zip(AXIS_NAMES, self.voxel_size_nm))},
             "shape": list(self.shape),

@@ -10,6 +10,15 @@ quantised to the voxel grid independently, so ``h`` is an unbiased estimate of t
 with its zeros: where a film thinner than a voxel falls between two voxel centres, the inner
 material meets what lies beyond the layer on the line with no layer voxel between, and that line
 is a measured chord of length 0 (left out, such a film would read one voxel wherever it is seen).
+Such a line may also be a gap in the layer: a crack through it, a pit in the inner material the
+layer does not cover, a patch the segmentation missed.  The two are told apart by the film around
+them (see :data:`GAP_RIM_VOXELS`): each connected patch of such lines on the map is a gap where
+most of the lines measured around it read two voxels or more, and a film under a voxel otherwise
+-- a continuous film does not thin from over one and a half voxels to under one from one line to
+the next.  Gaps are left out of the thickness statistics and of the surface heights (the
+thickness is the film's where it exists) and reported as the layer's ``coverage``: the share of
+the decided lines (measured or gap) that carry the film.
+
 The chord crosses the layer obliquely wherever the inner surface is tilted: with the inner
 surface height ``s(p, q)`` (nm) over the map, its unit normal makes the angle ``cos θ =
 1 / sqrt(1 + |∇s|²)`` with the axis and the thickness along the normal is ``t = h cos θ`` (exact
@@ -46,7 +55,19 @@ from volrecon.analyze._common import (
 )
 from volrecon.errors import ParameterError
 
-__all__ = ["ThicknessResult", "sei_thickness", "sei_thickness_slabs"]
+__all__ = ["GAP_RIM_VOXELS", "ThicknessResult", "sei_thickness", "sei_thickness_slabs"]
+
+GAP_RIM_VOXELS = 2
+"""A patch of lines where the inner material meets what lies beyond the layer (no layer voxel
+between) is a gap in the layer -- a crack, an uncovered pit, a missed patch -- when most of the
+measured lines around it read this many voxels along the stacking axis or more, and a film
+thinner than a voxel otherwise.  On such a line the film's chord is under one voxel; next to it
+a continuous film reads mostly one voxel (a chord ``h`` between one and two voxels reads two on
+a share ``h - 1`` of the lines), so most lines around it reading two or more ask the chord to
+grow from under one voxel to over one and a half from one line to the next: the layer's edge,
+not its thinning.  The majority, not the mean, so that a few long runs (a speck taken for the
+layer) do not turn a thin film's own zeros into gaps.  A gap in a film thinner than about 1.5
+voxels cannot be told from its thinning and reads as a chord of zero."""
 
 _METHODS = {
     "normal_chord": "run length of the layer along {axis} x cos(angle between {axis} and the inner "
@@ -75,6 +96,10 @@ class ThicknessResult:
         ``"normal_chord"`` or ``"distance"`` (see the module documentation).
     excluded : int
         Lines that cross the layer but were left out (frame, volume edge, broken run).
+    gaps : int
+        Lines where the inner material meets what lies beyond the layer with no layer between
+        and the film measured around them is thick (:data:`GAP_RIM_VOXELS`): cracks, uncovered
+        pits, missed patches.  Left out of the statistics; see ``coverage``.
     """
 
     mean: float
@@ -90,12 +115,31 @@ class ThicknessResult:
     reason: str | None = None
     method: str = "normal_chord"
     excluded: int = 0
+    gaps: int = 0
+
+    @property
+    def coverage(self) -> float:
+        """Share of the decided lines (measured or gap) that carry the layer.
+
+        nan when no line is decided, and for ``method="distance"``, which does not tell gaps.
+        """
+        decided = self.samples + self.gaps
+        return self.samples / decided if decided and self.method == "normal_chord" else float("nan")
+
+    def coverage_dict(self) -> dict[str, Any]:
+        """JSON-safe coverage of the inner surface by the layer, with its definition."""
+        return {"fraction": json_float(self.coverage), "film_lines": int(self.samples), "gap_lines": int(self.gaps),
+                "units": "1 (0-1)",
+                "definition": f"share of the decided lines along {AXIS_NAMES[self.axis]} (measured, or gaps) that "
+                              "carry the layer; a gap: no layer voxel between the inner material and what lies "
+                              f"beyond while most lines around read {GAP_RIM_VOXELS} voxels or more (a crack, an "
+                              "uncovered pit, a missed patch), left out of the thickness statistics"}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe statistics (nm) with the method and the number of lines measured."""
         out: dict[str, Any] = {k: json_float(getattr(self, k))
                                for k in ("mean", "median", "std", "p05", "p95", "min", "max")}
-        out.update(samples=int(self.samples), excluded_lines=int(self.excluded),
+        out.update(samples=int(self.samples), excluded_lines=int(self.excluded), gap_lines=int(self.gaps),
                    map_axes=[AXIS_NAMES[a] for a in range(3) if a != self.axis], units="nm",
                    method=_METHODS[self.method].format(axis=AXIS_NAMES[self.axis]))
         if self.reason:
@@ -108,7 +152,7 @@ def _empty(axis: int, reason: str, method: str) -> ThicknessResult:
     return ThicknessResult(nan, nan, nan, nan, nan, nan, nan, 0, axis, reason=reason, method=method)
 
 
-def _result(tmap: np.ndarray, axis: int, method: str, excluded: int, layer: str) -> ThicknessResult:
+def _result(tmap: np.ndarray, axis: int, method: str, excluded: int, layer: str, gaps: int = 0) -> ThicknessResult:
     vals = tmap[np.isfinite(tmap)]
     if vals.size == 0:
         return _empty(axis, f"no line crosses the whole {layer!r} layer clear of the frame and the "
@@ -117,7 +161,7 @@ def _result(tmap: np.ndarray, axis: int, method: str, excluded: int, layer: str)
         float(vals.mean()), float(np.median(vals)), float(vals.std()),
         float(np.percentile(vals, 5)), float(np.percentile(vals, 95)),
         float(vals.min()), float(vals.max()), int(vals.size), axis, tmap,
-        method=method, excluded=int(excluded),
+        method=method, excluded=int(excluded), gaps=int(gaps),
     )
 
 
@@ -150,7 +194,7 @@ class _LineEnds:
     ``last`` is inner material / beyond the layer.  ``inner_first``/``inner_last`` are the inner
     material's first and last voxel, ``bare_before``/``bare_after`` whether the voxel just before
     / after them lies beyond the layer (the inner material meets it with no layer voxel between:
-    a film thinner than the voxel there, see :func:`_chord_map`).  The moments (sums of the plane
+    a film thinner than the voxel there, or a gap in the layer, see :func:`_chord_map`).  The moments (sums of the plane
     index over layer and inner voxels, and their counts) decide which side the inner material
     lies on.  Maps of consecutive slabs of lines concatenate along their first axis.
     """
@@ -202,14 +246,55 @@ class _LineEnds:
 
 def _normal_chord(lay: np.ndarray, inn: np.ndarray, beyond: np.ndarray,
                   ax: int, vs: tuple[float, float, float], smooth_nm: float | None,
-                  map_smooth_nm: float | None) -> tuple[np.ndarray, int]:
+                  map_smooth_nm: float | None) -> tuple[np.ndarray, int, int]:
     """Thickness map by the normal-corrected chord (see the module documentation)."""
     return _chord_map(_LineEnds.of(lay, inn, beyond, ax), ax, vs, smooth_nm, map_smooth_nm)
 
 
+_NEIGHBOURS = tuple((dp, dq) for dp in (-1, 0, 1) for dq in (-1, 0, 1) if dp or dq)
+
+
+def _rim_share(patches: np.ndarray, n: int, measured: np.ndarray, thick: np.ndarray) -> np.ndarray:
+    """Share of the ``measured`` lines next to (8-neighbours of) each labelled patch that are ``thick``.
+
+    Each measured line weighs by the number of its neighbours in the patch.  Returns an array of
+    ``n + 1`` values indexed by patch label (nan where no measured line touches the patch; index
+    0 unused).
+    """
+    padded = np.pad(patches, 1)
+    pq = patches.shape
+    hits = np.zeros(n + 1)
+    lines = np.zeros(n + 1)
+    for dp, dq in _NEIGHBOURS:
+        nb = padded[1 + dp:1 + dp + pq[0], 1 + dq:1 + dq + pq[1]]
+        rim = measured & (nb > 0)
+        hits += np.bincount(nb[rim & thick], minlength=n + 1)
+        lines += np.bincount(nb[rim], minlength=n + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return hits / lines
+
+
+def _sub_voxel_film(bare: np.ndarray, measured: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """The ``bare`` lines that are a film thinner than a voxel, not a gap in it.
+
+    ``bare``: the inner material meets what lies beyond the layer with no layer voxel between;
+    ``measured``: lines whose layer run of ``count`` voxels is measured.  Each 8-connected patch
+    of bare lines is a film whose chord is under one voxel unless more than half of the measured
+    lines around it read :data:`GAP_RIM_VOXELS` or more; a patch with no measured line around it
+    stays a film (nothing says the film around it is thick).
+    """
+    patches, n = ndi.label(bare, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return bare
+    share = _rim_share(patches, n, measured, count >= GAP_RIM_VOXELS)
+    film = ~(share > 0.5)  # nan: no measured line around the patch
+    film[0] = False
+    return film[patches]
+
+
 def _chord_map(ends: _LineEnds, ax: int, vs: tuple[float, float, float], smooth_nm: float | None,
-               map_smooth_nm: float | None) -> tuple[np.ndarray, int]:
-    """Thickness map and excluded-line count from the lines' layer ends (inner material first)."""
+               map_smooth_nm: float | None) -> tuple[np.ndarray, int, int]:
+    """Thickness map, excluded-line and gap-line counts from the lines' layer ends (inner material first)."""
     n, count = ends.n, ends.count
     mean_lay = ends.moments[0] / max(ends.moments[1], 1)
     mean_inn = ends.moments[2] / max(ends.moments[3], 1)
@@ -227,16 +312,21 @@ def _chord_map(ends: _LineEnds, ax: int, vs: tuple[float, float, float], smooth_
     crosses = count > 0
     contiguous = (last - first + 1) == count
     # a line where the inner material meets what lies beyond with no layer voxel between is a
-    # chord of zero voxels, not a gap: each end of a chord is quantised independently, and the
-    # run length is unbiased only with its zeros (left out, a film thinner than a voxel reads
-    # one voxel wherever it is seen)
+    # chord of zero voxels: each end of a chord is quantised independently, and the run length
+    # is unbiased only with its zeros (left out, a film thinner than a voxel reads one voxel
+    # wherever it is seen) -- unless the film around it is thick: then it is a gap (crack,
+    # uncovered pit, missed patch), left out of the map and of the surface heights (an open
+    # pit's floor would tilt the normals of the film around it)
     bare = bare & ~crosses
-    first = np.where(bare, bare_at, first)
-    valid = (crosses & contiguous & before & after) | bare
+    measured = crosses & contiguous & before & after
+    film0 = _sub_voxel_film(bare, measured, count)
+    gaps = int((bare & ~film0).sum())
+    first = np.where(film0, bare_at, first)
+    valid = measured | film0
     # inner surface height (nm) where the inner|layer boundary is seen, smoothed on the map grid
-    seen = (crosses & before) | bare
+    seen = (crosses & before) | film0
     if not seen.any():
-        return np.full(count.shape, np.nan), int(crosses.sum())
+        return np.full(count.shape, np.nan), int(crosses.sum()), gaps
     height = (first - 0.5) * v_ax
     s_nm = max(v_map) if smooth_nm is None else float(smooth_nm)
     sigma = (s_nm / v_map[0], s_nm / v_map[1])
@@ -249,7 +339,7 @@ def _chord_map(ends: _LineEnds, ax: int, vs: tuple[float, float, float], smooth_
     m_nm = s_nm if map_smooth_nm is None else float(map_smooth_nm)
     if m_nm > 0 and ok.any():
         tmap = np.where(ok, _smooth_masked(np.nan_to_num(tmap), ok, (m_nm / v_map[0], m_nm / v_map[1])), np.nan)
-    return tmap, int((crosses & ~ok).sum())
+    return tmap, int((crosses & ~ok).sum()), gaps
 
 
 def _distance_sum(lay: np.ndarray, inn: np.ndarray, beyond: np.ndarray, frame: np.ndarray,
@@ -315,7 +405,9 @@ def sei_thickness(
     Returns
     -------
     ThicknessResult
-        Statistics in nm, with the per-line map (nan where not measured).
+        Statistics in nm, with the per-line map (nan where not measured), and the share of
+        the inner surface the layer covers (``coverage``; gaps in it are left out of the
+        statistics, see the module documentation).
 
     Raises
     ------
@@ -330,8 +422,13 @@ def sei_thickness(
     >>> lab = np.full((4, 20, 6), 2, np.uint8)      # electrolyte
     >>> lab[:, :5] = 6                              # sodium, rows 0-4
     >>> lab[:, 5:8] = 7                             # SEI, 3 rows of 10 nm
-    >>> sei_thickness(lab, voxel_size_nm=(20, 10, 10), axis="y").mean
-    30.0
+    >>> r = sei_thickness(lab, voxel_size_nm=(20, 10, 10), axis="y")
+    >>> round(r.mean, 6), r.coverage
+    (30.0, 1.0)
+    >>> lab[:, 5:8, :2] = 2                         # a crack through the film, 2 of 6 columns
+    >>> r = sei_thickness(lab, voxel_size_nm=(20, 10, 10), axis="y")
+    >>> round(r.mean, 6), round(r.coverage, 3), r.gaps
+    (30.0, 0.667, 8)
     """
     if method not in _METHODS:
         raise ParameterError(f"method={method!r} is not one of {', '.join(sorted(_METHODS))}")
@@ -359,11 +456,12 @@ def sei_thickness(
     missing = _missing(True, True, bool(beyond.any()), layer, inner)
     if missing:
         return _empty(ax, missing, method)
+    gaps = 0
     if method == "normal_chord":
-        tmap, excluded = _normal_chord(lay_s, inn_s, beyond, ax, vs, smooth_nm, map_smooth_nm)
+        tmap, excluded, gaps = _normal_chord(lay_s, inn_s, beyond, ax, vs, smooth_nm, map_smooth_nm)
     else:
         tmap, excluded = _distance_sum(lay_s, inn_s, beyond, frame, ax, vs)
-    return _result(tmap, ax, method, excluded, layer)
+    return _result(tmap, ax, method, excluded, layer, gaps)
 
 
 def _missing(has_layer: bool, has_inner: bool, has_beyond: bool, layer: str, inner: str) -> str | None:
@@ -438,5 +536,5 @@ def sei_thickness_slabs(
     missing = _missing(*(bool(f) for f in found), layer, inner)
     if missing:
         return _empty(ax, missing, "normal_chord")
-    tmap, excluded = _chord_map(_LineEnds.concat(parts), ax, vs, smooth_nm, map_smooth_nm)
-    return _result(tmap, ax, "normal_chord", excluded, layer)
+    tmap, excluded, gaps = _chord_map(_LineEnds.concat(parts), ax, vs, smooth_nm, map_smooth_nm)
+    return _result(tmap, ax, "normal_chord", excluded, layer, gaps)

@@ -86,8 +86,10 @@ KEY_METRICS: tuple[tuple[str, str], ...] = (
     ("regions.cathode.void_clusters.largest_fraction", "largest void cluster (share of void)"),
     ("regions.cathode.tortuosity_factor.pore.through_plane", "τ pore, through-plane"),
     ("regions.cathode.tortuosity_factor.electrolyte.through_plane", "τ electrolyte only, through-plane"),
-    ("regions.anode.sei_thickness_nm.mean", "SEI thickness mean (nm)"),
-    ("regions.anode.sei_thickness_nm.p95", "SEI thickness p95 (nm)"),
+    ("regions.anode.sei_thickness_nm.mean", "SEI thickness mean (nm, where the film is)"),
+    ("regions.anode.sei_thickness_nm.p95", "SEI thickness p95 (nm, where the film is)"),
+    ("regions.anode.sei_coverage.fraction",
+     "SEI coverage (share 0–1 of the sodium surface under film; cracks, bare pits, missed patches are the rest)"),
 )
 
 _CSS = """

@@ -236,7 +236,8 @@ def edge_rim_length(share: float, blur_vox: float, pixel_nm: float, sigma_nm: fl
 
 
 def particle_edges(labels: np.ndarray, corrected: np.ndarray, cathode: np.ndarray, *, electrolyte: int, binder: int,
-                   active: int, cut: float, reach_px: Sequence[int]) -> np.ndarray:
+                   active: int, cut: float, reach_px: Sequence[int], void: int | None = None,
+                   particle_side: bool = True, pore_side: bool = False) -> np.ndarray:
     """Binder-labelled voxels between the pore and a particle that are the particle's own edge.
 
     Where a particle meets the pore, the rim-corrected grey of the two voxels beside the boundary
@@ -263,20 +264,37 @@ def particle_edges(labels: np.ndarray, corrected: np.ndarray, cathode: np.ndarra
         Half-way level between the electrolyte and the particles on ``corrected``.
     reach_px : 2 ints
         In-plane reach ``(y, x)`` in pixels.
+    void : int, optional
+        Label value of the empty pore, read as pore beside ``electrolyte`` (labels after a void split).
+    particle_side : bool
+        The particle's side of the step, as above (off: only ``pore_side``'s voxels change).
+    pore_side : bool
+        Also the step's other voxel: binder voxels touching both the pore and a particle in the
+        image plane (the particles as this rule leaves them) that read under ``cut`` are the
+        pore's, and become ``electrolyte``.  A boundary decided voxel by voxel on a denoised grey
+        can leave a binder shell on both sides of the step (a trained classifier's, whose features
+        carry the particle's blur into the pore beside it); below the half-way level such a voxel
+        is the step's dark side.
 
     Returns
     -------
     ndarray
-        ``labels`` with those voxels relabelled ``active``.
+        ``labels`` with those voxels relabelled ``active`` (and, with ``pore_side``, ``electrolyte``).
     """
     cat = np.asarray(cathode, bool)
+    grey = np.asarray(corrected)
+    pore = cat & np.isin(labels, [electrolyte] if void is None else [electrolyte, void])
     ry, rx = (max(1, int(r)) for r in reach_px)
-    near_pore = ndi.binary_dilation(cat & (labels == electrolyte), np.ones((1, 2 * ry + 1, 2 * rx + 1), bool))
+    near_pore = ndi.binary_dilation(pore, np.ones((1, 2 * ry + 1, 2 * rx + 1), bool))
     cross = np.zeros((1, 3, 3), bool)
     cross[0, 1, :] = cross[0, :, 1] = True
     on_particle = ndi.binary_dilation(cat & (labels == active), cross)
     out = np.array(labels, copy=True)
-    out[cat & (labels == binder) & near_pore & on_particle & (np.asarray(corrected) >= cut)] = active
+    if particle_side:
+        out[cat & (labels == binder) & near_pore & on_particle & (grey >= cut)] = active
+    if pore_side:
+        on_particle = ndi.binary_dilation(cat & (out == active), cross)
+        out[cat & (out == binder) & on_particle & ndi.binary_dilation(pore, cross) & (grey < cut)] = electrolyte
     return out
 
 
@@ -329,9 +347,18 @@ def dark_side_rim_length(model: ImageModel, voxel_size_nm: Sequence[float], *,
     float
         The length in nm (0 where the model's step leaves no gradient).
     """
+    lengths = [float(img[dark]) / float(grad[dark]) if grad[dark] > 0 else 0.0
+               for img, grad, dark, _ in _unit_steps(model, voxel_size_nm, smooth_sigma_vox)]
+    return float(np.mean(lengths))
+
+
+def _unit_steps(model: ImageModel, voxel_size_nm: Sequence[float],
+                smooth_sigma_vox: Sequence[float]) -> list[tuple[np.ndarray, np.ndarray, tuple[int, int], tuple[int, int]]]:
+    """The image of a straight step from 0 to 1 along each in-plane axis under ``model``, denoised
+    by ``smooth_sigma_vox``: ``(image, its gradient, the dark side's voxel, the bright side's)``."""
     unit = replace(model, levels={0: 0.0, 1: 1.0})
     n = 2 * STEP_HALF_PX
-    lengths = []
+    out = []
     for axis in (0, 1):
         lab = np.zeros((n, n), np.uint8)
         if axis == 0:
@@ -341,6 +368,61 @@ def dark_side_rim_length(model: ImageModel, voxel_size_nm: Sequence[float], *,
         img = ndi.gaussian_filter(predict(lab, None, unit, None), [float(s) for s in smooth_sigma_vox[1:]],
                                   mode="nearest", truncate=_TRUNCATE)
         grad = gradient_magnitude(img[None], voxel_size_nm)[0]
-        at = (STEP_HALF_PX - 1, STEP_HALF_PX) if axis == 0 else (STEP_HALF_PX, STEP_HALF_PX - 1)
-        lengths.append(float(img[at]) / float(grad[at]) if grad[at] > 0 else 0.0)
-    return float(np.mean(lengths))
+        dark = (STEP_HALF_PX - 1, STEP_HALF_PX) if axis == 0 else (STEP_HALF_PX, STEP_HALF_PX - 1)
+        out.append((img, grad, dark, (STEP_HALF_PX, STEP_HALF_PX)))
+    return out
+
+
+def step_reads(model: ImageModel, voxel_size_nm: Sequence[float], *, length_nm: float, levels: tuple[float, float],
+               smooth_sigma_vox: Sequence[float] = (0.0, 0.0, 0.0)) -> list[tuple[float, float]]:
+    """What the two voxels beside a straight step between ``levels`` (dark, bright) read on the grey
+    :func:`rim_corrected` by ``length_nm``, on the image ``model`` gives, denoised as the grey values
+    were (``smooth_sigma_vox``): ``(dark side, bright side)`` for a step across each in-plane axis
+    (y, x; the pixels may differ: a tilted face's rows are longer).
+
+    The image of a step between two levels is linear in them (the rims are the step's contrast
+    times the edge gain), so a unit step, scaled, gives it.
+    """
+    lo, hi = (float(v) for v in levels)
+    return [(lo + (hi - lo) * float(img[dark] - float(length_nm) * grad[dark]),
+             lo + (hi - lo) * float(img[bright] - float(length_nm) * grad[bright]))
+            for img, grad, dark, bright in _unit_steps(model, voxel_size_nm, smooth_sigma_vox)]
+
+
+def particle_edge_rim_length(model: ImageModel, voxel_size_nm: Sequence[float], *,
+                             smooth_sigma_vox: Sequence[float] = (0.0, 0.0, 0.0)) -> float:
+    """The rim length (nm) of the grey :func:`particle_edges` reads a pore | particle step's two
+    voxels on, from the image ``model``: the rims' own length and half the blur's.
+
+    Of the :func:`dark_side_rim_length` of a step, the part its rims make is the length less that
+    of the same model without edge brightening (the blur's spill alone).  With only the rims taken
+    off, a straight step's two voxels lie symmetric about the half-way level of its two phases; the
+    voxel on the pore's side of a real outline reads brighter than a straight step's (a concave
+    outline, and the slices above and below through the 3D denoising, spill more of the particle
+    into it than the in-plane gradient shows), and its rims-only grey went above the half-way level
+    (24x192 diglyme phantom, seed 1, corrected, the rule on the classifier's labels: 5.1 nm, pore
+    read as active 1 100 -> 4 600 voxels, active Dice -0.015; with this length, 11.7 nm: 2 100,
+    -0.003).
+    Half the blur's spill is taken off as well: the midpoint between the rims-only length and the
+    dark side's.  On the model of a straight unit step (probe 8.7 nm, edge gain 0.47, 10 nm pixels,
+    10 nm denoising) the pore's voxel then reads 0.20 and the particle's 0.60 of the step, either
+    side of the half-way level; without edge brightening the particle's would read 0.48, under it
+    (the rule then keeps the particle's edge voxels binder, as without it).
+
+    Parameters
+    ----------
+    model : ImageModel
+        The fitted image model (its probe blur, edge gain and pixel are read).
+    voxel_size_nm : 3 floats
+        ``(z, y, x)`` voxel size.
+    smooth_sigma_vox : 3 floats
+        Gaussian sigma (voxels) of the denoising the grey values had.
+
+    Returns
+    -------
+    float
+        The length in nm.
+    """
+    dark = dark_side_rim_length(model, voxel_size_nm, smooth_sigma_vox=smooth_sigma_vox)
+    blur = dark_side_rim_length(replace(model, edge_gain=0.0), voxel_size_nm, smooth_sigma_vox=smooth_sigma_vox)
+    return float(dark - 0.5 * blur)
