@@ -74,6 +74,7 @@ from scipy import ndimage as ndi
 from scipy import optimize
 
 from volrecon._spread import spread_indices
+from volrecon.segment._sobel import sobel_pair
 
 TRUNCATE = 3.0
 """Gaussian kernels are cut at this many sigma."""
@@ -175,14 +176,11 @@ def _blur(img: np.ndarray, sigma_px: Sequence[float]) -> np.ndarray:
     return ndi.gaussian_filter(img, tuple(float(s) for s in sigma_px), mode="nearest", truncate=TRUNCATE)
 
 
-def _sobels(base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return ndi.sobel(base, 0, mode="nearest"), ndi.sobel(base, 1, mode="nearest")
-
-
 def edge_map(base: np.ndarray) -> np.ndarray:
     """Edge brightening per unit gain of an ideal image: Sobel gradient magnitude / 4 (the step's
-    contrast on the pixel each side of a boundary)."""
-    d0, d1 = _sobels(base)
+    contrast on the pixel each side of a boundary; both derivatives in one compiled pass,
+    :func:`volrecon.segment._sobel.sobel_pair`, bit for bit scipy's)."""
+    d0, d1 = sobel_pair(base)
     return np.hypot(d0, d1) / np.float32(4.0)
 
 
