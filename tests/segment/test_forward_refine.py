@@ -361,3 +361,26 @@ def test_grey_the_model_does_not_hold_is_not_evidence():
     every = _eb_errors(fr.refine_labels(image, first, modelled, m, **kw)[:, rows], labels[:, rows])
     left_out = _eb_errors(fr.refine_labels(image, first, modelled, m, observed=modelled, **kw)[:, rows], labels[:, rows])
     assert left_out < 0.9 * every, (left_out, every)
+
+
+def test_the_level_fit_blurs_each_indicator_once_per_blur(monkeypatch):
+    """The alternated levels | gain fit (`_levels_and_gain`) blurs the label indicators once per blur,
+    not again in every pass (only the edge column changes between passes): the same fit, with
+    values x slices + passes x slices blurs; its levels are the scene's."""
+    labels, image = _scene(gain=0.0, noise=0.0)
+    zs = [1, 2]
+    masks = [np.ones(labels.shape[1:], bool)] * len(zs)
+    calls = []
+    own = fr._blur
+
+    def counted(img, sigma_px):
+        calls.append(img.shape)
+        return own(img, sigma_px)
+
+    monkeypatch.setattr(fr, "_blur", counted)
+    sp = (SIGMA_NM / PIXEL[0], SIGMA_NM / PIXEL[1])
+    levels, gain, _ = fr._levels_and_gain(list(image[zs]), list(labels[zs]), masks, [E, B, A], sp, iterations=3)
+    assert len(calls) == len(zs) * (3 + 3)
+    for v, want in LEVELS.items():
+        assert levels[v] == pytest.approx(want, abs=2e-3)
+    assert abs(gain) < 0.02

@@ -215,22 +215,25 @@ def predict(labels: np.ndarray, face: np.ndarray | None, model: ImageModel, void
 
 
 # --------------------------------------------------------------------------- the fit
-def _fit_levels(grey: Sequence[np.ndarray], labels: Sequence[np.ndarray], mask: Sequence[np.ndarray],
+def _indicators(labels: Sequence[np.ndarray], mask: Sequence[np.ndarray], values: Sequence[int],
+                sigma_px: tuple[float, float]) -> list[np.ndarray]:
+    """The label indicators of ``values`` blurred by ``sigma_px``, over the ``mask`` pixels: one
+    column per value, the slices one after the other (the fixed columns of :func:`_fit_levels`)."""
+    return [np.concatenate([_blur((lab == v).astype(np.float32), sigma_px)[m] for lab, m in zip(labels, mask)])
+            for v in values]
+
+
+def _fit_levels(grey: Sequence[np.ndarray], indicators: Sequence[np.ndarray], mask: Sequence[np.ndarray],
                 values: Sequence[int], sigma_px: tuple[float, float], bases: Sequence[np.ndarray] | None,
                 ) -> tuple[dict[int, float], float, float]:
-    """Least squares of the grey against the blurred label indicators and the blurred edge map of
-    ``bases`` (the ideal images of the current levels; None: no edge column).  Returns the levels,
-    the gain and the residual sum of squares, over the ``mask`` pixels."""
-    cols: list[list[np.ndarray]] = [[] for _ in range(len(values) + (bases is not None))]
-    ys = []
-    for i, (g, lab, m) in enumerate(zip(grey, labels, mask)):
-        for j, v in enumerate(values):
-            cols[j].append(_blur((lab == v).astype(np.float32), sigma_px)[m])
-        if bases is not None:
-            cols[-1].append(_blur(edge_map(bases[i]), sigma_px)[m])
-        ys.append(g[m])
-    X = np.stack([np.concatenate(c) for c in cols], axis=1).astype(np.float64)
-    y = np.concatenate(ys).astype(np.float64)
+    """Least squares of the grey against the blurred label indicators (:func:`_indicators`) and the
+    blurred edge map of ``bases`` (the ideal images of the current levels; None: no edge column).
+    Returns the levels, the gain and the residual sum of squares, over the ``mask`` pixels."""
+    cols = list(indicators)
+    if bases is not None:
+        cols.append(np.concatenate([_blur(edge_map(b), sigma_px)[m] for b, m in zip(bases, mask)]))
+    X = np.stack(cols, axis=1).astype(np.float64)
+    y = np.concatenate([g[m] for g, m in zip(grey, mask)]).astype(np.float64)
     coef, *_ = np.linalg.lstsq(X, y, rcond=None)
     rss = float(((X @ coef - y) ** 2).sum())
     levels = {int(v): float(c) for v, c in zip(values, coef)}
@@ -241,14 +244,16 @@ def _levels_and_gain(grey: Sequence[np.ndarray], labels: Sequence[np.ndarray], m
                      values: Sequence[int], sigma_px: tuple[float, float], iterations: int = 3,
                      ) -> tuple[dict[int, float], float, float]:
     """Levels and edge gain at one blur: alternated, since the edge map depends on the levels'
-    contrasts (first pass without edges)."""
-    levels, gain, rss = _fit_levels(grey, labels, mask, values, sigma_px, None)
+    contrasts (first pass without edges).  The blurred indicators depend on the blur alone: made
+    once for all the passes."""
+    indicators = _indicators(labels, mask, values, sigma_px)
+    levels, gain, rss = _fit_levels(grey, indicators, mask, values, sigma_px, None)
     for _ in range(iterations):
         lut = np.zeros(256, np.float32)
         for k, v in levels.items():
             lut[k] = v
         bases = [lut[lab] for lab in labels]
-        levels, gain, rss = _fit_levels(grey, labels, mask, values, sigma_px, bases)
+        levels, gain, rss = _fit_levels(grey, indicators, mask, values, sigma_px, bases)
     return levels, gain, rss
 
 
