@@ -1061,12 +1061,14 @@ def _sample_index(shape: Sequence[int], max_slices: int = 64, max_voxels: int = 
     return zs, max(1, -(-zs.size * per_slice // max_voxels))
 
 
-def _region_sample(smoothed: da.Array, regions: da.Array, value: int, *, max_slices: int = 64) -> np.ndarray:
-    """Smoothed grey values of one region, from up to ``max_slices`` evenly spread slices (every
-    few rows of them on large slices: at most :data:`SAMPLE_VOXELS`)."""
+def _region_samples(smoothed: da.Array, regions: da.Array, values: Sequence[int], *,
+                    max_slices: int = 64) -> dict[int, np.ndarray]:
+    """Smoothed grey values of each region of ``values``, from up to ``max_slices`` evenly spread
+    slices (every few rows of them on large slices: at most :data:`SAMPLE_VOXELS`), read once for
+    all of them (the slices of a volume kept in scratch cost the chunks they lie in)."""
     zs, stride = _sample_index(smoothed.shape, max_slices)
-    g, r = da.compute(smoothed[zs, ::stride], regions[zs, ::stride])
-    return np.asarray(g)[np.asarray(r) == value]
+    g, r = (np.asarray(a) for a in da.compute(smoothed[zs, ::stride], regions[zs, ::stride]))
+    return {int(v): g[r == v] for v in values}
 
 
 def _slice_histograms(smoothed: da.Array, out: da.Array, reg: da.Array, edges: np.ndarray, *,
@@ -1741,8 +1743,9 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
     thr: dict[str, list[float]] = {}
     cat_grey = None
     samples: dict[str, np.ndarray] = {}
+    sampled = _region_samples(smoothed, reg, [REGIONS["cathode"], REGIONS["separator"]])
     for region, classes in (("cathode", 3), ("separator", 2)):
-        vals = samples[region] = _region_sample(smoothed, reg, REGIONS[region])
+        vals = samples[region] = sampled[REGIONS[region]]
         if vals.size >= 100 and np.unique(vals[:100_000]).size >= classes:
             thr[region] = [float(v) for v in multi_otsu(vals, classes, bins=256)]
             if region == "cathode":
@@ -2017,7 +2020,7 @@ def _cathode_rim_grey(smoothed: da.Array, reg: da.Array, vals: np.ndarray, otsu:
                       corrected: da.Array | None = None, rims: Sequence[float] = ()) -> tuple[da.Array | None, list[float]]:
     """The cathode's rim-corrected grey and its thresholds (:mod:`volrecon.segment.cathode_rims`).
 
-    ``vals``: the cathode sample of ``smoothed`` (:func:`_region_sample`), ``otsu`` its plain
+    ``vals``: the cathode sample of ``smoothed`` (:func:`_region_samples`), ``otsu`` its plain
     multi-Otsu thresholds.  The rim length is fitted on the same sample of the in-plane gradient.
     Returned: the corrected grey and ``[otsu[0], corrected binder|active cut]``: active is decided
     on the corrected grey, pore | binder on the plain grey (whose rims beside the pore the void
@@ -2068,7 +2071,7 @@ def _particle_edge_cut(pore_level: float, binder: np.ndarray, particles: np.ndar
 
 def _gradient_sample(smoothed: da.Array, regions: da.Array, value: int, vox: tuple[float, float, float]) -> np.ndarray:
     """:func:`volrecon.segment.cathode_rims.gradient_magnitude` of ``smoothed`` at the voxels of
-    :func:`_region_sample` (same voxels, same order).
+    :func:`_region_samples` (same voxels, same order).
 
     The gradient is in-plane, so it is taken on the sampled slices alone (chunked, with in-plane
     context): the volume's gradient is computed once, for the correction itself, not a second
