@@ -46,6 +46,7 @@ from volrecon.segment.regional import (
 from volrecon.segment.voids import (
     ShineDepth,
     VoidCues,
+    _morph,
     dark_core_ends,
     dark_cores,
     electrolyte_level,
@@ -1101,7 +1102,7 @@ def _slice_histograms(smoothed: da.Array, out: da.Array, reg: da.Array, edges: n
         Each slice's histogram.
     """
     def inner(o_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
-        keep = ndi.binary_erosion((o_ == electrolyte) & (r_ == region), np.ones((1, 3, 3), bool))
+        keep = _morph((o_ == electrolyte) & (r_ == region), np.ones((1, 3, 3), bool), erode=True)
         return np.ascontiguousarray(keep[core])
 
     def hist_of(g_: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -1276,7 +1277,7 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
     pore_z = (o_z == elec_v) & (r_z == cat_v)
     # the electrolyte's own level and noise: pore voxels whose in-plane neighbours are pore too (the
     # voxels beside a boundary carry the edge's blur and rims, and a void's outer ring)
-    inner = ndi.binary_erosion(pore_z, np.ones((1, 3, 3), bool))
+    inner = _morph(pore_z, np.ones((1, 3, 3), bool), erode=True)
     pore_vals = g_z[inner] if inner.sum() >= 100 else g_z[pore_z]
     # the space's grey and slices, for the dark cores' contrast (spread_floor)
     space_z = space_of(o_z, r_z)

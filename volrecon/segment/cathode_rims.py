@@ -53,6 +53,7 @@ from scipy import ndimage as ndi
 
 from volrecon.segment.forward_refine import ImageModel, predict
 from volrecon.segment.thresholds import multi_otsu
+from volrecon.segment.voids import _morph
 
 RIM_GRADIENT_NM = 10.0
 """Gaussian sigma (nm, in the image plane) of the derivative the rim correction is scaled by: the
@@ -271,10 +272,11 @@ def particle_edges(labels: np.ndarray, corrected: np.ndarray, cathode: np.ndarra
     """
     cat = np.asarray(cathode, bool)
     ry, rx = (max(1, int(r)) for r in reach_px)
-    near_pore = ndi.binary_dilation(cat & (labels == electrolyte), np.ones((1, 2 * ry + 1, 2 * rx + 1), bool))
+    # scipy's binary dilations, by whole-block shifts (the box as two 1-D passes)
+    near_pore = _morph(cat & (labels == electrolyte), np.ones((1, 2 * ry + 1, 2 * rx + 1), bool), erode=False)
     cross = np.zeros((1, 3, 3), bool)
     cross[0, 1, :] = cross[0, :, 1] = True
-    on_particle = ndi.binary_dilation(cat & (labels == active), cross)
+    on_particle = _morph(cat & (labels == active), cross, erode=False)
     out = np.array(labels, copy=True)
     out[cat & (labels == binder) & near_pore & on_particle & (np.asarray(corrected) >= cut)] = active
     return out
