@@ -202,7 +202,10 @@ def refine_pores(
         return labels
     is_void = labels == void
     pore = is_void | (labels == electrolyte)
-    if not pore.any():
+    voids = int(np.count_nonzero(is_void))
+    if voids == 0 or voids == int(np.count_nonzero(pore)):
+        # a pore of one phase (none at all too: a first guess without void): every share is 0 or 1,
+        # the vote keeps every voxel
         return labels
     sigma = [sigma_nm / float(v) for v in voxel_size_nm]
     num = gaussian(is_void.astype(np.float32), sigma, mode="reflect", truncate=_TRUNCATE)
