@@ -18,10 +18,13 @@ def _stack(seed: int = 5) -> np.ndarray:
     return rng.normal(0.5, 0.1, size=(30, 70, 50)).astype(np.float32)
 
 
+@pytest.mark.parametrize("budget", [1, 20_000, 10**9])
 @pytest.mark.parametrize("box", [None, (slice(0, 70), slice(0, 50)), (slice(3, 21), slice(40, 50)), (slice(33, 34), slice(0, 9))])
-def test_slices_are_the_chunked_guess_bit_for_bit(box):
-    """Slices at the stack's faces and inside, boxes at the in-plane faces and inside: every value equals
-    the chunked guess's (the smoothing's context clipped to the stack where the box meets its face)."""
+def test_slices_are_the_chunked_guess_bit_for_bit(box, budget, monkeypatch):
+    """Slices at the stack's faces and inside, boxes at the in-plane faces and inside, read a slab at a
+    time or in runs of neighbouring slices (``SAMPLE_VOXELS``): every value equals the chunked guess's
+    (the smoothing's context clipped to the stack where the box meets its face)."""
+    monkeypatch.setattr(api, "SAMPLE_VOXELS", budget)
     img = _stack()
     src = da.from_array(img, chunks=(8, 32, 32))
     lazy = da.from_array(img, chunks=(1, 70, 50))

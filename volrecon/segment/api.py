@@ -1465,21 +1465,37 @@ def _materialise(arr: da.Array, folder: Scratch | None, name: str) -> da.Array:
 
 def _smoothed_slices(image: da.Array, zs: np.ndarray, smooth_nm: float, vox: tuple[float, float, float],
                      box: tuple[slice, slice] | None = None) -> np.ndarray:
-    """The slices ``zs`` of :func:`volrecon.segment.regional.smooth` of ``image`` (``box``: their in-plane
-    rows and columns alone, default whole): each from the voxels within the smoothing's reach around it
-    (what the chunked smoothing gives there, bit for bit), read in one pass over the input's own chunks;
-    only the slice itself (and the box) is filtered, not the slab it is filtered from."""
+    """The slices ``zs`` (increasing) of :func:`volrecon.segment.regional.smooth` of ``image``
+    (``box``: their in-plane rows and columns alone, default whole): each from the voxels within the
+    smoothing's reach around it (what the chunked smoothing gives there, bit for bit); only the
+    slice itself (and the box) is filtered, not the slab it is filtered from.
+
+    The slabs are read in runs of neighbouring slices (each input slice once per run), a run at most
+    :data:`SAMPLE_VOXELS` (or one slab): memory bounded whatever the number of slices asked for."""
+    if np.any(np.diff(np.asarray(zs)) <= 0):
+        raise ValueError(f"_smoothed_slices: slices must increase, got {list(zs)}")
     reach = smoothing_reach(smooth_nm, vox) if smooth_nm > 0 else (0, 0, 0)
     shape = tuple(int(n) for n in image.shape)
     inplane = box or (slice(0, shape[1]), slice(0, shape[2]))
     # the in-plane part read: the box and the smoothing's reach beyond it, within the image
     near = [slice(max(0, b.start - r), min(n, b.stop + r)) for b, r, n in zip(inplane, reach[1:], shape[1:])]
     spans = [(max(0, z - reach[0]), int(z), min(shape[0], z + reach[0] + 1)) for z in (int(v) for v in zs)]
-    slabs = da.compute(*[image[z0:z1, near[0], near[1]] for z0, _, z1 in spans])
+    per_slice = (near[0].stop - near[0].start) * (near[1].stop - near[1].start)
+    most = max(1, SAMPLE_VOXELS // max(1, per_slice))
     out = np.empty((len(spans), *(b.stop - b.start for b in inplane)), np.float32)
-    for i, ((z0, z, _), slab) in enumerate(zip(spans, slabs)):
-        part = (slice(z - z0, z - z0 + 1), *(slice(b.start - c.start, b.stop - c.start) for b, c in zip(inplane, near)))
-        out[i] = smooth(np.asarray(slab, dtype=np.float32), smooth_nm, vox, region=part)[0]
+    first = 0
+    while first < len(spans):
+        last = first
+        while last + 1 < len(spans) and spans[last + 1][2] - spans[first][0] <= most:
+            last += 1
+        z0, z1 = spans[first][0], spans[last][2]
+        run = np.asarray(image[z0:z1, near[0], near[1]].compute(), dtype=np.float32)
+        for i in range(first, last + 1):
+            # the run holds the slice's whole span: its filter reads nothing beyond it (bit for bit the slab's)
+            part = (slice(spans[i][1] - z0, spans[i][1] - z0 + 1),
+                    *(slice(b.start - c.start, b.stop - c.start) for b, c in zip(inplane, near)))
+            out[i] = smooth(run, smooth_nm, vox, region=part)[0]
+        first = last + 1
     return out
 
 
