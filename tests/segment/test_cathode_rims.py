@@ -180,6 +180,25 @@ def test_particle_edges_take_back_the_particles_edge_voxels():
                 assert _dice(new == c, cls == c) >= _dice(labels == c, cls == c) - 0.01, (pixel, seed, c)
 
 
+def test_particle_edges_are_scipys_dilations():
+    """The edge voxels are those the rule gives with scipy's binary dilations (a box of the reach about
+    the pore, a cross about the particles; False beyond the block), whatever the reach and the block's
+    faces: the whole-block shifts change the cost, not the voxels."""
+    rng = np.random.default_rng(4)
+    labels = rng.choice(np.array([0, 1, 2], np.uint8), size=(3, 41, 37), p=[0.3, 0.4, 0.3])
+    corr = rng.random(labels.shape).astype(np.float32)
+    cat = rng.random(labels.shape) < 0.9
+    cross = ndi.generate_binary_structure(2, 1)[None]
+    for reach in ((1, 1), (2, 3), (4, 2)):
+        box = np.ones((1, 2 * reach[0] + 1, 2 * reach[1] + 1), bool)
+        want = labels.copy()
+        want[cat & (labels == 1) & ndi.binary_dilation(cat & (labels == 0), box)
+             & ndi.binary_dilation(cat & (labels == 2), cross) & (corr >= 0.5)] = 2
+        got = particle_edges(labels, corr, cat, electrolyte=0, binder=1, active=2, cut=0.5, reach_px=reach)
+        np.testing.assert_array_equal(got, want)
+        assert (got != labels).any()
+
+
 def test_both_cells_get_one_rim_length(monkeypatch):
     """The rims are the instrument's, not the cell's: on the segmentation benchmark's diglyme and
     carbonate phantoms (one rendering; 24x192 with the frame, seeds 0 and 1, oracle-corrected)

@@ -361,3 +361,54 @@ def test_grey_the_model_does_not_hold_is_not_evidence():
     every = _eb_errors(fr.refine_labels(image, first, modelled, m, **kw)[:, rows], labels[:, rows])
     left_out = _eb_errors(fr.refine_labels(image, first, modelled, m, observed=modelled, **kw)[:, rows], labels[:, rows])
     assert left_out < 0.9 * every, (left_out, every)
+
+
+def test_the_level_fit_blurs_each_indicator_once_per_blur(monkeypatch):
+    """The alternated levels | gain fit (`_levels_and_gain`) blurs the label indicators once per blur,
+    not again in every pass (only the edge column changes between passes): the same fit, with
+    values x slices + passes x slices blurs; its levels are the scene's."""
+    labels, image = _scene(gain=0.0, noise=0.0)
+    zs = [1, 2]
+    masks = [np.ones(labels.shape[1:], bool)] * len(zs)
+    calls = []
+    own = fr._blur
+
+    def counted(img, sigma_px):
+        calls.append(img.shape)
+        return own(img, sigma_px)
+
+    monkeypatch.setattr(fr, "_blur", counted)
+    sp = (SIGMA_NM / PIXEL[0], SIGMA_NM / PIXEL[1])
+    levels, gain, _ = fr._levels_and_gain(list(image[zs]), list(labels[zs]), masks, [E, B, A], sp, iterations=3)
+    assert len(calls) == len(zs) * (3 + 3)
+    for v, want in LEVELS.items():
+        assert levels[v] == pytest.approx(want, abs=2e-3)
+    assert abs(gain) < 0.02
+
+
+def _front_prior_reference(labels, front, c, t, betas):
+    """The Potts change of a front by whole-array float32 passes (the formula the kernel follows)."""
+    out = np.zeros(labels.shape, np.float32)
+    diff = ((labels == c) & ~front).astype(np.float32) - ((labels == t) & ~front)
+    for ax in range(3):
+        if labels.shape[ax] < 2:
+            continue
+        lo, hi = [slice(None)] * 3, [slice(None)] * 3
+        lo[ax], hi[ax] = slice(None, -1), slice(1, None)
+        out[tuple(hi)] += np.float32(betas[ax]) * diff[tuple(lo)]
+        out[tuple(lo)] += np.float32(betas[ax]) * diff[tuple(hi)]
+    return np.where(front, out, np.float32(0))
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (1, 7, 5), (4, 1, 6), (6, 23, 19)])
+def test_front_prior_is_the_whole_array_formula_bit_for_bit(shape):
+    """The compiled Potts change of a front: the same float32 sums, in the same order, as the
+    whole-array passes, for fronts of either pair and betas that do not add up exactly."""
+    rng = np.random.default_rng(sum(shape))
+    labels = rng.choice(np.array([E, B, A], np.uint8), size=shape)
+    betas = np.array([0.1, 1.0 / 3.0, 0.7071067811865476])
+    for c, t in ((E, B), (B, E)):
+        front = np.stack([fr._front(labels[z], c, t, np.ones(shape[1:], bool)) for z in range(shape[0])])
+        got = fr._front_prior(labels, front, c, t, betas)
+        want = _front_prior_reference(labels, front, c, t, betas)
+        assert got.dtype == np.float32 and got.tobytes() == want.tobytes()

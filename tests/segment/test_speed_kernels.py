@@ -260,3 +260,36 @@ def test_sample_columns_equal_take_along_axis(dtype):
     # what the kernel does not take (float32 positions) goes the NumPy way, unchanged
     pos32 = cases[0].astype(np.float32)
     assert np.array_equal(sample_columns(vol, pos32), _reference_sample_columns(vol, pos32))
+
+
+def _histograms_by_search(values, edges):
+    """Each slice's histogram by a binary search per value (the form the compiled pass replaces)."""
+    v, e = np.asarray(values), np.asarray(edges)
+    nz, nb = v.shape[0], len(e) - 1
+    flat = v.reshape(nz, -1)
+    common = np.result_type(flat.dtype, e.dtype)
+    zi, xi = np.nonzero((flat >= e[0].astype(common)) & (flat < e[-1].astype(common)))
+    b = np.searchsorted(e, flat[zi, xi], side="right") - 1
+    return np.bincount(zi * nb + b, minlength=nz * nb).reshape(nz, nb)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16])
+def test_slice_histograms_are_the_binary_searchs(dtype):
+    """Every value in the bin the binary search gives: values on the edges (first, inner, last), NaN,
+    values outside, uneven edges and float32 edges too."""
+    from volrecon.segment.voids import slice_histograms, slice_level_edges
+
+    rng = np.random.default_rng(1)
+    even = slice_level_edges(0.31, 0.02)
+    for edges in (even, np.sort(rng.uniform(0.2, 0.4, 40)), even.astype(np.float32)):
+        scale = 1000 if dtype == np.int16 else 1
+        e = edges * scale
+        v = rng.normal(0.31, 0.05, (5, 30, 20)) * scale
+        v.flat[:60] = e[rng.integers(0, e.size, 60)]
+        if dtype != np.int16:
+            v[rng.random(v.shape) < 0.2] = np.nan
+        v = v.astype(dtype)
+        got = slice_histograms(v, e)
+        want = _histograms_by_search(v, e)
+        assert got.dtype == np.int64 and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)

@@ -626,3 +626,23 @@ def test_auto_void_vote_raises_void_dice(diglyme):
     assert voted.parameters["void_split"]["vote_nm"] == 20.0
     assert without.parameters["void_split"]["vote_nm"] == 0.0
     assert _cathode_stats(ph, voted)[-1] >= _cathode_stats(ph, without)[-1] + 0.005
+
+
+def test_a_pore_of_one_phase_is_kept_without_a_vote(monkeypatch):
+    """A pore all electrolyte (the layers' first guess has no void class) or all void: every voxel's void
+    share is 0 or 1, so the vote keeps it, and no smoothing is spent on it; a mixed pore is voted on."""
+    from volrecon.segment import voids as vd
+
+    rng = np.random.default_rng(0)
+    base = rng.choice(np.array([0, 3, 5], np.uint8), size=(4, 20, 20))  # 0 other, 3 electrolyte, 5 active
+    calls = []
+    own = vd.gaussian
+    monkeypatch.setattr(vd, "gaussian", lambda *a, **k: calls.append(1) or own(*a, **k))
+    for labels in (base, np.where(base == 3, np.uint8(7), base)):  # 7: void
+        out = vd.refine_pores(labels, void=7, electrolyte=3, sigma_nm=20.0, voxel_size_nm=(20.0, 10.0, 10.0))
+        np.testing.assert_array_equal(out, labels)
+    assert not calls
+    mixed = base.copy()
+    mixed[:, :10][mixed[:, :10] == 3] = 7
+    vd.refine_pores(mixed, void=7, electrolyte=3, sigma_nm=20.0, voxel_size_nm=(20.0, 10.0, 10.0))
+    assert len(calls) == 2

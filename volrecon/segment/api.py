@@ -47,6 +47,7 @@ from volrecon.segment.regional import (
 from volrecon.segment.voids import (
     ShineDepth,
     VoidCues,
+    _morph,
     dark_core_ends,
     dark_cores,
     electrolyte_level,
@@ -73,6 +74,9 @@ LAYER_PHASES: tuple[str, ...] = ("sodium", "separator", "active", "collector")
 only a classifier whose phases include them all (a classifier of that cell design) can find its
 layers on the grey-value first guess (``segment_volume(layers_from="grey")``)."""
 LayersFrom = Literal["auto", "grey", "phases"]
+GreyReader = Callable[[np.ndarray, tuple[slice, slice]], np.ndarray]
+"""``read(zs, box)``: the slices ``zs`` of a lazily computed grey volume over the in-plane ``box``
+(rows, columns), computed for those voxels alone (:func:`_smoothed_slices`)."""
 
 
 @dataclass(frozen=True)
@@ -527,6 +531,7 @@ def segment_volume(
     rules: tuple[LayerRule, ...] = ()
     bits = 0
     guess_grey: da.Array | None = None  # the grey values method 'layers' cut its first guess on
+    guess_read: GreyReader | None = None  # and how a few of their slices are read alone
     if method == "classifier":
         if classifier is None:
             if scribbles is None:
@@ -566,8 +571,8 @@ def segment_volume(
             names = _guess_names()
         values = [names[p] for p in order]
         if regional:
-            raw, params["layer_guess"], guess_grey = _layer_guess(image, src, order=order, values=values,
-                                                                  smooth_nm=smooth_nm, vox=vox)
+            raw, params["layer_guess"], guess_grey, guess_read = _layer_guess(image, src, order=order, values=values,
+                                                                              smooth_nm=smooth_nm, vox=vox)
         else:
             t = np.asarray(thresholds, dtype=float) if thresholds is not None else multi_otsu_thresholds(image, len(order))
             params["thresholds"] = [float(v) for v in t]
@@ -670,7 +675,8 @@ def segment_volume(
                                                       phases=specimen, frame_value=lay_frame)
                     params["sei"] = sei_info
                 recut = None if guess_pass or guess_grey is None else \
-                    _guess_below_sei(guess_grey, lay, specimen, params["layer_guess"], frame_value=lay_frame)
+                    _guess_below_sei(guess_grey, lay, specimen, params["layer_guess"], frame_value=lay_frame,
+                                     read=guess_read)
                 if recut is None:
                     break
                 phases = lay_phases = settled(guess_grey.map_blocks(apply_thresholds, recut, values, dtype=np.uint8),
@@ -1175,12 +1181,14 @@ def _sample_index(shape: Sequence[int], max_slices: int = 64, max_voxels: int = 
     return zs, max(1, -(-zs.size * per_slice // max_voxels))
 
 
-def _region_sample(smoothed: da.Array, regions: da.Array, value: int, *, max_slices: int = 64) -> np.ndarray:
-    """Smoothed grey values of one region, from up to ``max_slices`` evenly spread slices (every
-    few rows of them on large slices: at most :data:`SAMPLE_VOXELS`)."""
+def _region_samples(smoothed: da.Array, regions: da.Array, values: Sequence[int], *,
+                    max_slices: int = 64) -> dict[int, np.ndarray]:
+    """Smoothed grey values of each region of ``values``, from up to ``max_slices`` evenly spread
+    slices (every few rows of them on large slices: at most :data:`SAMPLE_VOXELS`), read once for
+    all of them (the slices of a volume kept in scratch cost the chunks they lie in)."""
     zs, stride = _sample_index(smoothed.shape, max_slices)
-    g, r = da.compute(smoothed[zs, ::stride], regions[zs, ::stride])
-    return np.asarray(g)[np.asarray(r) == value]
+    g, r = (np.asarray(a) for a in da.compute(smoothed[zs, ::stride], regions[zs, ::stride]))
+    return {int(v): g[r == v] for v in values}
 
 
 def _slice_histograms(smoothed: da.Array, out: da.Array, reg: da.Array, edges: np.ndarray, *,
@@ -1213,7 +1221,7 @@ def _slice_histograms(smoothed: da.Array, out: da.Array, reg: da.Array, edges: n
         Each slice's histogram.
     """
     def inner(o_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
-        keep = ndi.binary_erosion((o_ == electrolyte) & (r_ == region), np.ones((1, 3, 3), bool))
+        keep = _morph((o_ == electrolyte) & (r_ == region), np.ones((1, 3, 3), bool), erode=True)
         return np.ascontiguousarray(keep[core])
 
     def hist_of(g_: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -1388,7 +1396,7 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
     pore_z = (o_z == elec_v) & (r_z == cat_v)
     # the electrolyte's own level and noise: pore voxels whose in-plane neighbours are pore too (the
     # voxels beside a boundary carry the edge's blur and rims, and a void's outer ring)
-    inner = ndi.binary_erosion(pore_z, np.ones((1, 3, 3), bool))
+    inner = _morph(pore_z, np.ones((1, 3, 3), bool), erode=True)
     pore_vals = g_z[inner] if inner.sum() >= 100 else g_z[pore_z]
     # the space's grey and slices, for the dark cores' contrast (spread_floor)
     space_z = space_of(o_z, r_z)
@@ -1574,22 +1582,44 @@ def _materialise(arr: da.Array, folder: Scratch | None, name: str) -> da.Array:
     return held.rechunk(arr.chunks)
 
 
-def _smoothed_slices(image: da.Array, zs: np.ndarray, smooth_nm: float, vox: tuple[float, float, float]) -> np.ndarray:
-    """The slices ``zs`` of :func:`volrecon.segment.regional.smooth` of ``image``: each from the
-    slices within the smoothing's reach around it (what the chunked smoothing gives there), read
-    in one pass over the input's own chunks."""
-    reach = smoothing_reach(smooth_nm, vox)[0] if smooth_nm > 0 else 0
-    nz = int(image.shape[0])
-    spans = [(max(0, z - reach), int(z), min(nz, z + reach + 1)) for z in (int(v) for v in zs)]
-    slabs = da.compute(*[image[z0:z1] for z0, _, z1 in spans])
-    out = np.empty((len(spans), *image.shape[1:]), np.float32)
-    for i, ((z0, z, _), slab) in enumerate(zip(spans, slabs)):
-        out[i] = smooth(np.asarray(slab, dtype=np.float32), smooth_nm, vox)[z - z0]
+def _smoothed_slices(image: da.Array, zs: np.ndarray, smooth_nm: float, vox: tuple[float, float, float],
+                     box: tuple[slice, slice] | None = None) -> np.ndarray:
+    """The slices ``zs`` (increasing) of :func:`volrecon.segment.regional.smooth` of ``image``
+    (``box``: their in-plane rows and columns alone, default whole): each from the voxels within the
+    smoothing's reach around it (what the chunked smoothing gives there, bit for bit); only the
+    slice itself (and the box) is filtered, not the slab it is filtered from.
+
+    The slabs are read in runs of neighbouring slices (each input slice once per run), a run at most
+    :data:`SAMPLE_VOXELS` (or one slab): memory bounded whatever the number of slices asked for."""
+    if np.any(np.diff(np.asarray(zs)) <= 0):
+        raise ValueError(f"_smoothed_slices: slices must increase, got {list(zs)}")
+    reach = smoothing_reach(smooth_nm, vox) if smooth_nm > 0 else (0, 0, 0)
+    shape = tuple(int(n) for n in image.shape)
+    inplane = box or (slice(0, shape[1]), slice(0, shape[2]))
+    # the in-plane part read: the box and the smoothing's reach beyond it, within the image
+    near = [slice(max(0, b.start - r), min(n, b.stop + r)) for b, r, n in zip(inplane, reach[1:], shape[1:])]
+    spans = [(max(0, z - reach[0]), int(z), min(shape[0], z + reach[0] + 1)) for z in (int(v) for v in zs)]
+    per_slice = (near[0].stop - near[0].start) * (near[1].stop - near[1].start)
+    most = max(1, SAMPLE_VOXELS // max(1, per_slice))
+    out = np.empty((len(spans), *(b.stop - b.start for b in inplane)), np.float32)
+    first = 0
+    while first < len(spans):
+        last = first
+        while last + 1 < len(spans) and spans[last + 1][2] - spans[first][0] <= most:
+            last += 1
+        z0, z1 = spans[first][0], spans[last][2]
+        run = np.asarray(image[z0:z1, near[0], near[1]].compute(), dtype=np.float32)
+        for i in range(first, last + 1):
+            # the run holds the slice's whole span: its filter reads nothing beyond it (bit for bit the slab's)
+            part = (slice(spans[i][1] - z0, spans[i][1] - z0 + 1),
+                    *(slice(b.start - c.start, b.stop - c.start) for b, c in zip(inplane, near)))
+            out[i] = smooth(run, smooth_nm, vox, region=part)[0]
+        first = last + 1
     return out
 
 
 def _layer_guess(image: Any, src: da.Array, *, order: Sequence[str], values: Sequence[int], smooth_nm: float,
-                 vox: tuple[float, float, float]) -> tuple[da.Array, dict[str, Any], da.Array]:
+                 vox: tuple[float, float, float]) -> tuple[da.Array, dict[str, Any], da.Array, GreyReader | None]:
     """The first guess the layers are found on: global multi-Otsu classes of the grey values
     denoised by ``2 * smooth_nm`` (:func:`volrecon.segment.regional.smooth`), mapped dark to bright
     onto ``values`` (the phases ``order``).
@@ -1601,9 +1631,10 @@ def _layer_guess(image: Any, src: da.Array, *, order: Sequence[str], values: Seq
 
     Returns
     -------
-    (dask array uint8, dict, dask array float32)
-        The classes (``src``'s chunks), what was used (``parameters["layer_guess"]``) and the denoised
-        grey values they were cut on (for a re-cut, :func:`_guess_below_sei`).
+    (dask array uint8, dict, dask array float32, callable or None)
+        The classes (``src``'s chunks), what was used (``parameters["layer_guess"]``), the denoised
+        grey values they were cut on (for a re-cut, :func:`_guess_below_sei`) and, for a lazy guess,
+        how some of their slices are read alone (:data:`GreyReader`; None: they are in memory).
     """
     lazy = isinstance(image, da.Array)
     first_nm = 2.0 * max(smooth_nm, 0.0)
@@ -1612,16 +1643,20 @@ def _layer_guess(image: Any, src: da.Array, *, order: Sequence[str], values: Seq
         return np.ascontiguousarray(smooth(block, first_nm, vox)[core])
 
     guess = _overlap(sm, _compact(src), smoothing_reach(first_nm, vox), np.float32).rechunk(src.chunks)
+    read: GreyReader | None = None
     if lazy:
         # a lazy guess is sampled on its own slices, not on the whole chunks they lie in (the
         # classes compute every chunk again)
-        t = multi_otsu_thresholds(guess, len(order), read=lambda zs: _smoothed_slices(image, zs, first_nm, vox))
+        def read(zs: np.ndarray, box: tuple[slice, slice] | None = None) -> np.ndarray:
+            return _smoothed_slices(image, zs, first_nm, vox, box)
+
+        t = multi_otsu_thresholds(guess, len(order), read=read)
     else:
         guess_np = guess.compute()
         t = multi_otsu_thresholds(guess_np, len(order))
         guess = da.from_array(guess_np, chunks=src.chunks)
     info = {"thresholds": [float(v) for v in t], "classes": list(order), "smooth_nm": first_nm}
-    return guess.map_blocks(apply_thresholds, t, list(values), dtype=np.uint8), info, guess
+    return guess.map_blocks(apply_thresholds, t, list(values), dtype=np.uint8), info, guess, read
 
 
 def _sodium_only(lay: Layers) -> Layers:
@@ -1631,25 +1666,34 @@ def _sodium_only(lay: Layers) -> Layers:
                   {"sodium": True, "separator": False, "cathode": False, "collector": True}, lay.length)
 
 
-def _sei_level(grey: da.Array, lay: Layers, specimen: Any, *, frame_value: int | None) -> float | None:
+def _sei_level(grey: da.Array, lay: Layers, specimen: Any, *, frame_value: int | None,
+               read: GreyReader | None = None) -> float | None:
     """Median of ``grey`` over the SEI film (the anode's voxels beyond the sodium surface, ``specimen``'s
-    assigned voxels) on up to 64 evenly spread slices; None where the film holds no voxel."""
+    assigned voxels) on up to 64 evenly spread slices; None where the film holds no voxel.
+
+    Only the in-plane box holding the film in those slices is read, by ``read`` where given (a lazy
+    ``grey`` read through its chunks would be computed whole: every chunk holds a sampled slice)."""
     zs, stride = _sample_index(grey.shape)
-    g, ph = (np.asarray(a) for a in da.compute(grey[zs], specimen[zs]))
+    ph = np.asarray(da.compute(specimen[zs])[0])
     shape = (1, *grey.shape[1:])
     na = _sodium_only(lay)
-    film = []
+    films = np.zeros((zs.size, *grey.shape[1:]), bool)
     for i, z in enumerate(zs):
         sl = (slice(int(z), int(z) + 1), *(slice(0, n) for n in grey.shape[1:]))
         anode = region_block(lay, sl, shape, phases=ph[i:i + 1], frame_value=frame_value) == REGIONS["anode"]
-        below = region_block(na, sl, shape) == REGIONS["anode"]
-        film.append(g[i:i + 1][anode & ~below][::stride])
-    vals = np.concatenate(film)
-    return float(np.median(vals)) if vals.size else None
+        films[i] = (anode & ~(region_block(na, sl, shape) == REGIONS["anode"]))[0]
+    rows, cols = np.nonzero(films.any(axis=(0, 2)))[0], np.nonzero(films.any(axis=(0, 1)))[0]
+    if rows.size == 0:
+        return None
+    box = (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
+    g = read(zs, box) if read is not None else np.asarray(grey[zs][:, box[0], box[1]].compute())
+    # the box holds every film voxel: its values come in the order of the whole slices'
+    vals = np.concatenate([g[i][films[i][box]][::stride] for i in range(zs.size)])
+    return float(np.median(vals))
 
 
 def _guess_below_sei(grey: da.Array, lay: Layers, specimen: Any, info: dict[str, Any], *,
-                     frame_value: int | None) -> np.ndarray | None:
+                     frame_value: int | None, read: GreyReader | None = None) -> np.ndarray | None:
     """The layer guess's thresholds with its sodium | separator one (the second) lowered to the SEI
     film's measured level (:func:`_sei_level` of the layers found on the guess), or None where it
     already lies at or below it (or the film, or the sodium surface, is not found).
@@ -1665,7 +1709,7 @@ def _guess_below_sei(grey: da.Array, lay: Layers, specimen: Any, info: dict[str,
     """
     if lay.heights.get("sodium|sei") is None or lay.heights.get("sei|separator") is None:
         return None
-    level = _sei_level(grey, lay, specimen, frame_value=frame_value)
+    level = _sei_level(grey, lay, specimen, frame_value=frame_value, read=read)
     info["sei_level"] = level
     t = np.asarray(info["thresholds"], dtype=float)
     if level is None or t.size < 2 or not t[0] < level < t[1]:
@@ -1735,7 +1779,7 @@ def _grey_layer_phases(image: Any, src: da.Array, phases: Any, *, frame_value: i
     is set.  Returns the guess and its phase names.
     """
     names = _guess_names()
-    raw, params["layer_guess"], _ = _layer_guess(image, src, order=OTSU_ORDER, values=[names[p] for p in OTSU_ORDER],
+    raw, params["layer_guess"], _, _ = _layer_guess(image, src, order=OTSU_ORDER, values=[names[p] for p in OTSU_ORDER],
                                               smooth_nm=smooth_nm, vox=vox)
     if frame_value is not None:
         names["frame"] = PHASES["frame"]
@@ -1835,8 +1879,9 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
     thr: dict[str, list[float]] = {}
     cat_grey = None
     samples: dict[str, np.ndarray] = {}
+    sampled = _region_samples(smoothed, reg, [REGIONS["cathode"], REGIONS["separator"]])
     for region, classes in (("cathode", 3), ("separator", 2)):
-        vals = samples[region] = _region_sample(smoothed, reg, REGIONS[region])
+        vals = samples[region] = sampled[REGIONS[region]]
         if vals.size >= 100 and np.unique(vals[:100_000]).size >= classes:
             thr[region] = [float(v) for v in multi_otsu(vals, classes, bins=256)]
             if region == "cathode":
@@ -2129,7 +2174,7 @@ def _cathode_rim_grey(smoothed: da.Array, reg: da.Array, vals: np.ndarray, otsu:
                       foil: tuple[FoilSpill, int] | None = None) -> tuple[da.Array | None, list[float]]:
     """The cathode's rim-corrected grey and its thresholds (:mod:`volrecon.segment.cathode_rims`).
 
-    ``vals``: the cathode sample of ``smoothed`` (:func:`_region_sample`), ``otsu`` its plain
+    ``vals``: the cathode sample of ``smoothed`` (:func:`_region_samples`), ``otsu`` its plain
     multi-Otsu thresholds.  The rim length is fitted on the same sample of the in-plane gradient.
     Returned: the corrected grey and ``[otsu[0], corrected binder|active cut]``: active is decided
     on the corrected grey, pore | binder on the plain grey (whose rims beside the pore the void
@@ -2188,7 +2233,7 @@ def _particle_edge_cut(pore_level: float, binder: np.ndarray, particles: np.ndar
 
 def _gradient_sample(smoothed: da.Array, regions: da.Array, value: int, vox: tuple[float, float, float]) -> np.ndarray:
     """:func:`volrecon.segment.cathode_rims.gradient_magnitude` of ``smoothed`` at the voxels of
-    :func:`_region_sample` (same voxels, same order).
+    :func:`_region_samples` (same voxels, same order).
 
     The gradient is in-plane, so it is taken on the sampled slices alone (chunked, with in-plane
     context): the volume's gradient is computed once, for the correction itself, not a second

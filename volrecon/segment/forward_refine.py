@@ -69,11 +69,13 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
+import numba as nb
 import numpy as np
 from scipy import ndimage as ndi
 from scipy import optimize
 
 from volrecon._spread import spread_indices
+from volrecon.segment._sobel import sobel_pair
 
 TRUNCATE = 3.0
 """Gaussian kernels are cut at this many sigma."""
@@ -175,14 +177,11 @@ def _blur(img: np.ndarray, sigma_px: Sequence[float]) -> np.ndarray:
     return ndi.gaussian_filter(img, tuple(float(s) for s in sigma_px), mode="nearest", truncate=TRUNCATE)
 
 
-def _sobels(base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return ndi.sobel(base, 0, mode="nearest"), ndi.sobel(base, 1, mode="nearest")
-
-
 def edge_map(base: np.ndarray) -> np.ndarray:
     """Edge brightening per unit gain of an ideal image: Sobel gradient magnitude / 4 (the step's
-    contrast on the pixel each side of a boundary)."""
-    d0, d1 = _sobels(base)
+    contrast on the pixel each side of a boundary; both derivatives in one compiled pass,
+    :func:`volrecon.segment._sobel.sobel_pair`, bit for bit scipy's)."""
+    d0, d1 = sobel_pair(base)
     return np.hypot(d0, d1) / np.float32(4.0)
 
 
@@ -217,22 +216,25 @@ def predict(labels: np.ndarray, face: np.ndarray | None, model: ImageModel, void
 
 
 # --------------------------------------------------------------------------- the fit
-def _fit_levels(grey: Sequence[np.ndarray], labels: Sequence[np.ndarray], mask: Sequence[np.ndarray],
+def _indicators(labels: Sequence[np.ndarray], mask: Sequence[np.ndarray], values: Sequence[int],
+                sigma_px: tuple[float, float]) -> list[np.ndarray]:
+    """The label indicators of ``values`` blurred by ``sigma_px``, over the ``mask`` pixels: one
+    column per value, the slices one after the other (the fixed columns of :func:`_fit_levels`)."""
+    return [np.concatenate([_blur((lab == v).astype(np.float32), sigma_px)[m] for lab, m in zip(labels, mask)])
+            for v in values]
+
+
+def _fit_levels(grey: Sequence[np.ndarray], indicators: Sequence[np.ndarray], mask: Sequence[np.ndarray],
                 values: Sequence[int], sigma_px: tuple[float, float], bases: Sequence[np.ndarray] | None,
                 ) -> tuple[dict[int, float], float, float]:
-    """Least squares of the grey against the blurred label indicators and the blurred edge map of
-    ``bases`` (the ideal images of the current levels; None: no edge column).  Returns the levels,
-    the gain and the residual sum of squares, over the ``mask`` pixels."""
-    cols: list[list[np.ndarray]] = [[] for _ in range(len(values) + (bases is not None))]
-    ys = []
-    for i, (g, lab, m) in enumerate(zip(grey, labels, mask)):
-        for j, v in enumerate(values):
-            cols[j].append(_blur((lab == v).astype(np.float32), sigma_px)[m])
-        if bases is not None:
-            cols[-1].append(_blur(edge_map(bases[i]), sigma_px)[m])
-        ys.append(g[m])
-    X = np.stack([np.concatenate(c) for c in cols], axis=1).astype(np.float64)
-    y = np.concatenate(ys).astype(np.float64)
+    """Least squares of the grey against the blurred label indicators (:func:`_indicators`) and the
+    blurred edge map of ``bases`` (the ideal images of the current levels; None: no edge column).
+    Returns the levels, the gain and the residual sum of squares, over the ``mask`` pixels."""
+    cols = list(indicators)
+    if bases is not None:
+        cols.append(np.concatenate([_blur(edge_map(b), sigma_px)[m] for b, m in zip(bases, mask)]))
+    X = np.stack(cols, axis=1).astype(np.float64)
+    y = np.concatenate([g[m] for g, m in zip(grey, mask)]).astype(np.float64)
     coef, *_ = np.linalg.lstsq(X, y, rcond=None)
     rss = float(((X @ coef - y) ** 2).sum())
     levels = {int(v): float(c) for v, c in zip(values, coef)}
@@ -243,14 +245,16 @@ def _levels_and_gain(grey: Sequence[np.ndarray], labels: Sequence[np.ndarray], m
                      values: Sequence[int], sigma_px: tuple[float, float], iterations: int = 3,
                      ) -> tuple[dict[int, float], float, float]:
     """Levels and edge gain at one blur: alternated, since the edge map depends on the levels'
-    contrasts (first pass without edges)."""
-    levels, gain, rss = _fit_levels(grey, labels, mask, values, sigma_px, None)
+    contrasts (first pass without edges).  The blurred indicators depend on the blur alone: made
+    once for all the passes."""
+    indicators = _indicators(labels, mask, values, sigma_px)
+    levels, gain, rss = _fit_levels(grey, indicators, mask, values, sigma_px, None)
     for _ in range(iterations):
         lut = np.zeros(256, np.float32)
         for k, v in levels.items():
             lut[k] = v
         bases = [lut[lab] for lab in labels]
-        levels, gain, rss = _fit_levels(grey, labels, mask, values, sigma_px, bases)
+        levels, gain, rss = _fit_levels(grey, indicators, mask, values, sigma_px, bases)
     return levels, gain, rss
 
 
@@ -545,18 +549,47 @@ def _front(lab: np.ndarray, c: int, t: int, editable: np.ndarray) -> np.ndarray:
 
 def _front_prior(labels: np.ndarray, front: np.ndarray, c: int, t: int, betas: np.ndarray) -> np.ndarray:
     """Potts change per front voxel when the whole front turns from ``c`` to ``t``: its pairs with
-    neighbours outside the front (inside it, the pairs keep agreeing)."""
-    out = np.zeros(labels.shape, np.float32)
-    diff = ((labels == c) & ~front).astype(np.float32) - ((labels == t) & ~front)
-    for ax in range(3):
-        if labels.shape[ax] < 2:
-            continue
-        lo = [slice(None)] * 3
-        hi = [slice(None)] * 3
-        lo[ax], hi[ax] = slice(None, -1), slice(1, None)
-        out[tuple(hi)] += np.float32(betas[ax]) * diff[tuple(lo)]
-        out[tuple(lo)] += np.float32(betas[ax]) * diff[tuple(hi)]
-    return np.where(front, out, np.float32(0))
+    neighbours outside the front (inside it, the pairs keep agreeing); 0 off the front.
+
+    Per front voxel, the sum over its face neighbours off the front of ``beta`` of the axis times
+    +1 (a ``c`` neighbour: a pair that agreed now differs) or -1 (a ``t`` neighbour), in float32 and
+    in the order: along z from below, from above, along y, along x (compiled, :func:`_front_prior_kernel`:
+    the front is a thin share of the block)."""
+    lab = np.ascontiguousarray(labels)
+    fr_ = np.ascontiguousarray(front, dtype=bool)
+    b = np.asarray(betas, np.float64).astype(np.float32)
+    out = np.zeros(lab.shape, np.float32)
+    _front_prior_kernel(lab, fr_, lab.dtype.type(c), lab.dtype.type(t), b, out)
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def _front_prior_kernel(lab: np.ndarray, front: np.ndarray, c: Any, t: Any, b: np.ndarray, out: np.ndarray) -> None:
+    """``out`` at the ``front`` voxels of :func:`_front_prior` (a 3-D block)."""
+    nz, ny, nx = lab.shape
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                if not front[z, y, x]:
+                    continue
+                acc = np.float32(0.0)
+                for ax in range(3):
+                    for side in (-1, 1):
+                        zz, yy, xx = z, y, x
+                        if ax == 0:
+                            zz += side
+                        elif ax == 1:
+                            yy += side
+                        else:
+                            xx += side
+                        if zz < 0 or zz >= nz or yy < 0 or yy >= ny or xx < 0 or xx >= nx or front[zz, yy, xx]:
+                            continue
+                        v = lab[zz, yy, xx]
+                        if v == c:
+                            acc += b[ax]
+                        elif v == t:
+                            acc -= b[ax]
+                out[z, y, x] = acc
 
 
 def _proposal_costs(grey: np.ndarray, labels: np.ndarray, faces: Sequence[np.ndarray | None],

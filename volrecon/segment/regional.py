@@ -73,18 +73,19 @@ def smoothing_reach(sigma_nm: float, voxel_size_nm: Sequence[float]) -> tuple[in
 
 
 def smooth(block: np.ndarray, sigma_nm: float, voxel_size_nm: Sequence[float],
-           valid: np.ndarray | None = None) -> np.ndarray:
+           valid: np.ndarray | None = None, region: tuple[slice, ...] | None = None) -> np.ndarray:
     """3D Gaussian denoising with the physical voxel size respected.
 
     ``valid`` (optional, the block's shape): average over these voxels only
     (:func:`specimen_filter`), so the frame and the trench walls' rim shell lend the specimen
-    beside them none of their grey.
+    beside them none of their grey.  ``region`` (3 slices; None: the whole block): only those
+    voxels are computed and returned, bit for bit the whole block's result there.
     """
     sig = smoothing_sigma(sigma_nm, voxel_size_nm)
     b = np.asarray(block, dtype=np.float32)
     if not any(sig):
-        return b
-    return specimen_filter(b, None if valid is None or valid.all() else valid, sig)
+        return b if region is None else b[region]
+    return specimen_filter(b, None if valid is None or valid.all() else valid, sig, region=region)
 
 
 _MIN_WEIGHT = np.float32(0.01)

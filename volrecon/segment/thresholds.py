@@ -160,7 +160,21 @@ def apply_thresholds(block: np.ndarray, thresholds: Sequence[float], values: Seq
     if t.size and np.any(np.diff(t) <= 0):
         raise ParameterError(f"thresholds {t.tolist()} must increase")
     lut = np.asarray(values, dtype=np.uint16 if max(values) > 255 else np.uint8)
-    return lut[np.digitize(block, t)]
+    return lut[_class_index(np.asarray(block), t)]
+
+
+def _class_index(block: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """``np.digitize(block, t)`` for increasing ``t`` (float64): how many thresholds lie at or below
+    each value (NaN above them all), by one comparison per threshold rather than a binary search
+    per voxel; the comparisons are in float64, as digitize makes them."""
+    if t.size > np.iinfo(np.uint8).max or block.dtype.kind not in "fiub":
+        return np.digitize(block, t)
+    idx = np.zeros(block.shape, np.uint8)
+    for v in t:
+        idx += block >= v
+    if block.dtype.kind == "f":
+        idx[np.isnan(block)] = t.size
+    return idx
 
 
 def hysteresis(block: np.ndarray, low: float, high: float, *, structure: np.ndarray | None = None) -> np.ndarray:

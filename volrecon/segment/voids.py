@@ -167,7 +167,7 @@ from scipy import ndimage as ndi
 from volrecon.phases import PHASES
 from volrecon.segment._geodesic import bounded_growth
 from volrecon.segment._smooth import gaussian
-from volrecon.segment._void_kernels import continue_columns, flat_columns
+from volrecon.segment._void_kernels import continue_columns, flat_columns, row_histograms
 
 _TRUNCATE = 3.0
 
@@ -202,7 +202,10 @@ def refine_pores(
         return labels
     is_void = labels == void
     pore = is_void | (labels == electrolyte)
-    if not pore.any():
+    voids = int(np.count_nonzero(is_void))
+    if voids == 0 or voids == int(np.count_nonzero(pore)):
+        # a pore of one phase (none at all too: a first guess without void): every share is 0 or 1,
+        # the vote keeps every voxel
         return labels
     sigma = [sigma_nm / float(v) for v in voxel_size_nm]
     num = gaussian(is_void.astype(np.float32), sigma, mode="reflect", truncate=_TRUNCATE)
@@ -385,18 +388,16 @@ def slice_histograms(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Histogram of each slice of ``values`` ``(z, y, x)`` on ``edges`` (NaN voxels are left out).
 
     Counts add up over the in-plane blocks of a slice, so a chunked volume gives each slice's
-    histogram exactly, in memory bounded by one block.
+    histogram exactly, in memory bounded by one block.  A value ``v`` within ``[edges[0], edges[-1])``
+    counts in the bin ``searchsorted(edges, v, side="right") - 1`` (in one compiled pass,
+    :func:`volrecon.segment._void_kernels.row_histograms`; values of another type are compared as
+    float64, as NumPy compares them with float64 edges).
     """
     v = np.asarray(values)
-    e = np.asarray(edges)
-    nz, nb = v.shape[0], len(e) - 1
-    flat = v.reshape(nz, -1)
-    # only the values inside the edges are binned (the rest, NaN included, fall in no bin): the
-    # comparisons are the ones searchsorted makes (in the edges' and values' common type)
-    common = np.result_type(flat.dtype, e.dtype)
-    zi, xi = np.nonzero((flat >= e[0].astype(common)) & (flat < e[-1].astype(common)))
-    b = np.searchsorted(e, flat[zi, xi], side="right") - 1
-    return np.bincount(zi * nb + b, minlength=nz * nb).reshape(nz, nb)
+    flat = v.reshape(v.shape[0], -1)
+    if flat.dtype not in (np.float32, np.float64):
+        flat = flat.astype(np.float64)
+    return row_histograms(flat, np.asarray(edges))
 
 
 def slice_levels(hist: np.ndarray, edges: np.ndarray, *, min_voxels: int = SLICE_LEVEL_VOXELS) -> tuple[np.ndarray, float]:
