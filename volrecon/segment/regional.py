@@ -1272,6 +1272,21 @@ def _first_above(g: np.ndarray, thr: float, begin: np.ndarray, hs: np.ndarray) -
     return np.where(above.any(axis=-1), np.argmax(above, axis=-1), np.floor(hs).astype(int))
 
 
+def _specimen_run_end(valid: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """Per column (stacking axis last) the first index at or after ``start`` that is not specimen
+    (``valid`` False), or the column's length where the specimen runs to its end."""
+    gap = ~valid & (np.arange(valid.shape[-1]) >= start[..., None])
+    return np.where(gap.any(axis=-1), np.argmax(gap, axis=-1), valid.shape[-1])
+
+
+def _nearest_measured(h: np.ndarray, measured: np.ndarray) -> np.ndarray:
+    """``h`` where ``measured``, elsewhere the value of the nearest measured column (lateral grid)."""
+    if measured.all() or not measured.any():
+        return h
+    idx = ndi.distance_transform_edt(~measured, return_distances=False, return_indices=True)
+    return h[tuple(idx)]
+
+
 def _crossing(prof: np.ndarray, k: np.ndarray, thr: float) -> np.ndarray:
     """Sub-voxel boundary coordinate where ``prof`` (columns last) rises through ``thr`` between
     the voxels ``k - 1`` and ``k`` (linear interpolation; voxel centres at ``i + 0.5``)."""
@@ -1353,14 +1368,16 @@ def sodium_surface(
     thr = na_level + rise * spread
     # pass 2: the rise per column, and the grey values from just before it to film_voxels after
     k = np.zeros(hs.shape, np.int64)
+    run_end = np.zeros(hs.shape, np.int64)
     m = 2
     prof = np.zeros((*hs.shape, m + film_voxels + 1), np.float32)
     for a0, a1, p0, p1 in released_slabs(slabs):
-        g, _ = grey(a0, a1, p0, p1)
+        g, valid = grey(a0, a1, p0, p1)
         k[a0:a1] = _first_above(g, thr, probe[a0:a1], hs[a0:a1])
+        run_end[a0:a1] = _specimen_run_end(valid, start[a0:a1])
         at = np.clip(k[a0:a1, :, None] + np.arange(-m, film_voxels + 1), 0, band.hi - 1)
         prof[a0:a1] = np.take_along_axis(g, at, axis=-1)
-        del g, _, at
+        del g, valid, at
     inside = (k[..., None] + np.arange(-m, film_voxels + 1) + 0.5) < hs[..., None]
     beyond = np.where(inside[..., m:], prof[..., m:], -np.inf).max(axis=-1)
     rose = ok_cols & np.isfinite(beyond)
@@ -1392,12 +1409,21 @@ def sodium_surface(
             h[a0:a1][sel] = np.where(k2 + 0.5 < hs[a0:a1][sel], h2, h[a0:a1][sel])
             del g, _
     h = np.clip(h, start, hs)
-    # columns without specimen at the anode end: keep the class-based height
-    old = _anode_first(layers.heights["sodium|sei"], layers)
-    h = np.where(ok_cols, h, old)
+    # a column measures its surface only where it is specimen from its first voxel through the
+    # anode band (to separator|cathode), as the SEI's outer surface takes its columns: a column that
+    # a slanting trench wall (or its rim shell) cuts short within the band lies within the wall's
+    # glow there, and its grey values smoothed over the specimen are the cap's corner and the lit
+    # rows above the shell, not this column's sodium (their rise read the surface up to 27 rows
+    # early); such columns take the surface of the nearest measured column
+    measured = ok_cols & (run_end >= np.floor(hs))
+    if measured.sum() >= 10:
+        h = _nearest_measured(h, measured)
+    else:
+        # columns without specimen at the anode end: keep the class-based height
+        h = np.where(ok_cols, h, _anode_first(layers.heights["sodium|sei"], layers))
     h = ndi.median_filter(h, size=3, mode="nearest")
     info.update({"found": True, "sodium_level": na_level, "spread": spread, "rise_threshold": float(thr),
-                 "beyond_level": film, "threshold": float(mid)})
+                 "beyond_level": film, "threshold": float(mid), "measured_share": float(measured.mean())})
     heights = dict(layers.heights)
     heights["sodium|sei"] = h if layers.anode_first else n - h
     heights["sei|separator"] = np.maximum(np.asarray(heights.get("sei|separator") if heights.get("sei|separator") is not None
