@@ -39,14 +39,12 @@ from scipy import ndimage as ndi
 from scipy.special import ndtr
 
 from volrecon.phases import PHASES, REGIONS
-from volrecon.sample import make_phantom
-from volrecon.sample.oracle import oracle_correct
 from volrecon.segment import api, segment_volume
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import phantom_args, results_header, save  # noqa: E402
-from segmentation import real_correct, truth_heights  # noqa: E402
-from separator_errors import with_true_surfaces  # noqa: E402
+from segmentation import truth_heights  # noqa: E402
+from separator_errors import stacks, with_true_surfaces  # noqa: E402
 
 PHASES_SCORED = ("separator", "active", "electrolyte")
 
@@ -258,14 +256,9 @@ def main() -> None:
     ap.add_argument("--stages", default="corrected,oracle-corrected")
     args = ap.parse_args()
     results = {}
-    for seed in (int(s) for s in args.seeds.split(",")):
-        for preset in args.presets.split(","):
-            ph = make_phantom(preset, slices=args.slices, shape=(args.size, args.size), seed=seed, artefacts="all", frame=True)
-            for stage in args.stages.split(","):
-                img, truth = (real_correct(ph)[:2]) if stage == "corrected" else (oracle_correct(ph), ph)
-                tag = f"{preset} {args.slices}x{args.size} seed {seed}, {stage}"
-                print(tag, flush=True)
-                results[tag] = bound(img, truth, ph.voxel_size_nm)
+    for tag, img, truth, ph in stacks(args):
+        print(tag, flush=True)
+        results[tag] = bound(img, truth, ph.voxel_size_nm)
     command = "PYTHONPATH=. python benchmarks/separator_contact_bound.py " + " ".join(sys.argv[1:])
     save("separator_contact_bound", {"args": vars(args), "results": results}, markdown(results, command.strip()))
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -281,22 +281,28 @@ def markdown(results: Mapping[str, Mapping[str, Any]], command: str) -> str:
     return "\n".join(lines)
 
 
+def stacks(args: Any) -> Iterator[tuple[str, Any, Any, Any]]:
+    """``(tag, image, truth, phantom)`` per seed, preset and stage (``corrected``: the real correction
+    stage, whose crop the truth follows; otherwise the oracle-corrected acquisition)."""
+    for seed in (int(s) for s in args.seeds.split(",")):
+        for preset in args.presets.split(","):
+            ph = make_phantom(preset, slices=args.slices, shape=(args.size, args.size), seed=seed, artefacts="all", frame=True)
+            for stage in args.stages.split(","):
+                img, truth = (real_correct(ph)[:2]) if stage == "corrected" else (oracle_correct(ph), ph)
+                yield f"{preset} {args.slices}x{args.size} seed {seed}, {stage}", img, truth, ph
+
+
 def main() -> None:
     ap = phantom_args()
     ap.add_argument("--stages", default="corrected,oracle-corrected")
     ap.add_argument("--no-true-surfaces", action="store_true", help="skip the runs with the true surfaces put in place")
     args = ap.parse_args()
     results = {}
-    for seed in (int(s) for s in args.seeds.split(",")):
-        for preset in args.presets.split(","):
-            ph = make_phantom(preset, slices=args.slices, shape=(args.size, args.size), seed=seed, artefacts="all", frame=True)
-            for stage in args.stages.split(","):
-                img, truth = (real_correct(ph)[:2]) if stage == "corrected" else (oracle_correct(ph), ph)
-                tag = f"{preset} {args.slices}x{args.size} seed {seed}, {stage}"
-                results[tag] = separator_errors(img, truth, ph.voxel_size_nm)
-                if not args.no_true_surfaces:
-                    results[tag]["true_surfaces"] = true_surface_dice(img, truth, ph.voxel_size_nm)
-                print(tag, f"separator Dice {results[tag]['dice']:.4f}", flush=True)
+    for tag, img, truth, ph in stacks(args):
+        results[tag] = separator_errors(img, truth, ph.voxel_size_nm)
+        if not args.no_true_surfaces:
+            results[tag]["true_surfaces"] = true_surface_dice(img, truth, ph.voxel_size_nm)
+        print(tag, f"separator Dice {results[tag]['dice']:.4f}", flush=True)
     command = "PYTHONPATH=. python benchmarks/separator_errors.py " + " ".join(sys.argv[1:])
     save("separator_errors", {"args": vars(args), "results": results}, markdown(results, command.strip()))
 
