@@ -102,6 +102,27 @@ def test_particle_side_off():
                            **kw)[:, :, 3] == E).all()
 
 
+def test_particle_side_per_axis():
+    """``particle_side=(y, x)``: the particle's edge voxel is given back only across the axes named
+    (review rev22 M1: a step across the face's longer rows reads above the binder | active cut, and a
+    binder voxel on a particle across them is the binder's coat).  The same binder | particle column
+    pair, once across x and once across y."""
+    kw = {"electrolyte": E, "binder": B, "active": A, "cut": 120.0, "reach_px": (2, 2)}
+    across_x = np.full((1, 8, 8), E, np.uint8)
+    across_x[:, :, 5:] = A
+    across_x[:, :, 3:5] = B
+    grey_x = np.zeros(across_x.shape, np.float32)
+    grey_x[:, :, 3], grey_x[:, :, 4] = 90.0, 140.0
+    across_y, grey_y = across_x.transpose(0, 2, 1).copy(), grey_x.transpose(0, 2, 1).copy()
+    cat = np.ones(across_x.shape, bool)
+    for sides, x_given, y_given in (((False, True), True, False), ((True, False), False, True), ((True, True), True, True)):
+        got_x = particle_edges(across_x, grey_x, cat, particle_side=sides, **kw)
+        got_y = particle_edges(across_y, grey_y, cat, particle_side=sides, **kw)
+        assert bool((got_x[:, :, 4] == A).all()) is x_given, sides
+        assert bool((got_y[:, 4, :] == A).all()) is y_given, sides
+        assert bool((got_x[:, :, 4] == B).all()) is not x_given and bool((got_y[:, 4, :] == B).all()) is not y_given
+
+
 def test_shell_on_both_sides_of_the_step_given_back():
     """A round particle in the pore with a small binder patch on it, imaged by the model: the shell
     a classifier leaves labelled binder around the particle (its edge voxel and the pore's voxel
@@ -168,7 +189,8 @@ def test_classifier_pore_and_binder_fraction(diglyme, monkeypatch):
     info = res.parameters["classifier_boundaries"]["cathode"]
     edges = info["particle_edges"]
     assert 5.0 < edges["rim_length_nm"] < info["dark_rim_length_nm"]
-    assert edges["particle_side"]  # 10 nm pixels: the blurred step's bright voxel reads under binder | active
+    # the 10 nm columns: the blurred step's bright voxel reads under binder | active; the face's longer rows above
+    assert edges["particle_side"] == [False, True]
     assert info["levels"]["electrolyte"] < edges["cut"] < info["levels"]["active"]
     pore, active, binder, fraction, porosity = figures(res)
     monkeypatch.setattr(api, "_classifier_particle_edges", lambda *a, **k: None)

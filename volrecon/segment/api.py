@@ -959,7 +959,7 @@ def _boundaries_redecided(smoothed: da.Array, reg: da.Array, out: da.Array, *, i
 def _classifier_particle_edges(cathode: dict[str, Any], model: fr.ImageModel, grey: np.ndarray, gradient: np.ndarray,
                                labels: np.ndarray, where: np.ndarray, *, names: Mapping[str, int],
                                vox: tuple[float, float, float], smooth_nm: float,
-                               edge_nm: float) -> tuple[float, float, tuple[int, int], bool] | None:
+                               edge_nm: float) -> tuple[float, float, tuple[int, int], tuple[bool, bool]] | None:
     """The rim length, cut, in-plane reach and sides of :func:`volrecon.segment.cathode_rims.particle_edges`
     for the classifier's cathode.
 
@@ -975,7 +975,7 @@ def _classifier_particle_edges(cathode: dict[str, Any], model: fr.ImageModel, gr
     edge artefact's, in pixels.
 
     The particle's side is given back only where the model says the re-decision takes it from the
-    particle: where a straight step's bright voxel, across one in-plane axis at least, reads under
+    particle: across the in-plane axes where a straight step's bright voxel reads under
     the binder | active midpoint on the re-decision's own grey and levels (``cathode["rim_length_nm"]``,
     ``cathode["levels"]``; :func:`volrecon.segment.cathode_rims.step_reads`).  Where the blur is
     narrow against the pixels it reads above it across both (20 nm pixels: 0.62 for a midpoint of
@@ -1002,10 +1002,10 @@ def _classifier_particle_edges(cathode: dict[str, Any], model: fr.ImageModel, gr
     cut = 0.5 * (levels[pore] + levels[particle])
     bright = [b for _, b in step_reads(model, vox, length_nm=float(cathode["rim_length_nm"]),
                                        levels=(plain["electrolyte"], plain["active"]), smooth_sigma_vox=sigma)]
-    side = min(bright) < 0.5 * (plain["binder"] + plain["active"])
+    side = tuple(bool(b < 0.5 * (plain["binder"] + plain["active"])) for b in bright)
     cathode["particle_edges"] = {"rim_length_nm": length, "cut": cut, "step_particle_reads": bright,
-                                 "particle_side": bool(side)}
-    return length, cut, tuple(max(1, int(np.ceil(float(edge_nm) / float(v)))) for v in vox[1:]), bool(side)
+                                 "particle_side": list(side)}
+    return length, cut, tuple(max(1, int(np.ceil(float(edge_nm) / float(v)))) for v in vox[1:]), side
 
 
 def _foil_spill_grey(grey: np.ndarray, regions: np.ndarray, spill: FoilSpill, *, axis: int,

@@ -243,7 +243,7 @@ def edge_rim_length(share: float, blur_vox: float, pixel_nm: float, sigma_nm: fl
 
 def particle_edges(labels: np.ndarray, corrected: np.ndarray, cathode: np.ndarray, *, electrolyte: int, binder: int,
                    active: int, cut: float, reach_px: Sequence[int], void: int | None = None,
-                   particle_side: bool = True, pore_side: bool = False) -> np.ndarray:
+                   particle_side: bool | Sequence[bool] = True, pore_side: bool = False) -> np.ndarray:
     """Binder-labelled voxels between the pore and a particle that are the particle's own edge.
 
     Where a particle meets the pore, the rim-corrected grey of the two voxels beside the boundary
@@ -272,8 +272,11 @@ def particle_edges(labels: np.ndarray, corrected: np.ndarray, cathode: np.ndarra
         In-plane reach ``(y, x)`` in pixels.
     void : int, optional
         Label value of the empty pore, read as pore beside ``electrolyte`` (labels after a void split).
-    particle_side : bool
-        The particle's side of the step, as above (off: only ``pore_side``'s voxels change).
+    particle_side : bool or 2 bools
+        The particle's side of the step, as above (off: only ``pore_side``'s voxels change); per
+        in-plane axis ``(y, x)``, only binder voxels beside a particle across the axes named (a
+        step across the other axis reads above the binder | active cut there: a binder voxel on a
+        particle across it is the binder's coat, not the step's).
     pore_side : bool
         Also the step's other voxel: binder voxels touching both the pore and a particle in the
         image plane (the particles as this rule leaves them) that read under ``cut`` are the
@@ -291,13 +294,18 @@ def particle_edges(labels: np.ndarray, corrected: np.ndarray, cathode: np.ndarra
     grey = np.asarray(corrected)
     pore = cat & np.isin(labels, [electrolyte] if void is None else [electrolyte, void])
     ry, rx = (max(1, int(r)) for r in reach_px)
-    # scipy's binary dilations, by whole-block shifts (the box as two 1-D passes)
-    near_pore = _morph(pore, np.ones((1, 2 * ry + 1, 2 * rx + 1), bool), erode=False)
+    sides = (particle_side,) * 2 if isinstance(particle_side, (bool, np.bool_)) else tuple(bool(a) for a in particle_side)
     cross = np.zeros((1, 3, 3), bool)
     cross[0, 1, :] = cross[0, :, 1] = True
-    on_particle = _morph(cat & (labels == active), cross, erode=False)
     out = np.array(labels, copy=True)
-    if particle_side:
+    if any(sides):
+        # scipy's binary dilations, by whole-block shifts (the box as two 1-D passes)
+        near_pore = _morph(pore, np.ones((1, 2 * ry + 1, 2 * rx + 1), bool), erode=False)
+        arms = np.zeros((1, 3, 3), bool)
+        arms[0, 1, 1] = True
+        arms[0, :, 1] |= sides[0]
+        arms[0, 1, :] |= sides[1]
+        on_particle = _morph(cat & (labels == active), arms, erode=False)
         out[cat & (labels == binder) & near_pore & on_particle & (grey >= cut)] = active
     if pore_side:
         on_particle = _morph(cat & (out == active), cross, erode=False)
