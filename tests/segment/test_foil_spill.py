@@ -269,3 +269,30 @@ def test_foil_fit_reads_each_chunk_once():
     assert params["foil_spill"] == fit_spill(grey[zs][keep], dist, float(np.median(grey[reg == col])),
                                              match="mode").to_dict()
     assert params["foil_spill"]["reach"] == 2
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_steadied_is_the_whole_block_scipy_filter(axis):
+    """Filtered on the planes holding each row only (compiled), the steadied grey is bit for bit the
+    normalised scipy convolution of the whole block, for a foil that is not flat."""
+    from scipy import ndimage as ndi
+
+    from volrecon.segment.foil_spill import TRUNCATE, steadied, steadying_sigma
+
+    rng = np.random.default_rng(6)
+    grey = rng.normal(0.4, 0.1, (20, 24, 28)).astype(np.float32)
+    pos = np.moveaxis(np.indices(grey.shape), 0, -1)[..., axis]
+    floor = 3 + (np.indices(grey.shape).sum(axis=0) - pos) // 9  # the foil's edge steps across the plane
+    dist = np.clip(pos - floor + 1, 0, 4).astype(np.uint8)
+    dist[dist > 3] = 0
+    spill = FoilSpill(offset=(0.3, 0.1, 0.02), gain=(0.4, 0.7, 0.9), samples=(1, 1, 1))
+    sigma_px = (0.5, 0.79, 1.0)
+    want = grey.copy()
+    for d, g in enumerate(spill.gain, start=1):
+        at = dist == d
+        sig = steadying_sigma(g, sigma_px, axis)
+        num = ndi.gaussian_filter(np.where(at, want, np.float32(0)), sig, mode="nearest", truncate=TRUNCATE)
+        den = ndi.gaussian_filter(at.astype(np.float32), sig, mode="nearest", truncate=TRUNCATE)
+        want[at] = num[at] / np.maximum(den[at], np.float32(1e-6))
+    assert all((dist == d).any() for d in (1, 2, 3))
+    np.testing.assert_array_equal(steadied(grey, dist, spill, sigma_px=sigma_px, axis=axis), want)
