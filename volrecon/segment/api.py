@@ -2237,12 +2237,17 @@ def _gradient_sample(smoothed: da.Array, regions: da.Array, value: int, vox: tup
     """:func:`volrecon.segment.cathode_rims.gradient_magnitude` of ``smoothed`` at the voxels of
     :func:`_region_samples` (same voxels, same order).
 
-    The gradient is in-plane, so it is taken on the sampled slices alone (chunked, with in-plane
-    context): the volume's gradient is computed once, for the correction itself, not a second
-    time for the chunks the sampled slices lie in.
+    The gradient is in-plane, so it is taken on the sampled slices alone, one whole slice at a
+    time, and on their sampled rows alone (each from its rows within the gradient's reach): the
+    volume's gradient is computed once, for the correction itself, not a second time for the chunks
+    the sampled slices lie in, and a slice's other rows are not computed to be dropped.
     """
     zs, stride = _sample_index(smoothed.shape)
-    g, r = da.compute(_gradient(smoothed[zs], vox)[:, ::stride], regions[zs, ::stride])
+    rows = np.arange(0, smoothed.shape[1], stride)
+    grad = smoothed[zs].rechunk((1, -1, -1)).map_blocks(
+        gradient_magnitude, vox, rows=rows, chunks=((1,) * zs.size, (rows.size,), (smoothed.shape[2],)),
+        dtype=np.float32, meta=np.empty((0, 0, 0), np.float32))
+    g, r = da.compute(grad, regions[zs, ::stride])
     return np.asarray(g)[np.asarray(r) == value]
 
 
