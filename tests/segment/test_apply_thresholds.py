@@ -23,3 +23,17 @@ def test_classes_are_digitizes(dtype):
     got = apply_thresholds(block, t, values)
     np.testing.assert_array_equal(got, np.asarray(values, np.uint8)[np.digitize(block, t)])
     assert got.dtype == np.uint8 and got.shape == block.shape
+
+
+@pytest.mark.parametrize("t", [[0.25, 0.5], [np.float32(0.3), np.float32(1.0 / 3.0)], [0.4, 0.4, 0.6], [0.5, 0.2]])
+def test_class_index_is_digitize(t):
+    """Float32 thresholds, repeated ones and values hit exactly (or a float32 rounding apart) read as
+    digitize reads them; decreasing thresholds go to digitize itself."""
+    from volrecon.segment.thresholds import class_index
+
+    rng = np.random.default_rng(4)
+    block = rng.random(5000).astype(np.float32)
+    block[:20] = np.float32(t[0])
+    block[20:40] = np.nextafter(np.float32(t[-1]), np.float32(0))
+    block[40:45] = np.nan
+    np.testing.assert_array_equal(class_index(block, t), np.digitize(block, np.asarray(t)))

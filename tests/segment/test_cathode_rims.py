@@ -237,3 +237,33 @@ def test_particle_edge_cut_stays_above_the_binder():
     raised = _particle_edge_cut(0.20, rng.normal(0.45, 0.10, 5000), particles)  # a wide binder band
     assert raised == pytest.approx(0.55, abs=0.01)
     assert _particle_edge_cut(0.20, rng.normal(0.52, 0.02, 5000), particles) is None
+
+
+def test_gradient_sample_computes_only_the_sampled_rows(monkeypatch):
+    """The rim fit's gradient sample is the chunked gradient of the sampled slices at their sampled
+    rows, bit for bit, with no gradient taken of the rows the sample drops."""
+    import dask.array as da
+
+    from volrecon.phases import REGIONS
+    from volrecon.segment import api
+    from volrecon.segment.cathode_rims import gradient_magnitude
+
+    rng = np.random.default_rng(8)
+    grey = rng.normal(0.4, 0.1, (12, 50, 40)).astype(np.float32)
+    regions = rng.choice(np.array([REGIONS["cathode"], REGIONS["separator"]], np.uint8), size=grey.shape)
+    vox = (20.0, 12.7, 10.0)
+    zs, stride = np.array([0, 5, 11]), 4
+    monkeypatch.setattr(api, "_sample_index", lambda shape: (zs, stride))
+    computed = []
+
+    def counted(b: np.ndarray, *a, **k) -> np.ndarray:
+        out = gradient_magnitude(b, *a, **k)
+        computed.append(out.size)
+        return out
+
+    monkeypatch.setattr(api, "gradient_magnitude", counted)
+    got = api._gradient_sample(da.from_array(grey, chunks=(4, 25, 40)), da.from_array(regions, chunks=(4, 25, 40)),
+                               REGIONS["cathode"], vox)
+    want = gradient_magnitude(grey[zs], vox)[:, ::stride][regions[zs, ::stride] == REGIONS["cathode"]]
+    assert got.tobytes() == want.tobytes()
+    assert sum(computed) == zs.size * len(range(0, 50, stride)) * 40

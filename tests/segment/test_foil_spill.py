@@ -232,3 +232,67 @@ def test_pore_level_of_a_flat_sample_is_its_mode():
     assert pore_level(v, 0.0) == pore_mode(v)
     assert pore_level(v, pore_spread(v, pore_mode(v))) == pytest.approx(0.3, abs=0.01)
     assert pore_spread(np.full(10, 0.3), 0.3) == 0.0
+
+
+def test_foil_fit_reads_each_chunk_once():
+    """The spill fit's sampled slices are computed together: a chunk of the (costly, zarr-kept)
+    smoothed grey that holds several of them is computed once, not once per slice, and the fit is
+    the one of the slices read directly."""
+    import dask.array as da
+
+    from volrecon.segment.api import FOIL_SAMPLE_SLICES, _fit_foil_spill
+    from volrecon.segment.foil_spill import foil_distance
+
+    rng = np.random.default_rng(2)
+    cat, col = REGIONS["cathode"], REGIONS["collector"]
+    reg = np.full((32, 60, 200), cat, np.uint8)
+    reg[:, :6] = col
+    grey = rng.choice(np.array([0.2, 0.37, 0.65], np.float32), size=reg.shape, p=[0.5, 0.15, 0.35])
+    grey = grey + rng.normal(0, 0.02, reg.shape).astype(np.float32)
+    grey[reg == col] = 0.9
+    grey[:, 6] = 0.5 * grey[:, 6] + 0.45  # the first two rows mixed with the foil
+    grey[:, 7] = 0.8 * grey[:, 7] + 0.18
+    calls = []
+
+    def counted(block: np.ndarray) -> np.ndarray:
+        if block.size:  # not dask's meta probe
+            calls.append(block.shape)
+        return block
+
+    smoothed = da.from_array(grey, chunks=(16, 60, 200)).map_blocks(counted, dtype=np.float32)
+    params: dict = {}
+    _fit_foil_spill(smoothed, da.from_array(reg, chunks=(16, 60, 200)), axis=1, params=params)
+    assert len(calls) == 2 < FOIL_SAMPLE_SLICES  # two chunks, each computed once
+    zs = [int(z) for z in np.unique(np.round(np.linspace(0, 31, FOIL_SAMPLE_SLICES)).astype(int))]
+    keep = reg[zs] == cat
+    dist = np.stack([foil_distance(r, axis=0, cathode=cat, collector=col) for r in reg[zs]])[keep]
+    assert params["foil_spill"] == fit_spill(grey[zs][keep], dist, float(np.median(grey[reg == col])),
+                                             match="mode").to_dict()
+    assert params["foil_spill"]["reach"] == 2
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_steadied_is_the_whole_block_scipy_filter(axis):
+    """Filtered on the planes holding each row only (compiled), the steadied grey is bit for bit the
+    normalised scipy convolution of the whole block, for a foil that is not flat."""
+    from scipy import ndimage as ndi
+
+    from volrecon.segment.foil_spill import TRUNCATE, steadied, steadying_sigma
+
+    rng = np.random.default_rng(6)
+    grey = rng.normal(0.4, 0.1, (20, 24, 28)).astype(np.float32)
+    pos = np.moveaxis(np.indices(grey.shape), 0, -1)[..., axis]
+    floor = 3 + (np.indices(grey.shape).sum(axis=0) - pos) // 9  # the foil's edge steps across the plane
+    dist = np.clip(pos - floor + 1, 0, 4).astype(np.uint8)
+    dist[dist > 3] = 0
+    spill = FoilSpill(offset=(0.3, 0.1, 0.02), gain=(0.4, 0.7, 0.9), samples=(1, 1, 1))
+    sigma_px = (0.5, 0.79, 1.0)
+    want = grey.copy()
+    for d, g in enumerate(spill.gain, start=1):
+        at = dist == d
+        sig = steadying_sigma(g, sigma_px, axis)
+        num = ndi.gaussian_filter(np.where(at, want, np.float32(0)), sig, mode="nearest", truncate=TRUNCATE)
+        den = ndi.gaussian_filter(at.astype(np.float32), sig, mode="nearest", truncate=TRUNCATE)
+        want[at] = num[at] / np.maximum(den[at], np.float32(1e-6))
+    assert all((dist == d).any() for d in (1, 2, 3))
+    np.testing.assert_array_equal(steadied(grey, dist, spill, sigma_px=sigma_px, axis=axis), want)

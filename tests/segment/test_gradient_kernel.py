@@ -27,3 +27,16 @@ def test_gradient_is_scipys_bit_for_bit(shape, vox, sigma_nm):
         got = gradient_magnitude(grey.astype(np.float32), vox, sigma_nm)
         assert got.dtype == np.float32
         assert got.tobytes() == _scipys(grey, vox, sigma_nm).tobytes()
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 9), (3, 40, 33)])
+@pytest.mark.parametrize("vox,sigma_nm", [((20.0, 12.69018215, 10.0), 10.0), ((10.0, 10.0, 10.0), 0.1)])
+def test_gradient_of_chosen_rows_is_scipys_bit_for_bit(shape, vox, sigma_nm):
+    """Only some rows (the first and last among them, in any order, one twice): scipy's whole-slice
+    gradient at those rows, bit for bit, with the kernel and without it (radius 0)."""
+    rng = np.random.default_rng(7)
+    grey = rng.normal(0.4, 0.1, shape).astype(np.float32)
+    rows = np.array([shape[1] - 1, 0, shape[1] // 2, 0])
+    got = gradient_magnitude(grey, vox, sigma_nm, rows=rows)
+    assert got.shape == (shape[0], rows.size, shape[2]) and got.dtype == np.float32
+    assert got.tobytes() == np.ascontiguousarray(_scipys(grey, vox, sigma_nm)[:, rows]).tobytes()

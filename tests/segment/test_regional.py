@@ -251,3 +251,28 @@ def test_sodium_surface_in_columns_the_wall_shell_cuts_short(first_guess):
     err = np.abs(new.heights["sodium|sei"] - truth)[:, wall].mean()
     own = np.abs(intact.heights["sodium|sei"] - truth)[:, wall].mean()
     assert err < own + 1.0, f"sodium surface in the cut-short columns off by {err:.1f} voxels ({own:.1f} intact)"
+
+
+def test_classify_regions_is_the_digitize_cut():
+    """The cathode's and separator's classes are np.digitize's of their thresholds, ties and NaN
+    included, with the binder | active cut read on the cathode's own grey."""
+    from volrecon.phases import REGIONS
+
+    rng = np.random.default_rng(5)
+    names = {n: i for i, n in enumerate(PHASES, start=1)}
+    grey = rng.random((6, 40, 30)).astype(np.float32)
+    t_cat, t_sep = [0.3, 0.6], [0.45]
+    grey.flat[::17] = np.float32(0.3)
+    grey.flat[::23] = np.nan
+    values = np.array([REGIONS["cathode"], REGIONS["separator"], REGIONS["anode"]], np.uint8)
+    regions = rng.choice(values, size=grey.shape)
+    cat_grey = grey + rng.normal(0, 0.05, grey.shape).astype(np.float32)
+    base = np.full(grey.shape, 7, np.uint8)
+    got = regional.classify_regions(grey, regions, base, thresholds={"cathode": t_cat, "separator": t_sep},
+                                    names=names, cathode_grey=cat_grey)
+    cat, sep = regions == REGIONS["cathode"], regions == REGIONS["separator"]
+    want = base.copy()
+    cls = np.where(cat_grey[cat] >= t_cat[1], 2, np.minimum(np.digitize(grey[cat], t_cat), 1))
+    want[cat] = np.array([names["electrolyte"], names["binder"], names["active"]], np.uint8)[cls]
+    want[sep] = np.array([names["electrolyte"], names["separator"]], np.uint8)[np.digitize(grey[sep], t_sep)]
+    np.testing.assert_array_equal(got, want)

@@ -42,10 +42,11 @@ def derivative_kernel(sigma: float, truncate: float) -> tuple[float, np.ndarray]
 
 
 def gradient_magnitude_kernel(grey: np.ndarray, sigma_px: tuple[float, float], pixel_nm: tuple[float, float],
-                              truncate: float) -> np.ndarray | None:
+                              truncate: float, rows: np.ndarray | None = None) -> np.ndarray | None:
     """``hypot(d/dy, d/dx)`` of ``grey`` (each derivative a Gaussian derivative of ``sigma_px``, in
     grey per nm of ``pixel_nm``), or None where the kernel does not apply (not a 3-D float32 block,
-    or a sigma scipy would skip or round to a radius of 0)."""
+    or a sigma scipy would skip or round to a radius of 0).  ``rows``: the rows (y) returned, in
+    their order (default all): only they are computed, each from the whole slice, bit for bit."""
     g = np.asarray(grey)
     if g.dtype != np.float32 or g.ndim != 3 or g.size == 0 or min(sigma_px) <= 1e-15:
         return None
@@ -53,27 +54,29 @@ def gradient_magnitude_kernel(grey: np.ndarray, sigma_px: tuple[float, float], p
     (c_y, wd_y), (c_x, wd_x) = (derivative_kernel(float(s), float(truncate)) for s in sigma_px)
     if ws_y.size != wd_y.size or ws_x.size != wd_x.size or ws_y.size < 2 or ws_x.size < 2:
         return None
-    out = np.empty(g.shape, np.float32)
-    _gradient(np.ascontiguousarray(g), ws_y, c_y, wd_y, ws_x, c_x, wd_x,
+    at = np.arange(g.shape[1], dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
+    if at.size and (at.min() < 0 or at.max() >= g.shape[1]):
+        raise IndexError(f"rows {at.min()}..{at.max()} outside a block of {g.shape[1]} rows")
+    out = np.empty((g.shape[0], at.size, g.shape[2]), np.float32)
+    _gradient(np.ascontiguousarray(g), at, ws_y, c_y, wd_y, ws_x, c_x, wd_x,
               np.float32(pixel_nm[0]), np.float32(pixel_nm[1]), out)
     return out
 
 
 @nb.njit(cache=True, nogil=True)
-def _gradient(img: np.ndarray, ws_y: np.ndarray, c_y: float, wd_y: np.ndarray, ws_x: np.ndarray, c_x: float,
-              wd_x: np.ndarray, py: np.float32, px: np.float32, out: np.ndarray) -> None:
-    """The passes of :func:`gradient_magnitude_kernel`, slice by slice, into ``out``."""
+def _gradient(img: np.ndarray, rows: np.ndarray, ws_y: np.ndarray, c_y: float, wd_y: np.ndarray, ws_x: np.ndarray,
+              c_x: float, wd_x: np.ndarray, py: np.float32, px: np.float32, out: np.ndarray) -> None:
+    """The passes of :func:`gradient_magnitude_kernel`, slice by slice and row by row of ``rows``, into ``out``."""
     nz, ny, nx = img.shape
     ry, rx = ws_y.size - 1, ws_x.size - 1
-    sm = np.empty(nx, np.float64)
-    dv = np.empty(nx, np.float64)
-    smooth_y = np.empty((ny, nx), np.float32)  # smoothed along y: its x derivative is d/dx
-    deriv_y = np.empty((ny, nx), np.float32)  # derivative along y: its x smoothing is d/dy
+    sm = np.empty(nx, np.float64)  # smoothed along y: its x derivative is d/dx
+    dv = np.empty(nx, np.float64)  # derivative along y: its x smoothing is d/dy
     line_s = np.empty(nx + 2 * rx, np.float64)
     line_d = np.empty(nx + 2 * rx, np.float64)
     for z in range(nz):
         plane = img[z]
-        for y in range(ny):
+        for j in range(rows.size):
+            y = rows[j]
             c = plane[y]
             for x in range(nx):
                 v = np.float64(c[x])
@@ -87,14 +90,11 @@ def _gradient(img: np.ndarray, ws_y: np.ndarray, c_y: float, wd_y: np.ndarray, w
                     av, bv = np.float64(a[x]), np.float64(b[x])
                     sm[x] += (av + bv) * ws
                     dv[x] += (av - bv) * wd
-            for x in range(nx):
-                smooth_y[y, x] = np.float32(sm[x])
-                deriv_y[y, x] = np.float32(dv[x])
-        for y in range(ny):
+            # the y pass's result is rounded to float32 before the x pass, as between scipy's passes
             for x in range(nx + 2 * rx):
                 xi = min(max(x - rx, 0), nx - 1)
-                line_s[x] = np.float64(deriv_y[y, xi])
-                line_d[x] = np.float64(smooth_y[y, xi])
+                line_s[x] = np.float64(np.float32(dv[xi]))
+                line_d[x] = np.float64(np.float32(sm[xi]))
             for x in range(nx):
                 i = x + rx
                 s_acc = line_s[i] * ws_x[0]
@@ -104,4 +104,4 @@ def _gradient(img: np.ndarray, ws_y: np.ndarray, c_y: float, wd_y: np.ndarray, w
                     d_acc += (line_d[i - k] - line_d[i + k]) * wd_x[k]
                 gy = np.float32(np.float64(np.float32(s_acc)) / np.float64(py))
                 gx = np.float32(np.float64(np.float32(d_acc)) / np.float64(px))
-                out[z, y, x] = np.hypot(gy, gx)
+                out[z, j, x] = np.hypot(gy, gx)

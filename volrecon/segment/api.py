@@ -1981,7 +1981,7 @@ def _fit_foil_spill(smoothed: da.Array, reg: da.Array, *, axis: int, params: dic
                     match: str = "mode") -> FoilSpill:
     """The collector foil's spill into the cathode's first rows (:func:`volrecon.segment.foil_spill.fit_spill`).
 
-    Fitted on :data:`FOIL_SAMPLE_SLICES` evenly spread slices, read whole one at a time (the
+    Fitted on :data:`FOIL_SAMPLE_SLICES` evenly spread slices, read whole in one compute (the
     distances run along the stacking axis, in the slice); the fit is in ``parameters["foil_spill"]``.
     Nothing is fitted when the layers are stacked along z (the face parallel to them: no slice holds
     the distances) or there is no collector.  ``match``: the statistic matched between the rows and
@@ -2008,8 +2008,10 @@ def _fit_foil_spill(smoothed: da.Array, reg: da.Array, *, axis: int, params: dic
         params["foil_spill"] = {"reach": 0, "reason": "layers stacked along z"}
         return FoilSpill()
     greys, dists, foil = [], [], []
-    for z in spread_indices(smoothed.shape[0], FOIL_SAMPLE_SLICES):
-        g, r = (np.asarray(a) for a in da.compute(smoothed[int(z)], reg[int(z)]))
+    zs = [int(z) for z in spread_indices(smoothed.shape[0], FOIL_SAMPLE_SLICES)]
+    # one compute: each chunk the sampled slices lie in is read (decompressed, smoothed) once, not once per slice
+    g_all, r_all = (np.asarray(a) for a in da.compute(smoothed[zs], reg[zs]))
+    for g, r in zip(g_all, r_all):
         keep = r == cat
         greys.append(g[keep])
         dists.append(foil_distance(r, axis=axis - 1, cathode=cat, collector=col)[keep])
@@ -2235,12 +2237,17 @@ def _gradient_sample(smoothed: da.Array, regions: da.Array, value: int, vox: tup
     """:func:`volrecon.segment.cathode_rims.gradient_magnitude` of ``smoothed`` at the voxels of
     :func:`_region_samples` (same voxels, same order).
 
-    The gradient is in-plane, so it is taken on the sampled slices alone (chunked, with in-plane
-    context): the volume's gradient is computed once, for the correction itself, not a second
-    time for the chunks the sampled slices lie in.
+    The gradient is in-plane, so it is taken on the sampled slices alone, one whole slice at a
+    time, and on their sampled rows alone (each from its rows within the gradient's reach): the
+    volume's gradient is computed once, for the correction itself, not a second time for the chunks
+    the sampled slices lie in, and a slice's other rows are not computed to be dropped.
     """
     zs, stride = _sample_index(smoothed.shape)
-    g, r = da.compute(_gradient(smoothed[zs], vox)[:, ::stride], regions[zs, ::stride])
+    rows = np.arange(0, smoothed.shape[1], stride)
+    grad = smoothed[zs].rechunk((1, -1, -1)).map_blocks(
+        gradient_magnitude, vox, rows=rows, chunks=((1,) * zs.size, (rows.size,), (smoothed.shape[2],)),
+        dtype=np.float32, meta=np.empty((0, 0, 0), np.float32))
+    g, r = da.compute(grad, regions[zs, ::stride])
     return np.asarray(g)[np.asarray(r) == value]
 
 

@@ -77,7 +77,8 @@ def gradient_reach(voxel_size_nm: Sequence[float], sigma_nm: float = RIM_GRADIEN
     return (0, *(int(np.ceil(_TRUNCATE * float(sigma_nm) / float(v))) + 1 for v in voxel_size_nm[1:]))  # type: ignore[return-value]
 
 
-def gradient_magnitude(grey: np.ndarray, voxel_size_nm: Sequence[float], sigma_nm: float = RIM_GRADIENT_NM) -> np.ndarray:
+def gradient_magnitude(grey: np.ndarray, voxel_size_nm: Sequence[float], sigma_nm: float = RIM_GRADIENT_NM, *,
+                       rows: np.ndarray | None = None) -> np.ndarray:
     """In-plane grey gradient magnitude (grey per nm) by Gaussian derivatives of ``sigma_nm``.
 
     Parameters
@@ -88,20 +89,26 @@ def gradient_magnitude(grey: np.ndarray, voxel_size_nm: Sequence[float], sigma_n
         ``(z, y, x)`` voxel size.
     sigma_nm : float
         Gaussian sigma (nm) in the image plane; none along z.
+    rows : ndarray of int, optional
+        The rows (y) returned, in their order (default all), each computed from the whole slice:
+        ``gradient_magnitude(grey, voxel_size_nm)[:, rows]`` without the other rows' work.
 
     Returns
     -------
     ndarray (float32)
+        ``(z, len(rows), x)`` where ``rows`` is given, else ``grey``'s shape.
     """
     g = np.asarray(grey, np.float32)
     sig = [0.0, float(sigma_nm) / float(voxel_size_nm[1]), float(sigma_nm) / float(voxel_size_nm[2])]
     # the same values in one compiled pass per slice where it applies (volrecon.segment._gradient)
-    fast = gradient_magnitude_kernel(g, (sig[1], sig[2]), (float(voxel_size_nm[1]), float(voxel_size_nm[2])), _TRUNCATE)
+    fast = gradient_magnitude_kernel(g, (sig[1], sig[2]), (float(voxel_size_nm[1]), float(voxel_size_nm[2])), _TRUNCATE,
+                                     rows=rows)
     if fast is not None:
         return fast
     dy = ndi.gaussian_filter(g, sig, order=(0, 1, 0), mode="nearest", truncate=_TRUNCATE) / np.float32(voxel_size_nm[1])
     dx = ndi.gaussian_filter(g, sig, order=(0, 0, 1), mode="nearest", truncate=_TRUNCATE) / np.float32(voxel_size_nm[2])
-    return np.hypot(dy, dx)
+    whole = np.hypot(dy, dx)
+    return whole if rows is None else whole[:, np.asarray(rows, np.int64)]
 
 
 def separability(values: np.ndarray, thresholds: Sequence[float]) -> float:

@@ -37,9 +37,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from volrecon.errors import ParameterError
+from volrecon.segment._smooth import gaussian
 
 QUARTILE = 0.25
 """Quantile of the cathode's grey matched between the rows beside the foil and its bulk."""
@@ -275,10 +275,21 @@ def steadied(grey: np.ndarray, distance: np.ndarray, spill: FoilSpill, *, sigma_
         if not at.any():
             continue
         sig = steadying_sigma(g, sigma_px, axis)
-        num = ndi.gaussian_filter(np.where(at, out, np.float32(0)), sig, mode="nearest", truncate=TRUNCATE)
-        den = ndi.gaussian_filter(at.astype(np.float32), sig, mode="nearest", truncate=TRUNCATE)
-        out[at] = num[at] / np.maximum(den[at], np.float32(1e-6))
+        # nothing is smoothed along ``axis``: only the planes across it that hold the row are filtered
+        slab = _planes_holding(at, axis)
+        a, part = at[slab], out[slab]
+        num = gaussian(np.where(a, part, np.float32(0)), sig, mode="nearest", truncate=TRUNCATE)
+        den = gaussian(a.astype(np.float32), sig, mode="nearest", truncate=TRUNCATE)
+        part[a] = num[a] / np.maximum(den[a], np.float32(1e-6))
     return out
+
+
+def _planes_holding(mask: np.ndarray, axis: int) -> tuple[slice, ...]:
+    """The slab of ``mask`` between the first and last plane across ``axis`` holding a True voxel."""
+    planes = np.flatnonzero(mask.any(axis=tuple(ax for ax in range(mask.ndim) if ax != axis)))
+    slab = [slice(None)] * mask.ndim
+    slab[axis] = slice(int(planes[0]), int(planes[-1]) + 1)
+    return tuple(slab)
 
 
 def steadying_reach(spill: FoilSpill, sigma_px: Sequence[float], axis: int) -> list[int]:

@@ -33,6 +33,7 @@ from volrecon.segment.cathode_rims import rim_share
 from volrecon.segment.layers import (EDGE_RIM_NM, RIM_MAX_RMS, Layers, gaussian_reach, move_interface, reference_rim_fit,
                                      released_slabs, rim_half_width_vox, rim_offsets, sample_columns, slab_rows,
                                      steepest_step)
+from volrecon.segment.thresholds import class_index
 
 _TRUNCATE = 3.0
 
@@ -1231,7 +1232,7 @@ def classify_regions(
         lut = np.array([names["electrolyte"], names["binder"], names["active"]], np.uint8)
         if t.size == 1:
             lut = np.array([names["electrolyte"], names["active"]], np.uint8)
-        cls = np.digitize(smoothed[cat], t)
+        cls = class_index(smoothed[cat], t)
         if cathode_grey is not None and t.size == 2:
             cls = np.where(cathode_grey[cat] >= t[1], 2, np.minimum(cls, 1))
         out[cat] = lut[cls]
@@ -1239,7 +1240,7 @@ def classify_regions(
     if "separator" in thresholds and sep.any():
         t = np.asarray(thresholds["separator"])
         lut = np.array([names["electrolyte"], names["separator"]], np.uint8)
-        out[sep] = lut[np.digitize(smoothed[sep], t)]
+        out[sep] = lut[class_index(smoothed[sep], t)]
     return out
 
 

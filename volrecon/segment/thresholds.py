@@ -160,14 +160,30 @@ def apply_thresholds(block: np.ndarray, thresholds: Sequence[float], values: Seq
     if t.size and np.any(np.diff(t) <= 0):
         raise ParameterError(f"thresholds {t.tolist()} must increase")
     lut = np.asarray(values, dtype=np.uint16 if max(values) > 255 else np.uint8)
-    return lut[_class_index(np.asarray(block), t)]
+    return lut[class_index(np.asarray(block), t)]
 
 
-def _class_index(block: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """``np.digitize(block, t)`` for increasing ``t`` (float64): how many thresholds lie at or below
-    each value (NaN above them all), by one comparison per threshold rather than a binary search
-    per voxel; the comparisons are in float64, as digitize makes them."""
-    if t.size > np.iinfo(np.uint8).max or block.dtype.kind not in "fiub":
+def class_index(block: np.ndarray, thresholds: Sequence[float] | np.ndarray) -> np.ndarray:
+    """``np.digitize(block, thresholds)`` for non-decreasing thresholds, by one comparison per threshold.
+
+    How many thresholds lie at or below each value (NaN above them all), without digitize's binary
+    search per voxel.  The comparisons are in float64, as digitize makes them for float64 thresholds
+    (float32 thresholds widen exactly, so they compare alike).
+
+    Parameters
+    ----------
+    block : ndarray
+        Values of any shape.
+    thresholds : sequence of float
+        The cuts; decreasing ones (or more than 255, or a non-numeric ``block``) go to digitize.
+
+    Returns
+    -------
+    ndarray
+        ``block``'s shape, uint8 (intp from digitize): digitize's index, value for value.
+    """
+    t = np.asarray(thresholds, dtype=np.float64)
+    if t.size > np.iinfo(np.uint8).max or block.dtype.kind not in "fiub" or np.any(np.diff(t) < 0):
         return np.digitize(block, t)
     idx = np.zeros(block.shape, np.uint8)
     for v in t:
