@@ -79,9 +79,19 @@ def hashes(args: argparse.Namespace) -> dict[str, dict[str, str]]:
                     phases, regions = da.compute(res.phases, res.regions) if args.dask else (res.phases, res.regions)
                     key = f"{preset} s{seed} {stage} {method}"
                     out[key] = {"phases": _array_sha(phases), "regions": _array_sha(regions),
-                                "parameters": _sha(json.dumps(res.parameters, sort_keys=True, default=str).encode())}
+                                "parameters": _sha(json.dumps(res.parameters, sort_keys=True, default=_whole).encode())}
                     print(key, out[key], flush=True)
     return out
+
+
+def _whole(value: object) -> object:
+    """JSON form of what ``json`` cannot write: an array in full (``str`` elides the middle of a long
+    one, and a change there would go unseen), anything else as its ``str``."""
+    if isinstance(value, np.ndarray):
+        return {"dtype": str(value.dtype), "shape": list(value.shape), "sha": _array_sha(value)}
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ from typing import Any
 from _common import machine, save
 
 STEPS = ("find_frame", "_layer_guess", "_smoothed_slices", "_materialise", "detect_layers", "refine_interface",
-         "sodium_surface", "sei_outer_surface", "_regional_phases", "_fit_foil_spill", "_region_sample",
+         "sodium_surface", "sei_outer_surface", "_regional_phases", "_fit_foil_spill", "_region_samples",
          "_cathode_rim_grey", "_gradient_sample", "_cathode_voids", "_void_samples", "_slice_histograms",
          "_measured_shine_depth", "_forward_refined")
 """Functions of :mod:`volrecon.segment.api` whose working set is tagged (those absent are skipped)."""

@@ -223,7 +223,9 @@ def test_sei_gap_is_told_by_the_film_around_it():
 def test_sei_coverage_in_metrics_and_report(tmp_path):
     """A crack through the SEI is the uncovered share in metrics.json and the report's key figures,
     and does not thin the film's mean."""
-    from volrecon.report.html import render_report
+    import html
+
+    from volrecon.report.html import KEY_METRICS, render_report
 
     lab, reg = _layered()
     lab[:, 5:8, 9:12] = 2  # a crack through the 3-row film: 3 of 30 columns
@@ -234,7 +236,9 @@ def test_sei_coverage_in_metrics_and_report(tmp_path):
     assert anode["sei_coverage"]["units"] == "1 (0-1)"
     write_analysis(r, tmp_path)
     page = render_report(tmp_path)
-    assert "SEI coverage (share 0–1 of the sodium surface under film" in page and "0.9" in page
+    label = dict(KEY_METRICS)["regions.anode.sei_coverage.fraction"]
+    assert label.startswith("SEI coverage (share 0–1 of the sodium surface under film")
+    assert f"<td>{html.escape(label)}</td><td>0.9</td>" in page  # the key figures' row, its value
 
 
 def test_thin_sei_is_flagged_as_resolution_limited():

@@ -280,7 +280,8 @@ def _sub_voxel_film(bare: np.ndarray, measured: np.ndarray, count: np.ndarray) -
     ``bare``: the inner material meets what lies beyond the layer with no layer voxel between;
     ``measured``: lines whose layer run of ``count`` voxels is measured.  Each 8-connected patch
     of bare lines is a film whose chord is under one voxel unless more than half of the measured
-    lines around it read :data:`GAP_RIM_VOXELS` or more; a patch with no measured line around it
+    lines around it (each weighed by how many of the patch's lines it touches, :func:`_rim_share`)
+    read :data:`GAP_RIM_VOXELS` or more; a patch with no measured line around it
     stays a film (nothing says the film around it is thick).
     """
     patches, n = ndi.label(bare, structure=np.ones((3, 3), bool))

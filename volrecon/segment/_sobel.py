@@ -8,8 +8,10 @@ pass is a loop over contiguous rows.
 
 scipy's arithmetic (``NI_Correlate1D``, float64 line buffers, the result rounded to the output's
 float32 after each pass): the derivative ``[-1, 0, 1]`` is antisymmetric,
-``c * 0 + (left - right) * -1``, i.e. ``right - left`` (the ``c * 0`` term changes only the sign
-of a zero, which no later step sees through the magnitude); the smoothing ``[1, 2, 1]`` is
+``c * 0 + (left - right) * -1``, i.e. ``right - left`` (for finite input the ``c * 0`` term changes
+only the sign of a zero, which no later step sees through the magnitude; a NaN or infinite centre
+pixel makes scipy's result NaN there and not this one's, so the identity holds for finite input
+only, which the edge map's label-table images are); the smoothing ``[1, 2, 1]`` is
 symmetric, ``c * 2 + (left + right) * 1``.  The derivative runs first, along its own axis, then the
 smoothing along the other.  ``mode="nearest"`` repeats the edge pixel.  Checked against scipy bit
 for bit in ``tests/segment/test_sobel.py``.

@@ -1280,11 +1280,13 @@ def _specimen_run_end(valid: np.ndarray, start: np.ndarray) -> np.ndarray:
     return np.where(gap.any(axis=-1), np.argmax(gap, axis=-1), valid.shape[-1])
 
 
-def _nearest_measured(h: np.ndarray, measured: np.ndarray) -> np.ndarray:
-    """``h`` where ``measured``, elsewhere the value of the nearest measured column (lateral grid)."""
+def _nearest_measured(h: np.ndarray, measured: np.ndarray, lateral_nm: Sequence[float]) -> np.ndarray:
+    """``h`` where ``measured``, elsewhere the value of the nearest measured column (lateral grid of
+    spacing ``lateral_nm``: nearest in nanometres, not in indices)."""
     if measured.all() or not measured.any():
         return h
-    idx = ndi.distance_transform_edt(~measured, return_distances=False, return_indices=True)
+    idx = ndi.distance_transform_edt(~measured, sampling=[float(v) for v in lateral_nm], return_distances=False,
+                                     return_indices=True)
     return h[tuple(idx)]
 
 
@@ -1418,7 +1420,7 @@ def sodium_surface(
     # early); such columns take the surface of the nearest measured column
     measured = ok_cols & (run_end >= np.floor(hs))
     if measured.sum() >= 10:
-        h = _nearest_measured(h, measured)
+        h = _nearest_measured(h, measured, [vox[a] for a in lat])
     else:
         # columns without specimen at the anode end: keep the class-based height
         h = np.where(ok_cols, h, _anode_first(layers.heights["sodium|sei"], layers))
