@@ -10,7 +10,7 @@ import weakref
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
+from typing import Any, Callable, Iterator, Literal, Mapping, NamedTuple, Sequence
 
 import dask
 import dask.array as da
@@ -933,9 +933,9 @@ def _boundaries_redecided(smoothed: da.Array, reg: da.Array, out: da.Array, *, i
                                        passes=CLASSIFIER_BOUNDARY_PASSES, dark=cut)
         if edges is not None:
             before = res_
-            res_ = particle_edges(res_, _spill_read(g_, d_, edges[0], spill_), r_ == REGIONS["cathode"],
+            res_ = particle_edges(res_, _spill_read(g_, d_, edges.length_nm, spill_), r_ == REGIONS["cathode"],
                                   electrolyte=names["electrolyte"], binder=names["binder"], active=names["active"],
-                                  cut=edges[1], reach_px=edges[2], void=names.get("void"), particle_side=edges[3],
+                                  cut=edges.cut, reach_px=edges.reach_px, void=names.get("void"), particle_side=edges.sides,
                                   pore_side=True)
             if spill_ is not None and spill_[0].any():
                 # the unmixed rows' noise is the bulk's over (1 - w): their binder falls under the
@@ -947,7 +947,7 @@ def _boundaries_redecided(smoothed: da.Array, reg: da.Array, out: da.Array, *, i
     depth = [CLASSIFIER_BOUNDARY_PASSES] * 3
     if edges is not None:
         # the particle side reads the pore within the reach, the pore side one voxel beyond its result
-        depth = [depth[0], *(p + r + 2 for p, r in zip(depth[1:], edges[2]))]
+        depth = [depth[0], *(p + r + 2 for p, r in zip(depth[1:], edges.reach_px))]
     if spill_reach:
         # the unmixed grey's gradient, and the foil's distance along the stacking axis
         depth = [p + g for p, g in zip(depth, gradient_reach(vox))]
@@ -956,10 +956,24 @@ def _boundaries_redecided(smoothed: da.Array, reg: da.Array, out: da.Array, *, i
                     extra=(smoothed, _gradient(smoothed, vox), reg)).rechunk(out.chunks)
 
 
+class ParticleEdgeRule(NamedTuple):
+    """What :func:`volrecon.segment.cathode_rims.particle_edges` is given for the classifier's cathode
+    (:func:`_classifier_particle_edges`)."""
+
+    length_nm: float
+    """Rim length (nm) of the grey the step's two voxels are read on."""
+    cut: float
+    """Half-way level between the pore and the particles on that grey."""
+    reach_px: tuple[int, int]
+    """In-plane reach (y, x) in pixels: the edge artefact's."""
+    sides: tuple[bool, bool]
+    """Whether the particle's side is given back across y and across x."""
+
+
 def _classifier_particle_edges(cathode: dict[str, Any], model: fr.ImageModel, grey: np.ndarray, gradient: np.ndarray,
                                labels: np.ndarray, where: np.ndarray, *, names: Mapping[str, int],
                                vox: tuple[float, float, float], smooth_nm: float,
-                               edge_nm: float) -> tuple[float, float, tuple[int, int], tuple[bool, bool]] | None:
+                               edge_nm: float) -> ParticleEdgeRule | None:
     """The rim length, cut, in-plane reach and sides of :func:`volrecon.segment.cathode_rims.particle_edges`
     for the classifier's cathode.
 
@@ -1005,7 +1019,7 @@ def _classifier_particle_edges(cathode: dict[str, Any], model: fr.ImageModel, gr
     side = tuple(bool(b < 0.5 * (plain["binder"] + plain["active"])) for b in bright)
     cathode["particle_edges"] = {"rim_length_nm": length, "cut": cut, "step_particle_reads": bright,
                                  "particle_side": list(side)}
-    return length, cut, tuple(max(1, int(np.ceil(float(edge_nm) / float(v)))) for v in vox[1:]), side
+    return ParticleEdgeRule(length, cut, tuple(max(1, int(np.ceil(float(edge_nm) / float(v)))) for v in vox[1:]), side)
 
 
 def _foil_spill_grey(grey: np.ndarray, regions: np.ndarray, spill: FoilSpill, *, axis: int,
