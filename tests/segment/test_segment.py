@@ -144,6 +144,11 @@ def test_bad_inputs(diglyme, tmp_path):
         segment_volume(img, voxel_size_nm=vox, method="magic")
     with pytest.raises(ParameterError, match="scribbles"):
         segment_volume(img, voxel_size_nm=vox, method="classifier")
+    from volrecon.segment.voids import VoidCues
+
+    # an explicit void vote that pore_vote_nm would silently overwrite (review rev20 L9)
+    with pytest.raises(ParameterError, match="pore_vote_nm=30"):
+        segment_volume(img, voxel_size_nm=vox, void_cues=VoidCues(vote_nm=30.0))
 
 
 def test_small_tools():

@@ -454,7 +454,8 @@ def segment_volume(
     void_cues : VoidCues, optional
         Lengths of those cues (shine-through depth, lateral growth, edge width; defaults of
         :class:`volrecon.segment.voids.VoidCues`; its ``wall_shift_nm`` is measured on the stack
-        unless given; its ``vote_nm`` is set to ``pore_vote_nm``).
+        unless given; its ``vote_nm`` is set to ``pore_vote_nm``: one that differs from both its
+        default and ``pore_vote_nm`` is refused, not overwritten).
     forward_refine : bool or None
         ``layers``, and ``classifier`` (with ``electrolyte``, ``binder`` and ``active`` classes):
         move the cathode's electrolyte | binder boundaries onto a forward model of the image fitted
@@ -509,6 +510,9 @@ def segment_volume(
         raise ParameterError("method='layers' needs layers=True (it classifies within the detected layers)")
     lazy_input = isinstance(image, da.Array)
     # the void split ends with the pore vote, on the same scale as the classifier's pore vote
+    if void_cues is not None and void_cues.vote_nm not in (VoidCues().vote_nm, float(pore_vote_nm)):
+        raise ParameterError(f"void_cues.vote_nm={void_cues.vote_nm:g} and pore_vote_nm={pore_vote_nm:g} disagree: the "
+                             f"void split votes on pore_vote_nm; pass pore_vote_nm={void_cues.vote_nm:g} instead")
     void_cues = replace(void_cues or VoidCues(), vote_nm=float(pore_vote_nm))
     warnings: list[str] = []
     params: dict[str, Any] = {"min_size_nm": min_size_nm, "pore_vote_nm": pore_vote_nm, "lateral_nm": lateral_nm,
