@@ -10,7 +10,7 @@ import weakref
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Iterator, Literal, Mapping, NamedTuple, Protocol, Sequence
 
 import dask
 import dask.array as da
@@ -74,9 +74,15 @@ LAYER_PHASES: tuple[str, ...] = ("sodium", "separator", "active", "collector")
 only a classifier whose phases include them all (a classifier of that cell design) can find its
 layers on the grey-value first guess (``segment_volume(layers_from="grey")``)."""
 LayersFrom = Literal["auto", "grey", "phases"]
-GreyReader = Callable[[np.ndarray, tuple[slice, slice]], np.ndarray]
-"""``read(zs, box)``: the slices ``zs`` of a lazily computed grey volume over the in-plane ``box``
-(rows, columns), computed for those voxels alone (:func:`_smoothed_slices`)."""
+
+
+class GreyReader(Protocol):
+    """``read(zs, box=None)``: the slices ``zs`` of a lazily computed grey volume over the in-plane
+    ``box`` (rows, columns; None: whole slices), computed for those voxels alone
+    (:func:`_smoothed_slices`; :func:`volrecon.segment.thresholds.multi_otsu_thresholds` calls it
+    with the slices alone)."""
+
+    def __call__(self, zs: np.ndarray, box: tuple[slice, slice] | None = None) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
