@@ -288,10 +288,17 @@ def _sei_reference(img: np.ndarray, hn: np.ndarray, hs: np.ndarray, sig: Sequenc
     """
     n = img.shape[-1]
     idx = np.arange(n) + 0.5
-    g = gaussian(img, sig, mode="nearest", truncate=_TRUNCATE)
     in_core = np.zeros(hn.shape, bool)
     in_core[slice(*core) if core is not None else slice(None)] = True
     cols = np.isfinite(hn) & (hs - hn > 1.0) & in_core
+    # the film's and the sodium's levels from the specimen's columns, smoothed over the specimen: a
+    # trench wall's columns (their sodium surface carried in from the specimen beside them) read
+    # the wall's grey, and the columns beside it its glow, which raised the film's level and its
+    # crossings' threshold (diglyme seed 2 24x192: a film 0.2 voxels thicker with the walls' columns
+    # of the whole field than with those of the drift crop)
+    own = cols & _specimen_columns(valid, hn, hs)
+    cols = own if own.any() else cols
+    g = gaussian(img, sig, mode="nearest", truncate=_TRUNCATE) if valid is None else specimen_filter(img, valid, sig)
     # the grey profile aligned on the sodium surface (median over the columns): the film's level
     # at its brightest point within 3 voxels of the surface (its middle when thin, wherever the
     # surface sits within a voxel), the sodium's 2.5 voxels before the surface
