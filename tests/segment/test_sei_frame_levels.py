@@ -80,3 +80,23 @@ def test_film_measured_alike_whatever_share_of_the_walls_the_field_holds():
         pred = (np.asarray(res.phases) == res.phase_names["sei"]) & spec
         dice.append(2 * (true & pred).sum() / (true.sum() + pred.sum()))
     assert abs(dice[0] - dice[1]) < 0.02, f"SEI Dice {dice[0]:.3f} with the walls' columns, {dice[1]:.3f} without"
+
+
+
+@pytest.mark.parametrize("early", [0.0, 3.0, 6.0])
+def test_pore_rise_from_a_sodium_surface_read_early(early):
+    """The separator's pore-share rise (:func:`volrecon.segment.regional._pore_rise`) where the
+    column's sodium surface was read ``early`` voxels before the true one: the search begins in the
+    sodium, whose dark share (1) falls to the film's (0) across the true surface, then rises to the
+    separator's (0.6) at the film's end.  The rise is the film's end wherever the search begins;
+    taken from the sodium's fall, it put the whole film into the separator's sample (carbonate seed
+    1, 24x192: nine columns beside the right wall, fibre level 0.516 for 0.554)."""
+    from volrecon.segment.regional import _pore_rise
+
+    n, surface, film_end, hs = 60, 12.0, 12.0 + T, 12.0 + T + 10
+    centre = np.arange(n) + 0.5
+    share = np.where(centre < surface, 1.0, np.where(centre < film_end, 0.0, 0.6))
+    dshare = np.broadcast_to(share, (2, 3, n)).astype(np.float32)
+    begin = np.full((2, 3), surface - early + 1.0)
+    rise = _pore_rise(dshare, begin, np.full((2, 3), hs), film_dark=0.0)
+    assert np.allclose(rise, film_end + 0.5), rise
