@@ -903,7 +903,7 @@ def boundary_voxels(labels: np.ndarray) -> np.ndarray:
 
 
 def interior_levels(grey: np.ndarray, labels: np.ndarray, where: np.ndarray, values: Sequence[int],
-                    *, min_voxels: int = MIN_LEVEL_VOXELS) -> dict[int, float]:
+                    *, min_voxels: int = MIN_LEVEL_VOXELS, interior: np.ndarray | None = None) -> dict[int, float]:
     """Median grey of each label's voxels in ``where`` that have no in-plane neighbour of another label.
 
     Those are the voxels the classifier decided from the phases' interiors, where its scribbles
@@ -923,19 +923,58 @@ def interior_levels(grey: np.ndarray, labels: np.ndarray, where: np.ndarray, val
         Labels whose level is wanted.
     min_voxels : int
         Fewest interior voxels a level is measured on.
+    interior : ndarray of bool, optional
+        The voxels of ``labels`` with no in-plane neighbour of another label, where ``labels`` is a
+        sample of every few rows, whose neighbours across y are not its own rows
+        (:func:`sampled_interior`); by default from ``labels`` itself.
 
     Returns
     -------
     dict
         Label value -> median grey.
     """
-    return _levels_of(grey, labels, _interior(labels, where), values, min_voxels=min_voxels)
+    inner = _interior(labels, where) if interior is None else np.asarray(where, bool) & interior
+    return _levels_of(grey, labels, inner, values, min_voxels=min_voxels)
+
+
+def sampled_interior(labels: np.ndarray, rows: np.ndarray, picked: np.ndarray) -> np.ndarray:
+    """Which voxels of the stack rows ``picked`` have no in-plane neighbour of another label.
+
+    A row's neighbours across y are the stack's rows ``y - 1`` and ``y + 1``: on a sample of every
+    few rows the rows beside each other in the array lie that many rows apart in the stack, and a
+    voxel a row from a boundary would pass for the interior.  At the stack's edge a row has one.
+
+    Parameters
+    ----------
+    labels : ndarray (z, len(rows), x)
+        Labels of the stack rows ``rows``.
+    rows : ndarray of int
+        Increasing stack rows held in ``labels``: ``picked`` and their neighbours within the stack.
+    picked : ndarray of int
+        The rows wanted (among ``rows``).
+
+    Returns
+    -------
+    ndarray of bool (z, len(picked), x)
+    """
+    labels, rows, picked = np.asarray(labels), np.asarray(rows), np.asarray(picked)
+    mid = labels[:, np.searchsorted(rows, picked)]
+    edge = np.zeros(mid.shape, bool)
+    step = np.diff(mid, axis=2) != 0
+    edge[..., :-1] |= step
+    edge[..., 1:] |= step
+    for beside in (picked - 1, picked + 1):
+        at = np.searchsorted(rows, beside).clip(0, rows.size - 1)
+        held = rows[at] == beside
+        edge[:, held] |= mid[:, held] != labels[:, at[held]]
+    return ~edge
 
 
 def _interior(labels: np.ndarray, where: np.ndarray) -> np.ndarray:
     """``where`` less the voxels with an in-plane neighbour of another label (slice by slice)."""
     labels = np.asarray(labels)
-    return np.asarray(where, bool) & ~np.array([boundary_voxels(s) for s in labels], dtype=bool).reshape(labels.shape)
+    every = np.arange(labels.shape[1])
+    return np.asarray(where, bool) & sampled_interior(labels, every, every)
 
 
 def _levels_of(grey: np.ndarray, labels: np.ndarray, inner: np.ndarray, values: Sequence[int], *,
@@ -1018,7 +1057,8 @@ share of the cathode's binder into fibres instead."""
 
 
 def fibre_evidence_levels(grey: np.ndarray, labels: np.ndarray, where: np.ndarray,
-                          phase_names: Mapping[str, int]) -> tuple[dict[int, float] | None, float]:
+                          phase_names: Mapping[str, int], *,
+                          interior: np.ndarray | None = None) -> tuple[dict[int, float] | None, float]:
     """The classifier's interior levels (:func:`interior_levels`) of :data:`FIBRE_EVIDENCE_LEVELS`,
     if the fibres' grey tells them from the cathode's solids.
 
@@ -1032,6 +1072,8 @@ def fibre_evidence_levels(grey: np.ndarray, labels: np.ndarray, where: np.ndarra
         The specimen's voxels (no frame, nothing unassigned).
     phase_names : mapping
         Phase name -> label value.
+    interior : ndarray of bool, optional
+        As in :func:`interior_levels`, for a sample of every few rows.
 
     Returns
     -------
@@ -1044,7 +1086,8 @@ def fibre_evidence_levels(grey: np.ndarray, labels: np.ndarray, where: np.ndarra
     sep = phase_names.get("separator")
     values = [phase_names[p] for p in FIBRE_EVIDENCE_LEVELS if p in phase_names]
     labels = np.asarray(labels)
-    inner = _interior(labels, where)  # once, for the levels and the fibres' agreement
+    # once, for the levels and the fibres' agreement
+    inner = _interior(labels, where) if interior is None else np.asarray(where, bool) & interior
     levels = _levels_of(grey, labels, inner, values, min_voxels=MIN_LEVEL_VOXELS)
     if sep not in levels or len(levels) < 2:
         return None, float("nan")
