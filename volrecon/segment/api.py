@@ -947,16 +947,12 @@ def _boundaries_redecided(smoothed: da.Array, reg: da.Array, out: da.Array, *, i
             res_ = redecide_boundaries(res_, _spill_read(g_, d_, length_, spill_), r_ == value, levels_,
                                        passes=CLASSIFIER_BOUNDARY_PASSES, dark=cut)
         if edges is not None:
-            before = res_
+            # the unmixed rows' noise is the bulk's over (1 - w): their binder falls under the
+            # half-way cut by noise alone, so the pore side's rule stays out of them
             res_ = particle_edges(res_, _spill_read(g_, d_, edges.length_nm, spill_), r_ == REGIONS["cathode"],
                                   electrolyte=names["electrolyte"], binder=names["binder"], active=names["active"],
                                   cut=edges.cut, reach_px=edges.reach_px, void=names.get("void"), particle_side=edges.sides,
-                                  pore_side=True)
-            if spill_ is not None and spill_[0].any():
-                # the unmixed rows' noise is the bulk's over (1 - w): their binder falls under the
-                # half-way cut by noise alone, so the pore side's rule stays out of them
-                kept = spill_[0] & (before == names["binder"]) & (res_ == names["electrolyte"])
-                res_ = np.where(kept, before, res_)
+                                  pore_side=True if spill_ is None else ~spill_[0])
         return np.ascontiguousarray(res_[core])
 
     depth = [CLASSIFIER_BOUNDARY_PASSES] * 3

@@ -250,7 +250,7 @@ def edge_rim_length(share: float, blur_vox: float, pixel_nm: float, sigma_nm: fl
 
 def particle_edges(labels: np.ndarray, corrected: np.ndarray, cathode: np.ndarray, *, electrolyte: int, binder: int,
                    active: int, cut: float, reach_px: Sequence[int], void: int | None = None,
-                   particle_side: bool | Sequence[bool] = True, pore_side: bool = False) -> np.ndarray:
+                   particle_side: bool | Sequence[bool] = True, pore_side: bool | np.ndarray = False) -> np.ndarray:
     """Binder-labelled voxels between the pore and a particle that are the particle's own edge.
 
     Where a particle meets the pore, the rim-corrected grey of the two voxels beside the boundary
@@ -284,10 +284,10 @@ def particle_edges(labels: np.ndarray, corrected: np.ndarray, cathode: np.ndarra
         in-plane axis ``(y, x)``, only binder voxels beside a particle across the axes named (a
         step across the other axis reads above the binder | active cut there: a binder voxel on a
         particle across it is the binder's coat, not the step's).
-    pore_side : bool
+    pore_side : bool or ndarray of bool
         Also the step's other voxel: binder voxels touching both the pore and a particle in the
         image plane (the particles as this rule leaves them) that read under ``cut`` are the
-        pore's, and become ``electrolyte``.  A boundary decided voxel by voxel on a denoised grey
+        pore's, and become ``electrolyte`` (an array: only at its True voxels, ``labels``' shape).  A boundary decided voxel by voxel on a denoised grey
         can leave a binder shell on both sides of the step (a trained classifier's, whose features
         carry the particle's blur into the pore beside it); below the half-way level such a voxel
         is the step's dark side.
@@ -314,9 +314,10 @@ def particle_edges(labels: np.ndarray, corrected: np.ndarray, cathode: np.ndarra
         arms[0, 1, :] |= sides[1]
         on_particle = _morph(cat & (labels == active), arms, erode=False)
         out[cat & (labels == binder) & near_pore & on_particle & (grey >= cut)] = active
-    if pore_side:
+    if pore_side is not False:
+        where = cat if pore_side is True else cat & np.asarray(pore_side, bool)
         on_particle = _morph(cat & (out == active), cross, erode=False)
-        out[cat & (out == binder) & on_particle & _morph(pore, cross, erode=False) & (grey < cut)] = electrolyte
+        out[where & (out == binder) & on_particle & _morph(pore, cross, erode=False) & (grey < cut)] = electrolyte
     return out
 
 
