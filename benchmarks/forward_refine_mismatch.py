@@ -12,7 +12,8 @@ decided (step SNR, skipped or not, the evidence inflation of the noise's correla
 
 Phantoms: every artefact off except noise, edge brightening and shine-through (no drift, shading, brightness
 or curtains: no correction runs, so the noise is as the detector made it), unquantised.  ``--gate`` replaces
-``forward_refine.MIN_STEP_SNR`` (0: the refinement always runs) to see what the gate's skips cost.
+``forward_refine.min_step_snr`` by a fixed step (0: the refinement always runs; 1.35: the gate before
+session 20) to see what the gate's skips cost.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ CASES: dict[str, dict[str, Any]] = {
     "denoised": {"post": "denoised"},
     "median": {"post": "median"},
     "photons30": {"noise_photons": 30.0},
+    "photons20": {"noise_photons": 20.0},
+    "photons15": {"noise_photons": 15.0},
+    "photons8": {"noise_photons": 8.0},
 }
 """Case -> what differs from the model's form: ``psf_nm`` the probe blur (render.PSF_SIGMA_NM, nm),
 ``post`` a processing of the acquired stack (``scanline``: one offset per row, sd 3 % of full scale;
@@ -59,6 +63,9 @@ DESCRIPTION = {
     "denoised": "stack denoised by a 1 px Gaussian (correlated noise, blurred signal)",
     "median": "stack denoised by a 3x3 median",
     "photons30": "half the electrons (noisier)",
+    "photons20": "a third of the electrons",
+    "photons15": "a quarter of the electrons",
+    "photons8": "an eighth of the electrons",
 }
 
 
@@ -100,7 +107,7 @@ def measure(preset: str, seed: int, name: str, args: argparse.Namespace) -> dict
     p = on.parameters.get("forward_refine", {})
     model = p.get("model", {})
     row: dict[str, Any] = {"preset": preset, "seed": seed, "case": name, "step_snr": p.get("step_snr"),
-                           "skipped": p.get("skipped"), "evidence_inflation": p.get("evidence_inflation"),
+                           "min_step_snr": p.get("min_step_snr"), "skipped": p.get("skipped"), "evidence_inflation": p.get("evidence_inflation"),
                            "window_vox": p.get("window_vox"), "psf_sigma_nm": model.get("psf_sigma_nm"),
                            "edge_gain": model.get("edge_gain")}
     for phase_set, key in ((("void", "electrolyte"), "pore"), (("binder",), "binder")):
@@ -115,23 +122,23 @@ def _fmt(v: Any, spec: str) -> str:
 
 def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     """The markdown table of the rows."""
-    gate = fr.MIN_STEP_SNR
+    gate = "min_step_snr" if args.gate is None else args.gate
     lines = [
         "# Forward-model refinement on images not of its model's form",
         "",
         f"Command: `PYTHONPATH=. python benchmarks/forward_refine_mismatch.py --slices {args.slices} --size {args.size} "
-        f"--seeds {args.seeds} --gate {gate}`",
+        f"--seeds {args.seeds}" + ("" if args.gate is None else f" --gate {gate}") + "`",
         "",
         f"Phantoms {args.slices}x{args.size}x{args.size}: noise, edge rims and shine-through only (no correction runs), "
         f"unquantised; step gate {gate} noise sd. Cathode Dice, `auto` with the refinement off -> on.",
         "",
-        "| preset | seed | case | step SNR | ran | inflation | window | blur nm | edge gain | pore | binder |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| preset | seed | case | step SNR | gate | ran | inflation | window | blur nm | edge gain | pore | binder |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['preset']} | {r['seed']} | {DESCRIPTION[r['case']]} | {_fmt(r['step_snr'], '.2f')} | "
-            f"{'no' if r['skipped'] else 'yes'} | {_fmt(r['evidence_inflation'], '.2f')} | {r['window_vox'] or ''} | "
+            f"{_fmt(r.get('min_step_snr'), '.2f')} | {'no' if r['skipped'] else 'yes'} | {_fmt(r['evidence_inflation'], '.2f')} | {r['window_vox'] or ''} | "
             f"{_fmt(r['psf_sigma_nm'], '.1f')} | {_fmt(r['edge_gain'], '.2f')} | "
             f"{r['pore'][0]:.4f} -> {r['pore'][1]:.4f} | {r['binder'][0]:.4f} -> {r['binder'][1]:.4f} |")
     return "\n".join(lines) + "\n"
@@ -144,10 +151,11 @@ def main() -> None:
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--presets", default="diglyme,carbonate")
     ap.add_argument("--cases", default=",".join(CASES))
-    ap.add_argument("--gate", type=float, default=fr.MIN_STEP_SNR, help="the step gate (forward_refine.MIN_STEP_SNR)")
+    ap.add_argument("--gate", type=float, default=None, help="a fixed step gate instead of forward_refine.min_step_snr")
     ap.add_argument("--name", default="forward_refine_mismatch")
     args = ap.parse_args()
-    fr.MIN_STEP_SNR = args.gate
+    if args.gate is not None:
+        fr.min_step_snr = lambda model, **_: args.gate  # what the segmentation reads
     rows = [measure(p, int(s), c, args) for p in args.presets.split(",") for s in args.seeds.split(",")
             for c in args.cases.split(",")]
     save(args.name, {"machine": machine(), "args": vars(args), "rows": rows}, table(rows, args))

@@ -2151,10 +2151,12 @@ def _forward_refined(src: da.Array, reg: da.Array, out: da.Array, *, names: Mapp
                                pixel_nm=vox[1:], slice_nm=vox[0], void=void_v)
     contrast, var = fr.boundary_step(model, elec_v, bind_v)
     snr = contrast / math.sqrt(var) if var > 0 and math.isfinite(contrast) else 0.0
-    if not snr >= fr.MIN_STEP_SNR:
+    gate = fr.min_step_snr(model)
+    if not snr >= gate:
         warnings.append(f"forward refinement skipped: the electrolyte | binder step is {snr:.2f} noise sd, under "
-                        f"{fr.MIN_STEP_SNR} (moving fronts at that noise adds errors)")
-        params["forward_refine"] = {"model": model.to_dict(), "skipped": "step under the noise", "step_snr": snr}
+                        f"{gate:.2f} (the largest pooling window cannot tell a boundary move from the noise)")
+        params["forward_refine"] = {"model": model.to_dict(), "skipped": "step under the noise", "step_snr": snr,
+                                    "min_step_snr": gate}
         return out
     betas = fr.potts_weights(model, contrast, var, vox)
     window = fr.front_window(model, contrast, var)
@@ -2162,7 +2164,8 @@ def _forward_refined(src: da.Array, reg: da.Array, out: da.Array, *, names: Mapp
     # recorded, not applied (see evidence_inflation): how correlated the noise the fronts are pooled over is
     kappa = fr.evidence_inflation(np.asarray(g_, np.float32)[at], l_[at], cat[at], deep, model, window, void=void_v)
     params["forward_refine"] = {"model": model.to_dict(), "step_snr": snr, "potts_weights": list(betas), "window_vox": list(window),
-                                "reach_vox": list(reach), "sweeps": fr.SWEEPS, "evidence_inflation": kappa}
+                                "reach_vox": list(reach), "sweeps": fr.SWEEPS, "evidence_inflation": kappa,
+                                "min_step_snr": gate}
 
     def refine(o_: np.ndarray, g_: np.ndarray, r2_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
         spilt = None if foil is None else _beside_foil(r2_, foil)

@@ -374,25 +374,33 @@ def _fit_shine(grey: np.ndarray, labels: np.ndarray, fit_mask: np.ndarray, deep:
 
 
 # --------------------------------------------------------------------------- the prior
-MIN_STEP_SNR = 1.35
-"""Smallest electrolyte | binder step, in noise standard deviations at its mid grey, the refinement runs at.
+def min_step_snr(model: ImageModel, *, z_score: float = 2.0, slices: int = 3) -> float:
+    """Smallest electrolyte | binder step, in noise sd at its mid grey, at which the refinement runs.
 
-Between two measurements: on synthetic scenes of this module's own image model (the most
-favourable case) the front moves cut the boundary errors by 1-7 % at a step of 1.5-1.8 noise sd
-and added 1-6 % at 1.1-1.3 (review rev19); on the oracle-corrected 24x192 phantoms, whose steps
-read 1.42 / 1.47 (diglyme / carbonate), they raised pore Dice 0.947 -> 0.949 / 0.941 -> 0.947.
+    The step at which the largest pooling window (:data:`MAX_HALF_WINDOW_PX` each side in the plane,
+    ``slices`` slices) still puts the mean energy change of a one-pixel front move ``z_score`` noise
+    sds from 0 (:func:`front_window`'s criterion): ``2 z / sqrt(n a)``, ``n`` the window's front
+    pixels, ``a`` the probe's squared sum across a front.  Below it the window the evidence asks for
+    is capped, and the moves would follow the noise.  About 0.74 at 10 nm pixels and an 8 nm probe.
 
-Open (session 20): the step is read per pixel, so it depends on what smoothed the noise before
-(a registration's sub-pixel interpolation: the benchmark phantoms read 1.57 / 1.44 with drift,
-1.34 / 1.27 without).  Refined anyway (gate off), the phantoms without drift gained pore Dice at
-0.79-1.34 (10 nm pixels, seeds 0-1, 25-60 photons: +0.0025 to +0.008) and the 20 nm pixel
-phantoms at 1.09 / 1.16 (+0.009 / +0.011, binder +0.05 / +0.075); on synthetic scenes the
-moves added 0.5-5 % errors only where the first labels were speckled (thresholded after a 1 px
-blur, no edge rims, true step 0.9-1.1 sd read as 1.0-1.2).  Kept until the gate is derived."""
+    It replaced a fixed 1.35 (review rev19: on synthetic scenes the moves added 1-6 % boundary errors
+    at 1.1-1.3).  That step is read per pixel, so it depends on what smoothed the noise before (a
+    registration's sub-pixel interpolation: the 24x192 phantoms read 1.57 / 1.44 with drift, 1.34 /
+    1.27 without), and under it the refinement gained wherever it was measured on the pipeline's
+    first labels: phantoms without drift at 0.79-1.34 (10 nm pixels, seeds 0-1, 25-60 photons:
+    pore +0.0025 to +0.008), 20 nm pixels at 1.09 / 1.16 (+0.009 / +0.011, binder +0.05 / +0.075),
+    and the mismatched images of ``benchmarks/forward_refine_mismatch.py``.  Synthetic first labels
+    thresholded after a 1 px blur (speckled) lost 0.5-5 % at a true step of 0.9-1.1 sd: the gate
+    does not protect those.
+    """
+    a = math.sqrt(float(np.prod(model.psf_square_sums())))
+    n = slices * (2 * MAX_HALF_WINDOW_PX + 1)
+    return 2.0 * z_score / math.sqrt(n * a)
+
 
 MAX_HALF_WINDOW_PX = 12
 """Largest in-plane half-width of the pooling window (:func:`front_window`): at a step near
-:data:`MIN_STEP_SNR` the window the noise asks for spans a few hundred pixels, which would make
+a step of about one noise sd the window the noise asks for spans a hundred pixels or more, which would make
 every chunk's overlap a whole slice while a front that long is no longer straight."""
 
 
@@ -451,10 +459,7 @@ def evidence_inflation(grey: np.ndarray, labels: np.ndarray, fit_mask: np.ndarra
     0.5-3.7 %; on the 24x192 benchmark phantoms, whose registration interpolates the noise
     (inflation 1.5-1.9), it lowered the pore Dice on seven of eight rows, by 0.001-0.004: a wider
     window also pools along fronts that curve round the particles, and that loss is not modelled.
-    The interpolation also lowers the per-pixel noise the :data:`MIN_STEP_SNR` gate reads:
-    without drift the same phantoms read 1.34 / 1.27 (diglyme / carbonate) instead of 1.57 / 1.44,
-    and are skipped, though refining them gains (seed 0, gate off: pore 0.9411 -> 0.9441,
-    0.9344 -> 0.9405).
+    The interpolation also lowers the per-pixel noise the step gate reads (:func:`min_step_snr`).
 
     Parameters
     ----------
