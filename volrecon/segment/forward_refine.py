@@ -384,14 +384,15 @@ def min_step_snr(model: ImageModel, *, z_score: float = 2.0, slices: int = 3) ->
     is capped, and the moves would follow the noise.  About 0.74 at 10 nm pixels and an 8 nm probe.
 
     It replaced a fixed 1.35 (review rev19: on synthetic scenes the moves added 1-6 % boundary errors
-    at 1.1-1.3).  That step is read per pixel, so it depends on what smoothed the noise before (a
-    registration's sub-pixel interpolation: the 24x192 phantoms read 1.57 / 1.44 with drift, 1.34 /
-    1.27 without), and under it the refinement gained wherever it was measured on the pipeline's
-    first labels: phantoms without drift at 0.79-1.34 (10 nm pixels, seeds 0-1, 25-60 photons:
-    pore +0.0025 to +0.008), 20 nm pixels at 1.09 / 1.16 (+0.009 / +0.011, binder +0.05 / +0.075),
-    and the mismatched images of ``benchmarks/forward_refine_mismatch.py``.  Synthetic first labels
-    thresholded after a 1 px blur (speckled) lost 0.5-5 % at a true step of 0.9-1.1 sd: the gate
-    does not protect those.
+    at 1.1-1.3).  The step is read per pixel, so it falls with fewer electrons and with what smoothed
+    the noise before, and the fixed gate skipped stacks the refinement improves.  On full-artefact
+    24x192 phantoms (``benchmarks/step_gate.py``, seeds 0-1) 16 of 32 stacks read 0.69-1.31 (30 / 20
+    electrons, 20 nm pixels oracle-corrected), all refined under this gate: pore Dice +0.0003 to
+    +0.011, binder +0.016 to +0.12, binder fraction 0.011-0.024 nearer the truth.  The benchmark's
+    own phantoms read 1.49-2.30 (seeds 0-3) and are refined under either gate.  Below this gate the
+    refinement still gained on the phantoms (``forward_refine_mismatch_gate0``: steps 0.11-0.67 at an
+    eighth / a quarter of the electrons).  Synthetic first labels thresholded after a 1 px blur
+    (speckled) lost 0.5-5 % at a true step of 0.9-1.1 sd: the gate does not protect those.
     """
     a = math.sqrt(float(np.prod(model.psf_square_sums())))
     n = slices * (2 * MAX_HALF_WINDOW_PX + 1)

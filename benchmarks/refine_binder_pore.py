@@ -1,0 +1,111 @@
+"""Whether the forward refinement puts the cathode's binder -> pore errors where they are (issue 7).
+
+    PYTHONPATH=. python benchmarks/refine_binder_pore.py [--slices 24 --size 192] [--seeds 2,3]
+        [--presets diglyme,carbonate] [--stages corrected,oracle]
+
+``benchmarks/pore_seeds.py`` finds most of the unsupervised pore's false voxels are true binder read as pore
+one in-plane pixel from the true pore boundary.  The auto method's last step that decides electrolyte
+against binder is the forward-model refinement (:mod:`volrecon.segment.forward_refine`), so each phantom is
+segmented with it off and on, and counted: the binder -> pore and electrolyte -> binder errors (by in-plane
+distance to the true pore boundary, 1 / 2 / 3+ pixels), and the voxels the refinement moved, by direction
+(to pore, to binder) and by whether the move made the voxel right or wrong.
+
+Writes results/refine_binder_pore.json and .md (``VOLRECON_BENCH_RESULTS`` sends them elsewhere).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from volrecon.phases import PHASES, REGIONS
+from volrecon.sample import make_phantom
+from volrecon.sample.phantom import plan_phantom
+from volrecon.sample.oracle import oracle_correct
+from volrecon.segment import segment_volume
+from volrecon.segment.voids import VoidCues
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine, save  # noqa: E402
+from pore_seeds import _in_plane_distance, error_kinds  # noqa: E402
+from segmentation import real_correct  # noqa: E402
+
+KINDS = ("binder -> pore", "electrolyte -> binder")
+_PORE = ("void", "electrolyte")
+
+
+def _distance_counts(mask: np.ndarray, dist_cls: np.ndarray) -> list[int]:
+    return np.bincount(dist_cls[mask], minlength=3).tolist()
+
+
+def moves(off: np.ndarray, on: np.ndarray, names: dict[str, int], labels: np.ndarray, cat: np.ndarray) -> dict[str, int]:
+    """Cathode voxels the refinement turned to pore and to binder, each split by whether the truth agrees."""
+    pore_off, pore_on = np.isin(off, [names[p] for p in _PORE]), np.isin(on, [names[p] for p in _PORE])
+    true_pore = np.isin(labels, [PHASES[p] for p in _PORE])
+    to_pore = cat & ~pore_off & pore_on & (off == names["binder"])
+    to_binder = cat & pore_off & (on == names["binder"])
+    return {"to pore, right": int((to_pore & true_pore).sum()), "to pore, wrong": int((to_pore & ~true_pore).sum()),
+            "to binder, right": int((to_binder & (labels == PHASES["binder"])).sum()),
+            "to binder, wrong": int((to_binder & (labels != PHASES["binder"])).sum())}
+
+
+def run_case(preset: str, seed: int, stage: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Refinement off and on for one phantom and correction: the error counts and the moves."""
+    ph = make_phantom(preset, slices=args.slices, shape=(args.size, args.size), seed=seed, artefacts="all", frame=True)
+    img, truth = (real_correct(ph)[:2]) if stage == "corrected" else (oracle_correct(ph), ph)
+    res = {k: segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="auto", forward_refine=k == "on")
+           for k in ("off", "on")}
+    names = dict(res["on"].phase_names)
+    labels, regions = truth.labels, truth.regions
+    vz = plan_phantom(preset, slices=args.slices, shape=(args.size, args.size), seed=seed).voxel_nm[0]
+    shine = max(1, int(round(VoidCues().shine_depth_nm / float(vz))))
+    spec = np.isin(regions, [REGIONS[r] for r in ("anode", "separator", "cathode")])
+    dist_cls = np.digitize(_in_plane_distance(spec & np.isin(labels, [PHASES[p] for p in _PORE])), (1.5, 2.5))
+    row: dict[str, Any] = {"preset": preset, "seed": seed, "stage": stage}
+    for k, r in res.items():
+        kinds = error_kinds(np.asarray(r.phases), names, labels, regions, shine)
+        row[k] = {kind: _distance_counts(kinds[kind], dist_cls) for kind in KINDS}
+    row["moves"] = moves(np.asarray(res["off"].phases), np.asarray(res["on"].phases), names, labels,
+                         regions == REGIONS["cathode"])
+    print(row, flush=True)
+    return row
+
+
+def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    """The markdown table: errors off -> on (total and at distance 1 / 2 / 3+) and the moves."""
+    lines = ["# The forward refinement and the cathode's binder -> pore errors", "",
+             f"Command: `PYTHONPATH=. python benchmarks/refine_binder_pore.py --slices {args.slices} --size {args.size} "
+             f"--seeds {args.seeds} --presets {args.presets} --stages {args.stages}`", "",
+             "`auto`, refinement off -> on; errors in the true cathode, voxels (at in-plane distance 1 / 2 / 3+ from "
+             "the true pore boundary); moves: voxels the refinement relabelled, right or wrong by the truth.", "",
+             "| preset | seed | stage | " + " | ".join(KINDS) + " | to pore right / wrong | to binder right / wrong |",
+             "|---" * (5 + len(KINDS)) + "|"]
+    for r in rows:
+        cells = [f"{sum(r['off'][k])} -> {sum(r['on'][k])} ({'/'.join(map(str, r['off'][k]))} -> "
+                 f"{'/'.join(map(str, r['on'][k]))})" for k in KINDS]
+        m = r["moves"]
+        lines.append(f"| {r['preset']} | {r['seed']} | {r['stage']} | " + " | ".join(cells)
+                     + f" | {m['to pore, right']} / {m['to pore, wrong']} | {m['to binder, right']} / {m['to binder, wrong']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--slices", type=int, default=24)
+    ap.add_argument("--size", type=int, default=192)
+    ap.add_argument("--seeds", default="2,3")
+    ap.add_argument("--presets", default="diglyme,carbonate")
+    ap.add_argument("--stages", default="corrected,oracle")
+    ap.add_argument("--name", default="refine_binder_pore")
+    args = ap.parse_args()
+    rows = [run_case(p, int(s), st, args) for s in args.seeds.split(",") for p in args.presets.split(",")
+            for st in args.stages.split(",")]
+    save(args.name, {"machine": machine(), "args": vars(args), "rows": rows}, table(rows, args))
+
+
+if __name__ == "__main__":
+    main()
