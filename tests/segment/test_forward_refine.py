@@ -348,8 +348,9 @@ def test_refinement_runs_and_gains_at_20_nm_pixels():
 
 
 def test_segmentation_skips_the_refinement_when_the_step_is_under_the_noise():
-    """A stack whose electrolyte | binder step is about one noise sd (where moving fronts adds
-    errors) is left as the first segmentation made it, and says why."""
+    """A stack whose electrolyte | binder step is under :func:`~volrecon.segment.forward_refine.min_step_snr`
+    (the largest pooling window cannot tell a front move from the noise) is left as the first
+    segmentation made it, and says why."""
     import dataclasses
 
     from volrecon.sample import Artefacts, make_phantom
