@@ -47,10 +47,10 @@ def _forest(truth: np.ndarray) -> np.ndarray:
     return out
 
 
-def _run(grey, regions, labels, params):
+def _run(grey, regions, labels, params, anode_first: bool = True):
     d = lambda a: da.from_array(a, chunks=a.shape)  # noqa: E731
     out = api._classifier_separator_contacts(d(grey), d(regions), d(labels), d(labels), names=NAMES, vox=(10.0, 10.0, 10.0),
-                                             smooth_nm=10.0, params=params, edge=None, stack=(1, True))
+                                             smooth_nm=10.0, params=params, edge=None, stack=(1, anode_first))
     return np.asarray(out)
 
 
@@ -70,6 +70,9 @@ def test_solids_in_the_mat_are_fibres_pore_and_caps():
     np.testing.assert_array_equal(out[sep], truth[sep])
     # nothing outside the separator region moves
     np.testing.assert_array_equal(out[~sep], forest[~sep])
+    # the cathode first: the same voxels, the contacts looked for the other way along the axis
+    flip = lambda a: a[:, ::-1].copy()  # noqa: E731
+    np.testing.assert_array_equal(_run(flip(grey), flip(regions), flip(forest), {}, anode_first=False), flip(out))
 
 
 def test_a_cap_read_as_binder_is_given_back_to_its_particle():
