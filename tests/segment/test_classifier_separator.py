@@ -88,6 +88,27 @@ def test_a_cap_read_as_binder_is_given_back_to_its_particle():
     np.testing.assert_array_equal(out[sep], truth[sep])
 
 
+def test_the_forests_own_fibres_on_a_particle_keep_their_label():
+    """A fibre lying on a particle that reads dimmer than the cut between the lit pore and the lit
+    fibre (noise, at coarse pixels): the forest's fibre keeps its label, and only a voxel the forest
+    read as a cathode solid is re-read as the lit pore (before the lit rule was kept to those, the
+    forest's fibres on the particles of 20 nm phantoms were turned to pore by noise)."""
+    grey, regions, truth = _mat_on_particles()
+    params: dict = {}
+    _run(grey, regions, truth, params)
+    info = params["classifier_separator_contacts"]
+    # above the solids' fibre cut, under the lit rule's cut and under the particle's first-voxel cut
+    dim = 0.5 * (info["fibre"] + min(info["pore_on_active"], info["pore_active"]))
+    assert info["fibre"] < dim < info["pore_on_active"]
+    grey[:, CUT - 1, :4] = dim
+    out = _run(grey, regions, truth, {})
+    np.testing.assert_array_equal(out[:, CUT - 1, :4], S)
+    forest = truth.copy()
+    forest[:, CUT - 1, :4] = B
+    out = _run(grey, regions, forest, {})
+    np.testing.assert_array_equal(out[:, CUT - 1, :4], E)
+
+
 def test_without_levels_nothing_changes():
     """A separator region without the forest's pore in it (no pore level): the labels are left
     alone and the reason recorded."""
@@ -121,7 +142,7 @@ def test_classifier_separator_on_a_thin_carbonate_mat(pore_poor_foil_phantom, mo
     monkeypatch.setattr(api, "_classifier_separator_contacts", lambda smoothed, reg, out, forest, **kw: out)
     sep0, act0, binder0 = dices(segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="classifier", scribbles=scr,
                                                frame="none"))
-    # measured: separator 0.9489 -> 0.9567, active 0.9703 -> 0.9722, binder 0.7846 -> 0.7921
+    # measured: separator 0.9489 -> 0.9590, active 0.9703 -> 0.9722, binder 0.7846 -> 0.7921
     assert sep >= sep0 + 0.005 and sep >= 0.95
     assert act >= act0 - 0.001
     assert binder >= binder0

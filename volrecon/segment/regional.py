@@ -1209,7 +1209,8 @@ def _next_along(mask: np.ndarray, axis: int, step: int) -> np.ndarray:
 
 def separator_contacts(smoothed: np.ndarray, regions: np.ndarray, phases: np.ndarray, *, axis: int,
                        towards_cathode: int, cuts: Mapping[str, float], names: Mapping[str, int],
-                       reach: int = 2, region_values: Mapping[str, int] = REGIONS) -> np.ndarray:
+                       reach: int = 2, region_values: Mapping[str, int] = REGIONS,
+                       lit_from: np.ndarray | None = None) -> np.ndarray:
     """The separator's voxels on the cathode's active particles re-decided (:func:`contact_cuts`).
 
     Along the stacking axis ``axis`` (``towards_cathode`` = +1 or -1), a separator voxel whose
@@ -1219,8 +1220,9 @@ def separator_contacts(smoothed: np.ndarray, regions: np.ndarray, phases: np.nda
     particle's first voxel under a pore: the SEI beyond a thin separator, darker than the cut once
     the rims lift it, is no pore), up to ``reach`` voxels into the separator (the layers' interface is good to about a voxel);
     then a fibre voxel lying on active that reads under ``cuts["pore_on_active"]`` is the pore
-    beside the particle, lit by its blur and rims: ``electrolyte``.  Local (a block with
-    ``reach + 1`` voxels of context along ``axis`` gives the whole volume's answer).
+    beside the particle, lit by its blur and rims: ``electrolyte``; ``lit_from`` (a mask of
+    ``phases``' shape; default every voxel): the fibre voxels this last rule may re-read.  Local (a
+    block with ``reach + 1`` voxels of context along ``axis`` gives the whole volume's answer).
     """
     out = np.array(phases, copy=True)
     sep = regions == region_values["separator"]
@@ -1239,6 +1241,8 @@ def separator_contacts(smoothed: np.ndarray, regions: np.ndarray, phases: np.nda
         act |= grow
     out[act & sep] = act_v
     lit = sep & (out == fib_v) & _next_along(act, axis, towards_cathode) & (smoothed < cuts["pore_on_active"])
+    if lit_from is not None:
+        lit &= lit_from
     out[lit] = pore_v
     return out
 
