@@ -1,9 +1,11 @@
-"""Where the separator errors of the unsupervised segmentation lie (issue 7).
+"""Where the separator errors of the unsupervised segmentation (and of the classifier) lie (issue 7).
 
     PYTHONPATH=. python benchmarks/separator_errors.py [--slices 24 --size 192] [--seeds 0,1]
-        [--presets diglyme,carbonate] [--stages corrected,oracle-corrected]
+        [--presets diglyme,carbonate] [--stages corrected,oracle-corrected] [--methods auto,classifier]
 
 The separator phase (its fibres; its pores are electrolyte) of ``segment_volume(..., method="auto")``
+(and, with ``--methods``, of the benchmark's classifier: a forest trained from
+:func:`volrecon.segment.scribbles.synthetic_scribbles` of the truth, as in :mod:`segmentation`)
 against the phantom's truth, on the benchmark's corrected stack (:func:`segmentation.real_correct`)
 and on the oracle-corrected one:
 
@@ -27,7 +29,12 @@ and on the oracle-corrected one:
   particles on the rows around the true ``separator|cathode``, with the guess's thresholds on a
   common grey scale (the separator's pore and the cathode's particles of ``separator_contacts``
   mapped to 0.22 and 0.66, the phantom's levels): whether a stack's cut differs from another's
-  through a different guess.
+  through a different guess (``auto`` only);
+- with two methods, the one against the other on the same stack: how far apart their
+  ``sei|separator`` and ``separator|cathode`` surfaces are (mean absolute difference, share of
+  columns on the same row), and the true fibres one method gets and the other misses (and the
+  false fibres one adds and the other does not), by the label and the region the losing method gave
+  them: whether they differ by the layer cut or by the phase decision within the same region.
 
 The stacking axis is the image rows (the phantom's, anode on top).
 """
@@ -45,8 +52,9 @@ from scipy import ndimage as ndi
 from volrecon.phases import PHASES, REGIONS
 from volrecon.sample import make_phantom
 from volrecon.sample.oracle import oracle_correct
-from volrecon.segment import api, segment_volume
+from volrecon.segment import api, segment_volume, train_classifier
 from volrecon.segment.regional import smooth
+from volrecon.segment.scribbles import synthetic_scribbles
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import phantom_args, save  # noqa: E402
@@ -168,10 +176,28 @@ def guess_at_cut(image: np.ndarray, truth, seg, voxel_size_nm) -> dict[str, Any]
     return out
 
 
-def separator_errors(image: np.ndarray, truth, voxel_size_nm) -> dict[str, Any]:
-    """The separator errors of the unsupervised segmentation of ``image`` against ``truth``
-    (``labels``, ``regions`` of the phantom, cut as the image); see the module docstring."""
-    seg = segment_volume(image, voxel_size_nm=voxel_size_nm, method="auto")
+METHODS = ("auto", "classifier")
+"""The methods this script segments with."""
+
+
+def segment(image: np.ndarray, truth, voxel_size_nm, method: str) -> Any:
+    """``segment_volume`` of ``image`` by ``method``: ``auto``, or ``classifier`` trained as the
+    benchmark trains it (synthetic scribbles of ``truth.labels``, seed 1)."""
+    if method == "auto":
+        return segment_volume(image, voxel_size_nm=voxel_size_nm, method="auto")
+    if method != "classifier":
+        raise ValueError(f"method {method!r}: use one of {METHODS}")
+    clf = train_classifier(image, synthetic_scribbles(truth.labels, seed=1), voxel_size_nm=voxel_size_nm,
+                           phase_names=PHASES)
+    return segment_volume(image, voxel_size_nm=voxel_size_nm, method="classifier", classifier=clf)
+
+
+def separator_errors(image: np.ndarray, truth, voxel_size_nm, seg: Any = None) -> dict[str, Any]:
+    """The separator errors of the segmentation ``seg`` of ``image`` (default: the unsupervised
+    one) against ``truth`` (``labels``, ``regions`` of the phantom, cut as the image); see the
+    module docstring."""
+    if seg is None:
+        seg = segment_volume(image, voxel_size_nm=voxel_size_nm, method="auto")
     ph, nm = np.asarray(seg.phases), seg.phase_names
     inv, tinv = {v: k for k, v in nm.items()}, {v: k for k, v in PHASES.items()}
     lab, reg = truth.labels, truth.regions
@@ -214,18 +240,45 @@ def separator_errors(image: np.ndarray, truth, voxel_size_nm) -> dict[str, Any]:
     out["missed_by_region"] = _by_region(missed, ph, reg_found, inv)
     out["false_by_region"] = _by_region(false, lab, reg_found, tinv)
     out["depth"] = mat_depth(ts & valid[:, None, :], ps, th["sei|separator"], th["separator|cathode"])
-    out["guess"] = guess_at_cut(image, truth, seg, voxel_size_nm)
+    if "layer_guess" in seg.parameters:
+        out["guess"] = guess_at_cut(image, truth, seg, voxel_size_nm)
     return out
 
 
-def true_surface_dice(image: np.ndarray, truth, voxel_size_nm) -> dict[str, float]:
+def methods_compared(segs: Mapping[str, Any], truth, voxel_size_nm) -> dict[str, Any]:
+    """Two segmentations of one stack (``method -> result``) against each other: the distance
+    between their separator's surfaces over the columns that are specimen from the cap down, and the
+    true (false) fibres one gets right and the other wrong, by the label (true phase) and the
+    region the loser gave them."""
+    (ma, a), (mb, b) = segs.items()
+    _, valid = truth_heights(truth)
+    vy = float(voxel_size_nm[1])
+    out: dict[str, Any] = {"methods": [ma, mb], "surfaces": {}}
+    for k in ("sei|separator", "separator|cathode"):
+        ha, hb = (np.asarray(s.interfaces["heights_nm"][k]) / vy for s in (a, b))
+        d = (ha - hb)[valid]
+        out["surfaces"][k] = {"mean": float(d.mean()), "mean_abs": float(np.abs(d).mean()),
+                              "same_row": float((np.abs(d) < 0.5).mean())}
+    spec = truth.regions != REGIONS["frame"]
+    ts = (truth.labels == PHASES["separator"]) & spec
+    tinv = {v: k for k, v in PHASES.items()}
+    for (m1, s1), (m2, s2) in (((ma, a), (mb, b)), ((mb, b), (ma, a))):
+        p1, p2 = (np.asarray(s.phases) == s.phase_names["separator"] for s in (s1, s2))
+        ph1, inv1 = np.asarray(s1.phases), {v: k for k, v in s1.phase_names.items()}
+        reg1 = np.asarray(s1.regions)
+        out[f"{m1} misses, {m2} gets"] = _by_region(ts & ~p1 & p2, ph1, reg1, inv1)
+        out[f"{m1} adds, {m2} does not"] = _by_region(p1 & ~ts & ~p2 & spec, truth.labels, reg1, tinv)
+    return out
+
+
+def true_surface_dice(image: np.ndarray, truth, voxel_size_nm, method: str = "auto") -> dict[str, float]:
     """Separator Dice with the true ``sei|separator``, ``separator|cathode`` or both put in place."""
     out = {}
     spec = truth.regions != REGIONS["frame"]
     for names in (("sei|separator",), ("separator|cathode",), ("sei|separator", "separator|cathode")):
         undo = with_true_surfaces(truth, names)
         try:
-            seg = segment_volume(image, voxel_size_nm=voxel_size_nm, method="auto")
+            seg = segment(image, truth, voxel_size_nm, method)
         finally:
             undo()
         ph = np.asarray(seg.phases)
@@ -233,13 +286,29 @@ def true_surface_dice(image: np.ndarray, truth, voxel_size_nm) -> dict[str, floa
     return out
 
 
+def compared_markdown(c: Mapping[str, Any]) -> list[str]:
+    """The lines of :func:`methods_compared`'s result."""
+    ma, mb = c["methods"]
+    lines = [f"{ma} against {mb}: " + "; ".join(
+        f"{k} {v['mean']:+.2f} rows mean, {v['mean_abs']:.2f} mean abs, {v['same_row']:.2f} of the columns on the same row"
+        for k, v in c["surfaces"].items()), ""]
+    for key in (f"{ma} misses, {mb} gets", f"{mb} misses, {ma} gets", f"{ma} adds, {mb} does not", f"{mb} adds, {ma} does not"):
+        by = c[key]
+        lines.append(f"- {key} ({sum(by.values())}): " + ("; ".join(f"{k} {v}" for k, v in by.items()) or "none"))
+    return lines + [""]
+
+
 def markdown(results: Mapping[str, Mapping[str, Any]], command: str) -> str:
     """The results as a markdown page."""
     lines = ["# Separator errors of the unsupervised segmentation", "", f"Command: `{command}`", "",
-             "Separator phase (fibres) of `segment_volume(method='auto')` against the phantom's truth. Missed: true "
+             "Separator phase (fibres) of `segment_volume(method='auto')` (and of the classifier where the heading "
+             "says so) against the phantom's truth. Missed: true "
              "separator given another label; false: labelled separator where the truth is another phase; by place "
              f"(within {NEAR:g} rows of the true anode region, of the true cathode region, inside).", ""]
     for tag, r in results.items():
+        if "methods" in r:
+            lines += [f"## {tag}", "", *compared_markdown(r)]
+            continue
         lines += [f"## {tag}: separator Dice {r['dice']:.4f}", "", "| error | beside the SEI | beside the cathode | inside | Dice were it right |",
                   "|---|---|---|---|---|"]
         for kind, key in (("missed", "separator labelled {}"), ("false", "{} labelled separator")):
@@ -295,16 +364,25 @@ def stacks(args: Any) -> Iterator[tuple[str, Any, Any, Any]]:
 def main() -> None:
     ap = phantom_args()
     ap.add_argument("--stages", default="corrected,oracle-corrected")
+    ap.add_argument("--methods", default="auto", help="comma-separated: auto, classifier")
     ap.add_argument("--no-true-surfaces", action="store_true", help="skip the runs with the true surfaces put in place")
+    ap.add_argument("--name", default="separator_errors", help="the results files' name")
     args = ap.parse_args()
+    methods = args.methods.split(",")
     results = {}
     for tag, img, truth, ph in stacks(args):
-        results[tag] = separator_errors(img, truth, ph.voxel_size_nm)
-        if not args.no_true_surfaces:
-            results[tag]["true_surfaces"] = true_surface_dice(img, truth, ph.voxel_size_nm)
-        print(tag, f"separator Dice {results[tag]['dice']:.4f}", flush=True)
+        segs = {}
+        for method in methods:
+            key = tag if method == "auto" else f"{tag}, {method}"
+            segs[method] = seg = segment(img, truth, ph.voxel_size_nm, method)
+            results[key] = separator_errors(img, truth, ph.voxel_size_nm, seg)
+            if not args.no_true_surfaces:
+                results[key]["true_surfaces"] = true_surface_dice(img, truth, ph.voxel_size_nm, method)
+            print(key, f"separator Dice {results[key]['dice']:.4f}", flush=True)
+        if len(segs) == 2:
+            results[f"{tag}: {' against '.join(segs)}"] = methods_compared(segs, truth, ph.voxel_size_nm)
     command = "PYTHONPATH=. python benchmarks/separator_errors.py " + " ".join(sys.argv[1:])
-    save("separator_errors", {"args": vars(args), "results": results}, markdown(results, command.strip()))
+    save(args.name, {"args": vars(args), "results": results}, markdown(results, command.strip()))
 
 
 if __name__ == "__main__":

@@ -1119,9 +1119,14 @@ def rim_threshold(values: np.ndarray, threshold: float, edge: Mapping[str, float
     rho = float(edge.get("rim_ratio", 0.0)) if edge.get("accepted", True) else 0.0
     if lo_v.size < 10 or hi_v.size < 10 or not rho > 0:
         return float(threshold)
-    p_level, f_level = float(np.median(lo_v)), float(np.median(hi_v))
-    frac = float(np.clip(0.5 + _rim_lift(edge, smooth_sigma), 0.5, 0.85))
-    return p_level + frac * (f_level - p_level)
+    return rim_cut(float(np.median(lo_v)), float(np.median(hi_v)), edge, smooth_sigma)
+
+
+def rim_cut(dark: float, bright: float, edge: Mapping[str, float], smooth_sigma: Sequence[float]) -> float:
+    """The cut between two phase levels ``dark`` < ``bright`` moved for edge-brightening rims:
+    half-way between what the two voxels beside their boundary read, ``dark + (0.5 + ρ k)(bright -
+    dark)`` (the rim model of :func:`rim_threshold`; half-way without an accepted rim fit in ``edge``)."""
+    return dark + float(np.clip(0.5 + _rim_lift(edge, smooth_sigma), 0.5, 0.85)) * (bright - dark)
 
 
 def _rim_lift(edge: Mapping[str, float], smooth_sigma: Sequence[float]) -> float:
@@ -1161,23 +1166,31 @@ def contact_cuts(separator: np.ndarray, separator_cut: float, cathode: np.ndarra
 
     None when a level is missing or the active particles are not brighter than the fibres.
     """
-    from scipy.special import ndtr
-
     sep, cat = np.asarray(separator, float), np.asarray(cathode, float)
     pores, fibres, active = sep[sep < separator_cut], sep[sep >= separator_cut], cat[cat >= active_cut]
     if min(pores.size, fibres.size, active.size) < 100:
         return None
-    p, f, a = (float(np.median(v)) for v in (pores, fibres, active))
+    return level_contact_cuts(*(float(np.median(v)) for v in (pores, fibres, active)), edge, smooth_sigma)
+
+
+def level_contact_cuts(pore: float, fibre: float, active: float, edge: Mapping[str, float],
+                       smooth_sigma: Sequence[float]) -> dict[str, float] | None:
+    """The cuts of :func:`contact_cuts` from the levels ``P`` (``pore``, the separator's pore),
+    ``F`` (``fibre``) and ``A`` (``active``, the cathode's particles) themselves; None unless ``A >
+    F > P``."""
+    from scipy.special import ndtr
+
+    p, f, a = pore, fibre, active
     if not a > f > p:
         return None
     lift = _rim_lift(edge, smooth_sigma)
     s = float(np.hypot(float(edge.get("sigma_vox", 1.0)), max(smooth_sigma)))
     c = float(ndtr(-0.5 / s)) + lift
     return {"pore_level": p, "fibre_level": f, "active_level": a,
-            "active": f + float(np.clip(0.5 + lift, 0.5, 0.85)) * (a - f),
-            "pore_active": p + float(np.clip(0.5 + lift, 0.5, 0.85)) * (a - p),
+            "active": rim_cut(f, a, edge, smooth_sigma),
+            "pore_active": rim_cut(p, a, edge, smooth_sigma),
             "pore_on_active": 0.5 * (p + c * (a - p) + f + c * (a - f)),
-            "pore_beyond": min(p + float(np.clip(0.5 + lift, 0.5, 0.85)) * (a - p), 0.5 * (p + c * (a - p) + f))}
+            "pore_beyond": min(rim_cut(p, a, edge, smooth_sigma), 0.5 * (p + c * (a - p) + f))}
 
 
 def _next_along(mask: np.ndarray, axis: int, step: int) -> np.ndarray:
@@ -1196,7 +1209,8 @@ def _next_along(mask: np.ndarray, axis: int, step: int) -> np.ndarray:
 
 def separator_contacts(smoothed: np.ndarray, regions: np.ndarray, phases: np.ndarray, *, axis: int,
                        towards_cathode: int, cuts: Mapping[str, float], names: Mapping[str, int],
-                       reach: int = 2, region_values: Mapping[str, int] = REGIONS) -> np.ndarray:
+                       reach: int = 2, region_values: Mapping[str, int] = REGIONS,
+                       lit_from: np.ndarray | None = None) -> np.ndarray:
     """The separator's voxels on the cathode's active particles re-decided (:func:`contact_cuts`).
 
     Along the stacking axis ``axis`` (``towards_cathode`` = +1 or -1), a separator voxel whose
@@ -1206,8 +1220,9 @@ def separator_contacts(smoothed: np.ndarray, regions: np.ndarray, phases: np.nda
     particle's first voxel under a pore: the SEI beyond a thin separator, darker than the cut once
     the rims lift it, is no pore), up to ``reach`` voxels into the separator (the layers' interface is good to about a voxel);
     then a fibre voxel lying on active that reads under ``cuts["pore_on_active"]`` is the pore
-    beside the particle, lit by its blur and rims: ``electrolyte``.  Local (a block with
-    ``reach + 1`` voxels of context along ``axis`` gives the whole volume's answer).
+    beside the particle, lit by its blur and rims: ``electrolyte``; ``lit_from`` (a mask of
+    ``phases``' shape; default every voxel): the fibre voxels this last rule may re-read.  Local (a
+    block with ``reach + 1`` voxels of context along ``axis`` gives the whole volume's answer).
     """
     out = np.array(phases, copy=True)
     sep = regions == region_values["separator"]
@@ -1226,6 +1241,8 @@ def separator_contacts(smoothed: np.ndarray, regions: np.ndarray, phases: np.nda
         act |= grow
     out[act & sep] = act_v
     lit = sep & (out == fib_v) & _next_along(act, axis, towards_cathode) & (smoothed < cuts["pore_on_active"])
+    if lit_from is not None:
+        lit &= lit_from
     out[lit] = pore_v
     return out
 
