@@ -59,6 +59,7 @@ from volrecon.segment.voids import (
     slice_histograms,
     slice_level_edges,
     slice_levels,
+    split_grey,
     split_reach,
     split_voids,
     spread_floor,
@@ -1427,8 +1428,9 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
 
     if cues.average_nm > 0:
         def avg(g_: np.ndarray, o_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
-            return np.ascontiguousarray(pore_average(g_, space_of(o_, r_), sigma_nm=cues.average_nm,
-                                                     voxel_size_nm=vox)[core])
+            c_ = r_ == cat_v
+            return np.ascontiguousarray(split_grey(g_, c_ & (o_ == elec_v), c_ & (o_ == bind_v),
+                                                   sigma_nm=cues.average_nm, voxel_size_nm=vox)[core])
 
         # the pore average is in-plane only (a void's dark core must not be carried along z)
         reach = (0, *pore_vote_reach(cues.average_nm, vox)[1:])

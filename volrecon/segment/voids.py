@@ -738,6 +738,88 @@ def pore_average(grey: np.ndarray, space: np.ndarray, *, sigma_nm: float,
     return np.where(space, num / np.maximum(den, 1e-6), g).astype(np.float32)
 
 
+def split_grey(grey: np.ndarray, pore: np.ndarray, binder: np.ndarray, *, sigma_nm: float,
+               voxel_size_nm: Sequence[float]) -> np.ndarray:
+    """The grey the void split reads: the pore's voxels averaged over the pore alone, the binder's
+    over the pore and the binder (:func:`pore_average`).
+
+    A void's dark face is the pore's own signal: binder (well above the electrolyte grey, and the
+    bright edge rims classed binder beside the particles) averaged into it lifts it by its share of
+    the average times the binder's contrast, at 20 nm about a tenth of the pore's neighbourhood per
+    tenth of binder, and a void of a few pixels' width lined with binder never reads dark.
+    Measured with the phantoms' truth (24x192x192 carbonate, seed 0, oracle-corrected): inside a
+    void lined with binder the pore-and-binder average read 0.35-0.38 where the face itself is
+    0.15-0.25 (electrolyte 0.22).  A binder-labelled voxel keeps the pore-and-binder average: it
+    is a void only where it borders one (the split's rings), and its own few binder neighbours
+    would read it alone.
+
+    Parameters
+    ----------
+    grey : ndarray (z, y, x)
+        Grey values.
+    pore, binder : ndarray of bool
+        The pore's and the binder's voxels (in the region split).
+    sigma_nm : float
+        Gaussian scale of the average (nm, in-plane); 0 returns ``grey``.
+    voxel_size_nm : 3 floats
+        ``(z, y, x)`` voxel size.
+
+    Returns
+    -------
+    ndarray (float32)
+    """
+    pore = np.asarray(pore, dtype=bool)
+    binder = np.asarray(binder, dtype=bool)
+    own = pore_average(grey, pore, sigma_nm=sigma_nm, voxel_size_nm=voxel_size_nm)
+    if not binder.any():
+        return own
+    both = pore_average(grey, pore | binder, sigma_nm=sigma_nm, voxel_size_nm=voxel_size_nm)
+    return np.where(binder & ~pore, both, own).astype(np.float32)
+
+
+def average_noise(mask: np.ndarray, *, sigma_nm: float, voxel_size_nm: Sequence[float]) -> np.ndarray:
+    """Noise of :func:`pore_average` at each voxel of ``mask``, relative to a neighbourhood all ``mask``.
+
+    The average over ``mask`` with in-plane Gaussian weights ``k`` has, for white noise of one
+    spread, the standard deviation ``sqrt(sum k^2 m) / sum k m``.  For a Gaussian ``k`` of scale
+    ``s``, ``k^2`` is a Gaussian of scale ``s / sqrt(2)`` over ``4 pi s^2`` (per unit of area), so
+    relative to a full neighbourhood it is ``sqrt(G_{s/sqrt 2} m) / G_s m``: 1 inside a wide pore,
+    about 1.4 at a straight edge, and several times more in a pore a pixel or two wide.  The
+    electrolyte's spread is measured where the average reads a full neighbourhood, so a dark test
+    counted in that spread takes the noise of a thin pore's few voxels for a dark core.
+
+    Parameters
+    ----------
+    mask : ndarray of bool (z, y, x)
+        The voxels averaged over (each slice on its own).
+    sigma_nm : float
+        Gaussian scale of the average (nm, in-plane).
+    voxel_size_nm : 3 floats
+        ``(z, y, x)`` voxel size.
+
+    Returns
+    -------
+    ndarray (float32)
+        The factor (at least about 1) on ``mask``, 1 elsewhere and everywhere when ``sigma_nm`` is 0.
+
+    Examples
+    --------
+    >>> m = np.zeros((1, 41, 41), bool); m[:, :, :20] = True
+    >>> f = average_noise(m, sigma_nm=20.0, voxel_size_nm=(20.0, 10.0, 10.0))
+    >>> round(float(f[0, 20, 5]), 2), round(float(f[0, 20, 19]), 1)   # deep inside; at the straight edge
+    (1.0, 1.4)
+    """
+    m = np.asarray(mask, dtype=bool)
+    if sigma_nm <= 0 or not m.any():
+        return np.ones(m.shape, dtype=np.float32)
+    sigma = [0.0] + [sigma_nm / float(v) for v in voxel_size_nm[1:]]
+    mf = m.astype(np.float32)
+    den = gaussian(mf, sigma, mode="reflect", truncate=_TRUNCATE)
+    sq = gaussian(mf, [x / math.sqrt(2.0) for x in sigma], mode="reflect", truncate=_TRUNCATE * math.sqrt(2.0))
+    f = np.sqrt(np.maximum(sq, 0.0)) / np.maximum(den, 1e-6)
+    return np.where(m, f, 1.0).astype(np.float32)
+
+
 def _core_steps(cues: VoidCues, voxel_size_nm: Sequence[float]) -> int:
     """Steps of the bounded growth from a void's dark core through its dark region."""
     return max(1, int(math.ceil(3.0 * cues.average_nm / min(float(v) for v in voxel_size_nm[1:]))))
@@ -858,7 +940,9 @@ def split_reach(cues: VoidCues, voxel_size_nm: Sequence[float]) -> tuple[int, in
     lit = grow if cues.lit_ring else [0, 0, 0]  # the lit ring: one more widening of the finished voids
     # the closing vote reads the finished voids around each voxel: its reach adds to theirs
     vote = pore_vote_reach(cues.vote_nm, voxel_size_nm) if cues.vote_nm > 0 else (0, 0, 0)
-    return tuple(3 * e + grow[ax] + lit[ax] + core + rim[ax] + vote[ax] + (tail if ax == 0 else 0) + 1  # type: ignore[return-value]
+    # the dark test's noise factor reads the pore around each voxel (average_noise), in-plane
+    noise = (0, *pore_vote_reach(cues.average_nm, voxel_size_nm)[1:]) if cues.average_nm > 0 else (0, 0, 0)
+    return tuple(3 * e + grow[ax] + lit[ax] + core + rim[ax] + vote[ax] + noise[ax] + (tail if ax == 0 else 0) + 1  # type: ignore[return-value]
                  for ax, e in enumerate(edge))
 
 
@@ -1127,7 +1211,10 @@ def split_voids(
         bind &= ~rim
     space = pore | bind
     g = np.asarray(smoothed)
-    seeds = dark_cores((level - g) / max(spread, 1e-12), space, cues=cues, voxel_size_nm=voxel_size_nm)
+    # the pore's average reads fewer voxels in a thin pore than where its spread was measured
+    noise = average_noise(cat & (np.asarray(phases) == electrolyte), sigma_nm=cues.average_nm,
+                          voxel_size_nm=voxel_size_nm)
+    seeds = dark_cores((level - g) / (max(spread, 1e-12) * noise), space, cues=cues, voxel_size_nm=voxel_size_nm)
     if not seeds.any():
         return out
     # a dark core is void at least the shine-through depth deeper: its columns continue that far
