@@ -1390,8 +1390,9 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
                    warnings: list[str], folder: Scratch | None = None) -> da.Array:
     """Void vs electrolyte in the cathode pore (:func:`volrecon.segment.voids.split_voids`), chunked.
 
-    The split works on the pore average of the grey ``src`` (:func:`volrecon.segment.voids.pore_average`
-    over the cathode's pore and binder; with ``average_nm`` 0, on the ``smooth_nm`` smoothing), and
+    The split works on the pore average of the grey ``src`` (:func:`volrecon.segment.voids.split_grey`:
+    the cathode's pore over its own voxels, its binder over the pore and binder; with ``average_nm`` 0,
+    on the ``smooth_nm`` smoothing), and
     the electrolyte level and spread come from those values on the cathode's ``electrolyte`` voxels
     (those whose in-plane neighbours are electrolyte too): every slice gets its own level
     (:func:`volrecon.segment.voids.slice_levels` on each slice's histogram, summed over its

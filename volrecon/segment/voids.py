@@ -22,6 +22,20 @@ stack itself (the level slice by slice, :func:`slice_levels`), and lengths in nm
 (:class:`VoidCues`).  The dark test is made on the pore's own average over a fixed length
 (:func:`pore_average`), so its noise, and the seed threshold, do not grow with the voxel size.
 
+The pore's own average.  The average is the pore's alone (:func:`split_grey`): binder averaged into
+it (it had been, with the binder's voxels counted as void candidates) lifted a void a few pixels
+wide lined with binder or a particle's bright rim to the electrolyte grey, and no dark test saw it.
+Where a pore is thin the average reads fewer voxels, and its noise is larger than the electrolyte
+spread measured in the wide pore; the dark test counts in that larger noise (:func:`average_noise`).
+Measured on the benchmark's 24x192x192 phantoms (method ``auto``, corrected / oracle-corrected):
+void Dice diglyme 0.763 -> 0.773 / 0.772 -> 0.775 (seed 0), 0.737 -> 0.753 / 0.743 -> 0.759 (seed 1),
+its void fraction -8 / -7 % -> +3 / +4 % of the truth (seed 0), -20 / -19 % -> -12 / -10 % (seed 1);
+carbonate seed 1 0.453 -> 0.501 / 0.454 -> 0.538 (void fraction -18 % -> +18 %), seed 0 0.257 -> 0.241 /
+0.246 -> 0.235.  What it costs: the pore Dice of diglyme seed 0 falls by 0.002 and the cathode's binder
+fraction by 0.005 (the new voids' outer ring and tail take binder-labelled voxels at their edge, about
+half of them binder), and the carbonate seed 0 voids found are mostly false still (curtain stripes
+beside two voids, below: ``benchmarks/results/void_misses.md``).
+
 Where a void looks dark.  Its face shows what lies ``shine_depth_nm`` behind it, so at slice z only
 the part of the void that is still void that far behind is dark: the dark core is
 ``V(z) ∩ V(z + D)``.  Where the void narrows with depth, the band ``V(z) - V(z + D)`` shows the
