@@ -97,3 +97,21 @@ def test_thin_channel_noise_seeds_no_void():
     # the wide pore takes its chance 4-spread seeds (rate ~0.005); the channels no more than a few times
     # that (read in the wide pore's spread alone, 0.35-0.45 of their voxels were void)
     assert v[:, :, 46:].sum() / pore[:, :, 46:].sum() < 0.05
+
+
+def test_outer_ring_stays_out_of_unlit_binder():
+    # a dark core beside a binder block with electrolyte behind it (no particle lights it): the ring
+    # takes the pore around the core, not the binder (the ring's lift reaches the electrolyte grey)
+    n = 40
+    phases = np.full((12, n, n), ELEC, np.uint8)
+    phases[:, :, 22:] = BIND
+    grey = np.where(phases == BIND, LEVELS["binder"], LEVELS["electrolyte"]).astype(np.float32)
+    core = np.zeros(phases.shape, bool)
+    core[:, 14:26, 12:22] = True              # the void's dark core, flush with the binder
+    grey[core] = LEVELS["void"]
+    out = split_voids(grey, phases, np.ones(phases.shape, bool), void=VOID, electrolyte=ELEC, binder=BIND,
+                      level=LEVELS["electrolyte"], spread=0.01, voxel_size_nm=VOX,
+                      cues=VoidCues(vote_nm=0.0, flat_k=0.0), active=None)
+    ring_pore = (out[3:6, 14:26, 10:12] == VOID).mean()     # the pore beside the core: the ring
+    assert ring_pore > 0.9
+    assert not (out[:, :, 22:] == VOID).any()            # the binder beside it stays binder
