@@ -53,7 +53,6 @@ from volrecon.segment.voids import (
     electrolyte_level,
     filled_pore_cut,
     measure_shine_depth,
-    pore_average,
     pore_vote_reach,
     refine_pores,
     slice_histograms,
