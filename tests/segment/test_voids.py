@@ -149,7 +149,7 @@ def test_split_voids_is_exact_on_padded_blocks(vox):
 
     rng = np.random.default_rng(2)
     E, V, B, A = PHASES["electrolyte"], PHASES["void"], PHASES["binder"], PHASES["active"]
-    g = ndi.gaussian_filter(rng.random((60, 80, 80)).astype(np.float32), 1.5)
+    g = ndi.gaussian_filter(rng.random((60, 96, 96)).astype(np.float32), 1.5)
     g = (g - g.mean()) / g.std() * 0.1 + 0.3
     phases = np.select([g < 0.3, g < 0.4], [E, B], A).astype(np.uint8)
     cat = np.ones(g.shape, bool)
@@ -157,7 +157,7 @@ def test_split_voids_is_exact_on_padded_blocks(vox):
     kw = dict(void=V, electrolyte=E, binder=B, level=0.25, spread=0.02, voxel_size_nm=vox, cues=cues)
     whole = split_voids(g, phases, cat, **kw)
     assert (whole == V).any() and (whole == E).any()
-    assert_block_exact(whole, g, phases, cat, kw, (22, 28, 28), (40, 48, 48))
+    assert_block_exact(whole, g, phases, cat, kw, (22, 36, 36), (40, 56, 56))
 
 
 def assert_block_exact(whole, g, phases, cat, kw, lo, hi):

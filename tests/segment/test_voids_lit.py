@@ -92,7 +92,7 @@ def test_split_voids_lit_ring_is_exact_on_padded_blocks():
     from scipy import ndimage as ndi
 
     rng = np.random.default_rng(5)
-    g = ndi.gaussian_filter(rng.random((50, 56, 56)).astype(np.float32), 1.5)
+    g = ndi.gaussian_filter(rng.random((50, 72, 72)).astype(np.float32), 1.5)
     g = (g - g.mean()) / g.std() * 0.1 + 0.3
     phases = np.select([g < 0.3, g < 0.4], [E, B], A).astype(np.uint8)
     cat = np.ones(g.shape, bool)
@@ -101,7 +101,7 @@ def test_split_voids_lit_ring_is_exact_on_padded_blocks():
     whole = split_voids(g, phases, cat, **kw)
     without = split_voids(g, phases, cat, **{**kw, "cues": replace(cues, lit_ring=False)})
     assert ((whole == V) & (without == B)).any()  # the lit ring took binder here
-    assert_block_exact(whole, g, phases, cat, kw, (18, 20, 20), (32, 36, 36))
+    assert_block_exact(whole, g, phases, cat, kw, (18, 28, 28), (32, 44, 44))
 
 
 def test_lit_ring_is_lit_by_active_only():

@@ -53,12 +53,12 @@ from volrecon.segment.voids import (
     electrolyte_level,
     filled_pore_cut,
     measure_shine_depth,
-    pore_average,
     pore_vote_reach,
     refine_pores,
     slice_histograms,
     slice_level_edges,
     slice_levels,
+    split_grey,
     split_reach,
     split_voids,
     spread_floor,
@@ -1397,8 +1397,9 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
                    warnings: list[str], folder: Scratch | None = None) -> da.Array:
     """Void vs electrolyte in the cathode pore (:func:`volrecon.segment.voids.split_voids`), chunked.
 
-    The split works on the pore average of the grey ``src`` (:func:`volrecon.segment.voids.pore_average`
-    over the cathode's pore and binder; with ``average_nm`` 0, on the ``smooth_nm`` smoothing), and
+    The split works on the pore average of the grey ``src`` (:func:`volrecon.segment.voids.split_grey`:
+    the cathode's pore over its own voxels, its binder over the pore and binder; with ``average_nm`` 0,
+    on the ``smooth_nm`` smoothing), and
     the electrolyte level and spread come from those values on the cathode's ``electrolyte`` voxels
     (those whose in-plane neighbours are electrolyte too): every slice gets its own level
     (:func:`volrecon.segment.voids.slice_levels` on each slice's histogram, summed over its
@@ -1435,8 +1436,9 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
 
     if cues.average_nm > 0:
         def avg(g_: np.ndarray, o_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
-            return np.ascontiguousarray(pore_average(g_, space_of(o_, r_), sigma_nm=cues.average_nm,
-                                                     voxel_size_nm=vox)[core])
+            c_ = r_ == cat_v
+            return np.ascontiguousarray(split_grey(g_, c_ & (o_ == elec_v), c_ & (o_ == bind_v),
+                                                   sigma_nm=cues.average_nm, voxel_size_nm=vox)[core])
 
         # the pore average is in-plane only (a void's dark core must not be carried along z)
         reach = (0, *pore_vote_reach(cues.average_nm, vox)[1:])
