@@ -959,8 +959,8 @@ def detect_layers(
         in the cathode, while the separator's pores stay filled; where a void tops the cathode, its
         solids begin rows beyond the interface and a cut on them alone reads the void as the
         separator's pore.  For phases whose ``void`` means an empty pore (the grey guess's pore too
-        dark to hold electrolyte, ``segment_volume``); False by default (a pixel classifier's
-        ``void`` is also found in the separator's electrolyte).
+        dark to hold electrolyte, ``segment_volume``; measured there: ``api._cut_beside_voids``);
+        False by default (a pixel classifier's ``void`` is also found in the separator's electrolyte).
 
     Returns
     -------
