@@ -103,3 +103,31 @@ def test_dark_voids_measure_the_separators_electrolyte(lazy):
     pore = (cls == PHASES["electrolyte"]) & ~cores
     assert (marked[pore] == PHASES["void"]).mean() < 0.01
     assert np.array_equal(marked[~pore & ~cores], cls[~pore & ~cores])
+
+
+
+def test_cut_beside_voids_moves_the_cut_and_keeps_the_layer_order():
+    """On a guess of :func:`_cell` whose void reads as its pore class (grey 0.08 against the electrolyte's
+    0.22), the re-cut moves to the void's top on the left half; where the SEI's outer surface was moved
+    onto the cathode (a film grown through a thin mat, columns 72+) the cut does not come back before it."""
+    from volrecon.segment.api import _cut_beside_voids
+
+    lab = _cell(0)
+    void = lab == PHASES["void"]
+    cls = np.where(void, PHASES["electrolyte"], lab).astype(np.uint8)
+    rng = np.random.default_rng(2)
+    grey = np.where(cls == PHASES["electrolyte"], 0.22, 0.6).astype(np.float32)
+    grey[void] = 0.08
+    grey += rng.normal(0, 0.01, grey.shape).astype(np.float32)
+    lay = detect_layers(cls, phase_names=PHASES, voxel_size_nm=VOX, axis=1)
+    film = lay.heights["sei|separator"].copy()
+    film[:, 72:] = TOP + 6.0
+    lay = Layers(lay.axis, lay.anode_first, {**lay.heights, "sei|separator": film}, lay.present, lay.length)
+    params = {"layer_guess": {}}
+    out = _cut_beside_voids(cls, da.from_array(grey, chunks=(4, 72, 96)), lay, names=PHASES, frame_value=None,
+                            params=params, dark_k=3.0, read=None, layer_options={"voxel_size_nm": VOX, "axis": 1})
+    h = out.heights["separator|cathode"]
+    assert abs(params["layer_guess"]["dark_voids"]["electrolyte_level"] - 0.22) < 0.005
+    assert np.abs(lay.heights["separator|cathode"][:, 8:40] - TOP).mean() > 4.0
+    assert np.abs(h[:, 8:40] - TOP).mean() < 1.5
+    assert (h[:, 72:] >= TOP + 6.0).all()
