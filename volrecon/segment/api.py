@@ -1857,6 +1857,8 @@ def _cut_beside_voids(guess: Any, grey: da.Array, lay: Layers, *, names: Mapping
     marked, params["layer_guess"]["dark_voids"] = voids
     again = detect_layers(marked, phase_names=names, frame_value=frame_value, cathode_voids=True,
                           **layer_options).heights["separator|cathode"]
+    if again is None:  # no separator|cathode on the marked guess (a field beginning in the cathode): the first stands
+        return lay
     h, film = again, lay.heights.get("sei|separator")
     if film is not None:
         # the layers' order: not before the film's outer surface (moved onto the cathode where it grew through a thin mat)
