@@ -1849,8 +1849,9 @@ def _cut_beside_voids(guess: Any, grey: da.Array, lay: Layers, *, names: Mapping
     correction left (image columns 128-135, the sodium 10 grey levels darker as well) reads the separator's
     electrolyte as void; diglyme seed 2 1.03 / 0.94 -> 1.08 / 0.98, carbonate seed 2 corrected
     1.52 -> 1.57, carbonate seeds 0 / 1 oracle +0.02 / +0.01 (``benchmarks/results/separator_cathode_voids.md``
-    splits the error by what tops the cathode).  The classifier's path does not take it (its ``void``
-    is also found in the separator's electrolyte)."""
+    splits the error by what tops the cathode).  48x256 seeds 0-1 (8 rows): 1.45 -> 1.25, diglyme seed 1
+    1.83 / 1.37 -> 1.17 / 0.88; worse carbonate seed 0 1.75 / 1.82 -> 1.78 / 1.89.  The classifier's path
+    does not take it (its ``void`` is also found in the separator's electrolyte)."""
     voids = _dark_voids(guess, grey, lay, names=names, frame_value=frame_value, dark_k=dark_k, read=read)
     if voids is None:
         return lay
