@@ -26,7 +26,7 @@ from volrecon.segment._validate import check_image, check_voxel
 from volrecon.segment.classifier import (
     DECISION_REGIONS, SEPARATOR_BULK, LayerRule, PixelClassifier, choice_bits, choice_dtype, choice_groups,
     decide_in_regions, fibre_evidence, fibre_evidence_levels, interior_levels, layer_rules, normalisation_range,
-    normalise, redecide_boundaries, sampled_interior,
+    normalise, redecide_boundaries, sampled_interior, separator_binder_redecided,
     train_classifier, unpack_choice,
 )
 from volrecon.segment.cleanup import cleanup_reach, remove_small_pieces
@@ -943,9 +943,13 @@ def _boundaries_redecided(smoothed: da.Array, reg: da.Array, out: da.Array, *, i
         res_ = o_
         spill_ = None if spill_reach == 0 else _foil_spill_grey(g_, r_, foil, axis=stack_axis, vox=vox)
         for value, length_, levels_, dark_ in rules:
+            plain_ = _spill_read(g_, d_, length_, spill_)
             cut = None if dark_ is None else (_spill_read(g_, d_, dark_[0], spill_), dark_[1])
-            res_ = redecide_boundaries(res_, _spill_read(g_, d_, length_, spill_), r_ == value, levels_,
-                                       passes=CLASSIFIER_BOUNDARY_PASSES, dark=cut)
+            res_ = redecide_boundaries(res_, plain_, r_ == value, levels_, passes=CLASSIFIER_BOUNDARY_PASSES, dark=cut)
+            if value == REGIONS["cathode"]:
+                res_ = separator_binder_redecided(res_, r_ == REGIONS["separator"], *(cut or (plain_, levels_)),
+                                                  electrolyte=names["electrolyte"], binder=names["binder"],
+                                                  passes=CLASSIFIER_BOUNDARY_PASSES)
         if edges is not None:
             # the unmixed rows' noise is the bulk's over (1 - w): their binder falls under the
             # half-way cut by noise alone, so the pore side's rule stays out of them
