@@ -893,6 +893,15 @@ def _boundaries_redecided(smoothed: da.Array, reg: da.Array, out: da.Array, *, i
     seed 0, corrected: of the separator's electrolyte read as binder, 1 364 of 1 540 voxels in
     the separator's region; pore Dice 0.9469 -> 0.9488, binder 0.776 -> 0.781, separator
     -0.0002; pore +0.0005 to +0.0027 on the eight classifier rows of seeds 0 and 1).
+    Tried and not kept (24x192, pore Dice against the above): the slices levelled on the particles
+    too (a gain per slice as well as the offset): -0.0001 to +0.0003, seed 0 diglyme corrected alone
+    above noise; the voxels beside a void (the bright side of their step with it) read on the
+    plain grey instead of the dark side's: diglyme seed 0 +0.0004 / +0.0003 but seed 1 -0.0007 /
+    -0.0003 (electrolyte beside a void then read binder); the dark pair's cut at the midpoint of
+    what a straight pore | binder step's two voxels read on the model
+    (:func:`volrecon.segment.cathode_rims.step_reads`): -0.008 (the pore beside the solids reads
+    far above the model's straight step); the forward refinement after the re-decision (before the
+    two steps above): +0.0003 for its 0.5-0.7 CPU-s per Mvoxel.
 
     ``stack_axis``: the layers' stacking axis.  With it, the collector foil's spill into the
     cathode's first rows is fitted (:func:`_fit_foil_spill`, ``parameters["foil_spill"]``) and those
