@@ -26,7 +26,7 @@ from volrecon.segment._validate import check_image, check_voxel
 from volrecon.segment.classifier import (
     DECISION_REGIONS, SEPARATOR_BULK, LayerRule, PixelClassifier, choice_bits, choice_dtype, choice_groups,
     decide_in_regions, fibre_evidence, fibre_evidence_levels, interior_levels, layer_rules, normalisation_range,
-    normalise, redecide_boundaries, sampled_interior, separator_binder_redecided,
+    normalise, redecide_boundaries, sampled_interior,
     train_classifier, unpack_choice,
 )
 from volrecon.segment.cleanup import cleanup_reach, remove_small_pieces
@@ -900,13 +900,9 @@ def _boundaries_redecided(smoothed: da.Array, reg: da.Array, out: da.Array, *, i
     0.9497 / 0.9509, carbonate 0.9529 / 0.9563 -> 0.9531 / 0.9562; seed 1, diglyme 0.9553 /
     0.9614 -> 0.9586 / 0.9615, carbonate 0.9317 / 0.9362 -> 0.9318 / 0.9359.
 
-    The binder the forest reads in the separator's region beside the cathode (the cathode's solids
-    stand there within its contact reach) is re-decided on the cathode's pore | binder cut
-    (:func:`volrecon.segment.classifier.separator_binder_redecided`): the cathode's blur lifts the
-    separator's electrolyte beside it, and neither region's re-decision reached it (24x192 diglyme
-    seed 0, corrected: of the separator's electrolyte read as binder, 1 364 of 1 540 voxels in
-    the separator's region; pore Dice 0.9469 -> 0.9488, binder 0.776 -> 0.781, separator
-    -0.0002; pore +0.0005 to +0.0027 on the eight classifier rows of seeds 0 and 1).
+    The separator's electrolyte the forest reads as binder beside the cathode (the cathode's blur
+    lifts it; 1 540 voxels on 24x192 diglyme seed 0, corrected) is given back by
+    :func:`_classifier_separator_contacts`, which runs after this step.
     Tried and not kept (24x192, pore Dice against the above): the slices levelled on the particles
     too (a gain per slice as well as the offset): -0.0001 to +0.0003, seed 0 diglyme corrected alone
     above noise; the voxels beside a void (the bright side of their step with it) read on the
@@ -988,10 +984,6 @@ def _boundaries_redecided(smoothed: da.Array, reg: da.Array, out: da.Array, *, i
             plain_ = _spill_read(g_, d_, length_, spill_)
             cut = None if dark_ is None else (_spill_read(g_, d_, dark_[0], spill_), dark_[1])
             res_ = redecide_boundaries(res_, plain_, r_ == value, levels_, passes=CLASSIFIER_BOUNDARY_PASSES, dark=cut)
-            if value == REGIONS["cathode"]:
-                res_ = separator_binder_redecided(res_, r_ == REGIONS["separator"], *(cut or (plain_, levels_)),
-                                                  electrolyte=names["electrolyte"], binder=names["binder"],
-                                                  passes=CLASSIFIER_BOUNDARY_PASSES)
         if edges is not None:
             # the unmixed rows' noise is the bulk's over (1 - w): their binder falls under the
             # half-way cut by noise alone, so the pore side's rule stays out of them

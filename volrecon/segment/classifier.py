@@ -1044,48 +1044,6 @@ def redecide_boundaries(labels: np.ndarray, grey: np.ndarray, editable: np.ndarr
     return out
 
 
-def separator_binder_redecided(labels: np.ndarray, separator: np.ndarray, grey: np.ndarray,
-                               levels: Mapping[int, float], *, electrolyte: int, binder: int,
-                               passes: int = 1) -> np.ndarray:
-    """The binder voxels of the separator's region re-decided between the pore and the binder on
-    the cathode's pore | binder cut.
-
-    The cathode's solids stand in the separator's region within the cathode's contact reach (the
-    detected separator|cathode surface is good to a voxel or two: :data:`IMPOSSIBLE_PHASES`).
-    There the cathode's blur and edge rims lift the separator's electrolyte beside them as they lift
-    the cathode's own pore beside a particle, and the forest reads it as binder; the separator's
-    own re-decision (electrolyte | fibre) leaves binder alone, the cathode's does not reach beyond
-    its region.  Read on the cathode's grey and levels, such a voxel is the pore where its grey is
-    nearer the pore's level than the binder's.  Only binder voxels of ``separator`` beside another
-    label change, and only to ``electrolyte`` (a fibre or a particle read as binder there is not
-    the pore's: a brighter voxel keeps its label).
-
-    Parameters
-    ----------
-    labels : ndarray (z, y, x) uint8
-        Phases.
-    separator : ndarray of bool
-        The separator's region.
-    grey, levels
-        The cathode's pore | binder cut: the grey it is read on and the label -> level mapping
-        holding ``electrolyte`` and ``binder`` (the dark side's, :func:`redecide_boundaries`'
-        ``dark``, where there is one).
-    electrolyte, binder : int
-        Label values.
-    passes : int
-        As :func:`redecide_boundaries`'.
-
-    Returns
-    -------
-    ndarray uint8
-        ``labels`` with those voxels re-decided.
-    """
-    if electrolyte not in levels or binder not in levels:
-        return np.array(labels, dtype=np.uint8, copy=True)
-    pair = {electrolyte: levels[electrolyte], binder: levels[binder]}
-    return redecide_boundaries(labels, grey, np.asarray(separator, bool) & (labels == binder), pair, passes=passes)
-
-
 FIBRE_EVIDENCE_SOURCES: tuple[str, ...] = ("binder", "active")
 """Labels :func:`fibre_evidence` re-reads as separator fibres where the grey says fibre."""
 FIBRE_EVIDENCE_LEVELS: tuple[str, ...] = ("void", "electrolyte", "binder", "separator", "active")
