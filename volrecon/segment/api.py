@@ -1997,7 +1997,11 @@ def _classifier_separator_contacts(smoothed: da.Array, reg: da.Array, out: da.Ar
     whose gap shrinks with the pixel, and at 20 nm pixels the noise spans it (24x160, seed 0,
     oracle-corrected: the true fibres lying on a particle read 0.52-0.73 (10th-90th percentile) for
     a cut of 0.57; with the forest's fibres re-read, separator Dice 0.9216 -> 0.9184 / 0.9275 ->
-    0.9240, carbonate / diglyme, where the forest, its boundaries re-decided, had them right).  The levels are the classifier's own,
+    0.9240, carbonate / diglyme, where the forest, its boundaries re-decided, had them right).  The
+    caps' rule still reads every separator voxel, and at 20 nm pixels it too takes some of the
+    forest's right fibres (review rev23, 16x160 oracle-corrected: 100 / 44 right fibres turned
+    active on carbonate seeds 0 / 1; keeping the forest's fibres out of it: separator 0.9485 ->
+    0.9500 there, but -0.0006 on diglyme at 10 nm, so it is left as it is).  The levels are the classifier's own,
     the medians of ``smoothed`` over the interior voxels of the ``forest``'s labels
     (:func:`volrecon.segment.classifier.interior_levels`): the separator's pore and fibres in the
     separator region, the particles in the cathode, on up to 64 evenly spread slices.  ``edge``:
