@@ -46,7 +46,7 @@ from volrecon.segment import segment_volume
 from volrecon.segment import voids
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, save  # noqa: E402
+from _common import stage_grid_main  # noqa: E402
 from segmentation import phase_dice, real_correct  # noqa: E402
 
 _PORE = ("void", "electrolyte")
@@ -110,17 +110,7 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--slices", type=int, default=24)
-    ap.add_argument("--size", type=int, default=192)
-    ap.add_argument("--seeds", default="0,1")
-    ap.add_argument("--presets", default="diglyme,carbonate")
-    ap.add_argument("--stages", default="corrected,oracle")
-    ap.add_argument("--name", default="rim_box_z")
-    args = ap.parse_args()
-    rows = [run_case(p, int(s), st, args) for s in args.seeds.split(",") for p in args.presets.split(",")
-            for st in args.stages.split(",")]
-    save(args.name, {"machine": machine(), "args": vars(args), "rows": rows}, table(rows, args))
+    stage_grid_main(__doc__, "rim_box_z", run_case, table, seeds="0,1")
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ from volrecon.segment.regional import smooth as denoise
 from volrecon.segment.regional import smoothing_sigma
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, save  # noqa: E402
+from _common import stage_grid_main  # noqa: E402
 from refine_binder_pore import boundary_binder  # noqa: E402
 from segmentation import real_correct  # noqa: E402
 
@@ -225,17 +225,7 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--slices", type=int, default=24)
-    ap.add_argument("--size", type=int, default=192)
-    ap.add_argument("--seeds", default="0")
-    ap.add_argument("--presets", default="diglyme,carbonate")
-    ap.add_argument("--stages", default="corrected,oracle")
-    ap.add_argument("--name", default="strand_ridges")
-    args = ap.parse_args()
-    rows = [run_case(p, int(s), st, args) for s in args.seeds.split(",") for p in args.presets.split(",")
-            for st in args.stages.split(",")]
-    save(args.name, {"machine": machine(), "args": vars(args), "rows": rows}, table(rows, args))
+    stage_grid_main(__doc__, "strand_ridges", run_case, table, seeds="0")
 
 
 if __name__ == "__main__":
