@@ -16,7 +16,8 @@ CUES = VoidCues(shine_depth_nm=60.0, grow_nm=20.0, edge_nm=0.0, average_nm=0.0, 
 
 def _tail_block():
     """A dark void core in slices 2-6 whose columns meet binder-grey voxels (0.36) in slices 7-9: on
-    the left a particle lies within 3 slices behind them (slices 10-12), on the right binder.
+    the left a particle lies within 3 slices behind them (slices 10-12), on the right, more than the
+    shine-through blur (the outer ring, 2 pixels) away from that particle, binder.
 
     A void's face shows the material behind it attenuated: binder-grey over a particle, darker than
     the binder over binder.  Returns phases, grey and the two halves' in-plane masks."""
@@ -28,11 +29,11 @@ def _tail_block():
     g[2:7][:, core] = 0.05
     phases[7:10][:, core] = B
     g[7:10][:, core] = 0.36
-    left, right = core & (xx < 20), core & (xx > 20)
+    left, right = core & (xx < 20), core & (xx > 22)
+    phases[10:14][:, core & ~left] = B
+    g[10:14][:, core & ~left] = 0.36
     phases[10:13][:, left] = A
     g[10:13][:, left] = 0.7
-    phases[10:14][:, right] = B
-    g[10:14][:, right] = 0.36
     return phases, g, left, right
 
 
@@ -71,3 +72,9 @@ def test_lit_from_behind_looks_within_the_depth_and_the_array():
     assert not lit[:, 1].any()
     assert not lit_from_behind(p, 0).any()
     assert not lit_from_behind(np.ones((4, 1, 1), bool), 10)[-1].any()
+    # the shine-through blur: a particle within the structure aside lights the face too
+    q = np.zeros((4, 1, 9), bool)
+    q[3, 0, 4] = True
+    blur = np.ones((1, 1, 5), bool)
+    assert lit_from_behind(q, 1, blur=blur)[2, 0].tolist() == [False, False, True, True, True, True, True, False, False]
+    assert lit_from_behind(q, 1)[2, 0].sum() == 1

@@ -1137,7 +1137,7 @@ def lit_ring(void: np.ndarray, binder: np.ndarray, particle: np.ndarray, *, dept
     return lit
 
 
-def lit_from_behind(particle: np.ndarray, depth: int) -> np.ndarray:
+def lit_from_behind(particle: np.ndarray, depth: int, *, blur: np.ndarray | None = None) -> np.ndarray:
     """Voxels with a particle within ``depth`` slices behind them along the milling direction (+z).
 
     An empty pore's face shows the material up to the shine-through depth behind it, attenuated:
@@ -1151,6 +1151,9 @@ def lit_from_behind(particle: np.ndarray, depth: int) -> np.ndarray:
     depth : int
         Shine-through depth in slices: slices ``z + 1`` to ``z + depth`` are looked at, those in
         the array (the last slice sees nothing); below 1 nothing is lit.
+    blur : ndarray of bool, optional
+        In-plane structure (1, ny, nx): the face shows the material behind it blurred, so a particle
+        within it aside lights the face too; None looks straight behind only.
 
     Returns
     -------
@@ -1163,6 +1166,8 @@ def lit_from_behind(particle: np.ndarray, depth: int) -> np.ndarray:
     [False, False, True, True, False, False]
     """
     part = np.asarray(particle, dtype=bool)
+    if blur is not None and part.any():
+        part = _morph(part, blur, erode=False)
     lit = np.zeros(part.shape, dtype=bool)
     for k in range(1, min(int(depth), lit.shape[0] - 1) + 1):
         lit[:-k] |= part[k:]
@@ -1275,7 +1280,12 @@ def split_voids(
         return out
     # a dark core is void at least the shine-through depth deeper: its columns continue that far
     core = _depth_slices(cues.shine_depth_nm, voxel_size_nm)
-    tail = space if active is None else pore | (bind & lit_from_behind(cat & (out == active), core))
+    # the tails' binder-grey is the void's face only where a particle lights it through the shine-through
+    # blur (the outer ring's width aside): a tail voxel lies under a dark core, void by geometry down to
+    # the true depth, so a particle aside behind it is evidence enough (the lit ring, beside a core
+    # only, asks for one straight behind)
+    tail = space if active is None else \
+        pore | (bind & lit_from_behind(cat & (out == active), core, blur=_ring_disk(cues, voxel_size_nm)))
     grown = continue_down(seeds, tail, core)
     if cues.grow_nm > 0:
         # the void's outer ring is not dark (edge brightening at its own edge, the shine-through
