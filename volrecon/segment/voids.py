@@ -35,9 +35,25 @@ oracle-corrected; with the outer ring kept out of unlit binder, :func:`split_voi
 0.257 -> 0.241 / 0.246 -> 0.235 (void fraction 0.0037 -> 0.0065 / 0.0075 -> 0.0079, truth 0.0078);
 method ``classifier`` void Dice +0.000 to +0.034 but carbonate seed 0 oracle-corrected -0.005.  What it
 costs: diglyme (``auto``) pore Dice -0.0008 on seed 0, its binder fraction 0.003-0.004 further under
-the truth and its false void +0.005-0.009 of the cathode (the new voids' tails take binder-labelled
-voxels at their edge, about half of them binder); the carbonate seed 0 voids found are mostly false
-still (curtain stripes beside two voids, below: ``benchmarks/results/void_misses.md``).
+the truth and its false void +0.005-0.009 of the cathode; the carbonate seed 0 voids found are mostly
+false still (curtain stripes beside two voids, below: ``benchmarks/results/void_misses.md``).
+
+The tails through binder.  Most of that cost was the shine-through tails (:func:`split_voids` steps
+3-4) running through binder-labelled voxels: with more dark cores found, more columns met the binder
+under a void's floor.  A void's face is the material behind it attenuated, binder-grey only over a
+particle, so the tails now enter binder-labelled voxels only where a particle lies within the
+shine-through depth behind them and the blur aside (:func:`lit_from_behind`).  Measured on the
+benchmark's 24x192x192 phantoms (``segmentation.py --methods classifier,auto --seed 0/1``, corrected /
+oracle-corrected, before -> after): ``auto`` diglyme seed 0 pore Dice 0.9493 -> 0.9506 / 0.9495 ->
+0.9507, void Dice 0.775 -> 0.778 / 0.778 -> 0.781, binder fraction 0.138 -> 0.142 / 0.136 -> 0.140
+(truth 0.150), false void 0.043 -> 0.040; seed 1 pore +0.001, void Dice +0.002 / +0.003; carbonate
+seed 0 void Dice +0.001, the rest unchanged.  What it costs: carbonate seed 1 void Dice -0.001 / -0.004 (``auto``), -0.005 /
+-0.003 (``classifier``); diglyme ``classifier`` void Dice -0.002 / -0.003 (seed 0), -0.002 / +0.002
+(seed 1), its void fraction 0.004-0.006 further under the truth (its pore Dice +0.0000-0.0009 and
+binder fraction nearer the truth); the diglyme ``auto`` porosity 0.002-0.004 further under the truth.
+Of the binder-labelled voxels the tails no longer take, those in the tail's first slices are still
+mostly void (an unlit void face the thresholds read binder-grey: blurred edges), those in its last
+slice (beyond the phantoms' true 80 nm depth) mostly binder.
 
 Where a void looks dark.  Its face shows what lies ``shine_depth_nm`` behind it, so at slice z only
 the part of the void that is still void that far behind is dark: the dark core is
@@ -1193,12 +1209,13 @@ def split_voids(
        ``shine_depth_nm`` behind it, so each seed column is continued along +z for
        ``shine_depth_nm`` through the pore (:func:`continue_down`), and through binder-labelled
        voxels only where a particle lies within ``shine_depth_nm`` behind them
-       (:func:`lit_from_behind`): a void's face shows the material behind it attenuated, binder-grey
-       over a particle and darker than the binder over anything else, so an unlit binder-grey voxel
-       is the void's floor, not its face.  Measured with the phantoms' truth (24x192 diglyme seeds
-       0-1, ``auto``, corrected and oracle-corrected): the binder-labelled voxels the tails took
-       were 77-88 % void where lit, 12-39 % where not (``active`` None: what lights a face is not
-       known, and the tails go through the binder as through the pore).
+       and the shine-through blur (the outer ring's width) aside (:func:`lit_from_behind`): a void's
+       face shows the material behind it attenuated and blurred, binder-grey over a particle and
+       darker than the binder over anything else, so an unlit binder-grey voxel is the void's floor,
+       not its face.  Measured with the phantoms' truth (24x192 diglyme seeds 0-1, ``auto``,
+       corrected and oracle-corrected): the binder-labelled voxels the cores' tails took were 76-81 %
+       void where lit so, 19-37 % where not (``active`` None: what lights a face is not known, and
+       the tails go through the binder as through the pore).
     4. *Outer ring*: the seeds widen in-plane by ``grow_nm`` into the pore, whatever the grey there
        (the ring of a void next to its edge is not dark; its lift reaches the electrolyte's grey, and
        binder-grey voxels beside a core are taken only where a particle lights them, step 7: into
