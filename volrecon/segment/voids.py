@@ -839,8 +839,8 @@ def average_noise(mask: np.ndarray, *, sigma_nm: float, voxel_size_nm: Sequence[
     --------
     >>> m = np.zeros((1, 41, 41), bool); m[:, :, :20] = True
     >>> f = average_noise(m, sigma_nm=20.0, voxel_size_nm=(20.0, 10.0, 10.0))
-    >>> round(float(f[0, 20, 5]), 2), round(float(f[0, 20, 19]), 1)   # deep inside; at the straight edge
-    (1.0, 1.4)
+    >>> round(float(f[0, 20, 5]), 2), round(float(f[0, 20, 19]), 1)   # deep inside; the last voxel in (sqrt 2 at the edge)
+    (1.0, 1.3)
     """
     m = np.asarray(mask, dtype=bool)
     if sigma_nm <= 0 or not m.any():
