@@ -422,7 +422,7 @@ def _track_modes(samples: Sequence[np.ndarray], usable: Sequence[int], sigma: fl
         levels, weight, located = levels[keep], weight[keep], located[:, keep]
     modes = _Modes(gain=g, offset=o, levels=levels, located=located, weight=weight)
     if levels.size:
-        _relock(samples, usable, hists, modes, h, width)
+        _relock(samples, usable, hists, modes, h, width, int(iters))
     return modes
 
 
@@ -446,7 +446,7 @@ def _fit_located(levels: np.ndarray, located: np.ndarray, weight: np.ndarray, g:
 
 def _relock(
     samples: Sequence[np.ndarray], usable: Sequence[int], hists: dict[int, tuple[np.ndarray, np.ndarray]], modes: _Modes,
-    h: float, width: float,
+    h: float, width: float, iters: int,
 ) -> None:
     """Undo a slice's hop to a neighbouring sub-mode, in place on ``modes`` (gain, offset, located).
 
@@ -461,12 +461,13 @@ def _relock(
     """
     g, o, levels, weight = modes.gain, modes.offset, modes.levels, modes.weight
     for k, j in _walk(usable)[1]:
+        alt, row = (g[j], o[j]), modes.located[k]
+        for _ in range(iters):  # refined as far as the tracking refined the slice's own mapping
+            row = _locate(hists[k], levels, alt[0], alt[1], h * alt[0])
+            alt = _fit_located(levels, row, weight, alt[0], alt[1], h)
         agree = _agreement(samples[k], _density((samples[j] - o[j]) / g[j], width))
-        row = _locate(hists[k], levels, g[j], o[j], h * g[j])
-        alt = _fit_located(levels, row, weight, g[j], o[j], h)
         if np.isfinite(alt).all() and alt[0] > 0 and agree(*alt) > agree(g[k], o[k]):
-            g[k], o[k] = alt
-            modes.located[k] = _locate(hists[k], levels, alt[0], alt[1], h * alt[0])
+            (g[k], o[k]), modes.located[k] = alt, row
 
 
 def _mode_spread(located: np.ndarray, gain: np.ndarray, offset: np.ndarray) -> float:
