@@ -7,9 +7,12 @@ the modes of that histogram (one per phase) are found on the pooled stack, each 
 onto them by matching its own histogram peaks (the middle slice against the stack, then outward,
 each slice choosing among the peak pairings the one under which its whole histogram best fits its
 locked neighbour's), the modes are then located in every slice by mean shift and the slice's
-gain/offset is the robust line through them.  A mode whose level wanders
-over the stack (a void whose grey changes with its size) gets little weight; a phase's *share*
-never enters, so genuine depth trends stay.  When phase labels are known (``labels=``) the
+gain/offset is the robust line through them.  A phase split in two sub-modes (residual shading)
+can pull a slice's tracked mode onto the wrong half: a final walk outward from the middle lets
+each slice take its neighbour's mapping, refined on its own modes, when that fits its histogram
+to the neighbour's better.  A mode whose level wanders over the stack (a void whose grey
+changes with its size) gets little weight; a phase's *share* never enters, so genuine depth
+trends stay.  When phase labels are known (``labels=``) the
 classes are the reference phases themselves (block medians).
 
 Steps (an operator touching the detector) are detected on the per-slice estimates and the
@@ -374,7 +377,7 @@ def _track_modes(samples: Sequence[np.ndarray], usable: Sequence[int], sigma: fl
     # stack, then outward, each slice against its locked neighbour (a step is one of the
     # candidates; a mode that blends phases whose shares change cannot flip the lock)
     first, walk = _walk(usable)
-    locked = set()
+    locked: set[int] = set()
     for k, j in [(first, None), *walk]:
         peaks = histogram_peaks(samples[k], sigma=h * g[k], max_peaks=classes)
         ref = pooled if j is None else (samples[j] - o[j]) / g[j]
@@ -456,8 +459,8 @@ def _relock(
     weight.  The gain/offset drift slowly, so the locked neighbour's mapping, refined on the
     slice's own modes, is a second candidate; walking out from the middle slice, each slice keeps
     whichever candidate puts its whole histogram where the neighbour's lies (:func:`_agreement`,
-    the lock's criterion; ``width``: its density's).  A genuine step keeps the slice's own mapping: the neighbour's one
-    refined across a step fits the histogram worse.
+    the lock's criterion; ``width``: its density's).  A genuine step keeps the slice's own
+    mapping: the neighbour's one refined across a step fits the histogram worse.
     """
     g, o, levels, weight = modes.gain, modes.offset, modes.levels, modes.weight
     for k, j in _walk(usable)[1]:
