@@ -7,9 +7,12 @@ the modes of that histogram (one per phase) are found on the pooled stack, each 
 onto them by matching its own histogram peaks (the middle slice against the stack, then outward,
 each slice choosing among the peak pairings the one under which its whole histogram best fits its
 locked neighbour's), the modes are then located in every slice by mean shift and the slice's
-gain/offset is the robust line through them.  A mode whose level wanders
-over the stack (a void whose grey changes with its size) gets little weight; a phase's *share*
-never enters, so genuine depth trends stay.  When phase labels are known (``labels=``) the
+gain/offset is the robust line through them.  A phase split in two sub-modes (residual shading)
+can pull a slice's tracked mode onto the wrong half: a final walk outward from the middle lets
+each slice take its neighbour's mapping, refined on its own modes, when that fits its histogram
+to the neighbour's better.  A mode whose level wanders over the stack (a void whose grey
+changes with its size) gets little weight; a phase's *share* never enters, so genuine depth
+trends stay.  When phase labels are known (``labels=``) the
 classes are the reference phases themselves (block medians).
 
 Steps (an operator touching the detector) are detected on the per-slice estimates and the
@@ -374,12 +377,14 @@ def _track_modes(samples: Sequence[np.ndarray], usable: Sequence[int], sigma: fl
     # stack, then outward, each slice against its locked neighbour (a step is one of the
     # candidates; a mode that blends phases whose shares change cannot flip the lock)
     first, walk = _walk(usable)
+    locked: set[int] = set()
     for k, j in [(first, None), *walk]:
         peaks = histogram_peaks(samples[k], sigma=h * g[k], max_peaks=classes)
         ref = pooled if j is None else (samples[j] - o[j]) / g[j]
         match = _match_modes(peaks, levels, 2.0 * h, agreement=_agreement(samples[k], _density(ref, width)), by_hits=j is None)
         if match is not None:
             g[k], o[k] = match
+            locked.add(k)
     weight = np.ones(levels.size)
     located = np.full((nz, levels.size), np.nan)
     hists = {k: _fine_histogram(samples[k], h / 8) for k in usable}
@@ -388,19 +393,13 @@ def _track_modes(samples: Sequence[np.ndarray], usable: Sequence[int], sigma: fl
             break
         located = np.full((nz, levels.size), np.nan)
         for k in usable:
-            start = g[k] * levels + o[k]
-            bw = 2.0 * h * g[k] if it == 0 else h * g[k]  # wider first: the start may be off
-            m, mass = mean_shift_1d(hists[k][0], start, bw, weights=hists[k][1])
-            found = (np.abs(m - start) < 2.0 * bw) & (mass > 0.005)
-            located[k] = np.where(found, m, np.nan)
+            # a locked start is within the modes' width; only an unlocked one (percentiles) may be
+            # further off.  A wide kernel on a locked start can climb to a neighbouring sub-mode
+            # (one phase split in two by the residual shading) and the line then follows it.
+            wide = it == 0 and k not in locked
+            located[k] = _locate(hists[k], levels, g[k], o[k], (2.0 if wide else 1.0) * h * g[k])
         for k in usable:
-            gk, ok = _robust_line_fit(levels, located[k], weight, 2.0 * h * g[k])
-            if np.isfinite(gk) and gk > 0:
-                g[k], o[k] = gk, ok
-                continue
-            sel = np.isfinite(located[k]) & (weight > 0)  # fewer than two modes left: offset only
-            if sel.any():
-                o[k] = np.average(located[k][sel] - g[k] * levels[sel], weights=weight[sel])
+            g[k], o[k] = _fit_located(levels, located[k], weight, g[k], o[k], h)
         gm, om = np.nanmedian(g), np.nanmedian(o)
         g, o = g / gm, (o - om) / gm
         corrected = (located - o[:, None]) / g[:, None]
@@ -424,7 +423,54 @@ def _track_modes(samples: Sequence[np.ndarray], usable: Sequence[int], sigma: fl
             if keep[a] and keep[b] and abs(levels[b] - levels[a]) < h:
                 keep[a if weight[a] < weight[b] else b] = False
         levels, weight, located = levels[keep], weight[keep], located[:, keep]
-    return _Modes(gain=g, offset=o, levels=levels, located=located, weight=weight)
+    modes = _Modes(gain=g, offset=o, levels=levels, located=located, weight=weight)
+    if levels.size:
+        _relock(samples, usable, hists, modes, h, width, int(iters))
+    return modes
+
+
+def _locate(hist: tuple[np.ndarray, np.ndarray], levels: np.ndarray, g: float, o: float, bandwidth: float) -> np.ndarray:
+    """Where the modes ``levels`` lie in one slice (its own grey) by mean shift from ``g * levels + o``; NaN: not found."""
+    start = g * levels + o
+    m, mass = mean_shift_1d(hist[0], start, bandwidth, weights=hist[1])
+    return np.where((np.abs(m - start) < 2.0 * bandwidth) & (mass > 0.005), m, np.nan)
+
+
+def _fit_located(levels: np.ndarray, located: np.ndarray, weight: np.ndarray, g: float, o: float, h: float) -> tuple[float, float]:
+    """One slice's gain/offset through its located modes; with fewer than two modes an offset only (gain ``g`` kept)."""
+    gk, ok = _robust_line_fit(levels, located, weight, 2.0 * h * g)
+    if np.isfinite(gk) and gk > 0:
+        return gk, ok
+    sel = np.isfinite(located) & (weight > 0)
+    if sel.any():
+        return g, float(np.average(located[sel] - g * levels[sel], weights=weight[sel]))
+    return g, o
+
+
+def _relock(
+    samples: Sequence[np.ndarray], usable: Sequence[int], hists: dict[int, tuple[np.ndarray, np.ndarray]], modes: _Modes,
+    h: float, width: float, iters: int,
+) -> None:
+    """Undo a slice's hop to a neighbouring sub-mode, in place on ``modes`` (gain, offset, located).
+
+    The mode tracking keeps a slice on whichever density peak its modes sit on; when a phase is
+    split in two (residual shading across the field, a blend whose shares change) a slice can end
+    on the wrong half and its line follows it exactly, the more easily the fewer modes carry the
+    weight.  The gain/offset drift slowly, so the locked neighbour's mapping, refined on the
+    slice's own modes, is a second candidate; walking out from the middle slice, each slice keeps
+    whichever candidate puts its whole histogram where the neighbour's lies (:func:`_agreement`,
+    the lock's criterion; ``width``: its density's).  A genuine step keeps the slice's own
+    mapping: the neighbour's one refined across a step fits the histogram worse.
+    """
+    g, o, levels, weight = modes.gain, modes.offset, modes.levels, modes.weight
+    for k, j in _walk(usable)[1]:
+        alt, row = (g[j], o[j]), modes.located[k]
+        for _ in range(iters):  # refined as far as the tracking refined the slice's own mapping
+            row = _locate(hists[k], levels, alt[0], alt[1], h * alt[0])
+            alt = _fit_located(levels, row, weight, alt[0], alt[1], h)
+        agree = _agreement(samples[k], _density((samples[j] - o[j]) / g[j], width))
+        if np.isfinite(alt).all() and alt[0] > 0 and agree(*alt) > agree(g[k], o[k]):
+            (g[k], o[k]), modes.located[k] = alt, row
 
 
 def _mode_spread(located: np.ndarray, gain: np.ndarray, offset: np.ndarray) -> float:
