@@ -1936,6 +1936,7 @@ def _cut_beside_voids(guess: Any, grey: da.Array, lay: Layers, *, names: Mapping
     if voids is None:
         return lay
     marked, params["layer_guess"]["dark_voids"] = voids
+    release_memory()  # as before the first detection: its share maps are mapped beyond what the workers freed
     again = detect_layers(marked, phase_names=names, frame_value=frame_value, cathode_voids=True,
                           **layer_options).heights["separator|cathode"]
     if again is None:  # no separator|cathode on the marked guess (a field beginning in the cathode): the first stands
