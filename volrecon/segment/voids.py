@@ -876,7 +876,7 @@ def stripe_reach(cues: VoidCues, voxel_size_nm: Sequence[float]) -> tuple[int, i
     """Voxels of context :func:`stripe_darkening` needs per axis for chunk-exact results."""
     dz, dy, _, outer = _stripe_windows(cues, voxel_size_nm)
     blur = int(math.ceil(_TRUNCATE * float(cues.average_nm) / float(voxel_size_nm[2])))
-    return (dz, dy + 1, outer + blur + 1)
+    return (dz, dy + 1, 2 * outer + blur + 1)  # two passes over the flanks
 
 
 def _window_sums(values: np.ndarray, dz: int, dy: int) -> np.ndarray:
@@ -885,6 +885,18 @@ def _window_sums(values: np.ndarray, dz: int, dy: int) -> np.ndarray:
     if dz > 0:
         out = ndi.uniform_filter1d(out, 2 * dz + 1, axis=0, mode="constant") * np.float32(2 * dz + 1)
     return out
+
+
+def _column_offset(own: Sequence[np.ndarray], flanks: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """A column's mean over its flanks' (count, sum, sum of squares each) and the garrote threshold
+    :data:`STRIPE_K` standard errors of that difference (0 and inf where either holds too few voxels)."""
+    (n, s1, _), (nf, f1, f2) = own, flanks
+    ok = (n >= 1) & (nf >= 2)
+    n_, nf_ = np.maximum(n, 1), np.maximum(nf, 2)
+    var = np.maximum(f2 - f1 * f1 / nf_, 0) / (nf_ - 1)
+    off = np.where(ok, s1 / n_ - f1 / nf_, 0).astype(np.float32)
+    t = np.where(ok, np.float32(STRIPE_K) * np.sqrt(var * (1 / n_ + 1 / nf_)), np.inf).astype(np.float32)
+    return off, t
 
 
 def stripe_darkening(grey: np.ndarray, particle: np.ndarray, *, cues: VoidCues,
@@ -928,19 +940,17 @@ def stripe_darkening(grey: np.ndarray, particle: np.ndarray, *, cues: VoidCues,
         return np.zeros(g.shape, np.float32)
     inner = _morph(np.asarray(particle, dtype=bool), np.ones((1, 3, 3), bool), erode=True)
     dz, dy, a, b = _stripe_windows(cues, voxel_size_nm)
-    m = inner.astype(np.float32)
     gm = np.where(inner, g, np.float32(0))
-    n, s1, s2 = (_window_sums(v, dz, dy) for v in (m, gm, gm * gm))
+    sums = [_window_sums(v, dz, dy) for v in (inner.astype(np.float32), gm, gm * gm)]
     flank = np.zeros(2 * b + 1, np.float32)
     flank[: b - a + 1] = 1
     flank[b + a:] = 1
-    nf, f1, f2 = (ndi.correlate1d(v, flank, axis=2, mode="constant") for v in (n, s1, s2))
-    ok = (n >= 1) & (nf >= 2)
-    n_, nf_ = np.maximum(n, 1), np.maximum(nf, 2)
-    var = np.maximum(f2 - f1 * f1 / nf_, 0) / (nf_ - 1)
-    off = np.where(ok, s1 / n_ - f1 / nf_, 0).astype(np.float32)
-    t = np.float32(STRIPE_K) * np.sqrt(var * (1 / n_ + 1 / nf_)).astype(np.float32)
-    big = ok & (off < -t)
+    # a stripe in a column's flanks shifts their mean (a bright one makes its neighbours read dark):
+    # the columns whose own offset is significant, of either sign, leave the flanks of the second pass
+    off, t = _column_offset(sums, [ndi.correlate1d(v, flank, axis=2, mode="constant") for v in sums])
+    calm = (np.abs(off) <= t).astype(np.float32)
+    off, t = _column_offset(sums, [ndi.correlate1d(v * calm, flank, axis=2, mode="constant") for v in sums])
+    big = off < -t
     d = np.where(big, off - t * t / np.where(big, off, np.float32(-1)), 0).astype(np.float32)
     if cues.average_nm > 0:
         d = ndi.gaussian_filter1d(d, float(cues.average_nm) / float(voxel_size_nm[2]), axis=2, mode="nearest",
