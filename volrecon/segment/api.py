@@ -1401,7 +1401,9 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
 
     The split works on the pore average of the grey ``src`` (:func:`volrecon.segment.voids.split_grey`:
     the cathode's pore over its own voxels, its binder over the pore and binder; with ``average_nm`` 0,
-    on the ``smooth_nm`` smoothing), and
+    on the ``smooth_nm`` smoothing) less a residual curtain's darkening in the pore and binder, read on
+    the particles of each column (:func:`volrecon.segment.voids.stripe_darkening`; ``cues.stripe_nm`` 0:
+    none), and
     the electrolyte level and spread come from those values on the cathode's ``electrolyte`` voxels
     (those whose in-plane neighbours are electrolyte too): every slice gets its own level
     (:func:`volrecon.segment.voids.slice_levels` on each slice's histogram, summed over its
