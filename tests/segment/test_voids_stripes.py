@@ -60,7 +60,7 @@ def test_stripe_darkening_ignores_a_bright_stripe_and_a_stripe_free_face():
 
 
 def test_stripe_darkening_is_exact_on_padded_blocks():
-    classes, grey = _cell(nz=12, ny=120, nx=80)
+    classes, grey = _cell(nz=12, ny=120, nx=128)
     img = _noisy(grey) + _stripe(grey.shape, -0.06)
     act = classes == NAMES["active"]
     cues = VoidCues()

@@ -898,9 +898,9 @@ def _stripe_windows(cues: VoidCues, voxel_size_nm: Sequence[float]) -> tuple[int
 
 def stripe_reach(cues: VoidCues, voxel_size_nm: Sequence[float]) -> tuple[int, int, int]:
     """Voxels of context :func:`stripe_darkening` needs per axis for chunk-exact results."""
-    dz, dy, _, outer = _stripe_windows(cues, voxel_size_nm)
+    dz, dy, inner, outer = _stripe_windows(cues, voxel_size_nm)
     blur = int(math.ceil(_TRUNCATE * float(cues.average_nm) / float(voxel_size_nm[2])))
-    return (dz, dy + 1, 2 * outer + blur + 1)  # two passes over the flanks
+    return (dz, dy + 1, 3 * outer + inner + blur + 1)  # flanks, the stripes' peaks and width, flanks again
 
 
 def _window_sums(values: np.ndarray, dz: int, dy: int) -> np.ndarray:
@@ -925,6 +925,22 @@ def _flank_sums(values: np.ndarray, inner: int, outer: int) -> np.ndarray:
     if inner <= 1:
         return wide - values
     return wide - ndi.uniform_filter1d(values, 2 * inner - 1, axis=2, mode="constant") * np.float32(2 * inner - 1)
+
+
+def _stripe_columns(off: np.ndarray, t: np.ndarray, inner: int, outer: int) -> np.ndarray:
+    """The columns of the stripes in a first reading ``off`` (threshold ``t``): a significant offset
+    that is the largest within ``outer`` columns, and its significant neighbours of the same sign
+    within ``inner - 1``.  The columns beside a stripe read off by its share of their flanks, of
+    the other sign and smaller: taking every significant column out (as first done) emptied the
+    flanks around a strong stripe on a quiet face."""
+    size = np.abs(off)
+    sig = size > t
+    peak = sig & (size >= ndi.maximum_filter1d(size, 2 * outer + 1, axis=2, mode="constant"))
+    if inner <= 1:
+        return peak
+    near = [ndi.maximum_filter1d((peak & (off * sign > 0)).view(np.uint8), 2 * inner - 1, axis=2,
+                                 mode="constant").astype(bool) & (off * sign > 0) for sign in (1, -1)]
+    return sig & (near[0] | near[1])
 
 
 def _column_offset(own: Sequence[np.ndarray], flanks: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -1011,9 +1027,9 @@ def _darkening(g: np.ndarray, inner: np.ndarray, *, cues: VoidCues, voxel_size_n
     gm = np.where(inner, g, np.float32(0))
     sums = [_window_sums(v, dz, dy) for v in (inner.astype(np.float32), gm, gm * gm)]
     # a stripe in a column's flanks shifts their mean (a bright one makes its neighbours read dark):
-    # the columns whose own offset is significant, of either sign, leave the flanks of the second pass
+    # the stripes leave the flanks of the second pass (_stripe_columns)
     off, t = _column_offset(sums, [_flank_sums(v, a, b) for v in sums])
-    calm = (np.abs(off) <= t).astype(np.float32)
+    calm = (~_stripe_columns(off, t, a, b)).astype(np.float32)
     off, t = _column_offset(sums, [_flank_sums(v * calm, a, b) for v in sums])
     big = off < -t
     d = np.where(big, off - t * t / np.where(big, off, np.float32(-1)), 0).astype(np.float32)
