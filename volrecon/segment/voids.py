@@ -976,13 +976,15 @@ def stripe_darkening(grey: np.ndarray, particle: np.ndarray, *, cues: VoidCues,
     phases are known the stripe separates from the structure: the particles' interior (eroded by
     a pixel, off their bright rims) has one grey, so its mean over ``2 * stripe_nm`` of a column
     (and the slices within ``stripe_depth_nm``) against the same mean over the columns 1.5-5
-    ``stripe_width_nm`` to each side is the stripe's offset there.  It is kept where it is
-    negative, shrunk by a garrote at :data:`STRIPE_K` standard errors (from the flanks' own
+    ``stripe_width_nm`` to each side is the stripe's offset there, read twice: the second time
+    without the stripes the first found in the flanks (:func:`_stripe_columns`).  It is kept where
+    it is negative, shrunk by a garrote at :data:`STRIPE_K` standard errors (from the flanks' own
     variance), and blurred across the columns by the pore average's scale (``average_nm``), as
     the pore's grey is.  Only darkening is returned: taking it off can only lift a column's pore
     back to the electrolyte grey.  A bright stripe over a void hides it, but lifting it the other
     way put the noise of the estimate into the dark test (measured on the phantoms: more false
-    void in diglyme, no true void gained).
+    void in diglyme, no true void gained).  The measured darkening is part of the stripe's: the
+    garrote, and the stripe's fade within the window (``benchmarks/results/curtain_voids.md``).
 
     Parameters
     ----------
@@ -999,6 +1001,16 @@ def stripe_darkening(grey: np.ndarray, particle: np.ndarray, *, cues: VoidCues,
     -------
     ndarray (float32)
         The darkening in grey levels (0 where none is measured, everywhere when ``stripe_nm`` is 0).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> particle = np.ones((3, 64, 64), bool)
+    >>> grey = rng.normal(0.66, 0.02, particle.shape).astype(np.float32)
+    >>> grey[..., 29:32] -= 0.05        # a dark stripe three columns wide
+    >>> d = stripe_darkening(grey, particle, cues=VoidCues(), voxel_size_nm=(20.0, 10.0, 10.0))
+    >>> round(float(d[1, 32, 30]), 3), float(d[1, 32, 5])   # its centre (blurred over 2 px); far from it
+    (-0.027, 0.0)
     """
     g = np.asarray(grey, dtype=np.float32)
     inner = _morph(np.asarray(particle, dtype=bool), np.ones((1, 3, 3), bool), erode=True)
