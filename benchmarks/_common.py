@@ -33,6 +33,22 @@ def phantom_args(description: str | None = None, *, seeds: str = "0,1") -> "argp
     return ap
 
 
+def stage_grid_main(doc: str, name: str, run_case: Any, table: Any, *, seeds: str = "0,1") -> None:
+    """Run a diagnostic over phantom seed x preset x correction stage and save its results.
+
+    The command line is :func:`phantom_args`' plus ``--stages`` (``corrected,oracle``) and ``--name``
+    (the results' file name, default ``name``).  ``run_case(preset, seed, stage, args)`` gives one row;
+    ``table(rows, args)`` the results page.
+    """
+    ap = phantom_args(doc.splitlines()[0], seeds=seeds)
+    ap.add_argument("--stages", default="corrected,oracle")
+    ap.add_argument("--name", default=name)
+    args = ap.parse_args()
+    rows = [run_case(p, int(s), st, args) for s in args.seeds.split(",") for p in args.presets.split(",")
+            for st in args.stages.split(",")]
+    save(args.name, {"machine": machine(), "args": vars(args), "rows": rows}, table(rows, args))
+
+
 def results_header(title: str, command: str, doc: str) -> list[str]:
     """The first lines of a results page: ``title``, the command, and the script's module docstring
     from its third paragraph up to the one starting "Writes" (what the figures are and how to read them)."""

@@ -1,7 +1,7 @@
 """Where the unsupervised pore (void + electrolyte) errors lie, seed against seed (issue 7).
 
     PYTHONPATH=. python benchmarks/pore_seeds.py [--slices 24 --size 192] [--seeds 0,1,2,3]
-        [--presets diglyme,carbonate] [--stages corrected,oracle] [--cache DIR]
+        [--presets diglyme,carbonate] [--stages corrected,oracle] [--methods auto,classifier] [--cache DIR]
 
 The benchmark's phantoms are one specimen recipe (:func:`volrecon.sample.specimen_params`) drawn
 with another seed: the same phase levels and artefact strengths, another arrangement of rods,
@@ -9,7 +9,9 @@ binder, voids and curtains.  A pore Dice that falls from one seed to the next is
 pore boundary per pore voxel (the same boundary error, more boundary) or a boundary read worse.
 
 For each seed, preset and correction (``corrected``: :func:`segmentation.real_correct`; ``oracle``:
-:func:`volrecon.sample.oracle.oracle_correct`) ``segment_volume(..., method="auto")`` is run and the
+:func:`volrecon.sample.oracle.oracle_correct`) ``segment_volume(..., method="auto")`` is run (``--methods``:
+also or instead ``classifier``, the forest trained from the truth's synthetic scribbles as
+:mod:`segmentation` trains it) and the
 specimen's wrong pore voxels (true region anode, separator, cathode) are counted
 
 - by kind: pore read as binder, binder read as pore, pore read as active and active read as pore,
@@ -51,7 +53,8 @@ from volrecon.phases import PHASES, REGIONS
 from volrecon.sample import make_phantom
 from volrecon.sample.oracle import oracle_correct
 from volrecon.sample.phantom import plan_phantom
-from volrecon.segment import segment_volume
+from volrecon.segment import segment_volume, train_classifier
+from volrecon.segment.scribbles import synthetic_scribbles
 from volrecon.segment.voids import VoidCues
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -210,10 +213,12 @@ def seed_errors(phases: np.ndarray, names: Mapping[str, int], labels: np.ndarray
     return out
 
 
-def run_case(preset: str, seed: int, stage: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Segment one phantom (``stage``: ``corrected`` or ``oracle``) and count its errors; the phases
-    are cached in ``args.cache`` (when given) so that the counting can be re-run alone."""
-    cache = Path(args.cache) / f"{preset}_s{seed}_{stage}_{args.slices}x{args.size}.npz" if args.cache else None
+def run_case(preset: str, seed: int, stage: str, args: argparse.Namespace, method: str = "auto") -> dict[str, Any]:
+    """Segment one phantom (``stage``: ``corrected`` or ``oracle``) with ``method`` and count its
+    errors; the phases are cached in ``args.cache`` (when given) so that the counting can be re-run
+    alone."""
+    tag = "" if method == "auto" else f"_{method}"
+    cache = Path(args.cache) / f"{preset}_s{seed}_{stage}_{args.slices}x{args.size}{tag}.npz" if args.cache else None
     if cache is not None and cache.exists():
         z = np.load(cache, allow_pickle=False)
         phases, labels, regions = z["phases"], z["labels"], z["regions"]
@@ -224,7 +229,11 @@ def run_case(preset: str, seed: int, stage: str, args: argparse.Namespace) -> di
             img, truth, _ = real_correct(ph)
         else:
             img, truth = oracle_correct(ph), ph
-        seg = segment_volume(img, voxel_size_nm=truth.voxel_size_nm, method="auto")
+        kw: dict[str, Any] = {}
+        if method == "classifier":
+            kw["classifier"] = train_classifier(img, synthetic_scribbles(truth.labels, seed=1), voxel_size_nm=truth.voxel_size_nm,
+                                                phase_names=PHASES)
+        seg = segment_volume(img, voxel_size_nm=truth.voxel_size_nm, method=method, **kw)
         phases, labels, regions, names = np.asarray(seg.phases), truth.labels, truth.regions, dict(seg.phase_names)
         if cache is not None:
             cache.parent.mkdir(parents=True, exist_ok=True)
@@ -235,9 +244,9 @@ def run_case(preset: str, seed: int, stage: str, args: argparse.Namespace) -> di
     return seed_errors(phases, names, labels, regions, shine)
 
 
-def markdown(results: Mapping[str, Mapping[str, Any]], command: str) -> str:
+def markdown(results: Mapping[str, Mapping[str, Any]], command: str, methods: str = "auto") -> str:
     """The results page: one row per case and kind."""
-    lines = results_header("Pore errors by seed (auto)", command, __doc__)
+    lines = results_header(f"Pore errors by seed ({methods})", command, __doc__)
     lines += ["| case | pore Dice | wrong / true pore | true pore | cathode pore Dice | cathode wrong / boundary (w/o foil row 1) | "
               "active | binder | electrolyte | void | lit share of the void | pore share foil row 1 / bulk | pore|binder bnd / pore | "
               "pore|active bnd / pore |",
@@ -266,17 +275,21 @@ def markdown(results: Mapping[str, Mapping[str, Any]], command: str) -> str:
 def main() -> None:
     ap = phantom_args(seeds="0,1,2,3")
     ap.add_argument("--stages", default="corrected,oracle")
+    ap.add_argument("--methods", default="auto", help="auto, classifier or both (comma-separated)")
     ap.add_argument("--cache", default="", help="keep each case's phases here (npz) and reuse them")
     args = ap.parse_args()
+    methods = args.methods.split(",")
     results = {}
     for seed in (int(s) for s in args.seeds.split(",")):
         for preset in args.presets.split(","):
             for stage in args.stages.split(","):
-                tag = f"{preset} s{seed} {stage}"
-                results[tag] = run_case(preset, seed, stage, args)
-                print(tag, f"{results[tag]['dice']:.4f}", flush=True)
+                for method in methods:
+                    tag = f"{preset} s{seed} {stage}" + ("" if methods == ["auto"] else f" {method}")
+                    results[tag] = run_case(preset, seed, stage, args, method)
+                    print(tag, f"{results[tag]['dice']:.4f}", flush=True)
     command = "PYTHONPATH=. python benchmarks/pore_seeds.py " + " ".join(sys.argv[1:])
-    save("pore_seeds", results, markdown(results, command))
+    save("pore_seeds" if methods == ["auto"] else "pore_seeds_" + "_".join(methods), results,
+         markdown(results, command, args.methods))
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from volrecon.segment import segment_volume
 from volrecon.segment.voids import VoidCues
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, save  # noqa: E402
+from _common import stage_grid_main  # noqa: E402
 from pore_seeds import _in_plane_distance, error_kinds  # noqa: E402
 from segmentation import real_correct  # noqa: E402
 
@@ -126,17 +126,7 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--slices", type=int, default=24)
-    ap.add_argument("--size", type=int, default=192)
-    ap.add_argument("--seeds", default="2,3")
-    ap.add_argument("--presets", default="diglyme,carbonate")
-    ap.add_argument("--stages", default="corrected,oracle")
-    ap.add_argument("--name", default="refine_binder_pore")
-    args = ap.parse_args()
-    rows = [run_case(p, int(s), st, args) for s in args.seeds.split(",") for p in args.presets.split(",")
-            for st in args.stages.split(",")]
-    save(args.name, {"machine": machine(), "args": vars(args), "rows": rows}, table(rows, args))
+    stage_grid_main(__doc__, "refine_binder_pore", run_case, table, seeds="2,3")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from volrecon.sample.oracle import oracle_correct
 from volrecon.segment import segment_volume
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, save  # noqa: E402
+from _common import machine, phantom_args, save  # noqa: E402
 from segmentation import cathode_fractions, phase_dice, real_correct  # noqa: E402
 
 OLD_GATE = 1.35
@@ -122,11 +122,7 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--slices", type=int, default=24)
-    ap.add_argument("--size", type=int, default=192)
-    ap.add_argument("--seeds", default="0,1")
-    ap.add_argument("--presets", default="diglyme,carbonate")
+    ap = phantom_args(__doc__.splitlines()[0])
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--name", default="step_gate")
     args = ap.parse_args()

@@ -381,7 +381,8 @@ def min_step_snr(model: ImageModel, *, z_score: float = 2.0, slices: int = 3) ->
     ``slices`` slices) still puts the mean energy change of a one-pixel front move ``z_score`` noise
     sds from 0 (:func:`front_window`'s criterion): ``2 z / sqrt(n a)``, ``n`` the window's front
     pixels, ``a`` the probe's squared sum across a front.  Below it the window the evidence asks for
-    is capped, and the moves would follow the noise.  About 0.74 at 10 nm pixels and an 8 nm probe.
+    is capped: a bound from the statistics, not a measured loss (0.78 at 10 nm pixels and an 8 nm
+    probe, 0.72 at a 7 nm one).
 
     It replaced a fixed 1.35 (review rev19: on synthetic scenes the moves added 1-6 % boundary errors
     at 1.1-1.3).  The step is read per pixel, so it falls with fewer electrons and with what smoothed
@@ -391,7 +392,8 @@ def min_step_snr(model: ImageModel, *, z_score: float = 2.0, slices: int = 3) ->
     +0.011, binder +0.016 to +0.12, binder fraction 0.011-0.024 nearer the truth.  The benchmark's
     own phantoms read 1.49-2.30 (seeds 0-3) and are refined under either gate.  Below this gate the
     refinement still gained on the phantoms (``forward_refine_mismatch_gate0``: steps 0.11-0.67 at an
-    eighth / a quarter of the electrons).  Synthetic first labels thresholded after a 1 px blur
+    eighth / a quarter of the electrons): no phantom so far has shown a loss below the gate, which
+    is kept as the conservative side.  Synthetic first labels thresholded after a 1 px blur
     (speckled) lost 0.5-5 % at a true step of 0.9-1.1 sd: the gate does not protect those.
     """
     a = math.sqrt(float(np.prod(model.psf_square_sums())))

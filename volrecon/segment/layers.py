@@ -877,6 +877,7 @@ def detect_layers(
     scratch: str | Path | None = None,
     level_passes: int = 2,
     specimen_core: bool = False,
+    cathode_voids: bool = False,
 ) -> Layers:
     """Find the cell's layers and their interfaces in a phase label volume.
 
@@ -952,6 +953,14 @@ def detect_layers(
         carbonate 24x192 seed 0 phantom).  False by default (the unsupervised grey guess: measured
         worse with it, carbonate 24x192 seed 2 separator|cathode 1.44 -> 1.67 voxels, its
         wall-side column labelled as fibre there had pulled the cut the right way).
+    cathode_voids : bool
+        Count ``void`` voxels with the cathode's solids (the ``separator|cathode`` cut's
+        cathode side).  An empty pore is the cathode's: the electrolyte the cell lost leaves voids
+        in the cathode, while the separator's pores stay filled; where a void tops the cathode, its
+        solids begin rows beyond the interface and a cut on them alone reads the void as the
+        separator's pore.  For phases whose ``void`` means an empty pore (the grey guess's pore too
+        dark to hold electrolyte, ``segment_volume``; measured there: ``api._cut_beside_voids``);
+        False by default (a pixel classifier's ``void`` is also found in the separator's electrolyte).
 
     Returns
     -------
@@ -962,6 +971,8 @@ def detect_layers(
                              "re-cuts the separator|cathode interface twice; 0 keeps the first cut)")
     vox = [float(v) for v in voxel_size_nm]
     values = _group_values(phase_names)
+    if cathode_voids and "void" in phase_names:
+        values["cathode"] = [*values["cathode"], int(phase_names["void"])]
     notes: list[str] = []
     # the separator|cathode cut weighs the cathode by its active particles alone: the carbon-binder
     # domain is mid-grey and porous, and binder mislabelled in the separator's pores (a common

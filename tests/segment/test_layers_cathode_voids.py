@@ -1,0 +1,133 @@
+"""A void topping the cathode is the cathode's: ``detect_layers(cathode_voids=True)`` on labels with a
+known separator|cathode surface, and the grey guess's dark pore (``segment.api._dark_voids``) marked
+void against the electrolyte level of the separator's pore, not of the guess's darkest class."""
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from volrecon.phases import PHASES
+from volrecon.segment.api import _dark_voids
+from volrecon.segment.layers import Layers, detect_layers
+
+TOP = 34
+"""True separator|cathode row of :func:`_cell`."""
+VOX = (20.0, 12.7, 10.0)
+
+
+def _cell(film: int, seed: int = 0, shape: tuple[int, int, int] = (12, 72, 96)) -> np.ndarray:
+    """Sodium, SEI, a fibre mat (40 % fibres) down to row :data:`TOP`, then the cathode (45 % particles,
+    15 % binder); over the left half of the field the mat stops ``film`` rows short of the cathode
+    (an electrolyte film) and the cathode's first 8 rows are void.  Fibre-class specks on 15 % of
+    the cathode's voxels, as a grey guess reads particle edges and a void's shine-through."""
+    rng = np.random.default_rng(seed)
+    nz, ny, nx = shape
+    lab = np.full(shape, PHASES["electrolyte"], np.uint8)
+    lab[:, :12] = PHASES["sodium"]
+    lab[:, 12:14] = PHASES["sei"]
+    fibres = rng.random((nz, TOP - 14, nx)) < 0.4
+    fibres[:, TOP - 14 - film:, : nx // 2] = False
+    lab[:, 14:TOP][fibres] = PHASES["separator"]
+    r = rng.random((nz, 60 - TOP, nx))
+    lab[:, TOP:60] = np.select([r < 0.45, r < 0.6, r < 0.75], [PHASES["active"], PHASES["binder"], PHASES["separator"]],
+                               PHASES["electrolyte"])
+    r = rng.random((nz, 8, nx // 2))
+    lab[:, TOP:TOP + 8, : nx // 2] = np.where(r < 0.15, PHASES["separator"], PHASES["void"])
+    lab[:, 60:] = PHASES["collector"]
+    return lab
+
+
+@pytest.mark.parametrize("film", [0, 8])
+def test_a_void_topping_the_cathode_is_cut_at_its_top(film):
+    """Counted as nothing, the void band reads as the separator's pore and the cut lies beyond it
+    (6.5-6.7 rows deep on the left half); counted with the cathode, within 1.5 rows of the truth.
+    The right half (no void) is cut as before."""
+    lab = _cell(film)
+    nx = lab.shape[2]
+    left, right = slice(8, nx // 2 - 8), slice(nx // 2 + 8, nx - 8)
+    old = detect_layers(lab, phase_names=PHASES, voxel_size_nm=VOX, axis=1).heights["separator|cathode"]
+    new = detect_layers(lab, phase_names=PHASES, voxel_size_nm=VOX, axis=1, cathode_voids=True).heights["separator|cathode"]
+    assert np.abs(old[:, left] - TOP).mean() > 4.0  # the case the option is for
+    assert np.abs(new[:, left] - TOP).mean() < 1.5
+    assert np.abs(new[:, right] - TOP).mean() < 1.0
+    assert np.abs(new[:, right] - old[:, right]).max() < 0.5
+
+
+def test_without_the_option_void_is_not_cathode():
+    """A classifier's ``void`` in the separator's electrolyte must not pull the cut: off by default."""
+    lab = _cell(0)
+    lab[:, 20:TOP][lab[:, 20:TOP] == PHASES["electrolyte"]] = PHASES["void"]
+    h = detect_layers(lab, phase_names=PHASES, voxel_size_nm=VOX, axis=1).heights["separator|cathode"]
+    nx = lab.shape[2]
+    assert np.abs(h[:, nx // 2 + 8: nx - 8] - TOP).mean() < 1.0
+
+
+def _guess(lazy: bool) -> tuple[object, object, Layers, np.ndarray]:
+    """A grey guess whose darkest class holds the sodium (grey 0.30, the larger share), the separator's
+    electrolyte (0.22) and, in the cathode, void cores (0.08); returns ``(classes, grey, layers, cores)``."""
+    rng = np.random.default_rng(1)
+    shape = (6, 60, 64)
+    e, void = PHASES["electrolyte"], PHASES["void"]
+    cls = np.full(shape, e, np.uint8)
+    grey = np.full(shape, 0.30, np.float32)           # sodium, rows 0-29
+    grey[:, 30:45] = 0.22                               # the separator's electrolyte
+    cls[:, 30:45:3] = PHASES["separator"]
+    grey[:, 30:45:3] = 0.55
+    grey[:, 45:] = 0.22                                 # the cathode's electrolyte ...
+    cls[:, 45:, ::2] = PHASES["active"]
+    grey[:, 45:, ::2] = 0.66
+    cores = np.zeros(shape, bool)
+    cores[:, 47:52, 11:20:2] = True                     # ... and its voids' cores
+    grey[cores] = 0.08
+    grey += rng.normal(0, 0.01, shape).astype(np.float32)
+    heights = {"sodium|sei": np.full((6, 64), 29.0), "sei|separator": np.full((6, 64), 30.0),
+               "separator|cathode": np.full((6, 64), 45.0), "cathode|collector": None}
+    lay = Layers(axis=1, anode_first=True, heights=heights,
+                 present={"sodium": True, "sei": True, "separator": True, "cathode": True, "collector": False}, length=60)
+    g = da.from_array(grey, chunks=(2, 60, 64))
+    return (da.from_array(cls, chunks=(2, 60, 64)) if lazy else cls), g, lay, cores
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_dark_voids_measure_the_separators_electrolyte(lazy):
+    """The electrolyte level is the separator's pore's (0.22), not the class's mode (the sodium's 0.30,
+    which would cut at ~0.27 and mark the whole pore void); the void cores are marked, and beside
+    them only the noise's tail 3 spreads below the level (under 1 % of the pore; the whole pore with
+    the sodium's level)."""
+    cls, grey, lay, cores = _guess(lazy)
+    marked, info = _dark_voids(cls, grey, lay, names=PHASES, frame_value=None, dark_k=3.0)
+    marked, cls = np.asarray(marked), np.asarray(cls)
+    assert abs(info["electrolyte_level"] - 0.22) < 0.005
+    assert abs(info["spread"] - 0.01) < 0.003
+    assert (marked[cores] == PHASES["void"]).all()
+    pore = (cls == PHASES["electrolyte"]) & ~cores
+    assert (marked[pore] == PHASES["void"]).mean() < 0.01
+    assert np.array_equal(marked[~pore & ~cores], cls[~pore & ~cores])
+
+
+
+def test_cut_beside_voids_moves_the_cut_and_keeps_the_layer_order():
+    """On a guess of :func:`_cell` whose void reads as its pore class (grey 0.08 against the electrolyte's
+    0.22), the re-cut moves to the void's top on the left half; where the SEI's outer surface was moved
+    onto the cathode (a film grown through a thin mat, columns 72+) the cut does not come back before it."""
+    from volrecon.segment.api import _cut_beside_voids
+
+    lab = _cell(0)
+    void = lab == PHASES["void"]
+    cls = np.where(void, PHASES["electrolyte"], lab).astype(np.uint8)
+    rng = np.random.default_rng(2)
+    grey = np.where(cls == PHASES["electrolyte"], 0.22, 0.6).astype(np.float32)
+    grey[void] = 0.08
+    grey += rng.normal(0, 0.01, grey.shape).astype(np.float32)
+    lay = detect_layers(cls, phase_names=PHASES, voxel_size_nm=VOX, axis=1)
+    film = lay.heights["sei|separator"].copy()
+    film[:, 72:] = TOP + 6.0
+    lay = Layers(lay.axis, lay.anode_first, {**lay.heights, "sei|separator": film}, lay.present, lay.length)
+    params = {"layer_guess": {}}
+    out = _cut_beside_voids(cls, da.from_array(grey, chunks=(4, 72, 96)), lay, names=PHASES, frame_value=None,
+                            params=params, dark_k=3.0, read=None, layer_options={"voxel_size_nm": VOX, "axis": 1})
+    h = out.heights["separator|cathode"]
+    assert abs(params["layer_guess"]["dark_voids"]["electrolyte_level"] - 0.22) < 0.005
+    assert np.abs(lay.heights["separator|cathode"][:, 8:40] - TOP).mean() > 4.0
+    assert np.abs(h[:, 8:40] - TOP).mean() < 1.5
+    assert (h[:, 72:] >= TOP + 6.0).all()
