@@ -377,14 +377,12 @@ def _track_modes(samples: Sequence[np.ndarray], usable: Sequence[int], sigma: fl
     # stack, then outward, each slice against its locked neighbour (a step is one of the
     # candidates; a mode that blends phases whose shares change cannot flip the lock)
     first, walk = _walk(usable)
-    locked: set[int] = set()
     for k, j in [(first, None), *walk]:
         peaks = histogram_peaks(samples[k], sigma=h * g[k], max_peaks=classes)
         ref = pooled if j is None else (samples[j] - o[j]) / g[j]
         match = _match_modes(peaks, levels, 2.0 * h, agreement=_agreement(samples[k], _density(ref, width)), by_hits=j is None)
         if match is not None:
             g[k], o[k] = match
-            locked.add(k)
     weight = np.ones(levels.size)
     located = np.full((nz, levels.size), np.nan)
     hists = {k: _fine_histogram(samples[k], h / 8) for k in usable}
@@ -393,11 +391,10 @@ def _track_modes(samples: Sequence[np.ndarray], usable: Sequence[int], sigma: fl
             break
         located = np.full((nz, levels.size), np.nan)
         for k in usable:
-            # a locked start is within the modes' width; only an unlocked one (percentiles) may be
-            # further off.  A wide kernel on a locked start can climb to a neighbouring sub-mode
-            # (one phase split in two by the residual shading) and the line then follows it.
-            wide = it == 0 and k not in locked
-            located[k] = _locate(hists[k], levels, g[k], o[k], (2.0 if wide else 1.0) * h * g[k])
+            # wider first: the start may be off.  Starting a locked slice narrow as well (it can climb to
+            # a neighbouring sub-mode from a wide start) lost unseen stacks: 24x192 diglyme seed 2's
+            # residual 1.0 -> 13.8 grey (benchmarks/slice_residual.py); the re-lock below mends the climb
+            located[k] = _locate(hists[k], levels, g[k], o[k], (2.0 if it == 0 else 1.0) * h * g[k])
         for k in usable:
             g[k], o[k] = _fit_located(levels, located[k], weight, g[k], o[k], h)
         gm, om = np.nanmedian(g), np.nanmedian(o)
