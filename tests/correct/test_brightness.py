@@ -150,3 +150,16 @@ def test_all_artefacts_every_slice_on_one_grey_scale(seed):
     for level in (0.2, 0.8):  # full scale 1: the dark pore phases and the bright metals
         grey = (255 * (gain * level + offset) - table.offset) / table.gain
         assert np.abs(grey - np.median(grey)).max() < 2.5, (level, np.round(grey - np.median(grey), 1))
+
+
+def test_steady_gain_drift_is_followed_to_both_ends():
+    """A gain rising 3 % a slice over three phases: every slice's gain within 1.5 % of the truth
+    (the old code: 0.9 %; noise-free, exact).
+    The re-lock's candidate (the neighbour's mapping) counts only where two modes refine it: with one
+    located mode it kept the middle slice's gain on one side (error 8 % at the last slice)."""
+    rng = np.random.default_rng(0)
+    base = rng.choice([40.0, 120.0, 200.0], size=(1, 64, 64)).repeat(8, 0)
+    gain = np.linspace(0.9, 1.1, 8)[:, None, None]
+    table = estimate_brightness(base * gain + rng.normal(0, 2.0, base.shape), smooth=1)
+    ratio = table.gain / gain.ravel()
+    np.testing.assert_allclose(ratio / np.median(ratio), 1.0, atol=0.015)

@@ -460,7 +460,11 @@ def _relock(
     slice's own modes, is a second candidate; walking out from the middle slice, each slice keeps
     whichever candidate puts its whole histogram where the neighbour's lies (:func:`_agreement`,
     the lock's criterion; ``width``: its density's).  A genuine step keeps the slice's own
-    mapping: the neighbour's one refined across a step fits the histogram worse.
+    mapping: the neighbour's one refined across a step fits the histogram worse.  The candidate
+    counts only where at least two weighted modes are located under it: with one, its gain is the
+    neighbour's, not refined, and the agreement, whose density is only as fine as telling modes
+    apart needs, cannot judge a gain a few per cent off (its 1/g factor then decides: a stack whose
+    gain rises 3 % a slice kept the middle slice's gain on one side).
     """
     g, o, levels, weight = modes.gain, modes.offset, modes.levels, modes.weight
     for k, j in _walk(usable)[1]:
@@ -468,6 +472,8 @@ def _relock(
         for _ in range(iters):  # refined as far as the tracking refined the slice's own mapping
             row = _locate(hists[k], levels, alt[0], alt[1], h * alt[0])
             alt = _fit_located(levels, row, weight, alt[0], alt[1], h)
+        if int((np.isfinite(row) & (weight > 0)).sum()) < 2:
+            continue
         agree = _agreement(samples[k], _density((samples[j] - o[j]) / g[j], width))
         if np.isfinite(alt).all() and alt[0] > 0 and agree(*alt) > agree(g[k], o[k]):
             (g[k], o[k]), modes.located[k] = alt, row

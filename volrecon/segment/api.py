@@ -62,6 +62,8 @@ from volrecon.segment.voids import (
     split_reach,
     split_voids,
     spread_floor,
+    stripe_darkening,
+    stripe_reach,
     wall_shift,
 )
 
@@ -1485,7 +1487,9 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
 
     The split works on the pore average of the grey ``src`` (:func:`volrecon.segment.voids.split_grey`:
     the cathode's pore over its own voxels, its binder over the pore and binder; with ``average_nm`` 0,
-    on the ``smooth_nm`` smoothing), and
+    on the ``smooth_nm`` smoothing) less a residual curtain's darkening in the pore and binder, read on
+    the particles of each column (:func:`volrecon.segment.voids.stripe_darkening`; ``cues.stripe_nm`` 0:
+    none), and
     the electrolyte level and spread come from those values on the cathode's ``electrolyte`` voxels
     (those whose in-plane neighbours are electrolyte too): every slice gets its own level
     (:func:`volrecon.segment.voids.slice_levels` on each slice's histogram, summed over its
@@ -1531,6 +1535,15 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
         smoothed = _overlap(avg, _compact(src), reach, np.float32, extra=(out, reg)).rechunk(out.chunks)
     else:
         smoothed = _smoothed(src, smooth_nm, vox)
+    if act_v is not None and cues.stripe_nm > 0:
+        # a residual curtain's darkening, measured on the particles of the column, is taken off the
+        # pore and binder (a dark stripe over electrolyte is not a void)
+        def dark(g_: np.ndarray, o_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
+            return np.ascontiguousarray(stripe_darkening(g_, (r_ == cat_v) & (o_ == act_v), cues=cues,
+                                                         voxel_size_nm=vox)[core])
+
+        stripes = _overlap(dark, _compact(src), stripe_reach(cues, vox), np.float32, extra=(out, reg)).rechunk(out.chunks)
+        smoothed = da.where(space_of(out, reg), smoothed - stripes, smoothed)
     smoothed = grey0 = _materialise(smoothed, folder, "void_grey")
     nz = smoothed.shape[0]
     zs, stride = _sample_index(smoothed.shape)
@@ -1936,6 +1949,7 @@ def _cut_beside_voids(guess: Any, grey: da.Array, lay: Layers, *, names: Mapping
     if voids is None:
         return lay
     marked, params["layer_guess"]["dark_voids"] = voids
+    release_memory()  # as before the first detection: its share maps are mapped beyond what the workers freed
     again = detect_layers(marked, phase_names=names, frame_value=frame_value, cathode_voids=True,
                           **layer_options).heights["separator|cathode"]
     if again is None:  # no separator|cathode on the marked guess (a field beginning in the cathode): the first stands
