@@ -1033,7 +1033,7 @@ def _electrolyte_levelled(smoothed: da.Array, reg: da.Array, out: da.Array, *, e
 
 class ParticleEdgeRule(NamedTuple):
     """What :func:`volrecon.segment.cathode_rims.particle_edges` is given for the classifier's cathode
-    (:func:`_classifier_particle_edges`)."""
+    (:func:`_classifier_particle_edges`) and the thresholded one (:func:`_auto_particle_edge_rule`)."""
 
     length_nm: float
     """Rim length (nm) of the grey the step's two voxels are read on."""
@@ -2583,7 +2583,8 @@ def _auto_particle_edge_rule(src: da.Array, smoothed: da.Array, reg: da.Array, o
     oracle-corrected) the rims beside the particles stayed on, the pore's voxel beside a particle
     read over the half-way cut, and 3 100 void and 4 000 electrolyte voxels read active (1 500 /
     1 200 without the rule).  The cut is :func:`_particle_edge_cut` on the cathode sample ``vals``
-    corrected by that length (``dvals``: the gradient's sample, :func:`_gradient_sample`).
+    corrected by that length (``dvals``: the gradient's sample, :func:`_gradient_sample`).  The rule
+    no longer follows the fit on or off either (it was off where the fit read 0, on at 2.5 nm).
     Both particle sides are given back (the classifier's rule keeps only the axes where the model's
     step reads under the binder | active midpoint, :func:`_classifier_particle_edges`; here that cost
     the carbonate phantoms' pore 0.001 and gained the diglyme's active 0.001).
