@@ -1036,7 +1036,7 @@ def _electrolyte_levelled(smoothed: da.Array, reg: da.Array, out: da.Array, *, e
 
 class ParticleEdgeRule(NamedTuple):
     """What :func:`volrecon.segment.cathode_rims.particle_edges` is given for the classifier's cathode
-    (:func:`_classifier_particle_edges`)."""
+    (:func:`_classifier_particle_edges`) and the thresholded one (:func:`_auto_particle_edge_rule`)."""
 
     length_nm: float
     """Rim length (nm) of the grey the step's two voxels are read on."""
@@ -2225,6 +2225,9 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
     base = base.rechunk(src.chunks)
     thr: dict[str, list[float]] = {}
     cat_grey = None
+    # the cathode's in-plane gradient (lazy), for its rim correction and the particle-edge rule's
+    cat_grad = _gradient(cls_grey, vox, foil=None if stack is None else (reg, spill, stack[0]))
+    dvals: np.ndarray | None = None
     samples: dict[str, np.ndarray] = {}
     sampled = _region_samples(smoothed, reg, [REGIONS["cathode"], REGIONS["separator"]])
     for region, classes in (("cathode", 3), ("separator", 2)):
@@ -2232,9 +2235,11 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
         if vals.size >= 100 and np.unique(vals[:100_000]).size >= classes:
             thr[region] = [float(v) for v in multi_otsu(vals, classes, bins=256)]
             if region == "cathode":
+                dvals = _gradient_sample(smoothed, reg, REGIONS["cathode"], vox)
                 cat_grey, thr[region] = _cathode_rim_grey(smoothed, reg, vals, thr[region], vox=vox, params=params,
                                                           corrected=cls_grey, rims=_edge_rims(rim_edges, stack, smooth_nm, vox),
-                                                          foil=None if stack is None else (spill, stack[0]))
+                                                          foil=None if stack is None else (spill, stack[0]),
+                                                          dvals=dvals, gradient=cat_grad)
                 # electrolyte | binder between those two materials only, whatever the cell's voids; plain
                 # grey above the (rim-corrected) binder | active cut is particle or particle-edge rim
                 cut = filled_pore_cut(vals, thr[region], dark_k=(void_cues or VoidCues()).dark_k)
@@ -2256,10 +2261,12 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
     else:
         out = da.map_blocks(lambda g, r, b, c: classify_regions(g, r, b, thresholds=thr, names=names, cathode_grey=c),
                             cls_grey, reg, base, cat_grey, dtype=np.uint8)
-    edge_cut = (params.get("cathode_rims") or {}).get("particle_edge_cut")
-    if cat_grey is not None and edge_cut is not None:
-        out = _particle_edges(out, cat_grey, reg, names=names, cut=float(edge_cut), vox=vox,
-                              edge_nm=(void_cues or VoidCues()).edge_nm)
+    if "cathode" in thr and dvals is not None:
+        rule = _auto_particle_edge_rule(src, smoothed, reg, out, samples["cathode"], dvals, names=names, vox=vox,
+                                        smooth_nm=smooth_nm, edge_nm=(void_cues or VoidCues()).edge_nm, params=params)
+        if rule is not None:
+            edge_grey = da.map_blocks(rim_corrected, cls_grey, cat_grad, rule.length_nm, dtype=np.float32)
+            out = _particle_edges(out, edge_grey, reg, rule, names=names)
     cuts = None
     if stack is not None and len(thr.get("cathode", ())) == 2 and "separator" in thr:
         cuts = contact_cuts(samples["separator"], thr["separator"][0], samples["cathode"], thr["cathode"][1], edge or {},
@@ -2506,24 +2513,26 @@ def _edge_rims(edges: Sequence[Mapping[str, float]], stack: tuple[int, bool] | N
     return out
 
 
-def _particle_edges(out: da.Array, cat_grey: da.Array, reg: da.Array, *, names: Mapping[str, int], cut: float,
-                    vox: tuple[float, float, float], edge_nm: float) -> da.Array:
-    """:func:`volrecon.segment.cathode_rims.particle_edges`, chunked (in-plane context of its reach)."""
-    reach = [max(1, int(np.ceil(float(edge_nm) / float(v)))) for v in vox[1:]]
+def _particle_edges(out: da.Array, grey: da.Array, reg: da.Array, rule: ParticleEdgeRule, *,
+                    names: Mapping[str, int]) -> da.Array:
+    """:func:`volrecon.segment.cathode_rims.particle_edges` by ``rule`` on ``grey`` (rim-corrected by
+    ``rule.length_nm``), chunked (in-plane context of its reach)."""
+    reach, cut, sides = rule.reach_px, rule.cut, rule.sides
     cat_v = REGIONS["cathode"]
 
     def fix(o_: np.ndarray, g_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
         return np.ascontiguousarray(particle_edges(o_, g_, r_ == cat_v, electrolyte=names["electrolyte"],
                                                    binder=names["binder"], active=names["active"], cut=cut,
-                                                   reach_px=reach)[core])
+                                                   reach_px=reach, particle_side=sides)[core])
 
-    return _overlap(fix, out, (0, reach[0] + 1, reach[1] + 1), np.uint8, extra=(cat_grey, reg)).rechunk(out.chunks)
+    return _overlap(fix, out, (0, reach[0] + 1, reach[1] + 1), np.uint8, extra=(grey, reg)).rechunk(out.chunks)
 
 
 def _cathode_rim_grey(smoothed: da.Array, reg: da.Array, vals: np.ndarray, otsu: list[float], *,
                       vox: tuple[float, float, float], params: dict[str, Any],
                       corrected: da.Array | None = None, rims: Sequence[float] = (),
-                      foil: tuple[FoilSpill, int] | None = None) -> tuple[da.Array | None, list[float]]:
+                      foil: tuple[FoilSpill, int] | None = None, dvals: np.ndarray | None = None,
+                      gradient: da.Array | None = None) -> tuple[da.Array | None, list[float]]:
     """The cathode's rim-corrected grey and its thresholds (:mod:`volrecon.segment.cathode_rims`).
 
     ``vals``: the cathode sample of ``smoothed`` (:func:`_region_samples`), ``otsu`` its plain
@@ -2539,17 +2548,19 @@ def _cathode_rim_grey(smoothed: da.Array, reg: da.Array, vals: np.ndarray, otsu:
     fit's separability peak is flat to parts per thousand (it read 6.6 and 13.4 nm on the diglyme
     and carbonate benchmark phantoms of one rendering), and an edge's fit can misread the rim (a
     film or a rough surface beside it: the sodium surface read 5.3 nm on a carbonate phantom whose
-    collector and fit read 11-12).  ``params["cathode_rims"]["particle_edge_cut"]``: the half-way
-    level between the electrolyte and the particles on the corrected grey (:func:`_particle_edges`).
+    collector and fit read 11-12).  The particle-edge rule
+    reads its own length, not this one (:func:`_auto_particle_edge_rule`).
     ``foil``: the collector foil's fitted spill and the stacking axis, when ``corrected`` holds the
     cathode's rows beside the foil unmixed (:func:`_foil_unspilled`): their gradient is then taken with
     the foil's voxels read as the row beside them (:func:`_gradient`), as the classifier's boundary
     rule reads them (:func:`_foil_spill_grey`).  The unmixed grey's step into the foil read as a rim
     of theirs took their particles under the binder | active cut (24x192 carbonate seed 0, the true
     first row's active recall 0.751 -> 0.772 corrected, 0.782 -> 0.801 oracle-corrected;
-    ``benchmarks/foil_rows.py``).
+    ``benchmarks/foil_rows.py``).  ``dvals``, ``gradient``: the gradient's sample at ``vals``
+    (:func:`_gradient_sample`) and the gradient of ``corrected`` as above, where already computed.
     """
-    dvals = _gradient_sample(smoothed, reg, REGIONS["cathode"], vox)
+    if dvals is None:
+        dvals = _gradient_sample(smoothed, reg, REGIONS["cathode"], vox)
     fitted, t, eta = fit_rim_length(vals, dvals)
     length = float(np.median([fitted, *rims]))
     if rims:
@@ -2559,12 +2570,63 @@ def _cathode_rim_grey(smoothed: da.Array, reg: da.Array, vals: np.ndarray, otsu:
                               "gradient_sigma_nm": RIM_GRADIENT_NM, "separability": eta, "plain_thresholds": list(otsu)}
     if length <= 0:
         return None, otsu
-    v = vals - length * dvals
-    level, _ = electrolyte_level(v[v < t[0]])
-    params["cathode_rims"]["particle_edge_cut"] = _particle_edge_cut(level, v[(v >= t[0]) & (v < t[1])], v[v >= t[1]])
     grey = smoothed if corrected is None else corrected
-    grad = _gradient(grey, vox, foil=None if foil is None else (reg, *foil))
+    grad = _gradient(grey, vox, foil=None if foil is None else (reg, *foil)) if gradient is None else gradient
     return da.map_blocks(rim_corrected, grey, grad, length, dtype=np.float32), [otsu[0], t[1]]
+
+
+def _auto_particle_edge_rule(src: da.Array, smoothed: da.Array, reg: da.Array, out: da.Array, vals: np.ndarray,
+                             dvals: np.ndarray, *, names: Mapping[str, int], vox: tuple[float, float, float],
+                             smooth_nm: float, edge_nm: float, params: dict[str, Any]) -> ParticleEdgeRule | None:
+    """The rim length and cut of :func:`_particle_edges` for the thresholded cathode ``out``.
+
+    The rule reads a pore | particle step's two voxels on a grey whose rims are off; the length is
+    the image model's (:func:`volrecon.segment.cathode_rims.particle_edge_rim_length`, the model
+    fitted on ``src`` and the cathode's classes as the classifier's is, :func:`_dark_rim_length`), a
+    property of the probe, the rims and the denoising, not the separability's, whose peak is flat
+    (:func:`_cathode_rim_grey`): at a fitted 2.5 nm (24x192 diglyme seed 1, corrected; 7.0 nm
+    oracle-corrected) the rims beside the particles stayed on, the pore's voxel beside a particle
+    read over the half-way cut, and 3 100 void and 4 000 electrolyte voxels read active (1 500 /
+    1 200 without the rule).  The cut is :func:`_particle_edge_cut` on the cathode sample ``vals``
+    corrected by that length (``dvals``: the gradient's sample, :func:`_gradient_sample`).  The rule
+    no longer follows the fit on or off either (it was off where the fit read 0, on at 2.5 nm).
+    Both particle sides are given back (the classifier's rule keeps only the axes where the model's
+    step reads under the binder | active midpoint, :func:`_classifier_particle_edges`; here that cost
+    the carbonate phantoms' pore 0.001 and gained the diglyme's active 0.001).
+    None (the rule off) without a model, a length in range or a cut; what was used is recorded in
+    ``params["cathode_rims"]["particle_edges"]``.
+    """
+    rims = params.get("cathode_rims")
+    phases = [names.get(p) for p in ("electrolyte", "binder", "active")]
+    if rims is None or None in phases:
+        return None
+    fitted = float(rims["length_nm"])
+    v = vals - fitted * dvals
+    t = robust_cuts(v, 3)
+    classes = np.digitize(v, t)
+    if min(int((classes == i).sum()) for i in range(3)) < MIN_MODEL_VOXELS:
+        return None
+    levels = {int(p): float(np.median(v[classes == i])) for i, p in enumerate(phases)}
+    info: dict[str, Any] = {}
+    model = _dark_rim_length(src, smoothed, reg, out, region=REGIONS["cathode"], values=[int(p) for p in phases],
+                             rule=(fitted, levels), vox=vox, smooth_nm=smooth_nm, info=info)
+    if model is None:
+        rims["particle_edges"] = {**info, "off": "no image model"}
+        return None
+    sigma = smoothing_sigma(smooth_nm, vox)
+    length = particle_edge_rim_length(model[1], vox, smooth_sigma_vox=sigma)
+    if not 0.0 < length <= RIM_LENGTH_MAX_NM:
+        rims["particle_edges"] = {**info, "rim_length_nm": length, "off": "length out of range"}
+        return None
+    w = vals - length * dvals
+    tw = robust_cuts(w, 3)
+    level, _ = electrolyte_level(w[w < tw[0]])
+    cut = _particle_edge_cut(level, w[(w >= tw[0]) & (w < tw[1])], w[w >= tw[1]])
+    rims["particle_edges"] = {**info, "rim_length_nm": length, "cut": cut}
+    if cut is None:
+        return None
+    return ParticleEdgeRule(length, cut, tuple(max(1, int(np.ceil(float(edge_nm) / float(v)))) for v in vox[1:]),
+                            (True, True))
 
 
 def _particle_edge_cut(pore_level: float, binder: np.ndarray, particles: np.ndarray) -> float | None:
