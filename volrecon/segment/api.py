@@ -695,7 +695,7 @@ def segment_volume(
                     params["sei"] = sei_info
                 if cut_grey is not None and "void" in lay_names and lay.heights.get("separator|cathode") is not None:
                     lay = _cut_beside_voids(specimen, cut_grey, lay, names=lay_names, frame_value=lay_frame, params=params,
-                                            dark_k=void_cues.dark_k, read=cut_read,
+                                            dark_k=void_cues.dark_k, read=cut_read, cues=void_cues,
                                             layer_options=dict(voxel_size_nm=vox, axis=through_plane, lateral_nm=lateral_nm,
                                                                level_passes=level_passes,
                                                                scratch=None if folder is None else folder.path))
@@ -1881,7 +1881,8 @@ def _guess_below_sei(grey: da.Array, lay: Layers, specimen: Any, info: dict[str,
 
 
 def _dark_voids(evidence: Any, grey: da.Array, lay: Layers, *, names: Mapping[str, int], frame_value: int | None,
-                dark_k: float, read: GreyReader | None = None) -> tuple[Any, dict[str, float]] | None:
+                dark_k: float, read: GreyReader | None = None, cues: VoidCues | None = None,
+                vox: tuple[float, float, float] | None = None) -> tuple[Any, dict[str, float]] | None:
     """The layer guess's pore (its ``electrolyte`` class) too dark to hold electrolyte, marked ``void``
     in ``evidence`` (lazily for a dask array: the layers read it once), and the levels it was cut at;
     None where the separator found by ``lay`` holds too little pore to measure the electrolyte's level.
@@ -1893,7 +1894,11 @@ def _dark_voids(evidence: Any, grey: da.Array, lay: Layers, *, names: Mapping[st
     spread slices: the separator's pores hold electrolyte (the cell loses its electrolyte from the
     cathode's side), and the class's mode over the whole field is the sodium's.  A pore voxel
     ``dark_k`` spreads below that level is a void's (:attr:`VoidCues.dark_k`, the void split's seed
-    margin); the layers count it with the cathode (``detect_layers(cathode_voids=True)``).
+    margin); the layers count it with the cathode (``detect_layers(cathode_voids=True)``).  With
+    ``cues`` and ``vox``, a residual curtain's darkening measured on the guess's particles
+    (:func:`volrecon.segment.voids.stripe_darkening`, as the void split takes it off) is taken off
+    the grey first: a dark stripe over the separator's electrolyte is not a void (24x192 carbonate
+    seed 0, corrected: the stripe at image columns 128-135 moved the cut into the separator).
     """
     elec, void = names["electrolyte"], names["void"]
     zs, stride = _sample_index(grey.shape)
@@ -1914,6 +1919,14 @@ def _dark_voids(evidence: Any, grey: da.Array, lay: Layers, *, names: Mapping[st
     def mark(p: np.ndarray, v: np.ndarray) -> np.ndarray:
         return np.where((p == elec) & (v < cut), np.uint8(void), p).astype(p.dtype)
 
+    act = names.get("active")
+    if cues is not None and vox is not None and cues.stripe_nm > 0 and act is not None:
+        ev = evidence if isinstance(evidence, da.Array) else da.from_array(np.asarray(evidence), chunks=grey.chunks)
+
+        def lifted(g_: np.ndarray, p_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
+            return np.ascontiguousarray((g_ - stripe_darkening(g_, p_ == act, cues=cues, voxel_size_nm=vox))[core])
+
+        grey = _overlap(lifted, grey.rechunk(ev.chunks), stripe_reach(cues, vox), np.float32, extra=(ev,))
     if isinstance(evidence, da.Array):
         marked = da.map_blocks(mark, evidence, grey.rechunk(evidence.chunks), dtype=evidence.dtype)
     else:
@@ -1923,7 +1936,7 @@ def _dark_voids(evidence: Any, grey: da.Array, lay: Layers, *, names: Mapping[st
 
 def _cut_beside_voids(guess: Any, grey: da.Array, lay: Layers, *, names: Mapping[str, int], frame_value: int | None,
                       params: dict[str, Any], dark_k: float, read: GreyReader | None,
-                      layer_options: Mapping[str, Any]) -> Layers:
+                      layer_options: Mapping[str, Any], cues: VoidCues | None = None) -> Layers:
     """``lay`` with its ``separator|cathode`` surface found again on the layer ``guess`` whose pore too dark
     to hold electrolyte counts with the cathode (:func:`_dark_voids`; ``lay`` itself where its separator
     holds too little pore to measure the electrolyte on).
@@ -1949,7 +1962,8 @@ def _cut_beside_voids(guess: Any, grey: da.Array, lay: Layers, *, names: Mapping
     1.83 / 1.37 -> 1.17 / 0.88; worse carbonate seed 0 1.75 / 1.82 -> 1.78 / 1.89.  The classifier's path
     does not take it on its own labels (its ``void`` is also found in the separator's electrolyte);
     with ``layers_from='grey'`` it reads the grey guess's, as the unsupervised method does."""
-    voids = _dark_voids(guess, grey, lay, names=names, frame_value=frame_value, dark_k=dark_k, read=read)
+    voids = _dark_voids(guess, grey, lay, names=names, frame_value=frame_value, dark_k=dark_k, read=read, cues=cues,
+                        vox=layer_options.get("voxel_size_nm"))
     if voids is None:
         return lay
     marked, params["layer_guess"]["dark_voids"] = voids
