@@ -149,6 +149,12 @@ def test_bad_inputs(diglyme, tmp_path):
     # an explicit void vote that pore_vote_nm would silently overwrite (review rev20 L9)
     with pytest.raises(ParameterError, match="pore_vote_nm=30"):
         segment_volume(img, voxel_size_nm=vox, void_cues=VoidCues(vote_nm=30.0))
+    # a cue out of range names itself and the fix (it ran silently)
+    with pytest.raises(ParameterError, match=r"VoidCues\(dark_k=-1"):
+        VoidCues(dark_k=-1.0)
+    with pytest.raises(ParameterError, match="stripe_nm=0"):
+        VoidCues(stripe_width_nm=0.0)
+    assert VoidCues(stripe_nm=0.0, stripe_width_nm=0.0).stripe_nm == 0.0
 
 
 def test_small_tools():

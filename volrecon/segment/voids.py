@@ -220,6 +220,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from volrecon.errors import ParameterError
 from volrecon.phases import PHASES
 from volrecon.segment._geodesic import bounded_growth
 from volrecon.segment._smooth import gaussian
@@ -755,6 +756,18 @@ class VoidCues:
     stripe_nm: float = 500.0
     stripe_width_nm: float = 25.0
     stripe_depth_nm: float = 40.0
+
+    def __post_init__(self) -> None:
+        # a negative length or margin would run silently and read every pore as void (or none); the
+        # walls' shift is measured and may come out negative (:attr:`rim_nm` clips it)
+        for name in ("dark_k", "shine_depth_nm", "grow_nm", "edge_nm", "class_smooth_nm", "average_nm", "core_k",
+                     "flat_k", "vote_nm", "stripe_nm", "stripe_width_nm", "stripe_depth_nm"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(float(value)) and float(value) >= 0):
+                raise ParameterError(f"VoidCues({name}={value!r}): give a finite value >= 0")
+        if self.stripe_nm > 0 and self.stripe_width_nm <= 0:
+            raise ParameterError(f"VoidCues(stripe_width_nm={self.stripe_width_nm!r}): give the curtains' width in nm "
+                                 "(> 0), or stripe_nm=0 to leave the stripes alone")
 
     @property
     def rim_nm(self) -> float:
