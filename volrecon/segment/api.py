@@ -1541,11 +1541,7 @@ def _cathode_voids(src: da.Array, reg: da.Array, out: da.Array, *, names: Mappin
     if act_v is not None and cues.stripe_nm > 0:
         # a residual curtain's darkening, measured on the particles of the column, is taken off the
         # pore and binder (a dark stripe over electrolyte is not a void)
-        def dark(g_: np.ndarray, o_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
-            return np.ascontiguousarray(stripe_darkening(g_, (r_ == cat_v) & (o_ == act_v), cues=cues,
-                                                         voxel_size_nm=vox)[core])
-
-        stripes = _overlap(dark, _compact(src), stripe_reach(cues, vox), np.float32, extra=(out, reg)).rechunk(out.chunks)
+        stripes = _stripe_darkening(_compact(src), (reg == cat_v) & (out == act_v), cues=cues, vox=vox).rechunk(out.chunks)
         smoothed = da.where(space_of(out, reg), smoothed - stripes, smoothed)
     smoothed = grey0 = _materialise(smoothed, folder, "void_grey")
     nz = smoothed.shape[0]
@@ -1880,6 +1876,15 @@ def _guess_below_sei(grey: da.Array, lay: Layers, specimen: Any, info: dict[str,
     return t
 
 
+def _stripe_darkening(grey: da.Array, particles: da.Array, *, cues: VoidCues, vox: tuple[float, float, float]) -> da.Array:
+    """A residual curtain's darkening of each voxel's column (<= 0), measured on ``particles`` (bool, ``grey``'s
+    shape; :func:`volrecon.segment.voids.stripe_darkening`), chunked (chunk-exact)."""
+    def dark(g_: np.ndarray, p_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
+        return np.ascontiguousarray(stripe_darkening(g_, p_, cues=cues, voxel_size_nm=vox)[core])
+
+    return _overlap(dark, grey, stripe_reach(cues, vox), np.float32, extra=(particles,))
+
+
 def _dark_voids(evidence: Any, grey: da.Array, lay: Layers, *, names: Mapping[str, int], frame_value: int | None,
                 dark_k: float, read: GreyReader | None = None, cues: VoidCues | None = None,
                 vox: tuple[float, float, float] | None = None) -> tuple[Any, dict[str, float]] | None:
@@ -1922,11 +1927,8 @@ def _dark_voids(evidence: Any, grey: da.Array, lay: Layers, *, names: Mapping[st
     act = names.get("active")
     if cues is not None and vox is not None and cues.stripe_nm > 0 and act is not None:
         ev = evidence if isinstance(evidence, da.Array) else da.from_array(np.asarray(evidence), chunks=grey.chunks)
-
-        def lifted(g_: np.ndarray, p_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
-            return np.ascontiguousarray((g_ - stripe_darkening(g_, p_ == act, cues=cues, voxel_size_nm=vox))[core])
-
-        grey = _overlap(lifted, grey.rechunk(ev.chunks), stripe_reach(cues, vox), np.float32, extra=(ev,))
+        grey = grey.rechunk(ev.chunks)
+        grey = grey - _stripe_darkening(grey, ev == act, cues=cues, vox=vox).rechunk(grey.chunks)
     if isinstance(evidence, da.Array):
         marked = da.map_blocks(mark, evidence, grey.rechunk(evidence.chunks), dtype=evidence.dtype)
     else:
