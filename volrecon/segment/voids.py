@@ -56,8 +56,9 @@ mostly void (an unlit void face the thresholds read binder-grey: blurred edges),
 slice (beyond the phantoms' true 80 nm depth) mostly binder.
 
 Where a dark column ends.  A void's face over frozen electrolyte is dark too (the electrolyte's grey
-attenuated), not only over empty space: on carbonate seed 0 (24x192x192, ``benchmarks/void_pieces.py``)
-165 of the 206 dark seeds are void but only 17 of those are void one shine-through depth deeper.  Below
+attenuated), not only over empty space: on carbonate seed 0 (24x192x192, oracle-corrected,
+``benchmarks/void_pieces.py``) 165 of the 206 dark seeds are void, 102 of them void one shine-through
+depth deeper too, and 61 over frozen electrolyte there (on the corrected stack 160, 81 and 78).  Below
 its last dark slice a column whose depth behind holds only pore would still look dark were it void, so
 it has ended there (its narrowing last slices are the outer ring's, continued half the depth); the cores'
 tails run the whole depth only where a solid behind lights the face (:func:`lit_floor`; the stack's end,
@@ -66,7 +67,7 @@ unseen, counts as lit).  On that phantom the tails 2-5 slices below a seed's las
 oracle-corrected, before -> after): void Dice diglyme auto 0.778 -> 0.781 / 0.783 -> 0.786 (seed 0),
 0.769 -> 0.771 / 0.778 -> 0.780 (seed 1), classifier +0.002..+0.003; carbonate auto 0.293 -> 0.294 /
 0.303 -> 0.305, classifier 0.245 -> 0.252 / 0.290 -> 0.295 (seed 0), classifier +0.001..+0.003 (seed 1);
-false void -5 to -13 % everywhere (diglyme auto seed 0 0.0388 -> 0.0368 of the cathode).  What it costs:
+false void -3 to -13 % everywhere (diglyme auto seed 0 0.0388 -> 0.0368 of the cathode).  What it costs:
 carbonate seed 1 auto void Dice -0.0005 / -0.0012, the void fraction 0.001-0.003 (diglyme) and
 0.0001-0.0004 (carbonate) further under the truth everywhere (the removed voxels were mostly electrolyte;
 what the fraction had gained from them stood in for lit voids no cue finds), the diglyme classifier's
@@ -1450,10 +1451,10 @@ def lit_floor(labels: np.ndarray, *, electrolyte: int, void: int, depth: int, bl
     beyond the array's last slice is not seen: those voxels count as lit.
 
     Measured on the benchmark's 24x192x192 phantoms with their truth (``benchmarks/void_pieces.py``,
-    carbonate seed 0, method ``auto``): of 206 dark seeds 165 are void but 17 are void one
-    shine-through depth deeper (most are voids over electrolyte, dark for that); the dark columns'
-    continuation 2-5 slices below their last dark slice was 6-20 % void, while on seed 1, whose voids
-    end on particles, 73-96 %.
+    carbonate seed 0, oracle-corrected, method ``auto``): of the 206 dark seeds 165 are void, 102 of
+    them void one shine-through depth deeper too and 61 over frozen electrolyte there (dark for that);
+    the dark columns' continuation 2-5 slices below their last dark slice was 6-20 % void, while on
+    seed 1, whose voids mostly end on particles, 37-95 %.
 
     Parameters
     ----------
