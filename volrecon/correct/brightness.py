@@ -402,17 +402,8 @@ def _track_modes(samples: Sequence[np.ndarray], usable: Sequence[int], sigma: fl
         corrected = (located - o[:, None]) / g[:, None]
         seen = np.isfinite(corrected).sum(axis=0)
         levels = np.array([np.nanmedian(c) if n else np.nan for c, n in zip(corrected.T, seen)])
-        # reliability: spread and trend of each mode's corrected level over the stack
-        var = np.full(levels.size, np.inf)
-        zs = np.arange(nz)
-        for c in range(levels.size):
-            sel = np.isfinite(corrected[:, c])
-            if sel.sum() >= max(3, len(usable) // 2):
-                r = corrected[sel, c] - levels[c]
-                mad = 1.4826 * np.median(np.abs(r - np.median(r)))
-                trend = np.polyfit(zs[sel], r, 1)[0] * (nz - 1) if sel.sum() >= 3 else 0.0
-                var[c] = mad**2 + (trend / 2) ** 2 + (0.05 * h) ** 2
-        weight = np.where(np.isfinite(var), 1.0 / var, 0.0)
+        # reliability: how steady each mode's level is over the stack
+        weight = _mode_weights(levels, located, g, usable, h)
         # merge modes that climbed to the same place; drop lost ones
         keep = np.isfinite(levels)
         order = np.argsort(np.where(keep, levels, np.inf))
@@ -424,6 +415,52 @@ def _track_modes(samples: Sequence[np.ndarray], usable: Sequence[int], sigma: fl
     if levels.size:
         _relock(samples, usable, hists, modes, h, width, int(iters))
     return modes
+
+
+def _mode_weights(levels: np.ndarray, located: np.ndarray, gain: np.ndarray, usable: Sequence[int], h: float) -> np.ndarray:
+    """Reliability of each mode: inverse variance of its level over the stack under fits it does not dominate.
+
+    Each slice's gain/offset is refitted through its located modes with equal weights (robust)
+    and a mode's variance is the spread and the trend over slices of its level under those fits.
+    Judged under the slices' weighted fits instead, the two modes that carry the weight fit them
+    exactly: they show no spread by construction, keep the weight whatever they do (a level whose
+    sub-modes' shares change with depth climbs from one to the other), and every other mode looks
+    as wrong as that line is, so it never wins its weight back.
+
+    Parameters
+    ----------
+    levels : ndarray (C,)
+        The modes' levels on the common grey scale (NaN: lost).
+    located : ndarray (Z, C)
+        Where each slice's modes lie in its own grey (NaN: not found).
+    gain : ndarray (Z,)
+        The slices' current gains (they scale the robust fit's rejection to each slice's grey).
+    usable : sequence of int
+        Slices with content; a mode seen in fewer than half of them gets no weight.
+    h : float
+        Noise of the located levels (grey): the robust fit's scale and the variance floor.
+
+    Returns
+    -------
+    ndarray (C,)
+        Inverse variances (0: unreliable or rarely seen).
+    """
+    nz, nc = located.shape
+    framed = np.full((nz, nc), np.nan)
+    for k in usable:
+        gk, ok = _robust_line_fit(levels, located[k], np.isfinite(levels).astype(np.float64), 2.0 * h * gain[k])
+        if np.isfinite(gk) and gk > 0:
+            framed[k] = (located[k] - ok) / gk
+    var = np.full(nc, np.inf)
+    zs = np.arange(nz)
+    for c in range(nc):
+        sel = np.isfinite(framed[:, c])
+        if sel.sum() >= max(3, len(usable) // 2):
+            r = framed[sel, c] - np.median(framed[sel, c])
+            mad = 1.4826 * np.median(np.abs(r - np.median(r)))
+            trend = np.polyfit(zs[sel], r, 1)[0] * (nz - 1)
+            var[c] = mad**2 + (trend / 2) ** 2 + (0.05 * h) ** 2
+    return np.where(np.isfinite(var), 1.0 / var, 0.0)
 
 
 def _locate(hist: tuple[np.ndarray, np.ndarray], levels: np.ndarray, g: float, o: float, bandwidth: float) -> np.ndarray:
