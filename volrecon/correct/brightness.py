@@ -403,7 +403,7 @@ def _track_modes(samples: Sequence[np.ndarray], usable: Sequence[int], sigma: fl
         seen = np.isfinite(corrected).sum(axis=0)
         levels = np.array([np.nanmedian(c) if n else np.nan for c, n in zip(corrected.T, seen)])
         # reliability: how steady each mode's level is over the stack
-        weight = _mode_weights(levels, located, g, usable, h)
+        weight = _mode_weights(levels, located, usable, h)
         # merge modes that climbed to the same place; drop lost ones
         keep = np.isfinite(levels)
         order = np.argsort(np.where(keep, levels, np.inf))
@@ -417,15 +417,64 @@ def _track_modes(samples: Sequence[np.ndarray], usable: Sequence[int], sigma: fl
     return modes
 
 
-def _mode_weights(levels: np.ndarray, located: np.ndarray, gain: np.ndarray, usable: Sequence[int], h: float) -> np.ndarray:
-    """Reliability of each mode: inverse variance of its level over the stack under fits it does not dominate.
+def _consensus_line(levels: np.ndarray, row: np.ndarray, tol: float) -> tuple[float, float]:
+    """The line ``row = g * levels + o`` most of a slice's located modes agree on.
 
-    Each slice's gain/offset is refitted through its located modes with equal weights (robust)
-    and a mode's variance is the spread and the trend over slices of its level under those fits.
-    Judged under the slices' weighted fits instead, the two modes that carry the weight fit them
-    exactly: they show no spread by construction, keep the weight whatever they do (a level whose
-    sub-modes' shares change with depth climbs from one to the other), and every other mode looks
-    as wrong as that line is, so it never wins its weight back.
+    Every pair of located modes fixes a line; the one that puts most of the other modes within
+    ``tol`` (level units) of their levels wins, and the line is refitted (equal weights) through
+    those modes.  A mode that climbed to another sub-mode is then off a line the steady modes
+    share, rather than tilting it and passing its error on to them.  Where no third mode agrees
+    with any pair the modes cannot outvote one another and all of them count.
+
+    Parameters
+    ----------
+    levels : ndarray (C,)
+        The modes' levels on the common grey scale (NaN: lost).
+    row : ndarray (C,)
+        Where the slice's modes lie in its own grey (NaN: not found).
+    tol : float
+        Largest distance (level units) of a mode that agrees with a line.
+
+    Returns
+    -------
+    (float, float)
+        Gain and offset (NaN where fewer than two modes are located).
+    """
+    sel = np.flatnonzero(np.isfinite(row) & np.isfinite(levels))
+    best: tuple[tuple[int, float], np.ndarray] | None = None
+    for n, a in enumerate(sel):
+        for b in sel[n + 1 :]:
+            if levels[b] == levels[a]:
+                continue
+            g = (row[b] - row[a]) / (levels[b] - levels[a])
+            if not g > 0:
+                continue
+            d = np.abs((row[sel] - row[a]) / g + levels[a] - levels[sel])
+            agree = d < tol
+            key = (int(agree.sum()), -float(np.sum(d[agree] ** 2)))
+            if best is None or key > best[0]:
+                best = (key, sel[agree])
+    if best is None:
+        return float("nan"), float("nan")
+    inliers = best[1] if best[1].size >= 3 else sel
+    return _fit_slice(row[inliers], levels[inliers], np.ones(inliers.size))
+
+
+CONSENSUS_TOL = 0.5
+"""Tolerance of :func:`_consensus_line` in units of the samples' noise ``h``: a mean-shift kernel ``h`` wide
+cannot tell sub-modes closer than about ``h`` apart, so a mode that climbed did so by ``h`` or more, while
+a located mode is precise to a small fraction of ``h``."""
+
+
+def _mode_weights(levels: np.ndarray, located: np.ndarray, usable: Sequence[int], h: float) -> np.ndarray:
+    """Reliability of each mode: inverse variance of its level over the stack, judged against the other modes.
+
+    Each slice's gain/offset is refitted through the modes that agree on one line
+    (:func:`_consensus_line`), and a mode's variance is the spread and the trend over slices of
+    its level under those fits.  Judged under the slices' weighted fits instead, the two modes
+    that carry the weight fit them exactly: they show no spread by construction, keep the weight
+    whatever they do (a level whose sub-modes' shares change with depth climbs from one to the
+    other), and every other mode looks as wrong as that line is, so it never wins its weight back.
 
     Parameters
     ----------
@@ -433,12 +482,11 @@ def _mode_weights(levels: np.ndarray, located: np.ndarray, gain: np.ndarray, usa
         The modes' levels on the common grey scale (NaN: lost).
     located : ndarray (Z, C)
         Where each slice's modes lie in its own grey (NaN: not found).
-    gain : ndarray (Z,)
-        The slices' current gains (they scale the robust fit's rejection to each slice's grey).
     usable : sequence of int
         Slices with content; a mode seen in fewer than half of them gets no weight.
     h : float
-        Noise of the located levels (grey): the robust fit's scale and the variance floor.
+        Noise of the samples (grey on the common scale): the consensus tolerance's unit and the
+        variance floor's.
 
     Returns
     -------
@@ -448,7 +496,7 @@ def _mode_weights(levels: np.ndarray, located: np.ndarray, gain: np.ndarray, usa
     nz, nc = located.shape
     framed = np.full((nz, nc), np.nan)
     for k in usable:
-        gk, ok = _robust_line_fit(levels, located[k], np.isfinite(levels).astype(np.float64), 2.0 * h * gain[k])
+        gk, ok = _consensus_line(levels, located[k], CONSENSUS_TOL * h)
         if np.isfinite(gk) and gk > 0:
             framed[k] = (located[k] - ok) / gk
     var = np.full(nc, np.inf)
