@@ -7,12 +7,13 @@ the modes of that histogram (one per phase) are found on the pooled stack, each 
 onto them by matching its own histogram peaks (the middle slice against the stack, then outward,
 each slice choosing among the peak pairings the one under which its whole histogram best fits its
 locked neighbour's), the modes are then located in every slice by mean shift and the slice's
-gain/offset is the robust line through them.  A phase split in two sub-modes (residual shading)
-can pull a slice's tracked mode onto the wrong half: a final walk outward from the middle lets
-each slice take its neighbour's mapping, refined on its own modes, when that fits its histogram
-to the neighbour's better.  A mode whose level wanders over the stack (a void whose grey
-changes with its size) gets little weight; a phase's *share* never enters, so genuine depth
-trends stay.  When phase labels are known (``labels=``) the
+gain/offset is the robust line through them.  A mode whose level wanders over the stack (a void
+whose grey changes with its size, a phase split in two sub-modes by residual shading whose
+tracked mode climbs from one half to the other as their shares change) gets little weight; its
+wander is measured on the line most of the slice's modes agree on, so two modes cannot certify
+each other by fitting a two-point line exactly.  A final walk outward from the middle lets each
+slice take its neighbour's mapping, refined on its own modes, when that fits its histogram to
+the neighbour's better.  A phase's *share* never enters, so genuine depth trends stay.  When phase labels are known (``labels=``) the
 classes are the reference phases themselves (block medians).
 
 Steps (an operator touching the detector) are detected on the per-slice estimates and the
