@@ -131,9 +131,7 @@ def test_all_artefacts_step_kept_where_it_is():
         assert np.abs(ratio / np.median(ratio) - 1).max() < 0.03, name
 
 
-@pytest.mark.parametrize("seed", [0, 2, pytest.param(1, marks=pytest.mark.xfail(
-    strict=True, reason="slices 0-5 still 6-13 grey off: a locked slice's wide first kernel climbs to the other "
-                        "sub-mode; starting it narrow mended seed 1 but put seed 2 13.8 grey off"))])
+@pytest.mark.parametrize("seed", [0, 1, 2])
 def test_all_artefacts_every_slice_on_one_grey_scale(seed):
     """After shading (estimated), no slice's phases off the stack's grey scale: the first slices included.
 
@@ -142,7 +140,9 @@ def test_all_artefacts_every_slice_on_one_grey_scale(seed):
     24x192 diglyme the electrolyte | binder level is split in two sub-modes by the residual
     shading; a slice whose tracked mode climbed onto the other half (slice 0 of seed 0, slices 0-5
     of seed 1) sat 6-13 grey off while the others agree within ~1 grey.  The re-lock mends seed 0;
-    seed 2 guards the tracking's wide first kernel (started narrow, its slices sat 14 grey off).
+    seed 1 needed the modes' reliability judged on the line the other modes agree on (its two
+    weighted modes, one of them climbing, certified each other); seed 2 guards the tracking's
+    wide first kernel (started narrow, its slices sat 14 grey off).
     """
     from volrecon.correct import correct_volume
 
@@ -166,3 +166,62 @@ def test_steady_gain_drift_is_followed_to_both_ends():
     table = estimate_brightness(base * gain + rng.normal(0, 2.0, base.shape), smooth=1)
     ratio = table.gain / gain.ravel()
     np.testing.assert_allclose(ratio / np.median(ratio), 1.0, atol=0.015)
+
+
+def two_sub_mode_stack(seed):
+    """16 slices of flat 8 px blocks of four phases under a known gain/offset drift, with two split phases.
+
+    The dark phase (82 grey) holds a lower sub-mode (74) whose share falls from 80 % to 10 % over
+    the stack, so its tracked mode climbs from 74 to 82 where the shares cross; the mid phase
+    (132) holds an upper sub-mode (140) in the first half.  Active (166) and collector (192) are
+    steady.  Returns the stack and the true gain and offset.
+    """
+    rng = np.random.default_rng(seed)
+    nz, n, blk = 16, 128, 8
+    z = np.arange(nz)
+    phase = rng.choice(4, size=(n // blk, n // blk), p=[0.35, 0.25, 0.25, 0.15])
+    u = rng.random(phase.shape)
+    planes = []
+    for k in z:
+        t = k / (nz - 1)
+        lev = np.array([82.0, 132.0, 166.0, 192.0])[phase]
+        lev = np.where((phase == 0) & (u < 0.8 - 0.7 * t), 74.0, lev)
+        lev = np.where((phase == 1) & (u < max(0.0, 0.8 - 2.0 * t)), 140.0, lev)
+        planes.append(lev.repeat(blk, 0).repeat(blk, 1))
+    gain, offset = 1 + 0.08 * np.sin(z / 3.0), 4 * np.cos(z / 4.0)
+    stack = np.stack(planes) * gain[:, None, None] + offset[:, None, None] + rng.normal(0, 9.0, (nz, n, n))
+    return stack, gain, offset
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_mode_climbing_to_its_other_sub_mode_is_outvoted(seed):
+    """A tracked mode that climbs onto its phase's other sub-mode does not carry the slices' lines.
+
+    Every slice within 3 grey of one grey scale at the dark and the bright phase (a sub-mode climb
+    costs ~8 grey; the located modes are precise to a fraction of a grey).  The old reliability,
+    judged under the weighted fits, let the climbing dark mode and the active one certify each
+    other (each fits a two-mode line exactly): 7.1-7.6 grey off on these four seeds.
+    """
+    stack, gain, offset = two_sub_mode_stack(seed)
+    table = estimate_brightness(stack)
+    grey = (np.array([[82.0], [192.0]]) * gain + offset - table.offset) / table.gain
+    assert np.abs(grey - np.median(grey, axis=1, keepdims=True)).max() < 3.0
+
+
+def test_consensus_line_and_mode_weights_outvote_a_climbed_mode():
+    """Analytic: modes on one line but one climbed by 8 grey; the line is the others', exactly, and the
+    climbed mode gets the least weight; with three modes none can outvote the others (all count)."""
+    from volrecon.correct.brightness import _consensus_line, _mode_weights
+
+    levels = np.array([80.0, 134.0, 168.0, 194.0])
+    row = 1.1 * levels + 5.0
+    row[0] += 8.0
+    np.testing.assert_allclose(_consensus_line(levels, row, 1.5), (1.1, 5.0), rtol=1e-12)
+    three = _consensus_line(levels[:3], row[:3], 1.5)
+    np.testing.assert_allclose(three, np.polyfit(levels[:3], row[:3], 1), rtol=1e-12)
+    z = np.arange(16)
+    g, o = 1 + 0.08 * np.sin(z / 3.0), 4 * np.cos(z / 4.0)
+    located = g[:, None] * levels + o[:, None] + np.random.default_rng(0).normal(0, 0.2, (16, 4))
+    located[10:, 0] += 8.0 * g[10:]  # the dark mode climbs onto its other sub-mode half-way
+    w = _mode_weights(levels, located, range(16), 3.0)
+    assert w[0] < 0.01 * w[1:].min()

@@ -7,12 +7,13 @@ the modes of that histogram (one per phase) are found on the pooled stack, each 
 onto them by matching its own histogram peaks (the middle slice against the stack, then outward,
 each slice choosing among the peak pairings the one under which its whole histogram best fits its
 locked neighbour's), the modes are then located in every slice by mean shift and the slice's
-gain/offset is the robust line through them.  A phase split in two sub-modes (residual shading)
-can pull a slice's tracked mode onto the wrong half: a final walk outward from the middle lets
-each slice take its neighbour's mapping, refined on its own modes, when that fits its histogram
-to the neighbour's better.  A mode whose level wanders over the stack (a void whose grey
-changes with its size) gets little weight; a phase's *share* never enters, so genuine depth
-trends stay.  When phase labels are known (``labels=``) the
+gain/offset is the robust line through them.  A mode whose level wanders over the stack (a void
+whose grey changes with its size, a phase split in two sub-modes by residual shading whose
+tracked mode climbs from one half to the other as their shares change) gets little weight; its
+wander is measured on the line most of the slice's modes agree on, so two modes cannot certify
+each other by fitting a two-point line exactly.  A final walk outward from the middle lets each
+slice take its neighbour's mapping, refined on its own modes, when that fits its histogram to
+the neighbour's better.  A phase's *share* never enters, so genuine depth trends stay.  When phase labels are known (``labels=``) the
 classes are the reference phases themselves (block medians).
 
 Steps (an operator touching the detector) are detected on the per-slice estimates and the
@@ -402,17 +403,8 @@ def _track_modes(samples: Sequence[np.ndarray], usable: Sequence[int], sigma: fl
         corrected = (located - o[:, None]) / g[:, None]
         seen = np.isfinite(corrected).sum(axis=0)
         levels = np.array([np.nanmedian(c) if n else np.nan for c, n in zip(corrected.T, seen)])
-        # reliability: spread and trend of each mode's corrected level over the stack
-        var = np.full(levels.size, np.inf)
-        zs = np.arange(nz)
-        for c in range(levels.size):
-            sel = np.isfinite(corrected[:, c])
-            if sel.sum() >= max(3, len(usable) // 2):
-                r = corrected[sel, c] - levels[c]
-                mad = 1.4826 * np.median(np.abs(r - np.median(r)))
-                trend = np.polyfit(zs[sel], r, 1)[0] * (nz - 1) if sel.sum() >= 3 else 0.0
-                var[c] = mad**2 + (trend / 2) ** 2 + (0.05 * h) ** 2
-        weight = np.where(np.isfinite(var), 1.0 / var, 0.0)
+        # reliability: how steady each mode's level is over the stack
+        weight = _mode_weights(levels, located, usable, h)
         # merge modes that climbed to the same place; drop lost ones
         keep = np.isfinite(levels)
         order = np.argsort(np.where(keep, levels, np.inf))
@@ -424,6 +416,100 @@ def _track_modes(samples: Sequence[np.ndarray], usable: Sequence[int], sigma: fl
     if levels.size:
         _relock(samples, usable, hists, modes, h, width, int(iters))
     return modes
+
+
+def _consensus_line(levels: np.ndarray, row: np.ndarray, tol: float) -> tuple[float, float]:
+    """The line ``row = g * levels + o`` most of a slice's located modes agree on.
+
+    Every pair of located modes fixes a line; the one that puts most of the other modes within
+    ``tol`` (level units) of their levels wins, and the line is refitted (equal weights) through
+    those modes.  A mode that climbed to another sub-mode is then off a line the steady modes
+    share, rather than tilting it and passing its error on to them.  Where no third mode agrees
+    with any pair the modes cannot outvote one another and all of them count.
+
+    Parameters
+    ----------
+    levels : ndarray (C,)
+        The modes' levels on the common grey scale (NaN: lost).
+    row : ndarray (C,)
+        Where the slice's modes lie in its own grey (NaN: not found).
+    tol : float
+        Largest distance (level units) of a mode that agrees with a line.
+
+    Returns
+    -------
+    (float, float)
+        Gain and offset (NaN where fewer than two modes are located).
+    """
+    sel = np.flatnonzero(np.isfinite(row) & np.isfinite(levels))
+    best: tuple[tuple[int, float], np.ndarray] | None = None
+    for n, a in enumerate(sel):
+        for b in sel[n + 1 :]:
+            if levels[b] == levels[a]:
+                continue
+            g = (row[b] - row[a]) / (levels[b] - levels[a])
+            if not g > 0:
+                continue
+            d = np.abs((row[sel] - row[a]) / g + levels[a] - levels[sel])
+            agree = d < tol
+            key = (int(agree.sum()), -float(np.sum(d[agree] ** 2)))
+            if best is None or key > best[0]:
+                best = (key, sel[agree])
+    if best is None:
+        return float("nan"), float("nan")
+    inliers = best[1] if best[1].size >= 3 else sel
+    return _fit_slice(row[inliers], levels[inliers], np.ones(inliers.size))
+
+
+CONSENSUS_TOL = 0.5
+"""Tolerance of :func:`_consensus_line` in units of the samples' noise ``h``: a mean-shift kernel ``h`` wide
+cannot tell sub-modes closer than about ``h`` apart, so a mode that climbed did so by ``h`` or more, while
+a located mode is precise to a small fraction of ``h``."""
+
+
+def _mode_weights(levels: np.ndarray, located: np.ndarray, usable: Sequence[int], h: float) -> np.ndarray:
+    """Reliability of each mode: inverse variance of its level over the stack, judged against the other modes.
+
+    Each slice's gain/offset is refitted through the modes that agree on one line
+    (:func:`_consensus_line`), and a mode's variance is the spread and the trend over slices of
+    its level under those fits.  Judged under the slices' weighted fits instead, the two modes
+    that carry the weight fit them exactly: they show no spread by construction, keep the weight
+    whatever they do (a level whose sub-modes' shares change with depth climbs from one to the
+    other), and every other mode looks as wrong as that line is, so it never wins its weight back.
+
+    Parameters
+    ----------
+    levels : ndarray (C,)
+        The modes' levels on the common grey scale (NaN: lost).
+    located : ndarray (Z, C)
+        Where each slice's modes lie in its own grey (NaN: not found).
+    usable : sequence of int
+        Slices with content; a mode seen in fewer than half of them gets no weight.
+    h : float
+        Noise of the samples (grey on the common scale): the consensus tolerance's unit and the
+        variance floor's.
+
+    Returns
+    -------
+    ndarray (C,)
+        Inverse variances (0: unreliable or rarely seen).
+    """
+    nz, nc = located.shape
+    framed = np.full((nz, nc), np.nan)
+    for k in usable:
+        gk, ok = _consensus_line(levels, located[k], CONSENSUS_TOL * h)
+        if np.isfinite(gk) and gk > 0:
+            framed[k] = (located[k] - ok) / gk
+    var = np.full(nc, np.inf)
+    zs = np.arange(nz)
+    for c in range(nc):
+        sel = np.isfinite(framed[:, c])
+        if sel.sum() >= max(3, len(usable) // 2):
+            r = framed[sel, c] - np.median(framed[sel, c])
+            mad = 1.4826 * np.median(np.abs(r - np.median(r)))
+            trend = np.polyfit(zs[sel], r, 1)[0] * (nz - 1)
+            var[c] = mad**2 + (trend / 2) ** 2 + (0.05 * h) ** 2
+    return np.where(np.isfinite(var), 1.0 / var, 0.0)
 
 
 def _locate(hist: tuple[np.ndarray, np.ndarray], levels: np.ndarray, g: float, o: float, bandwidth: float) -> np.ndarray:
