@@ -86,7 +86,7 @@ def test_spill_rows_leave_the_cathode_binder_fraction(diglyme, monkeypatch):
     correction); 0.1155 when the thresholds and the rim length were also fitted on the unmixed grey
     (the unmixed rows' amplified noise and the steps at the foil moved the rim length 12.5 -> 6.1 nm).
     0.1202 with the share fitted on the pore's level (the lower quartile's was short): the rows beside
-    the foil then lose binder to the pore (``segment.api._fit_foil_spill``), the cut is unmoved.
+    the foil then lose binder to the pore (``segment.foil_spill._fit_foil_spill``), the cut is unmoved.
     Session 23's void split (the pore's own average, the tails through lit binder only, the curtain
     stripes) left 0.1185; beyond the spill's reach 0.1185 undone, 0.1182 not (truth 0.1253)."""
     ph, img = diglyme
@@ -269,8 +269,7 @@ def test_foil_fit_reads_each_chunk_once():
     the one of the slices read directly."""
     import dask.array as da
 
-    from volrecon.segment.api import FOIL_SAMPLE_SLICES, _fit_foil_spill
-    from volrecon.segment.foil_spill import foil_distance
+    from volrecon.segment.foil_spill import FOIL_SAMPLE_SLICES, _fit_foil_spill, foil_distance
 
     rng = np.random.default_rng(2)
     cat, col = REGIONS["cathode"], REGIONS["collector"]
