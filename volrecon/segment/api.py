@@ -18,7 +18,7 @@ from scipy import ndimage as ndi
 
 from volrecon._memory import release_memory
 from volrecon.errors import ParameterError
-from volrecon.phases import PHASE_COLOURS, PHASES, REGION_COLOURS, REGIONS
+from volrecon.phases import PHASES, REGIONS
 from volrecon.segment._rows import store_by_rows
 from volrecon.segment._validate import check_image, check_voxel
 from volrecon.segment.classifier import (
@@ -33,11 +33,12 @@ from volrecon.segment.cathode_rims import (
     gradient_reach, particle_edge_rim_length, particle_edges, rim_corrected, robust_cuts, separability,
 )
 from volrecon.segment import forward_refine as fr
-from volrecon.segment.chunking import DEFAULT_CHUNKS  # noqa: F401 (segment_volume's default chunks, kept importable here)
+from volrecon.segment.chunking import DEFAULT_CHUNKS  # noqa: F401  (segment_volume's default chunks)
 from volrecon.segment.chunking import _as_dask, _compact, _frame_chunks, _overlap, _reduced_chunks, _specimen_voxels
 from volrecon.segment.foil_spill import FoilSpill, _beside_foil, _fit_foil_spill, _foil_spill_grey, _foil_unspilled, _spill_read
 from volrecon.segment.frame import find_frame
 from volrecon.segment.layers import EDGE_RIM_NM, Layers, detect_layers, move_interface, refine_interface, region_block
+from volrecon.segment.output import write_segmentation  # noqa: F401  (public here before it moved)
 from volrecon.segment.particle_edges import (
     ParticleEdgeRule, _classifier_particle_edges, _edge_rims, _gradient, _particle_edge_cut, _particle_edges,
 )
@@ -2273,27 +2274,3 @@ def _gradient_sample(smoothed: da.Array, regions: da.Array, value: int, vox: tup
         dtype=np.float32, meta=np.empty((0, 0, 0), np.float32))
     g, r = da.compute(grad, regions[zs, ::stride])
     return np.asarray(g)[np.asarray(r) == value]
-
-
-def write_segmentation(result: SegmentationResult, image_path: str | Path, *, progress: Progress | None = None) -> dict[str, Path]:
-    """Write ``labels/phases`` and ``labels/regions`` next to an OME-Zarr image, named and coloured.
-
-    Parameters
-    ----------
-    result : SegmentationResult
-        From :func:`segment_volume`, on the image's grid.
-    image_path : path-like
-        The ``image.ome.zarr`` group.
-
-    Returns
-    -------
-    dict
-        ``{"phases": path, "regions": path}``.
-    """
-    from volrecon.io.omezarr import write_label_image
-
-    pcol = {k: PHASE_COLOURS[k] for k in result.phase_names if k in PHASE_COLOURS}
-    rcol = {k: REGION_COLOURS[k] for k in result.region_names if k in REGION_COLOURS}
-    p = write_label_image(result.phases, image_path, "phases", names=result.phase_names, colours=pcol, progress=progress)
-    r = write_label_image(result.regions, image_path, "regions", names=result.region_names, colours=rcol)
-    return {"phases": p, "regions": r}
