@@ -43,7 +43,9 @@ from volrecon.phases import PHASES, REGIONS  # noqa: E402
 from volrecon.sample import make_phantom  # noqa: E402
 from volrecon.sample.oracle import oracle_correct  # noqa: E402
 from volrecon.segment import api, segment_volume, train_classifier  # noqa: E402
-from volrecon.segment.foil_spill import MAX_REACH, MIN_SAMPLES, MIN_SHARE, foil_distance  # noqa: E402
+from volrecon.segment.foil_spill import (  # noqa: E402
+    FOIL_SAMPLE_SLICES, MAX_REACH, MIN_SAMPLES, MIN_SHARE, _fit_foil_spill, foil_distance,
+)
 from volrecon.segment.regional import smooth  # noqa: E402
 from volrecon.segment.scribbles import synthetic_scribbles  # noqa: E402
 from volrecon.segment.thresholds import multi_otsu  # noqa: E402
@@ -56,7 +58,7 @@ PORE = (PHASES["void"], PHASES["electrolyte"])
 
 
 def _forced_fit(match: str | None):
-    """``api._fit_foil_spill`` with its statistic forced to ``match`` (None: the library's own)."""
+    """``foil_spill._fit_foil_spill`` with its statistic forced to ``match`` (None: the library's own)."""
     original = _forced_fit.original
 
     def fit(*args: Any, **kwargs: Any):
@@ -67,7 +69,7 @@ def _forced_fit(match: str | None):
     return fit
 
 
-_forced_fit.original = api._fit_foil_spill
+_forced_fit.original = _fit_foil_spill
 
 
 def true_shares(grey: np.ndarray, labels: np.ndarray, dist: np.ndarray, foil: float) -> dict[str, list[float]]:
@@ -146,10 +148,10 @@ def lifted_share(values: np.ndarray, levels: np.ndarray, spreads: np.ndarray, fo
 
 
 def levels_fit(grey: np.ndarray, regions: np.ndarray) -> list[float]:
-    """The spill's share per distance by :func:`lifted_share` on the sample ``api._fit_foil_spill`` reads
+    """The spill's share per distance by :func:`lifted_share` on the sample ``foil_spill._fit_foil_spill`` reads
     (its slices, the found layers), with its rules: while at least ``MIN_SHARE`` and falling."""
     cat, col = REGIONS["cathode"], REGIONS["collector"]
-    zs = spread_indices(grey.shape[0], api.FOIL_SAMPLE_SLICES)
+    zs = spread_indices(grey.shape[0], FOIL_SAMPLE_SLICES)
     g, r = grey[zs], regions[zs]
     dist = np.stack([foil_distance(r[i], axis=STACK_AXIS - 1, cathode=cat, collector=col) for i in range(len(zs))])
     keep = r == cat

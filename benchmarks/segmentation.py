@@ -35,7 +35,7 @@ from volrecon.phases import PHASES, REGIONS
 from volrecon.sample import make_phantom
 from volrecon.sample.oracle import oracle_correct
 from volrecon.segment import segment_volume, train_classifier
-from volrecon.segment.api import DEFAULT_CHUNKS
+from volrecon.segment.chunking import DEFAULT_CHUNKS
 from volrecon.segment.scribbles import synthetic_scribbles
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -229,7 +229,7 @@ def test_both_cells_get_one_rim_length(monkeypatch):
 def test_particle_edge_cut_stays_above_the_binder():
     """The particle-edge cut is the pore | particle half-way level, raised to one spread above the
     binder's level, and off where the binder's level is not under the half-way level."""
-    from volrecon.segment.api import _particle_edge_cut
+    from volrecon.segment.particle_edges import _particle_edge_cut
 
     rng = np.random.default_rng(0)
     particles = rng.normal(0.80, 0.02, 5000)
@@ -275,6 +275,7 @@ def _rule_pore_to_active(monkeypatch, ph, length_nm: float | None) -> int:
     from volrecon.phases import PHASES
     from volrecon.sample.oracle import oracle_correct
     from volrecon.segment import api, segment_volume
+    from volrecon.segment.particle_edges import _particle_edges
 
     fit = api.fit_rim_length
 
@@ -287,7 +288,7 @@ def _rule_pore_to_active(monkeypatch, ph, length_nm: float | None) -> int:
         return length_nm, cuts, separability(v, cuts)
 
     seen: dict[str, np.ndarray] = {}
-    rule = api._particle_edges
+    rule = _particle_edges
 
     def spy(out, *args, **kw):
         res = rule(out, *args, **kw)

@@ -8,7 +8,7 @@ from scipy import ndimage as ndi
 from volrecon.phases import PHASES, REGIONS
 from volrecon.segment import api, segment_volume
 from volrecon.segment.cathode_rims import gradient_magnitude, rim_corrected
-from volrecon.segment.foil_spill import FoilSpill
+from volrecon.segment.foil_spill import FoilSpill, _foil_filled, _foil_spill_grey, _spill_read
 from volrecon.segment.scribbles import synthetic_scribbles
 
 
@@ -23,10 +23,10 @@ def test_foil_filled_takes_the_nearest_row_outside_the_foil():
     g = np.broadcast_to(np.arange(10, dtype=np.float32)[None, :, None], (1, 10, 2)).copy()
     foil = np.zeros(g.shape, bool)
     foil[:, 7:] = True
-    np.testing.assert_array_equal(api._foil_filled(g, foil, 1, 4)[0, :, 0], [0, 1, 2, 3, 4, 5, 6, 6, 6, 6])
+    np.testing.assert_array_equal(_foil_filled(g, foil, 1, 4)[0, :, 0], [0, 1, 2, 3, 4, 5, 6, 6, 6, 6])
     foil[:] = False
     foil[:, :3] = True  # a foil before the cathode; only ``reach`` voxels into it are filled
-    np.testing.assert_array_equal(api._foil_filled(g, foil, 1, 2)[0, :, 0], [0, 3, 3, 3, 4, 5, 6, 7, 8, 9])
+    np.testing.assert_array_equal(_foil_filled(g, foil, 1, 2)[0, :, 0], [0, 3, 3, 3, 4, 5, 6, 7, 8, 9])
 
 
 def test_spill_rows_read_the_cathodes_own_level():
@@ -42,10 +42,10 @@ def test_spill_rows_read_the_cathodes_own_level():
     grey[:, 6] = 0.8 * 0.2 + 0.2 * 0.9
     spill = FoilSpill(offset=(0.45, 0.18), gain=(0.5, 0.8), samples=(12, 12))
     grad = gradient_magnitude(grey, VOX)
-    rows = api._foil_spill_grey(grey, reg, spill, axis=1, vox=VOX)
+    rows = _foil_spill_grey(grey, reg, spill, axis=1, vox=VOX)
     old = []
     for length in (8.0, 16.0, 24.0):
-        read = api._spill_read(grey, grad, length, rows)
+        read = _spill_read(grey, grad, length, rows)
         np.testing.assert_allclose(read[:, 6:8], 0.2, atol=1e-5)
         # beyond the spill's reach, as before
         np.testing.assert_array_equal(read[:, :6], rim_corrected(grey, grad, length)[:, :6])

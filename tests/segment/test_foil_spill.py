@@ -86,7 +86,7 @@ def test_spill_rows_leave_the_cathode_binder_fraction(diglyme, monkeypatch):
     correction); 0.1155 when the thresholds and the rim length were also fitted on the unmixed grey
     (the unmixed rows' amplified noise and the steps at the foil moved the rim length 12.5 -> 6.1 nm).
     0.1202 with the share fitted on the pore's level (the lower quartile's was short): the rows beside
-    the foil then lose binder to the pore (``segment.api._fit_foil_spill``), the cut is unmoved.
+    the foil then lose binder to the pore (``segment.foil_spill._fit_foil_spill``), the cut is unmoved.
     Session 23's void split (the pore's own average, the tails through lit binder only, the curtain
     stripes) left 0.1185; beyond the spill's reach 0.1185 undone, 0.1182 not (truth 0.1253)."""
     ph, img = diglyme
@@ -148,7 +148,7 @@ def test_mode_match_follows_a_pore_richer_foil_row():
 
 
 def test_auto_rows_beside_the_foil_read_no_rim_from_its_step():
-    """The auto path's rim correction of the rows beside the foil (``api._gradient`` with the foil, on
+    """The auto path's rim correction of the rows beside the foil (``particle_edges._gradient`` with the foil, on
     the unmixed grey): a particle (0.65) against the foil (0.9) and the pore (0.2) beside it, the two
     rows of the spill already unmixed.  Inside either material the cathode has no step, so the rim
     correction must leave its grey at its level (the truth); the plain gradient (the code before) read
@@ -156,8 +156,8 @@ def test_auto_rows_beside_the_foil_read_no_rim_from_its_step():
     length of 16 nm, to the half-way grey of the binder (0.37) and the particle.  Beyond the spill's rows the gradient is the plain one; chunked, it is the whole array's."""
     import dask.array as da
 
-    from volrecon.segment import api
     from volrecon.segment.cathode_rims import gradient_magnitude, rim_corrected
+    from volrecon.segment.particle_edges import _gradient
 
     vox = (20.0, 12.7, 10.0)
     reg = np.full((2, 16, 48), REGIONS["cathode"], np.uint8)
@@ -167,8 +167,8 @@ def test_auto_rows_beside_the_foil_read_no_rim_from_its_step():
     grey[:, 12:] = 0.9
     spill = FoilSpill(offset=(0.45, 0.18), gain=(0.5, 0.8), samples=(1, 1))
     foil = (da.from_array(reg, chunks=(1, 8, 24)), spill, 1)
-    new = np.asarray(api._gradient(da.from_array(grey, chunks=(1, 8, 24)), vox, foil=foil))
-    whole = np.asarray(api._gradient(da.from_array(grey, chunks=grey.shape), vox, foil=(da.from_array(reg), spill, 1)))
+    new = np.asarray(_gradient(da.from_array(grey, chunks=(1, 8, 24)), vox, foil=foil))
+    whole = np.asarray(_gradient(da.from_array(grey, chunks=grey.shape), vox, foil=(da.from_array(reg), spill, 1)))
     np.testing.assert_array_equal(new, whole)  # chunk-exact
     old = gradient_magnitude(grey, vox)
     np.testing.assert_array_equal(new[:, :10], old[:, :10])
@@ -269,8 +269,7 @@ def test_foil_fit_reads_each_chunk_once():
     the one of the slices read directly."""
     import dask.array as da
 
-    from volrecon.segment.api import FOIL_SAMPLE_SLICES, _fit_foil_spill
-    from volrecon.segment.foil_spill import foil_distance
+    from volrecon.segment.foil_spill import FOIL_SAMPLE_SLICES, _fit_foil_spill, foil_distance
 
     rng = np.random.default_rng(2)
     cat, col = REGIONS["cathode"], REGIONS["collector"]

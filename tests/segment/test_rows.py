@@ -12,7 +12,7 @@ from scipy import ndimage as ndi
 
 from volrecon.segment import _rows
 from volrecon.segment._rows import store_by_rows
-from volrecon.segment.api import _overlap
+from volrecon.segment.chunking import _overlap
 
 
 def _chain(nz: int, calls: list | None = None, *, chunk: int = 8, side: int = 24, zarr_dir=None,

@@ -13,7 +13,8 @@ from dask.callbacks import Callback
 from scipy import ndimage as ndi
 
 from volrecon.segment._rows import store_by_rows
-from volrecon.segment.api import _frame_chunks, _slice_histograms, _smoothed
+from volrecon.segment.api import _slice_histograms, _smoothed
+from volrecon.segment.chunking import _frame_chunks
 from volrecon.segment.voids import slice_histograms
 from volrecon.segment.layers import _lateral_sums
 

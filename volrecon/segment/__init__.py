@@ -3,11 +3,12 @@
 >>> from volrecon.segment import segment_volume, train_classifier, PixelClassifier
 """
 
-from volrecon.segment.api import OTSU_ORDER, SegmentationResult, segment_volume, write_segmentation
+from volrecon.segment.api import OTSU_ORDER, SegmentationResult, segment_volume
 from volrecon.segment.classifier import ForestSettings, PixelClassifier, train_classifier
 from volrecon.segment.features import FeatureSettings, compute_features, feature_names, feature_reach
 from volrecon.segment.frame import FrameMask, find_frame
 from volrecon.segment.layers import INTERFACES, Layers, detect_layers, refine_interface
+from volrecon.segment.output import write_segmentation
 from volrecon.segment.scribbles import read_scribbles
 from volrecon.segment.watershed import separate_particles
 

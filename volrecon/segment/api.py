@@ -10,17 +10,15 @@ import weakref
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, Mapping, NamedTuple, Protocol, Sequence
+from typing import Any, Callable, Iterator, Literal, Mapping, Protocol, Sequence
 
-import dask
 import dask.array as da
 import numpy as np
 from scipy import ndimage as ndi
 
 from volrecon._memory import release_memory
-from volrecon._spread import spread_indices
 from volrecon.errors import ParameterError
-from volrecon.phases import PHASE_COLOURS, PHASES, REGION_COLOURS, REGIONS
+from volrecon.phases import PHASES, REGIONS
 from volrecon.segment._rows import store_by_rows
 from volrecon.segment._validate import check_image, check_voxel
 from volrecon.segment.classifier import (
@@ -31,14 +29,19 @@ from volrecon.segment.classifier import (
 )
 from volrecon.segment.cleanup import cleanup_reach, remove_small_pieces
 from volrecon.segment.cathode_rims import (
-    RIM_GRADIENT_NM, RIM_LENGTH_MAX_NM, dark_side_rim_length, edge_rim_length, fit_rim_length, gradient_magnitude,
-    gradient_reach, particle_edge_rim_length, particle_edges, rim_corrected, rim_share, robust_cuts, separability,
-    step_reads,
+    RIM_GRADIENT_NM, RIM_LENGTH_MAX_NM, dark_side_rim_length, fit_rim_length, gradient_magnitude,
+    gradient_reach, particle_edge_rim_length, particle_edges, rim_corrected, robust_cuts, separability,
 )
 from volrecon.segment import forward_refine as fr
-from volrecon.segment.foil_spill import FoilSpill, fit_spill, foil_distance, steadied, steadying_reach, unspill
+from volrecon.segment.chunking import DEFAULT_CHUNKS  # noqa: F401  (segment_volume's default chunks)
+from volrecon.segment.chunking import _as_dask, _compact, _frame_chunks, _overlap, _reduced_chunks, _specimen_voxels
+from volrecon.segment.foil_spill import FoilSpill, _beside_foil, _fit_foil_spill, _foil_spill_grey, _foil_unspilled, _spill_read
 from volrecon.segment.frame import find_frame
 from volrecon.segment.layers import EDGE_RIM_NM, Layers, detect_layers, move_interface, refine_interface, region_block
+from volrecon.segment.output import write_segmentation  # noqa: F401  (public here before it moved)
+from volrecon.segment.particle_edges import (
+    ParticleEdgeRule, _classifier_particle_edges, _edge_rims, _gradient, _particle_edge_cut, _particle_edges,
+)
 from volrecon.segment.thresholds import apply_thresholds, multi_otsu, multi_otsu_thresholds
 from volrecon.segment.regional import (
     classify_regions, contact_cuts, contact_reach, level_contact_cuts, rim_cut, rim_threshold, sei_outer_surface,
@@ -138,132 +141,6 @@ class SegmentationResult:
             "parameters": self.parameters,
             "warnings": list(self.warnings),
         }
-
-
-DEFAULT_CHUNKS: tuple[int, int, int] = (64, 256, 256)
-"""Processing chunk shape when none is given; ~2 M voxels, a hundred MB or so of working arrays
-per worker.  A lazy chain is evaluated row by row (:func:`volrecon.segment._rows.store_by_rows`):
-a row holds its own chunks, one chunk row a step ahead per overlapping step of the chain (the
-context it lends) and thin context slices, so what it holds does not grow with the number of
-rows (tests/segment/test_rows.py: 128 vs 32 slices within 15 %); a stack shorter than about three
-rows (~200 slices) holds less.  The whole stage's measured peaks (allocator included) are in
-benchmarks/results/pipeline.md.  Shallower chunks shrink the row but add overlap work
-(32 slices: ~30 % more CPU on 200x1024x1024), so the default stays 64; pass ``chunks`` with a
-shallower depth to trade speed for memory.  Results do not depend on the chunks."""
-
-
-def _as_dask(image: Any, chunks: Sequence[int] | None) -> da.Array:
-    """``image`` as a dask array chunked for processing (``chunks`` or :data:`DEFAULT_CHUNKS`).
-
-    The input's own chunks (often one slice each) are not kept: thin chunks would make the
-    overlap dominate the work.
-    """
-    shape = tuple(int(n) for n in image.shape)
-    want = tuple(min(int(c), n) for c, n in zip(chunks or DEFAULT_CHUNKS, shape))
-    if isinstance(image, da.Array):
-        return image.rechunk(want)
-    return da.from_array(np.asarray(image), chunks=want)
-
-
-def _axis_chunks(n: int, size: int, depth: int) -> tuple[int, ...]:
-    """Chunks of ``size`` along an axis of length ``n``, none thinner than ``depth``.
-
-    A short remainder is merged into the chunk before it, so the overlap never has to shrink.
-    """
-    size = max(int(size), int(depth), 1)
-    out = [size] * (n // size)
-    rest = n - size * len(out)
-    if rest:
-        if out and rest < depth:
-            out[-1] += rest
-        else:
-            out.append(rest)
-    return tuple(out) or (n,)
-
-
-def _specimen_voxels(frame_mask: np.ndarray | None, shell: np.ndarray | None,
-                     chunks: tuple[tuple[int, ...], ...]) -> da.Array | None:
-    """The voxels outside the frame and the trench walls' rim shell (``(y, x)``), as a dask array on
-    ``chunks``; None when there is no frame (every voxel is specimen)."""
-    if frame_mask is None:
-        return None
-    out = ~_frame_chunks(np.asarray(frame_mask, dtype=bool), chunks)
-    return out if shell is None else out & ~_frame_chunks(np.asarray(shell, dtype=bool), chunks)
-
-
-def _frame_chunks(mask: np.ndarray, chunks: tuple[tuple[int, ...], ...]) -> da.Array:
-    """The frame ``mask`` (bool, ``(y, x)`` for every slice, or the whole volume) as a dask array on
-    ``chunks`` (the volume's).
-
-    A ``(y, x)`` mask is cut on the in-plane chunks first and then broadcast along z, so each
-    chunk is a view of its ``(y, x)`` tile, with no memory of its own.  (Broadcast whole and then
-    rechunked, each chunk was merged into a bool array of its own; a row of
-    :func:`volrecon.segment._rows.store_by_rows` held a row's worth of them while it ran.)
-
-    Parameters
-    ----------
-    mask : ndarray of bool, ``(y, x)`` or ``(z, y, x)``
-        The frame's pixels.
-    chunks : tuple of tuple of int
-        The volume's chunks.
-
-    Returns
-    -------
-    dask.array.Array
-        The mask over the whole volume, on ``chunks``.
-    """
-    if mask.ndim == 2:
-        shape = (sum(chunks[0]), *mask.shape)
-        return da.broadcast_to(da.from_array(mask, chunks=chunks[1:]), shape, chunks=chunks)
-    return da.from_array(mask, chunks=chunks)
-
-
-def _core(block_info: dict, depth: Sequence[int], shape: Sequence[int]) -> tuple[tuple[slice, ...], list[tuple[bool, bool]]]:
-    info = block_info[0]
-    loc, num = info["chunk-location"], info["num-chunks"]
-    out_loc = block_info[None]["array-location"]
-    core, faces = [], []
-    for ax in range(3):
-        lo = depth[ax] if loc[ax] > 0 else 0
-        n = out_loc[ax][1] - out_loc[ax][0]
-        core.append(slice(lo, lo + n))
-        faces.append((loc[ax] > 0, loc[ax] < num[ax] - 1))
-    return tuple(core), faces
-
-
-def _compact(grey: da.Array) -> da.Array:
-    """Grey values as they cross :func:`_overlap`: in their own type up to 4 bytes a value (the
-    filters cast their padded blocks to float32 themselves), else as float32, the type the
-    filters compute in (the same values: a float64 or 64-bit integer stack would otherwise carry
-    twice the bytes of float32 through the overlap)."""
-    return grey if grey.dtype.itemsize <= 4 else grey.astype(np.float32)
-
-
-def _overlap(fn: Callable[..., np.ndarray], arr: da.Array, depth: Sequence[int], dtype: Any, *,
-             extra: Sequence[da.Array] = (), **kw: Any) -> da.Array:
-    """``fn(padded_block, *padded_extra_blocks, core=..., faces=...)`` over the chunks of ``arr`` with
-    ``depth`` context (``extra``: arrays of ``arr``'s shape, cut the same way).
-
-    The blocks reach ``fn`` in ``arr``'s own type: a filter of grey values casts its padded block
-    itself (:func:`volrecon.segment.regional.smooth`, :func:`volrecon.segment.voids.pore_average`),
-    so the chunks and context slices a row of :func:`volrecon.segment._rows.store_by_rows` holds
-    while the padded blocks are assembled are the input's bytes (uint8: a quarter of float32;
-    float32 copies of a row's chunks were a large share of the stage's peak at 2048x1536:
-    ``benchmarks/results/pipeline_2048x1536.md``, session 17)."""
-    # every chunk must be at least as deep as the overlap (else the context would be cut short)
-    chunks = tuple(_axis_chunks(n, arr.chunksize[ax], int(depth[ax])) for ax, n in enumerate(arr.shape))
-    arr = arr.rechunk(chunks)
-    depth = [int(d) if len(c) > 1 else 0 for d, c in zip(depth, arr.chunks)]
-
-    others = [e.rechunk(arr.chunks) for e in extra]
-
-    def run(block: np.ndarray, *blocks: np.ndarray, block_info: dict | None = None) -> np.ndarray:
-        core, faces = _core(block_info, depth, block.shape)
-        return fn(block, *blocks, core=core, faces=faces, **kw)
-
-    dep = {i: d for i, d in enumerate(depth)}
-    return da.map_overlap(run, arr, *others, depth=[dep] * (1 + len(others)), boundary="none", trim=False,
-                          dtype=dtype, chunks=arr.chunks, meta=np.empty((0, 0, 0), dtype), align_arrays=False)
 
 
 def segment_volume(
@@ -1034,140 +911,6 @@ def _electrolyte_levelled(smoothed: da.Array, reg: da.Array, out: da.Array, *, e
     return _slice_shifted(smoothed, found[0])
 
 
-class ParticleEdgeRule(NamedTuple):
-    """What :func:`volrecon.segment.cathode_rims.particle_edges` is given for the classifier's cathode
-    (:func:`_classifier_particle_edges`) and the thresholded one (:func:`_auto_particle_edge_rule`)."""
-
-    length_nm: float
-    """Rim length (nm) of the grey the step's two voxels are read on."""
-    cut: float
-    """Half-way level between the pore and the particles on that grey."""
-    reach_px: tuple[int, int]
-    """In-plane reach (y, x) in pixels: the edge artefact's."""
-    sides: tuple[bool, bool]
-    """Whether the particle's side is given back across y and across x."""
-
-
-def _classifier_particle_edges(cathode: dict[str, Any], model: fr.ImageModel, grey: np.ndarray, gradient: np.ndarray,
-                               labels: np.ndarray, where: np.ndarray, *, names: Mapping[str, int],
-                               vox: tuple[float, float, float], smooth_nm: float,
-                               edge_nm: float, interior: np.ndarray | None = None) -> ParticleEdgeRule | None:
-    """The rim length, cut, in-plane reach and sides of :func:`volrecon.segment.cathode_rims.particle_edges`
-    for the classifier's cathode.
-
-    The rule reads the two voxels of a pore | particle step against the half-way level of the pore
-    and the particles, on the grey corrected by the length the image ``model`` (fitted for the
-    dark side, :func:`_dark_rim_length`) gives it
-    (:func:`volrecon.segment.cathode_rims.particle_edge_rim_length`): a property of the probe, the
-    rims and the denoising, not of the cathode's histogram.  On the separability's length
-    (``cathode["rim_length_nm"]``), whose peak is flat, the rule followed the fit: 24x192 diglyme
-    seed 1, corrected, fitted 7.3 nm, pore read as active 1 100 -> 3 600 voxels, active Dice -0.010.
-    The cut is half-way between the medians of the classifier's interior pore and particle voxels on
-    that grey (:func:`volrecon.segment.classifier.interior_levels`); the reach is ``edge_nm``, the
-    edge artefact's, in pixels.
-
-    The particle's side is given back only where the model says the re-decision takes it from the
-    particle: across the in-plane axes where a straight step's bright voxel reads under
-    the binder | active midpoint on the re-decision's own grey and levels (``cathode["rim_length_nm"]``,
-    ``cathode["levels"]``; :func:`volrecon.segment.cathode_rims.step_reads`).  Where the blur is
-    narrow against the pixels it reads above it across both (20 nm pixels: 0.62 for a midpoint of
-    0.51), and a binder voxel on a particle beside the pore is the binder's coat, not the step's
-    (24x160 at 20 nm, seed 0, oracle-corrected: with that side, active Dice 0.9605 -> 0.9470 /
-    0.9592 -> 0.9465, diglyme / carbonate).  The benchmark's rows (12.7 nm, the tilted face's) read
-    above it, its columns (10 nm) under (carbonate seed 0, corrected: 143 and 130 for 135).
-    ``grey``, ``gradient``, ``labels``, ``where``: the sampled denoised grey, its gradient, the
-    classifier's labels and the cathode's voxels; ``interior``: the labels' in-plane interior where
-    they are a sample of every few rows (:func:`_rows_beside`).  None without a reach, a length in
-    range or the levels; what was used is recorded in ``cathode["particle_edges"]``.
-    """
-    pore, binder, particle = (names.get(p) for p in ("electrolyte", "binder", "active"))
-    plain = cathode.get("levels", {})
-    if edge_nm <= 0 or pore is None or binder is None or particle is None or not {
-            "electrolyte", "binder", "active"} <= set(plain):
-        return None
-    sigma = smoothing_sigma(smooth_nm, vox)
-    length = particle_edge_rim_length(model, vox, smooth_sigma_vox=sigma)
-    if not 0.0 < length <= RIM_LENGTH_MAX_NM:
-        return None
-    levels = interior_levels(rim_corrected(grey, gradient, length), labels, where, [pore, particle], interior=interior)
-    if len(levels) < 2:
-        return None
-    cut = 0.5 * (levels[pore] + levels[particle])
-    bright = [b for _, b in step_reads(model, vox, length_nm=float(cathode["rim_length_nm"]),
-                                       levels=(plain["electrolyte"], plain["active"]), smooth_sigma_vox=sigma)]
-    side = tuple(bool(b < 0.5 * (plain["binder"] + plain["active"])) for b in bright)
-    cathode["particle_edges"] = {"rim_length_nm": length, "cut": cut, "step_particle_reads": bright,
-                                 "particle_side": list(side)}
-    return ParticleEdgeRule(length, cut, tuple(max(1, int(np.ceil(float(edge_nm) / float(v)))) for v in vox[1:]), side)
-
-
-def _foil_spill_grey(grey: np.ndarray, regions: np.ndarray, spill: FoilSpill, *, axis: int,
-                     vox: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The cathode's voxels within the foil's fitted ``spill`` (along ``axis``), ``grey`` there
-    unmixed (:func:`volrecon.segment.foil_spill.unspill`), and the gradient of that grey with the
-    foil's own voxels read as the cathode's row beside them (:func:`_foil_filled`).
-
-    The fitted mix takes in the foil's blur and rim; the gradient at those rows is the foil's step,
-    which a rim correction would read as a rim of the cathode's own (24x192 carbonate seed 0,
-    corrected: the first row's electrolyte read 110 on the rim-corrected grey, the bulk's 70).  The
-    unmixed rows are not averaged along the foil (:func:`volrecon.segment.foil_spill.steadied`): each
-    voxel's own grey is decided here, and the averaging carried the particles' rims into the pore
-    beside them (there, with the quartile's fit: the first row's electrolyte, rim-corrected for the
-    dark side, 79 steadied, 72 not, the bulk's 66).
-    """
-    dist = foil_distance(regions, axis=axis, cathode=REGIONS["cathode"], collector=REGIONS["collector"],
-                         reach=spill.reach)
-    unmixed = unspill(grey, dist, spill)
-    return dist > 0, unmixed, _beside_foil_gradient(unmixed, regions, dist > 0, axis=axis, vox=vox)
-
-
-def _beside_foil_gradient(grey: np.ndarray, regions: np.ndarray, rows: np.ndarray, *, axis: int,
-                          vox: tuple[float, float, float]) -> np.ndarray:
-    """:func:`~volrecon.segment.cathode_rims.gradient_magnitude` of ``grey`` at the voxels ``rows`` (the
-    cathode's rows beside the foil), the collector's own voxels read as the cathode's row beside them
-    (:func:`_foil_filled`): the foil's step is not a rim of the cathode's phases; 0 elsewhere.
-
-    Only the band of ``rows`` along ``axis``, with the gradient's reach on either side, is filtered."""
-    grad = np.zeros(np.shape(grey), np.float32)
-    at = np.flatnonzero(np.asarray(rows).any(axis=tuple(ax for ax in range(grad.ndim) if ax != axis)))
-    if at.size:
-        reach = gradient_reach(vox)[axis]
-        band = [slice(None)] * grad.ndim
-        band[axis] = slice(max(int(at[0]) - reach, 0), int(at[-1]) + reach + 1)
-        band_ = tuple(band)
-        filled = _foil_filled(np.asarray(grey)[band_], regions[band_] == REGIONS["collector"], axis, reach)
-        grad[band_] = np.where(rows[band_], gradient_magnitude(filled, vox), np.float32(0))
-    return grad
-
-
-def _foil_filled(grey: np.ndarray, foil: np.ndarray, axis: int, reach: int) -> np.ndarray:
-    """``grey`` with each ``foil`` voxel within ``reach`` voxels of the foil's edge along ``axis``
-    given the grey of the nearest voxel outside the foil along that axis (as a filter's ``nearest``
-    edge mode: the step into the foil leaves the gradient beside it)."""
-    out = np.array(grey, dtype=np.float32)
-    todo = np.array(foil, dtype=bool)
-    n = todo.shape[axis]
-    for d in range(1, min(reach, n - 1) + 1):
-        for src, dst in ((slice(d, n), slice(0, n - d)), (slice(0, n - d), slice(d, n))):
-            at_src, at_dst = [slice(None)] * out.ndim, [slice(None)] * out.ndim
-            at_src[axis], at_dst[axis] = src, dst
-            take = todo[tuple(at_dst)] & ~foil[tuple(at_src)]
-            out[tuple(at_dst)][take] = out[tuple(at_src)][take]
-            todo[tuple(at_dst)] &= ~take
-    return out
-
-
-def _spill_read(grey: np.ndarray, gradient: np.ndarray, length_nm: float,
-                spill: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> np.ndarray:
-    """:func:`~volrecon.segment.cathode_rims.rim_corrected` ``grey``; in the cathode's rows within the
-    foil's spill (``spill``: :func:`_foil_spill_grey`'s rows, unmixed grey and its gradient) on the
-    unmixed grey."""
-    out = rim_corrected(grey, gradient, length_nm)
-    if spill is not None and spill[0].any():
-        out[spill[0]] = rim_corrected(spill[1][spill[0]], spill[2][spill[0]], length_nm)
-    return out
-
-
 MIN_MODEL_VOXELS = 100
 """Fewest voxels of each phase the image model of :func:`_dark_rim_length` is fitted on."""
 
@@ -1387,23 +1130,6 @@ def _electrolyte_slice_offsets(smoothed: da.Array, out: da.Array, reg: da.Array,
 def _slice_shifted(grey: da.Array, offset: np.ndarray) -> da.Array:
     """``grey`` less ``offset[z]`` in each slice ``z``."""
     return grey - da.from_array(np.asarray(offset, np.float32)[:, None, None], chunks=(grey.chunks[0], 1, 1))
-
-
-def _reduced_chunks(arrays: Sequence[da.Array], reduce: Callable[..., Any], rows: Sequence[int]) -> list[tuple[tuple[slice, ...], Any]]:
-    """``reduce(region, *blocks)`` of each chunk of the chunk rows ``rows`` (along z) of ``arrays``
-    (one shape; cut as the first), with the chunk's ``region``: one pass, every chunk computed once
-    (the arrays' chunks shared) and dropped once reduced, so what is held is the reductions and the
-    chunks in flight, not the slices they came from."""
-    first = arrays[0]
-    blocks = [a.rechunk(first.chunks).to_delayed(optimize_graph=False) for a in arrays]
-    starts = [np.concatenate([[0], np.cumsum(c)]).astype(int) for c in first.chunks]
-    wanted = {int(r) for r in rows}
-    regions, tasks = [], []
-    for idx in np.ndindex(*blocks[0].shape):
-        if idx[0] in wanted:
-            regions.append(tuple(slice(int(s[i]), int(s[i + 1])) for s, i in zip(starts, idx)))
-            tasks.append(dask.delayed(reduce)(regions[-1], *(b[idx] for b in blocks)))
-    return list(zip(regions, dask.compute(*tasks)))
 
 
 _PlanePiece = tuple[tuple[slice, slice], np.ndarray, np.ndarray]
@@ -2344,76 +2070,6 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
     return out
 
 
-FOIL_SAMPLE_SLICES = 8
-
-
-def _fit_foil_spill(smoothed: da.Array, reg: da.Array, *, axis: int, params: dict[str, Any],
-                    match: str = "mode") -> FoilSpill:
-    """The collector foil's spill into the cathode's first rows (:func:`volrecon.segment.foil_spill.fit_spill`).
-
-    Fitted on :data:`FOIL_SAMPLE_SLICES` evenly spread slices, read whole in one compute (the
-    distances run along the stacking axis, in the slice); the fit is in ``parameters["foil_spill"]``.
-    Nothing is fitted when the layers are stacked along z (the face parallel to them: no slice holds
-    the distances) or there is no collector.  ``match``: the statistic matched between the rows and
-    the bulk (:func:`volrecon.segment.foil_spill.fit_spill`).
-
-    The unsupervised method and the classifier's boundary rule fit it alike, on the pore's level (one
-    physical share, review rev21; the unsupervised method read the lower quartile before, whose share
-    is short where the rows hold more pore than the bulk).  Measured (``benchmarks/foil_rows.py``,
-    24x192 seeds 0-1, both presets, corrected and oracle-corrected), unsupervised: carbonate seed 1's
-    first row's pore Dice 0.766 / 0.764 -> 0.886 / 0.890 (the quartile's second-row share 0.06 for
-    0.22 true); on the six other stacks the first rows read more pore than true (first row's pore
-    Dice 0.01-0.03 lower, the whole cathode's binder fraction 0.000-0.003 lower, whole-stack pore
-    Dice within 0.002), and on all eight the first two rows' active recall is 0.01-0.05 lower.  The
-    phases beside the foil are not lifted alike: the binder less than the pore (carbonate seed 0,
-    oracle, the truth's shares at the second / third row: electrolyte 0.241 / 0.053, binder 0.209 /
-    -0.001), so that unmixed with the pore's share, even the truth's, 42 / 42 / 33 % of the first three
-    rows' true binder is read as pore (12.5 % in the bulk); the quartile's shorter share had hidden it
-    on pore-rich rows, and failed where the rows hold less pore than it assumes (carbonate 16x160
-    seed 1, oracle, the rows' pore share 0.23 / 0.20 against the bulk's 0.41: the first two rows
-    labelled pore 0.368 / 0.362 -> 0.210 / 0.207, the first row's active recall 0.495 -> 0.842).
-    """
-    cat, col = REGIONS["cathode"], REGIONS["collector"]
-    if axis == 0:
-        params["foil_spill"] = {"reach": 0, "reason": "layers stacked along z"}
-        return FoilSpill()
-    greys, dists, foil = [], [], []
-    zs = [int(z) for z in spread_indices(smoothed.shape[0], FOIL_SAMPLE_SLICES)]
-    # one compute: each chunk the sampled slices lie in is read (decompressed, smoothed) once, not once per slice
-    g_all, r_all = (np.asarray(a) for a in da.compute(smoothed[zs], reg[zs]))
-    for g, r in zip(g_all, r_all):
-        keep = r == cat
-        greys.append(g[keep])
-        dists.append(foil_distance(r, axis=axis - 1, cathode=cat, collector=col)[keep])
-        foil.append(g[r == col])
-    foil_grey = np.concatenate(foil)
-    if foil_grey.size == 0:
-        params["foil_spill"] = {"reach": 0, "reason": "no collector"}
-        return FoilSpill()
-    spill = fit_spill(np.concatenate(greys), np.concatenate(dists), float(np.median(foil_grey)), match=match)
-    params["foil_spill"] = spill.to_dict()
-    return spill
-
-
-def _foil_unspilled(smoothed: da.Array, reg: da.Array, spill: FoilSpill, *, axis: int,
-                    sigma_px: Sequence[float]) -> da.Array:
-    """``smoothed`` with the fitted foil spill undone in the cathode's rows beside the collector
-    (:func:`volrecon.segment.foil_spill.unspill`) and their noise brought back to the bulk's
-    (:func:`volrecon.segment.foil_spill.steadied`; ``sigma_px``: the smoothing ``smoothed`` had);
-    ``smoothed`` itself when nothing is fitted."""
-    if spill.reach == 0:
-        return smoothed
-    cat, col = REGIONS["cathode"], REGIONS["collector"]
-    depth = steadying_reach(spill, sigma_px, axis)
-    depth[axis] = spill.reach
-
-    def fix(g_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
-        d_ = foil_distance(r_, axis=axis, cathode=cat, collector=col, reach=spill.reach)
-        return np.ascontiguousarray(steadied(unspill(g_, d_, spill), d_, spill, sigma_px=sigma_px, axis=axis)[core])
-
-    return _overlap(fix, smoothed, depth, np.float32, extra=(reg,)).rechunk(smoothed.chunks)
-
-
 def _forward_refined(src: da.Array, reg: da.Array, out: da.Array, *, names: Mapping[str, int],
                      vox: tuple[float, float, float], params: dict[str, Any], warnings: list[str],
                      foil: tuple[FoilSpill, int] | None = None) -> da.Array:
@@ -2488,17 +2144,6 @@ def _forward_refined(src: da.Array, reg: da.Array, out: da.Array, *, names: Mapp
     return _overlap(refine, out, reach, np.uint8, extra=(_compact(src), reg)).rechunk(out.chunks)
 
 
-def _beside_foil(regions: np.ndarray, foil: tuple[FoilSpill, int]) -> np.ndarray:
-    """The collector and the cathode voxels within the foil's fitted spill (``foil``: the spill and the
-    stacking axis of ``regions``; no reach: the collector alone)."""
-    col = regions == REGIONS["collector"]
-    if foil[0].reach == 0:
-        return col
-    dist = foil_distance(regions, axis=foil[1], cathode=REGIONS["cathode"], collector=REGIONS["collector"],
-                         reach=foil[0].reach)
-    return col | (dist > 0)
-
-
 RIM_EDGES: tuple[str, ...] = ()
 """The flat edges whose rim fits (:func:`volrecon.segment.layers.edge_rim_shift`) measure the
 cathode's rim length with its separability fit (the median of the three), e.g. ``("sodium|sei",
@@ -2510,38 +2155,6 @@ whether the separator|cathode cut was re-levelled, which halved the cathode's ri
 (``tests/segment/test_layers_levelled.py``); the collector's read 0.24.  With them on, the 24 x 192
 benchmark's auto pore was 0.952 / 0.953 (corrected), without 0.950 / 0.952, and the 512 px
 phantoms' cathode binder fraction -3 / -7 % of the truth against -7.5 / -4 %."""
-
-
-def _edge_rims(edges: Sequence[Mapping[str, float]], stack: tuple[int, bool] | None, smooth_nm: float,
-               vox: tuple[float, float, float]) -> list[float]:
-    """The rim lengths (nm) the accepted rim fits of ``edges`` give
-    (:func:`volrecon.segment.cathode_rims.edge_rim_length`); none without a known stacking axis
-    (the fits' voxels lie along it)."""
-    if stack is None:
-        return []
-    ax, out = stack[0], []
-    for edge in edges:
-        if not edge.get("accepted", True) or "rim_ratio" not in edge:
-            continue
-        blur = float(np.hypot(float(edge["sigma_vox"]), smoothing_sigma(smooth_nm, vox)[ax]))
-        share = rim_share(float(edge["rim_ratio"]), float(edge.get("rim_half_width_vox", 1.0)), blur)
-        out.append(edge_rim_length(share, blur, float(vox[ax])))
-    return out
-
-
-def _particle_edges(out: da.Array, grey: da.Array, reg: da.Array, rule: ParticleEdgeRule, *,
-                    names: Mapping[str, int]) -> da.Array:
-    """:func:`volrecon.segment.cathode_rims.particle_edges` by ``rule`` on ``grey`` (rim-corrected by
-    ``rule.length_nm``), chunked (in-plane context of its reach)."""
-    reach, cut, sides = rule.reach_px, rule.cut, rule.sides
-    cat_v = REGIONS["cathode"]
-
-    def fix(o_: np.ndarray, g_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
-        return np.ascontiguousarray(particle_edges(o_, g_, r_ == cat_v, electrolyte=names["electrolyte"],
-                                                   binder=names["binder"], active=names["active"], cut=cut,
-                                                   reach_px=reach, particle_side=sides)[core])
-
-    return _overlap(fix, out, (0, reach[0] + 1, reach[1] + 1), np.uint8, extra=(grey, reg)).rechunk(out.chunks)
 
 
 def _cathode_rim_grey(smoothed: da.Array, reg: da.Array, vals: np.ndarray, otsu: list[float], *,
@@ -2645,22 +2258,6 @@ def _auto_particle_edge_rule(src: da.Array, smoothed: da.Array, reg: da.Array, o
                             (True, True))
 
 
-def _particle_edge_cut(pore_level: float, binder: np.ndarray, particles: np.ndarray) -> float | None:
-    """The grey from which a binder voxel on a particle's edge beside the pore is the particle's
-    (:func:`volrecon.segment.cathode_rims.particle_edges`): the half-way level of pore and particles,
-    raised to one spread above the binder's own level (its coat on a particle must not pass: the half-way
-    cut alone took 479 true binder and 852 true pore voxels for 848 particle edge voxels on a diglyme
-    phantom, review rev21); None (the rule off) when the binder's level is not under the half-way level."""
-    if binder.size < 100 or particles.size < 100:
-        return None
-    half = 0.5 * (pore_level + float(np.median(particles)))
-    b_level = float(np.median(binder))
-    if b_level >= half:
-        return None
-    spread = 1.4826 * float(np.median(np.abs(binder - b_level)))
-    return max(half, b_level + spread)
-
-
 def _gradient_sample(smoothed: da.Array, regions: da.Array, value: int, vox: tuple[float, float, float]) -> np.ndarray:
     """:func:`volrecon.segment.cathode_rims.gradient_magnitude` of ``smoothed`` at the voxels of
     :func:`_region_samples` (same voxels, same order).
@@ -2677,53 +2274,3 @@ def _gradient_sample(smoothed: da.Array, regions: da.Array, value: int, vox: tup
         dtype=np.float32, meta=np.empty((0, 0, 0), np.float32))
     g, r = da.compute(grad, regions[zs, ::stride])
     return np.asarray(g)[np.asarray(r) == value]
-
-
-def _gradient(grey: da.Array, vox: tuple[float, float, float], *,
-              foil: tuple[da.Array, FoilSpill, int] | None = None) -> da.Array:
-    """:func:`volrecon.segment.cathode_rims.gradient_magnitude` of ``grey``, chunked (chunk-exact).
-
-    ``foil``: the regions, the collector foil's fitted spill and the stacking axis; in the cathode's
-    rows within the spill the gradient is then taken with the foil's own voxels read as the row beside
-    them (:func:`_beside_foil_gradient`, as the classifier reads those rows): there ``grey`` is the
-    unmixed grey, whose step into the foil is not a rim of the cathode's own.
-    """
-    if foil is None or foil[1].reach == 0:
-        return _overlap(lambda b, core, faces: np.ascontiguousarray(gradient_magnitude(b, vox)[core]), grey,
-                        gradient_reach(vox), np.float32).rechunk(grey.chunks)
-    reg, spill, axis = foil
-    depth = list(gradient_reach(vox))
-    # a filled foil voxel takes the grey of a voxel up to the gradient's reach beyond it
-    depth[axis] = max(2 * depth[axis], spill.reach)
-
-    def grad(b: np.ndarray, r: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
-        rows = foil_distance(r, axis=axis, cathode=REGIONS["cathode"], collector=REGIONS["collector"],
-                             reach=spill.reach) > 0
-        out = np.where(rows, _beside_foil_gradient(b, r, rows, axis=axis, vox=vox), gradient_magnitude(b, vox))
-        return np.ascontiguousarray(out[core])
-
-    return _overlap(grad, grey, depth, np.float32, extra=(reg,)).rechunk(grey.chunks)
-
-
-def write_segmentation(result: SegmentationResult, image_path: str | Path, *, progress: Progress | None = None) -> dict[str, Path]:
-    """Write ``labels/phases`` and ``labels/regions`` next to an OME-Zarr image, named and coloured.
-
-    Parameters
-    ----------
-    result : SegmentationResult
-        From :func:`segment_volume`, on the image's grid.
-    image_path : path-like
-        The ``image.ome.zarr`` group.
-
-    Returns
-    -------
-    dict
-        ``{"phases": path, "regions": path}``.
-    """
-    from volrecon.io.omezarr import write_label_image
-
-    pcol = {k: PHASE_COLOURS[k] for k in result.phase_names if k in PHASE_COLOURS}
-    rcol = {k: REGION_COLOURS[k] for k in result.region_names if k in REGION_COLOURS}
-    p = write_label_image(result.phases, image_path, "phases", names=result.phase_names, colours=pcol, progress=progress)
-    r = write_label_image(result.regions, image_path, "regions", names=result.region_names, colours=rcol)
-    return {"phases": p, "regions": r}
