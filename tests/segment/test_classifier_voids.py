@@ -1,5 +1,6 @@
-"""The classifier's cathode pore split into void and electrolyte: after the layers' decision, and the
-pore its boundary re-decision returns voted as the split's own (issue 7)."""
+"""The classifier's pore split into void and electrolyte: the cathode's after the layers' decision, the
+pore its boundary re-decision returns voted as the split's own, no void of the forest's own elsewhere
+(issue 7)."""
 
 import numpy as np
 import pytest
@@ -64,6 +65,19 @@ def test_classifier_void_against_the_truth(split_input):
     dice = 2 * (pred & true).sum() / (pred.sum() + true.sum())
     assert dice >= 0.78
     assert abs(pred.sum() / cat.sum() - true.sum() / cat.sum()) <= 0.025
+
+
+def test_forest_void_outside_the_cathode_is_electrolyte(split_input):
+    """With the split on, the forest's own void class is kept nowhere: the split decides the
+    cathode's pore, and the separator's (where no split runs) is electrolyte.  Kept in the detected
+    separator before: 3 448 voxels on this phantom, 3 066 of them the truth's electrolyte (376 true
+    void of the cathode's edge); the specimen's void Dice (the benchmark's) 0.739 -> 0.775."""
+    ph, _, res, _, _ = split_input
+    n, p = res.phase_names, np.asarray(res.phases)
+    assert not (p[np.asarray(res.regions) == REGIONS["separator"]] == n["void"]).any()
+    spec = ph.regions != REGIONS["frame"]
+    pred, true = (p == n["void"]) & spec, (ph.labels == PHASES["void"]) & spec
+    assert 2 * (pred & true).sum() / (pred.sum() + true.sum()) >= 0.76
 
 
 def _void_figures(phases, names, ph):
