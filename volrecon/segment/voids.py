@@ -273,7 +273,6 @@ def refine_pores(
     return out
 
 
-
 def vote_joined(labels: np.ndarray, cathode: np.ndarray, joined: np.ndarray, *, void: int, electrolyte: int,
                 sigma_nm: float, voxel_size_nm: Sequence[float]) -> np.ndarray:
     """The cathode's pore voxels that joined the pore after its void split take the split's closing
