@@ -291,6 +291,44 @@ def refine_pores(
     return out
 
 
+def vote_joined(labels: np.ndarray, cathode: np.ndarray, joined: np.ndarray, *, void: int, electrolyte: int,
+                sigma_nm: float, voxel_size_nm: Sequence[float]) -> np.ndarray:
+    """The cathode's pore voxels that joined the pore after its void split take the split's closing
+    vote (:func:`refine_pores` over the cathode's pore); every other voxel keeps its label.
+
+    A step after the split that returns voxels to the pore (a classifier's boundary re-decision
+    gives back the pore's edge beside a void that the forest read as binder) labels them
+    electrolyte, never void: which part of the pore is empty is the split's call, and its last
+    step decides a pore voxel by the share of void around it over ``sigma_nm``.  The voxels the
+    split already decided keep its decision.
+
+    Parameters
+    ----------
+    labels : ndarray (z, y, x)
+        Phase labels after the split and the later step.
+    cathode : ndarray of bool
+        The cathode region.
+    joined : ndarray of bool
+        The voxels that joined the pore after the split (only the cathode's ``electrolyte`` ones change).
+    void, electrolyte : int
+        Label values of the two pore phases.
+    sigma_nm : float
+        Gaussian scale of the vote (nm); 0 returns ``labels`` unchanged.
+    voxel_size_nm : 3 floats
+        ``(z, y, x)`` voxel size.
+
+    Returns
+    -------
+    ndarray
+        ``labels`` with the joined voxels void where the vote says so.
+    """
+    change = joined & cathode & (labels == electrolyte)
+    if sigma_nm <= 0 or not change.any():
+        return labels
+    voted = refine_pores(np.where(cathode, labels, np.zeros((), labels.dtype)), void=void, electrolyte=electrolyte,
+                         sigma_nm=sigma_nm, voxel_size_nm=voxel_size_nm)
+    return np.where(change, voted, labels)
+
 # --------------------------------------------------------------------------- unsupervised split
 def _box(half: Sequence[int]) -> np.ndarray:
     return np.ones(tuple(2 * int(h) + 1 for h in half), dtype=bool)
