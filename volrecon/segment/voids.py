@@ -1189,13 +1189,62 @@ def continue_down(mask: np.ndarray, space: np.ndarray, steps: int) -> np.ndarray
     return continue_columns(m.reshape(cols), sp.reshape(cols), int(steps)).reshape(m.shape)
 
 
+def _rim_slices(cues: VoidCues, voxel_size_nm: Sequence[float]) -> int:
+    """Slices over which an inclined wall moves sideways by the far-wall rim's width: half the
+    shine-through depth (the rim is half the walls' shift over the whole depth), rounded up."""
+    return int(math.ceil(0.5 * float(cues.shine_depth_nm) / float(voxel_size_nm[0]) - 1e-9))
+
+
+def inclined_wall_side(void: np.ndarray, slices: int) -> np.ndarray:
+    """Voxels beyond the void of their own slice that the void of a slice within ``slices`` in front
+    or behind (along z, the milling direction) reaches: the outer side of a wall inclined to z.
+
+    Such a wall is placed slice by slice by the dark cores and their shine-through tails: where it
+    recedes with depth the band a slice's face shows beyond the far wall is the tail of the core one
+    shine-through depth in front (that core lies inside the void of the deeper slice), and where it
+    widens with depth the deeper core lies outside the shallower slice's void.  The wall shift
+    measured on the cores (:func:`wall_shift`) is exactly these bands; the band no core or tail
+    reaches is that of the void's columns shallower than the shine-through depth, about a void's
+    widest slices, where the void of the slices around lies inside its own.  A voxel the void of a
+    nearby slice reaches is therefore beyond an inclined wall: the far-wall rim does not take it.
+
+    Parameters
+    ----------
+    void : ndarray of bool (z, y, x)
+        The voids found so far.
+    slices : int
+        How far along z (slices, each way) the voids are looked for: over half the shine-through
+        depth an inclined wall moves by the rim's width (:func:`_rim_slices`).
+
+    Returns
+    -------
+    ndarray of bool
+        Voxels outside ``void`` that ``void`` holds within ``slices`` slices along z.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> v = np.zeros((5, 1, 6), bool)
+    >>> for z in range(5):
+    ...     v[z, 0, : 5 - z] = True  # a wall receding one voxel a slice
+    >>> inclined_wall_side(v, 1)[2, 0].astype(int).tolist()
+    [0, 0, 0, 1, 0, 0]
+    """
+    v = np.asarray(void, dtype=bool)
+    if int(slices) < 1:
+        return np.zeros_like(v)
+    return _morph(v, np.ones((2 * int(slices) + 1, 1, 1), bool), erode=False) & ~v
+
+
 def split_reach(cues: VoidCues, voxel_size_nm: Sequence[float]) -> tuple[int, int, int]:
     """Voxels of context :func:`split_voids` needs per axis for chunk-exact results."""
     edge = [max(a, n // 2) for a, n in zip(_half_widths(cues.edge_nm, voxel_size_nm), _rim_box(cues, voxel_size_nm).shape)]
     grow = [n // 2 for n in _ring_disk(cues, voxel_size_nm).shape] if cues.grow_nm > 0 else [0, 0, 0]
     tail = _depth_slices(cues.shine_depth_nm, voxel_size_nm)
     core = _core_steps(cues, voxel_size_nm)
-    rim = [3 * (n // 2) for n in _rim_disk(cues.rim_nm, voxel_size_nm).shape] if cues.rim_nm > 0 else [0, 0, 0]  # opening, then dilation
+    # opening, then dilation; the voids of the slices around read for the inclined walls
+    rim = ([3 * (n // 2) + (_rim_slices(cues, voxel_size_nm) if ax == 0 else 0)
+            for ax, n in enumerate(_rim_disk(cues.rim_nm, voxel_size_nm).shape)] if cues.rim_nm > 0 else [0, 0, 0])
     lit = grow if cues.lit_ring else [0, 0, 0]  # the lit ring: one more widening of the finished voids
     # the closing vote reads the finished voids around each voxel: its reach adds to theirs
     vote = pore_vote_reach(cues.vote_nm, voxel_size_nm) if cues.vote_nm > 0 else (0, 0, 0)
@@ -1548,7 +1597,9 @@ def split_voids(
         # only voids at least a rim wide on each side: the walls' shift is a mean over the walls
         # of voids that wide; a void narrower than its rim would be mostly rim
         disk = _rim_disk(cues.rim_nm, voxel_size_nm)
-        grown |= _morph(_opening(grown, disk), disk, erode=False) & pore
+        rim = _morph(_opening(grown, disk), disk, erode=False) & pore
+        # and not beside an inclined wall, which the cores and their tails have placed in this slice
+        grown |= rim & ~inclined_wall_side(grown, _rim_slices(cues, voxel_size_nm))
     if cues.flat_k > 0 and core >= FLAT_MIN_SLICES:
         grown &= ~electrolyte_columns(g, level=level, spread=spread, depth=core, flat_k=cues.flat_k, where=grown)
     if cues.lit_ring and cues.grow_nm > 0 and active is not None:
