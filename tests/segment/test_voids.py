@@ -551,12 +551,13 @@ def _ring_block(electrolyte: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
 
 def test_split_voids_continues_the_ring_half_as_deep_as_the_core():
     """A void's dark core is void a shine-through depth deeper (its face shows the empty space
-    there), so the core's columns continue that deep; the outer ring beside it (at the
-    electrolyte grey, its columns' depth unseen) continues by half of it, and the filled pore
-    beyond the ring stays electrolyte."""
-    E, V, B = PHASES["electrolyte"], PHASES["void"], PHASES["binder"]
+    there), so the core's columns continue that deep where the void's floor (a particle) lights
+    their faces; the outer ring beside it (at the electrolyte grey, its columns' depth unseen)
+    continues by half of it, and the filled pore beyond the ring stays electrolyte."""
+    E, V, B, A = PHASES["electrolyte"], PHASES["void"], PHASES["binder"], PHASES["active"]
     phases, g, r, core, ring = _ring_block(E)
     g[2:6][:, core] = 0.05  # dark: the void continues 80 nm (4 slices) behind these faces
+    phases[10:13][:, core], g[10:13][:, core] = A, 0.7  # ... and ends on a particle
     # the block draws the lit tail, the ring and the columns behind them all at the electrolyte grey
     # (geometry only): the electrolyte-column test (flat_k, test_voids_columns.py) is off here
     cues = VoidCues(shine_depth_nm=80.0, grow_nm=20.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=0.0, flat_k=0.0, vote_nm=0.0)
@@ -570,12 +571,34 @@ def test_split_voids_continues_the_ring_half_as_deep_as_the_core():
     # 40 nm slices, 100 nm of shine-through: the core's tail is 2 slices, and so is the ring's
     # (half the depth, 1.25 slices, rounded up to the slices it reaches into)
     cues40 = VoidCues(shine_depth_nm=100.0, grow_nm=20.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=0.0, flat_k=0.0, vote_nm=0.0)
-    g40 = g.copy()
+    g40, phases40 = g.copy(), phases.copy()
     g40[4:6][:, core] = 0.22  # dark in slices 2-3 only
-    out40 = split_voids(g40, phases, np.ones(g.shape, bool), void=V, electrolyte=E, binder=B, level=0.22,
+    phases40[6:8][:, core], g40[6:8][:, core] = A, 0.7  # the floor right behind the tail
+    out40 = split_voids(g40, phases40, np.ones(g.shape, bool), void=V, electrolyte=E, binder=B, level=0.22,
                         spread=0.02, voxel_size_nm=(40.0, 10.0, 10.0), cues=cues40) == V
     assert out40[2:6][:, core].all() and not out40[6:][:, core].any()
     assert out40[2:6][:, ring & (r <= 9.5)].all() and not out40[6:][:, ring].any()
+
+
+def test_split_voids_core_over_the_pore_ends_where_it_stops_looking_dark():
+    """A dark core over nothing but pore: a void's face over electrolyte or empty space stays dark
+    (attenuated electrolyte grey, or less), so the faces at the electrolyte grey below its last dark
+    slice, with only pore behind them, are electrolyte.  The core's columns continue by the outer
+    ring's half depth only (its narrowing last slices), not over the whole shine-through depth; the
+    former code took all 4 slices behind as void."""
+    E, V, B = PHASES["electrolyte"], PHASES["void"], PHASES["binder"]
+    phases, g, r, core, ring = _ring_block(E)
+    g[2:6][:, core] = 0.05
+    cues = VoidCues(shine_depth_nm=80.0, grow_nm=20.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=0.0, flat_k=0.0, vote_nm=0.0)
+    out = split_voids(g, phases, np.ones(g.shape, bool), void=V, electrolyte=E, binder=B, level=0.22, spread=0.02,
+                      voxel_size_nm=(20.0, 10.0, 10.0), cues=cues) == V
+    assert out[2:8][:, core].all()
+    assert not out[8:].any()
+    # in the stack's last slices what lies behind is not seen: the column continues the whole depth
+    g2, phases2 = g[:10], phases[:10]
+    out2 = split_voids(g2, phases2, np.ones(g2.shape, bool), void=V, electrolyte=E, binder=B, level=0.22, spread=0.02,
+                       voxel_size_nm=(20.0, 10.0, 10.0), cues=cues) == V
+    assert out2[2:10][:, core].all()
 
 
 def test_split_voids_ring_never_continues_deeper_than_the_core():
