@@ -247,36 +247,22 @@ def test_split_voids_widens_voids_by_the_far_wall_rim():
     assert not rimmed[(phases == E) & (r[None] > 13)].any()  # the flat pore around stays filled
 
 
-def test_far_wall_rim_stays_off_an_inclined_wall():
-    """A void whose wall recedes with depth (a cone narrowing one voxel a slice: 50 nm over the 100 nm
-    shine-through depth) is found slice by slice by its dark cores and their tails; the far-wall rim
-    (half that shift) must not widen it again beyond the wall, into the electrolyte.  In its first
-    slices, which no tail from in front reaches, the rim still takes the void the cores miss."""
-    E, V, B = PHASES["electrolyte"], PHASES["void"], PHASES["binder"]
-    shape = (16, 48, 48)
-    phases = np.full(shape, PHASES["active"], np.uint8)
-    g = np.full(shape, 0.7, np.float32)
-    phases[1:15, 4:44, 4:44] = E
-    g[1:15, 4:44, 4:44] = 0.22
-    yy, xx = np.mgrid[:48, :48]
-    r = np.hypot(yy - 24, xx - 24)
-    radius = {z: 16 - z for z in range(1, 14)}  # the void, 15 voxels wide at slice 1, 3 at slice 13
-    true_void = np.zeros(shape, bool)
-    for z, rz in radius.items():
-        true_void[z][r <= rz] = True
-        if z + 5 in radius:  # dark where the void is still void one shine-through depth (5 slices) behind
-            g[z][r <= radius[z + 5]] = 0.05
-    kw = dict(void=V, electrolyte=E, binder=B, level=0.22, spread=0.02, voxel_size_nm=(20.0, 10.0, 10.0))
-    cues = VoidCues(shine_depth_nm=100.0, grow_nm=0.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=50.0, flat_k=0.0,
-                    vote_nm=0.0)
-    out = split_voids(g, phases, np.ones(shape, bool), cues=cues, **kw) == V
-    false_void = out & ~true_void
-    # the slices the tails reach from a core a shine-through depth in front: the wall is placed there
-    assert not false_void[9:].any()
-    assert false_void.sum() <= 0.02 * true_void.sum()
-    # the first slices' void beyond the cores (radius 10) is the rim's to take
-    front = true_void[1:6] & (r[None] > 10.5)
-    assert out[1:6][front].mean() >= 0.5
+def test_far_wall_rim_takes_mostly_void(diglyme):
+    """The voxels the far-wall rim adds (void with the walls' measured shift, not without) are void in
+    the truth more often than not: beside an inclined wall, which the dark cores and their tails have
+    placed slice by slice, the rim widened the void into electrolyte (0.43 of its voxels void here, about
+    a third on the 48x256 diglyme phantoms, seeds 0-1); it is kept to the void's widest slices (0.55)."""
+    ph, img = diglyme
+    base = segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="auto", frame="none")
+    info = base.parameters["void_split"]
+    assert info["rim_nm"] > 0
+    no_rim = segment_volume(img, voxel_size_nm=ph.voxel_size_nm, method="auto", frame="none",
+                            void_cues=VoidCues(wall_shift_nm=0.0))
+    cat = ph.regions == REGIONS["cathode"]
+    added = cat & (np.asarray(base.phases) == base.phase_names["void"]) & \
+        (np.asarray(no_rim.phases) != no_rim.phase_names["void"])
+    assert added.sum() > 100
+    assert (ph.labels[added] == PHASES["void"]).mean() >= 0.5
 
 
 def test_marginally_dark_patch_seeds_no_void():
