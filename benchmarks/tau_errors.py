@@ -133,6 +133,14 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
                      f" | {own:.2f} ({100 * (own / r['tau_truth_analysis'] - 1):+.0f} %) | {r['void_dice']:.3f} | "
                      f"{r['void_fraction'][0]:.3f} / {r['void_fraction'][1]:.3f} | {r['false_void']:.4f} | "
                      f"{r['electrolyte_fraction'][0]:.3f} / {r['electrolyte_fraction'][1]:.3f} | {r['pore_dice']:.3f} |")
+    lines += ["", "The same in the segmentation's own box (as the pipeline measures it; truth and hybrids cut to that box):",
+              "", "| preset | seed | stage | seg box | " + " | ".join(HYBRIDS) + " |", "|" + "---|" * (len(HYBRIDS) + 4)]
+    for r in rows:
+        t0 = r["tau_seg_box"]["truth"]
+        cells = [f"{r['tau_seg_box'][h]:.2f}" + ("" if h == "truth" else f" ({100 * (r['tau_seg_box'][h] / t0 - 1):+.0f} %)")
+                 for h in HYBRIDS]
+        box = " ".join(f"{a}-{b}" for a, b in r["seg_box"])
+        lines.append(f"| {r['preset']} | {r['seed']} | {r['stage']} | {box} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -144,17 +152,22 @@ def _version() -> str:
     return out.stdout.strip() or src.name
 
 
-if __name__ == "__main__":
-    sys.argv += [] if "--cache" in sys.argv else []
-    ap = argparse.ArgumentParser()
+def main() -> None:
+    """``--cache DIR`` and ``--tag NAME`` (the cache's key, default the volrecon source's git description)
+    here; the phantom grid, stages and ``--name`` are :func:`_common.stage_grid_main`'s."""
+    ap = argparse.ArgumentParser(add_help=False)
     ap.add_argument("--cache", default=None)
     ap.add_argument("--tag", default=None)
     known, rest = ap.parse_known_args()
-    sys.argv = [sys.argv[0]] + rest
+    sys.argv = [sys.argv[0], *rest]
     tag = known.tag or _version()
 
-    def _case(p: str, s: int, st: str, a: argparse.Namespace) -> dict[str, Any]:
-        a.cache, a.tag = known.cache, tag
-        return run_case(p, s, st, a)
+    def case(preset: str, seed: int, stage: str, args: argparse.Namespace) -> dict[str, Any]:
+        args.cache, args.tag = known.cache, tag
+        return run_case(preset, seed, stage, args)
 
-    stage_grid_main(__doc__, "tau_errors", _case, table)
+    stage_grid_main(__doc__, "tau_errors", case, table)
+
+
+if __name__ == "__main__":
+    main()
