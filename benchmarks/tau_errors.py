@@ -120,7 +120,8 @@ def run_case(preset: str, seed: int, stage: str, args: argparse.Namespace) -> di
 def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     """The results page."""
     command = "PYTHONPATH=. python benchmarks/tau_errors.py " + " ".join(sys.argv[1:])
-    head = "| preset | seed | stage | " + " | ".join(HYBRIDS) + " | seg, own box | void Dice | void fraction / truth | false void | electrolyte / truth | pore Dice (cathode) |"
+    head = ("| preset | seed | stage | " + " | ".join(HYBRIDS) + " | seg, own box | void Dice | void fraction / truth | "
+            "false void | electrolyte / truth | pore Dice (cathode) |")
     lines = results_header("Which errors move the cathode electrolyte's tortuosity (issue 7)", command, __doc__) + [
         f"volrecon: `{args.tag}`. Through-plane tortuosity factor of the cathode electrolyte; in brackets the "
         "error against the truth.", "", head, "|" + "---|" * (len(HYBRIDS) + 9)]

@@ -105,14 +105,15 @@ the wall's lateral recession over ``D``, measured on the stack itself as the mea
 the dark cores' walls between slices ``D`` apart (:func:`wall_shift`); the void is widened into
 the filled-looking pore by half of it (the mean over walls that recede and walls that widen with
 depth).  That shift is measured on bands the cores' tails already take: where a wall recedes with depth the
-core one depth in front lies inside the deeper slice's void and its tail covers the band; where it
-widens, the deeper core lies outside the shallower slice's void.  So the rim is not taken beside a
+core one depth in front lies inside the deeper slice's void and its tail covers the band (over a
+lit floor; over the pore the band's face is dark and in a core itself); where it widens, the deeper core lies outside the shallower slice's void.  So the rim is not taken beside a
 wall inclined to the milling direction (the voids within half the depth in front or behind reach
 beyond the slice's own, :func:`inclined_wall_side`), only about a void's widest slices, where its
 columns are shallower than ``D`` and neither dark nor reached by a tail.  Beside an inclined wall the
 rim had taken electrolyte: a third of its voxels were void on the 48x256 diglyme phantoms, and that
 false void, thinning the electrolyte between the voids, carried most of the cathode electrolyte's
-tortuosity overshoot (``benchmarks/tau_errors.py``).  A dark region only seeds a void when it holds a core far below the electrolyte level
+tortuosity overshoot (``benchmarks/tau_errors.py``).
+A dark region only seeds a void when it holds a core far below the electrolyte level
 (``core_k`` spreads): an empty pore over empty space shows almost nothing, while a residual
 shading or brightness error of the correction leaves pore patches only marginally darker than the
 level.
