@@ -687,3 +687,15 @@ def test_a_pore_of_one_phase_is_kept_without_a_vote(monkeypatch):
     mixed[:, :10][mixed[:, :10] == 3] = 7
     vd.refine_pores(mixed, void=7, electrolyte=3, sigma_nm=20.0, voxel_size_nm=(20.0, 10.0, 10.0))
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize(("behind", "lit"), [("frame", False), (None, False), ("binder", True), ("active", True)])
+def test_lit_floor_counts_only_phases_that_shine(behind, lit):
+    # the face's frame is an empty trench and an unassigned voxel is nothing known: neither lifts a void's face
+    from volrecon.segment.voids import lit_floor
+
+    lab = np.full((8, 3, 3), PHASES["electrolyte"], np.uint8)
+    lab[5, 1, 1] = 0 if behind is None else PHASES[behind]
+    floor = lit_floor(lab, electrolyte=PHASES["electrolyte"], void=PHASES["void"], depth=2, blur=np.ones((1, 1, 1), bool))
+    assert bool(floor[3:5, 1, 1].all()) is lit
+    assert not floor[:3].any()

@@ -502,7 +502,13 @@ def _mode_weights(levels: np.ndarray, located: np.ndarray, usable: Sequence[int]
             framed[k] = (located[k] - ok) / gk
     var = np.full(nc, np.inf)
     zs = np.arange(nz)
+    judged = np.isfinite(framed).any()
     for c in range(nc):
+        if not judged:
+            # no slice had a line to judge against (a single located mode): every mode seen counts alike
+            if np.isfinite(located[:, c]).sum() >= max(3, len(usable) // 2):
+                var[c] = (0.05 * h) ** 2
+            continue
         sel = np.isfinite(framed[:, c])
         if sel.sum() >= max(3, len(usable) // 2):
             r = framed[sel, c] - np.median(framed[sel, c])
@@ -519,8 +525,21 @@ def _locate(hist: tuple[np.ndarray, np.ndarray], levels: np.ndarray, g: float, o
     return np.where((np.abs(m - start) < 2.0 * bandwidth) & (mass > 0.005), m, np.nan)
 
 
+MIN_WEIGHT_SHARE = 0.02
+"""A mode weighted under this share of the steadiest mode's weight counts as unweighted: through two
+located modes a line passes exactly whatever their weights, so a near-zero weight must not make a
+wandering mode one of the two."""
+
+
+def _weighted(weight: np.ndarray) -> np.ndarray:
+    """``weight`` with the modes under :data:`MIN_WEIGHT_SHARE` of the largest set to 0."""
+    top = float(weight.max()) if weight.size else 0.0
+    return np.where(weight >= MIN_WEIGHT_SHARE * top, weight, 0.0)
+
+
 def _fit_located(levels: np.ndarray, located: np.ndarray, weight: np.ndarray, g: float, o: float, h: float) -> tuple[float, float]:
     """One slice's gain/offset through its located modes; with fewer than two modes an offset only (gain ``g`` kept)."""
+    weight = _weighted(weight)
     gk, ok = _robust_line_fit(levels, located, weight, 2.0 * h * g)
     if np.isfinite(gk) and gk > 0:
         return gk, ok
@@ -555,7 +574,7 @@ def _relock(
         for _ in range(iters):  # refined as far as the tracking refined the slice's own mapping
             row = _locate(hists[k], levels, alt[0], alt[1], h * alt[0])
             alt = _fit_located(levels, row, weight, alt[0], alt[1], h)
-        if int((np.isfinite(row) & (weight > 0)).sum()) < 2:
+        if int((np.isfinite(row) & (_weighted(weight) > 0)).sum()) < 2:
             continue
         agree = _agreement(samples[k], _density((samples[j] - o[j]) / g[j], width))
         if np.isfinite(alt).all() and alt[0] > 0 and agree(*alt) > agree(g[k], o[k]):

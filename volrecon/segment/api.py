@@ -339,8 +339,9 @@ def segment_volume(
         (with ``void``, ``electrolyte`` and ``binder`` classes): the classifier decides the cathode's
         pore (void + electrolyte) and the same cues split it (no edge-rim rule), after the layers'
         decision; the pore its boundary re-decision gives back later takes the split's closing vote
-        (:func:`_joined_pore_voted`), and the classifier's own void is kept nowhere (the separator's
-        pore is electrolyte, :func:`_forest_void_filled`); pixel classifiers
+        (:func:`_joined_pore_voted`), and the classifier's own void is kept nowhere (outside the cathode
+        every pore is electrolyte, as method ``auto`` reads it: void is the cathode's,
+        :func:`_forest_void_filled`); pixel classifiers
         trained from a few strokes scatter false voids over the pore, which inflates the void
         fraction of a cell that has almost none.  False: the cathode's pore stays ``electrolyte``
         (``layers``) or keeps the classifier's own void class.

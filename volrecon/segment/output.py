@@ -25,7 +25,7 @@ def write_segmentation(result: SegmentationResult, image_path: str | Path, *, pr
     Parameters
     ----------
     result : SegmentationResult
-        From :func:`segment_volume`, on the image's grid.
+        From :func:`~volrecon.segment.api.segment_volume`, on the image's grid.
     image_path : path-like
         The ``image.ome.zarr`` group.
 

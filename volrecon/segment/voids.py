@@ -334,9 +334,17 @@ def vote_joined(labels: np.ndarray, cathode: np.ndarray, joined: np.ndarray, *, 
     change = joined & cathode & (labels == electrolyte)
     if sigma_nm <= 0 or not change.any():
         return labels
-    voted = refine_pores(np.where(cathode, labels, np.zeros((), labels.dtype)), void=void, electrolyte=electrolyte,
-                         sigma_nm=sigma_nm, voxel_size_nm=voxel_size_nm)
+    voted = _cathode_refined(labels, cathode, void=void, electrolyte=electrolyte, sigma_nm=sigma_nm,
+                             voxel_size_nm=voxel_size_nm)
     return np.where(change, voted, labels)
+
+
+def _cathode_refined(labels: np.ndarray, cathode: np.ndarray, *, void: int, electrolyte: int, sigma_nm: float,
+                     voxel_size_nm: Sequence[float]) -> np.ndarray:
+    """:func:`refine_pores` over the cathode's labels only (every other voxel 0: another region's pore
+    neither votes nor changes); outside the cathode the result is 0."""
+    return refine_pores(np.where(cathode, labels, np.zeros((), labels.dtype)), void=void, electrolyte=electrolyte,
+                        sigma_nm=sigma_nm, voxel_size_nm=voxel_size_nm)
 
 # --------------------------------------------------------------------------- unsupervised split
 def _box(half: Sequence[int]) -> np.ndarray:
@@ -1537,8 +1545,9 @@ def lit_from_behind(particle: np.ndarray, depth: int, *, blur: np.ndarray | None
 
 
 def lit_floor(labels: np.ndarray, *, electrolyte: int, void: int, depth: int, blur: np.ndarray) -> np.ndarray:
-    """Voxels whose face may be lifted out of the dark by what lies behind: a solid (any label but the
-    pore's) within ``depth`` slices behind and ``blur`` aside, or the end of the array within ``depth``.
+    """Voxels whose face may be lifted out of the dark by what lies behind: a solid (any phase but the
+    pore's; not the face's frame, whose trench is empty, nor unassigned voxels) within ``depth`` slices
+    behind and ``blur`` aside, or the end of the array within ``depth``.
 
     An empty pore's face shows the material up to the shine-through depth behind it, attenuated:
     over empty space almost nothing, over frozen electrolyte the electrolyte's grey attenuated
@@ -1555,7 +1564,8 @@ def lit_floor(labels: np.ndarray, *, electrolyte: int, void: int, depth: int, bl
     Parameters
     ----------
     labels : ndarray (z, y, x)
-        Phase labels; ``electrolyte`` and ``void`` are the pore, every other value a solid.
+        Phase labels; ``electrolyte`` and ``void`` are the pore, 0 and ``PHASES["frame"]`` nothing
+        known to shine, every other value a solid.
     electrolyte, void : int
         The pore's label values.
     depth : int
@@ -1574,7 +1584,8 @@ def lit_floor(labels: np.ndarray, *, electrolyte: int, void: int, depth: int, bl
     [False, False, True, True, True, True]
     """
     lab = np.asarray(labels)
-    return lit_from_behind((lab != electrolyte) & (lab != void), depth, blur=blur, beyond=True)
+    solid = (lab != electrolyte) & (lab != void) & (lab != 0) & (lab != PHASES["frame"])
+    return lit_from_behind(solid, depth, blur=blur, beyond=True)
 
 
 def split_voids(
@@ -1745,8 +1756,8 @@ def _cathode_vote(labels: np.ndarray, cathode: np.ndarray, was_binder: np.ndarra
     """:func:`refine_pores` over the cathode's pore voxels only: the pore of another region (the
     separator's electrolyte beside the cathode) neither votes nor changes, and a voxel the split took
     from binder (``was_binder``) that the vote does not keep void returns to binder, not to the pore."""
-    inside = np.where(cathode, labels, np.zeros((), labels.dtype))
-    voted = refine_pores(inside, void=void, electrolyte=electrolyte, sigma_nm=sigma_nm, voxel_size_nm=voxel_size_nm)
+    voted = _cathode_refined(labels, cathode, void=void, electrolyte=electrolyte, sigma_nm=sigma_nm,
+                             voxel_size_nm=voxel_size_nm)
     voted[was_binder & (voted == electrolyte)] = binder
     return np.where(cathode, voted, labels)
 
