@@ -1083,13 +1083,18 @@ def _near_box(mask: np.ndarray, reach: Sequence[int]) -> tuple[slice, ...]:
     return tuple(box)
 
 
+def _rows_of(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``values`` (z, y, x) on the image rows ``rows`` (bool (z, y)) as ``(rows.sum(), x)`` (a view when all are)."""
+    return values.reshape(-1, values.shape[-1]) if rows.all() else values[rows]
+
+
 def _darkening(g: np.ndarray, inner: np.ndarray, rows: np.ndarray, *, cues: VoidCues,
                voxel_size_nm: Sequence[float]) -> np.ndarray:
     """:func:`stripe_darkening` of ``g`` from the particles' interior ``inner`` on the image rows ``rows``
     (bool (z, y)): ``(rows.sum(), x)``.  Past the window sums every step runs along the rows alone."""
     dz, dy, a, b = _stripe_windows(cues, voxel_size_nm)
     gm = np.where(inner, g, np.float32(0))
-    sums = [_window_sums(v, dz, dy)[rows] for v in (inner.astype(np.float32), gm, gm * gm)]
+    sums = [_rows_of(_window_sums(v, dz, dy), rows) for v in (inner.astype(np.float32), gm, gm * gm)]
     # a stripe in a column's flanks shifts their mean (a bright one makes its neighbours read dark):
     # the stripes leave the flanks of the second pass (_stripe_columns)
     off, t = _column_offset(sums, [_flank_sums(v, a, b) for v in sums])
