@@ -139,13 +139,17 @@ def test_stripe_darkening_on_wanted_voxels_is_the_full_reading(monkeypatch):
     monkeypatch.setattr(voids, "_darkening", counted)
     rng = np.random.default_rng(3)
     pore = classes == NAMES["electrolyte"]
-    for share in (1.0, 0.3, 0.002, 0.0):
-        wanted = pore & (rng.random(img.shape) < share)
+    patch = np.zeros(img.shape, bool)
+    patch[5:7, 90:100, 36:46] = True  # a few slices, rows and columns: the box is cut on every axis
+    for case, where in (("all", pore), ("30 %", rng.random(img.shape) < 0.3), ("0.2 %", rng.random(img.shape) < 0.002),
+                        ("none", np.zeros(img.shape, bool)), ("patch", patch)):
+        wanted = pore & where
         wanted[:, :40] = False  # rows far from the wanted ones are not read
         rows_read.clear()
         part = stripe_darkening(img, act, cues=VoidCues(), voxel_size_nm=VOX, wanted=wanted)
-        assert np.array_equal(part[wanted], full[wanted]), share
-        assert sum(rows_read) == int(wanted.any(axis=2).sum()), share
+        assert np.array_equal(part[wanted], full[wanted]), case
+        assert sum(rows_read) == int(wanted.any(axis=2).sum()), case
+    assert (full[patch & pore] < 0).any()  # the patch holds the curtain's columns
 
 
 def test_chunked_stripe_darkening_is_the_whole_reading_on_wanted_voxels():
