@@ -159,3 +159,53 @@ def test_dark_voids_leave_a_curtain_stripe(lazy):
     lifted = np.asarray(lifted)
     assert (lifted[pore] == PHASES["void"]).mean() < 0.4  # measured 0.25
     assert (lifted[cores] == PHASES["void"]).all()
+
+
+def _striped_guess(lazy: bool) -> tuple[object, object, Layers, np.ndarray]:
+    """:func:`_guess` with particles wide enough to have an interior from row 53 and a 0.045 curtain
+    over columns 40-42: ``(classes, grey, layers, classes as numpy)``."""
+    cls, grey, lay, _ = _guess(lazy)
+    cls = np.asarray(cls).copy()
+    cls[:, 53:] = PHASES["active"]
+    grey = da.where(da.from_array(cls == PHASES["active"], chunks=grey.chunks), np.float32(0.66), grey)
+    curtain = np.zeros(grey.shape, np.float32)
+    curtain[:, :, 40:43] = 0.045
+    grey = grey - da.from_array(curtain, chunks=grey.chunks)
+    return (da.from_array(cls, chunks=grey.chunks) if lazy else cls), grey, lay, cls
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_dark_voids_take_the_stripes_off_as_the_whole_reading(lazy):
+    """The stripes read on the pore the cut would mark alone mark the same voxels as the whole volume's
+    reading taken off the whole guess (a darkening only lifts a voxel: the pore above the cut stays)."""
+    from volrecon.segment.voids import VoidCues, stripe_darkening
+
+    vox = (20.0, 10.0, 10.0)
+    cls, grey, lay, cls_np = _striped_guess(lazy)
+    marked, info = _dark_voids(cls, grey, lay, names=PHASES, frame_value=None, dark_k=3.0, cues=VoidCues(), vox=vox)
+    g = np.asarray(grey)
+    lifted = g - stripe_darkening(g, cls_np == PHASES["active"], cues=VoidCues(), voxel_size_nm=vox)
+    want = np.where((cls_np == PHASES["electrolyte"]) & (lifted < info["cut"]), PHASES["void"], cls_np)
+    assert (want == PHASES["void"]).any() and not np.array_equal(lifted, g)  # the curtain is read, voids marked
+    assert np.array_equal(np.asarray(marked), want)
+
+
+def test_cut_beside_voids_keeps_the_layers_axis(monkeypatch):
+    """The separator|cathode surface found again on the marked guess stands on the axis of the layers it
+    joins: the axis is not searched again (a search read the whole marked guess, its stripes'
+    pass included, once more)."""
+    from volrecon.segment import api
+
+    cls, grey, lay, _ = _guess(True)
+    seen: list[object] = []
+    detect = api.detect_layers
+
+    def spy(phases, **kw):
+        seen.append(kw.get("axis"))
+        return detect(phases, **kw)
+
+    monkeypatch.setattr(api, "detect_layers", spy)
+    params: dict = {"layer_guess": {}}
+    api._cut_beside_voids(cls, grey, lay, names=PHASES, frame_value=None, params=params, dark_k=3.0, read=None,
+                          layer_options={"voxel_size_nm": VOX, "axis": None})
+    assert seen == [lay.axis]

@@ -111,3 +111,56 @@ def test_split_takes_no_void_in_a_dark_curtain_over_electrolyte():
     for lab in range(1, ndi.label(void)[1] + 1):
         one = ndi.label(void)[0] == lab
         assert (new & one).sum() > 0.7 * one[:-5].sum(), lab
+
+
+def _curtained_cell() -> tuple[np.ndarray, np.ndarray]:
+    """A noisy cell under a -0.06 curtain: classes, grey."""
+    classes, grey = _cell(nz=12, ny=160, nx=128)
+    return classes, _noisy(grey) + _stripe(grey.shape, -0.06)
+
+
+def test_stripe_darkening_on_wanted_voxels_is_the_full_reading(monkeypatch):
+    """Read on the wanted voxels' rows alone, the darkening is the whole reading's there, bit for bit
+    (every density of wanted voxels, and none), and the steps past the window sums run on those rows
+    only (the whole face's rows before: the cost of the pass)."""
+    from volrecon.segment import voids
+
+    classes, img = _curtained_cell()
+    act = classes == NAMES["active"]
+    full = stripe_darkening(img, act, cues=VoidCues(), voxel_size_nm=VOX)
+    assert (full < -0.01).any()  # the curtain is read
+    rows_read: list[int] = []
+    darkening = voids._darkening
+
+    def counted(g, inner, rows, **kw):
+        rows_read.append(int(rows.sum()))
+        return darkening(g, inner, rows, **kw)
+
+    monkeypatch.setattr(voids, "_darkening", counted)
+    rng = np.random.default_rng(3)
+    pore = classes == NAMES["electrolyte"]
+    patch = np.zeros(img.shape, bool)
+    patch[5:7, 90:100, 36:46] = True  # a few slices, rows and columns: the box is cut on every axis
+    for case, where in (("all", pore), ("30 %", rng.random(img.shape) < 0.3), ("0.2 %", rng.random(img.shape) < 0.002),
+                        ("none", np.zeros(img.shape, bool)), ("patch", patch)):
+        wanted = pore & where
+        wanted[:, :40] = False  # rows far from the wanted ones are not read
+        rows_read.clear()
+        part = stripe_darkening(img, act, cues=VoidCues(), voxel_size_nm=VOX, wanted=wanted)
+        assert np.array_equal(part[wanted], full[wanted]), case
+        assert sum(rows_read) == int(wanted.any(axis=2).sum()), case
+    assert (full[patch & pore] < 0).any()  # the patch holds the curtain's columns
+
+
+def test_chunked_stripe_darkening_is_the_whole_reading_on_wanted_voxels():
+    """The chunked pass (``api._stripe_darkening``) on the cathode's pore equals the whole volume's
+    reading there: each block reads its own wanted voxels' rows, with the context they need."""
+    from volrecon.segment.api import _stripe_darkening
+
+    classes, img = _curtained_cell()
+    act = classes == NAMES["active"]
+    pore = classes == NAMES["electrolyte"]
+    full = stripe_darkening(img, act, cues=VoidCues(), voxel_size_nm=VOX)
+    g, p, w = (da.from_array(a, chunks=(4, 80, 64)) for a in (img, act, pore))
+    part = np.asarray(_stripe_darkening(g, p, w, cues=VoidCues(), vox=VOX))
+    assert np.array_equal(part[pore], full[pore])

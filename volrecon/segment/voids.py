@@ -1022,10 +1022,10 @@ def _window_sums(values: np.ndarray, dz: int, dy: int) -> np.ndarray:
 def _flank_sums(values: np.ndarray, inner: int, outer: int) -> np.ndarray:
     """Sums over the columns ``inner`` to ``outer`` away on each side (zero outside the array): the box
     of ``2 outer + 1`` columns less the box of ``2 inner - 1`` (running sums along the rows)."""
-    wide = ndi.uniform_filter1d(values, 2 * outer + 1, axis=2, mode="constant") * np.float32(2 * outer + 1)
+    wide = ndi.uniform_filter1d(values, 2 * outer + 1, axis=-1, mode="constant") * np.float32(2 * outer + 1)
     if inner <= 1:
         return wide - values
-    return wide - ndi.uniform_filter1d(values, 2 * inner - 1, axis=2, mode="constant") * np.float32(2 * inner - 1)
+    return wide - ndi.uniform_filter1d(values, 2 * inner - 1, axis=-1, mode="constant") * np.float32(2 * inner - 1)
 
 
 def _stripe_columns(off: np.ndarray, t: np.ndarray, inner: int, outer: int) -> np.ndarray:
@@ -1036,10 +1036,10 @@ def _stripe_columns(off: np.ndarray, t: np.ndarray, inner: int, outer: int) -> n
     flanks around a strong stripe on a quiet face."""
     size = np.abs(off)
     sig = size > t
-    peak = sig & (size >= ndi.maximum_filter1d(size, 2 * outer + 1, axis=2, mode="constant"))
+    peak = sig & (size >= ndi.maximum_filter1d(size, 2 * outer + 1, axis=-1, mode="constant"))
     if inner <= 1:
         return peak
-    near = [ndi.maximum_filter1d((peak & (off * sign > 0)).view(np.uint8), 2 * inner - 1, axis=2,
+    near = [ndi.maximum_filter1d((peak & (off * sign > 0)).view(np.uint8), 2 * inner - 1, axis=-1,
                                  mode="constant").astype(bool) & (off * sign > 0) for sign in (1, -1)]
     return sig & (near[0] | near[1])
 
@@ -1066,7 +1066,7 @@ def _column_offset(own: Sequence[np.ndarray], flanks: Sequence[np.ndarray]) -> t
 
 
 def stripe_darkening(grey: np.ndarray, particle: np.ndarray, *, cues: VoidCues,
-                     voxel_size_nm: Sequence[float]) -> np.ndarray:
+                     voxel_size_nm: Sequence[float], wanted: np.ndarray | None = None) -> np.ndarray:
     """How much a residual curtain darkens each voxel's column (<= 0), measured on the particles.
 
     A curtain is an additive stripe along image y: it darkens (or lightens) every material in its
@@ -1097,6 +1097,11 @@ def stripe_darkening(grey: np.ndarray, particle: np.ndarray, *, cues: VoidCues,
         ``stripe_nm``, ``stripe_width_nm``, ``stripe_depth_nm`` and ``average_nm``.
     voxel_size_nm : 3 floats
         ``(z, y, x)`` voxel size.
+    wanted : ndarray of bool (z, y, x), optional
+        The voxels whose darkening is used (None: all).  Only the image rows (slice, row) holding
+        one are read past the window sums, within the reach of the wanted voxels: the values are
+        the same there, and may be 0 elsewhere (a caller taking the stripes off a class's voxels
+        pays for the rows that class crosses alone).
 
     Returns
     -------
@@ -1114,15 +1119,32 @@ def stripe_darkening(grey: np.ndarray, particle: np.ndarray, *, cues: VoidCues,
     (-0.027, 0.0)
     """
     g = np.asarray(grey, dtype=np.float32)
-    inner = _morph(np.asarray(particle, dtype=bool), np.ones((1, 3, 3), bool), erode=True)
     out = np.zeros(g.shape, np.float32)
-    if cues.stripe_nm <= 0 or not inner.any():
+    want = None if wanted is None else np.asarray(wanted, dtype=bool)
+    if cues.stripe_nm <= 0 or (want is not None and not want.any()):
+        return out
+    inner = _morph(np.asarray(particle, dtype=bool), np.ones((1, 3, 3), bool), erode=True)
+    if not inner.any():
         return out
     # nothing is measured further from the particles than the windows and the blur reach: the
     # box around them is computed alone (the same values: zero outside it either way)
-    box = _near_box(inner, stripe_reach(cues, voxel_size_nm))
-    out[box] = _darkening(g[box], inner[box], cues=cues, voxel_size_nm=voxel_size_nm)
+    reach = stripe_reach(cues, voxel_size_nm)
+    box = _near_box(inner, reach)
+    if want is not None:
+        # nor read beyond the wanted voxels' windows (slices, rows) and their columns' reach
+        dz, dy = _stripe_windows(cues, voxel_size_nm)[:2]
+        box = _meet(box, _near_box(want, (dz, dy, reach[2])))
+        if box is None:
+            return out
+    rows = np.ones(g[box].shape[:2], bool) if want is None else want[box].any(axis=2)
+    out[box][rows] = _darkening(g[box], inner[box], rows, cues=cues, voxel_size_nm=voxel_size_nm)
     return out
+
+
+def _meet(a: Sequence[slice], b: Sequence[slice]) -> tuple[slice, ...] | None:
+    """The boxes ``a`` and ``b`` (slices with start and stop) have in common; None when nothing."""
+    box = tuple(slice(max(p.start, q.start), min(p.stop, q.stop)) for p, q in zip(a, b))
+    return None if any(s.start >= s.stop for s in box) else box
 
 
 def _near_box(mask: np.ndarray, reach: Sequence[int]) -> tuple[slice, ...]:
@@ -1134,11 +1156,18 @@ def _near_box(mask: np.ndarray, reach: Sequence[int]) -> tuple[slice, ...]:
     return tuple(box)
 
 
-def _darkening(g: np.ndarray, inner: np.ndarray, *, cues: VoidCues, voxel_size_nm: Sequence[float]) -> np.ndarray:
-    """:func:`stripe_darkening` of ``g`` from the particles' interior ``inner``."""
+def _rows_of(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``values`` (z, y, x) on the image rows ``rows`` (bool (z, y)) as ``(rows.sum(), x)`` (a view when all are)."""
+    return values.reshape(-1, values.shape[-1]) if rows.all() else values[rows]
+
+
+def _darkening(g: np.ndarray, inner: np.ndarray, rows: np.ndarray, *, cues: VoidCues,
+               voxel_size_nm: Sequence[float]) -> np.ndarray:
+    """:func:`stripe_darkening` of ``g`` from the particles' interior ``inner`` on the image rows ``rows``
+    (bool (z, y)): ``(rows.sum(), x)``.  Past the window sums every step runs along the rows alone."""
     dz, dy, a, b = _stripe_windows(cues, voxel_size_nm)
     gm = np.where(inner, g, np.float32(0))
-    sums = [_window_sums(v, dz, dy) for v in (inner.astype(np.float32), gm, gm * gm)]
+    sums = [_rows_of(_window_sums(v, dz, dy), rows) for v in (inner.astype(np.float32), gm, gm * gm)]
     # a stripe in a column's flanks shifts their mean (a bright one makes its neighbours read dark):
     # the stripes leave the flanks of the second pass (_stripe_columns)
     off, t = _column_offset(sums, [_flank_sums(v, a, b) for v in sums])
@@ -1147,7 +1176,7 @@ def _darkening(g: np.ndarray, inner: np.ndarray, *, cues: VoidCues, voxel_size_n
     big = off < -t
     d = np.where(big, off - t * t / np.where(big, off, np.float32(-1)), 0).astype(np.float32)
     if cues.average_nm > 0:
-        d = ndi.gaussian_filter1d(d, float(cues.average_nm) / float(voxel_size_nm[2]), axis=2, mode="nearest",
+        d = ndi.gaussian_filter1d(d, float(cues.average_nm) / float(voxel_size_nm[2]), axis=-1, mode="nearest",
                                   truncate=_TRUNCATE)
     return d.astype(np.float32)
 
