@@ -53,7 +53,9 @@ def _analyse(labels: np.ndarray, regions: np.ndarray, vs: tuple[float, float, fl
 
 
 def _through_tau(res: Any) -> float:
-    per_axis = res.tortuosity.get("electrolyte") or res.tortuosity["pore"]
+    if not res.tortuosity.get("electrolyte"):
+        raise RuntimeError("tau_errors: no electrolyte tortuosity in the analysis (the electrolyte does not percolate?)")
+    per_axis = res.tortuosity["electrolyte"]
     return float(per_axis[str(res.through_plane_axis)].tortuosity_factor)
 
 

@@ -699,3 +699,12 @@ def test_lit_floor_counts_only_phases_that_shine(behind, lit):
     floor = lit_floor(lab, electrolyte=PHASES["electrolyte"], void=PHASES["void"], depth=2, blur=np.ones((1, 1, 1), bool))
     assert bool(floor[3:5, 1, 1].all()) is lit
     assert not floor[:3].any()
+
+
+@pytest.mark.parametrize(("slice_nm", "expected"), [(20.0, 3), (50.0, 1), (100.0, 1), (200.0, 0)])
+def test_inclined_wall_reach_never_past_the_tails(slice_nm, expected):
+    # the band beside an inclined wall is left to the shine-through tails: where the slices are too
+    # thick for a tail (100 nm depth, 200 nm slices) the far-wall rim must stay whole
+    from volrecon.segment.voids import VoidCues, _rim_slices
+
+    assert _rim_slices(VoidCues(shine_depth_nm=100.0), (slice_nm, 10.0, 10.0)) == expected

@@ -2,6 +2,7 @@
 
 import dask.array as da
 import numpy as np
+import pytest
 from scipy import ndimage as ndi
 
 from volrecon.phases import PHASES, REGIONS
@@ -164,3 +165,23 @@ def test_chunked_stripe_darkening_is_the_whole_reading_on_wanted_voxels():
     g, p, w = (da.from_array(a, chunks=(4, 80, 64)) for a in (img, act, pore))
     part = np.asarray(_stripe_darkening(g, p, w, cues=VoidCues(), vox=VOX))
     assert np.array_equal(part[pore], full[pore])
+
+
+def test_stripe_darkening_wanted_is_zero_off_the_wanted_voxels_and_checked_for_shape():
+    from volrecon.errors import ParameterError
+    from volrecon.segment.voids import VoidCues, stripe_darkening
+
+    rng = np.random.default_rng(1)
+    grey = rng.normal(0.66, 0.01, (4, 24, 60)).astype(np.float32)
+    grey[..., 26:29] -= 0.05
+    particle = np.ones(grey.shape, bool)
+    cues = VoidCues(stripe_nm=100.0, stripe_width_nm=10.0, stripe_depth_nm=20.0)
+    wanted = np.zeros(grey.shape, bool)
+    wanted[2, 12, 5] = True
+    wanted[2, 12, 27] = True
+    full = stripe_darkening(grey, particle, cues=cues, voxel_size_nm=(20.0, 10.0, 10.0))
+    part = stripe_darkening(grey, particle, cues=cues, voxel_size_nm=(20.0, 10.0, 10.0), wanted=wanted)
+    assert np.array_equal(part[wanted], full[wanted]) and full[2, 12, 27] < 0
+    assert not part[~wanted].any()
+    with pytest.raises(ParameterError, match="wanted"):
+        stripe_darkening(grey, particle, cues=cues, voxel_size_nm=(20.0, 10.0, 10.0), wanted=wanted[:, :, :30])

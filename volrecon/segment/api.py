@@ -1681,7 +1681,7 @@ def _stripe_darkening(grey: da.Array, particles: da.Array, wanted: da.Array, *, 
                       vox: tuple[float, float, float]) -> da.Array:
     """A residual curtain's darkening of each voxel's column (<= 0), measured on ``particles`` (bool, ``grey``'s
     shape; :func:`volrecon.segment.voids.stripe_darkening`), chunked (chunk-exact) and read on the ``wanted``
-    voxels' rows alone (bool, ``grey``'s shape: exact there, 0 or exact elsewhere)."""
+    voxels' rows alone (bool, ``grey``'s shape: exact there, 0 elsewhere)."""
     def dark(g_: np.ndarray, p_: np.ndarray, w_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
         own = np.zeros(w_.shape, bool)  # the block's own wanted voxels, not its context's
         own[core] = w_[core]

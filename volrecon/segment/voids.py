@@ -1100,8 +1100,8 @@ def stripe_darkening(grey: np.ndarray, particle: np.ndarray, *, cues: VoidCues,
     wanted : ndarray of bool (z, y, x), optional
         The voxels whose darkening is used (None: all).  Only the image rows (slice, row) holding
         one are read past the window sums, within the reach of the wanted voxels: the values are
-        the same there, and may be 0 elsewhere (a caller taking the stripes off a class's voxels
-        pays for the rows that class crosses alone).
+        the same there, and 0 elsewhere (a caller taking the stripes off a class's voxels pays for
+        the rows that class crosses alone).
 
     Returns
     -------
@@ -1121,6 +1121,8 @@ def stripe_darkening(grey: np.ndarray, particle: np.ndarray, *, cues: VoidCues,
     g = np.asarray(grey, dtype=np.float32)
     out = np.zeros(g.shape, np.float32)
     want = None if wanted is None else np.asarray(wanted, dtype=bool)
+    if want is not None and want.shape != g.shape:
+        raise ParameterError(f"stripe_darkening: wanted has shape {want.shape}, grey {g.shape}; pass a mask of the grey's shape")
     if cues.stripe_nm <= 0 or (want is not None and not want.any()):
         return out
     inner = _morph(np.asarray(particle, dtype=bool), np.ones((1, 3, 3), bool), erode=True)
@@ -1138,6 +1140,8 @@ def stripe_darkening(grey: np.ndarray, particle: np.ndarray, *, cues: VoidCues,
             return out
     rows = np.ones(g[box].shape[:2], bool) if want is None else want[box].any(axis=2)
     out[box][rows] = _darkening(g[box], inner[box], rows, cues=cues, voxel_size_nm=voxel_size_nm)
+    if want is not None:
+        out[~want] = 0  # a wanted row's other voxels near the box's edge miss their outer columns
     return out
 
 
@@ -1293,8 +1297,11 @@ def continue_down(mask: np.ndarray, space: np.ndarray, steps: int) -> np.ndarray
 
 def _rim_slices(cues: VoidCues, voxel_size_nm: Sequence[float]) -> int:
     """Slices over which an inclined wall moves sideways by the far-wall rim's width: half the
-    shine-through depth (the rim is half the walls' shift over the whole depth), rounded up."""
-    return int(math.ceil(0.5 * float(cues.shine_depth_nm) / float(voxel_size_nm[0]) - 1e-9))
+    shine-through depth (the rim is half the walls' shift over the whole depth), rounded up, and no
+    more than the shine-through tails reach (:func:`_depth_slices`): the band beside an inclined wall
+    is left to the tails, so on slices too thick for a tail the rim is kept whole."""
+    half = int(math.ceil(0.5 * float(cues.shine_depth_nm) / float(voxel_size_nm[0]) - 1e-9))
+    return min(half, _depth_slices(cues.shine_depth_nm, voxel_size_nm))
 
 
 def inclined_wall_side(void: np.ndarray, slices: int) -> np.ndarray:
