@@ -818,10 +818,8 @@ def _boundaries_redecided(smoothed: da.Array, reg: da.Array, out: da.Array, *, i
     zs, stride = _sample_index(smoothed.shape)
     params["classifier_boundaries"] = info = {"smooth_nm": smooth_nm}
     smoothed = _electrolyte_levelled(smoothed, reg, out, electrolyte=names.get("electrolyte"), zs=zs, stride=stride, info=info)
-    rows, at = _rows_beside(smoothed.shape[1], stride)
-    g, d, wide, r = (np.asarray(a) for a in da.compute(smoothed[zs, ::stride], _gradient(smoothed[zs], vox)[:, ::stride],
-                                                       out[zs][:, rows], reg[zs, ::stride]))
-    o, inner = wide[:, at], sampled_interior(wide, rows, rows[at])
+    g, o, inner, r, (d,) = _interior_sample(smoothed, out, reg, zs=zs, stride=stride,
+                                            extra=(_gradient(smoothed[zs], vox)[:, ::stride],))
     rules: list[tuple[int, float, dict[int, float], tuple[float, dict[int, float]] | None]] = []
     models: dict[str, fr.ImageModel] = {}
     for region, phases in CLASSIFIER_BOUNDARY_PHASES.items():
@@ -1121,6 +1119,29 @@ def _rows_beside(ny: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
     picked = np.arange(0, int(ny), int(stride))
     rows = np.unique(np.concatenate([picked - 1, picked, picked + 1]).clip(0, int(ny) - 1)) if stride > 1 else picked
     return rows, np.searchsorted(rows, picked)
+
+
+def _interior_sample(smoothed: da.Array, labels: da.Array, reg: da.Array | None, *, zs: np.ndarray, stride: int,
+                     extra: Sequence[da.Array] = ()) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, list[np.ndarray]]:
+    """The sampled slices ``zs`` and every ``stride``-th row of ``smoothed``, ``labels`` and ``reg``, with
+    the labels' in-plane interior there tested against each sampled row's true neighbours
+    (:func:`_rows_beside`, :func:`volrecon.segment.classifier.sampled_interior`), computed in one pass
+    with the already sampled lazy arrays ``extra``.
+
+    Returns
+    -------
+    grey, labels, interior : ndarray
+        On the sample's grid.
+    regions : ndarray or None
+        ``reg`` there (None without it).
+    extra : list of ndarray
+        ``extra``, computed.
+    """
+    rows, at = _rows_beside(smoothed.shape[1], stride)
+    lazy = [smoothed[zs, ::stride], labels[zs][:, rows], *([] if reg is None else [reg[zs, ::stride]]), *extra]
+    g, wide, *more = (np.asarray(a) for a in da.compute(*lazy))
+    r = None if reg is None else more.pop(0)
+    return g, wide[:, at], sampled_interior(wide, rows, rows[at]), r, more
 
 
 def _region_samples(smoothed: da.Array, regions: da.Array, values: Sequence[int], *,
@@ -1870,9 +1891,7 @@ def _classifier_separator_contacts(smoothed: da.Array, reg: da.Array, out: da.Ar
     from the classifier's on average (``benchmarks/separator_errors.py --methods auto,classifier``).
     """
     zs, stride = _sample_index(smoothed.shape)
-    rows, at = _rows_beside(smoothed.shape[1], stride)
-    g, wide, r = (np.asarray(a) for a in da.compute(smoothed[zs, ::stride], forest[zs][:, rows], reg[zs, ::stride]))
-    o, inner = wide[:, at], sampled_interior(wide, rows, rows[at])
+    g, o, inner, r, _ = _interior_sample(smoothed, forest, reg, zs=zs, stride=stride)
     pore_v, fibre_v, active_v = names.get("electrolyte"), names.get("separator"), names.get("active")
     info: dict[str, Any] = {}
     params["classifier_separator_contacts"] = info
@@ -1928,11 +1947,9 @@ def _fibre_layer_phases(smoothed: da.Array, phases: Any, *, names: Mapping[str, 
         return phases
     zs, stride = _sample_index(smoothed.shape)
     ph = phases if isinstance(phases, da.Array) else da.from_array(phases, chunks=smoothed.chunks)
-    rows, at = _rows_beside(smoothed.shape[1], stride)
-    g, wide = (np.asarray(a) for a in da.compute(smoothed[zs, ::stride], ph[zs][:, rows]))
-    o = wide[:, at]
+    g, o, inner, _, _ = _interior_sample(smoothed, ph, None, zs=zs, stride=stride)
     where = (o != 0) if frame_value is None else (o != 0) & (o != frame_value)
-    levels, agreement = fibre_evidence_levels(g, o, where, names, interior=sampled_interior(wide, rows, rows[at]))
+    levels, agreement = fibre_evidence_levels(g, o, where, names, interior=inner)
     info.update(used=levels is not None, fibre_agreement=agreement,
                 levels={} if levels is None else {k: levels[v] for k, v in names.items() if v in levels})
     if levels is None:
