@@ -2212,7 +2212,8 @@ def _forward_refined(src: da.Array, reg: da.Array, out: da.Array, *, names: Mapp
     need = np.unique(np.concatenate([zs + d for d in range(depth + 1)]))
     # the fit reads one window of the slices, the one holding most cathode: a few full 2048x1536 slices and the
     # dozens behind them for the shine-through would take gigabytes
-    win = fr.fit_window(np.asarray(reg[zs].compute()) == cat_v, fr.FIT_WINDOW_PX)
+    reg_zs = np.asarray(reg[zs].compute())
+    win = fr.fit_window(reg_zs == cat_v, fr.FIT_WINDOW_PX)
     g_, l_, r_ = da.compute(src[(need, *win)], out[(need, *win)], reg[(need, *win)])
     pos = {int(z): i for i, z in enumerate(need)}
     at = np.array([pos[int(z)] for z in zs])
@@ -2227,7 +2228,7 @@ def _forward_refined(src: da.Array, reg: da.Array, out: da.Array, *, names: Mapp
     deep = np.stack([l_[[pos[int(z) + d] for d in range(1, depth + 1)]] for z in zs]) if depth else None
     model = fr.fit_image_model(np.asarray(g_, np.float32)[at], l_[at], cat[at], deep, values=(*values, names["active"]),
                                pixel_nm=vox[1:], slice_nm=vox[0], void=void_v)
-    model = _with_foil_level(model, src, reg, out, zs, names)
+    model = _with_foil_level(model, src, out, zs, reg_zs == REGIONS["collector"], names)
     if foil is not None and names.get("collector") in model.levels:
         foil = None  # the foil is modelled: the rows beside it are evidence and are moved like the bulk
     contrast, var = fr.boundary_step(model, elec_v, bind_v)
@@ -2258,12 +2259,12 @@ def _forward_refined(src: da.Array, reg: da.Array, out: da.Array, *, names: Mapp
     return _overlap(refine, out, reach, np.uint8, extra=(_compact(src), reg)).rechunk(out.chunks)
 
 
-def _with_foil_level(model: fr.ImageModel, src: da.Array, reg: da.Array, out: da.Array, zs: np.ndarray,
+def _with_foil_level(model: fr.ImageModel, src: da.Array, out: da.Array, zs: np.ndarray, col: np.ndarray,
                      names: Mapping[str, int]) -> fr.ImageModel:
     """``model`` with the collector foil's level (:func:`~volrecon.segment.forward_refine.interior_level`
-    of the collector region's collector voxels in the slices ``zs``, in the window of at most
-    :data:`~volrecon.segment.forward_refine.FIT_WINDOW_PX` a side holding the most collector); ``model``
-    itself without a collector phase or interior.
+    of the collector voxels of the collector region ``col`` (of the slices ``zs``), in the window of at
+    most :data:`~volrecon.segment.forward_refine.FIT_WINDOW_PX` a side holding the most collector);
+    ``model`` itself without a collector phase or interior.
 
     The foil is a phase like the cathode's: the probe's blur and its edge rim carry its grey into the
     cathode's rows beside it, which the model computes once the foil has its level.  Without one it
@@ -2273,10 +2274,7 @@ def _with_foil_level(model: fr.ImageModel, src: da.Array, reg: da.Array, out: da
     binder 0.094 / 0.111 labelled for 0.179 / 0.219 true, diglyme / carbonate, corrected).
     """
     col_p = names.get("collector")
-    if col_p is None:
-        return model
-    col = np.asarray(reg[zs].compute()) == REGIONS["collector"]
-    if not col.any():
+    if col_p is None or not col.any():
         return model
     win = fr.fit_window(col, fr.FIT_WINDOW_PX)
     g_, l_ = da.compute(src[(zs, *win)], out[(zs, *win)])
