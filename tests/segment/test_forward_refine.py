@@ -393,6 +393,25 @@ def test_grey_the_model_does_not_hold_is_not_evidence():
     assert left_out < 0.9 * every, (left_out, every)
 
 
+def test_interior_level_is_read_off_the_blur_and_the_rims():
+    """A bright foil (0.78) under the pore (0.22), rendered with the probe's blur and an edge rim of gain
+    0.5, with noise: its level is read on its interior, three pixels or more from the boundary (the rim
+    lifts the foil's first row by half the step, 0.28; the blur spreads it a pixel on); a foil with no
+    interior of ``min_voxels`` gives None."""
+    C = PHASES["collector"]
+    labels = np.full((3, 40, 48), E, np.uint8)
+    labels[:, 28:] = C
+    m = fr.ImageModel(levels={E: 0.22, C: 0.78}, psf_sigma_nm=SIGMA_NM, edge_gain=0.5, noise=(1e-4, 0.0),
+                      shine_depth_slices=0, shine_sigma_nm=20.0, shine=(0.0, 0.0), pixel_nm=PIXEL)
+    rng = np.random.default_rng(0)
+    image = np.stack([fr.predict(lab, None, m, None) for lab in labels]) + rng.normal(0, 0.01, labels.shape)
+    foil = labels == C
+    assert fr.interior_level(image, foil) == pytest.approx(0.78, abs=0.003)
+    assert image[:, 28].mean() > 0.78 + 0.1  # the foil's first row carries the rim
+    assert image[foil].mean() > 0.78 + 0.01  # and with it the whole region's mean
+    assert fr.interior_level(image, foil, min_voxels=foil.sum()) is None
+
+
 def test_the_level_fit_blurs_each_indicator_once_per_blur(monkeypatch):
     """The alternated levels | gain fit (`_levels_and_gain`) blurs the label indicators once per blur,
     not again in every pass (only the edge column changes between passes): the same fit, with

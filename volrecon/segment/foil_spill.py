@@ -23,7 +23,7 @@ Undoing the mix divides the row's noise by ``1 - w`` (2.5 times at the first row
 so the unmixed rows are used for their own decision only (``segment.api``): the cathode's
 thresholds and rim length are fitted on the plain grey (fitted on the unmixed grey, the rim length
 fell from 8.4 to 1.3 nm and the whole cathode's binder fraction by 0.015), and the forward
-refinement, whose model has no foil, neither reads nor moves those rows.  Their noise is brought
+refinement's level fit leaves those rows out.  Their noise is brought
 back to the bulk's by averaging each distance's voxels along the foil (:func:`steadied`): with the
 amplified noise the narrow binder band lost its voxels to the pore (24x192 diglyme seed 0,
 oracle-corrected, the last row: pore 0.540 labelled, binder 0.115; steadied 0.486 and 0.173; true
@@ -32,9 +32,11 @@ oracle-corrected, the last row: pore 0.540 labelled, binder 0.115; steadied 0.48
 Where it sits in the segmentation stage (:func:`volrecon.segment.api.segment_volume`): after the
 layers are found, the spill is fitted once on a few slices (:func:`_fit_foil_spill`), undone
 chunk by chunk in the grey the unsupervised method thresholds (:func:`_foil_unspilled`), read on the
-classifier's boundary rule's sample (:func:`_foil_spill_grey`, :func:`_spill_read`), and its rows are
-kept out of the forward refinement (:func:`_beside_foil`); the gradient beside the foil reads the
-foil's voxels as the row beside them (:func:`_beside_foil_gradient`, :func:`_foil_filled`).
+classifier's boundary rule's sample (:func:`_foil_spill_grey`, :func:`_spill_read`); the unmixed rows
+are the first labels of the forward refinement, which then moves them on its model with the foil at
+its own level (``segment.api._with_foil_level``; where that level cannot be read, they are kept out
+of it, :func:`_beside_foil`); the gradient beside the foil reads the foil's voxels as the row beside
+them (:func:`_beside_foil_gradient`, :func:`_foil_filled`).
 """
 
 from __future__ import annotations

@@ -373,6 +373,38 @@ def _fit_shine(grey: np.ndarray, labels: np.ndarray, fit_mask: np.ndarray, deep:
                          "shine": (best[3], best[4])})
 
 
+def interior_level(grey: np.ndarray, mask: np.ndarray, *, erode_px: int = 3, min_voxels: int = 100) -> float | None:
+    """The median grey of ``mask``'s interior: its voxels ``erode_px`` pixels or more (in the plane of
+    each slice) from any voxel outside it, away from the blur and the edge rims of its boundaries.
+
+    A phase the refinement does not move but that borders the voxels it moves (the collector foil
+    beside the cathode) is modelled at this level: its blur and edge brightening into the moved
+    voxels are then those of :func:`predict`, like any other boundary's.
+
+    Parameters
+    ----------
+    grey : ndarray (z, y, x)
+        Image.
+    mask : ndarray of bool (z, y, x)
+        The phase's voxels.
+    erode_px : int
+        In-plane margin kept from the phase's boundary.
+    min_voxels : int
+        Fewest interior voxels to read a level on.
+
+    Returns
+    -------
+    float or None
+        The level, None when the interior holds fewer than ``min_voxels`` voxels.
+    """
+    plane = np.zeros((3, 3, 3), bool)
+    plane[1] = ndi.generate_binary_structure(2, 1)
+    inner = ndi.binary_erosion(np.asarray(mask, bool), structure=plane, iterations=int(erode_px), border_value=1)
+    if int(inner.sum()) < min_voxels:
+        return None
+    return float(np.median(np.asarray(grey)[inner]))
+
+
 # --------------------------------------------------------------------------- the prior
 def min_step_snr(model: ImageModel, *, z_score: float = 2.0, slices: int = 3) -> float:
     """Smallest electrolyte | binder step, in noise sd at its mid grey, at which the refinement runs.
