@@ -211,8 +211,8 @@ Carbonate's voids are too few and too small for a measurement: it keeps the assu
 
 The void's faint faces.  Along its column (z, the milling direction) a void is missed most at its two
 ends: in the 24x192 benchmark phantoms (diglyme seeds 0-1, ``auto``, ``benchmarks/void_columns.py``), of
-the true void in column runs that hold a dark core, 16-21 % of the run's first slice and 17-22 % of its
-last are missed, 1-3 % of the slices 40-60 nm inside.  The first slice (the void's ceiling) lies in
+the true void in column runs that hold a dark core, 15-20 % of the run's first slice and 17-21 % of its
+last were missed, 1-3 % of the slices 40-60 nm inside (the first slice: 11-15 % with the test below).  The first slice (the void's ceiling) lies in
 front of a dark core: it shows the same empty space behind it, so it is dark for the same reason, but
 its cross-section is the void's narrowest (the ceiling is inclined to the face) and the edge effects
 around it (the outer ring's lift) raise it towards the electrolyte grey, short of the dark test.  A
