@@ -133,6 +133,38 @@ def column_runs(void: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return depth, height, run
 
 
+def core_above(void: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """Per voxel of ``void``: slices below the last dark core (``seeds``) above it in its column run (-1: none)."""
+    above = np.full(void.shape, -1, np.int32)
+    last = np.full(void.shape[1:], -1, np.int32)
+    for z in range(void.shape[0]):
+        last = np.where(void[z], np.where(seeds[z], 0, np.where(last >= 0, last + 1, -1)), -1)
+        above[z] = last
+    return above
+
+
+def in_plane_distance(mask: np.ndarray, vox: tuple[float, float, float]) -> np.ndarray:
+    """Distance (nm) of each voxel to ``mask`` in its own slice (inf in a slice without it)."""
+    return np.stack([ndi.distance_transform_edt(~m, sampling=vox[1:]) if m.any() else np.full(m.shape, np.inf)
+                     for m in mask])
+
+
+def missed_class(miss: np.ndarray, space: np.ndarray, voted_out: np.ndarray, above: np.ndarray, near: np.ndarray,
+                 depth_slices: int) -> np.ndarray:
+    """Index into :data:`CLASSES` of each missed voxel (-1 elsewhere)."""
+    cls = np.full(miss.shape, -1)
+    cls[miss & ~space] = 0
+    rest = miss & space & ~voted_out
+    cls[rest & (above >= 0) & (above <= depth_slices)] = 1
+    cls[rest & (above > depth_slices)] = 2
+    free = rest & (above < 0)
+    cls[free & (near <= 30)] = 3
+    cls[free & (near > 30) & (near <= 60)] = 4
+    cls[free & (near > 60)] = 5
+    cls[miss & space & voted_out] = 6
+    return cls
+
+
 def case(img: np.ndarray, truth: Any, beyond: np.ndarray, depth_slices: int, vox: tuple[float, float, float],
          rec: dict[str, Any]) -> dict[str, Any]:
     """One image: the missed true void by class, depth and height; the false void by stage and phase."""
@@ -151,29 +183,13 @@ def case(img: np.ndarray, truth: Any, beyond: np.ndarray, depth_slices: int, vox
     ring = rec["downs"][1] if len(rec["downs"]) > 1 else np.zeros_like(tails)
     ceiling = rec["ceiling"] if rec["ceiling"] is not None else np.zeros_like(tails)
     lit = rec["lit"] if rec["lit"] is not None else np.zeros_like(tails)
-    # the last dark core above each voxel in its run (slices; -1: none)
-    above = np.full(true.shape, -1, np.int32)
-    last = np.full(true.shape[1:], -1, np.int32)
-    for z in range(nz):
-        last = np.where(void[z], np.where(seeds[z], 0, np.where(last >= 0, last + 1, -1)), -1)
-        above[z] = last
+    above = core_above(void, seeds)
     cored = np.zeros(int(run.max()) + 1, bool)
     cored[run[seeds & void]] = True
     cored[0] = False
     run_cored = cored[run]
-    near = np.stack([ndi.distance_transform_edt(~f, sampling=vox[1:]) if f.any() else np.full(f.shape, np.inf)
-                     for f in final])
     miss = true & ~final
-    cls = np.full(true.shape, -1)
-    cls[miss & ~space] = 0
-    rest = miss & space & ~(rec["grown"] & ~rec["voted"])
-    cls[rest & (above >= 0) & (above <= depth_slices)] = 1
-    cls[rest & (above > depth_slices)] = 2
-    free = rest & (above < 0)
-    cls[free & (near <= 30)] = 3
-    cls[free & (near > 30) & (near <= 60)] = 4
-    cls[free & (near > 60)] = 5
-    cls[miss & space & rec["grown"] & ~rec["voted"]] = 6
+    cls = missed_class(miss, space, rec["grown"] & ~rec["voted"], above, in_plane_distance(final, vox), depth_slices)
 
     def by(values: np.ndarray, mask: np.ndarray) -> list[int]:
         v = values[mask]

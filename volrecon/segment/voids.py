@@ -212,8 +212,9 @@ Carbonate's voids are too few and too small for a measurement: it keeps the assu
 The void's faint faces.  Along its column (z, the milling direction) a void is missed most at its two
 ends: in the 24x192 benchmark phantoms (diglyme seeds 0-1, ``auto``, ``benchmarks/void_columns.py``), of
 the true void in column runs that hold a dark core, 15-20 % of the run's first slice and 17-21 % of its
-last were missed, 1-3 % of the slices 40-60 nm inside (the first slice: 11-15 % with the test below).  The first slice (the void's ceiling) lies in
-front of a dark core: it shows the same empty space behind it, so it is dark for the same reason, but
+last were missed, 1-3 % of the slices 40-60 nm inside (the first slice: 11-15 % with the test below).
+The first slice (the void's ceiling) lies in front of a dark core: it shows the same empty space
+behind it, so it is dark for the same reason, but
 its cross-section is the void's narrowest (the ceiling is inclined to the face) and the edge effects
 around it (the outer ring's lift) raise it towards the electrolyte grey, short of the dark test.  A
 filled pore there reads the level within its noise spread: a pore voxel one slice in front of a dark
@@ -802,11 +803,13 @@ class VoidCues:
         over the ``shine_depth_nm`` behind it is never void; 0 switches the test off, and it is not
         made where the shine-through spans fewer than :data:`FLAT_MIN_SLICES` slices.
     faint_k : float or None
-        The void's ceiling (:func:`void_ceiling`): a pore voxel one slice in front of a dark core or
-        its outer ring is void where it reads more than ``faint_k`` spreads below the electrolyte
-        level (a filled pore reads the level within its noise spread; the void's ceiling shows the
-        same empty space as the core behind it, lifted towards the electrolyte grey by the edge
-        effects around its narrow cross-section); None switches it off.
+        How far from the electrolyte level (in spreads) a filled pore may read: within its noise
+        spread.  The void's ceiling (:func:`void_ceiling`): a pore voxel one slice in front of a dark
+        core or its outer ring is void where it reads more than ``faint_k`` spreads below the level
+        (it shows the same empty space as the core behind it, lifted towards the electrolyte grey by
+        the edge effects around its narrow cross-section).  The far-wall rim over a filled floor
+        (:func:`split_voids` step 6) is not taken where it reads within ``faint_k`` of the level.
+        None switches both off.
     lit_ring : bool
         Widen the voids by ``grow_nm`` into the binder-labelled voxels lit by a particle within
         ``shine_depth_nm`` behind them (:func:`lit_ring`); False switches it off.
@@ -1418,7 +1421,8 @@ def void_ceiling(seeds: np.ndarray, pore: np.ndarray, dark: np.ndarray, *, ring:
     """
     s = np.asarray(seeds, dtype=bool)
     front = np.zeros_like(s)
-    front[:-1] = _morph(s[1:], ring, erode=False) if s.shape[0] > 1 else front[:-1]
+    if s.shape[0] > 1:
+        front[:-1] = _morph(s[1:], ring, erode=False)
     return front & ~s & np.asarray(pore, dtype=bool) & (np.asarray(dark) > float(faint_k))
 
 
@@ -1864,7 +1868,8 @@ def split_voids(
         rim = _morph(_opening(grown, disk), disk, erode=False) & pore
         if cues.faint_k is not None:
             # over a filled floor (only pore behind) the band shows the attenuated electrolyte beyond the
-            # far wall, darker than a filled pore: a band voxel that is not is the filled pore itself
+            # far wall, darker than a filled pore: a band voxel at the electrolyte grey is the filled pore
+            # itself (a brighter one is lifted by the walls beside it, as the outer ring is)
             rim &= floor | (np.abs(dark) > cues.faint_k)
         # and not beside an inclined wall, which the cores and their tails have placed in this slice
         grown |= rim & ~inclined_wall_side(grown, _rim_slices(cues, voxel_size_nm))
