@@ -165,6 +165,7 @@ def assert_block_exact(whole, g, phases, cat, kw, lo, hi):
     from volrecon.segment.voids import split_reach
 
     r = split_reach(kw["cues"], kw["voxel_size_nm"])
+    assert all(a >= d for a, d in zip(lo, r)), "the block must leave its padding inside the volume"
     pad = tuple(slice(a - d, b + d) for a, b, d in zip(lo, hi, r))
     core = tuple(slice(d, d + b - a) for a, b, d in zip(lo, hi, r))
     part = split_voids(g[pad], phases[pad], cat[pad], **kw)
@@ -238,8 +239,10 @@ def test_split_voids_widens_voids_by_the_far_wall_rim():
     core = split_voids(g, phases, cat, cues=base, **kw) == V
     assert not core[true_void & (r[None] > 9)].any()
     # the block draws the rim's face and its column behind at the electrolyte grey (a real far-wall rim's
-    # column turns solid-grey behind it): the electrolyte-column test (flat_k) would rightly clear it
-    with_rim = VoidCues(shine_depth_nm=100.0, grow_nm=0.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=60.0, flat_k=0.0, vote_nm=0.0)
+    # column turns solid-grey behind it): the electrolyte-column test (flat_k) would rightly clear it, and
+    # so would the faint test over its filled floor (faint_k; test_voids_faint.py)
+    with_rim = VoidCues(shine_depth_nm=100.0, grow_nm=0.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=60.0, flat_k=0.0,
+                        vote_nm=0.0, faint_k=None)
     assert with_rim.rim_nm == 30.0
     rimmed = split_voids(g, phases, cat, cues=with_rim, **kw) == V
     inside = true_void & (r[None] <= 10.5)
