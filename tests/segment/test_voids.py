@@ -429,6 +429,31 @@ def test_shift_morphology_equals_scipy():
                 np.testing.assert_array_equal(_opening(m, s), ndi.binary_opening(m, s))
 
 
+def test_edge_rim_keeps_the_binder_the_stack_faces_cut():
+    """The edge rim (binder thinner than the denoising's reach along z that touches the pore) is judged
+    on the binder's depth as the denoising saw it: the stack's first and last slices cut a binder body,
+    they do not end it (the grey values are denoised with the stack mirrored about its faces).  A
+    binder block 12 pixels wide whose last two slices open the stack, and one whose first two close
+    it, are binder bodies (truth: all binder) and stay binder; counted as ending there (outside the
+    stack as no binder) they read two slices thin and their faces beside the pore, 96 voxels each,
+    went to the pore.  The same block two slices deep inside the stack, and one slice at the stack's
+    face (mirrored: two deep), are still the rim."""
+    E, V, B = PHASES["electrolyte"], PHASES["void"], PHASES["binder"]
+    phases = np.full((16, 40, 60), E, np.uint8)
+    blocks = {"first": np.s_[0:2, 4:16, 4:16], "last": np.s_[14:16, 4:16, 24:36], "inside": np.s_[7:9, 24:36, 4:16],
+              "one slice at the face": np.s_[0:1, 24:36, 24:36]}
+    for b in blocks.values():
+        phases[b] = B
+    g = np.full(phases.shape, 0.25, np.float32)  # the electrolyte's grey: no dark core, only the rim acts
+    cues = VoidCues(shine_depth_nm=0.0, grow_nm=0.0, edge_nm=15.0, class_smooth_nm=10.0, average_nm=0.0,
+                    wall_shift_nm=0.0, flat_k=0.0, lit_ring=False, vote_nm=0.0)
+    out = split_voids(g, phases, np.ones(phases.shape, bool), void=V, electrolyte=E, binder=B, level=0.25, spread=0.02,
+                      voxel_size_nm=(20.0, 10.0, 10.0), cues=cues)
+    assert (out[blocks["first"]] == B).all() and (out[blocks["last"]] == B).all()
+    for key in ("inside", "one slice at the face"):
+        assert (out[blocks[key]] == E).sum() >= 0.4 * out[blocks[key]].size, key
+
+
 def test_void_split_follows_each_slice_electrolyte_level(diglyme, diglyme_auto):
     """A residual brightness error that darkens half of the slices by three electrolyte spreads (as
     the correction stage leaves on some stacks) neither seeds false voids over those slices nor

@@ -379,9 +379,19 @@ def _morph(mask: np.ndarray, structure: np.ndarray, *, erode: bool) -> np.ndarra
     return out
 
 
-def _opening(mask: np.ndarray, structure: np.ndarray) -> np.ndarray:
-    """Binary opening (:func:`scipy.ndimage.binary_opening`) by :func:`_morph`."""
-    return _morph(_morph(mask, structure, erode=True), structure, erode=False)
+def _opening(mask: np.ndarray, structure: np.ndarray, *, mirrored: bool = False) -> np.ndarray:
+    """Binary opening (:func:`scipy.ndimage.binary_opening`) by :func:`_morph`.
+
+    ``mirrored``: outside the array, ``mask`` continues as its mirror image about the array's faces
+    (scipy's ``reflect``, the mode the grey values were denoised in, :func:`volrecon.segment.regional.smooth`)
+    instead of counting as False: a piece the array's face cuts is then judged by its depth on both
+    sides of the face, as the denoising saw it, not by the part the array holds."""
+    if not mirrored:
+        return _morph(_morph(mask, structure, erode=True), structure, erode=False)
+    # erosion then dilation: a voxel depends on the mask up to the structure's whole width away
+    pad = [2 * (n // 2) for n in structure.shape]
+    opened = _opening(np.pad(np.asarray(mask, dtype=bool), [(p, p) for p in pad], mode="symmetric"), structure)
+    return opened[tuple(slice(p, p + n) for p, n in zip(pad, np.shape(mask)))]
 
 
 def _shift_pass(mask: np.ndarray, offsets: np.ndarray, *, erode: bool) -> np.ndarray:
@@ -1727,7 +1737,9 @@ def split_voids(
         # three coarse voxels wide (60-120 nm at 20-40 nm voxels) a rim
         box = _rim_box(cues, voxel_size_nm)
         touch = _box([max(1, n // 2) for n in box.shape])
-        rim = bind & ~_opening(bind, box) & _morph(pore, touch, erode=False)
+        # the stack's first and last slices are not the binder's end: a piece they cut is as deep as the
+        # denoising (reflect) saw it, not the slices the stack holds of it
+        rim = bind & ~_opening(bind, box, mirrored=True) & _morph(pore, touch, erode=False)
         out[rim] = electrolyte
         pore |= rim
         bind &= ~rim
