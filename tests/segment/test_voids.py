@@ -591,6 +591,32 @@ def test_split_voids_continues_the_ring_half_as_deep_as_the_core():
     assert out40[2:6][:, ring & (r <= 9.5)].all() and not out40[6:][:, ring].any()
 
 
+def test_split_voids_tail_through_a_face_lit_from_beyond_the_stack():
+    """A dark core's column is void a shine-through depth deeper; where those slices are the stack's
+    last, the binder-grey faces there may be lit by a particle beyond the stack (not seen, as for the
+    floor, :func:`volrecon.segment.voids.lit_floor`), so the tail takes them: the void runs to the
+    stack's end (truth here: the void's column, dark in slices 8-11, is void through slice 15).  The
+    same binder-grey faces inside the stack, with electrolyte behind them, are not a void's face and
+    stay binder.  Counted as unlit, the last four slices' faces (4 x 197 voxels) stayed binder."""
+    E, V, B = PHASES["electrolyte"], PHASES["void"], PHASES["binder"]
+    phases = np.full((16, 40, 80), PHASES["active"], np.uint8)
+    g = np.full(phases.shape, 0.7, np.float32)
+    phases[:, 4:36, 4:76], g[:, 4:36, 4:76] = E, 0.22
+    yy, xx = np.mgrid[:40, :80]
+    inside = np.hypot(yy - 20, xx - 20) <= 8  # a binder-grey face inside the stack, electrolyte behind
+    end = np.hypot(yy - 20, xx - 60) <= 8  # a void running to the stack's end
+    g[4:8][:, inside] = 0.05
+    phases[8:12][:, inside], g[8:12][:, inside] = B, 0.38
+    g[8:12][:, end] = 0.05
+    phases[12:16][:, end], g[12:16][:, end] = B, 0.38
+    cues = VoidCues(shine_depth_nm=80.0, grow_nm=0.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=0.0, flat_k=0.0,
+                    lit_ring=False, vote_nm=0.0)
+    out = split_voids(g, phases, np.ones(g.shape, bool), void=V, electrolyte=E, binder=B, level=0.22, spread=0.02,
+                      voxel_size_nm=(20.0, 10.0, 10.0), cues=cues)
+    assert (out[8:16][:, end] == V).all()
+    assert (out[4:8][:, inside] == V).all() and (out[8:12][:, inside] == B).all()
+
+
 def test_split_voids_core_over_the_pore_ends_where_it_stops_looking_dark():
     """A dark core over nothing but pore: a void's face over electrolyte or empty space stays dark
     (attenuated electrolyte grey, or less), so the faces at the electrolyte grey below its last dark

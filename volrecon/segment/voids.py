@@ -1756,9 +1756,10 @@ def split_voids(
     # the tails' binder-grey is the void's face only where a particle lights it through the shine-through
     # blur (the outer ring's width aside): a tail voxel lies under a dark core, void by geometry down to
     # the true depth, so a particle aside behind it is evidence enough (the lit ring, beside a core
-    # only, asks for one straight behind)
+    # only, asks for one straight behind); what lies beyond the stack's last slice is not seen, and may
+    # light it (as for the floor, lit_floor)
     tail = space if active is None else \
-        pore | (bind & lit_from_behind(cat & (out == active), core, blur=_ring_disk(cues, voxel_size_nm)))
+        pore | (bind & lit_from_behind(cat & (out == active), core, blur=_ring_disk(cues, voxel_size_nm), beyond=True))
     # below its last dark slice a core's column is void over the whole depth only where a floor lights
     # its face: over the pore (electrolyte or void behind) a void's face stays dark, so a column that
     # stops looking dark there has ended (its own narrowing last slices are the outer ring's, below)
