@@ -213,32 +213,37 @@ def seed_errors(phases: np.ndarray, names: Mapping[str, int], labels: np.ndarray
     return out
 
 
-def run_case(preset: str, seed: int, stage: str, args: argparse.Namespace, method: str = "auto") -> dict[str, Any]:
-    """Segment one phantom (``stage``: ``corrected`` or ``oracle``) with ``method`` and count its
-    errors; the phases are cached in ``args.cache`` (when given) so that the counting can be re-run
-    alone."""
+def segmented(preset: str, seed: int, stage: str, args: argparse.Namespace,
+              method: str = "auto") -> tuple[np.ndarray, dict[str, int], np.ndarray, np.ndarray]:
+    """Segment one phantom (``stage``: ``corrected`` or ``oracle``) with ``method``: its phases, their
+    names, the true labels and regions; cached in ``args.cache`` (when given, an npz per case) so that
+    the counting can be re-run alone."""
     tag = "" if method == "auto" else f"_{method}"
     cache = Path(args.cache) / f"{preset}_s{seed}_{stage}_{args.slices}x{args.size}{tag}.npz" if args.cache else None
     if cache is not None and cache.exists():
         z = np.load(cache, allow_pickle=False)
-        phases, labels, regions = z["phases"], z["labels"], z["regions"]
-        names = json.loads(str(z["names"]))
+        return z["phases"], json.loads(str(z["names"])), z["labels"], z["regions"]
+    ph = make_phantom(preset, slices=args.slices, shape=(args.size, args.size), seed=seed, artefacts="all", frame=True)
+    if stage == "corrected":
+        img, truth, _ = real_correct(ph)
     else:
-        ph = make_phantom(preset, slices=args.slices, shape=(args.size, args.size), seed=seed, artefacts="all", frame=True)
-        if stage == "corrected":
-            img, truth, _ = real_correct(ph)
-        else:
-            img, truth = oracle_correct(ph), ph
-        kw: dict[str, Any] = {}
-        if method == "classifier":
-            kw["classifier"] = train_classifier(img, synthetic_scribbles(truth.labels, seed=1), voxel_size_nm=truth.voxel_size_nm,
-                                                phase_names=PHASES)
-        seg = segment_volume(img, voxel_size_nm=truth.voxel_size_nm, method=method, **kw)
-        phases, labels, regions, names = np.asarray(seg.phases), truth.labels, truth.regions, dict(seg.phase_names)
-        if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            np.savez_compressed(cache, phases=phases, labels=labels, regions=regions, names=json.dumps(names),
-                                parameters=json.dumps(seg.parameters, default=str))
+        img, truth = oracle_correct(ph), ph
+    kw: dict[str, Any] = {}
+    if method == "classifier":
+        kw["classifier"] = train_classifier(img, synthetic_scribbles(truth.labels, seed=1), voxel_size_nm=truth.voxel_size_nm,
+                                            phase_names=PHASES)
+    seg = segment_volume(img, voxel_size_nm=truth.voxel_size_nm, method=method, **kw)
+    phases, labels, regions, names = np.asarray(seg.phases), truth.labels, truth.regions, dict(seg.phase_names)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(cache, phases=phases, labels=labels, regions=regions, names=json.dumps(names),
+                            parameters=json.dumps(seg.parameters, default=str))
+    return phases, names, labels, regions
+
+
+def run_case(preset: str, seed: int, stage: str, args: argparse.Namespace, method: str = "auto") -> dict[str, Any]:
+    """Count the errors of one case of :func:`segmented`."""
+    phases, names, labels, regions = segmented(preset, seed, stage, args, method)
     vz = plan_phantom(preset, slices=args.slices, shape=(args.size, args.size), seed=seed).voxel_nm[0]
     shine = max(1, int(round(VoidCues().shine_depth_nm / float(vz))))
     return seed_errors(phases, names, labels, regions, shine)

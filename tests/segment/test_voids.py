@@ -432,6 +432,31 @@ def test_shift_morphology_equals_scipy():
                 np.testing.assert_array_equal(_opening(m, s), ndi.binary_opening(m, s))
 
 
+def test_edge_rim_keeps_the_binder_the_stack_faces_cut():
+    """The edge rim (binder thinner than the denoising's reach along z that touches the pore) is judged
+    on the binder's depth as the denoising saw it: the stack's first and last slices cut a binder body,
+    they do not end it (the grey values are denoised with the stack mirrored about its faces).  A
+    binder block 12 pixels wide whose last two slices open the stack, and one whose first two close
+    it, are binder bodies (truth: all binder) and stay binder; counted as ending there (outside the
+    stack as no binder) they read two slices thin and their faces beside the pore, 96 voxels each,
+    went to the pore.  The same block two slices deep inside the stack, and one slice at the stack's
+    face (mirrored: two deep), are still the rim."""
+    E, V, B = PHASES["electrolyte"], PHASES["void"], PHASES["binder"]
+    phases = np.full((16, 40, 60), E, np.uint8)
+    blocks = {"first": np.s_[0:2, 4:16, 4:16], "last": np.s_[14:16, 4:16, 24:36], "inside": np.s_[7:9, 24:36, 4:16],
+              "one slice at the face": np.s_[0:1, 24:36, 24:36]}
+    for b in blocks.values():
+        phases[b] = B
+    g = np.full(phases.shape, 0.25, np.float32)  # the electrolyte's grey: no dark core, only the rim acts
+    cues = VoidCues(shine_depth_nm=0.0, grow_nm=0.0, edge_nm=15.0, class_smooth_nm=10.0, average_nm=0.0,
+                    wall_shift_nm=0.0, flat_k=0.0, lit_ring=False, vote_nm=0.0)
+    out = split_voids(g, phases, np.ones(phases.shape, bool), void=V, electrolyte=E, binder=B, level=0.25, spread=0.02,
+                      voxel_size_nm=(20.0, 10.0, 10.0), cues=cues)
+    assert (out[blocks["first"]] == B).all() and (out[blocks["last"]] == B).all()
+    for key in ("inside", "one slice at the face"):
+        assert (out[blocks[key]] == E).sum() >= 0.4 * out[blocks[key]].size, key
+
+
 def test_void_split_follows_each_slice_electrolyte_level(diglyme, diglyme_auto):
     """A residual brightness error that darkens half of the slices by three electrolyte spreads (as
     the correction stage leaves on some stacks) neither seeds false voids over those slices nor
@@ -567,6 +592,32 @@ def test_split_voids_continues_the_ring_half_as_deep_as_the_core():
                         spread=0.02, voxel_size_nm=(40.0, 10.0, 10.0), cues=cues40) == V
     assert out40[2:6][:, core].all() and not out40[6:][:, core].any()
     assert out40[2:6][:, ring & (r <= 9.5)].all() and not out40[6:][:, ring].any()
+
+
+def test_split_voids_tail_through_a_face_lit_from_beyond_the_stack():
+    """A dark core's column is void a shine-through depth deeper; where those slices are the stack's
+    last, the binder-grey faces there may be lit by a particle beyond the stack (not seen, as for the
+    floor, :func:`volrecon.segment.voids.lit_floor`), so the tail takes them: the void runs to the
+    stack's end (truth here: the void's column, dark in slices 8-11, is void through slice 15).  The
+    same binder-grey faces inside the stack, with electrolyte behind them, are not a void's face and
+    stay binder.  Counted as unlit, the last four slices' faces (4 x 197 voxels) stayed binder."""
+    E, V, B = PHASES["electrolyte"], PHASES["void"], PHASES["binder"]
+    phases = np.full((16, 40, 80), PHASES["active"], np.uint8)
+    g = np.full(phases.shape, 0.7, np.float32)
+    phases[:, 4:36, 4:76], g[:, 4:36, 4:76] = E, 0.22
+    yy, xx = np.mgrid[:40, :80]
+    inside = np.hypot(yy - 20, xx - 20) <= 8  # a binder-grey face inside the stack, electrolyte behind
+    end = np.hypot(yy - 20, xx - 60) <= 8  # a void running to the stack's end
+    g[4:8][:, inside] = 0.05
+    phases[8:12][:, inside], g[8:12][:, inside] = B, 0.38
+    g[8:12][:, end] = 0.05
+    phases[12:16][:, end], g[12:16][:, end] = B, 0.38
+    cues = VoidCues(shine_depth_nm=80.0, grow_nm=0.0, edge_nm=0.0, average_nm=0.0, wall_shift_nm=0.0, flat_k=0.0,
+                    lit_ring=False, vote_nm=0.0)
+    out = split_voids(g, phases, np.ones(g.shape, bool), void=V, electrolyte=E, binder=B, level=0.22, spread=0.02,
+                      voxel_size_nm=(20.0, 10.0, 10.0), cues=cues)
+    assert (out[8:16][:, end] == V).all()
+    assert (out[4:8][:, inside] == V).all() and (out[8:12][:, inside] == B).all()
 
 
 def test_split_voids_core_over_the_pore_ends_where_it_stops_looking_dark():

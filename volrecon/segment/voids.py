@@ -405,9 +405,20 @@ def _morph(mask: np.ndarray, structure: np.ndarray, *, erode: bool) -> np.ndarra
     return out
 
 
-def _opening(mask: np.ndarray, structure: np.ndarray) -> np.ndarray:
-    """Binary opening (:func:`scipy.ndimage.binary_opening`) by :func:`_morph`."""
-    return _morph(_morph(mask, structure, erode=True), structure, erode=False)
+def _opening(mask: np.ndarray, structure: np.ndarray, *, mirrored: bool = False) -> np.ndarray:
+    """Binary opening (:func:`scipy.ndimage.binary_opening`) by :func:`_morph`.
+
+    ``mirrored``: outside the array, ``mask`` continues as its mirror image about the array's faces
+    (scipy's ``reflect``, the mode the grey values were denoised in,
+    :func:`volrecon.segment.regional.smooth`) instead of counting as False: a piece the array's face
+    cuts is then judged by its depth on both sides of the face, as the denoising saw it, not by the
+    part the array holds."""
+    if not mirrored:
+        return _morph(_morph(mask, structure, erode=True), structure, erode=False)
+    # erosion then dilation: a voxel depends on the mask up to the structure's whole width away
+    pad = [2 * (n // 2) for n in structure.shape]
+    opened = _opening(np.pad(np.asarray(mask, dtype=bool), [(p, p) for p in pad], mode="symmetric"), structure)
+    return opened[tuple(slice(p, p + n) for p, n in zip(pad, np.shape(mask)))]
 
 
 def _shift_pass(mask: np.ndarray, offsets: np.ndarray, *, erode: bool) -> np.ndarray:
@@ -1716,7 +1727,9 @@ def split_voids(
 
     1. *Edge rim*: binder voxels in pieces thinner than ``edge_nm`` (a morphological opening)
        that touch the pore are the bright rim that edge effects paint where a pore meets a
-       particle; they return to the pore.
+       particle; they return to the pore.  Beyond the stack's first and last slices the binder
+       continues as their mirror image (the denoising's mode): a body the stack's face cuts is not
+       thin for that.
     2. *Dark seeds*: pore or binder voxels darker than the electrolyte ``level`` by ``dark_k``
        ``spread`` cannot hold electrolyte (an empty pore over empty space shows almost nothing),
        where they hold a core ``core_k`` spreads below it (:func:`dark_cores`).
@@ -1726,7 +1739,8 @@ def split_voids(
        ``shine_depth_nm`` behind it, so each seed column is continued along +z for
        ``shine_depth_nm`` through the pore (:func:`continue_down`), and through binder-labelled
        voxels only where a particle lies within ``shine_depth_nm`` behind them
-       and the shine-through blur (the outer ring's width) aside (:func:`lit_from_behind`): a void's
+       and the shine-through blur (the outer ring's width) aside, or the stack's end (what lies
+       beyond it is not seen) (:func:`lit_from_behind`): a void's
        face shows the material behind it attenuated and blurred, binder-grey over a particle and
        darker than the binder over anything else, so an unlit binder-grey voxel is the void's floor,
        not its face.  Measured with the phantoms' truth (24x192 diglyme seeds 0-1, ``auto``,
@@ -1817,7 +1831,9 @@ def split_voids(
         # three coarse voxels wide (60-120 nm at 20-40 nm voxels) a rim
         box = _rim_box(cues, voxel_size_nm)
         touch = _box([max(1, n // 2) for n in box.shape])
-        rim = bind & ~_opening(bind, box) & _morph(pore, touch, erode=False)
+        # the stack's first and last slices are not the binder's end: a piece they cut is as deep as the
+        # denoising (reflect) saw it, not the slices the stack holds of it
+        rim = bind & ~_opening(bind, box, mirrored=True) & _morph(pore, touch, erode=False)
         out[rim] = electrolyte
         pore |= rim
         bind &= ~rim
@@ -1835,9 +1851,10 @@ def split_voids(
     # the tails' binder-grey is the void's face only where a particle lights it through the shine-through
     # blur (the outer ring's width aside): a tail voxel lies under a dark core, void by geometry down to
     # the true depth, so a particle aside behind it is evidence enough (the lit ring, beside a core
-    # only, asks for one straight behind)
-    tail = space if active is None else \
-        pore | (bind & lit_from_behind(cat & (out == active), core, blur=_ring_disk(cues, voxel_size_nm)))
+    # only, asks for one straight behind); what lies beyond the stack's last slice is not seen, and may
+    # light it (as for the floor, lit_floor)
+    tail = space if active is None else pore | (
+        bind & lit_from_behind(cat & (out == active), core, blur=_ring_disk(cues, voxel_size_nm), beyond=True))
     # below its last dark slice a core's column is void over the whole depth only where a floor lights
     # its face: over the pore (electrolyte or void behind) a void's face stays dark, so a column that
     # stops looking dark there has ended (its own narrowing last slices are the outer ring's, below)
