@@ -37,15 +37,17 @@ from volrecon.segment.chunking import DEFAULT_CHUNKS  # noqa: F401  (segment_vol
 from volrecon.segment.chunking import _as_dask, _compact, _frame_chunks, _overlap, _reduced_chunks, _specimen_voxels
 from volrecon.segment.foil_spill import FoilSpill, _beside_foil, _fit_foil_spill, _foil_spill_grey, _foil_unspilled, _spill_read
 from volrecon.segment.frame import find_frame
-from volrecon.segment.layers import EDGE_RIM_NM, Layers, detect_layers, move_interface, refine_interface, region_block
+from volrecon.segment.layers import (EDGE_RIM_NM, REFERENCE_EDGES, Layers, detect_layers, gaussian_reach,
+                                     move_interface, refine_interface, region_block)
 from volrecon.segment.output import write_segmentation  # noqa: F401  (public here before it moved)
 from volrecon.segment.particle_edges import (
     ParticleEdgeRule, _classifier_particle_edges, _edge_rims, _gradient, _particle_edge_cut, _particle_edges,
 )
 from volrecon.segment.thresholds import apply_thresholds, multi_otsu, multi_otsu_thresholds
 from volrecon.segment.regional import (
-    classify_regions, contact_cuts, contact_reach, level_contact_cuts, rim_cut, rim_threshold, sei_outer_surface,
-    separator_contacts, smooth, smoothing_reach, smoothing_sigma, sodium_surface,
+    CONTACT_LATERAL_NM, classify_regions, contact_cuts, contact_reach, fibre_contact_steps, level_contact_cuts, rim_cut,
+    rim_threshold, sei_outer_surface, separator_contacts, smooth, smoothing_reach, smoothing_sigma, sodium_surface,
+    specimen_filter,
 )
 from volrecon.segment.voids import (
     ShineDepth,
@@ -677,7 +679,7 @@ def segment_volume(
                                               min_size_nm=min_size_nm, frame_value=frame_value, void_split=void_split, void_cues=void_cues,
                                               params=params, warnings=warnings, edge=lay.edges.get("sodium|sei"), folder=folder,
                                               rim_edges=[lay.edges[k] for k in RIM_EDGES if k in lay.edges],
-                                              shell=rim_shell, stack=(lay.axis, lay.anode_first),
+                                              step_edge=_thick_edge(lay), shell=rim_shell, stack=(lay.axis, lay.anode_first),
                                               forward_refine=refine)
             if not lazy_input:
                 regions, phases_out = da.compute(regions, phases_out)
@@ -2031,7 +2033,7 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
                      warnings: list[str], edge: Mapping[str, float] | None = None,
                      folder: Scratch | None = None, shell: np.ndarray | None = None,
                      stack: tuple[int, bool] | None = None, forward_refine: bool = True,
-                     rim_edges: Sequence[Mapping[str, float]] = ()) -> da.Array:
+                     rim_edges: Sequence[Mapping[str, float]] = (), step_edge: Mapping[str, float] | None = None) -> da.Array:
     """Method ``layers``: classify cathode and separator on their own histograms (see regional.py).
 
     ``edge``: the edge-rim fit on the sodium surface (:attr:`Layers.edges`); when given, the
@@ -2052,6 +2054,8 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
     model of the image (:func:`_forward_refined`), before the cleanup.
     ``rim_edges``: the rim fits of the flat edges along the stacking axis (:data:`RIM_EDGES`), which
     measure the cathode's rim length with its own fit (:func:`_cathode_rim_grey`).
+    ``step_edge``: the rim fit the fibre | particle contact's step is modelled with
+    (:func:`_fibre_contacts_placed`; ``edge`` when None).
     """
     reg = regions if isinstance(regions, da.Array) else da.from_array(regions, chunks=src.chunks)
     reg = reg.rechunk(src.chunks)
@@ -2128,6 +2132,12 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
                                                            names=names, reach=reach_)[core])
 
         out = _overlap(contacts, out, depth_, np.uint8, extra=(smoothed, reg)).rechunk(src.chunks)
+        binder = samples["cathode"][(samples["cathode"] >= thr["cathode"][0]) & (samples["cathode"] < thr["cathode"][1])]
+        if binder.size:
+            levels = {"pore": cuts["pore_level"], "fibre": cuts["fibre_level"], "active": cuts["active_level"],
+                      "binder": float(np.median(binder))}
+            out = _fibre_contacts_placed(src, reg, out, levels=levels, edge=step_edge or edge, names=names, vox=vox, stack=stack,
+                                         reach=reach_, params=params).rechunk(src.chunks)
     kept = False
     if void_split and "cathode" in thr:
         # the classes, kept, free the denoised copy before the void split keeps its own grey values:
@@ -2171,6 +2181,39 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
 
         out = _overlap(clean, out, depth, np.uint8).rechunk(src.chunks)
     return out
+
+
+def _thick_edge(lay: Layers) -> Mapping[str, float] | None:
+    """The rim fit of the first of :data:`volrecon.segment.layers.REFERENCE_EDGES` (edges with a thick
+    layer on each side) that the layers hold, or None."""
+    return next((lay.edges[k] for k in REFERENCE_EDGES if k in lay.edges), None)
+
+
+def _fibre_contacts_placed(src: da.Array, reg: da.Array, out: da.Array, *, levels: Mapping[str, float],
+                           edge: Mapping[str, float] | None, names: Mapping[str, int], vox: tuple[float, float, float],
+                           stack: tuple[int, bool], reach: int, params: dict[str, Any]) -> da.Array:
+    """The fibre | particle contact re-placed per column as a sub-voxel step
+    (:func:`volrecon.segment.regional.fibre_contact_steps`) on ``src`` smoothed laterally over the
+    specimen (:data:`volrecon.segment.regional.CONTACT_LATERAL_NM`), chunked; ``out`` unchanged
+    without an accepted rim fit ``edge`` (the step's blur).  ``levels``: the pooled pore, fibre,
+    binder and active levels.  What was used is in ``parameters["fibre_contact_steps"]``."""
+    if not edge or not edge.get("accepted", True) or "sigma_vox" not in edge:
+        params["fibre_contact_steps"] = {"skipped": "no accepted rim fit: the step's blur is not known"}
+        return out
+    axis, anode_first = stack
+    sig = [0.0 if a == axis else CONTACT_LATERAL_NM / float(vox[a]) for a in range(3)]
+    params["fibre_contact_steps"] = {"levels": dict(levels), "lateral_sigma_vox": sig, "reach_vox": reach,
+                                     "sigma_vox": float(edge["sigma_vox"]), "rim_ratio": float(edge.get("rim_ratio", 0.0))}
+    depth = [0 if a == axis else gaussian_reach(sig[a]) for a in range(3)]
+    depth[axis] = reach + 3
+
+    def place(o_: np.ndarray, s_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
+        grey = specimen_filter(s_, r_ != REGIONS["frame"], sig)
+        res_ = fibre_contact_steps(grey, r_, o_, axis=axis, towards_cathode=1 if anode_first else -1, levels=levels,
+                                   edge=edge, names=names, reach=reach)
+        return np.ascontiguousarray(res_[core])
+
+    return _overlap(place, out, depth, np.uint8, extra=(src, reg))
 
 
 def _forward_refined(src: da.Array, reg: da.Array, out: da.Array, *, names: Mapping[str, int],

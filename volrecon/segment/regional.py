@@ -32,7 +32,7 @@ from volrecon.segment._smooth import gaussian, smooth_region
 from volrecon.segment.cathode_rims import rim_share
 from volrecon.segment.layers import (EDGE_RIM_NM, RIM_MAX_RMS, Layers, gaussian_reach, move_interface, reference_rim_fit,
                                      released_slabs, rim_half_width_vox, rim_offsets, sample_columns, slab_rows,
-                                     steepest_step)
+                                     step_and_rims, steepest_step)
 from volrecon.segment.thresholds import class_index
 
 _TRUNCATE = 3.0
@@ -1244,6 +1244,136 @@ def separator_contacts(smoothed: np.ndarray, regions: np.ndarray, phases: np.nda
     if lit_from is not None:
         lit &= lit_from
     out[lit] = pore_v
+    return out
+
+
+CONTACT_STEP_GRID_VOX = 0.05
+"""Spacing (voxels) of the trial boundary positions of :func:`fibre_contact_steps`."""
+
+CONTACT_LATERAL_NM = 20.0
+"""Lateral Gaussian sigma (nm) of the grey :func:`fibre_contact_steps` reads: the grey the rim fit
+of :func:`volrecon.segment.layers.refine_interface` measured the blur on (its ``lateral_nm``)."""
+
+
+def _column_profiles(grey: np.ndarray, sep: np.ndarray, cat: np.ndarray, half: int
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per column (stacking axis last, the cathode towards higher indices) the separator -> cathode
+    boundary ``h`` (index of the first cathode voxel after a separator voxel; -1 where none), the
+    voxel indices ``h - half .. h + half - 1`` around it, their grey values (index-clipped) and
+    whether each lies in the separator or the cathode region past the separator's first voxel + 1
+    (the film's blurred edge before it is neither level)."""
+    n = grey.shape[-1]
+    turn = cat[..., 1:] & sep[..., :-1]
+    h = np.where(turn.any(axis=-1), np.argmax(turn, axis=-1) + 1, -1)
+    first_sep = np.argmax(sep, axis=-1)
+    rows = h[..., None] + np.arange(-half, half)
+    inside = (rows >= 0) & (rows < n) & (h[..., None] > 0)
+    at = np.clip(rows, 0, n - 1)
+    prof = np.take_along_axis(grey, at, axis=-1).astype(np.float64)
+    layer = np.take_along_axis(sep | cat, at, axis=-1)
+    use = inside & layer & (at + 0.5 > first_sep[..., None] + 1.0)
+    return h, rows, prof, use
+
+
+def _best_step(prof: np.ndarray, x: np.ndarray, use: np.ndarray, h: np.ndarray, upper: float, lower: float,
+               shape: Any, reach: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per column the boundary ``c`` within ``h ± reach`` at which the step ``upper -> lower``
+    (``shape(x - c)``: its unit shape, rims included) explains ``prof`` (at voxel centres ``x``,
+    where ``use``) best, and the mean squared residual there."""
+    best_c = np.asarray(h, float).copy()
+    best = np.full(h.shape, np.inf)
+    n_use = np.maximum(use.sum(axis=-1), 1)
+    for dc in np.arange(-reach, reach + 1e-9, CONTACT_STEP_GRID_VOX):
+        c = h + dc
+        pred = upper + (lower - upper) * shape(x - c[..., None])
+        sse = np.where(use, (prof - pred) ** 2, 0.0).sum(axis=-1) / n_use
+        better = sse < best
+        best_c[better], best[better] = c[better], sse[better]
+    return best_c, best
+
+
+def fibre_contact_steps(grey: np.ndarray, regions: np.ndarray, phases: np.ndarray, *, axis: int,
+                        towards_cathode: int, levels: Mapping[str, float], edge: Mapping[str, float],
+                        names: Mapping[str, int], reach: int = 2, region_values: Mapping[str, int] = REGIONS
+                        ) -> np.ndarray:
+    """The fibre | particle contact placed per column as a sub-voxel step (the separator's fibres
+    lying on the cathode's active particles).
+
+    Fibres and particles are far wider than a thin mat is thick, so across the contact a column is
+    fibre above and particle below: the contact is a surface, and its place in a column follows
+    from the column's grey profile across it, not from each voxel's grey (a fibre voxel on a particle
+    and the particle's voxel under it read within the noise of each other: the blur and the edge
+    rims lift the one and the other alike).  Around the layers' separator|cathode boundary ``h``
+    (``± (reach + 1)`` voxels), each column's profile of ``grey`` (the image smoothed laterally only,
+    :data:`CONTACT_LATERAL_NM`: the grey the blur was measured on) is fitted by a blurred step with
+    rims (:func:`volrecon.segment.layers.step_and_rims`; blur ``edge["sigma_vox"]``, rims
+    ``edge["rim_ratio"]`` of the step, half-width ``edge["rim_half_width_vox"]``: the stack's own
+    rim fit) from an upper to a lower level, its place ``c`` free within ``h ± reach``.  The levels
+    are not the column's (a profile of a few voxels is too short to give them in this noise) but
+    the regions', pooled over the volume (``levels``: ``pore`` and ``fibre`` of the separator,
+    ``binder`` and ``active`` of the cathode); each column is fitted with each of the four pairs
+    (pore or fibre above, binder or active below), and where fibre -> active explains it best, the
+    voxels before ``c`` that are labelled a cathode solid become fibre and those after it labelled
+    fibre become active.  Other columns are unchanged.  Local (a block with ``reach + 3`` voxels
+    of context along ``axis`` gives the whole volume's answer).
+
+    Parameters
+    ----------
+    grey : ndarray
+        The image smoothed laterally only (the stacking axis not at all).
+    regions, phases : ndarray
+        Region and phase labels (``phases`` as :func:`separator_contacts` left them).
+    axis : int
+        The stacking axis.
+    towards_cathode : int
+        +1 when the cathode lies towards higher indices along ``axis``, else -1.
+    levels : mapping
+        ``pore``, ``fibre``, ``binder``, ``active``: the pooled grey levels of ``grey``.
+    edge : mapping
+        The stack's rim fit (:attr:`volrecon.segment.layers.Layers.edges`); ``phases`` is returned
+        unchanged without an accepted one (the step's blur is not known).
+    names : mapping
+        Phase name -> label value (``separator``, ``active``, ``binder``).
+    reach : int
+        How far (voxels) the contact may move from the layers' boundary.
+    region_values : mapping
+        Region name -> region value.
+
+    Returns
+    -------
+    ndarray
+        The phases with the contact re-placed.
+    """
+    out = np.array(phases, copy=True)
+    if not edge or not edge.get("accepted", True) or "sigma_vox" not in edge:
+        return out
+    s, rho = float(edge["sigma_vox"]), float(edge.get("rim_ratio", 0.0))
+    w = float(edge.get("rim_half_width_vox", 1.0))
+
+    def shape(x: np.ndarray) -> np.ndarray:
+        step, rims = step_and_rims(x, s, w)
+        return step + rho * rims
+
+    def along(a: np.ndarray) -> np.ndarray:
+        a = np.moveaxis(a, axis, -1)
+        return a if towards_cathode > 0 else a[..., ::-1]
+
+    g, r, o = along(np.asarray(grey)), along(regions), along(out)
+    sep, cat = r == region_values["separator"], r == region_values["cathode"]
+    h, rows, prof, use = _column_profiles(g, sep, cat, int(reach) + 1)
+    x = rows + 0.5
+    fits = {(up, lo): _best_step(prof, x, use, h, levels[up], levels[lo], shape, float(reach))
+            for up in ("fibre", "pore") for lo in ("active", "binder")}
+    c, sse = fits[("fibre", "active")]
+    others = np.min([v[1] for k, v in fits.items() if k != ("fibre", "active")], axis=0)
+    ok = (h > 0) & (sse < others) & (np.where(use, x < c[..., None], False).sum(axis=-1) >= 1) & (use.sum(axis=-1) >= 3)
+    layer = sep | cat
+    before = (np.arange(g.shape[-1]) + 0.5 < c[..., None]) & (np.arange(g.shape[-1]) >= (h - reach - 1)[..., None])
+    after = (np.arange(g.shape[-1]) + 0.5 > c[..., None]) & (np.arange(g.shape[-1]) < (h + reach + 1)[..., None])
+    ok3 = ok[..., None] & layer
+    solids = np.isin(o, [names["active"], names["binder"]])
+    o[ok3 & before & solids] = names["separator"]
+    o[ok3 & after & (o == names["separator"])] = names["active"]
     return out
 
 
