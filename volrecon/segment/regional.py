@@ -1255,6 +1255,13 @@ CONTACT_LATERAL_NM = 20.0
 of :func:`volrecon.segment.layers.refine_interface` measured the blur on (its ``lateral_nm``)."""
 
 
+def _separator_cathode_turn(sep: np.ndarray, cat: np.ndarray) -> np.ndarray:
+    """Per column (stacking axis last, the cathode towards higher indices) the index of the first
+    cathode voxel that follows a separator voxel; -1 where none does."""
+    turn = cat[..., 1:] & sep[..., :-1]
+    return np.where(turn.any(axis=-1), np.argmax(turn, axis=-1) + 1, -1)
+
+
 def _column_profiles(grey: np.ndarray, sep: np.ndarray, cat: np.ndarray, half: int
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per column (stacking axis last, the cathode towards higher indices) the separator -> cathode
@@ -1263,8 +1270,7 @@ def _column_profiles(grey: np.ndarray, sep: np.ndarray, cat: np.ndarray, half: i
     whether each lies in the separator or the cathode region past the separator's first voxel + 1
     (the film's blurred edge before it is neither level)."""
     n = grey.shape[-1]
-    turn = cat[..., 1:] & sep[..., :-1]
-    h = np.where(turn.any(axis=-1), np.argmax(turn, axis=-1) + 1, -1)
+    h = _separator_cathode_turn(sep, cat)
     first_sep = np.argmax(sep, axis=-1)
     rows = h[..., None] + np.arange(-half, half)
     inside = (rows >= 0) & (rows < n) & (h[..., None] > 0)
@@ -1292,30 +1298,79 @@ def _best_step(prof: np.ndarray, x: np.ndarray, use: np.ndarray, h: np.ndarray, 
     return best_c, best
 
 
-def fibre_contact_steps(grey: np.ndarray, regions: np.ndarray, phases: np.ndarray, *, axis: int,
-                        towards_cathode: int, levels: Mapping[str, float], edge: Mapping[str, float],
-                        names: Mapping[str, int], reach: int = 2, region_values: Mapping[str, int] = REGIONS
-                        ) -> np.ndarray:
-    """The fibre | particle contact placed per column as a sub-voxel step (the separator's fibres
-    lying on the cathode's active particles).
+def fibre_contact_surface(grey: np.ndarray, regions: np.ndarray, *, levels: Mapping[str, float],
+                          edge: Mapping[str, float], reach: int = 2, region_values: Mapping[str, int] = REGIONS
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Per column the fibre | particle contact as a sub-voxel step, and where there is one.
 
     Fibres and particles are far wider than a thin mat is thick, so across the contact a column is
     fibre above and particle below: the contact is a surface, and its place in a column follows
     from the column's grey profile across it, not from each voxel's grey (a fibre voxel on a particle
     and the particle's voxel under it read within the noise of each other: the blur and the edge
     rims lift the one and the other alike).  Around the layers' separator|cathode boundary ``h``
-    (``± (reach + 1)`` voxels), each column's profile of ``grey`` (the image smoothed laterally only,
-    :data:`CONTACT_LATERAL_NM`: the grey the blur was measured on) is fitted by a blurred step with
-    rims (:func:`volrecon.segment.layers.step_and_rims`; blur ``edge["sigma_vox"]``, rims
-    ``edge["rim_ratio"]`` of the step, half-width ``edge["rim_half_width_vox"]``: the stack's own
-    rim fit) from an upper to a lower level, its place ``c`` free within ``h ± reach``.  The levels
-    are not the column's (a profile of a few voxels is too short to give them in this noise) but
-    the regions', pooled over the volume (``levels``: ``pore`` and ``fibre`` of the separator,
-    ``binder`` and ``active`` of the cathode); each column is fitted with each of the four pairs
-    (pore or fibre above, binder or active below), and where fibre -> active explains it best, the
-    voxels before ``c`` that are labelled a cathode solid become fibre and those after it labelled
-    fibre become active.  Other columns are unchanged.  Local (a block with ``reach + 3`` voxels
-    of context along ``axis`` gives the whole volume's answer).
+    (``± (reach + 1)`` voxels; the separator's first voxel and the next left out, the film's blurred
+    edge), each column's profile is fitted by a blurred step with rims
+    (:func:`volrecon.segment.layers.step_and_rims`: blur ``edge["sigma_vox"]``, rims
+    ``edge["rim_ratio"]`` of the step with half-width ``edge["rim_half_width_vox"]``, the stack's
+    own rim fit) from an upper to a lower level, its place ``c`` free within ``h ± reach``.  The
+    levels are not the column's (a profile of a few voxels is too short to give them in this noise)
+    but the regions', pooled over the volume; each column is fitted with each of the four pairs
+    (the separator's pore or fibre above, the cathode's binder or active below), and it holds a
+    fibre | particle contact where fibre -> active explains it best.
+
+    Parameters
+    ----------
+    grey : ndarray
+        Grey values, stacking axis last with the cathode towards higher indices, smoothed laterally
+        at most (a smoothing along the axis would widen the step beyond ``edge``'s blur).
+    regions : ndarray
+        Region labels, the same layout.
+    levels : mapping
+        ``pore``, ``fibre``, ``binder``, ``active``: pooled grey levels of ``grey``.
+    edge : mapping
+        The rim fit (:attr:`volrecon.segment.layers.Layers.edges`): ``sigma_vox``, ``rim_ratio``,
+        ``rim_half_width_vox``.
+    reach : int
+        How far (voxels) the contact may lie from the layers' boundary.
+    region_values : mapping
+        Region name -> region value.
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        Per column the contact's boundary coordinate (voxel ``i`` lies before it when ``i + 0.5 <
+        c``) and whether the column holds a fibre | particle contact.
+    """
+    s, rho = float(edge["sigma_vox"]), float(edge.get("rim_ratio", 0.0))
+    w = float(edge.get("rim_half_width_vox", 1.0))
+
+    def shape(x: np.ndarray) -> np.ndarray:
+        step, rims = step_and_rims(x, s, w)
+        return step + rho * rims
+
+    sep, cat = regions == region_values["separator"], regions == region_values["cathode"]
+    h, rows, prof, use = _column_profiles(grey, sep, cat, int(reach) + 1)
+    x = rows + 0.5
+    fits = {(up, lo): _best_step(prof, x, use, h, levels[up], levels[lo], shape, float(reach))
+            for up in ("fibre", "pore") for lo in ("active", "binder")}
+    c, sse = fits[("fibre", "active")]
+    others = np.min([v[1] for k, v in fits.items() if k != ("fibre", "active")], axis=0)
+    above = np.where(use, x < c[..., None], False).sum(axis=-1)
+    return c, (h > 0) & (sse < others) & (above >= 1) & (use.sum(axis=-1) >= 3)
+
+
+def fibre_contact_steps(grey: np.ndarray, regions: np.ndarray, phases: np.ndarray, *, axis: int,
+                        towards_cathode: int, levels: Mapping[str, float], edge: Mapping[str, float],
+                        names: Mapping[str, int], reach: int = 2, region_values: Mapping[str, int] = REGIONS
+                        ) -> np.ndarray:
+    """The separator's fibres lying on the cathode's active particles: the labels around the layers'
+    separator|cathode boundary set from the contact :func:`fibre_contact_surface` places.
+
+    In the columns that hold a fibre | particle contact, the separator's or cathode's voxels within
+    ``reach + 1`` of the boundary that lie before the contact and are labelled a cathode solid
+    (active, binder) become fibre, and those after it labelled fibre become active; other columns
+    are unchanged.  Local (a block with ``reach + 3`` voxels of context along ``axis`` gives the
+    whole volume's answer).
 
     Parameters
     ----------
@@ -1327,17 +1382,11 @@ def fibre_contact_steps(grey: np.ndarray, regions: np.ndarray, phases: np.ndarra
         The stacking axis.
     towards_cathode : int
         +1 when the cathode lies towards higher indices along ``axis``, else -1.
-    levels : mapping
-        ``pore``, ``fibre``, ``binder``, ``active``: the pooled grey levels of ``grey``.
-    edge : mapping
-        The stack's rim fit (:attr:`volrecon.segment.layers.Layers.edges`); ``phases`` is returned
-        unchanged without an accepted one (the step's blur is not known).
+    levels, edge, reach, region_values
+        As :func:`fibre_contact_surface`; ``phases`` is returned unchanged without an accepted rim fit
+        in ``edge`` (the step's blur is not known).
     names : mapping
         Phase name -> label value (``separator``, ``active``, ``binder``).
-    reach : int
-        How far (voxels) the contact may move from the layers' boundary.
-    region_values : mapping
-        Region name -> region value.
 
     Returns
     -------
@@ -1347,33 +1396,21 @@ def fibre_contact_steps(grey: np.ndarray, regions: np.ndarray, phases: np.ndarra
     out = np.array(phases, copy=True)
     if not edge or not edge.get("accepted", True) or "sigma_vox" not in edge:
         return out
-    s, rho = float(edge["sigma_vox"]), float(edge.get("rim_ratio", 0.0))
-    w = float(edge.get("rim_half_width_vox", 1.0))
-
-    def shape(x: np.ndarray) -> np.ndarray:
-        step, rims = step_and_rims(x, s, w)
-        return step + rho * rims
 
     def along(a: np.ndarray) -> np.ndarray:
         a = np.moveaxis(a, axis, -1)
         return a if towards_cathode > 0 else a[..., ::-1]
 
-    g, r, o = along(np.asarray(grey)), along(regions), along(out)
+    r, o = along(regions), along(out)  # o: a view of out
+    c, ok = fibre_contact_surface(along(np.asarray(grey)), r, levels=levels, edge=edge, reach=reach,
+                                  region_values=region_values)
     sep, cat = r == region_values["separator"], r == region_values["cathode"]
-    h, rows, prof, use = _column_profiles(g, sep, cat, int(reach) + 1)
-    x = rows + 0.5
-    fits = {(up, lo): _best_step(prof, x, use, h, levels[up], levels[lo], shape, float(reach))
-            for up in ("fibre", "pore") for lo in ("active", "binder")}
-    c, sse = fits[("fibre", "active")]
-    others = np.min([v[1] for k, v in fits.items() if k != ("fibre", "active")], axis=0)
-    ok = (h > 0) & (sse < others) & (np.where(use, x < c[..., None], False).sum(axis=-1) >= 1) & (use.sum(axis=-1) >= 3)
-    layer = sep | cat
-    before = (np.arange(g.shape[-1]) + 0.5 < c[..., None]) & (np.arange(g.shape[-1]) >= (h - reach - 1)[..., None])
-    after = (np.arange(g.shape[-1]) + 0.5 > c[..., None]) & (np.arange(g.shape[-1]) < (h + reach + 1)[..., None])
-    ok3 = ok[..., None] & layer
-    solids = np.isin(o, [names["active"], names["binder"]])
-    o[ok3 & before & solids] = names["separator"]
-    o[ok3 & after & (o == names["separator"])] = names["active"]
+    h = _separator_cathode_turn(sep, cat)[..., None]
+    idx = np.arange(r.shape[-1])
+    near = ok[..., None] & (sep | cat) & (idx >= h - reach - 1) & (idx <= h + reach)
+    before, after = idx + 0.5 < c[..., None], idx + 0.5 > c[..., None]
+    o[near & before & np.isin(o, [names["active"], names["binder"]])] = names["separator"]
+    o[near & after & (o == names["separator"])] = names["active"]
     return out
 
 
