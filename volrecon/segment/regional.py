@@ -1356,7 +1356,11 @@ def fibre_contact_surface(grey: np.ndarray, regions: np.ndarray, *, levels: Mapp
     c, sse = fits[("fibre", "active")]
     others = np.min([v[1] for k, v in fits.items() if k != ("fibre", "active")], axis=0)
     above = np.where(use, x < c[..., None], False).sum(axis=-1)
-    return c, (h > 0) & (sse < others) & (above >= 1) & (use.sum(axis=-1) >= 3)
+    below = np.where(use, x > c[..., None], False).sum(axis=-1)
+    # a contact at the end of its range is no fitted place (the step lies beyond: binder or a pore
+    # between the fibre and a particle deeper down)
+    pinned = np.abs(c - h) > reach - 0.5 * CONTACT_STEP_GRID_VOX
+    return c, (h > 0) & (sse < others) & (above >= 1) & (below >= 1) & ~pinned
 
 
 def fibre_contact_steps(grey: np.ndarray, regions: np.ndarray, phases: np.ndarray, *, axis: int,
@@ -1367,9 +1371,10 @@ def fibre_contact_steps(grey: np.ndarray, regions: np.ndarray, phases: np.ndarra
     separator|cathode boundary set from the contact :func:`fibre_contact_surface` places.
 
     In the columns that hold a fibre | particle contact, the separator's or cathode's voxels within
-    ``reach + 1`` of the boundary that lie before the contact and are labelled a cathode solid
-    (active, binder) become fibre, and those after it labelled fibre become active; other columns
-    are unchanged.  Local (a block with ``reach + 3`` voxels of context along ``axis`` gives the
+    ``reach + 1`` of the boundary that lie before the contact and are labelled active become fibre,
+    and those after it labelled fibre become active; other columns and other labels are unchanged
+    (a binder or pore voxel before the contact is no part of a fibre | particle step).  Local (a
+    block with ``reach + 3`` voxels of context along ``axis`` gives the
     whole volume's answer).
 
     Parameters
@@ -1386,7 +1391,7 @@ def fibre_contact_steps(grey: np.ndarray, regions: np.ndarray, phases: np.ndarra
         As :func:`fibre_contact_surface`; ``phases`` is returned unchanged without an accepted rim fit
         in ``edge`` (the step's blur is not known).
     names : mapping
-        Phase name -> label value (``separator``, ``active``, ``binder``).
+        Phase name -> label value (``separator``, ``active``).
 
     Returns
     -------
@@ -1409,7 +1414,7 @@ def fibre_contact_steps(grey: np.ndarray, regions: np.ndarray, phases: np.ndarra
     idx = np.arange(r.shape[-1])
     near = ok[..., None] & (sep | cat) & (idx >= h - reach - 1) & (idx <= h + reach)
     before, after = idx + 0.5 < c[..., None], idx + 0.5 > c[..., None]
-    o[near & before & np.isin(o, [names["active"], names["binder"]])] = names["separator"]
+    o[near & before & (o == names["active"])] = names["separator"]
     o[near & after & (o == names["separator"])] = names["active"]
     return out
 
