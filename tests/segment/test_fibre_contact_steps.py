@@ -77,8 +77,9 @@ def test_the_last_fibre_row_on_a_particle_is_fibre():
     """The layers' cut a voxel early (the carbonate phantom's thin mat: its last row read as the
     particles' class by the layer guess) and the particle's first voxel read as active: the fibre voxel
     lying on the particle was labelled active; placed by the step, every voxel takes its true label,
-    and the columns over a pore keep theirs."""
-    contacts = np.repeat(12.0 + np.linspace(0.55, 0.95, 5), 4)
+    and the columns over a pore keep theirs; the same with the levels pooled from the labels (the
+    particles' rows read clear of the contact's rims)."""
+    contacts = np.repeat(12.0 + np.linspace(0.15, 0.75, 5), 4)
     fib, t_fib = _mat_on_particles(contacts)
     pore, t_pore = _mat_on_particles(contacts, above="pore")
     grey = np.concatenate([fib, pore])[None]  # (1, columns, n): the stacking axis last
@@ -96,6 +97,9 @@ def test_the_last_fibre_row_on_a_particle_is_fibre():
     out = np.swapaxes(out, 1, 2)
     assert (out[0, :20] == truth[0, :20]).all()
     assert (out[0, 20:] == first[0, 20:]).all()
+    pooled = fibre_contact_steps(np.swapaxes(grey, 1, 2), np.swapaxes(reg, 1, 2), np.swapaxes(first, 1, 2), axis=1,
+                                 towards_cathode=1, levels=LEVELS, edge=RIM, names=names, pool=(0.0, 2.0))
+    assert (np.swapaxes(pooled, 1, 2) == out).all()
     # the cathode towards lower indices: the same answer
     flipped = fibre_contact_steps(grey[..., ::-1], reg[..., ::-1], first[..., ::-1], axis=2, towards_cathode=-1,
                                   levels=LEVELS, edge=RIM, names=names)

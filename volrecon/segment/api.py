@@ -45,7 +45,7 @@ from volrecon.segment.particle_edges import (
 )
 from volrecon.segment.thresholds import apply_thresholds, multi_otsu, multi_otsu_thresholds
 from volrecon.segment.regional import (
-    CONTACT_LATERAL_NM, classify_regions, contact_cuts, contact_reach, fibre_contact_steps, level_contact_cuts, rim_cut,
+    CONTACT_LATERAL_NM, CONTACT_LEVEL_POOL_NM, classify_regions, contact_cuts, contact_reach, fibre_contact_steps, level_contact_cuts, rim_cut,
     rim_threshold, sei_outer_surface, separator_contacts, smooth, smoothing_reach, smoothing_sigma, sodium_surface,
     specimen_filter,
 )
@@ -669,7 +669,8 @@ def segment_volume(
                 phases_out = _classifier_separator_contacts(clf_grey, regions.rechunk(src.chunks), phases_out, forest,
                                                             names=names, vox=vox, smooth_nm=smooth_nm, params=params,
                                                             edge=lay.edges.get("sodium|sei"),
-                                                            stack=(lay.axis, lay.anode_first))
+                                                            stack=(lay.axis, lay.anode_first), image=src,
+                                                            step_edge=_thick_edge(lay))
                 if split_pore:
                     phases_out = _joined_pore_voted(forest, phases_out, regions.rechunk(src.chunks), names=names, vox=vox,
                                                     sigma_nm=void_cues.vote_nm)
@@ -1845,7 +1846,8 @@ layers' smooth separator|cathode surface, and the classifier's errors elsewhere
 def _classifier_separator_contacts(smoothed: da.Array, reg: da.Array, out: da.Array, forest: da.Array, *,
                                    names: Mapping[str, int], vox: tuple[float, float, float], smooth_nm: float,
                                    params: dict[str, Any], edge: Mapping[str, float] | None,
-                                   stack: tuple[int, bool]) -> da.Array:
+                                   stack: tuple[int, bool], image: da.Array | None = None,
+                                   step_edge: Mapping[str, float] | None = None) -> da.Array:
     """The classifier's separator region decided as method ``layers`` decides it: fibre or pore by
     grey, then the cathode's particles given their caps back (chunked).
 
@@ -1875,7 +1877,10 @@ def _classifier_separator_contacts(smoothed: da.Array, reg: da.Array, out: da.Ar
     (:func:`volrecon.segment.classifier.interior_levels`): the separator's pore and fibres in the
     separator region, the particles in the cathode, on up to 64 evenly spread slices.  ``edge``:
     the rim fit of the sodium surface (:attr:`volrecon.segment.layers.Layers.edges`; half-way cuts
-    without it); ``stack``: the stacking axis and whether the anode comes first.  What was used is
+    without it); ``stack``: the stacking axis and whether the anode comes first.  ``image`` (the
+    stack's grey, not denoised): with it, the fibre | particle contact is then placed per column as
+    a sub-voxel step (:func:`_fibre_contacts_placed`, the levels the classifier's, the cathode's
+    binder among them; the step's blur and rims ``step_edge``, ``edge`` when None).  What was used is
     in ``parameters["classifier_separator_contacts"]``; ``out`` unchanged where a level is missing
     or the particles are not brighter than the fibres, the fibres than the pore.
 
@@ -1926,7 +1931,14 @@ def _classifier_separator_contacts(smoothed: da.Array, reg: da.Array, out: da.Ar
 
     depth = [0, 0, 0]
     depth[axis] = reach + 1
-    return _overlap(decide, out, depth, np.uint8, extra=(smoothed, reg)).rechunk(out.chunks)
+    res = _overlap(decide, out, depth, np.uint8, extra=(smoothed, reg)).rechunk(out.chunks)
+    binder_v = names.get("binder")
+    binder = interior_levels(g, o, r == REGIONS["cathode"], [binder_v], interior=inner) if binder_v is not None else {}
+    if image is None or not binder:
+        return res
+    levels = {"pore": sep[pore_v], "fibre": sep[fibre_v], "active": cat[active_v], "binder": binder[binder_v]}
+    return _fibre_contacts_placed(image, reg, res, levels=levels, edge=step_edge or edge, names=names, vox=vox,
+                                  stack=stack, reach=reach, params=params).rechunk(out.chunks)
 
 
 def _fibre_layer_phases(smoothed: da.Array, phases: Any, *, names: Mapping[str, int], frame_value: int | None,
@@ -2202,15 +2214,18 @@ def _fibre_contacts_placed(src: da.Array, reg: da.Array, out: da.Array, *, level
         return out
     axis, anode_first = stack
     sig = [0.0 if a == axis else CONTACT_LATERAL_NM / float(vox[a]) for a in range(3)]
+    pool = [CONTACT_LEVEL_POOL_NM / float(vox[a]) for a in range(3) if a != axis]
     params["fibre_contact_steps"] = {"levels": dict(levels), "lateral_sigma_vox": sig, "reach_vox": reach,
-                                     "sigma_vox": float(edge["sigma_vox"]), "rim_ratio": float(edge.get("rim_ratio", 0.0))}
-    depth = [0 if a == axis else gaussian_reach(sig[a]) for a in range(3)]
-    depth[axis] = reach + 3
+                                     "sigma_vox": float(edge["sigma_vox"]), "rim_ratio": float(edge.get("rim_ratio", 0.0)),
+                                     "level_pool_sigma_vox": pool}
+    lateral = [gaussian_reach(sig[a]) + gaussian_reach(CONTACT_LEVEL_POOL_NM / float(vox[a])) for a in range(3)]
+    depth = [0 if a == axis else lateral[a] for a in range(3)]
+    depth[axis] = 2 * reach + 8
 
     def place(o_: np.ndarray, s_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
         grey = specimen_filter(s_, r_ != REGIONS["frame"], sig)
         res_ = fibre_contact_steps(grey, r_, o_, axis=axis, towards_cathode=1 if anode_first else -1, levels=levels,
-                                   edge=edge, names=names, reach=reach)
+                                   edge=edge, names=names, reach=reach, pool=pool)
         return np.ascontiguousarray(res_[core])
 
     return _overlap(place, out, depth, np.uint8, extra=(src, reg))

@@ -1262,28 +1262,46 @@ def _separator_cathode_turn(sep: np.ndarray, cat: np.ndarray) -> np.ndarray:
     return np.where(turn.any(axis=-1), np.argmax(turn, axis=-1) + 1, -1)
 
 
-def _column_profiles(grey: np.ndarray, sep: np.ndarray, cat: np.ndarray, half: int
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per column (stacking axis last, the cathode towards higher indices) the separator -> cathode
-    boundary ``h`` (index of the first cathode voxel after a separator voxel; -1 where none), the
-    voxel indices ``h - half .. h + half - 1`` around it, their grey values (index-clipped) and
-    whether each lies in the separator or the cathode region past the separator's first voxel + 1
-    (the film's blurred edge before it is neither level)."""
+def _column_profiles(grey: np.ndarray, sep: np.ndarray, cat: np.ndarray, centre: np.ndarray, half: int
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per column (stacking axis last, the cathode towards higher indices) the voxel indices
+    ``centre - half .. centre + half - 1`` (``centre``: a boundary coordinate, -1 for none), their
+    grey values (index-clipped) and whether each lies in the separator or the cathode region past
+    the separator's first voxel + 1 (the film's blurred edge before it is neither level)."""
     n = grey.shape[-1]
-    h = _separator_cathode_turn(sep, cat)
     first_sep = np.argmax(sep, axis=-1)
-    rows = h[..., None] + np.arange(-half, half)
-    inside = (rows >= 0) & (rows < n) & (h[..., None] > 0)
+    rows = centre[..., None] + np.arange(-half, half)
+    inside = (rows >= 0) & (rows < n) & (centre[..., None] > 0)
     at = np.clip(rows, 0, n - 1)
     prof = np.take_along_axis(grey, at, axis=-1).astype(np.float64)
     layer = np.take_along_axis(sep | cat, at, axis=-1)
     use = inside & layer & (at + 0.5 > first_sep[..., None] + 1.0)
-    return h, rows, prof, use
+    return rows, prof, use
 
 
-def _best_step(prof: np.ndarray, x: np.ndarray, use: np.ndarray, h: np.ndarray, upper: float, lower: float,
+def _contact_fit(grey: np.ndarray, sep: np.ndarray, cat: np.ndarray, centre: np.ndarray,
+                 local: Mapping[str, np.ndarray], shape: Any, reach: int) -> tuple[np.ndarray, np.ndarray]:
+    """One pass of :func:`fibre_contact_surface`: the profiles around ``centre`` fitted with each pair
+    of levels (``local``, per column), the fibre -> active step's place and whether it is a fitted
+    fibre | particle contact (the best of the four pairs, not pinned at the end of its range, the
+    profile seen on both sides of it)."""
+    rows, prof, use = _column_profiles(grey, sep, cat, centre, int(reach) + 1)
+    x = rows + 0.5
+    fits = {(up, lo): _best_step(prof, x, use, centre, local[up], local[lo], shape, float(reach))
+            for up in ("fibre", "pore") for lo in ("active", "binder")}
+    c, sse = fits[("fibre", "active")]
+    others = np.min([v[1] for k, v in fits.items() if k != ("fibre", "active")], axis=0)
+    above = np.where(use, x < c[..., None], False).sum(axis=-1)
+    below = np.where(use, x > c[..., None], False).sum(axis=-1)
+    # a contact at the end of its range is no fitted place (the step lies beyond: binder or a pore
+    # between the fibre and a particle deeper down)
+    pinned = np.abs(c - centre) > reach - 0.5 * CONTACT_STEP_GRID_VOX
+    return c, (centre > 0) & (sse < others) & (above >= 1) & (below >= 1) & ~pinned
+
+
+def _best_step(prof: np.ndarray, x: np.ndarray, use: np.ndarray, h: np.ndarray, upper: np.ndarray, lower: np.ndarray,
                shape: Any, reach: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per column the boundary ``c`` within ``h ± reach`` at which the step ``upper -> lower``
+    """Per column the boundary ``c`` within ``h ± reach`` at which the step ``upper -> lower`` (per column)
     (``shape(x - c)``: its unit shape, rims included) explains ``prof`` (at voxel centres ``x``,
     where ``use``) best, and the mean squared residual there."""
     best_c = np.asarray(h, float).copy()
@@ -1291,16 +1309,50 @@ def _best_step(prof: np.ndarray, x: np.ndarray, use: np.ndarray, h: np.ndarray, 
     n_use = np.maximum(use.sum(axis=-1), 1)
     for dc in np.arange(-reach, reach + 1e-9, CONTACT_STEP_GRID_VOX):
         c = h + dc
-        pred = upper + (lower - upper) * shape(x - c[..., None])
+        pred = upper[..., None] + (lower - upper)[..., None] * shape(x - c[..., None])
         sse = np.where(use, (prof - pred) ** 2, 0.0).sum(axis=-1) / n_use
         better = sse < best
         best_c[better], best[better] = c[better], sse[better]
     return best_c, best
 
 
+CONTACT_LEVEL_POOL_NM = 250.0
+"""Lateral Gaussian sigma (nm) over which :func:`fibre_contact_surface` pools each level: wider than a
+fibre or a particle (a column's neighbourhood holds the interiors of several), far narrower than the
+smooth brightness residual a correction leaves (microns), which pooled over the whole volume moved
+the contacts of the corrected stacks by a fifth of a voxel."""
+
+_LEVEL_ROWS = {"fibre": ("separator", -1), "pore": ("separator", -1), "active": ("cathode", 1), "binder": ("cathode", 1)}
+"""Level -> the region it is read in and its side of the contact (-1 before, +1 after)."""
+
+
+def _local_levels(grey: np.ndarray, phases: np.ndarray, regions: np.ndarray, h: np.ndarray, first_sep: np.ndarray,
+                  levels: Mapping[str, float], labels: Mapping[str, int], sigma: Sequence[float],
+                  region_values: Mapping[str, int], reach: int) -> dict[str, np.ndarray]:
+    """Each level of ``levels`` per column, pooled over the columns around it (Gaussian ``sigma``, in
+    columns, over the two lateral axes): the mean grey of the voxels labelled ``labels[level]`` in
+    the level's region (:data:`_LEVEL_ROWS`) on its side of the layers' boundary ``h``, five rows
+    from the first whose centre lies 1.5 voxels past the farthest place the contact may take (``h ±
+    reach``: clear of its blur and most of its rims), and two past the separator's first voxel
+    ``first_sep`` (the film's blurred edge); ``levels`` (the volume's) where the neighbourhood holds
+    under one such voxel per column on average."""
+    idx = np.arange(grey.shape[-1])
+    out = {}
+    for name, (region, side) in _LEVEL_ROWS.items():
+        # after: i >= h + reach + 1; before: i <= h - reach - 2 (voxel centres at i + 0.5)
+        near = h[..., None] + reach + 1 if side > 0 else h[..., None] - reach - 2
+        rows = (side * (idx - near) >= 0) & (side * (idx - near) < 5) & (idx >= first_sep[..., None] + 2)
+        m = rows & (regions == region_values[region]) & (phases == labels[name]) & (h[..., None] > 0)
+        count = gaussian(m.sum(axis=-1).astype(np.float32), sigma, mode="nearest", truncate=_TRUNCATE)
+        total = gaussian(np.where(m, grey, 0).sum(axis=-1).astype(np.float32), sigma, mode="nearest", truncate=_TRUNCATE)
+        out[name] = np.where(count >= 1.0, total / np.maximum(count, 1e-6), levels[name])
+    return out
+
+
 def fibre_contact_surface(grey: np.ndarray, regions: np.ndarray, *, levels: Mapping[str, float],
-                          edge: Mapping[str, float], reach: int = 2, region_values: Mapping[str, int] = REGIONS
-                          ) -> tuple[np.ndarray, np.ndarray]:
+                          edge: Mapping[str, float], reach: int = 2, region_values: Mapping[str, int] = REGIONS,
+                          phases: np.ndarray | None = None, labels: Mapping[str, int] | None = None,
+                          pool: Sequence[float] = (0.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
     """Per column the fibre | particle contact as a sub-voxel step, and where there is one.
 
     Fibres and particles are far wider than a thin mat is thick, so across the contact a column is
@@ -1314,7 +1366,8 @@ def fibre_contact_surface(grey: np.ndarray, regions: np.ndarray, *, levels: Mapp
     ``edge["rim_ratio"]`` of the step with half-width ``edge["rim_half_width_vox"]``, the stack's
     own rim fit) from an upper to a lower level, its place ``c`` free within ``h ± reach``.  The
     levels are not the column's (a profile of a few voxels is too short to give them in this noise)
-    but the regions', pooled over the volume; each column is fitted with each of the four pairs
+    but the regions', pooled over the volume, or, with ``phases``, over the columns around it
+    (:func:`_local_levels`); each column is fitted with each of the four pairs
     (the separator's pore or fibre above, the cathode's binder or active below), and it holds a
     fibre | particle contact where fibre -> active explains it best.
 
@@ -1334,6 +1387,12 @@ def fibre_contact_surface(grey: np.ndarray, regions: np.ndarray, *, levels: Mapp
         How far (voxels) the contact may lie from the layers' boundary.
     region_values : mapping
         Region name -> region value.
+    phases : ndarray, optional
+        Phase labels, the same layout: with them each level is pooled laterally (:func:`_local_levels`).
+    labels : mapping, optional
+        Level name (``pore``, ``fibre``, ``binder``, ``active``) -> the phase label its voxels carry.
+    pool : 2 floats
+        Gaussian sigma (columns, the two lateral axes) of the levels' pooling.
 
     Returns
     -------
@@ -1349,33 +1408,28 @@ def fibre_contact_surface(grey: np.ndarray, regions: np.ndarray, *, levels: Mapp
         return step + rho * rims
 
     sep, cat = regions == region_values["separator"], regions == region_values["cathode"]
-    h, rows, prof, use = _column_profiles(grey, sep, cat, int(reach) + 1)
-    x = rows + 0.5
-    fits = {(up, lo): _best_step(prof, x, use, h, levels[up], levels[lo], shape, float(reach))
-            for up in ("fibre", "pore") for lo in ("active", "binder")}
-    c, sse = fits[("fibre", "active")]
-    others = np.min([v[1] for k, v in fits.items() if k != ("fibre", "active")], axis=0)
-    above = np.where(use, x < c[..., None], False).sum(axis=-1)
-    below = np.where(use, x > c[..., None], False).sum(axis=-1)
-    # a contact at the end of its range is no fitted place (the step lies beyond: binder or a pore
-    # between the fibre and a particle deeper down)
-    pinned = np.abs(c - h) > reach - 0.5 * CONTACT_STEP_GRID_VOX
-    return c, (h > 0) & (sse < others) & (above >= 1) & (below >= 1) & ~pinned
+    h = _separator_cathode_turn(sep, cat)
+    if phases is None or labels is None:
+        local = {k: np.full(h.shape, float(v)) for k, v in levels.items()}
+    else:
+        local = _local_levels(grey, phases, regions, h, np.argmax(sep, axis=-1), levels, labels, pool, region_values,
+                              int(reach))
+    return _contact_fit(grey, sep, cat, h, local, shape, reach)
 
 
 def fibre_contact_steps(grey: np.ndarray, regions: np.ndarray, phases: np.ndarray, *, axis: int,
                         towards_cathode: int, levels: Mapping[str, float], edge: Mapping[str, float],
-                        names: Mapping[str, int], reach: int = 2, region_values: Mapping[str, int] = REGIONS
-                        ) -> np.ndarray:
+                        names: Mapping[str, int], reach: int = 2, region_values: Mapping[str, int] = REGIONS,
+                        pool: Sequence[float] = (0.0, 0.0)) -> np.ndarray:
     """The separator's fibres lying on the cathode's active particles: the labels around the layers'
     separator|cathode boundary set from the contact :func:`fibre_contact_surface` places.
 
     In the columns that hold a fibre | particle contact, the separator's or cathode's voxels within
     ``reach + 1`` of the boundary that lie before the contact and are labelled active become fibre,
     and those after it labelled fibre become active; other columns and other labels are unchanged
-    (a binder or pore voxel before the contact is no part of a fibre | particle step).  Local (a
-    block with ``reach + 3`` voxels of context along ``axis`` gives the
-    whole volume's answer).
+    (a binder or pore voxel before the contact is no part of a fibre | particle step).  Local: a
+    block with ``2 reach + 8`` voxels of context along ``axis``, and the reach of the levels'
+    pooling ``pool`` laterally, gives the whole volume's answer.
 
     Parameters
     ----------
@@ -1387,9 +1441,10 @@ def fibre_contact_steps(grey: np.ndarray, regions: np.ndarray, phases: np.ndarra
         The stacking axis.
     towards_cathode : int
         +1 when the cathode lies towards higher indices along ``axis``, else -1.
-    levels, edge, reach, region_values
-        As :func:`fibre_contact_surface`; ``phases`` is returned unchanged without an accepted rim fit
-        in ``edge`` (the step's blur is not known).
+    levels, edge, reach, region_values, pool
+        As :func:`fibre_contact_surface` (the levels pooled laterally from ``phases``, ``pool`` the
+        sigma in columns of the lateral axes in their order; 0: the volume's ``levels``); ``phases`` is
+        returned unchanged without an accepted rim fit in ``edge`` (the step's blur is not known).
     names : mapping
         Phase name -> label value (``separator``, ``active``).
 
@@ -1407,8 +1462,10 @@ def fibre_contact_steps(grey: np.ndarray, regions: np.ndarray, phases: np.ndarra
         return a if towards_cathode > 0 else a[..., ::-1]
 
     r, o = along(regions), along(out)  # o: a view of out
+    labels = {"fibre": names["separator"], "active": names["active"], "pore": names.get("electrolyte", -1),
+              "binder": names.get("binder", -1)}
     c, ok = fibre_contact_surface(along(np.asarray(grey)), r, levels=levels, edge=edge, reach=reach,
-                                  region_values=region_values)
+                                  region_values=region_values, phases=o.copy(), labels=labels, pool=pool)
     sep, cat = r == region_values["separator"], r == region_values["cathode"]
     h = _separator_cathode_turn(sep, cat)[..., None]
     idx = np.arange(r.shape[-1])
