@@ -45,7 +45,7 @@ from volrecon.segment.particle_edges import (
 )
 from volrecon.segment.thresholds import apply_thresholds, multi_otsu, multi_otsu_thresholds
 from volrecon.segment.regional import (
-    CONTACT_LATERAL_NM, CONTACT_LEVEL_POOL_NM, classify_regions, contact_cuts, contact_reach, fibre_contact_steps, level_contact_cuts, rim_cut,
+    CONTACT_LATERAL_NM, CONTACT_LEVEL_POOL_NM, classify_regions, contact_band, contact_cuts, contact_reach, fibre_contact_steps, level_contact_cuts, rim_cut,
     rim_threshold, sei_outer_surface, separator_contacts, smooth, smoothing_reach, smoothing_sigma, sodium_surface,
     specimen_filter,
 )
@@ -2223,9 +2223,15 @@ def _fibre_contacts_placed(src: da.Array, reg: da.Array, out: da.Array, *, level
     depth[axis] = 2 * reach + 8
 
     def place(o_: np.ndarray, s_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
-        grey = specimen_filter(s_, r_ != REGIONS["frame"], sig)
-        res_ = fibre_contact_steps(grey, r_, o_, axis=axis, towards_cathode=1 if anode_first else -1, levels=levels,
-                                   edge=edge, names=names, reach=reach, pool=pool)
+        # the grey is smoothed laterally only: the band of rows around the contact is all that is read
+        band = contact_band(r_, axis, depth[axis])
+        if band is None:
+            return np.ascontiguousarray(o_[core])
+        sl = tuple(band if a == axis else slice(None) for a in range(3))
+        grey = specimen_filter(s_[sl], r_[sl] != REGIONS["frame"], sig)
+        res_ = np.array(o_, copy=True)
+        res_[sl] = fibre_contact_steps(grey, r_[sl], o_[sl], axis=axis, towards_cathode=1 if anode_first else -1,
+                                       levels=levels, edge=edge, names=names, reach=reach, pool=pool)
         return np.ascontiguousarray(res_[core])
 
     return _overlap(place, out, depth, np.uint8, extra=(src, reg))

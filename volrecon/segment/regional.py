@@ -1247,8 +1247,10 @@ def separator_contacts(smoothed: np.ndarray, regions: np.ndarray, phases: np.nda
     return out
 
 
-CONTACT_STEP_GRID_VOX = 0.05
-"""Spacing (voxels) of the trial boundary positions of :func:`fibre_contact_steps`."""
+CONTACT_STEPS_PER_VOX = 20
+"""Trial boundary positions per voxel of :func:`fibre_contact_surface` (offsets ``i / 20`` from the
+layers' boundary: exact in binary at the voxel centres, so a tie with a centre does not depend on
+where a chunk starts)."""
 
 CONTACT_LATERAL_NM = 20.0
 """Lateral Gaussian sigma (nm) of the grey :func:`fibre_contact_steps` reads: the grey the rim fit
@@ -1287,33 +1289,39 @@ def _contact_fit(grey: np.ndarray, sep: np.ndarray, cat: np.ndarray, centre: np.
     profile seen on both sides of it)."""
     rows, prof, use = _column_profiles(grey, sep, cat, centre, int(reach) + 1)
     x = rows + 0.5
-    fits = {(up, lo): _best_step(prof, x, use, centre, local[up], local[lo], shape, float(reach))
-            for up in ("fibre", "pore") for lo in ("active", "binder")}
-    c, sse = fits[("fibre", "active")]
-    others = np.min([v[1] for k, v in fits.items() if k != ("fibre", "active")], axis=0)
+    (c, sse), *rest = _best_steps(prof, x, use, centre, local, shape, float(reach))
+    others = np.min([v[1] for v in rest], axis=0)
     above = np.where(use, x < c[..., None], False).sum(axis=-1)
     below = np.where(use, x > c[..., None], False).sum(axis=-1)
     # a contact at the end of its range is no fitted place (the step lies beyond: binder or a pore
     # between the fibre and a particle deeper down)
-    pinned = np.abs(c - centre) > reach - 0.5 * CONTACT_STEP_GRID_VOX
+    pinned = np.abs(c - centre) > reach - 0.5 / CONTACT_STEPS_PER_VOX
     return c, (centre > 0) & (sse < others) & (above >= 1) & (below >= 1) & ~pinned
 
 
-def _best_step(prof: np.ndarray, x: np.ndarray, use: np.ndarray, h: np.ndarray, upper: np.ndarray, lower: np.ndarray,
-               shape: Any, reach: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per column the boundary ``c`` within ``h ± reach`` at which the step ``upper -> lower`` (per column)
-    (``shape(x - c)``: its unit shape, rims included) explains ``prof`` (at voxel centres ``x``,
-    where ``use``) best, and the mean squared residual there."""
-    best_c = np.asarray(h, float).copy()
-    best = np.full(h.shape, np.inf)
+_STEP_PAIRS: tuple[tuple[str, str], ...] = (("fibre", "active"), ("fibre", "binder"), ("pore", "active"), ("pore", "binder"))
+"""The (upper, lower) level pairs a column's profile is fitted with (:func:`fibre_contact_surface`);
+the first is the fibre | particle contact."""
+
+
+def _best_steps(prof: np.ndarray, x: np.ndarray, use: np.ndarray, centre: np.ndarray, local: Mapping[str, np.ndarray],
+                shape: Any, reach: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per pair of :data:`_STEP_PAIRS` and per column the boundary ``c`` within ``centre ± reach`` at
+    which the step from the upper to the lower level (``local``, per column; ``shape(x - c)`` its
+    unit shape, rims included) explains ``prof`` (at voxel centres ``x``, where ``use``) best, and
+    the mean squared residual there."""
     n_use = np.maximum(use.sum(axis=-1), 1)
-    for dc in np.arange(-reach, reach + 1e-9, CONTACT_STEP_GRID_VOX):
-        c = h + dc
-        pred = upper[..., None] + (lower - upper)[..., None] * shape(x - c[..., None])
-        sse = np.where(use, (prof - pred) ** 2, 0.0).sum(axis=-1) / n_use
-        better = sse < best
-        best_c[better], best[better] = c[better], sse[better]
-    return best_c, best
+    best = [(np.asarray(centre, float).copy(), np.full(centre.shape, np.inf)) for _ in _STEP_PAIRS]
+    ends = [(local[up][..., None], (local[lo] - local[up])[..., None]) for up, lo in _STEP_PAIRS]
+    k = int(round(reach * CONTACT_STEPS_PER_VOX))
+    for dc in np.arange(-k, k + 1) / CONTACT_STEPS_PER_VOX:
+        c = centre + dc
+        q = shape(x - c[..., None])  # one shape for the four pairs
+        for (bc, bs), (upper, height) in zip(best, ends):
+            sse = np.where(use, (prof - upper - height * q) ** 2, 0.0).sum(axis=-1) / n_use
+            better = sse < bs
+            bc[better], bs[better] = c[better], sse[better]
+    return best
 
 
 CONTACT_LEVEL_POOL_NM = 250.0
@@ -1415,6 +1423,19 @@ def fibre_contact_surface(grey: np.ndarray, regions: np.ndarray, *, levels: Mapp
         local = _local_levels(grey, phases, regions, h, np.argmax(sep, axis=-1), levels, labels, pool, region_values,
                               int(reach))
     return _contact_fit(grey, sep, cat, h, local, shape, reach)
+
+
+def contact_band(regions: np.ndarray, axis: int, margin: int, region_values: Mapping[str, int] = REGIONS) -> slice | None:
+    """The indices along ``axis`` within ``margin`` of a separator voxel beside a cathode voxel (the
+    rows :func:`fibre_contact_steps` reads and changes, for ``margin = 2 reach + 8``), or None where
+    there is none."""
+    r = np.moveaxis(regions, axis, 0)
+    sep, cat = r == region_values["separator"], r == region_values["cathode"]
+    turn = ((sep[:-1] & cat[1:]) | (cat[:-1] & sep[1:])).any(axis=(1, 2))
+    if not turn.any():
+        return None
+    at = np.nonzero(turn)[0]
+    return slice(max(0, int(at[0]) - margin), min(r.shape[0], int(at[-1]) + 2 + margin))
 
 
 def fibre_contact_steps(grey: np.ndarray, regions: np.ndarray, phases: np.ndarray, *, axis: int,
