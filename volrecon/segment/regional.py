@@ -1282,14 +1282,15 @@ def _column_profiles(grey: np.ndarray, sep: np.ndarray, cat: np.ndarray, centre:
 
 
 def _contact_fit(grey: np.ndarray, sep: np.ndarray, cat: np.ndarray, centre: np.ndarray,
-                 local: Mapping[str, np.ndarray], shape: Any, reach: int) -> tuple[np.ndarray, np.ndarray]:
+                 local: Mapping[str, np.ndarray], rim: tuple[float, float, float], reach: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """The fit of :func:`fibre_contact_surface`: the profiles around ``centre`` fitted with each pair
     of levels (``local``, per column), the fibre -> active step's place and whether it is a fitted
     fibre | particle contact (the best of the four pairs, not pinned at the end of its range, the
     profile seen on both sides of it)."""
     rows, prof, use = _column_profiles(grey, sep, cat, centre, int(reach) + 1)
     x = rows + 0.5
-    (c, sse), *rest = _best_steps(prof, x, use, centre, local, shape, float(reach))
+    (c, sse), *rest = _best_steps(prof, x, use, centre, local, rim, float(reach))
     others = np.min([v[1] for v in rest], axis=0)
     above = np.where(use, x < c[..., None], False).sum(axis=-1)
     below = np.where(use, x > c[..., None], False).sum(axis=-1)
@@ -1306,20 +1307,25 @@ the first is the fibre | particle contact."""
 
 
 def _best_steps(prof: np.ndarray, x: np.ndarray, use: np.ndarray, centre: np.ndarray, local: Mapping[str, np.ndarray],
-                shape: Any, reach: float) -> list[tuple[np.ndarray, np.ndarray]]:
+                rim: tuple[float, float, float], reach: float) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per pair of :data:`_STEP_PAIRS` and per column the boundary ``c`` within ``centre ± reach`` at
-    which the step from the upper to the lower level (``local``, per column; ``shape(x - c)`` its
-    unit shape, rims included) explains ``prof`` (at voxel centres ``x``, where ``use``) best, and
-    the mean squared residual there."""
+    which the step from the upper to the lower level (``local``, per column) explains ``prof`` (at
+    voxel centres ``x``, where ``use``) best, and the mean squared residual there.  ``rim``: the
+    blur (voxels), the rims' half-width (voxels) and their height as a share of the step's size:
+    the rims brighten both sides of a step down as of a step up
+    (:func:`volrecon.segment.layers.step_and_rims`)."""
     n_use = np.maximum(use.sum(axis=-1), 1)
     best = [(np.asarray(centre, float).copy(), np.full(centre.shape, np.inf)) for _ in _STEP_PAIRS]
     ends = [(local[up][..., None], (local[lo] - local[up])[..., None]) for up, lo in _STEP_PAIRS]
+    sigma, half_width, ratio = rim
     k = int(round(reach * CONTACT_STEPS_PER_VOX))
     for dc in np.arange(-k, k + 1) / CONTACT_STEPS_PER_VOX:
         c = centre + dc
-        q = shape(x - c[..., None])  # one shape for the four pairs
+        step, rims = step_and_rims(x - c[..., None], sigma, half_width)  # one shape for the four pairs
+        rims *= ratio
         for (bc, bs), (upper, height) in zip(best, ends):
-            sse = np.where(use, (prof - upper - height * q) ** 2, 0.0).sum(axis=-1) / n_use
+            pred = upper + height * step + np.abs(height) * rims
+            sse = np.where(use, (prof - pred) ** 2, 0.0).sum(axis=-1) / n_use
             better = sse < bs
             bc[better], bs[better] = c[better], sse[better]
     return best
@@ -1412,13 +1418,7 @@ def fibre_contact_surface(grey: np.ndarray, regions: np.ndarray, *, levels: Mapp
         Per column the contact's boundary coordinate (voxel ``i`` lies before it when ``i + 0.5 <
         c``) and whether the column holds a fibre | particle contact.
     """
-    s, rho = float(edge["sigma_vox"]), float(edge.get("rim_ratio", 0.0))
-    w = float(edge.get("rim_half_width_vox", 1.0))
-
-    def shape(x: np.ndarray) -> np.ndarray:
-        step, rims = step_and_rims(x, s, w)
-        return step + rho * rims
-
+    rim = (float(edge["sigma_vox"]), float(edge.get("rim_half_width_vox", 1.0)), float(edge.get("rim_ratio", 0.0)))
     sep, cat = regions == region_values["separator"], regions == region_values["cathode"]
     h = _separator_cathode_turn(sep, cat)
     if phases is None or labels is None:
@@ -1426,7 +1426,7 @@ def fibre_contact_surface(grey: np.ndarray, regions: np.ndarray, *, levels: Mapp
     else:
         local = _local_levels(grey, phases, regions, h, np.argmax(sep, axis=-1), levels, labels, pool, region_values,
                               int(reach))
-    return _contact_fit(grey, sep, cat, h, local, shape, reach)
+    return _contact_fit(grey, sep, cat, h, local, rim, reach)
 
 
 def contact_band(regions: np.ndarray, axis: int, margin: int,
