@@ -141,3 +141,28 @@ def test_the_band_alone_gives_the_volumes_answer():
     part[..., band] = fibre_contact_steps(grey[..., band], reg[..., band], first[..., band], **kw)
     assert (part == whole).all()
     assert (whole != first).any()
+
+
+def test_a_mat_under_the_film_is_read_with_the_films_edge():
+    """A mat 1.5 voxels thick between the SEI and a particle reads darker than the fibres' level (the
+    film's blurred edge), and without the film in the model the pore -> active step explained most
+    columns better (under half were taken); with the film's level read from its labels the film's
+    edge is modelled: nearly every column holds the contact, placed within 0.25 voxel in 90 %."""
+    contacts = np.repeat(9.5 + np.linspace(-0.2, 0.2, 5), 8)
+    grey, truth = _mat_on_particles(contacts)
+    reg = _regions(np.round(contacts).astype(int), 8.0, grey.shape[-1])
+    first = np.where(reg == REGIONS["cathode"], PHASES["active"], truth).astype(np.uint8)[None]
+    labels = {"fibre": PHASES["separator"], "active": PHASES["active"], "pore": PHASES["electrolyte"],
+              "binder": PHASES["binder"]}
+    taken, errors = {False: [], True: []}, []
+    for k in range(10):
+        noisy = (grey + np.random.default_rng(k).normal(0, 0.01, grey.shape))[None]
+        for film in (False, True):
+            lab = {**labels, "film": PHASES["sei"]} if film else labels
+            c, ok = fibre_contact_surface(noisy, reg[None], levels=LEVELS, edge=RIM, phases=first, labels=lab)
+            taken[film].append(ok.mean())
+            if film:
+                errors.append(np.where(ok, np.abs(c - contacts), np.inf))
+    assert np.mean(taken[False]) < 0.5
+    assert np.mean(taken[True]) >= 0.95
+    assert np.quantile(np.concatenate(errors), 0.9) <= 0.25
