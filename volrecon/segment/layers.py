@@ -1282,6 +1282,18 @@ def rim_half_width_vox(rim_nm: float, step_nm: float) -> float:
     return max(1.0, float(rim_nm) / float(step_nm))
 
 
+def step_and_rims(x: np.ndarray, sigma: float, half_width: float) -> tuple[np.ndarray, np.ndarray]:
+    """The two shapes of a blurred edge with bright rims, at ``x`` voxels from the boundary
+    (bright side positive): the unit step ``Φ(x / σ)`` and the rims of unit height and half-width
+    ``w`` on each side of it, ``Φ((x + w) / σ) - Φ((x - w) / σ)`` (the model :func:`edge_rim_shift`
+    fits; an edge from ``P`` to ``F`` with rims ``ρ (F - P)`` reads ``P + (F - P) (step + ρ rims)``).
+    """
+    from scipy.special import ndtr
+
+    x = np.asarray(x, float)
+    return ndtr(x / sigma), ndtr((x + half_width) / sigma) - ndtr((x - half_width) / sigma)
+
+
 def edge_rim_shift(offsets: np.ndarray, profile: np.ndarray,
                    half_width: float | None = 1.0) -> tuple[float, dict[str, float]]:
     """Where the boundary lies relative to the gradient maximum of an edge with bright rims.
@@ -1302,7 +1314,6 @@ def edge_rim_shift(offsets: np.ndarray, profile: np.ndarray,
     (the other entries are then not measurements and must not be used).
     """
     from scipy.optimize import least_squares
-    from scipy.special import ndtr
 
     x = np.asarray(offsets, float)
     y = np.asarray(profile, float)
@@ -1316,7 +1327,8 @@ def edge_rim_shift(offsets: np.ndarray, profile: np.ndarray,
     def model(p: np.ndarray) -> np.ndarray:
         lo, hi, r, s, c = p[:5]
         w = p[5] if half_width is None else float(half_width)
-        return lo + (hi - lo) * ndtr((x - c) / s) + r * (ndtr((x - c + w) / s) - ndtr((x - c - w) / s))
+        step, rims = step_and_rims(x - c, s, w)
+        return lo + (hi - lo) * step + r * rims
 
     lower, upper = [-1, 0, 0, 0.3, c_lo], [1, 3, 3, 3.0, c_hi]
     # the far level starts at the profile's end, within its bounds (a profile that ends below its
