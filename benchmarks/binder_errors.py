@@ -13,7 +13,8 @@ and, in the true cathode region, counted:
 - the binder lost and gained: true binder read as electrolyte (``b->e``), void, active; true electrolyte,
   void and active read as binder;
 - ``b->e`` and ``e->b`` by place along the stacking axis: the :data:`EDGE_ROWS` rows beside the true
-  collector (the foil's spill rows, decided on unmixed grey and kept out of the forward refinement),
+  collector (the foil's spill rows: first labels from the unmixed grey, then refined on the forward model
+  with the foil at its own level; before session 25 kept out of the refinement),
   the :data:`EDGE_ROWS` rows beside the true separator (with the share the segmentation put in its
   separator region, where the cathode's binder has no class), the bulk between;
 - the true binder's share read as electrolyte by its film's in-plane half-width (the largest in-plane

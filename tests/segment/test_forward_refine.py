@@ -1,6 +1,8 @@
 """Forward-model refinement of the cathode's boundaries (issue 7), on synthetic images with known
 truth and on a phantom."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
@@ -393,23 +395,46 @@ def test_grey_the_model_does_not_hold_is_not_evidence():
     assert left_out < 0.9 * every, (left_out, every)
 
 
-def test_interior_level_is_read_off_the_blur_and_the_rims():
-    """A bright foil (0.78) under the pore (0.22), rendered with the probe's blur and an edge rim of gain
-    0.5, with noise: its level is read on its interior, three pixels or more from the boundary (the rim
-    lifts the foil's first row by half the step, 0.28; the blur spreads it a pixel on); a foil with no
-    interior of ``min_voxels`` gives None."""
+def _rendered_foil(edge_gain: float = 0.5, noise: float = 0.01) -> tuple[np.ndarray, np.ndarray, fr.ImageModel]:
+    """A bright foil (0.78) under the pore (0.22), rendered with the probe's blur and an edge rim, with
+    noise: the image, the foil's mask and the model."""
     C = PHASES["collector"]
     labels = np.full((3, 40, 48), E, np.uint8)
     labels[:, 28:] = C
-    m = fr.ImageModel(levels={E: 0.22, C: 0.78}, psf_sigma_nm=SIGMA_NM, edge_gain=0.5, noise=(1e-4, 0.0),
+    m = fr.ImageModel(levels={E: 0.22, C: 0.78}, psf_sigma_nm=SIGMA_NM, edge_gain=edge_gain, noise=(noise ** 2, 0.0),
                       shine_depth_slices=0, shine_sigma_nm=20.0, shine=(0.0, 0.0), pixel_nm=PIXEL)
     rng = np.random.default_rng(0)
-    image = np.stack([fr.predict(lab, None, m, None) for lab in labels]) + rng.normal(0, 0.01, labels.shape)
-    foil = labels == C
-    assert fr.interior_level(image, foil) == pytest.approx(0.78, abs=0.003)
+    image = np.stack([fr.predict(lab, None, m, None) for lab in labels]) + rng.normal(0, noise, labels.shape)
+    return image, labels == C, m
+
+
+def test_interior_level_is_read_off_the_blur_and_the_rims():
+    """The foil's level is read on its interior, three pixels or more from the boundary (the rim of
+    gain 0.5 lifts the foil's first row by half the step, 0.28; the blur spreads it a pixel on), its
+    spread is the noise's; a foil with no interior of ``min_voxels`` gives None."""
+    image, foil, _ = _rendered_foil()
+    level, spread = fr.interior_level(image, foil)
+    assert level == pytest.approx(0.78, abs=0.003)
+    assert spread == pytest.approx(0.01, rel=0.15)
     assert image[:, 28].mean() > 0.78 + 0.1  # the foil's first row carries the rim
     assert image[foil].mean() > 0.78 + 0.01  # and with it the whole region's mean
     assert fr.interior_level(image, foil, min_voxels=foil.sum()) is None
+
+
+def test_interior_level_spread_tells_a_mask_over_two_phases():
+    """A collector mask grown over the pore's rows (as the layers misplace it on a cropped field) reads
+    a spread far past the noise, which :func:`volrecon.segment.api._with_foil_level` rejects
+    (:data:`~volrecon.segment.api.FOIL_SPREAD_MAX`); the foil's own interior reads the noise.  A margin of
+    0 reads the whole mask (scipy's erosion with ``iterations=0`` would erode it all away)."""
+    from volrecon.segment.api import FOIL_SPREAD_MAX
+
+    image, foil, _ = _rendered_foil()
+    grown = foil.copy()
+    grown[:, 16:] = True  # twelve of the pore's rows taken with the foil's
+    assert fr.interior_level(image, foil)[1] < FOIL_SPREAD_MAX * 0.01
+    assert fr.interior_level(image, grown)[1] > 3 * FOIL_SPREAD_MAX * 0.01
+    whole = fr.interior_level(image, foil, erode_px=0)
+    assert whole is not None and whole[0] == pytest.approx(float(np.median(image[foil])))
 
 
 def test_the_level_fit_blurs_each_indicator_once_per_blur(monkeypatch):
@@ -461,3 +486,25 @@ def test_front_prior_is_the_whole_array_formula_bit_for_bit(shape):
         got = fr._front_prior(labels, front, c, t, betas)
         want = _front_prior_reference(labels, front, c, t, betas)
         assert got.dtype == np.float32 and got.tobytes() == want.tobytes()
+
+
+def test_foil_level_added_only_where_the_collector_reads_one_phase():
+    """:func:`volrecon.segment.api._with_foil_level`: the foil's level joins the model, and the labels
+    without a level keep the fitted levels' mean (adding a bright level must not redraw them); over a
+    collector region grown into the pore the model comes back unchanged."""
+    import dask.array as da
+
+    from volrecon.segment.api import _with_foil_level
+
+    C = PHASES["collector"]
+    image, foil, m = _rendered_foil()
+    cathode = replace(m, levels={E: 0.22, B: 0.5})  # the cathode's fit: no collector level
+    labels = np.where(foil, C, E).astype(np.uint8)
+    src, out, zs = da.from_array(image.astype(np.float32)), da.from_array(labels), np.arange(image.shape[0])
+    added = _with_foil_level(cathode, src, out, zs, foil, {"collector": C})
+    assert added.levels[C] == pytest.approx(0.78, abs=0.003)
+    assert added.lut()[0] == pytest.approx(cathode.lut()[0])  # unlabelled: still (0.22 + 0.5) / 2
+    grown = foil.copy()
+    grown[:, 16:] = True
+    out_grown = da.from_array(np.where(grown, C, E).astype(np.uint8))
+    assert _with_foil_level(cathode, src, out_grown, zs, grown, {"collector": C}) is cathode

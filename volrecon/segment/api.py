@@ -2343,22 +2343,41 @@ def _with_foil_level(model: fr.ImageModel, src: da.Array, out: da.Array, zs: np.
     """``model`` with the collector foil's level (:func:`~volrecon.segment.forward_refine.interior_level`
     of the collector voxels of the collector region ``col`` (of the slices ``zs``), in the window of at
     most :data:`~volrecon.segment.forward_refine.FIT_WINDOW_PX` a side holding the most collector);
-    ``model`` itself without a collector phase or interior.
+    ``model`` itself without a collector phase or interior, or where the interior reads wider than
+    :data:`FOIL_SPREAD_MAX` times the model's noise sd at that level (not the foil alone: a collector
+    region the layers placed over the cathode's rows reads their phases too).  The labels without a
+    level stay at the fitted levels' mean (:attr:`~volrecon.segment.forward_refine.ImageModel.default_level`).
 
     The foil is a phase like the cathode's: the probe's blur and its edge rim carry its grey into the
     cathode's rows beside it, which the model computes once the foil has its level.  Without one it
     was drawn at the mean of the cathode's levels, and those rows were kept out of the refinement,
     decided on their unmixed grey (:func:`_foil_unspilled`), where the unmixing's amplified noise and its
     averaging along the foil lose the binder (24x192 phantoms, seed 0, the first row beside the foil:
-    binder 0.094 / 0.111 labelled for 0.179 / 0.219 true, diglyme / carbonate, corrected).
+    binder 0.094 / 0.111 labelled for 0.179 / 0.219 true, diglyme / carbonate, corrected).  The model's
+    edge gain is the cathode boundaries'; a foil whose own edge brightening differs is drawn with
+    theirs (the fitted spill, :class:`~volrecon.segment.foil_spill.FoilSpill`, is measured on the
+    denoised grey and cannot check it).
     """
     col_p = names.get("collector")
     if col_p is None or not col.any():
         return model
     win = fr.fit_window(col, fr.FIT_WINDOW_PX)
     g_, l_ = da.compute(src[(zs, *win)], out[(zs, *win)])
-    level = fr.interior_level(np.asarray(g_, np.float32), col[(slice(None), *win)] & (np.asarray(l_) == col_p))
-    return model if level is None else replace(model, levels={**model.levels, int(col_p): level})
+    read = fr.interior_level(np.asarray(g_, np.float32), col[(slice(None), *win)] & (np.asarray(l_) == col_p))
+    if read is None:
+        return model
+    level, spread = read
+    noise_sd = math.sqrt(max(model.noise[0] + model.noise[1] * max(level, 0.0), 0.0))
+    if not spread <= FOIL_SPREAD_MAX * noise_sd:
+        return model
+    fill = model.lut()[0] if model.default_level is None else model.default_level
+    return replace(model, levels={**model.levels, int(col_p): level}, default_level=float(fill))
+
+
+FOIL_SPREAD_MAX = 1.3
+"""Widest spread of the collector's interior grey, in noise sd at its level, that is read as the foil's
+level (:func:`_with_foil_level`): 1.0-1.01 on the 16x160 and 24x192 phantoms; a collector region
+grown over the cathode's rows (the layers misplaced on a cropped field) read 1.59."""
 
 
 RIM_EDGES: tuple[str, ...] = ()

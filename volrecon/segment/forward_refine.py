@@ -121,6 +121,10 @@ class ImageModel:
         Recorded pixel ``(y, x)`` in nm.
     residual_rms : float
         RMS residual of the fit (grey units).
+    default_level : float or None
+        Grey of the labels without a level (:meth:`lut`); None: the mean of ``levels``.  Set when a
+        level is added after the fit (the collector foil's, ``segment.api._with_foil_level``), so that
+        the labels drawn at the fitted levels' mean stay where the fit put them.
     """
 
     levels: dict[int, float]
@@ -132,6 +136,7 @@ class ImageModel:
     shine: tuple[float, float]
     pixel_nm: tuple[float, float]
     residual_rms: float = float("nan")
+    default_level: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe parameters (lengths in nm)."""
@@ -165,8 +170,10 @@ class ImageModel:
         return out[0], out[1]
 
     def lut(self, size: int = 256) -> np.ndarray:
-        """Label -> grey lookup table (labels without a level: the mean level)."""
-        lut = np.full(size, np.mean(list(self.levels.values())) if self.levels else 0.0, np.float32)
+        """Label -> grey lookup table (labels without a level: :attr:`default_level`, else the mean level)."""
+        fill = self.default_level if self.default_level is not None else (
+            np.mean(list(self.levels.values())) if self.levels else 0.0)
+        lut = np.full(size, fill, np.float32)
         for k, v in self.levels.items():
             lut[k] = v
         return lut
@@ -373,13 +380,17 @@ def _fit_shine(grey: np.ndarray, labels: np.ndarray, fit_mask: np.ndarray, deep:
                          "shine": (best[3], best[4])})
 
 
-def interior_level(grey: np.ndarray, mask: np.ndarray, *, erode_px: int = 3, min_voxels: int = 100) -> float | None:
-    """The median grey of ``mask``'s interior: its voxels ``erode_px`` pixels or more (in the plane of
-    each slice) from any voxel outside it, away from the blur and the edge rims of its boundaries.
+def interior_level(grey: np.ndarray, mask: np.ndarray, *, erode_px: int = 3,
+                   min_voxels: int = 100) -> tuple[float, float] | None:
+    """The median grey of ``mask``'s interior and its spread: its voxels ``erode_px`` pixels or more
+    (in the plane of each slice) from any voxel outside it, away from the blur and the edge rims of
+    its boundaries.
 
     A phase the refinement does not move but that borders the voxels it moves (the collector foil
     beside the cathode) is modelled at this level: its blur and edge brightening into the moved
-    voxels are then those of :func:`predict`, like any other boundary's.
+    voxels are then those of :func:`predict`, like any other boundary's.  The spread tells whether
+    the interior is one phase: a mask that holds other phases' voxels, or a margin shorter than the
+    blur and the rims, reads wider than the noise at its level (the caller compares it).
 
     Parameters
     ----------
@@ -388,21 +399,26 @@ def interior_level(grey: np.ndarray, mask: np.ndarray, *, erode_px: int = 3, min
     mask : ndarray of bool (z, y, x)
         The phase's voxels.
     erode_px : int
-        In-plane margin kept from the phase's boundary.
+        In-plane margin kept from the phase's boundary (0: every voxel of ``mask``).
     min_voxels : int
         Fewest interior voxels to read a level on.
 
     Returns
     -------
-    float or None
-        The level, None when the interior holds fewer than ``min_voxels`` voxels.
+    tuple of float or None
+        The level and the spread (1.4826 x the median absolute deviation, the noise sd for Gaussian
+        noise); None when the interior holds fewer than ``min_voxels`` voxels.
     """
-    plane = np.zeros((3, 3, 3), bool)
-    plane[1] = ndi.generate_binary_structure(2, 1)
-    inner = ndi.binary_erosion(np.asarray(mask, bool), structure=plane, iterations=int(erode_px), border_value=1)
+    inner = np.asarray(mask, bool)
+    if erode_px > 0:  # scipy erodes until nothing changes for iterations=0
+        plane = np.zeros((3, 3, 3), bool)
+        plane[1] = ndi.generate_binary_structure(2, 1)
+        inner = ndi.binary_erosion(inner, structure=plane, iterations=int(erode_px), border_value=1)
     if int(inner.sum()) < min_voxels:
         return None
-    return float(np.median(np.asarray(grey)[inner]))
+    values = np.asarray(grey)[inner]
+    level = float(np.median(values))
+    return level, float(1.4826 * np.median(np.abs(values - level)))
 
 
 # --------------------------------------------------------------------------- the prior
