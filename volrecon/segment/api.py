@@ -2106,8 +2106,9 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
                                         smooth_nm=smooth_nm, edge_nm=(void_cues or VoidCues()).edge_nm, params=params)
         if rule is not None:
             edge_grey = da.map_blocks(rim_corrected, cls_grey, cat_grad, rule.length_nm, dtype=np.float32)
-            thr["cathode"] = [thr["cathode"][0], _particles_recut(samples["cathode"], dvals, rule.length_nm, params)]
-            out = _regions_classified(cls_grey, reg, base, thr, names, edge_grey)
+            # the particles' cut only: the separator contacts keep the fit's (same labels but for a few dozen voxels)
+            recut = {**thr, "cathode": [thr["cathode"][0], _particles_recut(samples["cathode"], dvals, rule.length_nm, params)]}
+            out = _regions_classified(cls_grey, reg, base, recut, names, edge_grey)
             out = _particle_edges(out, edge_grey, reg, rule, names=names)
     cuts = None
     if stack is not None and len(thr.get("cathode", ())) == 2 and "separator" in thr:
