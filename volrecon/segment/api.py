@@ -2036,7 +2036,8 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
 
     ``edge``: the edge-rim fit on the sodium surface (:attr:`Layers.edges`); when given, the
     separator's fibre threshold is moved for the rims (:func:`volrecon.segment.regional.rim_threshold`).
-    The cathode is cut on its own rim-corrected grey (:func:`_cathode_rim_grey`), its electrolyte |
+    The cathode is cut on its own rim-corrected grey (:func:`_cathode_rim_grey`; its particles again on the
+    image model's length, :func:`_particles_recut`, where the particle-edge rule has one), its electrolyte |
     binder cut placed between those two materials only (:func:`volrecon.segment.voids.filled_pore_cut`,
     ``parameters["cathode_pore_cut"]``).
     ``folder``: where the denoised grey values are kept (:func:`_materialise`; None: in memory), and
@@ -2306,7 +2307,8 @@ def _cathode_rim_grey(smoothed: da.Array, reg: da.Array, vals: np.ndarray, otsu:
     on the corrected grey, pore | binder on the plain grey (whose rims beside the pore the void
     split's edge-rim rule returns to the pore, :func:`volrecon.segment.voids.split_voids`; cut on
     the corrected grey as well, the two corrections overlap and the cathode's porosity is
-    overestimated).  A length of 0 returns ``(None, otsu)``.  ``corrected``: the grey the fitted
+    overestimated); where the particle-edge rule has an image model the particles are then cut again on
+    its length (:func:`_particles_recut`).  A length of 0 returns ``(None, otsu)``.  ``corrected``: the grey the fitted
     correction is applied to (default ``smoothed``, which the length is fitted on).  ``rims``: the
     lengths the flat edges' rims give (:func:`_edge_rims`; none by default, :data:`RIM_EDGES`); the length
     used is the median of them and the fit's.  One rim length is the instrument's, measured three ways that fail apart: the
