@@ -963,9 +963,15 @@ def detect_layers(
         cathode side).  An empty pore is the cathode's: the electrolyte the cell lost leaves voids
         in the cathode, while the separator's pores stay filled; where a void tops the cathode, its
         solids begin rows beyond the interface and a cut on them alone reads the void as the
-        separator's pore.  For phases whose ``void`` means an empty pore (the grey guess's pore too
-        dark to hold electrolyte, ``segment_volume``; measured there: ``api._cut_beside_voids``);
-        False by default (a pixel classifier's ``void`` is also found in the separator's electrolyte).
+        separator's pore.  The void counts on the cathode's side wherever the cut weighs it: with
+        its solids (the levelling passes' rise) and with its particles (the first cut and the
+        passes' fibre : particle ratio).  Counted with the solids alone, a void run under the mat
+        was neither side's in the first cut (whose flat minimum's middle then lay half the void's
+        depth into the cathode) nor in the ratio (the guess's few fibre-class voxels in the void's
+        lit rows against no particle: all separator).  For phases whose ``void`` means an empty
+        pore (the grey guess's pore too dark to hold electrolyte, ``segment_volume``; measured
+        there: ``api._cut_beside_voids``); False by default (a pixel classifier's ``void`` is also
+        found in the separator's electrolyte).
 
     Returns
     -------
@@ -979,9 +985,9 @@ def detect_layers(
     if cathode_voids and "void" in phase_names:
         values["cathode"] = [*values["cathode"], int(phase_names["void"])]
     notes: list[str] = []
-    # the separator|cathode cut weighs the cathode by its active particles alone: the carbon-binder
-    # domain is mid-grey and porous, and binder mislabelled in the separator's pores (a common
-    # classifier error) would pull the cut towards the anode
+    # the separator|cathode cut weighs the cathode by its active particles (and, with cathode_voids,
+    # its empty pores), not its binder: the carbon-binder domain is mid-grey and porous, and binder
+    # mislabelled in the separator's pores (a common classifier error) would pull the cut towards the anode
     active = [int(phase_names["active"])] if "active" in phase_names else []
     if axis is None:
         axis_i, scores = find_stacking_axis(phases, phase_names=phase_names, frame_value=frame_value)
