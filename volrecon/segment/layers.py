@@ -491,9 +491,10 @@ class _CoarseMaps:
     def shares(self, keys: Sequence[str], a0: int, a1: int) -> dict[str, np.ndarray]:
         """Share maps of rows ``a0:a1``: ``sodium``, ``sei``, ``cathode``, ``collector`` (shares of
         the valid voxels, smoothed by ``sigma``); ``wide_separator``, ``wide_active``,
-        ``wide_cathode``, ``valid_wide`` (the smoothed valid count), ``dense`` (active plus
-        collector) and ``wide_particles`` (active plus the cathode's voids where they are counted,
-        ``detect_layers(cathode_voids=True)``), smoothed by the wide sigma."""
+        ``wide_cathode``, ``valid_wide`` (the smoothed valid count) and ``dense`` (active plus
+        collector), smoothed by the wide sigma; ``particles``: ``wide_active`` plus, where they
+        are counted (``detect_layers(cathode_voids=True)``), the cathode's voids' share smoothed
+        by ``sigma``."""
         narrow = [k for k in keys if k in _NARROW]
         wide = [k for k in keys if k not in _NARROW]
         halo = gaussian_reach(max(self.sigma[0] if narrow else 0.0, self.wide[0] if wide else 0.0))
@@ -528,10 +529,13 @@ class _CoarseMaps:
                     out[f"wide_{g}"] = smoothed(g, self.wide) / wvalid
             if "dense" in wide:
                 out["dense"] = out["wide_active"] + smoothed("collector", self.wide) / wvalid
-            if "wide_particles" in wide:
-                out["wide_particles"] = smoothed("active", self.wide) / wvalid
+            if "particles" in wide:
+                out["particles"] = smoothed("active", self.wide) / wvalid
                 if "void" in self._sums:
-                    out["wide_particles"] = out["wide_particles"] + smoothed("void", self.wide) / wvalid
+                    # a void fills the columns it tops: no sparse gaps to bridge (the wide sigma's reason),
+                    # and at the wide sigma it weighs on columns 3 sigmas away that it does not top
+                    out["particles"] = out["particles"] + smoothed("void", self.sigma) / np.maximum(
+                        smoothed("valid", self.sigma), 1e-6)
         return {k: out[k] for k in keys}
 
 
@@ -999,7 +1003,7 @@ def detect_layers(
     factor = int(max(1, min(4, round(lateral_nm / lat_vox / 2))))
     groups = {**values, "active": active}
     if cathode_voids and "void" in phase_names:
-        # the cathode's side of the cut's particle evidence (:meth:`_CoarseMaps.shares` ``wide_particles``)
+        # the cathode's side of the cut's particle evidence (:meth:`_CoarseMaps.shares` ``particles``)
         groups["void"] = [int(phase_names["void"])]
     # the coarse counts of a long dask stack wait on disk: memory holds one block of rows at a time
     coarse = [-(-int(phases.shape[a]) // factor) for a in lat]
@@ -1134,7 +1138,7 @@ def _interfaces(maps: _CoarseMaps, step: float, notes: list[str],
     # interface's roughness) was pulled off by misclassified voxels
     floor = OUTLIER_NM / step
     heights: dict[str, np.ndarray | None] = {k: None for k in INTERFACES}
-    after = "wide_particles" if has_active else "wide_cathode"
+    after = "particles" if has_active else "wide_cathode"
 
     def separator_pair(a0: int, a1: int) -> tuple[np.ndarray, np.ndarray]:
         m = maps.shares(["wide_separator", after], a0, a1)
