@@ -359,3 +359,28 @@ def test_particles_cut_does_not_follow_the_flat_rim_fit(monkeypatch):
     fitted = _binder_active_swaps(monkeypatch, ph, None)
     short = _binder_active_swaps(monkeypatch, ph, 2.5)
     assert short[0] < 1.25 * fitted[0] and short[1] > 0.75 * fitted[1], (fitted, short)
+
+
+def test_a_failed_refit_keeps_the_model_read_before(monkeypatch):
+    """The particle-edge rule's model is refitted at its own length; a refit that fails (no image model)
+    keeps the length read before it, and the rule and the particles' recut stay on (review rev25b M2:
+    the whole rule went off, 1 492 labels changed on this phantom)."""
+    from volrecon.sample import make_phantom
+    from volrecon.sample.oracle import oracle_correct
+    from volrecon.segment import api, segment_volume
+
+    ph = make_phantom("diglyme", slices=12, shape=(128, 128), seed=1, artefacts="all", workers=2)
+    img = oracle_correct(ph)
+    kw = dict(voxel_size_nm=ph.voxel_size_nm, method="auto", void_split=False, forward_refine=False)
+    orig, calls = api._dark_rim_length, []
+
+    def second_fails(*a, **k):
+        calls.append(1)
+        return orig(*a, **k) if len(calls) == 1 else None
+
+    monkeypatch.setattr(api, "_dark_rim_length", second_fails)
+    rims = segment_volume(img, **kw).parameters["cathode_rims"]
+    edges = rims["particle_edges"]
+    assert len(calls) == 2 and "off" not in edges and len(edges["read_at_nm"]) == 1, edges
+    assert edges["refit_failed_at_nm"] == pytest.approx(edges["rim_length_nm"])
+    assert "particles_cut" in rims

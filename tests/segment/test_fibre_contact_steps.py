@@ -166,3 +166,24 @@ def test_a_mat_under_the_film_is_read_with_the_films_edge():
     assert np.mean(taken[False]) < 0.5
     assert np.mean(taken[True]) >= 0.95
     assert np.quantile(np.concatenate(errors), 0.9) <= 0.25
+
+
+def test_auto_chunked_along_the_stacking_axis_equals_whole():
+    """The contacts' levels are pooled from the neighbouring columns' rows at their own heights: a run
+    chunked across the stacking axis (rows 64 | 128, the chunk edge on the separator|cathode boundary
+    of this draw) gives the whole volume's labels (review rev25b H1: 3 voxels flipped fibre | active
+    at the chunk edge when each block held only ``2 reach + 8`` rows of context)."""
+    import dask.array as da
+
+    from volrecon.sample import make_phantom
+    from volrecon.sample.oracle import oracle_correct
+    from volrecon.segment import segment_volume
+
+    ph = make_phantom("diglyme", slices=40, shape=(160, 160), seed=1, artefacts="all", workers=1)
+    img = oracle_correct(ph)
+    kw = dict(voxel_size_nm=ph.voxel_size_nm, method="auto")
+    whole = segment_volume(img, chunks=img.shape, **kw)
+    assert "skipped" not in whole.parameters["fibre_contact_steps"]
+    chunks = (20, 64, 96)
+    parts = segment_volume(da.from_array(img, chunks=chunks), chunks=chunks, **kw)
+    assert int((np.asarray(whole.phases) != np.asarray(parts.phases)).sum()) == 0

@@ -45,7 +45,7 @@ from volrecon.segment.particle_edges import (
 )
 from volrecon.segment.thresholds import apply_thresholds, multi_otsu, multi_otsu_thresholds
 from volrecon.segment.regional import (
-    CONTACT_LATERAL_NM, CONTACT_LEVEL_POOL_NM, classify_regions, contact_band, contact_cuts, contact_reach,
+    CONTACT_LATERAL_NM, CONTACT_LEVEL_POOL_NM, classify_regions, contact_cuts, contact_reach,
     fibre_contact_steps, level_contact_cuts, rim_cut, rim_threshold, sei_outer_surface, separator_contacts, smooth,
     smoothing_reach, smoothing_sigma, sodium_surface, specimen_filter,
 )
@@ -2239,21 +2239,41 @@ def _fibre_contacts_placed(src: da.Array, reg: da.Array, out: da.Array, *, level
                                      "rim_ratio": float(edge.get("rim_ratio", 0.0)), "level_pool_sigma_vox": pool}
     lateral = [gaussian_reach(sig[a]) + gaussian_reach(CONTACT_LEVEL_POOL_NM / float(vox[a])) for a in range(3)]
     depth = [0 if a == axis else lateral[a] for a in range(3)]
-    depth[axis] = 2 * reach + 8
+    band = _contact_band_rows(reg, axis, 2 * reach + 8)
+    if band is None:
+        return out
+    # the whole band along the axis in every block: a column's levels are pooled from its neighbours' rows,
+    # read at their own heights, which a block cut along the axis would cut short (review rev25b H1)
+    sl = tuple(band if a == axis else slice(None) for a in range(3))
+    o_b, s_b, r_b = (a[sl].rechunk({axis: -1}) for a in (out, src, reg))
 
     def place(o_: np.ndarray, s_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
         # the grey is smoothed laterally only: the band of rows around the contact is all that is read
-        band = contact_band(r_, axis, depth[axis])
-        if band is None:
-            return np.ascontiguousarray(o_[core])
-        sl = tuple(band if a == axis else slice(None) for a in range(3))
-        grey = specimen_filter(s_[sl], r_[sl] != REGIONS["frame"], sig)
-        res_ = np.array(o_, copy=True)
-        res_[sl] = fibre_contact_steps(grey, r_[sl], o_[sl], axis=axis, towards_cathode=1 if anode_first else -1,
-                                       levels=levels, edge=edge, names=names, reach=reach, pool=pool)
+        grey = specimen_filter(s_, r_ != REGIONS["frame"], sig)
+        res_ = fibre_contact_steps(grey, r_, o_, axis=axis, towards_cathode=1 if anode_first else -1,
+                                   levels=levels, edge=edge, names=names, reach=reach, pool=pool)
         return np.ascontiguousarray(res_[core])
 
-    return _overlap(place, out, depth, np.uint8, extra=(src, reg))
+    placed = _overlap(place, o_b, depth, np.uint8, extra=(s_b, r_b))
+    parts = [out[tuple(slice(0, band.start) if a == axis else slice(None) for a in range(3))], placed,
+             out[tuple(slice(band.stop, None) if a == axis else slice(None) for a in range(3))]]
+    return da.concatenate(parts, axis=axis)
+
+
+def _contact_band_rows(reg: da.Array, axis: int, margin: int) -> slice | None:
+    """:func:`volrecon.segment.regional.contact_band` of the whole regions ``reg`` along ``axis``, by a
+    chunked reduction (the rows where a separator voxel lies beside a cathode voxel)."""
+    sep, cat = reg == REGIONS["separator"], reg == REGIONS["cathode"]
+    n = reg.shape[axis]
+    if n < 2:
+        return None
+    head = tuple(slice(0, n - 1) if a == axis else slice(None) for a in range(3))
+    tail = tuple(slice(1, n) if a == axis else slice(None) for a in range(3))
+    turn = ((sep[head] & cat[tail]) | (cat[head] & sep[tail])).any(axis=tuple(a for a in range(3) if a != axis))
+    at = np.flatnonzero(np.asarray(turn.compute()))
+    if at.size == 0:
+        return None
+    return slice(max(0, int(at[0]) - margin), min(n, int(at[-1]) + 2 + margin))
 
 
 def _forward_refined(src: da.Array, reg: da.Array, out: da.Array, *, names: Mapping[str, int],
@@ -2523,20 +2543,26 @@ def _auto_particle_edge_rule(src: da.Array, smoothed: da.Array, reg: da.Array, o
     length = float(rims["length_nm"])
     # the model reads the labels' boundaries re-decided at a length: from the fit's, then its own (a short
     # fit's boundaries, a voxel into the dark side, read as weaker rims and a shorter length)
+    read: float | None = None  # the last model's length
     for _ in range(MODEL_LENGTH_READS):
         used = length
         levels = _rim_levels(vals - used * dvals, phases)
-        if levels is None:
-            return None
-        info["read_at_nm"].append(used)
-        model = _dark_rim_length(src, smoothed, reg, out, region=REGIONS["cathode"], values=[int(p) for p in phases],
-                                 rule=(used, levels), vox=vox, smooth_nm=smooth_nm, info=info)
+        model = None if levels is None else _dark_rim_length(
+            src, smoothed, reg, out, region=REGIONS["cathode"], values=[int(p) for p in phases], rule=(used, levels),
+            vox=vox, smooth_nm=smooth_nm, info=info)
         if model is None:
-            rims["particle_edges"] = {**info, "off": "no image model"}
-            return None
-        length = particle_edge_rim_length(model[1], vox, smooth_sigma_vox=smoothing_sigma(smooth_nm, vox))
+            if read is None:
+                rims["particle_edges"] = {**info, "off": "no image model"}
+                return None
+            # a refit that fails keeps the model read before it (review rev25b M2)
+            info["refit_failed_at_nm"] = used
+            break
+        info["read_at_nm"].append(used)
+        length = read = particle_edge_rim_length(model[1], vox, smooth_sigma_vox=smoothing_sigma(smooth_nm, vox))
         if not 0.0 < length <= RIM_LENGTH_MAX_NM or abs(length - used) < RIM_LENGTH_STEP_NM:
             break
+    else:
+        info["unsettled"] = True  # the reads ran out while the length still moved
     if not 0.0 < length <= RIM_LENGTH_MAX_NM:
         rims["particle_edges"] = {**info, "rim_length_nm": length, "off": "length out of range"}
         return None

@@ -1482,9 +1482,10 @@ def fibre_contact_steps(grey: np.ndarray, regions: np.ndarray, phases: np.ndarra
     In the columns that hold a fibre | particle contact, the separator's or cathode's voxels within
     ``reach + 1`` of the boundary that lie before the contact and are labelled active become fibre,
     and those after it labelled fibre become active; other columns and other labels are unchanged
-    (a binder or pore voxel before the contact is no part of a fibre | particle step).  Local: a
-    block with ``2 reach + 8`` voxels of context along ``axis``, and the reach of the levels'
-    pooling ``pool`` laterally, gives the whole volume's answer.
+    (a binder or pore voxel before the contact is no part of a fibre | particle step).  A block
+    holding the whole :func:`contact_band` along ``axis`` (the neighbours' rows the levels are pooled
+    from lie at their own heights) and the reach of the levels' pooling ``pool`` laterally gives the
+    whole volume's answer (``segment.api._fibre_contacts_placed``).
 
     Parameters
     ----------

@@ -1731,9 +1731,10 @@ def split_voids(
 
     1. *Edge rim*: binder voxels in pieces thinner than ``edge_nm`` (a morphological opening)
        that touch the pore are the bright rim that edge effects paint where a pore meets a
-       particle; they return to the pore.  Beyond the stack's first and last slices the binder
-       continues as their mirror image (the denoising's mode): a body the stack's face cuts is not
-       thin for that.
+       particle; they return to the pore.  Beyond the array's faces (the stack's first and last
+       slices, and the field's edges in the slice plane, both denoised in ``reflect`` mode) the
+       binder continues as its mirror image: a body the stack's face or the field's edge cuts is
+       not thin for that.
     2. *Dark seeds*: pore or binder voxels darker than the electrolyte ``level`` by ``dark_k``
        ``spread`` cannot hold electrolyte (an empty pore over empty space shows almost nothing),
        where they hold a core ``core_k`` spreads below it (:func:`dark_cores`).
@@ -1835,8 +1836,8 @@ def split_voids(
         # three coarse voxels wide (60-120 nm at 20-40 nm voxels) a rim
         box = _rim_box(cues, voxel_size_nm)
         touch = _box([max(1, n // 2) for n in box.shape])
-        # the stack's first and last slices are not the binder's end: a piece they cut is as deep as the
-        # denoising (reflect) saw it, not the slices the stack holds of it
+        # the array's faces (the stack's first and last slices, the field's edges) are not the binder's end:
+        # a piece they cut is as deep as the denoising (reflect) saw it, not what the array holds of it
         rim = bind & ~_opening(bind, box, mirrored=True) & _morph(pore, touch, erode=False)
         out[rim] = electrolyte
         pore |= rim
