@@ -683,6 +683,7 @@ def segment_volume(
                                               step_edge=_thick_edge(lay), shell=rim_shell,
                                               stack=(lay.axis, lay.anode_first),
                                               forward_refine=refine)
+            regions = _fibres_with_the_separator(regions, phases_out, names)
             if not lazy_input:
                 regions, phases_out = da.compute(regions, phases_out)
             phases = phases_out
@@ -698,6 +699,22 @@ def segment_volume(
         if folder is not None and folder.owned:
             folder.remove()
         raise
+
+
+def _fibres_with_the_separator(regions: da.Array, phases: da.Array, names: Mapping[str, int]) -> da.Array:
+    """``regions`` with the cathode's voxels labelled separator given to the separator region.
+
+    The fibres lying on the cathode's particles are placed per column past the layers' smooth cut
+    (:func:`_fibre_contacts_placed`: the mat's last row, where the cut lies a fraction of a row early);
+    the region follows the material, so no cathode holds a separator fibre
+    (:data:`volrecon.segment.classifier.IMPOSSIBLE_PHASES`) and the regions' fractions count the
+    fibres with their layer.  Nothing else labels a cathode voxel separator."""
+    sep = names.get("separator")
+    if sep is None:
+        return regions
+    regions = regions if isinstance(regions, da.Array) else da.from_array(regions, chunks=phases.chunks)
+    moved = (regions.rechunk(phases.chunks) == REGIONS["cathode"]) & (phases == sep)
+    return da.where(moved, np.uint8(REGIONS["separator"]), regions.rechunk(phases.chunks)).astype(np.uint8)
 
 
 CLASSIFIER_BOUNDARY_PHASES: Mapping[str, tuple[str, ...]] = {
