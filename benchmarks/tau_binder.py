@@ -29,9 +29,9 @@ from volrecon.analyze import tortuosity
 from volrecon.phases import PHASES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import results_header, stage_grid_main  # noqa: E402
+from _common import results_header  # noqa: E402
 from binder_errors import EDGE_ROWS, _in_plane_distance, bridges, edge_rows, film_half_width  # noqa: E402
-from tau_errors import _analyse, _segment, _version  # noqa: E402
+from tau_errors import _analyse, _segment, cached_grid_main  # noqa: E402
 
 HYBRIDS = ("truth", "+a->e", "+b->e", "foil rows", "separator rows", "bulk", "half-width 1", "half-width 2",
            "half-width 3+", "coat", "off coat", "bridge")
@@ -89,23 +89,8 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
 
 
 def main() -> None:
-    """``--cache DIR`` and ``--tag NAME`` as ``tau_errors.py``'s; the rest :func:`_common.stage_grid_main`'s."""
-    ap = argparse.ArgumentParser(add_help=False)
-    ap.add_argument("--cache", default=None)
-    ap.add_argument("--tag", default=None)
-    known, rest = ap.parse_known_args()
-    sys.argv = [sys.argv[0], *rest]
-    tag = known.tag or _version()
-
-    def case(preset: str, seed: int, stage: str, args: argparse.Namespace) -> dict[str, Any]:
-        args.cache, args.tag = known.cache, tag
-        return run_case(preset, seed, stage, args)
-
-    def page(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
-        args.tag = tag
-        return table(rows, args)
-
-    stage_grid_main(__doc__, "tau_binder", case, page, seeds="1")
+    """``--cache DIR`` and ``--tag NAME`` as ``tau_errors.py``'s (:func:`tau_errors.cached_grid_main`)."""
+    cached_grid_main(__doc__, "tau_binder", run_case, table, seeds="1")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -40,7 +40,7 @@ from volrecon.sample.oracle import oracle_correct
 from volrecon.segment import segment_volume
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import results_header, save, stage_grid_main  # noqa: E402
+from _common import results_header, stage_grid_main  # noqa: E402
 from segmentation import dice, real_correct  # noqa: E402
 
 HYBRIDS = ("truth", "seg", "+false void", "+missed void", "+elec->solid", "+solid->elec")
@@ -155,9 +155,11 @@ def _version() -> str:
     return out.stdout.strip() or src.name
 
 
-def main() -> None:
-    """``--cache DIR`` and ``--tag NAME`` (the cache's key, default the volrecon source's git description)
-    here; the phantom grid, stages and ``--name`` are :func:`_common.stage_grid_main`'s."""
+def cached_grid_main(doc: str, name: str, run: Callable[..., dict[str, Any]],
+                     page: Callable[[list[dict[str, Any]], argparse.Namespace], str], **kw: Any) -> None:
+    """:func:`_common.stage_grid_main` with ``--cache DIR`` and ``--tag NAME`` (the cache's key, default the
+    volrecon source's git description) read here and handed to ``run(preset, seed, stage, args)`` and
+    ``page(rows, args)`` in ``args``."""
     ap = argparse.ArgumentParser(add_help=False)
     ap.add_argument("--cache", default=None)
     ap.add_argument("--tag", default=None)
@@ -167,9 +169,19 @@ def main() -> None:
 
     def case(preset: str, seed: int, stage: str, args: argparse.Namespace) -> dict[str, Any]:
         args.cache, args.tag = known.cache, tag
-        return run_case(preset, seed, stage, args)
+        return run(preset, seed, stage, args)
 
-    stage_grid_main(__doc__, "tau_errors", case, table)
+    def tagged(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
+        args.tag = tag
+        return page(rows, args)
+
+    stage_grid_main(doc, name, case, tagged, **kw)
+
+
+def main() -> None:
+    """``--cache DIR`` and ``--tag NAME`` (:func:`cached_grid_main`); the phantom grid, stages and ``--name``
+    are :func:`_common.stage_grid_main`'s."""
+    cached_grid_main(__doc__, "tau_errors", run_case, table)
 
 
 if __name__ == "__main__":
