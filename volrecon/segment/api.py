@@ -45,7 +45,7 @@ from volrecon.segment.particle_edges import (
 )
 from volrecon.segment.thresholds import apply_thresholds, multi_otsu, multi_otsu_thresholds
 from volrecon.segment.regional import (
-    CONTACT_LATERAL_NM, CONTACT_LEVEL_POOL_NM, classify_regions, contact_cuts, contact_reach,
+    CONTACT_LATERAL_NM, CONTACT_LEVEL_POOL_NM, classify_regions, contact_band, contact_cuts, contact_reach,
     fibre_contact_steps, level_contact_cuts, rim_cut, rim_threshold, sei_outer_surface, separator_contacts, smooth,
     smoothing_reach, smoothing_sigma, sodium_surface, specimen_filter,
 )
@@ -712,9 +712,9 @@ def _fibres_with_the_separator(regions: da.Array, phases: da.Array, names: Mappi
     sep = names.get("separator")
     if sep is None:
         return regions
-    regions = regions if isinstance(regions, da.Array) else da.from_array(regions, chunks=phases.chunks)
-    moved = (regions.rechunk(phases.chunks) == REGIONS["cathode"]) & (phases == sep)
-    return da.where(moved, np.uint8(REGIONS["separator"]), regions.rechunk(phases.chunks)).astype(np.uint8)
+    regions = (regions if isinstance(regions, da.Array) else da.from_array(regions)).rechunk(phases.chunks)
+    moved = (regions == REGIONS["cathode"]) & (phases == sep)
+    return da.where(moved, np.uint8(REGIONS["separator"]), regions).astype(np.uint8)
 
 
 CLASSIFIER_BOUNDARY_PHASES: Mapping[str, tuple[str, ...]] = {
@@ -1923,9 +1923,11 @@ def _classifier_separator_contacts(smoothed: da.Array, reg: da.Array, out: da.Ar
     if pore_v is None or fibre_v is None or active_v is None:
         info["skipped"] = "the classifier has no electrolyte, separator or active phase"
         return out
+    binder_v = names.get("binder")
     sep = interior_levels(g, o, r == REGIONS["separator"], [pore_v, fibre_v], interior=inner)
-    cat = interior_levels(g, o, r == REGIONS["cathode"], [active_v], interior=inner)
-    if len(sep) < 2 or not cat:
+    cat = interior_levels(g, o, r == REGIONS["cathode"], [v for v in (active_v, binder_v) if v is not None],
+                          interior=inner)
+    if len(sep) < 2 or active_v not in cat:
         info["skipped"] = "too few interior voxels for the separator's or the particles' level"
         return out
     sigma = smoothing_sigma(smooth_nm, vox)
@@ -1950,11 +1952,9 @@ def _classifier_separator_contacts(smoothed: da.Array, reg: da.Array, out: da.Ar
     depth = [0, 0, 0]
     depth[axis] = reach + 1
     res = _overlap(decide, out, depth, np.uint8, extra=(smoothed, reg)).rechunk(out.chunks)
-    binder_v = names.get("binder")
-    binder = interior_levels(g, o, r == REGIONS["cathode"], [binder_v], interior=inner) if binder_v is not None else {}
-    if image is None or not binder:
+    if image is None or binder_v not in cat:
         return res
-    levels = {"pore": sep[pore_v], "fibre": sep[fibre_v], "active": cat[active_v], "binder": binder[binder_v]}
+    levels = {"pore": sep[pore_v], "fibre": sep[fibre_v], "active": cat[active_v], "binder": cat[binder_v]}
     return _fibre_contacts_placed(image, reg, res, levels=levels, edge=step_edge or edge, names=names, vox=vox,
                                   stack=stack, reach=reach, params=params).rechunk(out.chunks)
 
@@ -2252,7 +2252,7 @@ def _fibre_contacts_placed(src: da.Array, reg: da.Array, out: da.Array, *, level
                                      "rim_ratio": float(edge.get("rim_ratio", 0.0)), "level_pool_sigma_vox": pool}
     lateral = [gaussian_reach(sig[a]) + gaussian_reach(CONTACT_LEVEL_POOL_NM / float(vox[a])) for a in range(3)]
     depth = [0 if a == axis else lateral[a] for a in range(3)]
-    band = _contact_band_rows(reg, axis, 2 * reach + 8)
+    band = contact_band(reg, axis, 2 * reach + 8)  # the whole volume's, by a chunked reduction
     if band is None:
         return out
     # the whole band along the axis in every block: a column's levels are pooled from its neighbours' rows,
@@ -2271,22 +2271,6 @@ def _fibre_contacts_placed(src: da.Array, reg: da.Array, out: da.Array, *, level
     parts = [out[tuple(slice(0, band.start) if a == axis else slice(None) for a in range(3))], placed,
              out[tuple(slice(band.stop, None) if a == axis else slice(None) for a in range(3))]]
     return da.concatenate(parts, axis=axis)
-
-
-def _contact_band_rows(reg: da.Array, axis: int, margin: int) -> slice | None:
-    """:func:`volrecon.segment.regional.contact_band` of the whole regions ``reg`` along ``axis``, by a
-    chunked reduction (the rows where a separator voxel lies beside a cathode voxel)."""
-    sep, cat = reg == REGIONS["separator"], reg == REGIONS["cathode"]
-    n = reg.shape[axis]
-    if n < 2:
-        return None
-    head = tuple(slice(0, n - 1) if a == axis else slice(None) for a in range(3))
-    tail = tuple(slice(1, n) if a == axis else slice(None) for a in range(3))
-    turn = ((sep[head] & cat[tail]) | (cat[head] & sep[tail])).any(axis=tuple(a for a in range(3) if a != axis))
-    at = np.flatnonzero(np.asarray(turn.compute()))
-    if at.size == 0:
-        return None
-    return slice(max(0, int(at[0]) - margin), min(n, int(at[-1]) + 2 + margin))
 
 
 def _forward_refined(src: da.Array, reg: da.Array, out: da.Array, *, names: Mapping[str, int],

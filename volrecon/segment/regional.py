@@ -1357,6 +1357,15 @@ _LEVEL_ROWS = {"fibre": ("separator", -1), "pore": ("separator", -1), "active": 
 """Level -> the region it is read in and its side of the contact (-1 before, +1 after)."""
 
 
+def _column_sums_pooled(grey: np.ndarray, mask: np.ndarray, sigma: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Per column (the last axis summed) the count of ``mask``'s voxels and the sum of their grey, each
+    pooled over the columns around it (Gaussian ``sigma``, in columns)."""
+    def pooled(a: np.ndarray) -> np.ndarray:
+        return gaussian(a.astype(np.float32), sigma, mode="nearest", truncate=_TRUNCATE)
+
+    return pooled(mask.sum(axis=-1)), pooled(np.where(mask, grey, 0).sum(axis=-1))
+
+
 def _local_levels(grey: np.ndarray, phases: np.ndarray, regions: np.ndarray, h: np.ndarray, first_sep: np.ndarray,
                   levels: Mapping[str, float], labels: Mapping[str, int], sigma: Sequence[float],
                   region_values: Mapping[str, int], reach: int) -> dict[str, np.ndarray]:
@@ -1374,18 +1383,14 @@ def _local_levels(grey: np.ndarray, phases: np.ndarray, regions: np.ndarray, h: 
     if "film" in labels:
         rows = (idx >= first_sep[..., None] - 6) & (idx <= first_sep[..., None] - 2)
         m = rows & (regions == region_values["anode"]) & (phases == labels["film"]) & (h[..., None] > 0)
-        count = gaussian(m.sum(axis=-1).astype(np.float32), sigma, mode="nearest", truncate=_TRUNCATE)
-        total = gaussian(np.where(m, grey, 0).sum(axis=-1).astype(np.float32), sigma, mode="nearest",
-                         truncate=_TRUNCATE)
+        count, total = _column_sums_pooled(grey, m, sigma)
         out["film"] = np.where(count >= 1.0, total / np.maximum(count, 1e-6), np.nan)
     for name, (region, side) in _LEVEL_ROWS.items():
         # after: i >= h + reach + 1; before: i <= h - reach - 2 (voxel centres at i + 0.5)
         near = h[..., None] + reach + 1 if side > 0 else h[..., None] - reach - 2
         rows = (side * (idx - near) >= 0) & (side * (idx - near) < 5) & (idx >= first_sep[..., None] + 2)
         m = rows & (regions == region_values[region]) & (phases == labels[name]) & (h[..., None] > 0)
-        count = gaussian(m.sum(axis=-1).astype(np.float32), sigma, mode="nearest", truncate=_TRUNCATE)
-        total = gaussian(np.where(m, grey, 0).sum(axis=-1).astype(np.float32), sigma, mode="nearest",
-                         truncate=_TRUNCATE)
+        count, total = _column_sums_pooled(grey, m, sigma)
         out[name] = np.where(count >= 1.0, total / np.maximum(count, 1e-6), levels[name])
     return out
 
@@ -1458,14 +1463,15 @@ def fibre_contact_surface(grey: np.ndarray, regions: np.ndarray, *, levels: Mapp
     return _contact_fit(grey, sep, cat, h, local, rim, reach)
 
 
-def contact_band(regions: np.ndarray, axis: int, margin: int,
+def contact_band(regions: Any, axis: int, margin: int,
                  region_values: Mapping[str, int] = REGIONS) -> slice | None:
     """The indices along ``axis`` within ``margin`` of a separator voxel beside a cathode voxel (the
     rows :func:`fibre_contact_steps` reads and changes, for ``margin = 2 reach + 8``), or None where
-    there is none."""
+    there is none.  ``regions`` may be a dask array: the rows are then found by a chunked reduction
+    (only one flag per index along ``axis`` is computed)."""
     r = np.moveaxis(regions, axis, 0)
     sep, cat = r == region_values["separator"], r == region_values["cathode"]
-    turn = ((sep[:-1] & cat[1:]) | (cat[:-1] & sep[1:])).any(axis=(1, 2))
+    turn = np.asarray(((sep[:-1] & cat[1:]) | (cat[:-1] & sep[1:])).any(axis=(1, 2)))
     if not turn.any():
         return None
     at = np.nonzero(turn)[0]

@@ -1853,17 +1853,18 @@ def split_voids(
         return out
     # a dark core is void at least the shine-through depth deeper: its columns continue that far
     core = _depth_slices(cues.shine_depth_nm, voxel_size_nm)
+    ring_disk = _ring_disk(cues, voxel_size_nm)  # the outer ring's width: also the shine-through blur aside
     # the tails' binder-grey is the void's face only where a particle lights it through the shine-through
     # blur (the outer ring's width aside): a tail voxel lies under a dark core, void by geometry down to
     # the true depth, so a particle aside behind it is evidence enough (the lit ring, beside a core
     # only, asks for one straight behind); what lies beyond the stack's last slice is not seen, and may
     # light it (as for the floor, lit_floor)
     tail = space if active is None else pore | (
-        bind & lit_from_behind(cat & (out == active), core, blur=_ring_disk(cues, voxel_size_nm), beyond=True))
+        bind & lit_from_behind(cat & (out == active), core, blur=ring_disk, beyond=True))
     # below its last dark slice a core's column is void over the whole depth only where a floor lights
     # its face: over the pore (electrolyte or void behind) a void's face stays dark, so a column that
     # stops looking dark there has ended (its own narrowing last slices are the outer ring's, below)
-    floor = lit_floor(out, electrolyte=electrolyte, void=void, depth=core, blur=_ring_disk(cues, voxel_size_nm))
+    floor = lit_floor(out, electrolyte=electrolyte, void=void, depth=core, blur=ring_disk)
     grown = continue_down(seeds, tail & floor, core)
     if cues.grow_nm > 0:
         # the void's outer ring is not dark (edge brightening at its own edge, the shine-through
@@ -1875,14 +1876,14 @@ def split_voids(
         # straddles the edge, mostly void, and continues as deep as the core)
         # The lift reaches the electrolyte's grey, not the binder's: a binder-labelled voxel beside a
         # core is the void's face only where a particle lights it (the lit ring, below), else binder
-        ring = _morph(seeds, _ring_disk(cues, voxel_size_nm), erode=False) & pore
+        ring = _morph(seeds, ring_disk, erode=False) & pore
         # (never deeper than the core: on slices thicker than twice the depth the core gets none)
         half = int(math.ceil(0.5 * float(cues.shine_depth_nm) / float(voxel_size_nm[0]) - 1e-9))
         grown |= continue_down(ring, tail, min(half, core))
     if cues.faint_k is not None:
         # the void's first slice over a core: the same empty space behind it, lifted by the edge
         # effects of its narrow cross-section, still darker than a filled pore
-        grown |= void_ceiling(seeds, pore, dark, ring=_ring_disk(cues, voxel_size_nm), faint_k=cues.faint_k)
+        grown |= void_ceiling(seeds, pore, dark, ring=ring_disk, faint_k=cues.faint_k)
     if cues.rim_nm > 0:
         # only voids at least a rim wide on each side: the walls' shift is a mean over the walls
         # of voids that wide; a void narrower than its rim would be mostly rim
@@ -1901,7 +1902,7 @@ def split_voids(
         # binder-grey beside a void over a particle within the shine-through depth behind: the void's
         # face lit by the particle (its attenuated grey is the binder's), taken by the outer ring's width
         grown |= lit_ring(grown, bind, cat & (out == active), depth=core,
-                          ring=_ring_disk(cues, voxel_size_nm))
+                          ring=ring_disk)
     out[grown] = void
     if cues.vote_nm > 0:
         out = _cathode_vote(out, cat, bind, void=void, electrolyte=electrolyte, binder=binder, sigma_nm=cues.vote_nm,
