@@ -1598,7 +1598,10 @@ def lit_ring(void: np.ndarray, binder: np.ndarray, particle: np.ndarray, *, dept
     void's column ends on a particle within the shine-through depth, a void lit this way is read
     as binder by any grey test.  Binder itself is binder whatever lies behind it, so the cue is
     the pair: binder-grey within ``ring`` of a void found, with a particle in one of the
-    ``depth`` slices behind.
+    ``depth`` slices behind.  What lies beyond the stack's last slice is not seen: a face whose
+    ``depth`` slices behind reach past it may be lit (as the shine-through tails and the floor read
+    it, :func:`lit_from_behind` ``beyond``), so the stack's end does not decide what the same
+    specimen milled deeper would show.
 
     Measured with the phantoms' truth (24x192x192 diglyme seed 0, after the correction stage):
     of the binder-labelled cathode voxels within 1-2 pixels of a void found, those over a
@@ -1619,8 +1622,8 @@ def lit_ring(void: np.ndarray, binder: np.ndarray, particle: np.ndarray, *, dept
         Particle (solid brighter than binder) voxels.
     depth : int
         Shine-through depth in slices (along +z, the milling direction): slices ``z + 1`` to
-        ``z + depth`` are looked at, those in the array (the last slice takes nothing); below 1
-        nothing is taken.
+        ``z + depth`` are looked at; the last ``depth`` slices, whose look reaches past the array,
+        count as lit; below 1 nothing is taken.
     ring : ndarray of bool
         In-plane structure of the ring's width (:func:`_rim_disk`).
 
@@ -1629,7 +1632,7 @@ def lit_ring(void: np.ndarray, binder: np.ndarray, particle: np.ndarray, *, dept
     ndarray of bool
         The lit voxels to add to the voids.
     """
-    lit = lit_from_behind(particle, depth) & np.asarray(binder, dtype=bool)
+    lit = lit_from_behind(particle, depth, beyond=True) & np.asarray(binder, dtype=bool)
     if lit.any():
         lit &= _morph(void, ring, erode=False)
     return lit
@@ -1791,9 +1794,9 @@ def split_voids(
        whose face and column behind it stay at the electrolyte grey (``cues.flat_k``,
        :func:`electrolyte_columns`) are electrolyte in front of electrolyte, not void.
     8. *Lit ring*: the voids widen by ``cues.grow_nm`` into binder-labelled voxels whose column
-       meets a particle (an ``active`` voxel of the cathode) within ``shine_depth_nm`` behind
-       (:func:`lit_ring`; ``cues.lit_ring``): the void's face lit by the particle beyond it,
-       binder-grey.
+       meets a particle (an ``active`` voxel of the cathode) within ``shine_depth_nm`` behind, or
+       the stack's end (:func:`lit_ring`; ``cues.lit_ring``): the void's face lit by the particle
+       beyond it, binder-grey.
     9. *Vote*: among the cathode's pore voxels (void and electrolyte; binder and particles neither
        vote nor change) each becomes void where the Gaussian-weighted share of void around it, over
        ``cues.vote_nm``, exceeds one half (:func:`refine_pores`): the void's border with the
