@@ -87,6 +87,23 @@ def test_lit_ring_needs_the_particle_behind_within_the_array():
     assert everywhere[:-1, 4, 3].all() and not everywhere[-1].any()
 
 
+def test_the_stacks_end_lights_the_tails_not_the_lit_ring():
+    """The specimen milled only to the slices before the particles that light the binder-grey voxels.
+    Under the dark core (a tail) the unseen material past the last slice may light them, and they are
+    void, as in the whole stack; beside it (the lit ring) the lit face is the only cue there is, and
+    unseen it is none: the patch stays binder (rev25b L5, checked: reading it lit there took voxels at
+    the binder-grey ring's base rate, lit_ring's docstring)."""
+    from tests.segment.test_voids_tail import _tail_block
+
+    phases, g, left, right = _tail_block()  # binder-grey under the core in slices 7-9, particle (left) 10-12
+    assert (_split(phases, g)[7:10][:, left] == V).all()
+    cut = _split(phases[:10], g[:10])
+    assert (cut[7:10][:, left] == V).all()
+    phases, g, r, patch = _lit_block()  # the lit patch's particle in slices 8-11
+    assert (_split(phases, g)[5:8][:, patch["lit"]] == V).all()
+    assert (_split(phases[:8], g[:8])[2:8][:, patch["lit"]] == B).all()
+
+
 def test_split_voids_lit_ring_is_exact_on_padded_blocks():
     """split_reach covers the lit ring: a padded block gives the whole volume's result in its core."""
     from scipy import ndimage as ndi
