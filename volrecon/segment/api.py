@@ -557,7 +557,13 @@ def segment_volume(
                     # the foil's cut from the layer shares sat 0.4 voxels late on the phantoms (43 % of the columns
                     # one row into the foil): its grey step, corrected for the rims, is where the foil begins
                     lay = refine_interface(image, lay, "cathode|collector", voxel_size_nm=vox, rim=True, rim_nm=edge_rim_nm)
-                if grey_layers and lay.heights.get("sodium|sei") is not None:
+                # the sodium surface from the grey values, for the classifier too: its labels' sodium | film cut sat
+                # rows off the film (two on the 24x192 diglyme phantoms), and the grey step the refinement below
+                # looks for is flattened beside a trench wall, whose glow lights the sodium (there the cut stayed
+                # as the labels put it, up to 6 rows into the sodium); found from the anode end over the
+                # specimen alone, the columns a wall cuts short taking their nearest measured neighbour's
+                grey_na = grey_layers or (method == "classifier" and refine_anode)
+                if grey_na and lay.heights.get("sodium|sei") is not None:
                     lay, na_info = sodium_surface(image, specimen, lay, voxel_size_nm=vox,
                                                   frame_value=lay_frame, lateral_nm=sei_lateral_nm)
                     params["sodium"] = na_info
@@ -567,7 +573,7 @@ def segment_volume(
                 if refine_anode and lay.heights.get("sodium|sei") is not None:
                     release_memory()
                     lay = refine_interface(image, lay, "sodium|sei", voxel_size_nm=vox,
-                                           upper=None if grey_layers else "sei|separator", rim=True, rim_nm=edge_rim_nm)
+                                           upper=None if grey_na else "sei|separator", rim=True, rim_nm=edge_rim_nm)
                 # the film's outer surface from the grey values beyond the sodium surface: a classifier's few
                 # SEI strokes know less about a film a few voxels thick than its grey profile does
                 # (after an unbounded sodium surface, i.e. grey layers, it must follow: it resets sei|separator)
