@@ -2071,7 +2071,8 @@ def _regional_phases(image: Any, src: da.Array, regions: Any, base: da.Array, *,
     ``edge``: the edge-rim fit on the sodium surface (:attr:`Layers.edges`); when given, the
     separator's fibre threshold is moved for the rims (:func:`volrecon.segment.regional.rim_threshold`).
     The cathode is cut on its own rim-corrected grey (:func:`_cathode_rim_grey`; its particles again on the
-    image model's length, :func:`_particles_recut`, where the particle-edge rule has one), its electrolyte |
+    image model's length less the noise's share, :func:`_particles_recut`, where the particle-edge rule has
+    one), its electrolyte |
     binder cut placed between those two materials only (:func:`volrecon.segment.voids.filled_pore_cut`,
     ``parameters["cathode_pore_cut"]``).
     ``folder``: where the denoised grey values are kept (:func:`_materialise`; None: in memory), and
@@ -2477,10 +2478,11 @@ def _regions_classified(grey: da.Array, reg: da.Array, base: da.Array, thr: Mapp
 
 
 def _particles_recut(vals: np.ndarray, dvals: np.ndarray, length_nm: float, params: dict[str, Any]) -> float:
-    """The cathode's binder | active cut on the grey rim-corrected by the image model's ``length_nm``.
+    """The cathode's binder | active cut on the grey rim-corrected by ``length_nm``: the image model's
+    length times the share of the gradient the noise does not make (:func:`_recut_length`).
 
-    The particles are then cut on the grey the particle-edge rule reads (:func:`_auto_particle_edge_rule`),
-    whose length is the probe's, the rims' and the denoising's, read on the fitted image model: the
+    The particles are then cut on a length of the probe, the rims, the denoising and the noise, read on
+    the fitted image model of the particle-edge rule (:func:`_auto_particle_edge_rule`): the
     separability's length (:func:`_cathode_rim_grey`) is flat-peaked and, where the cathode's
     histogram has a near-equal maximum at no correction (the diglyme phantoms: 0-7 nm fitted for
     13 nm on the carbonate ones of the same rendering), it left the binder's first voxel beside a
@@ -2559,7 +2561,12 @@ def _auto_particle_edge_rule(src: da.Array, smoothed: da.Array, reg: da.Array, o
     length moves by :data:`~volrecon.segment.cathode_rims.RIM_LENGTH_STEP_NM` or more, at its own (at most
     :data:`MODEL_LENGTH_READS` fits; ``read_at_nm``): a short fit's boundaries lie a voxel into the dark
     side and the model reads them as weaker rims (12x128 diglyme seed 1, oracle-corrected, the fit forced to
-    2.5 nm: 9.2 nm from one fit, 14.0 at the fitted 13.3).
+    2.5 nm: 9.2 nm from one fit, 14.0 at the fitted 13.3).  Each refit moves the length by about half
+    the change of the length it reads at, towards the length a model fitted on the true labels gives (24x192
+    phantoms, oracle-corrected: 15.6 nm at 10 nm pixels, 29.5 at 20 nm pixels and 40 nm slices, the
+    shipped samples' grid, where the refits climb 15.5 -> 23.8 nm: the rim of a pixel each side of a
+    boundary spans more nanometres).  The particles are cut on it less the noise's share
+    (``recut_length_nm``, :func:`_recut_length`).
     None (the rule off) without a model, a length in range or a cut; what was used is recorded in
     ``params["cathode_rims"]["particle_edges"]``.
     """
