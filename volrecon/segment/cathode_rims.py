@@ -449,3 +449,54 @@ def particle_edge_rim_length(model: ImageModel, voxel_size_nm: Sequence[float], 
     dark = dark_side_rim_length(model, voxel_size_nm, smooth_sigma_vox=smooth_sigma_vox)
     blur = dark_side_rim_length(replace(model, edge_gain=0.0), voxel_size_nm, smooth_sigma_vox=smooth_sigma_vox)
     return float(dark - 0.5 * blur)
+
+
+def gradient_noise_power(voxel_size_nm: Sequence[float], *, smooth_sigma_vox: Sequence[float] = (0.0, 0.0, 0.0),
+                         sigma_nm: float = RIM_GRADIENT_NM) -> float:
+    """Mean squared :func:`gradient_magnitude` ((grey / nm)^2) of white noise of unit variance denoised
+    by a Gaussian of ``smooth_sigma_vox``: the sum of the squared weights of the two in-plane
+    components' kernels (denoising then derivative), read off their response to one voxel.
+
+    Parameters
+    ----------
+    voxel_size_nm : 3 floats
+        ``(z, y, x)`` voxel size.
+    smooth_sigma_vox : 3 floats
+        Gaussian sigma (voxels) of the denoising the grey values had
+        (:func:`volrecon.segment.regional.smoothing_sigma`).
+    sigma_nm : float
+        The derivative's sigma (nm), as :func:`gradient_magnitude` takes it.
+
+    Returns
+    -------
+    float
+        ``E |grad n|^2`` for noise ``n`` of variance 1 (times the noise's variance for another).
+
+    Examples
+    --------
+    >>> p10 = gradient_noise_power((20, 10, 10), smooth_sigma_vox=(0.5, 1.0, 1.0))
+    >>> p20 = gradient_noise_power((40, 20, 20), smooth_sigma_vox=(0.0, 0.5, 0.5))
+    >>> bool(p20 > 4 * p10)  # coarser pixels, less denoising: the gradient reads more of the noise
+    True
+    """
+    reach = gradient_reach(voxel_size_nm, sigma_nm)
+    half = [int(np.ceil(_TRUNCATE * float(s))) + r + 1 for s, r in zip(smooth_sigma_vox, reach)]
+    one = np.zeros([2 * h + 1 for h in half], np.float32)
+    one[tuple(half)] = 1.0
+    response = ndi.gaussian_filter(one, [float(s) for s in smooth_sigma_vox], mode="constant", truncate=_TRUNCATE)
+    return float((gradient_magnitude(response, voxel_size_nm).astype(np.float64) ** 2).sum())
+
+
+def gradient_reliability(gradient: np.ndarray, noise_var: float, noise_power: float) -> float:
+    """The share of the measured gradient's power that is the image's own, not the noise's.
+
+    The rims are proportional to the noise-free image's gradient; the gradient read on the grey
+    carries the noise's too (``noise_var * noise_power``, :func:`gradient_noise_power`), which has no
+    rim to take off.  A rim correction ``L |grad g|`` regressed on the measured gradient is attenuated
+    by this ratio (the regression dilution of a regressor read with noise): ``1 - noise / measured``
+    power, over the region's ``gradient`` sample, clipped to ``[0, 1]``.
+    """
+    measured = float(np.mean(np.square(np.asarray(gradient, np.float64)))) if np.size(gradient) else 0.0
+    if not measured > 0:
+        return 0.0
+    return float(np.clip(1.0 - float(noise_var) * float(noise_power) / measured, 0.0, 1.0))
