@@ -41,7 +41,9 @@ def _cell(film: int, seed: int = 0, shape: tuple[int, int, int] = (12, 72, 96)) 
 def test_a_void_topping_the_cathode_is_cut_at_its_top(film):
     """Counted as nothing, the void band reads as the separator's pore and the cut lies beyond it
     (6.5-6.7 rows deep on the left half); counted with the cathode, within 1.5 rows of the truth.
-    The right half (no void) is cut as before."""
+    The right half (no void) is cut at the truth: without the option, the void half's cut pulls it
+    0.7 rows deep (film 0) through the lateral smoothing; with the void counted on the particles'
+    side of the first cut as well (``particles``), 0.02."""
     lab = _cell(film)
     nx = lab.shape[2]
     left, right = slice(8, nx // 2 - 8), slice(nx // 2 + 8, nx - 8)
@@ -49,8 +51,7 @@ def test_a_void_topping_the_cathode_is_cut_at_its_top(film):
     new = detect_layers(lab, phase_names=PHASES, voxel_size_nm=VOX, axis=1, cathode_voids=True).heights["separator|cathode"]
     assert np.abs(old[:, left] - TOP).mean() > 4.0  # the case the option is for
     assert np.abs(new[:, left] - TOP).mean() < 1.5
-    assert np.abs(new[:, right] - TOP).mean() < 1.0
-    assert np.abs(new[:, right] - old[:, right]).max() < 0.5
+    assert np.abs(new[:, right] - TOP).mean() < 0.25
 
 
 def test_without_the_option_void_is_not_cathode():
@@ -209,3 +210,41 @@ def test_cut_beside_voids_keeps_the_layers_axis(monkeypatch):
     api._cut_beside_voids(cls, grey, lay, names=PHASES, frame_value=None, params=params, dark_k=3.0, read=None,
                           layer_options={"voxel_size_nm": VOX, "axis": None})
     assert seen == [lay.axis]
+
+
+def _void_topped_guess(preset: str, slices: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray, dict, tuple]:
+    """A phantom's truth read as the marked grey guess reads it: the binder and the SEI in the guess's
+    mid-grey class (``sodium``), and two thirds of the void in its pore class (only the void's cores
+    are dark enough to be marked ``void``; on the 24x192 diglyme phantoms 17-44 % of the void-topped
+    columns' void rows are).  Returns ``(guess, true separator|cathode rows per (z, x), column masks
+    {"void": ..., "solid": ...} by what tops the true cathode, voxel size)``."""
+    from volrecon.phases import REGIONS
+    from volrecon.sample import make_phantom
+
+    ph = make_phantom(preset, slices=slices, shape=(size, size), seed=seed, artefacts="none", workers=2)
+    lab, reg = np.asarray(ph.labels), np.asarray(ph.regions)
+    h = np.isin(reg, (REGIONS["anode"], REGIONS["separator"])).sum(axis=1)
+    top = np.take_along_axis(lab, h[:, None, :] + np.arange(3)[None, :, None], axis=1)
+    void = (top == PHASES["void"]).mean(axis=1)
+    solid = np.isin(top, (PHASES["active"], PHASES["binder"])).mean(axis=1)
+    guess = np.where(np.isin(lab, (PHASES["binder"], PHASES["sei"])), PHASES["sodium"], lab)
+    lit = (lab == PHASES["void"]) & (np.random.default_rng(0).random(lab.shape) > 0.35)
+    guess = np.where(lit, PHASES["electrolyte"], guess).astype(np.uint8)
+    return guess, h, {"void": void > solid, "solid": (void <= solid) & (solid >= 0.5)}, ph.voxel_size_nm
+
+
+@pytest.mark.parametrize("case, void_limit", [(("diglyme", 24, 192, 1), 1.0), (("carbonate", 16, 160, 1), 1.5)])
+def test_void_topped_columns_of_a_phantom_cut_at_the_voids_top(case, void_limit):
+    """The marked void is the cathode's on both sides of the cut's evidence: the particles' side of the
+    first cut and of the fibre : particle ratio (``particles``), not only the solids' share of the
+    levelling passes.  Counted with the particles alone there, a void run under the mat is neither side's
+    and the first cut splits it (the flat minimum's middle): the void-topped columns' mean distance was
+    1.29 rows (diglyme 24x192 seed 1) and 2.97 (carbonate 16x160 seed 1, 91 columns), 0.63 / 0.40 now;
+    the solid-topped columns 0.85 -> 0.71 and 1.43 -> 1.39."""
+    guess, h, cols, vox = _void_topped_guess(*case)
+    found = detect_layers(guess, phase_names=PHASES, voxel_size_nm=vox, axis=1,
+                          cathode_voids=True).heights["separator|cathode"]
+    err = np.abs(found - h)
+    assert cols["void"].sum() > 50
+    assert err[cols["void"]].mean() < void_limit
+    assert err[cols["solid"]].mean() < 1.5

@@ -1815,7 +1815,12 @@ def _cut_beside_voids(guess: Any, grey: da.Array, lay: Layers, *, names: Mapping
     splits the error by what tops the cathode).  48x256 seeds 0-1 (8 rows): 1.45 -> 1.25, diglyme seed 1
     1.83 / 1.37 -> 1.17 / 0.88; worse carbonate seed 0 1.75 / 1.82 -> 1.78 / 1.89.  The classifier's path
     does not take it on its own labels (its ``void`` is also found in the separator's electrolyte);
-    with ``layers_from='grey'`` it reads the grey guess's, as the unsupervised method does."""
+    with ``layers_from='grey'`` it reads the grey guess's, as the unsupervised method does.  Since
+    session 25 the marked void counts with the particles as well as the solids (the first cut, the
+    fibre : particle ratio; :func:`volrecon.segment.layers.detect_layers` ``cathode_voids``): the
+    figures above are before it, the void-topped columns of diglyme seed 1 / 3 (corrected) then
+    2.81 / 1.42 rows off, 0.79 / 0.84 after (captured guesses,
+    ``benchmarks/results/separator_cathode_voids.md``)."""
     voids = _dark_voids(guess, grey, lay, names=names, frame_value=frame_value, dark_k=dark_k, read=read, cues=cues,
                         vox=layer_options.get("voxel_size_nm"))
     if voids is None:
