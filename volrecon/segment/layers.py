@@ -871,6 +871,70 @@ def _profiles(phases: Any, values: Mapping[str, Sequence[int]], frame: int | Non
     return out
 
 
+def topping_voids(labels: np.ndarray, *, void: int, passable: Sequence[int], not_solid: Sequence[int], axis: int,
+                  anode_first: bool, reach: int) -> np.ndarray:
+    """The ``void`` voxels of ``labels`` that top the cathode: the voids (face-connected in 3D) part of
+    whose floor lies on a solid.
+
+    An empty pore of the cathode is bounded by its solids: where a void tops the cathode, its far
+    wall (its floor, along the stacking axis towards the cathode) is the cathode's first solid.  A
+    dark patch of the separator's electrolyte film (the layer guess marks the film's darkest
+    stretch, far from the fibres' blur, as void: 430 voxels 6-20 rows before the cathode on the
+    24x192 carbonate seed 2 phantom, 3-8 electrolyte spreads dark) floats in the electrolyte: pore
+    lies between it and any solid.  A floor voxel (a void voxel whose next voxel towards the cathode
+    is not void) lies on a solid when, within ``reach`` voxels on, a solid is met through the
+    ``passable`` labels (the pore) alone; a whole void counts where one of its floor voxels does
+    (its lit rows and shine-through read as pore, so most of its floor is not marked void).
+
+    Parameters
+    ----------
+    labels : ndarray (z, y, x)
+        Phase labels.
+    void : int
+        Label value of the voids.
+    passable : sequence of int
+        Labels a floor's path to the solid may cross (the pore's: void, electrolyte).
+    not_solid : sequence of int
+        Labels that are no solid of the cathode besides ``passable`` (unassigned, frame, and the
+        separator's fibres: a void lying on a fibre is the separator's pore).
+    axis : int
+        Stacking axis.
+    anode_first : bool
+        Whether the cathode lies towards higher indices along ``axis``.
+    reach : int
+        Voxels beyond the floor within which the solid is met (the blur between a void's marked
+        core and its wall's solid class; at least 1).
+
+    Returns
+    -------
+    ndarray of bool
+        ``labels``' shape.
+    """
+    lab = np.moveaxis(np.asarray(labels), axis, -1)
+    if not anode_first:
+        lab = lab[..., ::-1]
+    voids = lab == void
+    pore = np.isin(lab, list(passable))
+    solid = ~pore & ~np.isin(lab, list(not_solid))
+    n = lab.shape[-1]
+    on_solid = np.zeros_like(voids)
+    through = np.ones_like(voids)  # voxels 1..d-1 beyond are pore
+    for d in range(1, max(1, int(reach)) + 1):
+        on_solid[..., :n - d] |= through[..., :n - d] & solid[..., d:]
+        through[..., :n - d] &= pore[..., d:]
+        through[..., n - d:] = False
+    floor = voids.copy()
+    floor[..., :-1] &= ~voids[..., 1:]
+    comps, count = ndi.label(voids, structure=ndi.generate_binary_structure(3, 1))
+    seeded = np.zeros(count + 1, bool)
+    seeded[np.unique(comps[floor & on_solid])] = True
+    seeded[0] = False
+    out = seeded[comps]
+    if not anode_first:
+        out = out[..., ::-1]
+    return np.moveaxis(out, -1, axis)
+
+
 def _group_values(phase_names: Mapping[str, int]) -> dict[str, list[int]]:
     return {g: [int(phase_names[p]) for p in members if p in phase_names] for g, members in _GROUPS.items()}
 
@@ -887,6 +951,7 @@ def detect_layers(
     level_passes: int = 2,
     specimen_core: bool = False,
     cathode_voids: bool = False,
+    topping: int | None = None,
 ) -> Layers:
     """Find the cell's layers and their interfaces in a phase label volume.
 
@@ -988,6 +1053,14 @@ def detect_layers(
         empty pore (the grey guess's pore too dark to hold electrolyte, ``segment_volume``;
         measured there: ``api._cut_beside_voids``); False by default (a pixel classifier's
         ``void`` is also found in the separator's electrolyte).
+    topping : int, optional
+        With ``cathode_voids``, the label value the caller gave the voids that top the cathode
+        (:func:`topping_voids`): they count with the cathode's particles as well as its solids, the
+        other ``void`` voxels with its solids alone (main's rule before session 25).  None: every
+        ``void`` voxel counts on both sides.  Counted with the particles, a dark patch the layer
+        guess marks void in the separator's electrolyte film (no void at all in the truth there)
+        pulled the first cut towards the anode: 24x192 carbonate seed 2 corrected 1.54 -> 1.79
+        voxels with every void on the particles' side, TOPPING_FIGURES.
 
     Returns
     -------
@@ -999,7 +1072,7 @@ def detect_layers(
     vox = [float(v) for v in voxel_size_nm]
     values = _group_values(phase_names)
     if cathode_voids and "void" in phase_names:
-        values["cathode"] = [*values["cathode"], int(phase_names["void"])]
+        values["cathode"] = [*values["cathode"], int(phase_names["void"]), *([] if topping is None else [int(topping)])]
     notes: list[str] = []
     # the separator|cathode cut weighs the cathode by its active particles (and, with cathode_voids,
     # its empty pores), not its binder: the carbon-binder domain is mid-grey and porous, and binder
@@ -1016,7 +1089,7 @@ def detect_layers(
     groups = {**values, "active": active}
     if cathode_voids and "void" in phase_names:
         # the cathode's side of the cut's particle evidence (:meth:`_CoarseMaps.shares` ``particles``)
-        groups["void"] = [int(phase_names["void"])]
+        groups["void"] = [int(phase_names["void"] if topping is None else topping)]
     # the coarse counts of a long dask stack wait on disk: memory holds one block of rows at a time
     coarse = [-(-int(phases.shape[a]) // factor) for a in lat]
     spill = hasattr(phases, "map_blocks") and 4 * (len(groups) + 1) * coarse[0] * coarse[1] * int(phases.shape[axis_i]) > SPILL_BYTES
