@@ -1746,7 +1746,9 @@ def _dark_voids(evidence: Any, grey: da.Array, lay: Layers, *, names: Mapping[st
     spread slices: the separator's pores hold electrolyte (the cell loses its electrolyte from the
     cathode's side), and the class's mode over the whole field is the sodium's.  A pore voxel
     ``dark_k`` spreads below that level is a void's (:attr:`VoidCues.dark_k`, the void split's seed
-    margin); the layers count it with the cathode (``detect_layers(cathode_voids=True)``).  With
+    margin); the layers count it with the cathode (``detect_layers(cathode_voids=True)``).  The level
+    is read per slice as well (:func:`_slice_levels`; the spread is the stack's): a slice the
+    correction left darker as a whole had its whole electrolyte marked.  With
     ``cues`` and ``vox``, a residual curtain's darkening measured on the guess's particles
     (:func:`volrecon.segment.voids.stripe_darkening`, as the void split takes it off) is taken off
     the grey first: a dark stripe over the separator's electrolyte is not a void (24x192 carbonate
