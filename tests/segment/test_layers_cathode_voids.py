@@ -348,3 +348,22 @@ def test_dark_voids_read_the_electrolyte_per_slice(lazy):
     assert (marked[1:][pore[1:]] == PHASES["void"]).mean() < 0.05
     assert (marked[cores] == PHASES["void"]).all()
     assert info["slice_cut_range"][0] < info["cut"] - 0.05
+
+
+def test_mark_topping_chunked_equals_whole():
+    """The topping voids given their own label on a dask guess chunked along the stacking axis and across it
+    equal those of the whole array (the band of rows around the cut is read once, then put back per block)."""
+    from volrecon.segment.api import _mark_topping
+
+    lab = _film_and_voids()
+    h = np.full((lab.shape[0], lab.shape[2]), 30.0)
+    lay = Layers(axis=1, anode_first=True, heights={"sodium|sei": None, "sei|separator": np.full_like(h, 10.0),
+                                                    "separator|cathode": h, "cathode|collector": None},
+                 present={"sodium": False, "sei": False, "separator": True, "cathode": True, "collector": False},
+                 length=lab.shape[1])
+    whole, value = _mark_topping(lab, lay, names=PHASES, frame_value=None, reach=2, band=9)
+    lazy, value2 = _mark_topping(da.from_array(lab, chunks=(2, 13, 25)), lay, names=PHASES, frame_value=None,
+                                 reach=2, band=9)
+    assert value == value2 == max(PHASES.values()) + 1
+    assert (whole == value).sum() == 4 * (8 * 8 + 4 * 8 + 2)  # the band (rows 21-47) holds every topping void
+    assert np.array_equal(np.asarray(lazy), whole)

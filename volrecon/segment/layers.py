@@ -1052,15 +1052,29 @@ def detect_layers(
         read 2.5 nm on the old cathode region, 0 on the new).  For phases whose ``void`` means an
         empty pore (the grey guess's pore too dark to hold electrolyte, ``segment_volume``;
         measured there: ``api._cut_beside_voids``); False by default (a pixel classifier's
-        ``void`` is also found in the separator's electrolyte).
+        ``void`` is also found in the separator's electrolyte).  The figures above count every
+        marked void with the particles; since session 26 only those that top the cathode do
+        (``topping``): a void in the separator's electrolyte film pulled the cut towards the anode
+        (carbonate seed 2 1.54 -> 1.79).
     topping : int, optional
         With ``cathode_voids``, the label value the caller gave the voids that top the cathode
         (:func:`topping_voids`): they count with the cathode's particles as well as its solids, the
         other ``void`` voxels with its solids alone (main's rule before session 25).  None: every
         ``void`` voxel counts on both sides.  Counted with the particles, a dark patch the layer
-        guess marks void in the separator's electrolyte film (no void at all in the truth there)
-        pulled the first cut towards the anode: 24x192 carbonate seed 2 corrected 1.54 -> 1.79
-        voxels with every void on the particles' side, TOPPING_FIGURES.
+        guess marks void in the separator's electrolyte film (electrolyte in the truth: 430 voxels
+        6-20 rows before the cathode, with no fibre between it and the cathode in its columns, so
+        a rule on the fibres beyond a void does not tell it) pulled the first cut towards the
+        anode.  Measured (``benchmarks/segmentation.py --methods classifier,auto``, 24x192 seeds
+        0-3, both presets, unsupervised, corrected / oracle-corrected; against main, whose voids
+        count with the solids alone): separator|cathode diglyme seed 0 1.22 / 1.13 -> 0.89 / 0.84,
+        seed 1 1.57 / 1.49 -> 0.74 / 0.84, seed 2 0.98 / 0.96 -> 0.90 / 0.90, seed 3 1.25 / 0.89
+        -> 0.87 / 0.76; carbonate seed 2 1.54 / 1.60 -> 1.55 / 1.61 (1.79 / 1.63 with every void on
+        the particles' side), seed 0 1.15 / 0.82 -> 1.17 / 0.83 (its voids under the cut float over
+        a deep pore: 0.93 / 0.76 with every void counted), seeds 1 and 3 unchanged; void Dice up on
+        every diglyme row (seed 1 0.774 / 0.787 -> 0.802 / 0.809, seed 3 0.716 -> 0.739).  Worse:
+        diglyme seed 1 corrected active 0.959 -> 0.953 and pore 0.957 -> 0.955 (the cathode's
+        rim-length fit, read on the new cathode region), carbonate seed 0 corrected void 0.282 ->
+        0.279.  The classifier's rows do not move (its layers are not re-cut).
 
     Returns
     -------
