@@ -41,7 +41,9 @@ def _cell(film: int, seed: int = 0, shape: tuple[int, int, int] = (12, 72, 96)) 
 def test_a_void_topping_the_cathode_is_cut_at_its_top(film):
     """Counted as nothing, the void band reads as the separator's pore and the cut lies beyond it
     (6.5-6.7 rows deep on the left half); counted with the cathode, within 1.5 rows of the truth.
-    The right half (no void) is cut as before."""
+    The right half (no void) is cut at the truth: without the option, the void half's cut pulls it
+    0.7 rows deep (film 0) through the lateral smoothing; with the void counted on the particles'
+    side of the first cut as well (``particles``), 0.02."""
     lab = _cell(film)
     nx = lab.shape[2]
     left, right = slice(8, nx // 2 - 8), slice(nx // 2 + 8, nx - 8)
@@ -49,8 +51,7 @@ def test_a_void_topping_the_cathode_is_cut_at_its_top(film):
     new = detect_layers(lab, phase_names=PHASES, voxel_size_nm=VOX, axis=1, cathode_voids=True).heights["separator|cathode"]
     assert np.abs(old[:, left] - TOP).mean() > 4.0  # the case the option is for
     assert np.abs(new[:, left] - TOP).mean() < 1.5
-    assert np.abs(new[:, right] - TOP).mean() < 1.0
-    assert np.abs(new[:, right] - old[:, right]).max() < 0.5
+    assert np.abs(new[:, right] - TOP).mean() < 0.25
 
 
 def test_without_the_option_void_is_not_cathode():
@@ -209,3 +210,160 @@ def test_cut_beside_voids_keeps_the_layers_axis(monkeypatch):
     api._cut_beside_voids(cls, grey, lay, names=PHASES, frame_value=None, params=params, dark_k=3.0, read=None,
                           layer_options={"voxel_size_nm": VOX, "axis": None})
     assert seen == [lay.axis]
+
+
+def _void_topped_guess(preset: str, slices: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray, dict, tuple]:
+    """A phantom's truth read as the marked grey guess reads it: the binder and the SEI in the guess's
+    mid-grey class (``sodium``), and two thirds of the void in its pore class (only the void's cores
+    are dark enough to be marked ``void``; on the 24x192 diglyme phantoms 17-44 % of the void-topped
+    columns' void rows are).  Returns ``(guess, true separator|cathode rows per (z, x), column masks
+    {"void": ..., "solid": ...} by what tops the true cathode, voxel size)``."""
+    from volrecon.phases import REGIONS
+    from volrecon.sample import make_phantom
+
+    ph = make_phantom(preset, slices=slices, shape=(size, size), seed=seed, artefacts="none", workers=2)
+    lab, reg = np.asarray(ph.labels), np.asarray(ph.regions)
+    h = np.isin(reg, (REGIONS["anode"], REGIONS["separator"])).sum(axis=1)
+    top = np.take_along_axis(lab, h[:, None, :] + np.arange(3)[None, :, None], axis=1)
+    void = (top == PHASES["void"]).mean(axis=1)
+    solid = np.isin(top, (PHASES["active"], PHASES["binder"])).mean(axis=1)
+    guess = np.where(np.isin(lab, (PHASES["binder"], PHASES["sei"])), PHASES["sodium"], lab)
+    lit = (lab == PHASES["void"]) & (np.random.default_rng(0).random(lab.shape) > 0.35)
+    guess = np.where(lit, PHASES["electrolyte"], guess).astype(np.uint8)
+    return guess, h, {"void": void > solid, "solid": (void <= solid) & (solid >= 0.5)}, ph.voxel_size_nm
+
+
+@pytest.mark.parametrize("case, void_limit", [(("diglyme", 24, 192, 1), 1.0), (("carbonate", 16, 160, 1), 1.5)])
+def test_void_topped_columns_of_a_phantom_cut_at_the_voids_top(case, void_limit):
+    """The marked void is the cathode's on both sides of the cut's evidence: the particles' side of the
+    first cut and of the fibre : particle ratio (``particles``), not only the solids' share of the
+    levelling passes.  Counted with the particles alone there, a void run under the mat is neither side's
+    and the first cut splits it (the flat minimum's middle): the void-topped columns' mean distance was
+    1.29 rows (diglyme 24x192 seed 1) and 2.97 (carbonate 16x160 seed 1, 91 columns), 0.63 / 0.40 now;
+    the solid-topped columns 0.85 -> 0.71 and 1.43 -> 1.39."""
+    guess, h, cols, vox = _void_topped_guess(*case)
+    found = detect_layers(guess, phase_names=PHASES, voxel_size_nm=vox, axis=1,
+                          cathode_voids=True).heights["separator|cathode"]
+    err = np.abs(found - h)
+    assert cols["void"].sum() > 50
+    assert err[cols["void"]].mean() < void_limit
+    assert err[cols["solid"]].mean() < 1.5
+
+
+def _film_and_voids() -> np.ndarray:
+    """Labels (anode first along y) of a separator's electrolyte film (rows 10-29, fibres in rows 10-13) over the
+    cathode's solids (rows 30+): a void lying on the solids (rows 22-29, columns 4-11), a dark patch floating in
+    the film (rows 16-23, columns 20-27: six rows of electrolyte between it and the solids), a void lying on a
+    fibre (rows 14-17, columns 36-43, the fibre in rows 18-19), and a void on the solids whose floor reads as pore
+    in most columns (rows 24-27, columns 48-55, its floor on the solids in column 50 alone)."""
+    e, v = PHASES["electrolyte"], PHASES["void"]
+    lab = np.full((4, 40, 60), e, np.uint8)
+    lab[:, 10:14] = PHASES["separator"]
+    lab[:, 30:] = PHASES["active"]
+    lab[:, 22:30, 4:12] = v
+    lab[:, 16:24, 20:28] = v
+    lab[:, 18:20, 34:46] = PHASES["separator"]
+    lab[:, 14:18, 36:44] = v
+    lab[:, 24:28, 48:56] = v
+    lab[:, 28:30, 48:56] = e
+    lab[:, 28:30, 50] = v
+    return lab
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_topping_voids_are_those_lying_on_the_cathodes_solids(flip):
+    """A void counts as topping the cathode where part of its floor lies on a solid that is not a fibre; a
+    patch with electrolyte between it and the solids, or lying on a fibre, does not (either stacking order)."""
+    from volrecon.segment.layers import topping_voids
+
+    lab = _film_and_voids()
+    lab = lab[:, ::-1] if flip else lab
+    tops = topping_voids(lab, void=PHASES["void"], passable=(PHASES["void"], PHASES["electrolyte"]),
+                         not_solid=(0, PHASES["separator"]), axis=1, anode_first=not flip, reach=2)
+    tops = tops[:, ::-1] if flip else tops
+    assert tops[:, 22:30, 4:12].all()
+    assert not tops[:, 16:24, 20:28].any()
+    assert not tops[:, 14:18, 36:44].any()
+    assert tops[:, 24:28, 48:56].all() and tops[:, 28:30, 50].all()
+    assert tops.sum() == 4 * (8 * 8 + 4 * 8 + 2)
+
+
+def _film_guess() -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_cell` (no film) read as a grey guess: its void (the cathode's first 8 rows over the left half)
+    marked by its grey (0.08), and over the right half a dark patch of the separator's electrolyte 6-14 rows
+    before the cathode (0.17, 5 spreads under the electrolyte's 0.22: the mark's cut is 3 spreads) in a film
+    without fibres (rows 14-33).  Returns ``(classes, grey)``."""
+    lab = _cell(0)
+    nx = lab.shape[2]
+    lab[:, 14:TOP, nx // 2:][lab[:, 14:TOP, nx // 2:] == PHASES["separator"]] = PHASES["electrolyte"]
+    void = lab == PHASES["void"]
+    cls = np.where(void, PHASES["electrolyte"], lab).astype(np.uint8)
+    rng = np.random.default_rng(3)
+    grey = np.where(cls == PHASES["electrolyte"], 0.22, 0.6).astype(np.float32)
+    grey[void] = 0.08
+    grey[:, TOP - 14:TOP - 6, nx // 2 + 8: nx - 8] = 0.17
+    grey += rng.normal(0, 0.01, grey.shape).astype(np.float32)
+    return cls, grey
+
+
+def test_a_dark_patch_of_the_separators_film_does_not_pull_the_cut():
+    """The re-cut beside the marked voids: a void topping the cathode (left half) moves the cut to its top, a
+    dark patch floating in the separator's film (right half: the guess marks it void, no solid beneath it)
+    does not move it towards the anode.  Counted with the cathode's particles as every marked void was
+    (session 25), the patch pulled the cut 14.5 rows towards the anode on the right half and, through the
+    lateral smoothing, 10.3 on the left (0.06 / 0.03 now; 0.03 / 1.04 with the void on the solids' side alone)."""
+    from volrecon.segment.api import _cut_beside_voids
+
+    cls, grey = _film_guess()
+    nx = cls.shape[2]
+    lay = detect_layers(cls, phase_names=PHASES, voxel_size_nm=VOX, axis=1)
+    params = {"layer_guess": {"smooth_nm": 20.0}}
+    out = _cut_beside_voids(cls, da.from_array(grey, chunks=(4, 72, 96)), lay, names=PHASES, frame_value=None,
+                            params=params, dark_k=3.0, read=None, layer_options={"voxel_size_nm": VOX, "axis": 1})
+    h = out.heights["separator|cathode"]
+    assert np.abs(h[:, 8:nx // 2 - 8] - TOP).mean() < 1.5
+    assert np.abs(h[:, nx // 2 + 12: nx - 12] - TOP).mean() < 1.0
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_dark_voids_read_the_electrolyte_per_slice(lazy):
+    """A slice whose grey the correction left 0.08 darker as a whole (8 spreads: its brightness residual)
+    keeps its electrolyte unmarked: its level is read on its own pore (with the stack's level the whole of
+    its pore was marked void); the void cores are marked in every slice."""
+    cls, grey, lay, cores = _guess(False)
+    # three fields side by side: a slice's separator then holds enough pore to read its level on
+    cls, cores = np.concatenate([cls] * 3, axis=2), np.concatenate([cores] * 3, axis=2)
+    grey = np.concatenate([np.asarray(grey)] * 3, axis=2)
+    grey[0] -= 0.08
+    lay = Layers(lay.axis, lay.anode_first, {k: (None if v is None else np.concatenate([v] * 3, axis=1))
+                                             for k, v in lay.heights.items()}, lay.present, lay.length)
+    grey = da.from_array(grey, chunks=(2, 60, 192))
+    cls = da.from_array(cls, chunks=grey.chunks) if lazy else cls
+    marked, info = _dark_voids(cls, grey, lay, names=PHASES, frame_value=None, dark_k=3.0)
+    marked, cls = np.asarray(marked), np.asarray(cls)
+    pore = (cls == PHASES["electrolyte"]) & ~cores
+    pore[:, :30] = False  # the sodium rows
+    # a slice's level is read on ~1600 voxels (the stack's on ten thousand): a little looser than :func:`_guess`'s 1 %
+    assert (marked[0][pore[0]] == PHASES["void"]).mean() < 0.05  # measured 0.016
+    assert (marked[1:][pore[1:]] == PHASES["void"]).mean() < 0.05
+    assert (marked[cores] == PHASES["void"]).all()
+    assert info["slice_cut_range"][0] < info["cut"] - 0.05
+
+
+def test_mark_topping_chunked_equals_whole():
+    """The topping voids given their own label on a dask guess chunked along the stacking axis and across it
+    equal those of the whole array (the band of rows around the cut is read once, then put back per block)."""
+    from volrecon.segment.api import _mark_topping
+
+    lab = _film_and_voids()
+    h = np.full((lab.shape[0], lab.shape[2]), 30.0)
+    lay = Layers(axis=1, anode_first=True, heights={"sodium|sei": None, "sei|separator": np.full_like(h, 10.0),
+                                                    "separator|cathode": h, "cathode|collector": None},
+                 present={"sodium": False, "sei": False, "separator": True, "cathode": True, "collector": False},
+                 length=lab.shape[1])
+    whole, value = _mark_topping(lab, lay, names=PHASES, frame_value=None, reach=2, band=9)
+    lazy, value2 = _mark_topping(da.from_array(lab, chunks=(2, 13, 25)), lay, names=PHASES, frame_value=None,
+                                 reach=2, band=9)
+    assert value == value2 == max(PHASES.values()) + 1
+    assert (whole == value).sum() == 4 * (8 * 8 + 4 * 8 + 2)  # the band (rows 21-47) holds every topping void
+    assert np.array_equal(np.asarray(lazy), whole)
