@@ -655,14 +655,19 @@ def _rises_refitted(rise: np.ndarray, samples: Mapping[str, np.ndarray], hn: np.
         return rise, info
     # the film's level under the fibres, clear of the rise's blur and rims (the window's first voxel)
     film = float(np.median(prof[..., 0][use[..., 0]])) if use[..., 0].any() else levels[0]
-    local = {"film": np.full(hn.shape, film), "fibre": np.full(hn.shape, levels[1])}
+    # the fitted columns alone (about the separator's fibre share of them)
+    x, use, centre, n = x[has], use[has], centre[has], int(has.sum())
+    local = {"film": np.full(n, film), "fibre": np.full(n, levels[1])}
     rim = (float(fit["sigma_vox"]), float(fit["rim_half_width_vox"]), float(fit["rim_ratio"]))
-    [(c, _)] = _best_steps(np.nan_to_num(prof), x, use, centre, local, rim, RISE_FIT_REACH, pairs=(("film", "fibre"),))
+    [(c, _)] = _best_steps(np.nan_to_num(prof[has]), x, use, centre, local, rim, RISE_FIT_REACH,
+                           pairs=(("film", "fibre"),))
     above = (use & (x < c[..., None])).sum(axis=-1)
     below = (use & (x > c[..., None])).sum(axis=-1)
     pinned = np.abs(c - centre) > RISE_FIT_REACH - 0.5 / CONTACT_STEPS_PER_VOX
-    ok = has & (above >= 2) & (below >= 2) & ~pinned
-    out = np.where(ok, c - hn, rise)
+    ok = np.zeros(has.shape, bool)
+    ok[has] = (above >= 2) & (below >= 2) & ~pinned
+    out = rise.copy()
+    out[ok] = c[ok[has]] - hn[ok]
     info.update({"film_level": film, "fibre_level": float(levels[1]), "columns": int(ok.sum()),
                  "mean_move_vox": float((out - rise)[ok].mean()) if ok.any() else 0.0})
     return out, info
