@@ -919,7 +919,10 @@ def sei_outer_surface(
     clear of the sodium edge, the faint rise where a fibre lies on it; never a later pore -> fibre
     rise or fibre -> pore fall), moved by the edge-rim shift measured
     on the sodium surface (``layers.edges["sodium|sei"]``, from
-    :func:`volrecon.segment.layers.refine_interface` with ``rim=True``).  When at least
+    :func:`volrecon.segment.layers.refine_interface` with ``rim=True``); where the film is thick
+    enough for its rises to be read, its edges take its own rims instead, fitted on its falls, and
+    each rise onto a fibre is placed by a fit of that blurred step (:func:`_rises_refitted`,
+    ``info["rise_fit"]``; it keeps a window of 9 grey values per column).  When at least
     ``min_edge_share`` of the columns show that edge, a column's thickness is its edge where it
     shows one, else its own crossing less the median crossing - edge offset of the columns that
     show both (``info["crossing_bias_vox"]``), else it is filled from the columns around
