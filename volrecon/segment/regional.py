@@ -31,9 +31,8 @@ from volrecon.phases import REGIONS
 from volrecon.segment._smooth import gaussian, smooth_region
 from volrecon.segment.cathode_rims import rim_share
 from volrecon.segment.layers import (EDGE_RIM_NM, RIM_MAX_RMS, Layers, edge_rim_shift, gaussian_reach, move_interface,
-                                     reference_rim_fit,
-                                     released_slabs, rim_half_width_vox, rim_offsets, sample_columns, slab_rows,
-                                     step_and_rims, steepest_step)
+                                     reference_rim_fit, released_slabs, rim_half_width_vox, rim_offsets, sample_columns,
+                                     slab_rows, step_and_rims, steepest_step)
 from volrecon.segment.thresholds import class_index
 
 _TRUNCATE = 3.0
@@ -560,9 +559,9 @@ RISE_FIT_HALF = 4
 @dataclass
 class _EdgeSamples:
     """The grey across the film's edges, gathered block by block (:func:`_edge_samples`): the falls'
-    profiles at ``offsets`` of every ``every``-th column (at most :data:`_FILM_FIT_COLUMNS`), each
-    column's rise window (:data:`RISE_FIT_HALF` voxels each side, NaN where no rise) and its first
-    voxel index."""
+    profiles at ``offsets`` of the columns ``take`` (evenly spread, at most about
+    :data:`_FILM_FIT_COLUMNS`), each column's rise window (:data:`RISE_FIT_HALF` voxels each side, NaN
+    where no rise) and its first voxel index."""
 
     offsets: np.ndarray
     take: np.ndarray
@@ -620,9 +619,9 @@ def _rises_refitted(rise: np.ndarray, samples: Mapping[str, np.ndarray], hn: np.
     ``samples["offsets"]``, :func:`volrecon.segment.layers.edge_rim_shift`).  Each rise column's grey
     (``samples["rise"]``, voxels from ``samples["rise_start"]``; read from ``edge["reach_vox"]`` past
     the sodium surface ``hn`` to the separator|cathode boundary ``hs``) is then fitted by that
-    blurred step with rims from the film's level to the fibres' (``levels[1]``; the film's read
-    under the fibres, on the windows' first voxel, clear of the step's blur and rims: the reference
-    ``levels[0]``, read near the sodium, only where none is seen), its place within
+    blurred step with rims from the film's level (read under the fibres, on the windows' first
+    voxel, clear of the step's blur and rims; the reference ``levels[0]``, read near the sodium,
+    where none is seen) to the fibres' (``levels[1]``), its place within
     :data:`RISE_FIT_REACH` of the first estimate ``hn + rise`` (:func:`_best_steps`).  Only where
     the separator|cathode boundary ``hs`` lies past the window's fibre half and the reach of the
     fibre's far edge (the falls' rim half-width plus three blur sigmas): in a thinner mat a fibre
