@@ -30,9 +30,9 @@ from scipy import ndimage as ndi
 from volrecon.phases import REGIONS
 from volrecon.segment._smooth import gaussian, smooth_region
 from volrecon.segment.cathode_rims import rim_share
-from volrecon.segment.layers import (EDGE_RIM_NM, RIM_MAX_RMS, Layers, gaussian_reach, move_interface, reference_rim_fit,
-                                     released_slabs, rim_half_width_vox, rim_offsets, sample_columns, slab_rows,
-                                     step_and_rims, steepest_step)
+from volrecon.segment.layers import (EDGE_RIM_NM, RIM_MAX_RMS, Layers, edge_rim_shift, gaussian_reach, move_interface,
+                                     reference_rim_fit, released_slabs, rim_half_width_vox, rim_offsets, sample_columns,
+                                     slab_rows, step_and_rims, steepest_step)
 from volrecon.segment.thresholds import class_index
 
 _TRUNCATE = 3.0
@@ -466,7 +466,8 @@ def _descent_start(g: np.ndarray, lo: np.ndarray, floor: float, dark: float) -> 
 def _outer_edge(img: np.ndarray, c0: int, c1: int, hn: np.ndarray, t: np.ndarray, hs: np.ndarray,
                 sig: Sequence[float], dark: float, bright: float, t0: float, edge: Mapping[str, float],
                 film: float, valid: np.ndarray | None = None,
-                cols: slice = slice(None), hs_rise: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                cols: slice = slice(None), hs_rise: np.ndarray | None = None,
+                samples: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per column of rows ``[c0, c1)`` and columns ``cols`` of ``img`` (stacking axis last, anode
     first; the other voxels are the lateral smoothing's context), the film's thickness from its
     outer edge: ``(falling, rising)``, NaN where that edge is not seen.
@@ -490,6 +491,10 @@ def _outer_edge(img: np.ndarray, c0: int, c1: int, hn: np.ndarray, t: np.ndarray
     sodium surface (clear of the sodium edge's own step).  The steepest step lies on the dark side of the boundary by the edge
     rims' ``edge["shift_vox"]`` (``valid``: the specimen voxels the lateral smoothing averages over; measured on the sodium surface,
     :func:`volrecon.segment.layers.edge_rim_shift`): it is moved that far towards the bright side.
+
+    ``samples`` (a dict holding ``offsets``, filled when given): the grey values smoothed laterally
+    only, across each edge found (:func:`_edge_samples`), for the film's own edge fit
+    (:func:`_rises_refitted`).
     """
     gl = specimen_filter(img, valid, sig, region=(slice(c0, c1), cols, slice(None)))
     g = ndi.gaussian_filter1d(gl, 0.7, axis=-1, mode="nearest", truncate=_TRUNCATE)
@@ -542,7 +547,129 @@ def _outer_edge(img: np.ndarray, c0: int, c1: int, hn: np.ndarray, t: np.ndarray
         ok = col & np.isfinite(sd.max(axis=-1)) & side & (end <= hi + 1.5) & (sign * (beyond - cut) > 0) & on_film
         out.append(np.where(ok, pos + sign * edge["shift_vox"] - hn, np.nan))
     del g
+    if samples is not None:
+        samples.update(_edge_samples(gl, hn + out[0] + edge["shift_vox"], hn + out[1], samples["offsets"]))
     return out[0], out[1]
+
+
+RISE_FIT_HALF = 4
+"""Voxels on each side of a rise's first estimate that :func:`_rises_refitted` reads."""
+
+
+@dataclass
+class _EdgeSamples:
+    """The grey across the film's edges, gathered block by block (:func:`_edge_samples`): the falls'
+    profiles at ``offsets`` of the columns ``take`` (evenly spread, at most about
+    :data:`_FILM_FIT_COLUMNS`), each column's rise window (:data:`RISE_FIT_HALF` voxels each side, NaN
+    where no rise) and its first voxel index."""
+
+    offsets: np.ndarray
+    take: np.ndarray
+    falls: list[np.ndarray]
+    rise: np.ndarray
+    rise_start: np.ndarray
+
+    @classmethod
+    def empty(cls, shape: tuple[int, ...], offsets: np.ndarray) -> "_EdgeSamples":
+        every = max(1, int(np.ceil(np.prod(shape) / _FILM_FIT_COLUMNS)))
+        take = (np.arange(int(np.prod(shape))).reshape(shape) % every) == 0
+        return cls(offsets, take, [], np.full((*shape, 2 * RISE_FIT_HALF + 1), np.nan, np.float32),
+                   np.zeros(shape, np.int64))
+
+    def put(self, rs: slice, cs: slice, got: Mapping[str, np.ndarray]) -> None:
+        """Store one block's samples (rows ``rs``, columns ``cs``)."""
+        self.falls.append(got["fall"][self.take[rs, cs]])
+        self.rise[rs, cs], self.rise_start[rs, cs] = got["rise"], got["rise_start"]
+
+    def samples(self) -> dict[str, np.ndarray]:
+        """The mapping :func:`_rises_refitted` reads."""
+        falls = np.concatenate(self.falls) if self.falls else np.zeros((0, self.offsets.size), np.float32)
+        return {"offsets": self.offsets, "fall": falls, "rise": self.rise, "rise_start": self.rise_start}
+
+
+def _edge_samples(gl: np.ndarray, fall: np.ndarray, rise: np.ndarray, offs: np.ndarray) -> dict[str, np.ndarray]:
+    """Per column (stacking axis last) the grey ``gl`` across the film's falling edge, dark side
+    first (at the boundary coordinates ``fall - offs``, NaN where no fall; ``fall`` its steepest
+    step), and around its rise (the voxels within :data:`RISE_FIT_HALF` of the voxel holding
+    ``rise``, its first estimate, NaN where none), with the rise window's first voxel index
+    (``rise_start``)."""
+    has = np.isfinite(fall)
+    f = sample_columns(gl, np.where(has, fall, 0.0)[..., None] - offs).astype(np.float32)
+    f[~has] = np.nan
+    start = np.floor(np.nan_to_num(rise, nan=0.0)).astype(np.int64) - RISE_FIT_HALF
+    at = np.clip(start[..., None] + np.arange(2 * RISE_FIT_HALF + 1), 0, gl.shape[-1] - 1)
+    r = np.take_along_axis(gl, at, axis=-1).astype(np.float32)
+    r[~np.isfinite(rise)] = np.nan
+    return {"fall": f, "rise": r, "rise_start": start}
+
+
+RISE_FIT_REACH = 2.0
+"""How far (voxels) :func:`_rises_refitted` may move a rise from its first estimate."""
+
+
+def _rises_refitted(rise: np.ndarray, samples: Mapping[str, np.ndarray], hn: np.ndarray, hs: np.ndarray,
+                    levels: tuple[float, float], edge: Mapping[str, float]) -> tuple[np.ndarray, dict[str, Any]]:
+    """The film's rises onto the fibres lying on it, each placed by a fit of the film's own edge.
+
+    A fibre lying on the film is a small step up (film -> fibre) in the noise: its steepest grey step
+    is a noisy place, and the edge rims that move it are not the sodium edge's (edge brightening
+    depends on the materials on both sides, and the fibre's walls meeting the film light it too).
+    The film's outer edge where a pore follows it is the same surface, its step large and sharp: its
+    blur and rims are fitted on the falls' median profile (``samples["fall"]`` at
+    ``samples["offsets"]``, :func:`volrecon.segment.layers.edge_rim_shift`).  Each rise column's grey
+    (``samples["rise"]``, voxels from ``samples["rise_start"]``; read from ``edge["reach_vox"]`` past
+    the sodium surface ``hn`` to the separator|cathode boundary ``hs``) is then fitted by that
+    blurred step with rims from the film's level (read under the fibres, on the windows' first
+    voxel, clear of the step's blur and rims; the reference ``levels[0]``, read near the sodium,
+    where none is seen) to the fibres' (``levels[1]``), its place within
+    :data:`RISE_FIT_REACH` of the first estimate ``hn + rise`` (:func:`_best_steps`).  Only where
+    the separator|cathode boundary ``hs`` lies past the window's fibre half and the reach of the
+    fibre's far edge (the falls' rim half-width plus three blur sigmas): in a thinner mat a fibre
+    lying on the film is a sliver of one (a bump, not a step onto the fibres' level) or the film rises
+    onto a particle.  Kept where two voxels or more are read on each side of the fitted place and it
+    is not at the end of its range.
+
+    Returns the thicknesses (``rise`` where the fit is not kept, or every column without an
+    accepted fall fit) and what was fitted (with the falls' own rim shift, ``shift_vox``).
+    """
+    falls = samples["fall"][np.isfinite(samples["fall"]).all(axis=-1)]
+    if falls.shape[0] < 10:
+        return rise, {"skipped": f"{falls.shape[0]} falling edges (under 10): the film's own rims are not measured"}
+    _, fit = edge_rim_shift(samples["offsets"], np.median(falls, axis=0), float(edge.get("rim_half_width_vox", 1.0)))
+    if not fit.get("accepted"):
+        return rise, {"skipped": "the falls' rim fit was rejected", "fit": fit}
+    centre = hn + rise
+    # the model is a step onto a fibre's plateau: the window's fibre half and, beyond it, the reach of
+    # the fibre's far edge (its rims and blur) lie in the separator.  In a thinner mat the fibre is cut
+    # by the film and the cathode: a sliver of it (a bump, not a step) or a particle lies on the film
+    fibre_vox = RISE_FIT_HALF + float(fit["rim_half_width_vox"]) + 3.0 * float(fit["sigma_vox"])
+    has = np.isfinite(rise) & (hs - centre >= fibre_vox)
+    centre = np.where(has, centre, 0.0)
+    x = samples["rise_start"][..., None] + np.arange(2 * RISE_FIT_HALF + 1) + 0.5
+    prof = samples["rise"]
+    use = has[..., None] & np.isfinite(prof) & (x > (hn + edge["reach_vox"])[..., None]) & (x < hs[..., None])
+    info: dict[str, Any] = {"sigma_vox": float(fit["sigma_vox"]), "rim_ratio": float(fit["rim_ratio"]),
+                            "shift_vox": float(fit["shift_vox"]), "falls": int(falls.shape[0]), "columns": 0}
+    if not has.any() or not np.isfinite(levels[1]):
+        return rise, info
+    # the film's level under the fibres, clear of the rise's blur and rims (the window's first voxel)
+    film = float(np.median(prof[..., 0][use[..., 0]])) if use[..., 0].any() else levels[0]
+    # the fitted columns alone (about the separator's fibre share of them)
+    x, use, centre, n = x[has], use[has], centre[has], int(has.sum())
+    local = {"film": np.full(n, film), "fibre": np.full(n, levels[1])}
+    rim = (float(fit["sigma_vox"]), float(fit["rim_half_width_vox"]), float(fit["rim_ratio"]))
+    [(c, _)] = _best_steps(np.nan_to_num(prof[has]), x, use, centre, local, rim, RISE_FIT_REACH,
+                           pairs=(("film", "fibre"),))
+    above = (use & (x < c[..., None])).sum(axis=-1)
+    below = (use & (x > c[..., None])).sum(axis=-1)
+    pinned = np.abs(c - centre) > RISE_FIT_REACH - 0.5 / CONTACT_STEPS_PER_VOX
+    ok = np.zeros(has.shape, bool)
+    ok[has] = (above >= 2) & (below >= 2) & ~pinned
+    out = rise.copy()
+    out[ok] = c[ok[has]] - hn[ok]
+    info.update({"film_level": film, "fibre_level": float(levels[1]), "columns": int(ok.sum()),
+                 "mean_move_vox": float((out - rise)[ok].mean()) if ok.any() else 0.0})
+    return out, info
 
 
 FLANK_SIGMAS = 2.0
@@ -791,7 +918,10 @@ def sei_outer_surface(
     clear of the sodium edge, the faint rise where a fibre lies on it; never a later pore -> fibre
     rise or fibre -> pore fall), moved by the edge-rim shift measured
     on the sodium surface (``layers.edges["sodium|sei"]``, from
-    :func:`volrecon.segment.layers.refine_interface` with ``rim=True``).  When at least
+    :func:`volrecon.segment.layers.refine_interface` with ``rim=True``); where the film is thick
+    enough for its rises to be read, its edges take its own rims instead, fitted on its falls, and
+    each rise onto a fibre is placed by a fit of that blurred step (:func:`_rises_refitted`,
+    ``info["rise_fit"]``; it keeps a window of 9 grey values per column).  When at least
     ``min_edge_share`` of the columns show that edge, a column's thickness is its edge where it
     shows one, else its own crossing less the median crossing - edge offset of the columns that
     show both (``info["crossing_bias_vox"]``), else it is filled from the columns around
@@ -941,6 +1071,9 @@ def sei_outer_surface(
     beyond_cut = 2.0 + 0.25 * t0
     band = replace(band, hi=int(min(n, band.hi + np.ceil(beyond_cut))))
     hs_f = np.minimum(hs_b + beyond_cut, band.hi - band.lo - 1 - reach_ax)
+    # the grey across the edges found, for the film's own edge fit of its rises (_rises_refitted): the
+    # falls' profiles of an evenly spread sample of columns, each rise column's window
+    edges = _EdgeSamples.empty(hn.shape, rim_offsets(vox[ax]))
     for a0, a1, p0, p1 in released_slabs(_slabs(rows, row_vox, pad, slab_voxels)):
         valid = _valid_block(phases, band, p0, p1, frame_value)
         specimen[a0:a1] = _specimen_columns(None if valid is None else valid[a0 - p0:a1 - p0], hn_b[a0:a1], hs_b[a0:a1])
@@ -964,10 +1097,12 @@ def sei_outer_surface(
             other = _non_film(img[blk], ref["dark_threshold"], ref["fibre_threshold"], sig, va, core)
             t_raw[rs, cs] = _film_crossing(other, hn_b[rs, cs], hs_b[rs, cs], thr, t0, reach)
             del other
+            got: dict[str, np.ndarray] = {"offsets": edges.offsets}
             t_fall[rs, cs], t_rise[rs, cs] = _outer_edge(img[blk], core[0].start, core[0].stop, hn_b[rs, cs],
                                                          t_raw[rs, cs], hs_b[rs, cs], sig_edge, ref["dark_threshold"],
                                                          ref["fibre_threshold"], t0, edge, ref["sei_level"], va,
-                                                         cols=core[1], hs_rise=hs_f[rs, cs])
+                                                         cols=core[1], hs_rise=hs_f[rs, cs], samples=got)
+            edges.put(rs, cs, got)
         del img, valid
     # the frame's and its rim shell's columns measure nothing (their values are the specimen's around)
     cols &= specimen
@@ -984,6 +1119,11 @@ def sei_outer_surface(
         t_med_fall = float(np.nanmedian(t_fall[cols]))
         rises = t_med_fall > edge["reach_vox"] + 1.0
         if rises:
+            t_rise, info["rise_fit"] = _rises_refitted(t_rise, edges.samples(), hn_b, hs_b,
+                                                       (ref["sei_level"], ref.get("fibre_level", np.nan)), edge)
+            if "shift_vox" in info["rise_fit"]:
+                # the falls too: the film's own rims, not the sodium edge's
+                t_fall = t_fall + edge["shift_vox"] - info["rise_fit"]["shift_vox"]
             t_edge = np.where(np.isfinite(t_fall), t_fall, t_rise)
         if not rises and t_med_fall >= RESOLVED_VOX:
             # the crossing - edge offset is the pore's: where a fibre lies on a film too thin to
@@ -1319,18 +1459,18 @@ the first is the fibre | particle contact."""
 
 
 def _best_steps(prof: np.ndarray, x: np.ndarray, use: np.ndarray, centre: np.ndarray, local: Mapping[str, np.ndarray],
-                rim: tuple[float, float, float], reach: float,
-                base: Mapping[str, np.ndarray] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per pair of :data:`_STEP_PAIRS` and per column the boundary ``c`` within ``centre ± reach`` at
-    which the step from the upper to the lower level (``local``, per column) explains ``prof`` (at
-    voxel centres ``x``, where ``use``) best, and the mean squared residual there.  ``rim``: the
-    blur (voxels), the rims' half-width (voxels) and their height as a share of the step's size:
-    the rims brighten both sides of a step down as of a step up
+                rim: tuple[float, float, float], reach: float, base: Mapping[str, np.ndarray] | None = None,
+                pairs: Sequence[tuple[str, str]] = _STEP_PAIRS) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per pair of ``pairs`` (upper, lower level names) and per column the boundary ``c`` within
+    ``centre ± reach`` at which the step from the upper to the lower level (``local``, per column)
+    explains ``prof`` (at voxel centres ``x``, where ``use``) best, and the mean squared residual
+    there.  ``rim``: the blur (voxels), the rims' half-width (voxels) and their height as a share
+    of the step's size: the rims brighten both sides of a step down as of a step up
     (:func:`volrecon.segment.layers.step_and_rims`)."""
     n_use = np.maximum(use.sum(axis=-1), 1)
-    best = [(np.asarray(centre, float).copy(), np.full(centre.shape, np.inf)) for _ in _STEP_PAIRS]
+    best = [(np.asarray(centre, float).copy(), np.full(centre.shape, np.inf)) for _ in pairs]
     ends = [(local[up][..., None] if base is None else base[up], (local[lo] - local[up])[..., None])
-            for up, lo in _STEP_PAIRS]
+            for up, lo in pairs]
     sigma, half_width, ratio = rim
     k = int(round(reach * CONTACT_STEPS_PER_VOX))
     for dc in np.arange(-k, k + 1) / CONTACT_STEPS_PER_VOX:
