@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal, Mapping, Protocol, Sequence
 
+import dask
 import dask.array as da
 import numpy as np
 from scipy import ndimage as ndi
@@ -45,8 +46,8 @@ from volrecon.segment.particle_edges import (
 )
 from volrecon.segment.thresholds import apply_thresholds, multi_otsu, multi_otsu_thresholds
 from volrecon.segment.regional import (
-    CONTACT_LATERAL_NM, CONTACT_LEVEL_POOL_NM, classify_regions, contact_band, contact_cuts, contact_reach,
-    fibre_contact_steps, level_contact_cuts, rim_cut, rim_threshold, sei_outer_surface, separator_contacts, smooth,
+    CONTACT_LATERAL_NM, CONTACT_LEVEL_POOL_NM, band_rows, classify_regions, contact_cuts, contact_margin, contact_reach,
+    contact_rows, fibre_contact_steps, level_contact_cuts, rim_cut, rim_threshold, sei_outer_surface, separator_contacts, smooth,
     smoothing_reach, smoothing_sigma, sodium_surface, specimen_filter,
 )
 from volrecon.segment.voids import (
@@ -2231,7 +2232,10 @@ def _fibre_contacts_placed(src: da.Array, reg: da.Array, out: da.Array, *, level
     :func:`_thick_edge`, the foil's on the phantoms).  ``levels``: the volume's pore, fibre, binder
     and active levels (each pooled over 250 nm around a column where its voxels are seen,
     :data:`volrecon.segment.regional.CONTACT_LEVEL_POOL_NM`).  What was used is in
-    ``parameters["fibre_contact_steps"]``.
+    ``parameters["fibre_contact_steps"]``.  Each chunk's columns are placed on a block holding them and
+    the columns within the pooling's reach, along the stacking axis only the rows around their own
+    turns (:func:`_banded_tiles`): a task's memory follows its chunk and the boundary's rise across it,
+    not the rise across the whole field (one band for the volume was as high as that, in every block).
 
     Measured (24x192 phantoms, seeds 0-3 carbonate and 0-1 diglyme, oracle-corrected / corrected,
     before -> after, ``benchmarks/results/separator_errors.md``, reading of session 25): separator Dice,
@@ -2250,27 +2254,66 @@ def _fibre_contacts_placed(src: da.Array, reg: da.Array, out: da.Array, *, level
     params["fibre_contact_steps"] = {"levels": dict(levels), "lateral_sigma_vox": sig, "reach_vox": reach,
                                      "sigma_vox": float(edge["sigma_vox"]),
                                      "rim_ratio": float(edge.get("rim_ratio", 0.0)), "level_pool_sigma_vox": pool}
-    lateral = [gaussian_reach(sig[a]) + gaussian_reach(CONTACT_LEVEL_POOL_NM / float(vox[a])) for a in range(3)]
-    depth = [0 if a == axis else lateral[a] for a in range(3)]
-    band = contact_band(reg, axis, 2 * reach + 8)  # the whole volume's, by a chunked reduction
-    if band is None:
+    depth = [0 if a == axis else gaussian_reach(sig[a]) + gaussian_reach(CONTACT_LEVEL_POOL_NM / float(vox[a]))
+             for a in range(3)]
+    first, last = dask.compute(*contact_rows(reg, axis))  # per column: one integer each
+    if (last < 0).all():
         return out
-    # the whole band along the axis in every block: a column's levels are pooled from its neighbours' rows,
-    # read at their own heights, which a block cut along the axis would cut short (review rev25b H1)
-    sl = tuple(band if a == axis else slice(None) for a in range(3))
-    o_b, s_b, r_b = (a[sl].rechunk({axis: -1}) for a in (out, src, reg))
 
-    def place(o_: np.ndarray, s_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
+    def place(o_: np.ndarray, s_: np.ndarray, r_: np.ndarray) -> np.ndarray:
         # the grey is smoothed laterally only: the band of rows around the contact is all that is read
         grey = specimen_filter(s_, r_ != REGIONS["frame"], sig)
-        res_ = fibre_contact_steps(grey, r_, o_, axis=axis, towards_cathode=1 if anode_first else -1,
+        return fibre_contact_steps(grey, r_, o_, axis=axis, towards_cathode=1 if anode_first else -1,
                                    levels=levels, edge=edge, names=names, reach=reach, pool=pool)
-        return np.ascontiguousarray(res_[core])
 
-    placed = _overlap(place, o_b, depth, np.uint8, extra=(s_b, r_b))
-    parts = [out[tuple(slice(0, band.start) if a == axis else slice(None) for a in range(3))], placed,
-             out[tuple(slice(band.stop, None) if a == axis else slice(None) for a in range(3))]]
-    return da.concatenate(parts, axis=axis)
+    return _banded_tiles(place, out, (src, reg), axis=axis, depth=depth, turns=(first, last),
+                         margin=contact_margin(reach))
+
+
+def _banded_tiles(fn: Callable[..., np.ndarray], out: da.Array, extra: Sequence[da.Array], *, axis: int,
+                  depth: Sequence[int], turns: tuple[np.ndarray, np.ndarray], margin: int) -> da.Array:
+    """``fn(out_block, *extra_blocks)`` on each of ``out``'s chunks across ``axis`` (a tile of columns),
+    its block holding the tile's columns and those within ``depth`` of them, along ``axis`` only the
+    rows within ``margin`` of the turns (``turns``: :func:`volrecon.segment.regional.contact_rows`' maps)
+    of those columns; the rows outside every tile's band are ``out``'s.
+
+    A tile's block grows with its own columns' spread of turns, never with the volume's (a band cut
+    once for the whole volume is as high as the boundary's rise over the whole field), and needs no
+    chunk as deep as ``depth``."""
+    lat = [a for a in range(3) if a != axis]
+    edges = [np.cumsum((0,) + out.chunks[a]) for a in lat]
+    tiles = [[_band_tile(fn, out, extra, axis=axis, core=(slice(int(edges[0][i]), int(edges[0][i + 1])),
+                                                          slice(int(edges[1][j]), int(edges[1][j + 1]))),
+                         depth=[depth[a] for a in lat], turns=turns, margin=margin)
+              for j in range(len(out.chunks[lat[1]]))] for i in range(len(out.chunks[lat[0]]))]
+    nested: list = [[[t] for t in row] for row in tiles] if axis == 2 else \
+        [[row] for row in tiles] if axis == 1 else [tiles]
+    return da.block(nested)
+
+
+def _band_tile(fn: Callable[..., np.ndarray], out: da.Array, extra: Sequence[da.Array], *, axis: int,
+               core: tuple[slice, slice], depth: Sequence[int], turns: tuple[np.ndarray, np.ndarray],
+               margin: int) -> da.Array:
+    """One tile of :func:`_banded_tiles`: ``out``'s columns ``core`` (slices of the two axes other than
+    ``axis``), ``fn`` applied within their band, on ``out``'s chunks along ``axis``."""
+    pad = tuple(slice(max(0, c.start - d), min(out.shape[a], c.stop + d))
+                for c, d, a in zip(core, depth, [a for a in range(3) if a != axis]))
+    band = band_rows(turns[0][pad], turns[1][pad], out.shape[axis], margin)
+
+    def at(along: slice, lateral: tuple[slice, slice]) -> tuple[slice, ...]:
+        return (*lateral[:axis], along, *lateral[axis:])
+
+    if band is None:
+        return out[at(slice(None), core)]
+    blocks = [a[at(band, pad)].rechunk(-1) for a in (out, *extra)]
+    inner = at(slice(None), tuple(slice(c.start - p.start, c.stop - p.start) for c, p in zip(core, pad)))
+    shape = [band.stop - band.start if a == axis else 0 for a in range(3)]
+    for (c, a) in zip(core, [a for a in range(3) if a != axis]):
+        shape[a] = c.stop - c.start
+    placed = da.map_blocks(lambda *b: np.ascontiguousarray(fn(*b)[inner]), *blocks, dtype=out.dtype,
+                           chunks=tuple((n,) for n in shape), meta=np.empty((0, 0, 0), out.dtype))
+    parts = [out[at(slice(0, band.start), core)], placed, out[at(slice(band.stop, None), core)]]
+    return da.concatenate([p for p in parts if p.shape[axis]], axis=axis).rechunk({axis: out.chunks[axis]})
 
 
 def _forward_refined(src: da.Array, reg: da.Array, out: da.Array, *, names: Mapping[str, int],
