@@ -35,7 +35,8 @@ from volrecon.segment.cathode_rims import (
 )
 from volrecon.segment import forward_refine as fr
 from volrecon.segment.chunking import DEFAULT_CHUNKS  # noqa: F401  (segment_volume's default chunks)
-from volrecon.segment.chunking import _as_dask, _compact, _frame_chunks, _overlap, _reduced_chunks, _specimen_voxels
+from volrecon.segment.chunking import (_as_dask, _banded_tiles, _compact, _frame_chunks, _overlap, _reduced_chunks,
+                                       _specimen_voxels)
 from volrecon.segment.foil_spill import FoilSpill, _beside_foil, _fit_foil_spill, _foil_spill_grey, _foil_unspilled, _spill_read
 from volrecon.segment.frame import find_frame
 from volrecon.segment.layers import (EDGE_RIM_NM, REFERENCE_EDGES, Layers, detect_layers, gaussian_reach,
@@ -47,8 +48,8 @@ from volrecon.segment.particle_edges import (
 from volrecon.segment.thresholds import apply_thresholds, multi_otsu, multi_otsu_thresholds
 from volrecon.segment.regional import (
     CONTACT_LATERAL_NM, CONTACT_LEVEL_POOL_NM, band_rows, classify_regions, contact_cuts, contact_margin, contact_reach,
-    contact_rows, fibre_contact_steps, level_contact_cuts, rim_cut, rim_threshold, sei_outer_surface, separator_contacts, smooth,
-    smoothing_reach, smoothing_sigma, sodium_surface, specimen_filter,
+    contact_rows, fibre_contact_steps, level_contact_cuts, rim_cut, rim_threshold, sei_outer_surface, separator_contacts,
+    smooth, smoothing_reach, smoothing_sigma, sodium_surface, specimen_filter,
 )
 from volrecon.segment.voids import (
     ShineDepth,
@@ -2234,7 +2235,7 @@ def _fibre_contacts_placed(src: da.Array, reg: da.Array, out: da.Array, *, level
     :data:`volrecon.segment.regional.CONTACT_LEVEL_POOL_NM`).  What was used is in
     ``parameters["fibre_contact_steps"]``.  Each chunk's columns are placed on a block holding them and
     the columns within the pooling's reach, along the stacking axis only the rows around their own
-    turns (:func:`_banded_tiles`): a task's memory follows its chunk and the boundary's rise across it,
+    turns (:func:`volrecon.segment.chunking._banded_tiles`): a task's memory follows its chunk and the boundary's rise across it,
     not the rise across the whole field (one band for the volume was as high as that, in every block).
 
     Measured (24x192 phantoms, seeds 0-3 carbonate and 0-1 diglyme, oracle-corrected / corrected,
@@ -2266,54 +2267,9 @@ def _fibre_contacts_placed(src: da.Array, reg: da.Array, out: da.Array, *, level
         return fibre_contact_steps(grey, r_, o_, axis=axis, towards_cathode=1 if anode_first else -1,
                                    levels=levels, edge=edge, names=names, reach=reach, pool=pool)
 
-    return _banded_tiles(place, out, (src, reg), axis=axis, depth=depth, turns=(first, last),
-                         margin=contact_margin(reach))
-
-
-def _banded_tiles(fn: Callable[..., np.ndarray], out: da.Array, extra: Sequence[da.Array], *, axis: int,
-                  depth: Sequence[int], turns: tuple[np.ndarray, np.ndarray], margin: int) -> da.Array:
-    """``fn(out_block, *extra_blocks)`` on each of ``out``'s chunks across ``axis`` (a tile of columns),
-    its block holding the tile's columns and those within ``depth`` of them, along ``axis`` only the
-    rows within ``margin`` of the turns (``turns``: :func:`volrecon.segment.regional.contact_rows`' maps)
-    of those columns; the rows outside every tile's band are ``out``'s.
-
-    A tile's block grows with its own columns' spread of turns, never with the volume's (a band cut
-    once for the whole volume is as high as the boundary's rise over the whole field), and needs no
-    chunk as deep as ``depth``."""
-    lat = [a for a in range(3) if a != axis]
-    edges = [np.cumsum((0,) + out.chunks[a]) for a in lat]
-    tiles = [[_band_tile(fn, out, extra, axis=axis, core=(slice(int(edges[0][i]), int(edges[0][i + 1])),
-                                                          slice(int(edges[1][j]), int(edges[1][j + 1]))),
-                         depth=[depth[a] for a in lat], turns=turns, margin=margin)
-              for j in range(len(out.chunks[lat[1]]))] for i in range(len(out.chunks[lat[0]]))]
-    nested: list = [[[t] for t in row] for row in tiles] if axis == 2 else \
-        [[row] for row in tiles] if axis == 1 else [tiles]
-    return da.block(nested)
-
-
-def _band_tile(fn: Callable[..., np.ndarray], out: da.Array, extra: Sequence[da.Array], *, axis: int,
-               core: tuple[slice, slice], depth: Sequence[int], turns: tuple[np.ndarray, np.ndarray],
-               margin: int) -> da.Array:
-    """One tile of :func:`_banded_tiles`: ``out``'s columns ``core`` (slices of the two axes other than
-    ``axis``), ``fn`` applied within their band, on ``out``'s chunks along ``axis``."""
-    pad = tuple(slice(max(0, c.start - d), min(out.shape[a], c.stop + d))
-                for c, d, a in zip(core, depth, [a for a in range(3) if a != axis]))
-    band = band_rows(turns[0][pad], turns[1][pad], out.shape[axis], margin)
-
-    def at(along: slice, lateral: tuple[slice, slice]) -> tuple[slice, ...]:
-        return (*lateral[:axis], along, *lateral[axis:])
-
-    if band is None:
-        return out[at(slice(None), core)]
-    blocks = [a[at(band, pad)].rechunk(-1) for a in (out, *extra)]
-    inner = at(slice(None), tuple(slice(c.start - p.start, c.stop - p.start) for c, p in zip(core, pad)))
-    shape = [band.stop - band.start if a == axis else 0 for a in range(3)]
-    for (c, a) in zip(core, [a for a in range(3) if a != axis]):
-        shape[a] = c.stop - c.start
-    placed = da.map_blocks(lambda *b: np.ascontiguousarray(fn(*b)[inner]), *blocks, dtype=out.dtype,
-                           chunks=tuple((n,) for n in shape), meta=np.empty((0, 0, 0), out.dtype))
-    parts = [out[at(slice(0, band.start), core)], placed, out[at(slice(band.stop, None), core)]]
-    return da.concatenate([p for p in parts if p.shape[axis]], axis=axis).rechunk({axis: out.chunks[axis]})
+    margin = contact_margin(reach)
+    return _banded_tiles(place, out, (src, reg), axis=axis, depth=depth,
+                         band=lambda pad: band_rows(first[pad], last[pad], out.shape[axis], margin))
 
 
 def _forward_refined(src: da.Array, reg: da.Array, out: da.Array, *, names: Mapping[str, int],
