@@ -5,7 +5,9 @@ step's working set does.  Each listed step of :mod:`volrecon.segment.api` is wra
 thread only: the steps nest, the chunk tasks in dask's threads are not tagged); a thread samples
 ``/proc/self/statm`` every 20 ms and keeps, per nesting path of steps, the RSS on entry and the
 peak.  The ``store_by_rows`` graphs' sizes (tasks, output chunks) are recorded too: the graph of a
-materialised chain is held whole while its rows run (~2.4 kB a task).
+materialised chain is held whole while its rows run (~2.4 kB a task), and so are the rows along the
+stacking axis each block of the fibre | particle contact step holds (``band_rows``' answers, one per
+tile of columns; their union is the band one block per tile held before session 26).
 
 Run (one process per slice count; compare the peak minus entry of each step)::
 
