@@ -1023,6 +1023,12 @@ def levels_keep_order(plain: Mapping[int, float], dark: Mapping[int, float], sha
     return all(dark[b] - dark[a] >= share * (plain[b] - plain[a]) for a, b in zip(order, order[1:]))
 
 
+def _by_chunk_row(zs: np.ndarray, chunks: Sequence[int]) -> list[np.ndarray]:
+    """The sorted slice indices ``zs`` grouped by the chunk (of ``chunks`` along z) each lies in."""
+    row = np.searchsorted(np.cumsum(chunks), zs, side="right")
+    return [zs[row == r] for r in np.unique(row)]
+
+
 def _dark_rim_length(src: da.Array, smoothed: da.Array, reg: da.Array, out: da.Array, *, region: int,
                      values: Sequence[int], rule: tuple[float, Mapping[int, float]], vox: tuple[float, float, float],
                      smooth_nm: float, info: dict[str, Any]) -> tuple[float, fr.ImageModel] | None:
@@ -1043,9 +1049,11 @@ def _dark_rim_length(src: da.Array, smoothed: da.Array, reg: da.Array, out: da.A
     """
     zs = fr.sample_slices(int(out.shape[0]), 0)
     win = fr.fit_window(np.asarray(reg[zs].compute()) == region, DARK_FIT_WINDOW_PX)
-    grey, sm, grad, lab, where = (np.asarray(a) for a in da.compute(
-        src[(zs, *win)], smoothed[(zs, *win)], _gradient(smoothed[zs], vox)[(slice(None), *win)], out[(zs, *win)],
-        reg[(zs, *win)] == region))
+    # one chunk row at a time: the lazy classes of every row holding a sampled slice were computed at once
+    # (400 slices: six rows, +300-400 MB over one; benchmarks/results/segment_memory.md, session 26)
+    parts = [da.compute(src[(z, *win)], smoothed[(z, *win)], _gradient(smoothed[z], vox)[(slice(None), *win)],
+                        out[(z, *win)], reg[(z, *win)] == region) for z in _by_chunk_row(zs, out.chunks[0])]
+    grey, sm, grad, lab, where = (np.concatenate([np.asarray(p[k]) for p in parts]) for k in range(5))
     length, levels = rule
     lab = np.concatenate([redecide_boundaries(lab[i: i + 1], rim_corrected(sm[i: i + 1], grad[i: i + 1], length),
                                               where[i: i + 1], levels, passes=CLASSIFIER_BOUNDARY_PASSES)
