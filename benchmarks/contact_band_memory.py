@@ -8,8 +8,8 @@ column (0.05: 2.9 degrees) rises by ``tilt x width`` rows across the field: a ba
 whole field is that high in every block.  The inputs are made lazily per chunk (a column's grey: the
 separator's fibre level down to its contact, the particles' level below, noise), the output computed
 row by row (:func:`volrecon.segment._rows.store_by_rows`, dask's synchronous scheduler) into an array
-in memory, and the peak of the heap numpy allocates is read with :mod:`tracemalloc` (the output's
-own bytes subtracted); one fresh process per width.
+in memory, and the peak of the heap numpy allocates while it runs is read with :mod:`tracemalloc` (the output array is
+allocated before the tracing starts); one fresh process per width.
 
 Run::
 
