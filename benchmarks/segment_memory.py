@@ -5,7 +5,9 @@ step's working set does.  Each listed step of :mod:`volrecon.segment.api` is wra
 thread only: the steps nest, the chunk tasks in dask's threads are not tagged); a thread samples
 ``/proc/self/statm`` every 20 ms and keeps, per nesting path of steps, the RSS on entry and the
 peak.  The ``store_by_rows`` graphs' sizes (tasks, output chunks) are recorded too: the graph of a
-materialised chain is held whole while its rows run (~2.4 kB a task).
+materialised chain is held whole while its rows run (~2.4 kB a task), and so are the rows along the
+stacking axis each block of the fibre | particle contact step holds (``band_rows``' answers, one per
+tile of columns; their union is the band one block per tile held before session 26).
 
 Run (one process per slice count; compare the peak minus entry of each step)::
 
@@ -25,12 +27,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from _common import machine, save
 
 STEPS = ("find_frame", "_layer_guess", "_smoothed_slices", "_materialise", "detect_layers", "refine_interface",
          "sodium_surface", "sei_outer_surface", "_regional_phases", "_fit_foil_spill", "_region_samples",
          "_cathode_rim_grey", "_gradient_sample", "_cathode_voids", "_void_samples", "_slice_histograms",
-         "_measured_shine_depth", "_forward_refined")
+         "_measured_shine_depth", "_forward_refined", "_region_samples", "_auto_particle_edge_rule", "_particle_edges",
+         "contact_band", "_fibre_contacts_placed", "fibre_contact_steps", "_with_foil_level", "_fibres_with_the_separator",
+         "_dark_voids", "_electrolyte_levelled", "_cut_beside_voids", "_sei_level", "_guess_below_sei",
+         "_interior_sample", "_sodium_only", "_stripe_darkening")
 """Functions of :mod:`volrecon.segment.api` whose working set is tagged (those absent are skipped)."""
 
 CHILD = """
@@ -84,6 +90,17 @@ class Plan(_rows._Plan):
         graphs.append({"step": "/".join(path_now), "tasks": len(graph), "chunks": sum(len(r) for r in rows)})
 
 _rows._Plan = Plan
+bands = []
+if hasattr(api, "band_rows"):  # the contact step's rows per tile (whole field: their union)
+    band_rows = api.band_rows
+
+    def banded(*a, **k):
+        b = band_rows(*a, **k)
+        if b is not None:
+            bands.append([b.start, b.stop])
+        return b
+
+    api.band_rows = banded
 if sync:
     dask.config.set(scheduler="synchronous")
 threading.Thread(target=sample, daemon=True).start()
@@ -95,7 +112,7 @@ with tempfile.TemporaryDirectory(prefix="segmem-") as work:
     _phases_stored(res, Path(work) / "scratch2")
     path_now.pop()
 done.set()
-print(json.dumps({"slices": n, "wall_s": time.perf_counter() - t, "peak_mb": max(peak.values()), "graphs": graphs,
+print(json.dumps({"slices": n, "wall_s": time.perf_counter() - t, "peak_mb": max(peak.values()), "graphs": graphs, "bands": bands,
                   "steps": {k: [entry.get(k, 0.0), v] for k, v in peak.items()}}))
 """
 
@@ -120,7 +137,14 @@ def table(runs: list[dict[str, Any]], voxels_per_slice: int) -> str:
         lines.append(f"| {step} | " + " | ".join(cells) + f" | {grow:.2f} |")
     lines.append("| **stage peak** | " + " | ".join(f"{r['peak_mb']:.0f}" for r in runs) + " | "
                  f"{(last['peak_mb'] - first['peak_mb']) * 2**20 / max(added, 1):.2f} |")
-    return "\n".join(lines) + "\n"
+    out = "\n".join(lines) + "\n"
+    for r in runs:
+        if r.get("bands"):
+            b = np.array(r["bands"])
+            out += (f"\n{r['slices']} slices: the fibre | particle contact's blocks hold {len(b)} bands of "
+                    f"{(b[:, 1] - b[:, 0]).min()}-{(b[:, 1] - b[:, 0]).max()} rows along the stacking axis (the whole "
+                    f"field's: {b[:, 1].max() - b[:, 0].min()} rows)")
+    return out + "\n"
 
 
 def main() -> None:

@@ -6,7 +6,8 @@ from scipy import ndimage as ndi
 
 from volrecon.phases import PHASES, REGIONS
 from volrecon.sample.render import INTENSITY
-from volrecon.segment.regional import contact_band, fibre_contact_steps, fibre_contact_surface
+from volrecon.segment.regional import (contact_band, contact_margin, fibre_contact_steps, fibre_contact_surface,
+                                      separator_window)
 
 SUPER = 20
 """Sub-samples per voxel along the stacking axis of the rendered profiles."""
@@ -187,3 +188,76 @@ def test_auto_chunked_along_the_stacking_axis_equals_whole():
     chunks = (20, 64, 96)
     parts = segment_volume(da.from_array(img, chunks=chunks), chunks=chunks, **kw)
     assert int((np.asarray(whole.phases) != np.asarray(parts.phases)).sum()) == 0
+
+
+def test_a_column_reads_no_film_beyond_its_separator_window():
+    """Thin mats under the film beside columns whose separator runs on for twenty rows past
+    :func:`separator_window` before their film: the thin mats' contacts are placed on their own film's
+    level whatever grey the far film has (a film twenty voxels from a contact cannot reach its fitted
+    rows).  Read from every row of every column, a far film brighter by 0.3 (a thicker SEI there) moved
+    the pooled film level, and five of the thin mats' voxels took the wrong side of the contact."""
+    n, rng = 48, np.random.default_rng(0)
+    contacts = np.where(np.arange(32) // 2 % 2 == 0, 9.6 + rng.uniform(-0.2, 0.3, 32), 30.5 + rng.uniform(-0.3, 0.3, 32))
+    assert (contacts[contacts > 20] - 8.0 > separator_window(2) + 6).all()
+    idx = np.arange(n) + 0.5
+    truth = np.where(idx < 8.0, PHASES["sei"], np.where(idx < contacts[:, None], PHASES["separator"],
+                                                         PHASES["active"]))[None].astype(np.uint8)
+    reg = _regions(np.floor(contacts).astype(int), 8.0, n)[None]  # the cut up to a voxel early
+    first = np.where(reg == REGIONS["cathode"], PHASES["active"], truth).astype(np.uint8)
+    names = {k: PHASES[k] for k in ("separator", "active", "binder", "electrolyte", "sei")}
+    thin = contacts < 20
+    wrong = int((first[0, thin] != truth[0, thin]).sum())
+    assert wrong >= 10
+    outs = []
+    for far_film in (INTENSITY["sei"], INTENSITY["sei"] + 0.3):
+        grey = np.stack([_column([8.0, c], [INTENSITY["sei"] if c < 20 else far_film, LEVELS["fibre"], LEVELS["active"]], n)
+                         for c in contacts])[None] + np.random.default_rng(1).normal(0, 0.005, (1, 32, n))
+        outs.append(fibre_contact_steps(grey, reg, first, axis=2, towards_cathode=1, levels=LEVELS, edge=RIM,
+                                        names=names, pool=(0.0, 3.0)))
+    errors = [int((o[0, thin] != truth[0, thin]).sum()) for o in outs]
+    assert errors[0] <= wrong / 4  # the step placed: 1 of 13 left
+    assert errors[1] == errors[0] and (outs[1] == outs[0]).all()  # the old reading: 5
+
+
+def test_a_block_holds_its_own_columns_band(monkeypatch):
+    """A separator | cathode boundary rising by 64 rows across the field (half a row a column): each
+    block of the chunked contact step holds, along the stacking axis, the rows within
+    :func:`contact_margin` of its own columns' turns and of those within the levels' pooling reach
+    (34 columns: 17 rows of rise), not the band of the whole field (102 rows: a block held a slab as
+    wide as its chunk and as high as the boundary's rise over the whole volume), and the labels are
+    those of one block over the whole volume."""
+    import dask.array as da
+
+    from volrecon.segment import api
+
+    nz, nx, n = 4, 128, 100
+    contacts = 20.3 + 0.5 * np.arange(nx)
+    col = np.stack([_column([8.0, c], [INTENSITY["sei"], LEVELS["fibre"], LEVELS["active"]], n) for c in contacts])
+    grey = np.broadcast_to(col.T[None], (nz, n, nx)) + np.random.default_rng(2).normal(0, 0.005, (nz, n, nx))
+    reg = np.broadcast_to(_regions(np.floor(contacts).astype(int), 8.0, n).T[None], (nz, n, nx)).copy()
+    first = np.where(reg == REGIONS["cathode"], PHASES["active"],
+                     np.where(reg == REGIONS["separator"], PHASES["separator"], PHASES["sei"])).astype(np.uint8)
+    names = {k: PHASES[k] for k in ("separator", "active", "binder", "electrolyte", "sei")}
+    heights = []
+    steps = api.fibre_contact_steps
+
+    def recorded(g, *a, **k):
+        heights.append(g.shape[1])
+        return steps(g, *a, **k)
+
+    monkeypatch.setattr(api, "fibre_contact_steps", recorded)
+    kw = dict(levels=LEVELS, edge=RIM, names=names, vox=(100.0, 10.0, 100.0), stack=(1, True), reach=2)
+
+    def placed(chunks):
+        arrs = [da.from_array(a, chunks=chunks) for a in (grey.astype(np.float32), reg, first)]
+        return np.asarray(api._fibre_contacts_placed(arrs[0], arrs[1], arrs[2], params={}, **kw))
+
+    whole = placed((nz, n, nx))
+    band = contact_band(reg, 1, contact_margin(2))
+    assert heights == [band.stop - band.start] and band.stop - band.start >= 64 + contact_margin(2)
+    del heights[:]
+    tiled = placed((2, 32, 16))
+    assert max(heights) <= 17 + 2 * contact_margin(2) + 3  # one band for the field: 89 rows (old margins)
+    assert len(heights) == 16  # no chunk deepened to the levels' pooling reach (9 columns, 2 slices a chunk)
+    assert (tiled == whole).all()
+    assert (whole != first).any()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal, Mapping, Protocol, Sequence
 
+import dask
 import dask.array as da
 import numpy as np
 from scipy import ndimage as ndi
@@ -35,7 +36,8 @@ from volrecon.segment.cathode_rims import (
 )
 from volrecon.segment import forward_refine as fr
 from volrecon.segment.chunking import DEFAULT_CHUNKS  # noqa: F401  (segment_volume's default chunks)
-from volrecon.segment.chunking import _as_dask, _compact, _frame_chunks, _overlap, _reduced_chunks, _specimen_voxels
+from volrecon.segment.chunking import (_as_dask, _banded_tiles, _compact, _frame_chunks, _overlap, _reduced_chunks,
+                                       _specimen_voxels)
 from volrecon.segment.foil_spill import FoilSpill, _beside_foil, _fit_foil_spill, _foil_spill_grey, _foil_unspilled, _spill_read
 from volrecon.segment.frame import find_frame
 from volrecon.segment.layers import (EDGE_RIM_NM, OUTLIER_NM, REFERENCE_EDGES, REFINE_NM, Layers, detect_layers,
@@ -46,9 +48,9 @@ from volrecon.segment.particle_edges import (
 )
 from volrecon.segment.thresholds import apply_thresholds, multi_otsu, multi_otsu_thresholds
 from volrecon.segment.regional import (
-    CONTACT_LATERAL_NM, CONTACT_LEVEL_POOL_NM, classify_regions, contact_band, contact_cuts, contact_reach,
-    fibre_contact_steps, level_contact_cuts, rim_cut, rim_threshold, sei_outer_surface, separator_contacts, smooth,
-    smoothing_reach, smoothing_sigma, sodium_surface, specimen_filter,
+    CONTACT_LATERAL_NM, CONTACT_LEVEL_POOL_NM, band_rows, classify_regions, contact_cuts, contact_margin, contact_reach,
+    contact_rows, fibre_contact_steps, level_contact_cuts, rim_cut, rim_threshold, sei_outer_surface, separator_contacts,
+    smooth, smoothing_reach, smoothing_sigma, sodium_surface, specimen_filter,
 )
 from volrecon.segment.voids import (
     ShineDepth,
@@ -1036,6 +1038,12 @@ def levels_keep_order(plain: Mapping[int, float], dark: Mapping[int, float], sha
     return all(dark[b] - dark[a] >= share * (plain[b] - plain[a]) for a, b in zip(order, order[1:]))
 
 
+def _by_chunk_row(zs: np.ndarray, chunks: Sequence[int]) -> list[np.ndarray]:
+    """The sorted slice indices ``zs`` grouped by the chunk (of ``chunks`` along z) each lies in."""
+    row = np.searchsorted(np.cumsum(chunks), zs, side="right")
+    return [zs[row == r] for r in np.unique(row)]
+
+
 def _dark_rim_length(src: da.Array, smoothed: da.Array, reg: da.Array, out: da.Array, *, region: int,
                      values: Sequence[int], rule: tuple[float, Mapping[int, float]], vox: tuple[float, float, float],
                      smooth_nm: float, info: dict[str, Any]) -> tuple[float, fr.ImageModel] | None:
@@ -1056,9 +1064,11 @@ def _dark_rim_length(src: da.Array, smoothed: da.Array, reg: da.Array, out: da.A
     """
     zs = fr.sample_slices(int(out.shape[0]), 0)
     win = fr.fit_window(np.asarray(reg[zs].compute()) == region, DARK_FIT_WINDOW_PX)
-    grey, sm, grad, lab, where = (np.asarray(a) for a in da.compute(
-        src[(zs, *win)], smoothed[(zs, *win)], _gradient(smoothed[zs], vox)[(slice(None), *win)], out[(zs, *win)],
-        reg[(zs, *win)] == region))
+    # one chunk row at a time: the lazy classes of every row holding a sampled slice were computed at once
+    # (400 slices: six rows, +300-400 MB over one; benchmarks/results/segment_memory.md, session 26)
+    parts = [da.compute(src[(z, *win)], smoothed[(z, *win)], _gradient(smoothed[z], vox)[(slice(None), *win)],
+                        out[(z, *win)], reg[(z, *win)] == region) for z in _by_chunk_row(zs, out.chunks[0])]
+    grey, sm, grad, lab, where = (np.concatenate([np.asarray(p[k]) for p in parts]) for k in range(5))
     length, levels = rule
     lab = np.concatenate([redecide_boundaries(lab[i: i + 1], rim_corrected(sm[i: i + 1], grad[i: i + 1], length),
                                               where[i: i + 1], levels, passes=CLASSIFIER_BOUNDARY_PASSES)
@@ -2346,7 +2356,10 @@ def _fibre_contacts_placed(src: da.Array, reg: da.Array, out: da.Array, *, level
     :func:`_thick_edge`, the foil's on the phantoms).  ``levels``: the volume's pore, fibre, binder
     and active levels (each pooled over 250 nm around a column where its voxels are seen,
     :data:`volrecon.segment.regional.CONTACT_LEVEL_POOL_NM`).  What was used is in
-    ``parameters["fibre_contact_steps"]``.
+    ``parameters["fibre_contact_steps"]``.  Each chunk's columns are placed on a block holding them and
+    the columns within the pooling's reach, along the stacking axis only the rows around their own
+    turns (:func:`volrecon.segment.chunking._banded_tiles`): a task's memory follows its chunk and the boundary's rise across it,
+    not the rise across the whole field (one band for the volume was as high as that, in every block).
 
     Measured (24x192 phantoms, seeds 0-3 carbonate and 0-1 diglyme, oracle-corrected / corrected,
     before -> after, ``benchmarks/results/separator_errors.md``, reading of session 25): separator Dice,
@@ -2365,27 +2378,21 @@ def _fibre_contacts_placed(src: da.Array, reg: da.Array, out: da.Array, *, level
     params["fibre_contact_steps"] = {"levels": dict(levels), "lateral_sigma_vox": sig, "reach_vox": reach,
                                      "sigma_vox": float(edge["sigma_vox"]),
                                      "rim_ratio": float(edge.get("rim_ratio", 0.0)), "level_pool_sigma_vox": pool}
-    lateral = [gaussian_reach(sig[a]) + gaussian_reach(CONTACT_LEVEL_POOL_NM / float(vox[a])) for a in range(3)]
-    depth = [0 if a == axis else lateral[a] for a in range(3)]
-    band = contact_band(reg, axis, 2 * reach + 8)  # the whole volume's, by a chunked reduction
-    if band is None:
+    depth = [0 if a == axis else gaussian_reach(sig[a]) + gaussian_reach(CONTACT_LEVEL_POOL_NM / float(vox[a]))
+             for a in range(3)]
+    first, last = dask.compute(*contact_rows(reg, axis))  # per column: one integer each
+    if (last < 0).all():
         return out
-    # the whole band along the axis in every block: a column's levels are pooled from its neighbours' rows,
-    # read at their own heights, which a block cut along the axis would cut short (review rev25b H1)
-    sl = tuple(band if a == axis else slice(None) for a in range(3))
-    o_b, s_b, r_b = (a[sl].rechunk({axis: -1}) for a in (out, src, reg))
 
-    def place(o_: np.ndarray, s_: np.ndarray, r_: np.ndarray, core: tuple[slice, ...], faces: Any) -> np.ndarray:
+    def place(o_: np.ndarray, s_: np.ndarray, r_: np.ndarray) -> np.ndarray:
         # the grey is smoothed laterally only: the band of rows around the contact is all that is read
         grey = specimen_filter(s_, r_ != REGIONS["frame"], sig)
-        res_ = fibre_contact_steps(grey, r_, o_, axis=axis, towards_cathode=1 if anode_first else -1,
+        return fibre_contact_steps(grey, r_, o_, axis=axis, towards_cathode=1 if anode_first else -1,
                                    levels=levels, edge=edge, names=names, reach=reach, pool=pool)
-        return np.ascontiguousarray(res_[core])
 
-    placed = _overlap(place, o_b, depth, np.uint8, extra=(s_b, r_b))
-    parts = [out[tuple(slice(0, band.start) if a == axis else slice(None) for a in range(3))], placed,
-             out[tuple(slice(band.stop, None) if a == axis else slice(None) for a in range(3))]]
-    return da.concatenate(parts, axis=axis)
+    margin = contact_margin(reach)
+    return _banded_tiles(place, out, (src, reg), axis=axis, depth=depth,
+                         band=lambda pad: band_rows(first[pad], last[pad], out.shape[axis], margin))
 
 
 def _forward_refined(src: da.Array, reg: da.Array, out: da.Array, *, names: Mapping[str, int],

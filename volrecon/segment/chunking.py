@@ -5,7 +5,9 @@ Every step of the segmentation stage (:mod:`volrecon.segment.api`) that reads a 
 through :func:`_overlap` (a :func:`dask.array.map_overlap` that hands the filter its padded block, the
 block's core and which faces border another chunk), on the chunks :func:`_as_dask` cut (default
 :data:`DEFAULT_CHUNKS`); the frame's masks are laid on those chunks by :func:`_frame_chunks`, and
-:func:`_reduced_chunks` reduces chosen chunk rows in one pass.  Nothing here knows a phase or a layer.
+:func:`_reduced_chunks` reduces chosen chunk rows in one pass.  A filter that reads only a band of rows
+along one axis, different for each column, runs through :func:`_banded_tiles` instead (tiles of columns,
+each within its own band).  Nothing here knows a phase or a layer.
 """
 
 from __future__ import annotations
@@ -141,6 +143,49 @@ def _overlap(fn: Callable[..., np.ndarray], arr: da.Array, depth: Sequence[int],
     dep = {i: d for i, d in enumerate(depth)}
     return da.map_overlap(run, arr, *others, depth=[dep] * (1 + len(others)), boundary="none", trim=False,
                           dtype=dtype, chunks=arr.chunks, meta=np.empty((0, 0, 0), dtype), align_arrays=False)
+
+
+def _banded_tiles(fn: Callable[..., np.ndarray], out: da.Array, extra: Sequence[da.Array], *, axis: int,
+                  depth: Sequence[int], band: Callable[[tuple[slice, slice]], slice | None]) -> da.Array:
+    """``fn(out_block, *extra_blocks)`` (arrays of ``out``'s shape) on each tile of columns (a chunk of
+    ``out`` across ``axis``), its block holding the tile's columns and those within ``depth`` of them
+    and, along ``axis``, the rows ``band(padded)`` gives for those columns (``padded``: their slices
+    of the two other axes); ``out``'s values outside a tile's band, and where it is None.
+
+    A block follows its tile and what ``band`` says its columns need, never the whole field along
+    ``axis``, and no chunk has to be as deep as ``depth`` (the padded columns are sliced, not
+    borrowed from the neighbouring chunks as :func:`_overlap` does)."""
+    lat = [a for a in range(3) if a != axis]
+    edges = [np.cumsum((0,) + out.chunks[a]).astype(int) for a in lat]
+    tiles = [[_band_tile(fn, out, extra, axis=axis, core=(slice(edges[0][i], edges[0][i + 1]),
+                                                          slice(edges[1][j], edges[1][j + 1])),
+                         depth=[int(depth[a]) for a in lat], band=band)
+              for j in range(len(edges[1]) - 1)] for i in range(len(edges[0]) - 1)]
+    nested: list = [tiles] if axis == 0 else [[row] for row in tiles] if axis == 1 else [[[t] for t in row] for row in tiles]
+    return da.block(nested)
+
+
+def _band_tile(fn: Callable[..., np.ndarray], out: da.Array, extra: Sequence[da.Array], *, axis: int,
+               core: tuple[slice, slice], depth: Sequence[int], band: Callable[[tuple[slice, slice]], slice | None]
+               ) -> da.Array:
+    """One tile of :func:`_banded_tiles`: ``out``'s columns ``core`` (slices of the two axes other than
+    ``axis``), ``fn`` applied within their band, on ``out``'s chunks along ``axis``."""
+    lat = [a for a in range(3) if a != axis]
+    pad = tuple(slice(max(0, c.start - d), min(out.shape[a], c.stop + d)) for c, d, a in zip(core, depth, lat))
+    rows = band(pad)
+
+    def at(along: slice, lateral: tuple[slice, slice]) -> tuple[slice, ...]:
+        return (*lateral[:axis], along, *lateral[axis:])
+
+    if rows is None:
+        return out[at(slice(None), core)]
+    blocks = [a[at(rows, pad)].rechunk(-1) for a in (out, *extra)]
+    inner = at(slice(None), tuple(slice(c.start - p.start, c.stop - p.start) for c, p in zip(core, pad)))
+    shape = at(slice(rows.stop - rows.start), tuple(slice(c.stop - c.start) for c in core))
+    placed = da.map_blocks(lambda *b: np.ascontiguousarray(fn(*b)[inner]), *blocks, dtype=out.dtype,
+                           chunks=tuple((s.stop,) for s in shape), meta=np.empty((0, 0, 0), out.dtype))
+    parts = [out[at(slice(0, rows.start), core)], placed, out[at(slice(rows.stop, None), core)]]
+    return da.concatenate([p for p in parts if p.shape[axis]], axis=axis).rechunk({axis: out.chunks[axis]})
 
 
 def _reduced_chunks(arrays: Sequence[da.Array], reduce: Callable[..., Any], rows: Sequence[int]) -> list[tuple[tuple[slice, ...], Any]]:

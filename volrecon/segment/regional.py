@@ -1405,14 +1405,13 @@ def _separator_cathode_turn(sep: np.ndarray, cat: np.ndarray) -> np.ndarray:
 
 
 def _column_profiles(grey: np.ndarray, sep: np.ndarray, cat: np.ndarray, centre: np.ndarray, half: int,
-                     film: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                     first_sep: np.ndarray, film: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per column (stacking axis last, the cathode towards higher indices) the voxel indices
     ``centre - half .. centre + half - 1`` (``centre``: a boundary coordinate, -1 for none), their
     grey values (index-clipped) and whether each lies in the separator or the cathode region past
-    the separator's first voxel (the film's blurred edge; from it on in the columns ``film``, where
-    the film's edge is modelled)."""
+    the separator's first voxel ``first_sep`` (the film's blurred edge; from it on in the columns
+    ``film``, where the film's edge is modelled)."""
     n = grey.shape[-1]
-    first_sep = np.argmax(sep, axis=-1)
     rows = centre[..., None] + np.arange(-half, half)
     inside = (rows >= 0) & (rows < n) & (centre[..., None] > 0)
     at = np.clip(rows, 0, n - 1)
@@ -1424,20 +1423,20 @@ def _column_profiles(grey: np.ndarray, sep: np.ndarray, cat: np.ndarray, centre:
     return rows, prof, use
 
 
-def _contact_fit(grey: np.ndarray, sep: np.ndarray, cat: np.ndarray, centre: np.ndarray,
+def _contact_fit(grey: np.ndarray, sep: np.ndarray, cat: np.ndarray, centre: np.ndarray, first_sep: np.ndarray,
                  local: Mapping[str, np.ndarray], rim: tuple[float, float, float], reach: int
                  ) -> tuple[np.ndarray, np.ndarray]:
     """The fit of :func:`fibre_contact_surface`: the profiles around ``centre`` fitted with each pair
-    of levels (``local``, per column; the film's edge at the separator's first voxel where
-    ``local["film"]`` is finite), the fibre -> active step's place and whether it is a fitted fibre |
+    of levels (``local``, per column; the film's edge at the separator's first voxel ``first_sep``
+    where ``local["film"]`` is finite), the fibre -> active step's place and whether it is a fitted fibre |
     particle contact (the best of the four pairs, not pinned at the end of its range, the profile
     seen on both sides of it)."""
     film = np.isfinite(local["film"]) if "film" in local else None
-    rows, prof, use = _column_profiles(grey, sep, cat, centre, int(reach) + 1, film)
+    rows, prof, use = _column_profiles(grey, sep, cat, centre, int(reach) + 1, first_sep, film)
     x = rows + 0.5
     base = None
     if film is not None:
-        sb, rb = step_and_rims(x - np.argmax(sep, axis=-1)[..., None], rim[0], rim[1])
+        sb, rb = step_and_rims(x - first_sep[..., None], rim[0], rim[1])
         s_ = np.where(film, local["film"], 0.0)[..., None]
         base = {up: np.where(film[..., None], s_ + (local[up][..., None] - s_) * sb
                              + rim[2] * np.abs(local[up][..., None] - s_) * rb, local[up][..., None])
@@ -1492,6 +1491,32 @@ smooth brightness residual a correction leaves (microns): with the whole volume'
 of the corrected carbonate seed 1 lay 0.17 voxel deep on average (0.07 pooled so), and the classifier's
 separator Dice there fell (0.797 -> 0.795; 0.799 pooled)."""
 
+FILM_ROWS = (2, 6)
+"""The rows before the separator's first voxel (nearest, farthest) the film's level is read from
+(:func:`_local_levels`)."""
+
+
+def separator_window(reach: int) -> int:
+    """How many rows before its separator | cathode turn a column's separator's first voxel is looked
+    for (:func:`fibre_contact_surface`): the film's blurred edge there can reach the rows fitted
+    (``reach + 1`` before the turn) only from a few voxels away, and a column whose separator runs on
+    beyond is read as one without a film in reach, whatever rows a block holds."""
+    return 2 * int(reach) + 8
+
+
+def contact_margin(reach: int) -> int:
+    """Rows each side of a column's separator | cathode turn that :func:`fibre_contact_steps` reads
+    (the film's rows before the farthest first separator voxel, :func:`separator_window`) or changes."""
+    return separator_window(reach) + FILM_ROWS[1]
+
+
+def _separator_start(sep: np.ndarray, h: np.ndarray, window: int) -> np.ndarray:
+    """Per column (stacking axis last) the first separator voxel within ``window`` rows before the
+    turn ``h`` (the first in the column where ``h`` is -1, no turn)."""
+    idx = np.arange(sep.shape[-1])
+    return np.argmax(sep & (idx >= h[..., None] - window), axis=-1)
+
+
 _LEVEL_ROWS = {"fibre": ("separator", -1), "pore": ("separator", -1), "active": ("cathode", 1),
                "binder": ("cathode", 1)}
 """Level -> the region it is read in and its side of the contact (-1 before, +1 after)."""
@@ -1521,7 +1546,7 @@ def _local_levels(grey: np.ndarray, phases: np.ndarray, regions: np.ndarray, h: 
     idx = np.arange(grey.shape[-1])
     out = {}
     if "film" in labels:
-        rows = (idx >= first_sep[..., None] - 6) & (idx <= first_sep[..., None] - 2)
+        rows = (idx >= first_sep[..., None] - FILM_ROWS[1]) & (idx <= first_sep[..., None] - FILM_ROWS[0])
         m = rows & (regions == region_values["anode"]) & (phases == labels["film"]) & (h[..., None] > 0)
         count, total = _column_sums_pooled(grey, m, sigma)
         out["film"] = np.where(count >= 1.0, total / np.maximum(count, 1e-6), np.nan)
@@ -1546,7 +1571,8 @@ def fibre_contact_surface(grey: np.ndarray, regions: np.ndarray, *, levels: Mapp
     from the column's grey profile across it, not from each voxel's grey (a fibre voxel on a particle
     and the particle's voxel under it read within the noise of each other: the blur and the edge
     rims lift the one and the other alike).  Around the layers' separator|cathode boundary ``h``
-    (``± (reach + 1)`` voxels; the separator's first voxel left out, the film's blurred edge), each
+    (``± (reach + 1)`` voxels; the separator's first voxel, the film's blurred edge, left out: it is
+    looked for within :func:`separator_window` rows before ``h``), each
     column's profile is fitted by a blurred step with rims
     (:func:`volrecon.segment.layers.step_and_rims`: blur ``edge["sigma_vox"]``, rims
     ``edge["rim_ratio"]`` of the step with half-width ``edge["rim_half_width_vox"]``, the stack's
@@ -1595,27 +1621,47 @@ def fibre_contact_surface(grey: np.ndarray, regions: np.ndarray, *, levels: Mapp
     rim = (float(edge["sigma_vox"]), float(edge.get("rim_half_width_vox", 1.0)), float(edge.get("rim_ratio", 0.0)))
     sep, cat = regions == region_values["separator"], regions == region_values["cathode"]
     h = _separator_cathode_turn(sep, cat)
+    first_sep = _separator_start(sep, h, separator_window(reach))
     if phases is None or labels is None:
         local = {k: np.full(h.shape, float(v)) for k, v in levels.items()}
     else:
-        local = _local_levels(grey, phases, regions, h, np.argmax(sep, axis=-1), levels, labels, pool, region_values,
-                              int(reach))
-    return _contact_fit(grey, sep, cat, h, local, rim, reach)
+        local = _local_levels(grey, phases, regions, h, first_sep, levels, labels, pool, region_values, int(reach))
+    return _contact_fit(grey, sep, cat, h, first_sep, local, rim, reach)
+
+
+def contact_rows(regions: Any, axis: int, region_values: Mapping[str, int] = REGIONS) -> tuple[Any, Any]:
+    """Per column (``axis`` reduced, the other two kept in their order) the first and the last index
+    ``i`` along ``axis`` where voxels ``i`` and ``i + 1`` are a separator and a cathode voxel (in either
+    order), -1 where there is none.  ``regions`` may be a dask array: the two maps are then lazy
+    chunked reductions (one integer per column each)."""
+    r = np.moveaxis(regions, axis, 0)
+    sep, cat = r == region_values["separator"], r == region_values["cathode"]
+    turn = (sep[:-1] & cat[1:]) | (cat[:-1] & sep[1:])
+    n = int(turn.shape[0])
+    idx = np.arange(n, dtype=np.int32).reshape(-1, 1, 1)
+    first = np.where(turn, idx, np.int32(n)).min(axis=0)
+    return np.where(first < n, first, np.int32(-1)), np.where(turn, idx, np.int32(-1)).max(axis=0)
+
+
+def band_rows(first: np.ndarray, last: np.ndarray, length: int, margin: int) -> slice | None:
+    """The indices within ``margin`` of the turns of :func:`contact_rows` (``first``, ``last``: its maps,
+    or a part of them) along an axis of ``length``, or None where they hold no turn."""
+    has = np.asarray(last) >= 0
+    if not has.any():
+        return None
+    return slice(max(0, int(np.asarray(first)[has].min()) - margin), min(int(length), int(np.asarray(last).max()) + 2 + margin))
 
 
 def contact_band(regions: Any, axis: int, margin: int,
                  region_values: Mapping[str, int] = REGIONS) -> slice | None:
-    """The indices along ``axis`` within ``margin`` of a separator voxel beside a cathode voxel (the
-    rows :func:`fibre_contact_steps` reads and changes, for ``margin = 2 reach + 8``), or None where
-    there is none.  ``regions`` may be a dask array: the rows are then found by a chunked reduction
-    (only one flag per index along ``axis`` is computed)."""
-    r = np.moveaxis(regions, axis, 0)
-    sep, cat = r == region_values["separator"], r == region_values["cathode"]
-    turn = np.asarray(((sep[:-1] & cat[1:]) | (cat[:-1] & sep[1:])).any(axis=(1, 2)))
-    if not turn.any():
-        return None
-    at = np.nonzero(turn)[0]
-    return slice(max(0, int(at[0]) - margin), min(r.shape[0], int(at[-1]) + 2 + margin))
+    """The indices along ``axis`` within ``margin`` of a separator voxel beside a cathode voxel
+    anywhere in ``regions`` (the rows :func:`fibre_contact_steps` reads and changes, for ``margin =``
+    :func:`contact_margin`), or None where there is none.  ``regions`` may be a dask array
+    (:func:`contact_rows`' reductions are computed)."""
+    import dask
+
+    first, last = dask.compute(*contact_rows(regions, axis, region_values))
+    return band_rows(first, last, regions.shape[axis], margin)
 
 
 def fibre_contact_steps(grey: np.ndarray, regions: np.ndarray, phases: np.ndarray, *, axis: int,
@@ -1628,10 +1674,11 @@ def fibre_contact_steps(grey: np.ndarray, regions: np.ndarray, phases: np.ndarra
     In the columns that hold a fibre | particle contact, the separator's or cathode's voxels within
     ``reach + 1`` of the boundary that lie before the contact and are labelled active become fibre,
     and those after it labelled fibre become active; other columns and other labels are unchanged
-    (a binder or pore voxel before the contact is no part of a fibre | particle step).  A block
-    holding the whole :func:`contact_band` along ``axis`` (the neighbours' rows the levels are pooled
-    from lie at their own heights) and the reach of the levels' pooling ``pool`` laterally gives the
-    whole volume's answer (``segment.api._fibre_contacts_placed``).
+    (a binder or pore voxel before the contact is no part of a fibre | particle step).  A column
+    reads only the rows within :func:`contact_margin` of its own turn: a block holding, along ``axis``,
+    the :func:`contact_band` of its columns and of those within the reach of the levels' pooling
+    ``pool`` (their rows, read at their own heights) gives the whole volume's answer for its columns
+    (``segment.api._fibre_contacts_placed``).
 
     Parameters
     ----------
