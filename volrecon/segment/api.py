@@ -1128,7 +1128,8 @@ SAMPLE_VOXELS = 8_000_000
 
 DARK_VOID_MIN_SAMPLE = 1000
 """Least pore voxels of the found separator in :func:`_dark_voids`'s sample: fewer give the electrolyte's
-level (a histogram's mode, 200 bins) and spread too loosely to cut the voids' cores on."""
+level (a histogram's mode, 200 bins) and spread too loosely to cut the voids' cores on.  A slice's own level
+(:func:`_slice_levels`) takes as many: with half of them it has none."""
 
 
 def _sample_index(shape: Sequence[int], max_slices: int = 64, max_voxels: int = SAMPLE_VOXELS) -> tuple[np.ndarray, int]:
