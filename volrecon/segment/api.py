@@ -1128,7 +1128,8 @@ SAMPLE_VOXELS = 8_000_000
 
 DARK_VOID_MIN_SAMPLE = 1000
 """Least pore voxels of the found separator in :func:`_dark_voids`'s sample: fewer give the electrolyte's
-level (a histogram's mode, 200 bins) and spread too loosely to cut the voids' cores on."""
+level (a histogram's mode, 200 bins) and spread too loosely to cut the voids' cores on.  A slice's own level
+(:func:`_slice_levels`) takes as many: with half of them it has none."""
 
 
 def _sample_index(shape: Sequence[int], max_slices: int = 64, max_voxels: int = SAMPLE_VOXELS) -> tuple[np.ndarray, int]:
@@ -1233,12 +1234,19 @@ def _slice_histograms(smoothed: da.Array, out: da.Array, reg: da.Array, edges: n
         keep = _morph((o_ == electrolyte) & (r_ == region), np.ones((1, 3, 3), bool), erode=True)
         return np.ascontiguousarray(keep[core])
 
+    return _kept_slice_histograms(smoothed, _overlap(inner, out, (0, 1, 1), bool, extra=(reg,)), edges)
+
+
+def _kept_slice_histograms(grey: da.Array, kept: da.Array, edges: np.ndarray) -> np.ndarray:
+    """Each slice's histogram (:func:`volrecon.segment.voids.slice_histograms` on ``edges``) of the
+    ``grey`` of its ``kept`` voxels (bool, ``grey``'s shape), shape ``(Z, bins)``: one histogram per
+    slice and chunk, computed one chunk row after the other (:func:`volrecon.segment._rows.store_by_rows`)
+    and summed, so the chunks give the whole array's counts exactly."""
     def hist_of(g_: np.ndarray, keep: np.ndarray) -> np.ndarray:
         return slice_histograms(np.where(keep, g_, np.float32(np.nan)), edges)[:, None, None]
 
-    kept = _overlap(inner, out, (0, 1, 1), bool, extra=(reg,))
     nb = len(edges) - 1
-    hist = da.map_blocks(hist_of, smoothed.astype(np.float32).rechunk(kept.chunks), kept, new_axis=3, dtype=np.int64,
+    hist = da.map_blocks(hist_of, grey.astype(np.float32).rechunk(kept.chunks), kept, new_axis=3, dtype=np.int64,
                          chunks=(kept.chunks[0], (1,) * len(kept.chunks[1]), (1,) * len(kept.chunks[2]), (nb,)))
     per_chunk = np.zeros(hist.shape, np.int64)
     store_by_rows(hist, per_chunk)
@@ -1772,8 +1780,10 @@ def _dark_voids(evidence: Any, grey: da.Array, lay: Layers, *, names: Mapping[st
     cathode's side), and the class's mode over the whole field is the sodium's.  A pore voxel
     ``dark_k`` spreads below that level is a void's (:attr:`VoidCues.dark_k`, the void split's seed
     margin); the layers count it with the cathode (``detect_layers(cathode_voids=True)``).  The level
-    is read per slice as well (:func:`_slice_levels`; the spread is the stack's): a slice the
-    correction left darker as a whole had its whole electrolyte marked.  With
+    is read on every slice as well (:func:`_slice_levels`; the spread is the stack's): a slice the
+    correction left darker as a whole had its whole electrolyte marked.  The cut applied is each
+    slice's level less ``dark_k`` spreads; ``stack_cut`` records the stack's, ``slice_cut_range`` the
+    slices' extremes.  With
     ``cues`` and ``vox``, a residual curtain's darkening measured on the guess's particles
     (:func:`volrecon.segment.voids.stripe_darkening`, as the void split takes it off) is taken off
     the grey first: a dark stripe over the separator's electrolyte is not a void (24x192 carbonate
@@ -1796,9 +1806,9 @@ def _dark_voids(evidence: Any, grey: da.Array, lay: Layers, *, names: Mapping[st
     if vals.size < DARK_VOID_MIN_SAMPLE:
         return None
     level, spread = electrolyte_level(vals)
-    cut = level - dark_k * spread
     # per slice: the correction's brightness residual moves a slice's electrolyte as a whole
-    cuts = _slice_levels(g, pores, zs, int(grey.shape[0]), level) - dark_k * spread
+    cuts = _slice_levels(evidence, grey, lay, electrolyte=elec, frame_value=frame_value, level=level,
+                         spread=spread) - dark_k * spread
 
     def mark(p: np.ndarray, v: np.ndarray, block_info: dict | None = None) -> np.ndarray:
         z0, z1 = block_info[0]["array-location"][0] if block_info else (0, p.shape[0])
@@ -1815,28 +1825,42 @@ def _dark_voids(evidence: Any, grey: da.Array, lay: Layers, *, names: Mapping[st
         marked = da.map_blocks(mark, evidence, grey.rechunk(evidence.chunks), dtype=evidence.dtype)
     else:
         marked = mark(np.asarray(evidence), np.asarray(grey))
-    return marked, {"electrolyte_level": float(level), "spread": float(spread), "cut": float(cut), "dark_k": float(dark_k),
+    return marked, {"electrolyte_level": float(level), "spread": float(spread),
+                    "stack_cut": float(level - dark_k * spread), "dark_k": float(dark_k),
                     "slice_cut_range": [float(cuts.min()), float(cuts.max())]}
 
 
-def _slice_levels(grey: np.ndarray, pores: np.ndarray, zs: np.ndarray, nz: int, level: float) -> np.ndarray:
-    """The electrolyte's level in each of ``nz`` slices: read on the sampled slices ``zs`` (``grey``'s
-    values over their ``pores``) that hold :data:`DARK_VOID_MIN_SAMPLE` pore voxels, linearly
-    interpolated between them (the nearest one's beyond them), ``level`` where none does.
+def _slice_levels(evidence: Any, grey: da.Array, lay: Layers, *, electrolyte: int, frame_value: int | None,
+                  level: float, spread: float) -> np.ndarray:
+    """The electrolyte's level in each slice of ``grey``: the mode of the slice's histogram of the grey
+    over its pore (``electrolyte`` in the layer guess ``evidence``) in the separator ``lay`` found
+    (:func:`volrecon.segment.voids.slice_levels` on bins about the stack's ``level`` and ``spread``,
+    :func:`volrecon.segment.voids.slice_level_edges`), read on every slice in one chunked pass (the
+    histograms add up over the chunks: chunk-exact).  A slice with fewer than
+    :data:`DARK_VOID_MIN_SAMPLE` such voxels in the window moves from its own level towards the
+    median slice's (half of them: none of its own), one without a level of its own takes its nearest
+    slices' (linearly interpolated), and every slice ``level`` where none has one.
 
     The correction's slice-by-slice brightness estimate can leave a slice's grey offset as a whole:
     on the 12x160 diglyme seed 3 phantom's real-corrected stack the first four slices' electrolyte
     read 70-79 grey against the stack's 83 (spread 1.3), and the separator's whole film in them was
-    marked void against the stack's level (the separator|cathode cut then 10 rows into the mat)."""
-    at, own = [], []
-    for i, z in enumerate(zs):
-        v = grey[i][pores[i]]
-        if v.size >= DARK_VOID_MIN_SAMPLE:
-            at.append(int(z))
-            own.append(electrolyte_level(v)[0])
-    if not at:
-        return np.full(nz, float(level))
-    return np.interp(np.arange(nz), at, own).astype(np.float64)
+    marked void against the stack's level (the separator|cathode cut then 10 rows into the mat).
+    The offset is a slice's own: read on up to 64 sampled slices and interpolated between them, an
+    unsampled dark slice kept the stack's level, and a sampled one lowered its neighbours' cut."""
+    ev = evidence if isinstance(evidence, da.Array) else da.from_array(np.asarray(evidence), chunks=grey.chunks)
+
+    def pore(p: np.ndarray, block_info: dict | None = None) -> np.ndarray:
+        sl = tuple(slice(*loc) for loc in block_info[0]["array-location"])
+        sep = region_block(lay, sl, p.shape, phases=p, frame_value=frame_value) == REGIONS["separator"]
+        return sep & (p == electrolyte)
+
+    kept = da.map_blocks(pore, ev.rechunk(grey.chunks), dtype=bool)
+    edges = slice_level_edges(level, spread)
+    own = slice_levels(_kept_slice_histograms(grey, kept, edges), edges, min_voxels=DARK_VOID_MIN_SAMPLE)[0]
+    found = np.flatnonzero(np.isfinite(own))
+    if found.size == 0:
+        return np.full(int(grey.shape[0]), float(level))
+    return np.interp(np.arange(int(grey.shape[0])), found, own[found]).astype(np.float64)
 
 
 def _cut_beside_voids(guess: Any, grey: da.Array, lay: Layers, *, names: Mapping[str, int], frame_value: int | None,
