@@ -69,9 +69,11 @@ def sample():
 def tagged(fn, name):
     @functools.wraps(fn)
     def run(*a, **k):
-        if threading.current_thread() is not threading.main_thread() or (name == "_stored" and path_now[-1].startswith("_materialise")):
+        inner = name == "_stored" and path_now[-1].startswith("_materialise")  # _materialise's own store
+        if threading.current_thread() is not threading.main_thread() or inner:
             return fn(*a, **k)
-        path_now.append(f"{name}[{a[2] if len(a) > 2 else k.get('name')}]" if name in ("_materialise", "_stored") else name)
+        named = name in ("_materialise", "_stored")
+        path_now.append(f"{name}[{a[2] if len(a) > 2 else k.get('name')}]" if named else name)
         key = "/".join(path_now)
         entry.setdefault(key, rss())
         try:

@@ -1867,8 +1867,8 @@ def _cut_beside_voids(guess: Any, grey: da.Array, lay: Layers, *, names: Mapping
     cathode's first rows are 60 % void).  Only that surface is taken from the new detection: the anode's
     surfaces of ``lay`` were found on the grey values since.  ``params["layer_guess"]["dark_voids"]``
     gets the levels; ``layer_options``: :func:`detect_layers`'s other options; ``folder``: where a dask
-    guess's marked copy is kept while the layers read it (:func:`_mark_topping`; dropped after).  The new surface is kept
-    beyond the film's outer surface, which :func:`sei_outer_surface` moved onto the cathode where the
+    guess's marked copy is kept while the layers read it (:func:`_mark_topping`; dropped after).  The new
+    surface is kept beyond the film's outer surface, which :func:`sei_outer_surface` moved onto the cathode where the
     film grew through a thin mat.
 
     Measured (``benchmarks/segmentation.py --methods auto``, 24x192 seeds 0-3, both presets, corrected /
@@ -1940,7 +1940,7 @@ def _mark_topping(marked: Any, lay: Layers, *, names: Mapping[str, int], frame_v
     fibres is not the cathode's; the guess's floor reaches its wall's solid class within ``reach``
     voxels (the guess's own smoothing).
 
-    A dask ``marked`` is computed once (:func:`_stored`: into ``name`` ``marked_guess`` of ``folder``,
+    A dask ``marked`` is computed once (:func:`_stored`: into ``marked_guess`` of ``folder``,
     one row of chunks at a time, or into memory without a folder), its voids labelled and marked a
     slab of chunks at a time across the stacking axis
     (:func:`volrecon.segment.layers.topping_voids_slabs`), and read back: the band's labels were
