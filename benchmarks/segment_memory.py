@@ -35,7 +35,8 @@ STEPS = ("find_frame", "_layer_guess", "_smoothed_slices", "_materialise", "dete
          "_cathode_rim_grey", "_gradient_sample", "_cathode_voids", "_void_samples", "_slice_histograms",
          "_measured_shine_depth", "_forward_refined", "_region_samples", "_auto_particle_edge_rule", "_particle_edges",
          "contact_band", "_fibre_contacts_placed", "fibre_contact_steps", "_with_foil_level", "_fibres_with_the_separator",
-         "_dark_voids", "_electrolyte_levelled", "_cut_beside_voids", "_sei_level", "_guess_below_sei",
+         "_dark_voids", "_slice_levels", "_electrolyte_levelled", "_cut_beside_voids", "_mark_topping", "_stored",
+         "topping_voids", "_sei_level", "_guess_below_sei",
          "_interior_sample", "_sodium_only", "_stripe_darkening")
 """Functions of :mod:`volrecon.segment.api` whose working set is tagged (those absent are skipped)."""
 
@@ -68,9 +69,11 @@ def sample():
 def tagged(fn, name):
     @functools.wraps(fn)
     def run(*a, **k):
-        if threading.current_thread() is not threading.main_thread():
+        inner = name == "_stored" and path_now[-1].startswith("_materialise")  # _materialise's own store
+        if threading.current_thread() is not threading.main_thread() or inner:
             return fn(*a, **k)
-        path_now.append(f"_materialise[{a[2] if len(a) > 2 else k.get('name')}]" if name == "_materialise" else name)
+        named = name in ("_materialise", "_stored")
+        path_now.append(f"{name}[{a[2] if len(a) > 2 else k.get('name')}]" if named else name)
         key = "/".join(path_now)
         entry.setdefault(key, rss())
         try:

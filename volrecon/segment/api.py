@@ -41,7 +41,8 @@ from volrecon.segment.chunking import (_as_dask, _banded_tiles, _compact, _frame
 from volrecon.segment.foil_spill import FoilSpill, _beside_foil, _fit_foil_spill, _foil_spill_grey, _foil_unspilled, _spill_read
 from volrecon.segment.frame import find_frame
 from volrecon.segment.layers import (EDGE_RIM_NM, OUTLIER_NM, REFERENCE_EDGES, REFINE_NM, Layers, detect_layers,
-                                     gaussian_reach, move_interface, refine_interface, region_block, topping_voids)
+                                     gaussian_reach, move_interface, refine_interface, region_block,
+                                     topping_voids_slabs)
 from volrecon.segment.output import write_segmentation  # noqa: F401  (public here before it moved)
 from volrecon.segment.particle_edges import (
     ParticleEdgeRule, _classifier_particle_edges, _edge_rims, _gradient, _particle_edge_cut, _particle_edges,
@@ -596,7 +597,7 @@ def segment_volume(
                     params["sei"] = sei_info
                 if cut_grey is not None and "void" in lay_names and lay.heights.get("separator|cathode") is not None:
                     lay = _cut_beside_voids(specimen, cut_grey, lay, names=lay_names, frame_value=lay_frame, params=params,
-                                            dark_k=void_cues.dark_k, read=cut_read, cues=void_cues,
+                                            dark_k=void_cues.dark_k, read=cut_read, cues=void_cues, folder=folder,
                                             layer_options=dict(voxel_size_nm=vox, axis=through_plane, lateral_nm=lateral_nm,
                                                                level_passes=level_passes,
                                                                scratch=None if folder is None else folder.path))
@@ -1592,7 +1593,13 @@ def _unassigned(phases: Any, shell: np.ndarray | None) -> Any:
 def _materialise(arr: da.Array, folder: Scratch | None, name: str) -> da.Array:
     """``arr`` computed once, for arrays read by more than one later step: into the zarr array
     ``name.zarr`` of ``folder`` (memory bounded by a few chunks), or into memory when ``folder``
-    is None.
+    is None (:func:`_stored`), read back in ``arr``'s chunks (:func:`_read_back`)."""
+    return _read_back(_stored(arr, folder, name), folder, name, arr.chunks)
+
+
+def _stored(arr: da.Array, folder: Scratch | None, name: str) -> Any:
+    """``arr`` computed once into the zarr array ``name.zarr`` of ``folder``, or into memory (a numpy
+    array) when ``folder`` is None; the store, which the caller may write to before reading it back.
 
     The zarr chunks are the first chunk along each axis; every zarr chunk is written by one task
     (``arr`` is rechunked onto that grid when its chunk edges are off it), so no lock is needed,
@@ -1601,18 +1608,26 @@ def _materialise(arr: da.Array, folder: Scratch | None, name: str) -> da.Array:
     of slices.
     """
     if folder is None:
-        return da.from_array(arr.compute(), chunks=arr.chunks)
+        return np.asarray(arr.compute())
     import zarr
 
     grid = tuple(c[0] for c in arr.chunks)
     aligned = all(all(n == g for n in c[:-1]) for c, g in zip(arr.chunks, grid))
     store = zarr.open_array(str(folder.path / f"{name}.zarr"), mode="w", shape=arr.shape, chunks=grid, dtype=arr.dtype)
     store_by_rows(arr if aligned else arr.rechunk(grid), store)
+    return store
+
+
+def _read_back(store: Any, folder: Scratch | None, name: str, chunks: tuple[tuple[int, ...], ...]) -> da.Array:
+    """A dask array of ``chunks`` reading the store :func:`_stored` wrote ``name`` to (an owned
+    ``folder`` is kept while a graph reads it)."""
+    if folder is None:
+        return da.from_array(store, chunks=chunks)
     if not folder.owned:
-        return da.from_zarr(store).rechunk(arr.chunks)
-    held = da.from_array(_Held(store, folder), chunks=grid, name=f"materialised-{name}-{uuid.uuid4().hex}",
-                         meta=np.empty((0,) * arr.ndim, arr.dtype))
-    return held.rechunk(arr.chunks)
+        return da.from_zarr(store).rechunk(chunks)
+    held = da.from_array(_Held(store, folder), chunks=store.chunks, name=f"materialised-{name}-{uuid.uuid4().hex}",
+                         meta=np.empty((0,) * store.ndim, store.dtype))
+    return held.rechunk(chunks)
 
 
 def _smoothed_slices(image: da.Array, zs: np.ndarray, smooth_nm: float, vox: tuple[float, float, float],
@@ -1865,7 +1880,8 @@ def _slice_levels(evidence: Any, grey: da.Array, lay: Layers, *, electrolyte: in
 
 def _cut_beside_voids(guess: Any, grey: da.Array, lay: Layers, *, names: Mapping[str, int], frame_value: int | None,
                       params: dict[str, Any], dark_k: float, read: GreyReader | None,
-                      layer_options: Mapping[str, Any], cues: VoidCues | None = None) -> Layers:
+                      layer_options: Mapping[str, Any], cues: VoidCues | None = None,
+                      folder: Scratch | None = None) -> Layers:
     """``lay`` with its ``separator|cathode`` surface found again on the layer ``guess`` whose pore too dark
     to hold electrolyte counts with the cathode (:func:`_dark_voids`; ``lay`` itself where its separator
     holds too little pore to measure the electrolyte on).
@@ -1874,8 +1890,9 @@ def _cut_beside_voids(guess: Any, grey: da.Array, lay: Layers, *, names: Mapping
     solids alone goes beyond it (24x192 diglyme seed 3: 6 rows deep over a third of the field, where the
     cathode's first rows are 60 % void).  Only that surface is taken from the new detection: the anode's
     surfaces of ``lay`` were found on the grey values since.  ``params["layer_guess"]["dark_voids"]``
-    gets the levels; ``layer_options``: :func:`detect_layers`'s other options.  The new surface is kept
-    beyond the film's outer surface, which :func:`sei_outer_surface` moved onto the cathode where the
+    gets the levels; ``layer_options``: :func:`detect_layers`'s other options; ``folder``: where a dask
+    guess's marked copy is kept while the layers read it (:func:`_mark_topping`; dropped after).  The new
+    surface is kept beyond the film's outer surface, which :func:`sei_outer_surface` moved onto the cathode where the
     film grew through a thin mat.
 
     Measured (``benchmarks/segmentation.py --methods auto``, 24x192 seeds 0-3, both presets, corrected /
@@ -1914,12 +1931,15 @@ def _cut_beside_voids(guess: Any, grey: da.Array, lay: Layers, *, names: Mapping
     step = float(vox[lay.axis]) if vox is not None else 1.0
     reach = max(1, math.ceil(float(params["layer_guess"].get("smooth_nm", 0.0)) / step))
     marked, topping = _mark_topping(marked, lay, names=names, frame_value=frame_value, reach=reach,
-                                    band=math.ceil((OUTLIER_NM + 2.0 * REFINE_NM) / step))
+                                    band=math.ceil((OUTLIER_NM + 2.0 * REFINE_NM) / step), folder=folder)
     release_memory()  # as before the first detection: its share maps are mapped beyond what the workers freed
     # on the axis ``lay`` stands on: the new surface replaces one of its surfaces, and an axis found again
-    # reads the whole marked guess (its curtain stripes included) once more before the counts read it
+    # reads the whole marked guess once more before the counts read it
     again = detect_layers(marked, phase_names=names, frame_value=frame_value, cathode_voids=True, topping=topping,
                           **{**layer_options, "axis": lay.axis}).heights["separator|cathode"]
+    del marked
+    if folder is not None and topping is not None:
+        folder.drop("marked_guess")
     if again is None:  # no separator|cathode on the marked guess (a field beginning in the cathode): the first stands
         return lay
     h, film = again, lay.heights.get("sei|separator")
@@ -1930,19 +1950,27 @@ def _cut_beside_voids(guess: Any, grey: da.Array, lay: Layers, *, names: Mapping
 
 
 def _mark_topping(marked: Any, lay: Layers, *, names: Mapping[str, int], frame_value: int | None, reach: int,
-                  band: int) -> tuple[Any, int | None]:
+                  band: int, folder: Scratch | None = None) -> tuple[Any, int | None]:
     """``marked`` with the voids that top the cathode (:func:`volrecon.segment.layers.topping_voids`)
     given a label value of their own, and that value (None, ``marked`` itself: no separator|cathode
     surface in ``lay``, or no value left in the labels' type).
 
     Only the rows from ``band`` before the separator|cathode surface ``lay`` found on the cathode's
-    solids to ``2 * band`` beyond it are read (a dask ``marked``: those rows computed once, in memory):
-    a void that tops the cathode lies where its solids begin, and the other voids count with its
-    solids alone, as every void did before session 25.  Its floor may lie deep: with the band on
-    both sides (20 rows at 12.7 nm) the 24x192 diglyme seed 3 phantom's separator|cathode read
-    0.99 / 0.97 voxels (corrected / oracle-corrected, captured guesses), 0.86 / 0.77 with 30 rows
-    or more beyond.  A void lying on the separator's fibres is not the cathode's; the guess's
-    floor reaches its wall's solid class within ``reach`` voxels (the guess's own smoothing).
+    solids to ``2 * band`` beyond it are read: a void that tops the cathode lies where its solids
+    begin, and the other voids count with its solids alone, as every void did before session 25.
+    Its floor may lie deep: with the band on both sides (20 rows at 12.7 nm) the 24x192 diglyme
+    seed 3 phantom's separator|cathode read 0.99 / 0.97 voxels (corrected / oracle-corrected,
+    captured guesses), 0.86 / 0.77 with 30 rows or more beyond.  A void lying on the separator's
+    fibres is not the cathode's; the guess's floor reaches its wall's solid class within ``reach``
+    voxels (the guess's own smoothing).
+
+    A dask ``marked`` is computed once (:func:`_stored`: into ``marked_guess`` of ``folder``,
+    one row of chunks at a time, or into memory without a folder), its voids labelled and marked a
+    slab of chunks at a time across the stacking axis
+    (:func:`volrecon.segment.layers.topping_voids_slabs`), and read back: the band's labels were
+    computed whole (the lazy chain's chunks along it at once) and labelled whole (int32, four bytes
+    a voxel), a working set growing with the slice count (``benchmarks/results/segment_memory.md``),
+    and the layers read the lazy chain once more.
     """
     h = lay.heights.get("separator|cathode")
     dtype = np.dtype(getattr(marked, "dtype", np.uint8))
@@ -1952,34 +1980,31 @@ def _mark_topping(marked: Any, lay: Layers, *, names: Mapping[str, int], frame_v
     n = int(marked.shape[lay.axis])
     # a void that tops the cathode reaches deeper into it than the cut's band
     before, beyond = (band, 2 * band) if lay.anode_first else (2 * band, band)
-    r0, r1 = max(0, int(np.floor(np.nanmin(h))) - before), min(n, int(np.ceil(np.nanmax(h))) + beyond)
-    index = [slice(None)] * 3
-    index[lay.axis] = slice(r0, r1)
-    slab = np.asarray(marked[tuple(index)].compute() if isinstance(marked, da.Array) else marked[tuple(index)])
+    rows = slice(max(0, int(np.floor(np.nanmin(h))) - before), min(n, int(np.ceil(np.nanmax(h))) + beyond))
+    lazy = isinstance(marked, da.Array)
+    store = _stored(marked, folder, "marked_guess") if lazy else np.array(marked)
+    across = 0 if lay.axis != 0 else 1
+    cuts = np.cumsum((0, *(marked.chunks[across] if lazy else (marked.shape[across],))))
+    slabs = [slice(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:])]
+
+    def at(s: slice) -> tuple[slice, ...]:
+        index = [slice(None)] * 3
+        index[across], index[lay.axis] = s, rows
+        return tuple(index)
+
     # no solid: the pore, the separator's fibres, unassigned and frame voxels
     not_solid = [0, *(int(names[k]) for k in ("separator", "frame") if k in names)]
     if frame_value is not None:
         not_solid.append(int(frame_value))
     pore = [int(names[k]) for k in ("void", "electrolyte") if k in names]
-    tops = topping_voids(slab, void=int(names["void"]), passable=pore, not_solid=not_solid, axis=lay.axis,
-                         anode_first=lay.anode_first, reach=reach)
-
-    def put(block: np.ndarray, block_info: dict | None = None) -> np.ndarray:
-        where = block_info[0]["array-location"] if block_info else [(0, k) for k in block.shape]
-        a0, a1 = max(where[lay.axis][0], r0), min(where[lay.axis][1], r1)
-        if a0 >= a1:
-            return block
-        out = block.copy()
-        inner = [slice(0, b - a) for a, b in where]
-        part = [slice(a, b) for a, b in where]
-        inner[lay.axis] = slice(a0 - where[lay.axis][0], a1 - where[lay.axis][0])
-        part[lay.axis] = slice(a0 - r0, a1 - r0)
-        out[tuple(inner)][tops[tuple(part)]] = value
-        return out
-
-    if isinstance(marked, da.Array):
-        return marked.map_blocks(put, dtype=marked.dtype), value
-    return put(np.asarray(marked)), value
+    for s, tops in topping_voids_slabs(lambda s: np.asarray(store[at(s)]), slabs, across=across,
+                                       void=int(names["void"]), passable=pore, not_solid=not_solid, axis=lay.axis,
+                                       anode_first=lay.anode_first, reach=reach):
+        if tops.any():
+            block = np.asarray(store[at(s)])
+            block[tops] = value
+            store[at(s)] = block
+    return (_read_back(store, folder, "marked_guess", marked.chunks) if lazy else store), value
 
 
 def _guess_names() -> dict[str, int]:

@@ -33,6 +33,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from volrecon._memory import release_memory
+from volrecon.analyze.connectivity import _face_pairs, _merge
 from volrecon.errors import ParameterError
 from volrecon.phases import REGIONS
 from volrecon.segment._columns import interpolate_columns
@@ -910,6 +911,76 @@ def topping_voids(labels: np.ndarray, *, void: int, passable: Sequence[int], not
     ndarray of bool
         ``labels``' shape.
     """
+    lab = np.asarray(labels)
+    across = 0 if axis != 0 else 1
+    out = np.zeros(lab.shape, bool)
+    for s, tops in topping_voids_slabs(lambda s: lab[_along(across, s)], [slice(0, lab.shape[across])], across=across,
+                                       void=void, passable=passable, not_solid=not_solid, axis=axis,
+                                       anode_first=anode_first, reach=reach):
+        out[_along(across, s)] = tops
+    return out
+
+
+def _along(axis: int, at: slice) -> tuple[slice, ...]:
+    """The index of the slab ``at`` along ``axis`` of a 3-D array."""
+    index = [slice(None)] * 3
+    index[axis] = at
+    return tuple(index)
+
+
+def topping_voids_slabs(read: Callable[[slice], np.ndarray], slabs: Sequence[slice], *, across: int, void: int,
+                        passable: Sequence[int], not_solid: Sequence[int], axis: int, anode_first: bool,
+                        reach: int) -> Iterator[tuple[slice, np.ndarray]]:
+    """:func:`topping_voids` of a labels array read one slab at a time across the stacking axis.
+
+    ``read(slab)`` gives the labels of the slab ``slab`` along the axis ``across`` (not ``axis``); the
+    ``slabs`` tile that axis in order.  A void's floor and the solid beyond it lie along ``axis``,
+    within the slab; its voxels are labelled (face-connected) slab by slab, the labels that touch
+    across a slab face merged afterwards (a graph's connected components,
+    :func:`volrecon.analyze.connectivity._merge`): the same voids as one labelling of the whole array,
+    with memory bounded by a slab's labels (a whole band's int32 labels were four times its labels'
+    bytes, held at once).  Every slab is read twice (labelled, then its voids marked), the last one once.
+
+    Yields
+    ------
+    slab : slice
+        One of ``slabs`` (the last first).
+    tops : ndarray of bool
+        Its topping voids (``read(slab)``'s shape).
+    """
+    flags: list[np.ndarray] = [np.zeros(1, bool)]
+    offsets: list[int] = []
+    pairs_a: list[np.ndarray] = []
+    pairs_b: list[np.ndarray] = []
+    prev: np.ndarray | None = None
+    comps, total = np.zeros(0, np.int64), 0
+    for s in slabs:
+        comps, seeded = _floor_components(read(s), void=void, passable=passable, not_solid=not_solid, axis=axis,
+                                          anode_first=anode_first, reach=reach, offset=total)
+        offsets.append(total)
+        flags.append(seeded)
+        total += seeded.size
+        if prev is not None:
+            a, b = _face_pairs(prev, np.take(comps, 0, axis=across), 6)
+            pairs_a.append(a)
+            pairs_b.append(b)
+        prev = np.take(comps, -1, axis=across).copy()
+    comp = _merge(pairs_a, pairs_b, total)
+    # a void tops the cathode where one of its slabs' parts has a floor voxel on a solid
+    hit = np.bincount(comp, weights=np.concatenate(flags), minlength=int(comp.max(initial=0)) + 1) > 0
+    topping = hit[comp]
+    topping[0] = False
+    for i in reversed(range(len(slabs))):
+        if i < len(slabs) - 1:  # the last slab's labels are still in hand
+            comps, _ = _floor_components(read(slabs[i]), void=void, passable=passable, not_solid=not_solid, axis=axis,
+                                         anode_first=anode_first, reach=reach, offset=offsets[i])
+        yield slabs[i], topping[comps]
+
+
+def _floor_components(labels: np.ndarray, *, void: int, passable: Sequence[int], not_solid: Sequence[int], axis: int,
+                      anode_first: bool, reach: int, offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``void`` voxels of ``labels`` labelled (face-connected, ``offset`` + 1 on; 0 elsewhere) and, per
+    label from ``offset`` + 1 on, whether one of its floor voxels lies on a solid (:func:`topping_voids`)."""
     lab = np.moveaxis(np.asarray(labels), axis, -1)
     if not anode_first:
         lab = lab[..., ::-1]
@@ -923,16 +994,21 @@ def topping_voids(labels: np.ndarray, *, void: int, passable: Sequence[int], not
         on_solid[..., :n - d] |= through[..., :n - d] & solid[..., d:]
         through[..., :n - d] &= pore[..., d:]
         through[..., n - d:] = False
+    del pore, solid, through
     floor = voids.copy()
     floor[..., :-1] &= ~voids[..., 1:]
+    floor &= on_solid
+    del on_solid
+    if not anode_first:
+        voids, floor = voids[..., ::-1], floor[..., ::-1]
+    voids, floor = np.moveaxis(voids, -1, axis), np.moveaxis(floor, -1, axis)
     comps, count = ndi.label(voids, structure=ndi.generate_binary_structure(3, 1))
     seeded = np.zeros(count + 1, bool)
-    seeded[np.unique(comps[floor & on_solid])] = True
-    seeded[0] = False
-    out = seeded[comps]
-    if not anode_first:
-        out = out[..., ::-1]
-    return np.moveaxis(out, -1, axis)
+    seeded[np.unique(comps[floor])] = True
+    if offset:
+        comps = comps.astype(np.int64 if offset + count >= 2**31 else comps.dtype, copy=False)
+        comps[comps > 0] += offset
+    return comps, seeded[1:]
 
 
 def _group_values(phase_names: Mapping[str, int]) -> dict[str, list[int]]:
