@@ -427,17 +427,22 @@ def test_slice_levels_are_chunk_exact(chunks):
     assert np.abs(whole - truth).max() < 0.01
 
 
+def _flat_separator(lab: np.ndarray) -> Layers:
+    """Layers of ``lab`` (stacking axis 1, anode first): a separator between flat surfaces at rows 10 and 30."""
+    h = np.full((lab.shape[0], lab.shape[2]), 30.0)
+    return Layers(axis=1, anode_first=True, heights={"sodium|sei": None, "sei|separator": np.full_like(h, 10.0),
+                                                     "separator|cathode": h, "cathode|collector": None},
+                  present={"sodium": False, "sei": False, "separator": True, "cathode": True, "collector": False},
+                  length=lab.shape[1])
+
+
 def test_mark_topping_chunked_equals_whole():
     """The topping voids given their own label on a dask guess chunked along the stacking axis and across it
     equal those of the whole array (the band of rows around the cut is read once, then put back per block)."""
     from volrecon.segment.api import _mark_topping
 
     lab = _film_and_voids()
-    h = np.full((lab.shape[0], lab.shape[2]), 30.0)
-    lay = Layers(axis=1, anode_first=True, heights={"sodium|sei": None, "sei|separator": np.full_like(h, 10.0),
-                                                    "separator|cathode": h, "cathode|collector": None},
-                 present={"sodium": False, "sei": False, "separator": True, "cathode": True, "collector": False},
-                 length=lab.shape[1])
+    lay = _flat_separator(lab)
     whole, value = _mark_topping(lab, lay, names=PHASES, frame_value=None, reach=2, band=9)
     lazy, value2 = _mark_topping(da.from_array(lab, chunks=(2, 13, 25)), lay, names=PHASES, frame_value=None,
                                  reach=2, band=9)
@@ -493,11 +498,7 @@ def test_mark_topping_holds_a_slab_of_the_band(tmp_path):
 
     lab = np.concatenate([_film_and_voids()] * 48, axis=0)  # 192 slices
     lab = np.concatenate([lab] * 8, axis=2)  # 480 columns
-    h = np.full((lab.shape[0], lab.shape[2]), 30.0)
-    lay = Layers(axis=1, anode_first=True, heights={"sodium|sei": None, "sei|separator": np.full_like(h, 10.0),
-                                                    "separator|cathode": h, "cathode|collector": None},
-                 present={"sodium": False, "sei": False, "separator": True, "cathode": True, "collector": False},
-                 length=lab.shape[1])
+    lay = _flat_separator(lab)
     whole, value = _mark_topping(lab, lay, names=PHASES, frame_value=None, reach=2, band=9)
     band = lab[:, 21:40].nbytes  # rows 30 - 9 to the array's end (30 + 18 is beyond it)
     guess = da.from_array(lab, chunks=(8, 40, 60))
